@@ -1,0 +1,304 @@
+/*
+ * libaioclient: talk to aiod from C.
+ *
+ * A blocking API over one Unix-socket connection. Every call sends its
+ * request and waits for the reply; while it waits, output lines of followed
+ * tasks are handed to the output callback. Many tasks may be in flight on one
+ * connection: submit or create them first, then await or gather them.
+ *
+ * Conventions:
+ *  - Functions return 0 (or a count) on success and a negative errno on
+ *    failure. Outputs named ret_* are written only on success.
+ *  - When the daemon refuses a request, the call returns the errno listed
+ *    below for the daemon's error code and aioc_last_error() gives the
+ *    daemon's message:
+ *      unknown function -ENOENT, bad argument -EINVAL, no such task -ESRCH,
+ *      not allowed -EPERM, limit reached -EAGAIN, timed out -ETIMEDOUT,
+ *      cancelled -ECANCELED, a gathered task failed -EIO, protocol or
+ *      decoding error -EPROTO, unsupported version -EPROTONOSUPPORT,
+ *      daemon shutting down -ESHUTDOWN, internal error -EFAULT.
+ *  - Transport errors: -ENOENT / -ECONNREFUSED / -EACCES from connect,
+ *    -ECONNRESET or -EPIPE when the daemon goes away, -ENOMEM.
+ *  - Every function checks its arguments and returns -EINVAL (or NULL)
+ *    for bad ones.
+ *  - A client handle is not thread safe: use one per thread.
+ *
+ * This header is plain C99. All symbols are prefixed aioc_ / AIOC_.
+ */
+#ifndef AIOC_H
+#define AIOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define AIOC_EXPORT
+#elif defined(__GNUC__)
+#define AIOC_EXPORT __attribute__((visibility("default")))
+#else
+#define AIOC_EXPORT
+#endif
+
+#define AIOC_VERSION_MAJOR 1
+#define AIOC_VERSION_MINOR 0
+#define AIOC_VERSION_PATCH 0
+
+/* ------------------------------------------------------------------ values */
+
+/* Type codes (uint32_t): the same numbers as AIOD_TYPE_* and the protocol. */
+#define AIOC_TYPE_ANY 0u
+#define AIOC_TYPE_NULL 1u
+#define AIOC_TYPE_BOOL 2u
+#define AIOC_TYPE_INT 3u
+#define AIOC_TYPE_DOUBLE 4u
+#define AIOC_TYPE_STRING 5u
+#define AIOC_TYPE_BYTES 6u
+#define AIOC_TYPE_LIST 7u
+#define AIOC_TYPE_MAP 8u
+
+/* A typed value (opaque). */
+typedef struct aioc_value aioc_value;
+
+/* Constructors return a new value that the caller owns (free it with
+ * aioc_value_free or hand it to a function that takes it), or NULL on
+ * out-of-memory. aioc_value_string returns NULL also for invalid UTF-8. */
+AIOC_EXPORT aioc_value *aioc_value_null(void);
+AIOC_EXPORT aioc_value *aioc_value_bool(int b);
+AIOC_EXPORT aioc_value *aioc_value_int(int64_t i);
+AIOC_EXPORT aioc_value *aioc_value_double(double d);
+AIOC_EXPORT aioc_value *aioc_value_string(const char *s);
+AIOC_EXPORT aioc_value *aioc_value_bytes(const void *data, size_t len);
+AIOC_EXPORT aioc_value *aioc_value_list(void);
+AIOC_EXPORT aioc_value *aioc_value_map(void);
+/* Takes `item` (also on failure). 0, -EINVAL, -ENOMEM. */
+AIOC_EXPORT int aioc_value_list_append(aioc_value *list, aioc_value *item);
+/* Takes `item` (also on failure); replaces an existing key. 0, -EINVAL, -ENOMEM. */
+AIOC_EXPORT int aioc_value_map_set(aioc_value *map, const char *key, aioc_value *item);
+/* Deep copy, or NULL on out-of-memory. */
+AIOC_EXPORT aioc_value *aioc_value_copy(const aioc_value *v);
+/* Accepts NULL. */
+AIOC_EXPORT void aioc_value_free(aioc_value *v);
+
+/* AIOC_TYPE_* (never AIOC_TYPE_ANY). */
+AIOC_EXPORT uint32_t aioc_value_type(const aioc_value *v);
+/* Accessors return 0 / NULL for a value of another type. get_double also
+ * converts an int. Returned pointers are borrowed from `v`. */
+AIOC_EXPORT int aioc_value_get_bool(const aioc_value *v);
+AIOC_EXPORT int64_t aioc_value_get_int(const aioc_value *v);
+AIOC_EXPORT double aioc_value_get_double(const aioc_value *v);
+AIOC_EXPORT const char *aioc_value_get_string(const aioc_value *v);
+AIOC_EXPORT const void *aioc_value_get_bytes(const aioc_value *v, size_t *ret_len);
+/* Number of items of a list or entries of a map; 0 otherwise. */
+AIOC_EXPORT size_t aioc_value_length(const aioc_value *v);
+/* Borrowed; NULL when out of range or not a list. */
+AIOC_EXPORT const aioc_value *aioc_value_list_get(const aioc_value *v, size_t i);
+/* Borrowed; NULL when absent or not a map. */
+AIOC_EXPORT const aioc_value *aioc_value_map_get(const aioc_value *v, const char *key);
+/* Key of the i-th map entry (insertion order); borrowed; NULL out of range. */
+AIOC_EXPORT const char *aioc_value_map_key(const aioc_value *v, size_t i);
+/* Compact JSON text (bytes as {"$bytes":"<base64>"}). Returns a new string
+ * the caller frees with free(), or NULL on out-of-memory. */
+AIOC_EXPORT char *aioc_value_to_json(const aioc_value *v);
+/* Parses one JSON value. 0, -EINVAL (not JSON), -ENOMEM. *ret is new. */
+AIOC_EXPORT int aioc_value_from_json(const char *json, aioc_value **ret);
+
+/* ------------------------------------------------------------------ calls */
+
+/* A function call to send: a function name and its arguments (opaque). */
+typedef struct aioc_call aioc_call;
+
+/* A new call of `function` ("plugin.function"), or NULL on OOM/NULL name. */
+AIOC_EXPORT aioc_call *aioc_call_new(const char *function);
+/* A gather item that stands for an existing task instead of a new call. */
+AIOC_EXPORT aioc_call *aioc_call_task(uint64_t task_id);
+/* Appends a typed argument; takes `arg` (also on failure). 0, -EINVAL, -ENOMEM. */
+AIOC_EXPORT int aioc_call_arg(aioc_call *call, aioc_value *arg);
+/* Appends a text argument that the daemon converts to the declared type of
+ * the parameter, as aioctl does with its words. A call's arguments are
+ * either all typed or all text: mixing returns -EINVAL. */
+AIOC_EXPORT int aioc_call_arg_text(aioc_call *call, const char *text);
+/* Accepts NULL. */
+AIOC_EXPORT void aioc_call_free(aioc_call *call);
+
+/* ------------------------------------------------------------------ outcomes */
+
+#define AIOC_STATE_PENDING 1
+#define AIOC_STATE_RUNNING 2
+#define AIOC_STATE_DONE 3
+#define AIOC_STATE_FAILED 4
+#define AIOC_STATE_CANCELLED 5
+
+/* How a task ended (opaque). */
+typedef struct aioc_outcome aioc_outcome;
+
+AIOC_EXPORT uint64_t aioc_outcome_task_id(const aioc_outcome *o);
+/* AIOC_STATE_*. */
+AIOC_EXPORT int aioc_outcome_state(const aioc_outcome *o);
+/* The result when the state is DONE (borrowed), else NULL. */
+AIOC_EXPORT const aioc_value *aioc_outcome_result(const aioc_outcome *o);
+/* Error kind ("ValueError", "CancelledError", ...) and message when FAILED
+ * or CANCELLED (borrowed), else "". */
+AIOC_EXPORT const char *aioc_outcome_error_kind(const aioc_outcome *o);
+AIOC_EXPORT const char *aioc_outcome_error_message(const aioc_outcome *o);
+/* Accepts NULL. */
+AIOC_EXPORT void aioc_outcome_free(aioc_outcome *o);
+/* "pending", "running", "done", "failed", "cancelled" or "unknown". */
+AIOC_EXPORT const char *aioc_state_name(int state);
+
+/* ------------------------------------------------------------------ client */
+
+typedef struct aioc_client aioc_client;
+
+/* Called for every output line of a followed task: `stream` is 1 for the
+ * task's own lines, 2 for a child process's stderr. `line` is borrowed. */
+typedef void (*aioc_output_cb)(uint64_t task_id, int stream, const char *line, void *userdata);
+
+/*
+ * Writes the socket path the client uses by default into buf: $AIOD_SOCKET,
+ * else /run/aiod/aiod.sock for root, else $XDG_RUNTIME_DIR/aiod/aiod.sock.
+ * 0, -ENAMETOOLONG (buf too small), -ENOENT (no XDG_RUNTIME_DIR for a
+ * non-root user).
+ */
+AIOC_EXPORT int aioc_default_socket_path(char *buf, size_t len);
+
+/* Connects to `socket_path` (NULL: the default) and says hello. *ret is a
+ * new client; close it with aioc_close. 0 or a negative errno (see top). */
+AIOC_EXPORT int aioc_connect(const char *socket_path, aioc_client **ret);
+/* Closes the connection; the daemon cancels the attached tasks it created.
+ * Accepts NULL. */
+AIOC_EXPORT void aioc_close(aioc_client *c);
+/* The file descriptor of the connection (for poll); owned by the client. */
+AIOC_EXPORT int aioc_fd(const aioc_client *c);
+/* The daemon's message for the last refused request ("" if none); borrowed,
+ * valid until the next call on the client. */
+AIOC_EXPORT const char *aioc_last_error(const aioc_client *c);
+/* The daemon's version string from the hello reply (borrowed). */
+AIOC_EXPORT const char *aioc_server_version(const aioc_client *c);
+/* Installs the output callback (NULL to remove). */
+AIOC_EXPORT void aioc_set_output_callback(aioc_client *c, aioc_output_cb cb, void *userdata);
+
+/*
+ * asyncio.run: runs `call` as a task attached to this connection and waits
+ * for it, streaming its output to the output callback. timeout <= 0 waits
+ * forever; on timeout the task is cancelled and -ETIMEDOUT returned. When the
+ * task ended (done, failed or cancelled) returns 0 and *ret_outcome gets a
+ * new outcome the caller frees.
+ */
+AIOC_EXPORT int aioc_run(aioc_client *c, const aioc_call *call, double timeout,
+                         aioc_outcome **ret_outcome);
+
+/* asyncio.create_task for this connection: the task is attached (cancelled
+ * when the connection closes). *ret_id gets its id. */
+AIOC_EXPORT int aioc_create_task(aioc_client *c, const aioc_call *call, uint64_t *ret_id);
+/* Creates a task that outlives the connection and keeps its result for later
+ * awaits. *ret_id gets its id. */
+AIOC_EXPORT int aioc_submit(aioc_client *c, const aioc_call *call, uint64_t *ret_id);
+/* Fire and forget: the task outlives the connection, its result is only
+ * logged. *ret_id gets its id. */
+AIOC_EXPORT int aioc_detach(aioc_client *c, const aioc_call *call, uint64_t *ret_id);
+
+/*
+ * Waits for n tasks. timeout <= 0 waits forever; on timeout returns
+ * -ETIMEDOUT and the tasks keep running. On success ret_outcomes (an array of
+ * n pointers supplied by the caller) is filled with new outcomes, in order.
+ */
+AIOC_EXPORT int aioc_await(aioc_client *c, const uint64_t *ids, size_t n, double timeout,
+                           aioc_outcome **ret_outcomes);
+
+#define AIOC_GATHER_RETURN_EXCEPTIONS 0x1u
+/* Stream the output of the gathered calls to the output callback. */
+#define AIOC_GATHER_FOLLOW 0x2u
+
+/*
+ * asyncio.gather over n items (new calls, or existing tasks made with
+ * aioc_call_task), run concurrently as attached tasks. On success fills
+ * ret_outcomes (caller's array of n pointers) in argument order. Without
+ * AIOC_GATHER_RETURN_EXCEPTIONS the first failure returns -EIO at once (the
+ * other tasks keep running) and, if ret_failed is not NULL, *ret_failed gets
+ * the failed task's outcome. timeout <= 0 waits forever; on timeout the
+ * unfinished tasks are cancelled and -ETIMEDOUT returned.
+ */
+AIOC_EXPORT int aioc_gather(aioc_client *c, const aioc_call *const *items, size_t n,
+                            unsigned flags, double timeout, aioc_outcome **ret_outcomes,
+                            aioc_outcome **ret_failed);
+
+/* Asks tasks to cancel. Returns how many were still unfinished (>= 0). */
+AIOC_EXPORT int aioc_cancel(aioc_client *c, const uint64_t *ids, size_t n);
+
+/* ------------------------------------------------------------------ inspection */
+
+/* One task as `ps` and `show` see it (opaque). */
+typedef struct aioc_task_info aioc_task_info;
+
+AIOC_EXPORT uint64_t aioc_task_info_id(const aioc_task_info *t);
+AIOC_EXPORT int aioc_task_info_state(const aioc_task_info *t);
+/* Borrowed. */
+AIOC_EXPORT const char *aioc_task_info_function(const aioc_task_info *t);
+/* "attached", "submitted" or "detached". */
+AIOC_EXPORT const char *aioc_task_info_ownership(const aioc_task_info *t);
+AIOC_EXPORT uint32_t aioc_task_info_owner_uid(const aioc_task_info *t);
+AIOC_EXPORT int32_t aioc_task_info_owner_pid(const aioc_task_info *t);
+/* Microseconds since the Unix epoch, 0 when not yet. */
+AIOC_EXPORT uint64_t aioc_task_info_created_usec(const aioc_task_info *t);
+AIOC_EXPORT uint64_t aioc_task_info_started_usec(const aioc_task_info *t);
+AIOC_EXPORT uint64_t aioc_task_info_finished_usec(const aioc_task_info *t);
+/* The parent task inside the daemon, or 0. */
+AIOC_EXPORT uint64_t aioc_task_info_parent_id(const aioc_task_info *t);
+/* The arguments (only from aioc_show): a list value, borrowed, or NULL. */
+AIOC_EXPORT const aioc_value *aioc_task_info_args(const aioc_task_info *t);
+/* The outcome once finished (borrowed), else NULL. */
+AIOC_EXPORT const aioc_outcome *aioc_task_info_outcome(const aioc_task_info *t);
+AIOC_EXPORT uint64_t aioc_task_info_output_lines(const aioc_task_info *t);
+/* Accepts NULL. */
+AIOC_EXPORT void aioc_task_info_free(aioc_task_info *t);
+/* Frees an array from aioc_list and its elements. Accepts NULL. */
+AIOC_EXPORT void aioc_task_info_array_free(aioc_task_info **a, size_t n);
+
+#define AIOC_LIST_ALL 0x1u
+/* Lists the caller's tasks (AIOC_LIST_ALL: also retained finished ones).
+ * *ret_tasks gets a new array of *ret_n new infos (free with
+ * aioc_task_info_array_free). */
+AIOC_EXPORT int aioc_list(aioc_client *c, unsigned flags, aioc_task_info ***ret_tasks,
+                          size_t *ret_n);
+/* One task in detail. -ESRCH if unknown. */
+AIOC_EXPORT int aioc_show(aioc_client *c, uint64_t id, aioc_task_info **ret_task);
+
+#define AIOC_LOGS_FOLLOW 0x1u
+/* Delivers the task's retained output to the output callback; with
+ * AIOC_LOGS_FOLLOW keeps delivering until the task ends. Returns the task's
+ * state (AIOC_STATE_*) at the end, or a negative errno. */
+AIOC_EXPORT int aioc_logs(aioc_client *c, uint64_t id, unsigned flags);
+
+/* A callable function (opaque). */
+typedef struct aioc_function_info aioc_function_info;
+
+/* "plugin.function" (borrowed). */
+AIOC_EXPORT const char *aioc_function_name(const aioc_function_info *f);
+AIOC_EXPORT const char *aioc_function_doc(const aioc_function_info *f);
+/* A signature such as "(seconds: double, result: any = null) -> any"
+ * (borrowed, built on first use; NULL on OOM). */
+AIOC_EXPORT const char *aioc_function_signature(aioc_function_info *f);
+AIOC_EXPORT size_t aioc_function_n_params(const aioc_function_info *f);
+AIOC_EXPORT const char *aioc_function_param_name(const aioc_function_info *f, size_t i);
+AIOC_EXPORT uint32_t aioc_function_param_type(const aioc_function_info *f, size_t i);
+/* The default (borrowed) or NULL when the parameter is required. */
+AIOC_EXPORT const aioc_value *aioc_function_param_default(const aioc_function_info *f, size_t i);
+AIOC_EXPORT uint32_t aioc_function_result_type(const aioc_function_info *f);
+/* Frees an array from aioc_plugins and its elements. Accepts NULL. */
+AIOC_EXPORT void aioc_function_array_free(aioc_function_info **a, size_t n);
+
+/* Lists callable functions. *ret_functions gets a new array of *ret_n. */
+AIOC_EXPORT int aioc_plugins(aioc_client *c, aioc_function_info ***ret_functions, size_t *ret_n);
+
+/* "null", "bool", "int", ... ("any" for AIOC_TYPE_ANY). */
+AIOC_EXPORT const char *aioc_type_name(uint32_t type);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AIOC_H */

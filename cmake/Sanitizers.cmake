@@ -1,0 +1,12 @@
+# AIOD_SANITIZE=address,undefined builds everything with those sanitizers;
+# any finding aborts the test that caused it.
+if(AIOD_SANITIZE)
+  add_compile_options(-fsanitize=${AIOD_SANITIZE} -fno-sanitize-recover=all
+                      -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=${AIOD_SANITIZE})
+  add_compile_definitions(AIOD_SANITIZED=1)
+endif()
+if(AIOD_COVERAGE)
+  add_compile_options(--coverage)
+  add_link_options(--coverage)
+endif()

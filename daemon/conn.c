@@ -1,0 +1,388 @@
+/*
+ * Client connections (conn.h).
+ *
+ * Replies are encoded straight into a per-connection buffer and written in
+ * one uv_write per loop iteration from a prepare handle, so a burst of
+ * pipelined requests costs a burst of reads and one write.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "alloc.h"
+#include "config.h"
+#include "dispatch.h"
+#include "log.h"
+#include "macro.h"
+#include "sched.h"
+#include "task.h"
+#include "waiting.h"
+
+static uv_prepare_t flush_handle;
+static list dirty;
+static list all;
+static unsigned n_conns;
+static uint64_t next_serial = 1;
+
+static void process(conn *c);
+
+static void mark_dirty(conn *c) {
+    if (!list_linked(&c->dirty_node))
+        list_insert_tail(&dirty, &c->dirty_node);
+}
+
+unsigned conn_count(void) {
+    return n_conns;
+}
+
+static size_t queued(const conn *c) {
+    return c->wlen + c->inflight_len;
+}
+
+static void on_closed(uv_handle_t *h) {
+    conn *c = h->data;
+    frame_reader_done(&c->rd);
+    free(c->wbuf);
+    free(c->inflight_buf);
+    n_conns--;
+    free(c);
+}
+
+void conn_close(conn *c) {
+    if (c->closing)
+        return;
+    c->closing = true;
+    list_remove(&c->dirty_node);
+    list_remove(&c->all_node);
+    /* Attached tasks go with their connection, as asyncio.run cancels what
+     * is left. */
+    while (!list_empty(&c->tasks)) {
+        task *t = container_of(list_first(&c->tasks), task, conn_node);
+        task_detach_conn(t);
+        sched_cancel(t);
+    }
+    while (!list_empty(&c->followers))
+        output_follower_free(container_of(list_first(&c->followers), follower, conn_node));
+    waiting_conn_closed(c);
+    uv_close((uv_handle_t *)&c->pipe, on_closed);
+}
+
+void conn_close_soon(conn *c) {
+    if (c->closing || c->draining)
+        return;
+    c->draining = true;
+    uv_read_stop((uv_stream_t *)&c->pipe);
+    mark_dirty(c);
+}
+
+static void on_write(uv_write_t *req, int status) {
+    conn *c = req->data;
+    c->writing = false;
+    free(c->inflight_buf);
+    c->inflight_buf = NULL;
+    c->inflight_len = 0;
+    if (c->closing)
+        return;
+    if (status < 0) {
+        log_debug_errno(status, "connection %llu: write failed, closing",
+                        (unsigned long long)c->serial);
+        conn_close(c);
+        return;
+    }
+    mark_dirty(c);
+}
+
+static void flush(conn *c) {
+    if (c->writing || c->wlen == 0)
+        return;
+    c->inflight_buf = c->wbuf;
+    c->inflight_len = c->wlen;
+    c->wbuf = NULL;
+    c->wlen = c->wcap = 0;
+    uv_buf_t b = uv_buf_init((char *)c->inflight_buf, (unsigned)c->inflight_len);
+    c->wreq.data = c;
+    int r = uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &b, 1, on_write);
+    if (r < 0) {
+        log_debug_errno(r, "connection %llu: write failed, closing", (unsigned long long)c->serial);
+        conn_close(c);
+        return;
+    }
+    c->writing = true;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void resume_reading(conn *c) {
+    if (!c->paused || c->closing || c->draining)
+        return;
+    if (c->in_flight >= cfg.max_in_flight || queued(c) > cfg.max_write_queue)
+        return;
+    c->paused = false;
+    process(c);
+    if (!c->paused && !c->closing && !c->draining)
+        uv_read_start((uv_stream_t *)&c->pipe, NULL, on_read);
+}
+
+static void on_prepare(uv_prepare_t *h) {
+    (void)h;
+    while (!list_empty(&dirty)) {
+        conn *c = container_of(list_first(&dirty), conn, dirty_node);
+        list_remove(&c->dirty_node);
+        flush(c);
+        if (c->closing)
+            continue;
+        if (c->draining && !c->writing && c->wlen == 0) {
+            conn_close(c);
+            continue;
+        }
+        resume_reading(c);
+    }
+}
+
+int conn_init(uv_loop_t *loop) {
+    list_init(&dirty);
+    list_init(&all);
+    uv_prepare_init(loop, &flush_handle);
+    uv_prepare_start(&flush_handle, on_prepare);
+    uv_unref((uv_handle_t *)&flush_handle);
+    return 0;
+}
+
+void conn_done(void) {
+    uv_close((uv_handle_t *)&flush_handle, NULL);
+}
+
+void conn_close_all(void) {
+    list *pos, *tmp;
+    list_foreach_safe(pos, tmp, &all) conn_close_soon(container_of(pos, conn, all_node));
+}
+
+void conn_abort_all(void) {
+    while (!list_empty(&all))
+        conn_close(container_of(list_first(&all), conn, all_node));
+}
+
+/* Room for `n` more bytes at the end of wbuf. */
+static uint8_t *reserve(conn *c, size_t n) {
+    if (c->wcap - c->wlen < n) {
+        size_t ncap = c->wcap ? c->wcap : 16384;
+        while (ncap - c->wlen < n)
+            ncap *= 2;
+        uint8_t *nb = alloc_realloc(c->wbuf, ncap);
+        if (!nb)
+            return NULL;
+        c->wbuf = nb;
+        c->wcap = ncap;
+    }
+    return c->wbuf + c->wlen;
+}
+
+void conn_send(conn *c, const Aiod__ServerMessage *m) {
+    if (c->closing)
+        return;
+    size_t size = protobuf_c_message_get_packed_size(&m->base);
+    uint8_t *p = reserve(c, FRAME_HEADER_SIZE + size);
+    if (!p) {
+        log_error("connection %llu: out of memory queueing a reply, closing",
+                  (unsigned long long)c->serial);
+        conn_close(c);
+        return;
+    }
+    frame_put_header(p, (uint32_t)size);
+    protobuf_c_message_pack(&m->base, p + FRAME_HEADER_SIZE);
+    c->wlen += FRAME_HEADER_SIZE + size;
+    mark_dirty(c);
+    /* A client that does not read its replies: stop reading its requests
+     * and, past twice the bound, drop it. */
+    if (queued(c) > 2 * cfg.max_write_queue) {
+        log_warning("connection %llu (uid %u pid %d): %zu bytes of replies unread, over "
+                    "max_write_queue; dropping the client",
+                    (unsigned long long)c->serial, (unsigned)c->uid, (int)c->pid, queued(c));
+        conn_close(c);
+    } else if (queued(c) > cfg.max_write_queue && !c->paused) {
+        c->paused = true;
+        uv_read_stop((uv_stream_t *)&c->pipe);
+    }
+}
+
+void conn_send_error(conn *c, uint64_t request_id, Aiod__ErrorCode code, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    Aiod__Error e = AIOD__ERROR__INIT;
+    e.code = code;
+    e.message = msg;
+    Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
+    m.request_id = request_id;
+    m.body_case = AIOD__SERVER_MESSAGE__BODY_ERROR;
+    m.error = &e;
+    conn_send(c, &m);
+}
+
+void conn_send_output(conn *c, uint64_t request_id, uint64_t task_id, uint64_t seq, int stream,
+                      const char *line) {
+    Aiod__Output o = AIOD__OUTPUT__INIT;
+    o.task_id = task_id;
+    o.stream = (uint32_t)stream;
+    o.line = (char *)line;
+    o.seq = seq;
+    Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
+    m.request_id = request_id;
+    m.body_case = AIOD__SERVER_MESSAGE__BODY_OUTPUT;
+    m.output = &o;
+    conn_send(c, &m);
+}
+
+void conn_send_output_end(conn *c, uint64_t request_id, uint64_t task_id, uint64_t dropped,
+                          int state) {
+    Aiod__OutputEnd e = AIOD__OUTPUT_END__INIT;
+    e.task_id = task_id;
+    e.dropped = dropped;
+    e.state = (Aiod__TaskState)state;
+    Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
+    m.request_id = request_id;
+    m.body_case = AIOD__SERVER_MESSAGE__BODY_OUTPUT_END;
+    m.output_end = &e;
+    conn_send(c, &m);
+}
+
+void conn_request_done(conn *c) {
+    if (c->in_flight > 0)
+        c->in_flight--;
+    if (c->paused)
+        mark_dirty(c);
+}
+
+void conn_add_follower(conn *c, follower *f) {
+    list_insert_tail(&c->followers, &f->conn_node);
+}
+
+void conn_add_task(conn *c, task *t) {
+    t->owner_conn = c;
+    list_insert_tail(&c->tasks, &t->conn_node);
+}
+
+/* Handles every whole frame buffered, unless backpressure says stop. */
+static void process(conn *c) {
+    if (c->dispatching)
+        return;
+    c->dispatching = true;
+    while (!c->closing && !c->draining) {
+        if (c->in_flight >= cfg.max_in_flight || queued(c) > cfg.max_write_queue) {
+            if (!c->paused) {
+                c->paused = true;
+                uv_read_stop((uv_stream_t *)&c->pipe);
+            }
+            break;
+        }
+        const uint8_t *payload;
+        uint32_t len;
+        int r = frame_reader_next(&c->rd, &payload, &len);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            uint8_t hdr[FRAME_HEADER_SIZE];
+            memcpy(hdr, c->rd.buf + c->rd.start, FRAME_HEADER_SIZE);
+            log_warning("connection %llu (uid %u pid %d): frame of %u bytes exceeds max_frame "
+                        "(%u), dropping the client",
+                        (unsigned long long)c->serial, (unsigned)c->uid, (int)c->pid,
+                        frame_get_header(hdr), cfg.max_frame);
+            conn_send_error(c, 0, AIOD__ERROR_CODE__ERROR_BAD_MESSAGE,
+                            "frame of %u bytes exceeds the limit max_frame (%u bytes)",
+                            frame_get_header(hdr), cfg.max_frame);
+            conn_close_soon(c);
+            break;
+        }
+        c->in_flight++;
+        dispatch_frame(c, payload, len);
+    }
+    c->dispatching = false;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    conn *c = h->data;
+    size_t avail = 0;
+    uint8_t *p = frame_reader_space(&c->rd, 65536, &avail);
+    (void)suggested;
+    *buf = uv_buf_init((char *)p, p ? (unsigned)MIN(avail, (size_t)1 << 20) : 0);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    conn *c = s->data;
+    (void)buf;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread != UV_EOF && nread != UV_ECONNRESET)
+            log_debug_errno((int)nread, "connection %llu: read failed",
+                            (unsigned long long)c->serial);
+        conn_close(c);
+        return;
+    }
+    frame_reader_commit(&c->rd, (size_t)nread);
+    process(c);
+}
+
+int conn_accept(uv_stream_t *server) {
+    conn *c = alloc_calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    int r = uv_pipe_init(server->loop, &c->pipe, 0);
+    if (r < 0) {
+        free(c);
+        return r;
+    }
+    c->pipe.data = c;
+    n_conns++;
+    list_init(&c->dirty_node);
+    list_init(&c->tasks);
+    list_init(&c->followers);
+    list_init(&c->waits);
+    list_init(&c->all_node);
+    frame_reader_init(&c->rd, cfg.max_frame);
+    c->serial = next_serial++;
+    list_insert_tail(&all, &c->all_node);
+    r = uv_accept(server, (uv_stream_t *)&c->pipe);
+    if (r < 0) {
+        conn_close(c);
+        return r;
+    }
+    uv_os_fd_t fd;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        c->uid = cred.uid;
+        c->gid = cred.gid;
+        c->pid = cred.pid;
+    } else {
+        log_warning("connection %llu: no peer credentials, refusing",
+                    (unsigned long long)c->serial);
+        conn_close(c);
+        return -EPERM;
+    }
+    if (n_conns > cfg.max_connections) {
+        log_warning("connection from uid %u pid %d refused: max_connections (%u) reached",
+                    (unsigned)c->uid, (int)c->pid, cfg.max_connections);
+        conn_send_error(c, 0, AIOD__ERROR_CODE__ERROR_LIMIT,
+                        "too many connections: the limit max_connections (%u) is reached",
+                        cfg.max_connections);
+        conn_close_soon(c);
+        return -EMFILE;
+    }
+    r = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+    if (r < 0) {
+        conn_close(c);
+        return r;
+    }
+    log_debug("connection %llu from uid %u pid %d", (unsigned long long)c->serial,
+              (unsigned)c->uid, (int)c->pid);
+    return 0;
+}

@@ -1,0 +1,98 @@
+/*
+ * One client connection: reading frames (incrementally, many per read),
+ * batching replies into few writes, backpressure (in-flight requests and
+ * queued bytes), the peer's credentials, and closing: the attached tasks of a
+ * closing connection are cancelled, its followers and waiting requests
+ * dropped. Memory is freed only in libuv's close callback.
+ */
+#ifndef AIOD_CONN_H
+#define AIOD_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <uv.h>
+
+#include "aiod-pb.h"
+#include "forward.h"
+#include "frame.h"
+#include "list.h"
+#include "output.h"
+
+struct conn {
+    uv_pipe_t pipe;
+    uint64_t serial;
+    frame_reader rd;
+    uid_t uid;
+    gid_t gid;
+    pid_t pid;
+    bool hello_done;
+    /* Closing started: nothing more is sent or read. */
+    bool closing;
+    /* Send what is queued, then close (after a fatal protocol error). */
+    bool draining;
+    /* Reading stopped for backpressure. */
+    bool paused;
+    /* Inside dispatch: do not process more frames re-entrantly. */
+    bool dispatching;
+    /* Requests received and not yet fully answered. */
+    uint32_t in_flight;
+    /* Bytes encoded and waiting for the next write. */
+    uint8_t *wbuf;
+    size_t wlen;
+    size_t wcap;
+    /* The buffer being written by libuv now, if any. */
+    uint8_t *inflight_buf;
+    size_t inflight_len;
+    bool writing;
+    uv_write_t wreq;
+    /* On the list of connections with something to flush or resume. */
+    list dirty_node;
+    /* Attached tasks (task.conn_node), followers (follower.conn_node) and
+     * waiting requests (wait_req.conn_node). */
+    list tasks;
+    list followers;
+    list waits;
+    list all_node;
+};
+
+/* Sets up the per-loop flush handle. */
+int conn_init(uv_loop_t *loop);
+void conn_done(void);
+
+/* Accepts a new connection from `server`. 0 or a negative errno. */
+int conn_accept(uv_stream_t *server);
+
+/* Number of open connections. */
+unsigned conn_count(void);
+
+/* Closes every connection after flushing what is queued (shutdown). */
+void conn_close_all(void);
+
+/* Closes every connection now, dropping what is queued (exit path). */
+void conn_abort_all(void);
+
+/* Queues one message for the client. Messages to a closing connection are
+ * dropped. */
+void conn_send(conn *c, const Aiod__ServerMessage *m);
+void conn_send_error(conn *c, uint64_t request_id, Aiod__ErrorCode code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void conn_send_output(conn *c, uint64_t request_id, uint64_t task_id, uint64_t seq, int stream,
+                      const char *line);
+void conn_send_output_end(conn *c, uint64_t request_id, uint64_t task_id, uint64_t dropped,
+                          int state);
+
+/* A request is fully answered: it no longer counts as in flight. */
+void conn_request_done(conn *c);
+
+/* Bookkeeping of what hangs on the connection. */
+void conn_add_follower(conn *c, follower *f);
+void conn_add_task(conn *c, task *t);
+
+/* Sends what is queued, then closes. */
+void conn_close_soon(conn *c);
+/* Closes now (queued bytes are dropped). */
+void conn_close(conn *c);
+
+#endif

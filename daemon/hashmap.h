@@ -1,0 +1,32 @@
+/*
+ * A small chained hash map from keys (uint64_t or C strings) to pointers,
+ * for the task table (by id) and the function registry (by name). Keys are
+ * borrowed: the caller keeps them alive while the entry exists.
+ */
+#ifndef AIOD_HASHMAP_H
+#define AIOD_HASHMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct hashmap hashmap;
+
+/* A map keyed by uint64_t (string_keys = 0) or by C strings (1). NULL on OOM. */
+hashmap *hashmap_new(int string_keys);
+/* Frees the map, not the values. Accepts NULL. */
+void hashmap_free(hashmap *m);
+/* 0, -EEXIST, -ENOMEM. */
+int hashmap_put_u64(hashmap *m, uint64_t key, void *value);
+int hashmap_put_str(hashmap *m, const char *key, void *value);
+void *hashmap_get_u64(const hashmap *m, uint64_t key);
+void *hashmap_get_str(const hashmap *m, const char *key);
+/* Returns the removed value or NULL. */
+void *hashmap_remove_u64(hashmap *m, uint64_t key);
+void *hashmap_remove_str(hashmap *m, const char *key);
+size_t hashmap_size(const hashmap *m);
+
+/* Iteration: start with *state = 0; returns the next value or NULL at the
+ * end. The map must not change during an iteration. */
+void *hashmap_next(const hashmap *m, size_t *state, void **ret_entry_cursor);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * Every limit of the daemon, with its default and why that number. Settings
+ * (config.c) may override the ones marked "setting". Hitting a limit gives
+ * the client an error naming it (ERROR_LIMIT) and backpressure, never
+ * unbounded growth.
+ */
+#ifndef AIOD_LIMITS_H
+#define AIOD_LIMITS_H
+
+/* Largest frame payload either side accepts (setting max_frame). 4 MiB holds
+ * any reasonable argument list or result while bounding what one bad client
+ * can make us buffer. */
+#define LIMIT_MAX_FRAME (4u * 1024 * 1024)
+
+/* Unanswered requests per connection before the daemon stops reading it
+ * (setting max_in_flight). 4096 covers pipelined benchmarks (256 each) and
+ * the 1,000-task test with room; each costs one small struct. */
+#define LIMIT_MAX_IN_FLIGHT 4096u
+
+/* Bytes queued for writing to one connection before we stop reading from it
+ * and stop producing for it (setting max_write_queue). 16 MiB: four full
+ * frames. Past twice this the connection is dropped as a slow reader. */
+#define LIMIT_MAX_WRITE_QUEUE (16u * 1024 * 1024)
+
+/* Connections at once (setting max_connections). Each costs one fd; the
+ * daemon raises its soft RLIMIT_NOFILE to the hard limit at start, and 1024
+ * leaves room for plugin fds within Debian's default hard limit. */
+#define LIMIT_MAX_CONNECTIONS 1024u
+
+/* Unfinished tasks at once, all owners (setting max_tasks). Each holds a
+ * coroutine stack once started; 1M keeps RSS bounded at about 2 GiB. */
+#define LIMIT_MAX_TASKS (1024u * 1024)
+
+/* Lines kept per task output (setting max_output_lines) and bytes per line:
+ * older lines are dropped and counted once the buffer is full. */
+#define LIMIT_MAX_OUTPUT_LINES 1000u
+#define LIMIT_MAX_LINE 4096u
+
+/* Finished submitted tasks whose outcome is kept (setting retain_count) and
+ * for how long (setting retain_seconds). */
+#define LIMIT_RETAIN_COUNT 10000u
+#define LIMIT_RETAIN_SECONDS 3600u
+
+/* Nesting of values (a scalar is 1) and of protobuf messages in a frame.
+ * Both stop stack exhaustion in recursive code (ours and protobuf-c's). */
+#define LIMIT_VALUE_DEPTH 32u
+#define LIMIT_MESSAGE_DEPTH 100u
+
+/* Items in one Await, Gather or Cancel request. */
+#define LIMIT_MAX_BATCH 100000u
+
+/* Coroutine stack size (setting stack_size). 256 KiB of address space, of
+ * which only touched pages cost memory; plenty for plugin code that keeps
+ * big buffers on the heap. */
+#define LIMIT_STACK_SIZE (256u * 1024)
+
+/* Stacks kept for reuse instead of being unmapped. */
+#define LIMIT_STACK_POOL 1024u
+
+/* Seconds running tasks get to finish after SIGTERM before the daemon exits
+ * anyway (setting shutdown_grace). */
+#define LIMIT_SHUTDOWN_GRACE 5u
+
+/* A task that holds the loop longer than this (ms) is reported, like
+ * asyncio's slow_callback_duration. */
+#define LIMIT_SLOW_STEP_MS 100u
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * Logging for the daemon: plain lines on stderr ("aiod[pid]: <level>: text")
+ * or, when stderr is connected to the journal (JOURNAL_STREAM), structured
+ * journal entries with fields such as AIOD_TASK= and CODE_FILE=. Only the
+ * edges log (connections, dispatch, plugin loader, main); parsers never do.
+ */
+#ifndef AIOD_LOG_H
+#define AIOD_LOG_H
+
+#include <stdint.h>
+#include <syslog.h>
+
+#include "macro.h"
+
+/* Chooses the sink from the environment; sets the maximum level logged. */
+void log_setup(int max_priority);
+void log_set_max_priority(int priority);
+int log_get_max_priority(void);
+/* Parses "debug", "info", "notice", "warning", "err"/"error", "crit". */
+int log_level_from_string(const char *s, int *ret_priority);
+
+/*
+ * Logs one line at `priority`; `task_id` (0 for none) and `function` (may be
+ * NULL) become fields. If error > 0 it is appended as ": strerror".
+ * Returns -error so callers can `return log_error_errno(r, ...)`.
+ */
+int log_internal(int priority, int error, uint64_t task_id, const char *function, const char *file,
+                 int line, const char *func, const char *fmt, ...) _printf_(8, 9);
+
+#define log_full_errno(prio, err, ...)                                                             \
+    log_internal(prio, (err) < 0 ? -(err) : (err), 0, NULL, __FILE__, __LINE__, __func__,          \
+                 __VA_ARGS__)
+#define log_task(prio, task_id, function, ...)                                                     \
+    log_internal(prio, 0, task_id, function, __FILE__, __LINE__, __func__, __VA_ARGS__)
+
+#define log_debug(...) log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
+#define log_info(...) log_full_errno(LOG_INFO, 0, __VA_ARGS__)
+#define log_notice(...) log_full_errno(LOG_NOTICE, 0, __VA_ARGS__)
+#define log_warning(...) log_full_errno(LOG_WARNING, 0, __VA_ARGS__)
+#define log_error(...) log_full_errno(LOG_ERR, 0, __VA_ARGS__)
+#define log_warning_errno(err, ...) log_full_errno(LOG_WARNING, err, __VA_ARGS__)
+#define log_error_errno(err, ...) log_full_errno(LOG_ERR, err, __VA_ARGS__)
+#define log_debug_errno(err, ...) log_full_errno(LOG_DEBUG, err, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,314 @@
+/*
+ * The task table and task lifecycle (task.h).
+ */
+#include "task.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "config.h"
+#include "conn.h"
+#include "hashmap.h"
+#include "log.h"
+#include "output.h"
+#include "plugin.h"
+#include "sched.h"
+
+static hashmap *table;
+static uint64_t next_id = 1;
+static size_t unfinished;
+static size_t running;
+static uint64_t finished_total;
+/* Finished tasks kept for later awaits, oldest first. */
+static list retained;
+static size_t n_retained;
+
+uint64_t task_now_usec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int task_table_init(uv_loop_t *loop) {
+    (void)loop;
+    list_init(&retained);
+    table = hashmap_new(0);
+    return table ? 0 : -ENOMEM;
+}
+
+static void table_drop(task *t) {
+    if (!t->in_table)
+        return;
+    hashmap_remove_u64(table, t->id);
+    t->in_table = false;
+    if (list_linked(&t->retain_node)) {
+        list_remove(&t->retain_node);
+        n_retained--;
+    }
+    task_unref(t);
+}
+
+void task_table_done(void) {
+    while (!list_empty(&retained))
+        table_drop(container_of(list_first(&retained), task, retain_node));
+    if (table) {
+        size_t st = 0;
+        void *cur = NULL;
+        task *t;
+        /* Collect first: dropping changes the map. */
+        size_t n = hashmap_size(table), k = 0;
+        task **all = alloc_malloc((n ? n : 1) * sizeof(*all));
+        while (all && (t = hashmap_next(table, &st, &cur)))
+            all[k++] = t;
+        for (size_t i = 0; i < k; i++)
+            table_drop(all[i]);
+        free(all);
+    }
+    hashmap_free(table);
+    table = NULL;
+}
+
+int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t uid, pid_t pid,
+             output *out, task **ret) {
+    if (unfinished >= cfg.max_tasks) {
+        value_argv_free(argv, argc);
+        return -EAGAIN;
+    }
+    task *t = alloc_calloc(1, sizeof(*t));
+    if (!t) {
+        value_argv_free(argv, argc);
+        return -ENOMEM;
+    }
+    t->refs = 1; /* the caller's */
+    t->id = next_id;
+    t->state = TASK_PENDING;
+    t->ownership = ownership;
+    t->fn = fn;
+    t->argv = argv;
+    t->argc = argc;
+    t->uid = uid;
+    t->pid = pid;
+    t->created_usec = task_now_usec();
+    list_init(&t->children);
+    list_init(&t->child_node);
+    list_init(&t->conn_node);
+    list_init(&t->ready_node);
+    list_init(&t->waiters);
+    list_init(&t->retain_node);
+    t->out = out ? output_ref(out) : output_new(t->id, cfg.max_output_lines);
+    if (!t->out || hashmap_put_u64(table, t->id, t) < 0) {
+        output_unref(t->out);
+        value_argv_free(argv, argc);
+        free(t);
+        return -ENOMEM;
+    }
+    next_id++;
+    t->in_table = true;
+    t->refs++; /* the table's */
+    unfinished++;
+    fn->owner->busy++;
+    *ret = t;
+    return 0;
+}
+
+task *task_ref(task *t) {
+    if (t)
+        t->refs++;
+    return t;
+}
+
+static void free_task_memory(uv_handle_t *h) {
+    free(h->data);
+}
+
+task *task_unref(task *t) {
+    if (!t || --t->refs > 0)
+        return NULL;
+    value_argv_free(t->argv, t->argc);
+    pbvalue_free(t->result);
+    pbvalue_free(t->exit_value);
+    free(t->error_kind);
+    free(t->error_message);
+    free(t->pending_kind);
+    free(t->pending_message);
+    output_unref(t->out);
+    if (t->co)
+        coro_free(t->co);
+    if (t->timer_init) {
+        t->timer.data = t;
+        uv_close((uv_handle_t *)&t->timer, free_task_memory);
+    } else
+        free(t);
+    return NULL;
+}
+
+task *task_lookup(uint64_t id) {
+    return table ? hashmap_get_u64(table, id) : NULL;
+}
+
+bool task_finished(const task *t) {
+    return t->state >= TASK_DONE;
+}
+
+void task_add_waiter(task *t, waiter *w) {
+    if (task_finished(t)) {
+        list_init(&w->node);
+        w->fn(w, t);
+        return;
+    }
+    list_insert_tail(&t->waiters, &w->node);
+}
+
+void task_remove_waiter(waiter *w) {
+    list_remove(&w->node);
+}
+
+const char *task_state_name(int state) {
+    switch (state) {
+    case TASK_PENDING:
+        return "pending";
+    case TASK_RUNNING:
+        return "running";
+    case TASK_DONE:
+        return "done";
+    case TASK_FAILED:
+        return "failed";
+    case TASK_CANCELLED:
+        return "cancelled";
+    default:
+        return "unknown";
+    }
+}
+
+static void evict_retained(void) {
+    uint64_t now = task_now_usec();
+    while (!list_empty(&retained)) {
+        task *old = container_of(list_first(&retained), task, retain_node);
+        bool too_many = n_retained > cfg.retain_count;
+        bool too_old = now - old->finished_usec > (uint64_t)cfg.retain_seconds * 1000000u;
+        if (!too_many && !too_old)
+            break;
+        table_drop(old);
+    }
+}
+
+static void log_detached(task *t) {
+    if (t->state == TASK_DONE) {
+        char *json = pbvalue_to_json(t->result);
+        log_task(LOG_INFO, t->id, t->fn->full_name, "detached task done: %s", json ? json : "?");
+        free(json);
+    } else
+        log_task(t->state == TASK_FAILED ? LOG_WARNING : LOG_INFO, t->id, t->fn->full_name,
+                 "detached task %s: %s: %s", task_state_name(t->state),
+                 t->error_kind ? t->error_kind : "", t->error_message ? t->error_message : "");
+}
+
+void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *message) {
+    if (task_finished(t)) {
+        pbvalue_free(result);
+        free(kind);
+        free(message);
+        return;
+    }
+    task_ref(t);
+    if (t->state == TASK_RUNNING)
+        running--;
+    t->state = state;
+    t->result = state == TASK_DONE ? (result ? result : pbvalue_null()) : NULL;
+    if (state != TASK_DONE)
+        pbvalue_free(result);
+    t->error_kind = kind;
+    t->error_message = message;
+    t->finished_usec = task_now_usec();
+    unfinished--;
+    finished_total++;
+    t->fn->owner->busy--;
+    list_remove(&t->child_node);
+    task_detach_conn(t);
+
+    /* Children still running are cancelled, as asyncio.run cancels what is
+     * left when main returns. */
+    while (!list_empty(&t->children)) {
+        task *c = container_of(list_first(&t->children), task, child_node);
+        list_remove(&c->child_node);
+        sched_cancel(c);
+    }
+
+    /* Output first, so followers see every line and OutputEnd before any
+     * reply that reports the end of the task. */
+    if (t->out->task_id == t->id)
+        output_end(t->out, state);
+
+    while (!list_empty(&t->waiters)) {
+        waiter *w = container_of(list_first(&t->waiters), waiter, node);
+        list_remove(&w->node);
+        w->fn(w, t);
+    }
+
+    if (t->ownership == AIOD__OWNERSHIP__DETACHED && t->parent_id == 0)
+        log_detached(t);
+    if (t->parent_id == 0 && t->ownership != AIOD__OWNERSHIP__DETACHED && cfg.retain_count > 0) {
+        list_insert_tail(&retained, &t->retain_node);
+        n_retained++;
+        evict_retained();
+    } else
+        table_drop(t);
+    task_unref(t);
+}
+
+int task_set_pending_error(task *t, const char *kind, const char *message) {
+    char *k = alloc_strdup(kind), *m = alloc_strdup(message);
+    if (!k || !m) {
+        free(k);
+        free(m);
+        return -ENOMEM;
+    }
+    free(t->pending_kind);
+    free(t->pending_message);
+    t->pending_kind = k;
+    t->pending_message = m;
+    return 0;
+}
+
+void task_outcome(const task *t, Aiod__Outcome *o) {
+    aiod__outcome__init(o);
+    o->task_id = t->id;
+    o->state = (Aiod__TaskState)t->state;
+    if (t->state == TASK_DONE)
+        o->result = t->result;
+    if (t->error_kind)
+        o->error_kind = t->error_kind;
+    if (t->error_message)
+        o->error_message = t->error_message;
+}
+
+void task_set_running(task *t) {
+    t->state = TASK_RUNNING;
+    t->started_usec = task_now_usec();
+    running++;
+}
+
+size_t task_count_unfinished(void) {
+    return unfinished;
+}
+
+size_t task_count_running(void) {
+    return running;
+}
+
+uint64_t task_count_finished_total(void) {
+    return finished_total;
+}
+
+task *task_next(size_t *state, void **cursor) {
+    return table ? hashmap_next(table, state, cursor) : NULL;
+}
+
+void task_detach_conn(task *t) {
+    list_remove(&t->conn_node);
+    t->owner_conn = NULL;
+}

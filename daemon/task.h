@@ -1,0 +1,163 @@
+/*
+ * Tasks and the task table: ids, states, owner, times, ownership (attached,
+ * submitted, detached), results, retention of finished tasks, and the
+ * done-callbacks ("waiters") that awaits, gathers and client requests hang on
+ * a task. Running a task's code is sched.c's business.
+ *
+ * References: the table holds one while the task is unfinished or retained;
+ * the scheduler holds one while the task is queued or running; child handles,
+ * client requests and parents hold their own. Waiters hold none: they are
+ * removed when they fire or by whoever registered them.
+ */
+#ifndef AIOD_TASK_H
+#define AIOD_TASK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <uv.h>
+
+#include "aiod-pb.h"
+#include "coro.h"
+#include "forward.h"
+#include "list.h"
+
+/* States: the protocol's numbers. */
+enum {
+    TASK_PENDING = AIOD__TASK_STATE__TASK_PENDING,
+    TASK_RUNNING = AIOD__TASK_STATE__TASK_RUNNING,
+    TASK_DONE = AIOD__TASK_STATE__TASK_DONE,
+    TASK_FAILED = AIOD__TASK_STATE__TASK_FAILED,
+    TASK_CANCELLED = AIOD__TASK_STATE__TASK_CANCELLED,
+};
+
+/* A done-callback on a task, fired once when the task ends (or at once
+ * by task_add_waiter if it already has). */
+struct waiter {
+    list node;
+    void (*fn)(waiter *w, task *t);
+    void *data;
+};
+
+struct task {
+    uint64_t id;
+    unsigned refs;
+    int state;
+    int ownership; /* AIOD__OWNERSHIP__* */
+    fn_entry *fn;
+    /* One value per parameter (owned). */
+    Aiod__Value **argv;
+    size_t argc;
+    uid_t uid;
+    pid_t pid;
+    /* Wall-clock microseconds. */
+    uint64_t created_usec;
+    uint64_t started_usec;
+    uint64_t finished_usec;
+
+    /* Family: the spawning task's id (0 for a client's task) and the
+     * unfinished children, which the parent cancels when it ends. */
+    uint64_t parent_id;
+    list children;
+    list child_node;
+    /* The connection an attached task belongs to (weak: the connection
+     * detaches its tasks when it closes). */
+    conn *owner_conn;
+    list conn_node;
+
+    output *out;
+
+    /* Outcome. */
+    Aiod__Value *result;
+    char *error_kind;
+    char *error_message;
+
+    /* Scheduling (sched.c). */
+    coro *co;
+    list ready_node;
+    bool queued;
+    bool suspended;
+    bool wake_pending;
+    int wake_status;
+    bool cancel_requested;
+    /* What the task function returned, until the task is finished. */
+    int exit_code;
+    Aiod__Value *exit_value;
+    /* Error set by api->fail, used if the task returns an error. */
+    char *pending_kind;
+    char *pending_message;
+    /* Sleep timer, initialised on first use; the task is freed in its close
+     * callback. */
+    uv_timer_t timer;
+    bool timer_init;
+
+    list waiters;
+    /* On the table's retention list once finished and retained. */
+    list retain_node;
+    bool in_table;
+};
+
+/* Creates the table. 0, -ENOMEM. */
+int task_table_init(uv_loop_t *loop);
+/* Drops every task (at shutdown, after the loop stopped running them). */
+void task_table_done(void);
+
+/*
+ * A new pending task for `fn` with the checked argument vector (taken, also
+ * on failure), entered into the table. Its output is `out` (a new reference
+ * is taken) or, when NULL, a new one of its own. -EAGAIN when the task limit
+ * is reached, -ENOMEM.
+ */
+int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t uid, pid_t pid,
+             output *out, task **ret);
+
+task *task_ref(task *t);
+/* Returns NULL; accepts NULL. */
+task *task_unref(task *t);
+
+/* The task with this id in the table (unfinished or retained), or NULL. */
+task *task_lookup(uint64_t id);
+
+bool task_finished(const task *t);
+
+/* Registers a done-callback. If the task already ended, fires at once. */
+void task_add_waiter(task *t, waiter *w);
+/* Unregisters a callback that has not fired. Safe to call twice. */
+void task_remove_waiter(waiter *w);
+
+/*
+ * Ends the task: records the state (with result, or error kind/message,
+ * each taken), ends its output (followers get OutputEnd first), fires the
+ * waiters, logs detached outcomes and applies retention.
+ */
+void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *message);
+
+/* A pending task starts running (sched.c, on its first step). */
+void task_set_running(task *t);
+
+/* Sets an error as the one the task will fail with (api->fail). */
+int task_set_pending_error(task *t, const char *kind, const char *message);
+
+/* Fills an Outcome for the task (borrowing its result: do not free the
+ * result through the outcome). */
+void task_outcome(const task *t, Aiod__Outcome *o);
+
+/* Counts for status and statistics. */
+size_t task_count_unfinished(void);
+size_t task_count_running(void);
+uint64_t task_count_finished_total(void);
+
+/* Iterates the table: start with *state = 0 and *cursor = NULL. */
+task *task_next(size_t *state, void **cursor);
+
+/* Detaches an attached task from its connection (connection closing). */
+void task_detach_conn(task *t);
+
+const char *task_state_name(int state);
+
+/* Wall-clock now, in microseconds. */
+uint64_t task_now_usec(void);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * Checking calls against signatures and converting command-line text into
+ * typed values. Pure: no I/O, no logging, fuzzed. Error texts name the
+ * function, the parameter and what was wrong, and go to the client as is.
+ */
+#ifndef AIOD_VALUE_H
+#define AIOD_VALUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pbvalue.h"
+
+/* One declared parameter, as the registry keeps it. */
+typedef struct value_param {
+    const char *name;
+    uint32_t type;
+    /* Parsed default, or NULL when required. */
+    Aiod__Value *default_value;
+} value_param;
+
+/* A signature: what value_check_call needs to know about a function. */
+typedef struct value_sig {
+    const char *function;
+    const value_param *params;
+    size_t n_params;
+} value_sig;
+
+/*
+ * Converts text to a value of `type`: int (decimal, optional sign; 0x hex),
+ * double (strtod syntax, finite), bool (true/false/yes/no/on/off/1/0), string
+ * and bytes (as is), null ("null"), list and map (JSON), any (JSON when it
+ * parses, else the text as a string). 0, -EINVAL (why written to `why`),
+ * -ENOMEM.
+ */
+int value_from_text(uint32_t type, const char *text, Aiod__Value **ret, char *why, size_t why_len);
+
+/*
+ * Checks a call's arguments against `sig` and builds the full argument
+ * vector: one value per parameter, converted from text when `text` is set,
+ * defaults filled in. Takes the values in args[0..n) (the array itself stays
+ * the caller's; its slots are set to NULL). On success *ret_argv is a new
+ * array of sig->n_params new values. -EINVAL with a message in `err`,
+ * -ENOMEM.
+ */
+int value_check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool text,
+                     unsigned max_depth, Aiod__Value ***ret_argv, char *err, size_t err_len);
+
+/* Frees an argument vector from value_check_call. Accepts NULL. */
+void value_argv_free(Aiod__Value **argv, size_t n);
+
+/* A short description for messages: `string "abc"`, `int 3`, `list of 2`. */
+void value_describe(const Aiod__Value *v, char *buf, size_t len);
+
+#endif

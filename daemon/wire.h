@@ -1,0 +1,23 @@
+/*
+ * Decoding requests from frame payloads, pure (no I/O; fuzzed): the
+ * descriptor-driven depth check, then protobuf-c's unpack with our allocator,
+ * then the structural checks protobuf-c does not make.
+ */
+#ifndef AIOD_WIRE_H
+#define AIOD_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aiod-pb.h"
+
+/*
+ * 0 and a new message (free with wire_free), or -EBADMSG with a reason in
+ * `why` (the bytes are not a ClientMessage, or nest deeper than
+ * LIMIT_MESSAGE_DEPTH), -ENOMEM.
+ */
+int wire_decode(const uint8_t *payload, size_t len, Aiod__ClientMessage **ret, char *why,
+                size_t why_len);
+void wire_free(Aiod__ClientMessage *m);
+
+#endif

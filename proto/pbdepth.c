@@ -1,0 +1,80 @@
+/*
+ * Iterative nesting-depth check of encoded protobuf (pbdepth.h). Only the
+ * tags, varints and lengths are read; values are skipped.
+ */
+#include "pbdepth.h"
+
+#include <errno.h>
+
+static int read_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *ret) {
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (*pos >= len)
+            return -EBADMSG;
+        uint8_t b = p[(*pos)++];
+        v |= (uint64_t)(b & 0x7F) << shift;
+        if (!(b & 0x80)) {
+            *ret = v;
+            return 0;
+        }
+    }
+    return -EBADMSG;
+}
+
+int pbdepth_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                  unsigned max_depth) {
+    const ProtobufCMessageDescriptor *descs[PBDEPTH_MAX + 1];
+    size_t ends[PBDEPTH_MAX + 1];
+    unsigned depth = 0;
+    size_t pos = 0;
+
+    if (max_depth > PBDEPTH_MAX)
+        max_depth = PBDEPTH_MAX;
+    descs[0] = desc;
+    ends[0] = len;
+    for (;;) {
+        while (pos == ends[depth]) {
+            if (depth == 0)
+                return 0;
+            depth--;
+        }
+        uint64_t tag, n;
+        if (read_varint(data, ends[depth], &pos, &tag) < 0)
+            return -EBADMSG;
+        switch (tag & 7) {
+        case 0: /* varint */
+            if (read_varint(data, ends[depth], &pos, &n) < 0)
+                return -EBADMSG;
+            break;
+        case 1: /* 64-bit */
+            if (ends[depth] - pos < 8)
+                return -EBADMSG;
+            pos += 8;
+            break;
+        case 5: /* 32-bit */
+            if (ends[depth] - pos < 4)
+                return -EBADMSG;
+            pos += 4;
+            break;
+        case 2: { /* length-delimited: a nested message, or bytes to skip */
+            if (read_varint(data, ends[depth], &pos, &n) < 0 || n > ends[depth] - pos)
+                return -EBADMSG;
+            const ProtobufCFieldDescriptor *f =
+                tag >> 3 <= UINT32_MAX
+                    ? protobuf_c_message_descriptor_get_field(descs[depth], (unsigned)(tag >> 3))
+                    : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                if (depth + 1 > max_depth)
+                    return -ELOOP;
+                descs[depth + 1] = f->descriptor;
+                ends[depth + 1] = pos + (size_t)n;
+                depth++;
+            } else
+                pos += (size_t)n;
+            break;
+        }
+        default: /* groups (3, 4) and invalid wire types */
+            return -EBADMSG;
+        }
+    }
+}

@@ -1,0 +1,27 @@
+/*
+ * A pre-check of encoded protobuf bytes before protobuf-c unpacks them.
+ * protobuf-c unpacks nested messages recursively, so a frame of a few
+ * megabytes nesting Value inside List inside Value millions of times would
+ * exhaust the stack. This walk uses the message descriptors, no recursion
+ * and no allocation, and refuses nesting deeper than a limit.
+ */
+#ifndef AIOD_PROTO_PBDEPTH_H
+#define AIOD_PROTO_PBDEPTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+/* Deepest nesting the walker can track; callers' limits must not exceed it. */
+#define PBDEPTH_MAX 256u
+
+/*
+ * 0 if every message nested in `data` (a `desc` message) is at most
+ * max_depth levels below the top; -ELOOP if deeper; -EBADMSG if the bytes
+ * are not well-formed protobuf (unpack would refuse them too).
+ */
+int pbdepth_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                  unsigned max_depth);
+
+#endif

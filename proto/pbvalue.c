@@ -1,0 +1,435 @@
+/*
+ * Building, copying, comparing and checking Aiod__Value trees (pbvalue.h).
+ * Nodes are allocated with alloc.h and released with protobuf-c's
+ * free_unpacked, so trees that came off the wire and trees built here are
+ * interchangeable.
+ */
+#include "pbvalue.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+
+static Aiod__Value *new_value(Aiod__Value__KindCase kind) {
+    Aiod__Value *v = alloc_malloc(sizeof(*v));
+    if (!v)
+        return NULL;
+    aiod__value__init(v);
+    v->kind_case = kind;
+    return v;
+}
+
+Aiod__Value *pbvalue_null(void) {
+    return new_value(AIOD__VALUE__KIND__NOT_SET);
+}
+
+Aiod__Value *pbvalue_bool(bool b) {
+    Aiod__Value *v = new_value(AIOD__VALUE__KIND_BOOL_VALUE);
+    if (v)
+        v->bool_value = b;
+    return v;
+}
+
+Aiod__Value *pbvalue_int(int64_t i) {
+    Aiod__Value *v = new_value(AIOD__VALUE__KIND_INT_VALUE);
+    if (v)
+        v->int_value = i;
+    return v;
+}
+
+Aiod__Value *pbvalue_double(double d) {
+    Aiod__Value *v = new_value(AIOD__VALUE__KIND_DOUBLE_VALUE);
+    if (v)
+        v->double_value = d;
+    return v;
+}
+
+Aiod__Value *pbvalue_stringn(const char *s, size_t len) {
+    if (!s || !pbvalue_utf8_valid(s, len) || memchr(s, '\0', len))
+        return NULL;
+    Aiod__Value *v = new_value(AIOD__VALUE__KIND_STRING_VALUE);
+    if (!v)
+        return NULL;
+    v->string_value = alloc_strndup(s, len);
+    if (!v->string_value) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+Aiod__Value *pbvalue_string(const char *s) {
+    return s ? pbvalue_stringn(s, strlen(s)) : NULL;
+}
+
+Aiod__Value *pbvalue_bytes(const void *data, size_t len) {
+    Aiod__Value *v = new_value(AIOD__VALUE__KIND_BYTES_VALUE);
+    if (!v)
+        return NULL;
+    if (len > 0) {
+        v->bytes_value.data = alloc_malloc(len);
+        if (!v->bytes_value.data) {
+            free(v);
+            return NULL;
+        }
+        memcpy(v->bytes_value.data, data, len);
+    }
+    v->bytes_value.len = len;
+    return v;
+}
+
+Aiod__Value *pbvalue_list(void) {
+    Aiod__Value *v = new_value(AIOD__VALUE__KIND_LIST_VALUE);
+    if (!v)
+        return NULL;
+    v->list_value = alloc_malloc(sizeof(*v->list_value));
+    if (!v->list_value) {
+        free(v);
+        return NULL;
+    }
+    aiod__list__init(v->list_value);
+    return v;
+}
+
+Aiod__Value *pbvalue_map(void) {
+    Aiod__Value *v = new_value(AIOD__VALUE__KIND_MAP_VALUE);
+    if (!v)
+        return NULL;
+    v->map_value = alloc_malloc(sizeof(*v->map_value));
+    if (!v->map_value) {
+        free(v);
+        return NULL;
+    }
+    aiod__map__init(v->map_value);
+    return v;
+}
+
+void pbvalue_free(Aiod__Value *v) {
+    if (v)
+        protobuf_c_message_free_unpacked(&v->base, &alloc_protobuf);
+}
+
+int pbvalue_list_append(Aiod__Value *list, Aiod__Value *item) {
+    if (!list || !item || list->kind_case != AIOD__VALUE__KIND_LIST_VALUE || !list->list_value) {
+        pbvalue_free(item);
+        return -EINVAL;
+    }
+    Aiod__List *l = list->list_value;
+    /* Arrays from the wire are exactly sized, so grow by one; glibc's realloc
+     * extends large blocks in place, which keeps long lists cheap. */
+    Aiod__Value **items = alloc_realloc(l->items, (l->n_items + 1) * sizeof(*items));
+    if (!items) {
+        pbvalue_free(item);
+        return -ENOMEM;
+    }
+    items[l->n_items++] = item;
+    l->items = items;
+    return 0;
+}
+
+int pbvalue_map_set(Aiod__Value *map, const char *key, Aiod__Value *item) {
+    if (!map || !key || !item || map->kind_case != AIOD__VALUE__KIND_MAP_VALUE || !map->map_value ||
+        !pbvalue_utf8_valid(key, strlen(key))) {
+        pbvalue_free(item);
+        return -EINVAL;
+    }
+    Aiod__Map *m = map->map_value;
+    for (size_t i = 0; i < m->n_entries; i++)
+        if (strcmp(m->entries[i]->key, key) == 0) {
+            pbvalue_free(m->entries[i]->value);
+            m->entries[i]->value = item;
+            return 0;
+        }
+    Aiod__MapEntry *e = alloc_malloc(sizeof(*e));
+    if (!e) {
+        pbvalue_free(item);
+        return -ENOMEM;
+    }
+    aiod__map_entry__init(e);
+    e->key = alloc_strdup(key);
+    Aiod__MapEntry **entries = e->key ? alloc_realloc(m->entries, (m->n_entries + 1) * sizeof(*entries)) : NULL;
+    if (!entries) {
+        free(e->key == protobuf_c_empty_string ? NULL : e->key);
+        free(e);
+        pbvalue_free(item);
+        return -ENOMEM;
+    }
+    e->value = item;
+    entries[m->n_entries++] = e;
+    m->entries = entries;
+    return 0;
+}
+
+uint32_t pbvalue_type(const Aiod__Value *v) {
+    if (!v)
+        return PBVALUE_NULL;
+    switch (v->kind_case) {
+    case AIOD__VALUE__KIND_BOOL_VALUE:
+        return PBVALUE_BOOL;
+    case AIOD__VALUE__KIND_INT_VALUE:
+        return PBVALUE_INT;
+    case AIOD__VALUE__KIND_DOUBLE_VALUE:
+        return PBVALUE_DOUBLE;
+    case AIOD__VALUE__KIND_STRING_VALUE:
+        return PBVALUE_STRING;
+    case AIOD__VALUE__KIND_BYTES_VALUE:
+        return PBVALUE_BYTES;
+    case AIOD__VALUE__KIND_LIST_VALUE:
+        return PBVALUE_LIST;
+    case AIOD__VALUE__KIND_MAP_VALUE:
+        return PBVALUE_MAP;
+    default:
+        return PBVALUE_NULL;
+    }
+}
+
+static const char *const type_names[] = {"any",    "null",  "bool", "int", "double",
+                                         "string", "bytes", "list", "map"};
+
+const char *pbvalue_type_name(uint32_t type) {
+    return type <= PBVALUE_TYPE_MAX ? type_names[type] : "?";
+}
+
+int pbvalue_type_from_name(const char *name, uint32_t *ret_type) {
+    for (uint32_t t = 0; t <= PBVALUE_TYPE_MAX; t++)
+        if (strcmp(name, type_names[t]) == 0) {
+            *ret_type = t;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+bool pbvalue_type_fits(uint32_t want, uint32_t have) {
+    if (want == PBVALUE_ANY || want == have)
+        return true;
+    /* An int is accepted where a double is declared, as Python does. */
+    return want == PBVALUE_DOUBLE && have == PBVALUE_INT;
+}
+
+size_t pbvalue_length(const Aiod__Value *v) {
+    switch (pbvalue_type(v)) {
+    case PBVALUE_LIST:
+        return v->list_value ? v->list_value->n_items : 0;
+    case PBVALUE_MAP:
+        return v->map_value ? v->map_value->n_entries : 0;
+    default:
+        return 0;
+    }
+}
+
+const Aiod__Value *pbvalue_list_get(const Aiod__Value *v, size_t i) {
+    if (pbvalue_type(v) != PBVALUE_LIST || i >= pbvalue_length(v))
+        return NULL;
+    return v->list_value->items[i];
+}
+
+const Aiod__Value *pbvalue_map_get(const Aiod__Value *v, const char *key) {
+    if (pbvalue_type(v) != PBVALUE_MAP || !key)
+        return NULL;
+    for (size_t i = 0; i < pbvalue_length(v); i++)
+        if (strcmp(v->map_value->entries[i]->key, key) == 0)
+            return v->map_value->entries[i]->value;
+    return NULL;
+}
+
+Aiod__Value *pbvalue_copy(const Aiod__Value *v) {
+    Aiod__Value *c = NULL;
+    switch (pbvalue_type(v)) {
+    case PBVALUE_NULL:
+        return pbvalue_null();
+    case PBVALUE_BOOL:
+        return pbvalue_bool(v->bool_value);
+    case PBVALUE_INT:
+        return pbvalue_int(v->int_value);
+    case PBVALUE_DOUBLE:
+        return pbvalue_double(v->double_value);
+    case PBVALUE_STRING:
+        return pbvalue_string(v->string_value);
+    case PBVALUE_BYTES:
+        return pbvalue_bytes(v->bytes_value.data, v->bytes_value.len);
+    case PBVALUE_LIST:
+        c = pbvalue_list();
+        for (size_t i = 0; c && i < pbvalue_length(v); i++) {
+            Aiod__Value *item = pbvalue_copy(v->list_value->items[i]);
+            if (!item || pbvalue_list_append(c, item) < 0) {
+                pbvalue_free(c);
+                return NULL;
+            }
+        }
+        return c;
+    case PBVALUE_MAP:
+        c = pbvalue_map();
+        for (size_t i = 0; c && i < pbvalue_length(v); i++) {
+            const Aiod__MapEntry *e = v->map_value->entries[i];
+            Aiod__Value *item = pbvalue_copy(e->value);
+            if (!item || pbvalue_map_set(c, e->key, item) < 0) {
+                pbvalue_free(c);
+                return NULL;
+            }
+        }
+        return c;
+    default:
+        return NULL;
+    }
+}
+
+bool pbvalue_equal(const Aiod__Value *a, const Aiod__Value *b) {
+    uint32_t t = pbvalue_type(a);
+    if (t != pbvalue_type(b))
+        return false;
+    switch (t) {
+    case PBVALUE_NULL:
+        return true;
+    case PBVALUE_BOOL:
+        return !a->bool_value == !b->bool_value;
+    case PBVALUE_INT:
+        return a->int_value == b->int_value;
+    case PBVALUE_DOUBLE:
+        return a->double_value == b->double_value;
+    case PBVALUE_STRING:
+        return strcmp(a->string_value, b->string_value) == 0;
+    case PBVALUE_BYTES:
+        return a->bytes_value.len == b->bytes_value.len &&
+               (a->bytes_value.len == 0 ||
+                memcmp(a->bytes_value.data, b->bytes_value.data, a->bytes_value.len) == 0);
+    case PBVALUE_LIST:
+        if (pbvalue_length(a) != pbvalue_length(b))
+            return false;
+        for (size_t i = 0; i < pbvalue_length(a); i++)
+            if (!pbvalue_equal(a->list_value->items[i], b->list_value->items[i]))
+                return false;
+        return true;
+    case PBVALUE_MAP:
+        if (pbvalue_length(a) != pbvalue_length(b))
+            return false;
+        for (size_t i = 0; i < pbvalue_length(a); i++) {
+            const Aiod__MapEntry *e = a->map_value->entries[i];
+            const Aiod__Value *other = pbvalue_map_get(b, e->key);
+            if (!other || !pbvalue_equal(e->value, other))
+                return false;
+        }
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool pbvalue_utf8_valid(const char *s, size_t len) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        unsigned char c = *p;
+        size_t n;
+        uint32_t cp;
+        if (c < 0x80) {
+            p++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            n = 2;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 3;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 4;
+            cp = c & 0x07;
+        } else
+            return false;
+        if ((size_t)(end - p) < n)
+            return false;
+        for (size_t i = 1; i < n; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[i] & 0x3F);
+        }
+        /* Reject overlong forms, surrogates and values past U+10FFFF. */
+        if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+            (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+            return false;
+        p += n;
+    }
+    return true;
+}
+
+static int cmp_keys(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorting a copy of the key pointers keeps this O(n log n) for big maps. */
+static int check_unique_keys(const Aiod__Map *m, const char **why) {
+    if (m->n_entries < 2)
+        return 0;
+    const char **keys = alloc_malloc(m->n_entries * sizeof(*keys));
+    if (!keys) {
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < m->n_entries; i++)
+        keys[i] = m->entries[i]->key;
+    qsort(keys, m->n_entries, sizeof(*keys), cmp_keys);
+    int r = 0;
+    for (size_t i = 1; i < m->n_entries && r == 0; i++)
+        if (strcmp(keys[i - 1], keys[i]) == 0) {
+            *why = "duplicate map key";
+            r = -EINVAL;
+        }
+    free(keys);
+    return r;
+}
+
+static int check(const Aiod__Value *v, unsigned depth, unsigned max_depth, const char **why) {
+    if (!v) {
+        *why = "missing value";
+        return -EINVAL;
+    }
+    if (depth > max_depth) {
+        *why = "values nested too deeply";
+        return -EINVAL;
+    }
+    switch (v->kind_case) {
+    case AIOD__VALUE__KIND_STRING_VALUE:
+        if (!v->string_value || !pbvalue_utf8_valid(v->string_value, strlen(v->string_value))) {
+            *why = "string is not valid UTF-8";
+            return -EINVAL;
+        }
+        return 0;
+    case AIOD__VALUE__KIND_LIST_VALUE:
+        if (!v->list_value) {
+            *why = "list without items";
+            return -EINVAL;
+        }
+        for (size_t i = 0; i < v->list_value->n_items; i++) {
+            int r = check(v->list_value->items[i], depth + 1, max_depth, why);
+            if (r < 0)
+                return r;
+        }
+        return 0;
+    case AIOD__VALUE__KIND_MAP_VALUE:
+        if (!v->map_value) {
+            *why = "map without entries";
+            return -EINVAL;
+        }
+        for (size_t i = 0; i < v->map_value->n_entries; i++) {
+            const Aiod__MapEntry *e = v->map_value->entries[i];
+            if (!e->key || !pbvalue_utf8_valid(e->key, strlen(e->key))) {
+                *why = "map key is not valid UTF-8";
+                return -EINVAL;
+            }
+            int r = check(e->value, depth + 1, max_depth, why);
+            if (r < 0)
+                return r;
+        }
+        return check_unique_keys(v->map_value, why);
+    default:
+        return 0;
+    }
+}
+
+int pbvalue_check(const Aiod__Value *v, unsigned max_depth, const char **ret_why) {
+    const char *why = NULL;
+    int r = check(v, 1, max_depth, &why);
+    if (r < 0 && ret_why)
+        *ret_why = why;
+    return r;
+}

@@ -1,0 +1,156 @@
+/*
+ * JSON text for values and values from JSON text (pbvalue.h), through
+ * jansson, Debian's well-kept JSON library: it escapes, validates UTF-8 and
+ * parses numbers exactly, which is all of the hard part. Used by the daemon
+ * to convert command-line text for list, map and any parameters, and by the
+ * client to print results.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "alloc.h"
+#include "pbvalue.h"
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static char *base64(const uint8_t *d, size_t n) {
+    char *out = alloc_malloc((n + 2) / 3 * 4 + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t w = (uint32_t)d[i] << 16 | (i + 1 < n ? (uint32_t)d[i + 1] << 8 : 0) |
+                     (i + 2 < n ? d[i + 2] : 0);
+        *o++ = b64[w >> 18 & 63];
+        *o++ = b64[w >> 12 & 63];
+        *o++ = i + 1 < n ? b64[w >> 6 & 63] : '=';
+        *o++ = i + 2 < n ? b64[w & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+static json_t *to_json(const Aiod__Value *v) {
+    json_t *j = NULL;
+    switch (pbvalue_type(v)) {
+    case PBVALUE_NULL:
+        return json_null();
+    case PBVALUE_BOOL:
+        return json_boolean(v->bool_value);
+    case PBVALUE_INT:
+        return json_integer((json_int_t)v->int_value);
+    case PBVALUE_DOUBLE:
+        return isfinite(v->double_value) ? json_real(v->double_value) : json_null();
+    case PBVALUE_STRING:
+        return json_string(v->string_value);
+    case PBVALUE_BYTES: {
+        char *s = base64(v->bytes_value.data, v->bytes_value.len);
+        if (!s)
+            return NULL;
+        j = json_pack("{s:s}", "$bytes", s);
+        free(s);
+        return j;
+    }
+    case PBVALUE_LIST:
+        j = json_array();
+        for (size_t i = 0; j && i < pbvalue_length(v); i++)
+            if (json_array_append_new(j, to_json(v->list_value->items[i])) < 0) {
+                json_decref(j);
+                return NULL;
+            }
+        return j;
+    case PBVALUE_MAP:
+        j = json_object();
+        for (size_t i = 0; j && i < pbvalue_length(v); i++) {
+            const Aiod__MapEntry *e = v->map_value->entries[i];
+            if (json_object_set_new(j, e->key, to_json(e->value)) < 0) {
+                json_decref(j);
+                return NULL;
+            }
+        }
+        return j;
+    default:
+        return NULL;
+    }
+}
+
+char *pbvalue_to_json(const Aiod__Value *v) {
+    json_t *j = to_json(v);
+    if (!j)
+        return NULL;
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    if (!s)
+        return NULL;
+    /* jansson allocates with its own malloc; hand back one of ours. */
+    char *r = alloc_strdup(s);
+    free(s);
+    return r;
+}
+
+static Aiod__Value *from_json(json_t *j) {
+    Aiod__Value *v = NULL;
+    switch (json_typeof(j)) {
+    case JSON_NULL:
+        return pbvalue_null();
+    case JSON_TRUE:
+        return pbvalue_bool(true);
+    case JSON_FALSE:
+        return pbvalue_bool(false);
+    case JSON_INTEGER:
+        return pbvalue_int((int64_t)json_integer_value(j));
+    case JSON_REAL:
+        return pbvalue_double(json_real_value(j));
+    case JSON_STRING:
+        return pbvalue_stringn(json_string_value(j), json_string_length(j));
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *item;
+        v = pbvalue_list();
+        json_array_foreach(j, i, item) {
+            Aiod__Value *c = v ? from_json(item) : NULL;
+            if (!c || pbvalue_list_append(v, c) < 0) {
+                pbvalue_free(v);
+                return NULL;
+            }
+        }
+        return v;
+    }
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *item;
+        v = pbvalue_map();
+        json_object_foreach(j, key, item) {
+            Aiod__Value *c = v ? from_json(item) : NULL;
+            if (!c || pbvalue_map_set(v, key, c) < 0) {
+                pbvalue_free(v);
+                return NULL;
+            }
+        }
+        return v;
+    }
+    default:
+        return NULL;
+    }
+}
+
+int pbvalue_from_json(const char *text, Aiod__Value **ret, char *why_buf, size_t why_len) {
+    json_error_t err;
+    /* JSON_REJECT_DUPLICATES keeps map keys unique; JSON_ALLOW_NUL is off so
+     * strings stay C strings. */
+    json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+    if (!j) {
+        if (why_buf && why_len)
+            snprintf(why_buf, why_len, "%s", err.text);
+        return -EINVAL;
+    }
+    Aiod__Value *v = from_json(j);
+    json_decref(j);
+    if (!v)
+        return -ENOMEM;
+    *ret = v;
+    return 0;
+}
