@@ -1,1 +1,12 @@
-# Unit tests of the daemon's units (one cmocka binary per source unit).
+# Unit tests of the daemon's units (one cmocka binary per source unit). They
+# link the daemon's own code (aiodcore) and load the test plugins.
+include(${CMAKE_CURRENT_LIST_DIR}/../plugins/plugins.cmake)
+
+aiod_unit_test(test-frame SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-frame.c LIBS aiodproto)
+aiod_unit_test(test-value SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-value.c LIBS aiodcore)
+aiod_unit_test(test-coro SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-coro.c LIBS aiodcore)
+foreach(t test-plugin test-sched)
+  aiod_unit_test(${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/${t}.c LIBS aiodcore)
+  target_compile_definitions(${t} PRIVATE TEST_PLUGIN_DIR="${AIOD_TEST_PLUGIN_DIR}")
+  add_dependencies(${t} ${AIOD_TEST_PLUGINS})
+endforeach()

@@ -1,0 +1,235 @@
+/*
+ * Tasks on a real loop: state transitions (pending, running, done, failed,
+ * cancelled), spawning, awaiting and gathering children, errors passed up,
+ * cancellation before start and at an await point, API misuse, and a stack
+ * overflow that must fail loudly.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "api.h"
+#include "config.h"
+#include "coro.h"
+#include "crash.h"
+#include "log.h"
+#include "output.h"
+#include "plugin.h"
+#include "sched.h"
+#include "task.h"
+
+static uv_loop_t loop;
+
+static int setup(void **state) {
+    (void)state;
+    char path[4096];
+    config_defaults();
+    log_setup(LOG_WARNING);
+    coro_configure(cfg.stack_size, 16);
+    uv_loop_init(&loop);
+    task_table_init(&loop);
+    sched_init(&loop);
+    plugin_registry_init(api_table());
+    snprintf(path, sizeof(path), "%s/good/good.so", TEST_PLUGIN_DIR);
+    return plugin_load_file(path);
+}
+
+static int teardown(void **state) {
+    (void)state;
+    sched_done();
+    task_table_done();
+    uv_run(&loop, UV_RUN_DEFAULT); /* close callbacks */
+    plugin_registry_done();
+    coro_pool_clear();
+    return uv_loop_close(&loop);
+}
+
+/* A new pending task for good.<name> with typed arguments (taken). */
+static task *new_task(const char *name, Aiod__Value **args, size_t n) {
+    char full[64], err[256];
+    Aiod__Value **argv = NULL;
+    task *t = NULL;
+    snprintf(full, sizeof(full), "good.%s", name);
+    fn_entry *f = plugin_lookup(full);
+    assert_non_null(f);
+    assert_int_equal(value_check_call(&f->sig, args, n, false, 32, &argv, err, sizeof(err)), 0);
+    assert_int_equal(task_new(f, argv, f->sig.n_params, AIOD__OWNERSHIP__SUBMITTED, 0, 0, NULL, &t),
+                     0);
+    assert_int_equal(t->state, TASK_PENDING);
+    return t;
+}
+
+static void run_until_finished(task *t) {
+    while (!task_finished(t))
+        assert_true(uv_run(&loop, UV_RUN_ONCE) || task_finished(t) || sched_ready_count() > 0);
+}
+
+static void test_done(void **state) {
+    (void)state;
+    Aiod__Value *args[] = {pbvalue_int(2)};
+    task *t = new_task("add", args, 1);
+    sched_start(t);
+    run_until_finished(t);
+    assert_int_equal(t->state, TASK_DONE);
+    assert_int_equal(t->result->int_value, 3); /* b defaulted to 1 */
+    assert_true(t->started_usec >= t->created_usec);
+    assert_true(t->finished_usec >= t->started_usec);
+    task_unref(t);
+}
+
+static void test_failed(void **state) {
+    (void)state;
+    task *t = new_task("boom", NULL, 0);
+    sched_start(t);
+    run_until_finished(t);
+    assert_int_equal(t->state, TASK_FAILED);
+    assert_string_equal(t->error_kind, "RuntimeError");
+    assert_string_equal(t->error_message, "boom 42");
+    task_unref(t);
+}
+
+static void test_family(void **state) {
+    (void)state;
+    task *t = new_task("family", NULL, 0);
+    sched_start(t);
+    run_until_finished(t);
+    assert_int_equal(t->state, TASK_DONE);
+    assert_int_equal(pbvalue_length(t->result), 2);
+    assert_string_equal(pbvalue_list_get(t->result, 0)->string_value, "slept");
+    assert_int_equal(pbvalue_list_get(t->result, 1)->int_value, 5);
+    assert_true(list_empty(&t->children));
+    task_unref(t);
+}
+
+static void test_reraise(void **state) {
+    (void)state;
+    task *t = new_task("reraise", NULL, 0);
+    sched_start(t);
+    run_until_finished(t);
+    assert_int_equal(t->state, TASK_FAILED);
+    assert_string_equal(t->error_kind, "RuntimeError");
+    assert_string_equal(t->error_message, "boom 42");
+    task_unref(t);
+}
+
+static int fired;
+static void count_fired(waiter *w, task *t) {
+    (void)w;
+    assert_true(task_finished(t));
+    fired++;
+}
+
+static void test_cancel_pending(void **state) {
+    (void)state;
+    Aiod__Value *args[] = {pbvalue_double(10)};
+    task *t = new_task("sleepy", args, 1);
+    waiter w = {.fn = count_fired};
+    fired = 0;
+    task_add_waiter(t, &w);
+    sched_start(t);
+    assert_true(sched_cancel(t));
+    assert_int_equal(t->state, TASK_CANCELLED);
+    assert_int_equal(t->started_usec, 0);
+    assert_int_equal(fired, 1);
+    assert_false(sched_cancel(t)); /* already finished */
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(fired, 1);
+    task_unref(t);
+}
+
+static void test_cancel_sleeping(void **state) {
+    (void)state;
+    Aiod__Value *args[] = {pbvalue_double(10)};
+    task *t = new_task("sleepy", args, 1);
+    sched_start(t);
+    while (t->state == TASK_PENDING || !t->suspended)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(t->state, TASK_RUNNING);
+    uint64_t start = uv_hrtime();
+    assert_true(sched_cancel(t));
+    run_until_finished(t);
+    assert_int_equal(t->state, TASK_CANCELLED);
+    assert_string_equal(t->error_kind, "CancelledError");
+    /* Cancelled at the await point, not after the 10 s sleep. */
+    assert_true(uv_hrtime() - start < 1000000000ull);
+    task_unref(t);
+}
+
+static void test_misuse(void **state) {
+    (void)state;
+    task *t = new_task("misuse", NULL, 0);
+    sched_start(t);
+    run_until_finished(t);
+    assert_int_equal(t->state, TASK_DONE);
+    assert_int_equal(t->result->int_value, 8);
+    task_unref(t);
+}
+
+static void test_output_shared_with_children(void **state) {
+    (void)state;
+    task *t = new_task("family", NULL, 0);
+    assert_int_equal(output_append(t->out, 1, "line", 4), 0);
+    assert_int_equal(t->out->next_seq, 1);
+    sched_start(t);
+    run_until_finished(t);
+    assert_true(t->out->ended);
+    assert_int_equal(t->out->end_state, TASK_DONE);
+    task_unref(t);
+}
+
+static void test_stack_overflow_fails_loudly(void **state) {
+    (void)state;
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pipefd[1], STDERR_FILENO);
+        crash_install();
+        fn_entry *f = plugin_lookup("good.overflow");
+        task *t = NULL;
+        Aiod__Value **argv = calloc(1, sizeof(*argv));
+        task_new(f, argv, 0, AIOD__OWNERSHIP__SUBMITTED, 0, 0, NULL, &t);
+        sched_start(t);
+        while (!task_finished(t))
+            uv_run(&loop, UV_RUN_ONCE);
+        _exit(0); /* not reached: the overflow kills the process */
+    }
+    close(pipefd[1]);
+    char buf[1024] = {0};
+    ssize_t n = 0, k;
+    while ((k = read(pipefd[0], buf + n, sizeof(buf) - 1 - (size_t)n)) > 0)
+        n += k;
+    close(pipefd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGSEGV);
+    assert_non_null(strstr(buf, "aiod: fatal: coroutine stack overflow in task"));
+    assert_non_null(strstr(buf, "(good.overflow)"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_done),
+        cmocka_unit_test(test_failed),
+        cmocka_unit_test(test_family),
+        cmocka_unit_test(test_reraise),
+        cmocka_unit_test(test_cancel_pending),
+        cmocka_unit_test(test_cancel_sleeping),
+        cmocka_unit_test(test_misuse),
+        cmocka_unit_test(test_output_shared_with_children),
+        cmocka_unit_test(test_stack_overflow_fails_loudly),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

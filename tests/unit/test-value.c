@@ -1,0 +1,296 @@
+/*
+ * Values: building, wire round trips, JSON, checks, text conversion and
+ * checking calls against signatures, plus an out-of-memory loop.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "alloc.h"
+#include "pbdepth.h"
+#include "pbvalue.h"
+#include "value.h"
+
+static Aiod__Value *sample(void) {
+    Aiod__Value *m = pbvalue_map(), *l = pbvalue_list();
+    assert_non_null(m);
+    assert_non_null(l);
+    assert_int_equal(pbvalue_list_append(l, pbvalue_int(-7)), 0);
+    assert_int_equal(pbvalue_list_append(l, pbvalue_double(2.5)), 0);
+    assert_int_equal(pbvalue_list_append(l, pbvalue_null()), 0);
+    assert_int_equal(pbvalue_list_append(l, pbvalue_bool(true)), 0);
+    assert_int_equal(pbvalue_map_set(m, "list", l), 0);
+    assert_int_equal(pbvalue_map_set(m, "name", pbvalue_string("h\xc3\xa9llo")), 0);
+    assert_int_equal(pbvalue_map_set(m, "raw", pbvalue_bytes("\0\1\2", 3)), 0);
+    return m;
+}
+
+static void test_wire_round_trip(void **state) {
+    (void)state;
+    Aiod__Value *v = sample();
+    size_t n = protobuf_c_message_get_packed_size(&v->base);
+    uint8_t *buf = malloc(n);
+    protobuf_c_message_pack(&v->base, buf);
+    Aiod__Value *back = aiod__value__unpack(&alloc_protobuf, n, buf);
+    assert_non_null(back);
+    assert_true(pbvalue_equal(v, back));
+    Aiod__Value *copy = pbvalue_copy(back);
+    assert_true(pbvalue_equal(copy, v));
+    assert_int_equal(pbvalue_type(pbvalue_map_get(back, "raw")), PBVALUE_BYTES);
+    assert_int_equal(pbvalue_length(pbvalue_map_get(back, "list")), 4);
+    pbvalue_free(copy);
+    pbvalue_free(back);
+    pbvalue_free(v);
+    free(buf);
+}
+
+static void test_map_replace_and_unique(void **state) {
+    (void)state;
+    Aiod__Value *m = pbvalue_map();
+    assert_int_equal(pbvalue_map_set(m, "k", pbvalue_int(1)), 0);
+    assert_int_equal(pbvalue_map_set(m, "k", pbvalue_int(2)), 0);
+    assert_int_equal(pbvalue_length(m), 1);
+    assert_int_equal(pbvalue_map_get(m, "k")->int_value, 2);
+    assert_int_equal(pbvalue_check(m, 4, NULL), 0);
+    /* Forge a duplicate the way a hostile client could send one. */
+    m->map_value->entries[0]->key[0] = 'k';
+    assert_int_equal(pbvalue_map_set(m, "j", pbvalue_int(3)), 0);
+    m->map_value->entries[1]->key[0] = 'k';
+    const char *why = NULL;
+    assert_int_equal(pbvalue_check(m, 4, &why), -EINVAL);
+    assert_string_equal(why, "duplicate map key");
+    pbvalue_free(m);
+}
+
+static void test_type_errors(void **state) {
+    (void)state;
+    Aiod__Value *i = pbvalue_int(1);
+    assert_int_equal(pbvalue_list_append(i, pbvalue_int(2)), -EINVAL);
+    assert_int_equal(pbvalue_map_set(i, "x", pbvalue_int(2)), -EINVAL);
+    assert_null(pbvalue_list_get(i, 0));
+    assert_null(pbvalue_string("\xff\xfe"));
+    assert_null(pbvalue_string("\xed\xa0\x80")); /* a surrogate */
+    assert_null(pbvalue_string("\xc0\xaf"));     /* overlong */
+    assert_true(pbvalue_type_fits(PBVALUE_DOUBLE, PBVALUE_INT));
+    assert_false(pbvalue_type_fits(PBVALUE_INT, PBVALUE_DOUBLE));
+    assert_true(pbvalue_type_fits(PBVALUE_ANY, PBVALUE_MAP));
+    pbvalue_free(i);
+}
+
+static void test_json(void **state) {
+    (void)state;
+    Aiod__Value *v = sample();
+    char *j = pbvalue_to_json(v);
+    assert_string_equal(j, "{\"list\":[-7,2.5,null,true],\"name\":\"h\xc3\xa9llo\","
+                           "\"raw\":{\"$bytes\":\"AAEC\"}}");
+    free(j);
+    pbvalue_free(v);
+
+    Aiod__Value *p = NULL;
+    char why[100];
+    assert_int_equal(pbvalue_from_json("[1, 2.0, \"x\", {\"a\": null}]", &p, why, sizeof(why)), 0);
+    assert_int_equal(pbvalue_type(p), PBVALUE_LIST);
+    assert_int_equal(pbvalue_type(pbvalue_list_get(p, 0)), PBVALUE_INT);
+    assert_int_equal(pbvalue_type(pbvalue_list_get(p, 1)), PBVALUE_DOUBLE);
+    pbvalue_free(p);
+    assert_int_equal(pbvalue_from_json("[1,", &p, why, sizeof(why)), -EINVAL);
+    assert_int_equal(pbvalue_from_json("{\"a\":1,\"a\":2}", &p, why, sizeof(why)), -EINVAL);
+}
+
+static void test_depth(void **state) {
+    (void)state;
+    Aiod__Value *v = pbvalue_int(1);
+    for (int i = 0; i < 40; i++) {
+        Aiod__Value *l = pbvalue_list();
+        assert_int_equal(pbvalue_list_append(l, v), 0);
+        v = l;
+    }
+    const char *why = NULL;
+    assert_int_equal(pbvalue_check(v, 32, &why), -EINVAL);
+    assert_string_equal(why, "values nested too deeply");
+    assert_int_equal(pbvalue_check(v, 64, NULL), 0);
+
+    /* The encoded form is refused by the pre-check before unpacking. */
+    size_t n = protobuf_c_message_get_packed_size(&v->base);
+    uint8_t *buf = malloc(n);
+    protobuf_c_message_pack(&v->base, buf);
+    assert_int_equal(pbdepth_check(&aiod__value__descriptor, buf, n, 50), -ELOOP);
+    assert_int_equal(pbdepth_check(&aiod__value__descriptor, buf, n, 100), 0);
+    /* Truncated bytes are malformed, not deep. */
+    assert_int_equal(pbdepth_check(&aiod__value__descriptor, buf, n - 1, 100), -EBADMSG);
+    free(buf);
+    pbvalue_free(v);
+}
+
+static void test_depth_hostile(void **state) {
+    (void)state;
+    /* A million levels of Value.list_value / List.items in a few megabytes,
+     * written from the innermost level out so every length is right: a
+     * recursive decoder would exhaust its stack. The pre-check stops at the
+     * limit without recursing. */
+    size_t levels = 1000000, cap = levels * 6;
+    uint8_t *buf = malloc(cap);
+    size_t pos = cap;
+    for (size_t k = levels; k-- > 0;) {
+        size_t len = cap - pos;
+        uint8_t tmp[10];
+        size_t n = 0;
+        do {
+            tmp[n++] = (uint8_t)((len & 0x7f) | (len > 0x7f ? 0x80 : 0));
+            len >>= 7;
+        } while (len);
+        pos -= n;
+        memcpy(buf + pos, tmp, n);
+        buf[--pos] = k % 2 == 0 ? 0x3a : 0x0a;
+    }
+    assert_int_equal(pbdepth_check(&aiod__value__descriptor, buf + pos, cap - pos, 100), -ELOOP);
+    free(buf);
+}
+
+static void test_from_text(void **state) {
+    (void)state;
+    Aiod__Value *v = NULL;
+    char why[256];
+    assert_int_equal(value_from_text(PBVALUE_INT, "42", &v, why, sizeof(why)), 0);
+    assert_int_equal(v->int_value, 42);
+    pbvalue_free(v);
+    assert_int_equal(value_from_text(PBVALUE_INT, "010", &v, why, sizeof(why)), 0);
+    assert_int_equal(v->int_value, 10);
+    pbvalue_free(v);
+    assert_int_equal(value_from_text(PBVALUE_INT, "0x10", &v, why, sizeof(why)), 0);
+    assert_int_equal(v->int_value, 16);
+    pbvalue_free(v);
+    assert_int_equal(value_from_text(PBVALUE_INT, "4x", &v, why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "expected int, got \"4x\"");
+    assert_int_equal(value_from_text(PBVALUE_INT, "99999999999999999999", &v, why, sizeof(why)),
+                     -EINVAL);
+    assert_int_equal(value_from_text(PBVALUE_DOUBLE, "2.5e1", &v, why, sizeof(why)), 0);
+    assert_true(v->double_value == 25.0);
+    pbvalue_free(v);
+    assert_int_equal(value_from_text(PBVALUE_DOUBLE, "inf", &v, why, sizeof(why)), -EINVAL);
+    assert_int_equal(value_from_text(PBVALUE_BOOL, "Yes", &v, why, sizeof(why)), 0);
+    assert_true(v->bool_value);
+    pbvalue_free(v);
+    assert_int_equal(value_from_text(PBVALUE_LIST, "[1,2]", &v, why, sizeof(why)), 0);
+    assert_int_equal(pbvalue_length(v), 2);
+    pbvalue_free(v);
+    assert_int_equal(value_from_text(PBVALUE_LIST, "{}", &v, why, sizeof(why)), -EINVAL);
+    assert_int_equal(value_from_text(PBVALUE_ANY, "abc", &v, why, sizeof(why)), 0);
+    assert_string_equal(v->string_value, "abc");
+    pbvalue_free(v);
+    assert_int_equal(value_from_text(PBVALUE_ANY, "3", &v, why, sizeof(why)), 0);
+    assert_int_equal(pbvalue_type(v), PBVALUE_INT);
+    pbvalue_free(v);
+    assert_int_equal(value_from_text(PBVALUE_STRING, "3", &v, why, sizeof(why)), 0);
+    assert_string_equal(v->string_value, "3");
+    pbvalue_free(v);
+}
+
+static value_param params[2];
+static value_sig sig = {"demo.sleep", params, 2};
+
+static int setup_sig(void **state) {
+    (void)state;
+    params[0] = (value_param){"seconds", PBVALUE_DOUBLE, NULL};
+    params[1] = (value_param){"result", PBVALUE_ANY, pbvalue_null()};
+    return 0;
+}
+
+static int teardown_sig(void **state) {
+    (void)state;
+    pbvalue_free(params[1].default_value);
+    return 0;
+}
+
+static void test_check_call(void **state) {
+    (void)state;
+    Aiod__Value **argv = NULL;
+    char err[512];
+
+    /* Text arguments converted by declared type, default filled in. */
+    Aiod__Value *a1[] = {pbvalue_string("1.5")};
+    assert_int_equal(value_check_call(&sig, a1, 1, true, 32, &argv, err, sizeof(err)), 0);
+    assert_null(a1[0]);
+    assert_true(argv[0]->double_value == 1.5);
+    assert_int_equal(pbvalue_type(argv[1]), PBVALUE_NULL);
+    value_argv_free(argv, 2);
+
+    /* A bad text argument names function, parameter and value. */
+    Aiod__Value *a2[] = {pbvalue_string("abc")};
+    assert_int_equal(value_check_call(&sig, a2, 1, true, 32, &argv, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "demo.sleep: parameter 'seconds': expected double, got \"abc\"");
+    assert_null(a2[0]);
+
+    /* Typed: an int where a double is declared is converted. */
+    Aiod__Value *a3[] = {pbvalue_int(2), pbvalue_string("x")};
+    assert_int_equal(value_check_call(&sig, a3, 2, false, 32, &argv, err, sizeof(err)), 0);
+    assert_int_equal(pbvalue_type(argv[0]), PBVALUE_DOUBLE);
+    assert_true(argv[0]->double_value == 2.0);
+    value_argv_free(argv, 2);
+
+    /* Typed: wrong type. */
+    Aiod__Value *a4[] = {pbvalue_string("x")};
+    assert_int_equal(value_check_call(&sig, a4, 1, false, 32, &argv, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "demo.sleep: parameter 'seconds': expected double, got string \"x\"");
+
+    /* Missing and extra arguments. */
+    assert_int_equal(value_check_call(&sig, NULL, 0, false, 32, &argv, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "demo.sleep: missing argument 'seconds' (double)");
+    Aiod__Value *a5[] = {pbvalue_int(1), pbvalue_int(2), pbvalue_int(3)};
+    assert_int_equal(value_check_call(&sig, a5, 3, false, 32, &argv, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "demo.sleep: takes at most 2 arguments (3 given)");
+    assert_null(a5[2]);
+}
+
+static void test_check_call_oom(void **state) {
+    (void)state;
+    /* Every allocation in turn fails; each must give -ENOMEM and no leak
+     * (the sanitizer build checks the leaks). */
+    for (unsigned long nth = 1;; nth++) {
+        Aiod__Value *args[] = {pbvalue_string("1.5"), pbvalue_string("[1,{\"a\":2}]")};
+        Aiod__Value **argv = NULL;
+        char err[256];
+        alloc_fail_at(nth);
+        int r = value_check_call(&sig, args, 2, true, 32, &argv, err, sizeof(err));
+        alloc_fail_at(0);
+        if (r == 0) {
+            value_argv_free(argv, 2);
+            break;
+        }
+        assert_int_equal(r, -ENOMEM);
+        assert_true(nth < 1000);
+    }
+    for (unsigned long nth = 1;; nth++) {
+        Aiod__Value *v = sample();
+        alloc_fail_at(nth);
+        Aiod__Value *c = pbvalue_copy(v);
+        alloc_fail_at(0);
+        pbvalue_free(v);
+        if (c) {
+            pbvalue_free(c);
+            break;
+        }
+        assert_true(nth < 1000);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_wire_round_trip),
+        cmocka_unit_test(test_map_replace_and_unique),
+        cmocka_unit_test(test_type_errors),
+        cmocka_unit_test(test_json),
+        cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_depth_hostile),
+        cmocka_unit_test(test_from_text),
+        cmocka_unit_test_setup_teardown(test_check_call, setup_sig, teardown_sig),
+        cmocka_unit_test_setup_teardown(test_check_call_oom, setup_sig, teardown_sig),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
