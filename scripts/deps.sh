@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages aiod needs to build and test, if missing.
+# Uses sudo when not run as root. Usage: scripts/deps.sh [build|test]
+set -euo pipefail
+
+build_pkgs=(gcc make cmake pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
+            libsystemd-dev libjansson-dev libcmocka-dev)
+test_pkgs=(python3 clang libclang-rt-14-dev libfuzzer-14-dev clang-format systemd valgrind)
+
+want=("${build_pkgs[@]}")
+if [ "${1:-build}" = test ]; then
+    want+=("${test_pkgs[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "Installing: ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
