@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "macro.h"
 #include "limits.h"
 #include "log.h"
 #include "output.h"
@@ -104,7 +105,7 @@ static const aiod_value *a_map_get(const aiod_value *v, const char *key) {
     return (const aiod_value *)pbvalue_map_get(CV(v), key);
 }
 
-static int a_print(aiod_task *t, const char *fmt, ...) {
+_printf_(2, 3) static int a_print(aiod_task *t, const char *fmt, ...) {
     if (!t || !fmt)
         return -EINVAL;
     char buf[LIMIT_MAX_LINE + 1];
@@ -130,7 +131,7 @@ static int a_print(aiod_task *t, const char *fmt, ...) {
     return 0;
 }
 
-static int a_fail(aiod_task *t, const char *kind, const char *fmt, ...) {
+_printf_(3, 4) static int a_fail(aiod_task *t, const char *kind, const char *fmt, ...) {
     if (!t || !kind || !fmt)
         return -EINVAL;
     char buf[1024];
@@ -245,7 +246,7 @@ static uint64_t a_task_id(const aiod_task *t) {
     return t ? T(t)->id : 0;
 }
 
-static void a_log(aiod_task *t, int priority, const char *fmt, ...) {
+_printf_(3, 4) static void a_log(aiod_task *t, int priority, const char *fmt, ...) {
     if (!fmt)
         return;
     char buf[1024];

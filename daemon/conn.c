@@ -186,6 +186,13 @@ void conn_send(conn *c, const Aiod__ServerMessage *m) {
     if (c->closing)
         return;
     size_t size = protobuf_c_message_get_packed_size(&m->base);
+    if (size > cfg.max_frame) {
+        /* The client would refuse the frame: tell it why instead. */
+        conn_send_error(c, m->request_id, AIOD__ERROR_CODE__ERROR_LIMIT,
+                        "reply of %zu bytes exceeds the limit max_frame (%u bytes)", size,
+                        cfg.max_frame);
+        return;
+    }
     uint8_t *p = reserve(c, FRAME_HEADER_SIZE + size);
     if (!p) {
         log_error("connection %llu: out of memory queueing a reply, closing",

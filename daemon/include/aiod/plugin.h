@@ -11,9 +11,10 @@
  * loop. The task calls back into the daemon only through the `struct aiod_api`
  * table it is handed; plugins never link against the daemon. Calls that wait
  * (sleep, await, gather) suspend the task and let the loop run other tasks.
- * When the task is cancelled, the waiting call returns -ECANCELED at once; the
- * task may clean up and should then return -ECANCELED (or any value: the task
- * is reported as cancelled either way).
+ * When the task is cancelled, the waiting call returns -ECANCELED at once, and
+ * so does every later waiting call of that task; the task may clean up and
+ * should then return -ECANCELED, which reports it as cancelled. As in asyncio,
+ * a task that swallows the cancellation and returns a result is done.
  *
  * Errors are negative errno values. Pointers are borrowed unless the comment
  * says that ownership moves ("takes", "returns a new ...").
