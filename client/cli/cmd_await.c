@@ -1,0 +1,79 @@
+/*
+ * cmd_await: `aioctl await [--timeout S] ID...`, asyncio.wait: waits for
+ * tasks and prints their results in order. A timeout does not cancel them.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "alloc.h"
+#include "cli.h"
+#include "macro.h"
+#include "print.h"
+
+static const char await_help[] =
+    "Usage: aioctl await [--timeout S] ID...\n"
+    "\n"
+    "Waits until the tasks have ended and prints each result as JSON, one line\n"
+    "per task in the order given. A failed task's error goes to stderr as\n"
+    "KIND: MESSAGE. On timeout the tasks keep running (exit status 4).\n"
+    "\n"
+    "  -t, --timeout S  give up after S seconds\n"
+    "  -h, --help       show this help\n";
+
+int cmd_await(cli *c, int argc, char **argv) {
+    static const struct option options[] = {
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {},
+    };
+    double timeout = 0;
+    int opt, code;
+
+    while ((opt = getopt_long(argc, argv, "+t:h", options, NULL)) >= 0) {
+        switch (opt) {
+        case 't':
+            if (cli_parse_timeout(optarg, &timeout) < 0)
+                return cli_usage(argv[0], "--timeout wants seconds (a number >= 0), not '%s'",
+                                 optarg);
+            break;
+        case 'h':
+            return cli_help(await_help);
+        default:
+            return cli_bad_option(argv[0], argv);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage(argv[0], "missing task ID");
+
+    size_t n = (size_t)(argc - optind);
+    _cleanup_free_ uint64_t *ids = alloc_calloc(n, sizeof(*ids));
+    _cleanup_free_ aioc_outcome **os = alloc_calloc(n, sizeof(*os));
+    if (!ids || !os)
+        return cli_fail(c, "await", -ENOMEM);
+    for (size_t i = 0; i < n; i++)
+        if (cli_parse_id(argv[optind + (int)i], &ids[i]) < 0)
+            return cli_usage(argv[0], "'%s' is not a task id (a positive number)",
+                             argv[optind + (int)i]);
+
+    code = cli_connect(c);
+    if (code != EXIT_OK)
+        return code;
+    int r = aioc_await(c->client, ids, n, timeout, os);
+    if (r == -ETIMEDOUT) {
+        fprintf(stderr, "aioctl: await: timed out after %g s; the tasks keep running\n", timeout);
+        return EXIT_TIMEOUT;
+    }
+    if (r < 0)
+        return cli_fail(c, "await", r);
+
+    /* The exit status is that of the first task that did not succeed. */
+    for (size_t i = 0; i < n; i++) {
+        int e = print_outcome(c->json, os[i]);
+        if (code == EXIT_OK)
+            code = e;
+        aioc_outcome_free(os[i]);
+    }
+    return code;
+}

@@ -1,0 +1,56 @@
+/*
+ * cmd_logs: `aioctl logs [-f] ID`, a task's retained output lines; with -f
+ * new lines as the task prints them, until it ends.
+ */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "cli.h"
+#include "print.h"
+
+static const char logs_help[] =
+    "Usage: aioctl logs [-f] ID\n"
+    "\n"
+    "Prints the output lines the daemon keeps for the task (the last 1000 by\n"
+    "default).\n"
+    "\n"
+    "  -f, --follow  keep printing new lines until the task ends\n"
+    "  -h, --help    show this help\n";
+
+int cmd_logs(cli *c, int argc, char **argv) {
+    static const struct option options[] = {
+        {"follow", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {},
+    };
+    unsigned flags = 0;
+    uint64_t id;
+    int opt;
+
+    while ((opt = getopt_long(argc, argv, "+fh", options, NULL)) >= 0) {
+        switch (opt) {
+        case 'f':
+            flags |= AIOC_LOGS_FOLLOW;
+            break;
+        case 'h':
+            return cli_help(logs_help);
+        default:
+            return cli_bad_option(argv[0], argv);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage(argv[0], "missing task ID");
+    if (optind + 1 < argc)
+        return cli_usage(argv[0], "one task ID only");
+    if (cli_parse_id(argv[optind], &id) < 0)
+        return cli_usage(argv[0], "'%s' is not a task id (a positive number)", argv[optind]);
+
+    int code = cli_connect(c);
+    if (code != EXIT_OK)
+        return code;
+    int state = aioc_logs(c->client, id, flags);
+    if (state < 0)
+        return cli_fail(c, "logs", state);
+    print_state(c->json, id, state);
+    return EXIT_OK;
+}

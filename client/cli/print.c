@@ -1,0 +1,140 @@
+/*
+ * print: aioctl's output formats (print.h). JSON lines are assembled from
+ * pieces that are JSON already: values come from aioc_value_to_json and
+ * strings are quoted by jansson, so nothing here escapes by hand.
+ */
+#include "print.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "macro.h"
+
+char *print_json_string(const char *s) {
+    json_t *j = json_string(s ? s : "");
+    if (!j) /* not UTF-8: the library already replaced such bytes */
+        j = json_string("?");
+    if (!j)
+        return NULL;
+    char *text = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+    json_decref(j);
+    return text;
+}
+
+void print_output_cb(uint64_t task_id, int stream, const char *line, void *userdata) {
+    const bool *json = userdata;
+    if (*json) {
+        _cleanup_free_ char *q = print_json_string(line);
+        printf("{\"output\":%s,\"task\":%" PRIu64 ",\"stream\":%d}\n", q ? q : "null", task_id,
+               stream);
+        fflush(stdout);
+    } else if (stream == 2) {
+        /* A child process's stderr goes where stderr goes. */
+        fflush(stdout);
+        fprintf(stderr, "%s\n", line);
+    } else {
+        printf("%s\n", line);
+        fflush(stdout);
+    }
+}
+
+int print_outcome_exit(const aioc_outcome *o) {
+    switch (aioc_outcome_state(o)) {
+    case AIOC_STATE_DONE:
+        return EXIT_OK;
+    case AIOC_STATE_CANCELLED:
+        return EXIT_CANCELLED;
+    default:
+        return EXIT_TASK_FAILED;
+    }
+}
+
+int print_outcome(bool json, const aioc_outcome *o) {
+    uint64_t id = aioc_outcome_task_id(o);
+    int state = aioc_outcome_state(o);
+
+    if (state == AIOC_STATE_DONE) {
+        _cleanup_free_ char *v = aioc_value_to_json(aioc_outcome_result(o));
+        if (json)
+            printf("{\"result\":%s,\"task\":%" PRIu64 "}\n", v ? v : "null", id);
+        else
+            printf("%s\n", v ? v : "null");
+    } else if (state == AIOC_STATE_FAILED || state == AIOC_STATE_CANCELLED) {
+        const char *kind = aioc_outcome_error_kind(o), *msg = aioc_outcome_error_message(o);
+        if (json) {
+            _cleanup_free_ char *k = print_json_string(kind), *m = print_json_string(msg);
+            printf("{\"error\":{\"kind\":%s,\"message\":%s},\"task\":%" PRIu64 "}\n",
+                   k ? k : "null", m ? m : "null", id);
+        } else {
+            fflush(stdout);
+            if (*msg)
+                fprintf(stderr, "%s: %s\n", *kind ? kind : "Error", msg);
+            else
+                fprintf(stderr, "%s\n", *kind ? kind : "Error");
+        }
+    } else {
+        /* Not ended (an await cannot return this, but be honest). */
+        print_state(json, id, state);
+        if (!json)
+            printf("%s\n", aioc_state_name(state));
+    }
+    fflush(stdout);
+    return print_outcome_exit(o);
+}
+
+void print_id(bool json, uint64_t id) {
+    if (json)
+        printf("{\"id\":%" PRIu64 "}\n", id);
+    else
+        printf("%" PRIu64 "\n", id);
+    fflush(stdout);
+}
+
+void print_state(bool json, uint64_t task_id, int state) {
+    if (!json)
+        return;
+    printf("{\"state\":\"%s\",\"task\":%" PRIu64 "}\n", aioc_state_name(state), task_id);
+    fflush(stdout);
+}
+
+char *print_time(uint64_t usec, char *buf, size_t len) {
+    struct tm tm;
+    char date[32], zone[8];
+    time_t t = (time_t)(usec / 1000000u);
+
+    if (usec == 0 || !localtime_r(&t, &tm) ||
+        strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0 ||
+        strftime(zone, sizeof(zone), "%z", &tm) != 5) {
+        snprintf(buf, len, "-");
+        return buf;
+    }
+    /* ISO 8601 wants the offset as +hh:mm. */
+    snprintf(buf, len, "%s.%03u%.3s:%.2s", date, (unsigned)(usec / 1000u % 1000u), zone, zone + 3);
+    return buf;
+}
+
+char *print_age(uint64_t created_usec, char *buf, size_t len) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t now_usec = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+    uint64_t s = created_usec && now_usec > created_usec ? (now_usec - created_usec) / 1000000u : 0;
+
+    if (created_usec == 0)
+        snprintf(buf, len, "-");
+    else if (s < 120)
+        snprintf(buf, len, "%" PRIu64 "s", s);
+    else if (s < 2 * 3600)
+        snprintf(buf, len, "%" PRIu64 "m", s / 60);
+    else if (s < 2 * 86400)
+        snprintf(buf, len, "%" PRIu64 "h", s / 3600);
+    else
+        snprintf(buf, len, "%" PRIu64 "d", s / 86400);
+    return buf;
+}

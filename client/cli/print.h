@@ -1,0 +1,40 @@
+/*
+ * print: everything aioctl writes on stdout, in plain form or, with --json,
+ * as one JSON object per line. Errors of tasks go to stderr in plain mode.
+ */
+#ifndef AIOCTL_PRINT_H
+#define AIOCTL_PRINT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "aioc.h"
+
+/* The output callback: one line of a task's output, flushed at once. The
+ * userdata is a pointer to a bool, the --json flag. */
+void print_output_cb(uint64_t task_id, int stream, const char *line, void *userdata);
+
+/* Prints how a task ended: its result (exit EXIT_OK), or its error kind and
+ * message (EXIT_TASK_FAILED, EXIT_CANCELLED). Returns the exit code. */
+int print_outcome(bool json, const aioc_outcome *o);
+
+/* The exit code for an outcome, printing nothing. */
+int print_outcome_exit(const aioc_outcome *o);
+
+/* A new task's id: "42" or {"id":42}. */
+void print_id(bool json, uint64_t id);
+
+/* {"state":S,"task":ID} (json only; plain prints nothing). */
+void print_state(bool json, uint64_t task_id, int state);
+
+/* Returns the JSON text of a string (a new string), or NULL on OOM. */
+char *print_json_string(const char *s);
+
+/* ISO-8601 local time with milliseconds and UTC offset into buf, or "-" for
+ * 0. Returns buf. */
+char *print_time(uint64_t usec, char *buf, size_t len);
+
+/* A short age such as "42s", "3m", "5h", "2d" into buf. Returns buf. */
+char *print_age(uint64_t created_usec, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * call: building aioc_call objects (call.h). The Aiod__Call inside is
+ * allocated piece by piece through alloc.h so that protobuf-c's
+ * free_unpacked releases it.
+ */
+#include "call.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "pbvalue.h"
+#include "value.h"
+#include "wire.h"
+
+AIOC_EXPORT aioc_call *aioc_call_new(const char *function) {
+    if (!function || !*function || !pbvalue_utf8_valid(function, strlen(function)))
+        return NULL;
+    aioc_call *call = alloc_calloc(1, sizeof(*call));
+    if (!call)
+        return NULL;
+    call->pb = alloc_malloc(sizeof(*call->pb));
+    if (!call->pb) {
+        free(call);
+        return NULL;
+    }
+    aiod__call__init(call->pb);
+    call->pb->function = alloc_strdup(function);
+    if (!call->pb->function) {
+        call->pb->function = (char *)protobuf_c_empty_string;
+        aioc_call_free(call);
+        return NULL;
+    }
+    return call;
+}
+
+AIOC_EXPORT aioc_call *aioc_call_task(uint64_t task_id) {
+    if (task_id == 0)
+        return NULL;
+    aioc_call *call = alloc_calloc(1, sizeof(*call));
+    if (call)
+        call->task_id = task_id;
+    return call;
+}
+
+static int append(aioc_call *call, Aiod__Value *arg) {
+    Aiod__Value **args = alloc_realloc(call->pb->args, (call->pb->n_args + 1) * sizeof(*args));
+    if (!args) {
+        pbvalue_free(arg);
+        return -ENOMEM;
+    }
+    args[call->pb->n_args++] = arg;
+    call->pb->args = args;
+    return 0;
+}
+
+AIOC_EXPORT int aioc_call_arg(aioc_call *call, aioc_value *arg) {
+    if (!call || !call->pb || !arg || call->args == CALL_ARGS_TEXT) {
+        aioc_value_free(arg);
+        return -EINVAL;
+    }
+    int r = append(call, value_pb(arg));
+    if (r >= 0)
+        call->args = CALL_ARGS_TYPED;
+    return r;
+}
+
+AIOC_EXPORT int aioc_call_arg_text(aioc_call *call, const char *text) {
+    if (!call || !call->pb || !text || call->args == CALL_ARGS_TYPED)
+        return -EINVAL;
+    Aiod__Value *v = pbvalue_string(text);
+    if (!v)
+        return pbvalue_utf8_valid(text, strlen(text)) ? -ENOMEM : -EINVAL;
+    int r = append(call, v);
+    if (r >= 0) {
+        call->args = CALL_ARGS_TEXT;
+        call->pb->args_are_text = true;
+    }
+    return r;
+}
+
+AIOC_EXPORT void aioc_call_free(aioc_call *call) {
+    if (!call)
+        return;
+    wire_free_message(call->pb);
+    free(call);
+}

@@ -1,0 +1,48 @@
+/*
+ * conn: the client's end of the Unix socket. Connecting, writing whole
+ * frames and reading whole frames with plain blocking-style loops over a
+ * non-blocking socket and poll(). While a write waits for room it keeps
+ * reading, so the client never deadlocks against a daemon that is itself
+ * waiting for the client to read.
+ */
+#ifndef AIOC_CONN_H
+#define AIOC_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame.h"
+
+typedef struct conn {
+    /* The connected socket (non-blocking, close-on-exec), or -1. */
+    int fd;
+    /* Bytes received and not yet handed out as frames. */
+    frame_reader reader;
+    /* The daemon closed its end; frames already buffered may still be read. */
+    bool eof;
+} conn;
+
+/* Connects to the Unix socket at `path`. 0, -ENAMETOOLONG, -ENOENT,
+ * -ECONNREFUSED, -EACCES, ... (the errno of socket/connect), -ENOMEM. */
+int conn_open(conn *c, const char *path, uint32_t max_frame);
+
+/* Closes the socket and frees the buffer. Safe to call twice. */
+void conn_close(conn *c);
+
+/* Writes all `len` bytes, reading into the frame buffer meanwhile. 0,
+ * -EPIPE / -ECONNRESET when the daemon went away, other negative errnos. */
+int conn_write(conn *c, const uint8_t *data, size_t len);
+
+/*
+ * Blocks until a whole frame is buffered: 0 and *ret_payload and *ret_len point
+ * into the reader (valid until the next call on `c`). -ECONNRESET when the
+ * daemon closed the connection, -EMSGSIZE for a frame larger than the limit,
+ * -ENOMEM, or the errno of poll/recv.
+ */
+int conn_read_frame(conn *c, const uint8_t **ret_payload, uint32_t *ret_len);
+
+/* Changes the largest frame accepted (after the hello). */
+void conn_set_max_frame(conn *c, uint32_t max_frame);
+
+#endif

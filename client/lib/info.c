@@ -1,0 +1,199 @@
+/*
+ * info: what `ps` and `show` see. An aioc_task_info wraps an Aiod__TaskInfo
+ * taken out of a TaskList or TaskInfo reply; aioc_list and aioc_show fetch them.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "alloc.h"
+#include "client.h"
+#include "macro.h"
+#include "outcome.h"
+#include "pbvalue.h"
+#include "value.h"
+#include "wire.h"
+
+struct aioc_task_info {
+    /* The task as the daemon described it (owned). */
+    Aiod__TaskInfo *pb;
+    /* Its arguments as one list value (owned), built by aioc_show; NULL for
+     * the entries of aioc_list, which carry no arguments. */
+    Aiod__Value *args;
+};
+
+static const Aiod__TaskInfo *cpb(const aioc_task_info *t) {
+    return t->pb;
+}
+
+AIOC_EXPORT uint64_t aioc_task_info_id(const aioc_task_info *t) {
+    return t ? cpb(t)->id : 0;
+}
+
+AIOC_EXPORT int aioc_task_info_state(const aioc_task_info *t) {
+    return t ? (int)cpb(t)->state : 0;
+}
+
+AIOC_EXPORT const char *aioc_task_info_function(const aioc_task_info *t) {
+    return t ? cpb(t)->function : NULL;
+}
+
+AIOC_EXPORT const char *aioc_task_info_ownership(const aioc_task_info *t) {
+    if (!t)
+        return NULL;
+    switch (cpb(t)->ownership) {
+    case AIOD__OWNERSHIP__ATTACHED:
+        return "attached";
+    case AIOD__OWNERSHIP__SUBMITTED:
+        return "submitted";
+    case AIOD__OWNERSHIP__DETACHED:
+        return "detached";
+    default:
+        return "unknown";
+    }
+}
+
+AIOC_EXPORT uint32_t aioc_task_info_owner_uid(const aioc_task_info *t) {
+    return t ? cpb(t)->owner_uid : 0;
+}
+
+AIOC_EXPORT int32_t aioc_task_info_owner_pid(const aioc_task_info *t) {
+    return t ? cpb(t)->owner_pid : 0;
+}
+
+AIOC_EXPORT uint64_t aioc_task_info_created_usec(const aioc_task_info *t) {
+    return t ? cpb(t)->created_usec : 0;
+}
+
+AIOC_EXPORT uint64_t aioc_task_info_started_usec(const aioc_task_info *t) {
+    return t ? cpb(t)->started_usec : 0;
+}
+
+AIOC_EXPORT uint64_t aioc_task_info_finished_usec(const aioc_task_info *t) {
+    return t ? cpb(t)->finished_usec : 0;
+}
+
+AIOC_EXPORT uint64_t aioc_task_info_parent_id(const aioc_task_info *t) {
+    return t ? cpb(t)->parent_id : 0;
+}
+
+AIOC_EXPORT const aioc_value *aioc_task_info_args(const aioc_task_info *t) {
+    return t ? value_from_cpb(t->args) : NULL;
+}
+
+AIOC_EXPORT const aioc_outcome *aioc_task_info_outcome(const aioc_task_info *t) {
+    if (!t || !cpb(t)->outcome || cpb(t)->state < AIOD__TASK_STATE__TASK_DONE)
+        return NULL;
+    return outcome_from_cpb(cpb(t)->outcome);
+}
+
+AIOC_EXPORT uint64_t aioc_task_info_output_lines(const aioc_task_info *t) {
+    return t ? cpb(t)->output_lines : 0;
+}
+
+AIOC_EXPORT void aioc_task_info_free(aioc_task_info *t) {
+    if (!t)
+        return;
+    wire_free_message(t->pb);
+    pbvalue_free(t->args);
+    free(t);
+}
+
+AIOC_EXPORT void aioc_task_info_array_free(aioc_task_info **a, size_t n) {
+    if (!a)
+        return;
+    for (size_t i = 0; i < n; i++)
+        aioc_task_info_free(a[i]);
+    free(a);
+}
+
+/* Wraps a TaskInfo taken out of a reply; with `args`, moves its arguments
+ * into one list value. Takes `pb` (also on failure). */
+static aioc_task_info *wrap(Aiod__TaskInfo *pb, bool args) {
+    aioc_task_info *t = alloc_calloc(1, sizeof(*t));
+    if (!t) {
+        wire_free_message(pb);
+        return NULL;
+    }
+    t->pb = pb;
+    if (args) {
+        t->args = pbvalue_list();
+        if (!t->args) {
+            aioc_task_info_free(t);
+            return NULL;
+        }
+        /* Hand the array itself over: no copy, nothing to fail. */
+        t->args->list_value->items = pb->args;
+        t->args->list_value->n_items = pb->n_args;
+        pb->args = NULL;
+        pb->n_args = 0;
+    }
+    return t;
+}
+
+static int request(aioc_client *c, Aiod__ClientMessage *m, Aiod__ServerMessage__BodyCase want,
+                   Aiod__ServerMessage **ret_reply) {
+    int r = client_begin(c);
+    if (r < 0)
+        return r;
+    return client_call(c, m, want, ret_reply);
+}
+
+AIOC_EXPORT int aioc_list(aioc_client *c, unsigned flags, aioc_task_info ***ret_tasks,
+                          size_t *ret_n) {
+    Aiod__ListTasks l = AIOD__LIST_TASKS__INIT;
+    Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
+    Aiod__ServerMessage *reply = NULL;
+
+    if (!c || !ret_tasks || !ret_n || (flags & ~AIOC_LIST_ALL))
+        return -EINVAL;
+    l.all = !!(flags & AIOC_LIST_ALL);
+    m.body_case = AIOD__CLIENT_MESSAGE__BODY_LIST_TASKS;
+    m.list_tasks = &l;
+    int r = request(c, &m, AIOD__SERVER_MESSAGE__BODY_TASK_LIST, &reply);
+    if (r < 0)
+        return r;
+
+    Aiod__TaskList *tl = reply->task_list;
+    size_t n = tl->n_tasks;
+    aioc_task_info **a = alloc_calloc(n, sizeof(*a));
+    if (!a) {
+        wire_free(reply);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        a[i] = wrap(TAKE_PTR(tl->tasks[i]), false);
+        if (!a[i]) {
+            wire_free(reply);
+            aioc_task_info_array_free(a, i);
+            return -ENOMEM;
+        }
+    }
+    tl->n_tasks = 0;
+    wire_free(reply);
+    *ret_tasks = a;
+    *ret_n = n;
+    return 0;
+}
+
+AIOC_EXPORT int aioc_show(aioc_client *c, uint64_t id, aioc_task_info **ret_task) {
+    Aiod__ShowTask s = AIOD__SHOW_TASK__INIT;
+    Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
+    Aiod__ServerMessage *reply = NULL;
+
+    if (!c || id == 0 || !ret_task)
+        return -EINVAL;
+    s.task_id = id;
+    m.body_case = AIOD__CLIENT_MESSAGE__BODY_SHOW_TASK;
+    m.show_task = &s;
+    int r = request(c, &m, AIOD__SERVER_MESSAGE__BODY_TASK_INFO, &reply);
+    if (r < 0)
+        return r;
+    aioc_task_info *t = wrap(TAKE_PTR(reply->task_info), true);
+    reply->body_case = AIOD__SERVER_MESSAGE__BODY__NOT_SET;
+    wire_free(reply);
+    if (!t)
+        return -ENOMEM;
+    *ret_task = t;
+    return 0;
+}

@@ -1,0 +1,239 @@
+/*
+ * task: the requests that create, wait for, cancel and follow tasks:
+ * aioc_run, aioc_create_task, aioc_submit, aioc_detach, aioc_await,
+ * aioc_gather, aioc_cancel and aioc_logs. Each builds its ClientMessage on
+ * the stack from borrowed pieces and lets client_call do the exchange.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "alloc.h"
+#include "call.h"
+#include "client.h"
+#include "macro.h"
+#include "outcome.h"
+#include "wire.h"
+
+/* The daemon takes at most this many ids or items per request. */
+#define TASK_MAX_BATCH 100000u
+
+static bool timeout_valid(double timeout) {
+    return !isnan(timeout);
+}
+
+static double timeout_wire(double timeout) {
+    return timeout > 0 ? timeout : 0;
+}
+
+static int submit(aioc_client *c, const aioc_call *call, Aiod__Ownership ownership, bool follow,
+                  uint64_t *ret_id) {
+    Aiod__Submit s = AIOD__SUBMIT__INIT;
+    Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
+    Aiod__ServerMessage *reply = NULL;
+
+    if (!c || !call || !call->pb || !ret_id)
+        return -EINVAL;
+    int r = client_begin(c);
+    if (r < 0)
+        return r;
+    s.call = call->pb;
+    s.ownership = ownership;
+    s.follow = follow;
+    m.body_case = AIOD__CLIENT_MESSAGE__BODY_SUBMIT;
+    m.submit = &s;
+    r = client_call(c, &m, AIOD__SERVER_MESSAGE__BODY_SUBMITTED, &reply);
+    if (r < 0)
+        return r;
+    uint64_t id = reply->submitted->task_id;
+    wire_free(reply);
+    if (id == 0)
+        return -EPROTO;
+    *ret_id = id;
+    return 0;
+}
+
+AIOC_EXPORT int aioc_create_task(aioc_client *c, const aioc_call *call, uint64_t *ret_id) {
+    return submit(c, call, AIOD__OWNERSHIP__ATTACHED, false, ret_id);
+}
+
+AIOC_EXPORT int aioc_submit(aioc_client *c, const aioc_call *call, uint64_t *ret_id) {
+    return submit(c, call, AIOD__OWNERSHIP__SUBMITTED, false, ret_id);
+}
+
+AIOC_EXPORT int aioc_detach(aioc_client *c, const aioc_call *call, uint64_t *ret_id) {
+    return submit(c, call, AIOD__OWNERSHIP__DETACHED, false, ret_id);
+}
+
+/* Moves the n outcomes of an Outcomes reply into ret (caller's array). */
+static int take_outcomes(Aiod__ServerMessage *reply, size_t n, aioc_outcome **ret) {
+    Aiod__Outcomes *os = reply->outcomes;
+    if (os->n_outcomes != n)
+        return -EPROTO;
+    for (size_t i = 0; i < n; i++) {
+        ret[i] = outcome_from_pb(os->outcomes[i]);
+        os->outcomes[i] = NULL;
+    }
+    os->n_outcomes = 0;
+    return 0;
+}
+
+static int await_ids(aioc_client *c, const uint64_t *ids, size_t n, double timeout,
+                     bool cancel_on_timeout, aioc_outcome **ret_outcomes) {
+    Aiod__Await a = AIOD__AWAIT__INIT;
+    Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
+    Aiod__ServerMessage *reply = NULL;
+
+    a.task_ids = (uint64_t *)ids;
+    a.n_task_ids = n;
+    a.timeout = timeout_wire(timeout);
+    a.cancel_on_timeout = cancel_on_timeout;
+    m.body_case = AIOD__CLIENT_MESSAGE__BODY_AWAIT;
+    m.await = &a;
+    int r = client_call(c, &m, AIOD__SERVER_MESSAGE__BODY_OUTCOMES, &reply);
+    if (r < 0)
+        return r;
+    r = take_outcomes(reply, n, ret_outcomes);
+    wire_free(reply);
+    return r;
+}
+
+AIOC_EXPORT int aioc_run(aioc_client *c, const aioc_call *call, double timeout,
+                         aioc_outcome **ret_outcome) {
+    uint64_t id;
+    aioc_outcome *o;
+
+    if (!c || !call || !call->pb || !ret_outcome || !timeout_valid(timeout))
+        return -EINVAL;
+    int r = submit(c, call, AIOD__OWNERSHIP__ATTACHED, true, &id);
+    if (r < 0)
+        return r;
+    /* The task's Output events (tagged with the Submit's id) are delivered
+     * while the Await waits; the daemon sends them all before the outcome. */
+    r = await_ids(c, &id, 1, timeout, true, &o);
+    if (r < 0)
+        return r;
+    *ret_outcome = o;
+    return 0;
+}
+
+AIOC_EXPORT int aioc_await(aioc_client *c, const uint64_t *ids, size_t n, double timeout,
+                           aioc_outcome **ret_outcomes) {
+    if (!c || !ids || n == 0 || n > TASK_MAX_BATCH || !ret_outcomes || !timeout_valid(timeout))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == 0)
+            return -EINVAL;
+    int r = client_begin(c);
+    if (r < 0)
+        return r;
+    return await_ids(c, ids, n, timeout, false, ret_outcomes);
+}
+
+AIOC_EXPORT int aioc_gather(aioc_client *c, const aioc_call *const *items, size_t n, unsigned flags,
+                            double timeout, aioc_outcome **ret_outcomes,
+                            aioc_outcome **ret_failed) {
+    Aiod__Gather g = AIOD__GATHER__INIT;
+    Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
+    Aiod__ServerMessage *reply = NULL;
+    _cleanup_free_ Aiod__GatherItem *gi = NULL;
+    _cleanup_free_ Aiod__GatherItem **gp = NULL;
+
+    if (!c || !items || n == 0 || n > TASK_MAX_BATCH || !ret_outcomes ||
+        (flags & ~(AIOC_GATHER_RETURN_EXCEPTIONS | AIOC_GATHER_FOLLOW)) || !timeout_valid(timeout))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!items[i])
+            return -EINVAL;
+    int r = client_begin(c);
+    if (r < 0)
+        return r;
+
+    gi = alloc_calloc(n, sizeof(*gi));
+    gp = alloc_calloc(n, sizeof(*gp));
+    if (!gi || !gp)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        aiod__gather_item__init(&gi[i]);
+        if (items[i]->pb) {
+            gi[i].item_case = AIOD__GATHER_ITEM__ITEM_CALL;
+            gi[i].call = items[i]->pb;
+        } else {
+            gi[i].item_case = AIOD__GATHER_ITEM__ITEM_TASK_ID;
+            gi[i].task_id = items[i]->task_id;
+        }
+        gp[i] = &gi[i];
+    }
+    g.items = gp;
+    g.n_items = n;
+    g.return_exceptions = !!(flags & AIOC_GATHER_RETURN_EXCEPTIONS);
+    g.timeout = timeout_wire(timeout);
+    g.cancel_on_timeout = true;
+    g.follow = !!(flags & AIOC_GATHER_FOLLOW);
+    m.body_case = AIOD__CLIENT_MESSAGE__BODY_GATHER;
+    m.gather = &g;
+
+    r = client_call(c, &m, AIOD__SERVER_MESSAGE__BODY_OUTCOMES, &reply);
+    if (r == -EIO) {
+        /* A task failed: the reply is the Error holding its outcome. */
+        if (ret_failed) {
+            *ret_failed = outcome_from_pb(reply->error->outcome);
+            reply->error->outcome = NULL;
+        }
+        wire_free(reply);
+        return r;
+    }
+    if (r < 0)
+        return r;
+    r = take_outcomes(reply, n, ret_outcomes);
+    wire_free(reply);
+    return r;
+}
+
+AIOC_EXPORT int aioc_cancel(aioc_client *c, const uint64_t *ids, size_t n) {
+    Aiod__Cancel x = AIOD__CANCEL__INIT;
+    Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
+    Aiod__ServerMessage *reply = NULL;
+
+    if (!c || !ids || n == 0 || n > TASK_MAX_BATCH)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == 0)
+            return -EINVAL;
+    int r = client_begin(c);
+    if (r < 0)
+        return r;
+    x.task_ids = (uint64_t *)ids;
+    x.n_task_ids = n;
+    m.body_case = AIOD__CLIENT_MESSAGE__BODY_CANCEL;
+    m.cancel = &x;
+    r = client_call(c, &m, AIOD__SERVER_MESSAGE__BODY_CANCELLED, &reply);
+    if (r < 0)
+        return r;
+    uint32_t count = reply->cancelled->count;
+    wire_free(reply);
+    return count > (uint32_t)n ? (int)n : (int)count;
+}
+
+AIOC_EXPORT int aioc_logs(aioc_client *c, uint64_t id, unsigned flags) {
+    Aiod__Logs l = AIOD__LOGS__INIT;
+    Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
+    Aiod__ServerMessage *reply = NULL;
+
+    if (!c || id == 0 || (flags & ~AIOC_LOGS_FOLLOW))
+        return -EINVAL;
+    int r = client_begin(c);
+    if (r < 0)
+        return r;
+    l.task_id = id;
+    l.follow = !!(flags & AIOC_LOGS_FOLLOW);
+    m.body_case = AIOD__CLIENT_MESSAGE__BODY_LOGS;
+    m.logs = &l;
+    r = client_call(c, &m, AIOD__SERVER_MESSAGE__BODY_OUTPUT_END, &reply);
+    if (r < 0)
+        return r;
+    int state = (int)reply->output_end->state;
+    wire_free(reply);
+    return state;
+}
