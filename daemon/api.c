@@ -256,7 +256,7 @@ _printf_(3, 4) static void a_log(aiod_task *t, int priority, const char *fmt, ..
     va_end(ap);
     if (priority < LOG_EMERG || priority > LOG_DEBUG)
         priority = LOG_INFO;
-    log_task(priority, t ? T(t)->id : 0, t ? T(t)->fn->full_name : NULL, "%s", buf);
+    log_task(priority, T(t), "%s", buf);
 }
 
 static const struct aiod_api table = {

@@ -15,6 +15,9 @@
 
 #include <systemd/sd-journal.h>
 
+#include "plugin.h"
+#include "task.h"
+
 static int max_priority = LOG_INFO;
 static int use_journal;
 
@@ -56,8 +59,10 @@ int log_level_from_string(const char *s, int *ret_priority) {
     return -EINVAL;
 }
 
-int log_internal(int priority, int error, uint64_t task_id, const char *function, const char *file,
-                 int line, const char *func, const char *fmt, ...) {
+int log_internal(int priority, int error, const task *t, const char *file, int line,
+                 const char *func, const char *fmt, ...) {
+    uint64_t task_id = t ? t->id : 0;
+    const char *function = t ? t->fn->full_name : NULL;
     if (priority > max_priority)
         return -error;
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <syslog.h>
 
+#include "forward.h"
 #include "macro.h"
 
 /* Chooses the sink from the environment; sets the maximum level logged. */
@@ -20,18 +21,18 @@ int log_get_max_priority(void);
 int log_level_from_string(const char *s, int *ret_priority);
 
 /*
- * Logs one line at `priority`; `task_id` (0 for none) and `function` (may be
- * NULL) become fields. If error > 0 it is appended as ": strerror".
- * Returns -error so callers can `return log_error_errno(r, ...)`.
+ * Logs one line at `priority`; the task `t` (NULL for none) gives the
+ * fields naming it (id, function, plugin, owner). If error > 0 it is
+ * appended as ": strerror". Returns -error so callers can
+ * `return log_error_errno(r, ...)`.
  */
-int log_internal(int priority, int error, uint64_t task_id, const char *function, const char *file,
-                 int line, const char *func, const char *fmt, ...) _printf_(8, 9);
+int log_internal(int priority, int error, const task *t, const char *file, int line,
+                 const char *func, const char *fmt, ...) _printf_(7, 8);
 
 #define log_full_errno(prio, err, ...)                                                             \
-    log_internal(prio, (err) < 0 ? -(err) : (err), 0, NULL, __FILE__, __LINE__, __func__,          \
+    log_internal(prio, (err) < 0 ? -(err) : (err), NULL, __FILE__, __LINE__, __func__,            \
                  __VA_ARGS__)
-#define log_task(prio, task_id, function, ...)                                                     \
-    log_internal(prio, 0, task_id, function, __FILE__, __LINE__, __func__, __VA_ARGS__)
+#define log_task(prio, t, ...) log_internal(prio, 0, t, __FILE__, __LINE__, __func__, __VA_ARGS__)
 
 #define log_debug(...) log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
 #define log_info(...) log_full_errno(LOG_INFO, 0, __VA_ARGS__)

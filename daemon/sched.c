@@ -146,7 +146,7 @@ static void step(task *t) {
     uint64_t took_ms = (uv_hrtime() - start) / 1000000u;
     current = NULL;
     if (took_ms >= LIMIT_SLOW_STEP_MS)
-        log_task(LOG_WARNING, t->id, t->fn->full_name,
+        log_task(LOG_WARNING, t,
                  "held the event loop for %llu ms without suspending",
                  (unsigned long long)took_ms);
     if (coro_finished(t->co))

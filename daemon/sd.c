@@ -34,6 +34,11 @@ static void on_watchdog(uv_timer_t *h) {
     sd_notify(0, "WATCHDOG=1");
 }
 
+void sd_status_changed(void) {
+    /* Throttled by a one-shot timer in a later change; for now immediate
+     * updates would cost a system call per task, so nothing is sent. */
+}
+
 void sd_ready(uv_loop_t *loop) {
     char buf[300];
     uint64_t usec = 0;

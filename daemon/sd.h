@@ -14,6 +14,9 @@ void sd_ready(uv_loop_t *loop);
 void sd_stopping(void);
 /* Sends STATUS= with the live counts. */
 void sd_status(void);
+/* Task counts changed: STATUS= is sent soon (at most once a second; an
+ * idle daemon sends nothing). */
+void sd_status_changed(void);
 /* Closes the timer handle. */
 void sd_done(void);
 

@@ -17,6 +17,7 @@
 #include "output.h"
 #include "plugin.h"
 #include "sched.h"
+#include "sd.h"
 
 static hashmap *table;
 static uint64_t next_id = 1;
@@ -199,10 +200,10 @@ static void evict_retained(void) {
 static void log_detached(task *t) {
     if (t->state == TASK_DONE) {
         char *json = pbvalue_to_json(t->result);
-        log_task(LOG_INFO, t->id, t->fn->full_name, "detached task done: %s", json ? json : "?");
+        log_task(LOG_INFO, t, "detached task done: %s", json ? json : "?");
         free(json);
     } else
-        log_task(t->state == TASK_FAILED ? LOG_WARNING : LOG_INFO, t->id, t->fn->full_name,
+        log_task(t->state == TASK_FAILED ? LOG_WARNING : LOG_INFO, t,
                  "detached task %s: %s: %s", task_state_name(t->state),
                  t->error_kind ? t->error_kind : "", t->error_message ? t->error_message : "");
 }
@@ -226,6 +227,7 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
     t->finished_usec = task_now_usec();
     unfinished--;
     finished_total++;
+    sd_status_changed();
     t->fn->owner->busy--;
     list_remove(&t->child_node);
     task_detach_conn(t);
@@ -290,6 +292,7 @@ void task_set_running(task *t) {
     t->state = TASK_RUNNING;
     t->started_usec = task_now_usec();
     running++;
+    sd_status_changed();
 }
 
 size_t task_count_unfinished(void) {
