@@ -77,13 +77,13 @@ int log_internal(int priority, int error, const task *t, const char *file, int l
         snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(error));
 
     if (use_journal) {
-        char code_line[32], task[48], fn[300], err[32];
+        char code_line[32], task_field[48], fn[300], err[32];
         snprintf(code_line, sizeof(code_line), "CODE_LINE=%d", line);
-        snprintf(task, sizeof(task), "AIOD_TASK=%llu", (unsigned long long)task_id);
+        snprintf(task_field, sizeof(task_field), "AIOD_TASK=%llu", (unsigned long long)task_id);
         snprintf(fn, sizeof(fn), "AIOD_FUNCTION=%s", function ? function : "");
         snprintf(err, sizeof(err), "ERRNO=%d", error);
         sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", priority, "CODE_FILE=%s", file,
-                        code_line, "CODE_FUNC=%s", func, task_id ? task : "AIOD_TASK=",
+                        code_line, "CODE_FUNC=%s", func, task_id ? task_field : "AIOD_TASK=",
                         function ? fn : "AIOD_FUNCTION=", error ? err : "ERRNO=0", NULL);
         return -error;
     }
