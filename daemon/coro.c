@@ -1,14 +1,29 @@
 /*
- * Coroutine stacks and switching (coro.h). The register switch itself is in
- * coro_switch_*.{S,c}; this file owns stack mapping, the guard page, the
- * pool of reusable stacks and the sanitizer annotations that tell ASan which
- * stack is live.
+ * Coroutine stacks and switching (coro.h).
+ *
+ * Every coroutine runs on one shared run stack (mmap'd, with a PROT_NONE
+ * guard page below it). When another coroutine needs the run stack, the
+ * part the resident one uses — from its saved stack pointer to the top,
+ * usually well under a kilobyte for a task waiting at an await point — is
+ * copied to a heap buffer, and copied back before it runs again. A
+ * suspended task thus costs its live frames, not a whole stack, and there
+ * is one mapping in all instead of two per task (the kernel's
+ * vm.max_map_count of 65530 would stop us at ~32k tasks). The copy is
+ * skipped when the same coroutine runs again with nobody in between.
+ *
+ * Consequence for the rest of the daemon: memory on a coroutine's stack is
+ * only valid while that coroutine runs. Anything another task or a callback
+ * may touch while it is suspended (waiters, gather state) lives on the heap
+ * or in the task struct.
+ *
+ * The register switch itself is in coro_switch_*.{S,c}.
  */
 #include "coro.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -25,37 +40,40 @@
 #endif
 
 #ifdef CORO_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#define NO_ASAN __attribute__((no_sanitize_address))
+#else
+#define NO_ASAN
 #endif
 
 struct coro {
-    /* Saved registers while suspended. */
+    /* Saved registers while suspended (the pointer is into the run stack). */
     coro_ctx ctx;
-    /* Start of the mapping: the guard page, then the usable stack. */
-    uint8_t *map;
-    size_t map_size;
+    /* The copied-out part of the run stack while another coroutine uses it. */
+    uint8_t *saved;
+    size_t saved_len;
+    size_t saved_cap;
     coro_fn fn;
     void *arg;
     void *user;
+    bool started;
     bool finished;
-#ifdef CORO_ASAN
-    /* ASan's fake stack of this coroutine while it is switched out. */
-    void *fake_stack;
-#endif
 };
 
 static size_t stack_size = 256 * 1024;
 static size_t page_size;
-static unsigned pool_max = 1024;
-/* Freed stacks kept for reuse: an array so that no page of a pooled stack is
- * touched just to link it. */
-static uint8_t **pool;
-static unsigned pool_len;
-static size_t mapped;
+/* The run stack: map = guard page + stack. */
+static uint8_t *run_map;
+static uint8_t *run_base;
+static uint8_t *run_top;
+static size_t live;
 
-/* The scheduler's context and the coroutine now running. */
+/* The scheduler's context, the coroutine running now, and the one whose
+ * frames currently occupy the run stack. */
 static coro_ctx main_ctx;
 static coro *current;
+static coro *resident;
 #ifdef CORO_ASAN
 static void *main_fake_stack;
 static const void *main_stack_bottom;
@@ -69,52 +87,89 @@ static size_t page(void) {
 }
 
 void coro_configure(size_t size, unsigned max) {
+    (void)max;
     size_t p = page();
     coro_pool_clear();
     stack_size = (size + p - 1) / p * p;
     if (stack_size < 4 * p)
         stack_size = 4 * p;
-    pool_max = max;
 }
 
-static uint8_t *stack_get(void) {
-    if (pool_len > 0)
-        return pool[--pool_len];
+static int run_stack_map(void) {
+    if (run_map)
+        return 0;
     size_t total = stack_size + page();
     uint8_t *m = mmap(NULL, total, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (m == MAP_FAILED)
-        return NULL;
+        return -errno;
     if (mprotect(m, page(), PROT_NONE) < 0) {
+        int r = -errno;
         munmap(m, total);
-        return NULL;
+        return r;
     }
-    mapped++;
-    return m;
-}
-
-static void stack_put(uint8_t *m) {
-    if (!pool && pool_max > 0)
-        pool = alloc_malloc(pool_max * sizeof(*pool));
-    if (pool && pool_len < pool_max) {
-        pool[pool_len++] = m;
-        return;
-    }
-    munmap(m, stack_size + page());
-    mapped--;
+    run_map = m;
+    run_base = m + page();
+    run_top = run_base + stack_size;
+    return 0;
 }
 
 void coro_pool_clear(void) {
-    while (pool_len > 0) {
-        munmap(pool[--pool_len], stack_size + page());
-        mapped--;
+    if (run_map && live == 0) {
+        munmap(run_map, stack_size + page());
+        run_map = run_base = run_top = NULL;
+        resident = NULL;
     }
-    free(pool);
-    pool = NULL;
 }
 
 size_t coro_stacks_mapped(void) {
-    return mapped;
+    return run_map ? 1 : 0;
+}
+
+size_t coro_saved_bytes(const coro *c) {
+    return c->saved_cap;
+}
+
+/* Plain byte copies that ASan does not check: the run stack holds other
+ * coroutines' frames whose redzones ASan has poisoned. */
+static NO_ASAN void copy_bytes(uint8_t *dst, const uint8_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        dst[i] = src[i];
+}
+
+static void stack_copy(uint8_t *dst, const uint8_t *src, size_t n) {
+#ifdef CORO_ASAN
+    copy_bytes(dst, src, n);
+#else
+    (void)copy_bytes;
+    memcpy(dst, src, n);
+#endif
+}
+
+/* Moves the resident coroutine's frames off the run stack. 0 or -ENOMEM. */
+static int evict_resident(void) {
+    coro *r = resident;
+    if (!r)
+        return 0;
+    if (r->finished) {
+        resident = NULL;
+        return 0;
+    }
+    size_t used = (size_t)(run_top - (uint8_t *)r->ctx.sp);
+    if (used > r->saved_cap) {
+        /* Round up so that a task whose depth varies a little does not
+         * reallocate on every suspension. */
+        size_t cap = (used + 255) & ~(size_t)255;
+        uint8_t *b = alloc_realloc(r->saved, cap);
+        if (!b)
+            return -ENOMEM;
+        r->saved = b;
+        r->saved_cap = cap;
+    }
+    stack_copy(r->saved, run_top - used, used);
+    r->saved_len = used;
+    resident = NULL;
+    return 0;
 }
 
 static void trampoline(void *arg) {
@@ -127,18 +182,15 @@ static void trampoline(void *arg) {
 }
 
 int coro_new(coro_fn fn, void *arg, coro **ret) {
+    int r = run_stack_map();
+    if (r < 0)
+        return r;
     coro *c = alloc_calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
-    c->map = stack_get();
-    if (!c->map) {
-        free(c);
-        return -ENOMEM;
-    }
-    c->map_size = stack_size + page();
     c->fn = fn;
     c->arg = arg;
-    coro_ctx_make(&c->ctx, c->map + page(), stack_size, trampoline, c);
+    live++;
     *ret = c;
     return 0;
 }
@@ -146,30 +198,48 @@ int coro_new(coro_fn fn, void *arg, coro **ret) {
 void coro_free(coro *c) {
     if (!c)
         return;
-    stack_put(c->map);
+    if (resident == c)
+        resident = NULL;
+    free(c->saved);
     free(c);
+    live--;
 }
 
-void coro_resume(coro *c) {
+int coro_resume(coro *c) {
+    if (resident != c) {
+        if (evict_resident() < 0)
+            return -ENOMEM;
+#ifdef CORO_ASAN
+        /* Redzones poisoned by other coroutines' frames are stale here. */
+        __asan_unpoison_memory_region(run_base, stack_size);
+#endif
+        if (!c->started)
+            coro_ctx_make(&c->ctx, run_base, stack_size, trampoline, c);
+        else
+            stack_copy(run_top - c->saved_len, c->saved, c->saved_len);
+        resident = c;
+    }
+    c->started = true;
     current = c;
 #ifdef CORO_ASAN
-    __sanitizer_start_switch_fiber(&main_fake_stack, c->map + page(), stack_size);
+    __sanitizer_start_switch_fiber(&main_fake_stack, run_base, stack_size);
 #endif
     coro_ctx_switch(&main_ctx, &c->ctx);
 #ifdef CORO_ASAN
     __sanitizer_finish_switch_fiber(main_fake_stack, NULL, NULL);
 #endif
     current = NULL;
+    return 0;
 }
 
 void coro_yield(void) {
     coro *c = current;
 #ifdef CORO_ASAN
-    __sanitizer_start_switch_fiber(&c->fake_stack, main_stack_bottom, main_stack_size);
+    __sanitizer_start_switch_fiber(NULL, main_stack_bottom, main_stack_size);
 #endif
     coro_ctx_switch(&c->ctx, &main_ctx);
 #ifdef CORO_ASAN
-    __sanitizer_finish_switch_fiber(c->fake_stack, &main_stack_bottom, &main_stack_size);
+    __sanitizer_finish_switch_fiber(NULL, &main_stack_bottom, &main_stack_size);
 #endif
 }
 
@@ -177,7 +247,6 @@ _Noreturn void coro_exit(void) {
     coro *c = current;
     c->finished = true;
 #ifdef CORO_ASAN
-    /* NULL: this stack is dead, let ASan drop its fake frames. */
     __sanitizer_start_switch_fiber(NULL, main_stack_bottom, main_stack_size);
 #endif
     coro_ctx_switch(&c->ctx, &main_ctx);
@@ -202,11 +271,11 @@ void *coro_get_user(const coro *c) {
 
 void *coro_fault_in_guard(const void *addr) {
     coro *c = current;
-    if (!c || !page_size)
+    if (!c || !run_map)
         return NULL;
     const uint8_t *a = addr;
     /* Also count a fault just below the guard page: a big frame can skip it. */
-    if (a >= c->map - 16 * page_size && a < c->map + page_size)
+    if (a >= run_map - 16 * page_size && a < run_base)
         return c->user ? c->user : c;
     return NULL;
 }

@@ -1,11 +1,13 @@
 /*
- * Coroutines: a function running on its own stack that can suspend itself
- * (coro_yield) and be resumed by the scheduler (coro_resume). Only the
- * scheduler's context (the loop thread's own stack) resumes coroutines, and a
- * coroutine only yields back to it: there is no coroutine-to-coroutine
- * switch. Stacks are mmap'd with a PROT_NONE guard page below them, so an
- * overflow faults instead of corrupting a neighbour; coro_fault_describe lets
- * the crash handler name the culprit.
+ * Coroutines: a function that can suspend itself (coro_yield) and be resumed
+ * by the scheduler (coro_resume). Only the scheduler's context (the loop
+ * thread's own stack) resumes coroutines, and a coroutine only yields back
+ * to it: there is no coroutine-to-coroutine switch. All coroutines run on one
+ * run stack with a PROT_NONE guard page below it, so an overflow faults
+ * instead of corrupting memory (coro_fault_in_guard lets the crash handler
+ * name the culprit); a suspended coroutine's frames are copied aside while
+ * others run. Memory on a coroutine's stack is therefore valid only while
+ * that coroutine runs: never let anything outside it keep a pointer there.
  */
 #ifndef AIOD_CORO_H
 #define AIOD_CORO_H
@@ -16,8 +18,8 @@
 typedef struct coro coro;
 typedef void (*coro_fn)(void *arg);
 
-/* Sets the stack size for coroutines created from now on (rounded up to
- * pages) and how many freed stacks to keep for reuse. */
+/* Sets the run stack's size (rounded up to pages); takes effect when no
+ * coroutine exists. `pool_max` is unused (kept for the settings). */
 void coro_configure(size_t stack_size, unsigned pool_max);
 
 /* A new coroutine that will run fn(arg) when first resumed. 0, -ENOMEM. */
@@ -26,8 +28,10 @@ int coro_new(coro_fn fn, void *arg, coro **ret);
 /* Frees a coroutine that has finished (coro_exit) or never started. */
 void coro_free(coro *c);
 
-/* Runs `c` until it yields or exits. Call only from the scheduler context. */
-void coro_resume(coro *c);
+/* Runs `c` until it yields or exits. Call only from the scheduler context.
+ * 0, or -ENOMEM when the frames of the coroutine that last ran could not be
+ * saved (then `c` did not run; try again later). */
+int coro_resume(coro *c);
 
 /* Suspends the running coroutine; returns when it is resumed. */
 void coro_yield(void);
@@ -49,10 +53,13 @@ void *coro_get_user(const coro *c);
  * pointer (async-signal-safe); otherwise NULL. */
 void *coro_fault_in_guard(const void *addr);
 
-/* Unmaps pooled stacks (at shutdown). */
+/* Unmaps the run stack once no coroutine exists (at shutdown). */
 void coro_pool_clear(void);
 
-/* Stacks currently mapped (in use or pooled), for statistics. */
+/* Run stacks mapped (0 or 1), for statistics and tests. */
 size_t coro_stacks_mapped(void);
+
+/* Heap bytes holding a suspended coroutine's frames. */
+size_t coro_saved_bytes(const coro *c);
 
 #endif

@@ -142,7 +142,15 @@ static void step(task *t) {
     t->suspended = false;
     current = t;
     uint64_t start = uv_hrtime();
-    coro_resume(t->co);
+    if (coro_resume(t->co) < 0) {
+        current = NULL;
+        log_task(LOG_ERR, t, "no memory to switch to the task; failing it");
+        coro_free(t->co);
+        t->co = NULL;
+        task_finish(t, TASK_FAILED, NULL, alloc_strdup("MemoryError"),
+                    alloc_strdup("no memory to save a coroutine stack"));
+        return;
+    }
     uint64_t took_ms = (uv_hrtime() - start) / 1000000u;
     current = NULL;
     if (took_ms >= LIMIT_SLOW_STEP_MS)
@@ -263,10 +271,14 @@ static int child_outcome(task *t, task *child, Aiod__Value **ret_result) {
 
 int sched_await(task *t, task *child, Aiod__Value **ret_result) {
     if (!task_finished(child)) {
-        waiter w = {.fn = wake_on_done, .data = t};
-        task_add_waiter(child, &w);
+        /* In the task struct, not on the coroutine stack: the child's list
+         * is walked while this coroutine's frames are copied aside. */
+        waiter *w = &t->await_waiter;
+        w->fn = wake_on_done;
+        w->data = t;
+        task_add_waiter(child, w);
         int r = sched_suspend(t);
-        task_remove_waiter(&w);
+        task_remove_waiter(w);
         if (r < 0) {
             /* Like asyncio: cancelling the awaiter cancels what it awaits. */
             if (r == -ECANCELED)
@@ -292,6 +304,12 @@ typedef struct gather_waiter {
     gather_state *gs;
 } gather_waiter;
 
+/* The state and the waiters of one gather, on the heap (see sched_await). */
+typedef struct gather_block {
+    gather_state gs;
+    gather_waiter ws[];
+} gather_block;
+
 static void on_gathered(waiter *w, task *child) {
     gather_state *gs = ((gather_waiter *)w)->gs;
     gs->remaining--;
@@ -316,36 +334,40 @@ static Aiod__Value *error_entry(const task *child) {
 
 int sched_gather(task *t, task *const *children, size_t n, bool return_exceptions,
                  Aiod__Value **ret_list) {
-    gather_state gs = {.t = t, .return_exceptions = return_exceptions};
-    gather_waiter *ws = alloc_calloc(n ? n : 1, sizeof(*ws));
+    gather_block *b = alloc_calloc(1, sizeof(*b) + (n ? n : 1) * sizeof(b->ws[0]));
     int r = 0;
-    if (!ws)
+    if (!b)
         return -ENOMEM;
+    gather_state *gs = &b->gs;
+    gather_waiter *ws = b->ws;
+    gs->t = t;
+    gs->return_exceptions = return_exceptions;
     for (size_t i = 0; i < n; i++) {
         list_init(&ws[i].w.node);
         if (task_finished(children[i])) {
-            if (children[i]->state != TASK_DONE && !return_exceptions && !gs.first_failed)
-                gs.first_failed = children[i];
+            if (children[i]->state != TASK_DONE && !return_exceptions && !gs->first_failed)
+                gs->first_failed = children[i];
             continue;
         }
         ws[i].w.fn = on_gathered;
-        ws[i].gs = &gs;
-        gs.remaining++;
+        ws[i].gs = gs;
+        gs->remaining++;
         task_add_waiter(children[i], &ws[i].w);
     }
-    if (gs.remaining > 0 && !gs.first_failed)
+    if (gs->remaining > 0 && !gs->first_failed)
         r = sched_suspend(t);
     for (size_t i = 0; i < n; i++)
         task_remove_waiter(&ws[i].w);
-    free(ws);
+    task *first_failed = gs->first_failed;
+    free(b);
     if (r < 0) {
         for (size_t i = 0; i < n; i++)
             sched_cancel(children[i]);
         return r;
     }
-    if (gs.first_failed) {
+    if (first_failed) {
         Aiod__Value *unused = NULL;
-        return child_outcome(t, gs.first_failed, &unused);
+        return child_outcome(t, first_failed, &unused);
     }
     Aiod__Value *results = pbvalue_list();
     if (!results)

@@ -99,6 +99,7 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
     list_init(&t->conn_node);
     list_init(&t->ready_node);
     list_init(&t->waiters);
+    list_init(&t->await_waiter.node);
     list_init(&t->retain_node);
     t->out = out ? output_ref(out) : output_new(t->id, cfg.max_output_lines);
     if (!t->out || hashmap_put_u64(table, t->id, t) < 0) {

@@ -94,6 +94,8 @@ struct task {
     bool timer_init;
 
     list waiters;
+    /* What the task hangs on a child it awaits (sched_await). */
+    waiter await_waiter;
     /* On the table's retention list once finished and retained. */
     list retain_node;
     bool in_table;
