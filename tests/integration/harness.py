@@ -1,0 +1,626 @@
+"""Shared helpers for aiod's integration tests (Python 3 standard library only).
+
+A test script does:
+
+    import harness
+    t = harness.Suite(__file__)          # parses --aiod/--aioctl/--plugin-dir
+    @t.test
+    def gather_runs_concurrently():
+        with t.daemon() as d:             # fresh temp dir, socket, READY=1
+            r = d.aioctl("gather", "demo.sleep 1 a")
+            t.eq(r.rc, 0, "exit code", r)
+    t.main()                              # runs the tests, "N passed, 0 failed"
+
+Synchronisation is by events only: the daemon's READY=1 datagram on a
+NOTIFY_SOCKET we bind, lines read from a child's pipe as they come, a
+process's exit, a line appearing in the daemon's log pipe. Polling is used
+only to query state (aioctl ps/show) and always under a deadline.
+"""
+
+import argparse
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+READY_TIMEOUT = 30.0  # generous: sanitizer builds start slowly
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def fail(msg):
+    raise TestFailure(msg)
+
+
+# ---------------------------------------------------------------- processes
+
+
+class Result:
+    """A finished aioctl run."""
+
+    def __init__(self, argv, rc, out, err, elapsed):
+        self.argv, self.rc, self.out, self.err, self.elapsed = argv, rc, out, err, elapsed
+
+    @property
+    def lines(self):
+        return self.out.splitlines()
+
+    def __str__(self):
+        return ("\n  command: %s\n  exit: %s  elapsed: %.3f s\n  stdout: %r\n  stderr: %r"
+                % (" ".join(self.argv), self.rc, self.elapsed, self.out[-2000:],
+                   self.err[-2000:]))
+
+
+class Streaming:
+    """A child process whose stdout lines are read as they come, each with the
+    time.monotonic() at which it arrived. stderr is collected whole."""
+
+    def __init__(self, argv, env=None):
+        self.argv = [str(a) for a in argv]
+        self.start = time.monotonic()
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env)
+        self.pid = self.proc.pid
+        self._lines = queue.Queue()
+        self.lines = []  # (seconds since start, line) of the lines taken so far
+        self._err = []
+        self._t_out = threading.Thread(target=self._read_out, daemon=True)
+        self._t_err = threading.Thread(target=self._read_err, daemon=True)
+        self._t_out.start()
+        self._t_err.start()
+        self.rc = None
+        self.elapsed = None
+
+    def _read_out(self):
+        for raw in self.proc.stdout:
+            self._lines.put((time.monotonic() - self.start, raw.decode("utf-8", "replace")
+                             .rstrip("\n")))
+        self._lines.put(None)
+
+    def _read_err(self):
+        for raw in self.proc.stderr:
+            self._err.append(raw.decode("utf-8", "replace"))
+
+    def next_line(self, timeout):
+        """The next stdout line as (t, line), or None at end of output."""
+        try:
+            item = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            fail("no output line from %s within %.1f s (lines so far: %r)"
+                 % (" ".join(self.argv), timeout, self.lines))
+        if item is not None:
+            self.lines.append(item)
+        return item
+
+    def wait(self, timeout):
+        """Waits for exit; returns a Result holding every stdout line."""
+        try:
+            self.rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            fail("%s did not exit within %.1f s" % (" ".join(self.argv), timeout))
+        self.elapsed = time.monotonic() - self.start
+        self._t_out.join(5)
+        self._t_err.join(5)
+        while True:
+            try:
+                item = self._lines.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self.lines.append(item)
+        return Result(self.argv, self.rc, "".join(l + "\n" for _, l in self.lines),
+                      "".join(self._err), self.elapsed)
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+
+def run(argv, timeout=60, env=None):
+    """Runs a command to completion; returns a Result."""
+    argv = [str(a) for a in argv]
+    start = time.monotonic()
+    try:
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                           env=env)
+    except subprocess.TimeoutExpired as e:
+        fail("%s did not exit within %.1f s; stdout %r stderr %r"
+             % (" ".join(argv), timeout, e.stdout, e.stderr))
+    return Result(argv, p.returncode, p.stdout.decode("utf-8", "replace"),
+                  p.stderr.decode("utf-8", "replace"), time.monotonic() - start)
+
+
+def clean_env():
+    env = dict(os.environ)
+    for k in ("AIOD_SOCKET", "NOTIFY_SOCKET", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID",
+              "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        env.pop(k, None)
+    return env
+
+
+# ---------------------------------------------------------------- the daemon
+
+
+class Daemon:
+    """One aiod in its own directory: DIR/aiod.sock, log lines from its
+    stderr (kept in memory and in DIR/aiod.log)."""
+
+    def __init__(self, suite, dirpath, plugin_dir=None, extra_args=(), socket_path=None):
+        self.suite = suite
+        self.dir = dirpath
+        self.socket = socket_path or os.path.join(dirpath, "aiod.sock")
+        self.plugin_dir = plugin_dir or suite.plugin_dir
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.rc = None
+        self._log = []
+        self._log_cond = threading.Condition()
+        self._log_done = False
+
+    # -- start / stop
+
+    def argv(self):
+        return [self.suite.aiod, "--socket", self.socket, "--plugin-dir", self.plugin_dir,
+                "--no-default-plugins"] + self.extra_args
+
+    def start(self):
+        notify_path = os.path.join(self.dir, "notify.sock")
+        ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            ns.bind(notify_path)
+            env = clean_env()
+            env["NOTIFY_SOCKET"] = notify_path
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                         env=env)
+            self.suite._daemons.append(self)
+            threading.Thread(target=self._read_log, daemon=True).start()
+            deadline = time.monotonic() + READY_TIMEOUT
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    fail("aiod sent no READY=1 within %.0f s; log:\n%s"
+                         % (READY_TIMEOUT, self.log()))
+                # Short slices only so that a daemon that dies before READY is
+                # noticed at once instead of after the whole timeout.
+                ns.settimeout(min(left, 0.2))
+                try:
+                    msg = ns.recv(4096).decode("utf-8", "replace")
+                except socket.timeout:
+                    if self.proc.poll() is not None:
+                        fail("aiod exited with %s before READY=1; log:\n%s"
+                             % (self.proc.returncode, self.log()))
+                    continue
+                if "READY=1" in msg.split("\n"):
+                    break
+        finally:
+            ns.close()
+            if os.path.exists(notify_path):
+                os.unlink(notify_path)
+        if not os.path.exists(self.socket):
+            fail("aiod said READY=1 but %s does not exist" % self.socket)
+        return self
+
+    def _read_log(self):
+        with open(os.path.join(self.dir, "aiod.log"), "a", encoding="utf-8") as f:
+            for raw in self.proc.stderr:
+                line = raw.decode("utf-8", "replace")
+                f.write(line)
+                f.flush()
+                with self._log_cond:
+                    self._log.append(line)
+                    self._log_cond.notify_all()
+        with self._log_cond:
+            self._log_done = True
+            self._log_cond.notify_all()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=30):
+        """SIGTERM; asserts exit status 0 and that the socket file is gone."""
+        if self.proc is None or self.rc is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        self.wait_exit(timeout)
+        if self.rc != 0:
+            fail("aiod exited with %s after SIGTERM (expected 0); log:\n%s"
+                 % (self.rc, self.log()))
+        if os.path.exists(self.socket):
+            fail("aiod exited but left its socket %s behind" % self.socket)
+
+    def wait_exit(self, timeout):
+        try:
+            self.rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.rc = self.proc.wait()
+            fail("aiod did not exit within %.0f s of SIGTERM; log:\n%s" % (timeout, self.log()))
+        with self._log_cond:
+            self._log_cond.wait_for(lambda: self._log_done, timeout=5)
+        return self.rc
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.stop()
+        else:
+            self.kill()
+        return False
+
+    # -- the log
+
+    def log(self):
+        with self._log_cond:
+            return "".join(self._log)
+
+    def wait_log(self, text, timeout):
+        """Waits until a log line contains `text`; returns that line."""
+        def find():
+            for line in self._log:
+                if text in line:
+                    return line
+            return None
+        with self._log_cond:
+            found = self._log_cond.wait_for(lambda: find() or self._log_done, timeout=timeout)
+            line = find()
+        if not line:
+            fail("the daemon's log has no line containing %r after %.1f s; log:\n%s"
+                 % (text, timeout, self.log()) if not found else
+                 "the daemon exited without logging %r; log:\n%s" % (text, self.log()))
+        return line
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def assert_alive(self):
+        if not self.alive():
+            fail("aiod died (exit %s); log:\n%s" % (self.proc.poll(), self.log()))
+
+    # -- clients
+
+    def ctl_argv(self, *args):
+        return [self.suite.aioctl, "-s", self.socket] + [str(a) for a in args]
+
+    def aioctl(self, *args, timeout=60):
+        """Runs aioctl -s SOCKET ARGS... to completion; returns a Result."""
+        return run(self.ctl_argv(*args), timeout=timeout, env=clean_env())
+
+    def aioctl_bg(self, *args):
+        """Starts aioctl -s SOCKET ARGS... whose stdout is read as it comes."""
+        return Streaming(self.ctl_argv(*args), env=clean_env())
+
+    def raw(self, timeout=10):
+        return RawClient(self.socket, timeout)
+
+    def task(self, task_id):
+        """`aioctl --json show ID` as a dict."""
+        r = self.aioctl("--json", "show", task_id)
+        if r.rc != 0:
+            fail("aioctl show %s failed:%s" % (task_id, r))
+        return json.loads(r.lines[-1])
+
+    def ps(self, all_tasks=False):
+        """`aioctl --json ps [--all]` as a list of dicts."""
+        r = self.aioctl("--json", "ps", *(["--all"] if all_tasks else []))
+        if r.rc != 0:
+            fail("aioctl ps failed:%s" % r)
+        return [json.loads(l) for l in r.lines if l.strip()]
+
+    def wait_task(self, pred, what, timeout=10, all_tasks=True):
+        """Queries `ps` until a task satisfies pred (bounded by a deadline;
+        this queries state, it does not stand in for an event)."""
+        deadline = time.monotonic() + timeout
+        tasks = []
+        while time.monotonic() < deadline:
+            tasks = self.ps(all_tasks)
+            for tk in tasks:
+                if pred(tk):
+                    return tk
+            time.sleep(0.05)
+        fail("no task %s within %.0f s; ps: %r" % (what, timeout, tasks))
+
+
+# ---------------------------------------------------------------- raw protocol
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def field_varint(num, value):
+    return varint(num << 3 | 0) + varint(value)
+
+
+def field_bytes(num, data):
+    return varint(num << 3 | 2) + varint(len(data)) + data
+
+
+def frame(payload):
+    return struct.pack(">I", len(payload)) + payload
+
+
+def msg_hello(request_id=1, version=1):
+    """ClientMessage{request_id, hello{protocol_version}}."""
+    return field_varint(1, request_id) + field_bytes(2, field_varint(1, version))
+
+
+def msg_list_plugins(request_id):
+    """ClientMessage{request_id, list_plugins{}}."""
+    return field_varint(1, request_id) + field_bytes(10, b"")
+
+
+def parse_fields(data):
+    """Decodes one protobuf message's top-level fields: {num: [value, ...]}
+    where a varint is an int and a length-delimited field is bytes."""
+    fields, i = {}, 0
+
+    def read_varint():
+        nonlocal i
+        shift = result = 0
+        while True:
+            if i >= len(data):
+                fail("truncated varint in reply %r" % data)
+            b = data[i]
+            i += 1
+            result |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return result
+
+    while i < len(data):
+        key = read_varint()
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            val = read_varint()
+        elif wt == 2:
+            n = read_varint()
+            val = data[i:i + n]
+            i += n
+        elif wt == 1:
+            val = data[i:i + 8]
+            i += 8
+        elif wt == 5:
+            val = data[i:i + 4]
+            i += 4
+        else:
+            fail("unexpected wire type %d in reply %r" % (wt, data))
+        fields.setdefault(num, []).append(val)
+    return fields
+
+
+# ServerMessage body field numbers.
+SM_ERROR, SM_HELLO, SM_PLUGIN_LIST = 2, 3, 9
+ERROR_BAD_MESSAGE, ERROR_PROTOCOL, ERROR_UNSUPPORTED_VERSION = 1, 2, 3
+
+
+class Reply:
+    """One ServerMessage: request_id, body field number, body fields."""
+
+    def __init__(self, payload):
+        f = parse_fields(payload)
+        self.request_id = f.get(1, [0])[0]
+        self.kind = None
+        self.body = {}
+        for num in f:
+            if num != 1:
+                self.kind = num
+                self.body = parse_fields(f[num][0])
+        self.payload = payload
+
+    @property
+    def error_code(self):
+        return self.body.get(1, [0])[0] if self.kind == SM_ERROR else None
+
+    @property
+    def error_message(self):
+        return self.body.get(2, [b""])[0].decode("utf-8", "replace") if self.kind == SM_ERROR \
+            else None
+
+    def __repr__(self):
+        if self.kind == SM_ERROR:
+            return "Error(request %d, code %d, %r)" % (self.request_id, self.error_code,
+                                                       self.error_message)
+        return "ServerMessage(request %d, body field %s, %r)" % (self.request_id, self.kind,
+                                                                 self.payload[:200])
+
+
+class RawClient:
+    """A bare connection speaking frames, for feeding the daemon bad input."""
+
+    def __init__(self, path, timeout=10):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+
+    def send(self, data):
+        """Sends bytes; returns False if the daemon already closed on us."""
+        try:
+            self.sock.sendall(data)
+            return True
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+
+    def send_frame(self, payload):
+        return self.send(frame(payload))
+
+    def _fill(self, n):
+        while len(self.buf) < n:
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            except socket.timeout:
+                fail("the daemon sent nothing for %.0f s (expected a reply or a close)"
+                     % self.sock.gettimeout())
+            if not chunk:
+                return False
+            self.buf += chunk
+        return True
+
+    def recv(self):
+        """The next ServerMessage as a Reply, or None when the daemon closed
+        the connection. Fails on a timeout."""
+        if not self._fill(4):
+            if self.buf:
+                fail("connection closed in the middle of a frame header: %r" % self.buf)
+            return None
+        (n,) = struct.unpack(">I", self.buf[:4])
+        if n > 64 * 1024 * 1024:
+            fail("daemon sent a frame header of %d bytes" % n)
+        if not self._fill(4 + n):
+            fail("connection closed in the middle of a %d-byte frame" % n)
+        payload, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
+        return Reply(payload)
+
+    def expect_closed(self):
+        """Reads until EOF; returns the replies that came before it."""
+        replies = []
+        while True:
+            r = self.recv()
+            if r is None:
+                return replies
+            replies.append(r)
+            if len(replies) > 100:
+                fail("the daemon keeps sending instead of closing: %r" % replies[:5])
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+        return False
+
+
+# ---------------------------------------------------------------- the suite
+
+
+class Suite:
+    def __init__(self, script):
+        ap = argparse.ArgumentParser()
+        ap.add_argument("--aiod", required=True)
+        ap.add_argument("--aioctl", required=True)
+        ap.add_argument("--plugin-dir", required=True)
+        ap.add_argument("--many-inflight")
+        ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+        self.args = ap.parse_args()
+        self.aiod = self.args.aiod
+        self.aioctl = self.args.aioctl
+        self.plugin_dir = self.args.plugin_dir
+        self.name = os.path.splitext(os.path.basename(script))[0]
+        self.tests = []
+        self._daemons = []
+        self._tmp = None
+
+    def test(self, fn):
+        self.tests.append(fn)
+        return fn
+
+    def tmpdir(self, name=None):
+        """A fresh directory under this script's temp dir (short paths: a
+        socket path must fit in sun_path)."""
+        if self._tmp is None:
+            self._tmp = tempfile.mkdtemp(prefix="aiod-%s-" % self.name[5:15])
+        return tempfile.mkdtemp(dir=self._tmp, prefix=(name or "d")[:8] + "-")
+
+    def daemon(self, plugin_dir=None, extra_args=(), dirpath=None, socket_path=None):
+        """Starts a daemon in a fresh dir and waits for its READY=1."""
+        return Daemon(self, dirpath or self.tmpdir(), plugin_dir, extra_args,
+                      socket_path).start()
+
+    def ctl(self, *args, timeout=60):
+        """aioctl without -s (for tests of the CLI itself)."""
+        return run([self.aioctl] + list(args), timeout=timeout, env=clean_env())
+
+    # -- assertions: each fails the test with a message naming what was checked
+
+    def check(self, cond, what, detail=""):
+        if not cond:
+            fail("%s%s" % (what, detail if isinstance(detail, str) else str(detail)))
+
+    def eq(self, got, want, what, detail=""):
+        if got != want:
+            fail("%s: expected %r, got %r%s" % (what, want, got, detail))
+
+    def between(self, got, lo, hi, what, detail=""):
+        if not (lo <= got < hi):
+            fail("%s: expected %s <= x < %s, got %.3f%s" % (what, lo, hi, got, detail))
+
+    def contains(self, text, part, what, detail=""):
+        if part not in text:
+            fail("%s: %r not found in %r%s" % (what, part, text[-3000:], detail))
+
+    # -- running
+
+    def main(self):
+        passed = 0
+        only = os.environ.get("AIOD_TEST_ONLY")
+        try:
+            for fn in self.tests:
+                if only and fn.__name__ != only:
+                    continue
+                start = time.monotonic()
+                print("--- %s" % fn.__name__, flush=True)
+                try:
+                    fn()
+                except TestFailure as e:
+                    print("FAIL %s: %s" % (fn.__name__, e), flush=True)
+                    print("%d passed, 1 failed" % passed, flush=True)
+                    self._cleanup(keep=True)
+                    sys.exit(1)
+                except Exception:
+                    print("ERROR %s:\n%s" % (fn.__name__, traceback.format_exc()), flush=True)
+                    print("%d passed, 1 failed" % passed, flush=True)
+                    self._cleanup(keep=True)
+                    sys.exit(1)
+                passed += 1
+                print("ok   %s (%.2f s)" % (fn.__name__, time.monotonic() - start), flush=True)
+        finally:
+            for d in self._daemons:
+                d.kill()
+        self._cleanup(keep=self.args.keep)
+        print("%d passed, 0 failed" % passed, flush=True)
+
+    def _cleanup(self, keep):
+        for d in self._daemons:
+            d.kill()
+        if self._tmp:
+            if keep:
+                print("(temp dir kept: %s)" % self._tmp, flush=True)
+            else:
+                shutil.rmtree(self._tmp, ignore_errors=True)

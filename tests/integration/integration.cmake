@@ -1,0 +1,37 @@
+# Integration tests: the real aiod and aioctl (and libaioclient, through
+# many_inflight), driven by Python 3 scripts (standard library only). Each
+# script starts its own daemons in its own temp dir, so they run in parallel.
+#
+#   ctest -L integration -j2 --output-on-failure
+#   ctest -R integration.gather --output-on-failure   # one script
+find_package(Python3 COMPONENTS Interpreter)
+if(NOT Python3_Interpreter_FOUND)
+  message(STATUS "python3 not found: integration tests disabled")
+  return()
+endif()
+
+set(AIOD_IT_DIR ${CMAKE_CURRENT_LIST_DIR})
+
+add_executable(many_inflight ${AIOD_IT_DIR}/many_inflight.c)
+target_link_libraries(many_inflight PRIVATE aioclient_static)
+aiod_warnings(many_inflight)
+
+# aiod_integration_test(NAME TIMEOUT): runs test_NAME.py.
+function(aiod_integration_test name timeout)
+  add_test(
+    NAME integration.${name}
+    COMMAND
+      ${Python3_EXECUTABLE} ${AIOD_IT_DIR}/test_${name}.py --aiod $<TARGET_FILE:aiod> --aioctl
+      $<TARGET_FILE:aioctl> --plugin-dir ${PROJECT_BINARY_DIR}/daemon/plugins --many-inflight
+      $<TARGET_FILE:many_inflight>)
+  set_tests_properties(integration.${name} PROPERTIES LABELS integration TIMEOUT ${timeout})
+endfunction()
+
+aiod_integration_test(seed 120)
+aiod_integration_test(gather 90)
+aiod_integration_test(outcomes 90)
+aiod_integration_test(disconnect 90)
+aiod_integration_test(many_inflight 90)
+aiod_integration_test(bad_input 120)
+aiod_integration_test(cli 60)
+aiod_integration_test(lifecycle 90)

@@ -1,0 +1,89 @@
+"""The daemon's life: a stale socket file, a second daemon on a live socket,
+SIGTERM while clients wait on running tasks, a plugin dir with a bad file."""
+
+import os
+import shutil
+import signal
+import socket
+
+import harness
+
+t = harness.Suite(__file__)
+
+
+@t.test
+def stale_socket_is_replaced():
+    dirpath = t.tmpdir("stale")
+    path = os.path.join(dirpath, "aiod.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)  # a socket file with nobody listening, as a crashed daemon leaves
+    s.close()
+    t.check(os.path.exists(path), "setup: the stale socket file exists")
+    with t.daemon(dirpath=dirpath) as d:
+        r = d.aioctl("run", "demo.echo", "alive")
+        t.eq((r.rc, r.lines), (0, ['"alive"']), "a client of the daemon on the replaced socket",
+             r)
+
+
+@t.test
+def second_daemon_on_live_socket_fails():
+    with t.daemon() as d:
+        r = harness.run(d.argv(), timeout=20, env=harness.clean_env())
+        t.check(r.rc != 0, "a second aiod on a live socket must fail", r)
+        t.contains(r.err, "already", "the second aiod says the socket is already in use", r)
+        t.check(os.path.exists(d.socket), "the second aiod removed the first one's socket")
+        d.assert_alive()
+        r = d.aioctl("run", "demo.echo", "still here")
+        t.eq((r.rc, r.lines), (0, ['"still here"']), "the first daemon still serves", r)
+
+
+@t.test
+def sigterm_cancels_waited_tasks():
+    with t.daemon() as d:
+        # A run (attached) and an await of a submitted task, both waiting.
+        run = d.aioctl_bg("run", "demo.main_sequential")
+        item = run.next_line(timeout=10)
+        t.eq(item and item[1], "Starting main function", "the run started")
+        r = d.aioctl("submit", "demo.sleep", "30", "never")
+        t.eq(r.rc, 0, "submit exit code", r)
+        sid = r.out.strip()
+        waiter = d.aioctl_bg("await", sid)
+        d.wait_task(lambda x: x["task"] == int(sid) and x["state"] == "running",
+                    "%s running" % sid)
+
+        d.proc.send_signal(signal.SIGTERM)
+        rr = run.wait(timeout=20)
+        t.eq(rr.rc, 5, "run of a task cancelled by the daemon's shutdown: exit code", rr)
+        t.contains(rr.err, "Cancelled", "run reports the cancellation", rr)
+        rw = waiter.wait(timeout=20)
+        t.eq(rw.rc, 5, "await of a task cancelled by the daemon's shutdown: exit code", rw)
+        rc = d.wait_exit(timeout=20)
+        t.eq(rc, 0, "daemon exit code after SIGTERM", "; log:\n" + d.log())
+        t.check(not os.path.exists(d.socket), "the daemon removed its socket on SIGTERM")
+        t.check(rr.elapsed < 4.5, "the run ended by cancellation, not by finishing", rr)
+
+
+@t.test
+def sigterm_when_idle():
+    d = t.daemon()
+    r = d.aioctl("ps")
+    t.eq(r.rc, 0, "ps exit code", r)
+    d.stop()  # asserts exit 0 and the socket removed
+    r = d.aioctl("ps")
+    t.eq(r.rc, 3, "aioctl after the daemon stopped: exit code", r)
+
+
+@t.test
+def bad_plugin_file_is_skipped():
+    plugdir = t.tmpdir("plugins")
+    shutil.copy(os.path.join(t.plugin_dir, "demo.so"), plugdir)
+    with open(os.path.join(plugdir, "bad.so"), "wb") as f:
+        f.write(b"this is not an ELF file\n" * 10)
+    os.chmod(os.path.join(plugdir, "bad.so"), 0o644)
+    with t.daemon(plugin_dir=plugdir) as d:
+        d.wait_log("bad.so", timeout=10)  # the daemon's log names the bad plugin
+        r = d.aioctl("run", "demo.echo", "ok")
+        t.eq((r.rc, r.lines), (0, ['"ok"']), "the good plugin still works", r)
+
+
+t.main()
