@@ -18,7 +18,10 @@
 #include "log.h"
 #include "output.h"
 #include "plugin.h"
+#include "pool.h"
+#include "proc.h"
 #include "sched.h"
+#include "sock.h"
 #include "task.h"
 
 #define V(x) ((Aiod__Value *)(x))
@@ -259,6 +262,117 @@ _printf_(3, 4) static void a_log(aiod_task *t, int priority, const char *fmt, ..
     log_task(priority, T(t), "%s", buf);
 }
 
+static int a_await_timeout(aiod_task *t, aiod_child *child, double timeout,
+                           int cancel_on_timeout, aiod_value **ret_result) {
+    if (!is_running(t) || !child || T(child) == T(t) || !(timeout == timeout))
+        return -EINVAL;
+    Aiod__Value *v = NULL;
+    int r = sched_await_timeout(T(t), T(child), timeout, cancel_on_timeout != 0, &v);
+    if (r < 0)
+        return r;
+    if (ret_result)
+        *ret_result = (aiod_value *)v;
+    else
+        pbvalue_free(v);
+    return 0;
+}
+
+static bool valid_children(const aiod_task *t, aiod_child *const *children, size_t n) {
+    if (n && !children)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!children[i] || T(children[i]) == T(t))
+            return false;
+    return true;
+}
+
+static int a_wait(aiod_task *t, aiod_child *const *children, size_t n, double timeout,
+                  uint32_t return_when) {
+    if (!is_running(t) || !valid_children(t, children, n) || return_when < AIOD_FIRST_COMPLETED ||
+        return_when > AIOD_ALL_COMPLETED || !(timeout == timeout))
+        return -EINVAL;
+    return sched_wait(T(t), (task *const *)children, n, timeout, return_when);
+}
+
+static int a_as_completed(aiod_task *t, aiod_child *const *children, size_t n,
+                          unsigned char *seen, double timeout, size_t *ret_index) {
+    if (!is_running(t) || !valid_children(t, children, n) || !seen || !ret_index ||
+        !(timeout == timeout))
+        return -EINVAL;
+    return sched_as_completed(T(t), (task *const *)children, n, seen, timeout, ret_index);
+}
+
+static int a_shield(aiod_task *t, aiod_child *child) {
+    if (!t || !child)
+        return -EINVAL;
+    T(child)->shielded = true;
+    return 0;
+}
+
+static uint32_t a_child_state(const aiod_child *child) {
+    return child ? (uint32_t)((const task *)child)->state : 0;
+}
+
+static int a_to_thread(aiod_task *t, int (*work)(void *arg), void (*release)(void *arg),
+                       void *arg) {
+    if (!is_running(t) || !work)
+        return -EINVAL;
+    return pool_to_thread(T(t), work, release, arg);
+}
+
+static int a_proc_run(aiod_task *t, const struct aiod_proc_spec *spec, aiod_value **ret_result) {
+    if (!is_running(t) || !spec || !ret_result ||
+        spec->struct_size < offsetof(struct aiod_proc_spec, kill_grace) + sizeof(double) ||
+        !spec->argv || !spec->argv[0])
+        return -EINVAL;
+    Aiod__Value *v = NULL;
+    int r = proc_run(T(t), spec, &v);
+    if (r == 0)
+        *ret_result = (aiod_value *)v;
+    return r;
+}
+
+static int a_tcp_connect(aiod_task *t, const char *host, const char *port, double timeout,
+                         aiod_sock **ret_sock) {
+    if (!is_running(t) || !host || !port || !ret_sock || !(timeout == timeout))
+        return -EINVAL;
+    return sock_tcp_connect(T(t), host, port, timeout, ret_sock);
+}
+
+static int a_unix_connect(aiod_task *t, const char *path, double timeout, aiod_sock **ret_sock) {
+    if (!is_running(t) || !path || !ret_sock || !(timeout == timeout))
+        return -EINVAL;
+    return sock_unix_connect(T(t), path, timeout, ret_sock);
+}
+
+static long a_sock_read(aiod_task *t, aiod_sock *s, void *buf, size_t len, double timeout) {
+    if (!is_running(t) || !s || (!buf && len) || !(timeout == timeout))
+        return -EINVAL;
+    return sock_read(T(t), s, buf, len, timeout);
+}
+
+static int a_sock_write(aiod_task *t, aiod_sock *s, const void *buf, size_t len,
+                        double timeout) {
+    if (!is_running(t) || !s || (!buf && len) || !(timeout == timeout))
+        return -EINVAL;
+    return sock_write(T(t), s, buf, len, timeout);
+}
+
+static void a_sock_close(aiod_task *t, aiod_sock *s) {
+    if (s)
+        sock_close(T(t), s);
+}
+
+static int a_resolve(aiod_task *t, const char *host, aiod_value **ret_list) {
+    if (!is_running(t) || !host || !ret_list)
+        return -EINVAL;
+    Aiod__Value *v = NULL;
+    int r = sock_resolve(T(t), host, &v);
+    if (r == 0)
+        *ret_list = (aiod_value *)v;
+    return r;
+}
+
 static const struct aiod_api table = {
     .struct_size = sizeof(struct aiod_api),
     .abi_minor = AIOD_ABI_MINOR,
@@ -294,6 +408,19 @@ static const struct aiod_api table = {
     .cancelled = a_cancelled,
     .task_id = a_task_id,
     .log = a_log,
+    .await_timeout = a_await_timeout,
+    .wait = a_wait,
+    .as_completed = a_as_completed,
+    .shield = a_shield,
+    .child_state = a_child_state,
+    .to_thread = a_to_thread,
+    .proc_run = a_proc_run,
+    .tcp_connect = a_tcp_connect,
+    .unix_connect = a_unix_connect,
+    .sock_read = a_sock_read,
+    .sock_write = a_sock_write,
+    .sock_close = a_sock_close,
+    .resolve = a_resolve,
 };
 
 const struct aiod_api *api_table(void) {

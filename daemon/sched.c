@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <aiod/plugin.h>
+
 #include "alloc.h"
 #include "api.h"
 #include "limits.h"
@@ -207,7 +209,11 @@ bool sched_cancel(task *t) {
         return false;
     t->cancel_requested = true;
     list *pos, *tmp;
-    list_foreach_safe(pos, tmp, &t->children) sched_cancel(container_of(pos, task, child_node));
+    list_foreach_safe(pos, tmp, &t->children) {
+        task *c = container_of(pos, task, child_node);
+        if (!c->shielded)
+            sched_cancel(c);
+    }
     if (!t->co && t->state == TASK_PENDING)
         task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"),
                     alloc_strdup("task was cancelled before it started"));
@@ -245,11 +251,6 @@ int sched_sleep(task *t, double seconds) {
     return r;
 }
 
-static void wake_on_done(waiter *w, task *done) {
-    (void)done;
-    sched_wake(w->data, 0);
-}
-
 /* The outcome of a finished child as seen by the awaiting task. */
 static int child_outcome(task *t, task *child, Aiod__Value **ret_result) {
     switch (child->state) {
@@ -269,55 +270,162 @@ static int child_outcome(task *t, task *child, Aiod__Value **ret_result) {
     }
 }
 
-int sched_await(task *t, task *child, Aiod__Value **ret_result) {
-    if (!task_finished(child)) {
-        /* In the task struct, not on the coroutine stack: the child's list
-         * is walked while this coroutine's frames are copied aside. */
-        waiter *w = &t->await_waiter;
-        w->fn = wake_on_done;
-        w->data = t;
-        task_add_waiter(child, w);
-        int r = sched_suspend(t);
-        task_remove_waiter(w);
-        if (r < 0) {
-            /* Like asyncio: cancelling the awaiter cancels what it awaits. */
-            if (r == -ECANCELED)
-                sched_cancel(child);
-            return r;
-        }
-        if (!task_finished(child))
-            return -EIO; /* woken by something else: cannot happen */
+/* Cancellation spreading from a waiter to what it waits for (asyncio's
+ * await and gather), unless the child is shielded. */
+static void cancel_unshielded(task *const *children, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!children[i]->shielded)
+            sched_cancel(children[i]);
+}
+
+/*
+ * One wait of a task on some of its children, on the heap (not on the
+ * coroutine stack, which is copied aside while the task is suspended).
+ */
+typedef struct watch watch;
+typedef struct watch_item {
+    waiter w;
+    watch *wb;
+} watch_item;
+
+struct watch {
+    task *t;
+    uint32_t mode;
+    /* Watched children still unfinished. */
+    size_t remaining;
+    /* The first watched child to fail or be cancelled, in time. */
+    task *first_failed;
+    watch_item items[];
+};
+
+static bool watch_satisfied(const watch *wb, bool any_finished) {
+    switch (wb->mode) {
+    case AIOD_FIRST_COMPLETED:
+        return any_finished || wb->remaining == 0;
+    case AIOD_FIRST_EXCEPTION:
+        return wb->first_failed || wb->remaining == 0;
+    default:
+        return wb->remaining == 0;
     }
+}
+
+static void on_watched_done(waiter *w, task *child) {
+    watch *wb = ((watch_item *)w)->wb;
+    wb->remaining--;
+    if (child->state != TASK_DONE && !wb->first_failed)
+        wb->first_failed = child;
+    if (watch_satisfied(wb, true))
+        sched_wake(wb->t, 0);
+}
+
+static void on_wait_timeout(uv_timer_t *h) {
+    sched_wake(h->data, -ETIMEDOUT);
+}
+
+/*
+ * Suspends `t` until `mode` (AIOD_FIRST_COMPLETED, AIOD_FIRST_EXCEPTION,
+ * AIOD_ALL_COMPLETED) holds for children[i] with !skip[i], or `timeout`
+ * seconds pass (<= 0: no limit). 0, -ETIMEDOUT, -ECANCELED, -ENOMEM.
+ * *ret_first_failed (may be NULL) gets the first watched child that failed:
+ * in time while waiting, else the lowest index already failed.
+ */
+static int watch_children(task *t, task *const *children, size_t n, const unsigned char *skip,
+                          uint32_t mode, double timeout, task **ret_first_failed) {
+    watch *wb = alloc_calloc(1, sizeof(*wb) + (n ? n : 1) * sizeof(wb->items[0]));
+    int r = 0;
+    if (!wb)
+        return -ENOMEM;
+    wb->t = t;
+    wb->mode = mode;
+    bool any_finished = false;
+    for (size_t i = 0; i < n; i++) {
+        list_init(&wb->items[i].w.node);
+        if (skip && skip[i])
+            continue;
+        if (task_finished(children[i])) {
+            any_finished = true;
+            if (children[i]->state != TASK_DONE && !wb->first_failed)
+                wb->first_failed = children[i];
+            continue;
+        }
+        wb->remaining++;
+    }
+    if (!watch_satisfied(wb, any_finished)) {
+        for (size_t i = 0; i < n; i++) {
+            if ((skip && skip[i]) || task_finished(children[i]))
+                continue;
+            wb->items[i].w.fn = on_watched_done;
+            wb->items[i].wb = wb;
+            task_add_waiter(children[i], &wb->items[i].w);
+        }
+        if (timeout > 0) {
+            if (!t->timer_init) {
+                uv_timer_init(loop, &t->timer);
+                t->timer_init = true;
+            }
+            t->timer.data = t;
+            double ms = ceil(timeout * 1000.0);
+            uv_timer_start(&t->timer, on_wait_timeout, ms > 1e15 ? (uint64_t)1e15 : (uint64_t)ms,
+                           0);
+        }
+        r = sched_suspend(t);
+        if (timeout > 0)
+            uv_timer_stop(&t->timer);
+        for (size_t i = 0; i < n; i++)
+            task_remove_waiter(&wb->items[i].w);
+    }
+    if (ret_first_failed)
+        *ret_first_failed = wb->first_failed;
+    free(wb);
+    return r;
+}
+
+int sched_await_timeout(task *t, task *child, double timeout, bool cancel_on_timeout,
+                        Aiod__Value **ret_result) {
+    int r = watch_children(t, &child, 1, NULL, AIOD_ALL_COMPLETED, timeout, NULL);
+    if (r == -ETIMEDOUT && cancel_on_timeout)
+        sched_cancel(child);
+    if (r == -ECANCELED)
+        cancel_unshielded(&child, 1);
+    if (r < 0)
+        return r;
     return child_outcome(t, child, ret_result);
 }
 
-typedef struct gather_state {
-    task *t;
-    size_t remaining;
-    bool return_exceptions;
-    /* The first child to fail, in time. */
-    task *first_failed;
-} gather_state;
+int sched_await(task *t, task *child, Aiod__Value **ret_result) {
+    return sched_await_timeout(t, child, 0, false, ret_result);
+}
 
-typedef struct gather_waiter {
-    waiter w;
-    gather_state *gs;
-} gather_waiter;
+int sched_wait(task *t, task *const *children, size_t n, double timeout, uint32_t mode) {
+    int r = watch_children(t, children, n, NULL, mode, timeout, NULL);
+    if (r < 0 && r != -ETIMEDOUT)
+        return r;
+    int done = 0;
+    for (size_t i = 0; i < n; i++)
+        done += task_finished(children[i]);
+    return done;
+}
 
-/* The state and the waiters of one gather, on the heap (see sched_await). */
-typedef struct gather_block {
-    gather_state gs;
-    gather_waiter ws[];
-} gather_block;
-
-static void on_gathered(waiter *w, task *child) {
-    gather_state *gs = ((gather_waiter *)w)->gs;
-    gs->remaining--;
-    if (child->state != TASK_DONE && !gs->return_exceptions && !gs->first_failed) {
-        gs->first_failed = child;
-        sched_wake(gs->t, 0);
-    } else if (gs->remaining == 0)
-        sched_wake(gs->t, 0);
+int sched_as_completed(task *t, task *const *children, size_t n, unsigned char *seen,
+                       double timeout, size_t *ret_index) {
+    for (;;) {
+        bool left = false;
+        for (size_t i = 0; i < n; i++) {
+            if (seen[i])
+                continue;
+            if (task_finished(children[i])) {
+                seen[i] = 1;
+                *ret_index = i;
+                return 0;
+            }
+            left = true;
+        }
+        if (!left)
+            return -ENOENT;
+        int r = watch_children(t, children, n, seen, AIOD_FIRST_COMPLETED, timeout, NULL);
+        if (r < 0)
+            return r;
+    }
 }
 
 static Aiod__Value *error_entry(const task *child) {
@@ -334,38 +442,15 @@ static Aiod__Value *error_entry(const task *child) {
 
 int sched_gather(task *t, task *const *children, size_t n, bool return_exceptions,
                  Aiod__Value **ret_list) {
-    gather_block *b = alloc_calloc(1, sizeof(*b) + (n ? n : 1) * sizeof(b->ws[0]));
-    int r = 0;
-    if (!b)
-        return -ENOMEM;
-    gather_state *gs = &b->gs;
-    gather_waiter *ws = b->ws;
-    gs->t = t;
-    gs->return_exceptions = return_exceptions;
-    for (size_t i = 0; i < n; i++) {
-        list_init(&ws[i].w.node);
-        if (task_finished(children[i])) {
-            if (children[i]->state != TASK_DONE && !return_exceptions && !gs->first_failed)
-                gs->first_failed = children[i];
-            continue;
-        }
-        ws[i].w.fn = on_gathered;
-        ws[i].gs = gs;
-        gs->remaining++;
-        task_add_waiter(children[i], &ws[i].w);
-    }
-    if (gs->remaining > 0 && !gs->first_failed)
-        r = sched_suspend(t);
-    for (size_t i = 0; i < n; i++)
-        task_remove_waiter(&ws[i].w);
-    task *first_failed = gs->first_failed;
-    free(b);
-    if (r < 0) {
-        for (size_t i = 0; i < n; i++)
-            sched_cancel(children[i]);
+    task *first_failed = NULL;
+    int r = watch_children(t, children, n, NULL,
+                           return_exceptions ? AIOD_ALL_COMPLETED : AIOD_FIRST_EXCEPTION, 0,
+                           &first_failed);
+    if (r == -ECANCELED)
+        cancel_unshielded(children, n); /* cancelling a gather cancels its children */
+    if (r < 0)
         return r;
-    }
-    if (first_failed) {
+    if (!return_exceptions && first_failed) {
         Aiod__Value *unused = NULL;
         return child_outcome(t, first_failed, &unused);
     }

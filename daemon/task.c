@@ -238,7 +238,8 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
     while (!list_empty(&t->children)) {
         task *c = container_of(list_first(&t->children), task, child_node);
         list_remove(&c->child_node);
-        sched_cancel(c);
+        if (!c->shielded)
+            sched_cancel(c);
     }
 
     /* Output first, so followers see every line and OutputEnd before any

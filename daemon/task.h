@@ -82,6 +82,8 @@ struct task {
     bool wake_pending;
     int wake_status;
     bool cancel_requested;
+    /* asyncio.shield: not cancelled through its awaiters or its parent. */
+    bool shielded;
     /* What the task function returned, until the task is finished. */
     int exit_code;
     Aiod__Value *exit_value;

@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 #define AIOD_ABI_MAJOR 1
-#define AIOD_ABI_MINOR 0
+#define AIOD_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define AIOD_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -69,6 +69,41 @@ typedef struct aiod_value aiod_value;
 typedef struct aiod_task aiod_task;
 /* A child task handle returned by spawn (opaque); release with child_release. */
 typedef struct aiod_child aiod_child;
+/* A connected socket (opaque); close with sock_close. */
+typedef struct aiod_sock aiod_sock;
+
+/* Child states (uint32_t), as reported by child_state. */
+#define AIOD_STATE_PENDING 1u
+#define AIOD_STATE_RUNNING 2u
+#define AIOD_STATE_DONE 3u
+#define AIOD_STATE_FAILED 4u
+#define AIOD_STATE_CANCELLED 5u
+
+/* `return_when` of wait, as asyncio.wait's. */
+#define AIOD_FIRST_COMPLETED 1u
+#define AIOD_FIRST_EXCEPTION 2u
+#define AIOD_ALL_COMPLETED 3u
+
+/* What proc_run runs (ABI 1.1). Fields may be appended; set struct_size. */
+struct aiod_proc_spec {
+    uint32_t struct_size;
+    /* AIOD_PROC_* bits. */
+    uint32_t flags;
+    /* Program and arguments, NULL-terminated; argv[0] is looked up in PATH. */
+    const char *const *argv;
+    /* Environment "KEY=VALUE", NULL-terminated, or NULL for a minimal one
+     * (PATH, HOME, LANG). The daemon's own systemd variables never pass. */
+    const char *const *envp;
+    /* Working directory, or NULL for the daemon's. */
+    const char *cwd;
+    /* Bytes written to the child's stdin, which is then closed. */
+    const void *stdin_data;
+    size_t stdin_len;
+    /* Seconds between SIGTERM and SIGKILL on cancellation (0: 5 s). */
+    double kill_grace;
+};
+/* Stream stdout/stderr lines into the task's output as they come. */
+#define AIOD_PROC_STREAM_OUTPUT 0x1u
 
 struct aiod_api;
 
@@ -110,6 +145,15 @@ struct aiod_function {
     /* One of AIOD_TYPE_*; the daemon checks results against it. */
     uint32_t result_type;
     aiod_task_fn fn;
+
+    /* ---- appended in ABI 1.1 (read only when struct_size covers them) */
+    /* How many tasks of this function may run at once (0: no limit); the
+     * rest wait in FIFO order, shown as "waiting". */
+    uint32_t max_concurrent;
+    /* A named group sharing one such limit with other functions (NULL:
+     * none). The group's limit comes from the daemon's settings, else from
+     * max_concurrent of its first function. */
+    const char *group;
 };
 
 /* The descriptor a plugin exports as `aiod_plugin`. */
@@ -221,6 +265,68 @@ struct aiod_api {
     /* Logs a line to the daemon's log at syslog `priority`, tagged with the
      * task (task may be NULL, e.g. in init). */
     void (*log)(aiod_task *task, int priority, const char *fmt, ...) AIOD_PRINTF(3, 4);
+
+    /* ---- appended in ABI 1.1: check api->struct_size before use */
+
+    /* asyncio.wait_for: waits for the child at most `timeout` seconds
+     * (<= 0: no limit). On timeout returns -ETIMEDOUT and, if
+     * cancel_on_timeout, cancels the child. Otherwise as await. */
+    int (*await_timeout)(aiod_task *task, aiod_child *child, double timeout, int cancel_on_timeout,
+                         aiod_value **ret_result);
+    /* asyncio.wait: returns when `return_when` (AIOD_FIRST_COMPLETED,
+     * AIOD_FIRST_EXCEPTION, AIOD_ALL_COMPLETED) holds or after `timeout`
+     * seconds (<= 0: no limit), never cancelling anything. Returns how many
+     * children have finished (>= 0), -ECANCELED, -EINVAL. */
+    int (*wait)(aiod_task *task, aiod_child *const *children, size_t n, double timeout,
+                uint32_t return_when);
+    /* asyncio.as_completed, one step at a time: waits until one of the
+     * children not yet returned by earlier calls has finished and writes its
+     * index to *ret_index. `seen` (n flags, zeroed by the caller before the
+     * first call) records what was returned. 0, -ETIMEDOUT, -ECANCELED,
+     * -ENOENT when all were returned. */
+    int (*as_completed)(aiod_task *task, aiod_child *const *children, size_t n,
+                        unsigned char *seen, double timeout, size_t *ret_index);
+    /* asyncio.shield: cancelling the tasks that await this child, or its
+     * parent ending, no longer cancels it. 0. */
+    int (*shield)(aiod_task *task, aiod_child *child);
+    /* AIOD_STATE_* of a child, without waiting. */
+    uint32_t (*child_state)(const aiod_child *child);
+
+    /* asyncio.to_thread: runs work(arg) on the daemon's thread pool while the
+     * task waits; returns what work returned (work must not call the api).
+     * If the task is cancelled meanwhile, returns -ECANCELED at once; work
+     * still runs to its end, its result is dropped, and release(arg) (if
+     * not NULL) is then called on the loop thread: after -ECANCELED the task
+     * must not touch arg again. release is not called otherwise. */
+    int (*to_thread)(aiod_task *task, int (*work)(void *arg), void (*release)(void *arg),
+                     void *arg);
+
+    /* asyncio.create_subprocess_exec + communicate: runs the process and
+     * waits for it to exit. *ret_result gets a map {"exit": int (the exit
+     * status, or -N if killed by signal N), "stdout": string, "stderr":
+     * string} (bytes instead of string for output that is not UTF-8).
+     * Cancellation sends SIGTERM, then SIGKILL after kill_grace, and
+     * returns -ECANCELED once the process is gone. -ENOENT if the program
+     * is not found, -EINVAL. */
+    int (*proc_run)(aiod_task *task, const struct aiod_proc_spec *spec, aiod_value **ret_result);
+
+    /* Sockets through the loop. Every call suspends the task; `timeout` in
+     * seconds (<= 0: none) gives -ETIMEDOUT. */
+    /* Connects to host:port over TCP (name resolved on the thread pool). */
+    int (*tcp_connect)(aiod_task *task, const char *host, const char *port, double timeout,
+                       aiod_sock **ret_sock);
+    /* Connects to a Unix stream socket. */
+    int (*unix_connect)(aiod_task *task, const char *path, double timeout, aiod_sock **ret_sock);
+    /* Reads up to len bytes: the count (> 0), 0 at end of stream, or a
+     * negative errno. */
+    long (*sock_read)(aiod_task *task, aiod_sock *sock, void *buf, size_t len, double timeout);
+    /* Writes all len bytes. 0 or a negative errno. */
+    int (*sock_write)(aiod_task *task, aiod_sock *sock, const void *buf, size_t len,
+                      double timeout);
+    /* Closes and frees the socket. Accepts NULL. */
+    void (*sock_close)(aiod_task *task, aiod_sock *sock);
+    /* Resolves a host name: *ret_list gets a list of address strings. */
+    int (*resolve)(aiod_task *task, const char *host, aiod_value **ret_list);
 };
 
 #ifdef __cplusplus
