@@ -13,6 +13,7 @@
 #include "alloc.h"
 #include "config.h"
 #include "conn.h"
+#include "limit.h"
 #include "limits.h"
 #include "log.h"
 #include "output.h"
@@ -290,6 +291,9 @@ static void fill_info(const task *t, Aiod__TaskInfo *ti, Aiod__Outcome *o, bool 
     ti->parent_id = t->parent_id;
     ti->output_lines = t->out->task_id == t->id ? t->out->next_seq : 0;
     ti->output_dropped = t->out->task_id == t->id ? t->out->dropped : 0;
+    const char *waiting = limit_waiting_for(t);
+    if (waiting)
+        ti->waiting_for = (char *)waiting;
     if (detail) {
         ti->n_args = t->argc;
         ti->args = t->argv;

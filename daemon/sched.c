@@ -12,6 +12,7 @@
 
 #include "alloc.h"
 #include "api.h"
+#include "limit.h"
 #include "limits.h"
 #include "log.h"
 #include "plugin.h"
@@ -133,6 +134,9 @@ static void step(task *t) {
                         alloc_strdup("task was cancelled before it started"));
             return;
         }
+        /* Behind a concurrency limit: limit_release starts it later. */
+        if (!limit_acquire(t))
+            return;
         if (coro_new(task_main, t, &t->co) < 0) {
             task_finish(t, TASK_FAILED, NULL, alloc_strdup("MemoryError"),
                         alloc_strdup("no memory for a coroutine stack"));

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "conn.h"
 #include "hashmap.h"
+#include "limit.h"
 #include "log.h"
 #include "output.h"
 #include "plugin.h"
@@ -100,6 +101,7 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
     list_init(&t->ready_node);
     list_init(&t->waiters);
     list_init(&t->await_waiter.node);
+    list_init(&t->limit_node);
     list_init(&t->retain_node);
     t->out = out ? output_ref(out) : output_new(t->id, cfg.max_output_lines);
     if (!t->out || hashmap_put_u64(table, t->id, t) < 0) {
@@ -226,6 +228,7 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
     t->error_kind = kind;
     t->error_message = message;
     t->finished_usec = task_now_usec();
+    limit_release(t);
     unfinished--;
     finished_total++;
     sd_status_changed();

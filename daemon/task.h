@@ -84,6 +84,11 @@ struct task {
     bool cancel_requested;
     /* asyncio.shield: not cancelled through its awaiters or its parent. */
     bool shielded;
+    /* Concurrency limit (limit.c): the limiter, whether the task holds a
+     * slot, and its place in the limiter's queue while it waits. */
+    void *limit;
+    bool limit_slot;
+    list limit_node;
     /* What the task function returned, until the task is finished. */
     int exit_code;
     Aiod__Value *exit_value;

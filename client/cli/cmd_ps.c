@@ -81,8 +81,10 @@ int cmd_ps(cli *c, int argc, char **argv) {
         }
         snprintf(owner, sizeof(owner), "%" PRIu32 "/%" PRId32, aioc_task_info_owner_uid(t),
                  aioc_task_info_owner_pid(t));
-        printf("%-8" PRIu64 " %-9s %-*s %-14s %s\n", aioc_task_info_id(t),
-               aioc_state_name(aioc_task_info_state(t)), wf, aioc_task_info_function(t), owner,
+        const char *state = aioc_task_info_waiting_for(t) ? "waiting"
+                                                          : aioc_state_name(aioc_task_info_state(t));
+        printf("%-8" PRIu64 " %-9s %-*s %-14s %s\n", aioc_task_info_id(t), state, wf,
+               aioc_task_info_function(t), owner,
                print_age(aioc_task_info_created_usec(t), age, sizeof(age)));
     }
     aioc_task_info_array_free(tasks, n);
@@ -97,6 +99,8 @@ static void show_plain(const aioc_task_info *t) {
 
     printf("id: %" PRIu64 "\n", aioc_task_info_id(t));
     printf("state: %s\n", aioc_state_name(aioc_task_info_state(t)));
+    if (aioc_task_info_waiting_for(t))
+        printf("waiting for: %s\n", aioc_task_info_waiting_for(t));
     printf("function: %s\n", aioc_task_info_function(t));
     printf("ownership: %s\n", aioc_task_info_ownership(t));
     printf("owner: uid %" PRIu32 ", pid %" PRId32 "\n", aioc_task_info_owner_uid(t),

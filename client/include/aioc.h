@@ -253,6 +253,9 @@ AIOC_EXPORT const aioc_value *aioc_task_info_args(const aioc_task_info *t);
 /* The outcome once finished (borrowed), else NULL. */
 AIOC_EXPORT const aioc_outcome *aioc_task_info_outcome(const aioc_task_info *t);
 AIOC_EXPORT uint64_t aioc_task_info_output_lines(const aioc_task_info *t);
+/* While a pending task waits for a concurrency limit, that limit's name
+ * ("function demo.sleep", "group net"), borrowed; else NULL. */
+AIOC_EXPORT const char *aioc_task_info_waiting_for(const aioc_task_info *t);
 /* Accepts NULL. */
 AIOC_EXPORT void aioc_task_info_free(aioc_task_info *t);
 /* Frees an array from aioc_list and its elements. Accepts NULL. */

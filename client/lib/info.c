@@ -87,6 +87,10 @@ AIOC_EXPORT const aioc_outcome *aioc_task_info_outcome(const aioc_task_info *t) 
     return outcome_from_cpb(cpb(t)->outcome);
 }
 
+AIOC_EXPORT const char *aioc_task_info_waiting_for(const aioc_task_info *t) {
+    return t && cpb(t)->waiting_for && *cpb(t)->waiting_for ? cpb(t)->waiting_for : NULL;
+}
+
 AIOC_EXPORT uint64_t aioc_task_info_output_lines(const aioc_task_info *t) {
     return t ? cpb(t)->output_lines : 0;
 }

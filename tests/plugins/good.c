@@ -112,6 +112,14 @@ static const struct aiod_function functions[] = {
     {sizeof(struct aiod_function), 0, "misuse", "Misuse the API.", NULL, 0, AIOD_TYPE_INT, misuse},
     {sizeof(struct aiod_function), AIOD_FN_INTERNAL, "overflow", "Overflow the stack.", NULL, 0,
      AIOD_TYPE_NULL, overflow},
+    /* At most two at once. */
+    {sizeof(struct aiod_function), 0, "limited", "Sleep, two at a time.", sleepy_params, 1,
+     AIOD_TYPE_STRING, sleepy, 2, NULL},
+    /* Two functions sharing group "g", one task at a time between them. */
+    {sizeof(struct aiod_function), 0, "grouped_a", "Sleep in group g.", sleepy_params, 1,
+     AIOD_TYPE_STRING, sleepy, 1, "g"},
+    {sizeof(struct aiod_function), 0, "grouped_b", "Sleep in group g.", sleepy_params, 1,
+     AIOD_TYPE_STRING, sleepy, 1, "g"},
 };
 
 AIOD_PLUGIN_EXPORT const struct aiod_plugin aiod_plugin = {

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "coro.h"
 #include "crash.h"
+#include "limit.h"
 #include "log.h"
 #include "output.h"
 #include "plugin.h"
@@ -219,6 +220,66 @@ static void test_stack_overflow_fails_loudly(void **state) {
     assert_non_null(strstr(buf, "(good.overflow)"));
 }
 
+
+static void test_concurrency_limit(void **state) {
+    (void)state;
+    enum { N = 5 };
+    task *ts[N];
+    for (int i = 0; i < N; i++) {
+        Aiod__Value *args[] = {pbvalue_double(0.05)};
+        ts[i] = new_task("limited", args, 1);
+        sched_start(ts[i]);
+    }
+    /* Run until everything ended, watching how many run at once and in
+     * which order they start. */
+    uint32_t max_running = 0;
+    uint64_t last_start = 0;
+    for (;;) {
+        uint32_t running = 0, finished = 0;
+        for (int i = 0; i < N; i++) {
+            running += ts[i]->state == TASK_RUNNING;
+            finished += task_finished(ts[i]);
+        }
+        if (running > max_running)
+            max_running = running;
+        if (finished == N)
+            break;
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(max_running, 2);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(ts[i]->state, TASK_DONE);
+        /* FIFO: each started no earlier than the one submitted before it. */
+        assert_true(ts[i]->started_usec >= last_start);
+        last_start = ts[i]->started_usec;
+        task_unref(ts[i]);
+    }
+}
+
+static void test_group_limit_and_waiting(void **state) {
+    (void)state;
+    Aiod__Value *a1[] = {pbvalue_double(10)};
+    Aiod__Value *a2[] = {pbvalue_double(10)};
+    task *a = new_task("grouped_a", a1, 1), *b = new_task("grouped_b", a2, 1);
+    sched_start(a);
+    sched_start(b);
+    while (a->state == TASK_PENDING)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    /* b shares group g with a: it waits, and says for what. */
+    assert_int_equal(b->state, TASK_PENDING);
+    assert_string_equal(limit_waiting_for(b), "group g");
+    assert_null(limit_waiting_for(a));
+    /* Cancelling the waiting one removes it from the queue at once. */
+    assert_true(sched_cancel(b));
+    assert_int_equal(b->state, TASK_CANCELLED);
+    assert_true(sched_cancel(a));
+    run_until_finished(a);
+    assert_int_equal(a->state, TASK_CANCELLED);
+    task_unref(a);
+    task_unref(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_done),
@@ -229,6 +290,8 @@ int main(void) {
         cmocka_unit_test(test_cancel_sleeping),
         cmocka_unit_test(test_misuse),
         cmocka_unit_test(test_output_shared_with_children),
+        cmocka_unit_test(test_concurrency_limit),
+        cmocka_unit_test(test_group_limit_and_waiting),
         cmocka_unit_test(test_stack_overflow_fails_loudly),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,163 @@
+/*
+ * Concurrency limits (limit.h). A limiter is a counting semaphore with a
+ * FIFO of waiting tasks; limiters are created on first use, keyed by
+ * "function NAME" or "group NAME", and live until exit.
+ */
+#include "limit.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "hashmap.h"
+#include "list.h"
+#include "plugin.h"
+#include "sched.h"
+#include "task.h"
+
+typedef struct limiter {
+    char *key;
+    uint32_t max;
+    uint32_t running;
+    /* Tasks waiting for a slot (task.limit_node), oldest first. */
+    list waiting;
+} limiter;
+
+/* key -> limiter (created on use), and key -> override from the settings. */
+static hashmap *limiters;
+static hashmap *overrides;
+
+typedef struct override {
+    char *key;
+    uint32_t max;
+} override;
+
+int limit_set_override(const char *key, uint32_t max) {
+    if (!overrides && !(overrides = hashmap_new(1)))
+        return -ENOMEM;
+    override *o = hashmap_get_str(overrides, key);
+    if (!o) {
+        o = alloc_calloc(1, sizeof(*o));
+        if (!o || !(o->key = alloc_strdup(key)) || hashmap_put_str(overrides, o->key, o) < 0) {
+            if (o)
+                free(o->key);
+            free(o);
+            return -ENOMEM;
+        }
+    }
+    o->max = max;
+    /* A limiter already in use follows the new value for later starts. */
+    limiter *l = limiters ? hashmap_get_str(limiters, key) : NULL;
+    if (l)
+        l->max = max;
+    return 0;
+}
+
+/* The descriptor's max_concurrent and group, if its struct has them. */
+static void descriptor_limit(const fn_entry *f, uint32_t *ret_max, const char **ret_group) {
+    const struct aiod_function *d = f->def;
+    *ret_max = 0;
+    *ret_group = NULL;
+    if (d->struct_size >= offsetof(struct aiod_function, group) + sizeof(d->group)) {
+        *ret_max = d->max_concurrent;
+        *ret_group = d->group;
+    }
+}
+
+/* The limiter for a task's function, or NULL when unlimited. */
+static limiter *limiter_for(const fn_entry *f) {
+    uint32_t max;
+    const char *group;
+    char key[256];
+    descriptor_limit(f, &max, &group);
+    if (group && *group)
+        snprintf(key, sizeof(key), "group %s", group);
+    else
+        snprintf(key, sizeof(key), "function %s", f->full_name);
+    override *o = overrides ? hashmap_get_str(overrides, key) : NULL;
+    if (o)
+        max = o->max;
+    limiter *l = limiters ? hashmap_get_str(limiters, key) : NULL;
+    if (l)
+        return l->max ? l : NULL;
+    if (max == 0)
+        return NULL;
+    if (!limiters && !(limiters = hashmap_new(1)))
+        return NULL;
+    l = alloc_calloc(1, sizeof(*l));
+    if (!l || !(l->key = alloc_strdup(key)) || hashmap_put_str(limiters, l->key, l) < 0) {
+        if (l)
+            free(l->key);
+        free(l);
+        return NULL; /* out of memory: run unlimited rather than not at all */
+    }
+    l->max = max;
+    list_init(&l->waiting);
+    return l;
+}
+
+bool limit_acquire(task *t) {
+    if (t->limit_slot || t->limit)
+        return t->limit_slot;
+    limiter *l = limiter_for(t->fn);
+    if (!l)
+        return true;
+    t->limit = l;
+    if (l->running < l->max && list_empty(&l->waiting)) {
+        l->running++;
+        t->limit_slot = true;
+        return true;
+    }
+    list_insert_tail(&l->waiting, &t->limit_node);
+    return false;
+}
+
+void limit_release(task *t) {
+    limiter *l = t->limit;
+    if (!l)
+        return;
+    t->limit = NULL;
+    if (!t->limit_slot) {
+        list_remove(&t->limit_node); /* cancelled while waiting */
+        return;
+    }
+    t->limit_slot = false;
+    l->running--;
+    while (l->running < l->max && !list_empty(&l->waiting)) {
+        task *next = container_of(list_first(&l->waiting), task, limit_node);
+        list_remove(&next->limit_node);
+        l->running++;
+        next->limit_slot = true;
+        sched_start(next);
+    }
+}
+
+const char *limit_waiting_for(const task *t) {
+    if (!t->limit || t->limit_slot)
+        return NULL;
+    return ((const limiter *)t->limit)->key;
+}
+
+void limit_done(void) {
+    size_t st = 0;
+    void *cur = NULL;
+    limiter *l;
+    override *o;
+    while (limiters && (l = hashmap_next(limiters, &st, &cur))) {
+        free(l->key);
+        free(l);
+    }
+    hashmap_free(limiters);
+    limiters = NULL;
+    st = 0;
+    cur = NULL;
+    while (overrides && (o = hashmap_next(overrides, &st, &cur))) {
+        free(o->key);
+        free(o);
+    }
+    hashmap_free(overrides);
+    overrides = NULL;
+}
