@@ -185,7 +185,10 @@ static int a_spawn(aiod_task *t, const char *function, aiod_value **args, size_t
     if (r < 0) {
         if (r == -EAGAIN)
             task_set_pending_error(parent, "LimitError", "task limit (max_tasks) reached");
-        return r;
+        else if (r == -EDQUOT)
+            task_set_pending_error(parent, "LimitError",
+                                   "task limit of the user (max_tasks_per_uid) reached");
+        return r == -EDQUOT ? -EAGAIN : r;
     }
     child->parent_id = parent->id;
     list_insert_tail(&parent->children, &child->child_node);

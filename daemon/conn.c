@@ -12,13 +12,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/socket.h>
 
 #include "alloc.h"
 #include "config.h"
 #include "dispatch.h"
+#include "hashmap.h"
 #include "log.h"
 #include "macro.h"
+#include "policy.h"
 #include "sched.h"
 #include "task.h"
 #include "waiting.h"
@@ -44,8 +48,53 @@ static size_t queued(const conn *c) {
     return c->wlen + c->inflight_len;
 }
 
+/* Open connections per uid, for max_connections_per_uid. */
+static hashmap *per_uid;
+
+static uint32_t uid_count(uid_t uid) {
+    return per_uid ? (uint32_t)(uintptr_t)hashmap_get_u64(per_uid, uid) : 0;
+}
+
+static void uid_add(uid_t uid, int delta) {
+    if (!per_uid && (delta < 0 || !(per_uid = hashmap_new(0))))
+        return;
+    uint32_t n = uid_count(uid) + (uint32_t)delta;
+    hashmap_remove_u64(per_uid, uid);
+    if (n > 0)
+        hashmap_put_u64(per_uid, uid, (void *)(uintptr_t)n);
+    else if (hashmap_size(per_uid) == 0) {
+        /* Freed when empty, so nothing is left behind at exit. */
+        hashmap_free(per_uid);
+        per_uid = NULL;
+    }
+}
+
+/* The peer user's groups, looked up once per connection. */
+static void load_groups(conn *c) {
+    struct passwd *pw = getpwuid(c->uid);
+    int n = 64;
+    if (!pw)
+        return;
+    for (int tries = 0; tries < 2; tries++) {
+        gid_t *g = alloc_malloc((size_t)n * sizeof(*g));
+        if (!g)
+            return;
+        int want = n;
+        if (getgrouplist(pw->pw_name, c->gid, g, &want) >= 0) {
+            c->groups = g;
+            c->n_groups = (size_t)want;
+            return;
+        }
+        free(g);
+        n = want;
+    }
+}
+
 static void on_closed(uv_handle_t *h) {
     conn *c = h->data;
+    if (c->counted)
+        uid_add(c->uid, -1);
+    free(c->groups);
     frame_reader_done(&c->rd);
     free(c->wbuf);
     free(c->inflight_buf);
@@ -375,6 +424,20 @@ int conn_accept(uv_stream_t *server) {
         conn_close(c);
         return -EPERM;
     }
+    if (c->uid != 0 && uid_count(c->uid) >= policy_lim.max_connections_per_uid) {
+        log_warning("connection from uid %u pid %d refused: max_connections_per_uid (%u) reached",
+                    (unsigned)c->uid, (int)c->pid, policy_lim.max_connections_per_uid);
+        conn_send_error(c, 0, AIOD__ERROR_CODE__ERROR_LIMIT,
+                        "too many connections for uid %u: the limit max_connections_per_uid (%u) "
+                        "is reached",
+                        (unsigned)c->uid, policy_lim.max_connections_per_uid);
+        conn_close_soon(c);
+        return -EMFILE;
+    }
+    uid_add(c->uid, +1);
+    c->counted = true;
+    load_groups(c);
+    c->admin = policy_is_admin(c->uid, c->gid);
     if (n_conns > cfg.max_connections) {
         log_warning("connection from uid %u pid %d refused: max_connections (%u) reached",
                     (unsigned)c->uid, (int)c->pid, cfg.max_connections);

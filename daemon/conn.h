@@ -27,6 +27,13 @@ struct conn {
     uid_t uid;
     gid_t gid;
     pid_t pid;
+    /* The peer user's supplementary groups (for call rules), and whether it
+     * may act on every task (root or the admin group). */
+    gid_t *groups;
+    size_t n_groups;
+    bool admin;
+    /* Counted in the per-uid connection count. */
+    bool counted;
     bool hello_done;
     /* Closing started: nothing more is sent or read. */
     bool closing;

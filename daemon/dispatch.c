@@ -18,6 +18,7 @@
 #include "log.h"
 #include "output.h"
 #include "plugin.h"
+#include "policy.h"
 #include "sched.h"
 #include "task.h"
 #include "waiting.h"
@@ -90,6 +91,10 @@ static int make_task(conn *c, Aiod__Call *call, int ownership, task **ret, Aiod_
                  call->function);
         return -ENOENT;
     }
+    if (policy_may_call(c, fn->full_name, err, err_len) < 0) {
+        *code = AIOD__ERROR_CODE__ERROR_NOT_ALLOWED;
+        return -EPERM;
+    }
     for (size_t i = 0; i < call->n_args; i++)
         if (!call->args[i]) {
             *code = AIOD__ERROR_CODE__ERROR_BAD_ARGUMENT;
@@ -108,11 +113,20 @@ static int make_task(conn *c, Aiod__Call *call, int ownership, task **ret, Aiod_
     }
     task *t;
     r = task_new(fn, argv, fn->sig.n_params, ownership, c->uid, c->pid, NULL, &t);
+    if (r == -EAGAIN || r == -EDQUOT) {
+        *code = AIOD__ERROR_CODE__ERROR_LIMIT;
+        if (r == -EAGAIN)
+            snprintf(err, err_len, "too many tasks: the limit max_tasks (%u) is reached",
+                     cfg.max_tasks);
+        else
+            snprintf(err, err_len,
+                     "too many tasks for uid %u: the limit max_tasks_per_uid (%u) is reached",
+                     (unsigned)c->uid, policy_lim.max_tasks_per_uid);
+        return r;
+    }
     if (r < 0) {
-        *code = r == -EAGAIN ? AIOD__ERROR_CODE__ERROR_LIMIT : AIOD__ERROR_CODE__ERROR_INTERNAL;
-        snprintf(err, err_len, r == -EAGAIN ? "too many tasks: the limit max_tasks (%u) is reached"
-                                            : "out of memory",
-                 cfg.max_tasks);
+        *code = AIOD__ERROR_CODE__ERROR_INTERNAL;
+        snprintf(err, err_len, "out of memory");
         return r;
     }
     if (ownership == AIOD__OWNERSHIP__ATTACHED)
@@ -169,8 +183,20 @@ static bool check_timeout(conn *c, uint64_t req, double timeout) {
     return true;
 }
 
+/* Replies NOT_ALLOWED for a task the peer may not act on; true if so. */
+static bool refuse_foreign(conn *c, uint64_t req, const task *t, const char *what) {
+    if (policy_may_act(c, t))
+        return false;
+    const char *group = policy_admin_group_name();
+    reply_error(c, req, ERROR_NOT_ALLOWED,
+                "task %llu belongs to uid %u; only its owner, root%s%s%s may %s it",
+                (unsigned long long)t->id, (unsigned)t->uid, group ? " or members of group '" : "",
+                group ? group : "", group ? "' (admin_group)" : "", what);
+    return true;
+}
+
 /* Looks up ids; on an unknown one replies NO_SUCH_TASK and returns NULL. */
-static task **lookup_all(conn *c, uint64_t req, const uint64_t *ids, size_t n) {
+static task **lookup_all(conn *c, uint64_t req, const uint64_t *ids, size_t n, const char *what) {
     task **ts = alloc_calloc(n, sizeof(*ts));
     if (!ts) {
         reply_error(c, req, ERROR_INTERNAL, "out of memory");
@@ -185,6 +211,10 @@ static task **lookup_all(conn *c, uint64_t req, const uint64_t *ids, size_t n) {
             free(ts);
             return NULL;
         }
+        if (refuse_foreign(c, req, ts[i], what)) {
+            free(ts);
+            return NULL;
+        }
     }
     for (size_t i = 0; i < n; i++)
         task_ref(ts[i]);
@@ -194,7 +224,7 @@ static task **lookup_all(conn *c, uint64_t req, const uint64_t *ids, size_t n) {
 static void handle_await(conn *c, uint64_t req, const Aiod__Await *a) {
     if (!check_batch(c, req, a->n_task_ids, "await") || !check_timeout(c, req, a->timeout))
         return;
-    task **ts = lookup_all(c, req, a->task_ids, a->n_task_ids);
+    task **ts = lookup_all(c, req, a->task_ids, a->n_task_ids, "await");
     if (!ts)
         return;
     wait_opts o = {.timeout = a->timeout, .cancel_on_timeout = a->cancel_on_timeout};
@@ -224,6 +254,14 @@ static void handle_gather(conn *c, uint64_t req, Aiod__Gather *g) {
                 code = AIOD__ERROR_CODE__ERROR_NO_SUCH_TASK;
                 snprintf(err, sizeof(err), "no task %llu", (unsigned long long)it->task_id);
                 r = -ESRCH;
+            } else if (!policy_may_act(c, ts[i])) {
+                code = AIOD__ERROR_CODE__ERROR_NOT_ALLOWED;
+                snprintf(err, sizeof(err), "task %llu belongs to uid %u; only its owner or an "
+                         "administrator may gather it",
+                         (unsigned long long)it->task_id, (unsigned)ts[i]->uid);
+                task_unref(ts[i]);
+                ts[i] = NULL;
+                r = -EPERM;
             }
         } else {
             code = AIOD__ERROR_CODE__ERROR_BAD_ARGUMENT;
@@ -258,7 +296,7 @@ static void handle_gather(conn *c, uint64_t req, Aiod__Gather *g) {
 static void handle_cancel(conn *c, uint64_t req, const Aiod__Cancel *k) {
     if (!check_batch(c, req, k->n_task_ids, "cancel"))
         return;
-    task **ts = lookup_all(c, req, k->task_ids, k->n_task_ids);
+    task **ts = lookup_all(c, req, k->task_ids, k->n_task_ids, "cancel");
     if (!ts)
         return;
     uint32_t count = 0;
@@ -318,7 +356,7 @@ static void handle_list(conn *c, uint64_t req, const Aiod__ListTasks *l) {
     if (!infos)
         goto oom;
     while ((t = task_next(&st, &cur))) {
-        if (!l->all && task_finished(t))
+        if ((!l->all && task_finished(t)) || !policy_may_act(c, t))
             continue;
         if (n == cap) {
             Aiod__TaskInfo *ni = alloc_realloc(infos, cap * 2 * sizeof(*infos));
@@ -357,6 +395,8 @@ static void handle_show(conn *c, uint64_t req, const Aiod__ShowTask *s) {
         reply_error(c, req, ERROR_NO_SUCH_TASK, "no task %llu", (unsigned long long)s->task_id);
         return;
     }
+    if (refuse_foreign(c, req, t, "show"))
+        return;
     Aiod__TaskInfo ti;
     Aiod__Outcome o;
     fill_info(t, &ti, &o, true);
@@ -373,6 +413,8 @@ static void handle_logs(conn *c, uint64_t req, const Aiod__Logs *l) {
         reply_error(c, req, ERROR_NO_SUCH_TASK, "no task %llu", (unsigned long long)l->task_id);
         return;
     }
+    if (refuse_foreign(c, req, t, "follow"))
+        return;
     /* A child's lines live in its root's output; follow the child's end by
      * its own state only when it owns the output. */
     bool own = t->out->task_id == t->id;

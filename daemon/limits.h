@@ -41,6 +41,16 @@
 #define LIMIT_RETAIN_COUNT 10000u
 #define LIMIT_RETAIN_SECONDS 3600u
 
+/* Connections and unfinished tasks per user (settings
+ * max_connections_per_uid, max_tasks_per_uid): one user cannot take all
+ * of max_connections or max_tasks from the others. Root is exempt. */
+#define LIMIT_MAX_CONNECTIONS_PER_UID 256u
+#define LIMIT_MAX_TASKS_PER_UID (256u * 1024)
+
+/* Largest encoded result a task may return (setting max_result): a quarter
+ * of max_frame, so an Outcomes reply carrying a few still fits a frame. */
+#define LIMIT_MAX_RESULT (1024u * 1024)
+
 /* Nesting of values (a scalar is 1) and of protobuf messages in a frame.
  * Both stop stack exhaustion in recursive code (ours and protobuf-c's). */
 #define LIMIT_VALUE_DEPTH 32u

@@ -16,6 +16,7 @@
 #include "limits.h"
 #include "log.h"
 #include "plugin.h"
+#include "policy.h"
 #include "task.h"
 
 static uv_loop_t *loop;
@@ -99,6 +100,15 @@ static void complete(task *t) {
                      pbvalue_type_name(have), pbvalue_type_name(want));
             pbvalue_free(v);
             task_finish(t, TASK_FAILED, NULL, alloc_strdup("TypeError"), alloc_strdup(msg));
+            return;
+        }
+        size_t size = v ? protobuf_c_message_get_packed_size(&v->base) : 0;
+        if (size > policy_lim.max_result) {
+            char msg[300];
+            snprintf(msg, sizeof(msg), "%s returned %zu bytes, over the limit max_result (%u)",
+                     t->fn->full_name, size, policy_lim.max_result);
+            pbvalue_free(v);
+            task_finish(t, TASK_FAILED, NULL, alloc_strdup("LimitError"), alloc_strdup(msg));
             return;
         }
         const char *why = NULL;

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "output.h"
 #include "plugin.h"
+#include "policy.h"
 #include "sched.h"
 #include "sd.h"
 
@@ -40,6 +41,27 @@ int task_table_init(uv_loop_t *loop) {
     list_init(&retained);
     table = hashmap_new(0);
     return table ? 0 : -ENOMEM;
+}
+
+/* Unfinished tasks per uid, for max_tasks_per_uid. */
+static hashmap *per_uid;
+
+static uint32_t uid_tasks(uid_t uid) {
+    return per_uid ? (uint32_t)(uintptr_t)hashmap_get_u64(per_uid, uid) : 0;
+}
+
+static void uid_tasks_add(uid_t uid, int delta) {
+    if (!per_uid && (delta < 0 || !(per_uid = hashmap_new(0))))
+        return;
+    uint32_t n = uid_tasks(uid) + (uint32_t)delta;
+    hashmap_remove_u64(per_uid, uid);
+    if (n > 0)
+        hashmap_put_u64(per_uid, uid, (void *)(uintptr_t)n);
+    else if (hashmap_size(per_uid) == 0) {
+        /* Freed when empty, so nothing is left behind at exit. */
+        hashmap_free(per_uid);
+        per_uid = NULL;
+    }
 }
 
 static void table_drop(task *t) {
@@ -72,6 +94,8 @@ void task_table_done(void) {
     }
     hashmap_free(table);
     table = NULL;
+    hashmap_free(per_uid);
+    per_uid = NULL;
 }
 
 int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t uid, pid_t pid,
@@ -79,6 +103,10 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
     if (unfinished >= cfg.max_tasks) {
         value_argv_free(argv, argc);
         return -EAGAIN;
+    }
+    if (uid != 0 && uid_tasks(uid) >= policy_lim.max_tasks_per_uid) {
+        value_argv_free(argv, argc);
+        return -EDQUOT;
     }
     task *t = alloc_calloc(1, sizeof(*t));
     if (!t) {
@@ -114,6 +142,7 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
     t->in_table = true;
     t->refs++; /* the table's */
     unfinished++;
+    uid_tasks_add(uid, +1);
     fn->owner->busy++;
     *ret = t;
     return 0;
@@ -229,6 +258,7 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
     t->error_message = message;
     t->finished_usec = task_now_usec();
     limit_release(t);
+    uid_tasks_add(t->uid, -1);
     unfinished--;
     finished_total++;
     sd_status_changed();
