@@ -386,14 +386,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     process(c);
 }
 
-int conn_accept(uv_stream_t *server) {
+static conn *conn_alloc(uv_loop_t *loop) {
     conn *c = alloc_calloc(1, sizeof(*c));
     if (!c)
-        return -ENOMEM;
-    int r = uv_pipe_init(server->loop, &c->pipe, 0);
-    if (r < 0) {
+        return NULL;
+    if (uv_pipe_init(loop, &c->pipe, 0) < 0) {
         free(c);
-        return r;
+        return NULL;
     }
     c->pipe.data = c;
     n_conns++;
@@ -405,11 +404,11 @@ int conn_accept(uv_stream_t *server) {
     frame_reader_init(&c->rd, cfg.max_frame);
     c->serial = next_serial++;
     list_insert_tail(&all, &c->all_node);
-    r = uv_accept(server, (uv_stream_t *)&c->pipe);
-    if (r < 0) {
-        conn_close(c);
-        return r;
-    }
+    return c;
+}
+
+/* Identifies the peer, applies the connection limits and starts reading. */
+static int conn_start(conn *c) {
     uv_os_fd_t fd;
     struct ucred cred;
     socklen_t len = sizeof(cred);
@@ -447,7 +446,7 @@ int conn_accept(uv_stream_t *server) {
         conn_close_soon(c);
         return -EMFILE;
     }
-    r = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+    int r = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
     if (r < 0) {
         conn_close(c);
         return r;
@@ -455,4 +454,28 @@ int conn_accept(uv_stream_t *server) {
     log_debug("connection %llu from uid %u pid %d", (unsigned long long)c->serial,
               (unsigned)c->uid, (int)c->pid);
     return 0;
+}
+
+int conn_accept(uv_stream_t *server) {
+    conn *c = conn_alloc(server->loop);
+    if (!c)
+        return -ENOMEM;
+    int r = uv_accept(server, (uv_stream_t *)&c->pipe);
+    if (r < 0) {
+        conn_close(c);
+        return r;
+    }
+    return conn_start(c);
+}
+
+int conn_open_fd(uv_loop_t *loop, int fd) {
+    conn *c = conn_alloc(loop);
+    if (!c)
+        return -ENOMEM;
+    int r = uv_pipe_open(&c->pipe, fd);
+    if (r < 0) {
+        conn_close(c);
+        return r;
+    }
+    return conn_start(c);
 }

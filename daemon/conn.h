@@ -71,6 +71,10 @@ void conn_done(void);
 /* Accepts a new connection from `server`. 0 or a negative errno. */
 int conn_accept(uv_stream_t *server);
 
+/* Serves a connected stream socket `fd` (taken) as a connection: used by
+ * tests and the connection fuzzer with one end of a socketpair. */
+int conn_open_fd(uv_loop_t *loop, int fd);
+
 /* Number of open connections. */
 unsigned conn_count(void);
 

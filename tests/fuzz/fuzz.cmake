@@ -31,3 +31,6 @@ aiod_fuzz(fuzz-value SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz-value.c LIBS aiodcor
 aiod_fuzz(fuzz-callword SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz-callword.c
           ${PROJECT_SOURCE_DIR}/client/cli/callword.c LIBS aiodproto)
 target_include_directories(fuzz-callword PRIVATE ${PROJECT_SOURCE_DIR}/client/cli)
+aiod_fuzz(fuzz-conn SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz-conn.c LIBS aiodcore)
+target_compile_definitions(fuzz-conn PRIVATE TEST_PLUGIN_DIR="${AIOD_TEST_PLUGIN_DIR}")
+add_dependencies(fuzz-conn testplugin_good)
