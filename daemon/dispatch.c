@@ -438,7 +438,8 @@ static void fill_function(const fn_entry *f, Aiod__FunctionInfo *fi, Aiod__Param
     for (size_t i = 0; i < f->sig.n_params; i++) {
         aiod__param__init(&ps[i]);
         ps[i].name = (char *)f->params[i].name;
-        ps[i].type = (Aiod__ValueType)f->params[i].type;
+        ps[i].type = (Aiod__ValueType)(f->params[i].type & ~VALUE_REST);
+        ps[i].rest = (f->params[i].type & VALUE_REST) != 0;
         ps[i].has_default = f->params[i].default_value != NULL;
         ps[i].default_value = f->params[i].default_value;
         pp[i] = &ps[i];

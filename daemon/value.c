@@ -176,13 +176,76 @@ void value_argv_free(Aiod__Value **argv, size_t n) {
     free(argv);
 }
 
+/* Checks or converts one argument for parameter p (args[i] is taken into
+ * *ret on success). */
+static int check_one(const value_sig *sig, const value_param *p, uint32_t type, Aiod__Value **arg,
+                     bool text, unsigned max_depth, Aiod__Value **ret, char *err, size_t err_len) {
+    char why[256];
+    const char *depth_why = NULL;
+    if (pbvalue_check(*arg, max_depth, &depth_why) < 0) {
+        snprintf(err, err_len, "%s: parameter '%s': %s", sig->function, p->name,
+                 depth_why ? depth_why : "invalid value");
+        return -EINVAL;
+    }
+    if (text) {
+        if (pbvalue_type(*arg) != PBVALUE_STRING) {
+            snprintf(err, err_len, "%s: parameter '%s': text arguments must be strings",
+                     sig->function, p->name);
+            return -EINVAL;
+        }
+        int r = value_from_text(type, (*arg)->string_value, ret, why, sizeof(why));
+        if (r == -EINVAL)
+            snprintf(err, err_len, "%s: parameter '%s': %s", sig->function, p->name, why);
+        return r;
+    }
+    uint32_t have = pbvalue_type(*arg);
+    if (!pbvalue_type_fits(type, have)) {
+        value_describe(*arg, why, sizeof(why));
+        snprintf(err, err_len, "%s: parameter '%s': expected %s, got %s", sig->function, p->name,
+                 pbvalue_type_name(type), why);
+        return -EINVAL;
+    }
+    *ret = *arg;
+    *arg = NULL;
+    if (type == PBVALUE_DOUBLE && have == PBVALUE_INT) {
+        (*ret)->kind_case = AIOD__VALUE__KIND_DOUBLE_VALUE;
+        (*ret)->double_value = (double)(*ret)->int_value;
+    }
+    return 0;
+}
+
+/* Collects the arguments for a rest parameter into a new list. */
+static int collect_rest(const value_sig *sig, const value_param *p, Aiod__Value **args, size_t n,
+                        bool text, unsigned max_depth, Aiod__Value **ret, char *err,
+                        size_t err_len) {
+    Aiod__Value *list = pbvalue_list();
+    if (!list)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        Aiod__Value *item = NULL;
+        int r = check_one(sig, p, p->type & ~VALUE_REST, &args[i], text, max_depth, &item, err,
+                          err_len);
+        if (r == 0)
+            r = pbvalue_list_append(list, item);
+        if (r < 0) {
+            pbvalue_free(list);
+            return r;
+        }
+    }
+    *ret = list;
+    return 0;
+}
+
 int value_check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool text,
                      unsigned max_depth, Aiod__Value ***ret_argv, char *err, size_t err_len) {
     Aiod__Value **argv = NULL;
-    char why[256];
     int r = -EINVAL;
 
-    if (n > sig->n_params) {
+    const value_param *rest =
+        sig->n_params && (sig->params[sig->n_params - 1].type & VALUE_REST)
+            ? &sig->params[sig->n_params - 1]
+            : NULL;
+    if (n > sig->n_params && !rest) {
         snprintf(err, err_len, "%s: takes at most %zu argument%s (%zu given)", sig->function,
                  sig->n_params, sig->n_params == 1 ? "" : "s", n);
         goto fail;
@@ -194,6 +257,14 @@ int value_check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool te
     }
     for (size_t i = 0; i < sig->n_params; i++) {
         const value_param *p = &sig->params[i];
+        if (p == rest) {
+            r = collect_rest(sig, p, args + i, n > i ? n - i : 0, text, max_depth, &argv[i], err,
+                             err_len);
+            if (r < 0)
+                goto fail;
+            r = -EINVAL;
+            break;
+        }
         if (i >= n) {
             if (!p->default_value) {
                 snprintf(err, err_len, "%s: missing argument '%s' (%s)", sig->function, p->name,
@@ -207,40 +278,10 @@ int value_check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool te
             }
             continue;
         }
-        const char *depth_why = NULL;
-        if (pbvalue_check(args[i], max_depth, &depth_why) < 0) {
-            snprintf(err, err_len, "%s: parameter '%s': %s", sig->function, p->name,
-                     depth_why ? depth_why : "invalid value");
+        r = check_one(sig, p, p->type, &args[i], text, max_depth, &argv[i], err, err_len);
+        if (r < 0)
             goto fail;
-        }
-        if (text) {
-            if (pbvalue_type(args[i]) != PBVALUE_STRING) {
-                snprintf(err, err_len, "%s: parameter '%s': text arguments must be strings",
-                         sig->function, p->name);
-                goto fail;
-            }
-            r = value_from_text(p->type, args[i]->string_value, &argv[i], why, sizeof(why));
-            if (r < 0) {
-                if (r == -EINVAL)
-                    snprintf(err, err_len, "%s: parameter '%s': %s", sig->function, p->name, why);
-                goto fail;
-            }
-            r = -EINVAL;
-        } else {
-            uint32_t have = pbvalue_type(args[i]);
-            if (!pbvalue_type_fits(p->type, have)) {
-                value_describe(args[i], why, sizeof(why));
-                snprintf(err, err_len, "%s: parameter '%s': expected %s, got %s", sig->function,
-                         p->name, pbvalue_type_name(p->type), why);
-                goto fail;
-            }
-            argv[i] = args[i];
-            args[i] = NULL;
-            if (p->type == PBVALUE_DOUBLE && have == PBVALUE_INT) {
-                argv[i]->kind_case = AIOD__VALUE__KIND_DOUBLE_VALUE;
-                argv[i]->double_value = (double)argv[i]->int_value;
-            }
-        }
+        r = -EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
         pbvalue_free(args[i]);

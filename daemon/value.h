@@ -12,9 +12,14 @@
 
 #include "pbvalue.h"
 
+/* OR'd into value_param.type of the last parameter: it collects the rest
+ * of the arguments into a list (AIOD_TYPE_REST). */
+#define VALUE_REST 0x100u
+
 /* One declared parameter, as the registry keeps it. */
 typedef struct value_param {
     const char *name;
+    /* PBVALUE_* type, or for the last one possibly VALUE_REST | item type. */
     uint32_t type;
     /* Parsed default, or NULL when required. */
     Aiod__Value *default_value;

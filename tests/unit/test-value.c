@@ -280,6 +280,36 @@ static void test_check_call_oom(void **state) {
     }
 }
 
+
+static void test_check_call_rest(void **state) {
+    (void)state;
+    value_param rp[2] = {{"program", PBVALUE_STRING, NULL},
+                         {"args", PBVALUE_STRING | VALUE_REST, NULL}};
+    value_sig rsig = {"proc.exec", rp, 2};
+    Aiod__Value **argv = NULL;
+    char err[512];
+
+    Aiod__Value *a1[] = {pbvalue_string("make"), pbvalue_string("-j2"), pbvalue_string("all")};
+    assert_int_equal(value_check_call(&rsig, a1, 3, true, 32, &argv, err, sizeof(err)), 0);
+    assert_string_equal(argv[0]->string_value, "make");
+    assert_int_equal(pbvalue_length(argv[1]), 2);
+    assert_string_equal(pbvalue_list_get(argv[1], 1)->string_value, "all");
+    value_argv_free(argv, 2);
+
+    /* No extra arguments: an empty list. */
+    Aiod__Value *a2[] = {pbvalue_string("true")};
+    assert_int_equal(value_check_call(&rsig, a2, 1, true, 32, &argv, err, sizeof(err)), 0);
+    assert_int_equal(pbvalue_type(argv[1]), PBVALUE_LIST);
+    assert_int_equal(pbvalue_length(argv[1]), 0);
+    value_argv_free(argv, 2);
+
+    /* Typed arguments are checked one by one against the item type. */
+    rp[1].type = PBVALUE_INT | VALUE_REST;
+    Aiod__Value *a3[] = {pbvalue_string("x"), pbvalue_int(1), pbvalue_string("two")};
+    assert_int_equal(value_check_call(&rsig, a3, 3, false, 32, &argv, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "proc.exec: parameter 'args': expected int, got string \"two\"");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wire_round_trip),
@@ -291,6 +321,7 @@ int main(void) {
         cmocka_unit_test(test_from_text),
         cmocka_unit_test_setup_teardown(test_check_call, setup_sig, teardown_sig),
         cmocka_unit_test_setup_teardown(test_check_call_oom, setup_sig, teardown_sig),
+        cmocka_unit_test(test_check_call_rest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,6 +57,11 @@ extern "C" {
 #define AIOD_TYPE_BYTES 6u
 #define AIOD_TYPE_LIST 7u
 #define AIOD_TYPE_MAP 8u
+/* ABI 1.1: OR'd into the type of the last parameter, it collects that and
+ * every further argument into a list whose items have the type in the low
+ * bits, like Python's *args: {"args", AIOD_TYPE_STRING | AIOD_TYPE_REST,
+ * NULL}. Without arguments the list is empty; default_text must be NULL. */
+#define AIOD_TYPE_REST 0x100u
 
 /* Function flags (uint32_t). Unknown bits make the daemon refuse the plugin. */
 /* Not listed by `aioctl plugins` and not callable by clients; only by tasks. */
@@ -122,7 +127,7 @@ typedef int (*aiod_task_fn)(aiod_task *task, const struct aiod_api *api,
 struct aiod_param {
     /* Name, shown in signatures and error messages. */
     const char *name;
-    /* One of AIOD_TYPE_*. */
+    /* One of AIOD_TYPE_*, plus AIOD_TYPE_REST on the last one. */
     uint32_t type;
     /* Default as command-line text converted by `type` (e.g. "3", "true",
      * "[1,2]"), or NULL when the parameter is required. Required parameters
