@@ -265,8 +265,8 @@ _printf_(3, 4) static void a_log(aiod_task *t, int priority, const char *fmt, ..
     log_task(priority, T(t), "%s", buf);
 }
 
-static int a_await_timeout(aiod_task *t, aiod_child *child, double timeout,
-                           int cancel_on_timeout, aiod_value **ret_result) {
+static int a_await_timeout(aiod_task *t, aiod_child *child, double timeout, int cancel_on_timeout,
+                           aiod_value **ret_result) {
     if (!is_running(t) || !child || T(child) == T(t) || !(timeout == timeout))
         return -EINVAL;
     Aiod__Value *v = NULL;
@@ -297,8 +297,8 @@ static int a_wait(aiod_task *t, aiod_child *const *children, size_t n, double ti
     return sched_wait(T(t), (task *const *)children, n, timeout, return_when);
 }
 
-static int a_as_completed(aiod_task *t, aiod_child *const *children, size_t n,
-                          unsigned char *seen, double timeout, size_t *ret_index) {
+static int a_as_completed(aiod_task *t, aiod_child *const *children, size_t n, unsigned char *seen,
+                          double timeout, size_t *ret_index) {
     if (!is_running(t) || !valid_children(t, children, n) || !seen || !ret_index ||
         !(timeout == timeout))
         return -EINVAL;
@@ -354,8 +354,7 @@ static long a_sock_read(aiod_task *t, aiod_sock *s, void *buf, size_t len, doubl
     return sock_read(T(t), s, buf, len, timeout);
 }
 
-static int a_sock_write(aiod_task *t, aiod_sock *s, const void *buf, size_t len,
-                        double timeout) {
+static int a_sock_write(aiod_task *t, aiod_sock *s, const void *buf, size_t len, double timeout) {
     if (!is_running(t) || !s || (!buf && len) || !(timeout == timeout))
         return -EINVAL;
     return sock_write(T(t), s, buf, len, timeout);

@@ -208,7 +208,8 @@ void conn_done(void) {
 
 void conn_close_all(void) {
     list *pos, *tmp;
-    list_foreach_safe(pos, tmp, &all) conn_close_soon(container_of(pos, conn, all_node));
+    list_foreach_safe(pos, tmp, &all)
+        conn_close_soon(container_of(pos, conn, all_node));
 }
 
 void conn_abort_all(void) {
@@ -451,8 +452,8 @@ static int conn_start(conn *c) {
         conn_close(c);
         return r;
     }
-    log_debug("connection %llu from uid %u pid %d", (unsigned long long)c->serial,
-              (unsigned)c->uid, (int)c->pid);
+    log_debug("connection %llu from uid %u pid %d", (unsigned long long)c->serial, (unsigned)c->uid,
+              (int)c->pid);
     return 0;
 }
 

@@ -269,6 +269,11 @@ void *coro_get_user(const coro *c) {
     return c->user;
 }
 
+bool coro_on_run_stack(const void *p) {
+    const uint8_t *a = p;
+    return run_map && a >= run_map && a < run_top;
+}
+
 void *coro_fault_in_guard(const void *addr) {
     coro *c = current;
     if (!c || !run_map)

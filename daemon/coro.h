@@ -53,6 +53,11 @@ void *coro_get_user(const coro *c);
  * pointer (async-signal-safe); otherwise NULL. */
 void *coro_fault_in_guard(const void *addr);
 
+/* Whether `p` points into the run stack (or its guard page): memory that is
+ * only valid while the coroutine owning it runs. For api entries that must
+ * refuse such pointers (to_thread's arg). */
+bool coro_on_run_stack(const void *p);
+
 /* Unmaps the run stack once no coroutine exists (at shutdown). */
 void coro_pool_clear(void);
 

@@ -106,7 +106,8 @@ static int make_task(conn *c, Aiod__Call *call, int ownership, task **ret, Aiod_
     /* The values were taken (slots cleared); keep protobuf-c off them. */
     call->n_args = 0;
     if (r < 0) {
-        *code = r == -ENOMEM ? AIOD__ERROR_CODE__ERROR_INTERNAL : AIOD__ERROR_CODE__ERROR_BAD_ARGUMENT;
+        *code =
+            r == -ENOMEM ? AIOD__ERROR_CODE__ERROR_INTERNAL : AIOD__ERROR_CODE__ERROR_BAD_ARGUMENT;
         if (r == -ENOMEM)
             snprintf(err, err_len, "out of memory");
         return r;
@@ -256,7 +257,8 @@ static void handle_gather(conn *c, uint64_t req, Aiod__Gather *g) {
                 r = -ESRCH;
             } else if (!policy_may_act(c, ts[i])) {
                 code = AIOD__ERROR_CODE__ERROR_NOT_ALLOWED;
-                snprintf(err, sizeof(err), "task %llu belongs to uid %u; only its owner or an "
+                snprintf(err, sizeof(err),
+                         "task %llu belongs to uid %u; only its owner or an "
                          "administrator may gather it",
                          (unsigned long long)it->task_id, (unsigned)ts[i]->uid);
                 task_unref(ts[i]);

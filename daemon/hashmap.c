@@ -96,7 +96,8 @@ static void grow(hashmap *m) {
 static entry **find(const hashmap *m, uint64_t h, uint64_t k, const char *s) {
     entry **p = &m->buckets[h & (m->n_buckets - 1)];
     for (; *p; p = &(*p)->next)
-        if ((*p)->hash == h && (m->string_keys ? strcmp((*p)->key.str, s) == 0 : (*p)->key.u64 == k))
+        if ((*p)->hash == h &&
+            (m->string_keys ? strcmp((*p)->key.str, s) == 0 : (*p)->key.u64 == k))
             return p;
     return p;
 }

@@ -47,6 +47,7 @@ static inline list *list_first(const list *head) {
 }
 
 #define list_foreach_safe(pos, tmp, head)                                                          \
-    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); (pos) = (tmp), (tmp) = (pos)->next)
+    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                               \
+         (pos) = (tmp), (tmp) = (pos)->next)
 
 #endif

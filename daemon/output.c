@@ -32,7 +32,8 @@ output *output_unref(output *o) {
     if (!o || --o->refs > 0)
         return NULL;
     list *pos, *tmp;
-    list_foreach_safe(pos, tmp, &o->followers) output_follower_free(container_of(pos, follower, node));
+    list_foreach_safe(pos, tmp, &o->followers)
+        output_follower_free(container_of(pos, follower, node));
     if (o->lines)
         for (uint32_t i = 0; i < o->count; i++)
             free(o->lines[(o->head + i) % o->cap]);
@@ -79,8 +80,8 @@ int output_append(output *o, int stream, const char *line, size_t len) {
     return 0;
 }
 
-int output_follow(output *o, conn *c, uint64_t request_id, bool replay, bool follow,
-                  int state_now, bool holds_request) {
+int output_follow(output *o, conn *c, uint64_t request_id, bool replay, bool follow, int state_now,
+                  bool holds_request) {
     uint64_t first_seq = o->next_seq - o->count;
     for (uint32_t i = 0; replay && i < o->count; i++) {
         uint32_t slot = (o->head + i) % o->cap;

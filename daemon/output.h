@@ -64,8 +64,8 @@ int output_append(output *o, int stream, const char *line, size_t len);
  * ended (or `follow` is false) OutputEnd is sent at once, no follower is
  * created and 1 is returned. 0 when following, -ENOMEM.
  */
-int output_follow(output *o, conn *c, uint64_t request_id, bool replay, bool follow,
-                  int state_now, bool holds_request);
+int output_follow(output *o, conn *c, uint64_t request_id, bool replay, bool follow, int state_now,
+                  bool holds_request);
 
 /* The owning task ended in `state`: every follower gets OutputEnd and is
  * removed. */

@@ -77,8 +77,8 @@ int sched_suspend(task *t) {
 static void task_main(void *arg) {
     task *t = arg;
     aiod_value *result = NULL;
-    t->exit_code = t->fn->def->fn((aiod_task *)t, api_table(), (const aiod_value *const *)t->argv,
-                                  &result);
+    t->exit_code =
+        t->fn->def->fn((aiod_task *)t, api_table(), (const aiod_value *const *)t->argv, &result);
     t->exit_value = (Aiod__Value *)result;
 }
 
@@ -124,8 +124,9 @@ static void complete(task *t) {
     }
     pbvalue_free(v);
     if (r == -ECANCELED) {
-        task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"),
-                    dup_or_null(t->cancel_requested ? "task was cancelled" : "awaited task was cancelled"));
+        task_finish(
+            t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"),
+            dup_or_null(t->cancel_requested ? "task was cancelled" : "awaited task was cancelled"));
         return;
     }
     char *kind = TAKE_PTR(t->pending_kind), *msg = TAKE_PTR(t->pending_message);
@@ -170,8 +171,7 @@ static void step(task *t) {
     uint64_t took_ms = (uv_hrtime() - start) / 1000000u;
     current = NULL;
     if (took_ms >= LIMIT_SLOW_STEP_MS)
-        log_task(LOG_WARNING, t,
-                 "held the event loop for %llu ms without suspending",
+        log_task(LOG_WARNING, t, "held the event loop for %llu ms without suspending",
                  (unsigned long long)took_ms);
     if (coro_finished(t->co))
         complete(t);

@@ -235,9 +235,9 @@ static void log_detached(task *t) {
         log_task(LOG_INFO, t, "detached task done: %s", json ? json : "?");
         free(json);
     } else
-        log_task(t->state == TASK_FAILED ? LOG_WARNING : LOG_INFO, t,
-                 "detached task %s: %s: %s", task_state_name(t->state),
-                 t->error_kind ? t->error_kind : "", t->error_message ? t->error_message : "");
+        log_task(t->state == TASK_FAILED ? LOG_WARNING : LOG_INFO, t, "detached task %s: %s: %s",
+                 task_state_name(t->state), t->error_kind ? t->error_kind : "",
+                 t->error_message ? t->error_message : "");
 }
 
 void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *message) {

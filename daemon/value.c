@@ -241,10 +241,9 @@ int value_check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool te
     Aiod__Value **argv = NULL;
     int r = -EINVAL;
 
-    const value_param *rest =
-        sig->n_params && (sig->params[sig->n_params - 1].type & VALUE_REST)
-            ? &sig->params[sig->n_params - 1]
-            : NULL;
+    const value_param *rest = sig->n_params && (sig->params[sig->n_params - 1].type & VALUE_REST)
+                                  ? &sig->params[sig->n_params - 1]
+                                  : NULL;
     if (n > sig->n_params && !rest) {
         snprintf(err, err_len, "%s: takes at most %zu argument%s (%zu given)", sig->function,
                  sig->n_params, sig->n_params == 1 ? "" : "s", n);

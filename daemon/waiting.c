@@ -92,9 +92,9 @@ static void reply_failed(wait_req *r) {
     task_outcome(r->first_failed, &o);
     Aiod__Error e = AIOD__ERROR__INIT;
     char msg[1200];
-    snprintf(msg, sizeof(msg), "task %llu (%s) %s: %s: %s",
-             (unsigned long long)r->first_failed->id, r->first_failed->fn->full_name,
-             task_state_name(r->first_failed->state), o.error_kind, o.error_message);
+    snprintf(msg, sizeof(msg), "task %llu (%s) %s: %s: %s", (unsigned long long)r->first_failed->id,
+             r->first_failed->fn->full_name, task_state_name(r->first_failed->state), o.error_kind,
+             o.error_message);
     e.code = AIOD__ERROR_CODE__ERROR_TASK_FAILED;
     e.message = msg;
     e.outcome = &o;
@@ -120,8 +120,7 @@ static void finish(wait_req *r) {
 static void on_task_done(waiter *w, task *t) {
     wait_req *r = ((wait_item *)w)->req;
     r->remaining--;
-    if (r->opts.gather && !r->opts.return_exceptions && t->state != TASK_DONE &&
-        !r->first_failed) {
+    if (r->opts.gather && !r->opts.return_exceptions && t->state != TASK_DONE && !r->first_failed) {
         r->first_failed = t;
         finish(r);
     } else if (r->remaining == 0)

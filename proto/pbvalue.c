@@ -149,7 +149,8 @@ int pbvalue_map_set(Aiod__Value *map, const char *key, Aiod__Value *item) {
     }
     aiod__map_entry__init(e);
     e->key = alloc_strdup(key);
-    Aiod__MapEntry **entries = e->key ? alloc_realloc(m->entries, (m->n_entries + 1) * sizeof(*entries)) : NULL;
+    Aiod__MapEntry **entries =
+        e->key ? alloc_realloc(m->entries, (m->n_entries + 1) * sizeof(*entries)) : NULL;
     if (!entries) {
         free(e->key == protobuf_c_empty_string ? NULL : e->key);
         free(e);

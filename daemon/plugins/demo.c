@@ -87,8 +87,8 @@ static int spawn_fn(aiod_task *t, const struct aiod_api *api, int which, double 
         api->value_free(args[1]);
         return -ENOMEM;
     }
-    return api->spawn(t, which == 1 ? "demo.my_async_function1" : "demo.my_async_function2",
-                      args, 2, ret);
+    return api->spawn(t, which == 1 ? "demo.my_async_function1" : "demo.my_async_function2", args,
+                      2, ret);
 }
 
 /* Builds the pair (result1, result2) as a two-item list; takes both. */
@@ -108,8 +108,8 @@ static int pair(const struct aiod_api *api, aiod_value *a, aiod_value *b, aiod_v
 }
 
 /* Example 1: result1 = await f1(); result2 = await f2()  — 3 s + 2 s. */
-static int main_sequential(aiod_task *t, const struct aiod_api *api,
-                           const aiod_value *const *args, aiod_value **ret) {
+static int main_sequential(aiod_task *t, const struct aiod_api *api, const aiod_value *const *args,
+                           aiod_value **ret) {
     (void)args;
     aiod_child *c1 = NULL, *c2 = NULL;
     aiod_value *r1 = NULL, *r2 = NULL;
@@ -219,9 +219,7 @@ static const struct aiod_param async_params[] = {
 };
 
 #define FN(fname, fdoc, params, n, result, fflags, entry)                                          \
-    {                                                                                              \
-        sizeof(struct aiod_function), fflags, fname, fdoc, params, n, result, entry                \
-    }
+    { sizeof(struct aiod_function), fflags, fname, fdoc, params, n, result, entry }
 
 static const struct aiod_function functions[] = {
     FN("sleep", "Sleep for `seconds`, then return `result`.", sleep_params, 2, AIOD_TYPE_ANY, 0,
@@ -234,8 +232,8 @@ static const struct aiod_function functions[] = {
        main_sequential),
     FN("main_gather", "Seed example 2: gather two coroutines (3 s).", NULL, 0, AIOD_TYPE_LIST, 0,
        main_gather),
-    FN("main_tasks", "Seed example 3: create two tasks, await both (3 s).", NULL, 0,
-       AIOD_TYPE_LIST, 0, main_tasks),
+    FN("main_tasks", "Seed example 3: create two tasks, await both (3 s).", NULL, 0, AIOD_TYPE_LIST,
+       0, main_tasks),
     FN("main_nowait", "Seed example 4: create two tasks and don't wait (3 s).", NULL, 0,
        AIOD_TYPE_NULL, 0, main_nowait),
     FN("my_async_function1", "Seed helper: prints, sleeps, returns its result.", async_params, 2,

@@ -14,6 +14,10 @@ static const struct aiod_function functions[] = {
 };
 
 AIOD_PLUGIN_EXPORT const struct aiod_plugin aiod_plugin = {
-    AIOD_PLUGIN_HEAD, .name = "badsig", .version = "1", .functions = functions,
-    .function_size = sizeof(struct aiod_function), .n_functions = 1,
+    AIOD_PLUGIN_HEAD,
+    .name = "badsig",
+    .version = "1",
+    .functions = functions,
+    .function_size = sizeof(struct aiod_function),
+    .n_functions = 1,
 };

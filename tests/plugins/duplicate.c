@@ -12,6 +12,10 @@ static const struct aiod_function functions[] = {
 };
 
 AIOD_PLUGIN_EXPORT const struct aiod_plugin aiod_plugin = {
-    AIOD_PLUGIN_HEAD, .name = "good", .version = "2", .functions = functions,
-    .function_size = sizeof(struct aiod_function), .n_functions = 1,
+    AIOD_PLUGIN_HEAD,
+    .name = "good",
+    .version = "2",
+    .functions = functions,
+    .function_size = sizeof(struct aiod_function),
+    .n_functions = 1,
 };

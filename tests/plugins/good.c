@@ -97,7 +97,8 @@ static int overflow(aiod_task *t, const struct aiod_api *api, const aiod_value *
     return deep(0);
 }
 
-static const struct aiod_param add_params[] = {{"a", AIOD_TYPE_INT, NULL}, {"b", AIOD_TYPE_INT, "1"}};
+static const struct aiod_param add_params[] = {{"a", AIOD_TYPE_INT, NULL},
+                                               {"b", AIOD_TYPE_INT, "1"}};
 static const struct aiod_param sleepy_params[] = {{"seconds", AIOD_TYPE_DOUBLE, NULL}};
 
 static const struct aiod_function functions[] = {

@@ -80,7 +80,6 @@ static void test_guard_bookkeeping(void **state) {
     coro_pool_clear();
 }
 
-
 /* Each coroutine fills a local buffer with its own pattern, yields (others
  * overwrite the run stack meanwhile) and checks the pattern survived. */
 static int verified;

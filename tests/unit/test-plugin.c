@@ -129,8 +129,9 @@ static void test_validate_in_memory(void **state) {
     char why[256];
     static const struct aiod_param p[] = {{"x", 99, NULL}};
     struct aiod_function f = {sizeof(f), 0, "f", "doc", p, 1, AIOD_TYPE_NULL, NULL};
-    struct aiod_plugin d = {AIOD_PLUGIN_HEAD, .name = "t", .version = "1", .functions = &f,
-                            .function_size = sizeof(f), .n_functions = 1};
+    struct aiod_plugin d = {
+        AIOD_PLUGIN_HEAD,           .name = "t",     .version = "1", .functions = &f,
+        .function_size = sizeof(f), .n_functions = 1};
     assert_int_equal(plugin_validate(&d, why, sizeof(why)), -EINVAL);
     assert_string_equal(why, "function 'f': missing doc or entry point");
     f.fn = (aiod_task_fn)1;

@@ -220,7 +220,6 @@ static void test_stack_overflow_fails_loudly(void **state) {
     assert_non_null(strstr(buf, "(good.overflow)"));
 }
 
-
 static void test_concurrency_limit(void **state) {
     (void)state;
     enum { N = 5 };

@@ -280,7 +280,6 @@ static void test_check_call_oom(void **state) {
     }
 }
 
-
 static void test_check_call_rest(void **state) {
     (void)state;
     value_param rp[2] = {{"program", PBVALUE_STRING, NULL},

@@ -289,8 +289,8 @@ struct aiod_api {
      * index to *ret_index. `seen` (n flags, zeroed by the caller before the
      * first call) records what was returned. 0, -ETIMEDOUT, -ECANCELED,
      * -ENOENT when all were returned. */
-    int (*as_completed)(aiod_task *task, aiod_child *const *children, size_t n,
-                        unsigned char *seen, double timeout, size_t *ret_index);
+    int (*as_completed)(aiod_task *task, aiod_child *const *children, size_t n, unsigned char *seen,
+                        double timeout, size_t *ret_index);
     /* asyncio.shield: cancelling the tasks that await this child, or its
      * parent ending, no longer cancels it. 0. */
     int (*shield)(aiod_task *task, aiod_child *child);
