@@ -15,6 +15,12 @@ DESTDIR="$dest" cmake --install "$build" >/dev/null
 prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$build/CMakeCache.txt")
 libdir=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:PATH=//p' "$build/CMakeCache.txt")
 root="$dest$prefix"
+# Build the probes the way the tree was built (a sanitized library needs a
+# sanitized program).
+cc=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
+san=$(sed -n 's/^AIOD_SANITIZE:STRING=//p' "$build/CMakeCache.txt")
+ccflags=()
+[ -n "$san" ] && ccflags=("-fsanitize=$san")
 passed=0
 
 check() { [ -e "$1" ] || fail "$1 not installed"; passed=$((passed + 1)); }
@@ -46,7 +52,7 @@ int main(void) {
 }
 C
 # shellcheck disable=SC2046
-cc -o "$work/client" "$work/client.c" $(pkg-config --cflags --libs libaioclient) ||
+"$cc" "${ccflags[@]}" -o "$work/client" "$work/client.c" $(pkg-config --cflags --libs libaioclient) ||
     fail "a client does not build with pkg-config libaioclient"
 out=$(LD_LIBRARY_PATH="$root/$libdir" "$work/client")
 [ "$out" = '"installed"' ] || fail "client printed '$out'"
@@ -67,7 +73,7 @@ AIOD_PLUGIN_EXPORT const struct aiod_plugin aiod_plugin = {
     .function_size = sizeof(struct aiod_function), .n_functions = 1};
 C
 # shellcheck disable=SC2046
-cc -shared -fPIC -Wall -Werror -o "$work/inst.so" "$work/plug.c" $(pkg-config --cflags aiod-plugin) ||
+"$cc" -shared -fPIC -Wall -Werror -o "$work/inst.so" "$work/plug.c" $(pkg-config --cflags aiod-plugin) ||
     fail "a plugin does not build with pkg-config aiod-plugin"
 [ -n "$(pkg-config --variable=plugindir aiod-plugin)" ] || fail "aiod-plugin.pc has no plugindir"
 passed=$((passed + 1))
