@@ -43,10 +43,12 @@ work=$(mktemp -d -p "$dest")
 cat > "$work/client.c" <<'C'
 #include <aioc.h>
 #include <stdio.h>
+#include <stdlib.h>
 int main(void) {
     aioc_value *v = aioc_value_string("installed");
     char *json = aioc_value_to_json(v);
     puts(json);
+    free(json);
     aioc_value_free(v);
     return 0;
 }
