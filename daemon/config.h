@@ -1,6 +1,13 @@
 /*
- * The daemon's settings: defaults from limits.h, overridden by command-line
- * flags (main.c). One global, read everywhere, written only at start-up.
+ * The daemon's settings. Each setting has a default (limits.h), may be set
+ * in the settings file (/etc/aiod/aiod.conf, `key = value` lines, see
+ * aiod.conf(5)) and may be overridden by a command-line flag (main.c records
+ * flags here as overrides of the same keys). config_load() builds the whole
+ * set again from those three layers, at start-up and on every reload, and
+ * replaces `cfg` only when all of it is valid.
+ *
+ * The parser is pure: it never logs; errors come back as text of the form
+ * "PATH:LINE: what was wrong" for the edges (main.c, reload.c) to print.
  */
 #ifndef AIOD_CONFIG_H
 #define AIOD_CONFIG_H
@@ -8,15 +15,24 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#ifndef AIOD_CONFIG_FILE
+#define AIOD_CONFIG_FILE "/etc/aiod/aiod.conf"
+#endif
 
 typedef struct config {
-    /* Socket path from --socket, $AIOD_SOCKET or the default. */
+    /* Socket path from --socket, $AIOD_SOCKET or the default; NULL when the
+     * socket comes from systemd and no path could be worked out. Not a key
+     * of the settings file: where the socket lives is the unit's business. */
     char *socket_path;
-    /* Plugin directories from --plugin-dir, in order. */
+    /* Plugin directories (key plugin_dir, flag --plugin-dir), in order. */
     char **plugin_dirs;
     size_t n_plugin_dirs;
-    /* Whether the installed plugin directory is searched too. */
+    /* Whether the installed plugin directory is searched too (key
+     * default_plugins, flag --no-default-plugins). */
     bool default_plugin_dir;
+    /* Highest syslog priority logged (key log_level). */
     int log_level;
     uint32_t max_frame;
     uint32_t max_in_flight;
@@ -27,17 +43,66 @@ typedef struct config {
     uint32_t retain_count;
     uint32_t retain_seconds;
     uint32_t shutdown_grace;
+    /* Coroutine stack size; read once at start-up (a reload keeps it). */
     size_t stack_size;
+    /* Per-user limits and the largest result (keys max_connections_per_uid,
+     * max_tasks_per_uid, max_result). */
+    uint32_t max_connections_per_uid;
+    uint32_t max_tasks_per_uid;
+    uint32_t max_result;
+    /* Members of this group act on every task (key admin_group), or NULL. */
+    char *admin_group;
+    /* Call rules, "PATTERN WHO..." (repeatable key call), in order. */
+    char **call_rules;
+    size_t n_call_rules;
+    /* Concurrency limits, "FUNCTION N" or "group NAME N" (repeatable key
+     * limit). */
+    char **limits;
+    size_t n_limits;
 } config;
 
 extern config cfg;
 
 /* Fills cfg with the defaults. */
 void config_defaults(void);
-/* Frees what config_* allocated. */
+/* Frees what config_* allocated (cfg, the overrides, the file name). */
 void config_done(void);
-/* Adds a plugin directory (copied). 0, -ENOMEM. */
-int config_add_plugin_dir(const char *dir);
+
+/*
+ * The settings file. `required`: a missing file is an error (--config PATH);
+ * otherwise it counts as empty ($AIOD_CONFIG, the built-in default).
+ * 0, -ENOMEM.
+ */
+int config_set_file(const char *path, bool required);
+/* The settings file in use, or NULL. */
+const char *config_file(void);
+
+/*
+ * Records a command-line override of `key` (a settings-file key) after
+ * checking the value. On -EINVAL `why` says what is wrong with the value
+ * (without the key); -ENOMEM.
+ */
+int config_override(const char *key, const char *value, char *why, size_t why_len);
+
+/*
+ * Parses settings text into `c` (which holds the values so far). `name`
+ * prefixes error messages. Stops at the first error: -EINVAL with
+ * "NAME:LINE: message" in `err`; -ENOMEM.
+ */
+int config_parse(config *c, const char *name, const char *text, size_t len, char *err,
+                 size_t err_len);
+
+/*
+ * Builds the settings from the defaults, the settings file and the
+ * overrides; on success replaces cfg (keeping its socket path) and returns
+ * 0. On failure cfg is untouched, `err` holds the reason and the result is
+ * -EINVAL (bad file), -ENOENT (a required file is missing), -EIO, -ENOMEM.
+ */
+int config_load(char *err, size_t err_len);
+
+/* Writes the effective settings as `key = value` lines (--check-config). */
+void config_dump(FILE *f);
+
 /* Sets cfg.socket_path from --socket, $AIOD_SOCKET or the default for the
  * user (see DESIGN). 0, -ENOENT (no XDG_RUNTIME_DIR), -ENOMEM. */
 int config_resolve_socket(const char *flag_value);

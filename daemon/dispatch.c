@@ -19,6 +19,7 @@
 #include "output.h"
 #include "plugin.h"
 #include "policy.h"
+#include "reload.h"
 #include "sched.h"
 #include "task.h"
 #include "waiting.h"
@@ -549,6 +550,9 @@ void dispatch_frame(conn *c, const uint8_t *payload, size_t len) {
             break;
         case AIOD__CLIENT_MESSAGE__BODY_LIST_PLUGINS:
             handle_plugins(c, req);
+            break;
+        case AIOD__CLIENT_MESSAGE__BODY_RELOAD:
+            reload_handle(c, req);
             break;
         default:
             reply_error(c, req, ERROR_BAD_MESSAGE,

@@ -1,29 +1,32 @@
 /*
- * Chained hash map (hashmap.h). Buckets double when the load passes 1, so
- * lookups stay O(1) from a handful of plugin functions to a million tasks.
- * Entries are small separate allocations; iteration walks buckets in order.
+ * Open-addressing hash map (hashmap.h): keys, hashes and values sit inline
+ * in one array, probed linearly, so a lookup touches one or two cache lines
+ * and an insert allocates nothing until the table doubles (at 1/2 load).
+ * Removal shifts the following entries back (no tombstones), so long-lived
+ * maps with churn, like the task table, never degrade.
  */
 #include "hashmap.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
 
-typedef struct entry {
-    struct entry *next;
+typedef struct slot {
+    /* 0 marks an empty slot; real hashes are forced nonzero. */
     uint64_t hash;
     union {
         uint64_t u64;
         const char *str;
     } key;
     void *value;
-} entry;
+} slot;
 
 struct hashmap {
-    entry **buckets;
-    size_t n_buckets;
+    slot *slots;
+    size_t cap; /* a power of two */
     size_t size;
     int string_keys;
 };
@@ -34,7 +37,8 @@ static uint64_t hash_u64(uint64_t x) {
     x *= 0xbf58476d1ce4e5b9ULL;
     x ^= x >> 27;
     x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
+    x ^= x >> 31;
+    return x ? x : 1;
 }
 
 static uint64_t hash_str(const char *s) {
@@ -43,16 +47,16 @@ static uint64_t hash_str(const char *s) {
         h ^= (unsigned char)*s;
         h *= 0x100000001b3ULL;
     }
-    return h;
+    return h ? h : 1;
 }
 
 hashmap *hashmap_new(int string_keys) {
     hashmap *m = alloc_calloc(1, sizeof(*m));
     if (!m)
         return NULL;
-    m->n_buckets = 16;
-    m->buckets = alloc_calloc(m->n_buckets, sizeof(*m->buckets));
-    if (!m->buckets) {
+    m->cap = 16;
+    m->slots = alloc_calloc(m->cap, sizeof(*m->slots));
+    if (!m->slots) {
         free(m);
         return NULL;
     }
@@ -63,12 +67,7 @@ hashmap *hashmap_new(int string_keys) {
 void hashmap_free(hashmap *m) {
     if (!m)
         return;
-    for (size_t i = 0; i < m->n_buckets; i++)
-        for (entry *e = m->buckets[i], *n; e; e = n) {
-            n = e->next;
-            free(e);
-        }
-    free(m->buckets);
+    free(m->slots);
     free(m);
 }
 
@@ -76,60 +75,75 @@ size_t hashmap_size(const hashmap *m) {
     return m->size;
 }
 
-static void grow(hashmap *m) {
-    size_t nb = m->n_buckets * 2;
-    entry **b = alloc_calloc(nb, sizeof(*b));
-    if (!b)
-        return; /* keep working with longer chains */
-    for (size_t i = 0; i < m->n_buckets; i++)
-        for (entry *e = m->buckets[i], *n; e; e = n) {
-            n = e->next;
-            size_t j = e->hash & (nb - 1);
-            e->next = b[j];
-            b[j] = e;
-        }
-    free(m->buckets);
-    m->buckets = b;
-    m->n_buckets = nb;
+static bool same_key(const hashmap *m, const slot *s, uint64_t h, uint64_t k, const char *str) {
+    return s->hash == h && (m->string_keys ? strcmp(s->key.str, str) == 0 : s->key.u64 == k);
 }
 
-static entry **find(const hashmap *m, uint64_t h, uint64_t k, const char *s) {
-    entry **p = &m->buckets[h & (m->n_buckets - 1)];
-    for (; *p; p = &(*p)->next)
-        if ((*p)->hash == h &&
-            (m->string_keys ? strcmp((*p)->key.str, s) == 0 : (*p)->key.u64 == k))
-            return p;
-    return p;
+/* The slot holding the key, or the empty slot where it would go. */
+static slot *probe(const hashmap *m, uint64_t h, uint64_t k, const char *str) {
+    size_t mask = m->cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        slot *s = &m->slots[i];
+        if (s->hash == 0 || same_key(m, s, h, k, str))
+            return s;
+    }
 }
 
-static int put(hashmap *m, uint64_t h, uint64_t k, const char *s, void *value) {
-    entry **p = find(m, h, k, s);
-    if (*p)
-        return -EEXIST;
-    entry *e = alloc_malloc(sizeof(*e));
-    if (!e)
+static int grow(hashmap *m) {
+    size_t ncap = m->cap * 2;
+    slot *ns = alloc_calloc(ncap, sizeof(*ns));
+    if (!ns)
         return -ENOMEM;
-    e->next = NULL;
-    e->hash = h;
-    if (m->string_keys)
-        e->key.str = s;
-    else
-        e->key.u64 = k;
-    e->value = value;
-    *p = e;
-    if (++m->size > m->n_buckets)
-        grow(m);
+    for (size_t i = 0; i < m->cap; i++) {
+        slot *s = &m->slots[i];
+        if (!s->hash)
+            continue;
+        size_t j = s->hash & (ncap - 1);
+        while (ns[j].hash)
+            j = (j + 1) & (ncap - 1);
+        ns[j] = *s;
+    }
+    free(m->slots);
+    m->slots = ns;
+    m->cap = ncap;
     return 0;
 }
 
-static void *take(hashmap *m, uint64_t h, uint64_t k, const char *s) {
-    entry **p = find(m, h, k, s);
-    entry *e = *p;
-    if (!e)
+static int put(hashmap *m, uint64_t h, uint64_t k, const char *str, void *value) {
+    if ((m->size + 1) * 2 > m->cap && grow(m) < 0)
+        return -ENOMEM;
+    slot *s = probe(m, h, k, str);
+    if (s->hash)
+        return -EEXIST;
+    s->hash = h;
+    if (m->string_keys)
+        s->key.str = str;
+    else
+        s->key.u64 = k;
+    s->value = value;
+    m->size++;
+    return 0;
+}
+
+static void *take(hashmap *m, uint64_t h, uint64_t k, const char *str) {
+    slot *s = probe(m, h, k, str);
+    if (!s->hash)
         return NULL;
-    *p = e->next;
-    void *v = e->value;
-    free(e);
+    void *v = s->value;
+    /* Backward-shift deletion: move later members of the probe run into
+     * the hole so that lookups never stop early at it. */
+    size_t mask = m->cap - 1, hole = (size_t)(s - m->slots);
+    for (size_t i = (hole + 1) & mask; m->slots[i].hash; i = (i + 1) & mask) {
+        size_t home = m->slots[i].hash & mask;
+        /* Entry i may move to the hole if its home is not within (hole, i]. */
+        bool movable = hole <= i ? (home <= hole || home > i) : (home <= hole && home > i);
+        if (movable) {
+            m->slots[hole] = m->slots[i];
+            hole = i;
+        }
+    }
+    m->slots[hole].hash = 0;
+    m->slots[hole].value = NULL;
     m->size--;
     return v;
 }
@@ -143,13 +157,11 @@ int hashmap_put_str(hashmap *m, const char *key, void *value) {
 }
 
 void *hashmap_get_u64(const hashmap *m, uint64_t key) {
-    entry *e = *find(m, hash_u64(key), key, NULL);
-    return e ? e->value : NULL;
+    return probe(m, hash_u64(key), key, NULL)->value;
 }
 
 void *hashmap_get_str(const hashmap *m, const char *key) {
-    entry *e = *find(m, hash_str(key), 0, key);
-    return e ? e->value : NULL;
+    return probe(m, hash_str(key), 0, key)->value;
 }
 
 void *hashmap_remove_u64(hashmap *m, uint64_t key) {
@@ -161,18 +173,12 @@ void *hashmap_remove_str(hashmap *m, const char *key) {
 }
 
 void *hashmap_next(const hashmap *m, size_t *state, void **cursor) {
-    entry *e = *cursor;
-    if (e && e->next) {
-        *cursor = e->next;
-        return e->next->value;
-    }
-    for (size_t i = *state; i < m->n_buckets; i++)
-        if (m->buckets[i]) {
+    (void)cursor;
+    for (size_t i = *state; i < m->cap; i++)
+        if (m->slots[i].hash) {
             *state = i + 1;
-            *cursor = m->buckets[i];
-            return m->buckets[i]->value;
+            return m->slots[i].value;
         }
-    *state = m->n_buckets;
-    *cursor = NULL;
+    *state = m->cap;
     return NULL;
 }

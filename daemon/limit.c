@@ -21,6 +21,8 @@
 typedef struct limiter {
     char *key;
     uint32_t max;
+    /* What the function or group's descriptor says (max without settings). */
+    uint32_t declared;
     uint32_t running;
     /* Tasks waiting for a slot (task.limit_node), oldest first. */
     list waiting;
@@ -56,6 +58,25 @@ int limit_set_override(const char *key, uint32_t max) {
     return 0;
 }
 
+void limit_clear_overrides(void) {
+    size_t st = 0;
+    void *cur = NULL;
+    override *o;
+    while (overrides && (o = hashmap_next(overrides, &st, &cur))) {
+        free(o->key);
+        free(o);
+    }
+    hashmap_free(overrides);
+    overrides = NULL;
+    /* Limiters in use go back to what their functions declare; a limiter
+     * is keyed by one function or one group, so any of its tasks' entries
+     * tells. Recomputed lazily: a limiter with max 0 is looked up again. */
+    st = 0;
+    limiter *l;
+    while (limiters && (l = hashmap_next(limiters, &st, &cur)))
+        l->max = l->declared;
+}
+
 /* The descriptor's max_concurrent and group, if its struct has them. */
 static void descriptor_limit(const fn_entry *f, uint32_t *ret_max, const char **ret_group) {
     const struct aiod_function *d = f->def;
@@ -77,13 +98,14 @@ static limiter *limiter_for(const fn_entry *f) {
         snprintf(key, sizeof(key), "group %s", group);
     else
         snprintf(key, sizeof(key), "function %s", f->full_name);
+    uint32_t declared = max;
     override *o = overrides ? hashmap_get_str(overrides, key) : NULL;
     if (o)
         max = o->max;
     limiter *l = limiters ? hashmap_get_str(limiters, key) : NULL;
     if (l)
         return l->max ? l : NULL;
-    if (max == 0)
+    if (max == 0 && declared == 0)
         return NULL;
     if (!limiters && !(limiters = hashmap_new(1)))
         return NULL;
@@ -95,8 +117,9 @@ static limiter *limiter_for(const fn_entry *f) {
         return NULL; /* out of memory: run unlimited rather than not at all */
     }
     l->max = max;
+    l->declared = declared;
     list_init(&l->waiting);
-    return l;
+    return l->max ? l : NULL;
 }
 
 bool limit_acquire(task *t) {

@@ -17,6 +17,10 @@
  * 0 removes the limit. 0, -ENOMEM. */
 int limit_set_override(const char *key, uint32_t max);
 
+/* Drops every override (before the settings set them again on reload);
+ * limiters in use fall back to their descriptor's value. */
+void limit_clear_overrides(void);
+
 /* Before a task first runs: true if it may run now (a slot is taken),
  * false if it was queued behind the limit (it is started by
  * limit_release later). */

@@ -2,8 +2,10 @@
  * aiod: argv into settings, then the start-up and shutdown order. Nothing
  * else lives here.
  *
- * Start-up: settings, logging, crash handler, loop, task table, scheduler,
- * connections, plugins, listening socket, signals, READY=1.
+ * Start-up: settings (defaults, settings file, flags), logging, crash
+ * handler, loop, task table, scheduler, connections, plugins, listening
+ * socket, signals, READY=1.
+ * Reload (SIGHUP, or a Reload request: reload.c): settings and plugins.
  * Shutdown (SIGTERM/SIGINT): STOPPING=1, stop accepting and remove the
  * socket, refuse new requests, cancel every task, give them the grace period
  * to end (waiting clients get their "cancelled" outcomes), flush and close
@@ -29,8 +31,11 @@
 #include "crash.h"
 #include "dispatch.h"
 #include "limits.h"
+#include "limit.h"
 #include "log.h"
 #include "plugin.h"
+#include "policy.h"
+#include "reload.h"
 #include "sched.h"
 #include "sd.h"
 #include "server.h"
@@ -44,10 +49,12 @@
 #endif
 
 static uv_loop_t *loop;
-static uv_signal_t sig_term, sig_int;
+static uv_signal_t sig_term, sig_int, sig_hup;
 static uv_timer_t shutdown_timer;
 static uint64_t shutdown_deadline;
 static bool stopping;
+/* --check-config: validate the settings, print them, exit. */
+static bool check_config;
 
 static void help(void) {
     printf("Usage: aiod [OPTION]...\n"
@@ -55,9 +62,14 @@ static void help(void) {
            "  -s, --socket PATH          listen on PATH (default: $AIOD_SOCKET, else\n"
            "                             /run/aiod/aiod.sock for root, else\n"
            "                             $XDG_RUNTIME_DIR/aiod/aiod.sock)\n"
-           "  -p, --plugin-dir DIR       load every *.so in DIR (repeatable)\n"
+           "  -c, --config PATH          settings file (default: $AIOD_CONFIG, else %s;\n"
+           "                             see aiod.conf(5); flags override it)\n"
+           "      --check-config         check the settings file, print the settings, exit\n"
+           "  -p, --plugin-dir DIR       load every *.so in DIR (repeatable; replaces the\n"
+           "                             settings file's plugin_dir list)\n"
            "      --no-default-plugins   do not load %s\n"
            "      --log-level LEVEL      debug, info, notice, warning, err (default info)\n"
+           "      --max-write-queue BYTES  bytes queued for one client (default %u)\n"
            "      --max-frame BYTES      largest frame accepted (default %u)\n"
            "      --max-in-flight N      unanswered requests per connection (default %u)\n"
            "      --max-connections N    connections at once (default %u)\n"
@@ -68,23 +80,23 @@ static void help(void) {
            "      --shutdown-grace S     time tasks get to end on SIGTERM (default %u)\n"
            "      --stack-size BYTES     coroutine stack size (default %u)\n"
            "  -h, --help                 show this help\n"
+           "\n"
+           "SIGHUP (or 'aioctl reload') re-reads the settings and the plugin directories.\n"
            "      --version              show the version\n",
-           AIOD_PLUGIN_DIR, LIMIT_MAX_FRAME, LIMIT_MAX_IN_FLIGHT, LIMIT_MAX_CONNECTIONS,
-           LIMIT_MAX_TASKS, LIMIT_MAX_OUTPUT_LINES, LIMIT_RETAIN_COUNT, LIMIT_RETAIN_SECONDS,
-           LIMIT_SHUTDOWN_GRACE, LIMIT_STACK_SIZE);
+           AIOD_CONFIG_FILE, AIOD_PLUGIN_DIR, LIMIT_MAX_WRITE_QUEUE, LIMIT_MAX_FRAME,
+           LIMIT_MAX_IN_FLIGHT, LIMIT_MAX_CONNECTIONS, LIMIT_MAX_TASKS, LIMIT_MAX_OUTPUT_LINES,
+           LIMIT_RETAIN_COUNT, LIMIT_RETAIN_SECONDS, LIMIT_SHUTDOWN_GRACE, LIMIT_STACK_SIZE);
 }
 
-static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t *ret) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > UINT32_MAX || s[0] == '-') {
-        fprintf(stderr, "aiod: %s: '%s' is not a number between %u and %u\n", opt, s, min,
-                UINT32_MAX);
-        return -EINVAL;
-    }
-    *ret = (uint32_t)v;
-    return 0;
+/* A flag that sets a settings-file key. */
+static int set(const char *flag, const char *key, const char *value) {
+    char why[300];
+    int r = config_override(key, value, why, sizeof(why));
+    if (r == -ENOMEM)
+        fprintf(stderr, "aiod: out of memory\n");
+    else if (r < 0)
+        fprintf(stderr, "aiod: %s: %s\n", flag, why);
+    return r;
 }
 
 enum {
@@ -100,17 +112,22 @@ enum {
     OPT_GRACE,
     OPT_STACK,
     OPT_VERSION,
+    OPT_CHECK_CONFIG,
+    OPT_MAX_WRITE_QUEUE,
 };
 
 /* 1 to run, 0 to exit successfully (help, version), <0 on a usage error. */
 static int parse_argv(int argc, char **argv) {
     static const struct option opts[] = {
         {"socket", required_argument, NULL, 's'},
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
         {"plugin-dir", required_argument, NULL, 'p'},
         {"no-default-plugins", no_argument, NULL, OPT_NO_DEFAULT},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
         {"max-in-flight", required_argument, NULL, OPT_MAX_IN_FLIGHT},
+        {"max-write-queue", required_argument, NULL, OPT_MAX_WRITE_QUEUE},
         {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
         {"max-tasks", required_argument, NULL, OPT_MAX_TASKS},
         {"max-output-lines", required_argument, NULL, OPT_MAX_OUTPUT},
@@ -122,63 +139,58 @@ static int parse_argv(int argc, char **argv) {
         {"version", no_argument, NULL, OPT_VERSION},
         {},
     };
-    const char *socket_flag = NULL;
-    uint32_t v;
+    /* Flags that set a settings-file key of the same meaning. */
+    static const struct {
+        int opt;
+        const char *flag, *key;
+    } keyed[] = {
+        {'p', "--plugin-dir", "plugin_dir"},
+        {OPT_LOG_LEVEL, "--log-level", "log_level"},
+        {OPT_MAX_FRAME, "--max-frame", "max_frame"},
+        {OPT_MAX_IN_FLIGHT, "--max-in-flight", "max_in_flight"},
+        {OPT_MAX_WRITE_QUEUE, "--max-write-queue", "max_write_queue"},
+        {OPT_MAX_CONNECTIONS, "--max-connections", "max_connections"},
+        {OPT_MAX_TASKS, "--max-tasks", "max_tasks"},
+        {OPT_MAX_OUTPUT, "--max-output-lines", "max_output_lines"},
+        {OPT_RETAIN_COUNT, "--retain-count", "retain_count"},
+        {OPT_RETAIN_SECONDS, "--retain-seconds", "retain_seconds"},
+        {OPT_GRACE, "--shutdown-grace", "shutdown_grace"},
+        {OPT_STACK, "--stack-size", "stack_size"},
+    };
+    const char *socket_flag = NULL, *config_flag = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "s:p:h", opts, NULL)) >= 0) {
+    while ((c = getopt_long(argc, argv, "s:c:p:h", opts, NULL)) >= 0) {
         int r = 0;
+        bool done = false;
+        for (size_t i = 0; i < ELEMENTSOF(keyed); i++)
+            if (keyed[i].opt == c) {
+                r = set(keyed[i].flag, keyed[i].key, optarg);
+                done = true;
+            }
+        if (done) {
+            if (r < 0)
+                return r;
+            continue;
+        }
         switch (c) {
         case 's':
             socket_flag = optarg;
             break;
-        case 'p':
-            r = config_add_plugin_dir(optarg);
+        case 'c':
+            config_flag = optarg;
+            break;
+        case OPT_CHECK_CONFIG:
+            check_config = true;
             break;
         case OPT_NO_DEFAULT:
-            cfg.default_plugin_dir = false;
-            break;
-        case OPT_LOG_LEVEL:
-            if (log_level_from_string(optarg, &cfg.log_level) < 0) {
-                fprintf(stderr, "aiod: --log-level: unknown level '%s' (try debug, info, "
-                                "notice, warning, err)\n",
-                        optarg);
-                return -EINVAL;
-            }
-            break;
-        case OPT_MAX_FRAME:
-            r = parse_u32("--max-frame", optarg, 1024, &cfg.max_frame);
-            break;
-        case OPT_MAX_IN_FLIGHT:
-            r = parse_u32("--max-in-flight", optarg, 1, &cfg.max_in_flight);
-            break;
-        case OPT_MAX_CONNECTIONS:
-            r = parse_u32("--max-connections", optarg, 1, &cfg.max_connections);
-            break;
-        case OPT_MAX_TASKS:
-            r = parse_u32("--max-tasks", optarg, 1, &cfg.max_tasks);
-            break;
-        case OPT_MAX_OUTPUT:
-            r = parse_u32("--max-output-lines", optarg, 1, &cfg.max_output_lines);
-            break;
-        case OPT_RETAIN_COUNT:
-            r = parse_u32("--retain-count", optarg, 0, &cfg.retain_count);
-            break;
-        case OPT_RETAIN_SECONDS:
-            r = parse_u32("--retain-seconds", optarg, 0, &cfg.retain_seconds);
-            break;
-        case OPT_GRACE:
-            r = parse_u32("--shutdown-grace", optarg, 0, &cfg.shutdown_grace);
-            break;
-        case OPT_STACK:
-            r = parse_u32("--stack-size", optarg, 16384, &v);
-            cfg.stack_size = v;
+            r = set("--no-default-plugins", "default_plugins", "no");
             break;
         case 'h':
             help();
             return 0;
         case OPT_VERSION:
-            printf("aiod %s (protocol %u, plugin ABI %u.%u)\n", AIOD_VERSION,
-                   AIOD_PROTOCOL_VERSION, AIOD_ABI_MAJOR, AIOD_ABI_MINOR);
+            printf("aiod %s (protocol %u, plugin ABI %u.%u)\n", AIOD_VERSION, AIOD_PROTOCOL_VERSION,
+                   AIOD_ABI_MAJOR, AIOD_ABI_MINOR);
             return 0;
         default:
             fprintf(stderr, "Try 'aiod --help' for more information.\n");
@@ -191,7 +203,31 @@ static int parse_argv(int argc, char **argv) {
         fprintf(stderr, "aiod: unexpected argument '%s'; try 'aiod --help'\n", argv[optind]);
         return -EINVAL;
     }
-    int r = config_resolve_socket(socket_flag);
+
+    /* The settings file: --config PATH must exist; $AIOD_CONFIG and the
+     * built-in default may be absent. */
+    const char *env = getenv("AIOD_CONFIG");
+    int r = config_flag ? config_set_file(config_flag, true)
+                        : config_set_file(env && *env ? env : AIOD_CONFIG_FILE, false);
+    if (r < 0) {
+        fprintf(stderr, "aiod: out of memory\n");
+        return r;
+    }
+    char err[600];
+    r = config_load(err, sizeof(err));
+    if (r < 0) {
+        fprintf(stderr, "aiod: %s\n", r == -ENOMEM ? "out of memory" : err);
+        return r;
+    }
+    if (check_config) {
+        printf("# %s: OK\n", config_file());
+        config_dump(stdout);
+        return 0;
+    }
+
+    r = config_resolve_socket(socket_flag);
+    if (r == -ENOENT && getenv("LISTEN_FDS"))
+        r = 0; /* socket activation: the path is not needed */
     if (r == -ENOENT) {
         fprintf(stderr, "aiod: no socket path: pass --socket PATH, set AIOD_SOCKET, or set "
                         "XDG_RUNTIME_DIR\n");
@@ -205,6 +241,7 @@ static void finish_shutdown(void) {
     uv_close((uv_handle_t *)&shutdown_timer, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&sig_hup, NULL);
     conn_close_all();
     sd_done();
     if (task_count_unfinished() > 0) {
@@ -218,6 +255,16 @@ static void on_shutdown_tick(uv_timer_t *h) {
     (void)h;
     if (task_count_unfinished() == 0 || uv_now(loop) >= shutdown_deadline)
         finish_shutdown();
+}
+
+static void on_hup(uv_signal_t *h, int signum) {
+    (void)h, (void)signum;
+    char err[600];
+    reload_result res;
+    if (stopping)
+        log_notice("SIGHUP while shutting down, ignoring");
+    else
+        reload_run("SIGHUP", &res, err, sizeof(err));
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -267,7 +314,8 @@ int main(int argc, char **argv) {
     int r = parse_argv(argc, argv);
     if (r <= 0) {
         config_done();
-        return r == 0 ? EXIT_SUCCESS : 2;
+        /* 2: usage error; 1: the settings are wrong (--check-config). */
+        return r == 0 ? EXIT_SUCCESS : r == -EINVAL && !check_config ? 2 : 1;
     }
     log_setup(cfg.log_level);
     r = crash_install();
@@ -278,16 +326,15 @@ int main(int argc, char **argv) {
     coro_configure(cfg.stack_size, LIMIT_STACK_POOL);
 
     loop = uv_default_loop();
+    sd_init(loop);
     int exit_code = EXIT_FAILURE;
     if (task_table_init(loop) < 0 || sched_init(loop) < 0 || conn_init(loop) < 0 ||
         plugin_registry_init(api_table()) < 0) {
         log_error("out of memory at start-up");
         goto out;
     }
-    for (size_t i = 0; i < cfg.n_plugin_dirs; i++)
-        plugin_load_dir(cfg.plugin_dirs[i]);
-    if (cfg.default_plugin_dir)
-        plugin_load_dir(AIOD_PLUGIN_DIR);
+    plugin_sync_counts counts;
+    reload_sync_plugins(&counts);
     if (plugin_count() == 0)
         log_warning("no plugins loaded: nothing can be called (see --plugin-dir)");
 
@@ -298,9 +345,11 @@ int main(int argc, char **argv) {
     uv_signal_init(loop, &sig_int);
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_signal_start(&sig_int, on_signal, SIGINT);
+    uv_signal_init(loop, &sig_hup);
+    uv_signal_start(&sig_hup, on_hup, SIGHUP);
 
     log_info("aiod %s ready: %zu plugins, pid %d", AIOD_VERSION, plugin_count(), (int)getpid());
-    sd_ready(loop);
+    sd_ready();
     uv_run(loop, UV_RUN_DEFAULT);
     exit_code = EXIT_SUCCESS;
     log_info("stopped");
@@ -316,6 +365,8 @@ out:
     uv_walk(loop, close_walk, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     plugin_registry_done();
+    limit_done();
+    policy_done();
     coro_pool_clear();
     uv_loop_close(loop);
     uv_library_shutdown();

@@ -32,11 +32,12 @@ typedef struct call_rule {
     size_t n_gids;
 } call_rule;
 
-static call_rule *rules;
-static size_t n_rules;
-static bool have_admin_group;
-static gid_t admin_gid;
-static char admin_name[64];
+/* The rules in force, and the ones being staged by the settings. */
+static call_rule *rules, *staged;
+static size_t n_rules, n_staged;
+static bool have_admin_group, staged_have_admin;
+static gid_t admin_gid, staged_admin_gid;
+static char admin_name[64], staged_admin_name[64];
 
 static void rule_free(call_rule *r) {
     free(r->pattern);
@@ -46,31 +47,51 @@ static void rule_free(call_rule *r) {
     free(r->gids);
 }
 
+static void rules_free(call_rule **v, size_t *n) {
+    for (size_t i = 0; i < *n; i++)
+        rule_free(&(*v)[i]);
+    free(*v);
+    *v = NULL;
+    *n = 0;
+}
+
 void policy_done(void) {
-    for (size_t i = 0; i < n_rules; i++)
-        rule_free(&rules[i]);
-    free(rules);
-    rules = NULL;
-    n_rules = 0;
+    rules_free(&rules, &n_rules);
+    rules_free(&staged, &n_staged);
     have_admin_group = false;
 }
 
-void policy_reset(void) {
-    policy_done();
-    policy_lim = (policy_limits){
-        .max_connections_per_uid = LIMIT_MAX_CONNECTIONS_PER_UID,
-        .max_tasks_per_uid = LIMIT_MAX_TASKS_PER_UID,
-        .max_result = LIMIT_MAX_RESULT,
-    };
+void policy_stage_begin(void) {
+    rules_free(&staged, &n_staged);
+    staged_have_admin = false;
 }
 
-int policy_set_admin_group(const char *name) {
+void policy_stage_abort(void) {
+    rules_free(&staged, &n_staged);
+}
+
+void policy_stage_commit(uint32_t max_connections_per_uid, uint32_t max_tasks_per_uid,
+                         uint32_t max_result) {
+    rules_free(&rules, &n_rules);
+    rules = staged;
+    n_rules = n_staged;
+    staged = NULL;
+    n_staged = 0;
+    have_admin_group = staged_have_admin;
+    admin_gid = staged_admin_gid;
+    memcpy(admin_name, staged_admin_name, sizeof(admin_name));
+    policy_lim.max_connections_per_uid = max_connections_per_uid;
+    policy_lim.max_tasks_per_uid = max_tasks_per_uid;
+    policy_lim.max_result = max_result;
+}
+
+int policy_stage_admin_group(const char *name) {
     struct group *g = getgrnam(name);
     if (!g)
         return -ENOENT;
-    admin_gid = g->gr_gid;
-    snprintf(admin_name, sizeof(admin_name), "%s", name);
-    have_admin_group = true;
+    staged_admin_gid = g->gr_gid;
+    snprintf(staged_admin_name, sizeof(staged_admin_name), "%s", name);
+    staged_have_admin = true;
     return 0;
 }
 
@@ -84,8 +105,8 @@ static int add_id(void **arr, size_t *n, size_t size, const void *id) {
     return 0;
 }
 
-int policy_add_call_rule(const char *pattern, const char *who, const char *origin, char *why,
-                         size_t why_len) {
+int policy_stage_call_rule(const char *pattern, const char *who, const char *origin, char *why,
+                           size_t why_len) {
     call_rule r = {0};
     int ret = -ENOMEM;
     if (!(r.pattern = alloc_strdup(pattern)) || !(r.who = alloc_strdup(who)) ||
@@ -130,11 +151,11 @@ int policy_add_call_rule(const char *pattern, const char *who, const char *origi
         }
     }
     free(copy);
-    call_rule *nr = alloc_realloc(rules, (n_rules + 1) * sizeof(*nr));
+    call_rule *nr = alloc_realloc(staged, (n_staged + 1) * sizeof(*nr));
     if (!nr)
         goto fail;
-    rules = nr;
-    rules[n_rules++] = r;
+    staged = nr;
+    staged[n_staged++] = r;
     return 0;
 fail:
     rule_free(&r);

@@ -23,24 +23,30 @@ typedef struct policy_limits {
 
 extern policy_limits policy_lim;
 
-/* Resets rules and limits to the defaults (everything allowed). */
-void policy_reset(void);
+/* Frees the rules (at exit). */
 void policy_done(void);
 
-/* Members of this group (by name) may act on every task. 0, -ENOENT (no
- * such group), -ENOMEM. */
-int policy_set_admin_group(const char *name);
-
 /*
- * Adds a call rule from the settings: functions matching `pattern` (fnmatch:
- * "demo.*") may be called only by the principals listed in `who`, separated
- * by blanks or commas: user names, numeric uids, "@group" names. Rules are
- * checked in order; the first whose pattern matches decides. `origin` names
- * where the rule came from ("aiod.conf:12") for refusal messages.
- * 0, -EINVAL (with why), -ENOMEM.
+ * Settings arrive as a whole (start-up, reload): begin, stage the admin
+ * group and the call rules, then commit (which replaces everything at once,
+ * with the limits) or abort (which changes nothing).
  */
-int policy_add_call_rule(const char *pattern, const char *who, const char *origin, char *why,
-                         size_t why_len);
+void policy_stage_begin(void);
+/* Members of this group (by name) may act on every task. 0, -ENOENT. */
+int policy_stage_admin_group(const char *name);
+/*
+ * A call rule: functions matching `pattern` (fnmatch: "demo.*") may be
+ * called only by the principals in `who`, separated by blanks or commas:
+ * user names, numeric uids, "@group" names. Rules are checked in order; the
+ * first whose pattern matches decides; root may always call. `origin` names
+ * where the rule came from, for refusal messages. 0, -EINVAL (with why),
+ * -ENOMEM.
+ */
+int policy_stage_call_rule(const char *pattern, const char *who, const char *origin, char *why,
+                           size_t why_len);
+void policy_stage_commit(uint32_t max_connections_per_uid, uint32_t max_tasks_per_uid,
+                         uint32_t max_result);
+void policy_stage_abort(void);
 
 /* The admin group's name, or NULL when none is set. */
 const char *policy_admin_group_name(void);

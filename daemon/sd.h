@@ -1,23 +1,43 @@
 /*
- * systemd integration: READY/STATUS/STOPPING notifications and the watchdog
- * ping from a loop timer at half of WATCHDOG_USEC. All of it does nothing
- * when the daemon is not run by systemd (no NOTIFY_SOCKET).
+ * systemd integration: READY/STATUS/STOPPING/RELOADING notifications and the
+ * watchdog ping from a loop timer at half of WATCHDOG_USEC, so a loop that
+ * hangs stops the pings and systemd restarts the service. All of it does
+ * nothing when the daemon is not run by systemd (no NOTIFY_SOCKET): no
+ * timers, no wake-ups.
+ *
+ * STATUS= carries the live counts ("12 running, 3 waiting, 4810 done,
+ * 2 connections"). Task changes only arm a one-shot timer (SD_STATUS_DELAY_MS)
+ * whose callback sends the line, so a busy daemon sends at most one a second
+ * and an idle one sends nothing.
  */
 #ifndef AIOD_SD_H
 #define AIOD_SD_H
 
+#include <stdint.h>
+
 #include <uv.h>
 
+/* Delay between a change of the counts and the STATUS= line that reports
+ * it; changes meanwhile are folded into that one line. */
+#define SD_STATUS_DELAY_MS 1000u
+
+/* Sets up the timers. Call once, before anything can change a count. */
+void sd_init(uv_loop_t *loop);
 /* Sends READY=1 with a status line and starts the watchdog timer. */
-void sd_ready(uv_loop_t *loop);
-/* Sends STOPPING=1 and stops the watchdog timer. */
+void sd_ready(void);
+/* Sends RELOADING=1 with MONOTONIC_USEC= (call before reloading). */
+void sd_reloading(void);
+/* Sends READY=1 after a reload, with `status` (or the counts when NULL). */
+void sd_reloaded(const char *status);
+/* Sends STOPPING=1; the watchdog keeps pinging while tasks wind down. */
 void sd_stopping(void);
-/* Sends STATUS= with the live counts. */
+/* Sends STATUS= with the live counts now. */
 void sd_status(void);
-/* Task counts changed: STATUS= is sent soon (at most once a second; an
- * idle daemon sends nothing). */
+/* Task counts changed: STATUS= is sent within SD_STATUS_DELAY_MS. */
 void sd_status_changed(void);
-/* Closes the timer handle. */
+/* The watchdog interval in microseconds (0 when off). */
+uint64_t sd_watchdog_usec(void);
+/* Closes the timer handles. */
 void sd_done(void);
 
 #endif

@@ -84,6 +84,9 @@ int server_start(uv_loop_t *loop, const char *path) {
         activated = true;
         log_info("listening on the socket passed by systemd");
     } else {
+        if (!path)
+            return log_error_errno(-EINVAL, "no socket from systemd and no socket path; pass "
+                                            "--socket PATH");
         if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
             return log_error_errno(-ENAMETOOLONG, "socket path %s is too long", path);
         struct stat st;

@@ -1,5 +1,6 @@
 /*
- * The listening socket: taken from systemd socket activation when present,
+ * The listening socket: taken from systemd socket activation when present
+ * (sd_listen_fds; the path is then unused and may be NULL),
  * otherwise created at the configured path (a stale socket file is replaced,
  * a live daemon on the same path is refused). Accepted connections go to
  * conn.c.

@@ -143,7 +143,7 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
     t->refs++; /* the table's */
     unfinished++;
     uid_tasks_add(uid, +1);
-    fn->owner->busy++;
+    plugin_hold(fn->owner);
     *ret = t;
     return 0;
 }
@@ -169,6 +169,7 @@ task *task_unref(task *t) {
     free(t->pending_kind);
     free(t->pending_message);
     output_unref(t->out);
+    plugin_unref(t->fn->owner);
     if (t->co)
         coro_free(t->co);
     if (t->timer_init) {
@@ -262,7 +263,7 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
     unfinished--;
     finished_total++;
     sd_status_changed();
-    t->fn->owner->busy--;
+    plugin_release(t->fn->owner);
     list_remove(&t->child_node);
     task_detach_conn(t);
 

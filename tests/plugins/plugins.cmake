@@ -18,3 +18,12 @@ aiod_test_plugin(badsig badsig.c ${PROJECT_SOURCE_DIR}/daemon/include)
 aiod_test_plugin(frozen_v1 frozen_v1.c ${CMAKE_CURRENT_LIST_DIR}/abi-1.0)
 set(AIOD_TEST_PLUGINS testplugin_good testplugin_wrong_abi testplugin_nosym
     testplugin_duplicate testplugin_badsig testplugin_frozen_v1)
+
+# blocker: holds the loop on purpose (watchdog test) and is built twice, as
+# generation 1 (blocker/blocker.so) and 2 (blocker2/blocker.so), for the
+# reload test.
+aiod_test_plugin(blocker blocker.c ${PROJECT_SOURCE_DIR}/daemon/include)
+aiod_test_plugin(blocker2 blocker.c ${PROJECT_SOURCE_DIR}/daemon/include)
+set_target_properties(testplugin_blocker2 PROPERTIES OUTPUT_NAME blocker)
+target_compile_definitions(testplugin_blocker2 PRIVATE BLOCKER_GENERATION=2)
+list(APPEND AIOD_TEST_PLUGINS testplugin_blocker testplugin_blocker2)
