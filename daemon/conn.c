@@ -48,6 +48,11 @@ static size_t queued(const conn *c) {
     return c->wlen + c->inflight_len;
 }
 
+/* Refused connections kept open until their client hangs up, so that a
+ * client writing its hello does not hit a reset before it reads why. */
+#define MAX_LINGERING 64u
+static unsigned n_lingering;
+
 /* Open connections per uid, for max_connections_per_uid. */
 static hashmap *per_uid;
 
@@ -92,6 +97,8 @@ static void load_groups(conn *c) {
 
 static void on_closed(uv_handle_t *h) {
     conn *c = h->data;
+    if (c->refused)
+        n_lingering--;
     if (c->counted)
         uid_add(c->uid, -1);
     free(c->groups);
@@ -164,6 +171,7 @@ static void flush(conn *c) {
     c->writing = true;
 }
 
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void resume_reading(conn *c) {
@@ -326,8 +334,31 @@ void conn_add_task(conn *c, task *t) {
     list_insert_tail(&c->tasks, &t->conn_node);
 }
 
+/* Tells the client why it is refused (request id 0), then lets it read that:
+ * whatever it sends is discarded until it closes. Past MAX_LINGERING such
+ * connections the refusal is sent and the connection closed at once. */
+_printf_(2, 3) static void refuse(conn *c, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    conn_send_error(c, 0, AIOD__ERROR_CODE__ERROR_LIMIT, "%s", msg);
+    if (n_lingering >= MAX_LINGERING) {
+        conn_close_soon(c);
+        return;
+    }
+    n_lingering++;
+    c->refused = true;
+    uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
 /* Handles every whole frame buffered, unless backpressure says stop. */
 static void process(conn *c) {
+    if (c->refused) {
+        c->rd.start = c->rd.end; /* discard */
+        return;
+    }
     if (c->dispatching)
         return;
     c->dispatching = true;
@@ -427,11 +458,10 @@ static int conn_start(conn *c) {
     if (c->uid != 0 && uid_count(c->uid) >= policy_lim.max_connections_per_uid) {
         log_warning("connection from uid %u pid %d refused: max_connections_per_uid (%u) reached",
                     (unsigned)c->uid, (int)c->pid, policy_lim.max_connections_per_uid);
-        conn_send_error(c, 0, AIOD__ERROR_CODE__ERROR_LIMIT,
-                        "too many connections for uid %u: the limit max_connections_per_uid (%u) "
-                        "is reached",
-                        (unsigned)c->uid, policy_lim.max_connections_per_uid);
-        conn_close_soon(c);
+        refuse(c,
+               "too many connections for uid %u: the limit max_connections_per_uid (%u) is "
+               "reached",
+               (unsigned)c->uid, policy_lim.max_connections_per_uid);
         return -EMFILE;
     }
     uid_add(c->uid, +1);
@@ -441,10 +471,8 @@ static int conn_start(conn *c) {
     if (n_conns > cfg.max_connections) {
         log_warning("connection from uid %u pid %d refused: max_connections (%u) reached",
                     (unsigned)c->uid, (int)c->pid, cfg.max_connections);
-        conn_send_error(c, 0, AIOD__ERROR_CODE__ERROR_LIMIT,
-                        "too many connections: the limit max_connections (%u) is reached",
-                        cfg.max_connections);
-        conn_close_soon(c);
+        refuse(c, "too many connections: the limit max_connections (%u) is reached",
+               cfg.max_connections);
         return -EMFILE;
     }
     int r = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);

@@ -34,6 +34,9 @@ struct conn {
     bool admin;
     /* Counted in the per-uid connection count. */
     bool counted;
+    /* Refused (a connection limit): the error was sent, input is discarded
+     * until the client hangs up. */
+    bool refused;
     bool hello_done;
     /* Closing started: nothing more is sent or read. */
     bool closing;
