@@ -1,6 +1,7 @@
 /*
  * cmd_logs: `aioctl logs [-f] ID`, a task's retained output lines; with -f
- * new lines as the task prints them, until it ends.
+ * new lines as the task prints them, until it ends. The exit status follows
+ * the task's state at the end, as for `aioctl await`.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -15,7 +16,10 @@ static const char logs_help[] =
     "default).\n"
     "\n"
     "  -f, --follow  keep printing new lines until the task ends\n"
-    "  -h, --help    show this help\n";
+    "  -h, --help    show this help\n"
+    "\n"
+    "Exit status: 0 when the task is done or still running, 1 when it failed\n"
+    "(its error on stderr), 5 when it was cancelled.\n";
 
 int cmd_logs(cli *c, int argc, char **argv) {
     static const struct option options[] = {
@@ -52,5 +56,19 @@ int cmd_logs(cli *c, int argc, char **argv) {
     if (state < 0)
         return cli_fail(c, "logs", state);
     print_state(c->json, id, state);
-    return EXIT_OK;
+    if (state != AIOC_STATE_FAILED && state != AIOC_STATE_CANCELLED)
+        return EXIT_OK;
+
+    /* Say why, as `await` does, when the outcome is still kept. */
+    aioc_task_info *t = NULL;
+    if (!c->json && aioc_show(c->client, id, &t) == 0) {
+        const aioc_outcome *o = aioc_task_info_outcome(t);
+        if (o && aioc_outcome_state(o) == state) {
+            const char *kind = aioc_outcome_error_kind(o), *msg = aioc_outcome_error_message(o);
+            fflush(stdout);
+            fprintf(stderr, "%s%s%s\n", *kind ? kind : "Error", *msg ? ": " : "", msg);
+        }
+        aioc_task_info_free(t);
+    }
+    return state == AIOC_STATE_CANCELLED ? EXIT_CANCELLED : EXIT_TASK_FAILED;
 }

@@ -81,8 +81,8 @@ int cmd_ps(cli *c, int argc, char **argv) {
         }
         snprintf(owner, sizeof(owner), "%" PRIu32 "/%" PRId32, aioc_task_info_owner_uid(t),
                  aioc_task_info_owner_pid(t));
-        const char *state = aioc_task_info_waiting_for(t) ? "waiting"
-                                                          : aioc_state_name(aioc_task_info_state(t));
+        const char *state =
+            aioc_task_info_waiting_for(t) ? "waiting" : aioc_state_name(aioc_task_info_state(t));
         printf("%-8" PRIu64 " %-9s %-*s %-14s %s\n", aioc_task_info_id(t), state, wf,
                aioc_task_info_function(t), owner,
                print_age(aioc_task_info_created_usec(t), age, sizeof(age)));

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -61,6 +62,13 @@ static int parse(int argc, char **argv, const char *help, double *timeout) {
     return -1;
 }
 
+/* FUNC -- ARG...: the "--" only says that what follows are arguments (so
+ * that words such as "-j2" read clearly as such); it is not one itself. */
+static int first_arg(int argc, char **argv) {
+    int i = optind + 1;
+    return i < argc && strcmp(argv[i], "--") == 0 ? i + 1 : i;
+}
+
 int cmd_run(cli *c, int argc, char **argv) {
     double timeout = 0;
     aioc_outcome *o = NULL;
@@ -69,8 +77,8 @@ int cmd_run(cli *c, int argc, char **argv) {
         return code;
 
     const char *function = argv[optind];
-    aioc_call *call =
-        cli_make_call(argv[0], function, argv + optind + 1, (size_t)(argc - optind - 1), &code);
+    int first = first_arg(argc, argv);
+    aioc_call *call = cli_make_call(argv[0], function, argv + first, (size_t)(argc - first), &code);
     if (!call)
         return code;
     code = cli_connect(c);
@@ -100,8 +108,8 @@ static int start(cli *c, int argc, char **argv, const char *help, start_fn fn) {
         return code;
 
     const char *function = argv[optind];
-    aioc_call *call =
-        cli_make_call(argv[0], function, argv + optind + 1, (size_t)(argc - optind - 1), &code);
+    int first = first_arg(argc, argv);
+    aioc_call *call = cli_make_call(argv[0], function, argv + first, (size_t)(argc - first), &code);
     if (!call)
         return code;
     code = cli_connect(c);

@@ -18,6 +18,8 @@
 #define AIOD_VERSION "unknown"
 #endif
 
+int cmd_reload(cli *c, int argc, char **argv); /* cmd_reload.c */
+
 static const struct command {
     const char *name;
     cli_command_fn fn;
@@ -33,6 +35,7 @@ static const struct command {
     {"show", cmd_show, "show one task in detail"},
     {"logs", cmd_logs, "print a task's output; -f follows it"},
     {"plugins", cmd_plugins, "list the functions that can be called"},
+    {"reload", cmd_reload, "re-read the daemon's settings and plugins"},
 };
 
 static void usage_main(FILE *f) {
@@ -97,7 +100,13 @@ int cli_connect(cli *c) {
         }
         c->socket_path = c->socket_buf;
     }
-    int r = aioc_connect(c->socket_path, &c->client);
+    char refused[512];
+    int r = aioc_connect_ex(c->socket_path, &c->client, refused, sizeof(refused));
+    if (r < 0 && refused[0]) {
+        /* The daemon answered, and said no: a refusal, not an outage. */
+        fprintf(stderr, "aioctl: %s\n", refused);
+        return EXIT_USAGE;
+    }
     if (r < 0) {
         const char *hint = "is the daemon running? try --socket PATH or $AIOD_SOCKET";
         if (r == -EACCES || r == -EPERM)

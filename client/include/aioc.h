@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 #define AIOC_VERSION_MAJOR 1
-#define AIOC_VERSION_MINOR 0
+#define AIOC_VERSION_MINOR 1
 #define AIOC_VERSION_PATCH 0
 
 /* ------------------------------------------------------------------ values */
@@ -168,6 +168,12 @@ AIOC_EXPORT int aioc_default_socket_path(char *buf, size_t len);
 /* Connects to `socket_path` (NULL: the default) and says hello. *ret is a
  * new client; close it with aioc_close. 0 or a negative errno (see top). */
 AIOC_EXPORT int aioc_connect(const char *socket_path, aioc_client **ret);
+/* As aioc_connect, but when the daemon refuses the connection (a connection
+ * limit, an unsupported version) its message is copied into `err` (err_len
+ * bytes, NUL-terminated; "" for transport errors such as -ENOENT). `err`
+ * may be NULL. Added in 0.1.0 (libaioclient 1.1). */
+AIOC_EXPORT int aioc_connect_ex(const char *socket_path, aioc_client **ret, char *err,
+                                size_t err_len);
 /* Closes the connection; the daemon cancels the attached tasks it created.
  * Accepts NULL. */
 AIOC_EXPORT void aioc_close(aioc_client *c);
@@ -222,9 +228,8 @@ AIOC_EXPORT int aioc_await(aioc_client *c, const uint64_t *ids, size_t n, double
  * the failed task's outcome. timeout <= 0 waits forever; on timeout the
  * unfinished tasks are cancelled and -ETIMEDOUT returned.
  */
-AIOC_EXPORT int aioc_gather(aioc_client *c, const aioc_call *const *items, size_t n,
-                            unsigned flags, double timeout, aioc_outcome **ret_outcomes,
-                            aioc_outcome **ret_failed);
+AIOC_EXPORT int aioc_gather(aioc_client *c, const aioc_call *const *items, size_t n, unsigned flags,
+                            double timeout, aioc_outcome **ret_outcomes, aioc_outcome **ret_failed);
 
 /* Asks tasks to cancel. Returns how many were still unfinished (>= 0). */
 AIOC_EXPORT int aioc_cancel(aioc_client *c, const uint64_t *ids, size_t n);
@@ -299,6 +304,192 @@ AIOC_EXPORT int aioc_plugins(aioc_client *c, aioc_function_info ***ret_functions
 
 /* "null", "bool", "int", ... ("any" for AIOC_TYPE_ANY). */
 AIOC_EXPORT const char *aioc_type_name(uint32_t type);
+
+/*
+ * Asks the daemon to reload (as SIGHUP does): re-read its settings file and
+ * plugin directories; new plugins load, changed ones load as a new
+ * generation while running tasks finish on the old code. Only root and the
+ * daemon's own user may (-EPERM otherwise); a bad settings file gives
+ * -EINVAL with the file and line in aioc_last_error() and changes nothing.
+ * On success fills up to `n` counts (indexes AIOC_RELOAD_*; entries this
+ * library does not know are 0) and returns 0. Added in 0.1.
+ */
+#define AIOC_RELOAD_ADDED 0     /* plugin files loaded for the first time */
+#define AIOC_RELOAD_REPLACED 1  /* changed files loaded as a new generation */
+#define AIOC_RELOAD_REMOVED 2   /* plugins retired because their file is gone */
+#define AIOC_RELOAD_UNCHANGED 3 /* loaded plugins whose file did not change */
+#define AIOC_RELOAD_FAILED 4    /* files refused (the daemon's log says why) */
+#define AIOC_RELOAD_PLUGINS 5   /* plugins loaded after the reload */
+#define AIOC_RELOAD_RETIRED 6   /* old generations still kept */
+#define AIOC_RELOAD_N 7
+AIOC_EXPORT int aioc_reload(aioc_client *c, uint32_t *ret_counts, size_t n);
+
+/* ------------------------------------------------------------------ non-blocking use */
+
+/*
+ * For programs that run their own event loop (poll, epoll, libuv, ...).
+ * Added in 1.1.
+ *
+ * aioc_start_*() build a request, queue it and return at once with a request
+ * handle; nothing is read. The program waits until aioc_fd() is ready for
+ * the events aioc_events() names, then calls aioc_process(), which writes
+ * and reads what it can without blocking, hands output lines to the output
+ * callbacks and runs the completion callback of every request that ended.
+ * Many requests may be in flight at once on one connection (pipelining);
+ * they complete in the order the daemon answers them, not in the order they
+ * were started. See aioc_process(3) and docs/libaioclient.md.
+ *
+ * Ownership: the caller owns each request handle from aioc_start_*() and
+ * frees it with aioc_request_free(), after its completion or before (which
+ * abandons it). Results (outcomes, task id, ...) are read from the handle
+ * and borrowed from it unless taken. Handles outlive their client: after
+ * aioc_close() a request that was still in flight is completed with
+ * -ECONNABORTED (without a callback) and must still be freed.
+ *
+ * Callbacks run only from aioc_process() (and output callbacks also from
+ * blocking calls, as before). Inside a callback the program may start new
+ * requests, read, cancel or free any request (the one being completed
+ * included), but not call aioc_process(), a blocking function (-EBUSY) or
+ * aioc_close().
+ *
+ * The blocking functions may be mixed with started requests on one client.
+ * A blocking call may read replies of started requests while it waits;
+ * their callbacks then run from the next aioc_process(), so call
+ * aioc_process() after a blocking call before waiting on aioc_fd() again.
+ */
+typedef struct aioc_request aioc_request;
+
+/* Called once when `req` completes: `error` is 0 or the negative errno it
+ * failed with (the same as aioc_request_error(req)). */
+typedef void (*aioc_request_cb)(aioc_request *req, int error, void *userdata);
+
+/* Ownership of a submitted task (aioc_start_submit); 0 is attached. */
+#define AIOC_SUBMIT_ATTACHED 0x0u
+#define AIOC_SUBMIT_SUBMITTED 0x1u
+#define AIOC_SUBMIT_DETACHED 0x2u
+/* Stream the task's output to the output callbacks (its lines keep coming
+ * after the request has completed, until the task ends). */
+#define AIOC_SUBMIT_FOLLOW 0x4u
+
+/*
+ * Common to every aioc_start_*(): `cb` (may be NULL) is called with
+ * `userdata` when the request completes. On success *ret gets the new
+ * request and 0 is returned; nothing is written to *ret on failure, and no
+ * callback will run. Errors: -EINVAL (bad arguments, as for the blocking
+ * function), -ENOMEM, -EMSGSIZE (the request exceeds the daemon's frame
+ * limit; the connection is fine), or the negative errno the connection
+ * died with. Starting is allowed inside callbacks. Errors of the daemon or
+ * of the transport after the start are reported by the completion: see
+ * aioc_request_error().
+ */
+
+/* Creates a task (asyncio.create_task); completes with the task's id
+ * (aioc_request_task_id) once the daemon has created it. `flags`: one
+ * AIOC_SUBMIT_ ownership, optionally | AIOC_SUBMIT_FOLLOW. */
+AIOC_EXPORT int aioc_start_submit(aioc_client *c, const aioc_call *call, unsigned flags,
+                                  aioc_request_cb cb, void *userdata, aioc_request **ret);
+
+/* aioc_run without blocking: an attached, followed task, then an await of it
+ * (with the daemon cancelling it after `timeout` s; <= 0 waits forever).
+ * Completes with one outcome (aioc_request_outcome(req, 0)), or -ETIMEDOUT,
+ * or the error that refused it. aioc_request_task_id is set from the moment
+ * the daemon created the task. */
+AIOC_EXPORT int aioc_start_run(aioc_client *c, const aioc_call *call, double timeout,
+                               aioc_request_cb cb, void *userdata, aioc_request **ret);
+
+/* With aioc_start_await: on timeout also cancel the tasks (asyncio.wait_for);
+ * without it they keep running (asyncio.wait). */
+#define AIOC_AWAIT_CANCEL_ON_TIMEOUT 0x1u
+
+/* aioc_await without blocking: completes with n outcomes in the order of
+ * `ids` (copied; the array may be freed after the call), or -ETIMEDOUT,
+ * -ESRCH, ... */
+AIOC_EXPORT int aioc_start_await(aioc_client *c, const uint64_t *ids, size_t n, unsigned flags,
+                                 double timeout, aioc_request_cb cb, void *userdata,
+                                 aioc_request **ret);
+
+/* aioc_gather without blocking (same flags and timeout): completes with n
+ * outcomes in argument order; without AIOC_GATHER_RETURN_EXCEPTIONS the
+ * first failure completes it with -EIO and that task's outcome in
+ * aioc_request_failed(). The items are copied: they may be freed at once. */
+AIOC_EXPORT int aioc_start_gather(aioc_client *c, const aioc_call *const *items, size_t n,
+                                  unsigned flags, double timeout, aioc_request_cb cb,
+                                  void *userdata, aioc_request **ret);
+
+/* aioc_cancel without blocking: completes with the number of tasks asked to
+ * cancel (aioc_request_count). */
+AIOC_EXPORT int aioc_start_cancel(aioc_client *c, const uint64_t *ids, size_t n, aioc_request_cb cb,
+                                  void *userdata, aioc_request **ret);
+
+/* aioc_logs without blocking: the lines go to the output callbacks; with
+ * AIOC_LOGS_FOLLOW it completes when the task ends, with its state in
+ * aioc_request_state(). */
+AIOC_EXPORT int aioc_start_logs(aioc_client *c, uint64_t id, unsigned flags, aioc_request_cb cb,
+                                void *userdata, aioc_request **ret);
+
+/*
+ * The poll(2) events to wait for on aioc_fd(): POLLIN, | POLLOUT while
+ * requests are queued that the socket has not taken yet (values as
+ * <poll.h> defines them). -EINVAL for NULL.
+ */
+AIOC_EXPORT int aioc_events(const aioc_client *c);
+
+/*
+ * Does what is ready, never blocking: writes queued requests as far as the
+ * socket takes them, reads what has arrived, delivers output lines, and
+ * runs the completion callbacks of the requests that ended (also of those
+ * a blocking call completed). Returns how many requests completed (0 when
+ * nothing was ready), or a negative errno: -EINVAL (NULL), -EBUSY (called
+ * from a callback), or the errno the connection died with (-ECONNRESET the
+ * daemon went away, -EPIPE, -EPROTO it sent something broken or a
+ * connection-level error, -ENOMEM, ...). When the connection dies every
+ * request in flight completes with that errno, its callback run before
+ * aioc_process() returns; later calls return the same errno.
+ */
+AIOC_EXPORT int aioc_process(aioc_client *c);
+
+/* Routes the output lines of this request's tasks to `cb` instead of the
+ * client's output callback (NULL: back to the client's). */
+AIOC_EXPORT void aioc_request_set_output_callback(aioc_request *req, aioc_output_cb cb,
+                                                  void *userdata);
+/* 1 once the request has completed (its callback may still be due), 0 while
+ * in flight, -EINVAL for NULL. */
+AIOC_EXPORT int aioc_request_done(const aioc_request *req);
+/* 0 if it completed successfully, its negative errno if it failed (the
+ * errnos listed at the top for daemon refusals and transport errors;
+ * -ECANCELED after aioc_request_cancel, -ECONNABORTED after aioc_close),
+ * -EINPROGRESS while in flight, -EINVAL for NULL. */
+AIOC_EXPORT int aioc_request_error(const aioc_request *req);
+/* The daemon's message when it refused the request, else "" (borrowed). */
+AIOC_EXPORT const char *aioc_request_error_message(const aioc_request *req);
+/* submit, run: the task's id once the daemon created it, else 0. */
+AIOC_EXPORT uint64_t aioc_request_task_id(const aioc_request *req);
+/* await, gather, run after success: the number of outcomes, else 0. */
+AIOC_EXPORT size_t aioc_request_n_outcomes(const aioc_request *req);
+/* The i-th outcome (borrowed from req), NULL when out of range or taken. */
+AIOC_EXPORT const aioc_outcome *aioc_request_outcome(const aioc_request *req, size_t i);
+/* Takes the i-th outcome: the caller frees it with aioc_outcome_free; NULL
+ * when out of range or taken already. */
+AIOC_EXPORT aioc_outcome *aioc_request_take_outcome(aioc_request *req, size_t i);
+/* A gather that failed with -EIO: the failed task's outcome (borrowed). */
+AIOC_EXPORT const aioc_outcome *aioc_request_failed(const aioc_request *req);
+/* cancel: how many tasks were asked to cancel (>= 0); -EINVAL otherwise. */
+AIOC_EXPORT int aioc_request_count(const aioc_request *req);
+/* logs: the task's state (AIOC_STATE_*) at the end; -EINVAL otherwise. */
+AIOC_EXPORT int aioc_request_state(const aioc_request *req);
+
+/*
+ * Stops waiting for a request in flight: it completes at once with
+ * -ECANCELED and its callback is not called; a late reply is ignored.
+ * For a run whose task exists, the daemon is also asked to cancel the task
+ * (asyncio.run interrupted); other requests' tasks keep running (attached
+ * ones until the connection closes). 0, -EALREADY (it had completed; its
+ * callback may still be due), -EINVAL (NULL).
+ */
+AIOC_EXPORT int aioc_request_cancel(aioc_request *req);
+/* Frees a request; one still in flight is cancelled first (as above), one
+ * whose callback is still due will not have it called. Accepts NULL. */
+AIOC_EXPORT void aioc_request_free(aioc_request *req);
 
 #ifdef __cplusplus
 }

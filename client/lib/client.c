@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -63,31 +64,71 @@ int client_begin(aioc_client *c) {
     return 0;
 }
 
-static int die(aioc_client *c, int r) {
-    if (!c->dead)
+int client_die(aioc_client *c, int r) {
+    if (!c->dead) {
         c->dead = r;
-    return r;
+        /* Wake up a program polling the socket, and tell the daemon. */
+        if (c->conn.fd >= 0)
+            shutdown(c->conn.fd, SHUT_RDWR);
+        c->wpos = c->wlen = 0;
+        request_fail_all(c, r);
+    }
+    return c->dead;
 }
 
-static int send_message(aioc_client *c, Aiod__ClientMessage *m) {
+int client_queue(aioc_client *c, Aiod__ClientMessage *m) {
     _cleanup_free_ uint8_t *buf = NULL;
     size_t len;
     m->request_id = c->next_request_id++;
     int r = wire_pack(m, c->max_frame, &buf, &len);
     if (r < 0)
         return r; /* too big or no memory: the connection is still fine */
-    r = conn_write(&c->conn, buf, len);
-    if (r < 0)
-        return die(c, r == -EPIPE ? -EPIPE : r);
+    if (c->wpos == c->wlen)
+        c->wpos = c->wlen = 0;
+    if (c->wlen + len > c->wcap) {
+        if (c->wpos > 0) {
+            memmove(c->wbuf, c->wbuf + c->wpos, c->wlen - c->wpos);
+            c->wlen -= c->wpos;
+            c->wpos = 0;
+        }
+        if (c->wlen + len > c->wcap) {
+            size_t cap = MAX(c->wcap * 2, c->wlen + len);
+            uint8_t *w = alloc_realloc(c->wbuf, cap);
+            if (!w)
+                return -ENOMEM;
+            c->wbuf = w;
+            c->wcap = cap;
+        }
+    }
+    memcpy(c->wbuf + c->wlen, buf, len);
+    c->wlen += len;
     return 0;
 }
 
-static void deliver_output(aioc_client *c, const Aiod__Output *o) {
-    if (!c->output_cb)
-        return;
-    c->in_callback = true;
-    c->output_cb(o->task_id, (int)o->stream, o->line, c->output_userdata);
-    c->in_callback = false;
+int client_flush_some(aioc_client *c) {
+    if (c->dead)
+        return c->dead;
+    if (c->wpos == c->wlen)
+        return 0;
+    ssize_t n = conn_send_some(&c->conn, c->wbuf + c->wpos, c->wlen - c->wpos);
+    if (n < 0)
+        return client_die(c, (int)n);
+    c->wpos += (size_t)n;
+    if (c->wpos == c->wlen)
+        c->wpos = c->wlen = 0;
+    return 0;
+}
+
+/* Queues `m` and writes the whole queue, waiting for room as needed. */
+static int send_message(aioc_client *c, Aiod__ClientMessage *m) {
+    int r = client_queue(c, m);
+    if (r < 0)
+        return r;
+    r = conn_write(&c->conn, c->wbuf + c->wpos, c->wlen - c->wpos);
+    if (r < 0)
+        return client_die(c, r);
+    c->wpos = c->wlen = 0;
+    return 0;
 }
 
 /* Reads until the reply to request `id` comes. */
@@ -100,27 +141,22 @@ static int wait_reply(aioc_client *c, uint64_t id, Aiod__ServerMessage__BodyCase
 
         int r = conn_read_frame(&c->conn, &payload, &len);
         if (r < 0)
-            return die(c, r == -EMSGSIZE ? -EPROTO : r);
+            return client_die(c, r == -EMSGSIZE ? -EPROTO : r);
         r = wire_unpack(payload, len, &m);
         if (r < 0)
-            return die(c, r);
+            return client_die(c, r);
 
-        if (m->body_case == AIOD__SERVER_MESSAGE__BODY_OUTPUT) {
-            deliver_output(c, m->output);
-        } else if (m->request_id == 0 && m->body_case == AIOD__SERVER_MESSAGE__BODY_ERROR) {
-            /* About the connection itself: the daemon closes it next. */
-            client_set_error(c, m->error->message);
-            r = wire_error_errno(m->error->code);
-            wire_free(m);
-            return die(c, r);
-        } else if (m->request_id == id && (m->body_case == want ||
-                                           m->body_case != AIOD__SERVER_MESSAGE__BODY_OUTPUT_END)) {
+        if (m->request_id == id && m->body_case != AIOD__SERVER_MESSAGE__BODY_OUTPUT &&
+            (m->body_case == want || m->body_case != AIOD__SERVER_MESSAGE__BODY_OUTPUT_END)) {
             *ret_reply = m;
             return 0;
         }
-        /* Anything else is an event or a reply nobody waits for (an
-         * OutputEnd of a followed task, a newer daemon's message): skip. */
-        wire_free(m);
+        /* Output events go to the callbacks, replies of started requests
+         * to them; an OutputEnd of a followed task or a newer daemon's
+         * message is skipped. A connection-level error ends it all. */
+        r = client_dispatch(c, m);
+        if (r < 0)
+            return r;
     }
 }
 
@@ -182,9 +218,16 @@ static int hello(aioc_client *c) {
 }
 
 AIOC_EXPORT int aioc_connect(const char *socket_path, aioc_client **ret) {
+    return aioc_connect_ex(socket_path, ret, NULL, 0);
+}
+
+AIOC_EXPORT int aioc_connect_ex(const char *socket_path, aioc_client **ret, char *err,
+                                size_t err_len) {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
     int r;
 
+    if (err && err_len)
+        err[0] = '\0';
     if (!ret)
         return -EINVAL;
     if (!socket_path) {
@@ -202,6 +245,8 @@ AIOC_EXPORT int aioc_connect(const char *socket_path, aioc_client **ret) {
     if (r >= 0)
         r = hello(c);
     if (r < 0) {
+        if (err && err_len)
+            snprintf(err, err_len, "%s", c->last_error);
         aioc_close(c);
         return r;
     }
@@ -212,6 +257,9 @@ AIOC_EXPORT int aioc_connect(const char *socket_path, aioc_client **ret) {
 AIOC_EXPORT void aioc_close(aioc_client *c) {
     if (!c)
         return;
+    request_detach_all(c);
+    free(c->entries);
+    free(c->wbuf);
     conn_close(&c->conn);
     free(c->server_version);
     free(c);

@@ -81,7 +81,7 @@ void conn_set_max_frame(conn *c, uint32_t max_frame) {
 }
 
 /* Reads what is available into the reader: 1 if bytes came, 0 on EAGAIN. */
-static int read_some(conn *c) {
+int conn_read_some(conn *c) {
     size_t room;
     uint8_t *p = frame_reader_space(&c->reader, READ_CHUNK, &room);
     if (!p)
@@ -126,7 +126,7 @@ int conn_write(conn *c, const uint8_t *data, size_t len) {
         if (r < 0)
             return r;
         if ((rev & POLLIN) && !c->eof) {
-            r = read_some(c);
+            r = conn_read_some(c);
             if (r < 0)
                 return r;
         }
@@ -143,7 +143,7 @@ int conn_read_frame(conn *c, const uint8_t **ret_payload, uint32_t *ret_len) {
             return r < 0 ? r : 0;
         if (c->eof || c->fd < 0)
             return -ECONNRESET;
-        r = read_some(c);
+        r = conn_read_some(c);
         if (r < 0)
             return r;
         if (r == 0 && !c->eof) {
@@ -153,4 +153,27 @@ int conn_read_frame(conn *c, const uint8_t **ret_payload, uint32_t *ret_len) {
                 return r;
         }
     }
+}
+
+ssize_t conn_send_some(conn *c, const uint8_t *data, size_t len) {
+    size_t done = 0;
+    if (c->fd < 0)
+        return -ENOTCONN;
+    while (done < len) {
+        ssize_t n = send(c->fd, data + done, len - done, MSG_NOSIGNAL);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        return n < 0 ? -errno : -EPIPE;
+    }
+    return (ssize_t)done;
+}
+
+int conn_next_frame(conn *c, const uint8_t **ret_payload, uint32_t *ret_len) {
+    return frame_reader_next(&c->reader, ret_payload, ret_len);
 }

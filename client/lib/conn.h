@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "frame.h"
 
@@ -41,6 +42,20 @@ int conn_write(conn *c, const uint8_t *data, size_t len);
  * -ENOMEM, or the errno of poll/recv.
  */
 int conn_read_frame(conn *c, const uint8_t **ret_payload, uint32_t *ret_len);
+
+/* Sends what the socket takes of `len` bytes without waiting: the number of
+ * bytes sent (0 when the socket is full), or -EPIPE / -ECONNRESET / another
+ * negative errno. */
+ssize_t conn_send_some(conn *c, const uint8_t *data, size_t len);
+
+/* Reads what has arrived into the frame buffer without waiting: 1 if bytes
+ * came, 0 if none (nothing there, or end of file: see eof), or a negative
+ * errno. */
+int conn_read_some(conn *c);
+
+/* Takes the next whole buffered frame without reading: 1 and the payload
+ * (as conn_read_frame), 0 if none is complete, -EMSGSIZE. */
+int conn_next_frame(conn *c, const uint8_t **ret_payload, uint32_t *ret_len);
 
 /* Changes the largest frame accepted (after the hello). */
 void conn_set_max_frame(conn *c, uint32_t max_frame);

@@ -95,6 +95,9 @@ AIOC_EXPORT const char *aioc_function_signature(aioc_function_info *f) {
     for (size_t i = 0; i < f->pb->n_params; i++) {
         if (i > 0)
             sb_add(&b, ", ");
+        /* A rest parameter reads like Python's *args. */
+        if (f->pb->params[i]->rest)
+            sb_add(&b, "*");
         sb_add(&b, aioc_function_param_name(f, i));
         sb_add(&b, ": ");
         sb_add(&b, aioc_type_name(aioc_function_param_type(f, i)));

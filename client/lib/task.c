@@ -101,17 +101,17 @@ static int await_ids(aioc_client *c, const uint64_t *ids, size_t n, double timeo
 
 AIOC_EXPORT int aioc_run(aioc_client *c, const aioc_call *call, double timeout,
                          aioc_outcome **ret_outcome) {
-    uint64_t id;
     aioc_outcome *o;
 
     if (!c || !call || !call->pb || !ret_outcome || !timeout_valid(timeout))
         return -EINVAL;
-    int r = submit(c, call, AIOD__OWNERSHIP__ATTACHED, true, &id);
-    if (r < 0)
-        return r;
-    /* The task's Output events (tagged with the Submit's id) are delivered
-     * while the Await waits; the daemon sends them all before the outcome. */
-    r = await_ids(c, &id, 1, timeout, true, &o);
+    /* One Gather of one call with return_exceptions and follow: the task is
+     * created, followed and awaited by a single request, so its outcome
+     * cannot be dropped from the daemon's retention between a Submit and an
+     * Await under heavy load, and the outcome comes back whatever the state. */
+    const aioc_call *items[1] = {call};
+    int r = aioc_gather(c, items, 1, AIOC_GATHER_RETURN_EXCEPTIONS | AIOC_GATHER_FOLLOW, timeout,
+                        &o, NULL);
     if (r < 0)
         return r;
     *ret_outcome = o;

@@ -23,3 +23,10 @@ set(AIOC_EXPORT_CHECK
     "nm -D --defined-only \"$1\" | awk '$3 !~ /^(aioc_|LIBAIOCLIENT_1$)/ { print; bad = 1 } /aioc_/ { n++ } END { exit bad || n < 50 }'")
 add_test(NAME test-client-exports COMMAND sh -c "${AIOC_EXPORT_CHECK}" sh $<TARGET_FILE:aioclient>)
 set_tests_properties(test-client-exports PROPERTIES LABELS unit TIMEOUT 60)
+
+# The non-blocking API (aioc_start_*, aioc_process) against the same kind of
+# fake daemon, driven by the test's own poll() loop.
+aiod_unit_test(test-client-async SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-async.c
+               LIBS aioclient_static)
+target_include_directories(test-client-async PRIVATE ${AIOC_PROTO_INCLUDES} ${AIOC_SRC}/lib)
+target_link_libraries(test-client-async PRIVATE m)

@@ -274,67 +274,60 @@ static void test_connect_errors(void **state) {
     aioc_close(NULL);
 }
 
-/* aioc_run: Submit(attached, follow), then Await with the id; output events
- * tagged with the Submit's id arrive before and while the Await waits,
- * mixed with a stale reply that must be skipped. */
+/* aioc_run: one Gather of the call with return_exceptions and follow; output
+ * events tagged with its id arrive before the outcome, mixed with a stale
+ * reply that must be skipped. */
+static Aiod__ClientMessage *recv_run(int fd, double timeout) {
+    Aiod__ClientMessage *g = recv_msg(fd);
+    CHECK(g->body_case == AIOD__CLIENT_MESSAGE__BODY_GATHER);
+    CHECK(g->gather->n_items == 1);
+    CHECK(g->gather->items[0]->item_case == AIOD__GATHER_ITEM__ITEM_CALL);
+    CHECK(g->gather->return_exceptions);
+    CHECK(g->gather->follow);
+    CHECK(g->gather->cancel_on_timeout);
+    CHECK(g->gather->timeout == timeout);
+    return g;
+}
+
 static void script_run(int fd) {
     uint64_t hello = do_hello(fd, 1u << 20);
 
-    Aiod__ClientMessage *s = recv_msg(fd);
-    CHECK(s->request_id > hello);
-    CHECK(s->body_case == AIOD__CLIENT_MESSAGE__BODY_SUBMIT);
-    CHECK(s->submit->ownership == AIOD__OWNERSHIP__ATTACHED);
-    CHECK(s->submit->follow);
-    CHECK(strcmp(s->submit->call->function, "demo.f") == 0);
-    CHECK(s->submit->call->args_are_text);
-    CHECK(s->submit->call->n_args == 2);
-    CHECK(strcmp(s->submit->call->args[0]->string_value, "3") == 0);
-    CHECK(strcmp(s->submit->call->args[1]->string_value, "a b") == 0);
-    send_submitted(fd, s->request_id, 7);
-    send_output(fd, s->request_id, 7, "one");
-
-    Aiod__ClientMessage *a = recv_msg(fd);
-    CHECK(a->request_id > s->request_id);
-    CHECK(a->body_case == AIOD__CLIENT_MESSAGE__BODY_AWAIT);
-    CHECK(a->await->n_task_ids == 1 && a->await->task_ids[0] == 7);
-    CHECK(a->await->cancel_on_timeout);
-    CHECK(a->await->timeout == 2.5);
-
-    send_output(fd, s->request_id, 7, "two \xff");
+    Aiod__ClientMessage *g = recv_run(fd, 2.5);
+    CHECK(g->request_id > hello);
+    const Aiod__Call *call = g->gather->items[0]->call;
+    CHECK(strcmp(call->function, "demo.f") == 0);
+    CHECK(call->args_are_text);
+    CHECK(call->n_args == 2);
+    CHECK(strcmp(call->args[0]->string_value, "3") == 0);
+    CHECK(strcmp(call->args[1]->string_value, "a b") == 0);
+    send_output(fd, g->request_id, 7, "one");
+    send_output(fd, g->request_id, 7, "two \xff");
     send_submitted(fd, 9999, 1); /* stale: nobody waits for 9999 */
-    send_output_end(fd, s->request_id, 7, AIOD__TASK_STATE__TASK_DONE);
+    send_output_end(fd, g->request_id, 7, AIOD__TASK_STATE__TASK_DONE);
 
     Aiod__Outcome o = AIOD__OUTCOME__INIT, *op = &o;
     o.task_id = 7;
     o.state = AIOD__TASK_STATE__TASK_DONE;
     o.result = pbvalue_int(42);
-    send_outcomes(fd, a->request_id, &op, 1);
+    send_outcomes(fd, g->request_id, &op, 1);
     pbvalue_free(o.result);
+    aiod__client_message__free_unpacked(g, NULL);
 
-    /* A second run whose result is absent (null) and that fails. */
-    aiod__client_message__free_unpacked(s, NULL);
-    aiod__client_message__free_unpacked(a, NULL);
-    s = recv_msg(fd);
-    send_submitted(fd, s->request_id, 8);
-    a = recv_msg(fd);
-    CHECK(a->await->timeout == 0);
+    /* A second run whose result is absent (null), then one that fails. */
+    g = recv_run(fd, 0);
     o = (Aiod__Outcome)AIOD__OUTCOME__INIT;
     o.task_id = 8;
     o.state = AIOD__TASK_STATE__TASK_DONE;
-    send_outcomes(fd, a->request_id, &op, 1);
-    aiod__client_message__free_unpacked(s, NULL);
-    aiod__client_message__free_unpacked(a, NULL);
+    send_outcomes(fd, g->request_id, &op, 1);
+    aiod__client_message__free_unpacked(g, NULL);
 
-    s = recv_msg(fd);
-    send_submitted(fd, s->request_id, 9);
-    a = recv_msg(fd);
+    g = recv_run(fd, 0);
     o.task_id = 9;
     o.state = AIOD__TASK_STATE__TASK_FAILED;
     o.error_kind = (char *)"ValueError";
     o.error_message = (char *)"bad value";
-    send_outcomes(fd, a->request_id, &op, 1);
-    aiod__client_message__free_unpacked(s, NULL);
-    aiod__client_message__free_unpacked(a, NULL);
+    send_outcomes(fd, g->request_id, &op, 1);
+    aiod__client_message__free_unpacked(g, NULL);
     expect_eof(fd);
 }
 
