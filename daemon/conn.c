@@ -28,15 +28,17 @@
 #include "waiting.h"
 
 static uv_prepare_t flush_handle;
-static list dirty;
-static list all;
+/* Initialised statically: the scheduler flushes even in tests that never
+ * call conn_init. */
+static list dirty = {&dirty, &dirty};
+static list all = {&all, &all};
 static unsigned n_conns;
 static uint64_t next_serial = 1;
 
 static void process(conn *c);
 
 static void mark_dirty(conn *c) {
-    if (!list_linked(&c->dirty_node))
+    if (!c->closing && !list_linked(&c->dirty_node))
         list_insert_tail(&dirty, &c->dirty_node);
 }
 
@@ -97,6 +99,7 @@ static void load_groups(conn *c) {
 
 static void on_closed(uv_handle_t *h) {
     conn *c = h->data;
+    list_remove(&c->dirty_node);
     if (c->refused)
         n_lingering--;
     if (c->counted)
@@ -182,11 +185,11 @@ static void resume_reading(conn *c) {
     c->paused = false;
     process(c);
     if (!c->paused && !c->closing && !c->draining)
-        uv_read_start((uv_stream_t *)&c->pipe, NULL, on_read);
+        if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) < 0)
+            conn_close(c);
 }
 
-static void on_prepare(uv_prepare_t *h) {
-    (void)h;
+void conn_flush_all(void) {
     while (!list_empty(&dirty)) {
         conn *c = container_of(list_first(&dirty), conn, dirty_node);
         list_remove(&c->dirty_node);
@@ -201,9 +204,12 @@ static void on_prepare(uv_prepare_t *h) {
     }
 }
 
+static void on_prepare(uv_prepare_t *h) {
+    (void)h;
+    conn_flush_all();
+}
+
 int conn_init(uv_loop_t *loop) {
-    list_init(&dirty);
-    list_init(&all);
     uv_prepare_init(loop, &flush_handle);
     uv_prepare_start(&flush_handle, on_prepare);
     uv_unref((uv_handle_t *)&flush_handle);

@@ -78,6 +78,11 @@ int conn_accept(uv_stream_t *server);
  * tests and the connection fuzzer with one end of a socketpair. */
 int conn_open_fd(uv_loop_t *loop, int fd);
 
+/* Writes what every connection has queued and resumes reading where
+ * backpressure allows. Runs before each poll; the scheduler also calls it
+ * after running tasks, so replies leave in the same loop iteration. */
+void conn_flush_all(void);
+
 /* Number of open connections. */
 unsigned conn_count(void);
 

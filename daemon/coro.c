@@ -39,6 +39,22 @@
 #define CORO_ASAN 1
 #endif
 
+/* Under valgrind, memcheck must know that the run stack is a stack and
+ * that frames copied into it are addressable (they may lie below where the
+ * previous coroutine's stack pointer last was). The client requests are a
+ * few no-op instructions when not running under valgrind. */
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#include <valgrind/valgrind.h>
+#define CORO_VALGRIND 1
+#endif
+#endif
+#ifndef CORO_VALGRIND
+#define VALGRIND_STACK_REGISTER(a, b) 0
+#define VALGRIND_MAKE_MEM_UNDEFINED(a, n) ((void)(a), (void)(n))
+#endif
+
 #ifdef CORO_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
@@ -68,6 +84,8 @@ static uint8_t *run_map;
 static uint8_t *run_base;
 static uint8_t *run_top;
 static size_t live;
+/* The run stack's id for valgrind (unused otherwise). */
+static unsigned valgrind_stack;
 
 /* The scheduler's context, the coroutine running now, and the one whose
  * frames currently occupy the run stack. */
@@ -111,11 +129,15 @@ static int run_stack_map(void) {
     run_map = m;
     run_base = m + page();
     run_top = run_base + stack_size;
+    valgrind_stack = VALGRIND_STACK_REGISTER(run_base, run_top);
     return 0;
 }
 
 void coro_pool_clear(void) {
     if (run_map && live == 0) {
+#ifdef CORO_VALGRIND
+        VALGRIND_STACK_DEREGISTER(valgrind_stack);
+#endif
         munmap(run_map, stack_size + page());
         run_map = run_base = run_top = NULL;
         resident = NULL;
@@ -213,10 +235,13 @@ int coro_resume(coro *c) {
         /* Redzones poisoned by other coroutines' frames are stale here. */
         __asan_unpoison_memory_region(run_base, stack_size);
 #endif
-        if (!c->started)
+        if (!c->started) {
+            VALGRIND_MAKE_MEM_UNDEFINED(run_top - 256, 256);
             coro_ctx_make(&c->ctx, run_base, stack_size, trampoline, c);
-        else
+        } else {
+            VALGRIND_MAKE_MEM_UNDEFINED(run_top - c->saved_len, c->saved_len);
             stack_copy(run_top - c->saved_len, c->saved, c->saved_len);
+        }
         resident = c;
     }
     c->started = true;

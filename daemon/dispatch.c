@@ -102,10 +102,10 @@ static int make_task(conn *c, Aiod__Call *call, int ownership, task **ret, Aiod_
             snprintf(err, err_len, "%s: argument %zu is missing", fn->full_name, i + 1);
             return -EINVAL;
         }
-    int r = value_check_call(&fn->sig, call->args, call->n_args, call->args_are_text,
-                             LIMIT_VALUE_DEPTH, &argv, err, err_len);
-    /* The values were taken (slots cleared); keep protobuf-c off them. */
-    call->n_args = 0;
+    /* The request lives in the decoder's arena: the arguments are copied.
+     * wire_decode bounded their nesting, so the copy's recursion is too. */
+    int r = value_check_call_borrowed(&fn->sig, call->args, call->n_args, call->args_are_text,
+                                      LIMIT_VALUE_DEPTH, &argv, err, err_len);
     if (r < 0) {
         *code =
             r == -ENOMEM ? AIOD__ERROR_CODE__ERROR_INTERNAL : AIOD__ERROR_CODE__ERROR_BAD_ARGUMENT;

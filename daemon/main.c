@@ -35,11 +35,13 @@
 #include "log.h"
 #include "plugin.h"
 #include "policy.h"
+#include "proc.h"
 #include "reload.h"
 #include "sched.h"
 #include "sd.h"
 #include "server.h"
 #include "task.h"
+#include "wire.h"
 
 #ifndef AIOD_VERSION
 #define AIOD_VERSION "0.0.0"
@@ -360,7 +362,11 @@ out:
     sched_done();
     task_table_done();
     conn_done();
+    wire_done();
     sd_done();
+    /* Children that ignored SIGTERM through the grace period are killed
+     * now, so none outlives the daemon. */
+    proc_shutdown();
     /* Close whatever is left (connections, timers) and let the callbacks run. */
     uv_walk(loop, close_walk, NULL);
     uv_run(loop, UV_RUN_DEFAULT);

@@ -246,10 +246,21 @@ int plugin_validate(const struct aiod_plugin *d, char *why, size_t len) {
                 snprintf(why, len, "function '%s': parameter #%u: invalid name", n, j);
                 return -EINVAL;
             }
-            if (p->type > AIOD_TYPE_MAP) {
+            if ((p->type & ~AIOD_TYPE_REST) > AIOD_TYPE_MAP) {
                 snprintf(why, len, "function '%s': parameter '%s': unknown type %u", n, p->name,
                          p->type);
                 return -EINVAL;
+            }
+            if (p->type & AIOD_TYPE_REST) {
+                /* *args: last, and always optional (an empty list). */
+                if (j + 1 != f->n_params || p->default_text) {
+                    snprintf(why, len,
+                             "function '%s': rest parameter '%s' must be the last one and "
+                             "have no default",
+                             n, p->name);
+                    return -EINVAL;
+                }
+                continue;
             }
             if (p->default_text) {
                 char vwhy[200];

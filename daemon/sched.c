@@ -7,11 +7,13 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <aiod/plugin.h>
 
 #include "alloc.h"
 #include "api.h"
+#include "conn.h"
 #include "limit.h"
 #include "limits.h"
 #include "log.h"
@@ -36,6 +38,13 @@ task *sched_current(void) {
 
 size_t sched_ready_count(void) {
     return n_ready;
+}
+
+/* Milliseconds of a cheap monotonic clock, for the slow-step report. */
+static uint64_t coarse_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static void on_idle(uv_idle_t *h) {
@@ -102,7 +111,9 @@ static void complete(task *t) {
             task_finish(t, TASK_FAILED, NULL, alloc_strdup("TypeError"), alloc_strdup(msg));
             return;
         }
-        size_t size = v ? protobuf_c_message_get_packed_size(&v->base) : 0;
+        /* Only what goes to a client is bounded: a child's result stays in
+         * the daemon and its parent decides what to keep. */
+        size_t size = v && t->parent_id == 0 ? protobuf_c_message_get_packed_size(&v->base) : 0;
         if (size > policy_lim.max_result) {
             char msg[300];
             snprintf(msg, sizeof(msg), "%s returned %zu bytes, over the limit max_result (%u)",
@@ -158,7 +169,7 @@ static void step(task *t) {
     }
     t->suspended = false;
     current = t;
-    uint64_t start = uv_hrtime();
+    uint64_t start = coarse_ms();
     if (coro_resume(t->co) < 0) {
         current = NULL;
         log_task(LOG_ERR, t, "no memory to switch to the task; failing it");
@@ -168,7 +179,7 @@ static void step(task *t) {
                     alloc_strdup("no memory to save a coroutine stack"));
         return;
     }
-    uint64_t took_ms = (uv_hrtime() - start) / 1000000u;
+    uint64_t took_ms = coarse_ms() - start;
     current = NULL;
     if (took_ms >= LIMIT_SLOW_STEP_MS)
         log_task(LOG_WARNING, t, "held the event loop for %llu ms without suspending",
@@ -193,6 +204,9 @@ static void on_check(uv_check_t *h) {
     }
     if (n_ready == 0)
         uv_idle_stop(&idle_handle);
+    /* Replies of the tasks that just ran leave now, not after another turn
+     * of the loop. */
+    conn_flush_all();
 }
 
 int sched_init(uv_loop_t *l) {

@@ -296,3 +296,23 @@ fail:
     value_argv_free(argv, sig->n_params);
     return r;
 }
+
+int value_check_call_borrowed(const value_sig *sig, Aiod__Value *const *args, size_t n, bool text,
+                              unsigned max_depth, Aiod__Value ***ret_argv, char *err,
+                              size_t err_len) {
+    Aiod__Value *small[8], **copies = n <= 8 ? small : alloc_calloc(n, sizeof(*copies));
+    if (!copies)
+        return -ENOMEM;
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < n; i++)
+        if (!(copies[i] = pbvalue_copy(args[i]))) {
+            while (i-- > 0)
+                pbvalue_free(copies[i]);
+            r = -ENOMEM;
+        }
+    if (r == 0)
+        r = value_check_call(sig, copies, n, text, max_depth, ret_argv, err, err_len);
+    if (copies != small)
+        free(copies);
+    return r;
+}

@@ -52,6 +52,12 @@ int value_from_text(uint32_t type, const char *text, Aiod__Value **ret, char *wh
 int value_check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool text,
                      unsigned max_depth, Aiod__Value ***ret_argv, char *err, size_t err_len);
 
+/* As value_check_call, but the arguments are only borrowed (copied as
+ * needed): for values that live in a decoded request's arena. */
+int value_check_call_borrowed(const value_sig *sig, Aiod__Value *const *args, size_t n, bool text,
+                              unsigned max_depth, Aiod__Value ***ret_argv, char *err,
+                              size_t err_len);
+
 /* Frees an argument vector from value_check_call. Accepts NULL. */
 void value_argv_free(Aiod__Value **argv, size_t n);
 

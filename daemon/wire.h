@@ -12,12 +12,15 @@
 #include "aiod-pb.h"
 
 /*
- * 0 and a new message (free with wire_free), or -EBADMSG with a reason in
+ * 0 and a new message (free with wire_free; its memory belongs to an arena,
+ * so anything kept after wire_free must be copied out), or -EBADMSG with a reason in
  * `why` (the bytes are not a ClientMessage, or nest deeper than
  * LIMIT_MESSAGE_DEPTH), -ENOMEM.
  */
 int wire_decode(const uint8_t *payload, size_t len, Aiod__ClientMessage **ret, char *why,
                 size_t why_len);
 void wire_free(Aiod__ClientMessage *m);
+/* Frees the arena's memory (at exit). */
+void wire_done(void);
 
 #endif

@@ -28,10 +28,9 @@ static void check_call(Aiod__Call *call) {
             return;
     Aiod__Value **argv = NULL;
     char err[512];
-    if (value_check_call(&sig, call->args, call->n_args, call->args_are_text, LIMIT_VALUE_DEPTH,
-                         &argv, err, sizeof(err)) == 0)
+    if (value_check_call_borrowed(&sig, call->args, call->n_args, call->args_are_text,
+                                  LIMIT_VALUE_DEPTH, &argv, err, sizeof(err)) == 0)
         value_argv_free(argv, 3);
-    call->n_args = 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -34,3 +34,8 @@ target_include_directories(fuzz-callword PRIVATE ${PROJECT_SOURCE_DIR}/client/cl
 aiod_fuzz(fuzz-conn SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz-conn.c LIBS aiodcore)
 target_compile_definitions(fuzz-conn PRIVATE TEST_PLUGIN_DIR="${AIOD_TEST_PLUGIN_DIR}")
 add_dependencies(fuzz-conn testplugin_good)
+aiod_fuzz(fuzz-http SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz-http.c
+          ${PROJECT_SOURCE_DIR}/daemon/plugins/http_parse.c LIBS aiodproto)
+target_include_directories(fuzz-http PRIVATE ${PROJECT_SOURCE_DIR}/daemon/plugins)
+set_source_files_properties(${PROJECT_SOURCE_DIR}/daemon/plugins/http_parse.c
+                            TARGET_DIRECTORY fuzz-http PROPERTIES COMPILE_OPTIONS "-Wconversion")

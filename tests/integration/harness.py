@@ -624,3 +624,76 @@ class Suite:
                 print("(temp dir kept: %s)" % self._tmp, flush=True)
             else:
                 shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- helpers for
+# test_threads.py and test_proc.py
+
+
+def test_plugin_dir(suite, name):
+    """build/tests/plugins/NAME: $AIOD_TEST_PLUGIN_DIR (set by ctest), else
+    found next to --plugin-dir (build/daemon/plugins)."""
+    base = os.environ.get("AIOD_TEST_PLUGIN_DIR") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(suite.plugin_dir))), "tests", "plugins")
+    path = os.path.join(base, name)
+    if not os.path.exists(os.path.join(path, name + ".so")):
+        fail("test plugin %s.so not found in %s (build the tests first)" % (name, path))
+    return path
+
+
+def daemon_with_env(suite, env, **kw):
+    """suite.daemon(**kw), with `env` added to the daemon's environment only
+    (e.g. systemd variables that must not reach its children)."""
+    global clean_env
+    orig = clean_env
+
+    def with_env():
+        e = orig()
+        e.update(env)
+        return e
+
+    clean_env = with_env
+    try:
+        return suite.daemon(**kw)
+    finally:
+        clean_env = orig
+
+
+def children_of(pid):
+    """[(pid, state, comm)] of the processes whose parent is `pid`."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses.
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid:
+            out.append((int(name), fields[0], comm))
+    return out
+
+
+def open_fds(pid):
+    """The descriptor numbers open in process `pid`."""
+    return sorted(int(n) for n in os.listdir("/proc/%d/fd" % pid))
+
+
+def processes_running(argv):
+    """Pids of live (not zombie) processes whose command line is exactly argv."""
+    want = b"\0".join(a.encode() for a in argv) + b"\0"
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                if f.read() == want:
+                    pids.append(int(name))
+        except OSError:
+            continue
+    return pids

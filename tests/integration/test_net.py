@@ -1,0 +1,512 @@
+"""Sockets for tasks and the net plugin, against real servers on 127.0.0.1
+(and a Unix socket) that this script starts: net.fetch (200, 404, chunked,
+1 MiB, connection close, binary body, refused, timeout, unknown host,
+cancellation), net.fetch_many (50 URLs, at most 8 at once, in order), and the
+test plugin sockecho (unix_connect, a read timeout on a socket that stays
+usable, cancellation of a pending read, big TCP round trips, resolve,
+argument checks)."""
+
+import http.server
+import json
+import os
+import socket
+import threading
+
+import harness
+
+t = harness.Suite(__file__)
+
+SOCKECHO = os.path.join(os.environ.get("AIOD_TEST_PLUGIN_DIR") or
+                        os.path.join(t.plugin_dir, "..", "..", "tests", "plugins"), "sockecho")
+
+
+def daemon(**kw):
+    return t.daemon(extra_args=("--plugin-dir", SOCKECHO), **kw)
+
+
+def result(r):
+    """The JSON result on the last stdout line of a successful aioctl run."""
+    if r.rc != 0 or not r.lines:
+        harness.fail("aioctl run failed:%s" % r)
+    return json.loads(r.lines[-1])
+
+
+# ---------------------------------------------------------------- servers
+
+# About 1 MiB of a..z: 1000 KiB, so that the whole result stays within the
+# daemon's default max_result (1 MiB, encoded).
+BIG = bytes((i * 7) % 26 + 97 for i in range(1000 * 1024))
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def send_body(self, status, body, ctype="text/plain"):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Multi", "a")
+        self.send_header("X-Multi", "b")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        srv = self.server
+        with srv.lock:
+            srv.paths.append(self.path)
+            srv.headers.append(dict(self.headers))
+        if self.path == "/hello":
+            self.send_body(200, b"hello world")
+        elif self.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (b"one ", b"two ", b"three" * 1000):
+                self.wfile.write(b"%x;ext=1\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\nX-Trailer: t\r\n\r\n")
+        elif self.path == "/big":
+            self.send_body(200, BIG)
+        elif self.path == "/binary":
+            self.send_body(200, b"\x00\xff\xfe binary", "application/octet-stream")
+        elif self.path == "/close":
+            # No length: the body ends when the server closes.
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"until the end")
+            self.close_connection = True
+        elif self.path.startswith("/slow/"):
+            with srv.lock:
+                srv.active += 1
+                srv.max_active = max(srv.max_active, srv.active)
+            # Holds the response so that fetches overlap on the server side;
+            # this creates the load being measured, it synchronises nothing.
+            srv.release.wait(0.2)
+            with srv.lock:
+                srv.active -= 1
+            self.send_body(200, self.path[6:].encode())
+        else:
+            self.send_body(404, b"no such page")
+
+
+class HTTPServer(http.server.ThreadingHTTPServer):
+    request_queue_size = 128
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.lock = threading.Lock()
+        self.paths, self.headers = [], []
+        self.active = self.max_active = 0
+        self.release = threading.Event()  # never set: /slow/ waits its full time
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self):
+        return self.server_address[1]
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.shutdown()
+        self.server_close()
+        return False
+
+
+class SilentServer:
+    """Accepts connections, reads what comes and never answers. `closed` is
+    set when a peer closes its connection (recv returns b"")."""
+
+    def __init__(self, family=socket.AF_INET, path=None):
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.bind(path if path else ("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.accepted = threading.Event()
+        self.closed = threading.Event()
+        self.received = b""
+        self.conns = []
+        threading.Thread(target=self._run, daemon=True).start()
+
+    @property
+    def port(self):
+        return self.sock.getsockname()[1]
+
+    def _run(self):
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            return
+        self.conns.append(c)
+        self.accepted.set()
+        while True:
+            try:
+                data = c.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                self.closed.set()
+                return
+            self.received += data
+
+    def close(self):
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+class LineEcho:
+    """A Unix-socket server: for each connection, reads one line, sends it
+    back and closes."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(16)
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _serve(c):
+        data = b""
+        with c:
+            while not data.endswith(b"\n"):
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            c.sendall(data)
+
+    def close(self):
+        self.sock.close()
+
+
+class TcpEcho:
+    """A TCP echo server on 127.0.0.1: sends back everything it receives."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _serve(c):
+        with c:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    return
+                c.sendall(data)
+
+    def close(self):
+        self.sock.close()
+
+
+class FullBacklog:
+    """A listening socket on 127.0.0.1 whose accept queue is full (backlog 0,
+    filled by connections nobody accepts): the kernel drops further SYNs, so
+    a connect to it stays pending. `reader=False` keeps the queued
+    connections' data unread."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.fillers = []
+        for _ in range(2):
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", self.port))
+            self.fillers.append(c)
+
+    def close(self):
+        for c in self.fillers:
+            c.close()
+        self.sock.close()
+
+
+class NoReader:
+    """Accepts one connection and never reads from it."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+
+    def close(self):
+        self.sock.close()
+
+
+def fnv1a64(data):
+    """FNV-1a 64 as sockecho.fetch_digest computes it, as a signed int64."""
+    h = 14695981039346656037
+    for b in data:
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h - (1 << 64) if h >= 1 << 63 else h
+
+
+def refused_port():
+    """A port on 127.0.0.1 that refuses connections: bound, not listening
+    (kept bound by the returned socket so nobody else takes it)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    return s, s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- net.fetch
+
+
+@t.test
+def fetch_200_404_and_headers():
+    with HTTPServer() as srv, daemon() as d:
+        res = result(d.aioctl("run", "net.fetch", srv.url("/hello")))
+        t.eq(res["status"], 200, "status of /hello")
+        t.eq(res["body"], "hello world", "body of /hello")
+        t.eq(res["headers"].get("content-type"), "text/plain", "content-type header (lowercased)")
+        t.eq(res["headers"].get("x-multi"), "a, b", "repeated header fields joined")
+        t.eq(srv.paths[-1], "/hello", "path the server saw")
+        t.eq(srv.headers[-1].get("Host"), "127.0.0.1:%d" % srv.port, "Host header sent")
+
+        res = result(d.aioctl("run", "net.fetch", srv.url("/nothing")))
+        t.eq(res["status"], 404, "status of a missing page")
+        t.eq(res["body"], "no such page", "body of the 404")
+
+
+@t.test
+def fetch_chunked_close_binary_and_big():
+    with HTTPServer() as srv, daemon() as d:
+        res = result(d.aioctl("run", "net.fetch", srv.url("/chunked")))
+        t.eq(res["status"], 200, "status of the chunked response")
+        t.eq(res["body"], "one two " + "three" * 1000, "chunked body reassembled")
+
+        res = result(d.aioctl("run", "net.fetch", srv.url("/close")))
+        t.eq(res["body"], "until the end", "body delimited by the connection's end")
+
+        res = result(d.aioctl("run", "net.fetch", srv.url("/binary")))
+        t.check(isinstance(res["body"], dict) and "$bytes" in res["body"],
+                "a non-UTF-8 body comes back as bytes", " got %r" % (res["body"],))
+
+        res = result(d.aioctl("run", "net.fetch", srv.url("/big")))
+        t.eq(len(res["body"]), len(BIG), "length of the big body")
+        t.check(res["body"].encode() == BIG, "content of the big body")
+        # The same through a task awaiting net.fetch as its child.
+        res = result(d.aioctl("run", "sockecho.fetch_digest", srv.url("/big")))
+        t.eq(res["status"], 200, "status of /big fetched by a child task")
+        t.eq(res["length"], len(BIG), "length seen by the parent task")
+        t.eq(res["fnv"], fnv1a64(BIG), "FNV-1a of the body seen by the parent task")
+
+
+@t.test
+def fetch_errors():
+    held, port = refused_port()
+    with daemon() as d:
+        r = d.aioctl("run", "net.fetch", "http://127.0.0.1:%d/" % port)
+        t.eq(r.rc, 1, "exit code when the connection is refused", r)
+        t.contains(r.err, "ConnectionRefusedError", "error kind for a refused connection", r)
+
+        # A 64-character label is refused by the resolver itself: no query
+        # leaves the machine.
+        r = d.aioctl("run", "net.fetch", "http://%s.invalid/" % ("a" * 64))
+        t.eq(r.rc, 1, "exit code for a host that cannot be resolved", r)
+        t.contains(r.err, "OSError", "error kind for an unresolvable host", r)
+        t.contains(r.err, "unknown host", "message for an unresolvable host", r)
+
+        r = d.aioctl("run", "net.fetch", "https://127.0.0.1/")
+        t.eq(r.rc, 1, "exit code for https", r)
+        t.contains(r.err, "NotImplementedError", "https is reported as not supported", r)
+        t.contains(r.err, "https is not supported", "the message says why", r)
+
+        r = d.aioctl("run", "net.fetch", "http://127.0.0.1:99999/")
+        t.contains(r.err, "ValueError", "a bad port is a ValueError", r)
+    held.close()
+
+
+@t.test
+def fetch_timeout():
+    srv = SilentServer()
+    with daemon() as d:
+        r = d.aioctl("run", "net.fetch", "http://127.0.0.1:%d/" % srv.port, "0.5", timeout=20)
+        t.eq(r.rc, 1, "exit code of a fetch that timed out", r)
+        t.contains(r.err, "TimeoutError", "error kind of the timeout", r)
+        t.between(r.elapsed, 0.45, 5.0, "seconds until the 0.5 s timeout", r)
+        t.check(srv.closed.wait(10), "the daemon closed the connection after the timeout")
+        t.contains(srv.received.decode("latin-1"), "GET / HTTP/1.1\r\n",
+                   "the server received the request")
+    srv.close()
+
+
+@t.test
+def fetch_cancelled_by_run_timeout():
+    srv = SilentServer()
+    with HTTPServer() as web, daemon() as d:
+        r = d.aioctl("run", "--timeout", "1", "net.fetch", "http://127.0.0.1:%d/" % srv.port,
+                     timeout=20)
+        t.eq(r.rc, 4, "run --timeout exit code", r)
+        t.check(srv.accepted.is_set(), "the fetch had connected before it was cancelled")
+        t.check(srv.closed.wait(10), "the cancelled fetch closed its connection")
+        # The daemon carries on.
+        res = result(d.aioctl("run", "net.fetch", web.url("/hello")))
+        t.eq(res["body"], "hello world", "a fetch after the cancelled one")
+    srv.close()
+
+
+@t.test
+def connect_timeout_and_cancel():
+    srv = FullBacklog()
+    with daemon() as d:
+        url = "http://127.0.0.1:%d/" % srv.port
+        r = d.aioctl("run", "net.fetch", url, "0.5", timeout=20)
+        t.eq(r.rc, 1, "exit code of a connect that timed out", r)
+        t.contains(r.err, "TimeoutError", "error kind of the connect timeout", r)
+        t.between(r.elapsed, 0.45, 5.0, "seconds until the 0.5 s timeout", r)
+        r = d.aioctl("run", "--timeout", "0.5", "net.fetch", url, timeout=20)
+        t.eq(r.rc, 4, "a pending connect is cancelled by run --timeout", r)
+        t.eq(result(d.aioctl("run", "demo.echo", "7")), 7, "the daemon carries on")
+    srv.close()
+
+
+# ---------------------------------------------------------------- net.fetch_many
+
+
+@t.test
+def fetch_many_50_with_limit_8():
+    held, port = refused_port()
+    with HTTPServer() as srv, daemon() as d:
+        urls = [srv.url("/slow/%d" % i) for i in range(50)]
+        urls[17] = "http://127.0.0.1:%d/" % port  # one failure in the middle
+        r = d.aioctl("run", "net.fetch_many", json.dumps(urls), "8", timeout=120)
+        res = result(r)
+        t.eq(len(res), 50, "number of results")
+        for i, item in enumerate(res):
+            if i == 17:
+                t.eq(item.get("error"), "ConnectionRefusedError", "the failed fetch's entry")
+                t.check("refused" in item.get("message", ""), "its message",
+                        " got %r" % (item,))
+                continue
+            t.eq(item.get("status"), 200, "status of result %d" % i)
+            t.eq(item.get("body"), str(i), "result %d in argument order" % i)
+        t.check(srv.max_active <= 8, "never more than 8 fetches at once",
+                " (the server saw %d)" % srv.max_active)
+        t.check(srv.max_active >= 4, "the fetches ran concurrently",
+                " (the server saw at most %d at once)" % srv.max_active)
+        # 49 requests of 0.2 s, 8 at a time: well under the 10 s they take one by one.
+        t.check(r.elapsed < 6.0, "fetch_many ran in parallel", r)
+    held.close()
+
+
+@t.test
+def fetch_many_bad_arguments():
+    with daemon() as d:
+        r = d.aioctl("run", "net.fetch_many", '["http://127.0.0.1:1/", 3]')
+        t.eq(r.rc, 1, "exit code for a non-string URL", r)
+        t.contains(r.err, "urls[1] is not a string", "message names the item", r)
+        r = d.aioctl("run", "net.fetch_many", "[]", "0")
+        t.contains(r.err, "limit must be between", "limit 0 is refused", r)
+        r = d.aioctl("run", "net.fetch_many", "[]")
+        t.eq(result(r), [], "no URLs, no results")
+
+
+# ---------------------------------------------------------------- sockets
+
+
+@t.test
+def unix_echo_and_read_timeout():
+    path = os.path.join(t.tmpdir("unix"), "echo.sock")
+    srv = LineEcho(path)
+    with daemon() as d:
+        res = result(d.aioctl("run", "sockecho.echo", path, "hello over unix\n"))
+        t.eq(res, "hello over unix\n", "text echoed through the Unix socket, then EOF")
+
+        r = d.aioctl("run", "sockecho.read_timeout", path, "0.3")
+        t.eq(result(r), "timeout;ping\n", "a timed-out read leaves the socket usable")
+        t.between(r.elapsed, 0.25, 5.0, "seconds for the 0.3 s read timeout", r)
+
+        missing = os.path.join(os.path.dirname(path), "missing.sock")
+        t.eq(result(d.aioctl("run", "sockecho.misuse", missing)), 8,
+             "bad socket calls fail with the documented errors")
+    srv.close()
+
+
+@t.test
+def cancel_pending_unix_read():
+    path = os.path.join(t.tmpdir("hold"), "hold.sock")
+    srv = SilentServer(socket.AF_UNIX, path)
+    with daemon() as d:
+        p = d.aioctl_bg("run", "sockecho.hold", path)
+        t.check(srv.accepted.wait(10), "the task connected")
+        tk = d.wait_task(lambda x: x["pid"] == p.pid and x["state"] == "running",
+                         "sockecho.hold running")
+        r = d.aioctl("cancel", tk["task"])
+        t.eq(r.rc, 0, "cancel exit code", r)
+        r = p.wait(timeout=10)
+        t.eq(r.rc, 5, "the run reports the cancellation", r)
+        t.check(srv.closed.wait(10), "the cancelled task's socket was closed")
+    srv.close()
+
+
+@t.test
+def tcp_roundtrip_4mib():
+    srv = TcpEcho()
+    with daemon() as d:
+        n = 4 * 1024 * 1024 + 123
+        res = result(d.aioctl("run", "sockecho.roundtrip", "127.0.0.1", str(srv.port), n,
+                              timeout=60))
+        t.eq(res, n, "bytes echoed intact over TCP")
+        # localhost may resolve to ::1 first, where nothing listens: the next
+        # address is tried.
+        res = result(d.aioctl("run", "sockecho.roundtrip", "localhost", str(srv.port), 10))
+        t.eq(res, 10, "connect by name")
+    srv.close()
+
+
+@t.test
+def write_timeout_to_stalled_peer():
+    srv = NoReader()
+    with daemon() as d:
+        # Far more than the kernel's socket buffers take, so the write waits.
+        r = d.aioctl("run", "sockecho.write_timeout", "127.0.0.1", str(srv.port),
+                     64 * 1024 * 1024, "0.5", timeout=30)
+        t.eq(result(r), "timeout", "a write to a peer that reads nothing times out")
+    srv.close()
+
+
+@t.test
+def resolve_names():
+    with daemon() as d:
+        t.eq(result(d.aioctl("run", "sockecho.resolve", "127.0.0.1")), ["127.0.0.1"],
+             "a numeric address resolves to itself")
+        names = result(d.aioctl("run", "sockecho.resolve", "localhost"))
+        t.check("127.0.0.1" in names or "::1" in names, "localhost resolves to loopback",
+                " got %r" % (names,))
+        r = d.aioctl("run", "sockecho.resolve", "a" * 64 + ".invalid")
+        t.eq(r.rc, 1, "an unresolvable name fails", r)
+
+
+t.main()
