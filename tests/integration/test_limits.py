@@ -1,0 +1,487 @@
+"""Every limit, hit on purpose: the client is told which limit (by its name)
+and the daemon carries on. Frame size (both directions), in-flight requests
+per connection (backpressure, then everything answered), connections,
+tasks, the output buffer, retained results, nesting of values and of
+messages, result size, and a client that does not read its replies.
+
+Per-uid limits and the call rules need other users: see test_policy.py.
+Garbage, oversized headers and the hello rules: see test_bad_input.py."""
+
+import json
+import struct
+import threading
+import time
+
+import harness
+from harness import SM_ERROR, SM_HELLO, field_bytes, field_varint, frame, msg_hello, varint
+
+t = harness.Suite(__file__)
+
+# ---------------------------------------------------------------- encoding
+# Field numbers from proto/aiod.proto.
+
+SM_SUBMITTED, SM_OUTCOMES, SM_TASK_LIST, SM_OUTPUT, SM_OUTPUT_END = 4, 5, 7, 10, 11
+ERROR_BAD_MESSAGE, ERROR_BAD_ARGUMENT, ERROR_NO_SUCH_TASK = 1, 5, 6
+ERROR_LIMIT, ERROR_TASK_FAILED = 8, 11
+TASK_RUNNING, TASK_DONE, TASK_FAILED, TASK_CANCELLED = 2, 3, 4, 5
+SUBMITTED = 1
+
+
+def v_int(n):
+    return field_varint(3, (n << 1) ^ (n >> 63))  # sint64: zigzag
+
+
+def v_double(x):
+    return varint(4 << 3 | 1) + struct.pack("<d", x)
+
+
+def v_string(s):
+    return field_bytes(5, s.encode() if isinstance(s, str) else s)
+
+
+def v_list(*items):
+    return field_bytes(7, b"".join(field_bytes(1, i) for i in items))
+
+
+def call(function, *args):
+    return field_bytes(1, function.encode()) + b"".join(field_bytes(2, a) for a in args)
+
+
+def msg_submit(req, function, *args, ownership=0, follow=False):
+    body = field_bytes(1, call(function, *args))
+    if ownership:
+        body += field_varint(2, ownership)
+    if follow:
+        body += field_varint(3, 1)
+    return field_varint(1, req) + field_bytes(3, body)
+
+
+def packed(num, values):
+    return field_bytes(num, b"".join(varint(v) for v in values))
+
+
+def msg_await(req, *task_ids):
+    return field_varint(1, req) + field_bytes(4, packed(1, task_ids))
+
+
+def msg_gather(req, calls, follow=False, return_exceptions=False):
+    body = b"".join(field_bytes(1, field_bytes(1, c)) for c in calls)
+    if return_exceptions:
+        body += field_varint(2, 1)
+    if follow:
+        body += field_varint(5, 1)
+    return field_varint(1, req) + field_bytes(5, body)
+
+
+def msg_cancel(req, *task_ids):
+    return field_varint(1, req) + field_bytes(6, packed(1, task_ids))
+
+
+def msg_logs(req, task_id):
+    return field_varint(1, req) + field_bytes(9, field_varint(1, task_id))
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def fields(data):
+    return harness.parse_fields(data)
+
+
+def outcomes(rep):
+    """[(task_id, state, result fields, error_kind, error_message)]."""
+    t.eq(rep.kind, SM_OUTCOMES, "reply kind (Outcomes)", " %r" % rep)
+    out = []
+    for raw in rep.body.get(1, []):
+        f = fields(raw)
+        out.append((f.get(1, [0])[0], f.get(2, [0])[0], fields(f.get(3, [b""])[0]),
+                    f.get(4, [b""])[0].decode(), f.get(5, [b""])[0].decode()))
+    return out
+
+
+def zigzag(n):
+    return (n >> 1) ^ -(n & 1)
+
+
+def hello(c, req=1):
+    t.check(c.send_frame(msg_hello(req, 1)), "could not send hello")
+    rep = c.recv()
+    t.check(rep is not None and rep.kind == SM_HELLO, "expected a HelloReply, got %r" % rep)
+    return rep
+
+
+def expect(c, what):
+    rep = c.recv()
+    t.check(rep is not None, "the daemon closed the connection; expected %s" % what)
+    return rep
+
+
+def expect_error(rep, code, part, what):
+    t.check(rep is not None, "%s: the connection closed without an Error" % what)
+    t.eq(rep.kind, SM_ERROR, "%s: reply kind" % what, " %r" % rep)
+    t.eq(rep.error_code, code, "%s: error code" % what, " %r" % rep)
+    t.contains(rep.error_message, part, "%s: the message names the limit" % what)
+
+
+def unfinished(d):
+    return [x for x in d.ps() if x["state"] in ("pending", "running")]
+
+
+# ---------------------------------------------------------------- frame size
+
+
+@t.test
+def frame_at_and_over_max_frame():
+    with t.daemon(extra_args=["--max-frame", "65536"]) as d:
+        with d.raw() as c:
+            rep = hello(c)
+            t.eq(rep.body.get(3, [0])[0], 65536, "HelloReply.max_frame")
+            # A Submit of exactly max_frame bytes is served.
+            n = 65536 - 200
+            while True:
+                payload = msg_gather(2, [call("demo.echo", v_string("x" * n))])
+                if len(payload) >= 65536:
+                    break
+                n += 1
+            t.eq(len(payload), 65536, "payload size of the largest allowed frame")
+            c.send_frame(payload)
+            rep = expect(c, "Outcomes for a frame of exactly max_frame bytes")
+            got = outcomes(rep)
+            t.eq(got[0][1], TASK_DONE, "state of the task from the largest allowed frame")
+            t.eq(len(got[0][2].get(5, [b""])[0]), n, "length of the echoed string")
+            # One byte more: refused by its header, and the connection closes.
+            c.send(struct.pack(">I", 65537) + b"\0" * 1000)
+            replies = c.expect_closed()
+            t.eq(len(replies), 1, "replies before the close: %r" % replies)
+            expect_error(replies[0], ERROR_BAD_MESSAGE, "max_frame", "frame of max_frame + 1")
+            t.contains(replies[0].error_message, "65537", "the message gives the frame size")
+        r = d.aioctl("run", "demo.echo", "after")
+        t.eq((r.rc, r.lines), (0, ['"after"']), "a new client after the refused frame", r)
+
+
+@t.test
+def reply_over_max_frame():
+    # Two results of 40,000 bytes each fit a 64 KiB frame one by one, not
+    # together: the Await is answered ERROR_LIMIT and the connection stays.
+    with t.daemon(extra_args=["--max-frame", "65536"]) as d:
+        with d.raw() as c:
+            hello(c)
+            ids = []
+            for req in (2, 3):
+                c.send_frame(msg_submit(req, "demo.echo", v_string("y" * 40000),
+                                        ownership=SUBMITTED))
+                rep = expect(c, "Submitted")
+                t.eq(rep.kind, SM_SUBMITTED, "reply to Submit", " %r" % rep)
+                ids.append(rep.body[1][0])
+            c.send_frame(msg_await(4, ids[0]))
+            t.eq(outcomes(expect(c, "Outcomes"))[0][1], TASK_DONE, "await of one 40 kB result")
+            c.send_frame(msg_await(5, *ids))
+            rep = expect(c, "an Error for a reply over max_frame")
+            expect_error(rep, ERROR_LIMIT, "max_frame", "Await of two 40 kB results")
+            t.eq(rep.request_id, 5, "the Error answers the Await")
+            t.contains(rep.error_message, "reply of", "the message says the reply is too big")
+            # Still open and serving.
+            c.send_frame(msg_await(6, ids[1]))
+            t.eq(outcomes(expect(c, "Outcomes after the refusal"))[0][1], TASK_DONE,
+                 "await on the same connection after the refused reply")
+
+
+# ---------------------------------------------------------------- connections
+
+
+@t.test
+def connections_total():
+    with t.daemon(extra_args=["--max-connections", "3"]) as d:
+        clients = [d.raw() for _ in range(3)]
+        try:
+            for c in clients:
+                hello(c)
+            with d.raw() as fourth:
+                rep = fourth.recv()
+                expect_error(rep, ERROR_LIMIT, "max_connections", "the 4th connection")
+                t.eq(rep.request_id, 0, "the refusal is tied to no request")
+            # The three still work.
+            for i, c in enumerate(clients):
+                c.send_frame(msg_gather(2, [call("demo.echo", v_int(i))]))
+                got = outcomes(expect(c, "Outcomes on connection %d" % i))
+                t.eq(zigzag(got[0][2].get(3, [0])[0]), i, "echo on connection %d" % i)
+            # One leaves: a new client gets in (the refused one has gone too).
+            clients.pop().close()
+            deadline = time.monotonic() + 10
+            while True:
+                r = d.aioctl("run", "demo.echo", "in")
+                if r.rc == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)  # until the daemon has seen the two closes
+            t.eq((r.rc, r.lines), (0, ['"in"']), "a client after one of three left", r)
+        finally:
+            for c in clients:
+                c.close()
+
+
+# ---------------------------------------------------------------- tasks
+
+
+@t.test
+def tasks_total():
+    with t.daemon(extra_args=["--max-tasks", "5"]) as d:
+        ids = []
+        for i in range(5):
+            r = d.aioctl("submit", "demo.sleep", "30", str(i))
+            t.eq(r.rc, 0, "submit %d of 5" % (i + 1), r)
+            ids.append(r.out.strip())
+        r = d.aioctl("submit", "demo.sleep", "30", "6")
+        t.eq(r.rc, 2, "exit code of the 6th submit", r)
+        t.contains(r.err, "max_tasks", "the refusal names the limit", r)
+        t.contains(r.err, "5", "the refusal gives the limit's value", r)
+        t.eq(len(unfinished(d)), 5, "unfinished tasks after the refusal")
+        # A gather that needs two tasks while none is free is refused whole.
+        r = d.aioctl("gather", "demo.echo 1", "demo.echo 2")
+        t.eq(r.rc, 2, "exit code of a gather beyond max_tasks", r)
+        t.contains(r.err, "max_tasks", "the gather's refusal names the limit", r)
+        # Room again once one ends.
+        r = d.aioctl("cancel", ids[0])
+        t.eq(r.rc, 0, "cancel one", r)
+        d.wait_task(lambda x: x["task"] == int(ids[0]) and x["state"] == "cancelled",
+                    "%s cancelled" % ids[0])
+        r = d.aioctl("run", "demo.echo", "room")
+        t.eq((r.rc, r.lines), (0, ['"room"']), "a task once one of five ended", r)
+        d.aioctl("cancel", *ids[1:])
+
+
+# ---------------------------------------------------------------- output
+
+
+@t.test
+def output_buffer():
+    with t.daemon(extra_args=["--max-output-lines", "10"]) as d:
+        script = "for i in $(seq 100); do echo line$i; done"
+        r = d.aioctl("submit", "proc.shell", script)
+        t.eq(r.rc, 0, "submit proc.shell", r)
+        tid = int(r.out.strip())
+        r = d.aioctl("await", tid, timeout=30)
+        t.eq(r.rc, 0, "await the 100-line task", r)
+        r = d.aioctl("--json", "logs", tid)
+        t.eq(r.rc, 0, "aioctl --json logs", r)
+        lines = [json.loads(l) for l in r.lines if l.strip()]
+        out = [x["output"] for x in lines if "output" in x]
+        t.eq(out, ["line%d" % i for i in range(91, 101)], "the lines kept: the last 10")
+        # OutputEnd.dropped, from the protocol itself (aioctl does not show it).
+        with d.raw() as c:
+            hello(c)
+            c.send_frame(msg_logs(2, tid))
+            seqs = []
+            while True:
+                rep = expect(c, "Logs events")
+                if rep.kind == SM_OUTPUT:
+                    seqs.append(rep.body.get(4, [0])[0])
+                    continue
+                t.eq(rep.kind, SM_OUTPUT_END, "the Logs reply ends with OutputEnd", " %r" % rep)
+                t.eq(rep.body.get(2, [0])[0], 90, "OutputEnd.dropped")
+                break
+            t.eq(seqs, list(range(90, 100)), "seq of the lines kept")
+        info = d.task(tid)
+        t.eq(info.get("output_lines"), 100, "aioctl show: lines the task printed", " %r" % info)
+
+
+# ---------------------------------------------------------------- retention
+
+
+@t.test
+def retained_results():
+    with t.daemon(extra_args=["--retain-count", "2"]) as d:
+        ids = []
+        for i in range(3):
+            r = d.aioctl("submit", "demo.echo", "r%d" % i)
+            t.eq(r.rc, 0, "submit %d" % i, r)
+            ids.append(r.out.strip())
+            r = d.aioctl("await", ids[-1])
+            t.eq((r.rc, r.lines), (0, ['"r%d"' % i]), "await %d" % i, r)
+        r = d.aioctl("await", ids[0])
+        t.eq(r.rc, 2, "await of the first of three finished tasks", r)
+        t.contains(r.err, "no task %s" % ids[0], "the error names the task", r)
+        t.contains(r.err, "no longer retained", "the error says why", r)
+        r = d.aioctl("await", ids[1], ids[2])
+        t.eq((r.rc, r.lines), (0, ['"r1"', '"r2"']), "the last two are still retained", r)
+
+
+# ---------------------------------------------------------------- nesting
+
+
+def nested_value(depth):
+    v = v_int(1)
+    for _ in range(depth - 1):
+        v = v_list(v)
+    return v
+
+
+@t.test
+def value_nesting():
+    with t.daemon() as d:
+        with d.raw() as c:
+            hello(c)
+            # 32 levels (the limit) are accepted...
+            c.send_frame(msg_gather(2, [call("demo.echo", nested_value(32))]))
+            got = outcomes(expect(c, "Outcomes for a value 32 deep"))
+            t.eq(got[0][1], TASK_DONE, "state of echo of a value 32 deep")
+            # ...40 are refused, naming the function, the parameter and why.
+            c.send_frame(msg_submit(3, "demo.echo", nested_value(40)))
+            rep = expect(c, "an Error for a value 40 deep")
+            expect_error(rep, ERROR_BAD_ARGUMENT, "nested too deeply", "a value 40 deep")
+            t.contains(rep.error_message, "demo.echo", "the error names the function")
+            t.contains(rep.error_message, "value", "the error names the parameter")
+            t.eq(rep.request_id, 3, "the Error answers the Submit")
+            # The connection stays usable.
+            c.send_frame(msg_gather(4, [call("demo.echo", v_int(7))]))
+            t.eq(zigzag(outcomes(expect(c, "Outcomes after"))[0][2].get(3, [0])[0]), 7,
+                 "echo after the refused value")
+
+
+@t.test
+def message_nesting():
+    with t.daemon() as d:
+        def bad():
+            with d.raw() as c:
+                hello(c)
+                # 100 Values nested: 200 message levels, past the 100 the
+                # daemon checks before protobuf-c's recursive unpack.
+                c.send_frame(msg_submit(2, "demo.echo", nested_value(100)))
+                replies = c.expect_closed()
+                t.eq(len(replies), 1, "replies before the close: %r" % replies)
+                expect_error(replies[0], ERROR_BAD_MESSAGE, "nests deeper than 100",
+                             "a frame 200 messages deep")
+        bad()
+        r = d.aioctl("run", "demo.echo", "fine")
+        t.eq((r.rc, r.lines), (0, ['"fine"']), "a client after the deep frame", r)
+
+
+# ---------------------------------------------------------------- result size
+
+
+@t.test
+def result_size():
+    # A 2 MiB string fits a 4 MiB frame, but demo.echo's result is over
+    # max_result (1 MiB): the task fails with LimitError (sched.c checks the
+    # result before storing it), the connection stays.
+    with t.daemon() as d:
+        with d.raw(timeout=30) as c:
+            hello(c)
+            big = "z" * (2 * 1024 * 1024)
+            c.send_frame(msg_gather(2, [call("demo.echo", v_string(big))],
+                                    return_exceptions=True))
+            got = outcomes(expect(c, "Outcomes for a 2 MiB echo"))
+            t.eq(got[0][1], TASK_FAILED, "state of the 2 MiB echo")
+            t.eq(got[0][3], "LimitError", "error kind")
+            t.contains(got[0][4], "max_result", "the error names the limit")
+            c.send_frame(msg_gather(3, [call("demo.echo", v_string("z" * 1000))]))
+            t.eq(outcomes(expect(c, "Outcomes after"))[0][1], TASK_DONE,
+                 "a small echo on the same connection")
+
+
+# ---------------------------------------------------------------- slow reader
+
+
+@t.test
+def slow_reader_is_dropped():
+    with t.daemon(extra_args=["--max-write-queue", "65536"]) as d:
+        p = d.aioctl_bg("run", "demo.sleep", "2", "ok")
+        with d.raw(timeout=20) as c:
+            hello(c)
+            # A followed gather printing 80 lines of 3000 bytes in one loop
+            # iteration: 240 kB queued, over twice the 64 KiB bound. We read
+            # nothing until the daemon has said it dropped us.
+            calls = [call("demo.hello", v_string("x" * 3000)) for _ in range(80)]
+            c.send_frame(msg_gather(2, calls, follow=True))
+            line = d.wait_log("over max_write_queue; dropping the client", timeout=10)
+            t.contains(line, "bytes of replies unread", "the log line says why")
+            got = 0
+            while True:  # what was written before the drop, then EOF
+                try:
+                    chunk = c.sock.recv(1 << 20)
+                except ConnectionResetError:
+                    chunk = b""
+                if not chunk:
+                    break
+                got += len(chunk)
+            t.check(got < 2 * 65536 + 300000,
+                    "the daemon wrote %d bytes before closing (bounded by the queue and the "
+                    "socket buffer)" % got)
+        r = p.wait(timeout=20)
+        t.eq((r.rc, r.lines), (0, ['"ok"']), "another client's run carried on", r)
+        d.assert_alive()
+        t.eq(unfinished(d), [], "the dropped client's attached tasks are gone")
+
+
+# ---------------------------------------------------------------- in flight
+
+
+@t.test
+def in_flight_backpressure():
+    """With --max-in-flight 4, 100 pipelined gathers: the daemon reads four,
+    stops reading (no fifth task exists), and once those are answered it
+    reads on; all 100 are answered, each once."""
+    with t.daemon(extra_args=["--max-in-flight", "4"]) as d:
+        with d.raw(timeout=15) as c:
+            rep = hello(c)
+            t.eq(rep.body.get(4, [0])[0], 4, "HelloReply.max_in_flight")
+            # Each frame carries 4 kB of padding, so that the 100 (400 kB)
+            # take many reads: after the pause the daemon must read from the
+            # socket again, not only from what it had buffered.
+            pad = "p" * 4000
+            frames = []
+            for i in range(100):
+                secs = 30.0 if i < 4 else 0.01
+                frames.append(frame(msg_gather(10 + i, [call("demo.sleep", v_double(secs),
+                                                             v_string("%d %s" % (i, pad)))],
+                                               return_exceptions=True)))
+            sent = []
+
+            def send_all():
+                try:
+                    sent.append(c.send(b"".join(frames)))
+                except OSError as e:
+                    sent.append(e)
+
+            sender = threading.Thread(target=send_all, daemon=True)
+            sender.start()
+            d.wait_task(lambda x: x["function"] == "demo.sleep" and x["state"] == "running",
+                        "a running demo.sleep", all_tasks=False)
+            running = unfinished(d)
+            t.eq(len(running), 4, "tasks created while 4 requests are in flight", " %r" % running)
+            # The daemon has had every chance to read more; it must not have.
+            time.sleep(0.5)
+            later = unfinished(d)
+            t.eq(len(later), 4, "tasks after 0.5 s more (the daemon stopped reading)",
+                 " %r" % later)
+            # Release the four: their gathers are answered (cancelled), the
+            # daemon reads on and the other 96 run.
+            r = d.aioctl("cancel", *[x["task"] for x in later])
+            t.eq(r.rc, 0, "cancel the four long sleeps", r)
+            seen = {}
+            while len(seen) < 100:
+                try:
+                    rep = c.recv()
+                except harness.TestFailure:
+                    harness.fail("after the four long sleeps were released the daemon answered %d of "
+                           "100 gathers, then nothing for 15 s: it did not resume reading "
+                           "the connection (%s)" % (len(seen), sent or "request bytes unsent"))
+                t.check(rep is not None, "the daemon closed the connection after %d answers"
+                        % len(seen))
+                t.check(10 <= rep.request_id < 110, "reply to an unknown request: %r" % rep)
+                t.check(rep.request_id not in seen,
+                        "request %d answered twice: %r" % (rep.request_id, rep))
+                seen[rep.request_id] = rep
+            for req, rep in sorted(seen.items()):
+                i = req - 10
+                got = outcomes(rep)
+                if i < 4:
+                    t.eq(got[0][1], TASK_CANCELLED, "state of long sleep %d" % i)
+                else:
+                    t.eq(got[0][1], TASK_DONE, "state of short sleep %d" % i)
+                    t.eq(got[0][2].get(5, [b""])[0].decode().split(" ")[0], str(i),
+                         "result of short sleep %d" % i)
+            sender.join(10)
+            t.eq(sent, [True], "the daemon read all 400 kB of requests")
+
+
+t.main()
