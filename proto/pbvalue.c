@@ -247,7 +247,14 @@ Aiod__Value *pbvalue_copy(const Aiod__Value *v) {
     case PBVALUE_DOUBLE:
         return pbvalue_double(v->double_value);
     case PBVALUE_STRING:
-        return pbvalue_string(v->string_value);
+        /* A plain copy, not pbvalue_string: values from the wire are copied
+         * before they are checked, and the check must report bad UTF-8. */
+        c = new_value(AIOD__VALUE__KIND_STRING_VALUE);
+        if (c && !(c->string_value = alloc_strdup(v->string_value ? v->string_value : ""))) {
+            free(c);
+            return NULL;
+        }
+        return c;
     case PBVALUE_BYTES:
         return pbvalue_bytes(v->bytes_value.data, v->bytes_value.len);
     case PBVALUE_LIST:

@@ -68,9 +68,8 @@ typedef struct bench_result {
  * every outcome done. When template_out is not NULL it receives a copy of
  * the last reply payload (malloc'd, *template_len its size).
  */
-void bench_latency(const char *path, bool aiod, const bench_req *req, uint64_t n,
-                   uint64_t warmup, bench_result *res, uint8_t **template_out,
-                   size_t *template_len);
+void bench_latency(const char *path, bool aiod, const bench_req *req, uint64_t n, uint64_t warmup,
+                   bench_result *res, uint8_t **template_out, size_t *template_len);
 /* The same, appending the n round-trip times to samples (for interleaved
  * runs whose quantiles are taken over all blocks). */
 void bench_latency_samples(const char *path, bool aiod, const bench_req *req, uint64_t n,
@@ -88,8 +87,8 @@ void bench_batch(const char *path, const bench_req *reqs, size_t nreq, bench_res
 
 /* The same round trip through libaioclient (aioc_run of `function`), for
  * comparison with the raw client. */
-void bench_latency_libaioclient(const char *path, const char *function, uint64_t n,
-                                uint64_t warmup, bench_result *res);
+void bench_latency_libaioclient(const char *path, const char *function, uint64_t n, uint64_t warmup,
+                                bench_result *res);
 
 /* ---- echo.c: the bare echo server. */
 

@@ -57,7 +57,7 @@ static uint64_t conn_put(bench_conn *c, const bench_req *r) {
     uint64_t id = ++c->next_id;
     size_t n = 0;
     idbuf[n++] = 0x08; /* field 1, wire type 0 */
-    for (uint64_t v = id; ; v >>= 7) {
+    for (uint64_t v = id;; v >>= 7) {
         if (v < 0x80) {
             idbuf[n++] = (uint8_t)v;
             break;
@@ -246,8 +246,8 @@ static bool check_reply(const uint8_t *p, uint32_t len, uint64_t *done, bench_re
     if (!ok) {
         if (res->ok) {
             if (sm->body_case == AIOD__SERVER_MESSAGE__BODY_ERROR)
-                bench_note(res->reason, sizeof(res->reason), "error %d: %s",
-                           (int)sm->error->code, sm->error->message ? sm->error->message : "");
+                bench_note(res->reason, sizeof(res->reason), "error %d: %s", (int)sm->error->code,
+                           sm->error->message ? sm->error->message : "");
             else
                 bench_note(res->reason, sizeof(res->reason), "unexpected reply %d",
                            (int)sm->body_case);
@@ -261,7 +261,8 @@ static bool check_reply(const uint8_t *p, uint32_t len, uint64_t *done, bench_re
             } else if (res->ok) {
                 bench_note(res->reason, sizeof(res->reason), "task %llu ended in state %d: %s: %s",
                            (unsigned long long)o->task_id, (int)o->state,
-                           o->error_kind ? o->error_kind : "", o->error_message ? o->error_message : "");
+                           o->error_kind ? o->error_kind : "",
+                           o->error_message ? o->error_message : "");
                 res->ok = false;
             }
         }
@@ -279,9 +280,9 @@ static void fail_io(bench_result *res, const char *what, int rc) {
 
 /* ---------------------------------------------------------------- latency */
 
-static void latency(const char *path, bool aiod, const bench_req *req, uint64_t n,
-                    uint64_t warmup, bench_result *res, uint8_t **template_out,
-                    size_t *template_len, uint64_t *samples) {
+static void latency(const char *path, bool aiod, const bench_req *req, uint64_t n, uint64_t warmup,
+                    bench_result *res, uint8_t **template_out, size_t *template_len,
+                    uint64_t *samples) {
     memset(res, 0, sizeof(*res));
     res->ok = true;
     bench_conn *c = bconn_open(path, aiod, res->reason, sizeof(res->reason));
@@ -337,9 +338,8 @@ static void latency(const char *path, bool aiod, const bench_req *req, uint64_t 
     bconn_close(c);
 }
 
-void bench_latency(const char *path, bool aiod, const bench_req *req, uint64_t n,
-                   uint64_t warmup, bench_result *res, uint8_t **template_out,
-                   size_t *template_len) {
+void bench_latency(const char *path, bool aiod, const bench_req *req, uint64_t n, uint64_t warmup,
+                   bench_result *res, uint8_t **template_out, size_t *template_len) {
     latency(path, aiod, req, n, warmup, res, template_out, template_len, NULL);
 }
 
@@ -491,8 +491,8 @@ void bench_batch(const char *path, const bench_req *reqs, size_t nreq, bench_res
 
 /* ---------------------------------------------------------------- libaioclient */
 
-void bench_latency_libaioclient(const char *path, const char *function, uint64_t n,
-                                uint64_t warmup, bench_result *res) {
+void bench_latency_libaioclient(const char *path, const char *function, uint64_t n, uint64_t warmup,
+                                bench_result *res) {
     memset(res, 0, sizeof(*res));
     res->ok = true;
     aioc_client *cl = NULL;

@@ -30,8 +30,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     gearman_client_st *c = gearman_client_create(NULL);
-    if (!c || gearman_client_add_server(c, "127.0.0.1", (in_port_t)atoi(argv[1])) !=
-                  GEARMAN_SUCCESS)
+    if (!c ||
+        gearman_client_add_server(c, "127.0.0.1", (in_port_t)atoi(argv[1])) != GEARMAN_SUCCESS)
         return 1;
     long n = atol(argv[3]);
     if (!strcmp(argv[2], "latency")) {

@@ -9,8 +9,7 @@
 
 #include <libgearman/gearman.h>
 
-static void *noop(gearman_job_st *job, void *context, size_t *result_size,
-                  gearman_return_t *ret) {
+static void *noop(gearman_job_st *job, void *context, size_t *result_size, gearman_return_t *ret) {
     (void)job;
     (void)context;
     *result_size = 0;

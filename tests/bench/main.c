@@ -68,29 +68,30 @@ static struct {
 };
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "Usage: aiod-bench [OPTION]...\n"
-            "Benchmark aiod against the physical limit (a bare echo server with the same\n"
-            "framing) and print ours / limit / ratio / target for every figure.\n\n"
-            "      --quick             a tiny configuration (smoke test)\n"
-            "      --only LIST         sections: idle,latency,throughput,spawn,sleep,switch\n"
-            "      --aiod PATH         the daemon (default %s)\n"
-            "      --plugin-dir DIR    where bench.so is (default %s)\n"
-            "      --latency-n N       round trips for latency (default 100000)\n"
-            "      --pipeline-n N      tasks per client for throughput (default 300000)\n"
-            "      --depth N           requests in flight per client (default 256)\n"
-            "      --sleepers LIST     concurrent sleeping tasks (default 100000,1000000)\n"
-            "      --sleep-seconds S   how long each of them sleeps (default 1)\n"
-            "      --spawn N           children of the in-daemon spawn+gather (default 1000000)\n"
-            "      --switch-n N        ping-pong iterations, 4 switches each (default 10000000)\n"
-            "      --python PATH       Python for the asyncio reference (default /usr/bin/python3;\n"
-            "                          \"none\" skips it)\n"
-            "      --connect PATH      only drive the server at PATH (a peer speaking the same\n"
-            "                          framing, no hello) with the latency and throughput\n"
-            "                          clients; print \"name value\" lines\n"
-            "  -q, --quiet             no progress lines on stderr\n"
-            "  -h, --help              this help\n",
-            AIOD_BENCH_AIOD, AIOD_BENCH_PLUGINS);
+    fprintf(
+        f,
+        "Usage: aiod-bench [OPTION]...\n"
+        "Benchmark aiod against the physical limit (a bare echo server with the same\n"
+        "framing) and print ours / limit / ratio / target for every figure.\n\n"
+        "      --quick             a tiny configuration (smoke test)\n"
+        "      --only LIST         sections: idle,latency,throughput,spawn,sleep,switch\n"
+        "      --aiod PATH         the daemon (default %s)\n"
+        "      --plugin-dir DIR    where bench.so is (default %s)\n"
+        "      --latency-n N       round trips for latency (default 100000)\n"
+        "      --pipeline-n N      tasks per client for throughput (default 300000)\n"
+        "      --depth N           requests in flight per client (default 256)\n"
+        "      --sleepers LIST     concurrent sleeping tasks (default 100000,1000000)\n"
+        "      --sleep-seconds S   how long each of them sleeps (default 1)\n"
+        "      --spawn N           children of the in-daemon spawn+gather (default 1000000)\n"
+        "      --switch-n N        ping-pong iterations, 4 switches each (default 10000000)\n"
+        "      --python PATH       Python for the asyncio reference (default /usr/bin/python3;\n"
+        "                          \"none\" skips it)\n"
+        "      --connect PATH      only drive the server at PATH (a peer speaking the same\n"
+        "                          framing, no hello) with the latency and throughput\n"
+        "                          clients; print \"name value\" lines\n"
+        "  -q, --quiet             no progress lines on stderr\n"
+        "  -h, --help              this help\n",
+        AIOD_BENCH_AIOD, AIOD_BENCH_PLUGINS);
 }
 
 static bool section(const char *name) {
@@ -119,8 +120,21 @@ static uint64_t parse_count(const char *s, const char *what) {
 }
 
 static void parse_args(int argc, char **argv) {
-    enum { O_QUICK = 256, O_ONLY, O_AIOD, O_PLUG, O_LAT, O_PIPE, O_DEPTH, O_SLEEP, O_SPAWN,
-           O_SWITCH, O_PY, O_SLEEPS, O_CONNECT };
+    enum {
+        O_QUICK = 256,
+        O_ONLY,
+        O_AIOD,
+        O_PLUG,
+        O_LAT,
+        O_PIPE,
+        O_DEPTH,
+        O_SLEEP,
+        O_SPAWN,
+        O_SWITCH,
+        O_PY,
+        O_SLEEPS,
+        O_CONNECT
+    };
     static const struct option longopts[] = {
         {"quick", no_argument, NULL, O_QUICK},
         {"only", required_argument, NULL, O_ONLY},
@@ -153,16 +167,36 @@ static void parse_args(int argc, char **argv) {
             opt.idle_s = 0.3;
             opt.python = "none";
             break;
-        case O_ONLY: opt.only = optarg; break;
-        case O_AIOD: opt.aiod = optarg; break;
-        case O_PLUG: opt.plugins = optarg; break;
-        case O_LAT: opt.latency_n = parse_count(optarg, "--latency-n"); break;
-        case O_PIPE: opt.pipeline_n = parse_count(optarg, "--pipeline-n"); break;
-        case O_DEPTH: opt.depth = (unsigned)parse_count(optarg, "--depth"); break;
-        case O_SPAWN: opt.spawn_n = parse_count(optarg, "--spawn"); break;
-        case O_SWITCH: opt.switch_n = parse_count(optarg, "--switch-n"); break;
-        case O_PY: opt.python = optarg; break;
-        case O_CONNECT: opt.connect = optarg; break;
+        case O_ONLY:
+            opt.only = optarg;
+            break;
+        case O_AIOD:
+            opt.aiod = optarg;
+            break;
+        case O_PLUG:
+            opt.plugins = optarg;
+            break;
+        case O_LAT:
+            opt.latency_n = parse_count(optarg, "--latency-n");
+            break;
+        case O_PIPE:
+            opt.pipeline_n = parse_count(optarg, "--pipeline-n");
+            break;
+        case O_DEPTH:
+            opt.depth = (unsigned)parse_count(optarg, "--depth");
+            break;
+        case O_SPAWN:
+            opt.spawn_n = parse_count(optarg, "--spawn");
+            break;
+        case O_SWITCH:
+            opt.switch_n = parse_count(optarg, "--switch-n");
+            break;
+        case O_PY:
+            opt.python = optarg;
+            break;
+        case O_CONNECT:
+            opt.connect = optarg;
+            break;
         case O_SLEEPS:
             opt.sleep_s = strtod(optarg, NULL);
             if (opt.sleep_s <= 0 || opt.sleep_s > 3600) {
@@ -179,9 +213,15 @@ static void parse_args(int argc, char **argv) {
             free(copy);
             break;
         }
-        case 'q': bench_verbose = false; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); exit(2);
+        case 'q':
+            bench_verbose = false;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            exit(2);
         }
     }
     if (optind < argc) {
@@ -264,8 +304,8 @@ static void print_table(void) {
     for (int i = 0; i < 6; i++)
         w[i] = strlen(head[i]);
     for (size_t i = 0; i < n_rows; i++) {
-        const char *cols[] = {rows[i].name, rows[i].ours, rows[i].limit, rows[i].ratio,
-                              rows[i].target, rows[i].met};
+        const char *cols[] = {rows[i].name,  rows[i].ours,   rows[i].limit,
+                              rows[i].ratio, rows[i].target, rows[i].met};
         for (int j = 0; j < 6; j++)
             if (strlen(cols[j]) > w[j])
                 w[j] = strlen(cols[j]);
@@ -281,8 +321,8 @@ static void print_table(void) {
     }
     printf("|\n");
     for (size_t i = 0; i < n_rows; i++) {
-        const char *cols[] = {rows[i].name, rows[i].ours, rows[i].limit, rows[i].ratio,
-                              rows[i].target, rows[i].met};
+        const char *cols[] = {rows[i].name,  rows[i].ours,   rows[i].limit,
+                              rows[i].ratio, rows[i].target, rows[i].met};
         for (int j = 0; j < 6; j++)
             printf("| %-*s ", (int)w[j], cols[j]);
         printf("|\n");
@@ -364,8 +404,8 @@ static bool aiod_and_echo_interleaved;
  * one minute to the next and would otherwise land on one side only).
  */
 #define LAT_BLOCKS 10
-static void interleaved_latency(const char *aiod_path, const char *echo_path,
-                                const bench_req *req, measured *ours, measured *lim) {
+static void interleaved_latency(const char *aiod_path, const char *echo_path, const bench_req *req,
+                                measured *ours, measured *lim) {
     uint64_t per = opt.latency_n / LAT_BLOCKS ? opt.latency_n / LAT_BLOCKS : 1;
     uint64_t total = per * LAT_BLOCKS;
     uint64_t *so = malloc(total * sizeof(*so)), *sl = malloc(total * sizeof(*sl));
@@ -415,8 +455,7 @@ static void run_clients(const char *path, bool aiod, const bench_req *req, measu
         for (int i = 0; i < 2; i++) {
             bench_log("%s: throughput, %u client(s) x %llu tasks, %u in flight each", who,
                       client_counts[i], (unsigned long long)opt.pipeline_n, opt.depth);
-            bench_pipeline(path, aiod, req, client_counts[i], opt.depth, opt.pipeline_n,
-                           &m->tp[i]);
+            bench_pipeline(path, aiod, req, client_counts[i], opt.depth, opt.pipeline_n, &m->tp[i]);
         }
     }
 }
@@ -544,7 +583,7 @@ static void rpc_section(void) {
                 continue;
             }
             double or = o->elapsed_ns ? (double)o->count * 1e9 / (double)o->elapsed_ns : 0;
-            fmt_int(r->ours, sizeof(r->ours), (uint64_t)or);
+            fmt_int(r->ours, sizeof(r->ours), (uint64_t) or);
             if (lr > 0)
                 snprintf(r->ratio, sizeof(r->ratio), "%.2fx", or / lr);
             r->met = i == 0 ? (lr > 0 ? yes(or >= 0.5 * lr) : "-") : yes(or >= 1e6);
@@ -565,8 +604,8 @@ static bool asyncio_gather(uint64_t n, double sleep, double *seconds, char *err,
         return false;
     }
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "'%s' '%s' --n %llu --sleep %g 2>&1", opt.python,
-             opt.asyncio_script, (unsigned long long)n, sleep);
+    snprintf(cmd, sizeof(cmd), "'%s' '%s' --n %llu --sleep %g 2>&1", opt.python, opt.asyncio_script,
+             (unsigned long long)n, sleep);
     bench_log("asyncio: %s", cmd);
     FILE *p = popen(cmd, "r");
     if (!p) {
@@ -687,8 +726,8 @@ static void sleep_section(uint64_t n) {
     } else {
         char reason[400];
         snprintf(reason, sizeof(reason), "%llu of %llu tasks done after %.3f s; first error: %s",
-                 (unsigned long long)res.count, (unsigned long long)n,
-                 (double)res.elapsed_ns / 1e9, res.reason);
+                 (unsigned long long)res.count, (unsigned long long)n, (double)res.elapsed_ns / 1e9,
+                 res.reason);
         explain(&d, reason, sizeof(reason));
         fail_row(r_time, reason);
         snprintf(r_bpt->ours, sizeof(r_bpt->ours), "failed (note %zu)", n_notes);
@@ -774,8 +813,8 @@ static void print_machine(void) {
         }
         fclose(f);
     }
-    printf("aiod-bench: %ld CPUs (%s), %s %s%s\n", sysconf(_SC_NPROCESSORS_ONLN), model,
-           u.sysname, u.release, opt.quick ? ", --quick" : "");
+    printf("aiod-bench: %ld CPUs (%s), %s %s%s\n", sysconf(_SC_NPROCESSORS_ONLN), model, u.sysname,
+           u.release, opt.quick ? ", --quick" : "");
 }
 
 int main(int argc, char **argv) {

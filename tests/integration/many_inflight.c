@@ -50,8 +50,7 @@ int main(int argc, char **argv) {
         r = aioc_create_task(c, call, &ids[i]);
         aioc_call_free(call);
         if (r < 0) {
-            fprintf(stderr, "aioc_create_task #%d: %s (%s)\n", i, strerror(-r),
-                    aioc_last_error(c));
+            fprintf(stderr, "aioc_create_task #%d: %s (%s)\n", i, strerror(-r), aioc_last_error(c));
             return 1;
         }
         for (int j = 0; j < i; j++)

@@ -149,6 +149,17 @@ static void test_validate_in_memory(void **state) {
     assert_int_equal(plugin_validate(&d, why, sizeof(why)), -EINVAL);
     d.name = "t";
     assert_int_equal(plugin_validate(&d, why, sizeof(why)), 0);
+    /* A rest parameter must be the last one, without a default. */
+    static const struct aiod_param rest[] = {{"args", AIOD_TYPE_STRING | AIOD_TYPE_REST, NULL},
+                                             {"x", AIOD_TYPE_INT, NULL}};
+    f.params = rest;
+    f.n_params = 2;
+    assert_int_equal(plugin_validate(&d, why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "function 'f': rest parameter 'args' must be the last one and have "
+                             "no default");
+    f.params = rest + 0;
+    f.n_params = 1;
+    assert_int_equal(plugin_validate(&d, why, sizeof(why)), 0);
 }
 
 int main(void) {
