@@ -81,6 +81,94 @@ static int misuse(aiod_task *t, const struct aiod_api *api, const aiod_value *co
     return 0;
 }
 
+static int spawn_sleepy(aiod_task *t, const struct aiod_api *api, double s, aiod_child **ret) {
+    aiod_value *a[] = {api->value_double(s)};
+    return api->spawn(t, "good.sleepy", a, 1, ret);
+}
+
+/* asyncio.wait_for: a 0.05 s timeout on a 10 s child cancels it (wait_for)
+ * or leaves it running (plain wait). Returns [timed_out, child_state,
+ * timed_out2, child_state2]. */
+static int timeouts(aiod_task *t, const struct aiod_api *api, const aiod_value *const *args,
+                    aiod_value **ret) {
+    (void)args;
+    aiod_child *a = NULL, *b = NULL;
+    int r = spawn_sleepy(t, api, 10, &a);
+    if (r == 0)
+        r = spawn_sleepy(t, api, 10, &b);
+    if (r < 0)
+        goto out;
+    int r1 = api->await_timeout(t, a, 0.05, 1, NULL);
+    api->sleep(t, 0); /* let the cancellation reach the child */
+    int r2 = api->await_timeout(t, b, 0.05, 0, NULL);
+    *ret = api->value_list();
+    api->list_append(*ret, api->value_bool(r1 == -ETIMEDOUT));
+    api->list_append(*ret, api->value_int(api->child_state(a)));
+    api->list_append(*ret, api->value_bool(r2 == -ETIMEDOUT));
+    api->list_append(*ret, api->value_int(api->child_state(b)));
+    api->cancel(t, b);
+    r = 0;
+out:
+    if (a)
+        api->child_release(t, a);
+    if (b)
+        api->child_release(t, b);
+    return r;
+}
+
+/* asyncio.wait and as_completed over children sleeping 0.03, 0.01, 0.02 s:
+ * FIRST_COMPLETED returns with one done; as_completed yields indexes in
+ * finishing order. Returns [done_after_first, i1, i2, i3, enoent]. */
+static int waits(aiod_task *t, const struct aiod_api *api, const aiod_value *const *args,
+                 aiod_value **ret) {
+    (void)args;
+    static const double secs[3] = {0.03, 0.01, 0.02};
+    aiod_child *c[3] = {NULL, NULL, NULL};
+    unsigned char seen[3] = {0, 0, 0};
+    int r = 0;
+    for (int i = 0; i < 3 && r == 0; i++)
+        r = spawn_sleepy(t, api, secs[i], &c[i]);
+    if (r < 0)
+        goto out;
+    int done = api->wait(t, c, 3, 0, AIOD_FIRST_COMPLETED);
+    *ret = api->value_list();
+    api->list_append(*ret, api->value_int(done));
+    for (int k = 0; k < 3; k++) {
+        size_t idx = 99;
+        r = api->as_completed(t, c, 3, seen, 5, &idx);
+        api->list_append(*ret, api->value_int(r == 0 ? (int64_t)idx : r));
+    }
+    size_t idx;
+    api->list_append(*ret, api->value_bool(api->as_completed(t, c, 3, seen, 5, &idx) == -ENOENT));
+    r = 0;
+out:
+    for (int i = 0; i < 3; i++)
+        if (c[i])
+            api->child_release(t, c[i]);
+    return r;
+}
+
+/* asyncio.shield: the shielded child outlives its parent's cancellation.
+ * Spawns sleepy(0.05) shielded and sleepy(10), then awaits the second. */
+static int shielded(aiod_task *t, const struct aiod_api *api, const aiod_value *const *args,
+                    aiod_value **ret) {
+    (void)args;
+    (void)ret;
+    aiod_child *s = NULL, *u = NULL;
+    int r = spawn_sleepy(t, api, 0.05, &s);
+    if (r == 0)
+        r = api->shield(t, s);
+    if (r == 0)
+        r = spawn_sleepy(t, api, 10, &u);
+    if (r == 0)
+        r = api->await(t, u, NULL);
+    if (s)
+        api->child_release(t, s);
+    if (u)
+        api->child_release(t, u);
+    return r;
+}
+
 /* Recurses until the guard page stops it. */
 static int deep(int n) {
     volatile char pad[1024];
@@ -113,6 +201,11 @@ static const struct aiod_function functions[] = {
     {sizeof(struct aiod_function), 0, "misuse", "Misuse the API.", NULL, 0, AIOD_TYPE_INT, misuse},
     {sizeof(struct aiod_function), AIOD_FN_INTERNAL, "overflow", "Overflow the stack.", NULL, 0,
      AIOD_TYPE_NULL, overflow},
+    {sizeof(struct aiod_function), 0, "timeouts", "await_timeout.", NULL, 0, AIOD_TYPE_LIST,
+     timeouts},
+    {sizeof(struct aiod_function), 0, "waits", "wait and as_completed.", NULL, 0, AIOD_TYPE_LIST,
+     waits},
+    {sizeof(struct aiod_function), 0, "shielded", "shield.", NULL, 0, AIOD_TYPE_NULL, shielded},
     /* At most two at once. */
     {sizeof(struct aiod_function), 0, "limited", "Sleep, two at a time.", sleepy_params, 1,
      AIOD_TYPE_STRING, sleepy, 2, NULL},

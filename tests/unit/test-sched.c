@@ -279,6 +279,61 @@ static void test_group_limit_and_waiting(void **state) {
     task_unref(b);
 }
 
+static void test_await_timeout(void **state) {
+    (void)state;
+    task *t = new_task("timeouts", NULL, 0);
+    sched_start(t);
+    run_until_finished(t);
+    assert_int_equal(t->state, TASK_DONE);
+    /* wait_for cancels the child on timeout; a plain wait leaves it running. */
+    assert_true(pbvalue_list_get(t->result, 0)->bool_value);
+    assert_int_equal(pbvalue_list_get(t->result, 1)->int_value, TASK_CANCELLED);
+    assert_true(pbvalue_list_get(t->result, 2)->bool_value);
+    assert_int_equal(pbvalue_list_get(t->result, 3)->int_value, TASK_RUNNING);
+    task_unref(t);
+}
+
+static void test_wait_and_as_completed(void **state) {
+    (void)state;
+    task *t = new_task("waits", NULL, 0);
+    sched_start(t);
+    run_until_finished(t);
+    assert_int_equal(t->state, TASK_DONE);
+    const Aiod__Value *r = t->result;
+    assert_int_equal(pbvalue_list_get(r, 0)->int_value, 1); /* FIRST_COMPLETED: one done */
+    /* Finishing order of sleeps 0.03, 0.01, 0.02: indexes 1, 2, 0. */
+    assert_int_equal(pbvalue_list_get(r, 1)->int_value, 1);
+    assert_int_equal(pbvalue_list_get(r, 2)->int_value, 2);
+    assert_int_equal(pbvalue_list_get(r, 3)->int_value, 0);
+    assert_true(pbvalue_list_get(r, 4)->bool_value); /* then -ENOENT */
+    task_unref(t);
+}
+
+static void test_shield(void **state) {
+    (void)state;
+    task *t = new_task("shielded", NULL, 0);
+    sched_start(t);
+    while (t->state == TASK_PENDING || !t->suspended)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    /* Children are 2 (shielded, 0.05 s) and 3 (10 s) after the parent. */
+    task *s = task_lookup(t->id + 1), *u = task_lookup(t->id + 2);
+    assert_non_null(s);
+    assert_non_null(u);
+    task_ref(s);
+    task_ref(u);
+    assert_true(sched_cancel(t));
+    run_until_finished(t);
+    run_until_finished(u);
+    assert_int_equal(t->state, TASK_CANCELLED);
+    assert_int_equal(u->state, TASK_CANCELLED); /* awaited: cancelled with it */
+    /* The shielded one runs on to its end. */
+    run_until_finished(s);
+    assert_int_equal(s->state, TASK_DONE);
+    task_unref(s);
+    task_unref(u);
+    task_unref(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_done),
@@ -289,6 +344,9 @@ int main(void) {
         cmocka_unit_test(test_cancel_sleeping),
         cmocka_unit_test(test_misuse),
         cmocka_unit_test(test_output_shared_with_children),
+        cmocka_unit_test(test_await_timeout),
+        cmocka_unit_test(test_wait_and_as_completed),
+        cmocka_unit_test(test_shield),
         cmocka_unit_test(test_concurrency_limit),
         cmocka_unit_test(test_group_limit_and_waiting),
         cmocka_unit_test(test_stack_overflow_fails_loudly),
