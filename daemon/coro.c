@@ -104,8 +104,7 @@ static size_t page(void) {
     return page_size;
 }
 
-void coro_configure(size_t size, unsigned max) {
-    (void)max;
+void coro_configure(size_t size) {
     size_t p = page();
     coro_pool_clear();
     stack_size = (size + p - 1) / p * p;

@@ -19,8 +19,8 @@ typedef struct coro coro;
 typedef void (*coro_fn)(void *arg);
 
 /* Sets the run stack's size (rounded up to pages); takes effect when no
- * coroutine exists. `pool_max` is unused (kept for the settings). */
-void coro_configure(size_t stack_size, unsigned pool_max);
+ * coroutine exists. */
+void coro_configure(size_t stack_size);
 
 /* A new coroutine that will run fn(arg) when first resumed. 0, -ENOMEM. */
 int coro_new(coro_fn fn, void *arg, coro **ret);

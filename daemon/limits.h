@@ -59,13 +59,11 @@
 /* Items in one Await, Gather or Cancel request. */
 #define LIMIT_MAX_BATCH 100000u
 
-/* Coroutine stack size (setting stack_size). 256 KiB of address space, of
- * which only touched pages cost memory; plenty for plugin code that keeps
- * big buffers on the heap. */
+/* Size of the one run stack every coroutine runs on (setting stack_size).
+ * 256 KiB of address space, of which only touched pages cost memory;
+ * plenty for plugin code that keeps big buffers on the heap. A suspended
+ * task keeps only its live frames, copied aside. */
 #define LIMIT_STACK_SIZE (256u * 1024)
-
-/* Stacks kept for reuse instead of being unmapped. */
-#define LIMIT_STACK_POOL 1024u
 
 /* Seconds running tasks get to finish after SIGTERM before the daemon exits
  * anyway (setting shutdown_grace). */

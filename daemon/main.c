@@ -325,7 +325,7 @@ int main(int argc, char **argv) {
         log_warning_errno(r, "cannot install the crash handler, ignoring");
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
-    coro_configure(cfg.stack_size, LIMIT_STACK_POOL);
+    coro_configure(cfg.stack_size);
 
     loop = uv_default_loop();
     sd_init(loop);

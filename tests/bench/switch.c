@@ -37,7 +37,7 @@ static void body(void *arg) {
 static uint64_t ping_pong(uint64_t iterations, bool markers) {
     coro *a, *b;
     stop = 0;
-    coro_configure(64 * 1024, 4);
+    coro_configure(64 * 1024);
     if (coro_new(body, NULL, &a) < 0)
         return 0;
     if (coro_new(body, NULL, &b) < 0) {

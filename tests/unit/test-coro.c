@@ -30,7 +30,7 @@ static void body(void *arg) {
 static void test_interleave(void **state) {
     (void)state;
     coro *a, *b;
-    coro_configure(64 * 1024, 4);
+    coro_configure(64 * 1024);
     assert_int_equal(coro_new(body, (void *)1, &a), 0);
     assert_int_equal(coro_new(body, (void *)2, &b), 0);
     assert_null(coro_current());

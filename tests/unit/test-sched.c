@@ -36,7 +36,7 @@ static int setup(void **state) {
     char path[4096];
     config_defaults();
     log_setup(LOG_WARNING);
-    coro_configure(cfg.stack_size, 16);
+    coro_configure(cfg.stack_size);
     uv_loop_init(&loop);
     task_table_init(&loop);
     sched_init(&loop);
