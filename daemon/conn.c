@@ -122,6 +122,10 @@ void conn_close(conn *c) {
      * is left. */
     while (!list_empty(&c->tasks)) {
         task *t = container_of(list_first(&c->tasks), task, conn_node);
+        if (t->pinned) {
+            task_release_pin(t); /* finished: its outcome joins the retention */
+            continue;
+        }
         task_detach_conn(t);
         sched_cancel(t);
     }

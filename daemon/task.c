@@ -243,6 +243,17 @@ static void log_detached(task *t) {
                  t->error_message ? t->error_message : "");
 }
 
+/* A finished task either joins the retained outcomes (top-level, not
+ * detached) or leaves the table. */
+static void retain_or_drop(task *t) {
+    if (t->parent_id == 0 && t->ownership != AIOD__OWNERSHIP__DETACHED && cfg.retain_count > 0) {
+        list_insert_tail(&retained, &t->retain_node);
+        n_retained++;
+        evict_retained();
+    } else
+        table_drop(t);
+}
+
 void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *message) {
     if (task_finished(t)) {
         pbvalue_free(result);
@@ -267,7 +278,12 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
     sd_status_changed();
     plugin_release(t->fn->owner);
     list_remove(&t->child_node);
-    task_detach_conn(t);
+    /* An attached task's outcome is kept for its connection until delivered
+     * to it (or it closes), whatever else finishes meanwhile: a client that
+     * submits and then awaits must find it. */
+    bool pin = t->parent_id == 0 && t->ownership == AIOD__OWNERSHIP__ATTACHED && t->owner_conn;
+    if (!pin)
+        task_detach_conn(t);
 
     /* Children still running are cancelled, as asyncio.run cancels what is
      * left when main returns. */
@@ -291,12 +307,20 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
 
     if (t->ownership == AIOD__OWNERSHIP__DETACHED && t->parent_id == 0)
         log_detached(t);
-    if (t->parent_id == 0 && t->ownership != AIOD__OWNERSHIP__DETACHED && cfg.retain_count > 0) {
-        list_insert_tail(&retained, &t->retain_node);
-        n_retained++;
-        evict_retained();
-    } else
-        table_drop(t);
+    if (pin)
+        t->pinned = true;
+    else
+        retain_or_drop(t);
+    task_unref(t);
+}
+
+void task_release_pin(task *t) {
+    if (!t->pinned)
+        return;
+    t->pinned = false;
+    task_detach_conn(t);
+    task_ref(t);
+    retain_or_drop(t);
     task_unref(t);
 }
 

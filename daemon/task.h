@@ -103,6 +103,9 @@ struct task {
     list waiters;
     /* What the task hangs on a child it awaits (sched_await). */
     waiter await_waiter;
+    /* Finished, attached, and its outcome not yet delivered to its still
+     * open connection: kept outside the retention list (task_release_pin). */
+    bool pinned;
     /* On the table's retention list once finished and retained. */
     list retain_node;
     bool in_table;
@@ -145,6 +148,10 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
 
 /* A pending task starts running (sched.c, on its first step). */
 void task_set_running(task *t);
+
+/* The outcome of a pinned task was delivered to its connection, or the
+ * connection closes: it joins the ordinary retention from now. */
+void task_release_pin(task *t);
 
 /* Sets an error as the one the task will fail with (api->fail). */
 int task_set_pending_error(task *t, const char *kind, const char *message);
