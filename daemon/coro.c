@@ -143,6 +143,14 @@ void coro_pool_clear(void) {
     }
 }
 
+void coro_release_stack(void) {
+    /* Only with no coroutine alive: nobody's frames sit on the stack. */
+    if (run_map && live == 0) {
+        madvise(run_base, stack_size, MADV_DONTNEED);
+        resident = NULL;
+    }
+}
+
 size_t coro_stacks_mapped(void) {
     return run_map ? 1 : 0;
 }

@@ -61,6 +61,9 @@ bool coro_on_run_stack(const void *p);
 /* Unmaps the run stack once no coroutine exists (at shutdown). */
 void coro_pool_clear(void);
 
+/* Drops the run stack's touched pages while no coroutine exists (idle). */
+void coro_release_stack(void);
+
 /* Run stacks mapped (0 or 1), for statistics and tests. */
 size_t coro_stacks_mapped(void);
 

@@ -31,6 +31,7 @@
 #include "crash.h"
 #include "dispatch.h"
 #include "limits.h"
+#include "idle.h"
 #include "limit.h"
 #include "log.h"
 #include "plugin.h"
@@ -335,6 +336,7 @@ int main(int argc, char **argv) {
         log_error("out of memory at start-up");
         goto out;
     }
+    idle_init(loop);
     plugin_sync_counts counts;
     reload_sync_plugins(&counts);
     if (plugin_count() == 0)
@@ -360,6 +362,7 @@ out:
     server_stop();
     conn_abort_all();
     sched_done();
+    idle_done();
     task_table_done();
     conn_done();
     wire_done();

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "conn.h"
 #include "hashmap.h"
+#include "idle.h"
 #include "limit.h"
 #include "log.h"
 #include "output.h"
@@ -273,7 +274,8 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
     t->finished_usec = task_now_usec();
     limit_release(t);
     uid_tasks_add(t->uid, -1);
-    unfinished--;
+    if (--unfinished == 0)
+        idle_maybe();
     finished_total++;
     sd_status_changed();
     plugin_release(t->fn->owner);
