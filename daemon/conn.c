@@ -59,21 +59,11 @@ static unsigned n_lingering;
 static hashmap *per_uid;
 
 static uint32_t uid_count(uid_t uid) {
-    return per_uid ? (uint32_t)(uintptr_t)hashmap_get_u64(per_uid, uid) : 0;
+    return hashmap_count_get(per_uid, uid);
 }
 
 static void uid_add(uid_t uid, int delta) {
-    if (!per_uid && (delta < 0 || !(per_uid = hashmap_new(0))))
-        return;
-    uint32_t n = uid_count(uid) + (uint32_t)delta;
-    hashmap_remove_u64(per_uid, uid);
-    if (n > 0)
-        hashmap_put_u64(per_uid, uid, (void *)(uintptr_t)n);
-    else if (hashmap_size(per_uid) == 0) {
-        /* Freed when empty, so nothing is left behind at exit. */
-        hashmap_free(per_uid);
-        per_uid = NULL;
-    }
+    hashmap_count_add(&per_uid, uid, delta);
 }
 
 /* The peer user's groups, looked up once per connection. */

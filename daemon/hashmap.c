@@ -182,3 +182,20 @@ void *hashmap_next(const hashmap *m, size_t *state, void **cursor) {
     *state = m->cap;
     return NULL;
 }
+
+uint32_t hashmap_count_get(hashmap *m, uint64_t key) {
+    return m ? (uint32_t)(uintptr_t)hashmap_get_u64(m, key) : 0;
+}
+
+void hashmap_count_add(hashmap **m, uint64_t key, int delta) {
+    if (!*m && (delta < 0 || !(*m = hashmap_new(0))))
+        return;
+    uint32_t n = hashmap_count_get(*m, key) + (uint32_t)delta;
+    hashmap_remove_u64(*m, key);
+    if (n > 0)
+        hashmap_put_u64(*m, key, (void *)(uintptr_t)n);
+    else if (hashmap_size(*m) == 0) {
+        hashmap_free(*m);
+        *m = NULL;
+    }
+}

@@ -29,4 +29,13 @@ size_t hashmap_size(const hashmap *m);
  * end. The map must not change during an iteration. */
 void *hashmap_next(const hashmap *m, size_t *state, void **ret_entry_cursor);
 
+/*
+ * Counters keyed by uint64_t (connections and tasks per uid): *m is created
+ * on the first increment and freed when the last counter drops to zero, so
+ * nothing is left at exit. hashmap_count_add ignores a failed allocation
+ * (the count then reads low, never high).
+ */
+uint32_t hashmap_count_get(hashmap *m, uint64_t key);
+void hashmap_count_add(hashmap **m, uint64_t key, int delta);
+
 #endif

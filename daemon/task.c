@@ -50,21 +50,11 @@ int task_table_init(uv_loop_t *loop) {
 static hashmap *per_uid;
 
 static uint32_t uid_tasks(uid_t uid) {
-    return per_uid ? (uint32_t)(uintptr_t)hashmap_get_u64(per_uid, uid) : 0;
+    return hashmap_count_get(per_uid, uid);
 }
 
 static void uid_tasks_add(uid_t uid, int delta) {
-    if (!per_uid && (delta < 0 || !(per_uid = hashmap_new(0))))
-        return;
-    uint32_t n = uid_tasks(uid) + (uint32_t)delta;
-    hashmap_remove_u64(per_uid, uid);
-    if (n > 0)
-        hashmap_put_u64(per_uid, uid, (void *)(uintptr_t)n);
-    else if (hashmap_size(per_uid) == 0) {
-        /* Freed when empty, so nothing is left behind at exit. */
-        hashmap_free(per_uid);
-        per_uid = NULL;
-    }
+    hashmap_count_add(&per_uid, uid, delta);
 }
 
 static void table_drop(task *t) {
