@@ -24,6 +24,7 @@
 #include "coro.h"
 #include "log.h"
 #include "plugin.h"
+#include "reload.h"
 #include "sched.h"
 #include "task.h"
 
@@ -38,11 +39,20 @@ static void never(uv_timer_t *h) {
 }
 
 static void setup(void) {
-    char path[4096];
+    char dir[4096], why[256];
     signal(SIGPIPE, SIG_IGN); /* as the daemon does */
+    /* Settings as overrides, so that a Reload request (which rebuilds them)
+     * keeps the test plugin's directory and the small limits: an input that
+     * reloads must not unload the plugin under the fuzzer's feet. */
+    snprintf(dir, sizeof(dir), "%s/good", TEST_PLUGIN_DIR);
     config_defaults();
-    cfg.retain_count = 0; /* nothing outlives an input */
-    cfg.max_frame = 65536;
+    if (config_override("plugin_dir", dir, why, sizeof(why)) < 0 ||
+        config_override("default_plugins", "no", why, sizeof(why)) < 0 ||
+        config_override("retain_count", "0", why, sizeof(why)) <
+            0 || /* nothing outlives an input */
+        config_override("max_frame", "65536", why, sizeof(why)) < 0 ||
+        config_load(why, sizeof(why)) < 0)
+        abort();
     log_setup(LOG_CRIT);
     uv_loop_init(&loop);
     task_table_init(&loop);
@@ -53,8 +63,9 @@ static void setup(void) {
      * its prepare and check phases) while no connection reads. */
     uv_timer_init(&loop, &keepalive);
     uv_timer_start(&keepalive, never, 3600 * 1000, 0);
-    snprintf(path, sizeof(path), "%s/good/good.so", TEST_PLUGIN_DIR);
-    if (plugin_load_file(path) < 0)
+    plugin_sync_counts counts;
+    reload_sync_plugins(&counts);
+    if (!plugin_lookup("good.add"))
         abort();
     ready = 1;
 }
