@@ -48,6 +48,7 @@ static void setup(void) {
     config_defaults();
     if (config_override("plugin_dir", dir, why, sizeof(why)) < 0 ||
         config_override("default_plugins", "no", why, sizeof(why)) < 0 ||
+        config_override("log_level", "crit", why, sizeof(why)) < 0 ||
         config_override("retain_count", "0", why, sizeof(why)) <
             0 || /* nothing outlives an input */
         config_override("max_frame", "65536", why, sizeof(why)) < 0 ||
