@@ -1,7 +1,8 @@
 /*
  * Open-addressing hash map (hashmap.h): keys, hashes and values sit inline
  * in one array, probed linearly, so a lookup touches one or two cache lines
- * and an insert allocates nothing until the table doubles (at 1/2 load).
+ * and an insert allocates nothing until the table doubles (at 1/2 load); it
+ * halves again when an eighth full.
  * Removal shifts the following entries back (no tombstones), so long-lived
  * maps with churn, like the task table, never degrade.
  */
@@ -89,8 +90,7 @@ static slot *probe(const hashmap *m, uint64_t h, uint64_t k, const char *str) {
     }
 }
 
-static int grow(hashmap *m) {
-    size_t ncap = m->cap * 2;
+static int resize(hashmap *m, size_t ncap) {
     slot *ns = alloc_calloc(ncap, sizeof(*ns));
     if (!ns)
         return -ENOMEM;
@@ -110,7 +110,7 @@ static int grow(hashmap *m) {
 }
 
 static int put(hashmap *m, uint64_t h, uint64_t k, const char *str, void *value) {
-    if ((m->size + 1) * 2 > m->cap && grow(m) < 0)
+    if ((m->size + 1) * 2 > m->cap && resize(m, m->cap * 2) < 0)
         return -ENOMEM;
     slot *s = probe(m, h, k, str);
     if (s->hash)
@@ -145,6 +145,11 @@ static void *take(hashmap *m, uint64_t h, uint64_t k, const char *str) {
     m->slots[hole].hash = 0;
     m->slots[hole].value = NULL;
     m->size--;
+    /* Shrink when an eighth full, so that a burst of a million tasks does
+     * not leave a 64 MB table behind; halving keeps it amortised. A failed
+     * shrink just keeps the bigger table. */
+    if (m->cap > 16 && m->size * 8 < m->cap)
+        (void)resize(m, m->cap / 2);
     return v;
 }
 
