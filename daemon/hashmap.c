@@ -1,10 +1,11 @@
 /*
  * Open-addressing hash map (hashmap.h): keys, hashes and values sit inline
  * in one array, probed linearly, so a lookup touches one or two cache lines
- * and an insert allocates nothing until the table doubles (at 1/2 load); it
- * halves again when an eighth full.
- * Removal shifts the following entries back (no tombstones), so long-lived
- * maps with churn, like the task table, never degrade.
+ * and an insert allocates nothing until the table is rebuilt. Removal leaves
+ * a tombstone (O(1), where shifting entries back would scan the whole run of
+ * a dense table of sequential ids); tombstones are swept when live plus
+ * removed entries reach half the slots, and the table halves when an eighth
+ * full.
  */
 #include "hashmap.h"
 
@@ -16,7 +17,7 @@
 #include "alloc.h"
 
 typedef struct slot {
-    /* 0 marks an empty slot; real hashes are forced nonzero. */
+    /* EMPTY, TOMB (a removed entry) or a real hash, whose top bit is set. */
     uint64_t hash;
     union {
         uint64_t u64;
@@ -25,21 +26,25 @@ typedef struct slot {
     void *value;
 } slot;
 
+#define EMPTY UINT64_C(0)
+#define TOMB UINT64_C(1)
+#define LIVE(h) ((h) >> 63)
+
 struct hashmap {
     slot *slots;
     size_t cap; /* a power of two */
     size_t size;
+    /* Removed entries still marking their slots. */
+    size_t tombs;
     int string_keys;
 };
 
 static uint64_t hash_u64(uint64_t x) {
-    /* splitmix64 finaliser: ids are sequential, so mix them. */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x ? x : 1;
+    /* Identity in the low bits: the u64 keys are task ids the daemon hands
+     * out in sequence (and uids), so neighbouring keys land in neighbouring
+     * slots and a million-entry table stays cache-friendly; no client
+     * chooses them. The top bit marks a live slot. */
+    return x | (UINT64_C(1) << 63);
 }
 
 static uint64_t hash_str(const char *s) {
@@ -48,7 +53,7 @@ static uint64_t hash_str(const char *s) {
         h ^= (unsigned char)*s;
         h *= 0x100000001b3ULL;
     }
-    return h ? h : 1;
+    return h | (UINT64_C(1) << 63);
 }
 
 hashmap *hashmap_new(int string_keys) {
@@ -80,41 +85,53 @@ static bool same_key(const hashmap *m, const slot *s, uint64_t h, uint64_t k, co
     return s->hash == h && (m->string_keys ? strcmp(s->key.str, str) == 0 : s->key.u64 == k);
 }
 
-/* The slot holding the key, or the empty slot where it would go. */
-static slot *probe(const hashmap *m, uint64_t h, uint64_t k, const char *str) {
+/* The slot holding the key, or NULL. Removed entries are stepped over. */
+static slot *find(const hashmap *m, uint64_t h, uint64_t k, const char *str) {
     size_t mask = m->cap - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         slot *s = &m->slots[i];
-        if (s->hash == 0 || same_key(m, s, h, k, str))
+        if (s->hash == EMPTY)
+            return NULL;
+        if (same_key(m, s, h, k, str))
             return s;
     }
 }
 
+/* Rebuilds the table at `ncap` slots, dropping the removed entries. */
 static int resize(hashmap *m, size_t ncap) {
     slot *ns = alloc_calloc(ncap, sizeof(*ns));
     if (!ns)
         return -ENOMEM;
     for (size_t i = 0; i < m->cap; i++) {
         slot *s = &m->slots[i];
-        if (!s->hash)
+        if (!LIVE(s->hash))
             continue;
         size_t j = s->hash & (ncap - 1);
-        while (ns[j].hash)
+        while (ns[j].hash != EMPTY)
             j = (j + 1) & (ncap - 1);
         ns[j] = *s;
     }
     free(m->slots);
     m->slots = ns;
     m->cap = ncap;
+    m->tombs = 0;
     return 0;
 }
 
 static int put(hashmap *m, uint64_t h, uint64_t k, const char *str, void *value) {
-    if ((m->size + 1) * 2 > m->cap && resize(m, m->cap * 2) < 0)
-        return -ENOMEM;
-    slot *s = probe(m, h, k, str);
-    if (s->hash)
+    if (find(m, h, k, str))
         return -EEXIST;
+    /* Keep live and removed entries under half the slots, so probes stay
+     * short: double when the live ones need it, else just sweep. */
+    if ((m->size + m->tombs + 1) * 2 > m->cap &&
+        resize(m, (m->size + 1) * 4 > m->cap ? m->cap * 2 : m->cap) < 0)
+        return -ENOMEM;
+    size_t mask = m->cap - 1, i = h & mask;
+    while (LIVE(m->slots[i].hash))
+        i = (i + 1) & mask;
+    slot *s = &m->slots[i];
+    if (s->hash == TOMB)
+        m->tombs--;
     s->hash = h;
     if (m->string_keys)
         s->key.str = str;
@@ -126,28 +143,16 @@ static int put(hashmap *m, uint64_t h, uint64_t k, const char *str, void *value)
 }
 
 static void *take(hashmap *m, uint64_t h, uint64_t k, const char *str) {
-    slot *s = probe(m, h, k, str);
-    if (!s->hash)
+    slot *s = find(m, h, k, str);
+    if (!s)
         return NULL;
     void *v = s->value;
-    /* Backward-shift deletion: move later members of the probe run into
-     * the hole so that lookups never stop early at it. */
-    size_t mask = m->cap - 1, hole = (size_t)(s - m->slots);
-    for (size_t i = (hole + 1) & mask; m->slots[i].hash; i = (i + 1) & mask) {
-        size_t home = m->slots[i].hash & mask;
-        /* Entry i may move to the hole if its home is not within (hole, i]. */
-        bool movable = hole <= i ? (home <= hole || home > i) : (home <= hole && home > i);
-        if (movable) {
-            m->slots[hole] = m->slots[i];
-            hole = i;
-        }
-    }
-    m->slots[hole].hash = 0;
-    m->slots[hole].value = NULL;
+    s->hash = TOMB;
+    s->value = NULL;
     m->size--;
+    m->tombs++;
     /* Shrink when an eighth full, so that a burst of a million tasks does
-     * not leave a 64 MB table behind; halving keeps it amortised. A failed
-     * shrink just keeps the bigger table. */
+     * not leave a 64 MB table behind; a failed shrink keeps the big one. */
     if (m->cap > 16 && m->size * 8 < m->cap)
         (void)resize(m, m->cap / 2);
     return v;
@@ -162,11 +167,13 @@ int hashmap_put_str(hashmap *m, const char *key, void *value) {
 }
 
 void *hashmap_get_u64(const hashmap *m, uint64_t key) {
-    return probe(m, hash_u64(key), key, NULL)->value;
+    slot *s = find(m, hash_u64(key), key, NULL);
+    return s ? s->value : NULL;
 }
 
 void *hashmap_get_str(const hashmap *m, const char *key) {
-    return probe(m, hash_str(key), 0, key)->value;
+    slot *s = find(m, hash_str(key), 0, key);
+    return s ? s->value : NULL;
 }
 
 void *hashmap_remove_u64(hashmap *m, uint64_t key) {
@@ -180,7 +187,7 @@ void *hashmap_remove_str(hashmap *m, const char *key) {
 void *hashmap_next(const hashmap *m, size_t *state, void **cursor) {
     (void)cursor;
     for (size_t i = *state; i < m->cap; i++)
-        if (m->slots[i].hash) {
+        if (LIVE(m->slots[i].hash)) {
             *state = i + 1;
             return m->slots[i].value;
         }
