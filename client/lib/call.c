@@ -86,3 +86,31 @@ AIOC_EXPORT void aioc_call_free(aioc_call *call) {
     wire_free_message(call->pb);
     free(call);
 }
+
+int call_gather_items(const aioc_call *const *items, size_t n, Aiod__GatherItem **ret_items,
+                      Aiod__GatherItem ***ret_ptrs) {
+    for (size_t i = 0; i < n; i++)
+        if (!items[i])
+            return -EINVAL;
+    Aiod__GatherItem *gi = alloc_calloc(n, sizeof(*gi));
+    Aiod__GatherItem **gp = alloc_calloc(n, sizeof(*gp));
+    if (!gi || !gp) {
+        free(gi);
+        free(gp);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        aiod__gather_item__init(&gi[i]);
+        if (items[i]->pb) {
+            gi[i].item_case = AIOD__GATHER_ITEM__ITEM_CALL;
+            gi[i].call = items[i]->pb;
+        } else {
+            gi[i].item_case = AIOD__GATHER_ITEM__ITEM_TASK_ID;
+            gi[i].task_id = items[i]->task_id;
+        }
+        gp[i] = &gi[i];
+    }
+    *ret_items = gi;
+    *ret_ptrs = gp;
+    return 0;
+}

@@ -5,6 +5,7 @@
 #ifndef AIOC_CALL_H
 #define AIOC_CALL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "aioc.h"
@@ -24,5 +25,13 @@ struct aioc_call {
     /* Which kind of argument was appended first; the other is refused. */
     enum call_args args;
 };
+
+/*
+ * Fills a Gather message's items from n calls or task items (borrowed by
+ * the message): *ret_items and *ret_ptrs are new arrays the caller frees
+ * once the message is packed. 0, -EINVAL (a NULL item), -ENOMEM.
+ */
+int call_gather_items(const aioc_call *const *items, size_t n, Aiod__GatherItem **ret_items,
+                      Aiod__GatherItem ***ret_ptrs);
 
 #endif

@@ -611,26 +611,11 @@ AIOC_EXPORT int aioc_start_gather(aioc_client *c, const aioc_call *const *items,
     if (!c || !items || n == 0 || n > REQUEST_MAX_BATCH || !ret ||
         (flags & ~(AIOC_GATHER_RETURN_EXCEPTIONS | AIOC_GATHER_FOLLOW)) || !timeout_valid(timeout))
         return -EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (!items[i])
-            return -EINVAL;
+    int r = call_gather_items(items, n, &gi, &gp);
+    if (r < 0)
+        return r;
     if (c->dead)
         return c->dead;
-    gi = alloc_calloc(n, sizeof(*gi));
-    gp = alloc_calloc(n, sizeof(*gp));
-    if (!gi || !gp)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        aiod__gather_item__init(&gi[i]);
-        if (items[i]->pb) {
-            gi[i].item_case = AIOD__GATHER_ITEM__ITEM_CALL;
-            gi[i].call = items[i]->pb;
-        } else {
-            gi[i].item_case = AIOD__GATHER_ITEM__ITEM_TASK_ID;
-            gi[i].task_id = items[i]->task_id;
-        }
-        gp[i] = &gi[i];
-    }
     g.items = gp;
     g.n_items = n;
     g.return_exceptions = !!(flags & AIOC_GATHER_RETURN_EXCEPTIONS);
