@@ -58,8 +58,13 @@ int cli_help(const char *text);
 /* Parses a task id (digits, nonzero). 0 or -EINVAL. */
 int cli_parse_id(const char *s, uint64_t *ret);
 
-/* Parses a timeout in seconds (finite, >= 0). 0 or -EINVAL. */
-int cli_parse_timeout(const char *s, double *ret);
+/* Parses a --timeout value in seconds (finite, >= 0). EXIT_OK, or
+ * EXIT_USAGE after telling the user what is wrong. */
+int cli_parse_timeout(const char *cmd, const char *s, double *ret);
+
+/* For commands that take no arguments and only --help: -1 to go on, else
+ * the exit status to return (help shown, or a usage error printed). */
+int cli_no_args(int argc, char **argv, const char *help);
 
 /* Builds a call of `function` with text arguments. On failure prints why
  * and returns NULL (*ret_exit set). */

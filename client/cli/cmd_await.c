@@ -34,9 +34,8 @@ int cmd_await(cli *c, int argc, char **argv) {
     while ((opt = getopt_long(argc, argv, "+t:h", options, NULL)) >= 0) {
         switch (opt) {
         case 't':
-            if (cli_parse_timeout(optarg, &timeout) < 0)
-                return cli_usage(argv[0], "--timeout wants seconds (a number >= 0), not '%s'",
-                                 optarg);
+            if (cli_parse_timeout(argv[0], optarg, &timeout) != EXIT_OK)
+                return EXIT_USAGE;
             break;
         case 'h':
             return cli_help(await_help);

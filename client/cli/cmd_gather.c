@@ -93,9 +93,8 @@ int cmd_gather(cli *c, int argc, char **argv) {
             flags |= AIOC_GATHER_RETURN_EXCEPTIONS;
             break;
         case 't':
-            if (cli_parse_timeout(optarg, &timeout) < 0)
-                return cli_usage(argv[0], "--timeout wants seconds (a number >= 0), not '%s'",
-                                 optarg);
+            if (cli_parse_timeout(argv[0], optarg, &timeout) != EXIT_OK)
+                return EXIT_USAGE;
             break;
         case 'h':
             return cli_help(gather_help);

@@ -38,21 +38,10 @@ static void print_json(aioc_function_info *f) {
 }
 
 int cmd_plugins(cli *c, int argc, char **argv) {
-    static const struct option options[] = {
-        {"help", no_argument, NULL, 'h'},
-        {},
-    };
-    int opt;
-
-    while ((opt = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
-        if (opt == 'h')
-            return cli_help(plugins_help);
-        return cli_bad_option(argv[0], argv);
-    }
-    if (optind < argc)
-        return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
-
-    int code = cli_connect(c);
+    int code = cli_no_args(argc, argv, plugins_help);
+    if (code >= 0)
+        return code;
+    code = cli_connect(c);
     if (code != EXIT_OK)
         return code;
     aioc_function_info **fs;

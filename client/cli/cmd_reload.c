@@ -23,21 +23,10 @@ static const char reload_help[] =
     "changes. Only root and the daemon's own user may reload it.\n";
 
 int cmd_reload(cli *c, int argc, char **argv) {
-    static const struct option options[] = {
-        {"help", no_argument, NULL, 'h'},
-        {},
-    };
-    int opt;
-
-    while ((opt = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
-        if (opt == 'h')
-            return cli_help(reload_help);
-        return cli_bad_option(argv[0], argv);
-    }
-    if (optind < argc)
-        return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
-
-    int code = cli_connect(c);
+    int code = cli_no_args(argc, argv, reload_help);
+    if (code >= 0)
+        return code;
+    code = cli_connect(c);
     if (code != EXIT_OK)
         return code;
     uint32_t n[AIOC_RELOAD_N];

@@ -47,9 +47,8 @@ static int parse(int argc, char **argv, const char *help, double *timeout) {
                               NULL)) >= 0) {
         switch (opt) {
         case 't':
-            if (cli_parse_timeout(optarg, timeout) < 0)
-                return cli_usage(argv[0], "--timeout wants seconds (a number >= 0), not '%s'",
-                                 optarg);
+            if (cli_parse_timeout(argv[0], optarg, timeout) != EXIT_OK)
+                return EXIT_USAGE;
             break;
         case 'h':
             return cli_help(help);

@@ -182,14 +182,27 @@ int cli_parse_id(const char *s, uint64_t *ret) {
     return 0;
 }
 
-int cli_parse_timeout(const char *s, double *ret) {
+int cli_parse_timeout(const char *cmd, const char *s, double *ret) {
     char *end;
     errno = 0;
     double d = strtod(s, &end);
     if (errno || end == s || *end || !isfinite(d) || d < 0)
-        return -EINVAL;
+        return cli_usage(cmd, "--timeout wants seconds (a number >= 0), not '%s'", s);
     *ret = d;
-    return 0;
+    return EXIT_OK;
+}
+
+int cli_no_args(int argc, char **argv, const char *help) {
+    static const struct option options[] = {
+        {"help", no_argument, NULL, 'h'},
+        {},
+    };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+        return opt == 'h' ? cli_help(help) : cli_bad_option(argv[0], argv);
+    if (optind < argc)
+        return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
+    return -1;
 }
 
 aioc_call *cli_make_call(const char *cmd, const char *function, char *const *args, size_t n,
