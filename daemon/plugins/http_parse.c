@@ -218,6 +218,18 @@ static int body_append(http_response *r, const unsigned char *p, size_t n) {
     return 0;
 }
 
+/* Moves up to r->remaining bytes of a sized body or chunk into the body. */
+static int take_remaining(http_response *r, const unsigned char **p, size_t *len) {
+    size_t take = r->remaining < *len ? (size_t)r->remaining : *len;
+    int e = body_append(r, *p, take);
+    if (e < 0)
+        return e;
+    *p += take;
+    *len -= take;
+    r->remaining -= take;
+    return 0;
+}
+
 static int complete(http_response *r) {
     int e = body_append(r, NULL, 0); /* a body buffer even when empty */
     if (e < 0)
@@ -460,13 +472,9 @@ int http_response_feed(http_response *r, const void *data, size_t len) {
             break;
         }
         case ST_BODY_LENGTH: {
-            size_t take = r->remaining < len ? (size_t)r->remaining : len;
-            int e = body_append(r, p, take);
+            int e = take_remaining(r, &p, &len);
             if (e < 0)
                 return e;
-            p += take;
-            len -= take;
-            r->remaining -= take;
             if (r->remaining == 0)
                 return complete(r);
             break;
@@ -505,13 +513,9 @@ int http_response_feed(http_response *r, const void *data, size_t len) {
             break;
         }
         case ST_CHUNK_DATA: {
-            size_t take = r->remaining < len ? (size_t)r->remaining : len;
-            int e = body_append(r, p, take);
+            int e = take_remaining(r, &p, &len);
             if (e < 0)
                 return e;
-            p += take;
-            len -= take;
-            r->remaining -= take;
             if (r->remaining == 0)
                 r->state = ST_CHUNK_CR;
             break;
