@@ -272,8 +272,11 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
     list_remove(&t->child_node);
     /* An attached task's outcome is kept for its connection until delivered
      * to it (or it closes), whatever else finishes meanwhile: a client that
-     * submits and then awaits must find it. */
+     * submits and then awaits must find it. Pinned before the waiters run,
+     * since a client's Await or Gather among them delivers the outcome and
+     * releases the pin at once. */
     bool pin = t->parent_id == 0 && t->ownership == AIOD__OWNERSHIP__ATTACHED && t->owner_conn;
+    t->pinned = pin;
     if (!pin)
         task_detach_conn(t);
 
@@ -299,9 +302,8 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
 
     if (t->ownership == AIOD__OWNERSHIP__DETACHED && t->parent_id == 0)
         log_detached(t);
-    if (pin)
-        t->pinned = true;
-    else
+    /* A pin released by a waiter has already retained or dropped it. */
+    if (!pin)
         retain_or_drop(t);
     task_unref(t);
 }

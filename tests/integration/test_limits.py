@@ -305,6 +305,31 @@ def retained_results():
         t.eq((r.rc, r.lines), (0, ['"r1"', '"r2"']), "the last two are still retained", r)
 
 
+@t.test
+def delivered_outcomes_join_retention():
+    """An attached task whose outcome a Gather or Await on its own, still open
+    connection delivered is retained like any other, within retain_count;
+    it does not stay pinned for as long as the connection lives."""
+    with t.daemon(extra_args=["--retain-count", "3"]) as d:
+        with d.raw() as c:
+            hello(c)
+            for i in range(20):
+                req = 10 + i
+                if i % 2:
+                    c.send_frame(msg_submit(req, "demo.echo", v_string("s%d" % i)))
+                    rep = expect(c, "Submitted %d" % i)
+                    t.eq(rep.kind, SM_SUBMITTED, "reply to Submit %d" % i, " %r" % rep)
+                    c.send_frame(msg_await(req + 100, rep.body[1][0]))
+                    rep = expect(c, "Outcomes of Await %d" % i)
+                else:
+                    c.send_frame(msg_gather(req, [call("demo.echo", v_string("g%d" % i))]))
+                    rep = expect(c, "Outcomes of Gather %d" % i)
+                t.eq(outcomes(rep)[0][1], TASK_DONE, "state of task %d" % i)
+            kept = d.ps(all_tasks=True)
+            t.check(len(kept) <= 3, "with the connection still open, %d finished tasks are "
+                    "kept (retain_count 3): %r" % (len(kept), kept))
+
+
 # ---------------------------------------------------------------- nesting
 
 
