@@ -31,6 +31,11 @@ typedef struct limiter {
 /* key -> limiter (created on use), and key -> override from the settings. */
 static hashmap *limiters;
 static hashmap *overrides;
+/* Bumped whenever overrides change, invalidating the limiter each function
+ * entry caches (fn_entry.limiter); starts at 1 so a zeroed entry is stale. */
+static unsigned epoch = 1;
+/* find_limiter ran out of memory: its NULL is not to be cached. */
+static bool oom;
 
 typedef struct override {
     char *key;
@@ -51,6 +56,7 @@ int limit_set_override(const char *key, uint32_t max) {
         }
     }
     o->max = max;
+    epoch++;
     /* A limiter already in use follows the new value for later starts. */
     limiter *l = limiters ? hashmap_get_str(limiters, key) : NULL;
     if (l)
@@ -68,6 +74,7 @@ void limit_clear_overrides(void) {
     }
     hashmap_free(overrides);
     overrides = NULL;
+    epoch++;
     /* Limiters in use go back to what their functions declare; a limiter
      * is keyed by one function or one group, so any of its tasks' entries
      * tells. Recomputed lazily: a limiter with max 0 is looked up again. */
@@ -89,7 +96,7 @@ static void descriptor_limit(const fn_entry *f, uint32_t *ret_max, const char **
 }
 
 /* The limiter for a task's function, or NULL when unlimited. */
-static limiter *limiter_for(const fn_entry *f) {
+static limiter *find_limiter(const fn_entry *f) {
     uint32_t max;
     const char *group;
     char key[256];
@@ -114,12 +121,23 @@ static limiter *limiter_for(const fn_entry *f) {
         if (l)
             free(l->key);
         free(l);
+        oom = true;
         return NULL; /* out of memory: run unlimited rather than not at all */
     }
     l->max = max;
     l->declared = declared;
     list_init(&l->waiting);
     return l->max ? l : NULL;
+}
+
+/* find_limiter, cached in the function's entry: it runs for every task. */
+static limiter *limiter_for(fn_entry *f) {
+    if (f->limit_epoch != epoch) {
+        oom = false;
+        f->limiter = find_limiter(f);
+        f->limit_epoch = oom ? 0 : epoch;
+    }
+    return f->limiter;
 }
 
 bool limit_acquire(task *t) {
@@ -165,6 +183,7 @@ const char *limit_waiting_for(const task *t) {
 }
 
 void limit_done(void) {
+    epoch++;
     size_t st = 0;
     void *cur = NULL;
     limiter *l;
@@ -183,4 +202,5 @@ void limit_done(void) {
     }
     hashmap_free(overrides);
     overrides = NULL;
+    epoch++;
 }

@@ -35,6 +35,10 @@ struct fn_entry {
     /* Parameters with parsed defaults; sig.function is full_name. */
     value_param *params;
     value_sig sig;
+    /* limit.c's cache of this function's limiter (NULL: unlimited), valid
+     * while limit_epoch matches its own. */
+    void *limiter;
+    unsigned limit_epoch;
 };
 
 struct plugin {
