@@ -330,8 +330,8 @@ static void fill_info(const task *t, Aiod__TaskInfo *ti, Aiod__Outcome *o, bool 
     ti->started_usec = t->started_usec;
     ti->finished_usec = t->finished_usec;
     ti->parent_id = t->parent_id;
-    ti->output_lines = t->out->task_id == t->id ? t->out->next_seq : 0;
-    ti->output_dropped = t->out->task_id == t->id ? t->out->dropped : 0;
+    ti->output_lines = task_output_lines(t);
+    ti->output_dropped = task_output_dropped(t);
     const char *waiting = limit_waiting_for(t);
     if (waiting)
         ti->waiting_for = (char *)waiting;
@@ -418,6 +418,12 @@ static void handle_logs(conn *c, uint64_t req, const Aiod__Logs *l) {
     }
     if (refuse_foreign(c, req, t, "follow"))
         return;
+    /* A retained task that printed nothing keeps no output. */
+    if (!t->out) {
+        conn_send_output_end(c, req, t->id, 0, t->state);
+        conn_request_done(c);
+        return;
+    }
     /* A child's lines live in its root's output; follow the child's end by
      * its own state only when it owns the output. */
     bool own = t->out->task_id == t->id;

@@ -283,7 +283,7 @@ int sched_sleep(task *t, double seconds) {
 static int child_outcome(task *t, task *child, Aiod__Value **ret_result) {
     switch (child->state) {
     case TASK_DONE: {
-        Aiod__Value *v = pbvalue_copy(child->result);
+        Aiod__Value *v = pbvalue_copy(task_result(child));
         if (!v)
             return -ENOMEM;
         *ret_result = v;
@@ -487,7 +487,7 @@ int sched_gather(task *t, task *const *children, size_t n, bool return_exception
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         const task *c = children[i];
-        Aiod__Value *item = c->state == TASK_DONE ? pbvalue_copy(c->result) : error_entry(c);
+        Aiod__Value *item = c->state == TASK_DONE ? pbvalue_copy(task_result(c)) : error_entry(c);
         if (!item || pbvalue_list_append(results, item) < 0) {
             pbvalue_free(results);
             return -ENOMEM;

@@ -54,7 +54,8 @@ static uint32_t uid_tasks(uid_t uid) {
 }
 
 static void uid_tasks_add(uid_t uid, int delta) {
-    hashmap_count_add(&per_uid, uid, delta);
+    if (uid != 0) /* root is exempt from max_tasks_per_uid: no count */
+        hashmap_count_add(&per_uid, uid, delta);
 }
 
 static void table_drop(task *t) {
@@ -225,7 +226,7 @@ static void evict_retained(void) {
 
 static void log_detached(task *t) {
     if (t->state == TASK_DONE) {
-        char *json = pbvalue_to_json(t->result);
+        char *json = pbvalue_to_json(task_result(t));
         log_task(LOG_INFO, t, "detached task done: %s", json ? json : "?");
         free(json);
     } else
@@ -234,10 +235,19 @@ static void log_detached(task *t) {
                  t->error_message ? t->error_message : "");
 }
 
+/* Frees, while the task is still in the cache, what a retained outcome does
+ * not need: an output nobody printed into or follows any more. */
+static void shrink_for_retention(task *t) {
+    output *o = t->out;
+    if (o && o->task_id == t->id && o->refs == 1 && o->next_seq == 0 && list_empty(&o->followers))
+        t->out = output_unref(o);
+}
+
 /* A finished task either joins the retained outcomes (top-level, not
  * detached) or leaves the table. */
 static void retain_or_drop(task *t) {
     if (t->parent_id == 0 && t->ownership != AIOD__OWNERSHIP__DETACHED && cfg.retain_count > 0) {
+        shrink_for_retention(t);
         list_insert_tail(&retained, &t->retain_node);
         n_retained++;
         evict_retained();
@@ -256,7 +266,7 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
     if (t->state == TASK_RUNNING)
         running--;
     t->state = state;
-    t->result = state == TASK_DONE ? (result ? result : pbvalue_null()) : NULL;
+    t->result = state == TASK_DONE ? result : NULL;
     if (state != TASK_DONE)
         pbvalue_free(result);
     t->error_kind = kind;
@@ -291,7 +301,7 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
 
     /* Output first, so followers see every line and OutputEnd before any
      * reply that reports the end of the task. */
-    if (t->out->task_id == t->id)
+    if (t->out && t->out->task_id == t->id)
         output_end(t->out, state);
 
     while (!list_empty(&t->waiters)) {
@@ -332,12 +342,29 @@ int task_set_pending_error(task *t, const char *kind, const char *message) {
     return 0;
 }
 
+/* The result of every done task that returned nothing (never freed). */
+static Aiod__Value null_result = AIOD__VALUE__INIT;
+
+const Aiod__Value *task_result(const task *t) {
+    if (t->state != TASK_DONE)
+        return NULL;
+    return t->result ? t->result : &null_result;
+}
+
+uint64_t task_output_lines(const task *t) {
+    return t->out && t->out->task_id == t->id ? t->out->next_seq : 0;
+}
+
+uint64_t task_output_dropped(const task *t) {
+    return t->out && t->out->task_id == t->id ? t->out->dropped : 0;
+}
+
 void task_outcome(const task *t, Aiod__Outcome *o) {
     aiod__outcome__init(o);
     o->task_id = t->id;
     o->state = (Aiod__TaskState)t->state;
     if (t->state == TASK_DONE)
-        o->result = t->result;
+        o->result = (Aiod__Value *)task_result(t);
     if (t->error_kind)
         o->error_kind = t->error_kind;
     if (t->error_message)

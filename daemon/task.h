@@ -42,20 +42,43 @@ struct waiter {
 };
 
 struct task {
+    /* First, together: what evicting a retained outcome reads. By then the
+     * task is long out of the cache, and each further line is a miss. */
+    /* On the table's retention list once finished and retained. */
+    list retain_node;
     uint64_t id;
     unsigned refs;
     int state;
-    int ownership; /* AIOD__OWNERSHIP__* */
+    /* Wall-clock microseconds. */
+    uint64_t finished_usec;
     fn_entry *fn;
     /* One value per parameter (owned). */
     Aiod__Value **argv;
     size_t argc;
+    /* Outcome. result is NULL for a null result (task_result). */
+    Aiod__Value *result;
+    char *error_kind;
+    char *error_message;
+    /* The task's output; NULL once it is retained having printed nothing
+     * and with nobody following (task_output_lines and friends). */
+    output *out;
+    /* The coroutine while started and unfinished (sched.c). */
+    coro *co;
+    /* What the task function returned, until the task is finished. */
+    Aiod__Value *exit_value;
+    /* Error set by api->fail, used if the task returns an error. */
+    char *pending_kind;
+    char *pending_message;
+    bool in_table;
+    /* Sleep timer initialised (timer below): the task is freed in its close
+     * callback. */
+    bool timer_init;
+
+    int ownership; /* AIOD__OWNERSHIP__* */
     uid_t uid;
     pid_t pid;
-    /* Wall-clock microseconds. */
     uint64_t created_usec;
     uint64_t started_usec;
-    uint64_t finished_usec;
 
     /* Family: the spawning task's id (0 for a client's task) and the
      * unfinished children, which the parent cancels when it ends. */
@@ -67,15 +90,7 @@ struct task {
     conn *owner_conn;
     list conn_node;
 
-    output *out;
-
-    /* Outcome. */
-    Aiod__Value *result;
-    char *error_kind;
-    char *error_message;
-
     /* Scheduling (sched.c). */
-    coro *co;
     list ready_node;
     bool queued;
     bool suspended;
@@ -89,16 +104,8 @@ struct task {
     void *limit;
     bool limit_slot;
     list limit_node;
-    /* What the task function returned, until the task is finished. */
     int exit_code;
-    Aiod__Value *exit_value;
-    /* Error set by api->fail, used if the task returns an error. */
-    char *pending_kind;
-    char *pending_message;
-    /* Sleep timer, initialised on first use; the task is freed in its close
-     * callback. */
     uv_timer_t timer;
-    bool timer_init;
 
     list waiters;
     /* What the task hangs on a child it awaits (sched_await). */
@@ -106,9 +113,6 @@ struct task {
     /* Finished, attached, and its outcome not yet delivered to its still
      * open connection: kept outside the retention list (task_release_pin). */
     bool pinned;
-    /* On the table's retention list once finished and retained. */
-    list retain_node;
-    bool in_table;
 };
 
 /* Creates the table. 0, -ENOMEM. */
@@ -159,6 +163,15 @@ int task_set_pending_error(task *t, const char *kind, const char *message);
 /* Fills an Outcome for the task (borrowing its result: do not free the
  * result through the outcome). */
 void task_outcome(const task *t, Aiod__Outcome *o);
+
+/* A done task's result (a shared null value when it returned nothing);
+ * borrowed. NULL if the task is not done. */
+const Aiod__Value *task_result(const task *t);
+
+/* Lines the task printed so far and how many of them were dropped: 0 for a
+ * child task, which prints into its root's output. */
+uint64_t task_output_lines(const task *t);
+uint64_t task_output_dropped(const task *t);
 
 /* Counts for status and statistics. */
 size_t task_count_unfinished(void);

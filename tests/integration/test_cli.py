@@ -107,4 +107,25 @@ def logs_of_a_finished_task():
         t.eq(r.lines, ["Hello, you!"], "logs of the task", r)
 
 
+@t.test
+def logs_and_show_of_a_silent_finished_task():
+    # A retained task that printed nothing keeps no output buffer; logs,
+    # logs -f and show still answer for it.
+    with t.daemon() as d:
+        r = d.aioctl("submit", "demo.echo", "quiet")
+        t.eq(r.rc, 0, "submit exit code", r)
+        tid = r.out.strip()
+        r = d.aioctl("await", tid)
+        t.eq(r.lines, ['"quiet"'], "await result", r)
+        for args in (("logs", tid), ("logs", "-f", tid)):
+            r = d.aioctl(*args, timeout=10)
+            t.eq((r.rc, r.lines), (0, []), "aioctl %s of a task that printed nothing" %
+                 " ".join(args), r)
+        info = d.task(tid)
+        t.eq((info["state"], info.get("output_lines", 0)), ("done", 0),
+             "show: state and lines printed", " %r" % info)
+        r = d.aioctl("run", "demo.echo", "x")
+        t.eq((r.rc, r.lines), (0, ['"x"']), "the daemon still serves", r)
+
+
 t.main()
