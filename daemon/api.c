@@ -126,7 +126,8 @@ _printf_(2, 3) static int a_print(aiod_task *t, const char *fmt, ...) {
     do {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *stop = nl ? nl : end;
-        int r = output_append(T(t)->out, 1, p, (size_t)(stop - p));
+        output *o = task_output(T(t));
+        int r = o ? output_append(o, 1, p, (size_t)(stop - p)) : -ENOMEM;
         if (r < 0)
             return r;
         p = nl ? nl + 1 : end;
@@ -180,8 +181,13 @@ static int a_spawn(aiod_task *t, const char *function, aiod_value **args, size_t
             task_set_pending_error(parent, "TypeError", err);
         return r;
     }
+    output *out = task_output(parent);
+    if (!out) {
+        value_argv_free(argv, fn->sig.n_params);
+        return -ENOMEM;
+    }
     r = task_new(fn, argv, fn->sig.n_params, AIOD__OWNERSHIP__ATTACHED, parent->uid, parent->pid,
-                 parent->out, &child);
+                 out, &child);
     if (r < 0) {
         if (r == -EAGAIN)
             task_set_pending_error(parent, "LimitError", "task limit (max_tasks) reached");

@@ -157,7 +157,8 @@ static void handle_submit(conn *c, uint64_t req, Aiod__Submit *s) {
     m.body_case = AIOD__SERVER_MESSAGE__BODY_SUBMITTED;
     m.submitted = &sub;
     reply(c, &m);
-    if (s->follow && output_follow(t->out, c, req, false, true, t->state, false) < 0)
+    output *o = s->follow ? task_output(t) : NULL;
+    if (s->follow && (!o || output_follow(o, c, req, false, true, t->state, false) < 0))
         log_warning("connection %llu: out of memory following task %llu, ignoring",
                     (unsigned long long)c->serial, (unsigned long long)t->id);
     sched_start(t);
@@ -285,8 +286,9 @@ static void handle_gather(conn *c, uint64_t req, Aiod__Gather *g) {
     }
     for (size_t i = 0; i < g->n_items; i++)
         if (g->items[i]->item_case == AIOD__GATHER_ITEM__ITEM_CALL) {
-            if (g->follow)
-                output_follow(ts[i]->out, c, req, false, true, ts[i]->state, false);
+            output *o = g->follow ? task_output(ts[i]) : NULL;
+            if (o)
+                output_follow(o, c, req, false, true, ts[i]->state, false);
             sched_start(ts[i]);
         }
     wait_opts o = {.gather = true,
@@ -418,16 +420,17 @@ static void handle_logs(conn *c, uint64_t req, const Aiod__Logs *l) {
     }
     if (refuse_foreign(c, req, t, "follow"))
         return;
-    /* A retained task that printed nothing keeps no output. */
-    if (!t->out) {
+    /* A finished task that printed nothing has no output (any more). */
+    if (!t->out && task_finished(t)) {
         conn_send_output_end(c, req, t->id, 0, t->state);
         conn_request_done(c);
         return;
     }
     /* A child's lines live in its root's output; follow the child's end by
      * its own state only when it owns the output. */
-    bool own = t->out->task_id == t->id;
-    int r = output_follow(t->out, c, req, true, l->follow && own, t->state, true);
+    output *o = task_output(t);
+    bool own = o && o->task_id == t->id;
+    int r = o ? output_follow(o, c, req, true, l->follow && own, t->state, true) : -ENOMEM;
     if (r < 0)
         reply_error(c, req, ERROR_INTERNAL, "out of memory");
     else if (r == 1)

@@ -19,6 +19,7 @@ static void on_idle_timer(uv_timer_t *h) {
     if (task_count_unfinished() > 0)
         return;
     coro_release_stack();
+    task_cache_release();
     malloc_trim(0);
 }
 

@@ -203,8 +203,9 @@ static void close_handle(proc *p, uv_handle_t *h) {
 /* ---- output */
 
 static void flush_line(proc *p, capture *c) {
-    if (p->t && (p->flags & AIOD_PROC_STREAM_OUTPUT))
-        (void)output_append(p->t->out, c->stream, c->line, c->line_len);
+    output *o = p->t && (p->flags & AIOD_PROC_STREAM_OUTPUT) ? task_output(p->t) : NULL;
+    if (o)
+        (void)output_append(o, c->stream, c->line, c->line_len);
     c->line_len = 0;
 }
 

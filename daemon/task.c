@@ -22,6 +22,69 @@
 #include "sched.h"
 #include "sd.h"
 
+/* Freed task structs kept for reuse, most recent first, up to
+ * TASK_CACHE_MAX. A task is freed when its outcome is evicted, long after
+ * it was in the cache; through malloc that free also touched neighbouring
+ * chunks to coalesce them. The next task_new takes the struct back while it
+ * is still in the cache. Off under AddressSanitizer and valgrind, which
+ * must see every free to catch a use after it. */
+#define TASK_CACHE_MAX 1024u
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TASK_CACHE_OFF 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TASK_CACHE_OFF 1
+#endif
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+typedef union cached_task {
+    union cached_task *next;
+    task t;
+} cached_task;
+static cached_task *cache;
+static size_t cache_n;
+
+static task *task_alloc(void) {
+    cached_task *c = cache;
+    if (!c)
+        return alloc_calloc(1, sizeof(task));
+    cache = c->next;
+    cache_n--;
+    memset(c, 0, sizeof(*c));
+    return &c->t;
+}
+
+static void task_free_struct(task *t) {
+#ifndef TASK_CACHE_OFF
+    if (cache_n < TASK_CACHE_MAX && !RUNNING_ON_VALGRIND) {
+        cached_task *c = (cached_task *)t;
+        c->next = cache;
+        cache = c;
+        cache_n++;
+        return;
+    }
+#endif
+    free(t);
+}
+
+void task_cache_release(void) {
+    while (cache) {
+        cached_task *c = cache;
+        cache = c->next;
+        free(c);
+    }
+    cache_n = 0;
+}
+
 static hashmap *table;
 static uint64_t next_id = 1;
 static size_t unfinished;
@@ -90,6 +153,7 @@ void task_table_done(void) {
     table = NULL;
     hashmap_free(per_uid);
     per_uid = NULL;
+    task_cache_release();
 }
 
 int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t uid, pid_t pid,
@@ -102,7 +166,7 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
         value_argv_free(argv, argc);
         return -EDQUOT;
     }
-    task *t = alloc_calloc(1, sizeof(*t));
+    task *t = task_alloc();
     if (!t) {
         value_argv_free(argv, argc);
         return -ENOMEM;
@@ -125,11 +189,11 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
     list_init(&t->await_waiter.node);
     list_init(&t->limit_node);
     list_init(&t->retain_node);
-    t->out = out ? output_ref(out) : output_new(t->id, cfg.max_output_lines);
-    if (!t->out || hashmap_put_u64(table, t->id, t) < 0) {
+    t->out = output_ref(out);
+    if (hashmap_put_u64(table, t->id, t) < 0) {
         output_unref(t->out);
         value_argv_free(argv, argc);
-        free(t);
+        task_free_struct(t);
         return -ENOMEM;
     }
     next_id++;
@@ -149,7 +213,7 @@ task *task_ref(task *t) {
 }
 
 static void free_task_memory(uv_handle_t *h) {
-    free(h->data);
+    task_free_struct(h->data);
 }
 
 task *task_unref(task *t) {
@@ -170,7 +234,7 @@ task *task_unref(task *t) {
         t->timer.data = t;
         uv_close((uv_handle_t *)&t->timer, free_task_memory);
     } else
-        free(t);
+        task_free_struct(t);
     return NULL;
 }
 
@@ -349,6 +413,12 @@ const Aiod__Value *task_result(const task *t) {
     if (t->state != TASK_DONE)
         return NULL;
     return t->result ? t->result : &null_result;
+}
+
+output *task_output(task *t) {
+    if (!t->out)
+        t->out = output_new(t->id, cfg.max_output_lines);
+    return t->out;
 }
 
 uint64_t task_output_lines(const task *t) {

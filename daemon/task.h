@@ -59,8 +59,8 @@ struct task {
     Aiod__Value *result;
     char *error_kind;
     char *error_message;
-    /* The task's output; NULL once it is retained having printed nothing
-     * and with nobody following (task_output_lines and friends). */
+    /* The task's output: NULL until first used (task_output), and again
+     * once retained having printed nothing with nobody following. */
     output *out;
     /* The coroutine while started and unfinished (sched.c). */
     coro *co;
@@ -119,12 +119,14 @@ struct task {
 int task_table_init(uv_loop_t *loop);
 /* Drops every task (at shutdown, after the loop stopped running them). */
 void task_table_done(void);
+/* Frees the structs kept for reuse (when idle, and by task_table_done). */
+void task_cache_release(void);
 
 /*
  * A new pending task for `fn` with the checked argument vector (taken, also
  * on failure), entered into the table. Its output is `out` (a new reference
- * is taken) or, when NULL, a new one of its own. -EAGAIN when the task limit
- * is reached, -ENOMEM.
+ * is taken: a child shares its root's) or, when NULL, one of its own made on
+ * first use (task_output). -EAGAIN when the task limit is reached, -ENOMEM.
  */
 int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t uid, pid_t pid,
              output *out, task **ret);
@@ -167,6 +169,10 @@ void task_outcome(const task *t, Aiod__Outcome *o);
 /* A done task's result (a shared null value when it returned nothing);
  * borrowed. NULL if the task is not done. */
 const Aiod__Value *task_result(const task *t);
+
+/* The task's output (borrowed), made on first use: most tasks never print
+ * or are followed. NULL when out of memory. */
+output *task_output(task *t);
 
 /* Lines the task printed so far and how many of them were dropped: 0 for a
  * child task, which prints into its root's output. */

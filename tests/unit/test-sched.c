@@ -179,7 +179,7 @@ static void test_misuse(void **state) {
 static void test_output_shared_with_children(void **state) {
     (void)state;
     task *t = new_task("family", NULL, 0);
-    assert_int_equal(output_append(t->out, 1, "line", 4), 0);
+    assert_int_equal(output_append(task_output(t), 1, "line", 4), 0);
     assert_int_equal(t->out->next_seq, 1);
     sched_start(t);
     run_until_finished(t);
