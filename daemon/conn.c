@@ -240,26 +240,37 @@ static uint8_t *reserve(conn *c, size_t n) {
     return c->wbuf + c->wlen;
 }
 
-void conn_send(conn *c, const Aiod__ServerMessage *m) {
+uint8_t *conn_frame_begin(conn *c, uint64_t request_id, size_t size) {
     if (c->closing)
-        return;
-    size_t size = protobuf_c_message_get_packed_size(&m->base);
+        return NULL;
     if (size > cfg.max_frame) {
         /* The client would refuse the frame: tell it why instead. */
-        conn_send_error(c, m->request_id, AIOD__ERROR_CODE__ERROR_LIMIT,
+        conn_send_error(c, request_id, AIOD__ERROR_CODE__ERROR_LIMIT,
                         "reply of %zu bytes exceeds the limit max_frame (%u bytes)", size,
                         cfg.max_frame);
-        return;
+        return NULL;
     }
     uint8_t *p = reserve(c, FRAME_HEADER_SIZE + size);
     if (!p) {
         log_error("connection %llu: out of memory queueing a reply, closing",
                   (unsigned long long)c->serial);
         conn_close(c);
-        return;
+        return NULL;
     }
     frame_put_header(p, (uint32_t)size);
-    protobuf_c_message_pack(&m->base, p + FRAME_HEADER_SIZE);
+    return p + FRAME_HEADER_SIZE;
+}
+
+void conn_send(conn *c, const Aiod__ServerMessage *m) {
+    size_t size = protobuf_c_message_get_packed_size(&m->base);
+    uint8_t *p = conn_frame_begin(c, m->request_id, size);
+    if (!p)
+        return;
+    protobuf_c_message_pack(&m->base, p);
+    conn_frame_end(c, size);
+}
+
+void conn_frame_end(conn *c, size_t size) {
     c->wlen += FRAME_HEADER_SIZE + size;
     mark_dirty(c);
     /* A client that does not read its replies: stop reading its requests

@@ -95,6 +95,16 @@ void conn_abort_all(void);
 /* Queues one message for the client. Messages to a closing connection are
  * dropped. */
 void conn_send(conn *c, const Aiod__ServerMessage *m);
+
+/*
+ * A reply encoded by the caller in place: conn_frame_begin returns where to
+ * write its `size` bytes (borrowed, valid until the next send on `c`), then
+ * conn_frame_end queues them. NULL when nothing is to be written: the
+ * connection is closing, or closes now for lack of memory, or the reply is
+ * over max_frame (the client gets an ERROR_LIMIT for `request_id` instead).
+ */
+uint8_t *conn_frame_begin(conn *c, uint64_t request_id, size_t size);
+void conn_frame_end(conn *c, size_t size);
 void conn_send_error(conn *c, uint64_t request_id, Aiod__ErrorCode code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void conn_send_output(conn *c, uint64_t request_id, uint64_t task_id, uint64_t seq, int stream,

@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "conn.h"
+#include "encode.h"
 #include "log.h"
 #include "plugin.h"
 #include "sched.h"
@@ -28,20 +29,20 @@ struct wait_req {
     list conn_node;
     wait_opts opts;
     task **tasks;
-    wait_item *items;
     size_t n;
     size_t remaining;
     task *first_failed;
     bool replied;
     uv_timer_t timer;
     bool timer_init;
+    /* One per task, in the same allocation. */
+    wait_item items[];
 };
 
 static void req_free_memory(wait_req *r) {
     for (size_t i = 0; i < r->n; i++)
         task_unref(r->tasks[i]);
     free(r->tasks);
-    free(r->items);
     free(r);
 }
 
@@ -61,30 +62,34 @@ static void req_end(wait_req *r) {
         req_free_memory(r);
 }
 
+/* Outcomes of a request this small are built on the stack. */
+#define SMALL_REPLY 8
+
 static void reply_outcomes(wait_req *r) {
-    Aiod__Outcome *os = alloc_calloc(r->n ? r->n : 1, sizeof(*os));
-    Aiod__Outcome **ps = alloc_calloc(r->n ? r->n : 1, sizeof(*ps));
-    if (!os || !ps) {
+    Aiod__Outcome small_os[SMALL_REPLY];
+    size_t small_sizes[SMALL_REPLY];
+    bool small = r->n <= SMALL_REPLY;
+    Aiod__Outcome *os = small ? small_os : alloc_calloc(r->n, sizeof(*os));
+    size_t *sizes = small ? small_sizes : alloc_calloc(r->n, sizeof(*sizes));
+    if (!os || !sizes) {
         free(os);
-        free(ps);
+        free(sizes);
         conn_send_error(r->c, r->request_id, AIOD__ERROR_CODE__ERROR_INTERNAL,
                         "out of memory building the reply");
         return;
     }
-    for (size_t i = 0; i < r->n; i++) {
+    for (size_t i = 0; i < r->n; i++)
         task_outcome(r->tasks[i], &os[i]);
-        ps[i] = &os[i];
+    size_t size = encode_outcomes_size(r->request_id, os, r->n, sizes);
+    uint8_t *p = conn_frame_begin(r->c, r->request_id, size);
+    if (p) {
+        encode_outcomes(p, r->request_id, os, r->n, sizes, size);
+        conn_frame_end(r->c, size);
     }
-    Aiod__Outcomes out = AIOD__OUTCOMES__INIT;
-    out.n_outcomes = r->n;
-    out.outcomes = ps;
-    Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
-    m.request_id = r->request_id;
-    m.body_case = AIOD__SERVER_MESSAGE__BODY_OUTCOMES;
-    m.outcomes = &out;
-    conn_send(r->c, &m);
-    free(os);
-    free(ps);
+    if (!small) {
+        free(os);
+        free(sizes);
+    }
 }
 
 static void reply_failed(wait_req *r) {
@@ -157,13 +162,11 @@ static void on_timeout(uv_timer_t *h) {
 }
 
 void waiting_start(conn *c, uint64_t request_id, task **tasks, size_t n, const wait_opts *o) {
-    wait_req *r = alloc_calloc(1, sizeof(*r));
-    wait_item *items = alloc_calloc(n ? n : 1, sizeof(*items));
-    if (!r || !items) {
-        free(r);
-        free(items);
+    wait_req *r = alloc_calloc(1, sizeof(*r) + n * sizeof(r->items[0]));
+    if (!r) {
         for (size_t i = 0; i < n; i++)
             task_unref(tasks[i]);
+        free(tasks);
         conn_send_error(c, request_id, AIOD__ERROR_CODE__ERROR_INTERNAL, "out of memory");
         conn_request_done(c);
         return;
@@ -172,13 +175,12 @@ void waiting_start(conn *c, uint64_t request_id, task **tasks, size_t n, const w
     r->request_id = request_id;
     r->opts = *o;
     r->tasks = tasks;
-    r->items = items;
     r->n = n;
     list_insert_tail(&c->waits, &r->conn_node);
     for (size_t i = 0; i < n; i++) {
-        list_init(&items[i].w.node);
-        items[i].w.fn = on_task_done;
-        items[i].req = r;
+        list_init(&r->items[i].w.node);
+        r->items[i].w.fn = on_task_done;
+        r->items[i].req = r;
     }
     /* Count first, then hook: a hook on a finished task fires at once. */
     for (size_t i = 0; i < n; i++)
@@ -200,7 +202,7 @@ void waiting_start(conn *c, uint64_t request_id, task **tasks, size_t n, const w
     }
     for (size_t i = 0; i < n; i++)
         if (!task_finished(tasks[i]))
-            task_add_waiter(tasks[i], &items[i].w);
+            task_add_waiter(tasks[i], &r->items[i].w);
 }
 
 void waiting_conn_closed(conn *c) {

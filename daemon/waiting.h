@@ -20,10 +20,9 @@ typedef struct wait_opts {
     bool cancel_on_timeout;
 } wait_opts;
 
-/* Starts waiting for `n` tasks (references taken from `tasks`, which the
- * caller frees; the tasks array elements are owned by the request now) on
- * behalf of request `request_id` of `c`. The reply may be sent before this
- * returns. */
+/* Starts waiting for the `n` tasks of `tasks` on behalf of request
+ * `request_id` of `c`. The array (malloc'd) and one reference to each task
+ * are taken, also on failure. The reply may be sent before this returns. */
 void waiting_start(conn *c, uint64_t request_id, task **tasks, size_t n, const wait_opts *o);
 
 /* The connection is closing: drop its waiting requests without replying. */
