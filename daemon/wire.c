@@ -71,23 +71,33 @@ static void arena_reset(void) {
         head->used = 0;
 }
 
+/* Each level of nesting takes at least a key and a length byte, so a
+ * payload shorter than this cannot nest too deep for protobuf-c's recursion,
+ * and most requests skip the pre-check. */
+#define DEPTH_CHECK_FROM (2u * (LIMIT_MESSAGE_DEPTH + 1u))
+
+/* The pre-check's verdict as an error; 0 if it passes. */
+static int depth_check(const uint8_t *payload, size_t len, char *why, size_t why_len) {
+    int r = pbdepth_check(&aiod__client_message__descriptor, payload, len, LIMIT_MESSAGE_DEPTH);
+    if (r == -ELOOP)
+        snprintf(why, why_len, "message nests deeper than %u levels", LIMIT_MESSAGE_DEPTH);
+    else if (r < 0)
+        snprintf(why, why_len, "not a valid protobuf ClientMessage");
+    return r < 0 ? -EBADMSG : 0;
+}
+
 int wire_decode(const uint8_t *payload, size_t len, Aiod__ClientMessage **ret, char *why,
                 size_t why_len) {
-    int r = pbdepth_check(&aiod__client_message__descriptor, payload, len, LIMIT_MESSAGE_DEPTH);
-    if (r == -ELOOP) {
-        snprintf(why, why_len, "message nests deeper than %u levels", LIMIT_MESSAGE_DEPTH);
+    if (len >= DEPTH_CHECK_FROM && depth_check(payload, len, why, why_len) < 0)
         return -EBADMSG;
-    }
-    if (r < 0) {
-        snprintf(why, why_len, "not a valid protobuf ClientMessage");
-        return -EBADMSG;
-    }
     live++;
     Aiod__ClientMessage *m = aiod__client_message__unpack(&arena, len, payload);
     if (!m) {
         /* protobuf-c does not say why: wrong wire types for known fields,
-         * truncated data, or out of memory. */
-        snprintf(why, why_len, "not a valid ClientMessage");
+         * truncated data, or out of memory. A short payload the pre-check
+         * skipped gets its verdict on the encoding first. */
+        if (len >= DEPTH_CHECK_FROM || depth_check(payload, len, why, why_len) == 0)
+            snprintf(why, why_len, "not a valid ClientMessage");
         if (--live == 0)
             arena_reset();
         return -EBADMSG;
