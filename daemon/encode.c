@@ -57,6 +57,14 @@ static uint64_t enum_varint(int v) {
     return (uint64_t)(int64_t)v;
 }
 
+/* A null value (no kind set) packs to nothing; protobuf-c would still walk
+ * Value's eight fields to find that out, for most results. */
+static size_t value_size(const Aiod__Value *v) {
+    return v->kind_case == AIOD__VALUE__KIND__NOT_SET
+               ? 0
+               : protobuf_c_message_get_packed_size(&v->base);
+}
+
 static size_t outcome_size(const Aiod__Outcome *o) {
     size_t n = 0;
     if (o->task_id)
@@ -64,7 +72,7 @@ static size_t outcome_size(const Aiod__Outcome *o) {
     if (o->state)
         n += 1 + varint_size(enum_varint((int)o->state));
     if (o->result) {
-        size_t r = protobuf_c_message_get_packed_size(&o->result->base);
+        size_t r = value_size(o->result);
         n += 1 + varint_size(r) + r;
     }
     return n + string_field_size(o->error_kind) + string_field_size(o->error_message);
@@ -108,10 +116,11 @@ void encode_outcomes(uint8_t *p, uint64_t request_id, const Aiod__Outcome *outco
             p = put_varint(p, enum_varint((int)o->state));
         }
         if (o->result) {
-            size_t r = protobuf_c_message_get_packed_size(&o->result->base);
+            size_t r = value_size(o->result);
             *p++ = KEY_RESULT;
             p = put_varint(p, r);
-            p += protobuf_c_message_pack(&o->result->base, p);
+            if (r)
+                p += protobuf_c_message_pack(&o->result->base, p);
         }
         p = put_string_field(p, KEY_ERROR_KIND, o->error_kind);
         p = put_string_field(p, KEY_ERROR_MESSAGE, o->error_message);
