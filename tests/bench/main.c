@@ -43,6 +43,9 @@ static struct {
     uint64_t sleepers[4];
     size_t n_sleepers;
     uint64_t spawn_n;
+    /* Extra arguments for every aiod started (--aiod-arg). */
+    const char *aiod_args[16];
+    size_t n_aiod_args;
     uint64_t switch_n;
     double idle_s;
     unsigned batch;
@@ -89,6 +92,8 @@ static void usage(FILE *f) {
         "      --connect PATH      only drive the server at PATH (a peer speaking the same\n"
         "                          framing, no hello) with the latency and throughput\n"
         "                          clients; print \"name value\" lines\n"
+        "      --aiod-arg ARG      pass ARG to every aiod started (repeatable), e.g.\n"
+        "                          --aiod-arg=--retain-count=100\n"
         "  -q, --quiet             no progress lines on stderr\n"
         "  -h, --help              this help\n",
         AIOD_BENCH_AIOD, AIOD_BENCH_PLUGINS);
@@ -133,7 +138,8 @@ static void parse_args(int argc, char **argv) {
         O_SWITCH,
         O_PY,
         O_SLEEPS,
-        O_CONNECT
+        O_CONNECT,
+        O_AIOD_ARG
     };
     static const struct option longopts[] = {
         {"quick", no_argument, NULL, O_QUICK},
@@ -149,6 +155,7 @@ static void parse_args(int argc, char **argv) {
         {"python", required_argument, NULL, O_PY},
         {"sleep-seconds", required_argument, NULL, O_SLEEPS},
         {"connect", required_argument, NULL, O_CONNECT},
+        {"aiod-arg", required_argument, NULL, O_AIOD_ARG},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -196,6 +203,13 @@ static void parse_args(int argc, char **argv) {
             break;
         case O_CONNECT:
             opt.connect = optarg;
+            break;
+        case O_AIOD_ARG:
+            if (opt.n_aiod_args == sizeof(opt.aiod_args) / sizeof(opt.aiod_args[0])) {
+                fprintf(stderr, "aiod-bench: too many --aiod-arg\n");
+                exit(2);
+            }
+            opt.aiod_args[opt.n_aiod_args++] = optarg;
             break;
         case O_SLEEPS:
             opt.sleep_s = strtod(optarg, NULL);
@@ -343,8 +357,16 @@ static const char *yes(bool b) {
 static int start_daemon(bench_daemon *d, uint64_t max_tasks, char *err, size_t err_len) {
     char mt[32];
     snprintf(mt, sizeof(mt), "%llu", (unsigned long long)max_tasks);
-    const char *extra[] = {"--max-tasks", mt, NULL};
-    int r = daemon_start(d, opt.aiod, opt.plugins, max_tasks ? extra : NULL, err, err_len);
+    const char *extra[20];
+    size_t n = 0;
+    if (max_tasks) {
+        extra[n++] = "--max-tasks";
+        extra[n++] = mt;
+    }
+    for (size_t i = 0; i < opt.n_aiod_args; i++)
+        extra[n++] = opt.aiod_args[i];
+    extra[n] = NULL;
+    int r = daemon_start(d, opt.aiod, opt.plugins, extra, err, err_len);
     if (r == 0)
         bench_log("aiod pid %d on %s", (int)d->pid, d->socket);
     return r;
