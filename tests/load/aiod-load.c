@@ -20,8 +20,10 @@
  * is dropped and the daemon logs why); no task is left unfinished after a
  * round (the abandoned attached tasks were cancelled); the daemon still serves
  * afterwards and exits 0 on SIGTERM; and its RSS after the measured round,
- * once every client has gone, is within 10% of the baseline taken after the
- * warm-up rounds of the same shape. glibc keeps most of what a burst freed
+ * once every client has gone, is within 15% of the baseline taken after the
+ * warm-up rounds of the same shape (about 7 MB here: a leak of 100 bytes per
+ * task, 10 MB over the round's 100,000, fails it; measured rounds without one
+ * came out between -1% and +8%). glibc keeps most of what a burst freed
  * (RSS after a round is close to the round's peak) and the retained outcomes
  * of the last retain_count tasks are spread over the heap, so RSS creeps for
  * a few rounds before it settles: hence four warm-up rounds, so that the
@@ -106,7 +108,7 @@ static struct {
     .warmup_rounds = 4,
     .write_queue = 64 * 1024,
     .round_timeout = 90,
-    .rss_tolerance = 0.10,
+    .rss_tolerance = 0.15,
 };
 
 /* ---------------------------------------------------------------- failures */
