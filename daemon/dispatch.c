@@ -198,40 +198,41 @@ static bool refuse_foreign(conn *c, uint64_t req, const task *t, const char *wha
     return true;
 }
 
-/* Looks up ids; on an unknown one replies NO_SUCH_TASK and returns NULL. */
-static task **lookup_all(conn *c, uint64_t req, const uint64_t *ids, size_t n, const char *what) {
-    task **ts = alloc_calloc(n, sizeof(*ts));
-    if (!ts) {
-        reply_error(c, req, ERROR_INTERNAL, "out of memory");
-        return NULL;
-    }
+/* Looks up ids into ts[0..n), each with a reference; on an unknown one
+ * replies NO_SUCH_TASK (on a foreign one NOT_ALLOWED), leaves ts all NULL and
+ * returns false. */
+static bool lookup_all(conn *c, uint64_t req, const uint64_t *ids, size_t n, const char *what,
+                       task **ts) {
     for (size_t i = 0; i < n; i++) {
-        ts[i] = task_lookup(ids[i]);
-        if (!ts[i]) {
+        task *t = task_lookup(ids[i]);
+        if (!t) {
             reply_error(c, req, ERROR_NO_SUCH_TASK,
                         "no task %llu (it never existed, or its result is no longer retained)",
                         (unsigned long long)ids[i]);
-            free(ts);
-            return NULL;
+            return false;
         }
-        if (refuse_foreign(c, req, ts[i], what)) {
-            free(ts);
-            return NULL;
-        }
+        if (refuse_foreign(c, req, t, what))
+            return false;
     }
     for (size_t i = 0; i < n; i++)
-        task_ref(ts[i]);
-    return ts;
+        ts[i] = task_ref(task_lookup(ids[i]));
+    return true;
 }
 
 static void handle_await(conn *c, uint64_t req, const Aiod__Await *a) {
     if (!check_batch(c, req, a->n_task_ids, "await") || !check_timeout(c, req, a->timeout))
         return;
-    task **ts = lookup_all(c, req, a->task_ids, a->n_task_ids, "await");
-    if (!ts)
+    wait_req *r = waiting_new(c, req, a->n_task_ids);
+    if (!r) {
+        reply_error(c, req, ERROR_INTERNAL, "out of memory");
         return;
+    }
+    if (!lookup_all(c, req, a->task_ids, a->n_task_ids, "await", waiting_tasks(r))) {
+        waiting_abandon(r);
+        return;
+    }
     wait_opts o = {.timeout = a->timeout, .cancel_on_timeout = a->cancel_on_timeout};
-    waiting_start(c, req, ts, a->n_task_ids, &o);
+    waiting_begin(r, &o);
 }
 
 static void handle_gather(conn *c, uint64_t req, Aiod__Gather *g) {
@@ -239,11 +240,12 @@ static void handle_gather(conn *c, uint64_t req, Aiod__Gather *g) {
     Aiod__ErrorCode code;
     if (!check_batch(c, req, g->n_items, "gather") || !check_timeout(c, req, g->timeout))
         return;
-    task **ts = alloc_calloc(g->n_items, sizeof(*ts));
-    if (!ts) {
+    wait_req *w = waiting_new(c, req, g->n_items);
+    if (!w) {
         reply_error(c, req, ERROR_INTERNAL, "out of memory");
         return;
     }
+    task **ts = waiting_tasks(w);
     /* All or nothing: a bad item refuses the whole gather before any of its
      * new tasks starts. */
     for (size_t i = 0; i < g->n_items; i++) {
@@ -273,12 +275,10 @@ static void handle_gather(conn *c, uint64_t req, Aiod__Gather *g) {
             r = -EINVAL;
         }
         if (r < 0) {
-            for (size_t j = 0; j < i; j++) {
+            for (size_t j = 0; j < i; j++)
                 if (g->items[j]->item_case == AIOD__GATHER_ITEM__ITEM_CALL)
                     sched_cancel(ts[j]);
-                task_unref(ts[j]);
-            }
-            free(ts);
+            waiting_abandon(w); /* drops the references */
             conn_send_error(c, req, code, "gather item %zu: %s", i + 1, err);
             conn_request_done(c);
             return;
@@ -295,15 +295,21 @@ static void handle_gather(conn *c, uint64_t req, Aiod__Gather *g) {
                    .return_exceptions = g->return_exceptions,
                    .timeout = g->timeout,
                    .cancel_on_timeout = g->cancel_on_timeout};
-    waiting_start(c, req, ts, g->n_items, &o);
+    waiting_begin(w, &o);
 }
 
 static void handle_cancel(conn *c, uint64_t req, const Aiod__Cancel *k) {
     if (!check_batch(c, req, k->n_task_ids, "cancel"))
         return;
-    task **ts = lookup_all(c, req, k->task_ids, k->n_task_ids, "cancel");
-    if (!ts)
+    task **ts = alloc_calloc(k->n_task_ids, sizeof(*ts));
+    if (!ts) {
+        reply_error(c, req, ERROR_INTERNAL, "out of memory");
         return;
+    }
+    if (!lookup_all(c, req, k->task_ids, k->n_task_ids, "cancel", ts)) {
+        free(ts);
+        return;
+    }
     uint32_t count = 0;
     for (size_t i = 0; i < k->n_task_ids; i++) {
         if (sched_cancel(ts[i]))

@@ -16,8 +16,6 @@
 #include "sched.h"
 #include "task.h"
 
-typedef struct wait_req wait_req;
-
 typedef struct wait_item {
     waiter w;
     wait_req *req;
@@ -35,14 +33,13 @@ struct wait_req {
     bool replied;
     uv_timer_t timer;
     bool timer_init;
-    /* One per task, in the same allocation. */
+    /* One per task; items, then the tasks array, share the allocation. */
     wait_item items[];
 };
 
 static void req_free_memory(wait_req *r) {
     for (size_t i = 0; i < r->n; i++)
         task_unref(r->tasks[i]);
-    free(r->tasks);
     free(r);
 }
 
@@ -161,21 +158,30 @@ static void on_timeout(uv_timer_t *h) {
     req_end(r);
 }
 
-void waiting_start(conn *c, uint64_t request_id, task **tasks, size_t n, const wait_opts *o) {
-    wait_req *r = alloc_calloc(1, sizeof(*r) + n * sizeof(r->items[0]));
-    if (!r) {
-        for (size_t i = 0; i < n; i++)
-            task_unref(tasks[i]);
-        free(tasks);
-        conn_send_error(c, request_id, AIOD__ERROR_CODE__ERROR_INTERNAL, "out of memory");
-        conn_request_done(c);
-        return;
-    }
+wait_req *waiting_new(conn *c, uint64_t request_id, size_t n) {
+    wait_req *r = alloc_calloc(1, sizeof(*r) + n * (sizeof(r->items[0]) + sizeof(task *)));
+    if (!r)
+        return NULL;
     r->c = c;
     r->request_id = request_id;
-    r->opts = *o;
-    r->tasks = tasks;
+    r->tasks = (task **)(r->items + n);
     r->n = n;
+    return r;
+}
+
+task **waiting_tasks(wait_req *r) {
+    return r->tasks;
+}
+
+void waiting_abandon(wait_req *r) {
+    req_free_memory(r);
+}
+
+void waiting_begin(wait_req *r, const wait_opts *o) {
+    conn *c = r->c;
+    task **tasks = r->tasks;
+    size_t n = r->n;
+    r->opts = *o;
     list_insert_tail(&c->waits, &r->conn_node);
     for (size_t i = 0; i < n; i++) {
         list_init(&r->items[i].w.node);
