@@ -249,8 +249,9 @@ int value_check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool te
                  sig->n_params, sig->n_params == 1 ? "" : "s", n);
         goto fail;
     }
-    argv = alloc_calloc(sig->n_params ? sig->n_params : 1, sizeof(*argv));
-    if (!argv) {
+    /* A function without parameters gets no vector (NULL), not an empty one. */
+    argv = sig->n_params ? alloc_calloc(sig->n_params, sizeof(*argv)) : NULL;
+    if (!argv && sig->n_params) {
         r = -ENOMEM;
         goto fail;
     }

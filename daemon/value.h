@@ -46,7 +46,8 @@ int value_from_text(uint32_t type, const char *text, Aiod__Value **ret, char *wh
  * vector: one value per parameter, converted from text when `text` is set,
  * defaults filled in. Takes the values in args[0..n) (the array itself stays
  * the caller's; its slots are set to NULL). On success *ret_argv is a new
- * array of sig->n_params new values. -EINVAL with a message in `err`,
+ * array of sig->n_params new values (NULL when there are no parameters).
+ * -EINVAL with a message in `err`,
  * -ENOMEM.
  */
 int value_check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool text,

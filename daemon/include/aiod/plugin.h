@@ -115,10 +115,11 @@ struct aiod_api;
 /*
  * A task's entry point. `args` holds one value per declared parameter, in
  * order, defaults filled in and types checked (borrowed, valid until the
- * function returns). On success store the result in *ret_result (ownership
- * moves to the daemon; leaving it NULL means null) and return 0. On failure
- * call api->fail() to set the error kind and message and return a negative
- * errno; without fail() the kind is "OSError" and the message strerror().
+ * function returns; NULL for a function without parameters). On success
+ * store the result in *ret_result (ownership moves to the daemon; leaving
+ * it NULL means null) and return 0. On failure call api->fail() to set the
+ * error kind and message and return a negative errno; without fail() the
+ * kind is "OSError" and the message strerror().
  */
 typedef int (*aiod_task_fn)(aiod_task *task, const struct aiod_api *api,
                             const aiod_value *const *args, aiod_value **ret_result);
