@@ -6,6 +6,8 @@
  * requests) plus, for big frames, extra blocks freed when the request is
  * done. Whatever outlives the request (a call's arguments) is copied out by
  * dispatch. This spares the malloc and free of every node of every request.
+ * Gathers, the pipelined request, are read by wire_fast.c; anything it
+ * declines goes to protobuf-c.
  */
 #include "wire.h"
 
@@ -16,6 +18,7 @@
 #include "alloc.h"
 #include "limits.h"
 #include "pbdepth.h"
+#include "wire_fast.h"
 
 #define ARENA_BLOCK 65536u
 
@@ -91,7 +94,9 @@ int wire_decode(const uint8_t *payload, size_t len, Aiod__ClientMessage **ret, c
     if (len >= DEPTH_CHECK_FROM && depth_check(payload, len, why, why_len) < 0)
         return -EBADMSG;
     live++;
-    Aiod__ClientMessage *m = aiod__client_message__unpack(&arena, len, payload);
+    Aiod__ClientMessage *m = NULL;
+    if (!wire_fast_decode(payload, len, &arena, &m))
+        m = aiod__client_message__unpack(&arena, len, payload);
     if (!m) {
         /* protobuf-c does not say why: wrong wire types for known fields,
          * truncated data, or out of memory. A short payload the pre-check
