@@ -150,22 +150,38 @@ static void on_write(uv_write_t *req, int status) {
     mark_dirty(c);
 }
 
-static void flush(conn *c) {
+/* Hands what is queued to one write, unless one is under way. Never closes:
+ * a failed write leaves the bytes queued for flush to fail again on. */
+static int start_write(conn *c) {
     if (c->writing || c->wlen == 0)
-        return;
+        return 0;
+    uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)c->wlen);
+    c->wreq.data = c;
+    int r = uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &b, 1, on_write);
+    if (r < 0)
+        return r;
+    /* The bytes now belong to the write (on_write frees them). */
     c->inflight_buf = c->wbuf;
     c->inflight_len = c->wlen;
     c->wbuf = NULL;
     c->wlen = c->wcap = 0;
-    uv_buf_t b = uv_buf_init((char *)c->inflight_buf, (unsigned)c->inflight_len);
-    c->wreq.data = c;
-    int r = uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &b, 1, on_write);
+    c->writing = true;
+    return 0;
+}
+
+static void flush(conn *c) {
+    int r = start_write(c);
     if (r < 0) {
         log_debug_errno(r, "connection %llu: write failed, closing", (unsigned long long)c->serial);
         conn_close(c);
-        return;
     }
-    c->writing = true;
+}
+
+/* Marks the connection for closing at the end of the loop iteration
+ * (conn_flush_all). */
+static void drop(conn *c) {
+    c->dropping = true;
+    mark_dirty(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -187,6 +203,10 @@ void conn_flush_all(void) {
     while (!list_empty(&dirty)) {
         conn *c = container_of(list_first(&dirty), conn, dirty_node);
         list_remove(&c->dirty_node);
+        if (c->dropping) {
+            conn_close(c);
+            continue;
+        }
         flush(c);
         if (c->closing)
             continue;
@@ -241,7 +261,7 @@ static uint8_t *reserve(conn *c, size_t n) {
 }
 
 uint8_t *conn_frame_begin(conn *c, uint64_t request_id, size_t size) {
-    if (c->closing)
+    if (c->closing || c->dropping)
         return NULL;
     if (size > cfg.max_frame) {
         /* The client would refuse the frame: tell it why instead. */
@@ -254,7 +274,7 @@ uint8_t *conn_frame_begin(conn *c, uint64_t request_id, size_t size) {
     if (!p) {
         log_error("connection %llu: out of memory queueing a reply, closing",
                   (unsigned long long)c->serial);
-        conn_close(c);
+        drop(c);
         return NULL;
     }
     frame_put_header(p, (uint32_t)size);
@@ -270,16 +290,24 @@ void conn_send(conn *c, const Aiod__ServerMessage *m) {
     conn_frame_end(c, size);
 }
 
+/* Replies are written once per loop iteration, except that this many bytes
+ * go out at once when no write is under way: a pipelining client then
+ * starts on the first replies of a batch while the rest are being made,
+ * rather than waiting for the whole batch. */
+#define EARLY_FLUSH_BYTES 1024u
+
 void conn_frame_end(conn *c, size_t size) {
     c->wlen += FRAME_HEADER_SIZE + size;
     mark_dirty(c);
+    if (c->wlen >= EARLY_FLUSH_BYTES)
+        (void)start_write(c); /* a failure is flush's to report */
     /* A client that does not read its replies: stop reading its requests
      * and, past twice the bound, drop it. */
     if (queued(c) > 2 * cfg.max_write_queue) {
         log_warning("connection %llu (uid %u pid %d): %zu bytes of replies unread, over "
                     "max_write_queue; dropping the client",
                     (unsigned long long)c->serial, (unsigned)c->uid, (int)c->pid, queued(c));
-        conn_close(c);
+        drop(c);
     } else if (queued(c) > cfg.max_write_queue && !c->paused) {
         c->paused = true;
         uv_read_stop((uv_stream_t *)&c->pipe);
@@ -373,7 +401,7 @@ static void process(conn *c) {
     if (c->dispatching)
         return;
     c->dispatching = true;
-    while (!c->closing && !c->draining) {
+    while (!c->closing && !c->draining && !c->dropping) {
         if (c->in_flight >= cfg.max_in_flight || queued(c) > cfg.max_write_queue) {
             if (!c->paused) {
                 c->paused = true;

@@ -40,6 +40,10 @@ struct conn {
     bool hello_done;
     /* Closing started: nothing more is sent or read. */
     bool closing;
+    /* To be closed at the end of this loop iteration (a client that does
+     * not read its replies, no memory for a reply): sending, which happens
+     * deep inside request and task handling, never closes directly. */
+    bool dropping;
     /* Send what is queued, then close (after a fatal protocol error). */
     bool draining;
     /* Reading stopped for backpressure. */
@@ -92,15 +96,15 @@ void conn_close_all(void);
 /* Closes every connection now, dropping what is queued (exit path). */
 void conn_abort_all(void);
 
-/* Queues one message for the client. Messages to a closing connection are
- * dropped. */
+/* Queues one message for the client. Messages to a closing (or dropping)
+ * connection are discarded. */
 void conn_send(conn *c, const Aiod__ServerMessage *m);
 
 /*
  * A reply encoded by the caller in place: conn_frame_begin returns where to
  * write its `size` bytes (borrowed, valid until the next send on `c`), then
  * conn_frame_end queues them. NULL when nothing is to be written: the
- * connection is closing, or closes now for lack of memory, or the reply is
+ * connection is closing, or is dropped for lack of memory, or the reply is
  * over max_frame (the client gets an ERROR_LIMIT for `request_id` instead).
  */
 uint8_t *conn_frame_begin(conn *c, uint64_t request_id, size_t size);
