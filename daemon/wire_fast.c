@@ -108,15 +108,23 @@ static bool seen_once(uint32_t *seen, uint64_t num) {
     return true;
 }
 
-static bool decode_call(cur c, ProtobufCAllocator *a, Aiod__Call *call) {
-    long n_args = count_field(c, 2, WT_LEN);
-    if (n_args < 0)
+/* The pointer array of a repeated message field `num` of message c, sized
+ * by counting its occurrences first (NULL when there are none). */
+static bool alloc_repeated(cur c, uint64_t num, ProtobufCAllocator *a, void **ret) {
+    long n = count_field(c, num, WT_LEN);
+    *ret = NULL;
+    if (n < 0)
         return false;
-    if (n_args) {
-        call->args = zalloc(a, (size_t)n_args * sizeof(*call->args));
-        if (!call->args)
-            return false;
-    }
+    if (n && !(*ret = zalloc(a, (size_t)n * sizeof(void *))))
+        return false;
+    return true;
+}
+
+static bool decode_call(cur c, ProtobufCAllocator *a, Aiod__Call *call) {
+    void *args;
+    if (!alloc_repeated(c, 2, a, &args))
+        return false;
+    call->args = args;
     uint32_t seen = 0;
     while (c.p < c.end) {
         uint64_t num, v;
@@ -179,14 +187,10 @@ static bool decode_item(cur c, ProtobufCAllocator *a, Aiod__GatherItem *it) {
 }
 
 static bool decode_gather(cur c, ProtobufCAllocator *a, Aiod__Gather *g) {
-    long n_items = count_field(c, 1, WT_LEN);
-    if (n_items < 0)
+    void *items;
+    if (!alloc_repeated(c, 1, a, &items))
         return false;
-    if (n_items) {
-        g->items = zalloc(a, (size_t)n_items * sizeof(*g->items));
-        if (!g->items)
-            return false;
-    }
+    g->items = items;
     uint32_t seen = 0;
     while (c.p < c.end) {
         uint64_t num, v;
