@@ -102,11 +102,20 @@ uint64_t task_now_usec(void) {
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* Fires when the oldest retained outcome is past retain_seconds, so that
+ * outcomes expire (and their memory goes back) while no task ends either. */
+static uv_timer_t expiry;
+static bool expiry_init;
+
 int task_table_init(uv_loop_t *loop) {
-    (void)loop;
     list_init(&retained);
     table = hashmap_new(0);
-    return table ? 0 : -ENOMEM;
+    if (!table)
+        return -ENOMEM;
+    uv_timer_init(loop, &expiry);
+    uv_unref((uv_handle_t *)&expiry);
+    expiry_init = true;
+    return 0;
 }
 
 /* Unfinished tasks per uid, for max_tasks_per_uid. */
@@ -154,6 +163,9 @@ void task_table_done(void) {
     hashmap_free(per_uid);
     per_uid = NULL;
     task_cache_release();
+    if (expiry_init)
+        uv_close((uv_handle_t *)&expiry, NULL);
+    expiry_init = false;
 }
 
 int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t uid, pid_t pid,
@@ -288,6 +300,28 @@ static void evict_retained(void) {
     }
 }
 
+static void on_expiry(uv_timer_t *h);
+
+/* Arms the expiry timer for the oldest retained outcome, a second late so
+ * that outcomes that ended close together go in one wake-up. */
+static void arm_expiry(void) {
+    if (!expiry_init || list_empty(&retained))
+        return;
+    const task *old = container_of(list_first(&retained), task, retain_node);
+    uint64_t due = old->finished_usec + (uint64_t)cfg.retain_seconds * 1000000u;
+    uint64_t now = task_now_usec();
+    uint64_t ms = (due > now ? (due - now) / 1000u : 0) + 1000u;
+    uv_timer_start(&expiry, on_expiry, ms, 0);
+}
+
+static void on_expiry(uv_timer_t *h) {
+    (void)h;
+    evict_retained();
+    arm_expiry();
+    if (task_count_unfinished() == 0)
+        idle_maybe(); /* hand the memory back */
+}
+
 static void log_detached(task *t) {
     if (t->state == TASK_DONE) {
         char *json = pbvalue_to_json(task_result(t));
@@ -315,6 +349,10 @@ static void retain_or_drop(task *t) {
         list_insert_tail(&retained, &t->retain_node);
         n_retained++;
         evict_retained();
+        /* An armed timer is due no later than the oldest outcome's expiry:
+         * it re-arms itself for the next when it fires. */
+        if (expiry_init && !uv_is_active((uv_handle_t *)&expiry))
+            arm_expiry();
     } else
         table_drop(t);
 }

@@ -306,6 +306,27 @@ def retained_results():
 
 
 @t.test
+def retained_results_expire_while_idle():
+    """An outcome older than retain_seconds is forgotten even when no other
+    task ends to trigger the check."""
+    with t.daemon(extra_args=["--retain-seconds", "1"]) as d:
+        r = d.aioctl("submit", "demo.echo", "old")
+        t.eq(r.rc, 0, "submit", r)
+        tid = r.out.strip()
+        r = d.aioctl("await", tid)
+        t.eq((r.rc, r.lines), (0, ['"old"']), "await while retained", r)
+        # ps only reads the table; no task ends meanwhile.
+        deadline = time.monotonic() + 10
+        while any(x["task"] == int(tid) for x in d.ps(all_tasks=True)):
+            t.check(time.monotonic() < deadline,
+                    "task %s still retained 10 s after it ended (retain_seconds 1)" % tid)
+            time.sleep(0.1)
+        r = d.aioctl("await", tid)
+        t.eq(r.rc, 2, "await of an expired outcome", r)
+        t.contains(r.err, "no longer retained", "the error says why", r)
+
+
+@t.test
 def delivered_outcomes_join_retention():
     """An attached task whose outcome a Gather or Await on its own, still open
     connection delivered is retained like any other, within retain_count;
