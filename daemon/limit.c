@@ -183,24 +183,14 @@ const char *limit_waiting_for(const task *t) {
 }
 
 void limit_done(void) {
-    epoch++;
     size_t st = 0;
     void *cur = NULL;
     limiter *l;
-    override *o;
     while (limiters && (l = hashmap_next(limiters, &st, &cur))) {
         free(l->key);
         free(l);
     }
     hashmap_free(limiters);
     limiters = NULL;
-    st = 0;
-    cur = NULL;
-    while (overrides && (o = hashmap_next(overrides, &st, &cur))) {
-        free(o->key);
-        free(o);
-    }
-    hashmap_free(overrides);
-    overrides = NULL;
-    epoch++;
+    limit_clear_overrides(); /* also invalidates the functions' cached limiters */
 }
