@@ -266,6 +266,15 @@ static int start(aioc_client *c, aioc_request *req, Aiod__ClientMessage *m, aioc
     return 0;
 }
 
+/* start() for a request answered about n tasks (await, gather, cancel). */
+static int start_batch(aioc_client *c, enum request_kind kind, size_t n, aioc_request_cb cb,
+                       void *userdata, Aiod__ClientMessage *m, aioc_request **ret) {
+    aioc_request *req = new_request(c, kind, cb, userdata);
+    if (req)
+        req->n_expected = n;
+    return start(c, req, m, ret);
+}
+
 /* Asks the daemon to cancel a task, answered to nobody. */
 static void cancel_task(aioc_client *c, uint64_t task_id) {
     Aiod__Cancel x = AIOD__CANCEL__INIT;
@@ -594,10 +603,7 @@ AIOC_EXPORT int aioc_start_await(aioc_client *c, const uint64_t *ids, size_t n, 
     a.cancel_on_timeout = !!(flags & AIOC_AWAIT_CANCEL_ON_TIMEOUT);
     m.body_case = AIOD__CLIENT_MESSAGE__BODY_AWAIT;
     m.await = &a;
-    aioc_request *req = new_request(c, REQUEST_AWAIT, cb, userdata);
-    if (req)
-        req->n_expected = n;
-    return start(c, req, &m, ret);
+    return start_batch(c, REQUEST_AWAIT, n, cb, userdata, &m, ret);
 }
 
 AIOC_EXPORT int aioc_start_gather(aioc_client *c, const aioc_call *const *items, size_t n,
@@ -624,10 +630,7 @@ AIOC_EXPORT int aioc_start_gather(aioc_client *c, const aioc_call *const *items,
     g.follow = !!(flags & AIOC_GATHER_FOLLOW);
     m.body_case = AIOD__CLIENT_MESSAGE__BODY_GATHER;
     m.gather = &g;
-    aioc_request *req = new_request(c, REQUEST_GATHER, cb, userdata);
-    if (req)
-        req->n_expected = n;
-    return start(c, req, &m, ret);
+    return start_batch(c, REQUEST_GATHER, n, cb, userdata, &m, ret);
 }
 
 AIOC_EXPORT int aioc_start_cancel(aioc_client *c, const uint64_t *ids, size_t n, aioc_request_cb cb,
@@ -642,10 +645,7 @@ AIOC_EXPORT int aioc_start_cancel(aioc_client *c, const uint64_t *ids, size_t n,
     x.n_task_ids = n;
     m.body_case = AIOD__CLIENT_MESSAGE__BODY_CANCEL;
     m.cancel = &x;
-    aioc_request *req = new_request(c, REQUEST_CANCEL, cb, userdata);
-    if (req)
-        req->n_expected = n;
-    return start(c, req, &m, ret);
+    return start_batch(c, REQUEST_CANCEL, n, cb, userdata, &m, ret);
 }
 
 AIOC_EXPORT int aioc_start_logs(aioc_client *c, uint64_t id, unsigned flags, aioc_request_cb cb,
