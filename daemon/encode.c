@@ -65,38 +65,36 @@ static size_t value_size(const Aiod__Value *v) {
                : protobuf_c_message_get_packed_size(&v->base);
 }
 
-static size_t outcome_size(const Aiod__Outcome *o) {
+static size_t outcome_size(const Aiod__Outcome *o, size_t *result_size) {
     size_t n = 0;
     if (o->task_id)
         n += 1 + varint_size(o->task_id);
     if (o->state)
         n += 1 + varint_size(enum_varint((int)o->state));
-    if (o->result) {
-        size_t r = value_size(o->result);
-        n += 1 + varint_size(r) + r;
-    }
+    *result_size = o->result ? value_size(o->result) : 0;
+    if (o->result)
+        n += 1 + varint_size(*result_size) + *result_size;
     return n + string_field_size(o->error_kind) + string_field_size(o->error_message);
 }
 
-static size_t outcomes_body_size(const size_t *sizes, size_t n) {
+static size_t outcomes_body_size(const encode_sizes *sizes, size_t n) {
     size_t body = 0;
     for (size_t i = 0; i < n; i++)
-        body += 1 + varint_size(sizes[i]) + sizes[i];
+        body += 1 + varint_size(sizes[i].outcome) + sizes[i].outcome;
     return body;
 }
 
 size_t encode_outcomes_size(uint64_t request_id, const Aiod__Outcome *outcomes, size_t n,
-                            size_t *sizes) {
+                            encode_sizes *sizes) {
     for (size_t i = 0; i < n; i++)
-        sizes[i] = outcome_size(&outcomes[i]);
+        sizes[i].outcome = outcome_size(&outcomes[i], &sizes[i].result);
     size_t body = outcomes_body_size(sizes, n);
     /* A oneof member is sent even when empty. */
     return (request_id ? 1 + varint_size(request_id) : 0) + 1 + varint_size(body) + body;
 }
 
 void encode_outcomes(uint8_t *p, uint64_t request_id, const Aiod__Outcome *outcomes, size_t n,
-                     const size_t *sizes, size_t size) {
-    (void)size;
+                     const encode_sizes *sizes) {
     if (request_id) {
         *p++ = KEY_REQUEST_ID;
         p = put_varint(p, request_id);
@@ -106,7 +104,7 @@ void encode_outcomes(uint8_t *p, uint64_t request_id, const Aiod__Outcome *outco
     for (size_t i = 0; i < n; i++) {
         const Aiod__Outcome *o = &outcomes[i];
         *p++ = KEY_OUTCOME;
-        p = put_varint(p, sizes[i]);
+        p = put_varint(p, sizes[i].outcome);
         if (o->task_id) {
             *p++ = KEY_TASK_ID;
             p = put_varint(p, o->task_id);
@@ -116,7 +114,7 @@ void encode_outcomes(uint8_t *p, uint64_t request_id, const Aiod__Outcome *outco
             p = put_varint(p, enum_varint((int)o->state));
         }
         if (o->result) {
-            size_t r = value_size(o->result);
+            size_t r = sizes[i].result;
             *p++ = KEY_RESULT;
             p = put_varint(p, r);
             if (r)

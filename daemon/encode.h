@@ -14,14 +14,20 @@
 
 #include "aiod-pb.h"
 
-/* The encoded size of the reply. Fills sizes[i] with the size of
- * outcomes[i]'s own encoding, which encode_outcomes needs. */
-size_t encode_outcomes_size(uint64_t request_id, const Aiod__Outcome *outcomes, size_t n,
-                            size_t *sizes);
+/* The sizes of one outcome's encoding and of its result's, measured once by
+ * encode_outcomes_size for encode_outcomes. */
+typedef struct encode_sizes {
+    size_t outcome;
+    size_t result;
+} encode_sizes;
 
-/* Writes the reply, exactly `size` bytes (encode_outcomes_size's answer
- * with the same arguments and sizes), at p. */
+/* The encoded size of the reply. Fills sizes[i] for outcomes[i]. */
+size_t encode_outcomes_size(uint64_t request_id, const Aiod__Outcome *outcomes, size_t n,
+                            encode_sizes *sizes);
+
+/* Writes the reply at p: as many bytes as encode_outcomes_size answered
+ * for the same arguments, whose sizes it takes. */
 void encode_outcomes(uint8_t *p, uint64_t request_id, const Aiod__Outcome *outcomes, size_t n,
-                     const size_t *sizes, size_t size);
+                     const encode_sizes *sizes);
 
 #endif

@@ -64,10 +64,10 @@ static void req_end(wait_req *r) {
 
 static void reply_outcomes(wait_req *r) {
     Aiod__Outcome small_os[SMALL_REPLY];
-    size_t small_sizes[SMALL_REPLY];
+    encode_sizes small_sizes[SMALL_REPLY];
     bool small = r->n <= SMALL_REPLY;
     Aiod__Outcome *os = small ? small_os : alloc_calloc(r->n, sizeof(*os));
-    size_t *sizes = small ? small_sizes : alloc_calloc(r->n, sizeof(*sizes));
+    encode_sizes *sizes = small ? small_sizes : alloc_calloc(r->n, sizeof(*sizes));
     if (!os || !sizes) {
         free(os);
         free(sizes);
@@ -80,7 +80,7 @@ static void reply_outcomes(wait_req *r) {
     size_t size = encode_outcomes_size(r->request_id, os, r->n, sizes);
     uint8_t *p = conn_frame_begin(r->c, r->request_id, size);
     if (p) {
-        encode_outcomes(p, r->request_id, os, r->n, sizes, size);
+        encode_outcomes(p, r->request_id, os, r->n, sizes);
         conn_frame_end(r->c, size);
     }
     if (!small) {

@@ -41,7 +41,7 @@ static uint8_t *reference(uint64_t request_id, Aiod__Outcome *os, size_t n, size
 static void check_same(uint64_t request_id, Aiod__Outcome *os, size_t n) {
     size_t ref_len;
     uint8_t *ref = reference(request_id, os, n, &ref_len);
-    size_t *sizes = calloc(n ? n : 1, sizeof(*sizes));
+    encode_sizes *sizes = calloc(n ? n : 1, sizeof(*sizes));
     assert_non_null(sizes);
     size_t len = encode_outcomes_size(request_id, os, n, sizes);
     assert_int_equal(len, ref_len);
@@ -49,7 +49,7 @@ static void check_same(uint64_t request_id, Aiod__Outcome *os, size_t n) {
     uint8_t *buf = malloc(len + 1);
     assert_non_null(buf);
     buf[len] = 0xA5;
-    encode_outcomes(buf, request_id, os, n, sizes, len);
+    encode_outcomes(buf, request_id, os, n, sizes);
     assert_int_equal(buf[len], 0xA5);
     assert_memory_equal(buf, ref, len);
     Aiod__ServerMessage *back = aiod__server_message__unpack(NULL, len, buf);
