@@ -197,7 +197,7 @@ static int a_spawn(aiod_task *t, const char *function, aiod_value **args, size_t
         return r == -EDQUOT ? -EAGAIN : r;
     }
     child->parent_id = parent->id;
-    list_insert_tail(&parent->children, &child->child_node);
+    list_insert_tail(&parent->run->children, &child->run->child_node);
     if (parent->cancel_requested)
         sched_cancel(child);
     else

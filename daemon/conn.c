@@ -111,7 +111,7 @@ void conn_close(conn *c) {
     /* Attached tasks go with their connection, as asyncio.run cancels what
      * is left. */
     while (!list_empty(&c->tasks)) {
-        task *t = container_of(list_first(&c->tasks), task, conn_node);
+        task *t = task_of(list_first(&c->tasks), conn_node);
         if (t->pinned) {
             task_release_pin(t); /* finished: its outcome joins the retention */
             continue;
@@ -369,8 +369,8 @@ void conn_add_follower(conn *c, follower *f) {
 }
 
 void conn_add_task(conn *c, task *t) {
-    t->owner_conn = c;
-    list_insert_tail(&c->tasks, &t->conn_node);
+    t->run->owner_conn = c;
+    list_insert_tail(&c->tasks, &t->run->conn_node);
 }
 
 /* Tells the client why it is refused (request id 0), then lets it read that:

@@ -8,6 +8,7 @@
 typedef struct fn_entry fn_entry;
 typedef struct plugin plugin;
 typedef struct task task;
+typedef struct task_run task_run;
 typedef struct output output;
 typedef struct conn conn;
 typedef struct waiter waiter;

@@ -141,45 +141,45 @@ static limiter *limiter_for(fn_entry *f) {
 }
 
 bool limit_acquire(task *t) {
-    if (t->limit_slot || t->limit)
-        return t->limit_slot;
+    if (t->run->limit_slot || t->run->limit)
+        return t->run->limit_slot;
     limiter *l = limiter_for(t->fn);
     if (!l)
         return true;
-    t->limit = l;
+    t->run->limit = l;
     if (l->running < l->max && list_empty(&l->waiting)) {
         l->running++;
-        t->limit_slot = true;
+        t->run->limit_slot = true;
         return true;
     }
-    list_insert_tail(&l->waiting, &t->limit_node);
+    list_insert_tail(&l->waiting, &t->run->limit_node);
     return false;
 }
 
 void limit_release(task *t) {
-    limiter *l = t->limit;
+    limiter *l = t->run->limit;
     if (!l)
         return;
-    t->limit = NULL;
-    if (!t->limit_slot) {
-        list_remove(&t->limit_node); /* cancelled while waiting */
+    t->run->limit = NULL;
+    if (!t->run->limit_slot) {
+        list_remove(&t->run->limit_node); /* cancelled while waiting */
         return;
     }
-    t->limit_slot = false;
+    t->run->limit_slot = false;
     l->running--;
     while (l->running < l->max && !list_empty(&l->waiting)) {
-        task *next = container_of(list_first(&l->waiting), task, limit_node);
-        list_remove(&next->limit_node);
+        task *next = task_of(list_first(&l->waiting), limit_node);
+        list_remove(&next->run->limit_node);
         l->running++;
-        next->limit_slot = true;
+        next->run->limit_slot = true;
         sched_start(next);
     }
 }
 
 const char *limit_waiting_for(const task *t) {
-    if (!t->limit || t->limit_slot)
+    if (!t->run || !t->run->limit || t->run->limit_slot)
         return NULL;
-    return ((const limiter *)t->limit)->key;
+    return ((const limiter *)t->run->limit)->key;
 }
 
 void limit_done(void) {

@@ -30,7 +30,8 @@ bool limit_acquire(task *t);
  * in the queue, and starts the next waiting task. */
 void limit_release(task *t);
 
-/* The limit a waiting task waits for ("function x.y", "group g"), or NULL. */
+/* The limit a waiting task waits for ("function x.y", "group g"), or NULL
+ * (also for any finished task). */
 const char *limit_waiting_for(const task *t);
 
 /* Frees every limiter (at exit). */

@@ -42,6 +42,19 @@ static inline void list_remove(list *n) {
     n->prev = n->next = n;
 }
 
+/* Moves every node of `from` onto the empty list `to`; `from` is left empty. */
+static inline void list_move_all(list *to, list *from) {
+    if (list_empty(from)) {
+        list_init(to);
+        return;
+    }
+    to->next = from->next;
+    to->prev = from->prev;
+    to->next->prev = to;
+    to->prev->next = to;
+    list_init(from);
+}
+
 static inline list *list_first(const list *head) {
     return list_empty(head) ? NULL : head->next;
 }

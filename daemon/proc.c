@@ -439,11 +439,11 @@ static void proc_release(proc *p) {
  * file has another owner.)
  */
 static int suspend_through_cancel(task *t) {
-    t->suspended = true;
-    t->wake_pending = false;
-    t->wake_status = 0;
+    t->run->suspended = true;
+    t->run->wake_pending = false;
+    t->run->wake_status = 0;
     coro_yield();
-    return t->wake_status;
+    return t->run->wake_status;
 }
 
 static Aiod__Value *output_value(const capture *c) {

@@ -52,11 +52,11 @@ static void on_idle(uv_idle_t *h) {
 }
 
 static void enqueue(task *t) {
-    if (t->queued)
+    if (t->run->queued)
         return;
-    t->queued = true;
+    t->run->queued = true;
     task_ref(t);
-    list_insert_tail(&ready, &t->ready_node);
+    list_insert_tail(&ready, &t->run->ready_node);
     if (n_ready++ == 0)
         uv_idle_start(&idle_handle, on_idle);
 }
@@ -66,29 +66,31 @@ void sched_start(task *t) {
 }
 
 void sched_wake(task *t, int status) {
-    if (!t->suspended || t->wake_pending)
+    /* A settled task has nothing left to wake (say, a process's exit
+     * reported after its task was cancelled). */
+    if (!t->run || !t->run->suspended || t->run->wake_pending)
         return;
-    t->wake_pending = true;
-    t->wake_status = status;
+    t->run->wake_pending = true;
+    t->run->wake_status = status;
     enqueue(t);
 }
 
 int sched_suspend(task *t) {
     if (t->cancel_requested)
         return -ECANCELED;
-    t->suspended = true;
-    t->wake_pending = false;
-    t->wake_status = 0;
+    t->run->suspended = true;
+    t->run->wake_pending = false;
+    t->run->wake_status = 0;
     coro_yield();
-    return t->wake_status;
+    return t->run->wake_status;
 }
 
 static void task_main(void *arg) {
     task *t = arg;
     aiod_value *result = NULL;
-    t->exit_code =
+    t->run->exit_code =
         t->fn->def->fn((aiod_task *)t, api_table(), (const aiod_value *const *)t->argv, &result);
-    t->exit_value = (Aiod__Value *)result;
+    t->run->exit_value = (Aiod__Value *)result;
 }
 
 static char *dup_or_null(const char *s) {
@@ -97,10 +99,10 @@ static char *dup_or_null(const char *s) {
 
 /* The coroutine returned: turn its exit code into the task's outcome. */
 static void complete(task *t) {
-    int r = t->exit_code;
-    Aiod__Value *v = TAKE_PTR(t->exit_value);
-    coro_free(t->co);
-    t->co = NULL;
+    int r = t->run->exit_code;
+    Aiod__Value *v = TAKE_PTR(t->run->exit_value);
+    coro_free(t->run->co);
+    t->run->co = NULL;
     if (r == 0) {
         uint32_t want = t->fn->def->result_type, have = pbvalue_type(v);
         if (v && !pbvalue_type_fits(want, have)) {
@@ -140,7 +142,7 @@ static void complete(task *t) {
             dup_or_null(t->cancel_requested ? "task was cancelled" : "awaited task was cancelled"));
         return;
     }
-    char *kind = TAKE_PTR(t->pending_kind), *msg = TAKE_PTR(t->pending_message);
+    char *kind = TAKE_PTR(t->run->pending_kind), *msg = TAKE_PTR(t->run->pending_message);
     if (!kind) {
         kind = alloc_strdup("OSError");
         msg = alloc_strdup(strerror(r < 0 && r > -4096 ? -r : EIO));
@@ -149,7 +151,8 @@ static void complete(task *t) {
 }
 
 static void step(task *t) {
-    if (!t->co) {
+    task_run *run = t->run;
+    if (!run->co) {
         /* First step: a task gets its stack only when it starts. */
         if (t->cancel_requested) {
             task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"),
@@ -159,22 +162,22 @@ static void step(task *t) {
         /* Behind a concurrency limit: limit_release starts it later. */
         if (!limit_acquire(t))
             return;
-        if (coro_new(task_main, t, &t->co) < 0) {
+        if (coro_new(task_main, t, &run->co) < 0) {
             task_finish(t, TASK_FAILED, NULL, alloc_strdup("MemoryError"),
                         alloc_strdup("no memory for a coroutine stack"));
             return;
         }
-        coro_set_user(t->co, t);
+        coro_set_user(run->co, t);
         task_set_running(t);
     }
-    t->suspended = false;
+    run->suspended = false;
     current = t;
     uint64_t start = coarse_ms();
-    if (coro_resume(t->co) < 0) {
+    if (coro_resume(run->co) < 0) {
         current = NULL;
         log_task(LOG_ERR, t, "no memory to switch to the task; failing it");
-        coro_free(t->co);
-        t->co = NULL;
+        coro_free(run->co);
+        run->co = NULL;
         task_finish(t, TASK_FAILED, NULL, alloc_strdup("MemoryError"),
                     alloc_strdup("no memory to save a coroutine stack"));
         return;
@@ -184,7 +187,7 @@ static void step(task *t) {
     if (took_ms >= LIMIT_SLOW_STEP_MS)
         log_task(LOG_WARNING, t, "held the event loop for %llu ms without suspending",
                  (unsigned long long)took_ms);
-    if (coro_finished(t->co))
+    if (coro_finished(run->co))
         complete(t);
 }
 
@@ -194,12 +197,14 @@ static void on_check(uv_check_t *h) {
     (void)h;
     size_t n = n_ready;
     while (n-- > 0 && !list_empty(&ready)) {
-        task *t = container_of(list_first(&ready), task, ready_node);
-        list_remove(&t->ready_node);
-        t->queued = false;
+        task *t = task_of(list_first(&ready), ready_node);
+        list_remove(&t->run->ready_node);
+        t->run->queued = false;
         n_ready--;
         if (!task_finished(t))
             step(t);
+        if (task_finished(t))
+            task_settle(t); /* if it finished while queued */
         task_unref(t);
     }
     if (n_ready == 0)
@@ -222,9 +227,9 @@ int sched_init(uv_loop_t *l) {
 
 void sched_done(void) {
     while (!list_empty(&ready)) {
-        task *t = container_of(list_first(&ready), task, ready_node);
-        list_remove(&t->ready_node);
-        t->queued = false;
+        task *t = task_of(list_first(&ready), ready_node);
+        list_remove(&t->run->ready_node);
+        t->run->queued = false;
         task_unref(t);
     }
     n_ready = 0;
@@ -237,17 +242,30 @@ bool sched_cancel(task *t) {
         return false;
     t->cancel_requested = true;
     list *pos, *tmp;
-    list_foreach_safe(pos, tmp, &t->children) {
-        task *c = container_of(pos, task, child_node);
+    list_foreach_safe(pos, tmp, &t->run->children) {
+        task *c = task_of(pos, child_node);
         if (!c->shielded)
             sched_cancel(c);
     }
-    if (!t->co && t->state == TASK_PENDING)
+    if (!t->run->co && t->state == TASK_PENDING)
         task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"),
                     alloc_strdup("task was cancelled before it started"));
     else
         sched_wake(t, -ECANCELED);
     return true;
+}
+
+/* Starts the task's timer, made on first use, to call `cb` with the task
+ * after `seconds`. */
+static void start_timer(task *t, uv_timer_cb cb, double seconds) {
+    task_run *run = t->run;
+    if (!run->timer_init) {
+        uv_timer_init(loop, &run->timer);
+        run->timer_init = true;
+    }
+    run->timer.data = t;
+    double ms = ceil(seconds * 1000.0);
+    uv_timer_start(&run->timer, cb, ms > 1e15 ? (uint64_t)1e15 : (uint64_t)ms, 0);
 }
 
 static void on_sleep_timer(uv_timer_t *h) {
@@ -259,23 +277,18 @@ int sched_sleep(task *t, double seconds) {
         return -EINVAL;
     if (t->cancel_requested)
         return -ECANCELED;
+    task_run *run = t->run;
     if (seconds == 0) {
         /* Yield: go to the back of the ready queue. */
-        t->suspended = true;
-        t->wake_pending = false;
+        run->suspended = true;
+        run->wake_pending = false;
         sched_wake(t, 0);
         coro_yield();
-        return t->wake_status;
+        return run->wake_status;
     }
-    if (!t->timer_init) {
-        uv_timer_init(loop, &t->timer);
-        t->timer_init = true;
-    }
-    t->timer.data = t;
-    double ms = ceil(seconds * 1000.0);
-    uv_timer_start(&t->timer, on_sleep_timer, ms > 1e15 ? (uint64_t)1e15 : (uint64_t)ms, 0);
+    start_timer(t, on_sleep_timer, seconds);
     int r = sched_suspend(t);
-    uv_timer_stop(&t->timer);
+    uv_timer_stop(&run->timer);
     return r;
 }
 
@@ -386,19 +399,11 @@ static int watch_children(task *t, task *const *children, size_t n, const unsign
             wb->items[i].wb = wb;
             task_add_waiter(children[i], &wb->items[i].w);
         }
-        if (timeout > 0) {
-            if (!t->timer_init) {
-                uv_timer_init(loop, &t->timer);
-                t->timer_init = true;
-            }
-            t->timer.data = t;
-            double ms = ceil(timeout * 1000.0);
-            uv_timer_start(&t->timer, on_wait_timeout, ms > 1e15 ? (uint64_t)1e15 : (uint64_t)ms,
-                           0);
-        }
+        if (timeout > 0)
+            start_timer(t, on_wait_timeout, timeout);
         r = sched_suspend(t);
         if (timeout > 0)
-            uv_timer_stop(&t->timer);
+            uv_timer_stop(&t->run->timer);
         for (size_t i = 0; i < n; i++)
             task_remove_waiter(&wb->items[i].w);
     }

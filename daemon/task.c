@@ -12,77 +12,28 @@
 #include "alloc.h"
 #include "config.h"
 #include "conn.h"
+#include "freelist.h"
 #include "hashmap.h"
 #include "idle.h"
 #include "limit.h"
 #include "log.h"
+#include "macro.h"
 #include "output.h"
 #include "plugin.h"
 #include "policy.h"
 #include "sched.h"
 #include "sd.h"
 
-/* Freed task structs kept for reuse, most recent first, up to
- * TASK_CACHE_MAX. A task is freed when its outcome is evicted, long after
- * it was in the cache; through malloc that free also touched neighbouring
- * chunks to coalesce them. The next task_new takes the struct back while it
- * is still in the cache. Off under AddressSanitizer and valgrind, which
- * must see every free to catch a use after it. */
+/* Task structs and run parts are recycled (freelist.h): a task struct is
+ * freed when its outcome is evicted, long after it was in the cache, and
+ * the next task_new takes it back at once. */
 #define TASK_CACHE_MAX 1024u
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TASK_CACHE_OFF 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define TASK_CACHE_OFF 1
-#endif
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
-
-typedef union cached_task {
-    union cached_task *next;
-    task t;
-} cached_task;
-static cached_task *cache;
-static size_t cache_n;
-
-static task *task_alloc(void) {
-    cached_task *c = cache;
-    if (!c)
-        return alloc_calloc(1, sizeof(task));
-    cache = c->next;
-    cache_n--;
-    memset(c, 0, sizeof(*c));
-    return &c->t;
-}
-
-static void task_free_struct(task *t) {
-#ifndef TASK_CACHE_OFF
-    if (cache_n < TASK_CACHE_MAX && !RUNNING_ON_VALGRIND) {
-        cached_task *c = (cached_task *)t;
-        c->next = cache;
-        cache = c;
-        cache_n++;
-        return;
-    }
-#endif
-    free(t);
-}
+static freelist task_blocks = FREELIST_INIT(sizeof(task), TASK_CACHE_MAX);
+static freelist run_blocks = FREELIST_INIT(sizeof(task_run), TASK_CACHE_MAX);
 
 void task_cache_release(void) {
-    while (cache) {
-        cached_task *c = cache;
-        cache = c->next;
-        free(c);
-    }
-    cache_n = 0;
+    freelist_release(&task_blocks);
+    freelist_release(&run_blocks);
 }
 
 static hashmap *table;
@@ -178,34 +129,38 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
         value_argv_free(argv, argc);
         return -EDQUOT;
     }
-    task *t = task_alloc();
-    if (!t) {
+    task *t = freelist_take(&task_blocks);
+    task_run *r = t ? freelist_take(&run_blocks) : NULL;
+    if (!r) {
+        freelist_give(&task_blocks, t);
         value_argv_free(argv, argc);
         return -ENOMEM;
     }
+    t->run = r;
+    r->task = t;
     t->refs = 1; /* the caller's */
     t->id = next_id;
     t->state = TASK_PENDING;
     t->ownership = ownership;
     t->fn = fn;
     t->argv = argv;
-    t->argc = argc;
+    t->argc = (uint32_t)argc; /* at most LIMIT_PARAMS */
     t->uid = uid;
     t->pid = pid;
     t->created_usec = task_now_usec();
-    list_init(&t->children);
-    list_init(&t->child_node);
-    list_init(&t->conn_node);
-    list_init(&t->ready_node);
-    list_init(&t->waiters);
-    list_init(&t->await_waiter.node);
-    list_init(&t->limit_node);
+    list_init(&r->children);
+    list_init(&r->child_node);
+    list_init(&r->conn_node);
+    list_init(&r->ready_node);
+    list_init(&r->waiters);
+    list_init(&r->limit_node);
     list_init(&t->retain_node);
     t->out = output_ref(out);
     if (hashmap_put_u64(table, t->id, t) < 0) {
         output_unref(t->out);
         value_argv_free(argv, argc);
-        task_free_struct(t);
+        freelist_give(&run_blocks, r);
+        freelist_give(&task_blocks, t);
         return -ENOMEM;
     }
     next_id++;
@@ -224,29 +179,43 @@ task *task_ref(task *t) {
     return t;
 }
 
-static void free_task_memory(uv_handle_t *h) {
-    task_free_struct(h->data);
+static void free_run_memory(uv_handle_t *h) {
+    freelist_give(&run_blocks, h->data);
+}
+
+/* Frees the run part: the task has left every list it linked. */
+static void release_run(task *t) {
+    task_run *r = TAKE_PTR(t->run);
+    if (!r)
+        return;
+    pbvalue_free(r->exit_value);
+    free(r->pending_kind);
+    free(r->pending_message);
+    if (r->co)
+        coro_free(r->co);
+    if (r->timer_init) {
+        r->timer.data = r;
+        uv_close((uv_handle_t *)&r->timer, free_run_memory);
+    } else
+        freelist_give(&run_blocks, r);
+}
+
+void task_settle(task *t) {
+    if (t->run && task_finished(t) && !t->pinned && !t->run->queued)
+        release_run(t);
 }
 
 task *task_unref(task *t) {
     if (!t || --t->refs > 0)
         return NULL;
+    release_run(t);
     value_argv_free(t->argv, t->argc);
     pbvalue_free(t->result);
-    pbvalue_free(t->exit_value);
     free(t->error_kind);
     free(t->error_message);
-    free(t->pending_kind);
-    free(t->pending_message);
     output_unref(t->out);
     plugin_unref(t->fn->owner);
-    if (t->co)
-        coro_free(t->co);
-    if (t->timer_init) {
-        t->timer.data = t;
-        uv_close((uv_handle_t *)&t->timer, free_task_memory);
-    } else
-        task_free_struct(t);
+    freelist_give(&task_blocks, t);
     return NULL;
 }
 
@@ -264,7 +233,7 @@ void task_add_waiter(task *t, waiter *w) {
         w->fn(w, t);
         return;
     }
-    list_insert_tail(&t->waiters, &w->node);
+    list_insert_tail(&t->run->waiters, &w->node);
 }
 
 void task_remove_waiter(waiter *w) {
@@ -344,6 +313,7 @@ static void shrink_for_retention(task *t) {
 /* A finished task either joins the retained outcomes (top-level, not
  * detached) or leaves the table. */
 static void retain_or_drop(task *t) {
+    task_settle(t);
     if (t->parent_id == 0 && t->ownership != AIOD__OWNERSHIP__DETACHED && cfg.retain_count > 0) {
         shrink_for_retention(t);
         list_insert_tail(&retained, &t->retain_node);
@@ -381,22 +351,23 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
     finished_total++;
     sd_status_changed();
     plugin_release(t->fn->owner);
-    list_remove(&t->child_node);
+    task_run *r = t->run;
+    list_remove(&r->child_node);
     /* An attached task's outcome is kept for its connection until delivered
      * to it (or it closes), whatever else finishes meanwhile: a client that
      * submits and then awaits must find it. Pinned before the waiters run,
      * since a client's Await or Gather among them delivers the outcome and
      * releases the pin at once. */
-    bool pin = t->parent_id == 0 && t->ownership == AIOD__OWNERSHIP__ATTACHED && t->owner_conn;
+    bool pin = t->parent_id == 0 && t->ownership == AIOD__OWNERSHIP__ATTACHED && r->owner_conn;
     t->pinned = pin;
     if (!pin)
         task_detach_conn(t);
 
     /* Children still running are cancelled, as asyncio.run cancels what is
      * left when main returns. */
-    while (!list_empty(&t->children)) {
-        task *c = container_of(list_first(&t->children), task, child_node);
-        list_remove(&c->child_node);
+    while (!list_empty(&r->children)) {
+        task *c = task_of(list_first(&r->children), child_node);
+        list_remove(&c->run->child_node);
         if (!c->shielded)
             sched_cancel(c);
     }
@@ -406,8 +377,12 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
     if (t->out && t->out->task_id == t->id)
         output_end(t->out, state);
 
-    while (!list_empty(&t->waiters)) {
-        waiter *w = container_of(list_first(&t->waiters), waiter, node);
+    /* Taken off the task first: a waiter that delivers the outcome releases
+     * the pin, and that settles the task and frees its run part. */
+    list waiters;
+    list_move_all(&waiters, &r->waiters);
+    while (!list_empty(&waiters)) {
+        waiter *w = container_of(list_first(&waiters), waiter, node);
         list_remove(&w->node);
         w->fn(w, t);
     }
@@ -431,16 +406,18 @@ void task_release_pin(task *t) {
 }
 
 int task_set_pending_error(task *t, const char *kind, const char *message) {
+    if (!t->run)
+        return -EINVAL;
     char *k = alloc_strdup(kind), *m = alloc_strdup(message);
     if (!k || !m) {
         free(k);
         free(m);
         return -ENOMEM;
     }
-    free(t->pending_kind);
-    free(t->pending_message);
-    t->pending_kind = k;
-    t->pending_message = m;
+    free(t->run->pending_kind);
+    free(t->run->pending_message);
+    t->run->pending_kind = k;
+    t->run->pending_message = m;
     return 0;
 }
 
@@ -503,6 +480,8 @@ task *task_next(size_t *state, void **cursor) {
 }
 
 void task_detach_conn(task *t) {
-    list_remove(&t->conn_node);
-    t->owner_conn = NULL;
+    if (!t->run)
+        return;
+    list_remove(&t->run->conn_node);
+    t->run->owner_conn = NULL;
 }

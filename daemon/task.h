@@ -41,27 +41,15 @@ struct waiter {
     void *data;
 };
 
-struct task {
-    /* First, together: what evicting a retained outcome reads. By then the
-     * task is long out of the cache, and each further line is a miss. */
-    /* On the table's retention list once finished and retained. */
-    list retain_node;
-    uint64_t id;
-    unsigned refs;
-    int state;
-    /* Wall-clock microseconds. */
-    uint64_t finished_usec;
-    fn_entry *fn;
-    /* One value per parameter (owned). */
-    Aiod__Value **argv;
-    size_t argc;
-    /* Outcome. result is NULL for a null result (task_result). */
-    Aiod__Value *result;
-    char *error_kind;
-    char *error_message;
-    /* The task's output: NULL until first used (task_output), and again
-     * once retained having printed nothing with nobody following. */
-    output *out;
+/*
+ * What a task needs only while it runs, and until its outcome is delivered
+ * or retained: its coroutine, its places on the scheduler's, limiter's,
+ * parent's and connection's lists, its timer and its waiters. Freed when the
+ * task settles (task_settle), so that a retained outcome keeps only the
+ * small struct task. Lists link these nodes; `task` leads back.
+ */
+struct task_run {
+    task *task;
     /* The coroutine while started and unfinished (sched.c). */
     coro *co;
     /* What the task function returned, until the task is finished. */
@@ -69,26 +57,7 @@ struct task {
     /* Error set by api->fail, used if the task returns an error. */
     char *pending_kind;
     char *pending_message;
-    bool in_table;
-    /* Sleep timer initialised (timer below): the task is freed in its close
-     * callback. */
-    bool timer_init;
-
-    int ownership; /* AIOD__OWNERSHIP__* */
-    uid_t uid;
-    pid_t pid;
-    uint64_t created_usec;
-    uint64_t started_usec;
-
-    /* Family: the spawning task's id (0 for a client's task) and the
-     * unfinished children, which the parent cancels when it ends. */
-    uint64_t parent_id;
-    list children;
-    list child_node;
-    /* The connection an attached task belongs to (weak: the connection
-     * detaches its tasks when it closes). */
-    conn *owner_conn;
-    list conn_node;
+    int exit_code;
 
     /* Scheduling (sched.c). */
     list ready_node;
@@ -96,23 +65,69 @@ struct task {
     bool suspended;
     bool wake_pending;
     int wake_status;
-    bool cancel_requested;
-    /* asyncio.shield: not cancelled through its awaiters or its parent. */
-    bool shielded;
+    /* Sleep timer initialised (timer below): the run part is freed in its
+     * close callback. */
+    bool timer_init;
+    uv_timer_t timer;
+
+    /* The unfinished children, which the parent cancels when it ends, and
+     * the task's place on its parent's list. */
+    list children;
+    list child_node;
+    /* The connection an attached task belongs to (weak: the connection
+     * detaches its tasks when it closes). */
+    conn *owner_conn;
+    list conn_node;
     /* Concurrency limit (limit.c): the limiter, whether the task holds a
      * slot, and its place in the limiter's queue while it waits. */
     void *limit;
     bool limit_slot;
     list limit_node;
-    int exit_code;
-    uv_timer_t timer;
 
     list waiters;
-    /* What the task hangs on a child it awaits (sched_await). */
-    waiter await_waiter;
+};
+
+/*
+ * A task: its identity and outcome, all that a retained outcome keeps.
+ * 136 bytes; the rest is in `run` while the task needs it.
+ */
+struct task {
+    /* First, together: what evicting a retained outcome reads. By then the
+     * task is long out of the cache, and each further line is a miss. */
+    /* On the table's retention list once finished and retained. */
+    list retain_node;
+    uint64_t id;
+    /* Wall-clock microseconds. */
+    uint64_t finished_usec;
+    unsigned refs;
+    uint8_t state;
+    uint8_t ownership; /* AIOD__OWNERSHIP__* */
+    bool in_table;
     /* Finished, attached, and its outcome not yet delivered to its still
      * open connection: kept outside the retention list (task_release_pin). */
     bool pinned;
+    bool cancel_requested;
+    /* asyncio.shield: not cancelled through its awaiters or its parent. */
+    bool shielded;
+    uid_t uid;
+    fn_entry *fn;
+    /* One value per parameter (owned). */
+    Aiod__Value **argv;
+    /* Outcome. result is NULL for a null result (task_result). */
+    Aiod__Value *result;
+    char *error_kind;
+    char *error_message;
+    /* The task's output: NULL until first used (task_output), and again
+     * once retained having printed nothing with nobody following. */
+    output *out;
+    /* NULL once settled (task_settle). */
+    task_run *run;
+    uint32_t argc;
+    pid_t pid;
+    uint64_t created_usec;
+    uint64_t started_usec;
+    /* The spawning task's id (0 for a client's task). */
+    uint64_t parent_id;
 };
 
 /* Creates the table. 0, -ENOMEM. */
@@ -159,7 +174,8 @@ void task_set_running(task *t);
  * connection closes: it joins the ordinary retention from now. */
 void task_release_pin(task *t);
 
-/* Sets an error as the one the task will fail with (api->fail). */
+/* Sets an error as the one the unfinished task will fail with (api->fail).
+ * 0, -ENOMEM, -EINVAL once the task is settled. */
 int task_set_pending_error(task *t, const char *kind, const char *message);
 
 /* Fills an Outcome for the task (borrowing its result: do not free the
@@ -189,6 +205,14 @@ task *task_next(size_t *state, void **cursor);
 
 /* Detaches an attached task from its connection (connection closing). */
 void task_detach_conn(task *t);
+
+/* Frees the task's run part if nothing needs it any more: the task is
+ * finished, its outcome not pinned, and it is not in the ready queue. The
+ * scheduler calls it when it takes a finished task off that queue. */
+void task_settle(task *t);
+
+/* The task a run part belongs to, through one of its list nodes. */
+#define task_of(node, member) (container_of(node, task_run, member)->task)
 
 const char *task_state_name(int state);
 

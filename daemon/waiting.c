@@ -117,7 +117,7 @@ static void finish(wait_req *r) {
         reply_outcomes(r);
     /* Outcomes delivered to the owning connection need no pin any more. */
     for (size_t i = 0; i < r->n; i++)
-        if (r->tasks[i]->pinned && r->tasks[i]->owner_conn == r->c &&
+        if (r->tasks[i]->pinned && r->tasks[i]->run->owner_conn == r->c &&
             (!r->first_failed || r->tasks[i] == r->first_failed))
             task_release_pin(r->tasks[i]);
     conn_request_done(r->c);

@@ -108,7 +108,9 @@ static void test_family(void **state) {
     assert_int_equal(pbvalue_length(t->result), 2);
     assert_string_equal(pbvalue_list_get(t->result, 0)->string_value, "slept");
     assert_int_equal(pbvalue_list_get(t->result, 1)->int_value, 5);
-    assert_true(list_empty(&t->children));
+    /* Settled: no child is left unfinished, and the run part went. */
+    assert_int_equal(task_count_unfinished(), 0);
+    assert_null(t->run);
     task_unref(t);
 }
 
@@ -153,7 +155,7 @@ static void test_cancel_sleeping(void **state) {
     Aiod__Value *args[] = {pbvalue_double(10)};
     task *t = new_task("sleepy", args, 1);
     sched_start(t);
-    while (t->state == TASK_PENDING || !t->suspended)
+    while (t->state == TASK_PENDING || !t->run->suspended)
         uv_run(&loop, UV_RUN_NOWAIT);
     assert_int_equal(t->state, TASK_RUNNING);
     uint64_t start = uv_hrtime();
@@ -313,7 +315,7 @@ static void test_shield(void **state) {
     (void)state;
     task *t = new_task("shielded", NULL, 0);
     sched_start(t);
-    while (t->state == TASK_PENDING || !t->suspended)
+    while (t->state == TASK_PENDING || !t->run->suspended)
         uv_run(&loop, UV_RUN_NOWAIT);
     /* Children are 2 (shielded, 0.05 s) and 3 (10 s) after the parent. */
     task *s = task_lookup(t->id + 1), *u = task_lookup(t->id + 2);
