@@ -1,8 +1,8 @@
 /*
  * Tasks on a real loop: state transitions (pending, running, done, failed,
  * cancelled), spawning, awaiting and gathering children, errors passed up,
- * cancellation before start and at an await point, API misuse, and a stack
- * overflow that must fail loudly.
+ * cancellation before start and at an await point, API misuse, a stack
+ * overflow that must fail loudly, and when a finished task's run part goes.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -145,8 +145,12 @@ static void test_cancel_pending(void **state) {
     assert_int_equal(t->started_usec, 0);
     assert_int_equal(fired, 1);
     assert_false(sched_cancel(t)); /* already finished */
+    /* Still on the ready queue, so not settled: the run part stays until
+     * the scheduler takes the task off the queue. */
+    assert_non_null(t->run);
     uv_run(&loop, UV_RUN_NOWAIT);
     assert_int_equal(fired, 1);
+    assert_null(t->run);
     task_unref(t);
 }
 
@@ -165,6 +169,9 @@ static void test_cancel_sleeping(void **state) {
     assert_string_equal(t->error_kind, "CancelledError");
     /* Cancelled at the await point, not after the 10 s sleep. */
     assert_true(uv_hrtime() - start < 1000000000ull);
+    /* Settled: the run part, timer and all, is going (the teardown's loop
+     * run closes the timer and frees it). */
+    assert_null(t->run);
     task_unref(t);
 }
 
