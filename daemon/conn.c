@@ -1,9 +1,11 @@
 /*
  * Client connections (conn.h).
  *
- * Replies are encoded straight into a per-connection buffer and written in
- * one uv_write per loop iteration from a prepare handle, so a burst of
- * pipelined requests costs a burst of reads and one write.
+ * Replies are encoded straight into a per-connection buffer and written
+ * once per loop iteration from a prepare handle, and every kilobyte in
+ * between (conn_frame_end), so a burst of pipelined requests costs a burst
+ * of reads and a few writes. A write goes straight to the socket
+ * (uv_try_write); only what the socket does not take waits for a uv_write.
  */
 #include "conn.h"
 
@@ -169,7 +171,31 @@ static int start_write(conn *c) {
     return 0;
 }
 
+#define WBUF_KEEP 65536u
+
+/* Writes what is queued at once, without a write request, unless one is
+ * under way. What the socket does not take stays queued; errors are left
+ * for flush to report. */
+static void write_now(conn *c) {
+    if (c->writing || c->wlen == 0)
+        return;
+    uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)c->wlen);
+    int n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
+    if (n <= 0)
+        return;
+    c->wlen -= (size_t)n;
+    memmove(c->wbuf, c->wbuf + n, c->wlen);
+    /* The buffer is kept for the next replies, as the read buffer is,
+     * unless a large reply grew it. */
+    if (c->wlen == 0 && c->wcap > WBUF_KEEP) {
+        free(c->wbuf);
+        c->wbuf = NULL;
+        c->wcap = 0;
+    }
+}
+
 static void flush(conn *c) {
+    write_now(c);
     int r = start_write(c);
     if (r < 0) {
         log_debug_errno(r, "connection %llu: write failed, closing", (unsigned long long)c->serial);
@@ -290,17 +316,17 @@ void conn_send(conn *c, const Aiod__ServerMessage *m) {
     conn_frame_end(c, size);
 }
 
-/* Replies are written once per loop iteration, except that this many bytes
- * go out at once when no write is under way: a pipelining client then
- * starts on the first replies of a batch while the rest are being made,
- * rather than waiting for the whole batch. */
+/* Replies are written once per loop iteration, and whenever this many
+ * bytes are queued with no write under way: a pipelining client then works
+ * on the replies of a batch while the rest are being made, rather than
+ * waiting for the whole batch. */
 #define EARLY_FLUSH_BYTES 1024u
 
 void conn_frame_end(conn *c, size_t size) {
     c->wlen += FRAME_HEADER_SIZE + size;
     mark_dirty(c);
     if (c->wlen >= EARLY_FLUSH_BYTES)
-        (void)start_write(c); /* a failure is flush's to report */
+        write_now(c);
     /* A client that does not read its replies: stop reading its requests
      * and, past twice the bound, drop it. */
     if (queued(c) > 2 * cfg.max_write_queue) {

@@ -254,6 +254,21 @@ static long status_kib(const char *field) {
     return v;
 }
 
+/* The most a Unix socket's send buffer takes (the daemon sets none): the
+ * slow reader's output must exceed it before the daemon queues any. */
+static size_t socket_buffer(void) {
+    FILE *f = fopen("/proc/sys/net/core/wmem_default", "r");
+    long v = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    if (v <= 0)
+        die("cannot read /proc/sys/net/core/wmem_default");
+    return (size_t)v;
+}
+
 /* Starts the daemon and waits for READY=1 on our NOTIFY_SOCKET. */
 static void start_daemon(void) {
     snprintf(d.dir, sizeof(d.dir), "/tmp/aiod-load-XXXXXX");
@@ -913,11 +928,12 @@ static void client_start(client *c) {
         break;
     }
     case K_SLOW: {
-        /* One followed gather whose output alone is three times
-         * max_write_queue, all produced in one loop iteration: the daemon
-         * must pass twice the bound and drop us. */
+        /* One followed gather, all its output produced in one loop
+         * iteration: beyond what the socket's buffer takes, three times
+         * max_write_queue, so the daemon must pass twice the bound and drop
+         * us. */
         queue_hello(c);
-        size_t n = 3 * opt.write_queue / SLOW_LINE + 8;
+        size_t n = (3 * opt.write_queue + socket_buffer()) / SLOW_LINE + 8;
         char *name = malloc(SLOW_LINE + 1);
         Aiod__Value *vals = calloc(n, sizeof(*vals));
         Aiod__Value **argv = calloc(n, sizeof(*argv));
