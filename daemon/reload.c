@@ -13,6 +13,7 @@
 #include "log.h"
 #include "macro.h"
 #include "sd.h"
+#include "task.h"
 
 #ifndef AIOD_PLUGIN_DIR
 #define AIOD_PLUGIN_DIR "/usr/lib/aiod/plugins"
@@ -51,6 +52,7 @@ int reload_run(const char *why, reload_result *ret, char *err, size_t err_len) {
         log_notice("stack_size changed to %zu; it takes effect when aiod restarts", cfg.stack_size);
         cfg.stack_size = old_stack;
     }
+    task_retention_changed();
     reload_result res = {0};
     reload_sync_plugins(&res.counts);
     res.plugins = plugin_count();

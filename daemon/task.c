@@ -285,7 +285,13 @@ static void arm_expiry(void) {
 
 static void on_expiry(uv_timer_t *h) {
     (void)h;
+    task_retention_changed(); /* evicts, re-arms, hands the memory back */
+}
+
+void task_retention_changed(void) {
     evict_retained();
+    if (expiry_init)
+        uv_timer_stop(&expiry);
     arm_expiry();
     if (task_count_unfinished() == 0)
         idle_maybe(); /* hand the memory back */

@@ -170,6 +170,10 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
 /* A pending task starts running (sched.c, on its first step). */
 void task_set_running(task *t);
 
+/* retain_count or retain_seconds changed (reload): evicts what is now due
+ * and re-arms the expiry timer for the new period. */
+void task_retention_changed(void);
+
 /* The outcome of a pinned task was delivered to its connection, or the
  * connection closes: it joins the ordinary retention from now. */
 void task_release_pin(task *t);

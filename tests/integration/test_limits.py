@@ -8,6 +8,7 @@ Per-uid limits and the call rules need other users: see test_policy.py.
 Garbage, oversized headers and the hello rules: see test_bad_input.py."""
 
 import json
+import os
 import struct
 import threading
 import time
@@ -305,6 +306,15 @@ def retained_results():
         t.eq((r.rc, r.lines), (0, ['"r1"', '"r2"']), "the last two are still retained", r)
 
 
+def wait_forgotten(d, tid, when):
+    """Polls ps (which only reads the table) until task `tid` is gone: the
+    daemon sends no event when an outcome expires."""
+    deadline = time.monotonic() + 10
+    while any(x["task"] == int(tid) for x in d.ps(all_tasks=True)):
+        t.check(time.monotonic() < deadline, "task %s still retained 10 s %s" % (tid, when))
+        time.sleep(0.1)
+
+
 @t.test
 def retained_results_expire_while_idle():
     """An outcome older than retain_seconds is forgotten even when no other
@@ -316,14 +326,33 @@ def retained_results_expire_while_idle():
         r = d.aioctl("await", tid)
         t.eq((r.rc, r.lines), (0, ['"old"']), "await while retained", r)
         # ps only reads the table; no task ends meanwhile.
-        deadline = time.monotonic() + 10
-        while any(x["task"] == int(tid) for x in d.ps(all_tasks=True)):
-            t.check(time.monotonic() < deadline,
-                    "task %s still retained 10 s after it ended (retain_seconds 1)" % tid)
-            time.sleep(0.1)
+        wait_forgotten(d, tid, "after it ended (retain_seconds 1)")
         r = d.aioctl("await", tid)
         t.eq(r.rc, 2, "await of an expired outcome", r)
         t.contains(r.err, "no longer retained", "the error says why", r)
+
+
+@t.test
+def reload_shortens_retention():
+    """A reload that shortens retain_seconds applies to outcomes already kept,
+    while the daemon is idle: the expiry timer armed for the old period is
+    re-armed for the new one."""
+    conf = os.path.join(t.tmpdir("conf"), "aiod.conf")
+    with open(conf, "w") as f:
+        f.write("retain_seconds = 3600\n")
+    with t.daemon(extra_args=["--config", conf]) as d:
+        r = d.aioctl("submit", "demo.echo", "kept")
+        t.eq(r.rc, 0, "submit", r)
+        tid = r.out.strip()
+        r = d.aioctl("await", tid)
+        t.eq((r.rc, r.lines), (0, ['"kept"']), "await while retained", r)
+        with open(conf, "w") as f:
+            f.write("retain_seconds = 1\n")
+        r = d.aioctl("reload")
+        t.eq(r.rc, 0, "aioctl reload", r)
+        wait_forgotten(d, tid, "after a reload to retain_seconds 1")
+        r = d.aioctl("await", tid)
+        t.eq(r.rc, 2, "await of an outcome expired by the new setting", r)
 
 
 @t.test
