@@ -17,9 +17,10 @@
  * the 1,000-task test with room; each costs one small struct. */
 #define LIMIT_MAX_IN_FLIGHT 4096u
 
-/* Bytes queued for writing to one connection before we stop reading from it
- * and stop producing for it (setting max_write_queue). 16 MiB: four full
- * frames. Past twice this the connection is dropped as a slow reader. */
+/* Bytes of replies held for one connection, beyond what its socket's buffer
+ * took, before we stop reading from it and stop producing for it (setting
+ * max_write_queue). 16 MiB: four full frames. Past twice this the
+ * connection is dropped as a slow reader. */
 #define LIMIT_MAX_WRITE_QUEUE (16u * 1024 * 1024)
 
 /* Connections at once (setting max_connections). Each costs one fd; the
@@ -72,5 +73,17 @@
 /* A task that holds the loop longer than this (ms) is reported, like
  * asyncio's slow_callback_duration. */
 #define LIMIT_SLOW_STEP_MS 100u
+
+/* A task's socket (sock.c): its receive buffer grows to at most this, and
+ * reading pauses while half of it waits unread, so libuv is always offered
+ * at least as much room again. 256 KiB per socket keeps a few thousand open
+ * sockets well under a gigabyte while a 64 KiB read (the kernel's usual
+ * batch) never has to wait for room. */
+#define LIMIT_SOCK_READ_BUFFER (256u * 1024)
+
+/* Largest piece of a task's socket write copied to the heap at once: a big
+ * write is sent in pieces of this size, one after another, so it costs at
+ * most this much memory beyond the caller's own buffer. */
+#define LIMIT_SOCK_WRITE_CHUNK (256u * 1024)
 
 #endif

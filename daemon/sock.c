@@ -44,24 +44,19 @@
 #include <uv.h>
 
 #include "alloc.h"
+#include "limits.h"
 #include "list.h"
 #include "macro.h"
 #include "sched.h"
 #include "task.h"
 
 /* The receive buffer starts at SOCK_RBUF_MIN bytes and doubles up to
- * SOCK_RBUF_MAX. Reading pauses while SOCK_RBUF_HIGH bytes wait unread: half
- * the maximum, so libuv is always offered at least as much room again. 256
- * KiB per socket keeps a few thousand open sockets well under a gigabyte
- * while a 64 KiB read (the kernel's usual batch) never has to wait for room. */
+ * SOCK_RBUF_MAX; reading pauses while SOCK_RBUF_HIGH bytes wait unread
+ * (limits.h says why these sizes). */
 #define SOCK_RBUF_MIN (16u * 1024)
-#define SOCK_RBUF_MAX (256u * 1024)
+#define SOCK_RBUF_MAX LIMIT_SOCK_READ_BUFFER
 #define SOCK_RBUF_HIGH (SOCK_RBUF_MAX / 2)
-
-/* Largest piece of a write copied to the heap at once: a big write is sent in
- * pieces of this size, one after another, so it costs at most this much
- * memory beyond the caller's own buffer. */
-#define SOCK_WRITE_CHUNK (256u * 1024)
+#define SOCK_WRITE_CHUNK LIMIT_SOCK_WRITE_CHUNK
 
 /* Longest wait we arm a timer for (about 30,000 years, in ms). */
 #define SOCK_MAX_TIMEOUT_MS 1000000000000000ull
