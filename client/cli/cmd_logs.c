@@ -4,6 +4,7 @@
  * the task's state at the end, as for `aioctl await`.
  */
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 
 #include "cli.h"
@@ -13,13 +14,28 @@ static const char logs_help[] =
     "Usage: aioctl logs [-f] ID\n"
     "\n"
     "Prints the output lines the daemon keeps for the task (the last 1000 by\n"
-    "default).\n"
+    "default); when earlier ones are no longer kept, says how many on stderr.\n"
     "\n"
     "  -f, --follow  keep printing new lines until the task ends\n"
     "  -h, --help    show this help\n"
     "\n"
     "Exit status: 0 when the task is done or still running, 1 when it failed\n"
     "(its error on stderr), 5 when it was cancelled.\n";
+
+/* Says on stderr, before the lines, when the oldest are no longer kept, so
+ * that a reader does not take the first line printed for the first one. */
+static void note_dropped(cli *c, uint64_t id) {
+    aioc_task_info *t = NULL;
+    if (c->json || aioc_show(c->client, id, &t) < 0)
+        return; /* an unknown task is the Logs request's error to report */
+    uint64_t dropped = aioc_task_info_output_dropped(t);
+    if (dropped)
+        fprintf(stderr,
+                "aioctl: logs: the first %" PRIu64 " lines of task %" PRIu64
+                " are no longer kept (the daemon's max_output_lines)\n",
+                dropped, id);
+    aioc_task_info_free(t);
+}
 
 int cmd_logs(cli *c, int argc, char **argv) {
     static const struct option options[] = {
@@ -52,6 +68,7 @@ int cmd_logs(cli *c, int argc, char **argv) {
     int code = cli_connect(c);
     if (code != EXIT_OK)
         return code;
+    note_dropped(c, id);
     int state = aioc_logs(c->client, id, flags);
     if (state < 0)
         return cli_fail(c, "logs", state);

@@ -113,7 +113,11 @@ static void show_plain(const aioc_task_info *t) {
     printf("started: %s\n", print_time(aioc_task_info_started_usec(t), buf, sizeof(buf)));
     printf("finished: %s\n", print_time(aioc_task_info_finished_usec(t), buf, sizeof(buf)));
     printf("args: %s\n", args ? args : "[]");
-    printf("output lines: %" PRIu64 "\n", aioc_task_info_output_lines(t));
+    uint64_t dropped = aioc_task_info_output_dropped(t);
+    printf("output lines: %" PRIu64, aioc_task_info_output_lines(t));
+    if (dropped)
+        printf(" (the first %" PRIu64 " no longer kept)", dropped);
+    printf("\n");
     if (o && aioc_outcome_state(o) == AIOC_STATE_DONE) {
         _cleanup_free_ char *v = aioc_value_to_json(aioc_outcome_result(o));
         printf("result: %s\n", v ? v : "null");
@@ -142,14 +146,14 @@ static void show_json(const aioc_task_info *t) {
     printf("{\"task\":%" PRIu64 ",\"state\":\"%s\",\"function\":%s,\"ownership\":\"%s\","
            "\"uid\":%" PRIu32 ",\"pid\":%" PRId32 ",\"parent\":%" PRIu64 ","
            "\"created\":%s,\"started\":%s,\"finished\":%s,\"args\":%s,"
-           "\"output_lines\":%" PRIu64,
+           "\"output_lines\":%" PRIu64 ",\"output_dropped\":%" PRIu64,
            aioc_task_info_id(t), aioc_state_name(aioc_task_info_state(t)), f ? f : "null",
            aioc_task_info_ownership(t), aioc_task_info_owner_uid(t), aioc_task_info_owner_pid(t),
            aioc_task_info_parent_id(t),
            json_time(aioc_task_info_created_usec(t), created, sizeof(created)),
            json_time(aioc_task_info_started_usec(t), started, sizeof(started)),
            json_time(aioc_task_info_finished_usec(t), finished, sizeof(finished)),
-           args ? args : "[]", aioc_task_info_output_lines(t));
+           args ? args : "[]", aioc_task_info_output_lines(t), aioc_task_info_output_dropped(t));
     if (o && aioc_outcome_state(o) == AIOC_STATE_DONE) {
         _cleanup_free_ char *v = aioc_value_to_json(aioc_outcome_result(o));
         printf(",\"result\":%s", v ? v : "null");

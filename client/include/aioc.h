@@ -257,7 +257,10 @@ AIOC_EXPORT uint64_t aioc_task_info_parent_id(const aioc_task_info *t);
 AIOC_EXPORT const aioc_value *aioc_task_info_args(const aioc_task_info *t);
 /* The outcome once finished (borrowed), else NULL. */
 AIOC_EXPORT const aioc_outcome *aioc_task_info_outcome(const aioc_task_info *t);
+/* Lines the task printed, and how many of the oldest of them the daemon no
+ * longer keeps (over max_output_lines; added in libaioclient 1.2). */
 AIOC_EXPORT uint64_t aioc_task_info_output_lines(const aioc_task_info *t);
+AIOC_EXPORT uint64_t aioc_task_info_output_dropped(const aioc_task_info *t);
 /* While a pending task waits for a concurrency limit, that limit's name
  * ("function demo.sleep", "group net"), borrowed; else NULL. */
 AIOC_EXPORT const char *aioc_task_info_waiting_for(const aioc_task_info *t);

@@ -95,6 +95,10 @@ AIOC_EXPORT uint64_t aioc_task_info_output_lines(const aioc_task_info *t) {
     return t ? cpb(t)->output_lines : 0;
 }
 
+AIOC_EXPORT uint64_t aioc_task_info_output_dropped(const aioc_task_info *t) {
+    return t ? cpb(t)->output_dropped : 0;
+}
+
 AIOC_EXPORT void aioc_task_info_free(aioc_task_info *t) {
     if (!t)
         return;

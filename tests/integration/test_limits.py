@@ -267,7 +267,11 @@ def output_buffer():
         lines = [json.loads(l) for l in r.lines if l.strip()]
         out = [x["output"] for x in lines if "output" in x]
         t.eq(out, ["line%d" % i for i in range(91, 101)], "the lines kept: the last 10")
-        # OutputEnd.dropped, from the protocol itself (aioctl does not show it).
+        r = d.aioctl("logs", tid)
+        t.eq(r.lines, ["line%d" % i for i in range(91, 101)], "aioctl logs: the lines kept", r)
+        t.contains(r.err, "the first 90 lines of task %d are no longer kept" % tid,
+                   "aioctl logs says how many earlier lines are gone", r)
+        # OutputEnd.dropped, from the protocol itself.
         with d.raw() as c:
             hello(c)
             c.send_frame(msg_logs(2, tid))
@@ -282,7 +286,10 @@ def output_buffer():
                 break
             t.eq(seqs, list(range(90, 100)), "seq of the lines kept")
         info = d.task(tid)
-        t.eq(info.get("output_lines"), 100, "aioctl show: lines the task printed", " %r" % info)
+        t.eq((info.get("output_lines"), info.get("output_dropped")), (100, 90),
+             "aioctl show: lines the task printed, and the first ones dropped", " %r" % info)
+        r = d.aioctl("show", tid)
+        t.contains(r.out, "output lines: 100 (the first 90 no longer kept)", "plain show", r)
 
 
 # ---------------------------------------------------------------- retention
