@@ -118,8 +118,11 @@ bool daemon_alive(bench_daemon *d, char *why, size_t why_len);
 /* The last line of the daemon's log that looks like an error, or "". */
 void daemon_last_log(const bench_daemon *d, char *buf, size_t len);
 
-/* From /proc/PID/status: VmRSS and VmHWM in bytes (0 when unknown). */
+/* From /proc/PID/status: VmRSS, RssAnon and VmHWM in bytes (0 when unknown). */
 uint64_t proc_rss(pid_t pid);
+/* RssAnon, the private part of VmRSS: the heap and stacks, without the
+ * pages of shared libraries and of the program itself. */
+uint64_t proc_rss_anon(pid_t pid);
 uint64_t proc_hwm(pid_t pid);
 /* Resets VmHWM to the current RSS (/proc/PID/clear_refs "5"). */
 void proc_reset_hwm(pid_t pid);

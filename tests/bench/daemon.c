@@ -219,6 +219,10 @@ uint64_t proc_rss(pid_t pid) {
     return status_kb(pid, "VmRSS");
 }
 
+uint64_t proc_rss_anon(pid_t pid) {
+    return status_kb(pid, "RssAnon");
+}
+
 uint64_t proc_hwm(pid_t pid) {
     return status_kb(pid, "VmHWM");
 }
