@@ -197,7 +197,7 @@ static int body_reserve(http_response *r, uint64_t more) {
     size_t cap = r->body_cap ? r->body_cap : 4096;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    if (cap > r->max_body + 1)
+    if (r->max_body < SIZE_MAX && cap > r->max_body + 1) /* SIZE_MAX: no limit */
         cap = r->max_body + 1;
     char *p = realloc(r->body, cap);
     if (!p)
@@ -283,7 +283,9 @@ static int status_line(http_response *r, const char *p, size_t n) {
     for (size_t i = 13; i < n; i++)
         if (!is_text(u[i]))
             return fail(r, -EBADMSG, "control character in the status line");
-    r->minor = u[7] - '0';
+    /* A later 1.x is read as 1.1, the highest this parser speaks (RFC 9112
+     * section 2.3). */
+    r->minor = u[7] == '0' ? 0 : 1;
     r->status = (u[9] - '0') * 100 + (u[10] - '0') * 10 + (u[11] - '0');
     return 0;
 }
@@ -416,6 +418,9 @@ static int chunk_size_line(http_response *r) {
     uint64_t size = 0;
     int h;
     while (i < r->line_len && (h = hex_value(u[i])) >= 0) {
+        /* Checked before the shift too: 2^60 * 16 would wrap to 0. */
+        if (size > HTTP_MAX_SIZE / 16)
+            return fail(r, -EBADMSG, "chunk size too large");
         size = size * 16 + (uint64_t)h;
         if (size > HTTP_MAX_SIZE)
             return fail(r, -EBADMSG, "chunk size too large");

@@ -69,7 +69,7 @@ typedef struct http_header {
 typedef struct http_response {
     /* ---- results, valid once http_response_feed returned 1 */
     int status;
-    /* HTTP minor version of the response (0 or 1). */
+    /* HTTP minor version of the response: 0, or 1 for 1.1 and any later 1.x. */
     int minor;
     size_t n_headers;
     http_header headers[HTTP_MAX_HEADERS];
