@@ -18,41 +18,23 @@
 
 #include <cmocka.h>
 
-#include "api.h"
-#include "config.h"
-#include "coro.h"
 #include "crash.h"
+#include "daemon-loop.h"
 #include "limit.h"
-#include "log.h"
 #include "output.h"
-#include "plugin.h"
-#include "sched.h"
-#include "task.h"
 
 static uv_loop_t loop;
 
 static int setup(void **state) {
     (void)state;
     char path[4096];
-    config_defaults();
-    log_setup(LOG_WARNING);
-    coro_configure(cfg.stack_size);
-    uv_loop_init(&loop);
-    task_table_init(&loop);
-    sched_init(&loop);
-    plugin_registry_init(api_table());
     snprintf(path, sizeof(path), "%s/good/good.so", TEST_PLUGIN_DIR);
-    return plugin_load_file(path);
+    return daemon_loop_start(&loop, path);
 }
 
 static int teardown(void **state) {
     (void)state;
-    sched_done();
-    task_table_done();
-    uv_run(&loop, UV_RUN_DEFAULT); /* close callbacks */
-    plugin_registry_done();
-    coro_pool_clear();
-    return uv_loop_close(&loop);
+    return daemon_loop_stop(&loop);
 }
 
 /* A new pending task for good.<name> with typed arguments (taken). */

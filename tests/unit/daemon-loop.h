@@ -1,0 +1,45 @@
+/*
+ * For unit tests that run real tasks: the daemon's loop, task table,
+ * scheduler and plugin registry, set up as aiod does, with one plugin
+ * loaded, and torn down again.
+ */
+#ifndef AIOD_TEST_DAEMON_LOOP_H
+#define AIOD_TEST_DAEMON_LOOP_H
+
+#include <syslog.h>
+
+#include <uv.h>
+
+#include "api.h"
+#include "config.h"
+#include "coro.h"
+#include "log.h"
+#include "plugin.h"
+#include "sched.h"
+#include "task.h"
+
+/* Initialises `loop` and the daemon's parts on it and loads the plugin at
+ * `plugin_path`. 0 or a negative errno (of the plugin load). */
+static inline int daemon_loop_start(uv_loop_t *loop, const char *plugin_path) {
+    config_defaults();
+    log_setup(LOG_WARNING);
+    coro_configure(cfg.stack_size);
+    uv_loop_init(loop);
+    task_table_init(loop);
+    sched_init(loop);
+    plugin_registry_init(api_table());
+    return plugin_load_file(plugin_path);
+}
+
+/* Drops every task, runs the close callbacks and closes the loop: UV_EBUSY
+ * if a handle was left open. */
+static inline int daemon_loop_stop(uv_loop_t *loop) {
+    sched_done();
+    task_table_done();
+    uv_run(loop, UV_RUN_DEFAULT);
+    plugin_registry_done();
+    coro_pool_clear();
+    return uv_loop_close(loop);
+}
+
+#endif
