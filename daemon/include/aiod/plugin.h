@@ -324,7 +324,8 @@ struct aiod_api {
     /* Connects to a Unix stream socket. */
     int (*unix_connect)(aiod_task *task, const char *path, double timeout, aiod_sock **ret_sock);
     /* Reads up to len bytes: the count (> 0), 0 at end of stream, or a
-     * negative errno. */
+     * negative errno. A len of 0 returns 0 at once, as read(2) does: it
+     * says nothing about the end of the stream. */
     long (*sock_read)(aiod_task *task, aiod_sock *sock, void *buf, size_t len, double timeout);
     /* Writes all len bytes. 0 or a negative errno. */
     int (*sock_write)(aiod_task *task, aiod_sock *sock, const void *buf, size_t len,
