@@ -23,11 +23,13 @@ extern ProtobufCAllocator alloc_protobuf;
 /*
  * Test hook: the nth allocation from now (1 = the next one) and every one
  * after it fail until alloc_fail_at(0) is called. Not thread safe; meant for
- * single-threaded OOM loops.
+ * single-threaded OOM loops. Off (0), the wrappers share no state that
+ * changes, so any number of threads may allocate.
  */
 void alloc_fail_at(unsigned long nth);
 
-/* How many allocations were attempted since the last alloc_fail_at. */
+/* How many allocations were attempted since alloc_fail_at armed it (not
+ * counted while off). */
 unsigned long alloc_count(void);
 
 #endif

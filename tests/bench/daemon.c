@@ -9,6 +9,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,13 +271,13 @@ uint64_t proc_cpu_ticks(pid_t pid) {
 struct rss_sampler {
     pid_t pid;
     pthread_t th;
-    volatile int stop;
+    atomic_bool stop;
     uint64_t peak;
 };
 
 static void *sampler(void *arg) {
     rss_sampler *s = arg;
-    while (!s->stop) {
+    while (!atomic_load(&s->stop)) {
         uint64_t r = proc_rss(s->pid);
         if (r > s->peak)
             s->peak = r;
@@ -299,7 +301,7 @@ rss_sampler *rss_sampler_start(pid_t pid) {
 uint64_t rss_sampler_stop(rss_sampler *s) {
     if (!s)
         return 0;
-    s->stop = 1;
+    atomic_store(&s->stop, true);
     pthread_join(s->th, NULL);
     uint64_t p = s->peak;
     free(s);
