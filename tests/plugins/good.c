@@ -116,13 +116,14 @@ out:
     return r;
 }
 
-/* asyncio.wait and as_completed over children sleeping 0.03, 0.01, 0.02 s:
+/* asyncio.wait and as_completed over children sleeping 0.3, 0.1, 0.2 s (a
+ * tenth of a second apart, so that a loaded machine keeps their order):
  * FIRST_COMPLETED returns with one done; as_completed yields indexes in
  * finishing order. Returns [done_after_first, i1, i2, i3, enoent]. */
 static int waits(aiod_task *t, const struct aiod_api *api, const aiod_value *const *args,
                  aiod_value **ret) {
     (void)args;
-    static const double secs[3] = {0.03, 0.01, 0.02};
+    static const double secs[3] = {0.3, 0.1, 0.2};
     aiod_child *c[3] = {NULL, NULL, NULL};
     unsigned char seen[3] = {0, 0, 0};
     int r = 0;

@@ -292,7 +292,7 @@ static void test_wait_and_as_completed(void **state) {
     assert_int_equal(t->state, TASK_DONE);
     const Aiod__Value *r = t->result;
     assert_int_equal(pbvalue_list_get(r, 0)->int_value, 1); /* FIRST_COMPLETED: one done */
-    /* Finishing order of sleeps 0.03, 0.01, 0.02: indexes 1, 2, 0. */
+    /* Finishing order of sleeps 0.3, 0.1, 0.2: indexes 1, 2, 0. */
     assert_int_equal(pbvalue_list_get(r, 1)->int_value, 1);
     assert_int_equal(pbvalue_list_get(r, 2)->int_value, 2);
     assert_int_equal(pbvalue_list_get(r, 3)->int_value, 0);
