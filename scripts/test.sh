@@ -42,9 +42,10 @@ if [ "$rnd_bits" -gt 28 ]; then
     sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
     echo "vm.mmap_rnd_bits is $rnd_bits; clang 14's TSan needs at most 28"
-    if $sudo sysctl -q -w vm.mmap_rnd_bits=28; then
+    # Written through /proc: a minimal Debian has no sysctl (procps).
+    if echo 28 | $sudo tee /proc/sys/vm/mmap_rnd_bits >/dev/null 2>&1; then
         echo "lowered vm.mmap_rnd_bits to 28 for the TSan tests"
-        rnd_restore() { $sudo sysctl -q -w vm.mmap_rnd_bits="$rnd_bits"; }
+        rnd_restore() { echo "$rnd_bits" | $sudo tee /proc/sys/vm/mmap_rnd_bits >/dev/null; }
         trap rnd_restore EXIT
     elif setarch "$(uname -m)" -R true; then
         echo "cannot change vm.mmap_rnd_bits; running the TSan tests without address randomisation"
