@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,8 @@ enum {
     K_STR,     /* one string (char *) */
     K_RULE,    /* repeatable call rule "PATTERN WHO..." */
     K_LIMIT,   /* repeatable concurrency limit "FUNCTION N" or "group NAME N" */
+    K_PATH,    /* one absolute path (char *) */
+    K_OUTCOMES, /* all, failures or none */
 };
 
 typedef struct setting {
@@ -78,6 +81,9 @@ static const setting settings[] = {
     {"admin_group", K_STR, offsetof(config, admin_group), 0, 0},
     {"call", K_RULE, 0, 0, 0},
     {"limit", K_LIMIT, 0, 0, 0},
+    {"state_dir", K_PATH, offsetof(config, state_dir), 0, 0},
+    {"log_outcomes", K_OUTCOMES, offsetof(config, log_outcomes), 0, 0},
+    {"proc_user", K_STR, offsetof(config, proc_user), 0, 0},
 };
 
 static const char *const level_names[] = {"emerg",   "alert",  "crit", "err",
@@ -112,6 +118,9 @@ static void defaults(config *c) {
         .max_connections_per_uid = LIMIT_MAX_CONNECTIONS_PER_UID,
         .max_tasks_per_uid = LIMIT_MAX_TASKS_PER_UID,
         .max_result = LIMIT_MAX_RESULT,
+        .log_outcomes = LOG_OUTCOMES_ALL,
+        .proc_uid = (uid_t)-1,
+        .proc_gid = (gid_t)-1,
     };
 }
 
@@ -140,6 +149,10 @@ static void free_owned(config *c) {
     free_dirs(c);
     free(c->admin_group);
     c->admin_group = NULL;
+    free(c->state_dir);
+    c->state_dir = NULL;
+    free(c->proc_user);
+    c->proc_user = NULL;
     free_list(&c->call_rules, &c->n_call_rules);
     free_list(&c->limits, &c->n_limits);
 }
@@ -316,6 +329,22 @@ static int apply(config *c, const setting *s, const char *v, char *why, size_t l
             return -EINVAL;
         }
         return add_dir(c, v);
+    case K_OUTCOMES: {
+        static const char *const names[] = {"all", "failures", "none"};
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+            if (strcmp(v, names[i]) == 0) {
+                *(int *)(void *)base = (int)i;
+                return 0;
+            }
+        snprintf(why, len, "'%s' is not all, failures or none", v);
+        return -EINVAL;
+    }
+    case K_PATH:
+        if (*v != '/') {
+            snprintf(why, len, "'%s' is not an absolute path", v);
+            return -EINVAL;
+        }
+        __attribute__((fallthrough));
     case K_STR: {
         char *d = alloc_strdup(v);
         if (!d)
@@ -574,6 +603,26 @@ static int apply_modules(const config *c, char *err, size_t err_len) {
     return 0;
 }
 
+/* Looks up proc_user's ids. */
+static int resolve_proc_user(config *c, char *err, size_t err_len) {
+    if (!c->proc_user)
+        return 0;
+    errno = 0;
+    struct passwd *pw = getpwnam(c->proc_user);
+    if (!pw) {
+        snprintf(err, err_len, "proc_user: no user named '%s'", c->proc_user);
+        return -EINVAL;
+    }
+    if (pw->pw_uid == 0) {
+        snprintf(err, err_len, "proc_user: '%s' is root; programs would run with every privilege",
+                 c->proc_user);
+        return -EINVAL;
+    }
+    c->proc_uid = pw->pw_uid;
+    c->proc_gid = pw->pw_gid;
+    return 0;
+}
+
 int config_load(char *err, size_t err_len) {
     config c;
     defaults(&c);
@@ -608,10 +657,17 @@ int config_load(char *err, size_t err_len) {
             return r;
         }
     }
-    int r = apply_modules(&c, err, err_len);
+    int r = resolve_proc_user(&c, err, err_len);
+    if (r >= 0)
+        r = apply_modules(&c, err, err_len);
     if (r < 0) {
         free_owned(&c);
         return r;
+    }
+    /* The state directory is chosen once, at start-up: a reload keeps it. */
+    if (cfg.state_dir) {
+        free(c.state_dir);
+        c.state_dir = TAKE_PTR(cfg.state_dir);
     }
     free_owned(&cfg);
     c.socket_path = cfg.socket_path;
@@ -646,6 +702,12 @@ void config_dump(FILE *f) {
         fprintf(f, "call = %s\n", cfg.call_rules[i]);
     for (size_t i = 0; i < cfg.n_limits; i++)
         fprintf(f, "limit = %s\n", cfg.limits[i]);
+    if (cfg.state_dir)
+        fprintf(f, "state_dir = %s\n", cfg.state_dir);
+    static const char *const outcomes[] = {"all", "failures", "none"};
+    fprintf(f, "log_outcomes = %s\n", outcomes[cfg.log_outcomes]);
+    if (cfg.proc_user)
+        fprintf(f, "proc_user = %s\n", cfg.proc_user);
 }
 
 int config_resolve_socket(const char *flag_value) {
@@ -669,5 +731,28 @@ int config_resolve_socket(const char *flag_value) {
         return -ENOMEM;
     free(cfg.socket_path);
     cfg.socket_path = s;
+    return 0;
+}
+
+int config_resolve_state_dir(void) {
+    if (cfg.state_dir)
+        return 0;
+    _cleanup_free_ char *p = NULL;
+    const char *env = getenv("STATE_DIRECTORY"), *home;
+    if (env && *env == '/')
+        p = alloc_strndup(env, strcspn(env, ":"));
+    else if (geteuid() == 0)
+        p = alloc_strdup("/var/lib/aiod");
+    else if ((env = getenv("XDG_STATE_HOME")) && *env == '/') {
+        if (asprintf(&p, "%s/aiod", env) < 0)
+            p = NULL;
+    } else if ((home = getenv("HOME")) && *home == '/') {
+        if (asprintf(&p, "%s/.local/state/aiod", home) < 0)
+            p = NULL;
+    } else
+        return -ENOENT;
+    if (!p)
+        return -ENOMEM;
+    cfg.state_dir = TAKE_PTR(p);
     return 0;
 }

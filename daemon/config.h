@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #ifndef AIOD_CONFIG_FILE
 #define AIOD_CONFIG_FILE "/etc/aiod/aiod.conf"
@@ -59,7 +60,24 @@ typedef struct config {
      * limit). */
     char **limits;
     size_t n_limits;
+    /* Where what must survive a restart lives (key state_dir, flag
+     * --state-dir); NULL until config_resolve_state_dir() picks the
+     * default. Read once at start-up (a reload keeps it). */
+    char *state_dir;
+    /* Which task outcomes are logged (key log_outcomes). */
+    int log_outcomes;
+    /* The user programs started by tasks run as (key proc_user), or NULL for
+     * the daemon's own; proc_uid and proc_gid are its ids once resolved. */
+    char *proc_user;
+    uid_t proc_uid;
+    gid_t proc_gid;
 } config;
+
+enum {
+    LOG_OUTCOMES_ALL,      /* every task's outcome */
+    LOG_OUTCOMES_FAILURES, /* failed and cancelled tasks only */
+    LOG_OUTCOMES_NONE,
+};
 
 extern config cfg;
 
@@ -106,5 +124,10 @@ void config_dump(FILE *f);
 /* Sets cfg.socket_path from --socket, $AIOD_SOCKET or the default for the
  * user (see DESIGN). 0, -ENOENT (no XDG_RUNTIME_DIR), -ENOMEM. */
 int config_resolve_socket(const char *flag_value);
+
+/* Sets cfg.state_dir, unless set, from $STATE_DIRECTORY (its first entry),
+ * else /var/lib/aiod for root, else $XDG_STATE_HOME/aiod, else
+ * $HOME/.local/state/aiod. 0, -ENOENT (none of them), -ENOMEM. */
+int config_resolve_state_dir(void);
 
 #endif

@@ -128,7 +128,10 @@ static int make_task(conn *c, Aiod__Call *call, int ownership, task **ret, Aiod_
     }
     if (r < 0) {
         *code = AIOD__ERROR_CODE__ERROR_INTERNAL;
-        snprintf(err, err_len, "out of memory");
+        snprintf(err, err_len, "%s",
+                 r == -EIO ? "cannot reserve task ids in the state directory (see the daemon's "
+                             "log); no task can be created"
+                           : "out of memory");
         return r;
     }
     if (ownership == AIOD__OWNERSHIP__ATTACHED)

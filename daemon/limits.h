@@ -86,4 +86,13 @@
  * most this much memory beyond the caller's own buffer. */
 #define LIMIT_SOCK_WRITE_CHUNK (256u * 1024)
 
+/* Task ids are reserved on disk (state_dir/next-id) in blocks before they
+ * are handed out, so that none is reused after a restart or a crash. The
+ * first block is small, so that ids after a restart stay short for a
+ * lightly used daemon; each next block doubles, up to the largest, so that
+ * a busy daemon writes the file at most a few times a second (one write and
+ * fsync per block, on the loop). */
+#define LIMIT_ID_BLOCK_MIN 1024u
+#define LIMIT_ID_BLOCK_MAX (1024u * 1024)
+
 #endif

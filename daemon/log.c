@@ -112,6 +112,24 @@ static int send_journal(int priority, int error, const task *t, const char *file
         field(iov, &n, b[k++], "FUNCTION=%s", t->fn->full_name);
         field(iov, &n, b[k++], "PLUGIN=%s", t->fn->owner->name);
         field(iov, &n, b[k++], "OWNER_UID=%u", (unsigned)t->uid);
+        if (task_finished(t))
+            field(iov, &n, b[k++], "STATE=%s", task_state_name(t->state));
+        if (t->error_kind)
+            field(iov, &n, b[k++], "ERROR_KIND=%s", t->error_kind);
+    }
+    /* The error message may be long too. */
+    static const char emsg[] = "ERROR_MESSAGE=";
+    _cleanup_free_ char *e = NULL;
+    if (t && t->error_message) {
+        size_t el = strlen(t->error_message);
+        e = malloc(sizeof(emsg) + el);
+        if (e) {
+            memcpy(e, emsg, sizeof(emsg) - 1);
+            memcpy(e + sizeof(emsg) - 1, t->error_message, el);
+            iov[n].iov_base = e;
+            iov[n].iov_len = sizeof(emsg) - 1 + el;
+            n++;
+        }
     }
     return sd_journal_sendv(iov, (int)n);
 }

@@ -18,9 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 
+#include <systemd/sd-daemon.h>
 #include <uv.h>
 
 #include "alloc.h"
@@ -32,11 +35,13 @@
 #include "dispatch.h"
 #include "limits.h"
 #include "idle.h"
+#include "idstore.h"
 #include "limit.h"
 #include "log.h"
 #include "plugin.h"
 #include "policy.h"
 #include "proc.h"
+#include "refuse.h"
 #include "reload.h"
 #include "sched.h"
 #include "sd.h"
@@ -58,6 +63,8 @@ static uint64_t shutdown_deadline;
 static bool stopping;
 /* --check-config: validate the settings, print them, exit. */
 static bool check_config;
+/* The settings file (or a flag) is invalid. */
+static bool bad_settings;
 
 static void help(void) {
     printf("Usage: aiod [OPTION]...\n"
@@ -71,7 +78,11 @@ static void help(void) {
            "  -p, --plugin-dir DIR       load every *.so in DIR (repeatable; replaces the\n"
            "                             settings file's plugin_dir list)\n"
            "      --no-default-plugins   do not load %s\n"
+           "      --state-dir DIR        keep the task id counter in DIR (default:\n"
+           "                             $STATE_DIRECTORY, else /var/lib/aiod for root, else\n"
+           "                             $XDG_STATE_HOME/aiod or ~/.local/state/aiod)\n"
            "      --log-level LEVEL      debug, info, notice, warning, err (default info)\n"
+           "      --log-outcomes WHICH   task outcomes logged: all (default), failures, none\n"
            "      --max-write-queue BYTES  bytes queued for one client (default %u)\n"
            "      --max-frame BYTES      largest frame accepted (default %u)\n"
            "      --max-in-flight N      unanswered requests per connection (default %u)\n"
@@ -117,7 +128,28 @@ enum {
     OPT_VERSION,
     OPT_CHECK_CONFIG,
     OPT_MAX_WRITE_QUEUE,
+    OPT_STATE_DIR,
+    OPT_LOG_OUTCOMES,
 };
+
+/* Exit status for invalid settings at start (sysexits' EX_CONFIG): the unit
+ * does not restart on it (RestartPreventExitStatus=). */
+#define EXIT_BAD_SETTINGS EX_CONFIG
+
+/* The settings are invalid at start: say so where an administrator looks
+ * (STATUS=, the journal through stderr) and to every client already waiting
+ * on an activation socket. */
+static void refuse_start(const char *err) {
+    char msg[800];
+    snprintf(msg, sizeof(msg),
+             "aiod cannot start: %s; fix the settings file (aiod --check-config checks it) and "
+             "call again",
+             err);
+    int n = refuse_waiting_clients(msg);
+    if (n > 0)
+        fprintf(stderr, "aiod: told %d waiting client%s why\n", n, n == 1 ? "" : "s");
+    sd_notifyf(0, "STATUS=Invalid settings: %s", err);
+}
 
 /* 1 to run, 0 to exit successfully (help, version), <0 on a usage error. */
 static int parse_argv(int argc, char **argv) {
@@ -138,6 +170,8 @@ static int parse_argv(int argc, char **argv) {
         {"retain-seconds", required_argument, NULL, OPT_RETAIN_SECONDS},
         {"shutdown-grace", required_argument, NULL, OPT_GRACE},
         {"stack-size", required_argument, NULL, OPT_STACK},
+        {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+        {"log-outcomes", required_argument, NULL, OPT_LOG_OUTCOMES},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {},
@@ -159,6 +193,8 @@ static int parse_argv(int argc, char **argv) {
         {OPT_RETAIN_SECONDS, "--retain-seconds", "retain_seconds"},
         {OPT_GRACE, "--shutdown-grace", "shutdown_grace"},
         {OPT_STACK, "--stack-size", "stack_size"},
+        {OPT_STATE_DIR, "--state-dir", "state_dir"},
+        {OPT_LOG_OUTCOMES, "--log-outcomes", "log_outcomes"},
     };
     const char *socket_flag = NULL, *config_flag = NULL;
     int c;
@@ -219,7 +255,12 @@ static int parse_argv(int argc, char **argv) {
     char err[600];
     r = config_load(err, sizeof(err));
     if (r < 0) {
-        fprintf(stderr, "aiod: %s\n", r == -ENOMEM ? "out of memory" : err);
+        if (r == -ENOMEM)
+            snprintf(err, sizeof(err), "out of memory");
+        fprintf(stderr, "aiod: %s\n", err);
+        bad_settings = r != -ENOMEM;
+        if (!check_config)
+            refuse_start(err);
         return r;
     }
     if (check_config) {
@@ -306,6 +347,47 @@ static void raise_fd_limit(void) {
     }
 }
 
+/* Nothing the daemon starts may read its memory or keep its privileges:
+ * non-dumpable (no ptrace, /proc/PID/mem or core of it by its own uid), and
+ * no ambient capabilities (the unit grants CAP_SETUID/CAP_SETGID for
+ * proc_user; ambient ones would pass to every program started). */
+static void harden_process(void) {
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        log_warning_errno(-errno, "cannot make the daemon non-dumpable, ignoring");
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+        log_warning_errno(-errno, "cannot clear the ambient capabilities, ignoring");
+}
+
+/* The id source for task.c: blocks reserved in the state directory. */
+static int reserve_ids(uint64_t *first, uint64_t *end) {
+    char err[600];
+    int r = idstore_reserve(first, end, err, sizeof(err));
+    if (r < 0)
+        log_error("%s", err);
+    return r;
+}
+
+/* Opens the state directory and takes the first block of ids. */
+static int open_state(void) {
+    int r = config_resolve_state_dir();
+    if (r == -ENOENT)
+        return log_error_errno(r, "no state directory: pass --state-dir DIR, or set "
+                                  "STATE_DIRECTORY, XDG_STATE_HOME or HOME");
+    if (r < 0)
+        return log_error_errno(r, "out of memory");
+    char err[600];
+    r = idstore_open(cfg.state_dir, err, sizeof(err));
+    if (r < 0) {
+        log_error("%s", err);
+        return r;
+    }
+    r = task_set_id_source(reserve_ids);
+    if (r < 0)
+        log_error("cannot keep task ids unique without %s/next-id; refusing to start",
+                  cfg.state_dir);
+    return r;
+}
+
 static void close_walk(uv_handle_t *h, void *arg) {
     (void)arg;
     if (!uv_is_closing(h))
@@ -317,10 +399,16 @@ int main(int argc, char **argv) {
     int r = parse_argv(argc, argv);
     if (r <= 0) {
         config_done();
-        /* 2: usage error; 1: the settings are wrong (--check-config). */
-        return r == 0 ? EXIT_SUCCESS : r == -EINVAL && !check_config ? 2 : 1;
+        /* 2: usage error; 78: the settings are invalid; 1: the settings are
+         * wrong (--check-config), or another failure. */
+        if (r == 0)
+            return EXIT_SUCCESS;
+        if (check_config)
+            return EXIT_FAILURE;
+        return r == -EINVAL && !bad_settings ? 2 : bad_settings ? EXIT_BAD_SETTINGS : 1;
     }
     log_setup(cfg.log_level);
+    harden_process();
     r = crash_install();
     if (r < 0)
         log_warning_errno(r, "cannot install the crash handler, ignoring");
@@ -334,6 +422,11 @@ int main(int argc, char **argv) {
     if (task_table_init(loop) < 0 || sched_init(loop) < 0 || conn_init(loop) < 0 ||
         plugin_registry_init(api_table()) < 0) {
         log_error("out of memory at start-up");
+        goto out;
+    }
+    if (open_state() < 0) {
+        sd_notifyf(0, "STATUS=Cannot use the state directory %s; see the journal",
+                   cfg.state_dir ? cfg.state_dir : "(none)");
         goto out;
     }
     idle_init(loop);
@@ -374,6 +467,7 @@ out:
     uv_walk(loop, close_walk, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     plugin_registry_done();
+    idstore_close();
     limit_done();
     policy_done();
     coro_pool_clear();

@@ -35,6 +35,7 @@
 #include <uv.h>
 
 #include "alloc.h"
+#include "config.h"
 #include "coro.h"
 #include "limits.h"
 #include "list.h"
@@ -385,6 +386,14 @@ static int proc_start(proc *p, uv_loop_t *loop) {
         .stdio_count = 3,
         .stdio = stdio,
     };
+    /* proc_user: the child drops to it (and its primary group, with no
+     * supplementary groups) before exec, so it can neither read the
+     * daemon's memory nor signal it. */
+    if (cfg.proc_user) {
+        opts.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+        opts.uid = cfg.proc_uid;
+        opts.gid = cfg.proc_gid;
+    }
     int r = uv_spawn(loop, &p->process, &opts);
     /* The process handle is initialised even when the spawn fails. */
     p->open++;

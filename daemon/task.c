@@ -3,6 +3,7 @@
  */
 #include "task.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,9 @@ void task_cache_release(void) {
 
 static hashmap *table;
 static uint64_t next_id = 1;
+/* Ids below this are ours to hand out; then id_reserve gives more. */
+static uint64_t id_end = UINT64_MAX;
+static task_id_reserve_fn id_reserve;
 static size_t unfinished;
 static size_t running;
 static uint64_t finished_total;
@@ -119,6 +123,32 @@ void task_table_done(void) {
     expiry_init = false;
 }
 
+int task_set_id_source(task_id_reserve_fn reserve) {
+    uint64_t first, end;
+    int r = reserve(&first, &end);
+    if (r < 0)
+        return r;
+    assert(first > 0 && end > first);
+    id_reserve = reserve;
+    next_id = first;
+    id_end = end;
+    return 0;
+}
+
+/* Makes sure next_id is ours to use. */
+static int ensure_id(void) {
+    if (next_id < id_end)
+        return 0;
+    uint64_t first, end;
+    int r = id_reserve(&first, &end);
+    if (r < 0)
+        return r;
+    assert(first >= id_end && end > first);
+    next_id = first;
+    id_end = end;
+    return 0;
+}
+
 int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t uid, pid_t pid,
              output *out, task **ret) {
     if (unfinished >= cfg.max_tasks) {
@@ -128,6 +158,11 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
     if (uid != 0 && uid_tasks(uid) >= policy_lim.max_tasks_per_uid) {
         value_argv_free(argv, argc);
         return -EDQUOT;
+    }
+    int idr = ensure_id();
+    if (idr < 0) {
+        value_argv_free(argv, argc);
+        return idr == -ENOMEM ? idr : -EIO;
     }
     task *t = freelist_take(&task_blocks);
     task_run *r = t ? freelist_take(&run_blocks) : NULL;
@@ -297,14 +332,28 @@ void task_retention_changed(void) {
         idle_maybe(); /* hand the memory back */
 }
 
-static void log_detached(task *t) {
+/* Every top-level task's outcome goes to the log (journal fields TASK_ID,
+ * FUNCTION, OWNER_UID, STATE, ERROR_KIND, ERROR_MESSAGE), as log_outcomes
+ * says: successes at info, cancellations at notice, failures at warning. */
+static void log_outcome(task *t) {
+    static const char *const kinds[] = {
+        [AIOD__OWNERSHIP__ATTACHED] = "attached",
+        [AIOD__OWNERSHIP__SUBMITTED] = "submitted",
+        [AIOD__OWNERSHIP__DETACHED] = "detached",
+    };
+    const char *kind = t->ownership < ELEMENTSOF(kinds) ? kinds[t->ownership] : "?";
+    if (cfg.log_outcomes == LOG_OUTCOMES_NONE ||
+        (cfg.log_outcomes == LOG_OUTCOMES_FAILURES && t->state == TASK_DONE))
+        return;
     if (t->state == TASK_DONE) {
+        if (log_get_max_priority() < LOG_INFO)
+            return; /* spare the JSON */
         char *json = pbvalue_to_json(task_result(t));
-        log_task(LOG_INFO, t, "detached task done: %s", json ? json : "?");
+        log_task(LOG_INFO, t, "%s task done: %s", kind, json ? json : "?");
         free(json);
     } else
-        log_task(t->state == TASK_FAILED ? LOG_WARNING : LOG_INFO, t, "detached task %s: %s: %s",
-                 task_state_name(t->state), t->error_kind ? t->error_kind : "",
+        log_task(t->state == TASK_FAILED ? LOG_WARNING : LOG_NOTICE, t, "%s task %s: %s: %s",
+                 kind, task_state_name(t->state), t->error_kind ? t->error_kind : "",
                  t->error_message ? t->error_message : "");
 }
 
@@ -393,8 +442,8 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
         w->fn(w, t);
     }
 
-    if (t->ownership == AIOD__OWNERSHIP__DETACHED && t->parent_id == 0)
-        log_detached(t);
+    if (t->parent_id == 0)
+        log_outcome(t);
     /* A pin released by a waiter has already retained or dropped it. */
     if (!pin)
         retain_or_drop(t);

@@ -132,6 +132,15 @@ struct task {
 
 /* Creates the table. 0, -ENOMEM. */
 int task_table_init(uv_loop_t *loop);
+
+/*
+ * Where ids come from. `reserve` hands out a block [*first, *end) that no
+ * one else will ever use (idstore.c keeps it on disk); it is called now, and
+ * again whenever the block is used up. Without a source (unit tests), ids
+ * count up from 1. 0, or reserve's negative errno.
+ */
+typedef int (*task_id_reserve_fn)(uint64_t *first, uint64_t *end);
+int task_set_id_source(task_id_reserve_fn reserve);
 /* Drops every task (at shutdown, after the loop stopped running them). */
 void task_table_done(void);
 /* Frees the structs kept for reuse (when idle, and by task_table_done). */

@@ -172,8 +172,12 @@ class Daemon:
     # -- start / stop
 
     def argv(self):
+        # Each daemon has its own state directory (the id counter). Outcomes
+        # of successful tasks are not logged: tests run up to a million
+        # tasks; test_outcomes checks the log of every outcome.
         return [self.suite.aiod, "--socket", self.socket, "--plugin-dir", self.plugin_dir,
-                "--no-default-plugins"] + self.extra_args
+                "--no-default-plugins", "--state-dir", os.path.join(self.dir, "state"),
+                "--log-outcomes", "failures"] + self.extra_args
 
     def start(self):
         notify_path = os.path.join(self.dir, "notify.sock")

@@ -33,6 +33,7 @@ aiod_integration_test(many_inflight 90)
 aiod_integration_test(bad_input 120)
 aiod_integration_test(cli 60)
 aiod_integration_test(lifecycle 90)
+aiod_integration_test(state 120)
 # to_thread and processes: they also load test plugins from AIOD_TEST_PLUGIN_DIR.
 aiod_integration_test(threads 120)
 aiod_integration_test(proc 300)

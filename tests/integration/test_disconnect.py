@@ -33,7 +33,7 @@ def killed_client_cancels_attached_task():
 
 @t.test
 def submitted_and_detached_outlive_their_client():
-    with t.daemon() as d:
+    with t.daemon(extra_args=["--log-outcomes", "all"]) as d:
         start = time.monotonic()
         r = d.aioctl("submit", "demo.sleep", "2", "s1")
         t.eq(r.rc, 0, "submit exit code", r)

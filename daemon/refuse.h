@@ -1,0 +1,18 @@
+/*
+ * When the daemon cannot start (invalid settings) under socket activation:
+ * answer the clients already waiting on the socket instead of leaving them
+ * queued (refuse.c).
+ */
+#ifndef AIOD_REFUSE_H
+#define AIOD_REFUSE_H
+
+/*
+ * Accepts every connection waiting on the socket systemd passed (if any),
+ * sends each an Error frame (request id 0, ERROR_SHUTTING_DOWN) carrying
+ * `why`, and closes it. A connection left queued would make systemd start
+ * the service again at once, over and over, until its start limit put the
+ * socket unit into a failed state. Returns how many clients were answered.
+ */
+int refuse_waiting_clients(const char *why);
+
+#endif
