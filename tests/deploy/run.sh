@@ -1,0 +1,705 @@
+#!/bin/bash
+# The deployment suite: installs aiod's .debs into a Debian 12 guest booted
+# with systemd as PID 1 (tests/deploy/lab.sh) and checks it as real users.
+#
+#   tests/deploy/run.sh DEB_DIR
+#
+# DEB_DIR holds aiod_*.deb and libaioclient1_*.deb (scripts/package.sh OUTDIR).
+# Every scenario gets a freshly booted guest with the packages just installed
+# and the users alice, bob (group aiod), carol (aiod and aiodadm) and mallory
+# (neither). Prints one line per check and, last, "N passed, M failed"; exits
+# non-zero when M > 0 or N = 0. Must run as root; nothing is ever skipped.
+#
+# AIOD_DEPLOY_ONLY="s1 s5" runs only those scenarios (said loudly; for
+# development). LAB_KEEP=1 leaves each guest's copy under /var/tmp/aiod-lab.
+
+set -u
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
+# shellcheck source=lab.sh
+. "$HERE/lab.sh"
+
+NPASS=0
+NFAIL=0
+SCEN=setup
+OUT=
+ERR=
+RC=0
+WORK=
+
+say() { printf '%s\n' "$*"; }
+short() { printf '%s' "$1" | tr '\n' '|' | head -c "${2:-300}"; }
+pass() {
+    NPASS=$((NPASS + 1))
+    say "PASS [$SCEN] $1"
+}
+# fail WHAT EXPECTED SEEN
+fail() {
+    NFAIL=$((NFAIL + 1))
+    say "FAIL [$SCEN] $1"
+    say "       expected: $2"
+    say "       seen:     $3"
+}
+seen() { printf 'exit %s; stdout: %s; stderr: %s' "$RC" "$(short "$OUT")" "$(short "$ERR")"; }
+
+finish() {
+    local rc=$?
+    lab_cleanup
+    [ -n "$WORK" ] && rm -rf "$WORK"
+    say "$NPASS passed, $NFAIL failed"
+    if [ "$NFAIL" -gt 0 ] || [ "$NPASS" -eq 0 ]; then
+        exit 1
+    fi
+    exit "$rc"
+}
+
+# ------------------------------------------------------------ guest commands
+
+# g USER CMD…: run CMD in the guest as USER (no session environment); sets
+# RC, OUT (stdout) and ERR (stderr).
+g() {
+    local u=$1
+    shift
+    OUT=$(lab_as "$u" "$@" 2>"$WORK/stderr")
+    RC=$?
+    ERR=$(cat "$WORK/stderr")
+}
+# gs USER CMD…: the same with USER's user-manager environment.
+gs() {
+    local u=$1
+    shift
+    OUT=$(lab_as_session "$u" "$@" 2>"$WORK/stderr")
+    RC=$?
+    ERR=$(cat "$WORK/stderr")
+}
+# ga USER ARGS…: aioctl ARGS as USER, pointed at the system daemon through
+# AIOD_SOCKET, so that scenarios other than S4 and S7 (which check the default
+# socket) do not depend on how aioctl picks its default.
+ga() {
+    local u=$1
+    shift
+    g "$u" env AIOD_SOCKET=/run/aiod/aiod.sock aioctl "$@"
+}
+# gsh USER SCRIPT: sh -c SCRIPT.
+gsh() { g "$1" sh -c "$2"; }
+
+# What a root shell command prints (stdout only), or nothing.
+q() { lab_as root sh -c "$1" 2>/dev/null; }
+
+expect_rc() { # NAME RC
+    if [ "$RC" = "$2" ]; then pass "$1"; else fail "$1" "exit $2" "$(seen)"; fi
+}
+expect_ok() { expect_rc "$1" 0; }
+expect_fail_rc() { # NAME: any non-zero exit
+    if [ "$RC" != 0 ]; then pass "$1"; else fail "$1" "a non-zero exit" "$(seen)"; fi
+}
+# expect_re NAME RC ERE: exit RC and stdout+stderr match ERE (case-insensitive).
+expect_re() {
+    if [ "$RC" = "$2" ] && printf '%s\n%s\n' "$OUT" "$ERR" | grep -Eqi -- "$3"; then
+        pass "$1"
+    else
+        fail "$1" "exit $2 and output matching /$3/" "$(seen)"
+    fi
+}
+
+# poll TRIES INTERVAL CMD…: until CMD succeeds; bounded.
+poll() {
+    local tries=$1 iv=$2 i
+    shift 2
+    for ((i = 0; i < tries; i++)); do
+        "$@" && return 0
+        sleep "$iv"
+    done
+    return 1
+}
+
+uid_of() { q "id -u $1"; }
+main_pid() { q 'systemctl show -p MainPID --value aiod.service'; }
+unit_is() { [ "$(q "systemctl is-active $1")" = "$2" ]; }
+
+# The task id in `aioctl --json run/submit/detach` output.
+json_task_id() {
+    printf '%s\n' "$1" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        o = json.loads(line)
+    except ValueError:
+        continue
+    if isinstance(o, dict):
+        for k in ("task", "id"):
+            if isinstance(o.get(k), int):
+                print(o[k]); sys.exit(0)
+sys.exit(1)'
+}
+
+# journal_outcomes ID: the outcome records of task ID as JSON lines (the
+# journal entries with TASK_ID=ID that report how the task ended).
+journal_outcomes() {
+    lab_as root journalctl --sync >/dev/null 2>&1
+    lab_as root journalctl -u aiod.service -o json --no-pager "TASK_ID=$1" 2>/dev/null |
+        python3 -c '
+import json, re, sys
+end = re.compile(r"\b(done|failed|cancel+ed|succeeded|finished|completed|ended|outcome)\b", re.I)
+for line in sys.stdin:
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    msg = e.get("MESSAGE") or ""
+    if isinstance(msg, list):
+        msg = ""
+    if any(k in e for k in ("OUTCOME", "TASK_STATE", "STATE", "ERROR_KIND")) or end.search(msg):
+        if "held the event loop" in msg:
+            continue
+        print(json.dumps({k: v for k, v in e.items() if not k.startswith("_") and not k.startswith("__")}))'
+}
+
+# ------------------------------------------------------------ per-scenario guest
+
+DEBS=()
+
+# A freshly booted guest with aiod's packages installed and the users made.
+# Returns non-zero (after a FAIL line) when that cannot be done.
+fresh_guest() {
+    lab_cleanup
+    lab_boot || {
+        fail "booting the guest" "is-system-running: running or degraded" "see the [lab] lines above"
+        return 1
+    }
+    mkdir -p "$LAB_ROOT/var/tmp/aiod-debs" || return 1
+    cp "${DEBS[@]}" "$LAB_ROOT/var/tmp/aiod-debs/" || return 1
+    chmod 0755 "$LAB_ROOT/var/tmp/aiod-debs"
+    chmod 0644 "$LAB_ROOT"/var/tmp/aiod-debs/*.deb
+    local t0=$SECONDS
+    gsh root 'cd /var/tmp/aiod-debs && DEBIAN_FRONTEND=noninteractive apt-get install -y ./aiod_*.deb ./libaioclient1_*.deb'
+    if [ "$RC" != 0 ]; then
+        fail "apt-get install -y ./aiod_*.deb ./libaioclient1_*.deb" "exit 0" \
+            "exit $RC; $(short "$OUT$ERR" 1200)"
+        return 1
+    fi
+    lab_log "packages installed in $((SECONDS - t0)) s"
+    gsh root 'useradd -m -s /bin/bash -G aiod alice &&
+              useradd -m -s /bin/bash -G aiod bob &&
+              useradd -m -s /bin/bash -G aiod,aiodadm carol &&
+              useradd -m -s /bin/bash mallory'
+    if [ "$RC" != 0 ]; then
+        fail "creating the users alice, bob, carol (aiod, aiodadm), mallory" "exit 0" "$(seen)"
+        return 1
+    fi
+    return 0
+}
+
+# ------------------------------------------------------------ scenarios
+
+s1_identity() {
+    local alice id
+    alice=$(uid_of alice)
+    ga alice submit demo.sleep 30 a
+    id=$OUT
+    if [ "$RC" = 0 ] && [[ $id =~ ^[0-9]+$ ]]; then
+        pass "alice: aioctl submit demo.sleep 30 a prints an id ($id)"
+    else
+        fail "alice: aioctl submit demo.sleep 30 a" "exit 0 and an id" "$(seen)"
+        return
+    fi
+    ga bob show "$id"
+    expect_re "bob: aioctl show $id (alice's) is refused" 2 'not allowed|not found|no such'
+    ga bob await --timeout 5 "$id"
+    expect_re "bob: aioctl await $id is refused" 2 'not allowed|not found|no such'
+    ga bob cancel "$id"
+    expect_re "bob: aioctl cancel $id is refused" 2 'not allowed|not found|no such'
+    ga alice show "$id"
+    expect_re "alice's task still runs after bob's attempts" 0 'state: *running'
+
+    ga alice --json show "$id"
+    local owner
+    owner=$(printf '%s' "$OUT" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline()).get("uid"))' 2>/dev/null)
+    if [ "$RC" = 0 ] && [ "$owner" = "$alice" ]; then
+        pass "alice: aioctl --json show reports her uid $alice as owner"
+    else
+        fail "alice: aioctl --json show $id: owner" "uid $alice" "uid '$owner'; $(seen)"
+    fi
+    ga alice --json ps --all
+    owner=$(printf '%s\n' "$OUT" | python3 -c '
+import json, sys
+for l in sys.stdin:
+    o = json.loads(l)
+    if str(o.get("task")) == sys.argv[1]:
+        print(o.get("uid"))' "$id" 2>/dev/null)
+    if [ "$RC" = 0 ] && [ "$owner" = "$alice" ]; then
+        pass "alice: aioctl --json ps --all reports her uid $alice as owner"
+    else
+        fail "alice: aioctl --json ps --all: owner of $id" "uid $alice" "uid '$owner'; $(seen)"
+    fi
+
+    ga carol show "$id"
+    expect_re "carol (aiodadm): aioctl show $id works" 0 "$id"
+    ga carol cancel "$id"
+    expect_ok "carol (aiodadm): aioctl cancel $id works"
+    ga alice await --timeout 20 "$id"
+    expect_rc "alice: aioctl await $id says cancelled (exit 5)" 5
+
+    local rec
+    if poll 50 0.2 eval 'rec=$(journal_outcomes "$id"); [ -n "$rec" ]'; then
+        if printf '%s\n' "$rec" | python3 -c '
+import json, sys
+ok = all(json.loads(l).get("OWNER_UID") == sys.argv[1] for l in sys.stdin if l.strip())
+sys.exit(0 if ok else 1)' "$alice"; then
+            pass "journal: the outcome of task $id has OWNER_UID=$alice"
+        else
+            fail "journal: OWNER_UID of task $id's outcome" "OWNER_UID=$alice" "$(short "$rec" 500)"
+        fi
+    else
+        fail "journal: outcome record of task $id" "an entry with TASK_ID=$id reporting its end" \
+            "$(short "$(q "journalctl -u aiod -o cat --no-pager | tail -n 8")" 500)"
+    fi
+}
+
+s2_no_code_as_daemon() {
+    ga bob run proc.shell id
+    expect_re "bob: aioctl run proc.shell id is refused" 2 'not allowed'
+    ga carol run proc.shell 'id -un'
+    if [ "$RC" = 0 ] && printf '%s\n' "$OUT" | grep -qx 'aiod-proc'; then
+        pass "carol (aiodadm): proc.shell 'id -un' runs as aiod-proc"
+    else
+        fail "carol: aioctl run proc.shell 'id -un'" "exit 0 and a line 'aiod-proc'" "$(seen)"
+    fi
+    local pid
+    pid=$(main_pid)
+    if ! [[ $pid =~ ^[1-9][0-9]*$ ]]; then
+        fail "aiod's MainPID" "a pid" "'$pid'"
+        return
+    fi
+    # Each probe prints a marker saying whether it could; the first is a
+    # control, so that a shell that fails at everything does not pass.
+    ga carol run proc.shell "
+        if cat /proc/self/environ >/dev/null; then echo SELF-OK; fi
+        if cat /proc/$pid/environ >/dev/null 2>&1; then echo ENVIRON-READ; else echo ENVIRON-DENIED; fi
+        if (exec 3</proc/$pid/mem) 2>/dev/null; then echo MEM-OPENED; else echo MEM-DENIED; fi
+        if kill -0 $pid 2>/dev/null; then echo SIGNAL-SENT; else echo SIGNAL-DENIED; fi"
+    if ! printf '%s\n' "$OUT" | grep -qx SELF-OK; then
+        fail "carol: probes of the daemon (pid $pid) from a proc.shell task" "the probes to run" "$(seen)"
+        return
+    fi
+    local m
+    for m in ENVIRON:"read /proc/$pid/environ" MEM:"open /proc/$pid/mem" SIGNAL:"kill -0 $pid"; do
+        if printf '%s\n' "$OUT" | grep -qx "${m%%:*}-DENIED"; then
+            pass "a proc.shell task cannot ${m#*:} (the daemon)"
+        else
+            fail "a proc.shell task must not ${m#*:} (the daemon)" "${m%%:*}-DENIED" "$(seen)"
+        fi
+    done
+    ga mallory plugins
+    if [ "$RC" = 3 ] || { [ "$RC" != 0 ] && printf '%s' "$ERR" | grep -qi 'permission denied'; }; then
+        pass "mallory (not in group aiod) cannot connect (exit $RC)"
+    else
+        fail "mallory: aioctl plugins" "exit 3 or 'permission denied'" "$(seen)"
+    fi
+}
+
+s3_ids_never_reused() {
+    local n m k oldpid
+    ga alice submit demo.echo alice-before-restart
+    n=$OUT
+    [ "$RC" = 0 ] && [[ $n =~ ^[0-9]+$ ]] || {
+        fail "alice: aioctl submit demo.echo" "exit 0 and an id" "$(seen)"
+        return
+    }
+    ga alice await "$n"
+    expect_re "alice: aioctl await $n before the restart" 0 alice-before-restart
+    g root systemctl restart aiod
+    expect_ok "systemctl restart aiod"
+    ga bob submit demo.echo bob-after-restart
+    m=$OUT
+    if [ "$RC" = 0 ] && [[ $m =~ ^[0-9]+$ ]] && [ "$m" -gt "$n" ]; then
+        pass "after systemctl restart: new id $m > $n"
+    else
+        fail "after systemctl restart: bob's new task id" "an id > $n" "$(seen)"
+    fi
+    ga alice await --timeout 10 "$n"
+    if printf '%s\n%s' "$OUT" "$ERR" | grep -q bob-after-restart; then
+        fail "alice: aioctl await $n after the restart" "not bob's result" "$(seen)"
+    elif [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q alice-before-restart; then
+        pass "alice: aioctl await $n after the restart gives her own result"
+    elif [ "$RC" = 2 ]; then
+        pass "alice: aioctl await $n after the restart is refused (exit 2), not another's result"
+    else
+        fail "alice: aioctl await $n after the restart" "her result or exit 2" "$(seen)"
+    fi
+
+    oldpid=$(main_pid)
+    g root systemctl kill -s KILL aiod
+    expect_ok "systemctl kill -s KILL aiod"
+    if poll 100 0.1 eval '[ "$(main_pid)" != "$oldpid" ]'; then
+        pass "the killed daemon (pid $oldpid) is gone"
+    else
+        fail "the killed daemon is gone" "MainPID other than $oldpid" "MainPID $(main_pid)"
+    fi
+    ga alice submit demo.echo alice-after-kill
+    k=$OUT
+    if [ "$RC" = 0 ] && [[ $k =~ ^[0-9]+$ ]] && [ "$k" -gt "$m" ] && [ "$k" -gt "$n" ]; then
+        pass "after kill -9: new id $k > $m"
+    else
+        fail "after kill -9: alice's new task id" "an id > $m" "$(seen)"
+    fi
+    local newpid
+    newpid=$(main_pid)
+    if [[ $newpid =~ ^[1-9][0-9]*$ ]] && [ "$newpid" != "$oldpid" ]; then
+        pass "a new daemon (pid $newpid) answered after kill -9"
+    else
+        fail "a new daemon answered after kill -9" "MainPID other than $oldpid" "'$newpid'"
+    fi
+}
+
+s4_first_activation() {
+    local st
+    st=$(q 'systemctl is-active aiod.socket')
+    if [ "$st" = active ]; then pass "aiod.socket is active right after apt-get install"; else
+        fail "aiod.socket right after apt-get install" "active" "'$st'"
+    fi
+    st=$(q 'systemctl is-enabled aiod.socket')
+    if [ "$st" = enabled ]; then pass "aiod.socket is enabled right after apt-get install"; else
+        fail "aiod.socket enabled right after apt-get install" "enabled" "'$st'"
+    fi
+    lab_log "aiod.service before the first call: $(q 'systemctl is-active aiod.service')"
+    g alice aioctl plugins
+    expect_re "alice: aioctl plugins (no -s, no environment) lists demo.*" 0 '(^|[^a-z])demo\.[a-z]'
+    if poll 100 0.1 unit_is aiod.service active; then
+        pass "aiod.service is active after the first call"
+    else
+        fail "aiod.service after the first call" "active" "'$(q 'systemctl is-active aiod.service')'"
+    fi
+}
+
+s5_bad_settings_keep_the_socket() {
+    local line i t0 dt st ok_fail=0 ok_msg=0 ok_sock=0 ok_fast=0 last_seen=
+    q 'echo "max_frame = banana" >> /etc/aiod/aiod.conf'
+    line=$(q 'grep -n "^max_frame = banana" /etc/aiod/aiod.conf | cut -d: -f1')
+    [[ $line =~ ^[0-9]+$ ]] || {
+        fail "appending 'max_frame = banana' to /etc/aiod/aiod.conf" "the line in the file" "'$line'"
+        return
+    }
+    g root systemctl restart aiod
+    expect_fail_rc "systemctl restart aiod with max_frame = banana fails"
+    st=$(q 'systemctl is-active aiod.socket')
+    if [ "$st" = active ]; then pass "aiod.socket active after the failed restart"; else
+        fail "aiod.socket after the failed restart" "active" "'$st'"
+    fi
+    for ((i = 1; i <= 8; i++)); do
+        t0=$(date +%s%N)
+        ga alice plugins
+        dt=$((($(date +%s%N) - t0) / 1000000))
+        last_seen="call $i: $(seen) (${dt} ms)"
+        [ "$RC" != 0 ] && ok_fail=$((ok_fail + 1))
+        printf '%s\n%s' "$OUT" "$ERR" | grep -Eq "/etc/aiod/aiod\.conf(:| line |, line )$line([^0-9]|$)" &&
+            ok_msg=$((ok_msg + 1))
+        [ "$dt" -lt 10000 ] && ok_fast=$((ok_fast + 1))
+        st=$(q 'systemctl is-active aiod.socket')
+        [ "$st" = active ] && ok_sock=$((ok_sock + 1))
+        lab_log "S5 call $i: exit $RC in ${dt} ms, aiod.socket $st; $(short "$ERR" 160)"
+    done
+    if [ $ok_fail = 8 ]; then pass "8 calls of aioctl plugins all fail"; else
+        fail "8 calls of aioctl plugins with a bad settings file" "8 failures" "$ok_fail failed; last $last_seen"
+    fi
+    if [ $ok_fast = 8 ]; then pass "each failing call returns within 10 s"; else
+        fail "each failing call returns quickly" "8 within 10 s" "$ok_fast; last $last_seen"
+    fi
+    if [ $ok_msg = 8 ]; then pass "each failure names /etc/aiod/aiod.conf:$line"; else
+        fail "each failure names the file and line" "/etc/aiod/aiod.conf:$line in the message, 8 times" \
+            "$ok_msg times; last $last_seen"
+    fi
+    if [ $ok_sock = 8 ]; then pass "aiod.socket stays active through the 8 calls"; else
+        fail "aiod.socket stays active" "active after each call" \
+            "$ok_sock times; now '$(q 'systemctl is-active aiod.socket')'; $(short "$(q 'systemctl status aiod.socket --no-pager -n 5')" 500)"
+    fi
+    st=$(q 'systemctl show -p ActiveState --value aiod.socket')
+    [ "$st" != failed ] || fail "aiod.socket never failed" "not failed" "$st"
+
+    q "sed -i '${line}d' /etc/aiod/aiod.conf"
+    ga alice plugins
+    expect_re "after fixing the file (no reset-failed): aioctl plugins works" 0 '(^|[^a-z])demo\.[a-z]'
+}
+
+# The drop-in of docs/deployment.md, taken from the doc's ini code block whose
+# first line names the file.
+doc_dropin() {
+    python3 - "$SRC/docs/deployment.md" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+for m in re.finditer(r"```ini\n(.*?)```", text, re.S):
+    body = m.group(1)
+    first = body.splitlines()[0]
+    p = re.match(r"#\s*(/etc/systemd/system/aiod\.service\.d/\S+\.conf)\s*$", first)
+    if p:
+        print(p.group(1))
+        sys.stdout.write(body)
+        sys.exit(0)
+sys.exit(1)
+EOF
+}
+
+s6_net_dropin() {
+    local d path port=8080
+    d=$(doc_dropin) || {
+        fail "the drop-in in docs/deployment.md" "an \`\`\`ini block starting '# /etc/systemd/system/aiod.service.d/…conf'" "none found"
+        return
+    }
+    path=$(printf '%s\n' "$d" | head -n 1)
+    mkdir -p "$LAB_ROOT$(dirname "$path")"
+    printf '%s\n' "$d" | tail -n +2 >"$LAB_ROOT$path"
+    lab_log "S6: wrote $path from docs/deployment.md ($(wc -l <"$LAB_ROOT$path") lines)"
+    g root systemctl daemon-reload
+    expect_ok "systemctl daemon-reload with the documented drop-in"
+    g root systemctl restart aiod
+    if [ "$RC" = 0 ]; then pass "systemctl restart aiod with the documented drop-in"; else
+        fail "systemctl restart aiod with the documented drop-in" "exit 0" \
+            "$(seen); $(short "$(q 'journalctl -u aiod -n 6 -o cat --no-pager')" 600)"
+    fi
+    q 'mkdir -p /srv/www && echo aiod-lab-marker-7f3 > /srv/www/index.html'
+    g root systemd-run --unit=lab-http --property=User=nobody \
+        python3 -m http.server "$port" --bind 127.0.0.1 --directory /srv/www
+    expect_ok "python3 -m http.server on 127.0.0.1:$port in the guest"
+    if ! poll 100 0.1 eval "q 'curl -sf http://127.0.0.1:$port/' | grep -q aiod-lab-marker-7f3"; then
+        fail "the test HTTP server answers" "the marker from curl" \
+            "$(short "$(q 'journalctl -u lab-http -o cat --no-pager | tail -n 5')")"
+        return
+    fi
+    # No call rule in the installed aiod.conf names net.*: every member of
+    # group aiod may call it; alice is one.
+    ga alice run net.fetch "http://127.0.0.1:$port/"
+    expect_re "alice: aioctl run net.fetch http://127.0.0.1:$port/ works" 0 'aiod-lab-marker-7f3|"status": *200'
+}
+
+s7_default_socket() {
+    local alice
+    alice=$(uid_of alice)
+    g alice aioctl ps
+    expect_ok "alice: aioctl ps (no -s, no AIOD_SOCKET, no XDG_RUNTIME_DIR) reaches the system daemon"
+    g root loginctl enable-linger alice
+    expect_ok "loginctl enable-linger alice"
+    if poll 300 0.1 eval "[ \"\$(q 'systemctl is-active user@$alice.service')\" = active ] && q 'test -S /run/user/$alice/bus && echo y' | grep -q y"; then
+        pass "alice's user manager runs (user@$alice.service, /run/user/$alice/bus)"
+    else
+        fail "alice's user manager" "user@$alice.service active" "'$(q "systemctl is-active user@$alice.service")'"
+        return
+    fi
+    gs alice aioctl ps
+    expect_ok "alice, XDG_RUNTIME_DIR set, no user instance: aioctl ps reaches the system daemon"
+    gs alice systemctl --user enable --now aiod.socket
+    expect_ok "alice: systemctl --user enable --now aiod.socket"
+    gs alice aioctl run proc.shell 'id -un'
+    if [ "$RC" = 0 ] && printf '%s\n' "$OUT" | grep -qx alice; then
+        pass "alice: aioctl reaches her own instance (proc.shell 'id -un' prints alice)"
+    else
+        fail "alice: aioctl run proc.shell 'id -un' with her user instance" "exit 0 and a line 'alice'" "$(seen)"
+    fi
+}
+
+# check_outcome WHAT ID UID [KIND MESSAGE]: exactly one outcome record.
+check_outcome() {
+    local what=$1 id=$2 uid=$3 kind=${4:-} msg=${5:-} rec
+    if ! poll 50 0.2 eval 'rec=$(journal_outcomes "$id"); [ -n "$rec" ]'; then
+        fail "journal: outcome of $what (task $id)" "one entry with TASK_ID=$id" \
+            "none; $(short "$(q 'journalctl -u aiod -o cat --no-pager | tail -n 6')" 500)"
+        return
+    fi
+    local v
+    v=$(printf '%s\n' "$rec" | python3 -c '
+import json, sys
+id, uid, kind, msg = sys.argv[1:5]
+recs = [json.loads(l) for l in sys.stdin if l.strip()]
+bad = []
+if len(recs) != 1:
+    bad.append("%d outcome records" % len(recs))
+for r in recs:
+    for k, want in (("TASK_ID", id), ("OWNER_UID", uid)):
+        if r.get(k) != want:
+            bad.append("%s=%r (want %s)" % (k, r.get(k), want))
+    if not r.get("FUNCTION"):
+        bad.append("no FUNCTION")
+    if kind and r.get("ERROR_KIND") != kind:
+        bad.append("ERROR_KIND=%r (want %s)" % (r.get("ERROR_KIND"), kind))
+    if msg and r.get("ERROR_MESSAGE") != msg:
+        bad.append("ERROR_MESSAGE=%r (want %s)" % (r.get("ERROR_MESSAGE"), msg))
+print("; ".join(bad))' "$id" "$uid" "$kind" "$msg")
+    if [ -z "$v" ]; then
+        pass "journal: one outcome record for $what (task $id) with TASK_ID, FUNCTION, OWNER_UID${kind:+, ERROR_KIND, ERROR_MESSAGE}"
+    else
+        fail "journal: outcome record of $what (task $id)" \
+            "one record, TASK_ID=$id FUNCTION OWNER_UID=$uid${kind:+ ERROR_KIND=$kind ERROR_MESSAGE=$msg}" \
+            "$v; $(short "$rec" 400)"
+    fi
+}
+
+s8_journal() {
+    local alice ok fl de ok2 fl2 rec
+    alice=$(uid_of alice)
+    ga alice --json run demo.hello lab
+    ok=$(json_task_id "$OUT")
+    if [ "$RC" = 0 ] && [ -n "$ok" ]; then pass "alice: aioctl --json run demo.hello (task $ok)"; else
+        fail "alice: aioctl --json run demo.hello" "exit 0 and a task id" "$(seen)"
+    fi
+    ga alice submit demo.fail ValueError lab-boom
+    fl=$OUT
+    ga alice await "$fl"
+    expect_re "alice: a submitted demo.fail task fails (exit 1)" 1 'ValueError'
+    ga alice detach demo.hello detached
+    de=$OUT
+    if [ "$RC" = 0 ] && [[ $de =~ ^[0-9]+$ ]]; then pass "alice: aioctl detach demo.hello (task $de)"; else
+        fail "alice: aioctl detach demo.hello" "exit 0 and an id" "$(seen)"
+    fi
+    [ -n "$ok" ] && check_outcome "an attached success" "$ok" "$alice"
+    [[ $fl =~ ^[0-9]+$ ]] && check_outcome "a submitted failure" "$fl" "$alice" ValueError lab-boom
+    [[ $de =~ ^[0-9]+$ ]] && check_outcome "a detached task" "$de" "$alice"
+
+    q 'echo "log_outcomes = failures" >> /etc/aiod/aiod.conf'
+    g root systemctl reload aiod
+    expect_ok "systemctl reload aiod with log_outcomes = failures"
+    ga alice --json run demo.hello lab2
+    ok2=$(json_task_id "$OUT")
+    ga alice submit demo.fail KeyError lab-boom2
+    fl2=$OUT
+    ga alice await "$fl2"
+    expect_rc "alice: second demo.fail fails" 1
+    [[ $fl2 =~ ^[0-9]+$ ]] && check_outcome "a failure with log_outcomes = failures" "$fl2" "$alice" KeyError lab-boom2
+    # The failure's record came after the success ended: by now the success's
+    # would be there too.
+    if [ -n "$ok2" ]; then
+        rec=$(journal_outcomes "$ok2")
+        if [ -z "$rec" ]; then pass "log_outcomes = failures: no outcome record for a success (task $ok2)"; else
+            fail "log_outcomes = failures: success (task $ok2)" "no outcome record" "$(short "$rec" 400)"
+        fi
+    else
+        fail "alice: aioctl --json run demo.hello after the reload" "a task id" "$(seen)"
+    fi
+}
+
+s9_man_and_security() {
+    local p
+    for p in aioctl aiod "5 aiod.conf"; do
+        # shellcheck disable=SC2086
+        g alice env MANPAGER=cat MANWIDTH=80 man $p
+        if [ "$RC" = 0 ] && [ "$(printf '%s' "$OUT" | wc -l)" -gt 10 ] &&
+            printf '%s' "$OUT" | grep -q "${p#5 }"; then
+            pass "man $p"
+        else
+            fail "MANPAGER=cat man $p" "exit 0 and the page" "$(seen)"
+        fi
+    done
+    g root systemd-analyze security --no-pager aiod.service
+    local x
+    x=$(printf '%s\n' "$OUT" | sed -n 's/.*Overall exposure level for aiod.service: *\([0-9.]*\).*/\1/p' | tail -n 1)
+    if [ -n "$x" ] && python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= 2.5 else 1)' "$x"; then
+        pass "systemd-analyze security aiod.service: exposure $x <= 2.5"
+    else
+        fail "systemd-analyze security aiod.service" "exposure <= 2.5" "'$x'; $(short "$(printf '%s' "$OUT" | tail -n 3)")"
+    fi
+}
+
+s10_purge() {
+    local id st
+    ga alice submit demo.sleep 300 purge-me
+    id=$OUT
+    expect_ok "alice: a task runs before the purge"
+    g root env DEBIAN_FRONTEND=noninteractive apt-get purge -y aiod
+    expect_ok "apt-get purge -y aiod"
+    g root pgrep -a -x aiod
+    if [ "$RC" = 1 ]; then pass "no aiod process after the purge"; else
+        fail "no aiod process after the purge" "pgrep finds none" "$(seen)"
+    fi
+    local u
+    for u in aiod.socket aiod.service; do
+        st=$(q "systemctl is-active $u")
+        if [ "$st" != active ] && [ "$st" != activating ]; then pass "$u not active after the purge ($st)"; else
+            fail "$u after the purge" "not active" "$st"
+        fi
+        st=$(q "systemctl is-enabled $u")
+        if [ "$st" != enabled ]; then pass "$u not enabled after the purge (${st:-none})"; else
+            fail "$u after the purge" "not enabled" "$st"
+        fi
+    done
+    local f
+    for f in /run/aiod /etc/aiod/aiod.conf /usr/bin/aiod /usr/bin/aioctl; do
+        if [ "$(q "test -e $f || echo gone")" = gone ]; then pass "$f is gone after the purge"; else
+            fail "$f after the purge" "gone" "$(q "ls -ld $f")"
+        fi
+    done
+    for f in /etc/os-release /usr/bin /bin/sh /etc/passwd /root /home/alice; do
+        if [ "$(q "test -e $f && echo here")" = here ] && [ -e "$LAB_ROOT$f" ]; then
+            pass "$f still there after the purge"
+        else
+            fail "the guest's tree after the purge" "$f to exist" "missing"
+        fi
+    done
+    st=$(q 'systemctl is-system-running')
+    case $st in
+    running | degraded) pass "the guest still runs after the purge ($st)" ;;
+    *) fail "the guest after the purge" "running or degraded" "$st" ;;
+    esac
+}
+
+SCENARIOS=(s1_identity s2_no_code_as_daemon s3_ids_never_reused s4_first_activation
+    s5_bad_settings_keep_the_socket s6_net_dropin s7_default_socket s8_journal
+    s9_man_and_security s10_purge)
+
+# ------------------------------------------------------------ main
+
+main() {
+    trap finish EXIT
+    trap 'say "interrupted"; NFAIL=$((NFAIL + 1)); exit 130' INT TERM HUP
+    if [ $# -ne 1 ] || [ ! -d "$1" ]; then
+        fail "usage" "tests/deploy/run.sh DEB_DIR (a directory with the .debs)" "arguments: $*"
+        exit 2
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        fail "running as root" "uid 0 (the suite boots a container)" "uid $(id -u)"
+        exit 1
+    fi
+    local t
+    for t in debootstrap systemd-nspawn nsenter setsid flock python3 timeout; do
+        command -v "$t" >/dev/null || {
+            fail "host tool $t" "installed (debootstrap, systemd-container, util-linux, python3)" "missing"
+            exit 1
+        }
+    done
+    local dir=$1 pat f
+    for pat in 'aiod_*.deb' 'libaioclient1_*.deb'; do
+        # shellcheck disable=SC2206
+        f=($dir/$pat)
+        if [ ${#f[@]} -ne 1 ] || [ ! -f "${f[0]}" ]; then
+            fail "$pat in $dir" "exactly one file" "${f[*]}"
+            exit 1
+        fi
+        DEBS+=("$(cd "$(dirname "${f[0]}")" && pwd)/$(basename "${f[0]}")")
+    done
+    WORK=$(mktemp -d /tmp/aiod-deploy.XXXXXX)
+
+    local t0=$SECONDS
+    lab_tree >/dev/null || {
+        fail "the guest tree" "built or cached under $LAB_BASE" "failed"
+        exit 1
+    }
+    lab_log "guest tree ready in $((SECONDS - t0)) s"
+
+    local s ts only=${AIOD_DEPLOY_ONLY:-}
+    [ -n "$only" ] && say "NOTE: AIOD_DEPLOY_ONLY='$only': running only those scenarios"
+    for s in "${SCENARIOS[@]}"; do
+        if [ -n "$only" ] && ! [[ " $only " == *" ${s%%_*} "* ]]; then
+            continue
+        fi
+        SCEN=${s%%_*}
+        SCEN=${SCEN^^}
+        ts=$SECONDS
+        say "== $SCEN ${s#*_}"
+        if fresh_guest; then
+            "$s"
+        fi
+        lab_cleanup
+        lab_log "$SCEN took $((SECONDS - ts)) s"
+    done
+    SCEN=end
+    lab_log "whole run: $((SECONDS - t0)) s"
+}
+
+main "$@"
