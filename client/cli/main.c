@@ -49,8 +49,8 @@ static void usage_main(FILE *f) {
     fprintf(f, "\n"
                "Options:\n"
                "  -s, --socket PATH  the daemon's socket (default: $AIOD_SOCKET, else\n"
-               "                     /run/aiod/aiod.sock for root, else\n"
-               "                     $XDG_RUNTIME_DIR/aiod/aiod.sock)\n"
+               "                     $XDG_RUNTIME_DIR/aiod/aiod.sock if it exists (your\n"
+               "                     own instance), else /run/aiod/aiod.sock)\n"
                "      --json         print one JSON object per line\n"
                "  -h, --help         show this help\n"
                "      --version      show the version\n"
@@ -86,11 +86,6 @@ int cli_connect(cli *c) {
         return EXIT_OK;
     if (!c->socket_path) {
         int r = aioc_default_socket_path(c->socket_buf, sizeof(c->socket_buf));
-        if (r == -ENOENT) {
-            fprintf(stderr, "aioctl: no default socket: $XDG_RUNTIME_DIR is not set — "
-                            "use --socket PATH or set $AIOD_SOCKET\n");
-            return EXIT_UNREACHABLE;
-        }
         if (r < 0) {
             fprintf(stderr,
                     "aioctl: the default socket path is too long: %s — "
@@ -252,8 +247,7 @@ int main(int argc, char **argv) {
             usage_main(stdout);
             return EXIT_OK;
         case 'V':
-            printf("aioctl %s (libaioclient %d.%d.%d)\n", AIOD_VERSION, AIOC_VERSION_MAJOR,
-                   AIOC_VERSION_MINOR, AIOC_VERSION_PATCH);
+            printf("aioctl %s (libaioclient %s)\n", AIOD_VERSION, AIOC_LIB_VERSION);
             return EXIT_OK;
         default:
             return cli_bad_option(NULL, argv);

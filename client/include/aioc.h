@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 #define AIOC_VERSION_MAJOR 1
-#define AIOC_VERSION_MINOR 1
+#define AIOC_VERSION_MINOR 2
 #define AIOC_VERSION_PATCH 0
 
 /* ------------------------------------------------------------------ values */
@@ -159,9 +159,9 @@ typedef void (*aioc_output_cb)(uint64_t task_id, int stream, const char *line, v
 
 /*
  * Writes the socket path the client uses by default into buf: $AIOD_SOCKET,
- * else /run/aiod/aiod.sock for root, else $XDG_RUNTIME_DIR/aiod/aiod.sock.
- * 0, -ENAMETOOLONG (buf too small), -ENOENT (no XDG_RUNTIME_DIR for a
- * non-root user).
+ * else the caller's own instance, $XDG_RUNTIME_DIR/aiod/aiod.sock, when that
+ * socket exists, else the system instance's /run/aiod/aiod.sock.
+ * 0, -EINVAL (buf NULL or len 0), -ENAMETOOLONG (buf too small).
  */
 AIOC_EXPORT int aioc_default_socket_path(char *buf, size_t len);
 

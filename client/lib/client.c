@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -23,21 +24,27 @@
 extern char *program_invocation_short_name;
 
 AIOC_EXPORT int aioc_default_socket_path(char *buf, size_t len) {
-    const char *env, *prefix = NULL, *path;
+    const char *env, *xdg;
+    int n;
     if (!buf || len == 0)
         return -EINVAL;
     env = getenv("AIOD_SOCKET");
+    xdg = getenv("XDG_RUNTIME_DIR");
     if (env && *env)
-        path = env;
-    else if (geteuid() == 0)
-        path = "/run/aiod/aiod.sock";
+        n = snprintf(buf, len, "%s", env);
     else {
-        prefix = getenv("XDG_RUNTIME_DIR");
-        if (!prefix || *prefix != '/')
-            return -ENOENT;
-        path = "/aiod/aiod.sock";
+        /* The user's own instance when its socket is there, else the
+         * system one: a member of group aiod needs no flag. */
+        struct stat st;
+        n = -1;
+        if (xdg && *xdg == '/') {
+            n = snprintf(buf, len, "%s/aiod/aiod.sock", xdg);
+            if (n >= 0 && (size_t)n < len && (stat(buf, &st) < 0 || !S_ISSOCK(st.st_mode)))
+                n = -1;
+        }
+        if (n < 0)
+            n = snprintf(buf, len, "%s", "/run/aiod/aiod.sock");
     }
-    int n = snprintf(buf, len, "%s%s", prefix ? prefix : "", path);
     if (n < 0 || (size_t)n >= len)
         return -ENAMETOOLONG;
     return 0;

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -79,16 +81,35 @@ static void test_connect_errors(void **state) {
     assert_int_equal(aioc_default_socket_path(big, sizeof(big)), 0);
     assert_string_equal(big, "/x/y.sock");
     unsetenv("AIOD_SOCKET");
-    if (geteuid() != 0) {
-        setenv("XDG_RUNTIME_DIR", "/run/user/1234", 1);
-        assert_int_equal(aioc_default_socket_path(big, sizeof(big)), 0);
-        assert_string_equal(big, "/run/user/1234/aiod/aiod.sock");
-        unsetenv("XDG_RUNTIME_DIR");
-        assert_int_equal(aioc_default_socket_path(big, sizeof(big)), -ENOENT);
-    } else {
-        assert_int_equal(aioc_default_socket_path(big, sizeof(big)), 0);
-        assert_string_equal(big, "/run/aiod/aiod.sock");
-    }
+    /* No own instance (no socket in $XDG_RUNTIME_DIR/aiod): the system one. */
+    char xdg[] = "/tmp/aioc-xdg-XXXXXX";
+    assert_non_null(mkdtemp(xdg));
+    setenv("XDG_RUNTIME_DIR", xdg, 1);
+    assert_int_equal(aioc_default_socket_path(big, sizeof(big)), 0);
+    assert_string_equal(big, "/run/aiod/aiod.sock");
+    /* The user's own instance once its socket exists. */
+    char own_dir[64], own[80];
+    snprintf(own_dir, sizeof(own_dir), "%s/aiod", xdg);
+    snprintf(own, sizeof(own), "%s/aiod.sock", own_dir);
+    assert_int_equal(mkdir(own_dir, 0700), 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", own);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(aioc_default_socket_path(big, sizeof(big)), 0);
+    assert_string_equal(big, own);
+    /* A plain file of that name is not a socket: still the system one. */
+    close(fd);
+    unlink(own);
+    close(open(own, O_CREAT | O_WRONLY, 0600));
+    assert_int_equal(aioc_default_socket_path(big, sizeof(big)), 0);
+    assert_string_equal(big, "/run/aiod/aiod.sock");
+    unlink(own);
+    rmdir(own_dir);
+    rmdir(xdg);
+    unsetenv("XDG_RUNTIME_DIR");
+    assert_int_equal(aioc_default_socket_path(big, sizeof(big)), 0);
+    assert_string_equal(big, "/run/aiod/aiod.sock");
     assert_int_equal(aioc_default_socket_path(NULL, 5), -EINVAL);
     aioc_close(NULL);
 }
