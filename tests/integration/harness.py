@@ -39,7 +39,32 @@ class TestFailure(AssertionError):
     pass
 
 
+# A failure message longer than this is cut in the middle: the head says
+# what was checked, the tail holds the latest log lines. The whole daemon
+# log stays in the temp dir, which a failing run keeps.
+MAX_FAILURE_MESSAGE = 4000
+
+# The sanitizers this build uses (ctest passes AIOD_SANITIZE): stress cases
+# are sized for each build, not bounded by wall-clock limits.
+SANITIZE = os.environ.get("AIOD_SANITIZE", "")
+
+
+def scaled(normal, asan, tsan):
+    """A stress case's size for this build: TSan runs forks and syscalls
+    five to ten times slower than ASan, and ASan a few times slower than a
+    plain build."""
+    if "thread" in SANITIZE:
+        return tsan
+    if "address" in SANITIZE:
+        return asan
+    return normal
+
+
 def fail(msg):
+    if len(msg) > MAX_FAILURE_MESSAGE:
+        head, tail = MAX_FAILURE_MESSAGE // 4, MAX_FAILURE_MESSAGE * 3 // 4
+        msg = "%s\n[... %d characters cut; the whole log is in the kept temp dir ...]\n%s" % (
+            msg[:head], len(msg) - head - tail, msg[-tail:])
     raise TestFailure(msg)
 
 

@@ -22,7 +22,8 @@ function(aiod_integration_test name timeout)
       ${Python3_EXECUTABLE} ${AIOD_IT_DIR}/test_${name}.py --aiod $<TARGET_FILE:aiod> --aioctl
       $<TARGET_FILE:aioctl> --plugin-dir ${PROJECT_BINARY_DIR}/daemon/plugins --many-inflight
       $<TARGET_FILE:many_inflight>)
-  set_tests_properties(integration.${name} PROPERTIES LABELS integration TIMEOUT ${timeout})
+  set_tests_properties(integration.${name} PROPERTIES LABELS integration TIMEOUT ${timeout}
+                                                      ENVIRONMENT "AIOD_SANITIZE=${AIOD_SANITIZE}")
 endfunction()
 
 aiod_integration_test(seed 120)
@@ -38,7 +39,7 @@ aiod_integration_test(state 120)
 aiod_integration_test(threads 120)
 aiod_integration_test(proc 300)
 set_tests_properties(integration.threads integration.proc PROPERTIES
-                     ENVIRONMENT AIOD_TEST_PLUGIN_DIR=${AIOD_TEST_PLUGIN_DIR})
+                     ENVIRONMENT "AIOD_TEST_PLUGIN_DIR=${AIOD_TEST_PLUGIN_DIR};AIOD_SANITIZE=${AIOD_SANITIZE}")
 aiod_integration_test(net 180)
 set_tests_properties(integration.net PROPERTIES
                      ENVIRONMENT AIOD_TEST_PLUGIN_DIR=${AIOD_TEST_PLUGIN_DIR})
