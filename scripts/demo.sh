@@ -9,7 +9,7 @@ scripts/build.sh build
 
 sock="$PWD/build/aiod.sock"
 build/daemon/aiod --socket "$sock" --plugin-dir build/daemon/plugins --no-default-plugins \
-    2>build/aiod.log &
+    --state-dir "$PWD/build/state" 2>build/aiod.log &
 daemon=$!
 trap 'kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
 

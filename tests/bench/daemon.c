@@ -26,11 +26,14 @@
 
 static void rm_dir(const char *dir) {
     char p[400];
-    const char *names[] = {"aiod.sock", "notify", "echo.sock", "aiod.log"};
+    const char *names[] = {"aiod.sock", "notify", "echo.sock", "aiod.log", "state/next-id",
+                           "state/next-id.lock"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
         unlink(p);
     }
+    snprintf(p, sizeof(p), "%s/state", dir);
+    rmdir(p);
     rmdir(dir);
 }
 
@@ -75,6 +78,10 @@ int daemon_start(bench_daemon *d, const char *aiod_path, const char *plugin_dir,
     argv[argc++] = plugin_dir;
     argv[argc++] = "--log-level";
     argv[argc++] = "warning";
+    char state[sizeof(d->dir) + 8];
+    snprintf(state, sizeof(state), "%s/state", d->dir);
+    argv[argc++] = "--state-dir";
+    argv[argc++] = state;
     for (size_t i = 0; extra && extra[i] && argc < 31; i++)
         argv[argc++] = extra[i];
     argv[argc] = NULL;

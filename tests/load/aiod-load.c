@@ -219,8 +219,12 @@ static void cleanup(void) {
         unlink(d.sock);
     if (d.dir[0] && !opt.keep) {
         char p[128];
-        snprintf(p, sizeof(p), "%s/notify.sock", d.dir);
-        unlink(p);
+        const char *names[] = {"notify.sock", "state/next-id", "state/next-id.lock", "state"};
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            snprintf(p, sizeof(p), "%s/%s", d.dir, names[i]);
+            if (unlink(p) < 0 && errno == EISDIR)
+                rmdir(p);
+        }
         rmdir(d.dir);
     }
 }
@@ -290,7 +294,7 @@ static void start_daemon(void) {
 
     char wq[32];
     snprintf(wq, sizeof(wq), "%zu", opt.write_queue);
-    const char *argv[32];
+    const char *argv[48];
     size_t n = 0;
     if (opt.valgrind) {
         argv[n++] = opt.valgrind;
@@ -309,6 +313,13 @@ static void start_daemon(void) {
     argv[n++] = "--no-default-plugins";
     argv[n++] = "--max-write-queue";
     argv[n++] = wq;
+    /* Its own id counter; successes unlogged (up to a million tasks). */
+    char state[sizeof(d.dir) + 8];
+    snprintf(state, sizeof(state), "%s/state", d.dir);
+    argv[n++] = "--state-dir";
+    argv[n++] = state;
+    argv[n++] = "--log-outcomes";
+    argv[n++] = "failures";
     for (unsigned i = 0; i < opt.n_daemon_args; i++)
         argv[n++] = opt.daemon_args[i];
     argv[n] = NULL;
