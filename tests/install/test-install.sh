@@ -161,7 +161,8 @@ passed=$((passed + 1))
 probe_build() {
     local pre=$1 tag=$2 w="$top/work-$2" out
     run mkdir -p "$w"
-    # shellcheck disable=SC2046
+    # The user's shell expands pkg-config's output (single quotes on purpose).
+    # shellcheck disable=SC2016
     run env PKG_CONFIG_PATH="$pre/$libdir/pkgconfig" sh -c \
         '"$0" "$@" $(pkg-config --cflags --libs libaioclient)' \
         "$cc" "${ccflags[@]}" -o "$w/client" "$scratch/client.c" ||
@@ -169,6 +170,7 @@ probe_build() {
     out=$(run env LD_LIBRARY_PATH="$pre/$libdir" "$w/client") || fail "$tag: the client failed"
     [ "$out" = '"installed"' ] || fail "$tag: client printed '$out'"
     passed=$((passed + 1))
+    # shellcheck disable=SC2016
     run env PKG_CONFIG_PATH="$pre/$libdir/pkgconfig" sh -c \
         '"$0" "$@" $(pkg-config --cflags aiod-plugin)' \
         "$cc" -shared -fPIC -Wall -Werror -o "$w/inst.so" "$scratch/plug.c" ||
@@ -176,10 +178,11 @@ probe_build() {
     passed=$((passed + 1))
     local flags=""
     [ -n "$san" ] && flags="-fsanitize=$san"
-    run cmake -S "$scratch" -B "$w/cmake" -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$flags" \
-        -DCMAKE_PREFIX_PATH="$pre" >"$w/cmake.log" 2>&1 &&
-        run cmake --build "$w/cmake" >>"$w/cmake.log" 2>&1 ||
+    if ! run cmake -S "$scratch" -B "$w/cmake" -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$flags" \
+        -DCMAKE_PREFIX_PATH="$pre" >"$w/cmake.log" 2>&1 ||
+        ! run cmake --build "$w/cmake" >>"$w/cmake.log" 2>&1; then
         fail "$tag: find_package(aiod) build failed: $(cat "$w/cmake.log")"
+    fi
     out=$(run env LD_LIBRARY_PATH="$pre/$libdir" "$w/cmake/client") ||
         fail "$tag: the find_package client failed"
     [ "$out" = '"installed"' ] || fail "$tag: find_package client printed '$out'"
