@@ -37,16 +37,16 @@
 config cfg;
 
 enum {
-    K_U32,     /* uint32_t, decimal */
-    K_BYTES32, /* uint32_t, with an optional K, M or G suffix (powers of 1024) */
-    K_BYTES,   /* size_t, likewise */
-    K_BOOL,    /* yes/no, true/false, on/off, 1/0 */
-    K_LEVEL,   /* a syslog level name */
-    K_DIR,     /* repeatable absolute directory */
-    K_STR,     /* one string (char *) */
-    K_RULE,    /* repeatable call rule "PATTERN WHO..." */
-    K_LIMIT,   /* repeatable concurrency limit "FUNCTION N" or "group NAME N" */
-    K_PATH,    /* one absolute path (char *) */
+    K_U32,      /* uint32_t, decimal */
+    K_BYTES32,  /* uint32_t, with an optional K, M or G suffix (powers of 1024) */
+    K_BYTES,    /* size_t, likewise */
+    K_BOOL,     /* yes/no, true/false, on/off, 1/0 */
+    K_LEVEL,    /* a syslog level name */
+    K_DIR,      /* repeatable absolute directory */
+    K_STR,      /* one string (char *) */
+    K_RULE,     /* repeatable call rule "PATTERN WHO..." */
+    K_LIMIT,    /* repeatable concurrency limit "FUNCTION N" or "group NAME N" */
+    K_PATH,     /* one absolute path (char *) */
     K_OUTCOMES, /* all, failures or none */
 };
 

@@ -352,8 +352,8 @@ static void log_outcome(task *t) {
         log_task(LOG_INFO, t, "%s task done: %s", kind, json ? json : "?");
         free(json);
     } else
-        log_task(t->state == TASK_FAILED ? LOG_WARNING : LOG_NOTICE, t, "%s task %s: %s: %s",
-                 kind, task_state_name(t->state), t->error_kind ? t->error_kind : "",
+        log_task(t->state == TASK_FAILED ? LOG_WARNING : LOG_NOTICE, t, "%s task %s: %s: %s", kind,
+                 task_state_name(t->state), t->error_kind ? t->error_kind : "",
                  t->error_message ? t->error_message : "");
 }
 

@@ -26,8 +26,8 @@
 
 static void rm_dir(const char *dir) {
     char p[400];
-    const char *names[] = {"aiod.sock", "notify", "echo.sock", "aiod.log", "state/next-id",
-                           "state/next-id.lock"};
+    const char *names[] = {"aiod.sock", "notify",        "echo.sock",
+                           "aiod.log",  "state/next-id", "state/next-id.lock"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
         unlink(p);
