@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the normal build,
-# then the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer,
+# the Debian packages under a real systemd (tests/deploy), then the whole
+# suite again under AddressSanitizer + UndefinedBehaviorSanitizer,
 # the fuzz targets for a bounded time, the suite under ThreadSanitizer, and the
 # format check.
 set -euo pipefail
@@ -15,6 +16,19 @@ echo "== build"
 scripts/build.sh build
 echo "== tests"
 (cd build && ctest -j2 --output-on-failure)
+
+# The deployment suite: the Debian packages installed with apt-get in a
+# Debian 12 container booted with systemd as PID 1, checked as real users.
+# It needs root (systemd-nspawn); the container tree is cached under
+# /var/tmp/aiod-lab.
+echo "== Debian packages"
+scripts/package.sh build-deb/debs
+echo "== deployment under a real systemd (tests/deploy)"
+if [ "$(id -u)" -eq 0 ]; then
+    tests/deploy/run.sh build-deb/debs
+else
+    sudo tests/deploy/run.sh build-deb/debs
+fi
 
 echo "== build with AddressSanitizer + UndefinedBehaviorSanitizer"
 CC=clang scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug \
