@@ -244,12 +244,14 @@ lab_cleanup() {
     if [ -n "$LAB_NSPAWN_PID" ] && kill -0 "$LAB_NSPAWN_PID" 2>/dev/null; then
         # SIGRTMIN+4 asks systemd for a poweroff.
         [ -n "$LAB_PID1" ] && kill -s RTMIN+4 "$LAB_PID1" 2>/dev/null
-        for ((i = 0; i < 300; i++)); do
+        for ((i = 0; i < 200; i++)); do
             kill -0 "$LAB_NSPAWN_PID" 2>/dev/null || break
             sleep 0.1
         done
         if kill -0 "$LAB_NSPAWN_PID" 2>/dev/null; then
-            lab_log "guest did not power off in 30 s; killing it"
+            # SIGKILL to a PID namespace's init kills the whole namespace.
+            lab_log "guest did not power off in 20 s; killing it"
+            [ -n "$LAB_PID1" ] && kill -KILL "$LAB_PID1" 2>/dev/null
             kill -KILL "$LAB_NSPAWN_PID" 2>/dev/null
         fi
     fi
@@ -281,7 +283,7 @@ lab_cleanup() {
             rm -rf --one-file-system "$LAB_RUN"
         fi
     fi
-    LAB_NSPAWN_PID= LAB_PID1= LAB_RUN= LAB_NAME=
+    LAB_NSPAWN_PID='' LAB_PID1='' LAB_RUN='' LAB_NAME=''
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
