@@ -147,9 +147,11 @@ lab_boot() {
     LAB_RUN=$(mktemp -d "$LAB_BASE/run.XXXXXX") || { lab_log "mktemp"; return 1; }
     LAB_NAME=aiod-lab-${LAB_RUN##*.}
     LAB_ROOT=$LAB_RUN/root
-    local t0=$SECONDS
+    local t0
+    t0=$(date +%s%N)
     cp -a --reflink=auto "$tree" "$LAB_ROOT" || { lab_log "cannot copy the tree"; return 1; }
-    lab_log "fresh copy of $tree in $((SECONDS - t0)) s: $LAB_ROOT"
+    lab_log "fresh copy of $tree in $((($(date +%s%N) - t0) / 1000000)) ms: $LAB_ROOT"
+    t0=$(date +%s%N)
 
     # The cgroup step: a cgroup of our own in each hierarchy, holding the
     # shell that then becomes nspawn.
@@ -214,7 +216,7 @@ lab_boot() {
         { lab_log "guest not booted after 60 s (is-system-running: '$state')"; return 1; }
         ;;
     esac
-    lab_log "guest booted ($state) in $((SECONDS - t0)) s, PID 1 is $LAB_PID1 on the host"
+    lab_log "guest booted ($state) in $((($(date +%s%N) - t0) / 1000000)) ms, PID 1 is $LAB_PID1 on the host"
 }
 
 # lab_as USER CMD…: CMD in the guest as USER, a clean environment, no session.
@@ -241,6 +243,8 @@ lab_sh() {
 # Power off, kill what is left, remove the copy. Safe to call more than once.
 lab_cleanup() {
     local i cg pids
+    local t0
+    t0=$(date +%s%N)
     if [ -n "$LAB_NSPAWN_PID" ] && kill -0 "$LAB_NSPAWN_PID" 2>/dev/null; then
         # SIGRTMIN+4 asks systemd for a poweroff.
         [ -n "$LAB_PID1" ] && kill -s RTMIN+4 "$LAB_PID1" 2>/dev/null
@@ -255,7 +259,10 @@ lab_cleanup() {
             kill -KILL "$LAB_NSPAWN_PID" 2>/dev/null
         fi
     fi
-    [ -n "$LAB_NSPAWN_PID" ] && wait "$LAB_NSPAWN_PID" 2>/dev/null
+    if [ -n "$LAB_NSPAWN_PID" ]; then
+        wait "$LAB_NSPAWN_PID" 2>/dev/null
+        lab_log "guest powered off in $((($(date +%s%N) - t0) / 1000000)) ms"
+    fi
     # Anything still in our cgroups is a leftover.
     if [ -n "$LAB_NAME" ]; then
         for ((i = 0; i < 50; i++)); do
