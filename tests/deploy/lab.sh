@@ -149,8 +149,19 @@ lab_boot() {
     LAB_ROOT=$LAB_RUN/root
     local t0
     t0=$(date +%s%N)
-    cp -a --reflink=auto "$tree" "$LAB_ROOT" || { lab_log "cannot copy the tree"; return 1; }
-    lab_log "fresh copy of $tree in $((($(date +%s%N) - t0) / 1000000)) ms: $LAB_ROOT"
+    # A writable overlay on the cached tree (the cache is its read-only lower
+    # layer, so nothing a guest does reaches it); a full copy where overlayfs
+    # is not available, or with LAB_COPY=copy.
+    mkdir -p "$LAB_ROOT" "$LAB_RUN/upper" "$LAB_RUN/work" || return 1
+    if [ "${LAB_COPY:-overlay}" = overlay ] &&
+        mount -t overlay aiod-lab -o "lowerdir=$tree,upperdir=$LAB_RUN/upper,workdir=$LAB_RUN/work" \
+            "$LAB_ROOT" 2>/dev/null; then
+        lab_log "fresh overlay on $tree in $((($(date +%s%N) - t0) / 1000000)) ms: $LAB_ROOT"
+    else
+        rmdir "$LAB_ROOT" &&
+            cp -a --reflink=auto "$tree" "$LAB_ROOT" || { lab_log "cannot copy the tree"; return 1; }
+        lab_log "fresh copy of $tree in $((($(date +%s%N) - t0) / 1000000)) ms: $LAB_ROOT"
+    fi
     t0=$(date +%s%N)
 
     # The cgroup step: a cgroup of our own in each hierarchy, holding the
@@ -282,10 +293,10 @@ lab_cleanup() {
         if [ -n "${LAB_KEEP:-}" ]; then
             lab_log "LAB_KEEP set: leaving $LAB_RUN"
         else
-            # nspawn mounts in its own namespace, but be sure nothing is
-            # mounted below the copy before removing it.
+            # The overlay, and anything else still mounted below the run
+            # directory (nspawn mounts in its own namespace), goes first.
             findmnt -rno TARGET | grep -F "$LAB_RUN/" | sort -r | while read -r m; do
-                umount -l "$m"
+                umount "$m" 2>/dev/null || umount -l "$m"
             done
             rm -rf --one-file-system "$LAB_RUN"
         fi
