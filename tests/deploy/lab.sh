@@ -304,7 +304,8 @@ lab_cleanup() {
     LAB_NSPAWN_PID='' LAB_PID1='' LAB_RUN='' LAB_NAME=''
 }
 
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+# lab.sh build | lab.sh shell
+lab_main() {
     set -u
     [ "$(id -u)" = 0 ] || lab_die "must run as root"
     case ${1:-} in
@@ -312,7 +313,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     shell)
         trap lab_cleanup EXIT
         trap 'exit 130' INT TERM
-        lab_boot
+        lab_boot || exit 1
         nsenter -t "$LAB_PID1" -a env -i PATH="$LAB_GUEST_PATH" TERM="${TERM:-dumb}" \
             HOME=/root bash -l
         ;;
@@ -321,4 +322,11 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
         exit 2
         ;;
     esac
+}
+
+# Run directly (not sourced): the whole compound is read before it runs, and
+# it exits, so bash never reads on in a file that may have changed meanwhile.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    lab_main "$@"
+    exit
 fi

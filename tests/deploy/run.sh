@@ -170,10 +170,11 @@ fresh_guest() {
         fail "booting the guest" "is-system-running: running or degraded" "see the [lab] lines above"
         return 1
     }
-    mkdir -p "$LAB_ROOT/var/tmp/aiod-debs" || return 1
-    cp "${DEBS[@]}" "$LAB_ROOT/var/tmp/aiod-debs/" || return 1
-    chmod 0755 "$LAB_ROOT/var/tmp/aiod-debs"
-    chmod 0644 "$LAB_ROOT"/var/tmp/aiod-debs/*.deb
+    if ! { mkdir -p "$LAB_ROOT/var/tmp/aiod-debs" && cp "${DEBS[@]}" "$LAB_ROOT/var/tmp/aiod-debs/" &&
+        chmod 0755 "$LAB_ROOT/var/tmp/aiod-debs" && chmod 0644 "$LAB_ROOT"/var/tmp/aiod-debs/*.deb; }; then
+        fail "copying the .debs into the guest" "$LAB_ROOT/var/tmp/aiod-debs/*.deb" "an error (above)"
+        return 1
+    fi
     local t0=$SECONDS
     gsh root 'cd /var/tmp/aiod-debs && DEBIAN_FRONTEND=noninteractive apt-get install -y ./aiod_*.deb ./libaioclient1_*.deb'
     if [ "$RC" != 0 ]; then
@@ -449,8 +450,10 @@ s6_net_dropin() {
         return
     }
     path=$(printf '%s\n' "$d" | head -n 1)
-    mkdir -p "$LAB_ROOT$(dirname "$path")"
-    printf '%s\n' "$d" | tail -n +2 >"$LAB_ROOT$path"
+    if ! { mkdir -p "$LAB_ROOT$(dirname "$path")" && printf '%s\n' "$d" | tail -n +2 >"$LAB_ROOT$path"; }; then
+        fail "writing the drop-in $path" "the file written" "an error (above)"
+        return
+    fi
     lab_log "S6: wrote $path from docs/deployment.md ($(wc -l <"$LAB_ROOT$path") lines)"
     g root systemctl daemon-reload
     expect_ok "systemctl daemon-reload with the documented drop-in"
@@ -708,4 +711,6 @@ main() {
     lab_log "whole run: $((SECONDS - t0)) s"
 }
 
-main "$@"
+# On one line, so that bash has read it whole before running it: nothing
+# after it is read from a file that may have changed meanwhile.
+main "$@"; exit
