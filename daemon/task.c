@@ -143,7 +143,13 @@ static int ensure_id(void) {
     int r = id_reserve(&first, &end);
     if (r < 0)
         return r;
-    assert(first >= id_end && end > first);
+    /* The counter on disk went backwards (edited by hand, or a restored
+     * backup): using it would hand out ids again. Refuse new tasks instead. */
+    if (first < id_end || end <= first) {
+        log_error("the id counter went back from %llu to %llu; no new task until it is fixed",
+                  (unsigned long long)id_end, (unsigned long long)first);
+        return -EBADMSG;
+    }
     next_id = first;
     id_end = end;
     return 0;

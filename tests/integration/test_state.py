@@ -71,6 +71,24 @@ def an_old_id_after_a_restart_is_unknown_not_another_task():
     d.stop()
 
 
+@t.test
+def a_counter_set_back_while_running_refuses_tasks_not_reuses_ids():
+    state = t.tmpdir("setback")
+    with t.daemon(extra_args=["--state-dir", state]) as d:
+        first = submit_id(d, "demo.sleep", "0", "x")
+        with open(os.path.join(state, "next-id"), "w") as f:
+            f.write("1\n")
+        # More tasks than the first block holds: the next reservation reads
+        # the counter that went back.
+        r = d.aioctl("gather", *["demo.echo %d" % i for i in range(1100)], timeout=120)
+        t.check(r.rc != 0, "tasks past the block are refused", r)
+        t.contains(r.err, "cannot reserve task ids", "the refusal says why", r)
+        d.wait_log("the id counter went back", 10)
+        d.assert_alive()
+        r = d.aioctl("await", first)
+        t.eq(r.rc, 0, "the daemon still serves its tasks", r)
+
+
 def start_fails(args, want_rc, want_text, env_add=None):
     """Runs aiod with `args` (and a socket in a temp dir); it must exit with
     want_rc and say want_text on stderr."""
