@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "coro.h"
+#include "core/coro.h"
 
 static volatile int stop;
 static volatile uint64_t ticks;

@@ -18,15 +18,15 @@
 
 #include <uv.h>
 
-#include "api.h"
-#include "config.h"
-#include "conn.h"
-#include "coro.h"
-#include "log.h"
-#include "plugin.h"
-#include "reload.h"
-#include "sched.h"
-#include "task.h"
+#include "api/api.h"
+#include "system/config.h"
+#include "net/conn.h"
+#include "core/coro.h"
+#include "system/log.h"
+#include "host/registry.h"
+#include "app/reload.h"
+#include "core/sched.h"
+#include "core/task.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,7 +9,7 @@
 
 #include "alloc.h"
 #include "pbvalue.h"
-#include "value.h"
+#include "base/value.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -12,12 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
+#include "base/aiod_limits.h"
 #include "pbdepth.h"
 #include "pbvalue.h"
-#include "value.h"
-#include "wire.h"
-#include "wire_fast.h"
+#include "base/value.h"
+#include "net/wire.h"
+#include "net/wire_fast.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -10,13 +10,13 @@
 
 #include <uv.h>
 
-#include "api.h"
-#include "config.h"
-#include "coro.h"
-#include "log.h"
-#include "plugin.h"
-#include "sched.h"
-#include "task.h"
+#include "api/api.h"
+#include "system/config.h"
+#include "core/coro.h"
+#include "system/log.h"
+#include "host/registry.h"
+#include "core/sched.h"
+#include "core/task.h"
 
 /* Initialises `loop` and the daemon's parts on it and loads the plugin at
  * `plugin_path`. 0 or a negative errno (of the plugin load). */

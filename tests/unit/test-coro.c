@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "coro.h"
+#include "core/coro.h"
 
 static int trace[16];
 static int ntrace;

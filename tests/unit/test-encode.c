@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "encode.h"
+#include "net/encode.h"
 #include "pbvalue.h"
 
 /* protobuf-c's encoding of the same reply. */

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "freelist.h"
+#include "base/freelist.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define KEEPS_BLOCKS 0

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "hashmap.h"
+#include "base/hashmap.h"
 
 static void test_random_churn(void **state) {
     (void)state;

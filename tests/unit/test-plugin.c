@@ -16,9 +16,9 @@
 
 #include <cmocka.h>
 
-#include "api.h"
-#include "log.h"
-#include "plugin.h"
+#include "api/api.h"
+#include "system/log.h"
+#include "host/registry.h"
 
 #ifndef TEST_PLUGIN_DIR
 #error TEST_PLUGIN_DIR must be defined

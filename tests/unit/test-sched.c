@@ -18,10 +18,10 @@
 
 #include <cmocka.h>
 
-#include "crash.h"
+#include "app/crash.h"
 #include "daemon-loop.h"
-#include "limit.h"
-#include "output.h"
+#include "core/limit.h"
+#include "core/output.h"
 
 static uv_loop_t loop;
 

@@ -15,7 +15,7 @@
 #include "alloc.h"
 #include "pbdepth.h"
 #include "pbvalue.h"
-#include "value.h"
+#include "base/value.h"
 
 static Aiod__Value *sample(void) {
     Aiod__Value *m = pbvalue_map(), *l = pbvalue_list();

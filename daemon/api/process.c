@@ -1,0 +1,552 @@
+/*
+ * Child processes (proc.h).
+ *
+ * One heap `proc` per process holds every libuv object involved (the
+ * process handle, three pipes, the kill timer, the stdin write request) and
+ * heap copies of everything taken from the spec, because the task that
+ * asked may be suspended — its stack copied aside — whenever libuv calls
+ * back. The proc is freed in the close callback of its last handle, never
+ * before: memory libuv may still touch is only released through uv_close.
+ *
+ * The task waits until the child has exited (libuv's exit callback, which
+ * reaps it: no zombies) and both output pipes have reached end of file, as
+ * asyncio's communicate() does. Then it closes every pipe (no descriptor
+ * survives the call) and builds the result.
+ *
+ * The child is started in a session of its own (UV_PROCESS_DETACHED, i.e.
+ * setsid), so it is the leader of a new process group. Cancellation signals
+ * that group, which takes the child's own children along (`sh -c 'a | b'`),
+ * first with SIGTERM, then SIGKILL after the grace period, and the task
+ * keeps waiting — even though it is cancelled — until the child is gone.
+ * Signals go out only before the exit callback: until libuv has reaped the
+ * child, its pid (and so its group id) cannot have been reused.
+ */
+#include "api/process.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "alloc.h"
+#include "system/config.h"
+#include "core/coro.h"
+#include "base/aiod_limits.h"
+#include "base/list.h"
+#include "system/log.h"
+#include "macro.h"
+#include "core/output.h"
+#include "core/sched.h"
+#include "core/task.h"
+
+typedef struct proc proc;
+
+/* One output pipe: what was captured, and the line being streamed. */
+typedef struct capture {
+    uv_pipe_t pipe;
+    /* Output stream number for output_append: 1 stdout, 2 stderr. */
+    int stream;
+    /* Captured bytes (at most LIMIT_PROC_CAPTURE), and how many were
+     * dropped beyond that or for lack of memory. */
+    char *buf;
+    size_t len;
+    size_t cap;
+    uint64_t dropped;
+    /* The line being assembled for streaming; bytes past LIMIT_MAX_LINE
+     * are cut, as output_append would. */
+    char line[LIMIT_MAX_LINE];
+    size_t line_len;
+    bool eof;
+} capture;
+
+struct proc {
+    uv_process_t process;
+    uv_pipe_t in;
+    uv_write_t write_req;
+    uv_timer_t kill_timer;
+    capture out[2];
+    /* On the `procs` list until freed (for proc_shutdown). */
+    list node;
+    /* The waiting task (a reference), or NULL once proc_run returned. */
+    task *t;
+    /* Heap copies of the spec. */
+    char **argv;
+    char **envp;
+    char *cwd;
+    void *input;
+    size_t input_len;
+    uint32_t flags;
+    uint64_t grace_ms;
+    /* Handles initialised and not yet closed; the proc is freed at 0. */
+    unsigned open;
+    bool exited;
+    /* SIGTERM was sent (cancellation); only the exit is awaited now. */
+    bool killing;
+    int64_t exit_status;
+    int term_signal;
+    /* One read buffer for both pipes: libuv fills it and calls back before
+     * asking for another. */
+    char readbuf[64 * 1024];
+};
+
+static list procs = {&procs, &procs};
+static unsigned n_alive;
+
+unsigned proc_count(void) {
+    return n_alive;
+}
+
+/* ---- copies of the spec */
+
+static void strv_free(char **v) {
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+static bool env_blocked(const char *kv) {
+    /* systemd's variables meant for the daemon alone: a child that saw them
+     * could notify, take over sockets or feed the watchdog in our name. */
+    return strncmp(kv, "NOTIFY_SOCKET=", 14) == 0 || strncmp(kv, "LISTEN_", 7) == 0 ||
+           strncmp(kv, "WATCHDOG_", 9) == 0;
+}
+
+/* A heap copy of a NULL-terminated vector, leaving out blocked environment
+ * entries when `env`. 0, -EINVAL (an env entry without '='), -E2BIG,
+ * -ENOMEM. */
+static int strv_copy(const char *const *src, bool env, char ***ret) {
+    size_t n = 0;
+    while (src[n]) {
+        if (++n > PROC_MAX_STRINGS)
+            return -E2BIG;
+    }
+    char **v = alloc_calloc(n + 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (env && (!strchr(src[i], '=') || src[i][0] == '=')) {
+            strv_free(v);
+            return -EINVAL;
+        }
+        if (env && env_blocked(src[i]))
+            continue;
+        v[k] = alloc_strdup(src[i]);
+        if (!v[k++]) {
+            strv_free(v);
+            return -ENOMEM;
+        }
+    }
+    *ret = v;
+    return 0;
+}
+
+static char *env_entry(const char *key, const char *fallback) {
+    const char *val = getenv(key);
+    if (!val || !*val)
+        val = fallback;
+    size_t n = strlen(key) + 1 + strlen(val) + 1;
+    char *s = alloc_malloc(n);
+    if (s)
+        snprintf(s, n, "%s=%s", key, val);
+    return s;
+}
+
+/* The environment of a spec without one: PATH, HOME and LANG, each the
+ * daemon's own or a default. */
+static int env_minimal(char ***ret) {
+    char **v = alloc_calloc(4, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    v[0] = env_entry("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    v[1] = env_entry("HOME", "/");
+    v[2] = env_entry("LANG", "C.UTF-8");
+    if (!v[0] || !v[1] || !v[2]) {
+        strv_free(v);
+        return -ENOMEM;
+    }
+    *ret = v;
+    return 0;
+}
+
+/* ---- lifetime */
+
+static void proc_free(proc *p) {
+    list_remove(&p->node);
+    task_unref(p->t);
+    strv_free(p->argv);
+    strv_free(p->envp);
+    free(p->cwd);
+    free(p->input);
+    free(p->out[0].buf);
+    free(p->out[1].buf);
+    free(p);
+}
+
+static void on_closed(uv_handle_t *h) {
+    proc *p = h->data;
+    if (--p->open == 0)
+        proc_free(p);
+}
+
+static void close_handle(proc *p, uv_handle_t *h) {
+    (void)p;
+    if (!uv_is_closing(h))
+        uv_close(h, on_closed);
+}
+
+/* ---- output */
+
+static void flush_line(proc *p, capture *c) {
+    output *o = p->t && (p->flags & AIOD_PROC_STREAM_OUTPUT) ? task_output(p->t) : NULL;
+    if (o)
+        (void)output_append(o, c->stream, c->line, c->line_len);
+    c->line_len = 0;
+}
+
+static void stream_lines(proc *p, capture *c, const char *d, size_t n) {
+    while (n > 0) {
+        const char *nl = memchr(d, '\n', n);
+        size_t seg = nl ? (size_t)(nl - d) : n;
+        size_t room = sizeof(c->line) - c->line_len;
+        size_t k = seg < room ? seg : room;
+        memcpy(c->line + c->line_len, d, k);
+        c->line_len += k;
+        if (!nl)
+            return;
+        flush_line(p, c);
+        d = nl + 1;
+        n -= seg + 1;
+    }
+}
+
+static void capture_add(capture *c, const char *d, size_t n) {
+    size_t room = LIMIT_PROC_CAPTURE - c->len;
+    size_t take = n < room ? n : room;
+    if (take > c->cap - c->len) {
+        size_t cap = c->cap ? c->cap * 2 : 4096;
+        while (cap < c->len + take)
+            cap *= 2;
+        if (cap > LIMIT_PROC_CAPTURE)
+            cap = LIMIT_PROC_CAPTURE;
+        char *b = alloc_realloc(c->buf, cap);
+        if (!b)
+            take = 0;
+        else {
+            c->buf = b;
+            c->cap = cap;
+        }
+    }
+    if (take)
+        memcpy(c->buf + c->len, d, take);
+    c->len += take;
+    c->dropped += n - take;
+}
+
+static bool settled(const proc *p) {
+    return p->exited && (p->killing || (p->out[0].eof && p->out[1].eof));
+}
+
+static void maybe_wake(proc *p) {
+    if (p->t && settled(p))
+        sched_wake(p->t, 0);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    proc *p = h->data;
+    (void)suggested;
+    *buf = uv_buf_init(p->readbuf, sizeof(p->readbuf));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    proc *p = s->data;
+    capture *c = (uv_pipe_t *)s == &p->out[0].pipe ? &p->out[0] : &p->out[1];
+    if (nread > 0) {
+        capture_add(c, buf->base, (size_t)nread);
+        if (p->flags & AIOD_PROC_STREAM_OUTPUT)
+            stream_lines(p, c, buf->base, (size_t)nread);
+        return;
+    }
+    if (nread == 0)
+        return; /* EAGAIN */
+    /* UV_EOF, or an error that ends the stream just as well. */
+    if (c->line_len > 0)
+        flush_line(p, c);
+    c->eof = true;
+    close_handle(p, (uv_handle_t *)s);
+    maybe_wake(p);
+}
+
+static void on_written(uv_write_t *req, int status) {
+    proc *p = req->data;
+    (void)status; /* EPIPE when the child did not read it all: its business */
+    close_handle(p, (uv_handle_t *)&p->in);
+}
+
+/* ---- the child */
+
+static void on_child_exit(uv_process_t *h, int64_t exit_status, int term_signal) {
+    proc *p = h->data;
+    p->exited = true;
+    p->exit_status = exit_status;
+    p->term_signal = term_signal;
+    n_alive--;
+    uv_timer_stop(&p->kill_timer);
+    close_handle(p, (uv_handle_t *)h);
+    maybe_wake(p);
+}
+
+static void signal_child(proc *p, int sig) {
+    if (p->exited)
+        return;
+    /* Not reaped yet, so its pid, which is its group's id, is still ours. */
+    if (kill(-p->process.pid, sig) < 0)
+        (void)uv_process_kill(&p->process, sig);
+}
+
+static void on_kill_timer(uv_timer_t *h) {
+    proc *p = h->data;
+    if (p->exited)
+        return;
+    log_task(LOG_WARNING, p->t, "process %d ('%s') still running %.1f s after SIGTERM; killing it",
+             p->process.pid, p->argv[0], (double)p->grace_ms / 1000.0);
+    signal_child(p, SIGKILL);
+}
+
+static void start_kill(proc *p) {
+    p->killing = true;
+    signal_child(p, SIGTERM);
+    uv_timer_start(&p->kill_timer, on_kill_timer, p->grace_ms, 0);
+}
+
+static int proc_new(const struct aiod_proc_spec *spec, proc **ret) {
+    proc *p = alloc_calloc(1, sizeof(*p));
+    int r;
+    if (!p)
+        return -ENOMEM;
+    list_init(&p->node);
+    r = strv_copy(spec->argv, false, &p->argv);
+    if (r >= 0)
+        r = spec->envp ? strv_copy(spec->envp, true, &p->envp) : env_minimal(&p->envp);
+    if (r >= 0 && spec->cwd && !(p->cwd = alloc_strdup(spec->cwd)))
+        r = -ENOMEM;
+    if (r >= 0 && spec->stdin_len > 0) {
+        p->input = alloc_malloc(spec->stdin_len);
+        if (p->input) {
+            memcpy(p->input, spec->stdin_data, spec->stdin_len);
+            p->input_len = spec->stdin_len;
+        } else
+            r = -ENOMEM;
+    }
+    if (r < 0) {
+        proc_free(p);
+        return r;
+    }
+    p->flags = spec->flags;
+    double grace = spec->kill_grace > 0 ? spec->kill_grace : PROC_KILL_GRACE_DEFAULT;
+    p->grace_ms = grace > 1e9 ? (uint64_t)1e12 : (uint64_t)ceil(grace * 1000.0);
+    p->out[0].stream = 1;
+    p->out[1].stream = 2;
+    *ret = p;
+    return 0;
+}
+
+/* Initialises the handles and spawns. On failure every handle is being
+ * closed and the proc will free itself. */
+static int proc_start(proc *p, uv_loop_t *loop) {
+    uv_pipe_init(loop, &p->in, 0);
+    uv_pipe_init(loop, &p->out[0].pipe, 0);
+    uv_pipe_init(loop, &p->out[1].pipe, 0);
+    uv_timer_init(loop, &p->kill_timer);
+    p->in.data = p->out[0].pipe.data = p->out[1].pipe.data = p->kill_timer.data = p;
+    p->process.data = p->write_req.data = p;
+    p->open = 4;
+    list_insert_tail(&procs, &p->node);
+
+    uv_stdio_container_t stdio[3];
+    stdio[0].flags = p->input_len ? UV_CREATE_PIPE | UV_READABLE_PIPE : UV_IGNORE;
+    stdio[0].data.stream = (uv_stream_t *)&p->in;
+    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[1].data.stream = (uv_stream_t *)&p->out[0].pipe;
+    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[2].data.stream = (uv_stream_t *)&p->out[1].pipe;
+    uv_process_options_t opts = {
+        .exit_cb = on_child_exit,
+        .file = p->argv[0],
+        .args = p->argv,
+        .env = p->envp,
+        .cwd = p->cwd,
+        .flags = UV_PROCESS_DETACHED,
+        .stdio_count = 3,
+        .stdio = stdio,
+    };
+    /* proc_user: the child drops to it (and its primary group, with no
+     * supplementary groups) before exec, so it can neither read the
+     * daemon's memory nor signal it. */
+    if (cfg.proc_user) {
+        opts.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+        opts.uid = cfg.proc_uid;
+        opts.gid = cfg.proc_gid;
+    }
+    int r = uv_spawn(loop, &p->process, &opts);
+    /* The process handle is initialised even when the spawn fails. */
+    p->open++;
+    if (r < 0) {
+        p->exited = true;
+        close_handle(p, (uv_handle_t *)&p->process);
+        goto fail;
+    }
+    n_alive++;
+    p->process.data = p;
+    r = uv_read_start((uv_stream_t *)&p->out[0].pipe, on_alloc, on_read);
+    if (r >= 0)
+        r = uv_read_start((uv_stream_t *)&p->out[1].pipe, on_alloc, on_read);
+    if (r < 0) {
+        /* Cannot happen with fresh pipes; if it did, the child must go. */
+        signal_child(p, SIGKILL);
+        p->killing = true;
+        return r;
+    }
+    if (p->input_len) {
+        uv_buf_t b = uv_buf_init(p->input, (unsigned)p->input_len);
+        if (uv_write(&p->write_req, (uv_stream_t *)&p->in, &b, 1, on_written) < 0)
+            close_handle(p, (uv_handle_t *)&p->in);
+    } else
+        close_handle(p, (uv_handle_t *)&p->in);
+    return 0;
+
+fail:
+    close_handle(p, (uv_handle_t *)&p->in);
+    close_handle(p, (uv_handle_t *)&p->out[0].pipe);
+    close_handle(p, (uv_handle_t *)&p->out[1].pipe);
+    close_handle(p, (uv_handle_t *)&p->kill_timer);
+    return r;
+}
+
+/* The task stops waiting: nothing may touch it any more; close what is
+ * left (the process handle was closed at its exit). */
+static void proc_release(proc *p) {
+    p->t = task_unref(p->t);
+    close_handle(p, (uv_handle_t *)&p->in);
+    close_handle(p, (uv_handle_t *)&p->out[0].pipe);
+    close_handle(p, (uv_handle_t *)&p->out[1].pipe);
+    close_handle(p, (uv_handle_t *)&p->kill_timer);
+}
+
+/*
+ * Suspends like sched_suspend but also once the task is cancelled: after
+ * SIGTERM the task must still wait for the child to be gone, while
+ * sched_suspend returns -ECANCELED at once for a cancelled task. The same
+ * protocol as sched_suspend (sched_wake resumes it, the first wake wins).
+ * (Belongs in sched.c as sched_suspend_uncancellable; kept here while that
+ * file has another owner.)
+ */
+static int suspend_through_cancel(task *t) {
+    t->run->suspended = true;
+    t->run->wake_pending = false;
+    t->run->wake_status = 0;
+    coro_yield();
+    return t->run->wake_status;
+}
+
+static Aiod__Value *output_value(const capture *c) {
+    if (c->len == 0)
+        return pbvalue_string("");
+    Aiod__Value *v = pbvalue_stringn(c->buf, c->len);
+    if (v || (pbvalue_utf8_valid(c->buf, c->len) && !memchr(c->buf, '\0', c->len)))
+        return v; /* a string, or NULL for out of memory */
+    return pbvalue_bytes(c->buf, c->len);
+}
+
+static int result_value(const proc *p, Aiod__Value **ret) {
+    Aiod__Value *m = pbvalue_map();
+    if (!m)
+        return -ENOMEM;
+    int64_t code = p->term_signal ? -(int64_t)p->term_signal : p->exit_status;
+    int r = pbvalue_map_set(m, "exit", pbvalue_int(code));
+    if (r >= 0)
+        r = pbvalue_map_set(m, "stdout", output_value(&p->out[0]));
+    if (r >= 0)
+        r = pbvalue_map_set(m, "stderr", output_value(&p->out[1]));
+    if (r >= 0 && p->out[0].dropped)
+        r = pbvalue_map_set(m, "stdout_truncated", pbvalue_int((int64_t)p->out[0].dropped));
+    if (r >= 0 && p->out[1].dropped)
+        r = pbvalue_map_set(m, "stderr_truncated", pbvalue_int((int64_t)p->out[1].dropped));
+    if (r < 0) {
+        pbvalue_free(m);
+        return r == -EINVAL ? -ENOMEM : r; /* a NULL item: out of memory */
+    }
+    *ret = m;
+    return 0;
+}
+
+static void spawn_error(task *t, const proc *p, int r) {
+    char msg[512];
+    if (r == UV_ENOENT && p->cwd)
+        snprintf(msg, sizeof(msg), "cannot run '%s' in '%s': %s (program or directory not found)",
+                 p->argv[0], p->cwd, uv_strerror(r));
+    else
+        snprintf(msg, sizeof(msg), "cannot run '%s': %s", p->argv[0], uv_strerror(r));
+    task_set_pending_error(t, r == UV_ENOENT ? "FileNotFoundError" : "OSError", msg);
+}
+
+int proc_run(task *t, const struct aiod_proc_spec *spec, Aiod__Value **ret_result) {
+    if ((spec->flags & ~AIOD_PROC_STREAM_OUTPUT) || (spec->stdin_len && !spec->stdin_data) ||
+        spec->stdin_len > UINT32_MAX || !(spec->kill_grace >= 0) || !isfinite(spec->kill_grace))
+        return -EINVAL;
+    if (t->cancel_requested)
+        return -ECANCELED;
+
+    proc *p = NULL;
+    int r = proc_new(spec, &p);
+    if (r < 0)
+        return r;
+    p->t = task_ref(t);
+    r = proc_start(p, sched_loop());
+    if (r < 0) {
+        spawn_error(t, p, r);
+        proc_release(p);
+        return r;
+    }
+
+    bool cancelled = false;
+    while (!settled(p)) {
+        int w = p->killing ? suspend_through_cancel(t) : sched_suspend(t);
+        if (w < 0 && !p->killing) {
+            /* Only cancellation wakes us with an error. */
+            cancelled = true;
+            if (p->exited)
+                break; /* gone already; a grandchild holds the pipes */
+            start_kill(p);
+        }
+    }
+    r = cancelled ? -ECANCELED : result_value(p, ret_result);
+    if (p->out[0].dropped || p->out[1].dropped)
+        log_task(LOG_NOTICE, t,
+                 "process '%s' wrote more than %u bytes; %llu bytes of stdout and %llu of "
+                 "stderr dropped",
+                 p->argv[0], LIMIT_PROC_CAPTURE, (unsigned long long)p->out[0].dropped,
+                 (unsigned long long)p->out[1].dropped);
+    proc_release(p);
+    return r;
+}
+
+void proc_shutdown(void) {
+    list *pos, *tmp;
+    list_foreach_safe(pos, tmp, &procs) {
+        proc *p = container_of(pos, proc, node);
+        if (!p->exited) {
+            signal_child(p, SIGKILL);
+            p->exited = true;
+            n_alive--;
+        }
+        close_handle(p, (uv_handle_t *)&p->process);
+        proc_release(p);
+    }
+}

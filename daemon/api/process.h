@@ -1,0 +1,50 @@
+/*
+ * Child processes for tasks: spawn with argv/env/cwd/stdin, capture and
+ * stream stdout and stderr, await the exit; on cancellation SIGTERM, then
+ * SIGKILL after a grace period. No zombies, no leaked descriptors.
+ */
+#ifndef AIOD_PROC_H
+#define AIOD_PROC_H
+
+#include <aiod/plugin.h>
+
+#include "base/forward.h"
+#include "pbvalue.h"
+
+/* Bytes of stdout and of stderr kept per process; the rest is dropped and
+ * counted ("stdout_truncated"/"stderr_truncated" in the result). 16 MiB
+ * holds any build log a person would read, while a child writing without
+ * end (`yes`) cannot grow the daemon by more than 32 MiB per process.
+ * (Belongs in limits.h with the others; kept here while that file has
+ * another owner.) */
+#define LIMIT_PROC_CAPTURE (16u * 1024 * 1024)
+
+/* Seconds between SIGTERM and SIGKILL when a spec says 0. */
+#define PROC_KILL_GRACE_DEFAULT 5.0
+
+/* Arguments and environment entries per process: a sanity bound far above
+ * anything exec accepts (ARG_MAX is 2 MiB of text on Linux). */
+#define PROC_MAX_STRINGS 65536u
+
+/*
+ * Inside a task: see aiod_api.proc_run. The spec is copied (argv, envp,
+ * cwd and stdin data go to the heap) before the task first suspends, so it
+ * may live on the task's stack. On success *ret_result gets the map
+ * {"exit", "stdout", "stderr"} (+ "stdout_truncated"/"stderr_truncated",
+ * bytes dropped, when the capture limit was hit). -ENOENT (program or cwd
+ * not found) and other spawn errors also set the task's pending error
+ * ("FileNotFoundError"/"OSError"), so a plugin can just return them.
+ */
+int proc_run(task *t, const struct aiod_proc_spec *spec, Aiod__Value **ret_result);
+
+/* Children alive now (statistics and tests). */
+unsigned proc_count(void);
+
+/*
+ * At exit, after the loop stopped running tasks and before the remaining
+ * handles are closed: SIGKILLs every child still running and closes its
+ * handles with their proper callbacks, so the next uv_run frees them.
+ */
+void proc_shutdown(void);
+
+#endif

@@ -1,0 +1,478 @@
+/*
+ * aiod: argv into settings, then the start-up and shutdown order. Nothing
+ * else lives here.
+ *
+ * Start-up: settings (defaults, settings file, flags), logging, crash
+ * handler, loop, task table, scheduler, connections, plugins, listening
+ * socket, signals, READY=1.
+ * Reload (SIGHUP, or a Reload request: reload.c): settings and plugins.
+ * Shutdown (SIGTERM/SIGINT): STOPPING=1, stop accepting and remove the
+ * socket, refuse new requests, cancel every task, give them the grace period
+ * to end (waiting clients get their "cancelled" outcomes), flush and close
+ * connections, unload plugins, exit 0.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+
+#include <systemd/sd-daemon.h>
+#include <uv.h>
+
+#include "alloc.h"
+#include "api/api.h"
+#include "system/config.h"
+#include "net/conn.h"
+#include "core/coro.h"
+#include "app/crash.h"
+#include "request/dispatch.h"
+#include "base/aiod_limits.h"
+#include "core/idle.h"
+#include "system/idstore.h"
+#include "core/limit.h"
+#include "system/log.h"
+#include "host/registry.h"
+#include "system/policy.h"
+#include "api/process.h"
+#include "net/refuse.h"
+#include "app/reload.h"
+#include "core/sched.h"
+#include "system/sd.h"
+#include "net/server.h"
+#include "core/task.h"
+#include "net/wire.h"
+
+#ifndef AIOD_VERSION
+#define AIOD_VERSION "0.0.0"
+#endif
+#ifndef AIOD_PLUGIN_DIR
+#define AIOD_PLUGIN_DIR "/usr/lib/aiod/plugins"
+#endif
+
+static uv_loop_t *loop;
+static uv_signal_t sig_term, sig_int, sig_hup;
+static uv_timer_t shutdown_timer;
+static uint64_t shutdown_deadline;
+static bool stopping;
+/* --check-config: validate the settings, print them, exit. */
+static bool check_config;
+/* The settings file (or a flag) is invalid. */
+static bool bad_settings;
+
+static void help(void) {
+    printf("Usage: aiod [OPTION]...\n"
+           "Run the aiod task daemon: plugin functions as coroutines on one event loop.\n\n"
+           "  -s, --socket PATH          listen on PATH (default: $AIOD_SOCKET, else\n"
+           "                             /run/aiod/aiod.sock for root, else\n"
+           "                             $XDG_RUNTIME_DIR/aiod/aiod.sock)\n"
+           "  -c, --config PATH          settings file (default: $AIOD_CONFIG, else %s;\n"
+           "                             see aiod.conf(5); flags override it)\n"
+           "      --check-config         check the settings file, print the settings, exit\n"
+           "  -p, --plugin-dir DIR       load every *.so in DIR (repeatable; replaces the\n"
+           "                             settings file's plugin_dir list)\n"
+           "      --no-default-plugins   do not load %s\n"
+           "      --state-dir DIR        keep the task id counter in DIR (default:\n"
+           "                             $STATE_DIRECTORY, else /var/lib/aiod for root, else\n"
+           "                             $XDG_STATE_HOME/aiod or ~/.local/state/aiod)\n"
+           "      --log-level LEVEL      debug, info, notice, warning, err (default info)\n"
+           "      --log-outcomes WHICH   task outcomes logged: all (default), failures, none\n"
+           "      --max-write-queue BYTES  bytes queued for one client (default %u)\n"
+           "      --max-frame BYTES      largest frame accepted (default %u)\n"
+           "      --max-in-flight N      unanswered requests per connection (default %u)\n"
+           "      --max-connections N    connections at once (default %u)\n"
+           "      --max-tasks N          unfinished tasks at once (default %u)\n"
+           "      --max-output-lines N   output lines kept per task (default %u)\n"
+           "      --retain-count N       finished results kept (default %u)\n"
+           "      --retain-seconds S     how long results are kept (default %u)\n"
+           "      --shutdown-grace S     time tasks get to end on SIGTERM (default %u)\n"
+           "      --stack-size BYTES     coroutine stack size (default %u)\n"
+           "  -h, --help                 show this help\n"
+           "\n"
+           "SIGHUP (or 'aioctl reload') re-reads the settings and the plugin directories.\n"
+           "      --version              show the version\n",
+           AIOD_CONFIG_FILE, AIOD_PLUGIN_DIR, LIMIT_MAX_WRITE_QUEUE, LIMIT_MAX_FRAME,
+           LIMIT_MAX_IN_FLIGHT, LIMIT_MAX_CONNECTIONS, LIMIT_MAX_TASKS, LIMIT_MAX_OUTPUT_LINES,
+           LIMIT_RETAIN_COUNT, LIMIT_RETAIN_SECONDS, LIMIT_SHUTDOWN_GRACE, LIMIT_STACK_SIZE);
+}
+
+/* A flag that sets a settings-file key. */
+static int set(const char *flag, const char *key, const char *value) {
+    char why[300];
+    int r = config_override(key, value, why, sizeof(why));
+    if (r == -ENOMEM)
+        fprintf(stderr, "aiod: out of memory\n");
+    else if (r < 0)
+        fprintf(stderr, "aiod: %s: %s\n", flag, why);
+    return r;
+}
+
+enum {
+    OPT_NO_DEFAULT = 256,
+    OPT_LOG_LEVEL,
+    OPT_MAX_FRAME,
+    OPT_MAX_IN_FLIGHT,
+    OPT_MAX_CONNECTIONS,
+    OPT_MAX_TASKS,
+    OPT_MAX_OUTPUT,
+    OPT_RETAIN_COUNT,
+    OPT_RETAIN_SECONDS,
+    OPT_GRACE,
+    OPT_STACK,
+    OPT_VERSION,
+    OPT_CHECK_CONFIG,
+    OPT_MAX_WRITE_QUEUE,
+    OPT_STATE_DIR,
+    OPT_LOG_OUTCOMES,
+};
+
+/* Exit status for invalid settings at start (sysexits' EX_CONFIG): the unit
+ * does not restart on it (RestartPreventExitStatus=). */
+#define EXIT_BAD_SETTINGS EX_CONFIG
+
+/* The settings are invalid at start: say so where an administrator looks
+ * (STATUS=, the journal through stderr) and to every client already waiting
+ * on an activation socket. */
+static void refuse_start(const char *err) {
+    char msg[800];
+    snprintf(msg, sizeof(msg),
+             "aiod cannot start: %s; fix the settings file (aiod --check-config checks it) and "
+             "call again",
+             err);
+    int n = refuse_waiting_clients(msg);
+    if (n > 0)
+        fprintf(stderr, "aiod: told %d waiting client%s why\n", n, n == 1 ? "" : "s");
+    sd_notifyf(0, "STATUS=Invalid settings: %s", err);
+}
+
+/* 1 to run, 0 to exit successfully (help, version), <0 on a usage error. */
+static int parse_argv(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"socket", required_argument, NULL, 's'},
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+        {"plugin-dir", required_argument, NULL, 'p'},
+        {"no-default-plugins", no_argument, NULL, OPT_NO_DEFAULT},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
+        {"max-in-flight", required_argument, NULL, OPT_MAX_IN_FLIGHT},
+        {"max-write-queue", required_argument, NULL, OPT_MAX_WRITE_QUEUE},
+        {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+        {"max-tasks", required_argument, NULL, OPT_MAX_TASKS},
+        {"max-output-lines", required_argument, NULL, OPT_MAX_OUTPUT},
+        {"retain-count", required_argument, NULL, OPT_RETAIN_COUNT},
+        {"retain-seconds", required_argument, NULL, OPT_RETAIN_SECONDS},
+        {"shutdown-grace", required_argument, NULL, OPT_GRACE},
+        {"stack-size", required_argument, NULL, OPT_STACK},
+        {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+        {"log-outcomes", required_argument, NULL, OPT_LOG_OUTCOMES},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {},
+    };
+    /* Flags that set a settings-file key of the same meaning. */
+    static const struct {
+        int opt;
+        const char *flag, *key;
+    } keyed[] = {
+        {'p', "--plugin-dir", "plugin_dir"},
+        {OPT_LOG_LEVEL, "--log-level", "log_level"},
+        {OPT_MAX_FRAME, "--max-frame", "max_frame"},
+        {OPT_MAX_IN_FLIGHT, "--max-in-flight", "max_in_flight"},
+        {OPT_MAX_WRITE_QUEUE, "--max-write-queue", "max_write_queue"},
+        {OPT_MAX_CONNECTIONS, "--max-connections", "max_connections"},
+        {OPT_MAX_TASKS, "--max-tasks", "max_tasks"},
+        {OPT_MAX_OUTPUT, "--max-output-lines", "max_output_lines"},
+        {OPT_RETAIN_COUNT, "--retain-count", "retain_count"},
+        {OPT_RETAIN_SECONDS, "--retain-seconds", "retain_seconds"},
+        {OPT_GRACE, "--shutdown-grace", "shutdown_grace"},
+        {OPT_STACK, "--stack-size", "stack_size"},
+        {OPT_STATE_DIR, "--state-dir", "state_dir"},
+        {OPT_LOG_OUTCOMES, "--log-outcomes", "log_outcomes"},
+    };
+    const char *socket_flag = NULL, *config_flag = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "s:c:p:h", opts, NULL)) >= 0) {
+        int r = 0;
+        bool done = false;
+        for (size_t i = 0; i < ELEMENTSOF(keyed); i++)
+            if (keyed[i].opt == c) {
+                r = set(keyed[i].flag, keyed[i].key, optarg);
+                done = true;
+            }
+        if (done) {
+            if (r < 0)
+                return r;
+            continue;
+        }
+        switch (c) {
+        case 's':
+            socket_flag = optarg;
+            break;
+        case 'c':
+            config_flag = optarg;
+            break;
+        case OPT_CHECK_CONFIG:
+            check_config = true;
+            break;
+        case OPT_NO_DEFAULT:
+            r = set("--no-default-plugins", "default_plugins", "no");
+            break;
+        case 'h':
+            help();
+            return 0;
+        case OPT_VERSION:
+            printf("aiod %s (protocol %u, plugin ABI %u.%u)\n", AIOD_VERSION, AIOD_PROTOCOL_VERSION,
+                   AIOD_ABI_MAJOR, AIOD_ABI_MINOR);
+            return 0;
+        default:
+            fprintf(stderr, "Try 'aiod --help' for more information.\n");
+            return -EINVAL;
+        }
+        if (r < 0)
+            return r;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "aiod: unexpected argument '%s'; try 'aiod --help'\n", argv[optind]);
+        return -EINVAL;
+    }
+
+    /* The settings file: --config PATH must exist; $AIOD_CONFIG and the
+     * built-in default may be absent. */
+    const char *env = getenv("AIOD_CONFIG");
+    int r = config_flag ? config_set_file(config_flag, true)
+                        : config_set_file(env && *env ? env : AIOD_CONFIG_FILE, false);
+    if (r < 0) {
+        fprintf(stderr, "aiod: out of memory\n");
+        return r;
+    }
+    char err[600];
+    r = config_load(err, sizeof(err));
+    if (r < 0) {
+        if (r == -ENOMEM)
+            snprintf(err, sizeof(err), "out of memory");
+        fprintf(stderr, "aiod: %s\n", err);
+        bad_settings = r != -ENOMEM;
+        if (!check_config)
+            refuse_start(err);
+        return r;
+    }
+    if (check_config) {
+        printf("# %s: OK\n", config_file());
+        config_dump(stdout);
+        return 0;
+    }
+
+    r = config_resolve_socket(socket_flag);
+    if (r == -ENOENT && getenv("LISTEN_FDS"))
+        r = 0; /* socket activation: the path is not needed */
+    if (r == -ENOENT) {
+        fprintf(stderr, "aiod: no socket path: pass --socket PATH, set AIOD_SOCKET, or set "
+                        "XDG_RUNTIME_DIR\n");
+        return r;
+    }
+    return r < 0 ? r : 1;
+}
+
+static void finish_shutdown(void) {
+    uv_timer_stop(&shutdown_timer);
+    uv_close((uv_handle_t *)&shutdown_timer, NULL);
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&sig_hup, NULL);
+    conn_close_all();
+    sd_done();
+    if (task_count_unfinished() > 0) {
+        log_warning("%zu tasks did not end within the grace period; exiting anyway",
+                    task_count_unfinished());
+        uv_stop(loop);
+    }
+}
+
+static void on_shutdown_tick(uv_timer_t *h) {
+    (void)h;
+    if (task_count_unfinished() == 0 || uv_now(loop) >= shutdown_deadline)
+        finish_shutdown();
+}
+
+static void on_hup(uv_signal_t *h, int signum) {
+    (void)h, (void)signum;
+    char err[600];
+    reload_result res;
+    if (stopping)
+        log_notice("SIGHUP while shutting down, ignoring");
+    else
+        reload_run("SIGHUP", &res, err, sizeof(err));
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    (void)h;
+    if (stopping)
+        return;
+    stopping = true;
+    log_info("received %s, shutting down", strsignal(signum));
+    sd_stopping();
+    server_stop();
+    dispatch_set_shutting_down();
+
+    /* Collect first: cancelling changes the table. */
+    size_t st = 0, n = 0;
+    void *cur = NULL;
+    task *t;
+    size_t total = task_count_unfinished();
+    task **ts = alloc_malloc((total ? total : 1) * sizeof(*ts));
+    while (ts && n < total && (t = task_next(&st, &cur)))
+        if (!task_finished(t))
+            ts[n++] = task_ref(t);
+    for (size_t i = 0; i < n; i++) {
+        sched_cancel(ts[i]);
+        task_unref(ts[i]);
+    }
+    free(ts);
+    shutdown_deadline = uv_now(loop) + (uint64_t)cfg.shutdown_grace * 1000u;
+    uv_timer_start(&shutdown_timer, on_shutdown_tick, 0, 10);
+}
+
+static void raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* Nothing the daemon starts may read its memory or keep its privileges:
+ * non-dumpable (no ptrace, /proc/PID/mem or core of it by its own uid), and
+ * no ambient capabilities (the unit grants CAP_SETUID/CAP_SETGID for
+ * proc_user; ambient ones would pass to every program started). */
+static void harden_process(void) {
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        log_warning_errno(-errno, "cannot make the daemon non-dumpable, ignoring");
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+        log_warning_errno(-errno, "cannot clear the ambient capabilities, ignoring");
+}
+
+/* The id source for task.c: blocks reserved in the state directory. */
+static int reserve_ids(uint64_t *first, uint64_t *end) {
+    char err[600];
+    int r = idstore_reserve(first, end, err, sizeof(err));
+    if (r < 0)
+        log_error("%s", err);
+    return r;
+}
+
+/* Opens the state directory and takes the first block of ids. */
+static int open_state(void) {
+    int r = config_resolve_state_dir();
+    if (r == -ENOENT)
+        return log_error_errno(r, "no state directory: pass --state-dir DIR, or set "
+                                  "STATE_DIRECTORY, XDG_STATE_HOME or HOME");
+    if (r < 0)
+        return log_error_errno(r, "out of memory");
+    char err[600];
+    r = idstore_open(cfg.state_dir, err, sizeof(err));
+    if (r < 0) {
+        log_error("%s", err);
+        return r;
+    }
+    r = task_set_id_source(reserve_ids);
+    if (r < 0)
+        log_error("cannot keep task ids unique without %s/next-id; refusing to start",
+                  cfg.state_dir);
+    return r;
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+int main(int argc, char **argv) {
+    config_defaults();
+    int r = parse_argv(argc, argv);
+    if (r <= 0) {
+        config_done();
+        /* 2: usage error; 78: the settings are invalid; 1: the settings are
+         * wrong (--check-config), or another failure. */
+        if (r == 0)
+            return EXIT_SUCCESS;
+        if (check_config)
+            return EXIT_FAILURE;
+        return r == -EINVAL && !bad_settings ? 2 : bad_settings ? EXIT_BAD_SETTINGS : 1;
+    }
+    log_setup(cfg.log_level);
+    harden_process();
+    r = crash_install();
+    if (r < 0)
+        log_warning_errno(r, "cannot install the crash handler, ignoring");
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    coro_configure(cfg.stack_size);
+
+    loop = uv_default_loop();
+    sd_init(loop);
+    int exit_code = EXIT_FAILURE;
+    if (task_table_init(loop) < 0 || sched_init(loop) < 0 || conn_init(loop) < 0 ||
+        plugin_registry_init(api_table()) < 0) {
+        log_error("out of memory at start-up");
+        goto out;
+    }
+    if (open_state() < 0) {
+        sd_notifyf(0, "STATUS=Cannot use the state directory %s; see the journal",
+                   cfg.state_dir ? cfg.state_dir : "(none)");
+        goto out;
+    }
+    idle_init(loop);
+    plugin_sync_counts counts;
+    reload_sync_plugins(&counts);
+    if (plugin_count() == 0)
+        log_warning("no plugins loaded: nothing can be called (see --plugin-dir)");
+
+    if (server_start(loop, cfg.socket_path) < 0)
+        goto out;
+    uv_timer_init(loop, &shutdown_timer);
+    uv_signal_init(loop, &sig_term);
+    uv_signal_init(loop, &sig_int);
+    uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_signal, SIGINT);
+    uv_signal_init(loop, &sig_hup);
+    uv_signal_start(&sig_hup, on_hup, SIGHUP);
+
+    log_info("aiod %s ready: %zu plugins, pid %d", AIOD_VERSION, plugin_count(), (int)getpid());
+    sd_ready();
+    uv_run(loop, UV_RUN_DEFAULT);
+    exit_code = EXIT_SUCCESS;
+    log_info("stopped");
+
+out:
+    server_stop();
+    conn_abort_all();
+    sched_done();
+    idle_done();
+    task_table_done();
+    conn_done();
+    wire_done();
+    sd_done();
+    /* Children that ignored SIGTERM through the grace period are killed
+     * now, so none outlives the daemon. */
+    proc_shutdown();
+    /* Close whatever is left (connections, timers) and let the callbacks run. */
+    uv_walk(loop, close_walk, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    plugin_registry_done();
+    idstore_close();
+    limit_done();
+    policy_done();
+    coro_pool_clear();
+    uv_loop_close(loop);
+    uv_library_shutdown();
+    config_done();
+    return exit_code;
+}

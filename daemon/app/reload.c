@@ -1,0 +1,106 @@
+/*
+ * Reload (reload.h).
+ */
+#include "app/reload.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "system/config.h"
+#include "net/conn.h"
+#include "system/log.h"
+#include "macro.h"
+#include "system/sd.h"
+#include "core/task.h"
+
+#ifndef AIOD_PLUGIN_DIR
+#define AIOD_PLUGIN_DIR "/usr/lib/aiod/plugins"
+#endif
+
+/* The configured plugin directories, then the installed one. */
+void reload_sync_plugins(plugin_sync_counts *ret) {
+    const char *dirs[64];
+    size_t n = 0;
+    for (size_t i = 0; i < cfg.n_plugin_dirs && n < ELEMENTSOF(dirs) - 1; i++)
+        dirs[n++] = cfg.plugin_dirs[i];
+    if (cfg.n_plugin_dirs > ELEMENTSOF(dirs) - 1)
+        log_warning("more than %zu plugin directories; the rest are ignored", ELEMENTSOF(dirs) - 1);
+    if (cfg.default_plugin_dir)
+        dirs[n++] = AIOD_PLUGIN_DIR;
+    plugin_sync(dirs, n, ret);
+}
+
+int reload_run(const char *why, reload_result *ret, char *err, size_t err_len) {
+    char status[300];
+    size_t old_stack = cfg.stack_size;
+
+    log_info("reloading (asked by %s)", why);
+    sd_reloading();
+    int r = config_load(err, err_len);
+    if (r < 0) {
+        if (r == -ENOMEM)
+            snprintf(err, err_len, "out of memory");
+        log_error("reload failed, keeping the old settings and plugins: %s", err);
+        snprintf(status, sizeof(status), "reload failed: %s", err);
+        sd_reloaded(status);
+        return r;
+    }
+    log_set_max_priority(cfg.log_level);
+    if (cfg.stack_size != old_stack) {
+        log_notice("stack_size changed to %zu; it takes effect when aiod restarts", cfg.stack_size);
+        cfg.stack_size = old_stack;
+    }
+    task_retention_changed();
+    reload_result res = {0};
+    reload_sync_plugins(&res.counts);
+    res.plugins = plugin_count();
+    res.retired = plugin_retired_count();
+    log_info("reloaded: %u plugins added, %u replaced, %u removed, %u unchanged, %u refused; "
+             "%zu loaded, %zu old generations kept",
+             res.counts.added, res.counts.replaced, res.counts.removed, res.counts.unchanged,
+             res.counts.failed, res.plugins, res.retired);
+    sd_reloaded(NULL);
+    *ret = res;
+    return 0;
+}
+
+void reload_handle(conn *c, uint64_t req) {
+    char why[64], err[512];
+    if (c->uid != 0 && c->uid != geteuid()) {
+        log_notice("connection %llu (uid %u pid %d): reload refused, only root and uid %u may",
+                   (unsigned long long)c->serial, (unsigned)c->uid, (int)c->pid,
+                   (unsigned)geteuid());
+        conn_send_error(c, req, AIOD__ERROR_CODE__ERROR_NOT_ALLOWED,
+                        "only root and the daemon's user (uid %u) may reload it",
+                        (unsigned)geteuid());
+        conn_request_done(c);
+        return;
+    }
+    snprintf(why, sizeof(why), "uid %u pid %d", (unsigned)c->uid, (int)c->pid);
+    reload_result res;
+    int r = reload_run(why, &res, err, sizeof(err));
+    if (r < 0) {
+        conn_send_error(c, req,
+                        r == -ENOMEM ? AIOD__ERROR_CODE__ERROR_INTERNAL
+                                     : AIOD__ERROR_CODE__ERROR_BAD_ARGUMENT,
+                        "reload failed, nothing changed: %s", err);
+        conn_request_done(c);
+        return;
+    }
+    Aiod__Reloaded rd = AIOD__RELOADED__INIT;
+    rd.added = res.counts.added;
+    rd.replaced = res.counts.replaced;
+    rd.removed = res.counts.removed;
+    rd.unchanged = res.counts.unchanged;
+    rd.failed = res.counts.failed;
+    rd.plugins = (uint32_t)res.plugins;
+    rd.retired = (uint32_t)res.retired;
+    Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
+    m.request_id = req;
+    m.body_case = AIOD__SERVER_MESSAGE__BODY_RELOADED;
+    m.reloaded = &rd;
+    conn_send(c, &m);
+    conn_request_done(c);
+}

@@ -1,0 +1,319 @@
+/*
+ * Call checking and text conversion (value.h).
+ */
+#include "base/value.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "alloc.h"
+
+static int parse_int(const char *s, int64_t *ret) {
+    char *end;
+    errno = 0;
+    if (!*s || strchr(" \t\n", *s))
+        return -EINVAL;
+    long long v = strtoll(s, &end, 0);
+    if (errno || *end)
+        return -EINVAL;
+    /* strtoll's base 0 reads a leading 0 as octal: take "010" as decimal. */
+    const char *d = s + (*s == '-' || *s == '+');
+    if (d[0] == '0' && d[1] >= '0' && d[1] <= '9') {
+        v = strtoll(s, &end, 10);
+        if (errno || *end)
+            return -EINVAL;
+    }
+    *ret = (int64_t)v;
+    return 0;
+}
+
+static int parse_double(const char *s, double *ret) {
+    char *end;
+    errno = 0;
+    if (!*s || strchr(" \t\n", *s))
+        return -EINVAL;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v))
+        return -EINVAL;
+    *ret = v;
+    return 0;
+}
+
+static int parse_bool(const char *s, bool *ret) {
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *ret = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *ret = false;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int value_from_text(uint32_t type, const char *text, Aiod__Value **ret, char *why, size_t why_len) {
+    Aiod__Value *v = NULL;
+    int64_t i;
+    double d;
+    bool b;
+    char jwhy[160];
+
+    switch (type) {
+    case PBVALUE_INT:
+        if (parse_int(text, &i) < 0)
+            goto bad;
+        v = pbvalue_int(i);
+        break;
+    case PBVALUE_DOUBLE:
+        if (parse_double(text, &d) < 0)
+            goto bad;
+        v = pbvalue_double(d);
+        break;
+    case PBVALUE_BOOL:
+        if (parse_bool(text, &b) < 0)
+            goto bad;
+        v = pbvalue_bool(b);
+        break;
+    case PBVALUE_NULL:
+        if (strcmp(text, "null") != 0)
+            goto bad;
+        v = pbvalue_null();
+        break;
+    case PBVALUE_STRING:
+        v = pbvalue_string(text);
+        if (!v && !pbvalue_utf8_valid(text, strlen(text))) {
+            snprintf(why, why_len, "text is not valid UTF-8");
+            return -EINVAL;
+        }
+        break;
+    case PBVALUE_BYTES:
+        v = pbvalue_bytes(text, strlen(text));
+        break;
+    case PBVALUE_LIST:
+    case PBVALUE_MAP: {
+        int r = pbvalue_from_json(text, &v, jwhy, sizeof(jwhy));
+        if (r == -ENOMEM)
+            return r;
+        if (r < 0) {
+            snprintf(why, why_len, "expected %s as JSON, got \"%.60s\" (%s)",
+                     pbvalue_type_name(type), text, jwhy);
+            return -EINVAL;
+        }
+        if (pbvalue_type(v) != type) {
+            snprintf(why, why_len, "expected %s, got %s \"%.60s\"", pbvalue_type_name(type),
+                     pbvalue_type_name(pbvalue_type(v)), text);
+            pbvalue_free(v);
+            return -EINVAL;
+        }
+        break;
+    }
+    case PBVALUE_ANY: {
+        int r = pbvalue_from_json(text, &v, jwhy, sizeof(jwhy));
+        if (r == -ENOMEM)
+            return r;
+        if (r < 0) {
+            v = pbvalue_string(text);
+            if (!v && !pbvalue_utf8_valid(text, strlen(text))) {
+                snprintf(why, why_len, "text is not valid UTF-8");
+                return -EINVAL;
+            }
+        }
+        break;
+    }
+    default:
+        snprintf(why, why_len, "unknown type code %u", (unsigned)type);
+        return -EINVAL;
+    }
+    if (!v)
+        return -ENOMEM;
+    *ret = v;
+    return 0;
+bad:
+    snprintf(why, why_len, "expected %s, got \"%.60s\"", pbvalue_type_name(type), text);
+    return -EINVAL;
+}
+
+void value_describe(const Aiod__Value *v, char *buf, size_t len) {
+    switch (pbvalue_type(v)) {
+    case PBVALUE_NULL:
+        snprintf(buf, len, "null");
+        break;
+    case PBVALUE_BOOL:
+        snprintf(buf, len, "bool %s", v->bool_value ? "true" : "false");
+        break;
+    case PBVALUE_INT:
+        snprintf(buf, len, "int %" PRId64, v->int_value);
+        break;
+    case PBVALUE_DOUBLE:
+        snprintf(buf, len, "double %g", v->double_value);
+        break;
+    case PBVALUE_STRING:
+        snprintf(buf, len, "string \"%.60s\"", v->string_value);
+        break;
+    case PBVALUE_BYTES:
+        snprintf(buf, len, "bytes of length %zu", v->bytes_value.len);
+        break;
+    default:
+        snprintf(buf, len, "%s of %zu", pbvalue_type_name(pbvalue_type(v)), pbvalue_length(v));
+        break;
+    }
+}
+
+void value_argv_free(Aiod__Value **argv, size_t n) {
+    if (!argv)
+        return;
+    for (size_t i = 0; i < n; i++)
+        pbvalue_free(argv[i]);
+    free(argv);
+}
+
+/* Checks or converts one argument for parameter p (args[i] is taken into
+ * *ret on success). */
+static int check_one(const value_sig *sig, const value_param *p, uint32_t type, Aiod__Value **arg,
+                     bool text, unsigned max_depth, Aiod__Value **ret, char *err, size_t err_len) {
+    char why[256];
+    const char *depth_why = NULL;
+    if (pbvalue_check(*arg, max_depth, &depth_why) < 0) {
+        snprintf(err, err_len, "%s: parameter '%s': %s", sig->function, p->name,
+                 depth_why ? depth_why : "invalid value");
+        return -EINVAL;
+    }
+    if (text) {
+        if (pbvalue_type(*arg) != PBVALUE_STRING) {
+            snprintf(err, err_len, "%s: parameter '%s': text arguments must be strings",
+                     sig->function, p->name);
+            return -EINVAL;
+        }
+        int r = value_from_text(type, (*arg)->string_value, ret, why, sizeof(why));
+        if (r == -EINVAL)
+            snprintf(err, err_len, "%s: parameter '%s': %s", sig->function, p->name, why);
+        return r;
+    }
+    uint32_t have = pbvalue_type(*arg);
+    if (!pbvalue_type_fits(type, have)) {
+        value_describe(*arg, why, sizeof(why));
+        snprintf(err, err_len, "%s: parameter '%s': expected %s, got %s", sig->function, p->name,
+                 pbvalue_type_name(type), why);
+        return -EINVAL;
+    }
+    *ret = *arg;
+    *arg = NULL;
+    if (type == PBVALUE_DOUBLE && have == PBVALUE_INT) {
+        (*ret)->kind_case = AIOD__VALUE__KIND_DOUBLE_VALUE;
+        (*ret)->double_value = (double)(*ret)->int_value;
+    }
+    return 0;
+}
+
+/* Collects the arguments for a rest parameter into a new list. */
+static int collect_rest(const value_sig *sig, const value_param *p, Aiod__Value **args, size_t n,
+                        bool text, unsigned max_depth, Aiod__Value **ret, char *err,
+                        size_t err_len) {
+    Aiod__Value *list = pbvalue_list();
+    if (!list)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        Aiod__Value *item = NULL;
+        int r = check_one(sig, p, p->type & ~VALUE_REST, &args[i], text, max_depth, &item, err,
+                          err_len);
+        if (r == 0)
+            r = pbvalue_list_append(list, item);
+        if (r < 0) {
+            pbvalue_free(list);
+            return r;
+        }
+    }
+    *ret = list;
+    return 0;
+}
+
+int value_check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool text,
+                     unsigned max_depth, Aiod__Value ***ret_argv, char *err, size_t err_len) {
+    Aiod__Value **argv = NULL;
+    int r = -EINVAL;
+
+    const value_param *rest = sig->n_params && (sig->params[sig->n_params - 1].type & VALUE_REST)
+                                  ? &sig->params[sig->n_params - 1]
+                                  : NULL;
+    if (n > sig->n_params && !rest) {
+        snprintf(err, err_len, "%s: takes at most %zu argument%s (%zu given)", sig->function,
+                 sig->n_params, sig->n_params == 1 ? "" : "s", n);
+        goto fail;
+    }
+    /* A function without parameters gets no vector (NULL), not an empty one. */
+    argv = sig->n_params ? alloc_calloc(sig->n_params, sizeof(*argv)) : NULL;
+    if (!argv && sig->n_params) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < sig->n_params; i++) {
+        const value_param *p = &sig->params[i];
+        if (p == rest) {
+            r = collect_rest(sig, p, args + i, n > i ? n - i : 0, text, max_depth, &argv[i], err,
+                             err_len);
+            if (r < 0)
+                goto fail;
+            r = -EINVAL;
+            break;
+        }
+        if (i >= n) {
+            if (!p->default_value) {
+                snprintf(err, err_len, "%s: missing argument '%s' (%s)", sig->function, p->name,
+                         pbvalue_type_name(p->type));
+                goto fail;
+            }
+            argv[i] = pbvalue_copy(p->default_value);
+            if (!argv[i]) {
+                r = -ENOMEM;
+                goto fail;
+            }
+            continue;
+        }
+        r = check_one(sig, p, p->type, &args[i], text, max_depth, &argv[i], err, err_len);
+        if (r < 0)
+            goto fail;
+        r = -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pbvalue_free(args[i]);
+        args[i] = NULL;
+    }
+    *ret_argv = argv;
+    return 0;
+fail:
+    for (size_t i = 0; i < n; i++) {
+        pbvalue_free(args[i]);
+        args[i] = NULL;
+    }
+    value_argv_free(argv, sig->n_params);
+    return r;
+}
+
+int value_check_call_borrowed(const value_sig *sig, Aiod__Value *const *args, size_t n, bool text,
+                              unsigned max_depth, Aiod__Value ***ret_argv, char *err,
+                              size_t err_len) {
+    Aiod__Value *small[8], **copies = n <= 8 ? small : alloc_calloc(n, sizeof(*copies));
+    if (!copies)
+        return -ENOMEM;
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < n; i++)
+        if (!(copies[i] = pbvalue_copy(args[i]))) {
+            while (i-- > 0)
+                pbvalue_free(copies[i]);
+            r = -ENOMEM;
+        }
+    if (r == 0)
+        r = value_check_call(sig, copies, n, text, max_depth, ret_argv, err, err_len);
+    if (copies != small)
+        free(copies);
+    return r;
+}

@@ -1,0 +1,40 @@
+/*
+ * Concurrency limits: how many tasks of a function, or of a named group of
+ * functions, run at once (a semaphore around the function, like pueue's
+ * groups). The rest stay pending in FIFO order and are shown as waiting.
+ * Limits come from the plugin descriptor (max_concurrent, group) and can be
+ * overridden by the daemon's settings.
+ */
+#ifndef AIOD_LIMIT_H
+#define AIOD_LIMIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/forward.h"
+
+/* Sets a limit from the settings: `key` is "function NAME" or "group NAME";
+ * 0 removes the limit. 0, -ENOMEM. */
+int limit_set_override(const char *key, uint32_t max);
+
+/* Drops every override (before the settings set them again on reload);
+ * limiters in use fall back to their descriptor's value. */
+void limit_clear_overrides(void);
+
+/* Before a task first runs: true if it may run now (a slot is taken),
+ * false if it was queued behind the limit (it is started by
+ * limit_release later). */
+bool limit_acquire(task *t);
+
+/* A task ends (or is cancelled while queued): frees its slot or its place
+ * in the queue, and starts the next waiting task. */
+void limit_release(task *t);
+
+/* The limit a waiting task waits for ("function x.y", "group g"), or NULL
+ * (also for any finished task). */
+const char *limit_waiting_for(const task *t);
+
+/* Frees every limiter (at exit). */
+void limit_done(void);
+
+#endif

@@ -1,0 +1,235 @@
+/*
+ * Tasks and the task table: ids, states, owner, times, ownership (attached,
+ * submitted, detached), results, retention of finished tasks, and the
+ * done-callbacks ("waiters") that awaits, gathers and client requests hang on
+ * a task. Running a task's code is sched.c's business.
+ *
+ * References: the table holds one while the task is unfinished or retained;
+ * the scheduler holds one while the task is queued or running; child handles,
+ * client requests and parents hold their own. Waiters hold none: they are
+ * removed when they fire or by whoever registered them.
+ */
+#ifndef AIOD_TASK_H
+#define AIOD_TASK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <uv.h>
+
+#include "aiod-pb.h"
+#include "core/coro.h"
+#include "base/forward.h"
+#include "base/list.h"
+
+/* States: the protocol's numbers. */
+enum {
+    TASK_PENDING = AIOD__TASK_STATE__TASK_PENDING,
+    TASK_RUNNING = AIOD__TASK_STATE__TASK_RUNNING,
+    TASK_DONE = AIOD__TASK_STATE__TASK_DONE,
+    TASK_FAILED = AIOD__TASK_STATE__TASK_FAILED,
+    TASK_CANCELLED = AIOD__TASK_STATE__TASK_CANCELLED,
+};
+
+/* A done-callback on a task, fired once when the task ends (or at once
+ * by task_add_waiter if it already has). */
+struct waiter {
+    list node;
+    void (*fn)(waiter *w, task *t);
+    void *data;
+};
+
+/*
+ * What a task needs only while it runs, and until its outcome is delivered
+ * or retained: its coroutine, its places on the scheduler's, limiter's,
+ * parent's and connection's lists, its timer and its waiters. Freed when the
+ * task settles (task_settle), so that a retained outcome keeps only the
+ * small struct task. Lists link these nodes; `task` leads back.
+ */
+struct task_run {
+    task *task;
+    /* The coroutine while started and unfinished (sched.c). */
+    coro *co;
+    /* What the task function returned, until the task is finished. */
+    Aiod__Value *exit_value;
+    /* Error set by api->fail, used if the task returns an error. */
+    char *pending_kind;
+    char *pending_message;
+    int exit_code;
+
+    /* Scheduling (sched.c). */
+    list ready_node;
+    bool queued;
+    bool suspended;
+    bool wake_pending;
+    int wake_status;
+    /* Sleep timer initialised (timer below): the run part is freed in its
+     * close callback. */
+    bool timer_init;
+    uv_timer_t timer;
+
+    /* The unfinished children, which the parent cancels when it ends, and
+     * the task's place on its parent's list. */
+    list children;
+    list child_node;
+    /* The connection an attached task belongs to (weak: the connection
+     * detaches its tasks when it closes). */
+    conn *owner_conn;
+    list conn_node;
+    /* Concurrency limit (limit.c): the limiter, whether the task holds a
+     * slot, and its place in the limiter's queue while it waits. */
+    void *limit;
+    bool limit_slot;
+    list limit_node;
+
+    list waiters;
+};
+
+/*
+ * A task: its identity and outcome, all that a retained outcome keeps.
+ * 136 bytes; the rest is in `run` while the task needs it.
+ */
+struct task {
+    /* First, together: what evicting a retained outcome reads. By then the
+     * task is long out of the cache, and each further line is a miss. */
+    /* On the table's retention list once finished and retained. */
+    list retain_node;
+    uint64_t id;
+    /* Wall-clock microseconds. */
+    uint64_t finished_usec;
+    unsigned refs;
+    uint8_t state;
+    uint8_t ownership; /* AIOD__OWNERSHIP__* */
+    bool in_table;
+    /* Finished, attached, and its outcome not yet delivered to its still
+     * open connection: kept outside the retention list (task_release_pin). */
+    bool pinned;
+    bool cancel_requested;
+    /* asyncio.shield: not cancelled through its awaiters or its parent. */
+    bool shielded;
+    uid_t uid;
+    fn_entry *fn;
+    /* One value per parameter (owned). */
+    Aiod__Value **argv;
+    /* Outcome. result is NULL for a null result (task_result). */
+    Aiod__Value *result;
+    char *error_kind;
+    char *error_message;
+    /* The task's output: NULL until first used (task_output), and again
+     * once retained having printed nothing with nobody following. */
+    output *out;
+    /* NULL once settled (task_settle). */
+    task_run *run;
+    uint32_t argc;
+    pid_t pid;
+    uint64_t created_usec;
+    uint64_t started_usec;
+    /* The spawning task's id (0 for a client's task). */
+    uint64_t parent_id;
+};
+
+/* Creates the table. 0, -ENOMEM. */
+int task_table_init(uv_loop_t *loop);
+
+/*
+ * Where ids come from. `reserve` hands out a block [*first, *end) that no
+ * one else will ever use (idstore.c keeps it on disk); it is called now, and
+ * again whenever the block is used up. Without a source (unit tests), ids
+ * count up from 1. 0, or reserve's negative errno.
+ */
+typedef int (*task_id_reserve_fn)(uint64_t *first, uint64_t *end);
+int task_set_id_source(task_id_reserve_fn reserve);
+/* Drops every task (at shutdown, after the loop stopped running them). */
+void task_table_done(void);
+/* Frees the structs kept for reuse (when idle, and by task_table_done). */
+void task_cache_release(void);
+
+/*
+ * A new pending task for `fn` with the checked argument vector (taken, also
+ * on failure), entered into the table. Its output is `out` (a new reference
+ * is taken: a child shares its root's) or, when NULL, one of its own made on
+ * first use (task_output). -EAGAIN when the task limit is reached, -ENOMEM.
+ */
+int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t uid, pid_t pid,
+             output *out, task **ret);
+
+task *task_ref(task *t);
+/* Returns NULL; accepts NULL. */
+task *task_unref(task *t);
+
+/* The task with this id in the table (unfinished or retained), or NULL. */
+task *task_lookup(uint64_t id);
+
+bool task_finished(const task *t);
+
+/* Registers a done-callback. If the task already ended, fires at once. */
+void task_add_waiter(task *t, waiter *w);
+/* Unregisters a callback that has not fired. Safe to call twice. */
+void task_remove_waiter(waiter *w);
+
+/*
+ * Ends the task: records the state (with result, or error kind/message,
+ * each taken), ends its output (followers get OutputEnd first), fires the
+ * waiters, logs detached outcomes and applies retention.
+ */
+void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *message);
+
+/* A pending task starts running (sched.c, on its first step). */
+void task_set_running(task *t);
+
+/* retain_count or retain_seconds changed (reload): evicts what is now due
+ * and re-arms the expiry timer for the new period. */
+void task_retention_changed(void);
+
+/* The outcome of a pinned task was delivered to its connection, or the
+ * connection closes: it joins the ordinary retention from now. */
+void task_release_pin(task *t);
+
+/* Sets an error as the one the unfinished task will fail with (api->fail).
+ * 0, -ENOMEM, -EINVAL once the task is settled. */
+int task_set_pending_error(task *t, const char *kind, const char *message);
+
+/* Fills an Outcome for the task (borrowing its result: do not free the
+ * result through the outcome). */
+void task_outcome(const task *t, Aiod__Outcome *o);
+
+/* A done task's result (a shared null value when it returned nothing);
+ * borrowed. NULL if the task is not done. */
+const Aiod__Value *task_result(const task *t);
+
+/* The task's output (borrowed), made on first use: most tasks never print
+ * or are followed. NULL when out of memory. */
+output *task_output(task *t);
+
+/* Lines the task printed so far and how many of them were dropped: 0 for a
+ * child task, which prints into its root's output. */
+uint64_t task_output_lines(const task *t);
+uint64_t task_output_dropped(const task *t);
+
+/* Counts for status and statistics. */
+size_t task_count_unfinished(void);
+size_t task_count_running(void);
+uint64_t task_count_finished_total(void);
+
+/* Iterates the table: start with *state = 0 and *cursor = NULL. */
+task *task_next(size_t *state, void **cursor);
+
+/* Detaches an attached task from its connection (connection closing). */
+void task_detach_conn(task *t);
+
+/* Frees the task's run part if nothing needs it any more: the task is
+ * finished, its outcome not pinned, and it is not in the ready queue. The
+ * scheduler calls it when it takes a finished task off that queue. */
+void task_settle(task *t);
+
+/* The task a run part belongs to, through one of its list nodes. */
+#define task_of(node, member) (container_of(node, task_run, member)->task)
+
+const char *task_state_name(int state);
+
+/* Wall-clock now, in microseconds. */
+uint64_t task_now_usec(void);
+
+#endif

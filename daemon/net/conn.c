@@ -1,0 +1,575 @@
+/*
+ * Client connections (conn.h).
+ *
+ * Replies are encoded straight into a per-connection buffer and written
+ * once per loop iteration from a prepare handle, and every kilobyte in
+ * between (conn_frame_end), so a burst of pipelined requests costs a burst
+ * of reads and a few writes. A write goes straight to the socket
+ * (uv_try_write); only what the socket does not take waits for a uv_write.
+ */
+#include "net/conn.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/socket.h>
+
+#include "alloc.h"
+#include "system/config.h"
+#include "request/dispatch.h"
+#include "base/hashmap.h"
+#include "system/log.h"
+#include "macro.h"
+#include "system/policy.h"
+#include "core/sched.h"
+#include "core/task.h"
+#include "request/waiting.h"
+
+static uv_prepare_t flush_handle;
+/* Initialised statically: the scheduler flushes even in tests that never
+ * call conn_init. */
+static list dirty = {&dirty, &dirty};
+static list all = {&all, &all};
+static unsigned n_conns;
+static uint64_t next_serial = 1;
+
+static void process(conn *c);
+
+static void mark_dirty(conn *c) {
+    if (!c->closing && !list_linked(&c->dirty_node))
+        list_insert_tail(&dirty, &c->dirty_node);
+}
+
+unsigned conn_count(void) {
+    return n_conns;
+}
+
+static size_t queued(const conn *c) {
+    return c->wlen + c->inflight_len;
+}
+
+/* Refused connections kept open until their client hangs up, so that a
+ * client writing its hello does not hit a reset before it reads why. */
+#define MAX_LINGERING 64u
+static unsigned n_lingering;
+
+/* Open connections per uid, for max_connections_per_uid. */
+static hashmap *per_uid;
+
+static uint32_t uid_count(uid_t uid) {
+    return hashmap_count_get(per_uid, uid);
+}
+
+static void uid_add(uid_t uid, int delta) {
+    hashmap_count_add(&per_uid, uid, delta);
+}
+
+/* The peer user's groups, looked up once per connection. */
+static void load_groups(conn *c) {
+    struct passwd *pw = getpwuid(c->uid);
+    int n = 64;
+    if (!pw)
+        return;
+    for (int tries = 0; tries < 2; tries++) {
+        gid_t *g = alloc_malloc((size_t)n * sizeof(*g));
+        if (!g)
+            return;
+        int want = n;
+        if (getgrouplist(pw->pw_name, c->gid, g, &want) >= 0) {
+            c->groups = g;
+            c->n_groups = (size_t)want;
+            return;
+        }
+        free(g);
+        n = want;
+    }
+}
+
+static void on_closed(uv_handle_t *h) {
+    conn *c = h->data;
+    list_remove(&c->dirty_node);
+    if (c->refused)
+        n_lingering--;
+    if (c->counted)
+        uid_add(c->uid, -1);
+    free(c->groups);
+    frame_reader_done(&c->rd);
+    free(c->wbuf);
+    free(c->inflight_buf);
+    n_conns--;
+    free(c);
+}
+
+void conn_close(conn *c) {
+    if (c->closing)
+        return;
+    c->closing = true;
+    list_remove(&c->dirty_node);
+    list_remove(&c->all_node);
+    /* Attached tasks go with their connection, as asyncio.run cancels what
+     * is left. */
+    while (!list_empty(&c->tasks)) {
+        task *t = task_of(list_first(&c->tasks), conn_node);
+        if (t->pinned) {
+            task_release_pin(t); /* finished: its outcome joins the retention */
+            continue;
+        }
+        task_detach_conn(t);
+        sched_cancel(t);
+    }
+    while (!list_empty(&c->followers))
+        output_follower_free(container_of(list_first(&c->followers), follower, conn_node));
+    waiting_conn_closed(c);
+    uv_close((uv_handle_t *)&c->pipe, on_closed);
+}
+
+void conn_close_soon(conn *c) {
+    if (c->closing || c->draining)
+        return;
+    c->draining = true;
+    uv_read_stop((uv_stream_t *)&c->pipe);
+    mark_dirty(c);
+}
+
+static void on_write(uv_write_t *req, int status) {
+    conn *c = req->data;
+    c->writing = false;
+    free(c->inflight_buf);
+    c->inflight_buf = NULL;
+    c->inflight_len = 0;
+    if (c->closing)
+        return;
+    if (status < 0) {
+        log_debug_errno(status, "connection %llu: write failed, closing",
+                        (unsigned long long)c->serial);
+        conn_close(c);
+        return;
+    }
+    mark_dirty(c);
+}
+
+/* Hands what is queued to one write, unless one is under way. Never closes:
+ * a failed write leaves the bytes queued for flush to fail again on. */
+static int start_write(conn *c) {
+    if (c->writing || c->wlen == 0)
+        return 0;
+    uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)c->wlen);
+    c->wreq.data = c;
+    int r = uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &b, 1, on_write);
+    if (r < 0)
+        return r;
+    /* The bytes now belong to the write (on_write frees them). */
+    c->inflight_buf = c->wbuf;
+    c->inflight_len = c->wlen;
+    c->wbuf = NULL;
+    c->wlen = c->wcap = 0;
+    c->writing = true;
+    return 0;
+}
+
+#define WBUF_KEEP 65536u
+
+/* Writes what is queued at once, without a write request, unless one is
+ * under way. What the socket does not take stays queued; errors are left
+ * for flush to report. */
+static void write_now(conn *c) {
+    if (c->writing || c->wlen == 0)
+        return;
+    uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)c->wlen);
+    int n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
+    if (n <= 0)
+        return;
+    c->wlen -= (size_t)n;
+    memmove(c->wbuf, c->wbuf + n, c->wlen);
+    /* The buffer is kept for the next replies, as the read buffer is,
+     * unless a large reply grew it. */
+    if (c->wlen == 0 && c->wcap > WBUF_KEEP) {
+        free(c->wbuf);
+        c->wbuf = NULL;
+        c->wcap = 0;
+    }
+}
+
+static void flush(conn *c) {
+    write_now(c);
+    int r = start_write(c);
+    if (r < 0) {
+        log_debug_errno(r, "connection %llu: write failed, closing", (unsigned long long)c->serial);
+        conn_close(c);
+    }
+}
+
+/* Marks the connection for closing at the end of the loop iteration
+ * (conn_flush_all). */
+static void drop(conn *c) {
+    c->dropping = true;
+    mark_dirty(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void resume_reading(conn *c) {
+    if (!c->paused || c->closing || c->draining)
+        return;
+    if (c->in_flight >= cfg.max_in_flight || queued(c) > cfg.max_write_queue)
+        return;
+    c->paused = false;
+    process(c);
+    if (!c->paused && !c->closing && !c->draining)
+        if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) < 0)
+            conn_close(c);
+}
+
+void conn_flush_all(void) {
+    while (!list_empty(&dirty)) {
+        conn *c = container_of(list_first(&dirty), conn, dirty_node);
+        list_remove(&c->dirty_node);
+        if (c->dropping) {
+            conn_close(c);
+            continue;
+        }
+        flush(c);
+        if (c->closing)
+            continue;
+        if (c->draining && !c->writing && c->wlen == 0) {
+            conn_close(c);
+            continue;
+        }
+        resume_reading(c);
+    }
+}
+
+static void on_prepare(uv_prepare_t *h) {
+    (void)h;
+    conn_flush_all();
+}
+
+int conn_init(uv_loop_t *loop) {
+    uv_prepare_init(loop, &flush_handle);
+    uv_prepare_start(&flush_handle, on_prepare);
+    uv_unref((uv_handle_t *)&flush_handle);
+    return 0;
+}
+
+void conn_done(void) {
+    uv_close((uv_handle_t *)&flush_handle, NULL);
+}
+
+void conn_close_all(void) {
+    list *pos, *tmp;
+    list_foreach_safe(pos, tmp, &all)
+        conn_close_soon(container_of(pos, conn, all_node));
+}
+
+void conn_abort_all(void) {
+    while (!list_empty(&all))
+        conn_close(container_of(list_first(&all), conn, all_node));
+}
+
+/* Room for `n` more bytes at the end of wbuf. */
+static uint8_t *reserve(conn *c, size_t n) {
+    if (c->wcap - c->wlen < n) {
+        size_t ncap = c->wcap ? c->wcap : 16384;
+        while (ncap - c->wlen < n)
+            ncap *= 2;
+        uint8_t *nb = alloc_realloc(c->wbuf, ncap);
+        if (!nb)
+            return NULL;
+        c->wbuf = nb;
+        c->wcap = ncap;
+    }
+    return c->wbuf + c->wlen;
+}
+
+uint8_t *conn_frame_begin(conn *c, uint64_t request_id, size_t size) {
+    if (c->closing || c->dropping)
+        return NULL;
+    if (size > cfg.max_frame) {
+        /* The client would refuse the frame: tell it why instead. */
+        conn_send_error(c, request_id, AIOD__ERROR_CODE__ERROR_LIMIT,
+                        "reply of %zu bytes exceeds the limit max_frame (%u bytes)", size,
+                        cfg.max_frame);
+        return NULL;
+    }
+    uint8_t *p = reserve(c, FRAME_HEADER_SIZE + size);
+    if (!p) {
+        log_error("connection %llu: out of memory queueing a reply, closing",
+                  (unsigned long long)c->serial);
+        drop(c);
+        return NULL;
+    }
+    frame_put_header(p, (uint32_t)size);
+    return p + FRAME_HEADER_SIZE;
+}
+
+void conn_send(conn *c, const Aiod__ServerMessage *m) {
+    size_t size = protobuf_c_message_get_packed_size(&m->base);
+    uint8_t *p = conn_frame_begin(c, m->request_id, size);
+    if (!p)
+        return;
+    protobuf_c_message_pack(&m->base, p);
+    conn_frame_end(c, size);
+}
+
+/* Replies are written once per loop iteration, and whenever this many
+ * bytes are queued with no write under way: a pipelining client then works
+ * on the replies of a batch while the rest are being made, rather than
+ * waiting for the whole batch. */
+#define EARLY_FLUSH_BYTES 1024u
+
+void conn_frame_end(conn *c, size_t size) {
+    c->wlen += FRAME_HEADER_SIZE + size;
+    mark_dirty(c);
+    if (c->wlen >= EARLY_FLUSH_BYTES)
+        write_now(c);
+    /* A client that does not read its replies: stop reading its requests
+     * and, past twice the bound, drop it. */
+    if (queued(c) > 2 * cfg.max_write_queue) {
+        log_warning("connection %llu (uid %u pid %d): %zu bytes of replies unread, over "
+                    "max_write_queue; dropping the client",
+                    (unsigned long long)c->serial, (unsigned)c->uid, (int)c->pid, queued(c));
+        drop(c);
+    } else if (queued(c) > cfg.max_write_queue && !c->paused) {
+        c->paused = true;
+        uv_read_stop((uv_stream_t *)&c->pipe);
+    }
+}
+
+void conn_send_error(conn *c, uint64_t request_id, Aiod__ErrorCode code, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    Aiod__Error e = AIOD__ERROR__INIT;
+    e.code = code;
+    e.message = msg;
+    Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
+    m.request_id = request_id;
+    m.body_case = AIOD__SERVER_MESSAGE__BODY_ERROR;
+    m.error = &e;
+    conn_send(c, &m);
+}
+
+void conn_send_output(conn *c, uint64_t request_id, uint64_t task_id, uint64_t seq, int stream,
+                      const char *line) {
+    Aiod__Output o = AIOD__OUTPUT__INIT;
+    o.task_id = task_id;
+    o.stream = (uint32_t)stream;
+    o.line = (char *)line;
+    o.seq = seq;
+    Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
+    m.request_id = request_id;
+    m.body_case = AIOD__SERVER_MESSAGE__BODY_OUTPUT;
+    m.output = &o;
+    conn_send(c, &m);
+}
+
+void conn_send_output_end(conn *c, uint64_t request_id, uint64_t task_id, uint64_t dropped,
+                          int state) {
+    Aiod__OutputEnd e = AIOD__OUTPUT_END__INIT;
+    e.task_id = task_id;
+    e.dropped = dropped;
+    e.state = (Aiod__TaskState)state;
+    Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
+    m.request_id = request_id;
+    m.body_case = AIOD__SERVER_MESSAGE__BODY_OUTPUT_END;
+    m.output_end = &e;
+    conn_send(c, &m);
+}
+
+void conn_request_done(conn *c) {
+    if (c->in_flight > 0)
+        c->in_flight--;
+    if (c->paused)
+        mark_dirty(c);
+}
+
+void conn_add_follower(conn *c, follower *f) {
+    list_insert_tail(&c->followers, &f->conn_node);
+}
+
+void conn_add_task(conn *c, task *t) {
+    t->run->owner_conn = c;
+    list_insert_tail(&c->tasks, &t->run->conn_node);
+}
+
+/* Tells the client why it is refused (request id 0), then lets it read that:
+ * whatever it sends is discarded until it closes. Past MAX_LINGERING such
+ * connections the refusal is sent and the connection closed at once. */
+_printf_(2, 3) static void refuse(conn *c, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    conn_send_error(c, 0, AIOD__ERROR_CODE__ERROR_LIMIT, "%s", msg);
+    if (n_lingering >= MAX_LINGERING) {
+        conn_close_soon(c);
+        return;
+    }
+    n_lingering++;
+    c->refused = true;
+    uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+/* Handles every whole frame buffered, unless backpressure says stop. */
+static void process(conn *c) {
+    if (c->refused) {
+        c->rd.start = c->rd.end; /* discard */
+        return;
+    }
+    if (c->dispatching)
+        return;
+    c->dispatching = true;
+    while (!c->closing && !c->draining && !c->dropping) {
+        if (c->in_flight >= cfg.max_in_flight || queued(c) > cfg.max_write_queue) {
+            if (!c->paused) {
+                c->paused = true;
+                uv_read_stop((uv_stream_t *)&c->pipe);
+            }
+            break;
+        }
+        const uint8_t *payload;
+        uint32_t len;
+        int r = frame_reader_next(&c->rd, &payload, &len);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            uint8_t hdr[FRAME_HEADER_SIZE];
+            memcpy(hdr, c->rd.buf + c->rd.start, FRAME_HEADER_SIZE);
+            log_warning("connection %llu (uid %u pid %d): frame of %u bytes exceeds max_frame "
+                        "(%u), dropping the client",
+                        (unsigned long long)c->serial, (unsigned)c->uid, (int)c->pid,
+                        frame_get_header(hdr), cfg.max_frame);
+            conn_send_error(c, 0, AIOD__ERROR_CODE__ERROR_BAD_MESSAGE,
+                            "frame of %u bytes exceeds the limit max_frame (%u bytes)",
+                            frame_get_header(hdr), cfg.max_frame);
+            conn_close_soon(c);
+            break;
+        }
+        c->in_flight++;
+        dispatch_frame(c, payload, len);
+    }
+    c->dispatching = false;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    conn *c = h->data;
+    size_t avail = 0;
+    uint8_t *p = frame_reader_space(&c->rd, 65536, &avail);
+    (void)suggested;
+    *buf = uv_buf_init((char *)p, p ? (unsigned)MIN(avail, (size_t)1 << 20) : 0);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    conn *c = s->data;
+    (void)buf;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread != UV_EOF && nread != UV_ECONNRESET)
+            log_debug_errno((int)nread, "connection %llu: read failed",
+                            (unsigned long long)c->serial);
+        conn_close(c);
+        return;
+    }
+    frame_reader_commit(&c->rd, (size_t)nread);
+    process(c);
+}
+
+static conn *conn_alloc(uv_loop_t *loop) {
+    conn *c = alloc_calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    if (uv_pipe_init(loop, &c->pipe, 0) < 0) {
+        free(c);
+        return NULL;
+    }
+    c->pipe.data = c;
+    n_conns++;
+    list_init(&c->dirty_node);
+    list_init(&c->tasks);
+    list_init(&c->followers);
+    list_init(&c->waits);
+    list_init(&c->all_node);
+    frame_reader_init(&c->rd, cfg.max_frame);
+    c->serial = next_serial++;
+    list_insert_tail(&all, &c->all_node);
+    return c;
+}
+
+/* Identifies the peer, applies the connection limits and starts reading. */
+static int conn_start(conn *c) {
+    uv_os_fd_t fd;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        c->uid = cred.uid;
+        c->gid = cred.gid;
+        c->pid = cred.pid;
+    } else {
+        log_warning("connection %llu: no peer credentials, refusing",
+                    (unsigned long long)c->serial);
+        conn_close(c);
+        return -EPERM;
+    }
+    if (c->uid != 0 && uid_count(c->uid) >= policy_lim.max_connections_per_uid) {
+        log_warning("connection from uid %u pid %d refused: max_connections_per_uid (%u) reached",
+                    (unsigned)c->uid, (int)c->pid, policy_lim.max_connections_per_uid);
+        refuse(c,
+               "too many connections for uid %u: the limit max_connections_per_uid (%u) is "
+               "reached",
+               (unsigned)c->uid, policy_lim.max_connections_per_uid);
+        return -EMFILE;
+    }
+    uid_add(c->uid, +1);
+    c->counted = true;
+    load_groups(c);
+    c->admin = policy_is_admin(c->uid, c->gid);
+    if (n_conns > cfg.max_connections) {
+        log_warning("connection from uid %u pid %d refused: max_connections (%u) reached",
+                    (unsigned)c->uid, (int)c->pid, cfg.max_connections);
+        refuse(c, "too many connections: the limit max_connections (%u) is reached",
+               cfg.max_connections);
+        return -EMFILE;
+    }
+    int r = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+    if (r < 0) {
+        conn_close(c);
+        return r;
+    }
+    log_debug("connection %llu from uid %u pid %d", (unsigned long long)c->serial, (unsigned)c->uid,
+              (int)c->pid);
+    return 0;
+}
+
+int conn_accept(uv_stream_t *server) {
+    conn *c = conn_alloc(server->loop);
+    if (!c)
+        return -ENOMEM;
+    int r = uv_accept(server, (uv_stream_t *)&c->pipe);
+    if (r < 0) {
+        conn_close(c);
+        return r;
+    }
+    return conn_start(c);
+}
+
+int conn_open_fd(uv_loop_t *loop, int fd) {
+    conn *c = conn_alloc(loop);
+    if (!c)
+        return -ENOMEM;
+    int r = uv_pipe_open(&c->pipe, fd);
+    if (r < 0) {
+        conn_close(c);
+        return r;
+    }
+    return conn_start(c);
+}

@@ -1,0 +1,131 @@
+/*
+ * One client connection: reading frames (incrementally, many per read),
+ * batching replies into few writes, backpressure (in-flight requests and
+ * queued bytes), the peer's credentials, and closing: the attached tasks of a
+ * closing connection are cancelled, its followers and waiting requests
+ * dropped. Memory is freed only in libuv's close callback.
+ */
+#ifndef AIOD_CONN_H
+#define AIOD_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <uv.h>
+
+#include "aiod-pb.h"
+#include "base/forward.h"
+#include "frame.h"
+#include "base/list.h"
+#include "core/output.h"
+
+struct conn {
+    uv_pipe_t pipe;
+    uint64_t serial;
+    frame_reader rd;
+    uid_t uid;
+    gid_t gid;
+    pid_t pid;
+    /* The peer user's supplementary groups (for call rules), and whether it
+     * may act on every task (root or the admin group). */
+    gid_t *groups;
+    size_t n_groups;
+    bool admin;
+    /* Counted in the per-uid connection count. */
+    bool counted;
+    /* Refused (a connection limit): the error was sent, input is discarded
+     * until the client hangs up. */
+    bool refused;
+    bool hello_done;
+    /* Closing started: nothing more is sent or read. */
+    bool closing;
+    /* To be closed at the end of this loop iteration (a client that does
+     * not read its replies, no memory for a reply): sending, which happens
+     * deep inside request and task handling, never closes directly. */
+    bool dropping;
+    /* Send what is queued, then close (after a fatal protocol error). */
+    bool draining;
+    /* Reading stopped for backpressure. */
+    bool paused;
+    /* Inside dispatch: do not process more frames re-entrantly. */
+    bool dispatching;
+    /* Requests received and not yet fully answered. */
+    uint32_t in_flight;
+    /* Bytes encoded and waiting for the next write. */
+    uint8_t *wbuf;
+    size_t wlen;
+    size_t wcap;
+    /* The buffer being written by libuv now, if any. */
+    uint8_t *inflight_buf;
+    size_t inflight_len;
+    bool writing;
+    uv_write_t wreq;
+    /* On the list of connections with something to flush or resume. */
+    list dirty_node;
+    /* Attached tasks (task.conn_node), followers (follower.conn_node) and
+     * waiting requests (wait_req.conn_node). */
+    list tasks;
+    list followers;
+    list waits;
+    list all_node;
+};
+
+/* Sets up the per-loop flush handle. */
+int conn_init(uv_loop_t *loop);
+void conn_done(void);
+
+/* Accepts a new connection from `server`. 0 or a negative errno. */
+int conn_accept(uv_stream_t *server);
+
+/* Serves a connected stream socket `fd` (taken) as a connection: used by
+ * tests and the connection fuzzer with one end of a socketpair. */
+int conn_open_fd(uv_loop_t *loop, int fd);
+
+/* Writes what every connection has queued and resumes reading where
+ * backpressure allows. Runs before each poll; the scheduler also calls it
+ * after running tasks, so replies leave in the same loop iteration. */
+void conn_flush_all(void);
+
+/* Number of open connections. */
+unsigned conn_count(void);
+
+/* Closes every connection after flushing what is queued (shutdown). */
+void conn_close_all(void);
+
+/* Closes every connection now, dropping what is queued (exit path). */
+void conn_abort_all(void);
+
+/* Queues one message for the client. Messages to a closing (or dropping)
+ * connection are discarded. */
+void conn_send(conn *c, const Aiod__ServerMessage *m);
+
+/*
+ * A reply encoded by the caller in place: conn_frame_begin returns where to
+ * write its `size` bytes (borrowed, valid until the next send on `c`), then
+ * conn_frame_end queues them. NULL when nothing is to be written: the
+ * connection is closing, or is dropped for lack of memory, or the reply is
+ * over max_frame (the client gets an ERROR_LIMIT for `request_id` instead).
+ */
+uint8_t *conn_frame_begin(conn *c, uint64_t request_id, size_t size);
+void conn_frame_end(conn *c, size_t size);
+void conn_send_error(conn *c, uint64_t request_id, Aiod__ErrorCode code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void conn_send_output(conn *c, uint64_t request_id, uint64_t task_id, uint64_t seq, int stream,
+                      const char *line);
+void conn_send_output_end(conn *c, uint64_t request_id, uint64_t task_id, uint64_t dropped,
+                          int state);
+
+/* A request is fully answered: it no longer counts as in flight. */
+void conn_request_done(conn *c);
+
+/* Bookkeeping of what hangs on the connection. */
+void conn_add_follower(conn *c, follower *f);
+void conn_add_task(conn *c, task *t);
+
+/* Sends what is queued, then closes. */
+void conn_close_soon(conn *c);
+/* Closes now (queued bytes are dropped). */
+void conn_close(conn *c);
+
+#endif

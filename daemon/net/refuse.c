@@ -1,0 +1,70 @@
+/*
+ * Answering the clients queued on an activation socket when the daemon
+ * refuses to start (refuse.h). Runs before any loop exists: plain
+ * non-blocking accept, one small write each, close.
+ */
+#include "net/refuse.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "aiod-pb.h"
+
+/* The frame: 4-byte big-endian length, then the ServerMessage. */
+static size_t error_frame(const char *why, uint8_t *buf, size_t size) {
+    Aiod__Error e = AIOD__ERROR__INIT;
+    e.code = AIOD__ERROR_CODE__ERROR_SHUTTING_DOWN;
+    e.message = (char *)why;
+    Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
+    m.body_case = AIOD__SERVER_MESSAGE__BODY_ERROR;
+    m.error = &e;
+    size_t n = aiod__server_message__get_packed_size(&m);
+    if (n + 4 > size)
+        return 0;
+    aiod__server_message__pack(&m, buf + 4);
+    buf[0] = (uint8_t)(n >> 24);
+    buf[1] = (uint8_t)(n >> 16);
+    buf[2] = (uint8_t)(n >> 8);
+    buf[3] = (uint8_t)n;
+    return n + 4;
+}
+
+int refuse_waiting_clients(const char *why) {
+    if (sd_listen_fds(0) != 1)
+        return 0;
+    int lfd = SD_LISTEN_FDS_START;
+    if (sd_is_socket_unix(lfd, SOCK_STREAM, 1, NULL, 0) <= 0)
+        return 0;
+    uint8_t frame[2048];
+    size_t len = error_frame(why, frame, sizeof(frame));
+    int flags = fcntl(lfd, F_GETFL);
+    if (flags < 0 || fcntl(lfd, F_SETFL, flags | O_NONBLOCK) < 0)
+        return 0;
+    int n = 0;
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            break; /* EAGAIN: nobody else is waiting */
+        }
+        /* Read what the client sent (its hello) first: closing a Unix
+         * socket with unread data makes the peer's reads fail. */
+        char sink[4096];
+        while (read(fd, sink, sizeof(sink)) > 0)
+            ;
+        if (len)
+            (void)!write(fd, frame, len);
+        close(fd);
+        n++;
+    }
+    fcntl(lfd, F_SETFL, flags);
+    return n;
+}

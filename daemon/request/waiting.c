@@ -1,0 +1,220 @@
+/*
+ * Await and Gather on behalf of clients (waiting.h).
+ */
+#include "request/waiting.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "alloc.h"
+#include "net/conn.h"
+#include "net/encode.h"
+#include "system/log.h"
+#include "host/registry.h"
+#include "core/sched.h"
+#include "core/task.h"
+
+typedef struct wait_item {
+    waiter w;
+    wait_req *req;
+} wait_item;
+
+struct wait_req {
+    conn *c;
+    uint64_t request_id;
+    list conn_node;
+    wait_opts opts;
+    task **tasks;
+    size_t n;
+    size_t remaining;
+    task *first_failed;
+    bool replied;
+    uv_timer_t timer;
+    bool timer_init;
+    /* One per task; items, then the tasks array, share the allocation. */
+    wait_item items[];
+};
+
+static void req_free_memory(wait_req *r) {
+    for (size_t i = 0; i < r->n; i++)
+        task_unref(r->tasks[i]);
+    free(r);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+    req_free_memory(h->data);
+}
+
+/* Unhooks everything and frees (after the timer closes, if any). */
+static void req_end(wait_req *r) {
+    for (size_t i = 0; i < r->n; i++)
+        task_remove_waiter(&r->items[i].w);
+    list_remove(&r->conn_node);
+    if (r->timer_init) {
+        uv_timer_stop(&r->timer);
+        uv_close((uv_handle_t *)&r->timer, on_timer_closed);
+    } else
+        req_free_memory(r);
+}
+
+/* Outcomes of a request this small are built on the stack. */
+#define SMALL_REPLY 8
+
+static void reply_outcomes(wait_req *r) {
+    Aiod__Outcome small_os[SMALL_REPLY];
+    encode_sizes small_sizes[SMALL_REPLY];
+    bool small = r->n <= SMALL_REPLY;
+    Aiod__Outcome *os = small ? small_os : alloc_calloc(r->n, sizeof(*os));
+    encode_sizes *sizes = small ? small_sizes : alloc_calloc(r->n, sizeof(*sizes));
+    if (!os || !sizes) {
+        free(os);
+        free(sizes);
+        conn_send_error(r->c, r->request_id, AIOD__ERROR_CODE__ERROR_INTERNAL,
+                        "out of memory building the reply");
+        return;
+    }
+    for (size_t i = 0; i < r->n; i++)
+        task_outcome(r->tasks[i], &os[i]);
+    size_t size = encode_outcomes_size(r->request_id, os, r->n, sizes);
+    uint8_t *p = conn_frame_begin(r->c, r->request_id, size);
+    if (p) {
+        encode_outcomes(p, r->request_id, os, r->n, sizes);
+        conn_frame_end(r->c, size);
+    }
+    if (!small) {
+        free(os);
+        free(sizes);
+    }
+}
+
+static void reply_failed(wait_req *r) {
+    Aiod__Outcome o;
+    task_outcome(r->first_failed, &o);
+    Aiod__Error e = AIOD__ERROR__INIT;
+    char msg[1200];
+    snprintf(msg, sizeof(msg), "task %llu (%s) %s: %s: %s", (unsigned long long)r->first_failed->id,
+             r->first_failed->fn->full_name, task_state_name(r->first_failed->state), o.error_kind,
+             o.error_message);
+    e.code = AIOD__ERROR_CODE__ERROR_TASK_FAILED;
+    e.message = msg;
+    e.outcome = &o;
+    Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
+    m.request_id = r->request_id;
+    m.body_case = AIOD__SERVER_MESSAGE__BODY_ERROR;
+    m.error = &e;
+    conn_send(r->c, &m);
+}
+
+static void finish(wait_req *r) {
+    if (r->replied)
+        return;
+    r->replied = true;
+    if (r->first_failed)
+        reply_failed(r);
+    else
+        reply_outcomes(r);
+    /* Outcomes delivered to the owning connection need no pin any more. */
+    for (size_t i = 0; i < r->n; i++)
+        if (r->tasks[i]->pinned && r->tasks[i]->run->owner_conn == r->c &&
+            (!r->first_failed || r->tasks[i] == r->first_failed))
+            task_release_pin(r->tasks[i]);
+    conn_request_done(r->c);
+    req_end(r);
+}
+
+static void on_task_done(waiter *w, task *t) {
+    wait_req *r = ((wait_item *)w)->req;
+    r->remaining--;
+    if (r->opts.gather && !r->opts.return_exceptions && t->state != TASK_DONE && !r->first_failed) {
+        r->first_failed = t;
+        finish(r);
+    } else if (r->remaining == 0)
+        finish(r);
+}
+
+static void on_timeout(uv_timer_t *h) {
+    wait_req *r = h->data;
+    if (r->replied)
+        return;
+    r->replied = true;
+    size_t unfinished = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (!task_finished(r->tasks[i]))
+            unfinished++;
+    if (r->opts.cancel_on_timeout) {
+        /* Unhook first: cancelling can finish pending tasks at once. */
+        for (size_t i = 0; i < r->n; i++)
+            task_remove_waiter(&r->items[i].w);
+        for (size_t i = 0; i < r->n; i++)
+            sched_cancel(r->tasks[i]);
+    }
+    conn_send_error(r->c, r->request_id, AIOD__ERROR_CODE__ERROR_TIMEOUT,
+                    "timed out after %g s with %zu of %zu task%s unfinished; %s", r->opts.timeout,
+                    unfinished, r->n, r->n == 1 ? "" : "s",
+                    r->opts.cancel_on_timeout ? "cancelled them" : "they keep running");
+    conn_request_done(r->c);
+    req_end(r);
+}
+
+wait_req *waiting_new(conn *c, uint64_t request_id, size_t n) {
+    wait_req *r = alloc_calloc(1, sizeof(*r) + n * (sizeof(r->items[0]) + sizeof(task *)));
+    if (!r)
+        return NULL;
+    r->c = c;
+    r->request_id = request_id;
+    r->tasks = (task **)(r->items + n);
+    r->n = n;
+    return r;
+}
+
+task **waiting_tasks(wait_req *r) {
+    return r->tasks;
+}
+
+void waiting_abandon(wait_req *r) {
+    req_free_memory(r);
+}
+
+void waiting_begin(wait_req *r, const wait_opts *o) {
+    conn *c = r->c;
+    task **tasks = r->tasks;
+    size_t n = r->n;
+    r->opts = *o;
+    list_insert_tail(&c->waits, &r->conn_node);
+    for (size_t i = 0; i < n; i++) {
+        list_init(&r->items[i].w.node);
+        r->items[i].w.fn = on_task_done;
+        r->items[i].req = r;
+    }
+    /* Count first, then hook: a hook on a finished task fires at once. */
+    for (size_t i = 0; i < n; i++)
+        if (!task_finished(tasks[i]))
+            r->remaining++;
+        else if (o->gather && !o->return_exceptions && tasks[i]->state != TASK_DONE &&
+                 !r->first_failed)
+            r->first_failed = tasks[i];
+    if (r->remaining == 0 || r->first_failed) {
+        finish(r);
+        return;
+    }
+    if (o->timeout > 0) {
+        uv_timer_init(sched_loop(), &r->timer);
+        r->timer.data = r;
+        r->timer_init = true;
+        double ms = ceil(o->timeout * 1000.0);
+        uv_timer_start(&r->timer, on_timeout, ms > 1e12 ? (uint64_t)1e12 : (uint64_t)ms, 0);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!task_finished(tasks[i]))
+            task_add_waiter(tasks[i], &r->items[i].w);
+}
+
+void waiting_conn_closed(conn *c) {
+    while (!list_empty(&c->waits)) {
+        wait_req *r = container_of(list_first(&c->waits), wait_req, conn_node);
+        r->replied = true;
+        req_end(r);
+    }
+}

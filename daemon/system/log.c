@@ -1,0 +1,161 @@
+/*
+ * Log sinks (log.h). The journal is used only when stderr is the very stream
+ * systemd connected (JOURNAL_STREAM names its device and inode), as
+ * systemd's own tools decide; otherwise lines go to stderr. If the journal
+ * refuses an entry the line goes to stderr instead, so nothing is lost.
+ */
+#define SD_JOURNAL_SUPPRESS_LOCATION /* we pass the caller's location ourselves */
+#include "system/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <systemd/sd-journal.h>
+
+#include "host/registry.h"
+#include "core/task.h"
+
+static int max_priority = LOG_INFO;
+static bool use_journal;
+
+static const char *const level_names[] = {"emerg",   "alert",  "crit", "err",
+                                          "warning", "notice", "info", "debug"};
+
+static bool stderr_is_journal(void) {
+    const char *e = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+void log_setup(int priority) {
+    max_priority = priority;
+    use_journal = stderr_is_journal();
+}
+
+void log_set_max_priority(int priority) {
+    max_priority = priority;
+}
+
+int log_get_max_priority(void) {
+    return max_priority;
+}
+
+bool log_to_journal(void) {
+    return use_journal;
+}
+
+int log_level_from_string(const char *s, int *ret_priority) {
+    for (int i = 0; i < (int)ELEMENTSOF(level_names); i++)
+        if (strcmp(s, level_names[i]) == 0) {
+            *ret_priority = i;
+            return 0;
+        }
+    if (strcmp(s, "error") == 0) {
+        *ret_priority = LOG_ERR;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+const char *log_level_to_string(int priority) {
+    return priority >= 0 && priority < (int)ELEMENTSOF(level_names) ? level_names[priority] : "?";
+}
+
+/* One "NAME=value" journal field in `buf`, appended to `iov`. */
+_printf_(4, 5) static void field(struct iovec *iov, size_t *n, char *buf, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(buf, 128, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return;
+    iov[*n].iov_base = buf;
+    iov[*n].iov_len = (size_t)len < 128 ? (size_t)len : 127;
+    (*n)++;
+}
+
+static int send_journal(int priority, int error, const task *t, const char *file, int line,
+                        const char *func, const char *msg) {
+    struct iovec iov[16];
+    char b[12][128];
+    size_t n = 0, k = 0;
+    /* MESSAGE= may be long: point at it instead of copying. */
+    static const char message[] = "MESSAGE=";
+    _cleanup_free_ char *m = NULL;
+    size_t ml = strlen(msg);
+    m = malloc(sizeof(message) + ml);
+    if (!m)
+        return -ENOMEM;
+    memcpy(m, message, sizeof(message) - 1);
+    memcpy(m + sizeof(message) - 1, msg, ml);
+    iov[n].iov_base = m;
+    iov[n].iov_len = sizeof(message) - 1 + ml;
+    n++;
+    field(iov, &n, b[k++], "PRIORITY=%d", priority & 7);
+    field(iov, &n, b[k++], "SYSLOG_IDENTIFIER=aiod");
+    field(iov, &n, b[k++], "CODE_FILE=%s", file);
+    field(iov, &n, b[k++], "CODE_LINE=%d", line);
+    field(iov, &n, b[k++], "CODE_FUNC=%s", func);
+    if (error > 0)
+        field(iov, &n, b[k++], "ERRNO=%d", error);
+    if (t) {
+        field(iov, &n, b[k++], "TASK_ID=%llu", (unsigned long long)t->id);
+        field(iov, &n, b[k++], "FUNCTION=%s", t->fn->full_name);
+        field(iov, &n, b[k++], "PLUGIN=%s", t->fn->owner->name);
+        field(iov, &n, b[k++], "OWNER_UID=%u", (unsigned)t->uid);
+        if (task_finished(t))
+            field(iov, &n, b[k++], "STATE=%s", task_state_name(t->state));
+        if (t->error_kind)
+            field(iov, &n, b[k++], "ERROR_KIND=%s", t->error_kind);
+    }
+    /* The error message may be long too. */
+    static const char emsg[] = "ERROR_MESSAGE=";
+    _cleanup_free_ char *e = NULL;
+    if (t && t->error_message) {
+        size_t el = strlen(t->error_message);
+        e = malloc(sizeof(emsg) + el);
+        if (e) {
+            memcpy(e, emsg, sizeof(emsg) - 1);
+            memcpy(e + sizeof(emsg) - 1, t->error_message, el);
+            iov[n].iov_base = e;
+            iov[n].iov_len = sizeof(emsg) - 1 + el;
+            n++;
+        }
+    }
+    return sd_journal_sendv(iov, (int)n);
+}
+
+int log_internal(int priority, int error, const task *t, const char *file, int line,
+                 const char *func, const char *fmt, ...) {
+    if (priority > max_priority)
+        return -error;
+
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -error;
+    if (error > 0 && (size_t)n < sizeof(msg))
+        snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(error));
+
+    if (use_journal && send_journal(priority, error, t, file, line, func, msg) >= 0)
+        return -error;
+    if (t)
+        fprintf(stderr, "aiod[%d]: %s: task %llu %s (uid %u): %s\n", (int)getpid(),
+                level_names[priority & 7], (unsigned long long)t->id, t->fn->full_name,
+                (unsigned)t->uid, msg);
+    else
+        fprintf(stderr, "aiod[%d]: %s: %s\n", (int)getpid(), level_names[priority & 7], msg);
+    return -error;
+}

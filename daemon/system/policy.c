@@ -1,0 +1,220 @@
+/*
+ * Access policy and per-user limits (policy.h).
+ */
+#include "system/policy.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "net/conn.h"
+#include "base/aiod_limits.h"
+#include "core/task.h"
+
+policy_limits policy_lim = {
+    .max_connections_per_uid = LIMIT_MAX_CONNECTIONS_PER_UID,
+    .max_tasks_per_uid = LIMIT_MAX_TASKS_PER_UID,
+    .max_result = LIMIT_MAX_RESULT,
+};
+
+typedef struct call_rule {
+    char *pattern;
+    char *who;
+    char *origin;
+    uid_t *uids;
+    size_t n_uids;
+    gid_t *gids;
+    size_t n_gids;
+} call_rule;
+
+/* The rules in force, and the ones being staged by the settings. */
+static call_rule *rules, *staged;
+static size_t n_rules, n_staged;
+static bool have_admin_group, staged_have_admin;
+static gid_t admin_gid, staged_admin_gid;
+static char admin_name[64], staged_admin_name[64];
+
+static void rule_free(call_rule *r) {
+    free(r->pattern);
+    free(r->who);
+    free(r->origin);
+    free(r->uids);
+    free(r->gids);
+}
+
+static void rules_free(call_rule **v, size_t *n) {
+    for (size_t i = 0; i < *n; i++)
+        rule_free(&(*v)[i]);
+    free(*v);
+    *v = NULL;
+    *n = 0;
+}
+
+void policy_done(void) {
+    rules_free(&rules, &n_rules);
+    rules_free(&staged, &n_staged);
+    have_admin_group = false;
+}
+
+void policy_stage_begin(void) {
+    rules_free(&staged, &n_staged);
+    staged_have_admin = false;
+}
+
+void policy_stage_abort(void) {
+    rules_free(&staged, &n_staged);
+}
+
+void policy_stage_commit(uint32_t max_connections_per_uid, uint32_t max_tasks_per_uid,
+                         uint32_t max_result) {
+    rules_free(&rules, &n_rules);
+    rules = staged;
+    n_rules = n_staged;
+    staged = NULL;
+    n_staged = 0;
+    have_admin_group = staged_have_admin;
+    admin_gid = staged_admin_gid;
+    memcpy(admin_name, staged_admin_name, sizeof(admin_name));
+    policy_lim.max_connections_per_uid = max_connections_per_uid;
+    policy_lim.max_tasks_per_uid = max_tasks_per_uid;
+    policy_lim.max_result = max_result;
+}
+
+int policy_stage_admin_group(const char *name) {
+    struct group *g = getgrnam(name);
+    if (!g)
+        return -ENOENT;
+    staged_admin_gid = g->gr_gid;
+    snprintf(staged_admin_name, sizeof(staged_admin_name), "%s", name);
+    staged_have_admin = true;
+    return 0;
+}
+
+static int add_id(void **arr, size_t *n, size_t size, const void *id) {
+    void *a = alloc_realloc(*arr, (*n + 1) * size);
+    if (!a)
+        return -ENOMEM;
+    memcpy((char *)a + *n * size, id, size);
+    *arr = a;
+    (*n)++;
+    return 0;
+}
+
+int policy_stage_call_rule(const char *pattern, const char *who, const char *origin, char *why,
+                           size_t why_len) {
+    call_rule r = {0};
+    int ret = -ENOMEM;
+    if (!(r.pattern = alloc_strdup(pattern)) || !(r.who = alloc_strdup(who)) ||
+        !(r.origin = alloc_strdup(origin ? origin : "settings")))
+        goto fail;
+    char *copy = alloc_strdup(who), *save = NULL;
+    if (!copy)
+        goto fail;
+    for (char *tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+        if (tok[0] == '@') {
+            struct group *g = getgrnam(tok + 1);
+            if (!g) {
+                snprintf(why, why_len, "unknown group '%s'", tok + 1);
+                free(copy);
+                ret = -EINVAL;
+                goto fail;
+            }
+            if (add_id((void **)&r.gids, &r.n_gids, sizeof(gid_t), &g->gr_gid) < 0) {
+                free(copy);
+                goto fail;
+            }
+            continue;
+        }
+        char *end;
+        unsigned long v = strtoul(tok, &end, 10);
+        uid_t uid;
+        if (*end == '\0' && end != tok)
+            uid = (uid_t)v;
+        else {
+            struct passwd *pw = getpwnam(tok);
+            if (!pw) {
+                snprintf(why, why_len, "unknown user '%s'", tok);
+                free(copy);
+                ret = -EINVAL;
+                goto fail;
+            }
+            uid = pw->pw_uid;
+        }
+        if (add_id((void **)&r.uids, &r.n_uids, sizeof(uid_t), &uid) < 0) {
+            free(copy);
+            goto fail;
+        }
+    }
+    free(copy);
+    call_rule *nr = alloc_realloc(staged, (n_staged + 1) * sizeof(*nr));
+    if (!nr)
+        goto fail;
+    staged = nr;
+    staged[n_staged++] = r;
+    return 0;
+fail:
+    rule_free(&r);
+    return ret;
+}
+
+bool policy_is_admin(uid_t uid, gid_t gid) {
+    if (uid == 0)
+        return true;
+    if (!have_admin_group)
+        return false;
+    if (gid == admin_gid)
+        return true;
+    struct passwd *pw = getpwuid(uid);
+    if (!pw)
+        return false;
+    gid_t groups[256];
+    int n = 256;
+    if (getgrouplist(pw->pw_name, gid, groups, &n) < 0)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (groups[i] == admin_gid)
+            return true;
+    return false;
+}
+
+bool policy_may_act(const conn *c, const task *t) {
+    return c->admin || c->uid == t->uid;
+}
+
+static bool in_group(const conn *c, gid_t g) {
+    if (c->gid == g)
+        return true;
+    for (size_t i = 0; i < c->n_groups; i++)
+        if (c->groups[i] == g)
+            return true;
+    return false;
+}
+
+int policy_may_call(const conn *c, const char *function, char *why, size_t why_len) {
+    for (size_t i = 0; i < n_rules; i++) {
+        const call_rule *r = &rules[i];
+        if (fnmatch(r->pattern, function, 0) != 0)
+            continue;
+        if (c->uid == 0)
+            return 0;
+        for (size_t j = 0; j < r->n_uids; j++)
+            if (r->uids[j] == c->uid)
+                return 0;
+        for (size_t j = 0; j < r->n_gids; j++)
+            if (in_group(c, r->gids[j]))
+                return 0;
+        snprintf(why, why_len, "%s: not allowed for uid %u by the rule '%s = %s' (%s)", function,
+                 (unsigned)c->uid, r->pattern, r->who, r->origin);
+        return -EPERM;
+    }
+    return 0;
+}
+
+const char *policy_admin_group_name(void) {
+    return have_admin_group ? admin_name : NULL;
+}
