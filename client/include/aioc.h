@@ -43,9 +43,28 @@ extern "C" {
 #define AIOC_EXPORT
 #endif
 
+/*
+ * libaioclient's version: the one place it is written. The build reads
+ * these three lines (the shared library's file name and SONAME major,
+ * libaioclient.pc, the CMake package aiod's version), so change them here
+ * only: the minor number when functions are added, the major number (and
+ * so the SONAME) when the ABI breaks.
+ */
 #define AIOC_VERSION_MAJOR 1
-#define AIOC_VERSION_MINOR 2
+#define AIOC_VERSION_MINOR 3
 #define AIOC_VERSION_PATCH 0
+
+#define AIOC_STRINGIFY_(x) #x
+#define AIOC_STRINGIFY(x) AIOC_STRINGIFY_(x)
+/* "1.3.0", for the compiler; aioc_version() gives the library's at run time. */
+#define AIOC_VERSION_STRING                                                                        \
+    AIOC_STRINGIFY(AIOC_VERSION_MAJOR)                                                             \
+    "." AIOC_STRINGIFY(AIOC_VERSION_MINOR) "." AIOC_STRINGIFY(AIOC_VERSION_PATCH)
+
+/* The version of the libaioclient the program runs with ("1.3.0"), which
+ * may be newer than the header it was built with. A static string. Added
+ * in libaioclient 1.3. */
+AIOC_EXPORT const char *aioc_version(void);
 
 /* ------------------------------------------------------------------ values */
 
@@ -166,7 +185,11 @@ typedef void (*aioc_output_cb)(uint64_t task_id, int stream, const char *line, v
 AIOC_EXPORT int aioc_default_socket_path(char *buf, size_t len);
 
 /* Connects to `socket_path` (NULL: the default) and says hello. *ret is a
- * new client; close it with aioc_close. 0 or a negative errno (see top). */
+ * new client; close it with aioc_close. 0 or a negative errno (see top).
+ * The connect and the hello together may take at most
+ * $AIOC_CONNECT_TIMEOUT seconds (a decimal number; 0 or less: no limit),
+ * 30 s when it is unset or not a number: then -ETIMEDOUT (since 1.3;
+ * before, it waited forever). */
 AIOC_EXPORT int aioc_connect(const char *socket_path, aioc_client **ret);
 /* As aioc_connect, but when the daemon refuses the connection (a connection
  * limit, an unsupported version) its message is copied into `err` (err_len
@@ -174,9 +197,21 @@ AIOC_EXPORT int aioc_connect(const char *socket_path, aioc_client **ret);
  * may be NULL. Added in 0.1.0 (libaioclient 1.1). */
 AIOC_EXPORT int aioc_connect_ex(const char *socket_path, aioc_client **ret, char *err,
                                 size_t err_len);
+/* As aioc_connect_ex with an explicit limit: the connect and the hello
+ * together may take at most `timeout` seconds (<= 0: no limit; NaN is
+ * -EINVAL), -ETIMEDOUT after. On any failure `err` (may be NULL) gets a
+ * message: the daemon's when it refused, else one naming the socket and
+ * what went wrong ("aiod at PATH did not answer within 5 s"). Added in
+ * libaioclient 1.3. */
+AIOC_EXPORT int aioc_connect_timeout(const char *socket_path, double timeout, aioc_client **ret,
+                                     char *err, size_t err_len);
 /* Closes the connection; the daemon cancels the attached tasks it created.
- * Accepts NULL. */
+ * Accepts NULL. Not from inside a callback. */
 AIOC_EXPORT void aioc_close(aioc_client *c);
+/* 0 while the connection is usable, -EINPROGRESS while the hello of
+ * aioc_connect_start is in flight, or the negative errno the connection
+ * died with (never -EBUSY); -EINVAL for NULL. Added in libaioclient 1.3. */
+AIOC_EXPORT int aioc_connection_error(const aioc_client *c);
 /* The file descriptor of the connection (for poll); owned by the client. */
 AIOC_EXPORT int aioc_fd(const aioc_client *c);
 /* The daemon's message for the last refused request ("" if none); borrowed,
@@ -347,13 +382,16 @@ AIOC_EXPORT int aioc_reload(aioc_client *c, uint32_t *ret_counts, size_t n);
  * abandons it). Results (outcomes, task id, ...) are read from the handle
  * and borrowed from it unless taken. Handles outlive their client: after
  * aioc_close() a request that was still in flight is completed with
- * -ECONNABORTED (without a callback) and must still be freed.
+ * -ECONNABORTED (without a callback unless AIOC_FLAG_FINAL_CALLBACKS) and
+ * must still be freed.
  *
- * Callbacks run only from aioc_process() (and output callbacks also from
- * blocking calls, as before). Inside a callback the program may start new
- * requests, read, cancel or free any request (the one being completed
- * included), but not call aioc_process(), a blocking function (-EBUSY) or
- * aioc_close().
+ * Completion callbacks run only from aioc_process() (with
+ * AIOC_FLAG_FINAL_CALLBACKS also from aioc_request_free() and aioc_close());
+ * output and event callbacks run as lines and events are read, from
+ * aioc_process() or a blocking call. Inside a callback the program may
+ * start new requests, read, cancel or free any request (the one being
+ * completed included), but not call aioc_process(), a blocking function
+ * (both return -EBUSY, which means only that) or aioc_close().
  *
  * The blocking functions may be mixed with started requests on one client.
  * A blocking call may read replies of started requests while it waits;
@@ -365,6 +403,66 @@ typedef struct aioc_request aioc_request;
 /* Called once when `req` completes: `error` is 0 or the negative errno it
  * failed with (the same as aioc_request_error(req)). */
 typedef void (*aioc_request_cb)(aioc_request *req, int error, void *userdata);
+
+/* Called once when the hello of aioc_connect_start has been answered:
+ * `error` is 0 (connected) or the negative errno the connection failed
+ * with (the daemon's message in aioc_last_error(c)); then the client is
+ * dead and is to be closed, not from inside this callback. */
+typedef void (*aioc_connect_cb)(aioc_client *c, int error, void *userdata);
+
+/*
+ * Connects without blocking, for programs with their own event loop: the
+ * socket is connected (a Unix socket connects at once) and the hello is
+ * queued and sent; the reply is read by aioc_process(), which then calls
+ * `cb` (may be NULL) once, and aioc_connection_error() turns from
+ * -EINPROGRESS to 0 or the errno. Requests may be started at once: they go
+ * out after the hello. There is no timeout here: the program's loop owns
+ * the clock (close the client when its own timer says so). *ret is a new
+ * client. 0, -EINVAL, -ENOMEM, the errno of connect (-ENOENT,
+ * -ECONNREFUSED, -EACCES, ...), or -EAGAIN when the daemon's listen
+ * backlog is full (try again later). Added in libaioclient 1.3.
+ */
+AIOC_EXPORT int aioc_connect_start(const char *socket_path, aioc_connect_cb cb, void *userdata,
+                                   aioc_client **ret);
+
+/*
+ * Client flags (aioc_set_flags), for the requests started after they are
+ * set. AIOC_FLAG_FINAL_CALLBACKS: every started request gets exactly one
+ * completion callback however it ends, so that a program needs no books
+ * of its own: aioc_request_cancel() makes it due (run from the next
+ * aioc_process(), error -ECANCELED); aioc_request_free() of a request
+ * whose callback has not run runs it there and then, before the handle
+ * goes (error -ECANCELED when it was in flight); aioc_close() runs the
+ * callbacks still due and those of the requests in flight (-ECONNABORTED)
+ * before it returns. aioc_request_end() tells these cases apart. Without
+ * the flag, those three run no callback (libaioclient 1.2's behaviour).
+ * Added in libaioclient 1.3.
+ */
+#define AIOC_FLAG_FINAL_CALLBACKS 0x1u
+/* Sets the client's flags (replacing them). 0, -EINVAL. */
+AIOC_EXPORT int aioc_set_flags(aioc_client *c, unsigned flags);
+
+/* How a request ended (aioc_request_end). */
+#define AIOC_END_COMPLETED 1 /* by the daemon's answer, or the connection's death */
+#define AIOC_END_CANCELLED 2 /* by aioc_request_cancel() */
+#define AIOC_END_FREED 3     /* by aioc_request_free() while in flight */
+#define AIOC_END_CLOSED 4    /* by aioc_close() while in flight */
+
+/* Events of a request (aioc_request_set_event_callback). */
+/* A gather's or run's tasks exist: their ids are in aioc_request_task_ids()
+ * (task_id is the first; state is 0). Comes before any of their output,
+ * from a daemon that sends the Started event; from an older one the ids
+ * are known only at the completion. */
+#define AIOC_EVENT_STARTED 1
+/* A followed task's output has ended (task_id, and state its
+ * AIOC_STATE_*): for each followed task of a gather or run, and for a
+ * submit with AIOC_SUBMIT_FOLLOW, whose request completed earlier. */
+#define AIOC_EVENT_OUTPUT_END 2
+/* Called for an event of `req`; runs where output callbacks run (from
+ * aioc_process() or a blocking call), in the order the daemon sent it. It
+ * may free req. */
+typedef void (*aioc_event_cb)(aioc_request *req, int event, uint64_t task_id, int state,
+                              void *userdata);
 
 /* Ownership of a submitted task (aioc_start_submit); 0 is attached. */
 #define AIOC_SUBMIT_ATTACHED 0x0u
@@ -392,11 +490,12 @@ typedef void (*aioc_request_cb)(aioc_request *req, int error, void *userdata);
 AIOC_EXPORT int aioc_start_submit(aioc_client *c, const aioc_call *call, unsigned flags,
                                   aioc_request_cb cb, void *userdata, aioc_request **ret);
 
-/* aioc_run without blocking: an attached, followed task, then an await of it
- * (with the daemon cancelling it after `timeout` s; <= 0 waits forever).
- * Completes with one outcome (aioc_request_outcome(req, 0)), or -ETIMEDOUT,
- * or the error that refused it. aioc_request_task_id is set from the moment
- * the daemon created the task. */
+/* aioc_run without blocking, with the same single message: a gather of one
+ * call with return_exceptions and follow, the daemon cancelling the task
+ * after `timeout` s (<= 0 waits forever). Completes with one outcome
+ * (aioc_request_outcome(req, 0)), or -ETIMEDOUT, or the error that refused
+ * it. aioc_request_task_id is set from the Started event on (see
+ * AIOC_EVENT_STARTED), else at the completion. */
 AIOC_EXPORT int aioc_start_run(aioc_client *c, const aioc_call *call, double timeout,
                                aioc_request_cb cb, void *userdata, aioc_request **ret);
 
@@ -443,11 +542,14 @@ AIOC_EXPORT int aioc_events(const aioc_client *c);
  * runs the completion callbacks of the requests that ended (also of those
  * a blocking call completed). Returns how many requests completed (0 when
  * nothing was ready), or a negative errno: -EINVAL (NULL), -EBUSY (called
- * from a callback), or the errno the connection died with (-ECONNRESET the
- * daemon went away, -EPIPE, -EPROTO it sent something broken or a
- * connection-level error, -ENOMEM, ...). When the connection dies every
- * request in flight completes with that errno, its callback run before
- * aioc_process() returns; later calls return the same errno.
+ * from a callback: nothing was done and the connection is fine; -EBUSY
+ * never means anything else), or the errno the connection died with
+ * (-ECONNRESET the daemon went away, -EPIPE, -EPROTO it sent something
+ * broken or a connection-level error, -ENOMEM, ...). So the check for a
+ * dead connection is `r < 0 && r != -EBUSY` (or aioc_connection_error()).
+ * When the connection dies every request in flight completes with that
+ * errno, its callback run before aioc_process() returns; later calls
+ * return the same errno.
  */
 AIOC_EXPORT int aioc_process(aioc_client *c);
 
@@ -467,6 +569,18 @@ AIOC_EXPORT int aioc_request_error(const aioc_request *req);
 AIOC_EXPORT const char *aioc_request_error_message(const aioc_request *req);
 /* submit, run: the task's id once the daemon created it, else 0. */
 AIOC_EXPORT uint64_t aioc_request_task_id(const aioc_request *req);
+/* gather, run: the ids of its tasks in argument order, from the Started
+ * event on (else from the completion on); submit: its task's id. Borrowed
+ * from req; *ret_n gets their number (0, and NULL returned, while
+ * unknown). NULL for NULL arguments. Added in libaioclient 1.3. */
+AIOC_EXPORT const uint64_t *aioc_request_task_ids(const aioc_request *req, size_t *ret_n);
+/* Installs the event callback (NULL removes it): AIOC_EVENT_*. Added in
+ * libaioclient 1.3. */
+AIOC_EXPORT void aioc_request_set_event_callback(aioc_request *req, aioc_event_cb cb,
+                                                 void *userdata);
+/* How it ended (AIOC_END_*), -EINPROGRESS while in flight, -EINVAL for
+ * NULL. Added in libaioclient 1.3. */
+AIOC_EXPORT int aioc_request_end(const aioc_request *req);
 /* await, gather, run after success: the number of outcomes, else 0. */
 AIOC_EXPORT size_t aioc_request_n_outcomes(const aioc_request *req);
 /* The i-th outcome (borrowed from req), NULL when out of range or taken. */
@@ -483,15 +597,21 @@ AIOC_EXPORT int aioc_request_state(const aioc_request *req);
 
 /*
  * Stops waiting for a request in flight: it completes at once with
- * -ECANCELED and its callback is not called; a late reply is ignored.
- * For a run whose task exists, the daemon is also asked to cancel the task
- * (asyncio.run interrupted); other requests' tasks keep running (attached
+ * -ECANCELED and its callback is not called (with AIOC_FLAG_FINAL_CALLBACKS
+ * it is, from the next aioc_process()); a late reply is ignored. Its
+ * output lines and events still reach its callbacks while the handle
+ * lives. For a run, the daemon is also asked to cancel the task
+ * (asyncio.run interrupted; when its id is not known yet, as soon as the
+ * Started event names it); other requests' tasks keep running (attached
  * ones until the connection closes). 0, -EALREADY (it had completed; its
  * callback may still be due), -EINVAL (NULL).
  */
 AIOC_EXPORT int aioc_request_cancel(aioc_request *req);
 /* Frees a request; one still in flight is cancelled first (as above), one
- * whose callback is still due will not have it called. Accepts NULL. */
+ * whose callback is still due will not have it called (with
+ * AIOC_FLAG_FINAL_CALLBACKS: it is called now, before the handle goes).
+ * Whatever still comes for it (output lines, events, a late reply) is
+ * dropped. Accepts NULL. */
 AIOC_EXPORT void aioc_request_free(aioc_request *req);
 
 #ifdef __cplusplus

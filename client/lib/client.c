@@ -1,12 +1,14 @@
 /*
- * client: connecting, the hello, the default socket path, the last error,
- * and matching replies to requests (client.h). The library is blocking: each
- * public call sends its request(s) and reads frames until its reply comes,
- * handing Output events to the callback on the way.
+ * client: connecting (blocking with a deadline, or started and finished by
+ * aioc_process), the hello, the default socket path, the client's
+ * accessors, and the blocking request/reply call (client.h). A blocking
+ * call sends its request and reads frames until its final frame comes,
+ * handing every other frame to the engine on the way.
  */
 #include "client.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "engine.h"
 #include "frame.h"
 #include "macro.h"
 #include "wire.h"
@@ -50,18 +53,6 @@ AIOC_EXPORT int aioc_default_socket_path(char *buf, size_t len) {
     return 0;
 }
 
-void client_set_error(aioc_client *c, const char *message) {
-    size_t n = strlen(message);
-    if (n >= sizeof(c->last_error)) {
-        n = sizeof(c->last_error) - 1;
-        /* Do not cut a UTF-8 sequence in half. */
-        while (n > 0 && ((unsigned char)message[n] & 0xc0) == 0x80)
-            n--;
-    }
-    memcpy(c->last_error, message, n);
-    c->last_error[n] = '\0';
-}
-
 int client_begin(aioc_client *c) {
     if (c->in_callback)
         return -EBUSY;
@@ -71,74 +62,14 @@ int client_begin(aioc_client *c) {
     return 0;
 }
 
-int client_die(aioc_client *c, int r) {
-    if (!c->dead) {
-        c->dead = r;
-        /* Wake up a program polling the socket, and tell the daemon. */
-        if (c->conn.fd >= 0)
-            shutdown(c->conn.fd, SHUT_RDWR);
-        c->wpos = c->wlen = 0;
-        request_fail_all(c, r);
-    }
-    return c->dead;
+/* Is `m` the final frame of a blocking request waiting for `want`? */
+static bool blocking_final(const Aiod__ServerMessage *m, Aiod__ServerMessage__BodyCase want) {
+    if (m->body_case == AIOD__SERVER_MESSAGE__BODY_OUTPUT_END)
+        return want == AIOD__SERVER_MESSAGE__BODY_OUTPUT_END;
+    return !engine_is_event(m->body_case);
 }
 
-int client_queue(aioc_client *c, Aiod__ClientMessage *m) {
-    _cleanup_free_ uint8_t *buf = NULL;
-    size_t len;
-    m->request_id = c->next_request_id++;
-    int r = wire_pack(m, c->max_frame, &buf, &len);
-    if (r < 0)
-        return r; /* too big or no memory: the connection is still fine */
-    if (c->wpos == c->wlen)
-        c->wpos = c->wlen = 0;
-    if (c->wlen + len > c->wcap) {
-        if (c->wpos > 0) {
-            memmove(c->wbuf, c->wbuf + c->wpos, c->wlen - c->wpos);
-            c->wlen -= c->wpos;
-            c->wpos = 0;
-        }
-        if (c->wlen + len > c->wcap) {
-            size_t cap = MAX(c->wcap * 2, c->wlen + len);
-            uint8_t *w = alloc_realloc(c->wbuf, cap);
-            if (!w)
-                return -ENOMEM;
-            c->wbuf = w;
-            c->wcap = cap;
-        }
-    }
-    memcpy(c->wbuf + c->wlen, buf, len);
-    c->wlen += len;
-    return 0;
-}
-
-int client_flush_some(aioc_client *c) {
-    if (c->dead)
-        return c->dead;
-    if (c->wpos == c->wlen)
-        return 0;
-    ssize_t n = conn_send_some(&c->conn, c->wbuf + c->wpos, c->wlen - c->wpos);
-    if (n < 0)
-        return client_die(c, (int)n);
-    c->wpos += (size_t)n;
-    if (c->wpos == c->wlen)
-        c->wpos = c->wlen = 0;
-    return 0;
-}
-
-/* Queues `m` and writes the whole queue, waiting for room as needed. */
-static int send_message(aioc_client *c, Aiod__ClientMessage *m) {
-    int r = client_queue(c, m);
-    if (r < 0)
-        return r;
-    r = conn_write(&c->conn, c->wbuf + c->wpos, c->wlen - c->wpos);
-    if (r < 0)
-        return client_die(c, r);
-    c->wpos = c->wlen = 0;
-    return 0;
-}
-
-/* Reads until the reply to request `id` comes. */
+/* Reads until the final frame of request `id` comes. */
 static int wait_reply(aioc_client *c, uint64_t id, Aiod__ServerMessage__BodyCase want,
                       Aiod__ServerMessage **ret_reply) {
     for (;;) {
@@ -148,36 +79,39 @@ static int wait_reply(aioc_client *c, uint64_t id, Aiod__ServerMessage__BodyCase
 
         int r = conn_read_frame(&c->conn, &payload, &len);
         if (r < 0)
-            return client_die(c, r == -EMSGSIZE ? -EPROTO : r);
+            return engine_die(c, r == -EMSGSIZE ? -EPROTO : r);
         r = wire_unpack(payload, len, &m);
         if (r < 0)
-            return client_die(c, r);
+            return engine_die(c, r);
 
-        if (m->request_id == id && m->body_case != AIOD__SERVER_MESSAGE__BODY_OUTPUT &&
-            (m->body_case == want || m->body_case != AIOD__SERVER_MESSAGE__BODY_OUTPUT_END)) {
+        if (m->request_id == id && blocking_final(m, want)) {
             *ret_reply = m;
             return 0;
         }
-        /* Output events go to the callbacks, replies of started requests
-         * to them; an OutputEnd of a followed task or a newer daemon's
-         * message is skipped. A connection-level error ends it all. */
-        r = client_dispatch(c, m);
-        if (r < 0)
-            return r;
+        /* Output lines go to the callbacks, frames of started requests to
+         * them; events of this request (Started, a followed task's
+         * OutputEnd, a newer daemon's) are skipped. A connection-level
+         * error ends it all. */
+        engine_dispatch(c, m);
+        if (c->dead)
+            return c->dead;
     }
 }
 
 int client_call(aioc_client *c, Aiod__ClientMessage *m, Aiod__ServerMessage__BodyCase want,
                 Aiod__ServerMessage **ret_reply) {
     Aiod__ServerMessage *reply = NULL;
-    int r = send_message(c, m);
+    int r = engine_queue(c, m);
+    if (r < 0)
+        return r;
+    r = engine_flush_all(c);
     if (r < 0)
         return r;
     r = wait_reply(c, m->request_id, want, &reply);
     if (r < 0)
         return r;
     if (reply->body_case == AIOD__SERVER_MESSAGE__BODY_ERROR) {
-        client_set_error(c, reply->error->message);
+        engine_set_error(c, reply->error->message);
         r = wire_error_errno(reply->error->code);
         if (r == -EIO && reply->error->outcome) {
             *ret_reply = reply;
@@ -194,33 +128,98 @@ int client_call(aioc_client *c, Aiod__ClientMessage *m, Aiod__ServerMessage__Bod
     return 0;
 }
 
+static void hello_message(Aiod__Hello *h, Aiod__ClientMessage *m) {
+    const char *name = program_invocation_short_name;
+    h->protocol_version = AIOD_PROTOCOL_VERSION;
+    h->client_name = (char *)(name && *name ? name : "libaioclient");
+    m->body_case = AIOD__CLIENT_MESSAGE__BODY_HELLO;
+    m->hello = h;
+}
+
 static int hello(aioc_client *c) {
     Aiod__Hello h = AIOD__HELLO__INIT;
     Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
     Aiod__ServerMessage *reply = NULL;
-    const char *name = program_invocation_short_name;
 
-    h.protocol_version = AIOD_PROTOCOL_VERSION;
-    h.client_name = (char *)(name && *name ? name : "libaioclient");
-    m.body_case = AIOD__CLIENT_MESSAGE__BODY_HELLO;
-    m.hello = &h;
+    hello_message(&h, &m);
     int r = client_call(c, &m, AIOD__SERVER_MESSAGE__BODY_HELLO, &reply);
     if (r < 0)
         return r;
-    if (reply->hello->protocol_version != AIOD_PROTOCOL_VERSION) {
-        wire_free(reply);
-        return -EPROTONOSUPPORT;
-    }
-    c->server_version = alloc_strdup(reply->hello->server_version);
-    if (!c->server_version) {
-        wire_free(reply);
-        return -ENOMEM;
-    }
-    if (reply->hello->max_frame > 0)
-        c->max_frame = reply->hello->max_frame;
-    c->max_in_flight = reply->hello->max_in_flight;
-    conn_set_max_frame(&c->conn, c->max_frame);
+    r = engine_apply_hello(c, reply->hello);
     wire_free(reply);
+    return r;
+}
+
+/* The connect and hello timeout aioc_connect uses: $AIOC_CONNECT_TIMEOUT
+ * (seconds; 0 or less: none) when it is a number, else the default. */
+static double default_timeout(void) {
+    const char *env = getenv("AIOC_CONNECT_TIMEOUT");
+    if (env && *env) {
+        char *end;
+        double t = strtod(env, &end);
+        if (*end == '\0' && !isnan(t))
+            return t;
+    }
+    return CLIENT_CONNECT_TIMEOUT_DEFAULT;
+}
+
+/* A new client with nothing connected. */
+static aioc_client *client_new(void) {
+    aioc_client *c = alloc_calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->next_request_id = 1;
+    c->max_frame = CLIENT_DEFAULT_MAX_FRAME;
+    c->conn.fd = -1;
+    return c;
+}
+
+static const char *resolve_path(const char *socket_path, char *buf, size_t len, int *ret_r) {
+    *ret_r = 0;
+    if (socket_path)
+        return socket_path;
+    *ret_r = aioc_default_socket_path(buf, len);
+    return *ret_r < 0 ? NULL : buf;
+}
+
+/* aioc_connect_ex (describe false: err gets the daemon's refusals only) and
+ * aioc_connect_timeout (describe true: err says what went wrong always). */
+static int connect_blocking(const char *socket_path, double timeout, aioc_client **ret, char *err,
+                            size_t err_len, bool describe) {
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+    int r;
+
+    if (err && err_len)
+        err[0] = '\0';
+    if (!ret || isnan(timeout))
+        return -EINVAL;
+    socket_path = resolve_path(socket_path, path, sizeof(path), &r);
+    if (r < 0)
+        return r;
+    aioc_client *c = client_new();
+    if (!c)
+        return -ENOMEM;
+    if (timeout > 0)
+        c->conn.deadline = conn_now_ms() + (int64_t)(MIN(timeout, 1e9) * 1000.0 + 0.999);
+    r = conn_open(&c->conn, socket_path, c->max_frame);
+    if (r >= 0)
+        r = hello(c);
+    c->conn.deadline = 0;
+    if (r < 0) {
+        if (err && err_len) {
+            if (c->last_error[0] || !describe)
+                snprintf(err, err_len, "%s", c->last_error);
+            else if (r == -ETIMEDOUT)
+                snprintf(err, err_len, "aiod at %s did not answer within %g s", socket_path,
+                         timeout);
+            else
+                snprintf(err, err_len, "cannot connect to aiod at %s: %s", socket_path,
+                         strerror(-r));
+        }
+        aioc_close(c);
+        return r;
+    }
+    *ret = c;
     return 0;
 }
 
@@ -230,42 +229,76 @@ AIOC_EXPORT int aioc_connect(const char *socket_path, aioc_client **ret) {
 
 AIOC_EXPORT int aioc_connect_ex(const char *socket_path, aioc_client **ret, char *err,
                                 size_t err_len) {
+    return connect_blocking(socket_path, default_timeout(), ret, err, err_len, false);
+}
+
+AIOC_EXPORT int aioc_connect_timeout(const char *socket_path, double timeout, aioc_client **ret,
+                                     char *err, size_t err_len) {
+    return connect_blocking(socket_path, timeout, ret, err, err_len, true);
+}
+
+AIOC_EXPORT int aioc_connect_start(const char *socket_path, aioc_connect_cb cb, void *userdata,
+                                   aioc_client **ret) {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+    Aiod__Hello h = AIOD__HELLO__INIT;
+    Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
     int r;
 
-    if (err && err_len)
-        err[0] = '\0';
     if (!ret)
         return -EINVAL;
-    if (!socket_path) {
-        r = aioc_default_socket_path(path, sizeof(path));
-        if (r < 0)
-            return r;
-        socket_path = path;
-    }
-    aioc_client *c = alloc_calloc(1, sizeof(*c));
+    socket_path = resolve_path(socket_path, path, sizeof(path), &r);
+    if (r < 0)
+        return r;
+    aioc_client *c = client_new();
     if (!c)
         return -ENOMEM;
-    c->next_request_id = 1;
-    c->max_frame = CLIENT_DEFAULT_MAX_FRAME;
-    r = conn_open(&c->conn, socket_path, c->max_frame);
-    if (r >= 0)
-        r = hello(c);
+    aioc_request *req = NULL;
+    r = conn_open_nowait(&c->conn, socket_path, c->max_frame);
+    if (r >= 0) {
+        req = engine_request_new(c, REQUEST_HELLO, NULL, NULL);
+        r = req ? 0 : -ENOMEM;
+    }
+    if (r >= 0) {
+        /* The library's own: the engine ends it at the hello reply and
+         * makes the connect callback due. */
+        req->internal = true;
+        c->connecting = true;
+        hello_message(&h, &m);
+        r = engine_send(c, req, &m);
+        if (r < 0)
+            engine_request_destroy(req);
+        else if (c->dead)
+            r = c->dead; /* the write failed; the engine ended the hello */
+    }
     if (r < 0) {
-        if (err && err_len)
-            snprintf(err, err_len, "%s", c->last_error);
         aioc_close(c);
         return r;
     }
+    c->connect_cb = cb;
+    c->connect_userdata = userdata;
     *ret = c;
+    return 0;
+}
+
+AIOC_EXPORT int aioc_connection_error(const aioc_client *c) {
+    if (!c)
+        return -EINVAL;
+    if (c->dead)
+        return c->dead;
+    return c->connecting ? -EINPROGRESS : 0;
+}
+
+AIOC_EXPORT int aioc_set_flags(aioc_client *c, unsigned flags) {
+    if (!c || (flags & ~AIOC_FLAG_FINAL_CALLBACKS))
+        return -EINVAL;
+    c->flags = flags;
     return 0;
 }
 
 AIOC_EXPORT void aioc_close(aioc_client *c) {
     if (!c)
         return;
-    request_detach_all(c);
-    free(c->entries);
+    engine_close(c);
     free(c->wbuf);
     conn_close(&c->conn);
     free(c->server_version);

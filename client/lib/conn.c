@@ -1,25 +1,48 @@
 /*
  * conn: socket I/O for libaioclient (conn.h). The socket is non-blocking
- * and every wait is a poll() on it, restarted on EINTR, so the library never
- * sleeps anywhere else and never raises SIGPIPE (MSG_NOSIGNAL).
+ * and every wait is a poll() on it, restarted on EINTR and bounded by the
+ * connection's deadline when it has one, so the library never sleeps
+ * anywhere else and never raises SIGPIPE (MSG_NOSIGNAL).
  */
 #include "conn.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* How much room to offer recv() at a time. */
 #define READ_CHUNK (64u * 1024u)
 
-static int wait_fd(int fd, short events, short *ret_revents) {
-    struct pollfd p = {.fd = fd, .events = events};
+int64_t conn_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds left before the deadline for poll(): -1 for none, 0 when it
+ * has passed. */
+static int time_left(const conn *c) {
+    if (c->deadline <= 0)
+        return -1;
+    int64_t left = c->deadline - conn_now_ms();
+    return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+}
+
+static int wait_fd(conn *c, short events, short *ret_revents) {
+    struct pollfd p = {.fd = c->fd, .events = events};
     for (;;) {
-        int r = poll(&p, 1, -1);
+        int left = time_left(c);
+        if (left == 0)
+            return -ETIMEDOUT;
+        int r = poll(&p, 1, left);
         if (r > 0) {
             *ret_revents = p.revents;
             return 0;
@@ -29,7 +52,7 @@ static int wait_fd(int fd, short events, short *ret_revents) {
     }
 }
 
-int conn_open(conn *c, const char *path, uint32_t max_frame) {
+static int open_socket(conn *c, const char *path, uint32_t max_frame, bool nowait) {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     size_t len = strlen(path);
 
@@ -42,31 +65,56 @@ int conn_open(conn *c, const char *path, uint32_t max_frame) {
         return -ENAMETOOLONG;
     memcpy(sa.sun_path, path, len);
 
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    /* Blocking while it connects, so that a full backlog is waited for in
+     * the kernel (bounded by SO_SNDTIMEO, which bounds a Unix connect);
+     * non-blocking from then on. */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nowait ? SOCK_NONBLOCK : 0), 0);
     if (fd < 0)
         return -errno;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        int r = -errno;
-        /* A non-blocking Unix connect completes at once unless the
-         * listener's backlog is full (EAGAIN) or a signal came (EINTR):
-         * then wait for writability and read the final status. */
-        if (r == -EAGAIN || r == -EINPROGRESS || r == -EINTR) {
-            short rev;
-            int err = 0;
-            socklen_t elen = sizeof(err);
-            r = wait_fd(fd, POLLOUT, &rev);
-            if (r == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
-                r = -errno;
-            else if (r == 0)
-                r = -err;
-        }
-        if (r < 0) {
+    int left = nowait ? -1 : time_left(c);
+    if (left == 0) {
+        close(fd);
+        return -ETIMEDOUT;
+    }
+    if (left > 0) {
+        struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+            int r = -errno;
             close(fd);
             return r;
         }
     }
+    int r;
+    do
+        r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+    while (r == -EINTR);
+    /* A blocking Unix connect that timed out says EAGAIN (or EINPROGRESS). */
+    if (!nowait && (r == -EAGAIN || r == -EINPROGRESS))
+        r = -ETIMEDOUT;
+    if (r == 0 && left > 0) {
+        struct timeval none = {0};
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none)) < 0)
+            r = -errno;
+    }
+    if (r == 0 && !nowait) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+            r = -errno;
+    }
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
     c->fd = fd;
     return 0;
+}
+
+int conn_open(conn *c, const char *path, uint32_t max_frame) {
+    return open_socket(c, path, max_frame, false);
+}
+
+int conn_open_nowait(conn *c, const char *path, uint32_t max_frame) {
+    return open_socket(c, path, max_frame, true);
 }
 
 void conn_close(conn *c) {
@@ -122,7 +170,7 @@ int conn_write(conn *c, const uint8_t *data, size_t len) {
         /* The socket buffer is full: wait for room, and drain what the
          * daemon sends meanwhile so that it can make progress too. */
         short rev;
-        int r = wait_fd(c->fd, c->eof ? POLLOUT : POLLOUT | POLLIN, &rev);
+        int r = wait_fd(c, c->eof ? POLLOUT : POLLOUT | POLLIN, &rev);
         if (r < 0)
             return r;
         if ((rev & POLLIN) && !c->eof) {
@@ -148,7 +196,7 @@ int conn_read_frame(conn *c, const uint8_t **ret_payload, uint32_t *ret_len) {
             return r;
         if (r == 0 && !c->eof) {
             short rev;
-            r = wait_fd(c->fd, POLLIN, &rev);
+            r = wait_fd(c, POLLIN, &rev);
             if (r < 0)
                 return r;
         }

@@ -3,7 +3,8 @@
  * frames and reading whole frames with plain blocking-style loops over a
  * non-blocking socket and poll(). While a write waits for room it keeps
  * reading, so the client never deadlocks against a daemon that is itself
- * waiting for the client to read.
+ * waiting for the client to read. Every wait honours the deadline, if one
+ * is set (the connect and hello of aioc_connect), with -ETIMEDOUT.
  */
 #ifndef AIOC_CONN_H
 #define AIOC_CONN_H
@@ -22,11 +23,23 @@ typedef struct conn {
     frame_reader reader;
     /* The daemon closed its end; frames already buffered may still be read. */
     bool eof;
+    /* CLOCK_MONOTONIC milliseconds after which a wait fails with
+     * -ETIMEDOUT, or 0 for none. */
+    int64_t deadline;
 } conn;
 
-/* Connects to the Unix socket at `path`. 0, -ENAMETOOLONG, -ENOENT,
- * -ECONNREFUSED, -EACCES, ... (the errno of socket/connect), -ENOMEM. */
+/* Now on CLOCK_MONOTONIC, in milliseconds. */
+int64_t conn_now_ms(void);
+
+/* Connects to the Unix socket at `path`, waiting at most until c->deadline
+ * (set it before; 0 waits forever) when the listener's backlog is full.
+ * 0, -ENAMETOOLONG, -ENOENT, -ECONNREFUSED, -EACCES, ... (the errno of
+ * socket/connect), -ETIMEDOUT. */
 int conn_open(conn *c, const char *path, uint32_t max_frame);
+
+/* As conn_open, but never waits: -EAGAIN when the listener's backlog is
+ * full (try again later). */
+int conn_open_nowait(conn *c, const char *path, uint32_t max_frame);
 
 /* Closes the socket and frees the buffer. Safe to call twice. */
 void conn_close(conn *c);

@@ -18,11 +18,33 @@ aiod_unit_test(test-client-wire SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-wi
                LIBS aioclient_static)
 target_include_directories(test-client-wire PRIVATE ${AIOC_PROTO_INCLUDES} ${AIOC_SRC}/lib)
 
-# The installed shared library must export aioc_* and nothing else.
+# The installed shared library must export aioc_* and nothing else, each
+# with a version node (LIBAIOCLIENT_1, LIBAIOCLIENT_1.3, ...).
 set(AIOC_EXPORT_CHECK
-    "nm -D --defined-only \"$1\" | awk '$3 !~ /^(aioc_|LIBAIOCLIENT_1$)/ { print; bad = 1 } /aioc_/ { n++ } END { exit bad || n < 50 }'")
+    "nm -D --defined-only \"$1\" | awk '$3 !~ /^(aioc_[a-z0-9_]+@@?LIBAIOCLIENT_1(\\.[0-9]+)?|LIBAIOCLIENT_1(\\.[0-9]+)?)$/ { print; bad = 1 } /aioc_/ { n++ } END { exit bad || n < 50 }'")
 add_test(NAME test-client-exports COMMAND sh -c "${AIOC_EXPORT_CHECK}" sh $<TARGET_FILE:aioclient>)
 set_tests_properties(test-client-exports PROPERTIES LABELS unit TIMEOUT 60)
+
+# Every function aioc.h declares with AIOC_EXPORT is exported, and nothing
+# else is: the version script names each one (a function added to the
+# header but not to libaioclient.sym would silently stay local), and the
+# functions added in 1.3 carry that node.
+set(AIOC_SYMBOLS_CHECK
+    [=[set -e
+hdr=$(tr '\n' ' ' < "$1" | grep -o 'AIOC_EXPORT [^;(]*(' | sed 's/.*[ *]\([a-z_0-9]*\)($/\1/' | grep '^aioc_' | sort)
+lib=$(nm -D --defined-only "$2" | awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }' | sort)
+if [ "$hdr" != "$lib" ]; then
+  echo "aioc.h and the library's exports differ (< header only, > library only):"
+  diff <(echo "$hdr") <(echo "$lib") || true
+  exit 1
+fi
+[ "$(echo "$hdr" | wc -l)" -ge 100 ]
+nm -D --defined-only "$2" | grep -q 'aioc_version@@LIBAIOCLIENT_1.3$'
+nm -D --defined-only "$2" | grep -q 'aioc_run@@LIBAIOCLIENT_1$'
+]=])
+add_test(NAME test-client-symbols COMMAND bash -c "${AIOC_SYMBOLS_CHECK}" bash
+                                          ${AIOC_SRC}/include/aioc.h $<TARGET_FILE:aioclient>)
+set_tests_properties(test-client-symbols PROPERTIES LABELS unit TIMEOUT 60)
 
 # The non-blocking API (aioc_start_*, aioc_process) against the same kind of
 # fake daemon, driven by the test's own poll() loop.
@@ -30,3 +52,17 @@ aiod_unit_test(test-client-async SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-a
                LIBS aioclient_static)
 target_include_directories(test-client-async PRIVATE ${AIOC_PROTO_INCLUDES} ${AIOC_SRC}/lib)
 target_link_libraries(test-client-async PRIVATE m)
+
+# The version: aioc_version() of the shared library against the header's
+# macros and the number the build read from them.
+aiod_unit_test(test-client-version SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-version.c
+               LIBS aioclient)
+target_compile_definitions(test-client-version PRIVATE AIOC_CMAKE_VERSION="${AIOC_VERSION}"
+                                                       AIOC_CMAKE_SOVERSION=${AIOC_SOVERSION})
+
+# The protocol version is proto/frame.h's AIOD_PROTOCOL_VERSION: the client
+# library and aioctl must not carry a copy of their own.
+add_test(NAME test-client-protocol-version
+         COMMAND sh -c "! grep -rnE 'define +[A-Z_]*PROTOCOL_VERSION|protocol_version *= *[0-9]' \"$1\""
+                 sh ${AIOC_SRC})
+set_tests_properties(test-client-protocol-version PROPERTIES LABELS unit TIMEOUT 60)

@@ -145,6 +145,36 @@ static void send_outcomes(int fd, uint64_t id, Aiod__Outcome **os, size_t n) {
     send_msg(fd, &m);
 }
 
+/* The Started event of a gather: its tasks' ids. */
+__attribute__((unused)) static void send_started(int fd, uint64_t id, const uint64_t *tasks,
+                                                 size_t n) {
+    Aiod__Started s = AIOD__STARTED__INIT;
+    Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
+    s.task_ids = (uint64_t *)tasks;
+    s.n_task_ids = n;
+    m.request_id = id;
+    m.body_case = AIOD__SERVER_MESSAGE__BODY_STARTED;
+    m.started = &s;
+    send_msg(fd, &m);
+}
+
+/* A ServerMessage for request `id` whose body is field 50, which no
+ * version of aiod.proto has (as a newer daemon's new event would be). */
+__attribute__((unused)) static void send_unknown_body(int fd, uint64_t id) {
+    uint8_t buf[FRAME_HEADER_SIZE + 16];
+    size_t n = FRAME_HEADER_SIZE;
+    buf[n++] = 0x08; /* field 1, varint: request_id */
+    CHECK(id < 128);
+    buf[n++] = (uint8_t)id;
+    buf[n++] = 0x92; /* field 50, length-delimited */
+    buf[n++] = 0x03;
+    buf[n++] = 0x02; /* two bytes: a nested field 1 = 1 */
+    buf[n++] = 0x08;
+    buf[n++] = 0x01;
+    frame_put_header(buf, (uint32_t)(n - FRAME_HEADER_SIZE));
+    send_raw(fd, buf, n);
+}
+
 /* Reads the hello and answers it; returns the hello's request id. */
 static uint64_t do_hello(int fd, uint32_t max_frame) {
     Aiod__ClientMessage *m = recv_msg(fd);

@@ -28,6 +28,8 @@
 #include "aioc.h"
 #include "aiod.pb-c.h"
 #include "alloc.h"
+#include "client.h"
+#include "engine.h"
 #include "frame.h"
 #include "pbvalue.h"
 #include "wire.h"
@@ -127,14 +129,25 @@ static void on_line(uint64_t task_id, int stream, const char *line, void *userda
 
 /* ------------------------------------------------------------ pipelining */
 
+/* A run as it goes on the wire: one Gather of one call with
+ * return_exceptions, follow and cancel_on_timeout. */
+static void check_run_gather(const Aiod__ClientMessage *m, const char *function, double timeout) {
+    CHECK(m->body_case == AIOD__CLIENT_MESSAGE__BODY_GATHER);
+    CHECK(m->gather->n_items == 1 &&
+          m->gather->items[0]->item_case == AIOD__GATHER_ITEM__ITEM_CALL);
+    CHECK(strcmp(m->gather->items[0]->call->function, function) == 0);
+    CHECK(m->gather->return_exceptions && m->gather->follow && m->gather->cancel_on_timeout);
+    CHECK(m->gather->timeout == timeout);
+}
+
 /* Three requests arrive before any reply is sent; they are answered in the
  * opposite order, with output of the run and the gather in between and a
- * stale reply. The run's Await goes out only after its Submitted came. */
+ * stale reply. The run is a single Gather whose task id comes with the
+ * Started event. */
 static void script_pipelined(int fd) {
     do_hello(fd, 1u << 20);
-    Aiod__ClientMessage *run = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_SUBMIT);
-    CHECK(run->submit->ownership == AIOD__OWNERSHIP__ATTACHED && run->submit->follow);
-    CHECK(strcmp(run->submit->call->function, "demo.a") == 0);
+    Aiod__ClientMessage *run = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_GATHER);
+    check_run_gather(run, "demo.a", 1.5);
     Aiod__ClientMessage *g = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_GATHER);
     CHECK(g->gather->n_items == 2 && g->gather->follow && g->gather->return_exceptions);
     CHECK(g->gather->timeout == 4);
@@ -153,19 +166,12 @@ static void script_pipelined(int fd) {
     send_outcomes(fd, a->request_id, os, 2);
     send_done(fd, 9999, 1, "stale");
 
-    /* The run's task is created: its Await comes next, and the Cancel the
-     * await's callback started, in either order. */
-    send_submitted(fd, run->request_id, 50);
-    Aiod__ClientMessage *ra = recv_msg(fd), *x = recv_msg(fd);
-    if (ra->body_case == AIOD__CLIENT_MESSAGE__BODY_CANCEL) {
-        Aiod__ClientMessage *t = ra;
-        ra = x;
-        x = t;
-    }
-    CHECK(ra->body_case == AIOD__CLIENT_MESSAGE__BODY_AWAIT);
-    CHECK(x->body_case == AIOD__CLIENT_MESSAGE__BODY_CANCEL);
-    CHECK(ra->await->n_task_ids == 1 && ra->await->task_ids[0] == 50);
-    CHECK(ra->await->cancel_on_timeout && ra->await->timeout == 1.5);
+    /* The run's and the gather's tasks exist; the Cancel the await's
+     * callback started comes meanwhile. */
+    const uint64_t run_ids[] = {50}, g_ids[] = {51, 12};
+    send_started(fd, run->request_id, run_ids, 1);
+    send_started(fd, g->request_id, g_ids, 2);
+    Aiod__ClientMessage *x = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_CANCEL);
     send_output(fd, run->request_id, 50, "run line");
     send_output(fd, g->request_id, 51, "gather line");
 
@@ -174,20 +180,19 @@ static void script_pipelined(int fd) {
     g1.task_id = 51;
     g1.state = AIOD__TASK_STATE__TASK_DONE;
     g1.result = pbvalue_int(1);
-    g2.task_id = 52;
+    g2.task_id = 12;
     g2.state = AIOD__TASK_STATE__TASK_CANCELLED;
     send_output_end(fd, g->request_id, 51, AIOD__TASK_STATE__TASK_DONE);
     send_outcomes(fd, g->request_id, gs, 2);
     pbvalue_free(g1.result);
     send_output_end(fd, run->request_id, 50, AIOD__TASK_STATE__TASK_DONE);
-    send_done(fd, ra->request_id, 50, "ran");
+    send_done(fd, run->request_id, 50, "ran");
 
     CHECK(x->cancel->n_task_ids == 1 && x->cancel->task_ids[0] == 41);
     send_cancelled(fd, x->request_id, 7); /* more than asked: capped at 1 */
     msg_free(run);
     msg_free(g);
     msg_free(a);
-    msg_free(ra);
     msg_free(x);
     expect_eof(fd);
 }
@@ -246,6 +251,13 @@ static void test_pipelined(void **state) {
     assert_string_equal(lg.lines[1], "client:51:gather line");
 
     assert_int_equal(aioc_request_task_id(run), 50);
+    size_t n_ids = 0;
+    const uint64_t *ids_of_g = aioc_request_task_ids(g, &n_ids);
+    assert_int_equal(n_ids, 2);
+    assert_int_equal(ids_of_g[0], 51);
+    assert_int_equal(ids_of_g[1], 12);
+    /* Every id met its final frame: no bookkeeping is left. */
+    assert_int_equal(cl->n_entries, 0);
     assert_int_equal(aioc_request_n_outcomes(run), 1);
     assert_string_equal(aioc_value_get_string(aioc_outcome_result(aioc_request_outcome(run, 0))),
                         "ran");
@@ -283,7 +295,7 @@ static void script_errors(int fd) {
     CHECK(l->logs->follow && l->logs->task_id == 33);
     Aiod__ClientMessage *w = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_AWAIT);
     CHECK(w->await->cancel_on_timeout && w->await->timeout == 0.25);
-    Aiod__ClientMessage *u = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_SUBMIT);
+    Aiod__ClientMessage *u = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_GATHER);
 
     send_output(fd, l->request_id, 33, "log 1");
     send_error(fd, a->request_id, AIOD__ERROR_CODE__ERROR_NO_SUCH_TASK, "no task 5", NULL);
@@ -466,15 +478,15 @@ static void test_idle(void **state) {
 /* ------------------------------------------------------------ a vanished daemon */
 
 static void script_vanish(int fd) {
+    static const uint64_t ids[] = {70};
     do_hello(fd, 1u << 20);
-    Aiod__ClientMessage *s = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_SUBMIT);
+    Aiod__ClientMessage *run = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_GATHER);
+    check_run_gather(run, "demo.x", 0);
     Aiod__ClientMessage *a = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_AWAIT);
-    send_submitted(fd, s->request_id, 70);
-    Aiod__ClientMessage *ra = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_AWAIT);
-    send_output(fd, s->request_id, 70, "before the end");
-    msg_free(s);
+    send_started(fd, run->request_id, ids, 1);
+    send_output(fd, run->request_id, 70, "before the end");
+    msg_free(run);
     msg_free(a);
-    msg_free(ra);
     /* Gone, with both requests in flight. */
 }
 
@@ -519,8 +531,8 @@ static void script_mixed(int fd) {
     do_hello(fd, 1u << 20);
     Aiod__ClientMessage *a = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_AWAIT);
     Aiod__ClientMessage *x = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_CANCEL);
-    send_done(fd, a->request_id, 5, "first");
     send_output(fd, a->request_id, 5, "to the request");
+    send_done(fd, a->request_id, 5, "first");
     send_cancelled(fd, x->request_id, 0);
     msg_free(a);
     msg_free(x);
@@ -564,30 +576,34 @@ static void test_mixed(void **state) {
 }
 
 /* Cancelling and freeing runs: the daemon is asked to cancel their tasks,
- * also when the task did not exist yet; late replies are ignored. */
+ * also when the task id was not known yet (as soon as Started names it);
+ * late replies are ignored. */
 static void script_cancel(int fd) {
+    static const uint64_t t1[] = {81}, t2[] = {82}, t3[] = {83};
     do_hello(fd, 1u << 20);
-    Aiod__ClientMessage *s1 = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_SUBMIT);
-    Aiod__ClientMessage *s2 = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_SUBMIT);
-    Aiod__ClientMessage *s3 = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_SUBMIT);
+    Aiod__ClientMessage *s1 = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_GATHER);
+    Aiod__ClientMessage *s2 = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_GATHER);
+    Aiod__ClientMessage *s3 = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_GATHER);
     Aiod__ClientMessage *a = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_AWAIT);
-    send_submitted(fd, s1->request_id, 81);
-    Aiod__ClientMessage *a1 = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_AWAIT);
-    CHECK(a1->await->task_ids[0] == 81);
-    /* The client cancels run 1 now that its task exists. */
+    send_started(fd, s1->request_id, t1, 1);
+    /* The client cancels run 1 now that its task is known. */
     Aiod__ClientMessage *x1 = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_CANCEL);
     CHECK(x1->cancel->task_ids[0] == 81);
     send_cancelled(fd, x1->request_id, 1);
-    send_done(fd, a1->request_id, 81, "too late");
-    /* Run 2 was cancelled, run 3 freed, before their tasks existed. */
-    send_submitted(fd, s2->request_id, 82);
+    send_done(fd, s1->request_id, 81, "too late");
+    /* Run 2 was cancelled, run 3 freed, before their tasks were known. */
+    send_started(fd, s2->request_id, t2, 1);
     Aiod__ClientMessage *x2 = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_CANCEL);
     CHECK(x2->cancel->task_ids[0] == 82);
-    send_submitted(fd, s3->request_id, 83);
+    send_output(fd, s3->request_id, 83, "before Started: dropped");
+    send_started(fd, s3->request_id, t3, 1);
     Aiod__ClientMessage *x3 = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_CANCEL);
     CHECK(x3->cancel->task_ids[0] == 83);
+    send_output(fd, s3->request_id, 83, "after Started: dropped");
     send_cancelled(fd, x2->request_id, 1);
     send_cancelled(fd, x3->request_id, 1);
+    send_error(fd, s2->request_id, AIOD__ERROR_CODE__ERROR_CANCELLED, "cancelled", NULL);
+    send_error(fd, s3->request_id, AIOD__ERROR_CODE__ERROR_CANCELLED, "cancelled", NULL);
     /* The plain await goes last: the client waits for it, then closes
      * with a second await in flight. */
     send_done(fd, a->request_id, 5, "ok");
@@ -596,7 +612,6 @@ static void script_cancel(int fd) {
     msg_free(s2);
     msg_free(s3);
     msg_free(a);
-    msg_free(a1);
     msg_free(x1);
     msg_free(x2);
     msg_free(x3);
@@ -619,6 +634,7 @@ static void test_cancel(void **state) {
 
     memset(&lg, 0, sizeof(lg));
     assert_int_equal(aioc_connect(path, &c), 0);
+    aioc_set_output_callback(c, on_line, "client");
     aioc_call *call = aioc_call_new("demo.x");
     assert_int_equal(aioc_start_run(c, call, 0, on_run1, NULL, &r1), 0);
     assert_int_equal(aioc_start_run(c, call, 0, on_run1, NULL, &r2), 0);
@@ -639,12 +655,18 @@ static void test_cancel(void **state) {
     assert_string_equal(lg.done[0], "await:0");
     assert_int_equal(aioc_request_n_outcomes(r1), 0);
     assert_int_equal(aioc_request_error(r1), -ECANCELED);
+    assert_int_equal(aioc_request_end(r1), AIOC_END_CANCELLED);
+    /* The freed run's lines went nowhere, not to the client's callback. */
+    assert_int_equal(lg.n_lines, 0);
+    /* Every id met its final frame: no bookkeeping is left. */
+    assert_int_equal(c->n_entries, 0);
 
     /* Closing with a request in flight: it completes, without callback. */
     assert_int_equal(aioc_start_await(c, ids, 1, 0, 0, on_run1, NULL, &a2), 0);
     aioc_close(c);
     assert_int_equal(aioc_request_done(a2), 1);
     assert_int_equal(aioc_request_error(a2), -ECONNABORTED);
+    assert_int_equal(aioc_request_end(a2), AIOC_END_CLOSED);
     assert_int_equal(aioc_request_cancel(a2), -EALREADY);
     aioc_request_free(a2);
     aioc_request_free(r1);
