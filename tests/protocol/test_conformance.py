@@ -462,12 +462,21 @@ class Conformance(harness.Suite):
             return False
         return True
 
+    def stop(self, d, err):
+        """Stops a daemon, adding to `err` unless it exits 0."""
+        try:
+            d.stop(timeout=TIMEOUT)
+        except Exception as e:
+            return (err + "\n" if err else "") + "stopping the daemon: %s" % e
+        return err
+
     def run(self):
         failed = []
         for fn in self.tests:
             if ARGS.only and fn.__name__ != ARGS.only:
                 continue
             self.clients, self.violations, self.fifos = [], [], []
+            n_daemons = len(self._daemons)
             start = time.monotonic()
             print("--- %s" % fn.__name__, flush=True)
             err = None
@@ -481,6 +490,11 @@ class Conformance(harness.Suite):
                 c.close()
             for f in self.fifos:
                 f.let_go()
+            # Daemons of this check stop on SIGTERM and must exit 0: a
+            # sanitizer's finding, a crash or a hang shows here.
+            for d in self._daemons[n_daemons:]:
+                if d is not self._shared:
+                    err = self.stop(d, err)
             if self.violations:
                 err = (err + "\n" if err else "") + "end-of-stream rules broken:\n  " + \
                     "\n  ".join(self.violations)
@@ -489,6 +503,11 @@ class Conformance(harness.Suite):
                 print("FAIL %s: %s" % (fn.__name__, err), flush=True)
             else:
                 print("ok   %s (%.2f s)" % (fn.__name__, time.monotonic() - start), flush=True)
+        if self._shared is not None:
+            err = self.stop(self._shared, None)
+            if err:
+                failed.append(("the shared daemon's exit", err))
+                print("FAIL the shared daemon's exit: %s" % err, flush=True)
         for d in self._daemons:
             d.kill()
         total = len([f for f in self.tests if not ARGS.only or f.__name__ == ARGS.only])
