@@ -676,11 +676,551 @@ static void test_cancel(void **state) {
     end_daemon(pid);
 }
 
+/* ------------------------------------------------------------ Started, events, ends */
+
+/* A followed gather with the Started event, a run cancelled from its
+ * STARTED event, two followed submits (one freed after its completion),
+ * bodies no aiod.proto has, and a line for an id whose final frame has
+ * passed. */
+static void script_started(int fd) {
+    static const uint64_t g_ids[] = {91, 92}, r_ids[] = {95};
+    do_hello(fd, 1u << 20);
+    Aiod__ClientMessage *g = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_GATHER);
+    CHECK(g->gather->n_items == 2 && g->gather->follow);
+    Aiod__ClientMessage *r = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_GATHER);
+    check_run_gather(r, "demo.r", 0);
+    Aiod__ClientMessage *s1 = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_SUBMIT);
+    Aiod__ClientMessage *s2 = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_SUBMIT);
+    CHECK(s1->submit->follow && s2->submit->follow);
+    Aiod__ClientMessage *last = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_AWAIT);
+
+    send_unknown_body(fd, g->request_id); /* a newer daemon's event: skipped */
+    send_unknown_body(fd, 0);
+    send_started(fd, g->request_id, g_ids, 2);
+    send_output(fd, g->request_id, 91, "g line");
+    send_output_end(fd, g->request_id, 91, AIOD__TASK_STATE__TASK_DONE);
+    send_started(fd, r->request_id, r_ids, 1);
+    /* The client cancels the run from its STARTED event. */
+    Aiod__ClientMessage *x = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_CANCEL);
+    CHECK(x->cancel->n_task_ids == 1 && x->cancel->task_ids[0] == 95);
+    send_cancelled(fd, x->request_id, 1);
+    send_error(fd, r->request_id, AIOD__ERROR_CODE__ERROR_CANCELLED, "cancelled", NULL);
+    send_submitted(fd, s1->request_id, 96);
+    send_submitted(fd, s2->request_id, 97);
+    /* Wait until the client has freed s2 in its completion callback. */
+    char go;
+    read_exactly(go_pipe[0], &go, 1);
+    send_output(fd, s1->request_id, 96, "s1 line");
+    send_output(fd, s2->request_id, 97, "s2 line, freed: dropped");
+    send_output_end(fd, s1->request_id, 96, AIOD__TASK_STATE__TASK_DONE);
+    send_output_end(fd, s2->request_id, 97, AIOD__TASK_STATE__TASK_FAILED);
+    Aiod__Outcome o1 = AIOD__OUTCOME__INIT, o2 = AIOD__OUTCOME__INIT, *os[] = {&o1, &o2};
+    o1.task_id = 91;
+    o1.state = AIOD__TASK_STATE__TASK_DONE;
+    o2.task_id = 92;
+    o2.state = AIOD__TASK_STATE__TASK_FAILED;
+    send_outcomes(fd, g->request_id, os, 2);
+    /* Against the rules: a line after s2's final frame. Its id is no
+     * longer the library's, so it is treated as a blocking call's. */
+    send_output(fd, s2->request_id, 97, "after the end");
+    send_done(fd, last->request_id, 5, "last");
+    msg_free(g);
+    msg_free(r);
+    msg_free(s1);
+    msg_free(s2);
+    msg_free(last);
+    msg_free(x);
+    expect_eof(fd);
+}
+
+static void on_event(aioc_request *req, int event, uint64_t task_id, int state, void *userdata) {
+    size_t n = 0;
+    const uint64_t *ids = aioc_request_task_ids(req, &n);
+    if (event == AIOC_EVENT_STARTED) {
+        assert_non_null(ids);
+        assert_int_equal(ids[0], task_id);
+    }
+    assert_true(lg.n_lines < 16);
+    snprintf(lg.lines[lg.n_lines++], sizeof(lg.lines[0]), "%s:event%d:%d:%d:n%zu",
+             (const char *)userdata, event, (int)task_id, state, n);
+}
+
+/* The run's STARTED event cancels it (its task is cancelled at once). */
+static void on_run_event(aioc_request *req, int event, uint64_t task_id, int state,
+                         void *userdata) {
+    on_event(req, event, task_id, state, userdata);
+    if (event == AIOC_EVENT_STARTED)
+        assert_int_equal(aioc_request_cancel(req), 0);
+}
+
+static void on_free_it(aioc_request *req, int error, void *userdata) {
+    on_done(req, error, userdata);
+    aioc_request_free(req);
+    assert_int_equal(write(go_pipe[1], "g", 1), 1);
+}
+
+static void test_started(void **state) {
+    assert_int_equal(pipe(go_pipe), 0);
+    pid_t pid = start_daemon(script_started);
+    aioc_request *g = NULL, *r = NULL, *s1 = NULL, *s2 = NULL, *last = NULL;
+    const uint64_t five[] = {5};
+    aioc_client *c = NULL;
+
+    memset(&lg, 0, sizeof(lg));
+    assert_int_equal(aioc_connect(path, &c), 0);
+    aioc_set_output_callback(c, on_line, "client");
+    aioc_call *items[2] = {aioc_call_new("demo.a"), aioc_call_new("demo.b")};
+    aioc_call *rc = aioc_call_new("demo.r");
+    assert_int_equal(aioc_start_gather(c, (const aioc_call *const *)items, 2,
+                                       AIOC_GATHER_FOLLOW | AIOC_GATHER_RETURN_EXCEPTIONS, 0,
+                                       on_done, "g", &g),
+                     0);
+    aioc_request_set_output_callback(g, on_line, "g");
+    aioc_request_set_event_callback(g, on_event, "g");
+    assert_int_equal(aioc_start_run(c, rc, 0, on_done, "r", &r), 0);
+    aioc_request_set_event_callback(r, on_run_event, "r");
+    assert_int_equal(aioc_start_submit(c, items[0], AIOC_SUBMIT_FOLLOW, on_done, "s1", &s1), 0);
+    aioc_request_set_output_callback(s1, on_line, "s1");
+    aioc_request_set_event_callback(s1, on_event, "s1");
+    assert_int_equal(aioc_start_submit(c, items[1], AIOC_SUBMIT_FOLLOW, on_free_it, "s2", &s2), 0);
+    assert_int_equal(aioc_start_await(c, five, 1, 0, 0, on_last, "last", &last), 0);
+    size_t n = 99;
+    assert_null(aioc_request_task_ids(g, &n));
+    assert_int_equal(n, 0);
+    assert_int_equal(aioc_request_end(g), -EINPROGRESS);
+    assert_int_equal(c->n_entries, 5);
+
+    assert_int_equal(pump(c, &lg.flag), 4);
+    assert_int_equal(lg.n_done, 4);
+    assert_string_equal(lg.done[0], "s1:0");
+    assert_string_equal(lg.done[1], "s2:0");
+    assert_string_equal(lg.done[2], "g:0");
+    assert_string_equal(lg.done[3], "last:0");
+    /* Lines and events, in the order the daemon sent them; nothing of the
+     * freed s2 until its final frame had passed. */
+    assert_int_equal(lg.n_lines, 7);
+    assert_string_equal(lg.lines[0], "g:event1:91:0:n2");
+    assert_string_equal(lg.lines[1], "g:91:g line");
+    assert_string_equal(lg.lines[2], "g:event2:91:3:n2");
+    assert_string_equal(lg.lines[3], "r:event1:95:0:n1");
+    assert_string_equal(lg.lines[4], "s1:96:s1 line");
+    assert_string_equal(lg.lines[5], "s1:event2:96:3:n1");
+    assert_string_equal(lg.lines[6], "client:97:after the end");
+
+    assert_int_equal(aioc_request_error(r), -ECANCELED);
+    assert_int_equal(aioc_request_end(r), AIOC_END_CANCELLED);
+    assert_int_equal(aioc_request_task_id(r), 95);
+    assert_int_equal(aioc_request_end(g), AIOC_END_COMPLETED);
+    assert_int_equal(aioc_request_n_outcomes(g), 2);
+    const uint64_t *ids = aioc_request_task_ids(s1, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], 96);
+    /* Every id met its final frame: no bookkeeping is left. */
+    assert_int_equal(c->n_entries, 0);
+    assert_null(aioc_request_task_ids(NULL, &n));
+    assert_null(aioc_request_task_ids(g, NULL));
+    assert_int_equal(aioc_request_end(NULL), -EINVAL);
+    aioc_request_free(g);
+    aioc_request_free(r);
+    aioc_request_free(s1);
+    aioc_request_free(last);
+    aioc_call_free(items[0]);
+    aioc_call_free(items[1]);
+    aioc_call_free(rc);
+    aioc_close(c);
+    end_daemon(pid);
+    close(go_pipe[0]);
+    close(go_pipe[1]);
+}
+
+/* A daemon without the Started event: the ids come with the outcomes; a
+ * run freed in flight has its lines dropped and ends at its final frame
+ * (no Cancel can be sent: its task id never came). */
+static void script_no_started(int fd) {
+    do_hello(fd, 1u << 20);
+    Aiod__ClientMessage *g = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_GATHER);
+    Aiod__ClientMessage *r = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_GATHER);
+    send_output(fd, r->request_id, 88, "freed run: dropped");
+    send_output_end(fd, r->request_id, 88, AIOD__TASK_STATE__TASK_DONE);
+    send_done(fd, r->request_id, 88, "nobody reads this");
+    send_output(fd, g->request_id, 87, "g line");
+    send_done(fd, g->request_id, 87, "g");
+    msg_free(g);
+    msg_free(r);
+    expect_eof(fd);
+}
+
+static void test_no_started(void **state) {
+    pid_t pid = start_daemon(script_no_started);
+    aioc_request *g = NULL, *r = NULL;
+    aioc_client *c = NULL;
+
+    memset(&lg, 0, sizeof(lg));
+    assert_int_equal(aioc_connect(path, &c), 0);
+    aioc_set_output_callback(c, on_line, "client");
+    aioc_call *call = aioc_call_new("demo.x");
+    const aioc_call *items[] = {call};
+    assert_int_equal(aioc_start_gather(c, items, 1, AIOC_GATHER_FOLLOW, 0, on_last, "g", &g), 0);
+    aioc_request_set_event_callback(g, on_event, "g");
+    assert_int_equal(aioc_start_run(c, call, 0, on_run1, NULL, &r), 0);
+    aioc_request_free(r);
+    assert_int_equal(c->n_entries, 2); /* the freed run's id stays until its end */
+    assert_int_equal(pump(c, &lg.flag), 1);
+    assert_int_equal(lg.n_lines, 1);
+    assert_string_equal(lg.lines[0], "client:87:g line");
+    size_t n = 0;
+    const uint64_t *ids = aioc_request_task_ids(g, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], 87);
+    assert_int_equal(c->n_entries, 0);
+    aioc_request_free(g);
+    aioc_call_free(call);
+    aioc_close(c);
+    end_daemon(pid);
+}
+
+/* ------------------------------------------------------------ blocking calls and events */
+
+/* aioc_run's Gather answered as the daemon now does: Started, a body no
+ * aiod.proto has, output, the OutputEnd, then the Outcomes. Then a gather
+ * that fails fast: its Error is its final frame. */
+static void script_blocking_started(int fd) {
+    static const uint64_t ids[] = {61};
+    do_hello(fd, 1u << 20);
+    Aiod__ClientMessage *r = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_GATHER);
+    check_run_gather(r, "demo.x", 2);
+    send_started(fd, r->request_id, ids, 1);
+    send_unknown_body(fd, r->request_id);
+    send_output(fd, r->request_id, 61, "run line");
+    send_output_end(fd, r->request_id, 61, AIOD__TASK_STATE__TASK_DONE);
+    send_done(fd, r->request_id, 61, "ran");
+    Aiod__ClientMessage *g = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_GATHER);
+    static const uint64_t gids[] = {62, 63};
+    send_started(fd, g->request_id, gids, 2);
+    Aiod__Outcome o = AIOD__OUTCOME__INIT;
+    o.task_id = 63;
+    o.state = AIOD__TASK_STATE__TASK_FAILED;
+    o.error_kind = (char *)"KeyError";
+    send_error(fd, g->request_id, AIOD__ERROR_CODE__ERROR_TASK_FAILED, "task 63 failed", &o);
+    msg_free(r);
+    msg_free(g);
+    expect_eof(fd);
+}
+
+static void test_blocking_started(void **state) {
+    pid_t pid = start_daemon(script_blocking_started);
+    aioc_client *c = NULL;
+    aioc_outcome *o = NULL, *os[2] = {NULL}, *failed = NULL;
+
+    memset(&lg, 0, sizeof(lg));
+    assert_int_equal(aioc_connect(path, &c), 0);
+    aioc_set_output_callback(c, on_line, "client");
+    aioc_call *call = aioc_call_new("demo.x");
+    assert_int_equal(aioc_run(c, call, 2, &o), 0);
+    assert_string_equal(aioc_value_get_string(aioc_outcome_result(o)), "ran");
+    assert_int_equal(lg.n_lines, 1);
+    assert_string_equal(lg.lines[0], "client:61:run line");
+    const aioc_call *items[] = {call, call};
+    assert_int_equal(aioc_gather(c, items, 2, 0, 0, os, &failed), -EIO);
+    assert_int_equal(aioc_outcome_task_id(failed), 63);
+    assert_int_equal(aioc_connection_error(c), 0);
+    aioc_outcome_free(o);
+    aioc_outcome_free(failed);
+    aioc_call_free(call);
+    aioc_close(c);
+    end_daemon(pid);
+}
+
+/* ------------------------------------------------------------ re-entry */
+
+static void script_reentry(int fd) {
+    do_hello(fd, 1u << 20);
+    Aiod__ClientMessage *a = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_AWAIT);
+    send_done(fd, a->request_id, 5, "done");
+    msg_free(a);
+    /* Then gone, once the client has seen the reply. */
+    char go;
+    read_exactly(go_pipe[0], &go, 1);
+}
+
+static void on_reentering(aioc_request *req, int error, void *userdata) {
+    aioc_client *c = userdata;
+    static const uint64_t ids[] = {5};
+    aioc_outcome *o = NULL;
+    assert_int_equal(error, 0);
+    /* Re-entry says -EBUSY, which never means a dead connection. */
+    assert_int_equal(aioc_process(c), -EBUSY);
+    assert_int_equal(aioc_await(c, ids, 1, 0, &o), -EBUSY);
+    assert_int_equal(aioc_connection_error(c), 0);
+    lg.flag = 1;
+}
+
+static void test_reentry(void **state) {
+    assert_int_equal(pipe(go_pipe), 0);
+    pid_t pid = start_daemon(script_reentry);
+    aioc_request *a = NULL;
+    const uint64_t ids[] = {5};
+    aioc_client *c = NULL;
+
+    memset(&lg, 0, sizeof(lg));
+    assert_int_equal(aioc_connect(path, &c), 0);
+    assert_int_equal(aioc_connection_error(c), 0);
+    assert_int_equal(aioc_connection_error(NULL), -EINVAL);
+    assert_int_equal(aioc_start_await(c, ids, 1, 0, 0, on_reentering, c, &a), 0);
+    assert_int_equal(pump(c, &lg.flag), 1);
+    assert_int_equal(write(go_pipe[1], "g", 1), 1);
+    /* The daemon left: now the errors are the connection's. */
+    int zero = 0;
+    assert_int_equal(pump(c, &zero), -ECONNRESET);
+    assert_int_equal(aioc_connection_error(c), -ECONNRESET);
+    aioc_request_free(a);
+    aioc_close(c);
+    end_daemon(pid);
+    close(go_pipe[0]);
+    close(go_pipe[1]);
+}
+
+/* ------------------------------------------------------------ final callbacks */
+
+static void script_final(int fd) {
+    do_hello(fd, 1u << 20);
+    Aiod__ClientMessage *a[5];
+    for (int i = 0; i < 5; i++)
+        a[i] = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_AWAIT);
+    Aiod__ClientMessage *x = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_CANCEL);
+    send_done(fd, a[2]->request_id, 5, "third");
+    send_cancelled(fd, x->request_id, 0);
+    /* The final frames of the cancelled and the freed one, late. */
+    send_done(fd, a[0]->request_id, 5, "late");
+    send_error(fd, a[1]->request_id, AIOD__ERROR_CODE__ERROR_TIMEOUT, "late", NULL);
+    send_done(fd, a[3]->request_id, 5, "fourth");
+    for (int i = 0; i < 5; i++)
+        msg_free(a[i]);
+    msg_free(x);
+    expect_eof(fd);
+}
+
+static int final_calls;
+
+static void on_final(aioc_request *req, int error, void *userdata) {
+    final_calls++;
+    assert_int_equal(aioc_request_done(req), 1);
+    assert_true(lg.n_done < 16);
+    snprintf(lg.done[lg.n_done++], sizeof(lg.done[0]), "%s:%d:%d", (const char *)userdata, error,
+             aioc_request_end(req));
+    /* A nested free from the callback aioc_request_free runs is ignored. */
+    if (aioc_request_end(req) == AIOC_END_FREED)
+        aioc_request_free(req);
+}
+
+static void test_final_callbacks(void **state) {
+    pid_t pid = start_daemon(script_final);
+    aioc_request *a[5] = {NULL};
+    static const char *const names[] = {"cancelled", "freed", "third", "due-freed", "closed"};
+    const uint64_t ids[] = {5};
+    aioc_client *c = NULL;
+
+    memset(&lg, 0, sizeof(lg));
+    final_calls = 0;
+    assert_int_equal(aioc_connect(path, &c), 0);
+    assert_int_equal(aioc_set_flags(c, 0x80), -EINVAL);
+    assert_int_equal(aioc_set_flags(NULL, 0), -EINVAL);
+    assert_int_equal(aioc_set_flags(c, AIOC_FLAG_FINAL_CALLBACKS), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(aioc_start_await(c, ids, 1, 0, 0, on_final, (void *)names[i], &a[i]), 0);
+
+    /* Cancelled: its callback comes from the next aioc_process. */
+    assert_int_equal(aioc_request_cancel(a[0]), 0);
+    assert_int_equal(final_calls, 0);
+    /* Freed in flight: its callback runs inside aioc_request_free. */
+    aioc_request_free(a[1]);
+    assert_int_equal(final_calls, 1);
+    assert_string_equal(lg.done[0], "freed:-125:3");
+    /* A blocking call reads the third's reply: done, its callback due;
+     * freeing it runs the callback there. */
+    assert_int_equal(aioc_cancel(c, ids, 1), 0);
+    assert_int_equal(aioc_request_done(a[2]), 1);
+    assert_int_equal(final_calls, 1);
+    aioc_request_free(a[2]);
+    assert_int_equal(final_calls, 2);
+    assert_string_equal(lg.done[1], "third:0:1");
+    /* The cancelled one's callback, then the rest of the frames: the two
+     * late final frames and the fourth's reply
+     * (the blocking call may have read them into the library's buffer
+     * already: process before polling.) */
+    for (;;) {
+        assert_true(aioc_process(c) >= 0);
+        if (c->n_entries == 1)
+            break;
+        struct pollfd p = {.fd = aioc_fd(c), .events = (short)aioc_events(c)};
+        assert_true(poll(&p, 1, 5000) > 0);
+    }
+    assert_int_equal(aioc_process(c), 0);
+    assert_int_equal(final_calls, 4);
+    assert_string_equal(lg.done[2], "cancelled:-125:2");
+    assert_string_equal(lg.done[3], "due-freed:0:1");
+    aioc_request_free(a[0]);
+    aioc_request_free(a[3]);
+    assert_int_equal(final_calls, 4);
+    /* Closing with one in flight: its callback runs inside aioc_close. */
+    aioc_close(c);
+    assert_int_equal(final_calls, 5);
+    assert_string_equal(lg.done[4], "closed:-103:4");
+    assert_int_equal(aioc_request_error(a[4]), -ECONNABORTED);
+    aioc_request_free(a[4]);
+    assert_int_equal(final_calls, 5);
+    end_daemon(pid);
+}
+
+/* ------------------------------------------------------------ connecting */
+
+/* Accepts, reads the hello, and never answers. */
+static void script_silent(int fd) {
+    Aiod__ClientMessage *m = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_HELLO);
+    msg_free(m);
+    expect_eof(fd);
+}
+
+static void test_connect_timeout(void **state) {
+    char err[256];
+    aioc_client *c = NULL;
+
+    pid_t pid = start_daemon(script_silent);
+    double t0 = now();
+    assert_int_equal(aioc_connect_timeout(path, 0.3, &c, err, sizeof(err)), -ETIMEDOUT);
+    double took = now() - t0;
+    assert_true(took >= 0.29 && took < 3);
+    assert_null(c);
+    assert_non_null(strstr(err, "did not answer within 0.3 s"));
+    assert_non_null(strstr(err, path));
+    end_daemon(pid);
+
+    /* aioc_connect's limit from the environment. */
+    pid = start_daemon(script_silent);
+    setenv("AIOC_CONNECT_TIMEOUT", "0.2", 1);
+    t0 = now();
+    assert_int_equal(aioc_connect(path, &c), -ETIMEDOUT);
+    took = now() - t0;
+    unsetenv("AIOC_CONNECT_TIMEOUT");
+    assert_true(took >= 0.19 && took < 3);
+    assert_null(c);
+    end_daemon(pid);
+
+    /* A socket nobody accepts on: connected through the backlog, the hello
+     * is never read. */
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(dir, sizeof(dir), "/tmp/aioc-test-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/aiod.sock", dir);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    assert_int_equal(aioc_connect_timeout(path, 0.2, &c, err, sizeof(err)), -ETIMEDOUT);
+    assert_int_equal(aioc_connect_timeout(path, NAN, &c, err, sizeof(err)), -EINVAL);
+    assert_int_equal(aioc_connect_timeout(path, 1, NULL, err, sizeof(err)), -EINVAL);
+    close(lfd);
+    /* Nobody listening: the connect's own error, described. */
+    assert_int_equal(aioc_connect_timeout(path, 1, &c, err, sizeof(err)), -ECONNREFUSED);
+    assert_non_null(strstr(err, "cannot connect to aiod at"));
+    unlink(path);
+    rmdir(dir);
+}
+
+/* The hello and a request arrive before any reply (the request was
+ * started while connecting). */
+static void script_connect_start(int fd) {
+    Aiod__ClientMessage *h = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_HELLO);
+    Aiod__ClientMessage *a = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_AWAIT);
+    CHECK(h->request_id < a->request_id);
+    Aiod__HelloReply hr = AIOD__HELLO_REPLY__INIT;
+    Aiod__ServerMessage r = AIOD__SERVER_MESSAGE__INIT;
+    hr.protocol_version = AIOD_PROTOCOL_VERSION;
+    hr.server_version = (char *)"9.8.7";
+    hr.max_frame = 1u << 20;
+    r.request_id = h->request_id;
+    r.body_case = AIOD__SERVER_MESSAGE__BODY_HELLO;
+    r.hello = &hr;
+    send_msg(fd, &r);
+    send_done(fd, a->request_id, 5, "after hello");
+    msg_free(h);
+    msg_free(a);
+    expect_eof(fd);
+}
+
+static void script_connect_refused(int fd) {
+    Aiod__ClientMessage *h = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_HELLO);
+    send_error(fd, h->request_id, AIOD__ERROR_CODE__ERROR_UNSUPPORTED_VERSION,
+               "this daemon speaks protocol 2", NULL);
+    msg_free(h);
+    expect_eof(fd);
+}
+
+static void on_connected(aioc_client *c, int error, void *userdata) {
+    assert_true(lg.n_done < 16);
+    snprintf(lg.done[lg.n_done++], sizeof(lg.done[0]), "%s:%d", (const char *)userdata, error);
+    /* Inside the callback the state is already final. */
+    assert_int_equal(aioc_connection_error(c), error);
+    assert_int_equal(aioc_process(c), -EBUSY);
+    if (error < 0)
+        lg.flag = 1;
+}
+
+static void test_connect_start(void **state) {
+    pid_t pid = start_daemon(script_connect_start);
+    aioc_client *c = NULL;
+    aioc_request *a = NULL;
+    const uint64_t ids[] = {5};
+
+    memset(&lg, 0, sizeof(lg));
+    assert_int_equal(aioc_connect_start(path, on_connected, "connect", NULL), -EINVAL);
+    assert_int_equal(aioc_connect_start(path, on_connected, "connect", &c), 0);
+    assert_int_equal(aioc_connection_error(c), -EINPROGRESS);
+    assert_string_equal(aioc_server_version(c), "");
+    assert_int_equal(aioc_start_await(c, ids, 1, 0, 0, on_last, "await", &a), 0);
+    assert_int_equal(pump(c, &lg.flag), 1);
+    assert_int_equal(lg.n_done, 2);
+    assert_string_equal(lg.done[0], "connect:0");
+    assert_string_equal(lg.done[1], "await:0");
+    assert_int_equal(aioc_connection_error(c), 0);
+    assert_string_equal(aioc_server_version(c), "9.8.7");
+    assert_int_equal(c->max_frame, 1u << 20);
+    aioc_request_free(a);
+    aioc_close(c);
+    end_daemon(pid);
+
+    /* Refused: the callback and aioc_process say why. */
+    pid = start_daemon(script_connect_refused);
+    memset(&lg, 0, sizeof(lg));
+    assert_int_equal(aioc_connect_start(path, on_connected, "refused", &c), 0);
+    assert_int_equal(pump(c, &lg.flag), -EPROTONOSUPPORT);
+    assert_int_equal(lg.n_done, 1);
+    assert_string_equal(lg.done[0], "refused:-93");
+    assert_int_equal(aioc_connection_error(c), -EPROTONOSUPPORT);
+    assert_string_equal(aioc_last_error(c), "this daemon speaks protocol 2");
+    aioc_close(c);
+    end_daemon(pid);
+
+    /* No socket there: at once. */
+    assert_int_equal(aioc_connect_start("/nonexistent/aiod.sock", NULL, NULL, &c), -ENOENT);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pipelined), cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_idle),      cmocka_unit_test(test_vanish),
-        cmocka_unit_test(test_mixed),     cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_pipelined),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_idle),
+        cmocka_unit_test(test_vanish),
+        cmocka_unit_test(test_mixed),
+        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_started),
+        cmocka_unit_test(test_no_started),
+        cmocka_unit_test(test_blocking_started),
+        cmocka_unit_test(test_reentry),
+        cmocka_unit_test(test_final_callbacks),
+        cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_connect_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
