@@ -6,6 +6,7 @@
 #ifndef AIOCTL_CLI_H
 #define AIOCTL_CLI_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/un.h>
@@ -23,6 +24,9 @@ enum {
 };
 
 typedef struct cli {
+    /* The command being run ("ps"), NULL while main reads the options
+     * before it; usage errors name it. */
+    const char *command;
     /* The socket path: from --socket, or the default (filled by cli_connect). */
     const char *socket_path;
     char socket_buf[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
@@ -30,6 +34,9 @@ typedef struct cli {
     bool json;
     /* The connection, once cli_connect made it. */
     aioc_client *client;
+    /* The option cli_getopt returned last, as the user typed it ("--time",
+     * "-t"), so that a message about its value names what was typed. */
+    char opt_name[64];
 } cli;
 
 /* A command: argv[0] is the command's name. Returns an exit code. */
@@ -41,16 +48,44 @@ int cli_connect(cli *c);
 
 /*
  * Reports a failed request: the daemon's message if it gave one, else
- * `what` and the errno text; returns the exit code for r.
+ * `what` and the errno text; returns the exit code for r. An unknown task
+ * (-ESRCH) is worded the same whatever the request: "no task ID (it never
+ * existed, or its result is no longer retained)".
  */
 int cli_fail(cli *c, const char *what, int r);
+
+/* As cli_fail, for a request that aioctl sent as a one-item gather (`run`):
+ * the daemon's "gather item 1: " is left out, as the user asked for no
+ * gather. */
+int cli_fail_run(cli *c, const char *what, int r);
 
 /* Prints "aioctl: CMD: MESSAGE" and the --help hint; returns EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Reports the option getopt_long just refused (unknown, or missing its
- * value); returns EXIT_USAGE. */
-int cli_bad_option(const char *cmd, char *const *argv);
+/*
+ * getopt_long over a command's own options together with the global ones
+ * (-s/--socket, --json, --version), so that those may also come after the
+ * command, as systemctl takes them. `shortopts` and `longopts` are the
+ * command's own, as getopt_long takes them: a leading '+' stops at the first
+ * operand (run needs that: the words after FUNC are its arguments, options
+ * or not); without it operands and options may mix. The command's own
+ * options must not use the global ones' letters or CLI_OPT_* values.
+ *
+ * Handles the global options itself and returns the next of the command's
+ * own (its `val`, > 0, with optarg set and c->opt_name naming it as typed),
+ * -1 when the options end (optind is the first operand), or 0 when aioctl
+ * is to exit with *ret_exit: a usage error was reported (an unknown option,
+ * a missing or unwanted value, each named as the user typed it) or
+ * --version printed. Start each command's parsing with optind = 0.
+ */
+int cli_getopt(cli *c, int argc, char **argv, const char *shortopts, const struct option *longopts,
+               int *ret_exit);
+
+/* The `val` of the global long options that have no letter. */
+enum {
+    CLI_OPT_JSON = 0x100,
+    CLI_OPT_VERSION,
+};
 
 /* Prints a command's help text on stdout; returns EXIT_OK. */
 int cli_help(const char *text);
@@ -58,13 +93,15 @@ int cli_help(const char *text);
 /* Parses a task id (digits, nonzero). 0 or -EINVAL. */
 int cli_parse_id(const char *s, uint64_t *ret);
 
-/* Parses a --timeout value in seconds (finite, >= 0). EXIT_OK, or
- * EXIT_USAGE after telling the user what is wrong. */
-int cli_parse_timeout(const char *cmd, const char *s, double *ret);
+/* Parses the value of the timeout option cli_getopt just returned, in
+ * seconds (finite, >= 0). EXIT_OK, or EXIT_USAGE after telling the user
+ * what is wrong (naming the option as typed). */
+int cli_parse_timeout(cli *c, const char *cmd, const char *s, double *ret);
 
-/* For commands that take no arguments and only --help: -1 to go on, else
- * the exit status to return (help shown, or a usage error printed). */
-int cli_no_args(int argc, char **argv, const char *help);
+/* For commands that take no arguments and only --help (and the global
+ * options): -1 to go on, else the exit status to return (help shown, or a
+ * usage error printed). */
+int cli_no_args(cli *c, int argc, char **argv, const char *help);
 
 /* Builds a call of `function` with text arguments. On failure prints why
  * and returns NULL (*ret_exit set). */
@@ -81,5 +118,6 @@ int cmd_ps(cli *c, int argc, char **argv);
 int cmd_show(cli *c, int argc, char **argv);
 int cmd_logs(cli *c, int argc, char **argv);
 int cmd_plugins(cli *c, int argc, char **argv);
+int cmd_reload(cli *c, int argc, char **argv);
 
 #endif

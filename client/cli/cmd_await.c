@@ -3,7 +3,6 @@
  * tasks and prints their results in order. A timeout does not cancel them.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -29,20 +28,16 @@ int cmd_await(cli *c, int argc, char **argv) {
         {},
     };
     double timeout = 0;
-    int opt, code;
+    int opt, code = -1;
 
-    while ((opt = getopt_long(argc, argv, "+t:h", options, NULL)) >= 0) {
-        switch (opt) {
-        case 't':
-            if (cli_parse_timeout(argv[0], optarg, &timeout) != EXIT_OK)
-                return EXIT_USAGE;
-            break;
-        case 'h':
+    while ((opt = cli_getopt(c, argc, argv, "t:h", options, &code)) > 0) {
+        if (opt == 'h')
             return cli_help(await_help);
-        default:
-            return cli_bad_option(argv[0], argv);
-        }
+        if (cli_parse_timeout(c, argv[0], optarg, &timeout) != EXIT_OK)
+            return EXIT_USAGE;
     }
+    if (opt == 0)
+        return code;
     if (optind >= argc)
         return cli_usage(argv[0], "missing task ID");
 

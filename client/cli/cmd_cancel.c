@@ -2,7 +2,6 @@
  * cmd_cancel: `aioctl cancel ID...`, task.cancel() for each task.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 
 #include "alloc.h"
@@ -21,13 +20,12 @@ int cmd_cancel(cli *c, int argc, char **argv) {
         {"help", no_argument, NULL, 'h'},
         {},
     };
-    int opt;
+    int opt, code = -1;
 
-    while ((opt = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
-        if (opt == 'h')
-            return cli_help(cancel_help);
-        return cli_bad_option(argv[0], argv);
-    }
+    while ((opt = cli_getopt(c, argc, argv, "h", options, &code)) > 0)
+        return cli_help(cancel_help);
+    if (opt == 0)
+        return code;
     if (optind >= argc)
         return cli_usage(argv[0], "missing task ID");
 
@@ -40,7 +38,7 @@ int cmd_cancel(cli *c, int argc, char **argv) {
             return cli_usage(argv[0], "'%s' is not a task id (a positive number)",
                              argv[optind + (int)i]);
 
-    int code = cli_connect(c);
+    code = cli_connect(c);
     if (code != EXIT_OK)
         return code;
     int r = aioc_cancel(c->client, ids, n);

@@ -7,7 +7,6 @@
 #define _GNU_SOURCE 1 /* asprintf */
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,21 +86,22 @@ int cmd_gather(cli *c, int argc, char **argv) {
     double timeout = 0;
     int opt, code = EXIT_OK;
 
-    while ((opt = getopt_long(argc, argv, "+rt:h", options, NULL)) >= 0) {
+    int exit_now = -1;
+    while ((opt = cli_getopt(c, argc, argv, "rt:h", options, &exit_now)) > 0) {
         switch (opt) {
         case 'r':
             flags |= AIOC_GATHER_RETURN_EXCEPTIONS;
             break;
         case 't':
-            if (cli_parse_timeout(argv[0], optarg, &timeout) != EXIT_OK)
+            if (cli_parse_timeout(c, argv[0], optarg, &timeout) != EXIT_OK)
                 return EXIT_USAGE;
             break;
         case 'h':
             return cli_help(gather_help);
-        default:
-            return cli_bad_option(argv[0], argv);
         }
     }
+    if (opt == 0)
+        return exit_now;
     if (optind >= argc)
         return cli_usage(argv[0], "missing CALL");
 

@@ -3,7 +3,6 @@
  * new lines as the task prints them, until it ends. The exit status follows
  * the task's state at the end, as for `aioctl await`.
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -45,19 +44,15 @@ int cmd_logs(cli *c, int argc, char **argv) {
     };
     unsigned flags = 0;
     uint64_t id;
-    int opt;
+    int opt, code = -1;
 
-    while ((opt = getopt_long(argc, argv, "+fh", options, NULL)) >= 0) {
-        switch (opt) {
-        case 'f':
-            flags |= AIOC_LOGS_FOLLOW;
-            break;
-        case 'h':
+    while ((opt = cli_getopt(c, argc, argv, "fh", options, &code)) > 0) {
+        if (opt == 'h')
             return cli_help(logs_help);
-        default:
-            return cli_bad_option(argv[0], argv);
-        }
+        flags |= AIOC_LOGS_FOLLOW;
     }
+    if (opt == 0)
+        return code;
     if (optind >= argc)
         return cli_usage(argv[0], "missing task ID");
     if (optind + 1 < argc)
@@ -65,7 +60,7 @@ int cmd_logs(cli *c, int argc, char **argv) {
     if (cli_parse_id(argv[optind], &id) < 0)
         return cli_usage(argv[0], "'%s' is not a task id (a positive number)", argv[optind]);
 
-    int code = cli_connect(c);
+    code = cli_connect(c);
     if (code != EXIT_OK)
         return code;
     note_dropped(c, id);

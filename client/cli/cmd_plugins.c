@@ -1,8 +1,8 @@
 /*
  * cmd_plugins: `aioctl plugins`, the functions that can be called, one line
- * per signature followed by the doc line, indented.
+ * per signature followed by the doc line, indented; with --names only their
+ * names, for scripts and shell completion.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -10,11 +10,15 @@
 #include "macro.h"
 #include "print.h"
 
-static const char plugins_help[] = "Usage: aioctl plugins\n"
-                                   "\n"
-                                   "Lists the functions the daemon's plugins offer, as\n"
-                                   "  plugin.function(param: type, param: type = default) -> type\n"
-                                   "      one-line doc\n";
+static const char plugins_help[] =
+    "Usage: aioctl plugins [--names]\n"
+    "\n"
+    "Lists the functions the daemon's plugins offer, as\n"
+    "  plugin.function(param: type, param: type = default) -> type\n"
+    "      one-line doc\n"
+    "\n"
+    "  -n, --names  only the names, one per line (also with --json)\n"
+    "  -h, --help   show this help\n";
 
 static void print_json(aioc_function_info *f) {
     _cleanup_free_ char *name = print_json_string(aioc_function_name(f));
@@ -38,9 +42,23 @@ static void print_json(aioc_function_info *f) {
 }
 
 int cmd_plugins(cli *c, int argc, char **argv) {
-    int code = cli_no_args(argc, argv, plugins_help);
-    if (code >= 0)
+    static const struct option options[] = {
+        {"names", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {},
+    };
+    bool names = false;
+    int opt, code = -1;
+
+    while ((opt = cli_getopt(c, argc, argv, "nh", options, &code)) > 0) {
+        if (opt == 'h')
+            return cli_help(plugins_help);
+        names = true;
+    }
+    if (opt == 0)
         return code;
+    if (optind < argc)
+        return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
     code = cli_connect(c);
     if (code != EXIT_OK)
         return code;
@@ -50,6 +68,10 @@ int cmd_plugins(cli *c, int argc, char **argv) {
     if (r < 0)
         return cli_fail(c, "plugins", r);
     for (size_t i = 0; i < n; i++) {
+        if (names) {
+            printf("%s\n", aioc_function_name(fs[i]));
+            continue;
+        }
         if (c->json) {
             print_json(fs[i]);
             continue;

@@ -2,9 +2,10 @@
  * cmd_ps: `aioctl ps [--all]` (a table of tasks) and `aioctl show ID` (one
  * task in detail).
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +14,15 @@
 #include "macro.h"
 #include "print.h"
 
-static const char ps_help[] = "Usage: aioctl ps [--all]\n"
-                              "\n"
-                              "Lists unfinished tasks: ID STATE FUNCTION OWNER(uid/pid) AGE.\n"
-                              "\n"
-                              "  -a, --all   also list ended tasks whose outcome is still kept\n"
-                              "  -h, --help  show this help\n";
+static const char ps_help[] =
+    "Usage: aioctl ps [--all]\n"
+    "\n"
+    "Lists unfinished tasks, one per line: ID STATE OWNER AGE CALL. OWNER is\n"
+    "the name of the user who created the task (its uid when it has none);\n"
+    "CALL is the function with its arguments, shortened when long.\n"
+    "\n"
+    "  -a, --all   also list ended tasks whose outcome is still kept\n"
+    "  -h, --help  show this help\n";
 
 static const char show_help[] =
     "Usage: aioctl show ID\n"
@@ -26,13 +30,81 @@ static const char show_help[] =
     "Shows everything known about one task as 'key: value' lines: id, state,\n"
     "function, ownership, owner, parent, times, arguments and result or error.\n";
 
+/* The name of user `uid`, or NULL when it has none. The last answer is
+ * kept: the tasks of a list mostly have one owner, and each lookup may ask
+ * a directory service. */
+static const char *user_name(uint32_t uid) {
+    static struct {
+        /* Whether uid and name hold an answer yet. */
+        bool known;
+        uint32_t uid;
+        /* The name, or "" when the uid has none (or one too long to keep). */
+        char name[64];
+    } last;
+
+    if (!last.known || last.uid != uid) {
+        const struct passwd *pw = getpwuid((uid_t)uid);
+        last.known = true;
+        last.uid = uid;
+        last.name[0] = '\0';
+        if (pw && pw->pw_name && strlen(pw->pw_name) < sizeof(last.name))
+            strcpy(last.name, pw->pw_name);
+    }
+    return last.name[0] ? last.name : NULL;
+}
+
+/* OWNER: the user's name, else the uid, into buf. Returns buf. */
+static char *owner(const aioc_task_info *t, char *buf, size_t len) {
+    const char *name = user_name(aioc_task_info_owner_uid(t));
+    if (name)
+        snprintf(buf, len, "%s", name);
+    else
+        snprintf(buf, len, "%" PRIu32, aioc_task_info_owner_uid(t));
+    return buf;
+}
+
+/* CALL: the call as one line. The daemon sends it as TaskInfo.call_text (the
+ * function and its arguments, cut to 120 bytes), but libaioclient does not
+ * hand that field out yet; until it does, the function alone. */
+static const char *call_text(const aioc_task_info *t) {
+    return aioc_task_info_function(t);
+}
+
 static void print_ps_json(const aioc_task_info *t) {
     _cleanup_free_ char *f = print_json_string(aioc_task_info_function(t));
+    _cleanup_free_ char *call = print_json_string(call_text(t));
+    const char *name = user_name(aioc_task_info_owner_uid(t));
+    _cleanup_free_ char *user = name ? print_json_string(name) : NULL;
+
     printf("{\"task\":%" PRIu64 ",\"state\":\"%s\",\"function\":%s,\"ownership\":\"%s\","
-           "\"uid\":%" PRIu32 ",\"pid\":%" PRId32 ",\"created_usec\":%" PRIu64 "}\n",
+           "\"uid\":%" PRIu32 ",\"pid\":%" PRId32 ",\"created_usec\":%" PRIu64
+           ",\"user\":%s,\"call\":%s}\n",
            aioc_task_info_id(t), aioc_state_name(aioc_task_info_state(t)), f ? f : "null",
            aioc_task_info_ownership(t), aioc_task_info_owner_uid(t), aioc_task_info_owner_pid(t),
-           aioc_task_info_created_usec(t));
+           aioc_task_info_created_usec(t), user ? user : "null", call ? call : "null");
+}
+
+/* The table: every column but the last as wide as its widest cell. */
+static void print_ps_table(aioc_task_info *const *tasks, size_t n) {
+    int wid = (int)strlen("ID"), wowner = (int)strlen("OWNER"), wage = (int)strlen("AGE");
+    char buf[64];
+
+    for (size_t i = 0; i < n; i++) {
+        wid = MAX(wid, snprintf(buf, sizeof(buf), "%" PRIu64, aioc_task_info_id(tasks[i])));
+        wowner = MAX(wowner, (int)strlen(owner(tasks[i], buf, sizeof(buf))));
+        wage = MAX(wage,
+                   (int)strlen(print_age(aioc_task_info_created_usec(tasks[i]), buf, sizeof(buf))));
+    }
+    printf("%-*s %-9s %-*s %-*s %s\n", wid, "ID", "STATE", wowner, "OWNER", wage, "AGE", "CALL");
+    for (size_t i = 0; i < n; i++) {
+        const aioc_task_info *t = tasks[i];
+        char who[64], age[32];
+        const char *state =
+            aioc_task_info_waiting_for(t) ? "waiting" : aioc_state_name(aioc_task_info_state(t));
+        printf("%-*" PRIu64 " %-9s %-*s %-*s %s\n", wid, aioc_task_info_id(t), state, wowner,
+               owner(t, who, sizeof(who)), wage,
+               print_age(aioc_task_info_created_usec(t), age, sizeof(age)), call_text(t));
+    }
 }
 
 int cmd_ps(cli *c, int argc, char **argv) {
@@ -42,23 +114,19 @@ int cmd_ps(cli *c, int argc, char **argv) {
         {},
     };
     unsigned flags = 0;
-    int opt;
+    int opt, code = -1;
 
-    while ((opt = getopt_long(argc, argv, "+ah", options, NULL)) >= 0) {
-        switch (opt) {
-        case 'a':
-            flags |= AIOC_LIST_ALL;
-            break;
-        case 'h':
+    while ((opt = cli_getopt(c, argc, argv, "ah", options, &code)) > 0) {
+        if (opt == 'h')
             return cli_help(ps_help);
-        default:
-            return cli_bad_option(argv[0], argv);
-        }
+        flags |= AIOC_LIST_ALL;
     }
+    if (opt == 0)
+        return code;
     if (optind < argc)
         return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
 
-    int code = cli_connect(c);
+    code = cli_connect(c);
     if (code != EXIT_OK)
         return code;
     aioc_task_info **tasks;
@@ -66,27 +134,11 @@ int cmd_ps(cli *c, int argc, char **argv) {
     int r = aioc_list(c->client, flags, &tasks, &n);
     if (r < 0)
         return cli_fail(c, "ps", r);
-
-    int wf = (int)strlen("FUNCTION");
-    for (size_t i = 0; i < n; i++)
-        wf = MAX(wf, (int)strlen(aioc_task_info_function(tasks[i])));
-    if (!c->json)
-        printf("%-8s %-9s %-*s %-14s %s\n", "ID", "STATE", wf, "FUNCTION", "OWNER", "AGE");
-    for (size_t i = 0; i < n; i++) {
-        const aioc_task_info *t = tasks[i];
-        char owner[32], age[32];
-        if (c->json) {
-            print_ps_json(t);
-            continue;
-        }
-        snprintf(owner, sizeof(owner), "%" PRIu32 "/%" PRId32, aioc_task_info_owner_uid(t),
-                 aioc_task_info_owner_pid(t));
-        const char *state =
-            aioc_task_info_waiting_for(t) ? "waiting" : aioc_state_name(aioc_task_info_state(t));
-        printf("%-8" PRIu64 " %-9s %-*s %-14s %s\n", aioc_task_info_id(t), state, wf,
-               aioc_task_info_function(t), owner,
-               print_age(aioc_task_info_created_usec(t), age, sizeof(age)));
-    }
+    if (c->json)
+        for (size_t i = 0; i < n; i++)
+            print_ps_json(tasks[i]);
+    else
+        print_ps_table(tasks, n);
     aioc_task_info_array_free(tasks, n);
     return EXIT_OK;
 }
@@ -103,8 +155,9 @@ static void show_plain(const aioc_task_info *t) {
         printf("waiting for: %s\n", aioc_task_info_waiting_for(t));
     printf("function: %s\n", aioc_task_info_function(t));
     printf("ownership: %s\n", aioc_task_info_ownership(t));
-    printf("owner: uid %" PRIu32 ", pid %" PRId32 "\n", aioc_task_info_owner_uid(t),
-           aioc_task_info_owner_pid(t));
+    const char *name = user_name(aioc_task_info_owner_uid(t));
+    printf("owner: %s%suid %" PRIu32 "%s, pid %" PRId32 "\n", name ? name : "", name ? " (" : "",
+           aioc_task_info_owner_uid(t), name ? ")" : "", aioc_task_info_owner_pid(t));
     if (aioc_task_info_parent_id(t))
         printf("parent: %" PRIu64 "\n", aioc_task_info_parent_id(t));
     else
@@ -142,14 +195,16 @@ static void show_json(const aioc_task_info *t) {
     _cleanup_free_ char *f = print_json_string(aioc_task_info_function(t));
     _cleanup_free_ char *args =
         aioc_task_info_args(t) ? aioc_value_to_json(aioc_task_info_args(t)) : NULL;
+    const char *name = user_name(aioc_task_info_owner_uid(t));
+    _cleanup_free_ char *user = name ? print_json_string(name) : NULL;
 
     printf("{\"task\":%" PRIu64 ",\"state\":\"%s\",\"function\":%s,\"ownership\":\"%s\","
-           "\"uid\":%" PRIu32 ",\"pid\":%" PRId32 ",\"parent\":%" PRIu64 ","
+           "\"uid\":%" PRIu32 ",\"user\":%s,\"pid\":%" PRId32 ",\"parent\":%" PRIu64 ","
            "\"created\":%s,\"started\":%s,\"finished\":%s,\"args\":%s,"
            "\"output_lines\":%" PRIu64 ",\"output_dropped\":%" PRIu64,
            aioc_task_info_id(t), aioc_state_name(aioc_task_info_state(t)), f ? f : "null",
-           aioc_task_info_ownership(t), aioc_task_info_owner_uid(t), aioc_task_info_owner_pid(t),
-           aioc_task_info_parent_id(t),
+           aioc_task_info_ownership(t), aioc_task_info_owner_uid(t), user ? user : "null",
+           aioc_task_info_owner_pid(t), aioc_task_info_parent_id(t),
            json_time(aioc_task_info_created_usec(t), created, sizeof(created)),
            json_time(aioc_task_info_started_usec(t), started, sizeof(started)),
            json_time(aioc_task_info_finished_usec(t), finished, sizeof(finished)),
@@ -171,13 +226,12 @@ int cmd_show(cli *c, int argc, char **argv) {
         {},
     };
     uint64_t id;
-    int opt;
+    int opt, code = -1;
 
-    while ((opt = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
-        if (opt == 'h')
-            return cli_help(show_help);
-        return cli_bad_option(argv[0], argv);
-    }
+    while ((opt = cli_getopt(c, argc, argv, "h", options, &code)) > 0)
+        return cli_help(show_help);
+    if (opt == 0)
+        return code;
     if (optind >= argc)
         return cli_usage(argv[0], "missing task ID");
     if (optind + 1 < argc)
@@ -185,7 +239,7 @@ int cmd_show(cli *c, int argc, char **argv) {
     if (cli_parse_id(argv[optind], &id) < 0)
         return cli_usage(argv[0], "'%s' is not a task id (a positive number)", argv[optind]);
 
-    int code = cli_connect(c);
+    code = cli_connect(c);
     if (code != EXIT_OK)
         return code;
     aioc_task_info *t;

@@ -3,14 +3,10 @@
  * directories (as SIGHUP does) and replies once that is done, which is what
  * systemd's ExecReload needs.
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 
 #include "cli.h"
-
-/* Declared here until cli.h lists it with the other commands. */
-int cmd_reload(cli *c, int argc, char **argv);
 
 static const char reload_help[] =
     "Usage: aioctl reload\n"
@@ -23,7 +19,7 @@ static const char reload_help[] =
     "changes. Only root and the daemon's own user may reload it.\n";
 
 int cmd_reload(cli *c, int argc, char **argv) {
-    int code = cli_no_args(argc, argv, reload_help);
+    int code = cli_no_args(c, argc, argv, reload_help);
     if (code >= 0)
         return code;
     code = cli_connect(c);

@@ -4,7 +4,6 @@
  * them by the function's declared parameter types.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,28 +33,25 @@ static const char detach_help[] =
     "Starts a task nobody waits for (fire and forget): it outlives aioctl and\n"
     "its result is only logged by the daemon. Prints the task's id.\n";
 
-/* Parses [--timeout S] (when allowed) and --help. Returns -1 to go on,
- * else an exit code. */
-static int parse(int argc, char **argv, const char *help, double *timeout) {
+/* Parses [--timeout S] (when allowed), --help and the global options, up
+ * to FUNC: the words after it are the call's, options or not. Returns -1 to
+ * go on, else an exit code. */
+static int parse(cli *c, int argc, char **argv, const char *help, double *timeout) {
     static const struct option options[] = {
         {"timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {},
     };
-    int opt;
-    while ((opt = getopt_long(argc, argv, timeout ? "+t:h" : "+h", timeout ? options : options + 1,
-                              NULL)) >= 0) {
-        switch (opt) {
-        case 't':
-            if (cli_parse_timeout(argv[0], optarg, timeout) != EXIT_OK)
-                return EXIT_USAGE;
-            break;
-        case 'h':
+    int opt, code = -1;
+    while ((opt = cli_getopt(c, argc, argv, timeout ? "+t:h" : "+h",
+                             timeout ? options : options + 1, &code)) > 0) {
+        if (opt == 'h')
             return cli_help(help);
-        default:
-            return cli_bad_option(argv[0], argv);
-        }
+        if (cli_parse_timeout(c, argv[0], optarg, timeout) != EXIT_OK)
+            return EXIT_USAGE;
     }
+    if (opt == 0)
+        return code;
     if (optind >= argc)
         return cli_usage(argv[0], "missing FUNC");
     return -1;
@@ -71,7 +67,7 @@ static int first_arg(int argc, char **argv) {
 int cmd_run(cli *c, int argc, char **argv) {
     double timeout = 0;
     aioc_outcome *o = NULL;
-    int code = parse(argc, argv, run_help, &timeout);
+    int code = parse(c, argc, argv, run_help, &timeout);
     if (code >= 0)
         return code;
 
@@ -88,7 +84,7 @@ int cmd_run(cli *c, int argc, char **argv) {
                     timeout);
             code = EXIT_TIMEOUT;
         } else if (r < 0) {
-            code = cli_fail(c, function, r);
+            code = cli_fail_run(c, function, r);
         } else {
             code = print_outcome(c->json, o);
         }
@@ -102,7 +98,7 @@ typedef int (*start_fn)(aioc_client *c, const aioc_call *call, uint64_t *ret_id)
 
 static int start(cli *c, int argc, char **argv, const char *help, start_fn fn) {
     uint64_t id;
-    int code = parse(argc, argv, help, NULL);
+    int code = parse(c, argc, argv, help, NULL);
     if (code >= 0)
         return code;
 

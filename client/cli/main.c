@@ -1,10 +1,13 @@
 /*
  * aioctl: the command-line client of aiod. This file owns the global
- * options, the command table, dispatch, and the helpers every command
+ * options (before the command, or after it among the command's own, through
+ * cli_getopt), the command table, dispatch, and the helpers every command
  * shares (cli.h): connecting, reporting errors, parsing ids and timeouts.
  */
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,13 +15,12 @@
 #include <string.h>
 
 #include "cli.h"
+#include "macro.h"
 #include "print.h"
 
 #ifndef AIOD_VERSION
 #define AIOD_VERSION "unknown"
 #endif
-
-int cmd_reload(cli *c, int argc, char **argv); /* cmd_reload.c */
 
 static const struct command {
     const char *name;
@@ -39,12 +41,12 @@ static const struct command {
 };
 
 static void usage_main(FILE *f) {
-    fprintf(f, "Usage: aioctl [-s SOCKET] [--json] COMMAND [ARG...]\n"
+    fprintf(f, "Usage: aioctl [-s SOCKET] [--json] COMMAND [OPTION...] [ARG...]\n"
                "\n"
                "Talk to aiod, the machine-wide asyncio daemon.\n"
                "\n"
                "Commands:\n");
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+    for (size_t i = 0; i < ELEMENTSOF(commands); i++)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n"
                "Options:\n"
@@ -55,6 +57,8 @@ static void usage_main(FILE *f) {
                "  -h, --help         show this help\n"
                "      --version      show the version\n"
                "\n"
+               "The options above may also follow the command, among its own\n"
+               "(aioctl ps --json); after FUNC, and after '--', words are arguments.\n"
                "Run 'aioctl COMMAND --help' for a command's options.\n"
                "Exit status: 0 success, 1 the task failed, 2 usage error or request refused,\n"
                "3 the daemon cannot be reached, 4 timed out, 5 cancelled.\n");
@@ -68,12 +72,6 @@ int cli_usage(const char *cmd, const char *fmt, ...) {
     va_end(ap);
     fprintf(stderr, "\nTry 'aioctl %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
     return EXIT_USAGE;
-}
-
-int cli_bad_option(const char *cmd, char *const *argv) {
-    if (optopt)
-        return cli_usage(cmd, "option '-%c' is unknown or needs a value", optopt);
-    return cli_usage(cmd, "option '%s' is unknown or needs a value", argv[optind - 1]);
 }
 
 int cli_help(const char *text) {
@@ -116,7 +114,36 @@ int cli_connect(cli *c) {
     return EXIT_OK;
 }
 
-int cli_fail(cli *c, const char *what, int r) {
+/* The one wording of an unknown task. */
+#define NO_TASK "no task %" PRIu64 " (it never existed, or its result is no longer retained)"
+
+/*
+ * Prints the daemon's message `msg` for a refused request. An unknown task
+ * is worded once whatever the request (the daemon's requests word it
+ * differently): what precedes "no task ID" (a gather's "gather item N: ")
+ * stays, the rest is ours. With `one_item`, the "gather item 1: " that the
+ * daemon puts before the refusal of a one-item gather is left out.
+ */
+static void print_daemon_message(const char *msg, int r, bool one_item) {
+    static const char item1[] = "gather item 1: ";
+    if (one_item && strncmp(msg, item1, strlen(item1)) == 0)
+        msg += strlen(item1);
+
+    const char *at = r == -ESRCH ? strstr(msg, "no task ") : NULL;
+    if (at) {
+        const char *digits = at + strlen("no task ");
+        char *end;
+        errno = 0;
+        uint64_t id = strtoull(digits, &end, 10);
+        if (*digits >= '0' && *digits <= '9' && errno == 0 && (*end == '\0' || *end == ' ')) {
+            fprintf(stderr, "aioctl: %.*s" NO_TASK "\n", (int)(at - msg), msg, id);
+            return;
+        }
+    }
+    fprintf(stderr, "aioctl: %s\n", msg);
+}
+
+static int fail(cli *c, const char *what, int r, bool one_item) {
     const char *daemon = c->client ? aioc_last_error(c->client) : "";
     int code;
 
@@ -143,7 +170,7 @@ int cli_fail(cli *c, const char *what, int r) {
     }
     fflush(stdout);
     if (*daemon)
-        fprintf(stderr, "aioctl: %s\n", daemon);
+        print_daemon_message(daemon, r, one_item);
     else if (r == -EMSGSIZE)
         fprintf(stderr,
                 "aioctl: %s: the request is larger than the daemon's frame limit "
@@ -154,9 +181,19 @@ int cli_fail(cli *c, const char *what, int r) {
                 "aioctl: %s: aiod closed the connection — did the daemon stop? "
                 "see its log\n",
                 what);
+    else if (r == -ESRCH)
+        fprintf(stderr, "aioctl: %s: no such task\n", what);
     else
         fprintf(stderr, "aioctl: %s: %s\n", what, strerror(-r));
     return code;
+}
+
+int cli_fail(cli *c, const char *what, int r) {
+    return fail(c, what, r, false);
+}
+
+int cli_fail_run(cli *c, const char *what, int r) {
+    return fail(c, what, r, true);
 }
 
 int cli_parse_id(const char *s, uint64_t *ret) {
@@ -177,24 +214,27 @@ int cli_parse_id(const char *s, uint64_t *ret) {
     return 0;
 }
 
-int cli_parse_timeout(const char *cmd, const char *s, double *ret) {
+int cli_parse_timeout(cli *c, const char *cmd, const char *s, double *ret) {
     char *end;
     errno = 0;
     double d = strtod(s, &end);
     if (errno || end == s || *end || !isfinite(d) || d < 0)
-        return cli_usage(cmd, "--timeout wants seconds (a number >= 0), not '%s'", s);
+        return cli_usage(cmd, "option '%s' wants seconds (a number >= 0), not '%s'", c->opt_name,
+                         s);
     *ret = d;
     return EXIT_OK;
 }
 
-int cli_no_args(int argc, char **argv, const char *help) {
+int cli_no_args(cli *c, int argc, char **argv, const char *help) {
     static const struct option options[] = {
         {"help", no_argument, NULL, 'h'},
         {},
     };
-    int opt;
-    while ((opt = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
-        return opt == 'h' ? cli_help(help) : cli_bad_option(argv[0], argv);
+    int opt, code = -1;
+    while ((opt = cli_getopt(c, argc, argv, "h", options, &code)) > 0)
+        return cli_help(help);
+    if (opt == 0)
+        return code;
     if (optind < argc)
         return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
     return -1;
@@ -221,48 +261,149 @@ aioc_call *cli_make_call(const char *cmd, const char *function, char *const *arg
     return call;
 }
 
+/* The global options, which cli_getopt appends to every command's own. */
+static const struct option global_options[] = {
+    {"socket", required_argument, NULL, 's'},
+    {"json", no_argument, NULL, CLI_OPT_JSON},
+    {"version", no_argument, NULL, CLI_OPT_VERSION},
+};
+#define GLOBAL_SHORT "s:"
+
+/* Room for a command's options and the global ones (a command has at most
+ * four of its own), and for its letters. */
+#define MAX_OPTIONS 16
+#define MAX_SHORT 32
+
+/*
+ * The word on the command line that holds the option getopt_long just
+ * handled when it is a long one ("--sock", "--json=1"), else NULL (a short
+ * option is named by its letter). `before` is optind before the call:
+ * getopt_long always steps past the word of a long option, but not past a
+ * letter in the middle of a cluster ("-ax"), where the word before optind is
+ * an older one. `value_in_next` says that the option took the next word as
+ * its value ("--socket PATH").
+ */
+static const char *long_word(char *const *argv, int before, bool value_in_next) {
+    int i = optind - 1 - (value_in_next ? 1 : 0);
+    if (optind <= before || i < 0 || strncmp(argv[i], "--", 2) != 0 || !argv[i][2])
+        return NULL;
+    return argv[i];
+}
+
+/* "--name" from a word "--name[=value]", or "-x" from a letter, into buf. */
+static void option_name(char *buf, size_t len, const char *word, int letter) {
+    if (word)
+        snprintf(buf, len, "%.*s", (int)strcspn(word, "="), word);
+    else
+        snprintf(buf, len, "-%c", letter);
+}
+
+/* Reports what getopt_long refused: ret ':' when a value is missing, '?'
+ * for an unknown option (none of aioctl's long options shares a start with
+ * another, so none is ambiguous) or a value given to one that takes none.
+ * Returns EXIT_USAGE. */
+static int bad_option(const char *cmd, char *const *argv, int before, int ret) {
+    char name[64];
+    const char *word = long_word(argv, before, false);
+
+    option_name(name, sizeof(name), word, optopt);
+    if (ret == ':')
+        return cli_usage(cmd, "option '%s' needs a value", name);
+    if (word && optopt) /* a long option getopt_long knew */
+        return cli_usage(cmd, "option '%s' takes no value", name);
+    return cli_usage(cmd, "option '%s' is unknown", name);
+}
+
+/* Handles a global option. -1 to go on, else the exit status. */
+static int global_option(cli *c, const char *cmd, int opt) {
+    switch (opt) {
+    case 's':
+        if (!*optarg)
+            return cli_usage(cmd, "option '%s' needs a path", c->opt_name);
+        c->socket_path = optarg;
+        return -1;
+    case CLI_OPT_JSON:
+        c->json = true;
+        return -1;
+    case CLI_OPT_VERSION:
+        printf("aioctl %s (libaioclient %s)\n", AIOD_VERSION, AIOC_LIB_VERSION);
+        return EXIT_OK;
+    default:
+        assert(!"not a global option");
+        return EXIT_USAGE;
+    }
+}
+
+int cli_getopt(cli *c, int argc, char **argv, const char *shortopts, const struct option *longopts,
+               int *ret_exit) {
+    struct option lo[MAX_OPTIONS];
+    char so[MAX_SHORT];
+    size_t n = 0;
+
+    /* [+]:<command's letters><global letters>; ':' to tell a missing value
+     * from an unknown option. The tables are aioctl's own: overflowing them
+     * is a bug of a command, caught even where asserts are compiled out. */
+    bool stop = shortopts[0] == '+';
+    int len = snprintf(so, sizeof(so), "%s:%s" GLOBAL_SHORT, stop ? "+" : "", shortopts + stop);
+    if (len < 0 || (size_t)len >= sizeof(so))
+        abort();
+    for (; longopts[n].name; n++) {
+        if (n >= MAX_OPTIONS - ELEMENTSOF(global_options) - 1)
+            abort();
+        assert(longopts[n].val != 's' && longopts[n].val < CLI_OPT_JSON);
+        lo[n] = longopts[n];
+    }
+    for (size_t i = 0; i < ELEMENTSOF(global_options); i++)
+        lo[n++] = global_options[i];
+    lo[n] = (struct option){0};
+
+    for (;;) {
+        int before = optind;
+        opterr = 0; /* bad_option says it better */
+        int opt = getopt_long(argc, argv, so, lo, NULL);
+        if (opt == -1)
+            return -1;
+        if (opt == '?' || opt == ':') {
+            *ret_exit = bad_option(c->command, argv, before, opt);
+            return 0;
+        }
+        bool value_in_next = optarg && optind >= 1 && optarg == argv[optind - 1];
+        option_name(c->opt_name, sizeof(c->opt_name), long_word(argv, before, value_in_next), opt);
+        if (opt != 's' && opt < CLI_OPT_JSON)
+            return opt;
+        int code = global_option(c, c->command, opt);
+        if (code >= 0) {
+            *ret_exit = code;
+            return 0;
+        }
+    }
+}
+
 int main(int argc, char **argv) {
     static const struct option options[] = {
-        {"socket", required_argument, NULL, 's'},
-        {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
         {},
     };
     cli c = {0};
-    int opt;
+    int opt, code = -1;
 
-    opterr = 0; /* cli_bad_option says it better */
-    while ((opt = getopt_long(argc, argv, "+s:h", options, NULL)) >= 0) {
-        switch (opt) {
-        case 's':
-            if (!*optarg)
-                return cli_usage(NULL, "--socket needs a path");
-            c.socket_path = optarg;
-            break;
-        case 'j':
-            c.json = true;
-            break;
-        case 'h':
-            usage_main(stdout);
-            return EXIT_OK;
-        case 'V':
-            printf("aioctl %s (libaioclient %s)\n", AIOD_VERSION, AIOC_LIB_VERSION);
-            return EXIT_OK;
-        default:
-            return cli_bad_option(NULL, argv);
-        }
+    while ((opt = cli_getopt(&c, argc, argv, "+h", options, &code)) > 0) {
+        usage_main(stdout);
+        return EXIT_OK;
     }
+    if (opt == 0)
+        return code;
     if (optind >= argc)
         return cli_usage(NULL, "missing COMMAND (run, submit, await, gather, ...)");
 
     const char *name = argv[optind];
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+    for (size_t i = 0; i < ELEMENTSOF(commands); i++)
         if (strcmp(name, commands[i].name) == 0) {
             int argc2 = argc - optind;
             char **argv2 = argv + optind;
+            c.command = commands[i].name;
             optind = 0; /* glibc: start the command's own getopt afresh */
-            int code = commands[i].fn(&c, argc2, argv2);
+            code = commands[i].fn(&c, argc2, argv2);
             aioc_close(c.client);
             if (fflush(stdout) != 0 && code == EXIT_OK)
                 code = EXIT_TASK_FAILED;

@@ -1,8 +1,12 @@
 """aioctl's basics: plugins, help, usage errors, an unreachable daemon,
---json output."""
+--json output; and what a newcomer meets: global options after the command,
+errors worded for what was typed, ps's columns."""
 
 import json
 import os
+import pwd
+import shlex
+import subprocess
 
 import harness
 
@@ -126,6 +130,179 @@ def logs_and_show_of_a_silent_finished_task():
              "show: state and lines printed", " %r" % info)
         r = d.aioctl("run", "demo.echo", "x")
         t.eq((r.rc, r.lines), (0, ['"x"']), "the daemon still serves", r)
+
+
+# ---------------------------------------------------------------- as a newcomer meets it
+
+
+@t.test
+def run_errors_are_the_runs_own():
+    # aioctl run sends a one-item gather; its refusal must not read as a gather's.
+    with t.daemon() as d:
+        cases = [(("demo.sleep", "abc"), "demo.sleep: parameter 'seconds'"),
+                 (("demo.nope",), "unknown function 'demo.nope'"),
+                 (("demo.sleep", "1", "2", "3"), "demo.sleep: takes at most 2 arguments")]
+        for args, part in cases:
+            r = d.aioctl("run", *args)
+            t.eq(r.rc, 2, "run %s: exit code" % " ".join(args), r)
+            t.contains(r.err, "aioctl: " + part, "run %s: the run's own error" % " ".join(args), r)
+            t.check("gather" not in r.err, "run %s: the error speaks of a gather" % " ".join(args),
+                    r)
+        # A real gather keeps naming its item.
+        r = d.aioctl("gather", "demo.echo 1", "demo.sleep abc")
+        t.eq(r.rc, 2, "gather with a bad item: exit code", r)
+        t.contains(r.err, "gather item 2: demo.sleep: parameter 'seconds'",
+                   "gather names the refused item", r)
+
+
+@t.test
+def global_options_after_the_command():
+    with t.daemon() as d:
+        s = d.socket
+        # --json and --socket after the command, in every spelling.
+        for argv in (("run", "--json", "-s", s, "demo.echo", "x"),
+                     ("run", "--socket", s, "--json", "demo.echo", "x"),
+                     ("run", "--socket=" + s, "--json", "--timeout", "5", "demo.echo", "x"),
+                     ("--json", "run", "-s" + s, "demo.echo", "x")):
+            r = t.ctl(*argv)
+            t.eq(r.rc, 0, "aioctl %s: exit code" % " ".join(argv), r)
+            t.eq(json.loads(r.lines[-1]).get("result"), "x", "aioctl %s" % " ".join(argv), r)
+        r = t.ctl("ps", "--json", "-s", s)
+        t.eq((r.rc, r.out), (0, ""), "ps --json -s SOCKET with no tasks", r)
+        r = t.ctl("submit", "-s", s, "demo.sleep", "30", "a")
+        t.eq(r.rc, 0, "submit -s SOCKET", r)
+        tid = r.out.strip()
+        # Commands without a FUNC take global options after their operands too.
+        r = t.ctl("show", tid, "--json", "--socket", s)
+        t.eq(r.rc, 0, "show ID --json --socket SOCKET: exit code", r)
+        t.eq(json.loads(r.lines[-1]).get("task"), int(tid), "show ID --json --socket SOCKET", r)
+        r = t.ctl("ps", "-s", s, "--json")
+        t.eq([json.loads(l)["task"] for l in r.lines], [int(tid)], "ps -s SOCKET --json", r)
+        r = t.ctl("cancel", tid, "-s", s)
+        t.eq(r.rc, 0, "cancel ID -s SOCKET", r)
+        r = t.ctl("await", tid, "--json", "-s", s)
+        t.eq(r.rc, 5, "await ID --json -s SOCKET of the cancelled task: exit code", r)
+        t.eq(json.loads(r.lines[-1])["error"]["kind"], "CancelledError",
+             "await ID --json -s SOCKET of the cancelled task", r)
+        r = t.ctl("ps", "--version")
+        t.eq(r.rc, 0, "ps --version", r)
+        t.contains(r.out, "aioctl ", "ps --version prints the version", r)
+        # After FUNC, and after "--", words are the call's arguments.
+        r = d.aioctl("run", "demo.echo", "--json")
+        t.eq((r.rc, r.lines), (0, ['"--json"']), "run demo.echo --json passes --json on", r)
+        r = d.aioctl("run", "proc.exec", "--", "echo", "--json", "-s", "x")
+        t.eq((r.rc, r.lines[:1]), (0, ["--json -s x"]),
+             "run proc.exec -- echo --json -s x: echo's own arguments", r)
+        t.contains(r.lines[-1], '"stdout":"--json -s x\\n"', "the result is plain JSON", r)
+        r = d.aioctl("run", "--", "proc.exec", "echo", "--json")
+        t.eq((r.rc, r.lines[:1]), (0, ["--json"]), "run -- proc.exec echo --json", r)
+
+
+@t.test
+def options_are_named_as_typed():
+    cases = [(("--socket",), "'--socket' needs a value"),
+             (("--sock",), "'--sock' needs a value"),
+             (("-s",), "'-s' needs a value"),
+             (("--socket=", "ps"), "'--socket' needs a path"),
+             (("-s", "", "ps"), "'-s' needs a path"),
+             (("ps", "--socket"), "'--socket' needs a value"),
+             (("run", "--timeout"), "'--timeout' needs a value"),
+             (("run", "--timeout", "soon", "demo.sleep"), "'--timeout' wants seconds"),
+             (("run", "-t", "soon", "demo.sleep"), "'-t' wants seconds"),
+             (("--json=yes", "ps"), "'--json' takes no value"),
+             (("ps", "--bogus"), "'--bogus' is unknown"),
+             (("ps", "-x"), "'-x' is unknown"),
+             (("ps", "-ax"), "'-x' is unknown")]
+    for argv, part in cases:
+        what = "aioctl %s" % " ".join(map(shlex.quote, argv))
+        r = t.ctl(*argv)
+        t.eq(r.rc, 2, what + ": exit code", r)
+        t.contains(r.err, part, what + ": the error", r)
+
+
+@t.test
+def unknown_task_worded_once():
+    want = "aioctl: no task 9999 (it never existed, or its result is no longer retained)\n"
+    with t.daemon() as d:
+        for args in (("show", "9999"), ("cancel", "9999"), ("await", "9999"), ("logs", "9999"),
+                     ("logs", "-f", "9999")):
+            r = d.aioctl(*args)
+            t.eq((r.rc, r.err), (2, want), "aioctl %s" % " ".join(args), r)
+        r = d.aioctl("submit", "demo.sleep", "30")
+        t.eq(r.rc, 0, "submit", r)
+        r = d.aioctl("cancel", r.out.strip(), "9999")
+        t.eq((r.rc, r.err), (2, want), "cancel of a known and an unknown task", r)
+        r = d.aioctl("gather", "demo.echo 1", "9999")
+        t.eq((r.rc, r.err), (2, want.replace("aioctl: ", "aioctl: gather item 2: ")),
+             "gather of an unknown task", r)
+
+
+def ps_rows(r):
+    """`aioctl ps` as (header, {id: cells}); cells are split at blanks, the
+    last one (CALL) keeps its blanks."""
+    t.check(r.lines, "ps printed no header", r)
+    head = r.lines[0].split()
+    rows = {}
+    for line in r.lines[1:]:
+        cells = line.split(None, len(head) - 1)
+        rows[cells[0]] = cells
+    return head, rows
+
+
+@t.test
+def ps_shows_user_and_call():
+    me = pwd.getpwuid(os.getuid()).pw_name
+    with t.daemon() as d:
+        ids = []
+        for arg in ("first", "second"):
+            r = d.aioctl("submit", "demo.sleep", "30", arg)
+            t.eq(r.rc, 0, "submit", r)
+            ids.append(r.out.strip())
+        r = d.aioctl("ps")
+        t.eq(r.rc, 0, "ps exit code", r)
+        head, rows = ps_rows(r)
+        t.eq(head, ["ID", "STATE", "OWNER", "AGE", "CALL"], "ps columns", r)
+        js = {str(o["task"]): o for o in d.ps()}
+        for tid in ids:
+            t.check(tid in rows, "ps lists task %s" % tid, r)
+            t.eq(rows[tid][2], me, "OWNER of task %s is the user's name" % tid, r)
+            t.check(rows[tid][4].startswith("demo.sleep"), "CALL of task %s" % tid, r)
+            o = js[tid]
+            # --json keeps its fields and adds the user's name and the call.
+            t.eq((o["function"], o["uid"], o["user"], o["call"]),
+                 ("demo.sleep", os.getuid(), me, rows[tid][4]), "ps --json of task %s" % tid,
+                 " %r" % o)
+            t.check(o["pid"] > 0 and o["created_usec"] > 0 and o["ownership"] == "submitted",
+                    "ps --json keeps pid, created_usec and ownership", " %r" % o)
+        r = d.aioctl("show", ids[0])
+        t.contains(r.out, "owner: %s (uid %d), pid " % (me, os.getuid()), "show names the owner",
+                   r)
+        if os.geteuid() != 0:
+            print("(not root: an owner without a passwd entry is not tried)", flush=True)
+            return
+        # An owner with no passwd entry shows as the uid number.
+        nameless = 4242
+        t.check(not any(p.pw_uid == nameless for p in pwd.getpwall()),
+                "uid %d has a passwd entry on this machine" % nameless)
+        os.chmod(t._tmp, 0o755)
+        os.chmod(d.dir, 0o755)
+        os.chmod(d.socket, 0o666)
+
+        def drop():
+            os.setgroups([])
+            os.setgid(nameless)
+            os.setuid(nameless)
+
+        p = subprocess.run(d.ctl_argv("submit", "demo.sleep", "30", "x"), capture_output=True,
+                           env=harness.clean_env(), preexec_fn=drop, timeout=30)
+        t.eq(p.returncode, 0, "submit as uid %d (stderr %r)" % (nameless, p.stderr))
+        tid = p.stdout.decode().strip()
+        r = d.aioctl("ps")
+        head, rows = ps_rows(r)
+        t.eq(rows.get(tid, [None] * 3)[2], str(nameless), "OWNER without a passwd entry", r)
+        o = [o for o in d.ps() if str(o["task"]) == tid]
+        t.eq((o[0]["uid"], o[0]["user"]) if o else None, (nameless, None),
+             "ps --json: user is null without a passwd entry", " %r" % o)
 
 
 t.main()
