@@ -1,6 +1,6 @@
 """aioctl's basics: plugins, help, usage errors, an unreachable daemon,
 --json output; and what a newcomer meets: global options after the command,
-errors worded for what was typed, ps's columns."""
+errors worded for what was typed, ps's columns, bash completion."""
 
 import json
 import os
@@ -303,6 +303,83 @@ def ps_shows_user_and_call():
         o = [o for o in d.ps() if str(o["task"]) == tid]
         t.eq((o[0]["uid"], o[0]["user"]) if o else None, (nameless, None),
              "ps --json: user is null without a passwd entry", " %r" % o)
+
+
+# ---------------------------------------------------------------- bash completion
+
+COMPLETION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "completion",
+                          "aioctl")
+
+# Sources the script, finds the function it registered for aioctl and calls
+# it as bash does on <TAB>: words in COMP_WORDS, the last one being completed.
+COMPLETE_SH = r'''
+source "$1"; shift
+spec=$(complete -p aioctl) || exit 90
+fn=${spec##*-F }; fn=${fn%% *}
+COMP_WORDS=("$@")
+COMP_CWORD=$(( $# - 1 ))
+COMP_LINE=$LINE
+COMP_POINT=${#COMP_LINE}
+prev=
+(( COMP_CWORD > 0 )) && prev=${COMP_WORDS[COMP_CWORD-1]}
+COMPREPLY=()
+"$fn" "${COMP_WORDS[0]}" "${COMP_WORDS[COMP_CWORD]}" "$prev"
+printf '%s\n' "${COMPREPLY[@]}"
+'''
+
+
+def complete(*words, env=None):
+    """COMPREPLY of the aioctl completion for `aioctl WORDS...` (the built
+    aioctl), the last word being the one completed."""
+    words = [t.aioctl] + list(words)
+    e = harness.clean_env()
+    e.update(env or {})
+    e["LINE"] = " ".join(shlex.quote(w) for w in words)
+    r = harness.run(["bash", "--norc", "--noprofile", "-c", COMPLETE_SH, "complete", COMPLETION]
+                    + words, timeout=20, env=e)
+    t.eq((r.rc, r.err), (0, ""), "completion of %r ran cleanly" % e["LINE"], r)
+    return sorted(l for l in r.lines if l)
+
+
+@t.test
+def bash_completion():
+    t.check(os.path.isfile(COMPLETION), "the completion script exists at %s" % COMPLETION)
+    r = t.ctl("--help")
+    listed = r.out.split("Commands:\n")[1].split("\n\n")[0].splitlines()
+    t.eq(complete(""), sorted(l.split()[0] for l in listed), "aioctl <TAB>: the commands of --help")
+    t.eq(complete("pl"), ["plugins"], "aioctl pl<TAB>")
+    t.eq(complete("ps", "--a"), ["--all"], "aioctl ps --a<TAB>")
+    t.eq(complete("run", "--js"), ["--json"], "aioctl run --js<TAB>: a global option after it")
+    t.eq(complete("--so"), ["--socket"], "aioctl --so<TAB>")
+    t.check("--timeout" in complete("run", "--"), "aioctl run --<TAB> offers --timeout")
+    t.eq(complete("gather", "--return-ex"), ["--return-exceptions"],
+         "aioctl gather --return-ex<TAB>")
+    with t.daemon() as d:
+        t.eq(complete("-s", d.socket, "run", "demo.sl"), ["demo.sleep"],
+             "aioctl -s SOCKET run demo.sl<TAB>")
+        # bash splits "--socket=PATH" at '=' (COMP_WORDBREAKS) into three words.
+        t.eq(complete("run", "--socket", "=", d.socket, "--timeout", "3", "demo.e"), ["demo.echo"],
+             "aioctl run --socket=SOCKET --timeout 3 demo.e<TAB>")
+        t.eq(complete("--sock=" + d.socket, "detach", "demo.e"), ["demo.echo"],
+             "aioctl --sock=SOCKET detach demo.e<TAB>, with '=' not a word break")
+        t.eq(complete("submit", "demo.he", env={"AIOD_SOCKET": d.socket}), ["demo.hello"],
+             "AIOD_SOCKET=SOCKET aioctl submit demo.he<TAB>")
+        t.eq(complete("-s", d.socket, "gather", "demo.echo 1", "demo.fa"), ["demo.fail"],
+             "aioctl gather CALL demo.fa<TAB>")
+        funcs = complete("-s", d.socket, "run", "")
+        t.check("demo.sleep" in funcs and "proc.exec" in funcs and
+                "demo.my_async_function1" not in funcs,
+                "aioctl run <TAB>: the callable functions, got %r" % funcs)
+        # After FUNC the words are the function's: no function names there.
+        t.eq(complete("-s", d.socket, "run", "demo.echo", "demo.sl"), [],
+             "aioctl run demo.echo demo.sl<TAB>")
+        r = d.aioctl("submit", "demo.sleep", "30")
+        t.eq(r.rc, 0, "submit", r)
+        tid = r.out.strip()
+        t.eq(complete("-s", d.socket, "cancel", ""), [tid], "aioctl cancel <TAB>: task ids")
+    # A daemon that cannot be reached gives no names and no noise.
+    gone = os.path.join(t.tmpdir(), "gone.sock")
+    t.eq(complete("-s", gone, "run", "demo.sl"), [], "completion with no daemon")
 
 
 t.main()
