@@ -1,8 +1,14 @@
 """libaioclient's non-blocking API through the example program
-client/examples/aioc-poll.c (its own poll() loop, requests pipelined), and
-`aioctl logs -f` following a task from a second connection."""
+client/examples/aioc-poll.c (its own poll() loop, requests pipelined, a
+non-blocking connect, the tasks' ids from the Started event, one final
+callback per request), and `aioctl logs -f` following a task from a second
+connection."""
 
 import os
+import re
+import socket
+import tempfile
+import threading
 
 import harness
 
@@ -15,6 +21,12 @@ EXAMPLE = os.environ.get("AIOC_POLL_EXAMPLE") or os.path.join(
 
 def example(d, *calls):
     return harness.Streaming([EXAMPLE, "-s", d.socket] + list(calls), env=harness.clean_env())
+
+
+# An output line of a task, as the example prints it: "[1]  0.00 s  task 11: ...".
+OUTPUT_LINE = re.compile(r"^\[(\d+)\] +[0-9.]+ s  task (\d+)(?: \(stderr\))?: ")
+STARTED_LINE = re.compile(r"^\[(\d+)\] +[0-9.]+ s  started: tasks((?: \d+)+)$")
+END_LINE = re.compile(r"^\[(\d+)\] +[0-9.]+ s  end of task (\d+)'s output \((\w+)\)$")
 
 
 def read_all(p, timeout):
@@ -33,6 +45,27 @@ def example_three_gathers_concurrently():
         lines = read_all(p, 10)
         r = p.wait(10)
         t.eq(r.rc, 0, "exit code", r)
+        # Each request's task ids come first, at once (the Started event),
+        # and are the ids its lines and output ends carry.
+        started = {}
+        for at, l in lines:
+            m = STARTED_LINE.match(l)
+            if m:
+                t.check(m.group(1) not in started, "one Started per request: %r" % l, r)
+                started[m.group(1)] = [int(x) for x in m.group(2).split()]
+                t.check(at < 0.8, "task ids printed at once (at %.2f s): %r" % (at, l), r)
+        t.eq(sorted(started), ["1", "2", "3"], "requests with their task ids", r)
+        for i, (at, l) in enumerate(lines):
+            m = OUTPUT_LINE.match(l) or END_LINE.match(l)
+            if m:
+                t.check(m.group(1) in started and int(m.group(2)) in started[m.group(1)],
+                        "line of a task the Started event named: %r" % l, r)
+                t.check(any(STARTED_LINE.match(x) and x.startswith("[%s]" % m.group(1))
+                            for _, x in lines[:i]), "Started before the request's lines", r)
+        ends = [END_LINE.match(l).groups() for _, l in lines if END_LINE.match(l)]
+        t.eq(sorted((int(tk), st) for _, tk, st in ends),
+             sorted((tk, "done") for ids in started.values() for tk in ids),
+             "one end of output per followed task, each done", r)
         hellos = [(at, l) for at, l in lines if "Hello, " in l]
         t.eq(sorted(l.split(": ")[-1] for _, l in hellos),
              ["Hello, alice!", "Hello, bob!", "Hello, carol!"], "greeting lines", r)
@@ -66,16 +99,75 @@ def example_runs_stream_and_complete_out_of_order():
             harness.fail("no line containing %r%s" % (part, r))
 
         # Completions in the order the daemon answers, not of the requests.
-        t.check(at("[4]") < at("[2]") < at("my_async_function1 result"), "completion order", r)
+        t.check(at("[4]") < at('result: "x"') < at("my_async_function1 result"),
+                "completion order", r)
         t.contains(r.out, "unknown function 'demo.nope'", "the refused run's error", r)
         t.contains(r.out, '{"error":"KeyError"}', "the failed task's outcome", r)
         t.between(at('result: "x"'), 0.9, 1.8, "the 1 s run's result time", r)
         # main_gather's lines stream: the 2 s line comes at 2 s, before the end.
         t.between(at("Done with async function 2"), 1.8, 2.7, "streamed line time", r)
         t.between(at("my_async_function1 result"), 2.8, 3.8, "main_gather's result time", r)
-        t.eq(len([l for l in text if l.startswith("[1]") and "task" in l]), 6,
+        t.eq(len([l for l in text if l.startswith("[1]") and OUTPUT_LINE.match(l)]), 6,
              "main_gather's output lines", r)
+        # A run is one Gather: its one task id comes at once, and the
+        # refused run has none.
+        t.check(any(STARTED_LINE.match(l) and l.startswith("[1]") for l in text),
+                "the run's task id at once", r)
+        t.check(not any(STARTED_LINE.match(l) and l.startswith("[4]") for l in text),
+                "no task ids for the refused run", r)
         t.between(r.elapsed, 2.8, 3.8, "elapsed seconds (3 if concurrent)", r)
+
+
+@t.test
+def example_cancels_tasks_as_soon_as_their_ids_come():
+    # -c: each gather's last task (demo.sleep 1) is cancelled from the
+    # Started event, before it sleeps; each gather then fails at once with
+    # the cancellation, and the connection stays usable for the others.
+    with t.daemon() as d:
+        p = example(d, "-c")
+        lines = read_all(p, 10)
+        r = p.wait(10)
+        t.eq(r.rc, 1, "exit code (the gathers failed)", r)
+        text = [l for _, l in lines]
+        t.eq(len([l for l in text if STARTED_LINE.match(l)]), 3, "task ids of 3 gathers", r)
+        t.eq(len([l for l in text if "CancelledError" in l]), 3, "3 gathers cancelled", r)
+        t.eq(len([l for l in text if END_LINE.match(l) and l.endswith("(cancelled)")]), 3,
+             "the cancelled tasks' output ended", r)
+        t.check(r.elapsed < 0.9, "cancelled before the 1 s sleeps ended (%.2f s)" % r.elapsed, r)
+        t.contains(text[-1], "all 3 requests done", "last line", r)
+
+
+@t.test
+def example_gives_up_on_a_socket_that_never_answers():
+    # Something accepts connections on the socket but never says hello: the
+    # non-blocking connect gives up after -t seconds, its poll() keeping the
+    # time, where the 1.2 library blocked forever.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "silent.sock")
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(path)
+        srv.listen(4)
+        held = []
+
+        def accept():
+            try:
+                conn, _ = srv.accept()
+                held.append(conn)
+            except OSError:
+                pass
+
+        th = threading.Thread(target=accept, daemon=True)
+        th.start()
+        p = harness.Streaming([EXAMPLE, "-s", path, "-t", "0.5"], env=harness.clean_env())
+        r = p.wait(10)
+        th.join(5)
+        t.eq(len(held), 1, "the silent server accepted the connection", r)
+        t.eq(r.rc, 3, "exit code: unreachable", r)
+        t.contains(r.err, "did not answer within 0.5 s", "the timeout's message", r)
+        t.between(r.elapsed, 0.45, 3.0, "gave up after about 0.5 s", r)
+        for conn in held:
+            conn.close()
+        srv.close()
 
 
 def follow_lines_in_time(t, p, r_what):
