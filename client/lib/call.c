@@ -6,6 +6,7 @@
 #include "call.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,4 +114,16 @@ int call_gather_items(const aioc_call *const *items, size_t n, Aiod__GatherItem 
     *ret_items = gi;
     *ret_ptrs = gp;
     return 0;
+}
+
+void call_gather_message(Aiod__Gather *g, Aiod__ClientMessage *m, Aiod__GatherItem **items,
+                         size_t n, unsigned flags, double timeout) {
+    g->items = items;
+    g->n_items = n;
+    g->return_exceptions = !!(flags & AIOC_GATHER_RETURN_EXCEPTIONS);
+    g->timeout = timeout > 0 ? timeout : 0;
+    g->cancel_on_timeout = true;
+    g->follow = !!(flags & AIOC_GATHER_FOLLOW);
+    m->body_case = AIOD__CLIENT_MESSAGE__BODY_GATHER;
+    m->gather = g;
 }

@@ -34,4 +34,13 @@ struct aioc_call {
 int call_gather_items(const aioc_call *const *items, size_t n, Aiod__GatherItem **ret_items,
                       Aiod__GatherItem ***ret_ptrs);
 
+/*
+ * Fills `g` and `m` as the one Gather message of aioc_gather, aioc_run,
+ * aioc_start_gather and aioc_start_run: the n items from call_gather_items
+ * (borrowed), AIOC_GATHER_* `flags`, `timeout` seconds (<= 0: none) with
+ * cancel_on_timeout always set.
+ */
+void call_gather_message(Aiod__Gather *g, Aiod__ClientMessage *m, Aiod__GatherItem **items,
+                         size_t n, unsigned flags, double timeout);
+
 #endif

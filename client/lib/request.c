@@ -64,19 +64,6 @@ static bool ids_valid(const uint64_t *ids, size_t n) {
     return true;
 }
 
-/* The Gather message of n items (pointers into the caller's arrays). */
-static void gather_message(Aiod__Gather *g, Aiod__ClientMessage *m, Aiod__GatherItem **items,
-                           size_t n, unsigned flags, double timeout) {
-    g->items = items;
-    g->n_items = n;
-    g->return_exceptions = !!(flags & AIOC_GATHER_RETURN_EXCEPTIONS);
-    g->timeout = timeout > 0 ? timeout : 0;
-    g->cancel_on_timeout = true;
-    g->follow = !!(flags & AIOC_GATHER_FOLLOW);
-    m->body_case = AIOD__CLIENT_MESSAGE__BODY_GATHER;
-    m->gather = g;
-}
-
 AIOC_EXPORT int aioc_start_submit(aioc_client *c, const aioc_call *call, unsigned flags,
                                   aioc_request_cb cb, void *userdata, aioc_request **ret) {
     static const Aiod__Ownership own[] = {AIOD__OWNERSHIP__ATTACHED, AIOD__OWNERSHIP__SUBMITTED,
@@ -116,7 +103,7 @@ AIOC_EXPORT int aioc_start_run(aioc_client *c, const aioc_call *call, double tim
         return r;
     if (c->dead)
         return c->dead;
-    gather_message(&g, &m, gp, 1, AIOC_GATHER_RETURN_EXCEPTIONS | AIOC_GATHER_FOLLOW, timeout);
+    call_gather_message(&g, &m, gp, 1, AIOC_GATHER_RETURN_EXCEPTIONS | AIOC_GATHER_FOLLOW, timeout);
     return start_batch(c, REQUEST_RUN, 1, cb, userdata, &m, ret);
 }
 
@@ -155,7 +142,7 @@ AIOC_EXPORT int aioc_start_gather(aioc_client *c, const aioc_call *const *items,
         return r;
     if (c->dead)
         return c->dead;
-    gather_message(&g, &m, gp, n, flags, timeout);
+    call_gather_message(&g, &m, gp, n, flags, timeout);
     return start_batch(c, REQUEST_GATHER, n, cb, userdata, &m, ret);
 }
 

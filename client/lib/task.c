@@ -149,14 +149,7 @@ AIOC_EXPORT int aioc_gather(aioc_client *c, const aioc_call *const *items, size_
     r = client_begin(c);
     if (r < 0)
         return r;
-    g.items = gp;
-    g.n_items = n;
-    g.return_exceptions = !!(flags & AIOC_GATHER_RETURN_EXCEPTIONS);
-    g.timeout = timeout_wire(timeout);
-    g.cancel_on_timeout = true;
-    g.follow = !!(flags & AIOC_GATHER_FOLLOW);
-    m.body_case = AIOD__CLIENT_MESSAGE__BODY_GATHER;
-    m.gather = &g;
+    call_gather_message(&g, &m, gp, n, flags, timeout);
 
     r = client_call(c, &m, AIOD__SERVER_MESSAGE__BODY_OUTCOMES, &reply);
     if (r == -EIO) {
