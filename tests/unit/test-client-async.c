@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1206,6 +1207,120 @@ static void test_connect_start(void **state) {
     assert_int_equal(aioc_connect_start("/nonexistent/aiod.sock", NULL, NULL, &c), -ENOENT);
 }
 
+/* ------------------------------------------------------------ out of memory */
+
+/* One round of a non-blocking connect, a followed gather and a run, with
+ * the nth allocation from the connect on failing (0: none), the test
+ * playing the daemon on the accepted socket itself. Returns whether an
+ * allocation failed. */
+static bool oom_round(unsigned long nth, int lfd) {
+    static const uint64_t g_ids[] = {91, 92}, r_ids[] = {95};
+    aioc_client *c = NULL;
+    aioc_request *g = NULL, *r = NULL;
+    aioc_call *call = aioc_call_new("demo.x");
+    const aioc_call *items[] = {call, call};
+    assert_non_null(call);
+
+    alloc_fail_at(nth);
+    int rc = aioc_connect_start(path, NULL, NULL, &c);
+    if (rc < 0) {
+        assert_int_equal(rc, -ENOMEM);
+        /* The socket may have connected before the failure: drop it. */
+        struct pollfd p = {.fd = lfd, .events = POLLIN};
+        while (poll(&p, 1, 0) == 1)
+            close(accept4(lfd, NULL, NULL, SOCK_CLOEXEC));
+    } else {
+        rc = aioc_start_gather(c, items, 2, AIOC_GATHER_FOLLOW, 0, NULL, NULL, &g);
+        assert_true(rc == 0 || rc == -ENOMEM);
+        if (g)
+            aioc_request_set_event_callback(g, on_event, "g");
+        rc = aioc_start_run(c, call, 0, NULL, NULL, &r);
+        assert_true(rc == 0 || rc == -ENOMEM);
+
+        struct pollfd p = {.fd = lfd, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 5000), 1);
+        int sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        assert_true(sfd >= 0);
+        Aiod__ClientMessage *h = recv_kind(sfd, AIOD__CLIENT_MESSAGE__BODY_HELLO);
+        Aiod__HelloReply hr = AIOD__HELLO_REPLY__INIT;
+        Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
+        hr.protocol_version = AIOD_PROTOCOL_VERSION;
+        hr.server_version = (char *)"9.8.7";
+        hr.max_frame = 1u << 20;
+        m.request_id = h->request_id;
+        m.body_case = AIOD__SERVER_MESSAGE__BODY_HELLO;
+        m.hello = &hr;
+        send_msg(sfd, &m);
+        msg_free(h);
+        /* Frames for ids 2 and 3 whether or not those requests started. */
+        Aiod__Outcome o1 = AIOD__OUTCOME__INIT, o2 = AIOD__OUTCOME__INIT, *os[] = {&o1, &o2};
+        o1.task_id = 91;
+        o1.state = AIOD__TASK_STATE__TASK_CANCELLED;
+        o2.task_id = 92;
+        o2.state = AIOD__TASK_STATE__TASK_CANCELLED;
+        send_started(sfd, 2, g_ids, 2);
+        send_output(sfd, 2, 91, "line");
+        send_output_end(sfd, 2, 91, AIOD__TASK_STATE__TASK_CANCELLED);
+        send_outcomes(sfd, 2, os, 2);
+        send_started(sfd, 3, r_ids, 1);
+        o1.task_id = 95;
+        send_outcomes(sfd, 3, os, 1);
+
+        /* Until the run is answered, or the connection died of it. */
+        int n = 0;
+        while (n >= 0 && !(r && aioc_request_done(r)) && aioc_connection_error(c) != -ENOMEM) {
+            struct pollfd q = {.fd = aioc_fd(c), .events = POLLIN};
+            assert_int_equal(poll(&q, 1, 5000), 1);
+            n = aioc_process(c);
+            if (!r && n >= 0 && !c->conn.eof && c->n_entries == 0)
+                break; /* the run did not start: its frames were dropped */
+        }
+        assert_true(n >= 0 || n == -ENOMEM || n == -EPROTO);
+        close(sfd);
+    }
+    bool failed = nth > 0 && alloc_count() >= nth;
+    alloc_fail_at(0);
+    if (!failed) {
+        size_t k = 0;
+        assert_int_equal(aioc_connection_error(c), 0);
+        assert_int_equal(aioc_request_error(g), 0);
+        assert_non_null(aioc_request_task_ids(g, &k));
+        assert_int_equal(k, 2);
+        assert_int_equal(aioc_request_task_id(r), 95);
+    }
+    aioc_request_free(g);
+    aioc_request_free(r);
+    aioc_close(c);
+    aioc_call_free(call);
+    return failed;
+}
+
+static void test_oom(void **state) {
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(dir, sizeof(dir), "/tmp/aioc-test-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/aiod.sock", dir);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+
+    memset(&lg, 0, sizeof(lg));
+    assert_false(oom_round(0, lfd));
+    unsigned long nth = 1;
+    while (oom_round(nth, lfd)) {
+        lg.n_lines = 0;
+        nth++;
+        assert_true(nth < 10000);
+    }
+    /* Every allocation of the round was made to fail once. */
+    assert_true(nth > 10);
+    close(lfd);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipelined),
@@ -1221,6 +1336,7 @@ int main(void) {
         cmocka_unit_test(test_final_callbacks),
         cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_connect_start),
+        cmocka_unit_test(test_oom),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
