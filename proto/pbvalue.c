@@ -129,19 +129,8 @@ int pbvalue_list_append(Aiod__Value *list, Aiod__Value *item) {
     return 0;
 }
 
-int pbvalue_map_set(Aiod__Value *map, const char *key, Aiod__Value *item) {
-    if (!map || !key || !item || map->kind_case != AIOD__VALUE__KIND_MAP_VALUE || !map->map_value ||
-        !pbvalue_utf8_valid(key, strlen(key))) {
-        pbvalue_free(item);
-        return -EINVAL;
-    }
-    Aiod__Map *m = map->map_value;
-    for (size_t i = 0; i < m->n_entries; i++)
-        if (strcmp(m->entries[i]->key, key) == 0) {
-            pbvalue_free(m->entries[i]->value);
-            m->entries[i]->value = item;
-            return 0;
-        }
+/* Adds an entry without looking for the key (item taken). */
+static int map_append(Aiod__Map *m, const char *key, Aiod__Value *item) {
     Aiod__MapEntry *e = alloc_malloc(sizeof(*e));
     if (!e) {
         pbvalue_free(item);
@@ -161,6 +150,22 @@ int pbvalue_map_set(Aiod__Value *map, const char *key, Aiod__Value *item) {
     entries[m->n_entries++] = e;
     m->entries = entries;
     return 0;
+}
+
+int pbvalue_map_set(Aiod__Value *map, const char *key, Aiod__Value *item) {
+    if (!map || !key || !item || map->kind_case != AIOD__VALUE__KIND_MAP_VALUE || !map->map_value ||
+        !pbvalue_utf8_valid(key, strlen(key))) {
+        pbvalue_free(item);
+        return -EINVAL;
+    }
+    Aiod__Map *m = map->map_value;
+    for (size_t i = 0; i < m->n_entries; i++)
+        if (strcmp(m->entries[i]->key, key) == 0) {
+            pbvalue_free(m->entries[i]->value);
+            m->entries[i]->value = item;
+            return 0;
+        }
+    return map_append(m, key, item);
 }
 
 uint32_t pbvalue_type(const Aiod__Value *v) {
@@ -271,8 +276,10 @@ Aiod__Value *pbvalue_copy(const Aiod__Value *v) {
         c = pbvalue_map();
         for (size_t i = 0; c && i < pbvalue_length(v); i++) {
             const Aiod__MapEntry *e = v->map_value->entries[i];
+            /* Entry by entry as they are: a copy keeps the map's keys (and
+             * costs linear time, not a search per key). */
             Aiod__Value *item = pbvalue_copy(e->value);
-            if (!item || pbvalue_map_set(c, e->key, item) < 0) {
+            if (!item || map_append(c->map_value, e->key ? e->key : "", item) < 0) {
                 pbvalue_free(c);
                 return NULL;
             }

@@ -20,7 +20,9 @@
 #include "host/registry.h"
 #include "api/pool.h"
 #include "api/process.h"
+#include "core/finish.h"
 #include "core/sched.h"
+#include "core/wait.h"
 #include "api/sock.h"
 #include "core/task.h"
 
@@ -199,7 +201,7 @@ static int a_spawn(aiod_task *t, const char *function, aiod_value **args, size_t
     child->parent_id = parent->id;
     list_insert_tail(&parent->run->children, &child->run->child_node);
     if (parent->cancel_requested)
-        sched_cancel(child);
+        task_cancel(child);
     else
         sched_start(child);
     *ret_child = (aiod_child *)child;
@@ -241,7 +243,7 @@ static int a_gather(aiod_task *t, aiod_child *const *children, size_t n, int ret
 static int a_cancel(aiod_task *t, aiod_child *child) {
     if (!t || !child)
         return -EINVAL;
-    sched_cancel(T(child));
+    task_cancel(T(child));
     return 0;
 }
 

@@ -43,7 +43,11 @@
 #include "api/process.h"
 #include "net/refuse.h"
 #include "app/reload.h"
+#include "core/finish.h"
+#include "core/run.h"
 #include "core/sched.h"
+#include "request/serve.h"
+#include "system/identity.h"
 #include "system/sd.h"
 #include "net/server.h"
 #include "core/task.h"
@@ -263,6 +267,10 @@ static int parse_argv(int argc, char **argv) {
             refuse_start(err);
         return r;
     }
+    if (limit_load_rules(cfg.limits, cfg.n_limits) < 0) {
+        fprintf(stderr, "aiod: out of memory\n");
+        return -ENOMEM;
+    }
     if (check_config) {
         printf("# %s: OK\n", config_file());
         config_dump(stdout);
@@ -331,7 +339,7 @@ static void on_signal(uv_signal_t *h, int signum) {
         if (!task_finished(t))
             ts[n++] = task_ref(t);
     for (size_t i = 0; i < n; i++) {
-        sched_cancel(ts[i]);
+        task_cancel(ts[i]);
         task_unref(ts[i]);
     }
     free(ts);
@@ -388,6 +396,18 @@ static int open_state(void) {
     return r;
 }
 
+/* The live counts of the systemd status line. */
+static void status_counts(sd_counts *ret) {
+    ret->running = task_count_running();
+    ret->unfinished = task_count_unfinished();
+    ret->finished_total = (unsigned long long)task_count_finished_total();
+    ret->connections = conn_count();
+}
+
+static bool tasks_busy(void) {
+    return task_count_unfinished() > 0;
+}
+
 static void close_walk(uv_handle_t *h, void *arg) {
     (void)arg;
     if (!uv_is_closing(h))
@@ -417,10 +437,13 @@ int main(int argc, char **argv) {
     coro_configure(cfg.stack_size);
 
     loop = uv_default_loop();
-    sd_init(loop);
+    sd_init(loop, status_counts);
     int exit_code = EXIT_FAILURE;
-    if (task_table_init(loop) < 0 || sched_init(loop) < 0 || conn_init(loop) < 0 ||
-        plugin_registry_init(api_table()) < 0) {
+    dispatch_set_reload_handler(reload_handle);
+    /* Replies of the tasks that just ran leave in the same loop iteration. */
+    if (task_table_init(loop) < 0 || sched_init(loop) < 0 ||
+        run_init(loop, api_table(), conn_flush_all) < 0 ||
+        conn_init(loop, session_handlers()) < 0 || plugin_registry_init(api_table()) < 0) {
         log_error("out of memory at start-up");
         goto out;
     }
@@ -429,7 +452,7 @@ int main(int argc, char **argv) {
                    cfg.state_dir ? cfg.state_dir : "(none)");
         goto out;
     }
-    idle_init(loop);
+    idle_init(loop, tasks_busy, task_cache_release);
     plugin_sync_counts counts;
     reload_sync_plugins(&counts);
     if (plugin_count() == 0)
@@ -454,6 +477,7 @@ int main(int argc, char **argv) {
 out:
     server_stop();
     conn_abort_all();
+    run_done();
     sched_done();
     idle_done();
     task_table_done();
@@ -470,6 +494,7 @@ out:
     idstore_close();
     limit_done();
     policy_done();
+    identity_done();
     coro_pool_clear();
     uv_loop_close(loop);
     uv_library_shutdown();

@@ -8,8 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/limit.h"
 #include "system/config.h"
-#include "net/conn.h"
+#include "system/identity.h"
 #include "system/log.h"
 #include "macro.h"
 #include "system/sd.h"
@@ -48,6 +49,10 @@ int reload_run(const char *why, reload_result *ret, char *err, size_t err_len) {
         return r;
     }
     log_set_max_priority(cfg.log_level);
+    if (limit_load_rules(cfg.limits, cfg.n_limits) < 0)
+        log_error("out of memory applying the concurrency limits; some keep their old value");
+    /* Group membership may have changed too. */
+    identity_flush();
     if (cfg.stack_size != old_stack) {
         log_notice("stack_size changed to %zu; it takes effect when aiod restarts", cfg.stack_size);
         cfg.stack_size = old_stack;
@@ -66,27 +71,26 @@ int reload_run(const char *why, reload_result *ret, char *err, size_t err_len) {
     return 0;
 }
 
-void reload_handle(conn *c, uint64_t req) {
+void reload_handle(session *s, req *rq) {
     char why[64], err[512];
-    if (c->uid != 0 && c->uid != geteuid()) {
+    const peer *p = &s->peer;
+    if (p->uid != 0 && p->uid != geteuid()) {
         log_notice("connection %llu (uid %u pid %d): reload refused, only root and uid %u may",
-                   (unsigned long long)c->serial, (unsigned)c->uid, (int)c->pid,
+                   (unsigned long long)s->c->serial, (unsigned)p->uid, (int)p->pid,
                    (unsigned)geteuid());
-        conn_send_error(c, req, AIOD__ERROR_CODE__ERROR_NOT_ALLOWED,
-                        "only root and the daemon's user (uid %u) may reload it",
-                        (unsigned)geteuid());
-        conn_request_done(c);
+        req_end_error(rq, AIOD__ERROR_CODE__ERROR_NOT_ALLOWED,
+                      "only root and the daemon's user (uid %u) may reload it",
+                      (unsigned)geteuid());
         return;
     }
-    snprintf(why, sizeof(why), "uid %u pid %d", (unsigned)c->uid, (int)c->pid);
+    snprintf(why, sizeof(why), "uid %u pid %d", (unsigned)p->uid, (int)p->pid);
     reload_result res;
     int r = reload_run(why, &res, err, sizeof(err));
     if (r < 0) {
-        conn_send_error(c, req,
-                        r == -ENOMEM ? AIOD__ERROR_CODE__ERROR_INTERNAL
-                                     : AIOD__ERROR_CODE__ERROR_BAD_ARGUMENT,
-                        "reload failed, nothing changed: %s", err);
-        conn_request_done(c);
+        req_end_error(rq,
+                      r == -ENOMEM ? AIOD__ERROR_CODE__ERROR_INTERNAL
+                                   : AIOD__ERROR_CODE__ERROR_BAD_ARGUMENT,
+                      "reload failed, nothing changed: %s", err);
         return;
     }
     Aiod__Reloaded rd = AIOD__RELOADED__INIT;
@@ -97,10 +101,5 @@ void reload_handle(conn *c, uint64_t req) {
     rd.failed = res.counts.failed;
     rd.plugins = (uint32_t)res.plugins;
     rd.retired = (uint32_t)res.retired;
-    Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
-    m.request_id = req;
-    m.body_case = AIOD__SERVER_MESSAGE__BODY_RELOADED;
-    m.reloaded = &rd;
-    conn_send(c, &m);
-    conn_request_done(c);
+    req_end(rq, AIOD__SERVER_MESSAGE__BODY_RELOADED, &rd);
 }

@@ -15,6 +15,8 @@
 
 #include "base/forward.h"
 #include "host/registry.h"
+#include "request/req.h"
+#include "request/session.h"
 
 typedef struct reload_result {
     plugin_sync_counts counts;
@@ -35,8 +37,8 @@ int reload_run(const char *why, reload_result *ret, char *err, size_t err_len);
  * installed one unless default_plugins = no). Start-up and reload. */
 void reload_sync_plugins(plugin_sync_counts *ret);
 
-/* The Reload request from `c`: checks the peer may ask (root or the
- * daemon's own uid), reloads and answers with Reloaded or an Error. */
-void reload_handle(conn *c, uint64_t request_id);
+/* The Reload request of session `s`: checks the peer may ask (root or the
+ * daemon's own user), reloads, and ends `r` with Reloaded or the error. */
+void reload_handle(session *s, req *r);
 
 #endif

@@ -95,4 +95,9 @@
 #define LIMIT_ID_BLOCK_MIN 1024u
 #define LIMIT_ID_BLOCK_MAX (1024u * 1024)
 
+/* A connecting user's groups (NSS) are cached this long (identity.c), and
+ * looked up with room for this many groups first. */
+#define LIMIT_IDENTITY_CACHE_SECONDS 60u
+#define LIMIT_IDENTITY_GROUPS 64
+
 #endif

@@ -301,6 +301,20 @@ fail:
 int value_check_call_borrowed(const value_sig *sig, Aiod__Value *const *args, size_t n, bool text,
                               unsigned max_depth, Aiod__Value ***ret_argv, char *err,
                               size_t err_len) {
+    /* Checked before they are copied: the copy keeps what it is given, so
+     * duplicate map keys, say, must be refused first. */
+    for (size_t i = 0; i < n; i++) {
+        const value_param *p = i < sig->n_params ? &sig->params[i]
+                               : sig->n_params && (sig->params[sig->n_params - 1].type & VALUE_REST)
+                                   ? &sig->params[sig->n_params - 1]
+                                   : NULL;
+        const char *why = NULL;
+        if (p && !text && pbvalue_check(args[i], max_depth, &why) < 0) {
+            snprintf(err, err_len, "%s: parameter '%s': %s", sig->function, p->name,
+                     why ? why : "invalid value");
+            return why && strcmp(why, "out of memory") == 0 ? -ENOMEM : -EINVAL;
+        }
+    }
     Aiod__Value *small[8], **copies = n <= 8 ? small : alloc_calloc(n, sizeof(*copies));
     if (!copies)
         return -ENOMEM;

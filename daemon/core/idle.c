@@ -7,23 +7,26 @@
 #include <stdbool.h>
 
 #include "core/coro.h"
-#include "core/task.h"
 
 #define IDLE_DELAY_MS 1000u
 
 static uv_timer_t timer;
 static bool timer_init;
+static bool (*is_busy)(void);
+static void (*release_cached)(void);
 
 static void on_idle_timer(uv_timer_t *h) {
     (void)h;
-    if (task_count_unfinished() > 0)
+    if (is_busy())
         return;
     coro_release_stack();
-    task_cache_release();
+    release_cached();
     malloc_trim(0);
 }
 
-void idle_init(uv_loop_t *loop) {
+void idle_init(uv_loop_t *loop, bool (*busy)(void), void (*release)(void)) {
+    is_busy = busy;
+    release_cached = release;
     uv_timer_init(loop, &timer);
     uv_unref((uv_handle_t *)&timer);
     timer_init = true;

@@ -7,9 +7,13 @@
 #ifndef AIOD_IDLE_H
 #define AIOD_IDLE_H
 
+#include <stdbool.h>
+
 #include <uv.h>
 
-void idle_init(uv_loop_t *loop);
+/* `busy` says whether tasks are unfinished (then nothing is released);
+ * `release` gives back what the caller keeps for reuse (task structs). */
+void idle_init(uv_loop_t *loop, bool (*busy)(void), void (*release)(void));
 void idle_done(void);
 /* The last unfinished task just ended. */
 void idle_maybe(void);

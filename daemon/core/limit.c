@@ -15,7 +15,6 @@
 #include "base/hashmap.h"
 #include "base/list.h"
 #include "host/registry.h"
-#include "core/sched.h"
 #include "core/task.h"
 
 typedef struct limiter {
@@ -156,7 +155,7 @@ bool limit_acquire(task *t) {
     return false;
 }
 
-void limit_release(task *t) {
+void limit_release(task *t, void (*start)(task *next)) {
     limiter *l = t->run->limit;
     if (!l)
         return;
@@ -172,8 +171,26 @@ void limit_release(task *t) {
         list_remove(&next->run->limit_node);
         l->running++;
         next->run->limit_slot = true;
-        sched_start(next);
+        start(next);
     }
+}
+
+int limit_load_rules(char *const *rules, size_t n) {
+    limit_clear_overrides();
+    for (size_t i = 0; i < n; i++) {
+        char word[256], name[256], key[300];
+        unsigned long max = 0;
+        if (sscanf(rules[i], "%255s %255s %lu", word, name, &max) == 3 &&
+            strcmp(word, "group") == 0)
+            snprintf(key, sizeof(key), "group %s", name);
+        else if (sscanf(rules[i], "%255s %lu", name, &max) == 2)
+            snprintf(key, sizeof(key), "function %s", name);
+        else
+            continue; /* checked when parsed */
+        if (limit_set_override(key, (uint32_t)max) < 0)
+            return -ENOMEM;
+    }
+    return 0;
 }
 
 const char *limit_waiting_for(const task *t) {

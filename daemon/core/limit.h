@@ -9,6 +9,7 @@
 #define AIOD_LIMIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/forward.h"
@@ -16,6 +17,10 @@
 /* Sets a limit from the settings: `key` is "function NAME" or "group NAME";
  * 0 removes the limit. 0, -ENOMEM. */
 int limit_set_override(const char *key, uint32_t max);
+
+/* Replaces the overrides with the settings' `limit =` lines ("NAME N" or
+ * "group NAME N", already checked by the settings parser). 0 or -ENOMEM. */
+int limit_load_rules(char *const *rules, size_t n);
 
 /* Drops every override (before the settings set them again on reload);
  * limiters in use fall back to their descriptor's value. */
@@ -28,7 +33,7 @@ bool limit_acquire(task *t);
 
 /* A task ends (or is cancelled while queued): frees its slot or its place
  * in the queue, and starts the next waiting task. */
-void limit_release(task *t);
+void limit_release(task *t, void (*start)(task *next));
 
 /* The limit a waiting task waits for ("function x.y", "group g"), or NULL
  * (also for any finished task). */

@@ -1,14 +1,14 @@
 /*
- * Output rings and followers (output.h).
+ * Output rings and their sinks (output.h).
  */
 #include "core/output.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
-#include "net/conn.h"
 #include "base/aiod_limits.h"
 
 output *output_new(uint64_t task_id, uint32_t cap) {
@@ -18,7 +18,7 @@ output *output_new(uint64_t task_id, uint32_t cap) {
     o->refs = 1;
     o->task_id = task_id;
     o->cap = cap ? cap : 1;
-    list_init(&o->followers);
+    list_init(&o->sinks);
     return o;
 }
 
@@ -31,9 +31,10 @@ output *output_ref(output *o) {
 output *output_unref(output *o) {
     if (!o || --o->refs > 0)
         return NULL;
-    list *pos, *tmp;
-    list_foreach_safe(pos, tmp, &o->followers)
-        output_follower_free(container_of(pos, follower, node));
+    /* Sinks still attached (the daemon is exiting) are only unlinked: their
+     * owners free them. */
+    while (!list_empty(&o->sinks))
+        list_remove(list_first(&o->sinks));
     if (o->lines)
         for (uint32_t i = 0; i < o->count; i++)
             free(o->lines[(o->head + i) % o->cap]);
@@ -73,53 +74,43 @@ int output_append(output *o, int stream, const char *line, size_t len) {
     uint64_t seq = o->next_seq++;
 
     list *pos, *tmp;
-    list_foreach_safe(pos, tmp, &o->followers) {
-        follower *f = container_of(pos, follower, node);
-        conn_send_output(f->c, f->request_id, o->task_id, seq, stream, copy);
+    list_foreach_safe(pos, tmp, &o->sinks) {
+        output_sink *s = container_of(pos, output_sink, node);
+        s->ops->line(s, o->task_id, seq, stream, copy);
     }
     return 0;
 }
 
-int output_follow(output *o, conn *c, uint64_t request_id, bool replay, bool follow, int state_now,
-                  bool holds_request) {
+int output_attach(output *o, output_sink *s, bool replay, bool follow, int state_now) {
     uint64_t first_seq = o->next_seq - o->count;
+    list_init(&s->node);
     for (uint32_t i = 0; replay && i < o->count; i++) {
         uint32_t slot = (o->head + i) % o->cap;
-        conn_send_output(c, request_id, o->task_id, first_seq + i, o->streams[slot],
-                         o->lines[slot]);
+        s->ops->line(s, o->task_id, first_seq + i, o->streams[slot], o->lines[slot]);
     }
     if (!follow || o->ended) {
-        conn_send_output_end(c, request_id, o->task_id, o->dropped,
-                             o->ended ? o->end_state : state_now);
+        s->ops->end(s, o->task_id, o->dropped, o->ended ? o->end_state : state_now);
         return 1;
     }
-    follower *f = alloc_calloc(1, sizeof(*f));
-    if (!f)
-        return -ENOMEM;
-    f->c = c;
-    f->request_id = request_id;
-    f->out = o;
-    f->holds_request = holds_request;
-    list_insert_tail(&o->followers, &f->node);
-    conn_add_follower(c, f);
+    list_insert_tail(&o->sinks, &s->node);
     return 0;
+}
+
+void output_sink_detach(output_sink *s) {
+    list_remove(&s->node);
+}
+
+bool output_followed(const output *o) {
+    return !list_empty(&o->sinks);
 }
 
 void output_end(output *o, int state) {
+    assert(!o->ended);
     o->ended = true;
     o->end_state = state;
-    list *pos, *tmp;
-    list_foreach_safe(pos, tmp, &o->followers) {
-        follower *f = container_of(pos, follower, node);
-        conn_send_output_end(f->c, f->request_id, o->task_id, o->dropped, state);
-        output_follower_free(f);
+    while (!list_empty(&o->sinks)) {
+        output_sink *s = container_of(list_first(&o->sinks), output_sink, node);
+        list_remove(&s->node);
+        s->ops->end(s, o->task_id, o->dropped, state);
     }
-}
-
-void output_follower_free(follower *f) {
-    list_remove(&f->node);
-    list_remove(&f->conn_node);
-    if (f->holds_request)
-        conn_request_done(f->c);
-    free(f);
 }

@@ -1,8 +1,9 @@
 /*
  * Bounded per-task output: the lines a task prints (and its children, which
  * share their root's output, as they would share stdout), kept in a ring of
- * at most N lines, and the followers that receive new lines as events. When
- * the ring is full the oldest line is dropped and counted.
+ * at most N lines, and the sinks that receive new lines as they come. When
+ * the ring is full the oldest line is dropped and counted. The core knows
+ * nothing of who follows: a sink is two callbacks.
  */
 #ifndef AIOD_OUTPUT_H
 #define AIOD_OUTPUT_H
@@ -14,20 +15,25 @@
 #include "base/forward.h"
 #include "base/list.h"
 
-/* A connection receiving an output's lines for one request. Owned by the
- * connection (its `conn_node` is on the connection's list). */
-typedef struct follower {
-    /* On output->followers. */
+/*
+ * Something that receives an output's lines as they come: a client
+ * following the task, in the request layer. The core knows only these two
+ * callbacks; the sink's owner embeds the struct and frees it.
+ */
+typedef struct output_sink output_sink;
+typedef struct output_sink_ops {
+    /* One new (or replayed) line; `line` is borrowed. */
+    void (*line)(output_sink *s, uint64_t task_id, uint64_t seq, int stream, const char *line);
+    /* The output ended, or the sink was attached with follow false: the sink
+     * has already been detached (output_sink_detach) and may be freed. */
+    void (*end)(output_sink *s, uint64_t task_id, uint64_t dropped, int state);
+} output_sink_ops;
+
+struct output_sink {
+    /* On output->sinks while attached. */
     list node;
-    /* On the connection's list of followers. */
-    list conn_node;
-    conn *c;
-    uint64_t request_id;
-    output *out;
-    /* The follow is the request itself (Logs): its end completes the
-     * request for in-flight accounting. */
-    bool holds_request;
-} follower;
+    const output_sink_ops *ops;
+};
 
 struct output {
     unsigned refs;
@@ -42,10 +48,11 @@ struct output {
     /* Sequence number of the next line; lines ever printed. */
     uint64_t next_seq;
     uint64_t dropped;
-    /* Set once the owning task ended: followers got OutputEnd. */
+    /* Set once the owning task ended: every sink got its end. */
     bool ended;
     int end_state;
-    list followers;
+    /* Attached sinks (output_sink.node). */
+    list sinks;
 };
 
 /* A new output for task `task_id` keeping `cap` lines. NULL on OOM. */
@@ -54,24 +61,27 @@ output *output_ref(output *o);
 /* Returns NULL. Accepts NULL. */
 output *output_unref(output *o);
 
-/* Appends one line (copied, cut at LIMIT_MAX_LINE) and sends it to the
- * followers. 0 or -ENOMEM. */
+/* Appends one line (copied, cut at LIMIT_MAX_LINE) and hands it to the
+ * sinks. 0 or -ENOMEM. */
 int output_append(output *o, int stream, const char *line, size_t len);
 
 /*
- * Makes `c` follow `o` for request `request_id`. With `replay` the retained
- * lines are sent first; then new ones as they come. When the output has
- * ended (or `follow` is false) OutputEnd is sent at once, no follower is
- * created and 1 is returned. 0 when following, -ENOMEM.
+ * Attaches `s` (initialised with its ops) to `o`. With `replay` the
+ * retained lines go to it first; then new ones as they come. When the
+ * output has ended, or `follow` is false, s->ops->end is called at once
+ * (with the final state, or `state_now`), the sink is not attached and 1 is
+ * returned; else 0.
  */
-int output_follow(output *o, conn *c, uint64_t request_id, bool replay, bool follow, int state_now,
-                  bool holds_request);
+int output_attach(output *o, output_sink *s, bool replay, bool follow, int state_now);
 
-/* The owning task ended in `state`: every follower gets OutputEnd and is
- * removed. */
+/* Detaches a sink that has not ended (its follower goes away). Safe to call
+ * on a sink that is not attached. */
+void output_sink_detach(output_sink *s);
+
+/* Whether anyone follows the output. */
+bool output_followed(const output *o);
+
+/* The owning task ended in `state`: every sink is detached, then told. */
 void output_end(output *o, int state);
-
-/* Removes and frees a follower (when its connection closes). */
-void output_follower_free(follower *f);
 
 #endif

@@ -12,17 +12,14 @@
 
 #include "alloc.h"
 #include "system/config.h"
-#include "net/conn.h"
 #include "base/freelist.h"
 #include "base/hashmap.h"
 #include "core/idle.h"
-#include "core/limit.h"
 #include "system/log.h"
 #include "macro.h"
 #include "core/output.h"
 #include "host/registry.h"
 #include "system/policy.h"
-#include "core/sched.h"
 #include "system/sd.h"
 
 /* Task structs and run parts are recycled (freelist.h): a task struct is
@@ -62,7 +59,22 @@ uint64_t task_now_usec(void) {
 static uv_timer_t expiry;
 static bool expiry_init;
 
+/* The fields of log lines about a task (log.h). */
+static void describe(const void *p, log_subject *ret) {
+    const task *t = p;
+    *ret = (log_subject){
+        .task_id = t->id,
+        .function = t->fn->full_name,
+        .plugin = t->fn->owner->name,
+        .owner_uid = (unsigned)t->uid,
+        .state = task_finished(t) ? task_state_name(t->state) : NULL,
+        .error_kind = t->error_kind,
+        .error_message = t->error_message,
+    };
+}
+
 int task_table_init(uv_loop_t *loop) {
+    log_set_describer(describe);
     list_init(&retained);
     table = hashmap_new(0);
     if (!table)
@@ -191,12 +203,13 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
     t->created_usec = task_now_usec();
     list_init(&r->children);
     list_init(&r->child_node);
-    list_init(&r->conn_node);
+    list_init(&r->owner_node);
     list_init(&r->ready_node);
     list_init(&r->waiters);
     list_init(&r->limit_node);
     list_init(&t->retain_node);
     t->out = output_ref(out);
+    t->end_step = 0;
     if (hashmap_put_u64(table, t->id, t) < 0) {
         output_unref(t->out);
         value_argv_free(argv, argc);
@@ -338,42 +351,15 @@ void task_retention_changed(void) {
         idle_maybe(); /* hand the memory back */
 }
 
-/* Every top-level task's outcome goes to the log (journal fields TASK_ID,
- * FUNCTION, OWNER_UID, STATE, ERROR_KIND, ERROR_MESSAGE), as log_outcomes
- * says: successes at info, cancellations at notice, failures at warning. */
-static void log_outcome(task *t) {
-    static const char *const kinds[] = {
-        [AIOD__OWNERSHIP__ATTACHED] = "attached",
-        [AIOD__OWNERSHIP__SUBMITTED] = "submitted",
-        [AIOD__OWNERSHIP__DETACHED] = "detached",
-    };
-    const char *kind = t->ownership < ELEMENTSOF(kinds) ? kinds[t->ownership] : "?";
-    if (cfg.log_outcomes == LOG_OUTCOMES_NONE ||
-        (cfg.log_outcomes == LOG_OUTCOMES_FAILURES && t->state == TASK_DONE))
-        return;
-    if (t->state == TASK_DONE) {
-        if (log_get_max_priority() < LOG_INFO)
-            return; /* spare the JSON */
-        char *json = pbvalue_to_json(task_result(t));
-        log_task(LOG_INFO, t, "%s task done: %s", kind, json ? json : "?");
-        free(json);
-    } else
-        log_task(t->state == TASK_FAILED ? LOG_WARNING : LOG_NOTICE, t, "%s task %s: %s: %s", kind,
-                 task_state_name(t->state), t->error_kind ? t->error_kind : "",
-                 t->error_message ? t->error_message : "");
-}
-
 /* Frees, while the task is still in the cache, what a retained outcome does
  * not need: an output nobody printed into or follows any more. */
 static void shrink_for_retention(task *t) {
     output *o = t->out;
-    if (o && o->task_id == t->id && o->refs == 1 && o->next_seq == 0 && list_empty(&o->followers))
+    if (o && o->task_id == t->id && o->refs == 1 && o->next_seq == 0 && !output_followed(o))
         t->out = output_unref(o);
 }
 
-/* A finished task either joins the retained outcomes (top-level, not
- * detached) or leaves the table. */
-static void retain_or_drop(task *t) {
+void task_retain_or_drop(task *t) {
     task_settle(t);
     if (t->parent_id == 0 && t->ownership != AIOD__OWNERSHIP__DETACHED && cfg.retain_count > 0) {
         shrink_for_retention(t);
@@ -388,82 +374,22 @@ static void retain_or_drop(task *t) {
         table_drop(t);
 }
 
-void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *message) {
-    if (task_finished(t)) {
-        pbvalue_free(result);
-        free(kind);
-        free(message);
-        return;
-    }
-    task_ref(t);
+void task_record_end(task *t, int state, Aiod__Value *result, char *kind, char *message) {
+    assert(!task_finished(t) && state >= TASK_DONE);
     if (t->state == TASK_RUNNING)
         running--;
-    t->state = state;
+    t->state = (uint8_t)state;
     t->result = state == TASK_DONE ? result : NULL;
     if (state != TASK_DONE)
         pbvalue_free(result);
     t->error_kind = kind;
     t->error_message = message;
     t->finished_usec = task_now_usec();
-    limit_release(t);
     uid_tasks_add(t->uid, -1);
     if (--unfinished == 0)
         idle_maybe();
     finished_total++;
     sd_status_changed();
-    plugin_release(t->fn->owner);
-    task_run *r = t->run;
-    list_remove(&r->child_node);
-    /* An attached task's outcome is kept for its connection until delivered
-     * to it (or it closes), whatever else finishes meanwhile: a client that
-     * submits and then awaits must find it. Pinned before the waiters run,
-     * since a client's Await or Gather among them delivers the outcome and
-     * releases the pin at once. */
-    bool pin = t->parent_id == 0 && t->ownership == AIOD__OWNERSHIP__ATTACHED && r->owner_conn;
-    t->pinned = pin;
-    if (!pin)
-        task_detach_conn(t);
-
-    /* Children still running are cancelled, as asyncio.run cancels what is
-     * left when main returns. */
-    while (!list_empty(&r->children)) {
-        task *c = task_of(list_first(&r->children), child_node);
-        list_remove(&c->run->child_node);
-        if (!c->shielded)
-            sched_cancel(c);
-    }
-
-    /* Output first, so followers see every line and OutputEnd before any
-     * reply that reports the end of the task. */
-    if (t->out && t->out->task_id == t->id)
-        output_end(t->out, state);
-
-    /* Taken off the task first: a waiter that delivers the outcome releases
-     * the pin, and that settles the task and frees its run part. */
-    list waiters;
-    list_move_all(&waiters, &r->waiters);
-    while (!list_empty(&waiters)) {
-        waiter *w = container_of(list_first(&waiters), waiter, node);
-        list_remove(&w->node);
-        w->fn(w, t);
-    }
-
-    if (t->parent_id == 0)
-        log_outcome(t);
-    /* A pin released by a waiter has already retained or dropped it. */
-    if (!pin)
-        retain_or_drop(t);
-    task_unref(t);
-}
-
-void task_release_pin(task *t) {
-    if (!t->pinned)
-        return;
-    t->pinned = false;
-    task_detach_conn(t);
-    task_ref(t);
-    retain_or_drop(t);
-    task_unref(t);
 }
 
 int task_set_pending_error(task *t, const char *kind, const char *message) {
@@ -540,9 +466,15 @@ task *task_next(size_t *state, void **cursor) {
     return table ? hashmap_next(table, state, cursor) : NULL;
 }
 
-void task_detach_conn(task *t) {
+void task_attach_owner(task *t, void *owner, list *owner_list) {
+    assert(t->run && !t->run->owner);
+    t->run->owner = owner;
+    list_insert_tail(owner_list, &t->run->owner_node);
+}
+
+void task_detach_owner(task *t) {
     if (!t->run)
         return;
-    list_remove(&t->run->conn_node);
-    t->run->owner_conn = NULL;
+    list_remove(&t->run->owner_node);
+    t->run->owner = NULL;
 }

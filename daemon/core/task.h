@@ -2,7 +2,7 @@
  * Tasks and the task table: ids, states, owner, times, ownership (attached,
  * submitted, detached), results, retention of finished tasks, and the
  * done-callbacks ("waiters") that awaits, gathers and client requests hang on
- * a task. Running a task's code is sched.c's business.
+ * a task. Running a task's code is run.c's business, and its end finish.c's.
  *
  * References: the table holds one while the task is unfinished or retained;
  * the scheduler holds one while the task is queued or running; child handles,
@@ -74,10 +74,11 @@ struct task_run {
      * the task's place on its parent's list. */
     list children;
     list child_node;
-    /* The connection an attached task belongs to (weak: the connection
-     * detaches its tasks when it closes). */
-    conn *owner_conn;
-    list conn_node;
+    /* Who an attached task belongs to (the request layer's session; weak:
+     * the owner detaches its tasks when it goes), and its place on the
+     * owner's list. */
+    void *owner;
+    list owner_node;
     /* Concurrency limit (limit.c): the limiter, whether the task holds a
      * slot, and its place in the limiter's queue while it waits. */
     void *limit;
@@ -109,6 +110,8 @@ struct task {
     bool cancel_requested;
     /* asyncio.shield: not cancelled through its awaiters or its parent. */
     bool shielded;
+    /* How far task_finish got (finish.h, enum task_end_step). */
+    uint8_t end_step;
     uid_t uid;
     fn_entry *fn;
     /* One value per parameter (owned). */
@@ -170,22 +173,22 @@ void task_add_waiter(task *t, waiter *w);
 void task_remove_waiter(waiter *w);
 
 /*
- * Ends the task: records the state (with result, or error kind/message,
- * each taken), ends its output (followers get OutputEnd first), fires the
- * waiters, logs detached outcomes and applies retention.
+ * The first step of a task's end (finish.c runs the rest): records the
+ * state, with result (when done) or error kind/message, each taken, the
+ * time, and updates the counts. The task must be unfinished.
  */
-void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *message);
+void task_record_end(task *t, int state, Aiod__Value *result, char *kind, char *message);
 
-/* A pending task starts running (sched.c, on its first step). */
+/* A pending task starts running (run.c, on its first step). */
 void task_set_running(task *t);
+
+/* A finished task either joins the retained outcomes (top-level, not
+ * detached) or leaves the table. */
+void task_retain_or_drop(task *t);
 
 /* retain_count or retain_seconds changed (reload): evicts what is now due
  * and re-arms the expiry timer for the new period. */
 void task_retention_changed(void);
-
-/* The outcome of a pinned task was delivered to its connection, or the
- * connection closes: it joins the ordinary retention from now. */
-void task_release_pin(task *t);
 
 /* Sets an error as the one the unfinished task will fail with (api->fail).
  * 0, -ENOMEM, -EINVAL once the task is settled. */
@@ -216,8 +219,12 @@ uint64_t task_count_finished_total(void);
 /* Iterates the table: start with *state = 0 and *cursor = NULL. */
 task *task_next(size_t *state, void **cursor);
 
-/* Detaches an attached task from its connection (connection closing). */
-void task_detach_conn(task *t);
+/* Makes `owner` the holder of the unfinished attached task, at the end of
+ * `owner_list`. */
+void task_attach_owner(task *t, void *owner, list *owner_list);
+/* Detaches an attached task from its owner (the owner goes, or the task's
+ * outcome was delivered). */
+void task_detach_owner(task *t);
 
 /* Frees the task's run part if nothing needs it any more: the task is
  * finished, its outcome not pinned, and it is not in the ready queue. The

@@ -14,22 +14,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <grp.h>
-#include <pwd.h>
 #include <sys/socket.h>
 
 #include "alloc.h"
 #include "system/config.h"
-#include "request/dispatch.h"
 #include "base/hashmap.h"
 #include "system/log.h"
-#include "macro.h"
 #include "system/policy.h"
-#include "core/sched.h"
-#include "core/task.h"
-#include "request/waiting.h"
+#include "macro.h"
 
 static uv_prepare_t flush_handle;
+static const conn_handlers *up;
 /* Initialised statically: the scheduler flushes even in tests that never
  * call conn_init. */
 static list dirty = {&dirty, &dirty};
@@ -68,27 +63,6 @@ static void uid_add(uid_t uid, int delta) {
     hashmap_count_add(&per_uid, uid, delta);
 }
 
-/* The peer user's groups, looked up once per connection. */
-static void load_groups(conn *c) {
-    struct passwd *pw = getpwuid(c->uid);
-    int n = 64;
-    if (!pw)
-        return;
-    for (int tries = 0; tries < 2; tries++) {
-        gid_t *g = alloc_malloc((size_t)n * sizeof(*g));
-        if (!g)
-            return;
-        int want = n;
-        if (getgrouplist(pw->pw_name, c->gid, g, &want) >= 0) {
-            c->groups = g;
-            c->n_groups = (size_t)want;
-            return;
-        }
-        free(g);
-        n = want;
-    }
-}
-
 static void on_closed(uv_handle_t *h) {
     conn *c = h->data;
     list_remove(&c->dirty_node);
@@ -96,7 +70,6 @@ static void on_closed(uv_handle_t *h) {
         n_lingering--;
     if (c->counted)
         uid_add(c->uid, -1);
-    free(c->groups);
     frame_reader_done(&c->rd);
     free(c->wbuf);
     free(c->inflight_buf);
@@ -110,20 +83,9 @@ void conn_close(conn *c) {
     c->closing = true;
     list_remove(&c->dirty_node);
     list_remove(&c->all_node);
-    /* Attached tasks go with their connection, as asyncio.run cancels what
-     * is left. */
-    while (!list_empty(&c->tasks)) {
-        task *t = task_of(list_first(&c->tasks), conn_node);
-        if (t->pinned) {
-            task_release_pin(t); /* finished: its outcome joins the retention */
-            continue;
-        }
-        task_detach_conn(t);
-        sched_cancel(t);
-    }
-    while (!list_empty(&c->followers))
-        output_follower_free(container_of(list_first(&c->followers), follower, conn_node));
-    waiting_conn_closed(c);
+    if (c->data)
+        up->closing(c);
+    c->data = NULL;
     uv_close((uv_handle_t *)&c->pipe, on_closed);
 }
 
@@ -249,7 +211,8 @@ static void on_prepare(uv_prepare_t *h) {
     conn_flush_all();
 }
 
-int conn_init(uv_loop_t *loop) {
+int conn_init(uv_loop_t *loop, const conn_handlers *h) {
+    up = h;
     uv_prepare_init(loop, &flush_handle);
     uv_prepare_start(&flush_handle, on_prepare);
     uv_unref((uv_handle_t *)&flush_handle);
@@ -356,47 +319,11 @@ void conn_send_error(conn *c, uint64_t request_id, Aiod__ErrorCode code, const c
     conn_send(c, &m);
 }
 
-void conn_send_output(conn *c, uint64_t request_id, uint64_t task_id, uint64_t seq, int stream,
-                      const char *line) {
-    Aiod__Output o = AIOD__OUTPUT__INIT;
-    o.task_id = task_id;
-    o.stream = (uint32_t)stream;
-    o.line = (char *)line;
-    o.seq = seq;
-    Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
-    m.request_id = request_id;
-    m.body_case = AIOD__SERVER_MESSAGE__BODY_OUTPUT;
-    m.output = &o;
-    conn_send(c, &m);
-}
-
-void conn_send_output_end(conn *c, uint64_t request_id, uint64_t task_id, uint64_t dropped,
-                          int state) {
-    Aiod__OutputEnd e = AIOD__OUTPUT_END__INIT;
-    e.task_id = task_id;
-    e.dropped = dropped;
-    e.state = (Aiod__TaskState)state;
-    Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
-    m.request_id = request_id;
-    m.body_case = AIOD__SERVER_MESSAGE__BODY_OUTPUT_END;
-    m.output_end = &e;
-    conn_send(c, &m);
-}
-
 void conn_request_done(conn *c) {
     if (c->in_flight > 0)
         c->in_flight--;
     if (c->paused)
         mark_dirty(c);
-}
-
-void conn_add_follower(conn *c, follower *f) {
-    list_insert_tail(&c->followers, &f->conn_node);
-}
-
-void conn_add_task(conn *c, task *t) {
-    t->run->owner_conn = c;
-    list_insert_tail(&c->tasks, &t->run->conn_node);
 }
 
 /* Tells the client why it is refused (request id 0), then lets it read that:
@@ -454,7 +381,7 @@ static void process(conn *c) {
             break;
         }
         c->in_flight++;
-        dispatch_frame(c, payload, len);
+        up->frame(c, payload, len);
     }
     c->dispatching = false;
 }
@@ -494,9 +421,6 @@ static conn *conn_alloc(uv_loop_t *loop) {
     c->pipe.data = c;
     n_conns++;
     list_init(&c->dirty_node);
-    list_init(&c->tasks);
-    list_init(&c->followers);
-    list_init(&c->waits);
     list_init(&c->all_node);
     frame_reader_init(&c->rd, cfg.max_frame);
     c->serial = next_serial++;
@@ -531,8 +455,6 @@ static int conn_start(conn *c) {
     }
     uid_add(c->uid, +1);
     c->counted = true;
-    load_groups(c);
-    c->admin = policy_is_admin(c->uid, c->gid);
     if (n_conns > cfg.max_connections) {
         log_warning("connection from uid %u pid %d refused: max_connections (%u) reached",
                     (unsigned)c->uid, (int)c->pid, cfg.max_connections);
@@ -540,14 +462,21 @@ static int conn_start(conn *c) {
                cfg.max_connections);
         return -EMFILE;
     }
-    int r = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
-    if (r < 0) {
-        conn_close(c);
-        return r;
-    }
     log_debug("connection %llu from uid %u pid %d", (unsigned long long)c->serial, (unsigned)c->uid,
               (int)c->pid);
-    return 0;
+    int r = up->opened(c);
+    if (r < 0)
+        conn_close(c);
+    return r;
+}
+
+int conn_start_reading(conn *c) {
+    if (c->closing || c->draining)
+        return 0;
+    int r = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+    if (r < 0)
+        conn_close(c);
+    return r;
 }
 
 int conn_accept(uv_stream_t *server) {

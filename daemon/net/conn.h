@@ -1,9 +1,11 @@
 /*
- * One client connection: reading frames (incrementally, many per read),
- * batching replies into few writes, backpressure (in-flight requests and
- * queued bytes), the peer's credentials, and closing: the attached tasks of a
- * closing connection are cancelled, its followers and waiting requests
- * dropped. Memory is freed only in libuv's close callback.
+ * One client connection, the transport: reading frames (incrementally, many
+ * per read), batching replies into few writes, backpressure (in-flight
+ * requests and queued bytes), the peer's credentials and the connection
+ * caps. It knows nothing of requests or tasks: each whole frame goes up
+ * through conn_handlers, and the layer above says when a request it was
+ * given is over (conn_request_done). Memory is freed only in libuv's close
+ * callback.
  */
 #ifndef AIOD_CONN_H
 #define AIOD_CONN_H
@@ -15,10 +17,10 @@
 #include <uv.h>
 
 #include "aiod-pb.h"
-#include "base/forward.h"
 #include "frame.h"
 #include "base/list.h"
-#include "core/output.h"
+
+typedef struct conn conn;
 
 struct conn {
     uv_pipe_t pipe;
@@ -27,17 +29,11 @@ struct conn {
     uid_t uid;
     gid_t gid;
     pid_t pid;
-    /* The peer user's supplementary groups (for call rules), and whether it
-     * may act on every task (root or the admin group). */
-    gid_t *groups;
-    size_t n_groups;
-    bool admin;
     /* Counted in the per-uid connection count. */
     bool counted;
     /* Refused (a connection limit): the error was sent, input is discarded
      * until the client hangs up. */
     bool refused;
-    bool hello_done;
     /* Closing started: nothing more is sent or read. */
     bool closing;
     /* To be closed at the end of this loop iteration (a client that does
@@ -63,16 +59,31 @@ struct conn {
     uv_write_t wreq;
     /* On the list of connections with something to flush or resume. */
     list dirty_node;
-    /* Attached tasks (task.conn_node), followers (follower.conn_node) and
-     * waiting requests (wait_req.conn_node). */
-    list tasks;
-    list followers;
-    list waits;
+    /* The layer above's state for this connection (conn_handlers.opened
+     * sets it; closing frees it). */
+    void *data;
     list all_node;
 };
 
-/* Sets up the per-loop flush handle. */
-int conn_init(uv_loop_t *loop);
+/* What the layer above does with a connection. */
+typedef struct conn_handlers {
+    /* A connection passed the transport's checks. 0 to keep it: reading
+     * starts when the layer above calls conn_start_reading. Negative to
+     * close it. */
+    int (*opened)(conn *c);
+    /* One whole frame's payload (borrowed for the call). The request it
+     * holds counts as in flight until conn_request_done. */
+    void (*frame)(conn *c, const uint8_t *payload, size_t len);
+    /* The connection is closing: nothing more can be sent; drop c->data. */
+    void (*closing)(conn *c);
+} conn_handlers;
+
+/* Sets up the per-loop flush handle and the handlers (borrowed, static). */
+int conn_init(uv_loop_t *loop, const conn_handlers *h);
+
+/* Starts reading requests (after conn_handlers.opened). 0 or a negative
+ * errno (the connection is then closed). */
+int conn_start_reading(conn *c);
 void conn_done(void);
 
 /* Accepts a new connection from `server`. 0 or a negative errno. */
@@ -111,17 +122,8 @@ uint8_t *conn_frame_begin(conn *c, uint64_t request_id, size_t size);
 void conn_frame_end(conn *c, size_t size);
 void conn_send_error(conn *c, uint64_t request_id, Aiod__ErrorCode code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void conn_send_output(conn *c, uint64_t request_id, uint64_t task_id, uint64_t seq, int stream,
-                      const char *line);
-void conn_send_output_end(conn *c, uint64_t request_id, uint64_t task_id, uint64_t dropped,
-                          int state);
-
 /* A request is fully answered: it no longer counts as in flight. */
 void conn_request_done(conn *c);
-
-/* Bookkeeping of what hangs on the connection. */
-void conn_add_follower(conn *c, follower *f);
-void conn_add_task(conn *c, task *t);
 
 /* Sends what is queued, then closes. */
 void conn_close_soon(conn *c);

@@ -5,16 +5,19 @@
 
 #include <errno.h>
 #include <math.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "alloc.h"
-#include "net/conn.h"
-#include "net/encode.h"
-#include "system/log.h"
-#include "host/registry.h"
+#include "base/aiod_limits.h"
+#include "core/finish.h"
 #include "core/sched.h"
 #include "core/task.h"
+#include "host/registry.h"
+#include "net/encode.h"
+#include "request/follow.h"
+#include "request/session.h"
 
 typedef struct wait_item {
     waiter w;
@@ -22,9 +25,11 @@ typedef struct wait_item {
 } wait_item;
 
 struct wait_req {
-    conn *c;
-    uint64_t request_id;
-    list conn_node;
+    session *s;
+    req r;
+    list session_node;
+    /* A Gather's followers (follower.gather_node). */
+    list followers;
     wait_opts opts;
     task **tasks;
     size_t n;
@@ -37,6 +42,10 @@ struct wait_req {
     wait_item items[];
 };
 
+#ifndef LIMIT_TIMER_MAX_MS
+#define LIMIT_TIMER_MAX_MS ((uint64_t)1e15)
+#endif
+
 static void req_free_memory(wait_req *r) {
     for (size_t i = 0; i < r->n; i++)
         task_unref(r->tasks[i]);
@@ -47,11 +56,15 @@ static void on_timer_closed(uv_handle_t *h) {
     req_free_memory(h->data);
 }
 
-/* Unhooks everything and frees (after the timer closes, if any). */
-static void req_end(wait_req *r) {
+/* Unhooks everything and frees (after the timer closes, if any). The
+ * request has ended: its followers stop, so nothing comes after its final
+ * frame. */
+static void release(wait_req *r) {
     for (size_t i = 0; i < r->n; i++)
         task_remove_waiter(&r->items[i].w);
-    list_remove(&r->conn_node);
+    while (!list_empty(&r->followers))
+        follow_stop(container_of(list_first(&r->followers), follower, gather_node));
+    list_remove(&r->session_node);
     if (r->timer_init) {
         uv_timer_stop(&r->timer);
         uv_close((uv_handle_t *)&r->timer, on_timer_closed);
@@ -71,18 +84,16 @@ static void reply_outcomes(wait_req *r) {
     if (!os || !sizes) {
         free(os);
         free(sizes);
-        conn_send_error(r->c, r->request_id, AIOD__ERROR_CODE__ERROR_INTERNAL,
-                        "out of memory building the reply");
+        req_end_error(&r->r, AIOD__ERROR_CODE__ERROR_INTERNAL, "out of memory building the reply");
         return;
     }
     for (size_t i = 0; i < r->n; i++)
         task_outcome(r->tasks[i], &os[i]);
-    size_t size = encode_outcomes_size(r->request_id, os, r->n, sizes);
-    uint8_t *p = conn_frame_begin(r->c, r->request_id, size);
-    if (p) {
-        encode_outcomes(p, r->request_id, os, r->n, sizes);
-        conn_frame_end(r->c, size);
-    }
+    size_t size = encode_outcomes_size(r->r.id, os, r->n, sizes);
+    uint8_t *p = req_frame_begin(&r->r, size);
+    if (p)
+        encode_outcomes(p, r->r.id, os, r->n, sizes);
+    req_end_frame(&r->r, size, p != NULL);
     if (!small) {
         free(os);
         free(sizes);
@@ -100,11 +111,7 @@ static void reply_failed(wait_req *r) {
     e.code = AIOD__ERROR_CODE__ERROR_TASK_FAILED;
     e.message = msg;
     e.outcome = &o;
-    Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
-    m.request_id = r->request_id;
-    m.body_case = AIOD__SERVER_MESSAGE__BODY_ERROR;
-    m.error = &e;
-    conn_send(r->c, &m);
+    req_end(&r->r, AIOD__SERVER_MESSAGE__BODY_ERROR, &e);
 }
 
 static void finish(wait_req *r) {
@@ -117,11 +124,10 @@ static void finish(wait_req *r) {
         reply_outcomes(r);
     /* Outcomes delivered to the owning connection need no pin any more. */
     for (size_t i = 0; i < r->n; i++)
-        if (r->tasks[i]->pinned && r->tasks[i]->run->owner_conn == r->c &&
+        if (r->tasks[i]->pinned && r->tasks[i]->run->owner == r->s &&
             (!r->first_failed || r->tasks[i] == r->first_failed))
             task_release_pin(r->tasks[i]);
-    conn_request_done(r->c);
-    req_end(r);
+    release(r);
 }
 
 static void on_task_done(waiter *w, task *t) {
@@ -148,22 +154,22 @@ static void on_timeout(uv_timer_t *h) {
         for (size_t i = 0; i < r->n; i++)
             task_remove_waiter(&r->items[i].w);
         for (size_t i = 0; i < r->n; i++)
-            sched_cancel(r->tasks[i]);
+            task_cancel(r->tasks[i]);
     }
-    conn_send_error(r->c, r->request_id, AIOD__ERROR_CODE__ERROR_TIMEOUT,
-                    "timed out after %g s with %zu of %zu task%s unfinished; %s", r->opts.timeout,
-                    unfinished, r->n, r->n == 1 ? "" : "s",
-                    r->opts.cancel_on_timeout ? "cancelled them" : "they keep running");
-    conn_request_done(r->c);
-    req_end(r);
+    req_end_error(&r->r, AIOD__ERROR_CODE__ERROR_TIMEOUT,
+                  "timed out after %g s with %zu of %zu task%s unfinished; %s", r->opts.timeout,
+                  unfinished, r->n, r->n == 1 ? "" : "s",
+                  r->opts.cancel_on_timeout ? "cancelled them" : "they keep running");
+    release(r);
 }
 
-wait_req *waiting_new(conn *c, uint64_t request_id, size_t n) {
+wait_req *waiting_new(session *s, size_t n) {
     wait_req *r = alloc_calloc(1, sizeof(*r) + n * (sizeof(r->items[0]) + sizeof(task *)));
     if (!r)
         return NULL;
-    r->c = c;
-    r->request_id = request_id;
+    r->s = s;
+    list_init(&r->session_node);
+    list_init(&r->followers);
     r->tasks = (task **)(r->items + n);
     r->n = n;
     return r;
@@ -173,16 +179,22 @@ task **waiting_tasks(wait_req *r) {
     return r->tasks;
 }
 
+list *waiting_followers(wait_req *r) {
+    return &r->followers;
+}
+
 void waiting_abandon(wait_req *r) {
+    while (!list_empty(&r->followers))
+        follow_stop(container_of(list_first(&r->followers), follower, gather_node));
     req_free_memory(r);
 }
 
-void waiting_begin(wait_req *r, const wait_opts *o) {
-    conn *c = r->c;
+void waiting_begin(wait_req *r, req *rq, const wait_opts *o) {
     task **tasks = r->tasks;
     size_t n = r->n;
+    req_move(&r->r, rq);
     r->opts = *o;
-    list_insert_tail(&c->waits, &r->conn_node);
+    list_insert_tail(&r->s->waits, &r->session_node);
     for (size_t i = 0; i < n; i++) {
         list_init(&r->items[i].w.node);
         r->items[i].w.fn = on_task_done;
@@ -204,17 +216,19 @@ void waiting_begin(wait_req *r, const wait_opts *o) {
         r->timer.data = r;
         r->timer_init = true;
         double ms = ceil(o->timeout * 1000.0);
-        uv_timer_start(&r->timer, on_timeout, ms > 1e12 ? (uint64_t)1e12 : (uint64_t)ms, 0);
+        uv_timer_start(&r->timer, on_timeout,
+                       ms > (double)LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)ms, 0);
     }
     for (size_t i = 0; i < n; i++)
         if (!task_finished(tasks[i]))
             task_add_waiter(tasks[i], &r->items[i].w);
 }
 
-void waiting_conn_closed(conn *c) {
-    while (!list_empty(&c->waits)) {
-        wait_req *r = container_of(list_first(&c->waits), wait_req, conn_node);
+void waiting_session_closed(session *s) {
+    while (!list_empty(&s->waits)) {
+        wait_req *r = container_of(list_first(&s->waits), wait_req, session_node);
         r->replied = true;
-        req_end(r);
+        req_abandon(&r->r);
+        release(r);
     }
 }

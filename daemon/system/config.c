@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #include "alloc.h"
-#include "core/limit.h"
 #include "base/aiod_limits.h"
 #include "system/log.h"
 #include "macro.h"
@@ -559,8 +558,8 @@ static int read_file(const char *path, char **ret, size_t *ret_len, char *err, s
     return 0;
 }
 
-/* Hands the access policy and concurrency limits to their modules; all or
- * nothing. */
+/* Hands the access policy to its module; all or nothing. (The concurrency
+ * limits are the core's: the caller hands cfg.limits to limit_load_rules.) */
 static int apply_modules(const config *c, char *err, size_t err_len) {
     char why[300];
     int r = 0;
@@ -586,20 +585,6 @@ static int apply_modules(const config *c, char *err, size_t err_len) {
     }
     policy_stage_commit(c->max_connections_per_uid, c->max_tasks_per_uid, c->max_result);
 
-    limit_clear_overrides();
-    for (size_t i = 0; i < c->n_limits; i++) {
-        char word[256], name[256], key[300];
-        unsigned long n = 0;
-        if (sscanf(c->limits[i], "%255s %255s %lu", word, name, &n) == 3 &&
-            strcmp(word, "group") == 0)
-            snprintf(key, sizeof(key), "group %s", name);
-        else if (sscanf(c->limits[i], "%255s %lu", name, &n) == 2)
-            snprintf(key, sizeof(key), "function %s", name);
-        else
-            continue; /* checked when parsed */
-        if (limit_set_override(key, (uint32_t)n) < 0)
-            return -ENOMEM;
-    }
     return 0;
 }
 

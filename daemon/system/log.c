@@ -18,9 +18,6 @@
 
 #include <systemd/sd-journal.h>
 
-#include "host/registry.h"
-#include "core/task.h"
-
 static int max_priority = LOG_INFO;
 static bool use_journal;
 
@@ -83,7 +80,13 @@ _printf_(4, 5) static void field(struct iovec *iov, size_t *n, char *buf, const 
     (*n)++;
 }
 
-static int send_journal(int priority, int error, const task *t, const char *file, int line,
+static void (*describer)(const void *task, log_subject *ret);
+
+void log_set_describer(void (*describe)(const void *task, log_subject *ret)) {
+    describer = describe;
+}
+
+static int send_journal(int priority, int error, const log_subject *t, const char *file, int line,
                         const char *func, const char *msg) {
     struct iovec iov[16];
     char b[12][128];
@@ -108,12 +111,12 @@ static int send_journal(int priority, int error, const task *t, const char *file
     if (error > 0)
         field(iov, &n, b[k++], "ERRNO=%d", error);
     if (t) {
-        field(iov, &n, b[k++], "TASK_ID=%llu", (unsigned long long)t->id);
-        field(iov, &n, b[k++], "FUNCTION=%s", t->fn->full_name);
-        field(iov, &n, b[k++], "PLUGIN=%s", t->fn->owner->name);
-        field(iov, &n, b[k++], "OWNER_UID=%u", (unsigned)t->uid);
-        if (task_finished(t))
-            field(iov, &n, b[k++], "STATE=%s", task_state_name(t->state));
+        field(iov, &n, b[k++], "TASK_ID=%llu", (unsigned long long)t->task_id);
+        field(iov, &n, b[k++], "FUNCTION=%s", t->function);
+        field(iov, &n, b[k++], "PLUGIN=%s", t->plugin);
+        field(iov, &n, b[k++], "OWNER_UID=%u", t->owner_uid);
+        if (t->state)
+            field(iov, &n, b[k++], "STATE=%s", t->state);
         if (t->error_kind)
             field(iov, &n, b[k++], "ERROR_KIND=%s", t->error_kind);
     }
@@ -134,10 +137,15 @@ static int send_journal(int priority, int error, const task *t, const char *file
     return sd_journal_sendv(iov, (int)n);
 }
 
-int log_internal(int priority, int error, const task *t, const char *file, int line,
+int log_internal(int priority, int error, const void *subject_of, const char *file, int line,
                  const char *func, const char *fmt, ...) {
     if (priority > max_priority)
         return -error;
+    log_subject subject, *t = NULL;
+    if (subject_of && describer) {
+        describer(subject_of, &subject);
+        t = &subject;
+    }
 
     char msg[2048];
     va_list ap;
@@ -153,8 +161,8 @@ int log_internal(int priority, int error, const task *t, const char *file, int l
         return -error;
     if (t)
         fprintf(stderr, "aiod[%d]: %s: task %llu %s (uid %u): %s\n", (int)getpid(),
-                level_names[priority & 7], (unsigned long long)t->id, t->fn->full_name,
-                (unsigned)t->uid, msg);
+                level_names[priority & 7], (unsigned long long)t->task_id, t->function,
+                t->owner_uid, msg);
     else
         fprintf(stderr, "aiod[%d]: %s: %s\n", (int)getpid(), level_names[priority & 7], msg);
     return -error;

@@ -28,13 +28,29 @@ const char *log_level_to_string(int priority);
 /* Whether entries go to the journal. */
 bool log_to_journal(void);
 
+/* What a log line says about the task it concerns. */
+typedef struct log_subject {
+    uint64_t task_id;
+    const char *function;
+    const char *plugin;
+    unsigned owner_uid;
+    /* NULL while the task is unfinished. */
+    const char *state;
+    const char *error_kind;
+    const char *error_message;
+} log_subject;
+
+/* How the core describes a task, which this layer sees only as a pointer:
+ * set once by the task table. */
+void log_set_describer(void (*describe)(const void *task, log_subject *ret));
+
 /*
  * Logs one line at `priority`; the task `t` (NULL for none) gives the
  * fields naming it (id, function, plugin, owner). If error > 0 it is
  * appended as ": strerror". Returns -error so callers can
  * `return log_error_errno(r, ...)`.
  */
-int log_internal(int priority, int error, const task *t, const char *file, int line,
+int log_internal(int priority, int error, const void *t, const char *file, int line,
                  const char *func, const char *fmt, ...) _printf_(7, 8);
 
 #define log_full_errno(prio, err, ...)                                                             \

@@ -12,9 +12,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "net/conn.h"
 #include "base/aiod_limits.h"
-#include "core/task.h"
 
 policy_limits policy_lim = {
     .max_connections_per_uid = LIMIT_MAX_CONNECTIONS_PER_UID,
@@ -162,40 +160,26 @@ fail:
     return ret;
 }
 
-bool policy_is_admin(uid_t uid, gid_t gid) {
-    if (uid == 0)
+static bool in_group(const peer *p, gid_t g) {
+    if (p->gid == g)
         return true;
-    if (!have_admin_group)
-        return false;
-    if (gid == admin_gid)
-        return true;
-    struct passwd *pw = getpwuid(uid);
-    if (!pw)
-        return false;
-    gid_t groups[256];
-    int n = 256;
-    if (getgrouplist(pw->pw_name, gid, groups, &n) < 0)
-        return false;
-    for (int i = 0; i < n; i++)
-        if (groups[i] == admin_gid)
+    for (size_t i = 0; i < p->n_groups; i++)
+        if (p->groups[i] == g)
             return true;
     return false;
 }
 
-bool policy_may_act(const conn *c, const task *t) {
-    return c->admin || c->uid == t->uid;
-}
-
-static bool in_group(const conn *c, gid_t g) {
-    if (c->gid == g)
+bool policy_is_admin(const peer *p) {
+    if (p->uid == 0)
         return true;
-    for (size_t i = 0; i < c->n_groups; i++)
-        if (c->groups[i] == g)
-            return true;
-    return false;
+    return have_admin_group && in_group(p, admin_gid);
 }
 
-int policy_may_call(const conn *c, const char *function, char *why, size_t why_len) {
+bool policy_may_act(const peer *p, uid_t owner) {
+    return p->admin || p->uid == owner;
+}
+
+int policy_may_call(const peer *c, const char *function, char *why, size_t why_len) {
     for (size_t i = 0; i < n_rules; i++) {
         const call_rule *r = &rules[i];
         if (fnmatch(r->pattern, function, 0) != 0)

@@ -13,8 +13,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "base/forward.h"
-
 typedef struct policy_limits {
     uint32_t max_connections_per_uid;
     uint32_t max_tasks_per_uid;
@@ -51,14 +49,27 @@ void policy_stage_abort(void);
 /* The admin group's name, or NULL when none is set. */
 const char *policy_admin_group_name(void);
 
-/* Whether a peer is an administrator (root or in the admin group). Looks
- * the user's groups up (NSS): call once per connection. */
-bool policy_is_admin(uid_t uid, gid_t gid);
+/* A connected user, as the policy sees it: the peer's credentials and its
+ * user's groups (looked up off the loop thread, identity.h). */
+typedef struct peer {
+    uid_t uid;
+    gid_t gid;
+    pid_t pid;
+    /* The user's supplementary groups; owned by whoever holds the peer. */
+    gid_t *groups;
+    size_t n_groups;
+    /* Root, or a member of admin_group: may act on every task. */
+    bool admin;
+} peer;
 
-/* May this peer act on this task (await, cancel, show, logs)? */
-bool policy_may_act(const conn *c, const task *t);
+/* Whether the peer is root or in admin_group (by its gid or groups). */
+bool policy_is_admin(const peer *p);
 
-/* May this peer call this function? 0, or -EPERM with the rule named. */
-int policy_may_call(const conn *c, const char *function, char *why, size_t why_len);
+/* Whether the peer may await, cancel, show or follow a task of `owner`. */
+bool policy_may_act(const peer *p, uid_t owner);
+
+/* 0 if the call rules let the peer call `function`, else -EPERM with the
+ * reason (naming the rule) in `why`. */
+int policy_may_call(const peer *p, const char *function, char *why, size_t why_len);
 
 #endif

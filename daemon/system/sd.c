@@ -10,9 +10,7 @@
 
 #include <systemd/sd-daemon.h>
 
-#include "net/conn.h"
 #include "system/log.h"
-#include "core/task.h"
 
 static uv_timer_t watchdog, status_timer;
 static bool timers_init;
@@ -21,11 +19,15 @@ static bool notify;
 static bool stopping;
 static uint64_t watchdog_usec;
 
+static void (*get_counts)(sd_counts *ret);
+
 static void status_line(char *buf, size_t len) {
-    size_t running = task_count_running(), unfinished = task_count_unfinished();
+    sd_counts k = {0};
+    if (get_counts)
+        get_counts(&k);
     snprintf(buf, len, "STATUS=%s%zu running, %zu waiting, %llu done, %u connections",
-             stopping ? "stopping: " : "", running, unfinished - running,
-             (unsigned long long)task_count_finished_total(), conn_count());
+             stopping ? "stopping: " : "", k.running, k.unfinished - k.running, k.finished_total,
+             k.connections);
 }
 
 void sd_status(void) {
@@ -52,7 +54,8 @@ static void on_watchdog(uv_timer_t *h) {
     sd_notify(0, "WATCHDOG=1");
 }
 
-void sd_init(uv_loop_t *loop) {
+void sd_init(uv_loop_t *loop, void (*counts)(sd_counts *ret)) {
+    get_counts = counts;
     const char *e = getenv("NOTIFY_SOCKET");
     notify = e && *e;
     uv_timer_init(loop, &watchdog);

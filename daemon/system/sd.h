@@ -13,6 +13,7 @@
 #ifndef AIOD_SD_H
 #define AIOD_SD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <uv.h>
@@ -21,8 +22,17 @@
  * it; changes meanwhile are folded into that one line. */
 #define SD_STATUS_DELAY_MS 1000u
 
-/* Sets up the timers. Call once, before anything can change a count. */
-void sd_init(uv_loop_t *loop);
+/* The live counts STATUS= reports. */
+typedef struct sd_counts {
+    size_t running;
+    size_t unfinished;
+    unsigned long long finished_total;
+    unsigned connections;
+} sd_counts;
+
+/* Sets up the timers; `counts` fills in the live counts when a status line
+ * is due. Call once, before anything can change a count. */
+void sd_init(uv_loop_t *loop, void (*counts)(sd_counts *ret));
 /* Sends READY=1 with a status line and starts the watchdog timer. */
 void sd_ready(void);
 /* Sends RELOADING=1 with MONOTONIC_USEC= (call before reloading). */

@@ -91,7 +91,7 @@ static int conn_flush(bench_conn *c) {
 /* Reads until a whole frame is buffered (blocking) or, with nonblock, takes
  * one only if already buffered. 1 with the payload, 0 when nonblock and none
  * buffered, negative errno on error (-EPIPE: closed). */
-static int conn_frame(bench_conn *c, bool nonblock, const uint8_t **p, uint32_t *len) {
+static int conn_frame_any(bench_conn *c, bool nonblock, const uint8_t **p, uint32_t *len) {
     for (;;) {
         int r = frame_reader_next(&c->rd, p, len);
         if (r != 0)
@@ -112,6 +112,25 @@ static int conn_frame(bench_conn *c, bool nonblock, const uint8_t **p, uint32_t 
             return -EPIPE;
         frame_reader_commit(&c->rd, (size_t)n);
     }
+}
+
+/* Whether a frame is a Started event (ServerMessage field 13), which a
+ * Gather sends before its reply: request_id (field 1) then tag 13/LEN. */
+static bool is_started(const uint8_t *p, uint32_t len) {
+    uint32_t i = 0;
+    if (i < len && p[i] == 0x08)
+        for (i++; i < len && (p[i] & 0x80); i++)
+            ;
+    i += p[0] == 0x08;
+    return i < len && p[i] == (13u << 3 | 2u);
+}
+
+/* The next reply, past the events that come before it. */
+static int conn_frame(bench_conn *c, bool nonblock, const uint8_t **p, uint32_t *len) {
+    int r;
+    while ((r = conn_frame_any(c, nonblock, p, len)) > 0 && is_started(*p, *len))
+        ;
+    return r;
 }
 
 bench_conn *bconn_open(const char *path, bool hello, char *err, size_t err_len) {

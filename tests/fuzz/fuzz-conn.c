@@ -25,7 +25,11 @@
 #include "system/log.h"
 #include "host/registry.h"
 #include "app/reload.h"
+#include "core/finish.h"
+#include "core/run.h"
 #include "core/sched.h"
+#include "request/dispatch.h"
+#include "request/serve.h"
 #include "core/task.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -58,7 +62,9 @@ static void setup(void) {
     uv_loop_init(&loop);
     task_table_init(&loop);
     sched_init(&loop);
-    conn_init(&loop);
+    run_init(&loop, api_table(), conn_flush_all);
+    conn_init(&loop, session_handlers());
+    dispatch_set_reload_handler(reload_handle);
     plugin_registry_init(api_table());
     /* Stands in for the daemon's listener: keeps the loop alive (running
      * its prepare and check phases) while no connection reads. */
@@ -85,7 +91,7 @@ static void cancel_everything(void) {
         if (!task_finished(t))
             ts[n++] = task_ref(t);
     for (size_t i = 0; i < n; i++) {
-        sched_cancel(ts[i]);
+        task_cancel(ts[i]);
         task_unref(ts[i]);
     }
 }

@@ -519,9 +519,16 @@ class RawClient:
             self.buf += chunk
         return True
 
-    def recv(self):
+    def recv(self, started=False):
         """The next ServerMessage as a Reply, or None when the daemon closed
-        the connection. Fails on a timeout."""
+        the connection. Fails on a timeout. Started events (what a Gather
+        sends before its reply) are passed over unless `started`."""
+        while True:
+            r = self._recv_any()
+            if started or r is None or r.kind != 13:
+                return r
+
+    def _recv_any(self):
         if not self._fill(4):
             if self.buf:
                 fail("connection closed in the middle of a frame header: %r" % self.buf)

@@ -15,7 +15,10 @@
 #include "core/coro.h"
 #include "system/log.h"
 #include "host/registry.h"
+#include "core/finish.h"
+#include "core/run.h"
 #include "core/sched.h"
+#include "core/wait.h"
 #include "core/task.h"
 
 /* Initialises `loop` and the daemon's parts on it and loads the plugin at
@@ -27,6 +30,7 @@ static inline int daemon_loop_start(uv_loop_t *loop, const char *plugin_path) {
     uv_loop_init(loop);
     task_table_init(loop);
     sched_init(loop);
+    run_init(loop, api_table(), NULL);
     plugin_registry_init(api_table());
     return plugin_load_file(plugin_path);
 }
@@ -34,6 +38,7 @@ static inline int daemon_loop_start(uv_loop_t *loop, const char *plugin_path) {
 /* Drops every task, runs the close callbacks and closes the loop: UV_EBUSY
  * if a handle was left open. */
 static inline int daemon_loop_stop(uv_loop_t *loop) {
+    run_done();
     sched_done();
     task_table_done();
     uv_run(loop, UV_RUN_DEFAULT);

@@ -122,11 +122,11 @@ static void test_cancel_pending(void **state) {
     fired = 0;
     task_add_waiter(t, &w);
     sched_start(t);
-    assert_true(sched_cancel(t));
+    assert_true(task_cancel(t));
     assert_int_equal(t->state, TASK_CANCELLED);
     assert_int_equal(t->started_usec, 0);
     assert_int_equal(fired, 1);
-    assert_false(sched_cancel(t)); /* already finished */
+    assert_false(task_cancel(t)); /* already finished */
     /* Still on the ready queue, so not settled: the run part stays until
      * the scheduler takes the task off the queue. */
     assert_non_null(t->run);
@@ -145,7 +145,7 @@ static void test_cancel_sleeping(void **state) {
         uv_run(&loop, UV_RUN_NOWAIT);
     assert_int_equal(t->state, TASK_RUNNING);
     uint64_t start = uv_hrtime();
-    assert_true(sched_cancel(t));
+    assert_true(task_cancel(t));
     run_until_finished(t);
     assert_int_equal(t->state, TASK_CANCELLED);
     assert_string_equal(t->error_kind, "CancelledError");
@@ -261,9 +261,9 @@ static void test_group_limit_and_waiting(void **state) {
     assert_string_equal(limit_waiting_for(b), "group g");
     assert_null(limit_waiting_for(a));
     /* Cancelling the waiting one removes it from the queue at once. */
-    assert_true(sched_cancel(b));
+    assert_true(task_cancel(b));
     assert_int_equal(b->state, TASK_CANCELLED);
-    assert_true(sched_cancel(a));
+    assert_true(task_cancel(a));
     run_until_finished(a);
     assert_int_equal(a->state, TASK_CANCELLED);
     task_unref(a);
@@ -312,7 +312,7 @@ static void test_shield(void **state) {
     assert_non_null(u);
     task_ref(s);
     task_ref(u);
-    assert_true(sched_cancel(t));
+    assert_true(task_cancel(t));
     run_until_finished(t);
     run_until_finished(u);
     assert_int_equal(t->state, TASK_CANCELLED);

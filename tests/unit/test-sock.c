@@ -434,7 +434,7 @@ static void test_cancel_blocked_read(void **state) {
      * read with nothing between: a wait from then on is the read's. */
     while (srv.lines == 0 || !is_waiting(t))
         run_once();
-    assert_true(sched_cancel(t));
+    assert_true(task_cancel(t));
     run_until_finished(t);
     assert_int_equal(t->state, TASK_CANCELLED);
     assert_string_equal(t->error_kind, "CancelledError");

@@ -1,0 +1,173 @@
+/*
+ * The drain, a task's step and its completion (run.h).
+ */
+#include "core/run.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include <aiod/plugin.h>
+
+#include "alloc.h"
+#include "base/aiod_limits.h"
+#include "core/coro.h"
+#include "core/finish.h"
+#include "core/limit.h"
+#include "core/sched.h"
+#include "core/task.h"
+#include "host/registry.h"
+#include "macro.h"
+#include "system/log.h"
+#include "system/policy.h"
+
+static uv_check_t check_handle;
+static const struct aiod_api *api;
+static void (*after)(void);
+
+/* Milliseconds of a cheap monotonic clock, for the slow-step report. */
+static uint64_t coarse_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void task_main(void *arg) {
+    task *t = arg;
+    aiod_value *result = NULL;
+    t->run->exit_code =
+        t->fn->def->fn((aiod_task *)t, api, (const aiod_value *const *)t->argv, &result);
+    t->run->exit_value = (Aiod__Value *)result;
+}
+
+static char *dup_or_null(const char *s) {
+    return s ? alloc_strdup(s) : NULL;
+}
+
+/* The coroutine returned: turn its exit code into the task's outcome. */
+static void complete(task *t) {
+    int r = t->run->exit_code;
+    Aiod__Value *v = TAKE_PTR(t->run->exit_value);
+    coro_free(t->run->co);
+    t->run->co = NULL;
+    if (r == 0) {
+        uint32_t want = t->fn->def->result_type, have = pbvalue_type(v);
+        if (v && !pbvalue_type_fits(want, have)) {
+            char msg[300];
+            snprintf(msg, sizeof(msg), "%s returned %s, but declares %s", t->fn->full_name,
+                     pbvalue_type_name(have), pbvalue_type_name(want));
+            pbvalue_free(v);
+            task_finish(t, TASK_FAILED, NULL, alloc_strdup("TypeError"), alloc_strdup(msg));
+            return;
+        }
+        /* Only what goes to a client is bounded: a child's result stays in
+         * the daemon and its parent decides what to keep. */
+        size_t size = v && t->parent_id == 0 ? protobuf_c_message_get_packed_size(&v->base) : 0;
+        if (size > policy_lim.max_result) {
+            char msg[300];
+            snprintf(msg, sizeof(msg), "%s returned %zu bytes, over the limit max_result (%u)",
+                     t->fn->full_name, size, policy_lim.max_result);
+            pbvalue_free(v);
+            task_finish(t, TASK_FAILED, NULL, alloc_strdup("LimitError"), alloc_strdup(msg));
+            return;
+        }
+        const char *why = NULL;
+        if (v && pbvalue_check(v, LIMIT_VALUE_DEPTH, &why) < 0) {
+            char msg[300];
+            snprintf(msg, sizeof(msg), "%s returned an invalid value: %s", t->fn->full_name, why);
+            pbvalue_free(v);
+            task_finish(t, TASK_FAILED, NULL, alloc_strdup("ValueError"), alloc_strdup(msg));
+            return;
+        }
+        task_finish(t, TASK_DONE, v, NULL, NULL);
+        return;
+    }
+    pbvalue_free(v);
+    if (r == -ECANCELED) {
+        task_finish(
+            t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"),
+            dup_or_null(t->cancel_requested ? "task was cancelled" : "awaited task was cancelled"));
+        return;
+    }
+    char *kind = TAKE_PTR(t->run->pending_kind), *msg = TAKE_PTR(t->run->pending_message);
+    if (!kind) {
+        kind = alloc_strdup("OSError");
+        msg = alloc_strdup(strerror(r < 0 && r > -4096 ? -r : EIO));
+    }
+    task_finish(t, TASK_FAILED, NULL, kind, msg);
+}
+
+static void step(task *t) {
+    task_run *run = t->run;
+    if (!run->co) {
+        /* First step: a task gets its stack only when it starts. */
+        if (t->cancel_requested) {
+            task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"),
+                        alloc_strdup("task was cancelled before it started"));
+            return;
+        }
+        /* Behind a concurrency limit: limit_release starts it later. */
+        if (!limit_acquire(t))
+            return;
+        if (coro_new(task_main, t, &run->co) < 0) {
+            task_finish(t, TASK_FAILED, NULL, alloc_strdup("MemoryError"),
+                        alloc_strdup("no memory for a coroutine stack"));
+            return;
+        }
+        coro_set_user(run->co, t);
+        task_set_running(t);
+    }
+    run->suspended = false;
+    sched_set_current(t);
+    uint64_t start = coarse_ms();
+    if (coro_resume(run->co) < 0) {
+        sched_set_current(NULL);
+        log_task(LOG_ERR, t, "no memory to switch to the task; failing it");
+        coro_free(run->co);
+        run->co = NULL;
+        task_finish(t, TASK_FAILED, NULL, alloc_strdup("MemoryError"),
+                    alloc_strdup("no memory to save a coroutine stack"));
+        return;
+    }
+    uint64_t took_ms = coarse_ms() - start;
+    sched_set_current(NULL);
+    if (took_ms >= LIMIT_SLOW_STEP_MS)
+        log_task(LOG_WARNING, t, "held the event loop for %llu ms without suspending",
+                 (unsigned long long)took_ms);
+    if (coro_finished(run->co))
+        complete(t);
+}
+
+/* Runs the tasks that were ready when the drain began; those made ready
+ * meanwhile run on the next loop iteration, as asyncio does. */
+static void on_check(uv_check_t *h) {
+    (void)h;
+    size_t n = sched_ready_count();
+    task *t;
+    while (n-- > 0 && (t = sched_take_ready())) {
+        if (!task_finished(t))
+            step(t);
+        if (task_finished(t))
+            task_settle(t); /* if it finished while queued */
+        task_unref(t);
+    }
+    if (after)
+        after();
+}
+
+int run_init(uv_loop_t *loop, const void *table, void (*after_drain)(void)) {
+    api = table;
+    after = after_drain;
+    uv_check_init(loop, &check_handle);
+    uv_check_start(&check_handle, on_check);
+    /* The check handle alone must not keep the loop alive. */
+    uv_unref((uv_handle_t *)&check_handle);
+    return 0;
+}
+
+void run_done(void) {
+    uv_close((uv_handle_t *)&check_handle, NULL);
+}

@@ -1,0 +1,58 @@
+/*
+ * A client following a task's output: its lines go to the connection as
+ * Output events, and its end as OutputEnd. Three kinds, by who owns the
+ * request id the frames carry:
+ *   FOLLOW_LOGS    a Logs request: the follower owns it; OutputEnd is its
+ *                  final frame;
+ *   FOLLOW_SUBMIT  a Submit with follow, already answered by Submitted: the
+ *                  follower owns it from then; OutputEnd is its final frame;
+ *   FOLLOW_GATHER  a Gather's new task: the gather owns the request (its
+ *                  Outcomes or Error is the final frame) and stops its
+ *                  followers when it ends, so nothing follows that frame.
+ */
+#ifndef AIOD_FOLLOW_H
+#define AIOD_FOLLOW_H
+
+#include <stdbool.h>
+
+#include "base/list.h"
+#include "core/output.h"
+#include "request/req.h"
+
+typedef struct session session;
+
+typedef enum follow_kind {
+    FOLLOW_LOGS,
+    FOLLOW_SUBMIT,
+    FOLLOW_GATHER,
+} follow_kind;
+
+typedef struct follower {
+    output_sink sink;
+    /* On the session's list of followers. */
+    list session_node;
+    /* FOLLOW_GATHER: on its gather's list (waiting.c). */
+    list gather_node;
+    session *s;
+    follow_kind kind;
+    /* FOLLOW_LOGS and FOLLOW_SUBMIT: the request this follower ends.
+     * FOLLOW_GATHER: a copy naming the gather's id, never ended here. */
+    req r;
+} follower;
+
+/*
+ * Follows `o` for request `r`: for LOGS and SUBMIT the request is moved into
+ * the follower; for GATHER it is only named, and the follower goes on
+ * `gather_list`. With `replay` the retained lines are sent first. When the
+ * output has ended or `follow` is false, OutputEnd (with `state_now` if the
+ * output has not ended) is sent at once. 0, or -ENOMEM (nothing was sent
+ * and `r` is still the caller's).
+ */
+int follow_start(session *s, output *o, follow_kind kind, req *r, list *gather_list, bool replay,
+                 bool follow, int state_now);
+
+/* Stops a follower without a frame (its gather ended, or its connection
+ * is closing) and frees it; a request it owns is abandoned. */
+void follow_stop(follower *f);
+
+#endif

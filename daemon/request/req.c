@@ -1,0 +1,124 @@
+/*
+ * Requests that end exactly once (req.h).
+ */
+#include "request/req.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+void req_init(req *r, conn *c, uint64_t id) {
+    r->c = c;
+    r->id = id;
+    r->state = REQ_OPEN;
+}
+
+void req_move(req *to, req *from) {
+    assert(from->state == REQ_OPEN || from->state == REQ_ANSWERED);
+    *to = *from;
+    from->state = REQ_MOVED;
+}
+
+bool req_over(const req *r) {
+    return r->state == REQ_ENDED || r->state == REQ_MOVED;
+}
+
+/* The one envelope of every message the request layer sends. */
+void reply_send(conn *c, uint64_t request_id, Aiod__ServerMessage__BodyCase body_case, void *body) {
+    Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
+    m.request_id = request_id;
+    m.body_case = body_case;
+    switch (body_case) {
+    case AIOD__SERVER_MESSAGE__BODY_ERROR:
+        m.error = body;
+        break;
+    case AIOD__SERVER_MESSAGE__BODY_HELLO:
+        m.hello = body;
+        break;
+    case AIOD__SERVER_MESSAGE__BODY_SUBMITTED:
+        m.submitted = body;
+        break;
+    case AIOD__SERVER_MESSAGE__BODY_OUTCOMES:
+        m.outcomes = body;
+        break;
+    case AIOD__SERVER_MESSAGE__BODY_CANCELLED:
+        m.cancelled = body;
+        break;
+    case AIOD__SERVER_MESSAGE__BODY_TASK_LIST:
+        m.task_list = body;
+        break;
+    case AIOD__SERVER_MESSAGE__BODY_TASK_INFO:
+        m.task_info = body;
+        break;
+    case AIOD__SERVER_MESSAGE__BODY_PLUGIN_LIST:
+        m.plugin_list = body;
+        break;
+    case AIOD__SERVER_MESSAGE__BODY_OUTPUT:
+        m.output = body;
+        break;
+    case AIOD__SERVER_MESSAGE__BODY_OUTPUT_END:
+        m.output_end = body;
+        break;
+    case AIOD__SERVER_MESSAGE__BODY_RELOADED:
+        m.reloaded = body;
+        break;
+    case AIOD__SERVER_MESSAGE__BODY_STARTED:
+        m.started = body;
+        break;
+    default:
+        assert(!"a body case without its member");
+        return;
+    }
+    conn_send(c, &m);
+}
+
+void req_send(req *r, Aiod__ServerMessage__BodyCase body_case, void *body) {
+    assert(r->state == REQ_OPEN || r->state == REQ_ANSWERED);
+    reply_send(r->c, r->id, body_case, body);
+}
+
+void req_answered(req *r) {
+    assert(r->state == REQ_OPEN);
+    r->state = REQ_ANSWERED;
+    conn_request_done(r->c);
+}
+
+/* The one place a request ends. */
+static void end(req *r) {
+    assert(r->state == REQ_OPEN || r->state == REQ_ANSWERED);
+    if (r->state == REQ_OPEN)
+        conn_request_done(r->c);
+    r->state = REQ_ENDED;
+}
+
+void req_end(req *r, Aiod__ServerMessage__BodyCase body_case, void *body) {
+    req_send(r, body_case, body);
+    end(r);
+}
+
+void req_end_error(req *r, Aiod__ErrorCode code, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    assert(r->state == REQ_OPEN || r->state == REQ_ANSWERED);
+    conn_send_error(r->c, r->id, code, "%s", msg);
+    end(r);
+}
+
+uint8_t *req_frame_begin(req *r, size_t size) {
+    assert(r->state == REQ_OPEN || r->state == REQ_ANSWERED);
+    return conn_frame_begin(r->c, r->id, size);
+}
+
+void req_end_frame(req *r, size_t size, bool written) {
+    if (written)
+        conn_frame_end(r->c, size);
+    end(r);
+}
+
+void req_abandon(req *r) {
+    if (r->state == REQ_OPEN || r->state == REQ_ANSWERED)
+        end(r);
+}

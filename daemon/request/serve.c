@@ -1,0 +1,91 @@
+/*
+ * Sessions opened, fed and closed (serve.h).
+ */
+#include "request/serve.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "core/finish.h"
+#include "core/task.h"
+#include "request/dispatch.h"
+#include "request/follow.h"
+#include "request/session.h"
+#include "request/waiting.h"
+#include "system/log.h"
+
+static void on_identity(void *data, const gid_t *groups, size_t n) {
+    session *s = data;
+    s->lookup = NULL;
+    if (n) {
+        s->peer.groups = alloc_malloc(n * sizeof(*groups));
+        if (s->peer.groups) {
+            memcpy(s->peer.groups, groups, n * sizeof(*groups));
+            s->peer.n_groups = n;
+        }
+    }
+    s->peer.admin = policy_is_admin(&s->peer);
+    conn_start_reading(s->c);
+}
+
+static int on_opened(conn *c) {
+    session *s = alloc_calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->c = c;
+    s->peer.uid = c->uid;
+    s->peer.gid = c->gid;
+    s->peer.pid = c->pid;
+    list_init(&s->tasks);
+    list_init(&s->followers);
+    list_init(&s->waits);
+    c->data = s;
+    /* Root passes every rule whatever its groups: no lookup. */
+    if (c->uid == 0) {
+        on_identity(s, NULL, 0);
+        return 0;
+    }
+    int r = identity_lookup(c->pipe.loop, c->uid, c->gid, on_identity, s, &s->lookup);
+    if (r < 0) {
+        /* Serve it without its groups rather than not at all: call rules
+         * naming a group then refuse it, which the error says. */
+        log_warning_errno(r, "connection %llu: cannot look up the groups of uid %u",
+                          (unsigned long long)c->serial, (unsigned)c->uid);
+        on_identity(s, NULL, 0);
+    }
+    return 0;
+}
+
+static void on_frame(conn *c, const uint8_t *payload, size_t len) {
+    dispatch_frame(session_of(c), payload, len);
+}
+
+static void on_closing(conn *c) {
+    session *s = session_of(c);
+    identity_cancel(s->lookup);
+    while (!list_empty(&s->tasks)) {
+        task *t = task_of(list_first(&s->tasks), owner_node);
+        if (t->pinned) {
+            task_release_pin(t); /* finished: its outcome joins the retention */
+            continue;
+        }
+        task_detach_owner(t);
+        task_cancel(t);
+    }
+    while (!list_empty(&s->followers))
+        follow_stop(container_of(list_first(&s->followers), follower, session_node));
+    waiting_session_closed(s);
+    free(s->peer.groups);
+    free(s);
+}
+
+static const conn_handlers handlers = {
+    .opened = on_opened,
+    .frame = on_frame,
+    .closing = on_closing,
+};
+
+const conn_handlers *session_handlers(void) {
+    return &handlers;
+}

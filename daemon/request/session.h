@@ -1,0 +1,40 @@
+/*
+ * What the request layer keeps per connection: the peer (credentials and
+ * groups), whether hello was exchanged, and what hangs on the connection —
+ * its attached tasks, its followers and its waiting requests — so that all
+ * of it goes when the connection closes: attached tasks are cancelled (as
+ * asyncio.run cancels what is left), followers and waits are dropped
+ * without a frame.
+ *
+ * Requests are read only once the peer's groups are known: the NSS lookup
+ * runs off the loop thread (identity.h).
+ */
+#ifndef AIOD_SESSION_H
+#define AIOD_SESSION_H
+
+#include <stdbool.h>
+
+#include "base/list.h"
+#include "net/conn.h"
+#include "system/identity.h"
+#include "system/policy.h"
+
+typedef struct session {
+    conn *c;
+    peer peer;
+    bool hello_done;
+    /* The groups lookup while it runs. */
+    identity_req *lookup;
+    /* Attached tasks (task_run.owner_node), followers (follower.session_node)
+     * and waiting requests (wait_req.session_node). */
+    list tasks;
+    list followers;
+    list waits;
+} session;
+
+/* The session of a connection (NULL once it is closing). */
+static inline session *session_of(conn *c) {
+    return c->data;
+}
+
+#endif
