@@ -12,6 +12,9 @@ echo "== format check"
 git ls-files '*.c' '*.h' | grep -v '^tests/plugins/abi-1.0/' |
     xargs clang-format --dry-run -Werror
 
+echo "== layers: the #include graph points one way (docs/architecture.md)"
+scripts/check-layers.py
+
 echo "== build"
 scripts/build.sh build
 echo "== tests"
