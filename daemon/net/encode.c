@@ -5,17 +5,58 @@
 
 #include <string.h>
 
-/* Field keys: (number << 3) | wire type; all below 128, so one byte. */
+/* protobuf's wire types: how a field's value is laid out after its key. */
+enum { WT_VARINT = 0, WT_LEN = 2 };
+
+/* A field's key as it is on the wire: its number and its wire type. */
+#define KEY(field, wt) ((field) << 3 | (wt))
+
+/*
+ * The fields written here, one enum per message, named FIELD_<MESSAGE>_<FIELD>
+ * after proto/aiod.proto and commented with their type there. At build time
+ * scripts/check-codec.py checks each number and type against the proto, each
+ * KEY() against the field's type, and that every other field of these
+ * messages is listed after "generic:". An encoder cannot hand a field to
+ * protobuf-c, so only the other members of a oneof it writes one member of
+ * may be listed (those replies are packed by protobuf-c): a field appended to
+ * Outcome, say, stops the build until it is written here.
+ */
+
+/* encode ServerMessage; generic: error hello submitted cancelled task_list task_info
+ * plugin_list output output_end reloaded started */
 enum {
-    KEY_REQUEST_ID = 1 << 3 | 0,
-    KEY_OUTCOMES = 5 << 3 | 2,
-    KEY_OUTCOME = 1 << 3 | 2,
-    KEY_TASK_ID = 1 << 3 | 0,
-    KEY_STATE = 2 << 3 | 0,
-    KEY_RESULT = 3 << 3 | 2,
-    KEY_ERROR_KIND = 4 << 3 | 2,
-    KEY_ERROR_MESSAGE = 5 << 3 | 2,
+    FIELD_SERVER_MESSAGE_REQUEST_ID = 1, /* uint64 */
+    FIELD_SERVER_MESSAGE_OUTCOMES = 5,   /* Outcomes */
 };
+
+/* encode Outcomes; generic: none */
+enum {
+    FIELD_OUTCOMES_OUTCOMES = 1, /* repeated Outcome */
+};
+
+/* encode Outcome; generic: none */
+enum {
+    FIELD_OUTCOME_TASK_ID = 1,       /* uint64 */
+    FIELD_OUTCOME_STATE = 2,         /* TaskState */
+    FIELD_OUTCOME_RESULT = 3,        /* Value; packed by protobuf-c */
+    FIELD_OUTCOME_ERROR_KIND = 4,    /* string */
+    FIELD_OUTCOME_ERROR_MESSAGE = 5, /* string */
+};
+
+/* The keys, all below 128, so one byte each. */
+enum {
+    KEY_REQUEST_ID = KEY(FIELD_SERVER_MESSAGE_REQUEST_ID, WT_VARINT),
+    KEY_OUTCOMES = KEY(FIELD_SERVER_MESSAGE_OUTCOMES, WT_LEN),
+    KEY_OUTCOME = KEY(FIELD_OUTCOMES_OUTCOMES, WT_LEN),
+    KEY_TASK_ID = KEY(FIELD_OUTCOME_TASK_ID, WT_VARINT),
+    KEY_STATE = KEY(FIELD_OUTCOME_STATE, WT_VARINT),
+    KEY_RESULT = KEY(FIELD_OUTCOME_RESULT, WT_LEN),
+    KEY_ERROR_KIND = KEY(FIELD_OUTCOME_ERROR_KIND, WT_LEN),
+    KEY_ERROR_MESSAGE = KEY(FIELD_OUTCOME_ERROR_MESSAGE, WT_LEN),
+};
+_Static_assert((KEY_REQUEST_ID | KEY_OUTCOMES | KEY_OUTCOME | KEY_TASK_ID | KEY_STATE | KEY_RESULT |
+                KEY_ERROR_KIND | KEY_ERROR_MESSAGE) < 128,
+               "every key is written as one byte");
 
 static size_t varint_size(uint64_t v) {
     size_t n = 1;

@@ -6,7 +6,51 @@
 #include <stdbool.h>
 #include <string.h>
 
+/* protobuf's wire types: how a field's value is laid out after its key. */
 enum { WT_VARINT = 0, WT_FIXED64 = 1, WT_LEN = 2 };
+
+/* A field's key as it is on the wire: its number and its wire type. */
+#define KEY(field, wt) ((uint64_t)(field) << 3 | (uint64_t)(wt))
+
+/*
+ * The fields read here, one enum per message, named FIELD_<MESSAGE>_<FIELD>
+ * after proto/aiod.proto and commented with their type there. At build time
+ * scripts/check-codec.py checks each number and type against the proto, each
+ * KEY() against the field's type, and that every other field of these
+ * messages is listed after "generic:": a message holding one is declined
+ * here (like any unknown field) and protobuf-c's generic decoder reads it. A
+ * field appended to one of these messages stops the build until it is read
+ * here or listed.
+ */
+
+/* decode ClientMessage; generic: hello submit await cancel list_tasks show_task logs
+ * list_plugins reload */
+enum {
+    FIELD_CLIENT_MESSAGE_REQUEST_ID = 1, /* uint64 */
+    FIELD_CLIENT_MESSAGE_GATHER = 5,     /* Gather */
+};
+
+/* decode Gather; generic: none */
+enum {
+    FIELD_GATHER_ITEMS = 1,             /* repeated GatherItem */
+    FIELD_GATHER_RETURN_EXCEPTIONS = 2, /* bool */
+    FIELD_GATHER_TIMEOUT = 3,           /* double */
+    FIELD_GATHER_CANCEL_ON_TIMEOUT = 4, /* bool */
+    FIELD_GATHER_FOLLOW = 5,            /* bool */
+};
+
+/* decode GatherItem; generic: none */
+enum {
+    FIELD_GATHER_ITEM_CALL = 1,    /* Call */
+    FIELD_GATHER_ITEM_TASK_ID = 2, /* uint64 */
+};
+
+/* decode Call; generic: none */
+enum {
+    FIELD_CALL_FUNCTION = 1,      /* string */
+    FIELD_CALL_ARGS = 2,          /* repeated Value; each unpacked by protobuf-c */
+    FIELD_CALL_ARGS_ARE_TEXT = 3, /* bool */
+};
 
 /* A cursor over one message's bytes. */
 typedef struct cur {
@@ -37,15 +81,12 @@ static bool get_varint(cur *c, uint64_t *ret) {
     return get_varint_max(c, 10, ret);
 }
 
-/* A field key: number and wire type. Numbers past this file's fields are
+/* A field key (KEY(number, wire type)). Numbers past this file's fields are
  * reported as they are; the callers decline them as unknown. */
-static bool get_key(cur *c, uint64_t *num, unsigned *wt) {
-    uint64_t k;
-    if (!get_varint_max(c, 5, &k))
+static bool get_key(cur *c, uint64_t *key) {
+    if (!get_varint_max(c, 5, key))
         return false;
-    *num = k >> 3;
-    *wt = (unsigned)(k & 7);
-    return *num != 0;
+    return *key >> 3 != 0;
 }
 
 /* The body of a length-delimited field, as a cursor of its own. */
@@ -59,17 +100,16 @@ static bool get_len(cur *c, cur *sub) {
     return true;
 }
 
-/* Counts the occurrences of field `num` with wire type `wt` in a message,
- * or -1 when it does not parse as a sequence of fields at all. */
-static long count_field(cur c, uint64_t num, unsigned want_wt) {
+/* Counts the occurrences of the field with `key` in a message, or -1 when it
+ * does not parse as a sequence of fields at all. */
+static long count_field(cur c, uint64_t want_key) {
     long n = 0;
     while (c.p < c.end) {
-        uint64_t f, v;
-        unsigned wt;
+        uint64_t key, v;
         cur skip;
-        if (!get_key(&c, &f, &wt))
+        if (!get_key(&c, &key))
             return -1;
-        switch (wt) {
+        switch (key & 7) {
         case WT_VARINT:
             if (!get_varint(&c, &v))
                 return -1;
@@ -86,7 +126,7 @@ static long count_field(cur c, uint64_t num, unsigned want_wt) {
         default:
             return -1;
         }
-        if (f == num && wt == want_wt)
+        if (key == want_key)
             n++;
     }
     return n;
@@ -100,7 +140,7 @@ static void *zalloc(ProtobufCAllocator *a, size_t size) {
 }
 
 /* Bit for a field number seen once already (numbers 1..31 here). */
-static bool seen_once(uint32_t *seen, uint64_t num) {
+static bool seen_once(uint32_t *seen, unsigned num) {
     uint32_t bit = 1u << num;
     if (*seen & bit)
         return false;
@@ -108,10 +148,19 @@ static bool seen_once(uint32_t *seen, uint64_t num) {
     return true;
 }
 
-/* The pointer array of a repeated message field `num` of message c, sized
- * by counting its occurrences first (NULL when there are none). */
-static bool alloc_repeated(cur c, uint64_t num, ProtobufCAllocator *a, void **ret) {
-    long n = count_field(c, num, WT_LEN);
+/* A bool field, which may appear once. */
+static bool get_bool_once(cur *c, uint32_t *seen, unsigned num, protobuf_c_boolean *ret) {
+    uint64_t v;
+    if (!seen_once(seen, num) || !get_varint(c, &v))
+        return false;
+    *ret = v != 0;
+    return true;
+}
+
+/* The pointer array of a repeated message field of message c, whose key is
+ * `key`, sized by counting its occurrences first (NULL when there are none). */
+static bool alloc_repeated(cur c, uint64_t key, ProtobufCAllocator *a, void **ret) {
+    long n = count_field(c, key);
     *ret = NULL;
     if (n < 0)
         return false;
@@ -120,20 +169,23 @@ static bool alloc_repeated(cur c, uint64_t num, ProtobufCAllocator *a, void **re
     return true;
 }
 
+/* Each decoder below declines (returns false) at the first field it does
+ * not read: protobuf-c's generic decoder then reads the whole message. */
+
 static bool decode_call(cur c, ProtobufCAllocator *a, Aiod__Call *call) {
     void *args;
-    if (!alloc_repeated(c, 2, a, &args))
+    if (!alloc_repeated(c, KEY(FIELD_CALL_ARGS, WT_LEN), a, &args))
         return false;
     call->args = args;
     uint32_t seen = 0;
     while (c.p < c.end) {
-        uint64_t num, v;
-        unsigned wt;
+        uint64_t key;
         cur s;
-        if (!get_key(&c, &num, &wt))
+        if (!get_key(&c, &key))
             return false;
-        if (num == 1 && wt == WT_LEN) {
-            if (!seen_once(&seen, num) || !get_len(&c, &s))
+        switch (key) {
+        case KEY(FIELD_CALL_FUNCTION, WT_LEN): {
+            if (!seen_once(&seen, FIELD_CALL_FUNCTION) || !get_len(&c, &s))
                 return false;
             size_t len = (size_t)(s.end - s.p);
             char *str = a->alloc(a->allocator_data, len + 1);
@@ -142,31 +194,36 @@ static bool decode_call(cur c, ProtobufCAllocator *a, Aiod__Call *call) {
             memcpy(str, s.p, len);
             str[len] = '\0';
             call->function = str;
-        } else if (num == 2 && wt == WT_LEN) {
+            break;
+        }
+        case KEY(FIELD_CALL_ARGS, WT_LEN): {
             if (!get_len(&c, &s))
                 return false;
             Aiod__Value *val = aiod__value__unpack(a, (size_t)(s.end - s.p), s.p);
             if (!val)
                 return false;
             call->args[call->n_args++] = val;
-        } else if (num == 3 && wt == WT_VARINT) {
-            if (!seen_once(&seen, num) || !get_varint(&c, &v))
+            break;
+        }
+        case KEY(FIELD_CALL_ARGS_ARE_TEXT, WT_VARINT):
+            if (!get_bool_once(&c, &seen, FIELD_CALL_ARGS_ARE_TEXT, &call->args_are_text))
                 return false;
-            call->args_are_text = v != 0;
-        } else
+            break;
+        default:
             return false;
+        }
     }
     return true;
 }
 
 static bool decode_item(cur c, ProtobufCAllocator *a, Aiod__GatherItem *it) {
     while (c.p < c.end) {
-        uint64_t num, v;
-        unsigned wt;
+        uint64_t key, v;
         cur s;
-        if (!get_key(&c, &num, &wt) || it->item_case != AIOD__GATHER_ITEM__ITEM__NOT_SET)
+        if (!get_key(&c, &key) || it->item_case != AIOD__GATHER_ITEM__ITEM__NOT_SET)
             return false; /* a second member of the oneof: protobuf-c's call */
-        if (num == 1 && wt == WT_LEN) {
+        switch (key) {
+        case KEY(FIELD_GATHER_ITEM_CALL, WT_LEN): {
             Aiod__Call *call = zalloc(a, sizeof(*call));
             if (!call || !get_len(&c, &s))
                 return false;
@@ -175,30 +232,34 @@ static bool decode_item(cur c, ProtobufCAllocator *a, Aiod__GatherItem *it) {
                 return false;
             it->call = call;
             it->item_case = AIOD__GATHER_ITEM__ITEM_CALL;
-        } else if (num == 2 && wt == WT_VARINT) {
+            break;
+        }
+        case KEY(FIELD_GATHER_ITEM_TASK_ID, WT_VARINT):
             if (!get_varint(&c, &v))
                 return false;
             it->task_id = v;
             it->item_case = AIOD__GATHER_ITEM__ITEM_TASK_ID;
-        } else
+            break;
+        default:
             return false;
+        }
     }
     return true;
 }
 
 static bool decode_gather(cur c, ProtobufCAllocator *a, Aiod__Gather *g) {
     void *items;
-    if (!alloc_repeated(c, 1, a, &items))
+    if (!alloc_repeated(c, KEY(FIELD_GATHER_ITEMS, WT_LEN), a, &items))
         return false;
     g->items = items;
     uint32_t seen = 0;
     while (c.p < c.end) {
-        uint64_t num, v;
-        unsigned wt;
+        uint64_t key;
         cur s;
-        if (!get_key(&c, &num, &wt))
+        if (!get_key(&c, &key))
             return false;
-        if (num == 1 && wt == WT_LEN) {
+        switch (key) {
+        case KEY(FIELD_GATHER_ITEMS, WT_LEN): {
             Aiod__GatherItem *it = zalloc(a, sizeof(*it));
             if (!it || !get_len(&c, &s))
                 return false;
@@ -206,26 +267,33 @@ static bool decode_gather(cur c, ProtobufCAllocator *a, Aiod__Gather *g) {
             if (!decode_item(s, a, it))
                 return false;
             g->items[g->n_items++] = it;
-        } else if ((num == 2 || num == 4 || num == 5) && wt == WT_VARINT) {
-            if (!seen_once(&seen, num) || !get_varint(&c, &v))
+            break;
+        }
+        case KEY(FIELD_GATHER_RETURN_EXCEPTIONS, WT_VARINT):
+            if (!get_bool_once(&c, &seen, FIELD_GATHER_RETURN_EXCEPTIONS, &g->return_exceptions))
                 return false;
-            protobuf_c_boolean b = v != 0;
-            if (num == 2)
-                g->return_exceptions = b;
-            else if (num == 4)
-                g->cancel_on_timeout = b;
-            else
-                g->follow = b;
-        } else if (num == 3 && wt == WT_FIXED64) {
-            if (!seen_once(&seen, num) || c.end - c.p < 8)
+            break;
+        case KEY(FIELD_GATHER_CANCEL_ON_TIMEOUT, WT_VARINT):
+            if (!get_bool_once(&c, &seen, FIELD_GATHER_CANCEL_ON_TIMEOUT, &g->cancel_on_timeout))
+                return false;
+            break;
+        case KEY(FIELD_GATHER_FOLLOW, WT_VARINT):
+            if (!get_bool_once(&c, &seen, FIELD_GATHER_FOLLOW, &g->follow))
+                return false;
+            break;
+        case KEY(FIELD_GATHER_TIMEOUT, WT_FIXED64): {
+            if (!seen_once(&seen, FIELD_GATHER_TIMEOUT) || c.end - c.p < 8)
                 return false;
             uint64_t bits = 0;
             for (unsigned i = 0; i < 8; i++)
                 bits |= (uint64_t)c.p[i] << (8 * i);
             c.p += 8;
             memcpy(&g->timeout, &bits, sizeof(bits));
-        } else
+            break;
+        }
+        default:
             return false;
+        }
     }
     return true;
 }
@@ -239,15 +307,19 @@ int wire_fast_decode(const uint8_t *data, size_t len, ProtobufCAllocator *a,
     aiod__client_message__init(m);
     uint32_t seen = 0;
     while (c.p < c.end) {
-        uint64_t num;
-        unsigned wt;
+        uint64_t key;
         cur s;
-        if (!get_key(&c, &num, &wt) || !(num == 1 || num == 5) || !seen_once(&seen, num))
+        if (!get_key(&c, &key))
             return 0;
-        if (num == 1 && wt == WT_VARINT) {
-            if (!get_varint(&c, &m->request_id))
+        switch (key) {
+        case KEY(FIELD_CLIENT_MESSAGE_REQUEST_ID, WT_VARINT):
+            if (!seen_once(&seen, FIELD_CLIENT_MESSAGE_REQUEST_ID) ||
+                !get_varint(&c, &m->request_id))
                 return 0;
-        } else if (num == 5 && wt == WT_LEN) {
+            break;
+        case KEY(FIELD_CLIENT_MESSAGE_GATHER, WT_LEN): {
+            if (!seen_once(&seen, FIELD_CLIENT_MESSAGE_GATHER))
+                return 0;
             Aiod__Gather *g = zalloc(a, sizeof(*g));
             if (!g || !get_len(&c, &s))
                 return 0;
@@ -256,8 +328,11 @@ int wire_fast_decode(const uint8_t *data, size_t len, ProtobufCAllocator *a,
                 return 0;
             m->gather = g;
             m->body_case = AIOD__CLIENT_MESSAGE__BODY_GATHER;
-        } else
+            break;
+        }
+        default:
             return 0;
+        }
     }
     if (m->body_case != AIOD__CLIENT_MESSAGE__BODY_GATHER)
         return 0;
