@@ -19,7 +19,7 @@
 #include "system/log.h"
 
 static void step_to(task *t, enum task_end_step next) {
-    assert(t->end_step + 1 == next);
+    assert((unsigned)t->end_step + 1 == (unsigned)next);
     t->end_step = (uint8_t)next;
 }
 

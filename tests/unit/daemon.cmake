@@ -13,6 +13,7 @@ endforeach()
 aiod_unit_test(test-hashmap SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-hashmap.c LIBS aiodcore)
 aiod_unit_test(test-encode SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-encode.c LIBS aiodcore)
 aiod_unit_test(test-freelist SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-freelist.c LIBS aiodcore)
+aiod_unit_test(test-identity SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-identity.c LIBS aiodcore)
 # The net plugin's HTTP parser, compiled in (it is part of no library); the
 # test routes the parser's realloc through a wrapper that can fail.
 aiod_unit_test(test-http-parse SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-http-parse.c

@@ -57,6 +57,82 @@ static void run_until_finished(task *t) {
         assert_true(uv_run(&loop, UV_RUN_ONCE) || task_finished(t) || sched_ready_count() > 0);
 }
 
+/* What a waiter sees when it fires during a task's end (finish.h). */
+typedef struct end_probe {
+    waiter w;
+    int step;
+    bool output_ended;
+    int state;
+    bool released;
+} end_probe;
+
+static void on_end_probe(waiter *w, task *t) {
+    end_probe *p = (end_probe *)w;
+    p->step = t->end_step;
+    p->output_ended = t->out && t->out->ended;
+    p->state = t->state;
+    if (p->released) {
+        /* Releasing the pin from inside a waiter must not settle the task
+         * re-entrantly: the run part is still there afterwards. */
+        task_release_pin(t);
+        assert_non_null(t->run);
+        assert_false(t->pinned);
+    }
+}
+
+static int fake_owner;
+
+/* The end of a task runs its steps in order: state recorded, then output
+ * ended, then the waiters; a pin released by a waiter settles the task
+ * only in the last step. */
+static void test_end_order(void **state) {
+    (void)state;
+    list owned;
+    list_init(&owned);
+    Aiod__Value *args[] = {pbvalue_int(2)};
+    task *t = new_task("add", args, 1);
+    t->ownership = AIOD__OWNERSHIP__ATTACHED;
+    task_attach_owner(t, &fake_owner, &owned);
+    assert_non_null(task_output(t));
+    end_probe first = {.w.fn = on_end_probe, .released = true};
+    end_probe second = {.w.fn = on_end_probe};
+    task_add_waiter(t, &first.w);
+    task_add_waiter(t, &second.w);
+    assert_int_equal(t->end_step, TASK_END_NONE);
+    sched_start(t);
+    run_until_finished(t);
+    assert_int_equal(first.step, TASK_END_OUTPUT);
+    assert_true(first.output_ended);
+    assert_int_equal(first.state, TASK_DONE);
+    /* The second waiter still fires, after the first released the pin. */
+    assert_int_equal(second.step, TASK_END_OUTPUT);
+    assert_int_equal(t->end_step, TASK_END_SETTLED);
+    assert_true(list_empty(&owned)); /* detached from its owner */
+    assert_false(t->pinned);
+    task_unref(t);
+}
+
+/* An attached task whose owner never takes its outcome stays pinned after
+ * its end, and joins the retention when released. */
+static void test_pinned_until_released(void **state) {
+    (void)state;
+    list owned;
+    list_init(&owned);
+    task *t = new_task("add", (Aiod__Value *[]){pbvalue_int(1)}, 1);
+    t->ownership = AIOD__OWNERSHIP__ATTACHED;
+    task_attach_owner(t, &fake_owner, &owned);
+    sched_start(t);
+    run_until_finished(t);
+    assert_true(t->pinned);
+    assert_false(list_empty(&owned));
+    assert_int_equal(t->end_step, TASK_END_SETTLED);
+    task_release_pin(t);
+    assert_false(t->pinned);
+    assert_true(list_empty(&owned));
+    assert_ptr_equal(task_lookup(t->id), t); /* retained */
+    task_unref(t);
+}
+
 static void test_done(void **state) {
     (void)state;
     Aiod__Value *args[] = {pbvalue_int(2)};
@@ -328,6 +404,8 @@ static void test_shield(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_done),
+        cmocka_unit_test(test_end_order),
+        cmocka_unit_test(test_pinned_until_released),
         cmocka_unit_test(test_failed),
         cmocka_unit_test(test_family),
         cmocka_unit_test(test_reraise),
