@@ -92,7 +92,7 @@ struct proc {
     int term_signal;
     /* One read buffer for both pipes: libuv fills it and calls back before
      * asking for another. */
-    char readbuf[64 * 1024];
+    char readbuf[LIMIT_PROC_READ_CHUNK];
 };
 
 static list procs = {&procs, &procs};
@@ -123,7 +123,7 @@ static bool env_blocked(const char *kv) {
 static int strv_copy(const char *const *src, bool env, char ***ret) {
     size_t n = 0;
     while (src[n]) {
-        if (++n > PROC_MAX_STRINGS)
+        if (++n > LIMIT_PROC_STRINGS)
             return -E2BIG;
     }
     char **v = alloc_calloc(n + 1, sizeof(*v));
@@ -230,7 +230,7 @@ static void capture_add(capture *c, const char *d, size_t n) {
     size_t room = LIMIT_PROC_CAPTURE - c->len;
     size_t take = n < room ? n : room;
     if (take > c->cap - c->len) {
-        size_t cap = c->cap ? c->cap * 2 : 4096;
+        size_t cap = c->cap ? c->cap * 2 : LIMIT_PROC_CAPTURE_MIN;
         while (cap < c->len + take)
             cap *= 2;
         if (cap > LIMIT_PROC_CAPTURE)
@@ -349,8 +349,9 @@ static int proc_new(const struct aiod_proc_spec *spec, proc **ret) {
         return r;
     }
     p->flags = spec->flags;
-    double grace = spec->kill_grace > 0 ? spec->kill_grace : PROC_KILL_GRACE_DEFAULT;
-    p->grace_ms = grace > 1e9 ? (uint64_t)1e12 : (uint64_t)ceil(grace * 1000.0);
+    double grace = spec->kill_grace > 0 ? spec->kill_grace : LIMIT_PROC_KILL_GRACE;
+    double grace_ms = ceil(grace * 1000.0);
+    p->grace_ms = grace_ms > (double)LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)grace_ms;
     p->out[0].stream = 1;
     p->out[1].stream = 2;
     *ret = p;

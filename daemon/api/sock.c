@@ -52,14 +52,11 @@
 
 /* The receive buffer starts at SOCK_RBUF_MIN bytes and doubles up to
  * SOCK_RBUF_MAX; reading pauses while SOCK_RBUF_HIGH bytes wait unread
- * (limits.h says why these sizes). */
-#define SOCK_RBUF_MIN (16u * 1024)
+ * (aiod_limits.h says why these sizes). */
+#define SOCK_RBUF_MIN LIMIT_SOCK_READ_BUFFER_MIN
 #define SOCK_RBUF_MAX LIMIT_SOCK_READ_BUFFER
 #define SOCK_RBUF_HIGH (SOCK_RBUF_MAX / 2)
 #define SOCK_WRITE_CHUNK LIMIT_SOCK_WRITE_CHUNK
-
-/* Longest wait we arm a timer for (about 30,000 years, in ms). */
-#define SOCK_MAX_TIMEOUT_MS 1000000000000000ull
 
 struct aiod_sock {
     /* The stream: a TCP socket or a Unix-domain pipe. Its data is the sock. */
@@ -126,7 +123,7 @@ static uint64_t deadline_after(double timeout) {
     if (!(timeout > 0) || isinf(timeout))
         return 0;
     double ms = ceil(timeout * 1000.0);
-    uint64_t d = ms > (double)SOCK_MAX_TIMEOUT_MS ? SOCK_MAX_TIMEOUT_MS : (uint64_t)ms;
+    uint64_t d = ms > (double)LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)ms;
     return uv_now(sched_loop()) + (d ? d : 1);
 }
 

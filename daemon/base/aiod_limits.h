@@ -11,6 +11,9 @@
  * any reasonable argument list or result while bounding what one bad client
  * can make us buffer. */
 #define LIMIT_MAX_FRAME (4u * 1024 * 1024)
+/* The smallest max_frame a setting may ask for: 1 KiB still carries a hello,
+ * its reply and an ordinary call with its error messages. */
+#define LIMIT_MAX_FRAME_MIN 1024u
 
 /* Unanswered requests per connection before the daemon stops reading it
  * (setting max_in_flight). 4096 covers pipelined benchmarks (256 each) and
@@ -22,6 +25,11 @@
  * max_write_queue). 16 MiB: four full frames. Past twice this the
  * connection is dropped as a slow reader. */
 #define LIMIT_MAX_WRITE_QUEUE (16u * 1024 * 1024)
+/* The range a max_write_queue setting may take: below 64 KiB a few
+ * ordinary replies would already pause a connection; past 1 TiB the number
+ * is a typo, not a memory budget. */
+#define LIMIT_MAX_WRITE_QUEUE_MIN (64u * 1024)
+#define LIMIT_MAX_WRITE_QUEUE_MAX (1ull << 40)
 
 /* Connections at once (setting max_connections). Each costs one fd; the
  * daemon raises its soft RLIMIT_NOFILE to the hard limit at start, and 1024
@@ -51,6 +59,9 @@
 /* Largest encoded result a task may return (setting max_result): a quarter
  * of max_frame, so an Outcomes reply carrying a few still fits a frame. */
 #define LIMIT_MAX_RESULT (1024u * 1024)
+/* The smallest max_result a setting may ask for: 1 KiB holds any scalar
+ * result and a short string or list. */
+#define LIMIT_MAX_RESULT_MIN 1024u
 
 /* Nesting of values (a scalar is 1) and of protobuf messages in a frame.
  * Both stop stack exhaustion in recursive code (ours and protobuf-c's). */
@@ -65,6 +76,20 @@
  * plenty for plugin code that keeps big buffers on the heap. A suspended
  * task keeps only its live frames, copied aside. */
 #define LIMIT_STACK_SIZE (256u * 1024)
+/* The range a stack_size setting may take. Below 16 KiB the daemon's own
+ * frames (the scheduler's trampoline, the plugin API, libc's printf family)
+ * leave a plugin nothing; past 1 GiB it is a typo: the run stack is one
+ * mapping of address space. coro.c also keeps at least
+ * LIMIT_STACK_MIN_PAGES pages, for systems whose pages are larger than
+ * 4 KiB. */
+#define LIMIT_STACK_SIZE_MIN (16u * 1024)
+#define LIMIT_STACK_SIZE_MAX (1ull << 30)
+#define LIMIT_STACK_MIN_PAGES 4u
+
+/* A fault this many pages below the run stack's guard page is still taken
+ * for a stack overflow of the running task (and reported as one): a frame
+ * bigger than the guard page can step over it. */
+#define LIMIT_STACK_GUARD_SLACK_PAGES 16u
 
 /* Seconds running tasks get to finish after SIGTERM before the daemon exits
  * anyway (setting shutdown_grace). */
@@ -74,17 +99,64 @@
  * asyncio's slow_callback_duration. */
 #define LIMIT_SLOW_STEP_MS 100u
 
+/* The longest timer the daemon arms, in milliseconds: a sleep, an await,
+ * gather or wait timeout, a socket deadline or a child's kill grace longer
+ * than this (or infinite) is armed for this long instead, about 31,700
+ * years: a wait without end, while uv_now() plus it stays far from
+ * uint64_t's end. Seconds become ms as ceil(seconds * 1000.0), compared with
+ * this as a double before any conversion to an integer (a double past 2^64
+ * does not convert). */
+#define LIMIT_TIMER_MAX_MS 1000000000000000ull
+
+/* Functions one plugin may declare, parameters one function may take, and
+ * the length of a plugin's, function's or parameter's name. Sanity bounds
+ * checked when a plugin loads: far above any real plugin, low enough that a
+ * corrupt descriptor is refused before the daemon walks garbage. */
+#define LIMIT_PLUGIN_FUNCTIONS 4096u
+#define LIMIT_FUNCTION_PARAMS 64u
+#define LIMIT_PLUGIN_NAME 64u
+
 /* A task's socket (sock.c): its receive buffer grows to at most this, and
  * reading pauses while half of it waits unread, so libuv is always offered
  * at least as much room again. 256 KiB per socket keeps a few thousand open
  * sockets well under a gigabyte while a 64 KiB read (the kernel's usual
  * batch) never has to wait for room. */
 #define LIMIT_SOCK_READ_BUFFER (256u * 1024)
+/* A task's socket's receive buffer starts at this size and doubles on
+ * demand up to LIMIT_SOCK_READ_BUFFER: 16 KiB is enough for a request line
+ * or a small reply, so that thousands of idle sockets cost little. */
+#define LIMIT_SOCK_READ_BUFFER_MIN (16u * 1024)
 
 /* Largest piece of a task's socket write copied to the heap at once: a big
  * write is sent in pieces of this size, one after another, so it costs at
  * most this much memory beyond the caller's own buffer. */
 #define LIMIT_SOCK_WRITE_CHUNK (256u * 1024)
+
+/* Bytes of stdout and of stderr kept per child process (process.c); the
+ * rest is dropped and counted ("stdout_truncated"/"stderr_truncated" in the
+ * result). 16 MiB holds any build log a person would read, while a child
+ * writing without end (`yes`) cannot grow the daemon by more than 32 MiB per
+ * process. A capture buffer starts at LIMIT_PROC_CAPTURE_MIN bytes and
+ * doubles, and each read from a child's pipe takes at most
+ * LIMIT_PROC_READ_CHUNK bytes (the kernel's pipe buffer is 64 KiB). */
+#define LIMIT_PROC_CAPTURE (16u * 1024 * 1024)
+#define LIMIT_PROC_CAPTURE_MIN 4096u
+#define LIMIT_PROC_READ_CHUNK (64u * 1024)
+
+/* Seconds between SIGTERM and SIGKILL for a child process whose spec says 0
+ * (kill_grace): long enough for a program to flush and clean up, short
+ * enough that a cancelled task ends promptly. */
+#define LIMIT_PROC_KILL_GRACE 5.0
+
+/* Arguments and environment entries per child process: a sanity bound far
+ * above anything exec accepts (ARG_MAX is 2 MiB of text on Linux). */
+#define LIMIT_PROC_STRINGS 65536u
+
+/* A settings file larger than this is refused: it cannot be a real one.
+ * Each of its lines holds less than LIMIT_CONFIG_LINE bytes before its
+ * newline; a longer one is refused, naming its line. */
+#define LIMIT_CONFIG_FILE (1024u * 1024)
+#define LIMIT_CONFIG_LINE 4096u
 
 /* Task ids are reserved on disk (state_dir/next-id) in blocks before they
  * are handed out, so that none is reused after a restart or a crash. The

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "base/aiod_limits.h"
 #include "core/coro_switch.h"
 
 #if defined(__has_feature)
@@ -102,7 +103,7 @@ struct coro {
 #endif
 };
 
-static size_t stack_size = 256 * 1024;
+static size_t stack_size = LIMIT_STACK_SIZE;
 static size_t page_size;
 /* The run stack: map = guard page + stack. */
 static uint8_t *run_map;
@@ -154,8 +155,8 @@ void coro_configure(size_t size) {
     size_t p = page();
     coro_pool_clear();
     stack_size = (size + p - 1) / p * p;
-    if (stack_size < 4 * p)
-        stack_size = 4 * p;
+    if (stack_size < LIMIT_STACK_MIN_PAGES * p)
+        stack_size = LIMIT_STACK_MIN_PAGES * p;
 }
 
 static int run_stack_map(void) {
@@ -385,7 +386,7 @@ void *coro_fault_in_guard(const void *addr) {
         return NULL;
     const uint8_t *a = addr;
     /* Also count a fault just below the guard page: a big frame can skip it. */
-    if (a >= run_map - 16 * page_size && a < run_base)
+    if (a >= run_map - LIMIT_STACK_GUARD_SLACK_PAGES * page_size && a < run_base)
         return c->user ? c->user : c;
     return NULL;
 }

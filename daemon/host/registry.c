@@ -31,8 +31,6 @@
 /* Sizes of the ABI 1.0 structs: older plugins may not be smaller. */
 #define MIN_PLUGIN_SIZE (offsetof(struct aiod_plugin, fini) + sizeof(void (*)(void)))
 #define MIN_FUNCTION_SIZE (offsetof(struct aiod_function, fn) + sizeof(aiod_task_fn))
-#define MAX_FUNCTIONS 4096u
-#define MAX_PARAMS 64u
 
 static const struct aiod_api *registry_api;
 static hashmap *functions; /* full name -> fn_entry */
@@ -162,7 +160,7 @@ size_t plugin_retired_count(void) {
 }
 
 static bool valid_name(const char *s, bool lower_only) {
-    if (!s || !*s || strlen(s) > 64)
+    if (!s || !*s || strlen(s) > LIMIT_PLUGIN_NAME)
         return false;
     for (const char *c = s; *c; c++) {
         bool alpha =
@@ -190,15 +188,16 @@ int plugin_validate(const struct aiod_plugin *d, char *why, size_t len) {
         return -EINVAL;
     }
     if (!valid_name(d->name, true)) {
-        snprintf(why, len, "invalid plugin name (want [a-z_][a-z0-9_]*, at most 64)");
+        snprintf(why, len, "invalid plugin name (want [a-z_][a-z0-9_]*, at most %u)",
+                 LIMIT_PLUGIN_NAME);
         return -EINVAL;
     }
     if (!d->version) {
         snprintf(why, len, "no version string");
         return -EINVAL;
     }
-    if (!d->functions || d->n_functions == 0 || d->n_functions > MAX_FUNCTIONS) {
-        snprintf(why, len, "needs between 1 and %u functions", MAX_FUNCTIONS);
+    if (!d->functions || d->n_functions == 0 || d->n_functions > LIMIT_PLUGIN_FUNCTIONS) {
+        snprintf(why, len, "needs between 1 and %u functions", LIMIT_PLUGIN_FUNCTIONS);
         return -EINVAL;
     }
     if (d->function_size < MIN_FUNCTION_SIZE) {
@@ -235,7 +234,12 @@ int plugin_validate(const struct aiod_plugin *d, char *why, size_t len) {
             snprintf(why, len, "function '%s': unknown result type %u", n, f->result_type);
             return -EINVAL;
         }
-        if (f->n_params > MAX_PARAMS || (f->n_params && !f->params)) {
+        if (f->n_params > LIMIT_FUNCTION_PARAMS) {
+            snprintf(why, len, "function '%s': %u parameters, at most %u", n, f->n_params,
+                     LIMIT_FUNCTION_PARAMS);
+            return -EINVAL;
+        }
+        if (f->n_params && !f->params) {
             snprintf(why, len, "function '%s': bad parameter list", n);
             return -EINVAL;
         }

@@ -30,9 +30,6 @@
 #include "macro.h"
 #include "system/policy.h"
 
-/* A settings file larger than this is refused: it cannot be a real one. */
-#define CONFIG_MAX_FILE (1024u * 1024)
-
 config cfg;
 
 enum {
@@ -64,19 +61,21 @@ static const setting settings[] = {
     {"plugin_dir", K_DIR, 0, 0, 0},
     {"default_plugins", K_BOOL, offsetof(config, default_plugin_dir), 0, 1},
     {"log_level", K_LEVEL, offsetof(config, log_level), 0, 7},
-    {"max_frame", K_BYTES32, offsetof(config, max_frame), 1024, UINT32_MAX},
+    {"max_frame", K_BYTES32, offsetof(config, max_frame), LIMIT_MAX_FRAME_MIN, UINT32_MAX},
     U32("max_in_flight", max_in_flight, 1),
-    {"max_write_queue", K_BYTES, offsetof(config, max_write_queue), 65536, (uint64_t)1 << 40},
+    {"max_write_queue", K_BYTES, offsetof(config, max_write_queue), LIMIT_MAX_WRITE_QUEUE_MIN,
+     LIMIT_MAX_WRITE_QUEUE_MAX},
     U32("max_connections", max_connections, 1),
     U32("max_tasks", max_tasks, 1),
     U32("max_output_lines", max_output_lines, 1),
     U32("retain_count", retain_count, 0),
     U32("retain_seconds", retain_seconds, 0),
     U32("shutdown_grace", shutdown_grace, 0),
-    {"stack_size", K_BYTES, offsetof(config, stack_size), 16384, (uint64_t)1 << 30},
+    {"stack_size", K_BYTES, offsetof(config, stack_size), LIMIT_STACK_SIZE_MIN,
+     LIMIT_STACK_SIZE_MAX},
     U32("max_connections_per_uid", max_connections_per_uid, 1),
     U32("max_tasks_per_uid", max_tasks_per_uid, 1),
-    {"max_result", K_BYTES32, offsetof(config, max_result), 1024, UINT32_MAX},
+    {"max_result", K_BYTES32, offsetof(config, max_result), LIMIT_MAX_RESULT_MIN, UINT32_MAX},
     {"admin_group", K_STR, offsetof(config, admin_group), 0, 0},
     {"call", K_RULE, 0, 0, 0},
     {"limit", K_LIMIT, 0, 0, 0},
@@ -399,7 +398,7 @@ static bool blank(char ch) {
 int config_parse(config *c, const char *name, const char *text, size_t len, char *err,
                  size_t err_len) {
     unsigned first_line[ELEMENTSOF(settings)] = {0};
-    char line[4096], why[300];
+    char line[LIMIT_CONFIG_LINE], why[300];
     unsigned lineno = 0;
     size_t pos = 0;
 
@@ -521,8 +520,9 @@ static int read_file(const char *path, char **ret, size_t *ret_len, char *err, s
         return r;
     }
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)CONFIG_MAX_FILE) {
-        snprintf(err, err_len, "%s: not a regular file of at most %u bytes", path, CONFIG_MAX_FILE);
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)LIMIT_CONFIG_FILE) {
+        snprintf(err, err_len, "%s: not a regular file of at most %u bytes", path,
+                 LIMIT_CONFIG_FILE);
         close(fd);
         return -EINVAL;
     }

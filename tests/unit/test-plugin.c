@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "api/api.h"
+#include "base/aiod_limits.h"
 #include "system/log.h"
 #include "host/registry.h"
 
@@ -174,6 +175,44 @@ static void test_validate_in_memory(void **state) {
     assert_int_equal(plugin_validate(&d, why, sizeof(why)), 0);
 }
 
+/* The sanity bounds of a descriptor (aiod_limits.h), each at and past its
+ * value. */
+static void test_validate_limits(void **state) {
+    (void)state;
+    char why[256], name[LIMIT_PLUGIN_NAME + 2];
+    static struct aiod_param params[LIMIT_FUNCTION_PARAMS + 1];
+    for (size_t i = 0; i < LIMIT_FUNCTION_PARAMS + 1; i++) {
+        static char names[LIMIT_FUNCTION_PARAMS + 1][8];
+        snprintf(names[i], sizeof(names[i]), "p%zu", i);
+        params[i] = (struct aiod_param){names[i], AIOD_TYPE_INT, NULL};
+    }
+    struct aiod_function f = {sizeof(f), 0, "f", "doc", params, 0, AIOD_TYPE_NULL, (aiod_task_fn)1};
+    struct aiod_plugin d = {
+        AIOD_PLUGIN_HEAD,           .name = name,    .version = "1", .functions = &f,
+        .function_size = sizeof(f), .n_functions = 1};
+
+    memset(name, 'a', LIMIT_PLUGIN_NAME);
+    name[LIMIT_PLUGIN_NAME] = '\0';
+    assert_int_equal(plugin_validate(&d, why, sizeof(why)), 0);
+    name[LIMIT_PLUGIN_NAME] = 'a';
+    name[LIMIT_PLUGIN_NAME + 1] = '\0';
+    assert_int_equal(plugin_validate(&d, why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "invalid plugin name (want [a-z_][a-z0-9_]*, at most 64)");
+    d.name = "t";
+
+    f.n_params = LIMIT_FUNCTION_PARAMS;
+    assert_int_equal(plugin_validate(&d, why, sizeof(why)), 0);
+    f.n_params = LIMIT_FUNCTION_PARAMS + 1;
+    assert_int_equal(plugin_validate(&d, why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "function 'f': 65 parameters, at most 64");
+    f.n_params = 0;
+
+    /* Refused on the count alone: the entries are never read. */
+    d.n_functions = LIMIT_PLUGIN_FUNCTIONS + 1;
+    assert_int_equal(plugin_validate(&d, why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "needs between 1 and 4096 functions");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_good, setup, teardown),
@@ -184,6 +223,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_bad_signature, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untrusted, setup, teardown),
         cmocka_unit_test(test_validate_in_memory),
+        cmocka_unit_test(test_validate_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
