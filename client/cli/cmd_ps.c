@@ -63,11 +63,11 @@ static char *owner(const aioc_task_info *t, char *buf, size_t len) {
     return buf;
 }
 
-/* CALL: the call as one line. The daemon sends it as TaskInfo.call_text (the
- * function and its arguments, cut to 120 bytes), but libaioclient does not
- * hand that field out yet; until it does, the function alone. */
+/* CALL: the call as one line, as the daemon sends it (the function and its
+ * arguments, cut to 120 bytes); from an older daemon, the function alone. */
 static const char *call_text(const aioc_task_info *t) {
-    return aioc_task_info_function(t);
+    const char *s = aioc_task_info_call_text(t);
+    return s ? s : aioc_task_info_function(t);
 }
 
 static void print_ps_json(const aioc_task_info *t) {

@@ -299,6 +299,10 @@ AIOC_EXPORT uint64_t aioc_task_info_output_dropped(const aioc_task_info *t);
 /* While a pending task waits for a concurrency limit, that limit's name
  * ("function demo.sleep", "group net"), borrowed; else NULL. */
 AIOC_EXPORT const char *aioc_task_info_waiting_for(const aioc_task_info *t);
+/* The call as one line, as `aioctl ps` shows it: the function and its
+ * arguments, cut to at most 120 bytes (ending in "…" when cut), borrowed;
+ * NULL when the daemon sent none (older daemons). Added in libaioclient 1.3. */
+AIOC_EXPORT const char *aioc_task_info_call_text(const aioc_task_info *t);
 /* Accepts NULL. */
 AIOC_EXPORT void aioc_task_info_free(aioc_task_info *t);
 /* Frees an array from aioc_list and its elements. Accepts NULL. */

@@ -22,7 +22,7 @@
 
 #include "aioc.h"
 #include "aiod.pb-c.h"
-#include "client.h"
+#include "handle.h"
 
 enum request_kind {
     REQUEST_HELLO,

@@ -87,6 +87,10 @@ AIOC_EXPORT const aioc_outcome *aioc_task_info_outcome(const aioc_task_info *t) 
     return outcome_from_cpb(cpb(t)->outcome);
 }
 
+AIOC_EXPORT const char *aioc_task_info_call_text(const aioc_task_info *t) {
+    return t && cpb(t)->call_text && *cpb(t)->call_text ? cpb(t)->call_text : NULL;
+}
+
 AIOC_EXPORT const char *aioc_task_info_waiting_for(const aioc_task_info *t) {
     return t && cpb(t)->waiting_for && *cpb(t)->waiting_for ? cpb(t)->waiting_for : NULL;
 }

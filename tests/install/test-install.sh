@@ -104,7 +104,7 @@ C
 cat > "$scratch/CMakeLists.txt" <<'CM'
 cmake_minimum_required(VERSION 3.22)
 project(probe C)
-find_package(aiod 0.1 REQUIRED)
+find_package(aiod 1.3 REQUIRED)
 add_executable(client client.c)
 target_link_libraries(client PRIVATE aiod::aioclient)
 add_library(inst MODULE plug.c)

@@ -263,10 +263,11 @@ def ps_shows_user_and_call():
         head, rows = ps_rows(r)
         t.eq(head, ["ID", "STATE", "OWNER", "AGE", "CALL"], "ps columns", r)
         js = {str(o["task"]): o for o in d.ps()}
-        for tid in ids:
+        for tid, arg in zip(ids, ("first", "second")):
             t.check(tid in rows, "ps lists task %s" % tid, r)
             t.eq(rows[tid][2], me, "OWNER of task %s is the user's name" % tid, r)
-            t.check(rows[tid][4].startswith("demo.sleep"), "CALL of task %s" % tid, r)
+            t.eq(rows[tid][4], "demo.sleep 30.0 " + arg, "CALL of task %s: the call and its typed "
+                 "arguments" % tid, r)
             o = js[tid]
             # --json keeps its fields and adds the user's name and the call.
             t.eq((o["function"], o["uid"], o["user"], o["call"]),

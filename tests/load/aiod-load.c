@@ -756,6 +756,11 @@ static void on_reply(client *c, const uint8_t *p, uint32_t len) {
               c->idx, len);
         return;
     }
+    /* A Gather's Started event comes before its reply: not a reply. */
+    if (m->body_case == AIOD__SERVER_MESSAGE__BODY_STARTED) {
+        aiod__server_message__free_unpacked(m, NULL);
+        return;
+    }
     c->n_replies++;
     if (m->body_case == AIOD__SERVER_MESSAGE__BODY_ERROR)
         c->n_errors++;
@@ -1032,7 +1037,8 @@ static Aiod__ServerMessage *rpc(int fd, frame_reader *rd, Aiod__ClientMessage *m
             if (!sm)
                 die("checker: undecodable reply");
             if (sm->request_id == m->request_id &&
-                sm->body_case != AIOD__SERVER_MESSAGE__BODY_OUTPUT)
+                sm->body_case != AIOD__SERVER_MESSAGE__BODY_OUTPUT &&
+                sm->body_case != AIOD__SERVER_MESSAGE__BODY_STARTED)
                 return sm;
             aiod__server_message__free_unpacked(sm, NULL);
             continue;
