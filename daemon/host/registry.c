@@ -28,6 +28,10 @@
 #include "system/log.h"
 #include "macro.h"
 
+#ifndef AIOD_PLUGIN_DIR
+#define AIOD_PLUGIN_DIR "/usr/lib/aiod/plugins"
+#endif
+
 /* Sizes of the ABI 1.0 structs: older plugins may not be smaller. */
 #define MIN_PLUGIN_SIZE (offsetof(struct aiod_plugin, fini) + sizeof(void (*)(void)))
 #define MIN_FUNCTION_SIZE (offsetof(struct aiod_function, fn) + sizeof(aiod_task_fn))
@@ -563,12 +567,18 @@ static int so_filter(const struct dirent *e) {
     return e->d_name[0] != '.' && n > 3 && strcmp(e->d_name + n - 3, ".so") == 0;
 }
 
-/* Calls fn for each *.so in dir, in name order. The count of files, or -errno. */
+/* Calls fn for each *.so in dir, in name order. The count of files, or
+ * -errno when the directory cannot be read: logged naming it, as a warning
+ * unless it is the installed directory and absent (nothing installed yet). */
 static int each_file(const char *dir, void (*fn)(const char *path, void *arg), void *arg) {
     struct dirent **names;
     int n = scandir(dir, &names, so_filter, alphasort);
-    if (n < 0)
-        return log_debug_errno(-errno, "plugin directory %s not readable, ignoring", dir);
+    if (n < 0) {
+        int r = -errno;
+        log_full_errno(r == -ENOENT && strcmp(dir, AIOD_PLUGIN_DIR) == 0 ? LOG_DEBUG : LOG_WARNING,
+                       0, "plugin directory '%s': %s, ignoring", dir, strerror(-r));
+        return r;
+    }
     for (int i = 0; i < n; i++) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);

@@ -87,9 +87,11 @@ static const setting settings[] = {
 static const char *const level_names[] = {"emerg",   "alert",  "crit", "err",
                                           "warning", "notice", "info", "debug"};
 
-/* The settings file and whether it must exist. */
+/* The settings file and whether it must exist; whether the last
+ * config_load found it (false: it may be absent, and was). */
 static char *file_path;
 static bool file_required;
+static bool file_found;
 
 /* Command-line overrides, applied after the file in the order given. */
 typedef struct override {
@@ -480,6 +482,19 @@ const char *config_file(void) {
     return file_path;
 }
 
+void config_print_source(FILE *f) {
+    if (file_path && file_found) {
+        fprintf(f, "# %s: OK\n", file_path);
+        return;
+    }
+    if (file_path)
+        fprintf(f, "# %s does not exist, so no settings file was checked; ", file_path);
+    else
+        fprintf(f, "# no settings file; ");
+    fprintf(f, "the settings below are the built-in defaults%s\n",
+            n_overrides ? " and the flags given" : "");
+}
+
 int config_override(const char *key, const char *value, char *why, size_t why_len) {
     const setting *s = find_setting(key, strlen(key));
     if (!s) {
@@ -610,6 +625,7 @@ static int resolve_proc_user(config *c, char *err, size_t err_len) {
 
 int config_load(char *err, size_t err_len) {
     config c;
+    bool found = false;
     defaults(&c);
     if (file_path) {
         char *text = NULL;
@@ -617,6 +633,7 @@ int config_load(char *err, size_t err_len) {
         int r = read_file(file_path, &text, &len, err, err_len);
         if (r < 0)
             return r;
+        found = text != NULL;
         if (text) {
             r = config_parse(&c, file_path, text, len, err, err_len);
             free(text);
@@ -657,6 +674,7 @@ int config_load(char *err, size_t err_len) {
     free_owned(&cfg);
     c.socket_path = cfg.socket_path;
     cfg = c;
+    file_found = found;
     return 0;
 }
 

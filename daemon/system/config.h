@@ -94,6 +94,14 @@ void config_done(void);
 int config_set_file(const char *path, bool required);
 /* The settings file in use, or NULL. */
 const char *config_file(void);
+/*
+ * Writes one '#' comment line to `f` saying where the current settings came
+ * from: "# PATH: OK" when the last config_load read the settings file, or,
+ * when that file may be absent and was, that it does not exist, so nothing
+ * was checked, and that the built-in defaults (and the flags, if any)
+ * apply. For --check-config, before config_dump.
+ */
+void config_print_source(FILE *f);
 
 /*
  * Records a command-line override of `key` (a settings-file key) after

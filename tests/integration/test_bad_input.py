@@ -218,4 +218,71 @@ def truncated_protobuf():
         while_another_runs(d, bad)
 
 
+# ---------------------------------------------------------------- start-up
+
+@t.test
+def missing_plugin_dir_is_named():
+    # A --plugin-dir that does not exist, next to one that does: the daemon
+    # starts with the plugins it found and says which directory it could not
+    # read, and why.
+    missing = os.path.join(t.tmpdir("noplug"), "no-such-dir")
+    with t.daemon(extra_args=("--plugin-dir", missing)) as d:
+        line = d.wait_log("'%s'" % missing, timeout=10)
+        t.contains(line, "plugin directory '%s': No such file or directory" % missing,
+                   "the log line names the missing directory and the reason")
+        t.contains(line, "warning", "a directory asked for and missing is a warning")
+        r = d.aioctl("run", "demo.echo", "fine")
+        t.eq((r.rc, r.lines), (0, ['"fine"']), "plugins of the other directory load", r)
+
+
+@t.test
+def plugin_dir_that_is_a_file_is_named():
+    path = os.path.join(t.tmpdir("plugfile"), "not-a-dir")
+    with open(path, "w") as f:
+        f.write("a file\n")
+    with t.daemon(extra_args=("--plugin-dir", path)) as d:
+        line = d.wait_log("'%s'" % path, timeout=10)
+        t.contains(line, "plugin directory '%s': Not a directory" % path,
+                   "the log line names the directory and the reason")
+
+
+def check_config(conf, *flags):
+    env = harness.clean_env()
+    env["AIOD_CONFIG"] = conf
+    return harness.run([t.aiod, "--check-config"] + list(flags), env=env)
+
+
+@t.test
+def check_config_without_a_settings_file():
+    # $AIOD_CONFIG (like the built-in default) may be absent: that is valid,
+    # but nothing was checked, and the output must say so.
+    missing = os.path.join(t.tmpdir("noconf"), "aiod.conf")
+    r = check_config(missing)
+    t.eq(r.rc, 0, "running without a settings file is allowed", r)
+    first = r.out.splitlines()[0] if r.out else ""
+    t.contains(first, "# %s does not exist" % missing, "the first line names the missing file", r)
+    t.check("OK" not in first, "a missing file is not reported as OK", r)
+    t.contains(first, "the settings below are the built-in defaults", "which settings apply", r)
+    t.check("flags" not in first, "no flags were given, so none are mentioned", r)
+    for line in ("max_frame = 4194304", "max_tasks = 1048576", "stack_size = 262144"):
+        t.contains(r.out, line, "the built-in defaults are printed", r)
+    t.check(not os.path.exists(missing), "the check created no file")
+
+    r = check_config(missing, "--max-tasks", "7")
+    t.eq(r.rc, 0, "a valid flag without a settings file", r)
+    first = r.out.splitlines()[0] if r.out else ""
+    t.contains(first, "the built-in defaults and the flags given", "the flags are mentioned", r)
+    t.contains(r.out, "max_tasks = 7", "the flag's value is printed", r)
+
+
+@t.test
+def check_config_of_an_empty_settings_file():
+    conf = os.path.join(t.tmpdir("emptyconf"), "aiod.conf")
+    open(conf, "w").close()
+    r = check_config(conf)
+    t.eq(r.rc, 0, "an empty settings file is valid", r)
+    t.eq(r.out.splitlines()[0] if r.out else "", "# %s: OK" % conf,
+         "a file that exists and was read is OK", r)
+
+
 t.main()
