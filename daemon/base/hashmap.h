@@ -1,6 +1,7 @@
 /*
- * A small open-addressing hash map (linear probing) from keys (uint64_t or C strings) to pointers,
- * for the task table (by id) and the function registry (by name). Keys are
+ * A small open-addressing hash map (linear probing) from keys (uint64_t or
+ * C strings) to pointers, for the task table (by id) and the function
+ * registry (by name). Keys are
  * borrowed: the caller keeps them alive while the entry exists.
  */
 #ifndef AIOD_HASHMAP_H
