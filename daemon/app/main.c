@@ -272,7 +272,7 @@ static int parse_argv(int argc, char **argv) {
         return -ENOMEM;
     }
     if (check_config) {
-        printf("# %s: OK\n", config_file());
+        config_print_source(stdout);
         config_dump(stdout);
         return 0;
     }

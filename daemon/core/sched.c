@@ -11,12 +11,6 @@
 #include "core/coro.h"
 #include "core/task.h"
 
-/* The longest a timer is set for (about 31,700 years): longer waits are
- * waits without end. */
-#ifndef LIMIT_TIMER_MAX_MS
-#define LIMIT_TIMER_MAX_MS ((uint64_t)1e15)
-#endif
-
 static uv_loop_t *loop;
 static uv_idle_t idle_handle;
 static list ready;

@@ -42,10 +42,6 @@ struct wait_req {
     wait_item items[];
 };
 
-#ifndef LIMIT_TIMER_MAX_MS
-#define LIMIT_TIMER_MAX_MS ((uint64_t)1e15)
-#endif
-
 static void req_free_memory(wait_req *r) {
     for (size_t i = 0; i < r->n; i++)
         task_unref(r->tasks[i]);
