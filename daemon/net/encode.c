@@ -23,10 +23,16 @@ enum { WT_VARINT = 0, WT_LEN = 2 };
  */
 
 /* encode ServerMessage; generic: error hello submitted cancelled task_list task_info
- * plugin_list output output_end reloaded started */
+ * plugin_list output output_end reloaded */
 enum {
     FIELD_SERVER_MESSAGE_REQUEST_ID = 1, /* uint64 */
     FIELD_SERVER_MESSAGE_OUTCOMES = 5,   /* Outcomes */
+    FIELD_SERVER_MESSAGE_STARTED = 13,   /* Started */
+};
+
+/* encode Started; generic: none */
+enum {
+    FIELD_STARTED_TASK_IDS = 1, /* repeated uint64 */
 };
 
 /* encode Outcomes; generic: none */
@@ -53,9 +59,12 @@ enum {
     KEY_RESULT = KEY(FIELD_OUTCOME_RESULT, WT_LEN),
     KEY_ERROR_KIND = KEY(FIELD_OUTCOME_ERROR_KIND, WT_LEN),
     KEY_ERROR_MESSAGE = KEY(FIELD_OUTCOME_ERROR_MESSAGE, WT_LEN),
+    KEY_STARTED = KEY(FIELD_SERVER_MESSAGE_STARTED, WT_LEN),
+    /* proto3 packs a repeated scalar: one length, then the varints. */
+    KEY_TASK_IDS = KEY(FIELD_STARTED_TASK_IDS, WT_LEN),
 };
 _Static_assert((KEY_REQUEST_ID | KEY_OUTCOMES | KEY_OUTCOME | KEY_TASK_ID | KEY_STATE | KEY_RESULT |
-                KEY_ERROR_KIND | KEY_ERROR_MESSAGE) < 128,
+                KEY_ERROR_KIND | KEY_ERROR_MESSAGE | KEY_STARTED | KEY_TASK_IDS) < 128,
                "every key is written as one byte");
 
 static size_t varint_size(uint64_t v) {
@@ -164,4 +173,37 @@ void encode_outcomes(uint8_t *p, uint64_t request_id, const Aiod__Outcome *outco
         p = put_string_field(p, KEY_ERROR_KIND, o->error_kind);
         p = put_string_field(p, KEY_ERROR_MESSAGE, o->error_message);
     }
+}
+
+/* The packed task ids' bytes. */
+static size_t ids_size(const uint64_t *ids, size_t n) {
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += varint_size(ids[i]);
+    return len;
+}
+
+static size_t started_body_size(size_t ids_len) {
+    return ids_len ? 1 + varint_size(ids_len) + ids_len : 0;
+}
+
+size_t encode_started_size(uint64_t request_id, const uint64_t *ids, size_t n) {
+    size_t body = started_body_size(ids_size(ids, n));
+    return (request_id ? 1 + varint_size(request_id) : 0) + 1 + varint_size(body) + body;
+}
+
+void encode_started(uint8_t *p, uint64_t request_id, const uint64_t *ids, size_t n) {
+    size_t ids_len = ids_size(ids, n);
+    if (request_id) {
+        *p++ = KEY_REQUEST_ID;
+        p = put_varint(p, request_id);
+    }
+    *p++ = KEY_STARTED;
+    p = put_varint(p, started_body_size(ids_len));
+    if (!ids_len)
+        return;
+    *p++ = KEY_TASK_IDS;
+    p = put_varint(p, ids_len);
+    for (size_t i = 0; i < n; i++)
+        p = put_varint(p, ids[i]);
 }

@@ -18,6 +18,7 @@
 #include "core/sched.h"
 #include "core/task.h"
 #include "host/registry.h"
+#include "net/encode.h"
 #include "net/wire.h"
 #include "request/describe.h"
 #include "request/follow.h"
@@ -301,10 +302,24 @@ static void handle_gather(session *s, req *r, Aiod__Gather *g) {
         ids[i] = ts[i]->id;
     }
     /* Every id at once, so that the client can cancel any of them. */
-    Aiod__Started st = AIOD__STARTED__INIT;
-    st.n_task_ids = g->n_items;
-    st.task_ids = ids;
-    req_send(r, AIOD__SERVER_MESSAGE__BODY_STARTED, &st);
+    size_t size = encode_started_size(r->id, ids, g->n_items);
+    if (size > cfg.max_frame) {
+        /* Its reply would not fit either: refused like a bad item. */
+        for (size_t j = 0; j < g->n_items; j++)
+            if (is_call(g->items[j]))
+                task_cancel(ts[j]);
+        waiting_abandon(w);
+        free(ids);
+        req_end_error(r, ERR(ERROR_LIMIT),
+                      "a gather of %zu tasks would not fit in the limit max_frame (%u bytes)",
+                      g->n_items, cfg.max_frame);
+        return;
+    }
+    uint8_t *p = req_frame_begin(r, size);
+    if (p) {
+        encode_started(p, r->id, ids, g->n_items);
+        req_frame_send(r, size);
+    }
     free(ids);
     for (size_t i = 0; i < g->n_items; i++) {
         if (!is_call(g->items[i]))

@@ -118,6 +118,11 @@ void req_end_frame(req *r, size_t size, bool written) {
     end(r);
 }
 
+void req_frame_send(req *r, size_t size) {
+    assert(r->state == REQ_OPEN || r->state == REQ_ANSWERED);
+    conn_frame_end(r->c, size);
+}
+
 void req_abandon(req *r) {
     if (r->state == REQ_OPEN || r->state == REQ_ANSWERED)
         end(r);

@@ -62,6 +62,8 @@ void req_end_error(req *r, Aiod__ErrorCode code, const char *fmt, ...)
  * request. */
 uint8_t *req_frame_begin(req *r, size_t size);
 void req_end_frame(req *r, size_t size, bool written);
+/* Queues an event encoded in place after req_frame_begin (not final). */
+void req_frame_send(req *r, size_t size);
 
 /* Ends the request without a frame: its connection is closing. */
 void req_abandon(req *r);

@@ -113,9 +113,35 @@ static void test_shapes(void **state) {
     free(long_text);
 }
 
+/* Started: the same bytes as protobuf-c's pack, for no id, one, many, and
+ * ids of every varint length. */
+static void test_started(void **state) {
+    (void)state;
+    uint64_t ids[] = {1, 127, 128, 16383, 16384, UINT64_MAX, 0, 42};
+    uint64_t requests[] = {0, 1, 300, UINT64_MAX};
+    for (size_t r = 0; r < sizeof(requests) / sizeof(requests[0]); r++)
+        for (size_t n = 0; n <= sizeof(ids) / sizeof(ids[0]); n++) {
+            Aiod__Started st = AIOD__STARTED__INIT;
+            st.n_task_ids = n;
+            st.task_ids = ids;
+            Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
+            m.request_id = requests[r];
+            m.body_case = AIOD__SERVER_MESSAGE__BODY_STARTED;
+            m.started = &st;
+            size_t want = protobuf_c_message_get_packed_size(&m.base);
+            uint8_t ref[128], buf[128];
+            assert_true(want <= sizeof(ref));
+            protobuf_c_message_pack(&m.base, ref);
+            assert_int_equal(encode_started_size(requests[r], ids, n), want);
+            encode_started(buf, requests[r], ids, n);
+            assert_memory_equal(buf, ref, want);
+        }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_started),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
