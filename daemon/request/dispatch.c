@@ -274,6 +274,31 @@ static bool is_call(const Aiod__GatherItem *it) {
     return it->item_case == AIOD__GATHER_ITEM__ITEM_CALL;
 }
 
+/* Refuses a gather whose first `made` items were made: their new tasks are
+ * cancelled before they ever run, the references dropped. */
+static void refuse_gather(wait_req *w, const Aiod__Gather *g, size_t made, uint64_t *ids) {
+    task **ts = waiting_tasks(w);
+    for (size_t j = 0; j < made; j++)
+        if (is_call(g->items[j]))
+            task_cancel(ts[j]);
+    waiting_abandon(w);
+    free(ids);
+}
+
+/* Sends Started: every id at once, so that the client can cancel any of
+ * them. False (nothing sent) when it would exceed max_frame. */
+static bool send_started(req *r, const uint64_t *ids, size_t n) {
+    size_t size = encode_started_size(r->id, ids, n);
+    if (size > cfg.max_frame)
+        return false;
+    uint8_t *p = req_frame_begin(r, size);
+    if (p) {
+        encode_started(p, r->id, ids, n);
+        req_frame_send(r, size);
+    }
+    return true;
+}
+
 static void handle_gather(session *s, req *r, Aiod__Gather *g) {
     refusal why;
     if (!check_batch(r, g->n_items, "gather") || !check_timeout(r, g->timeout))
@@ -291,34 +316,19 @@ static void handle_gather(session *s, req *r, Aiod__Gather *g) {
      * new tasks starts. */
     for (size_t i = 0; i < g->n_items; i++) {
         if (gather_item(s, g->items[i], &ts[i], &why) < 0) {
-            for (size_t j = 0; j < i; j++)
-                if (is_call(g->items[j]))
-                    task_cancel(ts[j]);
-            waiting_abandon(w); /* drops the references */
-            free(ids);
+            refuse_gather(w, g, i, ids);
             req_end_error(r, why.code, "gather item %zu: %s", i + 1, why.msg);
             return;
         }
         ids[i] = ts[i]->id;
     }
-    /* Every id at once, so that the client can cancel any of them. */
-    size_t size = encode_started_size(r->id, ids, g->n_items);
-    if (size > cfg.max_frame) {
-        /* Its reply would not fit either: refused like a bad item. */
-        for (size_t j = 0; j < g->n_items; j++)
-            if (is_call(g->items[j]))
-                task_cancel(ts[j]);
-        waiting_abandon(w);
-        free(ids);
+    if (!send_started(r, ids, g->n_items)) {
+        /* Its reply would not fit either. */
+        refuse_gather(w, g, g->n_items, ids);
         req_end_error(r, ERR(ERROR_LIMIT),
                       "a gather of %zu tasks would not fit in the limit max_frame (%u bytes)",
                       g->n_items, cfg.max_frame);
         return;
-    }
-    uint8_t *p = req_frame_begin(r, size);
-    if (p) {
-        encode_started(p, r->id, ids, g->n_items);
-        req_frame_send(r, size);
     }
     free(ids);
     for (size_t i = 0; i < g->n_items; i++) {
