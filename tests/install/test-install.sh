@@ -124,6 +124,11 @@ passed=$((passed + 1))
 "$cc" -shared -fPIC -Wall -Werror -o "$work/inst.so" "$scratch/plug.c" $(pkg-config --cflags aiod-plugin) ||
     fail "a plugin does not build with pkg-config aiod-plugin"
 [ -n "$(pkg-config --variable=plugindir aiod-plugin)" ] || fail "aiod-plugin.pc has no plugindir"
+# The ABI version comes from aiod/plugin.h, the one place it is written.
+abi_h=$(sed -n 's/^#define AIOD_ABI_MAJOR \([0-9]*\)$/\1/p;s/^#define AIOD_ABI_MINOR \([0-9]*\)$/\1/p' \
+    "$(pkg-config --variable=includedir aiod-plugin)/aiod/plugin.h" | paste -sd.)
+[ "$(pkg-config --variable=abi_version aiod-plugin)" = "$abi_h" ] ||
+    fail "aiod-plugin.pc says ABI $(pkg-config --variable=abi_version aiod-plugin), aiod/plugin.h $abi_h"
 passed=$((passed + 1))
 unset PKG_CONFIG_PATH
 
