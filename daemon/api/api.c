@@ -140,7 +140,7 @@ _printf_(2, 3) static int a_print(aiod_task *t, const char *fmt, ...) {
 _printf_(3, 4) static int a_fail(aiod_task *t, const char *kind, const char *fmt, ...) {
     if (!t || !kind || !fmt)
         return -EINVAL;
-    char buf[1024];
+    char buf[LIMIT_MESSAGE];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -263,7 +263,7 @@ static uint64_t a_task_id(const aiod_task *t) {
 _printf_(3, 4) static void a_log(aiod_task *t, int priority, const char *fmt, ...) {
     if (!fmt)
         return;
-    char buf[1024];
+    char buf[LIMIT_MESSAGE];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);

@@ -11,21 +11,6 @@
 #include "base/forward.h"
 #include "pbvalue.h"
 
-/* Bytes of stdout and of stderr kept per process; the rest is dropped and
- * counted ("stdout_truncated"/"stderr_truncated" in the result). 16 MiB
- * holds any build log a person would read, while a child writing without
- * end (`yes`) cannot grow the daemon by more than 32 MiB per process.
- * (Belongs in limits.h with the others; kept here while that file has
- * another owner.) */
-#define LIMIT_PROC_CAPTURE (16u * 1024 * 1024)
-
-/* Seconds between SIGTERM and SIGKILL when a spec says 0. */
-#define PROC_KILL_GRACE_DEFAULT 5.0
-
-/* Arguments and environment entries per process: a sanity bound far above
- * anything exec accepts (ARG_MAX is 2 MiB of text on Linux). */
-#define PROC_MAX_STRINGS 65536u
-
 /*
  * Inside a task: see aiod_api.proc_run. The spec is copied (argv, envp,
  * cwd and stdin data go to the heap) before the task first suspends, so it

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/aiod_limits.h"
 #include "core/limit.h"
 #include "system/config.h"
 #include "system/identity.h"
@@ -22,7 +23,7 @@
 
 /* The configured plugin directories, then the installed one. */
 void reload_sync_plugins(plugin_sync_counts *ret) {
-    const char *dirs[64];
+    const char *dirs[LIMIT_PLUGIN_DIRS];
     size_t n = 0;
     for (size_t i = 0; i < cfg.n_plugin_dirs && n < ELEMENTSOF(dirs) - 1; i++)
         dirs[n++] = cfg.plugin_dirs[i];

@@ -172,4 +172,36 @@
 #define LIMIT_IDENTITY_CACHE_SECONDS 60u
 #define LIMIT_IDENTITY_GROUPS 64
 
+/* The text of an error message sent to a client, or set by a plugin task
+ * (api->fail) or logged by one (api->log): longer text is cut. */
+#define LIMIT_MESSAGE 1024u
+
+/* A client's request timeout (Await, Gather) is at most this many seconds
+ * (about 31 years): a larger one is refused as a mistake. */
+#define LIMIT_TIMEOUT_SECONDS 1e9
+
+/* Connection buffers (net/conn.c): the write buffer's first size; the
+ * largest one kept between replies (a larger one, grown for a big reply, is
+ * freed once sent); the queued bytes that trigger a write before the end of
+ * the loop iteration; the read buffer's room asked for each read. */
+#define LIMIT_CONN_WBUF_FIRST 16384u
+#define LIMIT_CONN_WBUF_KEEP 65536u
+#define LIMIT_CONN_EARLY_FLUSH 1024u
+#define LIMIT_CONN_READ_ROOM 65536u
+
+/* Connections refused over a limit that are kept open until their client
+ * hangs up, so that it reads why before a reset; past this many the refusal
+ * is sent and the connection closed at once. */
+#define LIMIT_LINGERING 64u
+
+/* Task structs and run parts kept for reuse (core/task.c). */
+#define LIMIT_TASK_CACHE 1024u
+
+/* A second after the last task ends, memory goes back to the kernel
+ * (core/idle.c). */
+#define LIMIT_IDLE_DELAY_MS 1000u
+
+/* Plugin directories searched, the built-in one included. */
+#define LIMIT_PLUGIN_DIRS 64u
+
 #endif

@@ -6,9 +6,8 @@
 #include <malloc.h>
 #include <stdbool.h>
 
+#include "base/aiod_limits.h"
 #include "core/coro.h"
-
-#define IDLE_DELAY_MS 1000u
 
 static uv_timer_t timer;
 static bool timer_init;
@@ -40,5 +39,5 @@ void idle_done(void) {
 
 void idle_maybe(void) {
     if (timer_init)
-        uv_timer_start(&timer, on_idle_timer, IDLE_DELAY_MS, 0);
+        uv_timer_start(&timer, on_idle_timer, LIMIT_IDLE_DELAY_MS, 0);
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "base/aiod_limits.h"
 #include "system/config.h"
 #include "base/freelist.h"
 #include "base/hashmap.h"
@@ -25,9 +26,8 @@
 /* Task structs and run parts are recycled (freelist.h): a task struct is
  * freed when its outcome is evicted, long after it was in the cache, and
  * the next task_new takes it back at once. */
-#define TASK_CACHE_MAX 1024u
-static freelist task_blocks = FREELIST_INIT(sizeof(task), TASK_CACHE_MAX);
-static freelist run_blocks = FREELIST_INIT(sizeof(task_run), TASK_CACHE_MAX);
+static freelist task_blocks = FREELIST_INIT(sizeof(task), LIMIT_TASK_CACHE);
+static freelist run_blocks = FREELIST_INIT(sizeof(task_run), LIMIT_TASK_CACHE);
 
 void task_cache_release(void) {
     freelist_release(&task_blocks);

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "alloc.h"
+#include "base/aiod_limits.h"
 #include "system/config.h"
 #include "base/hashmap.h"
 #include "system/log.h"
@@ -49,7 +50,6 @@ static size_t queued(const conn *c) {
 
 /* Refused connections kept open until their client hangs up, so that a
  * client writing its hello does not hit a reset before it reads why. */
-#define MAX_LINGERING 64u
 static unsigned n_lingering;
 
 /* Open connections per uid, for max_connections_per_uid. */
@@ -133,8 +133,6 @@ static int start_write(conn *c) {
     return 0;
 }
 
-#define WBUF_KEEP 65536u
-
 /* Writes what is queued at once, without a write request, unless one is
  * under way. What the socket does not take stays queued; errors are left
  * for flush to report. */
@@ -149,7 +147,7 @@ static void write_now(conn *c) {
     memmove(c->wbuf, c->wbuf + n, c->wlen);
     /* The buffer is kept for the next replies, as the read buffer is,
      * unless a large reply grew it. */
-    if (c->wlen == 0 && c->wcap > WBUF_KEEP) {
+    if (c->wlen == 0 && c->wcap > LIMIT_CONN_WBUF_KEEP) {
         free(c->wbuf);
         c->wbuf = NULL;
         c->wcap = 0;
@@ -237,7 +235,7 @@ void conn_abort_all(void) {
 /* Room for `n` more bytes at the end of wbuf. */
 static uint8_t *reserve(conn *c, size_t n) {
     if (c->wcap - c->wlen < n) {
-        size_t ncap = c->wcap ? c->wcap : 16384;
+        size_t ncap = c->wcap ? c->wcap : LIMIT_CONN_WBUF_FIRST;
         while (ncap - c->wlen < n)
             ncap *= 2;
         uint8_t *nb = alloc_realloc(c->wbuf, ncap);
@@ -283,12 +281,11 @@ void conn_send(conn *c, const Aiod__ServerMessage *m) {
  * bytes are queued with no write under way: a pipelining client then works
  * on the replies of a batch while the rest are being made, rather than
  * waiting for the whole batch. */
-#define EARLY_FLUSH_BYTES 1024u
 
 void conn_frame_end(conn *c, size_t size) {
     c->wlen += FRAME_HEADER_SIZE + size;
     mark_dirty(c);
-    if (c->wlen >= EARLY_FLUSH_BYTES)
+    if (c->wlen >= LIMIT_CONN_EARLY_FLUSH)
         write_now(c);
     /* A client that does not read its replies: stop reading its requests
      * and, past twice the bound, drop it. */
@@ -304,7 +301,7 @@ void conn_frame_end(conn *c, size_t size) {
 }
 
 void conn_send_error(conn *c, uint64_t request_id, Aiod__ErrorCode code, const char *fmt, ...) {
-    char msg[1024];
+    char msg[LIMIT_MESSAGE];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -327,7 +324,7 @@ void conn_request_done(conn *c) {
 }
 
 /* Tells the client why it is refused (request id 0), then lets it read that:
- * whatever it sends is discarded until it closes. Past MAX_LINGERING such
+ * whatever it sends is discarded until it closes. Past LIMIT_LINGERING such
  * connections the refusal is sent and the connection closed at once. */
 _printf_(2, 3) static void refuse(conn *c, const char *fmt, ...) {
     char msg[512];
@@ -336,7 +333,7 @@ _printf_(2, 3) static void refuse(conn *c, const char *fmt, ...) {
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     conn_send_error(c, 0, AIOD__ERROR_CODE__ERROR_LIMIT, "%s", msg);
-    if (n_lingering >= MAX_LINGERING) {
+    if (n_lingering >= LIMIT_LINGERING) {
         conn_close_soon(c);
         return;
     }
@@ -389,7 +386,7 @@ static void process(conn *c) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     conn *c = h->data;
     size_t avail = 0;
-    uint8_t *p = frame_reader_space(&c->rd, 65536, &avail);
+    uint8_t *p = frame_reader_space(&c->rd, LIMIT_CONN_READ_ROOM, &avail);
     (void)suggested;
     *buf = uv_buf_init((char *)p, p ? (unsigned)MIN(avail, (size_t)1 << 20) : 0);
 }

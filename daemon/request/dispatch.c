@@ -33,6 +33,9 @@
 #endif
 
 #define ERR(code) AIOD__ERROR_CODE__##code
+/* A limit's value as the text it is written with ("1e9"). */
+#define TEXT_OF_(x) #x
+#define TEXT_OF(x) TEXT_OF_(x)
 
 static bool shutting_down;
 static void (*reload_handler)(session *s, req *r);
@@ -71,7 +74,7 @@ static void handle_hello(session *s, req *r, const Aiod__Hello *h) {
 /* Why a call was refused: the code and the message the client gets. */
 typedef struct refusal {
     Aiod__ErrorCode code;
-    char msg[1024];
+    char msg[LIMIT_MESSAGE];
 } refusal;
 
 /*
@@ -184,8 +187,9 @@ static bool check_batch(req *r, size_t n, const char *what) {
 }
 
 static bool check_timeout(req *r, double timeout) {
-    if (!(timeout >= 0) || timeout > 1e9) {
-        req_end_error(r, ERR(ERROR_BAD_ARGUMENT), "timeout must be between 0 and 1e9 seconds");
+    if (!(timeout >= 0) || timeout > LIMIT_TIMEOUT_SECONDS) {
+        req_end_error(r, ERR(ERROR_BAD_ARGUMENT),
+                      "timeout must be between 0 and " TEXT_OF(LIMIT_TIMEOUT_SECONDS) " seconds");
         return false;
     }
     return true;

@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "base/aiod_limits.h"
+
 void req_init(req *r, conn *c, uint64_t id) {
     r->c = c;
     r->id = id;
@@ -97,7 +99,7 @@ void req_end(req *r, Aiod__ServerMessage__BodyCase body_case, void *body) {
 }
 
 void req_end_error(req *r, Aiod__ErrorCode code, const char *fmt, ...) {
-    char msg[1024];
+    char msg[LIMIT_MESSAGE];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
