@@ -121,6 +121,8 @@ void call_gather_message(Aiod__Gather *g, Aiod__ClientMessage *m, Aiod__GatherIt
     g->items = items;
     g->n_items = n;
     g->return_exceptions = !!(flags & AIOC_GATHER_RETURN_EXCEPTIONS);
+    /* The task ids at once (aioc_request_task_ids, cancelling early). */
+    g->started = true;
     g->timeout = timeout > 0 ? timeout : 0;
     g->cancel_on_timeout = true;
     g->follow = !!(flags & AIOC_GATHER_FOLLOW);

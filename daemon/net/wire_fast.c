@@ -37,6 +37,7 @@ enum {
     FIELD_GATHER_TIMEOUT = 3,           /* double */
     FIELD_GATHER_CANCEL_ON_TIMEOUT = 4, /* bool */
     FIELD_GATHER_FOLLOW = 5,            /* bool */
+    FIELD_GATHER_STARTED = 6,           /* bool */
 };
 
 /* decode GatherItem; generic: none */
@@ -275,6 +276,10 @@ static bool decode_gather(cur c, ProtobufCAllocator *a, Aiod__Gather *g) {
             break;
         case KEY(FIELD_GATHER_CANCEL_ON_TIMEOUT, WT_VARINT):
             if (!get_bool_once(&c, &seen, FIELD_GATHER_CANCEL_ON_TIMEOUT, &g->cancel_on_timeout))
+                return false;
+            break;
+        case KEY(FIELD_GATHER_STARTED, WT_VARINT):
+            if (!get_bool_once(&c, &seen, FIELD_GATHER_STARTED, &g->started))
                 return false;
             break;
         case KEY(FIELD_GATHER_FOLLOW, WT_VARINT):

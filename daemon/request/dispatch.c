@@ -289,8 +289,9 @@ static void refuse_gather(wait_req *w, const Aiod__Gather *g, size_t made, uint6
     free(ids);
 }
 
-/* Sends Started: every id at once, so that the client can cancel any of
- * them. False (nothing sent) when it would exceed max_frame. */
+/* Sends Started (asked for by Gather.started): every id at once, so that
+ * the client can cancel any of them. False (nothing sent) when it would
+ * exceed max_frame. */
 static bool send_started(req *r, const uint64_t *ids, size_t n) {
     size_t size = encode_started_size(r->id, ids, n);
     if (size > cfg.max_frame)
@@ -326,7 +327,7 @@ static void handle_gather(session *s, req *r, Aiod__Gather *g) {
         }
         ids[i] = ts[i]->id;
     }
-    if (!send_started(r, ids, g->n_items)) {
+    if (g->started && !send_started(r, ids, g->n_items)) {
         /* Its reply would not fit either. */
         refuse_gather(w, g, g->n_items, ids);
         req_end_error(r, ERR(ERROR_LIMIT),

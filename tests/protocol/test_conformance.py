@@ -156,6 +156,7 @@ class Stream:
         self.frames = []
         self.done = False
         self.opened = False  # Submit: Submitted seen; Gather: Started seen
+        self.want_started = False  # Gather: asked for Started
 
 
 class Client:
@@ -202,6 +203,7 @@ class Client:
         msg = pb.ClientMessage(request_id=rid, **{kind: body})
         if rid != 0:
             self.streams[rid] = Stream(kind, follow, new_tasks)
+            self.streams[rid].want_started = kind == "gather" and body.started
         self.send_bytes(frame(msg.SerializeToString()))
         return rid
 
@@ -331,12 +333,14 @@ class Client:
             if first and body == "error":
                 s.done = True  # refused: an Error alone
                 return
-            if first and body != "started" and not s.opened:
+            if first and body != "started" and not s.opened and s.want_started:
                 self.violation("a Gather that was accepted must first send Started", m, new=True)
                 s.opened = True
             if body == "started":
                 if not first:
                     self.violation("Started only as the first frame of a Gather", m)
+                if not s.want_started:
+                    self.violation("Started for a Gather that did not ask for it", m)
                 s.opened = True
             elif body == "output":
                 if not s.follow:
@@ -596,13 +600,15 @@ class Fifo:
         check(done, "no task opened the pipe %s within %.0f s" % (self.path, TIMEOUT))
 
 
-def gather(c, items, follow=False, return_exceptions=False, timeout=0.0, cancel=False):
-    """Sends a Gather; returns its request id."""
+def gather(c, items, follow=False, return_exceptions=False, timeout=0.0, cancel=False,
+           started=True):
+    """Sends a Gather (asking for Started unless told not to); returns its
+    request id."""
     gi = [pb.GatherItem(task_id=i) if isinstance(i, int) else pb.GatherItem(call=i)
           for i in items]
     return c.send("gather", pb.Gather(items=gi, follow=follow,
                                       return_exceptions=return_exceptions, timeout=timeout,
-                                      cancel_on_timeout=cancel),
+                                      cancel_on_timeout=cancel, started=started),
                   follow=follow, new_tasks=sum(1 for i in items if not isinstance(i, int)))
 
 
@@ -1110,6 +1116,16 @@ def gather_sends_started_first():
     out = expect(frames[-1], "outcomes", "Gather reply").outcomes
     eq([o.task_id for o in out], ids, "Outcomes in argument order match Started")
     eq([o.result for o in out], [v("a"), v("old"), v("b")], "gather results in argument order")
+
+
+@check_fn
+def gather_without_started_flag_sends_no_started():
+    d = t.shared()
+    c = t.connect(d)
+    rid = gather(c, [call("demo.echo", "a")], follow=True, started=False)
+    frames = c.frames(rid)
+    eq([f.WhichOneof("body") for f in frames], ["output_end", "outcomes"],
+       "a followed Gather without `started`: OutputEnd then Outcomes, no Started")
 
 
 @check_fn
