@@ -93,6 +93,14 @@ int cli_help(const char *text);
 /* Parses a task id (digits, nonzero). 0 or -EINVAL. */
 int cli_parse_id(const char *s, uint64_t *ret);
 
+/* The operands from optind on as task ids, at least one: into *ret_ids (a
+ * new array, the caller frees it) and *ret_n. With `one`, exactly one.
+ * EXIT_OK, or the exit code of the usage error printed. */
+int cli_task_ids(int argc, char **argv, bool one, uint64_t **ret_ids, size_t *ret_n);
+
+/* The one task id operand. EXIT_OK, or the usage error's exit code. */
+int cli_one_task_id(int argc, char **argv, uint64_t *ret);
+
 /* Parses the value of the timeout option cli_getopt just returned, in
  * seconds (finite, >= 0). EXIT_OK, or EXIT_USAGE after telling the user
  * what is wrong (naming the option as typed). */

@@ -26,17 +26,11 @@ int cmd_cancel(cli *c, int argc, char **argv) {
         return cli_help(cancel_help);
     if (opt == 0)
         return code;
-    if (optind >= argc)
-        return cli_usage(argv[0], "missing task ID");
-
-    size_t n = (size_t)(argc - optind);
-    _cleanup_free_ uint64_t *ids = alloc_calloc(n, sizeof(*ids));
-    if (!ids)
-        return cli_fail(c, "cancel", -ENOMEM);
-    for (size_t i = 0; i < n; i++)
-        if (cli_parse_id(argv[optind + (int)i], &ids[i]) < 0)
-            return cli_usage(argv[0], "'%s' is not a task id (a positive number)",
-                             argv[optind + (int)i]);
+    _cleanup_free_ uint64_t *ids = NULL;
+    size_t n = 0;
+    code = cli_task_ids(argc, argv, false, &ids, &n);
+    if (code != EXIT_OK)
+        return code;
 
     code = cli_connect(c);
     if (code != EXIT_OK)

@@ -232,12 +232,9 @@ int cmd_show(cli *c, int argc, char **argv) {
         return cli_help(show_help);
     if (opt == 0)
         return code;
-    if (optind >= argc)
-        return cli_usage(argv[0], "missing task ID");
-    if (optind + 1 < argc)
-        return cli_usage(argv[0], "one task ID only");
-    if (cli_parse_id(argv[optind], &id) < 0)
-        return cli_usage(argv[0], "'%s' is not a task id (a positive number)", argv[optind]);
+    code = cli_one_task_id(argc, argv, &id);
+    if (code != EXIT_OK)
+        return code;
 
     code = cli_connect(c);
     if (code != EXIT_OK)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "cli.h"
 #include "macro.h"
 #include "print.h"
@@ -194,6 +195,38 @@ int cli_fail(cli *c, const char *what, int r) {
 
 int cli_fail_run(cli *c, const char *what, int r) {
     return fail(c, what, r, true);
+}
+
+int cli_task_ids(int argc, char **argv, bool one, uint64_t **ret_ids, size_t *ret_n) {
+    if (optind >= argc)
+        return cli_usage(argv[0], "missing task ID");
+    if (one && optind + 1 < argc)
+        return cli_usage(argv[0], "one task ID only");
+    size_t n = (size_t)(argc - optind);
+    uint64_t *ids = alloc_calloc(n, sizeof(*ids));
+    if (!ids) {
+        fprintf(stderr, "aioctl: out of memory\n");
+        return EXIT_FAILURE;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (cli_parse_id(argv[optind + (int)i], &ids[i]) < 0) {
+            free(ids);
+            return cli_usage(argv[0], "'%s' is not a task id (a positive number)",
+                             argv[optind + (int)i]);
+        }
+    *ret_ids = ids;
+    *ret_n = n;
+    return EXIT_OK;
+}
+
+int cli_one_task_id(int argc, char **argv, uint64_t *ret) {
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    int code = cli_task_ids(argc, argv, true, &ids, &n);
+    if (code == EXIT_OK)
+        *ret = ids[0];
+    free(ids);
+    return code;
 }
 
 int cli_parse_id(const char *s, uint64_t *ret) {
