@@ -1,0 +1,139 @@
+/*
+ * UTF-8 validation, cutting and replacement (utf8.h).
+ */
+#include "base/utf8.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "alloc.h"
+
+/*
+ * Decodes the character at p[0..len) (len >= 1). Returns its length (1 to 4)
+ * when it is well formed; else 0, with *ret_bad the length of the maximal
+ * ill-formed subpart there (1 to 3): the lead byte and the continuation bytes
+ * that could still have been part of a valid character.
+ */
+static size_t decode(const unsigned char *p, size_t len, size_t *ret_bad) {
+    unsigned char c = p[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong below */
+        else if (c == 0xED)
+            hi = 0x9F; /* surrogates above */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0)
+            lo = 0x90; /* overlong below */
+        else if (c == 0xF4)
+            hi = 0x8F; /* past U+10FFFF above */
+    } else {
+        *ret_bad = 1;
+        return 0;
+    }
+    size_t i = 1;
+    for (; i < n && i < len; i++) {
+        unsigned char b = p[i];
+        if (i == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF))
+            break;
+    }
+    if (i == n)
+        return n;
+    *ret_bad = i;
+    return 0;
+}
+
+size_t utf8_char_len(const char *s, size_t len) {
+    size_t bad;
+    return len ? decode((const unsigned char *)s, len, &bad) : 0;
+}
+
+size_t utf8_valid_prefix(const char *s, size_t len) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, bad;
+    while (i < len) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n = decode(p + i, len - i, &bad);
+        if (!n)
+            break;
+        i += n;
+    }
+    return i;
+}
+
+bool utf8_valid_text(const char *s, size_t len) {
+    return utf8_valid_prefix(s, len) == len && !memchr(s, '\0', len);
+}
+
+size_t utf8_cut(const char *s, size_t len, size_t max) {
+    if (len <= max)
+        return len;
+    size_t n = max;
+    /* s[n] is the first byte left out: step back while it continues a
+     * character that started before it. */
+    for (unsigned back = 0; n > 0 && back < 3 && ((unsigned char)s[n] & 0xC0) == 0x80; back++)
+        n--;
+    if (((unsigned char)s[n] & 0xC0) == 0x80)
+        return max; /* not UTF-8 there anyway: nothing to keep whole */
+    return n;
+}
+
+size_t utf8_sanitize_into(char *dst, size_t size, const char *s, size_t len) {
+    if (size == 0)
+        return 0;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t in = 0, out = 0, room = size - 1, bad;
+    while (in < len) {
+        const char *src;
+        size_t n = 0, take;
+        if (p[in] != 0 && p[in] < 0x80) {
+            n = 1;
+        } else if (p[in] != 0) {
+            n = decode(p + in, len - in, &bad);
+        } else
+            bad = 1;
+        if (n) {
+            src = s + in;
+            take = n;
+        } else {
+            src = UTF8_REPLACEMENT;
+            take = 3;
+            n = bad;
+        }
+        if (take > room - out)
+            break;
+        memcpy(dst + out, src, take);
+        out += take;
+        in += n;
+    }
+    dst[out] = '\0';
+    return out;
+}
+
+char *utf8_sanitize(const char *s, size_t len, size_t max, size_t *ret_len) {
+    /* Each input byte yields at most 3 output bytes. */
+    size_t cap = len > (SIZE_MAX - 1) / 3 ? SIZE_MAX - 1 : 3 * len;
+    if (cap > max)
+        cap = max;
+    /* Most text is valid already: then the copy is only as long as needed. */
+    size_t prefix = utf8_valid_prefix(s, len);
+    if (prefix == len && !memchr(s, '\0', len) && len <= cap)
+        cap = len;
+    char *d = alloc_malloc(cap + 1);
+    if (!d)
+        return NULL;
+    size_t n = utf8_sanitize_into(d, cap + 1, s, len);
+    if (ret_len)
+        *ret_len = n;
+    return d;
+}
