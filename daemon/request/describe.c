@@ -33,22 +33,47 @@ static size_t cut_for_ellipsis(const char *buf, size_t len) {
     return end;
 }
 
+/* Appends one argument: a string as it is, another value as JSON. */
+static bool append_value(char *buf, size_t *len, const Aiod__Value *v, bool *cut) {
+    if (!append(buf, len, " ", 1, cut))
+        return false;
+    if (v && v->kind_case == AIOD__VALUE__KIND_STRING_VALUE)
+        return append(buf, len, v->string_value, strlen(v->string_value), cut);
+    char *json = pbvalue_to_json(v);
+    bool more = append(buf, len, json ? json : "?", json ? strlen(json) : 1, cut);
+    free(json);
+    return more;
+}
+
+/* How many arguments to show: trailing ones equal to their parameter's
+ * default were most likely not given, and would only be noise. */
+static uint32_t shown_args(const task *t) {
+    uint32_t n = t->argc;
+    while (n > 0 && n <= t->fn->sig.n_params && t->fn->params[n - 1].default_value &&
+           pbvalue_equal(t->argv[n - 1], t->fn->params[n - 1].default_value))
+        n--;
+    return n;
+}
+
 void describe_call(const task *t, char *buf) {
     size_t len = 0;
     bool cut = false;
     const char *fn = t->fn->full_name;
     append(buf, &len, fn, strlen(fn), &cut);
-    for (uint32_t i = 0; i < t->argc && !cut; i++) {
+    uint32_t n = shown_args(t);
+    for (uint32_t i = 0; i < n && !cut; i++) {
         const Aiod__Value *v = t->argv[i];
-        if (!append(buf, &len, " ", 1, &cut))
-            break;
-        if (v && v->kind_case == AIOD__VALUE__KIND_STRING_VALUE) {
-            append(buf, &len, v->string_value, strlen(v->string_value), &cut);
+        /* A rest parameter's list reads as the words it was given:
+         * `proc.exec sleep 30`, not `proc.exec sleep ["30"]`. */
+        bool rest = i < t->fn->sig.n_params && (t->fn->params[i].type & VALUE_REST) && v &&
+                    v->kind_case == AIOD__VALUE__KIND_LIST_VALUE;
+        if (!rest) {
+            append_value(buf, &len, v, &cut);
             continue;
         }
-        char *json = pbvalue_to_json(v);
-        append(buf, &len, json ? json : "?", json ? strlen(json) : 1, &cut);
-        free(json);
+        for (size_t k = 0; k < v->list_value->n_items; k++)
+            if (!append_value(buf, &len, v->list_value->items[k], &cut))
+                break;
     }
     if (cut) {
         len = cut_for_ellipsis(buf, len);

@@ -24,7 +24,8 @@ void describe_task(const task *t, Aiod__TaskInfo *ti, char *call_text, Aiod__Out
                    bool detail);
 
 /* The call of `t` as one line: the function and its arguments (strings as
- * they are, other values as JSON), cut at a UTF-8 character boundary to at
+ * they are, other values as JSON; a rest parameter's list as its items;
+ * trailing arguments equal to their defaults left out), cut at a UTF-8 character boundary to at
  * most CALL_TEXT_MAX bytes, ending in "…" when cut. `buf` has
  * CALL_TEXT_MAX + 1 bytes. */
 void describe_call(const task *t, char *buf);
