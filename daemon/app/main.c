@@ -49,6 +49,7 @@
 #include "request/serve.h"
 #include "system/identity.h"
 #include "system/sd.h"
+#include "system/stall.h"
 #include "net/server.h"
 #include "core/task.h"
 #include "net/wire.h"
@@ -69,6 +70,8 @@ static bool stopping;
 static bool check_config;
 /* The settings file (or a flag) is invalid. */
 static bool bad_settings;
+/* --stall-warning-ms: a loop held this long is reported while held; 0: off. */
+static uint32_t stall_warning_ms = LIMIT_STALL_WARNING_MS;
 
 static void help(void) {
     printf("Usage: aiod [OPTION]...\n"
@@ -97,13 +100,16 @@ static void help(void) {
            "      --retain-seconds S     how long results are kept (default %u)\n"
            "      --shutdown-grace S     time tasks get to end on SIGTERM (default %u)\n"
            "      --stack-size BYTES     coroutine stack size (default %u)\n"
+           "      --stall-warning-ms MS  report an event loop held this long while it is\n"
+           "                             held (default %u; 0: off)\n"
            "  -h, --help                 show this help\n"
            "\n"
            "SIGHUP (or 'aioctl reload') re-reads the settings and the plugin directories.\n"
            "      --version              show the version\n",
            AIOD_CONFIG_FILE, AIOD_PLUGIN_DIR, LIMIT_MAX_WRITE_QUEUE, LIMIT_MAX_FRAME,
            LIMIT_MAX_IN_FLIGHT, LIMIT_MAX_CONNECTIONS, LIMIT_MAX_TASKS, LIMIT_MAX_OUTPUT_LINES,
-           LIMIT_RETAIN_COUNT, LIMIT_RETAIN_SECONDS, LIMIT_SHUTDOWN_GRACE, LIMIT_STACK_SIZE);
+           LIMIT_RETAIN_COUNT, LIMIT_RETAIN_SECONDS, LIMIT_SHUTDOWN_GRACE, LIMIT_STACK_SIZE,
+           LIMIT_STALL_WARNING_MS);
 }
 
 /* A flag that sets a settings-file key. */
@@ -134,6 +140,7 @@ enum {
     OPT_MAX_WRITE_QUEUE,
     OPT_STATE_DIR,
     OPT_LOG_OUTCOMES,
+    OPT_STALL_WARNING,
 };
 
 /* Exit status for invalid settings at start (sysexits' EX_CONFIG): the unit
@@ -176,6 +183,7 @@ static int parse_argv(int argc, char **argv) {
         {"stack-size", required_argument, NULL, OPT_STACK},
         {"state-dir", required_argument, NULL, OPT_STATE_DIR},
         {"log-outcomes", required_argument, NULL, OPT_LOG_OUTCOMES},
+        {"stall-warning-ms", required_argument, NULL, OPT_STALL_WARNING},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {},
@@ -225,6 +233,20 @@ static int parse_argv(int argc, char **argv) {
         case OPT_CHECK_CONFIG:
             check_config = true;
             break;
+        case OPT_STALL_WARNING: {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-' || v > UINT32_MAX) {
+                fprintf(stderr,
+                        "aiod: --stall-warning-ms: '%s' is not a number of "
+                        "milliseconds (0 turns the detector off)\n",
+                        optarg);
+                return -EINVAL;
+            }
+            stall_warning_ms = (uint32_t)v;
+            break;
+        }
         case OPT_NO_DEFAULT:
             r = set("--no-default-plugins", "default_plugins", "no");
             break;
@@ -347,12 +369,40 @@ static void on_signal(uv_signal_t *h, int signum) {
     uv_timer_start(&shutdown_timer, on_shutdown_tick, 0, 10);
 }
 
-static void raise_fd_limit(void) {
+/*
+ * Raises the soft open-file limit to the hard one, then makes max_connections
+ * fit in it: LIMIT_FD_RESERVE descriptors and a quarter of the limit stay for
+ * the daemon itself and what its tasks open, the rest may be connections.
+ * If max_connections asks for more, it is lowered (and said so); the
+ * listener also refuses connections over that room after a reload that
+ * raises max_connections again (server_set_fd_cap).
+ */
+static void fit_fd_limit(void) {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            log_warning_errno(-errno, "cannot raise the open-file limit to %llu, ignoring",
+                              (unsigned long long)want);
+        getrlimit(RLIMIT_NOFILE, &rl);
     }
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return;
+    unsigned long long nofile = (unsigned long long)rl.rlim_cur;
+    unsigned long long reserve = LIMIT_FD_RESERVE + nofile / LIMIT_FD_RESERVE_DIVISOR;
+    unsigned long long room = nofile > reserve ? nofile - reserve : 0;
+    unsigned cap = room > UINT32_MAX ? UINT32_MAX : room < 1 ? 1 : (unsigned)room;
+    server_set_fd_cap(cap, nofile);
+    if (cfg.max_connections <= cap)
+        return;
+    log_warning("max_connections is %u, but the open-file limit (RLIMIT_NOFILE) is %llu and "
+                "%llu descriptors are kept for the daemon and its tasks: max_connections "
+                "lowered to %u (raise LimitNOFILE= or ulimit -n to allow more)",
+                cfg.max_connections, nofile, reserve, cap);
+    cfg.max_connections = cap;
 }
 
 /* Nothing the daemon starts may read its memory or keep its privileges:
@@ -433,7 +483,7 @@ int main(int argc, char **argv) {
     if (r < 0)
         log_warning_errno(r, "cannot install the crash handler, ignoring");
     signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit();
+    fit_fd_limit();
     coro_configure(cfg.stack_size);
 
     loop = uv_default_loop();
@@ -442,8 +492,16 @@ int main(int argc, char **argv) {
     dispatch_set_reload_handler(reload_handle);
     /* Replies of the tasks that just ran leave in the same loop iteration. */
     if (task_table_init(loop) < 0 || sched_init(loop) < 0 ||
-        run_init(loop, api_table(), conn_flush_all) < 0 ||
-        conn_init(loop, session_handlers()) < 0 || plugin_registry_init(api_table()) < 0) {
+        run_init(loop, api_table(), conn_flush_all) < 0) {
+        log_error("out of memory at start-up");
+        goto out;
+    }
+    /* Between the two on purpose: libuv runs the prepare and check handles
+     * started last first, so the detector's check (the loop runs again)
+     * comes before the drain of run.c, and its prepare (the loop is about to
+     * wait) after the flush of conn.c. */
+    stall_start(loop, stall_warning_ms);
+    if (conn_init(loop, session_handlers()) < 0 || plugin_registry_init(api_table()) < 0) {
         log_error("out of memory at start-up");
         goto out;
     }
@@ -475,6 +533,7 @@ int main(int argc, char **argv) {
     log_info("stopped");
 
 out:
+    stall_stop();
     server_stop();
     conn_abort_all();
     run_done();

@@ -204,4 +204,35 @@
 /* Plugin directories searched, the built-in one included. */
 #define LIMIT_PLUGIN_DIRS 64u
 
+/* The stall detector (system/stall.c): its thread looks at the loop's
+ * heartbeat this often, so a stall is reported at most this late after it
+ * passes stall_warning_ms. Ten looks a second cost nothing measurable. */
+#define LIMIT_STALL_CHECK_MS 100u
+
+/* Default of the setting stall_warning_ms (flag --stall-warning-ms): a loop
+ * held this long by one task step, one request or anything else is
+ * reported while it is still held. A second is ten times the slow-step
+ * warning (LIMIT_SLOW_STEP_MS) and far below systemd's WatchdogSec=30s, so
+ * the report comes long before the watchdog kills the daemon. */
+#define LIMIT_STALL_WARNING_MS 1000u
+
+/* Open files kept back from connections when max_connections is reconciled
+ * with RLIMIT_NOFILE at start (app/main.c): this many for the daemon itself
+ * (standard streams, the loop's epoll, signal and async descriptors, the
+ * journal, the state directory, the listening socket and its reserve,
+ * plugins being loaded, the thread pool's name lookups), plus a quarter of
+ * the limit for what tasks open (child processes' pipes, sockets). The
+ * rest is the most connections the daemon accepts. */
+#define LIMIT_FD_RESERVE 32u
+#define LIMIT_FD_RESERVE_DIVISOR 4u
+
+/* When no descriptor is left even to refuse a connection with (net/
+ * server.c), accepting stops and is tried again after this long, so that
+ * a listening socket that stays readable cannot spin the loop. */
+#define LIMIT_ACCEPT_RETRY_MS 100u
+
+/* Connections refused for want of descriptors are logged as one line with
+ * their count at most this often. */
+#define LIMIT_ACCEPT_REPORT_MS 1000u
+
 #endif

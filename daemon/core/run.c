@@ -23,6 +23,7 @@
 #include "macro.h"
 #include "system/log.h"
 #include "system/policy.h"
+#include "system/stall.h"
 
 static uv_check_t check_handle;
 static const struct aiod_api *api;
@@ -148,8 +149,12 @@ static void on_check(uv_check_t *h) {
     size_t n = sched_ready_count();
     task *t;
     while (n-- > 0 && (t = sched_take_ready())) {
-        if (!task_finished(t))
+        if (!task_finished(t)) {
+            /* The stall detector names the task while its step holds the loop. */
+            stall_enter_task(t->id, t->fn->full_name);
             step(t);
+            stall_leave();
+        }
         if (task_finished(t))
             task_settle(t); /* if it finished while queued */
         task_unref(t);

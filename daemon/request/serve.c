@@ -14,6 +14,7 @@
 #include "request/session.h"
 #include "request/waiting.h"
 #include "system/log.h"
+#include "system/stall.h"
 
 static void on_identity(void *data, const gid_t *groups, size_t n) {
     session *s = data;
@@ -58,7 +59,11 @@ static int on_opened(conn *c) {
 }
 
 static void on_frame(conn *c, const uint8_t *payload, size_t len) {
+    /* The stall detector names the connection while its request holds the
+     * loop (a frame's checks can take long before any task exists). */
+    stall_enter_request(c->serial, c->uid);
     dispatch_frame(session_of(c), payload, len);
+    stall_leave();
 }
 
 static void on_closing(conn *c) {

@@ -4,12 +4,18 @@ per connection (backpressure, then everything answered), connections,
 tasks, the output buffer, retained results, nesting of values and of
 messages, result size, and a client that does not read its replies.
 
+Open files: max_connections reconciled with RLIMIT_NOFILE at start, and
+clients refused with ERROR_LIMIT (and counted in the log) when the daemon
+has no descriptor left.
+
 Per-uid limits and the call rules need other users: see test_policy.py.
 Garbage, oversized headers and the hello rules: see test_bad_input.py."""
 
 import json
 import os
+import re
 import struct
+import sys
 import threading
 import time
 
@@ -218,6 +224,91 @@ def connections_total():
         finally:
             for c in clients:
                 c.close()
+
+
+# ---------------------------------------------------------------- open files
+
+
+class LimitedDaemon(harness.Daemon):
+    """A daemon started under RLIMIT_NOFILE `nofile` (soft and hard, so that
+    its raising the soft limit to the hard one changes nothing)."""
+
+    nofile = 64
+
+    def argv(self):
+        setlimit = ("import os, resource, sys; n = int(sys.argv[1]); "
+                    "resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)); "
+                    "os.execv(sys.argv[2], sys.argv[2:])")
+        return [sys.executable, "-c", setlimit, str(self.nofile)] + super().argv()
+
+
+def hello_or_refusal(c, part, what):
+    """Says hello on `c`: "served", "refused" (an ERROR_LIMIT naming `part`,
+    then the close) or "closed" (closed without a word)."""
+    c.send_frame(msg_hello(1, 1))
+    rep = c.recv()
+    if rep is None:
+        return "closed"
+    if rep.kind == SM_HELLO:
+        return "served"
+    expect_error(rep, ERROR_LIMIT, part, what)
+    t.eq(rep.request_id, 0, "%s: the refusal is tied to no request" % what)
+    t.check(c.recv() is None, "%s: the connection closes after the refusal" % what)
+    return "refused"
+
+
+@t.test
+def open_files():
+    plugins = harness.test_plugin_dir(t, "fdhog")
+    d = LimitedDaemon(t, t.tmpdir(), plugin_dir=plugins).start()
+    with d:
+        # At start: 64 descriptors cannot hold 1024 connections; the log
+        # names both numbers and the max_connections the daemon uses.
+        line = d.wait_log("max_connections lowered to", 10)
+        t.contains(line, "max_connections is 1024", "the start-up warning")
+        t.contains(line, "RLIMIT_NOFILE) is 64", "the start-up warning")
+        cap = int(re.search(r"lowered to (\d+)", line).group(1))
+        t.between(cap, 1, 64, "connections allowed under 64 descriptors")
+
+        # Over that number, clients are refused by name, never dropped.
+        clients = [d.raw() for _ in range(cap + 8)]
+        try:
+            served = [hello_or_refusal(c, "RLIMIT_NOFILE 64", "connection %d" % i)
+                      for i, c in enumerate(clients)]
+            t.eq(served.count("served"), cap, "connections served under RLIMIT_NOFILE 64")
+            t.check(served.count("refused") > 0, "over-cap clients are told why: %r" % served)
+        finally:
+            for c in clients:
+                c.close()
+        d.wait_log("over the %d that RLIMIT_NOFILE 64 leaves room for" % cap, 10)
+
+        # A task takes every descriptor left: new clients get ERROR_LIMIT
+        # through the reserve descriptor, and the log counts them.
+        hog = d.aioctl_bg("run", "fdhog.hog", "120")
+        try:
+            _, first = hog.next_line(30)
+            t.contains(first, "(EMFILE)", "the hog took every descriptor")
+            got = []
+            for i in range(20):
+                with d.raw() as c:
+                    got.append(hello_or_refusal(c, "too many open files", "starved client %d" % i))
+            t.eq(got.count("served"), 0, "starved clients served: %r" % got)
+            t.check(got.count("refused") > 0, "starved clients are told why: %r" % got)
+            line = d.wait_log("for want of file descriptors", 10)
+            n = int(re.search(r"refused (\d+) connections? for want", line).group(1))
+            t.between(n, 1, 21, "refusals counted in the first report line")
+            d.assert_alive()
+        finally:
+            hog.kill()  # its connection goes, the task is cancelled
+        hog.wait(30)
+        d.wait_log("fdhog.hog (uid", 30)  # the cancelled outcome: descriptors closed
+
+        # A well-behaved client is served again.
+        with d.raw() as c:
+            hello(c)
+        r = d.aioctl("run", "fdhog.hog", "0")
+        t.eq(r.rc, 0, "a task after the starvation", r)
+        t.check(int(r.lines[-1]) > 0, "the hog saw EMFILE again", r)
 
 
 # ---------------------------------------------------------------- tasks

@@ -33,3 +33,6 @@ aiod_test_plugin(proctest proctest.c ${PROJECT_SOURCE_DIR}/daemon/include)
 # sockecho: drives the socket api (test_net.py).
 aiod_test_plugin(sockecho sockecho.c ${PROJECT_SOURCE_DIR}/daemon/include)
 list(APPEND AIOD_TEST_PLUGINS testplugin_sockecho)
+# fdhog: takes every free descriptor of the daemon (test_limits.py).
+aiod_test_plugin(fdhog fdhog.c ${PROJECT_SOURCE_DIR}/daemon/include)
+list(APPEND AIOD_TEST_PLUGINS testplugin_fdhog)

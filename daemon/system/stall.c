@@ -1,0 +1,342 @@
+/*
+ * The stall detector (stall.h).
+ *
+ * The loop's thread publishes what it does in `doing`, a seqlock of atomics:
+ * each change makes `seq` odd, writes the fields, makes it even again. The
+ * detector's thread wakes every LIMIT_STALL_CHECK_MS, reads a consistent
+ * copy (retrying while `seq` is odd or moved meanwhile), and if the loop is
+ * not waiting and `seq` has not moved for the threshold, writes its line and
+ * posts the stall in `report`. The loop's next change sees the report and
+ * logs the whole length. Only atomics are shared, so ThreadSanitizer has
+ * nothing to say, and the detector never touches the loop's memory: a
+ * task's function name is copied into `doing.name` word by word.
+ */
+#include "system/stall.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-journal.h>
+
+#include "base/aiod_limits.h"
+#include "system/log.h"
+
+enum { DOING_WAITING, DOING_RUNNING, DOING_TASK, DOING_REQUEST };
+
+/* A function name is kept in this many 8-byte words: 47 bytes and a NUL. */
+#define NAME_WORDS 6
+#define NAME_SIZE (NAME_WORDS * 8)
+
+/* What the loop does now. Written by the loop's thread only. */
+static struct {
+    /* Odd while the fields change; grows by 2 with every change, so that it
+     * is also the heartbeat. */
+    _Atomic uint64_t seq;
+    _Atomic uint32_t kind;
+    /* When this began, in coarse monotonic milliseconds. */
+    _Atomic uint64_t since_ms;
+    /* The task id, or the connection's serial. */
+    _Atomic uint64_t id;
+    /* The requesting connection's uid. */
+    _Atomic uint32_t uid;
+    /* The task's function name, NUL-terminated. */
+    _Atomic uint64_t name[NAME_WORDS];
+} doing;
+
+/* A stall the detector has reported: `seq` is the heartbeat it saw (0: none
+ * outstanding). The detector writes `held_ms` and then `seq` (release) only
+ * while `seq` is 0; the loop's thread reads them and sets `seq` back to 0. */
+static struct {
+    _Atomic uint64_t seq;
+    _Atomic uint64_t held_ms;
+} report;
+
+/* A consistent copy of `doing`. */
+typedef struct snapshot {
+    uint64_t seq;
+    uint32_t kind;
+    uint64_t since_ms;
+    uint64_t id;
+    uint32_t uid;
+    char name[NAME_SIZE];
+} snapshot;
+
+/* The loop thread's own state. */
+static bool on;
+static uv_prepare_t prepare_handle;
+static uv_check_t check_handle;
+/* What the loop does when it is in no task and no request: waiting after
+ * the prepare phase, running after the check phase. */
+static uint32_t base_kind = DOING_RUNNING;
+/* Copies of what was last published, and when the change before began. */
+static uint64_t seq_now;
+static snapshot last;
+static uint64_t prev_since_ms;
+
+/* Set before the thread starts, read-only afterwards. */
+static uint32_t threshold_ms;
+static bool to_journal;
+static bool warnings_logged;
+
+static pthread_t thread;
+static bool thread_started;
+static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond;
+/* Guarded by `mutex`. */
+static bool stopping;
+
+static uint64_t coarse_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* "by task 12 (demo.spin)" and the like, for either thread's line. */
+static void describe(const snapshot *s, char *buf, size_t size) {
+    switch (s->kind) {
+    case DOING_TASK:
+        snprintf(buf, size, "by task %llu (%s)", (unsigned long long)s->id, s->name);
+        break;
+    case DOING_REQUEST:
+        snprintf(buf, size, "by a request from connection %llu (uid %u)", (unsigned long long)s->id,
+                 (unsigned)s->uid);
+        break;
+    default:
+        snprintf(buf, size, "outside any task");
+        break;
+    }
+}
+
+/* The loop moved on from a stall the detector reported: log its length.
+ * `now_ms` is when the loop moved. */
+static void report_end(uint64_t now_ms) {
+    uint64_t seq = atomic_exchange_explicit(&report.seq, 0, memory_order_acquire);
+    uint64_t seen = atomic_load_explicit(&report.held_ms, memory_order_relaxed);
+    char what[NAME_SIZE + 96];
+    if (seq == seq_now) {
+        describe(&last, what, sizeof(what));
+        log_warning("event loop held for %llu ms in all %s; it runs again",
+                    (unsigned long long)(now_ms - last.since_ms), what);
+    } else if (seq + 2 == seq_now) {
+        /* It ended at the change before this one. */
+        log_warning("event loop held for %llu ms in all; it runs again",
+                    (unsigned long long)(last.since_ms - prev_since_ms));
+    } else {
+        log_warning("event loop held for at least %llu ms; it runs again",
+                    (unsigned long long)seen);
+    }
+}
+
+/* Publishes what the loop does from now on. */
+static void publish(uint32_t kind, uint64_t id, uint32_t uid, const char *name) {
+    uint64_t t = coarse_ms();
+    if (atomic_load_explicit(&report.seq, memory_order_relaxed) != 0)
+        report_end(t);
+    char buf[NAME_SIZE] = {0};
+    if (name) {
+        size_t n = strnlen(name, NAME_SIZE - 1);
+        memcpy(buf, name, n);
+    }
+    uint64_t words[NAME_WORDS];
+    memcpy(words, buf, sizeof(words));
+
+    /* No fences (GCC refuses them under ThreadSanitizer): each field is
+     * stored with release, so none becomes visible before the odd `seq`. */
+    atomic_store_explicit(&doing.seq, seq_now + 1, memory_order_relaxed);
+    atomic_store_explicit(&doing.kind, kind, memory_order_release);
+    atomic_store_explicit(&doing.since_ms, t, memory_order_release);
+    atomic_store_explicit(&doing.id, id, memory_order_release);
+    atomic_store_explicit(&doing.uid, uid, memory_order_release);
+    for (int i = 0; i < NAME_WORDS; i++)
+        atomic_store_explicit(&doing.name[i], words[i], memory_order_release);
+    seq_now += 2;
+    atomic_store_explicit(&doing.seq, seq_now, memory_order_release);
+
+    prev_since_ms = last.since_ms;
+    last.seq = seq_now;
+    last.kind = kind;
+    last.since_ms = t;
+    last.id = id;
+    last.uid = uid;
+    memcpy(last.name, buf, sizeof(buf));
+}
+
+void stall_enter_task(uint64_t id, const char *function) {
+    if (on)
+        publish(DOING_TASK, id, 0, function);
+}
+
+void stall_enter_request(uint64_t serial, uid_t uid) {
+    if (on)
+        publish(DOING_REQUEST, serial, (uint32_t)uid, NULL);
+}
+
+void stall_leave(void) {
+    if (on)
+        publish(base_kind, 0, 0, NULL);
+}
+
+static void on_prepare(uv_prepare_t *h) {
+    (void)h;
+    base_kind = DOING_WAITING;
+    publish(DOING_WAITING, 0, 0, NULL);
+}
+
+static void on_check(uv_check_t *h) {
+    (void)h;
+    base_kind = DOING_RUNNING;
+    publish(DOING_RUNNING, 0, 0, NULL);
+}
+
+/* The detector's side: a consistent copy of `doing`, false if the loop kept
+ * changing it (then it is not stalled). */
+static bool read_doing(snapshot *s) {
+    for (int tries = 0; tries < 64; tries++) {
+        uint64_t seq = atomic_load_explicit(&doing.seq, memory_order_acquire);
+        if (seq & 1)
+            continue;
+        /* Each field loaded with acquire: the second look at `seq` cannot
+         * move before them. */
+        s->kind = atomic_load_explicit(&doing.kind, memory_order_acquire);
+        s->since_ms = atomic_load_explicit(&doing.since_ms, memory_order_acquire);
+        s->id = atomic_load_explicit(&doing.id, memory_order_acquire);
+        s->uid = atomic_load_explicit(&doing.uid, memory_order_acquire);
+        uint64_t words[NAME_WORDS];
+        for (int i = 0; i < NAME_WORDS; i++)
+            words[i] = atomic_load_explicit(&doing.name[i], memory_order_acquire);
+        if (atomic_load_explicit(&doing.seq, memory_order_relaxed) != seq)
+            continue;
+        memcpy(s->name, words, sizeof(words));
+        s->name[NAME_SIZE - 1] = '\0';
+        s->seq = seq;
+        return true;
+    }
+    return false;
+}
+
+/* The detector's line: one journal entry, or one write(2) to stderr in
+ * log.c's format, so that it never interleaves with the loop's lines. */
+static void say(const snapshot *s, uint64_t held) {
+    char what[NAME_SIZE + 96], msg[NAME_SIZE + 160];
+    describe(s, what, sizeof(what));
+    snprintf(msg, sizeof(msg), "event loop held for %llu ms %s (stall_warning_ms is %u)",
+             (unsigned long long)held, what, threshold_ms);
+    if (to_journal) {
+        int r;
+        if (s->kind == DOING_TASK)
+            r = sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", LOG_WARNING,
+                                "SYSLOG_IDENTIFIER=aiod", "TASK_ID=%llu", (unsigned long long)s->id,
+                                "FUNCTION=%s", s->name, NULL);
+        else
+            r = sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", LOG_WARNING,
+                                "SYSLOG_IDENTIFIER=aiod", NULL);
+        if (r >= 0)
+            return;
+    }
+    char line[sizeof(msg) + 64];
+    int n = snprintf(line, sizeof(line), "aiod[%d]: warning: %s\n", (int)getpid(), msg);
+    if (n > 0)
+        (void)!write(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+/* One look at the loop. `reported`: the heartbeat of the last stall
+ * reported, so that each stall is reported once. */
+static void look(uint64_t *reported) {
+    snapshot s;
+    if (!read_doing(&s) || s.kind == DOING_WAITING || s.seq == *reported)
+        return;
+    uint64_t now = coarse_ms();
+    uint64_t held = now > s.since_ms ? now - s.since_ms : 0;
+    if (held < threshold_ms || atomic_load_explicit(&report.seq, memory_order_acquire) != 0)
+        return;
+    *reported = s.seq;
+    if (warnings_logged)
+        say(&s, held);
+    atomic_store_explicit(&report.held_ms, held, memory_order_relaxed);
+    atomic_store_explicit(&report.seq, s.seq, memory_order_release);
+}
+
+static void *watch(void *arg) {
+    (void)arg;
+    uint64_t reported = 0;
+    pthread_mutex_lock(&mutex);
+    while (!stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += (long)LIMIT_STALL_CHECK_MS * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&cond, &mutex, &ts);
+        if (stopping)
+            break;
+        pthread_mutex_unlock(&mutex);
+        look(&reported);
+        pthread_mutex_lock(&mutex);
+    }
+    pthread_mutex_unlock(&mutex);
+    return NULL;
+}
+
+int stall_start(uv_loop_t *loop, uint32_t threshold) {
+    if (threshold == 0 || on)
+        return 0;
+    threshold_ms = threshold;
+    to_journal = log_to_journal();
+    warnings_logged = log_get_max_priority() >= LOG_WARNING;
+
+    pthread_condattr_t ca;
+    int r = pthread_condattr_init(&ca);
+    if (r == 0) {
+        r = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        if (r == 0)
+            r = pthread_cond_init(&cond, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    if (r != 0)
+        return log_warning_errno(-r, "cannot start the stall detector, running without it");
+
+    /* The first change: a loop that stalls before its first iteration is
+     * still seen, as running outside any task. */
+    on = true;
+    publish(DOING_RUNNING, 0, 0, NULL);
+    uv_prepare_init(loop, &prepare_handle);
+    uv_check_init(loop, &check_handle);
+    uv_prepare_start(&prepare_handle, on_prepare);
+    uv_check_start(&check_handle, on_check);
+    uv_unref((uv_handle_t *)&prepare_handle);
+    uv_unref((uv_handle_t *)&check_handle);
+
+    r = pthread_create(&thread, NULL, watch, NULL);
+    if (r != 0) {
+        stall_stop();
+        return log_warning_errno(-r, "cannot start the stall detector, running without it");
+    }
+    thread_started = true;
+    return 0;
+}
+
+void stall_stop(void) {
+    if (!on)
+        return;
+    if (thread_started) {
+        pthread_mutex_lock(&mutex);
+        stopping = true;
+        pthread_cond_signal(&cond);
+        pthread_mutex_unlock(&mutex);
+        pthread_join(thread, NULL);
+        thread_started = false;
+    }
+    pthread_cond_destroy(&cond);
+    on = false;
+    if (!uv_is_closing((uv_handle_t *)&prepare_handle))
+        uv_close((uv_handle_t *)&prepare_handle, NULL);
+    if (!uv_is_closing((uv_handle_t *)&check_handle))
+        uv_close((uv_handle_t *)&check_handle, NULL);
+}

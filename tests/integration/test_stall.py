@@ -1,0 +1,78 @@
+"""The stall detector: a loop held longer than stall_warning_ms is reported
+while it is still held, naming the task that holds it, from a thread of its
+own; when the loop runs again the whole length is logged. An idle loop (one
+waiting for events) is never a stall, and --stall-warning-ms 0 turns the
+detector off."""
+
+import re
+
+import harness
+
+t = harness.Suite(__file__)
+
+HELD = "event loop held for"
+
+
+def blocker(d_args=()):
+    return t.daemon(plugin_dir=harness.test_plugin_dir(t, "blocker"), extra_args=list(d_args))
+
+
+@t.test
+def task_that_never_yields():
+    with blocker() as d:
+        # blocker.block busy-waits 3 s without ever suspending.
+        run = d.aioctl_bg("run", "blocker.block", "3")
+        try:
+            line = d.wait_log(HELD, 30)
+            # Seen while still held: the client has had no reply yet.
+            t.check(run.proc.poll() is None,
+                    "the stall was reported only after the task ended: %r" % line)
+            m = re.search(r"held for (\d+) ms by task (\d+) \(blocker\.block\)", line)
+            t.check(m is not None, "the stall line names the task and its function: %r" % line)
+            t.between(int(m.group(1)), 1000, 3000, "milliseconds held when reported")
+            task_id = int(m.group(2))
+            r = run.wait(60)
+        finally:
+            run.kill()
+        t.eq((r.rc, r.lines), (0, ["3.0"]), "the blocking task's own result", r)
+        t.eq(d.task(task_id)["function"], "blocker.block", "the task named in the stall line")
+        # Once the loop runs again, the main thread logs the whole length.
+        end = d.wait_log("in all by task %d (blocker.block)" % task_id, 10)
+        total = int(re.search(r"held for (\d+) ms in all", end).group(1))
+        t.between(total, 2900, 60000, "the whole stall in milliseconds")
+        t.eq(d.log().count("by task %d (blocker.block) (stall_warning_ms" % task_id), 1,
+             "times the stall was reported while held")
+
+
+@t.test
+def idle_loop_is_no_stall():
+    # A low threshold: the loop waits 1.5 s for a sleeping task's timer,
+    # then for the client; none of that is a stall.
+    with blocker(["--stall-warning-ms", "200"]) as d:
+        r = d.aioctl("run", "blocker.hold", "1.5")
+        t.eq(r.rc, 0, "a task that suspends", r)
+        t.check(HELD not in d.log(), "an idle loop reported as stalled:\n%s" % d.log())
+        # The low threshold is in force: a short block is reported.
+        r = d.aioctl("run", "blocker.block", "0.6")
+        t.eq(r.rc, 0, "a short block", r)
+        d.wait_log("(stall_warning_ms is 200)", 10)
+
+
+@t.test
+def detector_off():
+    with blocker(["--stall-warning-ms", "0"]) as d:
+        r = d.aioctl("run", "blocker.block", "1.5")
+        t.eq(r.rc, 0, "a block with the detector off", r)
+        # The slow-step warning still comes, after the step; no stall line.
+        d.wait_log("held the event loop for", 10)
+        t.check(HELD not in d.log(), "a stall reported with the detector off:\n%s" % d.log())
+
+
+@t.test
+def bad_flag():
+    r = harness.run([t.aiod, "--stall-warning-ms", "soon"])
+    t.eq(r.rc, 2, "exit status of a bad --stall-warning-ms", r)
+    t.contains(r.err, "--stall-warning-ms", "the error names the flag", r)
+
+
+t.main()
