@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "base/aiod_limits.h"
@@ -476,24 +477,15 @@ int conn_start_reading(conn *c) {
     return r;
 }
 
-int conn_accept(uv_stream_t *server) {
-    conn *c = conn_alloc(server->loop);
-    if (!c)
-        return -ENOMEM;
-    int r = uv_accept(server, (uv_stream_t *)&c->pipe);
-    if (r < 0) {
-        conn_close(c);
-        return r;
-    }
-    return conn_start(c);
-}
-
 int conn_open_fd(uv_loop_t *loop, int fd) {
     conn *c = conn_alloc(loop);
-    if (!c)
+    if (!c) {
+        close(fd);
         return -ENOMEM;
+    }
     int r = uv_pipe_open(&c->pipe, fd);
     if (r < 0) {
+        close(fd); /* not the pipe's yet: closing it does not close fd */
         conn_close(c);
         return r;
     }

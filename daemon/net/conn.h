@@ -86,11 +86,10 @@ int conn_init(uv_loop_t *loop, const conn_handlers *h);
 int conn_start_reading(conn *c);
 void conn_done(void);
 
-/* Accepts a new connection from `server`. 0 or a negative errno. */
-int conn_accept(uv_stream_t *server);
-
-/* Serves a connected stream socket `fd` (taken) as a connection: used by
- * tests and the connection fuzzer with one end of a socketpair. */
+/* Serves a connected stream socket `fd` as a connection: the listener's
+ * accepted clients, and the connection fuzzer's end of a socketpair. The
+ * descriptor is taken, also on failure (then it is closed, or the refused
+ * connection closes it). 0 or a negative errno. */
 int conn_open_fd(uv_loop_t *loop, int fd);
 
 /* Writes what every connection has queued and resumes reading where

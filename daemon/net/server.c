@@ -234,10 +234,7 @@ static void refuse_over_cap(int fd) {
 }
 
 static void serve(int fd) {
-    unsigned before = conn_count();
-    int r = conn_open_fd(loop, fd);
-    if (r < 0 && conn_count() == before)
-        close(fd); /* no connection was made: the descriptor is still ours */
+    int r = conn_open_fd(loop, fd); /* takes fd, also on failure */
     if (r < 0 && r != -EMFILE && r != -EPERM)
         log_warning_errno(r, "cannot set up a new connection, ignoring");
 }

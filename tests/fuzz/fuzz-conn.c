@@ -109,8 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     data += 2;
     size -= 2;
     fcntl(sv[1], F_SETFL, O_NONBLOCK);
-    if (conn_open_fd(&loop, sv[0]) < 0) {
-        close(sv[0]);
+    if (conn_open_fd(&loop, sv[0]) < 0) { /* sv[0] is taken either way */
         close(sv[1]);
         return 0;
     }
