@@ -168,6 +168,15 @@ int pbvalue_map_set(Aiod__Value *map, const char *key, Aiod__Value *item) {
     return map_append(m, key, item);
 }
 
+int pbvalue_map_append(Aiod__Value *map, const char *key, Aiod__Value *item) {
+    if (!map || !key || !item || map->kind_case != AIOD__VALUE__KIND_MAP_VALUE || !map->map_value ||
+        !pbvalue_utf8_valid(key, strlen(key))) {
+        pbvalue_free(item);
+        return -EINVAL;
+    }
+    return map_append(map->map_value, key, item);
+}
+
 uint32_t pbvalue_type(const Aiod__Value *v) {
     if (!v)
         return PBVALUE_NULL;
@@ -240,6 +249,59 @@ const Aiod__Value *pbvalue_map_get(const Aiod__Value *v, const char *key) {
     return NULL;
 }
 
+/* The arrays of a copy are sized at once: copying costs linear time and no
+ * reallocation, however long the list or map (a 4 MiB frame holds a map of
+ * about 230k entries). Each node is linked into the copy as soon as it
+ * exists, so that pbvalue_free releases a half-made copy. */
+static Aiod__Value *copy_list(const Aiod__Value *v) {
+    size_t n = pbvalue_length(v);
+    Aiod__Value *c = pbvalue_list();
+    if (!c)
+        return NULL;
+    Aiod__List *l = c->list_value;
+    if (n && !(l->items = alloc_malloc(n * sizeof(*l->items))))
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        if (!(l->items[i] = pbvalue_copy(v->list_value->items[i])))
+            goto fail;
+        l->n_items++;
+    }
+    return c;
+fail:
+    pbvalue_free(c);
+    return NULL;
+}
+
+/* Entry by entry as they are: a copy keeps the map's keys, also invalid
+ * ones (the copy is no check), and searches for none. */
+static Aiod__Value *copy_map(const Aiod__Value *v) {
+    size_t n = pbvalue_length(v);
+    Aiod__Value *c = pbvalue_map();
+    if (!c)
+        return NULL;
+    Aiod__Map *m = c->map_value;
+    if (n && !(m->entries = alloc_malloc(n * sizeof(*m->entries))))
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        const Aiod__MapEntry *from = v->map_value->entries[i];
+        Aiod__MapEntry *e = alloc_malloc(sizeof(*e));
+        if (!e)
+            goto fail;
+        aiod__map_entry__init(e);
+        m->entries[m->n_entries++] = e;
+        char *key = alloc_strdup(from->key ? from->key : "");
+        if (!key)
+            goto fail;
+        e->key = key;
+        if (!(e->value = pbvalue_copy(from->value)))
+            goto fail;
+    }
+    return c;
+fail:
+    pbvalue_free(c);
+    return NULL;
+}
+
 Aiod__Value *pbvalue_copy(const Aiod__Value *v) {
     Aiod__Value *c = NULL;
     switch (pbvalue_type(v)) {
@@ -263,28 +325,9 @@ Aiod__Value *pbvalue_copy(const Aiod__Value *v) {
     case PBVALUE_BYTES:
         return pbvalue_bytes(v->bytes_value.data, v->bytes_value.len);
     case PBVALUE_LIST:
-        c = pbvalue_list();
-        for (size_t i = 0; c && i < pbvalue_length(v); i++) {
-            Aiod__Value *item = pbvalue_copy(v->list_value->items[i]);
-            if (!item || pbvalue_list_append(c, item) < 0) {
-                pbvalue_free(c);
-                return NULL;
-            }
-        }
-        return c;
+        return copy_list(v);
     case PBVALUE_MAP:
-        c = pbvalue_map();
-        for (size_t i = 0; c && i < pbvalue_length(v); i++) {
-            const Aiod__MapEntry *e = v->map_value->entries[i];
-            /* Entry by entry as they are: a copy keeps the map's keys (and
-             * costs linear time, not a search per key). */
-            Aiod__Value *item = pbvalue_copy(e->value);
-            if (!item || map_append(c->map_value, e->key ? e->key : "", item) < 0) {
-                pbvalue_free(c);
-                return NULL;
-            }
-        }
-        return c;
+        return copy_map(v);
     default:
         return NULL;
     }

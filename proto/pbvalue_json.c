@@ -123,9 +123,11 @@ static Aiod__Value *from_json(json_t *j) {
         const char *key;
         json_t *item;
         v = pbvalue_map();
+        /* Keys are unique (JSON_REJECT_DUPLICATES), so none is searched
+         * for: a big object costs linear time. */
         json_object_foreach(j, key, item) {
             Aiod__Value *c = v ? from_json(item) : NULL;
-            if (!c || pbvalue_map_set(v, key, c) < 0) {
+            if (!c || pbvalue_map_append(v, key, c) < 0) {
                 pbvalue_free(v);
                 return NULL;
             }

@@ -88,6 +88,26 @@ size_t utf8_cut(const char *s, size_t len, size_t max) {
     return n;
 }
 
+size_t utf8_trim_partial(const char *s, size_t len) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t bad;
+    /* The last lead byte within 3 bytes of the end, if only continuation
+     * bytes follow it. */
+    for (size_t back = 1; back <= 3 && back <= len; back++) {
+        unsigned char c = p[len - back];
+        if ((c & 0xC0) == 0x80)
+            continue;
+        if (c < 0x80)
+            return len;
+        /* A prefix of a character is an ill-formed subpart as long as all
+         * of it: then the character was cut short. */
+        if (c >= 0xC2 && c <= 0xF4 && decode(p + len - back, back, &bad) == 0 && bad == back)
+            return len - back;
+        return len;
+    }
+    return len;
+}
+
 size_t utf8_sanitize_into(char *dst, size_t size, const char *s, size_t len) {
     if (size == 0)
         return 0;
@@ -125,9 +145,10 @@ char *utf8_sanitize(const char *s, size_t len, size_t max, size_t *ret_len) {
     size_t cap = len > (SIZE_MAX - 1) / 3 ? SIZE_MAX - 1 : 3 * len;
     if (cap > max)
         cap = max;
-    /* Most text is valid already: then the copy is only as long as needed. */
-    size_t prefix = utf8_valid_prefix(s, len);
-    if (prefix == len && !memchr(s, '\0', len) && len <= cap)
+    /* Most text is valid already: then the copy is only as long as needed.
+     * Text longer than cap is cut anyway, so only what can fit is looked at:
+     * the cost is O(min(len, max)), whatever len is. */
+    if (len <= cap && utf8_valid_text(s, len))
         cap = len;
     char *d = alloc_malloc(cap + 1);
     if (!d)

@@ -38,6 +38,11 @@ bool utf8_valid_text(const char *s, size_t len);
  * over continuation bytes (at most 3), so it is O(1). */
 size_t utf8_cut(const char *s, size_t len, size_t max);
 
+/* The length of s[0..len) without a character that is incomplete at its end
+ * (text that vsnprintf or "%.Ns" cut short): len when the text ends on a
+ * character boundary. O(1). */
+size_t utf8_trim_partial(const char *s, size_t len);
+
 /*
  * Writes s[0..len) into dst as valid UTF-8 without NUL: each maximal
  * ill-formed subsequence and each NUL byte becomes U+FFFD. At most
@@ -51,7 +56,7 @@ size_t utf8_sanitize_into(char *dst, size_t size, const char *s, size_t len);
  * A new NUL-terminated copy of s[0..len) made valid as utf8_sanitize_into
  * does, of at most `max` bytes (cut on a character boundary). Its length goes
  * to *ret_len when ret_len is not NULL. Returns NULL on out of memory only;
- * the caller owns (free) the result. Costs O(len) and allocates at most
+ * the caller owns (free) the result. Costs O(min(len, max)) and allocates at most
  * min(3 * len, max) + 1 bytes.
  */
 char *utf8_sanitize(const char *s, size_t len, size_t max, size_t *ret_len);

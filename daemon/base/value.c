@@ -12,6 +12,17 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "base/utf8.h"
+
+/* Values quoted in error texts show at most this many bytes, cut between two
+ * characters (the text goes to the client as a protobuf string). */
+#define SHOWN_MAX 60
+
+/* The precision for "%.*s" that shows s cut to SHOWN_MAX bytes. */
+static int shown_len(const char *s) {
+    return (int)utf8_cut(s, strnlen(s, SHOWN_MAX + 1), SHOWN_MAX);
+}
+#define SHOWN(s) shown_len(s), (s)
 
 static int parse_int(const char *s, int64_t *ret) {
     char *end;
@@ -104,13 +115,13 @@ int value_from_text(uint32_t type, const char *text, Aiod__Value **ret, char *wh
         if (r == -ENOMEM)
             return r;
         if (r < 0) {
-            snprintf(why, why_len, "expected %s as JSON, got \"%.60s\" (%s)",
-                     pbvalue_type_name(type), text, jwhy);
+            snprintf(why, why_len, "expected %s as JSON, got \"%.*s\" (%s)",
+                     pbvalue_type_name(type), SHOWN(text), jwhy);
             return -EINVAL;
         }
         if (pbvalue_type(v) != type) {
-            snprintf(why, why_len, "expected %s, got %s \"%.60s\"", pbvalue_type_name(type),
-                     pbvalue_type_name(pbvalue_type(v)), text);
+            snprintf(why, why_len, "expected %s, got %s \"%.*s\"", pbvalue_type_name(type),
+                     pbvalue_type_name(pbvalue_type(v)), SHOWN(text));
             pbvalue_free(v);
             return -EINVAL;
         }
@@ -138,7 +149,7 @@ int value_from_text(uint32_t type, const char *text, Aiod__Value **ret, char *wh
     *ret = v;
     return 0;
 bad:
-    snprintf(why, why_len, "expected %s, got \"%.60s\"", pbvalue_type_name(type), text);
+    snprintf(why, why_len, "expected %s, got \"%.*s\"", pbvalue_type_name(type), SHOWN(text));
     return -EINVAL;
 }
 
@@ -157,7 +168,7 @@ void value_describe(const Aiod__Value *v, char *buf, size_t len) {
         snprintf(buf, len, "double %g", v->double_value);
         break;
     case PBVALUE_STRING:
-        snprintf(buf, len, "string \"%.60s\"", v->string_value);
+        snprintf(buf, len, "string \"%.*s\"", SHOWN(v->string_value));
         break;
     case PBVALUE_BYTES:
         snprintf(buf, len, "bytes of length %zu", v->bytes_value.len);
@@ -179,10 +190,11 @@ void value_argv_free(Aiod__Value **argv, size_t n) {
 /* Checks or converts one argument for parameter p (args[i] is taken into
  * *ret on success). */
 static int check_one(const value_sig *sig, const value_param *p, uint32_t type, Aiod__Value **arg,
-                     bool text, unsigned max_depth, Aiod__Value **ret, char *err, size_t err_len) {
+                     bool text, unsigned max_depth, bool checked, Aiod__Value **ret, char *err,
+                     size_t err_len) {
     char why[256];
     const char *depth_why = NULL;
-    if (pbvalue_check(*arg, max_depth, &depth_why) < 0) {
+    if (!checked && pbvalue_check(*arg, max_depth, &depth_why) < 0) {
         snprintf(err, err_len, "%s: parameter '%s': %s", sig->function, p->name,
                  depth_why ? depth_why : "invalid value");
         return -EINVAL;
@@ -216,15 +228,15 @@ static int check_one(const value_sig *sig, const value_param *p, uint32_t type, 
 
 /* Collects the arguments for a rest parameter into a new list. */
 static int collect_rest(const value_sig *sig, const value_param *p, Aiod__Value **args, size_t n,
-                        bool text, unsigned max_depth, Aiod__Value **ret, char *err,
+                        bool text, unsigned max_depth, bool checked, Aiod__Value **ret, char *err,
                         size_t err_len) {
     Aiod__Value *list = pbvalue_list();
     if (!list)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         Aiod__Value *item = NULL;
-        int r = check_one(sig, p, p->type & ~VALUE_REST, &args[i], text, max_depth, &item, err,
-                          err_len);
+        int r = check_one(sig, p, p->type & ~VALUE_REST, &args[i], text, max_depth, checked, &item,
+                          err, err_len);
         if (r == 0)
             r = pbvalue_list_append(list, item);
         if (r < 0) {
@@ -236,19 +248,33 @@ static int collect_rest(const value_sig *sig, const value_param *p, Aiod__Value 
     return 0;
 }
 
-int value_check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool text,
-                     unsigned max_depth, Aiod__Value ***ret_argv, char *err, size_t err_len) {
+/* The rest parameter of sig, or NULL. */
+static const value_param *rest_param(const value_sig *sig) {
+    return sig->n_params && (sig->params[sig->n_params - 1].type & VALUE_REST)
+               ? &sig->params[sig->n_params - 1]
+               : NULL;
+}
+
+/* -EINVAL with the message when n arguments are too many for sig, else 0. */
+static int check_count(const value_sig *sig, size_t n, char *err, size_t err_len) {
+    if (n <= sig->n_params || rest_param(sig))
+        return 0;
+    snprintf(err, err_len, "%s: takes at most %zu argument%s (%zu given)", sig->function,
+             sig->n_params, sig->n_params == 1 ? "" : "s", n);
+    return -EINVAL;
+}
+
+/* value_check_call; with `checked` every argument has passed pbvalue_check
+ * already. */
+static int check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool text,
+                      unsigned max_depth, bool checked, Aiod__Value ***ret_argv, char *err,
+                      size_t err_len) {
     Aiod__Value **argv = NULL;
     int r = -EINVAL;
 
-    const value_param *rest = sig->n_params && (sig->params[sig->n_params - 1].type & VALUE_REST)
-                                  ? &sig->params[sig->n_params - 1]
-                                  : NULL;
-    if (n > sig->n_params && !rest) {
-        snprintf(err, err_len, "%s: takes at most %zu argument%s (%zu given)", sig->function,
-                 sig->n_params, sig->n_params == 1 ? "" : "s", n);
+    const value_param *rest = rest_param(sig);
+    if (check_count(sig, n, err, err_len) < 0)
         goto fail;
-    }
     /* A function without parameters gets no vector (NULL), not an empty one. */
     argv = sig->n_params ? alloc_calloc(sig->n_params, sizeof(*argv)) : NULL;
     if (!argv && sig->n_params) {
@@ -258,8 +284,8 @@ int value_check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool te
     for (size_t i = 0; i < sig->n_params; i++) {
         const value_param *p = &sig->params[i];
         if (p == rest) {
-            r = collect_rest(sig, p, args + i, n > i ? n - i : 0, text, max_depth, &argv[i], err,
-                             err_len);
+            r = collect_rest(sig, p, args + i, n > i ? n - i : 0, text, max_depth, checked,
+                             &argv[i], err, err_len);
             if (r < 0)
                 goto fail;
             r = -EINVAL;
@@ -278,7 +304,7 @@ int value_check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool te
             }
             continue;
         }
-        r = check_one(sig, p, p->type, &args[i], text, max_depth, &argv[i], err, err_len);
+        r = check_one(sig, p, p->type, &args[i], text, max_depth, checked, &argv[i], err, err_len);
         if (r < 0)
             goto fail;
         r = -EINVAL;
@@ -298,21 +324,33 @@ fail:
     return r;
 }
 
+int value_check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool text,
+                     unsigned max_depth, Aiod__Value ***ret_argv, char *err, size_t err_len) {
+    return check_call(sig, args, n, text, max_depth, false, ret_argv, err, err_len);
+}
+
 int value_check_call_borrowed(const value_sig *sig, Aiod__Value *const *args, size_t n, bool text,
                               unsigned max_depth, Aiod__Value ***ret_argv, char *err,
                               size_t err_len) {
-    /* Checked before they are copied: the copy keeps what it is given, so
-     * duplicate map keys, say, must be refused first. */
+    /* Everything is checked before anything is copied: the copy keeps what
+     * it is given (duplicate map keys, keys that are not UTF-8), and a frame
+     * of 4 MiB must cost no more than O(n log n) (pbvalue_check) before it
+     * is refused. Values already checked are not checked again. */
+    if (check_count(sig, n, err, err_len) < 0)
+        return -EINVAL;
     for (size_t i = 0; i < n; i++) {
-        const value_param *p = i < sig->n_params ? &sig->params[i]
-                               : sig->n_params && (sig->params[sig->n_params - 1].type & VALUE_REST)
-                                   ? &sig->params[sig->n_params - 1]
-                                   : NULL;
+        const value_param *p = i < sig->n_params ? &sig->params[i] : rest_param(sig);
         const char *why = NULL;
-        if (p && !text && pbvalue_check(args[i], max_depth, &why) < 0) {
+        int r = pbvalue_check(args[i], max_depth, &why);
+        if (r < 0) {
             snprintf(err, err_len, "%s: parameter '%s': %s", sig->function, p->name,
                      why ? why : "invalid value");
-            return why && strcmp(why, "out of memory") == 0 ? -ENOMEM : -EINVAL;
+            return r == -ENOMEM ? -ENOMEM : -EINVAL;
+        }
+        if (text && pbvalue_type(args[i]) != PBVALUE_STRING) {
+            snprintf(err, err_len, "%s: parameter '%s': text arguments must be strings",
+                     sig->function, p->name);
+            return -EINVAL;
         }
     }
     Aiod__Value *small[8], **copies = n <= 8 ? small : alloc_calloc(n, sizeof(*copies));
@@ -326,7 +364,7 @@ int value_check_call_borrowed(const value_sig *sig, Aiod__Value *const *args, si
             r = -ENOMEM;
         }
     if (r == 0)
-        r = value_check_call(sig, copies, n, text, max_depth, ret_argv, err, err_len);
+        r = check_call(sig, copies, n, text, max_depth, true, ret_argv, err, err_len);
     if (copies != small)
         free(copies);
     return r;

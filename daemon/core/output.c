@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "base/aiod_limits.h"
+#include "base/utf8.h"
 
 output *output_new(uint64_t task_id, uint32_t cap) {
     output *o = alloc_calloc(1, sizeof(*o));
@@ -56,9 +57,10 @@ int output_append(output *o, int stream, const char *line, size_t len) {
             return -ENOMEM;
         }
     }
-    if (len > LIMIT_MAX_LINE)
-        len = LIMIT_MAX_LINE;
-    char *copy = alloc_strndup(line, len);
+    /* Lines go to clients as protobuf strings, which must be UTF-8: a plugin
+     * may print any bytes (proc prints a child's), so what is not UTF-8
+     * becomes U+FFFD, and a long line is cut between two characters. */
+    char *copy = utf8_sanitize(line, len, LIMIT_MAX_LINE, NULL);
     if (!copy)
         return -ENOMEM;
     uint32_t slot;

@@ -61,8 +61,10 @@ output *output_ref(output *o);
 /* Returns NULL. Accepts NULL. */
 output *output_unref(output *o);
 
-/* Appends one line (copied, cut at LIMIT_MAX_LINE) and hands it to the
- * sinks. 0 or -ENOMEM. */
+/* Appends one line (copied; made valid UTF-8, each ill-formed sequence and
+ * each NUL byte replaced by U+FFFD; then cut on a character boundary to at
+ * most LIMIT_MAX_LINE bytes) and hands it to the sinks. `line` is borrowed,
+ * any bytes. 0 or -ENOMEM. */
 int output_append(output *o, int stream, const char *line, size_t len);
 
 /*

@@ -21,6 +21,7 @@
 #include "base/aiod_limits.h"
 #include "system/config.h"
 #include "base/hashmap.h"
+#include "base/utf8.h"
 #include "system/log.h"
 #include "system/policy.h"
 #include "macro.h"
@@ -302,11 +303,19 @@ void conn_frame_end(conn *c, size_t size) {
 }
 
 void conn_send_error(conn *c, uint64_t request_id, Aiod__ErrorCode code, const char *fmt, ...) {
-    char msg[LIMIT_MESSAGE];
+    /* Whatever was formatted in (a function name, a value a client sent),
+     * the message goes out as a protobuf string, which must be UTF-8: text
+     * cut at the end loses the incomplete character, anything else that is
+     * not UTF-8 becomes U+FFFD, and the result is cut between characters. */
+    char raw[LIMIT_MESSAGE], msg[LIMIT_MESSAGE];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    size_t len = n < 0 ? 0 : (size_t)n;
+    if (len >= sizeof(raw))
+        len = utf8_trim_partial(raw, sizeof(raw) - 1);
+    utf8_sanitize_into(msg, sizeof(msg), raw, len);
     Aiod__Error e = AIOD__ERROR__INIT;
     e.code = code;
     e.message = msg;

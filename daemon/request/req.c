@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "base/aiod_limits.h"
+#include "base/utf8.h"
 
 void req_init(req *r, conn *c, uint64_t id) {
     r->c = c;
@@ -102,8 +103,12 @@ void req_end_error(req *r, Aiod__ErrorCode code, const char *fmt, ...) {
     char msg[LIMIT_MESSAGE];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* Cut short, the text loses its incomplete last character, not just
+     * bytes of it; conn_send_error makes the rest valid UTF-8. */
+    if (n >= (int)sizeof(msg))
+        msg[utf8_trim_partial(msg, sizeof(msg) - 1)] = '\0';
     assert(r->state == REQ_OPEN || r->state == REQ_ANSWERED);
     conn_send_error(r->c, r->id, code, "%s", msg);
     end(r);

@@ -82,6 +82,46 @@ _printf_(4, 5) static void field(struct iovec *iov, size_t *n, char *buf, const 
 
 static void (*describer)(const void *task, log_subject *ret);
 
+/*
+ * Copies s into dst (size bytes, NUL included) with each control character
+ * escaped: \n, \r and \t as such, the other C0 controls and DEL as \xHH.
+ * Log text carries what clients and plugins wrote (task error messages,
+ * function names); a raw newline in it would start a line of its own that
+ * reads as the daemon's ("aiod[1]: crit: ..."), and escape sequences would
+ * drive the terminal that shows it. Cut at a whole escape, never inside one.
+ */
+static const char *escape_controls(char *dst, size_t size, const char *s) {
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char e[4];
+        size_t n = 0;
+        if (c >= 0x20 && c != 0x7f)
+            e[n++] = (char)c;
+        else {
+            e[n++] = '\\';
+            if (c == '\n')
+                e[n++] = 'n';
+            else if (c == '\r')
+                e[n++] = 'r';
+            else if (c == '\t')
+                e[n++] = 't';
+            else {
+                e[n++] = 'x';
+                e[n++] = hex[c >> 4];
+                e[n++] = hex[c & 15];
+            }
+        }
+        if (o + n >= size)
+            break;
+        memcpy(dst + o, e, n);
+        o += n;
+    }
+    dst[o] = '\0';
+    return dst;
+}
+
 void log_set_describer(void (*describe)(const void *task, log_subject *ret)) {
     describer = describe;
 }
@@ -157,13 +197,20 @@ int log_internal(int priority, int error, const void *subject_of, const char *fi
     if (error > 0 && (size_t)n < sizeof(msg))
         snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(error));
 
-    if (use_journal && send_journal(priority, error, t, file, line, func, msg) >= 0)
+    /* One entry is one line, whatever was formatted into it: MESSAGE too,
+     * since journalctl and syslog readers show it as lines. The journal's
+     * other fields keep their bytes (it stores them length-prefixed). */
+    char text[4 * sizeof(msg)];
+    escape_controls(text, sizeof(text), msg);
+    if (use_journal && send_journal(priority, error, t, file, line, func, text) >= 0)
         return -error;
-    if (t)
+    if (t) {
+        char fn[4 * 128];
         fprintf(stderr, "aiod[%d]: %s: task %llu %s (uid %u): %s\n", (int)getpid(),
-                level_names[priority & 7], (unsigned long long)t->task_id, t->function,
-                t->owner_uid, msg);
-    else
-        fprintf(stderr, "aiod[%d]: %s: %s\n", (int)getpid(), level_names[priority & 7], msg);
+                level_names[priority & 7], (unsigned long long)t->task_id,
+                escape_controls(fn, sizeof(fn), t->function ? t->function : "?"), t->owner_uid,
+                text);
+    } else
+        fprintf(stderr, "aiod[%d]: %s: %s\n", (int)getpid(), level_names[priority & 7], text);
     return -error;
 }

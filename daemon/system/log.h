@@ -5,6 +5,12 @@
  * CODE_LINE, CODE_FUNC, ERRNO when there is one, and for a line about a task
  * TASK_ID, FUNCTION, PLUGIN and OWNER_UID (journalctl TASK_ID=12). Only the
  * edges log (connections, dispatch, plugin loader, main); parsers never do.
+ *
+ * An entry is always one line: control characters in the text (and in the
+ * function name on stderr) are escaped, \n, \r and \t as such and the other
+ * C0 controls and DEL as \xHH, so a message a client or plugin wrote can
+ * never forge a line of its own. Journal fields other than MESSAGE keep
+ * their bytes.
  */
 #ifndef AIOD_LOG_H
 #define AIOD_LOG_H

@@ -2,14 +2,19 @@
 task runs normally, another sends garbage, oversized frames, unknown
 functions, wrong types, requests before hello, a wrong protocol version.
 Also the framing edge cases: empty frames, a frame in one-byte writes,
-several frames in one write."""
+several frames in one write. Strings: every string the daemon sends is
+valid UTF-8, whatever a client or a plugin gave it. Maps: the documented
+rules, and a map of 200k keys in linear time. Logs: a message cannot forge
+a line."""
 
 import os
 import struct
+import time
 
 import harness
 from harness import (ERROR_PROTOCOL, ERROR_UNSUPPORTED_VERSION, SM_ERROR, SM_HELLO,
-                     SM_PLUGIN_LIST, frame, msg_hello, msg_list_plugins)
+                     SM_PLUGIN_LIST, field_bytes, field_varint, frame, msg_hello,
+                     msg_list_plugins, parse_fields)
 
 t = harness.Suite(__file__)
 
@@ -216,6 +221,225 @@ def truncated_protobuf():
                 t.check(rep is None or rep.kind == SM_ERROR,
                         "an Error or a close for a truncated message, got %r" % rep)
         while_another_runs(d, bad)
+
+
+# ---------------------------------------------------------------- strings and maps
+
+ERROR_UNKNOWN_FUNCTION, ERROR_BAD_ARGUMENT = 4, 5
+SM_SUBMITTED, SM_OUTCOMES, SM_OUTPUT = 4, 5, 10
+
+
+def v_int(i):
+    """Value{int_value} (sint64, zigzag)."""
+    return field_varint(3, (i << 1) ^ (i >> 63))
+
+
+def v_string(b):
+    return field_bytes(5, b)
+
+
+def v_map(entries):
+    """Value{map_value}; entries are (key bytes, Value bytes or None)."""
+    body = b"".join(field_bytes(1, field_bytes(1, k) + (b"" if v is None else field_bytes(2, v)))
+                    for k, v in entries)
+    return field_bytes(8, body)
+
+
+def msg_submit(request_id, function, args, text=False, follow=False):
+    """ClientMessage{request_id, submit{call{function, args, args_are_text}, follow}}."""
+    call = field_bytes(1, function) + b"".join(field_bytes(2, a) for a in args)
+    if text:
+        call += field_varint(3, 1)
+    sub = field_bytes(1, call) + (field_varint(3, 1) if follow else b"")
+    return field_varint(1, request_id) + field_bytes(3, sub)
+
+
+def msg_await(request_id, task_id):
+    return field_varint(1, request_id) + field_bytes(4, field_varint(1, task_id))
+
+
+def strict_utf8(data, what):
+    """What a strict decoder does with a string field: refuse the message
+    unless it is UTF-8."""
+    try:
+        return data.decode("utf-8", "strict")
+    except UnicodeDecodeError as e:
+        harness.fail("%s is not valid UTF-8 (%s): %r" % (what, e, data[:300]))
+
+
+def error_reply(c, request_id, code, what):
+    rep = c.recv()
+    t.check(rep is not None and rep.kind == SM_ERROR, "%s: expected an Error, got %r"
+            % (what, rep))
+    t.eq(rep.request_id, request_id, "%s: the Error's request id" % what)
+    t.eq(rep.error_code, code, "%s: error code" % what, " %r" % rep)
+    return strict_utf8(rep.body.get(2, [b""])[0], "%s: the error message" % what)
+
+
+def submit_and_await(c, request_id, function, args, what, text=False):
+    """Submits, then awaits; returns the Outcome's fields."""
+    c.send_frame(msg_submit(request_id, function, args, text))
+    rep = c.recv()
+    t.check(rep is not None and rep.kind == SM_SUBMITTED, "%s: expected Submitted, got %r"
+            % (what, rep))
+    task_id = rep.body[1][0]
+    c.send_frame(msg_await(request_id + 1, task_id))
+    rep = c.recv()
+    t.check(rep is not None and rep.kind == SM_OUTCOMES, "%s: expected Outcomes, got %r"
+            % (what, rep))
+    return parse_fields(rep.body[1][0])
+
+
+@t.test
+def error_messages_are_utf8():
+    # Whatever a client puts in a name or a value, the error echoing it is
+    # valid UTF-8, and what is cut is cut between characters.
+    with t.daemon() as d, d.raw() as c:
+        hello(c)
+        c.send_frame(msg_submit(2, b"nosuch.\xff\xfe\xc3", []))
+        msg = error_reply(c, 2, ERROR_UNKNOWN_FUNCTION, "an unknown function not in UTF-8")
+        t.contains(msg, "nosuch.\ufffd\ufffd\ufffd", "bad bytes of the name become U+FFFD")
+        # Long names and values are cut: never inside a character. 2-byte
+        # characters after an odd number of bytes put every even cut inside one.
+        c.send_frame(msg_submit(3, b"n" + "\u00e9".encode() * 300, []))
+        msg = error_reply(c, 3, ERROR_UNKNOWN_FUNCTION, "a long unknown name")
+        t.check("n\u00e9\u00e9" in msg, "the name is in the message", msg)
+        c.send_frame(msg_submit(4, b"demo.sleep", [v_string(b"x" + "\u00e9".encode() * 100)]))
+        msg = error_reply(c, 4, ERROR_BAD_ARGUMENT, "a long string where a double is declared")
+        t.contains(msg, "seconds", "the error names the parameter")
+        t.check("\ufffd" not in msg, "the value is cut between characters", msg)
+        c.send_frame(msg_submit(5, b"demo.sleep", [v_string(b"x" + "\u00e9".encode() * 100)],
+                                text=True))
+        msg = error_reply(c, 5, ERROR_BAD_ARGUMENT, "long text where a double is declared")
+        t.check("\ufffd" not in msg and "x\u00e9" in msg, "the text is cut between characters",
+                msg)
+        c.send_frame(msg_submit(6, b"demo.sleep", [v_string(b"1\xff")], text=True))
+        msg = error_reply(c, 6, ERROR_BAD_ARGUMENT, "text that is not UTF-8")
+        t.contains(msg, "seconds", "the error names the parameter")
+
+
+@t.test
+def output_lines_are_utf8():
+    # demo.hello prints "Hello, NAME!": with a long name of 2-byte
+    # characters the line is over LIMIT_MAX_LINE and cut inside one.
+    with t.daemon() as d, d.raw() as c:
+        hello(c)
+        c.send_frame(msg_submit(2, b"demo.hello", [v_string("\u00e9".encode() * 3000)],
+                                follow=True))
+        line = None
+        while line is None:
+            rep = c.recv()
+            t.check(rep is not None and rep.kind in (SM_SUBMITTED, SM_OUTPUT),
+                    "expected Submitted and Output, got %r" % rep)
+            if rep.kind == SM_OUTPUT:
+                line = rep.body[3][0] if 3 in rep.body else b""
+        text = strict_utf8(line, "the output line")
+        t.check(text.startswith("Hello, \u00e9\u00e9"), "the line is the greeting", text[:40])
+        t.between(len(line), 4090, 4096, "the line is cut near LIMIT_MAX_LINE bytes")
+        t.check("\ufffd" not in text, "the line is cut between characters, not replaced",
+                text[-10:])
+
+
+@t.test
+def map_key_not_utf8():
+    with t.daemon() as d, d.raw() as c:
+        hello(c)
+        for rid, text in ((2, False), (4, True)):
+            c.send_frame(msg_submit(rid, b"demo.echo", [v_map([(b"ok", v_int(1)),
+                                                              (b"k\xff", v_int(2))])], text))
+            msg = error_reply(c, rid, ERROR_BAD_ARGUMENT,
+                              "a map key that is not UTF-8 (text %s)" % text)
+            if not text:
+                t.contains(msg, "map key is not valid UTF-8", "the error says why")
+            t.contains(msg, "'value'", "the error names the parameter")
+        # Nested, too.
+        c.send_frame(msg_submit(6, b"demo.echo",
+                                [v_map([(b"a", v_map([(b"\xc0\xaf", v_int(1))]))])]))
+        msg = error_reply(c, 6, ERROR_BAD_ARGUMENT, "a nested map key that is not UTF-8")
+        t.contains(msg, "map key is not valid UTF-8", "the error says why")
+
+
+@t.test
+def map_rules():
+    # docs/protocol.md: keys unique, every entry with a value.
+    with t.daemon() as d, d.raw() as c:
+        hello(c)
+        c.send_frame(msg_submit(2, b"demo.echo", [v_map([(b"a", v_int(1)), (b"a", v_int(2))])]))
+        msg = error_reply(c, 2, ERROR_BAD_ARGUMENT, "duplicate map keys")
+        t.contains(msg, "duplicate map key", "the error says why")
+        c.send_frame(msg_submit(3, b"demo.echo", [v_map([(b"a", v_int(1)), (b"b", None)])]))
+        msg = error_reply(c, 3, ERROR_BAD_ARGUMENT, "a map entry without a value")
+        t.contains(msg, "'value'", "the error names the parameter")
+        t.contains(msg, "missing value", "the error says why")
+        # Text arguments: a JSON map.
+        o = submit_and_await(c, 6, b"demo.echo", [v_string(b'{"a":1,"b":2}')], "a JSON map",
+                             text=True)
+        t.check(3 in o, "a JSON map with unique keys is echoed: %r" % o)
+
+
+def daemon_cpu(d):
+    """Seconds of CPU the daemon has used (utime + stime)."""
+    with open("/proc/%d/stat" % d.proc.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@t.test
+def map_of_200k_keys():
+    # The worst shape a 4 MiB frame can have: a map of about 230k short keys.
+    # Checking it is O(n log n) and copying it linear; it must not hold the
+    # loop for seconds (the issue measured 26 s for 40k keys).
+    n = 200000
+    arg = v_map([(b"k%d" % i, v_int(i)) for i in range(n)])
+    conf = os.path.join(t.tmpdir("bigmap"), "aiod.conf")
+    with open(conf, "w") as f:
+        f.write("max_result = 8388608\n")  # the echo is as big as the map
+    with t.daemon(extra_args=("--config", conf)) as d, d.raw(timeout=60) as c:
+        hello(c)
+        cpu = daemon_cpu(d)
+        start = time.monotonic()
+        o = submit_and_await(c, 2, b"demo.echo", [arg], "a map of %d keys" % n)
+        took = time.monotonic() - start
+        print("    a %d-key map (%d bytes) echoed in %.3f s (daemon CPU %.3f s)"
+              % (n, len(arg), took, daemon_cpu(d) - cpu))
+        t.check(3 in o, "the map came back as the result: %r" % list(o))
+        back = parse_fields(o[3][0])
+        t.check(8 in back, "the result is a map")
+        t.eq(len(parse_fields(back[8][0]).get(1, [])), n, "entries in the echoed map")
+        # Duplicates are found in such a map too, also the last pair.
+        dup = v_map([(b"k%d" % i, v_int(i)) for i in range(n)] + [(b"k0", v_int(0))])
+        cpu = daemon_cpu(d)
+        start = time.monotonic()
+        c.send_frame(msg_submit(4, b"demo.echo", [dup]))
+        msg = error_reply(c, 4, ERROR_BAD_ARGUMENT, "a map of %d keys with one duplicate" % n)
+        print("    the duplicate found in %.3f s (daemon CPU %.3f s)"
+              % (time.monotonic() - start, daemon_cpu(d) - cpu))
+        t.contains(msg, "duplicate map key", "the error says why")
+
+
+# ---------------------------------------------------------------- logs
+
+
+@t.test
+def log_lines_cannot_be_forged():
+    # A task's error message is the plugin's (here the client's) text. The
+    # failure is logged with it; a newline in it must not start a line that
+    # reads as the daemon's own.
+    with t.daemon() as d:
+        r = d.aioctl("plugins")
+        t.contains(r.out, "demo.fail", "demo.fail is listed", r)
+        r = d.aioctl("run", "demo.fail", "ValueError", "boom\ncrit: forged\r\x1b[2Jend")
+        t.check(r.rc != 0, "the task failed", r)
+        line = d.wait_log("forged", timeout=10)
+        t.contains(line, "boom\\ncrit: forged\\r\\x1b[2Jend",
+                   "the message is logged with its control characters escaped")
+        lines = d.log().splitlines()
+        forged = [x for x in lines if "forged" in x]
+        t.eq(len(forged), 1, "log lines that mention the message: %r" % forged)
+        t.check(forged[0].startswith("aiod[") and "ValueError" in forged[0],
+                "the one line is the daemon's line about the failure", forged[0])
+        t.check(not any(x.startswith("crit: forged") or "\x1b" in x for x in lines),
+                "no forged line and no raw escape in the log", "\n".join(lines[-5:]))
 
 
 # ---------------------------------------------------------------- start-up

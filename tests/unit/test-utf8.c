@@ -2,7 +2,8 @@
  * base/utf8: validation against the protocol's own checker on random bytes,
  * every class of malformed sequence, replacement by maximal subparts (the
  * example of the Unicode standard, chapter 3), cutting on character
- * boundaries, output bounds and allocation failure.
+ * boundaries, output bounds and allocation failure; and the one place that
+ * makes every output line valid (core/output.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +16,9 @@
 #include <cmocka.h>
 
 #include "alloc.h"
+#include "base/aiod_limits.h"
 #include "base/utf8.h"
+#include "core/output.h"
 #include "pbvalue.h"
 
 #define R UTF8_REPLACEMENT
@@ -140,6 +143,25 @@ static void test_cut(void **state) {
     assert_int_equal(utf8_cut("\x80\x80\x80\x80\x80", 5, 4), 4);
 }
 
+static void test_trim_partial(void **state) {
+    (void)state;
+    const char *s = "a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80";
+    /* Every prefix ends either on a boundary (kept) or inside a character
+     * (trimmed back to the boundary before it). */
+    size_t want[] = {0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10};
+    for (size_t len = 0; len <= strlen(s); len++)
+        assert_int_equal(utf8_trim_partial(s, len), want[len]);
+    /* Bytes that are not a prefix of any character are left for
+     * replacement. */
+    assert_int_equal(utf8_trim_partial("a\xF5", 2), 2);
+    assert_int_equal(utf8_trim_partial("a\xC0", 2), 2);
+    assert_int_equal(utf8_trim_partial("a\xE0\x80", 3), 3); /* overlong, not a prefix */
+    assert_int_equal(utf8_trim_partial("a\xED\xA0", 3), 3); /* surrogate */
+    assert_int_equal(utf8_trim_partial("a\x80\x80\x80\x80", 5), 5);
+    assert_int_equal(utf8_trim_partial("\xC3\xA9\x80", 3), 3);
+    assert_int_equal(utf8_trim_partial("\xE2", 1), 0);
+}
+
 static void test_bounds(void **state) {
     (void)state;
     char buf[8];
@@ -173,13 +195,75 @@ static void test_bounds(void **state) {
     alloc_fail_at(0);
 }
 
+/* A sink that keeps the last line it was given. */
+typedef struct {
+    output_sink sink;
+    char *last;
+    unsigned lines;
+} keep_sink;
+
+static void keep_line(output_sink *s, uint64_t task_id, uint64_t seq, int stream,
+                      const char *line) {
+    (void)task_id, (void)seq, (void)stream;
+    keep_sink *k = (keep_sink *)s;
+    free(k->last);
+    k->last = strdup(line);
+    k->lines++;
+}
+
+static void keep_end(output_sink *s, uint64_t task_id, uint64_t dropped, int state) {
+    (void)s, (void)task_id, (void)dropped, (void)state;
+}
+
+static const output_sink_ops keep_ops = {keep_line, keep_end};
+
+static void test_output_lines(void **state) {
+    (void)state;
+    output *o = output_new(1, 4);
+    assert_non_null(o);
+    keep_sink k = {.sink.ops = &keep_ops};
+    assert_int_equal(output_attach(o, &k.sink, false, true, 0), 0);
+
+    /* A long line of 2-byte characters after one ASCII byte: LIMIT_MAX_LINE
+     * falls inside a character, and the line is cut before it. */
+    size_t len = 1 + 2 * LIMIT_MAX_LINE;
+    char *big = malloc(len);
+    big[0] = 'x';
+    for (size_t i = 1; i < len; i += 2)
+        memcpy(big + i, "\xC3\xA9", 2);
+    assert_int_equal(output_append(o, 1, big, len), 0);
+    assert_int_equal(strlen(k.last), LIMIT_MAX_LINE - 1);
+    assert_true(pbvalue_utf8_valid(k.last, strlen(k.last)));
+    assert_memory_equal(k.last, big, LIMIT_MAX_LINE - 1);
+
+    /* Raw bytes (a plugin's print of anything) arrive as U+FFFD. */
+    assert_int_equal(output_append(o, 1, "ok\xFF\xC3(\0z", 7), 0);
+    assert_string_equal(k.last, "ok" R R "(" R "z");
+
+    /* Replacements count against the limit too, and never half of one. */
+    memset(big, 0xFF, len);
+    assert_int_equal(output_append(o, 2, big, len), 0);
+    assert_int_equal(strlen(k.last), LIMIT_MAX_LINE / 3 * 3);
+    assert_true(pbvalue_utf8_valid(k.last, strlen(k.last)));
+
+    assert_int_equal(output_append(o, 1, "", 0), 0);
+    assert_string_equal(k.last, "");
+    assert_int_equal(k.lines, 4);
+    free(big);
+    output_end(o, 0);
+    output_unref(o);
+    free(k.last);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_random_against_pbvalue),
         cmocka_unit_test(test_cut),
+        cmocka_unit_test(test_trim_partial),
         cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_output_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

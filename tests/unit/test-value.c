@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -309,6 +310,155 @@ static void test_check_call_rest(void **state) {
     assert_string_equal(err, "proc.exec: parameter 'args': expected int, got string \"two\"");
 }
 
+/* A map arg for demo.echo-like signatures: n entries k0..k<n-1> (n > 0)
+ * whose last entry is then broken as asked. */
+enum { BREAK_NONE, BREAK_DUP, BREAK_NO_VALUE, BREAK_KEY };
+static Aiod__Value *map_of(size_t n, int how) {
+    Aiod__Value *m = pbvalue_map();
+    char key[32];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "k%zu", i);
+        assert_int_equal(pbvalue_map_append(m, key, pbvalue_int((int64_t)i)), 0);
+    }
+    Aiod__MapEntry *e = m->map_value->entries[n - 1];
+    if (how == BREAK_DUP) {
+        free(e->key);
+        e->key = alloc_strdup("k0");
+    } else if (how == BREAK_NO_VALUE) {
+        pbvalue_free(e->value);
+        e->value = NULL;
+    } else if (how == BREAK_KEY) {
+        free(e->key);
+        e->key = alloc_strdup("k\xc3");
+    }
+    return m;
+}
+
+static void test_borrowed_map_rules(void **state) {
+    (void)state;
+    value_param ep[1] = {{"value", PBVALUE_ANY, NULL}};
+    value_sig esig = {"demo.echo", ep, 1};
+    Aiod__Value **argv = NULL;
+    char err[512];
+    struct {
+        int how;
+        const char *err;
+    } cases[] = {
+        {BREAK_DUP, "demo.echo: parameter 'value': duplicate map key"},
+        {BREAK_NO_VALUE, "demo.echo: parameter 'value': missing value"},
+        {BREAK_KEY, "demo.echo: parameter 'value': map key is not valid UTF-8"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+        for (int text = 0; text < 2; text++) {
+            Aiod__Value *args[] = {map_of(1000, cases[i].how)};
+            /* Refused before anything is copied: at most the one array the
+             * duplicate check sorts. */
+            alloc_fail_at(1000000);
+            int r = value_check_call_borrowed(&esig, args, 1, text, 32, &argv, err, sizeof(err));
+            unsigned long allocs = alloc_count();
+            alloc_fail_at(0);
+            assert_int_equal(r, -EINVAL);
+            assert_string_equal(err, cases[i].err);
+            assert_true(allocs <= 1);
+            pbvalue_free(args[0]);
+        }
+    /* Nested, too. */
+    Aiod__Value *outer = pbvalue_map();
+    assert_int_equal(pbvalue_map_set(outer, "in", map_of(3, BREAK_KEY)), 0);
+    Aiod__Value *a1[] = {outer};
+    assert_int_equal(value_check_call_borrowed(&esig, a1, 1, false, 32, &argv, err, sizeof(err)),
+                     -EINVAL);
+    assert_string_equal(err, "demo.echo: parameter 'value': map key is not valid UTF-8");
+    pbvalue_free(outer);
+
+    /* Text arguments are strings: a map is refused as such, before a copy. */
+    Aiod__Value *a2[] = {map_of(10, BREAK_NONE)};
+    alloc_fail_at(1000000);
+    int r = value_check_call_borrowed(&esig, a2, 1, true, 32, &argv, err, sizeof(err));
+    unsigned long allocs = alloc_count();
+    alloc_fail_at(0);
+    assert_int_equal(r, -EINVAL);
+    assert_string_equal(err, "demo.echo: parameter 'value': text arguments must be strings");
+    assert_true(allocs <= 1);
+    /* So are too many arguments. */
+    Aiod__Value *a3[] = {a2[0], a2[0]};
+    alloc_fail_at(1000000);
+    r = value_check_call_borrowed(&esig, a3, 2, false, 32, &argv, err, sizeof(err));
+    allocs = alloc_count();
+    alloc_fail_at(0);
+    assert_int_equal(r, -EINVAL);
+    assert_string_equal(err, "demo.echo: takes at most 1 argument (2 given)");
+    assert_int_equal(allocs, 0);
+
+    /* A valid map is copied whole, in its order, and the original kept. */
+    assert_int_equal(value_check_call_borrowed(&esig, a2, 1, false, 32, &argv, err, sizeof(err)),
+                     0);
+    assert_true(pbvalue_equal(argv[0], a2[0]));
+    assert_string_equal(argv[0]->map_value->entries[9]->key, "k9");
+    value_argv_free(argv, 1);
+    pbvalue_free(a2[0]);
+}
+
+static void test_big_maps(void **state) {
+    (void)state;
+    /* The worst shape of a full frame: about 230k keys. Quadratic work here
+     * would take minutes; the test's timeout catches it. */
+    value_param ep[1] = {{"value", PBVALUE_ANY, NULL}};
+    value_sig esig = {"demo.echo", ep, 1};
+    Aiod__Value **argv = NULL;
+    char err[512];
+    enum { N = 230000 };
+    Aiod__Value *a1[] = {map_of(N, BREAK_NONE)};
+    assert_int_equal(value_check_call_borrowed(&esig, a1, 1, false, 32, &argv, err, sizeof(err)),
+                     0);
+    assert_int_equal(pbvalue_length(argv[0]), N);
+    value_argv_free(argv, 1);
+    pbvalue_free(a1[0]);
+    Aiod__Value *a2[] = {map_of(N, BREAK_DUP)};
+    assert_int_equal(value_check_call_borrowed(&esig, a2, 1, false, 32, &argv, err, sizeof(err)),
+                     -EINVAL);
+    assert_string_equal(err, "demo.echo: parameter 'value': duplicate map key");
+    pbvalue_free(a2[0]);
+
+    /* The same as JSON text: keys are not searched one by one either. */
+    size_t cap = (size_t)N * 24 + 2, len = 0;
+    char *json = malloc(cap);
+    json[len++] = '{';
+    for (size_t i = 0; i < N; i++)
+        len += (size_t)snprintf(json + len, cap - len, "%s\"k%zu\":%zu", i ? "," : "", i, i);
+    json[len++] = '}';
+    json[len] = '\0';
+    Aiod__Value *v = NULL;
+    assert_int_equal(value_from_text(PBVALUE_MAP, json, &v, err, sizeof(err)), 0);
+    assert_int_equal(pbvalue_length(v), N);
+    assert_int_equal(pbvalue_map_get(v, "k7")->int_value, 7);
+    pbvalue_free(v);
+    free(json);
+}
+
+static void test_quoted_values_cut_between_characters(void **state) {
+    (void)state;
+    char err[512], text[200];
+    /* "x" then 2-byte characters: byte 60 is inside one. */
+    text[0] = 'x';
+    for (size_t i = 1; i < 181; i += 2)
+        memcpy(text + i, "\xc3\xa9", 2);
+    text[181] = '\0';
+    Aiod__Value *v = NULL;
+    assert_int_equal(value_from_text(PBVALUE_INT, text, &v, err, sizeof(err)), -EINVAL);
+    assert_true(pbvalue_utf8_valid(err, strlen(err)));
+    char want[128];
+    snprintf(want, sizeof(want), "expected int, got \"%.59s\"", text);
+    assert_string_equal(err, want);
+    assert_int_equal(value_from_text(PBVALUE_MAP, text, &v, err, sizeof(err)), -EINVAL);
+    assert_true(pbvalue_utf8_valid(err, strlen(err)));
+    Aiod__Value *s = pbvalue_string(text);
+    value_describe(s, err, sizeof(err));
+    snprintf(want, sizeof(want), "string \"%.59s\"", text);
+    assert_string_equal(err, want);
+    pbvalue_free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wire_round_trip),
@@ -321,6 +471,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_check_call, setup_sig, teardown_sig),
         cmocka_unit_test_setup_teardown(test_check_call_oom, setup_sig, teardown_sig),
         cmocka_unit_test(test_check_call_rest),
+        cmocka_unit_test(test_borrowed_map_rules),
+        cmocka_unit_test(test_big_maps),
+        cmocka_unit_test(test_quoted_values_cut_between_characters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
