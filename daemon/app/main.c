@@ -70,8 +70,6 @@ static bool stopping;
 static bool check_config;
 /* The settings file (or a flag) is invalid. */
 static bool bad_settings;
-/* --stall-warning-ms: a loop held this long is reported while held; 0: off. */
-static uint32_t stall_warning_ms = LIMIT_STALL_WARNING_MS;
 
 static void help(void) {
     printf("Usage: aiod [OPTION]...\n"
@@ -207,6 +205,7 @@ static int parse_argv(int argc, char **argv) {
         {OPT_STACK, "--stack-size", "stack_size"},
         {OPT_STATE_DIR, "--state-dir", "state_dir"},
         {OPT_LOG_OUTCOMES, "--log-outcomes", "log_outcomes"},
+        {OPT_STALL_WARNING, "--stall-warning-ms", "stall_warning_ms"},
     };
     const char *socket_flag = NULL, *config_flag = NULL;
     int c;
@@ -233,20 +232,6 @@ static int parse_argv(int argc, char **argv) {
         case OPT_CHECK_CONFIG:
             check_config = true;
             break;
-        case OPT_STALL_WARNING: {
-            char *end;
-            errno = 0;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (errno || end == optarg || *end || optarg[0] == '-' || v > UINT32_MAX) {
-                fprintf(stderr,
-                        "aiod: --stall-warning-ms: '%s' is not a number of "
-                        "milliseconds (0 turns the detector off)\n",
-                        optarg);
-                return -EINVAL;
-            }
-            stall_warning_ms = (uint32_t)v;
-            break;
-        }
         case OPT_NO_DEFAULT:
             r = set("--no-default-plugins", "default_plugins", "no");
             break;
@@ -500,7 +485,7 @@ int main(int argc, char **argv) {
      * started last first, so the detector's check (the loop runs again)
      * comes before the drain of run.c, and its prepare (the loop is about to
      * wait) after the flush of conn.c. */
-    stall_start(loop, stall_warning_ms);
+    stall_start(loop, cfg.stall_warning_ms);
     if (conn_init(loop, session_handlers()) < 0 || plugin_registry_init(api_table()) < 0) {
         log_error("out of memory at start-up");
         goto out;

@@ -37,6 +37,7 @@ void reload_sync_plugins(plugin_sync_counts *ret) {
 int reload_run(const char *why, reload_result *ret, char *err, size_t err_len) {
     char status[300];
     size_t old_stack = cfg.stack_size;
+    uint32_t old_stall = cfg.stall_warning_ms;
 
     log_info("reloading (asked by %s)", why);
     sd_reloading();
@@ -54,6 +55,11 @@ int reload_run(const char *why, reload_result *ret, char *err, size_t err_len) {
         log_error("out of memory applying the concurrency limits; some keep their old value");
     /* Group membership may have changed too. */
     identity_flush();
+    if (cfg.stall_warning_ms != old_stall) {
+        log_notice("stall_warning_ms changed to %u; it takes effect when aiod restarts",
+                   cfg.stall_warning_ms);
+        cfg.stall_warning_ms = old_stall;
+    }
     if (cfg.stack_size != old_stack) {
         log_notice("stack_size changed to %zu; it takes effect when aiod restarts", cfg.stack_size);
         cfg.stack_size = old_stack;

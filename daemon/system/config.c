@@ -70,6 +70,7 @@ static const setting settings[] = {
     U32("max_output_lines", max_output_lines, 1),
     U32("retain_count", retain_count, 0),
     U32("retain_seconds", retain_seconds, 0),
+    U32("stall_warning_ms", stall_warning_ms, 0),
     U32("shutdown_grace", shutdown_grace, 0),
     {"stack_size", K_BYTES, offsetof(config, stack_size), LIMIT_STACK_SIZE_MIN,
      LIMIT_STACK_SIZE_MAX},
@@ -113,6 +114,7 @@ static void defaults(config *c) {
         .max_output_lines = LIMIT_MAX_OUTPUT_LINES,
         .retain_count = LIMIT_RETAIN_COUNT,
         .retain_seconds = LIMIT_RETAIN_SECONDS,
+        .stall_warning_ms = LIMIT_STALL_WARNING_MS,
         .shutdown_grace = LIMIT_SHUTDOWN_GRACE,
         .stack_size = LIMIT_STACK_SIZE,
         .max_connections_per_uid = LIMIT_MAX_CONNECTIONS_PER_UID,
@@ -694,6 +696,7 @@ void config_dump(FILE *f) {
     fprintf(f, "max_output_lines = %u\n", cfg.max_output_lines);
     fprintf(f, "retain_count = %u\n", cfg.retain_count);
     fprintf(f, "retain_seconds = %u\n", cfg.retain_seconds);
+    fprintf(f, "stall_warning_ms = %u\n", cfg.stall_warning_ms);
     fprintf(f, "shutdown_grace = %u\n", cfg.shutdown_grace);
     fprintf(f, "stack_size = %zu\n", cfg.stack_size);
     fprintf(f, "max_connections_per_uid = %u\n", cfg.max_connections_per_uid);

@@ -43,6 +43,9 @@ typedef struct config {
     uint32_t max_output_lines;
     uint32_t retain_count;
     uint32_t retain_seconds;
+    /* A loop held this long is reported while held (stall.c); 0: off. Read
+     * at start. */
+    uint32_t stall_warning_ms;
     uint32_t shutdown_grace;
     /* Coroutine stack size; read once at start-up (a reload keeps it). */
     size_t stack_size;
