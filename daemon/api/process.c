@@ -18,19 +18,40 @@
  * that group, which takes the child's own children along (`sh -c 'a | b'`),
  * first with SIGTERM, then SIGKILL after the grace period, and the task
  * keeps waiting — even though it is cancelled — until the child is gone.
- * Signals go out only before the exit callback: until libuv has reaped the
- * child, its pid (and so its group id) cannot have been reused.
+ * When the task stops waiting (the child exited and both pipes reached end
+ * of file, or it was cancelled), whatever is left in the group — a
+ * background job that let go of stdout and stderr — gets SIGKILL: nothing a
+ * task started outlives it. That last kill comes after libuv reaped the
+ * leader; its group id stays taken while any member lives, so it can only
+ * miss (ESRCH), short of the pid numbers wrapping all the way round between
+ * the last member's death and the kill.
+ *
+ * If the daemon itself dies (SIGKILL, a crash), the kernel sends SIGKILL to
+ * every child it forked: a pthread_atfork child handler sets
+ * PR_SET_PDEATHSIG in each direct child of the daemon, since uv_spawn has
+ * no hook of its own between fork and exec. The kernel clears that setting
+ * when the child changes user (proc_user) or executes a set-user-ID
+ * program, and grandchildren never had it; under systemd the service's
+ * control group catches those (KillMode=control-group, the default).
+ *
+ * Output lines reach clients as valid UTF-8 (output_append replaces each
+ * ill-formed sequence and each NUL with U+FFFD), cut at LIMIT_MAX_LINE
+ * bytes on a character boundary; the captured result keeps the raw bytes
+ * (a string when they are UTF-8, bytes otherwise).
  */
 #include "api/process.h"
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -39,6 +60,7 @@
 #include "core/coro.h"
 #include "base/aiod_limits.h"
 #include "base/list.h"
+#include "base/utf8.h"
 #include "system/log.h"
 #include "macro.h"
 #include "core/output.h"
@@ -85,6 +107,10 @@ struct proc {
     uint64_t grace_ms;
     /* Handles initialised and not yet closed; the proc is freed at 0. */
     unsigned open;
+    /* uv_spawn succeeded: process.pid is the id of the child's group. */
+    bool spawned;
+    /* The group got its final SIGKILL (reap_group). */
+    bool group_killed;
     bool exited;
     /* SIGTERM was sent (cancellation); only the exit is awaited now. */
     bool killing;
@@ -205,8 +231,15 @@ static void close_handle(proc *p, uv_handle_t *h) {
 
 static void flush_line(proc *p, capture *c) {
     output *o = p->t && (p->flags & AIOD_PROC_STREAM_OUTPUT) ? task_output(p->t) : NULL;
-    if (o)
-        (void)output_append(o, c->stream, c->line, c->line_len);
+    if (o) {
+        size_t n = c->line_len;
+        /* A full line was cut at LIMIT_MAX_LINE: drop the start of a
+         * character it may end with, which output_append would turn into
+         * U+FFFD. output_append makes the rest valid UTF-8. */
+        if (n == sizeof(c->line))
+            n = utf8_trim_partial(c->line, n);
+        (void)output_append(o, c->stream, c->line, n);
+    }
     c->line_len = 0;
 }
 
@@ -310,6 +343,19 @@ static void signal_child(proc *p, int sig) {
         (void)uv_process_kill(&p->process, sig);
 }
 
+/*
+ * The end of the task's wait (or of the daemon): SIGKILL for whatever is
+ * still in the child's process group, the leader exited or not. Once per
+ * proc. Returns whether anything was there to signal.
+ */
+static bool reap_group(proc *p) {
+    if (!p->spawned || p->group_killed)
+        return false;
+    p->group_killed = true;
+    /* ESRCH: the group is empty, as it should be. */
+    return kill(-p->process.pid, SIGKILL) == 0;
+}
+
 static void on_kill_timer(uv_timer_t *h) {
     proc *p = h->data;
     if (p->exited)
@@ -358,9 +404,46 @@ static int proc_new(const struct aiod_proc_spec *spec, proc **ret) {
     return 0;
 }
 
+/* ---- PR_SET_PDEATHSIG through pthread_atfork */
+
+/* The daemon's pid, and the pid of the process that last called fork
+ * (written by the prepare handler, inherited by the child). */
+static pid_t daemon_pid;
+static pid_t fork_parent;
+
+static void atfork_prepare(void) {
+    fork_parent = getpid();
+}
+
+/*
+ * In the child of every fork() of the daemon itself (uv_spawn's, and a
+ * plugin's if it forks), before libuv's own set-up and exec: SIGKILL when
+ * the daemon dies. Forks in those children (before they exec) are left
+ * alone. Only async-signal-safe calls. If the daemon already died between
+ * fork and prctl, nothing would send the signal: the child sends it to
+ * itself.
+ */
+static void atfork_child(void) {
+    if (fork_parent != daemon_pid)
+        return;
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != daemon_pid)
+        (void)raise(SIGKILL);
+}
+
+static pthread_once_t pdeathsig_once = PTHREAD_ONCE_INIT;
+
+static void pdeathsig_register(void) {
+    daemon_pid = getpid();
+    if (pthread_atfork(atfork_prepare, NULL, atfork_child) != 0)
+        log_warning("cannot register the fork handler that ties children to the daemon's "
+                    "life (out of memory); a child may outlive a daemon killed by SIGKILL");
+}
+
 /* Initialises the handles and spawns. On failure every handle is being
  * closed and the proc will free itself. */
 static int proc_start(proc *p, uv_loop_t *loop) {
+    (void)pthread_once(&pdeathsig_once, pdeathsig_register);
     uv_pipe_init(loop, &p->in, 0);
     uv_pipe_init(loop, &p->out[0].pipe, 0);
     uv_pipe_init(loop, &p->out[1].pipe, 0);
@@ -404,6 +487,7 @@ static int proc_start(proc *p, uv_loop_t *loop) {
         goto fail;
     }
     n_alive++;
+    p->spawned = true;
     p->process.data = p;
     r = uv_read_start((uv_stream_t *)&p->out[0].pipe, on_alloc, on_read);
     if (r >= 0)
@@ -475,10 +559,16 @@ static int result_value(const proc *p, Aiod__Value **ret) {
         r = pbvalue_map_set(m, "stdout", output_value(&p->out[0]));
     if (r >= 0)
         r = pbvalue_map_set(m, "stderr", output_value(&p->out[1]));
-    if (r >= 0 && p->out[0].dropped)
-        r = pbvalue_map_set(m, "stdout_truncated", pbvalue_int((int64_t)p->out[0].dropped));
-    if (r >= 0 && p->out[1].dropped)
-        r = pbvalue_map_set(m, "stderr_truncated", pbvalue_int((int64_t)p->out[1].dropped));
+    static const char *const keys[2][2] = {{"stdout_truncated", "stdout_bytes"},
+                                           {"stderr_truncated", "stderr_bytes"}};
+    for (int i = 0; i < 2 && r >= 0; i++) {
+        if (!p->out[i].dropped)
+            continue;
+        r = pbvalue_map_set(m, keys[i][0], pbvalue_bool(true));
+        if (r >= 0)
+            r = pbvalue_map_set(m, keys[i][1],
+                                pbvalue_int((int64_t)(p->out[i].len + p->out[i].dropped)));
+    }
     if (r < 0) {
         pbvalue_free(m);
         return r == -EINVAL ? -ENOMEM : r; /* a NULL item: out of memory */
@@ -527,6 +617,11 @@ int proc_run(task *t, const struct aiod_proc_spec *spec, Aiod__Value **ret_resul
             start_kill(p);
         }
     }
+    if (reap_group(p))
+        log_task(LOG_NOTICE, t,
+                 "process group %d of '%s' still had processes when the task stopped waiting; "
+                 "killed them",
+                 p->process.pid, p->argv[0]);
     r = cancelled ? -ECANCELED : result_value(p, ret_result);
     if (p->out[0].dropped || p->out[1].dropped)
         log_task(LOG_NOTICE, t,
@@ -542,8 +637,8 @@ void proc_shutdown(void) {
     list *pos, *tmp;
     list_foreach_safe(pos, tmp, &procs) {
         proc *p = container_of(pos, proc, node);
+        (void)reap_group(p);
         if (!p->exited) {
-            signal_child(p, SIGKILL);
             p->exited = true;
             n_alive--;
         }

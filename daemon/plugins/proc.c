@@ -16,6 +16,14 @@
  * `env` is null (a minimal environment: PATH, HOME, LANG) or a list of
  * "KEY=VALUE" strings; the daemon's systemd variables (NOTIFY_SOCKET,
  * LISTEN_*, WATCHDOG_*) never reach the child either way.
+ *
+ * The result goes to a client, so it must fit the daemon's max_result
+ * (1 MiB by default), which the plugin API does not tell: stdout and
+ * stderr together keep at most RESULT_TEXT_MAX bytes. A stream cut for
+ * that (or beyond the daemon's 16 MiB capture) has "stdout_truncated":
+ * true (or "stderr_truncated") and "stdout_bytes" (or "stderr_bytes"): all
+ * it wrote. "exit" is always there. The lines streamed while the child ran
+ * are not cut that way.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -26,6 +34,94 @@
 
 #define HAS_API(api, field)                                                                        \
     ((api)->struct_size >= offsetof(struct aiod_api, field) + sizeof((api)->field))
+
+/* What stdout and stderr may hold together in a result: the default
+ * max_result (1 MiB) less 4 KiB for the rest of the map (its keys, "exit",
+ * the counts and the encoding's lengths: under 200 bytes). */
+#define RESULT_TEXT_MAX (1024u * 1024 - 4096)
+
+/* One output of proc_run's result: its data, and how many bytes the child
+ * wrote (more than len when the capture limit cut it). */
+typedef struct text {
+    const char *key;
+    const char *truncated_key;
+    const char *bytes_key;
+    const char *data; /* borrowed from the result */
+    size_t len;
+    int is_string;
+    int64_t written;
+} text;
+
+static void text_of(const struct aiod_api *api, const aiod_value *res, text *x) {
+    const aiod_value *v = api->map_get(res, x->key);
+    x->data = api->get_string(v);
+    x->is_string = x->data != NULL;
+    if (x->data)
+        x->len = strlen(x->data);
+    else {
+        x->data = api->get_bytes(v, &x->len);
+        if (!x->data)
+            x->len = 0;
+    }
+    const aiod_value *w = api->map_get(res, x->bytes_key);
+    x->written = w ? api->get_int(w) : (int64_t)x->len;
+}
+
+/* Keeps the first `keep` bytes of the output (fewer for a string, so that
+ * it does not end inside a character) and marks it truncated. */
+static int text_cut(const struct aiod_api *api, aiod_value *res, const text *x, size_t keep) {
+    aiod_value *v;
+    if (x->is_string) {
+        /* Back to the first byte of the character at `keep`. */
+        while (keep > 0 && ((unsigned char)x->data[keep] & 0xC0) == 0x80)
+            keep--;
+        char *s = malloc(keep + 1);
+        if (!s)
+            return -ENOMEM;
+        memcpy(s, x->data, keep);
+        s[keep] = '\0';
+        v = api->value_string(s);
+        free(s);
+    } else
+        v = api->value_bytes(x->data, keep);
+    if (!v)
+        return -ENOMEM;
+    /* v is a copy: x->data lives in the value it replaces, freed last. */
+    int r = api->map_set(res, x->truncated_key, api->value_bool(1));
+    if (r >= 0)
+        r = api->map_set(res, x->bytes_key, api->value_int(x->written));
+    if (r >= 0)
+        r = api->map_set(res, x->key, v);
+    else
+        api->value_free(v);
+    return r < 0 ? -ENOMEM : 0;
+}
+
+/*
+ * Cuts stdout and stderr so that together they hold at most
+ * RESULT_TEXT_MAX bytes: each gets half, and what one does not need goes
+ * to the other.
+ */
+static int bound_result(const struct aiod_api *api, aiod_value *res) {
+    text out = {"stdout", "stdout_truncated", "stdout_bytes", NULL, 0, 0, 0};
+    text err = {"stderr", "stderr_truncated", "stderr_bytes", NULL, 0, 0, 0};
+    text_of(api, res, &out);
+    text_of(api, res, &err);
+    if (out.len + err.len <= RESULT_TEXT_MAX)
+        return 0;
+    size_t half = RESULT_TEXT_MAX / 2;
+    /* stdout may have max(half, what stderr leaves); err.len can be far
+     * over RESULT_TEXT_MAX (up to the 16 MiB capture): compare first. */
+    size_t room_out = err.len < RESULT_TEXT_MAX - half ? RESULT_TEXT_MAX - err.len : half;
+    size_t keep_out = out.len < room_out ? out.len : room_out;
+    size_t keep_err = err.len < RESULT_TEXT_MAX - keep_out ? err.len : RESULT_TEXT_MAX - keep_out;
+    int r = 0;
+    if (keep_out < out.len)
+        r = text_cut(api, res, &out, keep_out);
+    if (r >= 0 && keep_err < err.len)
+        r = text_cut(api, res, &err, keep_err);
+    return r;
+}
 
 /* A NULL-terminated vector of the strings in `list` (borrowed; free only
  * the vector). `what` names the parameter in errors; with `env` each item
@@ -86,9 +182,18 @@ static int run(aiod_task *t, const struct aiod_api *api, const char *const *argv
         .kill_grace = grace,
     };
     /* The spec may live on this stack: proc_run copies it before waiting. */
-    r = api->proc_run(t, &spec, ret);
+    aiod_value *res = NULL;
+    r = api->proc_run(t, &spec, &res);
     free(envp);
-    return r;
+    if (r < 0)
+        return r;
+    r = bound_result(api, res);
+    if (r < 0) {
+        api->value_free(res);
+        return r;
+    }
+    *ret = res;
+    return 0;
 }
 
 /* proc.run(argv: list, input, cwd, env, grace) */

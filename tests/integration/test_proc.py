@@ -2,12 +2,22 @@
 the bundled proc plugin (proc.exec, proc.run, proc.shell) and the test plugin
 tests/plugins/proctest.c. argv, stdin, env, cwd, exit codes, signals, a
 missing program, live streaming of output lines, binary and oversized
-output, cancellation (TERM; KILL after the grace for a child that ignores
-TERM), no systemd variables in the child, no descriptors leaked into it, and
-after 10,000 processes the same descriptors in aiod and no zombies."""
+output (a result cut to fit max_result, never a failed task; output lines as
+valid UTF-8), cancellation (TERM; KILL after the grace for a child that
+ignores TERM), no process of a task's group outliving it, children dying
+with a SIGKILLed daemon, no systemd variables in the child, no descriptors
+leaked into it, and after 10,000 processes the same descriptors in aiod and
+no zombies.
 
+Processes are told apart by a marker argument unique to this run
+(`sleep 1000.<pid><n>`), never by a name other processes on the machine
+may share."""
+
+import base64
+import itertools
 import json
 import os
+import subprocess
 import time
 
 import harness
@@ -23,6 +33,50 @@ def daemon(**kw):
 def result(r, rc=0):
     t.eq(r.rc, rc, "aioctl exit code", r)
     return json.loads(r.lines[-1])
+
+
+_serial = itertools.count(1)
+
+
+def marker():
+    """A `sleep` duration no other process on the machine has in its
+    command line: 1000 s and a fraction made of this script's pid and a
+    counter."""
+    return "1000.%d%04d" % (os.getpid(), next(_serial))
+
+
+def wait_gone(m, what, timeout=5):
+    """Asserts that no live process runs `sleep M` within `timeout` s (a
+    signal is delivered asynchronously; kill() returning is not enough)."""
+    deadline = time.monotonic() + timeout
+    while harness.processes_running(["sleep", m]) and time.monotonic() < deadline:
+        time.sleep(0.02)  # state query under a deadline
+    t.eq(harness.processes_running(["sleep", m]), [], what)
+
+
+def wait_running(m, timeout=10):
+    """The pids running `sleep M` once there is one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = harness.processes_running(["sleep", m])
+        if pids or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.02)  # state query under a deadline
+
+
+def ppid_of(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        stat = f.read()
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def raw_aioctl(d, *args):
+    """aioctl's stdout as bytes, undecoded (the harness replaces what is not
+    UTF-8, which would hide the daemon sending it)."""
+    p = subprocess.run(d.ctl_argv(*args), stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=60, env=harness.clean_env())
+    t.eq(p.returncode, 0, "aioctl %s exit code" % " ".join(args), p.stderr)
+    return p.stdout
 
 
 def no_children(d, what):
@@ -158,9 +212,71 @@ def binary_and_oversized_output():
         t.eq(m["stdout"], {"$bytes": "//4="}, "output that is not UTF-8 comes back as bytes")
         m = result(d.aioctl("run", "proctest.summary", '["head", "-c", "20000000", "/dev/zero"]'))
         cap = 16 * 1024 * 1024
-        t.eq((m["exit"], m["stdout_len"], m["stdout_truncated"], m["stdout_type"]),
-             (0, cap, 20000000 - cap, "bytes"), "20 MB of output: 16 MiB kept, the rest counted")
+        t.eq((m["exit"], m["stdout_len"], m["stdout_truncated"], m["stdout_bytes"],
+              m["stdout_type"]), (0, cap, True, 20000000, "bytes"),
+             "20 MB of output: 16 MiB kept, all of it counted")
         d.wait_log("bytes of stdout", timeout=5)
+
+
+# What proc.* keep of stdout and stderr together in a result (proc.c's
+# RESULT_TEXT_MAX): the default max_result, 1 MiB, less 4 KiB.
+TEXT_MAX = 1024 * 1024 - 4096
+
+
+@t.test
+def output_over_max_result_is_cut_not_failed():
+    with daemon() as d:
+        # The issue's command: 1.1 MB on stdout used to end LimitError.
+        r = d.aioctl("run", "proc.shell", "head -c 1100000 /dev/zero | tr '\\0' y")
+        m = result(r)
+        t.eq((m["exit"], len(m["stdout"]), m["stdout"].strip("y"), m["stdout_truncated"],
+              m["stdout_bytes"], m["stderr"]), (0, TEXT_MAX, "", True, 1100000, ""),
+             "stdout cut to what a result holds, with the full count", r.err)
+        t.check("stderr_truncated" not in m, "stderr was not cut", m.keys())
+        # The exit status survives the cut, and so does what it had to say.
+        m = result(d.aioctl("run", "proc.shell",
+                            "head -c 2000000 /dev/zero; echo bad >&2; exit 3"))
+        t.eq((m["exit"], m["stdout_truncated"], m["stdout_bytes"], m["stderr"]),
+             (3, True, 2000000, "bad\n"), "exit 3 and a short stderr kept whole")
+        t.eq(len(base64.b64decode(m["stdout"]["$bytes"])), TEXT_MAX - 4,
+             "stdout (NULs: bytes) takes what stderr left")
+        # Both over half: each keeps half.
+        m = result(d.aioctl("run", "proc.shell",
+                            "head -c 900000 /dev/zero | tr '\\0' o; "
+                            "head -c 900000 /dev/zero | tr '\\0' e >&2"))
+        t.eq((len(m["stdout"]), len(m["stderr"]), m["stdout_bytes"], m["stderr_bytes"],
+              m["stdout_truncated"], m["stderr_truncated"]),
+             (TEXT_MAX // 2, TEXT_MAX // 2, 900000, 900000, True, True), "half each")
+        # A string is cut on a character boundary: x then 2-byte characters
+        # put the limit inside one.
+        m = result(d.aioctl("run", "proc.shell",
+                            r"printf x; head -c 700000 /dev/zero | sed 's/./\xc3\xa9/g'"))
+        out = m["stdout"].encode()
+        t.eq((m["stdout_truncated"], m["stdout_bytes"], len(out), out[:1], set(out[1:].decode())),
+             (True, 1400001, TEXT_MAX - 1, b"x", {"\u00e9"}),
+             "cut before the character the limit falls in")
+
+
+@t.test
+def output_lines_are_valid_utf8():
+    with daemon() as d:
+        out = raw_aioctl(d, "run", "proc.shell", r"printf 'a\377\376b\n'")
+        lines = out.split(b"\n")
+        t.eq(lines[0], b"a\xef\xbf\xbd\xef\xbf\xbdb",
+             "each byte that is not UTF-8 streamed as U+FFFD", out)
+        m = json.loads(lines[1])
+        t.eq(base64.b64decode(m["stdout"]["$bytes"]), b"a\xff\xfeb\n",
+             "the result keeps the raw bytes", m)
+        # A NUL becomes U+FFFD too (a string cannot hold it).
+        out = raw_aioctl(d, "run", "proc.shell", r"printf 'n\000n\n'")
+        t.eq(out.split(b"\n")[0], b"n\xef\xbf\xbdn", "NUL streamed as U+FFFD", out)
+        # A line over LIMIT_MAX_LINE (4096) is cut on a character boundary:
+        # x and 1100 four-byte characters put byte 4096 inside one (its
+        # first 3 bytes would become one U+FFFD of 3 bytes: still 4096).
+        out = raw_aioctl(d, "run", "proc.shell", "printf x; printf '%01100d\\n' 0 | "
+                         r"sed 's/0/\xf0\x9f\x98\x80/g'")
+        t.eq(out.split(b"\n")[0], b"x" + "\U0001F600".encode() * 1023,
+             "the long line cut before the character at byte 4096", out[4000:4100])
 
 
 @t.test
@@ -212,9 +328,10 @@ def submit_started(d, *call):
 
 @t.test
 def cancel_sends_term():
+    m = marker()
     with daemon() as d:
         tid, logs = submit_started(
-            d, "proc.shell", "trap 'echo got TERM; exit 0' TERM; echo started; sleep 100 & wait")
+            d, "proc.shell", "trap 'echo got TERM; exit 0' TERM; echo started; sleep %s & wait" % m)
         t0 = time.monotonic()
         t.eq(d.aioctl("cancel", tid).rc, 0, "cancel exit code")
         r = d.aioctl("await", tid)
@@ -223,16 +340,57 @@ def cancel_sends_term():
         t.check(took < 2.5, "it ended soon after the cancel (%.2f s)" % took)
         rest = logs.wait(timeout=10)
         t.contains(rest.out, "got TERM", "the child got SIGTERM and printed it", rest)
-        t.check(not harness.processes_running(["sleep", "100"]),
-                "the child's own child (sleep 100, same process group) is gone too")
+        wait_gone(m, "the child's own child (sleep, same process group) is gone too")
         no_children(d, "after the cancel")
 
 
 @t.test
+def cancel_ends_every_process_of_the_group():
+    m1, m2 = marker(), marker()
+    with daemon() as d:
+        tid, logs = submit_started(d, "proc.shell", "echo started; sleep %s & sleep %s" % (m1, m2))
+        t.check(wait_running(m1) and wait_running(m2), "setup: both sleeps run")
+        t.eq(d.aioctl("cancel", tid).rc, 0, "cancel exit code")
+        t.eq(d.aioctl("await", tid).rc, 5, "the awaited task was cancelled")
+        logs.wait(timeout=10)
+        wait_gone(m1, "the background sleep is gone")
+        wait_gone(m2, "the foreground sleep is gone")
+        no_children(d, "after the cancel")
+
+
+@t.test
+def a_background_job_does_not_outlive_its_task():
+    # The shell exits at once and the job holds neither pipe, so the task
+    # ends with the shell: the job must end with it.
+    m = marker()
+    with daemon() as d:
+        r = d.aioctl("run", "proc.shell", "sleep %s >/dev/null 2>&1 & echo started" % m)
+        t.eq(result(r), {"exit": 0, "stdout": "started\n", "stderr": ""}, "the shell's result", r)
+        wait_gone(m, "the background job was killed with the task's process group")
+        d.wait_log("still had processes when the task stopped waiting; killed them", timeout=5)
+        no_children(d, "after the task")
+
+
+@t.test
+def children_die_with_a_killed_daemon():
+    m = marker()
+    with daemon() as d:
+        tid, logs = submit_started(d, "proc.shell", "echo started; exec sleep %s" % m)
+        pids = wait_running(m)
+        t.eq(len(pids), 1, "setup: the sleep runs")
+        t.eq(ppid_of(pids[0]), d.proc.pid, "setup: the sleep is aiod's own child")
+        d.kill()  # SIGKILL: no shutdown code runs
+        d.rc = d.proc.returncode  # killed on purpose: stop() has nothing to check
+        logs.wait(timeout=10)
+        wait_gone(m, "the child got PR_SET_PDEATHSIG's SIGKILL when aiod died")
+
+
+@t.test
 def child_ignoring_term_is_killed_after_the_grace():
+    m = marker()
     with daemon() as d:
         tid, logs = submit_started(
-            d, "proc.shell", "trap '' TERM; echo started; sleep 101", "", "", "null", "1")
+            d, "proc.shell", "trap '' TERM; echo started; sleep %s" % m, "", "", "null", "1")
         t0 = time.monotonic()
         d.aioctl("cancel", tid)
         r = d.aioctl("await", tid)
@@ -242,11 +400,7 @@ def child_ignoring_term_is_killed_after_the_grace():
                 "grace, not before (%.2f s)" % took)
         d.wait_log("still running 1.0 s after SIGTERM; killing it", timeout=5)
         logs.wait(timeout=10)
-        deadline = time.monotonic() + 5
-        while harness.processes_running(["sleep", "101"]) and time.monotonic() < deadline:
-            time.sleep(0.05)  # state query under a deadline: SIGKILL is delivered async
-        t.check(not harness.processes_running(["sleep", "101"]),
-                "the grandchild (sleep 101, ignoring TERM too) was KILLed with its group")
+        wait_gone(m, "the grandchild (sleep, ignoring TERM too) was KILLed with its group")
         no_children(d, "after the kill")
 
 

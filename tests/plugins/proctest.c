@@ -89,11 +89,13 @@ static int fn_summary(aiod_task *t, const struct aiod_api *api, const aiod_value
         out_len = strlen(s);
     }
     const aiod_value *trunc = api->map_get(res, "stdout_truncated");
+    const aiod_value *written = api->map_get(res, "stdout_bytes");
     int matches = in_len == out_len && (in_len == 0 || memcmp(data, input, in_len) == 0);
     if (!m || map_int(api, m, "exit", api->get_int(api->map_get(res, "exit"))) < 0 ||
         map_int(api, m, "stdout_len", (int64_t)out_len) < 0 ||
         api->map_set(m, "stdout_type", api->value_string(s ? "string" : "bytes")) < 0 ||
-        map_int(api, m, "stdout_truncated", trunc ? api->get_int(trunc) : 0) < 0 ||
+        api->map_set(m, "stdout_truncated", api->value_bool(trunc && api->get_bool(trunc))) < 0 ||
+        map_int(api, m, "stdout_bytes", written ? api->get_int(written) : -1) < 0 ||
         api->map_set(m, "matches_input", api->value_bool(matches)) < 0) {
         api->value_free(m);
         m = NULL;
