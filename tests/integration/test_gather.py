@@ -20,10 +20,10 @@ def gather_is_concurrent_and_ordered():
 @t.test
 def gather_failure_fails_at_once():
     with t.daemon() as d:
-        r = d.aioctl("gather", "demo.sleep 1 a", "demo.fail KeyError nope", timeout=20)
+        r = d.aioctl("gather", "demo.sleep 5 a", "demo.fail KeyError nope", timeout=20)
         t.eq(r.rc, 1, "exit code when a gathered call fails", r)
         t.contains(r.err, "KeyError", "stderr names the failure", r)
-        t.check(r.elapsed < 0.8, "gather fails at once, not after the 1 s sleep", r)
+        t.check(r.elapsed < 4, "gather fails at once, not after the 5 s sleep", r)
 
 
 @t.test

@@ -41,7 +41,11 @@ def loop_stays_responsive_while_a_thread_blocks():
               "the blocking call took %d ms" % (m["max_late_ms"], m["ticks"], m["block_ms"]))
         t.check(m["block_ms"] >= 2000, "the work really blocked its thread 2 s", m)
         t.check(m["ticks"] >= 100, "the sleeps went on while the thread blocked", m)
-        t.check(m["max_late_ms"] < 20, "no 10 ms sleep woke more than 20 ms late", m)
+        # Blocked, the loop would wake ~2000 ms late (the negative control
+        # below sees ~1000 ms for a 1 s block); a loaded machine or a
+        # sanitizer adds tens of ms. The bound separates the two with room.
+        t.check(m["max_late_ms"] < 500, "no 10 ms sleep woke more than 500 ms late (a blocked "
+                "loop would be ~2000 ms late)", m)
 
 
 @t.test
@@ -59,24 +63,27 @@ def work_runs_in_parallel_on_the_pool():
         r = d.aioctl("gather", "threads.block 1", "threads.block 1", "threads.block 1",
                      "threads.block 1")
         t.eq(r.rc, 0, "gather exit code", r)
-        t.check(r.elapsed < 1.9, "four 1 s blocks on a 4-thread pool take ~1 s, not 4", r)
+        # In turn they would take 4 s at least; together ~1 s, more on a
+        # loaded machine.
+        t.check(r.elapsed < 3.5, "four 1 s blocks on a 4-thread pool run together (~1 s, "
+                "not 4 s in turn)", r)
 
 
 @t.test
 def cancelled_task_returns_at_once_and_late_result_is_dropped():
     with daemon() as d:
         start = time.monotonic()
-        r = d.aioctl("run", "--timeout", "0.3", "threads.block", "2", "late-A")
+        r = d.aioctl("run", "--timeout", "0.3", "threads.block", "5", "late-A")
         t.eq(r.rc, 4, "run --timeout exit code", r)
         tid = d.wait_task(lambda x: x["function"] == "threads.block", "threads.block listed")
         d.wait_task(lambda x: x["task"] == tid["task"] and x["state"] == "cancelled",
-                    "threads.block cancelled", timeout=1.5)
-        t.check(time.monotonic() - start < 1.8,
-                "the task ended cancelled long before its 2 s of work")
+                    "threads.block cancelled", timeout=4)
+        t.check(time.monotonic() - start < 4.5,
+                "the task ended cancelled before its 5 s of work")
         line = d.wait_log("threads: released late-A", timeout=10)
         released = time.monotonic() - start
         t.contains(line, "work ran: yes", "the work ran to its end on its thread")
-        t.check(released >= 1.9, "release came only after the work finished (%.2f s)" % released)
+        t.check(released >= 4.9, "release came only after the work finished (%.2f s)" % released)
         # The daemon goes on; the task's stack is long gone.
         t.eq(result(d.aioctl("run", "threads.result", "7")), 7, "to_thread after the drop")
 
