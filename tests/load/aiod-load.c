@@ -811,7 +811,7 @@ static void on_readable(client *c) {
         frame_reader_commit(&c->rd, (size_t)n);
         const uint8_t *p;
         uint32_t len;
-        int r;
+        int r = 0;
         while (!c->closed && (r = frame_reader_next(&c->rd, &p, &len)) == 1)
             on_reply(c, p, len);
         if (c->closed)
