@@ -310,7 +310,11 @@ struct aiod_api {
     /* asyncio.create_subprocess_exec + communicate: runs the process and
      * waits for it to exit. *ret_result gets a map {"exit": int (the exit
      * status, or -N if killed by signal N), "stdout": string, "stderr":
-     * string} (bytes instead of string for output that is not UTF-8).
+     * string} (bytes instead of string for output that is not UTF-8). A
+     * stream over the capture limit (16 MiB) is cut, and the map also gets
+     * "stdout_truncated"/"stderr_truncated": true and "stdout_bytes"/
+     * "stderr_bytes": the full count. The process runs in a process group of
+     * its own; whatever is left in it when proc_run returns is killed.
      * Cancellation sends SIGTERM, then SIGKILL after kill_grace, and
      * returns -ECANCELED once the process is gone. -ENOENT if the program
      * is not found, -EINVAL. */
