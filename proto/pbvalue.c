@@ -168,15 +168,6 @@ int pbvalue_map_set(Aiod__Value *map, const char *key, Aiod__Value *item) {
     return map_append(m, key, item);
 }
 
-int pbvalue_map_append(Aiod__Value *map, const char *key, Aiod__Value *item) {
-    if (!map || !key || !item || map->kind_case != AIOD__VALUE__KIND_MAP_VALUE || !map->map_value ||
-        !pbvalue_utf8_valid(key, strlen(key))) {
-        pbvalue_free(item);
-        return -EINVAL;
-    }
-    return map_append(map->map_value, key, item);
-}
-
 uint32_t pbvalue_type(const Aiod__Value *v) {
     if (!v)
         return PBVALUE_NULL;

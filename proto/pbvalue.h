@@ -47,10 +47,6 @@ int pbvalue_list_append(Aiod__Value *list, Aiod__Value *item);
 /* Takes item, also on failure; replaces an existing key. 0, -EINVAL, -ENOMEM.
  * Looks for the key among the entries: n calls cost O(n^2). */
 int pbvalue_map_set(Aiod__Value *map, const char *key, Aiod__Value *item);
-/* As pbvalue_map_set for a key the caller knows the map does not hold yet
- * (the keys of a parsed JSON object, which the parser keeps unique): O(1)
- * amortised, no search. The key is copied and must be valid UTF-8. */
-int pbvalue_map_append(Aiod__Value *map, const char *key, Aiod__Value *item);
 
 /* Deep copy or NULL on out-of-memory. */
 Aiod__Value *pbvalue_copy(const Aiod__Value *v);

@@ -107,36 +107,52 @@ static Aiod__Value *from_json(json_t *j) {
     case JSON_STRING:
         return pbvalue_stringn(json_string_value(j), json_string_length(j));
     case JSON_ARRAY: {
-        size_t i;
+        /* The arrays are sized at once: appending one by one reallocates
+         * each time, which costs quadratic time where realloc cannot grow
+         * in place (AddressSanitizer's never does). */
+        size_t i, n = json_array_size(j);
         json_t *item;
         v = pbvalue_list();
+        if (v && n && !(v->list_value->items = alloc_malloc(n * sizeof(*v->list_value->items))))
+            goto fail;
         json_array_foreach(j, i, item) {
             Aiod__Value *c = v ? from_json(item) : NULL;
-            if (!c || pbvalue_list_append(v, c) < 0) {
-                pbvalue_free(v);
-                return NULL;
-            }
+            if (!c)
+                goto fail;
+            v->list_value->items[v->list_value->n_items++] = c;
         }
         return v;
     }
     case JSON_OBJECT: {
+        /* Keys are unique (JSON_REJECT_DUPLICATES) and valid UTF-8 without
+         * NUL (jansson checks): none is searched for or checked again. */
+        size_t n = json_object_size(j);
         const char *key;
         json_t *item;
         v = pbvalue_map();
-        /* Keys are unique (JSON_REJECT_DUPLICATES), so none is searched
-         * for: a big object costs linear time. */
+        if (v && n && !(v->map_value->entries = alloc_malloc(n * sizeof(*v->map_value->entries))))
+            goto fail;
         json_object_foreach(j, key, item) {
-            Aiod__Value *c = v ? from_json(item) : NULL;
-            if (!c || pbvalue_map_append(v, key, c) < 0) {
-                pbvalue_free(v);
-                return NULL;
-            }
+            Aiod__MapEntry *e = v ? alloc_malloc(sizeof(*e)) : NULL;
+            if (!e)
+                goto fail;
+            aiod__map_entry__init(e);
+            v->map_value->entries[v->map_value->n_entries++] = e;
+            char *k = alloc_strdup(key);
+            if (!k)
+                goto fail;
+            e->key = k;
+            if (!(e->value = from_json(item)))
+                goto fail;
         }
         return v;
     }
     default:
         return NULL;
     }
+fail:
+    pbvalue_free(v);
+    return NULL;
 }
 
 int pbvalue_from_json(const char *text, Aiod__Value **ret, char *why_buf, size_t why_len) {
