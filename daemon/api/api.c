@@ -15,6 +15,7 @@
 #include "alloc.h"
 #include "macro.h"
 #include "base/aiod_limits.h"
+#include "base/utf8.h"
 #include "system/log.h"
 #include "core/output.h"
 #include "host/registry.h"
@@ -121,6 +122,8 @@ _printf_(2, 3) static int a_print(aiod_task *t, const char *fmt, ...) {
     if (n < 0)
         return -EINVAL;
     size_t len = (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1;
+    if ((size_t)n >= sizeof(buf))
+        len = utf8_trim_partial(buf, len); /* not half a character at the cut */
     /* One line per newline-separated piece; a trailing newline adds none. */
     const char *p = buf, *end = buf + len;
     if (len > 0 && end[-1] == '\n')

@@ -15,6 +15,7 @@
 #include "system/config.h"
 #include "base/freelist.h"
 #include "base/hashmap.h"
+#include "base/utf8.h"
 #include "core/idle.h"
 #include "system/log.h"
 #include "macro.h"
@@ -395,7 +396,10 @@ void task_record_end(task *t, int state, Aiod__Value *result, char *kind, char *
 int task_set_pending_error(task *t, const char *kind, const char *message) {
     if (!t->run)
         return -EINVAL;
-    char *k = alloc_strdup(kind), *m = alloc_strdup(message);
+    /* Plugins write these: they reach clients as protobuf strings, so as
+     * valid UTF-8 (ill-formed sequences become U+FFFD), and bounded. */
+    char *k = utf8_sanitize(kind, strlen(kind), LIMIT_MESSAGE, NULL);
+    char *m = utf8_sanitize(message, strlen(message), LIMIT_MESSAGE, NULL);
     if (!k || !m) {
         free(k);
         free(m);

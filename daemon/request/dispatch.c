@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "base/aiod_limits.h"
+#include "base/utf8.h"
 #include "core/finish.h"
 #include "core/output.h"
 #include "core/sched.h"
@@ -92,8 +93,11 @@ static int make_task(session *s, Aiod__Call *call, int ownership, task **ret, re
     fn_entry *fn = plugin_lookup(call->function);
     if (!fn || (fn->def->flags & AIOD_FN_INTERNAL)) {
         why->code = ERR(ERROR_UNKNOWN_FUNCTION);
+        /* The name as the client sent it, cut between characters. */
+        int shown = (int)utf8_cut(call->function, strnlen(call->function, 201), 200);
         snprintf(why->msg, sizeof(why->msg),
-                 "unknown function '%.200s' (see `aioctl plugins` for the list)", call->function);
+                 "unknown function '%.*s' (see `aioctl plugins` for the list)", shown,
+                 call->function);
         return -ENOENT;
     }
     if (policy_may_call(&s->peer, fn->full_name, why->msg, sizeof(why->msg)) < 0) {
