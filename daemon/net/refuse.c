@@ -16,24 +16,21 @@
 #include <systemd/sd-daemon.h>
 
 #include "aiod-pb.h"
+#include "frame.h"
 
-/* The frame: 4-byte big-endian length, then the ServerMessage. */
-static size_t error_frame(const char *why, uint8_t *buf, size_t size) {
+size_t refuse_error_frame(int code, const char *why, uint8_t *buf, size_t size) {
     Aiod__Error e = AIOD__ERROR__INIT;
-    e.code = AIOD__ERROR_CODE__ERROR_SHUTTING_DOWN;
+    e.code = (Aiod__ErrorCode)code;
     e.message = (char *)why;
     Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
     m.body_case = AIOD__SERVER_MESSAGE__BODY_ERROR;
     m.error = &e;
     size_t n = aiod__server_message__get_packed_size(&m);
-    if (n + 4 > size)
+    if (n + FRAME_HEADER_SIZE > size)
         return 0;
-    aiod__server_message__pack(&m, buf + 4);
-    buf[0] = (uint8_t)(n >> 24);
-    buf[1] = (uint8_t)(n >> 16);
-    buf[2] = (uint8_t)(n >> 8);
-    buf[3] = (uint8_t)n;
-    return n + 4;
+    aiod__server_message__pack(&m, buf + FRAME_HEADER_SIZE);
+    frame_put_header(buf, (uint32_t)n);
+    return n + FRAME_HEADER_SIZE;
 }
 
 int refuse_waiting_clients(const char *why) {
@@ -43,7 +40,8 @@ int refuse_waiting_clients(const char *why) {
     if (sd_is_socket_unix(lfd, SOCK_STREAM, 1, NULL, 0) <= 0)
         return 0;
     uint8_t frame[2048];
-    size_t len = error_frame(why, frame, sizeof(frame));
+    size_t len =
+        refuse_error_frame(AIOD__ERROR_CODE__ERROR_SHUTTING_DOWN, why, frame, sizeof(frame));
     int flags = fcntl(lfd, F_GETFL);
     if (flags < 0 || fcntl(lfd, F_SETFL, flags | O_NONBLOCK) < 0)
         return 0;

@@ -31,6 +31,7 @@
 #include "frame.h"
 #include "macro.h"
 #include "net/conn.h"
+#include "net/refuse.h"
 #include "system/log.h"
 
 /* The listen(2) backlog. */
@@ -81,23 +82,6 @@ static unsigned long long nofile_now(void) {
     return (unsigned long long)rl.rlim_cur;
 }
 
-/* An Error frame (request id 0, ERROR_LIMIT) carrying `msg`, or 0 bytes if
- * it does not fit. */
-static size_t error_frame(const char *msg, uint8_t *buf, size_t size) {
-    Aiod__Error e = AIOD__ERROR__INIT;
-    e.code = AIOD__ERROR_CODE__ERROR_LIMIT;
-    e.message = (char *)msg;
-    Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
-    m.body_case = AIOD__SERVER_MESSAGE__BODY_ERROR;
-    m.error = &e;
-    size_t n = aiod__server_message__get_packed_size(&m);
-    if (n + FRAME_HEADER_SIZE > size)
-        return 0;
-    aiod__server_message__pack(&m, buf + FRAME_HEADER_SIZE);
-    frame_put_header(buf, (uint32_t)n);
-    return n + FRAME_HEADER_SIZE;
-}
-
 void server_set_fd_cap(unsigned cap, unsigned long long nofile) {
     fd_cap = cap;
     fd_cap_nofile = nofile;
@@ -106,7 +90,8 @@ void server_set_fd_cap(unsigned cap, unsigned long long nofile) {
              "too many connections: the daemon's open-file limit (RLIMIT_NOFILE %llu) leaves "
              "room for %u, and they are all open",
              nofile, cap);
-    over_cap_len = error_frame(msg, over_cap_frame, sizeof(over_cap_frame));
+    over_cap_len = refuse_error_frame(AIOD__ERROR_CODE__ERROR_LIMIT, msg, over_cap_frame,
+                                      sizeof(over_cap_frame));
 }
 
 static void on_report(uv_timer_t *h);
@@ -370,7 +355,8 @@ int server_start(uv_loop_t *l, const char *path) {
              "too many open files: the daemon has no file descriptor left for a new "
              "connection (its limit RLIMIT_NOFILE is %llu); try again later",
              nofile_now());
-    no_fd_len = error_frame(msg, no_fd_frame, sizeof(no_fd_frame));
+    no_fd_len =
+        refuse_error_frame(AIOD__ERROR_CODE__ERROR_LIMIT, msg, no_fd_frame, sizeof(no_fd_frame));
     reserve_fd = open_reserve();
     if (reserve_fd < 0)
         log_warning_errno(-errno, "cannot open a reserve descriptor; clients refused for want "
