@@ -147,18 +147,23 @@ static void step(task *t) {
 static void on_check(uv_check_t *h) {
     (void)h;
     size_t n = sched_ready_count();
+    bool stepped = false;
     task *t;
     while (n-- > 0 && (t = sched_take_ready())) {
         if (!task_finished(t)) {
-            /* The stall detector names the task while its step holds the loop. */
+            stepped = true;
+            /* The stall detector names the task while its step holds the
+             * loop (one publish per step: the next step's replaces it, and
+             * the drain's end clears it). */
             stall_enter_task(t->id, t->fn->full_name);
             step(t);
-            stall_leave();
         }
         if (task_finished(t))
             task_settle(t); /* if it finished while queued */
         task_unref(t);
     }
+    if (stepped)
+        stall_leave();
     if (after)
         after();
 }
