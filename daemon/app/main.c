@@ -337,12 +337,10 @@ static void on_signal(uv_signal_t *h, int signum) {
     dispatch_set_shutting_down();
 
     /* Collect first: cancelling changes the table. */
-    size_t st = 0, n = 0;
-    void *cur = NULL;
-    task *t;
+    size_t n = 0;
     size_t total = task_count_unfinished();
     task **ts = alloc_malloc((total ? total : 1) * sizeof(*ts));
-    while (ts && n < total && (t = task_next(&st, &cur)))
+    for (task *t = task_first(); ts && n < total && t; t = task_after(t))
         if (!task_finished(t))
             ts[n++] = task_ref(t);
     for (size_t i = 0; i < n; i++) {

@@ -235,4 +235,12 @@
  * their count at most this often. */
 #define LIMIT_ACCEPT_REPORT_MS 1000u
 
+/* ListTasks pages (listing.h): at most this many tasks in one reply, and at
+ * most this many tasks looked at for one request (a few milliseconds of the
+ * loop); each filter (states, functions, owners) of at most this many
+ * entries. */
+#define LIMIT_LIST_PAGE 10000u
+#define LIMIT_LIST_VISITS 65536u
+#define LIMIT_LIST_FILTERS 256u
+
 #endif

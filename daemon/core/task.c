@@ -36,6 +36,8 @@ void task_cache_release(void) {
 }
 
 static hashmap *table;
+/* Every task in the table, in id order (task.order_node). */
+static list in_order = {&in_order, &in_order};
 static uint64_t next_id = 1;
 /* Ids below this are ours to hand out; then id_reserve gives more. */
 static uint64_t id_end = UINT64_MAX;
@@ -102,6 +104,7 @@ static void table_drop(task *t) {
     if (!t->in_table)
         return;
     hashmap_remove_u64(table, t->id);
+    list_remove(&t->order_node);
     t->in_table = false;
     if (list_linked(&t->retain_node)) {
         list_remove(&t->retain_node);
@@ -113,19 +116,8 @@ static void table_drop(task *t) {
 void task_table_done(void) {
     while (!list_empty(&retained))
         table_drop(container_of(list_first(&retained), task, retain_node));
-    if (table) {
-        size_t st = 0;
-        void *cur = NULL;
-        task *t;
-        /* Collect first: dropping changes the map. */
-        size_t n = hashmap_size(table), k = 0;
-        task **all = alloc_malloc((n ? n : 1) * sizeof(*all));
-        while (all && (t = hashmap_next(table, &st, &cur)))
-            all[k++] = t;
-        for (size_t i = 0; i < k; i++)
-            table_drop(all[i]);
-        free(all);
-    }
+    while (!list_empty(&in_order))
+        table_drop(container_of(list_first(&in_order), task, order_node));
     hashmap_free(table);
     table = NULL;
     hashmap_free(per_uid);
@@ -219,6 +211,8 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
         return -ENOMEM;
     }
     next_id++;
+    /* Ids only grow: the newest task goes last. */
+    list_insert_tail(&in_order, &t->order_node);
     t->in_table = true;
     t->refs++; /* the table's */
     unfinished++;
@@ -466,8 +460,24 @@ uint64_t task_count_finished_total(void) {
     return finished_total;
 }
 
-task *task_next(size_t *state, void **cursor) {
-    return table ? hashmap_next(table, state, cursor) : NULL;
+task *task_first(void) {
+    return list_empty(&in_order) ? NULL : container_of(list_first(&in_order), task, order_node);
+}
+
+task *task_last(void) {
+    return list_empty(&in_order) ? NULL : container_of(in_order.prev, task, order_node);
+}
+
+task *task_before(const task *t) {
+    assert(t->in_table);
+    return t->order_node.prev == &in_order ? NULL
+                                           : container_of(t->order_node.prev, task, order_node);
+}
+
+task *task_after(const task *t) {
+    assert(t->in_table);
+    return t->order_node.next == &in_order ? NULL
+                                           : container_of(t->order_node.next, task, order_node);
 }
 
 void task_attach_owner(task *t, void *owner, list *owner_list) {

@@ -90,7 +90,7 @@ struct task_run {
 
 /*
  * A task: its identity and outcome, all that a retained outcome keeps.
- * 136 bytes; the rest is in `run` while the task needs it.
+ * 152 bytes; the rest is in `run` while the task needs it.
  */
 struct task {
     /* First, together: what evicting a retained outcome reads. By then the
@@ -98,6 +98,8 @@ struct task {
     /* On the table's retention list once finished and retained. */
     list retain_node;
     uint64_t id;
+    /* On the table's list of all its tasks, in id order (paged listing). */
+    list order_node;
     /* Wall-clock microseconds. */
     uint64_t finished_usec;
     unsigned refs;
@@ -216,8 +218,15 @@ size_t task_count_unfinished(void);
 size_t task_count_running(void);
 uint64_t task_count_finished_total(void);
 
-/* Iterates the table: start with *state = 0 and *cursor = NULL. */
-task *task_next(size_t *state, void **cursor);
+/* The table's tasks in id order: the first (NULL when empty), and the one
+ * after `t` (NULL at the end). `t` must be in the table, as for
+ * task_before. */
+task *task_first(void);
+task *task_after(const task *t);
+/* The last task (NULL when empty), and the one before `t` (NULL at the
+ * start). */
+task *task_last(void);
+task *task_before(const task *t);
 
 /* Makes `owner` the holder of the unfinished attached task, at the end of
  * `owner_list`. */

@@ -23,6 +23,7 @@
 #include "net/wire.h"
 #include "request/describe.h"
 #include "request/follow.h"
+#include "request/listing.h"
 #include "request/session.h"
 #include "request/waiting.h"
 #include "system/config.h"
@@ -381,58 +382,6 @@ static void handle_cancel(session *s, req *r, const Aiod__Cancel *k) {
     req_end(r, AIOD__SERVER_MESSAGE__BODY_CANCELLED, &cd);
 }
 
-static int cmp_info(const void *a, const void *b) {
-    const Aiod__TaskInfo *x = *(Aiod__TaskInfo *const *)a, *y = *(Aiod__TaskInfo *const *)b;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* One TaskInfo and the buffer of its call line. */
-typedef struct listed {
-    Aiod__TaskInfo info;
-    char call_text[CALL_TEXT_MAX + 1];
-} listed;
-
-static void handle_list(session *s, req *r, const Aiod__ListTasks *l) {
-    size_t st = 0, n = 0, cap = 64;
-    void *cur = NULL;
-    task *t;
-    listed *items = alloc_malloc(cap * sizeof(*items));
-    Aiod__TaskInfo **ptrs = NULL;
-    if (!items)
-        goto oom;
-    while ((t = task_next(&st, &cur))) {
-        if ((!l->all && task_finished(t)) || !policy_may_act(&s->peer, t->uid))
-            continue;
-        if (n == cap) {
-            listed *more = alloc_realloc(items, cap * 2 * sizeof(*items));
-            if (!more)
-                goto oom;
-            items = more;
-            cap *= 2;
-        }
-        describe_task(t, &items[n].info, items[n].call_text, NULL, false);
-        n++;
-    }
-    ptrs = alloc_malloc((n ? n : 1) * sizeof(*ptrs));
-    if (!ptrs)
-        goto oom;
-    for (size_t i = 0; i < n; i++) {
-        ptrs[i] = &items[i].info;
-        ptrs[i]->call_text = items[i].call_text; /* moved by realloc */
-    }
-    qsort(ptrs, n, sizeof(*ptrs), cmp_info);
-    Aiod__TaskList tl = AIOD__TASK_LIST__INIT;
-    tl.n_tasks = n;
-    tl.tasks = ptrs;
-    req_end(r, AIOD__SERVER_MESSAGE__BODY_TASK_LIST, &tl);
-    free(ptrs);
-    free(items);
-    return;
-oom:
-    free(items);
-    req_end_error(r, ERR(ERROR_INTERNAL), "out of memory");
-}
-
 static void handle_show(session *s, req *r, const Aiod__ShowTask *m) {
     refusal why;
     task *t = find_task(s, m->task_id, "show", &why);
@@ -530,7 +479,7 @@ static void handle(session *s, req *r, Aiod__ClientMessage *m) {
         handle_cancel(s, r, m->cancel);
         break;
     case AIOD__CLIENT_MESSAGE__BODY_LIST_TASKS:
-        handle_list(s, r, m->list_tasks);
+        listing_handle(s, r, m->list_tasks);
         break;
     case AIOD__CLIENT_MESSAGE__BODY_SHOW_TASK:
         handle_show(s, r, m->show_task);

@@ -1320,6 +1320,83 @@ def list_and_show_tasks():
        "both proc.exec tasks")
 
 
+def list_pages(c, what, **kw):
+    """Pages through ListTasks(**kw); returns (ids, pages)."""
+    ids, pages, after = [], [], 0
+    while True:
+        tl = expect(c.ask("list_tasks", pb.ListTasks(after_id=after, **kw)), "task_list", what)
+        pages.append(len(tl.tasks))
+        ids += [ti.id for ti in tl.tasks]
+        if not tl.more:
+            eq(tl.next_after_id, 0, "%s: next_after_id of the last page" % what)
+            return ids, pages
+        check(tl.next_after_id > after, "%s: the cursor moves on (%d after %d)"
+              % (what, tl.next_after_id, after))
+        if tl.next_after_id <= after:
+            return ids, pages
+        after = tl.next_after_id
+
+
+@check_fn
+def list_tasks_in_pages_with_filters():
+    d = t.daemon(extra_args=["--retain-count", "200000"])
+    c = t.connect(d)
+    # 70,000 finished tasks: more than one request may look at (65,536), so
+    # a filter that matches few of them takes pages that end early.
+    for _ in range(7):
+        rid = gather(c, [call("demo.echo", 1)] * 10000, started=False)
+        expect(c.final(rid), "outcomes", "a Gather of 10,000 demo.echo")
+    # 100 detached tasks: gone once they end, a gap of ids before the
+    # sleepers. They run before a later task does (the ready queue is in
+    # order), so the sleepers' submits come after their end.
+    gap = [expect(c.ask("submit", pb.Submit(call=call("demo.echo", 1), ownership=pb.DETACHED)),
+                  "submitted", "Submit detached").task_id for _ in range(100)]
+    expect(c.final(gather(c, [call("demo.echo", 1)], started=False)), "outcomes", "Gather")
+    sleepers = [expect(c.ask("submit", pb.Submit(call=call("demo.sleep", 600.0),
+                                                 ownership=pb.SUBMITTED)),
+                       "submitted", "Submit demo.sleep").task_id for _ in range(3)]
+    ids, pages = list_pages(c, "ListTasks all", all=True)
+    eq(len(ids), 70004, "tasks listed over every page")
+    eq(ids, sorted(set(ids)), "pages in id order, no task twice")
+    check(max(pages) <= 10000 and len(pages) >= 8, "pages of at most 10,000 tasks (%s)" % pages)
+    ids, pages = list_pages(c, "ListTasks running", states=[pb.TASK_RUNNING])
+    eq(ids, sleepers, "states = [running]: the three sleepers")
+    check(len(pages) >= 2 and pages[0] == 0,
+          "a page ends early after 65,536 tasks looked at (pages %s)" % pages)
+    eq(list_pages(c, "ListTasks unfinished")[0], sleepers, "all = false: unfinished only")
+    eq(list_pages(c, "ListTasks demo.sleep", all=True, functions=["demo.sleep"])[0], sleepers,
+       "functions = [demo.sleep]")
+    eq(len(list_pages(c, "ListTasks demo.", all=True, functions=["demo."])[0]), 70004,
+       "functions = [demo.]: a whole plugin")
+    eq(list_pages(c, "ListTasks proc.", all=True, functions=["proc."])[0], [],
+       "functions = [proc.]: none")
+    eq(list_pages(c, "ListTasks owner", owner_uids=[os.getuid()])[0], sleepers,
+       "owner_uids = [own uid]")
+    eq(list_pages(c, "ListTasks other owner", owner_uids=[4242])[0], [],
+       "owner_uids = [another uid]")
+    tl = expect(c.ask("list_tasks", pb.ListTasks(all=True, limit=5)), "task_list", "limit 5")
+    eq((len(tl.tasks), tl.more, tl.next_after_id), (5, True, tl.tasks[4].id),
+       "limit = 5: five tasks, more, the cursor at the fifth")
+    # A cursor naming no task (gone since): the page starts after it all
+    # the same, walking within the bound.
+    gone = sleepers[-1] + 5
+    tl = expect(c.ask("list_tasks", pb.ListTasks(after_id=gone, all=True)), "task_list",
+                "a cursor past every task")
+    eq((len(tl.tasks), tl.more), (0, False), "a cursor past every task: nothing, no more")
+    # A cursor naming a task that is gone: the page starts above it, found
+    # by the ids just above it, or else by a walk.
+    for cursor in (gap[-10], gap[5]):
+        tl = expect(c.ask("list_tasks", pb.ListTasks(after_id=cursor, all=True, limit=2)),
+                    "task_list", "a cursor of a task that is gone")
+        eq([ti.id for ti in tl.tasks], [gap[-1] + 1, sleepers[0]],
+           "the page after gone task %d: the Gather's task, a sleeper" % cursor)
+    expect_error(c.ask("list_tasks", pb.ListTasks(states=[9])), "ERROR_BAD_ARGUMENT",
+                 "an unknown state", "states[0] is 9")
+    expect_error(c.ask("list_tasks", pb.ListTasks(functions=["x."] * 257)), "ERROR_LIMIT",
+                 "257 function filters", "more than 256 entries")
+    expect(c.ask("cancel", pb.Cancel(task_ids=sleepers)), "cancelled", "Cancel")
+
+
 @check_fn
 def call_text_in_task_info():
     d = t.shared()
