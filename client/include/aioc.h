@@ -51,12 +51,12 @@ extern "C" {
  * so the SONAME) when the ABI breaks.
  */
 #define AIOC_VERSION_MAJOR 1
-#define AIOC_VERSION_MINOR 3
+#define AIOC_VERSION_MINOR 4
 #define AIOC_VERSION_PATCH 0
 
 #define AIOC_STRINGIFY_(x) #x
 #define AIOC_STRINGIFY(x) AIOC_STRINGIFY_(x)
-/* "1.3.0", for the compiler; aioc_version() gives the library's at run time. */
+/* "1.4.0", for the compiler; aioc_version() gives the library's at run time. */
 #define AIOC_VERSION_STRING                                                                        \
     AIOC_STRINGIFY(AIOC_VERSION_MAJOR)                                                             \
     "." AIOC_STRINGIFY(AIOC_VERSION_MINOR) "." AIOC_STRINGIFY(AIOC_VERSION_PATCH)
@@ -163,6 +163,17 @@ AIOC_EXPORT const aioc_value *aioc_outcome_result(const aioc_outcome *o);
  * or CANCELLED (borrowed), else "". */
 AIOC_EXPORT const char *aioc_outcome_error_kind(const aioc_outcome *o);
 AIOC_EXPORT const char *aioc_outcome_error_message(const aioc_outcome *o);
+/* How many of the task's output lines the request that followed it did
+ * not get: lines that left the daemon's output buffer of the task before
+ * they could be sent (the program read them too slowly), counted by the
+ * daemon in the task's OutputEnd event. The lines the output callback got
+ * plus this number are all the lines the task printed. Set on the outcomes
+ * of a followed run or gather (aioc_run, aioc_gather with
+ * AIOC_GATHER_FOLLOW, aioc_start_run, aioc_start_gather), also on the
+ * failed outcome of a gather; 0 when none were dropped, for a task that
+ * was not followed (one named by aioc_call_task, an await), and for an
+ * outcome from a task info. 0 for NULL. Added in libaioclient 1.4. */
+AIOC_EXPORT uint64_t aioc_outcome_output_dropped(const aioc_outcome *o);
 /* Accepts NULL. */
 AIOC_EXPORT void aioc_outcome_free(aioc_outcome *o);
 /* "pending", "running", "done", "failed", "cancelled" or "unknown". */
@@ -309,11 +320,90 @@ AIOC_EXPORT void aioc_task_info_free(aioc_task_info *t);
 AIOC_EXPORT void aioc_task_info_array_free(aioc_task_info **a, size_t n);
 
 #define AIOC_LIST_ALL 0x1u
-/* Lists the caller's tasks (AIOC_LIST_ALL: also retained finished ones).
- * *ret_tasks gets a new array of *ret_n new infos (free with
- * aioc_task_info_array_free). */
+/* Lists every task the caller may see (its own; root and the daemon's
+ * admin group see all), in id order (AIOC_LIST_ALL: also retained finished
+ * ones). *ret_tasks gets a new array of *ret_n new infos (free with
+ * aioc_task_info_array_free; an empty list is a new array too). Since
+ * libaioclient 1.4 it asks page after page (aioc_list_page) until the
+ * daemon has no more, so it returns every task however many there are:
+ * for very many, aioc_list_page keeps memory bounded. 0, -EINVAL (NULL
+ * argument, unknown flag), -ENOMEM, -EPROTO, transport errors. */
 AIOC_EXPORT int aioc_list(aioc_client *c, unsigned flags, aioc_task_info ***ret_tasks,
                           size_t *ret_n);
+
+/*
+ * Paged listing with filters (added in libaioclient 1.4). A query (opaque)
+ * says which tasks: all filters must match; within one filter, any entry.
+ * Build it once, then call aioc_list_page with a cursor until it returns
+ * 0, or aioc_list_all:
+ *
+ *     aioc_list_query *q;
+ *     uint64_t cursor = 0;
+ *     int more;
+ *     aioc_list_query_new(0, &q);
+ *     aioc_list_query_add_state(q, AIOC_STATE_RUNNING);
+ *     do {
+ *         aioc_task_info **tasks;
+ *         size_t n;
+ *         more = aioc_list_page(c, q, &cursor, 0, &tasks, &n);
+ *         if (more < 0)
+ *             break;               (an error: more is its negative errno)
+ *         ... use tasks[0..n-1] ...
+ *         aioc_task_info_array_free(tasks, n);
+ *     } while (more);
+ *     aioc_list_query_free(q);
+ *
+ * The library applies the filters to each page itself as well, so that an
+ * older daemon, which ignores the filters and the paging fields and sends
+ * every task in one page, gives the same answer, only at its old cost. A
+ * daemon takes at most 256 entries in each filter (more: -EAGAIN with its
+ * message in aioc_last_error).
+ */
+typedef struct aioc_list_query aioc_list_query;
+
+/* A new query; *ret is the caller's (free with aioc_list_query_free).
+ * flags: AIOC_LIST_ALL also lists finished tasks the daemon still keeps;
+ * it does not matter once a state is added (then exactly those states are
+ * listed). 0, -EINVAL (ret NULL, unknown flag), -ENOMEM. */
+AIOC_EXPORT int aioc_list_query_new(unsigned flags, aioc_list_query **ret);
+/* Only tasks in one of the added states (AIOC_STATE_*; naming a finished
+ * state lists finished tasks without AIOC_LIST_ALL). Adding a state twice
+ * is the same as once. 0, -EINVAL (NULL query, not a state). */
+AIOC_EXPORT int aioc_list_query_add_state(aioc_list_query *q, int state);
+/* Only tasks of one of the added functions: "plugin.function" exactly, or
+ * "plugin." for every function of that plugin. `name` is copied. 0,
+ * -EINVAL (NULL, no '.' after a first character, a blank or control
+ * character, invalid UTF-8), -ENOMEM. */
+AIOC_EXPORT int aioc_list_query_add_function(aioc_list_query *q, const char *name);
+/* Only tasks owned by one of the added uids. 0, -EINVAL (NULL query),
+ * -ENOMEM. */
+AIOC_EXPORT int aioc_list_query_add_owner(aioc_list_query *q, uint32_t uid);
+/* Accepts NULL. */
+AIOC_EXPORT void aioc_list_query_free(aioc_list_query *q);
+
+/*
+ * One page of the tasks that match `q` (NULL: no filter, unfinished tasks
+ * only), in id order, with ids above *cursor (0 at the start). At most
+ * `limit` tasks (0, or more than the daemon's page size of 10000: one
+ * page, up to 10000). A page may hold fewer tasks than asked, even none,
+ * while more follow: the daemon looks at a bounded number of tasks per
+ * request. On success *ret_tasks gets a new array of *ret_n new infos (the
+ * caller frees it with aioc_task_info_array_free, also when *ret_n is 0),
+ * *cursor is moved on, and it returns 1 when more tasks may follow (call
+ * again with the same cursor) or 0 when the listing is complete. On
+ * failure nothing is written, *cursor included, so the call may be
+ * repeated. Errors: -EINVAL (c, cursor, ret_tasks or ret_n NULL), -EAGAIN
+ * (a filter over the daemon's limit), -ENOMEM, -EPROTO (the daemon said
+ * more would follow but did not move the cursor on), transport errors.
+ * `q` is borrowed for the call only.
+ */
+AIOC_EXPORT int aioc_list_page(aioc_client *c, const aioc_list_query *q, uint64_t *cursor,
+                               size_t limit, aioc_task_info ***ret_tasks, size_t *ret_n);
+/* Every task that matches `q` (NULL: as aioc_list without flags), page
+ * after page, in one new array as aioc_list gives it. The errors of
+ * aioc_list_page; nothing is written on failure. */
+AIOC_EXPORT int aioc_list_all(aioc_client *c, const aioc_list_query *q, aioc_task_info ***ret_tasks,
+                              size_t *ret_n);
 /* One task in detail. -ESRCH if unknown. */
 AIOC_EXPORT int aioc_show(aioc_client *c, uint64_t id, aioc_task_info **ret_task);
 
@@ -322,6 +412,14 @@ AIOC_EXPORT int aioc_show(aioc_client *c, uint64_t id, aioc_task_info **ret_task
  * AIOC_LOGS_FOLLOW keeps delivering until the task ends. Returns the task's
  * state (AIOC_STATE_*) at the end, or a negative errno. */
 AIOC_EXPORT int aioc_logs(aioc_client *c, uint64_t id, unsigned flags);
+/* As aioc_logs; on success also *ret_dropped (may be NULL) gets how many of
+ * the task's lines this request did not get: lines no longer kept when it
+ * started (over the daemon's max_output_lines), and with AIOC_LOGS_FOLLOW
+ * lines that left the buffer before they could be sent (the program read
+ * too slowly). The lines delivered plus this are all the task printed
+ * (a daemon older than this rule counted differently). Added in
+ * libaioclient 1.4. */
+AIOC_EXPORT int aioc_logs_ex(aioc_client *c, uint64_t id, unsigned flags, uint64_t *ret_dropped);
 
 /* A callable function (opaque). */
 typedef struct aioc_function_info aioc_function_info;
@@ -598,6 +696,13 @@ AIOC_EXPORT const aioc_outcome *aioc_request_failed(const aioc_request *req);
 AIOC_EXPORT int aioc_request_count(const aioc_request *req);
 /* logs: the task's state (AIOC_STATE_*) at the end; -EINVAL otherwise. */
 AIOC_EXPORT int aioc_request_state(const aioc_request *req);
+/* The output lines of its followed tasks that this request did not get
+ * (the sum of its OutputEnd events' counts, as they have come so far):
+ * for a logs as aioc_logs_ex says, for a run the same as
+ * aioc_outcome_output_dropped of its outcome, for a gather the sum over
+ * its tasks, for a submit with AIOC_SUBMIT_FOLLOW once its output ended.
+ * 0 otherwise and for NULL. Added in libaioclient 1.4. */
+AIOC_EXPORT uint64_t aioc_request_output_dropped(const aioc_request *req);
 
 /*
  * Stops waiting for a request in flight: it completes at once with

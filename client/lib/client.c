@@ -69,9 +69,10 @@ static bool blocking_final(const Aiod__ServerMessage *m, Aiod__ServerMessage__Bo
     return !engine_is_event(m->body_case);
 }
 
-/* Reads until the final frame of request `id` comes. */
+/* Reads until the final frame of request `id` comes; its OutputEnd events
+ * go into `ends` when it is not NULL. */
 static int wait_reply(aioc_client *c, uint64_t id, Aiod__ServerMessage__BodyCase want,
-                      Aiod__ServerMessage **ret_reply) {
+                      output_ends *ends, Aiod__ServerMessage **ret_reply) {
     for (;;) {
         const uint8_t *payload;
         uint32_t len;
@@ -88,6 +89,10 @@ static int wait_reply(aioc_client *c, uint64_t id, Aiod__ServerMessage__BodyCase
             *ret_reply = m;
             return 0;
         }
+        /* A followed task of this request ended its output: what it lost
+         * (an allocation failure loses only that task's count). */
+        if (ends && m->request_id == id && m->body_case == AIOD__SERVER_MESSAGE__BODY_OUTPUT_END)
+            (void)output_ends_add(ends, m->output_end->task_id, m->output_end->dropped);
         /* Output lines go to the callbacks, frames of started requests to
          * them; events of this request (Started, a followed task's
          * OutputEnd, a newer daemon's) are skipped. A connection-level
@@ -100,6 +105,11 @@ static int wait_reply(aioc_client *c, uint64_t id, Aiod__ServerMessage__BodyCase
 
 int client_call(aioc_client *c, Aiod__ClientMessage *m, Aiod__ServerMessage__BodyCase want,
                 Aiod__ServerMessage **ret_reply) {
+    return client_call_ends(c, m, want, ret_reply, NULL);
+}
+
+int client_call_ends(aioc_client *c, Aiod__ClientMessage *m, Aiod__ServerMessage__BodyCase want,
+                     Aiod__ServerMessage **ret_reply, output_ends *ends) {
     Aiod__ServerMessage *reply = NULL;
     int r = engine_queue(c, m);
     if (r < 0)
@@ -107,7 +117,7 @@ int client_call(aioc_client *c, Aiod__ClientMessage *m, Aiod__ServerMessage__Bod
     r = engine_flush_all(c);
     if (r < 0)
         return r;
-    r = wait_reply(c, m->request_id, want, &reply);
+    r = wait_reply(c, m->request_id, want, ends, &reply);
     if (r < 0)
         return r;
     if (reply->body_case == AIOD__SERVER_MESSAGE__BODY_ERROR) {

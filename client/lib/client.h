@@ -15,6 +15,7 @@
 #include "aioc.h"
 #include "aiod.pb-c.h"
 #include "handle.h"
+#include "outcome.h"
 
 /* Starts a public blocking call: refuses a re-entered or dead client
  * (-EBUSY, the errno it died with) and clears the last error. */
@@ -29,5 +30,11 @@ int client_begin(aioc_client *c);
  */
 int client_call(aioc_client *c, Aiod__ClientMessage *m, Aiod__ServerMessage__BodyCase want,
                 Aiod__ServerMessage **ret_reply);
+
+/* As client_call, also recording in `ends` (may be NULL) the count of
+ * every OutputEnd event of this request before its final frame (a followed
+ * gather's tasks). */
+int client_call_ends(aioc_client *c, Aiod__ClientMessage *m, Aiod__ServerMessage__BodyCase want,
+                     Aiod__ServerMessage **ret_reply, output_ends *ends);
 
 #endif

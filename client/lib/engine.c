@@ -184,6 +184,7 @@ static void destroy(aioc_request *req) {
         aioc_outcome_free(req->outcomes[i]);
     free(req->outcomes);
     aioc_outcome_free(req->failed);
+    output_ends_done(&req->ends);
     free(req->task_ids);
     free(req->error_message);
     free(req);
@@ -329,10 +330,16 @@ static int take_outcomes(aioc_request *req, Aiod__Outcomes *os) {
     if (!a)
         return -ENOMEM;
     for (size_t i = 0; i < os->n_outcomes; i++) {
-        a[i] = outcome_from_pb(os->outcomes[i]);
-        os->outcomes[i] = NULL;
+        a[i] = outcome_new(TAKE_PTR(os->outcomes[i]));
+        if (!a[i]) {
+            for (size_t j = 0; j < i; j++)
+                aioc_outcome_free(a[j]);
+            free(a);
+            return -ENOMEM;
+        }
     }
-    os->n_outcomes = 0;
+    /* The tasks' OutputEnd events came before this frame. */
+    output_ends_apply(&req->ends, a, os->n_outcomes);
     req->outcomes = a;
     req->n_outcomes = req->n_expected;
     /* A daemon without the Started event: the ids come with the end. */
@@ -380,8 +387,12 @@ static void on_error(aioc_request *req, Aiod__Error *e) {
             complete(req, -EPROTO);
             return;
         }
-        req->failed = outcome_from_pb(e->outcome);
-        e->outcome = NULL;
+        req->failed = outcome_new(TAKE_PTR(e->outcome));
+        if (!req->failed) {
+            complete(req, -ENOMEM);
+            return;
+        }
+        output_ends_apply(&req->ends, &req->failed, 1);
     }
     complete(req, r);
 }
@@ -458,6 +469,9 @@ static void hello_done(aioc_client *c, int error) {
 /* The final frame of `req`: its id leaves the table. */
 static void on_final(aioc_client *c, aioc_request *req, Aiod__ServerMessage *m) {
     remove_entry(c, req);
+    /* A logs' or followed submit's OutputEnd: what it did not get. */
+    if (m->body_case == AIOD__SERVER_MESSAGE__BODY_OUTPUT_END)
+        (void)output_ends_add(&req->ends, m->output_end->task_id, m->output_end->dropped);
     if (!req->done)
         on_reply(c, req, m);
     if (req->kind == REQUEST_HELLO) {
@@ -509,6 +523,11 @@ void engine_dispatch(aioc_client *c, Aiod__ServerMessage *m) {
     } else if (body == AIOD__SERVER_MESSAGE__BODY_STARTED) {
         on_started(c, req, m->started);
     } else if (body == AIOD__SERVER_MESSAGE__BODY_OUTPUT_END) {
+        /* A followed task of a gather or run: its count goes onto its
+         * outcome when the Outcomes come (an allocation failure loses only
+         * this task's count). */
+        if (!req->internal)
+            (void)output_ends_add(&req->ends, m->output_end->task_id, m->output_end->dropped);
         emit_event(c, req, AIOC_EVENT_OUTPUT_END, m->output_end->task_id,
                    (int)m->output_end->state);
     } else if (body == AIOD__SERVER_MESSAGE__BODY_SUBMITTED && !req->done) {

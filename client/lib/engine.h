@@ -23,6 +23,7 @@
 #include "aioc.h"
 #include "aiod.pb-c.h"
 #include "handle.h"
+#include "outcome.h"
 
 enum request_kind {
     REQUEST_HELLO,
@@ -89,6 +90,10 @@ struct aioc_request {
     aioc_outcome **outcomes;
     size_t n_outcomes;
     aioc_outcome *failed;
+    /* The counts of its OutputEnd events that were not zero (a followed
+     * gather's or run's tasks, a followed submit's, a logs'): put on the
+     * outcomes when they come, summed for aioc_request_output_dropped. */
+    output_ends ends;
     /* The next request on the due list. */
     aioc_request *due_next;
 };

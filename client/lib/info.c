@@ -1,6 +1,7 @@
 /*
  * info: what `ps` and `show` see. An aioc_task_info wraps an Aiod__TaskInfo
- * taken out of a TaskList or TaskInfo reply; aioc_list and aioc_show fetch them.
+ * taken out of a TaskList or TaskInfo reply; aioc_show fetches one here,
+ * list.c fetches pages of them.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -8,6 +9,7 @@
 
 #include "alloc.h"
 #include "client.h"
+#include "info.h"
 #include "macro.h"
 #include "outcome.h"
 #include "pbvalue.h"
@@ -20,6 +22,8 @@ struct aioc_task_info {
     /* Its arguments as one list value (owned), built by aioc_show; NULL for
      * the entries of aioc_list, which carry no arguments. */
     Aiod__Value *args;
+    /* A view of pb's outcome, which aioc_task_info_outcome hands out. */
+    aioc_outcome outcome;
 };
 
 static const Aiod__TaskInfo *cpb(const aioc_task_info *t) {
@@ -84,7 +88,7 @@ AIOC_EXPORT const aioc_value *aioc_task_info_args(const aioc_task_info *t) {
 AIOC_EXPORT const aioc_outcome *aioc_task_info_outcome(const aioc_task_info *t) {
     if (!t || !cpb(t)->outcome || cpb(t)->state < AIOD__TASK_STATE__TASK_DONE)
         return NULL;
-    return outcome_from_cpb(cpb(t)->outcome);
+    return &t->outcome;
 }
 
 AIOC_EXPORT const char *aioc_task_info_call_text(const aioc_task_info *t) {
@@ -119,15 +123,14 @@ AIOC_EXPORT void aioc_task_info_array_free(aioc_task_info **a, size_t n) {
     free(a);
 }
 
-/* Wraps a TaskInfo taken out of a reply; with `args`, moves its arguments
- * into one list value. Takes `pb` (also on failure). */
-static aioc_task_info *wrap(Aiod__TaskInfo *pb, bool args) {
+aioc_task_info *info_wrap(Aiod__TaskInfo *pb, bool args) {
     aioc_task_info *t = alloc_calloc(1, sizeof(*t));
     if (!t) {
         wire_free_message(pb);
         return NULL;
     }
     t->pb = pb;
+    outcome_view(&t->outcome, pb->outcome);
     if (args) {
         t->args = pbvalue_list();
         if (!t->args) {
@@ -151,43 +154,6 @@ static int request(aioc_client *c, Aiod__ClientMessage *m, Aiod__ServerMessage__
     return client_call(c, m, want, ret_reply);
 }
 
-AIOC_EXPORT int aioc_list(aioc_client *c, unsigned flags, aioc_task_info ***ret_tasks,
-                          size_t *ret_n) {
-    Aiod__ListTasks l = AIOD__LIST_TASKS__INIT;
-    Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
-    Aiod__ServerMessage *reply = NULL;
-
-    if (!c || !ret_tasks || !ret_n || (flags & ~AIOC_LIST_ALL))
-        return -EINVAL;
-    l.all = !!(flags & AIOC_LIST_ALL);
-    m.body_case = AIOD__CLIENT_MESSAGE__BODY_LIST_TASKS;
-    m.list_tasks = &l;
-    int r = request(c, &m, AIOD__SERVER_MESSAGE__BODY_TASK_LIST, &reply);
-    if (r < 0)
-        return r;
-
-    Aiod__TaskList *tl = reply->task_list;
-    size_t n = tl->n_tasks;
-    aioc_task_info **a = alloc_calloc(n, sizeof(*a));
-    if (!a) {
-        wire_free(reply);
-        return -ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++) {
-        a[i] = wrap(TAKE_PTR(tl->tasks[i]), false);
-        if (!a[i]) {
-            wire_free(reply);
-            aioc_task_info_array_free(a, i);
-            return -ENOMEM;
-        }
-    }
-    tl->n_tasks = 0;
-    wire_free(reply);
-    *ret_tasks = a;
-    *ret_n = n;
-    return 0;
-}
-
 AIOC_EXPORT int aioc_show(aioc_client *c, uint64_t id, aioc_task_info **ret_task) {
     Aiod__ShowTask s = AIOD__SHOW_TASK__INIT;
     Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
@@ -201,7 +167,7 @@ AIOC_EXPORT int aioc_show(aioc_client *c, uint64_t id, aioc_task_info **ret_task
     int r = request(c, &m, AIOD__SERVER_MESSAGE__BODY_TASK_INFO, &reply);
     if (r < 0)
         return r;
-    aioc_task_info *t = wrap(TAKE_PTR(reply->task_info), true);
+    aioc_task_info *t = info_wrap(TAKE_PTR(reply->task_info), true);
     reply->body_case = AIOD__SERVER_MESSAGE__BODY__NOT_SET;
     wire_free(reply);
     if (!t)

@@ -269,3 +269,7 @@ AIOC_EXPORT void aioc_request_free(aioc_request *req) {
     if (req)
         engine_request_free(req);
 }
+
+AIOC_EXPORT uint64_t aioc_request_output_dropped(const aioc_request *req) {
+    return req ? req->ends.total : 0;
+}

@@ -66,16 +66,29 @@ AIOC_EXPORT int aioc_detach(aioc_client *c, const aioc_call *call, uint64_t *ret
     return submit(c, call, AIOD__OWNERSHIP__DETACHED, false, ret_id);
 }
 
-/* Moves the n outcomes of an Outcomes reply into ret (caller's array). */
-static int take_outcomes(Aiod__ServerMessage *reply, size_t n, aioc_outcome **ret) {
+/* Moves the n outcomes of an Outcomes reply into ret (caller's array),
+ * with the OutputEnd counts of `ends` (may be NULL). ret is written only
+ * on success. */
+static int take_outcomes(Aiod__ServerMessage *reply, size_t n, output_ends *ends,
+                         aioc_outcome **ret) {
     Aiod__Outcomes *os = reply->outcomes;
     if (os->n_outcomes != n)
         return -EPROTO;
+    _cleanup_free_ aioc_outcome **a = alloc_calloc(n, sizeof(*a));
+    if (!a)
+        return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        ret[i] = outcome_from_pb(os->outcomes[i]);
-        os->outcomes[i] = NULL;
+        a[i] = outcome_new(TAKE_PTR(os->outcomes[i]));
+        if (!a[i]) {
+            for (size_t j = 0; j < i; j++)
+                aioc_outcome_free(a[j]);
+            return -ENOMEM;
+        }
     }
-    os->n_outcomes = 0;
+    if (ends)
+        output_ends_apply(ends, a, n);
+    for (size_t i = 0; i < n; i++)
+        ret[i] = a[i];
     return 0;
 }
 
@@ -94,7 +107,7 @@ static int await_ids(aioc_client *c, const uint64_t *ids, size_t n, double timeo
     int r = client_call(c, &m, AIOD__SERVER_MESSAGE__BODY_OUTCOMES, &reply);
     if (r < 0)
         return r;
-    r = take_outcomes(reply, n, ret_outcomes);
+    r = take_outcomes(reply, n, NULL, ret_outcomes);
     wire_free(reply);
     return r;
 }
@@ -151,20 +164,30 @@ AIOC_EXPORT int aioc_gather(aioc_client *c, const aioc_call *const *items, size_
         return r;
     call_gather_message(&g, &m, gp, n, flags, timeout);
 
-    r = client_call(c, &m, AIOD__SERVER_MESSAGE__BODY_OUTCOMES, &reply);
+    /* A followed gather: each task's OutputEnd comes before the final
+     * frame; its count goes onto the task's outcome. */
+    output_ends ends = {0};
+    r = client_call_ends(c, &m, AIOD__SERVER_MESSAGE__BODY_OUTCOMES, &reply, &ends);
     if (r == -EIO) {
         /* A task failed: the reply is the Error holding its outcome. */
         if (ret_failed) {
-            *ret_failed = outcome_from_pb(reply->error->outcome);
-            reply->error->outcome = NULL;
+            aioc_outcome *o = outcome_new(TAKE_PTR(reply->error->outcome));
+            if (o) {
+                output_ends_apply(&ends, &o, 1);
+                *ret_failed = o;
+            } else {
+                r = -ENOMEM;
+            }
         }
         wire_free(reply);
+        output_ends_done(&ends);
         return r;
     }
-    if (r < 0)
-        return r;
-    r = take_outcomes(reply, n, ret_outcomes);
-    wire_free(reply);
+    if (r >= 0) {
+        r = take_outcomes(reply, n, &ends, ret_outcomes);
+        wire_free(reply);
+    }
+    output_ends_done(&ends);
     return r;
 }
 
@@ -194,6 +217,10 @@ AIOC_EXPORT int aioc_cancel(aioc_client *c, const uint64_t *ids, size_t n) {
 }
 
 AIOC_EXPORT int aioc_logs(aioc_client *c, uint64_t id, unsigned flags) {
+    return aioc_logs_ex(c, id, flags, NULL);
+}
+
+AIOC_EXPORT int aioc_logs_ex(aioc_client *c, uint64_t id, unsigned flags, uint64_t *ret_dropped) {
     Aiod__Logs l = AIOD__LOGS__INIT;
     Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
     Aiod__ServerMessage *reply = NULL;
@@ -211,6 +238,8 @@ AIOC_EXPORT int aioc_logs(aioc_client *c, uint64_t id, unsigned flags) {
     if (r < 0)
         return r;
     int state = (int)reply->output_end->state;
+    if (ret_dropped)
+        *ret_dropped = reply->output_end->dropped;
     wire_free(reply);
     return state;
 }
