@@ -243,4 +243,10 @@
 #define LIMIT_LIST_VISITS 65536u
 #define LIMIT_LIST_FILTERS 256u
 
+/* Requests that wait (Await, Gather, Logs with follow) beyond
+ * max_in_flight are read and parked, in order, up to this many bytes per
+ * connection (and one frame more); then the connection is no longer read
+ * until they run. Control requests behind them are read and run at once. */
+#define LIMIT_PARKED_BYTES (1024u * 1024)
+
 #endif

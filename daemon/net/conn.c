@@ -42,6 +42,13 @@ static void mark_dirty(conn *c) {
         list_insert_tail(&dirty, &c->dirty_node);
 }
 
+static void pause_reading(conn *c) {
+    if (!c->paused) {
+        c->paused = true;
+        uv_read_stop((uv_stream_t *)&c->pipe);
+    }
+}
+
 unsigned conn_count(void) {
     return n_conns;
 }
@@ -178,7 +185,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void resume_reading(conn *c) {
     if (!c->paused || c->closing || c->draining)
         return;
-    if (c->in_flight >= cfg.max_in_flight || queued(c) > cfg.max_write_queue)
+    if (c->held || queued(c) > cfg.max_write_queue)
         return;
     c->paused = false;
     process(c);
@@ -201,6 +208,12 @@ void conn_flush_all(void) {
         if (c->draining && !c->writing && c->wlen == 0) {
             conn_close(c);
             continue;
+        }
+        if (c->kicked) {
+            c->kicked = false;
+            up->resume(c);
+            if (c->closing)
+                continue;
         }
         resume_reading(c);
     }
@@ -296,10 +309,8 @@ void conn_frame_end(conn *c, size_t size) {
                     "max_write_queue; dropping the client",
                     (unsigned long long)c->serial, (unsigned)c->uid, (int)c->pid, queued(c));
         drop(c);
-    } else if (queued(c) > cfg.max_write_queue && !c->paused) {
-        c->paused = true;
-        uv_read_stop((uv_stream_t *)&c->pipe);
-    }
+    } else if (queued(c) > cfg.max_write_queue)
+        pause_reading(c);
 }
 
 void conn_send_error(conn *c, uint64_t request_id, Aiod__ErrorCode code, const char *fmt, ...) {
@@ -326,11 +337,17 @@ void conn_send_error(conn *c, uint64_t request_id, Aiod__ErrorCode code, const c
     conn_send(c, &m);
 }
 
-void conn_request_done(conn *c) {
-    if (c->in_flight > 0)
-        c->in_flight--;
-    if (c->paused)
+void conn_hold(conn *c, bool hold) {
+    c->held = hold;
+    if (hold)
+        pause_reading(c);
+    else if (c->paused)
         mark_dirty(c);
+}
+
+void conn_kick(conn *c) {
+    c->kicked = true;
+    mark_dirty(c);
 }
 
 /* Tells the client why it is refused (request id 0), then lets it read that:
@@ -362,11 +379,8 @@ static void process(conn *c) {
         return;
     c->dispatching = true;
     while (!c->closing && !c->draining && !c->dropping) {
-        if (c->in_flight >= cfg.max_in_flight || queued(c) > cfg.max_write_queue) {
-            if (!c->paused) {
-                c->paused = true;
-                uv_read_stop((uv_stream_t *)&c->pipe);
-            }
+        if (c->held || queued(c) > cfg.max_write_queue) {
+            pause_reading(c);
             break;
         }
         const uint8_t *payload;
@@ -387,7 +401,6 @@ static void process(conn *c) {
             conn_close_soon(c);
             break;
         }
-        c->in_flight++;
         up->frame(c, payload, len);
     }
     c->dispatching = false;

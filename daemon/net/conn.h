@@ -3,8 +3,8 @@
  * per read), batching replies into few writes, backpressure (in-flight
  * requests and queued bytes), the peer's credentials and the connection
  * caps. It knows nothing of requests or tasks: each whole frame goes up
- * through conn_handlers, and the layer above says when a request it was
- * given is over (conn_request_done). Memory is freed only in libuv's close
+ * through conn_handlers, and the layer above holds reading when it has
+ * enough to do (conn_hold). Memory is freed only in libuv's close
  * callback.
  */
 #ifndef AIOD_CONN_H
@@ -44,10 +44,12 @@ struct conn {
     bool draining;
     /* Reading stopped for backpressure. */
     bool paused;
+    /* The layer above holds reading (conn_hold). */
+    bool held;
+    /* The layer above asked to be called back (conn_kick). */
+    bool kicked;
     /* Inside dispatch: do not process more frames re-entrantly. */
     bool dispatching;
-    /* Requests received and not yet fully answered. */
-    uint32_t in_flight;
     /* Bytes encoded and waiting for the next write. */
     uint8_t *wbuf;
     size_t wlen;
@@ -71,9 +73,11 @@ typedef struct conn_handlers {
      * starts when the layer above calls conn_start_reading. Negative to
      * close it. */
     int (*opened)(conn *c);
-    /* One whole frame's payload (borrowed for the call). The request it
-     * holds counts as in flight until conn_request_done. */
+    /* One whole frame's payload (borrowed for the call). */
     void (*frame)(conn *c, const uint8_t *payload, size_t len);
+    /* Called at the end of the loop iteration after conn_kick, outside any
+     * request or task handling. */
+    void (*resume)(conn *c);
     /* The connection is closing: nothing more can be sent; drop c->data. */
     void (*closing)(conn *c);
 } conn_handlers;
@@ -121,8 +125,12 @@ uint8_t *conn_frame_begin(conn *c, uint64_t request_id, size_t size);
 void conn_frame_end(conn *c, size_t size);
 void conn_send_error(conn *c, uint64_t request_id, Aiod__ErrorCode code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* A request is fully answered: it no longer counts as in flight. */
-void conn_request_done(conn *c);
+/* Holds reading (the layer above has enough of this client's requests to
+ * do), or lets it go on: frames already buffered are handed up then. */
+void conn_hold(conn *c, bool hold);
+
+/* Asks for conn_handlers.resume at the end of this loop iteration. */
+void conn_kick(conn *c);
 
 /* Sends what is queued, then closes. */
 void conn_close_soon(conn *c);

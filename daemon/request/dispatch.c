@@ -502,7 +502,37 @@ static void handle(session *s, req *r, Aiod__ClientMessage *m) {
     }
 }
 
-void dispatch_frame(session *s, const uint8_t *payload, size_t len) {
+/* A request that waits for tasks, and so may stay open long: these count
+ * toward max_in_flight. Everything else is answered at once. */
+static bool waits(const Aiod__ClientMessage *m) {
+    return m->body_case == AIOD__CLIENT_MESSAGE__BODY_AWAIT ||
+           m->body_case == AIOD__CLIENT_MESSAGE__BODY_GATHER ||
+           (m->body_case == AIOD__CLIENT_MESSAGE__BODY_LOGS && m->logs->follow);
+}
+
+typedef struct parked_frame {
+    list node;
+    size_t len;
+    uint8_t data[];
+} parked_frame;
+
+/* Keeps a copy of the frame to run later, in order. false: no memory. */
+static bool park(session *s, const uint8_t *payload, size_t len) {
+    parked_frame *p = alloc_malloc(sizeof(*p) + len);
+    if (!p)
+        return false;
+    p->len = len;
+    memcpy(p->data, payload, len);
+    list_insert_tail(&s->parked, &p->node);
+    s->parked_bytes += len;
+    if (s->parked_bytes > LIMIT_PARKED_BYTES)
+        conn_hold(s->c, true);
+    return true;
+}
+
+/* Decodes and handles a frame; `may_park`: a request that waits, when too
+ * many are open (or others are parked before it), is parked instead. */
+static void run_frame(session *s, const uint8_t *payload, size_t len, bool may_park) {
     Aiod__ClientMessage *m = NULL;
     conn *c = s->c;
     char why[256];
@@ -517,6 +547,11 @@ void dispatch_frame(session *s, const uint8_t *payload, size_t len) {
         req_end_error(&r, ERR(ERROR_BAD_MESSAGE), "cannot decode the frame: %s",
                       rc == -ENOMEM ? "out of memory" : why);
         conn_close_soon(c);
+        return;
+    }
+    if (may_park && s->hello_done && waits(m) &&
+        (s->in_flight >= cfg.max_in_flight || !list_empty(&s->parked)) && park(s, payload, len)) {
+        wire_free(m);
         return;
     }
     req_init(&r, c, m->request_id);
@@ -534,4 +569,29 @@ void dispatch_frame(session *s, const uint8_t *payload, size_t len) {
     /* Every handler ended the request or moved it to what ends it later. */
     assert(req_over(&r));
     wire_free(m);
+}
+
+void dispatch_frame(session *s, const uint8_t *payload, size_t len) {
+    run_frame(s, payload, len, true);
+}
+
+void dispatch_resume(session *s) {
+    while (!list_empty(&s->parked) && s->in_flight < cfg.max_in_flight && !s->c->closing) {
+        parked_frame *p = container_of(list_first(&s->parked), parked_frame, node);
+        list_remove(&p->node);
+        s->parked_bytes -= p->len;
+        run_frame(s, p->data, p->len, false);
+        free(p);
+    }
+    if (s->c->held && s->parked_bytes <= LIMIT_PARKED_BYTES && !s->c->closing)
+        conn_hold(s->c, false);
+}
+
+void dispatch_drop_parked(session *s) {
+    while (!list_empty(&s->parked)) {
+        parked_frame *p = container_of(list_first(&s->parked), parked_frame, node);
+        list_remove(&p->node);
+        free(p);
+    }
+    s->parked_bytes = 0;
 }

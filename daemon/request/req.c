@@ -9,11 +9,24 @@
 
 #include "base/aiod_limits.h"
 #include "base/utf8.h"
+#include "request/session.h"
 
 void req_init(req *r, conn *c, uint64_t id) {
     r->c = c;
     r->id = id;
     r->state = REQ_OPEN;
+    session_of(c)->in_flight++;
+}
+
+/* An open request is answered: one less in flight, and parked requests
+ * may run (at the end of the loop iteration: not inside whatever answered
+ * this one). */
+static void done(req *r) {
+    session *s = session_of(r->c);
+    assert(s->in_flight > 0);
+    s->in_flight--;
+    if (!list_empty(&s->parked))
+        conn_kick(r->c);
 }
 
 void req_move(req *to, req *from) {
@@ -83,14 +96,14 @@ void req_send(req *r, Aiod__ServerMessage__BodyCase body_case, void *body) {
 void req_answered(req *r) {
     assert(r->state == REQ_OPEN);
     r->state = REQ_ANSWERED;
-    conn_request_done(r->c);
+    done(r);
 }
 
 /* The one place a request ends. */
 static void end(req *r) {
     assert(r->state == REQ_OPEN || r->state == REQ_ANSWERED);
     if (r->state == REQ_OPEN)
-        conn_request_done(r->c);
+        done(r);
     r->state = REQ_ENDED;
 }
 

@@ -41,6 +41,7 @@ static int on_opened(conn *c) {
     list_init(&s->tasks);
     list_init(&s->followers);
     list_init(&s->waits);
+    list_init(&s->parked);
     c->data = s;
     /* Root passes every rule whatever its groups: no lookup. */
     if (c->uid == 0) {
@@ -66,9 +67,17 @@ static void on_frame(conn *c, const uint8_t *payload, size_t len) {
     stall_leave();
 }
 
+static void on_resume(conn *c) {
+    session *s = session_of(c);
+    stall_enter_request(c->serial, c->uid);
+    dispatch_resume(s);
+    stall_leave();
+}
+
 static void on_closing(conn *c) {
     session *s = session_of(c);
     identity_cancel(s->lookup);
+    dispatch_drop_parked(s);
     while (!list_empty(&s->tasks)) {
         task *t = task_of(list_first(&s->tasks), owner_node);
         if (t->pinned) {
@@ -88,6 +97,7 @@ static void on_closing(conn *c) {
 static const conn_handlers handlers = {
     .opened = on_opened,
     .frame = on_frame,
+    .resume = on_resume,
     .closing = on_closing,
 };
 

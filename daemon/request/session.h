@@ -8,6 +8,9 @@
  *
  * Requests are read only once the peer's groups are known: the NSS lookup
  * runs off the loop thread (identity.h).
+ *
+ * Control requests never queue behind waits: a Cancel, a ListTasks, a
+ * Submit are handled as soon as they are read, however many Awaits wait.
  */
 #ifndef AIOD_SESSION_H
 #define AIOD_SESSION_H
@@ -30,6 +33,13 @@ typedef struct session {
     list tasks;
     list followers;
     list waits;
+    /* Requests open (not yet answered): at max_in_flight, further requests
+     * that wait (Await, Gather, Logs with follow) are parked, in order,
+     * while the others still run as they are read (dispatch.c). */
+    uint32_t in_flight;
+    /* Parked frames (parked_frame.node) and their bytes. */
+    list parked;
+    size_t parked_bytes;
 } session;
 
 /* The session of a connection (NULL once it is closing). */

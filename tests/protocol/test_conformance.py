@@ -1580,22 +1580,42 @@ def limits_answer_with_error_limit():
 def in_flight_backpressure():
     d = limits_daemon()
     c = t.connect(d)
-    other = t.connect(d, label="canceller")
+    other = t.connect(d, label="other")
     tid = expect(other.ask("submit", pb.Submit(call=call("demo.sleep", 600.0),
                                                ownership=pb.SUBMITTED)), "submitted",
                  "Submit").task_id
+    done = expect(other.ask("submit", pb.Submit(call=call("demo.echo", 7),
+                                                ownership=pb.SUBMITTED)), "submitted",
+                  "Submit").task_id
+    outcome_of(other, done)
+    # max_in_flight is 3: three Awaits wait; a fourth (of a task already
+    # done) is read and parked until one of them is answered.
     waits = [c.send("await", pb.Await(task_ids=[tid])) for _ in range(3)]
+    parked = c.send("await", pb.Await(task_ids=[done]))
+    # Control requests behind them are not queued: answered at once, while
+    # the three still wait, the last one a Cancel of the awaited task.
     lid = c.send("list_plugins", pb.ListPlugins())
-    # max_in_flight is 3: the ListPlugins is read only once an Await ends.
-    expect(other.ask("cancel", pb.Cancel(task_ids=[tid])), "cancelled", "Cancel")
+    expect(c.final(lid), "plugin_list", "ListPlugins behind three waiting Awaits")
+    tl = expect(c.ask("list_tasks", pb.ListTasks()), "task_list", "ListTasks behind them")
+    check(tid in [ti.id for ti in tl.tasks], "the awaited task is listed, unfinished")
+    check(not c.streams[parked].done and not any(c.streams[w].done for w in waits),
+          "the Awaits still wait (the fourth is parked)")
+    cid = c.send("cancel", pb.Cancel(task_ids=[tid]))
     order = []
-    while not c.streams[lid].done:
+    while not (c.streams[parked].done and c.streams[cid].done):
         m = c.recv()
         check(m is not None, "the connection stays open")
+        if m is None:
+            return
         order.append(m.request_id)
-    check(order.index(lid) > order.index(waits[0]),
-          "ListPlugins beyond max_in_flight answered only after an Await ended (order %s)"
-          % order)
+    eq(expect(c.final(cid), "cancelled", "Cancel behind three waiting Awaits").count, 1,
+       "the Cancel's count: the awaited task was still running")
+    check(order.index(cid) < order.index(parked),
+          "the Cancel answered before the parked Await ran (order %s)" % order)
+    check(order.index(parked) > min(order.index(w) for w in waits if w in order),
+          "the parked Await answered only after one of the three (order %s)" % order)
+    eq([o.result == v(7) for o in expect(c.final(parked), "outcomes", "the parked Await").outcomes],
+       [True], "the parked Await's outcome")
     for w in waits:
         expect(c.final(w), "outcomes", "Await")
 
