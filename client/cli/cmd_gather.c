@@ -75,6 +75,13 @@ static int print_results(bool json, aioc_outcome **os, size_t n) {
     return 0;
 }
 
+/* Says how many of a followed task's lines were dropped, if any. */
+static void note_dropped(const aioc_outcome *o) {
+    char what[48];
+    snprintf(what, sizeof(what), "task %" PRIu64, aioc_outcome_task_id(o));
+    print_dropped(what, aioc_outcome_output_dropped(o));
+}
+
 int cmd_gather(cli *c, int argc, char **argv) {
     static const struct option options[] = {
         {"return-exceptions", no_argument, NULL, 'r'},
@@ -143,6 +150,7 @@ int cmd_gather(cli *c, int argc, char **argv) {
     int r = aioc_gather(c->client, (const aioc_call *const *)calls, n, flags, timeout, os, &failed);
     if (r == -EIO && failed) {
         code = print_outcome(c->json, failed);
+        note_dropped(failed);
     } else if (r == -ETIMEDOUT) {
         fprintf(stderr, "aioctl: gather: timed out after %g s; unfinished tasks were cancelled\n",
                 timeout);
@@ -153,6 +161,8 @@ int cmd_gather(cli *c, int argc, char **argv) {
         r = print_results(c->json, os, n);
         if (r < 0)
             code = cli_fail(c, "gather", r);
+        for (size_t i = 0; i < n; i++)
+            note_dropped(os[i]);
         /* With --return-exceptions failures are results: exit 0. */
     }
 

@@ -15,18 +15,21 @@ static const char logs_help[] =
     "Prints the output lines the daemon keeps for the task (the last 1000 by\n"
     "default); when earlier ones are no longer kept, says how many on stderr.\n"
     "\n"
-    "  -f, --follow  keep printing new lines until the task ends\n"
+    "  -f, --follow  keep printing new lines until the task ends (and say at the\n"
+    "                end how many lines the daemon dropped because aioctl could\n"
+    "                not keep up)\n"
     "  -h, --help    show this help\n"
     "\n"
     "Exit status: 0 when the task is done or still running, 1 when it failed\n"
     "(its error on stderr), 5 when it was cancelled.\n";
 
 /* Says on stderr, before the lines, when the oldest are no longer kept, so
- * that a reader does not take the first line printed for the first one. */
-static void note_dropped(cli *c, uint64_t id) {
+ * that a reader does not take the first line printed for the first one.
+ * Returns how many it said were gone. */
+static uint64_t note_dropped(cli *c, uint64_t id) {
     aioc_task_info *t = NULL;
     if (c->json || aioc_show(c->client, id, &t) < 0)
-        return; /* an unknown task is the Logs request's error to report */
+        return 0; /* an unknown task is the Logs request's error to report */
     uint64_t dropped = aioc_task_info_output_dropped(t);
     if (dropped)
         fprintf(stderr,
@@ -34,6 +37,7 @@ static void note_dropped(cli *c, uint64_t id) {
                 " are no longer kept (the daemon's max_output_lines)\n",
                 dropped, id);
     aioc_task_info_free(t);
+    return dropped;
 }
 
 int cmd_logs(cli *c, int argc, char **argv) {
@@ -60,11 +64,19 @@ int cmd_logs(cli *c, int argc, char **argv) {
     code = cli_connect(c);
     if (code != EXIT_OK)
         return code;
-    note_dropped(c, id);
-    int state = aioc_logs(c->client, id, flags);
+    uint64_t gone = note_dropped(c, id), dropped = 0;
+    int state = aioc_logs_ex(c->client, id, flags, &dropped);
     if (state < 0)
         return cli_fail(c, "logs", state);
     print_state(c->json, id, state);
+    /* The daemon counts every line this request did not get: those already
+     * said to be gone (or more of them, pushed out since) and, following,
+     * those lost because aioctl read too slowly. */
+    if ((flags & AIOC_LOGS_FOLLOW) && dropped > gone) {
+        char what[48];
+        snprintf(what, sizeof(what), "logs: task %" PRIu64, id);
+        print_dropped(what, dropped - gone);
+    }
     if (state != AIOC_STATE_FAILED && state != AIOC_STATE_CANCELLED)
         return EXIT_OK;
 

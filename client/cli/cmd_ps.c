@@ -1,7 +1,8 @@
 /*
- * cmd_ps: `aioctl ps [--all]` (a table of tasks) and `aioctl show ID` (one
- * task in detail).
+ * cmd_ps: `aioctl ps` (a table of tasks, filtered, printed page by page as
+ * the daemon sends them) and `aioctl show ID` (one task in detail).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pwd.h>
@@ -15,14 +16,24 @@
 #include "print.h"
 
 static const char ps_help[] =
-    "Usage: aioctl ps [--all]\n"
+    "Usage: aioctl ps [--all] [--state STATE[,STATE...]] [--function NAME]\n"
+    "                 [--owner USER] [--limit N]\n"
     "\n"
-    "Lists unfinished tasks, one per line: ID STATE OWNER AGE CALL. OWNER is\n"
-    "the name of the user who created the task (its uid when it has none);\n"
-    "CALL is the function with its arguments, shortened when long.\n"
+    "Lists unfinished tasks in id order, one per line: ID STATE OWNER AGE CALL.\n"
+    "OWNER is the name of the user who created the task (its uid when it has\n"
+    "none); CALL is the function with its arguments, shortened when long. The\n"
+    "lines are printed as the daemon sends them, a page at a time.\n"
     "\n"
-    "  -a, --all   also list ended tasks whose outcome is still kept\n"
-    "  -h, --help  show this help\n";
+    "  -a, --all              also list ended tasks whose outcome is still kept\n"
+    "      --state STATE      only tasks in this state: pending, running, done,\n"
+    "                         failed or cancelled (several: comma-separated or\n"
+    "                         repeated); a finished state lists ended tasks\n"
+    "                         without --all\n"
+    "      --function NAME    only tasks of this function (plugin.function), or\n"
+    "                         of every function of a plugin (plugin.); repeatable\n"
+    "      --owner USER       only tasks of this user (a name or a uid); repeatable\n"
+    "      --limit N          stop after N tasks\n"
+    "  -h, --help             show this help\n";
 
 static const char show_help[] =
     "Usage: aioctl show ID\n"
@@ -84,62 +95,246 @@ static void print_ps_json(const aioc_task_info *t) {
            aioc_task_info_created_usec(t), user ? user : "null", call ? call : "null");
 }
 
-/* The table: every column but the last as wide as its widest cell. */
-static void print_ps_table(aioc_task_info *const *tasks, size_t n) {
-    int wid = (int)strlen("ID"), wowner = (int)strlen("OWNER"), wage = (int)strlen("AGE");
+/* The table, printed a page at a time: the header once, before the first
+ * row (or alone when there is none); every column but the last as wide as
+ * its widest cell so far, so that a long listing only widens, never
+ * narrows. */
+typedef struct ps_table {
+    bool header_done;
+    int wid, wowner, wage;
+} ps_table;
+
+static void print_ps_header(ps_table *tb) {
+    printf("%-*s %-9s %-*s %-*s %s\n", tb->wid, "ID", "STATE", tb->wowner, "OWNER", tb->wage, "AGE",
+           "CALL");
+    tb->header_done = true;
+}
+
+static void print_ps_page(ps_table *tb, aioc_task_info *const *tasks, size_t n) {
     char buf[64];
 
     for (size_t i = 0; i < n; i++) {
-        wid = MAX(wid, snprintf(buf, sizeof(buf), "%" PRIu64, aioc_task_info_id(tasks[i])));
-        wowner = MAX(wowner, (int)strlen(owner(tasks[i], buf, sizeof(buf))));
-        wage = MAX(wage,
-                   (int)strlen(print_age(aioc_task_info_created_usec(tasks[i]), buf, sizeof(buf))));
+        tb->wid = MAX(tb->wid, snprintf(buf, sizeof(buf), "%" PRIu64, aioc_task_info_id(tasks[i])));
+        tb->wowner = MAX(tb->wowner, (int)strlen(owner(tasks[i], buf, sizeof(buf))));
+        tb->wage =
+            MAX(tb->wage,
+                (int)strlen(print_age(aioc_task_info_created_usec(tasks[i]), buf, sizeof(buf))));
     }
-    printf("%-*s %-9s %-*s %-*s %s\n", wid, "ID", "STATE", wowner, "OWNER", wage, "AGE", "CALL");
+    if (n > 0 && !tb->header_done)
+        print_ps_header(tb);
     for (size_t i = 0; i < n; i++) {
         const aioc_task_info *t = tasks[i];
         char who[64], age[32];
         const char *state =
             aioc_task_info_waiting_for(t) ? "waiting" : aioc_state_name(aioc_task_info_state(t));
-        printf("%-*" PRIu64 " %-9s %-*s %-*s %s\n", wid, aioc_task_info_id(t), state, wowner,
-               owner(t, who, sizeof(who)), wage,
+        printf("%-*" PRIu64 " %-9s %-*s %-*s %s\n", tb->wid, aioc_task_info_id(t), state,
+               tb->wowner, owner(t, who, sizeof(who)), tb->wage,
                print_age(aioc_task_info_created_usec(t), age, sizeof(age)), call_text(t));
     }
 }
 
-int cmd_ps(cli *c, int argc, char **argv) {
+/* What ps's options asked for, kept until the query can be made (--all
+ * may come after the filters). Strings point into argv. */
+typedef struct ps_opts {
+    unsigned flags;
+    /* Bit (1 << AIOC_STATE_*) for each state named. */
+    unsigned states;
+    const char **functions;
+    size_t n_functions;
+    uint32_t *owners;
+    size_t n_owners;
+    /* --limit, 0 when not given. */
+    uint64_t limit;
+} ps_opts;
+
+static void ps_opts_done(ps_opts *o) {
+    free(o->functions);
+    free(o->owners);
+}
+
+/* --state's value: comma-separated state names. EXIT_OK or the usage
+ * error's exit code. */
+static int parse_states(cli *c, const char *value, ps_opts *o) {
+    static const struct {
+        const char *name;
+        int state;
+    } names[] = {
+        {"pending", AIOC_STATE_PENDING},     {"running", AIOC_STATE_RUNNING},
+        {"done", AIOC_STATE_DONE},           {"failed", AIOC_STATE_FAILED},
+        {"cancelled", AIOC_STATE_CANCELLED},
+    };
+    const char *p = value;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        size_t i;
+        for (i = 0; i < ELEMENTSOF(names); i++)
+            if (strlen(names[i].name) == len && strncmp(p, names[i].name, len) == 0)
+                break;
+        if (i == ELEMENTSOF(names))
+            return cli_usage("ps",
+                             "%s: '%.*s' is not a task state (pending, running, done, failed, "
+                             "cancelled)",
+                             c->opt_name, (int)len, p);
+        o->states |= 1u << names[i].state;
+        if (p[len] == '\0')
+            return EXIT_OK;
+        p += len + 1;
+    }
+}
+
+/* --owner's value: a uid (digits) or a user name. */
+static int parse_owner(cli *c, const char *value, ps_opts *o) {
+    uint64_t uid = 0;
+    bool digits = *value && strspn(value, "0123456789") == strlen(value);
+    if (digits) {
+        if (strcmp(value, "0") != 0 && (cli_parse_id(value, &uid) < 0 || uid > UINT32_MAX))
+            return cli_usage("ps", "%s: uid %s is too large", c->opt_name, value);
+    } else {
+        const struct passwd *pw = *value ? getpwnam(value) : NULL;
+        if (!pw)
+            return cli_usage("ps", "%s: no user '%s'", c->opt_name, value);
+        uid = pw->pw_uid;
+    }
+    uint32_t *more = realloc(o->owners, (o->n_owners + 1) * sizeof(*more));
+    if (!more)
+        return cli_fail(c, "ps", -ENOMEM);
+    o->owners = more;
+    o->owners[o->n_owners++] = (uint32_t)uid;
+    return EXIT_OK;
+}
+
+static int add_function(cli *c, const char *value, ps_opts *o) {
+    const char **more = realloc(o->functions, (o->n_functions + 1) * sizeof(*more));
+    if (!more)
+        return cli_fail(c, "ps", -ENOMEM);
+    o->functions = more;
+    o->functions[o->n_functions++] = value;
+    return EXIT_OK;
+}
+
+/* Reads ps's options into o. -1 to go on, else the exit code to return. */
+static int parse_ps(cli *c, int argc, char **argv, ps_opts *o) {
+    /* Long options without a letter: below CLI_OPT_JSON, as cli_getopt wants. */
+    enum { OPT_STATE = 0x80, OPT_FUNCTION, OPT_OWNER, OPT_LIMIT };
     static const struct option options[] = {
         {"all", no_argument, NULL, 'a'},
+        {"state", required_argument, NULL, OPT_STATE},
+        {"function", required_argument, NULL, OPT_FUNCTION},
+        {"owner", required_argument, NULL, OPT_OWNER},
+        {"limit", required_argument, NULL, OPT_LIMIT},
         {"help", no_argument, NULL, 'h'},
         {},
     };
-    unsigned flags = 0;
     int opt, code = -1;
 
     while ((opt = cli_getopt(c, argc, argv, "ah", options, &code)) > 0) {
-        if (opt == 'h')
+        switch (opt) {
+        case 'h':
             return cli_help(ps_help);
-        flags |= AIOC_LIST_ALL;
+        case 'a':
+            o->flags |= AIOC_LIST_ALL;
+            code = EXIT_OK;
+            break;
+        case OPT_STATE:
+            code = parse_states(c, optarg, o);
+            break;
+        case OPT_FUNCTION:
+            code = add_function(c, optarg, o);
+            break;
+        case OPT_OWNER:
+            code = parse_owner(c, optarg, o);
+            break;
+        case OPT_LIMIT:
+            code = cli_parse_id(optarg, &o->limit) < 0
+                       ? cli_usage("ps", "%s: '%s' is not a number of tasks (1 or more)",
+                                   c->opt_name, optarg)
+                       : EXIT_OK;
+            break;
+        }
+        if (code != EXIT_OK)
+            return code;
+        code = -1;
     }
     if (opt == 0)
         return code;
     if (optind < argc)
         return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
+    return -1;
+}
 
-    code = cli_connect(c);
-    if (code != EXIT_OK)
-        return code;
-    aioc_task_info **tasks;
-    size_t n;
-    int r = aioc_list(c->client, flags, &tasks, &n);
-    if (r < 0)
+/* The query the options describe: *ret is new. EXIT_OK or an exit code. */
+static int make_query(cli *c, const ps_opts *o, aioc_list_query **ret) {
+    aioc_list_query *q = NULL;
+    int r = aioc_list_query_new(o->flags, &q);
+    for (int s = AIOC_STATE_PENDING; r >= 0 && s <= AIOC_STATE_CANCELLED; s++)
+        if (o->states & (1u << s))
+            r = aioc_list_query_add_state(q, s);
+    for (size_t i = 0; r >= 0 && i < o->n_functions; i++) {
+        r = aioc_list_query_add_function(q, o->functions[i]);
+        if (r == -EINVAL) {
+            aioc_list_query_free(q);
+            return cli_usage("ps",
+                             "--function: '%s' is not a function name (plugin.function, or "
+                             "plugin. for every function of a plugin)",
+                             o->functions[i]);
+        }
+    }
+    for (size_t i = 0; r >= 0 && i < o->n_owners; i++)
+        r = aioc_list_query_add_owner(q, o->owners[i]);
+    if (r < 0) {
+        aioc_list_query_free(q);
         return cli_fail(c, "ps", r);
-    if (c->json)
-        for (size_t i = 0; i < n; i++)
-            print_ps_json(tasks[i]);
-    else
-        print_ps_table(tasks, n);
-    aioc_task_info_array_free(tasks, n);
+    }
+    *ret = q;
+    return EXIT_OK;
+}
+
+int cmd_ps(cli *c, int argc, char **argv) {
+    ps_opts o = {0};
+    aioc_list_query *q = NULL;
+    int code = parse_ps(c, argc, argv, &o);
+    if (code < 0)
+        code = make_query(c, &o, &q);
+    if (code == EXIT_OK)
+        code = cli_connect(c);
+    if (code != EXIT_OK) {
+        aioc_list_query_free(q);
+        ps_opts_done(&o);
+        return code;
+    }
+
+    /* Page after page, each printed and let go as it comes: the first
+     * lines show at once and memory stays bounded however many tasks. */
+    ps_table tb = {
+        .wid = (int)strlen("ID"), .wowner = (int)strlen("OWNER"), .wage = (int)strlen("AGE")};
+    uint64_t cursor = 0, left = o.limit;
+    int more;
+    do {
+        aioc_task_info **tasks;
+        size_t n;
+        size_t want = o.limit ? (size_t)MIN(left, (uint64_t)SIZE_MAX) : 0;
+        more = aioc_list_page(c->client, q, &cursor, want, &tasks, &n);
+        if (more < 0)
+            break;
+        if (c->json)
+            for (size_t i = 0; i < n; i++)
+                print_ps_json(tasks[i]);
+        else
+            print_ps_page(&tb, tasks, n);
+        fflush(stdout);
+        aioc_task_info_array_free(tasks, n);
+        if (o.limit) {
+            left -= MIN(left, (uint64_t)n);
+            if (left == 0)
+                more = 0;
+        }
+    } while (more > 0);
+    aioc_list_query_free(q);
+    ps_opts_done(&o);
+    if (more < 0)
+        return cli_fail(c, "ps", more);
+    if (!c->json && !tb.header_done)
+        print_ps_header(&tb);
     return EXIT_OK;
 }
 

@@ -16,7 +16,9 @@ static const char run_help[] =
     "\n"
     "Runs FUNC as a task attached to this aioctl and waits for it, like\n"
     "asyncio.run(). Its output lines are printed as they come, then its result\n"
-    "as JSON on the last line. Interrupting aioctl cancels the task.\n"
+    "as JSON on the last line. Interrupting aioctl cancels the task. When\n"
+    "aioctl could not keep up with the task's output and the daemon had to drop\n"
+    "lines, it says how many on stderr at the end.\n"
     "\n"
     "  -t, --timeout S  cancel the task after S seconds (exit status 4)\n"
     "  -h, --help       show this help\n";
@@ -87,6 +89,9 @@ int cmd_run(cli *c, int argc, char **argv) {
             code = cli_fail_run(c, function, r);
         } else {
             code = print_outcome(c->json, o);
+            /* Lines lost between the task and us: the lines printed plus
+             * this are all the task printed. */
+            print_dropped(NULL, aioc_outcome_output_dropped(o));
         }
     }
     aioc_outcome_free(o);

@@ -138,3 +138,14 @@ char *print_age(uint64_t created_usec, char *buf, size_t len) {
         snprintf(buf, len, "%" PRIu64 "d", s / 86400);
     return buf;
 }
+
+void print_dropped(const char *what, uint64_t dropped) {
+    if (dropped == 0)
+        return;
+    /* After the lines that were printed, so that it reads as their end. */
+    fflush(stdout);
+    fprintf(stderr,
+            "aioctl: %s%s%" PRIu64 " output %s dropped (the daemon's buffer of the task's output "
+            "overflowed before aioctl read them)\n",
+            what ? what : "", what ? ": " : "", dropped, dropped == 1 ? "line was" : "lines were");
+}

@@ -27,6 +27,12 @@ void print_id(bool json, uint64_t id);
 /* {"state":S,"task":ID} (json only; plain prints nothing). */
 void print_state(bool json, uint64_t task_id, int state);
 
+/* When `dropped` is not 0, says on stderr (after flushing stdout) that so
+ * many of a followed task's output lines were dropped because aioctl read
+ * them too slowly: "aioctl: WHAT: N output lines were dropped (...)", WHAT
+ * and its colon left out when NULL. */
+void print_dropped(const char *what, uint64_t dropped);
+
 /* Returns the JSON text of a string (a new string), or NULL on OOM. */
 char *print_json_string(const char *s);
 
