@@ -293,8 +293,12 @@ int cmd_ps(cli *c, int argc, char **argv) {
     ps_opts o = {0};
     aioc_list_query *q = NULL;
     int code = parse_ps(c, argc, argv, &o);
-    if (code < 0)
-        code = make_query(c, &o, &q);
+    if (code >= 0) {
+        /* --help shown (EXIT_OK), or a usage error. */
+        ps_opts_done(&o);
+        return code;
+    }
+    code = make_query(c, &o, &q);
     if (code == EXIT_OK)
         code = cli_connect(c);
     if (code != EXIT_OK) {
