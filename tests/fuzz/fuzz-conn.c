@@ -5,6 +5,15 @@
  * requests get past the handshake (unless the second byte is odd). The
  * daemon's real dispatch, tasks and plugins run on a real loop; afterwards
  * every task is cancelled and the loop drained, so nothing may leak.
+ *
+ * Built twice. fuzz-conn serves with max_frame at 64 KiB and writes chunks of
+ * 1 to 64 bytes, so that many small inputs run per second. fuzz-conn-large
+ * (FUZZ_CONN_LARGE) keeps the default max_frame (4 MiB), loads the demo
+ * plugin beside the test plugin and writes chunks of 1 to 64 KiB, so that
+ * one input can be a whole frame of the largest size: a full-frame argument
+ * is checked, copied and run as a client would send it (gen-large.c writes
+ * such inputs). At exit each prints the size of the largest input it ran,
+ * which the large fuzz run checks (run-large.cmake).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,9 +43,30 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+#ifdef FUZZ_CONN_LARGE
+#define NAME "fuzz-conn-large"
+#define CHUNK_UNIT 1024 /* bytes per step of the chunk size the first byte picks */
+#define PROBE "demo.echo"
+#else
+#define NAME "fuzz-conn"
+#define CHUNK_UNIT 1
+#define PROBE "good.add"
+#endif
+
+/* Consecutive loop turns in which the daemon takes none of the input before
+ * the rest is given up (it stopped reading: backpressure, or it closed). */
+#define MAX_IDLE_TURNS 64
+
 static uv_loop_t loop;
 static uv_timer_t keepalive;
 static int ready;
+static size_t largest; /* the largest input run, in bytes */
+static size_t inputs;  /* inputs run */
+
+static void report(void) {
+    printf("%s: largest input run: %zu bytes (of %zu inputs)\n", NAME, largest, inputs);
+    fflush(stdout);
+}
 
 static void never(uv_timer_t *h) {
     (void)h;
@@ -51,11 +81,15 @@ static void setup(void) {
     snprintf(dir, sizeof(dir), "%s/good", TEST_PLUGIN_DIR);
     config_defaults();
     if (config_override("plugin_dir", dir, why, sizeof(why)) < 0 ||
+#ifdef FUZZ_CONN_LARGE
+        config_override("plugin_dir", DEMO_PLUGIN_DIR, why, sizeof(why)) < 0 ||
+#else
+        config_override("max_frame", "65536", why, sizeof(why)) < 0 ||
+#endif
         config_override("default_plugins", "no", why, sizeof(why)) < 0 ||
         config_override("log_level", "crit", why, sizeof(why)) < 0 ||
         config_override("retain_count", "0", why, sizeof(why)) <
             0 || /* nothing outlives an input */
-        config_override("max_frame", "65536", why, sizeof(why)) < 0 ||
         config_load(why, sizeof(why)) < 0)
         abort();
     log_setup(LOG_CRIT);
@@ -72,8 +106,9 @@ static void setup(void) {
     uv_timer_start(&keepalive, never, 3600 * 1000, 0);
     plugin_sync_counts counts;
     reload_sync_plugins(&counts);
-    if (!plugin_lookup("good.add"))
+    if (!plugin_lookup("good.add") || !plugin_lookup(PROBE))
         abort();
+    atexit(report);
     ready = 1;
 }
 
@@ -84,10 +119,9 @@ static void drain(int fd) {
 }
 
 static void cancel_everything(void) {
-    size_t st = 0, n = 0;
-    void *cur = NULL;
-    task *t, *ts[4096];
-    while (n < 4096 && (t = task_next(&st, &cur)))
+    size_t n = 0;
+    task *ts[4096];
+    for (task *t = task_first(); t && n < 4096; t = task_after(t))
         if (!task_finished(t))
             ts[n++] = task_ref(t);
     for (size_t i = 0; i < n; i++) {
@@ -104,7 +138,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         setup();
     if (size < 2 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return 0;
-    size_t chunk = (size_t)data[0] % 64 + 1;
+    if (size > largest)
+        largest = size;
+    inputs++;
+    size_t chunk = ((size_t)data[0] % 64 + 1) * CHUNK_UNIT;
     bool raw = data[1] & 1;
     data += 2;
     size -= 2;
@@ -115,11 +152,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (!raw && write(sv[1], hello, sizeof(hello)) != (ssize_t)sizeof(hello))
         abort();
-    for (size_t off = 0; off < size; off += chunk) {
+    /* What the socket does not take now is offered again after the loop
+     * ran, so that a chunk larger than the socket's buffer is not cut. */
+    for (size_t off = 0, idle = 0; off < size && idle < MAX_IDLE_TURNS;) {
         size_t n = size - off < chunk ? size - off : chunk;
         ssize_t w = write(sv[1], data + off, n);
         if (w < 0 && errno != EAGAIN)
             break;
+        if (w > 0) {
+            off += (size_t)w;
+            idle = 0;
+        } else {
+            idle++;
+        }
         for (int i = 0; i < 4; i++)
             uv_run(&loop, UV_RUN_NOWAIT);
         drain(sv[1]);
