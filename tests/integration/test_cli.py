@@ -6,7 +6,9 @@ import json
 import os
 import pwd
 import shlex
+import signal
 import subprocess
+import time
 
 import harness
 
@@ -306,6 +308,154 @@ def ps_shows_user_and_call():
              "ps --json: user is null without a passwd entry", " %r" % o)
 
 
+# ---------------------------------------------------------------- ps: filters and pages
+
+# Next to aioctl in the build tree (client/CMakeLists.txt builds both).
+LIST_EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(t.aioctl)), "aioc-list-example")
+
+
+def ps_ids(d, *args):
+    """The task ids `aioctl ps ARGS` lists, in its order, checked to be the
+    same in the table and in --json (valid JSON, one object a line)."""
+    r = d.aioctl("ps", *args)
+    t.eq(r.rc, 0, "ps %s exit code" % " ".join(args), r)
+    t.check(r.lines and r.lines[0].split()[:2] == ["ID", "STATE"],
+            "ps %s starts with its header" % " ".join(args), r)
+    t.check(not any(l.startswith("ID ") for l in r.lines[1:]),
+            "ps %s prints its header once" % " ".join(args), r)
+    table = [l.split()[0] for l in r.lines[1:]]
+    r = d.aioctl("--json", "ps", *args)
+    t.eq(r.rc, 0, "ps --json %s exit code" % " ".join(args), r)
+    js = []
+    for line in r.lines:
+        try:
+            js.append(str(json.loads(line)["task"]))
+        except (ValueError, KeyError):
+            harness.fail("ps --json %s printed %r" % (" ".join(args), line))
+    t.eq(js, table, "ps %s: the same tasks in the table and in --json" % " ".join(args), r)
+    return table
+
+
+@t.test
+def ps_filters_by_state_function_owner_and_limit():
+    me = pwd.getpwuid(os.getuid()).pw_name
+    with t.daemon() as d:
+        ids = {}
+        for name, call in (("s1", ("demo.sleep", "30", "a")), ("s2", ("demo.sleep", "30", "b")),
+                           ("s3", ("demo.sleep", "30", "c")), ("echo", ("demo.echo", "hi")),
+                           ("fail", ("demo.fail", "ValueError", "boom"))):
+            r = d.aioctl("submit", *call)
+            t.eq(r.rc, 0, "submit %s" % " ".join(call), r)
+            ids[name] = r.out.strip()
+        t.eq(d.aioctl("await", ids["echo"]).rc, 0, "await demo.echo")
+        t.eq(d.aioctl("await", ids["fail"]).rc, 1, "await demo.fail")
+        t.eq(d.aioctl("cancel", ids["s3"]).rc, 0, "cancel the third sleep")
+        t.eq(d.aioctl("await", ids["s3"]).rc, 5, "await the cancelled sleep")
+        s1, s2, s3, echo, fail = (ids[k] for k in ("s1", "s2", "s3", "echo", "fail"))
+
+        t.eq(ps_ids(d), [s1, s2], "ps: the unfinished tasks")
+        t.eq(ps_ids(d, "--all"), [s1, s2, s3, echo, fail], "ps --all: in id order")
+        t.eq(ps_ids(d, "--state", "running"), [s1, s2], "ps --state running")
+        t.eq(ps_ids(d, "--state", "done,failed"), [echo, fail],
+             "ps --state done,failed: finished states list ended tasks without --all")
+        t.eq(ps_ids(d, "--state", "cancelled", "--state", "done"), [s3, echo],
+             "ps --state repeated")
+        t.eq(ps_ids(d, "--state", "pending"), [], "ps --state pending: none")
+        t.eq(ps_ids(d, "--function", "demo.sleep"), [s1, s2], "ps --function demo.sleep")
+        t.eq(ps_ids(d, "--all", "--function", "demo.sleep"), [s1, s2, s3],
+             "ps --all --function demo.sleep")
+        t.eq(ps_ids(d, "--all", "--function", "demo."), [s1, s2, s3, echo, fail],
+             "ps --all --function demo.: every function of the plugin")
+        t.eq(ps_ids(d, "--all", "--function", "demo.fail", "--function", "demo.echo"),
+             [echo, fail], "ps --function repeated")
+        t.eq(ps_ids(d, "--all", "--function", "proc."), [], "ps --all --function proc.: none")
+        t.eq(ps_ids(d, "--all", "--function", "demo.sl"), [],
+             "ps --function is exact unless it ends with a dot")
+        t.eq(ps_ids(d, "--owner", me), [s1, s2], "ps --owner NAME")
+        t.eq(ps_ids(d, "--owner", str(os.getuid()), "--all", "--state", "done"), [echo],
+             "ps --owner UID with --state")
+        t.eq(ps_ids(d, "--owner", "4242"), [], "ps --owner of someone without tasks")
+        t.eq(ps_ids(d, "--owner", "4242", "--owner", me), [s1, s2], "ps --owner repeated")
+        t.eq(ps_ids(d, "--all", "--limit", "2"), [s1, s2], "ps --all --limit 2: the first two")
+        t.eq(ps_ids(d, "--all", "--limit", "9"), [s1, s2, s3, echo, fail],
+             "ps --limit above the number of tasks")
+        t.eq(ps_ids(d, "--state", "running,done", "--function", "demo.", "--owner", me,
+                    "--limit", "3"), [s1, s2, echo], "every filter at once")
+
+
+@t.test
+def ps_usage_errors():
+    for args, want in ((("--state", "sleeping"), "'sleeping' is not a task state"),
+                       (("--state", "running,"), "'' is not a task state"),
+                       (("--owner", "no-such-user-here"), "no user 'no-such-user-here'"),
+                       (("--owner", "99999999999"), "uid 99999999999 is too large"),
+                       (("--function", "sleep"), "'sleep' is not a function name"),
+                       (("--function", ".sleep"), "'.sleep' is not a function name"),
+                       (("--limit", "0"), "'0' is not a number of tasks"),
+                       (("--limit", "ten"), "'ten' is not a number of tasks"),
+                       (("--state",), "--state")):
+        r = t.ctl("ps", *args)
+        t.eq(r.rc, 2, "exit code of ps %s" % " ".join(args), r)
+        t.contains(r.err, want, "ps %s: the error" % " ".join(args), r)
+    r = t.ctl("ps", "--help")
+    for opt in ("--state", "--function", "--owner", "--limit"):
+        t.contains(r.out, opt, "ps --help names %s" % opt, r)
+
+
+def list_pages(d, *args):
+    """aioc-list-example's pages: a list of lists of ids (strings)."""
+    r = harness.run([LIST_EXAMPLE, "-s", d.socket] + list(args), timeout=60,
+                    env=harness.clean_env())
+    t.eq(r.rc, 0, "aioc-list-example %s exit code" % " ".join(args), r)
+    pages = []
+    for line in r.lines[:-1]:
+        head, _, ids = line.partition(" tasks:")
+        pages.append(ids.split())
+        t.eq(len(pages[-1]), int(head.split()[-1]), "page size as printed", r)
+    t.eq(r.lines[-1], "total: %d tasks in %d pages" % (sum(map(len, pages)), len(pages)),
+         "aioc-list-example's total", r)
+    return pages
+
+
+@t.test
+def ps_pages_through_many_tasks():
+    t.check(os.path.exists(LIST_EXAMPLE), "aioc-list-example is built at %s" % LIST_EXAMPLE)
+    n = 10005  # more than one of the daemon's pages (10,000)
+    with t.daemon() as d:
+        g = d.aioctl_bg("gather", *(["demo.sleep 60"] * n))
+        deadline = time.monotonic() + 60
+        listed = []
+        while len(listed) < n and time.monotonic() < deadline and g.proc.poll() is None:
+            # Querying the state until the gather's tasks exist.
+            listed = d.ps()
+        listed = ps_ids(d)
+        t.eq(len(listed), n, "ps lists every task of the gather (gather still running: %s)"
+             % (g.proc.poll() is None))
+        ids = [int(i) for i in listed]
+        t.check(all(a < b for a, b in zip(ids, ids[1:])),
+                "ps over two pages: ids strictly ascending, none twice")
+        t.eq(ps_ids(d, "--limit", "10002"), listed[:10002], "ps --limit across a page boundary")
+        t.eq(ps_ids(d, "--state", "running", "--limit", "3"), listed[:3], "ps --limit 3")
+
+        pages = list_pages(d)
+        t.eq([len(p) for p in pages], [10000, 5], "aioc_list_page with no limit: the daemon's "
+             "pages of 10,000")
+        t.eq(sum(pages, []), listed, "aioc_list_page: the same tasks as ps")
+        pages = list_pages(d, "-n", "4000", "-S", "2", "-f", "demo.sleep", "-u", str(os.getuid()))
+        t.check(len(pages) >= 3 and all(len(p) <= 4000 for p in pages),
+                "aioc_list_page with limit 4000: pages of at most 4000, got %r"
+                % [len(p) for p in pages])
+        t.eq(sum(pages, []), listed, "aioc_list_page with limit 4000: every task once, in order")
+        pages = list_pages(d, "-S", "5")
+        t.eq(sum(pages, []), [], "aioc_list_page -S cancelled: none yet")
+        r = harness.run([LIST_EXAMPLE, "-s", d.socket, "-S", "9"], env=harness.clean_env())
+        t.eq(r.rc, 2, "aioc_list_query_add_state(9) is refused", r)
+        r = harness.run([LIST_EXAMPLE, "-s", d.socket, "-f", "nodot"], env=harness.clean_env())
+        t.eq(r.rc, 2, "aioc_list_query_add_function(\"nodot\") is refused", r)
+        g.kill(signal.SIGTERM)
+        g.wait(30)
+
+
 # ---------------------------------------------------------------- bash completion
 
 COMPLETION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "completion",
@@ -381,6 +531,26 @@ def bash_completion():
     # A daemon that cannot be reached gives no names and no noise.
     gone = os.path.join(t.tmpdir(), "gone.sock")
     t.eq(complete("-s", gone, "run", "demo.sl"), [], "completion with no daemon")
+
+
+@t.test
+def bash_completion_of_ps():
+    t.eq(complete("ps", "--st"), ["--state"], "aioctl ps --st<TAB>")
+    for opt in ("--all", "--state", "--function", "--owner", "--limit"):
+        t.check(opt in complete("ps", "--"), "aioctl ps --<TAB> offers %s" % opt)
+    t.eq(complete("ps", "--state", "r"), ["running"], "aioctl ps --state r<TAB>")
+    t.eq(complete("ps", "--state", "done,f"), ["done,failed"], "aioctl ps --state done,f<TAB>")
+    t.eq(complete("ps", "--state", "=", "c"), ["cancelled"], "aioctl ps --state=c<TAB>")
+    t.eq(complete("ps", "--owner", "roo"), ["root"], "aioctl ps --owner roo<TAB>")
+    t.eq(complete("ps", "--limit", ""), [], "aioctl ps --limit <TAB>: a number")
+    # After an option's value, options again.
+    t.eq(complete("ps", "--limit", "3", "--a"), ["--all"], "aioctl ps --limit 3 --a<TAB>")
+    with t.daemon() as d:
+        t.eq(complete("-s", d.socket, "ps", "--function", "demo.sl"), ["demo.sleep"],
+             "aioctl ps --function demo.sl<TAB>")
+        got = complete("-s", d.socket, "ps", "--function", "pro")
+        t.check("proc." in got and "proc.shell" in got,
+                "aioctl ps --function pro<TAB>: the plugin and its functions, got %r" % got)
 
 
 t.main()
