@@ -42,6 +42,9 @@ echo "== tests under ASan + UBSan"
 
 echo "== fuzzing, bounded"
 (cd build-asan && ctest -L fuzz-run --output-on-failure)
+# The full-frame run's figures (tests/fuzz/run-large.cmake): its max_len and
+# the largest input it ran.
+grep -h "^max_len:" build-asan/Testing/Temporary/LastTest.log
 
 echo "== build with ThreadSanitizer"
 CC=clang scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=Debug -DAIOD_SANITIZE=thread
