@@ -336,6 +336,20 @@ def giant_outcome(c, what, rid, payload, n, want):
         failure("%s: expected the echo or LimitError naming max_result, got %s %s: %s"
                 % (what, state(o.state), o.error_kind, o.error_message))
     FIGURES[what + " outcome"] = "%s %s" % (state(o.state), o.error_kind) if o else "none"
+    # The task's owner lists it and shows it: `ps` quotes its call (at most
+    # 120 bytes of call_text), `show` its arguments (answered, whatever the
+    # size, or refused naming a limit).
+    if o is not None:
+        m, dt = w.timed_ask(c, "list_tasks", pb.ListTasks(all=True))
+        FIGURES[what + ": ListTasks s"] = round(dt, 3)
+        if m.WhichOneof("body") != "task_list":
+            failure("%s: ListTasks: %s" % (what, w.show(m)))
+        elif any(len(ti.call_text.encode()) > 120 for ti in m.task_list.tasks):
+            failure("%s: a call_text over 120 bytes" % what)
+        m, dt = w.timed_ask(c, "show_task", pb.ShowTask(task_id=o.task_id))
+        FIGURES[what + ": ShowTask s"] = round(dt, 3)
+        if m.WhichOneof("body") not in ("task_info", "error"):
+            failure("%s: ShowTask: %s" % (what, w.show(m)))
     still_open(c, what)
 
 
@@ -733,7 +747,8 @@ def cancel_backpressure(a):
     m = c.ask("submit", pb.Submit(call=pb.Call(function="demo.sleep", args=[
         pb.Value(double_value=3600.0)]), ownership=pb.SUBMITTED))
     tid = m.submitted.task_id
-    awaits = [c.send("await", pb.Await(task_ids=[tid])) for _ in range(n)]
+    # max_in_flight Awaits wait, and a few more beyond them (parked).
+    awaits = [c.send("await", pb.Await(task_ids=[tid])) for _ in range(n + 4)]
     # The daemon has read them all once a request sent after them is
     # answered; these are the requests that must not queue behind them.
     controls = [
@@ -775,7 +790,7 @@ def cancel_backpressure(a):
             failure("Cancel under full backpressure: count %d, expected 1" % m.cancelled.count)
     FIGURES["reply ms"] = times
     done = set()
-    while len(done) < n:
+    while len(done) < len(awaits):
         m = c.recv()
         if m is None:
             failure("the connection closed before the Awaits were answered")

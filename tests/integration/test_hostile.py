@@ -337,9 +337,11 @@ def hostile_battery():
     ev = good.event("submitted", STEP)
     known = ev["ids"] if ev else []
 
-    with Phase(d, rss, "giant maps and lists, nesting"):
+    with Phase(d, rss, "giant map"):
         show_figures("giant map", run_case(d, HOSTILE[0], "giant_map"))
+    with Phase(d, rss, "giant lists"):
         show_figures("giant list", run_case(d, HOSTILE[1], "giant_list"))
+    with Phase(d, rss, "nesting"):
         show_figures("nesting", run_case(d, HOSTILE[2], "deep"))
     d.assert_alive()
 
@@ -364,8 +366,7 @@ def hostile_battery():
     d.assert_alive()
     rss_before_ps = rss.peak(t0)
 
-    with Phase(d, rss, "ps with %d tasks" % PS_TASKS):
-        ps_paging(d, rss)
+    ps_paging(d, rss)
     d.assert_alive()
 
     # The end: the probes and the good client report; the daemon stops.
@@ -410,18 +411,22 @@ def hostile_battery():
         if gr["figures"]["known tasks"] != KNOWN or len(known) != KNOWN:
             problem("only %d of %d known tasks were submitted"
                     % (gr["figures"]["known tasks"], KNOWN))
-    peak = rss.peak(t0, PHASES[-2][2] if len(PHASES) >= 2 else float("inf"))
+    peak = max([rss.peak(a, b) for name, a, b in PHASES if not name.startswith("ps")] + [0])
     figure("daemon RSS at start (MiB)", round(rss_start / MIB, 1))
     figure("daemon RSS peak outside the ps phase (MiB; target <= %d)"
            % ((WRITE_BUDGET + 64 * MIB) // MIB), round(max(peak, rss_before_ps) / MIB, 1))
     figure("daemon VmHWM over the whole battery, ps included (MiB)", round(hwm / MIB, 1))
     limit = WRITE_BUDGET + 64 * MIB
-    # Sanitizer runtimes add their own shadow and quarantine: there the
-    # target applies to the growth over the daemon's RSS at start.
-    grown = max(peak, rss_before_ps) - (rss_start if SAN else 0)
-    if grown > limit:
-        problem("daemon RSS %s %.1f MiB outside the ps phase (target <= %d MiB)"
-                % ("grew by" if SAN else "reached", grown / MIB, limit // MIB))
+    if SAN:
+        # ASan gives every allocation redzones and keeps freed memory in
+        # quarantine (256 MiB by default): its RSS measures the sanitizer.
+        print("  (RSS target not asserted in a sanitizer build: ASan's shadow, redzones and "
+              "quarantine are in its RSS; the plain build asserts it)", flush=True)
+    elif max(peak, rss_before_ps) > limit:
+        problem("daemon RSS reached %.1f MiB outside the ps phase (target <= %d MiB; "
+                "per phase: %s)" % (max(peak, rss_before_ps) / MIB, limit // MIB,
+                                    ", ".join("%s %.0f" % (name, rss.peak(a, b) / MIB)
+                                              for name, a, b in PHASES)))
     figure("connections dropped by the daemon (log lines)", len(dropped_clients))
     figure("frames decoded strictly", FRAMES["frames"])
     figure("frames that did not decode", len(FRAMES["bad"]))
@@ -526,37 +531,44 @@ def fd_exhaustion(d):
 
 
 def ps_paging(d, rss):
+    """`ps` with PS_TASKS tasks: each hostile user submits its share
+    (pipelined), root and each user page through them (the users at once),
+    then each user cancels its own. Three phases, so that the figures say
+    which step costs what."""
     per = PS_TASKS // len(HOSTILE)
-    subs = [Worker(d, uid, "ps_submit", {"count": per}, label="ps-submit uid %d" % uid)
-            for uid in HOSTILE]
-    t0 = time.monotonic()
-    evs = [wk.event("submitted", STEP * 2) for wk in subs]
-    figure("ps: seconds to submit %d tasks from %d users" % (per * len(HOSTILE), len(HOSTILE)),
-           round(time.monotonic() - t0, 1))
-    rss_full = rss.read()
-    figure("ps: RSS holding the tasks (MiB)", round(rss_full / MIB, 1))
+    with Phase(d, rss, "ps: submit %d tasks" % (per * len(HOSTILE))):
+        subs = [Worker(d, uid, "ps_submit", {"count": per}, label="ps-submit uid %d" % uid)
+                for uid in HOSTILE]
+        t0 = time.monotonic()
+        evs = [wk.event("submitted", STEP * 2) for wk in subs]
+        figure("ps: seconds to submit %d tasks from %d users"
+               % (per * len(HOSTILE), len(HOSTILE)), round(time.monotonic() - t0, 1))
+        rss_full = rss.read()
+        figure("ps: RSS holding the tasks (MiB)", round(rss_full / MIB, 1))
     must = [x for ev in evs if ev for x in (ev["first"], ev["last"])]
-    t1 = time.monotonic()
-    lister = Worker(d, 0, "ps_list", {"must": must, "at_least": per * len(HOSTILE),
-                                      "uid": HOSTILE[0], "per_uid": per})
-    for wk in subs:
-        wk.send("list")
-    show_figures("ps as root", lister.finish(STEP * 2))
-    for wk in subs:
-        wk.event("listed", STEP * 2)
-    paging_peak = rss.peak(t1, time.monotonic())
-    figure("ps: RSS growth while paging (MiB; target <= 64)",
-           round((paging_peak - rss_full) / MIB, 1))
-    if paging_peak - rss_full > 64 * MIB:
-        problem("paging through the tasks grew the daemon by %.1f MiB"
-                % ((paging_peak - rss_full) / MIB))
-    for wk in subs:
-        wk.send("cancel")
-    for wk in subs:
-        wk.event("cancelled", STEP * 2)
-    for wk in subs:
-        wk.send("stop")
-        show_figures(wk.label, wk.finish(STEP))
+    with Phase(d, rss, "ps: paging through them"):
+        t1 = time.monotonic()
+        lister = Worker(d, 0, "ps_list", {"must": must, "at_least": per * len(HOSTILE),
+                                          "uid": HOSTILE[0], "per_uid": per})
+        for wk in subs:
+            wk.send("list")
+        show_figures("ps as root", lister.finish(STEP * 2))
+        for wk in subs:
+            wk.event("listed", STEP * 2)
+        paging_peak = rss.peak(t1, time.monotonic())
+        figure("ps: RSS growth while paging (MiB; target <= 64)",
+               round((paging_peak - rss_full) / MIB, 1))
+        if paging_peak - rss_full > 64 * MIB:
+            problem("paging through the tasks grew the daemon by %.1f MiB"
+                    % ((paging_peak - rss_full) / MIB))
+    with Phase(d, rss, "ps: each user cancels its tasks"):
+        for wk in subs:
+            wk.send("cancel")
+        for wk in subs:
+            wk.event("cancelled", STEP * 2)
+        for wk in subs:
+            wk.send("stop")
+            show_figures(wk.label, wk.finish(STEP))
 
 
 t.main()
