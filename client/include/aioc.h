@@ -390,7 +390,8 @@ AIOC_EXPORT void aioc_list_query_free(aioc_list_query *q);
  * request. On success *ret_tasks gets a new array of *ret_n new infos (the
  * caller frees it with aioc_task_info_array_free, also when *ret_n is 0),
  * *cursor is moved on, and it returns 1 when more tasks may follow (call
- * again with the same cursor) or 0 when the listing is complete. On
+ * again, passing the cursor as it now is) or 0 when the listing is
+ * complete. On
  * failure nothing is written, *cursor included, so the call may be
  * repeated. Errors: -EINVAL (c, cursor, ret_tasks or ret_n NULL), -EAGAIN
  * (a filter over the daemon's limit), -ENOMEM, -EPROTO (the daemon said
