@@ -697,6 +697,64 @@ def follower(a):
     FIGURES.update(task=tid, received=got, dropped=dropped)
 
 
+@case
+def chatty_reader(a):
+    """Issue 13's chatty jobs, by a client that reads as fast as it can:
+    `seq 1 N` followed to the end (every line it gets is the right number
+    at its place; received + dropped == N; exit 0; never cut off), then
+    `yes | head -c SIZE` without follow, which must end with exit 0."""
+    c = connect(name="reader")
+    n = a["lines"]
+    t0 = time.monotonic()
+    rid = c.send("submit", pb.Submit(call=pb.Call(function="proc.shell", args=[
+        pb.Value(string_value="seq 1 %d" % n)]), follow=True))
+    tid = None
+    got = 0
+    wrong = 0
+    end = None
+    while end is None:
+        m = c.recv()
+        if m is None:
+            failure("seq 1 %d: the daemon closed the connection after %d lines" % (n, got))
+            return
+        body = m.WhichOneof("body")
+        if m.request_id != rid:
+            continue
+        if body == "submitted":
+            tid = m.submitted.task_id
+        elif body == "output":
+            got += 1
+            if m.output.line != str(m.output.seq + 1):
+                wrong += 1
+        elif body == "output_end":
+            end = m.output_end
+        else:
+            failure("seq 1 %d: %s" % (n, w.show(m)))
+            return
+    FIGURES.update({"seq lines received": got, "seq lines dropped": end.dropped,
+                    "seq s": round(time.monotonic() - t0, 2)})
+    if wrong:
+        failure("seq 1 %d: %d lines whose text is not their position" % (n, wrong))
+    if got + end.dropped != n:
+        failure("seq 1 %d: %d received + %d dropped != %d" % (n, got, end.dropped, n))
+    m = c.ask("await", pb.Await(task_ids=[tid]))
+    o = m.outcomes.outcomes[0] if m.WhichOneof("body") == "outcomes" else None
+    r = dict(w.py(o.result)) if o and o.state == S.Value("TASK_DONE") else {}
+    if r.get("exit") != 0:
+        failure("seq 1 %d: expected exit 0, got %s" % (n, w.show(m)))
+    t0 = time.monotonic()
+    m = c.ask("submit", pb.Submit(call=pb.Call(function="proc.shell", args=[
+        pb.Value(string_value="yes | head -c %d" % a["yes"])])))
+    m = c.ask("await", pb.Await(task_ids=[m.submitted.task_id]))
+    o = m.outcomes.outcomes[0] if m.WhichOneof("body") == "outcomes" else None
+    r = dict(w.py(o.result)) if o and o.state == S.Value("TASK_DONE") else {}
+    FIGURES["yes s"] = round(time.monotonic() - t0, 2)
+    if r.get("exit") != 0 or r.get("stdout_bytes", a["yes"]) != a["yes"]:
+        failure("yes | head -c %d: expected exit 0 and stdout_bytes %d, got %s"
+                % (a["yes"], a["yes"], {k: v for k, v in r.items() if k not in ("stdout",)}
+                   if r else w.show(m)))
+
+
 # ================================================================ fds
 
 

@@ -7,6 +7,7 @@ Cases, in order (tests/integration/hostile_client.py has each):
   ~1M small ints, ~2M nulls), nesting at and past every depth limit;
   every malformed UTF-8 case, where strings go; duplicate map keys and
   entries without a value; 40 followers of chatty tasks that do not read;
+  `seq 1 3000000` followed by a client that reads, `yes | head -c 100M`;
   connections until refused, under a low RLIMIT_NOFILE; a Cancel (and the
   other control requests) with max_in_flight Awaits waiting; `ps` paging
   through 1M tasks.
@@ -60,6 +61,9 @@ SAN = harness.SANITIZE
 PS_TASKS = harness.scaled(1000000, 100000, 50000)
 CHATTY_SIZE = harness.scaled(50 * MIB, 8 * MIB, 4 * MIB)
 CHATTY_LINE = 1024
+# Issue 13's chatty jobs: `seq 1 3000000` followed, `yes | head -c 100M`.
+SEQ_LINES = harness.scaled(3000000, 300000, 150000)
+YES_SIZE = harness.scaled(100 * MIB, 20 * MIB, 10 * MIB)
 FOLLOWERS = 40
 KNOWN = 40
 # Generous per-step bounds (the ctest TIMEOUT is the outer one): a step
@@ -355,6 +359,11 @@ def hostile_battery():
         followers(d, rss)
     figure("RSS peak while followers do not read (MiB)",
            round(rss.peak(ph.start, time.monotonic()) / MIB, 1))
+    d.assert_alive()
+
+    with Phase(d, rss, "chatty jobs read as fast as possible"):
+        show_figures("chatty", run_case(d, HOSTILE[3], "chatty_reader",
+                                        {"lines": SEQ_LINES, "yes": YES_SIZE}))
     d.assert_alive()
 
     with Phase(d, rss, "fd exhaustion"):
