@@ -60,6 +60,16 @@ Aiod__Value *pbvalue_stringn(const char *s, size_t len) {
     return v;
 }
 
+Aiod__Value *pbvalue_string_take(char *s, size_t len) {
+    if (!s || s[len] != '\0' || !pbvalue_utf8_valid(s, len) || memchr(s, '\0', len))
+        return NULL;
+    Aiod__Value *v = new_value(AIOD__VALUE__KIND_STRING_VALUE);
+    if (!v)
+        return NULL;
+    v->string_value = s;
+    return v;
+}
+
 Aiod__Value *pbvalue_string(const char *s) {
     return s ? pbvalue_stringn(s, strlen(s)) : NULL;
 }

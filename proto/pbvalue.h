@@ -38,6 +38,10 @@ Aiod__Value *pbvalue_double(double d);
 /* Copies; NULL also when s is not valid UTF-8. */
 Aiod__Value *pbvalue_string(const char *s);
 Aiod__Value *pbvalue_stringn(const char *s, size_t len);
+/* A string value that takes `s` (len bytes and a NUL after them) without
+ * copying: for large text. NULL (and `s` still the caller's) when it is not
+ * UTF-8 without NULs, or out of memory. */
+Aiod__Value *pbvalue_string_take(char *s, size_t len);
 Aiod__Value *pbvalue_bytes(const void *data, size_t len);
 Aiod__Value *pbvalue_list(void);
 Aiod__Value *pbvalue_map(void);

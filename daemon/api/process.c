@@ -84,6 +84,10 @@ typedef struct capture {
      * are cut, as output_append would. */
     char line[LIMIT_MAX_LINE];
     size_t line_len;
+    /* Read but not yet streamed (the task's follower fell behind): at most
+     * one read chunk. */
+    char *pending;
+    size_t pending_len;
     bool eof;
 } capture;
 
@@ -92,6 +96,11 @@ struct proc {
     uv_pipe_t in;
     uv_write_t write_req;
     uv_timer_t kill_timer;
+    /* Output flow: reading stopped while the task's own follower is
+     * behind (output_held), until it catches up or hold_timer fires. */
+    uv_timer_t hold_timer;
+    output_waiter room;
+    bool held;
     capture out[2];
     /* On the `procs` list until freed (for proc_shutdown). */
     list node;
@@ -212,6 +221,8 @@ static void proc_free(proc *p) {
     free(p->input);
     free(p->out[0].buf);
     free(p->out[1].buf);
+    free(p->out[0].pending);
+    free(p->out[1].pending);
     free(p);
 }
 
@@ -229,8 +240,12 @@ static void close_handle(proc *p, uv_handle_t *h) {
 
 /* ---- output */
 
+static output *stream_output(proc *p) {
+    return p->t && (p->flags & AIOD_PROC_STREAM_OUTPUT) ? task_output(p->t) : NULL;
+}
+
 static void flush_line(proc *p, capture *c) {
-    output *o = p->t && (p->flags & AIOD_PROC_STREAM_OUTPUT) ? task_output(p->t) : NULL;
+    output *o = stream_output(p);
     if (o) {
         size_t n = c->line_len;
         /* A full line was cut at LIMIT_MAX_LINE: drop the start of a
@@ -243,20 +258,97 @@ static void flush_line(proc *p, capture *c) {
     c->line_len = 0;
 }
 
-static void stream_lines(proc *p, capture *c, const char *d, size_t n) {
-    while (n > 0) {
-        const char *nl = memchr(d, '\n', n);
-        size_t seg = nl ? (size_t)(nl - d) : n;
+static bool output_behind(proc *p) {
+    output *o = stream_output(p);
+    return o && output_held(o);
+}
+
+/* Streams the lines of `d`; returns how many bytes it used: fewer than `n`
+ * when the task's own follower fell behind after a line (the rest waits). */
+static size_t stream_lines(proc *p, capture *c, const char *d, size_t n) {
+    size_t used = 0;
+    while (used < n) {
+        const char *nl = memchr(d + used, '\n', n - used);
+        size_t seg = nl ? (size_t)(nl - (d + used)) : n - used;
         size_t room = sizeof(c->line) - c->line_len;
         size_t k = seg < room ? seg : room;
-        memcpy(c->line + c->line_len, d, k);
+        memcpy(c->line + c->line_len, d + used, k);
         c->line_len += k;
         if (!nl)
-            return;
+            return n;
         flush_line(p, c);
-        d = nl + 1;
-        n -= seg + 1;
+        used += seg + 1;
+        if (output_behind(p))
+            break;
     }
+    return used;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void resume_reading(proc *p);
+
+static void on_room(output_waiter *w) {
+    resume_reading(container_of(w, proc, room));
+}
+
+static void on_hold_timer(uv_timer_t *h) {
+    resume_reading(h->data);
+}
+
+/* Stops reading the child's output until its follower catches up (or,
+ * after output_hold_ms without progress, no longer holds it back). The
+ * child then blocks writing to its full pipe, as it would on a terminal. */
+static void hold_reading(proc *p) {
+    if (p->held)
+        return;
+    output *o = stream_output(p);
+    if (!o)
+        return;
+    p->held = true;
+    for (int i = 0; i < 2; i++)
+        if (!p->out[i].eof)
+            uv_read_stop((uv_stream_t *)&p->out[i].pipe);
+    output_wait_room(o, &p->room);
+    uv_timer_start(&p->hold_timer, on_hold_timer, cfg.output_hold_ms ? cfg.output_hold_ms : 1, 0);
+}
+
+static void resume_reading(proc *p) {
+    if (!p->held)
+        return;
+    p->held = false;
+    output_waiter_cancel(&p->room);
+    uv_timer_stop(&p->hold_timer);
+    for (int i = 0; i < 2; i++) {
+        capture *c = &p->out[i];
+        if (!c->pending_len)
+            continue;
+        size_t used = stream_lines(p, c, c->pending, c->pending_len);
+        c->pending_len -= used;
+        memmove(c->pending, c->pending + used, c->pending_len);
+        if (c->pending_len) {
+            hold_reading(p);
+            return;
+        }
+    }
+    if (output_behind(p)) {
+        hold_reading(p);
+        return;
+    }
+    for (int i = 0; i < 2; i++)
+        if (!p->out[i].eof && !uv_is_closing((uv_handle_t *)&p->out[i].pipe))
+            (void)uv_read_start((uv_stream_t *)&p->out[i].pipe, on_alloc, on_read);
+}
+
+/* Keeps what could not be streamed yet (at most one read chunk). Without
+ * memory for it, those lines are lost to the stream (never to the result). */
+static void keep_pending(capture *c, const char *d, size_t n) {
+    if (!c->pending)
+        c->pending = alloc_malloc(LIMIT_PROC_READ_CHUNK);
+    if (!c->pending || c->pending_len + n > LIMIT_PROC_READ_CHUNK)
+        return;
+    memcpy(c->pending + c->pending_len, d, n);
+    c->pending_len += n;
 }
 
 static void capture_add(capture *c, const char *d, size_t n) {
@@ -302,8 +394,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     capture *c = (uv_pipe_t *)s == &p->out[0].pipe ? &p->out[0] : &p->out[1];
     if (nread > 0) {
         capture_add(c, buf->base, (size_t)nread);
-        if (p->flags & AIOD_PROC_STREAM_OUTPUT)
-            stream_lines(p, c, buf->base, (size_t)nread);
+        if (!(p->flags & AIOD_PROC_STREAM_OUTPUT))
+            return;
+        size_t used = stream_lines(p, c, buf->base, (size_t)nread);
+        if (used < (size_t)nread)
+            keep_pending(c, buf->base + used, (size_t)nread - used);
+        if (output_behind(p))
+            hold_reading(p);
         return;
     }
     if (nread == 0)
@@ -448,9 +545,13 @@ static int proc_start(proc *p, uv_loop_t *loop) {
     uv_pipe_init(loop, &p->out[0].pipe, 0);
     uv_pipe_init(loop, &p->out[1].pipe, 0);
     uv_timer_init(loop, &p->kill_timer);
+    uv_timer_init(loop, &p->hold_timer);
+    list_init(&p->room.node);
+    p->room.fn = on_room;
     p->in.data = p->out[0].pipe.data = p->out[1].pipe.data = p->kill_timer.data = p;
+    p->hold_timer.data = p;
     p->process.data = p->write_req.data = p;
-    p->open = 4;
+    p->open = 5;
     list_insert_tail(&procs, &p->node);
 
     uv_stdio_container_t stdio[3];
@@ -511,13 +612,17 @@ fail:
     close_handle(p, (uv_handle_t *)&p->out[0].pipe);
     close_handle(p, (uv_handle_t *)&p->out[1].pipe);
     close_handle(p, (uv_handle_t *)&p->kill_timer);
+    close_handle(p, (uv_handle_t *)&p->hold_timer);
     return r;
 }
 
 /* The task stops waiting: nothing may touch it any more; close what is
  * left (the process handle was closed at its exit). */
 static void proc_release(proc *p) {
+    output_waiter_cancel(&p->room);
+    p->held = false;
     p->t = task_unref(p->t);
+    close_handle(p, (uv_handle_t *)&p->hold_timer);
     close_handle(p, (uv_handle_t *)&p->in);
     close_handle(p, (uv_handle_t *)&p->out[0].pipe);
     close_handle(p, (uv_handle_t *)&p->out[1].pipe);
@@ -540,20 +645,37 @@ static int suspend_through_cancel(task *t) {
     return t->run->wake_status;
 }
 
-static Aiod__Value *output_value(const capture *c) {
+/* The captured bytes as a value: a string when they are UTF-8, taking
+ * the capture buffer (up to 16 MiB: copying it would hold the loop for
+ * its page faults), else bytes. */
+static Aiod__Value *output_value(capture *c) {
     if (c->len == 0)
         return pbvalue_string("");
-    Aiod__Value *v = pbvalue_stringn(c->buf, c->len);
-    if (v || (pbvalue_utf8_valid(c->buf, c->len) && !memchr(c->buf, '\0', c->len)))
-        return v; /* a string, or NULL for out of memory */
+    if (c->len < c->cap) {
+        c->buf[c->len] = '\0';
+        Aiod__Value *v = pbvalue_string_take(c->buf, c->len);
+        if (v) {
+            c->buf = NULL;
+            c->len = c->cap = 0;
+            return v;
+        }
+    } else {
+        Aiod__Value *v = pbvalue_stringn(c->buf, c->len);
+        if (v)
+            return v;
+    }
+    if (pbvalue_utf8_valid(c->buf, c->len) && !memchr(c->buf, '\0', c->len))
+        return NULL; /* a string, but out of memory */
     return pbvalue_bytes(c->buf, c->len);
 }
 
-static int result_value(const proc *p, Aiod__Value **ret) {
+static int result_value(proc *p, Aiod__Value **ret) {
     Aiod__Value *m = pbvalue_map();
     if (!m)
         return -ENOMEM;
     int64_t code = p->term_signal ? -(int64_t)p->term_signal : p->exit_status;
+    /* Counted first: output_value may take the capture buffers. */
+    uint64_t total[2] = {p->out[0].len + p->out[0].dropped, p->out[1].len + p->out[1].dropped};
     int r = pbvalue_map_set(m, "exit", pbvalue_int(code));
     if (r >= 0)
         r = pbvalue_map_set(m, "stdout", output_value(&p->out[0]));
@@ -566,8 +688,7 @@ static int result_value(const proc *p, Aiod__Value **ret) {
             continue;
         r = pbvalue_map_set(m, keys[i][0], pbvalue_bool(true));
         if (r >= 0)
-            r = pbvalue_map_set(m, keys[i][1],
-                                pbvalue_int((int64_t)(p->out[i].len + p->out[i].dropped)));
+            r = pbvalue_map_set(m, keys[i][1], pbvalue_int((int64_t)total[i]));
     }
     if (r < 0) {
         pbvalue_free(m);

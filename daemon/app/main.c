@@ -89,11 +89,15 @@ static void help(void) {
            "      --log-level LEVEL      debug, info, notice, warning, err (default info)\n"
            "      --log-outcomes WHICH   task outcomes logged: all (default), failures, none\n"
            "      --max-write-queue BYTES  bytes queued for one client (default %u)\n"
+           "      --max-write-queue-total BYTES  bytes queued for all clients together;\n"
+           "                             the largest queues are dropped first (default %u)\n"
            "      --max-frame BYTES      largest frame accepted (default %u)\n"
            "      --max-in-flight N      unanswered requests per connection (default %u)\n"
            "      --max-connections N    connections at once (default %u)\n"
            "      --max-tasks N          unfinished tasks at once (default %u)\n"
            "      --max-output-lines N   output lines kept per task (default %u)\n"
+           "      --output-hold-ms MS    how long aioctl run's output, unread, may hold\n"
+           "                             back the task's output (default %u)\n"
            "      --retain-count N       finished results kept (default %u)\n"
            "      --retain-seconds S     how long results are kept (default %u)\n"
            "      --shutdown-grace S     time tasks get to end on SIGTERM (default %u)\n"
@@ -104,9 +108,9 @@ static void help(void) {
            "\n"
            "SIGHUP (or 'aioctl reload') re-reads the settings and the plugin directories.\n"
            "      --version              show the version\n",
-           AIOD_CONFIG_FILE, AIOD_PLUGIN_DIR, LIMIT_MAX_WRITE_QUEUE, LIMIT_MAX_FRAME,
-           LIMIT_MAX_IN_FLIGHT, LIMIT_MAX_CONNECTIONS, LIMIT_MAX_TASKS, LIMIT_MAX_OUTPUT_LINES,
-           LIMIT_RETAIN_COUNT, LIMIT_RETAIN_SECONDS, LIMIT_SHUTDOWN_GRACE, LIMIT_STACK_SIZE,
+           AIOD_CONFIG_FILE, AIOD_PLUGIN_DIR, LIMIT_MAX_WRITE_QUEUE, LIMIT_MAX_WRITE_QUEUE_TOTAL,
+           LIMIT_MAX_FRAME, LIMIT_MAX_IN_FLIGHT, LIMIT_MAX_CONNECTIONS, LIMIT_MAX_TASKS,
+           LIMIT_MAX_OUTPUT_LINES, LIMIT_OUTPUT_HOLD_MS, LIMIT_RETAIN_COUNT, LIMIT_RETAIN_SECONDS, LIMIT_SHUTDOWN_GRACE, LIMIT_STACK_SIZE,
            LIMIT_STALL_WARNING_MS);
 }
 
@@ -136,6 +140,8 @@ enum {
     OPT_VERSION,
     OPT_CHECK_CONFIG,
     OPT_MAX_WRITE_QUEUE,
+    OPT_MAX_WRITE_QUEUE_TOTAL,
+    OPT_OUTPUT_HOLD,
     OPT_STATE_DIR,
     OPT_LOG_OUTCOMES,
     OPT_STALL_WARNING,
@@ -172,6 +178,8 @@ static int parse_argv(int argc, char **argv) {
         {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
         {"max-in-flight", required_argument, NULL, OPT_MAX_IN_FLIGHT},
         {"max-write-queue", required_argument, NULL, OPT_MAX_WRITE_QUEUE},
+        {"max-write-queue-total", required_argument, NULL, OPT_MAX_WRITE_QUEUE_TOTAL},
+        {"output-hold-ms", required_argument, NULL, OPT_OUTPUT_HOLD},
         {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
         {"max-tasks", required_argument, NULL, OPT_MAX_TASKS},
         {"max-output-lines", required_argument, NULL, OPT_MAX_OUTPUT},
@@ -196,6 +204,8 @@ static int parse_argv(int argc, char **argv) {
         {OPT_MAX_FRAME, "--max-frame", "max_frame"},
         {OPT_MAX_IN_FLIGHT, "--max-in-flight", "max_in_flight"},
         {OPT_MAX_WRITE_QUEUE, "--max-write-queue", "max_write_queue"},
+        {OPT_MAX_WRITE_QUEUE_TOTAL, "--max-write-queue-total", "max_write_queue_total"},
+        {OPT_OUTPUT_HOLD, "--output-hold-ms", "output_hold_ms"},
         {OPT_MAX_CONNECTIONS, "--max-connections", "max_connections"},
         {OPT_MAX_TASKS, "--max-tasks", "max_tasks"},
         {OPT_MAX_OUTPUT, "--max-output-lines", "max_output_lines"},

@@ -249,4 +249,22 @@
  * until they run. Control requests behind them are read and run at once. */
 #define LIMIT_PARKED_BYTES (1024u * 1024)
 
+/* All connections' queued replies together (setting
+ * max_write_queue_total): past it, the connections with the most queued
+ * are dropped first, until the total is under it again. */
+#define LIMIT_MAX_WRITE_QUEUE_TOTAL (256u * 1024 * 1024)
+
+/* A follower stops getting lines while its connection has this many bytes
+ * queued, and gets them again once the connection is down to half. */
+#define LIMIT_FOLLOW_QUEUE (256u * 1024)
+
+/* How long (setting output_hold_ms) a task's own follower (aioctl run)
+ * that makes no progress may hold back the task's output producer before
+ * its lines are dropped instead. */
+#define LIMIT_OUTPUT_HOLD_MS 10000u
+
+/* A task's result in its outcome's log line: at most this many bytes of
+ * its JSON (cut on a character boundary). */
+#define LIMIT_LOG_RESULT 512u
+
 #endif

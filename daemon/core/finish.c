@@ -4,11 +4,14 @@
 #include "core/finish.h"
 
 #include <assert.h>
+#include <string.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <syslog.h>
 
 #include "alloc.h"
+#include "base/aiod_limits.h"
+#include "base/utf8.h"
 #include "core/limit.h"
 #include "core/output.h"
 #include "core/sched.h"
@@ -40,7 +43,13 @@ static void log_outcome(task *t) {
         if (log_get_max_priority() < LOG_INFO)
             return; /* spare the JSON */
         char *json = pbvalue_to_json(task_result(t));
-        log_task(LOG_INFO, t, "%s task done: %s", kind, json ? json : "?");
+        size_t len = json ? strlen(json) : 0;
+        /* A result of a megabyte makes a log line of a few hundred bytes. */
+        if (len > LIMIT_LOG_RESULT)
+            log_task(LOG_INFO, t, "%s task done: %.*s… (%zu bytes of JSON)", kind,
+                     (int)utf8_trim_partial(json, LIMIT_LOG_RESULT), json, len);
+        else
+            log_task(LOG_INFO, t, "%s task done: %s", kind, json ? json : "?");
         free(json);
     } else
         log_task(t->state == TASK_FAILED ? LOG_WARNING : LOG_NOTICE, t, "%s task %s: %s: %s", kind,

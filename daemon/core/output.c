@@ -8,9 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "alloc.h"
 #include "base/aiod_limits.h"
 #include "base/utf8.h"
+#include "system/config.h"
 
 output *output_new(uint64_t task_id, uint32_t cap) {
     output *o = alloc_calloc(1, sizeof(*o));
@@ -20,6 +23,7 @@ output *output_new(uint64_t task_id, uint32_t cap) {
     o->task_id = task_id;
     o->cap = cap ? cap : 1;
     list_init(&o->sinks);
+    list_init(&o->waiters);
     return o;
 }
 
@@ -36,6 +40,8 @@ output *output_unref(output *o) {
      * owners free them. */
     while (!list_empty(&o->sinks))
         list_remove(list_first(&o->sinks));
+    while (!list_empty(&o->waiters))
+        list_remove(list_first(&o->waiters));
     if (o->lines)
         for (uint32_t i = 0; i < o->count; i++)
             free(o->lines[(o->head + i) % o->cap]);
@@ -43,6 +49,119 @@ output *output_unref(output *o) {
     free(o->streams);
     free(o);
     return NULL;
+}
+
+static uint64_t now_ms(void) {
+    return uv_hrtime() / 1000000u;
+}
+
+static uint64_t first_seq(const output *o) {
+    return o->next_seq - o->count;
+}
+
+/* The producer may go on: every waiter is called (and unhooked). */
+static void wake_waiters(output *o) {
+    while (!list_empty(&o->waiters) && !output_held(o)) {
+        output_waiter *w = container_of(list_first(&o->waiters), output_waiter, node);
+        list_remove(&w->node);
+        w->fn(w);
+    }
+}
+
+static void detach(output_sink *s) {
+    output *o = s->o;
+    list_remove(&s->node);
+    s->o = NULL;
+    if (s->holds)
+        wake_waiters(o);
+    output_unref(o);
+}
+
+int output_sink_pump(output_sink *s) {
+    output *o = s->o;
+    if (!o)
+        return 0;
+    /* Lines that left the ring before the sink got them. */
+    if (s->next_seq < first_seq(o)) {
+        s->dropped += first_seq(o) - s->next_seq;
+        s->next_seq = first_seq(o);
+    }
+    uint64_t stop = s->stop_seq < o->next_seq ? s->stop_seq : o->next_seq;
+    bool sent = false;
+    while (s->next_seq < stop) {
+        if (!s->ops->room(s)) {
+            if (!s->stuck_since)
+                s->stuck_since = now_ms();
+            break;
+        }
+        uint32_t slot = (uint32_t)((o->head + (s->next_seq - first_seq(o))) % o->cap);
+        s->ops->line(s, o->task_id, s->next_seq, o->streams[slot], o->lines[slot]);
+        s->next_seq++;
+        s->stuck_since = 0;
+        sent = true;
+    }
+    if (s->next_seq >= s->stop_seq || (o->ended && s->next_seq == o->next_seq)) {
+        int state = o->ended ? o->end_state : s->state_now;
+        uint64_t dropped = s->dropped;
+        uint64_t task_id = o->task_id;
+        output_ref(o); /* detaching may drop the last reference */
+        detach(s);
+        s->ops->end(s, task_id, dropped, state);
+        output_unref(o);
+        return 1;
+    }
+    if (sent && s->holds)
+        wake_waiters(o);
+    return 0;
+}
+
+bool output_sink_behind(const output_sink *s) {
+    return s->o && s->next_seq < s->o->next_seq;
+}
+
+bool output_held(const output *o) {
+    uint64_t half = o->cap / 2 ? o->cap / 2 : 1, now = 0;
+    for (const list *pos = o->sinks.next; pos != &o->sinks; pos = pos->next) {
+        const output_sink *s = container_of(pos, output_sink, node);
+        if (!s->holds || o->next_seq - s->next_seq < half)
+            continue;
+        if (!s->stuck_since)
+            return true;
+        if (!now)
+            now = now_ms();
+        if (now - s->stuck_since < cfg.output_hold_ms)
+            return true;
+    }
+    return false;
+}
+
+void output_wait_room(output *o, output_waiter *w) {
+    list_insert_tail(&o->waiters, &w->node);
+}
+
+void output_waiter_cancel(output_waiter *w) {
+    list_remove(&w->node);
+}
+
+/* Each sink takes what it can. A sink's end may free others' owners (a
+ * gather that ends stops its followers), so the walk starts over from the
+ * first sink not yet pumped, by sequence of attachment. */
+static void pump_all(output *o) {
+    list pending;
+    list_init(&pending);
+    /* Move the sinks aside, then put each back before pumping it: whatever
+     * a pump detaches leaves whichever list it is on. */
+    while (!list_empty(&o->sinks)) {
+        list *n = list_first(&o->sinks);
+        list_remove(n);
+        list_insert_tail(&pending, n);
+    }
+    while (!list_empty(&pending)) {
+        output_sink *s = container_of(list_first(&pending), output_sink, node);
+        list_remove(&s->node);
+        list_insert_tail(&o->sinks, &s->node);
+        output_sink_pump(s);
+    }
 }
 
 int output_append(output *o, int stream, const char *line, size_t len) {
@@ -73,33 +192,26 @@ int output_append(output *o, int stream, const char *line, size_t len) {
         slot = (o->head + o->count++) % o->cap;
     o->lines[slot] = copy;
     o->streams[slot] = (uint8_t)stream;
-    uint64_t seq = o->next_seq++;
-
-    list *pos, *tmp;
-    list_foreach_safe(pos, tmp, &o->sinks) {
-        output_sink *s = container_of(pos, output_sink, node);
-        s->ops->line(s, o->task_id, seq, stream, copy);
-    }
+    o->next_seq++;
+    pump_all(o);
     return 0;
 }
 
-int output_attach(output *o, output_sink *s, bool replay, bool follow, int state_now) {
-    uint64_t first_seq = o->next_seq - o->count;
-    list_init(&s->node);
-    for (uint32_t i = 0; replay && i < o->count; i++) {
-        uint32_t slot = (o->head + i) % o->cap;
-        s->ops->line(s, o->task_id, first_seq + i, o->streams[slot], o->lines[slot]);
-    }
-    if (!follow || o->ended) {
-        s->ops->end(s, o->task_id, o->dropped, o->ended ? o->end_state : state_now);
-        return 1;
-    }
+int output_attach(output *o, output_sink *s, bool replay, bool follow, int state_now, bool holds) {
+    s->o = output_ref(o);
+    s->next_seq = replay ? first_seq(o) : o->next_seq;
+    s->dropped = replay ? first_seq(o) : 0;
+    s->stop_seq = follow ? UINT64_MAX : o->next_seq;
+    s->state_now = state_now;
+    s->holds = holds;
+    s->stuck_since = 0;
     list_insert_tail(&o->sinks, &s->node);
-    return 0;
+    return output_sink_pump(s);
 }
 
 void output_sink_detach(output_sink *s) {
-    list_remove(&s->node);
+    if (s->o)
+        detach(s);
 }
 
 bool output_followed(const output *o) {
@@ -110,9 +222,13 @@ void output_end(output *o, int state) {
     assert(!o->ended);
     o->ended = true;
     o->end_state = state;
-    while (!list_empty(&o->sinks)) {
-        output_sink *s = container_of(list_first(&o->sinks), output_sink, node);
-        list_remove(&s->node);
-        s->ops->end(s, o->task_id, o->dropped, state);
+    output_ref(o);
+    pump_all(o);
+    /* Nothing more is printed: a producer still waiting may go on. */
+    while (!list_empty(&o->waiters)) {
+        output_waiter *w = container_of(list_first(&o->waiters), output_waiter, node);
+        list_remove(&w->node);
+        w->fn(w);
     }
+    output_unref(o);
 }

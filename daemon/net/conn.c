@@ -57,6 +57,24 @@ static size_t queued(const conn *c) {
     return c->wlen + c->inflight_len;
 }
 
+size_t conn_queued(const conn *c) {
+    return queued(c);
+}
+
+/* All connections' queued bytes, but those being dropped or closed. */
+static size_t total_queued;
+
+size_t conn_queued_total(void) {
+    return total_queued;
+}
+
+/* Brings the connection's share of total_queued up to date. */
+static void account(conn *c) {
+    size_t now = c->dropping || c->closing ? 0 : queued(c);
+    total_queued = total_queued - c->counted_bytes + now;
+    c->counted_bytes = now;
+}
+
 /* Refused connections kept open until their client hangs up, so that a
  * client writing its hello does not hit a reset before it reads why. */
 static unsigned n_lingering;
@@ -90,6 +108,7 @@ void conn_close(conn *c) {
     if (c->closing)
         return;
     c->closing = true;
+    account(c);
     list_remove(&c->dirty_node);
     list_remove(&c->all_node);
     if (c->data)
@@ -112,6 +131,7 @@ static void on_write(uv_write_t *req, int status) {
     free(c->inflight_buf);
     c->inflight_buf = NULL;
     c->inflight_len = 0;
+    account(c);
     if (c->closing)
         return;
     if (status < 0) {
@@ -154,6 +174,7 @@ static void write_now(conn *c) {
         return;
     c->wlen -= (size_t)n;
     memmove(c->wbuf, c->wbuf + n, c->wlen);
+    account(c);
     /* The buffer is kept for the next replies, as the read buffer is,
      * unless a large reply grew it. */
     if (c->wlen == 0 && c->wcap > LIMIT_CONN_WBUF_KEEP) {
@@ -176,7 +197,30 @@ static void flush(conn *c) {
  * (conn_flush_all). */
 static void drop(conn *c) {
     c->dropping = true;
+    account(c);
     mark_dirty(c);
+}
+
+/* Over max_write_queue_total: the connections with the most queued go
+ * first, until the total is under the budget again. */
+static void shed(void) {
+    while (total_queued > cfg.max_write_queue_total) {
+        conn *worst = NULL;
+        list *pos, *tmp;
+        list_foreach_safe(pos, tmp, &all) {
+            conn *c = container_of(pos, conn, all_node);
+            if (!worst || c->counted_bytes > worst->counted_bytes)
+                worst = c;
+        }
+        if (!worst || worst->counted_bytes == 0)
+            return;
+        log_warning("connection %llu (uid %u pid %d): %zu bytes of replies unread, the most of "
+                    "any client, and all clients together have %zu, over max_write_queue_total "
+                    "(%zu); dropping the client",
+                    (unsigned long long)worst->serial, (unsigned)worst->uid, (int)worst->pid,
+                    worst->counted_bytes, total_queued, cfg.max_write_queue_total);
+        drop(worst);
+    }
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -208,6 +252,10 @@ void conn_flush_all(void) {
         if (c->draining && !c->writing && c->wlen == 0) {
             conn_close(c);
             continue;
+        }
+        if (c->kick_armed && queued(c) <= c->kick_below) {
+            c->kick_armed = false;
+            c->kicked = true;
         }
         if (c->kicked) {
             c->kicked = false;
@@ -302,6 +350,11 @@ void conn_frame_end(conn *c, size_t size) {
     mark_dirty(c);
     if (c->wlen >= LIMIT_CONN_EARLY_FLUSH)
         write_now(c);
+    account(c);
+    if (total_queued > cfg.max_write_queue_total)
+        shed();
+    if (c->dropping)
+        return;
     /* A client that does not read its replies: stop reading its requests
      * and, past twice the bound, drop it. */
     if (queued(c) > 2 * cfg.max_write_queue) {
@@ -348,6 +401,11 @@ void conn_hold(conn *c, bool hold) {
 void conn_kick(conn *c) {
     c->kicked = true;
     mark_dirty(c);
+}
+
+void conn_kick_below(conn *c, size_t bytes) {
+    c->kick_armed = true;
+    c->kick_below = bytes;
 }
 
 /* Tells the client why it is refused (request id 0), then lets it read that:

@@ -46,8 +46,14 @@ struct conn {
     bool paused;
     /* The layer above holds reading (conn_hold). */
     bool held;
-    /* The layer above asked to be called back (conn_kick). */
+    /* The layer above asked to be called back (conn_kick), or to be once
+     * no more than kick_below bytes are queued (conn_kick_below). */
     bool kicked;
+    bool kick_armed;
+    size_t kick_below;
+    /* What this connection adds to the total of queued bytes (0 once it is
+     * dropped or closing). */
+    size_t counted_bytes;
     /* Inside dispatch: do not process more frames re-entrantly. */
     bool dispatching;
     /* Bytes encoded and waiting for the next write. */
@@ -131,6 +137,15 @@ void conn_hold(conn *c, bool hold);
 
 /* Asks for conn_handlers.resume at the end of this loop iteration. */
 void conn_kick(conn *c);
+
+/* Asks for conn_handlers.resume once at most `bytes` are queued. */
+void conn_kick_below(conn *c, size_t bytes);
+
+/* Bytes queued for the client and not yet written. */
+size_t conn_queued(const conn *c);
+
+/* Bytes queued for all clients together (max_write_queue_total). */
+size_t conn_queued_total(void);
 
 /* Sends what is queued, then closes. */
 void conn_close_soon(conn *c);

@@ -169,7 +169,7 @@ static void handle_submit(session *s, req *r, Aiod__Submit *m) {
         req_send(r, AIOD__SERVER_MESSAGE__BODY_SUBMITTED, &sub);
         req_answered(r);
         output *o = task_output(t);
-        if (!o || follow_start(s, o, FOLLOW_SUBMIT, r, NULL, false, true, t->state) < 0)
+        if (!o || follow_start(s, o, FOLLOW_SUBMIT, r, NULL, false, true, t->state, NULL) < 0)
             req_end_error(r, ERR(ERROR_INTERNAL),
                           "out of memory following task %llu; it runs unfollowed",
                           (unsigned long long)t->id);
@@ -346,7 +346,7 @@ static void handle_gather(session *s, req *r, Aiod__Gather *g) {
             continue;
         output *o = g->follow ? task_output(ts[i]) : NULL;
         if (o && follow_start(s, o, FOLLOW_GATHER, r, waiting_followers(w), false, true,
-                              ts[i]->state) < 0)
+                              ts[i]->state, waiting_follower_ended) < 0)
             log_warning("connection %llu: out of memory following task %llu; it runs unfollowed",
                         (unsigned long long)s->c->serial, (unsigned long long)ts[i]->id);
         sched_start(ts[i]);
@@ -415,7 +415,7 @@ static void handle_logs(session *s, req *r, const Aiod__Logs *l) {
      * its own state only when it owns the output. */
     output *o = task_output(t);
     bool own = o && o->task_id == t->id;
-    if (!o || follow_start(s, o, FOLLOW_LOGS, r, NULL, true, l->follow && own, t->state) < 0)
+    if (!o || follow_start(s, o, FOLLOW_LOGS, r, NULL, true, l->follow && own, t->state, NULL) < 0)
         req_end_error(r, ERR(ERROR_INTERNAL), "out of memory");
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "alloc.h"
+#include "base/aiod_limits.h"
 #include "request/session.h"
 
 static void follower_free(follower *f) {
@@ -26,6 +27,17 @@ static void on_line(output_sink *sink, uint64_t task_id, uint64_t seq, int strea
     req_send(&f->r, AIOD__SERVER_MESSAGE__BODY_OUTPUT, &o);
 }
 
+static bool on_room(output_sink *sink) {
+    follower *f = container_of(sink, follower, sink);
+    conn *c = f->r.c;
+    if (c->closing)
+        return true; /* what is sent is discarded: let it end */
+    if (conn_queued(c) < LIMIT_FOLLOW_QUEUE)
+        return true;
+    conn_kick_below(c, LIMIT_FOLLOW_QUEUE / 2);
+    return false;
+}
+
 static void on_end(output_sink *sink, uint64_t task_id, uint64_t dropped, int state) {
     follower *f = container_of(sink, follower, sink);
     Aiod__OutputEnd e = AIOD__OUTPUT_END__INIT;
@@ -36,13 +48,17 @@ static void on_end(output_sink *sink, uint64_t task_id, uint64_t dropped, int st
         req_send(&f->r, AIOD__SERVER_MESSAGE__BODY_OUTPUT_END, &e);
     else
         req_end(&f->r, AIOD__SERVER_MESSAGE__BODY_OUTPUT_END, &e);
+    void (*ended)(list *) = f->gather_follower_ended;
+    list *gather_list = f->gather_list;
     follower_free(f);
+    if (ended)
+        ended(gather_list);
 }
 
-static const output_sink_ops ops = {.line = on_line, .end = on_end};
+static const output_sink_ops ops = {.line = on_line, .room = on_room, .end = on_end};
 
 int follow_start(session *s, output *o, follow_kind kind, req *r, list *gather_list, bool replay,
-                 bool follow, int state_now) {
+                 bool follow, int state_now, void (*ended)(list *gather_list)) {
     follower *f = alloc_calloc(1, sizeof(*f));
     if (!f)
         return -ENOMEM;
@@ -54,10 +70,30 @@ int follow_start(session *s, output *o, follow_kind kind, req *r, list *gather_l
     if (kind == FOLLOW_GATHER) {
         f->r = *r; /* names the gather's id; the gather ends it */
         list_insert_tail(gather_list, &f->gather_node);
+        f->gather_list = gather_list;
+        f->gather_follower_ended = ended;
     } else
         req_move(&f->r, r);
-    output_attach(o, &f->sink, replay, follow, state_now); /* may end and free f */
+    /* The task's own client holds back its producer; a Logs follower,
+     * perhaps another user's, does not. */
+    output_attach(o, &f->sink, replay, follow, state_now,
+                  kind != FOLLOW_LOGS); /* may end and free f */
     return 0;
+}
+
+void follow_pump(session *s) {
+    /* Each behind follower gets a turn. Ending one may stop others (a
+     * gather that ends stops its followers): take them off one at a time. */
+    list turn;
+    list_init(&turn);
+    list_move_all(&turn, &s->followers);
+    while (!list_empty(&turn)) {
+        follower *f = container_of(list_first(&turn), follower, session_node);
+        list_remove(&f->session_node);
+        list_insert_tail(&s->followers, &f->session_node);
+        if (output_sink_behind(&f->sink))
+            output_sink_pump(&f->sink); /* may end and free f */
+    }
 }
 
 void follow_stop(follower *f) {

@@ -38,18 +38,36 @@ typedef struct follower {
     /* FOLLOW_LOGS and FOLLOW_SUBMIT: the request this follower ends.
      * FOLLOW_GATHER: a copy naming the gather's id, never ended here. */
     req r;
+    /* FOLLOW_GATHER: called with the gather's list after this follower
+     * sent its OutputEnd and left the list (the gather may be waiting for
+     * its followers to catch up before its final frame). */
+    void (*gather_follower_ended)(list *gather_list);
+    list *gather_list;
 } follower;
 
 /*
+ * Flow: a follower takes lines while its connection has less than
+ * LIMIT_FOLLOW_QUEUE bytes queued; past that it falls behind (its lines
+ * wait in the task's ring, and those that leave the ring are counted as
+ * dropped in its OutputEnd) until the connection drains (follow_pump). A
+ * client is never cut off for following. SUBMIT and GATHER followers are
+ * the task's own client (aioctl run): they hold back the task's output
+ * producer while behind (output_held).
+ *
  * Follows `o` for request `r`: for LOGS and SUBMIT the request is moved into
  * the follower; for GATHER it is only named, and the follower goes on
- * `gather_list`. With `replay` the retained lines are sent first. When the
- * output has ended or `follow` is false, OutputEnd (with `state_now` if the
- * output has not ended) is sent at once. 0, or -ENOMEM (nothing was sent
- * and `r` is still the caller's).
+ * `gather_list` (and `ended` is called with it when the follower is done).
+ * With `replay` the retained lines are sent first. When the output has ended
+ * or `follow` is false, OutputEnd (with `state_now` if the output has not
+ * ended) is sent once the lines there are now were sent. 0, or -ENOMEM
+ * (nothing was sent and `r` is still the caller's).
  */
 int follow_start(session *s, output *o, follow_kind kind, req *r, list *gather_list, bool replay,
-                 bool follow, int state_now);
+                 bool follow, int state_now, void (*ended)(list *gather_list));
+
+/* The session's connection drained: its followers that are behind take
+ * what they can now. */
+void follow_pump(session *s);
 
 /* Stops a follower without a frame (its gather ended, or its connection
  * is closing) and frees it; a request it owns is abandoned. */

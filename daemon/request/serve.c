@@ -71,6 +71,7 @@ static void on_resume(conn *c) {
     session *s = session_of(c);
     stall_enter_request(c->serial, c->uid);
     dispatch_resume(s);
+    follow_pump(s);
     stall_leave();
 }
 

@@ -36,6 +36,8 @@ struct wait_req {
     size_t remaining;
     task *first_failed;
     bool replied;
+    /* Answered once its followers have sent the rest of their lines. */
+    bool finishing;
     uv_timer_t timer;
     bool timer_init;
     /* One per task; items, then the tasks array, share the allocation. */
@@ -110,9 +112,26 @@ static void reply_failed(wait_req *r) {
     req_end(&r->r, AIOD__SERVER_MESSAGE__BODY_ERROR, &e);
 }
 
+/* Followers of tasks still running stop now: nothing follows the final
+ * frame. Those whose task ended send the rest of their lines first. */
+static bool followers_done(wait_req *r) {
+    list *pos, *tmp;
+    list_foreach_safe(pos, tmp, &r->followers) {
+        follower *f = container_of(pos, follower, gather_node);
+        if (!f->sink.o || !f->sink.o->ended)
+            follow_stop(f);
+    }
+    return list_empty(&r->followers);
+}
+
 static void finish(wait_req *r) {
     if (r->replied)
         return;
+    if (!followers_done(r)) {
+        r->finishing = true;
+        return;
+    }
+    r->finishing = false;
     r->replied = true;
     if (r->first_failed)
         reply_failed(r);
@@ -136,10 +155,23 @@ static void on_task_done(waiter *w, task *t) {
         finish(r);
 }
 
+void waiting_follower_ended(list *gather_list) {
+    wait_req *r = container_of(gather_list, wait_req, followers);
+    if (r->finishing && list_empty(&r->followers))
+        finish(r);
+}
+
 static void on_timeout(uv_timer_t *h) {
     wait_req *r = h->data;
     if (r->replied)
         return;
+    if (r->finishing) {
+        /* Every task ended; only followers were catching up. */
+        while (!list_empty(&r->followers))
+            follow_stop(container_of(list_first(&r->followers), follower, gather_node));
+        finish(r);
+        return;
+    }
     r->replied = true;
     size_t unfinished = 0;
     for (size_t i = 0; i < r->n; i++)

@@ -46,4 +46,9 @@ void waiting_abandon(wait_req *w);
 /* The session is closing: drop its waiting requests without a frame. */
 void waiting_session_closed(session *s);
 
+/* A Gather's follower sent its OutputEnd and left `gather_list`
+ * (waiting_followers): a gather whose tasks all ended answers once the
+ * last one has (follow_start's `ended`). */
+void waiting_follower_ended(list *gather_list);
+
 #endif

@@ -65,6 +65,9 @@ static const setting settings[] = {
     U32("max_in_flight", max_in_flight, 1),
     {"max_write_queue", K_BYTES, offsetof(config, max_write_queue), LIMIT_MAX_WRITE_QUEUE_MIN,
      LIMIT_MAX_WRITE_QUEUE_MAX},
+    {"max_write_queue_total", K_BYTES, offsetof(config, max_write_queue_total),
+     LIMIT_MAX_WRITE_QUEUE_MIN, LIMIT_MAX_WRITE_QUEUE_MAX},
+    U32("output_hold_ms", output_hold_ms, 0),
     U32("max_connections", max_connections, 1),
     U32("max_tasks", max_tasks, 1),
     U32("max_output_lines", max_output_lines, 1),
@@ -109,6 +112,8 @@ static void defaults(config *c) {
         .max_frame = LIMIT_MAX_FRAME,
         .max_in_flight = LIMIT_MAX_IN_FLIGHT,
         .max_write_queue = LIMIT_MAX_WRITE_QUEUE,
+        .max_write_queue_total = LIMIT_MAX_WRITE_QUEUE_TOTAL,
+        .output_hold_ms = LIMIT_OUTPUT_HOLD_MS,
         .max_connections = LIMIT_MAX_CONNECTIONS,
         .max_tasks = LIMIT_MAX_TASKS,
         .max_output_lines = LIMIT_MAX_OUTPUT_LINES,
@@ -691,6 +696,8 @@ void config_dump(FILE *f) {
     fprintf(f, "max_frame = %u\n", cfg.max_frame);
     fprintf(f, "max_in_flight = %u\n", cfg.max_in_flight);
     fprintf(f, "max_write_queue = %zu\n", cfg.max_write_queue);
+    fprintf(f, "max_write_queue_total = %zu\n", cfg.max_write_queue_total);
+    fprintf(f, "output_hold_ms = %u\n", cfg.output_hold_ms);
     fprintf(f, "max_connections = %u\n", cfg.max_connections);
     fprintf(f, "max_tasks = %u\n", cfg.max_tasks);
     fprintf(f, "max_output_lines = %u\n", cfg.max_output_lines);

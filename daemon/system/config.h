@@ -38,6 +38,11 @@ typedef struct config {
     uint32_t max_frame;
     uint32_t max_in_flight;
     size_t max_write_queue;
+    /* All connections' queued replies together (net/conn.c). */
+    size_t max_write_queue_total;
+    /* How long a task's own follower that reads nothing may hold back its
+     * output's producer (core/output.c). */
+    uint32_t output_hold_ms;
     uint32_t max_connections;
     uint32_t max_tasks;
     uint32_t max_output_lines;

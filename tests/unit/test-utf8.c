@@ -215,14 +215,19 @@ static void keep_end(output_sink *s, uint64_t task_id, uint64_t dropped, int sta
     (void)s, (void)task_id, (void)dropped, (void)state;
 }
 
-static const output_sink_ops keep_ops = {keep_line, keep_end};
+static bool keep_room(output_sink *s) {
+    (void)s;
+    return true;
+}
+
+static const output_sink_ops keep_ops = {keep_line, keep_room, keep_end};
 
 static void test_output_lines(void **state) {
     (void)state;
     output *o = output_new(1, 4);
     assert_non_null(o);
     keep_sink k = {.sink.ops = &keep_ops};
-    assert_int_equal(output_attach(o, &k.sink, false, true, 0), 0);
+    assert_int_equal(output_attach(o, &k.sink, false, true, 0, false), 0);
 
     /* A long line of 2-byte characters after one ASCII byte: LIMIT_MAX_LINE
      * falls inside a character, and the line is cut before it. */
