@@ -916,6 +916,72 @@ def followed_output_comes_before_the_outcome():
 
 
 @check_fn
+def a_follower_that_does_not_read_loses_lines_not_its_connection():
+    # The task's own follower holds its output back for 300 ms at most when
+    # it reads nothing; then lines are dropped for it, counted.
+    d = t.daemon(extra_args=["--output-hold-ms", "300"])
+    c = t.connect(d)
+    other = t.connect(d, label="other")
+    n = 300000
+    rid = c.send("submit", pb.Submit(call=shell("seq 1 %d" % n), follow=True,
+                                     ownership=pb.SUBMITTED), follow=True)
+    tid = expect(c.recv(), "submitted", "Submit").task_id
+    # Reading nothing more on c: the task still ends (awaited from another
+    # connection).
+    o = outcome_of(other, tid)
+    eq((S.Name(o.state), dict(py(o.result)).get("exit")), ("TASK_DONE", 0),
+       "the task ends although its follower read nothing")
+    # Now read it all: the connection is still open, and every line is
+    # either received or counted as dropped.
+    frames = c.frames(rid)
+    kinds = [f.WhichOneof("body") for f in frames]
+    eq((kinds[0], kinds[-1]), ("submitted", "output_end"), "first and final frames")
+    lines = [f.output for f in frames if f.HasField("output")]
+    dropped = frames[-1].output_end.dropped
+    eq(len(lines) + dropped, n, "Output events received (%d) + dropped (%d)"
+       % (len(lines), dropped))
+    check(dropped > 0, "a follower that read nothing for a long while lost lines (none dropped)")
+    seqs = [x.seq for x in lines]
+    eq(seqs, sorted(seqs), "lines in order")
+    eq([x.line for x in lines[-3:]], [str(x.seq + 1) for x in lines[-3:]], "each line its seq + 1")
+    c.still_open()
+
+
+@check_fn
+def write_budget_drops_the_largest_queue_first():
+    d = t.daemon(extra_args=["--max-write-queue-total", "1M", "--max-write-queue", "16M"])
+    small, big, good = (t.connect(d, label=x) for x in ("small", "big", "good"))
+    tid = expect(good.ask("submit", pb.Submit(call=call("demo.echo", "x" * 30000),
+                                              ownership=pb.SUBMITTED)), "submitted",
+                 "Submit").task_id
+    outcome_of(good, tid)
+    show_frame = frame(pb.ClientMessage(request_id=9, show_task=pb.ShowTask(task_id=tid))
+                       .SerializeToString())
+    # Neither reads: `small` queues about 300 KB of replies, then `big`
+    # keeps queueing until the total passes 1 MiB.
+    sids = [small.send("show_task", pb.ShowTask(task_id=tid)) for _ in range(10)]
+    good.still_open()
+    big.send_bytes(show_frame * 40)
+    good.still_open()
+    # big is dropped (the most queued), small and good are not.
+    # Raw bytes: a dropped client's last frame may be cut.
+    data = b""
+    big.sock.settimeout(TIMEOUT)
+    while True:
+        chunk = big.sock.recv(1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    check(len(data) < 40 * 30000, "the largest queue's client was dropped (%d bytes of replies "
+          "came, of about %d)" % (len(data), 40 * 30000))
+    for sid in sids:
+        expect(small.final(sid), "task_info", "small's replies, all there")
+    small.still_open()
+    good.still_open()
+    d.wait_log("over max_write_queue_total", TIMEOUT)
+
+
+@check_fn
 def submit_errors():
     d = t.shared()
     c = t.connect(d)
