@@ -957,8 +957,8 @@ def page_all(c, req, limit=0):
         seen += page
         if not tl.more:
             break
-        if tl.next_after_id < after or (tl.next_after_id == after and not page and pages > 10**6):
-            failure("ListTasks: next_after_id %d does not move on from %d"
+        if tl.next_after_id <= after:
+            failure("ListTasks: more is set but next_after_id %d does not move on from %d"
                     % (tl.next_after_id, after))
             break
         after = tl.next_after_id
@@ -975,7 +975,8 @@ def ps_list(a):
                     "all: s": round(time.monotonic() - t0, 2)})
     if len(set(seen)) != len(seen):
         failure("a task listed twice while paging")
-    missing = [i for i in a["must"] if i not in set(seen)]
+    listed = set(seen)
+    missing = [i for i in a["must"] if i not in listed]
     if missing:
         failure("paging all tasks missed %d of the submitted ones" % len(missing))
     if len(seen) < a["at_least"]:
