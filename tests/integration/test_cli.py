@@ -5,6 +5,7 @@ errors worded for what was typed, ps's columns, bash completion."""
 import json
 import os
 import pwd
+import re
 import shlex
 import signal
 import subprocess
@@ -454,6 +455,96 @@ def ps_pages_through_many_tasks():
         t.eq(r.rc, 2, "aioc_list_query_add_function(\"nodot\") is refused", r)
         g.kill(signal.SIGTERM)
         g.wait(30)
+
+
+# ---------------------------------------------------------------- dropped output lines
+
+DROPPED = re.compile(r"^aioctl: (?:(.*): )?(\d+) output lines? (?:were|was) dropped \(the daemon's "
+                     r"buffer of the task's output overflowed before aioctl read them\)$")
+
+
+def dropped_counts(err):
+    """{what: count} of the dropped-lines messages on stderr ("" for run's)."""
+    out = {}
+    for line in err.splitlines():
+        m = DROPPED.match(line)
+        if m:
+            out[m.group(1) or ""] = out.get(m.group(1) or "", 0) + int(m.group(2))
+    return out
+
+
+def read_later(d, argv_args, until):
+    """Runs aioctl ARGS with its stdout in a pipe nobody reads until
+    `until()` has returned (so aioctl blocks on it and the daemon's buffer
+    of the task's output overflows), then reads everything; a Result."""
+    p = subprocess.Popen(d.ctl_argv(*argv_args), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=harness.clean_env())
+    try:
+        until()
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return harness.Result(d.ctl_argv(*argv_args), p.returncode, out.decode(), err.decode(), 0)
+
+
+def seq_lines(lines, n, r):
+    """Checks that lines are some of "1".."n", in order; returns how many."""
+    nums = [int(l) for l in lines]
+    t.check(all(0 < a < b <= n for a, b in zip(nums, nums[1:])) and all(0 < x <= n for x in nums),
+            "the printed lines are some of 1..%d, in order" % n, r)
+    return len(nums)
+
+
+@t.test
+def run_says_how_many_output_lines_were_dropped():
+    n = 300000
+    # aioctl run's task is held back while aioctl reads nothing, for
+    # output_hold_ms (10 s by default), before its lines are dropped.
+    with t.daemon(extra_args=["--output-hold-ms", "200"]) as d:
+        r = d.aioctl("run", "proc.shell", "seq 1 1000")
+        t.eq((r.rc, len(r.lines), dropped_counts(r.err)), (0, 1001, {}),
+             "a run read in time: every line, the result, no dropped message", r)
+
+        def finished():
+            # The run's task (the second proc.shell) is kept once done.
+            d.wait_task(lambda tk: tk["function"] == "proc.shell" and tk["state"] == "done" and
+                        "seq 1 %d" % n in tk["call"], "proc.shell seq 1 %d done" % n, timeout=60)
+
+        r = read_later(d, ("run", "proc.shell", "seq 1 %d" % n), finished)
+        t.eq(r.rc, 0, "run exit code", r)
+        printed = seq_lines(r.lines[:-1], n, r)
+        counts = dropped_counts(r.err)
+        t.check(counts.get("", 0) > 0, "aioctl run says that lines were dropped", r)
+        t.eq(printed + counts[""], n, "lines printed + lines said dropped = lines printed by the "
+             "task", r)
+        t.check(r.err.rstrip().splitlines()[-1].startswith("aioctl: "),
+                "the dropped message is the last thing on stderr", r)
+
+
+@t.test
+def logs_follow_says_how_many_output_lines_were_dropped():
+    n = 300000
+    with t.daemon() as d:
+        r = d.aioctl("submit", "proc.shell", "sleep 1; seq 1 %d" % n)
+        t.eq(r.rc, 0, "submit", r)
+        tid = r.out.strip()
+
+        def finished():
+            d.wait_task(lambda tk: str(tk["task"]) == tid and tk["state"] == "done",
+                        "%s done" % tid, timeout=60)
+
+        r = read_later(d, ("logs", "-f", tid), finished)
+        t.eq(r.rc, 0, "logs -f exit code", r)
+        printed = seq_lines(r.lines, n, r)
+        gone = re.search(r"the first (\d+) lines of task %s are no longer kept" % tid, r.err)
+        gone = int(gone.group(1)) if gone else 0
+        counts = dropped_counts(r.err)
+        more = counts.get("logs: task %s" % tid, 0)
+        t.check(gone + more > 0, "logs -f says that lines were dropped", r)
+        t.eq(printed + gone + more, n, "lines printed + lines said gone or dropped = lines "
+             "printed by the task", r)
 
 
 # ---------------------------------------------------------------- bash completion
