@@ -18,7 +18,7 @@ scripts/check-layers.py
 echo "== build"
 scripts/build.sh build
 echo "== tests"
-(cd build && ctest -j2 --output-on-failure)
+(cd build && ctest -j2 -LE hostile --output-on-failure)
 
 # The deployment suite: the Debian packages installed with apt-get in a
 # Debian 12 container booted with systemd as PID 1, checked as real users.
@@ -38,7 +38,7 @@ CC=clang scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug \
     -DAIOD_SANITIZE=address,undefined -DAIOD_FUZZ=ON
 echo "== tests under ASan + UBSan"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest -j2 -LE fuzz-run --output-on-failure)
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest -j2 -LE 'fuzz-run|hostile' --output-on-failure)
 
 echo "== fuzzing, bounded"
 (cd build-asan && ctest -L fuzz-run --output-on-failure)
@@ -99,7 +99,7 @@ mkdir -m 1777 "$tsan_reports"
 rc=0
 (cd build-tsan &&
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:log_path=$tsan_reports/tsan \
-        "${tsan_wrap[@]}" ctest -j2 -E '^integration\.lifecycle$' --output-on-failure) || rc=$?
+        "${tsan_wrap[@]}" ctest -j2 -E '^integration\.(lifecycle|hostile)$' --output-on-failure) || rc=$?
 rnd_restore
 trap - EXIT
 if compgen -G "$tsan_reports/tsan.*" >/dev/null; then
