@@ -23,6 +23,13 @@ static int read_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *ret)
 
 int pbdepth_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
                   unsigned max_depth) {
+    return pbdepth_check_count(desc, data, len, max_depth, NULL, 0);
+}
+
+int pbdepth_check_count(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                        unsigned max_depth, const ProtobufCMessageDescriptor *counted,
+                        size_t max_count) {
+    size_t count = 0;
     const ProtobufCMessageDescriptor *descs[PBDEPTH_MAX + 1];
     size_t ends[PBDEPTH_MAX + 1];
     unsigned depth = 0;
@@ -66,6 +73,8 @@ int pbdepth_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, s
             if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
                 if (depth + 1 > max_depth)
                     return -ELOOP;
+                if (counted && f->descriptor == counted && ++count > max_count)
+                    return -E2BIG;
                 descs[depth + 1] = f->descriptor;
                 ends[depth + 1] = pos + (size_t)n;
                 depth++;

@@ -24,4 +24,12 @@
 int pbdepth_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
                   unsigned max_depth);
 
+/* The same, and -E2BIG once more than `max_count` messages of type
+ * `counted` are nested in it (a frame of millions of tiny values costs
+ * hundreds of megabytes unpacked; the walk itself allocates nothing).
+ * A -ELOOP or -EBADMSG met first is returned first. */
+int pbdepth_check_count(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                        unsigned max_depth, const ProtobufCMessageDescriptor *counted,
+                        size_t max_count);
+
 #endif

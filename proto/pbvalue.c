@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -411,6 +412,22 @@ bool pbvalue_utf8_valid(const char *s, size_t len) {
     return true;
 }
 
+/* A message naming a map key (`key`, valid UTF-8, shown up to 64 bytes, cut
+ * between characters): the text lives in a buffer of the calling thread,
+ * valid until its next check. */
+static const char *keyed_message(const char *what, const char *key) {
+    static _Thread_local char buf[160];
+    size_t n = strlen(key);
+    bool cut = n > 64;
+    if (cut) {
+        n = 64;
+        while (n > 0 && ((unsigned char)key[n] & 0xC0) == 0x80)
+            n--;
+    }
+    snprintf(buf, sizeof(buf), "%s \"%.*s%s\"", what, (int)n, key, cut ? "…" : "");
+    return buf;
+}
+
 static int cmp_keys(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -430,7 +447,7 @@ static int check_unique_keys(const Aiod__Map *m, const char **why) {
     int r = 0;
     for (size_t i = 1; i < m->n_entries && r == 0; i++)
         if (strcmp(keys[i - 1], keys[i]) == 0) {
-            *why = "duplicate map key";
+            *why = keyed_message("duplicate map key", keys[i]);
             r = -EINVAL;
         }
     free(keys);
@@ -473,6 +490,10 @@ static int check(const Aiod__Value *v, unsigned depth, unsigned max_depth, const
             const Aiod__MapEntry *e = v->map_value->entries[i];
             if (!e->key || !pbvalue_utf8_valid(e->key, strlen(e->key))) {
                 *why = "map key is not valid UTF-8";
+                return -EINVAL;
+            }
+            if (!e->value) {
+                *why = keyed_message("missing value for map key", e->key);
                 return -EINVAL;
             }
             int r = check(e->value, depth + 1, max_depth, why);

@@ -86,6 +86,11 @@ bool pbvalue_utf8_valid(const char *s, size_t len);
  * non-finite doubles become null. Returns a new string or NULL on OOM.
  */
 char *pbvalue_to_json(const Aiod__Value *v);
+/* The same text as pbvalue_to_json for its first `limit` bytes (what comes
+ * after may differ: long strings, lists and maps are cut short first), for
+ * a text that will be cut there anyway: its cost is bounded by `limit`, not
+ * by the value's size. Newly allocated; NULL on OOM. */
+char *pbvalue_to_json_prefix(const Aiod__Value *v, size_t limit);
 
 /*
  * Parses JSON text (one value) into a value: integers that fit int64 become

@@ -33,7 +33,10 @@ static char *base64(const uint8_t *d, size_t n) {
     return out;
 }
 
-static json_t *to_json(const Aiod__Value *v) {
+/* `limit` (0: none) bounds the work for a text that will be cut to that
+ * many bytes: strings are cut to it (on a character boundary), lists and
+ * maps to that many items, each taking at least a byte of the text. */
+static json_t *to_json(const Aiod__Value *v, size_t limit) {
     json_t *j = NULL;
     switch (pbvalue_type(v)) {
     case PBVALUE_NULL:
@@ -44,8 +47,15 @@ static json_t *to_json(const Aiod__Value *v) {
         return json_integer((json_int_t)v->int_value);
     case PBVALUE_DOUBLE:
         return isfinite(v->double_value) ? json_real(v->double_value) : json_null();
-    case PBVALUE_STRING:
-        return json_string(v->string_value);
+    case PBVALUE_STRING: {
+        size_t n = strlen(v->string_value);
+        if (!limit || n <= limit)
+            return json_stringn(v->string_value, n);
+        n = limit;
+        while (n > 0 && ((unsigned char)v->string_value[n] & 0xC0) == 0x80)
+            n--; /* the start of the character cut through */
+        return json_stringn(v->string_value, n);
+    }
     case PBVALUE_BYTES: {
         char *s = base64(v->bytes_value.data, v->bytes_value.len);
         if (!s)
@@ -56,17 +66,17 @@ static json_t *to_json(const Aiod__Value *v) {
     }
     case PBVALUE_LIST:
         j = json_array();
-        for (size_t i = 0; j && i < pbvalue_length(v); i++)
-            if (json_array_append_new(j, to_json(v->list_value->items[i])) < 0) {
+        for (size_t i = 0; j && i < pbvalue_length(v) && (!limit || i <= limit); i++)
+            if (json_array_append_new(j, to_json(v->list_value->items[i], limit)) < 0) {
                 json_decref(j);
                 return NULL;
             }
         return j;
     case PBVALUE_MAP:
         j = json_object();
-        for (size_t i = 0; j && i < pbvalue_length(v); i++) {
+        for (size_t i = 0; j && i < pbvalue_length(v) && (!limit || i <= limit); i++) {
             const Aiod__MapEntry *e = v->map_value->entries[i];
-            if (json_object_set_new(j, e->key, to_json(e->value)) < 0) {
+            if (json_object_set_new(j, e->key, to_json(e->value, limit)) < 0) {
                 json_decref(j);
                 return NULL;
             }
@@ -77,8 +87,8 @@ static json_t *to_json(const Aiod__Value *v) {
     }
 }
 
-char *pbvalue_to_json(const Aiod__Value *v) {
-    json_t *j = to_json(v);
+static char *json_text(const Aiod__Value *v, size_t limit) {
+    json_t *j = to_json(v, limit);
     if (!j)
         return NULL;
     char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
@@ -89,6 +99,14 @@ char *pbvalue_to_json(const Aiod__Value *v) {
     char *r = alloc_strdup(s);
     free(s);
     return r;
+}
+
+char *pbvalue_to_json(const Aiod__Value *v) {
+    return json_text(v, 0);
+}
+
+char *pbvalue_to_json_prefix(const Aiod__Value *v, size_t limit) {
+    return json_text(v, limit ? limit : 1);
 }
 
 static Aiod__Value *from_json(json_t *j) {

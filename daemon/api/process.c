@@ -42,6 +42,7 @@
 #include "api/process.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -114,6 +115,8 @@ struct proc {
     size_t input_len;
     uint32_t flags;
     uint64_t grace_ms;
+    /* Bytes kept per stream (spec->capture_max, at most LIMIT_PROC_CAPTURE). */
+    size_t capture_max;
     /* Handles initialised and not yet closed; the proc is freed at 0. */
     unsigned open;
     /* uv_spawn succeeded: process.pid is the id of the child's group. */
@@ -263,10 +266,22 @@ static bool output_behind(proc *p) {
     return o && output_held(o);
 }
 
+/* Lines streamed in one go (one read, or one resumption): fewer the more
+ * followers each line goes to, so that a chunk of 30,000 short lines to 40
+ * followers does not hold the loop; the rest waits for the next loop
+ * iteration. */
+static size_t line_budget(proc *p) {
+    output *o = stream_output(p);
+    size_t fanout = 1 + (o ? output_sink_count(o) : 0);
+    size_t n = LIMIT_PROC_STREAM_SLICE / fanout;
+    return n ? n : 1;
+}
+
 /* Streams the lines of `d`; returns how many bytes it used: fewer than `n`
- * when the task's own follower fell behind after a line (the rest waits). */
+ * when the task's own follower fell behind after a line, or the budget of
+ * lines ran out (the rest waits). */
 static size_t stream_lines(proc *p, capture *c, const char *d, size_t n) {
-    size_t used = 0;
+    size_t used = 0, budget = line_budget(p);
     while (used < n) {
         const char *nl = memchr(d + used, '\n', n - used);
         size_t seg = nl ? (size_t)(nl - (d + used)) : n - used;
@@ -278,7 +293,7 @@ static size_t stream_lines(proc *p, capture *c, const char *d, size_t n) {
             return n;
         flush_line(p, c);
         used += seg + 1;
-        if (output_behind(p))
+        if (--budget == 0 || output_behind(p))
             break;
     }
     return used;
@@ -296,9 +311,11 @@ static void on_hold_timer(uv_timer_t *h) {
     resume_reading(h->data);
 }
 
-/* Stops reading the child's output until its follower catches up (or,
- * after output_hold_ms without progress, no longer holds it back). The
- * child then blocks writing to its full pipe, as it would on a terminal. */
+/* Stops reading the child's output: until its follower catches up (or,
+ * after output_hold_ms without progress, no longer holds it back), when the
+ * output is held; else only until the next loop iteration (the budget of
+ * lines ran out). The child then blocks writing to its full pipe, as it
+ * would on a terminal. */
 static void hold_reading(proc *p) {
     if (p->held)
         return;
@@ -309,8 +326,12 @@ static void hold_reading(proc *p) {
     for (int i = 0; i < 2; i++)
         if (!p->out[i].eof)
             uv_read_stop((uv_stream_t *)&p->out[i].pipe);
-    output_wait_room(o, &p->room);
-    uv_timer_start(&p->hold_timer, on_hold_timer, cfg.output_hold_ms ? cfg.output_hold_ms : 1, 0);
+    uint64_t ms = 0;
+    if (output_held(o)) {
+        output_wait_room(o, &p->room);
+        ms = cfg.output_hold_ms ? cfg.output_hold_ms : 1;
+    }
+    uv_timer_start(&p->hold_timer, on_hold_timer, ms, 0);
 }
 
 static void resume_reading(proc *p) {
@@ -351,15 +372,15 @@ static void keep_pending(capture *c, const char *d, size_t n) {
     c->pending_len += n;
 }
 
-static void capture_add(capture *c, const char *d, size_t n) {
-    size_t room = LIMIT_PROC_CAPTURE - c->len;
+static void capture_add(capture *c, size_t limit, const char *d, size_t n) {
+    size_t room = limit - c->len;
     size_t take = n < room ? n : room;
     if (take > c->cap - c->len) {
         size_t cap = c->cap ? c->cap * 2 : LIMIT_PROC_CAPTURE_MIN;
         while (cap < c->len + take)
             cap *= 2;
-        if (cap > LIMIT_PROC_CAPTURE)
-            cap = LIMIT_PROC_CAPTURE;
+        if (cap > limit)
+            cap = limit;
         char *b = alloc_realloc(c->buf, cap);
         if (!b)
             take = 0;
@@ -393,13 +414,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     proc *p = s->data;
     capture *c = (uv_pipe_t *)s == &p->out[0].pipe ? &p->out[0] : &p->out[1];
     if (nread > 0) {
-        capture_add(c, buf->base, (size_t)nread);
+        capture_add(c, p->capture_max, buf->base, (size_t)nread);
         if (!(p->flags & AIOD_PROC_STREAM_OUTPUT))
             return;
         size_t used = stream_lines(p, c, buf->base, (size_t)nread);
         if (used < (size_t)nread)
             keep_pending(c, buf->base + used, (size_t)nread - used);
-        if (output_behind(p))
+        if (used < (size_t)nread || output_behind(p))
             hold_reading(p);
         return;
     }
@@ -492,6 +513,10 @@ static int proc_new(const struct aiod_proc_spec *spec, proc **ret) {
         return r;
     }
     p->flags = spec->flags;
+    p->capture_max = LIMIT_PROC_CAPTURE;
+    if (spec->struct_size >= offsetof(struct aiod_proc_spec, capture_max) + sizeof(size_t) &&
+        spec->capture_max > 0 && spec->capture_max < LIMIT_PROC_CAPTURE)
+        p->capture_max = spec->capture_max;
     double grace = spec->kill_grace > 0 ? spec->kill_grace : LIMIT_PROC_KILL_GRACE;
     double grace_ms = ceil(grace * 1000.0);
     p->grace_ms = grace_ms > (double)LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)grace_ms;
@@ -651,6 +676,10 @@ static int suspend_through_cancel(task *t) {
 static Aiod__Value *output_value(capture *c) {
     if (c->len == 0)
         return pbvalue_string("");
+    /* Cut by the capture limit: a character the cut fell in is left out
+     * (still counted in the stream's bytes), so that text stays a string. */
+    if (c->dropped)
+        c->len = utf8_trim_partial(c->buf, c->len);
     if (c->len < c->cap) {
         c->buf[c->len] = '\0';
         Aiod__Value *v = pbvalue_string_take(c->buf, c->len);
@@ -674,7 +703,8 @@ static int result_value(proc *p, Aiod__Value **ret) {
     if (!m)
         return -ENOMEM;
     int64_t code = p->term_signal ? -(int64_t)p->term_signal : p->exit_status;
-    /* Counted first: output_value may take the capture buffers. */
+    /* Counted first: output_value may take the capture buffers and trim
+     * them. */
     uint64_t total[2] = {p->out[0].len + p->out[0].dropped, p->out[1].len + p->out[1].dropped};
     int r = pbvalue_map_set(m, "exit", pbvalue_int(code));
     if (r >= 0)
@@ -748,7 +778,7 @@ int proc_run(task *t, const struct aiod_proc_spec *spec, Aiod__Value **ret_resul
         log_task(LOG_NOTICE, t,
                  "process '%s' wrote more than %u bytes; %llu bytes of stdout and %llu of "
                  "stderr dropped",
-                 p->argv[0], LIMIT_PROC_CAPTURE, (unsigned long long)p->out[0].dropped,
+                 p->argv[0], (unsigned)p->capture_max, (unsigned long long)p->out[0].dropped,
                  (unsigned long long)p->out[1].dropped);
     proc_release(p);
     return r;

@@ -267,4 +267,20 @@
  * its JSON (cut on a character boundary). */
 #define LIMIT_LOG_RESULT 512u
 
+/* One drain of the ready tasks runs this long at most (core/run.c); the
+ * rest run after the loop has polled for I/O. */
+#define LIMIT_DRAIN_SLICE_MS 20u
+
+/* Output lines a process's output streams in one go, divided by the
+ * number of its followers plus one (api/process.c): about a millisecond of
+ * the loop; the rest of a read waits for the next loop iteration. */
+#define LIMIT_PROC_STREAM_SLICE 8192u
+
+/* Values (aiod.Value messages, at any depth) in one request: a 4 MiB frame
+ * holds two million empty ones, which unpacked and copied take hundreds of
+ * megabytes and seconds of the loop. Past this the request is refused with
+ * ERROR_LIMIT before anything is unpacked. Room for a Gather of
+ * LIMIT_MAX_BATCH calls with two arguments each. */
+#define LIMIT_FRAME_VALUES 262144u
+
 #endif

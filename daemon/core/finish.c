@@ -42,12 +42,13 @@ static void log_outcome(task *t) {
     if (t->state == TASK_DONE) {
         if (log_get_max_priority() < LOG_INFO)
             return; /* spare the JSON */
-        char *json = pbvalue_to_json(task_result(t));
+        /* A result of a megabyte makes a log line of a few hundred bytes,
+         * and costs no more to make. */
+        char *json = pbvalue_to_json_prefix(task_result(t), LIMIT_LOG_RESULT);
         size_t len = json ? strlen(json) : 0;
-        /* A result of a megabyte makes a log line of a few hundred bytes. */
         if (len > LIMIT_LOG_RESULT)
-            log_task(LOG_INFO, t, "%s task done: %.*s… (%zu bytes of JSON)", kind,
-                     (int)utf8_trim_partial(json, LIMIT_LOG_RESULT), json, len);
+            log_task(LOG_INFO, t, "%s task done: %.*s…", kind,
+                     (int)utf8_trim_partial(json, LIMIT_LOG_RESULT), json);
         else
             log_task(LOG_INFO, t, "%s task done: %s", kind, json ? json : "?");
         free(json);

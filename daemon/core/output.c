@@ -71,6 +71,7 @@ static void wake_waiters(output *o) {
 static void detach(output_sink *s) {
     output *o = s->o;
     list_remove(&s->node);
+    o->n_sinks--;
     s->o = NULL;
     if (s->holds)
         wake_waiters(o);
@@ -206,6 +207,7 @@ int output_attach(output *o, output_sink *s, bool replay, bool follow, int state
     s->holds = holds;
     s->stuck_since = 0;
     list_insert_tail(&o->sinks, &s->node);
+    o->n_sinks++;
     return output_sink_pump(s);
 }
 
@@ -216,6 +218,10 @@ void output_sink_detach(output_sink *s) {
 
 bool output_followed(const output *o) {
     return !list_empty(&o->sinks);
+}
+
+uint32_t output_sink_count(const output *o) {
+    return o->n_sinks;
 }
 
 void output_end(output *o, int state) {

@@ -82,8 +82,9 @@ struct output {
     /* Set once the owning task ended: every sink got its end. */
     bool ended;
     int end_state;
-    /* Attached sinks (output_sink.node). */
+    /* Attached sinks (output_sink.node), and how many. */
     list sinks;
+    uint32_t n_sinks;
     /* Producers waiting for room (output_waiter.node). */
     list waiters;
 };
@@ -121,8 +122,9 @@ bool output_sink_behind(const output_sink *s);
  * on a sink that is not attached. */
 void output_sink_detach(output_sink *s);
 
-/* Whether anyone follows the output. */
+/* Whether anyone follows the output, and how many sinks. */
 bool output_followed(const output *o);
+uint32_t output_sink_count(const output *o);
 
 /* The owning task ended in `state`: each sink ends once it has caught up. */
 void output_end(output *o, int state);

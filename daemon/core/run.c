@@ -143,13 +143,17 @@ static void step(task *t) {
 }
 
 /* Runs the tasks that were ready when the drain began; those made ready
- * meanwhile run on the next loop iteration, as asyncio does. */
+ * meanwhile run on the next loop iteration, as asyncio does. A drain stops
+ * after LIMIT_DRAIN_SLICE_MS (looked at every 16 steps), leaving the rest
+ * ready: the loop polls for I/O and runs timers in between, so that ten
+ * thousand cancelled tasks ending at once do not hold every client. */
 static void on_check(uv_check_t *h) {
     (void)h;
-    size_t n = sched_ready_count();
+    size_t n = sched_ready_count(), done = 0;
+    uint64_t deadline = coarse_ms() + LIMIT_DRAIN_SLICE_MS;
     bool stepped = false;
     task *t;
-    while (n-- > 0 && (t = sched_take_ready())) {
+    while (n-- > 0 && !(++done % 16 == 0 && coarse_ms() >= deadline) && (t = sched_take_ready())) {
         if (!task_finished(t)) {
             stepped = true;
             /* The stall detector names the task while its step holds the

@@ -81,18 +81,64 @@ static void arena_reset(void) {
 
 /* The pre-check's verdict as an error; 0 if it passes. */
 static int depth_check(const uint8_t *payload, size_t len, char *why, size_t why_len) {
-    int r = pbdepth_check(&aiod__client_message__descriptor, payload, len, LIMIT_MESSAGE_DEPTH);
+    int r = pbdepth_check_count(&aiod__client_message__descriptor, payload, len,
+                                LIMIT_MESSAGE_DEPTH, &aiod__value__descriptor, LIMIT_FRAME_VALUES);
     if (r == -ELOOP)
         snprintf(why, why_len, "message nests deeper than %u levels", LIMIT_MESSAGE_DEPTH);
+    else if (r == -E2BIG)
+        snprintf(why, why_len, "more than %u values in one request (the limit)",
+                 LIMIT_FRAME_VALUES);
     else if (r < 0)
         snprintf(why, why_len, "not a valid protobuf ClientMessage");
-    return r < 0 ? -EBADMSG : 0;
+    return r == -E2BIG ? -E2BIG : r < 0 ? -EBADMSG : 0;
+}
+
+uint64_t wire_peek_request_id(const uint8_t *payload, size_t len) {
+    size_t pos = 0;
+    uint64_t id = 0;
+    while (pos < len) {
+        uint64_t key = 0, n = 0;
+        unsigned shift = 0;
+        /* A varint key, then skip its value by wire type. */
+        do {
+            if (pos >= len || shift > 63)
+                return id;
+            key |= (uint64_t)(payload[pos] & 0x7f) << shift;
+            shift += 7;
+        } while (payload[pos++] & 0x80);
+        unsigned type = key & 7;
+        if (type == 0 || type == 2) {
+            shift = 0;
+            do {
+                if (pos >= len || shift > 63)
+                    return id;
+                n |= (uint64_t)(payload[pos] & 0x7f) << shift;
+                shift += 7;
+            } while (payload[pos++] & 0x80);
+            if (type == 0 && key >> 3 == 1)
+                id = n; /* the last one wins, as in unpack */
+            if (type == 2) {
+                if (n > len - pos)
+                    return id;
+                pos += n;
+            }
+        } else if (type == 1 && len - pos >= 8)
+            pos += 8;
+        else if (type == 5 && len - pos >= 4)
+            pos += 4;
+        else
+            return id;
+    }
+    return id;
 }
 
 int wire_decode(const uint8_t *payload, size_t len, Aiod__ClientMessage **ret, char *why,
                 size_t why_len) {
-    if (len >= DEPTH_CHECK_FROM && depth_check(payload, len, why, why_len) < 0)
-        return -EBADMSG;
+    if (len >= DEPTH_CHECK_FROM) {
+        int r = depth_check(payload, len, why, why_len);
+        if (r < 0)
+            return r;
+    }
     live++;
     Aiod__ClientMessage *m = NULL;
     if (!wire_fast_decode(payload, len, &arena, &m))

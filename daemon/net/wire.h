@@ -15,10 +15,15 @@
  * 0 and a new message (free with wire_free; its memory belongs to an arena,
  * so anything kept after wire_free must be copied out), or -EBADMSG with a reason in
  * `why` (the bytes are not a ClientMessage, or nest deeper than
- * LIMIT_MESSAGE_DEPTH), -ENOMEM.
+ * LIMIT_MESSAGE_DEPTH), -E2BIG with a reason (well-formed, but more than
+ * LIMIT_FRAME_VALUES values: nothing was unpacked), -ENOMEM.
  */
 int wire_decode(const uint8_t *payload, size_t len, Aiod__ClientMessage **ret, char *why,
                 size_t why_len);
+
+/* The request_id of an encoded ClientMessage (its field 1), read without
+ * unpacking; 0 if there is none. */
+uint64_t wire_peek_request_id(const uint8_t *payload, size_t len);
 void wire_free(Aiod__ClientMessage *m);
 /* Frees the arena's memory (at exit). */
 void wire_done(void);

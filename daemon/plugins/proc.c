@@ -180,6 +180,9 @@ static int run(aiod_task *t, const struct aiod_api *api, const char *const *argv
         .stdin_data = input,
         .stdin_len = input ? strlen(input) : 0,
         .kill_grace = grace,
+        /* A result holds no more: keeping 16 MiB per stream would only cost
+         * memory (ABI 1.2; an older daemon ignores it). */
+        .capture_max = RESULT_TEXT_MAX,
     };
     /* The spec may live on this stack: proc_run copies it before waiting. */
     aiod_value *res = NULL;

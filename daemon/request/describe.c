@@ -39,7 +39,7 @@ static bool append_value(char *buf, size_t *len, const Aiod__Value *v, bool *cut
         return false;
     if (v && v->kind_case == AIOD__VALUE__KIND_STRING_VALUE)
         return append(buf, len, v->string_value, strlen(v->string_value), cut);
-    char *json = pbvalue_to_json(v);
+    char *json = pbvalue_to_json_prefix(v, CALL_TEXT_MAX);
     bool more = append(buf, len, json ? json : "?", json ? strlen(json) : 1, cut);
     free(json);
     return more;

@@ -538,6 +538,12 @@ static void run_frame(session *s, const uint8_t *payload, size_t len, bool may_p
     char why[256];
     req r;
     int rc = wire_decode(payload, len, &m, why, sizeof(why));
+    if (rc == -E2BIG) {
+        /* Well-formed but too big to unpack: refused, the client stays. */
+        req_init(&r, c, wire_peek_request_id(payload, len));
+        req_end_error(&r, ERR(ERROR_LIMIT), "%s", why);
+        return;
+    }
     if (rc < 0) {
         log_warning("connection %llu (uid %u pid %d): bad message (%s), dropping the client",
                     (unsigned long long)c->serial, (unsigned)c->uid, (int)c->pid,

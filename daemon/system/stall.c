@@ -4,10 +4,11 @@
  * The loop's thread publishes what it does in `doing`, a seqlock of atomics:
  * each change makes `seq` odd, writes the fields, makes it even again. The
  * detector's thread wakes every LIMIT_STALL_CHECK_MS, reads a consistent
- * copy (retrying while `seq` is odd or moved meanwhile), and if the loop is
- * not waiting and `seq` has not moved for the threshold, writes its line and
- * posts the stall in `report`. The loop's next change sees the report and
- * logs the whole length. Only atomics are shared, so ThreadSanitizer has
+ * copy (retrying while `seq` is odd or moved meanwhile), and if the loop has
+ * not waited (for I/O) for the threshold, writes its line, naming what runs
+ * now, and posts the stall in `report`: a drain of a million short task
+ * steps holds the loop as much as one long step. When the loop waits again
+ * it sees the report and logs the whole length. Only atomics are shared, so ThreadSanitizer has
  * nothing to say, and the detector never touches the loop's memory: a
  * task's function name is copied into `doing.name` word by word.
  */
@@ -42,6 +43,10 @@ static struct {
     _Atomic uint32_t kind;
     /* When this began, in coarse monotonic milliseconds. */
     _Atomic uint64_t since_ms;
+    /* When the loop last stopped waiting (0 while it waits): a run of many
+     * short task steps or requests holds the loop as surely as one long
+     * one, so a stall is measured from here, and named by what runs now. */
+    _Atomic uint64_t busy_since_ms;
     /* The task id, or the connection's serial. */
     _Atomic uint64_t id;
     /* The requesting connection's uid. */
@@ -63,6 +68,7 @@ typedef struct snapshot {
     uint64_t seq;
     uint32_t kind;
     uint64_t since_ms;
+    uint64_t busy_since_ms;
     uint64_t id;
     uint32_t uid;
     char name[NAME_SIZE];
@@ -75,10 +81,14 @@ static uv_check_t check_handle;
 /* What the loop does when it is in no task and no request: waiting after
  * the prepare phase, running after the check phase. */
 static uint32_t base_kind = DOING_RUNNING;
-/* Copies of what was last published, and when the change before began. */
+/* Copies of what was last published, and when the loop stopped waiting. */
 static uint64_t seq_now;
 static snapshot last;
-static uint64_t prev_since_ms;
+static uint64_t busy_since;
+/* What the detector saw when it reported (a copy of `last` then), for the
+ * line that ends the stall. */
+static snapshot seen;
+static bool seen_valid;
 
 /* Set before the thread starts, read-only afterwards. */
 static uint32_t threshold_ms;
@@ -114,31 +124,32 @@ static void describe(const snapshot *s, char *buf, size_t size) {
     }
 }
 
-/* The loop moved on from a stall the detector reported: log its length.
- * `now_ms` is when the loop moved. */
+/* The loop waits again after a stall the detector reported: log how long
+ * it was held in all. `now_ms` is when it began to wait. */
 static void report_end(uint64_t now_ms) {
-    uint64_t seq = atomic_exchange_explicit(&report.seq, 0, memory_order_acquire);
-    uint64_t seen = atomic_load_explicit(&report.held_ms, memory_order_relaxed);
-    char what[NAME_SIZE + 96];
-    if (seq == seq_now) {
-        describe(&last, what, sizeof(what));
-        log_warning("event loop held for %llu ms in all %s; it runs again",
-                    (unsigned long long)(now_ms - last.since_ms), what);
-    } else if (seq + 2 == seq_now) {
-        /* It ended at the change before this one. */
-        log_warning("event loop held for %llu ms in all; it runs again",
-                    (unsigned long long)(last.since_ms - prev_since_ms));
-    } else {
-        log_warning("event loop held for at least %llu ms; it runs again",
-                    (unsigned long long)seen);
-    }
+    (void)atomic_exchange_explicit(&report.seq, 0, memory_order_acquire);
+    char what[NAME_SIZE + 96] = "";
+    if (seen_valid)
+        describe(&seen, what, sizeof(what));
+    seen_valid = false;
+    log_warning("event loop held for %llu ms in all%s%s; it runs again",
+                (unsigned long long)(now_ms - busy_since), *what ? " " : "", what);
 }
 
 /* Publishes what the loop does from now on. */
 static void publish(uint32_t kind, uint64_t id, uint32_t uid, const char *name) {
     uint64_t t = coarse_ms();
-    if (atomic_load_explicit(&report.seq, memory_order_relaxed) != 0)
+    uint64_t reported = atomic_load_explicit(&report.seq, memory_order_acquire);
+    if (reported != 0 && reported == last.seq && !seen_valid) {
+        seen = last; /* what the detector named, about to be replaced */
+        seen_valid = true;
+    }
+    if (kind == DOING_WAITING && reported != 0)
         report_end(t);
+    if (kind == DOING_WAITING)
+        busy_since = 0;
+    else if (!busy_since)
+        busy_since = t;
     char buf[NAME_SIZE] = {0};
     if (name) {
         size_t n = strnlen(name, NAME_SIZE - 1);
@@ -152,6 +163,7 @@ static void publish(uint32_t kind, uint64_t id, uint32_t uid, const char *name) 
     atomic_store_explicit(&doing.seq, seq_now + 1, memory_order_relaxed);
     atomic_store_explicit(&doing.kind, kind, memory_order_release);
     atomic_store_explicit(&doing.since_ms, t, memory_order_release);
+    atomic_store_explicit(&doing.busy_since_ms, busy_since, memory_order_release);
     atomic_store_explicit(&doing.id, id, memory_order_release);
     atomic_store_explicit(&doing.uid, uid, memory_order_release);
     for (int i = 0; i < NAME_WORDS; i++)
@@ -159,7 +171,6 @@ static void publish(uint32_t kind, uint64_t id, uint32_t uid, const char *name) 
     seq_now += 2;
     atomic_store_explicit(&doing.seq, seq_now, memory_order_release);
 
-    prev_since_ms = last.since_ms;
     last.seq = seq_now;
     last.kind = kind;
     last.since_ms = t;
@@ -206,6 +217,7 @@ static bool read_doing(snapshot *s) {
          * move before them. */
         s->kind = atomic_load_explicit(&doing.kind, memory_order_acquire);
         s->since_ms = atomic_load_explicit(&doing.since_ms, memory_order_acquire);
+        s->busy_since_ms = atomic_load_explicit(&doing.busy_since_ms, memory_order_acquire);
         s->id = atomic_load_explicit(&doing.id, memory_order_acquire);
         s->uid = atomic_load_explicit(&doing.uid, memory_order_acquire);
         uint64_t words[NAME_WORDS];
@@ -246,17 +258,18 @@ static void say(const snapshot *s, uint64_t held) {
         (void)!write(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
-/* One look at the loop. `reported`: the heartbeat of the last stall
- * reported, so that each stall is reported once. */
+/* One look at the loop. `reported`: when the busy period last reported
+ * began, so that each stall is reported once. */
 static void look(uint64_t *reported) {
     snapshot s;
-    if (!read_doing(&s) || s.kind == DOING_WAITING || s.seq == *reported)
+    if (!read_doing(&s) || s.kind == DOING_WAITING || !s.busy_since_ms ||
+        s.busy_since_ms == *reported)
         return;
     uint64_t now = coarse_ms();
-    uint64_t held = now > s.since_ms ? now - s.since_ms : 0;
+    uint64_t held = now > s.busy_since_ms ? now - s.busy_since_ms : 0;
     if (held < threshold_ms || atomic_load_explicit(&report.seq, memory_order_acquire) != 0)
         return;
-    *reported = s.seq;
+    *reported = s.busy_since_ms;
     if (warnings_logged)
         say(&s, held);
     atomic_store_explicit(&report.held_ms, held, memory_order_relaxed);

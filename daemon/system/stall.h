@@ -21,7 +21,9 @@
  *   running   anywhere else (timers, the drain outside a task step);
  *   a task    inside stall_enter_task .. stall_leave;
  *   a request inside stall_enter_request .. stall_leave.
- * Only "waiting" is never a stall.
+ * Only "waiting" is never a stall. A stall is measured from when the loop
+ * last stopped waiting, whatever ran since (many short steps or requests
+ * count together), and named by what runs when it is seen.
  *
  * The hooks cost a coarse clock read and a few atomic stores; without
  * stall_start (threshold 0, unit tests) they return at once.

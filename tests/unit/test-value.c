@@ -65,7 +65,7 @@ static void test_map_replace_and_unique(void **state) {
     m->map_value->entries[1]->key[0] = 'k';
     const char *why = NULL;
     assert_int_equal(pbvalue_check(m, 4, &why), -EINVAL);
-    assert_string_equal(why, "duplicate map key");
+    assert_string_equal(why, "duplicate map key \"k\"");
     pbvalue_free(m);
 }
 
@@ -352,8 +352,8 @@ static void test_borrowed_map_rules(void **state) {
         int how;
         const char *err;
     } cases[] = {
-        {BREAK_DUP, "demo.echo: parameter 'value': duplicate map key"},
-        {BREAK_NO_VALUE, "demo.echo: parameter 'value': missing value"},
+        {BREAK_DUP, "demo.echo: parameter 'value': duplicate map key \"k0\""},
+        {BREAK_NO_VALUE, "demo.echo: parameter 'value': missing value for map key \"k999\""},
         {BREAK_KEY, "demo.echo: parameter 'value': map key is not valid UTF-8"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
@@ -425,7 +425,7 @@ static void test_big_maps(void **state) {
     Aiod__Value *a2[] = {map_of(N, BREAK_DUP)};
     assert_int_equal(value_check_call_borrowed(&esig, a2, 1, false, 32, &argv, err, sizeof(err)),
                      -EINVAL);
-    assert_string_equal(err, "demo.echo: parameter 'value': duplicate map key");
+    assert_string_equal(err, "demo.echo: parameter 'value': duplicate map key \"k0\"");
     pbvalue_free(a2[0]);
 
     /* The same as JSON text: keys are not searched one by one either. */

@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 #define AIOD_ABI_MAJOR 1
-#define AIOD_ABI_MINOR 1
+#define AIOD_ABI_MINOR 2
 
 #if defined(__GNUC__)
 #define AIOD_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -106,6 +106,12 @@ struct aiod_proc_spec {
     size_t stdin_len;
     /* Seconds between SIGTERM and SIGKILL on cancellation (0: 5 s). */
     double kill_grace;
+    /* ---- appended in ABI 1.2 (read only when struct_size covers it) */
+    /* Bytes kept of each of stdout and stderr: 0 (or an older plugin) for
+     * the daemon's capture limit, 16 MiB; a smaller bound for a plugin that
+     * returns the output as a result, which could not hold more. What comes
+     * beyond is still counted ("stdout_bytes"). */
+    size_t capture_max;
 };
 /* Stream stdout/stderr lines into the task's output as they come. */
 #define AIOD_PROC_STREAM_OUTPUT 0x1u
@@ -313,7 +319,8 @@ struct aiod_api {
      * string} (bytes instead of string for output that is not UTF-8). A
      * stream over the capture limit (16 MiB) is cut, and the map also gets
      * "stdout_truncated"/"stderr_truncated": true and "stdout_bytes"/
-     * "stderr_bytes": the full count. The process runs in a process group of
+     * "stderr_bytes": the full count (spec->capture_max, ABI 1.2, sets a
+     * smaller limit). The process runs in a process group of
      * its own; whatever is left in it when proc_run returns is killed.
      * Cancellation sends SIGTERM, then SIGKILL after kill_grace, and
      * returns -ECANCELED once the process is gone. -ENOENT if the program
