@@ -112,6 +112,7 @@ int cli_connect(cli *c) {
         return EXIT_UNREACHABLE;
     }
     aioc_set_output_callback(c->client, print_output_cb, &c->json);
+    aioc_set_idle_callback(c->client, print_flush_cb, NULL);
     return EXIT_OK;
 }
 

@@ -28,21 +28,29 @@ char *print_json_string(const char *s) {
     return text;
 }
 
+/* Lines are written to stdout's buffer, and it is flushed when the library
+ * is about to wait for the daemon (print_flush_cb): a reader sees each
+ * line as soon as no more are at hand, and a task printing millions of
+ * lines costs a write per buffer, not per line. */
 void print_output_cb(uint64_t task_id, int stream, const char *line, void *userdata) {
     const bool *json = userdata;
     if (*json) {
         _cleanup_free_ char *q = print_json_string(line);
         printf("{\"output\":%s,\"task\":%" PRIu64 ",\"stream\":%d}\n", q ? q : "null", task_id,
                stream);
-        fflush(stdout);
     } else if (stream == 2) {
-        /* A child process's stderr goes where stderr goes. */
+        /* A child process's stderr goes where stderr goes, after what
+         * stdout holds. */
         fflush(stdout);
         fprintf(stderr, "%s\n", line);
     } else {
         printf("%s\n", line);
-        fflush(stdout);
     }
+}
+
+void print_flush_cb(void *userdata) {
+    (void)userdata;
+    fflush(stdout);
 }
 
 int print_outcome_exit(const aioc_outcome *o) {

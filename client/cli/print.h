@@ -12,6 +12,8 @@
 
 /* The output callback: one line of a task's output, flushed at once. The
  * userdata is a pointer to a bool, the --json flag. */
+/* The idle callback: flushes what print_output_cb buffered. */
+void print_flush_cb(void *userdata);
 void print_output_cb(uint64_t task_id, int stream, const char *line, void *userdata);
 
 /* Prints how a task ended: its result (exit EXIT_OK), or its error kind and

@@ -232,6 +232,12 @@ AIOC_EXPORT const char *aioc_last_error(const aioc_client *c);
 AIOC_EXPORT const char *aioc_server_version(const aioc_client *c);
 /* Installs the output callback (NULL to remove). */
 AIOC_EXPORT void aioc_set_output_callback(aioc_client *c, aioc_output_cb cb, void *userdata);
+/* Installs a callback (NULL to remove) that a blocking call makes each time
+ * it is about to wait for the daemon, having handled everything that had
+ * arrived: the place to flush output written by the output callback, rather
+ * than after every line. It must not call the library. Added in
+ * libaioclient 1.4. */
+AIOC_EXPORT void aioc_set_idle_callback(aioc_client *c, void (*cb)(void *userdata), void *userdata);
 
 /*
  * asyncio.run: runs `call` as a task attached to this connection and waits

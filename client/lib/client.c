@@ -335,3 +335,11 @@ AIOC_EXPORT void aioc_set_output_callback(aioc_client *c, aioc_output_cb cb, voi
     c->output_cb = cb;
     c->output_userdata = userdata;
 }
+
+AIOC_EXPORT void aioc_set_idle_callback(aioc_client *c, void (*cb)(void *userdata),
+                                        void *userdata) {
+    if (!c)
+        return;
+    c->conn.before_wait = cb;
+    c->conn.before_wait_data = userdata;
+}

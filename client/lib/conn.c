@@ -196,6 +196,8 @@ int conn_read_frame(conn *c, const uint8_t **ret_payload, uint32_t *ret_len) {
             return r;
         if (r == 0 && !c->eof) {
             short rev;
+            if (c->before_wait)
+                c->before_wait(c->before_wait_data);
             r = wait_fd(c, POLLIN, &rev);
             if (r < 0)
                 return r;

@@ -26,6 +26,10 @@ typedef struct conn {
     /* CLOCK_MONOTONIC milliseconds after which a wait fails with
      * -ETIMEDOUT, or 0 for none. */
     int64_t deadline;
+    /* Called before a blocking read waits for the daemon (the client's
+     * idle callback), or NULL. */
+    void (*before_wait)(void *data);
+    void *before_wait_data;
 } conn;
 
 /* Now on CLOCK_MONOTONIC, in milliseconds. */

@@ -66,3 +66,8 @@ add_test(NAME test-client-protocol-version
          COMMAND sh -c "! grep -rnE 'define +[A-Z_]*PROTOCOL_VERSION|protocol_version *= *[0-9]' \"$1\""
                  sh ${AIOC_SRC})
 set_tests_properties(test-client-protocol-version PROPERTIES LABELS unit TIMEOUT 60)
+
+# libaioclient 1.4's paged listing and dropped-line counts, against the fake
+# daemon.
+aiod_unit_test(test-client-list SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-list.c LIBS aioclient_static)
+target_include_directories(test-client-list PRIVATE ${AIOC_PROTO_INCLUDES} ${AIOC_SRC}/lib)
