@@ -428,29 +428,42 @@ static const char *keyed_message(const char *what, const char *key) {
     return buf;
 }
 
-static int cmp_keys(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+static uint64_t key_hash(const char *k) {
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 1099511628211ull;
+    return h;
 }
 
-/* Sorting a copy of the key pointers keeps this O(n log n) for big maps. */
+/* A hash set of the key pointers (open addressing, at most half full)
+ * keeps this O(n) for big maps, in one allocation. */
 static int check_unique_keys(const Aiod__Map *m, const char **why) {
     if (m->n_entries < 2)
         return 0;
-    const char **keys = alloc_malloc(m->n_entries * sizeof(*keys));
-    if (!keys) {
+    size_t cap = 4;
+    while (cap < 2 * m->n_entries)
+        cap *= 2;
+    const char **slots = alloc_calloc(cap, sizeof(*slots));
+    if (!slots) {
         *why = "out of memory";
         return -ENOMEM;
     }
-    for (size_t i = 0; i < m->n_entries; i++)
-        keys[i] = m->entries[i]->key;
-    qsort(keys, m->n_entries, sizeof(*keys), cmp_keys);
     int r = 0;
-    for (size_t i = 1; i < m->n_entries && r == 0; i++)
-        if (strcmp(keys[i - 1], keys[i]) == 0) {
-            *why = keyed_message("duplicate map key", keys[i]);
-            r = -EINVAL;
+    for (size_t i = 0; i < m->n_entries && r == 0; i++) {
+        const char *k = m->entries[i]->key;
+        for (size_t j = key_hash(k) & (cap - 1);; j = (j + 1) & (cap - 1)) {
+            if (!slots[j]) {
+                slots[j] = k;
+                break;
+            }
+            if (strcmp(slots[j], k) == 0) {
+                *why = keyed_message("duplicate map key", k);
+                r = -EINVAL;
+                break;
+            }
         }
-    free(keys);
+    }
+    free(slots);
     return r;
 }
 

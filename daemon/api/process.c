@@ -33,6 +33,8 @@
  * when the child changes user (proc_user) or executes a set-user-ID
  * program, and grandchildren never had it; under systemd the service's
  * control group catches those (KillMode=control-group, the default).
+ * Children also run LIMIT_PROC_NICE nice levels below the daemon, so that a
+ * program that only computes cannot starve the loop.
  *
  * Output lines reach clients as valid UTF-8 (output_append replaces each
  * ill-formed sequence and each NUL with U+FFFD), cut at LIMIT_MAX_LINE
@@ -52,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -266,22 +269,36 @@ static bool output_behind(proc *p) {
     return o && output_held(o);
 }
 
-/* Lines streamed in one go (one read, or one resumption): fewer the more
- * followers each line goes to, so that a chunk of 30,000 short lines to 40
- * followers does not hold the loop; the rest waits for the next loop
- * iteration. */
-static size_t line_budget(proc *p) {
+/* Work streamed per loop iteration by all processes together, in bytes:
+ * each line costs LIMIT_PROC_STREAM_LINE_COST plus its length, once and
+ * once more per follower it goes to. Twenty programs writing as fast as
+ * they can, each followed, then take a few milliseconds of every
+ * iteration, not a hundred. What is over waits for the next one. */
+static uint64_t budget_iteration = UINT64_MAX;
+static size_t budget_left;
+
+static size_t fanout(proc *p) {
     output *o = stream_output(p);
-    size_t fanout = 1 + (o ? output_sink_count(o) : 0);
-    size_t n = LIMIT_PROC_STREAM_SLICE / fanout;
-    return n ? n : 1;
+    return 1 + (o ? output_sink_count(o) : 0);
+}
+
+/* What is left of this iteration's budget. */
+static size_t budget_now(proc *p) {
+    uint64_t now = uv_now(p->out[0].pipe.loop);
+    if (now != budget_iteration) {
+        budget_iteration = now;
+        budget_left = LIMIT_PROC_STREAM_SLICE;
+    }
+    return budget_left;
 }
 
 /* Streams the lines of `d`; returns how many bytes it used: fewer than `n`
- * when the task's own follower fell behind after a line, or the budget of
- * lines ran out (the rest waits). */
+ * when the task's own follower fell behind after a line, or the budget ran
+ * out (the rest waits). */
 static size_t stream_lines(proc *p, capture *c, const char *d, size_t n) {
-    size_t used = 0, budget = line_budget(p);
+    size_t used = 0, ways = fanout(p);
+    if (budget_now(p) == 0)
+        return 0;
     while (used < n) {
         const char *nl = memchr(d + used, '\n', n - used);
         size_t seg = nl ? (size_t)(nl - (d + used)) : n - used;
@@ -291,9 +308,11 @@ static size_t stream_lines(proc *p, capture *c, const char *d, size_t n) {
         c->line_len += k;
         if (!nl)
             return n;
+        size_t cost = ways * (LIMIT_PROC_STREAM_LINE_COST + c->line_len);
         flush_line(p, c);
         used += seg + 1;
-        if (--budget == 0 || output_behind(p))
+        budget_left -= budget_left < cost ? budget_left : cost;
+        if (budget_left == 0 || output_behind(p))
             break;
     }
     return used;
@@ -326,7 +345,10 @@ static void hold_reading(proc *p) {
     for (int i = 0; i < 2; i++)
         if (!p->out[i].eof)
             uv_read_stop((uv_stream_t *)&p->out[i].pipe);
-    uint64_t ms = 0;
+    /* The next loop iteration: 1 ms, not 0, since libuv runs a timer armed
+     * for "now" from a timer callback again in the same pass, with the same
+     * clock, and the iteration's budget would never come back. */
+    uint64_t ms = 1;
     if (output_held(o)) {
         output_wait_room(o, &p->room);
         ms = cfg.output_hold_ms ? cfg.output_hold_ms : 1;
@@ -551,6 +573,13 @@ static void atfork_child(void) {
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != daemon_pid)
         (void)raise(SIGKILL);
+    /* A busy program (`yes`) must not take the CPU from the event loop
+     * that serves every client: children run a few nice levels below the
+     * daemon (and, unprivileged, cannot raise themselves back). */
+    errno = 0;
+    int prio = getpriority(PRIO_PROCESS, 0);
+    if (prio != -1 || errno == 0)
+        (void)setpriority(PRIO_PROCESS, 0, prio + LIMIT_PROC_NICE);
 }
 
 static pthread_once_t pdeathsig_once = PTHREAD_ONCE_INIT;

@@ -271,10 +271,12 @@
  * rest run after the loop has polled for I/O. */
 #define LIMIT_DRAIN_SLICE_MS 20u
 
-/* Output lines a process's output streams in one go, divided by the
- * number of its followers plus one (api/process.c): about a millisecond of
- * the loop; the rest of a read waits for the next loop iteration. */
-#define LIMIT_PROC_STREAM_SLICE 8192u
+/* What all processes' output streams in one loop iteration, in bytes: a
+ * line costs its length plus LIMIT_PROC_STREAM_LINE_COST, once and once per
+ * follower (api/process.c); a few milliseconds of the loop. The rest waits
+ * for the next iteration. */
+#define LIMIT_PROC_STREAM_SLICE (4u * 1024 * 1024)
+#define LIMIT_PROC_STREAM_LINE_COST 64u
 
 /* Values (aiod.Value messages, at any depth) in one request: a 4 MiB frame
  * holds two million empty ones, which unpacked and copied take hundreds of
@@ -282,5 +284,10 @@
  * ERROR_LIMIT before anything is unpacked. Room for a Gather of
  * LIMIT_MAX_BATCH calls with two arguments each. */
 #define LIMIT_FRAME_VALUES 262144u
+
+/* Programs started by tasks run this many nice levels below the daemon
+ * (api/process.c): a child that only computes takes the CPU from them, not
+ * from the event loop that serves every client. */
+#define LIMIT_PROC_NICE 5
 
 #endif

@@ -6,14 +6,36 @@
 #include <assert.h>
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 
+#include "alloc.h"
 #include "base/aiod_limits.h"
+#include "base/hashmap.h"
 #include "core/coro.h"
 #include "core/task.h"
 
+/*
+ * The ready queue is fair between users: each owner uid has its own queue
+ * (FIFO, as asyncio's), and the drain takes one task from each user's queue
+ * in turn. A user who makes a million tasks ready at once (cancelling
+ * them, say) delays another user's next task by one step each, not by a
+ * million steps.
+ */
+typedef struct runq {
+    /* Its tasks (task_run.ready_node), oldest first. */
+    list tasks;
+    /* On `active` while it has tasks. */
+    list node;
+    uid_t uid;
+} runq;
+
 static uv_loop_t *loop;
 static uv_idle_t idle_handle;
-static list ready;
+/* The queues with tasks, in the order they take turns; all of them by uid
+ * (kept when empty: there are as many as users who ran tasks). */
+static list active;
+static hashmap *queues;
+static runq *last_q;
 static size_t n_ready;
 static task *current;
 
@@ -38,12 +60,42 @@ static void on_idle(uv_idle_t *h) {
     (void)h; /* exists only to keep the poll phase from blocking */
 }
 
+static runq *queue_of(uid_t uid) {
+    if (last_q && last_q->uid == uid)
+        return last_q;
+    runq *q = queues ? hashmap_get_u64(queues, uid) : NULL;
+    if (!q) {
+        if (!queues && !(queues = hashmap_new(0)))
+            return NULL;
+        q = alloc_calloc(1, sizeof(*q));
+        if (!q)
+            return NULL;
+        list_init(&q->tasks);
+        list_init(&q->node);
+        q->uid = uid;
+        if (hashmap_put_u64(queues, uid, q) < 0) {
+            free(q);
+            return NULL;
+        }
+    }
+    return last_q = q;
+}
+
+/* Without memory for a user's queue, tasks go to a shared one. */
+static runq fallback = {.tasks = {&fallback.tasks, &fallback.tasks},
+                        .node = {&fallback.node, &fallback.node}};
+
 static void enqueue(task *t) {
     if (t->run->queued)
         return;
     t->run->queued = true;
     task_ref(t);
-    list_insert_tail(&ready, &t->run->ready_node);
+    runq *q = queue_of(t->uid);
+    if (!q)
+        q = &fallback;
+    if (list_empty(&q->tasks))
+        list_insert_tail(&active, &q->node);
+    list_insert_tail(&q->tasks, &t->run->ready_node);
     if (n_ready++ == 0)
         uv_idle_start(&idle_handle, on_idle);
 }
@@ -53,10 +105,15 @@ void sched_start(task *t) {
 }
 
 task *sched_take_ready(void) {
-    if (list_empty(&ready))
+    if (list_empty(&active))
         return NULL;
-    task *t = task_of(list_first(&ready), ready_node);
+    runq *q = container_of(list_first(&active), runq, node);
+    task *t = task_of(list_first(&q->tasks), ready_node);
     list_remove(&t->run->ready_node);
+    /* The next turn is the next user's. */
+    list_remove(&q->node);
+    if (!list_empty(&q->tasks))
+        list_insert_tail(&active, &q->node);
     t->run->queued = false;
     if (--n_ready == 0)
         uv_idle_stop(&idle_handle);
@@ -86,7 +143,7 @@ int sched_suspend(task *t) {
 
 int sched_init(uv_loop_t *l) {
     loop = l;
-    list_init(&ready);
+    list_init(&active);
     uv_idle_init(loop, &idle_handle);
     return 0;
 }
@@ -96,6 +153,14 @@ void sched_done(void) {
     while ((t = sched_take_ready()))
         task_unref(t);
     uv_close((uv_handle_t *)&idle_handle, NULL);
+    size_t st = 0;
+    void *cur = NULL;
+    runq *q;
+    while (queues && (q = hashmap_next(queues, &st, &cur)))
+        free(q);
+    hashmap_free(queues);
+    queues = NULL;
+    last_q = NULL;
 }
 
 void sched_start_timer(task *t, uv_timer_cb cb, double seconds) {

@@ -320,6 +320,13 @@ def giant_outcome(c, what, rid, payload, n, want):
     c.send_raw(w.frame(payload))
     m = c.reply(rid)
     FIGURES[what + " reply s"] = round(time.monotonic() - t0, 3)
+    # More values than one request may hold (LIMIT_FRAME_VALUES, 262,144):
+    # refused before anything is unpacked, naming the limit.
+    if (m.WhichOneof("body") == "error" and m.error.code == pb.ERROR_LIMIT
+            and "values in one request" in m.error.message):
+        FIGURES[what + " outcome"] = "refused: " + m.error.message
+        still_open(c, what)
+        return
     if m.WhichOneof("body") != "submitted":
         failure("%s: expected Submitted, got %s" % (what, w.show(m)))
         return
@@ -368,8 +375,11 @@ def giant_map(a):
     giant_outcome(c, "map of distinct keys", rid, payload, n, same)
     # The same map with its last key equal to its first: refused, at the
     # cost of reading it (the check is O(n log n)), naming the rule.
+    # (At most 262,144 values a request: the first 200,000 entries.)
     rid = c.new_id()
+    entries = entries[:200000]
     entries[-1] = w.fb(1, w.fb(1, b"0") + w.fb(2, w.v_int(1)))
+    n = len(entries)
     payload = w.submit_payload(rid, w.call_bytes(b"demo.echo", [w.fb(8, b"".join(entries))]))
     t0 = time.monotonic()
     c.send_raw(w.frame(payload))
@@ -587,7 +597,7 @@ def map_rules(a):
     before = c.ask("list_tasks", pb.ListTasks(all=True))
     unnamed = []
     for what, value, rule in cases:
-        key = "''" if "empty key" in what else dup.decode()
+        key = '""' if "empty key" in what else dup.decode()
         m = echo_expect(c, what, value, is_error("ERROR_BAD_ARGUMENT",
                                                  "demo.echo: parameter 'value'", rule),
                         record=False)
