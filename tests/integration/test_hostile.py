@@ -56,6 +56,8 @@ NOFILE = 256
 PROBE_UID, TIMER_UID, GOOD_UID = 60001, 60002, 60003
 HOSTILE = [65534, 60011, 60012, 60013]
 PROBE_NICE, CLIENT_NICE = -5, 5
+# The system unit's Nice= (systemd/aiod.service.in).
+DAEMON_NICE = -5
 
 SAN = harness.SANITIZE
 PS_TASKS = harness.scaled(1000000, 100000, 50000)
@@ -263,10 +265,13 @@ class RssSampler:
 
 class LimitedDaemon(harness.Daemon):
     """harness.Daemon under `prlimit --nofile`: a low RLIMIT_NOFILE (soft and
-    hard, so that the daemon cannot raise it) from its first instruction."""
+    hard, so that the daemon cannot raise it) from its first instruction,
+    and at the priority the system unit gives it (Nice=-5 in
+    systemd/aiod.service.in)."""
 
     def argv(self):
-        return ["prlimit", "--nofile=%d:%d" % (NOFILE, NOFILE), "--"] + super().argv()
+        return (["nice", "-n", str(DAEMON_NICE), "prlimit", "--nofile=%d:%d" % (NOFILE, NOFILE),
+                 "--"] + super().argv())
 
 
 def new_log_since(d, start, pred, timeout):
@@ -329,6 +334,12 @@ def hostile_battery():
                      "battery's decoder would not be strict")
     print("sizes: %d tasks for ps, %d followers of %d-byte chatty tasks, sanitizers %r"
           % (PS_TASKS, FOLLOWERS, CHATTY_SIZE, SAN or "none"), flush=True)
+    unit = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "systemd",
+                        "aiod.service.in")
+    with open(unit) as f:
+        if "\nNice=%d\n" % DAEMON_NICE not in f.read():
+            harness.fail("the daemon runs here at nice %d, as systemd/aiod.service.in "
+                         "says; that file no longer does" % DAEMON_NICE)
     d = start_daemon()
     rss = RssSampler(d.proc.pid)
     rss_start = rss.read()

@@ -963,22 +963,15 @@ def write_budget_drops_the_largest_queue_first():
     good.still_open()
     big.send_bytes(show_frame * 80)
     good.still_open()
-    # big is dropped (the most queued), small and good are not.
-    # Raw bytes: a dropped client's last frame may be cut.
-    data = b""
-    big.sock.settimeout(TIMEOUT)
-    while True:
-        chunk = big.sock.recv(1 << 16)
-        if not chunk:
-            break
-        data += chunk
-    check(len(data) < 80 * 30000, "the largest queue's client was dropped (%d bytes of replies "
-          "came, of over %d)" % (len(data), 80 * 30000))
+    # big is dropped (the most queued), as the log says; small and good are
+    # not: every reply of small's comes, and both still answer. (How many of
+    # big's bytes reach it before its end depends on the kernel's buffer.)
+    d.wait_log("the most of any client, and all clients together have", TIMEOUT)
+    d.wait_log("over max_write_queue_total (1048576); dropping the client", TIMEOUT)
     for sid in sids:
         expect(small.final(sid), "task_info", "small's replies, all there")
     small.still_open()
     good.still_open()
-    d.wait_log("over max_write_queue_total", TIMEOUT)
 
 
 @check_fn
