@@ -8,8 +8,9 @@
  * for Logs, the OutputEnd. Events (Started, Output, OutputEnd of a
  * Gather's task) may come before it, never after.
  *
- * A request counts as in flight on its connection (backpressure) until it
- * is answered: at its end, or earlier for a Submit with follow, whose
+ * A request counts as in flight on its session (session.h: at
+ * max_in_flight, further requests that wait are parked) until it is
+ * answered: at its end, or earlier for a Submit with follow, whose
  * Submitted reply answers it while its output stream goes on.
  *
  * A req is a value: dispatch makes it on the stack, and a handler that
