@@ -415,15 +415,19 @@ bool pbvalue_utf8_valid(const char *s, size_t len) {
 /* A message naming a map key (`key`, valid UTF-8, shown up to 64 bytes, cut
  * between characters): the text lives in a buffer of the calling thread,
  * valid until its next check. */
+size_t pbvalue_utf8_cut(const char *s, size_t len, size_t max) {
+    if (len <= max)
+        return len;
+    size_t n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--; /* the start of the character the cut falls in */
+    return n;
+}
+
 static const char *keyed_message(const char *what, const char *key) {
     static _Thread_local char buf[160];
-    size_t n = strlen(key);
-    bool cut = n > 64;
-    if (cut) {
-        n = 64;
-        while (n > 0 && ((unsigned char)key[n] & 0xC0) == 0x80)
-            n--;
-    }
+    size_t len = strlen(key), n = pbvalue_utf8_cut(key, len, 64);
+    bool cut = n < len;
     snprintf(buf, sizeof(buf), "%s \"%.*s%s\"", what, (int)n, key, cut ? "…" : "");
     return buf;
 }

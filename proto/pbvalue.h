@@ -42,6 +42,9 @@ Aiod__Value *pbvalue_stringn(const char *s, size_t len);
  * copying: for large text. NULL (and `s` still the caller's) when it is not
  * UTF-8 without NULs, or out of memory. */
 Aiod__Value *pbvalue_string_take(char *s, size_t len);
+/* How many of the `len` bytes of UTF-8 text `s` to keep to cut it to at most
+ * `max` bytes without splitting a character. */
+size_t pbvalue_utf8_cut(const char *s, size_t len, size_t max);
 Aiod__Value *pbvalue_bytes(const void *data, size_t len);
 Aiod__Value *pbvalue_list(void);
 Aiod__Value *pbvalue_map(void);

@@ -49,12 +49,8 @@ static json_t *to_json(const Aiod__Value *v, size_t limit) {
         return isfinite(v->double_value) ? json_real(v->double_value) : json_null();
     case PBVALUE_STRING: {
         size_t n = strlen(v->string_value);
-        if (!limit || n <= limit)
-            return json_stringn(v->string_value, n);
-        n = limit;
-        while (n > 0 && ((unsigned char)v->string_value[n] & 0xC0) == 0x80)
-            n--; /* the start of the character cut through */
-        return json_stringn(v->string_value, n);
+        return json_stringn(v->string_value,
+                            limit ? pbvalue_utf8_cut(v->string_value, n, limit) : n);
     }
     case PBVALUE_BYTES: {
         char *s = base64(v->bytes_value.data, v->bytes_value.len);

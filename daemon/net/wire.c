@@ -93,45 +93,6 @@ static int depth_check(const uint8_t *payload, size_t len, char *why, size_t why
     return r == -E2BIG ? -E2BIG : r < 0 ? -EBADMSG : 0;
 }
 
-uint64_t wire_peek_request_id(const uint8_t *payload, size_t len) {
-    size_t pos = 0;
-    uint64_t id = 0;
-    while (pos < len) {
-        uint64_t key = 0, n = 0;
-        unsigned shift = 0;
-        /* A varint key, then skip its value by wire type. */
-        do {
-            if (pos >= len || shift > 63)
-                return id;
-            key |= (uint64_t)(payload[pos] & 0x7f) << shift;
-            shift += 7;
-        } while (payload[pos++] & 0x80);
-        unsigned type = key & 7;
-        if (type == 0 || type == 2) {
-            shift = 0;
-            do {
-                if (pos >= len || shift > 63)
-                    return id;
-                n |= (uint64_t)(payload[pos] & 0x7f) << shift;
-                shift += 7;
-            } while (payload[pos++] & 0x80);
-            if (type == 0 && key >> 3 == 1)
-                id = n; /* the last one wins, as in unpack */
-            if (type == 2) {
-                if (n > len - pos)
-                    return id;
-                pos += n;
-            }
-        } else if (type == 1 && len - pos >= 8)
-            pos += 8;
-        else if (type == 5 && len - pos >= 4)
-            pos += 4;
-        else
-            return id;
-    }
-    return id;
-}
-
 int wire_decode(const uint8_t *payload, size_t len, Aiod__ClientMessage **ret, char *why,
                 size_t why_len) {
     if (len >= DEPTH_CHECK_FROM) {

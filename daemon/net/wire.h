@@ -21,9 +21,6 @@
 int wire_decode(const uint8_t *payload, size_t len, Aiod__ClientMessage **ret, char *why,
                 size_t why_len);
 
-/* The request_id of an encoded ClientMessage (its field 1), read without
- * unpacking; 0 if there is none. */
-uint64_t wire_peek_request_id(const uint8_t *payload, size_t len);
 void wire_free(Aiod__ClientMessage *m);
 /* Frees the arena's memory (at exit). */
 void wire_done(void);

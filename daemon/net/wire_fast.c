@@ -133,6 +133,30 @@ static long count_field(cur c, uint64_t want_key) {
     return n;
 }
 
+uint64_t wire_peek_request_id(const uint8_t *payload, size_t len) {
+    cur c = {payload, payload + len};
+    uint64_t id = 0;
+    while (c.p < c.end) {
+        uint64_t key, v;
+        cur skip;
+        if (!get_key(&c, &key))
+            return id;
+        if ((key & 7) == WT_VARINT) {
+            if (!get_varint(&c, &v))
+                return id;
+            if (key == KEY(FIELD_CLIENT_MESSAGE_REQUEST_ID, WT_VARINT))
+                id = v; /* the last one wins, as in unpack */
+        } else if ((key & 7) == WT_LEN) {
+            if (!get_len(&c, &skip))
+                return id;
+        } else if ((key & 7) == WT_FIXED64 && c.end - c.p >= 8)
+            c.p += 8;
+        else
+            return id;
+    }
+    return id;
+}
+
 static void *zalloc(ProtobufCAllocator *a, size_t size) {
     void *p = a->alloc(a->allocator_data, size);
     if (p)

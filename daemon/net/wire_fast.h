@@ -26,4 +26,8 @@
 int wire_fast_decode(const uint8_t *data, size_t len, ProtobufCAllocator *alloc,
                      Aiod__ClientMessage **ret);
 
+/* The request_id of an encoded ClientMessage (its field 1), read without
+ * unpacking, with the same cursor as the decoder; 0 if there is none. */
+uint64_t wire_peek_request_id(const uint8_t *payload, size_t len);
+
 #endif

@@ -21,6 +21,7 @@
 #include "host/registry.h"
 #include "net/encode.h"
 #include "net/wire.h"
+#include "net/wire_fast.h"
 #include "request/describe.h"
 #include "request/follow.h"
 #include "request/listing.h"
