@@ -16,7 +16,10 @@
  *      not allowed -EPERM, limit reached -EAGAIN, timed out -ETIMEDOUT,
  *      cancelled -ECANCELED, a gathered task failed -EIO, protocol or
  *      decoding error -EPROTO, unsupported version -EPROTONOSUPPORT,
- *      daemon shutting down -ESHUTDOWN, internal error -EFAULT.
+ *      daemon shutting down -ESHUTDOWN, internal error -EFAULT, the
+ *      daemon's state store could not record the request (its disk is
+ *      full, or the store failed; nothing was started) -ENOSPC (since
+ *      1.5; older libraries give -EFAULT).
  *  - Transport errors: -ENOENT / -ECONNREFUSED / -EACCES from connect,
  *    -ECONNRESET or -EPIPE when the daemon goes away, -ENOMEM.
  *  - Every function checks its arguments and returns -EINVAL (or NULL)
@@ -51,12 +54,12 @@ extern "C" {
  * so the SONAME) when the ABI breaks.
  */
 #define AIOC_VERSION_MAJOR 1
-#define AIOC_VERSION_MINOR 4
+#define AIOC_VERSION_MINOR 5
 #define AIOC_VERSION_PATCH 0
 
 #define AIOC_STRINGIFY_(x) #x
 #define AIOC_STRINGIFY(x) AIOC_STRINGIFY_(x)
-/* "1.4.0", for the compiler; aioc_version() gives the library's at run time. */
+/* "1.5.0", for the compiler; aioc_version() gives the library's at run time. */
 #define AIOC_VERSION_STRING                                                                        \
     AIOC_STRINGIFY(AIOC_VERSION_MAJOR)                                                             \
     "." AIOC_STRINGIFY(AIOC_VERSION_MINOR) "." AIOC_STRINGIFY(AIOC_VERSION_PATCH)
@@ -260,6 +263,85 @@ AIOC_EXPORT int aioc_submit(aioc_client *c, const aioc_call *call, uint64_t *ret
 AIOC_EXPORT int aioc_detach(aioc_client *c, const aioc_call *call, uint64_t *ret_id);
 
 /*
+ * Schedules (added in libaioclient 1.5): when and how often a task runs,
+ * given to aioc_submit_ex or aioc_start_submit_ex. Like asyncio's
+ * call_later / call_at for a whole task, Celery's retries with backoff and
+ * pueue's --after:
+ *
+ *  - retries: after a failed attempt (not after a cancel) the daemon starts
+ *    the task again, up to `retries` more times. Before the first retry it
+ *    waits up to `backoff` seconds, before each later one twice as long as
+ *    before, at most `backoff_max` seconds, each wait drawn at random
+ *    between 0 and that bound (full jitter). Every ended attempt's error is
+ *    kept (aioc_task_info_attempt_record).
+ *  - delay: seconds from the submit until the first attempt may start.
+ *  - at: wall-clock microseconds since the Unix epoch before which the first
+ *    attempt does not start (with a delay too: the later of both).
+ *  - after: tasks that must end done before this one starts; if one fails
+ *    or is cancelled, this one ends failed with error kind
+ *    "DependencyFailed". Each must exist at the submit (unfinished, or its
+ *    outcome still retained), else the submit fails with -ESRCH.
+ *
+ * A SUBMITTED or DETACHED task with a schedule is durable: the daemon keeps
+ * it in its state store, so its schedule, attempts and retries survive a
+ * restart of the daemon. An ATTACHED one is cancelled with its connection,
+ * as any attached task. A daemon older than the schedules ignores them
+ * (the task runs at once, once).
+ *
+ * A schedule (opaque) is the caller's: the submit functions only read it
+ * during the call, so one schedule may serve many submits and be freed
+ * right after.
+ */
+typedef struct aioc_schedule aioc_schedule;
+
+/* The most retries a schedule may ask for. */
+#define AIOC_SCHEDULE_MAX_RETRIES 1000u
+/* The most tasks a schedule may run after. */
+#define AIOC_SCHEDULE_MAX_AFTER 256u
+
+/* A new schedule that asks for nothing (at once, one attempt); *ret is the
+ * caller's (free with aioc_schedule_free). 0, -EINVAL (ret NULL), -ENOMEM. */
+AIOC_EXPORT int aioc_schedule_new(aioc_schedule **ret);
+/* Accepts NULL. */
+AIOC_EXPORT void aioc_schedule_free(aioc_schedule *s);
+/* Up to `retries` more attempts after failed ones, the first retry after
+ * up to `backoff` seconds (0: the daemon's default of 1 s), no wait longer
+ * than `backoff_max` seconds (0: 600 s). Replaces earlier values. 0,
+ * -EINVAL (NULL s, retries above AIOC_SCHEDULE_MAX_RETRIES, a time that is
+ * negative, NaN or infinite; nothing is changed then). */
+AIOC_EXPORT int aioc_schedule_set_retries(aioc_schedule *s, unsigned retries, double backoff,
+                                          double backoff_max);
+/* The first attempt starts `delay` seconds after the submit at the
+ * earliest (0: none). 0, -EINVAL (NULL s, negative, NaN or infinite). */
+AIOC_EXPORT int aioc_schedule_set_delay(aioc_schedule *s, double delay);
+/* The first attempt starts at `at_usec` (wall-clock microseconds since the
+ * Unix epoch) at the earliest; 0 means no such time, one in the past means
+ * at once. 0, -EINVAL (NULL s). */
+AIOC_EXPORT int aioc_schedule_set_at(aioc_schedule *s, uint64_t at_usec);
+/* Adds n tasks this one runs after. `ids` is copied (it may be freed after
+ * the call; NULL when n is 0). 0, -EINVAL (NULL s, an id of 0), -E2BIG
+ * (more than AIOC_SCHEDULE_MAX_AFTER in all; nothing is added then),
+ * -ENOMEM. */
+AIOC_EXPORT int aioc_schedule_add_after(aioc_schedule *s, const uint64_t *ids, size_t n);
+
+/*
+ * Creates a task with a schedule (NULL: none, as aioc_submit and its
+ * siblings) and returns once the daemon has accepted it, with its id in
+ * *ret_id. `flags`: one ownership, AIOC_SUBMIT_ATTACHED (as
+ * aioc_create_task), AIOC_SUBMIT_SUBMITTED (as aioc_submit) or
+ * AIOC_SUBMIT_DETACHED (as aioc_detach); not AIOC_SUBMIT_FOLLOW, which
+ * only aioc_start_submit_ex takes. `sched` and `call` are borrowed for the
+ * call only. 0, -EINVAL (NULL c, call or ret_id, a task item as call, a
+ * bad flag, or the daemon refused the schedule or an argument: see
+ * aioc_last_error), -ESRCH (a task of `after` is unknown), -ENOENT (no
+ * such function), -EPERM, -EAGAIN (a limit), -ENOSPC (the daemon could not
+ * store the task), -ESHUTDOWN, -EMSGSIZE, transport errors. Added in
+ * libaioclient 1.5.
+ */
+AIOC_EXPORT int aioc_submit_ex(aioc_client *c, const aioc_call *call, unsigned flags,
+                               const aioc_schedule *sched, uint64_t *ret_id);
+
+/*
  * Waits for n tasks. timeout <= 0 waits forever; on timeout returns
  * -ETIMEDOUT and the tasks keep running. On success ret_outcomes (an array of
  * n pointers supplied by the caller) is filled with new outcomes, in order.
@@ -320,6 +402,32 @@ AIOC_EXPORT const char *aioc_task_info_waiting_for(const aioc_task_info *t);
  * arguments, cut to at most 120 bytes (ending in "…" when cut), borrowed;
  * NULL when the daemon sent none (older daemons). Added in libaioclient 1.3. */
 AIOC_EXPORT const char *aioc_task_info_call_text(const aioc_task_info *t);
+/* Attempts started so far (0 while the first has not started), and how
+ * many the task may take (its retries + 1; 0 from a daemon older than the
+ * schedules). Added in libaioclient 1.5. */
+AIOC_EXPORT uint32_t aioc_task_info_attempt(const aioc_task_info *t);
+AIOC_EXPORT uint32_t aioc_task_info_max_attempts(const aioc_task_info *t);
+/* While a pending task waits for a time (its delay, its start time or its
+ * next retry): when it may start, in wall-clock microseconds since the
+ * epoch; else 0. Added in libaioclient 1.5. */
+AIOC_EXPORT uint64_t aioc_task_info_next_run_usec(const aioc_task_info *t);
+/* The tasks it runs after (its schedule's), borrowed from t; *ret_n gets
+ * their number (NULL is returned when there are none). NULL for NULL
+ * arguments. Added in libaioclient 1.5. */
+AIOC_EXPORT const uint64_t *aioc_task_info_after(const aioc_task_info *t, size_t *ret_n);
+/* Only from aioc_show: how many attempts ended (and were recorded), oldest
+ * first; 0 for NULL and for list entries. Added in libaioclient 1.5. */
+AIOC_EXPORT size_t aioc_task_info_n_attempt_records(const aioc_task_info *t);
+/* The i-th ended attempt: its number (1 for the first), when it started and
+ * ended (microseconds since the epoch) and its error kind and message ("" if
+ * none; borrowed from t). Each ret_ may be NULL. 0, -EINVAL (t NULL),
+ * -ERANGE (i not below aioc_task_info_n_attempt_records). Added in
+ * libaioclient 1.5. */
+AIOC_EXPORT int aioc_task_info_attempt_record(const aioc_task_info *t, size_t i,
+                                              uint32_t *ret_number, uint64_t *ret_started_usec,
+                                              uint64_t *ret_finished_usec,
+                                              const char **ret_error_kind,
+                                              const char **ret_error_message);
 /* Accepts NULL. */
 AIOC_EXPORT void aioc_task_info_free(aioc_task_info *t);
 /* Frees an array from aioc_list and its elements. Accepts NULL. */
@@ -598,6 +706,13 @@ typedef void (*aioc_event_cb)(aioc_request *req, int event, uint64_t task_id, in
  * AIOC_SUBMIT_ ownership, optionally | AIOC_SUBMIT_FOLLOW. */
 AIOC_EXPORT int aioc_start_submit(aioc_client *c, const aioc_call *call, unsigned flags,
                                   aioc_request_cb cb, void *userdata, aioc_request **ret);
+/* As aioc_start_submit, with a schedule (NULL: none), which is read during
+ * the call only (see aioc_submit_ex). With AIOC_SUBMIT_FOLLOW the output
+ * of every attempt comes, until the task ends: a task waiting for its time
+ * or its retry prints nothing meanwhile. Added in libaioclient 1.5. */
+AIOC_EXPORT int aioc_start_submit_ex(aioc_client *c, const aioc_call *call, unsigned flags,
+                                     const aioc_schedule *sched, aioc_request_cb cb, void *userdata,
+                                     aioc_request **ret);
 
 /* aioc_run without blocking, with the same single message: a gather of one
  * call with return_exceptions and follow, the daemon cancelling the task

@@ -107,6 +107,56 @@ AIOC_EXPORT uint64_t aioc_task_info_output_dropped(const aioc_task_info *t) {
     return t ? cpb(t)->output_dropped : 0;
 }
 
+/* The schedule (libaioclient 1.5). */
+
+AIOC_EXPORT uint32_t aioc_task_info_attempt(const aioc_task_info *t) {
+    return t ? cpb(t)->attempt : 0;
+}
+
+AIOC_EXPORT uint32_t aioc_task_info_max_attempts(const aioc_task_info *t) {
+    return t ? cpb(t)->max_attempts : 0;
+}
+
+AIOC_EXPORT uint64_t aioc_task_info_next_run_usec(const aioc_task_info *t) {
+    return t ? cpb(t)->next_run_usec : 0;
+}
+
+AIOC_EXPORT const uint64_t *aioc_task_info_after(const aioc_task_info *t, size_t *ret_n) {
+    if (!t || !ret_n)
+        return NULL;
+    const Aiod__TaskInfo *pb = cpb(t);
+    *ret_n = pb->n_after;
+    return pb->n_after ? pb->after : NULL;
+}
+
+AIOC_EXPORT size_t aioc_task_info_n_attempt_records(const aioc_task_info *t) {
+    return t ? cpb(t)->n_attempts : 0;
+}
+
+AIOC_EXPORT int aioc_task_info_attempt_record(const aioc_task_info *t, size_t i,
+                                              uint32_t *ret_number, uint64_t *ret_started_usec,
+                                              uint64_t *ret_finished_usec,
+                                              const char **ret_error_kind,
+                                              const char **ret_error_message) {
+    if (!t)
+        return -EINVAL;
+    const Aiod__TaskInfo *pb = cpb(t);
+    if (i >= pb->n_attempts)
+        return -ERANGE;
+    const Aiod__Attempt *a = pb->attempts[i];
+    if (ret_number)
+        *ret_number = a->number;
+    if (ret_started_usec)
+        *ret_started_usec = a->started_usec;
+    if (ret_finished_usec)
+        *ret_finished_usec = a->finished_usec;
+    if (ret_error_kind)
+        *ret_error_kind = a->error_kind;
+    if (ret_error_message)
+        *ret_error_message = a->error_message;
+    return 0;
+}
+
 AIOC_EXPORT void aioc_task_info_free(aioc_task_info *t) {
     if (!t)
         return;

@@ -22,6 +22,7 @@
 #include "engine.h"
 #include "macro.h"
 #include "outcome.h"
+#include "schedule.h"
 #include "wire.h"
 
 /* The daemon takes at most this many ids or items per request. */
@@ -66,6 +67,12 @@ static bool ids_valid(const uint64_t *ids, size_t n) {
 
 AIOC_EXPORT int aioc_start_submit(aioc_client *c, const aioc_call *call, unsigned flags,
                                   aioc_request_cb cb, void *userdata, aioc_request **ret) {
+    return aioc_start_submit_ex(c, call, flags, NULL, cb, userdata, ret);
+}
+
+AIOC_EXPORT int aioc_start_submit_ex(aioc_client *c, const aioc_call *call, unsigned flags,
+                                     const aioc_schedule *sched, aioc_request_cb cb, void *userdata,
+                                     aioc_request **ret) {
     static const Aiod__Ownership own[] = {AIOD__OWNERSHIP__ATTACHED, AIOD__OWNERSHIP__SUBMITTED,
                                           AIOD__OWNERSHIP__DETACHED};
     Aiod__Submit s = AIOD__SUBMIT__INIT;
@@ -78,6 +85,8 @@ AIOC_EXPORT int aioc_start_submit(aioc_client *c, const aioc_call *call, unsigne
     s.call = call->pb;
     s.ownership = own[o];
     s.follow = !!(flags & AIOC_SUBMIT_FOLLOW);
+    /* Borrowed: the frame is packed before this returns. */
+    s.schedule = (Aiod__Schedule *)schedule_pb(sched);
     m.body_case = AIOD__CLIENT_MESSAGE__BODY_SUBMIT;
     m.submit = &s;
     aioc_request *req = engine_request_new(c, REQUEST_SUBMIT, cb, userdata);

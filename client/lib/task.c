@@ -1,6 +1,6 @@
 /*
  * task: the requests that create, wait for, cancel and follow tasks:
- * aioc_run, aioc_create_task, aioc_submit, aioc_detach, aioc_await,
+ * aioc_run, aioc_create_task, aioc_submit, aioc_detach, aioc_submit_ex, aioc_await,
  * aioc_gather, aioc_cancel and aioc_logs. Each builds its ClientMessage on
  * the stack from borrowed pieces and lets client_call do the exchange.
  */
@@ -14,6 +14,7 @@
 #include "client.h"
 #include "macro.h"
 #include "outcome.h"
+#include "schedule.h"
 #include "wire.h"
 
 /* The daemon takes at most this many ids or items per request. */
@@ -27,8 +28,8 @@ static double timeout_wire(double timeout) {
     return timeout > 0 ? timeout : 0;
 }
 
-static int submit(aioc_client *c, const aioc_call *call, Aiod__Ownership ownership, bool follow,
-                  uint64_t *ret_id) {
+static int submit(aioc_client *c, const aioc_call *call, Aiod__Ownership ownership,
+                  const aioc_schedule *sched, uint64_t *ret_id) {
     Aiod__Submit s = AIOD__SUBMIT__INIT;
     Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
     Aiod__ServerMessage *reply = NULL;
@@ -40,7 +41,8 @@ static int submit(aioc_client *c, const aioc_call *call, Aiod__Ownership ownersh
         return r;
     s.call = call->pb;
     s.ownership = ownership;
-    s.follow = follow;
+    /* Borrowed for the message: packing only reads it. */
+    s.schedule = (Aiod__Schedule *)schedule_pb(sched);
     m.body_case = AIOD__CLIENT_MESSAGE__BODY_SUBMIT;
     m.submit = &s;
     r = client_call(c, &m, AIOD__SERVER_MESSAGE__BODY_SUBMITTED, &reply);
@@ -55,15 +57,26 @@ static int submit(aioc_client *c, const aioc_call *call, Aiod__Ownership ownersh
 }
 
 AIOC_EXPORT int aioc_create_task(aioc_client *c, const aioc_call *call, uint64_t *ret_id) {
-    return submit(c, call, AIOD__OWNERSHIP__ATTACHED, false, ret_id);
+    return submit(c, call, AIOD__OWNERSHIP__ATTACHED, NULL, ret_id);
 }
 
 AIOC_EXPORT int aioc_submit(aioc_client *c, const aioc_call *call, uint64_t *ret_id) {
-    return submit(c, call, AIOD__OWNERSHIP__SUBMITTED, false, ret_id);
+    return submit(c, call, AIOD__OWNERSHIP__SUBMITTED, NULL, ret_id);
 }
 
 AIOC_EXPORT int aioc_detach(aioc_client *c, const aioc_call *call, uint64_t *ret_id) {
-    return submit(c, call, AIOD__OWNERSHIP__DETACHED, false, ret_id);
+    return submit(c, call, AIOD__OWNERSHIP__DETACHED, NULL, ret_id);
+}
+
+AIOC_EXPORT int aioc_submit_ex(aioc_client *c, const aioc_call *call, unsigned flags,
+                               const aioc_schedule *sched, uint64_t *ret_id) {
+    static const Aiod__Ownership own[] = {AIOD__OWNERSHIP__ATTACHED, AIOD__OWNERSHIP__SUBMITTED,
+                                          AIOD__OWNERSHIP__DETACHED};
+    /* One ownership; no AIOC_SUBMIT_FOLLOW: a blocking call ends with the
+     * Submitted reply, before any output (aioc_start_submit_ex follows). */
+    if ((flags & ~0x3u) || (flags & 0x3u) == 3)
+        return -EINVAL;
+    return submit(c, call, own[flags], sched, ret_id);
 }
 
 /* Moves the n outcomes of an Outcomes reply into ret (caller's array),

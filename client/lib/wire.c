@@ -91,6 +91,12 @@ static int check_task_info(Aiod__TaskInfo *t) {
     if (!t)
         return -EPROTO;
     wire_fix_utf8(t->function);
+    for (size_t i = 0; i < t->n_attempts; i++) {
+        if (!t->attempts[i])
+            return -EPROTO;
+        wire_fix_utf8(t->attempts[i]->error_kind);
+        wire_fix_utf8(t->attempts[i]->error_message);
+    }
     for (size_t i = 0; i < t->n_args; i++)
         if (!t->args[i] || check_value(t->args[i]) < 0)
             return -EPROTO;
@@ -187,6 +193,8 @@ int wire_error_errno(uint32_t code) {
         return -EIO;
     case AIOD__ERROR_CODE__ERROR_SHUTTING_DOWN:
         return -ESHUTDOWN;
+    case AIOD__ERROR_CODE__ERROR_STORE:
+        return -ENOSPC;
     default:
         return -EFAULT;
     }
