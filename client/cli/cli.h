@@ -59,6 +59,10 @@ int cli_fail(cli *c, const char *what, int r);
  * gather. */
 int cli_fail_run(cli *c, const char *what, int r);
 
+/* As cli_fail, for a started request that failed: its errno and the
+ * daemon's message for it. */
+int cli_fail_request(const char *what, const aioc_request *req);
+
 /* Prints "aioctl: CMD: MESSAGE" and the --help hint; returns EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

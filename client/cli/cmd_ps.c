@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "cli.h"
 #include "macro.h"
 #include "print.h"
+#include "schedopt.h"
 
 static const char ps_help[] =
     "Usage: aioctl ps [--all] [--state STATE[,STATE...]] [--function NAME]\n"
@@ -22,7 +24,11 @@ static const char ps_help[] =
     "Lists unfinished tasks in id order, one per line: ID STATE OWNER AGE CALL.\n"
     "OWNER is the name of the user who created the task (its uid when it has\n"
     "none); CALL is the function with its arguments, shortened when long. The\n"
-    "lines are printed as the daemon sends them, a page at a time.\n"
+    "lines are printed as the daemon sends them, a page at a time. STATE says\n"
+    "what a task with a schedule waits for: \"waiting (start in 42s)\",\n"
+    "\"waiting (start at 10:00:00)\", \"waiting (retry 2/4 in 3.2s)\",\n"
+    "\"waiting (after 12,13)\", \"running (attempt 2/4)\", \"failed (4 attempts)\";\n"
+    "a task held by a concurrency limit is \"waiting\".\n"
     "\n"
     "  -a, --all              also list ended tasks whose outcome is still kept\n"
     "      --state STATE      only tasks in this state: pending, running, done,\n"
@@ -39,7 +45,9 @@ static const char show_help[] =
     "Usage: aioctl show ID\n"
     "\n"
     "Shows everything known about one task as 'key: value' lines: id, state,\n"
-    "function, ownership, owner, parent, times, arguments and result or error.\n";
+    "function, ownership, owner, parent, times, arguments and result or error;\n"
+    "for a task with a schedule also its attempts, next run, the tasks it runs\n"
+    "after and each ended attempt (number, start, end, error kind: message).\n";
 
 /* The name of user `uid`, or NULL when it has none. The last answer is
  * kept: the tasks of a list mostly have one owner, and each lookup may ask
@@ -81,18 +89,58 @@ static const char *call_text(const aioc_task_info *t) {
     return s ? s : aioc_task_info_function(t);
 }
 
+/* The wall clock in microseconds since the epoch, as the daemon's times. */
+static uint64_t now_usec(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+/* STATE: the state, and what a waiting or retrying task waits for. */
+static char *status(const aioc_task_info *t, uint64_t now, char *buf, size_t len) {
+    schedopt_task st = {
+        .state = aioc_task_info_state(t),
+        .waiting_for = aioc_task_info_waiting_for(t),
+        .attempt = aioc_task_info_attempt(t),
+        .max_attempts = aioc_task_info_max_attempts(t),
+        .next_run_usec = aioc_task_info_next_run_usec(t),
+    };
+    st.after = aioc_task_info_after(t, &st.n_after);
+    return schedopt_status(&st, now, buf, len);
+}
+
+/* The task ids of `after` as a JSON array (a new string), NULL on OOM. */
+static char *json_ids(const aioc_task_info *t) {
+    size_t n = 0;
+    const uint64_t *ids = aioc_task_info_after(t, &n);
+    char *buf = malloc(2 + n * 21 + 1);
+    if (!buf)
+        return NULL;
+    size_t at = 0;
+    buf[at++] = '[';
+    for (size_t i = 0; i < n; i++)
+        at += (size_t)sprintf(buf + at, "%s%" PRIu64, i ? "," : "", ids[i]);
+    buf[at++] = ']';
+    buf[at] = '\0';
+    return buf;
+}
+
 static void print_ps_json(const aioc_task_info *t) {
     _cleanup_free_ char *f = print_json_string(aioc_task_info_function(t));
     _cleanup_free_ char *call = print_json_string(call_text(t));
     const char *name = user_name(aioc_task_info_owner_uid(t));
     _cleanup_free_ char *user = name ? print_json_string(name) : NULL;
+    _cleanup_free_ char *after = json_ids(t);
 
     printf("{\"task\":%" PRIu64 ",\"state\":\"%s\",\"function\":%s,\"ownership\":\"%s\","
            "\"uid\":%" PRIu32 ",\"pid\":%" PRId32 ",\"created_usec\":%" PRIu64
-           ",\"user\":%s,\"call\":%s}\n",
+           ",\"user\":%s,\"call\":%s,\"attempt\":%" PRIu32 ",\"max_attempts\":%" PRIu32
+           ",\"next_run_usec\":%" PRIu64 ",\"after\":%s}\n",
            aioc_task_info_id(t), aioc_state_name(aioc_task_info_state(t)), f ? f : "null",
            aioc_task_info_ownership(t), aioc_task_info_owner_uid(t), aioc_task_info_owner_pid(t),
-           aioc_task_info_created_usec(t), user ? user : "null", call ? call : "null");
+           aioc_task_info_created_usec(t), user ? user : "null", call ? call : "null",
+           aioc_task_info_attempt(t), aioc_task_info_max_attempts(t),
+           aioc_task_info_next_run_usec(t), after ? after : "[]");
 }
 
 /* The table, printed a page at a time: the header once, before the first
@@ -101,20 +149,22 @@ static void print_ps_json(const aioc_task_info *t) {
  * narrows. */
 typedef struct ps_table {
     bool header_done;
-    int wid, wowner, wage;
+    int wid, wstate, wowner, wage;
 } ps_table;
 
 static void print_ps_header(ps_table *tb) {
-    printf("%-*s %-9s %-*s %-*s %s\n", tb->wid, "ID", "STATE", tb->wowner, "OWNER", tb->wage, "AGE",
-           "CALL");
+    printf("%-*s %-*s %-*s %-*s %s\n", tb->wid, "ID", tb->wstate, "STATE", tb->wowner, "OWNER",
+           tb->wage, "AGE", "CALL");
     tb->header_done = true;
 }
 
 static void print_ps_page(ps_table *tb, aioc_task_info *const *tasks, size_t n) {
     char buf[64];
+    uint64_t now = now_usec();
 
     for (size_t i = 0; i < n; i++) {
         tb->wid = MAX(tb->wid, snprintf(buf, sizeof(buf), "%" PRIu64, aioc_task_info_id(tasks[i])));
+        tb->wstate = MAX(tb->wstate, (int)strlen(status(tasks[i], now, buf, sizeof(buf))));
         tb->wowner = MAX(tb->wowner, (int)strlen(owner(tasks[i], buf, sizeof(buf))));
         tb->wage =
             MAX(tb->wage,
@@ -124,12 +174,10 @@ static void print_ps_page(ps_table *tb, aioc_task_info *const *tasks, size_t n) 
         print_ps_header(tb);
     for (size_t i = 0; i < n; i++) {
         const aioc_task_info *t = tasks[i];
-        char who[64], age[32];
-        const char *state =
-            aioc_task_info_waiting_for(t) ? "waiting" : aioc_state_name(aioc_task_info_state(t));
-        printf("%-*" PRIu64 " %-9s %-*s %-*s %s\n", tb->wid, aioc_task_info_id(t), state,
-               tb->wowner, owner(t, who, sizeof(who)), tb->wage,
-               print_age(aioc_task_info_created_usec(t), age, sizeof(age)), call_text(t));
+        char who[64], age[32], state[64];
+        printf("%-*" PRIu64 " %-*s %-*s %-*s %s\n", tb->wid, aioc_task_info_id(t), tb->wstate,
+               status(t, now, state, sizeof(state)), tb->wowner, owner(t, who, sizeof(who)),
+               tb->wage, print_age(aioc_task_info_created_usec(t), age, sizeof(age)), call_text(t));
     }
 }
 
@@ -309,8 +357,10 @@ int cmd_ps(cli *c, int argc, char **argv) {
 
     /* Page after page, each printed and let go as it comes: the first
      * lines show at once and memory stays bounded however many tasks. */
-    ps_table tb = {
-        .wid = (int)strlen("ID"), .wowner = (int)strlen("OWNER"), .wage = (int)strlen("AGE")};
+    ps_table tb = {.wid = (int)strlen("ID"),
+                   .wstate = (int)strlen("cancelled"),
+                   .wowner = (int)strlen("OWNER"),
+                   .wage = (int)strlen("AGE")};
     uint64_t cursor = 0, left = o.limit;
     int more;
     do {
@@ -342,6 +392,45 @@ int cmd_ps(cli *c, int argc, char **argv) {
     return EXIT_OK;
 }
 
+/* The schedule lines of show: attempts, next run, after. */
+static void show_schedule(const aioc_task_info *t) {
+    char buf[64], when[48];
+    uint32_t max = aioc_task_info_max_attempts(t);
+    uint64_t next = aioc_task_info_next_run_usec(t);
+    size_t n;
+    const uint64_t *after = aioc_task_info_after(t, &n);
+
+    if (max > 1)
+        printf("attempts: %" PRIu32 " of %" PRIu32 "\n", aioc_task_info_attempt(t), max);
+    if (next)
+        printf("next run: %s (%s)\n", print_time(next, buf, sizeof(buf)),
+               schedopt_when(next, now_usec(), when, sizeof(when)));
+    if (n) {
+        printf("after:");
+        for (size_t i = 0; i < n; i++)
+            printf(" %" PRIu64, after[i]);
+        printf("\n");
+    }
+}
+
+/* One line per ended attempt: "attempt N: START - END: KIND: MESSAGE". */
+static void show_attempts(const aioc_task_info *t) {
+    size_t n = aioc_task_info_n_attempt_records(t);
+    for (size_t i = 0; i < n; i++) {
+        char start[64], end[64];
+        uint32_t number;
+        uint64_t started, finished;
+        const char *kind, *message;
+        if (aioc_task_info_attempt_record(t, i, &number, &started, &finished, &kind, &message) < 0)
+            break;
+        printf("attempt %" PRIu32 ": %s - %s", number, print_time(started, start, sizeof(start)),
+               print_time(finished, end, sizeof(end)));
+        if (*kind || *message)
+            printf(": %s: %s", *kind ? kind : "Error", message);
+        printf("\n");
+    }
+}
+
 static void show_plain(const aioc_task_info *t) {
     char buf[64];
     const aioc_outcome *o = aioc_task_info_outcome(t);
@@ -352,6 +441,7 @@ static void show_plain(const aioc_task_info *t) {
     printf("state: %s\n", aioc_state_name(aioc_task_info_state(t)));
     if (aioc_task_info_waiting_for(t))
         printf("waiting for: %s\n", aioc_task_info_waiting_for(t));
+    show_schedule(t);
     printf("function: %s\n", aioc_task_info_function(t));
     printf("ownership: %s\n", aioc_task_info_ownership(t));
     const char *name = user_name(aioc_task_info_owner_uid(t));
@@ -376,6 +466,7 @@ static void show_plain(const aioc_task_info *t) {
     } else if (o) {
         printf("error: %s: %s\n", aioc_outcome_error_kind(o), aioc_outcome_error_message(o));
     }
+    show_attempts(t);
 }
 
 /* A time as a JSON string, or null when not reached. */
@@ -386,6 +477,33 @@ static char *json_time(uint64_t usec, char *buf, size_t len) {
     else
         snprintf(buf, len, "\"%s\"", print_time(usec, t, sizeof(t)));
     return buf;
+}
+
+/* show --json's schedule fields: attempt, max_attempts, next_run, after
+ * and attempts (each with number, started, finished and error). */
+static void show_json_schedule(const aioc_task_info *t) {
+    char next[64];
+    _cleanup_free_ char *after = json_ids(t);
+    printf(",\"attempt\":%" PRIu32 ",\"max_attempts\":%" PRIu32 ",\"next_run\":%s,\"after\":%s,"
+           "\"attempts\":[",
+           aioc_task_info_attempt(t), aioc_task_info_max_attempts(t),
+           json_time(aioc_task_info_next_run_usec(t), next, sizeof(next)), after ? after : "[]");
+    size_t n = aioc_task_info_n_attempt_records(t);
+    for (size_t i = 0; i < n; i++) {
+        char start[64], end[64];
+        uint32_t number;
+        uint64_t started, finished;
+        const char *kind, *message;
+        if (aioc_task_info_attempt_record(t, i, &number, &started, &finished, &kind, &message) < 0)
+            break;
+        _cleanup_free_ char *k = print_json_string(kind);
+        _cleanup_free_ char *m = print_json_string(message);
+        printf("%s{\"number\":%" PRIu32 ",\"started\":%s,\"finished\":%s,\"error\":{\"kind\":%s,"
+               "\"message\":%s}}",
+               i ? "," : "", number, json_time(started, start, sizeof(start)),
+               json_time(finished, end, sizeof(end)), k ? k : "null", m ? m : "null");
+    }
+    printf("]");
 }
 
 static void show_json(const aioc_task_info *t) {
@@ -408,6 +526,7 @@ static void show_json(const aioc_task_info *t) {
            json_time(aioc_task_info_started_usec(t), started, sizeof(started)),
            json_time(aioc_task_info_finished_usec(t), finished, sizeof(finished)),
            args ? args : "[]", aioc_task_info_output_lines(t), aioc_task_info_output_dropped(t));
+    show_json_schedule(t);
     if (o && aioc_outcome_state(o) == AIOC_STATE_DONE) {
         _cleanup_free_ char *v = aioc_value_to_json(aioc_outcome_result(o));
         printf(",\"result\":%s", v ? v : "null");

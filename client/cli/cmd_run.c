@@ -1,61 +1,102 @@
 /*
  * cmd_run: `aioctl run`, `submit` and `detach`, the commands that start one
  * task from FUNC [ARG...]. Arguments are sent as text; the daemon converts
- * them by the function's declared parameter types.
+ * them by the function's declared parameter types. Each takes the schedule
+ * options (schedopt.h); a `run` with a schedule is sent as a followed
+ * attached Submit and an Await, since a Gather carries no schedule.
  */
 #include <errno.h>
-#include <string.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "print.h"
+#include "schedopt.h"
 
 static const char run_help[] =
-    "Usage: aioctl run [--timeout S] FUNC [ARG...]\n"
+    "Usage: aioctl run [--timeout S] [SCHEDULE OPTIONS] FUNC [ARG...]\n"
     "\n"
     "Runs FUNC as a task attached to this aioctl and waits for it, like\n"
     "asyncio.run(). Its output lines are printed as they come, then its result\n"
     "as JSON on the last line. Interrupting aioctl cancels the task. When\n"
     "aioctl could not keep up with the task's output and the daemon had to drop\n"
-    "lines, it says how many on stderr at the end.\n"
+    "lines, it says how many on stderr at the end. With a schedule it waits\n"
+    "for its time and its retries too; the output of every attempt is printed.\n"
     "\n"
-    "  -t, --timeout S  cancel the task after S seconds (exit status 4)\n"
-    "  -h, --help       show this help\n";
+    "  -t, --timeout S      cancel the task after S seconds (exit status 4),\n"
+    "                       waiting for its start and retries included\n" SCHEDOPT_HELP
+    "  -h, --help           show this help\n";
 
 static const char submit_help[] =
-    "Usage: aioctl submit FUNC [ARG...]\n"
+    "Usage: aioctl submit [SCHEDULE OPTIONS] FUNC [ARG...]\n"
     "\n"
     "Creates a task that outlives aioctl and keeps its result for a later\n"
-    "'aioctl await ID'. Prints the task's id.\n";
+    "'aioctl await ID'. Prints the task's id. A task with a schedule is kept\n"
+    "by the daemon across its restarts, attempts and retries included.\n"
+    "\n" SCHEDOPT_HELP "  -h, --help           show this help\n";
 
 static const char detach_help[] =
-    "Usage: aioctl detach FUNC [ARG...]\n"
+    "Usage: aioctl detach [SCHEDULE OPTIONS] FUNC [ARG...]\n"
     "\n"
     "Starts a task nobody waits for (fire and forget): it outlives aioctl and\n"
-    "its result is only logged by the daemon. Prints the task's id.\n";
+    "its result is only logged by the daemon. Prints the task's id. A task\n"
+    "with a schedule is kept by the daemon across its restarts.\n"
+    "\n" SCHEDOPT_HELP "  -h, --help           show this help\n";
 
-/* Parses [--timeout S] (when allowed), --help and the global options, up
- * to FUNC: the words after it are the call's, options or not. Returns -1 to
- * go on, else an exit code. */
-static int parse(cli *c, int argc, char **argv, const char *help, double *timeout) {
+/* Parses [--timeout S] (when allowed), the schedule options, --help and
+ * the global options, up to FUNC: the words after it are the call's,
+ * options or not. *ret_sched gets the schedule asked for, or NULL. Returns
+ * -1 to go on, else an exit code. */
+static int parse(cli *c, int argc, char **argv, const char *help, double *timeout,
+                 aioc_schedule **ret_sched) {
     static const struct option options[] = {
         {"timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
+        SCHEDOPT_OPTIONS,
         {},
     };
+    schedopt so = {0};
+    char why[160];
+    time_t now = time(NULL);
     int opt, code = -1;
     while ((opt = cli_getopt(c, argc, argv, timeout ? "+t:h" : "+h",
                              timeout ? options : options + 1, &code)) > 0) {
-        if (opt == 'h')
+        if (opt == 'h') {
+            schedopt_done(&so);
             return cli_help(help);
-        if (cli_parse_timeout(c, argv[0], optarg, timeout) != EXIT_OK)
-            return EXIT_USAGE;
+        }
+        if (opt == 't') {
+            if (cli_parse_timeout(c, argv[0], optarg, timeout) != EXIT_OK) {
+                schedopt_done(&so);
+                return EXIT_USAGE;
+            }
+            continue;
+        }
+        int r = schedopt_parse(&so, opt, optarg, now, why, sizeof(why));
+        if (r < 0) {
+            schedopt_done(&so);
+            if (r == -ENOMEM)
+                return cli_fail(c, argv[0], r);
+            if (r == -E2BIG)
+                return cli_usage(argv[0], "option '%s' %s", c->opt_name, why);
+            return cli_usage(argv[0], "option '%s' %s, not '%s'", c->opt_name, why, optarg);
+        }
     }
-    if (opt == 0)
-        return code;
-    if (optind >= argc)
-        return cli_usage(argv[0], "missing FUNC");
+    if (opt == 0 || optind >= argc || schedopt_check(&so, why, sizeof(why)) < 0) {
+        schedopt_done(&so);
+        if (opt == 0)
+            return code;
+        if (optind >= argc)
+            return cli_usage(argv[0], "missing FUNC");
+        return cli_usage(argv[0], "%s", why);
+    }
+    int r = schedopt_build(&so, ret_sched);
+    schedopt_done(&so);
+    if (r < 0)
+        return cli_fail(c, argv[0], r);
     return -1;
 }
 
@@ -66,20 +107,122 @@ static int first_arg(int argc, char **argv) {
     return i < argc && strcmp(argv[i], "--") == 0 ? i + 1 : i;
 }
 
+/* A scheduled run: its two requests, and whether the followed task's
+ * output has ended (the submit's last frame). */
+typedef struct sched_run {
+    aioc_request *submit;
+    aioc_request *await;
+    bool output_ended;
+} sched_run;
+
+static void on_submit_event(aioc_request *req, int event, uint64_t task_id, int state,
+                            void *userdata) {
+    sched_run *sr = userdata;
+    (void)req;
+    (void)task_id;
+    (void)state;
+    if (event == AIOC_EVENT_OUTPUT_END)
+        sr->output_ended = true;
+}
+
+/* Runs the client until `req` has completed, or, with req NULL, until the
+ * followed output has ended: aioc_process, then poll for what it wants.
+ * 0 or the errno the connection died with. */
+static int drive(cli *c, const aioc_request *req, const sched_run *sr) {
+    for (;;) {
+        int r = aioc_process(c->client);
+        if (r < 0)
+            return r;
+        if (req ? aioc_request_done(req) == 1 : sr->output_ended)
+            return 0;
+        print_flush_cb(NULL);
+        struct pollfd p = {.fd = aioc_fd(c->client), .events = (short)aioc_events(c->client)};
+        if (poll(&p, 1, -1) < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+/*
+ * `run` with a schedule: a Gather has no schedule, so it is a Submit of an
+ * attached task with follow (its output comes to us until it ends, every
+ * attempt's) and an Await of it that cancels it on timeout. The outcome of
+ * an attached task is held for this connection until an Await delivers it,
+ * so nothing is lost in between (docs/protocol.md, section 6). Closing
+ * aioctl cancels the task, as with a plain run.
+ */
+static int run_scheduled(cli *c, const char *function, const aioc_call *call,
+                         const aioc_schedule *sched, double timeout) {
+    sched_run sr = {0};
+    int code, r;
+
+    r = aioc_start_submit_ex(c->client, call, AIOC_SUBMIT_ATTACHED | AIOC_SUBMIT_FOLLOW, sched,
+                             NULL, NULL, &sr.submit);
+    if (r < 0)
+        return cli_fail(c, function, r);
+    aioc_request_set_event_callback(sr.submit, on_submit_event, &sr);
+    r = drive(c, sr.submit, &sr);
+    if (r < 0) {
+        code = cli_fail(c, function, r);
+        goto out;
+    }
+    if (aioc_request_error(sr.submit) < 0) {
+        code = cli_fail_request(function, sr.submit);
+        goto out;
+    }
+    uint64_t id = aioc_request_task_id(sr.submit);
+    r = aioc_start_await(c->client, &id, 1, AIOC_AWAIT_CANCEL_ON_TIMEOUT, timeout, NULL, NULL,
+                         &sr.await);
+    if (r >= 0)
+        r = drive(c, sr.await, &sr);
+    if (r < 0) {
+        code = cli_fail(c, function, r);
+        goto out;
+    }
+    r = aioc_request_error(sr.await);
+    if (r == -ETIMEDOUT) {
+        fprintf(stderr, "aioctl: %s: timed out after %g s; the task was cancelled\n", function,
+                timeout);
+        code = EXIT_TIMEOUT;
+        goto out;
+    }
+    if (r < 0) {
+        code = cli_fail_request(function, sr.await);
+        goto out;
+    }
+    /* The outcome may come before the last output lines: print those
+     * first, as a plain run does. */
+    r = drive(c, NULL, &sr);
+    if (r < 0) {
+        code = cli_fail(c, function, r);
+        goto out;
+    }
+    code = print_outcome(c->json, aioc_request_outcome(sr.await, 0));
+    print_dropped(NULL, aioc_request_output_dropped(sr.submit));
+out:
+    aioc_request_free(sr.await);
+    aioc_request_free(sr.submit);
+    return code;
+}
+
 int cmd_run(cli *c, int argc, char **argv) {
     double timeout = 0;
     aioc_outcome *o = NULL;
-    int code = parse(c, argc, argv, run_help, &timeout);
+    aioc_schedule *sched = NULL;
+    int code = parse(c, argc, argv, run_help, &timeout, &sched);
     if (code >= 0)
         return code;
 
     const char *function = argv[optind];
     int first = first_arg(argc, argv);
     aioc_call *call = cli_make_call(argv[0], function, argv + first, (size_t)(argc - first), &code);
-    if (!call)
+    if (!call) {
+        aioc_schedule_free(sched);
         return code;
+    }
     code = cli_connect(c);
-    if (code == EXIT_OK) {
+    if (code == EXIT_OK && sched) {
+        code = run_scheduled(c, function, call, sched, timeout);
+    } else if (code == EXIT_OK) {
         int r = aioc_run(c->client, call, timeout, &o);
         if (r == -ETIMEDOUT) {
             fprintf(stderr, "aioctl: %s: timed out after %g s; the task was cancelled\n", function,
@@ -96,38 +239,41 @@ int cmd_run(cli *c, int argc, char **argv) {
     }
     aioc_outcome_free(o);
     aioc_call_free(call);
+    aioc_schedule_free(sched);
     return code;
 }
 
-typedef int (*start_fn)(aioc_client *c, const aioc_call *call, uint64_t *ret_id);
-
-static int start(cli *c, int argc, char **argv, const char *help, start_fn fn) {
+static int start(cli *c, int argc, char **argv, const char *help, unsigned ownership) {
     uint64_t id;
-    int code = parse(c, argc, argv, help, NULL);
+    aioc_schedule *sched = NULL;
+    int code = parse(c, argc, argv, help, NULL, &sched);
     if (code >= 0)
         return code;
 
     const char *function = argv[optind];
     int first = first_arg(argc, argv);
     aioc_call *call = cli_make_call(argv[0], function, argv + first, (size_t)(argc - first), &code);
-    if (!call)
+    if (!call) {
+        aioc_schedule_free(sched);
         return code;
+    }
     code = cli_connect(c);
     if (code == EXIT_OK) {
-        int r = fn(c->client, call, &id);
+        int r = aioc_submit_ex(c->client, call, ownership, sched, &id);
         if (r < 0)
             code = cli_fail(c, function, r);
         else
             print_id(c->json, id);
     }
     aioc_call_free(call);
+    aioc_schedule_free(sched);
     return code;
 }
 
 int cmd_submit(cli *c, int argc, char **argv) {
-    return start(c, argc, argv, submit_help, aioc_submit);
+    return start(c, argc, argv, submit_help, AIOC_SUBMIT_SUBMITTED);
 }
 
 int cmd_detach(cli *c, int argc, char **argv) {
-    return start(c, argc, argv, detach_help, aioc_detach);
+    return start(c, argc, argv, detach_help, AIOC_SUBMIT_DETACHED);
 }

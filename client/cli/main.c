@@ -145,8 +145,8 @@ static void print_daemon_message(const char *msg, int r, bool one_item) {
     fprintf(stderr, "aioctl: %s\n", msg);
 }
 
-static int fail(cli *c, const char *what, int r, bool one_item) {
-    const char *daemon = c->client ? aioc_last_error(c->client) : "";
+/* Reports r; `daemon` is the daemon's message for it ("" if none). */
+static int fail(const char *daemon, const char *what, int r, bool one_item) {
     int code;
 
     switch (r) {
@@ -190,12 +190,21 @@ static int fail(cli *c, const char *what, int r, bool one_item) {
     return code;
 }
 
+static const char *last_error(const cli *c) {
+    return c->client ? aioc_last_error(c->client) : "";
+}
+
 int cli_fail(cli *c, const char *what, int r) {
-    return fail(c, what, r, false);
+    return fail(last_error(c), what, r, false);
 }
 
 int cli_fail_run(cli *c, const char *what, int r) {
-    return fail(c, what, r, true);
+    return fail(last_error(c), what, r, true);
+}
+
+int cli_fail_request(const char *what, const aioc_request *req) {
+    const char *daemon = aioc_request_error_message(req);
+    return fail(daemon ? daemon : "", what, aioc_request_error(req), false);
 }
 
 int cli_task_ids(int argc, char **argv, bool one, uint64_t **ret_ids, size_t *ret_n) {
