@@ -71,3 +71,16 @@ set_tests_properties(test-client-protocol-version PROPERTIES LABELS unit TIMEOUT
 # daemon.
 aiod_unit_test(test-client-list SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-list.c LIBS aioclient_static)
 target_include_directories(test-client-list PRIVATE ${AIOC_PROTO_INCLUDES} ${AIOC_SRC}/lib)
+
+# libaioclient 1.5's schedules against the fake daemon: aioc_schedule_*
+# checks, the Schedule on a Submit, a task info's attempts and next run,
+# ERROR_STORE.
+aiod_unit_test(test-client-schedule SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-schedule.c
+               LIBS aioclient_static)
+target_include_directories(test-client-schedule PRIVATE ${AIOC_PROTO_INCLUDES} ${AIOC_SRC}/lib)
+
+# aioctl's schedule options, --at's times and the STATE text of ps
+# (client/cli/schedopt.c).
+aiod_unit_test(test-client-cli-schedule SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-cli-schedule.c
+               ${AIOC_SRC}/cli/schedopt.c LIBS aioclient_static)
+target_include_directories(test-client-cli-schedule PRIVATE ${AIOC_SRC}/cli ${AIOC_PROTO_INCLUDES})
