@@ -33,6 +33,10 @@ aiod_integration_test(disconnect 90)
 aiod_integration_test(many_inflight 90)
 aiod_integration_test(bad_input 120)
 aiod_integration_test(cli 60)
+# aioctl's schedule options: the client side (passes with any daemon), and
+# end to end (needs the daemon's side of Schedule, aiod.proto).
+aiod_integration_test(cli_schedule 60)
+aiod_integration_test(cli_schedule_daemon 120)
 aiod_integration_test(lifecycle 90)
 aiod_integration_test(state 120)
 # to_thread and processes: they also load test plugins from AIOD_TEST_PLUGIN_DIR.
