@@ -97,8 +97,8 @@ must_fail(request-appended "    Reload reload = 11;\n"
           "    Reload reload = 11;\n    Reload reload_again = 12;\n"
           "ClientMessage.reload_again (field 12, Reload")
 # A field appended to a message the encoder writes.
-must_fail(outcome-appended "  string error_message = 5;\n}"
-          "  string error_message = 5;\n  uint64 attempts = 6;\n}"
+must_fail(outcome-appended "is \"CancelledError\".\n  string error_kind = 4;\n  string error_message = 5;\n}"
+          "is \"CancelledError\".\n  string error_kind = 4;\n  string error_message = 5;\n  uint64 attempts = 6;\n}"
           "Outcome.attempts (field 6, uint64")
 # A reply appended to ServerMessage's body.
 must_fail(reply-appended "    Started started = 13;\n"

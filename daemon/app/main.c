@@ -36,6 +36,7 @@
 #include "base/aiod_limits.h"
 #include "core/idle.h"
 #include "system/idstore.h"
+#include "system/store.h"
 #include "core/limit.h"
 #include "system/log.h"
 #include "host/registry.h"
@@ -44,6 +45,8 @@
 #include "net/refuse.h"
 #include "app/reload.h"
 #include "core/finish.h"
+#include "core/persist.h"
+#include "core/plan.h"
 #include "core/run.h"
 #include "core/sched.h"
 #include "request/serve.h"
@@ -68,6 +71,8 @@ static uint64_t shutdown_deadline;
 static bool stopping;
 /* --check-config: validate the settings, print them, exit. */
 static bool check_config;
+/* --state-recover=fresh: a damaged store is moved aside. */
+static bool state_recover_fresh;
 /* The settings file (or a flag) is invalid. */
 static bool bad_settings;
 
@@ -83,9 +88,13 @@ static void help(void) {
            "  -p, --plugin-dir DIR       load every *.so in DIR (repeatable; replaces the\n"
            "                             settings file's plugin_dir list)\n"
            "      --no-default-plugins   do not load %s\n"
-           "      --state-dir DIR        keep the task id counter in DIR (default:\n"
-           "                             $STATE_DIRECTORY, else /var/lib/aiod for root, else\n"
-           "                             $XDG_STATE_HOME/aiod or ~/.local/state/aiod)\n"
+           "      --state-dir DIR        keep the task ids and the state store in DIR\n"
+           "                             (default: $STATE_DIRECTORY, else /var/lib/aiod for\n"
+           "                             root, else $XDG_STATE_HOME/aiod or\n"
+           "                             ~/.local/state/aiod)\n"
+           "      --durability HOW       what an acknowledged task survives: fsync (default:\n"
+           "                             power loss), os (a crash of aiod), none (nothing)\n"
+           "      --state-recover=fresh  move a damaged state store aside, start empty\n"
            "      --log-level LEVEL      debug, info, notice, warning, err (default info)\n"
            "      --log-outcomes WHICH   task outcomes logged: all (default), failures, none\n"
            "      --max-write-queue BYTES  bytes queued for one client (default %u)\n"
@@ -145,11 +154,16 @@ enum {
     OPT_STATE_DIR,
     OPT_LOG_OUTCOMES,
     OPT_STALL_WARNING,
+    OPT_DURABILITY,
+    OPT_STATE_RECOVER,
 };
 
 /* Exit status for invalid settings at start (sysexits' EX_CONFIG): the unit
  * does not restart on it (RestartPreventExitStatus=). */
 #define EXIT_BAD_SETTINGS EX_CONFIG
+/* The state store cannot be used (damaged, newer, in use by another
+ * daemon): restarting would not help either (sysexits' EX_DATAERR). */
+#define EX_CONFIG_STORE EX_DATAERR
 
 /* The settings are invalid at start: say so where an administrator looks
  * (STATUS=, the journal through stderr) and to every client already waiting
@@ -190,6 +204,8 @@ static int parse_argv(int argc, char **argv) {
         {"state-dir", required_argument, NULL, OPT_STATE_DIR},
         {"log-outcomes", required_argument, NULL, OPT_LOG_OUTCOMES},
         {"stall-warning-ms", required_argument, NULL, OPT_STALL_WARNING},
+        {"durability", required_argument, NULL, OPT_DURABILITY},
+        {"state-recover", required_argument, NULL, OPT_STATE_RECOVER},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {},
@@ -216,6 +232,7 @@ static int parse_argv(int argc, char **argv) {
         {OPT_STATE_DIR, "--state-dir", "state_dir"},
         {OPT_LOG_OUTCOMES, "--log-outcomes", "log_outcomes"},
         {OPT_STALL_WARNING, "--stall-warning-ms", "stall_warning_ms"},
+        {OPT_DURABILITY, "--durability", "durability"},
     };
     const char *socket_flag = NULL, *config_flag = NULL;
     int c;
@@ -241,6 +258,13 @@ static int parse_argv(int argc, char **argv) {
             break;
         case OPT_CHECK_CONFIG:
             check_config = true;
+            break;
+        case OPT_STATE_RECOVER:
+            if (strcmp(optarg, "fresh") != 0) {
+                fprintf(stderr, "aiod: --state-recover: '%s' is not 'fresh'\n", optarg);
+                return -EINVAL;
+            }
+            state_recover_fresh = true;
             break;
         case OPT_NO_DEFAULT:
             r = set("--no-default-plugins", "default_plugins", "no");
@@ -345,6 +369,8 @@ static void on_signal(uv_signal_t *h, int signum) {
     sd_stopping();
     server_stop();
     dispatch_set_shutting_down();
+    /* What the stop cuts off keeps its stored state (persist.h). */
+    persist_freeze();
 
     /* Collect first: cancelling changes the table. */
     size_t n = 0;
@@ -439,6 +465,32 @@ static int open_state(void) {
     return r;
 }
 
+/* Opens the state store and reads the tasks back (after the plugins are
+ * loaded: a task needs its function). */
+static int open_store(void) {
+    if (cfg.durability == DURABILITY_NONE) {
+        log_info("durability = none: tasks are kept in memory only");
+        return 0;
+    }
+    char err[1200];
+    int r = store_open(cfg.state_dir, cfg.durability == DURABILITY_FSYNC ? STORE_FSYNC : STORE_OS,
+                       state_recover_fresh, err, sizeof(err));
+    if (r < 0) {
+        log_error("%s", err);
+        return r;
+    }
+    if (state_recover_fresh && *err)
+        log_warning("%s", err);
+    r = persist_start(loop, err, sizeof(err));
+    if (r < 0) {
+        log_error("%s", err);
+        store_close();
+        return r;
+    }
+    run_set_start_gate(persist_gate);
+    return 0;
+}
+
 /* The live counts of the systemd status line. */
 static void status_counts(sd_counts *ret) {
     ret->running = task_count_running();
@@ -511,6 +563,15 @@ int main(int argc, char **argv) {
 
     if (server_start(loop, cfg.socket_path) < 0)
         goto out;
+    /* After the socket (a second daemon is told the socket is in use) and
+     * before the loop runs: clients wait in the backlog while the tasks
+     * are read back. */
+    finish_set_retry_hook(plan_retry);
+    if (open_store() < 0) {
+        sd_notifyf(0, "STATUS=Cannot use the state store in %s; see the journal", cfg.state_dir);
+        exit_code = EX_CONFIG_STORE;
+        goto out;
+    }
     uv_timer_init(loop, &shutdown_timer);
     uv_signal_init(loop, &sig_term);
     uv_signal_init(loop, &sig_int);
@@ -532,6 +593,7 @@ out:
     run_done();
     sched_done();
     idle_done();
+    persist_done();
     task_table_done();
     conn_done();
     wire_done();

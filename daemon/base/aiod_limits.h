@@ -290,4 +290,26 @@
  * from the event loop that serves every client. */
 #define LIMIT_PROC_NICE 5
 
+/* Schedules (core/plan.c). At most this many retries per task, and tasks
+ * it runs after: a thousand attempts already spans days of backoff, and
+ * 256 dependencies keep a Submit's check and the stored record small. */
+#define LIMIT_RETRIES 1000u
+#define LIMIT_AFTER 256u
+/* Backoff when the Schedule leaves it 0: the first retry after up to 1 s,
+ * and no wait longer than 10 minutes. */
+#define LIMIT_BACKOFF_DEFAULT 1.0
+#define LIMIT_BACKOFF_MAX_DEFAULT 600.0
+/* Restarts of the daemon that may interrupt one task under on_interrupt =
+ * retry before it ends Interrupted anyway: a task that brings the daemon
+ * down every time must not do so forever. */
+#define LIMIT_INTERRUPT_RETRIES 10u
+
+/* The state store (core/persist.c). Of a finished task's output, the last
+ * lines kept with its outcome, and their bytes at most. */
+#define LIMIT_STORE_OUTPUT_LINES 64u
+#define LIMIT_STORE_OUTPUT_BYTES (64u * 1024)
+/* A batch that failed to commit (disk full) is tried again after this
+ * long, with whatever changed meanwhile. */
+#define LIMIT_STORE_RETRY_MS 1000u
+
 #endif

@@ -12,5 +12,6 @@ typedef struct task_run task_run;
 typedef struct output output;
 typedef struct conn conn;
 typedef struct waiter waiter;
+typedef struct task_plan task_plan;
 
 #endif

@@ -58,11 +58,23 @@ static void log_outcome(task *t) {
                  t->error_message ? t->error_message : "");
 }
 
+_Static_assert(TASK_END_SETTLED == TASK_END_SETTLED_VALUE, "task.h names the settled step");
+
+static bool (*retry_hook)(task *t, char *kind, char *message);
+
+void finish_set_retry_hook(bool (*retry)(task *t, char *kind, char *message)) {
+    retry_hook = retry;
+}
+
 void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *message) {
     if (task_finished(t)) {
         pbvalue_free(result);
         free(kind);
         free(message);
+        return;
+    }
+    if (state == TASK_FAILED && t->plan && retry_hook && retry_hook(t, kind, message)) {
+        pbvalue_free(result);
         return;
     }
     assert(t->end_step == TASK_END_NONE);

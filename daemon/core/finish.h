@@ -42,6 +42,11 @@ enum task_end_step {
  * (and the arguments freed). */
 void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *message);
 
+/* Who may turn a failure into another attempt (core/plan.c's plan_retry):
+ * called first by task_finish for TASK_FAILED; when it returns true it took
+ * kind and message and the task goes on. */
+void finish_set_retry_hook(bool (*retry)(task *t, char *kind, char *message));
+
 /* The outcome of a pinned task was delivered to its owner, or the owner
  * goes: it joins the ordinary retention from now. */
 void task_release_pin(task *t);

@@ -28,6 +28,11 @@
 static uv_check_t check_handle;
 static const struct aiod_api *api;
 static void (*after)(void);
+static bool (*start_gate)(task *t);
+
+void run_set_start_gate(bool (*gate)(task *t)) {
+    start_gate = gate;
+}
 
 /* Milliseconds of a cheap monotonic clock, for the slow-step report. */
 static uint64_t coarse_ms(void) {
@@ -112,6 +117,10 @@ static void step(task *t) {
         }
         /* Behind a concurrency limit: limit_release starts it later. */
         if (!limit_acquire(t))
+            return;
+        /* A durable task starts only once the store says so (its attempt
+         * recorded); the gate starts it again then. */
+        if (start_gate && !start_gate(t))
             return;
         if (coro_new(task_main, t, &run->co) < 0) {
             task_finish(t, TASK_FAILED, NULL, alloc_strdup("MemoryError"),

@@ -6,7 +6,11 @@
 #ifndef AIOD_RUN_H
 #define AIOD_RUN_H
 
+#include <stdbool.h>
+
 #include <uv.h>
+
+#include "base/forward.h"
 
 /*
  * Starts draining the ready queue on `loop`. `api` is the plugin API table
@@ -16,5 +20,10 @@
  */
 int run_init(uv_loop_t *loop, const void *api, void (*after_drain)(void));
 void run_done(void);
+
+/* Whether a task may start its first step now (core/persist.c: a durable
+ * task's attempt must be committed first). A gate that returns false
+ * starts the task later with sched_start. NULL: always. */
+void run_set_start_gate(bool (*gate)(task *t));
 
 #endif

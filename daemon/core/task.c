@@ -100,9 +100,22 @@ static void uid_tasks_add(uid_t uid, int delta) {
         hashmap_count_add(&per_uid, uid, delta);
 }
 
+static void (*store_hook)(task *t, int event);
+
+void task_set_store_hook(void (*hook)(task *t, int event)) {
+    store_hook = hook;
+}
+
+void task_changed(task *t) {
+    if (t->durable && store_hook)
+        store_hook(t, TASK_STORE_CHANGED);
+}
+
 static void table_drop(task *t) {
     if (!t->in_table)
         return;
+    if (t->durable && store_hook)
+        store_hook(t, TASK_STORE_DROPPED);
     hashmap_remove_u64(table, t->id);
     list_remove(&t->order_node);
     t->in_table = false;
@@ -160,21 +173,11 @@ static int ensure_id(void) {
     return 0;
 }
 
-int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t uid, pid_t pid,
-             output *out, task **ret) {
-    if (unfinished >= cfg.max_tasks) {
-        value_argv_free(argv, argc);
-        return -EAGAIN;
-    }
-    if (uid != 0 && uid_tasks(uid) >= policy_lim.max_tasks_per_uid) {
-        value_argv_free(argv, argc);
-        return -EDQUOT;
-    }
-    int idr = ensure_id();
-    if (idr < 0) {
-        value_argv_free(argv, argc);
-        return idr == -ENOMEM ? idr : -EIO;
-    }
+/* A new task struct with its run part, in the table under `id`, holding
+ * the caller's and the table's references. argv is taken, also on
+ * failure. */
+static int task_make(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id, int ownership,
+                     uid_t uid, pid_t pid, output *out, task **ret) {
     task *t = freelist_take(&task_blocks);
     task_run *r = t ? freelist_take(&run_blocks) : NULL;
     if (!r) {
@@ -185,7 +188,7 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
     t->run = r;
     r->task = t;
     t->refs = 1; /* the caller's */
-    t->id = next_id;
+    t->id = id;
     t->state = TASK_PENDING;
     t->ownership = ownership;
     t->fn = fn;
@@ -210,8 +213,8 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
         freelist_give(&task_blocks, t);
         return -ENOMEM;
     }
-    next_id++;
-    /* Ids only grow: the newest task goes last. */
+    /* Ids only grow (restored tasks come first, in id order): the newest
+     * task goes last. */
     list_insert_tail(&in_order, &t->order_node);
     t->in_table = true;
     t->refs++; /* the table's */
@@ -220,6 +223,80 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
     plugin_hold(fn->owner);
     *ret = t;
     return 0;
+}
+
+int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t uid, pid_t pid,
+             output *out, task **ret) {
+    if (unfinished >= cfg.max_tasks) {
+        value_argv_free(argv, argc);
+        return -EAGAIN;
+    }
+    if (uid != 0 && uid_tasks(uid) >= policy_lim.max_tasks_per_uid) {
+        value_argv_free(argv, argc);
+        return -EDQUOT;
+    }
+    int idr = ensure_id();
+    if (idr < 0) {
+        value_argv_free(argv, argc);
+        return idr == -ENOMEM ? idr : -EIO;
+    }
+    int r = task_make(fn, argv, argc, next_id, ownership, uid, pid, out, ret);
+    if (r == 0)
+        next_id++;
+    return r;
+}
+
+int task_restore(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id, int ownership,
+                 uid_t uid, pid_t pid, uint64_t created_usec, task **ret) {
+    if (hashmap_get_u64(table, id)) {
+        value_argv_free(argv, argc);
+        return -EEXIST;
+    }
+    int r = task_make(fn, argv, argc, id, ownership, uid, pid, NULL, ret);
+    if (r == 0)
+        (*ret)->created_usec = created_usec;
+    return r;
+}
+
+void task_restore_ended(task *t, int state, Aiod__Value *result, char *kind, char *message,
+                        uint64_t started_usec, uint64_t finished_usec) {
+    assert(t->state == TASK_PENDING && state >= TASK_DONE && t->run);
+    t->state = (uint8_t)state;
+    t->result = state == TASK_DONE ? result : NULL;
+    if (state != TASK_DONE)
+        pbvalue_free(result);
+    t->error_kind = kind;
+    t->error_message = message;
+    t->started_usec = started_usec;
+    t->finished_usec = finished_usec;
+    uid_tasks_add(t->uid, -1);
+    unfinished--;
+    /* It ended in an earlier life: nothing of task_finish is left to do
+     * but to let go of the plugin's code and settle. */
+    plugin_release(t->fn->owner);
+    t->end_step = TASK_END_SETTLED_VALUE;
+    task_retain_or_drop(t);
+}
+
+void task_set_pending_again(task *t) {
+    assert(t->state == TASK_RUNNING);
+    t->state = TASK_PENDING;
+    running--;
+    sd_status_changed();
+}
+
+static void plan_free(task_plan *p) {
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n_attempts; i++) {
+        free(p->attempts[i]->error_kind);
+        free(p->attempts[i]->error_message);
+        free(p->attempts[i]);
+    }
+    free(p->attempts);
+    free(p->after);
+    assert(!p->after_waiters);
+    free(p);
 }
 
 task *task_ref(task *t) {
@@ -263,6 +340,7 @@ task *task_unref(task *t) {
     free(t->error_kind);
     free(t->error_message);
     output_unref(t->out);
+    plan_free(t->plan);
     plugin_unref(t->fn->owner);
     freelist_give(&task_blocks, t);
     return NULL;
@@ -385,6 +463,7 @@ void task_record_end(task *t, int state, Aiod__Value *result, char *kind, char *
         idle_maybe();
     finished_total++;
     sd_status_changed();
+    task_changed(t);
 }
 
 int task_set_pending_error(task *t, const char *kind, const char *message) {
@@ -442,6 +521,8 @@ void task_outcome(const task *t, Aiod__Outcome *o) {
 }
 
 void task_set_running(task *t) {
+    if (t->plan)
+        t->plan->attempt++;
     t->state = TASK_RUNNING;
     t->started_usec = task_now_usec();
     running++;

@@ -89,8 +89,51 @@ struct task_run {
 };
 
 /*
+ * When and how often a task runs (core/plan.c): a delay or start time,
+ * retries with backoff, tasks it runs after, and its ended attempts. Only
+ * tasks submitted with a Schedule have one.
+ */
+struct task_plan {
+    uint32_t retries;
+    uint32_t attempt; /* attempts started */
+    double backoff, backoff_max;
+    /* Wall-clock microseconds before which the next attempt does not
+     * start (0: none). */
+    uint64_t next_run_usec;
+    uint64_t *after;
+    uint32_t n_after;
+    /* Waiters on the dependencies that have not fired yet. */
+    uint32_t after_left;
+    /* Every dependency ended done. */
+    bool after_met;
+    /* Restarts of the daemon that interrupted this task (on_interrupt =
+     * retry); bounded by LIMIT_INTERRUPT_RETRIES. */
+    uint32_t interrupted;
+    /* Ended attempts, oldest first (owned, with their strings). */
+    Aiod__Attempt **attempts;
+    size_t n_attempts;
+    /* Waiters on the dependencies, while they are awaited. */
+    waiter *after_waiters;
+    /* The next attempt's timer is armed (the run part's timer). */
+    bool timer_armed;
+    /* The plan ends the task itself (DependencyFailed, Interrupted): no
+     * retry then. */
+    bool no_retry;
+};
+
+/* finish.h's TASK_END_SETTLED, which task.c (below finish.c) cannot name;
+ * finish.c asserts that they agree. */
+#define TASK_END_SETTLED_VALUE 8
+
+/* What the state store is told of a durable task (task_set_store_hook). */
+enum task_store_event {
+    TASK_STORE_CHANGED, /* its record must be written again */
+    TASK_STORE_DROPPED, /* it left the table: its record goes */
+};
+
+/*
  * A task: its identity and outcome, all that a retained outcome keeps.
- * 152 bytes; the rest is in `run` while the task needs it.
+ * 160 bytes; the rest is in `run` while the task needs it.
  */
 struct task {
     /* First, together: what evicting a retained outcome reads. By then the
@@ -114,6 +157,10 @@ struct task {
     bool shielded;
     /* How far task_finish got (finish.h, enum task_end_step). */
     uint8_t end_step;
+    /* Kept in the state store (a submitted or detached client task while
+     * the store is on), and core/persist.c's flags for it. */
+    bool durable;
+    uint8_t store_flags;
     uid_t uid;
     fn_entry *fn;
     /* One value per parameter (owned). */
@@ -133,6 +180,8 @@ struct task {
     uint64_t started_usec;
     /* The spawning task's id (0 for a client's task). */
     uint64_t parent_id;
+    /* Schedule and attempts (owned), or NULL. */
+    task_plan *plan;
 };
 
 /* Creates the table. 0, -ENOMEM. */
@@ -159,6 +208,36 @@ void task_cache_release(void);
  */
 int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t uid, pid_t pid,
              output *out, task **ret);
+
+/*
+ * A task read back from the state store at start, with the id, times and
+ * state it had (TASK_PENDING, or a finished state with its outcome taken
+ * from `result`, `kind` and `message`); argv is taken, also on failure.
+ * Unfinished ones count toward the limits like new ones, but are never
+ * refused by them. 0, -EEXIST (the id is in the table), -ENOMEM.
+ */
+int task_restore(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id, int ownership,
+                 uid_t uid, pid_t pid, uint64_t created_usec, task **ret);
+
+/*
+ * A restored task (task_restore, not started) that had ended before the
+ * restart: its outcome (result, kind and message taken) and times are set,
+ * and it joins the retained outcomes (or leaves the table, if detached)
+ * without a log line or a store write.
+ */
+void task_restore_ended(task *t, int state, Aiod__Value *result, char *kind, char *message,
+                        uint64_t started_usec, uint64_t finished_usec);
+
+/* The unfinished task's record changed: tells the store hook, if it is
+ * durable. */
+void task_changed(task *t);
+/* Who hears of durable tasks' changes (core/persist.c), or NULL. */
+void task_set_store_hook(void (*hook)(task *t, int event));
+
+/* A running task whose attempt failed goes back to pending for another
+ * (core/plan.c): the counts are set back, its start time kept until the
+ * next attempt starts. */
+void task_set_pending_again(task *t);
 
 task *task_ref(task *t);
 /* Returns NULL; accepts NULL. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/limit.h"
+#include "core/plan.h"
 #include "core/task.h"
 #include "host/registry.h"
 
@@ -107,9 +108,22 @@ void describe_task(const task *t, Aiod__TaskInfo *ti, char *call_text, Aiod__Out
     const char *waiting = limit_waiting_for(t);
     if (waiting)
         ti->waiting_for = (char *)waiting;
+    ti->attempt = plan_attempt(t);
+    ti->max_attempts = plan_max_attempts(t);
+    const task_plan *p = t->plan;
+    if (p) {
+        if (t->state == TASK_PENDING && p->next_run_usec > task_now_usec())
+            ti->next_run_usec = p->next_run_usec;
+        ti->after = p->after;
+        ti->n_after = p->n_after;
+    }
     if (detail) {
         ti->n_args = t->argc;
         ti->args = t->argv;
+        if (p) {
+            ti->attempts = p->attempts;
+            ti->n_attempts = p->n_attempts;
+        }
         if (task_finished(t)) {
             task_outcome(t, o);
             ti->outcome = o;

@@ -15,6 +15,8 @@
 #include "base/aiod_limits.h"
 #include "base/utf8.h"
 #include "core/finish.h"
+#include "core/persist.h"
+#include "core/plan.h"
 #include "core/output.h"
 #include "core/sched.h"
 #include "core/task.h"
@@ -22,6 +24,7 @@
 #include "net/encode.h"
 #include "net/wire.h"
 #include "net/wire_fast.h"
+#include "request/ack.h"
 #include "request/describe.h"
 #include "request/follow.h"
 #include "request/listing.h"
@@ -150,6 +153,27 @@ static int make_task(session *s, Aiod__Call *call, int ownership, task **ret, re
     return 0;
 }
 
+static task *find_task(session *s, uint64_t id, const char *what, refusal *why);
+
+/* Checks a schedule, and the tasks it runs after: each must exist and be
+ * one the peer may act on. */
+static bool check_schedule(session *s, req *r, const Aiod__Schedule *sc) {
+    char why_text[LIMIT_MESSAGE];
+    int e = plan_check(sc, why_text, sizeof(why_text));
+    if (e < 0) {
+        req_end_error(r, e == -E2BIG ? ERR(ERROR_LIMIT) : ERR(ERROR_BAD_ARGUMENT), "%s", why_text);
+        return false;
+    }
+    for (size_t i = 0; sc && i < sc->n_after; i++) {
+        refusal why;
+        if (!find_task(s, sc->after[i], "run after", &why)) {
+            req_end_error(r, why.code, "schedule: %s", why.msg);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void handle_submit(session *s, req *r, Aiod__Submit *m) {
     refusal why;
     task *t;
@@ -157,25 +181,23 @@ static void handle_submit(session *s, req *r, Aiod__Submit *m) {
         req_end_error(r, ERR(ERROR_BAD_ARGUMENT), "unknown ownership %d", (int)m->ownership);
         return;
     }
+    if (!check_schedule(s, r, m->schedule))
+        return;
     if (make_task(s, m->call, (int)m->ownership, &t, &why) < 0) {
         req_end_error(r, why.code, "%s", why.msg);
         return;
     }
-    Aiod__Submitted sub = AIOD__SUBMITTED__INIT;
-    sub.task_id = t->id;
-    if (!m->follow)
-        req_end(r, AIOD__SERVER_MESSAGE__BODY_SUBMITTED, &sub);
-    else {
-        /* Answered now; the stream goes on until the task's OutputEnd. */
-        req_send(r, AIOD__SERVER_MESSAGE__BODY_SUBMITTED, &sub);
-        req_answered(r);
-        output *o = task_output(t);
-        if (!o || follow_start(s, o, FOLLOW_SUBMIT, r, NULL, false, true, t->state, NULL) < 0)
-            req_end_error(r, ERR(ERROR_INTERNAL),
-                          "out of memory following task %llu; it runs unfollowed",
-                          (unsigned long long)t->id);
+    if (plan_apply(t, m->schedule) < 0) {
+        req_end_error(r, ERR(ERROR_INTERNAL), "out of memory");
+        task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"),
+                    alloc_strdup("the submit was refused: out of memory"));
+        task_unref(t);
+        return;
     }
-    sched_start(t);
+    if (m->ownership != AIOD__OWNERSHIP__ATTACHED)
+        persist_track(t);
+    ack_submit(s, r, t, m->follow);
+    plan_start(t);
     task_unref(t);
 }
 

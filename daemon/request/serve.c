@@ -10,6 +10,7 @@
 #include "core/finish.h"
 #include "core/task.h"
 #include "request/dispatch.h"
+#include "request/ack.h"
 #include "request/follow.h"
 #include "request/session.h"
 #include "request/waiting.h"
@@ -41,6 +42,7 @@ static int on_opened(conn *c) {
     list_init(&s->tasks);
     list_init(&s->followers);
     list_init(&s->waits);
+    list_init(&s->acks);
     list_init(&s->parked);
     c->data = s;
     /* Root passes every rule whatever its groups: no lookup. */
@@ -91,6 +93,7 @@ static void on_closing(conn *c) {
     while (!list_empty(&s->followers))
         follow_stop(container_of(list_first(&s->followers), follower, session_node));
     waiting_session_closed(s);
+    ack_session_closed(s);
     free(s->peer.groups);
     free(s);
 }

@@ -33,6 +33,8 @@ typedef struct session {
     list tasks;
     list followers;
     list waits;
+    /* Submitted replies that wait for the store (ack.c, pending_ack). */
+    list acks;
     /* Requests open (not yet answered): at max_in_flight, further requests
      * that wait (Await, Gather, Logs with follow) are parked, in order,
      * while the others still run as they are read (dispatch.c). */

@@ -33,17 +33,19 @@
 config cfg;
 
 enum {
-    K_U32,      /* uint32_t, decimal */
-    K_BYTES32,  /* uint32_t, with an optional K, M or G suffix (powers of 1024) */
-    K_BYTES,    /* size_t, likewise */
-    K_BOOL,     /* yes/no, true/false, on/off, 1/0 */
-    K_LEVEL,    /* a syslog level name */
-    K_DIR,      /* repeatable absolute directory */
-    K_STR,      /* one string (char *) */
-    K_RULE,     /* repeatable call rule "PATTERN WHO..." */
-    K_LIMIT,    /* repeatable concurrency limit "FUNCTION N" or "group NAME N" */
-    K_PATH,     /* one absolute path (char *) */
-    K_OUTCOMES, /* all, failures or none */
+    K_U32,       /* uint32_t, decimal */
+    K_BYTES32,   /* uint32_t, with an optional K, M or G suffix (powers of 1024) */
+    K_BYTES,     /* size_t, likewise */
+    K_BOOL,      /* yes/no, true/false, on/off, 1/0 */
+    K_LEVEL,     /* a syslog level name */
+    K_DIR,       /* repeatable absolute directory */
+    K_STR,       /* one string (char *) */
+    K_RULE,      /* repeatable call rule "PATTERN WHO..." */
+    K_LIMIT,     /* repeatable concurrency limit "FUNCTION N" or "group NAME N" */
+    K_PATH,      /* one absolute path (char *) */
+    K_OUTCOMES,  /* all, failures or none */
+    K_DURABLE,   /* none, os or fsync */
+    K_INTERRUPT, /* repeatable "FUNCTION fail|retry" */
 };
 
 typedef struct setting {
@@ -86,6 +88,8 @@ static const setting settings[] = {
     {"state_dir", K_PATH, offsetof(config, state_dir), 0, 0},
     {"log_outcomes", K_OUTCOMES, offsetof(config, log_outcomes), 0, 0},
     {"proc_user", K_STR, offsetof(config, proc_user), 0, 0},
+    {"durability", K_DURABLE, offsetof(config, durability), 0, 0},
+    {"on_interrupt", K_INTERRUPT, 0, 0, 0},
 };
 
 static const char *const level_names[] = {"emerg",   "alert",  "crit", "err",
@@ -126,6 +130,7 @@ static void defaults(config *c) {
         .max_tasks_per_uid = LIMIT_MAX_TASKS_PER_UID,
         .max_result = LIMIT_MAX_RESULT,
         .log_outcomes = LOG_OUTCOMES_ALL,
+        .durability = DURABILITY_FSYNC,
         .proc_uid = (uid_t)-1,
         .proc_gid = (gid_t)-1,
     };
@@ -162,6 +167,7 @@ static void free_owned(config *c) {
     c->proc_user = NULL;
     free_list(&c->call_rules, &c->n_call_rules);
     free_list(&c->limits, &c->n_limits);
+    free_list(&c->on_interrupt, &c->n_on_interrupt);
 }
 
 static int add_string(char ***v, size_t *n, const char *s) {
@@ -346,6 +352,25 @@ static int apply(config *c, const setting *s, const char *v, char *why, size_t l
         snprintf(why, len, "'%s' is not all, failures or none", v);
         return -EINVAL;
     }
+    case K_DURABLE: {
+        static const char *const names[] = {"none", "os", "fsync"};
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+            if (strcmp(v, names[i]) == 0) {
+                *(int *)(void *)base = (int)i;
+                return 0;
+            }
+        snprintf(why, len, "'%s' is not none, os or fsync", v);
+        return -EINVAL;
+    }
+    case K_INTERRUPT: {
+        char name[256], policy[16], extra[2];
+        if (sscanf(v, "%255s %15s %1s", name, policy, extra) != 2 ||
+            (strcmp(policy, "fail") && strcmp(policy, "retry"))) {
+            snprintf(why, len, "'%s' is not 'FUNCTION fail' or 'FUNCTION retry'", v);
+            return -EINVAL;
+        }
+        return add_string(&c->on_interrupt, &c->n_on_interrupt, v);
+    }
     case K_PATH:
         if (*v != '/') {
             snprintf(why, len, "'%s' is not an absolute path", v);
@@ -459,7 +484,8 @@ int config_parse(config *c, const char *name, const char *text, size_t len, char
         if (!*p)
             return fail_at(err, err_len, name, "%u: '%s' has no value", lineno, key);
         size_t idx = (size_t)(s - settings);
-        if (s->kind != K_DIR && s->kind != K_RULE && s->kind != K_LIMIT && first_line[idx])
+        if (s->kind != K_DIR && s->kind != K_RULE && s->kind != K_LIMIT && s->kind != K_INTERRUPT &&
+            first_line[idx])
             return fail_at(err, err_len, name, "%u: '%s' is set again (first set on line %u)",
                            lineno, key, first_line[idx]);
         first_line[idx] = lineno;
@@ -673,10 +699,12 @@ int config_load(char *err, size_t err_len) {
         free_owned(&c);
         return r;
     }
-    /* The state directory is chosen once, at start-up: a reload keeps it. */
+    /* The state directory and the store's durability are chosen once, at
+     * start-up: a reload keeps them. */
     if (cfg.state_dir) {
         free(c.state_dir);
         c.state_dir = TAKE_PTR(cfg.state_dir);
+        c.durability = cfg.durability;
     }
     free_owned(&cfg);
     c.socket_path = cfg.socket_path;
@@ -721,6 +749,10 @@ void config_dump(FILE *f) {
     fprintf(f, "log_outcomes = %s\n", outcomes[cfg.log_outcomes]);
     if (cfg.proc_user)
         fprintf(f, "proc_user = %s\n", cfg.proc_user);
+    static const char *const durabilities[] = {"none", "os", "fsync"};
+    fprintf(f, "durability = %s\n", durabilities[cfg.durability]);
+    for (size_t i = 0; i < cfg.n_on_interrupt; i++)
+        fprintf(f, "on_interrupt = %s\n", cfg.on_interrupt[i]);
 }
 
 int config_resolve_socket(const char *flag_value) {

@@ -72,6 +72,15 @@ typedef struct config {
      * --state-dir); NULL until config_resolve_state_dir() picks the
      * default. Read once at start-up (a reload keeps it). */
     char *state_dir;
+    /* What the state store's commits survive (key durability, flag
+     * --durability): DURABILITY_*, the values of store.h's enum. Read once
+     * at start-up. */
+    int durability;
+    /* Overrides of functions' on_interrupt policy, "FUNCTION fail|retry"
+     * (repeatable key on_interrupt); FUNCTION is "plugin.function" or
+     * "plugin." for all of a plugin's. */
+    char **on_interrupt;
+    size_t n_on_interrupt;
     /* Which task outcomes are logged (key log_outcomes). */
     int log_outcomes;
     /* The user programs started by tasks run as (key proc_user), or NULL for
@@ -80,6 +89,8 @@ typedef struct config {
     uid_t proc_uid;
     gid_t proc_gid;
 } config;
+
+enum { DURABILITY_NONE, DURABILITY_OS, DURABILITY_FSYNC };
 
 enum {
     LOG_OUTCOMES_ALL,      /* every task's outcome */

@@ -54,21 +54,29 @@ def ids_are_never_reused_across_restarts_and_crashes():
 
 
 @t.test
-def an_old_id_after_a_restart_is_unknown_not_another_task():
-    state = t.tmpdir("state2")
-    d = t.daemon(extra_args=["--state-dir", state])
-    old = submit_id(d, "demo.sleep", "0", "before")
-    r = d.aioctl("await", old)
-    t.eq(r.rc, 0, "await before the restart", r)
-    d.stop()
-    d = t.daemon(extra_args=["--state-dir", state])
-    # Enough new tasks to have reached the old id if the counter restarted.
-    for _ in range(old + 2):
-        submit_id(d, "demo.sleep", "0", "after")
-    r = d.aioctl("await", old)
-    t.check(r.rc != 0, "the old id is not found after the restart", r)
-    t.check("after" not in r.out, "the old id does not return a newer task's result", r)
-    d.stop()
+def an_old_id_after_a_restart_is_its_own_task_never_another():
+    """With the store (the default) the old id keeps its own outcome; with
+    durability = none it is unknown. Either way it never names a newer task."""
+    for durability, kept in (("fsync", True), ("none", False)):
+        state = t.tmpdir("state-" + durability)
+        args = ["--state-dir", state, "--durability", durability]
+        d = t.daemon(extra_args=args)
+        old = submit_id(d, "demo.sleep", "0", "before")
+        r = d.aioctl("await", old)
+        t.eq(r.rc, 0, "await before the restart", r)
+        d.stop()
+        d = t.daemon(extra_args=args)
+        # Enough new tasks to have reached the old id if the counter restarted.
+        for _ in range(old + 2):
+            submit_id(d, "demo.sleep", "0", "after")
+        r = d.aioctl("await", old)
+        if kept:
+            t.eq((r.rc, r.out.strip()), (0, '"before"'),
+                 "durability fsync: the old id keeps its own outcome", r)
+        else:
+            t.check(r.rc != 0, "durability none: the old id is not found after the restart", r)
+        t.check("after" not in r.out, "the old id does not return a newer task's result", r)
+        d.stop()
 
 
 @t.test

@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 #define AIOD_ABI_MAJOR 1
-#define AIOD_ABI_MINOR 2
+#define AIOD_ABI_MINOR 3
 
 #if defined(__GNUC__)
 #define AIOD_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -166,7 +166,18 @@ struct aiod_function {
      * none). The group's limit comes from the daemon's settings, else from
      * max_concurrent of its first function. */
     const char *group;
+
+    /* ---- appended in ABI 1.3 */
+    /* What becomes of a submitted or detached task of this function that
+     * was running when the daemon stopped (a crash, a kill, or a stop whose
+     * shutdown_grace passed): AIOD_ON_INTERRUPT_FAIL (0, the default) ends
+     * it failed with error kind "Interrupted"; AIOD_ON_INTERRUPT_RETRY runs
+     * it again, as a new attempt. The daemon's on_interrupt setting
+     * overrides it. Choose retry only for work that is safe to repeat. */
+    uint32_t on_interrupt;
 };
+
+enum { AIOD_ON_INTERRUPT_FAIL = 0, AIOD_ON_INTERRUPT_RETRY = 1 };
 
 /* The descriptor a plugin exports as `aiod_plugin`. */
 struct aiod_plugin {

@@ -1,0 +1,619 @@
+/*
+ * Durable tasks (persist.h).
+ *
+ * Changed tasks go on the dirty list (one reference each) and are written
+ * as whole records when the batch is handed to the store: a task changed
+ * three times in one iteration is written once. The store commits one
+ * batch at a time; what changes meanwhile waits for the next, so a busy
+ * daemon writes large batches and a quiet one small and prompt ones.
+ *
+ * A task's flags (task.store_flags):
+ *   DIRTY     on the dirty list;
+ *   GATED     waits at the start gate for a record that says RUNNING;
+ *   GATE_SENT that record is in the batch being committed;
+ *   START_OK  it was committed: this attempt may run.
+ */
+#include "core/persist.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "aiod-pb.h"
+#include "alloc.h"
+#include "base/aiod_limits.h"
+#include "base/value.h"
+#include "core/finish.h"
+#include "core/output.h"
+#include "core/plan.h"
+#include "core/sched.h"
+#include "core/task.h"
+#include "host/registry.h"
+#include "macro.h"
+#include "pbvalue.h"
+#include "system/config.h"
+#include "system/log.h"
+#include "system/store.h"
+
+enum {
+    F_DIRTY = 1 << 0,
+    F_GATED = 1 << 1,
+    F_GATE_SENT = 1 << 2,
+    F_START_OK = 1 << 3,
+};
+
+/* A growable vector of task references. */
+typedef struct task_vec {
+    task **v;
+    size_t n, cap;
+} task_vec;
+
+static bool enabled, frozen;
+static task_vec dirty, sent;
+/* Waiters for the batch being filled, and for the one being committed. */
+static list waiting_next = {&waiting_next, &waiting_next};
+static list waiting_sent = {&waiting_sent, &waiting_sent};
+static uv_prepare_t prepare;
+static uv_timer_t retry_timer;
+static bool handles_init;
+/* A commit failed: the next is tried after LIMIT_STORE_RETRY_MS. */
+static bool backing_off;
+
+static int vec_push(task_vec *v, task *t) {
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 1024;
+        task **n = alloc_realloc(v->v, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        v->v = n;
+        v->cap = cap;
+    }
+    v->v[v->n++] = task_ref(t);
+    return 0;
+}
+
+bool persist_enabled(void) {
+    return enabled && !frozen;
+}
+
+static void mark_dirty(task *t) {
+    if (t->store_flags & F_DIRTY)
+        return;
+    if (vec_push(&dirty, t) < 0) {
+        /* Written with its next change; a waiter of this one sees the
+         * next commit. */
+        log_task(LOG_ERR, t, "out of memory queueing the task's record for the state store");
+        return;
+    }
+    t->store_flags |= F_DIRTY;
+}
+
+static void on_task_event(task *t, int event) {
+    if (frozen)
+        return;
+    if (event == TASK_STORE_DROPPED) {
+        store_delete(t->id);
+        return;
+    }
+    /* Back to pending (a retry): its next attempt needs a record again. */
+    if (t->state == TASK_PENDING)
+        t->store_flags &= (uint8_t)~F_START_OK;
+    mark_dirty(t);
+}
+
+void persist_track(task *t) {
+    if (!persist_enabled())
+        return;
+    assert(t->parent_id == 0 && t->ownership != AIOD__OWNERSHIP__ATTACHED);
+    t->durable = true;
+    mark_dirty(t);
+}
+
+void persist_when_committed(task *t, persist_waiter *w) {
+    (void)t; /* it is dirty: its record goes with the next batch */
+    assert(t->store_flags & F_DIRTY);
+    list_insert_tail(&waiting_next, &w->node);
+}
+
+void persist_waiter_cancel(persist_waiter *w) {
+    list_remove(&w->node);
+}
+
+bool persist_gate(task *t) {
+    if (!t->durable || frozen || (t->store_flags & F_START_OK))
+        return true;
+    t->store_flags |= F_GATED;
+    mark_dirty(t);
+    return false;
+}
+
+void persist_forget(task *t, const char *why) {
+    t->durable = false;
+    t->store_flags = 0;
+    if (t->plan)
+        t->plan->no_retry = true;
+    task_finish(t, TASK_FAILED, NULL, alloc_strdup("StoreError"), alloc_strdup(why));
+}
+
+/* ---------------------------------------------------------------- records */
+
+/* The last lines of a finished task's own output, newest last, within
+ * LIMIT_STORE_OUTPUT_LINES and _BYTES. Borrowed pointers into the ring. */
+static size_t output_tail(const task *t, char **lines) {
+    const output *o = t->out;
+    if (!o || o->task_id != t->id || !o->count)
+        return 0;
+    size_t n = 0, bytes = 0;
+    for (uint32_t i = o->count; i-- > 0 && n < LIMIT_STORE_OUTPUT_LINES;) {
+        char *l = o->lines[(o->head + i) % o->cap];
+        size_t len = strlen(l);
+        if (bytes + len > LIMIT_STORE_OUTPUT_BYTES)
+            break;
+        bytes += len;
+        n++;
+    }
+    for (size_t k = 0; k < n; k++)
+        lines[k] = o->lines[(o->head + o->count - n + k) % o->cap];
+    return n;
+}
+
+/* The record of `t` as it stands, packed; NULL when out of memory. */
+static uint8_t *encode(task *t, size_t *ret_len, int *ret_state) {
+    Aiod__StoredTask st = AIOD__STORED_TASK__INIT;
+    Aiod__Schedule sched = AIOD__SCHEDULE__INIT;
+    Aiod__Outcome outcome;
+    char *tail[LIMIT_STORE_OUTPUT_LINES];
+    task_plan *p = t->plan;
+    st.id = t->id;
+    st.function = t->fn->full_name;
+    st.args = t->argv;
+    st.n_args = t->argc;
+    st.ownership = (Aiod__Ownership)t->ownership;
+    st.owner_uid = (uint32_t)t->uid;
+    st.owner_pid = (int32_t)t->pid;
+    st.created_usec = t->created_usec;
+    st.started_usec = t->started_usec;
+    st.finished_usec = t->finished_usec;
+    st.attempt = plan_attempt(t);
+    if (task_finished(t)) {
+        st.state = (Aiod__TaskState)t->state;
+        task_outcome(t, &outcome);
+        st.outcome = &outcome;
+        st.n_output_tail = output_tail(t, tail);
+        st.output_tail = tail;
+        st.output_lines = task_output_lines(t);
+        st.output_dropped = task_output_dropped(t);
+    } else if (t->state == TASK_RUNNING || (t->store_flags & (F_START_OK | F_GATED))) {
+        /* The attempt about to start is recorded as started. */
+        st.state = AIOD__TASK_STATE__TASK_RUNNING;
+        if (t->state == TASK_PENDING) {
+            st.attempt++;
+            st.started_usec = task_now_usec();
+        }
+    } else
+        st.state = AIOD__TASK_STATE__TASK_PENDING;
+    if (p) {
+        sched.retries = p->retries;
+        sched.backoff = p->backoff;
+        sched.backoff_max = p->backoff_max;
+        sched.after = p->after;
+        sched.n_after = p->n_after;
+        st.schedule = &sched;
+        st.next_run_usec = p->next_run_usec;
+        st.attempts = p->attempts;
+        st.n_attempts = p->n_attempts;
+        st.after_met = p->after_met;
+        st.interrupted = p->interrupted;
+    }
+    size_t len = protobuf_c_message_get_packed_size(&st.base);
+    uint8_t *buf = alloc_malloc(len ? len : 1);
+    if (!buf)
+        return NULL;
+    protobuf_c_message_pack(&st.base, buf);
+    *ret_len = len;
+    *ret_state = (int)st.state;
+    return buf;
+}
+
+/* Encodes every dirty task into the store's batch; those gated are
+ * remembered as sent. */
+static void encode_dirty(void) {
+    for (size_t i = 0; i < dirty.n; i++) {
+        task *t = dirty.v[i];
+        t->store_flags &= (uint8_t)~F_DIRTY;
+        /* Dropped meanwhile (its deletion is in the batch), or forgotten. */
+        if (!t->in_table || !t->durable) {
+            task_unref(t);
+            continue;
+        }
+        size_t len;
+        int state;
+        uint8_t *rec = encode(t, &len, &state);
+        if (!rec) {
+            log_task(LOG_ERR, t, "out of memory writing the task's record; trying again");
+            mark_dirty(t); /* the vector has room: it is being emptied */
+            task_unref(t);
+            continue;
+        }
+        store_put(t->id, state, rec, len);
+        if ((t->store_flags & F_GATED) && !frozen)
+            t->store_flags |= F_GATE_SENT;
+        if (vec_push(&sent, t) < 0)
+            log_task(LOG_ERR, t, "out of memory tracking the task's record");
+        task_unref(t);
+    }
+    dirty.n = 0;
+}
+
+/* Hands what changed to the store, unless it is busy. */
+static void flush(void) {
+    if (!enabled || backing_off || store_busy())
+        return;
+    if (!dirty.n && !store_batch_size() && list_empty(&waiting_next))
+        return;
+    encode_dirty();
+    list_move_all(&waiting_sent, &waiting_next);
+    if (!store_flush()) {
+        /* Nothing to write (every dirty task was dropped): the waiters'
+         * records are already committed. */
+        list w;
+        list_move_all(&w, &waiting_sent);
+        while (!list_empty(&w)) {
+            persist_waiter *pw = container_of(list_first(&w), persist_waiter, node);
+            list_remove(&pw->node);
+            list_init(&pw->node);
+            pw->fn(pw, 0, NULL);
+        }
+    }
+}
+
+static void on_prepare(uv_prepare_t *h) {
+    (void)h;
+    flush();
+}
+
+static void on_retry(uv_timer_t *h) {
+    (void)h;
+    backing_off = false;
+    flush();
+}
+
+static void on_committed(uint64_t seq, int error, const char *why) {
+    (void)seq;
+    if (error) {
+        log_error("%s; %zu records are written again in %u ms", why, sent.n, LIMIT_STORE_RETRY_MS);
+        backing_off = true;
+        uv_timer_start(&retry_timer, on_retry, LIMIT_STORE_RETRY_MS, 0);
+    }
+    for (size_t i = 0; i < sent.n; i++) {
+        task *t = sent.v[i];
+        bool gate = t->store_flags & F_GATE_SENT;
+        t->store_flags &= (uint8_t)~F_GATE_SENT;
+        if (error) {
+            if (t->durable && !frozen)
+                mark_dirty(t);
+        } else if (gate && (t->store_flags & F_GATED)) {
+            t->store_flags = (uint8_t)((t->store_flags & ~F_GATED) | F_START_OK);
+            if (!task_finished(t))
+                sched_start(t);
+        }
+        task_unref(t);
+    }
+    sent.n = 0;
+    list w;
+    list_move_all(&w, &waiting_sent);
+    while (!list_empty(&w)) {
+        persist_waiter *pw = container_of(list_first(&w), persist_waiter, node);
+        list_remove(&pw->node);
+        list_init(&pw->node);
+        pw->fn(pw, error, why);
+    }
+    flush();
+}
+
+/* ---------------------------------------------------------------- restart */
+
+typedef struct load_ctx {
+    uint64_t started_usec; /* this start */
+    uint64_t stopped_usec; /* the last clean stop, or 0 */
+    size_t restored, pending, interrupted_fail, interrupted_retry, finished, missing;
+    const char *first_missing_fn;
+    char first_missing[256];
+    char *err;
+    size_t err_len;
+} load_ctx;
+
+/* The on_interrupt policy of a function: the last matching setting, else
+ * its descriptor's field (ABI 1.3), else fail. */
+static bool retries_on_interrupt(const fn_entry *fn) {
+    int policy = -1;
+    for (size_t i = 0; i < cfg.n_on_interrupt; i++) {
+        char name[256], how[16];
+        if (sscanf(cfg.on_interrupt[i], "%255s %15s", name, how) != 2)
+            continue;
+        size_t n = strlen(name);
+        bool match = name[n - 1] == '.' ? strncmp(fn->full_name, name, n) == 0
+                                        : strcmp(fn->full_name, name) == 0;
+        if (match)
+            policy = strcmp(how, "retry") == 0;
+    }
+    if (policy >= 0)
+        return policy;
+    const struct aiod_function *d = fn->def;
+    return d->struct_size >=
+               offsetof(struct aiod_function, on_interrupt) + sizeof(d->on_interrupt) &&
+           d->on_interrupt == AIOD_ON_INTERRUPT_RETRY;
+}
+
+static void format_time(uint64_t usec, char *buf, size_t len) {
+    time_t s = (time_t)(usec / 1000000);
+    struct tm tm;
+    strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&s, &tm));
+}
+
+/* Why a task that was running did not end. */
+static void interrupted_message(const load_ctx *ctx, const task *t, char *buf, size_t len) {
+    char started[64], now[64];
+    format_time(t->started_usec, started, sizeof(started));
+    format_time(ctx->started_usec, now, sizeof(now));
+    if (ctx->stopped_usec && ctx->stopped_usec >= t->started_usec) {
+        char stopped[64];
+        format_time(ctx->stopped_usec, stopped, sizeof(stopped));
+        snprintf(buf, len,
+                 "aiod stopped at %s while this task ran (attempt %u, started %s); it was not "
+                 "run again (on_interrupt = fail)",
+                 stopped, plan_attempt(t), started);
+    } else
+        snprintf(buf, len,
+                 "aiod stopped (it was killed or crashed) while this task ran (attempt %u, started "
+                 "%s); aiod started again at %s; it was not run again (on_interrupt = fail)",
+                 plan_attempt(t), started, now);
+}
+
+/* Takes the values of a stored record's repeated Value field. */
+static Aiod__Value **take_args(Aiod__StoredTask *st) {
+    Aiod__Value **v = st->args;
+    st->args = NULL;
+    st->n_args = 0;
+    return v;
+}
+
+static int restore_plan(task *t, Aiod__StoredTask *st) {
+    bool needed =
+        st->schedule || st->attempt > 1 || st->n_attempts || st->next_run_usec || st->interrupted;
+    if (!needed)
+        return 0;
+    if (plan_ensure(t) < 0)
+        return -ENOMEM;
+    task_plan *p = t->plan;
+    if (st->schedule) {
+        p->retries = st->schedule->retries;
+        p->backoff = st->schedule->backoff;
+        p->backoff_max = st->schedule->backoff_max;
+        if (st->schedule->n_after) {
+            p->after = alloc_malloc(st->schedule->n_after * sizeof(uint64_t));
+            if (!p->after)
+                return -ENOMEM;
+            memcpy(p->after, st->schedule->after, st->schedule->n_after * sizeof(uint64_t));
+            p->n_after = (uint32_t)st->schedule->n_after;
+        }
+    }
+    p->attempt = st->attempt;
+    p->next_run_usec = st->next_run_usec;
+    p->after_met = st->after_met;
+    p->interrupted = st->interrupted;
+    for (size_t i = 0; i < st->n_attempts; i++) {
+        const Aiod__Attempt *a = st->attempts[i];
+        if (plan_add_attempt(t, a->number, a->started_usec, a->finished_usec, a->error_kind,
+                             a->error_message) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static void restore_output(task *t, const Aiod__StoredTask *st) {
+    if (!st->n_output_tail && !st->output_lines)
+        return;
+    output *o = task_output(t);
+    if (!o)
+        return;
+    for (size_t i = 0; i < st->n_output_tail; i++)
+        output_append(o, 1, st->output_tail[i], strlen(st->output_tail[i]));
+    if (st->output_lines > o->next_seq) {
+        o->dropped += st->output_lines - o->next_seq;
+        o->next_seq = st->output_lines;
+    }
+}
+
+/* Brings back a task that was running when the daemon stopped. */
+static void restore_interrupted(load_ctx *ctx, task *t) {
+    char msg[LIMIT_MESSAGE];
+    bool retry =
+        retries_on_interrupt(t->fn) && (!t->plan || t->plan->interrupted < LIMIT_INTERRUPT_RETRIES);
+    if (retry && plan_ensure(t) == 0) {
+        char started[64];
+        format_time(t->started_usec, started, sizeof(started));
+        snprintf(msg, sizeof(msg), "aiod stopped while this attempt ran (started %s)", started);
+        plan_add_attempt(t, plan_attempt(t), t->started_usec, ctx->started_usec, "Interrupted",
+                         msg);
+        t->plan->interrupted++;
+        t->plan->next_run_usec = 0;
+        ctx->interrupted_retry++;
+        task_changed(t);
+        plan_start(t);
+        return;
+    }
+    interrupted_message(ctx, t, msg, sizeof(msg));
+    if (t->plan)
+        t->plan->no_retry = true;
+    ctx->interrupted_fail++;
+    task_finish(t, TASK_FAILED, NULL, alloc_strdup("Interrupted"), alloc_strdup(msg));
+}
+
+static int restore_row(void *u, uint64_t id, int state, const void *record, size_t len) {
+    load_ctx *ctx = u;
+    (void)state;
+    Aiod__StoredTask *st = aiod__stored_task__unpack(&alloc_protobuf, len, record);
+    if (!st || st->id != id || !st->function) {
+        if (st)
+            aiod__stored_task__free_unpacked(st, &alloc_protobuf);
+        snprintf(ctx->err, ctx->err_len,
+                 "the state store %s is damaged (the record of task %" PRIu64
+                 " cannot be read): aiod cannot tell what that task was. Restore the store "
+                 "from a backup, or start aiod once with --state-recover=fresh to move it aside "
+                 "and start with an empty store",
+                 store_path(), id);
+        return -EBADMSG;
+    }
+    fn_entry *fn = plugin_lookup(st->function);
+    if (!fn || st->n_args != fn->sig.n_params) {
+        if (!ctx->missing++)
+            snprintf(ctx->first_missing, sizeof(ctx->first_missing), "%s", st->function);
+        aiod__stored_task__free_unpacked(st, &alloc_protobuf);
+        return 0;
+    }
+    size_t argc = st->n_args;
+    Aiod__Value **argv = take_args(st);
+    task *t;
+    int r = task_restore(fn, argv, argc, id, (int)st->ownership, (uid_t)st->owner_uid,
+                         (pid_t)st->owner_pid, st->created_usec, &t);
+    if (r < 0) {
+        aiod__stored_task__free_unpacked(st, &alloc_protobuf);
+        snprintf(ctx->err, ctx->err_len, "cannot restore task %" PRIu64 ": %s", id, strerror(-r));
+        return r;
+    }
+    t->durable = true;
+    t->started_usec = st->started_usec;
+    ctx->restored++;
+    if (restore_plan(t, st) < 0) {
+        aiod__stored_task__free_unpacked(st, &alloc_protobuf);
+        task_unref(t);
+        snprintf(ctx->err, ctx->err_len, "out of memory restoring task %" PRIu64, id);
+        return -ENOMEM;
+    }
+    switch (st->state) {
+    case AIOD__TASK_STATE__TASK_PENDING:
+        ctx->pending++;
+        plan_start(t);
+        break;
+    case AIOD__TASK_STATE__TASK_RUNNING:
+        restore_interrupted(ctx, t);
+        break;
+    default: {
+        Aiod__Outcome *o = st->outcome;
+        Aiod__Value *result = o ? TAKE_PTR(o->result) : NULL;
+        char *kind = o && o->error_kind && *o->error_kind ? alloc_strdup(o->error_kind) : NULL;
+        char *message =
+            o && o->error_message && *o->error_message ? alloc_strdup(o->error_message) : NULL;
+        restore_output(t, st);
+        if (t->out)
+            output_end(t->out, (int)st->state);
+        ctx->finished++;
+        task_restore_ended(t, (int)st->state, result, kind, message, st->started_usec,
+                           st->finished_usec);
+        break;
+    }
+    }
+    task_unref(t);
+    aiod__stored_task__free_unpacked(st, &alloc_protobuf);
+    return 0;
+}
+
+int persist_start(uv_loop_t *loop, char *err, size_t err_len) {
+    load_ctx ctx = {.started_usec = task_now_usec(), .err = err, .err_len = err_len};
+    uint64_t v;
+    if (store_get_meta("stopped_usec", &v) == 0)
+        ctx.stopped_usec = v;
+    /* Changes made while loading (interrupted tasks, pruned outcomes) go
+     * to the store like any other. */
+    task_set_store_hook(on_task_event);
+    enabled = true;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int r = store_load(restore_row, &ctx, err, err_len);
+    if (r < 0) {
+        enabled = false;
+        task_set_store_hook(NULL);
+        return r;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (ctx.restored || ctx.missing)
+        log_info("state store %s: %zu tasks restored in %.3f s (%zu pending, %zu finished, %zu "
+                 "interrupted and failed, %zu interrupted and run again)",
+                 store_path(), ctx.restored, took, ctx.pending, ctx.finished, ctx.interrupted_fail,
+                 ctx.interrupted_retry);
+    if (ctx.missing)
+        log_warning("state store: %zu tasks name functions that are not loaded now (the first: "
+                    "%s) or whose parameters changed; they stay in the store, untouched, and are "
+                    "read again at the next start",
+                    ctx.missing, ctx.first_missing);
+    /* This start is not a clean stop. */
+    store_put_meta("stopped_usec", 0);
+    r = store_start(loop, on_committed);
+    if (r < 0) {
+        snprintf(err, err_len, "cannot start the state store's thread: %s", strerror(-r));
+        enabled = false;
+        task_set_store_hook(NULL);
+        return r;
+    }
+    uv_prepare_init(loop, &prepare);
+    uv_prepare_start(&prepare, on_prepare);
+    uv_unref((uv_handle_t *)&prepare);
+    uv_timer_init(loop, &retry_timer);
+    uv_unref((uv_handle_t *)&retry_timer);
+    handles_init = true;
+    return 0;
+}
+
+void persist_freeze(void) {
+    if (!enabled || frozen)
+        return;
+    /* Tasks let through the gate but not started keep a pending record:
+     * cancelled by the stop, they never ran. */
+    for (task *t = task_first(); t; t = task_after(t))
+        if (t->durable && t->state == TASK_PENDING &&
+            (t->store_flags & (F_GATED | F_GATE_SENT | F_START_OK))) {
+            t->store_flags &= (uint8_t) ~(F_GATED | F_START_OK);
+            mark_dirty(t);
+        }
+    frozen = true;
+    encode_dirty();
+    store_put_meta("stopped_usec", task_now_usec());
+    store_flush();
+}
+
+void persist_done(void) {
+    if (!enabled)
+        return;
+    frozen = true;
+    task_set_store_hook(NULL);
+    if (handles_init) {
+        uv_close((uv_handle_t *)&prepare, NULL);
+        uv_close((uv_handle_t *)&retry_timer, NULL);
+        handles_init = false;
+    }
+    for (size_t i = 0; i < dirty.n; i++)
+        task_unref(dirty.v[i]);
+    for (size_t i = 0; i < sent.n; i++)
+        task_unref(sent.v[i]);
+    free(dirty.v);
+    free(sent.v);
+    dirty = sent = (task_vec){0};
+    store_close();
+    uint64_t batches, rows, max_rows;
+    store_stats(&batches, &rows, &max_rows);
+    log_info("state store: %" PRIu64 " commits wrote %" PRIu64 " records (%.1f per commit, at "
+             "most %" PRIu64 ")",
+             batches, rows, batches ? (double)rows / (double)batches : 0.0, max_rows);
+    enabled = false;
+}
+
+void persist_stats(uint64_t *ret_batches, uint64_t *ret_rows, uint64_t *ret_max_rows) {
+    store_stats(ret_batches, ret_rows, ret_max_rows);
+}

@@ -1,0 +1,82 @@
+/*
+ * Durable tasks (persist.c): what of the task table goes to the state store
+ * (system/store.h), when, and what comes back at start.
+ *
+ * A durable task is a client's SUBMITTED or DETACHED task while the store
+ * is on (durability os or fsync). Its record (a StoredTask, aiod.proto) is
+ * written whenever it changes (queued, started, retried, ended) and deleted
+ * when it leaves the table (a detached task at its end, a retained outcome
+ * when pruned). Changes made in one loop iteration are written together,
+ * one transaction per batch on the store's thread, never on the loop.
+ *
+ * Two things wait for a commit:
+ *   - whoever must not answer before the task is durable (the Submitted
+ *     reply): persist_when_committed;
+ *   - the task's start: an attempt runs only once its record says RUNNING
+ *     (persist_gate, run.c's start gate), so that after a crash a task that
+ *     may have run is never taken for one that did not.
+ */
+#ifndef AIOD_PERSIST_H
+#define AIOD_PERSIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "base/forward.h"
+#include "base/list.h"
+
+/* Called once the record a waiter was registered for is committed
+ * (error 0) or could not be (a negative errno, and why). */
+typedef struct persist_waiter persist_waiter;
+struct persist_waiter {
+    list node;
+    void (*fn)(persist_waiter *w, int error, const char *why);
+    void *data;
+};
+
+/*
+ * Reads the open store (store_open ran) back into the task table, in id
+ * order: pending tasks are started again (through their plans), tasks that
+ * were running follow their function's on_interrupt policy, finished ones
+ * are retained outcomes. Rows of functions not loaded now stay in the store
+ * untouched (logged). Then starts the store's thread and takes changes.
+ * 0; a negative errno with the reason in `err` (-EBADMSG: damaged).
+ */
+int persist_start(uv_loop_t *loop, char *err, size_t err_len);
+
+/* Whether tasks are kept (persist_start ran and no freeze yet). */
+bool persist_enabled(void);
+
+/* Makes the new task `t` durable: its record will be written. */
+void persist_track(task *t);
+
+/* Registers `w` for the commit of `t`'s record as it is now. */
+void persist_when_committed(task *t, persist_waiter *w);
+/* Unregisters a waiter that has not fired. Safe to call twice. */
+void persist_waiter_cancel(persist_waiter *w);
+
+/* The start gate of run.c: true if `t` may start its attempt now. */
+bool persist_gate(task *t);
+
+/* A task that was never acknowledged (its first commit failed) is no
+ * longer written: it ends failed with kind "StoreError" and `why`. */
+void persist_forget(task *t, const char *why);
+
+/*
+ * At shutdown, before the remaining tasks are cancelled: what changed so
+ * far is written, and nothing after, so that tasks cut off by the stop keep
+ * the state they had (pending, or running: interrupted at the next start).
+ * The time of the stop is recorded.
+ */
+void persist_freeze(void);
+
+/* Commits what is left and closes the store (after the loop stopped). */
+void persist_done(void);
+
+/* Batches and rows written, and the largest batch (for the logs). */
+void persist_stats(uint64_t *ret_batches, uint64_t *ret_rows, uint64_t *ret_max_rows);
+
+#endif

@@ -1,0 +1,294 @@
+/*
+ * Task schedules (plan.h).
+ *
+ * A planned task stays TASK_PENDING while it waits: for the tasks it runs
+ * after (a waiter on each), then for its time (the run part's timer, which
+ * it does not use before it runs). A failed attempt with retries left goes
+ * back to pending the same way. Cancelling a waiting task ends it at once,
+ * as for any pending task.
+ */
+#include "core/plan.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "base/aiod_limits.h"
+#include "core/finish.h"
+#include "core/limit.h"
+#include "core/sched.h"
+#include "core/task.h"
+#include "macro.h"
+#include "system/log.h"
+
+int plan_ensure(task *t) {
+    if (t->plan)
+        return 0;
+    t->plan = alloc_calloc(1, sizeof(task_plan));
+    return t->plan ? 0 : -ENOMEM;
+}
+
+static bool bad_seconds(double s) {
+    return !(s >= 0) || !isfinite(s) || s > LIMIT_TIMEOUT_SECONDS;
+}
+
+int plan_check(const Aiod__Schedule *s, char *why, size_t why_len) {
+    if (!s)
+        return 0;
+    if (s->retries > LIMIT_RETRIES) {
+        snprintf(why, why_len, "schedule: retries %u is over the limit of %u", s->retries,
+                 LIMIT_RETRIES);
+        return -EINVAL;
+    }
+    const struct {
+        const char *name;
+        double v;
+    } times[] = {{"backoff", s->backoff}, {"backoff_max", s->backoff_max}, {"delay", s->delay}};
+    for (size_t i = 0; i < ELEMENTSOF(times); i++)
+        if (bad_seconds(times[i].v)) {
+            snprintf(why, why_len, "schedule: %s must be between 0 and 1e9 seconds", times[i].name);
+            return -EINVAL;
+        }
+    if (s->n_after > LIMIT_AFTER) {
+        snprintf(why, why_len, "schedule: %zu tasks to run after, over the limit of %u", s->n_after,
+                 LIMIT_AFTER);
+        return -E2BIG;
+    }
+    return 0;
+}
+
+int plan_apply(task *t, const Aiod__Schedule *s) {
+    assert(t->state == TASK_PENDING && !t->plan);
+    if (!s)
+        return 0;
+    uint64_t start = s->at_usec;
+    if (s->delay > 0) {
+        uint64_t d = t->created_usec + (uint64_t)(s->delay * 1e6);
+        if (d > start)
+            start = d;
+    }
+    if (!s->retries && !s->n_after && !start)
+        return 0;
+    if (plan_ensure(t) < 0)
+        return -ENOMEM;
+    task_plan *p = t->plan;
+    p->retries = s->retries;
+    p->backoff = s->backoff;
+    p->backoff_max = s->backoff_max;
+    p->next_run_usec = start;
+    if (s->n_after) {
+        p->after = alloc_malloc(s->n_after * sizeof(uint64_t));
+        if (!p->after)
+            return -ENOMEM;
+        memcpy(p->after, s->after, s->n_after * sizeof(uint64_t));
+        p->n_after = (uint32_t)s->n_after;
+    }
+    return 0;
+}
+
+unsigned plan_max_attempts(const task *t) {
+    return t->plan ? t->plan->retries + 1 : 1;
+}
+
+unsigned plan_attempt(const task *t) {
+    if (t->plan)
+        return t->plan->attempt;
+    return t->started_usec ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------- waiting */
+
+static void on_time(uv_timer_t *h) {
+    task *t = h->data;
+    if (task_finished(t) || !t->plan)
+        return;
+    t->plan->timer_armed = false;
+    plan_start(t);
+}
+
+/* One waiter on a dependency fired (or had nothing to wait for). After
+ * the last one nothing refers to `t` any more: the array and the
+ * reference watch_dependencies took go, and a task not failed meanwhile
+ * starts. */
+static void dependency_settled(task *t) {
+    task_plan *p = t->plan;
+    assert(p && p->after_left > 0);
+    if (--p->after_left > 0)
+        return;
+    free(TAKE_PTR(p->after_waiters));
+    if (!task_finished(t)) {
+        p->after_met = true;
+        task_changed(t);
+        plan_start(t);
+    }
+    task_unref(t);
+}
+
+/* Fails `t` for a dependency that will never be done. */
+static void dependency_failed(task *t, const char *msg) {
+    if (task_finished(t))
+        return;
+    t->plan->no_retry = true;
+    task_finish(t, TASK_FAILED, NULL, alloc_strdup("DependencyFailed"), alloc_strdup(msg));
+}
+
+/* A task it runs after ended. */
+static void on_dependency(waiter *w, task *dep) {
+    task *t = w->data;
+    if (dep->state != TASK_DONE) {
+        char msg[LIMIT_MESSAGE];
+        if (dep->error_kind)
+            snprintf(msg, sizeof(msg), "task %llu, which this one runs after, ended %s (%s: %s)",
+                     (unsigned long long)dep->id, task_state_name(dep->state), dep->error_kind,
+                     dep->error_message ? dep->error_message : "");
+        else
+            snprintf(msg, sizeof(msg), "task %llu, which this one runs after, ended %s",
+                     (unsigned long long)dep->id, task_state_name(dep->state));
+        dependency_failed(t, msg);
+    }
+    dependency_settled(t);
+}
+
+/* Hangs a waiter on every task `t` runs after; those already finished fire
+ * at once. A task that is gone fails `t`. */
+static void watch_dependencies(task *t) {
+    task_plan *p = t->plan;
+    p->after_waiters = alloc_calloc(p->n_after, sizeof(waiter));
+    if (!p->after_waiters) {
+        p->no_retry = true;
+        task_finish(t, TASK_FAILED, NULL, alloc_strdup("MemoryError"),
+                    alloc_strdup("no memory to wait for the tasks this one runs after"));
+        return;
+    }
+    task_ref(t); /* until every waiter fired: dependency_settled */
+    p->after_left = p->n_after;
+    /* after_left reaches 0 only with the last one: the array stays. */
+    for (uint32_t i = 0; i < p->n_after; i++) {
+        waiter *w = &p->after_waiters[i];
+        w->fn = on_dependency;
+        w->data = t;
+        task *dep = task_lookup(p->after[i]);
+        if (dep) {
+            task_add_waiter(dep, w);
+            continue;
+        }
+        char msg[LIMIT_MESSAGE];
+        snprintf(msg, sizeof(msg),
+                 "task %llu, which this one runs after, is no longer known (its outcome was "
+                 "not retained)",
+                 (unsigned long long)p->after[i]);
+        dependency_failed(t, msg);
+        dependency_settled(t);
+    }
+}
+
+void plan_start(task *t) {
+    task_plan *p = t->plan;
+    if (task_finished(t))
+        return;
+    if (!p) {
+        sched_start(t);
+        return;
+    }
+    if (p->n_after && !p->after_met) {
+        if (!p->after_waiters)
+            watch_dependencies(t);
+        /* on_dependency starts it once all of them are done. */
+        return;
+    }
+    uint64_t now = task_now_usec();
+    if (p->next_run_usec > now) {
+        sched_start_timer(t, on_time, (double)(p->next_run_usec - now) / 1e6);
+        p->timer_armed = true;
+        return;
+    }
+    sched_start(t);
+}
+
+/* ---------------------------------------------------------------- retries */
+
+int plan_add_attempt(task *t, uint32_t number, uint64_t started_usec, uint64_t finished_usec,
+                     const char *kind, const char *message) {
+    if (plan_ensure(t) < 0)
+        return -ENOMEM;
+    task_plan *p = t->plan;
+    Aiod__Attempt **a = alloc_realloc(p->attempts, (p->n_attempts + 1) * sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    p->attempts = a;
+    Aiod__Attempt *at = alloc_malloc(sizeof(*at));
+    char *k = alloc_strdup(kind ? kind : ""), *m = alloc_strdup(message ? message : "");
+    if (!at || !k || !m) {
+        free(at);
+        free(k);
+        free(m);
+        return -ENOMEM;
+    }
+    aiod__attempt__init(at);
+    at->number = number;
+    at->started_usec = started_usec;
+    at->finished_usec = finished_usec;
+    at->error_kind = k;
+    at->error_message = m;
+    p->attempts[p->n_attempts++] = at;
+    return 0;
+}
+
+/* A uniformly random double in [0, 1): xorshift64*, seeded from the clock
+ * once. Jitter needs spread, not secrecy. */
+static double uniform(void) {
+    static uint64_t x;
+    if (!x)
+        x = task_now_usec() | 1;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    return (double)((x * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+
+bool plan_retry(task *t, char *kind, char *message) {
+    task_plan *p = t->plan;
+    if (!p || p->no_retry || t->cancel_requested || t->state != TASK_RUNNING || !t->run ||
+        t->run->co)
+        return false;
+    uint64_t now = task_now_usec();
+    if (p->attempt > p->retries) {
+        /* The last attempt: its error is the task's, and listed too. */
+        if (p->retries)
+            plan_add_attempt(t, p->attempt, t->started_usec, now, kind, message);
+        return false;
+    }
+    if (plan_add_attempt(t, p->attempt, t->started_usec, now, kind, message) < 0)
+        return false;
+    /* The children of the failed attempt end with it, as at any end. */
+    task_run *r = t->run;
+    while (!list_empty(&r->children)) {
+        task *c = task_of(list_first(&r->children), child_node);
+        list_remove(&c->run->child_node);
+        if (!c->shielded)
+            task_cancel(c);
+    }
+    limit_release(t, sched_start);
+    r->exit_code = 0;
+    r->suspended = false;
+    r->wake_pending = false;
+    task_set_pending_again(t);
+    double base = p->backoff > 0 ? p->backoff : LIMIT_BACKOFF_DEFAULT;
+    double cap = p->backoff_max > 0 ? p->backoff_max : LIMIT_BACKOFF_MAX_DEFAULT;
+    double wait = base * pow(2.0, (double)(p->attempt - 1));
+    if (!(wait <= cap))
+        wait = cap;
+    wait *= uniform();
+    p->next_run_usec = now + (uint64_t)(wait * 1e6);
+    log_task(LOG_NOTICE, t, "attempt %u of %u failed (%s: %s); the next in %.3f s", p->attempt,
+             p->retries + 1, kind ? kind : "", message ? message : "", wait);
+    free(kind);
+    free(message);
+    task_changed(t);
+    plan_start(t);
+    return true;
+}

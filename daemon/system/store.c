@@ -1,0 +1,597 @@
+/*
+ * The state store: SQLite (Debian's libsqlite3) in WAL mode, written by one
+ * thread of its own in batches (group commit).
+ *
+ * Why SQLite: it is the embedded store every Debian system already has,
+ * its WAL mode gives exactly the two guarantees the durability setting
+ * names (synchronous=FULL syncs the log at every commit; NORMAL syncs it
+ * only at checkpoints, so a commit survives a crash of the process but not
+ * of the machine), and a damaged file is detected rather than read as
+ * garbage.
+ *
+ * The schema (version 1, PRAGMA user_version):
+ *   tasks(id INTEGER PRIMARY KEY, state INTEGER NOT NULL, record BLOB NOT NULL)
+ *   meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)
+ * Rows are written as whole records (INSERT OR REPLACE) and deleted when
+ * the layer above drops a task. auto_vacuum is INCREMENTAL: freed pages are
+ * reused, and once more than a quarter of the file (and over 8 MiB) is free,
+ * each commit gives back up to 4 MiB of it (incremental_vacuum), so the file
+ * shrinks after a large prune without one long VACUUM. Checkpoints are
+ * SQLite's automatic ones (every 1000 pages of log), run by the writer
+ * thread at commit; journal_size_limit truncates the log after them.
+ */
+#include "system/store.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "alloc.h"
+#include "macro.h"
+
+enum op_kind { OP_PUT, OP_DELETE, OP_META };
+
+typedef struct op {
+    uint64_t id;
+    const char *key; /* OP_META */
+    void *record;
+    uint32_t len;
+    int32_t state;
+    uint8_t kind;
+} op;
+
+typedef struct batch {
+    op *ops;
+    size_t n, cap;
+    uint64_t seq;
+    int error;
+    char msg[256];
+} batch;
+
+static sqlite3 *db;
+static char *db_path;
+static int lock_fd = -1;
+static int durability;
+
+static pthread_t thread;
+static bool thread_started;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static bool stopping;
+/* Loop thread: the batch being filled. Shared under mu: `writing` (handed
+ * to the thread, NULL when idle) and `written` (done, for the loop). */
+static batch batches[2];
+static batch *filling = &batches[0], *writing, *written, *spare = &batches[1];
+static uv_async_t done_async;
+static void (*committed_cb)(uint64_t seq, int error, const char *msg);
+static uint64_t next_seq = 1;
+static uint64_t n_batches, n_rows, max_rows;
+static sqlite3_stmt *st_put, *st_delete, *st_meta;
+
+static void close_fdp(int *fd) {
+    if (*fd >= 0)
+        close(*fd);
+}
+#define _cleanup_close_ _cleanup_(close_fdp)
+
+static int exec(const char *sql) {
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+/* One integer from a query, or a negative SQLite result code. */
+static int query_int(const char *sql, int64_t *ret) {
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return -rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *ret = sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : -rc;
+}
+
+static bool is_damage(int rc) {
+    rc &= 0xff;
+    return rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB || rc == SQLITE_FORMAT;
+}
+
+static void say_damaged(const char *what, char *err, size_t err_len) {
+    snprintf(err, err_len,
+             "the state store %s is damaged (%s): aiod cannot tell which tasks it holds. Stop "
+             "here and restore it from a backup, or move it aside yourself, or start aiod once "
+             "with --state-recover=fresh to have it moved aside (as %s.damaged-TIME) and start "
+             "with an empty store",
+             db_path, what, db_path);
+}
+
+/* Schema steps: migrations[v] takes a store from version v to v + 1. */
+static const char *const migrations[] = {
+    /* 0 -> 1: the first schema. */
+    "CREATE TABLE tasks(id INTEGER PRIMARY KEY, state INTEGER NOT NULL, record BLOB NOT NULL);"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+};
+
+static int migrate(char *err, size_t err_len) {
+    int64_t version = 0;
+    int r = query_int("PRAGMA user_version", &version);
+    if (r < 0) {
+        if (is_damage(-r)) {
+            say_damaged(sqlite3_errstr(-r), err, err_len);
+            return -EBADMSG;
+        }
+        snprintf(err, err_len, "the state store %s cannot be read: %s", db_path,
+                 sqlite3_errstr(-r));
+        return -EIO;
+    }
+    if (version > STORE_SCHEMA_VERSION) {
+        snprintf(err, err_len,
+                 "the state store %s has schema version %lld, made by a newer aiod; this one "
+                 "knows versions up to %d. Run the newer aiod, or move the store aside to start "
+                 "with an empty one",
+                 db_path, (long long)version, STORE_SCHEMA_VERSION);
+        return -EPROTO;
+    }
+    if (version == STORE_SCHEMA_VERSION)
+        return 0;
+    /* auto_vacuum must be chosen before the first table exists. */
+    if (version == 0)
+        exec("PRAGMA auto_vacuum=INCREMENTAL");
+    if (exec("BEGIN IMMEDIATE") != SQLITE_OK)
+        goto fail;
+    for (int64_t v = version; v < STORE_SCHEMA_VERSION; v++)
+        if (exec(migrations[v]) != SQLITE_OK)
+            goto fail;
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", STORE_SCHEMA_VERSION);
+    if (exec(sql) != SQLITE_OK || exec("COMMIT") != SQLITE_OK)
+        goto fail;
+    return 0;
+fail:;
+    int rc = sqlite3_extended_errcode(db);
+    snprintf(err, err_len,
+             "the state store %s: cannot bring its schema from version %lld to %d: %s", db_path,
+             (long long)version, STORE_SCHEMA_VERSION, sqlite3_errmsg(db));
+    exec("ROLLBACK");
+    if (is_damage(rc)) {
+        say_damaged(sqlite3_errmsg(db), err, err_len);
+        return -EBADMSG;
+    }
+    return (rc & 0xff) == SQLITE_FULL ? -ENOSPC : -EIO;
+}
+
+static int set_pragmas(int how, char *err, size_t err_len) {
+    sqlite3_stmt *st;
+    /* WAL is kept in the file once set; asking again confirms it. */
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK)
+        goto fail;
+    int rc = sqlite3_step(st);
+    bool wal = rc == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    if (!wal)
+        goto fail;
+    if (exec(how == STORE_FSYNC ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL") !=
+            SQLITE_OK ||
+        exec("PRAGMA journal_size_limit=67108864") != SQLITE_OK)
+        goto fail;
+    return 0;
+fail:
+    rc = sqlite3_extended_errcode(db);
+    if (is_damage(rc)) {
+        say_damaged(sqlite3_errmsg(db), err, err_len);
+        return -EBADMSG;
+    }
+    snprintf(err, err_len, "the state store %s: cannot set it up (WAL mode): %s", db_path,
+             sqlite3_errmsg(db));
+    return -EIO;
+}
+
+/* Moves the store and its log aside, as PATH.damaged-TIME. */
+static int move_aside(char *err, size_t err_len) {
+    char stamp[32], to[4200];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", gmtime_r(&now, &tm));
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+        char from[4200];
+        snprintf(from, sizeof(from), "%s%s", db_path, suffixes[i]);
+        snprintf(to, sizeof(to), "%s.damaged-%s%s", db_path, stamp, suffixes[i]);
+        if (rename(from, to) < 0 && errno != ENOENT) {
+            int r = -errno;
+            snprintf(err, err_len, "cannot move the state store %s aside: %s", from, strerror(-r));
+            return r;
+        }
+    }
+    return 0;
+}
+
+static int open_db(int how, char *err, size_t err_len) {
+    /* Made private before SQLite opens it: the records hold every user's
+     * calls, and SQLite gives its -wal and -shm files the same mode. */
+    int fd = open(db_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        int r = -errno;
+        snprintf(err, err_len, "the state store %s cannot be opened: %s", db_path, strerror(-r));
+        return r;
+    }
+    close(fd);
+    int rc = sqlite3_open_v2(
+        db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, err_len, "the state store %s cannot be opened: %s", db_path,
+                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        return rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
+    }
+    int r = set_pragmas(how, err, err_len);
+    if (r >= 0)
+        r = migrate(err, err_len);
+    if (r >= 0) {
+        /* The file's own check of its structure is read by the load; here
+         * only that the tables are the ones this schema has. */
+        int64_t n = 0;
+        int q = query_int("SELECT count(*) FROM sqlite_schema WHERE name IN ('tasks','meta')", &n);
+        if (q < 0 || n != 2) {
+            say_damaged(q < 0 ? sqlite3_errstr(-q) : "its tables are missing", err, err_len);
+            r = -EBADMSG;
+        }
+    }
+    if (r < 0) {
+        sqlite3_close(db);
+        db = NULL;
+    }
+    return r;
+}
+
+int store_open(const char *state_dir, int how, bool fresh, char *err, size_t err_len) {
+    assert(!db && (how == STORE_OS || how == STORE_FSYNC));
+    durability = how;
+    char lock_path[4200];
+    snprintf(lock_path, sizeof(lock_path), "%s/tasks.db.lock", state_dir);
+    _cleanup_close_ int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        int r = -errno;
+        snprintf(err, err_len, "%s: cannot open: %s", lock_path, strerror(-r));
+        return r;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        snprintf(err, err_len,
+                 "the state directory %s is in use by another aiod (%s is locked); give each "
+                 "daemon its own state_dir",
+                 state_dir, lock_path);
+        return r;
+    }
+    if (asprintf(&db_path, "%s/tasks.db", state_dir) < 0) {
+        db_path = NULL;
+        return -ENOMEM;
+    }
+    int r = open_db(how, err, err_len);
+    if (r == -EBADMSG && fresh) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", err);
+        r = move_aside(err, err_len);
+        if (r >= 0)
+            r = open_db(how, err, err_len);
+        if (r >= 0)
+            snprintf(err, err_len, "%s -- moved aside; starting with an empty store", why);
+    }
+    if (r < 0) {
+        free(db_path);
+        db_path = NULL;
+        return r;
+    }
+    lock_fd = fd;
+    fd = -1;
+    return 0;
+}
+
+const char *store_path(void) {
+    return db_path;
+}
+
+int store_load(int (*each)(void *u, uint64_t id, int state, const void *record, size_t len),
+               void *u, char *err, size_t err_len) {
+    sqlite3_stmt *st;
+    int rc =
+        sqlite3_prepare_v2(db, "SELECT id, state, record FROM tasks ORDER BY id", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        goto fail;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int r = each(u, (uint64_t)sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1),
+                     sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+        if (r < 0) {
+            sqlite3_finalize(st);
+            return r;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return 0;
+fail:
+    rc = sqlite3_extended_errcode(db);
+    if (is_damage(rc))
+        say_damaged(sqlite3_errmsg(db), err, err_len);
+    else
+        snprintf(err, err_len, "the state store %s cannot be read: %s", db_path,
+                 sqlite3_errmsg(db));
+    return is_damage(rc) ? -EBADMSG : rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
+}
+
+int store_get_meta(const char *key, uint64_t *ret) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = ?", -1, &st, NULL) != SQLITE_OK)
+        return -EIO;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int r = -ENOENT;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *ret = (uint64_t)sqlite3_column_int64(st, 0);
+        r = 0;
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+/* ---------------------------------------------------------------- batches */
+
+static op *add_op(void) {
+    if (filling->n == filling->cap) {
+        size_t cap = filling->cap ? filling->cap * 2 : 256;
+        op *ops = alloc_realloc(filling->ops, cap * sizeof(op));
+        if (!ops)
+            return NULL;
+        filling->ops = ops;
+        filling->cap = cap;
+    }
+    return &filling->ops[filling->n++];
+}
+
+void store_put(uint64_t id, int state, void *record, size_t len) {
+    assert(db && len <= UINT32_MAX);
+    op *o = add_op();
+    if (!o) {
+        /* Out of memory for the batch: the row is written with the next
+         * change of the task, and its waiters see the commit fail. */
+        free(record);
+        filling->error = -ENOMEM;
+        return;
+    }
+    *o = (op){.kind = OP_PUT, .id = id, .state = state, .record = record, .len = (uint32_t)len};
+}
+
+void store_delete(uint64_t id) {
+    op *o = add_op();
+    if (o)
+        *o = (op){.kind = OP_DELETE, .id = id};
+}
+
+void store_put_meta(const char *key, uint64_t value) {
+    op *o = add_op();
+    if (o)
+        *o = (op){.kind = OP_META, .key = key, .id = value};
+}
+
+uint64_t store_batch_seq(void) {
+    return next_seq;
+}
+
+size_t store_batch_size(void) {
+    return filling->n;
+}
+
+bool store_busy(void) {
+    return writing != NULL || written != NULL;
+}
+
+static void batch_clear(batch *b) {
+    for (size_t i = 0; i < b->n; i++)
+        free(b->ops[i].record);
+    b->n = 0;
+    b->error = 0;
+    b->msg[0] = '\0';
+}
+
+bool store_flush(void) {
+    if (!thread_started || store_busy() || filling->n == 0)
+        return false;
+    pthread_mutex_lock(&mu);
+    filling->seq = next_seq++;
+    writing = filling;
+    filling = spare;
+    spare = NULL;
+    pthread_cond_signal(&cond);
+    pthread_mutex_unlock(&mu);
+    return true;
+}
+
+/* ---------------------------------------------------------------- the thread */
+
+static int step_reset(sqlite3_stmt *st) {
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void maybe_vacuum(void) {
+    int64_t free_pages = 0, pages = 0, page_size = 4096;
+    if (query_int("PRAGMA freelist_count", &free_pages) < 0 ||
+        query_int("PRAGMA page_count", &pages) < 0 || query_int("PRAGMA page_size", &page_size) < 0)
+        return;
+    if (free_pages * 4 > pages && free_pages * page_size > 8 << 20) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%lld)",
+                 (long long)((4 << 20) / page_size));
+        exec(sql);
+    }
+}
+
+static void write_batch(batch *b) {
+    int rc = b->error ? SQLITE_NOMEM : exec("BEGIN");
+    for (size_t i = 0; rc == SQLITE_OK && i < b->n; i++) {
+        op *o = &b->ops[i];
+        if (o->kind == OP_PUT) {
+            sqlite3_bind_int64(st_put, 1, (sqlite3_int64)o->id);
+            sqlite3_bind_int(st_put, 2, o->state);
+            sqlite3_bind_blob(st_put, 3, o->record, (int)o->len, SQLITE_STATIC);
+            rc = step_reset(st_put);
+        } else if (o->kind == OP_DELETE) {
+            sqlite3_bind_int64(st_delete, 1, (sqlite3_int64)o->id);
+            rc = step_reset(st_delete);
+        } else {
+            sqlite3_bind_text(st_meta, 1, o->key, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st_meta, 2, (sqlite3_int64)o->id);
+            rc = step_reset(st_meta);
+        }
+    }
+    if (rc == SQLITE_OK)
+        rc = exec("COMMIT");
+    if (rc != SQLITE_OK) {
+        int code = b->error ? SQLITE_NOMEM : sqlite3_extended_errcode(db);
+        snprintf(b->msg, sizeof(b->msg), "the state store %s: %s", db_path,
+                 b->error ? "out of memory" : sqlite3_errmsg(db));
+        exec("ROLLBACK");
+        b->error = (code & 0xff) == SQLITE_FULL    ? -ENOSPC
+                   : (code & 0xff) == SQLITE_NOMEM ? -ENOMEM
+                                                   : -EIO;
+        return;
+    }
+    n_batches++;
+    n_rows += b->n;
+    if (b->n > max_rows)
+        max_rows = b->n;
+    if (n_batches % 64 == 0)
+        maybe_vacuum();
+}
+
+static void *writer_main(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    for (;;) {
+        while (!writing && !stopping)
+            pthread_cond_wait(&cond, &mu);
+        if (!writing)
+            break;
+        batch *b = writing;
+        pthread_mutex_unlock(&mu);
+        write_batch(b);
+        pthread_mutex_lock(&mu);
+        writing = NULL;
+        written = b;
+        pthread_cond_broadcast(&cond);
+        uv_async_send(&done_async);
+    }
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+/* On the loop thread: a batch was committed (or failed). */
+static void on_done(uv_async_t *h) {
+    (void)h;
+    pthread_mutex_lock(&mu);
+    batch *b = written;
+    written = NULL;
+    pthread_mutex_unlock(&mu);
+    if (!b)
+        return;
+    uint64_t seq = b->seq;
+    int error = b->error;
+    char msg[sizeof(b->msg)];
+    memcpy(msg, b->msg, sizeof(msg));
+    batch_clear(b);
+    spare = b;
+    if (committed_cb)
+        committed_cb(seq, error, msg);
+}
+
+int store_start(uv_loop_t *loop, void (*committed)(uint64_t seq, int error, const char *msg)) {
+    assert(db && !thread_started);
+    committed_cb = committed;
+    if (sqlite3_prepare_v3(db, "INSERT OR REPLACE INTO tasks(id, state, record) VALUES(?, ?, ?)",
+                           -1, SQLITE_PREPARE_PERSISTENT, &st_put, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db, "DELETE FROM tasks WHERE id = ?", -1, SQLITE_PREPARE_PERSISTENT,
+                           &st_delete, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", -1,
+                           SQLITE_PREPARE_PERSISTENT, &st_meta, NULL) != SQLITE_OK)
+        return -ENOMEM;
+    int r = uv_async_init(loop, &done_async, on_done);
+    if (r < 0)
+        return r;
+    /* It never keeps the loop alive by itself: a commit under way is
+     * waited for by store_close. */
+    uv_unref((uv_handle_t *)&done_async);
+    stopping = false;
+    r = pthread_create(&thread, NULL, writer_main, NULL);
+    if (r) {
+        uv_close((uv_handle_t *)&done_async, NULL);
+        return -r;
+    }
+    thread_started = true;
+    return 0;
+}
+
+void store_stats(uint64_t *ret_batches, uint64_t *ret_rows, uint64_t *ret_max_rows) {
+    *ret_batches = n_batches;
+    *ret_rows = n_rows;
+    *ret_max_rows = max_rows;
+}
+
+void store_close(void) {
+    if (thread_started) {
+        pthread_mutex_lock(&mu);
+        while (writing)
+            pthread_cond_wait(&cond, &mu);
+        pthread_mutex_unlock(&mu);
+        /* What the loop had not handed over yet, committed here. */
+        if (written) {
+            batch_clear(written);
+            spare = written;
+            written = NULL;
+        }
+        if (filling->n)
+            write_batch(filling);
+        batch_clear(filling);
+        pthread_mutex_lock(&mu);
+        stopping = true;
+        pthread_cond_signal(&cond);
+        pthread_mutex_unlock(&mu);
+        pthread_join(thread, NULL);
+        thread_started = false;
+        if (!uv_is_closing((uv_handle_t *)&done_async))
+            uv_close((uv_handle_t *)&done_async, NULL);
+    } else if (db && filling->n) {
+        write_batch(filling);
+        batch_clear(filling);
+    }
+    sqlite3_finalize(st_put);
+    sqlite3_finalize(st_delete);
+    sqlite3_finalize(st_meta);
+    st_put = st_delete = st_meta = NULL;
+    if (db)
+        sqlite3_close(db);
+    db = NULL;
+    free(db_path);
+    db_path = NULL;
+    if (lock_fd >= 0)
+        close(lock_fd);
+    lock_fd = -1;
+    for (size_t i = 0; i < ELEMENTSOF(batches); i++) {
+        batch_clear(&batches[i]);
+        free(batches[i].ops);
+        batches[i] = (batch){0};
+    }
+    filling = &batches[0];
+    spare = &batches[1];
+    writing = written = NULL;
+    next_seq = 1;
+}

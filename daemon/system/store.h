@@ -1,0 +1,90 @@
+/*
+ * The state store (store.c): SQLite in WAL mode, in STATE_DIR/tasks.db.
+ * It keeps rows of (id, state, record), where the record is bytes the layer
+ * above made, and knows nothing of what they mean.
+ *
+ * Writes are batched: store_put and store_delete add to the batch being
+ * filled, store_flush hands it to the store's own thread, which commits it
+ * as one transaction and then calls `committed` on the loop thread. At most
+ * one batch is committed at a time; what is added meanwhile forms the next,
+ * so one commit (one sync) carries everything that arrived while the last
+ * one ran. No SQLite call runs on the loop thread once store_start ran.
+ */
+#ifndef AIOD_STORE_H
+#define AIOD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+/* The durability setting: what a committed batch survives. */
+enum store_durability {
+    STORE_NONE,  /* no store: nothing survives the process */
+    STORE_OS,    /* written to the OS: survives a crash of aiod, not of the machine */
+    STORE_FSYNC, /* synced: survives a power loss */
+};
+
+/* The schema this daemon writes (PRAGMA user_version). */
+#define STORE_SCHEMA_VERSION 1
+
+/*
+ * Opens (creating it) STATE_DIR/tasks.db, takes the directory's store lock
+ * (one daemon per store), migrates an older schema and sets `durability`
+ * (STORE_OS or STORE_FSYNC). With `fresh`, a store that cannot be opened or
+ * read is moved aside as tasks.db.damaged-YYYYmmdd-HHMMSS (with its -wal and
+ * -shm) and an empty one made. 0; a negative errno with the whole reason,
+ * including what to do, in `err`: -EBADMSG damaged, -EPROTO made by a newer
+ * aiod, -EBUSY locked by another daemon, -ENOSPC, -EIO, -ENOMEM.
+ */
+int store_open(const char *state_dir, int durability, bool fresh, char *err, size_t err_len);
+
+/*
+ * Calls `each` for every row, in id order, on the calling thread (at start,
+ * before store_start). `each` returns 0 to go on, or a negative errno that
+ * stops the walk and is returned. 0; -EBADMSG (damaged, reason in `err`).
+ */
+int store_load(int (*each)(void *u, uint64_t id, int state, const void *record, size_t len),
+               void *u, char *err, size_t err_len);
+
+/* The file's path (valid while open). */
+const char *store_path(void);
+
+/*
+ * Starts the writer thread. `committed(seq, error)` runs on the loop thread
+ * after batch `seq` (the value store_batch_seq returned while it was being
+ * filled) committed (error 0) or was rolled back (a negative errno:
+ * -ENOSPC when the disk is full, -EIO); `msg` then says why. 0, -ENOMEM,
+ * or a pthread error.
+ */
+int store_start(uv_loop_t *loop, void (*committed)(uint64_t seq, int error, const char *msg));
+
+/* Adds a row write to the batch being filled; `record` (len bytes) is
+ * taken and freed by the store. */
+void store_put(uint64_t id, int state, void *record, size_t len);
+/* Adds a row deletion to the batch being filled. */
+void store_delete(uint64_t id);
+/* Sets a meta value (key taken as a constant string), in the batch. */
+void store_put_meta(const char *key, uint64_t value);
+/* Reads a meta value at start (before store_start): 0, -ENOENT. */
+int store_get_meta(const char *key, uint64_t *ret);
+
+/* The sequence number of the batch being filled (starts at 1). */
+uint64_t store_batch_seq(void);
+/* Rows in the batch being filled. */
+size_t store_batch_size(void);
+/* Whether a batch is being committed now. */
+bool store_busy(void);
+
+/* Hands the batch being filled to the writer if it is idle and the batch
+ * holds anything. Returns true if it did. */
+bool store_flush(void);
+
+/* Statistics: batches committed, rows written, and the largest batch. */
+void store_stats(uint64_t *ret_batches, uint64_t *ret_rows, uint64_t *ret_max_rows);
+
+/* Commits whatever is left, stops the thread and closes the file. */
+void store_close(void);
+
+#endif
