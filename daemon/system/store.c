@@ -436,7 +436,22 @@ static void maybe_vacuum(void) {
     }
 }
 
+static int prepare_statements(void) {
+    if (st_put)
+        return 0;
+    if (sqlite3_prepare_v3(db, "INSERT OR REPLACE INTO tasks(id, state, record) VALUES(?, ?, ?)",
+                           -1, SQLITE_PREPARE_PERSISTENT, &st_put, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db, "DELETE FROM tasks WHERE id = ?", -1, SQLITE_PREPARE_PERSISTENT,
+                           &st_delete, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", -1,
+                           SQLITE_PREPARE_PERSISTENT, &st_meta, NULL) != SQLITE_OK)
+        return -ENOMEM;
+    return 0;
+}
+
 static void write_batch(batch *b) {
+    if (!b->error && prepare_statements() < 0)
+        b->error = -ENOMEM;
     int rc = b->error ? SQLITE_NOMEM : exec("BEGIN");
     for (size_t i = 0; rc == SQLITE_OK && i < b->n; i++) {
         op *o = &b->ops[i];
@@ -517,12 +532,7 @@ static void on_done(uv_async_t *h) {
 int store_start(uv_loop_t *loop, void (*committed)(uint64_t seq, int error, const char *msg)) {
     assert(db && !thread_started);
     committed_cb = committed;
-    if (sqlite3_prepare_v3(db, "INSERT OR REPLACE INTO tasks(id, state, record) VALUES(?, ?, ?)",
-                           -1, SQLITE_PREPARE_PERSISTENT, &st_put, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v3(db, "DELETE FROM tasks WHERE id = ?", -1, SQLITE_PREPARE_PERSISTENT,
-                           &st_delete, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v3(db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", -1,
-                           SQLITE_PREPARE_PERSISTENT, &st_meta, NULL) != SQLITE_OK)
+    if (prepare_statements() < 0)
         return -ENOMEM;
     int r = uv_async_init(loop, &done_async, on_done);
     if (r < 0)

@@ -1,0 +1,235 @@
+/*
+ * The state store (system/store.c) against real SQLite files in a temporary
+ * directory: rows written in batches by the store's thread come back in id
+ * order after a close; deletes and meta values are kept; a batch committed
+ * reports its sequence number on the loop; a second open of the same
+ * directory is refused; a file that is not a database, or one with a newer
+ * schema, is refused with a reason, and --state-recover=fresh moves a
+ * damaged one aside.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+#include <uv.h>
+
+#include "system/store.h"
+
+static char dir[64];
+static char err[2048];
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/test-store-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+typedef struct row {
+    uint64_t id;
+    int state;
+    char text[32];
+} row;
+
+static row rows[64];
+static size_t n_rows;
+
+static int collect(void *u, uint64_t id, int state, const void *record, size_t len) {
+    (void)u;
+    assert_true(n_rows < 64 && len < 32);
+    rows[n_rows].id = id;
+    rows[n_rows].state = state;
+    memcpy(rows[n_rows].text, record, len);
+    rows[n_rows].text[len] = '\0';
+    n_rows++;
+    return 0;
+}
+
+static void load(void) {
+    n_rows = 0;
+    assert_int_equal(store_load(collect, NULL, err, sizeof(err)), 0);
+}
+
+static void put(uint64_t id, int state, const char *text) {
+    store_put(id, state, strdup(text), strlen(text));
+}
+
+static uint64_t committed_seq;
+static int committed_error;
+
+static void on_committed(uint64_t seq, int error, const char *msg) {
+    (void)msg;
+    committed_seq = seq;
+    committed_error = error;
+}
+
+static void run_until_committed(uv_loop_t *loop, uint64_t seq) {
+    while (committed_seq < seq)
+        uv_run(loop, UV_RUN_ONCE);
+}
+
+static void test_batches_survive_a_close(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assert_int_equal(store_open(dir, STORE_FSYNC, false, err, sizeof(err)), 0);
+    load();
+    assert_int_equal(n_rows, 0);
+    assert_int_equal(store_start(&loop, on_committed), 0);
+    /* A timer keeps the loop polling while the thread commits. */
+    uv_timer_t keep;
+    uv_timer_init(&loop, &keep);
+    uv_timer_start(&keep, (uv_timer_cb)(void (*)(void))abort, 60000, 0);
+
+    uint64_t first = store_batch_seq();
+    put(3, 1, "three");
+    put(1, 1, "one");
+    put(2, 2, "two");
+    assert_int_equal(store_batch_size(), 3);
+    assert_true(store_flush());
+    assert_true(store_busy());
+    /* Filled while the first commits: the next batch. */
+    put(1, 3, "one done");
+    store_delete(2);
+    store_put_meta("stopped_usec", 42);
+    assert_false(store_flush());
+    run_until_committed(&loop, first);
+    assert_int_equal(committed_error, 0);
+    assert_true(store_flush());
+    run_until_committed(&loop, first + 1);
+    assert_int_equal(committed_error, 0);
+    uint64_t batches, nrows, max_rows;
+    store_stats(&batches, &nrows, &max_rows);
+    assert_true(batches >= 2 && nrows >= 6 && max_rows >= 3);
+    uv_close((uv_handle_t *)&keep, NULL);
+    store_close();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+
+    assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
+    load();
+    assert_int_equal(n_rows, 2);
+    assert_int_equal(rows[0].id, 1);
+    assert_int_equal(rows[0].state, 3);
+    assert_string_equal(rows[0].text, "one done");
+    assert_int_equal(rows[1].id, 3);
+    assert_string_equal(rows[1].text, "three");
+    uint64_t v = 0;
+    assert_int_equal(store_get_meta("stopped_usec", &v), 0);
+    assert_int_equal(v, 42);
+    assert_int_equal(store_get_meta("nothing", &v), -ENOENT);
+    /* What is left in the batch is committed by the close itself. */
+    put(9, 1, "nine");
+    store_close();
+    assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
+    load();
+    assert_int_equal(n_rows, 3);
+    assert_int_equal(rows[2].id, 9);
+    store_close();
+}
+
+static void test_one_daemon_per_directory(void **state) {
+    (void)state;
+    /* What another daemon holds: flock is per open file description, so a
+     * second one in this process conflicts the same way. */
+    char path[128];
+    snprintf(path, sizeof(path), "%s/tasks.db.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+    assert_int_equal(store_open(dir, STORE_FSYNC, false, err, sizeof(err)), -EBUSY);
+    assert_non_null(strstr(err, "in use by another aiod"));
+    close(fd);
+    assert_int_equal(store_open(dir, STORE_FSYNC, false, err, sizeof(err)), 0);
+    store_close();
+}
+
+static void write_file(const char *name, const char *text) {
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_damaged_is_refused_or_moved_aside(void **state) {
+    (void)state;
+    char garbage[8192];
+    memset(garbage, 'x', sizeof(garbage) - 1);
+    garbage[sizeof(garbage) - 1] = '\0';
+    write_file("tasks.db", garbage);
+    assert_int_equal(store_open(dir, STORE_FSYNC, false, err, sizeof(err)), -EBADMSG);
+    assert_non_null(strstr(err, "is damaged"));
+    assert_non_null(strstr(err, "--state-recover=fresh"));
+
+    assert_int_equal(store_open(dir, STORE_FSYNC, true, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "moved aside"));
+    load();
+    assert_int_equal(n_rows, 0);
+    store_close();
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    bool found = false;
+    for (struct dirent *e; (e = readdir(d));)
+        found |= strncmp(e->d_name, "tasks.db.damaged-", 17) == 0;
+    closedir(d);
+    assert_true(found);
+}
+
+static void test_newer_schema_is_refused(void **state) {
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/tasks.db", dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=7", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(store_open(dir, STORE_FSYNC, false, err, sizeof(err)), -EPROTO);
+    assert_non_null(strstr(err, "schema version 7, made by a newer aiod"));
+    /* --state-recover=fresh is for damage, not for a newer aiod's store. */
+    assert_int_equal(store_open(dir, STORE_FSYNC, true, err, sizeof(err)), -EPROTO);
+}
+
+static void test_missing_tables_are_damage(void **state) {
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/tasks.db", dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=1", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(store_open(dir, STORE_FSYNC, false, err, sizeof(err)), -EBADMSG);
+    assert_non_null(strstr(err, "tables are missing"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_batches_survive_a_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_daemon_per_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_is_refused_or_moved_aside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_tables_are_damage, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
