@@ -282,9 +282,10 @@ AIOC_EXPORT int aioc_detach(aioc_client *c, const aioc_call *call, uint64_t *ret
  *    "DependencyFailed". Each must exist at the submit (unfinished, or its
  *    outcome still retained), else the submit fails with -ESRCH.
  *
- * A SUBMITTED or DETACHED task with a schedule is durable: the daemon keeps
- * it in its state store, so its schedule, attempts and retries survive a
- * restart of the daemon. An ATTACHED one is cancelled with its connection,
+ * A SUBMITTED or DETACHED task is durable, schedule or not (unless the
+ * daemon runs with durability = none): the daemon keeps it in its state
+ * store before it answers, so the task, its schedule, attempts and retries
+ * survive a restart, crash or kill of the daemon. An ATTACHED one is cancelled with its connection,
  * as any attached task. A daemon older than the schedules ignores them
  * (the task runs at once, once).
  *
