@@ -14,7 +14,8 @@ aiod_warnings(benchplugin_bench)
 find_package(Threads REQUIRED)
 add_executable(aiod-bench
   ${AIOD_BENCH_DIR}/main.c ${AIOD_BENCH_DIR}/client.c ${AIOD_BENCH_DIR}/echo.c
-  ${AIOD_BENCH_DIR}/daemon.c ${AIOD_BENCH_DIR}/switch.c ${AIOD_BENCH_DIR}/util.c)
+  ${AIOD_BENCH_DIR}/daemon.c ${AIOD_BENCH_DIR}/durable.c ${AIOD_BENCH_DIR}/switch.c
+  ${AIOD_BENCH_DIR}/util.c)
 # aiodcore for the coroutine code (switch.c), aiodproto for framing and the
 # generated messages, libaioclient for the library round trip.
 target_link_libraries(aiod-bench PRIVATE aiodcore aiodproto aioclient Threads::Threads)

@@ -3,7 +3,9 @@
  * owns one concern: main.c (options, orchestration, the table), client.c
  * (a raw pipelining client speaking the wire protocol), echo.c (the bare echo
  * server, the physical limit), daemon.c (running aiod as a child and reading
- * its RSS and CPU time), switch.c (coroutine switch cost), util.c (clocks,
+ * its RSS and CPU time), switch.c (coroutine switch cost), durable.c (the
+ * durability section: submit throughput and latency per durability setting
+ * against fdatasync, restart with a large store), util.c (clocks,
  * percentiles, messages).
  */
 #ifndef AIOD_BENCH_H
@@ -25,6 +27,29 @@ void bench_note(char *buf, size_t len, const char *fmt, ...) __attribute__((form
 /* Prints a progress line to stderr unless quiet. */
 extern bool bench_verbose;
 void bench_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Sleeps s seconds (through EINTR). */
+void sleep_s(double s);
+
+/* ---- main.c: the results table. Rows live in a static array of main.c;
+ * add_row returns a row whose text fields the caller fills (ours, limit,
+ * ratio, target default to "-"); met points to a static string. */
+
+typedef struct row {
+    char name[96];
+    char ours[48];
+    char limit[48];
+    char ratio[24];
+    char target[48];
+    const char *met;
+} row;
+
+row *add_row(const char *name);
+void add_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Marks the row failed with a note giving the reason; the run then exits 1. */
+void fail_row(row *r, const char *reason);
+/* 1234567 -> "1,234,567" */
+void fmt_int(char *buf, size_t len, uint64_t v);
+const char *yes(bool b);
 
 /* ---- client.c: a raw client. One connection, blocking socket, buffered
  * writes, frames decoded with the generated protobuf-c code. */
@@ -48,9 +73,19 @@ typedef struct bench_req {
  * has_arg (or one int argument when int_arg), return_exceptions set. */
 int breq_gather(bench_req *r, const char *function, size_t n, bool has_arg, double darg,
                 bool int_arg, int64_t iarg);
+/* A Submit of `function` (no arguments) with the given ownership
+ * (Aiod__Ownership value); its reply is Submitted. */
+int breq_submit(bench_req *r, const char *function, int ownership);
 void breq_free(bench_req *r);
 
-/* What a run measured. */
+/* A ListTasks: with unfinished, only TASK_PENDING and TASK_RUNNING tasks;
+ * else every task, finished ones retained included. *ret_n receives how
+ * many tasks the reply lists (at most limit). 0, or negative errno (-EPROTO
+ * when the reply is not a TaskList). */
+int bconn_list(bench_conn *c, bool unfinished, uint32_t limit, size_t *ret_n);
+
+/* What a run measured. A reply counts as done when it is an Outcomes
+ * reply's done outcome or a Submitted reply. */
 typedef struct bench_result {
     bool ok;
     char reason[256];
@@ -108,11 +143,27 @@ typedef struct bench_daemon {
 
 /* Starts `aiod_path` on a fresh socket in a temporary directory with
  * plugin_dir and any extra arguments (NULL-terminated), and waits for READY=1.
- * 0, or -1 with the reason in err. */
+ * The temporary directory is made in $TMPDIR (default /tmp); the state
+ * directory is DIR/state. 0, or -1 with the reason in err. */
 int daemon_start(bench_daemon *d, const char *aiod_path, const char *plugin_dir,
                  const char *const *extra, char *err, size_t err_len);
+/* The same with the temporary directory made in `base` (NULL: as above)
+ * and the state directory `state_dir` (NULL: DIR/state, new). */
+int daemon_start_in(bench_daemon *d, const char *base, const char *state_dir, const char *aiod_path,
+                    const char *plugin_dir, const char *const *extra, char *err, size_t err_len);
 /* SIGTERM, wait, SIGKILL after a grace period; removes the directory. */
 void daemon_stop(bench_daemon *d);
+/* The same, keeping the directory (and the daemon's log) until
+ * daemon_remove_dir. */
+void daemon_stop_keep(bench_daemon *d);
+void daemon_remove_dir(bench_daemon *d);
+/* Removes a state directory aiod made (its known files, then the directory). */
+void state_dir_remove(const char *dir);
+/* Adds to reason whether the daemon died and its last log line. */
+void daemon_explain(bench_daemon *d, char *reason, size_t len);
+/* Finds the last line of the daemon's log containing `needle` and copies
+ * the whole line (without the newline) into buf. true when found. */
+bool daemon_log_find(const bench_daemon *d, const char *needle, char *buf, size_t len);
 /* Whether the child still runs. */
 bool daemon_alive(bench_daemon *d, char *why, size_t why_len);
 /* The last line of the daemon's log that looks like an error, or "". */
@@ -133,6 +184,27 @@ uint64_t proc_cpu_ticks(pid_t pid);
 typedef struct rss_sampler rss_sampler;
 rss_sampler *rss_sampler_start(pid_t pid);
 uint64_t rss_sampler_stop(rss_sampler *s);
+
+/* ---- durable.c */
+
+typedef struct durable_cfg {
+    const char *aiod, *plugins;
+    /* Where the state directories and the fdatasync probe go (not tmpfs). */
+    const char *dir;
+    /* Submits per throughput run (split among the clients), in flight per
+     * client, one-at-a-time submits for latency, tasks in the restart store. */
+    uint64_t n;
+    unsigned depth;
+    uint64_t latency_n;
+    uint64_t store_n;
+    const char *const *aiod_args;
+    size_t n_aiod_args;
+} durable_cfg;
+
+/* Adds the durability rows to the table. */
+void durable_section(const durable_cfg *cfg);
+/* Prints the targets with PASS or MISS (after the table). */
+void durable_print_targets(void);
 
 /* ---- switch.c */
 

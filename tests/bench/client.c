@@ -244,6 +244,23 @@ int breq_gather(bench_req *r, const char *function, size_t n, bool has_arg, doub
     return 0;
 }
 
+int breq_submit(bench_req *r, const char *function, int ownership) {
+    Aiod__Call call = AIOD__CALL__INIT;
+    call.function = (char *)function;
+    Aiod__Submit sub = AIOD__SUBMIT__INIT;
+    sub.call = &call;
+    sub.ownership = (Aiod__Ownership)ownership;
+    Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
+    m.body_case = AIOD__CLIENT_MESSAGE__BODY_SUBMIT;
+    m.submit = &sub;
+    r->len = aiod__client_message__get_packed_size(&m);
+    r->body = malloc(r->len ? r->len : 1);
+    if (!r->body)
+        return -ENOMEM;
+    aiod__client_message__pack(&m, r->body);
+    return 0;
+}
+
 void breq_free(bench_req *r) {
     free(r->body);
     r->body = NULL;
@@ -251,8 +268,9 @@ void breq_free(bench_req *r) {
 
 /* ---------------------------------------------------------------- replies */
 
-/* Decodes one reply; adds the outcomes that are done to *done and notes the
- * first problem in res. Returns false when the reply is not Outcomes. */
+/* Decodes one reply; adds the outcomes that are done (or 1 for a Submitted
+ * reply) to *done and notes the first problem in res. Returns false when
+ * the reply is neither Outcomes nor Submitted. */
 static bool check_reply(const uint8_t *p, uint32_t len, uint64_t *done, bench_result *res) {
     Aiod__ServerMessage *sm = aiod__server_message__unpack(NULL, len, p);
     if (!sm) {
@@ -261,8 +279,11 @@ static bool check_reply(const uint8_t *p, uint32_t len, uint64_t *done, bench_re
         res->ok = false;
         return false;
     }
-    bool ok = sm->body_case == AIOD__SERVER_MESSAGE__BODY_OUTCOMES;
-    if (!ok) {
+    bool ok = sm->body_case == AIOD__SERVER_MESSAGE__BODY_OUTCOMES ||
+              sm->body_case == AIOD__SERVER_MESSAGE__BODY_SUBMITTED;
+    if (sm->body_case == AIOD__SERVER_MESSAGE__BODY_SUBMITTED) {
+        (*done)++;
+    } else if (!ok) {
         if (res->ok) {
             if (sm->body_case == AIOD__SERVER_MESSAGE__BODY_ERROR)
                 bench_note(res->reason, sizeof(res->reason), "error %d: %s", (int)sm->error->code,
@@ -295,6 +316,43 @@ static void fail_io(bench_result *res, const char *what, int rc) {
         bench_note(res->reason, sizeof(res->reason), "%s: %s", what,
                    rc == -EPIPE ? "connection closed by the server" : strerror(-rc));
     res->ok = false;
+}
+
+/* ---------------------------------------------------------------- listing */
+
+int bconn_list(bench_conn *c, bool unfinished, uint32_t limit, size_t *ret_n) {
+    Aiod__TaskState states[2] = {AIOD__TASK_STATE__TASK_PENDING, AIOD__TASK_STATE__TASK_RUNNING};
+    Aiod__ListTasks lt = AIOD__LIST_TASKS__INIT;
+    lt.limit = limit;
+    if (unfinished) {
+        lt.n_states = 2;
+        lt.states = states;
+    } else {
+        lt.all = true;
+    }
+    Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
+    m.body_case = AIOD__CLIENT_MESSAGE__BODY_LIST_TASKS;
+    m.list_tasks = &lt;
+    uint8_t buf[64];
+    if (aiod__client_message__get_packed_size(&m) > sizeof(buf))
+        return -EINVAL;
+    bench_req r = {buf, aiod__client_message__pack(&m, buf)};
+    const uint8_t *p;
+    uint32_t len;
+    int rc;
+    if (!conn_put(c, &r))
+        return -ENOMEM;
+    if ((rc = conn_flush(c)) < 0 || (rc = conn_frame(c, false, &p, &len)) < 0)
+        return rc;
+    Aiod__ServerMessage *sm = aiod__server_message__unpack(NULL, len, p);
+    if (!sm || sm->body_case != AIOD__SERVER_MESSAGE__BODY_TASK_LIST) {
+        if (sm)
+            aiod__server_message__free_unpacked(sm, NULL);
+        return -EPROTO;
+    }
+    *ret_n = sm->task_list->n_tasks;
+    aiod__server_message__free_unpacked(sm, NULL);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- latency */

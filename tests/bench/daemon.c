@@ -24,24 +24,39 @@
 #define READY_TIMEOUT_MS 20000
 #define STOP_GRACE_MS 10000
 
+void state_dir_remove(const char *dir) {
+    static const char *const names[] = {"next-id",      "next-id.lock", "tasks.db",
+                                        "tasks.db-wal", "tasks.db-shm", "tasks.db.lock"};
+    char p[600];
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
 static void rm_dir(const char *dir) {
     char p[400];
-    const char *names[] = {"aiod.sock", "notify",        "echo.sock",
-                           "aiod.log",  "state/next-id", "state/next-id.lock"};
+    const char *names[] = {"aiod.sock", "notify", "echo.sock", "aiod.log"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
         unlink(p);
     }
     snprintf(p, sizeof(p), "%s/state", dir);
-    rmdir(p);
+    state_dir_remove(p);
     rmdir(dir);
 }
 
 int daemon_start(bench_daemon *d, const char *aiod_path, const char *plugin_dir,
                  const char *const *extra, char *err, size_t err_len) {
+    return daemon_start_in(d, NULL, NULL, aiod_path, plugin_dir, extra, err, err_len);
+}
+
+int daemon_start_in(bench_daemon *d, const char *base, const char *state_dir, const char *aiod_path,
+                    const char *plugin_dir, const char *const *extra, char *err, size_t err_len) {
     memset(d, 0, sizeof(*d));
     d->pid = -1;
-    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    const char *tmp = base ? base : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     snprintf(d->dir, sizeof(d->dir), "%s/aiod-bench.XXXXXX", tmp);
     if (!mkdtemp(d->dir)) {
         bench_note(err, err_len, "mkdtemp: %s", strerror(errno));
@@ -79,7 +94,9 @@ int daemon_start(bench_daemon *d, const char *aiod_path, const char *plugin_dir,
     argv[argc++] = "--log-level";
     argv[argc++] = "warning";
     char state[sizeof(d->dir) + 8];
-    snprintf(state, sizeof(state), "%s/state", d->dir);
+    snprintf(state, sizeof(state), "%s", state_dir ? state_dir : "");
+    if (!state_dir)
+        snprintf(state, sizeof(state), "%s/state", d->dir);
     argv[argc++] = "--state-dir";
     argv[argc++] = state;
     for (size_t i = 0; extra && extra[i] && argc < 31; i++)
@@ -169,7 +186,7 @@ bool daemon_alive(bench_daemon *d, char *why, size_t why_len) {
     return false;
 }
 
-void daemon_stop(bench_daemon *d) {
+void daemon_stop_keep(bench_daemon *d) {
     if (d->pid > 0) {
         kill(d->pid, SIGTERM);
         uint64_t deadline = bench_now_ns() + (uint64_t)STOP_GRACE_MS * 1000000u;
@@ -186,8 +203,44 @@ void daemon_stop(bench_daemon *d) {
         }
     }
     d->pid = -1;
+}
+
+void daemon_remove_dir(bench_daemon *d) {
     if (*d->dir && !getenv("AIOD_BENCH_KEEP"))
         rm_dir(d->dir);
+}
+
+void daemon_stop(bench_daemon *d) {
+    daemon_stop_keep(d);
+    daemon_remove_dir(d);
+}
+
+void daemon_explain(bench_daemon *d, char *reason, size_t len) {
+    char why[200], last[300];
+    size_t n = strlen(reason);
+    if (!daemon_alive(d, why, sizeof(why)))
+        snprintf(reason + n, len - n, "; aiod %s", why);
+    daemon_last_log(d, last, sizeof(last));
+    n = strlen(reason);
+    if (*last)
+        snprintf(reason + n, len - n, "; aiod's last log line: %s", last);
+}
+
+bool daemon_log_find(const bench_daemon *d, const char *needle, char *buf, size_t len) {
+    FILE *f = fopen(d->log, "r");
+    if (!f)
+        return false;
+    char line[1024];
+    bool found = false;
+    while (fgets(line, sizeof(line), f)) {
+        if (strstr(line, needle)) {
+            line[strcspn(line, "\n")] = 0;
+            snprintf(buf, len, "%s", line);
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
 }
 
 void daemon_last_log(const bench_daemon *d, char *buf, size_t len) {

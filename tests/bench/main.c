@@ -52,6 +52,9 @@ static struct {
     const char *only;
     const char *connect;
     double sleep_s;
+    /* The durability section. */
+    uint64_t durable_n, durable_latency_n, durable_store;
+    const char *durable_dir;
     bool quick;
 } opt = {
     .aiod = AIOD_BENCH_AIOD,
@@ -68,6 +71,10 @@ static struct {
     .idle_s = 2.0,
     .batch = 100000,
     .sleep_s = 1.0,
+    .durable_n = 200000,
+    .durable_latency_n = 5000,
+    .durable_store = 1000000,
+    .durable_dir = "/var/tmp",
 };
 
 static void usage(FILE *f) {
@@ -77,7 +84,8 @@ static void usage(FILE *f) {
         "Benchmark aiod against the physical limit (a bare echo server with the same\n"
         "framing) and print ours / limit / ratio / target for every figure.\n\n"
         "      --quick             a tiny configuration (smoke test)\n"
-        "      --only LIST         sections: idle,latency,throughput,spawn,sleep,switch\n"
+        "      --only LIST         sections: idle,latency,throughput,spawn,sleep,switch,\n"
+        "                          durable\n"
         "      --aiod PATH         the daemon (default %s)\n"
         "      --plugin-dir DIR    where bench.so is (default %s)\n"
         "      --latency-n N       round trips for latency (default 100000)\n"
@@ -87,6 +95,12 @@ static void usage(FILE *f) {
         "      --sleep-seconds S   how long each of them sleeps (default 1)\n"
         "      --spawn N           children of the in-daemon spawn+gather (default 1000000)\n"
         "      --switch-n N        ping-pong iterations, 4 switches each (default 10000000)\n"
+        "      --durable-n N       submits per durability throughput run, split among\n"
+        "                          the clients (default 200000)\n"
+        "      --durable-latency-n N  one-at-a-time durable submits (default 5000)\n"
+        "      --durable-store N   tasks in the store of the restart (default 1000000)\n"
+        "      --durable-dir DIR   where the state stores and the fdatasync probe go; a\n"
+        "                          disk, not tmpfs (default /var/tmp)\n"
         "      --python PATH       Python for the asyncio reference (default /usr/bin/python3;\n"
         "                          \"none\" skips it)\n"
         "      --connect PATH      only drive the server at PATH (a peer speaking the same\n"
@@ -139,7 +153,11 @@ static void parse_args(int argc, char **argv) {
         O_PY,
         O_SLEEPS,
         O_CONNECT,
-        O_AIOD_ARG
+        O_AIOD_ARG,
+        O_DUR_N,
+        O_DUR_LAT,
+        O_DUR_STORE,
+        O_DUR_DIR
     };
     static const struct option longopts[] = {
         {"quick", no_argument, NULL, O_QUICK},
@@ -156,6 +174,10 @@ static void parse_args(int argc, char **argv) {
         {"sleep-seconds", required_argument, NULL, O_SLEEPS},
         {"connect", required_argument, NULL, O_CONNECT},
         {"aiod-arg", required_argument, NULL, O_AIOD_ARG},
+        {"durable-n", required_argument, NULL, O_DUR_N},
+        {"durable-latency-n", required_argument, NULL, O_DUR_LAT},
+        {"durable-store", required_argument, NULL, O_DUR_STORE},
+        {"durable-dir", required_argument, NULL, O_DUR_DIR},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -173,6 +195,9 @@ static void parse_args(int argc, char **argv) {
             opt.switch_n = 100000;
             opt.idle_s = 0.3;
             opt.python = "none";
+            opt.durable_n = 2000;
+            opt.durable_latency_n = 200;
+            opt.durable_store = 4000;
             break;
         case O_ONLY:
             opt.only = optarg;
@@ -200,6 +225,18 @@ static void parse_args(int argc, char **argv) {
             break;
         case O_PY:
             opt.python = optarg;
+            break;
+        case O_DUR_N:
+            opt.durable_n = parse_count(optarg, "--durable-n");
+            break;
+        case O_DUR_LAT:
+            opt.durable_latency_n = parse_count(optarg, "--durable-latency-n");
+            break;
+        case O_DUR_STORE:
+            opt.durable_store = parse_count(optarg, "--durable-store");
+            break;
+        case O_DUR_DIR:
+            opt.durable_dir = optarg;
             break;
         case O_CONNECT:
             opt.connect = optarg;
@@ -246,23 +283,14 @@ static void parse_args(int argc, char **argv) {
 
 /* ---------------------------------------------------------------- the table */
 
-typedef struct row {
-    char name[96];
-    char ours[48];
-    char limit[48];
-    char ratio[24];
-    char target[48];
-    const char *met;
-} row;
-
-#define MAX_ROWS 40
+#define MAX_ROWS 64
 static row rows[MAX_ROWS];
 static size_t n_rows;
 static char notes[MAX_ROWS][400];
 static size_t n_notes;
 static bool any_failed;
 
-static row *add_row(const char *name) {
+row *add_row(const char *name) {
     if (n_rows == MAX_ROWS)
         n_rows--;
     row *r = &rows[n_rows++];
@@ -275,8 +303,7 @@ static row *add_row(const char *name) {
     return r;
 }
 
-static void add_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void add_note(const char *fmt, ...) {
+void add_note(const char *fmt, ...) {
     if (n_notes == MAX_ROWS)
         return;
     va_list ap;
@@ -285,15 +312,14 @@ static void add_note(const char *fmt, ...) {
     va_end(ap);
 }
 
-static void fail_row(row *r, const char *reason) {
+void fail_row(row *r, const char *reason) {
     snprintf(r->ours, sizeof(r->ours), "failed (note %zu)", n_notes + 1);
     r->met = "no";
     add_note("%s: failed: %s", r->name, reason);
     any_failed = true;
 }
 
-/* 1234567 -> "1,234,567" */
-static void fmt_int(char *buf, size_t len, uint64_t v) {
+void fmt_int(char *buf, size_t len, uint64_t v) {
     char tmp[32];
     int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
     size_t o = 0;
@@ -350,7 +376,7 @@ static void print_table(void) {
 
 /* ---------------------------------------------------------------- helpers */
 
-static const char *yes(bool b) {
+const char *yes(bool b) {
     return b ? "yes" : "no";
 }
 
@@ -370,24 +396,6 @@ static int start_daemon(bench_daemon *d, uint64_t max_tasks, char *err, size_t e
     if (r == 0)
         bench_log("aiod pid %d on %s", (int)d->pid, d->socket);
     return r;
-}
-
-static void sleep_s(double s) {
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-/* When a workload failed, adds what the daemon says about it. */
-static void explain(bench_daemon *d, char *reason, size_t len) {
-    char why[200], last[300];
-    size_t n = strlen(reason);
-    if (!daemon_alive(d, why, sizeof(why)))
-        snprintf(reason + n, len - n, "; aiod %s", why);
-    daemon_last_log(d, last, sizeof(last));
-    n = strlen(reason);
-    if (*last)
-        snprintf(reason + n, len - n, "; aiod's last log line: %s", last);
 }
 
 /* ---------------------------------------------------------------- sections */
@@ -546,7 +554,7 @@ static void rpc_section(void) {
         idle_rows(&d, "after load", 1.5);
     if (daemon_ok) {
         if (ours.lat.ok == false || ours.tp[0].ok == false || ours.tp[1].ok == false) {
-            explain(&d, ours.lat.reason, sizeof(ours.lat.reason));
+            daemon_explain(&d, ours.lat.reason, sizeof(ours.lat.reason));
         }
         daemon_stop(&d);
     } else if (*d.dir) {
@@ -681,7 +689,7 @@ static void spawn_section(void) {
               (unsigned long long)opt.spawn_n);
     bench_batch(d.socket, &req, 1, &res);
     if (!res.ok) {
-        explain(&d, res.reason, sizeof(res.reason));
+        daemon_explain(&d, res.reason, sizeof(res.reason));
         fail_row(r, res.reason);
     } else {
         double s = (double)res.elapsed_ns / 1e9;
@@ -758,7 +766,7 @@ static void sleep_section(uint64_t n) {
         snprintf(reason, sizeof(reason), "%llu of %llu tasks done after %.3f s; first error: %s",
                  (unsigned long long)res.count, (unsigned long long)n, (double)res.elapsed_ns / 1e9,
                  res.reason);
-        explain(&d, reason, sizeof(reason));
+        daemon_explain(&d, reason, sizeof(reason));
         fail_row(r_time, reason);
         snprintf(r_bpt->ours, sizeof(r_bpt->ours), "failed (note %zu)", n_notes);
         r_bpt->met = "no";
@@ -865,6 +873,21 @@ int main(int argc, char **argv) {
             sleep_section(opt.sleepers[i]);
     if (section("switch"))
         switch_section();
+    if (section("durable")) {
+        durable_cfg dc = {
+            .aiod = opt.aiod,
+            .plugins = opt.plugins,
+            .dir = opt.durable_dir,
+            .n = opt.durable_n,
+            .depth = opt.depth,
+            .latency_n = opt.durable_latency_n,
+            .store_n = opt.durable_store,
+            .aiod_args = opt.aiod_args,
+            .n_aiod_args = opt.n_aiod_args,
+        };
+        durable_section(&dc);
+    }
     print_table();
+    durable_print_targets();
     return any_failed ? 1 : 0;
 }
