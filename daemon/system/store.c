@@ -74,6 +74,8 @@ static batch *filling = &batches[0], *writing, *written, *spare = &batches[1];
 static uv_async_t done_async;
 static void (*committed_cb)(uint64_t seq, int error, const char *msg);
 static uint64_t next_seq = 1;
+/* Loop thread only: a batch was handed over and its result not yet seen. */
+static bool handed;
 static uint64_t n_batches, n_rows, max_rows;
 static sqlite3_stmt *st_put, *st_delete, *st_meta;
 
@@ -391,7 +393,7 @@ size_t store_batch_size(void) {
 }
 
 bool store_busy(void) {
-    return writing != NULL || written != NULL;
+    return handed;
 }
 
 static void batch_clear(batch *b) {
@@ -407,6 +409,7 @@ bool store_flush(void) {
         return false;
     pthread_mutex_lock(&mu);
     filling->seq = next_seq++;
+    handed = true;
     writing = filling;
     filling = spare;
     spare = NULL;
@@ -525,6 +528,7 @@ static void on_done(uv_async_t *h) {
     memcpy(msg, b->msg, sizeof(msg));
     batch_clear(b);
     spare = b;
+    handed = false;
     if (committed_cb)
         committed_cb(seq, error, msg);
 }
@@ -603,5 +607,6 @@ void store_close(void) {
     filling = &batches[0];
     spare = &batches[1];
     writing = written = NULL;
+    handed = false;
     next_seq = 1;
 }
