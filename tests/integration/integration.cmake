@@ -66,3 +66,10 @@ aiod_integration_test(stall 120)
 # with: ctest -L hostile --output-on-failure
 aiod_integration_test(hostile 1200)
 set_tests_properties(integration.hostile PROPERTIES LABELS hostile)
+# Durable tasks (issue 14): SIGKILL/SIGTERM while clients submit, a restart
+# over a million stored outcomes (fewer under sanitizers), schedules across
+# restarts, a full disk (a tmpfs: needs root, fails otherwise), damaged
+# stores, detached tasks, durability none. Under TSan its rounds take
+# several times longer, hence the timeout.
+aiod_integration_test(durable 1800)
+set_property(TEST integration.durable APPEND PROPERTY LABELS durable)
