@@ -240,7 +240,7 @@ static void encode_dirty(void) {
             task_unref(t);
             continue;
         }
-        store_put(t->id, state, rec, len);
+        store_put(t->id, state, t->finished_usec, rec, len);
         if ((t->store_flags & F_GATED) && !frozen)
             t->store_flags |= F_GATE_SENT;
         if (vec_push(&sent, t) < 0)
@@ -535,6 +535,11 @@ int persist_start(uv_loop_t *loop, char *err, size_t err_len) {
     enabled = true;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* Outcomes past their retention are not read back at all. */
+    uint64_t expired = 0, keep_usec = (uint64_t)cfg.retain_seconds * 1000000u;
+    if (keep_usec < ctx.started_usec &&
+        store_prune_finished(TASK_DONE, ctx.started_usec - keep_usec, &expired) == 0 && expired)
+        log_info("state store: %" PRIu64 " outcomes past retain_seconds deleted", expired);
     int r = store_load(restore_row, &ctx, err, err_len);
     if (r < 0) {
         enabled = false;

@@ -9,9 +9,12 @@
  * of the machine), and a damaged file is detected rather than read as
  * garbage.
  *
- * The schema (version 1, PRAGMA user_version):
- *   tasks(id INTEGER PRIMARY KEY, state INTEGER NOT NULL, record BLOB NOT NULL)
+ * The schema (version 2, PRAGMA user_version):
+ *   tasks(id INTEGER PRIMARY KEY, state INTEGER NOT NULL, record BLOB NOT NULL,
+ *         finished_usec INTEGER NOT NULL DEFAULT 0)
  *   meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)
+ * Version 1 had no finished_usec: its rows read 0 (not known), and are
+ * pruned by the layer above once loaded, as before.
  * Rows are written as whole records (INSERT OR REPLACE) and deleted when
  * the layer above drops a task. auto_vacuum is INCREMENTAL: freed pages are
  * reused, and once more than a quarter of the file (and over 8 MiB) is free,
@@ -42,6 +45,7 @@ enum op_kind { OP_PUT, OP_DELETE, OP_META };
 
 typedef struct op {
     uint64_t id;
+    uint64_t finished_usec;
     const char *key; /* OP_META */
     void *record;
     uint32_t len;
@@ -123,7 +127,12 @@ static const char *const migrations[] = {
     /* 0 -> 1: the first schema. */
     "CREATE TABLE tasks(id INTEGER PRIMARY KEY, state INTEGER NOT NULL, record BLOB NOT NULL);"
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+    /* 1 -> 2: when a task finished, so that outcomes past their retention
+     * are deleted before they are read back (store_prune_finished). */
+    "ALTER TABLE tasks ADD COLUMN finished_usec INTEGER NOT NULL DEFAULT 0;",
 };
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
+               "one migration per schema version");
 
 static int migrate(char *err, size_t err_len) {
     int64_t version = 0;
@@ -144,6 +153,15 @@ static int migrate(char *err, size_t err_len) {
                  "with an empty one",
                  db_path, (long long)version, STORE_SCHEMA_VERSION);
         return -EPROTO;
+    }
+    /* A store of any version has both tables. */
+    int64_t tables = 0;
+    if (version > 0 &&
+        (query_int("SELECT count(*) FROM sqlite_schema WHERE name IN ('tasks','meta')", &tables) <
+             0 ||
+         tables != 2)) {
+        say_damaged("its tables are missing", err, err_len);
+        return -EBADMSG;
     }
     if (version == STORE_SCHEMA_VERSION)
         return 0;
@@ -239,16 +257,6 @@ static int open_db(int how, char *err, size_t err_len) {
     int r = set_pragmas(how, err, err_len);
     if (r >= 0)
         r = migrate(err, err_len);
-    if (r >= 0) {
-        /* The file's own check of its structure is read by the load; here
-         * only that the tables are the ones this schema has. */
-        int64_t n = 0;
-        int q = query_int("SELECT count(*) FROM sqlite_schema WHERE name IN ('tasks','meta')", &n);
-        if (q < 0 || n != 2) {
-            say_damaged(q < 0 ? sqlite3_errstr(-q) : "its tables are missing", err, err_len);
-            r = -EBADMSG;
-        }
-    }
     if (r < 0) {
         sqlite3_close(db);
         db = NULL;
@@ -331,6 +339,23 @@ fail:
     return is_damage(rc) ? -EBADMSG : rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
 }
 
+int store_prune_finished(int min_state, uint64_t before_usec, uint64_t *ret_deleted) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "DELETE FROM tasks WHERE state >= ? AND finished_usec > 0 AND "
+                           "finished_usec < ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -EIO;
+    sqlite3_bind_int(st, 1, min_state);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)before_usec);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return (rc & 0xff) == SQLITE_FULL ? -ENOSPC : -EIO;
+    *ret_deleted = (uint64_t)sqlite3_changes(db);
+    return 0;
+}
+
 int store_get_meta(const char *key, uint64_t *ret) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = ?", -1, &st, NULL) != SQLITE_OK)
@@ -359,7 +384,7 @@ static op *add_op(void) {
     return &filling->ops[filling->n++];
 }
 
-void store_put(uint64_t id, int state, void *record, size_t len) {
+void store_put(uint64_t id, int state, uint64_t finished_usec, void *record, size_t len) {
     assert(db && len <= UINT32_MAX);
     op *o = add_op();
     if (!o) {
@@ -369,7 +394,12 @@ void store_put(uint64_t id, int state, void *record, size_t len) {
         filling->error = -ENOMEM;
         return;
     }
-    *o = (op){.kind = OP_PUT, .id = id, .state = state, .record = record, .len = (uint32_t)len};
+    *o = (op){.kind = OP_PUT,
+              .id = id,
+              .finished_usec = finished_usec,
+              .state = state,
+              .record = record,
+              .len = (uint32_t)len};
 }
 
 void store_delete(uint64_t id) {
@@ -442,8 +472,9 @@ static void maybe_vacuum(void) {
 static int prepare_statements(void) {
     if (st_put)
         return 0;
-    if (sqlite3_prepare_v3(db, "INSERT OR REPLACE INTO tasks(id, state, record) VALUES(?, ?, ?)",
-                           -1, SQLITE_PREPARE_PERSISTENT, &st_put, NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v3(
+            db, "INSERT OR REPLACE INTO tasks(id, state, record, finished_usec) VALUES(?, ?, ?, ?)",
+            -1, SQLITE_PREPARE_PERSISTENT, &st_put, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(db, "DELETE FROM tasks WHERE id = ?", -1, SQLITE_PREPARE_PERSISTENT,
                            &st_delete, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", -1,
@@ -462,6 +493,7 @@ static void write_batch(batch *b) {
             sqlite3_bind_int64(st_put, 1, (sqlite3_int64)o->id);
             sqlite3_bind_int(st_put, 2, o->state);
             sqlite3_bind_blob(st_put, 3, o->record, (int)o->len, SQLITE_STATIC);
+            sqlite3_bind_int64(st_put, 4, (sqlite3_int64)o->finished_usec);
             rc = step_reset(st_put);
         } else if (o->kind == OP_DELETE) {
             sqlite3_bind_int64(st_delete, 1, (sqlite3_int64)o->id);

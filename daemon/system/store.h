@@ -27,7 +27,7 @@ enum store_durability {
 };
 
 /* The schema this daemon writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /*
  * Opens (creating it) STATE_DIR/tasks.db, takes the directory's store lock
@@ -61,12 +61,16 @@ const char *store_path(void);
 int store_start(uv_loop_t *loop, void (*committed)(uint64_t seq, int error, const char *msg));
 
 /* Adds a row write to the batch being filled; `record` (len bytes) is
- * taken and freed by the store. */
-void store_put(uint64_t id, int state, void *record, size_t len);
+ * taken and freed by the store. `finished_usec` is 0 while unfinished. */
+void store_put(uint64_t id, int state, uint64_t finished_usec, void *record, size_t len);
 /* Adds a row deletion to the batch being filled. */
 void store_delete(uint64_t id);
 /* Sets a meta value (key taken as a constant string), in the batch. */
 void store_put_meta(const char *key, uint64_t value);
+/* At start (before store_start): deletes the rows in a state >= min_state
+ * that finished before `before_usec`, and says how many. 0; -ENOSPC, -EIO. */
+int store_prune_finished(int min_state, uint64_t before_usec, uint64_t *ret_deleted);
+
 /* Reads a meta value at start (before store_start): 0, -ENOENT. */
 int store_get_meta(const char *key, uint64_t *ret);
 

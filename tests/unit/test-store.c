@@ -71,7 +71,7 @@ static void load(void) {
 }
 
 static void put(uint64_t id, int state, const char *text) {
-    store_put(id, state, strdup(text), strlen(text));
+    store_put(id, state, 0, strdup(text), strlen(text));
 }
 
 static uint64_t committed_seq;
@@ -211,6 +211,53 @@ static void test_newer_schema_is_refused(void **state) {
     assert_int_equal(store_open(dir, STORE_FSYNC, true, err, sizeof(err)), -EPROTO);
 }
 
+static void test_version_1_is_migrated(void **state) {
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/tasks.db", dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL;"
+                     "CREATE TABLE tasks(id INTEGER PRIMARY KEY, state INTEGER NOT NULL, "
+                     "record BLOB NOT NULL);"
+                     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+                     "INSERT INTO tasks VALUES(5, 3, 'five');"
+                     "PRAGMA user_version=1;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(store_open(dir, STORE_FSYNC, false, err, sizeof(err)), 0);
+    /* The old row reads as before, with no finish time: never pruned here. */
+    uint64_t deleted = 9;
+    assert_int_equal(store_prune_finished(3, UINT64_MAX / 2, &deleted), 0);
+    assert_int_equal(deleted, 0);
+    load();
+    assert_int_equal(n_rows, 1);
+    assert_int_equal(rows[0].id, 5);
+    assert_string_equal(rows[0].text, "five");
+    /* New rows carry it, and a prune by age deletes only the finished. */
+    store_put(6, 3, 1000, strdup("six"), 3);
+    store_put(7, 2, 0, strdup("seven"), 5);
+    store_close();
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), STORE_SCHEMA_VERSION);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    assert_int_equal(store_open(dir, STORE_FSYNC, false, err, sizeof(err)), 0);
+    assert_int_equal(store_prune_finished(3, 2000, &deleted), 0);
+    assert_int_equal(deleted, 1);
+    load();
+    assert_int_equal(n_rows, 2);
+    assert_int_equal(rows[0].id, 5);
+    assert_int_equal(rows[1].id, 7);
+    store_close();
+}
+
 static void test_missing_tables_are_damage(void **state) {
     (void)state;
     char path[128];
@@ -229,6 +276,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_one_daemon_per_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_is_refused_or_moved_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_1_is_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_tables_are_damage, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
