@@ -157,7 +157,8 @@ void daemon_stop(bench_daemon *d);
  * daemon_remove_dir. */
 void daemon_stop_keep(bench_daemon *d);
 void daemon_remove_dir(bench_daemon *d);
-/* Removes a state directory aiod made (its known files, then the directory). */
+/* Removes a state directory aiod made (its known files, then the directory);
+ * not when AIOD_BENCH_KEEP is set (nor does daemon_remove_dir). */
 void state_dir_remove(const char *dir);
 /* Adds to reason whether the daemon died and its last log line. */
 void daemon_explain(bench_daemon *d, char *reason, size_t len);

@@ -355,19 +355,90 @@ static void run_latency(const durable_cfg *cfg, const char *base, probe *pr, lat
 
 /* ---------------------------------------------------------------- restart */
 
-typedef struct restart_result {
+/* One start of aiod on a stored state directory. */
+typedef struct restart_one {
     bool ok;
-    char reason[400];
-    uint64_t stored;
-    double fill_s, fill_rate, stop_s;
     /* exec to READY=1, and to the answer of a hello and a ListTasks. */
     double ready_s, answer_s;
     /* The daemon's own "N tasks restored in S s". */
     bool have_restored;
     unsigned long long restored;
     double restored_s;
-    double stop2_s;
+    double stop_s;
+} restart_one;
+
+typedef struct restart_result {
+    bool ok;
+    char reason[400];
+    uint64_t stored;
+    double fill_s, fill_rate, stop_s;
+    /* With the store's file in the page cache (as the first daemon left
+     * it), and after its pages were dropped (POSIX_FADV_DONTNEED). */
+    restart_one warm, cold;
 } restart_result;
+
+/* Drops the store's pages from the page cache (only this file's). */
+static void drop_cache(const char *state) {
+    static const char *const names[] = {"tasks.db", "tasks.db-wal"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char p[400];
+        snprintf(p, sizeof(p), "%s/%s", state, names[i]);
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        fdatasync(fd);
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(fd);
+    }
+}
+
+static void restart_once(const durable_cfg *cfg, const char *base, const char *state,
+                         const char *count, const char *secs, restart_one *out, char *reason,
+                         size_t reason_len) {
+    char err[300];
+    bench_daemon d;
+    const char *args[] = {"--retain-count", count, "--retain-seconds", secs, NULL};
+    memset(out, 0, sizeof(*out));
+    uint64_t t0 = bench_now_ns();
+    if (start(&d, cfg, base, state, true, args, err, sizeof(err)) < 0) {
+        snprintf(reason, reason_len, "restart: %s", err);
+        return;
+    }
+    out->ready_s = (double)(bench_now_ns() - t0) / 1e9;
+    bench_conn *c = bconn_open(d.socket, true, err, sizeof(err));
+    size_t n = 0;
+    int r = c ? bconn_list(c, false, 1, &n) : -1;
+    out->answer_s = (double)(bench_now_ns() - t0) / 1e9;
+    bconn_close(c);
+    if (r < 0 || n != 1) {
+        if (c)
+            bench_note(err, sizeof(err), "ListTasks after the restart: %s",
+                       r < 0 ? strerror(-r) : "no task listed");
+        snprintf(reason, reason_len, "restart: %s", err);
+        daemon_explain(&d, reason, reason_len);
+    } else {
+        out->ok = true;
+    }
+    char line[512];
+    if (daemon_log_find(&d, "tasks restored in", line, sizeof(line))) {
+        /* "aiod[PID]: info: state store PATH: N tasks restored in S s": the
+         * count follows the last ": " before "tasks restored" (the path may
+         * hold one). */
+        const char *p = strstr(line, ": ");
+        const char *q = strstr(line, " tasks restored in");
+        while (p && q) {
+            const char *nx = strstr(p + 2, ": ");
+            if (!nx || nx > q)
+                break;
+            p = nx;
+        }
+        out->have_restored =
+            p && sscanf(p, ": %llu tasks restored in %lf s", &out->restored, &out->restored_s) == 2;
+    }
+    t0 = bench_now_ns();
+    daemon_stop(&d);
+    out->stop_s = (double)(bench_now_ns() - t0) / 1e9;
+}
 
 static void run_restart(const durable_cfg *cfg, const char *base, restart_result *out) {
     char err[300], state[320], count[32], secs[] = "100000";
@@ -415,48 +486,16 @@ static void run_restart(const durable_cfg *cfg, const char *base, restart_result
     daemon_stop(&d);
     out->stop_s = (double)(bench_now_ns() - t0) / 1e9;
 
-    /* The restart: the same store, every task retained again. */
-    const char *again_args[] = {"--retain-count", count, "--retain-seconds", secs, NULL};
+    /* The restarts: the same store, every task retained again. */
     bench_log("aiod: restart on a store of %" PRIu64 " tasks", out->stored);
-    t0 = bench_now_ns();
-    if (start(&d, cfg, base, state, true, again_args, err, sizeof(err)) < 0) {
-        snprintf(out->reason, sizeof(out->reason), "restart: %s", err);
-        state_dir_remove(state);
-        return;
+    restart_once(cfg, base, state, count, secs, &out->warm, out->reason, sizeof(out->reason));
+    if (out->warm.ok) {
+        drop_cache(state);
+        bench_log("aiod: restart on a store of %" PRIu64 " tasks, not in the page cache",
+                  out->stored);
+        restart_once(cfg, base, state, count, secs, &out->cold, out->reason, sizeof(out->reason));
     }
-    out->ready_s = (double)(bench_now_ns() - t0) / 1e9;
-    bench_conn *c = bconn_open(d.socket, true, err, sizeof(err));
-    size_t n = 0;
-    int r = c ? bconn_list(c, false, 1, &n) : -1;
-    out->answer_s = (double)(bench_now_ns() - t0) / 1e9;
-    bconn_close(c);
-    if (r < 0 || n != 1) {
-        if (c)
-            bench_note(err, sizeof(err), "ListTasks after the restart: %s",
-                       r < 0 ? strerror(-r) : "no task listed");
-        snprintf(out->reason, sizeof(out->reason), "restart: %s", err);
-        daemon_explain(&d, out->reason, sizeof(out->reason));
-    } else {
-        out->ok = true;
-    }
-    char line[512];
-    if (daemon_log_find(&d, "tasks restored in", line, sizeof(line))) {
-        const char *p = strstr(line, ": ");
-        /* The path may hold ": ", the count follows the last one before
-         * "tasks restored". */
-        const char *q = strstr(line, " tasks restored in");
-        while (p && q) {
-            const char *nx = strstr(p + 2, ": ");
-            if (!nx || nx > q)
-                break;
-            p = nx;
-        }
-        out->have_restored =
-            p && sscanf(p, ": %llu tasks restored in %lf s", &out->restored, &out->restored_s) == 2;
-    }
-    t0 = bench_now_ns();
-    daemon_stop(&d);
-    out->stop2_s = (double)(bench_now_ns() - t0) / 1e9;
+    out->ok = out->warm.ok && out->cold.ok;
     state_dir_remove(state);
 }
 
@@ -588,36 +627,49 @@ void durable_section(const durable_cfg *cfg) {
                 r->met = yes((double)o <= TARGET_LAT_RATIO * (double)l);
         }
     }
-    if (lat.ok && lat.stats.ok)
+    if (lat.ok && lat.stats.ok) {
+        uint64_t per = lat.n / LAT_BLOCKS, tasks = lat.n + LAT_BLOCKS * (per / 10 + 5);
         add_note("durable submit latency (aiod at log level info): %llu commits of %.1f records "
-                 "(at most %llu) for the %" PRIu64 " tasks and their warm-ups: each task's "
-                 "pending, running and done records are committed apart",
-                 lat.stats.commits, lat.stats.per_commit, lat.stats.most, lat.n);
+                 "(at most %llu) for the %" PRIu64 " tasks submitted, %.2f commits per task: a "
+                 "task's pending, running and done records go in commits of their own when "
+                 "nothing else is submitted",
+                 lat.stats.commits, lat.stats.per_commit, lat.stats.most, tasks,
+                 (double)lat.stats.commits / (double)tasks);
+    }
 
     /* Restart rows. */
     char nbuf[32], name[96];
     fmt_int(nbuf, sizeof(nbuf), rs.stored);
-    snprintf(name, sizeof(name), "restart with %s stored tasks (s)", nbuf);
-    r = add_row(name);
-    snprintf(r->target, sizeof(r->target), "<= 3 s");
-    if (!rs.ok) {
-        fail_row(r, rs.reason);
-    } else {
-        snprintf(r->ours, sizeof(r->ours), "%.3f", rs.answer_s);
-        if (rs.have_restored)
-            snprintf(r->limit, sizeof(r->limit), "%.3f restoring (aiod's log)", rs.restored_s);
-        r->met = yes(rs.answer_s <= TARGET_RESTART_S);
-        add_note("restart: exec to READY=1 %.3f s, to a hello and a ListTasks answered %.3f s; "
-                 "aiod restored %llu of %" PRIu64 " tasks; the store was filled at %.0f "
-                 "submits/s (os, 4 clients; %.1f s with the tasks' ends), the first daemon "
-                 "stopped in %.2f s, the restarted one in %.2f s",
-                 rs.ready_s, rs.answer_s, rs.restored, rs.stored, rs.fill_rate, rs.fill_s,
-                 rs.stop_s, rs.stop2_s);
-        if (!rs.have_restored || rs.restored != rs.stored)
-            add_note("restart: aiod's log %s", rs.have_restored
-                                                   ? "restored a different number of tasks"
-                                                   : "has no \"tasks restored\" line");
+    for (int k = 0; k < 2; k++) {
+        const restart_one *o = k ? &rs.cold : &rs.warm;
+        snprintf(name, sizeof(name), "restart with %s stored tasks%s (s)", nbuf,
+                 k ? ", cold cache" : "");
+        r = add_row(name);
+        snprintf(r->target, sizeof(r->target), "<= 3 s");
+        if (!o->ok) {
+            if (k == 0 || rs.warm.ok)
+                fail_row(r, rs.reason);
+            else
+                snprintf(r->ours, sizeof(r->ours), "not run");
+            continue;
+        }
+        snprintf(r->ours, sizeof(r->ours), "%.3f", o->answer_s);
+        if (o->have_restored)
+            snprintf(r->limit, sizeof(r->limit), "%.3f restoring (aiod's log)", o->restored_s);
+        r->met = yes(o->answer_s <= TARGET_RESTART_S);
+        if (!o->have_restored || o->restored != rs.stored)
+            add_note("%s: aiod's log %s", r->name,
+                     o->have_restored ? "restored a different number of tasks"
+                                      : "has no \"tasks restored\" line");
     }
+    if (rs.warm.ok)
+        add_note("restart: exec to READY=1 %.3f s, to a hello and a ListTasks answered %.3f s "
+                 "(cold cache: %.3f and %.3f s); aiod restored %llu of %" PRIu64 " tasks; the "
+                 "store was filled at %.0f submits/s (os, 4 clients; %.1f s with the tasks' "
+                 "ends); the daemons stopped in %.2f, %.2f and %.2f s",
+                 rs.warm.ready_s, rs.warm.answer_s, rs.cold.ready_s, rs.cold.answer_s,
+                 rs.warm.restored, rs.stored, rs.fill_rate, rs.fill_s, rs.stop_s, rs.warm.stop_s,
+                 rs.cold.stop_s);
 
     /* The targets, PASS or MISS. */
     for (int i = 0; i < 2; i++) {
@@ -636,8 +688,11 @@ void durable_section(const durable_cfg *cfg) {
            "durable submit p50 <= 2x one fdatasync: %.1f us vs %.1f us (%.2fx)",
            (double)lat.p50 / 1e3, (double)lat.sync_p50 / 1e3,
            lat.sync_p50 ? (double)lat.p50 / (double)lat.sync_p50 : 0);
-    target(rs.ok, rs.answer_s <= TARGET_RESTART_S,
-           "restart with %" PRIu64 " stored tasks <= 3 s: %.3f s from exec to an answer%s%.3f%s",
-           rs.stored, rs.answer_s, rs.have_restored ? " (aiod: restored in " : "",
-           rs.have_restored ? rs.restored_s : 0.0, rs.have_restored ? " s)" : "");
+    target(rs.warm.ok, rs.warm.answer_s <= TARGET_RESTART_S,
+           "restart with %" PRIu64 " stored tasks <= 3 s: %.3f s from exec to an answer "
+           "(aiod: restored in %.3f s); cold cache: %.3f s (%s)",
+           rs.stored, rs.warm.answer_s, rs.warm.restored_s, rs.cold.answer_s,
+           !rs.cold.ok                            ? "not measured"
+           : rs.cold.answer_s <= TARGET_RESTART_S ? "PASS"
+                                                  : "MISS");
 }
