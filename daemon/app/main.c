@@ -567,6 +567,7 @@ int main(int argc, char **argv) {
      * before the loop runs: clients wait in the backlog while the tasks
      * are read back. */
     finish_set_retry_hook(plan_retry);
+    stall_not_serving();
     if (open_store() < 0) {
         sd_notifyf(0, "STATUS=Cannot use the state store in %s; see the journal", cfg.state_dir);
         exit_code = EX_CONFIG_STORE;

@@ -318,7 +318,67 @@ static void on_committed(uint64_t seq, int error, const char *why) {
 
 /* ---------------------------------------------------------------- restart */
 
+/*
+ * Records are unpacked into an arena reset for each row: the load makes a
+ * million of them, and what it keeps (arguments, result) is copied out.
+ * The arena's blocks stay for the next row and are freed after the load.
+ */
+typedef struct arena_block {
+    struct arena_block *next;
+    size_t used, size;
+    max_align_t data[];
+} arena_block;
+
+typedef struct arena {
+    arena_block *head;
+} arena;
+
+static void *arena_alloc(void *u, size_t size) {
+    arena *a = u;
+    size = (size + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    arena_block *b = a->head;
+    if (!b || b->size - b->used < size) {
+        size_t want = size > 65536 ? size : 65536;
+        arena_block *n = alloc_malloc(sizeof(*n) + want);
+        if (!n)
+            return NULL;
+        n->used = 0;
+        n->size = want;
+        n->next = b;
+        a->head = n;
+        b = n;
+    }
+    void *p = (char *)b->data + b->used;
+    b->used += size;
+    return p;
+}
+
+static void arena_free_one(void *u, void *p) {
+    (void)u, (void)p; /* all of it goes at the reset */
+}
+
+/* Keeps the first block (the common case fits it) and frees the rest. */
+static void arena_reset(arena *a) {
+    arena_block *b = a->head;
+    if (!b)
+        return;
+    for (arena_block *n = b->next, *next; n; n = next) {
+        next = n->next;
+        free(n);
+    }
+    b->next = NULL;
+    b->used = 0;
+}
+
+static void arena_done(arena *a) {
+    arena_reset(a);
+    free(a->head);
+    a->head = NULL;
+}
+
 typedef struct load_ctx {
+    arena arena;
+    ProtobufCAllocator unpack_allocator;
     uint64_t started_usec; /* this start */
     uint64_t stopped_usec; /* the last clean stop, or 0 */
     size_t restored, pending, interrupted_fail, interrupted_retry, finished, missing;
@@ -375,11 +435,16 @@ static void interrupted_message(const load_ctx *ctx, const task *t, char *buf, s
                  plan_attempt(t), started, now);
 }
 
-/* Takes the values of a stored record's repeated Value field. */
-static Aiod__Value **take_args(Aiod__StoredTask *st) {
-    Aiod__Value **v = st->args;
-    st->args = NULL;
-    st->n_args = 0;
+/* Copies the stored arguments out of the arena; NULL when out of memory. */
+static Aiod__Value **copy_args(const Aiod__StoredTask *st) {
+    Aiod__Value **v = alloc_calloc(st->n_args ? st->n_args : 1, sizeof(*v));
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < st->n_args; i++)
+        if (!(v[i] = pbvalue_copy(st->args[i]))) {
+            value_argv_free(v, st->n_args);
+            return NULL;
+        }
     return v;
 }
 
@@ -458,10 +523,9 @@ static void restore_interrupted(load_ctx *ctx, task *t) {
 static int restore_row(void *u, uint64_t id, int state, const void *record, size_t len) {
     load_ctx *ctx = u;
     (void)state;
-    Aiod__StoredTask *st = aiod__stored_task__unpack(&alloc_protobuf, len, record);
+    arena_reset(&ctx->arena);
+    Aiod__StoredTask *st = aiod__stored_task__unpack(&ctx->unpack_allocator, len, record);
     if (!st || st->id != id || !st->function) {
-        if (st)
-            aiod__stored_task__free_unpacked(st, &alloc_protobuf);
         snprintf(ctx->err, ctx->err_len,
                  "the state store %s is damaged (the record of task %" PRIu64
                  " cannot be read): aiod cannot tell what that task was. Restore the store "
@@ -474,16 +538,15 @@ static int restore_row(void *u, uint64_t id, int state, const void *record, size
     if (!fn || st->n_args != fn->sig.n_params) {
         if (!ctx->missing++)
             snprintf(ctx->first_missing, sizeof(ctx->first_missing), "%s", st->function);
-        aiod__stored_task__free_unpacked(st, &alloc_protobuf);
         return 0;
     }
-    size_t argc = st->n_args;
-    Aiod__Value **argv = take_args(st);
+    bool ended = st->state >= AIOD__TASK_STATE__TASK_DONE;
+    Aiod__Value **argv = copy_args(st);
     task *t;
-    int r = task_restore(fn, argv, argc, id, (int)st->ownership, (uid_t)st->owner_uid,
-                         (pid_t)st->owner_pid, st->created_usec, &t);
+    int r = argv ? task_restore(fn, argv, st->n_args, id, (int)st->ownership, (uid_t)st->owner_uid,
+                                (pid_t)st->owner_pid, st->created_usec, ended, &t)
+                 : -ENOMEM;
     if (r < 0) {
-        aiod__stored_task__free_unpacked(st, &alloc_protobuf);
         snprintf(ctx->err, ctx->err_len, "cannot restore task %" PRIu64 ": %s", id, strerror(-r));
         return r;
     }
@@ -491,7 +554,6 @@ static int restore_row(void *u, uint64_t id, int state, const void *record, size
     t->started_usec = st->started_usec;
     ctx->restored++;
     if (restore_plan(t, st) < 0) {
-        aiod__stored_task__free_unpacked(st, &alloc_protobuf);
         task_unref(t);
         snprintf(ctx->err, ctx->err_len, "out of memory restoring task %" PRIu64, id);
         return -ENOMEM;
@@ -506,7 +568,7 @@ static int restore_row(void *u, uint64_t id, int state, const void *record, size
         break;
     default: {
         Aiod__Outcome *o = st->outcome;
-        Aiod__Value *result = o ? TAKE_PTR(o->result) : NULL;
+        Aiod__Value *result = o && o->result ? pbvalue_copy(o->result) : NULL;
         char *kind = o && o->error_kind && *o->error_kind ? alloc_strdup(o->error_kind) : NULL;
         char *message =
             o && o->error_message && *o->error_message ? alloc_strdup(o->error_message) : NULL;
@@ -520,12 +582,13 @@ static int restore_row(void *u, uint64_t id, int state, const void *record, size
     }
     }
     task_unref(t);
-    aiod__stored_task__free_unpacked(st, &alloc_protobuf);
     return 0;
 }
 
 int persist_start(uv_loop_t *loop, char *err, size_t err_len) {
     load_ctx ctx = {.started_usec = task_now_usec(), .err = err, .err_len = err_len};
+    ctx.unpack_allocator = (ProtobufCAllocator){
+        .alloc = arena_alloc, .free = arena_free_one, .allocator_data = &ctx.arena};
     uint64_t v;
     if (store_get_meta("stopped_usec", &v) == 0)
         ctx.stopped_usec = v;
@@ -541,6 +604,7 @@ int persist_start(uv_loop_t *loop, char *err, size_t err_len) {
         store_prune_finished(TASK_DONE, ctx.started_usec - keep_usec, &expired) == 0 && expired)
         log_info("state store: %" PRIu64 " outcomes past retain_seconds deleted", expired);
     int r = store_load(restore_row, &ctx, err, err_len);
+    arena_done(&ctx.arena);
     if (r < 0) {
         enabled = false;
         task_set_store_hook(NULL);

@@ -177,16 +177,18 @@ static int ensure_id(void) {
  * the caller's and the table's references. argv is taken, also on
  * failure. */
 static int task_make(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id, int ownership,
-                     uid_t uid, pid_t pid, output *out, task **ret) {
+                     uid_t uid, pid_t pid, output *out, bool ended, task **ret) {
     task *t = freelist_take(&task_blocks);
-    task_run *r = t ? freelist_take(&run_blocks) : NULL;
-    if (!r) {
+    /* A task restored as ended never runs: it needs no run part. */
+    task_run *r = t && !ended ? freelist_take(&run_blocks) : NULL;
+    if (!t || (!r && !ended)) {
         freelist_give(&task_blocks, t);
         value_argv_free(argv, argc);
         return -ENOMEM;
     }
     t->run = r;
-    r->task = t;
+    if (r)
+        r->task = t;
     t->refs = 1; /* the caller's */
     t->id = id;
     t->state = TASK_PENDING;
@@ -197,12 +199,14 @@ static int task_make(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id,
     t->uid = uid;
     t->pid = pid;
     t->created_usec = task_now_usec();
-    list_init(&r->children);
-    list_init(&r->child_node);
-    list_init(&r->owner_node);
-    list_init(&r->ready_node);
-    list_init(&r->waiters);
-    list_init(&r->limit_node);
+    if (r) {
+        list_init(&r->children);
+        list_init(&r->child_node);
+        list_init(&r->owner_node);
+        list_init(&r->ready_node);
+        list_init(&r->waiters);
+        list_init(&r->limit_node);
+    }
     list_init(&t->retain_node);
     t->out = output_ref(out);
     t->end_step = 0;
@@ -240,19 +244,19 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
         value_argv_free(argv, argc);
         return idr == -ENOMEM ? idr : -EIO;
     }
-    int r = task_make(fn, argv, argc, next_id, ownership, uid, pid, out, ret);
+    int r = task_make(fn, argv, argc, next_id, ownership, uid, pid, out, false, ret);
     if (r == 0)
         next_id++;
     return r;
 }
 
 int task_restore(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id, int ownership,
-                 uid_t uid, pid_t pid, uint64_t created_usec, task **ret) {
+                 uid_t uid, pid_t pid, uint64_t created_usec, bool ended, task **ret) {
     if (hashmap_get_u64(table, id)) {
         value_argv_free(argv, argc);
         return -EEXIST;
     }
-    int r = task_make(fn, argv, argc, id, ownership, uid, pid, NULL, ret);
+    int r = task_make(fn, argv, argc, id, ownership, uid, pid, NULL, ended, ret);
     if (r == 0)
         (*ret)->created_usec = created_usec;
     return r;
@@ -260,7 +264,7 @@ int task_restore(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id, int
 
 void task_restore_ended(task *t, int state, Aiod__Value *result, char *kind, char *message,
                         uint64_t started_usec, uint64_t finished_usec) {
-    assert(t->state == TASK_PENDING && state >= TASK_DONE && t->run);
+    assert(t->state == TASK_PENDING && state >= TASK_DONE && !t->run);
     t->state = (uint8_t)state;
     t->result = state == TASK_DONE ? result : NULL;
     if (state != TASK_DONE)

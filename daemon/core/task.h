@@ -210,17 +210,17 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
              output *out, task **ret);
 
 /*
- * A task read back from the state store at start, with the id, times and
- * state it had (TASK_PENDING, or a finished state with its outcome taken
- * from `result`, `kind` and `message`); argv is taken, also on failure.
- * Unfinished ones count toward the limits like new ones, but are never
- * refused by them. 0, -EEXIST (the id is in the table), -ENOMEM.
+ * A task read back from the state store at start, pending, with the id and
+ * creation time it had; argv is taken, also on failure. With `ended` it
+ * gets no run part: task_restore_ended must follow. It counts toward the
+ * limits like a new one, but is never refused by them. 0, -EEXIST (the id
+ * is in the table), -ENOMEM.
  */
 int task_restore(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id, int ownership,
-                 uid_t uid, pid_t pid, uint64_t created_usec, task **ret);
+                 uid_t uid, pid_t pid, uint64_t created_usec, bool ended, task **ret);
 
 /*
- * A restored task (task_restore, not started) that had ended before the
+ * A restored task (task_restore with `ended`) that had ended before the
  * restart: its outcome (result, kind and message taken) and times are set,
  * and it joins the retained outcomes (or leaves the table, if detached)
  * without a log line or a store write.

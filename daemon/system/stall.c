@@ -194,6 +194,13 @@ void stall_leave(void) {
         publish(base_kind, 0, 0, NULL);
 }
 
+void stall_not_serving(void) {
+    if (!on)
+        return;
+    base_kind = DOING_WAITING;
+    publish(DOING_WAITING, 0, 0, NULL);
+}
+
 static void on_prepare(uv_prepare_t *h) {
     (void)h;
     base_kind = DOING_WAITING;

@@ -55,4 +55,9 @@ void stall_enter_request(uint64_t serial, uid_t uid);
 /* The step or the dispatch is over. */
 void stall_leave(void);
 
+/* Start-up work before the loop runs (reading the state store back): no
+ * client is served yet, so it is not a stall. Counts as waiting until the
+ * loop's first check. */
+void stall_not_serving(void);
+
 #endif
