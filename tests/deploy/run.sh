@@ -425,16 +425,17 @@ s5_bad_settings_keep_the_socket() {
     expect_re "after fixing the file (no reset-failed): aioctl plugins works" 0 '(^|[^a-z])demo\.[a-z]'
 }
 
-# The drop-in of docs/deployment.md, taken from the doc's ini code block whose
-# first line names the file.
+# doc_dropin NAME: the drop-in NAME of docs/deployment.md, taken from the
+# doc's ini code block whose first line names the file
+# /etc/systemd/system/aiod.service.d/NAME: its path, then the block.
 doc_dropin() {
-    python3 - "$SRC/docs/deployment.md" <<'EOF'
+    python3 - "$SRC/docs/deployment.md" "$1" <<'EOF'
 import re, sys
 text = open(sys.argv[1]).read()
 for m in re.finditer(r"```ini\n(.*?)```", text, re.S):
     body = m.group(1)
     first = body.splitlines()[0]
-    p = re.match(r"#\s*(/etc/systemd/system/aiod\.service\.d/\S+\.conf)\s*$", first)
+    p = re.match(r"#\s*(/etc/systemd/system/aiod\.service\.d/" + re.escape(sys.argv[2]) + r")\s*$", first)
     if p:
         print(p.group(1))
         sys.stdout.write(body)
@@ -445,7 +446,7 @@ EOF
 
 s6_net_dropin() {
     local d path port=8080
-    d=$(doc_dropin) || {
+    d=$(doc_dropin override.conf) || {
         fail "the drop-in in docs/deployment.md" "an \`\`\`ini block starting '# /etc/systemd/system/aiod.service.d/…conf'" "none found"
         return
     }
@@ -648,9 +649,393 @@ s10_purge() {
     esac
 }
 
+# ------------------------------------------------------------ durable tasks
+
+# jf KEY…: the value of each KEY (dotted for nested objects, as error.kind) in
+# the JSON object on the first line of $OUT, one per line; empty when absent.
+jf() {
+    printf '%s\n' "$OUT" | python3 -c '
+import json, sys
+try:
+    o = json.loads(sys.stdin.readline())
+except ValueError:
+    o = {}
+for k in sys.argv[1:]:
+    v = o
+    for p in k.split("."):
+        v = v.get(p) if isinstance(v, dict) else None
+    print("" if v is None else v)' "$@"
+}
+
+# aiod.service's ActiveState, MainPID, NRestarts (and more when asked) on one line, sorted.
+unit_props() {
+    q "systemctl show -p ActiveState -p MainPID -p NRestarts ${*/#/-p } aiod.service" | sort | tr '\n' ' '
+}
+
+# is_id TEXT: TEXT is a task id.
+is_id() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
+
+# The tasks alice leaves behind in S11 and S12 when aiod goes away: one that
+# ended, one waiting for its --delay, one running.
+DUR_DELAY=15
+DUR_FIN=
+DUR_FIN_OUT=
+DUR_LATER=
+DUR_RUN=
+durable_before() {
+    DUR_FIN='' DUR_LATER='' DUR_RUN=''
+    ga alice submit demo.echo finished-before
+    if [ "$RC" = 0 ] && is_id "$OUT"; then DUR_FIN=$OUT; else
+        fail "alice: aioctl submit demo.echo finished-before" "exit 0 and an id" "$(seen)"
+        return 1
+    fi
+    ga alice await "$DUR_FIN"
+    DUR_FIN_OUT=$OUT
+    expect_re "alice: aioctl await $DUR_FIN (demo.echo) before aiod goes away" 0 finished-before
+    ga alice submit --delay "$DUR_DELAY" demo.echo later
+    if [ "$RC" = 0 ] && is_id "$OUT"; then DUR_LATER=$OUT; else
+        fail "alice: aioctl submit --delay $DUR_DELAY demo.echo later" "exit 0 and an id" "$(seen)"
+        return 1
+    fi
+    ga alice submit demo.sleep 300 cut-off
+    if [ "$RC" = 0 ] && is_id "$OUT"; then DUR_RUN=$OUT; else
+        fail "alice: aioctl submit demo.sleep 300 cut-off" "exit 0 and an id" "$(seen)"
+        return 1
+    fi
+    if poll 100 0.1 eval 'ga alice --json show "$DUR_RUN"; [ "$(jf state)" = running ]'; then
+        pass "alice: task $DUR_RUN (demo.sleep 300) is running"
+    else
+        fail "alice: task $DUR_RUN (demo.sleep 300)" "state running" "$(seen)"
+        return 1
+    fi
+    ga alice --json show "$DUR_LATER"
+    if [ "$RC" = 0 ] && [ "$(jf state)" = pending ] && [ -n "$(jf next_run)" ]; then
+        pass "alice: task $DUR_LATER (--delay $DUR_DELAY) is pending with a next run"
+    else
+        fail "alice: aioctl --json show $DUR_LATER" "state pending and a next_run" "$(seen)"
+        return 1
+    fi
+}
+
+# durable_after HOW MESSAGE_ERE: what must hold once aiod is back after HOW.
+durable_after() {
+    local how=$1 msg_re=$2 alice listed id n line
+    alice=$(uid_of alice)
+    ga alice --json ps --all
+    listed=$(printf '%s\n' "$OUT" | python3 -c '
+import json, sys
+want = {int(a) for a in sys.argv[2:]}
+seen = {}
+for l in sys.stdin:
+    try:
+        o = json.loads(l)
+    except ValueError:
+        continue
+    if o.get("task") in want:
+        seen[o["task"]] = o.get("uid")
+print(" ".join("%d:%s" % (t, seen.get(t, "missing")) for t in sorted(want)))' \
+        "$alice" "$DUR_FIN" "$DUR_LATER" "$DUR_RUN" 2>/dev/null)
+    if [ "$RC" = 0 ] && [ "$listed" = "$DUR_FIN:$alice $DUR_LATER:$alice $DUR_RUN:$alice" ]; then
+        pass "after $how: aioctl --json ps --all lists tasks $DUR_FIN, $DUR_LATER, $DUR_RUN, owned by alice (uid $alice)"
+    else
+        fail "after $how: alice's tasks in aioctl --json ps --all" \
+            "$DUR_FIN:$alice $DUR_LATER:$alice $DUR_RUN:$alice (task:uid)" "'$listed'; $(seen)"
+    fi
+
+    ga alice await --timeout 10 "$DUR_FIN"
+    if [ "$RC" = 0 ] && [ "$OUT" = "$DUR_FIN_OUT" ]; then
+        pass "after $how: aioctl await $DUR_FIN gives the same result"
+    else
+        fail "after $how: alice: aioctl await $DUR_FIN" "exit 0 and '$(short "$DUR_FIN_OUT")'" "$(seen)"
+    fi
+
+    ga alice --json show "$DUR_LATER"
+    if [ "$RC" = 0 ] && [ "$(jf state)" = pending ] && [ "$(jf uid)" = "$alice" ]; then
+        pass "after $how: task $DUR_LATER is still pending, owned by alice"
+    else
+        fail "after $how: aioctl --json show $DUR_LATER" "state pending, uid $alice" "$(seen)"
+    fi
+    ga alice ps
+    line=$(printf '%s\n' "$OUT" | awk -v id="$DUR_LATER" '$1 == id')
+    if [ "$RC" = 0 ] && printf '%s' "$line" | grep -Eq "^$DUR_LATER +waiting \(start (in|at) [^)]*\) +alice +.*demo\.echo later"; then
+        pass "after $how: aioctl ps shows it: $(short "$line" 120)"
+    else
+        fail "after $how: aioctl ps, the line of task $DUR_LATER" "ID waiting (start in …) alice … demo.echo later" \
+            "'$line'; $(seen)"
+    fi
+
+    ga alice await --timeout 20 "$DUR_RUN"
+    expect_rc "after $how: aioctl await $DUR_RUN (the demo.sleep cut off) exits 1, failed" 1
+    ga alice --json show "$DUR_RUN"
+    if [ "$RC" = 0 ] && [ "$(jf state)" = failed ] && [ "$(jf error.kind)" = Interrupted ] &&
+        [ "$(jf uid)" = "$alice" ] && jf error.message | grep -Eq -- "$msg_re"; then
+        pass "after $how: task $DUR_RUN ended failed, Interrupted: $(short "$(jf error.message)" 200)"
+    else
+        fail "after $how: aioctl --json show $DUR_RUN" \
+            "state failed, uid $alice, error kind Interrupted, message /$msg_re/" "$(seen)"
+    fi
+
+    ga alice submit demo.echo new-after
+    n=$OUT
+    if [ "$RC" = 0 ] && is_id "$n" && [ "$n" -gt "$DUR_FIN" ] && [ "$n" -gt "$DUR_LATER" ] &&
+        [ "$n" -gt "$DUR_RUN" ]; then
+        pass "after $how: new id $n is above the old ones ($DUR_FIN, $DUR_LATER, $DUR_RUN)"
+    else
+        fail "after $how: alice's new task id" "an id above $DUR_RUN" "$(seen)"
+    fi
+
+    # Its next run was stored at the submit: it starts DUR_DELAY s after
+    # being created, aiod having gone away meanwhile or not.
+    ga alice await --timeout 40 "$DUR_LATER"
+    expect_re "after $how: the delayed task $DUR_LATER runs (aioctl await prints later)" 0 later
+    ga alice --json show "$DUR_LATER"
+    local dt
+    dt=$(printf '%s\n' "$OUT" | python3 -c '
+import datetime, json, sys
+o = json.loads(sys.stdin.readline())
+c, s = (datetime.datetime.fromisoformat(o[k]) for k in ("created", "started"))
+print("%.1f" % (s - c).total_seconds())' 2>/dev/null)
+    if [ -n "$dt" ] && python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) - 0.1 else 1)' \
+        "$dt" "$DUR_DELAY"; then
+        pass "after $how: task $DUR_LATER started $dt s after its submit (--delay $DUR_DELAY)"
+    else
+        fail "after $how: start of task $DUR_LATER" "at least $DUR_DELAY s after it was created" "'$dt'; $(seen)"
+    fi
+
+    # The start-up line (docs/deployment.md) of the daemon now running.
+    lab_as root journalctl --sync >/dev/null 2>&1
+    line=$(q "journalctl -u aiod.service -o cat --no-pager _PID=$(main_pid)" | grep 'tasks restored' | tail -n 1)
+    if printf '%s' "$line" | grep -Eq 'state store /var/lib/aiod/tasks\.db: 3 tasks restored in [0-9.]+ ?s \(1 pending, 1 finished, 1 interrupted and failed'; then
+        pass "after $how: the journal says $(short "$line" 200)"
+    else
+        fail "after $how: aiod's start-up line in the journal" \
+            "state store /var/lib/aiod/tasks.db: 3 tasks restored in S s (1 pending, 1 finished, 1 interrupted and failed, …)" "'$line'"
+    fi
+}
+
+s11_restart_keeps_tasks() {
+    local oldpid newpid
+    durable_before || return
+    oldpid=$(main_pid)
+    g root systemctl restart aiod
+    expect_ok "systemctl restart aiod"
+    newpid=$(main_pid)
+    if [[ $newpid =~ ^[1-9][0-9]*$ ]] && [ "$newpid" != "$oldpid" ]; then
+        pass "a new daemon runs (pid $oldpid, then $newpid)"
+    else
+        fail "a new daemon after systemctl restart" "MainPID other than $oldpid" "'$newpid'"
+    fi
+    durable_after "systemctl restart aiod" '^aiod stopped at [^(]* while this task ran'
+}
+
+s12_kill_keeps_tasks() {
+    local oldpid st
+    durable_before || return
+    oldpid=$(main_pid)
+    g root kill -KILL "$oldpid"
+    expect_ok "kill -9 of aiod's MainPID $oldpid"
+    # Restart=on-failure brings it back by itself (RestartSec=1s): no client
+    # call before it is active again, so that socket activation cannot be
+    # what started it.
+    if poll 300 0.1 eval 'st=$(unit_props); [[ $st =~ ActiveState=active\ MainPID=([1-9][0-9]*)\ NRestarts=1 ]] && [ "${BASH_REMATCH[1]}" != "$oldpid" ]'; then
+        pass "systemd restarted aiod by itself (NRestarts=1, active, MainPID ${BASH_REMATCH[1]})"
+    else
+        fail "systemd restarts aiod after kill -9" "ActiveState=active, NRestarts=1, a new MainPID" "'$st'"
+        return
+    fi
+    durable_after "kill -9" '^aiod stopped \(it was killed or crashed\) while this task ran'
+}
+
+s13_state_files() {
+    local id st pid f
+    ga alice submit demo.echo stored-marker-5d1
+    id=$OUT
+    ga alice await "$id"
+    expect_re "alice: a submitted demo.echo (task $id)" 0 stored-marker-5d1
+    st=$(q 'systemctl show -p User --value aiod.service')
+    pid=$(main_pid)
+    if [ "$st" = aiod ] && [ "$(q "ps -o user= -p $pid")" = aiod ]; then
+        pass "aiod.service runs as User=aiod (pid $pid)"
+    else
+        fail "the daemon's user" "User=aiod and pid $pid owned by aiod" "User='$st'; $(q "ps -o user=,pid= -p $pid")"
+    fi
+    lab_log "S13: $(q 'ls -la /var/lib/aiod' | tr '\n' '|')"
+    st=$(q 'stat -c "%a %U %G" /var/lib/aiod')
+    if [ "$st" = "700 aiod aiod" ]; then pass "/var/lib/aiod: mode 0700, owner aiod:aiod"; else
+        fail "/var/lib/aiod" "700 aiod aiod" "'$st'"
+    fi
+    st=$(q 'stat -c "%a %U" /var/lib/aiod/tasks.db')
+    if [ "$st" = "600 aiod" ]; then pass "/var/lib/aiod/tasks.db: mode 0600, owner aiod"; else
+        fail "/var/lib/aiod/tasks.db" "600 aiod" "'$st'"
+    fi
+    st=$(q 'find /var/lib/aiod -mindepth 1 \( -perm /077 -o ! -user aiod \) -printf "%m %u %p\n"')
+    if [ -z "$st" ] && [ -n "$(q 'ls -A /var/lib/aiod')" ]; then
+        pass "every file in /var/lib/aiod is aiod's, with no group or other access ($(q 'ls -A /var/lib/aiod' | tr '\n' ' '))"
+    else
+        fail "files in /var/lib/aiod" "all owned by aiod, no group or other bits" "'$(short "$st")'"
+    fi
+    st=$(q 'head -c 15 /var/lib/aiod/tasks.db')
+    if [ "$st" = "SQLite format 3" ]; then pass "tasks.db is an SQLite database"; else
+        fail "the header of /var/lib/aiod/tasks.db" "SQLite format 3" "'$(short "$st")'"
+    fi
+    # The argument of alice's task is in the store (the database or its
+    # write-ahead log): the task was written down.
+    if q 'cat /var/lib/aiod/tasks.db*' | grep -aq stored-marker-5d1; then
+        pass "alice's task (its argument) is in /var/lib/aiod/tasks.db*"
+    else
+        fail "alice's task in the store" "stored-marker-5d1 in /var/lib/aiod/tasks.db*" "absent"
+    fi
+    for f in alice carol; do
+        gsh "$f" 'cat /var/lib/aiod/tasks.db >/dev/null'
+        expect_re "$f cannot read /var/lib/aiod/tasks.db" 1 'permission denied'
+        gsh "$f" 'ls /var/lib/aiod'
+        expect_re "$f cannot list /var/lib/aiod" 2 'permission denied'
+    done
+}
+
+# damage_store ROUND: overwrite the stopped daemon's store with text that is
+# not a database.
+damage_store() {
+    g root systemctl stop aiod
+    expect_ok "$1: systemctl stop aiod"
+    lab_log "$SCEN $1: before the damage: $(q 'ls -la /var/lib/aiod' | tr '\n' '|')"
+    gsh root 'yes "this is not an SQLite database" | head -c 65536 >/var/lib/aiod/tasks.db &&
+              cp /var/lib/aiod/tasks.db /root/garbage'
+    expect_ok "$1: /var/lib/aiod/tasks.db overwritten with 64 KiB of text"
+}
+
+# How many times aiod said its store is damaged (once per start).
+damaged_lines() { q 'journalctl -u aiod.service -o cat --no-pager | grep -c "tasks.db is damaged"'; }
+
+# refused_start ROUND: systemctl start fails with 65, once, and says what to do.
+refused_start() {
+    local st r=$1
+    g root systemctl start aiod
+    expect_fail_rc "$r: systemctl start aiod with a damaged store fails"
+    st=$(unit_props ExecMainStatus)
+    if [[ $st =~ ActiveState=failed\ ExecMainStatus=65\ MainPID=0\ NRestarts=0 ]]; then
+        pass "$r: aiod.service failed with exit status 65, not restarted ($st)"
+    else
+        fail "$r: aiod.service after the refused start" "ActiveState=failed ExecMainStatus=65 NRestarts=0" "'$st'"
+    fi
+    # RestartPreventExitStatus=65: no restart comes. There is no event for
+    # something that does not happen: watch for 4 s, four times RestartSec.
+    if poll 40 0.1 eval '[[ ! $(unit_props) =~ ActiveState=failed\ MainPID=0\ NRestarts=0 ]]'; then
+        fail "$r: aiod.service stays failed (no restart loop)" "failed, NRestarts=0 for 4 s" "'$(unit_props)'"
+    else
+        pass "$r: aiod.service stays failed for 4 s, NRestarts=0 (RestartPreventExitStatus=65)"
+    fi
+    g root systemctl status --no-pager -l -n 20 aiod
+    lab_log "$SCEN $r: systemctl status: $(printf '%s\n' "$OUT" | grep -E 'Active:|Main PID:|Status:' | tr '\n' '|')"
+    if [ "$RC" = 3 ] && printf '%s' "$OUT" | grep -q 'the state store /var/lib/aiod/tasks.db is damaged' &&
+        printf '%s' "$OUT" | grep -q -- '--state-recover=fresh'; then
+        pass "$r: systemctl status aiod (exit 3) shows 'the state store /var/lib/aiod/tasks.db is damaged' and --state-recover=fresh"
+    else
+        fail "$r: systemctl status aiod" "exit 3, 'the state store /var/lib/aiod/tasks.db is damaged … --state-recover=fresh'" \
+            "$(seen)"
+    fi
+}
+
+s14_damaged_store() {
+    local id n d path st before
+    ga alice submit demo.echo before-damage
+    id=$OUT
+    ga alice await "$id"
+    expect_re "alice: task $id (demo.echo) before the damage" 0 before-damage
+    is_id "$id" || return
+    damage_store "round 1"
+    refused_start "round 1"
+
+    # A client's call starts the unit through aiod.socket: it must get an
+    # answer, and leave neither the socket failed nor the unit starting over
+    # and over (each start logs the "is damaged" line once).
+    local t0 dt mid
+    before=$(damaged_lines)
+    t0=$(date +%s%N)
+    ga alice ps
+    dt=$((($(date +%s%N) - t0) / 1000000))
+    mid=$(damaged_lines)
+    lab_log "S14: aioctl ps: exit $RC in $dt ms; $((mid - before)) start(s) meanwhile; $(short "$ERR" 200)"
+    if [ "$RC" != 0 ] && [ "$RC" != 124 ] && [ "$dt" -lt 10000 ]; then
+        pass "alice: aioctl ps while the store is damaged fails within 10 s (exit $RC in $dt ms: $(short "$ERR" 200))"
+    else
+        fail "alice: aioctl ps while the store is damaged" "a non-zero exit within 10 s" "$(seen) after $dt ms"
+    fi
+    if [ $((mid - before)) -le 1 ]; then
+        pass "that call started aiod at most once ($((mid - before)))"
+    else
+        fail "one aioctl call starts aiod at most once" "at most one more 'is damaged' line in the journal" \
+            "$((mid - before)) more in $dt ms; $(unit_props)"
+    fi
+    # Again no event for what must not happen: 4 s without a new start.
+    if poll 40 0.1 eval '[ "$(damaged_lines)" -gt "$mid" ]'; then
+        fail "no start loop once the call has returned" "no more 'is damaged' lines for 4 s" \
+            "$(($(damaged_lines) - mid)) more within 4 s; $(unit_props)"
+    else
+        pass "no start loop once the call has returned (no new start in 4 s)"
+    fi
+    st=$(q 'systemctl is-active aiod.socket')
+    if [ "$st" = active ]; then pass "aiod.socket still active"; else
+        fail "aiod.socket after a call while the store is damaged" "active" \
+            "'$st'; $(q 'systemctl show -p Result aiod.socket')"
+    fi
+
+    # Repair 1: the drop-in of docs/deployment.md, once.
+    d=$(doc_dropin recover.conf) || {
+        fail "the recovery drop-in in docs/deployment.md" "an \`\`\`ini block starting '# /etc/systemd/system/aiod.service.d/recover.conf'" "none found"
+        return
+    }
+    path=$(printf '%s\n' "$d" | head -n 1)
+    mkdir -p "$LAB_ROOT$(dirname "$path")" && printf '%s\n' "$d" | tail -n +2 >"$LAB_ROOT$path"
+    g root systemctl daemon-reload
+    g root systemctl start aiod
+    expect_ok "systemctl start aiod with the documented $path (--state-recover=fresh)"
+    st=$(q 'for f in /var/lib/aiod/tasks.db.damaged-*; do cmp -s "$f" /root/garbage && echo "$f"; done')
+    if [[ $st =~ ^/var/lib/aiod/tasks\.db\.damaged-[0-9]{8}-[0-9]{6}$ ]]; then
+        pass "the damaged store was moved aside as $st"
+        if q 'journalctl -u aiod.service -o cat --no-pager' | grep -q 'is damaged.*moved aside; starting with an empty store'; then
+            pass "the journal says the damaged store was moved aside and aiod started with an empty one"
+        else
+            fail "the journal says the damaged store was moved aside" "'… is damaged … moved aside; starting with an empty store'" \
+                "$(short "$(q 'journalctl -u aiod.service -o cat --no-pager | tail -n 5')" 500)"
+        fi
+    else
+        fail "the damaged store moved aside" "/var/lib/aiod/tasks.db.damaged-YYYYmmdd-HHMMSS with its bytes" \
+            "'$st'; $(q 'ls -la /var/lib/aiod' | tr '\n' '|')"
+    fi
+    rm -f "$LAB_ROOT$path"
+    g root sh -c 'systemctl daemon-reload && systemctl restart aiod'
+    expect_ok "without the drop-in again: systemctl restart aiod"
+    ga alice await --timeout 10 "$id"
+    expect_rc "alice: aioctl await $id (from the lost store) says no such task (exit 2)" 2
+    ga alice submit demo.echo after-repair
+    n=$OUT
+    if [ "$RC" = 0 ] && is_id "$n" && [ "$n" -gt "$id" ]; then
+        pass "after the repair: new id $n > $id (the id counter is not in tasks.db)"
+    else
+        fail "after the repair: alice's new task id" "an id above $id" "$(seen)"
+    fi
+    ga alice await "$n"
+    expect_re "after the repair: aioctl await $n" 0 after-repair
+
+    # Repair 2: the store moved aside by hand, as the message says.
+    damage_store "round 2"
+    refused_start "round 2"
+    g root sh -c 'cd /var/lib/aiod && for f in tasks.db tasks.db-wal tasks.db-shm; do
+                      if [ -e $f ]; then mv $f $f.bad || exit 1; fi; done'
+    expect_ok "round 2: mv /var/lib/aiod/tasks.db{,-wal,-shm} aside (docs/deployment.md)"
+    g root systemctl start aiod
+    expect_ok "round 2: systemctl start aiod with the store moved aside"
+    ga alice submit demo.echo after-move
+    n=$OUT
+    ga alice await "$n"
+    expect_re "round 2: after moving the store aside, alice's submit and await work" 0 after-move
+}
+
 SCENARIOS=(s1_identity s2_no_code_as_daemon s3_ids_never_reused s4_first_activation
     s5_bad_settings_keep_the_socket s6_net_dropin s7_default_socket s8_journal
-    s9_man_and_security s10_purge)
+    s9_man_and_security s10_purge s11_restart_keeps_tasks s12_kill_keeps_tasks s13_state_files
+    s14_damaged_store)
 
 # ------------------------------------------------------------ main
 
