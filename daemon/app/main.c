@@ -570,6 +570,16 @@ int main(int argc, char **argv) {
     stall_not_serving();
     if (open_store() < 0) {
         sd_notifyf(0, "STATUS=Cannot use the state store in %s; see the journal", cfg.state_dir);
+        /* As for invalid settings: a client left queued on an activation
+         * socket would have systemd start us again and again. */
+        char msg[600];
+        snprintf(msg, sizeof(msg),
+                 "aiod cannot start: its state store in %s cannot be used (see the daemon's "
+                 "log: journalctl -u aiod); an administrator must repair or move it",
+                 cfg.state_dir);
+        int n = refuse_waiting_on(server_listen_fd(), msg);
+        if (n > 0)
+            log_info("told %d waiting client%s why", n, n == 1 ? "" : "s");
         exit_code = EX_CONFIG_STORE;
         goto out;
     }

@@ -54,6 +54,8 @@ typedef struct task_vec {
 } task_vec;
 
 static bool enabled, frozen;
+/* SIGTERM came: the cancellations the stop makes are not written. */
+static bool stopping;
 static task_vec dirty, sent;
 /* Waiters for the batch being filled, and for the one being committed. */
 static list waiting_next = {&waiting_next, &waiting_next};
@@ -78,7 +80,7 @@ static int vec_push(task_vec *v, task *t) {
 }
 
 bool persist_enabled(void) {
-    return enabled && !frozen;
+    return enabled && !frozen && !stopping;
 }
 
 static void mark_dirty(task *t) {
@@ -95,6 +97,10 @@ static void mark_dirty(task *t) {
 
 static void on_task_event(task *t, int event) {
     if (frozen)
+        return;
+    /* Cancelled by the stop: it keeps its stored state (pending, or
+     * running and so interrupted at the next start). */
+    if (stopping && event == TASK_STORE_CHANGED && t->state == TASK_CANCELLED)
         return;
     if (event == TASK_STORE_DROPPED) {
         store_delete(t->id);
@@ -125,7 +131,7 @@ void persist_waiter_cancel(persist_waiter *w) {
 }
 
 bool persist_gate(task *t) {
-    if (!t->durable || frozen || (t->store_flags & F_START_OK))
+    if (!t->durable || frozen || stopping || (t->store_flags & F_START_OK))
         return true;
     t->store_flags |= F_GATED;
     mark_dirty(t);
@@ -241,7 +247,7 @@ static void encode_dirty(void) {
             continue;
         }
         store_put(t->id, state, t->finished_usec, rec, len);
-        if ((t->store_flags & F_GATED) && !frozen)
+        if ((t->store_flags & F_GATED) && !frozen && !stopping)
             t->store_flags |= F_GATE_SENT;
         if (vec_push(&sent, t) < 0)
             log_task(LOG_ERR, t, "out of memory tracking the task's record");
@@ -641,7 +647,7 @@ int persist_start(uv_loop_t *loop, char *err, size_t err_len) {
 }
 
 void persist_freeze(void) {
-    if (!enabled || frozen)
+    if (!enabled || frozen || stopping)
         return;
     /* Tasks let through the gate but not started keep a pending record:
      * cancelled by the stop, they never ran. */
@@ -651,15 +657,17 @@ void persist_freeze(void) {
             t->store_flags &= (uint8_t) ~(F_GATED | F_START_OK);
             mark_dirty(t);
         }
-    frozen = true;
-    encode_dirty();
+    stopping = true;
     store_put_meta("stopped_usec", task_now_usec());
-    store_flush();
+    flush();
 }
 
 void persist_done(void) {
     if (!enabled)
         return;
+    /* What changed since the last batch is written by store_close. */
+    if (!frozen)
+        encode_dirty();
     frozen = true;
     task_set_store_hook(NULL);
     if (handles_init) {

@@ -66,10 +66,11 @@ bool persist_gate(task *t);
 void persist_forget(task *t, const char *why);
 
 /*
- * At shutdown, before the remaining tasks are cancelled: what changed so
- * far is written, and nothing after, so that tasks cut off by the stop keep
- * the state they had (pending, or running: interrupted at the next start).
- * The time of the stop is recorded.
+ * At shutdown (SIGTERM), before the remaining tasks are cancelled: the time
+ * of the stop is recorded, and from now on the cancellations the stop makes
+ * are not written, so that tasks cut off by it keep the state they had
+ * (pending, or running: interrupted at the next start). Outcomes tasks
+ * reach otherwise during shutdown_grace are still written.
  */
 void persist_freeze(void);
 

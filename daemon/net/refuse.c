@@ -36,8 +36,11 @@ size_t refuse_error_frame(int code, const char *why, uint8_t *buf, size_t size) 
 int refuse_waiting_clients(const char *why) {
     if (sd_listen_fds(0) != 1)
         return 0;
-    int lfd = SD_LISTEN_FDS_START;
-    if (sd_is_socket_unix(lfd, SOCK_STREAM, 1, NULL, 0) <= 0)
+    return refuse_waiting_on(SD_LISTEN_FDS_START, why);
+}
+
+int refuse_waiting_on(int lfd, const char *why) {
+    if (lfd < 0 || sd_is_socket_unix(lfd, SOCK_STREAM, 1, NULL, 0) <= 0)
         return 0;
     uint8_t frame[2048];
     size_t len =

@@ -18,6 +18,10 @@
  */
 int refuse_waiting_clients(const char *why);
 
+/* The same on the listening socket `lfd` (server_listen_fd), for a start
+ * that fails after the socket was taken over (the state store). */
+int refuse_waiting_on(int lfd, const char *why);
+
 /* An Error frame (header and ServerMessage, request id 0) with `code` and
  * `why` into buf, for a client refused before any connection object exists:
  * its size, or 0 if it does not fit in `size` bytes. */

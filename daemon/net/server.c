@@ -75,6 +75,10 @@ bool server_activated(void) {
     return activated;
 }
 
+int server_listen_fd(void) {
+    return listen_fd;
+}
+
 static unsigned long long nofile_now(void) {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)

@@ -28,6 +28,8 @@ int server_start(uv_loop_t *loop, const char *path);
 void server_stop(void);
 /* Whether the socket came from systemd. */
 bool server_activated(void);
+/* The listening socket, or -1 (before server_start, after server_stop). */
+int server_listen_fd(void);
 
 /*
  * The most connections (refused ones still lingering included) that the

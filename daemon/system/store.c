@@ -217,8 +217,9 @@ fail:
     return -EIO;
 }
 
-/* Moves the store and its log aside, as PATH.damaged-TIME. */
-static int move_aside(char *err, size_t err_len) {
+/* Moves the store and its log aside, as PATH.damaged-TIME (the store's new
+ * name in `moved`). */
+static int move_aside(char *moved, size_t moved_len, char *err, size_t err_len) {
     char stamp[32], to[4200];
     time_t now = time(NULL);
     struct tm tm;
@@ -228,6 +229,8 @@ static int move_aside(char *err, size_t err_len) {
         char from[4200];
         snprintf(from, sizeof(from), "%s%s", db_path, suffixes[i]);
         snprintf(to, sizeof(to), "%s.damaged-%s%s", db_path, stamp, suffixes[i]);
+        if (i == 0)
+            snprintf(moved, moved_len, "%s", to);
         if (rename(from, to) < 0 && errno != ENOENT) {
             int r = -errno;
             snprintf(err, err_len, "cannot move the state store %s aside: %s", from, strerror(-r));
@@ -289,13 +292,15 @@ int store_open(const char *state_dir, int how, bool fresh, char *err, size_t err
     }
     int r = open_db(how, err, err_len);
     if (r == -EBADMSG && fresh) {
-        char why[512];
+        char why[512], moved[4200];
         snprintf(why, sizeof(why), "%s", err);
-        r = move_aside(err, err_len);
+        r = move_aside(moved, sizeof(moved), err, err_len);
         if (r >= 0)
             r = open_db(how, err, err_len);
         if (r >= 0)
-            snprintf(err, err_len, "%s -- moved aside; starting with an empty store", why);
+            snprintf(err, err_len,
+                     "%s -- --state-recover=fresh: moved aside as %s; starting with an empty store",
+                     why, moved);
     }
     if (r < 0) {
         free(db_path);
