@@ -11,7 +11,8 @@
  *   DIRTY     on the dirty list;
  *   GATED     waits at the start gate for a record that says RUNNING;
  *   GATE_SENT that record is in the batch being committed;
- *   START_OK  it was committed: this attempt may run.
+ *   START_OK  it was committed: this attempt may run;
+ *   WAS_RUNNING  it was running when SIGTERM came.
  */
 #include "core/persist.h"
 
@@ -45,6 +46,8 @@ enum {
     F_GATED = 1 << 1,
     F_GATE_SENT = 1 << 2,
     F_START_OK = 1 << 3,
+    /* Running when the stop came (persist_freeze). */
+    F_WAS_RUNNING = 1 << 4,
 };
 
 /* A growable vector of task references. */
@@ -100,7 +103,7 @@ static void on_task_event(task *t, int event) {
         return;
     /* Cancelled by the stop: it keeps its stored state (pending, or
      * running and so interrupted at the next start). */
-    if (stopping && event == TASK_STORE_CHANGED && t->state == TASK_CANCELLED)
+    if (stopping && t->state == TASK_CANCELLED)
         return;
     if (event == TASK_STORE_DROPPED) {
         store_delete(t->id);
@@ -186,7 +189,13 @@ static uint8_t *encode(task *t, size_t *ret_len, int *ret_state) {
     st.started_usec = t->started_usec;
     st.finished_usec = t->finished_usec;
     st.attempt = plan_attempt(t);
-    if (task_finished(t)) {
+    /* Cancelled by the stop but dirty from before it: written as it was
+     * when the stop came, never as cancelled. */
+    bool cut_off = stopping && t->state == TASK_CANCELLED;
+    if (cut_off)
+        st.state = (t->store_flags & F_WAS_RUNNING) ? AIOD__TASK_STATE__TASK_RUNNING
+                                                    : AIOD__TASK_STATE__TASK_PENDING;
+    else if (task_finished(t)) {
         st.state = (Aiod__TaskState)t->state;
         task_outcome(t, &outcome);
         st.outcome = &outcome;
@@ -246,7 +255,7 @@ static void encode_dirty(void) {
             task_unref(t);
             continue;
         }
-        store_put(t->id, state, t->finished_usec, rec, len);
+        store_put(t->id, state, state >= TASK_DONE ? t->finished_usec : 0, rec, len);
         if ((t->store_flags & F_GATED) && !frozen && !stopping)
             t->store_flags |= F_GATE_SENT;
         if (vec_push(&sent, t) < 0)
@@ -506,12 +515,15 @@ static void restore_interrupted(load_ctx *ctx, task *t) {
     char msg[LIMIT_MESSAGE];
     bool retry =
         retries_on_interrupt(t->fn) && (!t->plan || t->plan->interrupted < LIMIT_INTERRUPT_RETRIES);
+    /* The interrupted attempt's number: a task with no plan had one. */
+    unsigned number = plan_attempt(t) ? plan_attempt(t) : 1;
     if (retry && plan_ensure(t) == 0) {
+        if (t->plan->attempt < number)
+            t->plan->attempt = number;
         char started[64];
         format_time(t->started_usec, started, sizeof(started));
         snprintf(msg, sizeof(msg), "aiod stopped while this attempt ran (started %s)", started);
-        plan_add_attempt(t, plan_attempt(t), t->started_usec, ctx->started_usec, "Interrupted",
-                         msg);
+        plan_add_attempt(t, number, t->started_usec, ctx->started_usec, "Interrupted", msg);
         t->plan->interrupted++;
         t->plan->next_run_usec = 0;
         ctx->interrupted_retry++;

@@ -90,8 +90,10 @@ int plan_apply(task *t, const Aiod__Schedule *s) {
     return 0;
 }
 
+/* Attempts cut off by a restart under on_interrupt = retry come on top of
+ * the retries: an interruption is not the task's failure. */
 unsigned plan_max_attempts(const task *t) {
-    return t->plan ? t->plan->retries + 1 : 1;
+    return t->plan ? t->plan->retries + 1 + t->plan->interrupted : 1;
 }
 
 unsigned plan_attempt(const task *t) {
@@ -256,7 +258,7 @@ bool plan_retry(task *t, char *kind, char *message) {
         t->run->co)
         return false;
     uint64_t now = task_now_usec();
-    if (p->attempt > p->retries) {
+    if (p->attempt > p->retries + p->interrupted) {
         /* The last attempt: its error is the task's, and listed too. */
         if (p->retries)
             plan_add_attempt(t, p->attempt, t->started_usec, now, kind, message);
