@@ -283,6 +283,9 @@ static void run_setting(const durable_cfg *cfg, const char *base, const char *ho
         snprintf(out->reason[1], sizeof(out->reason[1]), "not run: %.380s", out->reason[0]);
     daemon_stop_keep(&d);
     read_store_stats(&d, &out->stats);
+    if (out->stats.ok)
+        bench_log("aiod --durability %s: %llu commits wrote %llu records (%.1f per commit)", how,
+                  out->stats.commits, out->stats.records, out->stats.per_commit);
     daemon_remove_dir(&d);
     breq_free(&req);
 }

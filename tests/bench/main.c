@@ -71,7 +71,7 @@ static struct {
     .idle_s = 2.0,
     .batch = 100000,
     .sleep_s = 1.0,
-    .durable_n = 200000,
+    .durable_n = 500000,
     .durable_latency_n = 5000,
     .durable_store = 1000000,
     .durable_dir = "/var/tmp",
@@ -96,7 +96,7 @@ static void usage(FILE *f) {
         "      --spawn N           children of the in-daemon spawn+gather (default 1000000)\n"
         "      --switch-n N        ping-pong iterations, 4 switches each (default 10000000)\n"
         "      --durable-n N       submits per durability throughput run, split among\n"
-        "                          the clients (default 200000)\n"
+        "                          the clients (default 500000)\n"
         "      --durable-latency-n N  one-at-a-time durable submits (default 5000)\n"
         "      --durable-store N   tasks in the store of the restart (default 1000000)\n"
         "      --durable-dir DIR   where the state stores and the fdatasync probe go; a\n"
