@@ -2,8 +2,9 @@
  * aiod-bench: options, orchestration and the results table. It starts its
  * own aiod (daemon.c), drives it with the raw client (client.c) and the same
  * clients against a bare echo server (echo.c), measures coroutine switches
- * (switch.c), runs Python asyncio's gather for reference, and prints, for
- * every figure, ours, the limit (or reference), the ratio and the target.
+ * (switch.c), runs Python asyncio's gather for reference, measures durable
+ * submits and restarts against fdatasync (durable.c), and prints, for every
+ * figure, ours, the limit (or reference), the ratio and the target.
  * A workload that fails is reported as "failed: reason" and the others run.
  * Exit status: 0 when every workload ran (targets missed or not), 1 when one
  * failed, 2 on a usage error.
