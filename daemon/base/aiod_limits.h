@@ -311,5 +311,10 @@
 /* A batch that failed to commit (disk full) is tried again after this
  * long, with whatever changed meanwhile. */
 #define LIMIT_STORE_RETRY_MS 1000u
+/* Changes nobody waits for (outcomes, retries, deletions) wait this long,
+ * or until this many gather, for a change someone waits for to share its
+ * commit: a lone client's submits then cost one commit each, not two. */
+#define LIMIT_STORE_LAZY_MS 20u
+#define LIMIT_STORE_LAZY_ROWS 4096u
 
 #endif

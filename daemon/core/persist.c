@@ -68,6 +68,17 @@ static uv_timer_t retry_timer;
 static bool handles_init;
 /* A commit failed: the next is tried after LIMIT_STORE_RETRY_MS. */
 static bool backing_off;
+/*
+ * Whether the changes waiting hold one that someone waits for (a Submitted
+ * reply, a task at the start gate). Without one (outcomes, retries,
+ * deletions) a batch waits up to LIMIT_STORE_LAZY_MS for company: a lone
+ * client's next submit then carries the last task's outcome in its own
+ * commit instead of queueing behind a commit of its own.
+ */
+static bool urgent;
+static uint64_t lazy_since_ms;
+static uv_timer_t lazy_timer;
+static uv_loop_t *loop;
 
 static int vec_push(task_vec *v, task *t) {
     if (v->n == v->cap) {
@@ -87,6 +98,8 @@ bool persist_enabled(void) {
 }
 
 static void mark_dirty(task *t) {
+    if (!dirty.n && !lazy_since_ms && loop)
+        lazy_since_ms = uv_now(loop);
     if (t->store_flags & F_DIRTY)
         return;
     if (vec_push(&dirty, t) < 0) {
@@ -125,8 +138,8 @@ void persist_track(task *t) {
 
 void persist_when_committed(task *t, persist_waiter *w) {
     (void)t; /* it is dirty: its record goes with the next batch */
-    assert(t->store_flags & F_DIRTY);
     list_insert_tail(&waiting_next, &w->node);
+    urgent = true;
 }
 
 void persist_waiter_cancel(persist_waiter *w) {
@@ -138,6 +151,7 @@ bool persist_gate(task *t) {
         return true;
     t->store_flags |= F_GATED;
     mark_dirty(t);
+    urgent = true;
     return false;
 }
 
@@ -265,12 +279,31 @@ static void encode_dirty(void) {
     dirty.n = 0;
 }
 
-/* Hands what changed to the store, unless it is busy. */
+static void on_lazy(uv_timer_t *h);
+
+/* Hands what changed to the store, unless it is busy, or nothing urgent
+ * waits and the changes are younger than LIMIT_STORE_LAZY_MS (few). */
 static void flush(void) {
     if (!enabled || backing_off || store_busy())
         return;
-    if (!dirty.n && !store_batch_size() && list_empty(&waiting_next))
+    if (!dirty.n && !store_batch_size() && list_empty(&waiting_next)) {
+        lazy_since_ms = 0;
         return;
+    }
+    if (!urgent && !stopping && dirty.n + store_batch_size() < LIMIT_STORE_LAZY_ROWS) {
+        uint64_t now = uv_now(loop);
+        if (!lazy_since_ms)
+            lazy_since_ms = now;
+        if (now - lazy_since_ms < LIMIT_STORE_LAZY_MS) {
+            if (!uv_is_active((uv_handle_t *)&lazy_timer))
+                uv_timer_start(&lazy_timer, on_lazy, LIMIT_STORE_LAZY_MS - (now - lazy_since_ms),
+                               0);
+            return;
+        }
+    }
+    urgent = false;
+    lazy_since_ms = 0;
+    uv_timer_stop(&lazy_timer);
     encode_dirty();
     list_move_all(&waiting_sent, &waiting_next);
     if (!store_flush()) {
@@ -288,6 +321,11 @@ static void flush(void) {
 }
 
 static void on_prepare(uv_prepare_t *h) {
+    (void)h;
+    flush();
+}
+
+static void on_lazy(uv_timer_t *h) {
     (void)h;
     flush();
 }
@@ -328,7 +366,9 @@ static void on_committed(uint64_t seq, int error, const char *why) {
         list_init(&pw->node);
         pw->fn(pw, error, why);
     }
-    flush();
+    /* The next batch is handed over by the prepare hook, after this
+     * iteration's drain: tasks submitted just now are at the gate by then,
+     * and written once, as running, instead of pending and then running. */
 }
 
 /* ---------------------------------------------------------------- restart */
@@ -603,7 +643,8 @@ static int restore_row(void *u, uint64_t id, int state, const void *record, size
     return 0;
 }
 
-int persist_start(uv_loop_t *loop, char *err, size_t err_len) {
+int persist_start(uv_loop_t *l, char *err, size_t err_len) {
+    loop = l;
     load_ctx ctx = {.started_usec = task_now_usec(), .err = err, .err_len = err_len};
     ctx.unpack_allocator = (ProtobufCAllocator){
         .alloc = arena_alloc, .free = arena_free_one, .allocator_data = &ctx.arena};
@@ -654,6 +695,8 @@ int persist_start(uv_loop_t *loop, char *err, size_t err_len) {
     uv_unref((uv_handle_t *)&prepare);
     uv_timer_init(loop, &retry_timer);
     uv_unref((uv_handle_t *)&retry_timer);
+    uv_timer_init(loop, &lazy_timer);
+    uv_unref((uv_handle_t *)&lazy_timer);
     handles_init = true;
     return 0;
 }
@@ -685,6 +728,7 @@ void persist_done(void) {
     if (handles_init) {
         uv_close((uv_handle_t *)&prepare, NULL);
         uv_close((uv_handle_t *)&retry_timer, NULL);
+        uv_close((uv_handle_t *)&lazy_timer, NULL);
         handles_init = false;
     }
     for (size_t i = 0; i < dirty.n; i++)

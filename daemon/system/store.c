@@ -81,7 +81,7 @@ static uint64_t next_seq = 1;
 /* Loop thread only: a batch was handed over and its result not yet seen. */
 static bool handed;
 static uint64_t n_batches, n_rows, max_rows;
-static sqlite3_stmt *st_put, *st_delete, *st_meta;
+static sqlite3_stmt *st_put, *st_delete, *st_meta, *st_begin, *st_commit;
 
 static void close_fdp(int *fd) {
     if (*fd >= 0)
@@ -483,7 +483,11 @@ static int prepare_statements(void) {
         sqlite3_prepare_v3(db, "DELETE FROM tasks WHERE id = ?", -1, SQLITE_PREPARE_PERSISTENT,
                            &st_delete, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", -1,
-                           SQLITE_PREPARE_PERSISTENT, &st_meta, NULL) != SQLITE_OK)
+                           SQLITE_PREPARE_PERSISTENT, &st_meta, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db, "BEGIN", -1, SQLITE_PREPARE_PERSISTENT, &st_begin, NULL) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v3(db, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT, &st_commit, NULL) !=
+            SQLITE_OK)
         return -ENOMEM;
     return 0;
 }
@@ -491,7 +495,7 @@ static int prepare_statements(void) {
 static void write_batch(batch *b) {
     if (!b->error && prepare_statements() < 0)
         b->error = -ENOMEM;
-    int rc = b->error ? SQLITE_NOMEM : exec("BEGIN");
+    int rc = b->error ? SQLITE_NOMEM : step_reset(st_begin);
     for (size_t i = 0; rc == SQLITE_OK && i < b->n; i++) {
         op *o = &b->ops[i];
         if (o->kind == OP_PUT) {
@@ -510,7 +514,7 @@ static void write_batch(batch *b) {
         }
     }
     if (rc == SQLITE_OK)
-        rc = exec("COMMIT");
+        rc = step_reset(st_commit);
     if (rc != SQLITE_OK) {
         int code = b->error ? SQLITE_NOMEM : sqlite3_extended_errcode(db);
         snprintf(b->msg, sizeof(b->msg), "the state store %s: %s", db_path,
@@ -627,7 +631,9 @@ void store_close(void) {
     sqlite3_finalize(st_put);
     sqlite3_finalize(st_delete);
     sqlite3_finalize(st_meta);
-    st_put = st_delete = st_meta = NULL;
+    sqlite3_finalize(st_begin);
+    sqlite3_finalize(st_commit);
+    st_put = st_delete = st_meta = st_begin = st_commit = NULL;
     if (db)
         sqlite3_close(db);
     db = NULL;
