@@ -600,8 +600,9 @@ void durable_section(const durable_cfg *cfg) {
         snprintf(r->limit, sizeof(r->limit), "%llu commits", st->commits);
         if (info.ok[1])
             add_note("durability fsync at log level info: aiod wrote %llu records in %llu commits "
-                     "over the warm-up and the run (a SUBMITTED no-op task writes 3: pending, "
-                     "running, done; the pruning of retained outcomes adds deletes); the figures "
+                     "over the warm-up and the run (a SUBMITTED no-op task writes 2: running, "
+                     "with its submit, and done; the pruning of retained outcomes adds deletes); "
+                     "the figures "
                      "above are at log level warning, like the other sections, since at info aiod "
                      "logs a line for every SUBMITTED task that ends",
                      st->records, st->commits);
@@ -634,8 +635,7 @@ void durable_section(const durable_cfg *cfg) {
         uint64_t per = lat.n / LAT_BLOCKS, tasks = lat.n + LAT_BLOCKS * (per / 10 + 5);
         add_note("durable submit latency (aiod at log level info): %llu commits of %.1f records "
                  "(at most %llu) for the %" PRIu64 " tasks submitted, %.2f commits per task: a "
-                 "task's pending, running and done records go in commits of their own when "
-                 "nothing else is submitted",
+                 "task's record goes with its submit, its outcome with the next submit's commit",
                  lat.stats.commits, lat.stats.per_commit, lat.stats.most, tasks,
                  (double)lat.stats.commits / (double)tasks);
     }
