@@ -98,12 +98,7 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
 
     /* Children still running are cancelled, as asyncio.run cancels what is
      * left when main returns. */
-    while (!list_empty(&r->children)) {
-        task *c = task_of(list_first(&r->children), child_node);
-        list_remove(&c->run->child_node);
-        if (!c->shielded)
-            task_cancel(c);
-    }
+    task_cancel_children(t);
     step_to(t, TASK_END_CHILDREN);
 
     if (t->out && t->out->task_id == t->id)
@@ -143,6 +138,15 @@ void task_release_pin(task *t) {
     task_ref(t);
     task_retain_or_drop(t);
     task_unref(t);
+}
+
+void task_cancel_children(task *t) {
+    while (!list_empty(&t->run->children)) {
+        task *c = task_of(list_first(&t->run->children), child_node);
+        list_remove(&c->run->child_node);
+        if (!c->shielded)
+            task_cancel(c);
+    }
 }
 
 bool task_cancel(task *t) {

@@ -51,6 +51,10 @@ void finish_set_retry_hook(bool (*retry)(task *t, char *kind, char *message));
  * goes: it joins the ordinary retention from now. */
 void task_release_pin(task *t);
 
+/* Unlinks the task's unfinished children and cancels those not shielded
+ * (at its end, and when a failed attempt is retried). */
+void task_cancel_children(task *t);
+
 /* Requests cancellation: a pending task ends cancelled at once; a running
  * one is woken with -ECANCELED at its await point; its unshielded children
  * are cancelled too. Finished tasks are left alone. Returns true if the

@@ -281,6 +281,18 @@ static void encode_dirty(void) {
 
 static void on_lazy(uv_timer_t *h);
 
+/* The batch's waiters learn how its commit went, in the order they came. */
+static void fire_sent_waiters(int error, const char *why) {
+    list w;
+    list_move_all(&w, &waiting_sent);
+    while (!list_empty(&w)) {
+        persist_waiter *pw = container_of(list_first(&w), persist_waiter, node);
+        list_remove(&pw->node);
+        list_init(&pw->node);
+        pw->fn(pw, error, why);
+    }
+}
+
 /* Hands what changed to the store, unless it is busy, or nothing urgent
  * waits and the changes are younger than LIMIT_STORE_LAZY_MS (few). */
 static void flush(void) {
@@ -309,14 +321,7 @@ static void flush(void) {
     if (!store_flush()) {
         /* Nothing to write (every dirty task was dropped): the waiters'
          * records are already committed. */
-        list w;
-        list_move_all(&w, &waiting_sent);
-        while (!list_empty(&w)) {
-            persist_waiter *pw = container_of(list_first(&w), persist_waiter, node);
-            list_remove(&pw->node);
-            list_init(&pw->node);
-            pw->fn(pw, 0, NULL);
-        }
+        fire_sent_waiters(0, NULL);
     }
 }
 
@@ -358,14 +363,7 @@ static void on_committed(uint64_t seq, int error, const char *why) {
         task_unref(t);
     }
     sent.n = 0;
-    list w;
-    list_move_all(&w, &waiting_sent);
-    while (!list_empty(&w)) {
-        persist_waiter *pw = container_of(list_first(&w), persist_waiter, node);
-        list_remove(&pw->node);
-        list_init(&pw->node);
-        pw->fn(pw, error, why);
-    }
+    fire_sent_waiters(error, why);
     /* The next batch is handed over by the prepare hook, after this
      * iteration's drain: tasks submitted just now are at the gate by then,
      * and written once, as running, instead of pending and then running. */

@@ -268,12 +268,7 @@ bool plan_retry(task *t, char *kind, char *message) {
         return false;
     /* The children of the failed attempt end with it, as at any end. */
     task_run *r = t->run;
-    while (!list_empty(&r->children)) {
-        task *c = task_of(list_first(&r->children), child_node);
-        list_remove(&c->run->child_node);
-        if (!c->shielded)
-            task_cancel(c);
-    }
+    task_cancel_children(t);
     limit_release(t, sched_start);
     r->exit_code = 0;
     r->suspended = false;

@@ -262,15 +262,20 @@ int task_restore(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id, int
     return r;
 }
 
-void task_restore_ended(task *t, int state, Aiod__Value *result, char *kind, char *message,
-                        uint64_t started_usec, uint64_t finished_usec) {
-    assert(t->state == TASK_PENDING && state >= TASK_DONE && !t->run);
+/* The end state and its outcome (all taken; a result only for done). */
+static void set_outcome(task *t, int state, Aiod__Value *result, char *kind, char *message) {
     t->state = (uint8_t)state;
     t->result = state == TASK_DONE ? result : NULL;
     if (state != TASK_DONE)
         pbvalue_free(result);
     t->error_kind = kind;
     t->error_message = message;
+}
+
+void task_restore_ended(task *t, int state, Aiod__Value *result, char *kind, char *message,
+                        uint64_t started_usec, uint64_t finished_usec) {
+    assert(t->state == TASK_PENDING && state >= TASK_DONE && !t->run);
+    set_outcome(t, state, result, kind, message);
     t->started_usec = started_usec;
     t->finished_usec = finished_usec;
     uid_tasks_add(t->uid, -1);
@@ -455,12 +460,7 @@ void task_record_end(task *t, int state, Aiod__Value *result, char *kind, char *
     assert(!task_finished(t) && state >= TASK_DONE);
     if (t->state == TASK_RUNNING)
         running--;
-    t->state = (uint8_t)state;
-    t->result = state == TASK_DONE ? result : NULL;
-    if (state != TASK_DONE)
-        pbvalue_free(result);
-    t->error_kind = kind;
-    t->error_message = message;
+    set_outcome(t, state, result, kind, message);
     t->finished_usec = task_now_usec();
     uid_tasks_add(t->uid, -1);
     if (--unfinished == 0)
