@@ -316,5 +316,9 @@
  * commit: a lone client's submits then cost one commit each, not two. */
 #define LIMIT_STORE_LAZY_MS 20u
 #define LIMIT_STORE_LAZY_ROWS 4096u
+/* Records encoded into one batch at most: encoding costs the loop about a
+ * microsecond each, so a million changed tasks (a burst of detached
+ * submits) go in batches of 16 ms of loop time, not one of a second. */
+#define LIMIT_STORE_BATCH_ROWS 16384u
 
 #endif

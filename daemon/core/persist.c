@@ -137,7 +137,7 @@ void persist_track(task *t) {
 }
 
 void persist_when_committed(task *t, persist_waiter *w) {
-    (void)t; /* it is dirty: its record goes with the next batch */
+    w->task = t; /* dirty: its record goes with a coming batch */
     list_insert_tail(&waiting_next, &w->node);
     urgent = true;
 }
@@ -249,14 +249,17 @@ static uint8_t *encode(task *t, size_t *ret_len, int *ret_state) {
     return buf;
 }
 
-/* Encodes every dirty task into the store's batch; those gated are
- * remembered as sent. */
-static void encode_dirty(void) {
-    for (size_t i = 0; i < dirty.n; i++) {
-        task *t = dirty.v[i];
-        t->store_flags &= (uint8_t)~F_DIRTY;
+/* Encodes up to `limit` dirty tasks, oldest first, into the store's batch
+ * (those gated are remembered as sent); the rest stay dirty for the next
+ * batch, so that no flush holds the loop for long however many changed. */
+static void encode_dirty(size_t limit) {
+    task **v = dirty.v;
+    size_t n = dirty.n, i, keep = 0;
+    for (i = 0; i < n && i < limit; i++) {
+        task *t = v[i];
         /* Dropped meanwhile (its deletion is in the batch), or forgotten. */
         if (!t->in_table || !t->durable) {
+            t->store_flags &= (uint8_t)~F_DIRTY;
             task_unref(t);
             continue;
         }
@@ -265,10 +268,10 @@ static void encode_dirty(void) {
         uint8_t *rec = encode(t, &len, &state);
         if (!rec) {
             log_task(LOG_ERR, t, "out of memory writing the task's record; trying again");
-            mark_dirty(t); /* the vector has room: it is being emptied */
-            task_unref(t);
+            v[keep++] = t; /* still dirty: the next batch */
             continue;
         }
+        t->store_flags &= (uint8_t)~F_DIRTY;
         store_put(t->id, state, state >= TASK_DONE ? t->finished_usec : 0, rec, len);
         if ((t->store_flags & F_GATED) && !frozen && !stopping)
             t->store_flags |= F_GATE_SENT;
@@ -276,7 +279,8 @@ static void encode_dirty(void) {
             log_task(LOG_ERR, t, "out of memory tracking the task's record");
         task_unref(t);
     }
-    dirty.n = 0;
+    memmove(v + keep, v + i, (n - i) * sizeof(*v));
+    dirty.n = keep + (n - i);
 }
 
 static void on_lazy(uv_timer_t *h);
@@ -313,11 +317,21 @@ static void flush(void) {
             return;
         }
     }
-    urgent = false;
     lazy_since_ms = 0;
     uv_timer_stop(&lazy_timer);
-    encode_dirty();
-    list_move_all(&waiting_sent, &waiting_next);
+    encode_dirty(LIMIT_STORE_BATCH_ROWS);
+    /* What is left goes with the next batch, as soon as this one is in. */
+    urgent = dirty.n > 0;
+    /* Waiters go with this batch unless their task's record is left for
+     * the next one. */
+    list *pos, *tmp;
+    list_foreach_safe(pos, tmp, &waiting_next) {
+        persist_waiter *pw = container_of(pos, persist_waiter, node);
+        if (!(pw->task->store_flags & F_DIRTY)) {
+            list_remove(&pw->node);
+            list_insert_tail(&waiting_sent, &pw->node);
+        }
+    }
     if (!store_flush()) {
         /* Nothing to write (every dirty task was dropped): the waiters'
          * records are already committed. */
@@ -720,7 +734,7 @@ void persist_done(void) {
         return;
     /* What changed since the last batch is written by store_close. */
     if (!frozen)
-        encode_dirty();
+        encode_dirty(SIZE_MAX);
     frozen = true;
     task_set_store_hook(NULL);
     if (handles_init) {

@@ -35,6 +35,9 @@ struct persist_waiter {
     list node;
     void (*fn)(persist_waiter *w, int error, const char *why);
     void *data;
+    /* The task whose record it waits for (set by persist_when_committed;
+     * the waiter's owner keeps it alive). */
+    task *task;
 };
 
 /*
