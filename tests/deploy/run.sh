@@ -993,10 +993,10 @@ s14_damaged_store() {
     st=$(q 'for f in /var/lib/aiod/tasks.db.damaged-*; do cmp -s "$f" /root/garbage && echo "$f"; done')
     if [[ $st =~ ^/var/lib/aiod/tasks\.db\.damaged-[0-9]{8}-[0-9]{6}$ ]]; then
         pass "the damaged store was moved aside as $st"
-        if q 'journalctl -u aiod.service -o cat --no-pager' | grep -q 'is damaged.*moved aside; starting with an empty store'; then
-            pass "the journal says the damaged store was moved aside and aiod started with an empty one"
+        if q 'journalctl -u aiod.service -o cat --no-pager' | grep -qF "moved aside as $st; starting with an empty store"; then
+            pass "the journal says the damaged store was moved aside as $st and aiod started with an empty one"
         else
-            fail "the journal says the damaged store was moved aside" "'… is damaged … moved aside; starting with an empty store'" \
+            fail "the journal says where the damaged store was moved" "'… is damaged … moved aside as $st; starting with an empty store'" \
                 "$(short "$(q 'journalctl -u aiod.service -o cat --no-pager | tail -n 5')" 500)"
         fi
     else
