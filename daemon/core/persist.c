@@ -253,6 +253,8 @@ static uint8_t *encode(task *t, size_t *ret_len, int *ret_state) {
  * (those gated are remembered as sent); the rest stay dirty for the next
  * batch, so that no flush holds the loop for long however many changed. */
 static void encode_dirty(size_t limit) {
+    if (!dirty.n)
+        return;
     task **v = dirty.v;
     size_t n = dirty.n, i, keep = 0;
     for (i = 0; i < n && i < limit; i++) {
@@ -279,7 +281,8 @@ static void encode_dirty(size_t limit) {
             log_task(LOG_ERR, t, "out of memory tracking the task's record");
         task_unref(t);
     }
-    memmove(v + keep, v + i, (n - i) * sizeof(*v));
+    if (i < n)
+        memmove(v + keep, v + i, (n - i) * sizeof(*v));
     dirty.n = keep + (n - i);
 }
 
