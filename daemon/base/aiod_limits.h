@@ -317,8 +317,10 @@
 #define LIMIT_STORE_LAZY_MS 20u
 #define LIMIT_STORE_LAZY_ROWS 4096u
 /* Records encoded into one batch at most: encoding costs the loop about a
- * microsecond each, so a million changed tasks (a burst of detached
- * submits) go in batches of 16 ms of loop time, not one of a second. */
-#define LIMIT_STORE_BATCH_ROWS 16384u
+ * microsecond each (more on a busy machine), so a million changed tasks (a
+ * burst of detached submits) go in batches of a few ms of loop time, not
+ * one of a second; 4096 rows is still more than a busy daemon's average
+ * commit (about 1,300), so commits do not get more frequent for it. */
+#define LIMIT_STORE_BATCH_ROWS 4096u
 
 #endif
