@@ -10,33 +10,19 @@ re-executes itself with Debian's /usr/bin/python3 (python3-protobuf), or
 exits with an error saying what is missing.
 """
 
-import os
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SYSTEM_PYTHON = "/usr/bin/python3"
+import harness
+
 
 pb = None
 
 
 def require_protobuf():
-    """Re-executes the script with /usr/bin/python3 when this interpreter
-    has no protobuf module (ctest may have found another python3)."""
-    try:
-        import google.protobuf  # noqa: F401
-        return
-    except ImportError:
-        pass
-    if os.path.realpath(sys.executable) != os.path.realpath(SYSTEM_PYTHON) and \
-            os.path.exists(SYSTEM_PYTHON):
-        os.execv(SYSTEM_PYTHON, [SYSTEM_PYTHON] + sys.argv)
-    sys.exit("test_durable needs Python 3 with the protobuf module "
-             "(Debian: python3-protobuf; scripts/deps.sh installs it)")
+    harness.require_protobuf("test_durable")
 
 
 def load(plugin_dir):
@@ -44,13 +30,7 @@ def load(plugin_dir):
     global pb
     if pb is not None:
         return pb
-    build = os.path.dirname(os.path.dirname(os.path.abspath(plugin_dir)))
-    pb_dir = os.path.join(build, "tests", "protocol")
-    if not os.path.exists(os.path.join(pb_dir, "aiod_pb2.py")):
-        proto = os.path.join(HERE, "..", "..", "proto")
-        pb_dir = tempfile.mkdtemp(prefix="aiod-durable-pb-")
-        subprocess.run(["protoc", "-I" + proto, "--python_out=" + pb_dir,
-                        os.path.join(proto, "aiod.proto")], check=True)
+    pb_dir = harness.protobuf_dir(plugin_dir)
     sys.path.insert(0, pb_dir)
     import aiod_pb2
     pb = aiod_pb2

@@ -174,6 +174,80 @@ def clean_env():
         env.pop(k, None)
     return env
 
+# ---------------------------------------------------------------- protobuf
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def require_protobuf(what):
+    """Re-executes the running script with Debian's python3 when the
+    interpreter ctest found (a pyenv shim, say) has no protobuf module;
+    exits naming `what` when none has it."""
+    try:
+        import google.protobuf  # noqa: F401
+        return
+    except ImportError:
+        pass
+    if os.path.realpath(sys.executable) != os.path.realpath(SYSTEM_PYTHON) and \
+            os.path.exists(SYSTEM_PYTHON):
+        os.execv(SYSTEM_PYTHON, [SYSTEM_PYTHON] + sys.argv)
+    sys.exit("%s needs Python 3 with the protobuf module "
+             "(Debian: python3-protobuf; scripts/deps.sh installs it)" % what)
+
+
+def protobuf_dir(plugin_dir):
+    """The directory holding aiod_pb2.py for the build that holds
+    plugin_dir (made with protoc in a temporary directory if the build has
+    none)."""
+    build = os.path.dirname(os.path.dirname(os.path.abspath(plugin_dir)))
+    pb_dir = os.path.join(build, "tests", "protocol")
+    if os.path.exists(os.path.join(pb_dir, "aiod_pb2.py")):
+        return pb_dir
+    proto = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "proto")
+    out = tempfile.mkdtemp(prefix="aiod-pb-")
+    subprocess.run(["protoc", "-I" + proto, "--python_out=" + out,
+                    os.path.join(proto, "aiod.proto")], check=True)
+    return out
+
+
+# ---------------------------------------------------------------- bash completion
+
+COMPLETION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "completion",
+                          "aioctl")
+
+# Sources the script, finds the function it registered for aioctl and calls
+# it as bash does on <TAB>: words in COMP_WORDS, the last one being completed.
+COMPLETE_SH = r'''
+source "$1"; shift
+spec=$(complete -p aioctl) || exit 90
+fn=${spec##*-F }; fn=${fn%% *}
+COMP_WORDS=("$@")
+COMP_CWORD=$(( $# - 1 ))
+COMP_LINE=$LINE
+COMP_POINT=${#COMP_LINE}
+prev=
+(( COMP_CWORD > 0 )) && prev=${COMP_WORDS[COMP_CWORD-1]}
+COMPREPLY=()
+"$fn" "${COMP_WORDS[0]}" "${COMP_WORDS[COMP_CWORD]}" "$prev"
+printf '%s\n' "${COMPREPLY[@]}"
+'''
+
+
+def bash_complete(suite, words, env=None):
+    """COMPREPLY, sorted, of the completion for `aioctl WORDS...` (the
+    suite's aioctl), the last word being the one completed; checks that it
+    ran cleanly."""
+    import shlex
+    words = [suite.aioctl] + list(words)
+    e = clean_env()
+    e.update(env or {})
+    e["LINE"] = " ".join(shlex.quote(w) for w in words)
+    r = run(["bash", "--norc", "--noprofile", "-c", COMPLETE_SH, "complete", COMPLETION] + words,
+            timeout=20, env=e)
+    suite.eq((r.rc, r.err), (0, ""), "completion of %r ran cleanly" % e["LINE"], r)
+    return sorted(l for l in r.lines if l)
+
+
 
 # ---------------------------------------------------------------- the daemon
 

@@ -14,45 +14,22 @@ by the protocol-pb2 target of tests/protocol/protocol.cmake) or, failing
 that, is generated with protoc into a temp dir.
 """
 
-import os
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SYSTEM_PYTHON = "/usr/bin/python3"
+import harness
+
 
 
 def ensure_protobuf_python():
-    """Re-executes this script with Debian's python3 when the interpreter
-    ctest found (a pyenv shim, say) has no protobuf module: the strict
-    decoder is required, not optional."""
-    try:
-        import google.protobuf  # noqa: F401
-        return
-    except ImportError:
-        pass
-    if os.path.realpath(sys.executable) != os.path.realpath(SYSTEM_PYTHON) and \
-            os.path.exists(SYSTEM_PYTHON):
-        os.execv(SYSTEM_PYTHON, [SYSTEM_PYTHON] + sys.argv)
-    sys.exit("the hostile battery needs Python 3 with the protobuf module "
-             "(Debian: python3-protobuf; scripts/deps.sh installs it)")
+    """The strict decoder is required, not optional."""
+    harness.require_protobuf("the hostile battery")
 
 
 def find_pb_dir(plugin_dir):
-    """The directory holding aiod_pb2.py for this build."""
-    build = os.path.dirname(os.path.dirname(os.path.abspath(plugin_dir)))
-    pb_dir = os.path.join(build, "tests", "protocol")
-    if os.path.exists(os.path.join(pb_dir, "aiod_pb2.py")):
-        return pb_dir
-    proto = os.path.join(HERE, "..", "..", "proto")
-    out = tempfile.mkdtemp(prefix="aiod-hostile-pb-")
-    subprocess.run(["protoc", "-I" + proto, "--python_out=" + out,
-                    os.path.join(proto, "aiod.proto")], check=True)
-    return out
+    return harness.protobuf_dir(plugin_dir)
 
 
 pb = None

@@ -551,38 +551,13 @@ def logs_follow_says_how_many_output_lines_were_dropped():
 
 # ---------------------------------------------------------------- bash completion
 
-COMPLETION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "completion",
-                          "aioctl")
-
-# Sources the script, finds the function it registered for aioctl and calls
-# it as bash does on <TAB>: words in COMP_WORDS, the last one being completed.
-COMPLETE_SH = r'''
-source "$1"; shift
-spec=$(complete -p aioctl) || exit 90
-fn=${spec##*-F }; fn=${fn%% *}
-COMP_WORDS=("$@")
-COMP_CWORD=$(( $# - 1 ))
-COMP_LINE=$LINE
-COMP_POINT=${#COMP_LINE}
-prev=
-(( COMP_CWORD > 0 )) && prev=${COMP_WORDS[COMP_CWORD-1]}
-COMPREPLY=()
-"$fn" "${COMP_WORDS[0]}" "${COMP_WORDS[COMP_CWORD]}" "$prev"
-printf '%s\n' "${COMPREPLY[@]}"
-'''
+COMPLETION = harness.COMPLETION
 
 
 def complete(*words, env=None):
     """COMPREPLY of the aioctl completion for `aioctl WORDS...` (the built
     aioctl), the last word being the one completed."""
-    words = [t.aioctl] + list(words)
-    e = harness.clean_env()
-    e.update(env or {})
-    e["LINE"] = " ".join(shlex.quote(w) for w in words)
-    r = harness.run(["bash", "--norc", "--noprofile", "-c", COMPLETE_SH, "complete", COMPLETION]
-                    + words, timeout=20, env=e)
-    t.eq((r.rc, r.err), (0, ""), "completion of %r ran cleanly" % e["LINE"], r)
-    return sorted(l for l in r.lines if l)
+    return harness.bash_complete(t, words, env)
 
 
 @t.test

@@ -12,32 +12,10 @@ import harness
 
 t = harness.Suite(__file__)
 
-COMPLETION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "completion",
-                          "aioctl")
-COMPLETE_SH = r'''
-source "$1"; shift
-spec=$(complete -p aioctl) || exit 90
-fn=${spec##*-F }; fn=${fn%% *}
-COMP_WORDS=("$@")
-COMP_CWORD=$(( $# - 1 ))
-prev=
-(( COMP_CWORD > 0 )) && prev=${COMP_WORDS[COMP_CWORD-1]}
-COMPREPLY=()
-"$fn" "${COMP_WORDS[0]}" "${COMP_WORDS[COMP_CWORD]}" "$prev"
-printf '%s\n' "${COMPREPLY[@]}"
-'''
-
-
 def complete(*words, env=None):
     """COMPREPLY of the completion for `aioctl WORDS...`, the last word
     being the one completed."""
-    words = [t.aioctl] + list(words)
-    e = harness.clean_env()
-    e.update(env or {})
-    r = harness.run(["bash", "--norc", "--noprofile", "-c", COMPLETE_SH, "complete", COMPLETION]
-                    + words, timeout=20, env=e)
-    t.eq((r.rc, r.err), (0, ""), "completion of %r ran cleanly" % (words,), r)
-    return sorted(l for l in r.lines if l)
+    return harness.bash_complete(t, words, env)
 
 
 @t.test
