@@ -28,3 +28,4 @@ aiod_unit_test(test-sock SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-sock.c LIBS aiod
 target_compile_definitions(test-sock PRIVATE TEST_PLUGIN_DIR="${AIOD_TEST_PLUGIN_DIR}")
 add_dependencies(test-sock testplugin_sockecho)
 aiod_unit_test(test-store SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-store.c LIBS aiodcore)
+aiod_unit_test(test-slab SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-slab.c LIBS aiodcore)
