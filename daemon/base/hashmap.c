@@ -6,6 +6,21 @@
  * a dense table of sequential ids); tombstones are swept when live plus
  * removed entries reach half the slots, and the table halves when an eighth
  * full.
+ *
+ * The table is rebuilt incrementally, as Redis's dict rehashes: a rebuild
+ * allocates the new table and leaves the entries in the old one; every
+ * insert and removal then moves the entries of REHASH_STEP slots of the old
+ * table, and the old table is freed once drained. Lookups, removals and
+ * iteration look in both tables meanwhile. An entry moved leaves a tombstone
+ * in the old table, so the probe runs of those still there stay whole. No
+ * insert thus costs more than a bounded number of moves; the rebuild of a
+ * million-entry table, which took tens of milliseconds in one insert, is
+ * spread over the next few tens of thousands of operations, which is before
+ * the new table can fill (see put).
+ *
+ * Tables of 2 MiB and more are mapped directly and advised as transparent
+ * huge pages where the kernel offers them: the table of a million tasks is
+ * then faulted in a few dozen faults, not twelve thousand.
  */
 #include "base/hashmap.h"
 
@@ -13,6 +28,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "alloc.h"
 
@@ -30,12 +46,26 @@ typedef struct slot {
 #define TOMB UINT64_C(1)
 #define LIVE(h) ((h) >> 63)
 
+/* Old slots moved per insert or removal during a rebuild. */
+#define REHASH_STEP 64
+/* Tables this large are mmap'd (huge pages), smaller ones calloc'd. */
+#define MAP_BYTES ((size_t)2 << 20)
+
 struct hashmap {
+    /* The table inserts go to. */
     slot *slots;
     size_t cap; /* a power of two */
-    size_t size;
-    /* Removed entries still marking their slots. */
+    /* Removed entries still marking slots of `slots`. */
     size_t tombs;
+    /* Live entries, in both tables. */
+    size_t size;
+    /* During a rebuild, the table being drained (else NULL): its slots
+     * below old_pos hold no live entry any more. */
+    slot *old;
+    size_t old_cap;
+    size_t old_pos;
+    /* Live entries still in `old`. */
+    size_t old_live;
     int string_keys;
 };
 
@@ -56,12 +86,35 @@ static uint64_t hash_str(const char *s) {
     return h | (UINT64_C(1) << 63);
 }
 
+/* A zeroed table of n slots, or NULL. */
+static slot *table_new(size_t n) {
+    size_t bytes = n * sizeof(slot);
+    if (bytes < MAP_BYTES)
+        return alloc_calloc(n, sizeof(slot));
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, bytes, MADV_HUGEPAGE); /* fails harmlessly without THP */
+#endif
+    return p;
+}
+
+static void table_free(slot *t, size_t n) {
+    if (!t)
+        return;
+    if (n * sizeof(slot) < MAP_BYTES)
+        free(t);
+    else
+        munmap(t, n * sizeof(slot));
+}
+
 hashmap *hashmap_new(int string_keys) {
     hashmap *m = alloc_calloc(1, sizeof(*m));
     if (!m)
         return NULL;
     m->cap = 16;
-    m->slots = alloc_calloc(m->cap, sizeof(*m->slots));
+    m->slots = table_new(m->cap);
     if (!m->slots) {
         free(m);
         return NULL;
@@ -73,7 +126,8 @@ hashmap *hashmap_new(int string_keys) {
 void hashmap_free(hashmap *m) {
     if (!m)
         return;
-    free(m->slots);
+    table_free(m->slots, m->cap);
+    table_free(m->old, m->old_cap);
     free(m);
 }
 
@@ -81,15 +135,21 @@ size_t hashmap_size(const hashmap *m) {
     return m->size;
 }
 
+size_t hashmap_rehash_pending(const hashmap *m) {
+    return m->old ? m->old_cap - m->old_pos : 0;
+}
+
 static bool same_key(const hashmap *m, const slot *s, uint64_t h, uint64_t k, const char *str) {
     return s->hash == h && (m->string_keys ? strcmp(s->key.str, str) == 0 : s->key.u64 == k);
 }
 
-/* The slot holding the key, or NULL. Removed entries are stepped over. */
-static slot *find(const hashmap *m, uint64_t h, uint64_t k, const char *str) {
-    size_t mask = m->cap - 1;
+/* The slot of table t (cap slots) holding the key, or NULL. Removed (and
+ * moved) entries are stepped over. */
+static slot *find_in(const hashmap *m, slot *t, size_t cap, uint64_t h, uint64_t k,
+                     const char *str) {
+    size_t mask = cap - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
-        slot *s = &m->slots[i];
+        slot *s = &t[i];
         if (s->hash == EMPTY)
             return NULL;
         if (same_key(m, s, h, k, str))
@@ -97,64 +157,122 @@ static slot *find(const hashmap *m, uint64_t h, uint64_t k, const char *str) {
     }
 }
 
-/* Rebuilds the table at `ncap` slots, dropping the removed entries. */
-static int resize(hashmap *m, size_t ncap) {
-    slot *ns = alloc_calloc(ncap, sizeof(*ns));
-    if (!ns)
-        return -ENOMEM;
-    for (size_t i = 0; i < m->cap; i++) {
-        slot *s = &m->slots[i];
-        if (!LIVE(s->hash))
-            continue;
-        size_t j = s->hash & (ncap - 1);
-        while (ns[j].hash != EMPTY)
-            j = (j + 1) & (ncap - 1);
-        ns[j] = *s;
+/* The slot holding the key in either table, or NULL; *in_old says which. */
+static slot *find(const hashmap *m, uint64_t h, uint64_t k, const char *str, bool *in_old) {
+    slot *s = find_in(m, m->slots, m->cap, h, k, str);
+    *in_old = false;
+    if (!s && m->old && m->old_live > 0) {
+        s = find_in(m, m->old, m->old_cap, h, k, str);
+        *in_old = s != NULL;
     }
-    free(m->slots);
-    m->slots = ns;
-    m->cap = ncap;
-    m->tombs = 0;
-    return 0;
+    return s;
 }
 
-static int put(hashmap *m, uint64_t h, uint64_t k, const char *str, void *value) {
-    if (find(m, h, k, str))
-        return -EEXIST;
-    /* Keep live and removed entries under half the slots, so probes stay
-     * short: double when the live ones need it, else just sweep. */
-    if ((m->size + m->tombs + 1) * 2 > m->cap &&
-        resize(m, (m->size + 1) * 4 > m->cap ? m->cap * 2 : m->cap) < 0)
-        return -ENOMEM;
-    size_t mask = m->cap - 1, i = h & mask;
+/* Puts an entry known to be absent into the current table. */
+static void place(hashmap *m, const slot *e) {
+    size_t mask = m->cap - 1, i = e->hash & mask;
     while (LIVE(m->slots[i].hash))
         i = (i + 1) & mask;
     slot *s = &m->slots[i];
     if (s->hash == TOMB)
         m->tombs--;
-    s->hash = h;
+    *s = *e;
+}
+
+/* Moves the entries of up to `n` slots of the old table; frees it once
+ * drained. */
+static void rehash(hashmap *m, size_t n) {
+    if (!m->old)
+        return;
+    size_t end = m->old_cap - m->old_pos < n ? m->old_cap : m->old_pos + n;
+    for (; m->old_pos < end && m->old_live > 0; m->old_pos++) {
+        slot *s = &m->old[m->old_pos];
+        if (!LIVE(s->hash))
+            continue;
+        place(m, s);
+        /* A tombstone, not EMPTY: entries further down its probe run are
+         * still found. */
+        s->hash = TOMB;
+        s->value = NULL;
+        m->old_live--;
+    }
+    if (m->old_live == 0 || m->old_pos == m->old_cap) {
+        table_free(m->old, m->old_cap);
+        m->old = NULL;
+        m->old_cap = m->old_pos = 0;
+    }
+}
+
+/* Starts a rebuild into a new table of `ncap` slots, dropping the removed
+ * entries as they are moved. */
+static int start_rebuild(hashmap *m, size_t ncap) {
+    slot *ns = table_new(ncap);
+    if (!ns)
+        return -ENOMEM;
+    m->old = m->slots;
+    m->old_cap = m->cap;
+    m->old_pos = 0;
+    m->old_live = m->size;
+    m->slots = ns;
+    m->cap = ncap;
+    m->tombs = 0;
+    rehash(m, REHASH_STEP);
+    return 0;
+}
+
+/* Live entries and tombstones the current table will hold once the old
+ * one is drained. */
+static size_t load(const hashmap *m) {
+    return m->size + m->tombs;
+}
+
+static int put(hashmap *m, uint64_t h, uint64_t k, const char *str, void *value) {
+    bool in_old;
+    if (find(m, h, k, str, &in_old))
+        return -EEXIST;
+    rehash(m, REHASH_STEP);
+    /* Keep live and removed entries under half the slots, so probes stay
+     * short: double when the live ones need it, else just sweep. During a
+     * rebuild the new table is at most about a quarter full when it starts
+     * (twice the slots for half as many entries, or the same slots for a
+     * quarter when sweeping), and the old one drains REHASH_STEP slots per
+     * operation, so it is drained long before this triggers; if it ever
+     * did, the rest is moved at once. */
+    if ((load(m) + 1) * 2 > m->cap) {
+        if (m->old)
+            rehash(m, m->old_cap);
+        if ((load(m) + 1) * 2 > m->cap &&
+            start_rebuild(m, (m->size + 1) * 4 > m->cap ? m->cap * 2 : m->cap) < 0)
+            return -ENOMEM;
+    }
+    slot e = {.hash = h, .value = value};
     if (m->string_keys)
-        s->key.str = str;
+        e.key.str = str;
     else
-        s->key.u64 = k;
-    s->value = value;
+        e.key.u64 = k;
+    place(m, &e);
     m->size++;
     return 0;
 }
 
 static void *take(hashmap *m, uint64_t h, uint64_t k, const char *str) {
-    slot *s = find(m, h, k, str);
+    bool in_old;
+    slot *s = find(m, h, k, str, &in_old);
     if (!s)
         return NULL;
     void *v = s->value;
     s->hash = TOMB;
     s->value = NULL;
     m->size--;
-    m->tombs++;
+    if (in_old)
+        m->old_live--;
+    else
+        m->tombs++;
+    rehash(m, REHASH_STEP);
     /* Shrink when an eighth full, so that a burst of a million tasks does
      * not leave a 64 MB table behind; a failed shrink keeps the big one. */
-    if (m->cap > 16 && m->size * 8 < m->cap)
-        (void)resize(m, m->cap / 2);
+    if (!m->old && m->cap > 16 && m->size * 8 < m->cap)
+        (void)start_rebuild(m, m->cap / 2);
     return v;
 }
 
@@ -167,12 +285,14 @@ int hashmap_put_str(hashmap *m, const char *key, void *value) {
 }
 
 void *hashmap_get_u64(const hashmap *m, uint64_t key) {
-    slot *s = find(m, hash_u64(key), key, NULL);
+    bool in_old;
+    slot *s = find(m, hash_u64(key), key, NULL, &in_old);
     return s ? s->value : NULL;
 }
 
 void *hashmap_get_str(const hashmap *m, const char *key) {
-    slot *s = find(m, hash_str(key), 0, key);
+    bool in_old;
+    slot *s = find(m, hash_str(key), 0, key, &in_old);
     return s ? s->value : NULL;
 }
 
@@ -186,12 +306,17 @@ void *hashmap_remove_str(hashmap *m, const char *key) {
 
 void *hashmap_next(const hashmap *m, size_t *state, void **cursor) {
     (void)cursor;
-    for (size_t i = *state; i < m->cap; i++)
-        if (LIVE(m->slots[i].hash)) {
+    /* During a rebuild, the old table's slots come first, then the new
+     * table's: *state counts through both. */
+    size_t old_cap = m->old ? m->old_cap : 0;
+    for (size_t i = *state; i < old_cap + m->cap; i++) {
+        const slot *s = i < old_cap ? &m->old[i] : &m->slots[i - old_cap];
+        if (LIVE(s->hash)) {
             *state = i + 1;
-            return m->slots[i].value;
+            return s->value;
         }
-    *state = m->cap;
+    }
+    *state = old_cap + m->cap;
     return NULL;
 }
 

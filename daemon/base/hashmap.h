@@ -3,6 +3,9 @@
  * C strings) to pointers, for the task table (by id) and the function
  * registry (by name). Keys are
  * borrowed: the caller keeps them alive while the entry exists.
+ *
+ * The table grows and shrinks incrementally: no insert or removal moves
+ * more than a bounded number of entries (hashmap.c). Not thread-safe.
  */
 #ifndef AIOD_HASHMAP_H
 #define AIOD_HASHMAP_H
@@ -25,6 +28,9 @@ void *hashmap_get_str(const hashmap *m, const char *key);
 void *hashmap_remove_u64(hashmap *m, uint64_t key);
 void *hashmap_remove_str(hashmap *m, const char *key);
 size_t hashmap_size(const hashmap *m);
+/* Slots of the previous table still to be moved while the map is rebuilt
+ * (0 when it is not): for tests and statistics. */
+size_t hashmap_rehash_pending(const hashmap *m);
 
 /* Iteration: start with *state = 0; returns the next value or NULL at the
  * end. The map must not change during an iteration. */

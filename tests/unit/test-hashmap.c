@@ -1,7 +1,9 @@
 /*
  * The hash map under churn: random inserts, lookups and removals of u64 and
  * string keys checked against a plain array, dense sequential ids (the task
- * table's pattern), growth, sweeping and shrinking, and the per-key counters.
+ * table's pattern), growth, sweeping and shrinking, and the per-key counters;
+ * and the incremental rebuild: lookups, duplicate inserts, removals and
+ * iteration while entries sit in both tables, with bounded work per call.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -109,11 +111,169 @@ static void test_strings_and_counts(void **state) {
     assert_null(c);
 }
 
+/* hashmap.c's REHASH_STEP: old slots moved per insert or removal. */
+enum { STEP = 64 };
+
+/* Spread keys (an odd multiplier), so that tables of any size see a mix of
+ * runs and gaps. */
+static uint64_t spread_key(size_t i) {
+    return (uint64_t)i * UINT64_C(0x9E3779B1) + 11;
+}
+
+/* Every key below n is present with value i + 1 unless gone[i], and an
+ * iteration returns each present value exactly once. */
+static void check_all(hashmap *m, size_t n, const unsigned char *gone) {
+    size_t live = 0;
+    for (size_t i = 0; i < n; i++) {
+        void *want = gone && gone[i] ? NULL : (void *)(uintptr_t)(i + 1);
+        assert_ptr_equal(hashmap_get_u64(m, spread_key(i)), want);
+        live += want != NULL;
+    }
+    assert_int_equal(hashmap_size(m), live);
+    unsigned char *seen = calloc(n ? n : 1, 1);
+    assert_non_null(seen);
+    size_t st = 0, count = 0;
+    void *cur = NULL, *v;
+    while ((v = hashmap_next(m, &st, &cur))) {
+        size_t i = (uintptr_t)v - 1;
+        assert_true(i < n);
+        assert_false(gone && gone[i]);
+        assert_int_equal(seen[i], 0);
+        seen[i] = 1;
+        count++;
+    }
+    assert_int_equal(count, live);
+    free(seen);
+}
+
+/* Growth from 16 slots to a quarter of a million: every insert moves at
+ * most STEP old slots, rebuilds do span many inserts, and what was inserted
+ * stays findable throughout. */
+static void test_incremental_growth(void **state) {
+    (void)state;
+    enum { N = 100000 };
+    hashmap *m = hashmap_new(0);
+    size_t spanning = 0, longest = 0, run = 0;
+    for (size_t i = 0; i < N; i++) {
+        size_t before = hashmap_rehash_pending(m);
+        assert_int_equal(hashmap_put_u64(m, spread_key(i), (void *)(uintptr_t)(i + 1)), 0);
+        size_t after = hashmap_rehash_pending(m);
+        /* Bounded work: either a rebuild just started (the count goes up),
+         * or it moved at most STEP slots, or it ended. */
+        if (after <= before && after > 0)
+            assert_true(before - after <= STEP);
+        if (after > 0) {
+            spanning++;
+            run++;
+            longest = run > longest ? run : longest;
+            /* The oldest key, the newest, and one in the middle, wherever
+             * they are now. */
+            assert_ptr_equal(hashmap_get_u64(m, spread_key(0)), (void *)1);
+            assert_ptr_equal(hashmap_get_u64(m, spread_key(i)), (void *)(uintptr_t)(i + 1));
+            assert_ptr_equal(hashmap_get_u64(m, spread_key(i / 2)), (void *)(uintptr_t)(i / 2 + 1));
+            assert_null(hashmap_get_u64(m, spread_key(i + 1)));
+            /* A duplicate is refused whichever table holds the key. */
+            assert_int_equal(hashmap_put_u64(m, spread_key(i / 3), NULL), -EEXIST);
+        } else
+            run = 0;
+    }
+    /* The last rebuild (131,072 to 262,144 slots) took 2,048 inserts; the
+     * duplicate probes above count as operations too, so half of it. */
+    assert_true(longest >= 1000);
+    assert_true(spanning > longest);
+    check_all(m, N, NULL);
+    hashmap_free(m);
+}
+
+/* Removals and iteration while a rebuild is under way, then shrinking. */
+static void test_remove_and_iterate_during_rebuild(void **state) {
+    (void)state;
+    enum { N = 40000 };
+    static unsigned char gone[N];
+    memset(gone, 0, sizeof(gone));
+    hashmap *m = hashmap_new(0);
+    size_t n = 0;
+    /* Insert until a rebuild of at least 16,384 slots starts. */
+    while (hashmap_rehash_pending(m) < 16384) {
+        assert_true(n < N);
+        assert_int_equal(hashmap_put_u64(m, spread_key(n), (void *)(uintptr_t)(n + 1)), 0);
+        n++;
+    }
+    assert_true(hashmap_rehash_pending(m) > 0);
+    /* Iteration sees both tables. */
+    check_all(m, n, gone);
+    /* Remove early keys (most still in the old table) and the newest ones
+     * (in the new table), checking after each step. */
+    for (size_t i = 0; i < 50; i++) {
+        size_t k = i * 7, j = n - 1 - i;
+        assert_ptr_equal(hashmap_remove_u64(m, spread_key(k)), (void *)(uintptr_t)(k + 1));
+        gone[k] = 1;
+        assert_ptr_equal(hashmap_remove_u64(m, spread_key(j)), (void *)(uintptr_t)(j + 1));
+        gone[j] = 1;
+        assert_null(hashmap_remove_u64(m, spread_key(k)));
+        assert_null(hashmap_get_u64(m, spread_key(j)));
+    }
+    assert_true(hashmap_rehash_pending(m) > 0); /* still under way */
+    check_all(m, n, gone);
+    /* A removed key can come back, also while the rebuild goes on. */
+    assert_int_equal(hashmap_put_u64(m, spread_key(7), (void *)(uintptr_t)8), 0);
+    gone[7] = 0;
+    check_all(m, n, gone);
+    /* Drain it with lookups only: they move nothing (a const map). */
+    size_t pending = hashmap_rehash_pending(m);
+    for (size_t i = 0; i < n; i++)
+        (void)hashmap_get_u64(m, spread_key(i));
+    assert_int_equal(hashmap_rehash_pending(m), pending);
+    /* Remove nearly everything: the table shrinks, incrementally too, and
+     * what stays stays findable at each step. */
+    size_t shrinking = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (gone[i] || i % 64 == 0)
+            continue;
+        assert_ptr_equal(hashmap_remove_u64(m, spread_key(i)), (void *)(uintptr_t)(i + 1));
+        gone[i] = 1;
+        if (hashmap_rehash_pending(m) > 0) {
+            shrinking++;
+            assert_ptr_equal(hashmap_get_u64(m, spread_key(64)), (void *)(uintptr_t)65);
+        }
+    }
+    assert_true(shrinking > 0);
+    check_all(m, n, gone);
+    /* A few more operations finish any rebuild left. */
+    for (size_t i = 0; i < 1000 && hashmap_rehash_pending(m); i++) {
+        assert_int_equal(hashmap_put_u64(m, spread_key(N + i), (void *)1), 0);
+        assert_ptr_equal(hashmap_remove_u64(m, spread_key(N + i)), (void *)1);
+    }
+    assert_int_equal(hashmap_rehash_pending(m), 0);
+    check_all(m, n, gone);
+    hashmap_free(m);
+}
+
+/* Freeing a map in the middle of a rebuild frees both tables (checked by
+ * ASan and valgrind runs of this test). */
+static void test_free_during_rebuild(void **state) {
+    (void)state;
+    hashmap *m = hashmap_new(1);
+    char keys[3000][16];
+    size_t i = 0;
+    for (; i < 3000 && !(i > 1000 && hashmap_rehash_pending(m)); i++) {
+        snprintf(keys[i], sizeof(keys[i]), "k%zu", i);
+        assert_int_equal(hashmap_put_str(m, keys[i], keys[i]), 0);
+    }
+    assert_true(hashmap_rehash_pending(m) > 0);
+    for (size_t j = 0; j < i; j++)
+        assert_ptr_equal(hashmap_get_str(m, keys[j]), keys[j]);
+    hashmap_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_churn),
         cmocka_unit_test(test_sequential_ids),
         cmocka_unit_test(test_strings_and_counts),
+        cmocka_unit_test(test_incremental_growth),
+        cmocka_unit_test(test_remove_and_iterate_during_rebuild),
+        cmocka_unit_test(test_free_during_rebuild),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
