@@ -33,7 +33,7 @@
 #include <stddef.h>
 
 #define SLAB_CHUNK ((size_t)2 << 20)
-/* The largest object a slab serves (a chunk then holds at least 32). */
+/* The largest object a slab serves (a chunk then holds at least 31). */
 #define SLAB_MAX_OBJECT ((size_t)64 << 10)
 
 struct slab_chunk;
