@@ -25,6 +25,11 @@
 #include "core/sched.h"
 #include "core/wait.h"
 #include "api/sock.h"
+#include "api/aio.h"
+#include "api/fdwatch.h"
+#include "api/queue.h"
+#include "api/signal.h"
+#include "api/sync.h"
 #include "core/task.h"
 
 #define V(x) ((Aiod__Value *)(x))
@@ -201,12 +206,7 @@ static int a_spawn(aiod_task *t, const char *function, aiod_value **args, size_t
                                    "task limit of the user (max_tasks_per_uid) reached");
         return r == -EDQUOT ? -EAGAIN : r;
     }
-    child->parent_id = parent->id;
-    list_insert_tail(&parent->run->children, &child->run->child_node);
-    if (parent->cancel_requested)
-        task_cancel(child);
-    else
-        sched_start(child);
+    aio_link_child(t, (aiod_task *)child);
     *ret_child = (aiod_child *)child;
     return 0;
 }
@@ -246,8 +246,9 @@ static int a_gather(aiod_task *t, aiod_child *const *children, size_t n, int ret
 static int a_cancel(aiod_task *t, aiod_child *child) {
     if (!t || !child)
         return -EINVAL;
-    task_cancel(T(child));
-    return 0;
+    bool took = task_cancel(T(child));
+    /* ABI 1.4 callers learn whether it took effect. */
+    return T(t)->aio && took ? 1 : 0;
 }
 
 static void a_child_release(aiod_task *t, aiod_child *child) {
@@ -256,7 +257,12 @@ static void a_child_release(aiod_task *t, aiod_child *child) {
 }
 
 static int a_cancelled(const aiod_task *t) {
-    return t ? T(t)->cancel_requested : 0;
+    if (!t)
+        return 0;
+    /* ABI 1.4: requests not taken back by uncancel. */
+    if (T(t)->aio)
+        return T(t)->run && T(t)->run->cancels > 0;
+    return T(t)->cancel_requested;
 }
 
 static uint64_t a_task_id(const aiod_task *t) {
@@ -434,6 +440,75 @@ static const struct aiod_api table = {
     .sock_write = a_sock_write,
     .sock_close = a_sock_close,
     .resolve = a_resolve,
+    .cancel_msg = aio_cancel_msg,
+    .cancel_self = aio_cancel_self,
+    .cancelling = aio_cancelling,
+    .uncancel = aio_uncancel,
+    .current_task = aio_current_task,
+    .set_name = aio_set_name,
+    .get_name = aio_get_name,
+    .child_error = aio_child_error,
+    .child_result = aio_child_result,
+    .spawn_call = aio_spawn_call,
+    .loop_time = aio_loop_time,
+    .timeout_enter = aio_timeout_enter,
+    .timeout_enter_at = aio_timeout_enter_at,
+    .timeout_reschedule = aio_timeout_reschedule,
+    .timeout_when = aio_timeout_when,
+    .timeout_expired = aio_timeout_expired,
+    .timeout_exit = aio_timeout_exit,
+    .group_new = aio_group_new,
+    .group_add = aio_group_add,
+    .group_wait = aio_group_wait,
+    .future_new = aio_future_new,
+    .future_ref = aio_future_ref,
+    .future_release = aio_future_release,
+    .future_set_result = aio_future_set_result,
+    .future_set_error = aio_future_set_error,
+    .future_cancel = aio_future_cancel,
+    .future_state = aio_future_state,
+    .future_await = aio_future_await,
+    .future_result = aio_future_result,
+    .future_error = aio_future_error,
+    .future_add_done_callback = aio_future_add_done_callback,
+    .future_remove_done_callback = aio_future_remove_done_callback,
+    .call_soon = aio_call_soon,
+    .call_later = aio_call_later,
+    .call_at = aio_call_at,
+    .handle_cancel = aio_handle_cancel,
+    .handle_release = aio_handle_release,
+    .wait_fd = aio_wait_fd,
+    .watch_fd = fdwatch_new,
+    .watch_fd_update = fdwatch_update,
+    .watch_fd_close = fdwatch_close,
+    .wait_signal = aio_wait_signal,
+    .signal_watch = signal_watch_new,
+    .signal_unwatch = signal_watch_free,
+    .sync_new = api_sync_new,
+    .sync_free = api_sync_free,
+    .sync_acquire = api_sync_acquire,
+    .sync_release = api_sync_release,
+    .sync_locked = api_sync_locked,
+    .sync_set = api_sync_set,
+    .sync_clear = api_sync_clear,
+    .sync_is_set = api_sync_is_set,
+    .sync_wait = api_sync_wait,
+    .sync_wait_for = api_sync_wait_for,
+    .sync_notify = api_sync_notify,
+    .sync_reset = api_sync_reset,
+    .sync_abort = api_sync_abort,
+    .sync_count = api_sync_count,
+    .queue_new = api_queue_new,
+    .queue_free = api_queue_free,
+    .queue_put = api_queue_put,
+    .queue_put_nowait = api_queue_put_nowait,
+    .queue_get = api_queue_get,
+    .queue_get_nowait = api_queue_get_nowait,
+    .queue_task_done = api_queue_task_done,
+    .queue_join = api_queue_join,
+    .queue_size = api_queue_size,
+    .queue_maxsize = api_queue_maxsize,
+    .queue_shutdown = api_queue_shutdown,
 };
 
 const struct aiod_api *api_table(void) {

@@ -102,7 +102,7 @@ int pool_to_thread(task *t, int (*work)(void *arg), void (*release)(void *arg), 
                  arg);
         return -EINVAL;
     }
-    if (t->cancel_requested) {
+    if (task_cancel_due(t)) {
         /* The same contract as a cancellation during the wait: after
          * -ECANCELED the task no longer owns arg. */
         if (release)

@@ -53,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/close_range.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -573,6 +574,11 @@ static void atfork_child(void) {
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != daemon_pid)
         (void)raise(SIGKILL);
+    /* Only stdio passes to the program: a library in a plugin may have
+     * opened descriptors without O_CLOEXEC (libcurl's wake-up socketpair
+     * does). libuv then puts the child's stdio on 0-2, which clears the
+     * flag there. */
+    (void)close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
     /* A busy program (`yes`) must not take the CPU from the event loop
      * that serves every client: children run a few nice levels below the
      * daemon (and, unprivileged, cannot raise themselves back). */
@@ -771,7 +777,7 @@ int proc_run(task *t, const struct aiod_proc_spec *spec, Aiod__Value **ret_resul
     if ((spec->flags & ~AIOD_PROC_STREAM_OUTPUT) || (spec->stdin_len && !spec->stdin_data) ||
         spec->stdin_len > UINT32_MAX || !(spec->kill_grace >= 0) || !isfinite(spec->kill_grace))
         return -EINVAL;
-    if (t->cancel_requested)
+    if (task_cancel_due(t))
         return -ECANCELED;
 
     proc *p = NULL;

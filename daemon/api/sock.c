@@ -302,7 +302,7 @@ static int resolve(task *t, const char *host, const char *port, uv_timer_t *time
 }
 
 int sock_resolve(task *t, const char *host, Aiod__Value **ret_list) {
-    if (t->cancel_requested)
+    if (task_cancel_due(t))
         return -ECANCELED;
     struct addrinfo *res = NULL;
     int r = resolve(t, host, NULL, NULL, NULL, 0, &res);
@@ -364,7 +364,7 @@ static int connect_wait(task *t, aiod_sock *s, uint64_t deadline) {
 
 int sock_tcp_connect(task *t, const char *host, const char *port, double timeout,
                      aiod_sock **ret_sock) {
-    if (t->cancel_requested)
+    if (task_cancel_due(t))
         return -ECANCELED;
     uint64_t deadline = deadline_after(timeout);
     aiod_sock *s = NULL;
@@ -412,7 +412,7 @@ int sock_tcp_connect(task *t, const char *host, const char *port, double timeout
 }
 
 int sock_unix_connect(task *t, const char *path, double timeout, aiod_sock **ret_sock) {
-    if (t->cancel_requested)
+    if (task_cancel_due(t))
         return -ECANCELED;
     if (!*path)
         return -EINVAL;
@@ -494,7 +494,7 @@ static int start_reading(aiod_sock *s) {
 }
 
 long sock_read(task *t, aiod_sock *s, void *buf, size_t len, double timeout) {
-    if (t->cancel_requested)
+    if (task_cancel_due(t))
         return -ECANCELED;
     if (s->closing)
         return -EBADF;
@@ -591,7 +591,7 @@ static int write_piece(task *t, aiod_sock *s, const char *p, size_t n, uint64_t 
 }
 
 int sock_write(task *t, aiod_sock *s, const void *buf, size_t len, double timeout) {
-    if (t->cancel_requested)
+    if (task_cancel_due(t))
         return -ECANCELED;
     if (s->closing)
         return -EBADF;

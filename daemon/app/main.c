@@ -42,6 +42,7 @@
 #include "host/registry.h"
 #include "system/policy.h"
 #include "api/process.h"
+#include "api/signal.h"
 #include "net/refuse.h"
 #include "app/reload.h"
 #include "core/finish.h"
@@ -351,9 +352,10 @@ static void on_shutdown_tick(uv_timer_t *h) {
 }
 
 static void on_hup(uv_signal_t *h, int signum) {
-    (void)h, (void)signum;
+    (void)h;
     char err[600];
     reload_result res;
+    signal_deliver(signum); /* to the plugins' tasks that wait for it */
     if (stopping)
         log_notice("SIGHUP while shutting down, ignoring");
     else
@@ -365,6 +367,9 @@ static void on_signal(uv_signal_t *h, int signum) {
     if (stopping)
         return;
     stopping = true;
+    /* Tasks waiting for the signal learn of it before the cancellation
+     * below reaches them. */
+    signal_deliver(signum);
     log_info("received %s, shutting down", strsignal(signum));
     sd_stopping();
     server_stop();
@@ -601,6 +606,7 @@ out:
     stall_stop();
     server_stop();
     conn_abort_all();
+    signal_done();
     run_done();
     sched_done();
     idle_done();

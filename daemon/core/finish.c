@@ -140,29 +140,170 @@ void task_release_pin(task *t) {
     task_unref(t);
 }
 
-void task_cancel_children(task *t) {
+/* Hands the ending task's unfinished children to the task that holds it
+ * (asyncio: a task outlives the one that created it), or cancels them if
+ * it has none: a top-level task's remaining descendants end with it, as
+ * asyncio.run cancels what is left, except those shielded. */
+static void hand_up_children(task *t) {
+    task *up = t->run->up;
+    if (!up || task_finished(up)) {
+        while (!list_empty(&t->run->children)) {
+            task *c = task_of(list_first(&t->run->children), child_node);
+            list_remove(&c->run->child_node);
+            c->run->up = NULL;
+            if (!c->shielded)
+                task_cancel(c);
+        }
+        return;
+    }
     while (!list_empty(&t->run->children)) {
         task *c = task_of(list_first(&t->run->children), child_node);
         list_remove(&c->run->child_node);
+        list_insert_tail(&up->run->children, &c->run->child_node);
+        c->run->up = up;
+    }
+}
+
+void task_cancel_children(task *t) {
+    if (t->aio && t->end_step >= TASK_END_RECORDED) {
+        hand_up_children(t);
+        return;
+    }
+    while (!list_empty(&t->run->children)) {
+        task *c = task_of(list_first(&t->run->children), child_node);
+        list_remove(&c->run->child_node);
+        c->run->up = NULL;
         if (!c->shielded)
             task_cancel(c);
     }
 }
 
-bool task_cancel(task *t) {
-    if (task_finished(t))
-        return false;
-    t->cancel_requested = true;
-    list *pos, *tmp;
-    list_foreach_safe(pos, tmp, &t->run->children) {
-        task *c = task_of(pos, child_node);
-        if (!c->shielded)
-            task_cancel(c);
+/*
+ * Cancellation spreads from task to task (to children, to what a task
+ * awaits) through this stack rather than by recursion: cancelling the head
+ * of a chain of a million tasks, each awaiting the next, must not overflow
+ * the canceller's coroutine stack.
+ */
+typedef struct cancel_item {
+    task *t;
+    char *msg;
+} cancel_item;
+
+static cancel_item *cancel_stack;
+static size_t cancel_n, cancel_cap;
+static bool cancel_running;
+
+static void cancel_one(task *t, const char *msg);
+
+static bool cancel_push(task *t, const char *msg) {
+    if (cancel_n == cancel_cap) {
+        size_t cap = cancel_cap ? cancel_cap * 2 : 64;
+        cancel_item *n = realloc(cancel_stack, cap * sizeof(*n));
+        if (!n)
+            return false;
+        cancel_stack = n;
+        cancel_cap = cap;
     }
-    if (!t->run->co && t->state == TASK_PENDING)
-        task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"),
-                    alloc_strdup("task was cancelled before it started"));
+    char *m = msg ? alloc_strdup(msg) : NULL;
+    if (msg && !m)
+        return false;
+    cancel_stack[cancel_n++] = (cancel_item){task_ref(t), m};
+    return true;
+}
+
+static void cancel_drain(void) {
+    cancel_running = true;
+    while (cancel_n > 0) {
+        cancel_item it = cancel_stack[--cancel_n];
+        cancel_one(it.t, it.msg);
+        free(it.msg);
+        task_unref(it.t);
+    }
+    cancel_running = false;
+    if (cancel_cap > 1024) {
+        free(cancel_stack);
+        cancel_stack = NULL;
+        cancel_cap = 0;
+    }
+}
+
+static void end_cancelled_before_start(task *t) {
+    const char *msg =
+        t->aio && t->run->cancel_msg ? t->run->cancel_msg : "task was cancelled before it started";
+    task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"), alloc_strdup(msg));
+}
+
+/* Delivers -ECANCELED to a suspended task, also over a wake-up already
+ * queued (whose result is then lost, as in asyncio). False if the task is
+ * not suspended. */
+static bool deliver(task *t) {
+    task_run *r = t->run;
+    if (!r->suspended)
+        return false;
+    if (r->wake_pending)
+        r->wake_status = -ECANCELED;
     else
         sched_wake(t, -ECANCELED);
     return true;
+}
+
+static void cancel_one(task *t, const char *msg) {
+    if (task_finished(t))
+        return;
+    task_run *r = t->run;
+    t->cancel_requested = true;
+    if (!t->aio) {
+        /* ABI 1.0-1.3: sticky, and spread to every unshielded child. */
+        list *pos, *tmp;
+        list_foreach_safe(pos, tmp, &r->children) {
+            task *c = task_of(pos, child_node);
+            if (!c->shielded)
+                cancel_push(c, NULL);
+        }
+        if (!r->co && t->state == TASK_PENDING)
+            end_cancelled_before_start(t);
+        else
+            deliver(t);
+        return;
+    }
+    r->cancels++;
+    if (msg) {
+        free(r->cancel_msg);
+        r->cancel_msg = alloc_strdup(msg);
+    }
+    if (!r->co && t->state == TASK_PENDING) {
+        end_cancelled_before_start(t);
+        return;
+    }
+    /* Waiting on something that takes the cancellation over: the task
+     * waits on and sees how that ends. */
+    if (r->suspended && !r->wake_pending && r->on_cancel && r->on_cancel(t, r->on_cancel_data))
+        return;
+    if (!deliver(t))
+        r->must_cancel = true; /* running: at its next await point */
+}
+
+bool task_cancel_msg(task *t, const char *msg) {
+    if (task_finished(t))
+        return false;
+    if (!cancel_push(t, msg)) {
+        cancel_one(t, msg); /* out of memory: at least this one */
+        return true;
+    }
+    if (!cancel_running)
+        cancel_drain();
+    return true;
+}
+
+bool task_cancel(task *t) {
+    return task_cancel_msg(t, NULL);
+}
+
+uint32_t task_uncancel(task *t) {
+    task_run *r = t->run;
+    if (!r)
+        return 0;
+    if (r->cancels > 0 && --r->cancels == 0)
+        r->must_cancel = false;
+    return r->cancels;
 }

@@ -21,6 +21,7 @@
 #define AIOD_FINISH_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "aiod-pb.h"
 #include "base/forward.h"
@@ -51,14 +52,28 @@ void finish_set_retry_hook(bool (*retry)(task *t, char *kind, char *message));
  * goes: it joins the ordinary retention from now. */
 void task_release_pin(task *t);
 
-/* Unlinks the task's unfinished children and cancels those not shielded
- * (at its end, and when a failed attempt is retried). */
+/* A task's unfinished children when it ends (or a failed attempt is
+ * retried): unlinked and cancelled unless shielded; with `aio` (ABI 1.4)
+ * they are handed to the task that holds it, and cancelled only when there
+ * is none (a top-level task's end). */
 void task_cancel_children(task *t);
 
-/* Requests cancellation: a pending task ends cancelled at once; a running
- * one is woken with -ECANCELED at its await point; its unshielded children
- * are cancelled too. Finished tasks are left alone. Returns true if the
- * task was unfinished. */
+/*
+ * Requests cancellation. A pending task that has not started ends
+ * cancelled at once. Otherwise, for a task of an older plugin: sticky (its
+ * every later await point gives -ECANCELED) and spread to its unshielded
+ * children. For an `aio` task, asyncio's Task.cancel: counted (cancelling),
+ * passed to what it awaits if that takes it (the task keeps waiting), else
+ * delivered once as -ECANCELED at its current or next await point, also
+ * over a wake-up already queued. Spreads iteratively, never recursing.
+ * True if the task was unfinished. `msg` (copied; may be NULL) becomes an
+ * aio task's CancelledError message.
+ */
 bool task_cancel(task *t);
+bool task_cancel_msg(task *t, const char *msg);
+
+/* Task.uncancel: one request less; at zero a pending delivery is dropped.
+ * The count left. */
+uint32_t task_uncancel(task *t);
 
 #endif

@@ -18,6 +18,7 @@
 #include "core/finish.h"
 #include "core/limit.h"
 #include "core/sched.h"
+#include "core/soon.h"
 #include "core/task.h"
 #include "host/registry.h"
 #include "macro.h"
@@ -41,12 +42,29 @@ static uint64_t coarse_ms(void) {
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+typedef int (*call_body)(aiod_task *child, const struct aiod_api *api, void *arg,
+                         aiod_value **ret_result);
+
 static void task_main(void *arg) {
     task *t = arg;
     aiod_value *result = NULL;
-    t->run->exit_code =
-        t->fn->def->fn((aiod_task *)t, api, (const aiod_value *const *)t->argv, &result);
+    if (t->run->call_fn)
+        t->run->exit_code =
+            ((call_body)t->run->call_fn)((aiod_task *)t, api, t->run->call_arg, &result);
+    else
+        t->run->exit_code =
+            t->fn->def->fn((aiod_task *)t, api, (const aiod_value *const *)t->argv, &result);
     t->run->exit_value = (Aiod__Value *)result;
+}
+
+/* An aio task that returned with a cancellation requested but not yet
+ * delivered ends cancelled (asyncio: the CancelledError replaces its
+ * result), as does one that returned -ECANCELED. */
+static void end_cancelled(task *t) {
+    const char *msg = t->run->cancel_msg;
+    if (!msg)
+        msg = t->cancel_requested ? "task was cancelled" : "awaited task was cancelled";
+    task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"), alloc_strdup(msg));
 }
 
 static char *dup_or_null(const char *s) {
@@ -59,6 +77,11 @@ static void complete(task *t) {
     Aiod__Value *v = TAKE_PTR(t->run->exit_value);
     coro_free(t->run->co);
     t->run->co = NULL;
+    if (t->aio && (r == -ECANCELED || t->run->must_cancel)) {
+        pbvalue_free(v);
+        end_cancelled(t);
+        return;
+    }
     if (r == 0) {
         uint32_t want = t->fn->def->result_type, have = pbvalue_type(v);
         if (v && !pbvalue_type_fits(want, have)) {
@@ -158,6 +181,9 @@ static void step(task *t) {
  * thousand cancelled tasks ending at once do not hold every client. */
 static void on_check(uv_check_t *h) {
     (void)h;
+    /* Plain callbacks first (call_soon, done-callbacks): what they wake
+     * runs in this same drain. */
+    soon_run_ready();
     size_t n = sched_ready_count(), done = 0;
     uint64_t deadline = coarse_ms() + LIMIT_DRAIN_SLICE_MS;
     bool stepped = false;

@@ -12,6 +12,7 @@
 #include "base/aiod_limits.h"
 #include "base/hashmap.h"
 #include "core/coro.h"
+#include "core/soon.h"
 #include "core/task.h"
 
 /*
@@ -130,9 +131,18 @@ void sched_wake(task *t, int status) {
     enqueue(t);
 }
 
+bool task_cancel_due(task *t) {
+    if (!t->aio)
+        return t->cancel_requested;
+    if (!t->run->must_cancel)
+        return false;
+    t->run->must_cancel = false;
+    return true;
+}
+
 int sched_suspend(task *t) {
     assert(t == current);
-    if (t->cancel_requested)
+    if (task_cancel_due(t))
         return -ECANCELED;
     t->run->suspended = true;
     t->run->wake_pending = false;
@@ -145,13 +155,14 @@ int sched_init(uv_loop_t *l) {
     loop = l;
     list_init(&active);
     uv_idle_init(loop, &idle_handle);
-    return 0;
+    return soon_init(loop);
 }
 
 void sched_done(void) {
     task *t;
     while ((t = sched_take_ready()))
         task_unref(t);
+    soon_done();
     uv_close((uv_handle_t *)&idle_handle, NULL);
     size_t st = 0;
     void *cur = NULL;
@@ -182,7 +193,7 @@ static void on_sleep_timer(uv_timer_t *h) {
 int sched_sleep(task *t, double seconds) {
     if (!(seconds >= 0) || !isfinite(seconds))
         return -EINVAL;
-    if (t->cancel_requested)
+    if (task_cancel_due(t))
         return -ECANCELED;
     task_run *run = t->run;
     if (seconds == 0) {

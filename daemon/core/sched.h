@@ -40,7 +40,13 @@ void sched_wake(task *t, int status);
 task *sched_current(void);
 void sched_set_current(task *t);
 
-/* Inside a task: suspends until woken; returns the wake status. */
+/* At an await point: whether -ECANCELED is due now. For a task of an
+ * older plugin, once cancellation was requested (sticky); for an `aio`
+ * task, a requested cancellation not yet delivered, which this takes. */
+bool task_cancel_due(task *t);
+
+/* Inside a task: suspends until woken; returns the wake status, or
+ * -ECANCELED at once if task_cancel_due. */
 int sched_suspend(task *t);
 
 /* Inside a task: sleeps (0 yields). 0 or -ECANCELED. */

@@ -206,7 +206,9 @@ static int task_make(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id,
         list_init(&r->ready_node);
         list_init(&r->waiters);
         list_init(&r->limit_node);
+        list_init(&r->fut_node);
     }
+    t->aio = fn->owner && fn->owner->desc && fn->owner->desc->abi_minor >= 4;
     list_init(&t->retain_node);
     t->out = output_ref(out);
     t->end_step = 0;
@@ -326,6 +328,7 @@ static void release_run(task *t) {
     pbvalue_free(r->exit_value);
     free(r->pending_kind);
     free(r->pending_message);
+    free(r->cancel_msg);
     if (r->co)
         coro_free(r->co);
     if (r->timer_init) {
@@ -350,6 +353,7 @@ task *task_unref(task *t) {
     free(t->error_message);
     output_unref(t->out);
     plan_free(t->plan);
+    free(t->name);
     plugin_unref(t->fn->owner);
     freelist_give(&task_blocks, t);
     return NULL;

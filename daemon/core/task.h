@@ -70,10 +70,12 @@ struct task_run {
     bool timer_init;
     uv_timer_t timer;
 
-    /* The unfinished children, which the parent cancels when it ends, and
-     * the task's place on its parent's list. */
+    /* The unfinished children, which the parent cancels when it ends (or,
+     * with `aio`, hands to its own holder: finish.c), the task's place on
+     * its holder's list, and that holder (weak: an unfinished task). */
     list children;
     list child_node;
+    task *up;
     /* Who an attached task belongs to (the request layer's session; weak:
      * the owner detaches its tasks when it goes), and its place on the
      * owner's list. */
@@ -86,6 +88,29 @@ struct task_run {
     list limit_node;
 
     list waiters;
+
+    /* asyncio's cancellation, for tasks with `aio` (finish.c): requests
+     * not uncancelled, one requested but not yet delivered, and the
+     * message of the last request (owned). */
+    uint32_t cancels;
+    bool must_cancel;
+    char *cancel_msg;
+    /* While suspended: what the task waits on, told when the task is
+     * cancelled; returns true if it passed the cancellation on (to the
+     * child, future or group the task awaits), which then ends the wait. */
+    bool (*on_cancel)(task *t, void *data);
+    void *on_cancel_data;
+    /* The future the task awaits (core/future.c) and its place there. */
+    void *awaited_fut;
+    list fut_node;
+    /* as_completed of an aio task: the iteration (its `seen` array) and
+     * its deadline (loop seconds; 0 none, < 0 expired at once). */
+    const void *ac_seen;
+    double ac_deadline;
+    /* spawn_call: the body the task runs instead of its function's, and
+     * its argument (borrowed). */
+    void *call_fn;
+    void *call_arg;
 };
 
 /*
@@ -161,6 +186,8 @@ struct task {
      * the store is on), and core/persist.c's flags for it. */
     bool durable;
     uint8_t store_flags;
+    /* Built for ABI 1.4 or later: asyncio's cancellation (aiod/plugin.h). */
+    bool aio;
     uid_t uid;
     fn_entry *fn;
     /* One value per parameter (owned). */
@@ -182,6 +209,8 @@ struct task {
     uint64_t parent_id;
     /* Schedule and attempts (owned), or NULL. */
     task_plan *plan;
+    /* Set by the plugin (api set_name; owned), or NULL for "Task-<id>". */
+    char *name;
 };
 
 /* Creates the table. 0, -ENOMEM. */

@@ -11,7 +11,9 @@
 #include "alloc.h"
 #include "core/finish.h"
 #include "core/sched.h"
+#include "core/soon.h"
 #include "core/task.h"
+#include "core/timeout.h"
 
 /* The outcome of a finished child as seen by the awaiting task. */
 static int child_outcome(task *t, task *child, Aiod__Value **ret_result) {
@@ -48,6 +50,9 @@ typedef struct watch watch;
 typedef struct watch_item {
     waiter w;
     watch *wb;
+    /* The child, copied: the caller's array may be on its coroutine
+     * stack, which is elsewhere while the task is suspended. */
+    task *child;
 } watch_item;
 
 struct watch {
@@ -57,6 +62,13 @@ struct watch {
     size_t remaining;
     /* The first watched child to fail or be cancelled, in time. */
     task *first_failed;
+    /* For an aio task: a cancellation of the waiting task goes to the
+     * children (await, gather) and took effect on one; and the wake-up
+     * comes one loop iteration late, through call_soon, as asyncio's
+     * done-callbacks do for wait and gather (`hop`). */
+    bool pass_cancel, cancel_passed, hop;
+    soon_handle *hop_handle;
+    size_t n;
     watch_item items[];
 };
 
@@ -71,12 +83,23 @@ static bool watch_satisfied(const watch *wb, bool any_finished) {
     }
 }
 
+static void on_hop(void *data) {
+    watch *wb = data;
+    soon_release(wb->hop_handle);
+    wb->hop_handle = NULL;
+    sched_wake(wb->t, 0);
+}
+
 static void on_watched_done(waiter *w, task *child) {
     watch *wb = ((watch_item *)w)->wb;
     wb->remaining--;
     if (child->state != TASK_DONE && !wb->first_failed)
         wb->first_failed = child;
-    if (watch_satisfied(wb, true))
+    if (!watch_satisfied(wb, true))
+        return;
+    if (wb->hop && !wb->hop_handle && soon_call(on_hop, wb, &wb->hop_handle) == 0)
+        return;
+    if (!wb->hop_handle)
         sched_wake(wb->t, 0);
 }
 
@@ -84,21 +107,43 @@ static void on_wait_timeout(uv_timer_t *h) {
     sched_wake(h->data, -ETIMEDOUT);
 }
 
+/* The waiting aio task is cancelled: so are the unfinished unshielded
+ * children it awaits; it goes on waiting if that took effect on one. */
+static bool pass_cancel(task *t, void *data) {
+    watch *wb = data;
+    bool took = false;
+    for (size_t i = 0; i < wb->n; i++) {
+        task *c = wb->items[i].child;
+        if (!c || c->shielded)
+            continue;
+        if (task_cancel_msg(c, t->run->cancel_msg))
+            took = true;
+    }
+    wb->cancel_passed |= took;
+    return took;
+}
+
 /*
  * Suspends `t` until `mode` (AIOD_FIRST_COMPLETED, AIOD_FIRST_EXCEPTION,
  * AIOD_ALL_COMPLETED) holds for children[i] with !skip[i], or `timeout`
  * seconds pass (<= 0: no limit). 0, -ETIMEDOUT, -ECANCELED, -ENOMEM.
  * *ret_first_failed (may be NULL) gets the first watched child that failed:
- * in time while waiting, else the lowest index already failed.
+ * in time while waiting, else the lowest index already failed. With
+ * `pass`, an aio task's cancellation goes to the children
+ * (*ret_passed: it took effect on one).
  */
 static int watch_children(task *t, task *const *children, size_t n, const unsigned char *skip,
-                          uint32_t mode, double timeout, task **ret_first_failed) {
+                          uint32_t mode, double timeout, bool pass, bool hop,
+                          task **ret_first_failed, bool *ret_passed) {
     watch *wb = alloc_calloc(1, sizeof(*wb) + (n ? n : 1) * sizeof(wb->items[0]));
     int r = 0;
     if (!wb)
         return -ENOMEM;
     wb->t = t;
     wb->mode = mode;
+    wb->n = n;
+    wb->pass_cancel = pass && t->aio;
+    wb->hop = hop && t->aio;
     bool any_finished = false;
     for (size_t i = 0; i < n; i++) {
         list_init(&wb->items[i].w.node);
@@ -118,28 +163,77 @@ static int watch_children(task *t, task *const *children, size_t n, const unsign
                 continue;
             wb->items[i].w.fn = on_watched_done;
             wb->items[i].wb = wb;
+            wb->items[i].child = children[i];
             task_add_waiter(children[i], &wb->items[i].w);
         }
         if (timeout > 0)
             sched_start_timer(t, on_wait_timeout, timeout);
+        if (wb->pass_cancel) {
+            t->run->on_cancel = pass_cancel;
+            t->run->on_cancel_data = wb;
+        }
         r = sched_suspend(t);
+        t->run->on_cancel = NULL;
+        t->run->on_cancel_data = NULL;
         if (timeout > 0)
             uv_timer_stop(&t->run->timer);
         for (size_t i = 0; i < n; i++)
             task_remove_waiter(&wb->items[i].w);
+        if (wb->hop_handle) {
+            soon_cancel(wb->hop_handle);
+            soon_release(wb->hop_handle);
+        }
     }
     if (ret_first_failed)
         *ret_first_failed = wb->first_failed;
+    if (ret_passed)
+        *ret_passed = wb->cancel_passed;
     free(wb);
     return r;
 }
 
+/* asyncio.wait_for for an aio task: a timeout of 0 or less cancels the
+ * child at once; otherwise a timeout scope around the await. Either way
+ * the child is waited for after its cancellation, and what it ends with
+ * counts: a result it returns after swallowing the cancel, or an error it
+ * raises while cancelling; only its cancellation becomes -ETIMEDOUT. */
+static int await_for(task *t, task *child, double timeout, Aiod__Value **ret_result) {
+    int r;
+    if (timeout <= 0) {
+        if (!task_finished(child) && child->shielded)
+            return -ETIMEDOUT; /* the shield ends, not the child */
+        if (!task_finished(child)) {
+            task_cancel(child);
+            r = watch_children(t, &child, 1, NULL, AIOD_ALL_COMPLETED, 0, false, false, NULL, NULL);
+            if (r < 0)
+                return r;
+        }
+        r = child_outcome(t, child, ret_result);
+        return r == -ECANCELED ? -ETIMEDOUT : r;
+    }
+    tmo *tm = NULL;
+    r = tmo_enter(t, timeout >= TMO_FOREVER ? TMO_FOREVER : soon_time() + timeout, &tm);
+    if (r < 0)
+        return r;
+    r = watch_children(t, &child, 1, NULL, AIOD_ALL_COMPLETED, 0, true, false, NULL, NULL);
+    if (r == 0)
+        r = child_outcome(t, child, ret_result);
+    return tmo_exit(tm, r);
+}
+
 int sched_await_timeout(task *t, task *child, double timeout, bool cancel_on_timeout,
                         Aiod__Value **ret_result) {
-    int r = watch_children(t, &child, 1, NULL, AIOD_ALL_COMPLETED, timeout, NULL);
+    if (t->aio && cancel_on_timeout)
+        return await_for(t, child, timeout, ret_result);
+    if (t->aio && timeout <= 0 && !task_finished(child))
+        return -ETIMEDOUT;
+    if (t->aio && timeout >= TMO_FOREVER)
+        timeout = 0;
+    int r =
+        watch_children(t, &child, 1, NULL, AIOD_ALL_COMPLETED, timeout, false, false, NULL, NULL);
     if (r == -ETIMEDOUT && cancel_on_timeout)
         task_cancel(child);
-    if (r == -ECANCELED)
+    if (r == -ECANCELED && !t->aio)
         cancel_unshielded(&child, 1);
     if (r < 0)
         return r;
@@ -147,13 +241,35 @@ int sched_await_timeout(task *t, task *child, double timeout, bool cancel_on_tim
 }
 
 int sched_await(task *t, task *child, Aiod__Value **ret_result) {
-    return sched_await_timeout(t, child, 0, false, ret_result);
+    if (!t->aio)
+        return sched_await_timeout(t, child, 0, false, ret_result);
+    /* asyncio's await task: a cancellation goes to the child, and the
+     * await reports how the child ends. */
+    int r = watch_children(t, &child, 1, NULL, AIOD_ALL_COMPLETED, 0, true, false, NULL, NULL);
+    if (r < 0)
+        return r;
+    return child_outcome(t, child, ret_result);
+}
+
+/* An aio task's timeout: <= 0 expires at once, AIOD_FOREVER never. As a
+ * watch_children timeout: -1 for "at once", 0 for none. */
+static double aio_timeout(const task *t, double timeout) {
+    if (!t->aio)
+        return timeout;
+    if (timeout >= TMO_FOREVER)
+        return 0;
+    return timeout <= 0 ? -1 : timeout;
 }
 
 int sched_wait(task *t, task *const *children, size_t n, double timeout, uint32_t mode) {
-    int r = watch_children(t, children, n, NULL, mode, timeout, NULL);
-    if (r < 0 && r != -ETIMEDOUT)
-        return r;
+    if (t->aio && n == 0)
+        return -EINVAL;
+    timeout = aio_timeout(t, timeout);
+    if (timeout >= 0) {
+        int r = watch_children(t, children, n, NULL, mode, timeout, false, true, NULL, NULL);
+        if (r < 0 && r != -ETIMEDOUT)
+            return r;
+    }
     int done = 0;
     for (size_t i = 0; i < n; i++)
         done += task_finished(children[i]);
@@ -162,6 +278,24 @@ int sched_wait(task *t, task *const *children, size_t n, double timeout, uint32_
 
 int sched_as_completed(task *t, task *const *children, size_t n, unsigned char *seen,
                        double timeout, size_t *ret_index) {
+    if (t->aio) {
+        /* The timeout covers the whole iteration: it counts from the
+         * call that starts one (no child marked seen yet). */
+        bool first = true;
+        for (size_t i = 0; i < n && first; i++)
+            first = !seen[i];
+        timeout = aio_timeout(t, timeout);
+        if (first || t->run->ac_seen != seen) {
+            t->run->ac_seen = seen;
+            t->run->ac_deadline = timeout > 0 ? soon_time() + timeout : timeout;
+        }
+        timeout = t->run->ac_deadline;
+        if (timeout > 0) {
+            timeout -= soon_time();
+            if (timeout <= 0)
+                timeout = -1;
+        }
+    }
     for (;;) {
         bool left = false;
         for (size_t i = 0; i < n; i++) {
@@ -176,7 +310,10 @@ int sched_as_completed(task *t, task *const *children, size_t n, unsigned char *
         }
         if (!left)
             return -ENOENT;
-        int r = watch_children(t, children, n, seen, AIOD_FIRST_COMPLETED, timeout, NULL);
+        if (timeout < 0)
+            return -ETIMEDOUT;
+        int r = watch_children(t, children, n, seen, AIOD_FIRST_COMPLETED, timeout, false, true,
+                               NULL, NULL);
         if (r < 0)
             return r;
     }
@@ -197,10 +334,11 @@ static Aiod__Value *error_entry(const task *child) {
 int sched_gather(task *t, task *const *children, size_t n, bool return_exceptions,
                  Aiod__Value **ret_list) {
     task *first_failed = NULL;
+    bool passed = false;
     int r = watch_children(t, children, n, NULL,
-                           return_exceptions ? AIOD_ALL_COMPLETED : AIOD_FIRST_EXCEPTION, 0,
-                           &first_failed);
-    if (r == -ECANCELED)
+                           return_exceptions ? AIOD_ALL_COMPLETED : AIOD_FIRST_EXCEPTION, 0, true,
+                           true, &first_failed, &passed);
+    if (r == -ECANCELED && !t->aio)
         cancel_unshielded(children, n); /* cancelling a gather cancels its children */
     if (r < 0)
         return r;
@@ -208,6 +346,10 @@ int sched_gather(task *t, task *const *children, size_t n, bool return_exception
         Aiod__Value *unused = NULL;
         return child_outcome(t, first_failed, &unused);
     }
+    /* asyncio: a gather that was cancelled ends cancelled once its
+     * children have ended, whatever they returned. */
+    if (passed)
+        return -ECANCELED;
     Aiod__Value *results = pbvalue_list();
     if (!results)
         return -ENOMEM;

@@ -131,7 +131,7 @@ static int waits(aiod_task *t, const struct aiod_api *api, const aiod_value *con
         r = spawn_sleepy(t, api, secs[i], &c[i]);
     if (r < 0)
         goto out;
-    int done = api->wait(t, c, 3, 0, AIOD_FIRST_COMPLETED);
+    int done = api->wait(t, c, 3, AIOD_FOREVER, AIOD_FIRST_COMPLETED);
     *ret = api->value_list();
     api->list_append(*ret, api->value_int(done));
     for (int k = 0; k < 3; k++) {

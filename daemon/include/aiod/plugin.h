@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 #define AIOD_ABI_MAJOR 1
-#define AIOD_ABI_MINOR 3
+#define AIOD_ABI_MINOR 4
 
 #if defined(__GNUC__)
 #define AIOD_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -76,6 +76,45 @@ typedef struct aiod_task aiod_task;
 typedef struct aiod_child aiod_child;
 /* A connected socket (opaque); close with sock_close. */
 typedef struct aiod_sock aiod_sock;
+/* ABI 1.4: a future, a timeout scope, a task group, a scheduled callback,
+ * an fd watch, a signal watch, a synchronisation primitive and a queue
+ * (all opaque; each call's comment says who frees what). */
+typedef struct aiod_future aiod_future;
+typedef struct aiod_timeout aiod_timeout;
+typedef struct aiod_group aiod_group;
+typedef struct aiod_handle aiod_handle;
+typedef struct aiod_fdwatch aiod_fdwatch;
+typedef struct aiod_sigwatch aiod_sigwatch;
+typedef struct aiod_sync aiod_sync;
+typedef struct aiod_queue aiod_queue;
+
+/* ABI 1.4: a timeout that never expires (asyncio's None). Any timeout of
+ * 1e9 seconds or more means the same. */
+#define AIOD_FOREVER 1e300
+
+/* ABI 1.4: fd readiness bits (wait_fd, watch_fd). */
+#define AIOD_FD_READ 0x1u
+#define AIOD_FD_WRITE 0x2u
+/* Reported only: the peer hung up, or the fd is in error. */
+#define AIOD_FD_ERROR 0x4u
+
+/* ABI 1.4: kinds of sync_new. */
+#define AIOD_SYNC_EVENT 1u
+#define AIOD_SYNC_LOCK 2u
+#define AIOD_SYNC_SEMAPHORE 3u
+#define AIOD_SYNC_BOUNDED_SEMAPHORE 4u
+#define AIOD_SYNC_CONDITION 5u
+#define AIOD_SYNC_BARRIER 6u
+/* What sync_count reports. */
+#define AIOD_COUNT_WAITING 1u /* tasks waiting on the object */
+#define AIOD_COUNT_VALUE 2u   /* a semaphore's value */
+#define AIOD_COUNT_PARTIES 3u /* a barrier's parties */
+#define AIOD_COUNT_BROKEN 4u  /* a barrier is broken (0 or 1) */
+
+/* ABI 1.4: kinds of queue_new. */
+#define AIOD_QUEUE_FIFO 1u
+#define AIOD_QUEUE_LIFO 2u
+#define AIOD_QUEUE_PRIORITY 3u
 
 /* Child states (uint32_t), as reported by child_state. */
 #define AIOD_STATE_PENDING 1u
@@ -356,6 +395,255 @@ struct aiod_api {
     void (*sock_close)(aiod_task *task, aiod_sock *sock);
     /* Resolves a host name: *ret_list gets a list of address strings. */
     int (*resolve)(aiod_task *task, const char *host, aiod_value **ret_list);
+    /* ---- appended in ABI 1.4: check api->struct_size before use.
+     *
+     * asyncio's cancellation. A task of a plugin built for ABI 1.4 or later
+     * (its descriptor's abi_minor >= 4) is cancelled as an asyncio Task is:
+     * - cancel() counts a request (cancelling()) and delivers -ECANCELED
+     *   once, at the task's current or next await point, also when the
+     *   task's wake-up was already queued; a task that catches it may clean
+     *   up asynchronously, or carry on after uncancel();
+     * - a task that is cancelled while it awaits a child, a gather, a task
+     *   group or a future passes the cancellation to that (unless shielded)
+     *   and goes on waiting for it: it sees what that ends with;
+     * - its other children are not cancelled. A child whose parent ends is
+     *   handed to the parent's parent; a top-level task's remaining
+     *   descendants are cancelled when it ends, as asyncio.run does;
+     * - a task that returns with a cancellation requested but not yet
+     *   delivered ends cancelled.
+     * The same plugin also gets, from calls that existed before 1.4:
+     * await_timeout as asyncio.wait_for (below), wait() on no children
+     * -EINVAL, and timeouts <= 0 that expire at once (AIOD_FOREVER: none).
+     * Plugins built for an older ABI keep the behaviour documented above. */
+
+    /* Task.cancel(msg): requests the child's cancellation with an optional
+     * message (copied; NULL: none), which becomes its error message.
+     * 1 if the child was unfinished, 0 if it had ended. -EINVAL. */
+    int (*cancel_msg)(aiod_task *task, aiod_child *child, const char *msg);
+    /* current_task().cancel(msg): the task cancels itself; -ECANCELED is
+     * delivered at its next await point (or it ends cancelled if it returns
+     * first). 1, or -EINVAL. */
+    int (*cancel_self)(aiod_task *task, const char *msg);
+    /* Task.cancelling(): cancellation requests not yet uncancelled. */
+    uint32_t (*cancelling)(const aiod_task *task);
+    /* Task.uncancel(): one request less; returns the count left. At 0 a
+     * cancellation requested but not yet delivered is dropped. */
+    uint32_t (*uncancel)(aiod_task *task);
+    /* asyncio.current_task(): the task whose code runs now, or NULL in a
+     * callback (call_soon, watch_fd, ...) or in init. */
+    aiod_task *(*current_task)(void);
+    /* Task.set_name / get_name, for the task itself (child NULL) or a
+     * child. The name is copied (at most 255 bytes of UTF-8). 0, -EINVAL. */
+    int (*set_name)(aiod_task *task, aiod_child *child, const char *name);
+    /* Borrowed; valid until the next set_name or until the task's handle
+     * is released. The default is "Task-<id>". */
+    const char *(*get_name)(aiod_task *task, aiod_child *child);
+    /* Task.exception() without awaiting: 1 and the kind and message
+     * (borrowed, valid while the handle is held) if the child failed, 0 if
+     * it is done, -ECANCELED (message set if non-NULL) if it was cancelled,
+     * -EAGAIN if it has not ended (asyncio's InvalidStateError). */
+    int (*child_error)(const aiod_child *child, const char **ret_kind, const char **ret_message);
+    /* Task.result() without awaiting: 0 and a copy (caller owns) if done;
+     * -EIO if it failed (its error becomes the task's pending error),
+     * -ECANCELED, -EAGAIN if it has not ended, -ENOMEM. */
+    int (*child_result)(aiod_task *task, const aiod_child *child, aiod_value **ret_result);
+    /* create_task of a C function: like spawn, but the child runs
+     * fn(child, api, arg, &result) (the same contract as aiod_task_fn, with
+     * `arg` for the arguments). arg is borrowed: it must stay valid until
+     * the child ends and must not point into a task's stack. The child
+     * counts as a task of the caller's function (limits, listing). 0,
+     * -EAGAIN task limit, -ENOMEM, -EINVAL. */
+    int (*spawn_call)(aiod_task *task,
+                      int (*fn)(aiod_task *child, const struct aiod_api *api, void *arg,
+                                aiod_value **ret_result),
+                      void *arg, aiod_child **ret_child);
+
+    /* ---- timeout scopes (asyncio.timeout, asyncio.timeout_at) */
+    /* The loop's clock, in seconds (monotonic; asyncio's loop.time()). */
+    double (*loop_time)(void);
+    /* Enters a scope that cancels the task `delay` seconds from now
+     * (AIOD_FOREVER: not until rescheduled; <= 0: at the next await
+     * point). *ret_tm is the task's until timeout_exit, which frees it.
+     * 0, -EINVAL, -ENOMEM. */
+    int (*timeout_enter)(aiod_task *task, double delay, aiod_timeout **ret_tm);
+    /* The same with an absolute deadline in loop_time() seconds. */
+    int (*timeout_enter_at)(aiod_task *task, double when, aiod_timeout **ret_tm);
+    /* Timeout.reschedule(when): a new deadline (loop_time() seconds, or
+     * AIOD_FOREVER). -EINVAL once expired or exited. */
+    int (*timeout_reschedule)(aiod_timeout *tm, double when);
+    /* Timeout.when(): the deadline, AIOD_FOREVER for none. */
+    double (*timeout_when)(const aiod_timeout *tm);
+    /* Timeout.expired(): nonzero once the deadline cancelled the task. */
+    int (*timeout_expired)(const aiod_timeout *tm);
+    /* Leaves the scope (innermost first) with the status the block ended
+     * with (0 or a negative errno) and returns the status to go on with:
+     * -ETIMEDOUT in place of the -ECANCELED that its own expiry caused
+     * (asyncio's TimeoutError), else `status`. Frees tm. */
+    int (*timeout_exit)(aiod_task *task, aiod_timeout *tm, int status);
+
+    /* ---- task groups (asyncio.TaskGroup) */
+    /* A new group of the task's children (the task's until group_wait). */
+    int (*group_new)(aiod_task *task, aiod_group **ret_group);
+    /* TaskGroup.create_task: adds the task's unfinished child (just made
+     * by spawn or spawn_call) to the group; the group keeps its own
+     * reference. -EINVAL (not this task's child, or the group is ending:
+     * asyncio's RuntimeError; the child is then cancelled). */
+    int (*group_add)(aiod_task *task, aiod_group *group, aiod_child *child);
+    /* The end of the `async with` block: `status` is how the block ended
+     * (0, or a negative errno; with -EIO the task's pending error counts as
+     * one of the group's errors). Waits for every child. The first child
+     * to fail cancels the others and the block's task (the block then
+     * sees -ECANCELED at its await point, which group_wait absorbs). 0 if
+     * all were done; -EIO with pending error kind "ExceptionGroup" and
+     * *ret_errors (may be NULL; caller owns) a list of {"error": kind,
+     * "message": text}, one per failure in the order they happened;
+     * -ECANCELED if the task was cancelled from outside. Frees the group. */
+    int (*group_wait)(aiod_task *task, aiod_group *group, int status, aiod_value **ret_errors);
+
+    /* ---- futures (asyncio.Future) */
+    /* A new pending future; the caller holds one reference. task may be
+     * NULL (in init or a callback). 0, -ENOMEM. */
+    int (*future_new)(aiod_task *task, aiod_future **ret_future);
+    /* Another reference (returns f). */
+    aiod_future *(*future_ref)(aiod_future *f);
+    /* Drops a reference; accepts NULL. */
+    void (*future_release)(aiod_future *f);
+    /* Sets the result (taken, also on failure; NULL is null). 0, -EBUSY if
+     * already done (InvalidStateError). Callable anywhere on the loop. */
+    int (*future_set_result)(aiod_future *f, aiod_value *result);
+    /* Sets the error (copied). 0, -EBUSY, -EINVAL. */
+    int (*future_set_error)(aiod_future *f, const char *kind, const char *message);
+    /* Future.cancel(msg): 1 if it was pending, 0 if done. */
+    int (*future_cancel)(aiod_future *f, const char *msg);
+    /* AIOD_STATE_PENDING, _DONE, _FAILED or _CANCELLED. */
+    uint32_t (*future_state)(const aiod_future *f);
+    /* await future: 0 and a copy of the result (caller owns; may be NULL
+     * for ret_result NULL); -EIO with its error as the pending error;
+     * -ECANCELED if it was cancelled, or if the task was (which cancels
+     * the future, as asyncio does). */
+    int (*future_await)(aiod_task *task, aiod_future *f, aiod_value **ret_result);
+    /* Future.result()/exception() without waiting: as future_await, but
+     * -EAGAIN while pending. kind and message (either may be NULL) are
+     * borrowed while a reference is held. */
+    int (*future_result)(aiod_task *task, const aiod_future *f, aiod_value **ret_result);
+    int (*future_error)(const aiod_future *f, const char **ret_kind, const char **ret_message);
+    /* add_done_callback: cb(f, data) is scheduled (as call_soon) once the
+     * future is done, at once if it is. 0, -ENOMEM. */
+    int (*future_add_done_callback)(aiod_future *f, void (*cb)(aiod_future *f, void *data),
+                                    void *data);
+    /* remove_done_callback: how many (cb, data) registrations were removed. */
+    int (*future_remove_done_callback)(aiod_future *f, void (*cb)(aiod_future *f, void *data),
+                                       void *data);
+
+    /* ---- plain callbacks (loop.call_soon, call_later, call_at). cb runs
+     * on the loop outside any task: it may use every call that does not
+     * suspend. With ret_handle non-NULL the caller gets a reference to
+     * release with handle_release; handle_cancel works until the callback
+     * has started. 0, -ENOMEM, -EINVAL. */
+    int (*call_soon)(void (*cb)(void *data), void *data, aiod_handle **ret_handle);
+    int (*call_later)(double delay, void (*cb)(void *data), void *data, aiod_handle **ret_handle);
+    int (*call_at)(double when, void (*cb)(void *data), void *data, aiod_handle **ret_handle);
+    /* Handle.cancel(): 1 if the callback had not run yet, else 0. */
+    int (*handle_cancel)(aiod_handle *h);
+    void (*handle_release)(aiod_handle *h);
+
+    /* ---- file descriptors (loop.add_reader/add_writer). The fd stays the
+     * plugin's: stop waiting or watching before closing it. One watch or
+     * wait per fd at a time (-EEXIST). Regular files cannot be watched
+     * (-EPERM). */
+    /* Waits until fd is ready for `events` (AIOD_FD_READ|AIOD_FD_WRITE) or
+     * `timeout` passes: the ready bits (> 0, maybe with AIOD_FD_ERROR),
+     * -ETIMEDOUT, -ECANCELED, -EBADF, -EEXIST, -EPERM, -EINVAL. */
+    int (*wait_fd)(aiod_task *task, int fd, uint32_t events, double timeout);
+    /* Calls cb(w, fd, revents, data) on the loop each time the fd is ready
+     * for `events`, until watch_fd_close. 0, -EBADF, -EEXIST, -EPERM,
+     * -ENOMEM. */
+    int (*watch_fd)(int fd, uint32_t events,
+                    void (*cb)(aiod_fdwatch *w, int fd, uint32_t revents, void *data), void *data,
+                    aiod_fdwatch **ret_watch);
+    /* New events for the watch (0 pauses it). 0, -EINVAL. */
+    int (*watch_fd_update)(aiod_fdwatch *w, uint32_t events);
+    /* Stops and frees the watch; accepts NULL. Safe inside its callback. */
+    void (*watch_fd_close)(aiod_fdwatch *w);
+
+    /* ---- signals (loop.add_signal_handler): SIGHUP (the daemon reloads
+     * too), SIGTERM (the daemon also stops, cancelling tasks as before),
+     * SIGUSR1 and SIGUSR2; other numbers give -EINVAL. */
+    /* Waits for the signal's next delivery: 0, -ETIMEDOUT, -ECANCELED. */
+    int (*wait_signal)(aiod_task *task, int signo, double timeout);
+    /* Calls cb(signo, data) on the loop at each delivery until
+     * signal_unwatch (which frees w; accepts NULL). */
+    int (*signal_watch)(int signo, void (*cb)(int signo, void *data), void *data,
+                        aiod_sigwatch **ret_watch);
+    void (*signal_unwatch)(aiod_sigwatch *w);
+
+    /* ---- synchronisation (asyncio.Event, Lock, Semaphore,
+     * BoundedSemaphore, Condition, Barrier). Objects of the loop, shared by
+     * any tasks; freed by sync_free, which must not be called while a task
+     * waits on them (-EBUSY). */
+    /* kind AIOD_SYNC_*; `value` is a semaphore's initial value (>= 0) or a
+     * barrier's parties (> 0), else 0. `lock` is a Condition's lock (a
+     * AIOD_SYNC_LOCK; NULL: a new one of its own), else NULL. */
+    int (*sync_new)(uint32_t kind, int64_t value, aiod_sync *lock, aiod_sync **ret_sync);
+    int (*sync_free)(aiod_sync *s);
+    /* Lock, Semaphore, BoundedSemaphore, Condition (its lock): waits to
+     * acquire, FIFO. 0, -ECANCELED. */
+    int (*sync_acquire)(aiod_task *task, aiod_sync *s);
+    /* 0; -EPERM releasing an unlocked lock (RuntimeError); -EOVERFLOW past
+     * a bounded semaphore's value (ValueError). */
+    int (*sync_release)(aiod_sync *s);
+    /* Lock/Condition locked; Semaphore: cannot be acquired at once. */
+    int (*sync_locked)(const aiod_sync *s);
+    /* Event.set, Event.clear, Event.is_set. */
+    int (*sync_set)(aiod_sync *s);
+    int (*sync_clear)(aiod_sync *s);
+    int (*sync_is_set)(const aiod_sync *s);
+    /* Event.wait (0); Condition.wait (the lock must be held: -EPERM;
+     * released while waiting, held again on return, also on -ECANCELED);
+     * Barrier.wait (the arrival index >= 0; -EPIPE when the barrier is or
+     * gets broken: BrokenBarrierError). -ECANCELED. */
+    int (*sync_wait)(aiod_task *task, aiod_sync *s);
+    /* Condition.wait_for: waits until pred(data) is nonzero (checked first,
+     * and after each wake-up). 0, -EPERM, -ECANCELED. */
+    int (*sync_wait_for)(aiod_task *task, aiod_sync *s, int (*pred)(void *data), void *data);
+    /* Condition.notify(n) (SIZE_MAX: notify_all); the lock must be held.
+     * 0, -EPERM. */
+    int (*sync_notify)(aiod_sync *s, size_t n);
+    /* Barrier.reset() and Barrier.abort(). */
+    int (*sync_reset)(aiod_sync *s);
+    int (*sync_abort)(aiod_sync *s);
+    /* AIOD_COUNT_*; -EINVAL for a count the kind does not have. */
+    int64_t (*sync_count)(const aiod_sync *s, uint32_t what);
+
+    /* ---- queues (asyncio.Queue, LifoQueue, PriorityQueue) of values.
+     * maxsize <= 0: unbounded. A priority queue gives the lowest
+     * `priority` first, FIFO among equal ones (asyncio compares items; C
+     * values have no order, hence the key). Other kinds ignore it. */
+    int (*queue_new)(uint32_t kind, int64_t maxsize, aiod_queue **ret_queue);
+    /* Frees the queue and the values in it; -EBUSY while tasks wait on it. */
+    int (*queue_free)(aiod_queue *q);
+    /* put: takes `item` (also on failure); waits while full. 0, -ECANCELED,
+     * -EPIPE once shut down (QueueShutDown). */
+    int (*queue_put)(aiod_task *task, aiod_queue *q, int64_t priority, aiod_value *item);
+    /* put_nowait: 0, -EAGAIN when full (QueueFull), -EPIPE. */
+    int (*queue_put_nowait)(aiod_queue *q, int64_t priority, aiod_value *item);
+    /* get: waits for an item (*ret_item: caller owns). 0, -ECANCELED,
+     * -EPIPE once shut down and empty (or shut down immediately). */
+    int (*queue_get)(aiod_task *task, aiod_queue *q, aiod_value **ret_item);
+    /* get_nowait: 0, -EAGAIN when empty (QueueEmpty), -EPIPE. */
+    int (*queue_get_nowait)(aiod_queue *q, aiod_value **ret_item);
+    /* task_done: 0, -EINVAL when called more often than items were put
+     * (ValueError). */
+    int (*queue_task_done)(aiod_queue *q);
+    /* join: waits until every item put was marked task_done. 0, -ECANCELED. */
+    int (*queue_join)(aiod_task *task, aiod_queue *q);
+    /* qsize and maxsize (0: unbounded). */
+    size_t (*queue_size)(const aiod_queue *q);
+    int64_t (*queue_maxsize)(const aiod_queue *q);
+    /* shutdown(immediate): put fails with -EPIPE from now; get fails once
+     * empty, or at once with `immediate`, which also drops the items (and
+     * counts them done for join). Wakes every waiter. 0. */
+    int (*queue_shutdown)(aiod_queue *q, int immediate);
 };
 
 #ifdef __cplusplus

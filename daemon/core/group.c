@@ -1,0 +1,171 @@
+/*
+ * Task groups (group.h), with asyncio.TaskGroup's rules: a failing child
+ * aborts the group (its other children are cancelled) and cancels the task
+ * running the block, a cancellation which the group's end takes back; the
+ * block's own error joins the children's; a cancellation from outside
+ * aborts the group and is reported once the children have ended, unless
+ * there are errors, which come first.
+ */
+#include "core/group.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "pbvalue.h"
+#include "macro.h"
+#include "core/finish.h"
+#include "core/sched.h"
+#include "core/task.h"
+
+typedef struct member {
+    waiter w;
+    task *child;
+    struct tgroup *g;
+} member;
+
+struct tgroup {
+    task *t;
+    member **members;
+    size_t n, cap;
+    size_t unfinished;
+    bool aborting, exiting, parent_cancel_requested, waiting;
+    /* {"error", "message"} maps, in the order the failures happened. */
+    Aiod__Value *errors;
+    size_t n_errors;
+};
+
+int group_new(task *t, tgroup **ret) {
+    tgroup *g = alloc_calloc(1, sizeof(*g));
+    if (!g)
+        return -ENOMEM;
+    g->t = task_ref(t);
+    *ret = g;
+    return 0;
+}
+
+static void abort_group(tgroup *g) {
+    g->aborting = true;
+    for (size_t i = 0; i < g->n; i++)
+        if (!task_finished(g->members[i]->child))
+            task_cancel(g->members[i]->child);
+}
+
+static void add_error(tgroup *g, const char *kind, const char *message) {
+    if (!g->errors && !(g->errors = pbvalue_list()))
+        return;
+    Aiod__Value *m = pbvalue_map();
+    if (!m)
+        return;
+    if (pbvalue_map_set(m, "error", pbvalue_string(kind ? kind : "Error")) < 0 ||
+        pbvalue_map_set(m, "message", pbvalue_string(message ? message : "")) < 0 ||
+        pbvalue_list_append(g->errors, m) < 0) {
+        pbvalue_free(m);
+        return;
+    }
+    g->n_errors++;
+}
+
+static void on_member_done(waiter *w, task *child) {
+    member *m = (member *)w;
+    tgroup *g = m->g;
+    g->unfinished--;
+    if (g->unfinished == 0 && g->waiting)
+        sched_wake(g->t, 0);
+    if (child->state != TASK_FAILED)
+        return;
+    add_error(g, child->error_kind, child->error_message);
+    if (task_finished(g->t))
+        return;
+    if (!g->aborting && !g->parent_cancel_requested) {
+        /* Stop whatever the block awaits now, too; group_wait takes this
+         * cancellation back. */
+        abort_group(g);
+        g->parent_cancel_requested = true;
+        task_cancel(g->t);
+    }
+}
+
+int group_add(tgroup *g, task *spawner, task *child) {
+    if (child->parent_id != spawner->id || task_finished(child))
+        return -EINVAL;
+    if (g->aborting || (g->exiting && g->unfinished == 0)) {
+        task_cancel(child);
+        return -EINVAL;
+    }
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 8;
+        member **n = realloc(g->members, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        g->members = n;
+        g->cap = cap;
+    }
+    member *m = alloc_calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->child = task_ref(child);
+    m->g = g;
+    m->w.fn = on_member_done;
+    list_init(&m->w.node);
+    g->members[g->n++] = m;
+    g->unfinished++;
+    task_add_waiter(child, &m->w);
+    return 0;
+}
+
+static void group_free(tgroup *g) {
+    for (size_t i = 0; i < g->n; i++) {
+        task_remove_waiter(&g->members[i]->w);
+        task_unref(g->members[i]->child);
+        free(g->members[i]);
+    }
+    free(g->members);
+    pbvalue_free(g->errors);
+    task_unref(g->t);
+    free(g);
+}
+
+int group_wait(tgroup *g, int status, Aiod__Value **ret_errors) {
+    task *t = g->t;
+    g->exiting = true;
+    bool propagate_cancel = status == -ECANCELED;
+    if (status < 0 && !g->aborting)
+        abort_group(g);
+    while (g->unfinished > 0) {
+        g->waiting = true;
+        int r = sched_suspend(t);
+        g->waiting = false;
+        if (r == -ECANCELED && !g->aborting) {
+            propagate_cancel = true;
+            abort_group(g);
+        }
+    }
+    /* The group's own cancellation of the task is taken back; only one
+     * from outside is passed on. */
+    if (g->parent_cancel_requested && task_uncancel(t) == 0)
+        propagate_cancel = false;
+    if (status < 0 && status != -ECANCELED) {
+        const char *kind = t->run->pending_kind, *msg = t->run->pending_message;
+        if (!kind) {
+            kind = "OSError";
+            msg = strerror(-status);
+        }
+        add_error(g, kind, msg);
+    }
+    int r = 0;
+    if (g->n_errors > 0) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "unhandled errors in a TaskGroup (%zu sub-exception%s)",
+                 g->n_errors, g->n_errors == 1 ? "" : "s");
+        task_set_pending_error(t, "ExceptionGroup", msg);
+        if (ret_errors)
+            *ret_errors = TAKE_PTR(g->errors);
+        r = -EIO;
+    } else if (propagate_cancel)
+        r = -ECANCELED;
+    group_free(g);
+    return r;
+}

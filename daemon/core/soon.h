@@ -1,0 +1,44 @@
+/*
+ * Plain callbacks on the loop (asyncio's call_soon, call_later, call_at):
+ * run by the drain (run.c) before the tasks it steps, in FIFO order, and
+ * only those scheduled before the drain began, as asyncio's loop runs the
+ * callbacks that were ready when its iteration began.
+ *
+ * A handle is referenced by the loop until its callback has run or it is
+ * cancelled, and by whoever asked for it (soon_*'s ret_handle).
+ */
+#ifndef AIOD_SOON_H
+#define AIOD_SOON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+typedef struct soon_handle soon_handle;
+typedef void (*soon_fn)(void *data);
+
+int soon_init(uv_loop_t *loop);
+/* Drops what is scheduled, without running it. */
+void soon_done(void);
+
+/* Schedules cb(data) for the next drain. With ret_handle the caller gets
+ * a reference (soon_release). 0, -ENOMEM. */
+int soon_call(soon_fn cb, void *data, soon_handle **ret_handle);
+/* After `delay` seconds (<= 0: as soon_call). 0, -ENOMEM, -EINVAL. */
+int soon_call_later(double delay, soon_fn cb, void *data, soon_handle **ret_handle);
+/* True if the callback had not started yet: it will not run. */
+bool soon_cancel(soon_handle *h);
+void soon_release(soon_handle *h);
+
+/* The loop's clock in seconds (monotonic, nanosecond source). */
+double soon_time(void);
+
+/* Runs the callbacks scheduled before this call (run.c's drain). Returns
+ * how many ran. */
+size_t soon_run_ready(void);
+/* Callbacks waiting for a drain (the drain's idle handle keeps the poll
+ * from blocking while there are some). */
+size_t soon_ready_count(void);
+
+#endif
