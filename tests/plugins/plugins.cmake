@@ -36,3 +36,13 @@ list(APPEND AIOD_TEST_PLUGINS testplugin_sockecho)
 # fdhog: takes every free descriptor of the daemon (test_limits.py).
 aiod_test_plugin(fdhog fdhog.c ${PROJECT_SOURCE_DIR}/daemon/include)
 list(APPEND AIOD_TEST_PLUGINS testplugin_fdhog)
+# asyncio: CPython's asyncio tests ported to the plugin API, one function
+# per case (asyncio_cases.h), built from several sources (test-asyncio).
+add_library(testplugin_asyncio MODULE
+            ${CMAKE_CURRENT_LIST_DIR}/asyncio_plugin.c ${CMAKE_CURRENT_LIST_DIR}/asyncio_tasks.c
+            ${CMAKE_CURRENT_LIST_DIR}/asyncio_futures.c ${CMAKE_CURRENT_LIST_DIR}/asyncio_timeouts.c
+            ${CMAKE_CURRENT_LIST_DIR}/asyncio_taskgroups.c)
+set_target_properties(testplugin_asyncio PROPERTIES PREFIX "" OUTPUT_NAME asyncio
+                      LIBRARY_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests/plugins/asyncio)
+target_include_directories(testplugin_asyncio PRIVATE ${PROJECT_SOURCE_DIR}/daemon/include)
+aiod_warnings(testplugin_asyncio)

@@ -29,3 +29,10 @@ target_compile_definitions(test-sock PRIVATE TEST_PLUGIN_DIR="${AIOD_TEST_PLUGIN
 add_dependencies(test-sock testplugin_sockecho)
 aiod_unit_test(test-store SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-store.c LIBS aiodcore)
 aiod_unit_test(test-slab SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-slab.c LIBS aiodcore)
+# CPython's asyncio tests on the plugin API, through the asyncio test plugin
+# (tests/plugins/asyncio_*.c); includes the 1,000,000-deep cancel.
+aiod_unit_test(test-asyncio SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-asyncio.c LIBS aiodcore)
+target_compile_definitions(test-asyncio PRIVATE TEST_PLUGIN_DIR="${AIOD_TEST_PLUGIN_DIR}")
+target_include_directories(test-asyncio PRIVATE ${PROJECT_SOURCE_DIR}/tests/plugins)
+add_dependencies(test-asyncio testplugin_asyncio)
+set_tests_properties(test-asyncio PROPERTIES TIMEOUT 600)

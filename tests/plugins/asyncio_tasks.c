@@ -1,0 +1,1028 @@
+/*
+ * Cases mirroring CPython's Lib/test/test_asyncio/test_tasks.py (3.12/3.13):
+ * cancellation, wait, as_completed, shield, gather, current task, names.
+ * Written in C against the plugin API; see asyncio_common.h.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "asyncio_common.h"
+
+/* ---- shared state of the running case (reset by each case) */
+static struct {
+    int stage, proof, started, cancels, exited;
+    uint32_t cancelling_seen[4];
+    uint32_t uncancel_left;
+    aiod_future *f1, *f2, *f3, *waiter;
+    aiod_task *task1, *task2, *seen1[2], *seen2[2];
+    aiod_task *owner;
+    aiod_child *target;
+    uint32_t state1, state2;
+    int r1, r2;
+} S;
+
+static void reset(void) {
+    memset(&S, 0, sizeof(S));
+}
+
+/* BaseTaskTests.test_task_class: a task's result, done(). */
+static int notmuch(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    *ret = api->value_string("ok");
+    return 0;
+}
+ASYNCIO_CASE(tasks_test_task_class) {
+    NEED(spawn_call);
+    NEED(child_result);
+    aiod_child *c = asyncio_spawn(t, api, notmuch, NULL);
+    CHECK(c);
+    aiod_value *v = NULL;
+    CHECK_OK(api->await(t, c, &v));
+    CHECK_STR(api->get_string(v), "ok");
+    api->value_free(v);
+    CHECK_EQ(api->child_state(c), AIOD_STATE_DONE);
+    v = NULL;
+    CHECK_OK(api->child_result(t, c, &v));
+    CHECK_STR(api->get_string(v), "ok");
+    api->value_free(v);
+    api->child_release(t, c);
+    return 0;
+}
+
+/* BaseTaskTests.test_cancel: cancel a sleeping task; cancel() after the end
+ * is False. */
+ASYNCIO_CASE(tasks_test_cancel) {
+    NEED(cancel_msg);
+    static struct job j = {.delay = 10, .value = 12};
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_job, &j);
+    CHECK(c);
+    CHECK_OK(api->sleep(t, 0));
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 1);
+    CHECK_EQ(api->await(t, c, NULL), -ECANCELED);
+    CHECK_EQ(api->child_state(c), AIOD_STATE_CANCELLED);
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 0);
+    api->child_release(t, c);
+    return 0;
+}
+
+/* BaseTaskTests.test_cancel_yield: the task is cancelled while its wake-up
+ * from sleep(0) is already queued; it must still end cancelled. */
+static int two_yields(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    int r = api->sleep(t, 0);
+    if (r < 0)
+        return r;
+    r = api->sleep(t, 0);
+    if (r < 0)
+        return r;
+    *ret = api->value_int(12);
+    return 0;
+}
+ASYNCIO_CASE(tasks_test_cancel_yield) {
+    NEED(cancel_msg);
+    aiod_child *c = asyncio_spawn(t, api, two_yields, NULL);
+    CHECK(c);
+    CHECK_OK(api->sleep(t, 0)); /* start coro */
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 1);
+    CHECK_EQ(api->await(t, c, NULL), -ECANCELED);
+    CHECK_EQ(api->child_state(c), AIOD_STATE_CANCELLED);
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 0);
+    api->child_release(t, c);
+    return 0;
+}
+
+/* BaseTaskTests.test_cancel_inner_future: cancelling the future a task
+ * awaits cancels the task. */
+ASYNCIO_CASE(tasks_test_cancel_inner_future) {
+    NEED(future_new);
+    aiod_future *f = NULL;
+    CHECK_OK(api->future_new(t, &f));
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_await_future, f);
+    CHECK(c);
+    CHECK_OK(api->sleep(t, 0));
+    CHECK_EQ(api->future_cancel(f, NULL), 1);
+    CHECK_EQ(api->await(t, c, NULL), -ECANCELED);
+    CHECK_EQ(api->future_state(f), AIOD_STATE_CANCELLED);
+    CHECK_EQ(api->child_state(c), AIOD_STATE_CANCELLED);
+    api->child_release(t, c);
+    api->future_release(f);
+    return 0;
+}
+
+/* BaseTaskTests.test_cancel_both_task_and_inner_future */
+ASYNCIO_CASE(tasks_test_cancel_both_task_and_inner_future) {
+    NEED(future_new);
+    NEED(cancel_msg);
+    aiod_future *f = NULL;
+    CHECK_OK(api->future_new(t, &f));
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_await_future, f);
+    CHECK(c);
+    CHECK_OK(api->sleep(t, 0));
+    CHECK_EQ(api->future_cancel(f, NULL), 1);
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 1);
+    CHECK_EQ(api->await(t, c, NULL), -ECANCELED);
+    CHECK_EQ(api->child_state(c), AIOD_STATE_CANCELLED);
+    CHECK_EQ(api->future_state(f), AIOD_STATE_CANCELLED);
+    api->child_release(t, c);
+    api->future_release(f);
+    return 0;
+}
+
+/* fut1, then fut2 (a cancel there: return 42 with `catching`, else go on to
+ * fut3 and return its result). */
+static int three_futures(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    int catching = arg != NULL;
+    S.stage = 1;
+    int r = api->future_await(t, S.f1, NULL);
+    if (r < 0)
+        return r;
+    S.stage = 2;
+    r = api->future_await(t, S.f2, NULL);
+    if (r == -ECANCELED && catching) {
+        *ret = api->value_int(42);
+        return 0;
+    }
+    if (r < 0 && r != -ECANCELED)
+        return r;
+    S.stage = 3;
+    return api->future_await(t, S.f3, ret);
+}
+
+/* BaseTaskTests.test_cancel_task_catching */
+ASYNCIO_CASE(tasks_test_cancel_task_catching) {
+    NEED(future_new);
+    NEED(cancel_msg);
+    reset();
+    CHECK_OK(api->future_new(t, &S.f1));
+    CHECK_OK(api->future_new(t, &S.f2));
+    aiod_child *c = asyncio_spawn(t, api, three_futures, (void *)1);
+    CHECK(c);
+    CHECK_OK(api->sleep(t, 0));
+    CHECK_EQ(S.stage, 1);
+    CHECK_OK(api->future_set_result(S.f1, NULL));
+    CHECK_OK(asyncio_yield(t, api, 2));
+    CHECK_EQ(S.stage, 2);
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 1);
+    CHECK_EQ(api->future_state(S.f2), AIOD_STATE_CANCELLED);
+    CHECK_EQ(api->await(t, c, NULL), 0);
+    CHECK_EQ(asyncio_child_int(t, api, c), 42);
+    CHECK_EQ(api->child_state(c), AIOD_STATE_DONE);
+    api->child_release(t, c);
+    api->future_release(S.f1);
+    api->future_release(S.f2);
+    return 0;
+}
+
+/* BaseTaskTests.test_cancel_task_ignoring: after a swallowed cancel the
+ * task awaits again and returns normally. */
+ASYNCIO_CASE(tasks_test_cancel_task_ignoring) {
+    NEED(future_new);
+    NEED(cancel_msg);
+    reset();
+    CHECK_OK(api->future_new(t, &S.f1));
+    CHECK_OK(api->future_new(t, &S.f2));
+    CHECK_OK(api->future_new(t, &S.f3));
+    aiod_child *c = asyncio_spawn(t, api, three_futures, NULL);
+    CHECK(c);
+    CHECK_OK(api->sleep(t, 0));
+    CHECK_EQ(S.stage, 1);
+    CHECK_OK(api->future_set_result(S.f1, NULL));
+    CHECK_OK(asyncio_yield(t, api, 2));
+    CHECK_EQ(S.stage, 2);
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 1);
+    CHECK_EQ(api->future_state(S.f2), AIOD_STATE_CANCELLED);
+    CHECK_OK(asyncio_yield(t, api, 2));
+    CHECK_EQ(S.stage, 3);
+    CHECK_OK(api->future_set_result(S.f3, api->value_int(42)));
+    CHECK_EQ(api->await(t, c, NULL), 0);
+    CHECK_EQ(asyncio_child_int(t, api, c), 42);
+    CHECK(api->future_state(S.f3) != AIOD_STATE_CANCELLED);
+    CHECK_EQ(api->child_state(c), AIOD_STATE_DONE);
+    api->child_release(t, c);
+    api->future_release(S.f1);
+    api->future_release(S.f2);
+    api->future_release(S.f3);
+    return 0;
+}
+
+/* The task cancels itself, then sleeps 100 s: the sleep is cancelled at
+ * once. Without a sleep (arg set) it returns 12 at once: it must still end
+ * cancelled (test_cancel_at_end). */
+static int cancel_self_then(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    S.r1 = api->cancel_self(t, NULL);
+    S.cancelling_seen[0] = api->cancelling(t);
+    if (!arg) {
+        double t0 = api->loop_time();
+        S.r2 = api->sleep(t, 100);
+        S.stage = api->loop_time() - t0 < 5 ? 1 : 2;
+        if (S.r2 < 0)
+            return S.r2;
+    }
+    *ret = api->value_int(12);
+    return 0;
+}
+
+/* BaseTaskTests.test_cancel_current_task */
+ASYNCIO_CASE(tasks_test_cancel_current_task) {
+    NEED(cancel_self);
+    reset();
+    aiod_child *c = asyncio_spawn(t, api, cancel_self_then, NULL);
+    CHECK(c);
+    CHECK_EQ(api->await(t, c, NULL), -ECANCELED);
+    CHECK_EQ(S.r1, 1);
+    CHECK_EQ(S.cancelling_seen[0], 1); /* _must_cancel, white box */
+    CHECK_EQ(S.r2, -ECANCELED);
+    CHECK_EQ(S.stage, 1); /* cancelled at once, not after 100 s */
+    CHECK_EQ(api->child_state(c), AIOD_STATE_CANCELLED);
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 0);
+    api->child_release(t, c);
+    return 0;
+}
+
+/* BaseTaskTests.test_cancel_at_end: the coroutine ends right after the task
+ * was cancelled; the task is cancelled, its result dropped. */
+ASYNCIO_CASE(tasks_test_cancel_at_end) {
+    NEED(cancel_self);
+    reset();
+    aiod_child *c = asyncio_spawn(t, api, cancel_self_then, (void *)1);
+    CHECK(c);
+    CHECK_EQ(api->await(t, c, NULL), -ECANCELED);
+    CHECK_EQ(S.r1, 1);
+    CHECK_EQ(api->child_state(c), AIOD_STATE_CANCELLED);
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 0);
+    api->child_release(t, c);
+    return 0;
+}
+
+/* BaseTaskTests.test_cancel_awaited_task: a task cancels itself, then
+ * awaits a child: the child is cancelled, and the future it waits on. */
+static int awaits_nested(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    aiod_child *nested = asyncio_spawn(t, api, asyncio_h_await_future, S.f1);
+    if (!nested)
+        return -ENOMEM;
+    int r = api->sleep(t, 0);
+    if (r < 0)
+        return r;
+    api->cancel_self(t, NULL);
+    r = api->await(t, nested, NULL);
+    S.state1 = api->child_state(nested);
+    api->child_release(t, nested);
+    return r;
+}
+ASYNCIO_CASE(tasks_test_cancel_awaited_task) {
+    NEED(cancel_self);
+    NEED(future_new);
+    reset();
+    CHECK_OK(api->future_new(t, &S.f1));
+    aiod_child *c = asyncio_spawn(t, api, awaits_nested, NULL);
+    CHECK(c);
+    CHECK_EQ(api->await(t, c, NULL), -ECANCELED);
+    CHECK_EQ(api->child_state(c), AIOD_STATE_CANCELLED);
+    CHECK_EQ(S.state1, AIOD_STATE_CANCELLED);
+    CHECK_EQ(api->future_state(S.f1), AIOD_STATE_CANCELLED);
+    api->child_release(t, c);
+    api->future_release(S.f1);
+    return 0;
+}
+
+/* Records cancelling() before and after its 10 s sleep is cancelled;
+ * with arg set, uncancels and sleeps 10 s again (test_uncancel). */
+static int counts_cancels(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    S.cancelling_seen[0] = api->cancelling(t);
+    int r = api->sleep(t, 10);
+    S.cancelling_seen[1] = api->cancelling(t);
+    if (r != -ECANCELED || !arg)
+        return r;
+    S.uncancel_left = api->uncancel(t);
+    S.cancelling_seen[2] = api->cancelling(t);
+    S.stage = 1;
+    return api->sleep(t, 10);
+}
+
+/* BaseTaskTests.test_cancelling: cancelling() counts the requests; a second
+ * cancel() still returns True. */
+ASYNCIO_CASE(tasks_test_cancelling) {
+    NEED(cancelling);
+    reset();
+    aiod_child *c = asyncio_spawn(t, api, counts_cancels, NULL);
+    CHECK(c);
+    CHECK_OK(api->sleep(t, 0));
+    CHECK_EQ(S.cancelling_seen[0], 0);
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 1);
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 1);
+    CHECK_EQ(api->await(t, c, NULL), -ECANCELED);
+    CHECK_EQ(S.cancelling_seen[1], 2);
+    api->child_release(t, c);
+    return 0;
+}
+
+/* BaseTaskTests.test_uncancel */
+ASYNCIO_CASE(tasks_test_uncancel) {
+    NEED(uncancel);
+    reset();
+    aiod_child *c = asyncio_spawn(t, api, counts_cancels, (void *)1);
+    CHECK(c);
+    CHECK_OK(api->sleep(t, 0.01));
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 1); /* cancel the first sleep */
+    CHECK_OK(api->sleep(t, 0.01));
+    CHECK_EQ(S.stage, 1);
+    CHECK_EQ(S.cancelling_seen[1], 1);
+    CHECK_EQ(S.uncancel_left, 0);
+    CHECK_EQ(S.cancelling_seen[2], 0);        /* not " cancelling " after uncancel() */
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 1); /* cancel the second sleep */
+    CHECK_EQ(api->await(t, c, NULL), -ECANCELED);
+    CHECK_EQ(api->child_state(c), AIOD_STATE_CANCELLED);
+    api->child_release(t, c);
+    return 0;
+}
+
+/* test_cancel_with_message_then_future_result / _exception: a child
+ * cancelled with a message; result() and exception() raise CancelledError
+ * carrying it. */
+static int cancel_with_message(aiod_task *t, const struct aiod_api *api, int use_result,
+                               int before_start) {
+    NEED(cancel_msg);
+    NEED(child_error);
+    static int started;
+    started = 0;
+    static struct job j = {.delay = 10};
+    j.cancels = &started; /* counts the sleep's cancel: it ran */
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_job, &j);
+    CHECK(c);
+    if (!before_start)
+        CHECK_OK(api->sleep(t, 0));
+    CHECK_EQ(api->cancel_msg(t, c, "my message"), 1);
+    CHECK_EQ(api->wait(t, &c, 1, AIOD_FOREVER, AIOD_ALL_COMPLETED), 1);
+    CHECK_EQ(api->child_state(c), AIOD_STATE_CANCELLED);
+    const char *kind = NULL, *msg = NULL;
+    if (use_result) {
+        aiod_value *v = NULL;
+        CHECK_EQ(api->child_result(t, c, &v), -ECANCELED);
+        CHECK(v == NULL);
+    }
+    CHECK_EQ(api->child_error(c, &kind, &msg), -ECANCELED);
+    CHECK_STR(msg, "my message");
+    if (before_start)
+        CHECK_EQ(started, 0);
+    else
+        CHECK_EQ(started, 1);
+    api->child_release(t, c);
+    return 0;
+}
+/* BaseTaskTests.test_cancel_with_message_then_future_result */
+ASYNCIO_CASE(tasks_test_cancel_with_message_then_future_result) {
+    return cancel_with_message(t, api, 1, 0);
+}
+/* BaseTaskTests.test_cancel_with_message_then_future_exception */
+ASYNCIO_CASE(tasks_test_cancel_with_message_then_future_exception) {
+    return cancel_with_message(t, api, 0, 0);
+}
+/* BaseTaskTests.test_cancel_with_message_before_starting_task */
+ASYNCIO_CASE(tasks_test_cancel_with_message_before_starting_task) {
+    return cancel_with_message(t, api, 0, 1);
+}
+
+/* BaseTaskTests.test_cancellation_exception_context: a callback cancels the
+ * inner task with a message; the outer catches it and raises ValueError. */
+static void cancel_target_cb(void *data) {
+    const struct aiod_api *api = data;
+    S.r1 = api->cancel_msg(S.owner, S.target, "msg");
+}
+static int ctx_outer(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    static struct job j = {.delay = 10};
+    aiod_child *inner = asyncio_spawn(t, api, asyncio_h_job, &j);
+    if (!inner)
+        return -ENOMEM;
+    S.owner = t;
+    S.target = inner;
+    int r = api->call_soon(cancel_target_cb, (void *)api, NULL);
+    if (r < 0)
+        return r;
+    r = api->await(t, inner, NULL);
+    const char *kind = NULL, *msg = NULL;
+    S.r2 = api->child_error(inner, &kind, &msg);
+    S.stage = msg && strcmp(msg, "msg") == 0;
+    api->child_release(t, inner);
+    if (r == -ECANCELED)
+        return api->fail(t, "ValueError", "cancelled");
+    return api->fail(t, "AssertionError", "ctx_outer: await returned %d, not -ECANCELED", r);
+}
+ASYNCIO_CASE(tasks_test_cancellation_exception_context) {
+    NEED(call_soon);
+    reset();
+    aiod_child *c = asyncio_spawn(t, api, ctx_outer, NULL);
+    CHECK(c);
+    CHECK_EQ(api->wait(t, &c, 1, AIOD_FOREVER, AIOD_ALL_COMPLETED), 1);
+    const char *kind = NULL, *msg = NULL;
+    CHECK_EQ(api->child_error(c, &kind, &msg), 1);
+    CHECK_STR(kind, "ValueError");
+    CHECK_STR(msg, "cancelled");
+    CHECK_EQ(S.r1, 1);
+    CHECK_EQ(S.r2, -ECANCELED);
+    CHECK_EQ(S.stage, 1); /* the inner CancelledError carried 'msg' */
+    api->child_release(t, c);
+    return 0;
+}
+
+/* ---- wait */
+static void release_all(aiod_task *t, const struct aiod_api *api, aiod_child **c, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (c[i])
+            api->child_release(t, c[i]);
+}
+
+/* BaseTaskTests.test_wait: both done after the longer; a second wait
+ * returns at once. */
+ASYNCIO_CASE(tasks_test_wait) {
+    static struct job ja = {.delay = 0.1}, jb = {.delay = 0.15};
+    aiod_child *c[2] = {asyncio_spawn(t, api, asyncio_h_job, &jb),
+                        asyncio_spawn(t, api, asyncio_h_job, &ja)};
+    CHECK(c[0] && c[1]);
+    double t0 = api->loop_time();
+    CHECK_EQ(api->wait(t, c, 2, AIOD_FOREVER, AIOD_ALL_COMPLETED), 2);
+    CHECK(api->loop_time() - t0 >= 0.14);
+    CHECK_EQ(api->child_state(c[0]), AIOD_STATE_DONE);
+    CHECK_EQ(api->child_state(c[1]), AIOD_STATE_DONE);
+    t0 = api->loop_time();
+    CHECK_EQ(api->wait(t, c, 2, AIOD_FOREVER, AIOD_ALL_COMPLETED), 2);
+    CHECK(api->loop_time() - t0 < 0.05);
+    release_all(t, api, c, 2);
+    return 0;
+}
+
+/* BaseTaskTests.test_wait_errors (and test_wait_invalid_args): wait() on no
+ * tasks and an unknown return_when are ValueError. */
+ASYNCIO_CASE(tasks_test_wait_errors) {
+    static struct job j = {.delay = 10};
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_job, &j);
+    CHECK(c);
+    CHECK_EQ(api->wait(t, &c, 0, AIOD_FOREVER, AIOD_ALL_COMPLETED), -EINVAL);
+    CHECK_EQ(api->wait(t, &c, 1, AIOD_FOREVER, (uint32_t)-1), -EINVAL);
+    CHECK_OK(api->cancel(t, c));
+    CHECK_EQ(api->await(t, c, NULL), -ECANCELED);
+    api->child_release(t, c);
+    return 0;
+}
+
+/* BaseTaskTests.test_wait_first_completed */
+ASYNCIO_CASE(tasks_test_wait_first_completed) {
+    static struct job ja = {.delay = 10}, jb = {.delay = 0.1};
+    aiod_child *a = asyncio_spawn(t, api, asyncio_h_job, &ja);
+    aiod_child *b = asyncio_spawn(t, api, asyncio_h_job, &jb);
+    CHECK(a && b);
+    aiod_child *c[2] = {b, a};
+    double t0 = api->loop_time();
+    CHECK_EQ(api->wait(t, c, 2, AIOD_FOREVER, AIOD_FIRST_COMPLETED), 1);
+    CHECK(api->loop_time() - t0 < 5);
+    CHECK_EQ(api->child_state(b), AIOD_STATE_DONE);
+    CHECK(api->child_state(a) == AIOD_STATE_RUNNING || api->child_state(a) == AIOD_STATE_PENDING);
+    CHECK_OK(api->cancel(t, a));
+    CHECK_EQ(api->await(t, a, NULL), -ECANCELED);
+    release_all(t, api, c, 2);
+    return 0;
+}
+
+/* BaseTaskTests.test_wait_really_done: tasks that became done in the same
+ * iteration are all reported done by FIRST_COMPLETED. */
+static int one_yield(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    return api->sleep(t, 0);
+}
+ASYNCIO_CASE(tasks_test_wait_really_done) {
+    aiod_child *a = asyncio_spawn(t, api, one_yield, NULL);
+    aiod_child *b = asyncio_spawn(t, api, two_yields, NULL);
+    CHECK(a && b);
+    aiod_child *c[2] = {b, a};
+    CHECK_EQ(api->wait(t, c, 2, AIOD_FOREVER, AIOD_FIRST_COMPLETED), 2);
+    CHECK_EQ(api->child_state(a), AIOD_STATE_DONE);
+    CHECK_EQ(api->child_state(b), AIOD_STATE_DONE);
+    release_all(t, api, c, 2);
+    return 0;
+}
+
+/* BaseTaskTests.test_wait_first_exception / _in_wait */
+static int wait_first_exception(aiod_task *t, const struct aiod_api *api, struct job *jb) {
+    static struct job ja = {.delay = 10};
+    aiod_child *a = asyncio_spawn(t, api, asyncio_h_job, &ja);
+    aiod_child *b = asyncio_spawn(t, api, asyncio_h_job, jb);
+    CHECK(a && b);
+    aiod_child *c[2] = {b, a};
+    double t0 = api->loop_time();
+    CHECK_EQ(api->wait(t, c, 2, AIOD_FOREVER, AIOD_FIRST_EXCEPTION), 1);
+    CHECK(api->loop_time() - t0 < 5);
+    CHECK_EQ(api->child_state(b), AIOD_STATE_FAILED);
+    CHECK(api->child_state(a) == AIOD_STATE_RUNNING || api->child_state(a) == AIOD_STATE_PENDING);
+    CHECK_OK(api->cancel(t, a));
+    CHECK_EQ(api->await(t, a, NULL), -ECANCELED);
+    release_all(t, api, c, 2);
+    return 0;
+}
+ASYNCIO_CASE(tasks_test_wait_first_exception) {
+    static struct job jb = {.delay = -1, .kind = "ZeroDivisionError"};
+    return wait_first_exception(t, api, &jb);
+}
+ASYNCIO_CASE(tasks_test_wait_first_exception_in_wait) {
+    static struct job jb = {.delay = 0.01, .kind = "ZeroDivisionError"};
+    return wait_first_exception(t, api, &jb);
+}
+
+/* BaseTaskTests.test_wait_with_exception */
+ASYNCIO_CASE(tasks_test_wait_with_exception) {
+    NEED(child_error);
+    static struct job ja = {.delay = 0.1}, jb = {.delay = 0.15, .kind = "ZeroDivisionError"};
+    aiod_child *a = asyncio_spawn(t, api, asyncio_h_job, &ja);
+    aiod_child *b = asyncio_spawn(t, api, asyncio_h_job, &jb);
+    CHECK(a && b);
+    aiod_child *c[2] = {b, a};
+    CHECK_EQ(api->wait(t, c, 2, AIOD_FOREVER, AIOD_ALL_COMPLETED), 2);
+    int errors = 0;
+    for (int i = 0; i < 2; i++) {
+        const char *kind = NULL, *msg = NULL;
+        int r = api->child_error(c[i], &kind, &msg);
+        CHECK(r == 0 || r == 1);
+        errors += r;
+    }
+    CHECK_EQ(errors, 1);
+    release_all(t, api, c, 2);
+    return 0;
+}
+
+/* BaseTaskTests.test_wait_with_timeout */
+ASYNCIO_CASE(tasks_test_wait_with_timeout) {
+    static struct job ja = {.delay = 0.1}, jb = {.delay = 0.15};
+    aiod_child *a = asyncio_spawn(t, api, asyncio_h_job, &ja);
+    aiod_child *b = asyncio_spawn(t, api, asyncio_h_job, &jb);
+    CHECK(a && b);
+    aiod_child *c[2] = {b, a};
+    double t0 = api->loop_time();
+    CHECK_EQ(api->wait(t, c, 2, 0.11, AIOD_ALL_COMPLETED), 1);
+    CHECK(api->loop_time() - t0 >= 0.1);
+    CHECK(api->loop_time() - t0 < 0.15);
+    CHECK_EQ(api->child_state(a), AIOD_STATE_DONE);
+    CHECK(api->child_state(b) == AIOD_STATE_RUNNING);
+    CHECK_EQ(api->wait(t, c, 2, AIOD_FOREVER, AIOD_ALL_COMPLETED), 2);
+    release_all(t, api, c, 2);
+    return 0;
+}
+
+/* ---- as_completed */
+/* BaseTaskTests.test_as_completed: a and b (0.01 s) before c (0.15 s). */
+ASYNCIO_CASE(tasks_test_as_completed) {
+    static struct job ja = {.delay = 0.01, .value = 'a'}, jb = {.delay = 0.01, .value = 'b'},
+                      jc = {.delay = 0.15, .value = 'c'};
+    aiod_child *c[3] = {asyncio_spawn(t, api, asyncio_h_job, &jb),
+                        asyncio_spawn(t, api, asyncio_h_job, &jc),
+                        asyncio_spawn(t, api, asyncio_h_job, &ja)};
+    CHECK(c[0] && c[1] && c[2]);
+    static unsigned char seen[3];
+    memset(seen, 0, sizeof(seen));
+    int64_t got[3];
+    for (int i = 0; i < 3; i++) {
+        size_t idx = 99;
+        CHECK_OK(api->as_completed(t, c, 3, seen, AIOD_FOREVER, &idx));
+        CHECK(idx < 3);
+        got[i] = asyncio_child_int(t, api, c[idx]);
+    }
+    size_t idx = 0;
+    CHECK_EQ(api->as_completed(t, c, 3, seen, AIOD_FOREVER, &idx), -ENOENT);
+    CHECK((got[0] == 'a' && got[1] == 'b') || (got[0] == 'b' && got[1] == 'a'));
+    CHECK_EQ(got[2], 'c');
+    release_all(t, api, c, 3);
+    return 0;
+}
+
+/* BaseTaskTests.test_as_completed_with_timeout: the timeout (0.12 s)
+ * covers the whole iteration: a (0.1 s) comes, then TimeoutError at 0.12 s
+ * although b ends at 0.15 s, within 0.12 s of the second call. */
+ASYNCIO_CASE(tasks_test_as_completed_with_timeout) {
+    static struct job ja = {.delay = 0.1, .value = 'a'}, jb = {.delay = 0.15, .value = 'b'};
+    aiod_child *c[2] = {asyncio_spawn(t, api, asyncio_h_job, &ja),
+                        asyncio_spawn(t, api, asyncio_h_job, &jb)};
+    CHECK(c[0] && c[1]);
+    static unsigned char seen[2];
+    memset(seen, 0, sizeof(seen));
+    double t0 = api->loop_time();
+    size_t idx = 99;
+    CHECK_OK(api->as_completed(t, c, 2, seen, 0.12, &idx));
+    CHECK_EQ(idx, 0);
+    CHECK_EQ(asyncio_child_int(t, api, c[0]), 'a');
+    CHECK_EQ(api->as_completed(t, c, 2, seen, 0.12, &idx), -ETIMEDOUT);
+    double dt = api->loop_time() - t0;
+    CHECK(dt >= 0.11 && dt < 0.149);
+    CHECK_EQ(api->wait(t, c, 2, AIOD_FOREVER, AIOD_ALL_COMPLETED), 2);
+    release_all(t, api, c, 2);
+    return 0;
+}
+
+/* BaseTaskTests.test_as_completed_with_unused_timeout */
+ASYNCIO_CASE(tasks_test_as_completed_with_unused_timeout) {
+    static struct job ja = {.delay = 0.01, .value = 'a'};
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_job, &ja);
+    CHECK(c);
+    static unsigned char seen[1];
+    seen[0] = 0;
+    size_t idx = 99;
+    CHECK_OK(api->as_completed(t, &c, 1, seen, 1, &idx));
+    CHECK_EQ(idx, 0);
+    CHECK_EQ(asyncio_child_int(t, api, c), 'a');
+    CHECK_EQ(api->as_completed(t, &c, 1, seen, 1, &idx), -ENOENT);
+    api->child_release(t, c);
+    return 0;
+}
+
+/* BaseTaskTests.test_sleep */
+ASYNCIO_CASE(tasks_test_sleep) {
+    double t0 = api->loop_time();
+    CHECK_OK(api->sleep(t, 0.05));
+    CHECK_OK(api->sleep(t, 0.05));
+    CHECK(api->loop_time() - t0 >= 0.099);
+    return 0;
+}
+
+/* BaseTaskTests.test_task_cancel_sleeping_task: call_later cancels a
+ * sleeper; its awaiter sees CancelledError after 0.1 s. */
+ASYNCIO_CASE(tasks_test_task_cancel_sleeping_task) {
+    NEED(call_later);
+    reset();
+    static struct job j = {.delay = 5000};
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_job, &j);
+    CHECK(c);
+    S.owner = t;
+    S.target = c;
+    double t0 = api->loop_time();
+    CHECK_OK(api->call_later(0.1, cancel_target_cb, (void *)api, NULL));
+    CHECK_EQ(api->await(t, c, NULL), -ECANCELED);
+    double dt = api->loop_time() - t0;
+    CHECK(dt >= 0.09 && dt < 5);
+    CHECK_EQ(S.r1, 1);
+    api->child_release(t, c);
+    return 0;
+}
+
+/* BaseTaskTests.test_task_cancel_waiter_future */
+ASYNCIO_CASE(tasks_test_task_cancel_waiter_future) {
+    NEED(future_new);
+    aiod_future *f = NULL;
+    CHECK_OK(api->future_new(t, &f));
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_await_future, f);
+    CHECK(c);
+    CHECK_OK(api->sleep(t, 0));
+    CHECK_OK(api->cancel(t, c));
+    CHECK_OK(api->sleep(t, 0));
+    CHECK_EQ(api->await(t, c, NULL), -ECANCELED);
+    CHECK_EQ(api->future_state(f), AIOD_STATE_CANCELLED);
+    api->child_release(t, c);
+    api->future_release(f);
+    return 0;
+}
+
+/* BaseTaskTests.test_step_result_future: a task awaiting a future gets its
+ * result once set. */
+ASYNCIO_CASE(tasks_test_step_result_future) {
+    NEED(future_new);
+    aiod_future *f = NULL;
+    CHECK_OK(api->future_new(t, &f));
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_await_future, f);
+    CHECK(c);
+    CHECK_OK(api->sleep(t, 0));
+    CHECK_EQ(api->child_state(c), AIOD_STATE_RUNNING);
+    CHECK_OK(api->future_set_result(f, api->value_string("res")));
+    CHECK_OK(asyncio_yield(t, api, 2));
+    CHECK_EQ(api->child_state(c), AIOD_STATE_DONE);
+    aiod_value *v = NULL;
+    CHECK_OK(api->child_result(t, c, &v));
+    CHECK_STR(api->get_string(v), "res");
+    api->value_free(v);
+    api->child_release(t, c);
+    api->future_release(f);
+    return 0;
+}
+
+/* BaseTaskTests.test_baseexception_during_cancel: a task that raises
+ * another error while cancelled ends failed with it, not cancelled. */
+static int raise_on_cancel(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    int r = api->sleep(t, 10);
+    if (r == -ECANCELED)
+        return api->fail(t, "SystemExit", "raised while cancelled");
+    return r;
+}
+ASYNCIO_CASE(tasks_test_baseexception_during_cancel) {
+    aiod_child *c = asyncio_spawn(t, api, raise_on_cancel, NULL);
+    CHECK(c);
+    CHECK_OK(api->sleep(t, 0));
+    CHECK_OK(api->cancel(t, c));
+    CHECK(api->child_state(c) == AIOD_STATE_RUNNING);
+    CHECK_EQ(api->wait(t, &c, 1, AIOD_FOREVER, AIOD_ALL_COMPLETED), 1);
+    CHECK_EQ(api->child_state(c), AIOD_STATE_FAILED);
+    const char *kind = NULL, *msg = NULL;
+    CHECK_EQ(api->child_error(c, &kind, &msg), 1);
+    CHECK_STR(kind, "SystemExit");
+    api->child_release(t, c);
+    return 0;
+}
+
+/* BaseTaskTests.test_current_task: the task itself inside, nothing outside
+ * a task (here: in a call_soon callback). */
+static void current_task_cb(void *data) {
+    const struct aiod_api *api = data;
+    S.seen1[0] = api->current_task();
+    S.stage = 1;
+}
+ASYNCIO_CASE(tasks_test_current_task) {
+    NEED(current_task);
+    reset();
+    CHECK(api->current_task() == t);
+    S.seen1[0] = t;
+    CHECK_OK(api->call_soon(current_task_cb, (void *)api, NULL));
+    CHECK_OK(api->sleep(t, 0));
+    CHECK_EQ(S.stage, 1);
+    CHECK(S.seen1[0] == NULL);
+    CHECK(api->current_task() == t);
+    return 0;
+}
+
+/* BaseTaskTests.test_current_task_with_interleaving_tasks */
+static int interleave1(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    S.task1 = t;
+    S.seen1[0] = api->current_task();
+    int r = api->future_await(t, S.f1, NULL);
+    S.seen1[1] = api->current_task();
+    if (r == 0)
+        r = api->future_set_result(S.f2, api->value_bool(1));
+    return r;
+}
+static int interleave2(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    S.task2 = t;
+    S.seen2[0] = api->current_task();
+    int r = api->future_set_result(S.f1, api->value_bool(1));
+    if (r == 0)
+        r = api->future_await(t, S.f2, NULL);
+    S.seen2[1] = api->current_task();
+    return r;
+}
+ASYNCIO_CASE(tasks_test_current_task_with_interleaving_tasks) {
+    NEED(current_task);
+    NEED(future_new);
+    reset();
+    CHECK_OK(api->future_new(t, &S.f1));
+    CHECK_OK(api->future_new(t, &S.f2));
+    aiod_child *c[2] = {asyncio_spawn(t, api, interleave1, NULL),
+                        asyncio_spawn(t, api, interleave2, NULL)};
+    CHECK(c[0] && c[1]);
+    CHECK_EQ(api->wait(t, c, 2, AIOD_FOREVER, AIOD_ALL_COMPLETED), 2);
+    CHECK_EQ(api->child_state(c[0]), AIOD_STATE_DONE);
+    CHECK_EQ(api->child_state(c[1]), AIOD_STATE_DONE);
+    CHECK(S.task1 && S.task2 && S.task1 != S.task2);
+    CHECK(S.seen1[0] == S.task1 && S.seen1[1] == S.task1);
+    CHECK(S.seen2[0] == S.task2 && S.seen2[1] == S.task2);
+    CHECK(api->current_task() == t);
+    release_all(t, api, c, 2);
+    api->future_release(S.f1);
+    api->future_release(S.f2);
+    return 0;
+}
+
+/* ---- cancellation passed through awaits */
+static int proof_inner(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    int r = api->future_await(t, S.waiter, NULL);
+    if (r == -ECANCELED && arg) {
+        S.proof += 1;
+        return r;
+    }
+    if (r < 0)
+        return r;
+    if (arg)
+        return api->fail(t, "AssertionError", "got past the waiter in inner()");
+    S.proof += 1;
+    return 0;
+}
+static int proof_outer(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    aiod_child *inner = asyncio_spawn(t, api, proof_inner, (void *)1);
+    if (!inner)
+        return -ENOMEM;
+    int r = api->await(t, inner, NULL);
+    api->child_release(t, inner);
+    if (r == -ECANCELED)
+        S.proof += 100; /* expect this path */
+    else
+        S.proof += 10;
+    return 0;
+}
+
+/* BaseTaskTests.test_yield_future_passes_cancel: cancelling outer cancels
+ * inner cancels the waiter. */
+ASYNCIO_CASE(tasks_test_yield_future_passes_cancel) {
+    NEED(future_new);
+    reset();
+    CHECK_OK(api->future_new(t, &S.waiter));
+    aiod_child *f = asyncio_spawn(t, api, proof_outer, NULL);
+    CHECK(f);
+    CHECK_OK(asyncio_yield(t, api, 2));
+    CHECK_EQ(api->cancel_msg(t, f, NULL), 1);
+    CHECK_EQ(api->await(t, f, NULL), 0);
+    CHECK_EQ(S.proof, 101);
+    CHECK_EQ(api->future_state(S.waiter), AIOD_STATE_CANCELLED);
+    api->child_release(t, f);
+    api->future_release(S.waiter);
+    return 0;
+}
+
+/* BaseTaskTests.test_yield_wait_does_not_shield_cancel: cancelling outer
+ * makes wait() return early and leaves inner running. */
+static int wait_outer(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    aiod_child *inner = asyncio_spawn(t, api, proof_inner, NULL);
+    if (!inner)
+        return -ENOMEM;
+    int r = api->wait(t, &inner, 1, AIOD_FOREVER, AIOD_ALL_COMPLETED);
+    api->child_release(t, inner);
+    if (r < 0)
+        return r;
+    S.proof += 100;
+    return 0;
+}
+ASYNCIO_CASE(tasks_test_yield_wait_does_not_shield_cancel) {
+    NEED(future_new);
+    reset();
+    CHECK_OK(api->future_new(t, &S.waiter));
+    aiod_child *f = asyncio_spawn(t, api, wait_outer, NULL);
+    CHECK(f);
+    CHECK_OK(asyncio_yield(t, api, 2));
+    CHECK_EQ(api->cancel_msg(t, f, NULL), 1);
+    CHECK_EQ(api->await(t, f, NULL), -ECANCELED);
+    CHECK_OK(api->future_set_result(S.waiter, NULL));
+    CHECK_OK(asyncio_yield(t, api, 3));
+    CHECK_EQ(S.proof, 1);
+    api->child_release(t, f);
+    api->future_release(S.waiter);
+    return 0;
+}
+
+/* ---- shield */
+/* BaseTaskTests.test_shield_result */
+ASYNCIO_CASE(tasks_test_shield_result) {
+    static struct job j = {.delay = -1, .value = 42};
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_job, &j);
+    CHECK(c);
+    CHECK_OK(api->shield(t, c));
+    CHECK_EQ(api->await(t, c, NULL), 0);
+    CHECK_EQ(asyncio_child_int(t, api, c), 42);
+    api->child_release(t, c);
+    return 0;
+}
+
+/* BaseTaskTests.test_shield_exception */
+static int await_shielded(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_job, arg);
+    if (!c)
+        return -ENOMEM;
+    int r = api->shield(t, c);
+    if (r == 0)
+        r = api->await(t, c, ret);
+    if (r == 0)
+        S.proof += 100;
+    if (!S.target)
+        api->child_release(t, c);
+    return r;
+}
+ASYNCIO_CASE(tasks_test_shield_exception) {
+    reset();
+    static struct job j = {.delay = 0, .kind = "RuntimeError"};
+    aiod_child *c = asyncio_spawn(t, api, await_shielded, &j);
+    CHECK(c);
+    CHECK_EQ(api->await(t, c, NULL), -EIO);
+    const char *kind = NULL, *msg = NULL;
+    CHECK_EQ(api->child_error(c, &kind, &msg), 1);
+    CHECK_STR(kind, "RuntimeError");
+    api->child_release(t, c);
+    return 0;
+}
+
+/* BaseTaskTests.test_shield_cancel_inner: cancelling the shielded task
+ * itself still cancels it. */
+ASYNCIO_CASE(tasks_test_shield_cancel_inner) {
+    static struct job j = {.delay = 10};
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_job, &j);
+    CHECK(c);
+    CHECK_OK(api->shield(t, c));
+    CHECK_OK(api->sleep(t, 0));
+    CHECK_OK(api->cancel(t, c));
+    CHECK_EQ(api->await(t, c, NULL), -ECANCELED);
+    CHECK_EQ(api->child_state(c), AIOD_STATE_CANCELLED);
+    api->child_release(t, c);
+    return 0;
+}
+
+/* BaseTaskTests.test_shield_effect: cancelling outer does not affect the
+ * shielded inner. */
+static int shield_outer(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    aiod_child *inner = asyncio_spawn(t, api, proof_inner, NULL);
+    if (!inner)
+        return -ENOMEM;
+    int r = api->shield(t, inner);
+    if (r == 0)
+        r = api->await(t, inner, NULL);
+    api->child_release(t, inner);
+    if (r < 0)
+        return r;
+    S.proof += 100;
+    return 0;
+}
+ASYNCIO_CASE(tasks_test_shield_effect) {
+    NEED(future_new);
+    reset();
+    CHECK_OK(api->future_new(t, &S.waiter));
+    aiod_child *f = asyncio_spawn(t, api, shield_outer, NULL);
+    CHECK(f);
+    CHECK_OK(asyncio_yield(t, api, 2));
+    CHECK_EQ(api->cancel_msg(t, f, NULL), 1);
+    CHECK_EQ(api->await(t, f, NULL), -ECANCELED);
+    CHECK_EQ(api->future_state(S.waiter), AIOD_STATE_PENDING);
+    CHECK_OK(api->future_set_result(S.waiter, NULL));
+    CHECK_OK(asyncio_yield(t, api, 3));
+    CHECK_EQ(S.proof, 1);
+    api->child_release(t, f);
+    api->future_release(S.waiter);
+    return 0;
+}
+
+/* BaseTaskTests.test_cancel_gather_2: a task looping over gather(sleep,
+ * return_exceptions=True) is cancelled with a message; CancelledError with
+ * that message reaches its awaiter. */
+static int gather_loop(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    static struct job j = {.delay = 0.05};
+    for (double time = 0; time <= 1; time += 0.05) {
+        aiod_child *c = asyncio_spawn(t, api, asyncio_h_job, &j);
+        if (!c)
+            return -ENOMEM;
+        aiod_value *list = NULL;
+        int r = api->gather(t, &c, 1, 1, &list);
+        api->value_free(list);
+        api->child_release(t, c);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+ASYNCIO_CASE(tasks_test_cancel_gather_2) {
+    NEED(cancel_msg);
+    aiod_child *qwe = asyncio_spawn(t, api, gather_loop, NULL);
+    CHECK(qwe);
+    CHECK_OK(api->sleep(t, 0.2));
+    CHECK_EQ(api->cancel_msg(t, qwe, "my message"), 1);
+    CHECK_EQ(api->await(t, qwe, NULL), -ECANCELED);
+    CHECK_EQ(api->child_state(qwe), AIOD_STATE_CANCELLED);
+    const char *kind = NULL, *msg = NULL;
+    CHECK_EQ(api->child_error(qwe, &kind, &msg), -ECANCELED);
+    CHECK_STR(msg, "my message");
+    api->child_release(t, qwe);
+    return 0;
+}
+
+/* BaseTaskTests.test_exception_traceback: exception() of a failed task
+ * without awaiting it. */
+ASYNCIO_CASE(tasks_test_exception_traceback) {
+    NEED(child_error);
+    static struct job j = {.delay = -1, .kind = "ZeroDivisionError"};
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_job, &j);
+    CHECK(c);
+    const char *kind = NULL, *msg = NULL;
+    CHECK_EQ(api->child_error(c, &kind, &msg), -EAGAIN); /* InvalidStateError */
+    CHECK_OK(api->sleep(t, 0));                          /* skip one loop iteration */
+    CHECK_EQ(api->child_error(c, &kind, &msg), 1);
+    CHECK_STR(kind, "ZeroDivisionError");
+    api->child_release(t, c);
+    return 0;
+}
+
+/* BaseTaskTests.test_bare_create_named_task (and set_name/get_name of the
+ * task itself). */
+ASYNCIO_CASE(tasks_test_bare_create_named_task) {
+    NEED(set_name);
+    static struct job j = {.delay = -1};
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_job, &j);
+    CHECK(c);
+    CHECK_OK(api->set_name(t, c, "No-op"));
+    CHECK_STR(api->get_name(t, c), "No-op");
+    CHECK_OK(api->await(t, c, NULL));
+    CHECK_STR(api->get_name(t, c), "No-op");
+    CHECK_OK(api->set_name(t, NULL, "myself"));
+    CHECK_STR(api->get_name(t, NULL), "myself");
+    api->child_release(t, c);
+    return 0;
+}
+
+/* BaseTaskTests.test_task_repr_autogenerated: default names "Task-<n>",
+ * increasing. */
+ASYNCIO_CASE(tasks_test_task_repr_autogenerated) {
+    NEED(get_name);
+    static struct job j = {.delay = -1};
+    aiod_child *c[2] = {asyncio_spawn(t, api, asyncio_h_job, &j),
+                        asyncio_spawn(t, api, asyncio_h_job, &j)};
+    CHECK(c[0] && c[1]);
+    const char *n1 = api->get_name(t, c[0]), *n2 = api->get_name(t, c[1]);
+    CHECK(n1 && strncmp(n1, "Task-", 5) == 0 && n1[5] >= '0' && n1[5] <= '9');
+    CHECK(n2 && strncmp(n2, "Task-", 5) == 0 && n2[5] >= '0' && n2[5] <= '9');
+    CHECK(strcmp(n1, n2) != 0);
+    CHECK(strtoull(n1 + 5, NULL, 10) < strtoull(n2 + 5, NULL, 10));
+    CHECK_EQ(api->wait(t, c, 2, AIOD_FOREVER, AIOD_ALL_COMPLETED), 2);
+    release_all(t, api, c, 2);
+    return 0;
+}
