@@ -194,9 +194,6 @@
  * is sent and the connection closed at once. */
 #define LIMIT_LINGERING 64u
 
-/* Task structs and run parts kept for reuse (core/task.c). */
-#define LIMIT_TASK_CACHE 1024u
-
 /* A second after the last task ends, memory goes back to the kernel
  * (core/idle.c). */
 #define LIMIT_IDLE_DELAY_MS 1000u

@@ -29,6 +29,7 @@
 
 #include "alloc.h"
 #include "base/aiod_limits.h"
+#include "base/slab.h"
 #include "core/coro_switch.h"
 
 #if defined(__has_feature)
@@ -102,6 +103,24 @@ struct coro {
     void *tsan_fiber;
 #endif
 };
+
+/* Coroutine structs and saved frames of up to SAVED_SLAB_MAX bytes (in
+ * 256-byte classes) come from slabs (slab.h): a million suspended tasks
+ * then take a few hundred huge-page chunks, not a few hundred thousand
+ * page faults, and a second burst reuses them. Given back when idle. */
+#define SAVED_SLAB_MAX 1024u
+#define CORO_SLAB_IDLE ((size_t)128 << 20)
+static slab coro_slab = SLAB_INIT(sizeof(struct coro), CORO_SLAB_IDLE);
+static slab saved_slabs[SAVED_SLAB_MAX / 256] = {
+    SLAB_INIT(256, CORO_SLAB_IDLE), SLAB_INIT(512, CORO_SLAB_IDLE), SLAB_INIT(768, CORO_SLAB_IDLE),
+    SLAB_INIT(1024, CORO_SLAB_IDLE)};
+
+static void saved_free(uint8_t *b, size_t cap) {
+    if (b && cap <= SAVED_SLAB_MAX)
+        slab_free(&saved_slabs[cap / 256 - 1], b);
+    else
+        free(b);
+}
 
 static size_t stack_size = LIMIT_STACK_SIZE;
 static size_t page_size;
@@ -196,6 +215,9 @@ void coro_release_stack(void) {
         madvise(run_base, stack_size, MADV_DONTNEED);
         resident = NULL;
     }
+    slab_trim(&coro_slab, 0);
+    for (size_t i = 0; i < SAVED_SLAB_MAX / 256; i++)
+        slab_trim(&saved_slabs[i], 0);
 }
 
 size_t coro_stacks_mapped(void) {
@@ -236,9 +258,12 @@ static int evict_resident(void) {
         /* Round up so that a task whose depth varies a little does not
          * reallocate on every suspension. */
         size_t cap = (used + 255) & ~(size_t)255;
-        uint8_t *b = alloc_realloc(r->saved, cap);
+        /* The whole content is copied below: nothing to carry over. */
+        uint8_t *b =
+            cap <= SAVED_SLAB_MAX ? slab_alloc(&saved_slabs[cap / 256 - 1]) : alloc_malloc(cap);
         if (!b)
             return -ENOMEM;
+        saved_free(r->saved, r->saved_cap);
         r->saved = b;
         r->saved_cap = cap;
     }
@@ -261,7 +286,7 @@ int coro_new(coro_fn fn, void *arg, coro **ret) {
     int r = run_stack_map();
     if (r < 0)
         return r;
-    coro *c = alloc_calloc(1, sizeof(*c));
+    coro *c = slab_alloc(&coro_slab);
     if (!c)
         return -ENOMEM;
     c->fn = fn;
@@ -288,8 +313,8 @@ void coro_free(coro *c) {
     __tsan_destroy_fiber(c->tsan_fiber);
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 #endif
-    free(c->saved);
-    free(c);
+    saved_free(c->saved, c->saved_cap);
+    slab_free(&coro_slab, c);
     live--;
 }
 

@@ -13,8 +13,8 @@
 #include "alloc.h"
 #include "base/aiod_limits.h"
 #include "system/config.h"
-#include "base/freelist.h"
 #include "base/hashmap.h"
+#include "base/slab.h"
 #include "base/utf8.h"
 #include "core/idle.h"
 #include "system/log.h"
@@ -24,15 +24,18 @@
 #include "system/policy.h"
 #include "system/sd.h"
 
-/* Task structs and run parts are recycled (freelist.h): a task struct is
- * freed when its outcome is evicted, long after it was in the cache, and
- * the next task_new takes it back at once. */
-static freelist task_blocks = FREELIST_INIT(sizeof(task), LIMIT_TASK_CACHE);
-static freelist run_blocks = FREELIST_INIT(sizeof(task_run), LIMIT_TASK_CACHE);
+/* Task structs and run parts come from slabs (slab.h): a burst of a million
+ * tasks maps a few hundred huge-page chunks instead of faulting in a few
+ * hundred thousand pages, and the next burst reuses them. Empty chunks are
+ * kept up to TASK_SLAB_IDLE per slab, and all given back once the daemon
+ * is idle. */
+#define TASK_SLAB_IDLE ((size_t)512 << 20)
+static slab task_blocks = SLAB_INIT(sizeof(task), TASK_SLAB_IDLE);
+static slab run_blocks = SLAB_INIT(sizeof(task_run), TASK_SLAB_IDLE);
 
 void task_cache_release(void) {
-    freelist_release(&task_blocks);
-    freelist_release(&run_blocks);
+    slab_trim(&task_blocks, 0);
+    slab_trim(&run_blocks, 0);
 }
 
 static hashmap *table;
@@ -178,11 +181,11 @@ static int ensure_id(void) {
  * failure. */
 static int task_make(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id, int ownership,
                      uid_t uid, pid_t pid, output *out, bool ended, task **ret) {
-    task *t = freelist_take(&task_blocks);
+    task *t = slab_alloc(&task_blocks);
     /* A task restored as ended never runs: it needs no run part. */
-    task_run *r = t && !ended ? freelist_take(&run_blocks) : NULL;
+    task_run *r = t && !ended ? slab_alloc(&run_blocks) : NULL;
     if (!t || (!r && !ended)) {
-        freelist_give(&task_blocks, t);
+        slab_free(&task_blocks, t);
         value_argv_free(argv, argc);
         return -ENOMEM;
     }
@@ -215,8 +218,8 @@ static int task_make(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id,
     if (hashmap_put_u64(table, t->id, t) < 0) {
         output_unref(t->out);
         value_argv_free(argv, argc);
-        freelist_give(&run_blocks, r);
-        freelist_give(&task_blocks, t);
+        slab_free(&run_blocks, r);
+        slab_free(&task_blocks, t);
         return -ENOMEM;
     }
     /* Ids only grow (restored tasks come first, in id order): the newest
@@ -317,7 +320,7 @@ task *task_ref(task *t) {
 }
 
 static void free_run_memory(uv_handle_t *h) {
-    freelist_give(&run_blocks, h->data);
+    slab_free(&run_blocks, h->data);
 }
 
 /* Frees the run part: the task has left every list it linked. */
@@ -335,7 +338,7 @@ static void release_run(task *t) {
         r->timer.data = r;
         uv_close((uv_handle_t *)&r->timer, free_run_memory);
     } else
-        freelist_give(&run_blocks, r);
+        slab_free(&run_blocks, r);
 }
 
 void task_settle(task *t) {
@@ -355,7 +358,7 @@ task *task_unref(task *t) {
     plan_free(t->plan);
     free(t->name);
     plugin_unref(t->fn->owner);
-    freelist_give(&task_blocks, t);
+    slab_free(&task_blocks, t);
     return NULL;
 }
 
