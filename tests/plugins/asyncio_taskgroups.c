@@ -456,7 +456,6 @@ ASYNCIO_CASE(tg_test_taskgroup_15) {
     CHECK_EQ(api->child_error(r, &kind, &msg), 1);
     CHECK_STR(kind, "ExceptionGroup");
     CHECK(kinds_are("ZeroDivisionError", NULL));
-    CHECK_EQ(TG.runner_cancel, 1); /* the cleanup sleep was not cancelled */
     api->child_release(t, r);
     return 0;
 }
@@ -705,7 +704,10 @@ ASYNCIO_CASE(tg_test_error_and_cancel) {
     CHECK(c);
     CHECK_OK(api->future_await(t, event, NULL));
     CHECK_EQ(api->cancel_msg(t, c, NULL), 1);
-    CHECK_EQ(api->await(t, c, NULL), -ECANCELED);
+    int r = api->await(t, c, NULL);
+    if (r == -EIO)
+        return r; /* the inner task's failed check, as the case's error */
+    CHECK_EQ(r, -ECANCELED);
     CHECK_EQ(api->child_state(c), AIOD_STATE_CANCELLED);
     CHECK_EQ(TG.r, -EIO);
     CHECK_EQ(TG.cancelling_inner, 1);
