@@ -34,7 +34,8 @@ static list watchers[N_SIGS] = {
     {&watchers[2], &watchers[2]},
     {&watchers[3], &watchers[3]},
 };
-/* Caught here: SIGUSR1 and SIGUSR2, from the first plugin that asks. */
+/* Caught here: SIGUSR1 and SIGUSR2, from the daemon's start (signal_start)
+ * or, in tests, from the first plugin that asks. */
 static uv_signal_t usr[2];
 static bool usr_started[2];
 
@@ -94,6 +95,11 @@ static int catch_usr(int s) {
     uv_unref((uv_handle_t *)&usr[i]);
     usr_started[i] = true;
     return 0;
+}
+
+int signal_start(void) {
+    int r = catch_usr(SIG_USR1);
+    return r < 0 ? r : catch_usr(SIG_USR2);
 }
 
 void signal_done(void) {

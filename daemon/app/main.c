@@ -606,6 +606,8 @@ int main(int argc, char **argv) {
     uv_signal_start(&sig_int, on_signal, SIGINT);
     uv_signal_init(loop, &sig_hup);
     uv_signal_start(&sig_hup, on_hup, SIGHUP);
+    if (signal_start() < 0)
+        log_warning("cannot catch SIGUSR1 and SIGUSR2 for plugins");
 
     log_info("aiod %s ready: %zu plugins, pid %d", AIOD_VERSION, plugin_count(), (int)getpid());
     sd_ready();
