@@ -46,3 +46,7 @@ set_target_properties(testplugin_asyncio PROPERTIES PREFIX "" OUTPUT_NAME asynci
                       LIBRARY_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests/plugins/asyncio)
 target_include_directories(testplugin_asyncio PRIVATE ${PROJECT_SOURCE_DIR}/daemon/include)
 aiod_warnings(testplugin_asyncio)
+# asyncio_locks, asyncio_queues: CPython's test_locks.py and test_queues.py as
+# C cases (ABI 1.4), one function per case (test-asyncio-locks, -queues).
+aiod_test_plugin(asyncio_locks asyncio_locks.c ${PROJECT_SOURCE_DIR}/daemon/include)
+aiod_test_plugin(asyncio_queues asyncio_queues.c ${PROJECT_SOURCE_DIR}/daemon/include)
