@@ -36,3 +36,11 @@ target_compile_definitions(test-asyncio PRIVATE TEST_PLUGIN_DIR="${AIOD_TEST_PLU
 target_include_directories(test-asyncio PRIVATE ${PROJECT_SOURCE_DIR}/tests/plugins)
 add_dependencies(test-asyncio testplugin_asyncio)
 set_tests_properties(test-asyncio PROPERTIES TIMEOUT 600)
+# asyncio's locks and queues (api/sync.c, api/queue.c), through the
+# asyncio_locks and asyncio_queues test plugins.
+foreach(p asyncio_locks asyncio_queues)
+  string(REPLACE "_" "-" t "test-${p}")
+  aiod_unit_test(${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/${t}.c LIBS aiodcore)
+  target_compile_definitions(${t} PRIVATE TEST_PLUGIN_DIR="${AIOD_TEST_PLUGIN_DIR}")
+  add_dependencies(${t} testplugin_${p})
+endforeach()
