@@ -1,5 +1,6 @@
 /*
- * The bundled net plugin: HTTP/1.1 GET over the api's sockets.
+ * The bundled net plugin: HTTP(S) GET through libcurl's multi interface,
+ * driven by the daemon's loop.
  *
  *   net.fetch(url: string, timeout: double = 30) -> map
  *       {"status": int, "headers": map, "body": string or bytes}
@@ -7,82 +8,350 @@
  *       one fetch result per URL, in order, at most `limit` at once; a
  *       failed fetch's place holds {"error": kind, "message": text}
  *
- * http:// only: https needs TLS, and TLS cannot be layered over the api's
- * sockets without a TLS library driven by hand (see docs/plugins.md). Each
- * fetch is one connection with "Connection: close"; the response is parsed
- * by http_parse.c (Content-Length, chunked, or read to the end).
+ * One multi handle serves every fetch of the daemon, so connections (and
+ * HTTP/2 streams) are shared between fetches to the same server. libcurl
+ * tells the plugin which sockets to watch (CURLMOPT_SOCKETFUNCTION ->
+ * api->watch_fd) and when it next wants to run (CURLMOPT_TIMERFUNCTION ->
+ * api->call_later); those callbacks run on the loop outside any task,
+ * call curl_multi_socket_action and, when a transfer ends, set the future
+ * its task awaits. A fetch task itself only adds its easy handle and awaits
+ * that future: no libcurl work runs on a task's stack while it waits.
  *
- * Everything a fetch keeps across a suspension (the parser, the request,
- * the read buffer) lives on the heap: a suspended task's stack is copied
- * aside, and large buffers there would be copied at every switch.
+ * A cancelled fetch hands its transfer to a call_soon callback that removes
+ * it from the multi handle, which closes its connection (a transfer cut
+ * short is never reused), and frees it.
+ *
+ * What libcurl gives: http and https (certificates verified against the
+ * system store, or the CA file or directory named by CURL_CA_BUNDLE,
+ * SSL_CERT_FILE, SSL_CERT_DIR as the curl tool reads them), HTTP/2 where
+ * the server offers it over TLS, redirects (at most NET_MAX_REDIRS), the
+ * proxies of the environment (http_proxy, https_proxy, no_proxy...) and
+ * every content coding it was built with, decoded.
  */
+#include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <syslog.h>
+
+#include <curl/curl.h>
 
 #include <aiod/plugin.h>
 
-#include "http_parse.h"
-
-/* Largest body fetch accepts: 16 MiB. A result goes to the client in one
- * frame (4 MiB by default), but a task may fetch for its own use. */
+/* Largest body fetch accepts, after decoding: 16 MiB. A result goes to the
+ * client in one frame (4 MiB by default), but a task may fetch for its own
+ * use. */
 #define NET_MAX_BODY (16u * 1024 * 1024)
-/* Bytes asked of sock_read at a time. */
-#define NET_READ_SIZE (64u * 1024)
+/* One response's status line and header fields, in bytes, and how many
+ * fields: far beyond what real servers send, and a bound on what a hostile
+ * one costs (a redirect's head is counted apart from the final one's). */
+#define NET_MAX_HEAD (64u * 1024)
+#define NET_MAX_HEADERS 128u
+/* Redirects followed before a fetch fails (browsers allow 20). */
+#define NET_MAX_REDIRS 10L
 /* Most fetches fetch_many runs at once. */
 #define NET_MAX_LIMIT 1024
+/* Sent as User-Agent. */
+#define NET_USER_AGENT "aiod-net/2.0"
 
-/* One fetch's heap state. */
+/* One received header field; name lowercased, value trimmed. */
+typedef struct net_header {
+    char *name;
+    char *value;
+    size_t value_len;
+} net_header;
+
+/* One fetch: owned by its task until the transfer is handed to abort_soon
+ * (cancellation), then by that callback. */
 typedef struct fetch_state {
-    http_response resp;
-    char host[HTTP_MAX_HOST + 1];
-    char port[8];
-    char *request;
-    size_t request_len;
-    char buf[NET_READ_SIZE];
+    CURL *easy;
+    /* Set (to null) by the loop when the transfer ends; the fetch task
+     * awaits it. One reference, dropped when the state is freed. */
+    aiod_future *future;
+    /* Whether easy is in the multi handle. */
+    bool added;
+    /* How the transfer ended (valid once future is done). */
+    CURLcode result;
+    /* Why a write or header callback stopped the transfer. */
+    enum { REFUSED_NONE, REFUSED_BODY, REFUSED_HEAD, REFUSED_FIELDS, REFUSED_NOMEM } refused;
+    /* The call_soon that aborts a cancelled fetch, for fini. */
+    aiod_handle *abort;
+    /* The decoded body, NUL-terminated for value_string. */
+    char *body;
+    size_t body_len;
+    size_t body_cap;
+    /* The header fields of the latest response (a redirect's are dropped
+     * when the next response starts). */
+    net_header headers[NET_MAX_HEADERS];
+    size_t n_headers;
+    size_t head_bytes;
+    /* After the blank line that ends a head, until the next status line:
+     * trailer fields, which are ignored. */
+    bool head_done;
+    /* Live states, for fini. */
+    struct fetch_state *prev, *next;
+    char errbuf[CURL_ERROR_SIZE];
 } fetch_state;
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+/* The plugin's loop-wide state, set up by net_init. Only the loop thread
+ * touches it. */
+static struct {
+    const struct aiod_api *api;
+    CURLM *multi;
+    /* The pending call_later for libcurl's timeout, or NULL. */
+    aiod_handle *timer;
+    /* Every fetch_state not yet freed. */
+    fetch_state *live;
+} net;
+
+/* ---------------------------------------------------------------- states */
+
+static void headers_clear(fetch_state *fs) {
+    for (size_t i = 0; i < fs->n_headers; i++) {
+        free(fs->headers[i].name);
+        free(fs->headers[i].value);
+    }
+    fs->n_headers = 0;
+    fs->head_bytes = 0;
 }
 
-/* Seconds left before `deadline` (0: none) as an api timeout, or -1 when it
- * has passed. */
-static double left(double deadline) {
-    if (deadline == 0)
-        return 0;
-    double l = deadline - now_seconds();
-    return l > 0 ? l : -1;
+/* Frees the state; removes its transfer from the multi handle first, which
+ * closes the connection of a transfer that has not ended. */
+static void state_free(fetch_state *fs) {
+    if (!fs)
+        return;
+    if (fs->easy) {
+        if (fs->added)
+            curl_multi_remove_handle(net.multi, fs->easy);
+        curl_easy_cleanup(fs->easy);
+    }
+    net.api->future_release(fs->future);
+    headers_clear(fs);
+    free(fs->body);
+    if (fs->prev)
+        fs->prev->next = fs->next;
+    else if (net.live == fs)
+        net.live = fs->next;
+    if (fs->next)
+        fs->next->prev = fs->prev;
+    free(fs);
 }
 
-/* Turns a socket error into the task's error; cancellation passes through.
- * `when` says what the fetch was doing ("connecting", ...). */
-static int net_error(aiod_task *task, const struct aiod_api *api, int r, const char *when,
-                     const char *url, double timeout) {
-    switch (r) {
-    case -ECANCELED:
-        return r;
-    case -ETIMEDOUT:
-        return api->fail(task, "TimeoutError", "%s: timed out after %g s (while %s)", url, timeout,
-                         when);
-    case -ECONNREFUSED:
-        return api->fail(task, "ConnectionRefusedError", "%s: connection refused", url);
-    case -ECONNRESET:
-    case -EPIPE:
-        return api->fail(task, "ConnectionResetError", "%s: connection reset by peer (while %s)",
-                         url, when);
-    case -ENOENT:
-        return api->fail(task, "OSError", "%s: unknown host", url);
-    default:
-        return api->fail(task, "OSError", "%s: %s (while %s)", url, strerror(r < 0 ? -r : EIO),
-                         when);
+/* call_soon callback of a cancelled fetch: aborts its transfer on the
+ * loop's own stack. */
+static void abort_soon(void *data) {
+    fetch_state *fs = data;
+    net.api->handle_release(fs->abort);
+    fs->abort = NULL;
+    state_free(fs);
+}
+
+/* ---------------------------------------------------------------- loop side */
+
+/* Sets the future of every transfer that has ended. */
+static void collect_done(void) {
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(net.multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        char *p = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &p);
+        fetch_state *fs = (fetch_state *)p;
+        if (!fs)
+            continue;
+        fs->result = msg->data.result;
+        /* -EBUSY when its task was cancelled meanwhile: abort_soon frees it. */
+        net.api->future_set_result(fs->future, NULL);
     }
 }
+
+static void socket_action(curl_socket_t s, int how) {
+    int running;
+    CURLMcode mc = curl_multi_socket_action(net.multi, s, how, &running);
+    if (mc != CURLM_OK)
+        net.api->log(NULL, LOG_ERR, "net: curl_multi_socket_action: %s", curl_multi_strerror(mc));
+    collect_done();
+}
+
+/* watch_fd callback: a socket libcurl watches is ready. */
+static void on_ready(aiod_fdwatch *w, int fd, uint32_t revents, void *data) {
+    (void)w;
+    (void)data;
+    int how = 0;
+    if (revents & AIOD_FD_READ)
+        how |= CURL_CSELECT_IN;
+    if (revents & AIOD_FD_WRITE)
+        how |= CURL_CSELECT_OUT;
+    if (revents & AIOD_FD_ERROR)
+        how |= CURL_CSELECT_ERR;
+    socket_action(fd, how);
+}
+
+static void set_cloexec(int fd) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0 && !(flags & FD_CLOEXEC))
+        fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: what to watch on socket s. The watch is the
+ * socket's libcurl-assigned pointer (socketp). */
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
+    (void)easy;
+    (void)userp;
+    aiod_fdwatch *w = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        net.api->watch_fd_close(w);
+        curl_multi_assign(net.multi, s, NULL);
+        return 0;
+    }
+    uint32_t events =
+        (what & CURL_POLL_IN ? AIOD_FD_READ : 0u) | (what & CURL_POLL_OUT ? AIOD_FD_WRITE : 0u);
+    int r;
+    if (w) {
+        r = net.api->watch_fd_update(w, events);
+    } else {
+        /* libcurl 7.88 makes its sockets (connections, the resolver's
+         * socket pair) without close-on-exec; they must not reach the
+         * programs proc_run starts. A socket is watched in the same
+         * libcurl call that made it, before the loop can start any. */
+        set_cloexec(s);
+        r = net.api->watch_fd(s, events, on_ready, NULL, &w);
+        if (r >= 0)
+            curl_multi_assign(net.multi, s, w);
+    }
+    if (r < 0) {
+        net.api->log(NULL, LOG_ERR, "net: cannot watch socket %d: %s", (int)s, strerror(-r));
+        return -1; /* libcurl fails the transfers using it */
+    }
+    return 0;
+}
+
+/* call_later callback: libcurl's timeout has come. */
+static void on_timeout(void *data) {
+    (void)data;
+    /* It has started, so cancelling it is moot; on_timer may set a new one
+     * from inside socket_action. */
+    net.api->handle_release(net.timer);
+    net.timer = NULL;
+    socket_action(CURL_SOCKET_TIMEOUT, 0);
+}
+
+/* CURLMOPT_TIMERFUNCTION: call socket_action(CURL_SOCKET_TIMEOUT) after
+ * timeout_ms (-1: never). Must not call libcurl itself, hence call_later
+ * even for 0. */
+static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
+    (void)multi;
+    (void)userp;
+    if (net.timer) {
+        net.api->handle_cancel(net.timer);
+        net.api->handle_release(net.timer);
+        net.timer = NULL;
+    }
+    if (timeout_ms < 0)
+        return 0;
+    int r = net.api->call_later((double)timeout_ms / 1000.0, on_timeout, NULL, &net.timer);
+    if (r < 0) {
+        net.api->log(NULL, LOG_ERR, "net: cannot set a timer: %s", strerror(-r));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- transfer callbacks */
+
+/* CURLOPT_WRITEFUNCTION: appends decoded body bytes, up to NET_MAX_BODY. */
+static size_t on_body(char *data, size_t size, size_t n, void *userp) {
+    fetch_state *fs = userp;
+    size_t len = size * n;
+    if (len > NET_MAX_BODY - fs->body_len) {
+        fs->refused = REFUSED_BODY;
+        return 0;
+    }
+    if (fs->body_len + len + 1 > fs->body_cap) {
+        size_t cap = fs->body_cap ? fs->body_cap : 16 * 1024;
+        while (cap < fs->body_len + len + 1)
+            cap *= 2;
+        char *b = realloc(fs->body, cap);
+        if (!b) {
+            fs->refused = REFUSED_NOMEM;
+            return 0;
+        }
+        fs->body = b;
+        fs->body_cap = cap;
+    }
+    memcpy(fs->body + fs->body_len, data, len);
+    fs->body_len += len;
+    fs->body[fs->body_len] = '\0';
+    return len;
+}
+
+static bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* CURLOPT_HEADERFUNCTION: one whole line of a response head (status line,
+ * field, or the blank line), of every response libcurl reads: interim 1xx,
+ * redirects, the final one, then trailers. Keeps the fields of the latest. */
+static size_t on_header(char *line, size_t size, size_t n, void *userp) {
+    fetch_state *fs = userp;
+    size_t len = size * n;
+    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+        headers_clear(fs);
+        fs->head_done = false;
+    }
+    if (fs->head_done)
+        return len; /* trailer fields are dropped */
+    fs->head_bytes += len;
+    if (fs->head_bytes > NET_MAX_HEAD) {
+        fs->refused = REFUSED_HEAD;
+        return 0;
+    }
+    size_t end = len;
+    while (end > 0 && is_space(line[end - 1]))
+        end--;
+    if (end == 0) {
+        fs->head_done = true;
+        return len;
+    }
+    const char *colon = memchr(line, ':', end);
+    if (!colon || (len >= 5 && memcmp(line, "HTTP/", 5) == 0))
+        return len; /* the status line (libcurl checked the head's syntax) */
+    if (fs->n_headers == NET_MAX_HEADERS) {
+        fs->refused = REFUSED_FIELDS;
+        return 0;
+    }
+    size_t name_len = (size_t)(colon - line);
+    size_t v = name_len + 1;
+    while (v < end && is_space(line[v]))
+        v++;
+    net_header *h = &fs->headers[fs->n_headers];
+    h->name = malloc(name_len + 1);
+    h->value = malloc(end - v + 1);
+    if (!h->name || !h->value) {
+        free(h->name);
+        free(h->value);
+        fs->refused = REFUSED_NOMEM;
+        return 0;
+    }
+    for (size_t i = 0; i < name_len; i++) {
+        char c = line[i];
+        h->name[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    h->name[name_len] = '\0';
+    memcpy(h->value, line + v, end - v);
+    h->value[end - v] = '\0';
+    h->value_len = end - v;
+    fs->n_headers++;
+    return len;
+}
+
+/* ---------------------------------------------------------------- results */
 
 /* A string value if the bytes are UTF-8 without NUL, else bytes. */
 static aiod_value *text_or_bytes(const struct aiod_api *api, const char *s, size_t len) {
@@ -94,14 +363,14 @@ static aiod_value *text_or_bytes(const struct aiod_api *api, const char *s, size
     return api->value_bytes(s, len);
 }
 
-/* {"status", "headers", "body"} from a complete response; repeated header
- * fields are joined with ", " (RFC 9110, 5.3). NULL on out-of-memory. */
-static aiod_value *result_map(const struct aiod_api *api, http_response *resp) {
+/* {"status", "headers", "body"}; repeated header fields are joined with
+ * ", " (RFC 9110, 5.3). NULL on out-of-memory. */
+static aiod_value *result_map(const struct aiod_api *api, fetch_state *fs) {
     aiod_value *headers = api->value_map(), *m = api->value_map();
     if (!headers || !m)
         goto oom;
-    for (size_t i = 0; i < resp->n_headers; i++) {
-        const http_header *h = &resp->headers[i];
+    for (size_t i = 0; i < fs->n_headers; i++) {
+        const net_header *h = &fs->headers[i];
         const aiod_value *old = api->map_get(headers, h->name);
         aiod_value *v;
         if (old && api->get_string(old)) {
@@ -119,12 +388,15 @@ static aiod_value *result_map(const struct aiod_api *api, http_response *resp) {
         if (!v || api->map_set(headers, h->name, v) < 0)
             goto oom;
     }
+    long status = 0;
+    curl_easy_getinfo(fs->easy, CURLINFO_RESPONSE_CODE, &status);
     /* map_set takes the item, also on failure (and refuses a NULL one). */
-    if (api->map_set(m, "status", api->value_int(resp->status)) < 0)
+    if (api->map_set(m, "status", api->value_int(status)) < 0)
         goto oom;
     int r = api->map_set(m, "headers", headers);
     headers = NULL;
-    if (r < 0 || api->map_set(m, "body", text_or_bytes(api, resp->body, resp->body_len)) < 0)
+    if (r < 0 ||
+        api->map_set(m, "body", text_or_bytes(api, fs->body ? fs->body : "", fs->body_len)) < 0)
         goto oom;
     return m;
 oom:
@@ -133,35 +405,143 @@ oom:
     return NULL;
 }
 
-/* Builds the GET request for the parsed URL. */
-static int build_request(fetch_state *fs, const char *url, const http_url *u) {
-    const char *target = url + u->target_off;
-    int tlen = (int)u->target_len;
-    /* "http://h?q" and "http://h" have no path: the target starts with '/'. */
-    const char *slash = u->target_len == 0 || target[0] == '?' ? "/" : "";
-    char hostport[HTTP_MAX_HOST + 16];
-    snprintf(hostport, sizeof(hostport), "%s%s%s", u->host_ipv6 ? "[" : "", fs->host,
-             u->host_ipv6 ? "]" : "");
-    if (u->port != 80)
-        snprintf(hostport + strlen(hostport), sizeof(hostport) - strlen(hostport), ":%u",
-                 (unsigned)u->port);
-    size_t cap = u->target_len + strlen(hostport) + 256;
-    fs->request = malloc(cap);
-    if (!fs->request)
+/* The task's error for a transfer that failed. */
+static int fetch_error(aiod_task *task, const struct aiod_api *api, fetch_state *fs,
+                       const char *url, double timeout) {
+    CURLcode c = fs->result;
+    const char *detail = fs->errbuf[0] ? fs->errbuf : curl_easy_strerror(c);
+    long os_errno = 0;
+    curl_easy_getinfo(fs->easy, CURLINFO_OS_ERRNO, &os_errno);
+
+    switch (fs->refused) {
+    case REFUSED_NONE:
+        break;
+    case REFUSED_NOMEM:
         return -ENOMEM;
-    int n = snprintf(fs->request, cap,
-                     "GET %s%.*s HTTP/1.1\r\n"
-                     "Host: %s\r\n"
-                     "User-Agent: aiod-net/1.0\r\n"
-                     "Accept: */*\r\n"
-                     "Accept-Encoding: identity\r\n"
-                     "Connection: close\r\n"
-                     "\r\n",
-                     slash, tlen, target, hostport);
-    if (n < 0 || (size_t)n >= cap)
-        return -EINVAL;
-    fs->request_len = (size_t)n;
-    return 0;
+    case REFUSED_BODY:
+        return api->fail(task, "ValueError", "%s: response body larger than %u bytes", url,
+                         NET_MAX_BODY);
+    case REFUSED_HEAD:
+        return api->fail(task, "ProtocolError", "%s: response head larger than %u bytes", url,
+                         NET_MAX_HEAD);
+    case REFUSED_FIELDS:
+        return api->fail(task, "ProtocolError", "%s: more than %u header fields", url,
+                         NET_MAX_HEADERS);
+    }
+    switch (c) {
+    case CURLE_OUT_OF_MEMORY:
+        return -ENOMEM;
+    case CURLE_FILESIZE_EXCEEDED:
+        return api->fail(task, "ValueError", "%s: response body larger than %u bytes", url,
+                         NET_MAX_BODY);
+    case CURLE_OPERATION_TIMEDOUT:
+        return api->fail(task, "TimeoutError", "%s: timed out after %g s (%s)", url, timeout,
+                         detail);
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return api->fail(task, "OSError", "%s: unknown host (%s)", url, detail);
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return api->fail(task, "OSError", "%s: unknown proxy host (%s)", url, detail);
+    case CURLE_COULDNT_CONNECT:
+        if (os_errno == ECONNREFUSED)
+            return api->fail(task, "ConnectionRefusedError", "%s: connection refused", url);
+        return api->fail(task, "OSError", "%s: cannot connect (%s)", url, detail);
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+        if (os_errno == ECONNRESET || os_errno == EPIPE)
+            return api->fail(task, "ConnectionResetError", "%s: connection reset by peer", url);
+        return api->fail(task, "OSError", "%s: %s", url, detail);
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return api->fail(task, "SSLCertVerificationError",
+                         "%s: the server's certificate is not trusted (%s)", url, detail);
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_USE_SSL_FAILED:
+        return api->fail(task, "SSLError", "%s: %s", url, detail);
+    case CURLE_TOO_MANY_REDIRECTS:
+        return api->fail(task, "TooManyRedirects", "%s: more than %ld redirects", url,
+                         NET_MAX_REDIRS);
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        return api->fail(task, "NotImplementedError", "%s: %s (only http and https are allowed)",
+                         url, detail);
+    case CURLE_URL_MALFORMAT:
+        return api->fail(task, "ValueError", "%s: %s", url, detail);
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_HTTP3:
+    case CURLE_RANGE_ERROR:
+        return api->fail(task, "ProtocolError", "%s: %s", url, detail);
+    default:
+        return api->fail(task, "OSError", "%s: %s", url, detail);
+    }
+}
+
+/* ---------------------------------------------------------------- fetch */
+
+/* A CA file or directory from the environment, as the curl tool reads them
+ * (libcurl itself uses the paths it was built with). */
+static CURLcode set_ca(CURL *easy) {
+    const char *file = getenv("CURL_CA_BUNDLE");
+    if (!file || !*file)
+        file = getenv("SSL_CERT_FILE");
+    const char *dir = getenv("SSL_CERT_DIR");
+    CURLcode c = CURLE_OK;
+    if (file && *file)
+        c = curl_easy_setopt(easy, CURLOPT_CAINFO, file);
+    if (c == CURLE_OK && dir && *dir)
+        c = curl_easy_setopt(easy, CURLOPT_CAPATH, dir);
+    return c;
+}
+
+/* Sets every option of the fetch; a failure means out-of-memory or a
+ * libcurl built without what the plugin needs. */
+static CURLcode setup(fetch_state *fs, const char *url, double timeout) {
+    CURL *e = fs->easy;
+    CURLcode c;
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if ((c = curl_easy_setopt(e, opt, val)) != CURLE_OK)                                       \
+            return c;                                                                              \
+    } while (0)
+    SET(CURLOPT_URL, url);
+    SET(CURLOPT_PRIVATE, fs);
+    SET(CURLOPT_ERRORBUFFER, fs->errbuf);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    /* A transfer removed while its name is still being resolved leaves the
+     * resolver thread behind instead of blocking the loop until it ends. */
+    SET(CURLOPT_QUICK_EXIT, 1L);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_FOLLOWLOCATION, 1L);
+    SET(CURLOPT_MAXREDIRS, NET_MAX_REDIRS);
+    SET(CURLOPT_ACCEPT_ENCODING, "");
+    SET(CURLOPT_USERAGENT, NET_USER_AGENT);
+    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)NET_MAX_BODY);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, fs);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, fs);
+    if (timeout > 0) {
+        /* At least 1 ms: 0 would mean no limit. */
+        double ms = ceil(timeout * 1000.0);
+        SET(CURLOPT_TIMEOUT_MS, ms > 1e12 ? 1000000000000L : (long)ms);
+    }
+#undef SET
+    return set_ca(e);
 }
 
 /* fetch(url: string, timeout: double = 30) -> map */
@@ -169,77 +549,89 @@ static int fetch(aiod_task *task, const struct aiod_api *api, const aiod_value *
                  aiod_value **ret_result) {
     const char *url = api->get_string(args[0]);
     double timeout = api->get_double(args[1]);
-    aiod_sock *sock = NULL;
-    http_url u;
-    const char *why = NULL;
     int r;
 
     if (!(timeout >= 0) || isinf(timeout))
         return api->fail(task, "ValueError", "timeout must be >= 0 seconds (0: none), got %g",
                          timeout);
-    r = http_url_parse(url, strlen(url), &u, &why);
-    if (r == -EPROTONOSUPPORT)
-        return api->fail(task, "NotImplementedError", "%s: %s", url, why);
+    /* The URL's shape and scheme, checked before anything starts. */
+    CURLU *u = curl_url();
+    if (!u)
+        return -ENOMEM;
+    char *scheme = NULL;
+    CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
+    if (uc == CURLUE_OK)
+        uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    if (uc == CURLUE_OUT_OF_MEMORY) {
+        r = -ENOMEM;
+    } else if (uc != CURLUE_OK) {
+        r = api->fail(task, "ValueError", "bad URL '%s': %s%s", url, curl_url_strerror(uc),
+                      uc == CURLUE_BAD_SCHEME ? " (expected http://HOST/... or https://HOST/...)"
+                                              : "");
+    } else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+        r = api->fail(task, "NotImplementedError",
+                      "%s: only http:// and https:// URLs are supported", url);
+    } else {
+        r = 0;
+    }
+    curl_free(scheme);
+    curl_url_cleanup(u);
     if (r < 0)
-        return api->fail(task, "ValueError", "bad URL '%s': %s", url, why);
+        return r;
 
-    fetch_state *fs = malloc(sizeof(*fs));
+    fetch_state *fs = calloc(1, sizeof(*fs));
     if (!fs)
         return -ENOMEM;
-    http_response_init(&fs->resp, NET_MAX_BODY);
-    fs->request = NULL;
-    memcpy(fs->host, url + u.host_off, u.host_len);
-    fs->host[u.host_len] = '\0';
-    snprintf(fs->port, sizeof(fs->port), "%u", (unsigned)u.port);
-    double deadline = timeout > 0 ? now_seconds() + timeout : 0;
-
-    r = build_request(fs, url, &u);
+    fs->next = net.live;
+    if (net.live)
+        net.live->prev = fs;
+    net.live = fs;
+    fs->easy = curl_easy_init();
+    if (!fs->easy) {
+        r = -ENOMEM;
+        goto out;
+    }
+    CURLcode c = setup(fs, url, timeout);
+    if (c != CURLE_OK) {
+        r = c == CURLE_OUT_OF_MEMORY ? -ENOMEM
+                                     : api->fail(task, "OSError", "%s: cannot set up libcurl: %s",
+                                                 url, curl_easy_strerror(c));
+        goto out;
+    }
+    r = api->future_new(task, &fs->future);
     if (r < 0)
         goto out;
-    double t = left(deadline);
-    r = t < 0 ? -ETIMEDOUT : api->tcp_connect(task, fs->host, fs->port, t, &sock);
-    if (r < 0) {
-        r = net_error(task, api, r, "connecting", url, timeout);
+    CURLMcode mc = curl_multi_add_handle(net.multi, fs->easy);
+    if (mc != CURLM_OK) {
+        r = mc == CURLM_OUT_OF_MEMORY
+                ? -ENOMEM
+                : api->fail(task, "OSError", "%s: cannot start: %s", url, curl_multi_strerror(mc));
         goto out;
     }
-    t = left(deadline);
-    r = t < 0 ? -ETIMEDOUT : api->sock_write(task, sock, fs->request, fs->request_len, t);
-    if (r < 0) {
-        r = net_error(task, api, r, "sending the request", url, timeout);
+    fs->added = true;
+
+    r = api->future_await(task, fs->future, NULL);
+    if (r == -ECANCELED) {
+        /* Abort on the loop's stack; done at once if that cannot be
+         * scheduled. */
+        if (api->call_soon(abort_soon, fs, &fs->abort) == 0)
+            return r;
         goto out;
     }
-    for (;;) {
-        t = left(deadline);
-        long n = t < 0 ? -ETIMEDOUT : api->sock_read(task, sock, fs->buf, sizeof(fs->buf), t);
-        if (n < 0) {
-            r = net_error(task, api, (int)n, "reading the response", url, timeout);
-            goto out;
-        }
-        r = n == 0 ? http_response_eof(&fs->resp)
-                   : http_response_feed(&fs->resp, fs->buf, (size_t)n);
-        if (r == -ENOMEM)
-            goto out;
-        if (r == -EFBIG) {
-            r = api->fail(task, "ValueError", "%s: response body larger than %u bytes", url,
-                          NET_MAX_BODY);
-            goto out;
-        }
-        if (r < 0) {
-            r = api->fail(task, "ProtocolError", "%s: %s", url, fs->resp.why);
-            goto out;
-        }
-        if (r == 1)
-            break;
+    if (r < 0)
+        goto out;
+    if (fs->result != CURLE_OK) {
+        r = fetch_error(task, api, fs, url, timeout);
+        goto out;
     }
-    *ret_result = result_map(api, &fs->resp);
+    *ret_result = result_map(api, fs);
     r = *ret_result ? 0 : -ENOMEM;
 out:
-    api->sock_close(task, sock);
-    http_response_free(&fs->resp);
-    free(fs->request);
-    free(fs);
+    state_free(fs);
     return r;
 }
+
+/* ---------------------------------------------------------------- fetch_many */
 
 /* {"error": kind, "message": text} for a fetch that could not start. */
 static aiod_value *error_entry(const struct aiod_api *api, const char *kind, const char *msg) {
@@ -311,7 +703,7 @@ static int fetch_many(aiod_task *task, const struct aiod_api *api, const aiod_va
         }
         if (n_active == 0)
             break;
-        r = api->wait(task, active, n_active, 0, AIOD_FIRST_COMPLETED);
+        r = api->wait(task, active, n_active, AIOD_FOREVER, AIOD_FIRST_COMPLETED);
         if (r < 0)
             goto out;
         r = 0;
@@ -364,6 +756,8 @@ out:
     return r;
 }
 
+/* ---------------------------------------------------------------- plugin */
+
 static const struct aiod_param fetch_params[] = {
     {"url", AIOD_TYPE_STRING, NULL},
     {"timeout", AIOD_TYPE_DOUBLE, "30"},
@@ -379,7 +773,7 @@ static const struct aiod_function net_functions[] = {
     {
         .struct_size = sizeof(struct aiod_function),
         .name = "fetch",
-        .doc = "HTTP GET an http:// URL: {status, headers, body}; timeout in seconds (0: none).",
+        .doc = "HTTP(S) GET a URL: {status, headers, body}; timeout in seconds (0: none).",
         .params = fetch_params,
         .n_params = sizeof(fetch_params) / sizeof(fetch_params[0]),
         .result_type = AIOD_TYPE_MAP,
@@ -396,19 +790,126 @@ static const struct aiod_function net_functions[] = {
     },
 };
 
-/* The daemon must offer the ABI 1.1 socket entries. */
+/* Keeps libcurl loaded for the rest of the process: the daemon unloads a
+ * plugin generation whose last task has ended, and a resolver thread that a
+ * cancelled fetch left behind (CURLOPT_QUICK_EXIT) may still be running in
+ * libcurl's code then. */
+static void pin_libcurl(const struct aiod_api *api) {
+    Dl_info info;
+    void *h = NULL;
+    if (dladdr((void *)curl_version, &info) && info.dli_fname)
+        h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+    if (!h)
+        api->log(NULL, LOG_WARNING, "net: cannot pin libcurl in memory: %s", dlerror());
+    /* The handle is dropped on purpose: NODELETE outlives it. */
+}
+
+/* Which fds are open: *ret_open[fd] for fd < the count returned (0 with
+ * *ret_open NULL when /proc cannot be read or memory is short). */
+static int open_fds(bool **ret_open) {
+    *ret_open = NULL;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return 0;
+    bool *open = NULL;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end || end == e->d_name || fd < 0 || fd > 1 << 24 || fd == dirfd(d))
+            continue;
+        if (fd >= n) {
+            int m = (int)fd + 64;
+            bool *o = realloc(open, (size_t)m * sizeof(*o));
+            if (!o) {
+                free(open);
+                closedir(d);
+                return 0;
+            }
+            memset(o + n, 0, (size_t)(m - n) * sizeof(*o));
+            open = o;
+            n = m;
+        }
+        open[fd] = true;
+    }
+    closedir(d);
+    *ret_open = open;
+    return n;
+}
+
+/* Marks close-on-exec every fd opened since open_fds gave `before`: what
+ * curl_multi_init made without the flag (libcurl 7.88's wake-up socket
+ * pair), which would otherwise reach every program proc_run starts. */
+static void cloexec_new_fds(const bool *before, int n_before) {
+    if (!before)
+        return; /* nothing known of what was open before */
+    bool *now = NULL;
+    int n = open_fds(&now);
+    for (int fd = 0; fd < n; fd++)
+        if (now[fd] && !(fd < n_before && before[fd]))
+            set_cloexec(fd);
+    free(now);
+}
+
+/* The daemon must offer the ABI 1.4 futures, callbacks and fd watches. */
 static int net_init(const struct aiod_api *api) {
-    if (api->struct_size < offsetof(struct aiod_api, resolve) + sizeof(api->resolve))
+    if (api->struct_size < offsetof(struct aiod_api, watch_fd_close) + sizeof(api->watch_fd_close))
         return -ENOTSUP;
+    pin_libcurl(api);
+    CURLcode c = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (c != CURLE_OK) {
+        api->log(NULL, LOG_ERR, "net: curl_global_init: %s", curl_easy_strerror(c));
+        return -EIO;
+    }
+    net.api = api;
+    bool *before = NULL;
+    int n_before = open_fds(&before);
+    net.multi = curl_multi_init();
+    /* Its wake-up socket pair. */
+    cloexec_new_fds(before, n_before);
+    free(before);
+    if (!net.multi ||
+        curl_multi_setopt(net.multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+        curl_multi_setopt(net.multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK) {
+        if (net.multi)
+            curl_multi_cleanup(net.multi);
+        net.multi = NULL;
+        curl_global_cleanup();
+        return -ENOMEM;
+    }
     return 0;
+}
+
+static void net_fini(const struct aiod_api *api) {
+    (void)api;
+    /* Transfers whose abort had not run yet. */
+    while (net.live) {
+        fetch_state *fs = net.live;
+        if (fs->abort) {
+            net.api->handle_cancel(fs->abort);
+            net.api->handle_release(fs->abort);
+        }
+        state_free(fs);
+    }
+    /* Closes the cached connections (their watches go through on_socket). */
+    curl_multi_cleanup(net.multi);
+    net.multi = NULL;
+    if (net.timer) {
+        net.api->handle_cancel(net.timer);
+        net.api->handle_release(net.timer);
+        net.timer = NULL;
+    }
+    curl_global_cleanup();
 }
 
 AIOD_PLUGIN_EXPORT const struct aiod_plugin aiod_plugin = {
     AIOD_PLUGIN_HEAD,
     .name = "net",
-    .version = "1.0.0",
+    .version = "2.0.0",
     .functions = net_functions,
     .function_size = sizeof(struct aiod_function),
     .n_functions = sizeof(net_functions) / sizeof(net_functions[0]),
     .init = net_init,
+    .fini = net_fini,
 };

@@ -130,8 +130,3 @@ else()
                                         ${AIOD_FUZZ_CORPUS}/fuzz-conn)
 endif()
 set_tests_properties(fuzz-conn-large PROPERTIES LABELS fuzz TIMEOUT 120)
-aiod_fuzz(fuzz-http SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz-http.c
-          ${PROJECT_SOURCE_DIR}/daemon/plugins/http_parse.c LIBS aiodproto)
-target_include_directories(fuzz-http PRIVATE ${PROJECT_SOURCE_DIR}/daemon/plugins)
-set_source_files_properties(${PROJECT_SOURCE_DIR}/daemon/plugins/http_parse.c
-                            TARGET_DIRECTORY fuzz-http PROPERTIES COMPILE_OPTIONS "-Wconversion")

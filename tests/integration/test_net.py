@@ -1,27 +1,43 @@
-"""Sockets for tasks and the net plugin, against real servers on 127.0.0.1
-(and a Unix socket) that this script starts: net.fetch (200, 404, chunked,
-1 MiB, connection close, binary body, refused, timeout, unknown host,
-cancellation), net.fetch_many (50 URLs, at most 8 at once, in order), and the
-test plugin sockecho (unix_connect, a read timeout on a socket that stays
-usable, cancellation of a pending read, big TCP round trips, resolve,
-argument checks)."""
+"""Sockets for tasks and the net plugin (libcurl), against real servers on
+127.0.0.1 (and a Unix socket) that this script starts: net.fetch over http
+(200, 404, chunked, 1 MiB, connection close, binary body, refused, timeout,
+unknown host, cancellation of a pending connect and of a transfer under way,
+redirects, gzip, the body and head limits, a proxy from the environment) and
+https (a throwaway CA made with openssl: a valid certificate, one for another
+host name, a self-signed one, a CA the daemon does not trust, HTTP/2 through
+nghttpd), net.fetch_many (50 URLs, at most 8 at once, in order), and the test
+plugin sockecho (unix_connect, a read timeout on a socket that stays usable,
+cancellation of a pending read, big TCP round trips, resolve, argument
+checks)."""
 
+import gzip
 import http.server
 import json
 import os
+import shutil
 import socket
+import subprocess
 import threading
 
 import harness
+import net_tls
 
 t = harness.Suite(__file__)
 
 SOCKECHO = os.path.join(os.environ.get("AIOD_TEST_PLUGIN_DIR") or
                         os.path.join(t.plugin_dir, "..", "..", "tests", "plugins"), "sockecho")
 
+# The net plugin's limits (daemon/plugins/net.c).
+MAX_BODY = 16 * 1024 * 1024
+MAX_REDIRS = 10
 
-def daemon(**kw):
-    return t.daemon(extra_args=("--plugin-dir", SOCKECHO), **kw)
+
+def daemon(env=None, **kw):
+    """A daemon with the sockecho plugin. Proxies of the environment the tests
+    run in are switched off (no_proxy=*) unless `env` sets its own."""
+    e = {"no_proxy": "*", "NO_PROXY": "*"}
+    e.update(env or {})
+    return harness.daemon_with_env(t, e, extra_args=("--plugin-dir", SOCKECHO), **kw)
 
 
 def result(r):
@@ -36,6 +52,7 @@ def result(r):
 # About 1 MiB of a..z: 1000 KiB, so that the whole result stays within the
 # daemon's default max_result (1 MiB, encoded).
 BIG = bytes((i * 7) % 26 + 97 for i in range(1000 * 1024))
+GZIP_TEXT = b"compressed text " * 4096
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -44,14 +61,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
-    def send_body(self, status, body, ctype="text/plain"):
+    def handle(self):
+        # A client that hangs up in the middle (a cancelled or refused fetch)
+        # is what some tests want: not an error worth a traceback.
+        try:
+            super().handle()
+        except (ConnectionError, TimeoutError):
+            pass
+
+    def send_body(self, status, body, ctype="text/plain", extra=()):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Multi", "a")
         self.send_header("X-Multi", "b")
+        for k, v in extra:
+            self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
+
+    def send_chunked(self, pieces, trailer=b""):
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for piece in pieces:
+            self.wfile.write(b"%x;ext=1\r\n%s\r\n" % (len(piece), piece))
+        self.wfile.write(b"0\r\n%s\r\n" % trailer)
 
     def do_GET(self):
         srv = self.server
@@ -60,13 +95,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             srv.headers.append(dict(self.headers))
         if self.path == "/hello":
             self.send_body(200, b"hello world")
+        elif self.path.startswith("http://"):
+            # The absolute form a client sends to a proxy.
+            self.send_body(200, b"via proxy " + self.path.encode())
         elif self.path == "/chunked":
-            self.send_response(200)
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            for piece in (b"one ", b"two ", b"three" * 1000):
-                self.wfile.write(b"%x;ext=1\r\n%s\r\n" % (len(piece), piece))
-            self.wfile.write(b"0\r\nX-Trailer: t\r\n\r\n")
+            self.send_chunked((b"one ", b"two ", b"three" * 1000), b"X-Trailer: t\r\n")
         elif self.path == "/big":
             self.send_body(200, BIG)
         elif self.path == "/binary":
@@ -88,8 +121,59 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with srv.lock:
                 srv.active -= 1
             self.send_body(200, self.path[6:].encode())
+        elif self.path == "/trickle":
+            # Announces 1 MiB, sends 5 bytes, then waits for the client to
+            # hang up (it sends nothing more, so recv returns b"" only then).
+            self.send_response(200)
+            self.send_header("Content-Length", str(1 << 20))
+            self.end_headers()
+            self.wfile.write(b"start")
+            self.wfile.flush()
+            srv.trickle_started.set()
+            self.connection.settimeout(30)
+            if self.connection.recv(1) == b"":
+                srv.trickle_closed.set()
+            self.close_connection = True
+        elif self.path.startswith("/redirect/"):
+            # /redirect/N/PATH: N more redirects before PATH.
+            _, _, n, rest = self.path.split("/", 3)
+            target = "/" + rest if int(n) <= 1 else "/redirect/%d/%s" % (int(n) - 1, rest)
+            self.send_body(302, b"moved", extra=(("Location", target),))
+        elif self.path == "/redirect-loop":
+            self.send_body(302, b"again", extra=(("Location", "/redirect-loop"),))
+        elif self.path == "/redirect-ftp":
+            self.send_body(302, b"elsewhere", extra=(("Location", "ftp://127.0.0.1/x"),))
+        elif self.path == "/gzip":
+            if "gzip" not in self.headers.get("Accept-Encoding", ""):
+                self.send_body(406, b"gzip expected")
+            else:
+                self.send_body(200, gzip.compress(GZIP_TEXT),
+                               extra=(("Content-Encoding", "gzip"),))
+        elif self.path == "/gzip-bomb":
+            # 16 MiB + 1 of zeros once decoded, about 16 KiB on the wire.
+            self.send_body(200, gzip.compress(b"\0" * (MAX_BODY + 1)), "application/octet-stream",
+                           extra=(("Content-Encoding", "gzip"),))
+        elif self.path == "/huge-length":
+            self.send_body(200, b"x" * (MAX_BODY + 1))
+        elif self.path == "/huge-chunked":
+            self.send_chunked([b"y" * (1 << 20)] * 16 + [b"y"])
+        elif self.path == "/max-chunked":
+            self.send_chunked([b"z" * (1 << 20)] * 16)
+        elif self.path == "/many-fields":
+            self.send_body(200, b"fields", extra=[("X-F%d" % i, "v") for i in range(200)])
         else:
             self.send_body(404, b"no such page")
+
+
+def serve_state(srv):
+    """What Handler records on its server (plain or TLS)."""
+    srv.lock = threading.Lock()
+    srv.paths, srv.headers = [], []
+    srv.active = srv.max_active = 0
+    srv.release = threading.Event()  # never set: /slow/ waits its full time
+    srv.trickle_started = threading.Event()
+    srv.trickle_closed = threading.Event()
+    return srv
 
 
 class HTTPServer(http.server.ThreadingHTTPServer):
@@ -98,10 +182,7 @@ class HTTPServer(http.server.ThreadingHTTPServer):
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), Handler)
-        self.lock = threading.Lock()
-        self.paths, self.headers = [], []
-        self.active = self.max_active = 0
-        self.release = threading.Event()  # never set: /slow/ waits its full time
+        serve_state(self)
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
 
@@ -119,6 +200,21 @@ class HTTPServer(http.server.ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
         return False
+
+
+def https_server(certs, name):
+    return serve_state(net_tls.HTTPSServer(Handler, certs, name))
+
+
+_certs = None
+
+
+def certs():
+    """The throwaway CA and certificates, made once per run."""
+    global _certs
+    if _certs is None:
+        _certs = net_tls.Certs(t.tmpdir("certs"))
+    return _certs
 
 
 class SilentServer:
@@ -305,6 +401,8 @@ def fetch_chunked_close_binary_and_big():
         res = result(d.aioctl("run", "net.fetch", srv.url("/chunked")))
         t.eq(res["status"], 200, "status of the chunked response")
         t.eq(res["body"], "one two " + "three" * 1000, "chunked body reassembled")
+        t.check("x-trailer" not in res["headers"], "trailer fields are dropped",
+                " got %r" % (res["headers"],))
 
         res = result(d.aioctl("run", "net.fetch", srv.url("/close")))
         t.eq(res["body"], "until the end", "body delimited by the connection's end")
@@ -338,13 +436,17 @@ def fetch_errors():
         t.contains(r.err, "OSError", "error kind for an unresolvable host", r)
         t.contains(r.err, "unknown host", "message for an unresolvable host", r)
 
-        r = d.aioctl("run", "net.fetch", "https://127.0.0.1/")
-        t.eq(r.rc, 1, "exit code for https", r)
-        t.contains(r.err, "NotImplementedError", "https is reported as not supported", r)
-        t.contains(r.err, "https is not supported", "the message says why", r)
+        r = d.aioctl("run", "net.fetch", "ftp://127.0.0.1:%d/" % port)
+        t.eq(r.rc, 1, "exit code for ftp", r)
+        t.contains(r.err, "NotImplementedError", "a scheme other than http(s) is refused", r)
+        t.contains(r.err, "only http:// and https://", "the message says why", r)
 
         r = d.aioctl("run", "net.fetch", "http://127.0.0.1:99999/")
         t.contains(r.err, "ValueError", "a bad port is a ValueError", r)
+        r = d.aioctl("run", "net.fetch", "127.0.0.1/index.html")
+        t.contains(r.err, "ValueError", "a URL without a scheme is a ValueError", r)
+        r = d.aioctl("run", "net.fetch", "http://127.0.0.1:%d/" % port, "-1")
+        t.contains(r.err, "timeout must be >= 0", "a negative timeout is refused", r)
     held.close()
 
 
@@ -390,6 +492,201 @@ def connect_timeout_and_cancel():
         t.eq(r.rc, 4, "a pending connect is cancelled by run --timeout", r)
         t.eq(result(d.aioctl("run", "demo.echo", "7")), 7, "the daemon carries on")
     srv.close()
+
+
+@t.test
+def cancel_aborts_transfer():
+    """A cancel in the middle of a body closes the connection at once: the
+    server, which waits for the client to hang up, sees it."""
+    with HTTPServer() as srv, daemon() as d:
+        p = d.aioctl_bg("run", "net.fetch", srv.url("/trickle"))
+        t.check(srv.trickle_started.wait(10), "the transfer started")
+        tk = d.wait_task(lambda x: x["pid"] == p.pid and x["state"] == "running",
+                         "net.fetch running")
+        t.check(not srv.trickle_closed.is_set(), "the connection is open before the cancel")
+        r = d.aioctl("cancel", tk["task"])
+        t.eq(r.rc, 0, "cancel exit code", r)
+        r = p.wait(timeout=10)
+        t.eq(r.rc, 5, "the run reports the cancellation", r)
+        t.check(srv.trickle_closed.wait(10), "the server saw the connection closed")
+        res = result(d.aioctl("run", "net.fetch", srv.url("/hello")))
+        t.eq(res["body"], "hello world", "a fetch after the cancelled one")
+
+
+@t.test
+def transfer_sockets_stay_out_of_children():
+    """A program that proc.run starts while a fetch is under way inherits
+    none of libcurl's descriptors (only stdio and ls's own directory)."""
+    with HTTPServer() as srv, daemon() as d:
+        p = d.aioctl_bg("run", "net.fetch", srv.url("/trickle"))
+        t.check(srv.trickle_started.wait(10), "the transfer started")
+        m = result(d.aioctl("run", "proc.run", '["/bin/ls", "/proc/self/fd"]'))
+        t.eq(sorted(m["stdout"].split()), ["0", "1", "2", "3"], "the child's descriptors", m)
+        tk = d.wait_task(lambda x: x["pid"] == p.pid and x["state"] == "running",
+                         "net.fetch running")
+        d.aioctl("cancel", tk["task"])
+        t.eq(p.wait(timeout=10).rc, 5, "the fetch is cancelled")
+
+
+@t.test
+def timeout_during_body():
+    with HTTPServer() as srv, daemon() as d:
+        r = d.aioctl("run", "net.fetch", srv.url("/trickle"), "0.5", timeout=20)
+        t.eq(r.rc, 1, "exit code of a body that timed out", r)
+        t.contains(r.err, "TimeoutError", "error kind", r)
+        t.contains(r.err, "timed out after 0.5 s", "the message names the timeout", r)
+        t.between(r.elapsed, 0.45, 5.0, "seconds until the 0.5 s timeout", r)
+        t.check(srv.trickle_closed.wait(10), "the connection was closed after the timeout")
+
+
+@t.test
+def redirects():
+    with HTTPServer() as srv, daemon() as d:
+        res = result(d.aioctl("run", "net.fetch", srv.url("/redirect/3/hello")))
+        t.eq(res["status"], 200, "status after three redirects")
+        t.eq(res["body"], "hello world", "body of the redirect's target")
+        t.eq(res["headers"].get("content-length"), "11", "the headers are the final response's")
+        t.eq(srv.paths[-4:], ["/redirect/3/hello", "/redirect/2/hello", "/redirect/1/hello",
+                              "/hello"], "the requests the server saw")
+
+        n = len(srv.paths)
+        r = d.aioctl("run", "net.fetch", srv.url("/redirect-loop"))
+        t.eq(r.rc, 1, "exit code of a redirect loop", r)
+        t.contains(r.err, "TooManyRedirects", "error kind of a redirect loop", r)
+        t.contains(r.err, "more than %d redirects" % MAX_REDIRS, "its message", r)
+        t.eq(len(srv.paths) - n, MAX_REDIRS + 1, "requests made before giving up")
+
+        r = d.aioctl("run", "net.fetch", srv.url("/redirect-ftp"))
+        t.eq(r.rc, 1, "exit code of a redirect to ftp://", r)
+        t.contains(r.err, "NotImplementedError", "a redirect to ftp is not followed", r)
+
+
+@t.test
+def gzip_decoded():
+    with HTTPServer() as srv, daemon() as d:
+        res = result(d.aioctl("run", "net.fetch", srv.url("/gzip")))
+        t.eq(res["status"], 200, "status (the server wants gzip in Accept-Encoding)")
+        t.check(res["body"] == GZIP_TEXT.decode(), "the body comes back decoded",
+                " got %d characters" % len(res["body"]))
+        t.eq(res["headers"].get("content-encoding"), "gzip", "the server's content-encoding")
+        t.contains(srv.headers[-1].get("Accept-Encoding", ""), "gzip", "Accept-Encoding sent")
+
+
+@t.test
+def body_and_head_limits():
+    with HTTPServer() as srv, daemon() as d:
+        for path, what in (("/huge-length", "a Content-Length over the limit"),
+                           ("/huge-chunked", "a chunked body over the limit"),
+                           ("/gzip-bomb", "a gzip body over the limit once decoded")):
+            r = d.aioctl("run", "net.fetch", srv.url(path), timeout=60)
+            t.eq(r.rc, 1, "exit code for %s" % what, r)
+            t.contains(r.err, "ValueError", "error kind for %s" % what, r)
+            t.contains(r.err, "response body larger than %d bytes" % MAX_BODY,
+                       "message for %s" % what, r)
+        # Exactly the limit passes; the parent task sees it all.
+        res = result(d.aioctl("run", "sockecho.fetch_digest", srv.url("/max-chunked"),
+                              timeout=60))
+        t.eq(res["status"], 200, "status of a body of exactly the limit")
+        t.eq(res["length"], MAX_BODY, "a body of exactly the limit")
+
+        r = d.aioctl("run", "net.fetch", srv.url("/many-fields"))
+        t.eq(r.rc, 1, "exit code for 200 header fields", r)
+        t.contains(r.err, "ProtocolError", "error kind for too many header fields", r)
+        t.contains(r.err, "more than 128 header fields", "its message", r)
+
+
+@t.test
+def proxy_from_environment():
+    """http_proxy in the daemon's environment: the fetch goes to the proxy
+    (here the test's server), which gets the absolute URL."""
+    with HTTPServer() as srv:
+        env = {"http_proxy": "http://127.0.0.1:%d" % srv.port, "no_proxy": "", "NO_PROXY": ""}
+        with daemon(env) as d:
+            res = result(d.aioctl("run", "net.fetch", "http://aiod-proxied.invalid/page"))
+            t.eq(res["status"], 200, "status through the proxy")
+            t.eq(res["body"], "via proxy http://aiod-proxied.invalid/page",
+                 "the proxy got the absolute URL")
+            t.eq(srv.paths[-1], "http://aiod-proxied.invalid/page", "the request the proxy saw")
+
+
+# ---------------------------------------------------------------- https
+
+
+@t.test
+def https_valid_certificate():
+    c = certs()
+    with https_server(c, "good") as srv, daemon(c.trust_env()) as d:
+        res = result(d.aioctl("run", "net.fetch", srv.url("/hello")))
+        t.eq(res["status"], 200, "status over https (127.0.0.1)")
+        t.eq(res["body"], "hello world", "body over https")
+        res = result(d.aioctl("run", "net.fetch", srv.url("/hello", host="localhost")))
+        t.eq(res["body"], "hello world", "body over https by name (localhost)")
+        res = result(d.aioctl("run", "net.fetch", srv.url("/redirect/2/big")))
+        t.eq(res["status"], 200, "status after redirects over https")
+        t.check(res["body"].encode() == BIG, "1 MiB after redirects over https")
+        t.eq(srv.handshake_failures, 0, "no failed handshakes")
+
+
+@t.test
+def https_invalid_certificates():
+    c = certs()
+    with daemon(c.trust_env()) as d:
+        with https_server(c, "selfsigned") as srv:
+            r = d.aioctl("run", "net.fetch", srv.url("/hello"))
+            t.eq(r.rc, 1, "exit code for a self-signed certificate", r)
+            t.contains(r.err, "SSLCertVerificationError", "error kind for a self-signed one", r)
+            t.contains(r.err, "certificate", "the message is about the certificate", r)
+            t.check(srv.handshake_failed.wait(10), "the server saw the handshake fail")
+            t.eq(srv.paths, [], "no request was sent")
+        with https_server(c, "wronghost") as srv:
+            r = d.aioctl("run", "net.fetch", srv.url("/hello"))
+            t.eq(r.rc, 1, "exit code for a certificate of another host", r)
+            t.contains(r.err, "SSLCertVerificationError", "error kind for the wrong host", r)
+            t.contains(r.err, "127.0.0.1", "the message names the host", r)
+            t.eq(srv.paths, [], "no request was sent")
+    # The CA-signed certificate, but a daemon that trusts only the system's
+    # store, which does not hold the test CA.
+    with https_server(c, "good") as srv, daemon() as d:
+        r = d.aioctl("run", "net.fetch", srv.url("/hello"))
+        t.eq(r.rc, 1, "exit code when the CA is not trusted", r)
+        t.contains(r.err, "SSLCertVerificationError", "error kind for an unknown CA", r)
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@t.test
+def https_http2():
+    """nghttpd speaks HTTP/2 only: a fetch that succeeds used it."""
+    nghttpd = shutil.which("nghttpd") or "/usr/sbin/nghttpd"
+    if not os.path.exists(nghttpd):
+        harness.fail("nghttpd is missing (scripts/deps.sh test installs nghttp2-server)")
+    c = certs()
+    docroot = t.tmpdir("h2")
+    with open(os.path.join(docroot, "page.txt"), "w") as f:
+        f.write("served over h2\n")
+    port = free_port()
+    p = subprocess.Popen([nghttpd, "-v", "-d", docroot, "--address=127.0.0.1", str(port),
+                          c.path("good.key"), c.path("good.pem")], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        line = p.stdout.readline().decode()
+        t.contains(line, "listen 127.0.0.1:%d" % port, "nghttpd listens")
+        with daemon(c.trust_env()) as d:
+            res = result(d.aioctl("run", "net.fetch", "https://127.0.0.1:%d/page.txt" % port))
+            t.eq(res["status"], 200, "status over HTTP/2")
+            t.eq(res["body"], "served over h2\n", "body over HTTP/2")
+            t.eq(res["headers"].get("server", "").split("/")[0], "nghttpd nghttp2",
+                 "the answer came from nghttpd")
+    finally:
+        p.terminate()
+        log = p.communicate(timeout=10)[0].decode("utf-8", "replace")
+    t.contains(log, ":path: /page.txt", "nghttpd got the request in an HTTP/2 HEADERS frame")
 
 
 # ---------------------------------------------------------------- net.fetch_many

@@ -16,12 +16,6 @@ aiod_unit_test(test-output SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-output.c LIBS 
 aiod_unit_test(test-encode SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-encode.c LIBS aiodcore)
 aiod_unit_test(test-freelist SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-freelist.c LIBS aiodcore)
 aiod_unit_test(test-identity SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-identity.c LIBS aiodcore)
-# The net plugin's HTTP parser, compiled in (it is part of no library); the
-# test routes the parser's realloc through a wrapper that can fail.
-aiod_unit_test(test-http-parse SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-http-parse.c
-               ${PROJECT_SOURCE_DIR}/daemon/plugins/http_parse.c)
-target_include_directories(test-http-parse PRIVATE ${PROJECT_SOURCE_DIR}/daemon/plugins)
-target_link_options(test-http-parse PRIVATE -Wl,--wrap=realloc)
 # Task sockets, driven through the sockecho test plugin against a Unix-socket
 # server the test runs on the same loop.
 aiod_unit_test(test-sock SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-sock.c LIBS aiodcore)
