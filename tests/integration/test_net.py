@@ -159,6 +159,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_chunked([b"y" * (1 << 20)] * 16 + [b"y"])
         elif self.path == "/max-chunked":
             self.send_chunked([b"z" * (1 << 20)] * 16)
+        elif self.path == "/big-head":
+            # 40 fields of 2 KiB: 80 KiB of head in fewer than 128 fields.
+            self.send_body(200, b"head", extra=[("X-H%d" % i, "h" * 2048) for i in range(40)])
         elif self.path == "/many-fields":
             self.send_body(200, b"fields", extra=[("X-F%d" % i, "v") for i in range(200)])
         else:
@@ -593,6 +596,10 @@ def body_and_head_limits():
         t.eq(r.rc, 1, "exit code for 200 header fields", r)
         t.contains(r.err, "ProtocolError", "error kind for too many header fields", r)
         t.contains(r.err, "more than 128 header fields", "its message", r)
+        r = d.aioctl("run", "net.fetch", srv.url("/big-head"))
+        t.eq(r.rc, 1, "exit code for an 80 KiB head", r)
+        t.contains(r.err, "ProtocolError", "error kind for a head over 64 KiB", r)
+        t.contains(r.err, "response head larger than 65536 bytes", "its message", r)
 
 
 @t.test
@@ -670,12 +677,19 @@ def https_http2():
     docroot = t.tmpdir("h2")
     with open(os.path.join(docroot, "page.txt"), "w") as f:
         f.write("served over h2\n")
-    port = free_port()
-    p = subprocess.Popen([nghttpd, "-v", "-d", docroot, "--address=127.0.0.1", str(port),
-                          c.path("good.key"), c.path("good.pem")], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
+    # nghttpd cannot listen on port 0 and report the port: a free one is
+    # picked, and picked again if someone took it meanwhile.
+    for _ in range(3):
+        port = free_port()
+        p = subprocess.Popen([nghttpd, "-v", "-d", docroot, "--address=127.0.0.1", str(port),
+                              c.path("good.key"), c.path("good.pem")], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         line = p.stdout.readline().decode()
+        if "listen 127.0.0.1:%d" % port in line:
+            break
+        p.kill()
+        p.wait()
+    try:
         t.contains(line, "listen 127.0.0.1:%d" % port, "nghttpd listens")
         with daemon(c.trust_env()) as d:
             res = result(d.aioctl("run", "net.fetch", "https://127.0.0.1:%d/page.txt" % port))
