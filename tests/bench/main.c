@@ -2,7 +2,9 @@
  * aiod-bench: options, orchestration and the results table. It starts its
  * own aiod (daemon.c), drives it with the raw client (client.c) and the same
  * clients against a bare echo server (echo.c), measures coroutine switches
- * (switch.c), runs Python asyncio's gather for reference, measures durable
+ * (switch.c), runs Python asyncio's gather for reference, compares asyncio's
+ * primitives (queue, lock, event, TaskGroup) run inside aiod by the bench
+ * plugin with the same workloads in Python asyncio, measures durable
  * submits and restarts against fdatasync (durable.c), and prints, for every
  * figure, ours, the limit (or reference), the ratio and the target.
  * A workload that fails is reported as "failed: reason" and the others run.
@@ -18,6 +20,8 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <aioc.h>
 
 #include "bench.h"
 
@@ -38,6 +42,11 @@ static struct {
     const char *plugins;
     const char *python;
     const char *asyncio_script;
+    const char *prims_script;
+    /* The prims section: pairs through a queue of maxsize 1 (the unbounded
+     * queue moves 10x as many), lock contenders and their rounds, event
+     * waiters, TaskGroup children. */
+    uint64_t queue_n, lock_tasks, lock_rounds, event_n, group_n;
     uint64_t latency_n;
     uint64_t pipeline_n;
     unsigned depth;
@@ -62,6 +71,12 @@ static struct {
     .plugins = AIOD_BENCH_PLUGINS,
     .python = "python3",
     .asyncio_script = AIOD_BENCH_SRC "/asyncio_gather.py",
+    .prims_script = AIOD_BENCH_SRC "/asyncio_prims.py",
+    .queue_n = 100000,
+    .lock_tasks = 1000,
+    .lock_rounds = 100,
+    .event_n = 100000,
+    .group_n = 1000000,
     .latency_n = 100000,
     .pipeline_n = 300000,
     .depth = 256,
@@ -85,8 +100,8 @@ static void usage(FILE *f) {
         "Benchmark aiod against the physical limit (a bare echo server with the same\n"
         "framing) and print ours / limit / ratio / target for every figure.\n\n"
         "      --quick             a tiny configuration (smoke test)\n"
-        "      --only LIST         sections: idle,latency,throughput,spawn,sleep,switch,\n"
-        "                          durable\n"
+        "      --only LIST         sections: idle,latency,throughput,spawn,prims,sleep,\n"
+        "                          switch,durable\n"
         "      --aiod PATH         the daemon (default %s)\n"
         "      --plugin-dir DIR    where bench.so is (default %s)\n"
         "      --latency-n N       round trips for latency (default 100000)\n"
@@ -96,6 +111,12 @@ static void usage(FILE *f) {
         "      --sleep-seconds S   how long each of them sleeps (default 1)\n"
         "      --spawn N           children of the in-daemon spawn+gather (default 1000000)\n"
         "      --switch-n N        ping-pong iterations, 4 switches each (default 10000000)\n"
+        "      --queue-n N         prims: put/get pairs through a queue of maxsize 1\n"
+        "                          (default 100000; the unbounded queue moves 10x N)\n"
+        "      --lock-tasks N      prims: tasks contending for one lock (default 1000)\n"
+        "      --lock-rounds N     prims: acquisitions by each of them (default 100)\n"
+        "      --event-n N         prims: tasks waiting on one event (default 100000)\n"
+        "      --taskgroup N       prims: children of one TaskGroup (default 1000000)\n"
         "      --durable-n N       submits per durability throughput run, split among\n"
         "                          the clients (default 500000)\n"
         "      --durable-latency-n N  one-at-a-time durable submits (default 5000)\n"
@@ -158,7 +179,12 @@ static void parse_args(int argc, char **argv) {
         O_DUR_N,
         O_DUR_LAT,
         O_DUR_STORE,
-        O_DUR_DIR
+        O_DUR_DIR,
+        O_QUEUE_N,
+        O_LOCK_TASKS,
+        O_LOCK_ROUNDS,
+        O_EVENT_N,
+        O_GROUP_N
     };
     static const struct option longopts[] = {
         {"quick", no_argument, NULL, O_QUICK},
@@ -179,6 +205,11 @@ static void parse_args(int argc, char **argv) {
         {"durable-latency-n", required_argument, NULL, O_DUR_LAT},
         {"durable-store", required_argument, NULL, O_DUR_STORE},
         {"durable-dir", required_argument, NULL, O_DUR_DIR},
+        {"queue-n", required_argument, NULL, O_QUEUE_N},
+        {"lock-tasks", required_argument, NULL, O_LOCK_TASKS},
+        {"lock-rounds", required_argument, NULL, O_LOCK_ROUNDS},
+        {"event-n", required_argument, NULL, O_EVENT_N},
+        {"taskgroup", required_argument, NULL, O_GROUP_N},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -199,6 +230,11 @@ static void parse_args(int argc, char **argv) {
             opt.durable_n = 2000;
             opt.durable_latency_n = 200;
             opt.durable_store = 4000;
+            opt.queue_n = 1000;
+            opt.lock_tasks = 10;
+            opt.lock_rounds = 10;
+            opt.event_n = 1000;
+            opt.group_n = 10000;
             break;
         case O_ONLY:
             opt.only = optarg;
@@ -238,6 +274,21 @@ static void parse_args(int argc, char **argv) {
             break;
         case O_DUR_DIR:
             opt.durable_dir = optarg;
+            break;
+        case O_QUEUE_N:
+            opt.queue_n = parse_count(optarg, "--queue-n");
+            break;
+        case O_LOCK_TASKS:
+            opt.lock_tasks = parse_count(optarg, "--lock-tasks");
+            break;
+        case O_LOCK_ROUNDS:
+            opt.lock_rounds = parse_count(optarg, "--lock-rounds");
+            break;
+        case O_EVENT_N:
+            opt.event_n = parse_count(optarg, "--event-n");
+            break;
+        case O_GROUP_N:
+            opt.group_n = parse_count(optarg, "--taskgroup");
             break;
         case O_CONNECT:
             opt.connect = optarg;
@@ -760,6 +811,266 @@ static void spawn_section(void) {
     daemon_stop(&d);
 }
 
+/* ---------------------------------------------------------------- prims */
+
+/* The workloads of the prims section, in the order they run: the bench
+ * plugin's function and its arguments, and the name of the same workload in
+ * asyncio_prims.py, whose sizes are passed on its command line. */
+enum { PRIM_QUEUE1, PRIM_QUEUE0, PRIM_LOCK, PRIM_EVENT, PRIM_GROUP, N_PRIMS };
+
+typedef struct prim {
+    const char *py_name;
+    const char *function;
+    int64_t args[2];
+    size_t n_args;
+    /* What is counted (pairs, acquisitions, ...): figures in count/s when
+     * rate, else in seconds. */
+    uint64_t count;
+    bool rate;
+    char name[128];
+    /* asyncio's seconds, ours for the first and second run in one daemon,
+     * and the daemon's page faults during each. */
+    bool py_ok, ok[2];
+    double py_s, s[2];
+    uint64_t faults[2];
+} prim;
+
+/* Runs asyncio_prims.py once for every workload; fills py_s of those it
+ * reported and the Python version into `version`. false with the reason in
+ * err when the script could not run (then no py_ok is set). */
+static bool asyncio_prims(prim *p, char *version, size_t vlen, char *err, size_t len) {
+    if (!strcmp(opt.python, "none")) {
+        bench_note(err, len, "skipped (--python none)");
+        return false;
+    }
+    if (access(opt.prims_script, R_OK) != 0) {
+        bench_note(err, len, "%s: %s", opt.prims_script, strerror(errno));
+        return false;
+    }
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "'%s' '%s' --queue1-n %llu --queue0-n %llu --lock-tasks %llu --lock-rounds %llu "
+             "--event-n %llu --group-n %llu 2>&1",
+             opt.python, opt.prims_script, (unsigned long long)opt.queue_n,
+             (unsigned long long)(opt.queue_n * 10), (unsigned long long)opt.lock_tasks,
+             (unsigned long long)opt.lock_rounds, (unsigned long long)opt.event_n,
+             (unsigned long long)opt.group_n);
+    bench_log("asyncio: %s", cmd);
+    FILE *f = popen(cmd, "r");
+    if (!f) {
+        bench_note(err, len, "popen: %s", strerror(errno));
+        return false;
+    }
+    char line[512], last[512] = "";
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = 0;
+        snprintf(last, sizeof(last), "%s", line);
+        char name[32];
+        double secs;
+        unsigned long long count;
+        if (!strncmp(line, "python ", 7)) {
+            snprintf(version, vlen, "%.150s", line + 7);
+            continue;
+        }
+        if (sscanf(line, "%31s seconds %lf count %llu", name, &secs, &count) != 3)
+            continue;
+        for (int i = 0; i < N_PRIMS; i++)
+            if (!strcmp(name, p[i].py_name) && count == p[i].count && secs > 0) {
+                p[i].py_ok = true;
+                p[i].py_s = secs;
+            }
+    }
+    int st = pclose(f);
+    if (st != 0) {
+        bench_note(err, len, "%s exited with status %d: %s", opt.python, st, last);
+        return false;
+    }
+    return true;
+}
+
+/* Runs one workload in the daemon through libaioclient: the seconds it
+ * measured inside (its result), and the daemon's page faults meanwhile. */
+static bool prim_run(bench_daemon *d, aioc_client *cl, prim *p, int k, char *err, size_t len) {
+    aioc_call *call = aioc_call_new(p->function);
+    for (size_t i = 0; call && i < p->n_args; i++)
+        if (aioc_call_arg(call, aioc_value_int(p->args[i])) < 0) {
+            aioc_call_free(call);
+            call = NULL;
+        }
+    if (!call) {
+        bench_note(err, len, "out of memory");
+        return false;
+    }
+    bench_log("aiod: %s (%s)", p->name, k ? "again" : "first run");
+    uint64_t f0 = proc_faults(d->pid);
+    aioc_outcome *o = NULL;
+    int r = aioc_run(cl, call, 0, &o);
+    uint64_t f1 = proc_faults(d->pid);
+    aioc_call_free(call);
+    bool ok = false;
+    if (r < 0)
+        bench_note(err, len, "aioc_run: %s", strerror(-r));
+    else if (aioc_outcome_state(o) != AIOC_STATE_DONE)
+        bench_note(err, len, "%s: %s: %s", aioc_state_name(aioc_outcome_state(o)),
+                   aioc_outcome_error_kind(o), aioc_outcome_error_message(o));
+    else if (aioc_value_type(aioc_outcome_result(o)) != AIOC_TYPE_DOUBLE)
+        bench_note(err, len, "the result is not a double");
+    else {
+        p->s[k] = aioc_value_get_double(aioc_outcome_result(o));
+        p->faults[k] = f0 != UINT64_MAX && f1 != UINT64_MAX && f1 >= f0 ? f1 - f0 : UINT64_MAX;
+        ok = p->s[k] > 0;
+        if (!ok)
+            bench_note(err, len, "it measured %g s", p->s[k]);
+    }
+    aioc_outcome_free(o);
+    return ok;
+}
+
+static void prim_figure(char *buf, size_t len, const prim *p, double s) {
+    if (p->rate)
+        fmt_int(buf, len, (uint64_t)((double)p->count / s));
+    else
+        snprintf(buf, len, s < 1 ? "%.4f" : "%.3f", s);
+}
+
+/*
+ * asyncio's primitives in the daemon (the bench plugin's prim_* functions,
+ * each timed inside with loop_time) against the same workloads in Python
+ * asyncio (asyncio_prims.py, timed inside with loop.time()), run in this
+ * same run. Each workload runs twice in one daemon: the first run is the
+ * figure against asyncio (asyncio's is a first run too); the second, in
+ * parentheses, shows what reusing the daemon's memory gives. Page faults
+ * per item are the daemon's during the first run.
+ */
+static void prims_section(void) {
+    char err[300], n1[32], n2[32];
+    prim p[N_PRIMS] = {
+        [PRIM_QUEUE1] =
+            {"queue1", "bench.prim_queue", {(int64_t)opt.queue_n, 1}, 2, opt.queue_n, true},
+        [PRIM_QUEUE0] = {"queue0",
+                         "bench.prim_queue",
+                         {(int64_t)opt.queue_n * 10, 0},
+                         2,
+                         opt.queue_n * 10,
+                         true},
+        [PRIM_LOCK] = {"lock",
+                       "bench.prim_lock",
+                       {(int64_t)opt.lock_tasks, (int64_t)opt.lock_rounds},
+                       2,
+                       opt.lock_tasks * opt.lock_rounds,
+                       true},
+        [PRIM_EVENT] = {"event", "bench.prim_event", {(int64_t)opt.event_n}, 1, opt.event_n, false},
+        [PRIM_GROUP] =
+            {"taskgroup", "bench.prim_taskgroup", {(int64_t)opt.group_n}, 1, opt.group_n, false},
+    };
+    fmt_int(n1, sizeof(n1), opt.queue_n);
+    snprintf(p[PRIM_QUEUE1].name, sizeof(p[0].name), "Queue put/get, maxsize 1, %s pairs (pairs/s)",
+             n1);
+    fmt_int(n1, sizeof(n1), opt.queue_n * 10);
+    snprintf(p[PRIM_QUEUE0].name, sizeof(p[0].name), "Queue put/get, unbounded, %s pairs (pairs/s)",
+             n1);
+    fmt_int(n1, sizeof(n1), opt.lock_tasks);
+    fmt_int(n2, sizeof(n2), opt.lock_rounds);
+    snprintf(p[PRIM_LOCK].name, sizeof(p[0].name), "Lock, %s tasks x %s acquisitions (per s)", n1,
+             n2);
+    fmt_int(n1, sizeof(n1), opt.event_n);
+    snprintf(p[PRIM_EVENT].name, sizeof(p[0].name), "Event waking %s waiters (s)", n1);
+    fmt_int(n1, sizeof(n1), opt.group_n);
+    snprintf(p[PRIM_GROUP].name, sizeof(p[0].name), "TaskGroup of %s children (s)", n1);
+
+    row *r[N_PRIMS];
+    for (int i = 0; i < N_PRIMS; i++) {
+        r[i] = add_row(p[i].name);
+        snprintf(r[i]->target, sizeof(r[i]->target), ">= 10x asyncio");
+    }
+    char pf_name[128];
+    fmt_int(n1, sizeof(n1), opt.group_n);
+    snprintf(pf_name, sizeof(pf_name), "TaskGroup of %s children: page faults per child", n1);
+    row *r_pf = add_row(pf_name);
+
+    char version[160] = "?", pyerr[300] = "";
+    bool py_ran = asyncio_prims(p, version, sizeof(version), pyerr, sizeof(pyerr));
+    if (py_ran)
+        add_note("prims: asyncio is Python %s, tests/bench/asyncio_prims.py, in this run with the "
+                 "same sizes; both sides timed inside (loop_time, loop.time())",
+                 version);
+    else
+        add_note("prims: asyncio reference: %s", pyerr);
+
+    uint64_t most = opt.group_n;
+    if (opt.event_n > most)
+        most = opt.event_n;
+    if (opt.lock_tasks > most)
+        most = opt.lock_tasks;
+    bench_daemon d;
+    aioc_client *cl = NULL;
+    bool daemon_ok = start_daemon(&d, most * 2 + 16, err, sizeof(err)) == 0;
+    if (daemon_ok) {
+        int rc = aioc_connect(d.socket, &cl);
+        if (rc < 0) {
+            bench_note(err, sizeof(err), "aioc_connect: %s", strerror(-rc));
+            daemon_stop(&d);
+            daemon_ok = false;
+        }
+    }
+    for (int i = 0; i < N_PRIMS; i++) {
+        if (p[i].py_ok) {
+            prim_figure(r[i]->limit, sizeof(r[i]->limit), &p[i], p[i].py_s);
+            snprintf(r[i]->limit + strlen(r[i]->limit), sizeof(r[i]->limit) - strlen(r[i]->limit),
+                     " (asyncio)");
+        } else {
+            snprintf(r[i]->limit, sizeof(r[i]->limit), "asyncio: n/a");
+        }
+        if (!daemon_ok) {
+            fail_row(r[i], err);
+            continue;
+        }
+        for (int k = 0; k < 2; k++)
+            if (!(p[i].ok[k] = prim_run(&d, cl, &p[i], k, err, sizeof(err)))) {
+                daemon_explain(&d, err, sizeof(err));
+                break;
+            }
+        if (!p[i].ok[0]) {
+            fail_row(r[i], err);
+            continue;
+        }
+        char again[32] = "failed";
+        if (p[i].ok[1])
+            prim_figure(again, sizeof(again), &p[i], p[i].s[1]);
+        prim_figure(r[i]->ours, sizeof(r[i]->ours), &p[i], p[i].s[0]);
+        snprintf(r[i]->ours + strlen(r[i]->ours), sizeof(r[i]->ours) - strlen(r[i]->ours),
+                 " (again %s)", again);
+        if (p[i].py_ok) {
+            double ratio = p[i].py_s / p[i].s[0];
+            snprintf(r[i]->ratio, sizeof(r[i]->ratio), "%.1fx", ratio);
+            r[i]->met = yes(ratio >= 10);
+        }
+        char pf[64] = "n/a";
+        if (p[i].faults[0] != UINT64_MAX)
+            snprintf(pf, sizeof(pf), "%llu (%.4f per item)", (unsigned long long)p[i].faults[0],
+                     (double)p[i].faults[0] / (double)p[i].count);
+        if (p[i].ok[1] && p[i].py_ok)
+            add_note("%s: again in the same daemon %.1fx asyncio; the daemon's page faults in the "
+                     "first run: %s",
+                     p[i].name, p[i].py_s / p[i].s[1], pf);
+        else
+            add_note("%s: the daemon's page faults in the first run: %s", p[i].name, pf);
+    }
+    const prim *g = &p[PRIM_GROUP];
+    if (g->ok[0] && g->faults[0] != UINT64_MAX) {
+        snprintf(r_pf->ours, sizeof(r_pf->ours), "%.3f (%llu)",
+                 (double)g->faults[0] / (double)g->count, (unsigned long long)g->faults[0]);
+        if (g->ok[1] && g->faults[1] != UINT64_MAX)
+            snprintf(r_pf->limit, sizeof(r_pf->limit), "again: %.3f (%llu)",
+                     (double)g->faults[1] / (double)g->count, (unsigned long long)g->faults[1]);
+    } else {
+        snprintf(r_pf->ours, sizeof(r_pf->ours), "n/a");
+    }
+    aioc_close(cl);
+    if (daemon_ok)
+        daemon_stop(&d);
+}
+
 static void sleep_section(uint64_t n) {
     char err[300], nbuf[32], name[128];
     fmt_int(nbuf, sizeof(nbuf), n);
@@ -923,6 +1234,8 @@ int main(int argc, char **argv) {
         rpc_section();
     if (section("spawn"))
         spawn_section();
+    if (section("prims"))
+        prims_section();
     if (section("sleep"))
         for (size_t i = 0; i < opt.n_sleepers; i++)
             sleep_section(opt.sleepers[i]);
