@@ -164,6 +164,13 @@ int group_wait(tgroup *g, int status, Aiod__Value **ret_errors) {
         if (ret_errors)
             *ret_errors = TAKE_PTR(g->errors);
         r = -EIO;
+        /* The errors win over a cancellation from outside, which must not
+         * be lost: it is requested again, for the next await point
+         * (asyncio 3.13). */
+        if (t->run->cancels > 0) {
+            task_uncancel(t);
+            task_cancel(t);
+        }
     } else if (propagate_cancel)
         r = -ECANCELED;
     group_free(g);

@@ -57,9 +57,10 @@ static void task_main(void *arg) {
     t->run->exit_value = (Aiod__Value *)result;
 }
 
-/* An aio task that returned with a cancellation requested but not yet
- * delivered ends cancelled (asyncio: the CancelledError replaces its
- * result), as does one that returned -ECANCELED. */
+/* An aio task that returned a result with a cancellation requested but
+ * not yet delivered ends cancelled (asyncio: the CancelledError replaces
+ * its result; an error it raises stays), as does one that returned
+ * -ECANCELED. */
 static void end_cancelled(task *t) {
     const char *msg = t->run->cancel_msg;
     if (!msg)
@@ -77,7 +78,7 @@ static void complete(task *t) {
     Aiod__Value *v = TAKE_PTR(t->run->exit_value);
     coro_free(t->run->co);
     t->run->co = NULL;
-    if (t->aio && (r == -ECANCELED || t->run->must_cancel)) {
+    if (t->aio && (r == -ECANCELED || (r == 0 && t->run->must_cancel))) {
         pbvalue_free(v);
         end_cancelled(t);
         return;
@@ -181,14 +182,29 @@ static void step(task *t) {
  * thousand cancelled tasks ending at once do not hold every client. */
 static void on_check(uv_check_t *h) {
     (void)h;
-    /* Plain callbacks first (call_soon, done-callbacks): what they wake
-     * runs in this same drain. */
-    soon_run_ready();
+    /* The callbacks (call_soon, done-callbacks) ready now run in their
+     * FIFO place among the task steps. */
+    soon_batch_begin();
     size_t n = sched_ready_count(), done = 0;
     uint64_t deadline = coarse_ms() + LIMIT_DRAIN_SLICE_MS;
     bool stepped = false;
     task *t;
-    while (n-- > 0 && !(++done % 16 == 0 && coarse_ms() >= deadline) && (t = sched_take_ready())) {
+    for (;;) {
+        uint64_t cb_seq, task_seq;
+        bool cb = soon_batch_peek(&cb_seq);
+        if (cb && !(n > 0 && sched_peek_ready(&task_seq) && task_seq < cb_seq)) {
+            soon_batch_run_one();
+            continue;
+        }
+        if (n == 0 || (++done % 16 == 0 && coarse_ms() >= deadline)) {
+            if (!cb)
+                break;
+            n = 0; /* out of time for tasks; the callbacks still run */
+            continue;
+        }
+        n--;
+        if (!(t = sched_take_ready()))
+            continue;
         if (!task_finished(t)) {
             stepped = true;
             /* The stall detector names the task while its step holds the

@@ -96,6 +96,7 @@ static void enqueue(task *t) {
         q = &fallback;
     if (list_empty(&q->tasks))
         list_insert_tail(&active, &q->node);
+    t->run->ready_seq = soon_next_seq();
     list_insert_tail(&q->tasks, &t->run->ready_node);
     if (n_ready++ == 0)
         uv_idle_start(&idle_handle, on_idle);
@@ -103,6 +104,14 @@ static void enqueue(task *t) {
 
 void sched_start(task *t) {
     enqueue(t);
+}
+
+bool sched_peek_ready(uint64_t *ret_seq) {
+    if (list_empty(&active))
+        return false;
+    runq *q = container_of(list_first(&active), runq, node);
+    *ret_seq = task_of(list_first(&q->tasks), ready_node)->run->ready_seq;
+    return true;
 }
 
 task *sched_take_ready(void) {
@@ -142,13 +151,28 @@ bool task_cancel_due(task *t) {
 
 int sched_suspend(task *t) {
     assert(t == current);
-    if (task_cancel_due(t))
+    task_run *r = t->run;
+    if (!t->aio && t->cancel_requested)
         return -ECANCELED;
-    t->run->suspended = true;
-    t->run->wake_pending = false;
-    t->run->wake_status = 0;
+    r->suspended = true;
+    r->wake_pending = false;
+    r->wake_status = 0;
+    if (t->aio && r->must_cancel) {
+        /* asyncio: a cancellation requested while the task ran goes to
+         * what it now starts to wait on, if that takes it (the task then
+         * waits for it as usual); else the task gets -ECANCELED. Either
+         * way through the ready queue: passing it on may already have
+         * woken the task. */
+        r->must_cancel = false;
+        if (!(r->on_cancel && r->on_cancel(t, r->on_cancel_data))) {
+            if (r->wake_pending)
+                r->wake_status = -ECANCELED;
+            else
+                sched_wake(t, -ECANCELED);
+        }
+    }
     coro_yield();
-    return t->run->wake_status;
+    return r->wake_status;
 }
 
 int sched_init(uv_loop_t *l) {

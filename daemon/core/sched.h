@@ -30,6 +30,9 @@ void sched_start(task *t);
 /* Takes the first task off the ready queue, with the queue's reference, or
  * NULL when none is ready (run.c's drain). */
 task *sched_take_ready(void);
+/* The FIFO position (soon.h) of the task sched_take_ready would take;
+ * false when none is ready. */
+bool sched_peek_ready(uint64_t *ret_seq);
 
 /* Wakes a suspended task with `status` (0 or a negative errno). Ignored if
  * the task is not suspended or already woken. */

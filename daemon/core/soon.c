@@ -14,6 +14,10 @@
 
 struct soon_handle {
     list node;
+    /* When it became ready (soon_next_seq), to interleave with tasks. */
+    uint64_t seq;
+    /* For a handle on `due`: its time (soon_time seconds). */
+    double when;
     soon_fn cb;
     void *data;
     unsigned refs;
@@ -26,6 +30,10 @@ struct soon_handle {
 static uv_loop_t *loop;
 static list ready = {&ready, &ready};
 static size_t n_ready;
+/* Callbacks whose time had come when they were scheduled (call_later with
+ * a delay <= 0), by time: asyncio runs them after those already ready, in
+ * the order of their times. */
+static list due = {&due, &due};
 /* Timers of call_later handles close asynchronously: the handle is freed
  * in the close callback. */
 static uv_idle_t idle_handle;
@@ -37,6 +45,7 @@ static void on_idle(uv_idle_t *h) {
 int soon_init(uv_loop_t *l) {
     loop = l;
     list_init(&ready);
+    list_init(&due);
     n_ready = 0;
     uv_idle_init(loop, &idle_handle);
     return 0;
@@ -57,8 +66,18 @@ static void handle_unref(soon_handle *h) {
         free(h);
 }
 
+static uint64_t seq;
+
+uint64_t soon_next_seq(void) {
+    return ++seq;
+}
+
+/* What the drain runs: the callbacks that were ready when it began. */
+static list batch = {&batch, &batch};
+
 static void enqueue(soon_handle *h) {
     h->queued = true;
+    h->seq = soon_next_seq();
     list_insert_tail(&ready, &h->node);
     if (n_ready++ == 0)
         uv_idle_start(&idle_handle, on_idle);
@@ -72,6 +91,11 @@ static void dequeue(soon_handle *h) {
 }
 
 void soon_done(void) {
+    while (!list_empty(&due)) {
+        list *first = list_first(&due);
+        list_remove(first);
+        list_insert_tail(&ready, first);
+    }
     while (!list_empty(&ready)) {
         soon_handle *h = container_of(list_first(&ready), soon_handle, node);
         dequeue(h);
@@ -113,11 +137,20 @@ static void on_timer(uv_timer_t *t) {
 int soon_call_later(double delay, soon_fn cb, void *data, soon_handle **ret_handle) {
     if (!cb || isnan(delay))
         return -EINVAL;
-    if (delay <= 0)
-        return soon_call(cb, data, ret_handle);
     soon_handle *h = handle_new(cb, data, ret_handle);
     if (!h)
         return -ENOMEM;
+    if (delay <= 0) {
+        h->when = soon_time() + delay;
+        list *pos = due.prev;
+        while (pos != &due && container_of(pos, soon_handle, node)->when > h->when)
+            pos = pos->prev;
+        enqueue(h);
+        /* enqueue put it on `ready`: move it to its place on `due`. */
+        list_remove(&h->node);
+        list_insert_tail(pos->next, &h->node);
+        return 0;
+    }
     h->timed = true;
     uv_timer_init(loop, &h->timer);
     h->timer.data = h;
@@ -154,18 +187,43 @@ size_t soon_ready_count(void) {
     return n_ready;
 }
 
+void soon_batch_begin(void) {
+    /* Due ones join behind everything ready (asyncio moves its due timers
+     * to the end of the ready queue as an iteration begins). */
+    while (!list_empty(&due)) {
+        list *first = list_first(&due);
+        list_remove(first);
+        container_of(first, soon_handle, node)->seq = soon_next_seq();
+        list_insert_tail(&ready, first);
+    }
+    while (!list_empty(&ready)) {
+        list *first = list_first(&ready);
+        list_remove(first);
+        list_insert_tail(&batch, first);
+    }
+}
+
+bool soon_batch_peek(uint64_t *ret_seq) {
+    if (list_empty(&batch))
+        return false;
+    *ret_seq = container_of(list_first(&batch), soon_handle, node)->seq;
+    return true;
+}
+
+void soon_batch_run_one(void) {
+    soon_handle *h = container_of(list_first(&batch), soon_handle, node);
+    dequeue(h);
+    h->ran = true;
+    h->cb(h->data);
+    handle_unref(h);
+}
+
 size_t soon_run_ready(void) {
-    /* Those scheduled before this drain: taken aside, so that what they
-     * schedule waits for the next one. A cancel still finds them there. */
-    list batch;
-    list_move_all(&batch, &ready);
+    soon_batch_begin();
     size_t done = 0;
-    while (!list_empty(&batch)) {
-        soon_handle *h = container_of(list_first(&batch), soon_handle, node);
-        dequeue(h);
-        h->ran = true;
-        h->cb(h->data);
-        handle_unref(h);
+    uint64_t s;
+    while (soon_batch_peek(&s)) {
+        soon_batch_run_one();
         done++;
     }
     return done;

@@ -1,8 +1,8 @@
 /*
  * Plain callbacks on the loop (asyncio's call_soon, call_later, call_at):
- * run by the drain (run.c) before the tasks it steps, in FIFO order, and
- * only those scheduled before the drain began, as asyncio's loop runs the
- * callbacks that were ready when its iteration began.
+ * run by the drain (run.c) in one FIFO order with the task steps, as
+ * asyncio's ready queue holds both, and only those ready when the drain
+ * began, as asyncio's loop runs what was ready when its iteration began.
  *
  * A handle is referenced by the loop until its callback has run or it is
  * cancelled, and by whoever asked for it (soon_*'s ret_handle).
@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <uv.h>
 
@@ -34,9 +35,18 @@ void soon_release(soon_handle *h);
 /* The loop's clock in seconds (monotonic, nanosecond source). */
 double soon_time(void);
 
-/* Runs the callbacks scheduled before this call (run.c's drain). Returns
- * how many ran. */
+/* Runs the callbacks scheduled before this call. Returns how many ran. */
 size_t soon_run_ready(void);
+
+/* The drain's interleaving (run.c): soon_batch_begin takes the callbacks
+ * ready now aside; soon_batch_peek gives the position of the first in the
+ * loop's one FIFO order (soon_next_seq, shared with the tasks' ready
+ * queue), false when none is left; soon_batch_run_one runs it. */
+void soon_batch_begin(void);
+bool soon_batch_peek(uint64_t *ret_seq);
+void soon_batch_run_one(void);
+/* The next position in the FIFO order of ready callbacks and tasks. */
+uint64_t soon_next_seq(void);
 /* Callbacks waiting for a drain (the drain's idle handle keeps the poll
  * from blocking while there are some). */
 size_t soon_ready_count(void);

@@ -61,6 +61,8 @@ struct task_run {
 
     /* Scheduling (sched.c). */
     list ready_node;
+    /* Its place in the loop's FIFO of ready tasks and callbacks. */
+    uint64_t ready_seq;
     bool queued;
     bool suspended;
     bool wake_pending;

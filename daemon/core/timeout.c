@@ -47,7 +47,12 @@ static int arm(tmo *tm, double when) {
     tm->when = when >= TMO_FOREVER ? INFINITY : when;
     if (when >= TMO_FOREVER)
         return 0;
-    return soon_call_later(when - soon_time(), on_deadline, tm, &tm->timer);
+    /* A deadline already past fires as call_soon does, ahead of what the
+     * task does next (asyncio's Timeout.reschedule). */
+    double delay = when - soon_time();
+    if (delay <= 0)
+        return soon_call(on_deadline, tm, &tm->timer);
+    return soon_call_later(delay, on_deadline, tm, &tm->timer);
 }
 
 int tmo_enter(task *t, double when, tmo **ret) {

@@ -607,11 +607,19 @@ static void add_late(void *data) {
     FIN.r_spawn = api->spawn_call(FIN.owner, asyncio_h_job, &late, &FIN.c);
     FIN.r_add = FIN.r_spawn < 0 ? FIN.r_spawn : api->group_add(FIN.owner, FIN.g, FIN.c);
 }
+/* Cancelled, it cleans up for 0.2 s before it ends cancelled. */
+static int slow_cleanup(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    (void)arg;
+    (void)ret;
+    int r = api->sleep(t, 10);
+    if (r == -ECANCELED)
+        api->sleep(t, 0.2);
+    return r;
+}
 ASYNCIO_CASE(tg_test_taskgroup_finished) {
     NEED(group_new);
     NEED(call_later);
-    static struct job crash = {.delay = 0, .kind = "ZeroDivisionError"},
-                      cleanup = {.delay = 0.2, .swallow = 1};
+    static struct job crash = {.delay = 0, .kind = "ZeroDivisionError"};
     memset(&FIN, 0, sizeof(FIN));
     FIN.api = api;
     FIN.owner = t;
@@ -619,7 +627,7 @@ ASYNCIO_CASE(tg_test_taskgroup_finished) {
     drop(t, api, tg_create(t, api, FIN.g, asyncio_h_job, &crash));
     /* a child that takes 0.2 s to end once cancelled keeps the group
      * ending while the callback runs */
-    aiod_child *slow = tg_create(t, api, FIN.g, asyncio_h_job, &cleanup);
+    aiod_child *slow = tg_create(t, api, FIN.g, slow_cleanup, NULL);
     CHECK(slow);
     CHECK_OK(api->call_later(0.05, add_late, NULL, NULL));
     aiod_value *errors = NULL;
