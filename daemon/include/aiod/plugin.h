@@ -11,10 +11,14 @@
  * loop. The task calls back into the daemon only through the `struct aiod_api`
  * table it is handed; plugins never link against the daemon. Calls that wait
  * (sleep, await, gather) suspend the task and let the loop run other tasks.
- * When the task is cancelled, the waiting call returns -ECANCELED at once, and
- * so does every later waiting call of that task; the task may clean up and
- * should then return -ECANCELED, which reports it as cancelled. As in asyncio,
- * a task that swallows the cancellation and returns a result is done.
+ * When the task is cancelled, the waiting call returns -ECANCELED; the task
+ * may clean up and should then return -ECANCELED, which reports it as
+ * cancelled. As in asyncio, a task that swallows the cancellation and
+ * returns a result is done. A plugin built against ABI 1.4 or later gets
+ * asyncio's cancellation in full (see "appended in ABI 1.4" below); one
+ * built against an older header keeps the older rule: every later waiting
+ * call of a cancelled task returns -ECANCELED at once, and cancelling a task
+ * cancels all its children.
  *
  * Errors are negative errno values. Pointers are borrowed unless the comment
  * says that ownership moves ("takes", "returns a new ...").
@@ -316,11 +320,13 @@ struct aiod_api {
      * -EIO at once (pending error set; the others keep running). */
     int (*gather)(aiod_task *task, aiod_child *const *children, size_t n, int return_exceptions,
                   aiod_value **ret_list);
-    /* Asks the child to cancel; it ends at its current await point. 0. */
+    /* Asks the child to cancel; it ends at its current await point. 0;
+     * ABI 1.4 callers get 1 if the child was unfinished, else 0. */
     int (*cancel)(aiod_task *task, aiod_child *child);
     /* Releases the handle. A running child is not stopped by this. */
     void (*child_release)(aiod_task *task, aiod_child *child);
-    /* Nonzero once cancellation was requested for the task. */
+    /* Nonzero once cancellation was requested for the task (ABI 1.4: while
+     * cancelling() is nonzero). */
     int (*cancelled)(const aiod_task *task);
     /* The task's id. */
     uint64_t (*task_id)(const aiod_task *task);
@@ -330,22 +336,32 @@ struct aiod_api {
 
     /* ---- appended in ABI 1.1: check api->struct_size before use */
 
-    /* asyncio.wait_for: waits for the child at most `timeout` seconds
-     * (<= 0: no limit). On timeout returns -ETIMEDOUT and, if
-     * cancel_on_timeout, cancels the child. Otherwise as await. */
+    /* asyncio.wait_for: waits for the child at most `timeout` seconds.
+     * Otherwise as await. ABI 1.4: with cancel_on_timeout, on expiry (a
+     * timeout <= 0 expires at once) the child is cancelled and waited for;
+     * a value it returns after swallowing the cancel is returned, an error
+     * it raises is passed on, and only its cancellation becomes -ETIMEDOUT;
+     * without, -ETIMEDOUT comes at the deadline and the child runs on;
+     * AIOD_FOREVER is no limit. Before 1.4: <= 0 is no limit, and on
+     * timeout -ETIMEDOUT comes at once (the child cancelled if
+     * cancel_on_timeout). */
     int (*await_timeout)(aiod_task *task, aiod_child *child, double timeout, int cancel_on_timeout,
                          aiod_value **ret_result);
     /* asyncio.wait: returns when `return_when` (AIOD_FIRST_COMPLETED,
      * AIOD_FIRST_EXCEPTION, AIOD_ALL_COMPLETED) holds or after `timeout`
-     * seconds (<= 0: no limit), never cancelling anything. Returns how many
-     * children have finished (>= 0), -ECANCELED, -EINVAL. */
+     * seconds (<= 0: no limit before ABI 1.4; at once from 1.4, where
+     * AIOD_FOREVER is none), never cancelling anything. Returns how many
+     * children have finished (>= 0), -ECANCELED, -EINVAL (ABI 1.4: also
+     * for n == 0, asyncio's ValueError). */
     int (*wait)(aiod_task *task, aiod_child *const *children, size_t n, double timeout,
                 uint32_t return_when);
     /* asyncio.as_completed, one step at a time: waits until one of the
      * children not yet returned by earlier calls has finished and writes its
      * index to *ret_index. `seen` (n flags, zeroed by the caller before the
      * first call) records what was returned. 0, -ETIMEDOUT, -ECANCELED,
-     * -ENOENT when all were returned. */
+     * -ENOENT when all were returned. The timeout applies per call before
+     * ABI 1.4; from 1.4 it covers the whole iteration, counted from the
+     * call that starts it (no child marked in `seen`). */
     int (*as_completed)(aiod_task *task, aiod_child *const *children, size_t n, unsigned char *seen,
                         double timeout, size_t *ret_index);
     /* asyncio.shield: cancelling the tasks that await this child, or its
@@ -522,9 +538,11 @@ struct aiod_api {
      * -ECANCELED if it was cancelled, or if the task was (which cancels
      * the future, as asyncio does). */
     int (*future_await)(aiod_task *task, aiod_future *f, aiod_value **ret_result);
-    /* Future.result()/exception() without waiting: as future_await, but
-     * -EAGAIN while pending. kind and message (either may be NULL) are
-     * borrowed while a reference is held. */
+    /* Future.result() without waiting: as future_await, but -EAGAIN while
+     * pending. Future.exception(): 1 and the kind and message (borrowed
+     * while a reference is held; either pointer may be NULL) if it failed,
+     * 0 if done, -ECANCELED (kind "CancelledError", its message), -EAGAIN
+     * while pending. */
     int (*future_result)(aiod_task *task, const aiod_future *f, aiod_value **ret_result);
     int (*future_error)(const aiod_future *f, const char **ret_kind, const char **ret_message);
     /* add_done_callback: cb(f, data) is scheduled (as call_soon) once the
