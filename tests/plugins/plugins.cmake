@@ -16,8 +16,9 @@ aiod_test_plugin(nosym nosym.c ${PROJECT_SOURCE_DIR}/daemon/include)
 aiod_test_plugin(duplicate duplicate.c ${PROJECT_SOURCE_DIR}/daemon/include)
 aiod_test_plugin(badsig badsig.c ${PROJECT_SOURCE_DIR}/daemon/include)
 aiod_test_plugin(frozen_v1 frozen_v1.c ${CMAKE_CURRENT_LIST_DIR}/abi-1.0)
+aiod_test_plugin(abi13 abi13.c ${PROJECT_SOURCE_DIR}/daemon/include)
 set(AIOD_TEST_PLUGINS testplugin_good testplugin_wrong_abi testplugin_nosym
-    testplugin_duplicate testplugin_badsig testplugin_frozen_v1)
+    testplugin_duplicate testplugin_badsig testplugin_frozen_v1 testplugin_abi13)
 
 # blocker: holds the loop on purpose (watchdog test) and is built twice, as
 # generation 1 (blocker/blocker.so) and 2 (blocker2/blocker.so), for the
