@@ -20,7 +20,19 @@
 
 #include "daemon-loop.h"
 
-#ifdef AIOD_SANITIZED
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define AIOD_TSAN_BUILD 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define AIOD_TSAN_BUILD 1
+#endif
+
+/* Under TSan every started task is a fiber with trace memory of its own. */
+#if defined(AIOD_TSAN_BUILD)
+#define DEEP_CHAIN 10000
+#elif defined(AIOD_SANITIZED)
 #define DEEP_CHAIN 100000
 #else
 #define DEEP_CHAIN 1000000
