@@ -68,6 +68,34 @@ static void end_cancelled(task *t) {
     task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"), alloc_strdup(msg));
 }
 
+/* The kind of a failure without api->fail: Python's name for the errno
+ * (its OSError subclasses), else "OSError". */
+static const char *errno_kind(int r) {
+    switch (-r) {
+    case ETIMEDOUT:
+        return "TimeoutError";
+    case ENOENT:
+        return "FileNotFoundError";
+    case EEXIST:
+        return "FileExistsError";
+    case EACCES:
+    case EPERM:
+        return "PermissionError";
+    case ECONNREFUSED:
+        return "ConnectionRefusedError";
+    case ECONNRESET:
+        return "ConnectionResetError";
+    case ECONNABORTED:
+        return "ConnectionAbortedError";
+    case EPIPE:
+        return "BrokenPipeError";
+    case ENOMEM:
+        return "MemoryError";
+    default:
+        return "OSError";
+    }
+}
+
 static char *dup_or_null(const char *s) {
     return s ? alloc_strdup(s) : NULL;
 }
@@ -124,7 +152,7 @@ static void complete(task *t) {
     }
     char *kind = TAKE_PTR(t->run->pending_kind), *msg = TAKE_PTR(t->run->pending_message);
     if (!kind) {
-        kind = alloc_strdup("OSError");
+        kind = alloc_strdup(errno_kind(r));
         msg = alloc_strdup(strerror(r < 0 && r > -4096 ? -r : EIO));
     }
     task_finish(t, TASK_FAILED, NULL, kind, msg);

@@ -44,6 +44,9 @@ aiod_integration_test(threads 120)
 aiod_integration_test(proc 300)
 set_tests_properties(integration.threads integration.proc PROPERTIES
                      ENVIRONMENT "AIOD_TEST_PLUGIN_DIR=${AIOD_TEST_PLUGIN_DIR};AIOD_SANITIZE=${AIOD_SANITIZE}")
+aiod_integration_test(signals 90)
+set_tests_properties(integration.signals PROPERTIES
+                     ENVIRONMENT AIOD_TEST_PLUGIN_DIR=${AIOD_TEST_PLUGIN_DIR})
 aiod_integration_test(net 180)
 set_tests_properties(integration.net PROPERTIES
                      ENVIRONMENT AIOD_TEST_PLUGIN_DIR=${AIOD_TEST_PLUGIN_DIR})

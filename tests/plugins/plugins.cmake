@@ -31,6 +31,7 @@ list(APPEND AIOD_TEST_PLUGINS testplugin_blocker testplugin_blocker2)
 # to_thread and proc_run (test_threads.py, test_proc.py)
 aiod_test_plugin(threads threads.c ${PROJECT_SOURCE_DIR}/daemon/include)
 aiod_test_plugin(proctest proctest.c ${PROJECT_SOURCE_DIR}/daemon/include)
+aiod_test_plugin(sigwait sigwait.c ${PROJECT_SOURCE_DIR}/daemon/include)
 # sockecho: drives the socket api (test_net.py).
 aiod_test_plugin(sockecho sockecho.c ${PROJECT_SOURCE_DIR}/daemon/include)
 list(APPEND AIOD_TEST_PLUGINS testplugin_sockecho)

@@ -168,7 +168,8 @@ struct aiod_api;
  * store the result in *ret_result (ownership moves to the daemon; leaving
  * it NULL means null) and return 0. On failure call api->fail() to set the
  * error kind and message and return a negative errno; without fail() the
- * kind is "OSError" and the message strerror().
+ * kind is Python's name for the errno ("TimeoutError" for -ETIMEDOUT, ...,
+ * else "OSError") and the message strerror().
  */
 typedef int (*aiod_task_fn)(aiod_task *task, const struct aiod_api *api,
                             const aiod_value *const *args, aiod_value **ret_result);
