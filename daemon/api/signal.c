@@ -110,6 +110,20 @@ void signal_done(void) {
         }
 }
 
+/* A new entry on the list of signal slot `s` (the caller sets t or cb). */
+static int watch_add(int s, int signo, aiod_sigwatch **ret) {
+    int r = catch_usr(s);
+    if (r < 0)
+        return r;
+    aiod_sigwatch *w = alloc_calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    w->signo = signo;
+    list_insert_tail(&watchers[s], &w->node);
+    *ret = w;
+    return 0;
+}
+
 static void on_wait_timeout(uv_timer_t *h) {
     sched_wake(h->data, -ETIMEDOUT);
 }
@@ -124,15 +138,11 @@ int signal_wait(task *t, int signo, double timeout) {
         return -ETIMEDOUT;
     if (timeout >= 1e9)
         timeout = 0;
-    int r = catch_usr(s);
+    aiod_sigwatch *w = NULL;
+    int r = watch_add(s, signo, &w);
     if (r < 0)
         return r;
-    aiod_sigwatch *w = alloc_calloc(1, sizeof(*w));
-    if (!w)
-        return -ENOMEM;
-    w->signo = signo;
     w->t = t;
-    list_insert_tail(&watchers[s], &w->node);
     if (timeout > 0)
         sched_start_timer(t, on_wait_timeout, timeout);
     r = sched_suspend(t);
@@ -155,16 +165,12 @@ int signal_watch_new(int signo, void (*cb)(int signo, void *data), void *data,
     int s = slot_of(signo);
     if (s < 0 || !cb || !ret)
         return -EINVAL;
-    int r = catch_usr(s);
+    aiod_sigwatch *w = NULL;
+    int r = watch_add(s, signo, &w);
     if (r < 0)
         return r;
-    aiod_sigwatch *w = alloc_calloc(1, sizeof(*w));
-    if (!w)
-        return -ENOMEM;
-    w->signo = signo;
     w->cb = cb;
     w->data = data;
-    list_insert_tail(&watchers[s], &w->node);
     *ret = w;
     return 0;
 }
