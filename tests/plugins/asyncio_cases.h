@@ -149,3 +149,9 @@ CASE(events_test_call_later)
 CASE(events_test_call_later_negative_delays)
 CASE(events_test_time_and_call_at)
 CASE(events_test_handle)
+
+/* test_events.py (EventLoopTestsMixin reader/writer) and wait_fd */
+CASE(events_test_reader_callback)
+CASE(events_test_writer_callback)
+CASE(fds_wait_fd)
+CASE(fds_refused)

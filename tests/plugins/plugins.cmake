@@ -43,7 +43,7 @@ list(APPEND AIOD_TEST_PLUGINS testplugin_fdhog)
 add_library(testplugin_asyncio MODULE
             ${CMAKE_CURRENT_LIST_DIR}/asyncio_plugin.c ${CMAKE_CURRENT_LIST_DIR}/asyncio_tasks.c
             ${CMAKE_CURRENT_LIST_DIR}/asyncio_futures.c ${CMAKE_CURRENT_LIST_DIR}/asyncio_timeouts.c
-            ${CMAKE_CURRENT_LIST_DIR}/asyncio_taskgroups.c)
+            ${CMAKE_CURRENT_LIST_DIR}/asyncio_taskgroups.c ${CMAKE_CURRENT_LIST_DIR}/asyncio_fds.c)
 set_target_properties(testplugin_asyncio PROPERTIES PREFIX "" OUTPUT_NAME asyncio
                       LIBRARY_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests/plugins/asyncio)
 target_include_directories(testplugin_asyncio PRIVATE ${PROJECT_SOURCE_DIR}/daemon/include)
