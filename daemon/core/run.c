@@ -208,13 +208,14 @@ static void step(task *t) {
  * after LIMIT_DRAIN_SLICE_MS (looked at every 16 steps), leaving the rest
  * ready: the loop polls for I/O and runs timers in between, so that ten
  * thousand cancelled tasks ending at once do not hold every client. */
-static void on_check(uv_check_t *h) {
-    (void)h;
+/* One drain: the tasks and callbacks that were ready when it began, in
+ * their FIFO order; true if it stepped a task. Stops early past
+ * `deadline`, leaving the rest of the tasks ready. */
+static bool drain(uint64_t deadline) {
     /* The callbacks (call_soon, done-callbacks) ready now run in their
      * FIFO place among the task steps. */
     soon_batch_begin();
     size_t n = sched_ready_count(), done = 0;
-    uint64_t deadline = coarse_ms() + LIMIT_DRAIN_SLICE_MS;
     bool stepped = false;
     task *t;
     for (;;) {
@@ -244,6 +245,19 @@ static void on_check(uv_check_t *h) {
         if (task_finished(t))
             task_settle(t); /* if it finished while queued */
         task_unref(t);
+    }
+    return stepped;
+}
+
+/* The drains of one loop iteration (LIMIT_DRAINS_PER_POLL). */
+static void on_check(uv_check_t *h) {
+    (void)h;
+    uint64_t deadline = coarse_ms() + LIMIT_DRAIN_SLICE_MS;
+    bool stepped = false;
+    for (unsigned i = 0; i < LIMIT_DRAINS_PER_POLL; i++) {
+        stepped |= drain(deadline);
+        if ((sched_ready_count() == 0 && soon_ready_count() == 0) || coarse_ms() >= deadline)
+            break;
     }
     if (stepped)
         stall_leave();
