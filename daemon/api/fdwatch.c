@@ -112,11 +112,12 @@ int fdwatch_wait(task *t, int fd, uint32_t events, double timeout) {
         close_poll(w);
         return r == UV_EBADF ? -EBADF : r;
     }
-    if (timeout > 0)
-        sched_start_timer(t, on_wait_timeout, timeout);
-    r = sched_suspend(t);
-    if (timeout > 0)
-        uv_timer_stop(&t->run->timer);
+    r = timeout > 0 ? sched_start_timer(t, on_wait_timeout, timeout) : 0;
+    if (r == 0) {
+        r = sched_suspend(t);
+        if (timeout > 0)
+            sched_stop_timer(t);
+    }
     close_poll(w);
     return r;
 }

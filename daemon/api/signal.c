@@ -143,11 +143,12 @@ int signal_wait(task *t, int signo, double timeout) {
     if (r < 0)
         return r;
     w->t = t;
-    if (timeout > 0)
-        sched_start_timer(t, on_wait_timeout, timeout);
-    r = sched_suspend(t);
-    if (timeout > 0)
-        uv_timer_stop(&t->run->timer);
+    r = timeout > 0 ? sched_start_timer(t, on_wait_timeout, timeout) : 0;
+    if (r == 0) {
+        r = sched_suspend(t);
+        if (timeout > 0)
+            sched_stop_timer(t);
+    }
     list_remove(&w->node);
     if (w->delivered) {
         /* A cancellation that came with the signal waits for the next

@@ -204,9 +204,11 @@ void plan_start(task *t) {
     }
     uint64_t now = task_now_usec();
     if (p->next_run_usec > now) {
-        sched_start_timer(t, on_time, (double)(p->next_run_usec - now) / 1e6);
-        p->timer_armed = true;
-        return;
+        if (sched_start_timer(t, on_time, (double)(p->next_run_usec - now) / 1e6) == 0) {
+            p->timer_armed = true;
+            return;
+        }
+        log_task(LOG_ERR, t, "no memory for the timer of its next attempt; starting it now");
     }
     sched_start(t);
 }

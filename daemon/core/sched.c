@@ -198,16 +198,24 @@ void sched_done(void) {
     last_q = NULL;
 }
 
-void sched_start_timer(task *t, uv_timer_cb cb, double seconds) {
+int sched_start_timer(task *t, uv_timer_cb cb, double seconds) {
     task_run *run = t->run;
-    if (!run->timer_init) {
-        uv_timer_init(loop, &run->timer);
-        run->timer_init = true;
+    if (!run->timer) {
+        run->timer = alloc_malloc(sizeof(*run->timer));
+        if (!run->timer)
+            return -ENOMEM;
+        uv_timer_init(loop, run->timer);
     }
-    run->timer.data = t;
+    run->timer->data = t;
     double ms = ceil(seconds * 1000.0);
-    uv_timer_start(&run->timer, cb,
+    uv_timer_start(run->timer, cb,
                    ms > (double)LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)ms, 0);
+    return 0;
+}
+
+void sched_stop_timer(task *t) {
+    if (t->run->timer)
+        uv_timer_stop(t->run->timer);
 }
 
 static void on_sleep_timer(uv_timer_t *h) {
@@ -228,8 +236,10 @@ int sched_sleep(task *t, double seconds) {
         coro_yield();
         return run->wake_status;
     }
-    sched_start_timer(t, on_sleep_timer, seconds);
-    int r = sched_suspend(t);
-    uv_timer_stop(&run->timer);
+    int r = sched_start_timer(t, on_sleep_timer, seconds);
+    if (r < 0)
+        return r;
+    r = sched_suspend(t);
+    sched_stop_timer(t);
     return r;
 }

@@ -56,8 +56,11 @@ int sched_suspend(task *t);
 int sched_sleep(task *t, double seconds);
 
 /* Starts the task's own timer (made on first use) to call `cb` with the
- * task as handle data after `seconds`, capped at LIMIT_TIMER_MAX_MS. */
-void sched_start_timer(task *t, uv_timer_cb cb, double seconds);
+ * task as handle data after `seconds`, capped at LIMIT_TIMER_MAX_MS. 0, or
+ * -ENOMEM (no timer: the caller must not wait for it). */
+int sched_start_timer(task *t, uv_timer_cb cb, double seconds);
+/* Stops it, if the task has one. */
+void sched_stop_timer(task *t);
 
 /* Tasks in the ready queue. */
 size_t sched_ready_count(void);

@@ -319,8 +319,8 @@ task *task_ref(task *t) {
     return t;
 }
 
-static void free_run_memory(uv_handle_t *h) {
-    slab_free(&run_blocks, h->data);
+static void free_timer(uv_handle_t *h) {
+    free(h);
 }
 
 /* Frees the run part: the task has left every list it linked. */
@@ -334,11 +334,9 @@ static void release_run(task *t) {
     free(r->cancel_msg);
     if (r->co)
         coro_free(r->co);
-    if (r->timer_init) {
-        r->timer.data = r;
-        uv_close((uv_handle_t *)&r->timer, free_run_memory);
-    } else
-        slab_free(&run_blocks, r);
+    if (r->timer)
+        uv_close((uv_handle_t *)r->timer, free_timer);
+    slab_free(&run_blocks, r);
 }
 
 void task_settle(task *t) {

@@ -67,10 +67,11 @@ struct task_run {
     bool suspended;
     bool wake_pending;
     int wake_status;
-    /* Sleep timer initialised (timer below): the run part is freed in its
-     * close callback. */
-    bool timer_init;
-    uv_timer_t timer;
+    /* The task's own timer (sleeps, wait timeouts, the next attempt),
+     * made on first use (sched_start_timer): most tasks never sleep, and
+     * a libuv timer is a third of the run part's size. Closed and freed
+     * apart from the run part. */
+    uv_timer_t *timer;
 
     /* The unfinished children, which the parent cancels when it ends (or,
      * with `aio`, hands to its own holder: finish.c), the task's place on

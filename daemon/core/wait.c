@@ -166,17 +166,18 @@ static int watch_children(task *t, task *const *children, size_t n, const unsign
             wb->items[i].child = children[i];
             task_add_waiter(children[i], &wb->items[i].w);
         }
-        if (timeout > 0)
-            sched_start_timer(t, on_wait_timeout, timeout);
-        if (wb->pass_cancel) {
-            t->run->on_cancel = pass_cancel;
-            t->run->on_cancel_data = wb;
+        r = timeout > 0 ? sched_start_timer(t, on_wait_timeout, timeout) : 0;
+        if (r == 0) {
+            if (wb->pass_cancel) {
+                t->run->on_cancel = pass_cancel;
+                t->run->on_cancel_data = wb;
+            }
+            r = sched_suspend(t);
+            t->run->on_cancel = NULL;
+            t->run->on_cancel_data = NULL;
+            if (timeout > 0)
+                sched_stop_timer(t);
         }
-        r = sched_suspend(t);
-        t->run->on_cancel = NULL;
-        t->run->on_cancel_data = NULL;
-        if (timeout > 0)
-            uv_timer_stop(&t->run->timer);
         for (size_t i = 0; i < n; i++)
             task_remove_waiter(&wb->items[i].w);
         if (wb->hop_handle) {
