@@ -9,6 +9,7 @@
 #include "core/group.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +27,22 @@ typedef struct member {
     struct tgroup *g;
 } member;
 
+/* Members come in blocks, allocated as the group grows and never moved
+ * (their waiters are linked into the children's lists): a group of a
+ * million children costs one allocation per block, and no copying. */
+#define MEMBERS_PER_BLOCK 1024
+
+typedef struct member_block {
+    struct member_block *next;
+    size_t n;
+    member m[MEMBERS_PER_BLOCK];
+} member_block;
+
 struct tgroup {
     task *t;
-    member **members;
-    size_t n, cap;
+    member_block *first, *last;
+    /* Members in all, and room in the last block. */
+    size_t n, cap_last;
     size_t unfinished;
     bool aborting, exiting, parent_cancel_requested, waiting;
     /* {"error", "message"} maps, in the order the failures happened. */
@@ -48,9 +61,10 @@ int group_new(task *t, tgroup **ret) {
 
 static void abort_group(tgroup *g) {
     g->aborting = true;
-    for (size_t i = 0; i < g->n; i++)
-        if (!task_finished(g->members[i]->child))
-            task_cancel(g->members[i]->child);
+    for (member_block *b = g->first; b; b = b->next)
+        for (size_t i = 0; i < b->n; i++)
+            if (!task_finished(b->m[i].child))
+                task_cancel(b->m[i].child);
 }
 
 static void add_error(tgroup *g, const char *kind, const char *message) {
@@ -95,34 +109,45 @@ int group_add(tgroup *g, task *spawner, task *child) {
         task_cancel(child);
         return -EINVAL;
     }
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 8;
-        member **n = realloc(g->members, cap * sizeof(*n));
-        if (!n)
+    if (!g->last || g->last->n == g->cap_last) {
+        /* A small group's first block holds what it needs; later ones are
+         * full size. */
+        size_t cap = g->last ? MEMBERS_PER_BLOCK : 8;
+        member_block *b = alloc_malloc(offsetof(member_block, m) + cap * sizeof(member));
+        if (!b)
             return -ENOMEM;
-        g->members = n;
-        g->cap = cap;
+        b->next = NULL;
+        b->n = 0;
+        if (g->last)
+            g->last->next = b;
+        else
+            g->first = b;
+        g->last = b;
+        g->cap_last = cap;
     }
-    member *m = alloc_calloc(1, sizeof(*m));
-    if (!m)
-        return -ENOMEM;
+    member *m = &g->last->m[g->last->n++];
     m->child = task_ref(child);
     m->g = g;
     m->w.fn = on_member_done;
+    m->w.data = NULL;
     list_init(&m->w.node);
-    g->members[g->n++] = m;
+    g->n++;
     g->unfinished++;
     task_add_waiter(child, &m->w);
     return 0;
 }
 
 static void group_free(tgroup *g) {
-    for (size_t i = 0; i < g->n; i++) {
-        task_remove_waiter(&g->members[i]->w);
-        task_unref(g->members[i]->child);
-        free(g->members[i]);
+    member_block *b = g->first;
+    while (b) {
+        for (size_t i = 0; i < b->n; i++) {
+            task_remove_waiter(&b->m[i].w);
+            task_unref(b->m[i].child);
+        }
+        member_block *next = b->next;
+        free(b);
+        b = next;
     }
-    free(g->members);
     pbvalue_free(g->errors);
     task_unref(g->t);
     free(g);
