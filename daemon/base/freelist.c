@@ -9,22 +9,7 @@
 
 #include "alloc.h"
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FREELIST_OFF 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define FREELIST_OFF 1
-#endif
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
+#include "base/memcheck.h"
 
 /* The link lives in the freed block itself. */
 typedef struct block {
@@ -44,7 +29,7 @@ void *freelist_take(freelist *fl) {
 void freelist_give(freelist *fl, void *p) {
     if (!p)
         return;
-#ifndef FREELIST_OFF
+#ifndef AIOD_ASAN
     if (fl->n < fl->max && !RUNNING_ON_VALGRIND) {
         block *b = p;
         b->next = fl->head;

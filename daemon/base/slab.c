@@ -11,22 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SLAB_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define SLAB_ASAN 1
-#endif
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
+#include "base/memcheck.h"
 
 /* The header at the start of every chunk; the objects follow it. */
 typedef struct slab_chunk {
@@ -178,7 +163,7 @@ static bool setup(slab *s) {
     if (s->size == 0 || s->size > SLAB_MAX_OBJECT)
         return false;
     s->stride = (s->size + 15) & ~(size_t)15;
-#ifdef SLAB_ASAN
+#ifdef AIOD_ASAN
     s->malloc_mode = true;
 #else
     s->malloc_mode = RUNNING_ON_VALGRIND;

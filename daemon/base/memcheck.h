@@ -1,0 +1,27 @@
+/*
+ * Whether a memory checker watches this build (AIOD_ASAN: AddressSanitizer,
+ * with gcc or clang) or this run (RUNNING_ON_VALGRIND). Allocators that
+ * recycle memory themselves (freelist.c, slab.c) step aside for them, so
+ * that a use after free is still caught.
+ */
+#ifndef AIOD_MEMCHECK_H
+#define AIOD_MEMCHECK_H
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AIOD_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define AIOD_ASAN 1
+#endif
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+#endif
