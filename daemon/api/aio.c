@@ -145,6 +145,21 @@ void aio_link_child(aiod_task *parent_, aiod_task *child_) {
         sched_start(child);
 }
 
+int aio_new_child(aiod_task *self, fn_entry *fn, Aiod__Value **argv, size_t argc, task **ret) {
+    task *parent = T(self);
+    output *out = task_output(parent);
+    if (!out) {
+        value_argv_free(argv, argc);
+        return -ENOMEM;
+    }
+    int r = task_new(fn, argv, argc, AIOD__OWNERSHIP__ATTACHED, parent->uid, parent->pid, out, ret);
+    if (r == -EAGAIN || r == -EDQUOT)
+        task_set_pending_error(parent, "LimitError",
+                               r == -EAGAIN ? "task limit (max_tasks) reached"
+                                            : "task limit of the user (max_tasks_per_uid) reached");
+    return r == -EDQUOT ? -EAGAIN : r;
+}
+
 int aio_spawn_call(aiod_task *self,
                    int (*fn)(aiod_task *child, const struct aiod_api *api, void *arg,
                              aiod_value **ret_result),
@@ -152,19 +167,9 @@ int aio_spawn_call(aiod_task *self,
     task *parent = T(self), *child = NULL;
     if (!parent || !fn || !ret_child || task_finished(parent))
         return -EINVAL;
-    output *out = task_output(parent);
-    if (!out)
-        return -ENOMEM;
-    int r = task_new(parent->fn, NULL, 0, AIOD__OWNERSHIP__ATTACHED, parent->uid, parent->pid, out,
-                     &child);
-    if (r < 0) {
-        if (r == -EAGAIN || r == -EDQUOT)
-            task_set_pending_error(parent, "LimitError",
-                                   r == -EAGAIN
-                                       ? "task limit (max_tasks) reached"
-                                       : "task limit of the user (max_tasks_per_uid) reached");
-        return r == -EDQUOT ? -EAGAIN : r;
-    }
+    int r = aio_new_child(self, parent->fn, NULL, 0, &child);
+    if (r < 0)
+        return r;
     child->run->call_fn = (void *)fn;
     child->run->call_arg = arg;
     aio_link_child(self, (aiod_task *)child);

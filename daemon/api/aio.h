@@ -9,6 +9,9 @@
 
 #include <aiod/plugin.h>
 
+#include "aiod-pb.h"
+#include "base/forward.h"
+
 int aio_cancel_msg(aiod_task *task, aiod_child *child, const char *msg);
 int aio_cancel_self(aiod_task *task, const char *msg);
 uint32_t aio_cancelling(const aiod_task *task);
@@ -59,8 +62,12 @@ void aio_handle_release(aiod_handle *h);
 int aio_wait_fd(aiod_task *task, int fd, uint32_t events, double timeout);
 int aio_wait_signal(aiod_task *task, int signo, double timeout);
 
-/* spawn's core for both spawn and spawn_call (api.c): links the new child
- * to its parent and starts it. */
+/* spawn's core for both spawn and spawn_call (api.c): a new attached child
+ * of `parent` running `fn` with the checked argv (taken, also on failure),
+ * sharing the parent's output; a limit sets the parent's pending error
+ * LimitError. 0, -EAGAIN (a task limit), -ENOMEM. */
+int aio_new_child(aiod_task *parent, fn_entry *fn, Aiod__Value **argv, size_t argc, task **ret);
+/* Then links the new child to its parent and starts it. */
 void aio_link_child(aiod_task *parent, aiod_task *child);
 
 #endif

@@ -191,21 +191,9 @@ static int a_spawn(aiod_task *t, const char *function, aiod_value **args, size_t
             task_set_pending_error(parent, "TypeError", err);
         return r;
     }
-    output *out = task_output(parent);
-    if (!out) {
-        value_argv_free(argv, fn->sig.n_params);
-        return -ENOMEM;
-    }
-    r = task_new(fn, argv, fn->sig.n_params, AIOD__OWNERSHIP__ATTACHED, parent->uid, parent->pid,
-                 out, &child);
-    if (r < 0) {
-        if (r == -EAGAIN)
-            task_set_pending_error(parent, "LimitError", "task limit (max_tasks) reached");
-        else if (r == -EDQUOT)
-            task_set_pending_error(parent, "LimitError",
-                                   "task limit of the user (max_tasks_per_uid) reached");
-        return r == -EDQUOT ? -EAGAIN : r;
-    }
+    r = aio_new_child(t, fn, argv, fn->sig.n_params, &child);
+    if (r < 0)
+        return r;
     aio_link_child(t, (aiod_task *)child);
     *ret_child = (aiod_child *)child;
     return 0;
