@@ -5,11 +5,11 @@ set -euo pipefail
 
 build_pkgs=(gcc make cmake pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
             libsystemd-dev libjansson-dev libsqlite3-dev libcmocka-dev go-md2man
-            libcurl4-openssl-dev)
+            libcurl4-openssl-dev libhiredis-dev)
 test_pkgs=(python3 clang libclang-rt-14-dev libfuzzer-14-dev clang-format systemd valgrind
            debootstrap systemd-container dpkg-dev fakeroot file lintian man-db
            python3-protobuf protobuf-compiler bash-completion sqlite3 openssl
-           nghttp2-server)
+           nghttp2-server redis-server redis-tools)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then
