@@ -19,7 +19,9 @@
  *      daemon shutting down -ESHUTDOWN, internal error -EFAULT, the
  *      daemon's state store could not record the request (its disk is
  *      full, or the store failed; nothing was started) -ENOSPC (since
- *      1.5; older libraries give -EFAULT).
+ *      1.5; older libraries give -EFAULT), the cluster (its Redis) is
+ *      unreachable or failed the request -EHOSTUNREACH (since 1.6; older
+ *      libraries give -EFAULT).
  *  - Transport errors: -ENOENT / -ECONNREFUSED / -EACCES from connect,
  *    -ECONNRESET or -EPIPE when the daemon goes away, -ENOMEM.
  *  - Every function checks its arguments and returns -EINVAL (or NULL)
@@ -31,6 +33,7 @@
 #ifndef AIOC_H
 #define AIOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,12 +57,12 @@ extern "C" {
  * so the SONAME) when the ABI breaks.
  */
 #define AIOC_VERSION_MAJOR 1
-#define AIOC_VERSION_MINOR 5
+#define AIOC_VERSION_MINOR 6
 #define AIOC_VERSION_PATCH 0
 
 #define AIOC_STRINGIFY_(x) #x
 #define AIOC_STRINGIFY(x) AIOC_STRINGIFY_(x)
-/* "1.5.0", for the compiler; aioc_version() gives the library's at run time. */
+/* "1.6.0", for the compiler; aioc_version() gives the library's at run time. */
 #define AIOC_VERSION_STRING                                                                        \
     AIOC_STRINGIFY(AIOC_VERSION_MAJOR)                                                             \
     "." AIOC_STRINGIFY(AIOC_VERSION_MINOR) "." AIOC_STRINGIFY(AIOC_VERSION_PATCH)
@@ -343,9 +346,57 @@ AIOC_EXPORT int aioc_submit_ex(aioc_client *c, const aioc_call *call, unsigned f
                                const aioc_schedule *sched, uint64_t *ret_id);
 
 /*
+ * Cluster queues (added in libaioclient 1.6). Daemons that share one Redis
+ * form a cluster (docs/cluster.md); a task submitted to one of its queues
+ * runs on whichever host works that queue and has the function, not
+ * necessarily the one the client is connected to. Such a task's id is
+ * cluster-wide, at least AIOC_CLUSTER_ID_BASE (2^48), and any host of the
+ * cluster resolves it: aioc_await, aioc_show, aioc_cancel and aioc_logs
+ * (and their aioc_start_* forms) take cluster ids as they take local ones,
+ * though one await or cancel may not mix the two (-EINVAL). The listing
+ * (aioc_list and its kin) shows local tasks only.
+ */
+#define AIOC_CLUSTER_ID_BASE (UINT64_C(1) << 48)
+/* A queue name is 1 to AIOC_QUEUE_NAME_MAX bytes, each one of
+ * AIOC_QUEUE_NAME_CHARS ([A-Za-z0-9_.-]): a program can check a name before
+ * it connects (strspn(name, AIOC_QUEUE_NAME_CHARS) == strlen(name)). */
+#define AIOC_QUEUE_NAME_MAX 64
+#define AIOC_QUEUE_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+
+/* True when `id` is a cluster task's id (at least AIOC_CLUSTER_ID_BASE),
+ * false for a local one (and for 0). Added in libaioclient 1.6. */
+AIOC_EXPORT bool aioc_is_cluster_id(uint64_t id);
+
+/*
+ * Submits `call` to the cluster queue `queue` and returns once the cluster
+ * holds it (its Redis has the entry, and as many replicas as the daemon's
+ * cluster_replicas), with its cluster id in *ret_id. `flags`: one
+ * ownership, AIOC_SUBMIT_SUBMITTED (the result is kept for a later await;
+ * also what 0 means here, as a queued task is never attached: it outlives
+ * the connection by nature) or AIOC_SUBMIT_DETACHED (fire and forget); not
+ * AIOC_SUBMIT_FOLLOW (follow it with aioc_logs). A queued task takes no
+ * schedule. `queue` and `call` are borrowed for the call only.
+ *
+ * Errors: -EINVAL (NULL c, call or ret_id, a task item as call, a bad flag,
+ * a queue name that is not 1-64 of [A-Za-z0-9_.-]: all before anything is
+ * sent; or the daemon refused an argument or is not part of a cluster: see
+ * aioc_last_error), -ENOENT (no host of the cluster serves the function on
+ * that queue), -EHOSTUNREACH (the cluster's Redis is unreachable or failed;
+ * nothing was queued), -EPERM, -EAGAIN (a limit), -ESHUTDOWN, -EMSGSIZE,
+ * transport errors. A daemon older than the cluster ignores the queue and
+ * runs the task itself (its id is then below AIOC_CLUSTER_ID_BASE).
+ * Added in libaioclient 1.6.
+ */
+AIOC_EXPORT int aioc_submit_queue(aioc_client *c, const char *queue, const aioc_call *call,
+                                  unsigned flags, uint64_t *ret_id);
+
+/*
  * Waits for n tasks. timeout <= 0 waits forever; on timeout returns
  * -ETIMEDOUT and the tasks keep running. On success ret_outcomes (an array of
  * n pointers supplied by the caller) is filled with new outcomes, in order.
+ * The ids may be cluster ids (all of them or none): then -EHOSTUNREACH when
+ * the cluster's Redis is unreachable (since 1.6), -EINVAL when they mix
+ * cluster and local ids or the daemon is not part of a cluster.
  */
 AIOC_EXPORT int aioc_await(aioc_client *c, const uint64_t *ids, size_t n, double timeout,
                            aioc_outcome **ret_outcomes);
@@ -366,7 +417,9 @@ AIOC_EXPORT int aioc_await(aioc_client *c, const uint64_t *ids, size_t n, double
 AIOC_EXPORT int aioc_gather(aioc_client *c, const aioc_call *const *items, size_t n, unsigned flags,
                             double timeout, aioc_outcome **ret_outcomes, aioc_outcome **ret_failed);
 
-/* Asks tasks to cancel. Returns how many were still unfinished (>= 0). */
+/* Asks tasks to cancel. Returns how many were still unfinished (>= 0).
+ * Cluster ids as for aioc_await: all or none, -EHOSTUNREACH when the
+ * cluster's Redis is unreachable (since 1.6). */
 AIOC_EXPORT int aioc_cancel(aioc_client *c, const uint64_t *ids, size_t n);
 
 /* ------------------------------------------------------------------ inspection */
@@ -429,6 +482,14 @@ AIOC_EXPORT int aioc_task_info_attempt_record(const aioc_task_info *t, size_t i,
                                               uint64_t *ret_finished_usec,
                                               const char **ret_error_kind,
                                               const char **ret_error_message);
+/* A cluster task's queue, the host that runs or ran it (NULL while it is
+ * still queued), and the host it was submitted on, as the hosts of the
+ * cluster name themselves (cluster_host); borrowed from t. NULL for a
+ * local task, from a daemon older than the cluster, and for NULL. Added in
+ * libaioclient 1.6. */
+AIOC_EXPORT const char *aioc_task_info_queue(const aioc_task_info *t);
+AIOC_EXPORT const char *aioc_task_info_host(const aioc_task_info *t);
+AIOC_EXPORT const char *aioc_task_info_owner_host(const aioc_task_info *t);
 /* Accepts NULL. */
 AIOC_EXPORT void aioc_task_info_free(aioc_task_info *t);
 /* Frees an array from aioc_list and its elements. Accepts NULL. */
@@ -520,13 +581,18 @@ AIOC_EXPORT int aioc_list_page(aioc_client *c, const aioc_list_query *q, uint64_
  * aioc_list_page; nothing is written on failure. */
 AIOC_EXPORT int aioc_list_all(aioc_client *c, const aioc_list_query *q, aioc_task_info ***ret_tasks,
                               size_t *ret_n);
-/* One task in detail. -ESRCH if unknown. */
+/* One task in detail. -ESRCH if unknown; for a cluster id, -EHOSTUNREACH
+ * when the cluster's Redis is unreachable (since 1.6) and -EINVAL when the
+ * daemon is not part of a cluster. */
 AIOC_EXPORT int aioc_show(aioc_client *c, uint64_t id, aioc_task_info **ret_task);
 
 #define AIOC_LOGS_FOLLOW 0x1u
 /* Delivers the task's retained output to the output callback; with
  * AIOC_LOGS_FOLLOW keeps delivering until the task ends. Returns the task's
- * state (AIOC_STATE_*) at the end, or a negative errno. */
+ * state (AIOC_STATE_*) at the end, or a negative errno: -ESRCH (unknown
+ * task), for a cluster id -EHOSTUNREACH (the cluster's Redis is
+ * unreachable; since 1.6) or -EINVAL (the daemon is not part of a
+ * cluster), ... */
 AIOC_EXPORT int aioc_logs(aioc_client *c, uint64_t id, unsigned flags);
 /* As aioc_logs; on success also *ret_dropped (may be NULL) gets how many of
  * the task's lines this request did not get: lines no longer kept when it
@@ -730,7 +796,7 @@ AIOC_EXPORT int aioc_start_run(aioc_client *c, const aioc_call *call, double tim
 
 /* aioc_await without blocking: completes with n outcomes in the order of
  * `ids` (copied; the array may be freed after the call), or -ETIMEDOUT,
- * -ESRCH, ... */
+ * -ESRCH, -EHOSTUNREACH (cluster ids, the cluster unreachable), ... */
 AIOC_EXPORT int aioc_start_await(aioc_client *c, const uint64_t *ids, size_t n, unsigned flags,
                                  double timeout, aioc_request_cb cb, void *userdata,
                                  aioc_request **ret);

@@ -91,12 +91,18 @@ AIOC_EXPORT const aioc_outcome *aioc_task_info_outcome(const aioc_task_info *t) 
     return &t->outcome;
 }
 
+/* A string field the daemon may leave empty (or an older one not send):
+ * NULL then, as the header promises. */
+static const char *text_or_null(const char *s) {
+    return s && *s ? s : NULL;
+}
+
 AIOC_EXPORT const char *aioc_task_info_call_text(const aioc_task_info *t) {
-    return t && cpb(t)->call_text && *cpb(t)->call_text ? cpb(t)->call_text : NULL;
+    return t ? text_or_null(cpb(t)->call_text) : NULL;
 }
 
 AIOC_EXPORT const char *aioc_task_info_waiting_for(const aioc_task_info *t) {
-    return t && cpb(t)->waiting_for && *cpb(t)->waiting_for ? cpb(t)->waiting_for : NULL;
+    return t ? text_or_null(cpb(t)->waiting_for) : NULL;
 }
 
 AIOC_EXPORT uint64_t aioc_task_info_output_lines(const aioc_task_info *t) {
@@ -155,6 +161,20 @@ AIOC_EXPORT int aioc_task_info_attempt_record(const aioc_task_info *t, size_t i,
     if (ret_error_message)
         *ret_error_message = a->error_message;
     return 0;
+}
+
+/* The cluster (libaioclient 1.6). */
+
+AIOC_EXPORT const char *aioc_task_info_queue(const aioc_task_info *t) {
+    return t ? text_or_null(cpb(t)->queue) : NULL;
+}
+
+AIOC_EXPORT const char *aioc_task_info_host(const aioc_task_info *t) {
+    return t ? text_or_null(cpb(t)->host) : NULL;
+}
+
+AIOC_EXPORT const char *aioc_task_info_owner_host(const aioc_task_info *t) {
+    return t ? text_or_null(cpb(t)->owner_host) : NULL;
 }
 
 AIOC_EXPORT void aioc_task_info_free(aioc_task_info *t) {

@@ -1,13 +1,16 @@
 /*
  * task: the requests that create, wait for, cancel and follow tasks:
- * aioc_run, aioc_create_task, aioc_submit, aioc_detach, aioc_submit_ex, aioc_await,
- * aioc_gather, aioc_cancel and aioc_logs. Each builds its ClientMessage on
- * the stack from borrowed pieces and lets client_call do the exchange.
+ * aioc_run, aioc_create_task, aioc_submit, aioc_detach, aioc_submit_ex,
+ * aioc_submit_queue, aioc_await, aioc_gather, aioc_cancel and aioc_logs.
+ * Each builds its ClientMessage on the stack from borrowed pieces and lets
+ * client_call do the exchange. Every Submit, local or to a cluster queue,
+ * is built by submit().
  */
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloc.h"
 #include "call.h"
@@ -28,8 +31,11 @@ static double timeout_wire(double timeout) {
     return timeout > 0 ? timeout : 0;
 }
 
+/* Sends a Submit and waits for its Submitted. `sched` may be NULL (none),
+ * `queue` NULL (a local task) or a cluster queue's name, checked by the
+ * caller; both are borrowed for the call. */
 static int submit(aioc_client *c, const aioc_call *call, Aiod__Ownership ownership,
-                  const aioc_schedule *sched, uint64_t *ret_id) {
+                  const aioc_schedule *sched, const char *queue, uint64_t *ret_id) {
     Aiod__Submit s = AIOD__SUBMIT__INIT;
     Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
     Aiod__ServerMessage *reply = NULL;
@@ -43,6 +49,8 @@ static int submit(aioc_client *c, const aioc_call *call, Aiod__Ownership ownersh
     s.ownership = ownership;
     /* Borrowed for the message: packing only reads it. */
     s.schedule = (Aiod__Schedule *)schedule_pb(sched);
+    if (queue)
+        s.queue = (char *)queue;
     m.body_case = AIOD__CLIENT_MESSAGE__BODY_SUBMIT;
     m.submit = &s;
     r = client_call(c, &m, AIOD__SERVER_MESSAGE__BODY_SUBMITTED, &reply);
@@ -57,15 +65,15 @@ static int submit(aioc_client *c, const aioc_call *call, Aiod__Ownership ownersh
 }
 
 AIOC_EXPORT int aioc_create_task(aioc_client *c, const aioc_call *call, uint64_t *ret_id) {
-    return submit(c, call, AIOD__OWNERSHIP__ATTACHED, NULL, ret_id);
+    return submit(c, call, AIOD__OWNERSHIP__ATTACHED, NULL, NULL, ret_id);
 }
 
 AIOC_EXPORT int aioc_submit(aioc_client *c, const aioc_call *call, uint64_t *ret_id) {
-    return submit(c, call, AIOD__OWNERSHIP__SUBMITTED, NULL, ret_id);
+    return submit(c, call, AIOD__OWNERSHIP__SUBMITTED, NULL, NULL, ret_id);
 }
 
 AIOC_EXPORT int aioc_detach(aioc_client *c, const aioc_call *call, uint64_t *ret_id) {
-    return submit(c, call, AIOD__OWNERSHIP__DETACHED, NULL, ret_id);
+    return submit(c, call, AIOD__OWNERSHIP__DETACHED, NULL, NULL, ret_id);
 }
 
 AIOC_EXPORT int aioc_submit_ex(aioc_client *c, const aioc_call *call, unsigned flags,
@@ -76,7 +84,30 @@ AIOC_EXPORT int aioc_submit_ex(aioc_client *c, const aioc_call *call, unsigned f
      * Submitted reply, before any output (aioc_start_submit_ex follows). */
     if ((flags & ~0x3u) || (flags & 0x3u) == 3)
         return -EINVAL;
-    return submit(c, call, own[flags], sched, ret_id);
+    return submit(c, call, own[flags], sched, NULL, ret_id);
+}
+
+AIOC_EXPORT bool aioc_is_cluster_id(uint64_t id) {
+    return id >= AIOC_CLUSTER_ID_BASE;
+}
+
+/* 1 to AIOC_QUEUE_NAME_MAX of AIOC_QUEUE_NAME_CHARS, as the daemons take it. */
+static bool queue_name_valid(const char *queue) {
+    size_t n = strlen(queue);
+    return n >= 1 && n <= AIOC_QUEUE_NAME_MAX && strspn(queue, AIOC_QUEUE_NAME_CHARS) == n;
+}
+
+AIOC_EXPORT int aioc_submit_queue(aioc_client *c, const char *queue, const aioc_call *call,
+                                  unsigned flags, uint64_t *ret_id) {
+    /* Submitted (0 is the same: a queued task is never attached) or
+     * detached; no follow. A bad name is refused here, before anything
+     * goes out, and so is the rest by submit(). */
+    if (!queue || !queue_name_valid(queue) ||
+        (flags != 0 && flags != AIOC_SUBMIT_SUBMITTED && flags != AIOC_SUBMIT_DETACHED))
+        return -EINVAL;
+    Aiod__Ownership own =
+        flags == AIOC_SUBMIT_DETACHED ? AIOD__OWNERSHIP__DETACHED : AIOD__OWNERSHIP__SUBMITTED;
+    return submit(c, call, own, NULL, queue, ret_id);
 }
 
 /* Moves the n outcomes of an Outcomes reply into ret (caller's array),

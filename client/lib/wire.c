@@ -91,6 +91,9 @@ static int check_task_info(Aiod__TaskInfo *t) {
     if (!t)
         return -EPROTO;
     wire_fix_utf8(t->function);
+    wire_fix_utf8(t->queue);
+    wire_fix_utf8(t->host);
+    wire_fix_utf8(t->owner_host);
     for (size_t i = 0; i < t->n_attempts; i++) {
         if (!t->attempts[i])
             return -EPROTO;
@@ -195,6 +198,8 @@ int wire_error_errno(uint32_t code) {
         return -ESHUTDOWN;
     case AIOD__ERROR_CODE__ERROR_STORE:
         return -ENOSPC;
+    case AIOD__ERROR_CODE__ERROR_UNAVAILABLE:
+        return -EHOSTUNREACH;
     default:
         return -EFAULT;
     }
