@@ -47,7 +47,9 @@ static const char show_help[] =
     "Shows everything known about one task as 'key: value' lines: id, state,\n"
     "function, ownership, owner, parent, times, arguments and result or error;\n"
     "for a task with a schedule also its attempts, next run, the tasks it runs\n"
-    "after and each ended attempt (number, start, end, error kind: message).\n";
+    "after and each ended attempt (number, start, end, error kind: message);\n"
+    "for a cluster task (an id from 'submit --queue', shown by any host of the\n"
+    "cluster) also its queue, the host that runs or ran it and its owner host.\n";
 
 /* The name of user `uid`, or NULL when it has none. The last answer is
  * kept: the tasks of a list mostly have one owner, and each lookup may ask
@@ -431,6 +433,15 @@ static void show_attempts(const aioc_task_info *t) {
     }
 }
 
+/* A cluster task's queue and the host that runs or ran it (none while it
+ * is queued); nothing for a local task. */
+static void show_cluster(const aioc_task_info *t) {
+    if (aioc_task_info_queue(t))
+        printf("queue: %s\n", aioc_task_info_queue(t));
+    if (aioc_task_info_host(t))
+        printf("host: %s\n", aioc_task_info_host(t));
+}
+
 static void show_plain(const aioc_task_info *t) {
     char buf[64];
     const aioc_outcome *o = aioc_task_info_outcome(t);
@@ -443,10 +454,13 @@ static void show_plain(const aioc_task_info *t) {
         printf("waiting for: %s\n", aioc_task_info_waiting_for(t));
     show_schedule(t);
     printf("function: %s\n", aioc_task_info_function(t));
+    show_cluster(t);
     printf("ownership: %s\n", aioc_task_info_ownership(t));
     const char *name = user_name(aioc_task_info_owner_uid(t));
     printf("owner: %s%suid %" PRIu32 "%s, pid %" PRId32 "\n", name ? name : "", name ? " (" : "",
            aioc_task_info_owner_uid(t), name ? ")" : "", aioc_task_info_owner_pid(t));
+    if (aioc_task_info_owner_host(t))
+        printf("owner host: %s\n", aioc_task_info_owner_host(t));
     if (aioc_task_info_parent_id(t))
         printf("parent: %" PRIu64 "\n", aioc_task_info_parent_id(t));
     else
@@ -506,6 +520,24 @@ static void show_json_schedule(const aioc_task_info *t) {
     printf("]");
 }
 
+/* show --json's cluster fields, each only when set: queue, host and
+ * owner_host. */
+static void show_json_cluster(const aioc_task_info *t) {
+    const struct {
+        const char *key, *value;
+    } fields[] = {
+        {"queue", aioc_task_info_queue(t)},
+        {"host", aioc_task_info_host(t)},
+        {"owner_host", aioc_task_info_owner_host(t)},
+    };
+    for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+        if (!fields[i].value)
+            continue;
+        _cleanup_free_ char *v = print_json_string(fields[i].value);
+        printf(",\"%s\":%s", fields[i].key, v ? v : "null");
+    }
+}
+
 static void show_json(const aioc_task_info *t) {
     char created[64], started[64], finished[64];
     const aioc_outcome *o = aioc_task_info_outcome(t);
@@ -527,6 +559,7 @@ static void show_json(const aioc_task_info *t) {
            json_time(aioc_task_info_finished_usec(t), finished, sizeof(finished)),
            args ? args : "[]", aioc_task_info_output_lines(t), aioc_task_info_output_dropped(t));
     show_json_schedule(t);
+    show_json_cluster(t);
     if (o && aioc_outcome_state(o) == AIOC_STATE_DONE) {
         _cleanup_free_ char *v = aioc_value_to_json(aioc_outcome_result(o));
         printf(",\"result\":%s", v ? v : "null");

@@ -4,6 +4,9 @@
  * them by the function's declared parameter types. Each takes the schedule
  * options (schedopt.h); a `run` with a schedule is sent as a followed
  * attached Submit and an Await, since a Gather carries no schedule.
+ * `submit` and `detach` also take --queue, which sends the task to a
+ * cluster queue instead (aioc_submit_queue), and `submit --detach` is
+ * `detach`.
  */
 #include <errno.h>
 #include <poll.h>
@@ -30,51 +33,127 @@ static const char run_help[] =
     "                       waiting for its start and retries included\n" SCHEDOPT_HELP
     "  -h, --help           show this help\n";
 
+/* The help lines of --queue, for submit and detach. */
+#define QUEUE_HELP                                                                                 \
+    "  -q, --queue Q        send it to the cluster queue Q (1-64 of A-Z a-z 0-9 _ . -):\n"         \
+    "                       any host working Q that has FUNC runs it; the id printed\n"            \
+    "                       is cluster-wide (await, show, cancel, logs take it on\n"               \
+    "                       any host); no schedule options with it\n"
+
 static const char submit_help[] =
-    "Usage: aioctl submit [SCHEDULE OPTIONS] FUNC [ARG...]\n"
+    "Usage: aioctl submit [--queue Q] [--detach] [SCHEDULE OPTIONS] FUNC [ARG...]\n"
     "\n"
     "Creates a task that outlives aioctl and keeps its result for a later\n"
     "'aioctl await ID'. Prints the task's id. A task with a schedule is kept\n"
     "by the daemon across its restarts, attempts and retries included.\n"
-    "\n" SCHEDOPT_HELP "  -h, --help           show this help\n";
+    "\n" QUEUE_HELP "      --detach         keep no result: as 'aioctl detach'\n" SCHEDOPT_HELP
+    "  -h, --help           show this help\n";
 
 static const char detach_help[] =
-    "Usage: aioctl detach [SCHEDULE OPTIONS] FUNC [ARG...]\n"
+    "Usage: aioctl detach [--queue Q] [SCHEDULE OPTIONS] FUNC [ARG...]\n"
     "\n"
     "Starts a task nobody waits for (fire and forget): it outlives aioctl and\n"
     "its result is only logged by the daemon. Prints the task's id. A task\n"
     "with a schedule is kept by the daemon across its restarts.\n"
-    "\n" SCHEDOPT_HELP "  -h, --help           show this help\n";
+    "\n" QUEUE_HELP SCHEDOPT_HELP "  -h, --help           show this help\n";
 
-/* Parses [--timeout S] (when allowed), the schedule options, --help and
+/* The `val` of --detach: apart from the schedule options' and below
+ * CLI_OPT_JSON, as cli_getopt wants. */
+enum {
+    OPT_DETACH = 0xb0,
+};
+
+/* Each command's own options. */
+static const struct option run_options[] = {
+    {"timeout", required_argument, NULL, 't'},
+    {"help", no_argument, NULL, 'h'},
+    SCHEDOPT_OPTIONS,
+    {},
+};
+static const struct option submit_options[] = {
+    {"queue", required_argument, NULL, 'q'},
+    {"detach", no_argument, NULL, OPT_DETACH},
+    {"help", no_argument, NULL, 'h'},
+    SCHEDOPT_OPTIONS,
+    {},
+};
+/* detach's: submit's but --detach. */
+static const struct option detach_options[] = {
+    {"queue", required_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    SCHEDOPT_OPTIONS,
+    {},
+};
+
+/* What one of the commands takes. */
+typedef struct command {
+    const char *help;
+    const char *shortopts;
+    const struct option *options;
+} command;
+
+static const command run_command = {run_help, "+t:h", run_options};
+static const command submit_command = {submit_help, "+q:h", submit_options};
+static const command detach_command = {detach_help, "+q:h", detach_options};
+
+/* What the options asked for, beyond the schedule. */
+typedef struct start_opts {
+    /* run's --timeout, 0 when not given. */
+    double timeout;
+    /* --queue's value (borrowed from argv), or NULL. */
+    const char *queue;
+    /* submit --detach. */
+    bool detach;
+    /* The first schedule option as typed ("--retries"), "" when none:
+     * --queue refuses it by that name. */
+    char sched_opt[64];
+} start_opts;
+
+/* 1 to AIOC_QUEUE_NAME_MAX of AIOC_QUEUE_NAME_CHARS. */
+static bool queue_name_valid(const char *q) {
+    size_t n = strlen(q);
+    return n >= 1 && n <= AIOC_QUEUE_NAME_MAX && strspn(q, AIOC_QUEUE_NAME_CHARS) == n;
+}
+
+/* Parses the command's options (cmd), the schedule options, --help and
  * the global options, up to FUNC: the words after it are the call's,
  * options or not. *ret_sched gets the schedule asked for, or NULL. Returns
  * -1 to go on, else an exit code. */
-static int parse(cli *c, int argc, char **argv, const char *help, double *timeout,
+static int parse(cli *c, int argc, char **argv, const command *cmd, start_opts *so_out,
                  aioc_schedule **ret_sched) {
-    static const struct option options[] = {
-        {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        SCHEDOPT_OPTIONS,
-        {},
-    };
     schedopt so = {0};
     char why[160];
     time_t now = time(NULL);
     int opt, code = -1;
-    while ((opt = cli_getopt(c, argc, argv, timeout ? "+t:h" : "+h",
-                             timeout ? options : options + 1, &code)) > 0) {
+    while ((opt = cli_getopt(c, argc, argv, cmd->shortopts, cmd->options, &code)) > 0) {
         if (opt == 'h') {
             schedopt_done(&so);
-            return cli_help(help);
+            return cli_help(cmd->help);
         }
         if (opt == 't') {
-            if (cli_parse_timeout(c, argv[0], optarg, timeout) != EXIT_OK) {
+            if (cli_parse_timeout(c, argv[0], optarg, &so_out->timeout) != EXIT_OK) {
                 schedopt_done(&so);
                 return EXIT_USAGE;
             }
             continue;
         }
+        if (opt == 'q') {
+            if (!queue_name_valid(optarg)) {
+                schedopt_done(&so);
+                return cli_usage(argv[0],
+                                 "option '%s' wants a queue name (1-%d characters of A-Z a-z "
+                                 "0-9 _ . -), not '%s'",
+                                 c->opt_name, AIOC_QUEUE_NAME_MAX, optarg);
+            }
+            so_out->queue = optarg;
+            continue;
+        }
+        if (opt == OPT_DETACH) {
+            so_out->detach = true;
+            continue;
+        }
+        if (!so_out->sched_opt[0])
+            snprintf(so_out->sched_opt, sizeof(so_out->sched_opt), "%s", c->opt_name);
         int r = schedopt_parse(&so, opt, optarg, now, why, sizeof(why));
         if (r < 0) {
             schedopt_done(&so);
@@ -84,6 +163,15 @@ static int parse(cli *c, int argc, char **argv, const char *help, double *timeou
                 return cli_usage(argv[0], "option '%s' %s", c->opt_name, why);
             return cli_usage(argv[0], "option '%s' %s, not '%s'", c->opt_name, why, optarg);
         }
+    }
+    if (opt != 0 && so_out->queue && so_out->sched_opt[0]) {
+        /* A queued task runs once, as soon as a host takes it: the
+         * cluster keeps no schedule. */
+        schedopt_done(&so);
+        return cli_usage(argv[0],
+                         "option '%s' cannot be used with --queue (a queued task "
+                         "takes no schedule)",
+                         so_out->sched_opt);
     }
     if (opt == 0 || optind >= argc || schedopt_check(&so, why, sizeof(why)) < 0) {
         schedopt_done(&so);
@@ -205,12 +293,13 @@ out:
 }
 
 int cmd_run(cli *c, int argc, char **argv) {
-    double timeout = 0;
+    start_opts so = {0};
     aioc_outcome *o = NULL;
     aioc_schedule *sched = NULL;
-    int code = parse(c, argc, argv, run_help, &timeout, &sched);
+    int code = parse(c, argc, argv, &run_command, &so, &sched);
     if (code >= 0)
         return code;
+    double timeout = so.timeout;
 
     const char *function = argv[optind];
     int first = first_arg(argc, argv);
@@ -243,12 +332,15 @@ int cmd_run(cli *c, int argc, char **argv) {
     return code;
 }
 
-static int start(cli *c, int argc, char **argv, const char *help, unsigned ownership) {
+static int start(cli *c, int argc, char **argv, const command *cmd, unsigned ownership) {
     uint64_t id;
+    start_opts so = {0};
     aioc_schedule *sched = NULL;
-    int code = parse(c, argc, argv, help, NULL, &sched);
+    int code = parse(c, argc, argv, cmd, &so, &sched);
     if (code >= 0)
         return code;
+    if (so.detach)
+        ownership = AIOC_SUBMIT_DETACHED;
 
     const char *function = argv[optind];
     int first = first_arg(argc, argv);
@@ -259,7 +351,8 @@ static int start(cli *c, int argc, char **argv, const char *help, unsigned owner
     }
     code = cli_connect(c);
     if (code == EXIT_OK) {
-        int r = aioc_submit_ex(c->client, call, ownership, sched, &id);
+        int r = so.queue ? aioc_submit_queue(c->client, so.queue, call, ownership, &id)
+                         : aioc_submit_ex(c->client, call, ownership, sched, &id);
         if (r < 0)
             code = cli_fail(c, function, r);
         else
@@ -271,9 +364,9 @@ static int start(cli *c, int argc, char **argv, const char *help, unsigned owner
 }
 
 int cmd_submit(cli *c, int argc, char **argv) {
-    return start(c, argc, argv, submit_help, AIOC_SUBMIT_SUBMITTED);
+    return start(c, argc, argv, &submit_command, AIOC_SUBMIT_SUBMITTED);
 }
 
 int cmd_detach(cli *c, int argc, char **argv) {
-    return start(c, argc, argv, detach_help, AIOC_SUBMIT_DETACHED);
+    return start(c, argc, argv, &detach_command, AIOC_SUBMIT_DETACHED);
 }

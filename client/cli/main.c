@@ -162,6 +162,7 @@ static int fail(const char *daemon, const char *what, int r, bool one_item) {
     case -EPROTO:
     case -EPROTONOSUPPORT:
     case -ESHUTDOWN:
+    case -EHOSTUNREACH: /* the cluster's Redis, behind the daemon */
         code = EXIT_UNREACHABLE;
         break;
     case -ENOMEM:
@@ -313,7 +314,7 @@ static const struct option global_options[] = {
 #define GLOBAL_SHORT "s:"
 
 /* Room for a command's options and the global ones (a command has at most
- * four of its own), and for its letters. */
+ * twelve of its own: submit has nine), and for its letters. */
 #define MAX_OPTIONS 16
 #define MAX_SHORT 32
 
@@ -341,11 +342,24 @@ static void option_name(char *buf, size_t len, const char *word, int letter) {
         snprintf(buf, len, "-%c", letter);
 }
 
+/* How many of the long options `lo` start with "--name" (name as typed,
+ * "--de"); an exact name counts as one. */
+static size_t long_matches(const struct option *lo, const char *name) {
+    size_t n = 0, len = strlen(name) - 2;
+    for (; lo->name; lo++) {
+        if (strcmp(lo->name, name + 2) == 0)
+            return 1;
+        n += strncmp(lo->name, name + 2, len) == 0;
+    }
+    return n;
+}
+
 /* Reports what getopt_long refused: ret ':' when a value is missing, '?'
- * for an unknown option (none of aioctl's long options shares a start with
- * another, so none is ambiguous) or a value given to one that takes none.
- * Returns EXIT_USAGE. */
-static int bad_option(const char *cmd, char *const *argv, int before, int ret) {
+ * for an unknown option, an ambiguous start of a long one (submit's --de:
+ * --delay or --detach) or a value given to one that takes none. `lo` is
+ * the table getopt_long had. Returns EXIT_USAGE. */
+static int bad_option(const char *cmd, char *const *argv, int before, int ret,
+                      const struct option *lo) {
     char name[64];
     const char *word = long_word(argv, before, false);
 
@@ -354,6 +368,8 @@ static int bad_option(const char *cmd, char *const *argv, int before, int ret) {
         return cli_usage(cmd, "option '%s' needs a value", name);
     if (word && optopt) /* a long option getopt_long knew */
         return cli_usage(cmd, "option '%s' takes no value", name);
+    if (word && long_matches(lo, name) > 1)
+        return cli_usage(cmd, "option '%s' is ambiguous: write more of its name", name);
     return cli_usage(cmd, "option '%s' is unknown", name);
 }
 
@@ -407,7 +423,7 @@ int cli_getopt(cli *c, int argc, char **argv, const char *shortopts, const struc
         if (opt == -1)
             return -1;
         if (opt == '?' || opt == ':') {
-            *ret_exit = bad_option(c->command, argv, before, opt);
+            *ret_exit = bad_option(c->command, argv, before, opt, lo);
             return 0;
         }
         bool value_in_next = optarg && optind >= 1 && optarg == argv[optind - 1];
