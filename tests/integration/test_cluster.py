@@ -1,0 +1,406 @@
+"""Cluster queues end to end (issue 16, docs/cluster.md): aiod hosts sharing
+queues through one Redis, driven with aioctl and libaioclient
+(cluster_submit.c) against a real redis-server (cluster_lab.py).
+
+Every case starts its own Redis and hosts in its own temp dir. Sizes shrink
+under sanitizers (AIOD_SANITIZE) and deadlines grow (cluster_lab.SCALE).
+Run one case with AIOD_TEST_ONLY=NAME; keep the dirs with --keep.
+"""
+
+import json
+import threading
+import time
+
+import harness
+from cluster_lab import CLUSTER_ID_BASE, Cluster, Host, timeout, until
+
+t = harness.Suite(__file__)
+
+NOT_CLUSTER = "not part of a cluster"
+
+
+def three(**kw):
+    return [Host("h1", **kw), Host("h2", **kw), Host("h3", **kw)]
+
+
+def submitter_worker_submitter(capacity=16):
+    """h1 and h3 only submit (no queues); h2 alone works q1: a task
+    submitted on h1 can only run on h2, and h3 is a third party."""
+    return [Host("h1", queues=""), Host("h2", queues="q1", capacity=capacity),
+            Host("h3", queues="")]
+
+
+def outcome_kind(o):
+    return (o.get("error") or {}).get("kind")
+
+
+def wait_state(lab, host, tid, state, on=None, limit=20):
+    """Polls `aioctl show` on `host` until the task is in `state` (and runs
+    on host `on`, when given); returns the show dict."""
+    def reached():
+        info = lab.show(host, tid)
+        if info.get("state") == state and (on is None or info.get("host") == on):
+            return info
+        return None
+    return until(reached, "task %d %s%s (seen from %s)"
+                 % (tid, state, " on " + on if on else "", host.name), timeout(limit),
+                 detail=lambda: "\nshow: %s\nhost logs:%s"
+                 % (lab.show(host, tid)["_text"], lab.logs()))
+
+
+# ---------------------------------------------------------------- no cluster
+
+
+@t.test
+def no_cluster_setting_refuses_queues_and_cluster_ids():
+    with t.daemon() as d:
+        r = d.aioctl("submit", "--queue", "q1", "demo.sleep", "0")
+        t.check(r.rc != 0, "a queue submit to an aiod without 'cluster' must fail", r)
+        t.contains(r.err, NOT_CLUSTER, "the error of a queue submit without a cluster", r)
+        cid = CLUSTER_ID_BASE + 1
+        for cmd in ("await", "show", "cancel"):
+            r = d.aioctl(cmd, cid)
+            t.check(r.rc != 0, "aioctl %s of a cluster id without a cluster must fail" % cmd, r)
+            t.contains(r.err, NOT_CLUSTER, "the error of %s of a cluster id" % cmd, r)
+        r = d.aioctl("run", "demo.sleep", "0", "local")
+        t.eq((r.rc, r.out), (0, '"local"\n'), "a local run beside the refusals", r)
+
+
+# ---------------------------------------------------------------- 10,000 tasks
+
+
+@t.test
+def ten_thousand_tasks_over_three_hosts_each_done_once():
+    n_total = harness.scaled(10000, 3000, 600)
+    per = n_total // 3
+    with Cluster(t, three(capacity=16)) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h1", "h2", "h3"])
+        hosts = [lab["h1"], lab["h2"], lab["h3"]]
+        # Three submitters at once, one per host: ids come from one INCR
+        # however many hosts submit. 10 ms sleeps at capacity 16 keep a
+        # backlog, so no single host can drain the queue alone.
+        batches, errors = [None] * 3, []
+
+        def submit(k):
+            try:
+                batches[k] = lab.submit_many(hosts[k], "q1", per, "demo.sleep", "0.01", "@i")
+            except harness.TestFailure as e:
+                errors.append(e)
+        threads = [threading.Thread(target=submit, args=(k,)) for k in range(3)]
+        start = time.monotonic()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        if errors:
+            raise errors[0]
+        submitted = time.monotonic() - start
+        all_ids = [i for b in batches for i in b]
+        t.eq(len(set(all_ids)), 3 * per, "distinct ids among %d submits" % (3 * per))
+        t.check(min(all_ids) >= CLUSTER_ID_BASE, "every id is a cluster id (>= 2^48)",
+                " (smallest %d)" % min(all_ids))
+
+        # Each batch awaited on a host other than the one it was submitted on.
+        wrong = []
+        for k in range(3):
+            outcomes = lab.await_all(hosts[(k + 1) % 3], batches[k], limit=300)
+            for index, tid in enumerate(batches[k]):
+                o = outcomes[tid]
+                if o.get("result") != index:
+                    wrong.append((tid, index, o))
+        t.eq(wrong[:5], [], "tasks whose outcome is not DONE with their index (first 5 of %d)"
+             % len(wrong))
+        elapsed = time.monotonic() - start
+
+        # Who ran what, from the task hashes: every task on exactly one of
+        # the three hosts, in one attempt, and each host took some.
+        hashes = lab.task_hashes(all_ids)
+        per_host, bad = {}, []
+        for tid, h in hashes.items():
+            per_host[h.get("host")] = per_host.get(h.get("host"), 0) + 1
+            if h.get("host") not in ("h1", "h2", "h3") or h.get("attempt") != "1":
+                bad.append((tid, h))
+        t.eq(bad[:3], [], "tasks not run once on h1, h2 or h3 (hash of the first 3 of %d)"
+             % len(bad))
+        t.eq(sum(per_host.values()), 3 * per, "tasks counted over the hosts %r" % per_host)
+        t.check(all(per_host.get(h, 0) > 0 for h in ("h1", "h2", "h3")),
+                "each of the three hosts ran some of the tasks", " (per host: %r)" % per_host)
+        # Acknowledged and deleted: nothing pending, nothing left in the stream.
+        until(lambda: lab.pending("q1", "demo.sleep") == 0,
+              "XPENDING aiod:q:q1:demo.sleep aiod count 0", timeout(20))
+        t.eq(lab.redis.command("XLEN", "aiod:q:q1:demo.sleep"), 0,
+             "entries left in aiod:q:q1:demo.sleep after every task ended")
+        for h in hosts:
+            h.assert_alive()
+        print("   %d tasks: submitted in %.1f s, all done after %.1f s, per host %r"
+              % (3 * per, submitted, elapsed, per_host))
+
+
+# ---------------------------------------------------------------- across hosts
+
+
+@t.test
+def await_show_and_logs_from_another_host():
+    with Cluster(t, submitter_worker_submitter()) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h2"])
+        h1, h3 = lab["h1"], lab["h3"]
+        tid = lab.submit(h1, "q1", "demo.sleep", "30", "from-h1")
+        info = wait_state(lab, h3, tid, "running")
+        t.eq((info.get("queue"), info.get("host"), info.get("owner host")), ("q1", "h2", "h1"),
+             "show on h3 of a task submitted on h1 running on h2: queue, host, owner host",
+             info["_text"])
+        t.eq(info.get("function"), "demo.sleep", "show's function", info["_text"])
+        info1 = lab.show(h1, tid)
+        t.eq((info1.get("queue"), info1.get("host"), info1.get("owner host")), ("q1", "h2", "h1"),
+             "the same task shown on h1", info1["_text"])
+
+        # An await on h3 (not the submitter, not the runner) while it runs.
+        quick = lab.submit(h1, "q1", "demo.sleep", "1", "quick")
+        wait_state(lab, h3, quick, "running", on="h2")
+        r = h3.aioctl("await", "--timeout", timeout(30), quick, timeout=timeout(30) + 30)
+        t.eq((r.rc, r.out), (0, '"quick"\n'), "await on h3 of a task submitted on h1", r)
+        # Again after it ended, on the submitter and on the runner.
+        for h in (h1, lab["h2"]):
+            r = h.aioctl("await", quick)
+            t.eq((r.rc, r.out), (0, '"quick"\n'), "await on %s of an ended cluster task" % h.name,
+                 r)
+        info = lab.show(h3, quick)
+        t.eq((info.get("state"), info.get("result")), ("done", '"quick"'),
+             "show on h3 of the ended task", info["_text"])
+
+        # Its output, read on a third host.
+        hello = lab.submit(h1, "q1", "demo.hello", "cluster")
+        lab.await_all(h3, [hello])
+        r = h3.aioctl("logs", hello)
+        t.eq((r.rc, r.out), (0, "Hello, cluster!\n"), "logs on h3 of a task that ran on h2", r)
+        # Local tasks are not affected: a local submit on h1 has a local id.
+        r = h1.aioctl("submit", "demo.sleep", "0")
+        t.check(r.rc == 0 and int(r.lines[-1]) < CLUSTER_ID_BASE,
+                "a local submit on a cluster host gets a local id", r)
+
+        # One await may not mix cluster and local ids.
+        r = h1.aioctl("await", int(r.lines[-1]), quick)
+        t.check(r.rc != 0, "an await mixing a local and a cluster id must be refused", r)
+
+        r = h1.aioctl("cancel", tid)
+        t.eq(r.rc, 0, "cancel of the long task", r)
+        t.eq(outcome_kind(lab.await_all(h1, [tid])[tid]), "CancelledError",
+             "the long task's end after cancel")
+
+
+@t.test
+def cancel_from_one_host_of_a_task_running_on_another():
+    with Cluster(t, submitter_worker_submitter()) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h2"])
+        h1, h2, h3 = lab["h1"], lab["h2"], lab["h3"]
+        tid = lab.submit(h1, "q1", "demo.sleep", "60", "never")
+        wait_state(lab, h1, tid, "running", on="h2")
+        start = time.monotonic()
+        r = h3.aioctl("cancel", tid)
+        t.eq(r.rc, 0, "aioctl -s h3 cancel of a task running on h2", r)
+        r = h1.aioctl("--json", "await", "--timeout", timeout(20), tid, timeout=timeout(20) + 30)
+        t.eq(r.rc, 5, "await's exit status for a cancelled task (5)", r)
+        o = json.loads(r.lines[-1])
+        t.eq(outcome_kind(o), "CancelledError", "the cancelled task's outcome", r)
+        t.check(time.monotonic() - start < timeout(20),
+                "the cancel reached h2 well before the 60 s sleep ended")
+        info = lab.show(h2, tid)
+        t.eq((info.get("state"), info.get("host")), ("cancelled", "h2"),
+             "show on the running host after the cancel", info["_text"])
+        # h2 is free again: the next task runs.
+        nxt = lab.submit(h3, "q1", "demo.sleep", "0", "next")
+        t.eq(lab.await_all(h3, [nxt])[nxt].get("result"), "next", "a task after the cancel")
+
+
+@t.test
+def cancel_of_a_queued_task_ends_it_before_it_starts():
+    # h2 runs one task at a time: the second one waits in the stream.
+    with Cluster(t, submitter_worker_submitter(capacity=1)) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h2"])
+        h1, h3 = lab["h1"], lab["h3"]
+        busy = lab.submit(h1, "q1", "demo.sleep", "60", "busy")
+        wait_state(lab, h1, busy, "running", on="h2")
+        queued = lab.submit(h1, "q1", "demo.sleep", "0", "must-not-run")
+        info = lab.show(h3, queued)
+        t.eq(info.get("state"), "pending", "a task queued behind a full host", info["_text"])
+        r = h3.aioctl("cancel", queued)
+        t.eq(r.rc, 0, "cancel of a queued task from h3", r)
+        o = lab.await_all(h1, [queued], limit=10)[queued]
+        t.eq(outcome_kind(o), "CancelledError", "a queued task cancelled", o)
+        # Free h2: it must skip the cancelled entry, not run it.
+        r = h1.aioctl("cancel", busy)
+        t.eq(r.rc, 0, "cancel of the busy task", r)
+        lab.await_all(h1, [busy])
+        after = lab.submit(h1, "q1", "demo.sleep", "0", "after")
+        t.eq(lab.await_all(h1, [after])[after].get("result"), "after",
+             "a task submitted after the cancelled one")
+        info = lab.show(h3, queued)
+        t.eq((info.get("state"), info.get("started")), ("cancelled", "-"),
+             "the cancelled queued task never started", info["_text"])
+        until(lambda: lab.pending("q1", "demo.sleep") == 0, "no pending entries", timeout(10))
+
+
+# ---------------------------------------------------------------- kill -9
+
+
+def kill_one_host_mid_run(settings):
+    """Twelve tasks running on three hosts of capacity 4 and six more
+    queued; h3 is killed with SIGKILL. Returns (ids, the ids that were
+    running on h3, outcomes awaited on h1, lab) with the lab stopped."""
+    seconds = str(harness.scaled(6, 12, 25))
+    hosts = [Host(n, capacity=4, settings=settings) for n in ("h1", "h2", "h3")]
+    with Cluster(t, hosts) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h1", "h2", "h3"])
+        h1 = lab["h1"]
+        ids = [lab.submit(h1, "q1", "demo.sleep", seconds, str(i)) for i in range(18)]
+
+        def twelve_running():
+            infos = {i: lab.show(h1, i) for i in ids}
+            running = {i: inf for i, inf in infos.items() if inf.get("state") == "running"}
+            return running if len(running) == 12 else None
+        running = until(twelve_running, "12 of the 18 tasks running (4 per host)", timeout(30),
+                        interval=0.1, detail=lambda: "\nhost logs:" + lab.logs())
+        on = {}
+        for i, inf in running.items():
+            on.setdefault(inf.get("host"), []).append(i)
+        t.eq(sorted((h, len(v)) for h, v in on.items()), [("h1", 4), ("h2", 4), ("h3", 4)],
+             "running tasks per host (capacity 4 each)")
+        lab["h3"].kill()
+        outcomes = lab.await_all(h1, ids, limit=120)
+        for h in ("h1", "h2"):
+            lab[h].assert_alive()
+        until(lambda: lab.pending("q1", "demo.sleep") == 0,
+              "no pending entries once every task ended", timeout(20))
+        shows = {i: lab.show(h1, i) for i in on["h3"]}
+        return ids, on["h3"], outcomes, shows
+
+
+@t.test
+def kill9_of_a_host_under_on_interrupt_fail():
+    ids, victims, outcomes, _ = kill_one_host_mid_run([])
+    t.eq(sorted(outcomes), sorted(ids), "an outcome for every task")
+    for i in ids:
+        o = outcomes[i]
+        if i in victims:
+            t.eq(outcome_kind(o), "Interrupted", "task %d that was running on the killed h3" % i,
+                 " %r" % o)
+            t.contains(o["error"]["message"], "h3", "the Interrupted message names the host",
+                       " %r" % o)
+        else:
+            t.eq(o.get("result"), ids.index(i), "task %d that was not running on h3" % i,
+                 " %r" % o)
+
+
+@t.test
+def kill9_of_a_host_under_on_interrupt_retry():
+    ids, victims, outcomes, shows = kill_one_host_mid_run(["on_interrupt = demo.sleep retry"])
+    t.eq(sorted(outcomes), sorted(ids), "an outcome for every task")
+    for i in ids:
+        t.eq(outcomes[i].get("result"), ids.index(i), "task %d after h3's kill -9 (retry)" % i,
+             " %r" % outcomes[i])
+    for i in victims:
+        t.check(shows[i].get("host") in ("h1", "h2"),
+                "task %d that h3 was running ran again on h1 or h2" % i, shows[i]["_text"])
+
+
+# ---------------------------------------------------------------- Redis
+
+
+@t.test
+def redis_restart_mid_run_loses_nothing():
+    n = 30
+    with Cluster(t, three(capacity=4)) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h1", "h2", "h3"])
+        h1, h2 = lab["h1"], lab["h2"]
+        ids = [lab.submit(h1, "q1", "demo.sleep", "1", str(i)) for i in range(n)]
+        until(lambda: sum(lab.show(h1, i).get("state") == "running" for i in ids[:12]) >= 6,
+              "some tasks running", timeout(20), interval=0.1)
+        lab.redis.kill()
+        # Redis stays down while tasks end (the scenario, not a wait for an
+        # event): their outcomes must be kept and written once it is back.
+        time.sleep(2)
+        for h in ("h1", "h2", "h3"):
+            lab[h].assert_alive()
+        lab.redis.start()
+        outcomes = lab.await_all(h2, ids, limit=120)
+        wrong = [(i, outcomes[i]) for k, i in enumerate(ids) if outcomes[i].get("result") != k]
+        t.eq(wrong, [], "tasks submitted before Redis restarted that did not end DONE")
+        new = lab.submit(h1, "q1", "demo.sleep", "0", "after")
+        t.check(new > max(ids), "the id counter survived the restart",
+                " (new %d, largest before %d)" % (new, max(ids)))
+        t.eq(lab.await_all(h1, [new])[new].get("result"), "after", "a submit after the restart")
+        until(lambda: lab.pending("q1", "demo.sleep") == 0, "no pending entries", timeout(20))
+
+
+@t.test
+def redis_down_refuses_queue_submits_but_not_local_runs():
+    with Cluster(t, [Host("h1"), Host("h2")]) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h1", "h2"])
+        h1 = lab["h1"]
+        before = lab.submit(h1, "q1", "demo.sleep", "0", "before")
+        t.eq(lab.await_all(lab["h2"], [before])[before].get("result"), "before",
+             "a task while Redis is up")
+        lab.redis.shutdown()
+        r = h1.aioctl("submit", "--queue", "q1", "demo.sleep", "0")
+        t.check(r.rc != 0, "a queue submit with Redis down must fail", r)
+        t.check(("Redis" in r.err or "cluster" in r.err) and "unreachable" in r.err,
+                "the error says the cluster's Redis is unreachable", r)
+        t.contains(r.err, "127.0.0.1:%d" % lab.redis.port, "the error names Redis's address", r)
+        r = h1.aioctl("run", "demo.sleep", "0", "local")
+        t.eq((r.rc, r.out), (0, '"local"\n'), "a local run with Redis down", r)
+        r = lab["h2"].aioctl("submit", "demo.sleep", "0")
+        t.eq(r.rc, 0, "a local submit with Redis down", r)
+        # The hosts still stop cleanly (exit 0) with Redis down: lab.stop.
+
+
+# ---------------------------------------------------------------- functions
+
+
+@t.test
+def a_host_lacking_the_function_never_takes_its_tasks():
+    good = harness.test_plugin_dir(t, "good")
+    hosts = [Host("h1", capacity=2, plugin_dirs=[good]), Host("h2", capacity=2, plugin_dirs=[good]),
+             Host("h3", capacity=16)]
+    with Cluster(t, hosts) as lab:
+        lab.wait_serving("q1", "good.sleepy", ["h1", "h2"])
+        lab.wait_serving("q1", "demo.sleep", ["h1", "h2", "h3"])
+        t.eq(lab.servers("q1", "good.sleepy"), {"h1", "h2"},
+             "hosts serving good.sleepy (h3 lacks the plugin)")
+        h3 = lab["h3"]
+        # Submitted on h3 itself, which works q1 with room for 16 but has no
+        # good.sleepy: h1 and h2 (2 at a time each) must take all 24.
+        ids = [lab.submit(h3, "q1", "good.sleepy", "0.05") for _ in range(24)]
+        outcomes = lab.await_all(h3, ids, limit=60)
+        t.eq([i for i in ids if outcomes[i].get("result") != "slept"], [],
+             "good.sleepy tasks that did not end DONE")
+        ran_on = {i: h.get("host") for i, h in lab.task_hashes(ids).items()}
+        t.eq(sorted(i for i, h in ran_on.items() if h not in ("h1", "h2")), [],
+             "tasks that ran elsewhere than h1/h2 (%r)" % ran_on)
+        until(lambda: lab.pending("q1", "good.sleepy") == 0, "no pending good.sleepy entries",
+              timeout(10))
+
+        r = h3.aioctl("submit", "--queue", "q1", "demo.nosuch")
+        t.check(r.rc != 0, "a queue submit of a function nobody serves must fail", r)
+        t.contains(r.err, "no host serves 'demo.nosuch' on queue 'q1'", "its error", r)
+        r = h3.aioctl("submit", "--queue", "q2", "demo.sleep", "0")
+        t.check(r.rc != 0, "a queue submit to a queue nobody works must fail", r)
+        t.contains(r.err, "no host serves 'demo.sleep' on queue 'q2'", "its error", r)
+
+
+@t.test
+def queue_submit_refuses_a_schedule():
+    with Cluster(t, [Host("h1")]) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h1"])
+        h1 = lab["h1"]
+        for opts in (["--delay", "5"], ["--retries", "2"]):
+            r = h1.aioctl("submit", "--queue", "q1", *opts, "demo.sleep", "0")
+            t.check(r.rc != 0, "submit --queue with %s must be refused" % " ".join(opts), r)
+        # Nothing reached the stream (the refused submits left no entry).
+        t.eq(lab.redis.command("EXISTS", "aiod:q:q1:demo.sleep") and
+             lab.redis.command("XLEN", "aiod:q:q1:demo.sleep"), 0,
+             "entries in aiod:q:q1:demo.sleep after refused submits")
+        ok = lab.submit(h1, "q1", "demo.sleep", "0", "fine", detach=True)
+        t.check(ok >= CLUSTER_ID_BASE, "a detached queue submit", " (id %d)" % ok)
+
+
+t.main()
