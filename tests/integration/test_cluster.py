@@ -189,6 +189,31 @@ def await_show_and_logs_from_another_host():
 
 
 @t.test
+def logs_follow_from_another_host():
+    gather_lines = ["Starting main function", "Hello from my async function 1",
+                    "Hello from my async function 2", "Done with async function 2",
+                    "Done with async function 1", "Done with main function"]
+    with Cluster(t, submitter_worker_submitter()) as lab:
+        lab.wait_serving("q1", "demo.main_gather", ["h2"])
+        h1, h3 = lab["h1"], lab["h3"]
+        tid = lab.submit(h1, "q1", "demo.main_gather")
+        # Followed from h3 from the start: its lines come as h2 prints them
+        # (the first well before the task's 3 s are over), and logs -f
+        # returns when the task ends.
+        follow = h3.aioctl_bg("logs", "-f", tid)
+        first = follow.next_line(timeout(20))
+        t.check(first is not None, "logs -f on h3 printed a line before ending")
+        t.eq(first[1], gather_lines[0], "the first line followed from h3")
+        t.check(first[0] < 2.5, "the first line reached h3 while the task ran",
+                " (after %.2f s)" % first[0])
+        r = follow.wait(timeout(30))
+        t.eq((r.rc, r.lines), (0, gather_lines), "logs -f on h3 of a task that ran on h2", r)
+        o = lab.await_all(h3, [tid])[tid]
+        t.eq(o.get("result"), ["my_async_function1 result", "my_async_function2 result"],
+             "the result, awaited on h3")
+
+
+@t.test
 def cancel_from_one_host_of_a_task_running_on_another():
     with Cluster(t, submitter_worker_submitter()) as lab:
         lab.wait_serving("q1", "demo.sleep", ["h2"])
@@ -303,6 +328,29 @@ def kill9_of_a_host_under_on_interrupt_retry():
                 "task %d that h3 was running ran again on h1 or h2" % i, shows[i]["_text"])
 
 
+@t.test
+def a_restarted_host_takes_back_its_own_entries():
+    # h2 alone works q1; killed with two tasks running and restarted, it
+    # claims its own pending entries: under retry both run again (on h2,
+    # the only host there is), the two still queued run normally.
+    hosts = [Host("h1", queues=""),
+             Host("h2", capacity=2, settings=["on_interrupt = demo.sleep retry"])]
+    with Cluster(t, hosts) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h2"])
+        h1 = lab["h1"]
+        seconds = str(harness.scaled(3, 6, 12))
+        ids = [lab.submit(h1, "q1", "demo.sleep", seconds, str(i)) for i in range(4)]
+        until(lambda: sum(lab.show(h1, i).get("state") == "running" for i in ids) == 2,
+              "two tasks running on h2", timeout(20), detail=lambda: "\nhost logs:" + lab.logs())
+        lab["h2"].kill()
+        lab.start_host("h2")
+        outcomes = lab.await_all(h1, ids, limit=120)
+        t.eq([outcomes[i].get("result") for i in ids], [0, 1, 2, 3],
+             "the results after h2's kill -9 and restart")
+        t.eq([lab.show(h1, i).get("host") for i in ids], ["h2"] * 4, "where the tasks ran")
+        until(lambda: lab.pending("q1", "demo.sleep") == 0, "no pending entries", timeout(20))
+
+
 # ---------------------------------------------------------------- Redis
 
 
@@ -322,6 +370,11 @@ def redis_restart_mid_run_loses_nothing():
         for h in ("h1", "h2", "h3"):
             lab[h].assert_alive()
         lab.redis.start()
+        # The hosts reconnect with backoff (up to 5 s between tries): wait
+        # until each answers a show of a cluster task, which needs Redis.
+        until(lambda: all(lab[h].aioctl("show", ids[0]).rc == 0 for h in ("h1", "h2", "h3")),
+              "every host back on Redis (show of a cluster id answered)", timeout(30),
+              interval=0.2, detail=lambda: "\nhost logs:" + lab.logs())
         outcomes = lab.await_all(h2, ids, limit=120)
         wrong = [(i, outcomes[i]) for k, i in enumerate(ids) if outcomes[i].get("result") != k]
         t.eq(wrong, [], "tasks submitted before Redis restarted that did not end DONE")
