@@ -1,0 +1,151 @@
+/*
+ * aiod-cluster-bench: declarations shared by its files. The tool measures
+ * aiod hosts sharing queues through one Redis (docs/cluster.md) against what
+ * a bare hiredis client gets from the same Redis in the same run. Each file
+ * owns one concern: cluster_main.c (options, orchestration, the report),
+ * cluster_redis.c (the redis-server child, the bare XADD / XREADGROUP /
+ * XACK loop that is the limit, and the counter of finished tasks read from
+ * the cluster's event channel), cluster_hosts.c (aiod hosts started with
+ * cluster settings, and the workloads driven through them). It reuses
+ * aiod-bench's daemon.c (children, READY=1), client.c (the raw pipelining
+ * client) and util.c (clocks, quantiles) through bench.h.
+ */
+#ifndef AIOD_CLUSTER_BENCH_H
+#define AIOD_CLUSTER_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "bench.h"
+
+/* The queue every host of the bench works on. */
+#define CB_QUEUE "bench"
+/* Hosts of the largest configuration. */
+#define CB_MAX_HOSTS 3
+
+/* ---- cluster_redis.c */
+
+typedef struct cb_redis {
+    pid_t pid;
+    int port;
+    /* The temporary directory that holds its append-only file and log. */
+    char dir[256];
+    char log[300];
+} cb_redis;
+
+/*
+ * Starts redis-server on 127.0.0.1 at a free port, with its files in a new
+ * directory under `base`: no RDB snapshots, the append-only file on with
+ * appendfsync everysec (what a host's acknowledged submit then survives: a
+ * crash of Redis loses at most about a second). Waits until it answers PING.
+ * 0, or -1 with the reason in err.
+ */
+int cb_redis_start(cb_redis *r, const char *server, const char *base, char *err, size_t err_len);
+/* SIGTERM, wait (SIGKILL after a grace period), remove its directory. */
+void cb_redis_stop(cb_redis *r);
+/* FLUSHALL (between configurations, with no host connected). 0 or -1. */
+int cb_redis_flush(const cb_redis *r, char *err, size_t err_len);
+/* The integer reply of a command without arguments other than `key`
+ * (e.g. "ZCARD"), or -1 with the reason in err. */
+long long cb_redis_int(const cb_redis *r, const char *cmd, const char *key, char *err,
+                       size_t err_len);
+/* The redis-server version ("7.0.15"), or "?" (static storage). */
+const char *cb_redis_version(const cb_redis *r);
+
+/* What the bare loop measured: n entries added, read and acknowledged. */
+typedef struct cb_limit {
+    bool ok;
+    char reason[256];
+    unsigned clients;
+    uint64_t n;
+    uint64_t elapsed_ns;
+} cb_limit;
+
+/*
+ * The bare loop, as `clients` hosts would use Redis if they did nothing
+ * else: `clients` producers pipelining XADD of `payload_len`-byte entries in
+ * batches of `batch` (up to two batches in flight), n between them, and
+ * `clients` consumers of one consumer group, each pipelining its XACK of a
+ * batch with its next XREADGROUP COUNT `batch`; each on its own connection
+ * and thread, until n entries are acknowledged.
+ */
+void cb_limit_run(const cb_redis *r, uint64_t n, unsigned clients, unsigned batch,
+                  size_t payload_len, cb_limit *res);
+
+/*
+ * Counts the "done ID" messages the hosts publish on the cluster's event
+ * channel, from a subscription made before the workload starts.
+ */
+typedef struct cb_counter cb_counter;
+/* Subscribes; NULL with the reason in err. */
+cb_counter *cb_counter_start(const cb_redis *r, char *err, size_t err_len);
+/* Waits until `n` tasks are done or `timeout_s` passed; returns how many
+ * were done, and in *ret_last_ns the clock (bench_now_ns) of the last. */
+uint64_t cb_counter_wait(cb_counter *c, uint64_t n, double timeout_s, uint64_t *ret_last_ns);
+/* Unsubscribes, joins the thread, frees. Accepts NULL. */
+void cb_counter_stop(cb_counter *c, const cb_redis *r);
+
+/* ---- cluster_hosts.c */
+
+typedef struct cb_hosts {
+    bench_daemon d[CB_MAX_HOSTS];
+    unsigned n;
+} cb_hosts;
+
+typedef struct cb_host_cfg {
+    const char *aiod;
+    /* The bench plugin (bench.noop) and the daemon's plugins (demo.sleep). */
+    const char *bench_plugins, *plugins;
+    /* Where the settings files go (the bench's temporary directory). */
+    const char *dir;
+    unsigned capacity;
+} cb_host_cfg;
+
+/*
+ * Starts n hosts h1..hn, each working CB_QUEUE with `cfg->capacity`, and
+ * waits until all n serve `function` on it (aiod:serve:QUEUE:FUNCTION). 0,
+ * or -1 with the reason in err (hosts already started are stopped).
+ */
+int cb_hosts_start(cb_hosts *h, const cb_host_cfg *cfg, const cb_redis *r, unsigned n,
+                   const char *function, char *err, size_t err_len);
+void cb_hosts_stop(cb_hosts *h);
+/* Whether every host still runs; else the first that died and its last
+ * log line, in why. */
+bool cb_hosts_alive(cb_hosts *h, char *why, size_t why_len);
+
+/* A workload of queued tasks and what it measured. */
+typedef struct cb_flow {
+    bool ok;
+    char reason[300];
+    /* Tasks submitted and finished, the time from the first submit to the
+     * last "done", and to the last Submitted reply. */
+    uint64_t n;
+    uint64_t elapsed_ns;
+    uint64_t submit_ns;
+} cb_flow;
+
+/*
+ * Submits n queued tasks of `function` (with one double argument `arg` when
+ * has_arg) through every host at once (one pipelining raw client per host,
+ * `depth` in flight each) and counts them done from the event channel.
+ */
+void cb_flow_run(cb_hosts *h, const cb_redis *r, const char *function, bool has_arg, double arg,
+                 uint64_t n, unsigned depth, double timeout_s, cb_flow *res);
+
+/* Submit+await round trips through libaioclient on host 0: local
+ * (aioc_submit) and queued (aioc_submit_queue) in alternating blocks. */
+typedef struct cb_latency {
+    bool ok;
+    char reason[300];
+    uint64_t n;
+    uint64_t local_p50, local_p99, queued_p50, queued_p99;
+} cb_latency;
+void cb_latency_run(cb_hosts *h, const char *function, uint64_t n, cb_latency *res);
+
+/* The size of a packed aiod.QueuedTask as a host writes it for a call of
+ * `function` without arguments (the limit loop's entry size). */
+size_t cb_queued_task_size(const char *function);
+
+#endif
