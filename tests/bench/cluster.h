@@ -4,9 +4,8 @@
  * a bare hiredis client gets from the same Redis in the same run. Each file
  * owns one concern: cluster_main.c (options, orchestration, the report),
  * cluster_redis.c (the redis-server child, the bare XADD / XREADGROUP /
- * XACK loop that is the limit, and the counter of finished tasks read from
- * the cluster's event channel), cluster_hosts.c (aiod hosts started with
- * cluster settings, and the workloads driven through them). It reuses
+ * XACK loop that is the limit, and seeing a workload's tasks end in Redis), cluster_hosts.c (aiod
+ * hosts started with cluster settings, and the workloads driven through them). It reuses
  * aiod-bench's daemon.c (children, READY=1), client.c (the raw pipelining
  * client) and util.c (clocks, quantiles) through bench.h.
  */
@@ -28,11 +27,10 @@
 /* ---- cluster_redis.c */
 
 typedef struct cb_redis {
-    pid_t pid;
+    /* The child, as daemon.c keeps aiod: its pid, its temporary directory
+     * (the append-only file) and log; `socket` is unused. */
+    bench_daemon proc;
     int port;
-    /* The temporary directory that holds its append-only file and log. */
-    char dir[256];
-    char log[300];
 } cb_redis;
 
 /*
@@ -75,17 +73,23 @@ void cb_limit_run(const cb_redis *r, uint64_t n, unsigned clients, unsigned batc
                   size_t payload_len, cb_limit *res);
 
 /*
- * Counts the "done ID" messages the hosts publish on the cluster's event
- * channel, from a subscription made before the workload starts.
+ * Sees the tasks of one queue and function end (docs/cluster.md's layout):
+ * aiod:q:CB_QUEUE:FUNCTION holds an entry until its task has ended and its
+ * outcome is written to aiod:t:ID.
  */
-typedef struct cb_counter cb_counter;
-/* Subscribes; NULL with the reason in err. */
-cb_counter *cb_counter_start(const cb_redis *r, char *err, size_t err_len);
-/* Waits until `n` tasks are done or `timeout_s` passed; returns how many
- * were done, and in *ret_last_ns the clock (bench_now_ns) of the last. */
-uint64_t cb_counter_wait(cb_counter *c, uint64_t n, double timeout_s, uint64_t *ret_last_ns);
-/* Unsubscribes, joins the thread, frees. Accepts NULL. */
-void cb_counter_stop(cb_counter *c, const cb_redis *r);
+typedef struct cb_drain cb_drain;
+/* A connection for `function`'s stream; NULL with the reason in err. */
+cb_drain *cb_drain_open(const cb_redis *r, const char *function, char *err, size_t err_len);
+/* Waits until the stream is empty: 0 with the clock (bench_now_ns) when it
+ * was first seen empty in *ret_empty_ns; the entries left after timeout_s;
+ * -1 with the reason in err. Call it once every submit is acknowledged. */
+long long cb_drain_wait(cb_drain *d, double timeout_s, uint64_t *ret_empty_ns, char *err,
+                        size_t err_len);
+/* How many of the tasks first_id .. first_id+n-1 ended done; the first
+ * that did not is named in err (left alone when err is not empty). */
+uint64_t cb_drain_count_done(cb_drain *d, uint64_t first_id, uint64_t n, char *err, size_t err_len);
+/* Accepts NULL. */
+void cb_drain_close(cb_drain *d);
 
 /* ---- cluster_hosts.c */
 
@@ -119,8 +123,8 @@ bool cb_hosts_alive(cb_hosts *h, char *why, size_t why_len);
 typedef struct cb_flow {
     bool ok;
     char reason[300];
-    /* Tasks submitted and finished, the time from the first submit to the
-     * last "done", and to the last Submitted reply. */
+    /* Tasks that ended done, the time from the first submit until their
+     * stream was empty, and until the last Submitted reply. */
     uint64_t n;
     uint64_t elapsed_ns;
     uint64_t submit_ns;
@@ -129,7 +133,8 @@ typedef struct cb_flow {
 /*
  * Submits n queued tasks of `function` (with one double argument `arg` when
  * has_arg) through every host at once (one pipelining raw client per host,
- * `depth` in flight each) and counts them done from the event channel.
+ * `depth` in flight each), waits until they have ended and checks that each
+ * ended done. Redis must have been emptied before the hosts started.
  */
 void cb_flow_run(cb_hosts *h, const cb_redis *r, const char *function, bool has_arg, double arg,
                  uint64_t n, unsigned depth, double timeout_s, cb_flow *res);
@@ -140,7 +145,8 @@ typedef struct cb_latency {
     bool ok;
     char reason[300];
     uint64_t n;
-    uint64_t local_p50, local_p99, queued_p50, queued_p99;
+    /* The median and the 99th percentile, in ns. */
+    uint64_t local[2], queued[2];
 } cb_latency;
 void cb_latency_run(cb_hosts *h, const char *function, uint64_t n, cb_latency *res);
 

@@ -4,8 +4,8 @@
  * and READY=1) with a settings file naming the bench's Redis, its host name
  * and capacity, and the queue CB_QUEUE. Queued tasks are submitted with
  * aiod-bench's raw pipelining client (client.c), whose Submit request gets
- * the queue set here, and counted done from the cluster's event channel
- * (cluster_redis.c); the latency goes through libaioclient.
+ * the queue set here, and seen to end in Redis (cluster_redis.c); the
+ * latency goes through libaioclient.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -187,8 +187,8 @@ void cb_flow_run(cb_hosts *h, const cb_redis *r, const char *function, bool has_
         bench_note(res->reason, sizeof(res->reason), "out of memory");
         return;
     }
-    cb_counter *k = cb_counter_start(r, res->reason, sizeof(res->reason));
-    if (!k) {
+    cb_drain *dr = cb_drain_open(r, function, res->reason, sizeof(res->reason));
+    if (!dr) {
         breq_free(&req);
         return;
     }
@@ -217,21 +217,33 @@ void cb_flow_run(cb_hosts *h, const cb_redis *r, const char *function, bool has_
         }
     }
     res->submit_ns = t_submitted - t0;
-    uint64_t t_last = 0;
-    uint64_t done = cb_counter_wait(k, res->ok ? submitted : 0, timeout_s, &t_last);
-    if (res->ok && done < n) {
+    if (res->ok && submitted != n) {
         res->ok = false;
+        bench_note(res->reason, sizeof(res->reason), "%llu of %llu submits acknowledged",
+                   (unsigned long long)submitted, (unsigned long long)n);
+    }
+    uint64_t t_empty = 0;
+    long long left =
+        res->ok ? cb_drain_wait(dr, timeout_s, &t_empty, res->reason, sizeof(res->reason)) : -1;
+    if (left > 0) {
         char why[300] = "";
         cb_hosts_alive(h, why, sizeof(why));
         bench_note(res->reason, sizeof(res->reason),
-                   "%llu of %llu tasks done within %.0f s after the last submit%s%s",
-                   (unsigned long long)done, (unsigned long long)n, timeout_s, *why ? "; " : "",
-                   why);
+                   "%lld of %llu tasks still queued or running %.0f s after the last submit%s%s",
+                   left, (unsigned long long)n, timeout_s, *why ? "; " : "", why);
     }
-    cb_counter_stop(k, r);
+    if (left == 0) {
+        /* Redis was emptied before the hosts started: the ids are the
+         * first n after AIOC_CLUSTER_ID_BASE. */
+        res->n =
+            cb_drain_count_done(dr, AIOC_CLUSTER_ID_BASE + 1, n, res->reason, sizeof(res->reason));
+        res->ok = res->n == n;
+        res->elapsed_ns = t_empty - t0;
+    } else {
+        res->ok = false;
+    }
+    cb_drain_close(dr);
     breq_free(&req);
-    res->n = done;
-    res->elapsed_ns = t_last > t0 ? t_last - t0 : 0;
 }
 
 /* ---------------------------------------------------------------- latency */
@@ -290,10 +302,11 @@ void cb_latency_run(cb_hosts *h, const char *function, uint64_t n, cb_latency *r
     }
     res->ok = true;
     res->n = total;
-    res->local_p50 = bench_quantile(local, total, 0.50);
-    res->local_p99 = bench_quantile(local, total, 0.99);
-    res->queued_p50 = bench_quantile(queued, total, 0.50);
-    res->queued_p99 = bench_quantile(queued, total, 0.99);
+    static const double q[2] = {0.50, 0.99};
+    for (int i = 0; i < 2; i++) {
+        res->local[i] = bench_quantile(local, total, q[i]);
+        res->queued[i] = bench_quantile(queued, total, q[i]);
+    }
 out:
     aioc_close(c);
     aioc_call_free(call);

@@ -22,14 +22,9 @@
 
 #include "cluster.h"
 
-#ifndef AIOD_BENCH_AIOD
-#define AIOD_BENCH_AIOD "aiod"
-#endif
-#ifndef AIOD_BENCH_PLUGINS
-#define AIOD_BENCH_PLUGINS "."
-#endif
-#ifndef AIOD_DAEMON_PLUGINS
-#define AIOD_DAEMON_PLUGINS "."
+/* bench.cmake defines where the build put aiod, bench.so and demo.so. */
+#if !defined(AIOD_BENCH_AIOD) || !defined(AIOD_BENCH_PLUGINS) || !defined(AIOD_DAEMON_PLUGINS)
+#error "build aiod-cluster-bench with tests/bench/bench.cmake"
 #endif
 
 /* ---------------------------------------------------------------- options */
@@ -88,15 +83,16 @@ static void usage(FILE *f) {
             AIOD_BENCH_AIOD, AIOD_BENCH_PLUGINS, AIOD_DAEMON_PLUGINS);
 }
 
+/* A positive count, with an optional k (1e3) or M (1e6) suffix. */
 static uint64_t count_arg(const char *s, const char *what) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    uint64_t scale = *end == 'k' ? 1000u : *end == 'M' ? 1000000u : 1u;
-    if (scale > 1)
-        end++;
-    if (errno || *end || v == 0 || *s == '-') {
-        fprintf(stderr, "aiod-cluster-bench: bad %s: %s\n", what, s);
+    unsigned long long v = 0;
+    char suffix = 0, extra = 0;
+    int got = *s >= '0' && *s <= '9' ? sscanf(s, "%llu%c%c", &v, &suffix, &extra) : 0;
+    uint64_t scale = suffix == 'k' ? 1000u : suffix == 'M' ? 1000000u : 0u;
+    if (got == 1)
+        scale = 1;
+    if (got < 1 || got > 2 || scale == 0 || v == 0 || v > UINT32_MAX) {
+        fprintf(stderr, "aiod-cluster-bench: bad --%s: %s\n", what, s);
         exit(2);
     }
     return (uint64_t)v * scale;
@@ -115,106 +111,79 @@ static bool wanted(const char *name) {
     return false;
 }
 
+/* The options that take a value, as data: each writes one field of opt. */
+enum arg_kind { ARG_PATH, ARG_COUNT, ARG_UINT, ARG_SECONDS };
+static const struct {
+    const char *name;
+    enum arg_kind kind;
+    void *dst;
+} valued[] = {
+    {"only", ARG_PATH, &opt.only},
+    {"aiod", ARG_PATH, &opt.aiod},
+    {"bench-plugins", ARG_PATH, &opt.bench_plugins},
+    {"plugins", ARG_PATH, &opt.plugins},
+    {"redis-server", ARG_PATH, &opt.redis_server},
+    {"limit-n", ARG_COUNT, &opt.limit_n},
+    {"batch", ARG_UINT, &opt.batch},
+    {"noop-n", ARG_COUNT, &opt.noop_n},
+    {"depth", ARG_UINT, &opt.depth},
+    {"noop-capacity", ARG_UINT, &opt.noop_capacity},
+    {"latency-n", ARG_COUNT, &opt.latency_n},
+    {"sleep-n", ARG_COUNT, &opt.sleep_n},
+    {"sleep-seconds", ARG_SECONDS, &opt.sleep_s},
+    {"sleep-capacity", ARG_UINT, &opt.sleep_capacity},
+};
+#define N_VALUED (sizeof(valued) / sizeof(valued[0]))
+
+static void set_valued(size_t i, const char *arg) {
+    switch (valued[i].kind) {
+    case ARG_PATH:
+        *(const char **)valued[i].dst = arg;
+        break;
+    case ARG_COUNT:
+        *(uint64_t *)valued[i].dst = count_arg(arg, valued[i].name);
+        break;
+    case ARG_UINT:
+        *(unsigned *)valued[i].dst = (unsigned)count_arg(arg, valued[i].name);
+        break;
+    case ARG_SECONDS: {
+        char *end;
+        double v = strtod(arg, &end);
+        if (*end || !(v > 0 && v <= 60)) {
+            fprintf(stderr, "aiod-cluster-bench: bad --%s: %s\n", valued[i].name, arg);
+            exit(2);
+        }
+        *(double *)valued[i].dst = v;
+        break;
+    }
+    }
+}
+
 static void parse_args(int argc, char **argv) {
-    enum {
-        O_QUICK = 256,
-        O_ONLY,
-        O_AIOD,
-        O_BPLUG,
-        O_PLUG,
-        O_REDIS,
-        O_LIMIT_N,
-        O_BATCH,
-        O_NOOP_N,
-        O_DEPTH,
-        O_NOOP_CAP,
-        O_LAT_N,
-        O_SLEEP_N,
-        O_SLEEP_S,
-        O_SLEEP_CAP
-    };
-    static const struct option longopts[] = {
-        {"quick", no_argument, NULL, O_QUICK},
-        {"only", required_argument, NULL, O_ONLY},
-        {"aiod", required_argument, NULL, O_AIOD},
-        {"bench-plugins", required_argument, NULL, O_BPLUG},
-        {"plugins", required_argument, NULL, O_PLUG},
-        {"redis-server", required_argument, NULL, O_REDIS},
-        {"limit-n", required_argument, NULL, O_LIMIT_N},
-        {"batch", required_argument, NULL, O_BATCH},
-        {"noop-n", required_argument, NULL, O_NOOP_N},
-        {"depth", required_argument, NULL, O_DEPTH},
-        {"noop-capacity", required_argument, NULL, O_NOOP_CAP},
-        {"latency-n", required_argument, NULL, O_LAT_N},
-        {"sleep-n", required_argument, NULL, O_SLEEP_N},
-        {"sleep-seconds", required_argument, NULL, O_SLEEP_S},
-        {"sleep-capacity", required_argument, NULL, O_SLEEP_CAP},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    /* getopt_long returns the index into `valued` for those, these after. */
+    enum { O_QUICK = N_VALUED, O_COUNT };
+    struct option longopts[O_COUNT + 3];
+    for (size_t i = 0; i < N_VALUED; i++)
+        longopts[i] = (struct option){valued[i].name, required_argument, NULL, (int)i};
+    longopts[O_QUICK] = (struct option){"quick", no_argument, NULL, O_QUICK};
+    longopts[O_COUNT] = (struct option){"quiet", no_argument, NULL, 'q'};
+    longopts[O_COUNT + 1] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[O_COUNT + 2] = (struct option){NULL, 0, NULL, 0};
     int c;
     while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
-        switch (c) {
-        case O_QUICK:
+        if (c >= 0 && (size_t)c < N_VALUED) {
+            set_valued((size_t)c, optarg);
+        } else if (c == O_QUICK) {
             opt.limit_n = 5000;
             opt.noop_n = 1000;
             opt.latency_n = 100;
             opt.sleep_n = 200;
-            break;
-        case O_ONLY:
-            opt.only = optarg;
-            break;
-        case O_AIOD:
-            opt.aiod = optarg;
-            break;
-        case O_BPLUG:
-            opt.bench_plugins = optarg;
-            break;
-        case O_PLUG:
-            opt.plugins = optarg;
-            break;
-        case O_REDIS:
-            opt.redis_server = optarg;
-            break;
-        case O_LIMIT_N:
-            opt.limit_n = count_arg(optarg, "--limit-n");
-            break;
-        case O_BATCH:
-            opt.batch = (unsigned)count_arg(optarg, "--batch");
-            break;
-        case O_NOOP_N:
-            opt.noop_n = count_arg(optarg, "--noop-n");
-            break;
-        case O_DEPTH:
-            opt.depth = (unsigned)count_arg(optarg, "--depth");
-            break;
-        case O_NOOP_CAP:
-            opt.noop_capacity = (unsigned)count_arg(optarg, "--noop-capacity");
-            break;
-        case O_LAT_N:
-            opt.latency_n = count_arg(optarg, "--latency-n");
-            break;
-        case O_SLEEP_N:
-            opt.sleep_n = count_arg(optarg, "--sleep-n");
-            break;
-        case O_SLEEP_S:
-            opt.sleep_s = strtod(optarg, NULL);
-            if (!(opt.sleep_s > 0 && opt.sleep_s <= 60)) {
-                fprintf(stderr, "aiod-cluster-bench: bad --sleep-seconds: %s\n", optarg);
-                exit(2);
-            }
-            break;
-        case O_SLEEP_CAP:
-            opt.sleep_capacity = (unsigned)count_arg(optarg, "--sleep-capacity");
-            break;
-        case 'q':
+        } else if (c == 'q') {
             bench_verbose = false;
-            break;
-        case 'h':
+        } else if (c == 'h') {
             usage(stdout);
             exit(0);
-        default:
+        } else {
             usage(stderr);
             exit(2);
         }
@@ -348,14 +317,17 @@ static void latency_section(const cb_host_cfg *cfg, const cb_redis *r) {
         report_failed("queued submit+await", l.reason);
         return;
     }
-    report("queued submit+await p50", "us", (double)l.queued_p50 / 1e3, (double)l.local_p50 / 1e3,
-           "local ", 0, false);
-    report("queued submit+await p99", "us", (double)l.queued_p99 / 1e3, (double)l.local_p99 / 1e3,
-           "local ", 0, false);
+    static const char *const name[2] = {"p50", "p99"};
+    for (int i = 0; i < 2; i++) {
+        char figure[64];
+        snprintf(figure, sizeof(figure), "queued submit+await %s", name[i]);
+        report(figure, "us", (double)l.queued[i] / 1e3, (double)l.local[i] / 1e3, "local ", 0,
+               false);
+    }
     note("latency: %llu round trips each; overhead of a queued task over a local one: "
          "p50 +%.1f us, p99 +%.1f us",
-         (unsigned long long)l.n, ((double)l.queued_p50 - (double)l.local_p50) / 1e3,
-         ((double)l.queued_p99 - (double)l.local_p99) / 1e3);
+         (unsigned long long)l.n, ((double)l.queued[0] - (double)l.local[0]) / 1e3,
+         ((double)l.queued[1] - (double)l.local[1]) / 1e3);
 }
 
 static void scaling_section(const cb_host_cfg *noop_cfg, const cb_redis *r) {
@@ -425,7 +397,7 @@ int main(int argc, char **argv) {
         rmdir(dir);
         return 1;
     }
-    bench_log("redis-server pid %d on 127.0.0.1:%d", (int)r.pid, r.port);
+    bench_log("redis-server pid %d on 127.0.0.1:%d", (int)r.proc.pid, r.port);
     print_header(&r);
 
     cb_host_cfg cfg = {opt.aiod, opt.bench_plugins, opt.plugins, dir, opt.noop_capacity};

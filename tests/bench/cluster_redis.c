@@ -2,8 +2,8 @@
  * aiod-cluster-bench: Redis. Runs redis-server as a child on loopback with
  * its files in a temporary directory, measures what a bare client gets from
  * it (the limit: producers pipelining XADD and consumers pipelining
- * XREADGROUP and XACK, with hiredis's synchronous API), and counts finished
- * cluster tasks from the hosts' event channel. Only hiredis is used here, so
+ * XREADGROUP and XACK, with hiredis's synchronous API), and sees a
+ * workload's tasks end from their queue's stream and task hashes. Only hiredis is used here, so
  * the limit has none of aiod's code in it.
  */
 #define _XOPEN_SOURCE 700
@@ -28,11 +28,6 @@
 #include "cluster.h"
 
 #define REDIS_READY_TIMEOUT_MS 10000
-#define REDIS_STOP_GRACE_MS 10000
-/* The channel the hosts publish "done ID" on (docs/cluster.md). */
-#define EVENT_CHANNEL "aiod:ev"
-/* Ours, to wake the counter when the bench gives up. */
-#define STOP_CHANNEL "aiod-cluster-bench:stop"
 /* A consumer blocked on an empty stream looks at the shared count this often. */
 #define CONSUMER_BLOCK_MS "50"
 #define LIMIT_STREAM "aiod-cluster-bench:limit"
@@ -67,16 +62,6 @@ static redisContext *connect_to(const cb_redis *r, char *err, size_t err_len) {
     return c;
 }
 
-static bool redis_exited(cb_redis *r, char *err, size_t err_len) {
-    int st;
-    if (waitpid(r->pid, &st, WNOHANG) != r->pid)
-        return false;
-    bench_note(err, err_len, "redis-server exited (status %d) before answering; see %s",
-               WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), r->log);
-    r->pid = -1;
-    return true;
-}
-
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
     (void)st, (void)ftw;
     if (flag == FTW_DP)
@@ -88,13 +73,14 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 int cb_redis_start(cb_redis *r, const char *server, const char *base, char *err, size_t err_len) {
     memset(r, 0, sizeof(*r));
-    r->pid = -1;
-    snprintf(r->dir, sizeof(r->dir), "%s/redis.XXXXXX", base);
-    if (!mkdtemp(r->dir)) {
-        bench_note(err, err_len, "mkdtemp %s: %s", r->dir, strerror(errno));
+    bench_daemon *p = &r->proc;
+    p->pid = -1;
+    snprintf(p->dir, sizeof(p->dir), "%s/redis.XXXXXX", base);
+    if (!mkdtemp(p->dir)) {
+        bench_note(err, err_len, "mkdtemp %s: %s", p->dir, strerror(errno));
         return -1;
     }
-    snprintf(r->log, sizeof(r->log), "%s/redis.log", r->dir);
+    snprintf(p->log, sizeof(p->log), "%s/redis.log", p->dir);
     r->port = free_port();
     if (r->port <= 0) {
         bench_note(err, err_len, "no free port: %s", strerror(errno));
@@ -102,23 +88,20 @@ int cb_redis_start(cb_redis *r, const char *server, const char *base, char *err,
     }
     char port[16];
     snprintf(port, sizeof(port), "%d", r->port);
-    const char *argv[] = {server,      "--port",
-                          port,        "--bind",
-                          "127.0.0.1", "--dir",
-                          r->dir,      "--logfile",
-                          r->log,      "--save",
-                          "",          "--appendonly",
-                          "yes",       "--appendfsync",
-                          "everysec",  "--daemonize",
-                          "no",        "--protected-mode",
-                          "yes",       NULL};
+    /* Loopback only, no RDB snapshots, the append-only file fsynced every
+     * second, in the foreground (a child to stop). */
+    const char *argv[] = {
+        server, "--port",        port,       "--bind",      "127.0.0.1", "--dir",
+        p->dir, "--logfile",     p->log,     "--save",      "",          "--appendonly",
+        "yes",  "--appendfsync", "everysec", "--daemonize", "no",        NULL,
+    };
     fflush(NULL);
-    r->pid = fork();
-    if (r->pid < 0) {
+    p->pid = fork();
+    if (p->pid < 0) {
         bench_note(err, err_len, "fork: %s", strerror(errno));
         return -1;
     }
-    if (r->pid == 0) {
+    if (p->pid == 0) {
         int null = open("/dev/null", O_RDWR);
         if (null >= 0) {
             dup2(null, 0);
@@ -144,13 +127,18 @@ int cb_redis_start(cb_redis *r, const char *server, const char *base, char *err,
         } else if (c) {
             redisFree(c);
         }
-        if (redis_exited(r, err, err_len)) {
+        char why[200];
+        if (!daemon_alive(p, why, sizeof(why))) {
+            char last[300];
+            daemon_last_log(p, last, sizeof(last));
+            bench_note(err, err_len, "redis-server %s before answering%s%s", why, *last ? ": " : "",
+                       last);
             cb_redis_stop(r);
             return -1;
         }
         if (bench_now_ns() > deadline) {
             bench_note(err, err_len, "redis-server did not answer within %d ms; see %s",
-                       REDIS_READY_TIMEOUT_MS, r->log);
+                       REDIS_READY_TIMEOUT_MS, p->log);
             cb_redis_stop(r);
             return -1;
         }
@@ -159,21 +147,9 @@ int cb_redis_start(cb_redis *r, const char *server, const char *base, char *err,
 }
 
 void cb_redis_stop(cb_redis *r) {
-    if (r->pid > 0) {
-        kill(r->pid, SIGTERM);
-        uint64_t deadline = bench_now_ns() + (uint64_t)REDIS_STOP_GRACE_MS * 1000000u;
-        while (waitpid(r->pid, NULL, WNOHANG) == 0) {
-            if (bench_now_ns() > deadline) {
-                kill(r->pid, SIGKILL);
-                waitpid(r->pid, NULL, 0);
-                break;
-            }
-            sleep_s(0.005);
-        }
-    }
-    r->pid = -1;
-    if (*r->dir && !getenv("AIOD_BENCH_KEEP"))
-        nftw(r->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    daemon_stop_keep(&r->proc);
+    if (*r->proc.dir && !getenv("AIOD_BENCH_KEEP"))
+        nftw(r->proc.dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 static redisReply *command(const cb_redis *r, char *err, size_t err_len, const char *fmt, ...) {
@@ -476,123 +452,91 @@ void cb_limit_run(const cb_redis *r, uint64_t n, unsigned clients, unsigned batc
         freeReplyObject(rep);
 }
 
-/* ---------------------------------------------------------------- the counter */
+/* ---------------------------------------------------------------- draining */
 
-struct cb_counter {
+/*
+ * A host publishes "done ID" only for tasks someone awaits, so a workload
+ * that only submits is seen from the queue's stream instead: a host deletes
+ * an entry (XDEL) when its task has ended and its outcome is written, so
+ * once every submit is acknowledged an empty stream means every task ended.
+ * Nothing announces that, so the length is read every DRAIN_POLL_S.
+ */
+#define DRAIN_POLL_S 0.001
+
+struct cb_drain {
     redisContext *c;
-    pthread_t th;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    uint64_t done;
-    uint64_t t_last;
-    bool ended;
+    char key[200];
 };
 
-static void *count_thread(void *arg) {
-    cb_counter *k = arg;
-    for (;;) {
-        redisReply *rep = NULL;
-        if (redisGetReply(k->c, (void **)&rep) != REDIS_OK || !rep)
-            break;
-        bool stop = false, done = false;
-        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
-            rep->element[0]->type == REDIS_REPLY_STRING &&
-            strcmp(rep->element[0]->str, "message") == 0 &&
-            rep->element[2]->type == REDIS_REPLY_STRING) {
-            stop = strcmp(rep->element[1]->str, STOP_CHANNEL) == 0;
-            done = !stop && strncmp(rep->element[2]->str, "done ", 5) == 0;
-        }
-        freeReplyObject(rep);
-        if (stop)
-            break;
-        if (done) {
-            uint64_t now = bench_now_ns();
-            pthread_mutex_lock(&k->lock);
-            k->done++;
-            k->t_last = now;
-            pthread_cond_signal(&k->cond);
-            pthread_mutex_unlock(&k->lock);
-        }
-    }
-    pthread_mutex_lock(&k->lock);
-    k->ended = true;
-    pthread_cond_signal(&k->cond);
-    pthread_mutex_unlock(&k->lock);
-    return NULL;
-}
-
-cb_counter *cb_counter_start(const cb_redis *r, char *err, size_t err_len) {
-    cb_counter *k = calloc(1, sizeof(*k));
-    if (!k) {
+cb_drain *cb_drain_open(const cb_redis *r, const char *function, char *err, size_t err_len) {
+    cb_drain *d = calloc(1, sizeof(*d));
+    if (!d) {
         bench_note(err, err_len, "out of memory");
         return NULL;
     }
-    k->c = connect_to(r, err, err_len);
-    if (!k->c) {
-        free(k);
+    snprintf(d->key, sizeof(d->key), "aiod:q:" CB_QUEUE ":%s", function);
+    d->c = connect_to(r, err, err_len);
+    if (!d->c) {
+        free(d);
         return NULL;
     }
-    /* Both subscriptions are confirmed before the workload starts. */
-    redisReply *rep = redisCommand(k->c, "SUBSCRIBE " EVENT_CHANNEL " " STOP_CHANNEL);
-    bool ok = rep && rep->type == REDIS_REPLY_ARRAY;
-    if (rep)
-        freeReplyObject(rep);
-    rep = NULL;
-    if (ok && (redisGetReply(k->c, (void **)&rep) != REDIS_OK || !rep))
-        ok = false;
-    if (rep)
-        freeReplyObject(rep);
-    if (!ok) {
-        bench_note(err, err_len, "SUBSCRIBE: %s", k->c->err ? k->c->errstr : "bad reply");
-        redisFree(k->c);
-        free(k);
-        return NULL;
-    }
-    pthread_mutex_init(&k->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&k->cond, &ca);
-    pthread_condattr_destroy(&ca);
-    if (pthread_create(&k->th, NULL, count_thread, k) != 0) {
-        fprintf(stderr, "aiod-cluster-bench: cannot start threads\n");
-        exit(1);
-    }
-    return k;
+    return d;
 }
 
-uint64_t cb_counter_wait(cb_counter *k, uint64_t n, double timeout_s, uint64_t *ret_last_ns) {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += (time_t)timeout_s;
-    deadline.tv_nsec += (long)((timeout_s - (double)(time_t)timeout_s) * 1e9);
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
+long long cb_drain_wait(cb_drain *d, double timeout_s, uint64_t *ret_empty_ns, char *err,
+                        size_t err_len) {
+    uint64_t deadline = bench_now_ns() + (uint64_t)(timeout_s * 1e9);
+    for (;;) {
+        redisReply *rep = redisCommand(d->c, "XLEN %s", d->key);
+        uint64_t now = bench_now_ns();
+        if (!rep || rep->type != REDIS_REPLY_INTEGER) {
+            bench_note(err, err_len, "XLEN %s: %s", d->key, why(d->c, rep));
+            if (rep)
+                freeReplyObject(rep);
+            return -1;
+        }
+        long long len = rep->integer;
+        freeReplyObject(rep);
+        if (len == 0) {
+            *ret_empty_ns = now;
+            return 0;
+        }
+        if (now > deadline)
+            return len;
+        sleep_s(DRAIN_POLL_S);
     }
-    pthread_mutex_lock(&k->lock);
-    while (k->done < n && !k->ended)
-        if (pthread_cond_timedwait(&k->cond, &k->lock, &deadline) == ETIMEDOUT)
-            break;
-    uint64_t done = k->done;
-    *ret_last_ns = k->t_last;
-    pthread_mutex_unlock(&k->lock);
+}
+
+uint64_t cb_drain_count_done(cb_drain *d, uint64_t first_id, uint64_t n, char *err,
+                             size_t err_len) {
+    uint64_t done = 0;
+    const uint64_t batch = 1000;
+    for (uint64_t i = 0; i < n; i += batch) {
+        uint64_t k = n - i < batch ? n - i : batch;
+        for (uint64_t j = 0; j < k; j++)
+            redisAppendCommand(d->c, "HGET aiod:t:%llu state",
+                               (unsigned long long)(first_id + i + j));
+        for (uint64_t j = 0; j < k; j++) {
+            redisReply *rep = NULL;
+            if (redisGetReply(d->c, (void **)&rep) != REDIS_OK || !rep) {
+                bench_note(err, err_len, "HGET: %s", why(d->c, rep));
+                return done;
+            }
+            if (rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "done") == 0)
+                done++;
+            else if (!*err)
+                bench_note(err, err_len, "task %llu: state %s",
+                           (unsigned long long)(first_id + i + j),
+                           rep->type == REDIS_REPLY_STRING ? rep->str : "(none)");
+            freeReplyObject(rep);
+        }
+    }
     return done;
 }
 
-void cb_counter_stop(cb_counter *k, const cb_redis *r) {
-    if (!k)
+void cb_drain_close(cb_drain *d) {
+    if (!d)
         return;
-    char err[200];
-    redisReply *rep = command(r, err, sizeof(err), "PUBLISH " STOP_CHANNEL " stop");
-    if (rep)
-        freeReplyObject(rep);
-    else
-        /* Redis is gone: the subscriber's read fails on its own. */
-        shutdown(k->c->fd, SHUT_RDWR);
-    pthread_join(k->th, NULL);
-    redisFree(k->c);
-    pthread_cond_destroy(&k->cond);
-    pthread_mutex_destroy(&k->lock);
-    free(k);
+    redisFree(d->c);
+    free(d);
 }
