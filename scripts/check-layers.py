@@ -16,7 +16,7 @@ import sys
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 # Lowest first. The index is the layer's rank.
-DAEMON_LAYERS = ["base", "system", "net", "host", "core", "api", "request", "app"]
+DAEMON_LAYERS = ["base", "system", "net", "host", "core", "api", "cluster", "request", "app"]
 CLIENT_LAYERS = ["lib", "cli"]
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

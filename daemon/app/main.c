@@ -29,6 +29,7 @@
 
 #include "alloc.h"
 #include "api/api.h"
+#include "cluster/cluster.h"
 #include "system/config.h"
 #include "net/conn.h"
 #include "core/coro.h"
@@ -338,6 +339,8 @@ static void finish_shutdown(void) {
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
     conn_close_all();
+    /* Its connections would keep the loop alive. */
+    cluster_stop();
     sd_done();
     if (task_count_unfinished() > 0) {
         log_warning("%zu tasks did not end within the grace period; exiting anyway",
@@ -375,8 +378,10 @@ static void on_signal(uv_signal_t *h, int signum) {
     sd_stopping();
     server_stop();
     dispatch_set_shutting_down();
-    /* What the stop cuts off keeps its stored state (persist.h). */
+    /* What the stop cuts off keeps its stored state (persist.h), and its
+     * queued tasks stay running in Redis, for on_interrupt to decide. */
     persist_freeze();
+    cluster_freeze();
 
     /* Collect first: cancelling changes the table. */
     size_t n = 0;
@@ -599,6 +604,13 @@ int main(int argc, char **argv) {
         exit_code = EX_CONFIG_STORE;
         goto out;
     }
+    /* After the plugins (a host serves the functions it loaded) and the
+     * store, before the loop: it connects in the background. */
+    if (cluster_start(loop) < 0) {
+        sd_notifyf(0, "STATUS=Cannot join the cluster; see the journal");
+        exit_code = EXIT_BAD_SETTINGS;
+        goto out;
+    }
     uv_timer_init(loop, &shutdown_timer);
     uv_signal_init(loop, &sig_term);
     uv_signal_init(loop, &sig_int);
@@ -618,6 +630,7 @@ int main(int argc, char **argv) {
 out:
     stall_stop();
     server_stop();
+    cluster_stop();
     conn_abort_all();
     signal_done();
     run_done();

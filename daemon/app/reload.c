@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/aiod_limits.h"
+#include "cluster/cluster.h"
 #include "core/limit.h"
 #include "system/config.h"
 #include "system/identity.h"
@@ -32,6 +33,8 @@ void reload_sync_plugins(plugin_sync_counts *ret) {
     if (cfg.default_plugin_dir)
         dirs[n++] = AIOD_PLUGIN_DIR;
     plugin_sync(dirs, n, ret);
+    /* The queues' streams follow the functions loaded. */
+    cluster_plugins_changed();
 }
 
 int reload_run(const char *why, reload_result *ret, char *err, size_t err_len) {

@@ -328,4 +328,31 @@
  * commit (about 1,300), so commits do not get more frequent for it. */
 #define LIMIT_STORE_BATCH_ROWS 4096u
 
+/* The cluster (docs/cluster.md). Queued tasks one host runs at once by
+ * default: enough to keep a few hosts busy with short tasks, few enough that
+ * one host does not take a whole burst that others could share. */
+#define LIMIT_CLUSTER_CAPACITY 64u
+/* A host silent this long (it renews its claim on its tasks every third of
+ * it) has its tasks claimed by others: long enough to ride out a Redis
+ * restart or a paused VM, short enough that work moves within a minute. */
+#define LIMIT_CLUSTER_VISIBILITY_MS 30000u
+#define LIMIT_CLUSTER_VISIBILITY_MIN_MS 300u
+/* How long a finished queued task's outcome and output stay in Redis. */
+#define LIMIT_CLUSTER_RETAIN_SECONDS 86400u
+/* Reconnecting to Redis: the first wait, doubled after each failure up to
+ * the second. */
+#define LIMIT_CLUSTER_BACKOFF_MIN_MS 100u
+#define LIMIT_CLUSTER_BACKOFF_MAX_MS 5000u
+/* A read of the queues blocks in Redis at most this long, so a change of
+ * what the host can take is seen soon. */
+#define LIMIT_CLUSTER_READ_BLOCK_MS 2000u
+/* Lines of a queued task's output kept in its Redis stream (the oldest
+ * trimmed beyond). */
+#define LIMIT_CLUSTER_OUTPUT_LINES 10000u
+/* A submit with cluster_replicas waits this long for the replicas. */
+#define LIMIT_CLUSTER_REPLICAS_WAIT_MS 5000u
+/* A follower of a queued task's output waits in Redis this long for new
+ * lines before it looks at the task's state again. */
+#define LIMIT_CLUSTER_FOLLOW_BLOCK_MS 1000u
+
 #endif

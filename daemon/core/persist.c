@@ -458,9 +458,7 @@ typedef struct load_ctx {
     size_t err_len;
 } load_ctx;
 
-/* The on_interrupt policy of a function: the last matching setting, else
- * its descriptor's field (ABI 1.3), else fail. */
-static bool retries_on_interrupt(const fn_entry *fn) {
+bool persist_retries_on_interrupt(const fn_entry *fn) {
     int policy = -1;
     for (size_t i = 0; i < cfg.n_on_interrupt; i++) {
         char name[256], how[16];
@@ -568,8 +566,8 @@ static void restore_output(task *t, const Aiod__StoredTask *st) {
 /* Brings back a task that was running when the daemon stopped. */
 static void restore_interrupted(load_ctx *ctx, task *t) {
     char msg[LIMIT_MESSAGE];
-    bool retry =
-        retries_on_interrupt(t->fn) && (!t->plan || t->plan->interrupted < LIMIT_INTERRUPT_RETRIES);
+    bool retry = persist_retries_on_interrupt(t->fn) &&
+                 (!t->plan || t->plan->interrupted < LIMIT_INTERRUPT_RETRIES);
     /* The interrupted attempt's number: a task with no plan had one. */
     unsigned number = plan_attempt(t) ? plan_attempt(t) : 1;
     if (retry && plan_ensure(t) == 0) {

@@ -83,4 +83,9 @@ void persist_done(void);
 /* Batches and rows written, and the largest batch (for the logs). */
 void persist_stats(uint64_t *ret_batches, uint64_t *ret_rows, uint64_t *ret_max_rows);
 
+/* Whether a function's interrupted tasks run again (on_interrupt =
+ * retry): the last matching on_interrupt setting, else its descriptor's
+ * field (ABI 1.3), else no (fail). */
+bool persist_retries_on_interrupt(const fn_entry *fn);
+
 #endif

@@ -14,6 +14,7 @@
 #include "alloc.h"
 #include "base/aiod_limits.h"
 #include "base/utf8.h"
+#include "cluster/cluster.h"
 #include "core/finish.h"
 #include "core/persist.h"
 #include "core/plan.h"
@@ -28,6 +29,7 @@
 #include "request/describe.h"
 #include "request/follow.h"
 #include "request/listing.h"
+#include "request/remote.h"
 #include "request/session.h"
 #include "request/waiting.h"
 #include "system/config.h"
@@ -181,6 +183,10 @@ static void handle_submit(session *s, req *r, Aiod__Submit *m) {
         req_end_error(r, ERR(ERROR_BAD_ARGUMENT), "unknown ownership %d", (int)m->ownership);
         return;
     }
+    if (m->queue && *m->queue) {
+        remote_submit(s, r, m);
+        return;
+    }
     if (!check_schedule(s, r, m->schedule))
         return;
     if (make_task(s, m->call, (int)m->ownership, &t, &why) < 0) {
@@ -269,8 +275,37 @@ static bool lookup_all(session *s, req *r, const uint64_t *ids, size_t n, const 
     return true;
 }
 
+/* Whether the ids name queued tasks (then all must): true with the request
+ * handed to the cluster by `remote` or ended with an error. */
+static bool remote_ids(session *s, req *r, const uint64_t *ids, size_t n, const char *what, void *m,
+                       void (*remote)(session *s, req *r, void *m)) {
+    size_t queued = 0;
+    for (size_t i = 0; i < n; i++)
+        queued += cluster_is_id(ids[i]);
+    if (queued == 0)
+        return false;
+    if (queued < n)
+        req_end_error(r, ERR(ERROR_BAD_ARGUMENT),
+                      "one %s cannot name both queued tasks (ids from %llu up) and this host's "
+                      "own tasks",
+                      what, (unsigned long long)CLUSTER_ID_BASE);
+    else
+        remote(s, r, m);
+    return true;
+}
+
+static void remote_await_any(session *s, req *r, void *m) {
+    remote_await(s, r, m);
+}
+
+static void remote_cancel_any(session *s, req *r, void *m) {
+    remote_cancel(s, r, m);
+}
+
 static void handle_await(session *s, req *r, const Aiod__Await *a) {
     if (!check_batch(r, a->n_task_ids, "await") || !check_timeout(r, a->timeout))
+        return;
+    if (remote_ids(s, r, a->task_ids, a->n_task_ids, "await", (void *)a, remote_await_any))
         return;
     wait_req *w = waiting_new(s, a->n_task_ids);
     if (!w) {
@@ -384,6 +419,8 @@ static void handle_gather(session *s, req *r, Aiod__Gather *g) {
 static void handle_cancel(session *s, req *r, const Aiod__Cancel *k) {
     if (!check_batch(r, k->n_task_ids, "cancel"))
         return;
+    if (remote_ids(s, r, k->task_ids, k->n_task_ids, "cancel", (void *)k, remote_cancel_any))
+        return;
     task **ts = alloc_calloc(k->n_task_ids, sizeof(*ts));
     if (!ts) {
         req_end_error(r, ERR(ERROR_INTERNAL), "out of memory");
@@ -407,6 +444,10 @@ static void handle_cancel(session *s, req *r, const Aiod__Cancel *k) {
 
 static void handle_show(session *s, req *r, const Aiod__ShowTask *m) {
     refusal why;
+    if (cluster_is_id(m->task_id)) {
+        remote_show(s, r, m);
+        return;
+    }
     task *t = find_task(s, m->task_id, "show", &why);
     if (!t) {
         req_end_error(r, why.code, "%s", why.msg);
@@ -421,6 +462,10 @@ static void handle_show(session *s, req *r, const Aiod__ShowTask *m) {
 
 static void handle_logs(session *s, req *r, const Aiod__Logs *l) {
     refusal why;
+    if (cluster_is_id(l->task_id)) {
+        remote_logs(s, r, l);
+        return;
+    }
     task *t = find_task(s, l->task_id, "follow", &why);
     if (!t) {
         req_end_error(r, why.code, "%s", why.msg);

@@ -12,6 +12,7 @@
 #include "request/dispatch.h"
 #include "request/ack.h"
 #include "request/follow.h"
+#include "request/remote.h"
 #include "request/session.h"
 #include "request/waiting.h"
 #include "system/log.h"
@@ -43,6 +44,7 @@ static int on_opened(conn *c) {
     list_init(&s->followers);
     list_init(&s->waits);
     list_init(&s->acks);
+    list_init(&s->remotes);
     list_init(&s->parked);
     c->data = s;
     /* Root passes every rule whatever its groups: no lookup. */
@@ -94,6 +96,7 @@ static void on_closing(conn *c) {
         follow_stop(container_of(list_first(&s->followers), follower, session_node));
     waiting_session_closed(s);
     ack_session_closed(s);
+    remote_session_closed(s);
     free(s->peer.groups);
     free(s);
 }

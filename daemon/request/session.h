@@ -35,6 +35,8 @@ typedef struct session {
     list waits;
     /* Submitted replies that wait for the store (ack.c, pending_ack). */
     list acks;
+    /* Requests on queued tasks that wait for the cluster (remote.c). */
+    list remotes;
     /* Requests open (not yet answered): at max_in_flight, further requests
      * that wait (Await, Gather, Logs with follow) are parked, in order,
      * while the others still run as they are read (dispatch.c). */

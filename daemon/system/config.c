@@ -28,6 +28,7 @@
 #include "base/aiod_limits.h"
 #include "system/log.h"
 #include "macro.h"
+#include "system/cluster_cfg.h"
 #include "system/policy.h"
 
 config cfg;
@@ -46,6 +47,9 @@ enum {
     K_OUTCOMES,  /* all, failures or none */
     K_DURABLE,   /* none, os or fsync */
     K_INTERRUPT, /* repeatable "FUNCTION fail|retry" */
+    K_REDIS,     /* "redis://HOST:PORT[/DB]" (char *) */
+    K_QUEUES,    /* "NAME,..." (char *) */
+    K_NAME,      /* a cluster host name (char *) */
 };
 
 typedef struct setting {
@@ -90,6 +94,15 @@ static const setting settings[] = {
     {"proc_user", K_STR, offsetof(config, proc_user), 0, 0},
     {"durability", K_DURABLE, offsetof(config, durability), 0, 0},
     {"on_interrupt", K_INTERRUPT, 0, 0, 0},
+    {"cluster", K_REDIS, offsetof(config, cluster), 0, 0},
+    {"cluster_password_file", K_PATH, offsetof(config, cluster_password_file), 0, 0},
+    {"cluster_queues", K_QUEUES, offsetof(config, cluster_queues), 0, 0},
+    {"cluster_host", K_NAME, offsetof(config, cluster_host), 0, 0},
+    U32("cluster_capacity", cluster_capacity, 1),
+    {"cluster_visibility_ms", K_U32, offsetof(config, cluster_visibility_ms),
+     LIMIT_CLUSTER_VISIBILITY_MIN_MS, UINT32_MAX},
+    {"cluster_replicas", K_U32, offsetof(config, cluster_replicas), 0, 16},
+    U32("cluster_retain_seconds", cluster_retain_seconds, 1),
 };
 
 static const char *const level_names[] = {"emerg",   "alert",  "crit", "err",
@@ -100,6 +113,8 @@ static const char *const level_names[] = {"emerg",   "alert",  "crit", "err",
 static char *file_path;
 static bool file_required;
 static bool file_found;
+/* The settings were loaded once: what is read only at start-up is kept. */
+static bool started;
 
 /* Command-line overrides, applied after the file in the order given. */
 typedef struct override {
@@ -128,6 +143,9 @@ static void defaults(config *c) {
         .stack_size = LIMIT_STACK_SIZE,
         .max_connections_per_uid = LIMIT_MAX_CONNECTIONS_PER_UID,
         .max_tasks_per_uid = LIMIT_MAX_TASKS_PER_UID,
+        .cluster_capacity = LIMIT_CLUSTER_CAPACITY,
+        .cluster_visibility_ms = LIMIT_CLUSTER_VISIBILITY_MS,
+        .cluster_retain_seconds = LIMIT_CLUSTER_RETAIN_SECONDS,
         .max_result = LIMIT_MAX_RESULT,
         .log_outcomes = LOG_OUTCOMES_ALL,
         .durability = DURABILITY_FSYNC,
@@ -165,6 +183,11 @@ static void free_owned(config *c) {
     c->state_dir = NULL;
     free(c->proc_user);
     c->proc_user = NULL;
+    free(c->cluster);
+    free(c->cluster_password_file);
+    free(c->cluster_queues);
+    free(c->cluster_host);
+    c->cluster = c->cluster_password_file = c->cluster_queues = c->cluster_host = NULL;
     free_list(&c->call_rules, &c->n_call_rules);
     free_list(&c->limits, &c->n_limits);
     free_list(&c->on_interrupt, &c->n_on_interrupt);
@@ -371,13 +394,30 @@ static int apply(config *c, const setting *s, const char *v, char *why, size_t l
         }
         return add_string(&c->on_interrupt, &c->n_on_interrupt, v);
     }
+    case K_REDIS: {
+        cluster_url u;
+        if (cluster_url_parse(v, &u, why, len) < 0)
+            return -EINVAL;
+        goto string;
+    }
+    case K_QUEUES:
+        if (cluster_queues_parse(v, NULL, why, len) < 0)
+            return -EINVAL;
+        goto string;
+    case K_NAME:
+        if (!cluster_name_valid(v)) {
+            snprintf(why, len, "'%s' is not a name of 1 to 64 letters, digits, '_', '.' or '-'", v);
+            return -EINVAL;
+        }
+        goto string;
     case K_PATH:
         if (*v != '/') {
             snprintf(why, len, "'%s' is not an absolute path", v);
             return -EINVAL;
         }
         __attribute__((fallthrough));
-    case K_STR: {
+    case K_STR:
+    string : {
         char *d = alloc_strdup(v);
         if (!d)
             return -ENOMEM;
@@ -706,10 +746,26 @@ int config_load(char *err, size_t err_len) {
         c.state_dir = TAKE_PTR(cfg.state_dir);
         c.durability = cfg.durability;
     }
+    /* So is the cluster (the connections are made once). */
+    if (started) {
+        free(c.cluster);
+        free(c.cluster_password_file);
+        free(c.cluster_queues);
+        free(c.cluster_host);
+        c.cluster = TAKE_PTR(cfg.cluster);
+        c.cluster_password_file = TAKE_PTR(cfg.cluster_password_file);
+        c.cluster_queues = TAKE_PTR(cfg.cluster_queues);
+        c.cluster_host = TAKE_PTR(cfg.cluster_host);
+        c.cluster_capacity = cfg.cluster_capacity;
+        c.cluster_visibility_ms = cfg.cluster_visibility_ms;
+        c.cluster_replicas = cfg.cluster_replicas;
+        c.cluster_retain_seconds = cfg.cluster_retain_seconds;
+    }
     free_owned(&cfg);
     c.socket_path = cfg.socket_path;
     cfg = c;
     file_found = found;
+    started = true;
     return 0;
 }
 
@@ -753,6 +809,18 @@ void config_dump(FILE *f) {
     fprintf(f, "durability = %s\n", durabilities[cfg.durability]);
     for (size_t i = 0; i < cfg.n_on_interrupt; i++)
         fprintf(f, "on_interrupt = %s\n", cfg.on_interrupt[i]);
+    if (!cfg.cluster)
+        return;
+    fprintf(f, "cluster = %s\n", cfg.cluster);
+    if (cfg.cluster_password_file)
+        fprintf(f, "cluster_password_file = %s\n", cfg.cluster_password_file);
+    fprintf(f, "cluster_queues = %s\n", cfg.cluster_queues ? cfg.cluster_queues : "");
+    if (cfg.cluster_host)
+        fprintf(f, "cluster_host = %s\n", cfg.cluster_host);
+    fprintf(f, "cluster_capacity = %u\n", cfg.cluster_capacity);
+    fprintf(f, "cluster_visibility_ms = %u\n", cfg.cluster_visibility_ms);
+    fprintf(f, "cluster_replicas = %u\n", cfg.cluster_replicas);
+    fprintf(f, "cluster_retain_seconds = %u\n", cfg.cluster_retain_seconds);
 }
 
 int config_resolve_socket(const char *flag_value) {

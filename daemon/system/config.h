@@ -88,6 +88,21 @@ typedef struct config {
     char *proc_user;
     uid_t proc_uid;
     gid_t proc_gid;
+    /* The cluster (docs/cluster.md; keys cluster*), read once at start-up
+     * (a reload keeps them): the Redis address "redis://HOST:PORT[/DB]"
+     * or NULL for none, the file holding its password (or NULL), the
+     * queues this host works on ("NAME,...", or NULL), this host's name
+     * (NULL: the machine's), how many queued tasks it runs at once, after
+     * how long a silent host's tasks are claimed, the replicas a submit
+     * waits for, and how long finished tasks stay in Redis. */
+    char *cluster;
+    char *cluster_password_file;
+    char *cluster_queues;
+    char *cluster_host;
+    uint32_t cluster_capacity;
+    uint32_t cluster_visibility_ms;
+    uint32_t cluster_replicas;
+    uint32_t cluster_retain_seconds;
 } config;
 
 enum { DURABILITY_NONE, DURABILITY_OS, DURABILITY_FSYNC };

@@ -1,0 +1,187 @@
+/*
+ * The cluster's shared connection and events (link.h).
+ */
+#include "cluster/link.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "system/config.h"
+#include "system/log.h"
+
+static struct {
+    uv_loop_t *loop;
+    const link_hooks *hooks;
+    cluster_url url;
+    char *password;
+    char host[CLUSTER_HOST_NAME_MAX + 1];
+    rconn *cmd;
+    rconn *sub;
+} L;
+
+static void cmd_up(rconn *rc, void *data) {
+    (void)rc, (void)data;
+    L.hooks->up();
+}
+
+static void cmd_down(rconn *rc, void *data, const char *why) {
+    (void)rc, (void)data, (void)why;
+    L.hooks->down();
+}
+
+/* Every message of the subscription, and first its confirmation. */
+static void on_message(rconn *rc, redisReply *r, void *priv) {
+    (void)rc, (void)priv;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    if (strcmp(r->element[0]->str, "subscribe") == 0) {
+        L.hooks->subscribed();
+        return;
+    }
+    if (strcmp(r->element[0]->str, "message") != 0 || r->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    char kind[16];
+    uint64_t id;
+    if (sscanf(r->element[2]->str, "%15s %" SCNu64, kind, &id) == 2)
+        L.hooks->event(kind, id);
+}
+
+static void sub_up(rconn *rc, void *data) {
+    (void)data;
+    const char *argv[] = {"SUBSCRIBE", "aiod:ev"};
+    size_t lens[] = {9, 7};
+    if (rconn_send(rc, on_message, NULL, 2, argv, lens) < 0)
+        log_warning("cluster: cannot subscribe to the cluster's events");
+}
+
+static const rconn_ops cmd_ops = {.up = cmd_up, .down = cmd_down};
+static const rconn_ops sub_ops = {.up = sub_up};
+
+/* The first line of the password file, without its newline. */
+static int read_password(const char *path) {
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        log_error("cluster: cannot read cluster_password_file %s: %s", path, strerror(errno));
+        return -EIO;
+    }
+    char line[1024];
+    bool ok = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    if (ok)
+        line[strcspn(line, "\r\n")] = '\0';
+    if (!ok || !*line) {
+        log_error("cluster: cluster_password_file %s is empty", path);
+        return -EINVAL;
+    }
+    L.password = alloc_strdup(line);
+    explicit_bzero(line, sizeof(line));
+    return L.password ? 0 : -ENOMEM;
+}
+
+int link_start(uv_loop_t *loop, const link_hooks *hooks) {
+    char why[256];
+    L.loop = loop;
+    L.hooks = hooks;
+    if (cluster_url_parse(cfg.cluster, &L.url, why, sizeof(why)) < 0) {
+        log_error("cluster: %s", why);
+        return -EINVAL;
+    }
+    if (cfg.cluster_host)
+        snprintf(L.host, sizeof(L.host), "%s", cfg.cluster_host);
+    else if (gethostname(L.host, sizeof(L.host)) < 0 || !cluster_name_valid(L.host)) {
+        log_error("cluster: the hostname is not a valid cluster host name; set cluster_host");
+        return -EINVAL;
+    }
+    int r = cfg.cluster_password_file ? read_password(cfg.cluster_password_file) : 0;
+    if (r < 0)
+        return r;
+    r = rconn_new(loop, &L.url, L.password, "commands", &cmd_ops, NULL, &L.cmd);
+    if (r >= 0)
+        r = rconn_new(loop, &L.url, L.password, "events", &sub_ops, NULL, &L.sub);
+    return r;
+}
+
+bool link_started(void) {
+    return L.cmd != NULL;
+}
+
+void link_stop(void) {
+    rconn_free(L.sub);
+    rconn_free(L.cmd);
+    L.sub = L.cmd = NULL;
+    if (L.password)
+        explicit_bzero(L.password, strlen(L.password));
+    free(L.password);
+    L.password = NULL;
+}
+
+uv_loop_t *link_loop(void) {
+    return L.loop;
+}
+
+const cluster_url *link_url(void) {
+    return &L.url;
+}
+
+const char *link_password(void) {
+    return L.password;
+}
+
+const char *link_host(void) {
+    return L.host;
+}
+
+rconn *link_cmd(void) {
+    return L.cmd;
+}
+
+bool link_up(void) {
+    return L.cmd && rconn_up(L.cmd);
+}
+
+void link_unreachable(char *buf, size_t len) {
+    snprintf(buf, len, "cluster: Redis at %s:%d is unreachable: %s", L.url.host, L.url.port,
+             L.cmd ? rconn_why(L.cmd) : "not started");
+}
+
+void link_task_key(char *buf, size_t len, uint64_t id) {
+    snprintf(buf, len, "aiod:t:%" PRIu64, id);
+}
+
+void link_output_key(char *buf, size_t len, uint64_t id) {
+    snprintf(buf, len, "aiod:o:%" PRIu64, id);
+}
+
+int link_eval(const char *script, int n_keys, int n_args, const char **args, const size_t *lens,
+              rconn_cb cb, void *priv) {
+    enum { MAX_ARGS = 16 };
+    if (n_args > MAX_ARGS)
+        return -E2BIG;
+    const char *argv[MAX_ARGS + 3];
+    size_t argl[MAX_ARGS + 3];
+    char nk[12];
+    argv[0] = "EVAL";
+    argl[0] = 4;
+    argv[1] = script;
+    argl[1] = strlen(script);
+    argl[2] = (size_t)snprintf(nk, sizeof(nk), "%d", n_keys);
+    argv[2] = nk;
+    for (int i = 0; i < n_args; i++) {
+        argv[3 + i] = args[i];
+        argl[3 + i] = lens ? lens[i] : strlen(args[i]);
+    }
+    return rconn_send(L.cmd, cb, priv, n_args + 3, argv, argl);
+}
+
+uint64_t link_now_usec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}

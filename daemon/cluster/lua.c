@@ -1,0 +1,88 @@
+/*
+ * The Lua scripts (lua.h). Shared pieces are C string macros, so each
+ * script is one literal that Redis caches by its digest.
+ */
+#include "cluster/lua.h"
+
+/* The end of every way a task ends: its hash and output expire after the
+ * retention, its entry leaves the queue, and an awaiter anywhere is told.
+ * Expects `task`, `stream`, `eid`, `ttl` and `out` (or nil). */
+#define LUA_SETTLE                                                                                 \
+    "redis.call('EXPIRE', task, ttl)\n"                                                            \
+    "if out and redis.call('EXISTS', out) == 1 then redis.call('EXPIRE', out, ttl) end\n"          \
+    "if stream and eid then\n"                                                                     \
+    "  redis.call('XACK', stream, 'aiod', eid)\n"                                                  \
+    "  redis.call('XDEL', stream, eid)\n"                                                          \
+    "end\n"                                                                                        \
+    "if redis.call('HEXISTS', task, 'w') == 1 then\n"                                              \
+    "  redis.call('PUBLISH', 'aiod:ev', 'done ' .. string.sub(task, 8))\n"                         \
+    "end\n"
+
+const char lua_submit[] =
+    "if redis.call('EXISTS', KEYS[3]) == 0 then return redis.error_reply('NOSERVE') end\n"
+    "local id = string.format('%.0f', 281474976710656 + redis.call('INCR', KEYS[1]))\n"
+    "local eid = redis.call('XADD', KEYS[2], '*', 'id', id)\n"
+    "redis.call('HSET', 'aiod:t:' .. id, 'state', 'queued', 'q', ARGV[2], 'f', ARGV[3],\n"
+    "  'uid', ARGV[4], 'ohost', ARGV[5], 'created', ARGV[6], 'stream', KEYS[2], 'eid', eid,\n"
+    "  't', ARGV[1], 'attempt', '0')\n"
+    "return id\n";
+
+const char lua_start[] =
+    "local task, stream, eid, ttl = KEYS[1], KEYS[2], ARGV[1], ARGV[7]\n"
+    "local out = nil\n"
+    "local st = redis.call('HGET', task, 'state')\n"
+    "if st == 'queued' then\n"
+    "  redis.call('HSET', task, 'state', 'running', 'host', ARGV[2], 'started', ARGV[3])\n"
+    "  redis.call('HINCRBY', task, 'attempt', 1)\n"
+    "  return {'run', redis.call('HGET', task, 't'), ''}\n"
+    "end\n"
+    "if st == 'running' then\n"
+    "  local prev = redis.call('HGET', task, 'host') or ''\n"
+    "  local n = tonumber(redis.call('HGET', task, 'interrupted') or '0')\n"
+    "  redis.call('HSET', task, 'interrupted', n + 1)\n"
+    "  if ARGV[4] == '1' and n < tonumber(ARGV[5]) then\n"
+    "    redis.call('HSET', task, 'host', ARGV[2], 'started', ARGV[3])\n"
+    "    redis.call('HINCRBY', task, 'attempt', 1)\n"
+    "    return {'run', redis.call('HGET', task, 't'), prev}\n"
+    "  end\n"
+    "  redis.call('HSET', task, 'state', 'failed', 'kind', 'Interrupted',\n"
+    "    'msg', string.format(ARGV[6], prev), 'finished', ARGV[3])\n"
+    "  out = 'aiod:o:' .. string.sub(task, 8)\n" LUA_SETTLE "  return {'ended'}\n"
+    "end\n"
+    "redis.call('XACK', stream, 'aiod', eid)\n"
+    "redis.call('XDEL', stream, eid)\n"
+    "return {'skip'}\n";
+
+const char lua_finish[] =
+    "local task, stream, out, eid, ttl = KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[8]\n"
+    "local v = redis.call('HMGET', task, 'state', 'host')\n"
+    "if v[1] ~= 'running' or v[2] ~= ARGV[2] then return 'lost' end\n"
+    "redis.call('HSET', task, 'state', ARGV[3], 'kind', ARGV[4], 'msg', ARGV[5],\n"
+    "  'result', ARGV[6], 'finished', ARGV[7], 'lines', ARGV[9], 'dropped', ARGV[10])\n" LUA_SETTLE
+    "return 'ok'\n";
+
+const char lua_cancel[] =
+    "local task, ttl = KEYS[1], ARGV[4]\n"
+    "local v = redis.call('HMGET', task, 'state', 'uid', 'host', 'stream', 'eid')\n"
+    "if not v[1] then return {'none'} end\n"
+    "if ARGV[2] ~= '1' and v[2] ~= ARGV[1] then return {'denied', v[2]} end\n"
+    "if v[1] == 'queued' then\n"
+    "  redis.call('HSET', task, 'state', 'cancelled', 'kind', 'CancelledError',\n"
+    "    'msg', 'cancelled while queued (from host ' .. ARGV[5] .. ')', 'finished', ARGV[3])\n"
+    "  local stream, eid, out = v[4], v[5], nil\n" LUA_SETTLE "  return {'cancelled'}\n"
+    "end\n"
+    "if v[1] == 'running' then\n"
+    "  redis.call('PUBLISH', 'aiod:ev', 'cancel ' .. string.sub(task, 8))\n"
+    "  return {'running', v[3]}\n"
+    "end\n"
+    "return {'finished', v[1]}\n";
+
+const char lua_await[] = "local v = redis.call('HMGET', KEYS[1], 'state', 'uid')\n"
+                         "if not v[1] then return {'none'} end\n"
+                         "if v[1] == 'queued' or v[1] == 'running' then\n"
+                         "  redis.call('HSET', KEYS[1], 'w', '1')\n"
+                         "  return {'wait', v[2]}\n"
+                         "end\n"
+                         "local r = redis.call('HGETALL', KEYS[1])\n"
+                         "table.insert(r, 1, 'done')\n"
+                         "return r\n";

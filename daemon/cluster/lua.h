@@ -1,0 +1,53 @@
+/*
+ * The Lua scripts the cluster runs in Redis. Each moves a task from one
+ * state to the next in one step that no other host can interleave with
+ * (Redis runs a script atomically), which is what makes "done exactly
+ * once" and "a cancelled queued task never starts" hold across hosts.
+ * docs/cluster.md lists the keys and states they work on.
+ */
+#ifndef AIOD_CLUSTER_LUA_H
+#define AIOD_CLUSTER_LUA_H
+
+/*
+ * Submit. KEYS: seq, stream, serve. ARGV: QueuedTask bytes (id 0), queue,
+ * function, owner uid, owner host, created usec. Returns the new id as
+ * text, or the error "NOSERVE" when no host ever served the function on the
+ * queue. The id goes into the QueuedTask only as the entry's field: the
+ * bytes are the same for every host.
+ */
+extern const char lua_submit[];
+
+/*
+ * Start an entry the host read or claimed. KEYS: task, stream. ARGV: entry
+ * id, host, now usec, "1" to retry an interrupted run, the most
+ * interruptions, the message of an Interrupted end, retain seconds.
+ * Returns {"run", QueuedTask bytes, previous host or ""}, {"ended"}
+ * (interrupted and failed here, under fail) or {"skip"} (cancelled,
+ * finished or gone: the entry was acknowledged).
+ */
+extern const char lua_start[];
+
+/*
+ * A task the host ran ended. KEYS: task, stream, output. ARGV: entry id,
+ * host, state, error kind, error message, result bytes, finished usec,
+ * retain seconds, output lines, output dropped. Returns "ok", or "lost"
+ * when the task is no longer this host's (another claimed it).
+ */
+extern const char lua_finish[];
+
+/*
+ * Cancel. KEYS: task. ARGV: the requester's uid, "1" if it may act on any
+ * task, now usec, retain seconds, the requesting host. Returns {"none"},
+ * {"denied", owner uid}, {"cancelled"} (it was queued, and is now
+ * cancelled), {"running", host} (that host was told) or {"finished",
+ * state}.
+ */
+extern const char lua_cancel[];
+
+/*
+ * Await. KEYS: task. Returns {"none"}, {"wait", owner uid} (the finish
+ * will publish "done ID") or {"done", field, value, ...} (the whole hash).
+ */
+extern const char lua_await[];
+
+#endif

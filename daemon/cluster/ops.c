@@ -1,0 +1,801 @@
+/*
+ * What a client asks of queued tasks, on any host (cluster.h): submit,
+ * show, await, cancel and follow, each a few commands or one script on the
+ * shared connection (a follower has a connection of its own, since it
+ * blocks in XREAD).
+ *
+ * An operation lives until its answer is given and no reply is still
+ * owed to it; its owner may drop it earlier (cluster_op_cancel), and the
+ * replies that still come then only free it.
+ */
+#include "cluster/ops.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "base/aiod_limits.h"
+#include "base/hashmap.h"
+#include "base/value.h"
+#include "cluster/link.h"
+#include "cluster/lua.h"
+#include "core/task.h"
+#include "host/registry.h"
+#include "system/config.h"
+#include "system/log.h"
+
+enum op_kind { OP_SUBMIT, OP_SHOW, OP_AWAIT, OP_CANCEL, OP_FOLLOW };
+
+struct cluster_op {
+    int kind;
+    uint64_t id;
+    uid_t uid;
+    bool admin;
+    cluster_cb cb;
+    cluster_line_cb line;
+    void *data;
+    /* Replies still owed to it. */
+    unsigned owed;
+    /* Answered, or dropped by its owner: only the owed replies are left. */
+    bool over;
+    /* An await registered in waits (the next one of the same task). */
+    bool waiting;
+    cluster_op *next_same;
+    /* Follow: its connection, whether to wait for the end, where it is in
+     * the output stream, lines sent, and the task's state last seen. */
+    rconn *rc;
+    bool follow;
+    bool finished;
+    bool checked;
+    char last[48];
+    uint64_t seq;
+};
+
+/* Awaits by task id: the first op, chained by next_same. */
+static hashmap *waits;
+
+static void op_free_if_done(cluster_op *op) {
+    if (!op->over || op->owed)
+        return;
+    if (op->rc) {
+        rconn *rc = op->rc;
+        op->rc = NULL;
+        rconn_free(rc);
+    }
+    free(op);
+}
+
+static void unregister_wait(cluster_op *op) {
+    if (!op->waiting)
+        return;
+    op->waiting = false;
+    cluster_op *first = hashmap_get_u64(waits, op->id);
+    if (first == op) {
+        hashmap_remove_u64(waits, op->id);
+        if (op->next_same)
+            hashmap_put_u64(waits, op->id, op->next_same);
+        return;
+    }
+    for (cluster_op *o = first; o; o = o->next_same)
+        if (o->next_same == op) {
+            o->next_same = op->next_same;
+            return;
+        }
+}
+
+/* Gives the answer (once) and ends the op. */
+static void answer(cluster_op *op, const cluster_answer *a) {
+    if (op->over)
+        return;
+    unregister_wait(op);
+    op->over = true;
+    op->cb(op->data, a);
+    op_free_if_done(op);
+}
+
+_printf_(3, 4) static void answer_error(cluster_op *op, int err, const char *fmt, ...) {
+    char why[LIMIT_MESSAGE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    cluster_answer a = {.err = err, .why = why};
+    answer(op, &a);
+}
+
+static void answer_unreachable(cluster_op *op) {
+    char why[LIMIT_MESSAGE];
+    link_unreachable(why, sizeof(why));
+    cluster_answer a = {.err = -EHOSTUNREACH, .why = why};
+    answer(op, &a);
+}
+
+static int not_cluster(char *why, size_t len) {
+    snprintf(why, len, "this aiod is not part of a cluster (no 'cluster' setting)");
+    return -EINVAL;
+}
+
+static int unreachable(char *why, size_t len) {
+    link_unreachable(why, len);
+    return -EHOSTUNREACH;
+}
+
+static cluster_op *op_new(int kind, uint64_t id, const peer *p, cluster_cb cb, void *data) {
+    cluster_op *op = alloc_calloc(1, sizeof(*op));
+    if (!op)
+        return NULL;
+    op->kind = kind;
+    op->id = id;
+    op->uid = p->uid;
+    op->admin = p->admin;
+    op->cb = cb;
+    op->data = data;
+    return op;
+}
+
+/* A reply the op was owed came: true if the op still wants it. */
+static bool op_paid(cluster_op *op) {
+    op->owed--;
+    if (op->over) {
+        op_free_if_done(op);
+        return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------ the hash */
+
+static int state_of(const char *s) {
+    if (strcmp(s, "queued") == 0)
+        return TASK_PENDING;
+    if (strcmp(s, "running") == 0)
+        return TASK_RUNNING;
+    if (strcmp(s, "done") == 0)
+        return TASK_DONE;
+    if (strcmp(s, "cancelled") == 0)
+        return TASK_CANCELLED;
+    return TASK_FAILED;
+}
+
+/* What a task's hash holds, as field/value pairs from index `from` of
+ * `r`; `result` and `qt` are decoded and owned by the caller (free with
+ * task_parts_free). */
+typedef struct task_parts {
+    cluster_task t;
+    Aiod__Value *result;
+    Aiod__QueuedTask *qt;
+} task_parts;
+
+static void task_parts_free(task_parts *tp) {
+    if (tp->result)
+        aiod__value__free_unpacked(tp->result, NULL);
+    if (tp->qt)
+        aiod__queued_task__free_unpacked(tp->qt, NULL);
+}
+
+static void parse_task(uint64_t id, const redisReply *r, size_t from, task_parts *tp) {
+    *tp = (task_parts){.t = {.id = id,
+                             .state = TASK_FAILED,
+                             .queue = "",
+                             .function = "",
+                             .host = "",
+                             .owner_host = "",
+                             .kind = "",
+                             .msg = ""}};
+    cluster_task *t = &tp->t;
+    for (size_t i = from; i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        const char *f = k->str, *s = v->str;
+        if (strcmp(f, "state") == 0)
+            t->state = state_of(s);
+        else if (strcmp(f, "q") == 0)
+            t->queue = s;
+        else if (strcmp(f, "f") == 0)
+            t->function = s;
+        else if (strcmp(f, "host") == 0)
+            t->host = s;
+        else if (strcmp(f, "ohost") == 0)
+            t->owner_host = s;
+        else if (strcmp(f, "kind") == 0)
+            t->kind = s;
+        else if (strcmp(f, "msg") == 0)
+            t->msg = s;
+        else if (strcmp(f, "uid") == 0)
+            t->uid = (uid_t)strtoul(s, NULL, 10);
+        else if (strcmp(f, "attempt") == 0)
+            t->attempt = (uint32_t)strtoul(s, NULL, 10);
+        else if (strcmp(f, "created") == 0)
+            t->created_usec = strtoull(s, NULL, 10);
+        else if (strcmp(f, "started") == 0)
+            t->started_usec = strtoull(s, NULL, 10);
+        else if (strcmp(f, "finished") == 0)
+            t->finished_usec = strtoull(s, NULL, 10);
+        else if (strcmp(f, "lines") == 0)
+            t->lines = strtoull(s, NULL, 10);
+        else if (strcmp(f, "dropped") == 0)
+            t->dropped = strtoull(s, NULL, 10);
+        else if (strcmp(f, "result") == 0 && v->len)
+            tp->result = aiod__value__unpack(NULL, v->len, (const uint8_t *)s);
+        else if (strcmp(f, "t") == 0)
+            tp->qt = aiod__queued_task__unpack(NULL, v->len, (const uint8_t *)s);
+    }
+    t->result = tp->result;
+    t->qt = tp->qt;
+}
+
+/* Answers with the task of hash reply `r` (from `from`), if the op's
+ * peer may see it. */
+static void answer_task(cluster_op *op, const redisReply *r, size_t from, const char *what) {
+    task_parts tp;
+    parse_task(op->id, r, from, &tp);
+    if (!op->admin && op->uid != tp.t.uid)
+        answer_error(op, -EPERM,
+                     "task %" PRIu64 " belongs to uid %u; only its owner or an "
+                     "administrator may %s it",
+                     op->id, (unsigned)tp.t.uid, what);
+    else {
+        cluster_answer a = {.task = &tp.t};
+        answer(op, &a);
+    }
+    task_parts_free(&tp);
+}
+
+static void answer_unknown(cluster_op *op) {
+    answer_error(op, -ENOENT,
+                 "no task %" PRIu64 " in the cluster (it never existed, or its outcome is no "
+                 "longer retained)",
+                 op->id);
+}
+
+/* Sends on the shared connection, owed to `op`. */
+static int op_send(cluster_op *op, rconn_cb cb, int argc, const char **argv, const size_t *lens) {
+    int r = rconn_send(link_cmd(), cb, op, argc, argv, lens);
+    if (r == 0)
+        op->owed++;
+    return r;
+}
+
+static int op_eval(cluster_op *op, const char *script, int n_keys, int n_args, const char **args,
+                   const size_t *lens, rconn_cb cb) {
+    int r = link_eval(script, n_keys, n_args, args, lens, cb, op);
+    if (r == 0)
+        op->owed++;
+    return r;
+}
+
+/* ------------------------------------------------------------ submit */
+
+static void on_replicas(rconn *rc, redisReply *r, void *priv) {
+    (void)rc;
+    cluster_op *op = priv;
+    if (!op_paid(op))
+        return;
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        answer_unreachable(op);
+        return;
+    }
+    if (r->integer < cfg.cluster_replicas) {
+        answer_error(op, -EBUSY,
+                     "task %" PRIu64 " is queued, but only %lld of the %u replicas "
+                     "(cluster_replicas) confirmed it within %u ms: it may be lost if Redis "
+                     "fails now",
+                     op->id, (long long)r->integer, cfg.cluster_replicas,
+                     LIMIT_CLUSTER_REPLICAS_WAIT_MS);
+        return;
+    }
+    cluster_answer a = {.id = op->id};
+    answer(op, &a);
+}
+
+static void on_submitted(rconn *rc, redisReply *r, void *priv) {
+    (void)rc;
+    cluster_op *op = priv;
+    if (!op_paid(op))
+        return;
+    if (!r) {
+        answer_unreachable(op);
+        return;
+    }
+    if (r->type != REDIS_REPLY_STRING) {
+        answer_error(op, -EHOSTUNREACH, "cluster: Redis refused the submit: %s",
+                     rconn_reply_text(r));
+        return;
+    }
+    op->id = strtoull(r->str, NULL, 10);
+    if (cfg.cluster_replicas) {
+        char n[12], ms[12];
+        snprintf(n, sizeof(n), "%u", cfg.cluster_replicas);
+        snprintf(ms, sizeof(ms), "%u", LIMIT_CLUSTER_REPLICAS_WAIT_MS);
+        const char *argv[] = {"WAIT", n, ms};
+        if (op_send(op, on_replicas, 3, argv, (size_t[]){4, strlen(n), strlen(ms)}) < 0)
+            answer_unreachable(op);
+        return;
+    }
+    cluster_answer a = {.id = op->id};
+    answer(op, &a);
+}
+
+/* The checks the submitting host can make: the call rules by name, and
+ * the arguments when it has the function too. */
+static int check_call(const Aiod__Call *call, const peer *p, char *why, size_t why_len) {
+    if (!call || !call->function || !*call->function) {
+        snprintf(why, why_len, "the call names no function");
+        return -EINVAL;
+    }
+    if (strlen(call->function) > 255) {
+        snprintf(why, why_len, "the function's name is longer than 255 bytes");
+        return -EINVAL;
+    }
+    if (policy_may_call(p, call->function, why, why_len) < 0)
+        return -EPERM;
+    fn_entry *fn = plugin_lookup(call->function);
+    if (!fn || (fn->def->flags & AIOD_FN_INTERNAL))
+        return 0;
+    for (size_t i = 0; i < call->n_args; i++)
+        if (!call->args[i]) {
+            snprintf(why, why_len, "%s: argument %zu is missing", call->function, i + 1);
+            return -EINVAL;
+        }
+    Aiod__Value **argv = NULL;
+    int r = value_check_call_borrowed(&fn->sig, call->args, call->n_args, call->args_are_text,
+                                      LIMIT_VALUE_DEPTH, &argv, why, why_len);
+    if (r < 0)
+        return r == -ENOMEM ? -ENOMEM : -EINVAL;
+    value_argv_free(argv, fn->sig.n_params);
+    return 0;
+}
+
+typedef struct submit_op {
+    cluster_op op;
+    char message[400];
+} submit_op;
+
+static void on_submitted_named(rconn *rc, redisReply *r, void *priv) {
+    submit_op *s = priv;
+    if (r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "NOSERVE")) {
+        if (!op_paid(&s->op))
+            return;
+        cluster_answer a = {.err = -ENOENT, .why = s->message};
+        answer(&s->op, &a);
+        return;
+    }
+    on_submitted(rc, r, priv);
+}
+
+int cluster_submit(const char *queue, const Aiod__Call *call, int ownership, const peer *p,
+                   cluster_cb cb, void *data, cluster_op **ret, char *why, size_t why_len) {
+    if (!link_started())
+        return not_cluster(why, why_len);
+    if (!cluster_name_valid(queue)) {
+        snprintf(why, why_len,
+                 "queue '%.64s' is not a name of 1 to 64 letters, digits, '_', "
+                 "'.' or '-'",
+                 queue);
+        return -EINVAL;
+    }
+    if (ownership != AIOD__OWNERSHIP__SUBMITTED && ownership != AIOD__OWNERSHIP__DETACHED) {
+        snprintf(why, why_len, "a queued task is submitted or detached, not attached");
+        return -EINVAL;
+    }
+    int r = check_call(call, p, why, why_len);
+    if (r < 0)
+        return r;
+    if (!link_up())
+        return unreachable(why, why_len);
+    Aiod__QueuedTask qt = AIOD__QUEUED_TASK__INIT;
+    qt.queue = (char *)queue;
+    qt.call = (Aiod__Call *)call;
+    qt.ownership = (Aiod__Ownership)ownership;
+    qt.owner_uid = p->uid;
+    qt.owner_gid = p->gid;
+    qt.owner_pid = p->pid;
+    qt.owner_host = (char *)link_host();
+    qt.created_usec = link_now_usec();
+    size_t len = aiod__queued_task__get_packed_size(&qt);
+    uint8_t *blob = alloc_malloc(len ? len : 1);
+    submit_op *s = alloc_calloc(1, sizeof(*s));
+    if (!blob || !s) {
+        free(blob);
+        free(s);
+        snprintf(why, why_len, "out of memory");
+        return -ENOMEM;
+    }
+    aiod__queued_task__pack(&qt, blob);
+    s->op =
+        (cluster_op){.kind = OP_SUBMIT, .uid = p->uid, .admin = p->admin, .cb = cb, .data = data};
+    snprintf(s->message, sizeof(s->message),
+             "no host serves '%s' on queue '%s' (no host working the queue has loaded it)",
+             call->function, queue);
+    char stream[400], serve[400], uid[12], created[24];
+    snprintf(stream, sizeof(stream), "aiod:q:%s:%s", queue, call->function);
+    snprintf(serve, sizeof(serve), "aiod:serve:%s:%s", queue, call->function);
+    snprintf(uid, sizeof(uid), "%u", (unsigned)p->uid);
+    snprintf(created, sizeof(created), "%" PRIu64, qt.created_usec);
+    const char *args[] = {"aiod:seq", stream,         serve, (const char *)blob,
+                          queue,      call->function, uid,   link_host(),
+                          created};
+    size_t lens[ELEMENTSOF(args)];
+    for (size_t i = 0; i < ELEMENTSOF(args); i++)
+        lens[i] = i == 3 ? len : strlen(args[i]);
+    r = op_eval(&s->op, lua_submit, 3, (int)ELEMENTSOF(args), args, lens, on_submitted_named);
+    free(blob);
+    if (r < 0) {
+        free(s);
+        return r == -ENOMEM ? (snprintf(why, why_len, "out of memory"), -ENOMEM)
+                            : unreachable(why, why_len);
+    }
+    *ret = &s->op;
+    return 0;
+}
+
+/* ------------------------------------------------------------ show */
+
+static void on_hash(rconn *rc, redisReply *r, void *priv) {
+    (void)rc;
+    cluster_op *op = priv;
+    if (!op_paid(op))
+        return;
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        answer_unreachable(op);
+    else if (r->elements == 0)
+        answer_unknown(op);
+    else
+        answer_task(op, r, 0, "show");
+}
+
+static int send_hgetall(cluster_op *op, rconn_cb cb) {
+    char key[32];
+    link_task_key(key, sizeof(key), op->id);
+    const char *argv[] = {"HGETALL", key};
+    return op_send(op, cb, 2, argv, (size_t[]){7, strlen(key)});
+}
+
+/* The checks and the op every request on one task begins with. */
+static cluster_op *begin(int kind, uint64_t id, const peer *p, cluster_cb cb, void *data, char *why,
+                         size_t why_len, int *err) {
+    *err = !link_started() ? not_cluster(why, why_len) : !link_up() ? unreachable(why, why_len) : 0;
+    if (*err)
+        return NULL;
+    cluster_op *op = op_new(kind, id, p, cb, data);
+    if (!op) {
+        snprintf(why, why_len, "out of memory");
+        *err = -ENOMEM;
+    }
+    return op;
+}
+
+/* Ends a start whose first command could not be sent. */
+static int failed_start(cluster_op *op, int r, char *why, size_t why_len) {
+    free(op);
+    if (r == -ENOMEM) {
+        snprintf(why, why_len, "out of memory");
+        return r;
+    }
+    return unreachable(why, why_len);
+}
+
+int cluster_show(uint64_t id, const peer *p, cluster_cb cb, void *data, cluster_op **ret, char *why,
+                 size_t why_len) {
+    int err;
+    cluster_op *op = begin(OP_SHOW, id, p, cb, data, why, why_len, &err);
+    if (!op)
+        return err;
+    int r = send_hgetall(op, on_hash);
+    if (r < 0)
+        return failed_start(op, r, why, why_len);
+    *ret = op;
+    return 0;
+}
+
+/* ------------------------------------------------------------ await */
+
+static void on_await(rconn *rc, redisReply *r, void *priv);
+
+static int send_await(cluster_op *op) {
+    char key[32];
+    link_task_key(key, sizeof(key), op->id);
+    const char *args[] = {key};
+    return op_eval(op, lua_await, 1, 1, args, NULL, on_await);
+}
+
+static void on_await(rconn *rc, redisReply *r, void *priv) {
+    (void)rc;
+    cluster_op *op = priv;
+    if (!op_paid(op))
+        return;
+    if (!r) {
+        /* Redis went; the subscription coming back asks again. */
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_STRING) {
+        answer_error(op, -EHOSTUNREACH, "cluster: Redis failed the await: %s", rconn_reply_text(r));
+        return;
+    }
+    const char *what = r->element[0]->str;
+    if (strcmp(what, "none") == 0) {
+        answer_unknown(op);
+        return;
+    }
+    if (strcmp(what, "done") == 0) {
+        answer_task(op, r, 1, "await");
+        return;
+    }
+    uid_t owner = r->elements > 1 && r->element[1]->type == REDIS_REPLY_STRING
+                      ? (uid_t)strtoul(r->element[1]->str, NULL, 10)
+                      : (uid_t)-1;
+    if (!op->admin && owner != op->uid) {
+        answer_error(op, -EPERM,
+                     "task %" PRIu64 " belongs to uid %u; only its owner or an administrator "
+                     "may await it",
+                     op->id, (unsigned)owner);
+        return;
+    }
+    if (op->waiting)
+        return;
+    op->waiting = true;
+    op->next_same = hashmap_get_u64(waits, op->id);
+    if (hashmap_put_u64(waits, op->id, op) < 0) {
+        op->waiting = false;
+        answer_error(op, -ENOMEM, "out of memory");
+    }
+}
+
+int cluster_await(uint64_t id, const peer *p, cluster_cb cb, void *data, cluster_op **ret,
+                  char *why, size_t why_len) {
+    int err;
+    cluster_op *op = begin(OP_AWAIT, id, p, cb, data, why, why_len, &err);
+    if (!op)
+        return err;
+    int r = send_await(op);
+    if (r < 0)
+        return failed_start(op, r, why, why_len);
+    *ret = op;
+    return 0;
+}
+
+/* The answer to the HGETALL of an ended task: every await of it. */
+static void on_ended(rconn *rc, redisReply *r, void *priv) {
+    (void)rc;
+    cluster_op *op = priv;
+    if (!op_paid(op))
+        return;
+    if (!r)
+        return; /* asked again when the subscription is back */
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        answer_unknown(op);
+        return;
+    }
+    answer_task(op, r, 0, "await");
+}
+
+void ops_task_ended(uint64_t id) {
+    for (cluster_op *op = hashmap_get_u64(waits, id); op; op = op->next_same)
+        if (send_hgetall(op, on_ended) < 0)
+            return; /* down: asked again when the subscription is back */
+}
+
+void ops_resubscribed(void) {
+    /* Ends published while the subscription was away are missed: ask
+     * again for every task awaited. */
+    size_t state = 0;
+    void *entry;
+    cluster_op *op;
+    while ((op = hashmap_next(waits, &state, &entry)))
+        for (; op; op = op->next_same)
+            send_await(op);
+}
+
+/* ------------------------------------------------------------ cancel */
+
+static void on_cancel(rconn *rc, redisReply *r, void *priv) {
+    (void)rc;
+    cluster_op *op = priv;
+    if (!op_paid(op))
+        return;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_STRING) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            answer_error(op, -EHOSTUNREACH, "cluster: Redis failed the cancel: %s", r->str);
+        else
+            answer_unreachable(op);
+        return;
+    }
+    const char *what = r->element[0]->str;
+    if (strcmp(what, "none") == 0) {
+        answer_unknown(op);
+        return;
+    }
+    if (strcmp(what, "denied") == 0) {
+        answer_error(op, -EPERM,
+                     "task %" PRIu64 " belongs to uid %s; only its owner or an administrator "
+                     "may cancel it",
+                     op->id, r->elements > 1 ? r->element[1]->str : "?");
+        return;
+    }
+    cluster_answer a = {.cancelled = strcmp(what, "finished") != 0};
+    answer(op, &a);
+}
+
+int cluster_cancel(uint64_t id, const peer *p, cluster_cb cb, void *data, cluster_op **ret,
+                   char *why, size_t why_len) {
+    int err;
+    cluster_op *op = begin(OP_CANCEL, id, p, cb, data, why, why_len, &err);
+    if (!op)
+        return err;
+    char key[32], uid[12], now[24], ttl[12];
+    link_task_key(key, sizeof(key), id);
+    snprintf(uid, sizeof(uid), "%u", (unsigned)p->uid);
+    snprintf(now, sizeof(now), "%" PRIu64, link_now_usec());
+    snprintf(ttl, sizeof(ttl), "%u", cfg.cluster_retain_seconds);
+    const char *args[] = {key, uid, p->admin ? "1" : "0", now, ttl, link_host()};
+    int r = op_eval(op, lua_cancel, 1, (int)ELEMENTSOF(args), args, NULL, on_cancel);
+    if (r < 0)
+        return failed_start(op, r, why, why_len);
+    *ret = op;
+    return 0;
+}
+
+/* ------------------------------------------------------------ follow */
+
+static void follow_round(cluster_op *op);
+
+static void on_follow_state(rconn *rc, redisReply *r, void *priv) {
+    (void)rc;
+    cluster_op *op = priv;
+    if (!op_paid(op) || !r)
+        return;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        answer_unknown(op);
+        return;
+    }
+    task_parts tp;
+    parse_task(op->id, r, 0, &tp);
+    if (!op->checked && !op->admin && op->uid != tp.t.uid) {
+        answer_error(op, -EPERM,
+                     "task %" PRIu64 " belongs to uid %u; only its owner or an administrator "
+                     "may follow it",
+                     op->id, (unsigned)tp.t.uid);
+        task_parts_free(&tp);
+        return;
+    }
+    op->checked = true;
+    op->finished = tp.t.state >= TASK_DONE || !op->follow;
+    task_parts_free(&tp);
+}
+
+/* Lines: [[key, [[entry id, [s, N, l, LINE]], ...]]] or nil. */
+static void on_follow_lines(rconn *rc, redisReply *r, void *priv) {
+    (void)rc;
+    cluster_op *op = priv;
+    if (!op_paid(op) || !r)
+        return; /* the connection comes back and the rounds go on */
+    size_t got = 0;
+    /* Held while lines go out: the owner may drop the op meanwhile. */
+    op->owed++;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+        r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2) {
+        const redisReply *es = r->element[0]->element[1];
+        for (size_t i = 0; es->type == REDIS_REPLY_ARRAY && i < es->elements && !op->over; i++) {
+            const redisReply *e = es->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+                continue;
+            snprintf(op->last, sizeof(op->last), "%s", e->element[0]->str);
+            const redisReply *f = e->element[1];
+            const char *line = "";
+            int stream = 1;
+            for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2) {
+                if (strcmp(f->element[k]->str, "l") == 0)
+                    line = f->element[k + 1]->str;
+                else if (strcmp(f->element[k]->str, "s") == 0)
+                    stream = atoi(f->element[k + 1]->str);
+            }
+            op->line(op->data, op->seq++, stream, line);
+            got++;
+        }
+    }
+    op->owed--;
+    if (op->over) {
+        op_free_if_done(op);
+        return;
+    }
+    if (got == 0 && op->finished && op->checked) {
+        /* Everything is read: the end, with the task as it ended. */
+        send_hgetall(op, on_ended);
+        return;
+    }
+    follow_round(op);
+}
+
+/* One round on the follower's own connection: the task's state, then
+ * the lines after the last one read, waiting up to a second for more
+ * while the task runs. */
+static void follow_round(cluster_op *op) {
+    if (op->over || !op->rc || !rconn_up(op->rc))
+        return;
+    char key[32], okey[32], block[8], count[8];
+    link_task_key(key, sizeof(key), op->id);
+    link_output_key(okey, sizeof(okey), op->id);
+    snprintf(block, sizeof(block), "%u", LIMIT_CLUSTER_FOLLOW_BLOCK_MS);
+    snprintf(count, sizeof(count), "%u", 512u);
+    const char *hget[] = {"HGETALL", key};
+    if (rconn_send(op->rc, on_follow_state, op, 2, hget, (size_t[]){7, strlen(key)}) == 0)
+        op->owed++;
+    /* Once it ended, nothing more will come: no waiting. */
+    const char *xread[] = {"XREAD", "COUNT", count, "STREAMS", okey, op->last, NULL, NULL};
+    int argc = 6;
+    if (!op->finished) {
+        const char *blocking[] = {"XREAD", "COUNT",   count, "BLOCK",
+                                  block,   "STREAMS", okey,  op->last};
+        memcpy(xread, blocking, sizeof(blocking));
+        argc = 8;
+    }
+    size_t lens[ELEMENTSOF(xread)];
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(xread[i]);
+    if (rconn_send(op->rc, on_follow_lines, op, argc, xread, lens) == 0)
+        op->owed++;
+}
+
+static void follower_up(rconn *rc, void *data) {
+    (void)rc;
+    follow_round(data);
+}
+
+static const rconn_ops follower_ops = {.up = follower_up};
+
+int cluster_follow(uint64_t id, const peer *p, bool follow, cluster_line_cb line, cluster_cb cb,
+                   void *data, cluster_op **ret, char *why, size_t why_len) {
+    int err;
+    cluster_op *op = begin(OP_FOLLOW, id, p, cb, data, why, why_len, &err);
+    if (!op)
+        return err;
+    op->line = line;
+    op->follow = follow;
+    op->finished = !follow;
+    snprintf(op->last, sizeof(op->last), "0-0");
+    int r =
+        rconn_new(link_loop(), link_url(), link_password(), "follower", &follower_ops, op, &op->rc);
+    if (r < 0) {
+        free(op);
+        snprintf(why, why_len, "out of memory");
+        return r;
+    }
+    *ret = op;
+    return 0;
+}
+
+/* ------------------------------------------------------------ life */
+
+void cluster_op_cancel(cluster_op *op) {
+    if (!op)
+        return;
+    unregister_wait(op);
+    op->over = true;
+    if (op->rc) {
+        /* Its connection goes now: the replies it owed come back empty
+         * (now, or once the callback that is running returns). */
+        rconn *rc = op->rc;
+        op->rc = NULL;
+        op->owed++;
+        rconn_free(rc);
+        op->owed--;
+    }
+    op_free_if_done(op);
+}
+
+int ops_start(void) {
+    waits = hashmap_new(0);
+    return waits ? 0 : -ENOMEM;
+}
+
+void ops_stop(void) {
+    hashmap_free(waits);
+    waits = NULL;
+}

@@ -1,0 +1,255 @@
+/*
+ * One connection to Redis (redis.h).
+ */
+#include "cluster/redis.h"
+
+#include <errno.h>
+#include <hiredis/adapters/libuv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "base/aiod_limits.h"
+#include "system/log.h"
+
+struct rconn {
+    uv_loop_t *loop;
+    cluster_url url;
+    char *password;
+    char *name;
+    const rconn_ops *ops;
+    void *data;
+    /* The live context, or NULL while down. */
+    redisAsyncContext *ac;
+    /* Connected and ready for commands (AUTH and SELECT done). */
+    bool up;
+    /* The reconnect timer and its next wait. */
+    uv_timer_t *timer;
+    unsigned backoff_ms;
+    char why[256];
+    /* Logged once per outage. */
+    bool said_down;
+    /* AUTH or SELECT was refused: the reason outlives the disconnect. */
+    bool refused;
+};
+
+/* A command in flight: whose reply it is. */
+typedef struct rpending {
+    rconn *rc;
+    rconn_cb cb;
+    void *priv;
+} rpending;
+
+static void connect_now(rconn *rc);
+
+static void on_timer(uv_timer_t *t) {
+    connect_now(t->data);
+}
+
+static void retry_later(rconn *rc) {
+    uv_timer_start(rc->timer, on_timer, rc->backoff_ms, 0);
+    rc->backoff_ms *= 2;
+    if (rc->backoff_ms > LIMIT_CLUSTER_BACKOFF_MAX_MS)
+        rc->backoff_ms = LIMIT_CLUSTER_BACKOFF_MAX_MS;
+}
+
+static void went_down(rconn *rc, const char *why) {
+    bool was_up = rc->up;
+    rc->up = false;
+    rc->ac = NULL;
+    if (!rc->refused)
+        snprintf(rc->why, sizeof(rc->why), "%s", why);
+    rc->refused = false;
+    if (!rc->said_down) {
+        log_warning("cluster: Redis at %s:%d (%s connection): %s; reconnecting", rc->url.host,
+                    rc->url.port, rc->name, why);
+        rc->said_down = true;
+    }
+    if (was_up && rc->ops->down)
+        rc->ops->down(rc, rc->data, rc->why);
+    retry_later(rc);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+    rconn *rc = ac->data;
+    if (!rc)
+        return; /* rconn_free */
+    went_down(rc, status == REDIS_OK ? "the connection was closed" : ac->errstr);
+}
+
+static void became_ready(rconn *rc) {
+    rc->up = true;
+    rc->backoff_ms = LIMIT_CLUSTER_BACKOFF_MIN_MS;
+    if (rc->said_down)
+        log_info("cluster: Redis at %s:%d (%s connection) is reachable again", rc->url.host,
+                 rc->url.port, rc->name);
+    rc->said_down = false;
+    rc->why[0] = '\0';
+    if (rc->ops->up)
+        rc->ops->up(rc, rc->data);
+}
+
+/* The reply to AUTH or SELECT, in that order; the last one makes it ready. */
+static void on_setup(redisAsyncContext *ac, void *reply, void *priv) {
+    rconn *rc = ac->data;
+    redisReply *r = reply;
+    if (!rc || !r)
+        return; /* freed, or the connection went: on_disconnect retries */
+    if (r->type == REDIS_REPLY_ERROR) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s refused: %s", priv ? "SELECT" : "AUTH", r->str);
+        /* A wrong password does not get better by itself, but the file may
+         * be fixed: keep trying, slowly. */
+        snprintf(rc->why, sizeof(rc->why), "%s", why);
+        rc->refused = true;
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    if (priv || rc->url.db == 0)
+        became_ready(rc);
+}
+
+static void on_connect(const redisAsyncContext *cac, int status) {
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    rconn *rc = ac->data;
+    if (!rc)
+        return;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback. */
+        char why[256];
+        snprintf(why, sizeof(why), "cannot connect: %s", ac->errstr);
+        went_down(rc, why);
+        return;
+    }
+    if (rc->password) {
+        const char *sp = strchr(rc->password, ' ');
+        if (sp)
+            redisAsyncCommand(ac, on_setup, NULL, "AUTH %b %s", rc->password,
+                              (size_t)(sp - rc->password), sp + 1);
+        else
+            redisAsyncCommand(ac, on_setup, NULL, "AUTH %s", rc->password);
+    }
+    if (rc->url.db)
+        redisAsyncCommand(ac, on_setup, (void *)1, "SELECT %d", rc->url.db);
+    else if (!rc->password)
+        became_ready(rc);
+}
+
+static void connect_now(rconn *rc) {
+    redisAsyncContext *ac = redisAsyncConnect(rc->url.host, rc->url.port);
+    if (!ac) {
+        went_down(rc, "out of memory");
+        return;
+    }
+    if (ac->err) {
+        char why[256];
+        snprintf(why, sizeof(why), "cannot connect: %s", ac->errstr);
+        redisAsyncFree(ac);
+        went_down(rc, why);
+        return;
+    }
+    ac->data = rc;
+    if (redisLibuvAttach(ac, rc->loop) != REDIS_OK) {
+        ac->data = NULL;
+        redisAsyncFree(ac);
+        went_down(rc, "cannot watch the socket");
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    rc->ac = ac;
+}
+
+int rconn_new(uv_loop_t *loop, const cluster_url *url, const char *password, const char *name,
+              const rconn_ops *ops, void *data, rconn **ret) {
+    rconn *rc = alloc_calloc(1, sizeof(*rc));
+    if (!rc)
+        return -ENOMEM;
+    rc->loop = loop;
+    rc->url = *url;
+    rc->ops = ops;
+    rc->data = data;
+    rc->backoff_ms = LIMIT_CLUSTER_BACKOFF_MIN_MS;
+    rc->password = password ? alloc_strdup(password) : NULL;
+    rc->name = alloc_strdup(name);
+    rc->timer = alloc_malloc(sizeof(*rc->timer));
+    if ((password && !rc->password) || !rc->name || !rc->timer) {
+        free(rc->password);
+        free(rc->name);
+        free(rc->timer);
+        free(rc);
+        return -ENOMEM;
+    }
+    uv_timer_init(loop, rc->timer);
+    uv_unref((uv_handle_t *)rc->timer);
+    rc->timer->data = rc;
+    snprintf(rc->why, sizeof(rc->why), "not connected yet");
+    connect_now(rc);
+    *ret = rc;
+    return 0;
+}
+
+static void free_timer(uv_handle_t *h) {
+    free(h);
+}
+
+void rconn_free(rconn *rc) {
+    if (!rc)
+        return;
+    if (rc->ac) {
+        /* Callbacks that come from the free see no rconn. */
+        redisAsyncContext *ac = rc->ac;
+        rc->ac = NULL;
+        rc->up = false;
+        ac->data = NULL;
+        redisAsyncFree(ac);
+    }
+    uv_close((uv_handle_t *)rc->timer, free_timer);
+    free(rc->password);
+    free(rc->name);
+    free(rc);
+}
+
+bool rconn_up(const rconn *rc) {
+    return rc->up;
+}
+
+const char *rconn_why(const rconn *rc) {
+    return rc->why[0] ? rc->why : "not connected";
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
+    (void)ac;
+    rpending *cmd = priv;
+    cmd->cb(cmd->rc, reply, cmd->priv);
+    free(cmd);
+}
+
+int rconn_send(rconn *rc, rconn_cb cb, void *priv, int argc, const char **argv,
+               const size_t *lens) {
+    if (!rc->up)
+        return -ENOTCONN;
+    rpending *cmd = alloc_malloc(sizeof(*cmd));
+    if (!cmd)
+        return -ENOMEM;
+    *cmd = (rpending){rc, cb, priv};
+    if (redisAsyncCommandArgv(rc->ac, on_reply, cmd, argc, argv, lens) != REDIS_OK) {
+        free(cmd);
+        return -ENOTCONN;
+    }
+    return 0;
+}
+
+const char *rconn_reply_text(const redisReply *r) {
+    if (!r)
+        return "the connection to Redis was lost";
+    switch (r->type) {
+    case REDIS_REPLY_ERROR:
+        return r->str;
+    case REDIS_REPLY_NIL:
+        return "Redis replied nil";
+    default:
+        return "Redis replied something unexpected";
+    }
+}

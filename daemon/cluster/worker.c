@@ -1,0 +1,841 @@
+/*
+ * Working the queues (worker.h).
+ *
+ * A job is one entry this host holds in the consumer group: read or
+ * claimed (backlog), being started (the start script), looked up (the
+ * owner's groups), running as a local task, or ended and not yet written
+ * (Redis was down). While it holds the entry, the periodic refresh renews
+ * the claim (XCLAIM with idle 0), so no other host takes it.
+ */
+#include "cluster/worker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aiod-pb.h"
+#include "alloc.h"
+#include "base/aiod_limits.h"
+#include "base/hashmap.h"
+#include "base/list.h"
+#include "base/value.h"
+#include "cluster/link.h"
+#include "cluster/lua.h"
+#include "core/finish.h"
+#include "core/output.h"
+#include "core/persist.h"
+#include "core/sched.h"
+#include "core/task.h"
+#include "host/registry.h"
+#include "system/config.h"
+#include "system/identity.h"
+#include "system/log.h"
+#include "system/policy.h"
+
+#define KEY_MAX (16 + CLUSTER_QUEUE_NAME_MAX + 256)
+
+/* One stream this host reads: queue and function. Never removed (jobs
+ * name it by index); `active` while the function is loaded. */
+typedef struct wstream {
+    char key[KEY_MAX];
+    char serve[KEY_MAX];
+    bool active;
+    /* The consumer group exists (made on the reader's connection). */
+    bool grouped;
+} wstream;
+
+enum job_phase {
+    J_BACKLOG,   /* read or claimed, not started */
+    J_STARTING,  /* the start script is in flight */
+    J_LOOKUP,    /* the owner's groups are looked up */
+    J_RUNNING,   /* a local task */
+    J_ENDED,     /* ended, its outcome being written */
+    J_UNWRITTEN, /* ended, Redis was down: written when it is back */
+};
+
+typedef struct job {
+    list node; /* W.backlog, or W.held */
+    uint64_t id;
+    uint32_t stream;
+    char eid[48];
+    uint8_t phase;
+    /* Holds a capacity slot (from starting until its task ends). */
+    bool slot;
+    /* Cancelled by the cluster before its task existed. */
+    bool cancel_asked;
+    Aiod__QueuedTask *qt;
+    fn_entry *fn;
+    identity_req *lookup;
+    task *t;
+    waiter w;
+    output_sink sink;
+    bool sink_on;
+    unsigned lines_in_flight;
+    bool task_ended;
+    /* Freed, but lines are still on their way: the last reply frees it. */
+    bool dead;
+    /* The outcome to write (owned). */
+    int state;
+    char *kind, *msg;
+    uint8_t *result;
+    size_t result_len;
+    uint64_t lines, dropped, finished_usec;
+} job;
+
+static struct {
+    wstream *streams;
+    uint32_t n_streams;
+    char queues[CLUSTER_QUEUES_MAX][CLUSTER_QUEUE_NAME_MAX + 1];
+    int n_queues;
+    /* The connection that blocks in XREADGROUP. */
+    rconn *reader;
+    bool reading;
+    /* Own pending entries were read since the reader came up. */
+    bool own_read;
+    list backlog;
+    list held;
+    /* Every job by task id. */
+    hashmap *jobs;
+    unsigned busy;
+    unsigned running;
+    bool frozen;
+    uv_timer_t *timer;
+    uint32_t claim_next;
+} W;
+
+static void maybe_read(void);
+static void pump(void);
+static void write_outcome(job *j);
+
+/* ------------------------------------------------------------ streams */
+
+static void stream_keys(wstream *s, const char *queue, const char *function) {
+    snprintf(s->key, sizeof(s->key), "aiod:q:%s:%s", queue, function);
+    snprintf(s->serve, sizeof(s->serve), "aiod:serve:%s:%s", queue, function);
+}
+
+static int find_stream(const char *key) {
+    for (uint32_t i = 0; i < W.n_streams; i++)
+        if (strcmp(W.streams[i].key, key) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Makes the list match the queues × the functions loaded now. */
+static int sync_streams(void) {
+    for (uint32_t i = 0; i < W.n_streams; i++)
+        W.streams[i].active = false;
+    for (size_t p = 0; p < plugin_count(); p++) {
+        plugin *pl = plugin_at(p);
+        for (size_t f = 0; f < pl->n_fns; f++) {
+            const fn_entry *fn = &pl->fns[f];
+            if (fn->def->flags & AIOD_FN_INTERNAL)
+                continue;
+            for (int q = 0; q < W.n_queues; q++) {
+                wstream s = {.active = true};
+                stream_keys(&s, W.queues[q], fn->full_name);
+                int i = find_stream(s.key);
+                if (i >= 0) {
+                    W.streams[i].active = true;
+                    continue;
+                }
+                wstream *n = alloc_realloc(W.streams, (W.n_streams + 1) * sizeof(*n));
+                if (!n)
+                    return -ENOMEM;
+                W.streams = n;
+                W.streams[W.n_streams++] = s;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ jobs */
+
+static job *job_new(uint64_t id, uint32_t stream, const char *eid) {
+    job *j = alloc_calloc(1, sizeof(*j));
+    if (!j)
+        return NULL;
+    j->id = id;
+    j->stream = stream;
+    snprintf(j->eid, sizeof(j->eid), "%s", eid);
+    if (hashmap_put_u64(W.jobs, id, j) < 0) {
+        free(j);
+        return NULL;
+    }
+    list_insert_tail(&W.backlog, &j->node);
+    return j;
+}
+
+static void job_free(job *j) {
+    list_remove(&j->node);
+    list_init(&j->node);
+    hashmap_remove_u64(W.jobs, j->id);
+    if (j->slot)
+        W.busy--;
+    if (j->lookup)
+        identity_cancel(j->lookup);
+    if (j->sink_on)
+        output_sink_detach(&j->sink);
+    if (j->t) {
+        task_remove_waiter(&j->w);
+        task_unref(j->t);
+    }
+    if (j->qt)
+        aiod__queued_task__free_unpacked(j->qt, NULL);
+    j->t = NULL;
+    j->qt = NULL;
+    j->lookup = NULL;
+    j->sink_on = false;
+    free(j->kind);
+    free(j->msg);
+    free(j->result);
+    j->kind = j->msg = NULL;
+    j->result = NULL;
+    if (j->lines_in_flight)
+        j->dead = true;
+    else
+        free(j);
+}
+
+static void release_slot(job *j) {
+    if (j->slot) {
+        j->slot = false;
+        W.busy--;
+    }
+}
+
+/* Ends a job that could not run (or did): the outcome is written. */
+static void job_end(job *j, int state, const char *kind, const char *msg) {
+    release_slot(j);
+    j->state = state;
+    j->kind = kind ? alloc_strdup(kind) : NULL;
+    j->msg = msg ? alloc_strdup(msg) : NULL;
+    j->finished_usec = link_now_usec();
+    j->task_ended = true;
+    write_outcome(j);
+}
+
+/* ------------------------------------------------------------ outcome */
+
+static void on_finished(rconn *rc, redisReply *r, void *priv) {
+    (void)rc;
+    job *j = priv;
+    if (!r) {
+        j->phase = J_UNWRITTEN;
+        return;
+    }
+    if (r->type == REDIS_REPLY_STRING && strcmp(r->str, "lost") == 0)
+        log_warning("cluster: task %" PRIu64 " ended here, but another host had taken it over "
+                    "(this host was cut off longer than cluster_visibility_ms); its outcome "
+                    "here is dropped",
+                    j->id);
+    else if (r->type != REDIS_REPLY_STRING)
+        log_warning("cluster: cannot record the outcome of task %" PRIu64 ": %s", j->id,
+                    rconn_reply_text(r));
+    job_free(j);
+    pump();
+}
+
+static void write_outcome(job *j) {
+    static const char *const states[] = {
+        [TASK_DONE] = "done", [TASK_FAILED] = "failed", [TASK_CANCELLED] = "cancelled"};
+    char task_key[32], out_key[32], fin[24], ttl[16], lines[24], dropped[24];
+    link_task_key(task_key, sizeof(task_key), j->id);
+    link_output_key(out_key, sizeof(out_key), j->id);
+    snprintf(fin, sizeof(fin), "%" PRIu64, j->finished_usec);
+    snprintf(ttl, sizeof(ttl), "%u", cfg.cluster_retain_seconds);
+    snprintf(lines, sizeof(lines), "%" PRIu64, j->lines);
+    snprintf(dropped, sizeof(dropped), "%" PRIu64, j->dropped);
+    const char *state =
+        j->state >= TASK_DONE && j->state <= TASK_CANCELLED ? states[j->state] : "failed";
+    const char *args[] = {task_key,
+                          W.streams[j->stream].key,
+                          out_key,
+                          j->eid,
+                          link_host(),
+                          state,
+                          j->kind ? j->kind : "",
+                          j->msg ? j->msg : "",
+                          (const char *)j->result,
+                          fin,
+                          ttl,
+                          lines,
+                          dropped};
+    size_t lens[ELEMENTSOF(args)];
+    for (size_t i = 0; i < ELEMENTSOF(args); i++)
+        lens[i] = args[i] ? strlen(args[i]) : 0;
+    lens[8] = j->result_len;
+    if (!args[8])
+        args[8] = "";
+    j->phase = J_ENDED;
+    if (link_eval(lua_finish, 3, (int)ELEMENTSOF(args), args, lens, on_finished, j) < 0)
+        j->phase = J_UNWRITTEN;
+}
+
+/* ------------------------------------------------------------ output */
+
+static void on_line_sent(rconn *rc, redisReply *r, void *priv) {
+    (void)rc, (void)r;
+    job *j = priv;
+    j->lines_in_flight--;
+    if (j->dead) {
+        if (!j->lines_in_flight)
+            free(j);
+        return;
+    }
+    if (j->sink_on && output_sink_behind(&j->sink))
+        output_sink_pump(&j->sink);
+}
+
+static void sink_line(output_sink *s, uint64_t task_id, uint64_t seq, int stream,
+                      const char *line) {
+    (void)task_id, (void)seq;
+    job *j = container_of(s, job, sink);
+    char key[32], maxlen[16], st[4];
+    link_output_key(key, sizeof(key), j->id);
+    snprintf(maxlen, sizeof(maxlen), "%u", LIMIT_CLUSTER_OUTPUT_LINES);
+    snprintf(st, sizeof(st), "%d", stream);
+    const char *argv[] = {"XADD", key, "MAXLEN", "~", maxlen, "*", "s", st, "l", line};
+    size_t lens[ELEMENTSOF(argv)];
+    for (size_t i = 0; i < ELEMENTSOF(argv); i++)
+        lens[i] = strlen(argv[i]);
+    if (rconn_send(link_cmd(), on_line_sent, j, (int)ELEMENTSOF(argv), argv, lens) == 0)
+        j->lines_in_flight++;
+    j->lines++;
+}
+
+/* At most this many lines of one task on their way to Redis: beyond it
+ * the task's lines wait in its output ring, as for a slow follower. */
+#define LINES_IN_FLIGHT_MAX 256u
+
+static bool sink_room(output_sink *s) {
+    job *j = container_of(s, job, sink);
+    return link_up() && j->lines_in_flight < LINES_IN_FLIGHT_MAX;
+}
+
+static void sink_end(output_sink *s, uint64_t task_id, uint64_t dropped, int state) {
+    (void)task_id, (void)state;
+    job *j = container_of(s, job, sink);
+    j->sink_on = false;
+    j->dropped = dropped;
+    if (j->task_ended && j->phase == J_RUNNING)
+        write_outcome(j);
+}
+
+static const output_sink_ops sink_ops = {.line = sink_line, .room = sink_room, .end = sink_end};
+
+/* ------------------------------------------------------------ running */
+
+static void on_task_end(waiter *w, task *t) {
+    job *j = w->data;
+    W.running--;
+    release_slot(j);
+    if (W.frozen && t->state == TASK_CANCELLED && !j->cancel_asked) {
+        /* Cut off by the stop: Redis keeps it running; on_interrupt decides
+         * where it is claimed. */
+        job_free(j);
+        return;
+    }
+    j->state = t->state;
+    j->finished_usec = t->finished_usec;
+    if (t->state == TASK_DONE && t->result) {
+        j->result_len = aiod__value__get_packed_size(t->result);
+        j->result = alloc_malloc(j->result_len ? j->result_len : 1);
+        if (j->result)
+            aiod__value__pack(t->result, j->result);
+        else
+            j->result_len = 0;
+    }
+    j->kind = t->error_kind ? alloc_strdup(t->error_kind) : NULL;
+    j->msg = t->error_message ? alloc_strdup(t->error_message) : NULL;
+    j->task_ended = true;
+    if (!j->sink_on)
+        write_outcome(j);
+    pump();
+}
+
+/* The owner's groups are known: the call rules of this host decide, then
+ * the task starts. */
+static void on_identity(void *data, const gid_t *groups, size_t n_groups) {
+    job *j = data;
+    j->lookup = NULL;
+    const Aiod__QueuedTask *qt = j->qt;
+    const Aiod__Call *call = qt->call;
+    peer p = {.uid = qt->owner_uid,
+              .gid = qt->owner_gid,
+              .pid = qt->owner_pid,
+              .groups = (gid_t *)groups,
+              .n_groups = n_groups};
+    p.admin = policy_is_admin(&p);
+    char why[LIMIT_MESSAGE];
+    if (j->cancel_asked) {
+        job_end(j, TASK_CANCELLED, "CancelledError", "cancelled before it started");
+        return;
+    }
+    if (policy_may_call(&p, j->fn->full_name, why, sizeof(why)) < 0) {
+        char msg[LIMIT_MESSAGE + 64];
+        snprintf(msg, sizeof(msg), "host %s: %s", link_host(), why);
+        job_end(j, TASK_FAILED, "PermissionError", msg);
+        return;
+    }
+    Aiod__Value **argv = NULL;
+    int r = value_check_call_borrowed(&j->fn->sig, call->args, call->n_args, call->args_are_text,
+                                      LIMIT_VALUE_DEPTH, &argv, why, sizeof(why));
+    if (r < 0) {
+        job_end(j, TASK_FAILED, r == -ENOMEM ? "MemoryError" : "TypeError",
+                r == -ENOMEM ? "out of memory" : why);
+        return;
+    }
+    task *t;
+    r = task_new(j->fn, argv, j->fn->sig.n_params, AIOD__OWNERSHIP__DETACHED, qt->owner_uid, 0,
+                 NULL, &t);
+    if (r < 0) {
+        snprintf(why, sizeof(why), "host %s cannot make the task: %s", link_host(),
+                 r == -EAGAIN   ? "max_tasks is reached"
+                 : r == -EDQUOT ? "max_tasks_per_uid is reached"
+                                : "out of memory");
+        job_end(j, TASK_FAILED, "LimitError", why);
+        return;
+    }
+    j->t = t;
+    j->phase = J_RUNNING;
+    W.running++;
+    output *o = task_output(t);
+    if (o) {
+        j->sink.ops = &sink_ops;
+        j->sink_on = output_attach(o, &j->sink, true, true, t->state, false) == 0;
+    }
+    j->w.fn = on_task_end;
+    j->w.data = j;
+    task_add_waiter(t, &j->w);
+    sched_start(t);
+}
+
+/* Whether the function's tasks run again after an interruption. */
+static bool retries(const char *function) {
+    fn_entry *fn = plugin_lookup(function);
+    return fn && persist_retries_on_interrupt(fn);
+}
+
+static void on_started(rconn *rc, redisReply *r, void *priv) {
+    (void)rc;
+    job *j = priv;
+    if (!r) {
+        /* The connection went: back to the backlog, to start again. */
+        release_slot(j);
+        j->phase = J_BACKLOG;
+        list_remove(&j->node);
+        list_insert_tail(W.backlog.next, &j->node);
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_STRING) {
+        log_warning("cluster: cannot start task %" PRIu64 ": %s", j->id, rconn_reply_text(r));
+        job_free(j); /* left pending: claimed again later */
+        pump();
+        return;
+    }
+    if (strcmp(r->element[0]->str, "run") != 0 || r->elements < 3) {
+        job_free(j); /* cancelled, finished, or ended Interrupted by the script */
+        pump();
+        return;
+    }
+    const redisReply *blob = r->element[1];
+    j->qt = blob->type == REDIS_REPLY_STRING
+                ? aiod__queued_task__unpack(NULL, blob->len, (const uint8_t *)blob->str)
+                : NULL;
+    if (!j->qt || !j->qt->call || !j->qt->call->function) {
+        job_end(j, TASK_FAILED, "BadMessage", "the queued task does not decode");
+        return;
+    }
+    if (r->element[2]->type == REDIS_REPLY_STRING && r->element[2]->len)
+        log_notice("cluster: task %" PRIu64 " (%s) runs again here: host %s was interrupted "
+                   "while running it (on_interrupt = retry)",
+                   j->id, j->qt->call->function, r->element[2]->str);
+    j->fn = plugin_lookup(j->qt->call->function);
+    if (!j->fn || (j->fn->def->flags & AIOD_FN_INTERNAL)) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "host %s no longer has function '%s'", link_host(),
+                 j->qt->call->function);
+        job_end(j, TASK_FAILED, "UnknownFunction", msg);
+        return;
+    }
+    j->phase = J_LOOKUP;
+    int k = identity_lookup(link_loop(), j->qt->owner_uid, j->qt->owner_gid, on_identity, j,
+                            &j->lookup);
+    if (k < 0)
+        job_end(j, TASK_FAILED, "MemoryError", "out of memory");
+}
+
+static void start_job(job *j) {
+    char task_key[32], now[24], max[12], ttl[16];
+    char msg[300];
+    link_task_key(task_key, sizeof(task_key), j->id);
+    snprintf(now, sizeof(now), "%" PRIu64, link_now_usec());
+    snprintf(max, sizeof(max), "%u", LIMIT_INTERRUPT_RETRIES);
+    snprintf(ttl, sizeof(ttl), "%u", cfg.cluster_retain_seconds);
+    snprintf(msg, sizeof(msg),
+             "host %%s stopped, crashed or was cut off from Redis while running it; host %s "
+             "did not run it again (on_interrupt = fail)",
+             link_host());
+    /* The function's policy is this host's: the stream is of one function. */
+    const char *fn = strrchr(W.streams[j->stream].key, ':') + 1;
+    const char *args[] = {task_key, W.streams[j->stream].key, j->eid, link_host(),
+                          now,      retries(fn) ? "1" : "0",  max,    msg,
+                          ttl};
+    j->phase = J_STARTING;
+    j->slot = true;
+    W.busy++;
+    list_remove(&j->node);
+    list_insert_tail(&W.held, &j->node);
+    if (link_eval(lua_start, 2, (int)ELEMENTSOF(args), args, NULL, on_started, j) < 0) {
+        release_slot(j);
+        j->phase = J_BACKLOG;
+        list_remove(&j->node);
+        list_insert_tail(W.backlog.next, &j->node);
+    }
+}
+
+/* Starts what the backlog holds, as far as capacity goes; then reads more. */
+static void pump(void) {
+    while (!W.frozen && link_up() && W.busy < cfg.cluster_capacity && !list_empty(&W.backlog)) {
+        job *j = container_of(list_first(&W.backlog), job, node);
+        start_job(j);
+        if (j->phase == J_BACKLOG)
+            break;
+    }
+    maybe_read();
+}
+
+/* ------------------------------------------------------------ reading */
+
+/* Takes the entries of one XREADGROUP or XAUTOCLAIM answer for `stream`:
+ * [[entry id, [field, value, ...]], ...]. */
+static void take_entries(uint32_t stream, const redisReply *entries) {
+    if (!entries || entries->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < entries->elements; i++) {
+        const redisReply *e = entries->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        const redisReply *f = e->element[1];
+        uint64_t id = 0;
+        for (size_t k = 0; f && f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2)
+            if (f->element[k]->type == REDIS_REPLY_STRING && strcmp(f->element[k]->str, "id") == 0)
+                id = strtoull(f->element[k + 1]->str, NULL, 10);
+        if (!id) {
+            /* An entry without content (deleted): only acknowledge it. */
+            const char *argv[] = {"XACK", W.streams[stream].key, "aiod", e->element[0]->str};
+            rconn_send(link_cmd(), NULL, NULL, 4, argv,
+                       (size_t[]){4, strlen(argv[1]), 4, e->element[0]->len});
+            continue;
+        }
+        if (hashmap_get_u64(W.jobs, id))
+            continue; /* held already (our own pending entry, read again) */
+        if (!job_new(id, stream, e->element[0]->str))
+            log_warning("cluster: out of memory taking task %" PRIu64 "; it is left to others", id);
+    }
+}
+
+/* The reply of XREADGROUP: [[stream key, entries], ...], or nil. */
+static void on_read(rconn *rc, redisReply *r, void *priv) {
+    (void)rc, (void)priv;
+    W.reading = false;
+    if (!r)
+        return; /* the reader went; it reads again when it is back */
+    if (r->type == REDIS_REPLY_ERROR) {
+        /* NOGROUP: the stream or its group was deleted; make them again. */
+        log_warning("cluster: reading the queues: %s", r->str);
+        for (uint32_t i = 0; i < W.n_streams; i++)
+            W.streams[i].grouped = false;
+    } else if (r->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *s = r->element[i];
+            if (s->type != REDIS_REPLY_ARRAY || s->elements != 2)
+                continue;
+            int k = find_stream(s->element[0]->str);
+            if (k >= 0)
+                take_entries((uint32_t)k, s->element[1]);
+        }
+    if (!W.own_read)
+        W.own_read = true;
+    pump();
+}
+
+static void on_group(rconn *rc, redisReply *r, void *priv) {
+    (void)rc;
+    wstream *s = &W.streams[(uintptr_t)priv];
+    if (r && (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0))
+        s->grouped = true;
+    else if (r)
+        log_warning("cluster: cannot make the consumer group of %s: %s", s->key, r->str);
+}
+
+/* Reads new entries (or, first after the reader came up, this host's own
+ * pending ones, from before a restart), blocking in Redis until some come. */
+static void maybe_read(void) {
+    if (W.frozen || W.reading || !W.reader || !rconn_up(W.reader) || !link_up() ||
+        !list_empty(&W.backlog) || W.busy >= cfg.cluster_capacity)
+        return;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < W.n_streams; i++)
+        if (W.streams[i].active) {
+            if (!W.streams[i].grouped) {
+                const char *argv[] = {"XGROUP", "CREATE", W.streams[i].key,
+                                      "aiod",   "0",      "MKSTREAM"};
+                size_t lens[6];
+                for (size_t k = 0; k < 6; k++)
+                    lens[k] = strlen(argv[k]);
+                rconn_send(W.reader, on_group, (void *)(uintptr_t)i, 6, argv, lens);
+            }
+            n++;
+        }
+    if (n == 0)
+        return;
+    size_t argc = 9 + 2 * (size_t)n, k = 0;
+    const char **argv = alloc_calloc(argc, sizeof(*argv));
+    size_t *lens = alloc_calloc(argc, sizeof(*lens));
+    char count[16], block[16];
+    snprintf(count, sizeof(count), "%u", cfg.cluster_capacity - W.busy);
+    snprintf(block, sizeof(block), "%u", LIMIT_CLUSTER_READ_BLOCK_MS);
+    if (argv && lens) {
+        const char *head[] = {"XREADGROUP", "GROUP", "aiod", link_host(), "COUNT",
+                              count,        "BLOCK", block,  "STREAMS"};
+        for (size_t i = 0; i < ELEMENTSOF(head); i++)
+            argv[k++] = head[i];
+        for (uint32_t i = 0; i < W.n_streams; i++)
+            if (W.streams[i].active)
+                argv[k++] = W.streams[i].key;
+        for (uint32_t i = 0; i < n; i++)
+            argv[k++] = W.own_read ? ">" : "0";
+        for (size_t i = 0; i < argc; i++)
+            lens[i] = strlen(argv[i]);
+        /* Own pending entries come back at once: no blocking for them. */
+        if (!W.own_read)
+            argv[7] = "1";
+        lens[7] = strlen(argv[7]);
+        W.reading = rconn_send(W.reader, on_read, NULL, (int)argc, argv, lens) == 0;
+    }
+    free(argv);
+    free(lens);
+}
+
+static void reader_up(rconn *rc, void *data) {
+    (void)rc, (void)data;
+    W.own_read = false;
+    pump();
+}
+
+static void reader_down(rconn *rc, void *data, const char *why) {
+    (void)rc, (void)data, (void)why;
+    W.reading = false;
+    for (uint32_t i = 0; i < W.n_streams; i++)
+        W.streams[i].grouped = false;
+}
+
+static const rconn_ops reader_ops = {.up = reader_up, .down = reader_down};
+
+/* ------------------------------------------------------------ the period */
+
+/* Renews this host's claim on every entry it holds, stream by stream. */
+static void refresh_claims(void) {
+    for (uint32_t s = 0; s < W.n_streams; s++) {
+        size_t n = 0;
+        list *it, *tmp;
+        list *lists[] = {&W.held, &W.backlog};
+        for (size_t l = 0; l < 2; l++)
+            list_foreach_safe(it, tmp, lists[l]) {
+                if (container_of(it, job, node)->stream == s)
+                    n++;
+            }
+        if (n == 0)
+            continue;
+        size_t argc = 6 + n, k = 0;
+        const char **argv = alloc_calloc(argc, sizeof(*argv));
+        size_t *lens = alloc_calloc(argc, sizeof(*lens));
+        if (argv && lens) {
+            argv[k++] = "XCLAIM";
+            argv[k++] = W.streams[s].key;
+            argv[k++] = "aiod";
+            argv[k++] = link_host();
+            argv[k++] = "0";
+            for (size_t l = 0; l < 2; l++)
+                list_foreach_safe(it, tmp, lists[l]) {
+                    job *j = container_of(it, job, node);
+                    if (j->stream == s)
+                        argv[k++] = j->eid;
+                }
+            argv[k++] = "JUSTID";
+            for (size_t i = 0; i < argc; i++)
+                lens[i] = strlen(argv[i]);
+            rconn_send(link_cmd(), NULL, NULL, (int)argc, argv, lens);
+        }
+        free(argv);
+        free(lens);
+    }
+}
+
+/* Says which functions this host serves on which queues, and its
+ * capacity, for submitters and for people looking. */
+static void advertise(void) {
+    char now[24], key[KEY_MAX], cap[16], busy[16], ttl[16];
+    snprintf(now, sizeof(now), "%" PRIu64, link_now_usec() / 1000u);
+    for (uint32_t i = 0; i < W.n_streams; i++)
+        if (W.streams[i].active) {
+            const char *argv[] = {"ZADD", W.streams[i].serve, now, link_host()};
+            size_t lens[] = {4, strlen(argv[1]), strlen(now), strlen(argv[3])};
+            rconn_send(link_cmd(), NULL, NULL, 4, argv, lens);
+        }
+    snprintf(key, sizeof(key), "aiod:host:%s", link_host());
+    snprintf(cap, sizeof(cap), "%u", cfg.cluster_capacity);
+    snprintf(busy, sizeof(busy), "%u", W.running);
+    snprintf(ttl, sizeof(ttl), "%u", 3 * cfg.cluster_visibility_ms);
+    const char *queues = cfg.cluster_queues ? cfg.cluster_queues : "";
+    const char *hset[] = {"HSET", key,       "queues", queues,    "capacity",
+                          cap,    "running", busy,     "seen_ms", now};
+    size_t hl[ELEMENTSOF(hset)];
+    for (size_t i = 0; i < ELEMENTSOF(hset); i++)
+        hl[i] = strlen(hset[i]);
+    rconn_send(link_cmd(), NULL, NULL, (int)ELEMENTSOF(hset), hset, hl);
+    const char *exp[] = {"PEXPIRE", key, ttl};
+    rconn_send(link_cmd(), NULL, NULL, 3, exp, (size_t[]){7, strlen(key), strlen(ttl)});
+}
+
+/* The reply of XAUTOCLAIM: [next cursor, entries, deleted ids]. */
+static void on_claimed(rconn *rc, redisReply *r, void *priv) {
+    (void)rc;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2)
+        return;
+    uint32_t s = (uint32_t)(uintptr_t)priv;
+    size_t before = hashmap_size(W.jobs);
+    take_entries(s, r->element[1]);
+    if (hashmap_size(W.jobs) > before)
+        log_notice("cluster: claimed %zu task(s) of %s from a host silent for %u ms",
+                   hashmap_size(W.jobs) - before, W.streams[s].key, cfg.cluster_visibility_ms);
+    pump();
+}
+
+/* Claims the entries of a silent host, one stream per period in turn, as
+ * far as this host has room. */
+static void claim_silent(void) {
+    if (W.frozen || !list_empty(&W.backlog) || W.busy >= cfg.cluster_capacity || !W.n_streams)
+        return;
+    for (uint32_t tries = 0; tries < W.n_streams; tries++) {
+        uint32_t s = W.claim_next++ % W.n_streams;
+        if (!W.streams[s].active || !W.streams[s].grouped)
+            continue;
+        char idle[16], count[16];
+        snprintf(idle, sizeof(idle), "%u", cfg.cluster_visibility_ms);
+        snprintf(count, sizeof(count), "%u", cfg.cluster_capacity - W.busy);
+        const char *argv[] = {"XAUTOCLAIM", W.streams[s].key, "aiod", link_host(), idle,
+                              "0-0",        "COUNT",          count};
+        size_t lens[ELEMENTSOF(argv)];
+        for (size_t i = 0; i < ELEMENTSOF(argv); i++)
+            lens[i] = strlen(argv[i]);
+        rconn_send(link_cmd(), on_claimed, (void *)(uintptr_t)s, (int)ELEMENTSOF(argv), argv, lens);
+        return;
+    }
+}
+
+static void on_period(uv_timer_t *t) {
+    (void)t;
+    if (!link_up())
+        return;
+    advertise();
+    refresh_claims();
+    claim_silent();
+}
+
+/* ------------------------------------------------------------ interface */
+
+int worker_start(void) {
+    list_init(&W.backlog);
+    list_init(&W.held);
+    W.jobs = hashmap_new(0);
+    W.timer = alloc_malloc(sizeof(*W.timer));
+    if (!W.jobs || !W.timer)
+        return -ENOMEM;
+    char why[200];
+    W.n_queues = cfg.cluster_queues
+                     ? cluster_queues_parse(cfg.cluster_queues, W.queues, why, sizeof(why))
+                     : 0;
+    if (W.n_queues < 0)
+        return -EINVAL; /* config.c checked it */
+    uv_timer_init(link_loop(), W.timer);
+    unsigned period = cfg.cluster_visibility_ms / 3 ? cfg.cluster_visibility_ms / 3 : 1;
+    uv_timer_start(W.timer, on_period, period, period);
+    uv_unref((uv_handle_t *)W.timer);
+    if (sync_streams() < 0)
+        return -ENOMEM;
+    if (W.n_queues == 0)
+        return 0;
+    return rconn_new(link_loop(), link_url(), link_password(), "queue reader", &reader_ops, NULL,
+                     &W.reader);
+}
+
+void worker_link_up(void) {
+    advertise();
+    /* Outcomes reached while Redis was away. */
+    list *it, *next;
+    list_foreach_safe(it, next, &W.held) {
+        job *j = container_of(it, job, node);
+        if (j->phase == J_UNWRITTEN)
+            write_outcome(j);
+        else if (j->sink_on && output_sink_behind(&j->sink))
+            output_sink_pump(&j->sink);
+    }
+    pump();
+}
+
+void worker_link_down(void) {
+}
+
+void worker_cancel(uint64_t id) {
+    job *j = hashmap_get_u64(W.jobs, id);
+    if (!j)
+        return;
+    j->cancel_asked = true;
+    if (j->phase == J_RUNNING && j->t && !task_finished(j->t))
+        task_cancel(j->t);
+}
+
+void worker_functions_changed(void) {
+    if (sync_streams() < 0)
+        log_warning("cluster: out of memory following the plugins' change");
+    if (link_up())
+        advertise();
+    maybe_read();
+}
+
+void worker_freeze(void) {
+    W.frozen = true;
+    /* Entries not started stay queued in Redis: another host (or this one,
+     * started again) takes them. */
+    while (!list_empty(&W.backlog))
+        job_free(container_of(list_first(&W.backlog), job, node));
+    rconn_free(W.reader);
+    W.reader = NULL;
+}
+
+void worker_stop(void) {
+    worker_freeze();
+    while (!list_empty(&W.held))
+        job_free(container_of(list_first(&W.held), job, node));
+    if (W.timer) {
+        uv_close((uv_handle_t *)W.timer, (uv_close_cb)free);
+        W.timer = NULL;
+    }
+    hashmap_free(W.jobs);
+    W.jobs = NULL;
+    free(W.streams);
+    W.streams = NULL;
+    W.n_streams = 0;
+}
+
+unsigned worker_running(void) {
+    return W.running;
+}

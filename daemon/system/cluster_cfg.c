@@ -1,0 +1,104 @@
+/*
+ * The cluster's settings as text (cluster_cfg.h).
+ */
+#include "system/cluster_cfg.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cluster_url_parse(const char *text, cluster_url *ret, char *why, size_t why_len) {
+    static const char scheme[] = "redis://";
+    *ret = (cluster_url){.db = 0};
+    if (strncmp(text, scheme, sizeof(scheme) - 1) != 0) {
+        snprintf(why, why_len, "'%s' does not start with redis://", text);
+        return -EINVAL;
+    }
+    const char *h = text + sizeof(scheme) - 1, *colon;
+    size_t hlen;
+    if (*h == '[') {
+        const char *close = strchr(h, ']');
+        if (!close || close[1] != ':') {
+            snprintf(why, why_len, "'%s': an IPv6 address is written [ADDRESS]:PORT", text);
+            return -EINVAL;
+        }
+        h++;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strchr(h, ':');
+        if (!colon) {
+            snprintf(why, why_len, "'%s' names no port (redis://HOST:PORT[/DB])", text);
+            return -EINVAL;
+        }
+        hlen = (size_t)(colon - h);
+    }
+    if (hlen == 0 || hlen >= sizeof(ret->host) || memchr(h, '@', hlen) || memchr(h, '/', hlen)) {
+        snprintf(why, why_len,
+                 "'%s' has no valid host (redis://HOST:PORT[/DB]; the password goes in "
+                 "cluster_password_file)",
+                 text);
+        return -EINVAL;
+    }
+    memcpy(ret->host, h, hlen);
+    ret->host[hlen] = '\0';
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || errno || port < 1 || port > 65535 || (*end && *end != '/')) {
+        snprintf(why, why_len, "'%s': the port is not a number from 1 to 65535", text);
+        return -EINVAL;
+    }
+    ret->port = (int)port;
+    if (*end == '/') {
+        const char *d = end + 1;
+        long db = strtol(d, &end, 10);
+        if (end == d || *end || db < 0 || db > 15) {
+            snprintf(why, why_len, "'%s': the database is not a number from 0 to 15", text);
+            return -EINVAL;
+        }
+        ret->db = (int)db;
+    }
+    return 0;
+}
+
+bool cluster_name_valid(const char *name) {
+    size_t n = strlen(name);
+    return n >= 1 && n <= CLUSTER_QUEUE_NAME_MAX &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+int cluster_queues_parse(const char *text, char (*names)[CLUSTER_QUEUE_NAME_MAX + 1], char *why,
+                         size_t why_len) {
+    static const char seps[] = ", \t";
+    char seen[CLUSTER_QUEUES_MAX][CLUSTER_QUEUE_NAME_MAX + 1];
+    int n = 0;
+    for (const char *p = text + strspn(text, seps); *p; p += strspn(p, seps)) {
+        size_t len = strcspn(p, seps);
+        char name[CLUSTER_QUEUE_NAME_MAX + 2];
+        snprintf(name, sizeof(name), "%.*s", (int)(len < sizeof(name) - 1 ? len : sizeof(name) - 1),
+                 p);
+        if (len > CLUSTER_QUEUE_NAME_MAX || !cluster_name_valid(name)) {
+            snprintf(why, why_len,
+                     "queue '%.*s' is not a name of 1 to 64 letters, digits, '_', '.' or '-'",
+                     (int)(len < 80 ? len : 80), p);
+            return -EINVAL;
+        }
+        for (int i = 0; i < n; i++)
+            if (strcmp(seen[i], name) == 0) {
+                snprintf(why, why_len, "queue '%s' is named twice", name);
+                return -EINVAL;
+            }
+        if (n == CLUSTER_QUEUES_MAX) {
+            snprintf(why, why_len, "more than %d queues", CLUSTER_QUEUES_MAX);
+            return -EINVAL;
+        }
+        memcpy(seen[n], name, len + 1);
+        if (names)
+            memcpy(names[n], name, len + 1);
+        n++;
+        p += len;
+    }
+    return n;
+}
