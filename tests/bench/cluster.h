@@ -52,6 +52,13 @@ long long cb_redis_int(const cb_redis *r, const char *cmd, const char *key, char
 /* The redis-server version ("7.0.15"), or "?" (static storage). */
 const char *cb_redis_version(const cb_redis *r);
 
+/* CONFIG RESETSTAT: command counts from zero. 0 or -1. */
+int cb_redis_reset_stats(const cb_redis *r, char *err, size_t err_len);
+/* The commands Redis spent most time in since the reset, as "name calls
+ * (us)" per each of n tasks, most time first, into buf. 0, or -1 with the
+ * reason in buf. */
+int cb_redis_stats_text(const cb_redis *r, uint64_t n, char *buf, size_t len);
+
 /* What the bare loop measured: n entries added, read and acknowledged. */
 typedef struct cb_limit {
     bool ok;
@@ -128,6 +135,10 @@ typedef struct cb_flow {
     uint64_t n;
     uint64_t elapsed_ns;
     uint64_t submit_ns;
+    /* CPU seconds Redis and the hosts (all together) used meanwhile, and
+     * what Redis spent them on (cb_redis_stats_text). */
+    double redis_cpu_s, hosts_cpu_s;
+    char redis_stats[600];
 } cb_flow;
 
 /*

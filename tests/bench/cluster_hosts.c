@@ -179,6 +179,13 @@ static void *submit_thread(void *arg) {
     return NULL;
 }
 
+static uint64_t hosts_ticks(const cb_hosts *h) {
+    uint64_t t = 0;
+    for (unsigned i = 0; i < h->n; i++)
+        t += proc_cpu_ticks(h->d[i].pid);
+    return t;
+}
+
 void cb_flow_run(cb_hosts *h, const cb_redis *r, const char *function, bool has_arg, double arg,
                  uint64_t n, unsigned depth, double timeout_s, cb_flow *res) {
     memset(res, 0, sizeof(*res));
@@ -195,6 +202,8 @@ void cb_flow_run(cb_hosts *h, const cb_redis *r, const char *function, bool has_
     struct submitter s[CB_MAX_HOSTS];
     pthread_t th[CB_MAX_HOSTS];
     uint64_t per = n / h->n;
+    cb_redis_reset_stats(r, res->reason, sizeof(res->reason));
+    uint64_t redis_ticks = proc_cpu_ticks(r->proc.pid), host_ticks = hosts_ticks(h);
     uint64_t t0 = bench_now_ns();
     for (unsigned i = 0; i < h->n; i++) {
         s[i] = (struct submitter){h->d[i].socket, &req, depth, i + 1 < h->n ? per : n - per * i};
@@ -232,6 +241,10 @@ void cb_flow_run(cb_hosts *h, const cb_redis *r, const char *function, bool has_
                    "%lld of %llu tasks still queued or running %.0f s after the last submit%s%s",
                    left, (unsigned long long)n, timeout_s, *why ? "; " : "", why);
     }
+    long hz = sysconf(_SC_CLK_TCK);
+    res->redis_cpu_s = (double)(proc_cpu_ticks(r->proc.pid) - redis_ticks) / (double)hz;
+    res->hosts_cpu_s = (double)(hosts_ticks(h) - host_ticks) / (double)hz;
+    cb_redis_stats_text(r, n, res->redis_stats, sizeof(res->redis_stats));
     if (left == 0) {
         /* Redis was emptied before the hosts started: the ids are the
          * first n after AIOC_CLUSTER_ID_BASE. */

@@ -198,7 +198,7 @@ static void parse_args(int argc, char **argv) {
 
 /* Rows are printed as they are measured (stdout, Markdown); notes after. */
 static bool failed_any;
-static char report_notes[32][400];
+static char report_notes[32][1000];
 static unsigned n_report_notes;
 
 static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -243,6 +243,15 @@ static double per_s(uint64_t n, uint64_t ns) {
 }
 
 /* ---------------------------------------------------------------- sections */
+
+/* Where a flow's time went, for the notes. */
+static void flow_note(const char *figure, const cb_flow *f) {
+    double s = (double)f->elapsed_ns / 1e9;
+    note("%s: %llu tasks in %.2f s, their submits acknowledged after %.2f s (%.0f/s); CPU "
+         "busy: Redis %.0f %%, the hosts together %.0f %%; Redis per task: %s",
+         figure, (unsigned long long)f->n, s, (double)f->submit_ns / 1e9, per_s(f->n, f->submit_ns),
+         100 * f->redis_cpu_s / s, 100 * f->hosts_cpu_s / s, f->redis_stats);
+}
 
 static double limit_section(const cb_redis *r, size_t entry) {
     double best = 0;
@@ -293,10 +302,7 @@ static void throughput_section(const cb_host_cfg *cfg, const cb_redis *r, double
             continue;
         }
         report(figure, "tasks/s", per_s(f.n, f.elapsed_ns), limit, "bare loop ", 0.5, false);
-        note("%s: the %llu submits took %.2f s (%.0f submits/s), the last done came %.2f s "
-             "after the first submit",
-             figure, (unsigned long long)f.n, (double)f.submit_ns / 1e9, per_s(f.n, f.submit_ns),
-             (double)f.elapsed_ns / 1e9);
+        flow_note(figure, &f);
     }
 }
 
@@ -365,8 +371,7 @@ static void scaling_section(const cb_host_cfg *noop_cfg, const cb_redis *r) {
         } else {
             report(figure, "tasks/s", v, 0, "", 0, false);
         }
-        note("%s: capacity bound %.0f tasks/s per host; %llu tasks in %.2f s", figure, bound,
-             (unsigned long long)f.n, (double)f.elapsed_ns / 1e9);
+        flow_note(figure, &f);
     }
 }
 

@@ -204,6 +204,49 @@ const char *cb_redis_version(const cb_redis *r) {
     return version;
 }
 
+/* ---------------------------------------------------------------- command counts */
+
+int cb_redis_reset_stats(const cb_redis *r, char *err, size_t err_len) {
+    redisReply *rep = command(r, err, err_len, "CONFIG RESETSTAT");
+    if (!rep)
+        return -1;
+    freeReplyObject(rep);
+    return 0;
+}
+
+struct cmdstat {
+    char name[40];
+    unsigned long long calls, usec;
+};
+
+static int by_usec(const void *a, const void *b) {
+    const struct cmdstat *x = a, *y = b;
+    return x->usec < y->usec ? 1 : x->usec > y->usec ? -1 : 0;
+}
+
+int cb_redis_stats_text(const cb_redis *r, uint64_t n, char *buf, size_t len) {
+    redisReply *rep = command(r, buf, len, "INFO commandstats");
+    if (!rep)
+        return -1;
+    struct cmdstat st[64];
+    size_t k = 0;
+    for (const char *p = rep->type == REDIS_REPLY_STRING ? rep->str : "";
+         (p = strstr(p, "cmdstat_")) && k < sizeof(st) / sizeof(st[0]); p++) {
+        if (sscanf(p, "cmdstat_%39[^:]:calls=%llu,usec=%llu", st[k].name, &st[k].calls,
+                   &st[k].usec) == 3)
+            k++;
+    }
+    freeReplyObject(rep);
+    qsort(st, k, sizeof(st[0]), by_usec);
+    /* A command a script runs counts on its own too, and its time is also
+     * in the script's (evalsha's). */
+    size_t o = 0;
+    for (size_t i = 0; i < k && i < 8 && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%s %.2f (%.1f us)", i ? ", " : "", st[i].name,
+                              (double)st[i].calls / (double)n, (double)st[i].usec / (double)n);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- the limit */
 
 struct limit_run {
