@@ -84,3 +84,21 @@ target_include_directories(test-client-schedule PRIVATE ${AIOC_PROTO_INCLUDES} $
 aiod_unit_test(test-client-cli-schedule SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-cli-schedule.c
                ${AIOC_SRC}/cli/schedopt.c LIBS aioclient_static)
 target_include_directories(test-client-cli-schedule PRIVATE ${AIOC_SRC}/cli ${AIOC_PROTO_INCLUDES})
+
+# libaioclient 1.6's cluster queues against the fake daemon: aioc_submit_queue's
+# checks and the Submit it sends, cluster ids through show/await/cancel/logs,
+# ERROR_UNAVAILABLE, the task info's queue/host/owner_host.
+aiod_unit_test(test-client-queue SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-queue.c
+               LIBS aioclient_static)
+target_include_directories(test-client-queue PRIVATE ${AIOC_PROTO_INCLUDES} ${AIOC_SRC}/lib)
+
+# aioctl's side of the cluster queues: the aioctl binary against the fake
+# daemon (submit/detach --queue and the Submit they send, show's queue/host/
+# owner host lines, cluster ids through await/cancel/logs, usage errors).
+aiod_unit_test(test-client-cli-queue SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-cli-queue.c
+               LIBS aioclient_static)
+target_include_directories(test-client-cli-queue PRIVATE ${AIOC_PROTO_INCLUDES} ${AIOC_SRC}/lib)
+target_compile_definitions(test-client-cli-queue PRIVATE AIOCTL="$<TARGET_FILE:aioctl>")
+add_dependencies(test-client-cli-queue aioctl)
+target_compile_definitions(test-client-cli-queue
+                           PRIVATE AIOD_COMPLETION="${CMAKE_CURRENT_LIST_DIR}/../../completion/aioctl")
