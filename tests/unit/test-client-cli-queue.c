@@ -28,6 +28,7 @@
 #include "wire.h"
 
 #include "fake-daemon.h"
+#include "fake-cluster.h"
 
 #ifndef AIOCTL
 #error "AIOCTL (the path of the aioctl binary) must be defined by the build"
@@ -275,48 +276,25 @@ static void test_usage_errors(void **state) {
 
 /* ------------------------------------------------------------ show */
 
-static void answer_show(int fd, uint64_t want_id, Aiod__TaskInfo *t) {
+/* Each answers one show, between the hello and the end. */
+static void script_show(int fd, uint64_t id, Aiod__TaskInfo t) {
     do_hello(fd, 1u << 20);
-    Aiod__ClientMessage *m = recv_msg(fd);
-    CHECK(m->body_case == AIOD__CLIENT_MESSAGE__BODY_SHOW_TASK);
-    CHECK(m->show_task->task_id == want_id);
-    Aiod__ServerMessage r = AIOD__SERVER_MESSAGE__INIT;
-    r.request_id = m->request_id;
-    r.body_case = AIOD__SERVER_MESSAGE__BODY_TASK_INFO;
-    r.task_info = t;
-    send_msg(fd, &r);
-    aiod__client_message__free_unpacked(m, NULL);
+    answer_show(fd, id, &t);
     expect_eof(fd);
 }
 
 static void script_show_cluster(int fd) {
-    Aiod__TaskInfo t = AIOD__TASK_INFO__INIT;
-    t.id = ID9;
-    t.state = AIOD__TASK_STATE__TASK_RUNNING;
-    t.function = (char *)"demo.sleep";
-    t.ownership = AIOD__OWNERSHIP__SUBMITTED;
-    t.queue = (char *)"q1";
-    t.host = (char *)"worker-1";
-    t.owner_host = (char *)"front";
-    answer_show(fd, ID9, &t);
+    script_show(fd, ID9, task_info(ID9, AIOD__TASK_STATE__TASK_RUNNING, "q1", "worker-1", "front"));
 }
 
+/* Still queued: no host yet. */
 static void script_show_queued(int fd) {
-    Aiod__TaskInfo t = AIOD__TASK_INFO__INIT;
-    t.id = UINT64_MAX;
-    t.state = AIOD__TASK_STATE__TASK_PENDING;
-    t.function = (char *)"demo.sleep";
-    t.queue = (char *)"q1";
-    t.owner_host = (char *)"front";
-    answer_show(fd, UINT64_MAX, &t);
+    script_show(fd, UINT64_MAX,
+                task_info(UINT64_MAX, AIOD__TASK_STATE__TASK_PENDING, "q1", NULL, "front"));
 }
 
 static void script_show_local(int fd) {
-    Aiod__TaskInfo t = AIOD__TASK_INFO__INIT;
-    t.id = 3;
-    t.state = AIOD__TASK_STATE__TASK_RUNNING;
-    t.function = (char *)"demo.sleep";
-    answer_show(fd, 3, &t);
+    script_show(fd, 3, task_info(3, AIOD__TASK_STATE__TASK_RUNNING, NULL, NULL, NULL));
 }
 
 static void test_show(void **state) {
@@ -377,17 +355,7 @@ static void script_await(int fd) {
 
 static void script_cancel(int fd) {
     do_hello(fd, 1u << 20);
-    Aiod__ClientMessage *m = recv_msg(fd);
-    CHECK(m->body_case == AIOD__CLIENT_MESSAGE__BODY_CANCEL);
-    CHECK(m->cancel->n_task_ids == 1 && m->cancel->task_ids[0] == UINT64_MAX);
-    Aiod__Cancelled x = AIOD__CANCELLED__INIT;
-    Aiod__ServerMessage r = AIOD__SERVER_MESSAGE__INIT;
-    x.count = 1;
-    r.request_id = m->request_id;
-    r.body_case = AIOD__SERVER_MESSAGE__BODY_CANCELLED;
-    r.cancelled = &x;
-    send_msg(fd, &r);
-    aiod__client_message__free_unpacked(m, NULL);
+    answer_cancel(fd, UINT64_MAX, 1);
     expect_eof(fd);
 }
 

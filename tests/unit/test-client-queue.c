@@ -27,6 +27,7 @@
 #include "wire.h"
 
 #include "fake-daemon.h"
+#include "fake-cluster.h"
 
 /* Cluster ids as a daemon of the cluster hands them out: 2^48 + n. */
 #define CLUSTER_ID(n) (AIOC_CLUSTER_ID_BASE + (uint64_t)(n))
@@ -179,57 +180,21 @@ static void test_submit_queue(void **state) {
 
 /* ------------------------------------------------------------ cluster ids elsewhere */
 
-static void send_task_info(int fd, uint64_t rid, Aiod__TaskInfo *t) {
-    Aiod__ServerMessage r = AIOD__SERVER_MESSAGE__INIT;
-    r.request_id = rid;
-    r.body_case = AIOD__SERVER_MESSAGE__BODY_TASK_INFO;
-    r.task_info = t;
-    send_msg(fd, &r);
-}
-
 static void script_ids(int fd) {
     do_hello(fd, 1u << 20);
 
-    /* show of a cluster task that a host runs. */
-    Aiod__ClientMessage *m = recv_msg(fd);
-    CHECK(m->body_case == AIOD__CLIENT_MESSAGE__BODY_SHOW_TASK);
-    CHECK(m->show_task->task_id == CLUSTER_ID(5));
-    Aiod__TaskInfo t = AIOD__TASK_INFO__INIT;
-    t.id = CLUSTER_ID(5);
-    t.state = AIOD__TASK_STATE__TASK_RUNNING;
-    t.function = (char *)"demo.sleep";
-    t.ownership = AIOD__OWNERSHIP__SUBMITTED;
-    t.queue = (char *)"q1";
-    t.host = (char *)"worker-\xff";
-    t.owner_host = (char *)"front";
-    send_task_info(fd, m->request_id, &t);
-    aiod__client_message__free_unpacked(m, NULL);
-
-    /* One still queued: no host yet. */
-    m = recv_msg(fd);
-    CHECK(m->body_case == AIOD__CLIENT_MESSAGE__BODY_SHOW_TASK);
-    CHECK(m->show_task->task_id == CLUSTER_ID(6));
-    Aiod__TaskInfo q = AIOD__TASK_INFO__INIT;
-    q.id = CLUSTER_ID(6);
-    q.state = AIOD__TASK_STATE__TASK_PENDING;
-    q.function = (char *)"demo.sleep";
-    q.queue = (char *)"q1";
-    q.owner_host = (char *)"front";
-    send_task_info(fd, m->request_id, &q);
-    aiod__client_message__free_unpacked(m, NULL);
-
-    /* A local task: none of it. */
-    m = recv_msg(fd);
-    CHECK(m->body_case == AIOD__CLIENT_MESSAGE__BODY_SHOW_TASK && m->show_task->task_id == 3);
-    Aiod__TaskInfo l = AIOD__TASK_INFO__INIT;
-    l.id = 3;
-    l.state = AIOD__TASK_STATE__TASK_RUNNING;
-    l.function = (char *)"demo.sleep";
-    send_task_info(fd, m->request_id, &l);
-    aiod__client_message__free_unpacked(m, NULL);
+    /* show of a cluster task that a host runs, of one still queued (no
+     * host yet), of a local task (none of it). */
+    Aiod__TaskInfo t =
+        task_info(CLUSTER_ID(5), AIOD__TASK_STATE__TASK_RUNNING, "q1", "worker-\xff", "front");
+    answer_show(fd, CLUSTER_ID(5), &t);
+    t = task_info(CLUSTER_ID(6), AIOD__TASK_STATE__TASK_PENDING, "q1", NULL, "front");
+    answer_show(fd, CLUSTER_ID(6), &t);
+    t = task_info(3, AIOD__TASK_STATE__TASK_RUNNING, NULL, NULL, NULL);
+    answer_show(fd, 3, &t);
 
     /* show with the cluster unreachable. */
-    m = recv_msg(fd);
+    Aiod__ClientMessage *m = recv_msg(fd);
     CHECK(m->body_case == AIOD__CLIENT_MESSAGE__BODY_SHOW_TASK);
     CHECK(m->show_task->task_id == CLUSTER_ID(7));
     send_error(fd, m->request_id, AIOD__ERROR_CODE__ERROR_UNAVAILABLE, "cluster: down", NULL);
@@ -250,20 +215,8 @@ static void script_ids(int fd) {
     send_outcomes(fd, m->request_id, os, 2);
     aiod__client_message__free_unpacked(m, NULL);
 
-    /* cancel. */
-    m = recv_msg(fd);
-    CHECK(m->body_case == AIOD__CLIENT_MESSAGE__BODY_CANCEL);
-    CHECK(m->cancel->n_task_ids == 1 && m->cancel->task_ids[0] == CLUSTER_ID(6));
-    Aiod__Cancelled x = AIOD__CANCELLED__INIT;
-    Aiod__ServerMessage r = AIOD__SERVER_MESSAGE__INIT;
-    x.count = 1;
-    r.request_id = m->request_id;
-    r.body_case = AIOD__SERVER_MESSAGE__BODY_CANCELLED;
-    r.cancelled = &x;
-    send_msg(fd, &r);
-    aiod__client_message__free_unpacked(m, NULL);
-
-    /* cancel with the cluster unreachable. */
+    /* cancel, then with the cluster unreachable. */
+    answer_cancel(fd, CLUSTER_ID(6), 1);
     m = recv_msg(fd);
     CHECK(m->body_case == AIOD__CLIENT_MESSAGE__BODY_CANCEL);
     send_error(fd, m->request_id, AIOD__ERROR_CODE__ERROR_UNAVAILABLE, "cluster: down", NULL);
