@@ -41,7 +41,9 @@ int cluster_start(uv_loop_t *loop) {
     if (r >= 0)
         r = worker_start();
     if (r < 0) {
-        cluster_stop();
+        link_stop();
+        worker_stop();
+        ops_stop();
         return r;
     }
     return 0;
@@ -57,6 +59,8 @@ void cluster_freeze(void) {
 }
 
 void cluster_stop(void) {
+    if (!link_started())
+        return;
     /* The connections first: what was in flight gets its empty reply
      * while the jobs and ops are still there. */
     link_stop();

@@ -55,9 +55,7 @@ static void on_message(rconn *rc, redisReply *r, void *priv) {
 
 static void sub_up(rconn *rc, void *data) {
     (void)data;
-    const char *argv[] = {"SUBSCRIBE", "aiod:ev"};
-    size_t lens[] = {9, 7};
-    if (rconn_send(rc, on_message, NULL, 2, argv, lens) < 0)
+    if (rconn_subscribe(rc, "aiod:ev", on_message, NULL) < 0)
         log_warning("cluster: cannot subscribe to the cluster's events");
 }
 

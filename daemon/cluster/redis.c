@@ -32,6 +32,9 @@ struct rconn {
     bool said_down;
     /* AUTH or SELECT was refused: the reason outlives the disconnect. */
     bool refused;
+    /* The subscription's callback, called for every message. */
+    rconn_cb sub_cb;
+    void *sub_priv;
 };
 
 /* A command in flight: whose reply it is. */
@@ -230,6 +233,9 @@ int rconn_send(rconn *rc, rconn_cb cb, void *priv, int argc, const char **argv,
                const size_t *lens) {
     if (!rc->up)
         return -ENOTCONN;
+    if (!cb)
+        return redisAsyncCommandArgv(rc->ac, NULL, NULL, argc, argv, lens) == REDIS_OK ? 0
+                                                                                       : -ENOTCONN;
     rpending *cmd = alloc_malloc(sizeof(*cmd));
     if (!cmd)
         return -ENOMEM;
@@ -239,6 +245,23 @@ int rconn_send(rconn *rc, rconn_cb cb, void *priv, int argc, const char **argv,
         return -ENOTCONN;
     }
     return 0;
+}
+
+static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv) {
+    rconn *rc = priv;
+    if (ac->data != rc || !reply)
+        return; /* being freed, or gone */
+    rc->sub_cb(rc, reply, rc->sub_priv);
+}
+
+int rconn_subscribe(rconn *rc, const char *channel, rconn_cb cb, void *priv) {
+    if (!rc->up)
+        return -ENOTCONN;
+    rc->sub_cb = cb;
+    rc->sub_priv = priv;
+    return redisAsyncCommand(rc->ac, on_sub_message, rc, "SUBSCRIBE %s", channel) == REDIS_OK
+               ? 0
+               : -ENOTCONN;
 }
 
 const char *rconn_reply_text(const redisReply *r) {

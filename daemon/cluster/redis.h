@@ -51,9 +51,14 @@ const char *rconn_why(const rconn *rc);
 /*
  * Sends one command of `argc` arguments (`argv`/`lens` borrowed, copied
  * into the output buffer); `cb` gets its reply once, NULL if the connection
- * goes first. 0, -ENOTCONN (down: cb is not called), -ENOMEM.
+ * goes first (no `cb`: the reply is not wanted). 0, -ENOTCONN (down: cb is not called), -ENOMEM.
  */
 int rconn_send(rconn *rc, rconn_cb cb, void *priv, int argc, const char **argv, const size_t *lens);
+
+/* Subscribes to `channel`: `cb` gets the confirmation, then every message
+ * (never NULL), until the connection goes; subscribe again once it is up.
+ * 0, -ENOTCONN. */
+int rconn_subscribe(rconn *rc, const char *channel, rconn_cb cb, void *priv);
 
 /* hiredis's reply as text for a message: the error's text, or what kind
  * of reply came instead of the one expected. */

@@ -265,11 +265,10 @@ static void write_outcome(job *j) {
                           lines,
                           dropped};
     size_t lens[ELEMENTSOF(args)];
-    for (size_t i = 0; i < ELEMENTSOF(args); i++)
-        lens[i] = args[i] ? strlen(args[i]) : 0;
-    lens[8] = j->result_len;
     if (!args[8])
         args[8] = "";
+    for (size_t i = 0; i < ELEMENTSOF(args); i++)
+        lens[i] = i == 8 ? j->result_len : strlen(args[i]);
     j->phase = J_ENDED;
     if (link_eval(lua_finish, 3, (int)ELEMENTSOF(args), args, lens, on_finished, j) < 0)
         j->phase = J_UNWRITTEN;
@@ -812,6 +811,8 @@ void worker_functions_changed(void) {
 }
 
 void worker_freeze(void) {
+    if (!W.jobs)
+        return;
     W.frozen = true;
     /* Entries not started stay queued in Redis: another host (or this one,
      * started again) takes them. */
@@ -822,6 +823,8 @@ void worker_freeze(void) {
 }
 
 void worker_stop(void) {
+    if (!W.jobs)
+        return;
     worker_freeze();
     while (!list_empty(&W.held))
         job_free(container_of(list_first(&W.held), job, node));

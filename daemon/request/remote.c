@@ -74,7 +74,8 @@ static void free_outcome(Aiod__Outcome *o) {
         pbvalue_free(o->result);
     free(o->error_kind);
     free(o->error_message);
-    *o = (Aiod__Outcome)AIOD__OUTCOME__INIT;
+    o->result = NULL;
+    o->error_kind = o->error_message = NULL;
 }
 
 static void close_timer(uv_handle_t *h) {
@@ -164,6 +165,8 @@ void remote_submit(session *s, req *r, const Aiod__Submit *m) {
 
 static void fill_outcome(Aiod__Outcome *o, const cluster_task *t) {
     *o = (Aiod__Outcome)AIOD__OUTCOME__INIT;
+    /* Owned strings or none (never protobuf-c's shared empty string). */
+    o->error_kind = o->error_message = NULL;
     o->task_id = t->id;
     o->state = (Aiod__TaskState)t->state;
     if (t->state == TASK_DONE)
