@@ -374,7 +374,9 @@ def redis_restart_mid_run_loses_nothing():
         # until each answers a show of a cluster task, which needs Redis.
         until(lambda: all(lab[h].aioctl("show", ids[0]).rc == 0 for h in ("h1", "h2", "h3")),
               "every host back on Redis (show of a cluster id answered)", timeout(30),
-              interval=0.2, detail=lambda: "\nhost logs:" + lab.logs())
+              interval=0.2, detail=lambda: "".join(
+                  "\nshow on %s:%s" % (h, lab[h].aioctl("show", ids[0])) for h in ("h1", "h2", "h3"))
+              + "\nredis ping: %s\nhost logs:%s" % (lab.redis.ping(), lab.logs()))
         outcomes = lab.await_all(h2, ids, limit=120)
         wrong = [(i, outcomes[i]) for k, i in enumerate(ids) if outcomes[i].get("result") != k]
         t.eq(wrong, [], "tasks submitted before Redis restarted that did not end DONE")
