@@ -43,8 +43,10 @@ typedef struct cb_redis {
 int cb_redis_start(cb_redis *r, const char *server, const char *base, char *err, size_t err_len);
 /* SIGTERM, wait (SIGKILL after a grace period), remove its directory. */
 void cb_redis_stop(cb_redis *r);
-/* FLUSHALL (between configurations, with no host connected). 0 or -1. */
-int cb_redis_flush(const cb_redis *r, char *err, size_t err_len);
+/* A command with at most one argument (NULL: none) whose reply is not an
+ * error: FLUSHALL (between configurations, with no host connected), CONFIG
+ * RESETSTAT (command counts from zero). 0, or -1 with the reason in err. */
+int cb_redis_do(const cb_redis *r, const char *cmd, const char *arg, char *err, size_t err_len);
 /* The integer reply of a command without arguments other than `key`
  * (e.g. "ZCARD"), or -1 with the reason in err. */
 long long cb_redis_int(const cb_redis *r, const char *cmd, const char *key, char *err,
@@ -52,8 +54,6 @@ long long cb_redis_int(const cb_redis *r, const char *cmd, const char *key, char
 /* The redis-server version ("7.0.15"), or "?" (static storage). */
 const char *cb_redis_version(const cb_redis *r);
 
-/* CONFIG RESETSTAT: command counts from zero. 0 or -1. */
-int cb_redis_reset_stats(const cb_redis *r, char *err, size_t err_len);
 /* The commands Redis spent most time in since the reset, as "name calls
  * (us)" per each of n tasks, most time first, into buf. 0, or -1 with the
  * reason in buf. */
@@ -158,6 +158,9 @@ typedef struct cb_latency {
     uint64_t n;
     /* The median and the 99th percentile, in ns. */
     uint64_t local[2], queued[2];
+    /* Awaits that had not returned 0.1 s after they were sent, local and
+     * queued: they missed the task's end (the task was awaited again). */
+    uint64_t missed[2];
 } cb_latency;
 void cb_latency_run(cb_hosts *h, const char *function, uint64_t n, cb_latency *res);
 

@@ -171,8 +171,9 @@ static redisReply *command(const cb_redis *r, char *err, size_t err_len, const c
     return rep;
 }
 
-int cb_redis_flush(const cb_redis *r, char *err, size_t err_len) {
-    redisReply *rep = command(r, err, err_len, "FLUSHALL");
+int cb_redis_do(const cb_redis *r, const char *cmd, const char *arg, char *err, size_t err_len) {
+    redisReply *rep =
+        arg ? command(r, err, err_len, "%s %s", cmd, arg) : command(r, err, err_len, "%s", cmd);
     if (!rep)
         return -1;
     freeReplyObject(rep);
@@ -205,14 +206,6 @@ const char *cb_redis_version(const cb_redis *r) {
 }
 
 /* ---------------------------------------------------------------- command counts */
-
-int cb_redis_reset_stats(const cb_redis *r, char *err, size_t err_len) {
-    redisReply *rep = command(r, err, err_len, "CONFIG RESETSTAT");
-    if (!rep)
-        return -1;
-    freeReplyObject(rep);
-    return 0;
-}
 
 struct cmdstat {
     char name[40];
