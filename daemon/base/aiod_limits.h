@@ -343,6 +343,9 @@
  * the second. */
 #define LIMIT_CLUSTER_BACKOFF_MIN_MS 100u
 #define LIMIT_CLUSTER_BACKOFF_MAX_MS 5000u
+/* A connect to Redis that has not completed after this long is given up
+ * and tried again (loopback and LAN answer in well under it). */
+#define LIMIT_CLUSTER_CONNECT_TIMEOUT_MS 2000u
 /* A read of the queues blocks in Redis at most this long, so a change of
  * what the host can take is seen soon. */
 #define LIMIT_CLUSTER_READ_BLOCK_MS 2000u

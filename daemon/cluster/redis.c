@@ -50,6 +50,22 @@ static void on_timer(uv_timer_t *t) {
     connect_now(t->data);
 }
 
+static void went_down(rconn *rc, const char *why);
+
+/* A connect that did not complete in time. libuv reports a refused
+ * connect to a poll as an error and stops the poll, which hiredis's
+ * adapter ignores: without this the attempt would wait forever. */
+static void on_connect_timeout(uv_timer_t *t) {
+    rconn *rc = t->data;
+    redisAsyncContext *ac = rc->ac;
+    if (!ac)
+        return;
+    ac->data = NULL;
+    rc->ac = NULL;
+    redisAsyncFree(ac);
+    went_down(rc, "cannot connect: no answer (refused, or nothing listens there)");
+}
+
 static void retry_later(rconn *rc) {
     uv_timer_start(rc->timer, on_timer, rc->backoff_ms, 0);
     rc->backoff_ms *= 2;
@@ -118,6 +134,7 @@ static void on_connect(const redisAsyncContext *cac, int status) {
     rconn *rc = ac->data;
     if (!rc)
         return;
+    uv_timer_stop(rc->timer);
     if (status != REDIS_OK) {
         /* hiredis frees the context after this callback. */
         char why[256];
@@ -162,6 +179,7 @@ static void connect_now(rconn *rc) {
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     rc->ac = ac;
+    uv_timer_start(rc->timer, on_connect_timeout, LIMIT_CLUSTER_CONNECT_TIMEOUT_MS, 0);
 }
 
 int rconn_new(uv_loop_t *loop, const cluster_url *url, const char *password, const char *name,
