@@ -357,16 +357,19 @@ def a_restarted_host_takes_back_its_own_entries():
 @t.test
 def redis_restart_mid_run_loses_nothing():
     n = 30
+    seconds = harness.scaled(2, 4, 8)
     with Cluster(t, three(capacity=4)) as lab:
         lab.wait_serving("q1", "demo.sleep", ["h1", "h2", "h3"])
         h1, h2 = lab["h1"], lab["h2"]
-        ids = [lab.submit(h1, "q1", "demo.sleep", "1", str(i)) for i in range(n)]
-        until(lambda: sum(lab.show(h1, i).get("state") == "running" for i in ids[:12]) >= 6,
-              "some tasks running", timeout(20), interval=0.1)
+        ids = lab.submit_many(h1, "q1", n, "demo.sleep", str(seconds), "@i")
+        until(lambda: sum(lab.show(h1, i).get("state") == "running" for i in ids) >= 6,
+              "some tasks running", timeout(20), interval=0.1,
+              detail=lambda: "\nhost logs:" + lab.logs())
         lab.redis.kill()
-        # Redis stays down while tasks end (the scenario, not a wait for an
-        # event): their outcomes must be kept and written once it is back.
-        time.sleep(2)
+        # Redis stays down longer than a task runs (the scenario, not a wait
+        # for an event): every task running at the kill ends meanwhile, and
+        # its outcome must be kept and written once Redis is back.
+        time.sleep(seconds + 1)
         for h in ("h1", "h2", "h3"):
             lab[h].assert_alive()
         lab.redis.start()
