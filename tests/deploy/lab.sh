@@ -27,10 +27,12 @@ LAB_BASE=${LAB_BASE:-/var/tmp/aiod-lab}
 LAB_MIRROR=${LAB_MIRROR:-http://deb.debian.org/debian}
 LAB_SUITE=bookworm
 # What the guest has before aiod's packages are installed: systemd as PID 1,
-# user managers (libpam-systemd), man pages, a test HTTP server and aiod's
-# runtime libraries, so that `apt-get install ./aiod_*.deb` downloads nothing.
+# user managers (libpam-systemd), man pages, a test HTTP server, the Redis of
+# the cluster scenario (redis-server, which brings redis-cli) and aiod's
+# runtime libraries (libhiredis0.14: the cluster's Redis client), so that
+# `apt-get install ./aiod_*.deb` downloads nothing.
 LAB_PACKAGES=(systemd systemd-sysv dbus libpam-systemd procps man-db python3 curl
-    ca-certificates libuv1 libprotobuf-c1 libjansson4 libsystemd0)
+    ca-certificates redis-server libuv1 libprotobuf-c1 libjansson4 libsystemd0 libhiredis0.14)
 # Seconds a single guest command may take before it is killed.
 LAB_CMD_TIMEOUT=${LAB_CMD_TIMEOUT:-120}
 LAB_GUEST_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
