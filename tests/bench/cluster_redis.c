@@ -232,7 +232,7 @@ int cb_redis_stats_text(const cb_redis *r, uint64_t n, char *buf, size_t len) {
     freeReplyObject(rep);
     qsort(st, k, sizeof(st[0]), by_usec);
     /* A command a script runs counts on its own too, and its time is also
-     * in the script's (evalsha's). */
+     * in the script's (eval's or evalsha's). */
     size_t o = 0;
     for (size_t i = 0; i < k && i < 8 && o < len; i++)
         o += (size_t)snprintf(buf + o, len - o, "%s%s %.2f (%.1f us)", i ? ", " : "", st[i].name,
