@@ -1032,10 +1032,236 @@ s14_damaged_store() {
     expect_re "round 2: after moving the store aside, alice's submit and await work" 0 after-move
 }
 
+# ------------------------------------------------------------ cluster queues
+
+# The first cluster id (AIOD_CLUSTER_ID_BASE, 2^48): every queued task's id is
+# at least this, every local one below.
+CLUSTER_ID_BASE=281474976710656
+# Where the package puts the drop-in a cluster host needs (aiod.service has no
+# network), and what its first line must name.
+CLUSTER_DROPIN_DOC=/usr/share/doc/aiod/aiod-cluster.conf.example
+
+# is_cluster_id TEXT: TEXT is a cluster task id.
+is_cluster_id() { is_id "$1" && [ "${#1}" -le 19 ] && [ "$1" -ge "$CLUSTER_ID_BASE" ]; }
+
+# serving HOST: Redis lists HOST among the hosts serving demo.sleep on q1.
+serving() { q 'redis-cli --raw zrange aiod:serve:q1:demo.sleep 0 -1' | grep -qx "$1"; }
+
+# queue_submit USER SECONDS: USER's `aioctl submit --queue q1 demo.sleep
+# SECONDS`; the id in QID when it printed a cluster id.
+QID=
+queue_submit() {
+    QID=
+    ga "$1" submit --queue q1 demo.sleep "$2"
+    if [ "$RC" = 0 ] && is_cluster_id "$OUT"; then QID=$OUT; else return 1; fi
+}
+
+s15_cluster() {
+    local alice id owned back killed st path t0 dt oldpid
+    alice=$(uid_of alice)
+
+    # Redis as Debian runs it (redis-server.service), with the append-only
+    # file that docs recommend for acknowledged submits, so that nothing
+    # acknowledged is lost when it restarts.
+    gsh root 'printf "appendonly yes\nappendfsync always\n" >>/etc/redis/redis.conf &&
+              systemctl restart redis-server'
+    expect_ok "redis-server.service restarted with appendonly yes, appendfsync always"
+    st=$(q 'redis-cli --raw config get appendonly | tail -n 1')
+    if [ "$st" = yes ]; then pass "Redis answers on 127.0.0.1:6379 with appendonly yes"; else
+        fail "redis-cli config get appendonly" "yes" \
+            "'$st'; $(short "$(q 'systemctl status --no-pager -n 5 redis-server')" 500)"
+        return
+    fi
+
+    # aiod as a cluster host, as the package tells the administrator: the
+    # cluster keys in /etc/aiod/aiod.conf, and the drop-in shipped in its
+    # documentation copied to the path its first line names. The keys first:
+    # the installed unit alone gives the daemon no network, so Redis must be
+    # out of its reach until the drop-in is there.
+    q 'printf "%s\n" "cluster = redis://127.0.0.1:6379" "cluster_queues = q1" "cluster_host = lab1" \
+           "cluster_visibility_ms = 2000" >>/etc/aiod/aiod.conf'
+    g root aiod --config /etc/aiod/aiod.conf --check-config
+    expect_ok "aiod --config /etc/aiod/aiod.conf --check-config with the cluster keys"
+    g root systemctl restart aiod
+    expect_ok "systemctl restart aiod with the cluster keys and no drop-in"
+    ga alice submit --queue q1 demo.sleep 0
+    expect_re "without the drop-in (the unit's sandbox: no network), a queue submit fails (exit 3), Redis unreachable" 3 \
+        'Redis at 127\.0\.0\.1:6379 is unreachable'
+    path=$(q "head -n 1 $CLUSTER_DROPIN_DOC" |
+        sed -n 's|^# *\(/etc/systemd/system/aiod\.service\.d/[A-Za-z0-9_.-]*\.conf\) *$|\1|p')
+    if [ -z "$path" ]; then
+        fail "the cluster drop-in $CLUSTER_DROPIN_DOC in the package" \
+            "a file whose first line names /etc/systemd/system/aiod.service.d/….conf" \
+            "'$(short "$(q "head -n 1 $CLUSTER_DROPIN_DOC")")'; $(q 'ls /usr/share/doc/aiod' | tr '\n' ' ')"
+        return
+    fi
+    g root sh -c "mkdir -p '$(dirname "$path")' && cp $CLUSTER_DROPIN_DOC '$path'"
+    expect_ok "the package's $CLUSTER_DROPIN_DOC copied to $path"
+    g root sh -c 'systemctl daemon-reload && systemctl restart aiod'
+    if [ "$RC" = 0 ]; then pass "systemctl daemon-reload && systemctl restart aiod as a cluster host"; else
+        fail "systemctl restart aiod as a cluster host" "exit 0" \
+            "$(seen); $(short "$(q 'journalctl -u aiod -n 8 -o cat --no-pager')" 600)"
+        return
+    fi
+    if poll 100 0.1 serving lab1; then
+        pass "aiod (cluster_host = lab1) serves demo.sleep on q1 (aiod:serve:q1:demo.sleep in Redis)"
+    else
+        fail "aiod serving q1 in Redis" "lab1 in aiod:serve:q1:demo.sleep" \
+            "'$(q 'redis-cli --raw zrange aiod:serve:q1:demo.sleep 0 -1')'; $(short "$(q 'journalctl -u aiod -n 8 -o cat --no-pager')" 600)"
+        return
+    fi
+
+    g root systemd-analyze security --no-pager aiod.service
+    st=$(printf '%s\n' "$OUT" | sed -n 's/.*Overall exposure level for aiod.service: *\([0-9.]*\).*/\1/p' | tail -n 1)
+    if [ -n "$st" ] && python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= 2.5 else 1)' "$st"; then
+        pass "systemd-analyze security aiod.service with the cluster drop-in: exposure $st <= 2.5"
+    else
+        fail "systemd-analyze security aiod.service with the cluster drop-in" "exposure <= 2.5" \
+            "'$st'; $(short "$(printf '%s' "$OUT" | tail -n 3)")"
+    fi
+
+    # A queued task, end to end, as alice.
+    if queue_submit alice 0.1; then
+        id=$QID
+        pass "alice: aioctl submit --queue q1 demo.sleep 0.1 prints a cluster id ($id >= $CLUSTER_ID_BASE)"
+    else
+        fail "alice: aioctl submit --queue q1 demo.sleep 0.1" "exit 0 and an id >= $CLUSTER_ID_BASE" "$(seen)"
+        return
+    fi
+    ga alice await "$id"
+    if [ "$RC" = 0 ] && [ "$OUT" = null ]; then pass "alice: aioctl await $id prints null"; else
+        fail "alice: aioctl await $id" "exit 0 and 'null'" "$(seen)"
+    fi
+    ga alice show "$id"
+    if [ "$RC" = 0 ] && printf '%s\n' "$OUT" | grep -qx 'host: lab1' &&
+        printf '%s\n' "$OUT" | grep -qx 'queue: q1' &&
+        printf '%s\n' "$OUT" | grep -Eq "^owner: alice \(uid ${alice}[,)]"; then
+        pass "alice: aioctl show $id: queue: q1, host: lab1, owner alice (uid $alice)"
+    else
+        fail "alice: aioctl show $id" "lines 'queue: q1', 'host: lab1', 'owner: alice (uid $alice, …'" "$(seen)"
+    fi
+    ga mallory submit --queue q1 demo.sleep 0
+    if [ "$RC" = 3 ] || { [ "$RC" != 0 ] && printf '%s' "$ERR" | grep -qi 'permission denied'; }; then
+        pass "mallory (not in group aiod) cannot submit to q1 (exit $RC)"
+    else
+        fail "mallory: aioctl submit --queue q1 demo.sleep 0" "exit 3 or 'permission denied'" "$(seen)"
+    fi
+
+    # Another user's queued task: bob may not await it, carol (aiodadm) may.
+    if queue_submit alice 5; then owned=$QID; else
+        fail "alice: aioctl submit --queue q1 demo.sleep 5" "exit 0 and a cluster id" "$(seen)"
+        return
+    fi
+    ga bob await "$owned"
+    expect_re "bob: aioctl await $owned (alice's queued task) is refused, naming its owner" 2 \
+        "task $owned belongs to uid $alice"
+    ga carol await "$owned"
+    if [ "$RC" = 0 ] && [ "$OUT" = null ]; then
+        pass "carol (aiodadm): aioctl await $owned (alice's) prints null"
+    else
+        fail "carol (aiodadm): aioctl await $owned" "exit 0 and 'null'" "$(seen)"
+    fi
+
+    # Redis down: queue submits fail, saying so; local tasks go on.
+    g root systemctl stop redis-server
+    expect_ok "systemctl stop redis-server"
+    ga alice submit --queue q1 demo.sleep 0
+    expect_re "Redis stopped: alice's aioctl submit --queue q1 fails (exit 3), Redis unreachable" 3 \
+        'Redis at 127\.0\.0\.1:6379 is unreachable'
+    ga alice run demo.sleep 0 local
+    if [ "$RC" = 0 ] && [ "$OUT" = '"local"' ]; then
+        pass "Redis stopped: alice's aioctl run demo.sleep 0 (a local task) works"
+    else
+        fail "Redis stopped: alice: aioctl run demo.sleep 0 local" "exit 0 and '\"local\"'" "$(seen)"
+    fi
+    g root systemctl start redis-server
+    expect_ok "systemctl start redis-server"
+    # The host reconnects by itself: backoff up to 5 s, plus a connect given
+    # up after 2 s.
+    t0=$(date +%s%N)
+    if poll 100 0.2 queue_submit alice 0; then
+        back=$QID
+        dt=$((($(date +%s%N) - t0) / 1000000))
+        if [ "$dt" -le 10000 ]; then
+            pass "Redis started again: a queue submit works after $dt ms (task $back)"
+        else
+            fail "Redis started again: a queue submit works soon" "within 10 s (5 s backoff + 2 s connect)" \
+                "after $dt ms"
+        fi
+    else
+        fail "Redis started again: alice: aioctl submit --queue q1 demo.sleep 0" "exit 0 and a cluster id" \
+            "$(seen); $(short "$(q 'journalctl -u aiod -n 6 -o cat --no-pager')" 500)"
+        return
+    fi
+    if [ "$back" -gt "$owned" ]; then
+        pass "the new id $back is above the ones before Redis restarted (the id counter survived it)"
+    else
+        fail "the id after Redis restarted" "above $owned" "$back"
+    fi
+    ga alice await "$back"
+    if [ "$RC" = 0 ] && [ "$OUT" = null ]; then pass "alice: aioctl await $back (after Redis restarted) prints null"; else
+        fail "alice: aioctl await $back" "exit 0 and 'null'" "$(seen)"
+    fi
+
+    # kill -9 of the host while it runs a queued task: systemd restarts it,
+    # it claims its own pending entry, and the task ends Interrupted (the
+    # default on_interrupt = fail), not run again.
+    st=$(q 'systemctl show -p Restart --value aiod.service')
+    if [ "$st" = on-failure ]; then pass "aiod.service has Restart=on-failure"; else
+        fail "aiod.service's Restart=" "on-failure" "'$st'"
+    fi
+    if queue_submit alice 30; then killed=$QID; else
+        fail "alice: aioctl submit --queue q1 demo.sleep 30" "exit 0 and a cluster id" "$(seen)"
+        return
+    fi
+    if poll 100 0.1 eval 'ga alice --json show "$killed"; [ "$(jf state)" = running ] && [ "$(jf host)" = lab1 ]'; then
+        pass "alice: task $killed (demo.sleep 30) is running on lab1"
+    else
+        fail "alice: task $killed (demo.sleep 30)" "state running, host lab1" "$(seen)"
+        return
+    fi
+    oldpid=$(main_pid)
+    t0=$(date +%s%N)
+    g root systemctl kill -s SIGKILL aiod
+    expect_ok "systemctl kill -s SIGKILL aiod (pid $oldpid)"
+    if poll 300 0.1 eval 'st=$(unit_props); [[ $st =~ ActiveState=active\ MainPID=([1-9][0-9]*)\ NRestarts=1 ]] && [ "${BASH_REMATCH[1]}" != "$oldpid" ]'; then
+        pass "systemd restarted aiod by itself (NRestarts=1, active, MainPID ${BASH_REMATCH[1]})"
+    else
+        fail "systemd restarts aiod after kill -9" "ActiveState=active, NRestarts=1, a new MainPID" "'$st'"
+        return
+    fi
+    ga alice await --timeout 30 "$killed"
+    dt=$((($(date +%s%N) - t0) / 1000000))
+    expect_rc "after kill -9: alice's aioctl await $killed exits 1 (failed)" 1
+    if [ "$RC" = 1 ] && [ "$dt" -lt 25000 ]; then
+        pass "after kill -9: task $killed ended $dt ms after the kill (not run again for 30 s)"
+    else
+        fail "after kill -9: the end of task $killed" "within 25 s of the kill" "after $dt ms; $(seen)"
+    fi
+    ga alice --json show "$killed"
+    if [ "$RC" = 0 ] && [ "$(jf state)" = failed ] && [ "$(jf error.kind)" = Interrupted ] &&
+        [ "$(jf uid)" = "$alice" ] && jf error.message | grep -q lab1; then
+        pass "after kill -9: task $killed failed, Interrupted: $(short "$(jf error.message)" 200)"
+    else
+        fail "after kill -9: aioctl --json show $killed" \
+            "state failed, uid $alice, error kind Interrupted, a message naming lab1" "$(seen)"
+    fi
+    if queue_submit alice 0; then
+        ga alice await "$QID"
+        if [ "$RC" = 0 ] && [ "$OUT" = null ]; then
+            pass "after kill -9: a new queued task $QID runs (await prints null)"
+        else
+            fail "after kill -9: alice: aioctl await $QID" "exit 0 and 'null'" "$(seen)"
+        fi
+    else
+        fail "after kill -9: alice: aioctl submit --queue q1 demo.sleep 0" "exit 0 and a cluster id" "$(seen)"
+    fi
+}
+
 SCENARIOS=(s1_identity s2_no_code_as_daemon s3_ids_never_reused s4_first_activation
     s5_bad_settings_keep_the_socket s6_net_dropin s7_default_socket s8_journal
     s9_man_and_security s10_purge s11_restart_keeps_tasks s12_kill_keeps_tasks s13_state_files
-    s14_damaged_store)
+    s14_damaged_store s15_cluster)
 
 # ------------------------------------------------------------ main
 
