@@ -307,6 +307,10 @@ class Cluster:
         return daemon
 
     def start(self):
+        # The suite kills what it holds when a test fails or the script
+        # ends (harness.Suite.main): Redis too, so that none outlives a run.
+        if self.redis not in self.suite._daemons:
+            self.suite._daemons.append(self.redis)
         self.redis.start()
         for spec in self.specs:
             self.start_host(spec.name)
@@ -338,9 +342,13 @@ class Cluster:
               % (self.servers(queue, function), self.logs()))
 
     def stop(self):
-        for d in self.daemons.values():
-            if d.alive():
-                d.stop(timeout=timeout(30))
+        try:
+            for d in self.daemons.values():
+                if d.alive():
+                    d.stop(timeout=timeout(30))
+        except BaseException:
+            self.kill_all()
+            raise
         self.redis.shutdown()
 
     def kill_all(self):
