@@ -444,6 +444,21 @@ sys.exit(1)
 EOF
 }
 
+# doc_block DOC FIRST_RE: the first fenced code block of DOC (relative to
+# the source tree) whose first line matches the Python regex FIRST_RE.
+doc_block() {
+    python3 - "$SRC/$1" "$2" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+for m in re.finditer(r"^```[a-z]*\n(.*?)^```", text, re.S | re.M):
+    body = m.group(1)
+    if body and re.match(sys.argv[2], body.splitlines()[0]):
+        sys.stdout.write(body)
+        sys.exit(0)
+sys.exit(1)
+EOF
+}
+
 s6_net_dropin() {
     local d path port=8080
     d=$(doc_dropin override.conf) || {
@@ -1037,15 +1052,21 @@ s14_damaged_store() {
 # The first cluster id (AIOD_CLUSTER_ID_BASE, 2^48): every queued task's id is
 # at least this, every local one below.
 CLUSTER_ID_BASE=281474976710656
-# Where the package puts the drop-in a cluster host needs (aiod.service has no
-# network), and what its first line must name.
+# The drop-in a cluster host needs (aiod.service has no network), as the
+# package installs it.
 CLUSTER_DROPIN_DOC=/usr/share/doc/aiod/aiod-cluster.conf.example
 
 # is_cluster_id TEXT: TEXT is a cluster task id.
 is_cluster_id() { is_id "$1" && [ "${#1}" -le 19 ] && [ "$1" -ge "$CLUSTER_ID_BASE" ]; }
 
+# The password of Redis's default user (requirepass), which the suite's
+# redis-cli uses; aiod uses the ACL user aiod.
+REDIS_DEFAULT_PW=
+# rcli ARGS…: redis-cli --raw ARGS in the guest as Redis's default user.
+rcli() { q "REDISCLI_AUTH='$REDIS_DEFAULT_PW' redis-cli --raw $*"; }
+
 # serving HOST: Redis lists HOST among the hosts serving demo.sleep on q1.
-serving() { q 'redis-cli --raw zrange aiod:serve:q1:demo.sleep 0 -1' | grep -qx "$1"; }
+serving() { rcli zrange aiod:serve:q1:demo.sleep 0 -1 | grep -qx "$1"; }
 
 # queue_submit USER SECONDS: USER's `aioctl submit --queue q1 demo.sleep
 # SECONDS`; the id in QID when it printed a cluster id.
@@ -1060,55 +1081,104 @@ s15_cluster() {
     local alice id owned back killed st path t0 dt oldpid
     alice=$(uid_of alice)
 
-    # Redis as Debian runs it (redis-server.service), with the append-only
-    # file that docs recommend for acknowledged submits, so that nothing
-    # acknowledged is lost when it restarts.
-    gsh root 'printf "appendonly yes\nappendfsync always\n" >>/etc/redis/redis.conf &&
-              systemctl restart redis-server'
-    expect_ok "redis-server.service restarted with appendonly yes, appendfsync always"
-    st=$(q 'redis-cli --raw config get appendonly | tail -n 1')
-    if [ "$st" = yes ]; then pass "Redis answers on 127.0.0.1:6379 with appendonly yes"; else
-        fail "redis-cli config get appendonly" "yes" \
-            "'$st'; $(short "$(q 'systemctl status --no-pager -n 5 redis-server')" 500)"
+    # Redis as Debian runs it (redis-server.service), set up as
+    # docs/cluster.md says, its blocks read from the doc: its redis.conf lines
+    # (append-only file, noeviction; Debian's own bind 127.0.0.1 stays, Redis
+    # being on this machine) and its ACL user aiod with a password. The
+    # default user keeps its permissions, protected with requirepass as the
+    # doc asks (the suite's redis-cli is it), so that aiod can only be in
+    # as aiod.
+    local rconf acl pw
+    rconf=$(doc_block docs/cluster.md '# A private address' | grep -Ev '^(#|bind |$)')
+    acl=$(doc_block docs/cluster.md 'user aiod on >A-LONG-RANDOM-PASSWORD ')
+    if [ -z "$rconf" ] || [ -z "$acl" ]; then
+        fail "the Redis settings of docs/cluster.md" \
+            "a block starting '# A private address' and one starting 'user aiod on >A-LONG-RANDOM-PASSWORD'" \
+            "'$(short "$rconf")' and '$(short "$acl")'"
+        return
+    fi
+    pw=lab-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+    REDIS_DEFAULT_PW=lab-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+    acl=${acl//A-LONG-RANDOM-PASSWORD/$pw}
+    lab_log "S15: redis.conf gets: $(printf '%s' "$rconf" | tr '\n' '|')"
+    printf '%s\n' "$rconf" "$acl" "requirepass $REDIS_DEFAULT_PW" >>"$LAB_ROOT/etc/redis/redis.conf"
+    g root systemctl restart redis-server
+    expect_ok "redis-server.service restarted with docs/cluster.md's redis.conf lines and ACL user aiod"
+    st=$(rcli config get appendonly | tail -n 1; rcli acl list | grep -c "^user aiod on ")
+    if [ "$st" = "yes"$'\n'"1" ]; then pass "Redis answers on 127.0.0.1:6379: appendonly yes, ACL user aiod"; else
+        fail "Redis after the restart (redis-cli config get appendonly; acl list)" "yes, and the user aiod" \
+            "'$(short "$st")'; $(short "$(q 'systemctl status --no-pager -n 5 redis-server')" 500)"
         return
     fi
 
-    # aiod as a cluster host, as the package tells the administrator: the
-    # cluster keys in /etc/aiod/aiod.conf, and the drop-in shipped in its
-    # documentation copied to the path its first line names. The keys first:
-    # the installed unit alone gives the daemon no network, so Redis must be
-    # out of its reach until the drop-in is there.
-    q 'printf "%s\n" "cluster = redis://127.0.0.1:6379" "cluster_queues = q1" "cluster_host = lab1" \
-           "cluster_visibility_ms = 2000" >>/etc/aiod/aiod.conf'
+    # aiod as a cluster host, as docs/cluster.md says: the password file, the
+    # cluster keys in /etc/aiod/aiod.conf, `systemctl enable aiod.service`,
+    # and the unit's drop-in from the doc (IPAddressAllow=localhost, as it says
+    # for a Redis on the same machine). The keys first: the installed unit
+    # alone gives the daemon no network, so Redis must be out of its reach
+    # until the drop-in is there.
+    gsh root "printf 'aiod %s\n' '$pw' | install -m 0640 -o root -g aiod /dev/stdin /etc/aiod/redis-password"
+    expect_ok "the password file /etc/aiod/redis-password (0640 root:aiod, install as the doc shows)"
+    q 'printf "%s\n" "cluster = redis://127.0.0.1:6379" "cluster_password_file = /etc/aiod/redis-password" \
+           "cluster_queues = q1" "cluster_host = lab1" "cluster_visibility_ms = 2000" >>/etc/aiod/aiod.conf'
     g root aiod --config /etc/aiod/aiod.conf --check-config
     expect_ok "aiod --config /etc/aiod/aiod.conf --check-config with the cluster keys"
+    g root systemctl enable aiod.service
+    expect_ok "systemctl enable aiod.service (a worker host works its queues from boot)"
     g root systemctl restart aiod
     expect_ok "systemctl restart aiod with the cluster keys and no drop-in"
     ga alice submit --queue q1 demo.sleep 0
     expect_re "without the drop-in (the unit's sandbox: no network), a queue submit fails (exit 3), Redis unreachable" 3 \
         'Redis at 127\.0\.0\.1:6379 is unreachable'
-    path=$(q "head -n 1 $CLUSTER_DROPIN_DOC" |
-        sed -n 's|^# *\(/etc/systemd/system/aiod\.service\.d/[A-Za-z0-9_.-]*\.conf\) *$|\1|p')
-    if [ -z "$path" ]; then
-        fail "the cluster drop-in $CLUSTER_DROPIN_DOC in the package" \
-            "a file whose first line names /etc/systemd/system/aiod.service.d/….conf" \
-            "'$(short "$(q "head -n 1 $CLUSTER_DROPIN_DOC")")'; $(q 'ls /usr/share/doc/aiod' | tr '\n' ' ')"
+    local d
+    d=$(doc_block docs/cluster.md '# */etc/systemd/system/aiod\.service\.d/[A-Za-z0-9_.-]+\.conf *$')
+    path=$(printf '%s\n' "$d" | head -n 1 | sed 's/^# *//; s/ *$//')
+    d=$(printf '%s\n' "$d" | tail -n +2 | sed 's/^IPAddressAllow=.*/IPAddressAllow=localhost/')
+    if [ -z "$path" ] || [ "$(printf '%s\n' "$d" | grep -c '^IPAddressAllow=localhost$')" != 1 ]; then
+        fail "the drop-in of docs/cluster.md" \
+            "an \`\`\`ini block starting '# /etc/systemd/system/aiod.service.d/….conf' with one IPAddressAllow= line" \
+            "'$(short "$path")'; '$(short "$d")'"
         return
     fi
-    g root sh -c "mkdir -p '$(dirname "$path")' && cp $CLUSTER_DROPIN_DOC '$path'"
-    expect_ok "the package's $CLUSTER_DROPIN_DOC copied to $path"
+    mkdir -p "$LAB_ROOT$(dirname "$path")" && printf '%s\n' "$d" >"$LAB_ROOT$path"
+    lab_log "S15: wrote $path from docs/cluster.md: $(grep -Ev '^(#|$)' "$LAB_ROOT$path" | tr '\n' '|')"
+    # The example the package installs says the same.
+    st=$(q "grep -Ev '^(#|\$)' $CLUSTER_DROPIN_DOC")
+    if [ -n "$st" ] && [ "$st" = "$(grep -Ev '^(#|$)' "$LAB_ROOT$path")" ]; then
+        pass "the package's $CLUSTER_DROPIN_DOC sets what the drop-in of docs/cluster.md sets"
+    else
+        fail "the package's $CLUSTER_DROPIN_DOC" "the settings of docs/cluster.md's drop-in ($(grep -Ev '^(#|$)' "$LAB_ROOT$path" | tr '\n' '|'))" \
+            "'$(short "$st")'"
+    fi
     g root sh -c 'systemctl daemon-reload && systemctl restart aiod'
-    if [ "$RC" = 0 ]; then pass "systemctl daemon-reload && systemctl restart aiod as a cluster host"; else
+    if [ "$RC" = 0 ]; then pass "with $path: systemctl daemon-reload && systemctl restart aiod"; else
         fail "systemctl restart aiod as a cluster host" "exit 0" \
             "$(seen); $(short "$(q 'journalctl -u aiod -n 8 -o cat --no-pager')" 600)"
         return
+    fi
+    st="cluster: connected to Redis at 127.0.0.1:6379 as host lab1"
+    if poll 100 0.1 eval 'lab_as root journalctl --sync >/dev/null 2>&1; q "journalctl -u aiod.service -o cat --no-pager _PID=$(main_pid)" | grep -qF "$st"'; then
+        pass "the journal says '$st'"
+    else
+        fail "aiod's journal as a cluster host" "'$st'" \
+            "$(short "$(q 'journalctl -u aiod -n 8 -o cat --no-pager')" 600)"
     fi
     if poll 100 0.1 serving lab1; then
         pass "aiod (cluster_host = lab1) serves demo.sleep on q1 (aiod:serve:q1:demo.sleep in Redis)"
     else
         fail "aiod serving q1 in Redis" "lab1 in aiod:serve:q1:demo.sleep" \
-            "'$(q 'redis-cli --raw zrange aiod:serve:q1:demo.sleep 0 -1')'; $(short "$(q 'journalctl -u aiod -n 8 -o cat --no-pager')" 600)"
+            "'$(rcli zrange aiod:serve:q1:demo.sleep 0 -1)'; $(short "$(q 'journalctl -u aiod -n 8 -o cat --no-pager')" 600)"
         return
+    fi
+
+    # Every connection but redis-cli's own is aiod's, as the ACL user aiod
+    # (the password file was read and used).
+    st=$(rcli client list | grep -v ' cmd=client|list ' | sed -n 's/.* user=\([^ ]*\) .*/\1/p' | sort | uniq -c |
+        awk '{print $2 "x" $1}' | tr '\n' ' ')
+    if [[ $st =~ ^aiodx[1-9][0-9]*\ $ ]]; then
+        pass "aiod's connections to Redis are the ACL user aiod's ($st)"
+    else
+        fail "the users of aiod's connections to Redis (CLIENT LIST)" "aiod only" "'$st'"
     fi
 
     g root systemd-analyze security --no-pager aiod.service
