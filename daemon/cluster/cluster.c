@@ -16,6 +16,7 @@ static void on_up(void) {
     log_info("cluster: connected to Redis at %s:%d as host %s", link_url()->host, link_url()->port,
              link_host());
     worker_link_up();
+    ops_ask_again();
 }
 
 static void on_down(void) {
@@ -29,8 +30,13 @@ static void on_event(const char *kind, uint64_t id) {
         worker_cancel(id);
 }
 
+static void on_subscribed(void) {
+    worker_check_cancels();
+    ops_ask_again();
+}
+
 static const link_hooks hooks = {
-    .up = on_up, .down = on_down, .subscribed = ops_resubscribed, .event = on_event};
+    .up = on_up, .down = on_down, .subscribed = on_subscribed, .event = on_event};
 
 int cluster_start(uv_loop_t *loop) {
     if (!cfg.cluster)

@@ -3,7 +3,9 @@
  */
 #include "cluster/link.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +85,30 @@ static int read_password(const char *path) {
     return L.password ? 0 : -ENOMEM;
 }
 
+/* The address of the URL's host, as numbers: looked up once, at start, so
+ * that no reconnect blocks the loop on a name lookup (hiredis 0.14 looks a
+ * name up with getaddrinfo in the calling thread). */
+static int resolve(cluster_url *u) {
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int e = getaddrinfo(u->host, NULL, &hints, &res);
+    if (e != 0 || !res) {
+        log_error("cluster: cannot resolve Redis's host '%s': %s", u->host, gai_strerror(e));
+        return -EINVAL;
+    }
+    char ip[INET6_ADDRSTRLEN];
+    const void *a = res->ai_family == AF_INET6
+                        ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+                        : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
+    bool ok = inet_ntop(res->ai_family, a, ip, sizeof(ip)) != NULL;
+    freeaddrinfo(res);
+    if (!ok)
+        return -EINVAL;
+    if (strcmp(ip, u->host) != 0)
+        log_info("cluster: Redis's host %s is %s (looked up once, at start)", u->host, ip);
+    snprintf(u->host, sizeof(u->host), "%s", ip);
+    return 0;
+}
+
 int link_start(uv_loop_t *loop, const link_hooks *hooks) {
     char why[256];
     L.loop = loop;
@@ -91,6 +117,8 @@ int link_start(uv_loop_t *loop, const link_hooks *hooks) {
         log_error("cluster: %s", why);
         return -EINVAL;
     }
+    if (resolve(&L.url) < 0)
+        return -EINVAL;
     if (cfg.cluster_host)
         snprintf(L.host, sizeof(L.host), "%s", cfg.cluster_host);
     else if (gethostname(L.host, sizeof(L.host)) < 0 || !cluster_name_valid(L.host)) {
@@ -159,23 +187,27 @@ void link_output_key(char *buf, size_t len, uint64_t id) {
 
 int link_eval(const char *script, int n_keys, int n_args, const char **args, const size_t *lens,
               rconn_cb cb, void *priv) {
-    enum { MAX_ARGS = 16 };
-    if (n_args > MAX_ARGS)
-        return -E2BIG;
-    const char *argv[MAX_ARGS + 3];
-    size_t argl[MAX_ARGS + 3];
+    size_t argc = (size_t)n_args + 3;
+    const char **argv = alloc_calloc(argc, sizeof(*argv));
+    size_t *argl = alloc_calloc(argc, sizeof(*argl));
     char nk[12];
-    argv[0] = "EVAL";
-    argl[0] = 4;
-    argv[1] = script;
-    argl[1] = strlen(script);
-    argl[2] = (size_t)snprintf(nk, sizeof(nk), "%d", n_keys);
-    argv[2] = nk;
-    for (int i = 0; i < n_args; i++) {
-        argv[3 + i] = args[i];
-        argl[3 + i] = lens ? lens[i] : strlen(args[i]);
+    int r = -ENOMEM;
+    if (argv && argl) {
+        argv[0] = "EVAL";
+        argl[0] = 4;
+        argv[1] = script;
+        argl[1] = strlen(script);
+        argl[2] = (size_t)snprintf(nk, sizeof(nk), "%d", n_keys);
+        argv[2] = nk;
+        for (int i = 0; i < n_args; i++) {
+            argv[3 + i] = args[i];
+            argl[3 + i] = lens ? lens[i] : strlen(args[i]);
+        }
+        r = rconn_send(L.cmd, cb, priv, (int)argc, argv, argl);
     }
-    return rconn_send(L.cmd, cb, priv, n_args + 3, argv, argl);
+    free(argv);
+    free(argl);
+    return r;
 }
 
 uint64_t link_now_usec(void) {

@@ -57,8 +57,8 @@ void link_output_key(char *buf, size_t len, uint64_t id);
 
 /*
  * Runs one of lua.h's scripts with `n_keys` keys then the other
- * arguments (`args`/`lens` borrowed). As rconn_send: 0, -ENOTCONN,
- * -ENOMEM, -E2BIG (more than 16 arguments).
+ * arguments (`args`/`lens` borrowed; `lens` NULL: all are text). As
+ * rconn_send: 0, -ENOTCONN, -ENOMEM.
  */
 int link_eval(const char *script, int n_keys, int n_args, const char **args, const size_t *lens,
               rconn_cb cb, void *priv);

@@ -20,7 +20,10 @@
 
 const char lua_submit[] =
     "if redis.call('EXISTS', KEYS[3]) == 0 then return redis.error_reply('NOSERVE') end\n"
-    "local id = string.format('%.0f', 281474976710656 + redis.call('INCR', KEYS[1]))\n"
+    "local id\n"
+    "repeat\n"
+    "  id = string.format('%.0f', 281474976710656 + redis.call('INCR', KEYS[1]))\n"
+    "until redis.call('EXISTS', 'aiod:t:' .. id) == 0\n"
     "local eid = redis.call('XADD', KEYS[2], '*', 'id', id)\n"
     "redis.call('HSET', 'aiod:t:' .. id, 'state', 'queued', 'q', ARGV[2], 'f', ARGV[3],\n"
     "  'uid', ARGV[4], 'ohost', ARGV[5], 'created', ARGV[6], 'stream', KEYS[2], 'eid', eid,\n"
@@ -35,6 +38,11 @@ const char lua_start[] =
     "  redis.call('HSET', task, 'state', 'running', 'host', ARGV[2], 'started', ARGV[3])\n"
     "  redis.call('HINCRBY', task, 'attempt', 1)\n"
     "  return {'run', redis.call('HGET', task, 't'), ''}\n"
+    "end\n"
+    "if st == 'running' and redis.call('HGET', task, 'cancel') == '1' then\n"
+    "  redis.call('HSET', task, 'state', 'cancelled', 'kind', 'CancelledError',\n"
+    "    'msg', 'cancelled while its host was cut off', 'finished', ARGV[3])\n"
+    "  out = 'aiod:o:' .. string.sub(task, 8)\n" LUA_SETTLE "  return {'ended'}\n"
     "end\n"
     "if st == 'running' then\n"
     "  local prev = redis.call('HGET', task, 'host') or ''\n"
@@ -72,6 +80,7 @@ const char lua_cancel[] =
     "  local stream, eid, out = v[4], v[5], nil\n" LUA_SETTLE "  return {'cancelled'}\n"
     "end\n"
     "if v[1] == 'running' then\n"
+    "  redis.call('HSET', task, 'cancel', '1')\n"
     "  redis.call('PUBLISH', 'aiod:ev', 'cancel ' .. string.sub(task, 8))\n"
     "  return {'running', v[3]}\n"
     "end\n"
@@ -86,3 +95,24 @@ const char lua_await[] = "local v = redis.call('HMGET', KEYS[1], 'state', 'uid')
                          "local r = redis.call('HGETALL', KEYS[1])\n"
                          "table.insert(r, 1, 'done')\n"
                          "return r\n";
+
+const char lua_unstart[] = "local v = redis.call('HMGET', KEYS[1], 'state', 'host')\n"
+                           "if v[1] ~= 'running' or v[2] ~= ARGV[1] then return 0 end\n"
+                           "redis.call('HSET', KEYS[1], 'state', 'queued')\n"
+                           "redis.call('HDEL', KEYS[1], 'host', 'started')\n"
+                           "redis.call('HINCRBY', KEYS[1], 'attempt', -1)\n"
+                           "return 1\n";
+
+const char lua_fetch[] =
+    "local left, n, out = tonumber(ARGV[2]), #KEYS, {}\n"
+    "for i = 0, n - 1 do\n"
+    "  if left <= 0 then break end\n"
+    "  local k = KEYS[((tonumber(ARGV[3]) + i) % n) + 1]\n"
+    "  local r = redis.call('XREADGROUP', 'GROUP', 'aiod', ARGV[1], 'COUNT', left,\n"
+    "    'STREAMS', k, '>')\n"
+    "  if r then\n"
+    "    left = left - #r[1][2]\n"
+    "    table.insert(out, r[1])\n"
+    "  end\n"
+    "end\n"
+    "return out\n";

@@ -22,8 +22,8 @@ extern const char lua_submit[];
  * id, host, now usec, "1" to retry an interrupted run, the most
  * interruptions, the message of an Interrupted end, retain seconds.
  * Returns {"run", QueuedTask bytes, previous host or ""}, {"ended"}
- * (interrupted and failed here, under fail) or {"skip"} (cancelled,
- * finished or gone: the entry was acknowledged).
+ * (interrupted, and failed here under fail, or cancelled meanwhile) or
+ * {"skip"} (cancelled, finished or gone: the entry was acknowledged).
  */
 extern const char lua_start[];
 
@@ -39,10 +39,28 @@ extern const char lua_finish[];
  * Cancel. KEYS: task. ARGV: the requester's uid, "1" if it may act on any
  * task, now usec, retain seconds, the requesting host. Returns {"none"},
  * {"denied", owner uid}, {"cancelled"} (it was queued, and is now
- * cancelled), {"running", host} (that host was told) or {"finished",
+ * cancelled), {"running", host} (that host was told, and the task is
+ * marked: a host that claims it ends it cancelled) or {"finished",
  * state}.
  */
 extern const char lua_cancel[];
+
+/*
+ * A task marked running by lua_start that this host will not start after
+ * all (it is stopping): queued again. KEYS: task. ARGV: host. Returns 1,
+ * or 0 if it was not this host's.
+ */
+extern const char lua_unstart[];
+
+/*
+ * Takes new entries for this host: KEYS are its streams; ARGV: host, the
+ * most entries in all, the index of the stream to begin with (so that
+ * every function gets its turn). Returns what XREADGROUP would, for the
+ * streams that had entries: {{stream, {{entry id, {field, value}}...}}...}.
+ * A plain XREADGROUP's COUNT is per stream; this keeps a host within its
+ * capacity however many functions it serves.
+ */
+extern const char lua_fetch[];
 
 /*
  * Await. KEYS: task. Returns {"none"}, {"wait", owner uid} (the finish

@@ -509,10 +509,8 @@ static void on_await(rconn *rc, redisReply *r, void *priv) {
     cluster_op *op = priv;
     if (!op_paid(op))
         return;
-    if (!r) {
-        /* Redis went; the subscription coming back asks again. */
-        return;
-    }
+    if (!r)
+        return; /* Redis went: asked again once it is back (ops_ask_again) */
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         r->element[0]->type != REDIS_REPLY_STRING) {
         answer_error(op, -EHOSTUNREACH, "cluster: Redis failed the await: %s", rconn_reply_text(r));
@@ -537,14 +535,16 @@ static void on_await(rconn *rc, redisReply *r, void *priv) {
                      op->id, (unsigned)owner);
         return;
     }
-    if (op->waiting)
-        return;
-    op->waiting = true;
+    /* Registered already: the end's event (or the next ask) answers. */
+}
+
+/* Registers an await, so that the task's end, or a reconnect, asks again. */
+static int register_wait(cluster_op *op) {
     op->next_same = hashmap_get_u64(waits, op->id);
-    if (hashmap_put_u64(waits, op->id, op) < 0) {
-        op->waiting = false;
-        answer_error(op, -ENOMEM, "out of memory");
-    }
+    if (hashmap_put_u64(waits, op->id, op) < 0)
+        return -ENOMEM;
+    op->waiting = true;
+    return 0;
 }
 
 int cluster_await(uint64_t id, const peer *p, cluster_cb cb, void *data, cluster_op **ret,
@@ -553,9 +553,16 @@ int cluster_await(uint64_t id, const peer *p, cluster_cb cb, void *data, cluster
     cluster_op *op = begin(OP_AWAIT, id, p, cb, data, why, why_len, &err);
     if (!op)
         return err;
+    if (register_wait(op) < 0) {
+        free(op);
+        snprintf(why, why_len, "out of memory");
+        return -ENOMEM;
+    }
     int r = send_await(op);
-    if (r < 0)
+    if (r < 0) {
+        unregister_wait(op);
         return failed_start(op, r, why, why_len);
+    }
     *ret = op;
     return 0;
 }
@@ -567,7 +574,7 @@ static void on_ended(rconn *rc, redisReply *r, void *priv) {
     if (!op_paid(op))
         return;
     if (!r)
-        return; /* asked again when the subscription is back */
+        return; /* asked again once Redis is back (ops_ask_again) */
     if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
         answer_unknown(op);
         return;
@@ -578,12 +585,12 @@ static void on_ended(rconn *rc, redisReply *r, void *priv) {
 void ops_task_ended(uint64_t id) {
     for (cluster_op *op = hashmap_get_u64(waits, id); op; op = op->next_same)
         if (send_hgetall(op, on_ended) < 0)
-            return; /* down: asked again when the subscription is back */
+            return; /* down: asked again once Redis is back */
 }
 
-void ops_resubscribed(void) {
-    /* Ends published while the subscription was away are missed: ask
-     * again for every task awaited. */
+void ops_ask_again(void) {
+    /* Ends published while the subscription was away are missed, and
+     * replies lost with the connection: ask again for every task awaited. */
     size_t state = 0;
     void *entry;
     cluster_op *op;
@@ -706,8 +713,13 @@ static void on_follow_lines(rconn *rc, redisReply *r, void *priv) {
         return;
     }
     if (got == 0 && op->finished && op->checked) {
-        /* Everything is read: the end, with the task as it ended. */
-        send_hgetall(op, on_ended);
+        /* Everything is read: the end, with the task as it ended (on the
+         * follower's connection: if it goes, the next round asks again). */
+        char key[32];
+        link_task_key(key, sizeof(key), op->id);
+        const char *argv[] = {"HGETALL", key};
+        if (rconn_send(op->rc, on_ended, op, 2, argv, (size_t[]){7, strlen(key)}) == 0)
+            op->owed++;
         return;
     }
     follow_round(op);

@@ -86,7 +86,8 @@ int ops_start(void);
 void ops_stop(void);
 /* A task that someone here awaits ended ("done ID"). */
 void ops_task_ended(uint64_t id);
-/* The subscription is back: what ended meanwhile is asked for again. */
-void ops_resubscribed(void);
+/* The subscription or the command connection is back: every task awaited
+ * is asked for again (its end may have been missed meanwhile). */
+void ops_ask_again(void);
 
 #endif

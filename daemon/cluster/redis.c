@@ -4,13 +4,13 @@
 #include "cluster/redis.h"
 
 #include <errno.h>
-#include <hiredis/adapters/libuv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "base/aiod_limits.h"
+#include "cluster/rloop.h"
 #include "system/log.h"
 
 struct rconn {
@@ -52,9 +52,8 @@ static void on_timer(uv_timer_t *t) {
 
 static void went_down(rconn *rc, const char *why);
 
-/* A connect that did not complete in time. libuv reports a refused
- * connect to a poll as an error and stops the poll, which hiredis's
- * adapter ignores: without this the attempt would wait forever. */
+/* A connect that did not complete in time (a host that drops the SYN, a
+ * network partition): given up, to try again. */
 static void on_connect_timeout(uv_timer_t *t) {
     rconn *rc = t->data;
     redisAsyncContext *ac = rc->ac;
@@ -170,7 +169,7 @@ static void connect_now(rconn *rc) {
         return;
     }
     ac->data = rc;
-    if (redisLibuvAttach(ac, rc->loop) != REDIS_OK) {
+    if (rloop_attach(ac, rc->loop) != REDIS_OK) {
         ac->data = NULL;
         redisAsyncFree(ac);
         went_down(rc, "cannot watch the socket");

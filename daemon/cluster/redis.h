@@ -1,11 +1,10 @@
 /*
  * One connection to the cluster's Redis, on the daemon's loop: hiredis's
- * asynchronous API through its libuv adapter, so no thread and no blocking
- * call. The connection makes itself again after a failure, with a backoff
- * (LIMIT_CLUSTER_BACKOFF_MIN_MS doubling to ..._MAX_MS), authenticates and
- * selects the database, and says when it is up and when it went down.
- * Commands given while it is down fail at once (-ENOTCONN): the caller
- * decides what waits.
+ * asynchronous API (rloop.h), so no thread; the address is resolved once,
+ * at start (link.c), so connecting never blocks on a name lookup. The connection makes itself again
+ * after a failure, with a backoff (LIMIT_CLUSTER_BACKOFF_MIN_MS doubling to ..._MAX_MS),
+ * authenticates and selects the database, and says when it is up and when it went down. Commands
+ * given while it is down fail at once (-ENOTCONN): the caller decides what waits.
  */
 #ifndef AIOD_CLUSTER_REDIS_H
 #define AIOD_CLUSTER_REDIS_H

@@ -92,8 +92,15 @@ static struct {
     /* The connection that blocks in XREADGROUP. */
     rconn *reader;
     bool reading;
-    /* Own pending entries were read since the reader came up. */
+    /* Own pending entries were read since the link came up. */
     bool own_read;
+    /* The last lua_fetch found nothing: the next read waits in Redis. */
+    bool wait_next;
+    /* The stream lua_fetch begins with next. */
+    uint32_t fetch_next;
+    /* No claiming of silent hosts' entries before this (uv_now ms): after
+     * a reconnect, every host first renews its own claims. */
+    uint64_t claim_after;
     list backlog;
     list held;
     /* Every job by task id. */
@@ -358,9 +365,30 @@ static void on_task_end(waiter *w, task *t) {
 
 /* The owner's groups are known: the call rules of this host decide, then
  * the task starts. */
+static void on_unstarted(rconn *rc, redisReply *r, void *priv) {
+    (void)rc, (void)r;
+    job_free(priv);
+}
+
+/* The host stops between marking a task running and starting it: the task
+ * is queued again in Redis, for another host (or this one, started again),
+ * and its entry stays pending here until claimed. */
+static void unstart(job *j) {
+    char key[32];
+    link_task_key(key, sizeof(key), j->id);
+    const char *args[] = {key, link_host()};
+    release_slot(j);
+    if (link_eval(lua_unstart, 1, 2, args, NULL, on_unstarted, j) < 0)
+        job_free(j);
+}
+
 static void on_identity(void *data, const gid_t *groups, size_t n_groups) {
     job *j = data;
     j->lookup = NULL;
+    if (W.frozen) {
+        unstart(j);
+        return;
+    }
     const Aiod__QueuedTask *qt = j->qt;
     const Aiod__Call *call = qt->call;
     peer p = {.uid = qt->owner_uid,
@@ -435,6 +463,10 @@ static void on_started(rconn *rc, redisReply *r, void *priv) {
         log_warning("cluster: cannot start task %" PRIu64 ": %s", j->id, rconn_reply_text(r));
         job_free(j); /* left pending: claimed again later */
         pump();
+        return;
+    }
+    if (strcmp(r->element[0]->str, "run") == 0 && W.frozen) {
+        unstart(j);
         return;
     }
     if (strcmp(r->element[0]->str, "run") != 0 || r->elements < 3) {
@@ -512,10 +544,11 @@ static void pump(void) {
 /* ------------------------------------------------------------ reading */
 
 /* Takes the entries of one XREADGROUP or XAUTOCLAIM answer for `stream`:
- * [[entry id, [field, value, ...]], ...]. */
-static void take_entries(uint32_t stream, const redisReply *entries) {
+ * [[entry id, [field, value, ...]], ...]; how many are new jobs. */
+static size_t take_entries(uint32_t stream, const redisReply *entries) {
+    size_t taken = 0;
     if (!entries || entries->type != REDIS_REPLY_ARRAY)
-        return;
+        return 0;
     for (size_t i = 0; i < entries->elements; i++) {
         const redisReply *e = entries->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
@@ -535,17 +568,22 @@ static void take_entries(uint32_t stream, const redisReply *entries) {
         }
         if (hashmap_get_u64(W.jobs, id))
             continue; /* held already (our own pending entry, read again) */
-        if (!job_new(id, stream, e->element[0]->str))
+        if (job_new(id, stream, e->element[0]->str))
+            taken++;
+        else
             log_warning("cluster: out of memory taking task %" PRIu64 "; it is left to others", id);
     }
+    return taken;
 }
 
-/* The reply of XREADGROUP: [[stream key, entries], ...], or nil. */
+/* Entries read: [[stream key, entries], ...] (XREADGROUP's and
+ * lua_fetch's form), or nil. `priv` is non-NULL for lua_fetch. */
 static void on_read(rconn *rc, redisReply *r, void *priv) {
-    (void)rc, (void)priv;
+    (void)rc;
     W.reading = false;
     if (!r)
-        return; /* the reader went; it reads again when it is back */
+        return; /* the connection went; reading starts again when it is back */
+    size_t taken = 0;
     if (r->type == REDIS_REPLY_ERROR) {
         /* NOGROUP: the stream or its group was deleted; make them again. */
         log_warning("cluster: reading the queues: %s", r->str);
@@ -554,14 +592,17 @@ static void on_read(rconn *rc, redisReply *r, void *priv) {
     } else if (r->type == REDIS_REPLY_ARRAY)
         for (size_t i = 0; i < r->elements; i++) {
             const redisReply *s = r->element[i];
-            if (s->type != REDIS_REPLY_ARRAY || s->elements != 2)
+            if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
+                s->element[0]->type != REDIS_REPLY_STRING)
                 continue;
             int k = find_stream(s->element[0]->str);
             if (k >= 0)
-                take_entries((uint32_t)k, s->element[1]);
+                taken += take_entries((uint32_t)k, s->element[1]);
         }
     if (!W.own_read)
         W.own_read = true;
+    else if (priv && taken == 0 && r->type == REDIS_REPLY_ARRAY)
+        W.wait_next = true; /* nothing there: wait in Redis for the next */
     pump();
 }
 
@@ -574,66 +615,114 @@ static void on_group(rconn *rc, redisReply *r, void *priv) {
         log_warning("cluster: cannot make the consumer group of %s: %s", s->key, r->str);
 }
 
-/* Reads new entries (or, first after the reader came up, this host's own
- * pending ones, from before a restart), blocking in Redis until some come. */
-static void maybe_read(void) {
-    if (W.frozen || W.reading || !W.reader || !rconn_up(W.reader) || !link_up() ||
-        !list_empty(&W.backlog) || W.busy >= cfg.cluster_capacity)
-        return;
+/* The keys of the active streams, from the one whose turn it is; NULL
+ * when there are none (or no memory). */
+static const char **active_keys(uint32_t *ret_n) {
     uint32_t n = 0;
     for (uint32_t i = 0; i < W.n_streams; i++)
-        if (W.streams[i].active) {
-            if (!W.streams[i].grouped) {
-                const char *argv[] = {"XGROUP", "CREATE", W.streams[i].key,
-                                      "aiod",   "0",      "MKSTREAM"};
-                size_t lens[6];
-                for (size_t k = 0; k < 6; k++)
-                    lens[k] = strlen(argv[k]);
-                rconn_send(W.reader, on_group, (void *)(uintptr_t)i, 6, argv, lens);
-            }
-            n++;
-        }
+        n += W.streams[i].active;
+    *ret_n = n;
     if (n == 0)
-        return;
+        return NULL;
+    const char **keys = alloc_calloc(n, sizeof(*keys));
+    if (!keys)
+        return NULL;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < W.n_streams; i++)
+        if (W.streams[i].active)
+            keys[k++] = W.streams[i].key;
+    return keys;
+}
+
+/* Makes the consumer group of every active stream that may lack it, on the
+ * command connection (so before anything sent after it there). */
+static void make_groups(void) {
+    for (uint32_t i = 0; i < W.n_streams; i++)
+        if (W.streams[i].active && !W.streams[i].grouped) {
+            const char *argv[] = {"XGROUP", "CREATE", W.streams[i].key, "aiod", "0", "MKSTREAM"};
+            size_t lens[6];
+            for (size_t k = 0; k < 6; k++)
+                lens[k] = strlen(argv[k]);
+            rconn_send(link_cmd(), on_group, (void *)(uintptr_t)i, 6, argv, lens);
+        }
+}
+
+/* XREADGROUP on every active stream: this host's own pending entries (id
+ * 0, at once), or one new entry, blocking until one comes. */
+static void send_xreadgroup(rconn *rc, const char **keys, uint32_t n, bool own, unsigned count) {
     size_t argc = 9 + 2 * (size_t)n, k = 0;
     const char **argv = alloc_calloc(argc, sizeof(*argv));
     size_t *lens = alloc_calloc(argc, sizeof(*lens));
-    char count[16], block[16];
-    snprintf(count, sizeof(count), "%u", cfg.cluster_capacity - W.busy);
-    snprintf(block, sizeof(block), "%u", LIMIT_CLUSTER_READ_BLOCK_MS);
+    char cnt[16], block[16];
+    snprintf(cnt, sizeof(cnt), "%u", count);
+    snprintf(block, sizeof(block), "%u", own ? 1 : LIMIT_CLUSTER_READ_BLOCK_MS);
     if (argv && lens) {
         const char *head[] = {"XREADGROUP", "GROUP", "aiod", link_host(), "COUNT",
-                              count,        "BLOCK", block,  "STREAMS"};
+                              cnt,          "BLOCK", block,  "STREAMS"};
         for (size_t i = 0; i < ELEMENTSOF(head); i++)
             argv[k++] = head[i];
-        for (uint32_t i = 0; i < W.n_streams; i++)
-            if (W.streams[i].active)
-                argv[k++] = W.streams[i].key;
         for (uint32_t i = 0; i < n; i++)
-            argv[k++] = W.own_read ? ">" : "0";
+            argv[k++] = keys[i];
+        for (uint32_t i = 0; i < n; i++)
+            argv[k++] = own ? "0" : ">";
         for (size_t i = 0; i < argc; i++)
             lens[i] = strlen(argv[i]);
-        /* Own pending entries come back at once: no blocking for them. */
-        if (!W.own_read)
-            argv[7] = "1";
-        lens[7] = strlen(argv[7]);
-        W.reading = rconn_send(W.reader, on_read, NULL, (int)argc, argv, lens) == 0;
+        W.reading = rconn_send(rc, on_read, NULL, (int)argc, argv, lens) == 0;
     }
     free(argv);
     free(lens);
 }
 
+/*
+ * Takes more entries, at most as many as the host has room for: first its
+ * own pending ones (from before a restart), then new ones through
+ * lua_fetch, which stops at that number across all the streams (a plain
+ * XREADGROUP counts per stream). When none are there, one XREADGROUP on
+ * the reader's connection waits in Redis for the next entry of any stream;
+ * it takes one entry per stream at most.
+ */
+static void maybe_read(void) {
+    if (W.frozen || W.reading || !link_up() || !list_empty(&W.backlog) ||
+        W.busy >= cfg.cluster_capacity)
+        return;
+    uint32_t n;
+    const char **keys = active_keys(&n);
+    if (!keys)
+        return;
+    make_groups();
+    unsigned room = cfg.cluster_capacity - W.busy;
+    if (!W.own_read)
+        send_xreadgroup(link_cmd(), keys, n, true, room);
+    else if (W.wait_next) {
+        if (W.reader && rconn_up(W.reader)) {
+            W.wait_next = false;
+            send_xreadgroup(W.reader, keys, n, false, 1);
+        }
+    } else {
+        char host[CLUSTER_HOST_NAME_MAX + 1], count[16], first[16];
+        snprintf(host, sizeof(host), "%s", link_host());
+        snprintf(count, sizeof(count), "%u", room);
+        snprintf(first, sizeof(first), "%u", W.fetch_next++ % n);
+        const char **args = alloc_calloc(n + 3, sizeof(*args));
+        if (args) {
+            memcpy(args, keys, n * sizeof(*keys));
+            args[n] = host;
+            args[n + 1] = count;
+            args[n + 2] = first;
+            W.reading = link_eval(lua_fetch, (int)n, (int)n + 3, args, NULL, on_read, &W) == 0;
+        }
+        free(args);
+    }
+    free(keys);
+}
+
 static void reader_up(rconn *rc, void *data) {
     (void)rc, (void)data;
-    W.own_read = false;
     pump();
 }
 
 static void reader_down(rconn *rc, void *data, const char *why) {
     (void)rc, (void)data, (void)why;
-    W.reading = false;
-    for (uint32_t i = 0; i < W.n_streams; i++)
-        W.streams[i].grouped = false;
 }
 
 static const rconn_ops reader_ops = {.up = reader_up, .down = reader_down};
@@ -678,6 +767,27 @@ static void refresh_claims(void) {
     }
 }
 
+/* The functions this host has loaded, "a.f,b.g" (the caller frees), or
+ * NULL when out of memory. */
+static char *functions_text(void) {
+    size_t len = 1;
+    for (size_t p = 0; p < plugin_count(); p++)
+        for (size_t f = 0; f < plugin_at(p)->n_fns; f++)
+            len += strlen(plugin_at(p)->fns[f].full_name) + 1;
+    char *text = alloc_malloc(len), *at = text;
+    if (!text)
+        return NULL;
+    *at = '\0';
+    for (size_t p = 0; p < plugin_count(); p++)
+        for (size_t f = 0; f < plugin_at(p)->n_fns; f++) {
+            const fn_entry *fn = &plugin_at(p)->fns[f];
+            if (fn->def->flags & AIOD_FN_INTERNAL)
+                continue;
+            at += sprintf(at, "%s%s", at == text ? "" : ",", fn->full_name);
+        }
+    return text;
+}
+
 /* Says which functions this host serves on which queues, and its
  * capacity, for submitters and for people looking. */
 static void advertise(void) {
@@ -694,12 +804,15 @@ static void advertise(void) {
     snprintf(busy, sizeof(busy), "%u", W.running);
     snprintf(ttl, sizeof(ttl), "%u", 3 * cfg.cluster_visibility_ms);
     const char *queues = cfg.cluster_queues ? cfg.cluster_queues : "";
-    const char *hset[] = {"HSET", key,       "queues", queues,    "capacity",
-                          cap,    "running", busy,     "seen_ms", now};
+    char *functions = functions_text();
+    const char *hset[] = {"HSET",     key, "queues",    queues,
+                          "capacity", cap, "running",   busy,
+                          "seen_ms",  now, "functions", functions ? functions : ""};
     size_t hl[ELEMENTSOF(hset)];
     for (size_t i = 0; i < ELEMENTSOF(hset); i++)
         hl[i] = strlen(hset[i]);
     rconn_send(link_cmd(), NULL, NULL, (int)ELEMENTSOF(hset), hset, hl);
+    free(functions);
     const char *exp[] = {"PEXPIRE", key, ttl};
     rconn_send(link_cmd(), NULL, NULL, 3, exp, (size_t[]){7, strlen(key), strlen(ttl)});
 }
@@ -721,7 +834,8 @@ static void on_claimed(rconn *rc, redisReply *r, void *priv) {
 /* Claims the entries of a silent host, one stream per period in turn, as
  * far as this host has room. */
 static void claim_silent(void) {
-    if (W.frozen || !list_empty(&W.backlog) || W.busy >= cfg.cluster_capacity || !W.n_streams)
+    if (W.frozen || !list_empty(&W.backlog) || W.busy >= cfg.cluster_capacity || !W.n_streams ||
+        uv_now(link_loop()) < W.claim_after)
         return;
     for (uint32_t tries = 0; tries < W.n_streams; tries++) {
         uint32_t s = W.claim_next++ % W.n_streams;
@@ -747,6 +861,7 @@ static void on_period(uv_timer_t *t) {
     advertise();
     refresh_claims();
     claim_silent();
+    pump();
 }
 
 /* ------------------------------------------------------------ interface */
@@ -777,6 +892,15 @@ int worker_start(void) {
 }
 
 void worker_link_up(void) {
+    /* Claims first: while Redis was away the entries this host holds grew
+     * idle, and other hosts coming back must not take them. They claim
+     * nothing until every host had time to reconnect and do the same. */
+    refresh_claims();
+    uint64_t pause = LIMIT_CLUSTER_BACKOFF_MAX_MS + LIMIT_CLUSTER_CONNECT_TIMEOUT_MS;
+    W.claim_after = uv_now(link_loop()) +
+                    (cfg.cluster_visibility_ms > pause ? cfg.cluster_visibility_ms : pause);
+    W.own_read = false;
+    W.wait_next = false;
     advertise();
     /* Outcomes reached while Redis was away. */
     list *it, *next;
@@ -800,6 +924,28 @@ void worker_cancel(uint64_t id) {
     j->cancel_asked = true;
     if (j->phase == J_RUNNING && j->t && !task_finished(j->t))
         task_cancel(j->t);
+}
+
+static void on_cancel_flag(rconn *rc, redisReply *r, void *priv) {
+    (void)rc;
+    if (r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "1") == 0)
+        worker_cancel((uint64_t)(uintptr_t)priv);
+}
+
+void worker_check_cancels(void) {
+    /* A cancel published while the subscription was away was missed; the
+     * task's hash keeps it. */
+    list *it, *tmp;
+    list_foreach_safe(it, tmp, &W.held) {
+        job *j = container_of(it, job, node);
+        if (j->phase != J_LOOKUP && j->phase != J_RUNNING)
+            continue;
+        char key[32];
+        link_task_key(key, sizeof(key), j->id);
+        const char *argv[] = {"HGET", key, "cancel"};
+        rconn_send(link_cmd(), on_cancel_flag, (void *)(uintptr_t)j->id, 3, argv,
+                   (size_t[]){4, strlen(key), 6});
+    }
 }
 
 void worker_functions_changed(void) {

@@ -21,6 +21,9 @@ void worker_link_up(void);
 void worker_link_down(void);
 /* The cluster asks to cancel task `id`, if this host runs it. */
 void worker_cancel(uint64_t id);
+/* The subscription is back: cancels missed meanwhile are looked up in the
+ * hashes of the tasks this host runs. */
+void worker_check_cancels(void);
 /* The plugins changed (reload): read the streams of the functions now
  * loaded. */
 void worker_functions_changed(void);
