@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "cluster/lua.h"
+#include "macro.h"
 #include "system/config.h"
 #include "system/log.h"
 
@@ -27,8 +29,30 @@ static struct {
     rconn *sub;
 } L;
 
+/* The scripts' digests, once Redis has them (SCRIPT LOAD on every
+ * connect: a restarted Redis has forgotten them); "" until then, when
+ * link_eval sends the whole script. */
+static char digests[16][41];
+
+static void on_loaded(rconn *rc, redisReply *r, void *priv) {
+    (void)rc;
+    size_t i = (size_t)(uintptr_t)priv;
+    if (r && r->type == REDIS_REPLY_STRING && r->len == 40)
+        memcpy(digests[i], r->str, 41);
+}
+
+static void load_scripts(void) {
+    for (size_t i = 0; lua_scripts[i] && i < ELEMENTSOF(digests); i++) {
+        digests[i][0] = '\0';
+        const char *argv[] = {"SCRIPT", "LOAD", lua_scripts[i]};
+        rconn_send(L.cmd, on_loaded, (void *)(uintptr_t)i, 3, argv,
+                   (size_t[]){6, 4, strlen(lua_scripts[i])});
+    }
+}
+
 static void cmd_up(rconn *rc, void *data) {
     (void)rc, (void)data;
+    load_scripts();
     L.hooks->up();
 }
 
@@ -185,26 +209,52 @@ void link_output_key(char *buf, size_t len, uint64_t id) {
     snprintf(buf, len, "aiod:o:%" PRIu64, id);
 }
 
+/* A script call in flight: NOSCRIPT (the cache was flushed) loads the
+ * scripts again; the caller gets the error, as for any failed call. */
+typedef struct eval_call {
+    rconn_cb cb;
+    void *priv;
+} eval_call;
+
+static void on_eval(rconn *rc, redisReply *r, void *priv) {
+    eval_call *c = priv;
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        log_warning("cluster: Redis forgot the scripts (SCRIPT FLUSH?); loading them again");
+        load_scripts();
+    }
+    if (c->cb)
+        c->cb(rc, r, c->priv);
+    free(c);
+}
+
 int link_eval(const char *script, int n_keys, int n_args, const char **args, const size_t *lens,
               rconn_cb cb, void *priv) {
+    const char *digest = NULL;
+    for (size_t i = 0; lua_scripts[i] && i < ELEMENTSOF(digests); i++)
+        if (lua_scripts[i] == script && digests[i][0])
+            digest = digests[i];
     size_t argc = (size_t)n_args + 3;
     const char **argv = alloc_calloc(argc, sizeof(*argv));
     size_t *argl = alloc_calloc(argc, sizeof(*argl));
     char nk[12];
+    eval_call *call = alloc_malloc(sizeof(*call));
     int r = -ENOMEM;
-    if (argv && argl) {
-        argv[0] = "EVAL";
-        argl[0] = 4;
-        argv[1] = script;
-        argl[1] = strlen(script);
+    if (argv && argl && call) {
+        *call = (eval_call){cb, priv};
+        argv[0] = digest ? "EVALSHA" : "EVAL";
+        argl[0] = strlen(argv[0]);
+        argv[1] = digest ? digest : script;
+        argl[1] = strlen(argv[1]);
         argl[2] = (size_t)snprintf(nk, sizeof(nk), "%d", n_keys);
         argv[2] = nk;
         for (int i = 0; i < n_args; i++) {
             argv[3 + i] = args[i];
             argl[3 + i] = lens ? lens[i] : strlen(args[i]);
         }
-        r = rconn_send(L.cmd, cb, priv, (int)argc, argv, argl);
+        r = rconn_send(L.cmd, on_eval, call, (int)argc, argv, argl);
     }
+    if (r < 0)
+        free(call);
     free(argv);
     free(argl);
     return r;

@@ -4,6 +4,8 @@
  */
 #include "cluster/lua.h"
 
+#include <stddef.h>
+
 /* The end of every way a task ends: its hash and output expire after the
  * retention, its entry leaves the queue, and an awaiter anywhere is told.
  * Expects `task`, `stream`, `eid`, `ttl` and `out` (or nil). */
@@ -62,12 +64,21 @@ const char lua_start[] =
     "return {'skip'}\n";
 
 const char lua_finish[] =
-    "local task, stream, out, eid, ttl = KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[8]\n"
-    "local v = redis.call('HMGET', task, 'state', 'host')\n"
-    "if v[1] ~= 'running' or v[2] ~= ARGV[2] then return 'lost' end\n"
-    "redis.call('HSET', task, 'state', ARGV[3], 'kind', ARGV[4], 'msg', ARGV[5],\n"
-    "  'result', ARGV[6], 'finished', ARGV[7], 'lines', ARGV[9], 'dropped', ARGV[10])\n" LUA_SETTLE
-    "return 'ok'\n";
+    "local host, ttl, res = ARGV[1], ARGV[2], {}\n"
+    "for j = 0, #KEYS / 3 - 1 do\n"
+    "  local task, stream, out = KEYS[3 * j + 1], KEYS[3 * j + 2], KEYS[3 * j + 3]\n"
+    "  local a = 3 + 8 * j\n"
+    "  local eid = ARGV[a]\n"
+    "  local v = redis.call('HMGET', task, 'state', 'host')\n"
+    "  if v[1] ~= 'running' or v[2] ~= host then\n"
+    "    res[j + 1] = 'lost'\n"
+    "  else\n"
+    "    redis.call('HSET', task, 'state', ARGV[a + 1], 'kind', ARGV[a + 2],\n"
+    "      'msg', ARGV[a + 3], 'result', ARGV[a + 4], 'finished', ARGV[a + 5],\n"
+    "      'lines', ARGV[a + 6], 'dropped', ARGV[a + 7])\n" LUA_SETTLE "    res[j + 1] = 'ok'\n"
+    "  end\n"
+    "end\n"
+    "return res\n";
 
 const char lua_cancel[] =
     "local task, ttl = KEYS[1], ARGV[4]\n"
@@ -104,15 +115,29 @@ const char lua_unstart[] = "local v = redis.call('HMGET', KEYS[1], 'state', 'hos
                            "return 1\n";
 
 const char lua_fetch[] =
-    "local left, n, out = tonumber(ARGV[2]), #KEYS, {}\n"
+    "local host, left, n, out = ARGV[1], tonumber(ARGV[2]), #KEYS, {}\n"
     "for i = 0, n - 1 do\n"
     "  if left <= 0 then break end\n"
     "  local k = KEYS[((tonumber(ARGV[3]) + i) % n) + 1]\n"
-    "  local r = redis.call('XREADGROUP', 'GROUP', 'aiod', ARGV[1], 'COUNT', left,\n"
+    "  local r = redis.call('XREADGROUP', 'GROUP', 'aiod', host, 'COUNT', left,\n"
     "    'STREAMS', k, '>')\n"
     "  if r then\n"
-    "    left = left - #r[1][2]\n"
-    "    table.insert(out, r[1])\n"
+    "    for _, e in ipairs(r[1][2]) do\n"
+    "      left = left - 1\n"
+    "      local id = e[2] and e[2][2]\n"
+    "      local task = id and ('aiod:t:' .. id)\n"
+    "      if task and redis.call('HGET', task, 'state') == 'queued' then\n"
+    "        redis.call('HSET', task, 'state', 'running', 'host', host, 'started', ARGV[4])\n"
+    "        redis.call('HINCRBY', task, 'attempt', 1)\n"
+    "        table.insert(out, {k, e[1], id, redis.call('HGET', task, 't')})\n"
+    "      else\n"
+    "        redis.call('XACK', k, 'aiod', e[1])\n"
+    "        redis.call('XDEL', k, e[1])\n"
+    "      end\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "return out\n";
+
+const char *const lua_scripts[] = {lua_submit, lua_start,   lua_finish, lua_cancel,
+                                   lua_await,  lua_unstart, lua_fetch,  NULL};

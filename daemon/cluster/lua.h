@@ -28,10 +28,11 @@ extern const char lua_submit[];
 extern const char lua_start[];
 
 /*
- * A task the host ran ended. KEYS: task, stream, output. ARGV: entry id,
- * host, state, error kind, error message, result bytes, finished usec,
- * retain seconds, output lines, output dropped. Returns "ok", or "lost"
- * when the task is no longer this host's (another claimed it).
+ * Tasks the host ran ended, any number at once. KEYS: per task, its hash,
+ * stream and output. ARGV: host, retain seconds, then per task: entry id,
+ * state, error kind, error message, result bytes, finished usec, output
+ * lines, output dropped. Returns per task "ok", or "lost" when the task is
+ * no longer this host's (another claimed it).
  */
 extern const char lua_finish[];
 
@@ -53,14 +54,19 @@ extern const char lua_cancel[];
 extern const char lua_unstart[];
 
 /*
- * Takes new entries for this host: KEYS are its streams; ARGV: host, the
- * most entries in all, the index of the stream to begin with (so that
- * every function gets its turn). Returns what XREADGROUP would, for the
- * streams that had entries: {{stream, {{entry id, {field, value}}...}}...}.
- * A plain XREADGROUP's COUNT is per stream; this keeps a host within its
- * capacity however many functions it serves.
+ * Takes new entries for this host and starts them: KEYS are its streams;
+ * ARGV: host, the most entries in all, the index of the stream to begin
+ * with (so that every function gets its turn), now usec. Each entry whose
+ * task is queued becomes running here (as lua_start does); the others
+ * (cancelled while queued) are acknowledged. Returns {{stream, entry id,
+ * task id, QueuedTask bytes}, ...} for the tasks started. A plain
+ * XREADGROUP's COUNT is per stream; this keeps a host within its capacity
+ * however many functions it serves, in one round trip for a whole batch.
  */
 extern const char lua_fetch[];
+
+/* Every script above, NULL-terminated (loaded once per connection). */
+extern const char *const lua_scripts[];
 
 /*
  * Await. KEYS: task. Returns {"none"}, {"wait", owner uid} (the finish

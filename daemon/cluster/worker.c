@@ -76,6 +76,8 @@ typedef struct job {
     bool task_ended;
     /* Freed, but lines are still on their way: the last reply frees it. */
     bool dead;
+    /* On W.ending while its outcome waits to be written. */
+    list end_node;
     /* The outcome to write (owned). */
     int state;
     char *kind, *msg;
@@ -103,6 +105,10 @@ static struct {
     uint64_t claim_after;
     list backlog;
     list held;
+    /* Jobs whose outcome is to be written in the next batch, and the timer
+     * that writes them in the loop iteration after they ended. */
+    list ending;
+    uv_timer_t *flush;
     /* Every job by task id. */
     hashmap *jobs;
     unsigned busy;
@@ -115,6 +121,9 @@ static struct {
 static void maybe_read(void);
 static void pump(void);
 static void write_outcome(job *j);
+static void write_unwritten(void);
+static void job_run(job *j, const char *blob, size_t len, const char *prev);
+static void unstart(job *j);
 
 /* ------------------------------------------------------------ streams */
 
@@ -167,6 +176,7 @@ static job *job_new(uint64_t id, uint32_t stream, const char *eid) {
         return NULL;
     j->id = id;
     j->stream = stream;
+    list_init(&j->end_node);
     snprintf(j->eid, sizeof(j->eid), "%s", eid);
     if (hashmap_put_u64(W.jobs, id, j) < 0) {
         free(j);
@@ -179,6 +189,8 @@ static job *job_new(uint64_t id, uint32_t stream, const char *eid) {
 static void job_free(job *j) {
     list_remove(&j->node);
     list_init(&j->node);
+    list_remove(&j->end_node);
+    list_init(&j->end_node);
     hashmap_remove_u64(W.jobs, j->id);
     if (j->slot)
         W.busy--;
@@ -227,58 +239,119 @@ static void job_end(job *j, int state, const char *kind, const char *msg) {
 
 /* ------------------------------------------------------------ outcome */
 
+/* Outcomes written in one script call at most. */
+#define FINISH_BATCH 256u
+
+/* One call of lua_finish: its jobs, and the text of their keys and numbers. */
+typedef struct finish_batch {
+    size_t n;
+    struct finish_item {
+        job *j;
+        char task_key[32], out_key[32], fin[24], lines[24], dropped[24];
+    } items[];
+} finish_batch;
+
 static void on_finished(rconn *rc, redisReply *r, void *priv) {
     (void)rc;
-    job *j = priv;
-    if (!r) {
-        j->phase = J_UNWRITTEN;
-        return;
-    }
-    if (r->type == REDIS_REPLY_STRING && strcmp(r->str, "lost") == 0)
-        log_warning("cluster: task %" PRIu64 " ended here, but another host had taken it over "
-                    "(this host was cut off longer than cluster_visibility_ms); its outcome "
-                    "here is dropped",
-                    j->id);
-    else if (r->type != REDIS_REPLY_STRING)
-        log_warning("cluster: cannot record the outcome of task %" PRIu64 ": %s", j->id,
+    finish_batch *b = priv;
+    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == b->n;
+    if (r && !ok)
+        log_warning("cluster: cannot record %zu outcome(s): %s; trying again", b->n,
                     rconn_reply_text(r));
-    job_free(j);
+    for (size_t i = 0; i < b->n; i++) {
+        job *j = b->items[i].j;
+        if (!ok) {
+            j->phase = J_UNWRITTEN; /* written when Redis answers again */
+            continue;
+        }
+        const redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_STRING && strcmp(e->str, "lost") == 0)
+            log_warning("cluster: task %" PRIu64 " ended here, but another host had taken it "
+                        "over (this host was cut off longer than cluster_visibility_ms); its "
+                        "outcome here is dropped",
+                        j->id);
+        job_free(j);
+    }
+    free(b);
     pump();
 }
 
-static void write_outcome(job *j) {
+/* Writes the outcomes that ended since the last call, in batches. */
+static void flush_outcomes(uv_timer_t *t) {
+    (void)t;
     static const char *const states[] = {
         [TASK_DONE] = "done", [TASK_FAILED] = "failed", [TASK_CANCELLED] = "cancelled"};
-    char task_key[32], out_key[32], fin[24], ttl[16], lines[24], dropped[24];
-    link_task_key(task_key, sizeof(task_key), j->id);
-    link_output_key(out_key, sizeof(out_key), j->id);
-    snprintf(fin, sizeof(fin), "%" PRIu64, j->finished_usec);
-    snprintf(ttl, sizeof(ttl), "%u", cfg.cluster_retain_seconds);
-    snprintf(lines, sizeof(lines), "%" PRIu64, j->lines);
-    snprintf(dropped, sizeof(dropped), "%" PRIu64, j->dropped);
-    const char *state =
-        j->state >= TASK_DONE && j->state <= TASK_CANCELLED ? states[j->state] : "failed";
-    const char *args[] = {task_key,
-                          W.streams[j->stream].key,
-                          out_key,
-                          j->eid,
-                          link_host(),
-                          state,
-                          j->kind ? j->kind : "",
-                          j->msg ? j->msg : "",
-                          (const char *)j->result,
-                          fin,
-                          ttl,
-                          lines,
-                          dropped};
-    size_t lens[ELEMENTSOF(args)];
-    if (!args[8])
-        args[8] = "";
-    for (size_t i = 0; i < ELEMENTSOF(args); i++)
-        lens[i] = i == 8 ? j->result_len : strlen(args[i]);
+    while (!list_empty(&W.ending)) {
+        size_t n = 0;
+        list *it, *tmp;
+        list_foreach_safe(it, tmp, &W.ending) {
+            if (++n == FINISH_BATCH)
+                break;
+        }
+        finish_batch *b = alloc_calloc(1, sizeof(*b) + n * sizeof(b->items[0]));
+        const char **args = alloc_calloc(11 * n + 2, sizeof(*args));
+        size_t *lens = alloc_calloc(11 * n + 2, sizeof(*lens));
+        if (!b || !args || !lens) {
+            free(b);
+            free(args);
+            free(lens);
+            return; /* tried again at the next period */
+        }
+        char ttl[16];
+        snprintf(ttl, sizeof(ttl), "%u", cfg.cluster_retain_seconds);
+        /* KEYS first (3 per job), then the host, the TTL and 8 per job. */
+        size_t k = 0, a = 3 * n;
+#define PUT_KEY(v) (args[k] = (v), lens[k] = strlen(args[k]), k++)
+#define PUT_ARG(v, l) (args[a] = (v), lens[a] = (l), a++)
+#define PUT_TEXT(v) PUT_ARG(v, strlen(v))
+        PUT_TEXT(link_host());
+        PUT_TEXT(ttl);
+        for (b->n = 0; b->n < n; b->n++) {
+            job *j = container_of(list_first(&W.ending), job, end_node);
+            list_remove(&j->end_node);
+            list_init(&j->end_node);
+            struct finish_item *f = &b->items[b->n];
+            f->j = j;
+            link_task_key(f->task_key, sizeof(f->task_key), j->id);
+            link_output_key(f->out_key, sizeof(f->out_key), j->id);
+            snprintf(f->fin, sizeof(f->fin), "%" PRIu64, j->finished_usec);
+            snprintf(f->lines, sizeof(f->lines), "%" PRIu64, j->lines);
+            snprintf(f->dropped, sizeof(f->dropped), "%" PRIu64, j->dropped);
+            PUT_KEY(f->task_key);
+            PUT_KEY(W.streams[j->stream].key);
+            PUT_KEY(f->out_key);
+            PUT_TEXT(j->eid);
+            PUT_TEXT(j->state >= TASK_DONE && j->state <= TASK_CANCELLED ? states[j->state]
+                                                                         : "failed");
+            PUT_TEXT(j->kind ? j->kind : "");
+            PUT_TEXT(j->msg ? j->msg : "");
+            PUT_ARG(j->result ? (const char *)j->result : "", j->result_len);
+            PUT_TEXT(f->fin);
+            PUT_TEXT(f->lines);
+            PUT_TEXT(f->dropped);
+        }
+#undef PUT_KEY
+#undef PUT_ARG
+#undef PUT_TEXT
+        int r = link_eval(lua_finish, (int)(3 * n), (int)a, args, lens, on_finished, b);
+        free(args);
+        free(lens);
+        if (r < 0) {
+            for (size_t i = 0; i < b->n; i++)
+                b->items[i].j->phase = J_UNWRITTEN;
+            free(b);
+            return;
+        }
+    }
+}
+
+/* The job's outcome is to be written: with the others that end in this
+ * loop iteration, in one script call. */
+static void write_outcome(job *j) {
     j->phase = J_ENDED;
-    if (link_eval(lua_finish, 3, (int)ELEMENTSOF(args), args, lens, on_finished, j) < 0)
-        j->phase = J_UNWRITTEN;
+    list_insert_tail(&W.ending, &j->end_node);
+    if (!uv_is_active((uv_handle_t *)W.flush))
+        uv_timer_start(W.flush, flush_outcomes, 0, 0);
 }
 
 /* ------------------------------------------------------------ output */
@@ -346,7 +419,7 @@ static void on_task_end(waiter *w, task *t) {
         return;
     }
     j->state = t->state;
-    j->finished_usec = t->finished_usec;
+    j->finished_usec = link_now_usec(); /* the clock of `started` */
     if (t->state == TASK_DONE && t->result) {
         j->result_len = aiod__value__get_packed_size(t->result);
         j->result = alloc_malloc(j->result_len ? j->result_len : 1);
@@ -447,6 +520,34 @@ static bool retries(const char *function) {
     return fn && persist_retries_on_interrupt(fn);
 }
 
+/* A task marked running here (lua_start or lua_fetch): its call decoded,
+ * its function found, then the owner's groups looked up (on_identity goes
+ * on). `prev` names the host it was interrupted on, or is "". */
+static void job_run(job *j, const char *blob, size_t len, const char *prev) {
+    j->qt = blob ? aiod__queued_task__unpack(NULL, len, (const uint8_t *)blob) : NULL;
+    if (!j->qt || !j->qt->call || !j->qt->call->function) {
+        job_end(j, TASK_FAILED, "BadMessage", "the queued task does not decode");
+        return;
+    }
+    if (*prev)
+        log_notice("cluster: task %" PRIu64 " (%s) runs again here: host %s was interrupted "
+                   "while running it (on_interrupt = retry)",
+                   j->id, j->qt->call->function, prev);
+    j->fn = plugin_lookup(j->qt->call->function);
+    if (!j->fn || (j->fn->def->flags & AIOD_FN_INTERNAL)) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "host %s no longer has function '%s'", link_host(),
+                 j->qt->call->function);
+        job_end(j, TASK_FAILED, "UnknownFunction", msg);
+        return;
+    }
+    j->phase = J_LOOKUP;
+    int k = identity_lookup(link_loop(), j->qt->owner_uid, j->qt->owner_gid, on_identity, j,
+                            &j->lookup);
+    if (k < 0)
+        job_end(j, TASK_FAILED, "MemoryError", "out of memory");
+}
+
 static void on_started(rconn *rc, redisReply *r, void *priv) {
     (void)rc;
     job *j = priv;
@@ -474,31 +575,9 @@ static void on_started(rconn *rc, redisReply *r, void *priv) {
         pump();
         return;
     }
-    const redisReply *blob = r->element[1];
-    j->qt = blob->type == REDIS_REPLY_STRING
-                ? aiod__queued_task__unpack(NULL, blob->len, (const uint8_t *)blob->str)
-                : NULL;
-    if (!j->qt || !j->qt->call || !j->qt->call->function) {
-        job_end(j, TASK_FAILED, "BadMessage", "the queued task does not decode");
-        return;
-    }
-    if (r->element[2]->type == REDIS_REPLY_STRING && r->element[2]->len)
-        log_notice("cluster: task %" PRIu64 " (%s) runs again here: host %s was interrupted "
-                   "while running it (on_interrupt = retry)",
-                   j->id, j->qt->call->function, r->element[2]->str);
-    j->fn = plugin_lookup(j->qt->call->function);
-    if (!j->fn || (j->fn->def->flags & AIOD_FN_INTERNAL)) {
-        char msg[400];
-        snprintf(msg, sizeof(msg), "host %s no longer has function '%s'", link_host(),
-                 j->qt->call->function);
-        job_end(j, TASK_FAILED, "UnknownFunction", msg);
-        return;
-    }
-    j->phase = J_LOOKUP;
-    int k = identity_lookup(link_loop(), j->qt->owner_uid, j->qt->owner_gid, on_identity, j,
-                            &j->lookup);
-    if (k < 0)
-        job_end(j, TASK_FAILED, "MemoryError", "out of memory");
+    const redisReply *blob = r->element[1], *prev = r->element[2];
+    job_run(j, blob->type == REDIS_REPLY_STRING ? blob->str : NULL, blob->len,
+            prev->type == REDIS_REPLY_STRING ? prev->str : "");
 }
 
 static void start_job(job *j) {
@@ -576,8 +655,7 @@ static size_t take_entries(uint32_t stream, const redisReply *entries) {
     return taken;
 }
 
-/* Entries read: [[stream key, entries], ...] (XREADGROUP's and
- * lua_fetch's form), or nil. `priv` is non-NULL for lua_fetch. */
+/* Entries read by XREADGROUP: [[stream key, entries], ...], or nil. */
 static void on_read(rconn *rc, redisReply *r, void *priv) {
     (void)rc;
     W.reading = false;
@@ -599,10 +677,55 @@ static void on_read(rconn *rc, redisReply *r, void *priv) {
             if (k >= 0)
                 taken += take_entries((uint32_t)k, s->element[1]);
         }
-    if (!W.own_read)
-        W.own_read = true;
-    else if (priv && taken == 0 && r->type == REDIS_REPLY_ARRAY)
-        W.wait_next = true; /* nothing there: wait in Redis for the next */
+    (void)taken;
+    W.own_read = true;
+    pump();
+}
+
+/* Tasks lua_fetch took and started here: {{stream, entry id, task id,
+ * QueuedTask bytes}, ...}; none means the next read waits in Redis. */
+static void on_fetched(rconn *rc, redisReply *r, void *priv) {
+    (void)rc, (void)priv;
+    W.reading = false;
+    if (!r)
+        return; /* the connection went; reading starts again when it is back */
+    if (r->type != REDIS_REPLY_ARRAY) {
+        log_warning("cluster: reading the queues: %s", rconn_reply_text(r));
+        for (uint32_t i = 0; i < W.n_streams; i++)
+            W.streams[i].grouped = false;
+        return; /* the next period reads again */
+    }
+    if (r->elements == 0)
+        W.wait_next = true;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 4 ||
+            e->element[0]->type != REDIS_REPLY_STRING ||
+            e->element[1]->type != REDIS_REPLY_STRING || e->element[2]->type != REDIS_REPLY_STRING)
+            continue;
+        int k = find_stream(e->element[0]->str);
+        uint64_t id = strtoull(e->element[2]->str, NULL, 10);
+        job *j = k >= 0 && !hashmap_get_u64(W.jobs, id)
+                     ? job_new(id, (uint32_t)k, e->element[1]->str)
+                     : NULL;
+        if (!j) {
+            log_warning("cluster: cannot take task %" PRIu64 " that was started here; it is "
+                        "claimed again after cluster_visibility_ms",
+                        id);
+            continue;
+        }
+        /* Started in Redis: it holds a slot from now. */
+        j->slot = true;
+        W.busy++;
+        list_remove(&j->node);
+        list_insert_tail(&W.held, &j->node);
+        if (W.frozen) {
+            unstart(j);
+            continue;
+        }
+        const redisReply *blob = e->element[3];
+        job_run(j, blob->type == REDIS_REPLY_STRING ? blob->str : NULL, blob->len, "");
+    }
     pump();
 }
 
@@ -699,17 +822,19 @@ static void maybe_read(void) {
             send_xreadgroup(W.reader, keys, n, false, 1);
         }
     } else {
-        char host[CLUSTER_HOST_NAME_MAX + 1], count[16], first[16];
+        char host[CLUSTER_HOST_NAME_MAX + 1], count[16], first[16], now[24];
         snprintf(host, sizeof(host), "%s", link_host());
         snprintf(count, sizeof(count), "%u", room);
         snprintf(first, sizeof(first), "%u", W.fetch_next++ % n);
-        const char **args = alloc_calloc(n + 3, sizeof(*args));
+        snprintf(now, sizeof(now), "%" PRIu64, link_now_usec());
+        const char **args = alloc_calloc(n + 4, sizeof(*args));
         if (args) {
             memcpy(args, keys, n * sizeof(*keys));
             args[n] = host;
             args[n + 1] = count;
             args[n + 2] = first;
-            W.reading = link_eval(lua_fetch, (int)n, (int)n + 3, args, NULL, on_read, &W) == 0;
+            args[n + 3] = now;
+            W.reading = link_eval(lua_fetch, (int)n, (int)n + 4, args, NULL, on_fetched, NULL) == 0;
         }
         free(args);
     }
@@ -861,6 +986,7 @@ static void on_period(uv_timer_t *t) {
     advertise();
     refresh_claims();
     claim_silent();
+    write_unwritten();
     pump();
 }
 
@@ -869,10 +995,13 @@ static void on_period(uv_timer_t *t) {
 int worker_start(void) {
     list_init(&W.backlog);
     list_init(&W.held);
+    list_init(&W.ending);
     W.jobs = hashmap_new(0);
     W.timer = alloc_malloc(sizeof(*W.timer));
-    if (!W.jobs || !W.timer)
+    W.flush = alloc_malloc(sizeof(*W.flush));
+    if (!W.jobs || !W.timer || !W.flush)
         return -ENOMEM;
+    uv_timer_init(link_loop(), W.flush);
     char why[200];
     W.n_queues = cfg.cluster_queues
                      ? cluster_queues_parse(cfg.cluster_queues, W.queues, why, sizeof(why))
@@ -889,6 +1018,17 @@ int worker_start(void) {
         return 0;
     return rconn_new(link_loop(), link_url(), link_password(), "queue reader", &reader_ops, NULL,
                      &W.reader);
+}
+
+/* Outcomes that could not be written (Redis was away, or failed the
+ * call): queued for the next batch. */
+static void write_unwritten(void) {
+    list *it, *next;
+    list_foreach_safe(it, next, &W.held) {
+        job *j = container_of(it, job, node);
+        if (j->phase == J_UNWRITTEN)
+            write_outcome(j);
+    }
 }
 
 void worker_link_up(void) {
@@ -977,6 +1117,10 @@ void worker_stop(void) {
     if (W.timer) {
         uv_close((uv_handle_t *)W.timer, (uv_close_cb)free);
         W.timer = NULL;
+    }
+    if (W.flush) {
+        uv_close((uv_handle_t *)W.flush, (uv_close_cb)free);
+        W.flush = NULL;
     }
     hashmap_free(W.jobs);
     W.jobs = NULL;
