@@ -41,7 +41,7 @@ static const link_hooks hooks = {
 int cluster_start(uv_loop_t *loop) {
     if (!cfg.cluster)
         return 0;
-    int r = ops_start();
+    int r = ops_start(loop);
     if (r >= 0)
         r = link_start(loop, &hooks);
     if (r >= 0)

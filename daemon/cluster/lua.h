@@ -9,11 +9,11 @@
 #define AIOD_CLUSTER_LUA_H
 
 /*
- * Submit. KEYS: seq, stream, serve. ARGV: QueuedTask bytes (id 0), queue,
- * function, owner uid, owner host, created usec. Returns the new id as
- * text, or the error "NOSERVE" when no host ever served the function on the
- * queue. The id goes into the QueuedTask only as the entry's field: the
- * bytes are the same for every host.
+ * Submits, any number at once. KEYS: the counter, then per task its stream
+ * and its serve set. ARGV: the submitting host, then per task the
+ * QueuedTask bytes (id 0: the id is the entry's field), queue, function,
+ * owner uid and creation usec. Returns per task its new id as text, or
+ * "NOSERVE" when no host ever served the function on the queue.
  */
 extern const char lua_submit[];
 

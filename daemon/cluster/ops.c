@@ -293,21 +293,19 @@ static void on_replicas(rconn *rc, redisReply *r, void *priv) {
     answer(op, &a);
 }
 
-static void on_submitted(rconn *rc, redisReply *r, void *priv) {
-    (void)rc;
-    cluster_op *op = priv;
-    if (!op_paid(op))
-        return;
-    if (!r) {
-        answer_unreachable(op);
+/* The submit script's answer for one task: its id, or why not. */
+static void submitted(cluster_op *op, const redisReply *e, const char *noserve) {
+    if (e->type == REDIS_REPLY_STRING && strcmp(e->str, "NOSERVE") == 0) {
+        cluster_answer a = {.err = -ENOENT, .why = noserve};
+        answer(op, &a);
         return;
     }
-    if (r->type != REDIS_REPLY_STRING) {
+    if (e->type != REDIS_REPLY_STRING) {
         answer_error(op, -EHOSTUNREACH, "cluster: Redis refused the submit: %s",
-                     rconn_reply_text(r));
+                     rconn_reply_text(e));
         return;
     }
-    op->id = strtoull(r->str, NULL, 10);
+    op->id = strtoull(e->str, NULL, 10);
     if (cfg.cluster_replicas) {
         char n[12], ms[12];
         snprintf(n, sizeof(n), "%u", cfg.cluster_replicas);
@@ -351,21 +349,107 @@ static int check_call(const Aiod__Call *call, const peer *p, char *why, size_t w
     return 0;
 }
 
+/* A submit waiting for the batch it goes in (one script call for every
+ * submit of a loop iteration, 256 at most). */
 typedef struct submit_op {
     cluster_op op;
-    char message[400];
+    list node;
+    uint8_t *blob;
+    size_t len;
+    char stream[400], serve[400], queue[CLUSTER_QUEUE_NAME_MAX + 1], function[256], uid[12],
+        created[24];
+    char noserve[400];
 } submit_op;
 
-static void on_submitted_named(rconn *rc, redisReply *r, void *priv) {
-    submit_op *s = priv;
-    if (r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "NOSERVE")) {
+#define SUBMIT_BATCH 256u
+
+static list submits;
+/* Sends the submits gathered in a loop iteration just before the loop
+ * waits (a prepare handle, started while any wait). */
+static uv_prepare_t *submit_flush;
+
+typedef struct submit_batch {
+    size_t n;
+    submit_op *ops[];
+} submit_batch;
+
+static void submit_free(submit_op *s) {
+    free(s->blob);
+    s->blob = NULL;
+}
+
+static void on_submit_batch(rconn *rc, redisReply *r, void *priv) {
+    (void)rc;
+    submit_batch *b = priv;
+    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == b->n;
+    for (size_t i = 0; i < b->n; i++) {
+        submit_op *s = b->ops[i];
+        submit_free(s);
         if (!op_paid(&s->op))
-            return;
-        cluster_answer a = {.err = -ENOENT, .why = s->message};
-        answer(&s->op, &a);
-        return;
+            continue;
+        if (!r)
+            answer_unreachable(&s->op);
+        else if (!ok)
+            answer_error(&s->op, -EHOSTUNREACH, "cluster: Redis refused the submit: %s",
+                         rconn_reply_text(r));
+        else
+            submitted(&s->op, r->element[i], s->noserve);
     }
-    on_submitted(rc, r, priv);
+    free(b);
+}
+
+/* Sends the submits of this loop iteration, in batches. */
+static void flush_submits(uv_prepare_t *h) {
+    uv_prepare_stop(h);
+    while (!list_empty(&submits)) {
+        size_t n = 0;
+        list *it, *tmp;
+        list_foreach_safe(it, tmp, &submits) {
+            if (++n == SUBMIT_BATCH)
+                break;
+        }
+        submit_batch *b = alloc_calloc(1, sizeof(*b) + n * sizeof(b->ops[0]));
+        const char **args = alloc_calloc(7 * n + 2, sizeof(*args));
+        size_t *lens = alloc_calloc(7 * n + 2, sizeof(*lens));
+        /* KEYS: the counter, then stream and serve key per task; ARGV: the
+         * host, then blob, queue, function, uid and creation per task. */
+        size_t k = 0, a = 1 + 2 * n;
+        if (b && args && lens) {
+            args[k] = "aiod:seq", lens[k] = 8, k++;
+            args[a] = link_host(), lens[a] = strlen(args[a]), a++;
+        }
+        for (b ? (b->n = 0) : 0; b && args && lens && b->n < n; b->n++) {
+            submit_op *s = container_of(list_first(&submits), submit_op, node);
+            list_remove(&s->node);
+            list_init(&s->node);
+            b->ops[b->n] = s;
+            const char *keys[] = {s->stream, s->serve};
+            for (size_t i = 0; i < 2; i++)
+                args[k] = keys[i], lens[k] = strlen(keys[i]), k++;
+            args[a] = (const char *)s->blob, lens[a] = s->len, a++;
+            const char *texts[] = {s->queue, s->function, s->uid, s->created};
+            for (size_t i = 0; i < 4; i++)
+                args[a] = texts[i], lens[a] = strlen(texts[i]), a++;
+        }
+        int r = b && args && lens ? link_eval(lua_submit, (int)(1 + 2 * n), (int)a, args, lens,
+                                              on_submit_batch, b)
+                                  : -ENOMEM;
+        free(args);
+        free(lens);
+        if (r < 0) {
+            /* Each submit gets its answer now (what was not taken stays for
+             * the next turn). */
+            for (size_t i = 0; b && i < b->n; i++) {
+                submit_op *s = b->ops[i];
+                submit_free(s);
+                if (op_paid(&s->op))
+                    answer_unreachable(&s->op);
+            }
+            free(b);
+            if (r == -ENOMEM)
+                return;
+        }
+    }
 }
 
 int cluster_submit(const char *queue, const Aiod__Call *call, int ownership, const peer *p,
@@ -397,39 +481,31 @@ int cluster_submit(const char *queue, const Aiod__Call *call, int ownership, con
     qt.owner_pid = p->pid;
     qt.owner_host = (char *)link_host();
     qt.created_usec = link_now_usec();
-    size_t len = aiod__queued_task__get_packed_size(&qt);
-    uint8_t *blob = alloc_malloc(len ? len : 1);
     submit_op *s = alloc_calloc(1, sizeof(*s));
-    if (!blob || !s) {
-        free(blob);
+    if (s) {
+        s->len = aiod__queued_task__get_packed_size(&qt);
+        s->blob = alloc_malloc(s->len ? s->len : 1);
+    }
+    if (!s || !s->blob) {
         free(s);
         snprintf(why, why_len, "out of memory");
         return -ENOMEM;
     }
-    aiod__queued_task__pack(&qt, blob);
-    s->op =
-        (cluster_op){.kind = OP_SUBMIT, .uid = p->uid, .admin = p->admin, .cb = cb, .data = data};
-    snprintf(s->message, sizeof(s->message),
+    aiod__queued_task__pack(&qt, s->blob);
+    s->op = (cluster_op){
+        .kind = OP_SUBMIT, .uid = p->uid, .admin = p->admin, .cb = cb, .data = data, .owed = 1};
+    snprintf(s->noserve, sizeof(s->noserve),
              "no host serves '%s' on queue '%s' (no host working the queue has loaded it)",
              call->function, queue);
-    char stream[400], serve[400], uid[12], created[24];
-    snprintf(stream, sizeof(stream), "aiod:q:%s:%s", queue, call->function);
-    snprintf(serve, sizeof(serve), "aiod:serve:%s:%s", queue, call->function);
-    snprintf(uid, sizeof(uid), "%u", (unsigned)p->uid);
-    snprintf(created, sizeof(created), "%" PRIu64, qt.created_usec);
-    const char *args[] = {"aiod:seq", stream,         serve, (const char *)blob,
-                          queue,      call->function, uid,   link_host(),
-                          created};
-    size_t lens[ELEMENTSOF(args)];
-    for (size_t i = 0; i < ELEMENTSOF(args); i++)
-        lens[i] = i == 3 ? len : strlen(args[i]);
-    r = op_eval(&s->op, lua_submit, 3, (int)ELEMENTSOF(args), args, lens, on_submitted_named);
-    free(blob);
-    if (r < 0) {
-        free(s);
-        return r == -ENOMEM ? (snprintf(why, why_len, "out of memory"), -ENOMEM)
-                            : unreachable(why, why_len);
-    }
+    snprintf(s->stream, sizeof(s->stream), "aiod:q:%s:%s", queue, call->function);
+    snprintf(s->serve, sizeof(s->serve), "aiod:serve:%s:%s", queue, call->function);
+    snprintf(s->queue, sizeof(s->queue), "%s", queue);
+    snprintf(s->function, sizeof(s->function), "%s", call->function);
+    snprintf(s->uid, sizeof(s->uid), "%u", (unsigned)p->uid);
+    snprintf(s->created, sizeof(s->created), "%" PRIu64, qt.created_usec);
+    list_insert_tail(&submits, &s->node);
+    if (!uv_is_active((uv_handle_t *)submit_flush))
+        uv_prepare_start(submit_flush, flush_submits);
     *ret = &s->op;
     return 0;
 }
@@ -802,12 +878,30 @@ void cluster_op_cancel(cluster_op *op) {
     op_free_if_done(op);
 }
 
-int ops_start(void) {
+int ops_start(uv_loop_t *loop) {
+    list_init(&submits);
     waits = hashmap_new(0);
-    return waits ? 0 : -ENOMEM;
+    submit_flush = alloc_malloc(sizeof(*submit_flush));
+    if (!waits || !submit_flush)
+        return -ENOMEM;
+    uv_prepare_init(loop, submit_flush);
+    return 0;
 }
 
 void ops_stop(void) {
+    /* Submits not sent: their requests were abandoned with their
+     * connections (or are answered unreachable now). */
+    while (submits.next && !list_empty(&submits)) {
+        submit_op *s = container_of(list_first(&submits), submit_op, node);
+        list_remove(&s->node);
+        submit_free(s);
+        if (op_paid(&s->op))
+            answer_unreachable(&s->op);
+    }
+    if (submit_flush) {
+        uv_close((uv_handle_t *)submit_flush, (uv_close_cb)free);
+        submit_flush = NULL;
+    }
     hashmap_free(waits);
     waits = NULL;
 }

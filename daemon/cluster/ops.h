@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <uv.h>
 
 #include "aiod-pb.h"
 #include "system/policy.h"
@@ -82,7 +83,7 @@ int cluster_follow(uint64_t id, const peer *p, bool follow, cluster_line_cb line
 /* The request's owner goes: no callback will come. */
 void cluster_op_cancel(cluster_op *op);
 
-int ops_start(void);
+int ops_start(uv_loop_t *loop);
 void ops_stop(void);
 /* A task that someone here awaits ended ("done ID"). */
 void ops_task_ended(uint64_t id);

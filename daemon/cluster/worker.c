@@ -105,10 +105,10 @@ static struct {
     uint64_t claim_after;
     list backlog;
     list held;
-    /* Jobs whose outcome is to be written in the next batch, and the timer
-     * that writes them in the loop iteration after they ended. */
+    /* Jobs whose outcome is to be written in the next batch, and the
+     * prepare handle that writes them before the loop waits again. */
     list ending;
-    uv_timer_t *flush;
+    uv_prepare_t *flush;
     /* Every job by task id. */
     hashmap *jobs;
     unsigned busy;
@@ -277,8 +277,8 @@ static void on_finished(rconn *rc, redisReply *r, void *priv) {
 }
 
 /* Writes the outcomes that ended since the last call, in batches. */
-static void flush_outcomes(uv_timer_t *t) {
-    (void)t;
+static void flush_outcomes(uv_prepare_t *h) {
+    uv_prepare_stop(h);
     static const char *const states[] = {
         [TASK_DONE] = "done", [TASK_FAILED] = "failed", [TASK_CANCELLED] = "cancelled"};
     while (!list_empty(&W.ending)) {
@@ -351,7 +351,7 @@ static void write_outcome(job *j) {
     j->phase = J_ENDED;
     list_insert_tail(&W.ending, &j->end_node);
     if (!uv_is_active((uv_handle_t *)W.flush))
-        uv_timer_start(W.flush, flush_outcomes, 0, 0);
+        uv_prepare_start(W.flush, flush_outcomes);
 }
 
 /* ------------------------------------------------------------ output */
@@ -1001,7 +1001,7 @@ int worker_start(void) {
     W.flush = alloc_malloc(sizeof(*W.flush));
     if (!W.jobs || !W.timer || !W.flush)
         return -ENOMEM;
-    uv_timer_init(link_loop(), W.flush);
+    uv_prepare_init(link_loop(), W.flush);
     char why[200];
     W.n_queues = cfg.cluster_queues
                      ? cluster_queues_parse(cfg.cluster_queues, W.queues, why, sizeof(why))
