@@ -17,6 +17,13 @@ int cluster_url_parse(const char *text, cluster_url *ret, char *why, size_t why_
     }
     const char *h = text + sizeof(scheme) - 1, *colon;
     size_t hlen;
+    if (strchr(h, '@')) {
+        snprintf(why, why_len,
+                 "'%s': a user or password does not go in the address; put it in "
+                 "cluster_password_file",
+                 text);
+        return -EINVAL;
+    }
     if (*h == '[') {
         const char *close = strchr(h, ']');
         if (!close || close[1] != ':') {
@@ -34,11 +41,8 @@ int cluster_url_parse(const char *text, cluster_url *ret, char *why, size_t why_
         }
         hlen = (size_t)(colon - h);
     }
-    if (hlen == 0 || hlen >= sizeof(ret->host) || memchr(h, '@', hlen) || memchr(h, '/', hlen)) {
-        snprintf(why, why_len,
-                 "'%s' has no valid host (redis://HOST:PORT[/DB]; the password goes in "
-                 "cluster_password_file)",
-                 text);
+    if (hlen == 0 || hlen >= sizeof(ret->host) || memchr(h, '/', hlen)) {
+        snprintf(why, why_len, "'%s' has no valid host (redis://HOST:PORT[/DB])", text);
         return -EINVAL;
     }
     memcpy(ret->host, h, hlen);
