@@ -12,7 +12,7 @@ import threading
 import time
 
 import harness
-from cluster_lab import CLUSTER_ID_BASE, Cluster, Host, timeout, until
+from cluster_lab import CLUSTER_ID_BASE, Cluster, Host, Redis, timeout, until
 
 t = harness.Suite(__file__)
 
@@ -459,6 +459,44 @@ def queue_submit_refuses_a_schedule():
              "entries in aiod:q:q1:demo.sleep after refused submits")
         ok = lab.submit(h1, "q1", "demo.sleep", "0", "fine", detach=True)
         t.check(ok >= CLUSTER_ID_BASE, "a detached queue submit", " (id %d)" % ok)
+
+
+# ---------------------------------------------------------------- replicas
+
+
+@t.test
+def cluster_replicas_waits_for_a_replica_and_says_when_none_confirms():
+    with Cluster(t, [Host("h1", settings=["cluster_replicas = 1"])]) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h1"])
+        h1 = lab["h1"]
+        # A replica of the lab's Redis, on its own port and directory.
+        replica = Redis(lab._mkdir("replica"))
+        t._daemons.append(replica)
+        replica.start()
+        t.eq(replica.command("REPLICAOF", "127.0.0.1", str(lab.redis.port)), "OK",
+             "REPLICAOF on the replica")
+
+        def replicas():
+            # Replicas in sync ("slave0:...,state=online,...").
+            info = lab.redis.command("INFO", "replication")
+            return sum(1 for line in info.splitlines()
+                       if line.startswith("slave") and "state=online" in line)
+
+        until(lambda: replicas() == 1 or None, "the replica in sync", timeout(30))
+        tid = lab.submit(h1, "q1", "demo.sleep", "0", "replicated")
+        t.eq(lab.await_all(h1, [tid])[tid].get("result"), "replicated",
+             "a task acknowledged once the replica had it")
+        replica.kill()
+        until(lambda: replicas() == 0 or None, "the master saw the replica go", timeout(30))
+        r = h1.aioctl("submit", "--queue", "q1", "demo.sleep", "0", "unconfirmed")
+        t.eq(r.rc, 3, "exit status of a submit no replica confirmed", r)
+        t.contains(r.err, "only 0 of the 1 replicas", "the error says how many confirmed", r)
+        # The message names the task: it is queued, and runs.
+        named = [int(w) for w in r.err.replace(",", " ").split() if w.isdigit() and
+                 int(w) >= CLUSTER_ID_BASE]
+        t.eq(len(named), 1, "cluster ids named in the error", r)
+        t.eq(lab.await_all(h1, named)[named[0]].get("result"), "unconfirmed",
+             "the task the unconfirmed submit queued")
 
 
 t.main()
