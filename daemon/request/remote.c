@@ -128,16 +128,27 @@ static bool item_done(remote_item *it) {
     return --it->rq->left == 0;
 }
 
-/* ------------------------------------------------------------ submit */
-
-static void on_submitted(void *data, const cluster_answer *a) {
+/* The answer for one item: NULL when it was an error (the request ended
+ * with it, and is gone); else the request, *last telling whether it was the
+ * last item to answer. */
+static remote *took(void *data, const cluster_answer *a, bool *last) {
     remote_item *it = data;
     remote *rq = it->rq;
     if (a->err) {
         fail(rq, it, a->err, a->why);
-        return;
+        return NULL;
     }
-    item_done(it);
+    *last = item_done(it);
+    return rq;
+}
+
+/* ------------------------------------------------------------ submit */
+
+static void on_submitted(void *data, const cluster_answer *a) {
+    bool last;
+    remote *rq = took(data, a, &last);
+    if (!rq)
+        return;
     Aiod__Submitted sub = AIOD__SUBMITTED__INIT;
     sub.task_id = a->id;
     req_end(&rq->r, AIOD__SERVER_MESSAGE__BODY_SUBMITTED, &sub);
@@ -196,13 +207,12 @@ static void reply_outcomes(remote *rq) {
 
 static void on_awaited(void *data, const cluster_answer *a) {
     remote_item *it = data;
-    remote *rq = it->rq;
-    if (a->err) {
-        fail(rq, it, a->err, a->why);
+    bool last;
+    remote *rq = took(data, a, &last);
+    if (!rq)
         return;
-    }
     fill_outcome(&it->outcome, a->task);
-    if (!item_done(it))
+    if (!last)
         return;
     reply_outcomes(rq);
     remote_free(rq);
@@ -276,14 +286,12 @@ void remote_await(session *s, req *r, const Aiod__Await *a) {
 /* ------------------------------------------------------------ cancel */
 
 static void on_cancelled(void *data, const cluster_answer *a) {
-    remote_item *it = data;
-    remote *rq = it->rq;
-    if (a->err) {
-        fail(rq, it, a->err, a->why);
+    bool last;
+    remote *rq = took(data, a, &last);
+    if (!rq)
         return;
-    }
     rq->cancelled += (uint32_t)a->cancelled;
-    if (!item_done(it))
+    if (!last)
         return;
     Aiod__Cancelled cd = AIOD__CANCELLED__INIT;
     cd.count = rq->cancelled;
@@ -300,13 +308,10 @@ void remote_cancel(session *s, req *r, const Aiod__Cancel *k) {
 /* ------------------------------------------------------------ show */
 
 static void on_shown(void *data, const cluster_answer *a) {
-    remote_item *it = data;
-    remote *rq = it->rq;
-    if (a->err) {
-        fail(rq, it, a->err, a->why);
+    bool last;
+    remote *rq = took(data, a, &last);
+    if (!rq)
         return;
-    }
-    item_done(it);
     const cluster_task *t = a->task;
     Aiod__TaskInfo ti = AIOD__TASK_INFO__INIT;
     ti.id = t->id;
@@ -368,12 +373,10 @@ static void on_line(void *data, uint64_t seq, int stream, const char *line) {
 
 static void on_logs_end(void *data, const cluster_answer *a) {
     remote_item *it = data;
-    remote *rq = it->rq;
-    if (a->err) {
-        fail(rq, it, a->err, a->why);
+    bool last;
+    remote *rq = took(data, a, &last);
+    if (!rq)
         return;
-    }
-    item_done(it);
     Aiod__OutputEnd e = AIOD__OUTPUT_END__INIT;
     e.task_id = it->id;
     e.state = (Aiod__TaskState)a->task->state;
