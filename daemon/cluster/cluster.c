@@ -19,10 +19,6 @@ static void on_up(void) {
     ops_ask_again();
 }
 
-static void on_down(void) {
-    worker_link_down();
-}
-
 static void on_event(const char *kind, uint64_t id) {
     if (strcmp(kind, "done") == 0)
         ops_task_ended(id);
@@ -35,8 +31,7 @@ static void on_subscribed(void) {
     ops_ask_again();
 }
 
-static const link_hooks hooks = {
-    .up = on_up, .down = on_down, .subscribed = on_subscribed, .event = on_event};
+static const link_hooks hooks = {.up = on_up, .subscribed = on_subscribed, .event = on_event};
 
 int cluster_start(uv_loop_t *loop) {
     if (!cfg.cluster)

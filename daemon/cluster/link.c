@@ -56,11 +56,6 @@ static void cmd_up(rconn *rc, void *data) {
     L.hooks->up();
 }
 
-static void cmd_down(rconn *rc, void *data, const char *why) {
-    (void)rc, (void)data, (void)why;
-    L.hooks->down();
-}
-
 /* Every message of the subscription, and first its confirmation. */
 static void on_message(rconn *rc, redisReply *r, void *priv) {
     (void)rc, (void)priv;
@@ -85,7 +80,7 @@ static void sub_up(rconn *rc, void *data) {
         log_warning("cluster: cannot subscribe to the cluster's events");
 }
 
-static const rconn_ops cmd_ops = {.up = cmd_up, .down = cmd_down};
+static const rconn_ops cmd_ops = {.up = cmd_up};
 static const rconn_ops sub_ops = {.up = sub_up};
 
 /* The first line of the password file, without its newline. */

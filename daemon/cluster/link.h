@@ -17,8 +17,6 @@
 typedef struct link_hooks {
     /* The command connection is up (again). */
     void (*up)(void);
-    /* It went down; commands in flight have had their NULL replies. */
-    void (*down)(void);
     /* The subscription is in place (again): events sent while it was not
      * may have been missed. */
     void (*subscribed)(void);

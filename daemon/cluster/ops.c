@@ -418,7 +418,7 @@ static void flush_submits(uv_prepare_t *h) {
             args[k] = "aiod:seq", lens[k] = 8, k++;
             args[a] = link_host(), lens[a] = strlen(args[a]), a++;
         }
-        for (b ? (b->n = 0) : 0; b && args && lens && b->n < n; b->n++) {
+        for (; b && args && lens && b->n < n; b->n++) { /* b->n is 0 (calloc) */
             submit_op *s = container_of(list_first(&submits), submit_op, node);
             list_remove(&s->node);
             list_init(&s->node);
@@ -446,8 +446,18 @@ static void flush_submits(uv_prepare_t *h) {
                     answer_unreachable(&s->op);
             }
             free(b);
-            if (r == -ENOMEM)
-                return;
+        }
+        if (r == -ENOMEM) {
+            /* Not even a batch could be made: every submit left is answered. */
+            while (!list_empty(&submits)) {
+                submit_op *s = container_of(list_first(&submits), submit_op, node);
+                list_remove(&s->node);
+                list_init(&s->node);
+                submit_free(s);
+                if (op_paid(&s->op))
+                    answer_error(&s->op, -ENOMEM, "out of memory");
+            }
+            return;
         }
     }
 }

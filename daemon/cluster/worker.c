@@ -295,7 +295,14 @@ static void flush_outcomes(uv_prepare_t *h) {
             free(b);
             free(args);
             free(lens);
-            return; /* tried again at the next period */
+            /* Out of memory: the period's write_unwritten tries again. */
+            while (!list_empty(&W.ending)) {
+                job *j = container_of(list_first(&W.ending), job, end_node);
+                list_remove(&j->end_node);
+                list_init(&j->end_node);
+                j->phase = J_UNWRITTEN;
+            }
+            return;
         }
         char ttl[16];
         snprintf(ttl, sizeof(ttl), "%u", cfg.cluster_retain_seconds);
@@ -846,11 +853,7 @@ static void reader_up(rconn *rc, void *data) {
     pump();
 }
 
-static void reader_down(rconn *rc, void *data, const char *why) {
-    (void)rc, (void)data, (void)why;
-}
-
-static const rconn_ops reader_ops = {.up = reader_up, .down = reader_down};
+static const rconn_ops reader_ops = {.up = reader_up};
 
 /* ------------------------------------------------------------ the period */
 
@@ -1052,9 +1055,6 @@ void worker_link_up(void) {
             output_sink_pump(&j->sink);
     }
     pump();
-}
-
-void worker_link_down(void) {
 }
 
 void worker_cancel(uint64_t id) {

@@ -16,9 +16,8 @@
 
 /* Starts working (after link_start; the queues from cfg). 0, -ENOMEM. */
 int worker_start(void);
-/* The command connection is up again, or went down. */
+/* The command connection is up (again). */
 void worker_link_up(void);
-void worker_link_down(void);
 /* The cluster asks to cancel task `id`, if this host runs it. */
 void worker_cancel(uint64_t id);
 /* The subscription is back: cancels missed meanwhile are looked up in the

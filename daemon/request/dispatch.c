@@ -275,37 +275,28 @@ static bool lookup_all(session *s, req *r, const uint64_t *ids, size_t n, const 
     return true;
 }
 
-/* Whether the ids name queued tasks (then all must): true with the request
- * handed to the cluster by `remote` or ended with an error. */
-static bool remote_ids(session *s, req *r, const uint64_t *ids, size_t n, const char *what, void *m,
-                       void (*remote)(session *s, req *r, void *m)) {
+/* Which tasks the ids name: 0 this host's own, 1 queued ones (the request
+ * is the cluster's), -1 both (the request was ended with the error). */
+static int queued_ids(req *r, const uint64_t *ids, size_t n, const char *what) {
     size_t queued = 0;
     for (size_t i = 0; i < n; i++)
         queued += cluster_is_id(ids[i]);
-    if (queued == 0)
-        return false;
-    if (queued < n)
-        req_end_error(r, ERR(ERROR_BAD_ARGUMENT),
-                      "one %s cannot name both queued tasks (ids from %llu up) and this host's "
-                      "own tasks",
-                      what, (unsigned long long)CLUSTER_ID_BASE);
-    else
-        remote(s, r, m);
-    return true;
-}
-
-static void remote_await_any(session *s, req *r, void *m) {
-    remote_await(s, r, m);
-}
-
-static void remote_cancel_any(session *s, req *r, void *m) {
-    remote_cancel(s, r, m);
+    if (queued == 0 || queued == n)
+        return queued > 0;
+    req_end_error(r, ERR(ERROR_BAD_ARGUMENT),
+                  "one %s cannot name both queued tasks (ids from %llu up) and this host's own "
+                  "tasks",
+                  what, (unsigned long long)CLUSTER_ID_BASE);
+    return -1;
 }
 
 static void handle_await(session *s, req *r, const Aiod__Await *a) {
     if (!check_batch(r, a->n_task_ids, "await") || !check_timeout(r, a->timeout))
         return;
-    if (remote_ids(s, r, a->task_ids, a->n_task_ids, "await", (void *)a, remote_await_any))
+    int queued = queued_ids(r, a->task_ids, a->n_task_ids, "await");
+    if (queued > 0)
+        remote_await(s, r, a);
+    if (queued)
         return;
     wait_req *w = waiting_new(s, a->n_task_ids);
     if (!w) {
@@ -419,7 +410,10 @@ static void handle_gather(session *s, req *r, Aiod__Gather *g) {
 static void handle_cancel(session *s, req *r, const Aiod__Cancel *k) {
     if (!check_batch(r, k->n_task_ids, "cancel"))
         return;
-    if (remote_ids(s, r, k->task_ids, k->n_task_ids, "cancel", (void *)k, remote_cancel_any))
+    int queued = queued_ids(r, k->task_ids, k->n_task_ids, "cancel");
+    if (queued > 0)
+        remote_cancel(s, r, k);
+    if (queued)
         return;
     task **ts = alloc_calloc(k->n_task_ids, sizeof(*ts));
     if (!ts) {

@@ -347,15 +347,10 @@ static void on_shown(void *data, const cluster_answer *a) {
     remote_free(rq);
 }
 
-static int show_one(uint64_t id, const peer *p, cluster_cb cb, void *data, cluster_op **ret,
-                    char *why, size_t why_len) {
-    return cluster_show(id, p, cb, data, ret, why, why_len);
-}
-
 void remote_show(session *s, req *r, const Aiod__ShowTask *m) {
     remote *rq = remote_new(s, r, R_SHOW, 1);
     if (rq)
-        start_all(rq, &m->task_id, show_one, on_shown);
+        start_all(rq, &m->task_id, cluster_show, on_shown);
 }
 
 /* ------------------------------------------------------------ logs */

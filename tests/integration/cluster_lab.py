@@ -77,7 +77,7 @@ class RedisError(Exception):
     pass
 
 
-class RespClient:
+class RespClient(harness.SocketClient):
     """A RESP2 connection: command() sends one command and returns its
     reply; pipeline() sends many at once and returns their replies in order.
     Bulk strings come back as str, nil as None, errors as RedisError
@@ -145,15 +145,6 @@ class RespClient:
             out.extend(self._reply() for _ in part)
         return out
 
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.close()
-        return False
 
 
 class Redis:

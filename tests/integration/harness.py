@@ -559,7 +559,22 @@ class Reply:
                                                                  self.payload[:200])
 
 
-class RawClient:
+class SocketClient:
+    """A connection in `self.sock`, closed by close() or at the end of a
+    `with` block."""
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+        return False
+
+
+class RawClient(SocketClient):
     """A bare connection speaking frames, for feeding the daemon bad input."""
 
     def __init__(self, path, timeout=10):
@@ -625,16 +640,6 @@ class RawClient:
             replies.append(r)
             if len(replies) > 100:
                 fail("the daemon keeps sending instead of closing: %r" % replies[:5])
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.close()
-        return False
 
 
 # ---------------------------------------------------------------- the suite

@@ -16,17 +16,23 @@ def running(d, tid):
     d.wait_task(lambda x: x["task"] == int(tid) and x["state"] == "running", "%s running" % tid)
 
 
+def wait_for_signal(d, sig):
+    """A task waiting for `sig`, running; the signal sent to the daemon; the
+    task must return its number."""
+    r = d.aioctl("submit", "sigwait.wait", int(sig))
+    t.eq(r.rc, 0, "submit", r)
+    tid = r.out.strip()
+    running(d, tid)
+    d.proc.send_signal(sig)
+    r = d.aioctl("await", tid, timeout=20)
+    t.eq(r.rc, 0, "await exit code", r)
+    t.eq(r.lines[-1], str(int(sig)), "the task returned the signal number", r)
+
+
 @t.test
 def sigusr1_wakes_a_waiting_task():
     with t.daemon(plugin_dir=PLUGINS) as d:
-        r = d.aioctl("submit", "sigwait.wait", int(signal.SIGUSR1))
-        t.eq(r.rc, 0, "submit", r)
-        tid = r.out.strip()
-        running(d, tid)
-        d.proc.send_signal(signal.SIGUSR1)
-        r = d.aioctl("await", tid, timeout=20)
-        t.eq(r.rc, 0, "await exit code", r)
-        t.eq(r.lines[-1], str(int(signal.SIGUSR1)), "the task returned the signal number", r)
+        wait_for_signal(d, signal.SIGUSR1)
 
 
 @t.test
@@ -56,13 +62,7 @@ def sigusr2_goes_to_the_watch_and_harms_nothing():
 @t.test
 def sighup_reaches_the_task_and_still_reloads():
     with t.daemon(plugin_dir=PLUGINS) as d:
-        r = d.aioctl("submit", "sigwait.wait", int(signal.SIGHUP))
-        tid = r.out.strip()
-        running(d, tid)
-        d.proc.send_signal(signal.SIGHUP)
-        r = d.aioctl("await", tid, timeout=20)
-        t.eq(r.rc, 0, "await exit code", r)
-        t.eq(r.lines[-1], str(int(signal.SIGHUP)), "the task got SIGHUP", r)
+        wait_for_signal(d, signal.SIGHUP)
         d.wait_log("reload", 10)
 
 

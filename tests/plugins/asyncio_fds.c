@@ -19,6 +19,22 @@ static struct {
     int calls;
 } R;
 
+/* A non-blocking pipe and the future its watch's callback will set (R). */
+static int pipe_and_future(aiod_task *t, const struct aiod_api *api, int p[2]) {
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
+        return -errno;
+    memset(&R, 0, sizeof(R));
+    R.api = api;
+    return api->future_new(t, &R.f);
+}
+
+static int release_pipe_and_future(const struct aiod_api *api, int p[2]) {
+    api->future_release(R.f);
+    close(p[0]);
+    close(p[1]);
+    return 0;
+}
+
 static void on_readable(aiod_fdwatch *w, int fd, uint32_t revents, void *data) {
     (void)data;
     const struct aiod_api *api = R.api;
@@ -39,10 +55,7 @@ static void on_readable(aiod_fdwatch *w, int fd, uint32_t revents, void *data) {
 ASYNCIO_CASE(events_test_reader_callback) {
     NEED(watch_fd);
     int p[2];
-    CHECK(pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0);
-    memset(&R, 0, sizeof(R));
-    R.api = api;
-    CHECK_OK(api->future_new(t, &R.f));
+    CHECK_OK(pipe_and_future(t, api, p));
     aiod_fdwatch *w = NULL;
     CHECK_OK(api->watch_fd(p[0], AIOD_FD_READ, on_readable, NULL, &w));
     CHECK_EQ(api->watch_fd(p[0], AIOD_FD_READ, on_readable, NULL, &w), -EEXIST);
@@ -54,10 +67,7 @@ ASYNCIO_CASE(events_test_reader_callback) {
     CHECK_EQ(api->get_int(v), 3);
     CHECK(memcmp(R.buf, "abc", 3) == 0);
     api->value_free(v);
-    api->future_release(R.f);
-    close(p[0]);
-    close(p[1]);
-    return 0;
+    return release_pipe_and_future(api, p);
 }
 
 static void on_writable(aiod_fdwatch *w, int fd, uint32_t revents, void *data) {
@@ -72,10 +82,7 @@ static void on_writable(aiod_fdwatch *w, int fd, uint32_t revents, void *data) {
 ASYNCIO_CASE(events_test_writer_callback) {
     NEED(watch_fd);
     int p[2];
-    CHECK(pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0);
-    memset(&R, 0, sizeof(R));
-    R.api = api;
-    CHECK_OK(api->future_new(t, &R.f));
+    CHECK_OK(pipe_and_future(t, api, p));
     aiod_fdwatch *w = NULL;
     CHECK_OK(api->watch_fd(p[1], 0, on_writable, NULL, &w));
     CHECK_OK(api->sleep(t, 0.02));
@@ -86,10 +93,7 @@ ASYNCIO_CASE(events_test_writer_callback) {
     CHECK(api->get_int(v) & AIOD_FD_WRITE);
     CHECK_EQ(R.calls, 1);
     api->value_free(v);
-    api->future_release(R.f);
-    close(p[0]);
-    close(p[1]);
-    return 0;
+    return release_pipe_and_future(api, p);
 }
 
 static int pipe_fds[2];
