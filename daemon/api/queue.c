@@ -6,9 +6,9 @@
  * unfinished items falls to zero (asyncio's _finished Event). shutdown wakes every waiter so that
  * each sees the shut-down state.
  *
- * One array holds the items for all three kinds: a ring for FIFO, a stack for LIFO, and a binary
- * heap ordered by (priority, arrival) for priority queues, so that equal priorities come out in
- * FIFO order (asyncio compares the items themselves; a C value has no order).
+ * The items, in the order of the queue's kind, are kept by qitems.c: priority queues order them by
+ * (priority, arrival), so that equal priorities come out in FIFO order (asyncio compares the items
+ * themselves; a C value has no order).
  */
 #include "api/queue.h"
 
@@ -18,32 +18,19 @@
 #include <stdlib.h>
 
 #include "alloc.h"
+#include "api/qitems.h"
 #include "api/sync.h"
 #include "core/task.h"
 #include "pbvalue.h"
 
 #define QUEUE_MAGIC 0x71756575u /* "queu" */
 
-typedef struct qitem {
-    int64_t priority;
-    /* Arrival order, the tie-break among equal priorities. */
-    uint64_t seq;
-    /* Owned; NULL is a null item. */
-    Aiod__Value *v;
-} qitem;
-
 struct aiod_queue {
     /* QUEUE_MAGIC while alive: a plugin passing some other pointer gets -EINVAL. */
     uint32_t magic;
-    /* AIOD_QUEUE_*. */
-    uint32_t kind;
     /* Items allowed at once; 0: unbounded. */
     int64_t maxsize;
-    /* The items: cap slots, n used. FIFO uses a ring from `head`; LIFO and priority keep
-     * head at 0 (stack; heap). */
-    qitem *items;
-    size_t cap, head, n;
-    uint64_t next_seq;
+    qitems items;
     /* asyncio's _getters, _putters, and the waiters of the _finished event (join). */
     sync_waitq getters, putters, joiners;
     /* Items put and not yet marked task_done. */
@@ -61,91 +48,7 @@ static bool valid(const aiod_queue *q) {
 }
 
 static bool is_full(const aiod_queue *q) {
-    return q->maxsize > 0 && q->n >= (uint64_t)q->maxsize;
-}
-
-/* Heap order: lower priority first, then earlier arrival. */
-static bool before(const qitem *a, const qitem *b) {
-    return a->priority < b->priority || (a->priority == b->priority && a->seq < b->seq);
-}
-
-static void swap(qitem *a, qitem *b) {
-    qitem tmp = *a;
-    *a = *b;
-    *b = tmp;
-}
-
-/* Room for one more item; a ring is unrolled to start at 0. 0, -ENOMEM. */
-static int reserve(aiod_queue *q) {
-    if (q->n < q->cap)
-        return 0;
-    size_t cap = q->cap ? q->cap * 2 : 8;
-    qitem *items = alloc_malloc(cap * sizeof(*items));
-    if (!items)
-        return -ENOMEM;
-    for (size_t i = 0; i < q->n; i++)
-        items[i] = q->items[(q->head + i) % q->cap];
-    free(q->items);
-    q->items = items;
-    q->cap = cap;
-    q->head = 0;
-    return 0;
-}
-
-/* asyncio's _put. 0, -ENOMEM (the item is not taken then). */
-static int push(aiod_queue *q, int64_t priority, Aiod__Value *v) {
-    int r = reserve(q);
-    if (r < 0)
-        return r;
-    qitem it = {.priority = priority, .seq = q->next_seq++, .v = v};
-    if (q->kind == AIOD_QUEUE_FIFO) {
-        q->items[(q->head + q->n) % q->cap] = it;
-        q->n++;
-        return 0;
-    }
-    size_t i = q->n++;
-    q->items[i] = it;
-    if (q->kind == AIOD_QUEUE_PRIORITY) {
-        while (i > 0) {
-            size_t parent = (i - 1) / 2;
-            if (!before(&q->items[i], &q->items[parent]))
-                break;
-            swap(&q->items[i], &q->items[parent]);
-            i = parent;
-        }
-    }
-    return 0;
-}
-
-/* asyncio's _get; the queue is not empty. */
-static Aiod__Value *pop(aiod_queue *q) {
-    Aiod__Value *v;
-    switch (q->kind) {
-    case AIOD_QUEUE_FIFO:
-        v = q->items[q->head].v;
-        q->head = (q->head + 1) % q->cap;
-        q->n--;
-        return v;
-    case AIOD_QUEUE_LIFO:
-        return q->items[--q->n].v;
-    default:
-        break;
-    }
-    v = q->items[0].v;
-    q->items[0] = q->items[--q->n];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < q->n && before(&q->items[l], &q->items[m]))
-            m = l;
-        if (r < q->n && before(&q->items[r], &q->items[m]))
-            m = r;
-        if (m == i)
-            break;
-        swap(&q->items[i], &q->items[m]);
-        i = m;
-    }
-    return v;
+    return q->maxsize > 0 && q->items.n >= (uint64_t)q->maxsize;
 }
 
 /* asyncio's _finished.set(). */
@@ -169,7 +72,7 @@ static int wait_on(task *t, aiod_queue *q, sync_waitq *ws, bool putter) {
         fut_cancel(w->f, NULL);
         bool woken = sync_waiter_woken(w);
         sync_waiter_free(ws, w);
-        bool can_use = putter ? !is_full(q) : q->n > 0;
+        bool can_use = putter ? !is_full(q) : q->items.n > 0;
         if (can_use && woken)
             sync_waitq_pop_wake(ws);
         return r;
@@ -185,7 +88,7 @@ int api_queue_new(uint32_t kind, int64_t maxsize, aiod_queue **ret_queue) {
     if (!q)
         return -ENOMEM;
     q->magic = QUEUE_MAGIC;
-    q->kind = kind;
+    qitems_init(&q->items, kind);
     q->maxsize = maxsize > 0 ? maxsize : 0;
     sync_waitq_init(&q->getters);
     sync_waitq_init(&q->putters);
@@ -202,9 +105,7 @@ int api_queue_free(aiod_queue *q) {
         return -EINVAL;
     if (q->active > 0 || q->getters.n > 0 || q->putters.n > 0 || q->joiners.n > 0)
         return -EBUSY;
-    while (q->n > 0)
-        pbvalue_free(pop(q));
-    free(q->items);
+    qitems_clear(&q->items);
     q->magic = 0;
     free(q);
     return 0;
@@ -224,7 +125,7 @@ int api_queue_put_nowait(aiod_queue *q, int64_t priority, aiod_value *item) {
         pbvalue_free(v);
         return -EAGAIN;
     }
-    int r = push(q, priority, v);
+    int r = qitems_push(&q->items, priority, v);
     if (r < 0) {
         pbvalue_free(v);
         return r;
@@ -262,9 +163,11 @@ int api_queue_put(aiod_task *at, aiod_queue *q, int64_t priority, aiod_value *it
 int api_queue_get_nowait(aiod_queue *q, aiod_value **ret_item) {
     if (!valid(q) || !ret_item)
         return -EINVAL;
-    if (q->n == 0)
+    if (q->items.n == 0)
         return q->shut ? -EPIPE : -EAGAIN;
-    *ret_item = (aiod_value *)pop(q);
+    int r = qitems_take(&q->items, (Aiod__Value **)ret_item);
+    if (r < 0)
+        return r;
     sync_waitq_pop_wake(&q->putters);
     return 0;
 }
@@ -274,7 +177,7 @@ int api_queue_get(aiod_task *at, aiod_queue *q, aiod_value **ret_item) {
         return -EINVAL;
     int r = 0;
     q->active++;
-    while (q->n == 0) {
+    while (q->items.n == 0) {
         if (q->shut) {
             r = -EPIPE;
             break;
@@ -314,7 +217,7 @@ int api_queue_join(aiod_task *at, aiod_queue *q) {
 }
 
 size_t api_queue_size(const aiod_queue *q) {
-    return valid(q) ? q->n : 0;
+    return valid(q) ? q->items.n : 0;
 }
 
 int64_t api_queue_maxsize(const aiod_queue *q) {
@@ -326,11 +229,9 @@ int api_queue_shutdown(aiod_queue *q, int immediate) {
         return -EINVAL;
     q->shut = true;
     if (immediate) {
-        while (q->n > 0) {
-            pbvalue_free(pop(q));
-            if (q->unfinished > 0)
-                q->unfinished--;
-        }
+        /* The dropped items count as done. */
+        q->unfinished -= q->items.n < q->unfinished ? q->items.n : q->unfinished;
+        qitems_clear(&q->items);
         if (q->unfinished == 0)
             set_finished(q);
     }

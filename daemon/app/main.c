@@ -44,10 +44,12 @@
 #include "host/registry.h"
 #include "system/policy.h"
 #include "api/process.h"
+#include "api/qitems.h"
 #include "api/signal.h"
 #include "net/refuse.h"
 #include "app/reload.h"
 #include "core/finish.h"
+#include "core/group.h"
 #include "core/persist.h"
 #include "core/plan.h"
 #include "core/run.h"
@@ -514,6 +516,13 @@ static bool tasks_busy(void) {
     return task_count_unfinished() > 0;
 }
 
+/* What the slabs keep for the next burst goes back once the daemon is idle. */
+static void release_caches(void) {
+    task_cache_release();
+    group_cache_release();
+    qitems_cache_release();
+}
+
 static void close_walk(uv_handle_t *h, void *arg) {
     (void)arg;
     if (!uv_is_closing(h))
@@ -576,7 +585,7 @@ int main(int argc, char **argv) {
                    cfg.state_dir ? cfg.state_dir : "(none)");
         goto out;
     }
-    idle_init(loop, tasks_busy, task_cache_release);
+    idle_init(loop, tasks_busy, release_caches);
     plugin_sync_counts counts;
     reload_sync_plugins(&counts);
     if (plugin_count() == 0)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "base/slab.h"
 #include "pbvalue.h"
 #include "macro.h"
 #include "core/finish.h"
@@ -29,14 +30,24 @@ typedef struct member {
 
 /* Members come in blocks, allocated as the group grows and never moved
  * (their waiters are linked into the children's lists): a group of a
- * million children costs one allocation per block, and no copying. */
+ * million children costs one allocation per block, and no copying. The
+ * first block is a small malloc'd one; the full-size ones after it come
+ * from a slab (base/slab.h), so that a burst of a million members is
+ * faulted in as huge pages and the next burst reuses the memory. */
 #define MEMBERS_PER_BLOCK 1024
+#define MEMBER_SLAB_IDLE ((size_t)64 << 20)
 
 typedef struct member_block {
     struct member_block *next;
     size_t n;
     member m[MEMBERS_PER_BLOCK];
 } member_block;
+
+static slab member_blocks = SLAB_INIT(sizeof(member_block), MEMBER_SLAB_IDLE);
+
+void group_cache_release(void) {
+    slab_trim(&member_blocks, 0);
+}
 
 struct tgroup {
     task *t;
@@ -113,7 +124,8 @@ int group_add(tgroup *g, task *spawner, task *child) {
         /* A small group's first block holds what it needs; later ones are
          * full size. */
         size_t cap = g->last ? MEMBERS_PER_BLOCK : 8;
-        member_block *b = alloc_malloc(offsetof(member_block, m) + cap * sizeof(member));
+        member_block *b = g->last ? slab_alloc(&member_blocks)
+                                  : alloc_malloc(offsetof(member_block, m) + cap * sizeof(member));
         if (!b)
             return -ENOMEM;
         b->next = NULL;
@@ -145,7 +157,10 @@ static void group_free(tgroup *g) {
             task_unref(b->m[i].child);
         }
         member_block *next = b->next;
-        free(b);
+        if (b == g->first)
+            free(b);
+        else
+            slab_free(&member_blocks, b);
         b = next;
     }
     pbvalue_free(g->errors);

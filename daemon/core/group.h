@@ -22,5 +22,7 @@ int group_add(tgroup *g, task *spawner, task *child);
  * `status`. Waits for every child; see aiod_api.group_wait. Frees g.
  */
 int group_wait(tgroup *g, int status, Aiod__Value **ret_errors);
+/* Gives the empty member blocks kept for reuse back to the kernel (idle). */
+void group_cache_release(void);
 
 #endif

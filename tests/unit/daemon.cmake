@@ -23,6 +23,7 @@ target_compile_definitions(test-sock PRIVATE TEST_PLUGIN_DIR="${AIOD_TEST_PLUGIN
 add_dependencies(test-sock testplugin_sockecho)
 aiod_unit_test(test-store SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-store.c LIBS aiodcore)
 aiod_unit_test(test-slab SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-slab.c LIBS aiodcore)
+aiod_unit_test(test-qitems SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-qitems.c LIBS aiodcore)
 # CPython's asyncio tests on the plugin API, through the asyncio test plugin
 # (tests/plugins/asyncio_*.c); includes the 1,000,000-deep cancel.
 aiod_unit_test(test-asyncio SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-asyncio.c LIBS aiodcore)
