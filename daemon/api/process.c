@@ -2,39 +2,44 @@
  * Child processes (proc.h).
  *
  * One heap `proc` per process holds every libuv object involved (the
- * process handle, three pipes, the kill timer, the stdin write request) and
- * heap copies of everything taken from the spec, because the task that
- * asked may be suspended — its stack copied aside — whenever libuv calls
- * back. The proc is freed in the close callback of its last handle, never
- * before: memory libuv may still touch is only released through uv_close.
+ * pidfd's poll handle, three pipes, the kill timer, the stdin write
+ * request) and heap copies of everything taken from the spec, because the
+ * task that asked may be suspended — its stack copied aside — whenever
+ * libuv calls back. The proc is freed in the close callback of its last
+ * handle, never before: memory libuv may still touch is only released
+ * through uv_close.
  *
- * The task waits until the child has exited (libuv's exit callback, which
- * reaps it: no zombies) and both output pipes have reached end of file, as
- * asyncio's communicate() does. Then it closes every pipe (no descriptor
- * survives the call) and builds the result.
+ * The child is started by spawn.c, with clone(CLONE_VM | CLONE_VFORK)
+ * rather than libuv's fork, whose copy of a large daemon's page tables (and
+ * the copy-on-write faults after it) held the loop for tens of
+ * milliseconds per process. The task waits until the child has exited (its
+ * pidfd becomes readable; waitid reaps it: no zombies) and both output
+ * pipes have reached end of file, as asyncio's communicate() does. Then it
+ * closes every pipe (no descriptor survives the call) and builds the
+ * result.
  *
- * The child is started in a session of its own (UV_PROCESS_DETACHED, i.e.
- * setsid), so it is the leader of a new process group. Cancellation signals
- * that group, which takes the child's own children along (`sh -c 'a | b'`),
- * first with SIGTERM, then SIGKILL after the grace period, and the task
- * keeps waiting — even though it is cancelled — until the child is gone.
- * When the task stops waiting (the child exited and both pipes reached end
- * of file, or it was cancelled), whatever is left in the group — a
- * background job that let go of stdout and stderr — gets SIGKILL: nothing a
- * task started outlives it. That last kill comes after libuv reaped the
- * leader; its group id stays taken while any member lives, so it can only
- * miss (ESRCH), short of the pid numbers wrapping all the way round between
- * the last member's death and the kill.
+ * The child runs in a session of its own (setsid), so it is the leader of
+ * a new process group. Cancellation signals that group, which takes the
+ * child's own children along (`sh -c 'a | b'`), first with SIGTERM, then
+ * SIGKILL after the grace period, and the task keeps waiting — even though
+ * it is cancelled — until the child is gone. When the task stops waiting
+ * (the child exited and both pipes reached end of file, or it was
+ * cancelled), whatever is left in the group — a background job that let
+ * go of stdout and stderr — gets SIGKILL: nothing a task started outlives
+ * it. That last kill comes after the leader was reaped; its group id stays
+ * taken while any member lives, so it can only miss (ESRCH), short of the
+ * pid numbers wrapping all the way round between the last member's death
+ * and the kill.
  *
  * If the daemon itself dies (SIGKILL, a crash), the kernel sends SIGKILL to
- * every child it forked: a pthread_atfork child handler sets
- * PR_SET_PDEATHSIG in each direct child of the daemon, since uv_spawn has
- * no hook of its own between fork and exec. The kernel clears that setting
- * when the child changes user (proc_user) or executes a set-user-ID
- * program, and grandchildren never had it; under systemd the service's
- * control group catches those (KillMode=control-group, the default).
- * Children also run LIMIT_PROC_NICE nice levels below the daemon, so that a
- * program that only computes cannot starve the loop.
+ * its children: spawn.c sets PR_SET_PDEATHSIG in each child (after the
+ * change to proc_user, which would clear it), and a pthread_atfork child
+ * handler does the same in a child of any fork() of the daemon (a
+ * plugin's). The kernel clears that setting when the child executes a
+ * set-user-ID program, and grandchildren never had it; under systemd the
+ * service's control group catches those (KillMode=control-group, the
+ * default). Children also run LIMIT_PROC_NICE nice levels below the
+ * daemon, so that a program that only computes cannot starve the loop.
  *
  * Output lines reach clients as valid UTF-8 (output_append replaces each
  * ill-formed sequence and each NUL with U+FFFD), cut at LIMIT_MAX_LINE
@@ -44,6 +49,7 @@
 #include "api/process.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <math.h>
 #include <pthread.h>
@@ -56,11 +62,13 @@
 #include <linux/close_range.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <uv.h>
 
 #include "alloc.h"
+#include "api/spawn.h"
 #include "system/config.h"
 #include "core/coro.h"
 #include "base/aiod_limits.h"
@@ -97,7 +105,10 @@ typedef struct capture {
 } capture;
 
 struct proc {
-    uv_process_t process;
+    /* The child (spawn.c) and its pidfd, watched for its exit. */
+    pid_t pid;
+    int pidfd;
+    uv_poll_t exit_watch;
     uv_pipe_t in;
     uv_write_t write_req;
     uv_timer_t kill_timer;
@@ -123,7 +134,7 @@ struct proc {
     size_t capture_max;
     /* Handles initialised and not yet closed; the proc is freed at 0. */
     unsigned open;
-    /* uv_spawn succeeded: process.pid is the id of the child's group. */
+    /* The child was started: pid is the id of its group. */
     bool spawned;
     /* The group got its final SIGKILL (reap_group). */
     bool group_killed;
@@ -221,6 +232,8 @@ static int env_minimal(char ***ret) {
 
 static void proc_free(proc *p) {
     list_remove(&p->node);
+    if (p->pidfd >= 0)
+        close(p->pidfd);
     task_unref(p->t);
     strv_free(p->argv);
     strv_free(p->envp);
@@ -465,11 +478,27 @@ static void on_written(uv_write_t *req, int status) {
 
 /* ---- the child */
 
-static void on_child_exit(uv_process_t *h, int64_t exit_status, int term_signal) {
+/* The pidfd became readable: the child exited; reap it. */
+static void on_child_exit(uv_poll_t *h, int status, int events) {
     proc *p = h->data;
+    (void)status;
+    (void)events;
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    if (waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG) < 0) {
+        if (errno == EINTR || errno == EAGAIN)
+            return;
+        /* ECHILD: reaped elsewhere (a plugin's waitpid(-1)); the status is
+         * lost, the exit is not. */
+        si.si_code = CLD_KILLED;
+        si.si_status = SIGKILL;
+    } else if (si.si_pid == 0)
+        return; /* not yet */
     p->exited = true;
-    p->exit_status = exit_status;
-    p->term_signal = term_signal;
+    if (si.si_code == CLD_EXITED)
+        p->exit_status = si.si_status;
+    else
+        p->term_signal = si.si_status;
     n_alive--;
     uv_timer_stop(&p->kill_timer);
     close_handle(p, (uv_handle_t *)h);
@@ -480,8 +509,8 @@ static void signal_child(proc *p, int sig) {
     if (p->exited)
         return;
     /* Not reaped yet, so its pid, which is its group's id, is still ours. */
-    if (kill(-p->process.pid, sig) < 0)
-        (void)uv_process_kill(&p->process, sig);
+    if (kill(-p->pid, sig) < 0)
+        (void)kill(p->pid, sig);
 }
 
 /*
@@ -494,7 +523,7 @@ static bool reap_group(proc *p) {
         return false;
     p->group_killed = true;
     /* ESRCH: the group is empty, as it should be. */
-    return kill(-p->process.pid, SIGKILL) == 0;
+    return kill(-p->pid, SIGKILL) == 0;
 }
 
 static void on_kill_timer(uv_timer_t *h) {
@@ -502,7 +531,7 @@ static void on_kill_timer(uv_timer_t *h) {
     if (p->exited)
         return;
     log_task(LOG_WARNING, p->t, "process %d ('%s') still running %.1f s after SIGTERM; killing it",
-             p->process.pid, p->argv[0], (double)p->grace_ms / 1000.0);
+             (int)p->pid, p->argv[0], (double)p->grace_ms / 1000.0);
     signal_child(p, SIGKILL);
 }
 
@@ -518,6 +547,7 @@ static int proc_new(const struct aiod_proc_spec *spec, proc **ret) {
     if (!p)
         return -ENOMEM;
     list_init(&p->node);
+    p->pidfd = -1;
     r = strv_copy(spec->argv, false, &p->argv);
     if (r >= 0)
         r = spec->envp ? strv_copy(spec->envp, true, &p->envp) : env_minimal(&p->envp);
@@ -561,8 +591,8 @@ static void atfork_prepare(void) {
 }
 
 /*
- * In the child of every fork() of the daemon itself (uv_spawn's, and a
- * plugin's if it forks), before libuv's own set-up and exec: SIGKILL when
+ * In the child of every fork() of the daemon itself (a plugin's, or
+ * spawn.c's fallback under valgrind), before anything else: SIGKILL when
  * the daemon dies. Forks in those children (before they exec) are left
  * alone. Only async-signal-safe calls. If the daemon already died between
  * fork and prctl, nothing would send the signal: the child sends it to
@@ -610,51 +640,77 @@ static int proc_start(proc *p, uv_loop_t *loop) {
     p->room.fn = on_room;
     p->in.data = p->out[0].pipe.data = p->out[1].pipe.data = p->kill_timer.data = p;
     p->hold_timer.data = p;
-    p->process.data = p->write_req.data = p;
+    p->exit_watch.data = p->write_req.data = p;
     p->open = 5;
     list_insert_tail(&procs, &p->node);
 
-    uv_stdio_container_t stdio[3];
-    stdio[0].flags = p->input_len ? UV_CREATE_PIPE | UV_READABLE_PIPE : UV_IGNORE;
-    stdio[0].data.stream = (uv_stream_t *)&p->in;
-    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[1].data.stream = (uv_stream_t *)&p->out[0].pipe;
-    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[2].data.stream = (uv_stream_t *)&p->out[1].pipe;
-    uv_process_options_t opts = {
-        .exit_cb = on_child_exit,
-        .file = p->argv[0],
-        .args = p->argv,
-        .env = p->envp,
-        .cwd = p->cwd,
-        .flags = UV_PROCESS_DETACHED,
-        .stdio_count = 3,
-        .stdio = stdio,
-    };
-    /* proc_user: the child drops to it (and its primary group, with no
-     * supplementary groups) before exec, so it can neither read the
-     * daemon's memory nor signal it. */
-    if (cfg.proc_user) {
-        opts.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
-        opts.uid = cfg.proc_uid;
-        opts.gid = cfg.proc_gid;
+    /* The child's ends [0] (stdin: read end; stdout, stderr: write ends)
+     * and ours [1]; without input, stdin is /dev/null. */
+    int fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+    int r = 0;
+    if (p->input_len) {
+        int pp[2];
+        if (pipe2(pp, O_CLOEXEC) < 0)
+            r = -errno;
+        else
+            fds[0][0] = pp[0], fds[0][1] = pp[1];
+    } else if ((fds[0][0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+        r = -errno;
+    for (int i = 1; i < 3 && r == 0; i++) {
+        int pp[2];
+        if (pipe2(pp, O_CLOEXEC) < 0)
+            r = -errno;
+        else
+            fds[i][0] = pp[1], fds[i][1] = pp[0];
     }
-    int r = uv_spawn(loop, &p->process, &opts);
-    /* The process handle is initialised even when the spawn fails. */
-    p->open++;
-    if (r < 0) {
+    if (r == 0) {
+        /* proc_user: the child drops to it (and its primary group, with no
+         * supplementary groups) before exec, so it can neither read the
+         * daemon's memory nor signal it. */
+        spawn_spec spec = {
+            .file = p->argv[0],
+            .argv = p->argv,
+            .envp = p->envp,
+            .cwd = p->cwd,
+            .stdio = {fds[0][0], fds[1][0], fds[2][0]},
+            .set_ids = cfg.proc_user != NULL,
+            .uid = cfg.proc_uid,
+            .gid = cfg.proc_gid,
+            .nice_delta = LIMIT_PROC_NICE,
+        };
+        r = spawn_start(&spec, &p->pid, &p->pidfd);
+    }
+    for (int i = 0; i < 3; i++)
+        if (fds[i][0] >= 0)
+            close(fds[i][0]);
+    if (r == 0 && (r = uv_poll_init(loop, &p->exit_watch, p->pidfd)) == 0) {
+        p->open++;
+        r = uv_poll_start(&p->exit_watch, UV_READABLE, on_child_exit);
+    }
+    /* Our ends go to libuv, which closes them with the handles. */
+    uv_pipe_t *ours[3] = {&p->in, &p->out[0].pipe, &p->out[1].pipe};
+    for (int i = 0; i < 3; i++) {
+        if (fds[i][1] < 0)
+            continue;
+        if (r == 0 && uv_pipe_open(ours[i], fds[i][1]) == 0)
+            continue;
+        close(fds[i][1]);
+    }
+    if (p->pid > 0) {
+        n_alive++;
+        p->spawned = true;
+    }
+    if (r < 0 && !p->spawned) {
         p->exited = true;
-        close_handle(p, (uv_handle_t *)&p->process);
         goto fail;
     }
-    n_alive++;
-    p->spawned = true;
-    p->process.data = p;
-    r = uv_read_start((uv_stream_t *)&p->out[0].pipe, on_alloc, on_read);
-    if (r >= 0)
+    if (r == 0)
+        r = uv_read_start((uv_stream_t *)&p->out[0].pipe, on_alloc, on_read);
+    if (r == 0)
         r = uv_read_start((uv_stream_t *)&p->out[1].pipe, on_alloc, on_read);
     if (r < 0) {
-        /* Cannot happen with fresh pipes; if it did, the child must go. */
+        /* Cannot happen with fresh pipes and a pidfd; if it did, the child
+         * must go, and its exit is still awaited. */
         signal_child(p, SIGKILL);
         p->killing = true;
         return r;
@@ -807,7 +863,7 @@ int proc_run(task *t, const struct aiod_proc_spec *spec, Aiod__Value **ret_resul
         log_task(LOG_NOTICE, t,
                  "process group %d of '%s' still had processes when the task stopped waiting; "
                  "killed them",
-                 p->process.pid, p->argv[0]);
+                 (int)p->pid, p->argv[0]);
     r = cancelled ? -ECANCELED : result_value(p, ret_result);
     if (p->out[0].dropped || p->out[1].dropped)
         log_task(LOG_NOTICE, t,
@@ -828,7 +884,8 @@ void proc_shutdown(void) {
             p->exited = true;
             n_alive--;
         }
-        close_handle(p, (uv_handle_t *)&p->process);
+        if (p->pidfd >= 0)
+            close_handle(p, (uv_handle_t *)&p->exit_watch);
         proc_release(p);
     }
 }

@@ -179,6 +179,28 @@ def exit_codes_and_signals():
 
 
 @t.test
+def a_child_starts_clean():
+    """What the child of proc gets before its program runs (api/spawn.c):
+    every signal at its default and none blocked, whatever the daemon
+    catches, blocks or ignores; a session and process group of its own;
+    LIMIT_PROC_NICE (5) nice levels below the daemon."""
+    with daemon() as d:
+        daemon_nice = int(open("/proc/%d/stat" % d.proc.pid).read().rsplit(")", 1)[1].split()[16])
+        m = result(d.aioctl("run", "proc.run", json.dumps(
+            ["/bin/sh", "-c", "cat /proc/$$/stat; grep -E '^Sig(Blk|Ign):' /proc/$$/status"])))
+        lines = m["stdout"].splitlines()
+        stat = lines[0].rsplit(")", 1)[1].split()
+        pid = int(lines[0].split()[0])
+        t.eq(int(stat[2]), pid, "the child leads its own process group")
+        t.eq(int(stat[3]), pid, "and its own session")
+        t.eq(int(stat[16]), min(daemon_nice + 5, 19), "5 nice levels below the daemon (%d)"
+             % daemon_nice)
+        sig = dict(ln.split(":\t") for ln in lines[1:])
+        t.eq(sig.get("SigBlk"), "0000000000000000", "no signal blocked")
+        t.eq(sig.get("SigIgn"), "0000000000000000", "no signal ignored (aiod ignores SIGPIPE)")
+
+
+@t.test
 def program_not_found():
     with daemon() as d:
         for argv in ('["/nonexistent/aiod-prog"]', '["aiod-no-such-program"]'):
