@@ -82,6 +82,14 @@ int frame_reader_feed(frame_reader *r, const void *data, size_t len) {
     return 0;
 }
 
+bool frame_reader_ready(const frame_reader *r) {
+    size_t have = r->end - r->start;
+    if (have < FRAME_HEADER_SIZE)
+        return false;
+    uint32_t len = frame_get_header(r->buf + r->start);
+    return len > r->max_frame || have - FRAME_HEADER_SIZE >= len;
+}
+
 int frame_reader_next(frame_reader *r, const uint8_t **ret_payload, uint32_t *ret_len) {
     size_t have = r->end - r->start;
     if (have < FRAME_HEADER_SIZE)

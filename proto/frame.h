@@ -10,6 +10,7 @@
 #ifndef AIOD_PROTO_FRAME_H
 #define AIOD_PROTO_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,5 +75,9 @@ int frame_reader_next(frame_reader *r, const uint8_t **ret_payload, uint32_t *re
 
 /* Bytes buffered and not yet returned. */
 size_t frame_reader_pending(const frame_reader *r);
+
+/* Whether frame_reader_next would return something other than 0: a whole
+ * frame is buffered, or a header announcing too much. */
+bool frame_reader_ready(const frame_reader *r);
 
 #endif

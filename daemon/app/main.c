@@ -32,6 +32,7 @@
 #include "cluster/cluster.h"
 #include "system/config.h"
 #include "net/conn.h"
+#include "net/wire.h"
 #include "core/coro.h"
 #include "app/crash.h"
 #include "request/dispatch.h"
@@ -60,7 +61,6 @@
 #include "system/stall.h"
 #include "net/server.h"
 #include "core/task.h"
-#include "net/wire.h"
 
 #ifndef AIOD_VERSION
 #define AIOD_VERSION "0.0.0"
@@ -521,6 +521,7 @@ static void release_caches(void) {
     task_cache_release();
     group_cache_release();
     qitems_cache_release();
+    wire_cache_release();
 }
 
 static void close_walk(uv_handle_t *h, void *arg) {

@@ -268,6 +268,11 @@
  * rest run after the loop has polled for I/O. */
 #define LIMIT_DRAIN_SLICE_MS 20u
 
+/* Frames of all connections are dispatched for this long at most per loop
+ * iteration phase (net/conn.c): a connection that still has whole frames
+ * buffered then stops reading until the next iteration. */
+#define LIMIT_DISPATCH_SLICE_MS 10u
+
 /* Drains run back to back in one loop iteration while tasks or callbacks
  * they made ready are waiting, at most this many (and within the slice
  * above) before the loop polls again: a wake-up then costs a fraction of

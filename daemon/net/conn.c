@@ -32,6 +32,14 @@ static const conn_handlers *up;
  * call conn_init. */
 static list dirty = {&dirty, &dirty};
 static list all = {&all, &all};
+/* Connections that stopped reading when the dispatch slice ran out: they
+ * go on in the next iteration, after the loop has polled. */
+static list out_of_slice = {&out_of_slice, &out_of_slice};
+/* The slice: started by the first frame dispatched after the loop polled
+ * (or in its prepare phase), it lasts LIMIT_DISPATCH_SLICE_MS for all
+ * connections together. */
+static bool slice_started;
+static uint64_t slice_end_ns;
 static unsigned n_conns;
 static uint64_t next_serial = 1;
 
@@ -93,6 +101,7 @@ static void uid_add(uid_t uid, int delta) {
 static void on_closed(uv_handle_t *h) {
     conn *c = h->data;
     list_remove(&c->dirty_node);
+    list_remove(&c->slice_node);
     if (c->refused)
         n_lingering--;
     if (c->counted)
@@ -110,6 +119,7 @@ void conn_close(conn *c) {
     c->closing = true;
     account(c);
     list_remove(&c->dirty_node);
+    list_remove(&c->slice_node);
     list_remove(&c->all_node);
     if (c->data)
         up->closing(c);
@@ -269,7 +279,16 @@ void conn_flush_all(void) {
 
 static void on_prepare(uv_prepare_t *h) {
     (void)h;
+    /* What the last slice left goes first, in a slice of its own; the I/O
+     * callbacks after the poll get another. */
+    slice_started = false;
+    while (!list_empty(&out_of_slice)) {
+        conn *c = container_of(list_first(&out_of_slice), conn, slice_node);
+        list_remove(&c->slice_node);
+        mark_dirty(c);
+    }
     conn_flush_all();
+    slice_started = false;
 }
 
 int conn_init(uv_loop_t *loop, const conn_handlers *h) {
@@ -427,7 +446,22 @@ _printf_(2, 3) static void refuse(conn *c, const char *fmt, ...) {
     uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 }
 
-/* Handles every whole frame buffered, unless backpressure says stop. */
+/* Whether the dispatch slice of this iteration has run out. Frames of many
+ * connections (a client pipelining thousands of submits, another sending a
+ * 4 MiB frame) then wait for the next iteration instead of making the
+ * timers and every other client wait. */
+static bool slice_over(void) {
+    uint64_t now = uv_hrtime();
+    if (!slice_started) {
+        slice_started = true;
+        slice_end_ns = now + (uint64_t)LIMIT_DISPATCH_SLICE_MS * 1000000u;
+        return false;
+    }
+    return now >= slice_end_ns;
+}
+
+/* Handles every whole frame buffered, unless backpressure or the dispatch
+ * slice says stop. */
 static void process(conn *c) {
     if (c->refused) {
         c->rd.start = c->rd.end; /* discard */
@@ -439,6 +473,12 @@ static void process(conn *c) {
     while (!c->closing && !c->draining && !c->dropping) {
         if (c->held || queued(c) > cfg.max_write_queue) {
             pause_reading(c);
+            break;
+        }
+        if (frame_reader_ready(&c->rd) && slice_over()) {
+            pause_reading(c);
+            if (!list_linked(&c->slice_node))
+                list_insert_tail(&out_of_slice, &c->slice_node);
             break;
         }
         const uint8_t *payload;
@@ -499,6 +539,7 @@ static conn *conn_alloc(uv_loop_t *loop) {
     c->pipe.data = c;
     n_conns++;
     list_init(&c->dirty_node);
+    list_init(&c->slice_node);
     list_init(&c->all_node);
     frame_reader_init(&c->rd, cfg.max_frame);
     c->serial = next_serial++;

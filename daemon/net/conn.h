@@ -67,6 +67,9 @@ struct conn {
     uv_write_t wreq;
     /* On the list of connections with something to flush or resume. */
     list dirty_node;
+    /* On the list of connections that stopped because the iteration's
+     * dispatch slice ran out (LIMIT_DISPATCH_SLICE_MS). */
+    list slice_node;
     /* The layer above's state for this connection (conn_handlers.opened
      * sets it; closing frees it). */
     void *data;

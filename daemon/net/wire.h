@@ -24,5 +24,8 @@ int wire_decode(const uint8_t *payload, size_t len, Aiod__ClientMessage **ret, c
 void wire_free(Aiod__ClientMessage *m);
 /* Frees the arena's memory (at exit). */
 void wire_done(void);
+/* Gives the empty arena blocks kept for the next big request back to the
+ * kernel (idle). */
+void wire_cache_release(void);
 
 #endif

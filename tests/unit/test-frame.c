@@ -41,10 +41,14 @@ static void test_split_across_reads(void **state) {
     size_t n = make_frame(buf, "hello world");
     frame_reader_init(&r, 1024);
     for (size_t i = 0; i < n; i++) {
+        /* Ready says what next would: nothing until the last byte. */
+        assert_false(frame_reader_ready(&r));
         assert_int_equal(frame_reader_next(&r, &p, &len), 0);
         assert_int_equal(frame_reader_feed(&r, buf + i, 1), 0);
     }
+    assert_true(frame_reader_ready(&r));
     assert_int_equal(frame_reader_next(&r, &p, &len), 1);
+    assert_false(frame_reader_ready(&r));
     assert_int_equal(len, 11);
     assert_memory_equal(p, "hello world", 11);
     assert_int_equal(frame_reader_next(&r, &p, &len), 0);
@@ -89,6 +93,8 @@ static void test_over_limit(void **state) {
     frame_reader_init(&r, 100);
     frame_put_header(h, 101);
     assert_int_equal(frame_reader_feed(&r, h, 4), 0);
+    /* Ready too: next has something to say (the error). */
+    assert_true(frame_reader_ready(&r));
     assert_int_equal(frame_reader_next(&r, &p, &len), -EMSGSIZE);
     frame_reader_done(&r);
 
