@@ -31,6 +31,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* ThreadSanitizer takes every clone for a fork and breaks on CLONE_VM: its
+ * builds take the fork path. */
+#if defined(__SANITIZE_THREAD__)
+#define SPAWN_BY_FORK 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SPAWN_BY_FORK 1
+#endif
+#endif
+#ifndef SPAWN_BY_FORK
+#define SPAWN_BY_FORK 0
+#endif
+
 #if defined(__clang__)
 #define CHILD_CODE __attribute__((no_sanitize("address", "thread", "undefined"), noinline))
 #else
@@ -181,10 +194,15 @@ int spawn_start(const spawn_spec *spec, pid_t *ret_pid, int *ret_pidfd) {
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
-        pid = clone(child_main, child_stack + sizeof(child_stack),
-                    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, &pidfd);
+        if (SPAWN_BY_FORK) {
+            pid = -1;
+            errno = ENOSYS;
+        } else
+            pid = clone(child_main, child_stack + sizeof(child_stack),
+                        CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, &pidfd);
         if (pid < 0 && (errno == EINVAL || errno == ENOSYS)) {
-            /* valgrind: the same steps in a copy of the daemon. */
+            /* valgrind, ThreadSanitizer: the same steps in a copy of the
+             * daemon. */
             pid = fork();
             if (pid == 0)
                 child_main(&a);

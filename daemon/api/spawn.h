@@ -23,8 +23,9 @@
  *   - `file` run with `argv` and `envp`; a file without a '/' is looked up
  *     in the PATH of `envp` (else /bin:/usr/bin), as execvp does.
  *
- * Where clone cannot do that (valgrind refuses CLONE_VM without a thread),
- * a plain fork does the same steps.
+ * Where clone cannot do that (valgrind refuses CLONE_VM without a thread;
+ * ThreadSanitizer takes any clone for a fork), a plain fork does the same
+ * steps.
  */
 #ifndef AIOD_API_SPAWN_H
 #define AIOD_API_SPAWN_H
