@@ -269,9 +269,13 @@
 #define LIMIT_DRAIN_SLICE_MS 20u
 
 /* Frames of all connections are dispatched for this long at most per loop
- * iteration phase (net/conn.c): a connection that still has whole frames
- * buffered then stops reading until the next iteration. */
+ * iteration phase (net/conn.c), each connection this many frames at a time
+ * in turns: a connection that still has whole frames buffered then stops
+ * reading and waits for its next turn, so that a client pipelining
+ * thousands of requests delays another's one request by a turn, not by the
+ * whole pipeline. */
 #define LIMIT_DISPATCH_SLICE_MS 10u
+#define LIMIT_DISPATCH_TURN 256u
 
 /* Drains run back to back in one loop iteration while tasks or callbacks
  * they made ready are waiting, at most this many (and within the slice

@@ -32,8 +32,10 @@ static const conn_handlers *up;
  * call conn_init. */
 static list dirty = {&dirty, &dirty};
 static list all = {&all, &all};
-/* Connections that stopped reading when the dispatch slice ran out: they
- * go on in the next iteration, after the loop has polled. */
+/* Connections that stopped reading with whole frames left, because their
+ * turn (LIMIT_DISPATCH_TURN frames) or the iteration's dispatch slice ran
+ * out, or whose resumption (conn_kick) the slice put off: they go on in
+ * turns, in this order, in the next prepare phase. */
 static list out_of_slice = {&out_of_slice, &out_of_slice};
 /* The slice: started by the first frame dispatched after the loop polled
  * (or in its prepare phase), it lasts LIMIT_DISPATCH_SLICE_MS for all
@@ -44,6 +46,20 @@ static unsigned n_conns;
 static uint64_t next_serial = 1;
 
 static void process(conn *c);
+
+/* Whether the dispatch slice of this iteration has run out. Frames of many
+ * connections (a client pipelining thousands of submits, another sending a
+ * 4 MiB frame) then wait for the next iteration instead of making the
+ * timers and every other client wait. */
+static bool slice_over(void) {
+    uint64_t now = uv_hrtime();
+    if (!slice_started) {
+        slice_started = true;
+        slice_end_ns = now + (uint64_t)LIMIT_DISPATCH_SLICE_MS * 1000000u;
+        return false;
+    }
+    return now >= slice_end_ns;
+}
 
 static void mark_dirty(conn *c) {
     if (!c->closing && !list_linked(&c->dirty_node))
@@ -268,6 +284,14 @@ void conn_flush_all(void) {
             c->kicked = true;
         }
         if (c->kicked) {
+            /* What the layer above resumes (followers catching up, parked
+             * requests) shares the dispatch slice: past it, the connection
+             * waits for its turn in the next iteration. */
+            if (slice_over()) {
+                if (!list_linked(&c->slice_node))
+                    list_insert_tail(&out_of_slice, &c->slice_node);
+                continue;
+            }
             c->kicked = false;
             up->resume(c);
             if (c->closing)
@@ -279,13 +303,15 @@ void conn_flush_all(void) {
 
 static void on_prepare(uv_prepare_t *h) {
     (void)h;
-    /* What the last slice left goes first, in a slice of its own; the I/O
-     * callbacks after the poll get another. */
+    /* The connections with frames left take turns in a slice of their own
+     * (one that uses its turn goes to the back); the I/O callbacks after the
+     * poll get another slice. */
     slice_started = false;
-    while (!list_empty(&out_of_slice)) {
+    while (!list_empty(&out_of_slice) && !slice_over()) {
         conn *c = container_of(list_first(&out_of_slice), conn, slice_node);
         list_remove(&c->slice_node);
         mark_dirty(c);
+        conn_flush_all();
     }
     conn_flush_all();
     slice_started = false;
@@ -446,23 +472,12 @@ _printf_(2, 3) static void refuse(conn *c, const char *fmt, ...) {
     uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 }
 
-/* Whether the dispatch slice of this iteration has run out. Frames of many
- * connections (a client pipelining thousands of submits, another sending a
- * 4 MiB frame) then wait for the next iteration instead of making the
- * timers and every other client wait. */
-static bool slice_over(void) {
-    uint64_t now = uv_hrtime();
-    if (!slice_started) {
-        slice_started = true;
-        slice_end_ns = now + (uint64_t)LIMIT_DISPATCH_SLICE_MS * 1000000u;
-        return false;
-    }
-    return now >= slice_end_ns;
-}
-
-/* Handles every whole frame buffered, unless backpressure or the dispatch
- * slice says stop. */
+/* Handles the whole frames buffered, one turn's worth, unless backpressure
+ * or the dispatch slice says stop. */
 static void process(conn *c) {
+    /* Frames this turn; frames and bytes since the clock was last read. */
+    unsigned turn = 0, unclocked = 0;
+    size_t unclocked_bytes = 0;
     if (c->refused) {
         c->rd.start = c->rd.end; /* discard */
         return;
@@ -475,7 +490,13 @@ static void process(conn *c) {
             pause_reading(c);
             break;
         }
-        if (frame_reader_ready(&c->rd) && slice_over()) {
+        /* The clock is read every 16 frames or 64 KiB (and at the first:
+         * it starts the slice), not at each small frame. */
+        bool clock = unclocked >= 16 || unclocked_bytes >= 65536 || !slice_started;
+        if (clock)
+            unclocked = 0, unclocked_bytes = 0;
+        if (frame_reader_ready(&c->rd) &&
+            (turn == LIMIT_DISPATCH_TURN || (clock && slice_over()))) {
             pause_reading(c);
             if (!list_linked(&c->slice_node))
                 list_insert_tail(&out_of_slice, &c->slice_node);
@@ -500,6 +521,9 @@ static void process(conn *c) {
             break;
         }
         up->frame(c, payload, len);
+        turn++;
+        unclocked++;
+        unclocked_bytes += len;
     }
     c->dispatching = false;
 }
