@@ -21,7 +21,10 @@ the daemon sent decoded with the strict Python protobuf decoder. Every
 failure is listed, not only the first.
 
 Stress sizes shrink under sanitizers (AIOD_SANITIZE); the latency targets
-do not. Clients run at a lower priority than the probes (nice), so that
+do not. With AIOD_HOSTILE_LATENCY=report the two latency figures are
+printed against their targets but not asserted: CI runs the battery so
+under ASan+UBSan, where a busy machine or the sanitizer's own slowness
+would decide them; `ctest -L hostile` on a quiet machine asserts them. Clients run at a lower priority than the probes (nice), so that
 the Python clients' own CPU use on a small machine is not counted as the
 daemon's latency; the daemon keeps the default priority.
 
@@ -78,6 +81,7 @@ STALL_MS = 100
 STALL_MARK = "held"
 TARGET_RTT_MS = 100.0
 TARGET_LATE_MS = 100.0
+LATENCY_ASSERTED = os.environ.get("AIOD_HOSTILE_LATENCY", "assert") != "report"
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "WARNING: ThreadSanitizer",
                    "ERROR: LeakSanitizer", "SUMMARY: UndefinedBehaviorSanitizer")
@@ -186,6 +190,16 @@ PHASES = []  # (name, start, end)
 def problem(msg):
     PROBLEMS.append(msg)
     print("PROBLEM: %s" % msg, flush=True)
+
+
+def latency_miss(msg):
+    """A latency target missed: a problem, or with AIOD_HOSTILE_LATENCY=report
+    a line saying so."""
+    if LATENCY_ASSERTED:
+        problem(msg)
+    else:
+        print("MISSED (reported, not asserted: AIOD_HOSTILE_LATENCY=report): %s" % msg,
+              flush=True)
 
 
 def figure(name, value):
@@ -415,8 +429,8 @@ def hostile_battery():
                pr["figures"]["max_ms"])
         slow_by_phase("probe", pr["figures"]["slow"])
         if pr["figures"]["max_ms"] > TARGET_RTT_MS:
-            problem("the probe's worst round trip was %.1f ms (target <= %d ms)"
-                    % (pr["figures"]["max_ms"], TARGET_RTT_MS))
+            latency_miss("the probe's worst round trip was %.1f ms (target <= %d ms)"
+                         % (pr["figures"]["max_ms"], TARGET_RTT_MS))
     if tr:
         figure("timer sleeps of 0.1 s", tr["figures"]["n"])
         figure("timer lateness p50 (ms)", tr["figures"]["p50_ms"])
@@ -424,8 +438,8 @@ def hostile_battery():
                tr["figures"]["max_ms"])
         slow_by_phase("timer", tr["figures"]["slow"])
         if tr["figures"]["max_ms"] > TARGET_LATE_MS:
-            problem("demo.sleep 0.1 was up to %.1f ms late (target <= %d ms)"
-                    % (tr["figures"]["max_ms"], TARGET_LATE_MS))
+            latency_miss("demo.sleep 0.1 was up to %.1f ms late (target <= %d ms)"
+                         % (tr["figures"]["max_ms"], TARGET_LATE_MS))
     if gr:
         figure("known tasks checked (done once, right result)", gr["figures"]["known tasks"])
         if gr["figures"]["known tasks"] != KNOWN or len(known) != KNOWN:
