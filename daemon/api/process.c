@@ -285,11 +285,18 @@ static bool output_behind(proc *p) {
 
 /* Work streamed per loop iteration by all processes together, in bytes:
  * each line costs LIMIT_PROC_STREAM_LINE_COST plus its length, once and
- * once more per follower it goes to. Twenty programs writing as fast as
- * they can, each followed, then take a few milliseconds of every
- * iteration, not a hundred. What is over waits for the next one. */
+ * once more per follower it goes to; and at most LIMIT_PROC_STREAM_MS of
+ * time. Twenty programs writing as fast as they can, each followed, then
+ * take a few milliseconds of every iteration, not a hundred. What is over
+ * waits for the next one. */
 static uint64_t budget_iteration = UINT64_MAX;
 static size_t budget_left;
+/* The same budget in time, for when bytes cost more than they should (fresh
+ * memory on a VM: the capture buffers, the output rings and the followers'
+ * queues are all first touched here): when the iteration began streaming,
+ * and lines streamed since the clock was last read. */
+static uint64_t budget_start_ns;
+static unsigned budget_unclocked;
 
 static size_t fanout(proc *p) {
     output *o = stream_output(p);
@@ -302,6 +309,8 @@ static size_t budget_now(proc *p) {
     if (now != budget_iteration) {
         budget_iteration = now;
         budget_left = LIMIT_PROC_STREAM_SLICE;
+        budget_start_ns = uv_hrtime();
+        budget_unclocked = 0;
     }
     return budget_left;
 }
@@ -326,6 +335,11 @@ static size_t stream_lines(proc *p, capture *c, const char *d, size_t n) {
         flush_line(p, c);
         used += seg + 1;
         budget_left -= budget_left < cost ? budget_left : cost;
+        if (++budget_unclocked == 64) {
+            budget_unclocked = 0;
+            if (uv_hrtime() - budget_start_ns >= (uint64_t)LIMIT_PROC_STREAM_MS * 1000000u)
+                budget_left = 0;
+        }
         if (budget_left == 0 || output_behind(p))
             break;
     }

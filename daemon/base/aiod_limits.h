@@ -290,6 +290,8 @@
  * follower (api/process.c); a few milliseconds of the loop. The rest waits
  * for the next iteration. */
 #define LIMIT_PROC_STREAM_SLICE (4u * 1024 * 1024)
+/* ... and this long at most, read every 64 lines. */
+#define LIMIT_PROC_STREAM_MS 5u
 #define LIMIT_PROC_STREAM_LINE_COST 64u
 
 /* Values (aiod.Value messages, at any depth) in one request: a 4 MiB frame
