@@ -27,6 +27,10 @@
 #include "macro.h"
 
 static uv_prepare_t flush_handle;
+/* Active while connections wait for their turn after the prepare phase:
+ * an active idle handle makes the loop poll without blocking, so that they
+ * get it in the next iteration even when nothing else happens. */
+static uv_idle_t turns_waiting;
 static const conn_handlers *up;
 /* Initialised statically: the scheduler flushes even in tests that never
  * call conn_init. */
@@ -301,6 +305,10 @@ void conn_flush_all(void) {
     }
 }
 
+static void on_turns_waiting(uv_idle_t *h) {
+    (void)h; /* its being active is what counts */
+}
+
 static void on_prepare(uv_prepare_t *h) {
     (void)h;
     /* The connections with frames left take turns in a slice of their own
@@ -315,6 +323,10 @@ static void on_prepare(uv_prepare_t *h) {
     }
     conn_flush_all();
     slice_started = false;
+    if (!list_empty(&out_of_slice))
+        uv_idle_start(&turns_waiting, on_turns_waiting);
+    else
+        uv_idle_stop(&turns_waiting);
 }
 
 int conn_init(uv_loop_t *loop, const conn_handlers *h) {
@@ -322,11 +334,14 @@ int conn_init(uv_loop_t *loop, const conn_handlers *h) {
     uv_prepare_init(loop, &flush_handle);
     uv_prepare_start(&flush_handle, on_prepare);
     uv_unref((uv_handle_t *)&flush_handle);
+    uv_idle_init(loop, &turns_waiting);
+    uv_unref((uv_handle_t *)&turns_waiting);
     return 0;
 }
 
 void conn_done(void) {
     uv_close((uv_handle_t *)&flush_handle, NULL);
+    uv_close((uv_handle_t *)&turns_waiting, NULL);
 }
 
 void conn_close_all(void) {
