@@ -147,9 +147,11 @@ CHILD_CODE static int child_main(void *arg) {
             child_fail(a, errno);
     if (syscall(SYS_close_range, 3, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
         child_fail(a, errno);
-    if (s->set_ids && (syscall(SYS_setgroups, 0, NULL) < 0 ||
-                       syscall(SYS_setresgid, s->gid, s->gid, s->gid) < 0 ||
-                       syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0))
+    /* setgid and setuid, which with CAP_SETGID and CAP_SETUID set the real,
+     * effective and saved ids alike: the system unit's system call filter
+     * allows those three and not setresuid or setresgid. */
+    if (s->set_ids && (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setgid, s->gid) < 0 ||
+                       syscall(SYS_setuid, s->uid) < 0))
         child_fail(a, errno);
     /* After the change of user, which clears it. */
     if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
