@@ -991,7 +991,10 @@ def ps_list(a):
         failure("paging all tasks missed %d of the submitted ones" % len(missing))
     if len(seen) < a["at_least"]:
         failure("paging all tasks: %d, expected at least %d" % (len(seen), a["at_least"]))
-    seen, pages, worst = page_all(c, pb.ListTasks(states=[S.Value("TASK_RUNNING")],
+    # Unfinished, not only running: a task whose Submitted reply came may
+    # still wait for its first step (a slow sanitizer build, a busy loop).
+    seen, pages, worst = page_all(c, pb.ListTasks(states=[S.Value("TASK_PENDING"),
+                                                          S.Value("TASK_RUNNING")],
                                                   functions=["demo.sleep"],
                                                   owner_uids=[a["uid"]]), limit=500)
     FIGURES.update({"filtered: tasks": len(seen), "filtered: pages": pages,
