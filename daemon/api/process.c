@@ -641,6 +641,19 @@ static void pdeathsig_register(void) {
                     "life (out of memory); a child may outlive a daemon killed by SIGKILL");
 }
 
+/* Watches the child's pidfd for its exit. 0, or a libuv error (the watch
+ * is then closed or was never made). */
+static int watch_exit(proc *p, uv_loop_t *loop) {
+    int r = uv_poll_init(loop, &p->exit_watch, p->pidfd);
+    if (r < 0)
+        return r;
+    p->open++;
+    r = uv_poll_start(&p->exit_watch, UV_READABLE, on_child_exit);
+    if (r < 0)
+        close_handle(p, (uv_handle_t *)&p->exit_watch);
+    return r;
+}
+
 /* Initialises the handles and spawns. On failure every handle is being
  * closed and the proc will free itself. */
 static int proc_start(proc *p, uv_loop_t *loop) {
@@ -697,9 +710,14 @@ static int proc_start(proc *p, uv_loop_t *loop) {
     for (int i = 0; i < 3; i++)
         if (fds[i][0] >= 0)
             close(fds[i][0]);
-    if (r == 0 && (r = uv_poll_init(loop, &p->exit_watch, p->pidfd)) == 0) {
-        p->open++;
-        r = uv_poll_start(&p->exit_watch, UV_READABLE, on_child_exit);
+    if (r == 0 && (r = watch_exit(p, loop)) < 0) {
+        /* Without a watch its exit would never be seen: the child goes now,
+         * reaped here, and the spawn counts as failed. */
+        (void)kill(-p->pid, SIGKILL);
+        (void)kill(p->pid, SIGKILL);
+        while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        p->pid = 0;
     }
     /* Our ends go to libuv, which closes them with the handles. */
     uv_pipe_t *ours[3] = {&p->in, &p->out[0].pipe, &p->out[1].pipe};
@@ -898,7 +916,7 @@ void proc_shutdown(void) {
             p->exited = true;
             n_alive--;
         }
-        if (p->pidfd >= 0)
+        if (p->spawned) /* its exit watch exists */
             close_handle(p, (uv_handle_t *)&p->exit_watch);
         proc_release(p);
     }
