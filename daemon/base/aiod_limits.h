@@ -202,8 +202,9 @@
 #define LIMIT_PLUGIN_DIRS 64u
 
 /* The stall detector (system/stall.c): its thread looks at the loop's
- * heartbeat this often, so a stall is reported at most this late after it
- * passes stall_warning_ms. Ten looks a second cost nothing measurable. */
+ * heartbeat this often at most (a quarter of stall_warning_ms when that is
+ * lower), so a stall is reported at most this late after it passes
+ * stall_warning_ms. Ten looks a second cost nothing measurable. */
 #define LIMIT_STALL_CHECK_MS 100u
 
 /* Default of the setting stall_warning_ms (flag --stall-warning-ms): a loop

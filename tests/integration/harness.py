@@ -376,6 +376,15 @@ class Daemon:
         with self._log_cond:
             return "".join(self._log)
 
+    def wait_log_count(self, text, count, timeout):
+        """Waits until `count` log lines contain `text` (or the daemon
+        exited, or the timeout passed); returns how many do."""
+        def n():
+            return sum(1 for line in self._log if text in line)
+        with self._log_cond:
+            self._log_cond.wait_for(lambda: n() >= count or self._log_done, timeout=timeout)
+            return n()
+
     def wait_log(self, text, timeout):
         """Waits until a log line contains `text`; returns that line."""
         def find():

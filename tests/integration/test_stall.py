@@ -59,6 +59,24 @@ def idle_loop_is_no_stall():
 
 
 @t.test
+def short_stalls_over_a_low_threshold():
+    # A stall only a little longer than the threshold is reported too: the
+    # detector must look more often than every 100 ms when the threshold
+    # is low (it looked every 100 ms, and missed such a stall whenever no
+    # look fell between its 40th and its 120th millisecond).
+    holds = 8
+    with blocker(["--stall-warning-ms", "40"]) as d:
+        for i in range(holds):
+            r = d.aioctl("run", "blocker.block", "0.12")
+            t.eq(r.rc, 0, "block %d of 0.12 s" % (i + 1), r)
+            # Each ends the busy period it was reported in; the next run
+            # is a new one.
+            seen = d.wait_log_count("(stall_warning_ms is 40)", i + 1, 5)
+            t.eq(seen, i + 1, "stalls of 120 ms reported over a 40 ms threshold, "
+                 "after %d of them" % (i + 1), d.log())
+
+
+@t.test
 def detector_off():
     with blocker(["--stall-warning-ms", "0"]) as d:
         r = d.aioctl("run", "blocker.block", "1.5")
