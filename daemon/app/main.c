@@ -35,6 +35,7 @@
 #include "net/wire.h"
 #include "core/coro.h"
 #include "app/crash.h"
+#include "app/hugeheap.h"
 #include "request/dispatch.h"
 #include "base/aiod_limits.h"
 #include "core/idle.h"
@@ -531,6 +532,7 @@ static void close_walk(uv_handle_t *h, void *arg) {
 }
 
 int main(int argc, char **argv) {
+    hugeheap_setup(argv);
     /* Memory freed after a burst of tasks stays in the heap for the next
      * one instead of going back to the kernel and being faulted in again
      * (on some VMs a fault costs several microseconds); the idle timer's

@@ -29,11 +29,11 @@ typedef struct slab_chunk {
 
 #define HEADER (((sizeof(slab_chunk) + 63) / 64) * 64)
 
-/* Transparent huge pages: -1 not read yet, 0 never (or absent), 1 madvise,
- * 2 always. Read once; only the loop thread maps chunks. */
+/* Transparent huge pages: -1 not read yet, else slab_thp_mode's answer.
+ * Read once; only the loop thread maps chunks. */
 static int thp_mode = -1;
 
-static int read_thp_mode(void) {
+int slab_thp_mode(void) {
     char buf[128];
     int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -127,7 +127,7 @@ static slab_chunk *chunk_new(slab *s) {
     if (!c)
         return NULL;
     if (thp_mode < 0)
-        thp_mode = read_thp_mode();
+        thp_mode = slab_thp_mode();
 #ifdef MADV_HUGEPAGE
     /* The first chunk in small pages: a daemon with a few tasks then keeps
      * a few kilobytes resident, not 2 MiB per slab. Once a slab needs more

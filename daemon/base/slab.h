@@ -84,4 +84,8 @@ typedef struct slab_stats {
 
 void slab_get_stats(const slab *s, slab_stats *ret);
 
+/* The kernel's transparent huge pages, read now from sysfs: 0 never (or
+ * not there), 1 madvise, 2 always. */
+int slab_thp_mode(void);
+
 #endif

@@ -275,6 +275,21 @@ s2_no_code_as_daemon() {
         fail "aiod's MainPID" "a pid" "'$pid'"
         return
     fi
+    # The unit's system call filter lets the daemon execute itself again with
+    # its heap in huge pages (daemon/app/hugeheap.c): [heap] advised "hg".
+    local heap
+    heap=$(q "grep -A30 '\\[heap\\]\$' /proc/$pid/smaps | grep -m1 '^VmFlags:'")
+    if ! grep -qE '\[(always|madvise)\]' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null; then
+        if [[ " $heap " != *" hg "* ]]; then
+            pass "no transparent huge pages here: aiod leaves its heap alone"
+        else
+            fail "aiod's [heap] VmFlags without transparent huge pages" "no hg" "'$heap'"
+        fi
+    elif [[ " $heap " == *" hg "* ]]; then
+        pass "aiod's heap is advised as huge pages under systemd"
+    else
+        fail "aiod's [heap] VmFlags under systemd" "hg among them" "'$heap'"
+    fi
     # Each probe prints a marker saying whether it could; the first is a
     # control, so that a shell that fails at everything does not pass.
     ga carol run proc.shell "

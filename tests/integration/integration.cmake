@@ -38,6 +38,7 @@ aiod_integration_test(cli 60)
 aiod_integration_test(cli_schedule 60)
 aiod_integration_test(cli_schedule_daemon 120)
 aiod_integration_test(lifecycle 90)
+aiod_integration_test(heap 60)
 aiod_integration_test(state 120)
 # to_thread and processes: they also load test plugins from AIOD_TEST_PLUGIN_DIR.
 aiod_integration_test(threads 120)
