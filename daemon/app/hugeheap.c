@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "base/memcheck.h"
@@ -36,10 +37,16 @@
 /* Set by the first start for the second one: what GLIBC_TUNABLES was
  * (absent: it was unset). */
 #define SAVED "AIOD_SAVED_GLIBC_TUNABLES"
+/* The process name (comm) of the first start: executing /proc/self/exe
+ * would name the process "exe" in ps, pgrep and the journal's _COMM. */
+#define SAVED_COMM "AIOD_SAVED_COMM"
 
-/* After the re-exec: GLIBC_TUNABLES as it was before. */
+/* After the re-exec: GLIBC_TUNABLES and the process name as they were. */
 static void restore(void) {
-    const char *was = getenv(SAVED);
+    const char *was = getenv(SAVED), *comm = getenv(SAVED_COMM);
+    if (comm && *comm)
+        (void)prctl(PR_SET_NAME, comm, 0, 0, 0);
+    unsetenv(SAVED_COMM);
     if (!was)
         return;
     if (strcmp(was, "-") == 0)
@@ -69,7 +76,10 @@ void hugeheap_setup(char **argv) {
     snprintf(value, len, "%s%s" TUNABLE "=1", tun ? tun : "", tun ? ":" : "");
     /* "-": it was unset; "=VALUE": it was VALUE (possibly empty). */
     snprintf(saved, len + 2, "%s%s", tun ? "=" : "-", tun ? tun : "");
-    if (setenv(SAVED, saved, 1) == 0 && setenv("GLIBC_TUNABLES", value, 1) == 0)
+    char comm[17] = "";
+    (void)prctl(PR_GET_NAME, comm, 0, 0, 0);
+    if (setenv(SAVED_COMM, comm, 1) == 0 && setenv(SAVED, saved, 1) == 0 &&
+        setenv("GLIBC_TUNABLES", value, 1) == 0)
         execv("/proc/self/exe", argv);
     /* exec failed: carry on as we are. */
     restore();

@@ -16,7 +16,9 @@
  * own, after the re-exec); AIOD_HEAP_HUGE_PAGES is "0"; a sanitizer or
  * valgrind replaces malloc. Returns only if it did not re-execute (or exec
  * failed, which changes nothing). After the re-exec it puts GLIBC_TUNABLES
- * back as it was, so that the processes tasks start do not inherit it.
+ * back as it was, so that nothing started with the daemon's environment
+ * inherits it, and the process name (comm) the first start had, which
+ * executing /proc/self/exe would have made "exe".
  */
 void hugeheap_setup(char **argv);
 

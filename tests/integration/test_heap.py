@@ -78,6 +78,23 @@ def heap_in_huge_pages_by_default():
 
 
 @t.test
+def process_name_kept():
+    # Executing /proc/self/exe names a process "exe" (ps, pgrep -x, the
+    # journal's _COMM); the second start takes back the name of the first.
+    old = with_env({"GLIBC_TUNABLES": None, "AIOD_HEAP_HUGE_PAGES": None})
+    try:
+        with t.daemon() as d:
+            comm = open("/proc/%d/comm" % d.proc.pid).read().strip()
+            t.eq(comm, os.path.basename(t.aiod)[:15], "the daemon's process name")
+            tids = os.listdir("/proc/%d/task" % d.proc.pid)
+            names = {open("/proc/%d/task/%s/comm" % (d.proc.pid, tid)).read().strip()
+                     for tid in tids}
+            t.check("exe" not in names, "no thread named exe: %s" % sorted(names))
+    finally:
+        with_env(old)
+
+
+@t.test
 def other_tunables_kept():
     old = with_env({"GLIBC_TUNABLES": "glibc.malloc.check=0", "AIOD_HEAP_HUGE_PAGES": None})
     try:
