@@ -329,13 +329,11 @@ int value_check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool te
     return check_call(sig, args, n, text, max_depth, false, ret_argv, err, err_len);
 }
 
-int value_check_call_borrowed(const value_sig *sig, Aiod__Value *const *args, size_t n, bool text,
-                              unsigned max_depth, Aiod__Value ***ret_argv, char *err,
-                              size_t err_len) {
-    /* Everything is checked before anything is copied: the copy keeps what
-     * it is given (duplicate map keys, keys that are not UTF-8), and a frame
-     * of 4 MiB must cost no more than O(n log n) (pbvalue_check) before it
-     * is refused. Values already checked are not checked again. */
+/* The checks of a request's arguments that come before any is copied or
+ * taken: their number, each value's rules (pbvalue_check), and strings when
+ * they are text. -EINVAL with a message, -ENOMEM. */
+static int check_all(const value_sig *sig, Aiod__Value *const *args, size_t n, bool text,
+                     unsigned max_depth, char *err, size_t err_len) {
     if (check_count(sig, n, err, err_len) < 0)
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
@@ -353,10 +351,22 @@ int value_check_call_borrowed(const value_sig *sig, Aiod__Value *const *args, si
             return -EINVAL;
         }
     }
+    return 0;
+}
+
+int value_check_call_borrowed(const value_sig *sig, Aiod__Value *const *args, size_t n, bool text,
+                              unsigned max_depth, Aiod__Value ***ret_argv, char *err,
+                              size_t err_len) {
+    /* Everything is checked before anything is copied: the copy keeps what
+     * it is given (duplicate map keys, keys that are not UTF-8), and a frame
+     * of 4 MiB must cost no more than O(n log n) (pbvalue_check) before it
+     * is refused. Values already checked are not checked again. */
+    int r = check_all(sig, args, n, text, max_depth, err, err_len);
+    if (r < 0)
+        return r;
     Aiod__Value *small[8], **copies = n <= 8 ? small : alloc_calloc(n, sizeof(*copies));
     if (!copies)
         return -ENOMEM;
-    int r = 0;
     for (size_t i = 0; r == 0 && i < n; i++)
         if (!(copies[i] = pbvalue_copy(args[i]))) {
             while (i-- > 0)
@@ -368,4 +378,12 @@ int value_check_call_borrowed(const value_sig *sig, Aiod__Value *const *args, si
     if (copies != small)
         free(copies);
     return r;
+}
+
+int value_check_call_take(const value_sig *sig, Aiod__Value **args, size_t n, bool text,
+                          unsigned max_depth, Aiod__Value ***ret_argv, char *err, size_t err_len) {
+    /* The same checks, in the same order, as value_check_call_borrowed, so
+     * that a request gets the same answer whichever way it was decoded. */
+    int r = check_all(sig, args, n, text, max_depth, err, err_len);
+    return r < 0 ? r : check_call(sig, args, n, text, max_depth, true, ret_argv, err, err_len);
 }

@@ -59,6 +59,17 @@ int value_check_call_borrowed(const value_sig *sig, Aiod__Value *const *args, si
                               unsigned max_depth, Aiod__Value ***ret_argv, char *err,
                               size_t err_len);
 
+/*
+ * As value_check_call_borrowed, but the values are taken instead of copied:
+ * for a request unpacked node by node (wire_owns_nodes). Nothing is taken
+ * unless every argument passed the checks: on -EINVAL or -ENOMEM from them
+ * args[0..n) are as they were; past them (success, or a conversion or
+ * missing argument refused, or -ENOMEM) every args[i] is NULL, taken or
+ * freed.
+ */
+int value_check_call_take(const value_sig *sig, Aiod__Value **args, size_t n, bool text,
+                          unsigned max_depth, Aiod__Value ***ret_argv, char *err, size_t err_len);
+
 /* Frees an argument vector from value_check_call. Accepts NULL. */
 void value_argv_free(Aiod__Value **argv, size_t n);
 

@@ -6,6 +6,7 @@
 #ifndef AIOD_WIRE_H
 #define AIOD_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,13 +14,22 @@
 
 /*
  * 0 and a new message (free with wire_free; its memory belongs to an arena,
- * so anything kept after wire_free must be copied out), or -EBADMSG with a reason in
+ * so anything kept after wire_free must be copied out, unless
+ * wire_owns_nodes says otherwise), or -EBADMSG with a reason in
  * `why` (the bytes are not a ClientMessage, or nest deeper than
  * LIMIT_MESSAGE_DEPTH), -E2BIG with a reason (well-formed, but more than
  * LIMIT_FRAME_VALUES values: nothing was unpacked), -ENOMEM.
  */
 int wire_decode(const uint8_t *payload, size_t len, Aiod__ClientMessage **ret, char *why,
                 size_t why_len);
+
+/*
+ * Whether m (from wire_decode, not yet freed) was unpacked node by node with
+ * alloc_protobuf, as a big frame is: a caller may then take a subtree (a
+ * call's argument Values) and leave NULL in its place, which wire_free
+ * skips.
+ */
+bool wire_owns_nodes(const Aiod__ClientMessage *m);
 
 void wire_free(Aiod__ClientMessage *m);
 /* Frees the arena's memory (at exit). */

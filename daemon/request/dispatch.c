@@ -85,10 +85,15 @@ typedef struct refusal {
     char msg[LIMIT_MESSAGE];
 } refusal;
 
+/* The frame being dispatched was unpacked node by node (wire_owns_nodes):
+ * its calls' arguments are taken, not copied. Set by run_frame around its
+ * handler, and put back after, since frames are dispatched within others. */
+static bool frame_nodes_owned;
+
 /*
  * Creates a task for a client's call; on failure fills `why` and sends
- * nothing. The call's argument values are copied (they live in the
- * decoder's arena).
+ * nothing. The call's argument values are copied out of the decoder's
+ * arena, or taken from a frame unpacked node by node.
  */
 static int make_task(session *s, Aiod__Call *call, int ownership, task **ret, refusal *why) {
     Aiod__Value **argv = NULL;
@@ -120,8 +125,11 @@ static int make_task(session *s, Aiod__Call *call, int ownership, task **ret, re
         }
     /* wire_decode bounded the arguments' nesting, so the copy's recursion
      * is bounded too. */
-    int r = value_check_call_borrowed(&fn->sig, call->args, call->n_args, call->args_are_text,
-                                      LIMIT_VALUE_DEPTH, &argv, why->msg, sizeof(why->msg));
+    int r = frame_nodes_owned
+                ? value_check_call_take(&fn->sig, call->args, call->n_args, call->args_are_text,
+                                        LIMIT_VALUE_DEPTH, &argv, why->msg, sizeof(why->msg))
+                : value_check_call_borrowed(&fn->sig, call->args, call->n_args, call->args_are_text,
+                                            LIMIT_VALUE_DEPTH, &argv, why->msg, sizeof(why->msg));
     if (r < 0) {
         why->code = r == -ENOMEM ? ERR(ERROR_INTERNAL) : ERR(ERROR_BAD_ARGUMENT);
         if (r == -ENOMEM)
@@ -632,8 +640,12 @@ static void run_frame(session *s, const uint8_t *payload, size_t len, bool may_p
         req_end_error(&r, ERR(ERROR_PROTOCOL), "request_id must not be 0");
     } else if (shutting_down && m->body_case != AIOD__CLIENT_MESSAGE__BODY_HELLO) {
         req_end_error(&r, ERR(ERROR_SHUTTING_DOWN), "aiod is shutting down");
-    } else
+    } else {
+        bool outer = frame_nodes_owned;
+        frame_nodes_owned = wire_owns_nodes(m);
         handle(s, &r, m);
+        frame_nodes_owned = outer;
+    }
     /* Every handler ended the request or moved it to what ends it later. */
     assert(req_over(&r));
     wire_free(m);

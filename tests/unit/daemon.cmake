@@ -4,6 +4,7 @@ include(${CMAKE_CURRENT_LIST_DIR}/../plugins/plugins.cmake)
 
 aiod_unit_test(test-frame SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-frame.c LIBS aiodproto)
 aiod_unit_test(test-value SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-value.c LIBS aiodcore)
+aiod_unit_test(test-wire SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-wire.c LIBS aiodcore)
 aiod_unit_test(test-coro SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-coro.c LIBS aiodcore)
 foreach(t test-plugin test-sched test-abi13)
   aiod_unit_test(${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/${t}.c LIBS aiodcore)

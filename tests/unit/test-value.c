@@ -407,6 +407,52 @@ static void test_borrowed_map_rules(void **state) {
     pbvalue_free(a2[0]);
 }
 
+static void test_take(void **state) {
+    (void)state;
+    value_param ep[1] = {{"value", PBVALUE_ANY, NULL}};
+    value_sig esig = {"demo.echo", ep, 1};
+    Aiod__Value **argv = NULL;
+    char err[512];
+    /* Refused by the checks: the same message as the borrowed check, and
+     * the argument left where it was, whole. */
+    Aiod__Value *a1[] = {map_of(1000, BREAK_DUP)};
+    Aiod__Value *sent = a1[0];
+    assert_int_equal(value_check_call_take(&esig, a1, 1, false, 32, &argv, err, sizeof(err)),
+                     -EINVAL);
+    assert_string_equal(err, "demo.echo: parameter 'value': duplicate map key \"k0\"");
+    assert_ptr_equal(a1[0], sent);
+    assert_int_equal(pbvalue_length(a1[0]), 1000);
+    pbvalue_free(a1[0]);
+    /* Accepted: the very value, without one allocation but the vector. */
+    Aiod__Value *a2[] = {map_of(1000, BREAK_NONE)};
+    sent = a2[0];
+    alloc_fail_at(1000000);
+    int r = value_check_call_take(&esig, a2, 1, false, 32, &argv, err, sizeof(err));
+    unsigned long allocs = alloc_count();
+    alloc_fail_at(0);
+    assert_int_equal(r, 0);
+    assert_true(allocs <= 2); /* the vector, and the duplicate check's sort */
+    assert_ptr_equal(argv[0], sent);
+    assert_null(a2[0]);
+    value_argv_free(argv, 1);
+    /* Text arguments are converted: the string is freed, its slot NULL. */
+    value_param ip[2] = {{"n", PBVALUE_INT, NULL}, {"d", PBVALUE_DOUBLE, NULL}};
+    value_sig isig = {"t.f", ip, 2};
+    Aiod__Value *a3[] = {pbvalue_string("42"), pbvalue_string("2.5")};
+    assert_int_equal(value_check_call_take(&isig, a3, 2, true, 32, &argv, err, sizeof(err)), 0);
+    assert_null(a3[0]);
+    assert_null(a3[1]);
+    assert_int_equal(argv[0]->int_value, 42);
+    assert_true(argv[1]->double_value == 2.5);
+    value_argv_free(argv, 2);
+    /* Refused past the checks (a conversion): every slot freed and NULL. */
+    Aiod__Value *a4[] = {pbvalue_string("42"), pbvalue_string("x")};
+    assert_int_equal(value_check_call_take(&isig, a4, 2, true, 32, &argv, err, sizeof(err)),
+                     -EINVAL);
+    assert_null(a4[0]);
+    assert_null(a4[1]);
+}
+
 static void test_big_maps(void **state) {
     (void)state;
     /* The worst shape of a full frame: about 230k keys. Quadratic work here
@@ -480,6 +526,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_check_call_oom, setup_sig, teardown_sig),
         cmocka_unit_test(test_check_call_rest),
         cmocka_unit_test(test_borrowed_map_rules),
+        cmocka_unit_test(test_take),
         cmocka_unit_test(test_big_maps),
         cmocka_unit_test(test_quoted_values_cut_between_characters),
     };
