@@ -55,10 +55,27 @@ size_t utf8_char_len(const char *s, size_t len) {
     return len ? decode((const unsigned char *)s, len, &bad) : 0;
 }
 
+/* Bytes from s on that are ASCII, eight at a time (a multiple of 8; the
+ * caller looks at the rest). Output lines are mostly ASCII, and every one
+ * is checked. */
+static size_t ascii_words(const unsigned char *p, size_t len) {
+    size_t i = 0;
+    for (; len - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        if (w & UINT64_C(0x8080808080808080))
+            break;
+    }
+    return i;
+}
+
 size_t utf8_valid_prefix(const char *s, size_t len) {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, bad;
     while (i < len) {
+        i += ascii_words(p + i, len - i);
+        if (i >= len)
+            break;
         if (p[i] < 0x80) {
             i++;
             continue;
@@ -112,29 +129,36 @@ size_t utf8_sanitize_into(char *dst, size_t size, const char *s, size_t len) {
     if (size == 0)
         return 0;
     const unsigned char *p = (const unsigned char *)s;
-    size_t in = 0, out = 0, room = size - 1, bad;
+    size_t in = 0, out = 0, room = size - 1, bad = 1;
     while (in < len) {
-        const char *src;
-        size_t n = 0, take;
-        if (p[in] != 0 && p[in] < 0x80) {
-            n = 1;
-        } else if (p[in] != 0) {
-            n = decode(p + in, len - in, &bad);
-        } else
-            bad = 1;
-        if (n) {
-            src = s + in;
-            take = n;
-        } else {
-            src = UTF8_REPLACEMENT;
-            take = 3;
-            n = bad;
+        /* A run of whole characters (no NUL) that fits, copied at once: a
+         * byte at a time, this was most of the loop's time for a chatty
+         * task's lines. */
+        size_t start = in, fits = room - out;
+        bool full = false;
+        while (in < len) {
+            size_t n = 1;
+            if (p[in] == 0 || (p[in] >= 0x80 && !(n = decode(p + in, len - in, &bad)))) {
+                if (p[in] == 0)
+                    bad = 1;
+                break;
+            }
+            if (in - start + n > fits) {
+                full = true;
+                break;
+            }
+            in += n;
         }
-        if (take > room - out)
+        memcpy(dst + out, s + start, in - start);
+        out += in - start;
+        if (full || in >= len)
             break;
-        memcpy(dst + out, src, take);
-        out += take;
-        in += n;
+        /* A NUL or an ill-formed subpart: one replacement character. */
+        if (3 > room - out)
+            break;
+        memcpy(dst + out, UTF8_REPLACEMENT, 3);
+        out += 3;
+        in += bad;
     }
     dst[out] = '\0';
     return out;
@@ -148,12 +172,18 @@ char *utf8_sanitize(const char *s, size_t len, size_t max, size_t *ret_len) {
     /* Most text is valid already: then the copy is only as long as needed.
      * Text longer than cap is cut anyway, so only what can fit is looked at:
      * the cost is O(min(len, max)), whatever len is. */
-    if (len <= cap && utf8_valid_text(s, len))
+    bool valid = len <= cap && utf8_valid_text(s, len);
+    if (valid)
         cap = len;
     char *d = alloc_malloc(cap + 1);
     if (!d)
         return NULL;
-    size_t n = utf8_sanitize_into(d, cap + 1, s, len);
+    size_t n = len;
+    if (valid) {
+        memcpy(d, s, len);
+        d[len] = '\0';
+    } else
+        n = utf8_sanitize_into(d, cap + 1, s, len);
     if (ret_len)
         *ret_len = n;
     return d;
