@@ -19,14 +19,7 @@
 #include "base/memcheck.h"
 #include "base/slab.h"
 
-/* The sanitizers replace malloc (AddressSanitizer: base/memcheck.h). */
-#if defined(__SANITIZE_THREAD__)
-#define AIOD_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define AIOD_TSAN 1
-#endif
-#endif
+/* The sanitizers replace malloc. */
 #if defined(AIOD_ASAN) || defined(AIOD_TSAN)
 #define MALLOC_REPLACED 1
 #else

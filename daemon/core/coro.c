@@ -29,25 +29,9 @@
 
 #include "alloc.h"
 #include "base/aiod_limits.h"
+#include "base/memcheck.h"
 #include "base/slab.h"
 #include "core/coro_switch.h"
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CORO_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define CORO_ASAN 1
-#endif
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CORO_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define CORO_TSAN 1
-#endif
 
 /* Under valgrind, memcheck must know that the run stack is a stack and
  * that frames copied into it are addressable (they may lie below where the
@@ -65,7 +49,7 @@
 #define VALGRIND_MAKE_MEM_UNDEFINED(a, n) ((void)(a), (void)(n))
 #endif
 
-#ifdef CORO_ASAN
+#ifdef AIOD_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define NO_ASAN __attribute__((no_sanitize_address))
@@ -80,7 +64,7 @@
  * the frame copies to and from the run stack with the coroutines' own
  * accesses, so the copies need no ignore annotations; left checked, they
  * catch another thread writing into a suspended coroutine's frames. */
-#ifdef CORO_TSAN
+#ifdef AIOD_TSAN
 #include <signal.h>
 
 #include <sanitizer/tsan_interface.h>
@@ -98,7 +82,7 @@ struct coro {
     void *user;
     bool started;
     bool finished;
-#ifdef CORO_TSAN
+#ifdef AIOD_TSAN
     /* This coroutine's TSan fiber, from coro_new to coro_free. */
     void *tsan_fiber;
 #endif
@@ -137,12 +121,12 @@ static unsigned valgrind_stack;
 static coro_ctx main_ctx;
 static coro *current;
 static coro *resident;
-#ifdef CORO_ASAN
+#ifdef AIOD_ASAN
 static void *main_fake_stack;
 static const void *main_stack_bottom;
 static size_t main_stack_size;
 #endif
-#ifdef CORO_TSAN
+#ifdef AIOD_TSAN
 /* The loop's own TSan fiber (its thread), which coroutines yield to. */
 static void *main_tsan_fiber;
 
@@ -236,7 +220,7 @@ static NO_ASAN void copy_bytes(uint8_t *dst, const uint8_t *src, size_t n) {
 }
 
 static void stack_copy(uint8_t *dst, const uint8_t *src, size_t n) {
-#ifdef CORO_ASAN
+#ifdef AIOD_ASAN
     copy_bytes(dst, src, n);
 #else
     (void)copy_bytes;
@@ -275,7 +259,7 @@ static int evict_resident(void) {
 
 static void trampoline(void *arg) {
     coro *c = arg;
-#ifdef CORO_ASAN
+#ifdef AIOD_ASAN
     __sanitizer_finish_switch_fiber(NULL, &main_stack_bottom, &main_stack_size);
 #endif
     c->fn(c->arg);
@@ -291,7 +275,7 @@ int coro_new(coro_fn fn, void *arg, coro **ret) {
         return -ENOMEM;
     c->fn = fn;
     c->arg = arg;
-#ifdef CORO_TSAN
+#ifdef AIOD_TSAN
     sigset_t old_mask;
     block_async_signals(&old_mask);
     c->tsan_fiber = __tsan_create_fiber(0);
@@ -307,7 +291,7 @@ void coro_free(coro *c) {
         return;
     if (resident == c)
         resident = NULL;
-#ifdef CORO_TSAN
+#ifdef AIOD_TSAN
     sigset_t old_mask;
     block_async_signals(&old_mask);
     __tsan_destroy_fiber(c->tsan_fiber);
@@ -322,7 +306,7 @@ int coro_resume(coro *c) {
     if (resident != c) {
         if (evict_resident() < 0)
             return -ENOMEM;
-#ifdef CORO_ASAN
+#ifdef AIOD_ASAN
         /* Redzones poisoned by other coroutines' frames are stale here. */
         __asan_unpoison_memory_region(run_base, stack_size);
 #endif
@@ -337,20 +321,20 @@ int coro_resume(coro *c) {
     }
     c->started = true;
     current = c;
-#ifdef CORO_ASAN
+#ifdef AIOD_ASAN
     __sanitizer_start_switch_fiber(&main_fake_stack, run_base, stack_size);
 #endif
-#ifdef CORO_TSAN
+#ifdef AIOD_TSAN
     sigset_t old_mask;
     block_async_signals(&old_mask);
     main_tsan_fiber = __tsan_get_current_fiber();
     __tsan_switch_to_fiber(c->tsan_fiber, 0);
 #endif
     coro_ctx_switch(&main_ctx, &c->ctx);
-#ifdef CORO_ASAN
+#ifdef AIOD_ASAN
     __sanitizer_finish_switch_fiber(main_fake_stack, NULL, NULL);
 #endif
-#ifdef CORO_TSAN
+#ifdef AIOD_TSAN
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 #endif
     current = NULL;
@@ -359,14 +343,14 @@ int coro_resume(coro *c) {
 
 void coro_yield(void) {
     coro *c = current;
-#ifdef CORO_ASAN
+#ifdef AIOD_ASAN
     __sanitizer_start_switch_fiber(NULL, main_stack_bottom, main_stack_size);
 #endif
-#ifdef CORO_TSAN
+#ifdef AIOD_TSAN
     __tsan_switch_to_fiber(main_tsan_fiber, 0);
 #endif
     coro_ctx_switch(&c->ctx, &main_ctx);
-#ifdef CORO_ASAN
+#ifdef AIOD_ASAN
     __sanitizer_finish_switch_fiber(NULL, &main_stack_bottom, &main_stack_size);
 #endif
 }
@@ -374,10 +358,10 @@ void coro_yield(void) {
 _Noreturn void coro_exit(void) {
     coro *c = current;
     c->finished = true;
-#ifdef CORO_ASAN
+#ifdef AIOD_ASAN
     __sanitizer_start_switch_fiber(NULL, main_stack_bottom, main_stack_size);
 #endif
-#ifdef CORO_TSAN
+#ifdef AIOD_TSAN
     __tsan_switch_to_fiber(main_tsan_fiber, 0);
 #endif
     coro_ctx_switch(&c->ctx, &main_ctx);

@@ -18,19 +18,11 @@
 
 #include <cmocka.h>
 
+#include "base/memcheck.h"
 #include "daemon-loop.h"
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define AIOD_TSAN_BUILD 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define AIOD_TSAN_BUILD 1
-#endif
-
 /* Under TSan every started task is a fiber with trace memory of its own. */
-#if defined(AIOD_TSAN_BUILD)
+#if defined(AIOD_TSAN)
 #define DEEP_CHAIN 10000
 #elif defined(AIOD_SANITIZED)
 #define DEEP_CHAIN 100000

@@ -15,16 +15,12 @@
 #include <cmocka.h>
 
 #include "base/freelist.h"
+#include "base/memcheck.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef AIOD_ASAN
 #define KEEPS_BLOCKS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define KEEPS_BLOCKS 0
-#endif
-#endif
-#ifndef KEEPS_BLOCKS
-#define KEEPS_BLOCKS 1
+#else
+#define KEEPS_BLOCKS (!RUNNING_ON_VALGRIND)
 #endif
 
 enum { BLOCK = 200 };
