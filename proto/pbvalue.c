@@ -117,25 +117,88 @@ Aiod__Value *pbvalue_map(void) {
     return v;
 }
 
+static void pb_free(void *p) {
+    if (p)
+        alloc_protobuf.free(alloc_protobuf.allocator_data, p);
+}
+
+/* A node with fields protobuf-c kept as unknown goes through its walk, which
+ * frees those too. */
+static bool has_unknown(const ProtobufCMessage *m) {
+    return m->n_unknown_fields != 0;
+}
+
+static void free_list(Aiod__List *l) {
+    if (!l)
+        return;
+    if (has_unknown(&l->base)) {
+        protobuf_c_message_free_unpacked(&l->base, &alloc_protobuf);
+        return;
+    }
+    for (size_t i = 0; i < l->n_items; i++)
+        pbvalue_free(l->items[i]);
+    pb_free(l->items);
+    pb_free(l);
+}
+
+static void free_map(Aiod__Map *m) {
+    if (!m)
+        return;
+    if (has_unknown(&m->base)) {
+        protobuf_c_message_free_unpacked(&m->base, &alloc_protobuf);
+        return;
+    }
+    for (size_t i = 0; i < m->n_entries; i++) {
+        Aiod__MapEntry *e = m->entries[i];
+        if (!e)
+            continue;
+        if (has_unknown(&e->base)) {
+            protobuf_c_message_free_unpacked(&e->base, &alloc_protobuf);
+            continue;
+        }
+        /* An entry unpacked without a key has protobuf-c's shared "". */
+        if (e->key != protobuf_c_empty_string)
+            pb_free(e->key);
+        pbvalue_free(e->value);
+        pb_free(e);
+    }
+    pb_free(m->entries);
+    pb_free(m);
+}
+
 void pbvalue_free(Aiod__Value *v) {
     if (!v)
         return;
-    /* A scalar owns nothing but its node: no need for protobuf-c's walk of
-     * the descriptor, which is most of the cost of freeing one. */
+    /* The tree's shape is known: no need for protobuf-c's walk of the
+     * descriptors, which cost as much as the unpack of a big value. */
+    if (has_unknown(&v->base)) {
+        protobuf_c_message_free_unpacked(&v->base, &alloc_protobuf);
+        return;
+    }
     switch (v->kind_case) {
-    case AIOD__VALUE__KIND__NOT_SET:
-    case AIOD__VALUE__KIND_BOOL_VALUE:
-    case AIOD__VALUE__KIND_INT_VALUE:
-    case AIOD__VALUE__KIND_DOUBLE_VALUE:
-        if (v->base.n_unknown_fields == 0) {
-            alloc_protobuf.free(alloc_protobuf.allocator_data, v);
-            return;
-        }
+    case AIOD__VALUE__KIND_NULL_VALUE:
+        if (v->null_value && has_unknown(&v->null_value->base))
+            protobuf_c_message_free_unpacked(&v->null_value->base, &alloc_protobuf);
+        else
+            pb_free(v->null_value);
         break;
-    default:
+    case AIOD__VALUE__KIND_STRING_VALUE:
+        if (v->string_value != protobuf_c_empty_string)
+            pb_free(v->string_value);
+        break;
+    case AIOD__VALUE__KIND_BYTES_VALUE:
+        pb_free(v->bytes_value.data);
+        break;
+    case AIOD__VALUE__KIND_LIST_VALUE:
+        free_list(v->list_value);
+        break;
+    case AIOD__VALUE__KIND_MAP_VALUE:
+        free_map(v->map_value);
+        break;
+    default: /* scalars own nothing but their node */
         break;
     }
-    protobuf_c_message_free_unpacked(&v->base, &alloc_protobuf);
+    pb_free(v);
 }
 
 int pbvalue_list_append(Aiod__Value *list, Aiod__Value *item) {

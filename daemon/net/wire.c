@@ -17,8 +17,12 @@
  * alloc_protobuf (malloc) instead, so that dispatch can keep its calls'
  * arguments as they are (value_check_call_take) rather than copy them: the
  * copy of a 4 MiB map was 20 MB more of fresh memory and some 40 % of the
- * loop's time for the request. Below it the arena stays cheaper: a small
- * request's copies are small, and its nodes are freed at once.
+ * loop's time for the request. The price is paid by a big frame that is
+ * refused: malloc and free per node cost more than the arena's bump and
+ * reset (36-40 ms against 20-40 for a refused 200,000-key map, warm), while
+ * a valid one, the dearer of the two, costs less (44-68 against 52-76;
+ * docs/benchmarks.md). Below it the arena stays cheaper: a small request's
+ * copies are small, and its nodes are freed at once.
  */
 #include "net/wire.h"
 
@@ -32,6 +36,7 @@
 #include "base/aiod_limits.h"
 #include "base/slab.h"
 #include "pbdepth.h"
+#include "pbvalue.h"
 #include "net/wire_fast.h"
 
 /* Frames this large are unpacked with malloc (above). */
@@ -186,12 +191,29 @@ bool wire_owns_nodes(const Aiod__ClientMessage *m) {
     return m && owned_index(m) >= 0;
 }
 
+/* Frees the arguments a call still holds with pbvalue_free, which knows a
+ * Value tree's shape; protobuf-c's walk of the descriptors, node by node,
+ * made a refused 4 MiB frame cost twice what the arena's reset did. */
+static void free_args(Aiod__Call *c) {
+    for (size_t i = 0; c && i < c->n_args; i++) {
+        pbvalue_free(c->args[i]);
+        c->args[i] = NULL;
+    }
+}
+
 void wire_free(Aiod__ClientMessage *m) {
     if (!m)
         return;
     int i = owned_index(m);
     if (i >= 0) {
         owned[i] = owned[--n_owned];
+        if (m->body_case == AIOD__CLIENT_MESSAGE__BODY_SUBMIT && m->submit)
+            free_args(m->submit->call);
+        if (m->body_case == AIOD__CLIENT_MESSAGE__BODY_GATHER && m->gather)
+            for (size_t k = 0; k < m->gather->n_items; k++)
+                if (m->gather->items[k] &&
+                    m->gather->items[k]->item_case == AIOD__GATHER_ITEM__ITEM_CALL)
+                    free_args(m->gather->items[k]->call);
         aiod__client_message__free_unpacked(m, &alloc_protobuf);
     } else if (--live == 0)
         arena_reset();
