@@ -132,8 +132,8 @@ size_t utf8_sanitize_into(char *dst, size_t size, const char *s, size_t len) {
     size_t in = 0, out = 0, room = size - 1, bad = 1;
     while (in < len) {
         /* A run of whole characters (no NUL) that fits, copied at once: a
-         * byte at a time, this was most of the loop's time for a chatty
-         * task's lines. */
+         * byte at a time, this was the largest part of the daemon's time
+         * for a chatty task's lines. */
         size_t start = in, fits = room - out;
         bool full = false;
         while (in < len) {
