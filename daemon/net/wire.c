@@ -6,10 +6,10 @@
  * request is done except the first, which is kept between requests.
  * Whatever outlives the request (a call's arguments) is copied out by
  * dispatch. This spares the malloc and free of every node of every request.
- * The blocks come from a slab (base/slab.h): a 4 MiB frame unpacks into
- * some 20 MB of nodes, which in fresh small pages cost thousands of page
- * faults (100 ms of the loop on a VM); the slab takes them as huge pages
- * and keeps them for the next big request until the daemon is idle.
+ * The blocks come from a slab (base/slab.h), which takes them as huge pages
+ * and keeps them for the next request until the daemon is idle: a frame
+ * just under OWNED_FROM unpacks into over a megabyte of nodes, and a big
+ * frame comes here too when the table below is full.
  * Gathers, the pipelined request, are read by wire_fast.c; anything it
  * declines goes to protobuf-c.
  *
