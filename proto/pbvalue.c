@@ -123,18 +123,19 @@ static void pb_free(void *p) {
 }
 
 /* A node with fields protobuf-c kept as unknown goes through its walk, which
- * frees those too. */
-static bool has_unknown(const ProtobufCMessage *m) {
-    return m->n_unknown_fields != 0;
+ * frees those too: true if it did (m is then gone). */
+static bool freed_by_protobuf(ProtobufCMessage *m) {
+    if (m->n_unknown_fields == 0)
+        return false;
+    protobuf_c_message_free_unpacked(m, &alloc_protobuf);
+    return true;
 }
 
 static void free_list(Aiod__List *l) {
     if (!l)
         return;
-    if (has_unknown(&l->base)) {
-        protobuf_c_message_free_unpacked(&l->base, &alloc_protobuf);
+    if (freed_by_protobuf(&l->base))
         return;
-    }
     for (size_t i = 0; i < l->n_items; i++)
         pbvalue_free(l->items[i]);
     pb_free(l->items);
@@ -144,18 +145,14 @@ static void free_list(Aiod__List *l) {
 static void free_map(Aiod__Map *m) {
     if (!m)
         return;
-    if (has_unknown(&m->base)) {
-        protobuf_c_message_free_unpacked(&m->base, &alloc_protobuf);
+    if (freed_by_protobuf(&m->base))
         return;
-    }
     for (size_t i = 0; i < m->n_entries; i++) {
         Aiod__MapEntry *e = m->entries[i];
         if (!e)
             continue;
-        if (has_unknown(&e->base)) {
-            protobuf_c_message_free_unpacked(&e->base, &alloc_protobuf);
+        if (freed_by_protobuf(&e->base))
             continue;
-        }
         /* An entry unpacked without a key has protobuf-c's shared "". */
         if (e->key != protobuf_c_empty_string)
             pb_free(e->key);
@@ -171,15 +168,11 @@ void pbvalue_free(Aiod__Value *v) {
         return;
     /* The tree's shape is known: no need for protobuf-c's walk of the
      * descriptors, which cost as much as the unpack of a big value. */
-    if (has_unknown(&v->base)) {
-        protobuf_c_message_free_unpacked(&v->base, &alloc_protobuf);
+    if (freed_by_protobuf(&v->base))
         return;
-    }
     switch (v->kind_case) {
     case AIOD__VALUE__KIND_NULL_VALUE:
-        if (v->null_value && has_unknown(&v->null_value->base))
-            protobuf_c_message_free_unpacked(&v->null_value->base, &alloc_protobuf);
-        else
+        if (v->null_value && !freed_by_protobuf(&v->null_value->base))
             pb_free(v->null_value);
         break;
     case AIOD__VALUE__KIND_STRING_VALUE:

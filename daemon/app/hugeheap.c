@@ -2,7 +2,8 @@
  * The heap in transparent huge pages (hugeheap.h).
  *
  * Why: a request that brings a map of 200,000 keys makes about 600,000
- * small blocks (the checked copy of its arguments). With 4 KiB pages that
+ * small blocks (its unpacked arguments, then a plugin's copy such as
+ * demo.echo's result). With 4 KiB pages that
  * is some 6,000 page faults, and on a virtual machine where a fault costs
  * several microseconds they were half of the 100-150 ms that one request
  * held the loop. With the heap in huge pages it is a few dozen faults.

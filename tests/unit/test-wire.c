@@ -57,6 +57,15 @@ static uint8_t *submit_of_map(size_t n, bool dup, size_t *len) {
     return buf;
 }
 
+/* wire_decode of a frame that must decode. */
+static Aiod__ClientMessage *decoded(const uint8_t *buf, size_t len) {
+    Aiod__ClientMessage *m = NULL;
+    char why[256];
+    assert_int_equal(wire_decode(buf, len, &m, why, sizeof(why)), 0);
+    assert_non_null(m);
+    return m;
+}
+
 static const value_param echo_params[1] = {{"value", PBVALUE_ANY, NULL}};
 static const value_sig echo_sig = {"demo.echo", echo_params, 1};
 
@@ -66,8 +75,7 @@ static void test_small_frames_use_the_arena(void **state) {
     uint8_t *buf = submit_of_map(100, false, &len);
     assert_true(len < 256 << 10);
     Aiod__ClientMessage *m = NULL;
-    char why[256];
-    assert_int_equal(wire_decode(buf, len, &m, why, sizeof(why)), 0);
+    m = decoded(buf, len);
     assert_false(wire_owns_nodes(m));
     assert_int_equal(pbvalue_length(m->submit->call->args[0]), 100);
     wire_free(m);
@@ -80,8 +88,7 @@ static void test_big_frames_give_their_arguments(void **state) {
     uint8_t *buf = submit_of_map(40000, false, &len);
     assert_true(len >= 256 << 10);
     Aiod__ClientMessage *m = NULL;
-    char why[256];
-    assert_int_equal(wire_decode(buf, len, &m, why, sizeof(why)), 0);
+    m = decoded(buf, len);
     assert_true(wire_owns_nodes(m));
     Aiod__Call *call = m->submit->call;
     Aiod__Value *sent = call->args[0];
@@ -105,8 +112,8 @@ static void test_big_frames_refused_keep_their_arguments(void **state) {
     size_t len;
     uint8_t *buf = submit_of_map(40000, true, &len);
     Aiod__ClientMessage *m = NULL;
-    char why[256], err[512];
-    assert_int_equal(wire_decode(buf, len, &m, why, sizeof(why)), 0);
+    char err[512];
+    m = decoded(buf, len);
     assert_true(wire_owns_nodes(m));
     Aiod__Call *call = m->submit->call;
     Aiod__Value **argv = NULL;
@@ -130,8 +137,7 @@ static void test_big_frames_free_odd_nodes(void **state) {
     size_t len;
     uint8_t *buf = submit_of_map(40000, false, &len);
     Aiod__ClientMessage *m = NULL;
-    char why[256];
-    assert_int_equal(wire_decode(buf, len, &m, why, sizeof(why)), 0);
+    m = decoded(buf, len);
     Aiod__Map *mv = m->submit->call->args[0]->map_value;
     free(mv->entries[0]->key);
     mv->entries[0]->key = "";
@@ -162,7 +168,7 @@ static void test_big_frames_free_odd_nodes(void **state) {
     mv->entries[2]->base.unknown_fields = NULL;
     wire_free(m);
 
-    assert_int_equal(wire_decode(buf2, len2, &m, why, sizeof(why)), 0);
+    m = decoded(buf2, len2);
     assert_true(wire_owns_nodes(m));
     mv = m->submit->call->args[0]->map_value;
     assert_ptr_equal(mv->entries[0]->key, protobuf_c_empty_string);
@@ -203,10 +209,9 @@ static void test_nested_big_frames(void **state) {
     uint8_t *buf = submit_of_map(40000, false, &len);
     enum { N = 6 };
     Aiod__ClientMessage *ms[N];
-    char why[256];
     unsigned owned = 0;
     for (int i = 0; i < N; i++) {
-        assert_int_equal(wire_decode(buf, len, &ms[i], why, sizeof(why)), 0);
+        ms[i] = decoded(buf, len);
         owned += wire_owns_nodes(ms[i]);
     }
     assert_int_equal(owned, 4);
@@ -214,7 +219,7 @@ static void test_nested_big_frames(void **state) {
     for (int i = N - 1; i >= 0; i--)
         wire_free(ms[i]);
     /* The table is free again. */
-    assert_int_equal(wire_decode(buf, len, &ms[0], why, sizeof(why)), 0);
+    ms[0] = decoded(buf, len);
     assert_true(wire_owns_nodes(ms[0]));
     wire_free(ms[0]);
     wire_done();
