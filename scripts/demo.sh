@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build
-scripts/build.sh build
+# The demo needs no test tools (protoc, cmocka's suite): the tests are off
+# here; scripts/test.sh turns them on again in the same build directory.
+scripts/build.sh build -DAIOD_TESTS=OFF
 
 sock="$PWD/build/aiod.sock"
 build/daemon/aiod --socket "$sock" --plugin-dir build/daemon/plugins --no-default-plugins \

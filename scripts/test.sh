@@ -16,7 +16,7 @@ echo "== layers: the #include graph points one way (docs/architecture.md)"
 scripts/check-layers.py
 
 echo "== build"
-scripts/build.sh build
+scripts/build.sh build -DAIOD_TESTS=ON
 echo "== tests"
 (cd build && ctest -j2 -LE hostile --output-on-failure)
 
