@@ -139,13 +139,9 @@ CHILD_CODE static int child_main(void *arg) {
     if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none)) < 0)
         child_fail(a, errno);
     if (a->forked) {
-        /* Under ThreadSanitizer the program started with every signal
-         * blocked in about 1 run in 6, although the raw call above cleared
-         * the mask. Likely ThreadSanitizer's own record of the mask, which
-         * a raw system call does not update, was put back when it delivered
-         * a signal it had held; through libc it is told. With this call,
-         * 1 run in 18 still was (tests/integration/test_proc.py only
-         * reports the mask under TSan). */
+        /* In a forked copy of the daemon (ThreadSanitizer, valgrind) libc
+         * may be used, and ThreadSanitizer keeps its own record of the
+         * mask, which only a call through libc updates. */
         sigset_t empty;
         sigemptyset(&empty);
         if (pthread_sigmask(SIG_SETMASK, &empty, NULL) != 0)
