@@ -333,13 +333,15 @@ int value_check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool te
  * taken: their number, each value's rules (pbvalue_check), and strings when
  * they are text. -EINVAL with a message, -ENOMEM. */
 static int check_all(const value_sig *sig, Aiod__Value *const *args, size_t n, bool text,
-                     unsigned max_depth, char *err, size_t err_len) {
+                     unsigned max_depth, value_verdict_fn verdict, const void *verdict_ctx,
+                     char *err, size_t err_len) {
     if (check_count(sig, n, err, err_len) < 0)
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
         const value_param *p = i < sig->n_params ? &sig->params[i] : rest_param(sig);
         const char *why = NULL;
-        int r = pbvalue_check(args[i], max_depth, &why);
+        int r =
+            verdict ? verdict(verdict_ctx, args[i], &why) : pbvalue_check(args[i], max_depth, &why);
         if (r < 0) {
             snprintf(err, err_len, "%s: parameter '%s': %s", sig->function, p->name,
                      why ? why : "invalid value");
@@ -361,7 +363,7 @@ int value_check_call_borrowed(const value_sig *sig, Aiod__Value *const *args, si
      * it is given (duplicate map keys, keys that are not UTF-8), and a frame
      * of 4 MiB must cost no more than O(n log n) (pbvalue_check) before it
      * is refused. Values already checked are not checked again. */
-    int r = check_all(sig, args, n, text, max_depth, err, err_len);
+    int r = check_all(sig, args, n, text, max_depth, NULL, NULL, err, err_len);
     if (r < 0)
         return r;
     Aiod__Value *small[8], **copies = n <= 8 ? small : alloc_calloc(n, sizeof(*copies));
@@ -381,9 +383,10 @@ int value_check_call_borrowed(const value_sig *sig, Aiod__Value *const *args, si
 }
 
 int value_check_call_take(const value_sig *sig, Aiod__Value **args, size_t n, bool text,
-                          unsigned max_depth, Aiod__Value ***ret_argv, char *err, size_t err_len) {
+                          unsigned max_depth, value_verdict_fn verdict, const void *verdict_ctx,
+                          Aiod__Value ***ret_argv, char *err, size_t err_len) {
     /* The same checks, in the same order, as value_check_call_borrowed, so
      * that a request gets the same answer whichever way it was decoded. */
-    int r = check_all(sig, args, n, text, max_depth, err, err_len);
+    int r = check_all(sig, args, n, text, max_depth, verdict, verdict_ctx, err, err_len);
     return r < 0 ? r : check_call(sig, args, n, text, max_depth, true, ret_argv, err, err_len);
 }

@@ -60,15 +60,23 @@ int value_check_call_borrowed(const value_sig *sig, Aiod__Value *const *args, si
                               size_t err_len);
 
 /*
+ * pbvalue_check's verdict on v, made earlier (on another thread): 0, or its
+ * error with the reason in *why. For value_check_call_take.
+ */
+typedef int (*value_verdict_fn)(const void *ctx, const Aiod__Value *v, const char **why);
+
+/*
  * As value_check_call_borrowed, but the values are taken instead of copied:
- * for a request unpacked node by node (wire_owns_nodes). Nothing is taken
- * unless every argument passed the checks: on -EINVAL or -ENOMEM from them
- * args[0..n) are as they were; past them (success, or a conversion or
- * missing argument refused, or -ENOMEM) every args[i] is NULL, taken or
- * freed.
+ * for a request unpacked node by node (wire_decode_detached). Each value's
+ * pbvalue_check is asked of `verdict` when it is not NULL (the checks ran
+ * beside the decode), else made here. Nothing is taken unless every
+ * argument passed the checks: on -EINVAL or -ENOMEM from them args[0..n)
+ * are as they were; past them (success, or a conversion or missing
+ * argument refused, or -ENOMEM) every args[i] is NULL, taken or freed.
  */
 int value_check_call_take(const value_sig *sig, Aiod__Value **args, size_t n, bool text,
-                          unsigned max_depth, Aiod__Value ***ret_argv, char *err, size_t err_len);
+                          unsigned max_depth, value_verdict_fn verdict, const void *verdict_ctx,
+                          Aiod__Value ***ret_argv, char *err, size_t err_len);
 
 /* Frees an argument vector from value_check_call. Accepts NULL. */
 void value_argv_free(Aiod__Value **argv, size_t n);

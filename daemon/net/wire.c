@@ -13,19 +13,18 @@
  * Gathers, the pipelined request, are read by wire_fast.c; anything it
  * declines goes to protobuf-c.
  *
- * A frame of OWNED_FROM bytes or more is unpacked node by node with
- * alloc_protobuf (malloc) instead, so that dispatch can keep its calls'
- * arguments as they are (value_check_call_take) rather than copy them: the
- * copy of a 4 MiB map was 20 MB more of fresh memory and some 40 % of the
- * loop's time for the request. The price is paid by a big frame that is
- * refused: malloc and free per node cost more than the arena's bump and
- * reset (36-40 ms against 20-40 for a refused 200,000-key map, warm), while
- * a valid one, the dearer of the two, costs less (44-68 against 52-76;
- * docs/benchmarks.md). Below it the arena stays cheaper: a small request's
- * copies are small, and its nodes are freed at once.
+ * A frame of WIRE_DETACHED_FROM bytes or more is decoded by the request
+ * layer on a pool thread instead (wire_decode_detached), node by node with
+ * alloc_protobuf (malloc), so that its calls' arguments can be taken as they
+ * are (value_check_call_take) rather than copied: the copy of a 4 MiB map
+ * was 20 MB more of fresh memory and some 40 % of the loop's time for the
+ * request. malloc and free per node cost more than the arena's bump and
+ * reset, but off the loop thread. wire_decode still takes a big frame
+ * when it cannot be handed off (no memory for the job).
  */
 #include "net/wire.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,15 +37,6 @@
 #include "pbdepth.h"
 #include "pbvalue.h"
 #include "net/wire_fast.h"
-
-/* Frames this large are unpacked with malloc (above). */
-#define OWNED_FROM ((size_t)256 << 10)
-/* The live messages unpacked so: decodes nest only as far as dispatch
- * nests, a level or two; past this many, a big frame takes the arena. */
-#define OWNED_MAX 4
-
-static Aiod__ClientMessage *owned[OWNED_MAX];
-static unsigned n_owned;
 
 /* A block, header included: the largest object a slab serves. */
 #define ARENA_BLOCK SLAB_MAX_OBJECT
@@ -127,7 +117,7 @@ static void arena_reset(void) {
  * payload shorter than this cannot nest too deep for protobuf-c's recursion,
  * and most requests skip the pre-check. */
 #define DEPTH_CHECK_FROM (2u * (LIMIT_MESSAGE_DEPTH + 1u))
-_Static_assert(OWNED_FROM >= DEPTH_CHECK_FROM, "a big frame is always depth-checked first");
+_Static_assert(WIRE_DETACHED_FROM >= DEPTH_CHECK_FROM, "a big frame is always depth-checked first");
 
 /* The pre-check's verdict as an error; 0 if it passes. */
 static int depth_check(const uint8_t *payload, size_t len, char *why, size_t why_len) {
@@ -151,17 +141,6 @@ int wire_decode(const uint8_t *payload, size_t len, Aiod__ClientMessage **ret, c
             return r;
     }
     Aiod__ClientMessage *m = NULL;
-    if (len >= OWNED_FROM && n_owned < OWNED_MAX) {
-        m = aiod__client_message__unpack(&alloc_protobuf, len, payload);
-        if (!m) {
-            /* As below; the pre-check has run (len >= DEPTH_CHECK_FROM). */
-            snprintf(why, why_len, "not a valid ClientMessage");
-            return -EBADMSG;
-        }
-        owned[n_owned++] = m;
-        *ret = m;
-        return 0;
-    }
     live++;
     if (!wire_fast_decode(payload, len, &arena, &m))
         m = aiod__client_message__unpack(&arena, len, payload);
@@ -179,16 +158,20 @@ int wire_decode(const uint8_t *payload, size_t len, Aiod__ClientMessage **ret, c
     return 0;
 }
 
-/* m's place in `owned`, or -1. */
-static int owned_index(const Aiod__ClientMessage *m) {
-    for (unsigned i = 0; i < n_owned; i++)
-        if (owned[i] == m)
-            return (int)i;
-    return -1;
-}
-
-bool wire_owns_nodes(const Aiod__ClientMessage *m) {
-    return m && owned_index(m) >= 0;
+int wire_decode_detached(const uint8_t *payload, size_t len, Aiod__ClientMessage **ret, char *why,
+                         size_t why_len) {
+    assert(len >= WIRE_DETACHED_FROM);
+    int r = depth_check(payload, len, why, why_len);
+    if (r < 0)
+        return r;
+    Aiod__ClientMessage *m = aiod__client_message__unpack(&alloc_protobuf, len, payload);
+    if (!m) {
+        /* As in wire_decode; the pre-check has run. */
+        snprintf(why, why_len, "not a valid ClientMessage");
+        return -EBADMSG;
+    }
+    *ret = m;
+    return 0;
 }
 
 /* Frees the arguments a call still holds with pbvalue_free, which knows a
@@ -201,21 +184,21 @@ static void free_args(Aiod__Call *c) {
     }
 }
 
-void wire_free(Aiod__ClientMessage *m) {
+void wire_free_detached(Aiod__ClientMessage *m) {
     if (!m)
         return;
-    int i = owned_index(m);
-    if (i >= 0) {
-        owned[i] = owned[--n_owned];
-        if (m->body_case == AIOD__CLIENT_MESSAGE__BODY_SUBMIT && m->submit)
-            free_args(m->submit->call);
-        if (m->body_case == AIOD__CLIENT_MESSAGE__BODY_GATHER && m->gather)
-            for (size_t k = 0; k < m->gather->n_items; k++)
-                if (m->gather->items[k] &&
-                    m->gather->items[k]->item_case == AIOD__GATHER_ITEM__ITEM_CALL)
-                    free_args(m->gather->items[k]->call);
-        aiod__client_message__free_unpacked(m, &alloc_protobuf);
-    } else if (--live == 0)
+    if (m->body_case == AIOD__CLIENT_MESSAGE__BODY_SUBMIT && m->submit)
+        free_args(m->submit->call);
+    if (m->body_case == AIOD__CLIENT_MESSAGE__BODY_GATHER && m->gather)
+        for (size_t k = 0; k < m->gather->n_items; k++)
+            if (m->gather->items[k] &&
+                m->gather->items[k]->item_case == AIOD__GATHER_ITEM__ITEM_CALL)
+                free_args(m->gather->items[k]->call);
+    aiod__client_message__free_unpacked(m, &alloc_protobuf);
+}
+
+void wire_free(Aiod__ClientMessage *m) {
+    if (m && --live == 0)
         arena_reset();
 }
 

@@ -14,24 +14,30 @@
 
 /*
  * 0 and a new message (free with wire_free; its memory belongs to an arena,
- * so anything kept after wire_free must be copied out, unless
- * wire_owns_nodes says otherwise), or -EBADMSG with a reason in
- * `why` (the bytes are not a ClientMessage, or nest deeper than
+ * so anything kept after wire_free must be copied out), or -EBADMSG with a
+ * reason in `why` (the bytes are not a ClientMessage, or nest deeper than
  * LIMIT_MESSAGE_DEPTH), -E2BIG with a reason (well-formed, but more than
  * LIMIT_FRAME_VALUES values: nothing was unpacked), -ENOMEM.
+ * Loop thread only.
  */
 int wire_decode(const uint8_t *payload, size_t len, Aiod__ClientMessage **ret, char *why,
                 size_t why_len);
+void wire_free(Aiod__ClientMessage *m);
+
+/* Frames this large are meant for wire_decode_detached. */
+#define WIRE_DETACHED_FROM ((size_t)256 << 10)
 
 /*
- * Whether m (from wire_decode, not yet freed) was unpacked node by node with
- * alloc_protobuf, as a big frame is: a caller may then take a subtree (a
- * call's argument Values) and leave NULL in its place, which wire_free
- * skips.
+ * As wire_decode for a frame of WIRE_DETACHED_FROM bytes or more, but safe
+ * on any thread: the message is unpacked node by node with alloc_protobuf,
+ * and is the caller's. A caller may take a subtree (a call's argument
+ * Values) and leave NULL in its place. Free with wire_free_detached, on any
+ * thread.
  */
-bool wire_owns_nodes(const Aiod__ClientMessage *m);
+int wire_decode_detached(const uint8_t *payload, size_t len, Aiod__ClientMessage **ret, char *why,
+                         size_t why_len);
+void wire_free_detached(Aiod__ClientMessage *m);
 
-void wire_free(Aiod__ClientMessage *m);
 /* Frees the arena's memory (at exit). */
 void wire_done(void);
 /* Gives the empty arena blocks kept for the next big request back to the

@@ -29,6 +29,7 @@
 #include "request/describe.h"
 #include "request/follow.h"
 #include "request/listing.h"
+#include "request/offload.h"
 #include "request/remote.h"
 #include "request/session.h"
 #include "request/waiting.h"
@@ -85,15 +86,16 @@ typedef struct refusal {
     char msg[LIMIT_MESSAGE];
 } refusal;
 
-/* The frame being dispatched was unpacked node by node (wire_owns_nodes):
- * its calls' arguments are taken, not copied. Set by run_frame around its
- * handler, and put back after, since frames are dispatched within others. */
-static bool frame_nodes_owned;
+/* The big frame being dispatched, decoded off the loop thread (offload.h):
+ * its calls' arguments are taken, not copied, and their checks were made
+ * on the pool. Set by run_decoded around its handler, and put back after,
+ * since frames are dispatched within others. */
+static const offload *frame_offload;
 
 /*
  * Creates a task for a client's call; on failure fills `why` and sends
  * nothing. The call's argument values are copied out of the decoder's
- * arena, or taken from a frame unpacked node by node.
+ * arena, or taken from a big frame decoded off the loop thread.
  */
 static int make_task(session *s, Aiod__Call *call, int ownership, task **ret, refusal *why) {
     Aiod__Value **argv = NULL;
@@ -125,9 +127,10 @@ static int make_task(session *s, Aiod__Call *call, int ownership, task **ret, re
         }
     /* wire_decode bounded the arguments' nesting, so the copy's recursion
      * is bounded too. */
-    int r = frame_nodes_owned
+    int r = frame_offload
                 ? value_check_call_take(&fn->sig, call->args, call->n_args, call->args_are_text,
-                                        LIMIT_VALUE_DEPTH, &argv, why->msg, sizeof(why->msg))
+                                        LIMIT_VALUE_DEPTH, offload_verdict, frame_offload, &argv,
+                                        why->msg, sizeof(why->msg))
                 : value_check_call_borrowed(&fn->sig, call->args, call->n_args, call->args_are_text,
                                             LIMIT_VALUE_DEPTH, &argv, why->msg, sizeof(why->msg));
     if (r < 0) {
@@ -600,14 +603,14 @@ static bool park(session *s, const uint8_t *payload, size_t len) {
     return true;
 }
 
-/* Decodes and handles a frame; `may_park`: a request that waits, when too
- * many are open (or others are parked before it), is parked instead. */
-static void run_frame(session *s, const uint8_t *payload, size_t len, bool may_park) {
-    Aiod__ClientMessage *m = NULL;
+/* Handles a decoded frame (m, or rc and why from the decode; m stays the
+ * caller's); `may_park`: a request that waits, when too many are open (or
+ * others are parked before it), is parked instead. `o`: the frame was
+ * decoded off the loop thread. */
+static void run_decoded(session *s, Aiod__ClientMessage *m, int rc, const char *why,
+                        const uint8_t *payload, size_t len, bool may_park, const offload *o) {
     conn *c = s->c;
-    char why[256];
     req r;
-    int rc = wire_decode(payload, len, &m, why, sizeof(why));
     if (rc == -E2BIG) {
         /* Well-formed but too big to unpack: refused, the client stays. */
         req_init(&r, c, wire_peek_request_id(payload, len));
@@ -626,10 +629,8 @@ static void run_frame(session *s, const uint8_t *payload, size_t len, bool may_p
         return;
     }
     if (may_park && s->hello_done && waits(m) &&
-        (s->in_flight >= cfg.max_in_flight || !list_empty(&s->parked)) && park(s, payload, len)) {
-        wire_free(m);
+        (s->in_flight >= cfg.max_in_flight || !list_empty(&s->parked)) && park(s, payload, len))
         return;
-    }
     req_init(&r, c, m->request_id);
     if (!s->hello_done && m->body_case != AIOD__CLIENT_MESSAGE__BODY_HELLO) {
         log_info("connection %llu (uid %u pid %d): request before hello, dropping the client",
@@ -641,29 +642,55 @@ static void run_frame(session *s, const uint8_t *payload, size_t len, bool may_p
     } else if (shutting_down && m->body_case != AIOD__CLIENT_MESSAGE__BODY_HELLO) {
         req_end_error(&r, ERR(ERROR_SHUTTING_DOWN), "aiod is shutting down");
     } else {
-        bool outer = frame_nodes_owned;
-        frame_nodes_owned = wire_owns_nodes(m);
+        const offload *outer = frame_offload;
+        frame_offload = o;
         handle(s, &r, m);
-        frame_nodes_owned = outer;
+        frame_offload = outer;
     }
     /* Every handler ended the request or moved it to what ends it later. */
     assert(req_over(&r));
+}
+
+static void decoded_off_loop(session *s, const offload *o, Aiod__ClientMessage *m, int rc,
+                             const char *why) {
+    size_t len;
+    const uint8_t *payload = offload_payload(o, &len);
+    run_decoded(s, m, rc, why, payload, len, offload_may_park(o), o);
+    /* Reading was held for it; parked frames may go on too. */
+    dispatch_resume(s);
+}
+
+/* Decodes and handles a frame: a big one off the loop thread, later. */
+static void run_frame(session *s, const uint8_t *payload, size_t len, bool may_park) {
+    if (len >= WIRE_DETACHED_FROM &&
+        offload_start(s, payload, len, may_park, decoded_off_loop) == 0)
+        return;
+    Aiod__ClientMessage *m = NULL;
+    char why[256];
+    int rc = wire_decode(payload, len, &m, why, sizeof(why));
+    run_decoded(s, m, rc, why, payload, len, may_park, NULL);
     wire_free(m);
 }
 
 void dispatch_frame(session *s, const uint8_t *payload, size_t len) {
+    /* Reading is held while a frame is decoded off the loop. */
+    assert(!s->offload);
     run_frame(s, payload, len, true);
 }
 
 void dispatch_resume(session *s) {
-    while (!list_empty(&s->parked) && s->in_flight < cfg.max_in_flight && !s->c->closing) {
+    /* A frame decoded off the loop goes first; it resumes when handled. */
+    if (s->offload)
+        return;
+    while (!list_empty(&s->parked) && s->in_flight < cfg.max_in_flight && !s->c->closing &&
+           !s->offload) {
         parked_frame *p = container_of(list_first(&s->parked), parked_frame, node);
         list_remove(&p->node);
         s->parked_bytes -= p->len;
         run_frame(s, p->data, p->len, false);
         free(p);
     }
-    if (s->c->held && s->parked_bytes <= LIMIT_PARKED_BYTES && !s->c->closing)
+    if (s->c->held && !s->offload && s->parked_bytes <= LIMIT_PARKED_BYTES && !s->c->closing)
         conn_hold(s->c, false);
 }
 

@@ -12,6 +12,7 @@
 #include "request/dispatch.h"
 #include "request/ack.h"
 #include "request/follow.h"
+#include "request/offload.h"
 #include "request/remote.h"
 #include "request/session.h"
 #include "request/waiting.h"
@@ -82,6 +83,7 @@ static void on_resume(conn *c) {
 static void on_closing(conn *c) {
     session *s = session_of(c);
     identity_cancel(s->lookup);
+    offload_session_closed(s);
     dispatch_drop_parked(s);
     while (!list_empty(&s->tasks)) {
         task *t = task_of(list_first(&s->tasks), owner_node);

@@ -44,6 +44,9 @@ typedef struct session {
     /* Parked frames (parked_frame.node) and their bytes. */
     list parked;
     size_t parked_bytes;
+    /* A big frame being decoded off the loop thread (offload.h): nothing
+     * more is read or resumed until it has been handled. */
+    struct offload *offload;
 } session;
 
 /* The session of a connection (NULL once it is closing). */

@@ -72,6 +72,29 @@ static void never(uv_timer_t *h) {
     (void)h;
 }
 
+/* Runs the loop until `done` says so, waiting for what it waits for: a big
+ * frame is decoded on the thread pool (request/offload.c), and its
+ * connection reads nothing meanwhile. A 1 ms timer bounds each wait, so
+ * that the turns are counted rather than timed. false: still not done. */
+static bool run_until(bool (*done)(void), unsigned max_turns) {
+    uv_timer_t tick;
+    uv_timer_init(&loop, &tick);
+    uv_timer_start(&tick, never, 1, 1);
+    for (unsigned i = 0; i < max_turns && !done(); i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return done();
+}
+
+static bool no_connection(void) {
+    return conn_count() == 0;
+}
+
+static bool all_ended(void) {
+    return task_count_unfinished() == 0 && conn_count() == 0;
+}
+
 static void setup(void) {
     char dir[4096], why[256];
     signal(SIGPIPE, SIG_IGN); /* as the daemon does */
@@ -172,14 +195,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (int i = 0; i < 16; i++)
         uv_run(&loop, UV_RUN_NOWAIT);
     close(sv[1]);
-    /* The daemon sees the end of the stream and closes the connection; then
-     * whatever was submitted or detached is cancelled too. */
-    for (int i = 0; i < 16 && conn_count() > 0; i++)
-        uv_run(&loop, UV_RUN_NOWAIT);
+    /* The daemon sees the end of the stream and closes the connection (once
+     * a big frame's decode has ended); then whatever was submitted or
+     * detached is cancelled too. */
+    run_until(no_connection, 100000);
     cancel_everything();
-    for (int i = 0; i < 1000 && (task_count_unfinished() > 0 || conn_count() > 0); i++)
-        uv_run(&loop, UV_RUN_NOWAIT);
-    if (task_count_unfinished() > 0 || conn_count() > 0)
+    if (!run_until(all_ended, 100000))
         abort(); /* something hangs that should have ended */
     return 0;
 }

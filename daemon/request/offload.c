@@ -1,0 +1,213 @@
+/*
+ * Big frames decoded off the loop thread (offload.h).
+ */
+#include "request/offload.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "alloc.h"
+#include "base/aiod_limits.h"
+#include "base/list.h"
+#include "net/wire.h"
+#include "pbvalue.h"
+#include "request/session.h"
+#include "system/stall.h"
+
+/* A value pbvalue_check refused, and why (copied: the reason may live in
+ * the pool thread's own buffer). Values it passed are not listed. */
+typedef struct verdict {
+    const Aiod__Value *v;
+    int r;
+    char why[192];
+} verdict;
+
+struct offload {
+    uv_work_t work;
+    uv_loop_t *loop;
+    /* In `waiting` until handed to the pool. */
+    list node;
+    bool started;
+    /* NULL once the session closed: the frame is then only freed. */
+    session *s;
+    offload_handler done;
+    bool may_park;
+    uint8_t *payload;
+    size_t len;
+    /* What the pool made: the message or the error, and the refusals of
+     * pbvalue_check sorted by value. */
+    Aiod__ClientMessage *m;
+    int rc;
+    char why[256];
+    verdict *verdicts;
+    size_t n_verdicts;
+};
+
+static list waiting = {&waiting, &waiting};
+static unsigned running;
+
+/* Records pbvalue_check's refusal of v. false: no memory. */
+static bool add_verdict(offload *o, const Aiod__Value *v, int r, const char *why) {
+    if ((o->n_verdicts & (o->n_verdicts - 1)) == 0) {
+        size_t cap = o->n_verdicts ? 2 * o->n_verdicts : 1;
+        verdict *n = alloc_realloc(o->verdicts, cap * sizeof(*n));
+        if (!n)
+            return false;
+        o->verdicts = n;
+    }
+    verdict *d = &o->verdicts[o->n_verdicts++];
+    d->v = v;
+    d->r = r;
+    snprintf(d->why, sizeof(d->why), "%s", why ? why : "invalid value");
+    return true;
+}
+
+static bool check_args(offload *o, const Aiod__Call *c) {
+    for (size_t i = 0; c && i < c->n_args; i++) {
+        const char *why = NULL;
+        int r = c->args[i] ? pbvalue_check(c->args[i], LIMIT_VALUE_DEPTH, &why) : 0;
+        if (r < 0 && !add_verdict(o, c->args[i], r, why))
+            return false;
+    }
+    return true;
+}
+
+static int by_value(const void *a, const void *b) {
+    const Aiod__Value *x = ((const verdict *)a)->v, *y = ((const verdict *)b)->v;
+    return x < y ? -1 : x > y;
+}
+
+/* On a pool thread: the decode and the signature-free checks of every
+ * call's arguments. */
+static void decode(uv_work_t *w) {
+    offload *o = container_of(w, offload, work);
+    o->rc = wire_decode_detached(o->payload, o->len, &o->m, o->why, sizeof(o->why));
+    if (o->rc < 0)
+        return;
+    Aiod__ClientMessage *m = o->m;
+    bool ok = true;
+    if (m->body_case == AIOD__CLIENT_MESSAGE__BODY_SUBMIT && m->submit)
+        ok = check_args(o, m->submit->call);
+    if (m->body_case == AIOD__CLIENT_MESSAGE__BODY_GATHER && m->gather)
+        for (size_t k = 0; ok && k < m->gather->n_items; k++)
+            if (m->gather->items[k] &&
+                m->gather->items[k]->item_case == AIOD__GATHER_ITEM__ITEM_CALL)
+                ok = check_args(o, m->gather->items[k]->call);
+    if (!ok) {
+        wire_free_detached(m);
+        o->m = NULL;
+        o->rc = -ENOMEM;
+        return;
+    }
+    qsort(o->verdicts, o->n_verdicts, sizeof(*o->verdicts), by_value);
+}
+
+static void release(uv_work_t *w) {
+    offload *o = container_of(w, offload, work);
+    wire_free_detached(o->m);
+}
+
+static void released(uv_work_t *w, int status) {
+    (void)status;
+    free(container_of(w, offload, work));
+}
+
+static void decoded(uv_work_t *w, int status);
+
+/* Hands waiting frames to the pool while fewer than OFFLOAD_RUNNING run. */
+static void start_waiting(void) {
+    while (running < OFFLOAD_RUNNING && !list_empty(&waiting)) {
+        offload *o = container_of(list_first(&waiting), offload, node);
+        list_remove(&o->node);
+        o->started = true;
+        running++;
+        int r = uv_queue_work(o->loop, &o->work, decode, decoded);
+        assert(r == 0); /* fails only for a NULL callback */
+        (void)r;
+    }
+}
+
+static void decoded(uv_work_t *w, int status) {
+    offload *o = container_of(w, offload, work);
+    (void)status; /* never cancelled */
+    running--;
+    start_waiting();
+    session *s = o->s;
+    if (s) {
+        s->offload = NULL;
+        stall_enter_request(s->c->serial, s->c->uid);
+        o->done(s, o, o->m, o->rc, o->why);
+        stall_leave();
+    }
+    free(o->payload);
+    free(o->verdicts);
+    o->payload = NULL;
+    o->verdicts = NULL;
+    /* What the handler did not take goes back on the pool: a refused
+     * 4 MiB frame is some 600,000 nodes to free. */
+    if (o->m && uv_queue_work(o->loop, &o->work, release, released) == 0)
+        return;
+    wire_free_detached(o->m);
+    free(o);
+}
+
+int offload_start(session *s, const uint8_t *payload, size_t len, bool may_park,
+                  offload_handler done) {
+    assert(!s->offload);
+    assert(len >= WIRE_DETACHED_FROM);
+    offload *o = alloc_calloc(1, sizeof(*o));
+    uint8_t *copy = alloc_malloc(len);
+    if (!o || !copy) {
+        free(o);
+        free(copy);
+        return -ENOMEM;
+    }
+    memcpy(copy, payload, len);
+    o->loop = s->c->pipe.loop;
+    o->s = s;
+    o->done = done;
+    o->may_park = may_park;
+    o->payload = copy;
+    o->len = len;
+    s->offload = o;
+    conn_hold(s->c, true);
+    list_insert_tail(&waiting, &o->node);
+    start_waiting();
+    return 0;
+}
+
+const uint8_t *offload_payload(const offload *o, size_t *ret_len) {
+    *ret_len = o->len;
+    return o->payload;
+}
+
+bool offload_may_park(const offload *o) {
+    return o->may_park;
+}
+
+int offload_verdict(const void *ctx, const Aiod__Value *v, const char **why) {
+    const offload *o = ctx;
+    verdict key = {.v = v};
+    const verdict *d = bsearch(&key, o->verdicts, o->n_verdicts, sizeof(key), by_value);
+    if (!d)
+        return 0;
+    *why = d->why;
+    return d->r;
+}
+
+void offload_session_closed(session *s) {
+    offload *o = s->offload;
+    if (!o)
+        return;
+    s->offload = NULL;
+    o->s = NULL;
+    if (!o->started) {
+        list_remove(&o->node);
+        free(o->payload);
+        free(o);
+    }
+}
