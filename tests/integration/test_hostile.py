@@ -4,7 +4,8 @@ measures round trips and another the lateness of `demo.sleep 0.1`.
 
 Cases, in order (tests/integration/hostile_client.py has each):
   giant maps and lists (frames of max_frame bytes: ~300k distinct keys,
-  ~1M small ints, ~2M nulls), nesting at and past every depth limit;
+  ~1M small ints, ~2M nulls; the biggest map a request may hold, 200,000
+  keys, accepted; the same with a duplicate, refused), nesting at and past every depth limit;
   every malformed UTF-8 case, where strings go; duplicate map keys and
   entries without a value; 40 followers of chatty tasks that do not read;
   `seq 1 3000000` followed by a client that reads, `yes | head -c 100M`;
