@@ -194,6 +194,51 @@ void pbvalue_free(Aiod__Value *v) {
     pb_free(v);
 }
 
+/* A malloc'd block of n bytes: rounded up to 16 with 8 of header, at least
+ * 32 (glibc's chunks on 64-bit). */
+static size_t block(size_t n) {
+    size_t b = (n + 8 + 15) & ~(size_t)15;
+    return b < 32 ? 32 : b;
+}
+
+size_t pbvalue_footprint(const Aiod__Value *v) {
+    if (!v)
+        return 0;
+    size_t n = block(sizeof(*v));
+    switch (v->kind_case) {
+    case AIOD__VALUE__KIND_STRING_VALUE:
+        n += block(strlen(v->string_value) + 1);
+        break;
+    case AIOD__VALUE__KIND_BYTES_VALUE:
+        n += block(v->bytes_value.len);
+        break;
+    case AIOD__VALUE__KIND_LIST_VALUE:
+        if (!v->list_value)
+            break;
+        n += block(sizeof(*v->list_value)) +
+             block(v->list_value->n_items * sizeof(*v->list_value->items));
+        for (size_t i = 0; i < v->list_value->n_items; i++)
+            n += pbvalue_footprint(v->list_value->items[i]);
+        break;
+    case AIOD__VALUE__KIND_MAP_VALUE:
+        if (!v->map_value)
+            break;
+        n += block(sizeof(*v->map_value)) +
+             block(v->map_value->n_entries * sizeof(*v->map_value->entries));
+        for (size_t i = 0; i < v->map_value->n_entries; i++) {
+            const Aiod__MapEntry *e = v->map_value->entries[i];
+            if (!e)
+                continue;
+            n += block(sizeof(*e)) + (e->key ? block(strlen(e->key) + 1) : 0) +
+                 pbvalue_footprint(e->value);
+        }
+        break;
+    default:
+        break;
+    }
+    return n;
+}
+
 int pbvalue_list_append(Aiod__Value *list, Aiod__Value *item) {
     if (!list || !item || list->kind_case != AIOD__VALUE__KIND_LIST_VALUE || !list->list_value) {
         pbvalue_free(item);

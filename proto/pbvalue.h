@@ -59,6 +59,10 @@ int pbvalue_map_set(Aiod__Value *map, const char *key, Aiod__Value *item);
 Aiod__Value *pbvalue_copy(const Aiod__Value *v);
 /* Accepts NULL. */
 void pbvalue_free(Aiod__Value *v);
+/* About how many bytes of heap v holds: its nodes and their strings, each
+ * block with malloc's overhead. 0 for NULL. Recursive: for checked values
+ * (pbvalue_check bounds the depth). */
+size_t pbvalue_footprint(const Aiod__Value *v);
 
 /* PBVALUE_NULL..PBVALUE_MAP (an unset oneof is PBVALUE_NULL). */
 uint32_t pbvalue_type(const Aiod__Value *v);

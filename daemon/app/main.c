@@ -115,6 +115,8 @@ static void help(void) {
            "                             back the task's output (default %u)\n"
            "      --retain-count N       finished results kept (default %u)\n"
            "      --retain-seconds S     how long results are kept (default %u)\n"
+           "      --retain-bytes BYTES   memory the kept results may hold together; the\n"
+           "                             oldest are forgotten first (default %zu)\n"
            "      --shutdown-grace S     time tasks get to end on SIGTERM (default %u)\n"
            "      --stack-size BYTES     coroutine stack size (default %u)\n"
            "      --stall-warning-ms MS  report an event loop held this long while it is\n"
@@ -126,7 +128,7 @@ static void help(void) {
            AIOD_CONFIG_FILE, AIOD_PLUGIN_DIR, LIMIT_MAX_WRITE_QUEUE, LIMIT_MAX_WRITE_QUEUE_TOTAL,
            LIMIT_MAX_FRAME, LIMIT_MAX_IN_FLIGHT, LIMIT_MAX_CONNECTIONS, LIMIT_MAX_TASKS,
            LIMIT_MAX_OUTPUT_LINES, LIMIT_OUTPUT_HOLD_MS, LIMIT_RETAIN_COUNT, LIMIT_RETAIN_SECONDS,
-           LIMIT_SHUTDOWN_GRACE, LIMIT_STACK_SIZE, LIMIT_STALL_WARNING_MS);
+           LIMIT_RETAIN_BYTES, LIMIT_SHUTDOWN_GRACE, LIMIT_STACK_SIZE, LIMIT_STALL_WARNING_MS);
 }
 
 /* A flag that sets a settings-file key. */
@@ -150,6 +152,7 @@ enum {
     OPT_MAX_OUTPUT,
     OPT_RETAIN_COUNT,
     OPT_RETAIN_SECONDS,
+    OPT_RETAIN_BYTES,
     OPT_GRACE,
     OPT_STACK,
     OPT_VERSION,
@@ -205,6 +208,7 @@ static int parse_argv(int argc, char **argv) {
         {"max-output-lines", required_argument, NULL, OPT_MAX_OUTPUT},
         {"retain-count", required_argument, NULL, OPT_RETAIN_COUNT},
         {"retain-seconds", required_argument, NULL, OPT_RETAIN_SECONDS},
+        {"retain-bytes", required_argument, NULL, OPT_RETAIN_BYTES},
         {"shutdown-grace", required_argument, NULL, OPT_GRACE},
         {"stack-size", required_argument, NULL, OPT_STACK},
         {"state-dir", required_argument, NULL, OPT_STATE_DIR},
@@ -233,6 +237,7 @@ static int parse_argv(int argc, char **argv) {
         {OPT_MAX_OUTPUT, "--max-output-lines", "max_output_lines"},
         {OPT_RETAIN_COUNT, "--retain-count", "retain_count"},
         {OPT_RETAIN_SECONDS, "--retain-seconds", "retain_seconds"},
+        {OPT_RETAIN_BYTES, "--retain-bytes", "retain_bytes"},
         {OPT_GRACE, "--shutdown-grace", "shutdown_grace"},
         {OPT_STACK, "--stack-size", "stack_size"},
         {OPT_STATE_DIR, "--state-dir", "state_dir"},

@@ -49,6 +49,9 @@
  * for how long (setting retain_seconds). */
 #define LIMIT_RETAIN_COUNT 10000u
 #define LIMIT_RETAIN_SECONDS 3600u
+/* The memory they may hold together (setting retain_bytes): arguments,
+ * results and output. A frame of 4 MiB unpacks to some 30 MB of values. */
+#define LIMIT_RETAIN_BYTES ((size_t)256 << 20)
 
 /* Connections and unfinished tasks per user (settings
  * max_connections_per_uid, max_tasks_per_uid): one user cannot take all

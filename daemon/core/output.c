@@ -216,6 +216,17 @@ void output_sink_detach(output_sink *s) {
         detach(s);
 }
 
+size_t output_footprint(const output *o) {
+    if (!o)
+        return 0;
+    size_t n = sizeof(*o);
+    if (o->lines)
+        n += (size_t)o->cap * (sizeof(*o->lines) + sizeof(*o->streams));
+    for (uint32_t i = 0; o->lines && i < o->count; i++)
+        n += strlen(o->lines[(o->head + i) % o->cap]) + 1 + 16;
+    return n;
+}
+
 bool output_followed(const output *o) {
     return !list_empty(&o->sinks);
 }

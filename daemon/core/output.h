@@ -122,6 +122,10 @@ bool output_sink_behind(const output_sink *s);
  * on a sink that is not attached. */
 void output_sink_detach(output_sink *s);
 
+/* About how many bytes of heap the output holds: its ring and the lines
+ * in it. 0 for NULL. */
+size_t output_footprint(const output *o);
+
 /* Whether anyone follows the output, and how many sinks. */
 bool output_followed(const output *o);
 uint32_t output_sink_count(const output *o);

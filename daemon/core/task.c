@@ -19,6 +19,7 @@
 #include "core/idle.h"
 #include "system/log.h"
 #include "macro.h"
+#include "pbvalue.h"
 #include "core/output.h"
 #include "host/registry.h"
 #include "system/policy.h"
@@ -51,6 +52,8 @@ static uint64_t finished_total;
 /* Finished tasks kept for later awaits, oldest first. */
 static list retained;
 static size_t n_retained;
+/* Their retained_kib together. */
+static uint64_t retained_kib;
 
 uint64_t task_now_usec(void) {
     struct timespec ts;
@@ -125,6 +128,7 @@ static void table_drop(task *t) {
     if (list_linked(&t->retain_node)) {
         list_remove(&t->retain_node);
         n_retained--;
+        retained_kib -= t->retained_kib;
     }
     task_unref(t);
 }
@@ -404,7 +408,10 @@ static void evict_retained(void) {
         task *old = container_of(list_first(&retained), task, retain_node);
         bool too_many = n_retained > cfg.retain_count;
         bool too_old = now - old->finished_usec > (uint64_t)cfg.retain_seconds * 1000000u;
-        if (!too_many && !too_old)
+        /* The newest stays whatever its size: its client may be about to
+         * ask for it. */
+        bool too_big = n_retained > 1 && retained_kib > cfg.retain_bytes / 1024;
+        if (!too_many && !too_old && !too_big)
             break;
         table_drop(old);
     }
@@ -446,10 +453,27 @@ static void shrink_for_retention(task *t) {
         t->out = output_unref(o);
 }
 
+/* About how much memory t's retained outcome holds: the struct, its
+ * arguments, result, error and output (when it is its own). */
+static size_t retained_size(const task *t) {
+    size_t n = sizeof(*t);
+    for (uint32_t i = 0; i < t->argc; i++)
+        n += pbvalue_footprint(t->argv[i]);
+    n += pbvalue_footprint(t->result);
+    n += t->error_kind ? strlen(t->error_kind) + 1 : 0;
+    n += t->error_message ? strlen(t->error_message) + 1 : 0;
+    if (t->out && t->out->task_id == t->id)
+        n += output_footprint(t->out);
+    return n;
+}
+
 void task_retain_or_drop(task *t) {
     task_settle(t);
     if (t->parent_id == 0 && t->ownership != AIOD__OWNERSHIP__DETACHED && cfg.retain_count > 0) {
         shrink_for_retention(t);
+        size_t kib = (retained_size(t) + 1023) / 1024;
+        t->retained_kib = kib > UINT32_MAX ? UINT32_MAX : (uint32_t)kib;
+        retained_kib += t->retained_kib;
         list_insert_tail(&retained, &t->retain_node);
         n_retained++;
         evict_retained();

@@ -191,6 +191,9 @@ struct task {
     /* Built for ABI 1.4 or later: asyncio's cancellation (aiod/plugin.h). */
     bool aio;
     uid_t uid;
+    /* Retained: about how much memory its outcome holds, in KiB (counted
+     * against retain_bytes). */
+    uint32_t retained_kib;
     fn_entry *fn;
     /* One value per parameter (owned). */
     Aiod__Value **argv;

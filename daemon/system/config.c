@@ -79,6 +79,7 @@ static const setting settings[] = {
     U32("max_output_lines", max_output_lines, 1),
     U32("retain_count", retain_count, 0),
     U32("retain_seconds", retain_seconds, 0),
+    {"retain_bytes", K_BYTES, offsetof(config, retain_bytes), 0, SIZE_MAX},
     U32("stall_warning_ms", stall_warning_ms, 0),
     U32("shutdown_grace", shutdown_grace, 0),
     {"stack_size", K_BYTES, offsetof(config, stack_size), LIMIT_STACK_SIZE_MIN,
@@ -138,6 +139,7 @@ static void defaults(config *c) {
         .max_output_lines = LIMIT_MAX_OUTPUT_LINES,
         .retain_count = LIMIT_RETAIN_COUNT,
         .retain_seconds = LIMIT_RETAIN_SECONDS,
+        .retain_bytes = LIMIT_RETAIN_BYTES,
         .stall_warning_ms = LIMIT_STALL_WARNING_MS,
         .shutdown_grace = LIMIT_SHUTDOWN_GRACE,
         .stack_size = LIMIT_STACK_SIZE,
@@ -787,6 +789,7 @@ void config_dump(FILE *f) {
     fprintf(f, "max_output_lines = %u\n", cfg.max_output_lines);
     fprintf(f, "retain_count = %u\n", cfg.retain_count);
     fprintf(f, "retain_seconds = %u\n", cfg.retain_seconds);
+    fprintf(f, "retain_bytes = %zu\n", cfg.retain_bytes);
     fprintf(f, "stall_warning_ms = %u\n", cfg.stall_warning_ms);
     fprintf(f, "shutdown_grace = %u\n", cfg.shutdown_grace);
     fprintf(f, "stack_size = %zu\n", cfg.stack_size);

@@ -48,6 +48,8 @@ typedef struct config {
     uint32_t max_output_lines;
     uint32_t retain_count;
     uint32_t retain_seconds;
+    /* The memory retained outcomes may hold together (core/task.c). */
+    size_t retain_bytes;
     /* A loop held this long is reported while held (stall.c); 0: off. Read
      * at start. */
     uint32_t stall_warning_ms;

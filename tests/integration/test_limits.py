@@ -404,6 +404,56 @@ def retained_results():
         t.eq((r.rc, r.lines), (0, ['"r1"', '"r2"']), "the last two are still retained", r)
 
 
+@t.test
+def retained_results_within_retain_bytes():
+    """Retained outcomes hold at most retain_bytes of memory together
+    (arguments, results, output): past it the oldest are forgotten, however
+    few they are, except the newest. Each task here echoes a 600 kB string,
+    about 1.2 MB kept (the argument and the result); 3 MiB keeps two."""
+    big = "x" * 600000
+    with t.daemon(extra_args=["--retain-bytes", "3M"]) as d, d.raw(timeout=30) as c:
+        hello(c)
+        ids = []
+        for i in range(4):
+            c.send_frame(msg_submit(10 + i, "demo.echo", v_string(big[:-1] + str(i)),
+                                    ownership=SUBMITTED))
+            rep = expect(c, "Submitted %d" % i)
+            t.eq(rep.kind, SM_SUBMITTED, "reply to Submit %d" % i, " %r" % rep)
+            ids.append(rep.body[1][0])
+            c.send_frame(msg_await(20 + i, ids[-1]))
+            (o,) = outcomes(expect(c, "Outcomes %d" % i))
+            t.eq((o[0], o[1]), (ids[-1], TASK_DONE), "task %d done" % i)
+        for i, tid in enumerate(ids):
+            c.send_frame(msg_await(30 + i, tid))
+            rep = expect(c, "the await of task %d again" % i)
+            if i < 2:
+                expect_error(rep, ERROR_NO_SUCH_TASK, "no longer retained",
+                             "the oldest two, past retain_bytes")
+            else:
+                (o,) = outcomes(rep)
+                t.eq(o[2].get(5, [b""])[0], (big[:-1] + str(i)).encode(),
+                     "task %d, still retained: its result" % i)
+    # A single outcome over the budget is still kept while it is the newest.
+    with t.daemon(extra_args=["--retain-bytes", "100K"]) as d, d.raw(timeout=30) as c:
+        hello(c)
+        c.send_frame(msg_submit(2, "demo.echo", v_string(big), ownership=SUBMITTED))
+        rep = expect(c, "Submitted")
+        t.eq(rep.kind, SM_SUBMITTED, "reply to Submit", " %r" % rep)
+        tid = rep.body[1][0]
+        c.send_frame(msg_await(3, tid))
+        outcomes(expect(c, "Outcomes"))
+        c.send_frame(msg_await(4, tid))
+        (o,) = outcomes(expect(c, "the await again"))
+        t.eq(o[1], TASK_DONE, "the newest outcome stays, over the budget")
+        r = d.aioctl("submit", "demo.echo", "small")
+        t.eq(r.rc, 0, "a small submit", r)
+        r = d.aioctl("await", r.out.strip())
+        t.eq((r.rc, r.lines), (0, ['"small"']), "its await", r)
+        c.send_frame(msg_await(5, tid))
+        expect_error(expect(c, "the big one's await"), ERROR_NO_SUCH_TASK, "no longer retained",
+                     "the big outcome once a newer one came")
+
+
 def wait_forgotten(d, tid, when):
     """Polls ps (which only reads the table) until task `tid` is gone: the
     daemon sends no event when an outcome expires."""
