@@ -103,7 +103,8 @@ static void decode(uv_work_t *w) {
         o->rc = -ENOMEM;
         return;
     }
-    qsort(o->verdicts, o->n_verdicts, sizeof(*o->verdicts), by_value);
+    if (o->n_verdicts > 1)
+        qsort(o->verdicts, o->n_verdicts, sizeof(*o->verdicts), by_value);
 }
 
 static void release(uv_work_t *w) {
@@ -191,6 +192,8 @@ bool offload_may_park(const offload *o) {
 
 int offload_verdict(const void *ctx, const Aiod__Value *v, const char **why) {
     const offload *o = ctx;
+    if (!o->n_verdicts)
+        return 0;
     verdict key = {.v = v};
     const verdict *d = bsearch(&key, o->verdicts, o->n_verdicts, sizeof(key), by_value);
     if (!d)
