@@ -51,7 +51,7 @@
 #define LIMIT_RETAIN_SECONDS 3600u
 /* The memory they may hold together (setting retain_bytes): arguments,
  * results and output. A frame of 4 MiB unpacks to some 30 MB of values. */
-#define LIMIT_RETAIN_BYTES ((size_t)256 << 20)
+#define LIMIT_RETAIN_BYTES ((size_t)64 << 20)
 
 /* Connections and unfinished tasks per user (settings
  * max_connections_per_uid, max_tasks_per_uid): one user cannot take all

@@ -52,8 +52,8 @@ static uint64_t finished_total;
 /* Finished tasks kept for later awaits, oldest first. */
 static list retained;
 static size_t n_retained;
-/* Their retained_kib together. */
-static uint64_t retained_kib;
+/* Their retained_bytes together. */
+static uint64_t retained_bytes;
 
 uint64_t task_now_usec(void) {
     struct timespec ts;
@@ -128,7 +128,7 @@ static void table_drop(task *t) {
     if (list_linked(&t->retain_node)) {
         list_remove(&t->retain_node);
         n_retained--;
-        retained_kib -= t->retained_kib;
+        retained_bytes -= t->retained_bytes;
     }
     task_unref(t);
 }
@@ -410,9 +410,17 @@ static void evict_retained(void) {
         bool too_old = now - old->finished_usec > (uint64_t)cfg.retain_seconds * 1000000u;
         /* The newest stays whatever its size: its client may be about to
          * ask for it. */
-        bool too_big = n_retained > 1 && retained_kib > cfg.retain_bytes / 1024;
+        bool too_big = n_retained > 1 && retained_bytes > cfg.retain_bytes;
         if (!too_many && !too_old && !too_big)
             break;
+        static bool told;
+        if (too_big && !too_many && !too_old && !told) {
+            told = true;
+            log_notice("retained outcomes hold more than retain_bytes (%zu bytes) with %zu "
+                       "kept: the oldest are forgotten before retain_count (%u) is reached "
+                       "(said once)",
+                       cfg.retain_bytes, n_retained, cfg.retain_count);
+        }
         table_drop(old);
     }
 }
@@ -471,9 +479,9 @@ void task_retain_or_drop(task *t) {
     task_settle(t);
     if (t->parent_id == 0 && t->ownership != AIOD__OWNERSHIP__DETACHED && cfg.retain_count > 0) {
         shrink_for_retention(t);
-        size_t kib = (retained_size(t) + 1023) / 1024;
-        t->retained_kib = kib > UINT32_MAX ? UINT32_MAX : (uint32_t)kib;
-        retained_kib += t->retained_kib;
+        size_t bytes = retained_size(t);
+        t->retained_bytes = bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes;
+        retained_bytes += t->retained_bytes;
         list_insert_tail(&retained, &t->retain_node);
         n_retained++;
         evict_retained();

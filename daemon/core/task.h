@@ -191,9 +191,9 @@ struct task {
     /* Built for ABI 1.4 or later: asyncio's cancellation (aiod/plugin.h). */
     bool aio;
     uid_t uid;
-    /* Retained: about how much memory its outcome holds, in KiB (counted
-     * against retain_bytes). */
-    uint32_t retained_kib;
+    /* Retained: about how many bytes its outcome holds (counted against
+     * retain_bytes; at most 4 GiB, far above what one task can hold). */
+    uint32_t retained_bytes;
     fn_entry *fn;
     /* One value per parameter (owned). */
     Aiod__Value **argv;

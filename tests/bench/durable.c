@@ -400,7 +400,10 @@ static void restart_once(const durable_cfg *cfg, const char *base, const char *s
                          size_t reason_len) {
     char err[300];
     bench_daemon d;
-    const char *args[] = {"--retain-count", count, "--retain-seconds", secs, NULL};
+    /* Every stored task is kept: retain_bytes too is lifted, since a million
+     * outcomes are some 400 MB in memory. */
+    const char *args[] = {
+        "--retain-count", count, "--retain-seconds", secs, "--retain-bytes", "64G", NULL};
     memset(out, 0, sizeof(*out));
     uint64_t t0 = bench_now_ns();
     if (start(&d, cfg, base, state, true, args, err, sizeof(err)) < 0) {
@@ -456,8 +459,9 @@ static void run_restart(const durable_cfg *cfg, const char *base, restart_result
     out->stored = per * 4;
     snprintf(count, sizeof(count), "%" PRIu64, out->stored);
     /* The tasks stay in the store: every one of them is retained. */
-    const char *fill_args[] = {"--durability", "os", "--retain-count", count, "--retain-seconds",
-                               secs,           NULL};
+    const char *fill_args[] = {
+        "--durability", "os", "--retain-count", count, "--retain-seconds", secs, "--retain-bytes",
+        "64G",          NULL};
     if (start(&d, cfg, base, state, false, fill_args, err, sizeof(err)) < 0) {
         snprintf(out->reason, sizeof(out->reason), "filling the store: %s", err);
         state_dir_remove(state);

@@ -252,7 +252,7 @@ def acknowledged_tasks_survive_kills_and_none_runs_twice():
     for durability, rounds in (("fsync", ["sigkill"] * 3 + ["sigterm"] + ["sigkill"] * 2),
                                ("os", ["sigkill", "sigkill"])):
         d = t.daemon(extra_args=["--durability", durability, "--retain-count", "1000000",
-                                 "--retain-seconds", "100000"])
+                                 "--retain-seconds", "100000", "--retain-bytes", "4G"])
         side = os.path.join(d.dir, "side-effects")
         all_acked, all_tokens = {}, set()
         for rnd, how in enumerate(rounds):
@@ -323,8 +323,11 @@ def restart_with_a_million_retained_outcomes():
           % (n, time.monotonic() - start,
              os.path.getsize(os.path.join(dirpath, "state", "tasks.db")) / 2**20), flush=True)
     start = time.monotonic()
+    # A million small outcomes are some 400 MB in memory: over the default
+    # retain_bytes, which would forget the oldest first.
     d = t.daemon(dirpath=dirpath, extra_args=["--retain-count", str(n),
-                                              "--retain-seconds", "100000000"])
+                                              "--retain-seconds", "100000000",
+                                              "--retain-bytes", "4G"])
     ready = time.monotonic() - start
     line = restored_line(d)
     t.contains(line, "%d tasks restored" % n, "the restore line counts every task")

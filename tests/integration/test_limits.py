@@ -433,6 +433,11 @@ def retained_results_within_retain_bytes():
                 (o,) = outcomes(rep)
                 t.eq(o[2].get(5, [b""])[0], (big[:-1] + str(i)).encode(),
                      "task %d, still retained: its result" % i)
+        line = d.wait_log("retained outcomes hold more than retain_bytes", timeout=10)
+        t.contains(line, "before retain_count (10000) is reached",
+                   "the log says once that memory, not the count, forgets outcomes")
+        t.eq(len([x for x in d.log().splitlines() if "retain_bytes" in x]), 1,
+             "said once")
     # A single outcome over the budget is still kept while it is the newest.
     with t.daemon(extra_args=["--retain-bytes", "100K"]) as d, d.raw(timeout=30) as c:
         hello(c)
