@@ -8,8 +8,7 @@
  * dispatch. This spares the malloc and free of every node of every request.
  * The blocks come from a slab (base/slab.h), which takes them as huge pages
  * and keeps them for the next request until the daemon is idle: a frame
- * just under OWNED_FROM unpacks into over a megabyte of nodes, and a big
- * frame comes here too when the table below is full.
+ * just under WIRE_DETACHED_FROM unpacks into over a megabyte of nodes.
  * Gathers, the pipelined request, are read by wire_fast.c; anything it
  * declines goes to protobuf-c.
  *
