@@ -50,10 +50,23 @@ static size_t unfinished;
 static size_t running;
 static uint64_t finished_total;
 /* Finished tasks kept for later awaits, oldest first. */
-static list retained;
+/* Finished tasks kept for later awaits, per owner uid, each list in the
+ * order they were kept: memory (retain_bytes) is taken back from the uid
+ * that holds the most, so that one user's big outcomes cannot push out
+ * everyone else's, while count and age go by the oldest of all (the oldest
+ * of the lists' heads: uids are few). */
+typedef struct retainer {
+    uid_t uid;
+    list tasks; /* task.retain_node */
+    uint64_t bytes;
+} retainer;
+static retainer **retainers;
+static size_t n_retainers, cap_retainers;
 static size_t n_retained;
-/* Their retained_bytes together. */
+/* Their retained_bytes together, and the one kept last (never taken back
+ * for memory: its client may be about to ask for it). */
 static uint64_t retained_bytes;
+static task *newest_retained;
 
 uint64_t task_now_usec(void) {
     struct timespec ts;
@@ -84,7 +97,6 @@ static void describe(const void *p, log_subject *ret) {
 
 int task_table_init(uv_loop_t *loop) {
     log_set_describer(describe);
-    list_init(&retained);
     table = hashmap_new(0);
     if (!table)
         return -ENOMEM;
@@ -117,6 +129,89 @@ void task_changed(task *t) {
         store_hook(t, TASK_STORE_CHANGED);
 }
 
+/* uid's retainer; with `make`, a new one if it has none (NULL: no memory). */
+static retainer *retainer_of(uid_t uid, bool make) {
+    for (size_t i = 0; i < n_retainers; i++)
+        if (retainers[i]->uid == uid)
+            return retainers[i];
+    if (!make)
+        return NULL;
+    if (n_retainers == cap_retainers) {
+        size_t cap = cap_retainers ? 2 * cap_retainers : 8;
+        retainer **n = alloc_realloc(retainers, cap * sizeof(*n));
+        if (!n)
+            return NULL;
+        retainers = n;
+        cap_retainers = cap;
+    }
+    retainer *r = alloc_calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->uid = uid;
+    list_init(&r->tasks);
+    retainers[n_retainers++] = r;
+    return r;
+}
+
+static void unretain(task *t) {
+    retainer *r = retainer_of(t->uid, false);
+    assert(r);
+    list_remove(&t->retain_node);
+    n_retained--;
+    retained_bytes -= t->retained_bytes;
+    r->bytes -= t->retained_bytes;
+    if (t == newest_retained)
+        newest_retained = NULL;
+    if (!list_empty(&r->tasks))
+        return;
+    for (size_t i = 0; i < n_retainers; i++)
+        if (retainers[i] == r) {
+            retainers[i] = retainers[--n_retainers];
+            break;
+        }
+    free(r);
+}
+
+static task *head_of(const retainer *r) {
+    return container_of(list_first(&r->tasks), task, retain_node);
+}
+
+/* r's first task other than `skip`, or NULL. */
+static task *first_but(const retainer *r, const task *skip) {
+    task *h = head_of(r);
+    if (h != skip)
+        return h;
+    list *next = h->retain_node.next;
+    return next == &r->tasks ? NULL : container_of(next, task, retain_node);
+}
+
+/* The retained task other than `skip` that ended first (NULL if none). */
+static task *oldest_retained_but(const task *skip) {
+    task *best = NULL;
+    for (size_t i = 0; i < n_retainers; i++) {
+        task *h = first_but(retainers[i], skip);
+        if (h && (!best || h->finished_usec < best->finished_usec ||
+                  (h->finished_usec == best->finished_usec && h->id < best->id)))
+            best = h;
+    }
+    return best;
+}
+
+static task *oldest_retained(void) {
+    return oldest_retained_but(NULL);
+}
+
+/* What to take back for memory: the oldest outcome of the uid that holds
+ * the most, never the newest of all (then the oldest of the others). */
+static task *largest_holders_oldest(void) {
+    retainer *top = NULL;
+    for (size_t i = 0; i < n_retainers; i++)
+        if (!top || retainers[i]->bytes > top->bytes)
+            top = retainers[i];
+    task *t = top ? first_but(top, newest_retained) : NULL;
+    return t ? t : oldest_retained_but(newest_retained);
+}
+
 static void table_drop(task *t) {
     if (!t->in_table)
         return;
@@ -125,17 +220,17 @@ static void table_drop(task *t) {
     hashmap_remove_u64(table, t->id);
     list_remove(&t->order_node);
     t->in_table = false;
-    if (list_linked(&t->retain_node)) {
-        list_remove(&t->retain_node);
-        n_retained--;
-        retained_bytes -= t->retained_bytes;
-    }
+    if (list_linked(&t->retain_node))
+        unretain(t);
     task_unref(t);
 }
 
 void task_table_done(void) {
-    while (!list_empty(&retained))
-        table_drop(container_of(list_first(&retained), task, retain_node));
+    while (n_retainers > 0)
+        table_drop(head_of(retainers[0]));
+    free(retainers);
+    retainers = NULL;
+    cap_retainers = 0;
     while (!list_empty(&in_order))
         table_drop(container_of(list_first(&in_order), task, order_node));
     hashmap_free(table);
@@ -404,24 +499,25 @@ const char *task_state_name(int state) {
 
 static void evict_retained(void) {
     uint64_t now = task_now_usec();
-    while (!list_empty(&retained)) {
-        task *old = container_of(list_first(&retained), task, retain_node);
+    while (n_retained > 0) {
+        task *old = oldest_retained();
         bool too_many = n_retained > cfg.retain_count;
         bool too_old = now - old->finished_usec > (uint64_t)cfg.retain_seconds * 1000000u;
-        /* The newest stays whatever its size: its client may be about to
-         * ask for it. */
-        bool too_big = n_retained > 1 && retained_bytes > cfg.retain_bytes;
-        if (!too_many && !too_old && !too_big)
+        if (too_many || too_old) {
+            table_drop(old);
+            continue;
+        }
+        if (n_retained < 2 || retained_bytes <= cfg.retain_bytes)
             break;
         static bool told;
-        if (too_big && !too_many && !too_old && !told) {
+        if (!told) {
             told = true;
             log_notice("retained outcomes hold more than retain_bytes (%zu bytes) with %zu "
-                       "kept: the oldest are forgotten before retain_count (%u) is reached "
-                       "(said once)",
+                       "kept: the oldest of whoever holds the most are forgotten, before "
+                       "retain_count (%u) is reached (said once)",
                        cfg.retain_bytes, n_retained, cfg.retain_count);
         }
-        table_drop(old);
+        table_drop(largest_holders_oldest());
     }
 }
 
@@ -430,9 +526,9 @@ static void on_expiry(uv_timer_t *h);
 /* Arms the expiry timer for the oldest retained outcome, a second late so
  * that outcomes that ended close together go in one wake-up. */
 static void arm_expiry(void) {
-    if (!expiry_init || list_empty(&retained))
+    if (!expiry_init || n_retained == 0)
         return;
-    const task *old = container_of(list_first(&retained), task, retain_node);
+    const task *old = oldest_retained();
     uint64_t due = old->finished_usec + (uint64_t)cfg.retain_seconds * 1000000u;
     uint64_t now = task_now_usec();
     uint64_t ms = (due > now ? (due - now) / 1000u : 0) + 1000u;
@@ -478,12 +574,19 @@ static size_t retained_size(const task *t) {
 void task_retain_or_drop(task *t) {
     task_settle(t);
     if (t->parent_id == 0 && t->ownership != AIOD__OWNERSHIP__DETACHED && cfg.retain_count > 0) {
+        retainer *r = retainer_of(t->uid, true);
+        if (!r) {
+            table_drop(t); /* no memory to keep it */
+            return;
+        }
         shrink_for_retention(t);
         size_t bytes = retained_size(t);
         t->retained_bytes = bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes;
         retained_bytes += t->retained_bytes;
-        list_insert_tail(&retained, &t->retain_node);
+        r->bytes += t->retained_bytes;
+        list_insert_tail(&r->tasks, &t->retain_node);
         n_retained++;
+        newest_retained = t;
         evict_retained();
         /* An armed timer is due no later than the oldest outcome's expiry:
          * it re-arms itself for the next when it fires. */

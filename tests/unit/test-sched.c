@@ -37,8 +37,9 @@ static int teardown(void **state) {
     return daemon_loop_stop(&loop);
 }
 
-/* A new pending task for good.<name> with typed arguments (taken). */
-static task *new_task(const char *name, Aiod__Value **args, size_t n) {
+/* A new pending task of `uid` for good.<name> with typed arguments
+ * (taken). */
+static task *new_task_of(uid_t uid, const char *name, Aiod__Value **args, size_t n) {
     char full[64], err[256];
     Aiod__Value **argv = NULL;
     task *t = NULL;
@@ -46,10 +47,14 @@ static task *new_task(const char *name, Aiod__Value **args, size_t n) {
     fn_entry *f = plugin_lookup(full);
     assert_non_null(f);
     assert_int_equal(value_check_call(&f->sig, args, n, false, 32, &argv, err, sizeof(err)), 0);
-    assert_int_equal(task_new(f, argv, f->sig.n_params, AIOD__OWNERSHIP__SUBMITTED, 0, 0, NULL, &t),
-                     0);
+    assert_int_equal(
+        task_new(f, argv, f->sig.n_params, AIOD__OWNERSHIP__SUBMITTED, uid, 0, NULL, &t), 0);
     assert_int_equal(t->state, TASK_PENDING);
     return t;
+}
+
+static task *new_task(const char *name, Aiod__Value **args, size_t n) {
+    return new_task_of(0, name, args, n);
 }
 
 static void run_until_finished(task *t) {
@@ -131,6 +136,49 @@ static void test_pinned_until_released(void **state) {
     assert_true(list_empty(&owned));
     assert_ptr_equal(task_lookup(t->id), t); /* retained */
     task_unref(t);
+}
+
+/* Runs a submitted good.add of `uid` to its end; its id. */
+static uint64_t finished_add(uid_t uid, size_t *ret_bytes) {
+    task *t = new_task_of(uid, "add", (Aiod__Value *[]){pbvalue_int(1)}, 1);
+    sched_start(t);
+    run_until_finished(t);
+    uint64_t id = t->id;
+    if (ret_bytes)
+        *ret_bytes = t->retained_bytes;
+    task_unref(t);
+    return id;
+}
+
+/* Past retain_bytes, memory is taken back from the uid whose outcomes hold
+ * the most, oldest first: one user's outcomes cannot push out another's,
+ * although that other's are older. */
+static void test_retain_bytes_from_largest_holder(void **state) {
+    (void)state;
+    size_t saved = cfg.retain_bytes, one = 0;
+    uint64_t other = finished_add(2000, &one);
+    assert_true(one > sizeof(task));
+    cfg.retain_bytes = 4 * one; /* room for four outcomes of this size */
+    uint64_t mine[6];
+    for (int i = 0; i < 6; i++)
+        mine[i] = finished_add(1000, NULL);
+    /* uid 1000's oldest went (an earlier test's outcome may share the
+     * room), the rest of its are there, newest last; uid 2000's stayed. */
+    assert_non_null(task_lookup(other));
+    int kept = 0;
+    for (int i = 0; i < 6; i++) {
+        bool there = task_lookup(mine[i]) != NULL;
+        /* Once one is kept, every later one is too. */
+        assert_true(there || kept == 0);
+        kept += there;
+    }
+    assert_in_range(kept, 2, 3);
+    /* The newest stays whatever its size. */
+    cfg.retain_bytes = 1;
+    task_retention_changed();
+    assert_non_null(task_lookup(mine[5]));
+    assert_null(task_lookup(other));
+    cfg.retain_bytes = saved;
 }
 
 static void test_done(void **state) {
@@ -404,6 +452,7 @@ static void test_shield(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_done),
+        cmocka_unit_test(test_retain_bytes_from_largest_holder),
         cmocka_unit_test(test_end_order),
         cmocka_unit_test(test_pinned_until_released),
         cmocka_unit_test(test_failed),
