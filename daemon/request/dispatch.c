@@ -660,10 +660,12 @@ static void decoded_off_loop(session *s, const offload *o, Aiod__ClientMessage *
     dispatch_resume(s);
 }
 
-/* Decodes and handles a frame: a big one off the loop thread, later. */
-static void run_frame(session *s, const uint8_t *payload, size_t len, bool may_park) {
+/* Decodes and handles a frame: a big one off the loop thread, later.
+ * `in_conn`: the payload is in the connection's read buffer (else a parked
+ * copy, freed after the call). */
+static void run_frame(session *s, const uint8_t *payload, size_t len, bool may_park, bool in_conn) {
     if (len >= WIRE_DETACHED_FROM &&
-        offload_start(s, payload, len, may_park, decoded_off_loop) == 0)
+        offload_start(s, payload, len, may_park, in_conn, decoded_off_loop) == 0)
         return;
     Aiod__ClientMessage *m = NULL;
     char why[256];
@@ -675,7 +677,7 @@ static void run_frame(session *s, const uint8_t *payload, size_t len, bool may_p
 void dispatch_frame(session *s, const uint8_t *payload, size_t len) {
     /* Reading is held while a frame is decoded off the loop. */
     assert(!s->offload);
-    run_frame(s, payload, len, true);
+    run_frame(s, payload, len, true, true);
 }
 
 void dispatch_resume(session *s) {
@@ -687,7 +689,7 @@ void dispatch_resume(session *s) {
         parked_frame *p = container_of(list_first(&s->parked), parked_frame, node);
         list_remove(&p->node);
         s->parked_bytes -= p->len;
-        run_frame(s, p->data, p->len, false);
+        run_frame(s, p->data, p->len, false, false);
         free(p);
     }
     if (s->c->held && !s->offload && s->parked_bytes <= LIMIT_PARKED_BYTES && !s->c->closing)

@@ -36,6 +36,10 @@ struct offload {
     session *s;
     offload_handler done;
     bool may_park;
+    /* The frame in the connection's read buffer, which stays put while
+     * reading is held, until it is copied when its decode starts: a frame
+     * waiting its turn costs no second copy. */
+    const uint8_t *borrowed;
     uint8_t *payload;
     size_t len;
     /* What the pool made: the message or the error, and the refusals of
@@ -85,6 +89,10 @@ static int by_value(const void *a, const void *b) {
  * call's arguments. */
 static void decode(uv_work_t *w) {
     offload *o = container_of(w, offload, work);
+    if (!o->payload) {
+        o->rc = -ENOMEM; /* no copy could be made */
+        return;
+    }
     o->rc = wire_decode_detached(o->payload, o->len, &o->m, o->why, sizeof(o->why));
     if (o->rc < 0)
         return;
@@ -126,6 +134,9 @@ static void start_waiting(void) {
         list_remove(&o->node);
         o->started = true;
         running++;
+        if (o->borrowed && (o->payload = alloc_malloc(o->len)))
+            memcpy(o->payload, o->borrowed, o->len);
+        o->borrowed = NULL;
         int r = uv_queue_work(o->loop, &o->work, decode, decoded);
         assert(r == 0); /* fails only for a NULL callback */
         (void)r;
@@ -156,23 +167,25 @@ static void decoded(uv_work_t *w, int status) {
     free(o);
 }
 
-int offload_start(session *s, const uint8_t *payload, size_t len, bool may_park,
+int offload_start(session *s, const uint8_t *payload, size_t len, bool may_park, bool in_conn,
                   offload_handler done) {
     assert(!s->offload);
     assert(len >= WIRE_DETACHED_FROM);
     offload *o = alloc_calloc(1, sizeof(*o));
-    uint8_t *copy = alloc_malloc(len);
-    if (!o || !copy) {
+    if (!o)
+        return -ENOMEM;
+    if (in_conn)
+        o->borrowed = payload;
+    else if ((o->payload = alloc_malloc(len)))
+        memcpy(o->payload, payload, len);
+    else {
         free(o);
-        free(copy);
         return -ENOMEM;
     }
-    memcpy(copy, payload, len);
     o->loop = s->c->pipe.loop;
     o->s = s;
     o->done = done;
     o->may_park = may_park;
-    o->payload = copy;
     o->len = len;
     s->offload = o;
     conn_hold(s->c, true);

@@ -12,7 +12,8 @@
  * The connection reads nothing more until the frame has been handled, so
  * its requests keep their order (a session has at most one frame here). At
  * most OFFLOAD_RUNNING frames are decoded at once, since each may unpack to
- * some 30 MB of nodes; later ones wait their turn in order.
+ * some 30 MB of nodes; later ones wait their turn in order, in their
+ * connection's read buffer (copied when their turn comes).
  */
 #ifndef AIOD_OFFLOAD_H
 #define AIOD_OFFLOAD_H
@@ -39,15 +40,20 @@ typedef void (*offload_handler)(session *s, const offload *o, Aiod__ClientMessag
                                 const char *why);
 
 /*
- * Hands the frame of session `s` (borrowed for the call; at least
- * WIRE_DETACHED_FROM bytes) to the pool, holds the connection's reading and
- * sets s->offload. `may_park` is kept for the handler. 0, or -ENOMEM with
- * nothing done (the caller decodes it itself).
+ * Hands the frame of session `s` (at least WIRE_DETACHED_FROM bytes) to the
+ * pool, holds the connection's reading and sets s->offload. With `in_conn`
+ * the payload lies in the connection's read buffer, which stays put while
+ * reading is held: it is copied only when its decode starts. Otherwise it
+ * is borrowed for the call and copied now. `may_park` is kept for the
+ * handler. 0, or -ENOMEM with nothing done (the caller decodes it itself).
+ * A copy that fails when the decode starts comes to the handler as
+ * -ENOMEM.
  */
-int offload_start(session *s, const uint8_t *payload, size_t len, bool may_park,
+int offload_start(session *s, const uint8_t *payload, size_t len, bool may_park, bool in_conn,
                   offload_handler done);
 
-/* The frame's bytes and the flag given to offload_start. */
+/* The frame's bytes (NULL if they could not be copied: rc is then
+ * -ENOMEM) and the flag given to offload_start. */
 const uint8_t *offload_payload(const offload *o, size_t *ret_len);
 bool offload_may_park(const offload *o);
 

@@ -474,6 +474,22 @@ def closed_while_a_big_frame_decodes():
         d.assert_alive()
         r = d.aioctl("run", "demo.echo", "fine")
         t.eq((r.rc, r.lines), (0, ['"fine"']), "a new client after the hang-ups", r)
+        # Six at once: two decode, the others wait their turn in their
+        # connection's read buffer; every other one hangs up meanwhile, and
+        # the rest get their answer.
+        conns = [d.raw(timeout=60) for _ in range(6)]
+        for c in conns:
+            hello(c)
+        for c in conns:
+            c.send(frame(msg_submit(2, b"demo.echo", [good])))
+        for c in conns[1::2]:
+            c.close()
+        for i, c in enumerate(conns[0::2]):
+            rep = c.recv()
+            t.check(rep is not None and rep.kind == SM_SUBMITTED,
+                    "client %d of those that stayed: Submitted, got %r" % (2 * i, rep))
+            c.close()
+        d.assert_alive()
         # And a stop while one decodes: the daemon still exits cleanly
         # (stop() asserts exit status 0, which a sanitizer report breaks).
         with d.raw() as c:
