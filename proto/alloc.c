@@ -22,6 +22,11 @@ void alloc_fail_at(unsigned long nth) {
     counter = 0;
 }
 
+size_t alloc_block_size(size_t n) {
+    size_t b = (n + 8 + 15) & ~(size_t)15;
+    return b < 32 ? 32 : b;
+}
+
 unsigned long alloc_count(void) {
     return counter;
 }

@@ -17,6 +17,11 @@ void *alloc_realloc(void *p, size_t size);
 char *alloc_strdup(const char *s);
 char *alloc_strndup(const char *s, size_t n);
 
+/* About how many bytes of heap an allocation of n bytes holds: glibc's
+ * chunk (rounded up to 16 with 8 of header, at least 32), for estimates of
+ * what a structure keeps (retain_bytes). */
+size_t alloc_block_size(size_t n);
+
 /* Allocator for protobuf_c_message_unpack and _free_unpacked. */
 extern ProtobufCAllocator alloc_protobuf;
 

@@ -194,43 +194,36 @@ void pbvalue_free(Aiod__Value *v) {
     pb_free(v);
 }
 
-/* A malloc'd block of n bytes: rounded up to 16 with 8 of header, at least
- * 32 (glibc's chunks on 64-bit). */
-static size_t block(size_t n) {
-    size_t b = (n + 8 + 15) & ~(size_t)15;
-    return b < 32 ? 32 : b;
-}
-
 size_t pbvalue_footprint(const Aiod__Value *v) {
     if (!v)
         return 0;
-    size_t n = block(sizeof(*v));
+    size_t n = alloc_block_size(sizeof(*v));
     switch (v->kind_case) {
     case AIOD__VALUE__KIND_STRING_VALUE:
-        n += block(strlen(v->string_value) + 1);
+        n += alloc_block_size(strlen(v->string_value) + 1);
         break;
     case AIOD__VALUE__KIND_BYTES_VALUE:
-        n += block(v->bytes_value.len);
+        n += alloc_block_size(v->bytes_value.len);
         break;
     case AIOD__VALUE__KIND_LIST_VALUE:
         if (!v->list_value)
             break;
-        n += block(sizeof(*v->list_value)) +
-             block(v->list_value->n_items * sizeof(*v->list_value->items));
+        n += alloc_block_size(sizeof(*v->list_value)) +
+             alloc_block_size(v->list_value->n_items * sizeof(*v->list_value->items));
         for (size_t i = 0; i < v->list_value->n_items; i++)
             n += pbvalue_footprint(v->list_value->items[i]);
         break;
     case AIOD__VALUE__KIND_MAP_VALUE:
         if (!v->map_value)
             break;
-        n += block(sizeof(*v->map_value)) +
-             block(v->map_value->n_entries * sizeof(*v->map_value->entries));
+        n += alloc_block_size(sizeof(*v->map_value)) +
+             alloc_block_size(v->map_value->n_entries * sizeof(*v->map_value->entries));
         for (size_t i = 0; i < v->map_value->n_entries; i++) {
             const Aiod__MapEntry *e = v->map_value->entries[i];
             if (!e)
                 continue;
-            n += block(sizeof(*e)) + (e->key ? block(strlen(e->key) + 1) : 0) +
-                 pbvalue_footprint(e->value);
+            n += alloc_block_size(sizeof(*e)) +
+                 (e->key ? alloc_block_size(strlen(e->key) + 1) : 0) + pbvalue_footprint(e->value);
         }
         break;
     default:

@@ -219,11 +219,12 @@ void output_sink_detach(output_sink *s) {
 size_t output_footprint(const output *o) {
     if (!o)
         return 0;
-    size_t n = sizeof(*o);
+    size_t n = alloc_block_size(sizeof(*o));
     if (o->lines)
-        n += (size_t)o->cap * (sizeof(*o->lines) + sizeof(*o->streams));
+        n += alloc_block_size(o->cap * sizeof(*o->lines)) +
+             alloc_block_size(o->cap * sizeof(*o->streams));
     for (uint32_t i = 0; o->lines && i < o->count; i++)
-        n += strlen(o->lines[(o->head + i) % o->cap]) + 1 + 16;
+        n += alloc_block_size(strlen(o->lines[(o->head + i) % o->cap]) + 1);
     return n;
 }
 
