@@ -7,17 +7,28 @@
 #include <stddef.h>
 
 /* The end of every way a task ends: its hash and output expire after the
- * retention, its entry leaves the queue, and an awaiter anywhere is told.
- * Expects `task`, `stream`, `eid`, `ttl` and `out` (or nil). */
+ * retention, its entry is acknowledged, and an awaiter anywhere is told.
+ * Expects `task`, `stream`, `eid`, `ttl`, `out` (or nil) and `w` (someone
+ * awaits the task: its hash has the field w). EXPIRE of an output stream
+ * that was never written does nothing. The entry stays in the stream until
+ * LUA_TRIM drops it with the other acknowledged ones: an XDEL for each
+ * entry was the dearest command of a task's whole way through Redis. */
 #define LUA_SETTLE                                                                                 \
     "redis.call('EXPIRE', task, ttl)\n"                                                            \
-    "if out and redis.call('EXISTS', out) == 1 then redis.call('EXPIRE', out, ttl) end\n"          \
-    "if stream and eid then\n"                                                                     \
-    "  redis.call('XACK', stream, 'aiod', eid)\n"                                                  \
-    "  redis.call('XDEL', stream, eid)\n"                                                          \
-    "end\n"                                                                                        \
-    "if redis.call('HEXISTS', task, 'w') == 1 then\n"                                              \
-    "  redis.call('PUBLISH', 'aiod:ev', 'done ' .. string.sub(task, 8))\n"                         \
+    "if out then redis.call('EXPIRE', out, ttl) end\n"                                             \
+    "if stream and eid then redis.call('XACK', stream, 'aiod', eid) end\n"                         \
+    "if w then redis.call('PUBLISH', 'aiod:ev', 'done ' .. string.sub(task, 8)) end\n"
+
+/* Drops the acknowledged head of each stream in `acked` (stream -> the id
+ * of an entry just acknowledged there). Every entry before an entry that
+ * was delivered was delivered too (the group reads in order), so what lies
+ * before the oldest pending entry, or before the acknowledged one when none
+ * is pending, is acknowledged: XTRIM MINID ~ drops it, whole stream nodes
+ * at a time, which costs little. */
+#define LUA_TRIM                                                                                   \
+    "for stream, eid in pairs(acked) do\n"                                                         \
+    "  local p = redis.call('XPENDING', stream, 'aiod')\n"                                         \
+    "  redis.call('XTRIM', stream, 'MINID', '~', p[1] > 0 and p[2] or eid)\n"                      \
     "end\n"
 
 const char lua_submit[] =
@@ -52,7 +63,8 @@ const char lua_start[] =
     "if st == 'running' and redis.call('HGET', task, 'cancel') == '1' then\n"
     "  redis.call('HSET', task, 'state', 'cancelled', 'kind', 'CancelledError',\n"
     "    'msg', 'cancelled while its host was cut off', 'finished', ARGV[3])\n"
-    "  out = 'aiod:o:' .. string.sub(task, 8)\n" LUA_SETTLE "  return {'ended'}\n"
+    "  out = 'aiod:o:' .. string.sub(task, 8)\n"
+    "  local w = redis.call('HEXISTS', task, 'w') == 1\n" LUA_SETTLE "  return {'ended'}\n"
     "end\n"
     "if st == 'running' then\n"
     "  local prev = redis.call('HGET', task, 'host') or ''\n"
@@ -65,35 +77,35 @@ const char lua_start[] =
     "  end\n"
     "  redis.call('HSET', task, 'state', 'failed', 'kind', 'Interrupted',\n"
     "    'msg', string.format(ARGV[6], prev), 'finished', ARGV[3])\n"
-    "  out = 'aiod:o:' .. string.sub(task, 8)\n" LUA_SETTLE "  return {'ended'}\n"
+    "  out = 'aiod:o:' .. string.sub(task, 8)\n"
+    "  local w = redis.call('HEXISTS', task, 'w') == 1\n" LUA_SETTLE "  return {'ended'}\n"
     "end\n"
     "redis.call('XACK', stream, 'aiod', eid)\n"
-    "redis.call('XDEL', stream, eid)\n"
     "return {'skip'}\n";
 
 const char lua_finish[] =
-    "local host, ttl, res = ARGV[1], ARGV[2], {}\n"
+    "local host, ttl, res, acked = ARGV[1], ARGV[2], {}, {}\n"
     "for j = 0, #KEYS / 3 - 1 do\n"
-    "  local task, stream, out = KEYS[3 * j + 1], KEYS[3 * j + 2], KEYS[3 * j + 3]\n"
+    "  local task, stream = KEYS[3 * j + 1], KEYS[3 * j + 2]\n"
     "  local a = 3 + 8 * j\n"
     "  local eid = ARGV[a]\n"
-    "  local v = redis.call('HMGET', task, 'state', 'host')\n"
+    "  local v = redis.call('HMGET', task, 'state', 'host', 'w')\n"
     "  if v[1] ~= 'running' or v[2] ~= host then\n"
     "    res[j + 1] = 'lost'\n"
     "  else\n"
-    "    local f = {'state', ARGV[a + 1], 'finished', ARGV[a + 5]}\n"
-    "    for _, x in ipairs({{'kind', 2}, {'msg', 3}, {'result', 4}, {'lines', 6},\n"
-    "                        {'dropped', 7}}) do\n"
-    "      local v = ARGV[a + x[2]]\n"
-    "      if v ~= '' and not (x[2] >= 6 and v == '0') then\n"
-    "        table.insert(f, x[1])\n"
-    "        table.insert(f, v)\n"
-    "      end\n"
+    "    local f, n = {'state', ARGV[a + 1], 'finished', ARGV[a + 5]}, 4\n"
+    "    if ARGV[a + 2] ~= '' then f[n + 1], f[n + 2], n = 'kind', ARGV[a + 2], n + 2 end\n"
+    "    if ARGV[a + 3] ~= '' then f[n + 1], f[n + 2], n = 'msg', ARGV[a + 3], n + 2 end\n"
+    "    if ARGV[a + 4] ~= '' then f[n + 1], f[n + 2], n = 'result', ARGV[a + 4], n + 2 end\n"
+    "    if ARGV[a + 7] ~= '0' then f[n + 1], f[n + 2], n = 'dropped', ARGV[a + 7], n + 2 end\n"
+    "    local out, w = nil, v[3]\n"
+    "    if ARGV[a + 6] ~= '0' then\n"
+    "      f[n + 1], f[n + 2], out = 'lines', ARGV[a + 6], KEYS[3 * j + 3]\n"
     "    end\n"
-    "    redis.call('HSET', task, unpack(f))\n" LUA_SETTLE "    res[j + 1] = 'ok'\n"
+    "    redis.call('HSET', task, unpack(f))\n" LUA_SETTLE "    acked[stream] = eid\n"
+    "    res[j + 1] = 'ok'\n"
     "  end\n"
-    "end\n"
-    "return res\n";
+    "end\n" LUA_TRIM "return res\n";
 
 const char lua_cancel[] =
     "local task, ttl = KEYS[1], ARGV[4]\n"
@@ -103,7 +115,11 @@ const char lua_cancel[] =
     "if v[1] == 'queued' then\n"
     "  redis.call('HSET', task, 'state', 'cancelled', 'kind', 'CancelledError',\n"
     "    'msg', 'cancelled while queued (from host ' .. ARGV[5] .. ')', 'finished', ARGV[3])\n"
-    "  local stream, eid, out = v[4], v[5], nil\n" LUA_SETTLE "  return {'cancelled'}\n"
+    "  local stream, eid, out = v[4], v[5], nil\n"
+    "  local w = redis.call('HEXISTS', task, 'w') == 1\n" LUA_SETTLE
+    /* Deleted too, so that no host reads it to find it cancelled. */
+    "  redis.call('XDEL', stream, eid)\n"
+    "  return {'cancelled'}\n"
     "end\n"
     "if v[1] == 'running' then\n"
     "  redis.call('HSET', task, 'cancel', '1')\n"
@@ -148,7 +164,6 @@ const char lua_fetch[] =
     "        table.insert(out, {k, e[1], id, v[2]})\n"
     "      else\n"
     "        redis.call('XACK', k, 'aiod', e[1])\n"
-    "        redis.call('XDEL', k, e[1])\n"
     "      end\n"
     "    end\n"
     "  end\n"

@@ -87,9 +87,11 @@ void cb_limit_run(const cb_redis *r, uint64_t n, unsigned clients, unsigned batc
 typedef struct cb_drain cb_drain;
 /* A connection for `function`'s stream; NULL with the reason in err. */
 cb_drain *cb_drain_open(const cb_redis *r, const char *function, char *err, size_t err_len);
-/* Waits until the stream is empty: 0 with the clock (bench_now_ns) when it
- * was first seen empty in *ret_empty_ns; the entries left after timeout_s;
- * -1 with the reason in err. Call it once every submit is acknowledged. */
+/* Waits until the stream's group has read every entry and acknowledged
+ * it: 0 with the clock (bench_now_ns) when that was first seen in
+ * *ret_empty_ns; after timeout_s, the entries pending (plus 1 while some
+ * are unread); -1 with the reason in err. Call it once every submit is
+ * acknowledged. */
 long long cb_drain_wait(cb_drain *d, double timeout_s, uint64_t *ret_empty_ns, char *err,
                         size_t err_len);
 /* How many of the tasks first_id .. first_id+n-1 ended done; the first

@@ -242,7 +242,8 @@ void cb_flow_run(cb_hosts *h, const cb_redis *r, const char *function, bool has_
         char why[300] = "";
         cb_hosts_alive(h, why, sizeof(why));
         bench_note(res->reason, sizeof(res->reason),
-                   "%lld of %llu tasks still queued or running %.0f s after the last submit%s%s",
+                   "%lld of %llu tasks still running (plus 1 while some are queued) %.0f s after "
+                   "the last submit%s%s",
                    left, (unsigned long long)n, timeout_s, *why ? "; " : "", why);
     }
     long hz = sysconf(_SC_CLK_TCK);

@@ -492,11 +492,24 @@ void cb_limit_run(const cb_redis *r, uint64_t n, unsigned clients, unsigned batc
 
 /*
  * A host publishes "done ID" only for tasks someone awaits, so a workload
- * that only submits is seen from the queue's stream instead: a host deletes
- * an entry (XDEL) when its task has ended and its outcome is written, so
- * once every submit is acknowledged an empty stream means every task ended.
- * Nothing announces that, so the length is read every DRAIN_POLL_S.
+ * that only submits is seen from the queue's stream instead: a host
+ * acknowledges an entry (XACK) in the same script that writes its task's
+ * outcome, so once every submit is acknowledged, a stream whose group has
+ * read its last entry and has nothing pending means every task ended.
+ * Nothing announces that, so it is read every DRAIN_POLL_S. DRAIN_LEFT
+ * answers the entries pending, plus 1 while the group has not read the
+ * last entry.
  */
+static const char DRAIN_LEFT[] =
+    "local function field(t, k) for i = 1, #t, 2 do if t[i] == k then return t[i + 1] end end end\n"
+    "local pending = redis.call('XPENDING', KEYS[1], 'aiod')[1]\n"
+    "local last = field(redis.call('XINFO', 'STREAM', KEYS[1]), 'last-generated-id')\n"
+    "for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do\n"
+    "  if field(g, 'name') == 'aiod' then\n"
+    "    return pending + (field(g, 'last-delivered-id') == last and 0 or 1)\n"
+    "  end\n"
+    "end\n"
+    "return pending + 1\n";
 #define DRAIN_POLL_S 0.001
 
 struct cb_drain {
@@ -523,10 +536,10 @@ long long cb_drain_wait(cb_drain *d, double timeout_s, uint64_t *ret_empty_ns, c
                         size_t err_len) {
     uint64_t deadline = bench_now_ns() + (uint64_t)(timeout_s * 1e9);
     for (;;) {
-        redisReply *rep = redisCommand(d->c, "XLEN %s", d->key);
+        redisReply *rep = redisCommand(d->c, "EVAL %s 1 %s", DRAIN_LEFT, d->key);
         uint64_t now = bench_now_ns();
         if (!rep || rep->type != REDIS_REPLY_INTEGER) {
-            bench_note(err, err_len, "XLEN %s: %s", d->key, why(d->c, rep));
+            bench_note(err, err_len, "the entries left in %s: %s", d->key, why(d->c, rep));
             if (rep)
                 freeReplyObject(rep);
             return -1;

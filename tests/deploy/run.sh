@@ -1341,6 +1341,19 @@ s15_cluster() {
     else
         fail "after kill -9: alice: aioctl submit --queue q1 demo.sleep 0" "exit 0 and a cluster id" "$(seen)"
     fi
+
+    # Since Redis started again: its ACL refused aiod nothing (a command, or
+    # one its scripts call), and the scripts were called by digest, which
+    # needs the ACL's +script|load and +evalsha (without them aiod falls back
+    # to sending each script's whole text with every call).
+    st=$(rcli acl log | head -c 400)
+    if [ -z "$st" ]; then pass "Redis's ACL LOG is empty: docs/cluster.md's ACL user refused aiod nothing"; else
+        fail "Redis's ACL LOG since Redis started again" "empty" "'$(printf '%s' "$st" | tr '\n' ' ')'"
+    fi
+    st=$(rcli info commandstats | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p')
+    if [ "${st:-0}" -gt 0 ]; then pass "aiod calls its scripts by digest (EVALSHA, $st calls since Redis started again)"; else
+        fail "INFO commandstats: cmdstat_evalsha" "calls > 0" "'${st:-none}'"
+    fi
 }
 
 SCENARIOS=(s1_identity s2_no_code_as_daemon s3_ids_never_reused s4_first_activation

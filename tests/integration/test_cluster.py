@@ -125,15 +125,20 @@ def ten_thousand_tasks_over_three_hosts_each_done_once():
         t.eq(sum(per_host.values()), 3 * per, "tasks counted over the hosts %r" % per_host)
         t.check(all(per_host.get(h, 0) > 0 for h in ("h1", "h2", "h3")),
                 "each of the three hosts ran some of the tasks", " (per host: %r)" % per_host)
-        # Acknowledged and deleted: nothing pending, nothing left in the stream.
+        # Acknowledged and trimmed: nothing pending, and the stream keeps at
+        # most what was acknowledged after the last trim's point (no more
+        # than the hosts held at once, 3 x capacity) plus the node that
+        # point is in (XTRIM MINID ~ drops whole nodes of 100 entries).
         until(lambda: lab.pending("q1", "demo.sleep") == 0,
               "XPENDING aiod:q:q1:demo.sleep aiod count 0", timeout(20))
-        t.eq(lab.redis.command("XLEN", "aiod:q:q1:demo.sleep"), 0,
-             "entries left in aiod:q:q1:demo.sleep after every task ended")
+        left = lab.redis.command("XLEN", "aiod:q:q1:demo.sleep")
+        bound = sum(h.capacity for h in lab.specs) + 100
+        t.check(left <= bound, "entries left in aiod:q:q1:demo.sleep after %d tasks ended: "
+                "at most %d" % (3 * per, bound), " (XLEN %d)" % left)
         for h in hosts:
             h.assert_alive()
-        print("   %d tasks: submitted in %.1f s, all done after %.1f s, per host %r"
-              % (3 * per, submitted, elapsed, per_host))
+        print("   %d tasks: submitted in %.1f s, all done after %.1f s, per host %r, %d entries "
+              "left in the stream" % (3 * per, submitted, elapsed, per_host, left))
 
 
 # ---------------------------------------------------------------- across hosts
