@@ -448,8 +448,11 @@ bool store_flush(void) {
     writing = filling;
     filling = spare;
     spare = NULL;
-    pthread_cond_signal(&cond);
     pthread_mutex_unlock(&mu);
+    /* Signalled after the unlock: woken under the lock, the writer would
+     * only block again on the mutex this thread still holds, a second
+     * sleep and wake-up for every batch. */
+    pthread_cond_signal(&cond);
     return true;
 }
 
