@@ -496,20 +496,11 @@ void cb_limit_run(const cb_redis *r, uint64_t n, unsigned clients, unsigned batc
  * acknowledges an entry (XACK) in the same script that writes its task's
  * outcome, so once every submit is acknowledged, a stream whose group has
  * read its last entry and has nothing pending means every task ended.
- * Nothing announces that, so it is read every DRAIN_POLL_S. DRAIN_LEFT
- * answers the entries pending, plus 1 while the group has not read the
- * last entry.
+ * Nothing announces that, so it is read every DRAIN_POLL_S: the count
+ * pending (XPENDING, cheap), and once that is 0, whether the group has read
+ * the stream's last entry (XINFO STREAM and GROUPS, dearer: read only
+ * then, so that the polling costs Redis little while the tasks run).
  */
-static const char DRAIN_LEFT[] =
-    "local function field(t, k) for i = 1, #t, 2 do if t[i] == k then return t[i + 1] end end end\n"
-    "local pending = redis.call('XPENDING', KEYS[1], 'aiod')[1]\n"
-    "local last = field(redis.call('XINFO', 'STREAM', KEYS[1]), 'last-generated-id')\n"
-    "for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do\n"
-    "  if field(g, 'name') == 'aiod' then\n"
-    "    return pending + (field(g, 'last-delivered-id') == last and 0 or 1)\n"
-    "  end\n"
-    "end\n"
-    "return pending + 1\n";
 #define DRAIN_POLL_S 0.001
 
 struct cb_drain {
@@ -532,26 +523,66 @@ cb_drain *cb_drain_open(const cb_redis *r, const char *function, char *err, size
     return d;
 }
 
+/* The value after `key` in a flat array of field/value pairs, or NULL. */
+static const char *pair_value(const redisReply *a, const char *key) {
+    if (!a || a->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < a->elements; i += 2)
+        if (a->element[i]->type == REDIS_REPLY_STRING && strcmp(a->element[i]->str, key) == 0)
+            return a->element[i + 1]->type == REDIS_REPLY_STRING ? a->element[i + 1]->str : NULL;
+    return NULL;
+}
+
+/* Entries pending in the group, plus 1 while it has not read the stream's
+ * last entry; -1 with the reason in err. */
+static long long drain_left(cb_drain *d, char *err, size_t err_len) {
+    redisReply *rep = redisCommand(d->c, "XPENDING %s aiod", d->key);
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rep->element[0]->type != REDIS_REPLY_INTEGER) {
+        bench_note(err, err_len, "XPENDING %s aiod: %s", d->key, why(d->c, rep));
+        if (rep)
+            freeReplyObject(rep);
+        return -1;
+    }
+    long long pending = rep->element[0]->integer;
+    freeReplyObject(rep);
+    if (pending > 0)
+        return pending;
+    redisReply *st = redisCommand(d->c, "XINFO STREAM %s", d->key);
+    redisReply *gr = st ? redisCommand(d->c, "XINFO GROUPS %s", d->key) : NULL;
+    const char *last = pair_value(st, "last-generated-id"), *read = NULL;
+    for (size_t i = 0; gr && gr->type == REDIS_REPLY_ARRAY && i < gr->elements; i++) {
+        const char *name = pair_value(gr->element[i], "name");
+        if (name && strcmp(name, "aiod") == 0)
+            read = pair_value(gr->element[i], "last-delivered-id");
+    }
+    long long left = -1;
+    if (!last || !read)
+        bench_note(err, err_len, "XINFO STREAM/GROUPS %s: %s", d->key,
+                   !st || !gr ? why(d->c, st ? gr : st) : "no last-generated-id or group aiod");
+    else
+        left = strcmp(last, read) == 0 ? 0 : 1;
+    if (st)
+        freeReplyObject(st);
+    if (gr)
+        freeReplyObject(gr);
+    return left;
+}
+
 long long cb_drain_wait(cb_drain *d, double timeout_s, uint64_t *ret_empty_ns, char *err,
                         size_t err_len) {
     uint64_t deadline = bench_now_ns() + (uint64_t)(timeout_s * 1e9);
     for (;;) {
-        redisReply *rep = redisCommand(d->c, "EVAL %s 1 %s", DRAIN_LEFT, d->key);
+        long long left = drain_left(d, err, err_len);
         uint64_t now = bench_now_ns();
-        if (!rep || rep->type != REDIS_REPLY_INTEGER) {
-            bench_note(err, err_len, "the entries left in %s: %s", d->key, why(d->c, rep));
-            if (rep)
-                freeReplyObject(rep);
+        if (left < 0)
             return -1;
-        }
-        long long len = rep->integer;
-        freeReplyObject(rep);
-        if (len == 0) {
+        if (left == 0) {
             *ret_empty_ns = now;
             return 0;
         }
         if (now > deadline)
-            return len;
+            return left;
         sleep_s(DRAIN_POLL_S);
     }
 }
