@@ -22,6 +22,10 @@
 uint64_t bench_now_ns(void);
 /* The q-quantile (0..1) of v[0..n) after sorting v in place. */
 uint64_t bench_quantile(uint64_t *v, size_t n, double q);
+/* Pins every thread of process `pid` (0: the calling thread only) to CPU
+ * `cpu`, or lets them run on every CPU again when cpu < 0. Threads made
+ * later inherit their creator's CPUs. 0 or -errno. */
+int bench_pin(pid_t pid, int cpu);
 /* Formats "failed: ..." reasons: a static-free helper that writes into buf. */
 void bench_note(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Prints a progress line to stderr unless quiet. */

@@ -495,34 +495,67 @@ static bool aiod_and_echo_interleaved;
  */
 #define LAT_BLOCKS 10
 static void interleaved_latency(const char *aiod_path, const char *echo_path, const bench_req *req,
-                                measured *ours, measured *lim) {
-    uint64_t per = opt.latency_n / LAT_BLOCKS ? opt.latency_n / LAT_BLOCKS : 1;
+                                uint64_t n, bench_result *ours, bench_result *lim) {
+    uint64_t per = n / LAT_BLOCKS ? n / LAT_BLOCKS : 1;
     uint64_t total = per * LAT_BLOCKS;
     uint64_t *so = malloc(total * sizeof(*so)), *sl = malloc(total * sizeof(*sl));
     bench_result r;
-    ours->lat.ok = lim->lat.ok = so && sl;
+    ours->ok = lim->ok = so && sl;
     bench_log("aiod and echo: latency, %llu round trips each in %d alternating blocks",
               (unsigned long long)total, LAT_BLOCKS);
-    for (int b = 0; b < LAT_BLOCKS && ours->lat.ok && lim->lat.ok; b++) {
+    for (int b = 0; b < LAT_BLOCKS && ours->ok && lim->ok; b++) {
         bench_latency_samples(aiod_path, true, req, per, per / 10 + 50, &r, so + b * per);
         if (!r.ok)
-            ours->lat = r;
+            *ours = r;
         bench_latency_samples(echo_path, false, req, per, per / 10 + 50, &r, sl + b * per);
         if (!r.ok)
-            lim->lat = r;
+            *lim = r;
     }
-    if (ours->lat.ok) {
-        ours->lat.count = total;
-        ours->lat.p50_ns = bench_quantile(so, total, 0.50);
-        ours->lat.p99_ns = bench_quantile(so, total, 0.99);
+    if (ours->ok) {
+        ours->count = total;
+        ours->p50_ns = bench_quantile(so, total, 0.50);
+        ours->p99_ns = bench_quantile(so, total, 0.99);
     }
-    if (lim->lat.ok) {
-        lim->lat.count = total;
-        lim->lat.p50_ns = bench_quantile(sl, total, 0.50);
-        lim->lat.p99_ns = bench_quantile(sl, total, 0.99);
+    if (lim->ok) {
+        lim->count = total;
+        lim->p50_ns = bench_quantile(sl, total, 0.50);
+        lim->p99_ns = bench_quantile(sl, total, 0.99);
     }
     free(so);
     free(sl);
+}
+
+/*
+ * The same, with the client and the servers pinned: all on CPU 0, then the
+ * client on CPU 0 and the servers on CPU 1. Left to itself the scheduler
+ * may keep a server on the client's CPU or on the other one, for the whole
+ * run, and on a VM whose idle CPUs halt the second costs some 50 us a round
+ * trip, whichever the server: the unpinned figures then compare placements
+ * more than servers.
+ */
+static struct {
+    bool run;
+    bench_result ours[2], lim[2];
+} placed;
+
+static void pin_all(int client, int server, pid_t aiod_pid, pid_t echo_pid) {
+    bench_pin(0, client);
+    bench_pin(aiod_pid, server);
+    bench_pin(echo_pid, server);
+}
+
+static void placed_latency(const char *aiod_path, const char *echo_path, const bench_req *req,
+                           pid_t aiod_pid, pid_t echo_pid) {
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+        return;
+    placed.run = true;
+    for (int apart = 0; apart < 2; apart++) {
+        bench_log("latency pinned: the client on CPU 0, the servers on CPU %d", apart);
+        pin_all(0, apart, aiod_pid, echo_pid);
+        interleaved_latency(aiod_path, echo_path, req, opt.latency_n / 2, &placed.ours[apart],
+                            &placed.lim[apart]);
+    }
+    pin_all(-1, -1, aiod_pid, echo_pid);
 }
 
 static void run_clients(const char *path, bool aiod, const bench_req *req, measured *m,
@@ -596,8 +629,10 @@ static void rpc_section(void) {
             bench_log("echo server pid %d, reply payload %zu bytes, request payload %zu bytes",
                       (int)echo, have_tmpl ? tmpl_len : sizeof(synthetic_reply), req.len + 2);
             run_clients(echo_path, false, &req, &lim, NULL, NULL);
-            if (daemon_ok && section("latency"))
-                interleaved_latency(d.socket, echo_path, &req, &ours, &lim);
+            if (daemon_ok && section("latency")) {
+                interleaved_latency(d.socket, echo_path, &req, opt.latency_n, &ours.lat, &lim.lat);
+                placed_latency(d.socket, echo_path, &req, d.pid, echo);
+            }
             echo_stop(echo);
         }
         unlink(echo_path);
@@ -640,6 +675,22 @@ static void rpc_section(void) {
                 if (q == 0)
                     r->met = yes(ratio <= 1.3);
             }
+        }
+        for (int apart = 0; placed.run && apart < 2; apart++) {
+            row *r = add_row(apart ? "latency p50, client and server on two CPUs (us)"
+                                   : "latency p50, client and server on one CPU (us)");
+            const bench_result *o = &placed.ours[apart], *l = &placed.lim[apart];
+            if (!o->ok || !l->ok) {
+                fail_row(r, !o->ok ? o->reason : l->reason);
+                continue;
+            }
+            snprintf(r->ours, sizeof(r->ours), "%.1f (p99 %.1f)", (double)o->p50_ns / 1e3,
+                     (double)o->p99_ns / 1e3);
+            snprintf(r->limit, sizeof(r->limit), "%.1f (p99 %.1f)", (double)l->p50_ns / 1e3,
+                     (double)l->p99_ns / 1e3);
+            if (l->p50_ns)
+                snprintf(r->ratio, sizeof(r->ratio), "%.2fx",
+                         (double)o->p50_ns / (double)l->p50_ns);
         }
         row *r = add_row("latency p50 via libaioclient (us)");
         if (daemon_ok && ours.lat_lib.ok) {

@@ -1,11 +1,15 @@
 /*
- * aiod-bench: small shared helpers: the clock, quantiles and messages.
+ * aiod-bench: small shared helpers: the clock, quantiles, messages and CPU
+ * pinning.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <sys/types.h>
 
 #include "bench.h"
 
@@ -52,4 +56,27 @@ void sleep_s(double s) {
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
+}
+
+int bench_pin(pid_t pid, int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        if (cpu < 0 || i == cpu)
+            CPU_SET(i, &set);
+    if (pid == 0)
+        return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    int r = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        pid_t tid = (pid_t)atoi(e->d_name);
+        if (tid > 0 && sched_setaffinity(tid, sizeof(set), &set) < 0 && errno != ESRCH)
+            r = -errno;
+    }
+    closedir(d);
+    return r;
 }
