@@ -24,11 +24,15 @@
  * was delivered was delivered too (the group reads in order), so what lies
  * before the oldest pending entry, or before the acknowledged one when none
  * is pending, is acknowledged: XTRIM MINID ~ drops it, whole stream nodes
- * at a time, which costs little. */
+ * at a time, which costs little. A stream or group that is gone (deleted,
+ * or lost by Redis) has nothing to trim, and must not fail the outcomes
+ * written before: hence pcall. */
 #define LUA_TRIM                                                                                   \
     "for stream, eid in pairs(acked) do\n"                                                         \
-    "  local p = redis.call('XPENDING', stream, 'aiod')\n"                                         \
-    "  redis.call('XTRIM', stream, 'MINID', '~', p[1] > 0 and p[2] or eid)\n"                      \
+    "  local p = redis.pcall('XPENDING', stream, 'aiod')\n"                                        \
+    "  if not p.err then\n"                                                                        \
+    "    redis.call('XTRIM', stream, 'MINID', '~', p[1] > 0 and p[2] or eid)\n"                    \
+    "  end\n"                                                                                      \
     "end\n"
 
 const char lua_submit[] =

@@ -270,6 +270,27 @@ def cancel_of_a_queued_task_ends_it_before_it_starts():
         until(lambda: lab.pending("q1", "demo.sleep") == 0, "no pending entries", timeout(10))
 
 
+@t.test
+def an_outcome_is_written_when_its_stream_is_gone():
+    # The finish script trims the stream after writing the outcomes: a
+    # stream (or group) that is gone, deleted by hand or lost by a Redis
+    # without its append-only file, must not fail the call that wrote them.
+    # Capacity 1: with its one slot taken, the host has no read waiting in
+    # Redis, which would see the stream go and make it again at once.
+    with Cluster(t, [Host("h1", capacity=1)]) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h1"])
+        h1 = lab["h1"]
+        tid = lab.submit(h1, "q1", "demo.sleep", "3", "kept")
+        wait_state(lab, h1, tid, "running", on="h1")
+        t.eq(lab.redis.command("DEL", "aiod:q:q1:demo.sleep"), 1,
+             "DEL of the stream while its task runs")
+        o = lab.await_all(h1, [tid], limit=30)[tid]
+        t.eq(o.get("result"), "kept", "the outcome of a task whose stream was deleted", o)
+        log = h1.log()
+        for bad in ("cannot record", "another host had taken it over"):
+            t.check(bad not in log, "the host's log says no '%s'" % bad, "\n" + log[-1500:])
+
+
 # ---------------------------------------------------------------- kill -9
 
 
