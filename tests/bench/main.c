@@ -538,10 +538,13 @@ static struct {
     bench_result ours[2], lim[2];
 } placed;
 
-static void pin_all(int client, int server, pid_t aiod_pid, pid_t echo_pid) {
-    bench_pin(0, client);
-    bench_pin(aiod_pid, server);
-    bench_pin(echo_pid, server);
+static int pin_all(int client, int server, pid_t aiod_pid, pid_t echo_pid) {
+    int r = bench_pin(0, client);
+    if (r == 0)
+        r = bench_pin(aiod_pid, server);
+    if (r == 0)
+        r = bench_pin(echo_pid, server);
+    return r;
 }
 
 static void placed_latency(const char *aiod_path, const char *echo_path, const bench_req *req,
@@ -551,7 +554,15 @@ static void placed_latency(const char *aiod_path, const char *echo_path, const b
     placed.run = true;
     for (int apart = 0; apart < 2; apart++) {
         bench_log("latency pinned: the client on CPU 0, the servers on CPU %d", apart);
-        pin_all(0, apart, aiod_pid, echo_pid);
+        int r = pin_all(0, apart, aiod_pid, echo_pid);
+        if (r < 0) {
+            for (int i = apart; i < 2; i++) {
+                placed.ours[i].ok = false;
+                snprintf(placed.ours[i].reason, sizeof(placed.ours[i].reason),
+                         "cannot pin to CPUs 0 and 1: %s", strerror(-r));
+            }
+            break;
+        }
         interleaved_latency(aiod_path, echo_path, req, opt.latency_n / 2, &placed.ours[apart],
                             &placed.lim[apart]);
     }
