@@ -34,14 +34,25 @@ static struct {
  * link_eval sends the whole script. */
 static char digests[16][41];
 
+/* A refusal of SCRIPT LOAD was said since the last load_scripts. */
+static bool load_refusal_said;
+
 static void on_loaded(rconn *rc, redisReply *r, void *priv) {
     (void)rc;
     size_t i = (size_t)(uintptr_t)priv;
     if (r && r->type == REDIS_REPLY_STRING && r->len == 40)
         memcpy(digests[i], r->str, 41);
+    else if (r && r->type == REDIS_REPLY_ERROR && !load_refusal_said) {
+        load_refusal_said = true;
+        log_warning("cluster: Redis refused to load the scripts: %s; each call sends a script's "
+                    "whole text instead (the ACL user needs +script|load and +evalsha: "
+                    "docs/cluster.md)",
+                    r->str);
+    }
 }
 
 static void load_scripts(void) {
+    load_refusal_said = false;
     for (size_t i = 0; lua_scripts[i] && i < ELEMENTSOF(digests); i++) {
         digests[i][0] = '\0';
         const char *argv[] = {"SCRIPT", "LOAD", lua_scripts[i]};

@@ -24,16 +24,23 @@
  * was delivered was delivered too (the group reads in order), so what lies
  * before the oldest pending entry, or before the acknowledged one when none
  * is pending, is acknowledged: XTRIM MINID ~ drops it, whole stream nodes
- * at a time, which costs little. A stream or group that is gone (deleted,
- * or lost by Redis) has nothing to trim, and must not fail the outcomes
- * written before: hence pcall. */
+ * at a time, which costs little. Through pcall, so that a refusal cannot
+ * fail the outcomes written before: a stream or group that is gone
+ * (NOGROUP: deleted, or lost by Redis) has nothing to trim; any other
+ * refusal (an ACL user without +xpending or +xtrim) is answered after the
+ * outcomes' replies as "notrim REASON", for the host to say. */
 #define LUA_TRIM                                                                                   \
+    "local notrim\n"                                                                               \
     "for stream, eid in pairs(acked) do\n"                                                         \
     "  local p = redis.pcall('XPENDING', stream, 'aiod')\n"                                        \
     "  if not p.err then\n"                                                                        \
-    "    redis.call('XTRIM', stream, 'MINID', '~', p[1] > 0 and p[2] or eid)\n"                    \
+    "    p = redis.pcall('XTRIM', stream, 'MINID', '~', p[1] > 0 and p[2] or eid)\n"               \
     "  end\n"                                                                                      \
-    "end\n"
+    "  if type(p) == 'table' and p.err and not string.find(p.err, 'NOGROUP', 1, true) then\n"      \
+    "    notrim = p.err\n"                                                                         \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
+    "if notrim then res[#KEYS / 3 + 1] = 'notrim ' .. notrim end\n"
 
 const char lua_submit[] =
     "local host, res = ARGV[1], {}\n"

@@ -251,13 +251,27 @@ typedef struct finish_batch {
     } items[];
 } finish_batch;
 
+/* lua_finish's trim was refused (not for a stream that is gone): said once
+ * per run of the daemon, as the entries only pile up. */
+static void say_notrim(const redisReply *e) {
+    static bool said;
+    if (said || e->type != REDIS_REPLY_STRING || strncmp(e->str, "notrim ", 7) != 0)
+        return;
+    said = true;
+    log_warning("cluster: cannot trim the queues' streams: %s; acknowledged entries stay in "
+                "them (the ACL user needs +xpending and +xtrim: docs/cluster.md)",
+                e->str + 7);
+}
+
 static void on_finished(rconn *rc, redisReply *r, void *priv) {
     (void)rc;
     finish_batch *b = priv;
-    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == b->n;
+    bool ok = r && r->type == REDIS_REPLY_ARRAY && (r->elements == b->n || r->elements == b->n + 1);
     if (r && !ok)
         log_warning("cluster: cannot record %zu outcome(s): %s; trying again", b->n,
                     rconn_reply_text(r));
+    if (ok && r->elements == b->n + 1)
+        say_notrim(r->element[b->n]);
     for (size_t i = 0; i < b->n; i++) {
         job *j = b->items[i].j;
         if (!ok) {

@@ -291,6 +291,26 @@ def an_outcome_is_written_when_its_stream_is_gone():
             t.check(bad not in log, "the host's log says no '%s'" % bad, "\n" + log[-1500:])
 
 
+@t.test
+def an_older_acl_user_is_said_once_and_loses_nothing():
+    # An ACL user made from an older docs/cluster.md lacks +script|load,
+    # +evalsha and +xtrim: the host sends the scripts whole, its outcomes are
+    # still written, and it says once why, for each, in its log.
+    with Cluster(t, [Host("h1")]) as lab:
+        lab.redis.command("ACL", "SETUSER", "default", "-script|load", "-evalsha", "-xtrim")
+        lab["h1"].stop(timeout=timeout(30))
+        h1 = lab.start_host("h1")
+        lab.wait_serving("q1", "demo.sleep", ["h1"])
+        ids = [lab.submit(h1, "q1", "demo.sleep", "0", "r%d" % i) for i in range(3)]
+        outs = lab.await_all(h1, ids, limit=20)
+        t.eq([outs[i].get("result") for i in ids], ["r0", "r1", "r2"],
+             "the outcomes of three tasks with SCRIPT LOAD and XTRIM refused")
+        log = h1.log()
+        for said in ("refused to load the scripts", "cannot trim the queues' streams"):
+            t.eq(log.count(said), 1, "'%s' said once in h1's log" % said, "\n" + log[-2000:])
+        t.check("cannot record" not in log, "h1's log says no 'cannot record'", "\n" + log[-2000:])
+
+
 # ---------------------------------------------------------------- kill -9
 
 
