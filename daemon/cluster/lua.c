@@ -20,24 +20,41 @@
     "if w then redis.call('PUBLISH', 'aiod:ev', 'done ' .. string.sub(task, 8)) end\n"
 
 /* Drops the acknowledged head of each stream in `acked` (stream -> the id
- * of an entry just acknowledged there). Every entry before an entry that
- * was delivered was delivered too (the group reads in order), so what lies
- * before the oldest pending entry, or before the acknowledged one when none
- * is pending, is acknowledged: XTRIM MINID ~ drops it, whole stream nodes
- * at a time, which costs little. Through pcall, so that a refusal cannot
- * fail the outcomes written before: a stream or group that is gone
- * (NOGROUP: deleted, or lost by Redis) has nothing to trim; any other
- * refusal (an ACL user without +xpending or +xtrim) is answered after the
- * outcomes' replies as "notrim REASON", for the host to say. */
+ * of an entry just acknowledged there). The group reads a stream in order,
+ * so every entry before the oldest pending one was delivered and
+ * acknowledged; with none pending, every entry before the group's last
+ * delivered one was (XINFO GROUPS; an entry just acknowledged, if that
+ * cannot be read). XTRIM MINID ~ drops them, whole stream nodes at a time,
+ * which costs little, and leaves at most the node that id is in. Through
+ * pcall, so that a refusal cannot fail the outcomes written before: a
+ * stream or group that is gone (NOGROUP: deleted, or lost by Redis) has
+ * nothing to trim; any other refusal (an ACL user without +xpending,
+ * +xinfo|groups or +xtrim) is answered after the outcomes' replies as
+ * "notrim REASON", for the host to say. */
 #define LUA_TRIM                                                                                   \
     "local notrim\n"                                                                               \
+    "local function refused(r)\n"                                                                  \
+    "  if type(r) ~= 'table' or not r.err then return false end\n"                                 \
+    "  if not string.find(r.err, 'NOGROUP', 1, true) then notrim = r.err end\n"                    \
+    "  return true\n"                                                                              \
+    "end\n"                                                                                        \
     "for stream, eid in pairs(acked) do\n"                                                         \
     "  local p = redis.pcall('XPENDING', stream, 'aiod')\n"                                        \
-    "  if not p.err then\n"                                                                        \
-    "    p = redis.pcall('XTRIM', stream, 'MINID', '~', p[1] > 0 and p[2] or eid)\n"               \
-    "  end\n"                                                                                      \
-    "  if type(p) == 'table' and p.err and not string.find(p.err, 'NOGROUP', 1, true) then\n"      \
-    "    notrim = p.err\n"                                                                         \
+    "  if not refused(p) then\n"                                                                   \
+    "    local upto = p[2]\n"                                                                      \
+    "    if p[1] == 0 then\n"                                                                      \
+    "      upto = eid\n"                                                                           \
+    "      local g = redis.pcall('XINFO', 'GROUPS', stream)\n"                                     \
+    "      for _, x in ipairs(refused(g) and {} or g) do\n"                                        \
+    "        local name, last\n"                                                                   \
+    "        for i = 1, #x, 2 do\n"                                                                \
+    "          if x[i] == 'name' then name = x[i + 1] end\n"                                       \
+    "          if x[i] == 'last-delivered-id' then last = x[i + 1] end\n"                          \
+    "        end\n"                                                                                \
+    "        if name == 'aiod' and last then upto = last end\n"                                    \
+    "      end\n"                                                                                  \
+    "    end\n"                                                                                    \
+    "    refused(redis.pcall('XTRIM', stream, 'MINID', '~', upto))\n"                              \
     "  end\n"                                                                                      \
     "end\n"                                                                                        \
     "if notrim then res[#KEYS / 3 + 1] = 'notrim ' .. notrim end\n"

@@ -259,7 +259,7 @@ static void say_notrim(const redisReply *e) {
         return;
     said = true;
     log_warning("cluster: cannot trim the queues' streams: %s; acknowledged entries stay in "
-                "them (the ACL user needs +xpending and +xtrim: docs/cluster.md)",
+                "them (the ACL user needs +xpending, +xinfo|groups and +xtrim: docs/cluster.md)",
                 e->str + 7);
 }
 
