@@ -5,11 +5,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include <linux/virtio_balloon.h>
 
 #include "base/memcheck.h"
 
@@ -29,9 +32,11 @@ typedef struct slab_chunk {
 
 #define HEADER (((sizeof(slab_chunk) + 63) / 64) * 64)
 
-/* Transparent huge pages: -1 not read yet, else slab_thp_mode's answer.
+/* Transparent huge pages: -1 not read yet, else slab_thp_mode's answer,
+ * and whether the host takes freed memory back (slab_free_pages_reported).
  * Read once; only the loop thread maps chunks. */
 static int thp_mode = -1;
+static bool reported;
 
 int slab_thp_mode(void) {
     char buf[128];
@@ -48,6 +53,30 @@ int slab_thp_mode(void) {
     if (strstr(buf, "[madvise]"))
         return 1;
     return 0;
+}
+
+bool slab_features_report_free_pages(const char *features) {
+    return features && strlen(features) > VIRTIO_BALLOON_F_REPORTING &&
+           features[VIRTIO_BALLOON_F_REPORTING] == '1';
+}
+
+bool slab_free_pages_reported(void) {
+    glob_t g;
+    if (glob("/sys/bus/virtio/drivers/virtio_balloon/virtio*/features", 0, NULL, &g) != 0)
+        return false;
+    bool yes = false;
+    for (size_t i = 0; i < g.gl_pathc && !yes; i++) {
+        char buf[256] = "";
+        int fd = open(g.gl_pathv[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        buf[n > 0 ? n : 0] = '\0';
+        yes = slab_features_report_free_pages(buf);
+    }
+    globfree(&g);
+    return yes;
 }
 
 static slab_chunk *chunk_of(const void *p) {
@@ -126,13 +155,19 @@ static slab_chunk *chunk_new(slab *s) {
     slab_chunk *c = map_aligned();
     if (!c)
         return NULL;
-    if (thp_mode < 0)
+    if (thp_mode < 0) {
         thp_mode = slab_thp_mode();
+        reported = slab_free_pages_reported();
+    }
 #ifdef MADV_HUGEPAGE
     /* The first chunk in small pages: a daemon with a few tasks then keeps
      * a few kilobytes resident, not 2 MiB per slab. Once a slab needs more
-     * than one chunk, it is in a burst, and huge pages save the faults. */
-    if (s->n_chunks == 0) {
+     * than one chunk, it is in a burst, and huge pages save the faults,
+     * unless the host takes freed memory back in 2 MiB blocks: then a huge
+     * page is memory the host must provide again, which on the machine
+     * measured cost about 1.4 ms each, where small pages come from what
+     * was freed a moment ago (docs/benchmarks.md). */
+    if (s->n_chunks == 0 || reported) {
         if (thp_mode == 2)
             (void)madvise(c, SLAB_CHUNK, MADV_NOHUGEPAGE);
     } else if (thp_mode > 0)

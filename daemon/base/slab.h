@@ -8,7 +8,9 @@
  * with a handful of tasks keeps a small RSS; later chunks are advised to the
  * kernel as huge pages (madvise MADV_HUGEPAGE) when transparent huge pages
  * are available in "always" or "madvise" mode, so that a burst of a million
- * tasks takes a few hundred page faults instead of a few hundred thousand.
+ * tasks takes a few hundred page faults instead of a few hundred thousand;
+ * but not on a virtual machine whose balloon reports free memory to the
+ * host, where a fresh huge page costs far more than the faults it saves.
  * Each chunk keeps its own free list; an object is taken from the chunk
  * used most recently that has room, then from never-used space at the end
  * of the newest chunk.
@@ -87,5 +89,13 @@ void slab_get_stats(const slab *s, slab_stats *ret);
 /* The kernel's transparent huge pages, read now from sysfs: 0 never (or
  * not there), 1 madvise, 2 always. */
 int slab_thp_mode(void);
+
+/* Whether a virtio balloon reports free memory to the host (free page
+ * reporting, which hands back free blocks of 2 MiB): read now from sysfs.
+ * Slabs then keep every chunk in small pages. */
+bool slab_free_pages_reported(void);
+/* Whether a virtio device's `features` file (one '0' or '1' per feature
+ * bit) has VIRTIO_BALLOON_F_REPORTING; false for NULL or a short string. */
+bool slab_features_report_free_pages(const char *features);
 
 #endif
