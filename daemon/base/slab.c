@@ -62,9 +62,12 @@ bool slab_features_report_free_pages(const char *features) {
 
 bool slab_free_pages_reported(void) {
     glob_t g;
-    if (glob("/sys/bus/virtio/drivers/virtio_balloon/virtio*/features", 0, NULL, &g) != 0)
-        return false;
     bool yes = false;
+    /* globfree on every answer: a failed glob may still hold a partial list. */
+    if (glob("/sys/bus/virtio/drivers/virtio_balloon/virtio*/features", 0, NULL, &g) != 0) {
+        globfree(&g);
+        return false;
+    }
     for (size_t i = 0; i < g.gl_pathc && !yes; i++) {
         char buf[256] = "";
         int fd = open(g.gl_pathv[i], O_RDONLY | O_CLOEXEC);
