@@ -13,8 +13,49 @@
 
 #include "alloc.h"
 
+/* The nodes this thread keeps for its next values (pbvalue_node_cache);
+ * the link lives in the freed node. Off (max 0) unless the thread asks. */
+typedef struct cached_node {
+    struct cached_node *next;
+} cached_node;
+static __thread struct {
+    cached_node *head;
+    size_t n, max;
+} nodes;
+
+static void *node_take(void) {
+    cached_node *c = nodes.head;
+    if (!c)
+        return alloc_malloc(sizeof(Aiod__Value));
+    nodes.head = c->next;
+    nodes.n--;
+    return c;
+}
+
+/* Takes a node of sizeof(Aiod__Value) from malloc: made here or unpacked. */
+static void node_give(Aiod__Value *v) {
+    if (nodes.n >= nodes.max) {
+        alloc_protobuf.free(alloc_protobuf.allocator_data, v);
+        return;
+    }
+    cached_node *c = (cached_node *)v;
+    c->next = nodes.head;
+    nodes.head = c;
+    nodes.n++;
+}
+
+void pbvalue_node_cache(size_t max) {
+    nodes.max = max;
+    while (nodes.n > max) {
+        cached_node *c = nodes.head;
+        nodes.head = c->next;
+        nodes.n--;
+        free(c);
+    }
+}
+
 static Aiod__Value *new_value(Aiod__Value__KindCase kind) {
-    Aiod__Value *v = alloc_malloc(sizeof(*v));
+    Aiod__Value *v = node_take();
     if (!v)
         return NULL;
     aiod__value__init(v);
@@ -191,7 +232,7 @@ void pbvalue_free(Aiod__Value *v) {
     default: /* scalars own nothing but their node */
         break;
     }
-    pb_free(v);
+    node_give(v);
 }
 
 size_t pbvalue_footprint(const Aiod__Value *v) {

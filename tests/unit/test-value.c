@@ -546,6 +546,51 @@ static void test_quoted_values_cut_between_characters(void **state) {
     pbvalue_free(s);
 }
 
+/* A thread that asks keeps freed nodes, of any kind and from the wire too,
+ * for its next values, most recent first, up to the number it set. */
+static void test_node_cache(void **state) {
+    (void)state;
+    pbvalue_node_cache(2);
+    Aiod__Value *i = pbvalue_int(1), *s = pbvalue_string("text");
+    pbvalue_free(i);
+    pbvalue_free(s);
+    Aiod__Value *d = pbvalue_double(1.5), *b = pbvalue_bool(true), *n = pbvalue_null();
+    assert_ptr_equal(d, s);
+    assert_ptr_equal(b, i);
+    assert_ptr_not_equal(n, i);
+    assert_ptr_not_equal(n, s);
+    /* Each comes back as a whole new value of its kind. */
+    assert_int_equal(pbvalue_type(d), PBVALUE_DOUBLE);
+    assert_true(d->double_value == 1.5);
+    assert_int_equal(pbvalue_type(b), PBVALUE_BOOL);
+    assert_int_equal(d->base.n_unknown_fields, 0);
+    /* A node unpacked from the wire is taken too (the cache is empty). */
+    Aiod__Value *w = pbvalue_int(7);
+    uint8_t buf[32];
+    size_t len = aiod__value__pack(w, buf);
+    Aiod__Value *u = aiod__value__unpack(&alloc_protobuf, len, buf);
+    assert_non_null(u);
+    assert_int_equal(u->int_value, 7);
+    pbvalue_free(u);
+    Aiod__Value *again = pbvalue_int(8);
+    assert_ptr_equal(again, u);
+    assert_int_equal(again->int_value, 8);
+    /* Past the number kept, a free goes to malloc. */
+    pbvalue_free(again);
+    pbvalue_free(w);
+    pbvalue_free(n);
+    pbvalue_free(b);
+    pbvalue_free(d);
+    /* Off: what is kept is freed (ASan and valgrind see no leak), and the
+     * next free goes to malloc. */
+    pbvalue_node_cache(0);
+    Aiod__Value *x = pbvalue_int(3);
+    pbvalue_free(x);
+    Aiod__Value *y = pbvalue_list();
+    assert_non_null(y);
+    pbvalue_free(y);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wire_round_trip),
@@ -561,6 +606,7 @@ int main(void) {
         cmocka_unit_test(test_borrowed_map_rules),
         cmocka_unit_test(test_take),
         cmocka_unit_test(test_big_maps),
+        cmocka_unit_test(test_node_cache),
         cmocka_unit_test(test_quoted_values_cut_between_characters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
