@@ -4,8 +4,12 @@
  * and an insert allocates nothing until the table is rebuilt. Removal leaves
  * a tombstone (O(1), where shifting entries back would scan the whole run of
  * a dense table of sequential ids); tombstones are swept when live plus
- * removed entries reach half the slots, and the table halves when an eighth
- * full.
+ * removed entries reach half the slots. Removals shrink the table only once
+ * it is a 32nd full, straight to a quarter full: the tasks of a burst end
+ * in a few tight runs, and a shrink at each halving on the way down would
+ * fault in a fresh table each time, one of the dearest steps of those runs
+ * on a VM that hands freed memory back to its host. hashmap_compact
+ * shrinks any table an eighth full, for a caller that has time (idle).
  *
  * The table is rebuilt incrementally, as Redis's dict rehashes: a rebuild
  * allocates the new table and leaves the entries in the old one; every
@@ -45,6 +49,11 @@ typedef struct slot {
 #define EMPTY UINT64_C(0)
 #define TOMB UINT64_C(1)
 #define LIVE(h) ((h) >> 63)
+
+/* Removals shrink a table once it is this many times emptier than full;
+ * hashmap_compact once COMPACT_BELOW. */
+#define SHRINK_BELOW 32
+#define COMPACT_BELOW 8
 
 /* Old slots moved per insert or removal during a rebuild. */
 #define REHASH_STEP 64
@@ -135,6 +144,10 @@ size_t hashmap_size(const hashmap *m) {
     return m->size;
 }
 
+size_t hashmap_capacity(const hashmap *m) {
+    return m->cap;
+}
+
 size_t hashmap_rehash_pending(const hashmap *m) {
     return m->old ? m->old_cap - m->old_pos : 0;
 }
@@ -220,6 +233,14 @@ static int start_rebuild(hashmap *m, size_t ncap) {
     return 0;
 }
 
+/* The slots of a table that `n` entries fill a quarter of (16 at least). */
+static size_t fit_cap(size_t n) {
+    size_t cap = 16;
+    while (cap < n * 4)
+        cap *= 2;
+    return cap;
+}
+
 /* Live entries and tombstones the current table will hold once the old
  * one is drained. */
 static size_t load(const hashmap *m) {
@@ -269,11 +290,18 @@ static void *take(hashmap *m, uint64_t h, uint64_t k, const char *str) {
     else
         m->tombs++;
     rehash(m, REHASH_STEP);
-    /* Shrink when an eighth full, so that a burst of a million tasks does
-     * not leave a 64 MB table behind; a failed shrink keeps the big one. */
-    if (!m->old && m->cap > 16 && m->size * 8 < m->cap)
-        (void)start_rebuild(m, m->cap / 2);
+    /* A burst of a million tasks does not leave a 96 MB table behind; a
+     * failed shrink keeps the big one. */
+    if (!m->old && m->cap > 16 && m->size * SHRINK_BELOW < m->cap)
+        (void)start_rebuild(m, fit_cap(m->size));
     return v;
+}
+
+void hashmap_compact(hashmap *m) {
+    if (m->old)
+        rehash(m, m->old_cap);
+    if (m->cap > 16 && m->size * COMPACT_BELOW < m->cap && start_rebuild(m, fit_cap(m->size)) == 0)
+        rehash(m, m->old_cap);
 }
 
 int hashmap_put_u64(hashmap *m, uint64_t key, void *value) {

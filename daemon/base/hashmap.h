@@ -28,6 +28,13 @@ void *hashmap_get_str(const hashmap *m, const char *key);
 void *hashmap_remove_u64(hashmap *m, uint64_t key);
 void *hashmap_remove_str(hashmap *m, const char *key);
 size_t hashmap_size(const hashmap *m);
+/* Slots of the table inserts go to: for tests and statistics. */
+size_t hashmap_capacity(const hashmap *m);
+/* Finishes a rebuild under way and, if the table is less than an eighth
+ * full, shrinks it to a quarter full at once: for a caller that has time,
+ * since removals alone shrink it only once a 32nd full. Keeps the table as
+ * it is when out of memory. */
+void hashmap_compact(hashmap *m);
 /* Slots of the previous table still to be moved while the map is rebuilt
  * (0 when it is not): for tests and statistics. */
 size_t hashmap_rehash_pending(const hashmap *m);

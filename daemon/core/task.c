@@ -34,12 +34,16 @@
 static slab task_blocks = SLAB_INIT(sizeof(task), TASK_SLAB_IDLE);
 static slab run_blocks = SLAB_INIT(sizeof(task_run), TASK_SLAB_IDLE);
 
+static hashmap *table;
+
 void task_cache_release(void) {
     slab_trim(&task_blocks, 0);
     slab_trim(&run_blocks, 0);
+    /* Removals leave the table of a burst up to 32 times too large. */
+    if (table)
+        hashmap_compact(table);
 }
 
-static hashmap *table;
 /* Every task in the table, in id order (task.order_node). */
 static list in_order = {&in_order, &in_order};
 static uint64_t next_id = 1;

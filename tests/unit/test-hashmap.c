@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,6 +267,58 @@ static void test_free_during_rebuild(void **state) {
     hashmap_free(m);
 }
 
+/* A burst that ends: removals keep the table until it is a 32nd full, then
+ * shrink it straight to a quarter full; hashmap_compact shrinks one an
+ * eighth full at once. What stays is found at every step. */
+static void test_shrinks_late_and_compacts(void **state) {
+    (void)state;
+    enum { N = 100000 };
+    static unsigned char gone[N];
+    memset(gone, 0, sizeof(gone));
+    hashmap *m = hashmap_new(0);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(hashmap_put_u64(m, i + 1, (void *)(uintptr_t)(i + 1)), 0);
+    /* Too full to shrink: compact only finishes the growth's rebuild. */
+    hashmap_compact(m);
+    assert_int_equal(hashmap_rehash_pending(m), 0);
+    size_t cap = hashmap_capacity(m);
+    assert_true(cap >= 2 * N);
+    /* Down to a 16th full, in id order as tasks end: no rebuild at all. */
+    size_t i = 0;
+    for (; hashmap_size(m) * 16 >= cap; i++) {
+        assert_ptr_equal(hashmap_remove_u64(m, i + 1), (void *)(uintptr_t)(i + 1));
+        gone[i] = 1;
+        assert_int_equal(hashmap_capacity(m), cap);
+        assert_int_equal(hashmap_rehash_pending(m), 0);
+    }
+    /* Compact: at once to a quarter full. */
+    hashmap_compact(m);
+    size_t left = hashmap_size(m);
+    assert_int_equal(hashmap_rehash_pending(m), 0);
+    assert_true(hashmap_capacity(m) >= 4 * left && hashmap_capacity(m) < 8 * left);
+    for (size_t k = 0; k < N; k++)
+        assert_ptr_equal(hashmap_get_u64(m, k + 1), gone[k] ? NULL : (void *)(uintptr_t)(k + 1));
+    /* Again, without compact: removals shrink once a 32nd full. */
+    cap = hashmap_capacity(m);
+    bool shrank = false;
+    for (; i < N && !shrank; i++) {
+        size_t before = hashmap_size(m);
+        assert_ptr_equal(hashmap_remove_u64(m, i + 1), (void *)(uintptr_t)(i + 1));
+        gone[i] = 1;
+        shrank = hashmap_capacity(m) != cap;
+        if (shrank) {
+            assert_true((before - 1) * 32 < cap);
+            assert_true(hashmap_capacity(m) >= 4 * (before - 1));
+        } else {
+            assert_true((before - 1) * 32 >= cap);
+        }
+    }
+    assert_true(shrank);
+    for (size_t k = 0; k < N; k++)
+        assert_ptr_equal(hashmap_get_u64(m, k + 1), gone[k] ? NULL : (void *)(uintptr_t)(k + 1));
+    hashmap_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_churn),
@@ -274,6 +327,7 @@ int main(void) {
         cmocka_unit_test(test_incremental_growth),
         cmocka_unit_test(test_remove_and_iterate_during_rebuild),
         cmocka_unit_test(test_free_during_rebuild),
+        cmocka_unit_test(test_shrinks_late_and_compacts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
