@@ -158,7 +158,8 @@ static void complete(task *t) {
     task_finish(t, TASK_FAILED, NULL, kind, msg);
 }
 
-static void step(task *t) {
+/* `start` is coarse_ms() now, read once for the stall detector and this. */
+static void step(task *t, uint64_t start) {
     task_run *run = t->run;
     if (!run->co) {
         /* First step: a task gets its stack only when it starts. */
@@ -184,7 +185,6 @@ static void step(task *t) {
     }
     run->suspended = false;
     sched_set_current(t);
-    uint64_t start = coarse_ms();
     if (coro_resume(run->co) < 0) {
         sched_set_current(NULL);
         log_task(LOG_ERR, t, "no memory to switch to the task; failing it");
@@ -239,8 +239,9 @@ static bool drain(uint64_t deadline) {
             /* The stall detector names the task while its step holds the
              * loop (one publish per step: the next step's replaces it, and
              * the drain's end clears it). */
-            stall_enter_task(t->id, t->fn->full_name);
-            step(t);
+            uint64_t now = coarse_ms();
+            stall_enter_task(t->id, t->fn->full_name, now);
+            step(t, now);
         }
         if (task_finished(t))
             task_settle(t); /* if it finished while queued */

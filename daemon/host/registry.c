@@ -26,6 +26,7 @@
 #include "base/hashmap.h"
 #include "base/aiod_limits.h"
 #include "system/log.h"
+#include "system/stall.h"
 #include "macro.h"
 
 #ifndef AIOD_PLUGIN_DIR
@@ -74,6 +75,7 @@ static void plugin_free(plugin *p) {
             for (size_t j = 0; j < f->sig.n_params; j++)
                 pbvalue_free(f->params[j].default_value);
         free(f->params);
+        stall_forget_name(f->full_name);
         free(f->full_name);
     }
     free(p->fns);

@@ -141,9 +141,14 @@ static void report_end(uint64_t now_ms) {
                 (unsigned long long)(now_ms - busy_since), *what ? " " : "", what);
 }
 
-/* Publishes what the loop does from now on. */
-static void publish(uint32_t kind, uint64_t id, uint32_t uid, const char *name) {
-    uint64_t t = coarse_ms();
+/* The name `doing.name` and `last.name` hold a copy of: the next publish
+ * naming the same string skips the copy (a drain runs many steps of one
+ * function). stall_forget_name clears it before the string is freed. */
+static const char *name_copied;
+static bool name_valid;
+
+/* Publishes what the loop does from now on; `t` is coarse_ms() now. */
+static void publish(uint32_t kind, uint64_t id, uint32_t uid, const char *name, uint64_t t) {
     uint64_t reported = atomic_load_explicit(&report.seq, memory_order_acquire);
     if (reported != 0 && reported == last.seq && !seen_valid) {
         seen = last; /* what the detector named, about to be replaced */
@@ -155,13 +160,19 @@ static void publish(uint32_t kind, uint64_t id, uint32_t uid, const char *name) 
         busy_since = 0;
     else if (!busy_since)
         busy_since = t;
-    char buf[NAME_SIZE] = {0};
-    if (name) {
-        size_t n = strnlen(name, NAME_SIZE - 1);
-        memcpy(buf, name, n);
-    }
+    bool new_name = !name_valid || name != name_copied;
     uint64_t words[NAME_WORDS];
-    memcpy(words, buf, sizeof(words));
+    if (new_name) {
+        char buf[NAME_SIZE] = {0};
+        if (name) {
+            size_t n = strnlen(name, NAME_SIZE - 1);
+            memcpy(buf, name, n);
+        }
+        memcpy(words, buf, sizeof(words));
+        memcpy(last.name, buf, sizeof(buf));
+        name_copied = name;
+        name_valid = true;
+    }
 
     /* No fences (GCC refuses them under ThreadSanitizer): each field is
      * stored with release, so none becomes visible before the odd `seq`. */
@@ -171,8 +182,9 @@ static void publish(uint32_t kind, uint64_t id, uint32_t uid, const char *name) 
     atomic_store_explicit(&doing.busy_since_ms, busy_since, memory_order_release);
     atomic_store_explicit(&doing.id, id, memory_order_release);
     atomic_store_explicit(&doing.uid, uid, memory_order_release);
-    for (int i = 0; i < NAME_WORDS; i++)
-        atomic_store_explicit(&doing.name[i], words[i], memory_order_release);
+    if (new_name)
+        for (int i = 0; i < NAME_WORDS; i++)
+            atomic_store_explicit(&doing.name[i], words[i], memory_order_release);
     seq_now += 2;
     atomic_store_explicit(&doing.seq, seq_now, memory_order_release);
 
@@ -181,41 +193,45 @@ static void publish(uint32_t kind, uint64_t id, uint32_t uid, const char *name) 
     last.since_ms = t;
     last.id = id;
     last.uid = uid;
-    memcpy(last.name, buf, sizeof(buf));
 }
 
-void stall_enter_task(uint64_t id, const char *function) {
+void stall_enter_task(uint64_t id, const char *function, uint64_t now_ms) {
     if (on)
-        publish(DOING_TASK, id, 0, function);
+        publish(DOING_TASK, id, 0, function, now_ms);
+}
+
+void stall_forget_name(const char *name) {
+    if (name && name == name_copied)
+        name_valid = false;
 }
 
 void stall_enter_request(uint64_t serial, uid_t uid) {
     if (on)
-        publish(DOING_REQUEST, serial, (uint32_t)uid, NULL);
+        publish(DOING_REQUEST, serial, (uint32_t)uid, NULL, coarse_ms());
 }
 
 void stall_leave(void) {
     if (on)
-        publish(base_kind, 0, 0, NULL);
+        publish(base_kind, 0, 0, NULL, coarse_ms());
 }
 
 void stall_not_serving(void) {
     if (!on)
         return;
     base_kind = DOING_WAITING;
-    publish(DOING_WAITING, 0, 0, NULL);
+    publish(DOING_WAITING, 0, 0, NULL, coarse_ms());
 }
 
 static void on_prepare(uv_prepare_t *h) {
     (void)h;
     base_kind = DOING_WAITING;
-    publish(DOING_WAITING, 0, 0, NULL);
+    publish(DOING_WAITING, 0, 0, NULL, coarse_ms());
 }
 
 static void on_check(uv_check_t *h) {
     (void)h;
     base_kind = DOING_RUNNING;
-    publish(DOING_RUNNING, 0, 0, NULL);
+    publish(DOING_RUNNING, 0, 0, NULL, coarse_ms());
 }
 
 /* The detector's side: a consistent copy of `doing`, false if the loop kept
@@ -333,7 +349,7 @@ int stall_start(uv_loop_t *loop, uint32_t threshold) {
     /* The first change: a loop that stalls before its first iteration is
      * still seen, as running outside any task. */
     on = true;
-    publish(DOING_RUNNING, 0, 0, NULL);
+    publish(DOING_RUNNING, 0, 0, NULL, coarse_ms());
     uv_prepare_init(loop, &prepare_handle);
     uv_check_init(loop, &check_handle);
     uv_prepare_start(&prepare_handle, on_prepare);

@@ -46,9 +46,15 @@ int stall_start(uv_loop_t *loop, uint32_t threshold_ms);
  * stall_start. */
 void stall_stop(void);
 
-/* The loop runs one step of task `id` whose function is `function`
- * (borrowed for the call: it is copied, cut to a fixed length). */
-void stall_enter_task(uint64_t id, const char *function);
+/* The loop runs one step of task `id` whose function is `function` (copied,
+ * cut to a fixed length), from `now_ms` (CLOCK_MONOTONIC_COARSE in
+ * milliseconds, which the caller reads anyway). The copy is reused while
+ * the next steps name the same pointer: call stall_forget_name before
+ * freeing a function's name. */
+void stall_enter_task(uint64_t id, const char *function, uint64_t now_ms);
+/* `name` is about to be freed (a plugin's function names, when it is
+ * unloaded): a string later made at its address is copied again. */
+void stall_forget_name(const char *name);
 /* The loop dispatches a request that came on connection `serial` from
  * `uid`. */
 void stall_enter_request(uint64_t serial, uid_t uid);

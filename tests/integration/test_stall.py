@@ -59,6 +59,25 @@ def idle_loop_is_no_stall():
 
 
 @t.test
+def each_stall_names_the_function_that_holds_the_loop():
+    # The detector copies a function's name once and reuses the copy while
+    # the steps that follow name the same function: a step of another one
+    # must be named anew, each time.
+    with blocker(["--stall-warning-ms", "200"]) as d:
+        for i in range(2):
+            r = d.aioctl("run", "blocker.hold", "0.05")
+            t.eq(r.rc, 0, "a task of another function first, round %d" % (i + 1), r)
+            r = d.aioctl("run", "blocker.block", "0.6")
+            t.eq(r.rc, 0, "a short block, round %d" % (i + 1), r)
+            d.wait_log_count("(stall_warning_ms is 200)", i + 1, 10)
+        lines = [l for l in d.log().splitlines() if "(stall_warning_ms is 200)" in l]
+        t.eq(len(lines), 2, "stalls reported", d.log())
+        for line in lines:
+            t.check("(blocker.block) (stall_warning_ms" in line,
+                    "the stall line names blocker.block: %r" % line)
+
+
+@t.test
 def short_stalls_over_a_low_threshold():
     # A stall only a little longer than the threshold is reported too: the
     # detector must look more often than every 100 ms when the threshold
