@@ -603,6 +603,19 @@ class RawClient(SocketClient):
     def send_frame(self, payload):
         return self.send(frame(payload))
 
+    def hang_up(self):
+        """Closes our side and waits for the daemon to close its own (what
+        it still sends is passed over): from then on the daemon no longer
+        counts this connection. Fails if it keeps the connection open
+        beyond the socket's timeout."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the daemon closed it already
+        while self._recv_any() is not None:
+            pass
+        self.close()
+
     def _fill(self, n):
         while len(self.buf) < n:
             try:
