@@ -10,6 +10,9 @@ import harness
 
 t = harness.Suite(__file__)
 
+SM_OUTCOMES = 5  # ServerMessage.outcomes
+TASK_CANCELLED = 5
+
 
 @t.test
 def stale_socket_is_replaced():
@@ -46,17 +49,33 @@ def sigterm_cancels_waited_tasks():
         t.eq(item and item[1], "Starting main function", "the run started")
         r = d.aioctl("submit", "demo.sleep", "30", "never")
         t.eq(r.rc, 0, "submit exit code", r)
-        sid = r.out.strip()
-        waiter = d.aioctl_bg("await", sid)
-        d.wait_task(lambda x: x["task"] == int(sid) and x["state"] == "running",
-                    "%s running" % sid)
+        sid = int(r.out.strip())
+        d.wait_task(lambda x: x["task"] == sid and x["state"] == "running", "%d running" % sid)
+        # The await is sent on a bare connection and followed by a
+        # ListPlugins: one connection's requests are taken in order, so its
+        # answer says the Await is registered. (An `aioctl await` started
+        # here could still be starting when SIGTERM closes the socket: a
+        # process under TSan takes about 15 ms to start.)
+        waiter = d.raw()
+        waiter.send_frame(harness.msg_hello(1))
+        t.eq(waiter.recv().kind, harness.SM_HELLO, "the waiter's hello is answered")
+        waiter.send_frame(harness.field_varint(1, 2) + harness.field_bytes(
+            4, harness.field_bytes(1, harness.varint(sid))))
+        waiter.send_frame(harness.msg_list_plugins(3))
+        rep = waiter.recv()
+        t.eq((rep.request_id, rep.kind), (3, harness.SM_PLUGIN_LIST),
+             "the ListPlugins after the Await is answered first")
 
         d.proc.send_signal(signal.SIGTERM)
         rr = run.wait(timeout=20)
         t.eq(rr.rc, 5, "run of a task cancelled by the daemon's shutdown: exit code", rr)
         t.contains(rr.err, "Cancelled", "run reports the cancellation", rr)
-        rw = waiter.wait(timeout=20)
-        t.eq(rw.rc, 5, "await of a task cancelled by the daemon's shutdown: exit code", rw)
+        rep = waiter.recv()
+        t.eq((rep.request_id, rep.kind), (2, SM_OUTCOMES), "the Await is answered", rep)
+        got = harness.parse_fields(rep.body[1][0])
+        t.eq((got[1][0], got[2][0]), (sid, TASK_CANCELLED),
+             "the awaited task ended cancelled by the daemon's shutdown", rep)
+        waiter.close()
         rc = d.wait_exit(timeout=20)
         t.eq(rc, 0, "daemon exit code after SIGTERM", "; log:\n" + d.log())
         t.check(not os.path.exists(d.socket), "the daemon removed its socket on SIGTERM")
