@@ -59,10 +59,22 @@ typedef struct task_vec {
 static bool enabled, frozen;
 /* SIGTERM came: the cancellations the stop makes are not written. */
 static bool stopping;
-static task_vec dirty, sent;
-/* Waiters for the batch being filled, and for the one being committed. */
+static task_vec dirty;
+/* Waiters for the batch being filled. */
 static list waiting_next = {&waiting_next, &waiting_next};
-static list waiting_sent = {&waiting_sent, &waiting_sent};
+/* A batch handed to the store: its tasks (one reference each) and the
+ * waiters for its commit. Batch `seq` uses flights[seq % STORE_MAX_HANDED]:
+ * a batch is handed only while fewer than STORE_MAX_HANDED are, so the
+ * slot's last batch has been answered for. */
+typedef struct flight {
+    task_vec sent;
+    list waiting;
+} flight;
+static flight flights[STORE_MAX_HANDED];
+
+static flight *flight_of(uint64_t seq) {
+    return &flights[seq % STORE_MAX_HANDED];
+}
 static uv_prepare_t prepare;
 static uv_timer_t retry_timer;
 static bool handles_init;
@@ -156,6 +168,11 @@ bool persist_gate(task *t) {
 }
 
 void persist_forget(task *t, const char *why) {
+    /* The batch handed after the failed one may hold a newer record of it
+     * (it was cancelled meanwhile, say) and have committed: no row of a
+     * task its client was told is not submitted may stay. */
+    if (t->durable)
+        store_delete(t->id);
     t->durable = false;
     t->store_flags = 0;
     if (t->plan)
@@ -255,6 +272,7 @@ static uint8_t *encode(task *t, size_t *ret_len, int *ret_state) {
 static void encode_dirty(size_t limit) {
     if (!dirty.n)
         return;
+    task_vec *sent = &flight_of(store_batch_seq())->sent;
     task **v = dirty.v;
     size_t n = dirty.n, i, keep = 0;
     for (i = 0; i < n && i < limit; i++) {
@@ -277,7 +295,7 @@ static void encode_dirty(size_t limit) {
         store_put(t->id, state, state >= TASK_DONE ? t->finished_usec : 0, rec, len);
         if ((t->store_flags & F_GATED) && !frozen && !stopping)
             t->store_flags |= F_GATE_SENT;
-        if (vec_push(&sent, t) < 0)
+        if (vec_push(sent, t) < 0)
             log_task(LOG_ERR, t, "out of memory tracking the task's record");
         task_unref(t);
     }
@@ -289,9 +307,9 @@ static void encode_dirty(size_t limit) {
 static void on_lazy(uv_timer_t *h);
 
 /* The batch's waiters learn how its commit went, in the order they came. */
-static void fire_sent_waiters(int error, const char *why) {
+static void fire_sent_waiters(flight *f, int error, const char *why) {
     list w;
-    list_move_all(&w, &waiting_sent);
+    list_move_all(&w, &f->waiting);
     while (!list_empty(&w)) {
         persist_waiter *pw = container_of(list_first(&w), persist_waiter, node);
         list_remove(&pw->node);
@@ -327,18 +345,19 @@ static void flush(void) {
     urgent = dirty.n > 0;
     /* Waiters go with this batch unless their task's record is left for
      * the next one. */
+    flight *f = flight_of(store_batch_seq());
     list *pos, *tmp;
     list_foreach_safe(pos, tmp, &waiting_next) {
         persist_waiter *pw = container_of(pos, persist_waiter, node);
         if (!(pw->task->store_flags & F_DIRTY)) {
             list_remove(&pw->node);
-            list_insert_tail(&waiting_sent, &pw->node);
+            list_insert_tail(&f->waiting, &pw->node);
         }
     }
     if (!store_flush()) {
         /* Nothing to write (every dirty task was dropped): the waiters'
          * records are already committed. */
-        fire_sent_waiters(0, NULL);
+        fire_sent_waiters(f, 0, NULL);
     }
 }
 
@@ -359,14 +378,15 @@ static void on_retry(uv_timer_t *h) {
 }
 
 static void on_committed(uint64_t seq, int error, const char *why) {
-    (void)seq;
+    flight *f = flight_of(seq);
+    task_vec *sent = &f->sent;
     if (error) {
-        log_error("%s; %zu records are written again in %u ms", why, sent.n, LIMIT_STORE_RETRY_MS);
+        log_error("%s; %zu records are written again in %u ms", why, sent->n, LIMIT_STORE_RETRY_MS);
         backing_off = true;
         uv_timer_start(&retry_timer, on_retry, LIMIT_STORE_RETRY_MS, 0);
     }
-    for (size_t i = 0; i < sent.n; i++) {
-        task *t = sent.v[i];
+    for (size_t i = 0; i < sent->n; i++) {
+        task *t = sent->v[i];
         bool gate = t->store_flags & F_GATE_SENT;
         t->store_flags &= (uint8_t)~F_GATE_SENT;
         if (error) {
@@ -379,8 +399,8 @@ static void on_committed(uint64_t seq, int error, const char *why) {
         }
         task_unref(t);
     }
-    sent.n = 0;
-    fire_sent_waiters(error, why);
+    sent->n = 0;
+    fire_sent_waiters(f, error, why);
     /* The next batch is handed over by the prepare hook, after this
      * iteration's drain: tasks submitted just now are at the gate by then,
      * and written once, as running, instead of pending and then running. */
@@ -658,6 +678,8 @@ static int restore_row(void *u, uint64_t id, int state, const void *record, size
 
 int persist_start(uv_loop_t *l, char *err, size_t err_len) {
     loop = l;
+    for (size_t k = 0; k < STORE_MAX_HANDED; k++)
+        list_init(&flights[k].waiting);
     load_ctx ctx = {.started_usec = task_now_usec(), .err = err, .err_len = err_len};
     ctx.unpack_allocator = (ProtobufCAllocator){
         .alloc = arena_alloc, .free = arena_free_one, .allocator_data = &ctx.arena};
@@ -746,11 +768,15 @@ void persist_done(void) {
     }
     for (size_t i = 0; i < dirty.n; i++)
         task_unref(dirty.v[i]);
-    for (size_t i = 0; i < sent.n; i++)
-        task_unref(sent.v[i]);
+    for (size_t k = 0; k < STORE_MAX_HANDED; k++) {
+        task_vec *sent = &flights[k].sent;
+        for (size_t i = 0; i < sent->n; i++)
+            task_unref(sent->v[i]);
+        free(sent->v);
+        *sent = (task_vec){0};
+    }
     free(dirty.v);
-    free(sent.v);
-    dirty = sent = (task_vec){0};
+    dirty = (task_vec){0};
     store_close();
     uint64_t batches, rows, max_rows;
     store_stats(&batches, &rows, &max_rows);

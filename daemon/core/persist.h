@@ -65,7 +65,8 @@ void persist_waiter_cancel(persist_waiter *w);
 bool persist_gate(task *t);
 
 /* A task that was never acknowledged (its first commit failed) is no
- * longer written: it ends failed with kind "StoreError" and `why`. */
+ * longer written, and any row of it is deleted with the next batch: it
+ * ends failed with kind "StoreError" and `why`. */
 void persist_forget(task *t, const char *why);
 
 /*

@@ -71,15 +71,23 @@ static bool thread_started;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static bool stopping;
-/* Loop thread: the batch being filled. Shared under mu: `writing` (handed
- * to the thread, NULL when idle) and `written` (done, for the loop). */
-static batch batches[2];
-static batch *filling = &batches[0], *writing, *written, *spare = &batches[1];
+/*
+ * Up to STORE_MAX_HANDED batches are handed to the thread at once, so that
+ * it can begin the next commit while the loop still answers for the last
+ * one. Loop thread: `filling` and the spare batches. Shared under mu:
+ * `to_write` (handed, oldest first; the thread writes to_write[0]) and
+ * `done` (written, oldest first, for the loop).
+ */
+static batch batches[STORE_MAX_HANDED + 1];
+static batch *filling, *spares[STORE_MAX_HANDED];
+static size_t n_spares;
+static batch *to_write[STORE_MAX_HANDED], *done[STORE_MAX_HANDED];
+static size_t n_to_write, n_done;
 static uv_async_t done_async;
 static void (*committed_cb)(uint64_t seq, int error, const char *msg);
 static uint64_t next_seq = 1;
-/* Loop thread only: a batch was handed over and its result not yet seen. */
-static bool handed;
+/* Loop thread only: batches handed over whose result it has not yet seen. */
+static size_t n_handed;
 static uint64_t n_batches, n_rows, max_rows;
 static sqlite3_stmt *st_put, *st_delete, *st_meta, *st_begin, *st_commit;
 
@@ -267,9 +275,19 @@ static int open_db(int how, char *err, size_t err_len) {
     return r;
 }
 
+/* Every batch empty and spare but the one being filled. */
+static void batches_reset(void) {
+    filling = &batches[0];
+    for (size_t i = 1; i < ELEMENTSOF(batches); i++)
+        spares[i - 1] = &batches[i];
+    n_spares = ELEMENTSOF(batches) - 1;
+    n_to_write = n_done = n_handed = 0;
+}
+
 int store_open(const char *state_dir, int how, bool fresh, char *err, size_t err_len) {
     assert(!db && (how == STORE_OS || how == STORE_FSYNC));
     durability = how;
+    batches_reset();
     char lock_path[4200];
     snprintf(lock_path, sizeof(lock_path), "%s/tasks.db.lock", state_dir);
     _cleanup_close_ int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -428,7 +446,7 @@ size_t store_batch_size(void) {
 }
 
 bool store_busy(void) {
-    return handed;
+    return n_handed == STORE_MAX_HANDED;
 }
 
 static void batch_clear(batch *b) {
@@ -442,13 +460,13 @@ static void batch_clear(batch *b) {
 bool store_flush(void) {
     if (!thread_started || store_busy() || filling->n == 0)
         return false;
+    assert(n_spares > 0);
     pthread_mutex_lock(&mu);
     filling->seq = next_seq++;
-    handed = true;
-    writing = filling;
-    filling = spare;
-    spare = NULL;
+    to_write[n_to_write++] = filling;
     pthread_mutex_unlock(&mu);
+    n_handed++;
+    filling = spares[--n_spares];
     /* Signalled after the unlock: woken under the lock, the writer would
      * only block again on the mutex this thread still holds, a second
      * sleep and wake-up for every batch. */
@@ -540,16 +558,16 @@ static void *writer_main(void *arg) {
     (void)arg;
     pthread_mutex_lock(&mu);
     for (;;) {
-        while (!writing && !stopping)
+        while (!n_to_write && !stopping)
             pthread_cond_wait(&cond, &mu);
-        if (!writing)
+        if (!n_to_write)
             break;
-        batch *b = writing;
+        batch *b = to_write[0];
         pthread_mutex_unlock(&mu);
         write_batch(b);
         pthread_mutex_lock(&mu);
-        writing = NULL;
-        written = b;
+        memmove(to_write, to_write + 1, --n_to_write * sizeof(to_write[0]));
+        done[n_done++] = b;
         pthread_cond_broadcast(&cond);
         uv_async_send(&done_async);
     }
@@ -560,21 +578,26 @@ static void *writer_main(void *arg) {
 /* On the loop thread: a batch was committed (or failed). */
 static void on_done(uv_async_t *h) {
     (void)h;
+    /* One wake-up may stand for several batches (uv_async_send coalesces):
+     * each is answered, in the order they were committed. */
+    batch *got[STORE_MAX_HANDED];
     pthread_mutex_lock(&mu);
-    batch *b = written;
-    written = NULL;
+    size_t n = n_done;
+    memcpy(got, done, n * sizeof(got[0]));
+    n_done = 0;
     pthread_mutex_unlock(&mu);
-    if (!b)
-        return;
-    uint64_t seq = b->seq;
-    int error = b->error;
-    char msg[sizeof(b->msg)];
-    memcpy(msg, b->msg, sizeof(msg));
-    batch_clear(b);
-    spare = b;
-    handed = false;
-    if (committed_cb)
-        committed_cb(seq, error, msg);
+    for (size_t i = 0; i < n; i++) {
+        batch *b = got[i];
+        uint64_t seq = b->seq;
+        int error = b->error;
+        char msg[sizeof(b->msg)];
+        memcpy(msg, b->msg, sizeof(msg));
+        batch_clear(b);
+        spares[n_spares++] = b;
+        n_handed--;
+        if (committed_cb)
+            committed_cb(seq, error, msg);
+    }
 }
 
 int store_start(uv_loop_t *loop, void (*committed)(uint64_t seq, int error, const char *msg)) {
@@ -607,15 +630,16 @@ void store_stats(uint64_t *ret_batches, uint64_t *ret_rows, uint64_t *ret_max_ro
 void store_close(void) {
     if (thread_started) {
         pthread_mutex_lock(&mu);
-        while (writing)
+        while (n_to_write)
             pthread_cond_wait(&cond, &mu);
         pthread_mutex_unlock(&mu);
-        /* What the loop had not handed over yet, committed here. */
-        if (written) {
-            batch_clear(written);
-            spare = written;
-            written = NULL;
+        /* Committed batches the loop has not answered for: dropped, as
+         * the loop is gone. What it had not handed over yet, committed here. */
+        for (size_t i = 0; i < n_done; i++) {
+            batch_clear(done[i]);
+            spares[n_spares++] = done[i];
         }
+        n_done = 0;
         if (filling->n)
             write_batch(filling);
         batch_clear(filling);
@@ -650,9 +674,6 @@ void store_close(void) {
         free(batches[i].ops);
         batches[i] = (batch){0};
     }
-    filling = &batches[0];
-    spare = &batches[1];
-    writing = written = NULL;
-    handed = false;
+    batches_reset();
     next_seq = 1;
 }

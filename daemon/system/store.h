@@ -5,10 +5,11 @@
  *
  * Writes are batched: store_put and store_delete add to the batch being
  * filled, store_flush hands it to the store's own thread, which commits it
- * as one transaction and then calls `committed` on the loop thread. At most
- * one batch is committed at a time; what is added meanwhile forms the next,
- * so one commit (one sync) carries everything that arrived while the last
- * one ran. No SQLite call runs on the loop thread once store_start ran.
+ * as one transaction and then calls `committed` on the loop thread. The
+ * thread holds at most STORE_MAX_HANDED batches and commits them one at a
+ * time, in the order handed, so the loop can hand the next batch while it
+ * still answers for the last one. No SQLite call runs on the loop thread
+ * once store_start ran.
  */
 #ifndef AIOD_STORE_H
 #define AIOD_STORE_H
@@ -78,11 +79,15 @@ int store_get_meta(const char *key, uint64_t *ret);
 uint64_t store_batch_seq(void);
 /* Rows in the batch being filled. */
 size_t store_batch_size(void);
-/* Whether a batch is being committed now. */
+/* Batches the writer may hold at once: one being committed, and the next,
+ * handed over while the loop still answers for the one before. */
+#define STORE_MAX_HANDED 2
+/* Whether the writer holds STORE_MAX_HANDED batches (no more can be handed). */
 bool store_busy(void);
 
-/* Hands the batch being filled to the writer if it is idle and the batch
- * holds anything. Returns true if it did. */
+/* Hands the batch being filled to the writer if it holds fewer than
+ * STORE_MAX_HANDED batches and the batch holds anything. Returns true if
+ * it did. */
 bool store_flush(void);
 
 /* Statistics: batches committed, rows written, and the largest batch. */

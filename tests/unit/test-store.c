@@ -1,8 +1,9 @@
 /*
  * The state store (system/store.c) against real SQLite files in a temporary
  * directory: rows written in batches by the store's thread come back in id
- * order after a close; deletes and meta values are kept; a batch committed
- * reports its sequence number on the loop; a second open of the same
+ * order after a close; deletes and meta values are kept; two batches may be
+ * handed at once, a third waits, and each committed batch reports its
+ * sequence number on the loop, in order; a second open of the same
  * directory is refused; a file that is not a database, or one with a newer
  * schema, is refused with a reason, and --state-recover=fresh moves a
  * damaged one aside.
@@ -76,11 +77,16 @@ static void put(uint64_t id, int state, const char *text) {
 
 static uint64_t committed_seq;
 static int committed_error;
+/* Every sequence number reported, in the order reported. */
+static uint64_t committed_log[8];
+static size_t n_committed;
 
 static void on_committed(uint64_t seq, int error, const char *msg) {
     (void)msg;
     committed_seq = seq;
     committed_error = error;
+    assert_true(n_committed < sizeof(committed_log) / sizeof(committed_log[0]));
+    committed_log[n_committed++] = seq;
 }
 
 static void run_until_committed(uv_loop_t *loop, uint64_t seq) {
@@ -106,21 +112,30 @@ static void test_batches_survive_a_close(void **state) {
     put(1, 1, "one");
     put(2, 2, "two");
     assert_int_equal(store_batch_size(), 3);
+    n_committed = 0;
     assert_true(store_flush());
-    assert_true(store_busy());
-    /* Filled while the first commits: the next batch. */
+    /* One batch held: the next may be handed while it commits. */
+    assert_false(store_busy());
     put(1, 3, "one done");
     store_delete(2);
     store_put_meta("stopped_usec", 42);
+    assert_true(store_flush());
+    assert_true(store_busy());
+    /* Two held: a third waits for the loop to see the first's result. */
+    put(5, 1, "five");
     assert_false(store_flush());
     run_until_committed(&loop, first);
     assert_int_equal(committed_error, 0);
     assert_true(store_flush());
-    run_until_committed(&loop, first + 1);
+    run_until_committed(&loop, first + 2);
     assert_int_equal(committed_error, 0);
+    assert_int_equal(n_committed, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(committed_log[i], first + i);
+    assert_false(store_busy());
     uint64_t batches, nrows, max_rows;
     store_stats(&batches, &nrows, &max_rows);
-    assert_true(batches >= 2 && nrows >= 6 && max_rows >= 3);
+    assert_true(batches >= 3 && nrows >= 7 && max_rows >= 3);
     uv_close((uv_handle_t *)&keep, NULL);
     store_close();
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -128,12 +143,13 @@ static void test_batches_survive_a_close(void **state) {
 
     assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
     load();
-    assert_int_equal(n_rows, 2);
+    assert_int_equal(n_rows, 3);
     assert_int_equal(rows[0].id, 1);
     assert_int_equal(rows[0].state, 3);
     assert_string_equal(rows[0].text, "one done");
     assert_int_equal(rows[1].id, 3);
     assert_string_equal(rows[1].text, "three");
+    assert_int_equal(rows[2].id, 5);
     uint64_t v = 0;
     assert_int_equal(store_get_meta("stopped_usec", &v), 0);
     assert_int_equal(v, 42);
@@ -143,8 +159,8 @@ static void test_batches_survive_a_close(void **state) {
     store_close();
     assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
     load();
-    assert_int_equal(n_rows, 3);
-    assert_int_equal(rows[2].id, 9);
+    assert_int_equal(n_rows, 4);
+    assert_int_equal(rows[3].id, 9);
     store_close();
 }
 
