@@ -13,6 +13,11 @@
 
 #include "alloc.h"
 
+static void pb_free(void *p) {
+    if (p)
+        alloc_protobuf.free(alloc_protobuf.allocator_data, p);
+}
+
 /* The nodes this thread keeps for its next values (pbvalue_node_cache);
  * the link lives in the freed node. Off (max 0) unless the thread asks. */
 typedef struct cached_node {
@@ -35,7 +40,7 @@ static void *node_take(void) {
 /* Takes a node of sizeof(Aiod__Value) from malloc: made here or unpacked. */
 static void node_give(Aiod__Value *v) {
     if (nodes.n >= nodes.max) {
-        alloc_protobuf.free(alloc_protobuf.allocator_data, v);
+        pb_free(v);
         return;
     }
     cached_node *c = (cached_node *)v;
@@ -46,12 +51,8 @@ static void node_give(Aiod__Value *v) {
 
 void pbvalue_node_cache(size_t max) {
     nodes.max = max;
-    while (nodes.n > max) {
-        cached_node *c = nodes.head;
-        nodes.head = c->next;
-        nodes.n--;
-        free(c);
-    }
+    while (nodes.n > max)
+        pb_free(node_take());
 }
 
 static Aiod__Value *new_value(Aiod__Value__KindCase kind) {
@@ -156,11 +157,6 @@ Aiod__Value *pbvalue_map(void) {
     }
     aiod__map__init(v->map_value);
     return v;
-}
-
-static void pb_free(void *p) {
-    if (p)
-        alloc_protobuf.free(alloc_protobuf.allocator_data, p);
 }
 
 /* A node with fields protobuf-c kept as unknown goes through its walk, which

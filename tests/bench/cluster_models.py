@@ -157,7 +157,7 @@ return res
 
 
 def run_bare(r, n, batch, _):
-    for done in range(0, n, batch):
+    for _round in range(0, n, batch):
         r.pipe([("XADD", QUEUE, "*", "t", CALL) for _ in range(batch)])
         got = r.do("XREADGROUP", "GROUP", "aiod", "h1", "COUNT", batch, "STREAMS", QUEUE, ">")
         r.do("XACK", QUEUE, "aiod", *[e[0] for e in got[0][1]])
@@ -166,7 +166,7 @@ def run_bare(r, n, batch, _):
 def run_aiod(r, n, batch, sha):
     """aiod's calls, as flush_submits (ops.c), the fetch and write_finished
     (worker.c) build them."""
-    for done in range(0, n, batch):
+    for _round in range(0, n, batch):
         keys, argv = ["aiod:seq"], ["h1"]
         for _ in range(batch):
             keys += [QUEUE, SERVE]
@@ -183,7 +183,7 @@ def run_aiod(r, n, batch, sha):
 
 
 def run_lean(r, n, batch, sha):
-    for done in range(0, n, batch):
+    for _round in range(0, n, batch):
         argv = []
         for _ in range(batch):
             argv += [CALL, "1000"]
@@ -199,7 +199,7 @@ def run_lean(r, n, batch, sha):
 
 
 def run_plain(r, n, batch, _):
-    for done in range(0, n, batch):
+    for _round in range(0, n, batch):
         base = r.do("INCRBY", "aiod:seq", batch) - batch
         tids = [b"%d" % (FIRST_ID + base + j + 1) for j in range(batch)]
         eids = r.pipe([("XADD", QUEUE, "*", "id", t, "t", CALL) for t in tids])

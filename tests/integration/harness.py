@@ -493,6 +493,12 @@ def msg_list_plugins(request_id):
     return field_varint(1, request_id) + field_bytes(10, b"")
 
 
+def msg_await(request_id, *task_ids):
+    """ClientMessage{request_id, await{task_ids (packed)}}."""
+    return field_varint(1, request_id) + field_bytes(
+        4, field_bytes(1, b"".join(varint(i) for i in task_ids)))
+
+
 def parse_fields(data):
     """Decodes one protobuf message's top-level fields: {num: [value, ...]}
     where a varint is an int and a length-delimited field is bytes."""
@@ -533,7 +539,7 @@ def parse_fields(data):
 
 
 # ServerMessage body field numbers.
-SM_ERROR, SM_HELLO, SM_PLUGIN_LIST = 2, 3, 9
+SM_ERROR, SM_HELLO, SM_OUTCOMES, SM_PLUGIN_LIST = 2, 3, 5, 9
 ERROR_BAD_MESSAGE, ERROR_PROTOCOL, ERROR_UNSUPPORTED_VERSION = 1, 2, 3
 
 

@@ -10,7 +10,6 @@ import harness
 
 t = harness.Suite(__file__)
 
-SM_OUTCOMES = 5  # ServerMessage.outcomes
 TASK_CANCELLED = 5
 
 
@@ -59,8 +58,7 @@ def sigterm_cancels_waited_tasks():
         waiter = d.raw()
         waiter.send_frame(harness.msg_hello(1))
         t.eq(waiter.recv().kind, harness.SM_HELLO, "the waiter's hello is answered")
-        waiter.send_frame(harness.field_varint(1, 2) + harness.field_bytes(
-            4, harness.field_bytes(1, harness.varint(sid))))
+        waiter.send_frame(harness.msg_await(2, sid))
         waiter.send_frame(harness.msg_list_plugins(3))
         rep = waiter.recv()
         t.eq((rep.request_id, rep.kind), (3, harness.SM_PLUGIN_LIST),
@@ -71,7 +69,7 @@ def sigterm_cancels_waited_tasks():
         t.eq(rr.rc, 5, "run of a task cancelled by the daemon's shutdown: exit code", rr)
         t.contains(rr.err, "Cancelled", "run reports the cancellation", rr)
         rep = waiter.recv()
-        t.eq((rep.request_id, rep.kind), (2, SM_OUTCOMES), "the Await is answered", rep)
+        t.eq((rep.request_id, rep.kind), (2, harness.SM_OUTCOMES), "the Await is answered", rep)
         got = harness.parse_fields(rep.body[1][0])
         t.eq((got[1][0], got[2][0]), (sid, TASK_CANCELLED),
              "the awaited task ended cancelled by the daemon's shutdown", rep)

@@ -20,7 +20,8 @@ import threading
 import time
 
 import harness
-from harness import SM_ERROR, SM_HELLO, field_bytes, field_varint, frame, msg_hello, varint
+from harness import (SM_ERROR, SM_HELLO, field_bytes, field_varint, frame, msg_await, msg_hello,
+                     varint)
 
 t = harness.Suite(__file__)
 
@@ -65,10 +66,6 @@ def msg_submit(req, function, *args, ownership=0, follow=False):
 
 def packed(num, values):
     return field_bytes(num, b"".join(varint(v) for v in values))
-
-
-def msg_await(req, *task_ids):
-    return field_varint(1, req) + field_bytes(4, packed(1, task_ids))
 
 
 def msg_gather(req, calls, follow=False, return_exceptions=False):
