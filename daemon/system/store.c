@@ -18,7 +18,7 @@
  * Rows are written as whole records (INSERT OR REPLACE) and deleted when
  * the layer above drops a task. auto_vacuum is INCREMENTAL: freed pages are
  * reused, and once more than a quarter of the file (and over 8 MiB) is free,
- * each commit gives back up to 4 MiB of it (incremental_vacuum), so the file
+ * every 64th commit gives back up to 4 MiB of it (incremental_vacuum), so the file
  * shrinks after a large prune without one long VACUUM. Checkpoints are
  * SQLite's automatic ones (every 1000 pages of log), run by the writer
  * thread at commit; journal_size_limit truncates the log after them.
@@ -173,9 +173,6 @@ static int migrate(char *err, size_t err_len) {
     }
     if (version == STORE_SCHEMA_VERSION)
         return 0;
-    /* auto_vacuum must be chosen before the first table exists. */
-    if (version == 0)
-        exec("PRAGMA auto_vacuum=INCREMENTAL");
     if (exec("BEGIN IMMEDIATE") != SQLITE_OK)
         goto fail;
     for (int64_t v = version; v < STORE_SCHEMA_VERSION; v++)
@@ -199,8 +196,24 @@ fail:;
     return (rc & 0xff) == SQLITE_FULL ? -ENOSPC : -EIO;
 }
 
+/* Stores made before set_pragmas chose auto_vacuum first have it NONE, and
+ * maybe_vacuum's incremental_vacuum does nothing in them: converted once,
+ * by a VACUUM (a copy of the file). If that fails (a full disk, say), the
+ * store works as before and the next start tries again. */
+static void give_back_space(void) {
+    int64_t mode = 0;
+    if (query_int("PRAGMA auto_vacuum", &mode) < 0 || mode != 0)
+        return;
+    if (exec("PRAGMA auto_vacuum=INCREMENTAL") == SQLITE_OK)
+        (void)exec("VACUUM");
+}
+
 static int set_pragmas(int how, char *err, size_t err_len) {
     sqlite3_stmt *st;
+    /* Before journal_mode: setting WAL writes a new file's header, after
+     * which SQLite keeps auto_vacuum NONE without a word. An existing
+     * store keeps its mode (give_back_space converts one). */
+    exec("PRAGMA auto_vacuum=INCREMENTAL");
     /* WAL is kept in the file once set; asking again confirms it. */
     if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK)
         goto fail;
@@ -268,6 +281,8 @@ static int open_db(int how, char *err, size_t err_len) {
     int r = set_pragmas(how, err, err_len);
     if (r >= 0)
         r = migrate(err, err_len);
+    if (r >= 0)
+        give_back_space();
     if (r < 0) {
         sqlite3_close(db);
         db = NULL;

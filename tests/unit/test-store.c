@@ -6,7 +6,8 @@
  * sequence number on the loop, in order; a second open of the same
  * directory is refused; a file that is not a database, or one with a newer
  * schema, is refused with a reason, and --state-recover=fresh moves a
- * damaged one aside.
+ * damaged one aside; stores are made, or converted, so that they can give
+ * free space back (incremental auto-vacuum).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -274,6 +275,55 @@ static void test_version_1_is_migrated(void **state) {
     store_close();
 }
 
+/* PRAGMA auto_vacuum of the store at `path`, read by a connection of its own. */
+static int auto_vacuum_of(const char *path) {
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA auto_vacuum", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int mode = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return mode;
+}
+
+static void test_stores_can_give_space_back(void **state) {
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/tasks.db", dir);
+    /* A new store is made with incremental auto-vacuum (2), which SQLite
+     * leaves at none (0) if WAL is set first. */
+    assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
+    store_close();
+    assert_int_equal(auto_vacuum_of(path), 2);
+    /* A store made that way before (WAL first, so none) is converted at its
+     * next open, its rows kept. */
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -f %s/tasks.db*", dir);
+    assert_int_equal(system(cmd), 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "PRAGMA journal_mode=WAL; PRAGMA auto_vacuum=INCREMENTAL;"
+                     "CREATE TABLE tasks(id INTEGER PRIMARY KEY, state INTEGER NOT NULL, "
+                     "record BLOB NOT NULL, finished_usec INTEGER NOT NULL DEFAULT 0);"
+                     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+                     "INSERT INTO tasks VALUES(4, 3, 'four', 0);"
+                     "PRAGMA user_version=2;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(auto_vacuum_of(path), 0);
+    assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
+    load();
+    assert_int_equal(n_rows, 1);
+    assert_string_equal(rows[0].text, "four");
+    store_close();
+    assert_int_equal(auto_vacuum_of(path), 2);
+}
+
 static void test_missing_tables_are_damage(void **state) {
     (void)state;
     char path[128];
@@ -294,6 +344,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_newer_schema_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_1_is_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_tables_are_damage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stores_can_give_space_back, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
