@@ -40,6 +40,7 @@
 
 #include "alloc.h"
 #include "macro.h"
+#include "system/log.h"
 
 enum op_kind { OP_PUT, OP_DELETE, OP_META };
 
@@ -204,8 +205,15 @@ static void give_back_space(void) {
     int64_t mode = 0;
     if (query_int("PRAGMA auto_vacuum", &mode) < 0 || mode != 0)
         return;
-    if (exec("PRAGMA auto_vacuum=INCREMENTAL") == SQLITE_OK)
-        (void)exec("VACUUM");
+    if (exec("PRAGMA auto_vacuum=INCREMENTAL") == SQLITE_OK && exec("VACUUM") == SQLITE_OK)
+        log_info("the state store %s was converted to incremental auto-vacuum: it now gives "
+                 "back the space retention frees",
+                 db_path);
+    else
+        log_warning("the state store %s could not be converted to incremental auto-vacuum (%s); "
+                    "it works as before, without giving back freed space, and the next start "
+                    "tries again",
+                    db_path, sqlite3_errmsg(db));
 }
 
 static int set_pragmas(int how, char *err, size_t err_len) {
