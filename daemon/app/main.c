@@ -103,13 +103,15 @@ static void help(void) {
            "      --durability HOW       what an acknowledged task survives: fsync (default:\n"
            "                             power loss), os (a crash of aiod), none (nothing)\n"
            "      --state-recover=fresh  move a damaged state store aside, start empty\n"
-           "      --log-level LEVEL      debug, info, notice, warning, err (default info)\n"
+           "      --log-level LEVEL      emerg, alert, crit, err, warning, notice, info\n"
+           "                             (default) or debug\n"
            "      --log-outcomes WHICH   task outcomes logged: all (default), failures, none\n"
            "      --max-write-queue BYTES  bytes queued for one client (default %u)\n"
            "      --max-write-queue-total BYTES  bytes queued for all clients together;\n"
            "                             the largest queues are dropped first (default %u)\n"
            "      --max-frame BYTES      largest frame accepted (default %u)\n"
-           "      --max-in-flight N      unanswered requests per connection (default %u)\n"
+           "      --max-in-flight N      requests one connection may have waiting (await,\n"
+           "                             gather, followed logs) (default %u)\n"
            "      --max-connections N    connections at once (default %u)\n"
            "      --max-tasks N          unfinished tasks at once (default %u)\n"
            "      --max-output-lines N   output lines kept per task (default %u)\n"
@@ -124,23 +126,34 @@ static void help(void) {
            "      --stall-warning-ms MS  report an event loop held this long while it is\n"
            "                             held (default %u; 0: off)\n"
            "  -h, --help                 show this help\n"
+           "      --version              show the version\n"
            "\n"
            "SIGHUP (or 'aioctl reload') re-reads the settings and the plugin directories.\n"
-           "      --version              show the version\n",
+           "Exit status: 0 clean stop; 1 failure; 2 usage error; 65 unusable state store;\n"
+           "78 invalid settings (the file's or a flag's).\n",
            AIOD_CONFIG_FILE, AIOD_PLUGIN_DIR, LIMIT_MAX_WRITE_QUEUE, LIMIT_MAX_WRITE_QUEUE_TOTAL,
            LIMIT_MAX_FRAME, LIMIT_MAX_IN_FLIGHT, LIMIT_MAX_CONNECTIONS, LIMIT_MAX_TASKS,
            LIMIT_MAX_OUTPUT_LINES, LIMIT_OUTPUT_HOLD_MS, LIMIT_RETAIN_COUNT, LIMIT_RETAIN_SECONDS,
            LIMIT_RETAIN_BYTES, LIMIT_SHUTDOWN_GRACE, LIMIT_STACK_SIZE, LIMIT_STALL_WARNING_MS);
 }
 
-/* A flag that sets a settings-file key. */
+static void refuse_start(const char *err);
+
+/* A flag that sets a settings-file key. A value it refuses makes the
+ * settings invalid, as the same line in the file would: exit 78. */
 static int set(const char *flag, const char *key, const char *value) {
     char why[300];
     int r = config_override(key, value, why, sizeof(why));
     if (r == -ENOMEM)
         fprintf(stderr, "aiod: out of memory\n");
-    else if (r < 0)
-        fprintf(stderr, "aiod: %s: %s\n", flag, why);
+    else if (r < 0) {
+        char err[400];
+        snprintf(err, sizeof(err), "%s: %s", flag, why);
+        fprintf(stderr, "aiod: %s\n", err);
+        bad_settings = true;
+        if (!check_config)
+            refuse_start(err);
+    }
     return r;
 }
 
@@ -182,8 +195,8 @@ enum {
 static void refuse_start(const char *err) {
     char msg[800];
     snprintf(msg, sizeof(msg),
-             "aiod cannot start: %s; fix the settings file (aiod --check-config checks it) and "
-             "call again",
+             "aiod cannot start: %s; fix the settings (the file, or the flags aiod is started "
+             "with; aiod --check-config checks them) and call again",
              err);
     int n = refuse_waiting_clients(msg);
     if (n > 0)

@@ -180,6 +180,16 @@ def invalid_settings_exit_78():
 
 
 @t.test
+def an_invalid_settings_flag_exits_78_and_a_usage_error_2():
+    """A flag that sets a settings key is a setting like the file's (aiod(8),
+    INVALID SETTINGS): the unit's RestartPreventExitStatus=78 must cover a bad
+    value in ExecStart too. An unknown flag stays a usage error."""
+    start_fails(["--max-frame", "10"], 78, "--max-frame")
+    start_fails(["--durability", "sometimes"], 78, "--durability")
+    start_fails(["--no-such-flag"], 2, "aiod --help")
+
+
+@t.test
 def invalid_settings_answer_the_waiting_activation_clients():
     """As under socket activation: the listening socket is passed as fd 3
     with a client already queued on it; aiod must answer that client with
