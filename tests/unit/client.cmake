@@ -46,6 +46,25 @@ add_test(NAME test-client-symbols COMMAND bash -c "${AIOC_SYMBOLS_CHECK}" bash
                                           ${AIOC_SRC}/include/aioc.h $<TARGET_FILE:aioclient>)
 set_tests_properties(test-client-symbols PROPERTIES LABELS unit TIMEOUT 60)
 
+# Every function aioc.h exports has its prototype in the SYNOPSIS of a
+# section-3 page (docs/man/aioc_*.3.md).
+set(AIOC_DOCS_CHECK
+    [=[set -e
+hdr=$(tr '\n' ' ' < "$1" | grep -o 'AIOC_EXPORT [^;(]*(' | sed 's/.*[ *]\([a-z_0-9]*\)($/\1/' | grep '^aioc_' | sort -u)
+missing=""
+for f in $hdr; do
+  grep -qE "[ *]$f\(" "$2"/aioc_*.3.md || missing="$missing $f"
+done
+if [ -n "$missing" ]; then
+  echo "exported but with no prototype in docs/man/aioc_*.3.md:$missing"
+  exit 1
+fi
+[ "$(echo "$hdr" | wc -l)" -ge 100 ]
+]=])
+add_test(NAME test-client-docs COMMAND bash -c "${AIOC_DOCS_CHECK}" bash ${AIOC_SRC}/include/aioc.h
+                                       ${PROJECT_SOURCE_DIR}/docs/man)
+set_tests_properties(test-client-docs PROPERTIES LABELS unit TIMEOUT 60)
+
 # The non-blocking API (aioc_start_*, aioc_process) against the same kind of
 # fake daemon, driven by the test's own poll() loop.
 aiod_unit_test(test-client-async SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-async.c
