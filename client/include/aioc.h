@@ -381,8 +381,11 @@ AIOC_EXPORT bool aioc_is_cluster_id(uint64_t id);
  * a queue name that is not 1-64 of [A-Za-z0-9_.-]: all before anything is
  * sent; or the daemon refused an argument or is not part of a cluster: see
  * aioc_last_error), -ENOENT (no host of the cluster serves the function on
- * that queue), -EHOSTUNREACH (the cluster's Redis is unreachable or failed;
- * nothing was queued), -EPERM, -EAGAIN (a limit), -ESHUTDOWN, -EMSGSIZE,
+ * that queue), -EHOSTUNREACH (the cluster's Redis is unreachable or failed:
+ * as a rule nothing was queued, but with cluster_replicas a task the replicas
+ * did not confirm in time is queued, and aioc_last_error names its id, and a
+ * reply lost with the connection to Redis leaves it unknown; so look before
+ * submitting again), -EPERM, -EAGAIN (a limit), -ESHUTDOWN, -EMSGSIZE,
  * transport errors. A daemon older than the cluster ignores the queue and
  * runs the task itself (its id is then below AIOC_CLUSTER_ID_BASE).
  * Added in libaioclient 1.6.
