@@ -25,7 +25,7 @@ static const char ps_help[] =
     "OWNER is the name of the user who created the task (its uid when it has\n"
     "none); CALL is the function with its arguments, shortened when long. The\n"
     "lines are printed as the daemon sends them, a page at a time. STATE says\n"
-    "what a task with a schedule waits for: \"waiting (start in 42s)\",\n"
+    "what a task with a schedule waits for: \"waiting (start in 42.0s)\",\n"
     "\"waiting (start at 10:00:00)\", \"waiting (retry 2/4 in 3.2s)\",\n"
     "\"waiting (after 12,13)\", \"running (attempt 2/4)\", \"failed (4 attempts)\";\n"
     "a task held by a concurrency limit is \"waiting\".\n"
