@@ -130,7 +130,7 @@ def a_damaged_id_counter_stops_the_start():
 
 @t.test
 def a_relative_state_dir_is_refused():
-    start_fails(["--state-dir", "relative/dir"], 2, "not an absolute path")
+    start_fails(["--state-dir", "relative/dir"], 78, "not an absolute path")
 
 
 @t.test
