@@ -515,6 +515,22 @@ static int open_store(void) {
     }
     if (state_recover_fresh && *err)
         log_warning("%s", err);
+    /* Damage found while the rows are read (a bad record, a bad page) is
+     * found before any task is restored, so that the store can still be
+     * moved aside as a whole. */
+    if (state_recover_fresh) {
+        r = persist_check(err, sizeof(err));
+        if (r == -EBADMSG) {
+            r = store_start_over(err, sizeof(err));
+            if (r >= 0)
+                log_warning("%s", err);
+        }
+        if (r < 0) {
+            log_error("%s", err);
+            store_close();
+            return r;
+        }
+    }
     r = persist_start(loop, err, sizeof(err));
     if (r < 0) {
         log_error("%s", err);

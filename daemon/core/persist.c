@@ -611,20 +611,47 @@ static void restore_interrupted(load_ctx *ctx, task *t) {
     task_finish(t, TASK_FAILED, NULL, alloc_strdup("Interrupted"), alloc_strdup(msg));
 }
 
+/* Row `id`'s record, unpacked into the arena; NULL (the reason in ctx->err)
+ * when it is not a stored task. */
+static Aiod__StoredTask *decode_row(load_ctx *ctx, uint64_t id, const void *record, size_t len) {
+    arena_reset(&ctx->arena);
+    Aiod__StoredTask *st = aiod__stored_task__unpack(&ctx->unpack_allocator, len, record);
+    if (st && st->id == id && st->function)
+        return st;
+    snprintf(ctx->err, ctx->err_len,
+             "the state store %s is damaged (the record of task %" PRIu64
+             " cannot be read): aiod cannot tell what that task was. Restore the store "
+             "from a backup, or start aiod once with --state-recover=fresh to move it aside "
+             "and start with an empty store",
+             store_path(), id);
+    return NULL;
+}
+
+static int check_row(void *u, uint64_t id, int state, const void *record, size_t len) {
+    (void)state;
+    return decode_row(u, id, record, len) ? 0 : -EBADMSG;
+}
+
+static void load_ctx_init(load_ctx *ctx, char *err, size_t err_len) {
+    *ctx = (load_ctx){.started_usec = task_now_usec(), .err = err, .err_len = err_len};
+    ctx->unpack_allocator = (ProtobufCAllocator){
+        .alloc = arena_alloc, .free = arena_free_one, .allocator_data = &ctx->arena};
+}
+
+int persist_check(char *err, size_t err_len) {
+    load_ctx ctx;
+    load_ctx_init(&ctx, err, err_len);
+    int r = store_load(check_row, &ctx, err, err_len);
+    arena_done(&ctx.arena);
+    return r;
+}
+
 static int restore_row(void *u, uint64_t id, int state, const void *record, size_t len) {
     load_ctx *ctx = u;
     (void)state;
-    arena_reset(&ctx->arena);
-    Aiod__StoredTask *st = aiod__stored_task__unpack(&ctx->unpack_allocator, len, record);
-    if (!st || st->id != id || !st->function) {
-        snprintf(ctx->err, ctx->err_len,
-                 "the state store %s is damaged (the record of task %" PRIu64
-                 " cannot be read): aiod cannot tell what that task was. Restore the store "
-                 "from a backup, or start aiod once with --state-recover=fresh to move it aside "
-                 "and start with an empty store",
-                 store_path(), id);
+    Aiod__StoredTask *st = decode_row(ctx, id, record, len);
+    if (!st)
         return -EBADMSG;
-    }
     fn_entry *fn = plugin_lookup(st->function);
     if (!fn || st->n_args != fn->sig.n_params) {
         if (!ctx->missing++)
@@ -680,9 +707,8 @@ int persist_start(uv_loop_t *l, char *err, size_t err_len) {
     loop = l;
     for (size_t k = 0; k < STORE_MAX_HANDED; k++)
         list_init(&flights[k].waiting);
-    load_ctx ctx = {.started_usec = task_now_usec(), .err = err, .err_len = err_len};
-    ctx.unpack_allocator = (ProtobufCAllocator){
-        .alloc = arena_alloc, .free = arena_free_one, .allocator_data = &ctx.arena};
+    load_ctx ctx;
+    load_ctx_init(&ctx, err, err_len);
     uint64_t v;
     if (store_get_meta("stopped_usec", &v) == 0)
         ctx.stopped_usec = v;

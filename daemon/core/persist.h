@@ -41,6 +41,14 @@ struct persist_waiter {
 };
 
 /*
+ * Reads every row of the open store (store_open ran) without restoring
+ * anything: whether each is a task record aiod can decode. For
+ * --state-recover=fresh, which must move a damaged store aside before any
+ * of its tasks is restored. 0; -EBADMSG (damaged: the reason in `err`).
+ */
+int persist_check(char *err, size_t err_len);
+
+/*
  * Reads the open store (store_open ran) back into the task table, in id
  * order: pending tasks are started again (through their plans), tasks that
  * were running follow their function's on_interrupt policy, finished ones

@@ -298,6 +298,28 @@ static int open_db(int how, char *err, size_t err_len) {
     return r;
 }
 
+/* The store (closed) is damaged as `err` says: moves it aside and opens an
+ * empty one; `err` then says both what was wrong and where the file went. */
+static int replace_damaged(char *err, size_t err_len) {
+    char why[1024], moved[4200];
+    snprintf(why, sizeof(why), "%s", err);
+    int r = move_aside(moved, sizeof(moved), err, err_len);
+    if (r >= 0)
+        r = open_db(durability, err, err_len);
+    if (r >= 0)
+        snprintf(err, err_len,
+                 "%s -- --state-recover=fresh: moved aside as %s; starting with an empty store",
+                 why, moved);
+    return r;
+}
+
+int store_start_over(char *err, size_t err_len) {
+    assert(db && !thread_started);
+    sqlite3_close(db);
+    db = NULL;
+    return replace_damaged(err, err_len);
+}
+
 /* Every batch empty and spare but the one being filled. */
 static void batches_reset(void) {
     filling = &batches[0];
@@ -332,17 +354,8 @@ int store_open(const char *state_dir, int how, bool fresh, char *err, size_t err
         return -ENOMEM;
     }
     int r = open_db(how, err, err_len);
-    if (r == -EBADMSG && fresh) {
-        char why[512], moved[4200];
-        snprintf(why, sizeof(why), "%s", err);
-        r = move_aside(moved, sizeof(moved), err, err_len);
-        if (r >= 0)
-            r = open_db(how, err, err_len);
-        if (r >= 0)
-            snprintf(err, err_len,
-                     "%s -- --state-recover=fresh: moved aside as %s; starting with an empty store",
-                     why, moved);
-    }
+    if (r == -EBADMSG && fresh)
+        r = replace_damaged(err, err_len);
     if (r < 0) {
         free(db_path);
         db_path = NULL;

@@ -49,6 +49,16 @@ int store_open(const char *state_dir, int durability, bool fresh, char *err, siz
 int store_load(int (*each)(void *u, uint64_t id, int state, const void *record, size_t len),
                void *u, char *err, size_t err_len);
 
+/*
+ * For damage found after the store opened (store_load's -EBADMSG, or a row
+ * the layer above cannot decode), under --state-recover=fresh: closes the
+ * store, moves it aside as store_open does and opens an empty one in its
+ * place. Before store_start only. `err` holds the damage on entry; on
+ * success it says that and where the file went. 0, or a negative errno
+ * with the reason in `err` (the store is then closed).
+ */
+int store_start_over(char *err, size_t err_len);
+
 /* The file's path (valid while open). */
 const char *store_path(void);
 

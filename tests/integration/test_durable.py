@@ -633,6 +633,23 @@ def a_record_that_is_not_a_stored_task_stops_the_start():
     err = refuses(state, "is damaged")
     t.contains(err, "--state-recover=fresh", "the message names the way out")
 
+    # The way out the message names must work for a record too, not only for
+    # a file SQLite cannot open: the damage is found while the tasks are read
+    # back, after the store opened fine.
+    db = os.path.join(state, "tasks.db")
+    d = restart(d, extra_args=["--state-recover=fresh"])
+    moved = glob.glob(db + ".damaged-*")
+    t.check(len(moved) >= 1, "the store with the bad record was moved aside",
+            " (%r)" % os.listdir(state))
+    line = d.wait_log("moved aside", 10)
+    t.contains(line, "warning", "the log warns that the store was moved aside")
+    t.contains(line, "task %d" % tid, "and names the record that could not be read")
+    r = d.aioctl("show", tid)
+    t.check(r.rc != 0, "the old task is gone with the damaged store", r)
+    new = submit_id(d, "demo.echo", "fresh")
+    t.check(new > tid, "ids go on past the old store's", " (%d after %d)" % (new, tid))
+    d.stop()
+
 
 @t.test
 def a_newer_schema_stops_the_start():
