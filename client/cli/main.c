@@ -97,9 +97,16 @@ int cli_connect(cli *c) {
     char refused[512];
     int r = aioc_connect_ex(c->socket_path, &c->client, refused, sizeof(refused));
     if (r < 0 && refused[0]) {
-        /* The daemon answered, and said no: a refusal, not an outage. */
-        fprintf(stderr, "aioctl: %s\n", refused);
-        return EXIT_USAGE;
+        /* The daemon answered, and said no. A limit or a refusal is exit 2;
+         * a daemon that speaks another protocol, is stopping, or could not
+         * start (its settings are invalid) cannot serve the call: exit 3,
+         * as aioctl(1) says, with the daemon's own words. */
+        bool unreachable = r == -EPROTONOSUPPORT || r == -EPROTO || r == -ESHUTDOWN;
+        fprintf(stderr, "aioctl: %s%s\n", refused,
+                r == -EPROTONOSUPPORT || r == -EPROTO
+                    ? " — aioctl and aiod do not speak the same protocol; use matching versions"
+                    : "");
+        return unreachable ? EXIT_UNREACHABLE : EXIT_USAGE;
     }
     if (r < 0) {
         const char *hint = "is the daemon running? try --socket PATH or $AIOD_SOCKET";

@@ -16,6 +16,46 @@ import harness
 t = harness.Suite(__file__)
 
 
+def refusing_daemon(path, code, message):
+    """A listener at `path` that answers one client's hello with Error{code,
+    message}, as aiod does for another protocol version (3), when it stops or
+    cannot start (13), or at its connection limit (8)."""
+    import socket
+    import threading
+    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lsock.bind(path)
+    lsock.listen(1)
+
+    def serve():
+        c, _ = lsock.accept()
+        with c:
+            c.settimeout(30)
+            c.recv(65536)  # the hello
+            err = harness.field_varint(1, code) + harness.field_bytes(2, message.encode())
+            reply = harness.field_varint(1, 1) + harness.field_bytes(harness.SM_ERROR, err)
+            c.sendall(harness.frame(reply))
+        lsock.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    return th
+
+
+@t.test
+def a_refused_hello_exits_as_the_man_page_says():
+    """aioctl(1): 3 when the daemon cannot be reached (protocol mismatch,
+    shutting down, or it could not start), 2 when it refuses (a limit)."""
+    for code, msg, want in ((3, "protocol version 99 is not supported (this aiod speaks 1)", 3),
+                            (13, "aiod cannot start: /etc/aiod/aiod.conf:2: max_frame", 3),
+                            (8, "too many connections (max_connections = 1)", 2)):
+        path = os.path.join(t.tmpdir("refuse"), "aiod.sock")
+        th = refusing_daemon(path, code, msg)
+        r = harness.run([t.aioctl, "-s", path, "ps"], env=harness.clean_env())
+        th.join(30)
+        t.eq(r.rc, want, "aioctl's exit status when the hello gets error code %d" % code, r)
+        t.contains(r.err, msg, "aioctl prints the daemon's reason", r)
+
+
 @t.test
 def plugins_lists_public_functions():
     with t.daemon() as d:
