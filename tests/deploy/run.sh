@@ -534,6 +534,16 @@ s7_default_socket() {
     else
         fail "alice: aioctl run proc.shell 'id -un' with her user instance" "exit 0 and a line 'alice'" "$(seen)"
     fi
+    # Her state directory (task ids, the store with her calls' arguments) is
+    # hers alone, as the system instance's is.
+    local home
+    home=$(q 'getent passwd alice | cut -d: -f6')
+    gs alice stat -c %a "$home/.local/state/aiod"
+    if [ "$RC" = 0 ] && [ "$OUT" = 700 ]; then
+        pass "alice's user instance: ~/.local/state/aiod is mode 0700"
+    else
+        fail "alice's user instance: mode of ~/.local/state/aiod" "700" "$(seen)"
+    fi
 }
 
 # check_outcome WHAT ID UID STATE [KIND MESSAGE]: exactly one outcome record.
@@ -1132,8 +1142,12 @@ s15_cluster() {
     # for a Redis on the same machine). The keys first: the installed unit
     # alone gives the daemon no network, so Redis must be out of its reach
     # until the drop-in is there.
-    gsh root "printf 'aiod %s\n' '$pw' | install -m 0640 -o root -g aiod /dev/stdin /etc/aiod/redis-password"
-    expect_ok "the password file /etc/aiod/redis-password (0640 root:aiod, install as the doc shows)"
+    gsh root "printf 'aiod %s\n' '$pw' | install -m 0400 -o aiod -g aiod /dev/stdin /etc/aiod/redis-password"
+    expect_ok "the password file /etc/aiod/redis-password (0400 aiod:aiod, install as the doc shows)"
+    # alice is in the group aiod (she uses the socket): the password, which
+    # opens everything under aiod: in Redis, must stay out of her reach.
+    g alice cat /etc/aiod/redis-password
+    expect_fail_rc "a member of the group aiod (alice) cannot read the Redis password file"
     q 'printf "%s\n" "cluster = redis://127.0.0.1:6379" "cluster_password_file = /etc/aiod/redis-password" \
            "cluster_queues = q1" "cluster_host = lab1" "cluster_visibility_ms = 2000" >>/etc/aiod/aiod.conf'
     g root aiod --config /etc/aiod/aiod.conf --check-config
