@@ -29,16 +29,13 @@ static int parse_int(const char *s, int64_t *ret) {
     errno = 0;
     if (!*s || strchr(" \t\n", *s))
         return -EINVAL;
-    long long v = strtoll(s, &end, 0);
-    if (errno || *end)
-        return -EINVAL;
-    /* strtoll's base 0 reads a leading 0 as octal: take "010" as decimal. */
+    /* Decimal, or hexadecimal after 0x: never octal, which strtoll's base 0
+     * would make of a leading 0 ("010" is ten, and "09" a number). */
     const char *d = s + (*s == '-' || *s == '+');
-    if (d[0] == '0' && d[1] >= '0' && d[1] <= '9') {
-        v = strtoll(s, &end, 10);
-        if (errno || *end)
-            return -EINVAL;
-    }
+    bool hex = d[0] == '0' && (d[1] == 'x' || d[1] == 'X');
+    long long v = strtoll(s, &end, hex ? 16 : 10);
+    if (errno || *end || end == d + (hex ? 2 : 0))
+        return -EINVAL;
     *ret = (int64_t)v;
     return 0;
 }

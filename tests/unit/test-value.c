@@ -164,6 +164,14 @@ static void test_from_text(void **state) {
     assert_int_equal(value_from_text(PBVALUE_INT, "010", &v, why, sizeof(why)), 0);
     assert_int_equal(v->int_value, 10);
     pbvalue_free(v);
+    /* A leading zero before an 8 or a 9 (a month, "09") is decimal too. */
+    assert_int_equal(value_from_text(PBVALUE_INT, "09", &v, why, sizeof(why)), 0);
+    assert_int_equal(v->int_value, 9);
+    pbvalue_free(v);
+    assert_int_equal(value_from_text(PBVALUE_INT, "-019", &v, why, sizeof(why)), 0);
+    assert_int_equal(v->int_value, -19);
+    pbvalue_free(v);
+    assert_int_equal(value_from_text(PBVALUE_INT, "0x", &v, why, sizeof(why)), -EINVAL);
     assert_int_equal(value_from_text(PBVALUE_INT, "0x10", &v, why, sizeof(why)), 0);
     assert_int_equal(v->int_value, 16);
     pbvalue_free(v);
