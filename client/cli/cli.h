@@ -21,6 +21,7 @@ enum {
     EXIT_UNREACHABLE = 3,
     EXIT_TIMEOUT = 4,
     EXIT_CANCELLED = 5,
+    EXIT_OUTPUT = 6, /* stdout could not be written */
 };
 
 typedef struct cli {

@@ -71,7 +71,7 @@ static int print_results(bool json, aioc_outcome **os, size_t n) {
         printf("{\"result\":%s]}\n", list);
     else
         printf("%s]\n", list);
-    fflush(stdout);
+    print_flush();
     return 0;
 }
 

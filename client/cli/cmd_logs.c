@@ -86,7 +86,7 @@ int cmd_logs(cli *c, int argc, char **argv) {
         const aioc_outcome *o = aioc_task_info_outcome(t);
         if (o && aioc_outcome_state(o) == state) {
             const char *kind = aioc_outcome_error_kind(o), *msg = aioc_outcome_error_message(o);
-            fflush(stdout);
+            print_flush();
             fprintf(stderr, "%s%s%s\n", *kind ? kind : "Error", *msg ? ": " : "", msg);
         }
         aioc_task_info_free(t);

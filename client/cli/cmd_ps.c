@@ -377,7 +377,7 @@ int cmd_ps(cli *c, int argc, char **argv) {
                 print_ps_json(tasks[i]);
         else
             print_ps_page(&tb, tasks, n);
-        fflush(stdout);
+        print_flush();
         aioc_task_info_array_free(tasks, n);
         if (o.limit) {
             left -= MIN(left, (uint64_t)n);

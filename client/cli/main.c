@@ -62,7 +62,8 @@ static void usage_main(FILE *f) {
                "(aioctl ps --json); after FUNC, and after '--', words are arguments.\n"
                "Run 'aioctl COMMAND --help' for a command's options.\n"
                "Exit status: 0 success, 1 the task failed, 2 usage error or request refused,\n"
-               "3 the daemon cannot be reached, 4 timed out, 5 cancelled.\n");
+               "3 the daemon cannot be reached, 4 timed out, 5 cancelled, 6 stdout could not\n"
+               "be written.\n");
 }
 
 int cli_usage(const char *cmd, const char *fmt, ...) {
@@ -178,7 +179,7 @@ static int fail(const char *daemon, const char *what, int r, bool one_item) {
     default:
         code = EXIT_USAGE;
     }
-    fflush(stdout);
+    print_flush();
     if (*daemon)
         print_daemon_message(daemon, r, one_item);
     else if (r == -EMSGSIZE)
@@ -455,10 +456,13 @@ int main(int argc, char **argv) {
 
     while ((opt = cli_getopt(&c, argc, argv, "+h", options, &code)) > 0) {
         usage_main(stdout);
+        print_flush();
         return EXIT_OK;
     }
-    if (opt == 0)
+    if (opt == 0) {
+        print_flush(); /* --version */
         return code;
+    }
     if (optind >= argc)
         return cli_usage(NULL, "missing COMMAND (run, submit, await, gather, ...)");
 
@@ -471,8 +475,7 @@ int main(int argc, char **argv) {
             optind = 0; /* glibc: start the command's own getopt afresh */
             code = commands[i].fn(&c, argc2, argv2);
             aioc_close(c.client);
-            if (fflush(stdout) != 0 && code == EXIT_OK)
-                code = EXIT_TASK_FAILED;
+            print_flush();
             return code;
         }
     return cli_usage(NULL, "unknown command '%s'", name);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -41,16 +42,26 @@ void print_output_cb(uint64_t task_id, int stream, const char *line, void *userd
     } else if (stream == 2) {
         /* A child process's stderr goes where stderr goes, after what
          * stdout holds. */
-        fflush(stdout);
+        print_flush();
         fprintf(stderr, "%s\n", line);
     } else {
         printf("%s\n", line);
     }
 }
 
+void print_flush(void) {
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return;
+    int e = errno;
+    if (e != EPIPE)
+        fprintf(stderr, "aioctl: cannot write its output: %s\n",
+                e ? strerror(e) : "a write to stdout failed");
+    _exit(EXIT_OUTPUT);
+}
+
 void print_flush_cb(void *userdata) {
     (void)userdata;
-    fflush(stdout);
+    print_flush();
 }
 
 int print_outcome_exit(const aioc_outcome *o) {
@@ -81,7 +92,7 @@ int print_outcome(bool json, const aioc_outcome *o) {
             printf("{\"error\":{\"kind\":%s,\"message\":%s},\"task\":%" PRIu64 "}\n",
                    k ? k : "null", m ? m : "null", id);
         } else {
-            fflush(stdout);
+            print_flush();
             if (*msg)
                 fprintf(stderr, "%s: %s\n", *kind ? kind : "Error", msg);
             else
@@ -93,7 +104,7 @@ int print_outcome(bool json, const aioc_outcome *o) {
         if (!json)
             printf("%s\n", aioc_state_name(state));
     }
-    fflush(stdout);
+    print_flush();
     return print_outcome_exit(o);
 }
 
@@ -102,14 +113,14 @@ void print_id(bool json, uint64_t id) {
         printf("{\"id\":%" PRIu64 "}\n", id);
     else
         printf("%" PRIu64 "\n", id);
-    fflush(stdout);
+    print_flush();
 }
 
 void print_state(bool json, uint64_t task_id, int state) {
     if (!json)
         return;
     printf("{\"state\":\"%s\",\"task\":%" PRIu64 "}\n", aioc_state_name(state), task_id);
-    fflush(stdout);
+    print_flush();
 }
 
 char *print_time(uint64_t usec, char *buf, size_t len) {
@@ -151,7 +162,7 @@ void print_dropped(const char *what, uint64_t dropped) {
     if (dropped == 0)
         return;
     /* After the lines that were printed, so that it reads as their end. */
-    fflush(stdout);
+    print_flush();
     fprintf(stderr,
             "aioctl: %s%s%" PRIu64 " output %s dropped (the daemon's buffer of the task's output "
             "overflowed before aioctl read them)\n",

@@ -12,6 +12,15 @@
 
 /* The output callback: one line of a task's output, flushed at once. The
  * userdata is a pointer to a bool, the --json flag. */
+/*
+ * Flushes stdout. A write that failed, now or earlier (a full disk, a
+ * reader that went away with SIGPIPE ignored), ends aioctl at once with
+ * EXIT_OUTPUT after saying so on stderr (not for EPIPE: a reader that left
+ * is told nothing); the connection closes with it, so an attached task is
+ * cancelled, as when SIGPIPE kills aioctl.
+ */
+void print_flush(void);
+
 /* The idle callback: flushes what print_output_cb buffered. */
 void print_flush_cb(void *userdata);
 void print_output_cb(uint64_t task_id, int stream, const char *line, void *userdata);

@@ -16,6 +16,46 @@ import harness
 t = harness.Suite(__file__)
 
 
+@t.test
+def output_that_cannot_be_written_is_an_error():
+    """aioctl(1), exit 6: a submit whose id cannot be written (stdout on a
+    full disk) must not exit 0; a run streaming into a reader that went away
+    (EPIPE, SIGPIPE ignored as under a systemd service) stops at once."""
+    with t.daemon() as d:
+        with open("/dev/full", "w") as full:
+            p = subprocess.run(d.ctl_argv("submit", "demo.echo", "lost-id"), stdout=full,
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=60,
+                               env=harness.clean_env())
+        err = p.stderr.decode("utf-8", "replace")
+        t.eq(p.returncode, 6, "exit status of a submit writing to /dev/full", " stderr %r" % err)
+        t.contains(err, "No space left on device", "aioctl says why", " stderr %r" % err)
+        with open("/dev/full", "w") as full:
+            p = subprocess.run(d.ctl_argv("--help"), stdout=full, stderr=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL, timeout=60, env=harness.clean_env())
+        t.eq(p.returncode, 6, "exit status of --help writing to /dev/full", " %r" % p.stderr)
+
+        # A task printing forever, its reader gone: without the check aioctl
+        # would read and discard output until the task ended (never).
+        script = 'trap "" PIPE; "$@" | head -n 1; echo "aioctl ${PIPESTATUS[0]}" >&2'
+        try:
+            p = subprocess.run(["bash", "-c", script, "bash"] +
+                               d.ctl_argv("run", "proc.exec", "--", "yes"),
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+                               env=harness.clean_env())
+        except subprocess.TimeoutExpired:
+            harness.fail("aioctl run kept reading a task's output for 60 s after its reader left")
+        t.eq(p.stdout.decode(), "y\n", "head got its line", p)
+        t.contains(p.stderr.decode(), "aioctl 6", "aioctl exited 6 once its reader left", p)
+        deadline = time.monotonic() + 30
+        while True:
+            r = d.aioctl("--json", "ps", "--function", "proc.exec")
+            if r.rc == 0 and r.out.strip() == "":
+                break
+            t.check(time.monotonic() < deadline, "the run's task is cancelled once aioctl exits",
+                    " (ps: %r)" % r.out)
+            time.sleep(0.05)
+
+
 def refusing_daemon(path, code, message):
     """A listener at `path` that answers one client's hello with Error{code,
     message}, as aiod does for another protocol version (3), when it stops or
