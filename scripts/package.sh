@@ -15,13 +15,13 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 # Debian's hardening flags (stack protector, format checks, relro,
-# bindnow), as a Debian package build gets them; no -Werror, so that a new
-# compiler's new warning does not stop a package build. Not CPPFLAGS: with
-# -D_FORTIFY_SOURCE=2 glibc's <bits/stdlib.h> stops at "Assumed value of
-# MB_LEN_MAX wrong" in daemon/conn.c (to be looked into in the sources).
+# bindnow, and CPPFLAGS' _FORTIFY_SOURCE), as a Debian package build gets
+# them; no -Werror, so that a new compiler's new warning does not stop a
+# package build.
 cflags="" ldflags=""
 if command -v dpkg-buildflags >/dev/null; then
-    cflags="$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CFLAGS)"
+    cflags="$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CPPFLAGS)"
+    cflags="$cflags $(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CFLAGS)"
     ldflags="$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get LDFLAGS)"
 fi
 cmake -S . -B "$build" -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_BUILD_TYPE=RelWithDebInfo \
