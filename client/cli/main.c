@@ -270,9 +270,13 @@ int cli_parse_timeout(cli *c, const char *cmd, const char *s, double *ret) {
     char *end;
     errno = 0;
     double d = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(d) || d < 0)
-        return cli_usage(cmd, "option '%s' wants seconds (a number >= 0), not '%s'", c->opt_name,
-                         s);
+    /* 0 would reach the library as "no limit": refused, not turned into
+     * its opposite. */
+    if (errno || end == s || *end || !isfinite(d) || d <= 0)
+        return cli_usage(cmd,
+                         "option '%s' wants seconds above 0 (leave it out to wait without a "
+                         "limit), not '%s'",
+                         c->opt_name, s);
     *ret = d;
     return EXIT_OK;
 }

@@ -290,6 +290,13 @@ int schedopt_parse(schedopt *o, int opt, const char *value, time_t now, char *wh
                      "wants seconds (a number >= 0, or with a unit: 500ms, 90s, 5m, 2h, 1d)");
             return -EINVAL;
         }
+        /* 0 reaches the daemon as "unset", its default (1 s, 600 s). */
+        if (d <= 0 && opt != SCHEDOPT_DELAY) {
+            snprintf(why, why_len,
+                     "wants seconds above 0 (leave it out for the default, %s)",
+                     opt == SCHEDOPT_BACKOFF ? "1 s" : "600 s");
+            return -EINVAL;
+        }
         if (opt == SCHEDOPT_BACKOFF) {
             o->has_backoff = true;
             o->backoff = d;

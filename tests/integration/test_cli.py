@@ -56,6 +56,18 @@ def output_that_cannot_be_written_is_an_error():
             time.sleep(0.05)
 
 
+@t.test
+def a_zero_timeout_is_refused_not_taken_for_no_limit():
+    """--timeout 0 reached the library as "no limit": an await that was
+    asked not to wait waited forever."""
+    with t.daemon() as d:
+        for cmd in (("await", "--timeout", "0", "1"), ("run", "--timeout", "0", "demo.echo", "x"),
+                    ("gather", "--timeout", "0", "demo.echo x")):
+            r = d.aioctl(*cmd, timeout=30)
+            t.eq(r.rc, 2, "aioctl %s: exit status" % " ".join(cmd), r)
+            t.contains(r.err, "above 0", "aioctl %s says what a timeout must be" % cmd[0], r)
+
+
 def refusing_daemon(path, code, message):
     """A listener at `path` that answers one client's hello with Error{code,
     message}, as aiod does for another protocol version (3), when it stops or

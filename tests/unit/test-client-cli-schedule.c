@@ -222,6 +222,11 @@ static void test_options(void **state) {
     assert_int_equal(schedopt_parse(&o, SCHEDOPT_RETRIES, "2x", 0, why, sizeof(why)), -EINVAL);
     assert_int_equal(schedopt_parse(&o, SCHEDOPT_DELAY, "-3", 0, why, sizeof(why)), -EINVAL);
     assert_non_null(strstr(why, "wants seconds"));
+    /* 0 would reach the daemon as "unset", its defaults of 1 s and 600 s:
+     * the opposite of what was asked. */
+    assert_int_equal(schedopt_parse(&o, SCHEDOPT_BACKOFF_MAX, "0", 0, why, sizeof(why)), -EINVAL);
+    assert_non_null(strstr(why, "above 0"));
+    assert_int_equal(schedopt_parse(&o, SCHEDOPT_BACKOFF, "0s", 0, why, sizeof(why)), -EINVAL);
     assert_int_equal(schedopt_parse(&o, SCHEDOPT_AT, "noon", 0, why, sizeof(why)), -EINVAL);
     assert_non_null(strstr(why, "wants a time"));
     assert_int_equal(schedopt_parse(&o, SCHEDOPT_AFTER, "a", 0, why, sizeof(why)), -EINVAL);
