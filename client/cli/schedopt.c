@@ -292,8 +292,7 @@ int schedopt_parse(schedopt *o, int opt, const char *value, time_t now, char *wh
         }
         /* 0 reaches the daemon as "unset", its default (1 s, 600 s). */
         if (d <= 0 && opt != SCHEDOPT_DELAY) {
-            snprintf(why, why_len,
-                     "wants seconds above 0 (leave it out for the default, %s)",
+            snprintf(why, why_len, "wants seconds above 0 (leave it out for the default, %s)",
                      opt == SCHEDOPT_BACKOFF ? "1 s" : "600 s");
             return -EINVAL;
         }
