@@ -36,7 +36,34 @@ static char *base64(const uint8_t *d, size_t n) {
 /* `limit` (0: none) bounds the work for a text that will be cut to that
  * many bytes: strings are cut to it (on a character boundary), lists and
  * maps to that many items, each taking at least a byte of the text. */
-static json_t *to_json(const Aiod__Value *v, size_t limit) {
+/*
+ * The fewest significant digits ("%.*g") that read back as `v`, and no fewer
+ * than its integer digits (below 17), so that 100.0 is not written 1e+02.
+ * jansson writes every real of a text with one precision, by default 17,
+ * which makes 0.1 "0.10000000000000001": the text takes the largest of its
+ * reals' precisions, and %g drops the trailing zeros the others get.
+ */
+static int real_precision(double v) {
+    int lo = 1, hi = 17;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        char buf[40];
+        snprintf(buf, sizeof(buf), "%.*g", mid, v);
+        if (strtod(buf, NULL) == v)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    /* Its integer digits, counted without libm (the client library has
+     * none to link). */
+    double a = v < 0 ? -v : v;
+    int digits = 0;
+    for (double t = 1; t <= a && digits < 17; t *= 10)
+        digits++;
+    return digits > lo && digits < 17 ? digits : lo;
+}
+
+static json_t *to_json(const Aiod__Value *v, size_t limit, int *prec) {
     json_t *j = NULL;
     switch (pbvalue_type(v)) {
     case PBVALUE_NULL:
@@ -46,7 +73,12 @@ static json_t *to_json(const Aiod__Value *v, size_t limit) {
     case PBVALUE_INT:
         return json_integer((json_int_t)v->int_value);
     case PBVALUE_DOUBLE:
-        return isfinite(v->double_value) ? json_real(v->double_value) : json_null();
+        if (!isfinite(v->double_value))
+            return json_null();
+        int p = real_precision(v->double_value);
+        if (p > *prec)
+            *prec = p;
+        return json_real(v->double_value);
     case PBVALUE_STRING: {
         size_t n = strlen(v->string_value);
         return json_stringn(v->string_value,
@@ -63,7 +95,7 @@ static json_t *to_json(const Aiod__Value *v, size_t limit) {
     case PBVALUE_LIST:
         j = json_array();
         for (size_t i = 0; j && i < pbvalue_length(v) && (!limit || i <= limit); i++)
-            if (json_array_append_new(j, to_json(v->list_value->items[i], limit)) < 0) {
+            if (json_array_append_new(j, to_json(v->list_value->items[i], limit, prec)) < 0) {
                 json_decref(j);
                 return NULL;
             }
@@ -72,7 +104,7 @@ static json_t *to_json(const Aiod__Value *v, size_t limit) {
         j = json_object();
         for (size_t i = 0; j && i < pbvalue_length(v) && (!limit || i <= limit); i++) {
             const Aiod__MapEntry *e = v->map_value->entries[i];
-            if (json_object_set_new(j, e->key, to_json(e->value, limit)) < 0) {
+            if (json_object_set_new(j, e->key, to_json(e->value, limit, prec)) < 0) {
                 json_decref(j);
                 return NULL;
             }
@@ -84,10 +116,12 @@ static json_t *to_json(const Aiod__Value *v, size_t limit) {
 }
 
 static char *json_text(const Aiod__Value *v, size_t limit) {
-    json_t *j = to_json(v, limit);
+    int prec = 1;
+    json_t *j = to_json(v, limit, &prec);
     if (!j)
         return NULL;
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER |
+                                JSON_REAL_PRECISION(prec));
     json_decref(j);
     if (!s)
         return NULL;

@@ -155,6 +155,12 @@ static void test_json(void **state) {
     round_trip(" 42 ", "42");
     round_trip("-9223372036854775808", "-9223372036854775808");
     round_trip("1.5", "1.5");
+    /* Reals as short as they round-trip, as Python's repr writes them (not
+     * 17 digits: 0.10000000000000001), and exact when they need 17. */
+    round_trip("0.1", "0.1");
+    round_trip("[0.1, 2.5e-3, 100.0]", "[0.1,0.0025,100.0]");
+    round_trip("0.30000000000000004", "0.30000000000000004");
+    round_trip("1e300", "1e300");
     round_trip("\"a\\u00e9\\n\"", "\"a\xc3\xa9\\n\"");
     round_trip("[1, [2, [3]], {}]", "[1,[2,[3]],{}]");
     round_trip("{\"z\": 1, \"a\": [true]}", "{\"z\":1,\"a\":[true]}");
