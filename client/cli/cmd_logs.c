@@ -24,11 +24,13 @@ static const char logs_help[] =
     "(its error on stderr), 5 when it was cancelled.\n";
 
 /* Says on stderr, before the lines, when the oldest are no longer kept, so
- * that a reader does not take the first line printed for the first one.
- * Returns how many it said were gone. */
+ * that a reader does not take the first line printed for the first one (with
+ * --json too: aioctl's own notes are plain text on stderr). Returns how many
+ * it said were gone, which the count of lines dropped for a slow reader
+ * must not include. */
 static uint64_t note_dropped(cli *c, uint64_t id) {
     aioc_task_info *t = NULL;
-    if (c->json || aioc_show(c->client, id, &t) < 0)
+    if (aioc_show(c->client, id, &t) < 0)
         return 0; /* an unknown task is the Logs request's error to report */
     uint64_t dropped = aioc_task_info_output_dropped(t);
     if (dropped)
@@ -82,7 +84,7 @@ int cmd_logs(cli *c, int argc, char **argv) {
 
     /* Say why, as `await` does, when the outcome is still kept. */
     aioc_task_info *t = NULL;
-    if (!c->json && aioc_show(c->client, id, &t) == 0) {
+    if (aioc_show(c->client, id, &t) == 0) {
         const aioc_outcome *o = aioc_task_info_outcome(t);
         if (o && aioc_outcome_state(o) == state) {
             const char *kind = aioc_outcome_error_kind(o), *msg = aioc_outcome_error_message(o);

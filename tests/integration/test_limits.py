@@ -358,6 +358,15 @@ def output_buffer():
         t.eq(r.lines, ["line%d" % i for i in range(91, 101)], "aioctl logs: the lines kept", r)
         t.contains(r.err, "the first 90 lines of task %d are no longer kept" % tid,
                    "aioctl logs says how many earlier lines are gone", r)
+        # With --json and -f too: lines no longer kept are not lines aioctl
+        # was too slow to read.
+        for args in (("--json", "logs", "-f", tid), ("logs", "-f", tid)):
+            r = d.aioctl(*args)
+            t.eq(r.rc, 0, "aioctl %s" % " ".join(map(str, args)), r)
+            t.contains(r.err, "the first 90 lines of task %d are no longer kept" % tid,
+                       "aioctl %s says how many earlier lines are gone" % args[0], r)
+            t.check("dropped" not in r.err, "aioctl %s blames no slow reading" % args[0],
+                    " stderr %r" % r.err)
         # OutputEnd.dropped, from the protocol itself.
         with d.raw() as c:
             hello(c)
