@@ -161,7 +161,7 @@ static void print_ps_header(ps_table *tb) {
 }
 
 static void print_ps_page(ps_table *tb, aioc_task_info *const *tasks, size_t n) {
-    char buf[64];
+    char buf[SCHEDOPT_STATUS_MAX];
     uint64_t now = now_usec();
 
     for (size_t i = 0; i < n; i++) {
@@ -176,7 +176,7 @@ static void print_ps_page(ps_table *tb, aioc_task_info *const *tasks, size_t n) 
         print_ps_header(tb);
     for (size_t i = 0; i < n; i++) {
         const aioc_task_info *t = tasks[i];
-        char who[64], age[32], state[64];
+        char who[64], age[32], state[SCHEDOPT_STATUS_MAX];
         printf("%-*" PRIu64 " %-*s %-*s %-*s %s\n", tb->wid, aioc_task_info_id(t), tb->wstate,
                status(t, now, state, sizeof(state)), tb->wowner, owner(t, who, sizeof(who)),
                tb->wage, print_age(aioc_task_info_created_usec(t), age, sizeof(age)), call_text(t));

@@ -137,6 +137,8 @@ typedef struct schedopt_task {
  *   "running (attempt 2/4)"         an attempt after the first
  *   "failed (4 attempts)"           an ended task that took more than one
  */
+/* A buffer of this size holds any status whole (ids of 20 digits). */
+#define SCHEDOPT_STATUS_MAX 128
 char *schedopt_status(const schedopt_task *t, uint64_t now_usec, char *buf, size_t len);
 
 /* When a time comes, as `ps` says it: "in 3.2s", "in 12m5s", "at

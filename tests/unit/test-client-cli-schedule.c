@@ -297,6 +297,17 @@ static void test_status(void **state) {
     t.next_run_usec = now;
     assert_string_equal(schedopt_status(&t, now, buf, sizeof(buf)), "waiting (retry 2/4)");
 
+    /* The longest: three ids of 20 digits and a count, whole in the size
+     * the header gives (ps cut it at 64 bytes, losing the parenthesis). */
+    {
+        char big[SCHEDOPT_STATUS_MAX];
+        uint64_t far[] = {UINT64_MAX, UINT64_MAX - 1, UINT64_MAX - 2, 1, 2};
+        schedopt_task w = {.state = AIOC_STATE_PENDING, .after = far, .n_after = 5};
+        assert_string_equal(schedopt_status(&w, now, big, sizeof(big)),
+                            "waiting (after 18446744073709551615,18446744073709551614,"
+                            "18446744073709551613,+2)");
+    }
+
     t.attempt = 0;
     t.next_run_usec = 0;
     t.after = after;
