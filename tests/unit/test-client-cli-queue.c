@@ -361,7 +361,20 @@ static void script_cancel(int fd) {
 
 static void script_logs(int fd) {
     do_hello(fd, 1u << 20);
+    /* logs first asks how many of the oldest lines are gone. */
     Aiod__ClientMessage *m = recv_msg(fd);
+    CHECK(m->body_case == AIOD__CLIENT_MESSAGE__BODY_SHOW_TASK && m->show_task->task_id == ID9);
+    Aiod__TaskInfo ti = AIOD__TASK_INFO__INIT;
+    Aiod__ServerMessage reply = AIOD__SERVER_MESSAGE__INIT;
+    ti.id = ID9;
+    ti.state = AIOD__TASK_STATE__TASK_RUNNING;
+    ti.function = "demo.echo";
+    reply.request_id = m->request_id;
+    reply.body_case = AIOD__SERVER_MESSAGE__BODY_TASK_INFO;
+    reply.task_info = &ti;
+    send_msg(fd, &reply);
+    aiod__client_message__free_unpacked(m, NULL);
+    m = recv_msg(fd);
     CHECK(m->body_case == AIOD__CLIENT_MESSAGE__BODY_LOGS);
     CHECK(m->logs->task_id == ID9 && m->logs->follow);
     send_output(fd, m->request_id, ID9, "from worker-1");
