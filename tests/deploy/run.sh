@@ -536,13 +536,15 @@ s7_default_socket() {
     fi
     # Her state directory (task ids, the store with her calls' arguments) is
     # hers alone, as the system instance's is.
-    local home
-    home=$(q 'getent passwd alice | cut -d: -f6')
-    gs alice stat -c %a "$home/.local/state/aiod"
-    if [ "$RC" = 0 ] && [ "$OUT" = 700 ]; then
-        pass "alice's user instance: ~/.local/state/aiod is mode 0700"
+    # Where systemd put it: the service's STATE_DIRECTORY.
+    local pid dir
+    pid=$(q "runuser -u alice -- env XDG_RUNTIME_DIR=/run/user/$(uid_of alice) systemctl --user show -p MainPID --value aiod.service")
+    dir=$(q "tr '\\0' '\\n' </proc/$pid/environ | sed -n 's/^STATE_DIRECTORY=//p'")
+    gs alice stat -c %a "$dir"
+    if [ -n "$dir" ] && [ "$RC" = 0 ] && [ "$OUT" = 700 ]; then
+        pass "alice's user instance: its state directory $dir is mode 0700"
     else
-        fail "alice's user instance: mode of ~/.local/state/aiod" "700" "$(seen)"
+        fail "alice's user instance: mode of its state directory ('$dir', pid '$pid')" "700" "$(seen)"
     fi
 }
 
