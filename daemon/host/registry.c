@@ -52,18 +52,43 @@ int plugin_registry_init(const struct aiod_api *api) {
     return functions ? 0 : -ENOMEM;
 }
 
+/*
+ * dlclose, and close the descriptor the object was opened by, unless the
+ * object stays in memory anyway (C++ code with unique symbols, or linked
+ * with -z nodelete): glibc finds a loaded object by the name it was opened
+ * by before it looks at the file, so a later plugin opened on the same
+ * /proc/self/fd/N would be handed this one's code. Its descriptor is then
+ * kept open for good, and the name stays this object's.
+ */
+static void close_code(plugin *p) {
+    if (p->dl) {
+        dlclose(p->dl);
+        p->dl = NULL;
+    }
+    if (p->fd < 0)
+        return;
+    char fdpath[64];
+    snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", p->fd);
+    void *still = dlopen(fdpath, RTLD_LAZY | RTLD_NOLOAD);
+    if (still) {
+        dlclose(still);
+        log_info("plugin %s stays in memory after it is unloaded (C++ code with unique "
+                 "symbols, or linked with -z nodelete); its descriptor %d stays open, so that "
+                 "no later file is taken for it",
+                 p->path ? p->path : "?", p->fd);
+    } else
+        close(p->fd);
+    p->fd = -1;
+}
+
 /* fini, then dlclose: the code is gone, the names stay. */
 static void unload_code(plugin *p) {
     if (!p->dl)
         return;
     if (p->desc->fini)
         p->desc->fini(registry_api);
-    dlclose(p->dl);
-    p->dl = NULL;
     p->desc = NULL;
-    if (p->fd >= 0)
-        close(p->fd);
-    p->fd = -1;
+    close_code(p);
 }
 
 static void plugin_free(plugin *p) {
@@ -79,10 +104,7 @@ static void plugin_free(plugin *p) {
         free(f->full_name);
     }
     free(p->fns);
-    if (p->dl)
-        dlclose(p->dl);
-    if (p->fd >= 0)
-        close(p->fd);
+    close_code(p);
     free(p->path);
     free(p->name);
     free(p);
@@ -294,6 +316,21 @@ int plugin_validate(const struct aiod_plugin *d, char *why, size_t len) {
     return 0;
 }
 
+/* A plugin file only root or the daemon's user can have written. */
+static int file_trusted(const struct stat *st, char *why, size_t len) {
+    uid_t me = geteuid();
+    if (!S_ISREG(st->st_mode)) {
+        snprintf(why, len, "not a regular file");
+        return -EINVAL;
+    }
+    if ((st->st_uid != 0 && st->st_uid != me) || (st->st_mode & (S_IWGRP | S_IWOTH))) {
+        snprintf(why, len, "file is writable by a user other than root or the daemon's (uid %u)",
+                 (unsigned)me);
+        return -EPERM;
+    }
+    return 0;
+}
+
 /* Refuses files others could have written: a plugin runs as the daemon. */
 static int check_trust(const char *path, char *why, size_t len) {
     struct stat st;
@@ -302,15 +339,9 @@ static int check_trust(const char *path, char *why, size_t len) {
         snprintf(why, len, "cannot stat: %s", strerror(errno));
         return -errno;
     }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(why, len, "not a regular file");
-        return -EINVAL;
-    }
-    if ((st.st_uid != 0 && st.st_uid != me) || (st.st_mode & (S_IWGRP | S_IWOTH))) {
-        snprintf(why, len, "file is writable by a user other than root or the daemon's (uid %u)",
-                 (unsigned)me);
-        return -EPERM;
-    }
+    int r = file_trusted(&st, why, len);
+    if (r < 0)
+        return r;
     _cleanup_free_ char *copy = alloc_strdup(path);
     if (!copy)
         return -ENOMEM;
@@ -424,9 +455,9 @@ static int retire(plugin *p) {
 }
 
 /*
- * Opens, checks and dlopens `path`. The file is opened once and everything
- * after the trust check uses that descriptor, so the file checked is the
- * file loaded.
+ * Opens, checks and dlopens `path`. The file is opened once, its owner and
+ * mode are checked on that descriptor, and everything after uses it, so the
+ * file checked is the file loaded.
  */
 static int open_plugin(const char *path, plugin *p) {
     char why[512];
@@ -440,6 +471,11 @@ static int open_plugin(const char *path, plugin *p) {
     if (stat(path, &st_path) < 0 || st.st_dev != st_path.st_dev || st.st_ino != st_path.st_ino)
         return log_error_errno(-EAGAIN, "plugin %s was replaced while being loaded; not loaded",
                                path);
+    /* The file opened is checked too, not only the one stat saw before:
+     * another could have been put in its place between the two. */
+    r = file_trusted(&st, why, sizeof(why));
+    if (r < 0)
+        return log_error_errno(r, "plugin %s refused: %s; not loaded", path, why);
     p->dev = (uint64_t)st.st_dev;
     p->ino = (uint64_t)st.st_ino;
     p->size = (uint64_t)st.st_size;
@@ -625,15 +661,48 @@ static void sync_one(const char *path, void *arg) {
     plugins[n_plugins - 1]->mark = true;
 }
 
+/* The plugin files of one sync, in the order they are loaded. */
+typedef struct path_list {
+    char **v;
+    size_t n, cap;
+    bool oom;
+} path_list;
+
+static void collect(const char *path, void *arg) {
+    path_list *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **v = alloc_realloc(l->v, cap * sizeof(*v));
+        if (!v) {
+            l->oom = true;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    char *copy = alloc_strdup(path);
+    if (!copy) {
+        l->oom = true;
+        return;
+    }
+    l->v[l->n++] = copy;
+    plugin *p = find_by_path(path);
+    if (p)
+        p->mark = true;
+}
+
 void plugin_sync(const char *const *dirs, size_t n_dirs, plugin_sync_counts *ret) {
     plugin_sync_counts counts = {0};
     for (size_t i = 0; i < n_plugins; i++)
         plugins[i]->mark = false;
+    /* Plugins whose file is not in the directories any more are retired
+     * first, so that they no longer hold their names: a new version under a
+     * new file name (foo-1.3.so for foo-1.2.so) then loads in this reload. */
+    path_list files = {0};
     for (size_t i = 0; i < n_dirs; i++)
         if (dirs[i])
-            each_file(dirs[i], sync_one, &counts);
-    /* Plugins whose file was not seen are retired. */
-    for (size_t i = n_plugins; i-- > 0;) {
+            each_file(dirs[i], collect, &files);
+    for (size_t i = n_plugins; i-- > 0 && !files.oom;) {
         plugin *p = plugins[i];
         if (p->mark)
             continue;
@@ -646,6 +715,14 @@ void plugin_sync(const char *const *dirs, size_t n_dirs, plugin_sync_counts *ret
         }
         counts.removed++;
     }
+    if (files.oom)
+        log_warning("out of memory listing the plugin directories; no plugin is retired in "
+                    "this reload");
+    for (size_t i = 0; i < files.n; i++) {
+        sync_one(files.v[i], &counts);
+        free(files.v[i]);
+    }
+    free(files.v);
     /* Retired plugins whose last task ended without plugin_release. */
     for (size_t i = n_retired; i-- > 0;) {
         plugin *p = retired[i];

@@ -27,7 +27,14 @@ aiod_test_plugin(blocker blocker.c ${PROJECT_SOURCE_DIR}/daemon/include)
 aiod_test_plugin(blocker2 blocker.c ${PROJECT_SOURCE_DIR}/daemon/include)
 set_target_properties(testplugin_blocker2 PROPERTIES OUTPUT_NAME blocker)
 target_compile_definitions(testplugin_blocker2 PRIVATE BLOCKER_GENERATION=2)
-list(APPEND AIOD_TEST_PLUGINS testplugin_blocker testplugin_blocker2)
+# Generation 3 cannot be unloaded (-z nodelete, as C++ code with unique
+# symbols cannot): dlclose leaves it in memory, under the name it was
+# opened by.
+aiod_test_plugin(blocker3 blocker.c ${PROJECT_SOURCE_DIR}/daemon/include)
+set_target_properties(testplugin_blocker3 PROPERTIES OUTPUT_NAME blocker)
+target_compile_definitions(testplugin_blocker3 PRIVATE BLOCKER_GENERATION=3)
+target_link_options(testplugin_blocker3 PRIVATE -Wl,-z,nodelete)
+list(APPEND AIOD_TEST_PLUGINS testplugin_blocker testplugin_blocker2 testplugin_blocker3)
 # to_thread and proc_run (test_threads.py, test_proc.py)
 aiod_test_plugin(threads threads.c ${PROJECT_SOURCE_DIR}/daemon/include)
 aiod_test_plugin(proctest proctest.c ${PROJECT_SOURCE_DIR}/daemon/include)

@@ -13,7 +13,8 @@ if(NOT Python3_Interpreter_FOUND OR NOT SYSTEMD_ANALYZE OR NOT SYSTEMD_SOCKET_AC
   return()
 endif()
 
-foreach(name units security activation notify status_idle watchdog reload reload_request config)
+foreach(name units security activation notify status_idle watchdog reload reload_a_renamed_plugin_file
+                reload_after_a_plugin_that_stays_in_memory reload_request config)
   add_test(NAME systemd.${name}
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/test_systemd.py --aiod
                    $<TARGET_FILE:aiod> --aioctl $<TARGET_FILE:aioctl> --plugin-dir

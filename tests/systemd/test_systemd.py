@@ -136,7 +136,7 @@ def private_plugins(*names):
 
 
 def blocker(gen=1):
-    return os.path.join(TEST_PLUGINS, "blocker" if gen == 1 else "blocker2", "blocker.so")
+    return os.path.join(TEST_PLUGINS, "blocker" if gen == 1 else "blocker%d" % gen, "blocker.so")
 
 
 def replace_file(src, dst):
@@ -402,6 +402,46 @@ def reload():
         d.wait_log("is gone from the plugin directories", timeout=10)
         r = d.aioctl("run", "blocker.generation")
         t.eq(r.rc, 2, "a removed plugin's functions are unknown", r)
+
+
+@t.test
+def reload_a_renamed_plugin_file():
+    """A new version installed under a new name, the old file removed (or
+    plugin_dir changed to another copy): the reload loads the new file. The
+    old plugin, whose file is gone, no longer holds its name against it."""
+    plugins = private_plugins(("blocker-1.so", blocker(1)))
+    with notify_daemon(plugins) as d:
+        r = d.aioctl("run", "blocker.generation")
+        t.eq(r.lines[-1:], ["1"], "generation 1 runs", r)
+        shutil.copy(blocker(2), os.path.join(plugins, "blocker-2.so"))
+        os.unlink(os.path.join(plugins, "blocker-1.so"))
+        r = d.aioctl("reload")
+        t.eq(r.rc, 0, "aioctl reload", r)
+        t.contains(r.out, "1 added, 0 replaced, 1 removed", "the reply", r)
+        r = d.aioctl("run", "blocker.generation")
+        t.eq(r.lines[-1:], ["2"], "the renamed file's generation 2 runs", r)
+
+
+@t.test
+def reload_after_a_plugin_that_stays_in_memory():
+    """glibc finds a loaded object by the name it was opened by before it
+    looks at the file; aiod opens plugins as /proc/self/fd/N. A plugin that
+    dlclose cannot unload (generation 3: -z nodelete, as C++ code with unique
+    symbols) must not be handed to a later file opened on the same N."""
+    plugins = private_plugins(("blocker.so", blocker(3)))
+    so = os.path.join(plugins, "blocker.so")
+    with notify_daemon(plugins) as d:
+        r = d.aioctl("run", "blocker.generation")
+        t.eq(r.lines[-1:], ["3"], "generation 3 runs", r)
+        # SIGHUP, not a Reload request: no connection is open during the
+        # reload to take the descriptor number generation 3's unloading frees.
+        for n, gen in enumerate((1, 2), 1):
+            replace_file(blocker(gen), so)
+            d.signal(signal.SIGHUP)
+            t.eq(d.wait_log_count("reloaded plugin 'blocker'", n, 10), n,
+                 "reload %d logged" % n)
+            r = d.aioctl("run", "blocker.generation")
+            t.eq(r.lines[-1:], [str(gen)], "generation %d runs after its reload" % gen, r)
 
 
 @t.test
