@@ -434,6 +434,9 @@ static int apply(config *c, const setting *s, const char *v, char *why, size_t l
             snprintf(why, len, "'%s' is not 'PATTERN USER|UID|@GROUP...'", v);
             return -EINVAL;
         }
+        int bad = policy_check_call_rule(v, why, len);
+        if (bad < 0)
+            return bad;
         return add_string(&c->call_rules, &c->n_call_rules, v);
     }
     case K_LIMIT: {

@@ -103,10 +103,30 @@ static int add_id(void **arr, size_t *n, size_t size, const void *id) {
     return 0;
 }
 
-int policy_stage_call_rule(const char *pattern, const char *who, const char *origin, char *why,
-                           size_t why_len) {
+/* Whether a shell pattern can match a function name, PLUGIN.FUNCTION: it
+ * holds a dot, or something that can stand for one, and does not end on a
+ * dot (a name does not). "proc" or "proc." would match nothing, and leave
+ * the functions they seem to restrict open to everyone. */
+static bool can_match_a_function(const char *pattern) {
+    size_t n = strlen(pattern);
+    return n > 0 && pattern[n - 1] != '.' && strpbrk(pattern, ".*?[");
+}
+
+/* Parses one rule into *out (its allocations the caller's to free with
+ * rule_free, also on failure). 0; -EINVAL with the reason in `why`;
+ * -ENOMEM. */
+static int build_rule(const char *pattern, const char *who, const char *origin, call_rule *out,
+                      char *why, size_t why_len) {
     call_rule r = {0};
     int ret = -ENOMEM;
+    *out = r;
+    if (!can_match_a_function(pattern)) {
+        snprintf(why, why_len,
+                 "the pattern '%s' matches no function (names are PLUGIN.FUNCTION): write "
+                 "'%.*s.*' for every function of a plugin",
+                 pattern, (int)strcspn(pattern, "."), pattern);
+        return -EINVAL;
+    }
     if (!(r.pattern = alloc_strdup(pattern)) || !(r.who = alloc_strdup(who)) ||
         !(r.origin = alloc_strdup(origin ? origin : "settings")))
         goto fail;
@@ -129,11 +149,20 @@ int policy_stage_call_rule(const char *pattern, const char *who, const char *ori
             continue;
         }
         char *end;
+        errno = 0;
         unsigned long v = strtoul(tok, &end, 10);
         uid_t uid;
-        if (*end == '\0' && end != tok)
+        if (*end == '\0' && end != tok) {
+            /* (uid_t)-1 is "no user" to the kernel's calls. */
+            if (tok[0] == '-' || errno || v >= (uid_t)-1) {
+                snprintf(why, why_len, "'%s' is not a user id (0 to %u)", tok,
+                         (unsigned)((uid_t)-1 - 1));
+                free(copy);
+                ret = -EINVAL;
+                goto fail;
+            }
             uid = (uid_t)v;
-        else {
+        } else {
             struct passwd *pw = getpwnam(tok);
             if (!pw) {
                 snprintf(why, why_len, "unknown user '%s'", tok);
@@ -149,13 +178,41 @@ int policy_stage_call_rule(const char *pattern, const char *who, const char *ori
         }
     }
     free(copy);
+    *out = r;
+    return 0;
+fail:
+    *out = r;
+    return ret;
+}
+
+int policy_stage_call_rule(const char *pattern, const char *who, const char *origin, char *why,
+                           size_t why_len) {
+    call_rule r;
+    int ret = build_rule(pattern, who, origin, &r, why, why_len);
+    if (ret < 0) {
+        rule_free(&r);
+        return ret;
+    }
     call_rule *nr = alloc_realloc(staged, (n_staged + 1) * sizeof(*nr));
-    if (!nr)
-        goto fail;
+    if (!nr) {
+        rule_free(&r);
+        return -ENOMEM;
+    }
     staged = nr;
     staged[n_staged++] = r;
     return 0;
-fail:
+}
+
+int policy_check_call_rule(const char *rule, char *why, size_t why_len) {
+    char pattern[256];
+    size_t plen = strcspn(rule, " \t");
+    if (plen >= sizeof(pattern)) {
+        snprintf(why, why_len, "the pattern is longer than %zu bytes", sizeof(pattern) - 1);
+        return -EINVAL;
+    }
+    snprintf(pattern, sizeof(pattern), "%.*s", (int)plen, rule);
+    call_rule r;
+    int ret = build_rule(pattern, rule + plen + strspn(rule + plen, " \t"), NULL, &r, why, why_len);
     rule_free(&r);
     return ret;
 }

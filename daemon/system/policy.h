@@ -33,6 +33,14 @@ void policy_stage_begin(void);
 /* Members of this group (by name) may act on every task. 0, -ENOENT. */
 int policy_stage_admin_group(const char *name);
 /*
+ * Checks one `call` setting, "PATTERN WHO...", as the settings parser reads
+ * it, so that its error can name the file and line: the pattern can match a
+ * function name, every user and @group exists, every uid fits. Nothing is
+ * staged. 0; -EINVAL (the reason in `why`); -ENOMEM.
+ */
+int policy_check_call_rule(const char *rule, char *why, size_t why_len);
+
+/*
  * A call rule: functions matching `pattern` (fnmatch: "demo.*") may be
  * called only by the principals in `who`, separated by blanks or commas:
  * user names, numeric uids, "@group" names. Rules are checked in order; the

@@ -100,6 +100,28 @@ def call_rules_restrict_functions():
 
 
 @t.test
+def call_rules_that_cannot_do_what_they_say_are_refused():
+    """'call = proc @wheel' (or 'proc.', the form on_interrupt takes for a
+    whole plugin) matched no function, so proc.* stayed open to everyone
+    without a word; a uid past 32 bits was cut to another user's."""
+    import subprocess
+    conf_dir = t.tmpdir("callconf")
+    for line, want in (("call = proc root", "matches no function"),
+                       ("call = proc. root", "matches no function"),
+                       ("call = proc.* 4294968296", "not a user id"),
+                       ("call = proc.* -1", "not a user id")):
+        conf = os.path.join(conf_dir, "aiod.conf")
+        with open(conf, "w") as f:
+            f.write(line + "\n")
+        p = subprocess.run([t.aiod, "--config", conf, "--check-config"], capture_output=True,
+                           stdin=subprocess.DEVNULL, timeout=60, env=harness.clean_env())
+        err = p.stderr.decode("utf-8", "replace")
+        t.eq(p.returncode, 1, "--check-config of %r" % line, " stderr %r" % err)
+        t.contains(err, "%s:1:" % conf, "the error names the file and line", " %r" % err)
+        t.contains(err, want, "and says what is wrong with %r" % line, " %r" % err)
+
+
+@t.test
 def per_user_task_limit():
     with policy_daemon("max_tasks_per_uid = 2") as d:
         for i in range(2):
