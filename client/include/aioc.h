@@ -241,8 +241,9 @@ AIOC_EXPORT void aioc_set_output_callback(aioc_client *c, aioc_output_cb cb, voi
 /* Installs a callback (NULL to remove) that a blocking call makes each time
  * it is about to wait for the daemon, having handled everything that had
  * arrived: the place to flush output written by the output callback, rather
- * than after every line. It must not call the library. Added in
- * libaioclient 1.4. */
+ * than after every line. It must not call the library: such calls return
+ * -EBUSY (earlier builds did not refuse them, and one could take the reply
+ * the waiting call was for). Added in libaioclient 1.4. */
 AIOC_EXPORT void aioc_set_idle_callback(aioc_client *c, void (*cb)(void *userdata), void *userdata);
 
 /*

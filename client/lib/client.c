@@ -41,8 +41,9 @@ AIOC_EXPORT int aioc_default_socket_path(char *buf, size_t len) {
         struct stat st;
         n = -1;
         if (xdg && *xdg == '/') {
+            /* A path that does not fit cannot be the user's socket either. */
             n = snprintf(buf, len, "%s/aiod/aiod.sock", xdg);
-            if (n >= 0 && (size_t)n < len && (stat(buf, &st) < 0 || !S_ISSOCK(st.st_mode)))
+            if (n < 0 || (size_t)n >= len || stat(buf, &st) < 0 || !S_ISSOCK(st.st_mode))
                 n = -1;
         }
         if (n < 0)
@@ -336,10 +337,22 @@ AIOC_EXPORT void aioc_set_output_callback(aioc_client *c, aioc_output_cb cb, voi
     c->output_userdata = userdata;
 }
 
+/* The idle callback is a callback like the others: a library call from it
+ * gets -EBUSY instead of reading a reply a waiting call is owed. */
+static void idle_trampoline(void *data) {
+    aioc_client *c = data;
+    bool was = c->in_callback;
+    c->in_callback = true;
+    c->idle_cb(c->idle_userdata);
+    c->in_callback = was;
+}
+
 AIOC_EXPORT void aioc_set_idle_callback(aioc_client *c, void (*cb)(void *userdata),
                                         void *userdata) {
     if (!c)
         return;
-    c->conn.before_wait = cb;
-    c->conn.before_wait_data = userdata;
+    c->idle_cb = cb;
+    c->idle_userdata = userdata;
+    c->conn.before_wait = cb ? idle_trampoline : NULL;
+    c->conn.before_wait_data = c;
 }

@@ -41,6 +41,9 @@ struct aioc_client {
     char last_error[CLIENT_LAST_ERROR_MAX];
     aioc_output_cb output_cb;
     void *output_userdata;
+    /* aioc_set_idle_callback's, called through idle_trampoline. */
+    void (*idle_cb)(void *userdata);
+    void *idle_userdata;
     /* AIOC_FLAG_*. */
     unsigned flags;
     /* Set while a program's callback runs, to refuse re-entrant calls. */

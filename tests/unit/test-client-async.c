@@ -476,6 +476,53 @@ static void test_idle(void **state) {
     close(go_pipe[1]);
 }
 
+/* ------------------------------------------------------------ the idle callback */
+
+/* The idle callback runs while a blocking call waits for the daemon: a
+ * library call from it must get -EBUSY, as from any callback. (aioc_process
+ * got 0 and could take the reply the waiting call was for, which then
+ * waited for ever.) The daemon answers only once the callback has run. */
+static int idle_go[2];
+static int idle_process_r = 1, idle_calls;
+
+static void script_idle_callback(int fd) {
+    do_hello(fd, 1u << 20);
+    Aiod__ClientMessage *a = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_AWAIT);
+    char go;
+    read_exactly(idle_go[0], &go, 1);
+    send_done(fd, a->request_id, 7, "seven");
+    msg_free(a);
+    expect_eof(fd);
+}
+
+static void on_idle(void *userdata) {
+    aioc_client *c = userdata;
+    if (idle_calls++ == 0) {
+        idle_process_r = aioc_process(c);
+        CHECK(write(idle_go[1], "g", 1) == 1);
+    }
+}
+
+static void test_idle_callback(void **state) {
+    (void)state;
+    assert_int_equal(pipe(idle_go), 0);
+    pid_t pid = start_daemon(script_idle_callback);
+    aioc_client *c = NULL;
+    assert_int_equal(aioc_connect(path, &c), 0);
+    aioc_set_idle_callback(c, on_idle, c);
+    const uint64_t ids[] = {7};
+    aioc_outcome *o = NULL;
+    assert_int_equal(aioc_await(c, ids, 1, 0, &o), 0);
+    assert_true(idle_calls >= 1);
+    assert_int_equal(idle_process_r, -EBUSY);
+    assert_string_equal(aioc_value_get_string(aioc_outcome_result(o)), "seven");
+    aioc_outcome_free(o);
+    aioc_close(c);
+    end_daemon(pid);
+    close(idle_go[0]);
+    close(idle_go[1]);
+}
+
 /* ------------------------------------------------------------ a vanished daemon */
 
 static void script_vanish(int fd) {
@@ -1326,6 +1373,7 @@ int main(void) {
         cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_idle),
+        cmocka_unit_test(test_idle_callback),
         cmocka_unit_test(test_vanish),
         cmocka_unit_test(test_mixed),
         cmocka_unit_test(test_cancel),

@@ -107,6 +107,15 @@ static void test_connect_errors(void **state) {
     unlink(own);
     rmdir(own_dir);
     rmdir(xdg);
+    /* A runtime directory whose socket path would not fit the buffer (or a
+     * socket address) cannot hold the user's instance: the system one. */
+    char deep[160];
+    memset(deep, 'd', sizeof(deep) - 1);
+    deep[0] = '/';
+    deep[sizeof(deep) - 1] = '\0';
+    setenv("XDG_RUNTIME_DIR", deep, 1);
+    assert_int_equal(aioc_default_socket_path(big, sizeof(big)), 0);
+    assert_string_equal(big, "/run/aiod/aiod.sock");
     unsetenv("XDG_RUNTIME_DIR");
     assert_int_equal(aioc_default_socket_path(big, sizeof(big)), 0);
     assert_string_equal(big, "/run/aiod/aiod.sock");
