@@ -286,16 +286,23 @@ static int parse_number(const char *v, bool suffix, uint64_t *ret) {
     }
     unsigned shift = 0;
     if (suffix && *p) {
+        /* Powers of 1024, in either case. */
         switch (*p) {
         case 'K':
         case 'k':
             shift = 10;
             break;
         case 'M':
+        case 'm':
             shift = 20;
             break;
         case 'G':
+        case 'g':
             shift = 30;
+            break;
+        case 'T':
+        case 't':
+            shift = 40;
             break;
         default:
             return -EINVAL;
@@ -339,7 +346,7 @@ static int apply(config *c, const setting *s, const char *v, char *why, size_t l
         if (r < 0 || n < s->min || n > s->max) {
             snprintf(why, len, "'%s' is not a number between %llu and %llu%s", v,
                      (unsigned long long)s->min, (unsigned long long)s->max,
-                     s->kind == K_U32 ? "" : " (suffixes K, M, G allowed)");
+                     s->kind == K_U32 ? "" : " (suffixes K, M, G, T allowed)");
             return -EINVAL;
         }
         if (s->kind == K_BYTES)
@@ -601,7 +608,9 @@ int config_override(const char *key, const char *value, char *why, size_t why_le
 /* Reads the whole settings file. 0 with *ret NULL when it may be absent and
  * is; otherwise a negative errno with the reason in `err`. */
 static int read_file(const char *path, char **ret, size_t *ret_len, char *err, size_t err_len) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO would hold the open until a writer came (at a
+     * reload, on the loop); it is refused below as not a regular file. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         int r = -errno;
         if (r == -ENOENT && !file_required) {

@@ -510,6 +510,23 @@ def config():
         r = harness.run([t.aiod, "--config", bad, "--check-config"], env=harness.clean_env())
         t.eq(r.rc, 1, "--check-config of %r fails" % text, r)
         t.contains(r.err, want, "the error for %r" % text, r)
+    # Size suffixes in either case, up to the T the ranges are written with.
+    sizes = os.path.join(d, "sizes.conf")
+    with open(sizes, "w") as f:
+        f.write("max_write_queue = 3m\nmax_write_queue_total = 1T\nstack_size = 1g\n")
+    r = harness.run([t.aiod, "--config", sizes, "--check-config"], env=harness.clean_env())
+    t.eq(r.rc, 0, "sizes with m, T and g pass --check-config", r)
+    for line in ("max_write_queue = 3145728", "max_write_queue_total = 1099511627776",
+                 "stack_size = 1073741824"):
+        t.contains(r.out, line, "the size read", r)
+    # A FIFO named as the settings file is refused at once; opening it for
+    # reading would wait for a writer (at a reload, with the loop held).
+    fifo = os.path.join(d, "fifo.conf")
+    os.mkfifo(fifo)
+    r = harness.run([t.aiod, "--config", fifo, "--check-config"], timeout=30,
+                    env=harness.clean_env())
+    t.eq(r.rc, 1, "--check-config of a FIFO fails", r)
+    t.contains(r.err, "not a regular file", "and says why", r)
     r = harness.run([t.aiod, "--config", os.path.join(d, "missing.conf"), "--check-config"],
                     env=harness.clean_env())
     t.eq(r.rc, 1, "--config with a missing file fails", r)
