@@ -27,6 +27,9 @@
  *  - Every function checks its arguments and returns -EINVAL (or NULL)
  *    for bad ones.
  *  - A client handle is not thread safe: use one per thread.
+ *  - Timeouts are seconds (a double). Zero or less, infinity, or more than
+ *    1e9 (the daemon's largest, about 31 years) mean no limit; NaN is
+ *    -EINVAL.
  *
  * This header is plain C99. All symbols are prefixed aioc_ / AIOC_.
  */

@@ -123,7 +123,7 @@ void call_gather_message(Aiod__Gather *g, Aiod__ClientMessage *m, Aiod__GatherIt
     g->return_exceptions = !!(flags & AIOC_GATHER_RETURN_EXCEPTIONS);
     /* The task ids at once (aioc_request_task_ids, cancelling early). */
     g->started = true;
-    g->timeout = timeout > 0 ? timeout : 0;
+    g->timeout = wire_timeout(timeout);
     g->cancel_on_timeout = true;
     g->follow = !!(flags & AIOC_GATHER_FOLLOW);
     m->body_case = AIOD__CLIENT_MESSAGE__BODY_GATHER;

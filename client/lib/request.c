@@ -128,7 +128,7 @@ AIOC_EXPORT int aioc_start_await(aioc_client *c, const uint64_t *ids, size_t n, 
         return c->dead;
     a.task_ids = (uint64_t *)ids;
     a.n_task_ids = n;
-    a.timeout = timeout > 0 ? timeout : 0;
+    a.timeout = wire_timeout(timeout);
     a.cancel_on_timeout = !!(flags & AIOC_AWAIT_CANCEL_ON_TIMEOUT);
     m.body_case = AIOD__CLIENT_MESSAGE__BODY_AWAIT;
     m.await = &a;

@@ -27,10 +27,6 @@ static bool timeout_valid(double timeout) {
     return !isnan(timeout);
 }
 
-static double timeout_wire(double timeout) {
-    return timeout > 0 ? timeout : 0;
-}
-
 /* Sends a Submit and waits for its Submitted. `sched` may be NULL (none),
  * `queue` NULL (a local task) or a cluster queue's name, checked by the
  * caller; both are borrowed for the call. */
@@ -144,7 +140,7 @@ static int await_ids(aioc_client *c, const uint64_t *ids, size_t n, double timeo
 
     a.task_ids = (uint64_t *)ids;
     a.n_task_ids = n;
-    a.timeout = timeout_wire(timeout);
+    a.timeout = wire_timeout(timeout);
     a.cancel_on_timeout = cancel_on_timeout;
     m.body_case = AIOD__CLIENT_MESSAGE__BODY_AWAIT;
     m.await = &a;

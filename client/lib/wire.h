@@ -14,6 +14,12 @@
 #include "aiod.pb-c.h"
 
 /* Deepest value nesting accepted from the daemon (it sends at most 32). */
+/* A timeout as the daemon takes it: seconds up to 1e9 (about 31 years), 0
+ * for none. Zero, negative, infinite or longer: no limit. */
+static inline double wire_timeout(double timeout) {
+    return timeout > 0 && timeout <= 1e9 ? timeout : 0;
+}
+
 #define WIRE_MAX_VALUE_DEPTH 64u
 /* Deepest protobuf message nesting accepted before unpacking. */
 #define WIRE_MAX_MESSAGE_DEPTH 160u

@@ -523,6 +523,30 @@ static void test_idle_callback(void **state) {
     close(idle_go[1]);
 }
 
+/* An infinite (or any over 1e9 s) timeout is no limit: sent as 0, which
+ * the daemon takes, rather than as a value it refuses (-EINVAL). */
+static void script_forever(int fd) {
+    do_hello(fd, 1u << 20);
+    Aiod__ClientMessage *a = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_AWAIT);
+    CHECK(a->await->timeout == 0);
+    send_done(fd, a->request_id, 8, "eight");
+    msg_free(a);
+    expect_eof(fd);
+}
+
+static void test_timeout_forever(void **state) {
+    (void)state;
+    pid_t pid = start_daemon(script_forever);
+    aioc_client *c = NULL;
+    assert_int_equal(aioc_connect(path, &c), 0);
+    const uint64_t ids[] = {8};
+    aioc_outcome *o = NULL;
+    assert_int_equal(aioc_await(c, ids, 1, INFINITY, &o), 0);
+    aioc_outcome_free(o);
+    aioc_close(c);
+    end_daemon(pid);
+}
+
 /* ------------------------------------------------------------ a vanished daemon */
 
 static void script_vanish(int fd) {
@@ -1374,6 +1398,7 @@ int main(void) {
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_idle),
         cmocka_unit_test(test_idle_callback),
+        cmocka_unit_test(test_timeout_forever),
         cmocka_unit_test(test_vanish),
         cmocka_unit_test(test_mixed),
         cmocka_unit_test(test_cancel),
