@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,7 +36,7 @@ config cfg;
 
 enum {
     K_U32,       /* uint32_t, decimal */
-    K_BYTES32,   /* uint32_t, with an optional K, M or G suffix (powers of 1024) */
+    K_BYTES32,   /* uint32_t, with an optional K, M, G or T suffix (powers of 1024) */
     K_BYTES,     /* size_t, likewise */
     K_BOOL,      /* yes/no, true/false, on/off, 1/0 */
     K_LEVEL,     /* a syslog level name */
@@ -50,6 +51,8 @@ enum {
     K_REDIS,     /* "redis://HOST:PORT[/DB]" (char *) */
     K_QUEUES,    /* "NAME,..." (char *) */
     K_NAME,      /* a cluster host name (char *) */
+    K_GROUP,     /* an existing group's name (char *) */
+    K_USER,      /* an existing user's name, not root (char *) */
 };
 
 typedef struct setting {
@@ -87,12 +90,12 @@ static const setting settings[] = {
     U32("max_connections_per_uid", max_connections_per_uid, 1),
     U32("max_tasks_per_uid", max_tasks_per_uid, 1),
     {"max_result", K_BYTES32, offsetof(config, max_result), LIMIT_MAX_RESULT_MIN, UINT32_MAX},
-    {"admin_group", K_STR, offsetof(config, admin_group), 0, 0},
+    {"admin_group", K_GROUP, offsetof(config, admin_group), 0, 0},
     {"call", K_RULE, 0, 0, 0},
     {"limit", K_LIMIT, 0, 0, 0},
     {"state_dir", K_PATH, offsetof(config, state_dir), 0, 0},
     {"log_outcomes", K_OUTCOMES, offsetof(config, log_outcomes), 0, 0},
-    {"proc_user", K_STR, offsetof(config, proc_user), 0, 0},
+    {"proc_user", K_USER, offsetof(config, proc_user), 0, 0},
     {"durability", K_DURABLE, offsetof(config, durability), 0, 0},
     {"on_interrupt", K_INTERRUPT, 0, 0, 0},
     {"cluster", K_REDIS, offsetof(config, cluster), 0, 0},
@@ -413,6 +416,26 @@ static int apply(config *c, const setting *s, const char *v, char *why, size_t l
         if (cluster_queues_parse(v, NULL, why, len) < 0)
             return -EINVAL;
         goto string;
+    /* Looked up as the line is read, so that the error names it; apply
+     * looks them up again (a group can go between the two). */
+    case K_GROUP:
+        if (!getgrnam(v)) {
+            snprintf(why, len, "no group named '%s'", v);
+            return -EINVAL;
+        }
+        goto string;
+    case K_USER: {
+        const struct passwd *pw = getpwnam(v);
+        if (!pw) {
+            snprintf(why, len, "no user named '%s'", v);
+            return -EINVAL;
+        }
+        if (pw->pw_uid == 0) {
+            snprintf(why, len, "'%s' is root; programs would run with every privilege", v);
+            return -EINVAL;
+        }
+        goto string;
+    }
     case K_NAME:
         if (!cluster_name_valid(v)) {
             snprintf(why, len, "'%s' is not a name of 1 to 64 letters, digits, '_', '.' or '-'", v);

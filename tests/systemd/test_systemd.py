@@ -502,6 +502,10 @@ def config():
         ("plugin_dir = relative\n", "bad.conf:1: plugin_dir 'relative' is not an absolute"),
         ("max_frame =\n", "bad.conf:1: 'max_frame' has no value"),
         ("default_plugins = maybe\n", "bad.conf:1: default_plugins: 'maybe' is not a boolean"),
+        ("# who\nadmin_group = no-such-group-here\n",
+         "bad.conf:2: admin_group: no group named 'no-such-group-here'"),
+        ("proc_user = no-such-user-here\n", "bad.conf:1: proc_user: no user named "
+         "'no-such-user-here'"),
     ]
     bad = os.path.join(d, "bad.conf")
     for text, want in cases:
