@@ -362,6 +362,7 @@ int stall_start(uv_loop_t *loop, uint32_t threshold) {
         stall_stop();
         return log_warning_errno(-r, "cannot start the stall detector, running without it");
     }
+    pthread_setname_np(thread, "aiod-stall");
     thread_started = true;
     return 0;
 }

@@ -653,6 +653,8 @@ int store_start(uv_loop_t *loop, void (*committed)(uint64_t seq, int error, cons
         uv_close((uv_handle_t *)&done_async, NULL);
         return -r;
     }
+    /* Named, so that top -H, perf and gdb tell it from the loop. */
+    pthread_setname_np(thread, "aiod-store");
     thread_started = true;
     return 0;
 }

@@ -180,6 +180,21 @@ def invalid_settings_exit_78():
 
 
 @t.test
+def the_daemons_threads_are_named():
+    """top -H, perf and gdb tell the store's writer and the stall detector
+    from the loop by their names (comm), not only by their ids."""
+    with t.daemon() as d:
+        d.aioctl("submit", "demo.echo", "x")  # the store is open and written
+        tasks = os.path.join("/proc", str(d.proc.pid), "task")
+        names = set()
+        for tid in os.listdir(tasks):
+            with open(os.path.join(tasks, tid, "comm")) as f:
+                names.add(f.read().strip())
+        for want in ("aiod", "aiod-store", "aiod-stall"):
+            t.check(want in names, "a thread named %s" % want, " (threads: %r)" % sorted(names))
+
+
+@t.test
 def an_invalid_settings_flag_exits_78_and_a_usage_error_2():
     """A flag that sets a settings key is a setting like the file's (aiod(8),
     INVALID SETTINGS): the unit's RestartPreventExitStatus=78 must cover a bad
