@@ -23,20 +23,39 @@ typedef struct entry {
     gid_t groups[];
 } entry;
 
-struct identity_req {
+/*
+ * One lookup on the pool, for every caller that asked for the same uid and
+ * gid meanwhile: a burst of connections of one user (or of one user
+ * connecting and closing in a loop while NSS hangs) costs one pool thread,
+ * not one each; the pool also serves to_thread and the decoding of big
+ * requests.
+ */
+typedef struct job {
     uv_work_t work;
     uid_t uid;
     gid_t gid;
-    identity_cb cb;
-    void *data;
-    bool cancelled;
+    list waiters;
+    size_t n_waiting; /* not cancelled */
     /* Filled on the pool thread. */
     gid_t *groups;
     size_t n;
+    /* NSS failed (not "no such user"): the answer is not cached. */
+    bool failed;
+} job;
+
+struct identity_req {
+    list node;
+    job *job;
+    identity_cb cb;
+    void *data;
+    bool cancelled;
 };
 
 /* uid -> entry. */
 static hashmap *cache;
+/* uid -> the job under way for it. */
+static hashmap *pending;
+static uint64_t n_jobs;
 
 static void entry_drop(uid_t uid) {
     free(hashmap_remove_u64(cache, uid));
@@ -44,33 +63,40 @@ static void entry_drop(uid_t uid) {
 
 /* On a pool thread: only reentrant calls, and nothing shared. */
 static void lookup(uv_work_t *w) {
-    identity_req *r = container_of(w, identity_req, work);
+    job *j = container_of(w, job, work);
     long bufsize = sysconf(_SC_GETPW_R_SIZE_MAX);
     size_t len = bufsize > 0 ? (size_t)bufsize : 16384;
     struct passwd pw, *found = NULL;
     char *buf = NULL;
+    int e = 0;
     for (int tries = 0; tries < 4; tries++, len *= 4) {
         free(buf);
         buf = malloc(len);
-        if (!buf)
+        if (!buf) {
+            j->failed = true;
             return;
-        int e = getpwuid_r(r->uid, &pw, buf, len, &found);
+        }
+        e = getpwuid_r(j->uid, &pw, buf, len, &found);
         if (e != ERANGE)
             break;
     }
     if (!found) {
+        /* No entry is an answer (no groups); an error is not. */
+        j->failed = e != 0 && e != ENOENT && e != ESRCH && e != EBADF && e != EPERM;
         free(buf);
         return;
     }
     int n = LIMIT_IDENTITY_GROUPS;
+    j->failed = true;
     for (int tries = 0; tries < 2; tries++) {
         gid_t *g = malloc((size_t)n * sizeof(*g));
         if (!g)
             break;
         int want = n;
-        if (getgrouplist(pw.pw_name, r->gid, g, &want) >= 0) {
-            r->groups = g;
-            r->n = (size_t)want;
+        if (getgrouplist(pw.pw_name, j->gid, g, &want) >= 0) {
+            j->groups = g;
+            j->n = (size_t)want;
+            j->failed = false;
             break;
         }
         free(g);
@@ -100,13 +126,21 @@ static void remember(uid_t uid, gid_t gid, const gid_t *groups, size_t n) {
 }
 
 static void looked_up(uv_work_t *w, int status) {
-    identity_req *r = container_of(w, identity_req, work);
-    (void)status;
-    remember(r->uid, r->gid, r->groups, r->n);
-    if (!r->cancelled)
-        r->cb(r->data, r->groups, r->n);
-    free(r->groups);
-    free(r);
+    job *j = container_of(w, job, work);
+    if (pending && hashmap_get_u64(pending, j->uid) == j)
+        hashmap_remove_u64(pending, j->uid);
+    /* Cancelled before it ran (every caller went): nothing was looked up. */
+    if (status == 0 && !j->failed)
+        remember(j->uid, j->gid, j->groups, j->n);
+    while (!list_empty(&j->waiters)) {
+        identity_req *r = container_of(list_first(&j->waiters), identity_req, node);
+        list_remove(&r->node);
+        if (!r->cancelled)
+            r->cb(r->data, j->groups, j->n);
+        free(r);
+    }
+    free(j->groups);
+    free(j);
 }
 
 int identity_lookup(uv_loop_t *loop, uid_t uid, gid_t gid, identity_cb cb, void *data,
@@ -118,26 +152,55 @@ int identity_lookup(uv_loop_t *loop, uid_t uid, gid_t gid, identity_cb cb, void 
         cb(data, e->groups, e->n);
         return 1;
     }
+    if (!pending && !(pending = hashmap_new(0)))
+        return -ENOMEM;
     identity_req *r = alloc_calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
-    r->uid = uid;
-    r->gid = gid;
     r->cb = cb;
     r->data = data;
-    int q = uv_queue_work(loop, &r->work, lookup, looked_up);
-    if (q < 0) {
-        free(r);
-        return q;
+    job *j = hashmap_get_u64(pending, uid);
+    if (!j || j->gid != gid) {
+        j = alloc_calloc(1, sizeof(*j));
+        if (!j) {
+            free(r);
+            return -ENOMEM;
+        }
+        j->uid = uid;
+        j->gid = gid;
+        list_init(&j->waiters);
+        int q = uv_queue_work(loop, &j->work, lookup, looked_up);
+        if (q < 0) {
+            free(j);
+            free(r);
+            return q;
+        }
+        n_jobs++;
+        /* Shared from now on, unless one for another gid holds the uid. */
+        if (!hashmap_get_u64(pending, uid) && hashmap_put_u64(pending, uid, j) < 0) {
+            /* Not shared, but it still runs and answers. */
+        }
     }
+    r->job = j;
+    list_insert_tail(&j->waiters, &r->node);
+    j->n_waiting++;
     if (ret)
         *ret = r;
     return 0;
 }
 
 void identity_cancel(identity_req *r) {
-    if (r)
-        r->cancelled = true;
+    if (!r || r->cancelled)
+        return;
+    r->cancelled = true;
+    /* Nobody waits any more: give the pool thread back if it has not
+     * started (looked_up then runs with UV_ECANCELED). */
+    if (--r->job->n_waiting == 0)
+        uv_cancel((uv_req_t *)&r->job->work);
+}
+
+uint64_t identity_pool_lookups(void) {
+    return n_jobs;
 }
 
 void identity_flush(void) {
@@ -152,4 +215,8 @@ void identity_flush(void) {
 
 void identity_done(void) {
     identity_flush();
+    /* Jobs still under way free themselves in looked_up, run by the loop's
+     * last turns; only the index goes. */
+    hashmap_free(pending);
+    pending = NULL;
 }

@@ -3,7 +3,8 @@
  * admin_group. The lookup goes through NSS (getpwuid_r, getgrouplist), which
  * with LDAP or sssd can take seconds, so it never runs on the loop thread:
  * it runs on libuv's thread pool, and its result is cached per uid and gid
- * for LIMIT_IDENTITY_CACHE_SECONDS. Connections of a user seen lately are
+ * for LIMIT_IDENTITY_CACHE_SECONDS (a failed lookup, as opposed to a user
+ * NSS does not know, is not cached). Connections of a user seen lately are
  * served from the cache at once.
  */
 #ifndef AIOD_IDENTITY_H
@@ -11,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <uv.h>
@@ -29,8 +31,14 @@ typedef void (*identity_cb)(void *data, const gid_t *groups, size_t n_groups);
 int identity_lookup(uv_loop_t *loop, uid_t uid, gid_t gid, identity_cb cb, void *data,
                     identity_req **ret);
 
-/* The callback will not be called (its data goes away). */
+/* The callback will not be called (its data goes away). A lookup all of
+ * whose callers cancelled is taken off the pool's queue if it has not
+ * started. */
 void identity_cancel(identity_req *r);
+
+/* How many lookups went to the thread pool since start: callers asking for
+ * the same uid and gid while one is under way share it. */
+uint64_t identity_pool_lookups(void);
 
 /* Forgets the cache (reload: group membership may have changed). */
 void identity_flush(void);
