@@ -202,14 +202,27 @@ static int connect_blocking(const char *socket_path, double timeout, aioc_client
 
     if (err && err_len)
         err[0] = '\0';
-    if (!ret || isnan(timeout))
+    /* Said in err only when asked to describe every failure. */
+    bool say = describe && err && err_len;
+    if (!ret || isnan(timeout)) {
+        if (say)
+            snprintf(err, err_len, "%s",
+                     !ret ? "no place for the client (ret is NULL)"
+                          : "the timeout is not a number (NaN)");
         return -EINVAL;
+    }
     socket_path = resolve_path(socket_path, path, sizeof(path), &r);
-    if (r < 0)
+    if (r < 0) {
+        if (say)
+            snprintf(err, err_len, "the socket path is too long for a Unix socket address");
         return r;
+    }
     aioc_client *c = client_new();
-    if (!c)
+    if (!c) {
+        if (say)
+            snprintf(err, err_len, "out of memory");
         return -ENOMEM;
+    }
     if (timeout > 0)
         c->conn.deadline = conn_now_ms() + (int64_t)(MIN(timeout, 1e9) * 1000.0 + 0.999);
     r = conn_open(&c->conn, socket_path, c->max_frame);

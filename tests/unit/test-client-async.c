@@ -1190,8 +1190,17 @@ static void test_connect_timeout(void **state) {
     assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     assert_int_equal(listen(lfd, 4), 0);
     assert_int_equal(aioc_connect_timeout(path, 0.2, &c, err, sizeof(err)), -ETIMEDOUT);
+    /* "On any failure err gets a message": the argument errors too. */
     assert_int_equal(aioc_connect_timeout(path, NAN, &c, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "timeout"));
     assert_int_equal(aioc_connect_timeout(path, 1, NULL, err, sizeof(err)), -EINVAL);
+    assert_true(err[0] != '\0');
+    char longpath[200];
+    memset(longpath, 'x', sizeof(longpath) - 1);
+    longpath[0] = '/';
+    longpath[sizeof(longpath) - 1] = '\0';
+    assert_int_equal(aioc_connect_timeout(longpath, 1, &c, err, sizeof(err)), -ENAMETOOLONG);
+    assert_non_null(strstr(err, "too long"));
     close(lfd);
     /* Nobody listening: the connect's own error, described. */
     assert_int_equal(aioc_connect_timeout(path, 1, &c, err, sizeof(err)), -ECONNREFUSED);
