@@ -33,36 +33,51 @@ static char *base64(const uint8_t *d, size_t n) {
     return out;
 }
 
-/* `limit` (0: none) bounds the work for a text that will be cut to that
- * many bytes: strings are cut to it (on a character boundary), lists and
- * maps to that many items, each taking at least a byte of the text. */
 /*
- * The fewest significant digits ("%.*g") that read back as `v`, and no fewer
- * than its integer digits (below 17), so that 100.0 is not written 1e+02.
- * jansson writes every real of a text with one precision, by default 17,
- * which makes 0.1 "0.10000000000000001": the text takes the largest of its
- * reals' precisions, and %g drops the trailing zeros the others get.
+ * Whether "%.*g" with `p` significant digits writes `v` so that it reads back
+ * exactly, without an exponent for its integer digits (below 17), so that
+ * 100.0 is not written 1e+02.
  */
-static int real_precision(double v) {
-    int lo = 1, hi = 17;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        char buf[40];
-        snprintf(buf, sizeof(buf), "%.*g", mid, v);
-        if (strtod(buf, NULL) == v)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
+static bool precision_fits(double v, int p) {
     /* Its integer digits, counted without libm (the client library has
      * none to link). */
     double a = v < 0 ? -v : v;
     int digits = 0;
     for (double t = 1; t <= a && digits < 17; t *= 10)
         digits++;
-    return digits > lo && digits < 17 ? digits : lo;
+    if (digits > p && digits < 17)
+        return false;
+    char buf[40];
+    snprintf(buf, sizeof(buf), "%.*g", p, v);
+    return strtod(buf, NULL) == v;
 }
 
+/*
+ * The precision a text's reals need, given `floor`, what its earlier reals
+ * needed. jansson writes every real of a text with one precision, by
+ * default 17, which makes 0.1 "0.10000000000000001": the text takes the
+ * largest of its reals' precisions, and %g drops the trailing zeros the
+ * others get. A real that fits the floor costs one snprintf; only one that
+ * needs more searches (precision_fits is monotonic in p).
+ */
+static int real_precision(double v, int floor) {
+    if (floor >= 17 || precision_fits(v, floor))
+        return floor;
+    int lo = floor + 1, hi = 17;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (precision_fits(v, mid))
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* `limit` (0: none) bounds the work for a text that will be cut to that
+ * many bytes: strings are cut to it (on a character boundary), lists and
+ * maps to that many items, each taking at least a byte of the text. `prec`
+ * gathers the precision its reals need (real_precision). */
 static json_t *to_json(const Aiod__Value *v, size_t limit, int *prec) {
     json_t *j = NULL;
     switch (pbvalue_type(v)) {
@@ -75,9 +90,7 @@ static json_t *to_json(const Aiod__Value *v, size_t limit, int *prec) {
     case PBVALUE_DOUBLE:
         if (!isfinite(v->double_value))
             return json_null();
-        int p = real_precision(v->double_value);
-        if (p > *prec)
-            *prec = p;
+        *prec = real_precision(v->double_value, *prec);
         return json_real(v->double_value);
     case PBVALUE_STRING: {
         size_t n = strlen(v->string_value);

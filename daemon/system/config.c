@@ -695,14 +695,9 @@ static int apply_modules(const config *c, char *err, size_t err_len) {
         return -EINVAL;
     }
     for (size_t i = 0; i < c->n_call_rules && r == 0; i++) {
-        char pattern[256];
-        const char *rule = c->call_rules[i];
-        size_t plen = strcspn(rule, " \t");
-        snprintf(pattern, sizeof(pattern), "%.*s", (int)plen, rule);
-        r = policy_stage_call_rule(pattern, rule + plen + strspn(rule + plen, " \t"), "aiod.conf",
-                                   why, sizeof(why));
+        r = policy_stage_call_rule(c->call_rules[i], "aiod.conf", why, sizeof(why));
         if (r == -EINVAL)
-            snprintf(err, err_len, "call = %s: %s", rule, why);
+            snprintf(err, err_len, "call = %s: %s", c->call_rules[i], why);
     }
     if (r < 0) {
         policy_stage_abort();

@@ -176,10 +176,10 @@ int identity_lookup(uv_loop_t *loop, uid_t uid, gid_t gid, identity_cb cb, void 
             return q;
         }
         n_jobs++;
-        /* Shared from now on, unless one for another gid holds the uid. */
-        if (!hashmap_get_u64(pending, uid) && hashmap_put_u64(pending, uid, j) < 0) {
-            /* Not shared, but it still runs and answers. */
-        }
+        /* Shared from now on, unless one for another gid holds the uid;
+         * unindexed (out of memory) it still runs and answers its own. */
+        if (!hashmap_get_u64(pending, uid))
+            (void)hashmap_put_u64(pending, uid, j);
     }
     r->job = j;
     list_insert_tail(&j->waiters, &r->node);

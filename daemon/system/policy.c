@@ -115,11 +115,20 @@ static bool can_match_a_function(const char *pattern) {
 /* Parses one rule into *out (its allocations the caller's to free with
  * rule_free, also on failure). 0; -EINVAL with the reason in `why`;
  * -ENOMEM. */
-static int build_rule(const char *pattern, const char *who, const char *origin, call_rule *out,
-                      char *why, size_t why_len) {
+static int build_rule(const char *rule, const char *origin, call_rule *out, char *why,
+                      size_t why_len) {
     call_rule r = {0};
     int ret = -ENOMEM;
     *out = r;
+    /* "PATTERN WHO...": the pattern is the first word. */
+    char pattern[256];
+    size_t plen = strcspn(rule, " \t");
+    if (plen >= sizeof(pattern)) {
+        snprintf(why, why_len, "the pattern is longer than %zu bytes", sizeof(pattern) - 1);
+        return -EINVAL;
+    }
+    snprintf(pattern, sizeof(pattern), "%.*s", (int)plen, rule);
+    const char *who = rule + plen + strspn(rule + plen, " \t");
     if (!can_match_a_function(pattern)) {
         snprintf(why, why_len,
                  "the pattern '%s' matches no function (names are PLUGIN.FUNCTION): write "
@@ -185,10 +194,9 @@ fail:
     return ret;
 }
 
-int policy_stage_call_rule(const char *pattern, const char *who, const char *origin, char *why,
-                           size_t why_len) {
+int policy_stage_call_rule(const char *rule, const char *origin, char *why, size_t why_len) {
     call_rule r;
-    int ret = build_rule(pattern, who, origin, &r, why, why_len);
+    int ret = build_rule(rule, origin, &r, why, why_len);
     if (ret < 0) {
         rule_free(&r);
         return ret;
@@ -204,15 +212,8 @@ int policy_stage_call_rule(const char *pattern, const char *who, const char *ori
 }
 
 int policy_check_call_rule(const char *rule, char *why, size_t why_len) {
-    char pattern[256];
-    size_t plen = strcspn(rule, " \t");
-    if (plen >= sizeof(pattern)) {
-        snprintf(why, why_len, "the pattern is longer than %zu bytes", sizeof(pattern) - 1);
-        return -EINVAL;
-    }
-    snprintf(pattern, sizeof(pattern), "%.*s", (int)plen, rule);
     call_rule r;
-    int ret = build_rule(pattern, rule + plen + strspn(rule + plen, " \t"), NULL, &r, why, why_len);
+    int ret = build_rule(rule, NULL, &r, why, why_len);
     rule_free(&r);
     return ret;
 }

@@ -41,15 +41,14 @@ int policy_stage_admin_group(const char *name);
 int policy_check_call_rule(const char *rule, char *why, size_t why_len);
 
 /*
- * A call rule: functions matching `pattern` (fnmatch: "demo.*") may be
- * called only by the principals in `who`, separated by blanks or commas:
- * user names, numeric uids, "@group" names. Rules are checked in order; the
- * first whose pattern matches decides; root may always call. `origin` names
- * where the rule came from, for refusal messages. 0, -EINVAL (with why),
- * -ENOMEM.
+ * A call rule, "PATTERN WHO...": functions matching PATTERN (fnmatch:
+ * "demo.*") may be called only by the principals in WHO, separated by
+ * blanks or commas: user names, numeric uids, "@group" names. Rules are
+ * checked in order; the first whose pattern matches decides; root may
+ * always call. `origin` names where the rule came from, for refusal
+ * messages. 0, -EINVAL (with why), -ENOMEM.
  */
-int policy_stage_call_rule(const char *pattern, const char *who, const char *origin, char *why,
-                           size_t why_len);
+int policy_stage_call_rule(const char *rule, const char *origin, char *why, size_t why_len);
 void policy_stage_commit(uint32_t max_connections_per_uid, uint32_t max_tasks_per_uid,
                          uint32_t max_result);
 void policy_stage_abort(void);
