@@ -12,7 +12,9 @@
  *   GATED     waits at the start gate for a record that says RUNNING;
  *   GATE_SENT that record is in the batch being committed;
  *   START_OK  it was committed: this attempt may run;
- *   WAS_RUNNING  it was running when SIGTERM came.
+ *   WAS_RUNNING  it was running when SIGTERM came;
+ *   CUT_OFF   cancelled by the stop (not by a client before it): its record
+ *             keeps the state it had when the stop came.
  */
 #include "core/persist.h"
 
@@ -48,6 +50,7 @@ enum {
     F_START_OK = 1 << 3,
     /* Running when the stop came (persist_freeze). */
     F_WAS_RUNNING = 1 << 4,
+    F_CUT_OFF = 1 << 5,
 };
 
 /* A growable vector of task references. */
@@ -127,9 +130,12 @@ static void on_task_event(task *t, int event) {
     if (frozen)
         return;
     /* Cancelled by the stop: it keeps its stored state (pending, or
-     * running and so interrupted at the next start). */
-    if (stopping && t->state == TASK_CANCELLED)
+     * running and so interrupted at the next start). A cancel that came
+     * before the stop was already finished then, and is written as it is. */
+    if (stopping && t->state == TASK_CANCELLED) {
+        t->store_flags |= F_CUT_OFF;
         return;
+    }
     if (event == TASK_STORE_DROPPED) {
         store_delete(t->id);
         return;
@@ -222,8 +228,7 @@ static uint8_t *encode(task *t, size_t *ret_len, int *ret_state) {
     st.attempt = plan_attempt(t);
     /* Cancelled by the stop but dirty from before it: written as it was
      * when the stop came, never as cancelled. */
-    bool cut_off = stopping && t->state == TASK_CANCELLED;
-    if (cut_off)
+    if (t->store_flags & F_CUT_OFF)
         st.state = (t->store_flags & F_WAS_RUNNING) ? AIOD__TASK_STATE__TASK_RUNNING
                                                     : AIOD__TASK_STATE__TASK_PENDING;
     else if (task_finished(t)) {
@@ -767,12 +772,17 @@ void persist_freeze(void) {
         return;
     /* Tasks let through the gate but not started keep a pending record:
      * cancelled by the stop, they never ran. */
-    for (task *t = task_first(); t; t = task_after(t))
-        if (t->durable && t->state == TASK_PENDING &&
-            (t->store_flags & (F_GATED | F_GATE_SENT | F_START_OK))) {
+    for (task *t = task_first(); t; t = task_after(t)) {
+        if (!t->durable)
+            continue;
+        if (t->state == TASK_RUNNING)
+            t->store_flags |= F_WAS_RUNNING;
+        else if (t->state == TASK_PENDING &&
+                 (t->store_flags & (F_GATED | F_GATE_SENT | F_START_OK))) {
             t->store_flags &= (uint8_t) ~(F_GATED | F_START_OK);
             mark_dirty(t);
         }
+    }
     stopping = true;
     store_put_meta("stopped_usec", task_now_usec());
     flush();

@@ -6,10 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "aiod-pb.h"
+
 #include "alloc.h"
 #include "core/output.h"
 #include "core/persist.h"
+#include "core/finish.h"
 #include "core/task.h"
+#include "system/log.h"
 #include "request/follow.h"
 
 #define ERR(code) AIOD__ERROR_CODE__##code
@@ -72,6 +76,84 @@ void ack_submit(session *s, req *r, task *t, bool follow) {
     persist_when_committed(t, &a->w);
 }
 
+/* A Cancel reply that waits for the records of the tasks it ended. */
+typedef struct cancel_ack cancel_ack;
+typedef struct cancel_wait {
+    persist_waiter w;
+    cancel_ack *owner;
+} cancel_wait;
+struct cancel_ack {
+    req r;
+    list session_node;
+    uint32_t count;
+    size_t n, left;
+    /* The first failure, if any, named in the reply. */
+    uint64_t failed_id;
+    char why[256];
+    cancel_wait ws[];
+};
+
+static void cancel_ack_free(cancel_ack *a) {
+    for (size_t i = 0; i < a->n; i++) {
+        persist_waiter_cancel(&a->ws[i].w);
+        task_unref(a->ws[i].w.task);
+    }
+    free(a);
+}
+
+static void on_cancel_committed(persist_waiter *w, int error, const char *why) {
+    cancel_wait *cw = container_of(w, cancel_wait, w);
+    cancel_ack *a = cw->owner;
+    if (error && !a->failed_id) {
+        a->failed_id = w->task->id;
+        snprintf(a->why, sizeof(a->why), "%s", why);
+    }
+    if (--a->left > 0)
+        return;
+    list_remove(&a->session_node);
+    if (a->failed_id)
+        req_end_error(&a->r, ERR(ERROR_STORE),
+                      "task %llu was cancelled, but the state store could not record it (%s); "
+                      "aiod writes it again shortly, and a crash before that would run it again",
+                      (unsigned long long)a->failed_id, a->why);
+    else {
+        Aiod__Cancelled cd = AIOD__CANCELLED__INIT;
+        cd.count = a->count;
+        req_end(&a->r, AIOD__SERVER_MESSAGE__BODY_CANCELLED, &cd);
+    }
+    cancel_ack_free(a);
+}
+
+void ack_cancel(session *s, req *r, task **ts, size_t n, uint32_t count) {
+    size_t ended = 0;
+    for (size_t i = 0; i < n; i++)
+        ended += ts[i]->durable && task_finished(ts[i]);
+    cancel_ack *a = ended ? alloc_calloc(1, sizeof(*a) + ended * sizeof(a->ws[0])) : NULL;
+    if (!a) {
+        if (ended)
+            log_error("out of memory waiting for the cancellation of task %llu to be stored; "
+                      "answering at once",
+                      (unsigned long long)ts[0]->id);
+        Aiod__Cancelled cd = AIOD__CANCELLED__INIT;
+        cd.count = count;
+        req_end(r, AIOD__SERVER_MESSAGE__BODY_CANCELLED, &cd);
+        return;
+    }
+    req_move(&a->r, r);
+    a->count = count;
+    list_insert_tail(&s->cancel_acks, &a->session_node);
+    for (size_t i = 0; i < n; i++) {
+        if (!ts[i]->durable || !task_finished(ts[i]))
+            continue;
+        cancel_wait *cw = &a->ws[a->n++];
+        cw->owner = a;
+        cw->w.fn = on_cancel_committed;
+        list_init(&cw->w.node);
+        persist_when_committed(task_ref(ts[i]), &cw->w);
+    }
+    a->left = a->n;
+}
+
 void ack_session_closed(session *s) {
     while (!list_empty(&s->acks)) {
         pending_ack *a = container_of(list_first(&s->acks), pending_ack, session_node);
@@ -80,5 +162,11 @@ void ack_session_closed(session *s) {
         req_abandon(&a->r);
         task_unref(a->t);
         free(a);
+    }
+    while (!list_empty(&s->cancel_acks)) {
+        cancel_ack *a = container_of(list_first(&s->cancel_acks), cancel_ack, session_node);
+        list_remove(&a->session_node);
+        req_abandon(&a->r);
+        cancel_ack_free(a);
     }
 }

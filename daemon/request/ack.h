@@ -1,5 +1,5 @@
 /*
- * The answer to a Submit (ack.c): the Submitted reply, and for a followed
+ * The answer to a Submit or a Cancel (ack.c): the Submitted reply, and for a followed
  * Submit the output stream after it. For a durable task (core/persist.h)
  * the reply waits until the task's record is committed: acknowledged means
  * durable. If the commit fails, the reply is ERROR_STORE and the task ends
@@ -17,6 +17,13 @@
 /* Answers the Submit `r` (moved) for the new task `t`, now or once `t` is
  * durable. Out of memory to wait, it ends `r` with ERROR_INTERNAL. */
 void ack_submit(session *s, req *r, task *t, bool follow);
+
+/* Answers the Cancel `r` (moved) that cancelled `count` of the `n` tasks
+ * `ts` (borrowed): once the records of the durable ones it ended (pending
+ * ones end at once) are committed, so that an acknowledged cancel survives
+ * a crash; with ERROR_STORE if one could not be. A running task's cancel is
+ * a request: its end is written when it comes. */
+void ack_cancel(session *s, req *r, task **ts, size_t n, uint32_t count);
 
 /* The session closes: replies still waiting are dropped (their tasks stay,
  * durable or not, as for any closed connection). */

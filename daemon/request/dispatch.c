@@ -436,15 +436,13 @@ static void handle_cancel(session *s, req *r, const Aiod__Cancel *k) {
         return;
     }
     uint32_t count = 0;
-    for (size_t i = 0; i < k->n_task_ids; i++) {
+    for (size_t i = 0; i < k->n_task_ids; i++)
         if (task_cancel(ts[i]))
             count++;
+    ack_cancel(s, r, ts, k->n_task_ids, count);
+    for (size_t i = 0; i < k->n_task_ids; i++)
         task_unref(ts[i]);
-    }
     free(ts);
-    Aiod__Cancelled cd = AIOD__CANCELLED__INIT;
-    cd.count = count;
-    req_end(r, AIOD__SERVER_MESSAGE__BODY_CANCELLED, &cd);
 }
 
 static void handle_show(session *s, req *r, const Aiod__ShowTask *m) {

@@ -45,6 +45,7 @@ static int on_opened(conn *c) {
     list_init(&s->followers);
     list_init(&s->waits);
     list_init(&s->acks);
+    list_init(&s->cancel_acks);
     list_init(&s->remotes);
     list_init(&s->parked);
     c->data = s;

@@ -35,6 +35,8 @@ typedef struct session {
     list waits;
     /* Submitted replies that wait for the store (ack.c, pending_ack). */
     list acks;
+    /* Cancelled replies that wait for the store (ack.c, cancel_ack). */
+    list cancel_acks;
     /* Requests on queued tasks that wait for the cluster (remote.c). */
     list remotes;
     /* Requests open (not yet answered): at max_in_flight, further requests

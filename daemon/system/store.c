@@ -611,6 +611,54 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
+static bool has_meta(const batch *b, const char *key) {
+    for (size_t i = 0; i < b->n; i++)
+        if (b->ops[i].kind == OP_META && strcmp(b->ops[i].key, key) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * A failed batch's deletions and settings go to the front of the batch
+ * being filled: the layer above writes its tasks' records again, but a
+ * deletion (of a task that ended, was pruned or forgotten) has no task left
+ * to do it. A setting is not carried when a newer batch sets it too.
+ * `later` are the batches handed after `b`; false when out of memory.
+ */
+static bool carry_over(const batch *b, batch *const *later, size_t n_later) {
+    size_t k = 0;
+    for (size_t i = 0; i < b->n; i++)
+        k += b->ops[i].kind != OP_PUT;
+    if (!k)
+        return true;
+    if (filling->n + k > filling->cap) {
+        op *ops = alloc_realloc(filling->ops, (filling->n + k) * sizeof(op));
+        if (!ops)
+            return false;
+        filling->ops = ops;
+        filling->cap = filling->n + k;
+    }
+    memmove(filling->ops + k, filling->ops, filling->n * sizeof(op));
+    size_t at = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const op *o = &b->ops[i];
+        if (o->kind == OP_PUT)
+            continue;
+        bool newer = false;
+        if (o->kind == OP_META) {
+            newer = has_meta(filling, o->key);
+            for (size_t j = 0; j < n_later && !newer; j++)
+                newer = has_meta(later[j], o->key);
+        }
+        if (!newer)
+            filling->ops[at++] = *o;
+    }
+    if (at < k)
+        memmove(filling->ops + at, filling->ops + k, filling->n * sizeof(op));
+    filling->n += at;
+    return true;
+}
+
 /* On the loop thread: a batch was committed (or failed). */
 static void on_done(uv_async_t *h) {
     (void)h;
@@ -628,6 +676,22 @@ static void on_done(uv_async_t *h) {
         int error = b->error;
         char msg[sizeof(b->msg)];
         memcpy(msg, b->msg, sizeof(msg));
+        if (error) {
+            /* Handed after b and not yet answered: the rest of got, and
+             * those the thread still has. */
+            batch *later[2 * STORE_MAX_HANDED];
+            size_t n_later = 0;
+            for (size_t j = i + 1; j < n; j++)
+                later[n_later++] = got[j];
+            pthread_mutex_lock(&mu);
+            for (size_t j = 0; j < n_to_write; j++)
+                later[n_later++] = to_write[j];
+            pthread_mutex_unlock(&mu);
+            if (!carry_over(b, later, n_later))
+                log_error("out of memory keeping the deletions of a failed commit; their rows "
+                          "stay in %s until the layer above prunes them",
+                          db_path);
+        }
         batch_clear(b);
         spares[n_spares++] = b;
         n_handed--;
@@ -665,21 +729,36 @@ void store_stats(uint64_t *ret_batches, uint64_t *ret_rows, uint64_t *ret_max_ro
     *ret_max_rows = max_rows;
 }
 
+/* A write at the close, with nobody left to try it again: a failure is
+ * logged, with what it loses. */
+static void write_last(batch *b) {
+    b->error = 0;
+    write_batch(b);
+    if (b->error)
+        log_error("%s; the last %zu changes before the stop (task records and deletions) were "
+                  "not written: the store holds the state before them",
+                  b->msg, b->n);
+}
+
 void store_close(void) {
     if (thread_started) {
         pthread_mutex_lock(&mu);
         while (n_to_write)
             pthread_cond_wait(&cond, &mu);
         pthread_mutex_unlock(&mu);
-        /* Committed batches the loop has not answered for: dropped, as
-         * the loop is gone. What it had not handed over yet, committed here. */
+        /* Batches the loop has not answered for: a failed one is tried
+         * once more (its records are whole; the batches after it are
+         * newer), as the loop that would have had it written again is gone.
+         * Then what the loop had not handed over yet. */
         for (size_t i = 0; i < n_done; i++) {
+            if (done[i]->error)
+                write_last(done[i]);
             batch_clear(done[i]);
             spares[n_spares++] = done[i];
         }
         n_done = 0;
         if (filling->n)
-            write_batch(filling);
+            write_last(filling);
         batch_clear(filling);
         pthread_mutex_lock(&mu);
         stopping = true;
@@ -690,7 +769,7 @@ void store_close(void) {
         if (!uv_is_closing((uv_handle_t *)&done_async))
             uv_close((uv_handle_t *)&done_async, NULL);
     } else if (db && filling->n) {
-        write_batch(filling);
+        write_last(filling);
         batch_clear(filling);
     }
     sqlite3_finalize(st_put);

@@ -498,6 +498,33 @@ def on_interrupt_fail_says_aiod_stopped():
     d.stop()
 
 
+def cancel_on_wire(conn, rid, tid):
+    m = pb.ClientMessage(request_id=rid)
+    m.cancel.task_ids.append(tid)
+    conn.send(m)
+
+
+@t.test
+def an_acknowledged_cancel_survives_a_sigkill():
+    """A Cancelled reply for a pending durable task is sent once its
+    cancelled record is committed: killed the moment the reply comes, aiod
+    restarts with the task cancelled, not pending (it would run)."""
+    d = t.daemon()
+    tids = [submit_id(d, "--delay", "600", "demo.echo", "cancelled-%d" % i) for i in range(5)]
+    conn = durable_wire.Conn(d.socket)
+    for i, tid in enumerate(tids):
+        cancel_on_wire(conn, 100 + i, tid)
+        r = conn.recv()
+        t.eq((r.WhichOneof("body"), r.cancelled.count), ("cancelled", 1),
+             "the Cancelled reply for task %d" % tid, " (%r)" % r)
+    sigkill(d)  # at once: no wait between the last reply and the kill
+    conn.close()
+    d = restart(d)
+    for tid in tids:
+        t.eq(show(d, tid)["state"], "cancelled", "acknowledged cancel of task %d after SIGKILL" % tid)
+    d.stop()
+
+
 # ---------------------------------------------------------------- 4. disk full
 
 
@@ -563,6 +590,83 @@ def a_full_disk_refuses_submits_and_loses_nothing():
         missing = [i for i in acked + [long_task] if i not in known]
         t.eq(missing, [], "acknowledged tasks missing after the restart")
         t.eq(known[long_task]["state"], "done", "the task that ran during the full disk is done")
+        d.stop()
+    finally:
+        if d is not None:
+            d.kill()
+        harness.run(["umount", "-l", state])
+
+
+def fill_disk(state):
+    """Fills the tmpfs under `state`; returns the filler's path."""
+    filler = os.path.join(state, "filler")
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+@t.test
+def what_a_full_disk_holds_up_is_written_once_there_is_room():
+    """A commit that fails for want of space is written again, deletions and
+    cancellations included: a detached task that ended meanwhile does not
+    come back (and run twice), a cancel the store could not record yet is
+    not undone by the stop, and a stop that cannot write its last changes
+    says so in the log."""
+    if os.geteuid() != 0:
+        harness.fail("this test mounts a tmpfs as the state dir and needs root (CI runs as "
+                     "root); it was not run")
+    dirpath = t.tmpdir("full2")
+    state = os.path.join(dirpath, "state")
+    os.makedirs(state)
+    r = harness.run(["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", state])
+    t.eq(r.rc, 0, "mount a 3 MiB tmpfs", r)
+    d = None
+    try:
+        d = t.daemon(dirpath=dirpath, extra_args=[
+            "--config", conf_file("on_interrupt = demo. retry"), "--log-outcomes", "all"])
+        r = d.aioctl("detach", "demo.sleep", "1", "detached-once")
+        t.eq(r.rc, 0, "detach", r)
+        det = int(r.out.strip())
+        wait_state(d, det, running, "running")
+        later = submit_id(d, "--delay", "600", "demo.echo", "never-runs")
+        filler = fill_disk(state)
+        d.wait_log("detached task done", 30)
+        # A commit after the end failed: the one with the task's deletion.
+        full = sum(1 for line in d.log().splitlines() if "disk is full" in line)
+        t.check(d.wait_log_count("disk is full", full + 1, 30) > full,
+                "a commit fails after the detached task ended", d.log()[-2000:])
+
+        r = d.aioctl("cancel", later)
+        t.check(r.rc != 0, "a cancel the store cannot record is not reported as done", r)
+        t.contains(r.err, "could not record", "the error says the cancel is not stored yet", r)
+        t.contains(r.err, "full", "and why", r)
+
+        os.unlink(filler)
+        d.stop()  # at once: within the store's back-off, before it tried again
+        d = restart(d)
+        restored = restored_line(d)
+        t.contains(restored, "1 tasks restored", "only the cancelled task is restored, not the "
+                   "ended detached one")
+        t.contains(restored, "0 interrupted and run again", "nothing runs again")
+        t.eq(show(d, later)["state"], "cancelled", "the cancel made while the disk was full")
+        r = d.aioctl("show", det)
+        t.check(r.rc != 0, "the ended detached task is gone", r)
+
+        # A stop with the disk still full: its last changes cannot be written.
+        long_task = submit_id(d, "demo.sleep", "60", "cut-off")
+        wait_state(d, long_task, running, "running")
+        filler = fill_disk(state)
+        d.stop()
+        t.contains(d.log(), "were not written", "the log says what the stop could not write")
+        os.unlink(filler)
+        d = restart(d)
+        t.contains(restored_line(d), "1 interrupted and run again",
+                   "the cut-off task, whose running record was committed before it started")
         d.stop()
     finally:
         if d is not None:
