@@ -425,8 +425,10 @@ AIOC_EXPORT int aioc_gather(aioc_client *c, const aioc_call *const *items, size_
                             double timeout, aioc_outcome **ret_outcomes, aioc_outcome **ret_failed);
 
 /* Asks tasks to cancel. Returns how many were still unfinished (>= 0).
- * Cluster ids as for aioc_await: all or none, -EHOSTUNREACH when the
- * cluster's Redis is unreachable (since 1.6). */
+ * A durable task that had not started is cancelled in the daemon's state
+ * store before this returns; -ENOSPC if the store could not record it
+ * (cancelled all the same). Cluster ids as for aioc_await: all or none,
+ * -EHOSTUNREACH when the cluster's Redis is unreachable (since 1.6). */
 AIOC_EXPORT int aioc_cancel(aioc_client *c, const uint64_t *ids, size_t n);
 
 /* ------------------------------------------------------------------ inspection */
