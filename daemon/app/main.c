@@ -499,6 +499,28 @@ static int open_state(void) {
     return r;
 }
 
+/* Moves the id counter past the ids in the store, should next-id be behind
+ * them (removed, or restored from an older backup): ids are never reused. */
+static int skip_stored_ids(char *err, size_t err_len) {
+    uint64_t max = 0;
+    if (store_max_id(&max) < 0) {
+        snprintf(err, err_len, "the state store %s: cannot read its highest task id", store_path());
+        return -EIO;
+    }
+    int r = idstore_skip_past(max, err, err_len);
+    if (r <= 0)
+        return r;
+    log_warning("%s/next-id was behind the tasks in the state store (up to id %llu): moved "
+                "past them, so that no id is used twice",
+                cfg.state_dir, (unsigned long long)max);
+    /* The block taken at open_state may hold stored ids: a new one. */
+    r = task_set_id_source(reserve_ids);
+    if (r < 0)
+        snprintf(err, err_len, "cannot reserve task ids past %llu in %s/next-id",
+                 (unsigned long long)max, cfg.state_dir);
+    return r;
+}
+
 /* Opens the state store and reads the tasks back (after the plugins are
  * loaded: a task needs its function). */
 static int open_store(void) {
@@ -531,7 +553,9 @@ static int open_store(void) {
             return r;
         }
     }
-    r = persist_start(loop, err, sizeof(err));
+    r = skip_stored_ids(err, sizeof(err));
+    if (r >= 0)
+        r = persist_start(loop, err, sizeof(err));
     if (r < 0) {
         log_error("%s", err);
         store_close();

@@ -347,10 +347,18 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
         value_argv_free(argv, argc);
         return -EDQUOT;
     }
-    int idr = ensure_id();
-    if (idr < 0) {
-        value_argv_free(argv, argc);
-        return idr == -ENOMEM ? idr : -EIO;
+    for (;;) {
+        int idr = ensure_id();
+        if (idr < 0) {
+            value_argv_free(argv, argc);
+            return idr == -ENOMEM ? idr : -EIO;
+        }
+        if (!hashmap_get_u64(table, next_id))
+            break;
+        /* Only if the counter was behind the tasks restored (main.c moves
+         * it past them at start): never hand out an id twice. */
+        log_error("task id %llu is already in use; skipping it", (unsigned long long)next_id);
+        next_id++;
     }
     int r = task_make(fn, argv, argc, next_id, ownership, uid, pid, out, false, ret);
     if (r == 0)

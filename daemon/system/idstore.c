@@ -139,10 +139,10 @@ int idstore_open(const char *dir, char *err, size_t err_len) {
     return 0;
 }
 
-int idstore_reserve(uint64_t *ret_first, uint64_t *ret_end, char *err, size_t err_len) {
-    assert(dir_fd >= 0);
-    _cleanup_close_ int lock =
-        openat(dir_fd, "next-id.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+/* Takes next-id.lock: the descriptor (closing it releases the lock) or a
+ * negative errno with the reason in `err`. */
+static int take_lock(char *err, size_t err_len) {
+    int lock = openat(dir_fd, "next-id.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (lock < 0) {
         int r = -errno;
         snprintf(err, err_len, "%s/next-id.lock: cannot open: %s", dir_path, strerror(-r));
@@ -150,9 +150,33 @@ int idstore_reserve(uint64_t *ret_first, uint64_t *ret_end, char *err, size_t er
     }
     if (flock(lock, LOCK_EX) < 0) {
         int r = -errno;
+        close(lock);
         snprintf(err, err_len, "%s/next-id.lock: cannot lock: %s", dir_path, strerror(-r));
         return r;
     }
+    return lock;
+}
+
+int idstore_skip_past(uint64_t id, char *err, size_t err_len) {
+    assert(dir_fd >= 0);
+    _cleanup_close_ int lock = take_lock(err, err_len);
+    if (lock < 0)
+        return lock;
+    uint64_t next = 0;
+    int r = read_next(&next, err, err_len);
+    if (r < 0)
+        return r;
+    if (next > id)
+        return 0;
+    r = write_next(id + 1, err, err_len);
+    return r < 0 ? r : 1;
+}
+
+int idstore_reserve(uint64_t *ret_first, uint64_t *ret_end, char *err, size_t err_len) {
+    assert(dir_fd >= 0);
+    _cleanup_close_ int lock = take_lock(err, err_len);
+    if (lock < 0)
+        return lock;
     uint64_t next = 0;
     int r = read_next(&next, err, err_len);
     if (r < 0)

@@ -23,6 +23,14 @@ int idstore_open(const char *dir, char *err, size_t err_len);
  */
 int idstore_reserve(uint64_t *ret_first, uint64_t *ret_end, char *err, size_t err_len);
 
+/*
+ * Makes sure no later reservation returns `id` or below (next-id was
+ * removed, or restored from an older backup than the store): 1 if next-id
+ * was moved past `id`, 0 if it was already; a negative errno with the
+ * reason in `err`.
+ */
+int idstore_skip_past(uint64_t id, char *err, size_t err_len);
+
 /* The state directory, or NULL before idstore_open(). */
 const char *idstore_dir(void);
 

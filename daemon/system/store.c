@@ -415,6 +415,15 @@ int store_prune_finished(int min_state, uint64_t before_usec, uint64_t *ret_dele
     return 0;
 }
 
+int store_max_id(uint64_t *ret) {
+    int64_t v = 0;
+    int r = query_int("SELECT coalesce(max(id), 0) FROM tasks", &v);
+    if (r < 0)
+        return -EIO;
+    *ret = (uint64_t)v;
+    return 0;
+}
+
 int store_get_meta(const char *key, uint64_t *ret) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = ?", -1, &st, NULL) != SQLITE_OK)

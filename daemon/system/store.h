@@ -82,6 +82,10 @@ void store_put_meta(const char *key, uint64_t value);
  * that finished before `before_usec`, and says how many. 0; -ENOSPC, -EIO. */
 int store_prune_finished(int min_state, uint64_t before_usec, uint64_t *ret_deleted);
 
+/* The highest task id in the store, 0 if none, at start (before
+ * store_start): 0, -EIO. */
+int store_max_id(uint64_t *ret);
+
 /* Reads a meta value at start (before store_start): 0, -ENOENT. */
 int store_get_meta(const char *key, uint64_t *ret);
 

@@ -756,6 +756,28 @@ def a_record_that_is_not_a_stored_task_stops_the_start():
 
 
 @t.test
+def a_removed_id_counter_does_not_reuse_the_stored_ids():
+    """next-id removed (or restored from an older backup than tasks.db): the
+    next start moves it past the highest id in the store, says so, and new
+    tasks get new ids instead of failing on a clash."""
+    d, tid = made_store()
+    d = restart(d)
+    newest = submit_id(d, "--delay", "600", "demo.echo", "pending")
+    d.stop()
+    os.unlink(os.path.join(state_of(d), "next-id"))
+    d = restart(d)
+    line = d.wait_log("was behind the tasks in the state store", 10)
+    t.contains(line, "up to id %d" % newest, "the warning names the highest stored id")
+    new = submit_id(d, "demo.echo", "after")
+    t.check(new > newest, "a new id above every stored one", " (%d after %d)" % (new, newest))
+    r = d.aioctl("await", new)
+    t.eq((r.rc, r.out.strip()), (0, '"after"'), "the new task runs", r)
+    t.eq(show(d, tid)["state"], "done", "the stored outcome is still there")
+    t.eq(show(d, newest)["state"], "pending", "and the stored pending task")
+    d.stop()
+
+
+@t.test
 def a_newer_schema_stops_the_start():
     d, _ = made_store()
     state = state_of(d)
