@@ -3,6 +3,7 @@
  */
 #include "request/ack.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,6 +14,7 @@
 #include "core/persist.h"
 #include "core/finish.h"
 #include "core/task.h"
+#include "system/config.h"
 #include "system/log.h"
 #include "request/follow.h"
 
@@ -38,7 +40,13 @@ static void answer(session *s, req *r, task *t, bool follow) {
     req_send(r, AIOD__SERVER_MESSAGE__BODY_SUBMITTED, &sub);
     req_answered(r);
     output *o = task_output(t);
-    if (!o || follow_start(s, o, FOLLOW_SUBMIT, r, NULL, false, true, t->state, NULL) < 0)
+    int fr = o ? follow_start(s, o, FOLLOW_SUBMIT, r, NULL, false, true, t->state, NULL) : -ENOMEM;
+    if (fr == -EMFILE)
+        req_end_error(r, ERR(ERROR_LIMIT),
+                      "task %llu runs unfollowed: too many output streams open on this "
+                      "connection (the limit max_in_flight, %u, is reached)",
+                      (unsigned long long)t->id, cfg.max_in_flight);
+    else if (fr < 0)
         req_end_error(r, ERR(ERROR_INTERNAL),
                       "out of memory following task %llu; it runs unfollowed",
                       (unsigned long long)t->id);

@@ -486,7 +486,14 @@ static void handle_logs(session *s, req *r, const Aiod__Logs *l) {
      * its own state only when it owns the output. */
     output *o = task_output(t);
     bool own = o && o->task_id == t->id;
-    if (!o || follow_start(s, o, FOLLOW_LOGS, r, NULL, true, l->follow && own, t->state, NULL) < 0)
+    int fr = o ? follow_start(s, o, FOLLOW_LOGS, r, NULL, true, l->follow && own, t->state, NULL)
+               : -ENOMEM;
+    if (fr == -EMFILE)
+        req_end_error(r, ERR(ERROR_LIMIT),
+                      "too many output streams open on this connection: the limit max_in_flight "
+                      "(%u) is reached; read the streams open (or close them) first",
+                      cfg.max_in_flight);
+    else if (fr < 0)
         req_end_error(r, ERR(ERROR_INTERNAL), "out of memory");
 }
 

@@ -3,14 +3,20 @@
  */
 #include "request/follow.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
 #include "alloc.h"
 #include "base/aiod_limits.h"
 #include "request/session.h"
+#include "system/config.h"
 
 static void follower_free(follower *f) {
+    if (f->kind != FOLLOW_GATHER) {
+        assert(f->s->streams > 0);
+        f->s->streams--;
+    }
     list_remove(&f->session_node);
     list_remove(&f->gather_node);
     free(f);
@@ -59,6 +65,11 @@ static const output_sink_ops ops = {.line = on_line, .room = on_room, .end = on_
 
 int follow_start(session *s, output *o, follow_kind kind, req *r, list *gather_list, bool replay,
                  bool follow, int state_now, void (*ended)(list *gather_list)) {
+    /* A stream waits for the client to read; one that never reads must not
+     * open them without end (each holds a task's output). A gather's
+     * followers count with the gather, a request in flight. */
+    if (kind != FOLLOW_GATHER && s->streams >= cfg.max_in_flight)
+        return -EMFILE;
     follower *f = alloc_calloc(1, sizeof(*f));
     if (!f)
         return -ENOMEM;
@@ -67,6 +78,8 @@ int follow_start(session *s, output *o, follow_kind kind, req *r, list *gather_l
     f->kind = kind;
     list_init(&f->gather_node);
     list_insert_tail(&s->followers, &f->session_node);
+    if (kind != FOLLOW_GATHER)
+        s->streams++;
     if (kind == FOLLOW_GATHER) {
         f->r = *r; /* names the gather's id; the gather ends it */
         list_insert_tail(gather_list, &f->gather_node);

@@ -59,8 +59,9 @@ typedef struct follower {
  * `gather_list` (and `ended` is called with it when the follower is done).
  * With `replay` the retained lines are sent first. When the output has ended
  * or `follow` is false, OutputEnd (with `state_now` if the output has not
- * ended) is sent once the lines there are now were sent. 0, or -ENOMEM
- * (nothing was sent and `r` is still the caller's).
+ * ended) is sent once the lines there are now were sent. 0, -ENOMEM, or
+ * -EMFILE for a LOGS or SUBMIT follower when the session already has
+ * max_in_flight of them (nothing was sent and `r` is still the caller's).
  */
 int follow_start(session *s, output *o, follow_kind kind, req *r, list *gather_list, bool replay,
                  bool follow, int state_now, void (*ended)(list *gather_list));

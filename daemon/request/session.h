@@ -32,6 +32,9 @@ typedef struct session {
      * and waiting requests (wait_req.session_node). */
     list tasks;
     list followers;
+    /* Followers of Logs and followed Submits open (follow.c): at most
+     * max_in_flight. */
+    uint32_t streams;
     list waits;
     /* Submitted replies that wait for the store (ack.c, pending_ack). */
     list acks;

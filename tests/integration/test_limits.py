@@ -656,6 +656,62 @@ def slow_reader_is_dropped():
 # ---------------------------------------------------------------- in flight
 
 
+def msg_show(req, task_id):
+    return field_varint(1, req) + field_bytes(8, field_varint(1, task_id))
+
+
+@t.test
+def output_streams_per_connection_are_bounded():
+    """A Logs replay and a followed Submit stream until their OutputEnd,
+    waiting for the client to read: a client that never reads must not open
+    them without end (each holds a task's output; a million made 700 MB).
+    Beyond max_in_flight open streams a Logs is refused with ERROR_LIMIT
+    naming the limit, and a followed Submit's task runs unfollowed, said
+    so; once streams end, new ones open again."""
+    with t.daemon(extra_args=["--max-in-flight", "2"]) as d:
+        r = d.aioctl("submit", "demo.hello", "replayed")  # prints a line
+        t.eq(r.rc, 0, "submit", r)
+        done_id = int(r.out.strip())
+        r = d.aioctl("await", done_id)
+        t.eq(r.rc, 0, "await", r)
+        with d.raw(timeout=30) as c:
+            hello(c)
+            c.send(frame(msg_submit(20, "demo.sleep", v_double(60.0), v_string("a"),
+                                    ownership=SUBMITTED, follow=True)) +
+                   frame(msg_submit(21, "demo.sleep", v_double(60.0), v_string("b"),
+                                    ownership=SUBMITTED, follow=True)))
+            ids = []
+            while len(ids) < 2:
+                rep = expect(c, "the Submitted replies")
+                if rep.kind == SM_SUBMITTED:
+                    ids.append(rep.body.get(1, [0])[0])
+            c.send(frame(msg_logs(30, done_id)))
+            rep = expect(c, "the Logs reply")
+            expect_error(rep, ERROR_LIMIT, "max_in_flight", "a third stream (Logs)")
+            c.send(frame(msg_submit(22, "demo.echo", v_string("third"), ownership=SUBMITTED,
+                                    follow=True)))
+            got = []
+            while len(got) < 2:
+                rep = expect(c, "the third followed Submit's replies")
+                if rep.request_id == 22:
+                    got.append(rep)
+            t.eq(got[0].kind, SM_SUBMITTED, "the third followed Submit is submitted")
+            expect_error(got[1], ERROR_LIMIT, "runs unfollowed", "its stream")
+            r = d.aioctl("cancel", *ids)
+            t.eq(r.rc, 0, "cancel the two sleeps", r)
+            ended = set()
+            while ended != {20, 21}:
+                rep = expect(c, "the OutputEnds")
+                if rep.kind == SM_OUTPUT_END:
+                    ended.add(rep.request_id)
+            c.send(frame(msg_logs(31, done_id)))
+            while True:
+                rep = expect(c, "the Logs reply once streams ended")
+                if rep.request_id == 31 and rep.kind != SM_OUTPUT:
+                    break
+            t.eq(rep.kind, SM_OUTPUT_END, "a Logs once the streams ended", " %r" % rep)
+
+
 @t.test
 def in_flight_backpressure():
     """With --max-in-flight 4, 100 pipelined gathers: the daemon reads four,
