@@ -670,6 +670,34 @@ static int check(const Aiod__Value *v, unsigned depth, unsigned max_depth, const
     }
 }
 
+static void drop_unknown_fields(ProtobufCMessage *m) {
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        alloc_protobuf.free(alloc_protobuf.allocator_data, m->unknown_fields[i].data);
+    alloc_protobuf.free(alloc_protobuf.allocator_data, m->unknown_fields);
+    m->unknown_fields = NULL;
+    m->n_unknown_fields = 0;
+}
+
+void pbvalue_drop_unknown(Aiod__Value *v) {
+    if (!v)
+        return;
+    drop_unknown_fields(&v->base);
+    if (v->kind_case == AIOD__VALUE__KIND_LIST_VALUE && v->list_value) {
+        drop_unknown_fields(&v->list_value->base);
+        for (size_t i = 0; i < v->list_value->n_items; i++)
+            pbvalue_drop_unknown(v->list_value->items[i]);
+    } else if (v->kind_case == AIOD__VALUE__KIND_MAP_VALUE && v->map_value) {
+        drop_unknown_fields(&v->map_value->base);
+        for (size_t i = 0; i < v->map_value->n_entries; i++) {
+            Aiod__MapEntry *e = v->map_value->entries[i];
+            if (!e)
+                continue;
+            drop_unknown_fields(&e->base);
+            pbvalue_drop_unknown(e->value);
+        }
+    }
+}
+
 int pbvalue_check(const Aiod__Value *v, unsigned max_depth, const char **ret_why) {
     const char *why = NULL;
     int r = check(v, 1, max_depth, &why);

@@ -93,6 +93,12 @@ bool pbvalue_equal(const Aiod__Value *a, const Aiod__Value *b);
  */
 int pbvalue_check(const Aiod__Value *v, unsigned max_depth, const char **ret_why);
 
+/* Frees the fields protobuf-c kept as unknown in `v` and below (unpacked
+ * with alloc_protobuf), so that a value taken as decoded keeps only what
+ * it means, and its footprint counts all it holds. Recursive: only for a
+ * value pbvalue_check accepted (its depth is bounded). */
+void pbvalue_drop_unknown(Aiod__Value *v);
+
 bool pbvalue_utf8_valid(const char *s, size_t len);
 
 /*

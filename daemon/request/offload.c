@@ -70,12 +70,16 @@ static bool add_verdict(offload *o, const Aiod__Value *v, int r, const char *why
     return true;
 }
 
-static bool check_args(offload *o, const Aiod__Call *c) {
+static bool check_args(offload *o, Aiod__Call *c) {
     for (size_t i = 0; c && i < c->n_args; i++) {
         const char *why = NULL;
         int r = c->args[i] ? pbvalue_check(c->args[i], LIMIT_VALUE_DEPTH, &why) : 0;
         if (r < 0 && !add_verdict(o, c->args[i], r, why))
             return false;
+        /* Taken as decoded, it must not keep what a Value does not have
+         * (a frame of unknown fields is some 100 MB of nodes). */
+        if (r == 0)
+            pbvalue_drop_unknown(c->args[i]);
     }
     return true;
 }

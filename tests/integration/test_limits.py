@@ -713,6 +713,34 @@ def output_streams_per_connection_are_bounded():
 
 
 @t.test
+def unknown_fields_in_a_big_frame_are_not_kept_with_the_task():
+    """Fields a Value does not have (a newer client's, or junk) are dropped
+    before a task keeps its arguments. A frame over 256 KiB is decoded off
+    the loop and its arguments taken as decoded: 150,000 unknown fields in a
+    one-string argument were kept whole, counted as a few bytes against
+    retain_bytes, and sent back by every ShowTask."""
+    junk = b"\x48\x00" * 150000  # field 9, a varint: not a field of Value
+    arg = v_string("small") + junk
+    with t.daemon() as d:
+        with d.raw(timeout=30) as c:
+            hello(c)
+            payload = msg_submit(5, "demo.sleep", v_double(60.0), arg, ownership=SUBMITTED)
+            t.check(len(payload) > 256 * 1024, "the frame is past the off-loop threshold")
+            c.send(frame(payload))
+            rep = expect(c, "the Submitted reply")
+            t.eq(rep.kind, SM_SUBMITTED, "the submit is accepted", " %r" % rep)
+            tid = rep.body.get(1, [0])[0]
+            c.send(frame(msg_show(6, tid)))
+            rep = expect(c, "the TaskInfo")
+            t.eq(rep.request_id, 6, "the ShowTask reply")
+            size = len(rep.payload)
+            t.check(size < 4096, "the TaskInfo does not carry the unknown fields back",
+                    " (%d bytes)" % size)
+            c.send(frame(msg_cancel(7, tid)))
+            expect(c, "the Cancelled reply")
+
+
+@t.test
 def in_flight_backpressure():
     """With --max-in-flight 4, 100 pipelined gathers: the daemon reads four,
     stops reading (no fifth task exists), and once those are answered it
