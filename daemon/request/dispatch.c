@@ -612,10 +612,25 @@ static bool park(session *s, const uint8_t *payload, size_t len) {
  * caller's); `may_park`: a request that waits, when too many are open (or
  * others are parked before it), is parked instead. `o`: the frame was
  * decoded off the loop thread. */
+/* A request other than Hello came first: refused, and the client dropped. */
+static void refuse_before_hello(session *s, uint64_t request_id) {
+    conn *c = s->c;
+    req r;
+    log_info("connection %llu (uid %u pid %d): request before hello, dropping the client",
+             (unsigned long long)c->serial, (unsigned)c->uid, (int)c->pid);
+    req_init(&r, c, request_id);
+    req_end_error(&r, ERR(ERROR_PROTOCOL), "the first message must be Hello");
+    conn_close_soon(c);
+}
+
 static void run_decoded(session *s, Aiod__ClientMessage *m, int rc, const char *why,
                         const uint8_t *payload, size_t len, bool may_park, const offload *o) {
     conn *c = s->c;
     req r;
+    if (rc == -E2BIG && !s->hello_done) {
+        refuse_before_hello(s, wire_peek_request_id(payload, len));
+        return;
+    }
     if (rc == -E2BIG) {
         /* Well-formed but too big to unpack: refused, the client stays. */
         req_init(&r, c, wire_peek_request_id(payload, len));
@@ -636,13 +651,12 @@ static void run_decoded(session *s, Aiod__ClientMessage *m, int rc, const char *
     if (may_park && s->hello_done && waits(m) &&
         (s->in_flight >= cfg.max_in_flight || !list_empty(&s->parked)) && park(s, payload, len))
         return;
-    req_init(&r, c, m->request_id);
     if (!s->hello_done && m->body_case != AIOD__CLIENT_MESSAGE__BODY_HELLO) {
-        log_info("connection %llu (uid %u pid %d): request before hello, dropping the client",
-                 (unsigned long long)c->serial, (unsigned)c->uid, (int)c->pid);
-        req_end_error(&r, ERR(ERROR_PROTOCOL), "the first message must be Hello");
-        conn_close_soon(c);
-    } else if (r.id == 0) {
+        refuse_before_hello(s, m->request_id);
+        return;
+    }
+    req_init(&r, c, m->request_id);
+    if (r.id == 0) {
         req_end_error(&r, ERR(ERROR_PROTOCOL), "request_id must not be 0");
     } else if (shutting_down && m->body_case != AIOD__CLIENT_MESSAGE__BODY_HELLO) {
         req_end_error(&r, ERR(ERROR_SHUTTING_DOWN), "aiod is shutting down");
@@ -669,6 +683,11 @@ static void decoded_off_loop(session *s, const offload *o, Aiod__ClientMessage *
  * `in_conn`: the payload is in the connection's read buffer (else a parked
  * copy, freed after the call). */
 static void run_frame(session *s, const uint8_t *payload, size_t len, bool may_park, bool in_conn) {
+    /* No Hello is that big: not worth a pool thread's decode. */
+    if (len >= WIRE_DETACHED_FROM && !s->hello_done) {
+        refuse_before_hello(s, wire_peek_request_id(payload, len));
+        return;
+    }
     if (len >= WIRE_DETACHED_FROM &&
         offload_start(s, payload, len, may_park, in_conn, decoded_off_loop) == 0)
         return;

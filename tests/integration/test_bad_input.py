@@ -291,6 +291,28 @@ def submit_and_await(c, request_id, function, args, what, text=False):
 
 
 @t.test
+def big_or_too_many_values_before_hello():
+    """Before hello every request is a protocol error that closes the
+    connection, whatever its shape: one with more values than a frame may
+    hold (it got ERROR_LIMIT and the connection stayed open for a hello),
+    and one of 256 KiB or more (it was decoded on the thread pool first)."""
+    too_many = msg_submit(3, b"demo.echo", [field_bytes(7, field_bytes(1, b"") * 300000)])
+    big = msg_submit(4, b"demo.echo", [v_string(b"x" * (300 << 10))])
+    with t.daemon() as d:
+        for name, payload in (("more values than a frame may hold", too_many),
+                              ("a frame of 300 KiB", big)):
+            with d.raw() as c:
+                c.send_frame(payload)
+                replies = c.expect_closed()
+                t.eq(len(replies), 1, "%s before hello: replies before the close" % name,
+                     " %r" % replies)
+                t.eq((replies[0].kind, replies[0].error_code), (SM_ERROR, ERROR_PROTOCOL),
+                     "%s before hello: ERROR_PROTOCOL" % name, " %r" % replies[0])
+                t.contains(replies[0].error_message, "must be Hello", "the reason")
+        d.assert_alive()
+
+
+@t.test
 def error_messages_are_utf8():
     # Whatever a client puts in a name or a value, the error echoing it is
     # valid UTF-8, and what is cut is cut between characters.
