@@ -234,13 +234,18 @@ static void end_cancelled_before_start(task *t) {
 }
 
 /* Delivers -ECANCELED to a suspended task, also over a wake-up already
- * queued (whose result is then lost, as in asyncio). False if the task is
- * not suspended. */
+ * queued (whose result is then lost, as in asyncio). For an `aio` task that
+ * is must_cancel, taken when it resumes (sched.c), so that an uncancel
+ * before then takes the request back and the wake-up's result stands, as
+ * asyncio's Task.uncancel resets _must_cancel. False if the task is not
+ * suspended. */
 static bool deliver(task *t) {
     task_run *r = t->run;
     if (!r->suspended)
         return false;
-    if (r->wake_pending)
+    if (r->wake_pending && t->aio)
+        r->must_cancel = true;
+    else if (r->wake_pending)
         r->wake_status = -ECANCELED;
     else
         sched_wake(t, -ECANCELED);
@@ -267,11 +272,19 @@ static void cancel_one(task *t, const char *msg) {
         return;
     }
     r->cancels++;
-    if (msg) {
-        free(r->cancel_msg);
-        r->cancel_msg = alloc_strdup(msg);
-    }
+    /* The latest request's message, as asyncio's cancel(msg=None) clears an
+     * earlier one. */
+    free(r->cancel_msg);
+    r->cancel_msg = msg ? alloc_strdup(msg) : NULL;
     if (!r->co && t->state == TASK_PENDING) {
+        /* A child queued to start stays pending until its first step, where
+         * it ends cancelled unless uncancelled first (asyncio: cancel() of
+         * a task not yet started, test_cancelling). A top-level task (it
+         * may wait for its time or its dependencies) ends at once. */
+        if (r->queued && t->parent_id != 0) {
+            r->must_cancel = true;
+            return;
+        }
         end_cancelled_before_start(t);
         return;
     }

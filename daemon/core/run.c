@@ -162,10 +162,12 @@ static void complete(task *t) {
 static void step(task *t, uint64_t start) {
     task_run *run = t->run;
     if (!run->co) {
-        /* First step: a task gets its stack only when it starts. */
-        if (t->cancel_requested) {
-            task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"),
-                        alloc_strdup("task was cancelled before it started"));
+        /* First step: a task gets its stack only when it starts. An `aio`
+         * task cancelled while queued ends here unless uncancelled since. */
+        if (t->aio ? run->must_cancel : t->cancel_requested) {
+            const char *msg = t->aio && run->cancel_msg ? run->cancel_msg
+                                                        : "task was cancelled before it started";
+            task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"), alloc_strdup(msg));
             return;
         }
         /* Behind a concurrency limit: limit_release starts it later. */

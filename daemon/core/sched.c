@@ -149,6 +149,18 @@ bool task_cancel_due(task *t) {
     return true;
 }
 
+/* What a suspension returns: the wake-up's status, unless a cancellation
+ * came while that wake-up was queued (finish.c's deliver) and was not taken
+ * back by an uncancel since. */
+static int resumed(task *t) {
+    task_run *r = t->run;
+    if (t->aio && r->must_cancel) {
+        r->must_cancel = false;
+        return -ECANCELED;
+    }
+    return r->wake_status;
+}
+
 int sched_suspend(task *t) {
     assert(t == current);
     task_run *r = t->run;
@@ -172,7 +184,7 @@ int sched_suspend(task *t) {
         }
     }
     coro_yield();
-    return r->wake_status;
+    return resumed(t);
 }
 
 int sched_init(uv_loop_t *l) {
@@ -234,7 +246,7 @@ int sched_sleep(task *t, double seconds) {
         run->wake_pending = false;
         sched_wake(t, 0);
         coro_yield();
-        return run->wake_status;
+        return resumed(t);
     }
     int r = sched_start_timer(t, on_sleep_timer, seconds);
     if (r < 0)

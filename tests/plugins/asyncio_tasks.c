@@ -368,6 +368,104 @@ static int cancel_with_message(aiod_task *t, const struct aiod_api *api, int use
     api->child_release(t, c);
     return 0;
 }
+/* BaseTaskTests.test_cancelling as CPython writes it: on a task that has not
+ * started yet, cancel() is True twice and cancelling() counts both; the task
+ * is still pending, and ends cancelled at its first step. */
+ASYNCIO_CASE(tasks_test_cancelling_before_start) {
+    NEED(cancelling);
+    reset();
+    aiod_child *c = asyncio_spawn(t, api, counts_cancels, NULL);
+    CHECK(c);
+    CHECK_EQ(api->cancelling((aiod_task *)c), 0);
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 1);
+    CHECK_EQ(api->cancelling((aiod_task *)c), 1);
+    CHECK_EQ(api->child_state(c), AIOD_STATE_PENDING);
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 1);
+    CHECK_EQ(api->cancelling((aiod_task *)c), 2);
+    CHECK_EQ(api->await(t, c, NULL), -ECANCELED);
+    CHECK_EQ(S.cancelling_seen[0], 0); /* it never ran */
+    api->child_release(t, c);
+    return 0;
+}
+
+/* Task.uncancel (3.13) before the task's first step takes the request
+ * back: the task runs as if never cancelled. */
+ASYNCIO_CASE(tasks_test_uncancel_before_start) {
+    NEED(uncancel);
+    static struct job j = {.delay = -1, .value = 7};
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_job, &j);
+    CHECK(c);
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 1);
+    CHECK_EQ(api->uncancel((aiod_task *)c), 0);
+    aiod_value *v = NULL;
+    CHECK_OK(api->await(t, c, &v));
+    CHECK_EQ(api->get_int(v), 7);
+    api->value_free(v);
+    api->child_release(t, c);
+    return 0;
+}
+
+static int await_then_42(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    int r = api->future_await(t, arg, NULL);
+    if (r < 0)
+        return r;
+    *ret = api->value_int(42);
+    return 0;
+}
+
+/* BaseTaskTests.test_uncancel_resets_must_cancel: the awaited future is
+ * done (the task's wake-up queued) when cancel() comes, and uncancel()
+ * takes it back before the task resumes: the task sees the result. */
+ASYNCIO_CASE(tasks_test_uncancel_resets_must_cancel) {
+    NEED(uncancel);
+    aiod_future *f = NULL;
+    CHECK_OK(api->future_new(t, &f));
+    aiod_child *c = asyncio_spawn(t, api, await_then_42, f);
+    CHECK(c);
+    CHECK_OK(api->sleep(t, 0));
+    CHECK_OK(api->future_set_result(f, NULL));
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 1);
+    CHECK_EQ(api->cancelling((aiod_task *)c), 1);
+    CHECK_EQ(api->uncancel((aiod_task *)c), 0);
+    aiod_value *v = NULL;
+    CHECK_OK(api->await(t, c, &v));
+    CHECK_EQ(api->get_int(v), 42);
+    api->value_free(v);
+    api->child_release(t, c);
+    api->future_release(f);
+    return 0;
+}
+
+/* Sleeps 10 s; cancelled, uncancels and sleeps 10 s again. */
+static int uncancels_once(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    (void)arg;
+    (void)ret;
+    int r = api->sleep(t, 10);
+    if (r == -ECANCELED) {
+        api->uncancel(t);
+        r = api->sleep(t, 10);
+    }
+    return r;
+}
+
+/* cancel(msg=None) after cancel("first") (the first one uncancelled): the
+ * CancelledError has no message, as the latest request gave none. */
+ASYNCIO_CASE(tasks_test_cancel_message_is_the_latest_one) {
+    NEED(uncancel);
+    aiod_child *c = asyncio_spawn(t, api, uncancels_once, NULL);
+    CHECK(c);
+    CHECK_OK(api->sleep(t, 0));
+    CHECK_EQ(api->cancel_msg(t, c, "first"), 1);
+    CHECK_OK(api->sleep(t, 0.01));
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 1);
+    CHECK_EQ(api->await(t, c, NULL), -ECANCELED);
+    const char *kind = NULL, *msg = NULL;
+    CHECK_EQ(api->child_error(c, &kind, &msg), -ECANCELED);
+    CHECK(!msg || strcmp(msg, "first") != 0);
+    api->child_release(t, c);
+    return 0;
+}
+
 /* BaseTaskTests.test_cancel_with_message_then_future_result */
 ASYNCIO_CASE(tasks_test_cancel_with_message_then_future_result) {
     return cancel_with_message(t, api, 1, 0);
