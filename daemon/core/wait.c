@@ -60,8 +60,9 @@ struct watch {
     uint32_t mode;
     /* Watched children still unfinished. */
     size_t remaining;
-    /* The first watched child to fail or be cancelled, in time. */
-    task *first_failed;
+    /* The first watched child to fail or be cancelled, in time; and the
+     * first to fail. */
+    task *first_failed, *first_raised;
     /* For an aio task: a cancellation of the waiting task goes to the
      * children (await, gather) and took effect on one; and the wake-up
      * comes one loop iteration late, through call_soon, as asyncio's
@@ -72,12 +73,17 @@ struct watch {
     watch_item items[];
 };
 
+/* Or'ed into AIOD_FIRST_EXCEPTION by asyncio's wait: only a child that
+ * failed ends the wait, not one cancelled (gather counts both). */
+#define WATCH_RAISED_ONLY 0x100u
+
 static bool watch_satisfied(const watch *wb, bool any_finished) {
-    switch (wb->mode) {
+    switch (wb->mode & ~WATCH_RAISED_ONLY) {
     case AIOD_FIRST_COMPLETED:
         return any_finished || wb->remaining == 0;
     case AIOD_FIRST_EXCEPTION:
-        return wb->first_failed || wb->remaining == 0;
+        return ((wb->mode & WATCH_RAISED_ONLY) ? wb->first_raised : wb->first_failed) ||
+               wb->remaining == 0;
     default:
         return wb->remaining == 0;
     }
@@ -95,6 +101,8 @@ static void on_watched_done(waiter *w, task *child) {
     wb->remaining--;
     if (child->state != TASK_DONE && !wb->first_failed)
         wb->first_failed = child;
+    if (child->state == TASK_FAILED && !wb->first_raised)
+        wb->first_raised = child;
     if (!watch_satisfied(wb, true))
         return;
     if (wb->hop && !wb->hop_handle && soon_call(on_hop, wb, &wb->hop_handle) == 0)
@@ -153,6 +161,8 @@ static int watch_children(task *t, task *const *children, size_t n, const unsign
             any_finished = true;
             if (children[i]->state != TASK_DONE && !wb->first_failed)
                 wb->first_failed = children[i];
+            if (children[i]->state == TASK_FAILED && !wb->first_raised)
+                wb->first_raised = children[i];
             continue;
         }
         wb->remaining++;
@@ -201,14 +211,16 @@ static int watch_children(task *t, task *const *children, size_t n, const unsign
 static int await_for(task *t, task *child, double timeout, Aiod__Value **ret_result) {
     int r;
     if (timeout <= 0) {
-        if (!task_finished(child) && child->shielded)
+        /* Done before: its outcome as it is, a cancellation included
+         * (asyncio: `if fut.done(): return fut.result()`). */
+        if (task_finished(child))
+            return child_outcome(t, child, ret_result);
+        if (child->shielded)
             return -ETIMEDOUT; /* the shield ends, not the child */
-        if (!task_finished(child)) {
-            task_cancel(child);
-            r = watch_children(t, &child, 1, NULL, AIOD_ALL_COMPLETED, 0, false, false, NULL, NULL);
-            if (r < 0)
-                return r;
-        }
+        task_cancel(child);
+        r = watch_children(t, &child, 1, NULL, AIOD_ALL_COMPLETED, 0, false, false, NULL, NULL);
+        if (r < 0)
+            return r;
         r = child_outcome(t, child, ret_result);
         return r == -ECANCELED ? -ETIMEDOUT : r;
     }
@@ -266,9 +278,17 @@ int sched_wait(task *t, task *const *children, size_t n, double timeout, uint32_
     if (t->aio && n == 0)
         return -EINVAL;
     timeout = aio_timeout(t, timeout);
+    if (t->aio && mode == AIOD_FIRST_EXCEPTION)
+        mode |= WATCH_RAISED_ONLY;
     if (timeout >= 0) {
         int r = watch_children(t, children, n, NULL, mode, timeout, false, true, NULL, NULL);
         if (r < 0 && r != -ETIMEDOUT)
+            return r;
+    } else {
+        /* Expired at once, yet asyncio's wait awaits its waiter all the
+         * same: what was ready to run (a child just created) runs first. */
+        int r = sched_sleep(t, 0);
+        if (r < 0)
             return r;
     }
     int done = 0;

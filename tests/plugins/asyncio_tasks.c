@@ -622,6 +622,46 @@ ASYNCIO_CASE(tasks_test_wait_first_exception_in_wait) {
     return wait_first_exception(t, api, &jb);
 }
 
+/* asyncio.wait(FIRST_EXCEPTION): a cancelled child is not an exception
+ * (tasks._wait's _on_completion: `not f.cancelled() and f.exception()`),
+ * so the wait goes on until the other child ends. */
+ASYNCIO_CASE(tasks_test_wait_first_exception_not_on_cancel) {
+    static struct job ja = {.delay = 10}, jb = {.delay = 0.05, .value = 1};
+    aiod_child *c[2];
+    c[0] = asyncio_spawn(t, api, asyncio_h_job, &ja);
+    c[1] = asyncio_spawn(t, api, asyncio_h_job, &jb);
+    CHECK(c[0] && c[1]);
+    CHECK_OK(api->sleep(t, 0));
+    CHECK_EQ(api->cancel_msg(t, c[0], NULL), 1);
+    CHECK_EQ(api->wait(t, c, 2, AIOD_FOREVER, AIOD_FIRST_EXCEPTION), 2);
+    CHECK_EQ(api->child_state(c[0]), AIOD_STATE_CANCELLED);
+    CHECK_EQ(api->child_state(c[1]), AIOD_STATE_DONE);
+    release_all(t, api, c, 2);
+    return 0;
+}
+
+static int quick_ran;
+static int quick(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    (void)t;
+    (void)api;
+    (void)arg;
+    (void)ret;
+    quick_ran = 1;
+    return 0;
+}
+
+/* asyncio.wait(timeout=0) awaits its waiter all the same: a task created
+ * just before runs first, and is counted done. */
+ASYNCIO_CASE(tasks_test_wait_timeout_0_yields_once) {
+    quick_ran = 0;
+    aiod_child *c = asyncio_spawn(t, api, quick, NULL);
+    CHECK(c);
+    CHECK_EQ(api->wait(t, &c, 1, 0, AIOD_ALL_COMPLETED), 1);
+    CHECK_EQ(quick_ran, 1);
+    api->child_release(t, c);
+    return 0;
+}
+
 /* BaseTaskTests.test_wait_with_exception */
 ASYNCIO_CASE(tasks_test_wait_with_exception) {
     NEED(child_error);

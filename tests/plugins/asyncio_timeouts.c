@@ -106,6 +106,22 @@ ASYNCIO_CASE(waitfor_test_wait_for_timeout_less_then_0_or_0_future_done) {
     return 0;
 }
 
+/* wait_for(task, 0) on a task that already ended cancelled: its own
+ * CancelledError (`if fut.done(): return fut.result()`), not a timeout. */
+ASYNCIO_CASE(waitfor_test_wait_for_timeout_0_task_already_cancelled) {
+    static struct job j = {.delay = 10};
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_job, &j);
+    CHECK(c);
+    CHECK_OK(api->sleep(t, 0));
+    CHECK_EQ(api->cancel_msg(t, c, NULL), 1);
+    CHECK_EQ(api->wait(t, &c, 1, AIOD_FOREVER, AIOD_ALL_COMPLETED), 1);
+    CHECK_EQ(api->child_state(c), AIOD_STATE_CANCELLED);
+    aiod_value *v = NULL;
+    CHECK_EQ(api->await_timeout(t, c, 0, 1, &v), -ECANCELED);
+    api->child_release(t, c);
+    return 0;
+}
+
 /* AsyncioWaitForTest.test_wait_for_timeout_less_then_0_or_0_coroutine_do_not_started
  * (the name shortened: function names have at most 63 bytes) */
 static int sets_started(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {

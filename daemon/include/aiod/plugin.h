@@ -341,7 +341,8 @@ struct aiod_api {
      * Otherwise as await. ABI 1.4: with cancel_on_timeout, on expiry (a
      * timeout <= 0 expires at once) the child is cancelled and waited for;
      * a value it returns after swallowing the cancel is returned, an error
-     * it raises is passed on, and only its cancellation becomes -ETIMEDOUT;
+     * it raises is passed on, and only its cancellation becomes -ETIMEDOUT
+     * (a child that had already ended gives its own outcome as it is);
      * without, -ETIMEDOUT comes at the deadline and the child runs on;
      * AIOD_FOREVER is no limit. Before 1.4: <= 0 is no limit, and on
      * timeout -ETIMEDOUT comes at once (the child cancelled if
@@ -351,9 +352,11 @@ struct aiod_api {
     /* asyncio.wait: returns when `return_when` (AIOD_FIRST_COMPLETED,
      * AIOD_FIRST_EXCEPTION, AIOD_ALL_COMPLETED) holds or after `timeout`
      * seconds (<= 0: no limit before ABI 1.4; at once from 1.4, where
-     * AIOD_FOREVER is none), never cancelling anything. Returns how many
-     * children have finished (>= 0), -ECANCELED, -EINVAL (ABI 1.4: also
-     * for n == 0, asyncio's ValueError). */
+     * AIOD_FOREVER is none, and 0 still yields once), never cancelling
+     * anything. ABI 1.4: AIOD_FIRST_EXCEPTION means a child that failed,
+     * not one cancelled. Returns how many children have finished (>= 0),
+     * -ECANCELED, -EINVAL (ABI 1.4: also for n == 0, asyncio's
+     * ValueError). */
     int (*wait)(aiod_task *task, aiod_child *const *children, size_t n, double timeout,
                 uint32_t return_when);
     /* asyncio.as_completed, one step at a time: waits until one of the
