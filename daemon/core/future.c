@@ -13,13 +13,17 @@
 #include "core/soon.h"
 #include "core/task.h"
 
-/* A done-callback: on the future's list until the future ends, then
- * scheduled with call_soon, holding a reference to the future. */
+/* A done-callback (on the future's list until the future ends, then
+ * scheduled with call_soon, holding a reference to the future), or a task
+ * awaiting it (`t`; fut_await's own, woken when the future ends). Both
+ * kinds share one list, so that they go in the order they came, as in
+ * asyncio, where a task's wake-up is a done-callback like the others. */
 typedef struct fut_cb {
     list node;
     fut *f;
     fut_callback cb;
     void *data;
+    task *t;
 } fut_cb;
 
 fut *fut_new(void) {
@@ -28,7 +32,6 @@ fut *fut_new(void) {
         return NULL;
     f->refs = 1;
     f->state = TASK_PENDING;
-    list_init(&f->awaiting);
     list_init(&f->callbacks);
     return f;
 }
@@ -41,9 +44,9 @@ fut *fut_ref(fut *f) {
 fut *fut_unref(fut *f) {
     if (!f || --f->refs > 0)
         return NULL;
-    assert(list_empty(&f->awaiting));
     while (!list_empty(&f->callbacks)) {
         fut_cb *c = container_of(list_first(&f->callbacks), fut_cb, node);
+        assert(!c->t); /* an awaiting task holds a reference */
         list_remove(&c->node);
         free(c);
     }
@@ -66,16 +69,16 @@ static void run_callback(void *data) {
 }
 
 /* The future ended: wakes its awaiting tasks and schedules its callbacks,
- * each in the order they came. */
+ * all in the order they came. */
 static void settle(fut *f) {
-    while (!list_empty(&f->awaiting)) {
-        task_run *r = container_of(list_first(&f->awaiting), task_run, fut_node);
-        list_remove(&r->fut_node);
-        sched_wake(r->task, 0);
-    }
     while (!list_empty(&f->callbacks)) {
         fut_cb *c = container_of(list_first(&f->callbacks), fut_cb, node);
         list_remove(&c->node);
+        if (c->t) {
+            list_init(&c->node); /* the awaiting task frees it */
+            sched_wake(c->t, 0);
+            continue;
+        }
         c->f = fut_ref(f);
         if (soon_call(run_callback, c, NULL) < 0) {
             /* Without memory for the handle, run it now rather than never. */
@@ -152,15 +155,19 @@ static bool cancel_awaited(task *t, void *data) {
 int fut_await(task *t, fut *f, Aiod__Value **ret_result) {
     if (!fut_done(f)) {
         task_run *r = t->run;
+        fut_cb *w = alloc_calloc(1, sizeof(*w));
+        if (!w)
+            return -ENOMEM;
+        w->t = t;
         fut_ref(f);
-        list_insert_tail(&f->awaiting, &r->fut_node);
+        list_insert_tail(&f->callbacks, &w->node);
         r->on_cancel = cancel_awaited;
         r->on_cancel_data = f;
         int s = sched_suspend(t);
         r->on_cancel = NULL;
         r->on_cancel_data = NULL;
-        list_remove(&r->fut_node);
-        list_init(&r->fut_node);
+        list_remove(&w->node);
+        free(w);
         if (s < 0) {
             /* Cancelled with the future already done (its wake-up was
              * queued), or before it could wait. */

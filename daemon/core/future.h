@@ -29,10 +29,9 @@ struct fut {
      * message when failed or cancelled (message may be NULL). */
     Aiod__Value *result;
     char *kind, *message;
-    /* Tasks suspended in fut_await (fut_await's own records). */
-    list awaiting;
     /* Done-callbacks (fut_add_callback), scheduled with call_soon when the
-     * future ends. */
+     * future ends, and the tasks suspended in fut_await (fut_await's own
+     * records), woken then: in the order they came. */
     list callbacks;
 };
 

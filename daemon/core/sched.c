@@ -237,9 +237,19 @@ static void on_sleep_timer(uv_timer_t *h) {
 int sched_sleep(task *t, double seconds) {
     if (!(seconds >= 0) || !isfinite(seconds))
         return -EINVAL;
-    if (task_cancel_due(t))
-        return -ECANCELED;
     task_run *run = t->run;
+    if (task_cancel_due(t)) {
+        if (!t->aio)
+            return -ECANCELED;
+        /* asyncio: the cancellation comes back through the ready queue
+         * (the sleep's future is cancelled, its wake-up scheduled): what
+         * was ready to run before runs first. */
+        run->suspended = true;
+        run->wake_pending = false;
+        sched_wake(t, -ECANCELED);
+        coro_yield();
+        return run->wake_status;
+    }
     if (seconds == 0) {
         /* Yield: go to the back of the ready queue. */
         run->suspended = true;

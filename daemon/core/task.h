@@ -103,8 +103,6 @@ struct task_run {
      * child, future or group the task awaits), which then ends the wait. */
     bool (*on_cancel)(task *t, void *data);
     void *on_cancel_data;
-    /* The task's place on the list of the future it awaits (future.c). */
-    list fut_node;
     /* as_completed of an aio task: the iteration (its `seen` array) and
      * its deadline (loop seconds; 0 none, < 0 expired at once). */
     const void *ac_seen;

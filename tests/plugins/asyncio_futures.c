@@ -408,6 +408,39 @@ static void bag_appender2(aiod_future *f, void *data) {
     bag_appender(f, data);
 }
 
+static int order_seen[4], n_order_seen;
+static void order_cb(aiod_future *f, void *data) {
+    (void)f;
+    (void)data;
+    order_seen[n_order_seen++] = 1;
+}
+static int order_awaiter(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    (void)ret;
+    int r = api->future_await(t, arg, NULL);
+    order_seen[n_order_seen++] = 2;
+    return r;
+}
+
+/* A task's wake-up is one of the future's done-callbacks in asyncio: a
+ * callback added before the task awaited runs before the task resumes. */
+ASYNCIO_CASE(futures_test_callbacks_and_awaiting_tasks_in_order) {
+    n_order_seen = 0;
+    aiod_future *f = NULL;
+    CHECK_OK(api->future_new(t, &f));
+    CHECK_OK(api->future_add_done_callback(f, order_cb, NULL));
+    aiod_child *c = asyncio_spawn(t, api, order_awaiter, f);
+    CHECK(c);
+    CHECK_OK(api->sleep(t, 0));
+    CHECK_OK(api->future_set_result(f, NULL));
+    CHECK_OK(api->await(t, c, NULL));
+    CHECK_EQ(n_order_seen, 2);
+    CHECK_EQ(order_seen[0], 1);
+    CHECK_EQ(order_seen[1], 2);
+    api->child_release(t, c);
+    api->future_release(f);
+    return 0;
+}
+
 /* BaseFutureDoneCallbackTests.test_callbacks_invoked_on_set_result: run
  * soon after set_result, in order, not during it. */
 ASYNCIO_CASE(futures_test_callbacks_invoked_on_set_result) {

@@ -221,6 +221,45 @@ static int cancel_self_then(aiod_task *t, const struct aiod_api *api, void *arg,
     return 0;
 }
 
+static int sibling_ran;
+static int marks_sibling(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    (void)t;
+    (void)api;
+    (void)arg;
+    (void)ret;
+    sibling_ran = 1;
+    return 0;
+}
+/* Cancels itself, then sleeps: records whether the sibling created just
+ * before had run by the time the CancelledError came. */
+static int cancels_itself(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    (void)ret;
+    aiod_child *b = asyncio_spawn(t, api, marks_sibling, NULL);
+    if (!b)
+        return -ENOMEM;
+    api->cancel_self(t, NULL);
+    int r = api->sleep(t, 10);
+    *(int *)arg = sibling_ran;
+    api->child_release(t, b);
+    return r;
+}
+
+/* A task that cancelled itself gets CancelledError from its next await
+ * through the loop, as in asyncio (the awaited future is cancelled and the
+ * task's wake-up scheduled): a task ready before it runs first. */
+ASYNCIO_CASE(tasks_test_cancel_current_task_yields_first) {
+    NEED(cancel_self);
+    static int seen;
+    seen = -1;
+    sibling_ran = 0;
+    aiod_child *c = asyncio_spawn(t, api, cancels_itself, &seen);
+    CHECK(c);
+    CHECK_EQ(api->await(t, c, NULL), -ECANCELED);
+    CHECK_EQ(seen, 1);
+    api->child_release(t, c);
+    return 0;
+}
+
 /* BaseTaskTests.test_cancel_current_task */
 ASYNCIO_CASE(tasks_test_cancel_current_task) {
     NEED(cancel_self);
