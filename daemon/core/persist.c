@@ -30,6 +30,7 @@
 #include "aiod-pb.h"
 #include "alloc.h"
 #include "base/aiod_limits.h"
+#include "base/hashmap.h"
 #include "base/value.h"
 #include "core/finish.h"
 #include "core/output.h"
@@ -50,7 +51,7 @@ enum {
     F_START_OK = 1 << 3,
     /* Running when the stop came (persist_freeze). */
     F_WAS_RUNNING = 1 << 4,
-    F_CUT_OFF = 1 << 5,
+    F_CUT_OFF = TASK_STORE_CUT_OFF,
 };
 
 /* A growable vector of task references. */
@@ -476,9 +477,12 @@ typedef struct load_ctx {
     ProtobufCAllocator unpack_allocator;
     uint64_t started_usec; /* this start */
     uint64_t stopped_usec; /* the last clean stop, or 0 */
-    size_t restored, pending, interrupted_fail, interrupted_retry, finished, missing;
+    size_t restored, pending, interrupted_fail, interrupted_retry, finished, missing, held;
     const char *first_missing_fn;
     char first_missing[256];
+    /* Ids of the rows left in the store (their function is not loaded), so
+     * that unfinished tasks that run after them stay there too. */
+    hashmap *kept;
     char *err;
     size_t err_len;
 } load_ctx;
@@ -651,6 +655,18 @@ int persist_check(char *err, size_t err_len) {
     return r;
 }
 
+/* Leaves row `id` in the store, untouched. */
+static int keep_row(load_ctx *ctx, uint64_t id) {
+    if (!ctx->kept && !(ctx->kept = hashmap_new(0)))
+        goto oom;
+    if (hashmap_put_u64(ctx->kept, id, (void *)1) < 0)
+        goto oom;
+    return 0;
+oom:
+    snprintf(ctx->err, ctx->err_len, "out of memory reading task %" PRIu64, id);
+    return -ENOMEM;
+}
+
 static int restore_row(void *u, uint64_t id, int state, const void *record, size_t len) {
     load_ctx *ctx = u;
     (void)state;
@@ -661,8 +677,16 @@ static int restore_row(void *u, uint64_t id, int state, const void *record, size
     if (!fn || st->n_args != fn->sig.n_params) {
         if (!ctx->missing++)
             snprintf(ctx->first_missing, sizeof(ctx->first_missing), "%s", st->function);
-        return 0;
+        return keep_row(ctx, id);
     }
+    /* It runs after a task left in the store: it waits there with it
+     * (failing it as DependencyFailed would say its dependency is gone). */
+    if (st->state < AIOD__TASK_STATE__TASK_DONE && st->schedule && ctx->kept)
+        for (size_t i = 0; i < st->schedule->n_after; i++)
+            if (hashmap_get_u64(ctx->kept, st->schedule->after[i])) {
+                ctx->held++;
+                return keep_row(ctx, id);
+            }
     bool ended = st->state >= AIOD__TASK_STATE__TASK_DONE;
     Aiod__Value **argv = copy_args(st);
     task *t;
@@ -730,6 +754,7 @@ int persist_start(uv_loop_t *l, char *err, size_t err_len) {
         log_info("state store: %" PRIu64 " outcomes past retain_seconds deleted", expired);
     int r = store_load(restore_row, &ctx, err, err_len);
     arena_done(&ctx.arena);
+    hashmap_free(ctx.kept);
     if (r < 0) {
         enabled = false;
         task_set_store_hook(NULL);
@@ -747,6 +772,10 @@ int persist_start(uv_loop_t *l, char *err, size_t err_len) {
                     "%s) or whose parameters changed; they stay in the store, untouched, and are "
                     "read again at the next start",
                     ctx.missing, ctx.first_missing);
+    if (ctx.held)
+        log_warning("state store: %zu unfinished tasks run after one of those; they stay in the "
+                    "store with them",
+                    ctx.held);
     /* This start is not a clean stop. */
     store_put_meta("stopped_usec", 0);
     r = store_start(loop, on_committed);

@@ -122,7 +122,7 @@ static void dependency_settled(task *t) {
     if (--p->after_left > 0)
         return;
     free(TAKE_PTR(p->after_waiters));
-    if (!task_finished(t)) {
+    if (!task_finished(t) && !p->after_cut) {
         p->after_met = true;
         task_changed(t);
         plan_start(t);
@@ -141,7 +141,11 @@ static void dependency_failed(task *t, const char *msg) {
 /* A task it runs after ended. */
 static void on_dependency(waiter *w, task *dep) {
     task *t = w->data;
-    if (dep->state != TASK_DONE) {
+    if (dep->state != TASK_DONE && (dep->store_flags & TASK_STORE_CUT_OFF)) {
+        /* The stop cut it off, as it is about to cut off `t`: both keep
+         * their records, and `t` waits for it again after the restart. */
+        t->plan->after_cut = true;
+    } else if (dep->state != TASK_DONE) {
         char msg[LIMIT_MESSAGE];
         if (dep->error_kind)
             snprintf(msg, sizeof(msg), "task %llu, which this one runs after, ended %s (%s: %s)",

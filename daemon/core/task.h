@@ -131,6 +131,9 @@ struct task_plan {
     uint32_t after_left;
     /* Every dependency ended done. */
     bool after_met;
+    /* A dependency was cut off by the stop: not met, not failed either; it
+     * is waited for again after the restart. */
+    bool after_cut;
     /* Restarts of the daemon that interrupted this task (on_interrupt =
      * retry); bounded by LIMIT_INTERRUPT_RETRIES. */
     uint32_t interrupted;
@@ -160,6 +163,10 @@ enum task_store_event {
  * A task: its identity and outcome, all that a retained outcome keeps.
  * 160 bytes; the rest is in `run` while the task needs it.
  */
+/* store_flags: the task ended because the stop cut it off (persist.c sets
+ * it; plan.c reads it, for tasks that run after it). */
+#define TASK_STORE_CUT_OFF (1u << 5)
+
 struct task {
     /* First, together: what evicting a retained outcome reads. By then the
      * task is long out of the cache, and each further line is a miss. */

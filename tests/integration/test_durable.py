@@ -16,6 +16,7 @@ import glob
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -774,6 +775,55 @@ def a_removed_id_counter_does_not_reuse_the_stored_ids():
     t.eq((r.rc, r.out.strip()), (0, '"after"'), "the new task runs", r)
     t.eq(show(d, tid)["state"], "done", "the stored outcome is still there")
     t.eq(show(d, newest)["state"], "pending", "and the stored pending task")
+    d.stop()
+
+
+@t.test
+def a_clean_stop_leaves_after_chains_waiting():
+    """SIGTERM cuts off a task that waits for its time and the task that runs
+    after it: both keep their records. (The stop's cancel of the first one
+    used to fail the second with DependencyFailed, for good.)"""
+    d = t.daemon()
+    first = submit_id(d, "--delay", "600", "demo.echo", "first")
+    then = submit_id(d, "--after", str(first), "demo.echo", "then")
+    d.stop()
+    d = restart(d)
+    t.eq(show(d, first)["state"], "pending", "the first task after the restart")
+    info = show(d, then)
+    t.eq(info["state"], "pending", "the task after it, still waiting", " (%r)" % info)
+    r = d.aioctl("cancel", first)
+    t.eq(r.rc, 0, "cancel the first task", r)
+    info = wait_state(d, then, lambda x: x["state"] != "pending", "ended")
+    t.eq(info["error"]["kind"], "DependencyFailed", "it still follows the first one")
+    d.stop()
+
+
+@t.test
+def a_task_after_one_whose_plugin_is_gone_waits_with_it():
+    """A row whose function is not loaded stays in the store, untouched; an
+    unfinished task that runs after it stays with it, instead of failing
+    with DependencyFailed as if its dependency were gone. Both come back
+    when the plugin does."""
+    d = t.daemon()
+    first = submit_id(d, "--delay", "600", "proc.shell", "true")
+    then = submit_id(d, "--after", str(first), "demo.echo", "after")
+    d.stop()
+    only_demo = t.tmpdir("plugins")
+    shutil.copy2(os.path.join(t.plugin_dir, "demo.so"), only_demo)
+    d = t.daemon(plugin_dir=only_demo, extra_args=d.extra_args, dirpath=d.dir)
+    line = d.wait_log("run after one of those", 10)
+    t.contains(line, "1 unfinished tasks", "the warning counts the task held back")
+    r = d.aioctl("show", then)
+    t.check(r.rc != 0, "the dependent is not restored while its dependency's plugin is gone", r)
+    d.stop()
+    d = restart(d)
+    t.eq(show(d, first)["state"], "pending", "the dependency, back with its plugin")
+    info = show(d, then)
+    t.eq(info["state"], "pending", "the dependent, still waiting for it", " (%r)" % info)
+    r = d.aioctl("cancel", first)
+    t.eq(r.rc, 0, "cancel the dependency", r)
+    info = wait_state(d, then, lambda x: x["state"] != "pending", "ended")
+    t.eq(info["error"]["kind"], "DependencyFailed", "then it fails as it should")
     d.stop()
 
 
