@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sysexits.h>
@@ -467,6 +469,16 @@ static void harden_process(void) {
         log_warning_errno(-errno, "cannot make the daemon non-dumpable, ignoring");
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
         log_warning_errno(-errno, "cannot clear the ambient capabilities, ignoring");
+    /* And no inheritable ones (systemd sets them with the ambient ones):
+     * with them a program with file-inheritable capabilities would get the
+     * daemon's at exec. Dropping needs no privilege. */
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    if (syscall(SYS_capget, &hdr, data) == 0 && (data[0].inheritable || data[1].inheritable)) {
+        data[0].inheritable = data[1].inheritable = 0;
+        if (syscall(SYS_capset, &hdr, data) < 0)
+            log_warning_errno(-errno, "cannot clear the inheritable capabilities, ignoring");
+    }
 }
 
 /* The id source for task.c: blocks reserved in the state directory. */

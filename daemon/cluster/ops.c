@@ -709,7 +709,8 @@ static void on_cancel(rconn *rc, redisReply *r, void *priv) {
         answer_error(op, -EPERM,
                      "task %" PRIu64 " belongs to uid %s; only its owner or an administrator "
                      "may cancel it",
-                     op->id, r->elements > 1 ? r->element[1]->str : "?");
+                     op->id,
+                     r->elements > 1 && redis_str(r->element[1]) ? r->element[1]->str : "?");
         return;
     }
     cluster_answer a = {.cancelled = strcmp(what, "finished") != 0};
@@ -777,17 +778,20 @@ static void on_follow_lines(rconn *rc, redisReply *r, void *priv) {
         const redisReply *es = r->element[0]->element[1];
         for (size_t i = 0; es->type == REDIS_REPLY_ARRAY && i < es->elements && !op->over; i++) {
             const redisReply *e = es->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || !redis_str(e->element[0]))
                 continue;
             snprintf(op->last, sizeof(op->last), "%s", e->element[0]->str);
             const redisReply *f = e->element[1];
             const char *line = "";
             int stream = 1;
             for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2) {
-                if (strcmp(f->element[k]->str, "l") == 0)
-                    line = f->element[k + 1]->str;
-                else if (strcmp(f->element[k]->str, "s") == 0)
-                    stream = atoi(f->element[k + 1]->str);
+                const char *name = redis_str(f->element[k]), *value = redis_str(f->element[k + 1]);
+                if (!name || !value)
+                    continue;
+                if (strcmp(name, "l") == 0)
+                    line = value;
+                else if (strcmp(name, "s") == 0)
+                    stream = atoi(value);
             }
             op->line(op->data, op->seq++, stream, line);
             got++;

@@ -169,6 +169,14 @@ static void connect_now(rconn *rc) {
         return;
     }
     ac->data = rc;
+    /* TCP keepalive (hiredis: idle 15 s, then probes): a Redis host that
+     * loses power, or a partition, leaves an idle connection (the reader's
+     * blocking XREADGROUP) open for good otherwise, and nothing is read
+     * again. Probes that go unanswered end it, and it is made again. */
+    if (redisEnableKeepAlive(&ac->c) != REDIS_OK)
+        log_warning("cluster: %s: cannot turn on TCP keepalive; a dead Redis host may go "
+                    "unnoticed",
+                    rc->name);
     if (rloop_attach(ac, rc->loop) != REDIS_OK) {
         ac->data = NULL;
         redisAsyncFree(ac);

@@ -59,6 +59,13 @@ int rconn_send(rconn *rc, rconn_cb cb, void *priv, int argc, const char **argv, 
  * 0, -ENOTCONN. */
 int rconn_subscribe(rconn *rc, const char *channel, rconn_cb cb, void *priv);
 
+/* The text of a string reply, or NULL for any other type (nil, an integer,
+ * an array): a reply is checked before its text is read, whatever Redis
+ * sends. */
+static inline const char *redis_str(const redisReply *r) {
+    return r && r->type == REDIS_REPLY_STRING ? r->str : NULL;
+}
+
 /* hiredis's reply as text for a message: the error's text, or what kind
  * of reply came instead of the one expected. */
 const char *rconn_reply_text(const redisReply *r);

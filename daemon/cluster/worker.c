@@ -657,7 +657,8 @@ static size_t take_entries(uint32_t stream, const redisReply *entries) {
         const redisReply *f = e->element[1];
         uint64_t id = 0;
         for (size_t k = 0; f && f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2)
-            if (f->element[k]->type == REDIS_REPLY_STRING && strcmp(f->element[k]->str, "id") == 0)
+            if (redis_str(f->element[k]) && strcmp(f->element[k]->str, "id") == 0 &&
+                redis_str(f->element[k + 1]))
                 id = strtoull(f->element[k + 1]->str, NULL, 10);
         if (!id) {
             /* An entry without content (deleted): only acknowledge it. */

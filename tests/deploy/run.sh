@@ -269,6 +269,25 @@ s2_no_code_as_daemon() {
     else
         fail "carol: aioctl run proc.shell 'id -un'" "exit 0 and a line 'aiod-proc'" "$(seen)"
     fi
+    # The daemon (user aiod) must be able to signal what it started as
+    # aiod-proc: a cancel ends the program and its process group (a
+    # background sleep included), not only the task's record.
+    ga carol submit proc.shell 'sleep 4041 & sleep 4042; echo never'
+    local sid=${OUT//[^0-9]/}
+    poll 50 0.2 eval '[ -n "$(q "pgrep -u aiod-proc -f \"sleep 4042\"")" ]'
+    ga carol cancel "$sid"
+    ga carol await --timeout 20 "$sid"
+    if [ "$RC" = 5 ]; then
+        pass "carol: a proc.shell task running as aiod-proc is cancelled (await exits 5)"
+    else
+        fail "carol: await of the cancelled proc.shell task $sid" "exit 5 (cancelled)" "$(seen)"
+    fi
+    if poll 50 0.2 eval '[ -z "$(q "pgrep -u aiod-proc -f \"sleep 404[12]\"")" ]'; then
+        pass "the cancelled task's programs (aiod-proc) are gone, the background one too"
+    else
+        fail "programs of the cancelled task $sid" "no 'sleep 4041/4042' of aiod-proc left" \
+            "$(q "pgrep -a -u aiod-proc sleep")"
+    fi
     local pid
     pid=$(main_pid)
     if ! [[ $pid =~ ^[1-9][0-9]*$ ]]; then

@@ -66,6 +66,25 @@ def no_cluster_setting_refuses_queues_and_cluster_ids():
         t.eq((r.rc, r.out), (0, '"local"\n'), "a local run beside the refusals", r)
 
 
+@t.test
+def every_connection_to_redis_has_tcp_keepalive():
+    """A Redis host that loses power, or a network partition, sends no FIN:
+    an idle connection (the reader's blocking XREADGROUP) would wait for
+    good and the host never read its queues again. TCP keepalive ends such
+    a connection; each of a host's connections to Redis has it (ss shows
+    its keepalive timer)."""
+    with Cluster(t, submitter_worker_submitter()) as lab:
+        lab.wait_serving("q1", "demo.echo", ["h2"])
+        pid = lab["h2"].proc.pid
+        r = harness.run(["ss", "-tnpoH", "state", "established",
+                         "( dport = :%d )" % lab.redis.port])
+        t.eq(r.rc, 0, "ss", r)
+        mine = [line for line in r.out.splitlines() if "pid=%d," % pid in line]
+        t.check(len(mine) >= 2, "h2 has its connections to Redis", " (%r)" % r.out)
+        for line in mine:
+            t.contains(line, "keepalive", "each has a keepalive timer", " (%r)" % line)
+
+
 # ---------------------------------------------------------------- 10,000 tasks
 
 
