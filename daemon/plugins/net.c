@@ -56,6 +56,11 @@
 #define NET_MAX_REDIRS 10L
 /* Most fetches fetch_many runs at once. */
 #define NET_MAX_LIMIT 1024
+/* fetch_many keeps the results of finished fetches until all are done:
+ * past this many bytes of bodies it stops (the list would be refused by
+ * any sane max_result anyway, and the fetches still to come would keep
+ * the daemon's memory growing). */
+#define NET_MANY_MAX_BYTES (64u * 1024 * 1024)
 /* Sent as User-Agent. */
 #define NET_USER_AGENT "aiod-net/2.0"
 
@@ -656,6 +661,18 @@ static aiod_value *child_entry(aiod_task *task, const struct aiod_api *api, aiod
     return v;
 }
 
+/* What a fetch_many entry holds, roughly: its body, and 1 KiB besides. */
+static size_t entry_bytes(const struct aiod_api *api, const aiod_value *v) {
+    const aiod_value *body = api->map_get(v, "body");
+    size_t len = 0;
+    const char *text = body ? api->get_string(body) : NULL;
+    if (text)
+        len = strlen(text);
+    else if (body)
+        (void)api->get_bytes(body, &len);
+    return len + 1024;
+}
+
 /* fetch_many(urls: list, limit: int = 8, timeout: double = 30) -> list */
 static int fetch_many(aiod_task *task, const struct aiod_api *api, const aiod_value *const *args,
                       aiod_value **ret_result) {
@@ -675,7 +692,7 @@ static int fetch_many(aiod_task *task, const struct aiod_api *api, const aiod_va
     aiod_value **results = calloc(n ? n : 1, sizeof(*results));
     aiod_child **active = calloc((size_t)limit, sizeof(*active));
     size_t *active_idx = calloc((size_t)limit, sizeof(*active_idx));
-    size_t n_active = 0, next = 0;
+    size_t n_active = 0, next = 0, held = 0;
     if (!results || !active || !active_idx) {
         r = -ENOMEM;
         goto out;
@@ -720,10 +737,18 @@ static int fetch_many(aiod_task *task, const struct aiod_api *api, const aiod_va
                 goto out;
             }
             results[active_idx[i]] = v;
+            held += entry_bytes(api, v);
             api->child_release(task, active[i]);
             active[i] = active[n_active - 1];
             active_idx[i] = active_idx[n_active - 1];
             n_active--;
+        }
+        if (held > NET_MANY_MAX_BYTES) {
+            r = api->fail(task, "LimitError",
+                          "fetch_many: the results of %zu of the %zu fetches already take more "
+                          "than %u MiB; fetch fewer or smaller pages at once",
+                          next - n_active, n, NET_MANY_MAX_BYTES >> 20);
+            goto out;
         }
     }
 

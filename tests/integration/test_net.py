@@ -733,6 +733,21 @@ def fetch_many_50_with_limit_8():
 
 
 @t.test
+def fetch_many_bounds_the_results_it_holds():
+    """fetch_many keeps each finished fetch's result until all are done: 20
+    URLs of 16 MiB would hold 320 MiB, whatever max_result says of the list
+    at the end. Past 64 MiB of results it stops, cancels what still runs,
+    and fails with LimitError naming the bound."""
+    with HTTPServer() as srv, daemon() as d:
+        urls = [srv.url("/max-chunked")] * 20
+        r = d.aioctl("run", "net.fetch_many", json.dumps(urls), "2", timeout=300)
+        t.eq(r.rc, 1, "fetch_many fails", r)
+        t.contains(r.err, "LimitError", "with LimitError", r)
+        t.contains(r.err, "64 MiB", "naming its bound", r)
+        d.assert_alive()
+
+
+@t.test
 def fetch_many_bad_arguments():
     with daemon() as d:
         r = d.aioctl("run", "net.fetch_many", '["http://127.0.0.1:1/", 3]')
