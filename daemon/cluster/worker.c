@@ -111,6 +111,15 @@ static struct {
     uv_prepare_t *flush;
     /* Every job by task id. */
     hashmap *jobs;
+    /* Cancels published for tasks this host holds no job for (yet): the
+     * fetch that marked one running here may still be on its way. Task id
+     * -> when the entry is forgotten (uv_now ms). */
+    hashmap *early_cancels;
+    /* The same, oldest first, to forget them in order: a ring. */
+    struct early_cancel {
+        uint64_t id, until;
+    } * early;
+    size_t early_head, early_n, early_cap;
     unsigned busy;
     unsigned running;
     bool frozen;
@@ -183,6 +192,9 @@ static job *job_new(uint64_t id, uint32_t stream, const char *eid) {
         return NULL;
     }
     list_insert_tail(&W.backlog, &j->node);
+    /* Cancelled between the fetch and its reply: it ends before starting. */
+    if (W.early_cancels && hashmap_remove_u64(W.early_cancels, id))
+        j->cancel_asked = true;
     return j;
 }
 
@@ -997,8 +1009,22 @@ static void claim_silent(void) {
     }
 }
 
+/* Forgets the early cancels whose time is up, oldest first. */
+static void prune_early_cancels(void) {
+    uint64_t now = uv_now(uv_default_loop());
+    while (W.early_n > 0 && W.early[W.early_head].until <= now) {
+        struct early_cancel e = W.early[W.early_head];
+        /* Unless it was put again since (a later entry stands for it). */
+        if ((uint64_t)(uintptr_t)hashmap_get_u64(W.early_cancels, e.id) == e.until)
+            hashmap_remove_u64(W.early_cancels, e.id);
+        W.early_head = (W.early_head + 1) % W.early_cap;
+        W.early_n--;
+    }
+}
+
 static void on_period(uv_timer_t *t) {
     (void)t;
+    prune_early_cancels();
     if (!link_up())
         return;
     advertise();
@@ -1015,9 +1041,10 @@ int worker_start(void) {
     list_init(&W.held);
     list_init(&W.ending);
     W.jobs = hashmap_new(0);
+    W.early_cancels = hashmap_new(0);
     W.timer = alloc_malloc(sizeof(*W.timer));
     W.flush = alloc_malloc(sizeof(*W.flush));
-    if (!W.jobs || !W.timer || !W.flush)
+    if (!W.jobs || !W.early_cancels || !W.timer || !W.flush)
         return -ENOMEM;
     uv_prepare_init(link_loop(), W.flush);
     char why[200];
@@ -1072,10 +1099,39 @@ void worker_link_up(void) {
     pump();
 }
 
+/* How long a cancel for a task without a job here is kept (ms): far longer
+ * than a fetch's reply takes. */
+#define EARLY_CANCEL_KEEP_MS 60000u
+
 void worker_cancel(uint64_t id) {
+    if (!W.jobs)
+        return; /* not serving (yet, or any more) */
     job *j = hashmap_get_u64(W.jobs, id);
-    if (!j)
+    if (!j) {
+        /* Most are for tasks other hosts run; they are forgotten soon. */
+        uint64_t until = uv_now(uv_default_loop()) + EARLY_CANCEL_KEEP_MS;
+        if (W.early_n == W.early_cap) {
+            size_t cap = W.early_cap ? 2 * W.early_cap : 64;
+            struct early_cancel *e = alloc_malloc(cap * sizeof(*e));
+            if (!e) {
+                log_warning("cluster: out of memory keeping the cancel of task %" PRIu64, id);
+                return;
+            }
+            for (size_t i = 0; i < W.early_n; i++)
+                e[i] = W.early[(W.early_head + i) % W.early_cap];
+            free(W.early);
+            W.early = e;
+            W.early_cap = cap;
+            W.early_head = 0;
+        }
+        hashmap_remove_u64(W.early_cancels, id);
+        if (hashmap_put_u64(W.early_cancels, id, (void *)(uintptr_t)until) < 0) {
+            log_warning("cluster: out of memory keeping the cancel of task %" PRIu64, id);
+            return;
+        }
+        W.early[(W.early_head + W.early_n++) % W.early_cap] = (struct early_cancel){id, until};
         return;
+    }
     j->cancel_asked = true;
     if (j->phase == J_RUNNING && j->t && !task_finished(j->t))
         task_cancel(j->t);
@@ -1138,6 +1194,11 @@ void worker_stop(void) {
         W.flush = NULL;
     }
     hashmap_free(W.jobs);
+    hashmap_free(W.early_cancels);
+    W.early_cancels = NULL;
+    free(W.early);
+    W.early = NULL;
+    W.early_head = W.early_n = W.early_cap = 0;
     W.jobs = NULL;
     free(W.streams);
     W.streams = NULL;
