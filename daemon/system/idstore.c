@@ -157,13 +157,19 @@ static int take_lock(char *err, size_t err_len) {
     return lock;
 }
 
-int idstore_skip_past(uint64_t id, char *err, size_t err_len) {
+/* Takes the lock (*ret_lock, closed by the caller) and reads next-id. */
+static int lock_and_read(int *ret_lock, uint64_t *ret_next, char *err, size_t err_len) {
     assert(dir_fd >= 0);
-    _cleanup_close_ int lock = take_lock(err, err_len);
-    if (lock < 0)
-        return lock;
+    *ret_lock = take_lock(err, err_len);
+    if (*ret_lock < 0)
+        return *ret_lock;
+    return read_next(ret_next, err, err_len);
+}
+
+int idstore_skip_past(uint64_t id, char *err, size_t err_len) {
+    _cleanup_close_ int lock = -1;
     uint64_t next = 0;
-    int r = read_next(&next, err, err_len);
+    int r = lock_and_read(&lock, &next, err, err_len);
     if (r < 0)
         return r;
     if (next > id)
@@ -173,12 +179,9 @@ int idstore_skip_past(uint64_t id, char *err, size_t err_len) {
 }
 
 int idstore_reserve(uint64_t *ret_first, uint64_t *ret_end, char *err, size_t err_len) {
-    assert(dir_fd >= 0);
-    _cleanup_close_ int lock = take_lock(err, err_len);
-    if (lock < 0)
-        return lock;
+    _cleanup_close_ int lock = -1;
     uint64_t next = 0;
-    int r = read_next(&next, err, err_len);
+    int r = lock_and_read(&lock, &next, err, err_len);
     if (r < 0)
         return r;
     r = write_next(next + block, err, err_len);

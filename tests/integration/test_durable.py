@@ -778,6 +778,20 @@ def a_removed_id_counter_does_not_reuse_the_stored_ids():
     d.stop()
 
 
+def both_wait_then_follow(d, first, then):
+    """After a restart: `first` (delayed) and `then` (after it) both pending;
+    cancelling `first` fails `then` with DependencyFailed, as it would have
+    before. Stops d."""
+    t.eq(show(d, first)["state"], "pending", "the first task after the restart")
+    info = show(d, then)
+    t.eq(info["state"], "pending", "the task after it, still waiting", " (%r)" % info)
+    r = d.aioctl("cancel", first)
+    t.eq(r.rc, 0, "cancel the first task", r)
+    info = wait_state(d, then, lambda x: x["state"] != "pending", "ended")
+    t.eq(info["error"]["kind"], "DependencyFailed", "it still follows the first one")
+    d.stop()
+
+
 @t.test
 def a_clean_stop_leaves_after_chains_waiting():
     """SIGTERM cuts off a task that waits for its time and the task that runs
@@ -788,14 +802,7 @@ def a_clean_stop_leaves_after_chains_waiting():
     then = submit_id(d, "--after", str(first), "demo.echo", "then")
     d.stop()
     d = restart(d)
-    t.eq(show(d, first)["state"], "pending", "the first task after the restart")
-    info = show(d, then)
-    t.eq(info["state"], "pending", "the task after it, still waiting", " (%r)" % info)
-    r = d.aioctl("cancel", first)
-    t.eq(r.rc, 0, "cancel the first task", r)
-    info = wait_state(d, then, lambda x: x["state"] != "pending", "ended")
-    t.eq(info["error"]["kind"], "DependencyFailed", "it still follows the first one")
-    d.stop()
+    both_wait_then_follow(d, first, then)
 
 
 @t.test
@@ -817,14 +824,7 @@ def a_task_after_one_whose_plugin_is_gone_waits_with_it():
     t.check(r.rc != 0, "the dependent is not restored while its dependency's plugin is gone", r)
     d.stop()
     d = restart(d)
-    t.eq(show(d, first)["state"], "pending", "the dependency, back with its plugin")
-    info = show(d, then)
-    t.eq(info["state"], "pending", "the dependent, still waiting for it", " (%r)" % info)
-    r = d.aioctl("cancel", first)
-    t.eq(r.rc, 0, "cancel the dependency", r)
-    info = wait_state(d, then, lambda x: x["state"] != "pending", "ended")
-    t.eq(info["error"]["kind"], "DependencyFailed", "then it fails as it should")
-    d.stop()
+    both_wait_then_follow(d, first, then)
 
 
 @t.test
