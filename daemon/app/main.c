@@ -473,7 +473,7 @@ static void harden_process(void) {
      * with them a program with file-inheritable capabilities would get the
      * daemon's at exec. Dropping needs no privilege. */
     struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
-    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {{0}};
     if (syscall(SYS_capget, &hdr, data) == 0 && (data[0].inheritable || data[1].inheritable)) {
         data[0].inheritable = data[1].inheritable = 0;
         if (syscall(SYS_capset, &hdr, data) < 0)
