@@ -13,17 +13,13 @@
 #include "core/soon.h"
 #include "core/task.h"
 
-/* A done-callback (on the future's list until the future ends, then
- * scheduled with call_soon, holding a reference to the future), or a task
- * awaiting it (`t`; fut_await's own, woken when the future ends). Both
- * kinds share one list, so that they go in the order they came, as in
- * asyncio, where a task's wake-up is a done-callback like the others. */
+/* A done-callback: on the future's list (e.t NULL) until the future ends,
+ * then scheduled with call_soon, holding a reference to the future. */
 typedef struct fut_cb {
-    list node;
+    fut_entry e;
     fut *f;
     fut_callback cb;
     void *data;
-    task *t;
 } fut_cb;
 
 fut *fut_new(void) {
@@ -45,10 +41,10 @@ fut *fut_unref(fut *f) {
     if (!f || --f->refs > 0)
         return NULL;
     while (!list_empty(&f->callbacks)) {
-        fut_cb *c = container_of(list_first(&f->callbacks), fut_cb, node);
-        assert(!c->t); /* an awaiting task holds a reference */
-        list_remove(&c->node);
-        free(c);
+        fut_entry *e = container_of(list_first(&f->callbacks), fut_entry, node);
+        assert(!e->t); /* an awaiting task holds a reference */
+        list_remove(&e->node);
+        free(container_of(e, fut_cb, e));
     }
     pbvalue_free(f->result);
     free(f->kind);
@@ -72,13 +68,14 @@ static void run_callback(void *data) {
  * all in the order they came. */
 static void settle(fut *f) {
     while (!list_empty(&f->callbacks)) {
-        fut_cb *c = container_of(list_first(&f->callbacks), fut_cb, node);
-        list_remove(&c->node);
-        if (c->t) {
-            list_init(&c->node); /* the awaiting task frees it */
-            sched_wake(c->t, 0);
+        fut_entry *e = container_of(list_first(&f->callbacks), fut_entry, node);
+        list_remove(&e->node);
+        list_init(&e->node);
+        if (e->t) {
+            sched_wake(e->t, 0);
             continue;
         }
+        fut_cb *c = container_of(e, fut_cb, e);
         c->f = fut_ref(f);
         if (soon_call(run_callback, c, NULL) < 0) {
             /* Without memory for the handle, run it now rather than never. */
@@ -155,19 +152,16 @@ static bool cancel_awaited(task *t, void *data) {
 int fut_await(task *t, fut *f, Aiod__Value **ret_result) {
     if (!fut_done(f)) {
         task_run *r = t->run;
-        fut_cb *w = alloc_calloc(1, sizeof(*w));
-        if (!w)
-            return -ENOMEM;
-        w->t = t;
         fut_ref(f);
-        list_insert_tail(&f->callbacks, &w->node);
+        r->fut_wait.t = t;
+        list_insert_tail(&f->callbacks, &r->fut_wait.node);
         r->on_cancel = cancel_awaited;
         r->on_cancel_data = f;
         int s = sched_suspend(t);
         r->on_cancel = NULL;
         r->on_cancel_data = NULL;
-        list_remove(&w->node);
-        free(w);
+        list_remove(&r->fut_wait.node);
+        list_init(&r->fut_wait.node);
         if (s < 0) {
             /* Cancelled with the future already done (its wake-up was
              * queued), or before it could wait. */
@@ -196,7 +190,7 @@ int fut_add_callback(fut *f, fut_callback cb, void *data) {
         }
         return r;
     }
-    list_insert_tail(&f->callbacks, &c->node);
+    list_insert_tail(&f->callbacks, &c->e.node);
     return 0;
 }
 
@@ -204,9 +198,12 @@ int fut_remove_callback(fut *f, fut_callback cb, void *data) {
     int n = 0;
     list *pos, *tmp;
     list_foreach_safe(pos, tmp, &f->callbacks) {
-        fut_cb *c = container_of(pos, fut_cb, node);
+        fut_entry *e = container_of(pos, fut_entry, node);
+        if (e->t)
+            continue; /* an awaiting task */
+        fut_cb *c = container_of(e, fut_cb, e);
         if (c->cb == cb && c->data == data) {
-            list_remove(&c->node);
+            list_remove(&c->e.node);
             free(c);
             n++;
         }

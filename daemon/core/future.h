@@ -29,9 +29,9 @@ struct fut {
      * message when failed or cancelled (message may be NULL). */
     Aiod__Value *result;
     char *kind, *message;
-    /* Done-callbacks (fut_add_callback), scheduled with call_soon when the
-     * future ends, and the tasks suspended in fut_await (fut_await's own
-     * records), woken then: in the order they came. */
+    /* Its waiters (fut_entry.node), in the order they came: done-callbacks
+     * (fut_add_callback), scheduled with call_soon when the future ends,
+     * and tasks suspended in fut_await, woken then. */
     list callbacks;
 };
 

@@ -312,6 +312,7 @@ static int task_make(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id,
         list_init(&r->ready_node);
         list_init(&r->waiters);
         list_init(&r->limit_node);
+        list_init(&r->fut_wait.node);
     }
     t->aio = fn->owner && fn->owner->desc && fn->owner->desc->abi_minor >= 4;
     list_init(&t->retain_node);

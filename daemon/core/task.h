@@ -48,6 +48,15 @@ struct waiter {
  * task settles (task_settle), so that a retained outcome keeps only the
  * small struct task. Lists link these nodes; `task` leads back.
  */
+/* One of a future's waiters: a done-callback (future.c's fut_cb, t NULL)
+ * or a task suspended in fut_await (its run part's own, task_run.fut_wait).
+ * As in asyncio, where a task's wake-up is a done-callback like the others,
+ * they go in the order they came. */
+typedef struct fut_entry {
+    list node;
+    task *t;
+} fut_entry;
+
 struct task_run {
     task *task;
     /* The coroutine while started and unfinished (sched.c). */
@@ -103,6 +112,8 @@ struct task_run {
      * child, future or group the task awaits), which then ends the wait. */
     bool (*on_cancel)(task *t, void *data);
     void *on_cancel_data;
+    /* Its place among the waiters of the future it awaits (future.c). */
+    fut_entry fut_wait;
     /* as_completed of an aio task: the iteration (its `seen` array) and
      * its deadline (loop seconds; 0 none, < 0 expired at once). */
     const void *ac_seen;
