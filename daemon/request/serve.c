@@ -65,6 +65,8 @@ static int on_opened(conn *c) {
     return 0;
 }
 
+static void close_session(conn *c);
+
 static void on_frame(conn *c, const uint8_t *payload, size_t len) {
     /* The stall detector names the connection while its request holds the
      * loop (a frame's checks can take long before any task exists). */
@@ -82,6 +84,14 @@ static void on_resume(conn *c) {
 }
 
 static void on_closing(conn *c) {
+    /* Seen by the stall detector like a request of the connection: the
+     * outcomes its close releases are sized, and those evicted freed. */
+    stall_enter_request(c->serial, c->uid);
+    close_session(c);
+    stall_leave();
+}
+
+static void close_session(conn *c) {
     session *s = session_of(c);
     identity_cancel(s->lookup);
     offload_session_closed(s);

@@ -17,7 +17,8 @@
  * What the loop is doing, as the detector sees it:
  *   waiting   between the prepare and the check phase: blocked in
  *             epoll_wait, or running I/O callbacks (only a request's
- *             dispatch among those is seen, through its hook);
+ *             dispatch and a connection's close among those are seen,
+ *             through the request hook);
  *   running   anywhere else (timers, the drain outside a task step);
  *   a task    inside stall_enter_task .. stall_leave;
  *   a request inside stall_enter_request .. stall_leave.

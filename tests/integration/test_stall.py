@@ -95,6 +95,42 @@ def short_stalls_over_a_low_threshold():
                  "after %d of them" % (i + 1), d.log())
 
 
+def echo_of_a_big_list(request_id, n):
+    """ClientMessage{submit{call{demo.echo, [a list of n ints]}}}: attached."""
+    items = b"".join(harness.field_bytes(1, harness.field_varint(3, 2 * i)) for i in range(n))
+    call = harness.field_bytes(1, b"demo.echo") + harness.field_bytes(2, harness.field_bytes(7, items))
+    return harness.field_varint(1, request_id) + harness.field_bytes(3, harness.field_bytes(1, call))
+
+
+@t.test
+def closing_a_connection_that_holds_big_outcomes_is_seen():
+    """A connection's close does the session's work on the loop: its unawaited
+    attached outcomes join the retention, which sizes them and frees what it
+    evicts. With many big ones that holds the loop like a request does, and
+    the detector must see it (it took the loop for waiting, and said
+    nothing)."""
+    tasks, n = harness.scaled(40, 20, 10), 60000
+    with t.daemon(extra_args=["--stall-warning-ms", "20"]) as d:
+        with d.raw(timeout=60) as c:
+            c.send_frame(harness.msg_hello(1, 1))
+            c.recv()
+            for i in range(tasks):
+                c.send_frame(echo_of_a_big_list(10 + i, n))
+            got = 0
+            while got < tasks:  # every Submitted: the tasks exist (and end at once)
+                rep = c.recv()
+                t.check(rep is not None, "the daemon closed the connection")
+                got += rep.request_id >= 10
+            t.check("by a request from connection" not in d.log(),
+                    "no stall before the close (the test's frames are checked quickly)",
+                    d.log()[-2000:])
+        # The close: the outcomes are released now.
+        line = d.wait_log("by a request from connection", 60)
+        print("  " + line.strip(), flush=True)
+        print("  " + d.wait_log("in all by a request from connection", 60).strip(), flush=True)
+        t.contains(line, "(uid", "the stall line names the closing connection and its uid")
+
+
 @t.test
 def detector_off():
     with blocker(["--stall-warning-ms", "0"]) as d:
