@@ -27,6 +27,8 @@ static struct {
     char host[CLUSTER_HOST_NAME_MAX + 1];
     rconn *cmd;
     rconn *sub;
+    /* With cluster_replicas: submits and their WAIT (link_submits). */
+    rconn *repl;
 } L;
 
 /* The scripts' digests, once Redis has them (SCRIPT LOAD on every
@@ -93,6 +95,7 @@ static void sub_up(rconn *rc, void *data) {
 
 static const rconn_ops cmd_ops = {.up = cmd_up};
 static const rconn_ops sub_ops = {.up = sub_up};
+static const rconn_ops repl_ops = {0};
 
 /* The first line of the password file, without its newline. */
 static int read_password(const char *path) {
@@ -161,6 +164,10 @@ int link_start(uv_loop_t *loop, const link_hooks *hooks) {
     r = rconn_new(loop, &L.url, L.password, "commands", &cmd_ops, NULL, &L.cmd);
     if (r >= 0)
         r = rconn_new(loop, &L.url, L.password, "events", &sub_ops, NULL, &L.sub);
+    /* WAIT blocks the connection it is sent on (up to 5 s): not the one
+     * that renews the claims of the tasks this host runs. */
+    if (r >= 0 && cfg.cluster_replicas)
+        r = rconn_new(loop, &L.url, L.password, "replicated submits", &repl_ops, NULL, &L.repl);
     return r;
 }
 
@@ -169,9 +176,10 @@ bool link_started(void) {
 }
 
 void link_stop(void) {
+    rconn_free(L.repl);
     rconn_free(L.sub);
     rconn_free(L.cmd);
-    L.sub = L.cmd = NULL;
+    L.repl = L.sub = L.cmd = NULL;
     if (L.password)
         explicit_bzero(L.password, strlen(L.password));
     free(L.password);
@@ -196,6 +204,10 @@ const char *link_host(void) {
 
 rconn *link_cmd(void) {
     return L.cmd;
+}
+
+rconn *link_submits(void) {
+    return L.repl ? L.repl : L.cmd;
 }
 
 bool link_up(void) {
@@ -235,6 +247,11 @@ static void on_eval(rconn *rc, redisReply *r, void *priv) {
 
 int link_eval(const char *script, int n_keys, int n_args, const char **args, const size_t *lens,
               rconn_cb cb, void *priv) {
+    return link_eval_on(L.cmd, script, n_keys, n_args, args, lens, cb, priv);
+}
+
+int link_eval_on(rconn *rc, const char *script, int n_keys, int n_args, const char **args,
+                 const size_t *lens, rconn_cb cb, void *priv) {
     const char *digest = NULL;
     for (size_t i = 0; lua_scripts[i] && i < ELEMENTSOF(digests); i++)
         if (lua_scripts[i] == script && digests[i][0])
@@ -257,7 +274,7 @@ int link_eval(const char *script, int n_keys, int n_args, const char **args, con
             argv[3 + i] = args[i];
             argl[3 + i] = lens ? lens[i] : strlen(args[i]);
         }
-        r = rconn_send(L.cmd, on_eval, call, (int)argc, argv, argl);
+        r = rconn_send(rc, on_eval, call, (int)argc, argv, argl);
     }
     if (r < 0)
         free(call);

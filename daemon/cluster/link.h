@@ -45,6 +45,10 @@ const char *link_password(void);
 const char *link_host(void);
 /* The command connection, and whether it is up. */
 rconn *link_cmd(void);
+/* The connection for submits and the WAIT after them: one of their own
+ * with cluster_replicas (WAIT blocks its connection), else the command
+ * connection. */
+rconn *link_submits(void);
 bool link_up(void);
 /* Why the cluster is unreachable, as a whole message for a client. */
 void link_unreachable(char *buf, size_t len);
@@ -60,6 +64,9 @@ void link_output_key(char *buf, size_t len, uint64_t id);
  */
 int link_eval(const char *script, int n_keys, int n_args, const char **args, const size_t *lens,
               rconn_cb cb, void *priv);
+/* As link_eval, on the connection `rc` (link_submits()). */
+int link_eval_on(rconn *rc, const char *script, int n_keys, int n_args, const char **args,
+                 const size_t *lens, rconn_cb cb, void *priv);
 
 /* Wall-clock microseconds since the epoch. */
 uint64_t link_now_usec(void);

@@ -254,11 +254,16 @@ static void answer_unknown(cluster_op *op) {
 }
 
 /* Sends on the shared connection, owed to `op`. */
-static int op_send(cluster_op *op, rconn_cb cb, int argc, const char **argv, const size_t *lens) {
-    int r = rconn_send(link_cmd(), cb, op, argc, argv, lens);
+static int op_send_on(rconn *rc, cluster_op *op, rconn_cb cb, int argc, const char **argv,
+                      const size_t *lens) {
+    int r = rconn_send(rc, cb, op, argc, argv, lens);
     if (r == 0)
         op->owed++;
     return r;
+}
+
+static int op_send(cluster_op *op, rconn_cb cb, int argc, const char **argv, const size_t *lens) {
+    return op_send_on(link_cmd(), op, cb, argc, argv, lens);
 }
 
 static int op_eval(cluster_op *op, const char *script, int n_keys, int n_args, const char **args,
@@ -310,8 +315,10 @@ static void submitted(cluster_op *op, const redisReply *e, const char *noserve) 
         char n[12], ms[12];
         snprintf(n, sizeof(n), "%u", cfg.cluster_replicas);
         snprintf(ms, sizeof(ms), "%u", LIMIT_CLUSTER_REPLICAS_WAIT_MS);
+        /* On the connection the submit went on: WAIT counts its writes. */
         const char *argv[] = {"WAIT", n, ms};
-        if (op_send(op, on_replicas, 3, argv, (size_t[]){4, strlen(n), strlen(ms)}) < 0)
+        if (op_send_on(link_submits(), op, on_replicas, 3, argv,
+                       (size_t[]){4, strlen(n), strlen(ms)}) < 0)
             answer_unreachable(op);
         return;
     }
@@ -431,8 +438,8 @@ static void flush_submits(uv_prepare_t *h) {
             for (size_t i = 0; i < 4; i++)
                 args[a] = texts[i], lens[a] = strlen(texts[i]), a++;
         }
-        int r = b && args && lens ? link_eval(lua_submit, (int)(1 + 2 * n), (int)a, args, lens,
-                                              on_submit_batch, b)
+        int r = b && args && lens ? link_eval_on(link_submits(), lua_submit, (int)(1 + 2 * n),
+                                                 (int)a, args, lens, on_submit_batch, b)
                                   : -ENOMEM;
         free(args);
         free(lens);

@@ -564,4 +564,30 @@ def cluster_replicas_waits_for_a_replica_and_says_when_none_confirms():
              "the task the unconfirmed submit queued")
 
 
+@t.test
+def a_submit_waiting_for_replicas_does_not_hold_up_the_claims():
+    """WAIT (cluster_replicas) blocks the connection it is sent on until the
+    replicas answer or 5 s pass. Sent on the connection that renews a host's
+    claims, two unconfirmed submits held those renewals for 10 s, and
+    another host took the task it was running: under on_interrupt = fail it
+    ended Interrupted while it still ran. The submits and their WAIT go on a
+    connection of their own."""
+    with Cluster(t, [Host("h1", settings=["cluster_replicas = 1"]),
+                     Host("h2", settings=["cluster_replicas = 1"]),
+                     Host("h3", queues="")]) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h1", "h2"])
+        h3 = lab["h3"]
+        tid = lab.submit(h3, "q1", "demo.sleep", "8", "kept")  # h3 waits for no replica
+        info = wait_state(lab, h3, tid, "running")
+        runner = lab[info["host"]]
+        # No replica at all: each WAIT takes its full 5 s.
+        subs = [runner.aioctl_bg("submit", "--queue", "q1", "demo.sleep", "0", "x%d" % i)
+                for i in range(2)]
+        o = lab.await_all(h3, [tid], limit=60)[tid]
+        for p in subs:
+            p.wait(timeout(60))
+        t.eq((o.get("result"), outcome_kind(o)), ("kept", None),
+             "the running task's outcome", " (%r)\nhost logs:%s" % (o, lab.logs()))
+
+
 t.main()
