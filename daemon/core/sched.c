@@ -248,7 +248,7 @@ int sched_sleep(task *t, double seconds) {
         run->wake_pending = false;
         sched_wake(t, -ECANCELED);
         coro_yield();
-        return run->wake_status;
+        return resumed(t); /* one more cancel meanwhile is taken with it */
     }
     if (seconds == 0) {
         /* Yield: go to the back of the ready queue. */

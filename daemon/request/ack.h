@@ -1,6 +1,6 @@
 /*
- * The answer to a Submit or a Cancel (ack.c): the Submitted reply, and for a followed
- * Submit the output stream after it. For a durable task (core/persist.h)
+ * The answer to a Submit or a Cancel (ack.c): the Submitted reply, and for
+ * a followed Submit the output stream after it. For a durable task (core/persist.h)
  * the reply waits until the task's record is committed: acknowledged means
  * durable. If the commit fails, the reply is ERROR_STORE and the task ends
  * failed without ever starting.

@@ -608,10 +608,6 @@ static bool park(session *s, const uint8_t *payload, size_t len) {
     return true;
 }
 
-/* Handles a decoded frame (m, or rc and why from the decode; m stays the
- * caller's); `may_park`: a request that waits, when too many are open (or
- * others are parked before it), is parked instead. `o`: the frame was
- * decoded off the loop thread. */
 /* A request other than Hello came first: refused, and the client dropped. */
 static void refuse_before_hello(session *s, uint64_t request_id) {
     conn *c = s->c;
@@ -623,6 +619,10 @@ static void refuse_before_hello(session *s, uint64_t request_id) {
     conn_close_soon(c);
 }
 
+/* Handles a decoded frame (m, or rc and why from the decode; m stays the
+ * caller's); `may_park`: a request that waits, when too many are open (or
+ * others are parked before it), is parked instead. `o`: the frame was
+ * decoded off the loop thread. */
 static void run_decoded(session *s, Aiod__ClientMessage *m, int rc, const char *why,
                         const uint8_t *payload, size_t len, bool may_park, const offload *o) {
     conn *c = s->c;
