@@ -957,7 +957,7 @@ static void advertise(void) {
     snprintf(key, sizeof(key), "aiod:host:%s", link_host());
     snprintf(cap, sizeof(cap), "%u", cfg.cluster_capacity);
     snprintf(busy, sizeof(busy), "%u", W.running);
-    snprintf(ttl, sizeof(ttl), "%u", 3 * cfg.cluster_visibility_ms);
+    snprintf(ttl, sizeof(ttl), "%llu", 3ull * cfg.cluster_visibility_ms); /* > 32 bits */
     const char *queues = cfg.cluster_queues ? cfg.cluster_queues : "";
     char *functions = functions_text();
     const char *hset[] = {"HSET",     key, "queues",    queues,

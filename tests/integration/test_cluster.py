@@ -565,6 +565,19 @@ def cluster_replicas_waits_for_a_replica_and_says_when_none_confirms():
 
 
 @t.test
+def a_long_visibility_keeps_its_host_key_as_long():
+    """The host key expires 3 x cluster_visibility_ms after the last
+    advertisement; the setting goes up to 2^32 - 1 ms, and three times that
+    wrapped around 32 bits (1.5e9 ms gave a key that lived 2.4 days instead
+    of 52)."""
+    vis = 1500000000
+    with Cluster(t, [Host("h1")], visibility_ms=vis) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h1"])
+        ttl = int(lab.redis.command("PTTL", "aiod:host:h1"))
+        t.between(ttl, 3 * vis - 60000, 3 * vis, "the host key's time to live (ms)")
+
+
+@t.test
 def a_submit_waiting_for_replicas_does_not_hold_up_the_claims():
     """WAIT (cluster_replicas) blocks the connection it is sent on until the
     replicas answer or 5 s pass. Sent on the connection that renews a host's
