@@ -117,7 +117,7 @@ const char lua_finish[] =
     "  local task, stream = KEYS[3 * j + 1], KEYS[3 * j + 2]\n"
     "  local a = 3 + 8 * j\n"
     "  local eid = ARGV[a]\n"
-    "  local v = redis.call('HMGET', task, 'state', 'host', 'w')\n"
+    "  local v = redis.call('HMGET', task, 'state', 'host', 'w', 'attempt')\n"
     "  if v[1] ~= 'running' or v[2] ~= host then\n"
     "    res[j + 1] = 'lost'\n"
     "  else\n"
@@ -130,6 +130,9 @@ const char lua_finish[] =
     "    if ARGV[a + 6] ~= '0' then\n"
     "      f[n + 1], f[n + 2], out = 'lines', ARGV[a + 6], KEYS[3 * j + 3]\n"
     "    end\n"
+    /* An earlier attempt (another host's) may have printed: its stream
+     * expires with the task too. */
+    "    if not out and (tonumber(v[4]) or 1) > 1 then out = KEYS[3 * j + 3] end\n"
     "    redis.call('HSET', task, unpack(f))\n" LUA_SETTLE "    acked[stream] = eid\n"
     "    res[j + 1] = 'ok'\n"
     "  end\n"

@@ -8,6 +8,7 @@ Run one case with AIOD_TEST_ONLY=NAME; keep the dirs with --keep.
 """
 
 import json
+import os
 import threading
 import time
 
@@ -562,6 +563,30 @@ def cluster_replicas_waits_for_a_replica_and_says_when_none_confirms():
         t.eq(len(named), 1, "cluster ids named in the error", r)
         t.eq(lab.await_all(h1, named)[named[0]].get("result"), "unconfirmed",
              "the task the unconfirmed submit queued")
+
+
+@t.test
+def a_rerun_that_prints_nothing_still_expires_the_first_runs_output():
+    """Attempt 1 prints and its host is killed; attempt 2, on another host,
+    prints nothing and ends. The output stream attempt 1 wrote must expire
+    with the task (the finish set its TTL only when its own run printed, so
+    that stream stayed in Redis for good)."""
+    marker = os.path.join(t.tmpdir("marker"), "ran")
+    script = ("if [ -e %s ]; then exit 0; fi; touch %s; echo first-run; sleep 60" % (marker, marker))
+    settings = ["on_interrupt = proc.shell retry", "call = proc.* @root"]
+    with Cluster(t, [Host("h1", settings=settings), Host("h2", settings=settings),
+                     Host("h3", queues="")]) as lab:
+        lab.wait_serving("q1", "proc.shell", ["h1", "h2"])
+        h3 = lab["h3"]
+        tid = lab.submit(h3, "q1", "proc.shell", script)
+        info = wait_state(lab, h3, tid, "running")
+        until(lambda: int(lab.redis.command("XLEN", "aiod:o:%d" % tid)) >= 1 or None,
+              "the first run's line in its output stream", timeout(20))
+        lab[info["host"]].kill()
+        o = lab.await_all(h3, [tid], limit=60)[tid]
+        t.eq(outcome_kind(o), None, "the rerun ends done", " (%r)" % o)
+        ttl = int(lab.redis.command("PTTL", "aiod:o:%d" % tid))
+        t.check(ttl > 0, "the output stream has a time to live", " (PTTL %d)" % ttl)
 
 
 @t.test
