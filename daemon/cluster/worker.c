@@ -41,6 +41,10 @@
 typedef struct wstream {
     char key[KEY_MAX];
     char serve[KEY_MAX];
+    /* Where the next XAUTOCLAIM looks from: each call looks at a bounded
+     * number of pending entries and says where it stopped ("0-0": the
+     * start again). */
+    char claim_from[48];
     bool active;
     /* The consumer group exists (made on the reader's connection). */
     bool grouped;
@@ -978,6 +982,11 @@ static void on_claimed(rconn *rc, redisReply *r, void *priv) {
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2)
         return;
     uint32_t s = (uint32_t)(uintptr_t)priv;
+    if (s < W.n_streams) {
+        const char *next = redis_str(r->element[0]);
+        snprintf(W.streams[s].claim_from, sizeof(W.streams[s].claim_from), "%s",
+                 next && strlen(next) < sizeof(W.streams[s].claim_from) ? next : "0-0");
+    }
     size_t before = hashmap_size(W.jobs);
     take_entries(s, r->element[1]);
     if (hashmap_size(W.jobs) > before)
@@ -999,8 +1008,10 @@ static void claim_silent(void) {
         char idle[16], count[16];
         snprintf(idle, sizeof(idle), "%u", cfg.cluster_visibility_ms);
         snprintf(count, sizeof(count), "%u", cfg.cluster_capacity - W.busy);
-        const char *argv[] = {"XAUTOCLAIM", W.streams[s].key, "aiod", link_host(), idle,
-                              "0-0",        "COUNT",          count};
+        if (!W.streams[s].claim_from[0])
+            snprintf(W.streams[s].claim_from, sizeof(W.streams[s].claim_from), "0-0");
+        const char *argv[] = {"XAUTOCLAIM", W.streams[s].key,        "aiod",  link_host(),
+                              idle,         W.streams[s].claim_from, "COUNT", count};
         size_t lens[ELEMENTSOF(argv)];
         for (size_t i = 0; i < ELEMENTSOF(argv); i++)
             lens[i] = strlen(argv[i]);

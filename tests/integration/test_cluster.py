@@ -589,6 +589,56 @@ def a_rerun_that_prints_nothing_still_expires_the_first_runs_output():
         t.check(ttl > 0, "the output stream has a time to live", " (PTTL %d)" % ttl)
 
 
+class StartedIn(Cluster):
+    """A lab whose hosts start only when the test says so (start_host)."""
+
+    def __init__(self, suite, hosts, first):
+        super().__init__(suite, hosts)
+        self.first = first
+
+    def start(self):
+        if self.redis not in self.suite._daemons:
+            self.suite._daemons.append(self.redis)
+        self.redis.start()
+        for name in self.first:
+            self.start_host(name)
+        self.wait_joined(self.first)
+        return self
+
+
+@t.test
+def claims_reach_a_silent_hosts_entries_behind_many_live_ones():
+    """XAUTOCLAIM looks at about ten times COUNT pending entries per call and
+    returns where it stopped. Started at 0-0 every time, a host with room
+    for one task never got past twelve entries a live host held, and the
+    entries of a host killed behind them were never claimed (they stayed
+    running, in Redis, for good)."""
+    hosts = [Host("h1", capacity=12), Host("h2", capacity=2), Host("h3", capacity=1),
+             Host("h4", queues="")]
+    with StartedIn(t, hosts, ["h1", "h4"]) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h1"])
+        h4 = lab["h4"]
+        live = [lab.submit(h4, "q1", "demo.sleep", "120", "live") for _ in range(12)]
+        for tid in live:
+            wait_state(lab, h4, tid, "running", on="h1")
+        lab.start_host("h2")
+        lab.wait_serving("q1", "demo.sleep", ["h2"])
+        gone = [lab.submit(h4, "q1", "demo.sleep", "120", "gone") for _ in range(2)]
+        for tid in gone:
+            wait_state(lab, h4, tid, "running", on="h2")
+        lab.start_host("h3")
+        lab.wait_serving("q1", "demo.sleep", ["h3"])
+        lab["h2"].kill()
+
+        # Claimed by h3 (the only host with room), each ends Interrupted
+        # (on_interrupt = fail).
+        def both_settled():
+            return all(lab.show(h4, tid).get("state") == "failed" for tid in gone) or None
+        until(both_settled, "the killed h2's tasks claimed and settled", timeout(30),
+              detail=lambda: "\nhost logs:" + lab.logs())
+        t.check("claimed" in lab.log("h3"), "h3 claimed them", lab.log("h3")[-2000:])
+
+
 @t.test
 def a_long_visibility_keeps_its_host_key_as_long():
     """The host key expires 3 x cluster_visibility_ms after the last
