@@ -124,11 +124,12 @@ blocking and a non-blocking API.
 This package contains the shared library.")
 
 # libaioclient-dev: what building a client or a plugin needs. The static
-# library and the pkg-config and CMake files need protobuf-c and jansson.
+# library and the pkg-config and CMake files need protobuf-c and jansson,
+# and the CMake package runs pkg-config (find_dependency(PkgConfig)).
 set(CPACK_DEBIAN_LIBAIOCLIENT-DEV_PACKAGE_NAME libaioclient-dev)
 set(CPACK_DEBIAN_LIBAIOCLIENT-DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_LIBAIOCLIENT-DEV_PACKAGE_DEPENDS
-    "libaioclient1 (= ${AIOD_DEB_VERSION}), libprotobuf-c-dev, libjansson-dev")
+    "libaioclient1 (= ${AIOD_DEB_VERSION}), libprotobuf-c-dev, libjansson-dev, pkgconf | pkg-config")
 set(CPACK_DEBIAN_LIBAIOCLIENT-DEV_DESCRIPTION
     "client library for the aiod task daemon (development files)
 aiod brings Python asyncio's model to a whole machine. libaioclient lets
