@@ -529,30 +529,44 @@ def an_acknowledged_cancel_survives_a_sigkill():
 # ---------------------------------------------------------------- 4. disk full
 
 
-@t.test
-def a_full_disk_refuses_submits_and_loses_nothing():
+def small_state_dir(name):
+    """A temp dir whose state/ is a 3 MiB tmpfs (unmount it with umount -l):
+    (dir, state dir). Needs root, as CI runs; elsewhere the test fails
+    saying so (it is never skipped quietly)."""
     if os.geteuid() != 0:
         harness.fail("this test mounts a tmpfs as the state dir and needs root (CI runs as "
                      "root); it was not run")
-    dirpath = t.tmpdir("full")
+    dirpath = t.tmpdir(name)
     state = os.path.join(dirpath, "state")
     os.makedirs(state)
     r = harness.run(["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", state])
     t.eq(r.rc, 0, "mount a 3 MiB tmpfs", r)
+    return dirpath, state
+
+
+def fill_disk(state):
+    """Fills the tmpfs under `state`; returns the filler's path."""
+    filler = os.path.join(state, "filler")
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+@t.test
+def a_full_disk_refuses_submits_and_loses_nothing():
+    dirpath, state = small_state_dir("full")
     d = None
     try:
         d = t.daemon(dirpath=dirpath, extra_args=["--retain-count", "100000"])
         acked = [submit_id(d, "demo.echo", "before-%d" % i) for i in range(5)]
         long_task = submit_id(d, "demo.sleep", "3", "long")
         wait_state(d, long_task, running, "running")
-        filler = os.path.join(state, "filler")
-        with open(filler, "wb") as f:
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-            except OSError:
-                pass
+        filler = fill_disk(state)
         big = "x" * 3000
         refused = None
         for i in range(5000):
@@ -598,19 +612,6 @@ def a_full_disk_refuses_submits_and_loses_nothing():
         harness.run(["umount", "-l", state])
 
 
-def fill_disk(state):
-    """Fills the tmpfs under `state`; returns the filler's path."""
-    filler = os.path.join(state, "filler")
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
-    return filler
-
-
 @t.test
 def what_a_full_disk_holds_up_is_written_once_there_is_room():
     """A commit that fails for want of space is written again, deletions and
@@ -618,14 +619,7 @@ def what_a_full_disk_holds_up_is_written_once_there_is_room():
     come back (and run twice), a cancel the store could not record yet is
     not undone by the stop, and a stop that cannot write its last changes
     says so in the log."""
-    if os.geteuid() != 0:
-        harness.fail("this test mounts a tmpfs as the state dir and needs root (CI runs as "
-                     "root); it was not run")
-    dirpath = t.tmpdir("full2")
-    state = os.path.join(dirpath, "state")
-    os.makedirs(state)
-    r = harness.run(["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", state])
-    t.eq(r.rc, 0, "mount a 3 MiB tmpfs", r)
+    dirpath, state = small_state_dir("full2")
     d = None
     try:
         d = t.daemon(dirpath=dirpath, extra_args=[
