@@ -116,14 +116,11 @@ static struct {
     /* Every job by task id. */
     hashmap *jobs;
     /* Cancels published for tasks this host holds no job for (yet): the
-     * fetch that marked one running here may still be on its way. Task id
-     * -> when the entry is forgotten (uv_now ms). */
-    hashmap *early_cancels;
-    /* The same, oldest first, to forget them in order: a ring. */
-    struct early_cancel {
-        uint64_t id, until;
-    } * early;
-    size_t early_head, early_n, early_cap;
+     * fetch that marked one running here may still be on its way. Two
+     * generations of task ids, the older dropped every EARLY_CANCEL_KEEP_MS,
+     * so that each is kept that long at least and twice that at most. */
+    hashmap *early_cancels, *early_cancels_old;
+    uint64_t early_since_ms;
     unsigned busy;
     unsigned running;
     bool frozen;
@@ -197,7 +194,8 @@ static job *job_new(uint64_t id, uint32_t stream, const char *eid) {
     }
     list_insert_tail(&W.backlog, &j->node);
     /* Cancelled between the fetch and its reply: it ends before starting. */
-    if (W.early_cancels && hashmap_remove_u64(W.early_cancels, id))
+    if ((W.early_cancels && hashmap_remove_u64(W.early_cancels, id)) ||
+        (W.early_cancels_old && hashmap_remove_u64(W.early_cancels_old, id)))
         j->cancel_asked = true;
     return j;
 }
@@ -1020,22 +1018,27 @@ static void claim_silent(void) {
     }
 }
 
-/* Forgets the early cancels whose time is up, oldest first. */
-static void prune_early_cancels(void) {
+/* How long a cancel for a task without a job here is kept at least (ms):
+ * far longer than a fetch's reply takes. */
+#define EARLY_CANCEL_KEEP_MS 60000u
+
+/* Drops the older generation of early cancels once it is old enough. */
+static void age_early_cancels(void) {
     uint64_t now = uv_now(uv_default_loop());
-    while (W.early_n > 0 && W.early[W.early_head].until <= now) {
-        struct early_cancel e = W.early[W.early_head];
-        /* Unless it was put again since (a later entry stands for it). */
-        if ((uint64_t)(uintptr_t)hashmap_get_u64(W.early_cancels, e.id) == e.until)
-            hashmap_remove_u64(W.early_cancels, e.id);
-        W.early_head = (W.early_head + 1) % W.early_cap;
-        W.early_n--;
-    }
+    if (now - W.early_since_ms < EARLY_CANCEL_KEEP_MS)
+        return;
+    hashmap *fresh = hashmap_new(0);
+    if (!fresh)
+        return; /* kept a period longer */
+    hashmap_free(W.early_cancels_old);
+    W.early_cancels_old = W.early_cancels;
+    W.early_cancels = fresh;
+    W.early_since_ms = now;
 }
 
 static void on_period(uv_timer_t *t) {
     (void)t;
-    prune_early_cancels();
+    age_early_cancels();
     if (!link_up())
         return;
     advertise();
@@ -1053,6 +1056,7 @@ int worker_start(void) {
     list_init(&W.ending);
     W.jobs = hashmap_new(0);
     W.early_cancels = hashmap_new(0);
+    W.early_since_ms = uv_now(uv_default_loop());
     W.timer = alloc_malloc(sizeof(*W.timer));
     W.flush = alloc_malloc(sizeof(*W.flush));
     if (!W.jobs || !W.early_cancels || !W.timer || !W.flush)
@@ -1110,37 +1114,15 @@ void worker_link_up(void) {
     pump();
 }
 
-/* How long a cancel for a task without a job here is kept (ms): far longer
- * than a fetch's reply takes. */
-#define EARLY_CANCEL_KEEP_MS 60000u
-
 void worker_cancel(uint64_t id) {
     if (!W.jobs)
         return; /* not serving (yet, or any more) */
     job *j = hashmap_get_u64(W.jobs, id);
     if (!j) {
         /* Most are for tasks other hosts run; they are forgotten soon. */
-        uint64_t until = uv_now(uv_default_loop()) + EARLY_CANCEL_KEEP_MS;
-        if (W.early_n == W.early_cap) {
-            size_t cap = W.early_cap ? 2 * W.early_cap : 64;
-            struct early_cancel *e = alloc_malloc(cap * sizeof(*e));
-            if (!e) {
-                log_warning("cluster: out of memory keeping the cancel of task %" PRIu64, id);
-                return;
-            }
-            for (size_t i = 0; i < W.early_n; i++)
-                e[i] = W.early[(W.early_head + i) % W.early_cap];
-            free(W.early);
-            W.early = e;
-            W.early_cap = cap;
-            W.early_head = 0;
-        }
-        hashmap_remove_u64(W.early_cancels, id);
-        if (hashmap_put_u64(W.early_cancels, id, (void *)(uintptr_t)until) < 0) {
+        if (hashmap_put_u64(W.early_cancels, id, (void *)1) < 0 &&
+            !hashmap_get_u64(W.early_cancels, id))
             log_warning("cluster: out of memory keeping the cancel of task %" PRIu64, id);
-            return;
-        }
-        W.early[(W.early_head + W.early_n++) % W.early_cap] = (struct early_cancel){id, until};
         return;
     }
     j->cancel_asked = true;
@@ -1206,10 +1188,8 @@ void worker_stop(void) {
     }
     hashmap_free(W.jobs);
     hashmap_free(W.early_cancels);
-    W.early_cancels = NULL;
-    free(W.early);
-    W.early = NULL;
-    W.early_head = W.early_n = W.early_cap = 0;
+    hashmap_free(W.early_cancels_old);
+    W.early_cancels = W.early_cancels_old = NULL;
     W.jobs = NULL;
     free(W.streams);
     W.streams = NULL;

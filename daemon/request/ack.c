@@ -132,7 +132,8 @@ static void on_cancel_committed(persist_waiter *w, int error, const char *why) {
     cancel_ack_free(a);
 }
 
-void ack_cancel(session *s, req *r, task **ts, size_t n, uint32_t count) {
+void ack_cancel(session *s, req *r, task **ts, uint32_t count) {
+    size_t n = count;
     size_t ended = 0;
     for (size_t i = 0; i < n; i++)
         ended += ts[i]->durable && task_finished(ts[i]);

@@ -18,12 +18,13 @@
  * durable. Out of memory to wait, it ends `r` with ERROR_INTERNAL. */
 void ack_submit(session *s, req *r, task *t, bool follow);
 
-/* Answers the Cancel `r` (moved) that cancelled `count` of the `n` tasks
- * `ts` (borrowed): once the records of the durable ones it ended (pending
- * ones end at once) are committed, so that an acknowledged cancel survives
- * a crash; with ERROR_STORE if one could not be. A running task's cancel is
- * a request: its end is written when it comes. */
-void ack_cancel(session *s, req *r, task **ts, size_t n, uint32_t count);
+/* Answers the Cancel `r` (moved) that reached the `count` tasks `ts`
+ * (borrowed; those that were unfinished): once the records of the durable
+ * ones it ended (pending ones end at once) are committed, so that an
+ * acknowledged cancel survives a crash; with ERROR_STORE if one could not
+ * be. A running task's cancel is a request: its end is written when it
+ * comes. */
+void ack_cancel(session *s, req *r, task **ts, uint32_t count);
 
 /* The session closes: replies still waiting are dropped (their tasks stay,
  * durable or not, as for any closed connection). */

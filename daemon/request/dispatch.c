@@ -435,11 +435,15 @@ static void handle_cancel(session *s, req *r, const Aiod__Cancel *k) {
         free(ts);
         return;
     }
+    /* Those the cancel reached first: only their records are waited for. */
     uint32_t count = 0;
     for (size_t i = 0; i < k->n_task_ids; i++)
-        if (task_cancel(ts[i]))
-            count++;
-    ack_cancel(s, r, ts, k->n_task_ids, count);
+        if (task_cancel(ts[i])) {
+            task *x = ts[count];
+            ts[count++] = ts[i];
+            ts[i] = x;
+        }
+    ack_cancel(s, r, ts, count);
     for (size_t i = 0; i < k->n_task_ids; i++)
         task_unref(ts[i]);
     free(ts);

@@ -589,23 +589,6 @@ def a_rerun_that_prints_nothing_still_expires_the_first_runs_output():
         t.check(ttl > 0, "the output stream has a time to live", " (PTTL %d)" % ttl)
 
 
-class StartedIn(Cluster):
-    """A lab whose hosts start only when the test says so (start_host)."""
-
-    def __init__(self, suite, hosts, first):
-        super().__init__(suite, hosts)
-        self.first = first
-
-    def start(self):
-        if self.redis not in self.suite._daemons:
-            self.suite._daemons.append(self.redis)
-        self.redis.start()
-        for name in self.first:
-            self.start_host(name)
-        self.wait_joined(self.first)
-        return self
-
-
 @t.test
 def claims_reach_a_silent_hosts_entries_behind_many_live_ones():
     """XAUTOCLAIM looks at about ten times COUNT pending entries per call and
@@ -615,7 +598,7 @@ def claims_reach_a_silent_hosts_entries_behind_many_live_ones():
     running, in Redis, for good)."""
     hosts = [Host("h1", capacity=12), Host("h2", capacity=2), Host("h3", capacity=1),
              Host("h4", queues="")]
-    with StartedIn(t, hosts, ["h1", "h4"]) as lab:
+    with Cluster(t, hosts, start_only=["h1", "h4"]) as lab:
         lab.wait_serving("q1", "demo.sleep", ["h1"])
         h4 = lab["h4"]
         live = [lab.submit(h4, "q1", "demo.sleep", "120", "live") for _ in range(12)]

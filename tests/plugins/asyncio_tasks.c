@@ -444,14 +444,6 @@ ASYNCIO_CASE(tasks_test_uncancel_before_start) {
     return 0;
 }
 
-static int await_then_42(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
-    int r = api->future_await(t, arg, NULL);
-    if (r < 0)
-        return r;
-    *ret = api->value_int(42);
-    return 0;
-}
-
 /* BaseTaskTests.test_uncancel_resets_must_cancel: the awaited future is
  * done (the task's wake-up queued) when cancel() comes, and uncancel()
  * takes it back before the task resumes: the task sees the result. */
@@ -459,10 +451,10 @@ ASYNCIO_CASE(tasks_test_uncancel_resets_must_cancel) {
     NEED(uncancel);
     aiod_future *f = NULL;
     CHECK_OK(api->future_new(t, &f));
-    aiod_child *c = asyncio_spawn(t, api, await_then_42, f);
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_await_future, f);
     CHECK(c);
     CHECK_OK(api->sleep(t, 0));
-    CHECK_OK(api->future_set_result(f, NULL));
+    CHECK_OK(api->future_set_result(f, api->value_int(42)));
     CHECK_EQ(api->cancel_msg(t, c, NULL), 1);
     CHECK_EQ(api->cancelling((aiod_task *)c), 1);
     CHECK_EQ(api->uncancel((aiod_task *)c), 0);
