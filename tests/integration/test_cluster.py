@@ -632,7 +632,8 @@ def a_long_visibility_keeps_its_host_key_as_long():
     with Cluster(t, [Host("h1")], visibility_ms=vis) as lab:
         lab.wait_serving("q1", "demo.sleep", ["h1"])
         ttl = int(lab.redis.command("PTTL", "aiod:host:h1"))
-        t.between(ttl, 3 * vis - 60000, 3 * vis, "the host key's time to live (ms)")
+        # PTTL may be read in the millisecond the key was set: up to 3 x vis.
+        t.between(ttl, 3 * vis - 60000, 3 * vis + 1, "the host key's time to live (ms)")
 
 
 @t.test
