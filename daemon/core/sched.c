@@ -12,6 +12,7 @@
 #include "base/aiod_limits.h"
 #include "base/hashmap.h"
 #include "core/coro.h"
+#include "core/reclaim.h"
 #include "core/soon.h"
 #include "core/task.h"
 
@@ -189,6 +190,7 @@ int sched_suspend(task *t) {
 
 int sched_init(uv_loop_t *l) {
     loop = l;
+    reclaim_set_loop(l);
     list_init(&active);
     uv_idle_init(loop, &idle_handle);
     return soon_init(loop);

@@ -21,6 +21,7 @@
 #include "macro.h"
 #include "pbvalue.h"
 #include "core/output.h"
+#include "core/reclaim.h"
 #include "host/registry.h"
 #include "system/policy.h"
 #include "system/sd.h"
@@ -378,7 +379,19 @@ int task_restore(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id, int
     return r;
 }
 
-/* The end state and its outcome (all taken; a result only for done). */
+/* Whether the retention may keep t's outcome once it is settled. */
+static bool retainable(const task *t) {
+    return t->parent_id == 0 && t->ownership != AIOD__OWNERSHIP__DETACHED && cfg.retain_count > 0;
+}
+
+static uint32_t clamp_u32(size_t n) {
+    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+/* The end state and its outcome (all taken; a result only for done). The
+ * values are sized now, with the task's own end, and not when the outcome
+ * joins the retention: for attached tasks that is when their connection
+ * closes, all of them at once. */
 static void set_outcome(task *t, int state, Aiod__Value *result, char *kind, char *message) {
     t->state = (uint8_t)state;
     t->result = state == TASK_DONE ? result : NULL;
@@ -386,6 +399,12 @@ static void set_outcome(task *t, int state, Aiod__Value *result, char *kind, cha
         pbvalue_free(result);
     t->error_kind = kind;
     t->error_message = message;
+    if (!retainable(t))
+        return;
+    size_t n = pbvalue_footprint(t->result);
+    for (uint32_t i = 0; i < t->argc; i++)
+        n += pbvalue_footprint(t->argv[i]);
+    t->retained_bytes = clamp_u32(n);
 }
 
 void task_restore_ended(task *t, int state, Aiod__Value *result, char *kind, char *message,
@@ -459,8 +478,12 @@ task *task_unref(task *t) {
     if (!t || --t->refs > 0)
         return NULL;
     release_run(t);
-    value_argv_free(t->argv, t->argc);
-    pbvalue_free(t->result);
+    if (t->retained_bytes >= RECLAIM_MIN_BYTES)
+        reclaim_values(t->argv, t->argc, t->result);
+    else {
+        value_argv_free(t->argv, t->argc);
+        pbvalue_free(t->result);
+    }
     free(t->error_kind);
     free(t->error_message);
     output_unref(t->out);
@@ -570,12 +593,10 @@ static void shrink_for_retention(task *t) {
 }
 
 /* About how much memory t's retained outcome holds: the struct, its
- * arguments, result, error and output (when it is its own). */
+ * arguments and result (sized by set_outcome), error and output (when it
+ * is its own). */
 static size_t retained_size(const task *t) {
-    size_t n = sizeof(*t);
-    for (uint32_t i = 0; i < t->argc; i++)
-        n += pbvalue_footprint(t->argv[i]);
-    n += pbvalue_footprint(t->result);
+    size_t n = sizeof(*t) + t->retained_bytes;
     n += t->error_kind ? strlen(t->error_kind) + 1 : 0;
     n += t->error_message ? strlen(t->error_message) + 1 : 0;
     if (t->out && t->out->task_id == t->id)
@@ -585,15 +606,14 @@ static size_t retained_size(const task *t) {
 
 void task_retain_or_drop(task *t) {
     task_settle(t);
-    if (t->parent_id == 0 && t->ownership != AIOD__OWNERSHIP__DETACHED && cfg.retain_count > 0) {
+    if (retainable(t)) {
         retainer *r = retainer_of(t->uid, true);
         if (!r) {
             table_drop(t); /* no memory to keep it */
             return;
         }
         shrink_for_retention(t);
-        size_t bytes = retained_size(t);
-        t->retained_bytes = bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes;
+        t->retained_bytes = clamp_u32(retained_size(t));
         retained_bytes += t->retained_bytes;
         r->bytes += t->retained_bytes;
         list_insert_tail(&r->tasks, &t->retain_node);

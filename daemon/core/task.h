@@ -207,8 +207,11 @@ struct task {
     /* Built for ABI 1.4 or later: asyncio's cancellation (aiod/plugin.h). */
     bool aio;
     uid_t uid;
-    /* Retained: about how many bytes its outcome holds (counted against
-     * retain_bytes; at most 4 GiB, far above what one task can hold). */
+    /* About how many bytes its arguments and outcome hold, once it ended
+     * (for a task the retention may keep), and with the struct and its
+     * output once retained: counted against retain_bytes, and what says
+     * whether its values are freed on the pool (reclaim.h). At most 4 GiB,
+     * far above what one task can hold. */
     uint32_t retained_bytes;
     fn_entry *fn;
     /* One value per parameter (owned). */
