@@ -127,22 +127,30 @@ static char *json_ids(const aioc_task_info *t) {
     return buf;
 }
 
+/* The concurrency limit a waiting task is queued behind, as a JSON string
+ * (NULL: none, or out of memory; printed as null). */
+static char *json_waiting_for(const aioc_task_info *t) {
+    const char *w = aioc_task_info_waiting_for(t);
+    return w ? print_json_string(w) : NULL;
+}
+
 static void print_ps_json(const aioc_task_info *t) {
     _cleanup_free_ char *f = print_json_string(aioc_task_info_function(t));
     _cleanup_free_ char *call = print_json_string(call_text(t));
     const char *name = user_name(aioc_task_info_owner_uid(t));
     _cleanup_free_ char *user = name ? print_json_string(name) : NULL;
     _cleanup_free_ char *after = json_ids(t);
+    _cleanup_free_ char *limit = json_waiting_for(t);
 
     printf("{\"task\":%" PRIu64 ",\"state\":\"%s\",\"function\":%s,\"ownership\":\"%s\","
            "\"uid\":%" PRIu32 ",\"pid\":%" PRId32 ",\"created_usec\":%" PRIu64
            ",\"user\":%s,\"call\":%s,\"attempt\":%" PRIu32 ",\"max_attempts\":%" PRIu32
-           ",\"next_run_usec\":%" PRIu64 ",\"after\":%s}\n",
+           ",\"next_run_usec\":%" PRIu64 ",\"after\":%s,\"waiting_for\":%s}\n",
            aioc_task_info_id(t), aioc_state_name(aioc_task_info_state(t)), f ? f : "null",
            aioc_task_info_ownership(t), aioc_task_info_owner_uid(t), aioc_task_info_owner_pid(t),
            aioc_task_info_created_usec(t), user ? user : "null", call ? call : "null",
            aioc_task_info_attempt(t), aioc_task_info_max_attempts(t),
-           aioc_task_info_next_run_usec(t), after ? after : "[]");
+           aioc_task_info_next_run_usec(t), after ? after : "[]", limit ? limit : "null");
 }
 
 /* The table, printed a page at a time: the header once, before the first
@@ -498,10 +506,12 @@ static char *json_time(uint64_t usec, char *buf, size_t len) {
 static void show_json_schedule(const aioc_task_info *t) {
     char next[64];
     _cleanup_free_ char *after = json_ids(t);
+    _cleanup_free_ char *limit = json_waiting_for(t);
     printf(",\"attempt\":%" PRIu32 ",\"max_attempts\":%" PRIu32 ",\"next_run\":%s,\"after\":%s,"
-           "\"attempts\":[",
+           "\"waiting_for\":%s,\"attempts\":[",
            aioc_task_info_attempt(t), aioc_task_info_max_attempts(t),
-           json_time(aioc_task_info_next_run_usec(t), next, sizeof(next)), after ? after : "[]");
+           json_time(aioc_task_info_next_run_usec(t), next, sizeof(next)), after ? after : "[]",
+           limit ? limit : "null");
     size_t n = aioc_task_info_n_attempt_records(t);
     for (size_t i = 0; i < n; i++) {
         char start[64], end[64];

@@ -24,7 +24,7 @@
  * What libcurl gives: http and https (certificates verified against the
  * system store, or the CA file or directory named by CURL_CA_BUNDLE,
  * SSL_CERT_FILE, SSL_CERT_DIR as the curl tool reads them), HTTP/2 where
- * the server offers it over TLS, redirects (at most NET_MAX_REDIRS), the
+ * the server offers it over TLS, redirects (at most NET_MAX_REDIRS; from https only to https), the
  * proxies of the environment (http_proxy, https_proxy, no_proxy...) and
  * every content coding it was built with, decoded.
  */
@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <syslog.h>
 
 #include <curl/curl.h>
@@ -61,6 +62,13 @@
  * any sane max_result anyway, and the fetches still to come would keep
  * the daemon's memory growing). */
 #define NET_MANY_MAX_BYTES (64u * 1024 * 1024)
+/* How many net.fetch tasks run at once, in the whole daemon (fetch_many's
+ * too); the rest wait in FIFO order, shown as waiting. Each running fetch
+ * holds a connection (a file descriptor) and libcurl's state: without a
+ * bound, 100,000 submitted fetches would take the daemon's descriptors
+ * from everyone. `limit = net.fetch N` in aiod.conf overrides it, as
+ * aiohttp's connector limit (100) is set per session. */
+#define NET_MAX_TRANSFERS 256
 /* Sent as User-Agent. */
 #define NET_USER_AGENT "aiod-net/2.0"
 
@@ -80,6 +88,8 @@ typedef struct fetch_state {
     aiod_future *future;
     /* Whether easy is in the multi handle. */
     bool added;
+    /* The URL is https: its redirects may only go to https. */
+    bool tls;
     /* How the transfer ended (valid once future is done). */
     CURLcode result;
     /* Why a write or header callback stopped the transfer. */
@@ -410,6 +420,14 @@ oom:
     return NULL;
 }
 
+/* The value of the latest response's field `name` (lowercase), or NULL. */
+static const char *header_value(const fetch_state *fs, const char *name) {
+    for (size_t i = 0; i < fs->n_headers; i++)
+        if (strcmp(fs->headers[i].name, name) == 0)
+            return fs->headers[i].value;
+    return NULL;
+}
+
 /* The task's error for a transfer that failed. */
 static int fetch_error(aiod_task *task, const struct aiod_api *api, fetch_state *fs,
                        const char *url, double timeout) {
@@ -440,6 +458,8 @@ static int fetch_error(aiod_task *task, const struct aiod_api *api, fetch_state 
         return api->fail(task, "ValueError", "%s: response body larger than %u bytes", url,
                          NET_MAX_BODY);
     case CURLE_OPERATION_TIMEDOUT:
+        if (timeout == 0) /* no timeout of its own: libcurl's connect timeout */
+            return api->fail(task, "TimeoutError", "%s: timed out (%s)", url, detail);
         return api->fail(task, "TimeoutError", "%s: timed out after %g s (%s)", url, timeout,
                          detail);
     case CURLE_COULDNT_RESOLVE_HOST:
@@ -476,9 +496,17 @@ static int fetch_error(aiod_task *task, const struct aiod_api *api, fetch_state 
     case CURLE_TOO_MANY_REDIRECTS:
         return api->fail(task, "TooManyRedirects", "%s: more than %ld redirects", url,
                          NET_MAX_REDIRS);
-    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_UNSUPPORTED_PROTOCOL: {
+        /* The refused redirect's head is the latest one kept. */
+        const char *to = header_value(fs, "location");
+        if (fs->tls && to && strncasecmp(to, "http://", 7) == 0)
+            return api->fail(task, "ProtocolError",
+                             "%s: refused a redirect from https to plain http (%s): what "
+                             "started over TLS stays on TLS",
+                             url, to);
         return api->fail(task, "NotImplementedError", "%s: %s (only http and https are allowed)",
                          url, detail);
+    }
     case CURLE_URL_MALFORMAT:
         return api->fail(task, "ValueError", "%s: %s", url, detail);
     case CURLE_GOT_NOTHING:
@@ -530,7 +558,10 @@ static CURLcode setup(fetch_state *fs, const char *url, double timeout) {
      * resolver thread behind instead of blocking the loop until it ends. */
     SET(CURLOPT_QUICK_EXIT, 1L);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
-    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    /* No downgrade: a response asked for over TLS is not taken from plain
+     * http, where anyone on the path could write it (libcurl's default
+     * follows https to http). */
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, fs->tls ? "https" : "http,https");
     SET(CURLOPT_FOLLOWLOCATION, 1L);
     SET(CURLOPT_MAXREDIRS, NET_MAX_REDIRS);
     SET(CURLOPT_ACCEPT_ENCODING, "");
@@ -579,6 +610,7 @@ static int fetch(aiod_task *task, const struct aiod_api *api, const aiod_value *
     } else {
         r = 0;
     }
+    bool tls = r == 0 && strcmp(scheme, "https") == 0;
     curl_free(scheme);
     curl_url_cleanup(u);
     if (r < 0)
@@ -587,6 +619,7 @@ static int fetch(aiod_task *task, const struct aiod_api *api, const aiod_value *
     fetch_state *fs = calloc(1, sizeof(*fs));
     if (!fs)
         return -ENOMEM;
+    fs->tls = tls;
     fs->next = net.live;
     if (net.live)
         net.live->prev = fs;
@@ -803,6 +836,7 @@ static const struct aiod_function net_functions[] = {
         .n_params = sizeof(fetch_params) / sizeof(fetch_params[0]),
         .result_type = AIOD_TYPE_MAP,
         .fn = fetch,
+        .max_concurrent = NET_MAX_TRANSFERS,
     },
     {
         .struct_size = sizeof(struct aiod_function),

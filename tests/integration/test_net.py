@@ -30,6 +30,7 @@ SOCKECHO = os.path.join(os.environ.get("AIOD_TEST_PLUGIN_DIR") or
 # The net plugin's limits (daemon/plugins/net.c).
 MAX_BODY = 16 * 1024 * 1024
 MAX_REDIRS = 10
+MAX_TRANSFERS = 256
 
 
 def daemon(env=None, **kw):
@@ -121,6 +122,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with srv.lock:
                 srv.active -= 1
             self.send_body(200, self.path[6:].encode())
+        elif self.path.startswith("/hold/"):
+            # Held until the test releases it; the server counts them.
+            with srv.lock:
+                srv.active += 1
+                srv.max_active = max(srv.max_active, srv.active)
+                if srv.active >= srv.hold_target:
+                    srv.hold_reached.set()
+            srv.hold_release.wait(120)
+            with srv.lock:
+                srv.active -= 1
+            self.send_body(200, self.path[6:].encode())
         elif self.path == "/trickle":
             # Announces 1 MiB, sends 5 bytes, then waits for the client to
             # hang up (it sends nothing more, so recv returns b"" only then).
@@ -141,6 +153,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_body(302, b"moved", extra=(("Location", target),))
         elif self.path == "/redirect-loop":
             self.send_body(302, b"again", extra=(("Location", "/redirect-loop"),))
+        elif self.path.startswith("/redirect-to/"):
+            # /redirect-to/URL: one redirect to that absolute URL.
+            self.send_body(302, b"elsewhere", extra=(("Location", self.path[13:]),))
         elif self.path == "/redirect-ftp":
             self.send_body(302, b"elsewhere", extra=(("Location", "ftp://127.0.0.1/x"),))
         elif self.path == "/gzip":
@@ -174,6 +189,9 @@ def serve_state(srv):
     srv.paths, srv.headers = [], []
     srv.active = srv.max_active = 0
     srv.release = threading.Event()  # never set: /slow/ waits its full time
+    srv.hold_target = 1 << 30  # /hold/: hold_reached is set once this many are held
+    srv.hold_reached = threading.Event()
+    srv.hold_release = threading.Event()
     srv.trickle_started = threading.Event()
     srv.trickle_closed = threading.Event()
     return srv
@@ -635,6 +653,27 @@ def https_valid_certificate():
 
 
 @t.test
+def https_is_not_redirected_to_plain_http():
+    """A fetch that started over TLS is not finished in the clear: a
+    redirect from https to http fails (libcurl's default would follow it),
+    naming both ends, and nothing is asked of the plain server. http to
+    https, and https to https, are followed."""
+    c = certs()
+    with https_server(c, "good") as tls, HTTPServer() as plain, daemon(c.trust_env()) as d:
+        r = d.aioctl("run", "net.fetch", tls.url("/redirect-to/" + plain.url("/hello")))
+        t.eq(r.rc, 1, "exit code of a redirect from https to http", r)
+        t.contains(r.err, "ProtocolError", "its error kind", r)
+        t.contains(r.err, "refused a redirect from https to plain http (%s)" % plain.url("/hello"),
+                   "its message names the target", r)
+        t.eq(plain.paths, [], "the plain server was never asked")
+        res = result(d.aioctl("run", "net.fetch", plain.url("/redirect-to/" + tls.url("/hello"))))
+        t.eq((res["status"], res["body"]), (200, "hello world"), "http to https is followed")
+        res = result(d.aioctl("run", "net.fetch",
+                              tls.url("/redirect-to/" + tls.url("/hello", host="localhost"))))
+        t.eq((res["status"], res["body"]), (200, "hello world"), "https to https is followed")
+
+
+@t.test
 def https_invalid_certificates():
     c = certs()
     with daemon(c.trust_env()) as d:
@@ -701,6 +740,61 @@ def https_http2():
         p.terminate()
         log = p.communicate(timeout=10)[0].decode("utf-8", "replace")
     t.contains(log, ":path: /page.txt", "nghttpd got the request in an HTTP/2 HEADERS frame")
+
+
+def submit_fetch(request_id, url):
+    """ClientMessage{submit{call{net.fetch, [url]}, SUBMITTED}}."""
+    call = harness.field_bytes(1, b"net.fetch") + harness.field_bytes(
+        2, harness.field_bytes(5, url.encode()))
+    submit = harness.field_bytes(1, call) + harness.field_varint(2, 1)
+    return harness.field_varint(1, request_id) + harness.field_bytes(3, submit)
+
+
+@t.test
+def fetches_over_the_daemon_bound_wait():
+    """Each running fetch holds a connection, a descriptor the daemon's
+    clients need too: at most MAX_TRANSFERS net.fetch tasks run at once,
+    the rest wait in order (shown as waiting for the function) and run as
+    others end."""
+    n = MAX_TRANSFERS + 20
+    with HTTPServer() as srv, daemon() as d:
+        srv.request_queue_size = n
+        srv.hold_target = MAX_TRANSFERS
+        ids = {}
+        with d.raw(timeout=60) as c:
+            c.send_frame(harness.msg_hello(1, 1))
+            c.recv()
+            for i in range(n):
+                c.send_frame(submit_fetch(10 + i, srv.url("/hold/%d" % i)))
+            while len(ids) < n:
+                rep = c.recv()
+                t.check(rep is not None, "the daemon closed the connection")
+                t.check(rep.error_code is None, "a submit was refused", repr(rep))
+                if rep.request_id >= 10:
+                    ids[rep.request_id - 10] = rep.body[1][0]
+        try:
+            t.check(srv.hold_reached.wait(120), "%d fetches reached the server" % MAX_TRANSFERS,
+                    " (at most %d at once)" % srv.max_active)
+            tasks = d.ps()
+            states = {}
+            for tk in tasks:
+                states[tk["state"]] = states.get(tk["state"], 0) + 1
+            t.eq(states.get("running"), MAX_TRANSFERS, "fetches running", tasks[-3:])
+            waiting = [tk for tk in tasks if tk["waiting_for"] is not None]
+            t.eq(len(waiting), n - MAX_TRANSFERS, "fetches waiting", tasks[-3:])
+            t.eq(sorted(tk["task"] for tk in waiting),
+                 sorted(ids[i] for i in range(MAX_TRANSFERS, n)),
+                 "the last ones submitted are those waiting (FIFO)")
+            t.eq({tk["waiting_for"] for tk in waiting}, {"function net.fetch"},
+                 "what they wait for")
+        finally:
+            srv.hold_release.set()
+        r = d.aioctl("--json", "await", *[str(ids[i]) for i in range(n)], timeout=120)
+        t.eq(r.rc, 0, "every fetch ends well", r)
+        bodies = [json.loads(line)["result"]["body"] for line in r.lines]
+        t.eq(bodies, [str(i) for i in range(n)], "each fetch's body")
+        t.check(srv.max_active <= MAX_TRANSFERS, "never more than %d at once" % MAX_TRANSFERS,
+                " (the server saw %d)" % srv.max_active)
 
 
 # ---------------------------------------------------------------- net.fetch_many
