@@ -226,7 +226,9 @@ AIOC_EXPORT int aioc_connect_ex(const char *socket_path, aioc_client **ret, char
 AIOC_EXPORT int aioc_connect_timeout(const char *socket_path, double timeout, aioc_client **ret,
                                      char *err, size_t err_len);
 /* Closes the connection; the daemon cancels the attached tasks it created.
- * Accepts NULL. Not from inside a callback. */
+ * Accepts NULL. From inside one of c's callbacks, the connection ends at
+ * once and c is freed when the library call that ran the callback returns
+ * (aioc_process() returns -ECONNABORTED). c must not be used after. */
 AIOC_EXPORT void aioc_close(aioc_client *c);
 /* 0 while the connection is usable, -EINPROGRESS while the hello of
  * aioc_connect_start is in flight, or the negative errno the connection
@@ -683,8 +685,9 @@ AIOC_EXPORT int aioc_reload(aioc_client *c, uint32_t *ret_counts, size_t n);
  * output and event callbacks run as lines and events are read, from
  * aioc_process() or a blocking call. Inside a callback the program may
  * start new requests, read, cancel or free any request (the one being
- * completed included), but not call aioc_process(), a blocking function
- * (both return -EBUSY, which means only that) or aioc_close().
+ * completed included), and close the client (aioc_close()), but not call
+ * aioc_process() or a blocking function (both return -EBUSY, which means
+ * only that).
  *
  * The blocking functions may be mixed with started requests on one client.
  * A blocking call may read replies of started requests while it waits;

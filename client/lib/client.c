@@ -7,6 +7,7 @@
  */
 #include "client.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -319,14 +320,45 @@ AIOC_EXPORT int aioc_set_flags(aioc_client *c, unsigned flags) {
     return 0;
 }
 
-AIOC_EXPORT void aioc_close(aioc_client *c) {
-    if (!c)
-        return;
+static void close_now(aioc_client *c) {
+    c->closing = true;
     engine_close(c);
     free(c->wbuf);
     conn_close(&c->conn);
     free(c->server_version);
     free(c);
+}
+
+aioc_client *client_enter(aioc_client *c) {
+    if (c)
+        c->depth++;
+    return c;
+}
+
+void client_leave(aioc_client **scope) {
+    aioc_client *c = *scope;
+    if (!c)
+        return;
+    assert(c->depth > 0);
+    if (--c->depth == 0 && c->close_asked)
+        close_now(c);
+}
+
+AIOC_EXPORT void aioc_close(aioc_client *c) {
+    if (!c || c->closing)
+        return; /* a final callback run by this close closing again */
+    if (c->depth > 0) {
+        /* From a callback: the library call running it still uses c. The
+         * connection ends now (a blocking wait wakes up, the daemon sees
+         * the close); the rest when that call returns (client_leave). */
+        c->close_asked = true;
+        if (!c->dead)
+            c->dead = -ECONNABORTED;
+        if (c->conn.fd >= 0)
+            shutdown(c->conn.fd, SHUT_RDWR);
+        return;
+    }
+    close_now(c);
 }
 
 AIOC_EXPORT int aioc_fd(const aioc_client *c) {

@@ -15,7 +15,17 @@
 #include "aioc.h"
 #include "aiod.pb-c.h"
 #include "handle.h"
+#include "macro.h"
 #include "outcome.h"
+
+/* A public call that may run the program's callbacks: when one of them
+ * closes the client (aioc_close), the handle is freed as the outermost
+ * such call returns, after its return value is made, not under the code
+ * that still uses it. Put first in the function; c may be NULL. */
+#define CLIENT_SCOPE(c)                                                                            \
+    _cleanup_(client_leave) __attribute__((unused)) aioc_client *client_scope_ = client_enter(c)
+aioc_client *client_enter(aioc_client *c);
+void client_leave(aioc_client **scope);
 
 /* Starts a public blocking call: refuses a re-entered or dead client
  * (-EBUSY, the errno it died with) and clears the last error. */

@@ -581,7 +581,8 @@ static int run_due(aioc_client *c) {
         if (c->connect_cb)
             c->connect_cb(c, c->connect_error, c->connect_userdata);
     }
-    while (c->due_head) {
+    /* A callback that closes the client leaves the rest to aioc_close. */
+    while (c->due_head && !c->close_asked) {
         aioc_request *req = c->due_head;
         c->due_head = req->due_next;
         if (!c->due_head)
@@ -712,6 +713,7 @@ AIOC_EXPORT int aioc_process(aioc_client *c) {
         return -EBUSY;
     c->last_error[0] = '\0';
     c->in_process = true;
+    c->depth++; /* as CLIENT_SCOPE (client.h): a callback may close c */
     for (int i = 0; i < ENGINE_MAX_READS && !c->dead; i++) {
         if (engine_flush_some(c) < 0)
             break;
@@ -748,7 +750,10 @@ AIOC_EXPORT int aioc_process(aioc_client *c) {
         (void)engine_flush_some(c);
     int n = run_due(c);
     c->in_process = false;
-    return c->dead ? c->dead : n;
+    int r = c->dead ? c->dead : n;
+    if (--c->depth == 0 && c->close_asked)
+        aioc_close(c); /* asked from a callback: done now that c is not used */
+    return r;
 }
 
 AIOC_EXPORT int aioc_events(const aioc_client *c) {

@@ -137,6 +137,7 @@ AIOC_EXPORT void aioc_function_array_free(aioc_function_info **a, size_t n) {
 }
 
 AIOC_EXPORT int aioc_plugins(aioc_client *c, aioc_function_info ***ret_functions, size_t *ret_n) {
+    CLIENT_SCOPE(c);
     Aiod__ListPlugins l = AIOD__LIST_PLUGINS__INIT;
     Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
     Aiod__ServerMessage *reply = NULL;

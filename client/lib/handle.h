@@ -72,6 +72,12 @@ struct aioc_client {
     /* Set while aioc_process runs, so that starting a request from a
      * callback only queues its frame. */
     bool in_process;
+    /* How many library calls that may run callbacks are on the stack
+     * (CLIENT_SCOPE), and whether a callback closed the client meanwhile:
+     * the close is finished when the outermost of them returns. */
+    unsigned depth;
+    bool close_asked;
+    bool closing;
 };
 
 #endif

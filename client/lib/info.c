@@ -225,6 +225,7 @@ static int request(aioc_client *c, Aiod__ClientMessage *m, Aiod__ServerMessage__
 }
 
 AIOC_EXPORT int aioc_show(aioc_client *c, uint64_t id, aioc_task_info **ret_task) {
+    CLIENT_SCOPE(c);
     Aiod__ShowTask s = AIOD__SHOW_TASK__INIT;
     Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
     Aiod__ServerMessage *reply = NULL;

@@ -186,6 +186,7 @@ static int ask(aioc_client *c, const aioc_list_query *q, uint64_t after, size_t 
 
 AIOC_EXPORT int aioc_list_page(aioc_client *c, const aioc_list_query *q, uint64_t *cursor,
                                size_t limit, aioc_task_info ***ret_tasks, size_t *ret_n) {
+    CLIENT_SCOPE(c);
     Aiod__ServerMessage *reply = NULL;
 
     if (!c || !cursor || !ret_tasks || !ret_n)
@@ -290,6 +291,7 @@ static int list_all(aioc_client *c, const aioc_list_query *q, aioc_task_info ***
 
 AIOC_EXPORT int aioc_list_all(aioc_client *c, const aioc_list_query *q, aioc_task_info ***ret_tasks,
                               size_t *ret_n) {
+    CLIENT_SCOPE(c);
     if (!c || !ret_tasks || !ret_n)
         return -EINVAL;
     return list_all(c, q, ret_tasks, ret_n);
@@ -297,6 +299,7 @@ AIOC_EXPORT int aioc_list_all(aioc_client *c, const aioc_list_query *q, aioc_tas
 
 AIOC_EXPORT int aioc_list(aioc_client *c, unsigned flags, aioc_task_info ***ret_tasks,
                           size_t *ret_n) {
+    CLIENT_SCOPE(c);
     aioc_list_query q = {.flags = flags};
     if (!c || !ret_tasks || !ret_n || (flags & ~AIOC_LIST_ALL))
         return -EINVAL;

@@ -11,6 +11,7 @@
 #include "wire.h"
 
 AIOC_EXPORT int aioc_reload(aioc_client *c, uint32_t *ret_counts, size_t n) {
+    CLIENT_SCOPE(c);
     Aiod__Reload x = AIOD__RELOAD__INIT;
     Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
     Aiod__ServerMessage *reply = NULL;

@@ -275,8 +275,10 @@ AIOC_EXPORT int aioc_request_cancel(aioc_request *req) {
 }
 
 AIOC_EXPORT void aioc_request_free(aioc_request *req) {
-    if (req)
-        engine_request_free(req);
+    if (!req)
+        return;
+    CLIENT_SCOPE(req->client); /* its final callback may close the client */
+    engine_request_free(req);
 }
 
 AIOC_EXPORT uint64_t aioc_request_output_dropped(const aioc_request *req) {

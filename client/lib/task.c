@@ -61,19 +61,23 @@ static int submit(aioc_client *c, const aioc_call *call, Aiod__Ownership ownersh
 }
 
 AIOC_EXPORT int aioc_create_task(aioc_client *c, const aioc_call *call, uint64_t *ret_id) {
+    CLIENT_SCOPE(c);
     return submit(c, call, AIOD__OWNERSHIP__ATTACHED, NULL, NULL, ret_id);
 }
 
 AIOC_EXPORT int aioc_submit(aioc_client *c, const aioc_call *call, uint64_t *ret_id) {
+    CLIENT_SCOPE(c);
     return submit(c, call, AIOD__OWNERSHIP__SUBMITTED, NULL, NULL, ret_id);
 }
 
 AIOC_EXPORT int aioc_detach(aioc_client *c, const aioc_call *call, uint64_t *ret_id) {
+    CLIENT_SCOPE(c);
     return submit(c, call, AIOD__OWNERSHIP__DETACHED, NULL, NULL, ret_id);
 }
 
 AIOC_EXPORT int aioc_submit_ex(aioc_client *c, const aioc_call *call, unsigned flags,
                                const aioc_schedule *sched, uint64_t *ret_id) {
+    CLIENT_SCOPE(c);
     static const Aiod__Ownership own[] = {AIOD__OWNERSHIP__ATTACHED, AIOD__OWNERSHIP__SUBMITTED,
                                           AIOD__OWNERSHIP__DETACHED};
     /* One ownership; no AIOC_SUBMIT_FOLLOW: a blocking call ends with the
@@ -95,6 +99,7 @@ static bool queue_name_valid(const char *queue) {
 
 AIOC_EXPORT int aioc_submit_queue(aioc_client *c, const char *queue, const aioc_call *call,
                                   unsigned flags, uint64_t *ret_id) {
+    CLIENT_SCOPE(c);
     /* Submitted (0 is the same: a queued task is never attached) or
      * detached; no follow. A bad name is refused here, before anything
      * goes out, and so is the rest by submit(). */
@@ -154,6 +159,7 @@ static int await_ids(aioc_client *c, const uint64_t *ids, size_t n, double timeo
 
 AIOC_EXPORT int aioc_run(aioc_client *c, const aioc_call *call, double timeout,
                          aioc_outcome **ret_outcome) {
+    CLIENT_SCOPE(c);
     aioc_outcome *o;
 
     if (!c || !call || !call->pb || !ret_outcome || !timeout_valid(timeout))
@@ -173,6 +179,7 @@ AIOC_EXPORT int aioc_run(aioc_client *c, const aioc_call *call, double timeout,
 
 AIOC_EXPORT int aioc_await(aioc_client *c, const uint64_t *ids, size_t n, double timeout,
                            aioc_outcome **ret_outcomes) {
+    CLIENT_SCOPE(c);
     if (!c || !ids || n == 0 || n > TASK_MAX_BATCH || !ret_outcomes || !timeout_valid(timeout))
         return -EINVAL;
     for (size_t i = 0; i < n; i++)
@@ -187,6 +194,7 @@ AIOC_EXPORT int aioc_await(aioc_client *c, const uint64_t *ids, size_t n, double
 AIOC_EXPORT int aioc_gather(aioc_client *c, const aioc_call *const *items, size_t n, unsigned flags,
                             double timeout, aioc_outcome **ret_outcomes,
                             aioc_outcome **ret_failed) {
+    CLIENT_SCOPE(c);
     Aiod__Gather g = AIOD__GATHER__INIT;
     Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
     Aiod__ServerMessage *reply = NULL;
@@ -232,6 +240,7 @@ AIOC_EXPORT int aioc_gather(aioc_client *c, const aioc_call *const *items, size_
 }
 
 AIOC_EXPORT int aioc_cancel(aioc_client *c, const uint64_t *ids, size_t n) {
+    CLIENT_SCOPE(c);
     Aiod__Cancel x = AIOD__CANCEL__INIT;
     Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
     Aiod__ServerMessage *reply = NULL;
@@ -257,10 +266,12 @@ AIOC_EXPORT int aioc_cancel(aioc_client *c, const uint64_t *ids, size_t n) {
 }
 
 AIOC_EXPORT int aioc_logs(aioc_client *c, uint64_t id, unsigned flags) {
+    CLIENT_SCOPE(c);
     return aioc_logs_ex(c, id, flags, NULL);
 }
 
 AIOC_EXPORT int aioc_logs_ex(aioc_client *c, uint64_t id, unsigned flags, uint64_t *ret_dropped) {
+    CLIENT_SCOPE(c);
     Aiod__Logs l = AIOD__LOGS__INIT;
     Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
     Aiod__ServerMessage *reply = NULL;

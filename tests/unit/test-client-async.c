@@ -1144,6 +1144,97 @@ static void test_final_callbacks(void **state) {
     end_daemon(pid);
 }
 
+/* ------------------------------------------------------------ closing from a callback */
+
+/* Answers the first of two awaits, then waits for the client to go. */
+static void script_close_in_callback(int fd) {
+    do_hello(fd, 1u << 20);
+    Aiod__ClientMessage *a = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_AWAIT);
+    Aiod__ClientMessage *b = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_AWAIT);
+    send_done(fd, a->request_id, 5, "first");
+    msg_free(a);
+    msg_free(b);
+    expect_eof(fd);
+}
+
+static int closer_calls;
+
+static void on_done_close(aioc_request *req, int error, void *userdata) {
+    closer_calls++;
+    assert_int_equal(error, 0);
+    assert_int_equal(aioc_request_done(req), 1);
+    aioc_close(userdata);
+    /* The request is the program's still; the client is closed. */
+    assert_int_equal(aioc_request_error(req), 0);
+}
+
+/* aioc_close from a completion callback: the connection ends, the other
+ * request gets its final callback (closed), aioc_process returns
+ * -ECONNABORTED, and the handle is freed only then (under ASan, any use
+ * after that by the library is caught). */
+static void test_close_in_callback(void **state) {
+    pid_t pid = start_daemon(script_close_in_callback);
+    const uint64_t ids[] = {5};
+    aioc_request *a = NULL, *b = NULL;
+    aioc_client *c = NULL;
+
+    memset(&lg, 0, sizeof(lg));
+    closer_calls = final_calls = 0;
+    assert_int_equal(aioc_connect(path, &c), 0);
+    assert_int_equal(aioc_set_flags(c, AIOC_FLAG_FINAL_CALLBACKS), 0);
+    assert_int_equal(aioc_start_await(c, ids, 1, 0, 0, on_done_close, c, &a), 0);
+    assert_int_equal(aioc_start_await(c, ids, 1, 0, 0, on_final, (void *)"second", &b), 0);
+    assert_int_equal(pump(c, &closer_calls), -ECONNABORTED);
+    assert_int_equal(closer_calls, 1);
+    assert_int_equal(final_calls, 1);
+    assert_string_equal(lg.done[0], "second:-103:4");
+    assert_int_equal(aioc_request_end(b), AIOC_END_CLOSED);
+    aioc_request_free(a);
+    aioc_request_free(b);
+    assert_int_equal(closer_calls, 1);
+    assert_int_equal(final_calls, 1);
+    end_daemon(pid); /* the fake daemon saw the connection close */
+}
+
+/* Sends one output line for aioc_run's gather and waits for the client to
+ * go, never answering. */
+static void script_close_in_output(int fd) {
+    static const uint64_t ids[] = {71};
+    do_hello(fd, 1u << 20);
+    Aiod__ClientMessage *r = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_GATHER);
+    send_started(fd, r->request_id, ids, 1);
+    send_output(fd, r->request_id, 71, "last words");
+    msg_free(r);
+    expect_eof(fd);
+}
+
+static void on_line_close(uint64_t task_id, int stream, const char *line, void *userdata) {
+    (void)stream;
+    closer_calls++;
+    assert_int_equal(task_id, 71);
+    assert_string_equal(line, "last words");
+    aioc_close(userdata);
+}
+
+/* aioc_close from an output callback run by a blocking call: the wait for
+ * a reply that will never come ends at once, the call fails, and the
+ * handle is freed as it returns. */
+static void test_close_in_output_callback(void **state) {
+    pid_t pid = start_daemon(script_close_in_output);
+    aioc_client *c = NULL;
+    aioc_outcome *o = NULL;
+
+    closer_calls = 0;
+    assert_int_equal(aioc_connect(path, &c), 0);
+    aioc_set_output_callback(c, on_line_close, c);
+    aioc_call *call = aioc_call_new("demo.x");
+    assert_int_equal(aioc_run(c, call, 0, &o), -ECONNABORTED);
+    assert_null(o);
+    assert_int_equal(closer_calls, 1);
+    aioc_call_free(call);
+    end_daemon(pid);
+}
+
 /* ------------------------------------------------------------ connecting */
 
 /* Accepts, reads the hello, and never answers. */
@@ -1416,6 +1507,8 @@ int main(void) {
         cmocka_unit_test(test_blocking_started),
         cmocka_unit_test(test_reentry),
         cmocka_unit_test(test_final_callbacks),
+        cmocka_unit_test(test_close_in_callback),
+        cmocka_unit_test(test_close_in_output_callback),
         cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_connect_start),
         cmocka_unit_test(test_oom),
