@@ -111,6 +111,9 @@ static void help(void) {
            "      --max-write-queue BYTES  bytes queued for one client (default %u)\n"
            "      --max-write-queue-total BYTES  bytes queued for all clients together;\n"
            "                             the largest queues are dropped first (default %u)\n"
+           "      --max-read-buffer-total BYTES  bytes of unfinished requests held for all\n"
+           "                             clients together; the longest stalled is dropped\n"
+           "                             first (default %u)\n"
            "      --max-frame BYTES      largest frame accepted (default %u)\n"
            "      --max-in-flight N      requests one connection may have waiting (await,\n"
            "                             gather, followed logs) (default %u)\n"
@@ -134,9 +137,10 @@ static void help(void) {
            "Exit status: 0 clean stop; 1 failure; 2 usage error; 65 unusable state store;\n"
            "78 invalid settings (the file's or a flag's).\n",
            AIOD_CONFIG_FILE, AIOD_PLUGIN_DIR, LIMIT_MAX_WRITE_QUEUE, LIMIT_MAX_WRITE_QUEUE_TOTAL,
-           LIMIT_MAX_FRAME, LIMIT_MAX_IN_FLIGHT, LIMIT_MAX_CONNECTIONS, LIMIT_MAX_TASKS,
-           LIMIT_MAX_OUTPUT_LINES, LIMIT_OUTPUT_HOLD_MS, LIMIT_RETAIN_COUNT, LIMIT_RETAIN_SECONDS,
-           LIMIT_RETAIN_BYTES, LIMIT_SHUTDOWN_GRACE, LIMIT_STACK_SIZE, LIMIT_STALL_WARNING_MS);
+           LIMIT_MAX_READ_BUFFER_TOTAL, LIMIT_MAX_FRAME, LIMIT_MAX_IN_FLIGHT, LIMIT_MAX_CONNECTIONS,
+           LIMIT_MAX_TASKS, LIMIT_MAX_OUTPUT_LINES, LIMIT_OUTPUT_HOLD_MS, LIMIT_RETAIN_COUNT,
+           LIMIT_RETAIN_SECONDS, LIMIT_RETAIN_BYTES, LIMIT_SHUTDOWN_GRACE, LIMIT_STACK_SIZE,
+           LIMIT_STALL_WARNING_MS);
 }
 
 static void refuse_start(const char *err);
@@ -176,6 +180,7 @@ enum {
     OPT_CHECK_CONFIG,
     OPT_MAX_WRITE_QUEUE,
     OPT_MAX_WRITE_QUEUE_TOTAL,
+    OPT_MAX_READ_BUFFER_TOTAL,
     OPT_OUTPUT_HOLD,
     OPT_STATE_DIR,
     OPT_LOG_OUTCOMES,
@@ -219,6 +224,7 @@ static int parse_argv(int argc, char **argv) {
         {"max-in-flight", required_argument, NULL, OPT_MAX_IN_FLIGHT},
         {"max-write-queue", required_argument, NULL, OPT_MAX_WRITE_QUEUE},
         {"max-write-queue-total", required_argument, NULL, OPT_MAX_WRITE_QUEUE_TOTAL},
+        {"max-read-buffer-total", required_argument, NULL, OPT_MAX_READ_BUFFER_TOTAL},
         {"output-hold-ms", required_argument, NULL, OPT_OUTPUT_HOLD},
         {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
         {"max-tasks", required_argument, NULL, OPT_MAX_TASKS},
@@ -248,6 +254,7 @@ static int parse_argv(int argc, char **argv) {
         {OPT_MAX_IN_FLIGHT, "--max-in-flight", "max_in_flight"},
         {OPT_MAX_WRITE_QUEUE, "--max-write-queue", "max_write_queue"},
         {OPT_MAX_WRITE_QUEUE_TOTAL, "--max-write-queue-total", "max_write_queue_total"},
+        {OPT_MAX_READ_BUFFER_TOTAL, "--max-read-buffer-total", "max_read_buffer_total"},
         {OPT_OUTPUT_HOLD, "--output-hold-ms", "output_hold_ms"},
         {OPT_MAX_CONNECTIONS, "--max-connections", "max_connections"},
         {OPT_MAX_TASKS, "--max-tasks", "max_tasks"},

@@ -255,6 +255,17 @@
  * are dropped first, until the total is under it again. */
 #define LIMIT_MAX_WRITE_QUEUE_TOTAL (256u * 1024 * 1024)
 
+/* All connections' read buffers together (setting max_read_buffer_total):
+ * each may hold an unfinished frame of up to max_frame bytes (4 MiB, in a
+ * buffer of 8), so 1,024 clients sending most of one frame and stopping
+ * would hold 8 GiB. Past it, the connection whose unfinished frame has
+ * waited longest for its rest is dropped, until the total is under again. */
+#define LIMIT_MAX_READ_BUFFER_TOTAL (256u * 1024 * 1024)
+
+/* A connection's read buffer larger than this is freed once it is empty:
+ * one big frame does not keep its 8 MiB for the life of the connection. */
+#define LIMIT_CONN_READ_KEEP (4u * LIMIT_CONN_READ_ROOM)
+
 /* A follower stops getting lines while its connection has this many bytes
  * queued, and gets them again once the connection is down to half. */
 #define LIMIT_FOLLOW_QUEUE (256u * 1024)

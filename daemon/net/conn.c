@@ -103,6 +103,20 @@ static void account(conn *c) {
     c->counted_bytes = now;
 }
 
+/* All connections' read buffers, but those being dropped or closed. */
+static size_t total_read;
+
+size_t conn_read_total(void) {
+    return total_read;
+}
+
+/* Brings the connection's share of total_read up to date. */
+static void account_read(conn *c) {
+    size_t now = c->dropping || c->closing ? 0 : c->rd.cap;
+    total_read = total_read - c->counted_read + now;
+    c->counted_read = now;
+}
+
 /* Refused connections kept open until their client hangs up, so that a
  * client writing its hello does not hit a reset before it reads why. */
 static unsigned n_lingering;
@@ -138,6 +152,7 @@ void conn_close(conn *c) {
         return;
     c->closing = true;
     account(c);
+    account_read(c);
     list_remove(&c->dirty_node);
     list_remove(&c->slice_node);
     list_remove(&c->all_node);
@@ -228,7 +243,59 @@ static void flush(conn *c) {
 static void drop(conn *c) {
     c->dropping = true;
     account(c);
+    account_read(c);
     mark_dirty(c);
+}
+
+/* Over max_read_buffer_total: the connections whose unfinished frame has
+ * waited longest for more bytes go first (a client sending quickly is not
+ * the one holding memory for nothing), until the total is under the budget
+ * again. Whole frames waiting for their turn are the daemon's own delay,
+ * and a buffer lent to the layer above (held) cannot go: neither counts
+ * as unfinished. */
+static void shed_reads(void) {
+    while (total_read > cfg.max_read_buffer_total) {
+        conn *worst = NULL;
+        list *pos, *tmp;
+        list_foreach_safe(pos, tmp, &all) {
+            conn *c = container_of(pos, conn, all_node);
+            if (c->dropping || c->draining || c->held || c->refused ||
+                frame_reader_pending(&c->rd) == 0 || frame_reader_ready(&c->rd))
+                continue;
+            if (!worst || c->last_read_ns < worst->last_read_ns)
+                worst = c;
+        }
+        if (!worst)
+            return;
+        uint64_t waited_ms = (uv_hrtime() - worst->last_read_ns) / 1000000u;
+        log_warning("connection %llu (uid %u pid %d): an unfinished frame (%zu bytes so far) "
+                    "waited %llu ms for its rest, the longest of any client, and all clients' "
+                    "read buffers together hold %zu bytes, over max_read_buffer_total (%zu); "
+                    "dropping the client",
+                    (unsigned long long)worst->serial, (unsigned)worst->uid, (int)worst->pid,
+                    frame_reader_pending(&worst->rd), (unsigned long long)waited_ms, total_read,
+                    cfg.max_read_buffer_total);
+        conn_send_error(worst, 0, AIOD__ERROR_CODE__ERROR_LIMIT,
+                        "dropped: your unfinished frame (%zu bytes so far) waited the longest "
+                        "for its rest while all clients' unfinished requests held more than "
+                        "max_read_buffer_total (%zu bytes)",
+                        frame_reader_pending(&worst->rd), cfg.max_read_buffer_total);
+        /* The error goes out, then the connection closes; the buffer goes
+         * now (nothing is read from a draining connection). */
+        conn_close_soon(worst);
+        frame_reader_done(&worst->rd);
+        account_read(worst);
+    }
+}
+
+/* Frees a big read buffer once everything in it was handled (and nothing
+ * borrows it). */
+static void release_read_buffer(conn *c) {
+    if (c->rd.cap > LIMIT_CONN_READ_KEEP && frame_reader_pending(&c->rd) == 0 && !c->held &&
+        !c->dispatching && !c->closing) {
+        frame_reader_done(&c->rd);
+        account_read(c);
+    }
 }
 
 /* Over max_write_queue_total: the connections with the most queued go
@@ -541,6 +608,7 @@ static void process(conn *c) {
         unclocked_bytes += len;
     }
     c->dispatching = false;
+    release_read_buffer(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -548,6 +616,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     size_t avail = 0;
     uint8_t *p = frame_reader_space(&c->rd, LIMIT_CONN_READ_ROOM, &avail);
     (void)suggested;
+    account_read(c);
     *buf = uv_buf_init((char *)p, p ? (unsigned)MIN(avail, (size_t)1 << 20) : 0);
 }
 
@@ -564,7 +633,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         return;
     }
     frame_reader_commit(&c->rd, (size_t)nread);
+    c->last_read_ns = uv_hrtime();
     process(c);
+    if (total_read > cfg.max_read_buffer_total)
+        shed_reads();
 }
 
 static conn *conn_alloc(uv_loop_t *loop) {

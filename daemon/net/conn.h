@@ -54,6 +54,10 @@ struct conn {
     /* What this connection adds to the total of queued bytes (0 once it is
      * dropped or closing). */
     size_t counted_bytes;
+    /* What its read buffer adds to the total of read buffers
+     * (max_read_buffer_total), and when bytes last came in (uv_hrtime). */
+    size_t counted_read;
+    uint64_t last_read_ns;
     /* Inside dispatch: do not process more frames re-entrantly. */
     bool dispatching;
     /* Bytes encoded and waiting for the next write. */
@@ -146,6 +150,9 @@ void conn_kick_below(conn *c, size_t bytes);
 
 /* Bytes queued for the client and not yet written. */
 size_t conn_queued(const conn *c);
+
+/* Bytes of all connections' read buffers together (max_read_buffer_total). */
+size_t conn_read_total(void);
 
 /* Bytes queued for all clients together (max_write_queue_total). */
 size_t conn_queued_total(void);

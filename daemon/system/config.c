@@ -76,6 +76,8 @@ static const setting settings[] = {
      LIMIT_MAX_WRITE_QUEUE_MAX},
     {"max_write_queue_total", K_BYTES, offsetof(config, max_write_queue_total),
      LIMIT_MAX_WRITE_QUEUE_MIN, LIMIT_MAX_WRITE_QUEUE_MAX},
+    {"max_read_buffer_total", K_BYTES, offsetof(config, max_read_buffer_total),
+     LIMIT_MAX_WRITE_QUEUE_MIN, LIMIT_MAX_WRITE_QUEUE_MAX},
     U32("output_hold_ms", output_hold_ms, 0),
     U32("max_connections", max_connections, 1),
     U32("max_tasks", max_tasks, 1),
@@ -136,6 +138,7 @@ static void defaults(config *c) {
         .max_in_flight = LIMIT_MAX_IN_FLIGHT,
         .max_write_queue = LIMIT_MAX_WRITE_QUEUE,
         .max_write_queue_total = LIMIT_MAX_WRITE_QUEUE_TOTAL,
+        .max_read_buffer_total = LIMIT_MAX_READ_BUFFER_TOTAL,
         .output_hold_ms = LIMIT_OUTPUT_HOLD_MS,
         .max_connections = LIMIT_MAX_CONNECTIONS,
         .max_tasks = LIMIT_MAX_TASKS,
@@ -813,6 +816,7 @@ void config_dump(FILE *f) {
     fprintf(f, "max_in_flight = %u\n", cfg.max_in_flight);
     fprintf(f, "max_write_queue = %zu\n", cfg.max_write_queue);
     fprintf(f, "max_write_queue_total = %zu\n", cfg.max_write_queue_total);
+    fprintf(f, "max_read_buffer_total = %zu\n", cfg.max_read_buffer_total);
     fprintf(f, "output_hold_ms = %u\n", cfg.output_hold_ms);
     fprintf(f, "max_connections = %u\n", cfg.max_connections);
     fprintf(f, "max_tasks = %u\n", cfg.max_tasks);

@@ -40,6 +40,7 @@ typedef struct config {
     size_t max_write_queue;
     /* All connections' queued replies together (net/conn.c). */
     size_t max_write_queue_total;
+    size_t max_read_buffer_total;
     /* How long a task's own follower that reads nothing may hold back its
      * output's producer (core/output.c). */
     uint32_t output_hold_ms;

@@ -611,6 +611,79 @@ def result_size():
                  "a small echo on the same connection")
 
 
+# ---------------------------------------------------------------- unfinished frames
+
+
+SM_PLUGIN_LIST = 9
+
+
+def padded_list_plugins(request_id, size):
+    """A ListPlugins ClientMessage of exactly `size` bytes: the request,
+    then an unknown bytes field (number 2000) that the daemon passes over."""
+    head = field_varint(1, request_id) + field_bytes(10, b"")
+    tag = varint(2000 << 3 | 2)
+    n = size - len(head) - len(tag)
+    while len(tag) + len(varint(n)) + n + len(head) > size:
+        n -= 1
+    body = head + tag + varint(n) + b"\0" * n
+    assert len(body) == size, (len(body), size)
+    return body
+
+
+@t.test
+def unfinished_frames_share_one_budget():
+    """One connection may hold an unfinished frame of up to max_frame bytes;
+    all of them together are bounded by max_read_buffer_total. Six clients
+    each send 3 of a 3.5 MiB frame and stop (each read buffer is then 4 MiB):
+    past the 16 MiB budget, the two whose frames waited longest for their
+    rest are dropped, each told why, and the other four finish their frames
+    and are answered. A buffer left empty by a big frame is freed: four
+    connections that each sent a whole 3.5 MiB frame and stay open do not
+    count against the budget afterwards."""
+    mib = 1024 * 1024
+    size, part, budget = 7 * mib // 2, 3 * mib, 16 * mib
+    with t.daemon(extra_args=["--max-read-buffer-total", str(budget)]) as d:
+        conns = []
+        try:
+            for i in range(6):
+                c = harness.RawClient(d.socket, timeout=30)
+                conns.append(c)
+                hello(c)
+                data = frame(padded_list_plugins(10 + i, size))
+                t.check(c.send(data[:part]), "connection %d could not send" % i)
+                c.rest = data[part:]
+            for i in (0, 1):
+                replies = conns[i].expect_closed()
+                t.eq(len(replies), 1, "replies to dropped connection %d" % i, replies)
+                expect_error(replies[0], ERROR_LIMIT, "max_read_buffer_total",
+                             "connection %d, stalled longest" % i)
+            for i in range(2, 6):
+                t.check(conns[i].send(conns[i].rest), "connection %d could not finish" % i)
+                rep = expect(conns[i], "connection %d's plugin list" % i)
+                t.eq(rep.kind, SM_PLUGIN_LIST, "reply to connection %d's finished frame" % i,
+                     " %r" % rep)
+            t.eq(d.log().count("over max_read_buffer_total"), 2, "clients dropped (log)")
+            # The four hold nothing now: two more stalled clients fit.
+            for i in range(2):
+                c = harness.RawClient(d.socket, timeout=30)
+                conns.append(c)
+                hello(c)
+                t.check(c.send(frame(padded_list_plugins(20 + i, size))[:part]),
+                        "late connection %d could not send" % i)
+            c = conns[-1]
+            c.send(frame(padded_list_plugins(30, 100)))  # a whole frame behind it: answered
+            c2 = harness.RawClient(d.socket, timeout=30)
+            conns.append(c2)
+            hello(c2)
+            c2.send_frame(padded_list_plugins(31, 100))
+            t.eq(expect(c2, "a small request").kind, SM_PLUGIN_LIST, "a client after them")
+            t.eq(d.log().count("over max_read_buffer_total"), 2,
+                 "clients dropped after the big frames were handled (log)")
+        finally:
+            for c in conns:
+                c.close()
+
+
 # ---------------------------------------------------------------- slow reader
 
 
