@@ -1,10 +1,13 @@
 /*
  * Iterative nesting-depth check of encoded protobuf (pbdepth.h). Only the
- * tags, varints and lengths are read; values are skipped.
+ * tags, varints and lengths are read; values are skipped (strings are
+ * looked into for a NUL when the caller asks).
  */
 #include "pbdepth.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <string.h>
 
 static int read_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *ret) {
     uint64_t v = 0;
@@ -29,6 +32,15 @@ int pbdepth_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, s
 int pbdepth_check_count(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
                         unsigned max_depth, const ProtobufCMessageDescriptor *counted,
                         size_t max_count) {
+    return pbdepth_check_strings(desc, data, len, max_depth, counted, max_count, NULL, NULL);
+}
+
+int pbdepth_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                          unsigned max_depth, const ProtobufCMessageDescriptor *counted,
+                          size_t max_count, const ProtobufCMessageDescriptor **ret_desc,
+                          const ProtobufCFieldDescriptor **ret_field) {
+    /* Strings are looked into only for a caller that wants to know. */
+    bool strings = ret_desc || ret_field;
     size_t count = 0;
     const ProtobufCMessageDescriptor *descs[PBDEPTH_MAX + 1];
     size_t ends[PBDEPTH_MAX + 1];
@@ -78,6 +90,13 @@ int pbdepth_check_count(const ProtobufCMessageDescriptor *desc, const uint8_t *d
                 descs[depth + 1] = f->descriptor;
                 ends[depth + 1] = pos + (size_t)n;
                 depth++;
+            } else if (strings && f && f->type == PROTOBUF_C_TYPE_STRING &&
+                       memchr(data + pos, 0, (size_t)n)) {
+                if (ret_desc)
+                    *ret_desc = descs[depth];
+                if (ret_field)
+                    *ret_field = f;
+                return -EILSEQ;
             } else
                 pos += (size_t)n;
             break;

@@ -32,4 +32,13 @@ int pbdepth_check_count(const ProtobufCMessageDescriptor *desc, const uint8_t *d
                         unsigned max_depth, const ProtobufCMessageDescriptor *counted,
                         size_t max_count);
 
+/* The same, and -EILSEQ once a string field holds a NUL byte: protobuf
+ * allows U+0000 in a string, but a C string ends there, so the rest would
+ * be lost without a word. *ret_desc and *ret_field (each may be NULL) then
+ * name the message and its field. Checked in the order met, as the others. */
+int pbdepth_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                          unsigned max_depth, const ProtobufCMessageDescriptor *counted,
+                          size_t max_count, const ProtobufCMessageDescriptor **ret_desc,
+                          const ProtobufCFieldDescriptor **ret_field);
+
 #endif

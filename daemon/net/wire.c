@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 
 #include "alloc.h"
@@ -120,8 +121,18 @@ _Static_assert(WIRE_DETACHED_FROM >= DEPTH_CHECK_FROM, "a big frame is always de
 
 /* The pre-check's verdict as an error; 0 if it passes. */
 static int depth_check(const uint8_t *payload, size_t len, char *why, size_t why_len) {
-    int r = pbdepth_check_count(&aiod__client_message__descriptor, payload, len,
-                                LIMIT_MESSAGE_DEPTH, &aiod__value__descriptor, LIMIT_FRAME_VALUES);
+    const ProtobufCMessageDescriptor *msg = NULL;
+    const ProtobufCFieldDescriptor *field = NULL;
+    int r =
+        pbdepth_check_strings(&aiod__client_message__descriptor, payload, len, LIMIT_MESSAGE_DEPTH,
+                              &aiod__value__descriptor, LIMIT_FRAME_VALUES, &msg, &field);
+    if (r == -EILSEQ) {
+        snprintf(why, why_len,
+                 "a string (%s.%s) holds a NUL byte: strings are text without NUL bytes; send "
+                 "binary data as bytes",
+                 msg->short_name, field->name);
+        return r;
+    }
     if (r == -ELOOP)
         snprintf(why, why_len, "message nests deeper than %u levels", LIMIT_MESSAGE_DEPTH);
     else if (r == -E2BIG)
@@ -134,7 +145,9 @@ static int depth_check(const uint8_t *payload, size_t len, char *why, size_t why
 
 int wire_decode(const uint8_t *payload, size_t len, Aiod__ClientMessage **ret, char *why,
                 size_t why_len) {
-    if (len >= DEPTH_CHECK_FROM) {
+    /* A string with a NUL needs a zero byte somewhere in the frame: most
+     * small requests have none, and skip the walk. */
+    if (len >= DEPTH_CHECK_FROM || memchr(payload, 0, len)) {
         int r = depth_check(payload, len, why, why_len);
         if (r < 0)
             return r;

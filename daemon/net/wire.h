@@ -17,7 +17,9 @@
  * so anything kept after wire_free must be copied out), or -EBADMSG with a
  * reason in `why` (the bytes are not a ClientMessage, or nest deeper than
  * LIMIT_MESSAGE_DEPTH), -E2BIG with a reason (well-formed, but more than
- * LIMIT_FRAME_VALUES values: nothing was unpacked), -ENOMEM.
+ * LIMIT_FRAME_VALUES values: nothing was unpacked), -EILSEQ with a reason
+ * (well-formed, but a string holds a NUL byte, which a C string would drop
+ * silently), -ENOMEM.
  * Loop thread only.
  */
 int wire_decode(const uint8_t *payload, size_t len, Aiod__ClientMessage **ret, char *why,

@@ -631,14 +631,15 @@ static void run_decoded(session *s, Aiod__ClientMessage *m, int rc, const char *
                         const uint8_t *payload, size_t len, bool may_park, const offload *o) {
     conn *c = s->c;
     req r;
-    if (rc == -E2BIG && !s->hello_done) {
+    if ((rc == -E2BIG || rc == -EILSEQ) && !s->hello_done) {
         refuse_before_hello(s, wire_peek_request_id(payload, len));
         return;
     }
-    if (rc == -E2BIG) {
-        /* Well-formed but too big to unpack: refused, the client stays. */
+    if (rc == -E2BIG || rc == -EILSEQ) {
+        /* Well-formed but too big to unpack, or holding a string the
+         * daemon cannot keep whole: refused, the client stays. */
         req_init(&r, c, wire_peek_request_id(payload, len));
-        req_end_error(&r, ERR(ERROR_LIMIT), "%s", why);
+        req_end_error(&r, rc == -E2BIG ? ERR(ERROR_LIMIT) : ERR(ERROR_BAD_ARGUMENT), "%s", why);
         return;
     }
     if (rc < 0) {

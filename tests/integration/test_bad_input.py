@@ -382,6 +382,33 @@ def map_key_not_utf8():
 
 
 @t.test
+def nul_inside_a_string_is_refused():
+    """protobuf strings may hold U+0000, but every string the daemon takes
+    becomes a C string: "a\\0b" was silently cut to "a", and a function
+    named "demo.echo\\0anything" ran demo.echo. Such a request is refused
+    (ERROR_BAD_ARGUMENT naming the field), however it is decoded (a small
+    frame, a big one decoded on the thread pool), and the client stays."""
+    with t.daemon() as d, d.raw() as c:
+        hello(c)
+        cases = [
+            (2, msg_submit(2, b"demo.echo", [v_string(b"abc\0def")]), "a string argument"),
+            (3, msg_submit(3, b"demo.echo\0rm -rf", [v_string(b"x")]), "the function name"),
+            (4, msg_submit(4, b"demo.echo", [v_map([(b"k\0ey", v_int(1))])]), "a map key"),
+            (5, msg_submit(5, b"demo.echo", [v_string(b"y" * (300 << 10) + b"\0")]),
+             "a string in a frame of 300 KiB"),
+            (6, msg_submit(6, b"demo.echo", [v_string(b"\0")], text=True), "a text argument"),
+        ]
+        for rid, frame_, what in cases:
+            c.send_frame(frame_)
+            msg = error_reply(c, rid, ERROR_BAD_ARGUMENT, "a NUL byte in %s" % what)
+            t.contains(msg, "NUL", "the error for %s says why" % what)
+        # Bytes may hold any byte; the connection is still served.
+        o = submit_and_await(c, 10, b"demo.echo", [field_bytes(6, b"a\0b")], "bytes with a NUL")
+        t.check(3 in o, "bytes with a NUL are echoed: %r" % o)
+        t.eq(parse_fields(o[3][0]).get(6), [b"a\0b"], "the bytes come back whole")
+
+
+@t.test
 def map_rules():
     # docs/protocol.md: keys unique, every entry with a value.
     with t.daemon() as d, d.raw() as c:

@@ -154,6 +154,34 @@ static void test_depth_hostile(void **state) {
     free(buf);
 }
 
+static void test_nul_in_string(void **state) {
+    (void)state;
+    /* List{items: [Value{string_value: "ok"}, Value{string_value: "a\0b"}]}
+     * inside Value.list_value. */
+    static const uint8_t v[] = {0x3a, 0x0b, 0x0a, 0x04, 0x2a, 0x02, 'o',
+                                'k',  0x0a, 0x03, 0x2a, 0x01, 0x00};
+    static const uint8_t nul_mid[] = {0x2a, 0x03, 'a', 0x00, 'b'};
+    const ProtobufCMessageDescriptor *msg = NULL;
+    const ProtobufCFieldDescriptor *field = NULL;
+    /* Only a caller that asks has strings looked into. */
+    assert_int_equal(pbdepth_check(&aiod__value__descriptor, v, sizeof(v), 10), 0);
+    assert_int_equal(
+        pbdepth_check_strings(&aiod__value__descriptor, v, sizeof(v), 10, NULL, 0, &msg, &field),
+        -EILSEQ);
+    assert_string_equal(msg->short_name, "Value");
+    assert_string_equal(field->name, "string_value");
+    field = NULL;
+    assert_int_equal(pbdepth_check_strings(&aiod__value__descriptor, nul_mid, sizeof(nul_mid), 10,
+                                           NULL, 0, NULL, &field),
+                     -EILSEQ);
+    assert_string_equal(field->name, "string_value");
+    /* Bytes may hold NULs. */
+    static const uint8_t bytes[] = {0x32, 0x03, 'a', 0x00, 'b'};
+    assert_int_equal(pbdepth_check_strings(&aiod__value__descriptor, bytes, sizeof(bytes), 10, NULL,
+                                           0, &msg, &field),
+                     0);
+}
+
 static void test_from_text(void **state) {
     (void)state;
     Aiod__Value *v = NULL;
@@ -607,6 +635,7 @@ int main(void) {
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_depth_hostile),
+        cmocka_unit_test(test_nul_in_string),
         cmocka_unit_test(test_from_text),
         cmocka_unit_test_setup_teardown(test_check_call, setup_sig, teardown_sig),
         cmocka_unit_test_setup_teardown(test_check_call_oom, setup_sig, teardown_sig),
