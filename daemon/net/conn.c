@@ -10,6 +10,7 @@
 #include "net/conn.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,9 +331,35 @@ static void resume_reading(conn *c) {
         return;
     c->paused = false;
     process(c);
-    if (!c->paused && !c->closing && !c->draining)
+    if (!c->paused && !c->closing && !c->draining && !c->peer_done)
         if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) < 0)
             conn_close(c);
+}
+
+/* Whether the client closed the connection altogether (it is gone) rather
+ * than only its sending side (it still reads): the socket then reports a
+ * hang-up, which a half-close does not. */
+static bool peer_gone(conn *c) {
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) < 0)
+        return true;
+    struct pollfd p = {.fd = fd, .events = 0};
+    return poll(&p, 1, 0) != 0 && (p.revents & (POLLHUP | POLLERR));
+}
+
+/* After a half-close: once every frame that came before it was handed up
+ * (none is left whole; an unfinished one never will be), the layer above
+ * is told, and closes the connection when it has answered them. */
+static void maybe_tell_peer_done(conn *c) {
+    if (!c->peer_done || c->told_peer_done || c->closing || c->draining || c->dropping)
+        return;
+    if (frame_reader_ready(&c->rd) || c->held || c->paused)
+        return;
+    c->told_peer_done = true;
+    if (c->data && up->half_closed)
+        up->half_closed(c);
+    else
+        conn_close_soon(c);
 }
 
 void conn_flush_all(void) {
@@ -609,6 +636,7 @@ static void process(conn *c) {
     }
     c->dispatching = false;
     release_read_buffer(c);
+    maybe_tell_peer_done(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -625,6 +653,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     (void)buf;
     if (nread == 0)
         return;
+    if (nread == UV_EOF && !c->refused && !peer_gone(c)) {
+        /* A half-close: what it sent is still answered. */
+        uv_read_stop(s);
+        c->peer_done = true;
+        maybe_tell_peer_done(c);
+        return;
+    }
     if (nread < 0) {
         if (nread != UV_EOF && nread != UV_ECONNRESET)
             log_debug_errno((int)nread, "connection %llu: read failed",

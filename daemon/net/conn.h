@@ -46,6 +46,12 @@ struct conn {
     bool paused;
     /* The layer above holds reading (conn_hold). */
     bool held;
+    /* The client shut down its sending side (a half-close, as `nc -U`
+     * does at the end of its input) and still reads: nothing more is read,
+     * and the layer above was told (half_closed) once the frames that came
+     * before it were handled. */
+    bool peer_done;
+    bool told_peer_done;
     /* The layer above asked to be called back (conn_kick), or to be once
      * no more than kick_below bytes are queued (conn_kick_below). */
     bool kicked;
@@ -91,6 +97,10 @@ typedef struct conn_handlers {
     /* Called at the end of the loop iteration after conn_kick, outside any
      * request or task handling. */
     void (*resume)(conn *c);
+    /* The client half-closed (conn.peer_done) and every frame it sent
+     * was handed up: the layer above closes the connection (conn_close_soon)
+     * once it has answered them. */
+    void (*half_closed)(conn *c);
     /* The connection is closing: nothing more can be sent; drop c->data. */
     void (*closing)(conn *c);
 } conn_handlers;

@@ -27,6 +27,7 @@ static void done(req *r) {
     s->in_flight--;
     if (!list_empty(&s->parked))
         conn_kick(r->c);
+    session_close_if_answered(s);
 }
 
 void req_move(req *to, req *from) {

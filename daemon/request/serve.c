@@ -114,10 +114,21 @@ static void close_session(conn *c) {
     free(s);
 }
 
+/* The client shut down its sending side and everything it sent was read:
+ * its requests are still answered (as `nc -U` expects), then the
+ * connection closes. Attached tasks nobody awaits end with it, as at a
+ * close. */
+static void on_half_closed(conn *c) {
+    session *s = session_of(c);
+    s->half_closed = true;
+    session_close_if_answered(s);
+}
+
 static const conn_handlers handlers = {
     .opened = on_opened,
     .frame = on_frame,
     .resume = on_resume,
+    .half_closed = on_half_closed,
     .closing = on_closing,
 };
 

@@ -52,11 +52,21 @@ typedef struct session {
     /* A big frame being decoded off the loop thread (offload.h): nothing
      * more is read or resumed until it has been handled. */
     struct offload *offload;
+    /* The client half-closed and all it sent was read: the connection
+     * closes once every request is answered (session_close_if_answered). */
+    bool half_closed;
 } session;
 
 /* The session of a connection (NULL once it is closing). */
 static inline session *session_of(conn *c) {
     return c->data;
+}
+
+/* After a half-close: closes the connection (its replies are sent first)
+ * once no request of it is open, parked or being decoded. */
+static inline void session_close_if_answered(session *s) {
+    if (s->half_closed && s->in_flight == 0 && list_empty(&s->parked) && !s->offload)
+        conn_close_soon(s->c);
 }
 
 #endif

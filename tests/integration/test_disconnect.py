@@ -2,6 +2,8 @@
 (asyncio.run cancels what is left) but not submitted or detached ones."""
 
 import signal
+import socket
+import struct
 import time
 
 import harness
@@ -62,6 +64,51 @@ def submitted_and_detached_outlive_their_client():
         t.check(time.monotonic() - start >= 5.9, "the detached task ran its whole sleep")
         t.check("detached task cancelled" not in d.log(), "a detached task was cancelled",
                 "; log:\n" + d.log())
+
+
+
+
+def gather_sleep(request_id, seconds):
+    """ClientMessage{request_id, gather{items: [call{demo.sleep, [seconds]}]}}."""
+    arg = b"\x21" + struct.pack("<d", seconds)  # Value.double_value (fixed64)
+    call = harness.field_bytes(1, b"demo.sleep") + harness.field_bytes(2, arg)
+    item = harness.field_bytes(1, call)
+    return harness.field_varint(1, request_id) + harness.field_bytes(5, harness.field_bytes(1, item))
+
+
+@t.test
+def half_closed_client_still_gets_its_replies():
+    """A client that shuts down its sending side after its last request (as
+    `nc -U` does at the end of its input) still reads: every request it
+    sent is answered, a waiting one (a gather, asyncio.run) included, and
+    only then does the daemon close. It was taken as a close: the replies
+    were dropped and the gather's task cancelled."""
+    with t.daemon() as d:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(30)
+        sock.connect(d.socket)
+        c = harness.RawClient.__new__(harness.RawClient)
+        c.sock, c.buf = sock, b""
+        try:
+            sock.sendall(harness.frame(harness.msg_hello(1, 1)) +
+                         harness.frame(harness.msg_list_plugins(2)) +
+                         harness.frame(gather_sleep(3, 0.3)))
+            sock.shutdown(socket.SHUT_WR)
+            kinds = {}
+            while True:
+                rep = c.recv()
+                if rep is None:
+                    break
+                kinds[rep.request_id] = rep
+            t.eq(sorted(kinds), [1, 2, 3], "requests answered before the close", kinds)
+            t.eq(kinds[1].kind, harness.SM_HELLO, "the hello's reply", kinds[1])
+            t.eq(kinds[2].kind, harness.SM_PLUGIN_LIST, "ListPlugins' reply", kinds[2])
+            t.eq(kinds[3].kind, harness.SM_OUTCOMES, "the gather's reply", kinds[3])
+            outcome = harness.parse_fields(kinds[3].body[1][0])
+            t.eq(outcome.get(2), [3], "the gathered task's state (TASK_DONE)", outcome)
+        finally:
+            sock.close()
+        d.assert_alive()
 
 
 t.main()
