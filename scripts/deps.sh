@@ -9,7 +9,7 @@ build_pkgs=(gcc make cmake pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-co
 test_pkgs=(python3 clang libclang-rt-14-dev libfuzzer-14-dev clang-format systemd valgrind
            debootstrap systemd-container dpkg-dev fakeroot file lintian man-db
            python3-protobuf protobuf-compiler bash-completion sqlite3 openssl
-           nghttp2-server redis-server redis-tools iproute2)
+           nghttp2-server redis-server redis-tools iproute2 locales)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then

@@ -9,6 +9,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,10 +168,17 @@ static int hello(aioc_client *c) {
 static double default_timeout(void) {
     const char *env = getenv("AIOC_CONNECT_TIMEOUT");
     if (env && *env) {
-        char *end;
-        double t = strtod(env, &end);
-        if (*end == '\0' && !isnan(t))
-            return t;
+        /* Read as C reads numbers ("2.5"), whatever LC_NUMERIC the program
+         * set: strtod would stop at the '.' under a German locale, and the
+         * setting would be ignored without a word. */
+        locale_t c_numbers = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+        if (c_numbers) {
+            char *end;
+            double t = strtod_l(env, &end, c_numbers);
+            freelocale(c_numbers);
+            if (*end == '\0' && !isnan(t))
+                return t;
+        }
     }
     return CLIENT_CONNECT_TIMEOUT_DEFAULT;
 }

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
+#include <locale.h>
 #include <math.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -1267,6 +1268,31 @@ static void test_connect_timeout(void **state) {
     unsetenv("AIOC_CONNECT_TIMEOUT");
     assert_true(took >= 0.19 && took < 3);
     assert_null(c);
+    end_daemon(pid);
+
+    /* The environment's number is read as C writes it, also in a program
+     * that set a locale whose decimal separator is a comma (strtod alone
+     * stopped at the '.', and the 30 s default applied). The locale is
+     * compiled here from Debian's sources (package locales). */
+    char locdir[] = "/tmp/aioc-locale-XXXXXX", cmd[512];
+    assert_non_null(mkdtemp(locdir));
+    snprintf(cmd, sizeof(cmd), "localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 2>&1", locdir);
+    if (system(cmd) != 0)
+        fail_msg("localedef cannot make de_DE.UTF-8 (scripts/deps.sh installs locales)");
+    setenv("LOCPATH", locdir, 1);
+    assert_non_null(setlocale(LC_NUMERIC, "de_DE.UTF-8"));
+    assert_string_equal(localeconv()->decimal_point, ",");
+    pid = start_daemon(script_silent);
+    setenv("AIOC_CONNECT_TIMEOUT", "0.2", 1);
+    t0 = now();
+    assert_int_equal(aioc_connect(path, &c), -ETIMEDOUT);
+    took = now() - t0;
+    unsetenv("AIOC_CONNECT_TIMEOUT");
+    setlocale(LC_NUMERIC, "C");
+    unsetenv("LOCPATH");
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", locdir);
+    assert_int_equal(system(cmd), 0);
+    assert_true(took >= 0.19 && took < 3);
     end_daemon(pid);
 
     /* A socket nobody accepts on: connected through the backlog, the hello
