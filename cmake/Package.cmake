@@ -99,9 +99,13 @@ tasks over a Unix socket.
 This package contains the daemon aiod, the command-line client aioctl, the
 bundled plugins (demo, proc, net) and the systemd units that run aiod as a
 socket-activated system service.")
+# The trigger: another package that puts a plugin into (or takes one out of)
+# the plugin directory has the running daemon re-read it (postinst
+# "triggered"), as `aioctl reload` does.
+configure_file(${AIOD_DEB_DIR}/triggers.in ${PROJECT_BINARY_DIR}/debian/aiod/triggers @ONLY)
 set(CPACK_DEBIAN_AIOD_PACKAGE_CONTROL_EXTRA
     ${AIOD_DEB_DIR}/conffiles ${AIOD_DEB_DIR}/postinst ${AIOD_DEB_DIR}/prerm
-    ${AIOD_DEB_DIR}/postrm)
+    ${AIOD_DEB_DIR}/postrm ${PROJECT_BINARY_DIR}/debian/aiod/triggers)
 if(CMAKE_INSTALL_PREFIX STREQUAL "/usr" AND NOT AIOD_SYSCONF_INSTALL_DIR STREQUAL "/etc/aiod")
   message(WARNING "aiod.conf installs to ${AIOD_SYSCONF_INSTALL_DIR}, "
                   "but packaging/debian/conffiles lists /etc/aiod/aiod.conf")

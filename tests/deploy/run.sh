@@ -1391,10 +1391,75 @@ s15_cluster() {
     fi
 }
 
+# A plugin shipped in a package of its own, built on the host from
+# tests/deploy/thirdparty.c the way another project would: aiod's dpkg
+# trigger (interest in the plugin directory) has the running daemon re-read
+# the directory when the package is installed and when it is removed, with
+# no restart: the same daemon, and a task that was running runs on.
+s16_plugin_package() {
+    local dir plugdir arch oldpid id
+    plugdir=$(q 'dpkg -L aiod' | grep '/aiod/plugins$' | head -n 1)
+    if [ -z "$plugdir" ]; then
+        fail "aiod's plugin directory (dpkg -L aiod)" "a path ending in /aiod/plugins" "none"
+        return
+    fi
+    dir=$WORK/thirdparty
+    rm -rf "$dir" && mkdir -p "$dir/pkg/DEBIAN" "$dir/pkg$plugdir"
+    if ! gcc -shared -fPIC -O2 -Wall -Wextra -Werror -I"$SRC/daemon/include" \
+        -o "$dir/pkg$plugdir/thirdparty.so" "$HERE/thirdparty.c" 2>"$dir/cc.log"; then
+        fail "gcc tests/deploy/thirdparty.c" "a plugin" "$(short "$(cat "$dir/cc.log")")"
+        return
+    fi
+    arch=$(dpkg --print-architecture)
+    printf '%s\n' "Package: aiod-plugin-thirdparty" "Version: 1.0" "Architecture: $arch" \
+        "Maintainer: aiod tests <tests@example.invalid>" "Depends: aiod" \
+        "Description: a plugin packaged apart from aiod (the deployment suite)" \
+        >"$dir/pkg/DEBIAN/control"
+    if ! dpkg-deb --root-owner-group --build "$dir/pkg" "$LAB_ROOT/var/tmp/aiod-debs/aiod-plugin-thirdparty_1.0_$arch.deb" >"$dir/deb.log" 2>&1; then
+        fail "dpkg-deb --build of the plugin's package" "a .deb" "$(short "$(cat "$dir/deb.log")")"
+        return
+    fi
+    chmod 0644 "$LAB_ROOT"/var/tmp/aiod-debs/aiod-plugin-thirdparty_*.deb
+
+    ga alice submit demo.sleep 600 survivor
+    expect_ok "alice submits a task that runs through the reloads"
+    id=$OUT
+    oldpid=$(main_pid)
+    ga alice run thirdparty.hello
+    expect_re "before the package: thirdparty.hello is unknown" 2 "unknown function 'thirdparty.hello'"
+
+    gsh root "cd /var/tmp/aiod-debs && DEBIAN_FRONTEND=noninteractive apt-get install -y ./aiod-plugin-thirdparty_1.0_$arch.deb"
+    expect_ok "apt-get install ./aiod-plugin-thirdparty_1.0_$arch.deb"
+    if printf '%s' "$OUT" | grep -q 'Processing triggers for aiod'; then
+        pass "apt ran aiod's trigger"
+    else
+        fail "apt-get install of a plugin package" "Processing triggers for aiod" "$(short "$OUT" 600)"
+    fi
+    ga alice run thirdparty.hello
+    expect_re "after the install, with no restart: thirdparty.hello runs" 0 'hello from a packaged plugin'
+
+    gsh root 'DEBIAN_FRONTEND=noninteractive apt-get remove -y aiod-plugin-thirdparty'
+    expect_ok "apt-get remove aiod-plugin-thirdparty"
+    ga alice run thirdparty.hello
+    expect_re "after the removal: thirdparty.hello is unknown again" 2 "unknown function 'thirdparty.hello'"
+
+    if [ "$(main_pid)" = "$oldpid" ]; then
+        pass "the same daemon throughout (MainPID $oldpid): reloaded, not restarted"
+    else
+        fail "aiod's MainPID across the plugin package's install and removal" "$oldpid" "'$(main_pid)'"
+    fi
+    ga alice --json show "$id"
+    if [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q '"state":"running"'; then
+        pass "alice's task $id still runs"
+    else
+        fail "alice's task $id after the reloads" "state running" "$(seen)"
+    fi
+}
+
 SCENARIOS=(s1_identity s2_no_code_as_daemon s3_ids_never_reused s4_first_activation
     s5_bad_settings_keep_the_socket s6_net_dropin s7_default_socket s8_journal
     s9_man_and_security s10_purge s11_restart_keeps_tasks s12_kill_keeps_tasks s13_state_files
-    s14_damaged_store s15_cluster)
+    s14_damaged_store s15_cluster s16_plugin_package)
 
 # ------------------------------------------------------------ main
 
