@@ -27,6 +27,9 @@ struct rconn {
     /* The reconnect timer and its next wait. */
     uv_timer_t *timer;
     unsigned backoff_ms;
+    /* When it last became ready (uv_now): only a connection that stayed up
+     * LIMIT_CLUSTER_BACKOFF_MAX_MS resets the backoff when it goes. */
+    uint64_t up_since_ms;
     char why[256];
     /* Logged once per outage. */
     bool said_down;
@@ -86,6 +89,11 @@ static void went_down(rconn *rc, const char *why) {
     }
     if (was_up && rc->ops->down)
         rc->ops->down(rc, rc->data, rc->why);
+    /* A connection that is made and dropped at once (a Redis at
+     * maxclients, a proxy with nothing behind it) is still an outage: the
+     * waits go on doubling. One that served a while starts again fast. */
+    if (was_up && uv_now(rc->loop) - rc->up_since_ms >= LIMIT_CLUSTER_BACKOFF_MAX_MS)
+        rc->backoff_ms = LIMIT_CLUSTER_BACKOFF_MIN_MS;
     retry_later(rc);
 }
 
@@ -98,7 +106,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
 
 static void became_ready(rconn *rc) {
     rc->up = true;
-    rc->backoff_ms = LIMIT_CLUSTER_BACKOFF_MIN_MS;
+    rc->up_since_ms = uv_now(rc->loop);
     if (rc->said_down)
         log_info("cluster: Redis at %s:%d (%s connection) is reachable again", rc->url.host,
                  rc->url.port, rc->name);

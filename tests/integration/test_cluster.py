@@ -662,4 +662,65 @@ def a_submit_waiting_for_replicas_does_not_hold_up_the_claims():
              "the running task's outcome", " (%r)\nhost logs:%s" % (o, lab.logs()))
 
 
+class DroppingServer:
+    """A TCP listener on 127.0.0.1 that accepts every connection and closes
+    it at once, as a Redis at maxclients (or behind a broken proxy) does;
+    it notes when each came."""
+
+    def __init__(self):
+        import socket
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.times = []
+        self.first = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.times.append(time.monotonic())
+            self.first.set()
+            c.close()
+
+    def close(self):
+        self.sock.close()
+
+
+@t.test
+def a_redis_that_drops_every_connection_is_retried_with_backoff():
+    """A connection that is made and then closed at once (Redis at
+    maxclients) is an outage like a refused one: the waits between
+    attempts double up to 5 s. They were reset by each connection made, so
+    every connection of the host was made again ten times a second, for
+    good. Counted: the connections over 6 s after the first; fewer on a
+    loaded machine, never more."""
+    srv = DroppingServer()
+    conf = os.path.join(t.tmpdir("dropping"), "aiod.conf")
+    with open(conf, "w") as f:
+        f.write("cluster = redis://127.0.0.1:%d\ncluster_host = h1\ncluster_queues = q1\n"
+                % srv.port)
+    try:
+        with t.daemon(extra_args=["-c", conf]) as d:
+            t.check(srv.first.wait(30), "the host never connected to the server")
+            start = srv.times[0]
+            deadline = start + 6.0
+            while time.monotonic() < deadline:
+                time.sleep(0.1)
+            n = sum(1 for x in list(srv.times) if x < deadline)
+            print("  connections in the first 6 s: %d" % n, flush=True)
+            # With doubling waits each of the host's connections (three; at
+            # most four allowed for) tries at 0, 0.1, 0.3, 0.7, 1.5 and
+            # 3.1 s: six each. Without, 60 each.
+            t.check(n <= 4 * 6, "connections made in 6 s: %d (more than 24: no backoff)" % n)
+            d.assert_alive()
+    finally:
+        srv.close()
+
+
 t.main()
