@@ -373,6 +373,9 @@
  * the second. */
 #define LIMIT_CLUSTER_BACKOFF_MIN_MS 100u
 #define LIMIT_CLUSTER_BACKOFF_MAX_MS 5000u
+/* How often a connection asks a Redis that answers LOADING (it restarted
+ * and is reading its data set) whether it is done. */
+#define LIMIT_CLUSTER_LOADING_POLL_MS 200u
 /* A connect to Redis that has not completed after this long is given up
  * and tried again (loopback and LAN answer in well under it). */
 #define LIMIT_CLUSTER_CONNECT_TIMEOUT_MS 2000u

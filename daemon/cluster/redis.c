@@ -31,8 +31,9 @@ struct rconn {
      * LIMIT_CLUSTER_BACKOFF_MAX_MS resets the backoff when it goes. */
     uint64_t up_since_ms;
     char why[256];
-    /* Logged once per outage. */
+    /* Logged once per outage; once while Redis loads its data set. */
     bool said_down;
+    bool said_loading;
     /* AUTH or SELECT was refused: the reason outlives the disconnect. */
     bool refused;
     /* The subscription's callback, called for every message. */
@@ -106,6 +107,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
 
 static void became_ready(rconn *rc) {
     rc->up = true;
+    rc->said_loading = false;
     rc->up_since_ms = uv_now(rc->loop);
     if (rc->said_down)
         log_info("cluster: Redis at %s:%d (%s connection) is reachable again", rc->url.host,
@@ -116,7 +118,52 @@ static void became_ready(rconn *rc) {
         rc->ops->up(rc, rc->data);
 }
 
-/* The reply to AUTH or SELECT, in that order; the last one makes it ready. */
+static void send_ping(rconn *rc);
+
+static void on_ping_timer(uv_timer_t *t) {
+    rconn *rc = t->data;
+    if (rc->ac && !rc->up)
+        send_ping(rc);
+}
+
+/* The reply to the PING that ends the setup. A Redis that restarted with a
+ * big data set accepts connections at once but answers LOADING to nearly
+ * every command until it has read it: the connection is not ready (its
+ * scripts, consumer groups and reads would all be refused) until PING
+ * gets PONG. It is asked again every LIMIT_CLUSTER_LOADING_POLL_MS. */
+static void on_ping(redisAsyncContext *ac, void *reply, void *priv) {
+    rconn *rc = ac->data;
+    redisReply *r = reply;
+    (void)priv;
+    if (!rc || !r)
+        return; /* freed, or the connection went: on_disconnect retries */
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "LOADING", 7) == 0) {
+        snprintf(rc->why, sizeof(rc->why), "Redis is loading its data set (%s)", r->str);
+        if (!rc->said_loading) {
+            log_notice("cluster: Redis at %s:%d (%s connection) is loading its data set; "
+                       "waiting until it answers",
+                       rc->url.host, rc->url.port, rc->name);
+            rc->said_loading = true;
+        }
+        uv_timer_start(rc->timer, on_ping_timer, LIMIT_CLUSTER_LOADING_POLL_MS, 0);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(rc->why, sizeof(rc->why), "PING refused: %s", r->str);
+        rc->refused = true;
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    became_ready(rc);
+}
+
+static void send_ping(rconn *rc) {
+    if (redisAsyncCommand(rc->ac, on_ping, NULL, "PING") != REDIS_OK)
+        redisAsyncDisconnect(rc->ac);
+}
+
+/* The reply to AUTH or SELECT, in that order; the last one is followed by
+ * the PING that makes it ready. */
 static void on_setup(redisAsyncContext *ac, void *reply, void *priv) {
     rconn *rc = ac->data;
     redisReply *r = reply;
@@ -133,7 +180,7 @@ static void on_setup(redisAsyncContext *ac, void *reply, void *priv) {
         return;
     }
     if (priv || rc->url.db == 0)
-        became_ready(rc);
+        send_ping(rc);
 }
 
 static void on_connect(const redisAsyncContext *cac, int status) {
@@ -160,7 +207,7 @@ static void on_connect(const redisAsyncContext *cac, int status) {
     if (rc->url.db)
         redisAsyncCommand(ac, on_setup, (void *)1, "SELECT %d", rc->url.db);
     else if (!rc->password)
-        became_ready(rc);
+        send_ping(rc);
 }
 
 static void connect_now(rconn *rc) {

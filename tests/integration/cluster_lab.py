@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import harness
@@ -230,6 +231,81 @@ class Redis:
     def command(self, *args):
         with self.conn() as c:
             return c.command(*args)
+
+
+class LoadingProxy:
+    """A TCP proxy in front of a Redis that plays one restarting with a big
+    data set: until `loading` is set False it answers every command with
+    Redis's LOADING error (as Redis does while it reads its AOF), then
+    passes each connection's commands on to the real Redis. It reads whole
+    RESP commands (arrays of bulk strings, what hiredis sends)."""
+
+    def __init__(self, backend_port):
+        self.backend = backend_port
+        self.loading = True
+        self.refused = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d" % self.port
+
+    def close(self):
+        self.sock.close()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        rd = c.makefile("rb")
+        back = None
+        try:
+            while True:
+                head = rd.readline()
+                if not head:
+                    return
+                raw = [head]
+                for _ in range(int(head[1:])):
+                    size = rd.readline()
+                    raw += [size, rd.read(int(size[1:]) + 2)]
+                if self.loading:
+                    self.refused += 1
+                    c.sendall(b"-LOADING Redis is loading the dataset in memory\r\n")
+                    continue
+                if back is None:
+                    back = socket.create_connection(("127.0.0.1", self.backend))
+                    threading.Thread(target=self._pump, args=(back, c), daemon=True).start()
+                back.sendall(b"".join(raw))
+        except (OSError, ValueError):
+            pass
+        finally:
+            c.close()
+            if back is not None:
+                back.close()
+
+    @staticmethod
+    def _pump(back, c):
+        try:
+            while True:
+                data = back.recv(65536)
+                if not data:
+                    break
+                c.sendall(data)
+        except OSError:
+            pass
+        try:
+            c.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 # ---------------------------------------------------------------- hosts

@@ -13,7 +13,7 @@ import threading
 import time
 
 import harness
-from cluster_lab import CLUSTER_ID_BASE, Cluster, Host, Redis, timeout, until
+from cluster_lab import CLUSTER_ID_BASE, Cluster, Host, LoadingProxy, Redis, timeout, until
 
 t = harness.Suite(__file__)
 
@@ -77,13 +77,23 @@ def every_connection_to_redis_has_tcp_keepalive():
     with Cluster(t, submitter_worker_submitter()) as lab:
         lab.wait_serving("q1", "demo.echo", ["h2"])
         pid = lab["h2"].proc.pid
-        r = harness.run(["ss", "-tnpoH", "state", "established",
-                         "( dport = :%d )" % lab.redis.port])
-        t.eq(r.rc, 0, "ss", r)
-        mine = [line for line in r.out.splitlines() if "pid=%d," % pid in line]
-        t.check(len(mine) >= 2, "h2 has its connections to Redis", " (%r)" % r.out)
-        for line in mine:
-            t.contains(line, "keepalive", "each has a keepalive timer", " (%r)" % line)
+        # A connection with bytes in flight shows its retransmission timer
+        # ("timer:(on,…)") instead: each must show keepalive once it is idle.
+        seen, last = {}, ""
+
+        def all_keepalive():
+            nonlocal last
+            r = harness.run(["ss", "-tnpoH", "state", "established",
+                             "( dport = :%d )" % lab.redis.port])
+            t.eq(r.rc, 0, "ss", r)
+            last = r.out
+            for line in r.out.splitlines():
+                if "pid=%d," % pid in line:
+                    local = line.split()[2]
+                    seen[local] = seen.get(local, False) or "keepalive" in line
+            return len(seen) >= 2 and all(seen.values())
+        until(all_keepalive, "each of h2's connections to Redis showing a keepalive timer",
+              timeout(10), interval=0.1, detail=lambda: "%r; last: %r" % (seen, last))
 
 
 # ---------------------------------------------------------------- 10,000 tasks
@@ -721,6 +731,44 @@ def a_redis_that_drops_every_connection_is_retried_with_backoff():
             d.assert_alive()
     finally:
         srv.close()
+
+
+@t.test
+def a_redis_still_loading_its_data_is_waited_for():
+    """A Redis that restarted with a big data set accepts connections at
+    once but answers LOADING to nearly every command until it has read it.
+    The host counted the connection as up: its scripts were refused for
+    good (every call then sent a script's whole text), its consumer groups
+    were not made, and its reads failed and reconnected with growing waits.
+    Now it PINGs until PONG: nothing is tried before, a queue submit says
+    Redis is loading, and everything works as soon as it has loaded."""
+    redis = Redis(t.tmpdir("loading-redis")).start()
+    proxy = LoadingProxy(redis.port)
+    conf = os.path.join(t.tmpdir("loading"), "aiod.conf")
+    with open(conf, "w") as f:
+        f.write("cluster = %s\ncluster_host = h1\ncluster_queues = q1\n" % proxy.url)
+    try:
+        with t.daemon(extra_args=["-c", conf]) as d:
+            d.wait_log("(commands connection) is loading its data set; waiting", timeout(30))
+            r = d.aioctl("submit", "--queue", "q1", "demo.sleep", "0", "early")
+            t.check(r.rc != 0, "a queue submit while Redis loads fails", r)
+            t.contains(r.err, "loading its data set", "its error says why", r)
+            proxy.loading = False
+            until(lambda: d.aioctl("submit", "--queue", "q1", "demo.sleep", "0").rc == 0,
+                  "a queue submit once Redis has loaded", timeout(30))
+            r = d.aioctl("submit", "--queue", "q1", "demo.sleep", "0", "loaded")
+            t.eq(r.rc, 0, "a queue submit after the load", r)
+            r = d.aioctl("await", "--timeout", str(timeout(30)), r.out.strip())
+            t.eq((r.rc, r.out), (0, '"loaded"\n'), "its task ran", r)
+            log = d.log()
+            for bad in ("refused to load the scripts", "cannot make the consumer group",
+                        "reading the queues"):
+                t.check(bad not in log, "nothing was tried before Redis had loaded: %r in the "
+                        "log" % bad, log[-3000:])
+            t.check(proxy.refused >= 3, "the proxy answered LOADING (%d times)" % proxy.refused)
+    finally:
+        proxy.close()
+        redis.kill()
 
 
 t.main()
