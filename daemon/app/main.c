@@ -383,8 +383,29 @@ static void finish_shutdown(void) {
 
 static void on_shutdown_tick(uv_timer_t *h) {
     (void)h;
-    if (task_count_unfinished() == 0 || uv_now(loop) >= shutdown_deadline)
+    static bool said;
+    size_t unwritten = cluster_outcomes_unwritten();
+    if (uv_now(loop) >= shutdown_deadline) {
+        if (unwritten > 0)
+            log_warning("the outcomes of %zu cluster tasks did not reach Redis within the grace "
+                        "period: those tasks stay running there, for on_interrupt to settle",
+                        unwritten);
         finish_shutdown();
+        return;
+    }
+    if (task_count_unfinished() > 0)
+        return;
+    /* A task that ended here is settled in Redis only once its outcome is
+     * written (after its last output lines): dropped now, it would be
+     * claimed later and failed as interrupted, or run again. */
+    if (unwritten == 0) {
+        finish_shutdown();
+        return;
+    }
+    if (!said) {
+        log_info("waiting for the outcomes of %zu cluster tasks to reach Redis", unwritten);
+        said = true;
+    }
 }
 
 static void on_hup(uv_signal_t *h, int signum) {

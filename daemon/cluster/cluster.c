@@ -59,6 +59,10 @@ void cluster_freeze(void) {
         worker_freeze();
 }
 
+size_t cluster_outcomes_unwritten(void) {
+    return link_started() ? worker_unwritten() : 0;
+}
+
 void cluster_stop(void) {
     if (!link_started())
         return;

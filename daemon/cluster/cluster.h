@@ -25,6 +25,9 @@ int cluster_start(uv_loop_t *loop);
 bool cluster_enabled(void);
 /* Shutdown begins (worker_freeze). */
 void cluster_freeze(void);
+/* Outcomes of tasks that ended here that Redis has not taken yet (a stop
+ * waits for them, within shutdown_grace). 0 without a cluster. */
+size_t cluster_outcomes_unwritten(void);
 /* Closes every connection and frees everything; callbacks of requests
  * still open are not called (their owners abandon them first). Safe to
  * call twice, or without cluster_start. */

@@ -1199,3 +1199,16 @@ void worker_stop(void) {
 unsigned worker_running(void) {
     return W.running;
 }
+
+size_t worker_unwritten(void) {
+    if (!W.jobs || !link_up())
+        return 0;
+    size_t n = 0;
+    list *it, *tmp;
+    list_foreach_safe(it, tmp, &W.held) {
+        const job *j = container_of(it, job, node);
+        n += j->phase == J_ENDED || j->phase == J_UNWRITTEN ||
+             (j->phase == J_RUNNING && j->task_ended);
+    }
+    return n;
+}

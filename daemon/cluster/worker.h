@@ -12,6 +12,7 @@
 #define AIOD_CLUSTER_WORKER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Starts working (after link_start; the queues from cfg). 0, -ENOMEM. */
@@ -34,5 +35,10 @@ void worker_freeze(void);
 void worker_stop(void);
 /* Tasks of the cluster running here now. */
 unsigned worker_running(void);
+/* Tasks that ended here whose outcome Redis has not yet taken (waiting for
+ * their last output lines, being written, or to be written once Redis is
+ * back); 0 while Redis is unreachable, when waiting for it would be in
+ * vain. */
+size_t worker_unwritten(void);
 
 #endif

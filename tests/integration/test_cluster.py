@@ -9,6 +9,7 @@ Run one case with AIOD_TEST_ONLY=NAME; keep the dirs with --keep.
 
 import json
 import os
+import signal
 import threading
 import time
 
@@ -769,6 +770,50 @@ def a_redis_still_loading_its_data_is_waited_for():
     finally:
         proxy.close()
         redis.kill()
+
+
+@t.test
+def a_stop_right_after_a_task_ends_still_writes_its_outcome():
+    """A task's outcome is written to Redis after its last output line. A
+    SIGTERM in between made the host drop the outcome: the task stayed
+    running in Redis, to be claimed later and failed as Interrupted (or run
+    again under retry) though it had ended (here: a program that exited 3,
+    which proc.shell reports as done with its exit status). The stop now waits, within
+    shutdown_grace, for the outcomes of the tasks that ended. Redis holds
+    the writes back (CLIENT PAUSE WRITE) so that the stop surely comes in
+    between."""
+    settings = ["call = proc.* @root"]
+    with Cluster(t, [Host("h1", settings=settings), Host("h2", queues="")]) as lab:
+        lab.wait_serving("q1", "proc.shell", ["h1"])
+        h1 = lab["h1"]
+        d = t.tmpdir("stop")
+        pidf, go = os.path.join(d, "pid"), os.path.join(d, "go")
+        tid = lab.submit(lab["h2"], "q1", "proc.shell",
+                         "echo $$ > %s; while [ ! -e %s ]; do sleep 0.02; done; "
+                         "echo last words; exit 3" % (pidf, go))
+        wait_state(lab, lab["h2"], tid, "running", on="h1")
+        pid = int(until(lambda: os.path.exists(pidf) and open(pidf).read().strip(),
+                        "the program's pid", timeout(20)))
+        lab.redis.command("CLIENT", "PAUSE", str(timeout(60) * 1000), "WRITE")
+        try:
+            with open(go, "w"):
+                pass
+            # Reaped by the daemon, in the loop callback that ends the task:
+            # its line and outcome now wait for Redis.
+            until(lambda: not os.path.exists("/proc/%d" % pid), "the program reaped",
+                  timeout(20))
+            h1.proc.send_signal(signal.SIGTERM)
+            h1.wait_log("outcomes of 1 cluster tasks", timeout(30))
+        finally:
+            lab.redis.command("CLIENT", "UNPAUSE")
+        t.eq(h1.wait_exit(timeout(30)), 0, "h1's exit status once Redis took the writes")
+        info = lab.task_hashes([tid])[tid]
+        t.eq(info.get("state"), "done", "the task's state in Redis once h1 stopped",
+             " (%r)\nh1's log:%s" % (info.get("state"), h1.log()[-2000:]))
+        o = lab.await_all(lab["h2"], [tid], limit=30)[tid]
+        t.eq((o.get("result") or {}).get("exit"), 3,
+             "its outcome is the program's own (exit 3), not an interruption", " (%r)" % o)
+        t.eq((o.get("result") or {}).get("stdout"), "last words\n", "with its output")
 
 
 t.main()
