@@ -124,6 +124,8 @@ static uint64_t deadline_after(double timeout) {
         return 0;
     double ms = ceil(timeout * 1000.0);
     uint64_t d = ms > (double)LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)ms;
+    /* From now, not from the start of the loop iteration (sched_timer_start). */
+    uv_update_time(sched_loop());
     return uv_now(sched_loop()) + (d ? d : 1);
 }
 
@@ -135,6 +137,7 @@ static uint64_t deadline_after(double timeout) {
  */
 static int wait_until(task *t, uv_timer_t *timer, uv_timer_cb cb, uint64_t deadline) {
     if (deadline) {
+        uv_update_time(sched_loop());
         uint64_t now = uv_now(sched_loop());
         if (now >= deadline)
             return -ETIMEDOUT;

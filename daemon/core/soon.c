@@ -155,6 +155,8 @@ int soon_call_later(double delay, soon_fn cb, void *data, soon_handle **ret_hand
     uv_timer_init(loop, &h->timer);
     h->timer.data = h;
     double ms = ceil(delay * 1000.0);
+    /* From the loop's clock now, not at the start of the iteration. */
+    uv_update_time(loop);
     uv_timer_start(&h->timer, on_timer,
                    ms > (double)LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)ms, 0);
     return 0;

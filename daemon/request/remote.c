@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "base/aiod_limits.h"
 #include "base/list.h"
 #include "cluster/cluster.h"
+#include "core/sched.h"
 #include "core/task.h"
 #include "pbvalue.h"
 #include "system/log.h"
@@ -277,9 +279,9 @@ void remote_await(session *s, req *r, const Aiod__Await *a) {
         }
         uv_timer_init(s->c->pipe.loop, rq->timer);
         rq->timer->data = rq;
-        double ms = a->timeout * 1000.0;
-        uv_timer_start(rq->timer, on_timeout,
-                       ms > LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)ms, 0);
+        double ms = ceil(a->timeout * 1000.0);
+        sched_timer_start(rq->timer, on_timeout,
+                          ms > LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)ms);
     }
 }
 

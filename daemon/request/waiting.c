@@ -244,8 +244,8 @@ void waiting_begin(wait_req *r, req *rq, const wait_opts *o) {
         r->timer.data = r;
         r->timer_init = true;
         double ms = ceil(o->timeout * 1000.0);
-        uv_timer_start(&r->timer, on_timeout,
-                       ms > (double)LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)ms, 0);
+        sched_timer_start(&r->timer, on_timeout,
+                          ms > (double)LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)ms);
     }
     for (size_t i = 0; i < n; i++)
         if (!task_finished(tasks[i]))

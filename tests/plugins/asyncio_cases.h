@@ -157,6 +157,7 @@ CASE(events_test_call_soon)
 CASE(events_test_call_later)
 CASE(events_test_call_later_negative_delays)
 CASE(events_test_time_and_call_at)
+CASE(events_test_timers_armed_late_in_a_step)
 CASE(events_test_handle)
 
 /* test_events.py (EventLoopTestsMixin reader/writer) and wait_fd */

@@ -589,6 +589,35 @@ ASYNCIO_CASE(events_test_time_and_call_at) {
     return 0;
 }
 
+/* Busy for `seconds` of the loop's clock without yielding. */
+static void busy(const struct aiod_api *api, double seconds) {
+    double end = api->loop_time() + seconds;
+    while (api->loop_time() < end) {
+    }
+}
+
+/* BaseEventLoopTests.test_time_and_call_at, armed late in a step: a timer
+ * never fires before loop.time() reaches its time (BaseEventLoop._run_once
+ * runs a timer only once it is due), however long the step ran before it
+ * was armed. aiod armed its timers from libuv's clock, read at the start of
+ * the loop iteration: after 60 ms of work, sleep(0.1) returned after 40. */
+ASYNCIO_CASE(events_test_timers_armed_late_in_a_step) {
+    NEED(call_at);
+    CHECK_OK(ev_setup(t, api, 1));
+    busy(api, 0.06);
+    double t0 = api->loop_time();
+    CHECK_OK(api->call_at(t0 + 0.1, ev_cb, (void *)'x', NULL));
+    CHECK_OK(api->future_await(t, EV.done, NULL));
+    CHECK(api->loop_time() - t0 >= 0.1);
+    api->future_release(EV.done);
+
+    busy(api, 0.06);
+    t0 = api->loop_time();
+    CHECK_OK(api->sleep(t, 0.1));
+    CHECK(api->loop_time() - t0 >= 0.1);
+    return 0;
+}
+
 /* HandleTests.test_handle: a cancelled handle's callback never runs; after
  * it ran, cancel() reports 0. */
 ASYNCIO_CASE(events_test_handle) {
