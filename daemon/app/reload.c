@@ -11,6 +11,7 @@
 #include "base/aiod_limits.h"
 #include "cluster/cluster.h"
 #include "core/limit.h"
+#include "core/sched.h"
 #include "system/config.h"
 #include "system/identity.h"
 #include "system/log.h"
@@ -70,6 +71,8 @@ int reload_run(const char *why, reload_result *ret, char *err, size_t err_len) {
     task_retention_changed();
     reload_result res = {0};
     reload_sync_plugins(&res.counts);
+    /* Limits raised or removed let waiting tasks run now. */
+    limit_start_waiting(sched_start);
     res.plugins = plugin_count();
     res.retired = plugin_retired_count();
     log_info("reloaded: %u plugins added, %u replaced, %u removed, %u unchanged, %u refused; "

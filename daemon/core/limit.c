@@ -109,8 +109,12 @@ static limiter *find_limiter(const fn_entry *f) {
     if (o)
         max = o->max;
     limiter *l = limiters ? hashmap_get_str(limiters, key) : NULL;
-    if (l)
+    if (l) {
+        /* A new generation of the plugin may declare another limit. */
+        l->declared = declared;
+        l->max = max;
         return l->max ? l : NULL;
+    }
     if (max == 0 && declared == 0)
         return NULL;
     if (!limiters && !(limiters = hashmap_new(1)))
@@ -173,6 +177,21 @@ void limit_release(task *t, void (*start)(task *next)) {
         next->run->limit_slot = true;
         start(next);
     }
+}
+
+void limit_start_waiting(void (*start)(task *next)) {
+    size_t st = 0;
+    void *cur = NULL;
+    limiter *l;
+    while (limiters && (l = hashmap_next(limiters, &st, &cur)))
+        /* max 0: the limit was removed, and nothing waits for it any more. */
+        while ((l->max == 0 || l->running < l->max) && !list_empty(&l->waiting)) {
+            task *next = task_of(list_first(&l->waiting), limit_node);
+            list_remove(&next->run->limit_node);
+            l->running++;
+            next->run->limit_slot = true;
+            start(next);
+        }
 }
 
 int limit_load_rules(char *const *rules, size_t n) {

@@ -35,6 +35,12 @@ bool limit_acquire(task *t);
  * in the queue, and starts the next waiting task. */
 void limit_release(task *t, void (*start)(task *next));
 
+/* After the limits changed (a reload): starts, in order, the waiting tasks
+ * that the new limits let run (all of those of a limit that was removed).
+ * Without this they would wait until a task of their limit ends, and those
+ * of a removed limit for ever. */
+void limit_start_waiting(void (*start)(task *next));
+
 /* The limit a waiting task waits for ("function x.y", "group g"), or NULL
  * (also for any finished task). */
 const char *limit_waiting_for(const task *t);

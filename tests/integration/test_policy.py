@@ -190,6 +190,44 @@ def concurrency_limit_from_settings():
                     "the second running once the first ended")
 
 
+
+@t.test
+def a_reload_that_raises_or_removes_a_limit_starts_the_waiting_tasks():
+    """Tasks queued behind a limit were started only when a task of that
+    limit ended: after a reload that raised the limit they kept waiting,
+    and after one that removed it (limit 0, or the line deleted) they
+    waited for good, and once a limit came back every new task queued
+    behind them with nothing running."""
+    conf_dir = t.tmpdir("conf")
+    conf = os.path.join(conf_dir, "aiod.conf")
+
+    def settings(line):
+        with open(conf, "w") as f:
+            f.write(line + "\n")
+
+    def states(ids):
+        by_id = {str(tk["task"]): tk for tk in d.ps()}
+        return [by_id[i]["state"] if by_id[i]["waiting_for"] is None else "waiting"
+                for i in ids]
+
+    settings("limit = demo.sleep 1")
+    with t.daemon(extra_args=["--config", conf]) as d:
+        ids = [d.aioctl("submit", "demo.sleep", "60").lines[-1].strip() for _ in range(4)]
+        t.eq(states(ids), ["running", "waiting", "waiting", "waiting"], "under limit 1")
+        settings("limit = demo.sleep 3")
+        t.eq(d.aioctl("reload").rc, 0, "reload to limit 3")
+        t.eq(states(ids), ["running", "running", "running", "waiting"], "after raising it to 3")
+        settings("limit = demo.sleep 0")
+        t.eq(d.aioctl("reload").rc, 0, "reload to limit 0 (none)")
+        t.eq(states(ids), ["running"] * 4, "after removing it")
+        settings("limit = demo.sleep 5")
+        t.eq(d.aioctl("reload").rc, 0, "reload to limit 5")
+        more = d.aioctl("submit", "demo.sleep", "60").lines[-1].strip()
+        t.eq(states([more]), ["running"], "a new task under limit 5, with 4 running")
+        r = d.aioctl("cancel", *(ids + [more]))
+        t.eq(r.rc, 0, "cancel them", r)
+
+
 if os.geteuid() != 0:
     print("SKIPPED: test_policy needs root to act as other users")
     sys.exit(77)
