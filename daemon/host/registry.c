@@ -699,10 +699,23 @@ void plugin_sync(const char *const *dirs, size_t n_dirs, plugin_sync_counts *ret
      * first, so that they no longer hold their names: a new version under a
      * new file name (foo-1.3.so for foo-1.2.so) then loads in this reload. */
     path_list files = {0};
-    for (size_t i = 0; i < n_dirs; i++)
-        if (dirs[i])
-            each_file(dirs[i], collect, &files);
-    for (size_t i = n_plugins; i-- > 0 && !files.oom;) {
+    /* A directory that cannot be listed (a typo in plugin_dir, a directory
+     * moved away, EACCES, EMFILE) says nothing of which plugins are gone:
+     * retiring them all would turn a typo into an outage. */
+    const char *unreadable = NULL;
+    for (size_t i = 0; i < n_dirs; i++) {
+        int r = dirs[i] ? each_file(dirs[i], collect, &files) : 0;
+        /* The installed directory may not exist (a build run from its tree). */
+        if (r < 0 && !(r == -ENOENT && strcmp(dirs[i], AIOD_PLUGIN_DIR) == 0) && !unreadable)
+            unreadable = dirs[i];
+    }
+    if (unreadable && n_plugins > 0) {
+        log_warning("plugin directory '%s' cannot be read: no plugin is retired in this reload "
+                    "(fix plugin_dir, or remove plugin files rather than their directory)",
+                    unreadable);
+        counts.failed++;
+    }
+    for (size_t i = n_plugins; i-- > 0 && !files.oom && !unreadable;) {
         plugin *p = plugins[i];
         if (p->mark)
             continue;

@@ -103,4 +103,33 @@ def bad_plugin_file_is_skipped():
         t.eq((r.rc, r.lines), (0, ['"ok"']), "the good plugin still works", r)
 
 
+@t.test
+def a_plugin_directory_that_cannot_be_read_retires_nothing():
+    """A reload that cannot list a plugin directory (mistyped in plugin_dir,
+    moved away, unreadable) knows nothing of which plugins are gone: it
+    retired every plugin of it, and a typo became an outage. Now it retires
+    none, says which directory, and counts it as refused."""
+    plugdir = os.path.join(t.tmpdir("plugins"), "extra")
+    os.mkdir(plugdir)
+    shutil.copy(os.path.join(harness.test_plugin_dir(t, "good"), "good.so"), plugdir)
+    with t.daemon(extra_args=["--plugin-dir", plugdir]) as d:
+        r = d.aioctl("run", "good.add", "2", "3")
+        t.eq((r.rc, r.lines), (0, ["5"]), "good.add before", r)
+        os.rename(plugdir, plugdir + ".moved")
+        r = d.aioctl("reload")
+        t.eq(r.rc, 0, "the reload itself", r)
+        t.contains(r.out + r.err, "1 refused", "the reload counts the directory as refused", r)
+        d.wait_log("plugin directory '%s' cannot be read: no plugin is retired" % plugdir, 10)
+        r = d.aioctl("run", "good.add", "2", "3")
+        t.eq((r.rc, r.lines), (0, ["5"]), "good.add after the reload", r)
+        r = d.aioctl("run", "demo.echo", "ok")
+        t.eq((r.rc, r.lines), (0, ['"ok"']), "the other directory's plugins too", r)
+        # Removing the files (not the directory) still retires them.
+        os.rename(plugdir + ".moved", plugdir)
+        os.remove(os.path.join(plugdir, "good.so"))
+        t.eq(d.aioctl("reload").rc, 0, "a reload with the directory back, empty")
+        r = d.aioctl("run", "good.add", "2", "3")
+        t.eq(r.rc, 2, "good.add once its file is gone", r)
+
+
 t.main()
