@@ -71,6 +71,17 @@ static int open_socket(conn *c, const char *path, uint32_t max_frame, bool nowai
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nowait ? SOCK_NONBLOCK : 0), 0);
     if (fd < 0)
         return -errno;
+    /* Never on 0, 1 or 2: a program started with one of them closed would
+     * write its own output (a printf, an error message) into the daemon's
+     * connection, which takes it for a broken frame. */
+    if (fd <= STDERR_FILENO) {
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+        int e = errno;
+        close(fd);
+        if (high < 0)
+            return -e;
+        fd = high;
+    }
     int left = nowait ? -1 : time_left(c);
     if (left == 0) {
         close(fd);

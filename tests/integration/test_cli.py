@@ -57,6 +57,31 @@ def output_that_cannot_be_written_is_an_error():
 
 
 @t.test
+def a_closed_stdout_or_stderr_is_not_the_daemon_connection():
+    """Started with descriptor 1 or 2 closed, aioctl got its connection to
+    the daemon on that number, and wrote its own output (a task's id, a
+    task's lines) into it: the daemon dropped it for a broken frame, and
+    the task of a run was cancelled. Now the output fails (exit 6) and the
+    connection is untouched."""
+    with t.daemon() as d:
+        argv = " ".join("'%s'" % a for a in d.ctl_argv("submit", "demo.echo", "kept"))
+        p = subprocess.run(["sh", "-c", "exec %s >&-" % argv], stdin=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, timeout=60, env=harness.clean_env())
+        t.eq(p.returncode, 6, "a submit with stdout closed", p.stderr)
+        argv = " ".join("'%s'" % a for a in d.ctl_argv(
+            "run", "proc.shell", "echo err >&2; sleep 0.2; echo out"))
+        p = subprocess.run(["sh", "-c", "exec %s 2>&-" % argv], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, timeout=60, env=harness.clean_env())
+        lines = p.stdout.decode().splitlines()
+        t.eq(lines[:1], ["out"], "the run's stdout line, with stderr closed", p)
+        t.contains(lines[-1] if lines else "", '"exit":0', "and its result", p)
+        t.check("dropping the client" not in d.log() and "max_frame" not in d.log(),
+                "the daemon never saw aioctl's own output", d.log()[-2000:])
+        done = [x for x in d.ps(all_tasks=True) if x["function"] in ("demo.echo", "proc.shell")]
+        t.eq(sorted(x["state"] for x in done), ["done", "done"], "both tasks ended well", done)
+
+
+@t.test
 def a_zero_timeout_is_refused_not_taken_for_no_limit():
     """--timeout 0 reached the library as "no limit": an await that was
     asked not to wait waited forever."""
