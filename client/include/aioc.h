@@ -143,7 +143,8 @@ typedef struct aioc_call aioc_call;
 AIOC_EXPORT aioc_call *aioc_call_new(const char *function);
 /* A gather item that stands for an existing task instead of a new call. */
 AIOC_EXPORT aioc_call *aioc_call_task(uint64_t task_id);
-/* Appends a typed argument; takes `arg` (also on failure). 0, -EINVAL, -ENOMEM. */
+/* Appends a typed argument; takes `arg` (also on failure). 0, -EINVAL (also
+ * for a value nested deeper than 32 levels), -ENOMEM. */
 AIOC_EXPORT int aioc_call_arg(aioc_call *call, aioc_value *arg);
 /* Appends a text argument that the daemon converts to the declared type of
  * the parameter, as aioctl does with its words. A call's arguments are

@@ -57,7 +57,10 @@ static int append(aioc_call *call, Aiod__Value *arg) {
 }
 
 AIOC_EXPORT int aioc_call_arg(aioc_call *call, aioc_value *arg) {
-    if (!call || !call->pb || !arg || call->args == CALL_ARGS_TEXT) {
+    /* The daemon refuses deeper values; past some 48 levels the frame
+     * itself nests too deep to decode, and it drops the connection. */
+    if (!call || !call->pb || !arg || call->args == CALL_ARGS_TEXT ||
+        pbvalue_check(value_pb(arg), CALL_MAX_VALUE_DEPTH, NULL) < 0) {
         aioc_value_free(arg);
         return -EINVAL;
     }

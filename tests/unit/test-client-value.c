@@ -149,6 +149,29 @@ static void round_trip(const char *in, const char *want) {
     aioc_value_free(v);
 }
 
+/* A list nested `depth` levels deep (a scalar is level 1). */
+static aioc_value *nested(int depth) {
+    aioc_value *v = aioc_value_int(1);
+    for (int i = 1; i < depth; i++) {
+        aioc_value *l = aioc_value_list();
+        assert_int_equal(aioc_value_list_append(l, v), 0);
+        v = l;
+    }
+    return v;
+}
+
+/* Values nest at most 32 levels when sent (aioc_value(3)): a deeper one is
+ * refused where it is added to a call, not sent to have the daemon drop the
+ * whole connection (past 48 levels the frame nests too deep to decode). */
+static void test_call_arg_depth(void **state) {
+    (void)state;
+    aioc_call *call = aioc_call_new("demo.echo");
+    assert_int_equal(aioc_call_arg(call, nested(32)), 0);
+    assert_int_equal(aioc_call_arg(call, nested(33)), -EINVAL);
+    assert_int_equal(aioc_call_arg(call, nested(200)), -EINVAL);
+    aioc_call_free(call);
+}
+
 static void test_json(void **state) {
     round_trip("null", "null");
     round_trip("true", "true");
@@ -298,10 +321,11 @@ static void test_oom(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scalars),      cmocka_unit_test(test_wrong_type),
-        cmocka_unit_test(test_invalid_utf8), cmocka_unit_test(test_containers),
-        cmocka_unit_test(test_json),         cmocka_unit_test(test_type_names),
-        cmocka_unit_test(test_calls),        cmocka_unit_test(test_oom),
+        cmocka_unit_test(test_scalars),        cmocka_unit_test(test_wrong_type),
+        cmocka_unit_test(test_invalid_utf8),   cmocka_unit_test(test_containers),
+        cmocka_unit_test(test_json),           cmocka_unit_test(test_type_names),
+        cmocka_unit_test(test_calls),          cmocka_unit_test(test_oom),
+        cmocka_unit_test(test_call_arg_depth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
