@@ -41,12 +41,16 @@ AIOC_EXPORT int aioc_default_socket_path(char *buf, size_t len) {
         /* The user's own instance when its socket is there, else the
          * system one: a member of group aiod needs no flag. */
         struct stat st;
+        char user[sizeof(((struct sockaddr_un *)0)->sun_path)];
         n = -1;
         if (xdg && *xdg == '/') {
-            /* A path that does not fit cannot be the user's socket either. */
-            n = snprintf(buf, len, "%s/aiod/aiod.sock", xdg);
-            if (n < 0 || (size_t)n >= len || stat(buf, &st) < 0 || !S_ISSOCK(st.st_mode))
-                n = -1;
+            /* Looked for in a buffer of its own: one that does not fit a
+             * socket address cannot be the user's socket, but one that only
+             * does not fit the caller's buffer is, and is not to be taken
+             * for the system daemon's. */
+            int u = snprintf(user, sizeof(user), "%s/aiod/aiod.sock", xdg);
+            if (u > 0 && (size_t)u < sizeof(user) && stat(user, &st) == 0 && S_ISSOCK(st.st_mode))
+                n = snprintf(buf, len, "%s", user);
         }
         if (n < 0)
             n = snprintf(buf, len, "%s", "/run/aiod/aiod.sock");

@@ -98,6 +98,11 @@ static void test_connect_errors(void **state) {
     assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     assert_int_equal(aioc_default_socket_path(big, sizeof(big)), 0);
     assert_string_equal(big, own);
+    /* A buffer too small for the user's socket is too small: not a reason
+     * to hand out the system daemon's (shorter) path instead. */
+    char small[24];
+    assert_true(strlen(own) >= sizeof(small));
+    assert_int_equal(aioc_default_socket_path(small, sizeof(small)), -ENAMETOOLONG);
     /* A plain file of that name is not a socket: still the system one. */
     close(fd);
     unlink(own);
