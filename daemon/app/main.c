@@ -364,12 +364,24 @@ static int parse_argv(int argc, char **argv) {
     return r < 0 ? r : 1;
 }
 
+static const int soft_signals[] = {SIGHUP, SIGUSR1, SIGUSR2};
+static const int stop_signals[] = {SIGHUP, SIGUSR1, SIGUSR2, SIGTERM, SIGINT};
+
+static void ignore_signals(const int *sigs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        signal(sigs[i], SIG_IGN);
+}
+
 static void finish_shutdown(void) {
     uv_timer_stop(&shutdown_timer);
     uv_close((uv_handle_t *)&shutdown_timer, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
+    /* Closing the handlers put the default actions back: a SIGHUP or a
+     * second SIGTERM would kill the daemon in the middle of its plugins'
+     * fini and its last store write. The stop is under way: ignored. */
+    ignore_signals(stop_signals, ELEMENTSOF(stop_signals));
     conn_close_all();
     /* Its connections would keep the loop alive. */
     cluster_stop();
@@ -662,6 +674,12 @@ int main(int argc, char **argv) {
      * allocations share the loop's lock, and durable submits run 12-15 %
      * slower (docs/benchmarks.md). */
     mallopt(M_ARENA_MAX, 1);
+    /* SIGHUP (reload) and SIGUSR1/SIGUSR2 (plugins') mean nothing until the
+     * loop's handlers are in place: ignored meanwhile, they no longer kill
+     * a daemon that is still loading its plugins and its state store
+     * (`systemctl reload` right after `start`). The handlers replace this;
+     * a program exec'd later starts with them at their default. */
+    ignore_signals(soft_signals, ELEMENTSOF(soft_signals));
     config_defaults();
     int r = parse_argv(argc, argv);
     if (r <= 0) {
@@ -764,6 +782,7 @@ out:
     cluster_stop();
     conn_abort_all();
     signal_done();
+    ignore_signals(stop_signals, ELEMENTSOF(stop_signals)); /* signal_done put USR1/2 back */
     run_done();
     sched_done();
     idle_done();

@@ -4,7 +4,10 @@ to a plugin's watch and is otherwise harmless, SIGHUP reaches a waiting task
 and still reloads, and SIGTERM reaches a waiting task before the shutdown's
 cancellation does."""
 
+import os
 import signal
+import threading
+import time
 
 import harness
 
@@ -78,6 +81,63 @@ def sigterm_reaches_the_task_before_the_cancellation():
         t.contains(rr.out, "then cancelled", "and then the shutdown's cancellation", rr)
         t.eq(rr.rc, 5, "the run ends cancelled", rr)
         t.eq(d.wait_exit(timeout=20), 0, "daemon exit code", d.log())
+
+
+def wait_for_file(path, what, limit=60):
+    """Polls for a file the slowstart plugin creates (it has no other way
+    to say it got there)."""
+    deadline = time.monotonic() + limit
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            harness.fail("%s: %s never appeared" % (what, path))
+        time.sleep(0.01)
+
+
+@t.test
+def signals_while_starting_or_ending_do_not_kill_the_daemon():
+    """aiod.8: SIGHUP reloads, SIGUSR1 and SIGUSR2 are otherwise ignored,
+    and a second SIGTERM changes nothing. While the daemon started (plugin
+    init, the state store, the cluster) and while it ended (plugin fini)
+    its handlers were not in place: each of these signals killed it. A
+    plugin whose init and fini wait for the test holds those moments."""
+    d = t.tmpdir("slowstart")
+    init_m, fini_m = os.path.join(d, "init"), os.path.join(d, "fini")
+    env = {"SLOWSTART_INIT_MARKER": init_m, "SLOWSTART_FINI_MARKER": fini_m}
+    daemon = harness.Daemon(t, t.tmpdir("d"),
+                            plugin_dir=harness.test_plugin_dir(t, "slowstart"))
+    errors = []
+
+    def start():
+        orig = harness.clean_env
+        try:
+            harness.clean_env = lambda: dict(orig(), **env)
+            daemon.start()
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+    th = threading.Thread(target=start)
+    th.start()
+    try:
+        wait_for_file(init_m, "the plugin's init")
+        # A signal's action is taken before the process runs on: one that
+        # kills it has done so before it can see the marker gone.
+        for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+            daemon.proc.send_signal(sig)
+    finally:
+        if os.path.exists(init_m):
+            os.remove(init_m)
+        th.join(120)
+    t.check(not errors, "aiod survived SIGHUP, SIGUSR1 and SIGUSR2 while its plugins started "
+            "and became ready: %r" % errors[:1])
+    with daemon as d:
+        r = d.aioctl("run", "slowstart.ping")
+        t.eq((r.rc, r.lines), (0, ['"pong"']), "it serves once started", r)
+        d.proc.send_signal(signal.SIGTERM)
+        wait_for_file(fini_m, "the plugin's fini")
+        for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM,
+                    signal.SIGINT):
+            d.proc.send_signal(sig)
+        os.remove(fini_m)
+        t.eq(d.wait_exit(60), 0, "aiod's exit status after signals during its plugins' fini")
 
 
 t.main()

@@ -39,6 +39,10 @@ list(APPEND AIOD_TEST_PLUGINS testplugin_blocker testplugin_blocker2 testplugin_
 aiod_test_plugin(threads threads.c ${PROJECT_SOURCE_DIR}/daemon/include)
 aiod_test_plugin(proctest proctest.c ${PROJECT_SOURCE_DIR}/daemon/include)
 aiod_test_plugin(sigwait sigwait.c ${PROJECT_SOURCE_DIR}/daemon/include)
+# slowstart: init and fini that wait for the test (signals while the daemon
+# starts or ends, test_signals.py).
+aiod_test_plugin(slowstart slowstart.c ${PROJECT_SOURCE_DIR}/daemon/include)
+list(APPEND AIOD_TEST_PLUGINS testplugin_slowstart)
 # sockecho: drives the socket api (test_net.py).
 aiod_test_plugin(sockecho sockecho.c ${PROJECT_SOURCE_DIR}/daemon/include)
 list(APPEND AIOD_TEST_PLUGINS testplugin_sockecho)
