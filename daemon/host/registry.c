@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -459,6 +460,47 @@ static int retire(plugin *p) {
  * mode are checked on that descriptor, and everything after uses it, so the
  * file checked is the file loaded.
  */
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U /* Linux 6.3; older kernels refuse it with EINVAL */
+#endif
+
+/*
+ * A private, sealed copy of the plugin file open as `fd` (`size` bytes), to
+ * be mapped instead of the file itself: a plugin file rewritten in place
+ * (a plain `cp` over it) then changes nothing under the running code, where
+ * the kernel would drop the mapped pages of the truncated file and the
+ * next call into the plugin would crash the daemon. Such a change is a
+ * change like any other: the next reload loads it as a new generation.
+ * The copy's descriptor, or a negative errno (the caller then maps the
+ * file itself, as before).
+ */
+static int private_copy(int fd, const char *name, uint64_t size) {
+    char label[64];
+    snprintf(label, sizeof(label), "aiod-plugin:%s", name);
+    int m = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+    if (m < 0 && errno == EINVAL)
+        m = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (m < 0)
+        return -errno;
+    char buf[64 * 1024];
+    uint64_t done = 0;
+    while (done < size) {
+        ssize_t n = pread(fd, buf, sizeof(buf), (off_t)done);
+        if (n <= 0 || write(m, buf, (size_t)n) != n) {
+            int e = n < 0 ? errno : EIO;
+            close(m);
+            return -(e ? e : EIO);
+        }
+        done += (uint64_t)n;
+    }
+    if (fcntl(m, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+        int e = errno;
+        close(m);
+        return -e;
+    }
+    return m;
+}
+
 static int open_plugin(const char *path, plugin *p) {
     char why[512];
     int r = check_trust(path, why, sizeof(why));
@@ -480,6 +522,13 @@ static int open_plugin(const char *path, plugin *p) {
     p->ino = (uint64_t)st.st_ino;
     p->size = (uint64_t)st.st_size;
     p->mtime_nsec = mtime_nsec(&st);
+    const char *base = strrchr(path, '/');
+    int copy = private_copy(p->fd, base ? base + 1 : path, p->size);
+    if (copy >= 0) {
+        close(p->fd);
+        p->fd = copy;
+    } else
+        log_debug_errno(copy, "plugin %s: no private copy, mapping the file itself", path);
 
     char fdpath[64];
     snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", p->fd);
@@ -493,8 +542,9 @@ static int open_plugin(const char *path, plugin *p) {
         log_error("plugin %s has no 'aiod_plugin' descriptor symbol; not loaded", path);
         return -ENOEXEC;
     }
-    /* The dynamic loader hands out the object it already has when the file is
-     * the same inode: a file rewritten in place instead of replaced. */
+    /* Mapping the file itself (no private copy could be made), the dynamic
+     * loader hands out the object it already has when the file is the same
+     * inode: a file rewritten in place instead of replaced. */
     for (size_t i = 0; i < n_plugins + n_retired; i++) {
         const plugin *o = i < n_plugins ? plugins[i] : retired[i - n_plugins];
         if (o->dl == p->dl) {

@@ -1437,6 +1437,15 @@ s16_plugin_package() {
     fi
     ga alice run thirdparty.hello
     expect_re "after the install, with no restart: thirdparty.hello runs" 0 'hello from a packaged plugin'
+    # Under the unit's hardening (seccomp, MemoryDenyWriteExecute) aiod still
+    # runs private copies of its plugins, safe from a cp over their files.
+    local maps
+    maps=$(q "grep -c 'memfd:aiod-plugin:' /proc/$(main_pid)/maps")
+    if [[ $maps =~ ^[0-9]+$ ]] && [ "$maps" -gt 0 ]; then
+        pass "aiod maps its plugins from private copies ($maps memfd mappings)"
+    else
+        fail "memfd:aiod-plugin: mappings in /proc/MAINPID/maps" "at least one" "'$maps'"
+    fi
 
     gsh root 'DEBIAN_FRONTEND=noninteractive apt-get remove -y aiod-plugin-thirdparty'
     expect_ok "apt-get remove aiod-plugin-thirdparty"

@@ -132,4 +132,34 @@ def a_plugin_directory_that_cannot_be_read_retires_nothing():
         t.eq(r.rc, 2, "good.add once its file is gone", r)
 
 
+@t.test
+def a_plugin_file_rewritten_in_place_does_not_crash_the_daemon():
+    """A plain `cp` over a loaded plugin rewrites its file in place (same
+    inode, truncated, written again). The daemon mapped that file: the
+    kernel dropped the mapped pages, and the next call into the plugin
+    crashed the daemon (SIGSEGV or SIGBUS). It maps a private copy now:
+    the running code is untouched, and the next reload loads the new
+    contents as a new generation."""
+    plugdir = t.tmpdir("inplace")
+    target = os.path.join(plugdir, "good.so")
+    shutil.copy(os.path.join(harness.test_plugin_dir(t, "good"), "good.so"), target)
+    with t.daemon(extra_args=["--plugin-dir", plugdir]) as d:
+        r = d.aioctl("run", "good.add", "2", "3")
+        t.eq((r.rc, r.lines), (0, ["5"]), "good.add before", r)
+        ino = os.stat(target).st_ino
+        # What cp does without --remove-destination: open with O_TRUNC and write.
+        shutil.copyfile(os.path.join(harness.test_plugin_dir(t, "slowstart"), "slowstart.so"),
+                        target)
+        t.eq(os.stat(target).st_ino, ino, "the file was rewritten in place")
+        r = d.aioctl("run", "good.add", "2", "3")
+        t.eq((r.rc, r.lines), (0, ["5"]), "good.add after its file was rewritten", r)
+        d.assert_alive()
+        r = d.aioctl("reload")
+        t.eq(r.rc, 0, "the reload", r)
+        r = d.aioctl("run", "slowstart.ping")
+        t.eq((r.rc, r.lines), (0, ['"pong"']), "the new contents after the reload", r)
+        r = d.aioctl("run", "good.add", "2", "3")
+        t.eq(r.rc, 2, "good.add is gone with the old contents", r)
+
+
 t.main()
