@@ -39,6 +39,13 @@ static void log_outcome(task *t) {
     if (cfg.log_outcomes == LOG_OUTCOMES_NONE ||
         (cfg.log_outcomes == LOG_OUTCOMES_FAILURES && t->state == TASK_DONE))
         return;
+    if (t->store_flags & TASK_STORE_CUT_OFF) {
+        /* Not an outcome: the state store keeps the task for the next start,
+         * which logs its real outcome. */
+        log_task(LOG_NOTICE, t, "%s task cut off by the stop: kept in the state store as it was",
+                 kind);
+        return;
+    }
     if (t->state == TASK_DONE) {
         if (log_get_max_priority() < LOG_INFO)
             return; /* spare the JSON */

@@ -148,6 +148,19 @@ static void finish(wait_req *r) {
 static void on_task_done(waiter *w, task *t) {
     wait_req *r = ((wait_item *)w)->req;
     r->remaining--;
+    if ((t->store_flags & TASK_STORE_CUT_OFF) && !r->replied) {
+        /* The stop cut off a task the state store keeps: it is not over
+         * (it runs again, or is settled by on_interrupt, at the next
+         * start), and a "cancelled" here would have the client submit it
+         * again. */
+        r->replied = true;
+        req_end_error(&r->r, AIOD__ERROR_CODE__ERROR_SHUTTING_DOWN,
+                      "aiod is stopping: task %llu (%s) is kept in the state store as it was "
+                      "and goes on after the restart; await it again then",
+                      (unsigned long long)t->id, t->fn->full_name);
+        release(r);
+        return;
+    }
     if (r->opts.gather && !r->opts.return_exceptions && t->state != TASK_DONE && !r->first_failed) {
         r->first_failed = t;
         finish(r);

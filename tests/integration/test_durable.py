@@ -30,6 +30,8 @@ import harness
 durable_wire.require_protobuf()
 
 t = harness.Suite(__file__)
+
+ERROR_SHUTTING_DOWN = 13  # proto/aiod.proto
 pb = durable_wire.load(t.plugin_dir)
 
 EXIT_DATAERR = 65  # a damaged, newer or busy state store
@@ -496,6 +498,53 @@ def on_interrupt_fail_says_aiod_stopped():
     t.contains(info["error"]["message"], "killed or crashed", "and how (a SIGKILL)")
     r = d.aioctl("await", tid)
     t.eq(r.rc, 1, "await of the interrupted task fails", r)
+    d.stop()
+
+
+@t.test
+def a_stop_does_not_tell_awaiting_clients_their_stored_tasks_were_cancelled():
+    """At a SIGTERM the stop cancels every task, but a submitted task the
+    state store keeps is not over: pending, it runs after the restart;
+    running, on_interrupt settles it then. Its awaiting client was told
+    "CancelledError" (aioctl exit 5, "cancelled") and the log said
+    "submitted task cancelled": a script would submit it again, and it ran
+    twice. The await now ends with ERROR_SHUTTING_DOWN saying the task is
+    kept, and the log says it was cut off, not cancelled."""
+    d = t.daemon()
+    later = submit_id(d, "--delay", "600", "demo.echo", "later")
+    now = submit_id(d, "demo.sleep", "600", "now")
+    wait_state(d, now, running, "running")
+    with d.raw(timeout=60) as c:
+        c.send_frame(harness.msg_hello(1, 1))
+        c.recv()
+        c.send_frame(harness.msg_await(2, later))
+        c.send_frame(harness.msg_await(3, now))
+        # Frames are handled in order: once this is answered, both awaits
+        # wait in the daemon.
+        c.send_frame(harness.msg_list_plugins(4))
+        t.eq(c.recv().request_id, 4, "the daemon answered the request after the awaits")
+        d.proc.send_signal(signal.SIGTERM)
+        got = {}
+        while len(got) < 2:
+            rep = c.recv()
+            t.check(rep is not None, "the daemon closed before answering both awaits", got)
+            got[rep.request_id] = rep
+        for rid, tid in ((2, later), (3, now)):
+            t.eq(got[rid].error_code, ERROR_SHUTTING_DOWN, "the await of task %d" % tid,
+                 got[rid])
+            t.contains(got[rid].error_message, "task %d" % tid, "the error names the task")
+            t.contains(got[rid].error_message, "kept in the state store", "and says it is kept")
+    t.eq(d.wait_exit(60), 0, "aiod's exit status")
+    log = d.log()
+    t.check("submitted task cancelled" not in log, "no task was logged as cancelled",
+            log[-2000:])
+    t.contains(log, "cut off by the stop: kept in the state store", "the log says what happened")
+    d = restart(d)
+    info = show(d, later)
+    t.eq(info["state"], "pending", "the delayed task after the restart", " (%r)" % info)
+    info = show(d, now)
+    t.eq((info["state"], info.get("error", {}).get("kind")), ("failed", "Interrupted"),
+         "the running one, settled by on_interrupt = fail", " (%r)" % info)
     d.stop()
 
 
