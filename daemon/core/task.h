@@ -118,6 +118,8 @@ struct task_run {
      * its deadline (loop seconds; 0 none, < 0 expired at once). */
     const void *ac_seen;
     double ac_deadline;
+    /* That iteration's timeout has passed: every later step times out. */
+    bool ac_expired;
     /* spawn_call: the body the task runs instead of its function's, and
      * its argument (borrowed). */
     void *call_fn;

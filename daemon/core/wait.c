@@ -309,6 +309,11 @@ int sched_as_completed(task *t, task *const *children, size_t n, unsigned char *
         if (first || t->run->ac_seen != seen) {
             t->run->ac_seen = seen;
             t->run->ac_deadline = timeout > 0 ? soon_time() + timeout : timeout;
+            t->run->ac_expired = false;
+        } else if (t->run->ac_expired) {
+            /* asyncio: past the iteration's timeout every step is a
+             * TimeoutError, also for a child that ended since. */
+            return -ETIMEDOUT;
         }
         timeout = t->run->ac_deadline;
         if (timeout > 0) {
@@ -318,23 +323,37 @@ int sched_as_completed(task *t, task *const *children, size_t n, unsigned char *
         }
     }
     for (;;) {
+        /* Of the children that ended, the one that ended first (asyncio's
+         * queue is fed by their done-callbacks, in the order they end). */
+        size_t best = n;
         bool left = false;
         for (size_t i = 0; i < n; i++) {
             if (seen[i])
                 continue;
-            if (task_finished(children[i])) {
-                seen[i] = 1;
-                *ret_index = i;
-                return 0;
-            }
             left = true;
+            const task *c = children[i];
+            if (task_finished(c) && (best == n || c->finished_usec < children[best]->finished_usec))
+                best = i;
+        }
+        if (best < n) {
+            /* A child given twice is one step (asyncio makes a set). */
+            for (size_t i = best; i < n; i++)
+                if (children[i] == children[best])
+                    seen[i] = 1;
+            *ret_index = best;
+            return 0;
         }
         if (!left)
             return -ENOENT;
-        if (timeout < 0)
+        if (timeout < 0) {
+            if (t->aio)
+                t->run->ac_expired = true;
             return -ETIMEDOUT;
+        }
         int r = watch_children(t, children, n, seen, AIOD_FIRST_COMPLETED, timeout, false, true,
                                NULL, NULL);
+        if (r == -ETIMEDOUT && t->aio)
+            t->run->ac_expired = true;
         if (r < 0)
             return r;
     }

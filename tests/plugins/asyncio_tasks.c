@@ -781,6 +781,74 @@ ASYNCIO_CASE(tasks_test_as_completed_with_timeout) {
     return 0;
 }
 
+/* BaseTaskTests.test_as_completed (its order part): results come in the
+ * order the children end (CPython's queue, fed by done-callbacks), not in
+ * the order they were given: here the last given ends first. aiod handed
+ * out the lowest index among those already ended. */
+ASYNCIO_CASE(tasks_test_as_completed_in_completion_order) {
+    static struct job j3 = {.delay = 0.09, .value = 3}, j2 = {.delay = 0.06, .value = 2},
+                      j1 = {.delay = 0.03, .value = 1};
+    aiod_child *c[3] = {asyncio_spawn(t, api, asyncio_h_job, &j3),
+                        asyncio_spawn(t, api, asyncio_h_job, &j2),
+                        asyncio_spawn(t, api, asyncio_h_job, &j1)};
+    CHECK(c[0] && c[1] && c[2]);
+    /* All three end while this task does not look. */
+    CHECK_OK(api->sleep(t, 0.2));
+    static unsigned char seen[3];
+    memset(seen, 0, sizeof(seen));
+    int64_t got[3];
+    for (int i = 0; i < 3; i++) {
+        size_t idx = 99;
+        CHECK_OK(api->as_completed(t, c, 3, seen, AIOD_FOREVER, &idx));
+        got[i] = asyncio_child_int(t, api, c[idx]);
+    }
+    CHECK(got[0] == 1 && got[1] == 2 && got[2] == 3);
+    release_all(t, api, c, 3);
+    return 0;
+}
+
+/* BaseTaskTests.test_as_completed_with_timeout, going on: once the
+ * iteration's timeout has passed, every later step is a TimeoutError, also
+ * for a child that ended since (CPython puts a None in the queue for each
+ * child left). aiod returned that child. */
+ASYNCIO_CASE(tasks_test_as_completed_after_its_timeout) {
+    static struct job ja = {.delay = 0.01, .value = 'a'}, jb = {.delay = 0.15, .value = 'b'};
+    aiod_child *c[2] = {asyncio_spawn(t, api, asyncio_h_job, &ja),
+                        asyncio_spawn(t, api, asyncio_h_job, &jb)};
+    CHECK(c[0] && c[1]);
+    static unsigned char seen[2];
+    memset(seen, 0, sizeof(seen));
+    size_t idx = 99;
+    CHECK_OK(api->as_completed(t, c, 2, seen, 0.05, &idx));
+    CHECK_EQ(idx, 0);
+    CHECK_EQ(api->as_completed(t, c, 2, seen, 0.05, &idx), -ETIMEDOUT);
+    CHECK_EQ(api->wait(t, c, 2, AIOD_FOREVER, AIOD_ALL_COMPLETED), 2);
+    CHECK_EQ(api->as_completed(t, c, 2, seen, 0.05, &idx), -ETIMEDOUT);
+    release_all(t, api, c, 2);
+    return 0;
+}
+
+/* BaseTaskTests.test_as_completed_duplicate_coroutines: a child given
+ * twice is one step (CPython makes a set of them). */
+ASYNCIO_CASE(tasks_test_as_completed_duplicates) {
+    static struct job ja = {.delay = 0.01, .value = 'a'}, jb = {.delay = 0.02, .value = 'b'};
+    aiod_child *a = asyncio_spawn(t, api, asyncio_h_job, &ja);
+    aiod_child *b = asyncio_spawn(t, api, asyncio_h_job, &jb);
+    CHECK(a && b);
+    aiod_child *c[3] = {a, a, b};
+    static unsigned char seen[3];
+    memset(seen, 0, sizeof(seen));
+    size_t idx = 99;
+    CHECK_OK(api->as_completed(t, c, 3, seen, AIOD_FOREVER, &idx));
+    CHECK(c[idx] == a);
+    CHECK_OK(api->as_completed(t, c, 3, seen, AIOD_FOREVER, &idx));
+    CHECK(c[idx] == b);
+    CHECK_EQ(api->as_completed(t, c, 3, seen, AIOD_FOREVER, &idx), -ENOENT);
+    aiod_child *both[2] = {a, b};
+    release_all(t, api, both, 2);
+    return 0;
+}
+
 /* BaseTaskTests.test_as_completed_with_unused_timeout */
 ASYNCIO_CASE(tasks_test_as_completed_with_unused_timeout) {
     static struct job ja = {.delay = 0.01, .value = 'a'};

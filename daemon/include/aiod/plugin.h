@@ -361,11 +361,13 @@ struct aiod_api {
                 uint32_t return_when);
     /* asyncio.as_completed, one step at a time: waits until one of the
      * children not yet returned by earlier calls has finished and writes its
-     * index to *ret_index. `seen` (n flags, zeroed by the caller before the
-     * first call) records what was returned. 0, -ETIMEDOUT, -ECANCELED,
-     * -ENOENT when all were returned. The timeout applies per call before
-     * ABI 1.4; from 1.4 it covers the whole iteration, counted from the
-     * call that starts it (no child marked in `seen`). */
+     * index to *ret_index: of those that ended, the one that ended first (a
+     * child given twice is one step, both its places marked). `seen` (n
+     * flags, zeroed by the caller before the first call) records what was
+     * returned. 0, -ETIMEDOUT, -ECANCELED, -ENOENT when all were returned.
+     * The timeout applies per call before ABI 1.4; from 1.4 it covers the
+     * whole iteration, counted from the call that starts it (no child
+     * marked in `seen`), and every step after it passed is -ETIMEDOUT. */
     int (*as_completed)(aiod_task *task, aiod_child *const *children, size_t n, unsigned char *seen,
                         double timeout, size_t *ret_index);
     /* asyncio.shield: cancelling the tasks that await this child, or its
