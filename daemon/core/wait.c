@@ -194,6 +194,12 @@ static int watch_children(task *t, task *const *children, size_t n, const unsign
             soon_cancel(wb->hop_handle);
             soon_release(wb->hop_handle);
         }
+    } else if (wb->hop && n > 0) {
+        /* Satisfied already, yet asyncio's wait and gather await all the
+         * same (their waiter, their outer future): what is ready runs
+         * first, and a cancellation pending for this task is delivered
+         * here, not at its next await. */
+        r = sched_sleep(t, 0);
     }
     if (ret_first_failed)
         *ret_first_failed = wb->first_failed;

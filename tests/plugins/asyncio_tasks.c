@@ -732,6 +732,51 @@ ASYNCIO_CASE(tasks_test_wait_with_timeout) {
     return 0;
 }
 
+/* Sets the int `arg` points to, when it runs. */
+static int h_mark(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    (void)t;
+    *(int *)arg = 1;
+    *ret = api->value_int(0);
+    return 0;
+}
+
+/* tasks._wait always awaits its waiter, and gather's outer future is done
+ * through call_soon'd callbacks: with every child ended already, a task
+ * made just before still runs before wait or gather returns, and a
+ * cancellation pending for the caller is delivered there. aiod returned at
+ * once, and the cancellation came at the next await. */
+ASYNCIO_CASE(tasks_test_wait_and_gather_on_ended_children_still_yield) {
+    static struct job ja = {.delay = -1, .value = 1};
+    aiod_child *a = asyncio_spawn(t, api, asyncio_h_job, &ja);
+    CHECK(a);
+    CHECK_EQ(api->wait(t, &a, 1, AIOD_FOREVER, AIOD_ALL_COMPLETED), 1);
+    static int ran;
+    ran = 0;
+    aiod_child *m = asyncio_spawn(t, api, h_mark, &ran);
+    CHECK(m);
+    CHECK_EQ(api->wait(t, &a, 1, AIOD_FOREVER, AIOD_ALL_COMPLETED), 1);
+    CHECK_EQ(ran, 1);
+    api->child_release(t, m);
+    ran = 0;
+    m = asyncio_spawn(t, api, h_mark, &ran);
+    CHECK(m);
+    aiod_value *list = NULL;
+    CHECK_OK(api->gather(t, &a, 1, 0, &list));
+    api->value_free(list);
+    CHECK_EQ(ran, 1);
+    api->child_release(t, m);
+
+    CHECK_OK(api->cancel_self(t, NULL));
+    CHECK_EQ(api->wait(t, &a, 1, AIOD_FOREVER, AIOD_ALL_COMPLETED), -ECANCELED);
+    CHECK_EQ(api->uncancel(t), 0);
+    CHECK_OK(api->cancel_self(t, NULL));
+    list = NULL;
+    CHECK_EQ(api->gather(t, &a, 1, 0, &list), -ECANCELED);
+    CHECK_EQ(api->uncancel(t), 0);
+    api->child_release(t, a);
+    return 0;
+}
+
 /* ---- as_completed */
 /* BaseTaskTests.test_as_completed: a and b (0.01 s) before c (0.15 s). */
 ASYNCIO_CASE(tasks_test_as_completed) {
