@@ -731,6 +731,11 @@ static int resolve_proc_user(config *c, char *err, size_t err_len) {
     return 0;
 }
 
+/* Whether two optional strings are equal (both unset counts). */
+static bool same_str(const char *a, const char *b) {
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 int config_load(char *err, size_t err_len) {
     config c;
     bool found = false;
@@ -775,14 +780,31 @@ int config_load(char *err, size_t err_len) {
         return r;
     }
     /* The state directory and the store's durability are chosen once, at
-     * start-up: a reload keeps them. */
+     * start-up: a reload keeps them, and says so when the file asks for
+     * other ones (an admin who sets durability = none must not believe it
+     * is in force). */
     if (cfg.state_dir) {
+        if (c.state_dir && strcmp(c.state_dir, cfg.state_dir) != 0)
+            log_notice("state_dir changed to %s; it takes effect when aiod restarts (%s is in "
+                       "use)",
+                       c.state_dir, cfg.state_dir);
+        if (c.durability != cfg.durability)
+            log_notice("durability changed; it takes effect when aiod restarts");
         free(c.state_dir);
         c.state_dir = TAKE_PTR(cfg.state_dir);
         c.durability = cfg.durability;
     }
     /* So is the cluster (the connections are made once). */
     if (started) {
+        if (!same_str(c.cluster, cfg.cluster) ||
+            !same_str(c.cluster_password_file, cfg.cluster_password_file) ||
+            !same_str(c.cluster_queues, cfg.cluster_queues) ||
+            !same_str(c.cluster_host, cfg.cluster_host) ||
+            c.cluster_capacity != cfg.cluster_capacity ||
+            c.cluster_visibility_ms != cfg.cluster_visibility_ms ||
+            c.cluster_replicas != cfg.cluster_replicas ||
+            c.cluster_retain_seconds != cfg.cluster_retain_seconds)
+            log_notice("the cluster settings changed; they take effect when aiod restarts");
         free(c.cluster);
         free(c.cluster_password_file);
         free(c.cluster_queues);

@@ -228,6 +228,24 @@ def a_reload_that_raises_or_removes_a_limit_starts_the_waiting_tasks():
         t.eq(r.rc, 0, "cancel them", r)
 
 
+
+@t.test
+def a_reload_says_which_settings_wait_for_a_restart():
+    """state_dir, durability and the cluster* keys are read once, at start:
+    a reload that changed them kept the old values without a word, and an
+    admin who set durability = none believed it was in force."""
+    conf = os.path.join(t.tmpdir("conf"), "aiod.conf")
+    with open(conf, "w") as f:
+        f.write("durability = fsync\n")
+    with t.daemon(extra_args=["--config", conf]) as d:
+        with open(conf, "w") as f:
+            f.write("durability = none\ncluster = redis://127.0.0.1:1\ncluster_host = h1\n")
+        r = d.aioctl("reload")
+        t.eq(r.rc, 0, "the reload", r)
+        d.wait_log("durability changed; it takes effect when aiod restarts", 10)
+        d.wait_log("the cluster settings changed; they take effect when aiod restarts", 10)
+
+
 if os.geteuid() != 0:
     print("SKIPPED: test_policy needs root to act as other users")
     sys.exit(77)
