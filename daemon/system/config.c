@@ -340,6 +340,25 @@ static int parse_bool(const char *v, bool *ret) {
 }
 
 /* Applies one value to `c`; on -EINVAL writes the reason into `why`. */
+/* Whether `s` can name a function: plugin.function (each part letters,
+ * digits and '_', not starting with a digit), or with `prefix` also
+ * plugin. for all of a plugin's. A pattern such as demo.* or a bare
+ * plugin name would be taken and never match anything. */
+static bool function_pattern(const char *s, bool prefix) {
+    const char *dot = strchr(s, '.');
+    if (!dot || dot == s || strchr(dot + 1, '.') || (!prefix && !dot[1]))
+        return false;
+    for (const char *p = s; *p; p++) {
+        if (p == dot)
+            continue;
+        bool word = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+                    (*p >= '0' && *p <= '9' && p != s && p != dot + 1);
+        if (!word)
+            return false;
+    }
+    return true;
+}
+
 static int apply(config *c, const setting *s, const char *v, char *why, size_t len) {
     char *base = (char *)c + s->offset;
     uint64_t n;
@@ -405,6 +424,13 @@ static int apply(config *c, const setting *s, const char *v, char *why, size_t l
         if (sscanf(v, "%255s %15s %1s", name, policy, extra) != 2 ||
             (strcmp(policy, "fail") && strcmp(policy, "retry"))) {
             snprintf(why, len, "'%s' is not 'FUNCTION fail' or 'FUNCTION retry'", v);
+            return -EINVAL;
+        }
+        if (!function_pattern(name, true)) {
+            snprintf(why, len,
+                     "'%s' names no function: FUNCTION is plugin.function, or plugin. for all "
+                     "of a plugin's",
+                     name);
             return -EINVAL;
         }
         return add_string(&c->on_interrupt, &c->n_on_interrupt, v);
@@ -481,8 +507,19 @@ static int apply(config *c, const setting *s, const char *v, char *why, size_t l
             snprintf(why, len, "'%s' is not 'FUNCTION N' or 'group NAME N'", v);
             return -EINVAL;
         }
+        if (strchr(v, '-')) {
+            snprintf(why, len, "'%s': a limit is a count, 0 or more (0: none)", v);
+            return -EINVAL;
+        }
         if (lim > UINT32_MAX) {
             snprintf(why, len, "limit %lu is too large", lim);
+            return -EINVAL;
+        }
+        if (!group && !function_pattern(name, false)) {
+            snprintf(why, len,
+                     "'%s' names no function: a limit is for one plugin.function, or for "
+                     "'group NAME'",
+                     name);
             return -EINVAL;
         }
         return add_string(&c->limits, &c->n_limits, v);

@@ -106,10 +106,19 @@ def call_rules_that_cannot_do_what_they_say_are_refused():
     without a word; a uid past 32 bits was cut to another user's."""
     import subprocess
     conf_dir = t.tmpdir("callconf")
+    # limit and on_interrupt took patterns that can never match too (limit =
+    # demo.* 1 limited nothing), and limit -1 was "18446744073709551615 is
+    # too large".
     for line, want in (("call = proc root", "matches no function"),
                        ("call = proc. root", "matches no function"),
                        ("call = proc.* 4294968296", "not a user id"),
-                       ("call = proc.* -1", "not a user id")):
+                       ("call = proc.* -1", "not a user id"),
+                       ("limit = demo.* 1", "'demo.*' names no function"),
+                       ("limit = demo 1", "'demo' names no function"),
+                       ("limit = demo. 1", "'demo.' names no function"),
+                       ("limit = demo.sleep -1", "a limit is a count"),
+                       ("on_interrupt = demo.* retry", "'demo.*' names no function"),
+                       ("on_interrupt = nodot fail", "'nodot' names no function")):
         conf = os.path.join(conf_dir, "aiod.conf")
         with open(conf, "w") as f:
             f.write(line + "\n")
