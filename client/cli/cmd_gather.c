@@ -113,6 +113,8 @@ int cmd_gather(cli *c, int argc, char **argv) {
         return cli_usage(argv[0], "missing CALL");
 
     size_t n = (size_t)(argc - optind);
+    if (n > AIOC_MAX_BATCH)
+        return cli_usage(argv[0], "%zu CALLs: at most %u in one gather", n, AIOC_MAX_BATCH);
     aioc_call **calls = alloc_calloc(n, sizeof(*calls));
     aioc_outcome **os = alloc_calloc(n, sizeof(*os));
     aioc_outcome *failed = NULL;

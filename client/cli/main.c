@@ -222,6 +222,9 @@ int cli_task_ids(int argc, char **argv, bool one, uint64_t **ret_ids, size_t *re
     if (one && optind + 1 < argc)
         return cli_usage(argv[0], "one task ID only");
     size_t n = (size_t)(argc - optind);
+    if (n > AIOC_MAX_BATCH)
+        return cli_usage(argv[0], "%zu task ids: at most %u in one command (split them)", n,
+                         AIOC_MAX_BATCH);
     uint64_t *ids = alloc_calloc(n, sizeof(*ids));
     if (!ids) {
         fprintf(stderr, "aioctl: out of memory\n");

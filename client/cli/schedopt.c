@@ -290,6 +290,11 @@ int schedopt_parse(schedopt *o, int opt, const char *value, time_t now, char *wh
                      "wants seconds (a number >= 0, or with a unit: 500ms, 90s, 5m, 2h, 1d)");
             return -EINVAL;
         }
+        /* The daemon's bound (as for every timeout): about 31 years. */
+        if (d > AIOC_SCHEDULE_MAX_SECONDS) {
+            snprintf(why, why_len, "wants at most %g seconds", AIOC_SCHEDULE_MAX_SECONDS);
+            return -EINVAL;
+        }
         /* 0 reaches the daemon as "unset", its default (1 s, 600 s). */
         if (d <= 0 && opt != SCHEDOPT_DELAY) {
             snprintf(why, why_len, "wants seconds above 0 (leave it out for the default, %s)",

@@ -307,6 +307,9 @@ typedef struct aioc_schedule aioc_schedule;
 
 /* The most retries a schedule may ask for. */
 #define AIOC_SCHEDULE_MAX_RETRIES 1000u
+/* The longest delay, backoff or backoff_max (about 31 years), as the daemon
+ * bounds every time it is given; more is -EINVAL. */
+#define AIOC_SCHEDULE_MAX_SECONDS 1e9
 /* The most tasks a schedule may run after. */
 #define AIOC_SCHEDULE_MAX_AFTER 256u
 
@@ -399,6 +402,10 @@ AIOC_EXPORT bool aioc_is_cluster_id(uint64_t id);
  */
 AIOC_EXPORT int aioc_submit_queue(aioc_client *c, const char *queue, const aioc_call *call,
                                   unsigned flags, uint64_t *ret_id);
+
+/* The most task ids (aioc_await, aioc_cancel, their aioc_start_ forms) or
+ * calls (aioc_gather) one request may carry; more is -EINVAL. */
+#define AIOC_MAX_BATCH 100000u
 
 /*
  * Waits for n tasks. timeout <= 0 waits forever; on timeout returns

@@ -26,7 +26,7 @@
 #include "wire.h"
 
 /* The daemon takes at most this many ids or items per request. */
-#define REQUEST_MAX_BATCH 100000u
+#define REQUEST_MAX_BATCH AIOC_MAX_BATCH
 
 /* Sends a new request for the caller (the common tail of aioc_start_*). */
 static int start(aioc_client *c, aioc_request *req, Aiod__ClientMessage *m, aioc_request **ret) {

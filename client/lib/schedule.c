@@ -39,7 +39,7 @@ AIOC_EXPORT void aioc_schedule_free(aioc_schedule *s) {
 
 /* A number of seconds a schedule takes: finite and not negative. */
 static bool seconds_valid(double d) {
-    return isfinite(d) && d >= 0;
+    return isfinite(d) && d >= 0 && d <= AIOC_SCHEDULE_MAX_SECONDS;
 }
 
 AIOC_EXPORT int aioc_schedule_set_retries(aioc_schedule *s, unsigned retries, double backoff,

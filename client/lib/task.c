@@ -21,7 +21,7 @@
 #include "wire.h"
 
 /* The daemon takes at most this many ids or items per request. */
-#define TASK_MAX_BATCH 100000u
+#define TASK_MAX_BATCH AIOC_MAX_BATCH
 
 static bool timeout_valid(double timeout) {
     return !isnan(timeout);

@@ -82,6 +82,25 @@ def a_closed_stdout_or_stderr_is_not_the_daemon_connection():
 
 
 @t.test
+def too_many_ids_and_too_long_schedules_are_usage_errors():
+    """More than 100,000 ids (or CALLs) gave a bare "Invalid argument"; a
+    --delay of 1e300 passed aioctl and the library and was refused by the
+    daemon without naming the option."""
+    with t.daemon() as d:
+        ids = [str(i) for i in range(1, 100002)]
+        for cmd in ("cancel", "await"):
+            r = d.aioctl(cmd, *ids)
+            t.eq(r.rc, 2, "%s of 100,001 ids" % cmd, r.err)
+            t.contains(r.err, "100001 task ids: at most 100000", "%s names the limit" % cmd,
+                       r.err)
+        for opt in ("--delay", "--backoff", "--backoff-max"):
+            r = d.aioctl("submit", "--retries", "1", opt, "1e300", "demo.sleep", "0")
+            t.eq(r.rc, 2, "submit %s 1e300" % opt, r)
+            t.contains(r.err, opt, "the error names the option", r)
+            t.contains(r.err, "at most 1e+09 seconds", "and the bound", r)
+
+
+@t.test
 def a_zero_timeout_is_refused_not_taken_for_no_limit():
     """--timeout 0 reached the library as "no limit": an await that was
     asked not to wait waited forever."""

@@ -52,6 +52,12 @@ static void test_schedule_checks(void **state) {
     assert_int_equal(aioc_schedule_set_delay(s, -1e-9), -EINVAL);
     assert_int_equal(aioc_schedule_set_delay(s, NAN), -EINVAL);
     assert_int_equal(aioc_schedule_set_delay(s, INFINITY), -EINVAL);
+    /* Past the daemon's bound, refused here with the others (the daemon
+     * refused it, without naming the option). */
+    assert_int_equal(aioc_schedule_set_delay(s, 1e300), -EINVAL);
+    assert_int_equal(aioc_schedule_set_delay(s, AIOC_SCHEDULE_MAX_SECONDS), 0);
+    assert_int_equal(aioc_schedule_set_retries(s, 3, 2e9, 10), -EINVAL);
+    assert_int_equal(aioc_schedule_set_retries(s, 3, 1, 2e9), -EINVAL);
     assert_int_equal(aioc_schedule_set_delay(s, 1.5), 0);
 
     assert_int_equal(aioc_schedule_set_at(NULL, 1), -EINVAL);
