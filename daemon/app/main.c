@@ -147,6 +147,13 @@ static void refuse_start(const char *err);
 
 /* A flag that sets a settings-file key. A value it refuses makes the
  * settings invalid, as the same line in the file would: exit 78. */
+/* A settings error said before logging is set up (it stops the start):
+ * at error priority when stderr is the journal, so that `journalctl -p err`
+ * shows why aiod exited 78, not at the journal's default, info. */
+static void early_error(const char *msg) {
+    fprintf(stderr, "%saiod: %s\n", log_stderr_is_journal() ? "<3>" : "", msg);
+}
+
 static int set(const char *flag, const char *key, const char *value) {
     char why[300];
     int r = config_override(key, value, why, sizeof(why));
@@ -155,7 +162,7 @@ static int set(const char *flag, const char *key, const char *value) {
     else if (r < 0) {
         char err[400];
         snprintf(err, sizeof(err), "%s: %s", flag, why);
-        fprintf(stderr, "aiod: %s\n", err);
+        early_error(err);
         bad_settings = true;
         if (!check_config)
             refuse_start(err);
@@ -270,6 +277,11 @@ static int parse_argv(int argc, char **argv) {
         {OPT_DURABILITY, "--durability", "durability"},
     };
     const char *socket_flag = NULL, *config_flag = NULL;
+    /* --check-config changes what a bad flag before it means (exit 1, no
+     * refusal sent to waiting clients): known before any flag is read. */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--check-config") == 0)
+            check_config = true;
     int c;
     while ((c = getopt_long(argc, argv, "s:c:p:h", opts, NULL)) >= 0) {
         int r = 0;
@@ -337,7 +349,7 @@ static int parse_argv(int argc, char **argv) {
     if (r < 0) {
         if (r == -ENOMEM)
             snprintf(err, sizeof(err), "out of memory");
-        fprintf(stderr, "aiod: %s\n", err);
+        early_error(err);
         bad_settings = r != -ENOMEM;
         if (!check_config)
             refuse_start(err);

@@ -24,7 +24,7 @@ static bool use_journal;
 static const char *const level_names[] = {"emerg",   "alert",  "crit", "err",
                                           "warning", "notice", "info", "debug"};
 
-static bool stderr_is_journal(void) {
+bool log_stderr_is_journal(void) {
     const char *e = getenv("JOURNAL_STREAM");
     unsigned long long dev, ino;
     struct stat st;
@@ -35,7 +35,7 @@ static bool stderr_is_journal(void) {
 
 void log_setup(int priority) {
     max_priority = priority;
-    use_journal = stderr_is_journal();
+    use_journal = log_stderr_is_journal();
 }
 
 void log_set_max_priority(int priority) {

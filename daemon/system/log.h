@@ -33,6 +33,10 @@ int log_level_from_string(const char *s, int *ret_priority);
 const char *log_level_to_string(int priority);
 /* Whether entries go to the journal. */
 bool log_to_journal(void);
+/* Whether stderr is systemd's journal (JOURNAL_STREAM names it): lines
+ * written there may start with a <N> priority prefix. Usable before
+ * log_setup. */
+bool log_stderr_is_journal(void);
 
 /* What a log line says about the task it concerns. */
 typedef struct log_subject {

@@ -420,6 +420,15 @@ s5_bad_settings_keep_the_socket() {
     }
     g root systemctl restart aiod
     expect_fail_rc "systemctl restart aiod with max_frame = banana fails"
+    # Said at error priority: `journalctl -p err` shows why aiod stopped.
+    lab_as root journalctl --sync >/dev/null 2>&1
+    local perr
+    perr=$(q 'journalctl -u aiod.service -p err -o cat --no-pager')
+    if printf '%s' "$perr" | grep -q "/etc/aiod/aiod.conf:$line"; then
+        pass "journalctl -p err names /etc/aiod/aiod.conf:$line"
+    else
+        fail "journalctl -u aiod -p err after the failed start" "a line naming /etc/aiod/aiod.conf:$line" "$(short "$perr" 400)"
+    fi
     st=$(q 'systemctl is-active aiod.socket')
     if [ "$st" = active ]; then pass "aiod.socket active after the failed restart"; else
         fail "aiod.socket after the failed restart" "active" "'$st'"

@@ -630,6 +630,19 @@ def check_config_without_a_settings_file():
 
 
 @t.test
+def check_config_after_a_bad_flag_is_still_a_check():
+    """aiod(8): --check-config exits 1 when the settings are not valid. A
+    bad flag placed before --check-config was read as a real start's: exit
+    78, and the refusal sent to clients waiting on an inherited socket."""
+    conf = os.path.join(t.tmpdir("flagorder"), "aiod.conf")
+    open(conf, "w").close()
+    for argv in (["--max-frame", "10", "--check-config"], ["--check-config", "--max-frame", "10"]):
+        r = harness.run([t.aiod, "-c", conf] + argv, env=harness.clean_env())
+        t.eq(r.rc, 1, "aiod %s" % " ".join(argv), r)
+        t.contains(r.err, "--max-frame: '10'", "the error names the flag", r)
+
+
+@t.test
 def check_config_of_an_empty_settings_file():
     conf = os.path.join(t.tmpdir("emptyconf"), "aiod.conf")
     open(conf, "w").close()
