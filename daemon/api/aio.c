@@ -127,6 +127,7 @@ int aio_child_result(aiod_task *self, const aiod_child *child, aiod_value **ret_
                                c->error_message ? c->error_message : "");
         return -EIO;
     case TASK_CANCELLED:
+        task_note_cancel(T(self), c->error_message);
         return -ECANCELED;
     default:
         return -EAGAIN;

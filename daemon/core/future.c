@@ -138,6 +138,8 @@ int fut_outcome(task *t, const fut *f, Aiod__Value **ret_result) {
             task_set_pending_error(t, f->kind, f->message);
         return -EIO;
     default:
+        if (t)
+            task_note_cancel(t, f->message);
         return -ECANCELED;
     }
 }

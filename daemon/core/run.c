@@ -63,6 +63,8 @@ static void task_main(void *arg) {
  * -ECANCELED. */
 static void end_cancelled(task *t) {
     const char *msg = t->run->cancel_msg;
+    if (!msg && !t->cancel_requested)
+        msg = t->run->seen_cancel_msg; /* what it awaited raised it */
     if (!msg)
         msg = t->cancel_requested ? "task was cancelled" : "awaited task was cancelled";
     task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"), alloc_strdup(msg));

@@ -453,6 +453,13 @@ static void free_timer(uv_handle_t *h) {
     free(h);
 }
 
+void task_note_cancel(task *t, const char *msg) {
+    if (!t->run)
+        return;
+    free(t->run->seen_cancel_msg);
+    t->run->seen_cancel_msg = msg ? alloc_strdup(msg) : NULL;
+}
+
 /* Frees the run part: the task has left every list it linked. */
 static void release_run(task *t) {
     task_run *r = TAKE_PTR(t->run);
@@ -462,6 +469,7 @@ static void release_run(task *t) {
     free(r->pending_kind);
     free(r->pending_message);
     free(r->cancel_msg);
+    free(r->seen_cancel_msg);
     if (r->co)
         coro_free(r->co);
     if (r->timer)

@@ -107,6 +107,11 @@ struct task_run {
     uint32_t cancels;
     bool must_cancel;
     char *cancel_msg;
+    /* The message of the last cancellation this task was handed by what it
+     * awaited (a cancelled child's or future's): an aio task that ends
+     * cancelled without being cancelled itself ends with it (asyncio
+     * re-raises that CancelledError, args and all). Owned. */
+    char *seen_cancel_msg;
     /* While suspended: what the task waits on, told when the task is
      * cancelled; returns true if it passed the cancellation on (to the
      * child, future or group the task awaits), which then ends the wait. */
@@ -321,6 +326,10 @@ void task_set_running(task *t);
 /* A finished task either joins the retained outcomes (top-level, not
  * detached) or leaves the table. */
 void task_retain_or_drop(task *t);
+
+/* t was handed a cancellation by something it awaited, with `msg` (may be
+ * NULL): kept as its own should it end cancelled (run.c). */
+void task_note_cancel(task *t, const char *msg);
 
 /* retain_count or retain_seconds changed (reload): evicts what is now due
  * and re-arms the expiry timer for the new period. */

@@ -30,6 +30,7 @@ static int child_outcome(task *t, task *child, Aiod__Value **ret_result) {
                                child->error_message ? child->error_message : "");
         return -EIO;
     default:
+        task_note_cancel(t, child->error_message);
         return -ECANCELED;
     }
 }

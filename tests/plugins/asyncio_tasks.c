@@ -501,6 +501,47 @@ ASYNCIO_CASE(tasks_test_cancel_message_is_the_latest_one) {
 ASYNCIO_CASE(tasks_test_cancel_with_message_then_future_result) {
     return cancel_with_message(t, api, 1, 0);
 }
+/* coro() of test_cancel_with_message_then_future_result: cancels its own
+ * child with "my message", waits for it, and takes its result, which
+ * raises the child's CancelledError out of coro. */
+static int h_coro_raises_childs_cancel(aiod_task *t, const struct aiod_api *api, void *arg,
+                                       aiod_value **ret) {
+    (void)arg, (void)ret;
+    static struct job j = {.delay = 10};
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_job, &j);
+    if (!c)
+        return -ENOMEM;
+    int r = api->sleep(t, 0);
+    if (r == 0)
+        r = api->cancel_msg(t, c, "my message") == 1 ? 0 : -EINVAL;
+    if (r == 0)
+        r = api->wait(t, &c, 1, AIOD_FOREVER, AIOD_ALL_COMPLETED) == 1 ? 0 : -EINVAL;
+    aiod_value *v = NULL;
+    if (r == 0)
+        r = api->child_result(t, c, &v);
+    api->value_free(v);
+    api->child_release(t, c);
+    return r;
+}
+
+/* BaseTaskTests.test_cancel_with_message_then_future_result, on the outer
+ * task (its assertEqual(exc.args, expected_args)): coro ends cancelled
+ * with the CancelledError it got from its child, message and all. aiod
+ * gave it "awaited task was cancelled". */
+ASYNCIO_CASE(tasks_test_cancel_with_message_reaches_the_outer_task) {
+    NEED(cancel_msg);
+    NEED(child_error);
+    aiod_child *coro = asyncio_spawn(t, api, h_coro_raises_childs_cancel, NULL);
+    CHECK(coro);
+    CHECK_EQ(api->wait(t, &coro, 1, AIOD_FOREVER, AIOD_ALL_COMPLETED), 1);
+    CHECK_EQ(api->child_state(coro), AIOD_STATE_CANCELLED);
+    const char *kind = NULL, *msg = NULL;
+    CHECK_EQ(api->child_error(coro, &kind, &msg), -ECANCELED);
+    CHECK_STR(msg, "my message");
+    api->child_release(t, coro);
+    return 0;
+}
+
 /* BaseTaskTests.test_cancel_with_message_then_future_exception */
 ASYNCIO_CASE(tasks_test_cancel_with_message_then_future_exception) {
     return cancel_with_message(t, api, 0, 0);
