@@ -245,7 +245,9 @@ static int parse_owner(cli *c, const char *value, ps_opts *o) {
     uint64_t uid = 0;
     bool digits = *value && strspn(value, "0123456789") == strlen(value);
     if (digits) {
-        if (strcmp(value, "0") != 0 && (cli_parse_id(value, &uid) < 0 || uid > UINT32_MAX))
+        /* 0, 00 …: root; any other number must fit a uid. */
+        bool zero = strspn(value, "0") == strlen(value);
+        if (!zero && (cli_parse_id(value, &uid) < 0 || uid > UINT32_MAX))
             return cli_usage("ps", "%s: uid %s is too large", c->opt_name, value);
     } else {
         const struct passwd *pw = *value ? getpwnam(value) : NULL;

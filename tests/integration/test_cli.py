@@ -512,6 +512,9 @@ def ps_filters_by_state_function_owner_and_limit():
         t.eq(ps_ids(d, "--owner", str(os.getuid()), "--all", "--state", "done"), [echo],
              "ps --owner UID with --state")
         t.eq(ps_ids(d, "--owner", "4242"), [], "ps --owner of someone without tasks")
+        if os.getuid() == 0:
+            # 00 is 0 written with a leading zero, not "too large".
+            t.eq(ps_ids(d, "--owner", "00"), [s1, s2], "ps --owner 00 (root)")
         t.eq(ps_ids(d, "--owner", "4242", "--owner", me), [s1, s2], "ps --owner repeated")
         t.eq(ps_ids(d, "--all", "--limit", "2"), [s1, s2], "ps --all --limit 2: the first two")
         t.eq(ps_ids(d, "--all", "--limit", "9"), [s1, s2, s3, echo, fail],
