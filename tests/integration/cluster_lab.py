@@ -233,17 +233,11 @@ class Redis:
             return c.command(*args)
 
 
-class LoadingProxy:
-    """A TCP proxy in front of a Redis that plays one restarting with a big
-    data set: until `loading` is set False it answers every command with
-    Redis's LOADING error (as Redis does while it reads its AOF), then
-    passes each connection's commands on to the real Redis. It reads whole
-    RESP commands (arrays of bulk strings, what hiredis sends)."""
+class TcpListener:
+    """A listener on 127.0.0.1 (a port of its own) that hands each
+    connection to self.accepted(conn) on its accepting thread."""
 
-    def __init__(self, backend_port):
-        self.backend = backend_port
-        self.loading = True
-        self.refused = 0
+    def __init__(self):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
@@ -263,7 +257,39 @@ class LoadingProxy:
                 c, _ = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+            self.accepted(c)
+
+
+class DroppingServer(TcpListener):
+    """Accepts every connection and closes it at once, as a Redis at
+    maxclients (or behind a broken proxy) does; notes when each came."""
+
+    def __init__(self):
+        self.times = []
+        self.first = threading.Event()
+        super().__init__()
+
+    def accepted(self, c):
+        self.times.append(time.monotonic())
+        self.first.set()
+        c.close()
+
+
+class LoadingProxy(TcpListener):
+    """A TCP proxy in front of a Redis that plays one restarting with a big
+    data set: until `loading` is set False it answers every command with
+    Redis's LOADING error (as Redis does while it reads its AOF), then
+    passes each connection's commands on to the real Redis. It reads whole
+    RESP commands (arrays of bulk strings, what hiredis sends)."""
+
+    def __init__(self, backend_port):
+        self.backend = backend_port
+        self.loading = True
+        self.refused = 0
+        super().__init__()
+
+    def accepted(self, c):
+        threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, c):
         rd = c.makefile("rb")

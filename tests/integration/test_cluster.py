@@ -14,7 +14,8 @@ import threading
 import time
 
 import harness
-from cluster_lab import CLUSTER_ID_BASE, Cluster, Host, LoadingProxy, Redis, timeout, until
+from cluster_lab import (CLUSTER_ID_BASE, Cluster, DroppingServer, Host, LoadingProxy, Redis,
+                         timeout, until)
 
 t = harness.Suite(__file__)
 
@@ -671,36 +672,6 @@ def a_submit_waiting_for_replicas_does_not_hold_up_the_claims():
             p.wait(timeout(60))
         t.eq((o.get("result"), outcome_kind(o)), ("kept", None),
              "the running task's outcome", " (%r)\nhost logs:%s" % (o, lab.logs()))
-
-
-class DroppingServer:
-    """A TCP listener on 127.0.0.1 that accepts every connection and closes
-    it at once, as a Redis at maxclients (or behind a broken proxy) does;
-    it notes when each came."""
-
-    def __init__(self):
-        import socket
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.times = []
-        self.first = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.times.append(time.monotonic())
-            self.first.set()
-            c.close()
-
-    def close(self):
-        self.sock.close()
 
 
 @t.test
