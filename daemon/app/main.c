@@ -46,6 +46,7 @@
 #include "system/idstore.h"
 #include "system/store.h"
 #include "core/limit.h"
+#include "core/reclaim.h"
 #include "system/log.h"
 #include "host/registry.h"
 #include "system/policy.h"
@@ -809,6 +810,8 @@ out:
     /* Close whatever is left (connections, timers) and let the callbacks run. */
     uv_walk(loop, close_walk, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
+    /* The loop is done: big values still let go are freed at once. */
+    reclaim_set_loop(NULL);
     plugin_registry_done();
     idstore_close();
     limit_done();
