@@ -159,6 +159,18 @@ bool limit_acquire(task *t) {
     return false;
 }
 
+/* Starts, in order, the waiting tasks the limit has room for; all of them
+ * when it is 0 (removed by a reload: nothing waits for it any more). */
+static void start_room(limiter *l, void (*start)(task *next)) {
+    while ((l->max == 0 || l->running < l->max) && !list_empty(&l->waiting)) {
+        task *next = task_of(list_first(&l->waiting), limit_node);
+        list_remove(&next->run->limit_node);
+        l->running++;
+        next->run->limit_slot = true;
+        start(next);
+    }
+}
+
 void limit_release(task *t, void (*start)(task *next)) {
     limiter *l = t->run->limit;
     if (!l)
@@ -170,13 +182,7 @@ void limit_release(task *t, void (*start)(task *next)) {
     }
     t->run->limit_slot = false;
     l->running--;
-    while (l->running < l->max && !list_empty(&l->waiting)) {
-        task *next = task_of(list_first(&l->waiting), limit_node);
-        list_remove(&next->run->limit_node);
-        l->running++;
-        next->run->limit_slot = true;
-        start(next);
-    }
+    start_room(l, start);
 }
 
 void limit_start_waiting(void (*start)(task *next)) {
@@ -184,14 +190,7 @@ void limit_start_waiting(void (*start)(task *next)) {
     void *cur = NULL;
     limiter *l;
     while (limiters && (l = hashmap_next(limiters, &st, &cur)))
-        /* max 0: the limit was removed, and nothing waits for it any more. */
-        while ((l->max == 0 || l->running < l->max) && !list_empty(&l->waiting)) {
-            task *next = task_of(list_first(&l->waiting), limit_node);
-            list_remove(&next->run->limit_node);
-            l->running++;
-            next->run->limit_slot = true;
-            start(next);
-        }
+        start_room(l, start);
 }
 
 int limit_load_rules(char *const *rules, size_t n) {

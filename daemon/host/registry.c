@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -482,16 +483,14 @@ static int private_copy(int fd, const char *name, uint64_t size) {
         m = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (m < 0)
         return -errno;
-    char buf[64 * 1024];
-    uint64_t done = 0;
-    while (done < size) {
-        ssize_t n = pread(fd, buf, sizeof(buf), (off_t)done);
-        if (n <= 0 || write(m, buf, (size_t)n) != n) {
-            int e = n < 0 ? errno : EIO;
+    off_t done = 0; /* sendfile copies in the kernel, and moves `done` */
+    while ((uint64_t)done < size) {
+        ssize_t n = sendfile(m, fd, &done, (size_t)(size - (uint64_t)done));
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO; /* 0: the file got shorter meanwhile */
             close(m);
-            return -(e ? e : EIO);
+            return -e;
         }
-        done += (uint64_t)n;
     }
     if (fcntl(m, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
         int e = errno;

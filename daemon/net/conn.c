@@ -97,11 +97,15 @@ size_t conn_queued_total(void) {
     return total_queued;
 }
 
+/* Brings one connection's share of a total up to date. */
+static void recount(size_t *total, size_t *share, size_t now) {
+    *total = *total - *share + now;
+    *share = now;
+}
+
 /* Brings the connection's share of total_queued up to date. */
 static void account(conn *c) {
-    size_t now = c->dropping || c->closing ? 0 : queued(c);
-    total_queued = total_queued - c->counted_bytes + now;
-    c->counted_bytes = now;
+    recount(&total_queued, &c->counted_bytes, c->dropping || c->closing ? 0 : queued(c));
 }
 
 /* All connections' read buffers, but those being dropped or closed. */
@@ -113,9 +117,7 @@ size_t conn_read_total(void) {
 
 /* Brings the connection's share of total_read up to date. */
 static void account_read(conn *c) {
-    size_t now = c->dropping || c->closing ? 0 : c->rd.cap;
-    total_read = total_read - c->counted_read + now;
-    c->counted_read = now;
+    recount(&total_read, &c->counted_read, c->dropping || c->closing ? 0 : c->rd.cap);
 }
 
 /* Refused connections kept open until their client hangs up, so that a
@@ -263,12 +265,12 @@ static void shed_reads(void) {
             if (c->dropping || c->draining || c->held || c->refused ||
                 frame_reader_pending(&c->rd) == 0 || frame_reader_ready(&c->rd))
                 continue;
-            if (!worst || c->last_read_ns < worst->last_read_ns)
+            if (!worst || c->last_read_ms < worst->last_read_ms)
                 worst = c;
         }
         if (!worst)
             return;
-        uint64_t waited_ms = (uv_hrtime() - worst->last_read_ns) / 1000000u;
+        uint64_t waited_ms = uv_now(worst->pipe.loop) - worst->last_read_ms;
         log_warning("connection %llu (uid %u pid %d): an unfinished frame (%zu bytes so far) "
                     "waited %llu ms for its rest, the longest of any client, and all clients' "
                     "read buffers together hold %zu bytes, over max_read_buffer_total (%zu); "
@@ -668,7 +670,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         return;
     }
     frame_reader_commit(&c->rd, (size_t)nread);
-    c->last_read_ns = uv_hrtime();
+    c->last_read_ms = uv_now(s->loop); /* the loop's clock: no clock read per read */
     process(c);
     if (total_read > cfg.max_read_buffer_total)
         shed_reads();

@@ -61,9 +61,9 @@ struct conn {
      * dropped or closing). */
     size_t counted_bytes;
     /* What its read buffer adds to the total of read buffers
-     * (max_read_buffer_total), and when bytes last came in (uv_hrtime). */
+     * (max_read_buffer_total), and when bytes last came in (uv_now). */
     size_t counted_read;
-    uint64_t last_read_ns;
+    uint64_t last_read_ms;
     /* Inside dispatch: do not process more frames re-entrantly. */
     bool dispatching;
     /* Bytes encoded and waiting for the next write. */

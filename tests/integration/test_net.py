@@ -20,6 +20,7 @@ import subprocess
 import threading
 
 import harness
+import hostile_wire as wire
 import net_tls
 
 t = harness.Suite(__file__)
@@ -31,6 +32,7 @@ SOCKECHO = os.path.join(os.environ.get("AIOD_TEST_PLUGIN_DIR") or
 MAX_BODY = 16 * 1024 * 1024
 MAX_REDIRS = 10
 MAX_TRANSFERS = 256
+SUBMITTED = 1  # Ownership, proto/aiod.proto
 
 
 def daemon(env=None, **kw):
@@ -742,14 +744,6 @@ def https_http2():
     t.contains(log, ":path: /page.txt", "nghttpd got the request in an HTTP/2 HEADERS frame")
 
 
-def submit_fetch(request_id, url):
-    """ClientMessage{submit{call{net.fetch, [url]}, SUBMITTED}}."""
-    call = harness.field_bytes(1, b"net.fetch") + harness.field_bytes(
-        2, harness.field_bytes(5, url.encode()))
-    submit = harness.field_bytes(1, call) + harness.field_varint(2, 1)
-    return harness.field_varint(1, request_id) + harness.field_bytes(3, submit)
-
-
 @t.test
 def fetches_over_the_daemon_bound_wait():
     """Each running fetch holds a connection, a descriptor the daemon's
@@ -765,7 +759,9 @@ def fetches_over_the_daemon_bound_wait():
             c.send_frame(harness.msg_hello(1, 1))
             c.recv()
             for i in range(n):
-                c.send_frame(submit_fetch(10 + i, srv.url("/hold/%d" % i)))
+                url = srv.url("/hold/%d" % i).encode()
+                call = wire.call_bytes(b"net.fetch", [wire.v_str(url)])
+                c.send_frame(wire.submit_payload(10 + i, call, ownership=SUBMITTED))
             while len(ids) < n:
                 rep = c.recv()
                 t.check(rep is not None, "the daemon closed the connection")
