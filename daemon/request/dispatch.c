@@ -631,7 +631,15 @@ static void run_decoded(session *s, Aiod__ClientMessage *m, int rc, const char *
                         const uint8_t *payload, size_t len, bool may_park, const offload *o) {
     conn *c = s->c;
     req r;
-    if ((rc == -E2BIG || rc == -EILSEQ) && !s->hello_done) {
+    if (rc == -EILSEQ && !s->hello_done) {
+        /* A Hello itself may hold the NUL (its client_name): said as it is,
+         * not as "the first message must be Hello". */
+        req_init(&r, c, wire_peek_request_id(payload, len));
+        req_end_error(&r, ERR(ERROR_BAD_ARGUMENT), "%s", why);
+        conn_close_soon(c);
+        return;
+    }
+    if (rc == -E2BIG && !s->hello_done) {
         refuse_before_hello(s, wire_peek_request_id(payload, len));
         return;
     }

@@ -499,20 +499,21 @@ static int apply(config *c, const setting *s, const char *v, char *why, size_t l
         return add_string(&c->call_rules, &c->n_call_rules, v);
     }
     case K_LIMIT: {
-        char name[256], word[256];
-        unsigned long lim = 0;
-        int k = sscanf(v, "%255s %255s %lu", word, name, &lim);
-        bool group = k == 3 && strcmp(word, "group") == 0;
-        if (!group && sscanf(v, "%255s %lu %255s", name, &lim, word) != 2) {
+        char name[256], count[32], extra[2];
+        bool group = sscanf(v, "group %255s %31s %1s", name, count, extra) == 2;
+        if (!group && sscanf(v, "%255s %31s %1s", name, count, extra) != 2) {
             snprintf(why, len, "'%s' is not 'FUNCTION N' or 'group NAME N'", v);
             return -EINVAL;
         }
-        if (strchr(v, '-')) {
-            snprintf(why, len, "'%s': a limit is a count, 0 or more (0: none)", v);
+        /* The count alone: a group's name may hold a '-'. */
+        if (count[0] == '-' || strspn(count, "0123456789") != strlen(count)) {
+            snprintf(why, len, "'%s': a limit is a count, 0 or more (0: none)", count);
             return -EINVAL;
         }
-        if (lim > UINT32_MAX) {
-            snprintf(why, len, "limit %lu is too large", lim);
+        errno = 0;
+        unsigned long lim = strtoul(count, NULL, 10);
+        if (errno || lim > UINT32_MAX) {
+            snprintf(why, len, "limit %s is too large", count);
             return -EINVAL;
         }
         if (!group && !function_pattern(name, false)) {

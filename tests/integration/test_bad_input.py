@@ -382,6 +382,18 @@ def map_key_not_utf8():
 
 
 @t.test
+def nul_inside_the_hello_is_named():
+    """A Hello whose client_name holds a NUL is refused for that, not as a
+    request before hello."""
+    with t.daemon() as d, d.raw() as c:
+        hello = field_varint(1, 1) + field_bytes(2, field_varint(1, 1) + field_bytes(2, b"a\0b"))
+        c.send_frame(hello)
+        msg = error_reply(c, 1, ERROR_BAD_ARGUMENT, "a NUL in the hello's client_name")
+        t.contains(msg, "Hello.client_name", "the error names the field")
+        t.check(c.recv() is None, "the connection closes after the refusal")
+
+
+@t.test
 def nul_inside_a_string_is_refused():
     """protobuf strings may hold U+0000, but every string the daemon takes
     becomes a C string: "a\\0b" was silently cut to "a", and a function

@@ -128,6 +128,13 @@ def call_rules_that_cannot_do_what_they_say_are_refused():
         t.eq(p.returncode, 1, "--check-config of %r" % line, " stderr %r" % err)
         t.contains(err, "%s:1:" % conf, "the error names the file and line", " %r" % err)
         t.contains(err, want, "and says what is wrong with %r" % line, " %r" % err)
+    # A group's name may hold a '-' (only the count may not be negative).
+    conf = os.path.join(conf_dir, "aiod.conf")
+    with open(conf, "w") as f:
+        f.write("limit = group my-group 3\n")
+    p = subprocess.run([t.aiod, "--config", conf, "--check-config"], capture_output=True,
+                       stdin=subprocess.DEVNULL, timeout=60, env=harness.clean_env())
+    t.eq(p.returncode, 0, "--check-config of 'limit = group my-group 3'", p.stderr)
 
 
 @t.test
