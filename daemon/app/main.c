@@ -361,6 +361,11 @@ static int parse_argv(int argc, char **argv) {
         return -ENOMEM;
     }
     if (check_config) {
+        /* Where the store would be opened; none found is said by a start. */
+        if (config_resolve_state_dir() == -ENOMEM) {
+            fprintf(stderr, "aiod: out of memory\n");
+            return -ENOMEM;
+        }
         config_print_source(stdout);
         config_dump(stdout);
         return 0;

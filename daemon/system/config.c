@@ -554,6 +554,10 @@ int config_parse(config *c, const char *name, const char *text, size_t len, char
 
     if (memchr(text, '\0', len))
         return fail_at(err, err_len, name, " contains a NUL byte; not a settings file");
+    /* Editors that write a UTF-8 byte order mark put it first: skipped
+     * there (as systemd's parser does), an error anywhere else. */
+    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+        pos = 3;
     while (pos < len) {
         const char *start = text + pos;
         const char *nl = memchr(start, '\n', len - pos);

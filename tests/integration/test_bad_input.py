@@ -664,4 +664,39 @@ def check_config_of_an_empty_settings_file():
          "a file that exists and was read is OK", r)
 
 
+@t.test
+def check_config_names_where_the_state_lives():
+    """--check-config printed state_dir only when it was set, so the place
+    the store would be opened (from $STATE_DIRECTORY, else /var/lib/aiod
+    for root, else $XDG_STATE_HOME/aiod) was nowhere to be seen."""
+    conf = os.path.join(t.tmpdir("statedirconf"), "aiod.conf")
+    open(conf, "w").close()
+    env = harness.clean_env()
+    env["AIOD_CONFIG"] = conf
+    env["STATE_DIRECTORY"] = "/srv/aiod-state"
+    r = harness.run([t.aiod, "--check-config"], env=env)
+    t.eq(r.rc, 0, "the check passes", r)
+    t.contains(r.out, "state_dir = /srv/aiod-state\n", "the state directory in use is printed", r)
+    r = harness.run([t.aiod, "--check-config", "--state-dir", "/srv/other"], env=env)
+    t.contains(r.out, "state_dir = /srv/other\n", "a flag's state directory wins", r)
+
+
+@t.test
+def settings_file_starting_with_a_byte_order_mark():
+    """A settings file saved by an editor that writes a UTF-8 byte order
+    mark was refused as "1: expected 'key = value'", naming nothing a user
+    could see. The mark is skipped, as systemd's unit parser does."""
+    conf = os.path.join(t.tmpdir("bomconf"), "aiod.conf")
+    with open(conf, "wb") as f:
+        f.write(b"\xef\xbb\xbfmax_tasks = 77\n")
+    r = check_config(conf)
+    t.eq(r.rc, 0, "a leading byte order mark is accepted", r)
+    t.contains(r.out, "max_tasks = 77", "and the first line's setting is read", r)
+    with open(conf, "wb") as f:
+        f.write(b"max_tasks = 77\n\xef\xbb\xbfmax_frame = 9999\n")
+    r = check_config(conf)
+    t.eq(r.rc, 1, "a mark anywhere else is still an error", r)
+    t.contains(r.err, "2:", "which names the line", r)
+
+
 t.main()
