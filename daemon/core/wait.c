@@ -9,6 +9,7 @@
 #include <aiod/plugin.h>
 
 #include "alloc.h"
+#include "macro.h"
 #include "core/finish.h"
 #include "core/sched.h"
 #include "core/soon.h"
@@ -281,6 +282,44 @@ static double aio_timeout(const task *t, double timeout) {
     return timeout <= 0 ? -1 : timeout;
 }
 
+static int count_finished(task *const *children, size_t n) {
+    int done = 0;
+    for (size_t i = 0; i < n; i++)
+        done += task_finished(children[i]);
+    return done;
+}
+
+static int by_address(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t) * (task *const *)a, y = (uintptr_t) * (task *const *)b;
+    return (x > y) - (x < y);
+}
+
+/* asyncio.wait takes a set: a child given twice is one finished child.
+ * Sorted, not compared pairwise, as a wait may name thousands; without the
+ * memory to sort, pairwise all the same. */
+static int count_finished_distinct(task *const *children, size_t n) {
+    _cleanup_free_ task **ended = alloc_malloc((n ? n : 1) * sizeof(*ended));
+    if (!ended) {
+        int done = 0;
+        for (size_t i = 0; i < n; i++) {
+            bool first = task_finished(children[i]);
+            for (size_t j = 0; first && j < i; j++)
+                first = children[j] != children[i];
+            done += first;
+        }
+        return done;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (task_finished(children[i]))
+            ended[m++] = children[i];
+    qsort(ended, m, sizeof(*ended), by_address);
+    int done = 0;
+    for (size_t i = 0; i < m; i++)
+        done += i == 0 || ended[i] != ended[i - 1];
+    return done;
+}
+
 int sched_wait(task *t, task *const *children, size_t n, double timeout, uint32_t mode) {
     if (t->aio && n == 0)
         return -EINVAL;
@@ -298,10 +337,7 @@ int sched_wait(task *t, task *const *children, size_t n, double timeout, uint32_
         if (r < 0)
             return r;
     }
-    int done = 0;
-    for (size_t i = 0; i < n; i++)
-        done += task_finished(children[i]);
-    return done;
+    return t->aio ? count_finished_distinct(children, n) : count_finished(children, n);
 }
 
 int sched_as_completed(task *t, task *const *children, size_t n, unsigned char *seen,

@@ -668,6 +668,19 @@ ASYNCIO_CASE(tasks_test_wait_really_done) {
     return 0;
 }
 
+/* BaseTaskTests.test_wait_duplicate_coroutines: asyncio.wait takes a set,
+ * so a child given twice is one child in `done`. aiod counted places. */
+ASYNCIO_CASE(tasks_test_wait_duplicate_children) {
+    aiod_child *a = asyncio_spawn(t, api, one_yield, NULL);
+    aiod_child *b = asyncio_spawn(t, api, two_yields, NULL);
+    CHECK(a && b);
+    aiod_child *c[4] = {a, b, a, a};
+    CHECK_EQ(api->wait(t, c, 4, AIOD_FOREVER, AIOD_ALL_COMPLETED), 2);
+    CHECK_EQ(api->wait(t, c, 3, 0, AIOD_FIRST_COMPLETED), 2);
+    release_all(t, api, c, 2);
+    return 0;
+}
+
 /* BaseTaskTests.test_wait_first_exception / _in_wait */
 static int wait_first_exception(aiod_task *t, const struct aiod_api *api, struct job *jb) {
     static struct job ja = {.delay = 10};

@@ -354,9 +354,9 @@ struct aiod_api {
      * seconds (<= 0: no limit before ABI 1.4; at once from 1.4, where
      * AIOD_FOREVER is none, and 0 still yields once), never cancelling
      * anything. ABI 1.4: AIOD_FIRST_EXCEPTION means a child that failed,
-     * not one cancelled. Returns how many children have finished (>= 0),
-     * -ECANCELED, -EINVAL (ABI 1.4: also for n == 0, asyncio's
-     * ValueError). */
+     * not one cancelled. Returns how many children have finished (>= 0;
+     * ABI 1.4: a child given twice counts once), -ECANCELED, -EINVAL
+     * (ABI 1.4: also for n == 0, asyncio's ValueError). */
     int (*wait)(aiod_task *task, aiod_child *const *children, size_t n, double timeout,
                 uint32_t return_when);
     /* asyncio.as_completed, one step at a time: waits until one of the
