@@ -120,6 +120,38 @@ out=$(LD_LIBRARY_PATH="$root/$libdir" "$work/client")
 [ "$out" = '"installed"' ] || fail "client printed '$out'"
 passed=$((passed + 1))
 
+# The static library: a program linked with it may define names of its
+# own that the library's insides also use (conn_open, alloc_malloc, the
+# protocol's aiod__* code). Only aioc_* may be global in the archive.
+leaked=$(nm -g --defined-only "$root/$libdir/libaioclient.a" | awk 'NF == 3 {print $3}' |
+    grep -v '^aioc_' | head -5 || true)
+[ -z "$leaked" ] || fail "libaioclient.a exports names that are not aioc_*: $leaked"
+cat > "$scratch/static.c" <<'C'
+#include <aioc.h>
+#include <stdio.h>
+#include <stdlib.h>
+/* Names libaioclient uses inside; a program's own must not clash. */
+int conn_open(void) { return 1; }
+void *alloc_malloc(size_t n) { return malloc(n); }
+int engine_send(void) { return 2; }
+int main(void) {
+    aioc_value *v = aioc_value_string("static");
+    char *json = aioc_value_to_json(v);
+    printf("%s %d\n", json, conn_open() + engine_send());
+    free(json);
+    aioc_value_free(v);
+    return 0;
+}
+C
+# shellcheck disable=SC2046
+"$cc" "${ccflags[@]}" -o "$work/static" "$scratch/static.c" \
+    $(pkg-config --static --cflags libaioclient) "$root/$libdir/libaioclient.a" \
+    $(pkg-config --static --libs-only-l libaioclient | sed 's/-laioclient//') ||
+    fail "a client with names of its own does not link with libaioclient.a"
+out=$("$work/static")
+[ "$out" = '"static" 3' ] || fail "static client printed '$out'"
+passed=$((passed + 1))
+
 # shellcheck disable=SC2046
 "$cc" -shared -fPIC -Wall -Werror -o "$work/inst.so" "$scratch/plug.c" $(pkg-config --cflags aiod-plugin) ||
     fail "a plugin does not build with pkg-config aiod-plugin"

@@ -11,7 +11,7 @@ find_package(Python3 REQUIRED COMPONENTS Interpreter)
 set(AIOD_IT_DIR ${CMAKE_CURRENT_LIST_DIR})
 
 add_executable(many_inflight ${AIOD_IT_DIR}/many_inflight.c)
-target_link_libraries(many_inflight PRIVATE aioclient_static)
+target_link_libraries(many_inflight PRIVATE aioclient_internal)
 aiod_warnings(many_inflight)
 
 # aiod_integration_test(NAME TIMEOUT): runs test_NAME.py.
@@ -96,7 +96,7 @@ set_tests_properties(integration.cluster PROPERTIES
                      ENVIRONMENT "AIOD_TEST_PLUGIN_DIR=${AIOD_TEST_PLUGIN_DIR};AIOD_SANITIZE=${AIOD_SANITIZE}")
 if(AIOD_HAVE_SUBMIT_QUEUE)
   add_executable(cluster_submit ${AIOD_IT_DIR}/cluster_submit.c)
-  target_link_libraries(cluster_submit PRIVATE aioclient_static)
+  target_link_libraries(cluster_submit PRIVATE aioclient_internal)
   aiod_warnings(cluster_submit)
   set_property(TEST integration.cluster APPEND
                PROPERTY ENVIRONMENT "AIOD_CLUSTER_SUBMIT=$<TARGET_FILE:cluster_submit>")

@@ -9,13 +9,13 @@ aiod_unit_test(test-callword SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-callword.c
 target_include_directories(test-callword PRIVATE ${AIOC_SRC}/cli)
 
 aiod_unit_test(test-client-value SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-value.c
-               LIBS aioclient_static)
+               LIBS aioclient_internal)
 target_include_directories(test-client-value PRIVATE ${AIOC_PROTO_INCLUDES})
 
 # Talks to a fake daemon forked on a temporary Unix socket; uses the
 # library's internal headers to check its decoding too.
 aiod_unit_test(test-client-wire SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-wire.c
-               LIBS aioclient_static)
+               LIBS aioclient_internal)
 target_include_directories(test-client-wire PRIVATE ${AIOC_PROTO_INCLUDES} ${AIOC_SRC}/lib)
 
 # The installed shared library must export aioc_* and nothing else, each
@@ -68,7 +68,7 @@ set_tests_properties(test-client-docs PROPERTIES LABELS unit TIMEOUT 60)
 # The non-blocking API (aioc_start_*, aioc_process) against the same kind of
 # fake daemon, driven by the test's own poll() loop.
 aiod_unit_test(test-client-async SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-async.c
-               LIBS aioclient_static)
+               LIBS aioclient_internal)
 target_include_directories(test-client-async PRIVATE ${AIOC_PROTO_INCLUDES} ${AIOC_SRC}/lib)
 target_link_libraries(test-client-async PRIVATE m)
 
@@ -88,34 +88,34 @@ set_tests_properties(test-client-protocol-version PROPERTIES LABELS unit TIMEOUT
 
 # libaioclient 1.4's paged listing and dropped-line counts, against the fake
 # daemon.
-aiod_unit_test(test-client-list SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-list.c LIBS aioclient_static)
+aiod_unit_test(test-client-list SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-list.c LIBS aioclient_internal)
 target_include_directories(test-client-list PRIVATE ${AIOC_PROTO_INCLUDES} ${AIOC_SRC}/lib)
 
 # libaioclient 1.5's schedules against the fake daemon: aioc_schedule_*
 # checks, the Schedule on a Submit, a task info's attempts and next run,
 # ERROR_STORE.
 aiod_unit_test(test-client-schedule SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-schedule.c
-               LIBS aioclient_static)
+               LIBS aioclient_internal)
 target_include_directories(test-client-schedule PRIVATE ${AIOC_PROTO_INCLUDES} ${AIOC_SRC}/lib)
 
 # aioctl's schedule options, --at's times and the STATE text of ps
 # (client/cli/schedopt.c).
 aiod_unit_test(test-client-cli-schedule SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-cli-schedule.c
-               ${AIOC_SRC}/cli/schedopt.c LIBS aioclient_static)
+               ${AIOC_SRC}/cli/schedopt.c LIBS aioclient_internal)
 target_include_directories(test-client-cli-schedule PRIVATE ${AIOC_SRC}/cli ${AIOC_PROTO_INCLUDES})
 
 # libaioclient 1.6's cluster queues against the fake daemon: aioc_submit_queue's
 # checks and the Submit it sends, cluster ids through show/await/cancel/logs,
 # ERROR_UNAVAILABLE, the task info's queue/host/owner_host.
 aiod_unit_test(test-client-queue SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-queue.c
-               LIBS aioclient_static)
+               LIBS aioclient_internal)
 target_include_directories(test-client-queue PRIVATE ${AIOC_PROTO_INCLUDES} ${AIOC_SRC}/lib)
 
 # aioctl's side of the cluster queues: the aioctl binary against the fake
 # daemon (submit/detach --queue and the Submit they send, show's queue/host/
 # owner host lines, cluster ids through await/cancel/logs, usage errors).
 aiod_unit_test(test-client-cli-queue SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-client-cli-queue.c
-               LIBS aioclient_static)
+               LIBS aioclient_internal)
 target_include_directories(test-client-cli-queue PRIVATE ${AIOC_PROTO_INCLUDES} ${AIOC_SRC}/lib)
 target_compile_definitions(test-client-cli-queue PRIVATE AIOCTL="$<TARGET_FILE:aioctl>")
 add_dependencies(test-client-cli-queue aioctl)
