@@ -34,6 +34,7 @@
 #include "base/memcheck.h"
 #include "api/api.h"
 #include "cluster/cluster.h"
+#include "system/cluster_cfg.h"
 #include "system/config.h"
 #include "net/conn.h"
 #include "net/wire.h"
@@ -365,6 +366,18 @@ static int parse_argv(int argc, char **argv) {
         if (config_resolve_state_dir() == -ENOMEM) {
             fprintf(stderr, "aiod: out of memory\n");
             return -ENOMEM;
+        }
+        /* A start reads the password file before it connects (exit 78
+         * if it cannot): so does the check. */
+        if (cfg.cluster && cfg.cluster_password_file) {
+            char pw[1024], why[600];
+            if (cluster_password_read(cfg.cluster_password_file, pw, sizeof(pw), why, sizeof(why)) <
+                0) {
+                fprintf(stderr, "aiod: %s\n", why);
+                bad_settings = true;
+                return -EINVAL;
+            }
+            explicit_bzero(pw, sizeof(pw));
         }
         config_print_source(stdout);
         config_dump(stdout);
@@ -707,7 +720,7 @@ int main(int argc, char **argv) {
         if (r == 0)
             return EXIT_SUCCESS;
         if (check_config)
-            return EXIT_FAILURE;
+            return r == -EINVAL && !bad_settings ? 2 : EXIT_FAILURE;
         return r == -EINVAL && !bad_settings ? 2 : bad_settings ? EXIT_BAD_SETTINGS : 1;
     }
     log_setup(cfg.log_level);

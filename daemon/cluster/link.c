@@ -16,6 +16,7 @@
 #include "alloc.h"
 #include "cluster/lua.h"
 #include "macro.h"
+#include "system/cluster_cfg.h"
 #include "system/config.h"
 #include "system/log.h"
 
@@ -99,19 +100,11 @@ static const rconn_ops repl_ops = {0};
 
 /* The first line of the password file, without its newline. */
 static int read_password(const char *path) {
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        log_error("cluster: cannot read cluster_password_file %s: %s", path, strerror(errno));
-        return -EIO;
-    }
-    char line[1024];
-    bool ok = fgets(line, sizeof(line), f) != NULL;
-    fclose(f);
-    if (ok)
-        line[strcspn(line, "\r\n")] = '\0';
-    if (!ok || !*line) {
-        log_error("cluster: cluster_password_file %s is empty", path);
-        return -EINVAL;
+    char line[1024], why[600];
+    int r = cluster_password_read(path, line, sizeof(line), why, sizeof(why));
+    if (r < 0) {
+        log_error("cluster: %s", why);
+        return r;
     }
     L.password = alloc_strdup(line);
     explicit_bzero(line, sizeof(line));

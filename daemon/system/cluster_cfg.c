@@ -106,3 +106,21 @@ int cluster_queues_parse(const char *text, char (*names)[CLUSTER_QUEUE_NAME_MAX 
     }
     return n;
 }
+
+int cluster_password_read(const char *path, char *buf, size_t len, char *why, size_t why_len) {
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        snprintf(why, why_len, "cannot read cluster_password_file %s: %s", path, strerror(errno));
+        return -EIO;
+    }
+    bool ok = fgets(buf, (int)len, f) != NULL;
+    fclose(f);
+    if (ok)
+        buf[strcspn(buf, "\r\n")] = '\0';
+    if (!ok || !*buf) {
+        explicit_bzero(buf, len);
+        snprintf(why, why_len, "cluster_password_file %s is empty", path);
+        return -EINVAL;
+    }
+    return 0;
+}

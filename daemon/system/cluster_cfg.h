@@ -1,8 +1,9 @@
 /*
- * The cluster's settings as text (pure, no I/O): the Redis address
- * "redis://HOST:PORT[/DB]" and the list of queue names. config.c checks
- * them when it reads the settings; the cluster layer reads them again to
- * connect. docs/cluster.md describes them.
+ * The cluster's settings as text: the Redis address "redis://HOST:PORT[/DB]"
+ * and the list of queue names (pure, no I/O), and the password file. config.c
+ * checks the text when it reads the settings, --check-config the password
+ * file; the cluster layer reads them again to connect. docs/cluster.md
+ * describes them.
  */
 #ifndef AIOD_CLUSTER_CFG_H
 #define AIOD_CLUSTER_CFG_H
@@ -39,5 +40,11 @@ bool cluster_name_valid(const char *name);
  */
 int cluster_queues_parse(const char *text, char (*names)[CLUSTER_QUEUE_NAME_MAX + 1], char *why,
                          size_t why_len);
+
+/* Reads the first line of the password file at `path`, without its line
+ * end, into `buf` (len bytes, truncated to fit). 0; -EIO (cannot read it)
+ * or -EINVAL (no first line, or an empty one), with the reason in `why`
+ * and `buf` cleared. The caller clears `buf` once done with it. */
+int cluster_password_read(const char *path, char *buf, size_t len, char *why, size_t why_len);
 
 #endif

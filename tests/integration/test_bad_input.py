@@ -699,4 +699,38 @@ def settings_file_starting_with_a_byte_order_mark():
     t.contains(r.err, "2:", "which names the line", r)
 
 
+@t.test
+def check_config_reads_the_cluster_password_file():
+    """aiod.8: --check-config exits 0 when the settings are valid, yet a
+    cluster_password_file that a start refuses (missing, unreadable, empty:
+    exit 78) passed the check."""
+    d = t.tmpdir("pwconf")
+    conf, pw = os.path.join(d, "aiod.conf"), os.path.join(d, "password")
+    with open(conf, "w") as f:
+        f.write("cluster = redis://127.0.0.1:16399\ncluster_password_file = %s\n" % pw)
+    r = check_config(conf)
+    t.eq(r.rc, 1, "a missing password file fails the check", r)
+    t.contains(r.err, "cluster_password_file %s" % pw, "the error names the file", r)
+    t.contains(r.err, "No such file or directory", "and why", r)
+    open(pw, "w").close()
+    r = check_config(conf)
+    t.eq(r.rc, 1, "an empty password file fails the check", r)
+    t.contains(r.err, "is empty", "the error says it is empty", r)
+    with open(pw, "w") as f:
+        f.write("s3cret\n")
+    r = check_config(conf)
+    t.eq(r.rc, 0, "a readable password file passes", r)
+    t.check("s3cret" not in r.out + r.err, "the password is not printed", r)
+
+
+@t.test
+def check_config_with_an_unknown_flag_is_a_usage_error():
+    """aiod.8: exit 2 for an unknown flag; with --check-config it was 1."""
+    conf = os.path.join(t.tmpdir("unkflag"), "aiod.conf")
+    open(conf, "w").close()
+    for argv in (["--check-config", "--bogus"], ["--bogus", "--check-config"]):
+        r = harness.run([t.aiod, "-c", conf] + argv, env=harness.clean_env())
+        t.eq(r.rc, 2, "aiod %s" % " ".join(argv), r)
+
+
 t.main()
