@@ -633,9 +633,16 @@ static void on_await(rconn *rc, redisReply *r, void *priv) {
 
 /* Registers an await, so that the task's end, or a reconnect, asks again. */
 static int register_wait(cluster_op *op) {
-    op->next_same = hashmap_get_u64(waits, op->id);
-    if (hashmap_put_u64(waits, op->id, op) < 0)
-        return -ENOMEM;
+    cluster_op *first = hashmap_get_u64(waits, op->id);
+    if (first) {
+        /* Another await of the same id: chained after the first. */
+        op->next_same = first->next_same;
+        first->next_same = op;
+    } else {
+        op->next_same = NULL;
+        if (hashmap_put_u64(waits, op->id, op) < 0)
+            return -ENOMEM;
+    }
     op->waiting = true;
     return 0;
 }

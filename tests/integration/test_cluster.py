@@ -191,11 +191,18 @@ def await_show_and_logs_from_another_host():
         t.eq((info1.get("queue"), info1.get("host"), info1.get("owner host")), ("q1", "h2", "h1"),
              "the same task shown on h1", info1["_text"])
 
-        # An await on h3 (not the submitter, not the runner) while it runs.
+        # An await on h3 (not the submitter, not the runner) while it runs,
+        # and a second one of the same id on h3 at the same time, as two
+        # scripts waiting for one task would: the second was refused "out
+        # of memory" (its wait was put in the host's table a second time).
         quick = lab.submit(h1, "q1", "demo.sleep", "1", "quick")
         wait_state(lab, h3, quick, "running", on="h2")
-        r = h3.aioctl("await", "--timeout", timeout(30), quick, timeout=timeout(30) + 30)
-        t.eq((r.rc, r.out), (0, '"quick"\n'), "await on h3 of a task submitted on h1", r)
+        other = h3.aioctl_bg("await", "--timeout", timeout(30), quick)
+        r = h3.aioctl("await", "--timeout", timeout(30), quick, quick, timeout=timeout(30) + 30)
+        t.eq((r.rc, r.out), (0, '"quick"\n"quick"\n'),
+             "await on h3 of a task submitted on h1, its id given twice", r)
+        r = other.wait(timeout=timeout(30) + 30)
+        t.eq((r.rc, r.out), (0, '"quick"\n'), "a second await of the same id on h3 at once", r)
         # Again after it ended, on the submitter and on the runner.
         for h in (h1, lab["h2"]):
             r = h.aioctl("await", quick)
