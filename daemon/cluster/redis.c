@@ -85,7 +85,7 @@ static void went_down(rconn *rc, const char *why) {
     rc->refused = false;
     if (!rc->said_down) {
         log_warning("cluster: Redis at %s:%d (%s connection): %s; reconnecting", rc->url.host,
-                    rc->url.port, rc->name, why);
+                    rc->url.port, rc->name, rc->why);
         rc->said_down = true;
     }
     if (was_up && rc->ops->down)
@@ -172,8 +172,9 @@ static void on_setup(redisAsyncContext *ac, void *reply, void *priv) {
     if (r->type == REDIS_REPLY_ERROR) {
         char why[256];
         snprintf(why, sizeof(why), "%s refused: %s", priv ? "SELECT" : "AUTH", r->str);
-        /* A wrong password does not get better by itself, but the file may
-         * be fixed: keep trying, slowly. */
+        /* A wrong password (the file is read once, at start) or a missing
+         * database does not get better by itself, but Redis's side may be
+         * changed (requirepass, an ACL): keep trying, slowly. */
         snprintf(rc->why, sizeof(rc->why), "%s", why);
         rc->refused = true;
         redisAsyncDisconnect(ac);

@@ -114,9 +114,15 @@ int cluster_password_read(const char *path, char *buf, size_t len, char *why, si
         return -EIO;
     }
     bool ok = fgets(buf, (int)len, f) != NULL;
+    int err = ferror(f) ? errno : 0;
     fclose(f);
     if (ok)
         buf[strcspn(buf, "\r\n")] = '\0';
+    if (err) {
+        explicit_bzero(buf, len);
+        snprintf(why, why_len, "cannot read cluster_password_file %s: %s", path, strerror(err));
+        return -EIO;
+    }
     if (!ok || !*buf) {
         explicit_bzero(buf, len);
         snprintf(why, why_len, "cluster_password_file %s is empty", path);

@@ -496,6 +496,28 @@ def redis_down_refuses_queue_submits_but_not_local_runs():
         # The hosts still stop cleanly (exit 0) with Redis down: lab.stop.
 
 
+@t.test
+def a_refused_password_is_logged_with_redis_s_reason():
+    """A wrong cluster_password_file: Redis's WRONGPASS reached the client
+    of a queue submit, but the log said only "the connection was closed"."""
+    lab = Cluster(t, [Host("h1")])
+    pw = os.path.join(lab.root, "password")
+    with open(pw, "w") as f:
+        f.write("wrong-one\n")
+    lab.specs[0].settings = list(lab.specs[0].settings) + ["cluster_password_file = %s" % pw]
+    t._daemons.append(lab.redis)
+    lab.redis.start()
+    lab.redis.cli("config", "set", "requirepass", "right-one")
+    h1 = lab.start_host("h1")
+    line = h1.wait_log("AUTH refused", timeout(20))
+    t.contains(line or "", "WRONGPASS", "the log gives Redis's reason", h1.log())
+    r = h1.aioctl("submit", "--queue", "q1", "demo.sleep", "0")
+    t.eq(r.rc, 3, "a queue submit fails: Redis unreachable", r)
+    t.contains(r.err, "AUTH refused", "and says why", r)
+    h1.stop(timeout=timeout(30))
+    lab.redis.kill()
+
+
 # ---------------------------------------------------------------- functions
 
 
