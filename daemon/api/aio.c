@@ -123,8 +123,8 @@ int aio_child_result(aiod_task *self, const aiod_child *child, aiod_value **ret_
         return 0;
     }
     case TASK_FAILED:
-        task_set_pending_error(T(self), c->error_kind ? c->error_kind : "Error",
-                               c->error_message ? c->error_message : "");
+        task_raise(T(self), -EIO, c->error_kind ? c->error_kind : "Error",
+                   c->error_message ? c->error_message : "");
         return -EIO;
     case TASK_CANCELLED:
         task_note_cancel(T(self), c->error_message);
@@ -155,9 +155,9 @@ int aio_new_child(aiod_task *self, fn_entry *fn, Aiod__Value **argv, size_t argc
     }
     int r = task_new(fn, argv, argc, AIOD__OWNERSHIP__ATTACHED, parent->uid, parent->pid, out, ret);
     if (r == -EAGAIN || r == -EDQUOT)
-        task_set_pending_error(parent, "LimitError",
-                               r == -EAGAIN ? "task limit (max_tasks) reached"
-                                            : "task limit of the user (max_tasks_per_uid) reached");
+        task_raise(parent, -EAGAIN, "LimitError",
+                   r == -EAGAIN ? "task limit (max_tasks) reached"
+                                : "task limit of the user (max_tasks_per_uid) reached");
     return r == -EDQUOT ? -EAGAIN : r;
 }
 

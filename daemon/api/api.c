@@ -181,14 +181,14 @@ static int a_spawn(aiod_task *t, const char *function, aiod_value **args, size_t
         for (size_t i = 0; args && i < n_args; i++)
             pbvalue_free(V(args[i]));
         snprintf(err, sizeof(err), "no function named '%s'", function);
-        task_set_pending_error(parent, "LookupError", err);
+        task_raise(parent, -ENOENT, "LookupError", err);
         return -ENOENT;
     }
     r = value_check_call(&fn->sig, (Aiod__Value **)args, n_args, false, LIMIT_VALUE_DEPTH, &argv,
                          err, sizeof(err));
     if (r < 0) {
         if (r == -EINVAL)
-            task_set_pending_error(parent, "TypeError", err);
+            task_raise(parent, -EINVAL, "TypeError", err);
         return r;
     }
     r = aio_new_child(t, fn, argv, fn->sig.n_params, &child);

@@ -858,7 +858,7 @@ static void spawn_error(task *t, const proc *p, int r) {
                  p->argv[0], p->cwd, uv_strerror(r));
     else
         snprintf(msg, sizeof(msg), "cannot run '%s': %s", p->argv[0], uv_strerror(r));
-    task_set_pending_error(t, r == UV_ENOENT ? "FileNotFoundError" : "OSError", msg);
+    task_raise(t, r, r == UV_ENOENT ? "FileNotFoundError" : "OSError", msg);
 }
 
 int proc_run(task *t, const struct aiod_proc_spec *spec, Aiod__Value **ret_result) {

@@ -135,7 +135,7 @@ int fut_outcome(task *t, const fut *f, Aiod__Value **ret_result) {
         return 0;
     case TASK_FAILED:
         if (t)
-            task_set_pending_error(t, f->kind, f->message);
+            task_raise(t, -EIO, f->kind, f->message);
         return -EIO;
     default:
         if (t)

@@ -19,6 +19,7 @@
 #include "pbvalue.h"
 #include "macro.h"
 #include "core/finish.h"
+#include "core/run.h"
 #include "core/sched.h"
 #include "core/task.h"
 
@@ -188,10 +189,10 @@ int group_wait(tgroup *g, int status, Aiod__Value **ret_errors) {
     if (g->parent_cancel_requested && task_uncancel(t) == 0)
         propagate_cancel = false;
     if (status < 0 && status != -ECANCELED) {
-        const char *kind = t->run->pending_kind, *msg = t->run->pending_message;
+        const char *msg, *kind = task_pending_kind(t, status, &msg);
         if (!kind) {
-            kind = "OSError";
-            msg = strerror(-status);
+            kind = run_errno_kind(status);
+            msg = strerror(status > -4096 ? -status : EIO);
         }
         add_error(g, kind, msg);
     }
@@ -200,7 +201,7 @@ int group_wait(tgroup *g, int status, Aiod__Value **ret_errors) {
         char msg[96];
         snprintf(msg, sizeof(msg), "unhandled errors in a TaskGroup (%zu sub-exception%s)",
                  g->n_errors, g->n_errors == 1 ? "" : "s");
-        task_set_pending_error(t, "ExceptionGroup", msg);
+        task_raise(t, -EIO, "ExceptionGroup", msg);
         if (ret_errors)
             *ret_errors = TAKE_PTR(g->errors);
         r = -EIO;

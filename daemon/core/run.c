@@ -70,9 +70,7 @@ static void end_cancelled(task *t) {
     task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"), alloc_strdup(msg));
 }
 
-/* The kind of a failure without api->fail: Python's name for the errno
- * (its OSError subclasses), else "OSError". */
-static const char *errno_kind(int r) {
+const char *run_errno_kind(int r) {
     switch (-r) {
     case ETIMEDOUT:
         return "TimeoutError";
@@ -152,9 +150,13 @@ static void complete(task *t) {
             dup_or_null(t->cancel_requested ? "task was cancelled" : "awaited task was cancelled"));
         return;
     }
-    char *kind = TAKE_PTR(t->run->pending_kind), *msg = TAKE_PTR(t->run->pending_message);
-    if (!kind) {
-        kind = alloc_strdup(errno_kind(r));
+    const char *pending_msg;
+    char *kind = NULL, *msg = NULL;
+    if (task_pending_kind(t, r, &pending_msg)) {
+        kind = TAKE_PTR(t->run->pending_kind);
+        msg = TAKE_PTR(t->run->pending_message);
+    } else {
+        kind = alloc_strdup(run_errno_kind(r));
         msg = alloc_strdup(strerror(r < 0 && r > -4096 ? -r : EIO));
     }
     task_finish(t, TASK_FAILED, NULL, kind, msg);

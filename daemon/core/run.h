@@ -26,4 +26,9 @@ void run_done(void);
  * starts the task later with sched_start. NULL: always. */
 void run_set_start_gate(bool (*gate)(task *t));
 
+/* The error kind of a failure with errno `r` (< 0) and no error of its
+ * own: Python's name for the errno (its OSError subclasses), else
+ * "OSError". Static text. */
+const char *run_errno_kind(int r);
+
 #endif

@@ -666,7 +666,24 @@ int task_set_pending_error(task *t, const char *kind, const char *message) {
     free(t->run->pending_message);
     t->run->pending_kind = k;
     t->run->pending_message = m;
+    t->run->pending_errno = 0;
     return 0;
+}
+
+int task_raise(task *t, int err, const char *kind, const char *message) {
+    assert(err < 0);
+    int r = task_set_pending_error(t, kind, message);
+    if (r == 0)
+        t->run->pending_errno = err;
+    return r;
+}
+
+const char *task_pending_kind(const task *t, int err, const char **ret_message) {
+    const task_run *run = t->run;
+    if (!run->pending_kind || (run->pending_errno != 0 && run->pending_errno != err))
+        return NULL;
+    *ret_message = run->pending_message;
+    return run->pending_kind;
 }
 
 /* The result of every done task that returned nothing (never freed). */

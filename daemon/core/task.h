@@ -63,9 +63,13 @@ struct task_run {
     coro *co;
     /* What the task function returned, until the task is finished. */
     Aiod__Value *exit_value;
-    /* Error set by api->fail, used if the task returns an error. */
+    /* Error set by api->fail, used if the task returns an error; or one a
+     * waiting call raised (a failed child), used only if the task returns
+     * the errno that call returned (pending_errno), as a Python exception
+     * handled is gone. pending_errno 0: any errno. */
     char *pending_kind;
     char *pending_message;
+    int pending_errno;
     int exit_code;
 
     /* Scheduling (sched.c). */
@@ -338,6 +342,15 @@ void task_retention_changed(void);
 /* Sets an error as the one the unfinished task will fail with (api->fail).
  * 0, -ENOMEM, -EINVAL once the task is settled. */
 int task_set_pending_error(task *t, const char *kind, const char *message);
+
+/* The same for an error a waiting call raises in the task (a failed child,
+ * a refused spawn), which returns `err` (< 0): used only if the task then
+ * returns `err`. 0, -ENOMEM, -EINVAL once the task is settled. */
+int task_raise(task *t, int err, const char *kind, const char *message);
+
+/* The kind (and *ret_message) the unfinished task fails with if it returns
+ * `err`; NULL when there is none for that errno. Borrowed. */
+const char *task_pending_kind(const task *t, int err, const char **ret_message);
 
 /* Fills an Outcome for the task (borrowing its result: do not free the
  * result through the outcome). */

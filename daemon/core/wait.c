@@ -27,8 +27,8 @@ static int child_outcome(task *t, task *child, Aiod__Value **ret_result) {
         return 0;
     }
     case TASK_FAILED:
-        task_set_pending_error(t, child->error_kind ? child->error_kind : "Error",
-                               child->error_message ? child->error_message : "");
+        task_raise(t, -EIO, child->error_kind ? child->error_kind : "Error",
+                   child->error_message ? child->error_message : "");
         return -EIO;
     default:
         task_note_cancel(t, child->error_message);

@@ -758,3 +758,28 @@ ASYNCIO_CASE(tg_test_cancellation_does_not_leak_out_of_tg) {
     CHECK_OK(api->sleep(t, 0));
     return 0;
 }
+
+/* taskgroups.py __aexit__ appends the body's exception as it is: a body
+ * ending in a TimeoutError gives ExceptionGroup([TimeoutError]). aiod named
+ * it OSError ("Connection timed out"). */
+ASYNCIO_CASE(tg_test_body_error_keeps_its_kind) {
+    static struct job quick = {.delay = 0, .value = 1};
+    aiod_group *g = NULL;
+    CHECK_OK(api->group_new(t, &g));
+    aiod_child *c = asyncio_spawn(t, api, asyncio_h_job, &quick);
+    CHECK(c);
+    CHECK_OK(api->group_add(t, g, c));
+    aiod_timeout *tm = NULL;
+    CHECK_OK(api->timeout_enter(t, 0.01, &tm));
+    int r = api->timeout_exit(t, tm, api->sleep(t, 1));
+    CHECK_EQ(r, -ETIMEDOUT);
+    aiod_value *errs = NULL;
+    CHECK_EQ(api->group_wait(t, g, r, &errs), -EIO);
+    api->child_release(t, c);
+    CHECK_EQ(api->length(errs), 1);
+    const aiod_value *e = api->list_get(errs, 0);
+    int same = strcmp(api->get_string(api->map_get(e, "error")), "TimeoutError") == 0;
+    api->value_free(errs);
+    CHECK(same);
+    return 0;
+}
