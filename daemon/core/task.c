@@ -636,12 +636,23 @@ void task_retain_or_drop(task *t) {
         table_drop(t);
 }
 
+/* Counts ends; compared within one finished_usec, where far fewer than
+ * 32768 ends fall. */
+static uint16_t end_seq;
+
+bool task_ended_before(const task *a, const task *b) {
+    if (a->finished_usec != b->finished_usec)
+        return a->finished_usec < b->finished_usec;
+    return (int16_t)(uint16_t)(a->end_seq - b->end_seq) < 0;
+}
+
 void task_record_end(task *t, int state, Aiod__Value *result, char *kind, char *message) {
     assert(!task_finished(t) && state >= TASK_DONE);
     if (t->state == TASK_RUNNING)
         running--;
     set_outcome(t, state, result, kind, message);
     t->finished_usec = task_now_usec();
+    t->end_seq = ++end_seq;
     uid_tasks_add(t->uid, -1);
     if (--unfinished == 0)
         idle_maybe();

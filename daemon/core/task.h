@@ -217,6 +217,9 @@ struct task {
     uint8_t store_flags;
     /* Built for ABI 1.4 or later: asyncio's cancellation (aiod/plugin.h). */
     bool aio;
+    /* The order of ends sharing one finished_usec (the coarse clock gives
+     * thousands of ends the same one): task_ended_before. Wraps. */
+    uint16_t end_seq;
     uid_t uid;
     /* About how many bytes its arguments and outcome hold, once it ended
      * (for a task the retention may keep), and with the struct and its
@@ -322,6 +325,9 @@ void task_remove_waiter(waiter *w);
  * state, with result (when done) or error kind/message, each taken, the
  * time, and updates the counts. The task must be unfinished.
  */
+/* Whether finished task `a` ended before finished task `b`. */
+bool task_ended_before(const task *a, const task *b);
+
 void task_record_end(task *t, int state, Aiod__Value *result, char *kind, char *message);
 
 /* A pending task starts running (run.c, on its first step). */

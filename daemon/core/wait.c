@@ -375,7 +375,7 @@ int sched_as_completed(task *t, task *const *children, size_t n, unsigned char *
                 continue;
             left = true;
             const task *c = children[i];
-            if (task_finished(c) && (best == n || c->finished_usec < children[best]->finished_usec))
+            if (task_finished(c) && (best == n || task_ended_before(c, children[best])))
                 best = i;
         }
         if (best < n) {

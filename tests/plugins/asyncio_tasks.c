@@ -1404,3 +1404,37 @@ ASYNCIO_CASE(tasks_test_handled_child_error_is_not_the_tasks) {
     api->child_release(t, c);
     return 0;
 }
+
+/* as_completed's queue is fed by the children's done-callbacks, in the
+ * order they end (tasks.py _on_completion): a child that ends at once
+ * comes before one that yields twice first, even when both end within the
+ * same millisecond. aiod ordered by the end's coarse wall-clock time and
+ * took the lower index on a tie. */
+static int h_yield_twice_then(aiod_task *t, const struct aiod_api *api, void *arg,
+                              aiod_value **ret) {
+    int r = asyncio_yield(t, api, 2);
+    if (r < 0)
+        return r;
+    *ret = api->value_int((int64_t)(intptr_t)arg);
+    return 0;
+}
+static int h_return_at_once(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    (void)t;
+    *ret = api->value_int((int64_t)(intptr_t)arg);
+    return 0;
+}
+ASYNCIO_CASE(tasks_test_as_completed_ends_within_one_tick) {
+    for (int i = 0; i < 20; i++) {
+        aiod_child *c[2] = {asyncio_spawn(t, api, h_yield_twice_then, (void *)0),
+                            asyncio_spawn(t, api, h_return_at_once, (void *)1)};
+        CHECK(c[0] && c[1]);
+        unsigned char seen[2] = {0, 0};
+        size_t first = 9, second = 9;
+        CHECK_OK(api->as_completed(t, c, 2, seen, AIOD_FOREVER, &first));
+        CHECK_OK(api->as_completed(t, c, 2, seen, AIOD_FOREVER, &second));
+        release_all(t, api, c, 2);
+        CHECK_EQ(first, 1);
+        CHECK_EQ(second, 0);
+    }
+    return 0;
+}
