@@ -242,6 +242,10 @@ static void on_sleep_timer(uv_timer_t *h) {
 }
 
 int sched_sleep(task *t, double seconds) {
+    /* asyncio.sleep takes a delay <= 0 as a yield: sleep(deadline - now)
+     * once the deadline passed. Older plugins got -EINVAL. */
+    if (t->aio && seconds < 0 && isfinite(seconds))
+        seconds = 0;
     if (!(seconds >= 0) || !isfinite(seconds))
         return -EINVAL;
     task_run *run = t->run;

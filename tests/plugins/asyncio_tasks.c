@@ -3,6 +3,7 @@
  * cancellation, wait, as_completed, shield, gather, current task, names.
  * Written in C against the plugin API; see asyncio_common.h.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1436,5 +1437,21 @@ ASYNCIO_CASE(tasks_test_as_completed_ends_within_one_tick) {
         CHECK_EQ(first, 1);
         CHECK_EQ(second, 0);
     }
+    return 0;
+}
+
+/* asyncio.sleep(delay) with delay <= 0 yields once (tasks.py sleep: `if
+ * delay <= 0: await __sleep0()`), so sleep(deadline - loop_time()) works
+ * once the deadline passed. aiod refused a negative delay (-EINVAL). */
+ASYNCIO_CASE(tasks_test_sleep_negative_yields) {
+    static int ran;
+    ran = 0;
+    aiod_child *m = asyncio_spawn(t, api, h_mark, &ran);
+    CHECK(m);
+    CHECK_OK(api->sleep(t, -0.001));
+    CHECK_EQ(ran, 1);
+    CHECK_EQ(api->sleep(t, NAN), -EINVAL);
+    CHECK_OK(api->await(t, m, NULL));
+    api->child_release(t, m);
     return 0;
 }

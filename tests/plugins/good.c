@@ -3,6 +3,7 @@
  * states, sleeping, spawning, awaiting and gathering.
  */
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #include <aiod/plugin.h>
@@ -70,7 +71,7 @@ static int misuse(aiod_task *t, const struct aiod_api *api, const aiod_value *co
     aiod_child *c = NULL;
     int bad = 0;
     bad += api->sleep(NULL, 1) == -EINVAL;
-    bad += api->sleep(t, -1) == -EINVAL;
+    bad += api->sleep(t, NAN) == -EINVAL;
     bad += api->await(t, NULL, NULL) == -EINVAL;
     bad += api->spawn(t, NULL, NULL, 0, &c) == -EINVAL;
     bad += api->spawn(t, "good.add", NULL, 0, &c) == -EINVAL; /* missing argument */

@@ -298,8 +298,9 @@ struct aiod_api {
      * ("ValueError"), message as text. Returns -EIO so that a task can
      * `return api->fail(...)`. */
     int (*fail)(aiod_task *task, const char *kind, const char *fmt, ...) AIOD_PRINTF(3, 4);
-    /* Suspends the task for `seconds` (>= 0; 0 yields to other ready tasks).
-     * 0, -ECANCELED when the task is cancelled meanwhile, -EINVAL. */
+    /* Suspends the task for `seconds` (>= 0; 0 yields to other ready tasks;
+     * ABI 1.4: below 0 too, as asyncio.sleep). 0, -ECANCELED when the task is
+     * cancelled meanwhile, -EINVAL (NaN, infinite; before 1.4 also < 0). */
     int (*sleep)(aiod_task *task, double seconds);
     /* Creates a child task running `function` ("plugin.function") with
      * `args` (n_args values; all taken, also on failure) and returns its
