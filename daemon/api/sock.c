@@ -48,6 +48,7 @@
 #include "base/list.h"
 #include "macro.h"
 #include "core/sched.h"
+#include "core/soon.h"
 #include "core/task.h"
 
 /* The receive buffer starts at SOCK_RBUF_MIN bytes and doubles up to
@@ -122,11 +123,10 @@ typedef struct resolve_req {
 static uint64_t deadline_after(double timeout) {
     if (!(timeout > 0) || isinf(timeout))
         return 0;
-    double ms = ceil(timeout * 1000.0);
-    uint64_t d = ms > (double)LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)ms;
-    /* From now, not from the start of the loop iteration (sched_timer_start). */
-    uv_update_time(sched_loop());
-    return uv_now(sched_loop()) + (d ? d : 1);
+    /* From now, not from the start of the loop iteration, and never
+     * before loop_time() reached it (soon_timer_ms). */
+    uint64_t ms = soon_timer_ms(sched_loop(), timeout); /* updates uv_now first */
+    return uv_now(sched_loop()) + (ms ? ms : 1);
 }
 
 /*

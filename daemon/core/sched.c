@@ -221,15 +221,12 @@ int sched_start_timer(task *t, uv_timer_cb cb, double seconds) {
         uv_timer_init(loop, run->timer);
     }
     run->timer->data = t;
-    double ms = ceil(seconds * 1000.0);
-    sched_timer_start(run->timer, cb,
-                      ms > (double)LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)ms);
+    sched_timer_start(run->timer, cb, seconds);
     return 0;
 }
 
-void sched_timer_start(uv_timer_t *timer, uv_timer_cb cb, uint64_t ms) {
-    uv_update_time(timer->loop);
-    uv_timer_start(timer, cb, ms, 0);
+void sched_timer_start(uv_timer_t *timer, uv_timer_cb cb, double seconds) {
+    uv_timer_start(timer, cb, soon_timer_ms(timer->loop, seconds), 0);
 }
 
 void sched_stop_timer(task *t) {

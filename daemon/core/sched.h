@@ -24,11 +24,10 @@ int sched_init(uv_loop_t *loop);
 void sched_done(void);
 uv_loop_t *sched_loop(void);
 
-/* Arms a one-shot timer `ms` from now. libuv counts from its clock as read
- * at the start of the loop iteration: a timer armed after a step that ran
- * long would fire that much early, where asyncio never runs a timer before
- * loop.time() has reached it. */
-void sched_timer_start(uv_timer_t *timer, uv_timer_cb cb, uint64_t ms);
+/* Arms a one-shot timer `seconds` from now, never firing before
+ * loop_time() (soon_time) has reached that, as asyncio never runs a timer
+ * early (soon_timer_ms). */
+void sched_timer_start(uv_timer_t *timer, uv_timer_cb cb, double seconds);
 
 /* Queues a pending task to start (takes a reference while queued). */
 void sched_start(task *t);

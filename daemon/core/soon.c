@@ -154,11 +154,7 @@ int soon_call_later(double delay, soon_fn cb, void *data, soon_handle **ret_hand
     h->timed = true;
     uv_timer_init(loop, &h->timer);
     h->timer.data = h;
-    double ms = ceil(delay * 1000.0);
-    /* From the loop's clock now, not at the start of the iteration. */
-    uv_update_time(loop);
-    uv_timer_start(&h->timer, on_timer,
-                   ms > (double)LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)ms, 0);
+    uv_timer_start(&h->timer, on_timer, soon_timer_ms(loop, delay), 0);
     return 0;
 }
 
@@ -183,6 +179,18 @@ void soon_release(soon_handle *h) {
 
 double soon_time(void) {
     return (double)uv_hrtime() / 1e9;
+}
+
+uint64_t soon_timer_ms(uv_loop_t *l, double seconds) {
+    uv_update_time(l);
+    /* libuv fires once its clock (whole milliseconds, truncated, maybe the
+     * coarse clock: never ahead of uv_hrtime) reaches now + timeout: a due
+     * time rounded up on the precise clock is never early. */
+    double due_ms = ceil((double)uv_hrtime() / 1e6 + seconds * 1000.0);
+    double ms = due_ms - (double)uv_now(l);
+    if (!(ms > 0))
+        return 0;
+    return ms > (double)LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)ms;
 }
 
 size_t soon_ready_count(void) {

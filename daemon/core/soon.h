@@ -35,6 +35,11 @@ void soon_release(soon_handle *h);
 /* The loop's clock in seconds (monotonic, nanosecond source). */
 double soon_time(void);
 
+/* The timeout to give uv_timer_start on `l` so that the timer fires no
+ * earlier than `seconds` (<= 0: the next iteration) from now by soon_time;
+ * at most LIMIT_TIMER_MAX_MS. Updates the loop's clock. */
+uint64_t soon_timer_ms(uv_loop_t *l, double seconds);
+
 /* Runs the callbacks scheduled before this call. Returns how many ran. */
 size_t soon_run_ready(void);
 

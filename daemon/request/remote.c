@@ -279,9 +279,7 @@ void remote_await(session *s, req *r, const Aiod__Await *a) {
         }
         uv_timer_init(s->c->pipe.loop, rq->timer);
         rq->timer->data = rq;
-        double ms = ceil(a->timeout * 1000.0);
-        sched_timer_start(rq->timer, on_timeout,
-                          ms > LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)ms);
+        sched_timer_start(rq->timer, on_timeout, a->timeout);
     }
 }
 

@@ -256,9 +256,7 @@ void waiting_begin(wait_req *r, req *rq, const wait_opts *o) {
         uv_timer_init(sched_loop(), &r->timer);
         r->timer.data = r;
         r->timer_init = true;
-        double ms = ceil(o->timeout * 1000.0);
-        sched_timer_start(&r->timer, on_timeout,
-                          ms > (double)LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)ms);
+        sched_timer_start(&r->timer, on_timeout, o->timeout);
     }
     for (size_t i = 0; i < n; i++)
         if (!task_finished(tasks[i]))

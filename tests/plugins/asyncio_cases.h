@@ -119,6 +119,7 @@ CASE(timeouts_test_reschedule)
 CASE(timeouts_test_nested_timeout_in_finally)
 CASE(timeouts_test_timeout_after_cancellation)
 CASE(timeouts_test_cancel_in_timeout_after_cancellation)
+CASE(timeouts_test_timers_never_fire_early)
 
 /* test_taskgroups.py */
 CASE(tg_test_taskgroup_01)

@@ -712,3 +712,57 @@ ASYNCIO_CASE(timeouts_test_cancel_in_timeout_after_cancellation) {
     api->child_release(t, c);
     return 0;
 }
+
+/* base_events.py _run_once runs a timer only once `when < time() +
+ * clock_resolution` (1 ns): never before loop.time() reached it. libuv
+ * counts whole milliseconds of a truncated clock, so sleep(d), call_at(w)
+ * and timeout_at(w) came up to a millisecond early, most often while other
+ * timers woke the loop (a ticker here, as in a busy daemon). */
+static int ticking;
+static int h_ticker(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    (void)arg, (void)ret;
+    while (ticking) {
+        int r = api->sleep(t, 0.0003);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+static double saw_at;
+static void h_saw(void *data) {
+    const struct aiod_api *api = data;
+    saw_at = api->loop_time();
+}
+ASYNCIO_CASE(timeouts_test_timers_never_fire_early) {
+    enum { TRIALS = 100 };
+    ticking = 1;
+    aiod_child *ticker = asyncio_spawn(t, api, h_ticker, NULL);
+    CHECK(ticker);
+    int early_sleep = 0, early_call_at = 0, early_timeout = 0;
+    for (int i = 0; i < TRIALS; i++) {
+        double d = 0.002 + (i % 20) * 0.00005 + 0.00001;
+        double t0 = api->loop_time();
+        CHECK_OK(api->sleep(t, d));
+        early_sleep += api->loop_time() - t0 < d;
+
+        double when = api->loop_time() + 0.0021 + (i % 10) * 0.0001;
+        saw_at = 0;
+        CHECK_OK(api->call_at(when, h_saw, (void *)api, NULL));
+        while (saw_at == 0)
+            CHECK_OK(api->sleep(t, 0.001));
+        early_call_at += saw_at < when;
+
+        aiod_timeout *tm = NULL;
+        when = api->loop_time() + d;
+        CHECK_OK(api->timeout_enter_at(t, when, &tm));
+        CHECK_EQ(api->timeout_exit(t, tm, api->sleep(t, 1)), -ETIMEDOUT);
+        early_timeout += api->loop_time() < when;
+    }
+    ticking = 0;
+    CHECK_OK(api->await(t, ticker, NULL));
+    api->child_release(t, ticker);
+    CHECK_EQ(early_sleep, 0);
+    CHECK_EQ(early_call_at, 0);
+    CHECK_EQ(early_timeout, 0);
+    return 0;
+}
