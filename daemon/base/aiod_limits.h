@@ -390,5 +390,11 @@
 /* A follower of a queued task's output waits in Redis this long for new
  * lines before it looks at the task's state again. */
 #define LIMIT_CLUSTER_FOLLOW_BLOCK_MS 1000u
+/* A connection owed a reply that has had none for this long (beyond what
+ * its blocking commands may take) is given up and made again: a Redis
+ * process that is stopped, or hangs, keeps its TCP connections open (its
+ * kernel answers), and requests would wait on it for ever. Commands take
+ * well under a millisecond; a fork or an AOF rewrite, a few hundred. */
+#define LIMIT_CLUSTER_REPLY_TIMEOUT_MS 5000u
 
 #endif

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "base/aiod_limits.h"
 #include "cluster/lua.h"
 #include "macro.h"
 #include "system/cluster_cfg.h"
@@ -96,7 +97,7 @@ static void sub_up(rconn *rc, void *data) {
 
 static const rconn_ops cmd_ops = {.up = cmd_up};
 static const rconn_ops sub_ops = {.up = sub_up};
-static const rconn_ops repl_ops = {0};
+static const rconn_ops repl_ops = {.blocks_ms = LIMIT_CLUSTER_REPLICAS_WAIT_MS};
 
 /* The first line of the password file, without its newline. */
 static int read_password(const char *path) {

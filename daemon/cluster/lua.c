@@ -201,5 +201,30 @@ const char lua_fetch[] =
     "end\n"
     "return out\n";
 
-const char *const lua_scripts[] = {lua_submit, lua_start,   lua_finish, lua_cancel,
-                                   lua_await,  lua_unstart, lua_fetch,  NULL};
+/* Whether Redis ran the hosts' periodic calls steadily (lua.h, lua_pulse):
+ * pulse(pulse key, calm key, visibility ms) records Redis's clock, opens a
+ * calm of one visibility after a gap of over half of one, and says whether
+ * claims may go now (no calm running). */
+#define LUA_PULSE                                                                                  \
+    "local function pulse(pk, ck, vis)\n"                                                          \
+    "  local t = redis.call('TIME')\n"                                                             \
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                    \
+    "  local last = tonumber(redis.call('GET', pk))\n"                                             \
+    "  redis.call('SET', pk, string.format('%.0f', now))\n"                                        \
+    "  if last and now - last > vis / 2 then\n"                                                    \
+    "    redis.call('SET', ck, string.format('%.0f', now + vis))\n"                                \
+    "  end\n"                                                                                      \
+    "  local calm = tonumber(redis.call('GET', ck))\n"                                             \
+    "  return not calm or now >= calm\n"                                                           \
+    "end\n"
+
+const char lua_pulse[] = LUA_PULSE "pulse(KEYS[1], KEYS[2], tonumber(ARGV[1]))\n"
+                                   "return 1\n";
+
+const char lua_claim[] =
+    LUA_PULSE "if not pulse(KEYS[2], KEYS[3], tonumber(ARGV[1])) then return {'calm'} end\n"
+              "return redis.call('XAUTOCLAIM', KEYS[1], 'aiod', ARGV[2], ARGV[1], ARGV[3], "
+              "'COUNT', ARGV[4])\n";
+
+const char *const lua_scripts[] = {lua_submit,  lua_start, lua_finish, lua_cancel, lua_await,
+                                   lua_unstart, lua_fetch, lua_pulse,  lua_claim,  NULL};

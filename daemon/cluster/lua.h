@@ -65,6 +65,26 @@ extern const char lua_unstart[];
  */
 extern const char lua_fetch[];
 
+/*
+ * Redis's heartbeat of the cluster. Every host calls lua_pulse every third
+ * of cluster_visibility_ms, and lua_claim runs it before it claims: each
+ * records Redis's clock (TIME) in aiod:pulse. A gap of over half the
+ * visibility between two of them means Redis ran no host's calls for that
+ * long (it was stopped, hung, or every host was cut off from it): the
+ * entries grew idle with nobody able to renew them, and when Redis runs
+ * again the hosts' queued renewals and claims run in any order. So claims
+ * wait one visibility from then (aiod:calm), for every live host's
+ * renewals to come through.
+ *
+ * lua_pulse: KEYS aiod:pulse, aiod:calm; ARGV the visibility (ms).
+ * Returns 1.
+ * lua_claim: KEYS the stream, aiod:pulse, aiod:calm; ARGV the visibility
+ * (ms, also the idle time claimed), the host, the cursor, the count.
+ * Returns XAUTOCLAIM's reply, or {"calm"} while claims wait.
+ */
+extern const char lua_pulse[];
+extern const char lua_claim[];
+
 /* Every script above, NULL-terminated (loaded once per connection). */
 extern const char *const lua_scripts[];
 

@@ -864,7 +864,8 @@ static void follower_up(rconn *rc, void *data) {
     follow_round(data);
 }
 
-static const rconn_ops follower_ops = {.up = follower_up};
+static const rconn_ops follower_ops = {.up = follower_up,
+                                       .blocks_ms = LIMIT_CLUSTER_FOLLOW_BLOCK_MS};
 
 int cluster_follow(uint64_t id, const peer *p, bool follow, cluster_line_cb line, cluster_cb cb,
                    void *data, cluster_op **ret, char *why, size_t why_len) {

@@ -39,6 +39,10 @@ struct rconn {
     /* The subscription's callback, called for every message. */
     rconn_cb sub_cb;
     void *sub_priv;
+    /* Replies owed (the setup's and the commands', not the subscription's
+     * messages). While any is, `timer` runs: no reply for reply_timeout()
+     * and the connection is given up (on_silent). */
+    unsigned owed;
 };
 
 /* A command in flight: whose reply it is. */
@@ -76,9 +80,9 @@ static void retry_later(rconn *rc) {
         rc->backoff_ms = LIMIT_CLUSTER_BACKOFF_MAX_MS;
 }
 
-static void went_down(rconn *rc, const char *why) {
-    bool was_up = rc->up;
+static void went_down_from(rconn *rc, bool was_up, const char *why) {
     rc->up = false;
+    rc->owed = 0;
     rc->ac = NULL;
     if (!rc->refused)
         snprintf(rc->why, sizeof(rc->why), "%s", why);
@@ -96,6 +100,52 @@ static void went_down(rconn *rc, const char *why) {
     if (was_up && uv_now(rc->loop) - rc->up_since_ms >= LIMIT_CLUSTER_BACKOFF_MAX_MS)
         rc->backoff_ms = LIMIT_CLUSTER_BACKOFF_MIN_MS;
     retry_later(rc);
+}
+
+static void went_down(rconn *rc, const char *why) {
+    went_down_from(rc, rc->up, why);
+}
+
+static unsigned reply_timeout(const rconn *rc) {
+    return LIMIT_CLUSTER_REPLY_TIMEOUT_MS + rc->ops->blocks_ms;
+}
+
+/* Owed a reply for reply_timeout() without one: the context is freed at
+ * once (its commands' callbacks get their NULL reply), not asked to close,
+ * which would wait for those replies. */
+static void on_silent(uv_timer_t *t) {
+    rconn *rc = t->data;
+    redisAsyncContext *ac = rc->ac;
+    if (!ac || rc->owed == 0)
+        return;
+    bool was_up = rc->up;
+    char why[160];
+    snprintf(why, sizeof(why),
+             "no answer for %u ms (the Redis process is stopped or hangs, or its host is cut "
+             "off)",
+             reply_timeout(rc));
+    /* What the callbacks below say, and they must not send on it. */
+    snprintf(rc->why, sizeof(rc->why), "%s", why);
+    rc->up = false;
+    rc->ac = NULL;
+    ac->data = NULL;
+    redisAsyncFree(ac);
+    went_down_from(rc, was_up, why);
+}
+
+static void owe(rconn *rc) {
+    if (rc->owed++ == 0)
+        uv_timer_start(rc->timer, on_silent, reply_timeout(rc), 0);
+}
+
+/* A reply came: the silence counts again from now. */
+static void paid(rconn *rc) {
+    if (rc->owed == 0)
+        return;
+    if (--rc->owed == 0)
+        uv_timer_stop(rc->timer);
+    else
+        uv_timer_start(rc->timer, on_silent, reply_timeout(rc), 0);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
@@ -137,6 +187,7 @@ static void on_ping(redisAsyncContext *ac, void *reply, void *priv) {
     (void)priv;
     if (!rc || !r)
         return; /* freed, or the connection went: on_disconnect retries */
+    paid(rc);
     if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "LOADING", 7) == 0) {
         snprintf(rc->why, sizeof(rc->why), "Redis is loading its data set (%s)", r->str);
         if (!rc->said_loading) {
@@ -160,6 +211,8 @@ static void on_ping(redisAsyncContext *ac, void *reply, void *priv) {
 static void send_ping(rconn *rc) {
     if (redisAsyncCommand(rc->ac, on_ping, NULL, "PING") != REDIS_OK)
         redisAsyncDisconnect(rc->ac);
+    else
+        owe(rc);
 }
 
 /* The reply to AUTH or SELECT, in that order; the last one is followed by
@@ -169,6 +222,7 @@ static void on_setup(redisAsyncContext *ac, void *reply, void *priv) {
     redisReply *r = reply;
     if (!rc || !r)
         return; /* freed, or the connection went: on_disconnect retries */
+    paid(rc);
     if (r->type == REDIS_REPLY_ERROR) {
         char why[256];
         snprintf(why, sizeof(why), "%s refused: %s", priv ? "SELECT" : "AUTH", r->str);
@@ -204,10 +258,12 @@ static void on_connect(const redisAsyncContext *cac, int status) {
                               (size_t)(sp - rc->password), sp + 1);
         else
             redisAsyncCommand(ac, on_setup, NULL, "AUTH %s", rc->password);
+        owe(rc);
     }
-    if (rc->url.db)
+    if (rc->url.db) {
         redisAsyncCommand(ac, on_setup, (void *)1, "SELECT %d", rc->url.db);
-    else if (!rc->password)
+        owe(rc);
+    } else if (!rc->password)
         send_ping(rc);
 }
 
@@ -306,7 +362,10 @@ const char *rconn_why(const rconn *rc) {
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
     (void)ac;
     rpending *cmd = priv;
-    cmd->cb(cmd->rc, reply, cmd->priv);
+    if (reply)
+        paid(cmd->rc);
+    if (cmd->cb)
+        cmd->cb(cmd->rc, reply, cmd->priv);
     free(cmd);
 }
 
@@ -314,9 +373,6 @@ int rconn_send(rconn *rc, rconn_cb cb, void *priv, int argc, const char **argv,
                const size_t *lens) {
     if (!rc->up)
         return -ENOTCONN;
-    if (!cb)
-        return redisAsyncCommandArgv(rc->ac, NULL, NULL, argc, argv, lens) == REDIS_OK ? 0
-                                                                                       : -ENOTCONN;
     rpending *cmd = alloc_malloc(sizeof(*cmd));
     if (!cmd)
         return -ENOMEM;
@@ -325,6 +381,7 @@ int rconn_send(rconn *rc, rconn_cb cb, void *priv, int argc, const char **argv,
         free(cmd);
         return -ENOTCONN;
     }
+    owe(rc);
     return 0;
 }
 

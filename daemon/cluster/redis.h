@@ -25,6 +25,10 @@ typedef struct rconn_ops {
     /* The connection was lost (every command's callback has had its NULL
      * reply); `why` says what happened. It reconnects by itself. */
     void (*down)(rconn *rc, void *data, const char *why);
+    /* The longest a command of this connection blocks in Redis (BLOCK,
+     * WAIT), in ms: added to LIMIT_CLUSTER_REPLY_TIMEOUT_MS, past which a
+     * connection owed a reply that had none is given up. */
+    unsigned blocks_ms;
 } rconn_ops;
 
 /* A reply callback: `reply` is NULL when the connection went before the

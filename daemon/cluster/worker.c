@@ -35,6 +35,9 @@
 #include "system/policy.h"
 
 #define KEY_MAX (16 + CLUSTER_QUEUE_NAME_MAX + 256)
+/* Redis's heartbeat of the cluster and the calm after a stall (lua.h). */
+#define KEY_PULSE "aiod:pulse"
+#define KEY_CALM "aiod:calm"
 
 /* One stream this host reads: queue and function. Never removed (jobs
  * name it by index); `active` while the function is loaded. */
@@ -882,7 +885,7 @@ static void reader_up(rconn *rc, void *data) {
     pump();
 }
 
-static const rconn_ops reader_ops = {.up = reader_up};
+static const rconn_ops reader_ops = {.up = reader_up, .blocks_ms = LIMIT_CLUSTER_READ_BLOCK_MS};
 
 /* ------------------------------------------------------------ the period */
 
@@ -974,11 +977,18 @@ static void advertise(void) {
     rconn_send(link_cmd(), NULL, NULL, 3, exp, (size_t[]){7, strlen(key), strlen(ttl)});
 }
 
-/* The reply of XAUTOCLAIM: [next cursor, entries, deleted ids]. */
+/* The reply of XAUTOCLAIM: [next cursor, entries, deleted ids]; {"calm"}
+ * while claims wait (lua_claim). */
 static void on_claimed(rconn *rc, redisReply *r, void *priv) {
     (void)rc;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2)
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
+        static bool said;
+        if (r && r->type == REDIS_REPLY_ERROR && !said) {
+            log_warning("cluster: Redis refused the claim script: %s", r->str);
+            said = true;
+        }
         return;
+    }
     uint32_t s = (uint32_t)(uintptr_t)priv;
     if (s < W.n_streams) {
         const char *next = redis_str(r->element[0]);
@@ -1008,12 +1018,11 @@ static void claim_silent(void) {
         snprintf(count, sizeof(count), "%u", cfg.cluster_capacity - W.busy);
         if (!W.streams[s].claim_from[0])
             snprintf(W.streams[s].claim_from, sizeof(W.streams[s].claim_from), "0-0");
-        const char *argv[] = {"XAUTOCLAIM", W.streams[s].key,        "aiod",  link_host(),
-                              idle,         W.streams[s].claim_from, "COUNT", count};
-        size_t lens[ELEMENTSOF(argv)];
-        for (size_t i = 0; i < ELEMENTSOF(argv); i++)
-            lens[i] = strlen(argv[i]);
-        rconn_send(link_cmd(), on_claimed, (void *)(uintptr_t)s, (int)ELEMENTSOF(argv), argv, lens);
+        /* Through lua_claim: not while Redis's calm after a stall lasts. */
+        const char *args[] = {W.streams[s].key,        KEY_PULSE, KEY_CALM, idle, link_host(),
+                              W.streams[s].claim_from, count};
+        link_eval(lua_claim, 3, (int)ELEMENTSOF(args), args, NULL, on_claimed,
+                  (void *)(uintptr_t)s);
         return;
     }
 }
@@ -1036,11 +1045,20 @@ static void age_early_cancels(void) {
     W.early_since_ms = now;
 }
 
+/* Redis's heartbeat of the cluster (lua_pulse). */
+static void pulse(void) {
+    char vis[16];
+    snprintf(vis, sizeof(vis), "%u", cfg.cluster_visibility_ms);
+    const char *args[] = {KEY_PULSE, KEY_CALM, vis};
+    link_eval(lua_pulse, 2, (int)ELEMENTSOF(args), args, NULL, NULL, NULL);
+}
+
 static void on_period(uv_timer_t *t) {
     (void)t;
     age_early_cancels();
     if (!link_up())
         return;
+    pulse();
     advertise();
     refresh_claims();
     claim_silent();

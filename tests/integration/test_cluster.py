@@ -33,6 +33,14 @@ def submitter_worker_submitter(capacity=16):
             Host("h3", queues="")]
 
 
+def xautoclaims(lab):
+    """How many XAUTOCLAIM commands Redis ran (INFO commandstats)."""
+    for line in lab.redis.command("INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_xautoclaim:calls="):
+            return int(line.split("=")[1].split(",")[0])
+    return 0
+
+
 def outcome_kind(o):
     return (o.get("error") or {}).get("kind")
 
@@ -494,6 +502,74 @@ def redis_down_refuses_queue_submits_but_not_local_runs():
         r = lab["h2"].aioctl("submit", "demo.sleep", "0")
         t.eq(r.rc, 0, "a local submit with Redis down", r)
         # The hosts still stop cleanly (exit 0) with Redis down: lab.stop.
+
+
+@t.test
+def a_stopped_redis_fails_queue_requests_instead_of_hanging_them():
+    """A Redis process that is stopped (SIGSTOP; a hung Redis, a paused VM)
+    keeps its TCP connections open: a queue submit waited for the whole
+    stall. The connection owed a reply for LIMIT_CLUSTER_REPLY_TIMEOUT_MS is
+    given up; the submit fails with a message saying so, local tasks go on,
+    and once Redis runs again so do queue submits."""
+    with Cluster(t, [Host("h1")]) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h1"])
+        h1 = lab["h1"]
+        lab.redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            r = h1.aioctl("submit", "--queue", "q1", "demo.sleep", "0", timeout=timeout(120))
+            t.eq(r.rc, 3, "a queue submit to a stopped Redis fails (unavailable)", r)
+            t.contains(r.err, "no answer for", "and says Redis did not answer", r)
+            r = h1.aioctl("submit", "--queue", "q1", "demo.sleep", "0", timeout=timeout(120))
+            t.eq(r.rc, 3, "the next one fails too, while Redis is stopped", r)
+            r = h1.aioctl("run", "demo.sleep", "0", "local")
+            t.eq((r.rc, r.out), (0, '"local"\n'), "a local run meanwhile", r)
+        finally:
+            lab.redis.proc.send_signal(signal.SIGCONT)
+        tid = until(lambda: (lambda r: int(r.lines[-1]) if r.rc == 0 else None)(
+            h1.aioctl("submit", "--queue", "q1", "demo.sleep", "0", "back")),
+            "a queue submit accepted once Redis runs again", timeout(60))
+        t.eq(lab.await_all(h1, [tid])[tid].get("result"), "back", "and its task runs")
+
+
+@t.test
+def a_redis_stall_does_not_hand_live_hosts_tasks_to_others():
+    """Redis stopped for longer than the visibility (a stall, not a lost
+    connection: shorter than LIMIT_CLUSTER_REPLY_TIMEOUT_MS). Each host's
+    renewals and claims wait in Redis's sockets meanwhile and run in any
+    order once it goes on: one host's claim ran before the other's renewals
+    and took its running tasks, which then ended Interrupted (on_interrupt
+    = fail) while it was running them. Redis's own clock now shows the gap
+    (lua_pulse), and claims wait one visibility for the renewals."""
+    with Cluster(t, [Host("h1", capacity=4), Host("h2", capacity=4)]) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h1", "h2"])
+        h1 = lab["h1"]
+        ids = [lab.submit(h1, "q1", "demo.sleep", "20", "kept%d" % i) for i in range(4)]
+        for tid in ids:
+            wait_state(lab, h1, tid, "running")
+        # A host claims nothing for 7 s after it connects (not to take what
+        # hosts reconnecting with it hold); both claim every period after.
+        base = xautoclaims(lab)
+        until(lambda: xautoclaims(lab) >= base + 4, "both hosts claiming (XAUTOCLAIM in Redis)",
+              timeout(30))
+        lab.redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            # The stall itself is what is tested: over the visibility (1.5 s)
+            # and the reply timeout (5 s), after which the hosts give their
+            # connections up, while what they sent before waits in Redis.
+            time.sleep(9)
+        finally:
+            lab.redis.proc.send_signal(signal.SIGCONT)
+        # The hosts gave their connections up (no reply for 5 s) and make
+        # them again, with backoff.
+        until(lambda: h1.aioctl("show", ids[0]).rc == 0, "h1 reaching Redis again", timeout(30))
+        outcomes = lab.await_all(h1, ids, limit=60)
+        for i, tid in enumerate(ids):
+            o = outcomes[tid]
+            t.eq((outcome_kind(o), o.get("result")), (None, "kept%d" % i),
+                 "task %d, running through the stall, ends done" % tid, o)
+        for h in (h1, lab["h2"]):
+            t.check("claimed" not in h.log(), "%s claimed nothing of a live host" % h.name,
+                    h.log())
 
 
 @t.test
