@@ -138,6 +138,86 @@ static void dependency_failed(task *t, const char *msg) {
     task_finish(t, TASK_FAILED, NULL, alloc_strdup("DependencyFailed"), alloc_strdup(msg));
 }
 
+/*
+ * Dependents whose dependency ended badly, failed in turn from this queue,
+ * not from inside the waiter: failing one ends it, which fires the waiters
+ * of what runs after it, and a chain of thousands failed by recursion took
+ * a stack frame (and a message) per link, past the end of the stack.
+ */
+typedef struct dep_end {
+    task *t;   /* referenced */
+    char *msg; /* NULL: nothing to fail, only settled (a dependency cut off) */
+} dep_end;
+
+static dep_end *dep_ends;
+static size_t n_dep_ends, cap_dep_ends, dep_ends_head;
+static bool dep_ends_running;
+
+static void settle_later(task *t, const char *msg) {
+    if (n_dep_ends == cap_dep_ends) {
+        size_t cap = cap_dep_ends ? cap_dep_ends * 2 : 64;
+        dep_end *n = realloc(dep_ends, cap * sizeof(*n));
+        if (!n) {
+            /* No room to queue it: settled here, as before the queue. */
+            if (msg)
+                dependency_failed(t, msg);
+            dependency_settled(t);
+            return;
+        }
+        dep_ends = n;
+        cap_dep_ends = cap;
+    }
+    dep_ends[n_dep_ends++] = (dep_end){task_ref(t), msg ? alloc_strdup(msg) : NULL};
+}
+
+/* In the order they were queued, so a chain fails link by link. */
+static void settle_queued(void) {
+    if (dep_ends_running)
+        return;
+    dep_ends_running = true;
+    while (dep_ends_head < n_dep_ends) {
+        dep_end e = dep_ends[dep_ends_head++];
+        if (e.msg)
+            dependency_failed(e.t, e.msg);
+        else if (e.t->plan && !task_finished(e.t))
+            dependency_failed(e.t, "no memory to say why a task this one runs after ended");
+        free(e.msg);
+        dependency_settled(e.t);
+        task_unref(e.t);
+    }
+    n_dep_ends = dep_ends_head = 0;
+    if (cap_dep_ends > 1024) {
+        free(dep_ends);
+        dep_ends = NULL;
+        cap_dep_ends = 0;
+    }
+    dep_ends_running = false;
+}
+
+/* The cause of a failed dependency as this task's message says it: for
+ * one that itself failed a dependency, that one's cause, so that every
+ * link of a long chain names where it broke rather than a message nested
+ * once per link and cut at LIMIT_MESSAGE. */
+static void dependency_message(const task *dep, char *msg, size_t len) {
+    static const char mark[] = "; where the chain broke: ";
+    const char *why = dep->error_message ? dep->error_message : "";
+    const char *root = dep->error_kind && strcmp(dep->error_kind, "DependencyFailed") == 0
+                           ? strstr(why, mark)
+                           : NULL;
+    if (root)
+        snprintf(msg, len, "task %llu, which this one runs after, ended %s (DependencyFailed)%s",
+                 (unsigned long long)dep->id, task_state_name(dep->state), root);
+    else if (dep->error_kind && strcmp(dep->error_kind, "DependencyFailed") == 0)
+        snprintf(msg, len, "task %llu, which this one runs after, ended %s (DependencyFailed)%s%s",
+                 (unsigned long long)dep->id, task_state_name(dep->state), mark, why);
+    else if (dep->error_kind)
+        snprintf(msg, len, "task %llu, which this one runs after, ended %s (%s: %s)",
+                 (unsigned long long)dep->id, task_state_name(dep->state), dep->error_kind, why);
+    else
+        snprintf(msg, len, "task %llu, which this one runs after, ended %s",
+                 (unsigned long long)dep->id, task_state_name(dep->state));
+}
+
 /* A task it runs after ended. */
 static void on_dependency(waiter *w, task *dep) {
     task *t = w->data;
@@ -145,18 +225,14 @@ static void on_dependency(waiter *w, task *dep) {
         /* The stop cut it off, as it is about to cut off `t`: both keep
          * their records, and `t` waits for it again after the restart. */
         t->plan->after_cut = true;
+        dependency_settled(t);
     } else if (dep->state != TASK_DONE) {
         char msg[LIMIT_MESSAGE];
-        if (dep->error_kind)
-            snprintf(msg, sizeof(msg), "task %llu, which this one runs after, ended %s (%s: %s)",
-                     (unsigned long long)dep->id, task_state_name(dep->state), dep->error_kind,
-                     dep->error_message ? dep->error_message : "");
-        else
-            snprintf(msg, sizeof(msg), "task %llu, which this one runs after, ended %s",
-                     (unsigned long long)dep->id, task_state_name(dep->state));
-        dependency_failed(t, msg);
-    }
-    dependency_settled(t);
+        dependency_message(dep, msg, sizeof(msg));
+        settle_later(t, msg);
+        settle_queued();
+    } else
+        dependency_settled(t);
 }
 
 /* Hangs a waiter on every task `t` runs after; those already finished fire

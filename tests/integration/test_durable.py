@@ -457,6 +457,63 @@ def after_chains_run_in_order_and_failures_propagate():
             t.check(not info.get("started"), "%s never started" % name, " (%r)" % info)
 
 
+def chain_after(d, head, n):
+    """n submits of demo.echo, each after the one before (the first after
+    `head`), over one connection; their ids."""
+    c = durable_wire.Conn(d.socket)
+    prev, ids = head, []
+    try:
+        for i in range(n):
+            m = pb.ClientMessage(request_id=i + 2)
+            m.submit.call.function = "demo.echo"
+            m.submit.call.args.append(durable_wire.value("link %d" % i))
+            m.submit.ownership = pb.SUBMITTED
+            m.submit.schedule.after.append(prev)
+            c.send(m)
+            r = c.recv()
+            if r.WhichOneof("body") != "submitted":
+                harness.fail("chain submit %d answered %r" % (i, r))
+            prev = r.submitted.task_id
+            ids.append(prev)
+    finally:
+        c.close()
+    return ids
+
+
+@t.test
+def a_long_after_chain_fails_link_by_link_not_by_recursion():
+    """The failure of a task spread to what runs after it by recursion, a
+    stack frame (and a 1 KiB message) per link: the end of the head of a
+    chain of some thousands, failed or cancelled, overflowed the stack and
+    the daemon died (SIGSEGV), for every user. Each link now fails in turn,
+    naming the head's failure."""
+    n = 3000 if os.environ.get("AIOD_SANITIZE") else 20000
+    with t.daemon(extra_args=("--durability", "os", "--retain-count", "100000")) as d:
+        for how in ("failed", "cancelled"):
+            gate = os.path.join(d.dir, "gate-%s" % how)
+            if how == "failed":
+                # It fails once the gate task, waiting for a file, is done.
+                wait = submit_id(d, "proc.shell", "while [ ! -e %s ]; do sleep 0.05; done" % gate)
+                head = submit_id(d, "--after", wait, "demo.fail", "ValueError", "the head")
+            else:
+                head = submit_id(d, "--delay", "3600", "demo.echo", "the head")
+            ids = chain_after(d, head, n)
+            if how == "failed":
+                open(gate, "w").close()
+            else:
+                r = d.aioctl("cancel", head)
+                t.eq(r.rc, 0, "cancel of the waiting head", r)
+            r = d.aioctl("await", ids[-1], timeout=300)
+            d.assert_alive()
+            t.eq(r.rc, 1, "the chain's last link ends failed (%s head)" % how, r)
+            for tid in (ids[0], ids[n // 2], ids[-1]):
+                info = show(d, tid)
+                t.eq((info["state"], info["error"]["kind"]), ("failed", "DependencyFailed"),
+                     "link %d of a chain whose head was %s" % (tid, how), " (%r)" % info)
+                t.contains(info["error"]["message"], "task %d" % head,
+                           "its message names the head, where the chain broke", " (%r)" % info)
+
+
 def running(info):
     return info["state"] == "running"
 
