@@ -260,6 +260,8 @@ static uint8_t *encode(task *t, size_t *ret_len, int *ret_state) {
         st.attempts = p->attempts;
         st.n_attempts = p->n_attempts;
         st.after_met = p->after_met;
+        st.after_done = p->after_done;
+        st.n_after_done = p->n_after_done;
         st.interrupted = p->interrupted;
     }
     size_t len = protobuf_c_message_get_packed_size(&st.base);
@@ -564,6 +566,16 @@ static int restore_plan(task *t, Aiod__StoredTask *st) {
             memcpy(p->after, st->schedule->after, st->schedule->n_after * sizeof(uint64_t));
             p->n_after = (uint32_t)st->schedule->n_after;
         }
+        /* At most one per dependency: a record saying more is damaged. */
+        if (st->n_after_done > p->n_after)
+            return -EBADMSG;
+        if (st->n_after_done) {
+            p->after_done = alloc_calloc(p->n_after, sizeof(uint64_t));
+            if (!p->after_done)
+                return -ENOMEM;
+            memcpy(p->after_done, st->after_done, st->n_after_done * sizeof(uint64_t));
+            p->n_after_done = (uint32_t)st->n_after_done;
+        }
     }
     p->attempt = st->attempt;
     p->next_run_usec = st->next_run_usec;
@@ -700,10 +712,16 @@ static int restore_row(void *u, uint64_t id, int state, const void *record, size
     t->durable = true;
     t->started_usec = st->started_usec;
     ctx->restored++;
-    if (restore_plan(t, st) < 0) {
+    r = restore_plan(t, st);
+    if (r < 0) {
         task_unref(t);
-        snprintf(ctx->err, ctx->err_len, "out of memory restoring task %" PRIu64, id);
-        return -ENOMEM;
+        if (r == -EBADMSG)
+            snprintf(ctx->err, ctx->err_len,
+                     "task %" PRIu64 ": its record is damaged (more met dependencies than it has)",
+                     id);
+        else
+            snprintf(ctx->err, ctx->err_len, "out of memory restoring task %" PRIu64, id);
+        return r;
     }
     switch (st->state) {
     case AIOD__TASK_STATE__TASK_PENDING:

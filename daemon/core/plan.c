@@ -231,8 +231,24 @@ static void on_dependency(waiter *w, task *dep) {
         dependency_message(dep, msg, sizeof(msg));
         settle_later(t, msg);
         settle_queued();
-    } else
+    } else {
+        /* Met for good: stored, so that a restart need not find it. */
+        task_plan *p = t->plan;
+        if (!p->after_done)
+            p->after_done = alloc_calloc(p->n_after, sizeof(uint64_t));
+        if (p->after_done && p->n_after_done < p->n_after) {
+            p->after_done[p->n_after_done++] = dep->id;
+            task_changed(t);
+        }
         dependency_settled(t);
+    }
+}
+
+static bool after_met_already(const task_plan *p, uint64_t id) {
+    for (uint32_t i = 0; i < p->n_after_done; i++)
+        if (p->after_done[i] == id)
+            return true;
+    return false;
 }
 
 /* Hangs a waiter on every task `t` runs after; those already finished fire
@@ -253,6 +269,10 @@ static void watch_dependencies(task *t) {
         waiter *w = &p->after_waiters[i];
         w->fn = on_dependency;
         w->data = t;
+        if (after_met_already(p, p->after[i])) {
+            dependency_settled(t);
+            continue;
+        }
         task *dep = task_lookup(p->after[i]);
         if (dep) {
             task_add_waiter(dep, w);

@@ -439,6 +439,7 @@ static void plan_free(task_plan *p) {
     }
     free(p->attempts);
     free(p->after);
+    free(p->after_done);
     assert(!p->after_waiters);
     free(p);
 }

@@ -149,6 +149,11 @@ struct task_plan {
     uint64_t next_run_usec;
     uint64_t *after;
     uint32_t n_after;
+    /* Those of `after` that ended done so far (room for n_after; NULL
+     * until the first): stored, so that a restart does not look them up
+     * again, when their outcomes may be gone. */
+    uint64_t *after_done;
+    uint32_t n_after_done;
     /* Waiters on the dependencies that have not fired yet. */
     uint32_t after_left;
     /* Every dependency ended done. */

@@ -481,6 +481,43 @@ def chain_after(d, head, n):
 
 
 @t.test
+def a_dependency_met_before_a_restart_stays_met():
+    """A task waiting for three tasks, two of which succeeded and then left
+    no outcome (one pruned by retention, one detached, which keeps none):
+    after a restart the task looked every dependency up again, did not find
+    those, and failed DependencyFailed ("is no longer known"). What is met
+    stays met."""
+    d = t.daemon(extra_args=("--retain-count", "2"))
+    a = submit_id(d, "demo.echo", "a")
+    r = d.aioctl("detach", "demo.sleep", "0.3", "detached")
+    t.eq(r.rc, 0, "detach", r)
+    detached = int(r.out.strip())
+    gate = submit_id(d, "--delay", "3600", "demo.echo", "gate")
+    c = submit_id(d, "--after", "%d,%d,%d" % (a, detached, gate), "demo.echo", "c")
+    t.eq(d.aioctl("await", a).rc, 0, "a is done")
+    pushes = [submit_id(d, "demo.echo", "push %d" % i) for i in range(3)]
+    t.eq(d.aioctl("await", pushes[-1]).rc, 0, "the last push is done")
+    t.check(d.aioctl("show", a).rc != 0, "a's outcome left the two retained")
+    # A detached task is forgotten as it ends (no outcome is kept for it).
+    deadline = time.monotonic() + 30
+    while d.aioctl("show", detached).rc == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    t.check(d.aioctl("show", detached).rc != 0, "the detached task ended and was forgotten")
+    d.stop()
+    d = restart(d)
+    info = show(d, c)
+    t.eq(info["state"], "pending", "c still waits, for the gate only, after the restart",
+         " (%r)" % info)
+    r = d.aioctl("cancel", gate)
+    t.eq(r.rc, 0, "cancel of the gate", r)
+    info = show(d, c)
+    t.eq((info["state"], info["error"]["kind"]), ("failed", "DependencyFailed"),
+         "c fails once the gate is cancelled", " (%r)" % info)
+    t.contains(info["error"]["message"], "task %d" % gate, "naming the gate", " (%r)" % info)
+    d.stop()
+
+
+@t.test
 def a_long_after_chain_fails_link_by_link_not_by_recursion():
     """The failure of a task spread to what runs after it by recursion, a
     stack frame (and a 1 KiB message) per link: the end of the head of a
