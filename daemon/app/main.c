@@ -611,7 +611,7 @@ static int open_store(void) {
         log_info("durability = none: tasks are kept in memory only");
         return 0;
     }
-    char err[1200];
+    char err[1200] = ""; /* store_open writes it only to say something */
     int r = store_open(cfg.state_dir, cfg.durability == DURABILITY_FSYNC ? STORE_FSYNC : STORE_OS,
                        state_recover_fresh, err, sizeof(err));
     if (r < 0) {

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -247,26 +248,66 @@ fail:
 }
 
 /* Moves the store and its log aside, as PATH.damaged-TIME (the store's new
- * name in `moved`). */
+ * name in `moved`), or PATH.damaged-TIME.N when that name is taken (by an
+ * earlier recovery within the same second, say): never over another file. */
 static int move_aside(char *moved, size_t moved_len, char *err, size_t err_len) {
-    char stamp[32], to[4200];
+    char stamp[48], base[32];
     time_t now = time(NULL);
     struct tm tm;
-    strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", gmtime_r(&now, &tm));
+    strftime(base, sizeof(base), "%Y%m%d-%H%M%S", gmtime_r(&now, &tm));
     static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (unsigned n = 1;; n++) {
+        if (n == 1)
+            snprintf(stamp, sizeof(stamp), "%s", base);
+        else
+            snprintf(stamp, sizeof(stamp), "%s.%u", base, n);
+        bool taken = false;
+        for (size_t i = 0; i < ELEMENTSOF(suffixes) && !taken; i++) {
+            char to[4200];
+            snprintf(to, sizeof(to), "%s.damaged-%s%s", db_path, stamp, suffixes[i]);
+            taken = access(to, F_OK) == 0 || errno != ENOENT;
+        }
+        if (!taken)
+            break;
+        if (n == 1000) {
+            snprintf(err, err_len,
+                     "cannot move the state store %s aside: %s.damaged-%s.* are taken", db_path,
+                     db_path, base);
+            return -EEXIST;
+        }
+    }
     for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
-        char from[4200];
+        char from[4200], to[4200];
         snprintf(from, sizeof(from), "%s%s", db_path, suffixes[i]);
         snprintf(to, sizeof(to), "%s.damaged-%s%s", db_path, stamp, suffixes[i]);
         if (i == 0)
             snprintf(moved, moved_len, "%s", to);
-        if (rename(from, to) < 0 && errno != ENOENT) {
+        /* Free a moment ago; RENAME_NOREPLACE keeps it so, whatever came. */
+        if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0 && errno != ENOENT) {
             int r = -errno;
-            snprintf(err, err_len, "cannot move the state store %s aside: %s", from, strerror(-r));
+            snprintf(err, err_len, "cannot move the state store %s aside to %s: %s", from, to,
+                     strerror(-r));
             return r;
         }
     }
     return 0;
+}
+
+/* The store's files are the daemon's own, and private: one readable or
+ * writable by others (restored from a backup, say) is made 0600 again. */
+static void make_private(int fd, const char *path) {
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !(st.st_mode & 077))
+        return;
+    if (fchmod(fd, st.st_mode & 0700) < 0) {
+        log_warning("the state store file %s is readable or writable by others (mode %04o), and "
+                    "cannot be made private: %m",
+                    path, (unsigned)(st.st_mode & 07777));
+        return;
+    }
+    log_notice("the state store file %s was readable or writable by others (mode %04o): made "
+               "%04o",
+               path, (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 0700));
 }
 
 static int open_db(int how, char *err, size_t err_len) {
@@ -278,7 +319,19 @@ static int open_db(int how, char *err, size_t err_len) {
         snprintf(err, err_len, "the state store %s cannot be opened: %s", db_path, strerror(-r));
         return r;
     }
+    make_private(fd, db_path);
     close(fd);
+    /* Left by a crash, with the mode the store had then. */
+    static const char *const logs[] = {"-wal", "-shm"};
+    for (size_t i = 0; i < ELEMENTSOF(logs); i++) {
+        char p[4200];
+        snprintf(p, sizeof(p), "%s%s", db_path, logs[i]);
+        int lfd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (lfd >= 0) {
+            make_private(lfd, p);
+            close(lfd);
+        }
+    }
     int rc = sqlite3_open_v2(
         db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {

@@ -864,6 +864,71 @@ def a_damaged_store_stops_the_start_unless_recovered_fresh():
 
 
 @t.test
+def a_second_recovery_does_not_overwrite_the_first_moved_store():
+    """--state-recover=fresh named the moved store PATH.damaged-TIME with
+    whole seconds and rename()d over whatever had that name: two recoveries
+    within a second kept only the last damaged store. The names of this
+    second and the next are taken beforehand; neither is overwritten."""
+    d, tid = made_store()
+    state = state_of(d)
+    db = os.path.join(state, "tasks.db")
+    with open(db, "wb") as f:
+        f.write(b"damaged store\n" * 1000)
+    clear_wal(state)
+    now = time.time()
+    taken = {}
+    for sec in (now, now + 1, now + 2):
+        name = db + ".damaged-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime(sec))
+        with open(name, "w") as f:
+            f.write("an earlier damaged store\n")
+        taken[name] = "an earlier damaged store\n"
+    d = restart(d, extra_args=["--state-recover=fresh"])
+    for name, text in taken.items():
+        with open(name) as f:
+            t.eq(f.read(), text, "%s was left as it was" % os.path.basename(name))
+    moved = [p for p in glob.glob(db + ".damaged-*") if p not in taken and not p.endswith(
+        ("-wal", "-shm"))]
+    t.eq(len(moved), 1, "the damaged store was moved to a name of its own",
+         " (%r)" % os.listdir(state))
+    with open(moved[0], "rb") as f:
+        t.check(f.read().startswith(b"damaged store"), "it holds the damaged store")
+    d.stop()
+
+
+@t.test
+def a_fresh_recovery_of_a_healthy_store_logs_nothing_odd():
+    """--state-recover=fresh on a store that opens fine printed an
+    uninitialised buffer as a warning (a line of stack bytes)."""
+    d, tid = made_store()
+    d = restart(d, extra_args=["--state-recover=fresh"])
+    t.eq(d.aioctl("show", tid).rc, 0, "the healthy store was kept")
+    d.stop()
+    warnings = [line for line in d.log().splitlines() if "warning" in line]
+    t.eq(warnings, [], "no warning from a recovery with nothing to recover")
+
+
+@t.test
+def a_store_readable_by_others_is_made_private_again():
+    """aiod.conf(5): tasks.db is mode 0600 (its records hold every user's
+    calls). A store restored from a backup as 0644 stayed 0644, and SQLite
+    made its -wal and -shm the same."""
+    d, tid = made_store()
+    state = state_of(d)
+    db = os.path.join(state, "tasks.db")
+    os.chmod(db, 0o644)
+    d = restart(d)
+    t.eq(d.aioctl("show", tid).rc, 0, "the store still opens")
+    submit_id(d, "demo.echo", "after")
+    for name in ("tasks.db", "tasks.db-wal", "tasks.db-shm"):
+        p = os.path.join(state, name)
+        if os.path.exists(p):
+            t.eq(oct(os.stat(p).st_mode & 0o777), oct(0o600), "%s is 0600" % name)
+    line = d.wait_log("readable", 10)
+    t.contains(line, db, "the log says which file was made private")
+    d.stop()
+
+
+@t.test
 def a_record_that_is_not_a_stored_task_stops_the_start():
     d, tid = made_store()
     state = state_of(d)
