@@ -361,8 +361,9 @@ bool plan_retry(task *t, char *kind, char *message) {
         return false;
     uint64_t now = task_now_usec();
     if (p->attempt > p->retries + p->interrupted) {
-        /* The last attempt: its error is the task's, and listed too. */
-        if (p->retries)
+        /* The last attempt: its error is the task's, and listed too when
+         * there was more than one. */
+        if (p->retries || p->interrupted)
             plan_add_attempt(t, p->attempt, t->started_usec, now, kind, message);
         return false;
     }

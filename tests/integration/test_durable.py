@@ -578,6 +578,29 @@ def on_interrupt_retry_runs_an_interrupted_task_again():
 
 
 @t.test
+def an_interrupted_task_whose_next_attempt_fails_lists_both():
+    """aioctl(1): show has one line for each ended attempt. A task run
+    again under on_interrupt = retry (no --retries) whose last attempt
+    failed listed only the interrupted one."""
+    conf = conf_file("on_interrupt = proc. retry")
+    d = t.daemon(extra_args=["--config", conf])
+    cwd = t.tmpdir("gone")
+    tid = submit_id(d, "proc.run", '["sleep","3607"]', "", cwd)
+    wait_state(d, tid, running, "running")
+    sigkill(d)
+    subprocess.run(["pkill", "-KILL", "-f", "^sleep 3607$"], check=False)
+    os.rmdir(cwd)  # the next attempt cannot start there
+    d = restart(d)
+    r = d.aioctl("await", tid, timeout=60)
+    t.eq(r.rc, 1, "the second attempt fails", r)
+    info = show(d, tid)
+    t.eq([(a["number"], a["error"]["kind"]) for a in info["attempts"]],
+         [(1, "Interrupted"), (2, info["error"]["kind"])],
+         "both attempts are listed, the last with the task's error", " (%r)" % info)
+    d.stop()
+
+
+@t.test
 def on_interrupt_fail_says_aiod_stopped():
     d = t.daemon()  # the default: fail
     tid = submit_id(d, "demo.sleep", "60", "never")
