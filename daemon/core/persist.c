@@ -515,9 +515,15 @@ static void format_time(uint64_t usec, char *buf, size_t len) {
     strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&s, &tm));
 }
 
-/* Why a task that was running did not end. */
+/* Why a task that was running did not end, and why it is not run again:
+ * on_interrupt = fail, or retry after LIMIT_INTERRUPT_RETRIES of them. */
 static void interrupted_message(const load_ctx *ctx, const task *t, char *buf, size_t len) {
-    char started[64], now[64];
+    char started[64], now[64], why[96];
+    if (persist_retries_on_interrupt(t->fn))
+        snprintf(why, sizeof(why), "on_interrupt = retry, and it was interrupted %u times already",
+                 t->plan ? t->plan->interrupted : 0);
+    else
+        snprintf(why, sizeof(why), "on_interrupt = fail");
     format_time(t->started_usec, started, sizeof(started));
     format_time(ctx->started_usec, now, sizeof(now));
     if (ctx->stopped_usec && ctx->stopped_usec >= t->started_usec) {
@@ -525,13 +531,13 @@ static void interrupted_message(const load_ctx *ctx, const task *t, char *buf, s
         format_time(ctx->stopped_usec, stopped, sizeof(stopped));
         snprintf(buf, len,
                  "aiod stopped at %s while this task ran (attempt %u, started %s); it was not "
-                 "run again (on_interrupt = fail)",
-                 stopped, plan_attempt(t), started);
+                 "run again (%s)",
+                 stopped, plan_attempt(t), started, why);
     } else
         snprintf(buf, len,
                  "aiod stopped (it was killed or crashed) while this task ran (attempt %u, started "
-                 "%s); aiod started again at %s; it was not run again (on_interrupt = fail)",
-                 plan_attempt(t), started, now);
+                 "%s); aiod started again at %s; it was not run again (%s)",
+                 plan_attempt(t), started, now, why);
 }
 
 /* Copies the stored arguments out of the arena; NULL when out of memory. */

@@ -601,6 +601,26 @@ def an_interrupted_task_whose_next_attempt_fails_lists_both():
 
 
 @t.test
+def on_interrupt_retry_past_its_bound_says_so():
+    """After LIMIT_INTERRUPT_RETRIES (10) interrupted runs a task under
+    on_interrupt = retry ends Interrupted; its message said
+    "(on_interrupt = fail)", which is not the setting."""
+    conf = conf_file("on_interrupt = demo. retry")
+    d = t.daemon(extra_args=["--config", conf])
+    tid = submit_id(d, "demo.sleep", "3600", "never")
+    for _ in range(11):
+        wait_state(d, tid, running, "running")
+        sigkill(d)
+        d = restart(d)
+    info = show(d, tid)
+    t.eq((info["state"], info["error"]["kind"]), ("failed", "Interrupted"),
+         "the eleventh interruption ends it", " (%r)" % info)
+    t.contains(info["error"]["message"], "on_interrupt = retry", "the message names the setting")
+    t.contains(info["error"]["message"], "10 times", "and the bound it reached")
+    d.stop()
+
+
+@t.test
 def on_interrupt_fail_says_aiod_stopped():
     d = t.daemon()  # the default: fail
     tid = submit_id(d, "demo.sleep", "60", "never")
