@@ -236,7 +236,7 @@ static void cancel_drain(void) {
 
 static void end_cancelled_before_start(task *t) {
     const char *msg =
-        t->aio && t->run->cancel_msg ? t->run->cancel_msg : "task was cancelled before it started";
+        t->aio && t->run->cancel_msg ? t->run->cancel_msg : task_unstarted_cancel_message(t);
     task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"), alloc_strdup(msg));
 }
 

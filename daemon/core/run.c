@@ -169,8 +169,8 @@ static void step(task *t, uint64_t start) {
         /* First step: a task gets its stack only when it starts. An `aio`
          * task cancelled while queued ends here unless uncancelled since. */
         if (t->aio ? run->must_cancel : t->cancel_requested) {
-            const char *msg = t->aio && run->cancel_msg ? run->cancel_msg
-                                                        : "task was cancelled before it started";
+            const char *msg =
+                t->aio && run->cancel_msg ? run->cancel_msg : task_unstarted_cancel_message(t);
             task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"), alloc_strdup(msg));
             return;
         }

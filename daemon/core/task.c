@@ -641,6 +641,12 @@ void task_retain_or_drop(task *t) {
  * 32768 ends fall. */
 static uint16_t end_seq;
 
+const char *task_unstarted_cancel_message(const task *t) {
+    return t->plan && t->plan->n_attempts > 0
+               ? "task was cancelled while it waited for its next attempt"
+               : "task was cancelled before it started";
+}
+
 bool task_ended_before(const task *a, const task *b) {
     if (a->finished_usec != b->finished_usec)
         return a->finished_usec < b->finished_usec;

@@ -330,6 +330,11 @@ void task_remove_waiter(waiter *w);
  * state, with result (when done) or error kind/message, each taken, the
  * time, and updates the counts. The task must be unfinished.
  */
+/* What a task cancelled before its (next) attempt started ends with:
+ * "task was cancelled before it started", or, for one that ran and waits
+ * to run again (--retries), that it waited for its next attempt. Static. */
+const char *task_unstarted_cancel_message(const task *t);
+
 /* Whether finished task `a` ended before finished task `b`. */
 bool task_ended_before(const task *a, const task *b);
 

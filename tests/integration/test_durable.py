@@ -621,6 +621,24 @@ def on_interrupt_retry_past_its_bound_says_so():
 
 
 @t.test
+def a_cancel_between_attempts_says_so():
+    """A task cancelled while it waited to be retried ended "cancelled
+    before it started", beside its first attempt's start and error."""
+    d = t.daemon()
+    tid = submit_id(d, "--retries", "5", "--backoff", "3600", "demo.fail", "OSError", "flaky")
+    d.wait_task(lambda x: x["task"] == tid and x.get("attempt") == 1 and x["state"] == "pending",
+                "%d waiting for its second attempt" % tid)
+    r = d.aioctl("cancel", tid)
+    t.eq(r.rc, 0, "cancel", r)
+    info = show(d, tid)
+    t.eq((info["state"], info["error"]["kind"]), ("cancelled", "CancelledError"),
+         "the task is cancelled", " (%r)" % info)
+    t.contains(info["error"]["message"], "next attempt",
+               "the message says it waited for its next attempt", " (%r)" % info)
+    d.stop()
+
+
+@t.test
 def on_interrupt_fail_says_aiod_stopped():
     d = t.daemon()  # the default: fail
     tid = submit_id(d, "demo.sleep", "60", "never")
