@@ -36,7 +36,8 @@ static uint64_t note_dropped(cli *c, uint64_t id) {
     if (dropped)
         fprintf(stderr,
                 "aioctl: logs: the first %" PRIu64 " lines of task %" PRIu64
-                " are no longer kept (the daemon's max_output_lines)\n",
+                " are no longer kept (the daemon keeps the last max_output_lines of a task's "
+                "output, the last 64 across a restart; a cluster's Redis, about 10,000)\n",
                 dropped, id);
     aioc_task_info_free(t);
     return dropped;

@@ -544,7 +544,10 @@ static void on_identity(void *data, const gid_t *groups, size_t n_groups) {
     output *o = task_output(t);
     if (o) {
         j->sink.ops = &sink_ops;
-        j->sink_on = output_attach(o, &j->sink, true, true, t->state, false) == 0;
+        /* Holding: a burst waits for Redis (LINES_IN_FLIGHT_MAX on their
+         * way) rather than overrun the ring, as for a slow local follower;
+         * with Redis away, for output_hold_ms at most. */
+        j->sink_on = output_attach(o, &j->sink, true, true, t->state, true) == 0;
     }
     j->w.fn = on_task_end;
     j->w.data = j;
