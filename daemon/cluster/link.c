@@ -3,9 +3,7 @@
  */
 #include "cluster/link.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,30 +110,6 @@ static int read_password(const char *path) {
     return L.password ? 0 : -ENOMEM;
 }
 
-/* The address of the URL's host, as numbers: looked up once, at start, so
- * that no reconnect blocks the loop on a name lookup (hiredis 0.14 looks a
- * name up with getaddrinfo in the calling thread). */
-static int resolve(cluster_url *u) {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    int e = getaddrinfo(u->host, NULL, &hints, &res);
-    if (e != 0 || !res) {
-        log_error("cluster: cannot resolve Redis's host '%s': %s", u->host, gai_strerror(e));
-        return -EINVAL;
-    }
-    char ip[INET6_ADDRSTRLEN];
-    const void *a = res->ai_family == AF_INET6
-                        ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
-                        : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
-    bool ok = inet_ntop(res->ai_family, a, ip, sizeof(ip)) != NULL;
-    freeaddrinfo(res);
-    if (!ok)
-        return -EINVAL;
-    if (strcmp(ip, u->host) != 0)
-        log_info("cluster: Redis's host %s is %s (looked up once, at start)", u->host, ip);
-    snprintf(u->host, sizeof(u->host), "%s", ip);
-    return 0;
-}
-
 int link_start(uv_loop_t *loop, const link_hooks *hooks) {
     char why[256];
     L.loop = loop;
@@ -144,8 +118,6 @@ int link_start(uv_loop_t *loop, const link_hooks *hooks) {
         log_error("cluster: %s", why);
         return -EINVAL;
     }
-    if (resolve(&L.url) < 0)
-        return -EINVAL;
     if (cfg.cluster_host)
         snprintf(L.host, sizeof(L.host), "%s", cfg.cluster_host);
     else if (gethostname(L.host, sizeof(L.host)) < 0 || !cluster_name_valid(L.host)) {

@@ -3,7 +3,9 @@
  */
 #include "cluster/redis.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,10 @@ struct rconn {
      * messages). While any is, `timer` runs: no reply for reply_timeout()
      * and the connection is given up (on_silent). */
     unsigned owed;
+    /* A lookup of url.host on libuv's thread pool, while one runs (its
+     * data is NULL once the rconn is freed); the address it last gave. */
+    uv_getaddrinfo_t *resolving;
+    char addr[INET6_ADDRSTRLEN];
 };
 
 /* A command in flight: whose reply it is. */
@@ -267,8 +273,70 @@ static void on_connect(const redisAsyncContext *cac, int status) {
         send_ping(rc);
 }
 
+static void connect_to(rconn *rc, const char *addr);
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+    rconn *rc = req->data;
+    free(req);
+    if (!rc) {
+        uv_freeaddrinfo(res);
+        return; /* rconn_free */
+    }
+    rc->resolving = NULL;
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (status == 0 && res) {
+        const void *a = res->ai_family == AF_INET6
+                            ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+                            : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
+        if (!inet_ntop(res->ai_family, a, ip, sizeof(ip)))
+            ip[0] = '\0';
+    }
+    uv_freeaddrinfo(res);
+    if (!ip[0]) {
+        char why[300];
+        snprintf(why, sizeof(why), "cannot resolve Redis's host '%s': %s", rc->url.host,
+                 status ? uv_strerror(status) : "no address");
+        went_down(rc, why);
+        return;
+    }
+    if (strcmp(ip, rc->addr) != 0)
+        log_info("cluster: Redis's host %s is %s (%s connection)", rc->url.host, ip, rc->name);
+    snprintf(rc->addr, sizeof(rc->addr), "%s", ip);
+    connect_to(rc, ip);
+}
+
+/* Connects to url.host: an address at once; a name looked up first on
+ * libuv's thread pool, at every connect (hiredis 0.14 would look it up in
+ * the calling thread, the loop's), so that a lookup that fails (DNS not
+ * up yet at boot) is retried with the backoff like a refused connect, and
+ * a changed address is followed. */
 static void connect_now(rconn *rc) {
-    redisAsyncContext *ac = redisAsyncConnect(rc->url.host, rc->url.port);
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, rc->url.host, buf) == 1 || inet_pton(AF_INET6, rc->url.host, buf) == 1) {
+        connect_to(rc, rc->url.host);
+        return;
+    }
+    uv_getaddrinfo_t *req = alloc_malloc(sizeof(*req));
+    if (!req) {
+        went_down(rc, "out of memory");
+        return;
+    }
+    req->data = rc;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+    int r = uv_getaddrinfo(rc->loop, req, on_resolved, rc->url.host, NULL, &hints);
+    if (r < 0) {
+        free(req);
+        char why[300];
+        snprintf(why, sizeof(why), "cannot resolve Redis's host '%s': %s", rc->url.host,
+                 uv_strerror(r));
+        went_down(rc, why);
+        return;
+    }
+    rc->resolving = req;
+}
+
+static void connect_to(rconn *rc, const char *addr) {
+    redisAsyncContext *ac = redisAsyncConnect(addr, rc->url.port);
     if (!ac) {
         went_down(rc, "out of memory");
         return;
@@ -337,6 +405,11 @@ static void free_timer(uv_handle_t *h) {
 void rconn_free(rconn *rc) {
     if (!rc)
         return;
+    if (rc->resolving) {
+        /* Its callback frees it, and sees no rconn. */
+        rc->resolving->data = NULL;
+        uv_cancel((uv_req_t *)rc->resolving);
+    }
     if (rc->ac) {
         /* Callbacks that come from the free see no rconn. */
         redisAsyncContext *ac = rc->ac;

@@ -594,6 +594,50 @@ def a_redis_stall_does_not_hand_live_hosts_tasks_to_others():
 
 
 @t.test
+def a_redis_name_that_does_not_resolve_yet_does_not_stop_aiod():
+    """A name in `cluster` was looked up once, at start: one that did not
+    resolve (DNS not up yet at boot) stopped aiod with 78, local tasks and
+    all, and the unit does not restart on 78. It is now looked up at every
+    connect (on libuv's thread pool), and failing is like Redis being down:
+    aiod serves, queue submits say why, and it keeps trying. A name that
+    resolves (localhost) works as an address does."""
+    lab = Cluster(t, [Host("h1"), Host("h2")])
+    t._daemons.append(lab.redis)
+    lab.redis.start()
+    spec = lab.specs[0]
+    d = lab._mkdir("h1")
+    conf = os.path.join(d, "aiod.conf")
+    with open(conf, "w") as f:
+        f.write(lab.settings_text(spec, redis_url="redis://no-such-redis.invalid:%d"
+                                  % lab.redis.port))
+    h1 = harness.Daemon(t, d, extra_args=["-c", conf])
+    h1.start()
+    line = h1.wait_log("cannot resolve", timeout(20))
+    t.contains(line or "", "no-such-redis.invalid", "the log names the host", h1.log())
+    r = h1.aioctl("run", "demo.sleep", "0", "local")
+    t.eq((r.rc, r.out), (0, '"local"\n'), "local tasks run", r)
+    r = h1.aioctl("submit", "--queue", "q1", "demo.sleep", "0")
+    t.eq(r.rc, 3, "a queue submit fails, Redis unreachable", r)
+    t.contains(r.err, "cannot resolve", "saying why", r)
+    h1.stop(timeout=timeout(30))
+
+    spec2 = lab.specs[1]
+    d2 = lab._mkdir("h2")
+    conf2 = os.path.join(d2, "aiod.conf")
+    with open(conf2, "w") as f:
+        f.write(lab.settings_text(spec2, redis_url="redis://localhost:%d" % lab.redis.port))
+    h2 = harness.Daemon(t, d2, extra_args=["-c", conf2])
+    h2.start()
+    h2.name = "h2"
+    lab.daemons["h2"] = h2
+    lab.wait_serving("q1", "demo.sleep", ["h2"])
+    tid = lab.submit(h2, "q1", "demo.sleep", "0", "by name")
+    t.eq(lab.await_all(h2, [tid])[tid].get("result"), "by name", "a Redis named localhost")
+    h2.stop(timeout=timeout(30))
+    lab.redis.shutdown()
+
+
+@t.test
 def a_refused_password_is_logged_with_redis_s_reason():
     """A wrong cluster_password_file: Redis's WRONGPASS reached the client
     of a queue submit, but the log said only "the connection was closed"."""
