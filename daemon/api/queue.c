@@ -89,7 +89,7 @@ int api_queue_new(uint32_t kind, int64_t maxsize, aiod_queue **ret_queue) {
         return -ENOMEM;
     q->magic = QUEUE_MAGIC;
     qitems_init(&q->items, kind);
-    q->maxsize = maxsize > 0 ? maxsize : 0;
+    q->maxsize = maxsize; /* as given (asyncio's maxsize); <= 0 is unbounded */
     sync_waitq_init(&q->getters);
     sync_waitq_init(&q->putters);
     sync_waitq_init(&q->joiners);

@@ -293,6 +293,14 @@ BODY(basic_full) {
     CHECK(api->queue_maxsize(c->q) == 0);
     CHECK(api->queue_free(c->q) == 0);
     c->q = NULL;
+    /* queues.py keeps maxsize as given: Queue(maxsize=-1).maxsize is -1,
+     * and it is never full either. aiod said 0. */
+    CHECK(api->queue_new(AIOD_QUEUE_FIFO, -1, &c->q) == 0);
+    CHECK(api->queue_maxsize(c->q) == -1);
+    CHECK(put_int(c, t, 1) == 0);
+    CHECK(!is_full(c));
+    CHECK(api->queue_free(c->q) == 0);
+    c->q = NULL;
     CHECK(api->queue_new(AIOD_QUEUE_FIFO, 1, &c->q) == 0);
     CHECK(put_int(c, t, 1) == 0);
     CHECK(is_full(c));
