@@ -89,7 +89,9 @@ int api_queue_new(uint32_t kind, int64_t maxsize, aiod_queue **ret_queue) {
         return -ENOMEM;
     q->magic = QUEUE_MAGIC;
     qitems_init(&q->items, kind);
-    q->maxsize = maxsize; /* as given (asyncio's maxsize); <= 0 is unbounded */
+    /* <= 0 is unbounded, read back as 0: a negative maxsize could not be
+     * told from the -EINVAL queue_maxsize gives for a bad queue. */
+    q->maxsize = maxsize > 0 ? maxsize : 0;
     sync_waitq_init(&q->getters);
     sync_waitq_init(&q->putters);
     sync_waitq_init(&q->joiners);

@@ -215,6 +215,10 @@ const char lua_fetch[] =
     "    redis.call('SET', ck, string.format('%.0f', now + vis))\n"                                \
     "  end\n"                                                                                      \
     "  local calm = tonumber(redis.call('GET', ck))\n"                                             \
+    "  if calm and calm > now + vis then\n"                                                        \
+    "    redis.call('SET', ck, string.format('%.0f', now))\n"                                      \
+    "    calm = now\n"                                                                             \
+    "  end\n"                                                                                      \
     "  return not calm or now >= calm\n"                                                           \
     "end\n"
 

@@ -74,7 +74,8 @@ extern const char lua_fetch[];
  * entries grew idle with nobody able to renew them, and when Redis runs
  * again the hosts' queued renewals and claims run in any order. So claims
  * wait one visibility from then (aiod:calm), for every live host's
- * renewals to come through.
+ * renewals to come through. A calm ending more than one visibility from
+ * now (Redis's clock was set back since) is ended.
  *
  * lua_pulse: KEYS aiod:pulse, aiod:calm; ARGV the visibility (ms).
  * Returns 1.

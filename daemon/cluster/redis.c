@@ -45,10 +45,13 @@ struct rconn {
      * messages). While any is, `timer` runs: no reply for reply_timeout()
      * and the connection is given up (on_silent). */
     unsigned owed;
-    /* A lookup of url.host on libuv's thread pool, while one runs (its
-     * data is NULL once the rconn is freed); the address it last gave. */
-    uv_getaddrinfo_t *resolving;
-    char addr[INET6_ADDRSTRLEN];
+    /* Waiting for the lookup of url.host (R), on R.waiting. */
+    bool resolving;
+    rconn *next_waiting;
+    /* on_silent is freeing the context, whose commands' callbacks may ask
+     * to free the rconn itself: done once that is over. */
+    bool freeing_context;
+    bool free_asked;
 };
 
 /* A command in flight: whose reply it is. */
@@ -135,7 +138,13 @@ static void on_silent(uv_timer_t *t) {
     rc->up = false;
     rc->ac = NULL;
     ac->data = NULL;
+    rc->freeing_context = true;
     redisAsyncFree(ac);
+    rc->freeing_context = false;
+    if (rc->free_asked) {
+        rconn_free(rc);
+        return;
+    }
     went_down_from(rc, was_up, why);
 }
 
@@ -275,14 +284,35 @@ static void on_connect(const redisAsyncContext *cac, int status) {
 
 static void connect_to(rconn *rc, const char *addr);
 
+/*
+ * The lookup of the cluster's Redis name, one at a time for every
+ * connection (they all name the same host): each of its own would hold a
+ * thread of libuv's pool (4 of them) for as long as an unanswered DNS
+ * query takes, seconds, while identity lookups and the pool's other work
+ * wait. The connections that want an address meanwhile wait on `waiting`;
+ * a result serves the connects of the next LIMIT_CLUSTER_BACKOFF_MIN_MS too
+ * (connections that went down together reconnect together).
+ */
+static struct {
+    uv_getaddrinfo_t *req; /* in flight, or NULL */
+    rconn *waiting;        /* through rconn.next_waiting */
+    bool have;             /* a result since at_ms */
+    uint64_t at_ms;
+    char addr[INET6_ADDRSTRLEN]; /* the last found; "" after a failure */
+    char why[300];               /* why the last lookup failed */
+    char said[INET6_ADDRSTRLEN]; /* the last address logged */
+} R;
+
+static void resolved_for(rconn *rc) {
+    if (R.addr[0])
+        connect_to(rc, R.addr);
+    else
+        went_down(rc, R.why);
+}
+
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
-    rconn *rc = req->data;
-    free(req);
-    if (!rc) {
-        uv_freeaddrinfo(res);
-        return; /* rconn_free */
-    }
-    rc->resolving = NULL;
+    const char *host = req->data;
+    R.req = NULL;
     char ip[INET6_ADDRSTRLEN] = "";
     if (status == 0 && res) {
         const void *a = res->ai_family == AF_INET6
@@ -292,17 +322,26 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
             ip[0] = '\0';
     }
     uv_freeaddrinfo(res);
-    if (!ip[0]) {
-        char why[300];
-        snprintf(why, sizeof(why), "cannot resolve Redis's host '%s': %s", rc->url.host,
+    snprintf(R.addr, sizeof(R.addr), "%s", ip);
+    if (!ip[0])
+        snprintf(R.why, sizeof(R.why), "cannot resolve Redis's host '%s': %s", host,
                  status ? uv_strerror(status) : "no address");
-        went_down(rc, why);
-        return;
+    else if (strcmp(ip, R.said) != 0) {
+        log_info("cluster: Redis's host %s is %s", host, ip);
+        snprintf(R.said, sizeof(R.said), "%s", ip);
     }
-    if (strcmp(ip, rc->addr) != 0)
-        log_info("cluster: Redis's host %s is %s (%s connection)", rc->url.host, ip, rc->name);
-    snprintf(rc->addr, sizeof(rc->addr), "%s", ip);
-    connect_to(rc, ip);
+    /* A lookup cancelled (its last waiter went) tells nothing of the name. */
+    R.have = status != UV_ECANCELED;
+    R.at_ms = uv_now(req->loop);
+    free(req->data);
+    free(req);
+    while (R.waiting) {
+        rconn *rc = R.waiting;
+        R.waiting = rc->next_waiting;
+        rc->next_waiting = NULL;
+        rc->resolving = false;
+        resolved_for(rc);
+    }
 }
 
 /* Connects to url.host: an address at once; a name looked up first on
@@ -316,23 +355,33 @@ static void connect_now(rconn *rc) {
         connect_to(rc, rc->url.host);
         return;
     }
-    uv_getaddrinfo_t *req = alloc_malloc(sizeof(*req));
-    if (!req) {
-        went_down(rc, "out of memory");
+    if (!R.req && R.have && uv_now(rc->loop) - R.at_ms < LIMIT_CLUSTER_BACKOFF_MIN_MS) {
+        resolved_for(rc);
         return;
     }
-    req->data = rc;
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
-    int r = uv_getaddrinfo(rc->loop, req, on_resolved, rc->url.host, NULL, &hints);
-    if (r < 0) {
-        free(req);
-        char why[300];
-        snprintf(why, sizeof(why), "cannot resolve Redis's host '%s': %s", rc->url.host,
-                 uv_strerror(r));
-        went_down(rc, why);
-        return;
+    if (!R.req) {
+        uv_getaddrinfo_t *req = alloc_malloc(sizeof(*req));
+        char *host = alloc_strdup(rc->url.host);
+        int r = -ENOMEM;
+        if (req && host) {
+            req->data = host;
+            struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+            r = uv_getaddrinfo(rc->loop, req, on_resolved, host, NULL, &hints);
+        }
+        if (r < 0) {
+            free(req);
+            free(host);
+            char why[300];
+            snprintf(why, sizeof(why), "cannot resolve Redis's host '%s': %s", rc->url.host,
+                     uv_strerror(r));
+            went_down(rc, why);
+            return;
+        }
+        R.req = req;
     }
-    rc->resolving = req;
+    rc->next_waiting = R.waiting;
+    R.waiting = rc;
+    rc->resolving = true;
 }
 
 static void connect_to(rconn *rc, const char *addr) {
@@ -405,10 +454,19 @@ static void free_timer(uv_handle_t *h) {
 void rconn_free(rconn *rc) {
     if (!rc)
         return;
+    if (rc->freeing_context) {
+        rc->free_asked = true; /* on_silent frees it */
+        return;
+    }
     if (rc->resolving) {
-        /* Its callback frees it, and sees no rconn. */
-        rc->resolving->data = NULL;
-        uv_cancel((uv_req_t *)rc->resolving);
+        /* Off the lookup's waiters; the lookup goes on, for the others. */
+        for (rconn **p = &R.waiting; *p; p = &(*p)->next_waiting)
+            if (*p == rc) {
+                *p = rc->next_waiting;
+                break;
+            }
+        if (!R.waiting && R.req)
+            uv_cancel((uv_req_t *)R.req);
     }
     if (rc->ac) {
         /* Callbacks that come from the free see no rconn. */

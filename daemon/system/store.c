@@ -282,8 +282,13 @@ static int move_aside(char *moved, size_t moved_len, char *err, size_t err_len) 
         snprintf(to, sizeof(to), "%s.damaged-%s%s", db_path, stamp, suffixes[i]);
         if (i == 0)
             snprintf(moved, moved_len, "%s", to);
-        /* Free a moment ago; RENAME_NOREPLACE keeps it so, whatever came. */
-        if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0 && errno != ENOENT) {
+        /* Free a moment ago; RENAME_NOREPLACE keeps it so, whatever came.
+         * A file system without the flag (EINVAL: NFS, older ZFS) gets a
+         * plain rename to the name just checked. */
+        int moved_r = renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
+        if (moved_r < 0 && (errno == EINVAL || errno == ENOSYS))
+            moved_r = rename(from, to);
+        if (moved_r < 0 && errno != ENOENT) {
             int r = -errno;
             snprintf(err, err_len, "cannot move the state store %s aside to %s: %s", from, to,
                      strerror(-r));

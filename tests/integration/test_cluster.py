@@ -362,10 +362,12 @@ def an_outcome_is_written_when_its_stream_is_gone():
 @t.test
 def an_older_acl_user_is_said_once_and_loses_nothing():
     # An ACL user made from an older docs/cluster.md lacks +script|load,
-    # +evalsha and +xtrim: the host sends the scripts whole, its outcomes are
-    # still written, and it says once why, for each, in its log.
+    # +evalsha, +xtrim and +time: the host sends the scripts whole, its
+    # outcomes are still written, it claims without the stall check, and it
+    # says once why, for each, in its log.
     with Cluster(t, [Host("h1")]) as lab:
-        lab.redis.command("ACL", "SETUSER", "default", "-script|load", "-evalsha", "-xtrim")
+        lab.redis.command("ACL", "SETUSER", "default", "-script|load", "-evalsha", "-xtrim",
+                          "-time")
         lab["h1"].stop(timeout=timeout(30))
         h1 = lab.start_host("h1")
         lab.wait_serving("q1", "demo.sleep", ["h1"])
@@ -377,6 +379,13 @@ def an_older_acl_user_is_said_once_and_loses_nothing():
         for said in ("refused to load the scripts", "cannot trim the queues' streams"):
             t.eq(log.count(said), 1, "'%s' said once in h1's log" % said, "\n" + log[-2000:])
         t.check("cannot record" not in log, "h1's log says no 'cannot record'", "\n" + log[-2000:])
+        # Without +time the claim script is refused: claims go on, plain
+        # (they stopped altogether when this check came in).
+        h1.wait_log("claims go without the check for a stall", timeout(30))
+        base = xautoclaims(lab)
+        until(lambda: xautoclaims(lab) > base, "plain XAUTOCLAIMs after the refusal",
+              timeout(30))
+        t.eq(h1.log().count("claims go without the check"), 1, "said once")
 
 
 # ---------------------------------------------------------------- kill -9

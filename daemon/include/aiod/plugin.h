@@ -662,7 +662,8 @@ struct aiod_api {
     int (*queue_task_done)(aiod_queue *q);
     /* join: waits until every item put was marked task_done. 0, -ECANCELED. */
     int (*queue_join)(aiod_task *task, aiod_queue *q);
-    /* qsize and maxsize (as given to queue_new; <= 0: unbounded). */
+    /* qsize and maxsize (0: unbounded, for any maxsize <= 0 given: unlike
+     * asyncio, which keeps a negative one). */
     size_t (*queue_size)(const aiod_queue *q);
     int64_t (*queue_maxsize)(const aiod_queue *q);
     /* shutdown(immediate): put fails with -EPIPE from now; get fails once
