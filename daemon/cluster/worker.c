@@ -11,9 +11,11 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "aiod-pb.h"
 #include "alloc.h"
@@ -106,6 +108,10 @@ static struct {
     /* Redis's ACL user may not run what lua_claim and lua_pulse call
      * (TIME, GET, SET): claims are plain XAUTOCLAIMs, with no stall check. */
     bool claim_plain;
+    /* This machine's boot id (the kernel's), advertised with the pid: a
+     * host can tell its own dead predecessor from another live aiod under
+     * its name. */
+    char boot_id[40];
     /* The last lua_fetch found nothing: the next read waits in Redis. */
     bool wait_next;
     /* The stream lua_fetch begins with next. */
@@ -971,9 +977,12 @@ static void advertise(void) {
     snprintf(ttl, sizeof(ttl), "%llu", 3ull * cfg.cluster_visibility_ms); /* > 32 bits */
     const char *queues = cfg.cluster_queues ? cfg.cluster_queues : "";
     char *functions = functions_text();
-    const char *hset[] = {"HSET",     key, "queues",    queues,
-                          "capacity", cap, "running",   busy,
-                          "seen_ms",  now, "functions", functions ? functions : ""};
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    const char *hset[] = {"HSET",     key,       "queues",    queues,
+                          "capacity", cap,       "running",   busy,
+                          "seen_ms",  now,       "functions", functions ? functions : "",
+                          "boot",     W.boot_id, "pid",       pid};
     size_t hl[ELEMENTSOF(hset)];
     for (size_t i = 0; i < ELEMENTSOF(hset); i++)
         hl[i] = strlen(hset[i]);
@@ -981,6 +990,43 @@ static void advertise(void) {
     free(functions);
     const char *exp[] = {"PEXPIRE", key, ttl};
     rconn_send(link_cmd(), NULL, NULL, 3, exp, (size_t[]){7, strlen(key), strlen(ttl)});
+}
+
+/* The host's hash as the link came up, before this host advertised: one
+ * written by another aiod that is alive (its pid runs on this machine, or
+ * it advertised within two periods from another one) means two hosts share
+ * the name, and each takes the other's running entries for its own. */
+static void on_name_check(rconn *rc, redisReply *r, void *priv) {
+    (void)rc, (void)priv;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3)
+        return;
+    const char *boot = redis_str(r->element[0]), *pid_s = redis_str(r->element[1]),
+               *seen_s = redis_str(r->element[2]);
+    if (!boot || !pid_s || !seen_s)
+        return;
+    long pid = strtol(pid_s, NULL, 10);
+    bool here = strcmp(boot, W.boot_id) == 0;
+    if (here && pid == (long)getpid())
+        return;
+    uint64_t seen = strtoull(seen_s, NULL, 10), now = link_now_usec() / 1000u;
+    uint64_t ago = now > seen ? now - seen : 0;
+    uint64_t period = cfg.cluster_visibility_ms / 3 ? cfg.cluster_visibility_ms / 3 : 1;
+    bool alive = here ? pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM) : ago < 2 * period;
+    if (alive)
+        log_error("cluster: another aiod (pid %ld%s) advertised itself as host %s %" PRIu64
+                  " ms ago: cluster_host must be unique in the cluster; two live hosts of one "
+                  "name take each other's running tasks (docs/cluster.md)",
+                  pid, here ? ", on this machine" : ", on another machine", link_host(), ago);
+}
+
+static void check_name(void) {
+    char key[KEY_MAX];
+    snprintf(key, sizeof(key), "aiod:host:%s", link_host());
+    const char *argv[] = {"HMGET", key, "boot", "pid", "seen_ms"};
+    size_t lens[ELEMENTSOF(argv)];
+    for (size_t i = 0; i < ELEMENTSOF(argv); i++)
+        lens[i] = strlen(argv[i]);
+    rconn_send(link_cmd(), on_name_check, NULL, (int)ELEMENTSOF(argv), argv, lens);
 }
 
 /* The reply of XAUTOCLAIM: [next cursor, entries, deleted ids]; {"calm"}
@@ -1109,6 +1155,12 @@ int worker_start(void) {
     if (!W.jobs || !W.early_cancels || !W.timer || !W.flush)
         return -ENOMEM;
     uv_prepare_init(link_loop(), W.flush);
+    FILE *bf = fopen("/proc/sys/kernel/random/boot_id", "re");
+    if (bf) {
+        if (fgets(W.boot_id, sizeof(W.boot_id), bf))
+            W.boot_id[strcspn(W.boot_id, "\n")] = '\0';
+        fclose(bf);
+    }
     char why[200];
     W.n_queues = cfg.cluster_queues
                      ? cluster_queues_parse(cfg.cluster_queues, W.queues, why, sizeof(why))
@@ -1148,6 +1200,7 @@ void worker_link_up(void) {
                     (cfg.cluster_visibility_ms > pause ? cfg.cluster_visibility_ms : pause);
     W.own_read = false;
     W.wait_next = false;
+    check_name();
     advertise();
     /* Outcomes reached while Redis was away. */
     list *it, *next;

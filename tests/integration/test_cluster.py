@@ -647,6 +647,38 @@ def a_redis_name_that_does_not_resolve_yet_does_not_stop_aiod():
 
 
 @t.test
+def a_second_live_host_of_the_same_name_is_said():
+    """cluster_host must be unique, but a second aiod taking a live host's
+    name (a cloned machine, a second unit) said nothing, and went on to
+    take that host's running entries for its own. It now says so, at
+    error priority; a host restarted under its own name (the one before
+    it dead) says nothing."""
+    lab = Cluster(t, [Host("h1"), Host("h1b")])
+    with lab:
+        h1 = lab["h1"]
+        # h1b is started under h1's name (its settings say cluster_host = h1).
+        spec = lab.specs[1]
+        d = lab._mkdir("dup")
+        conf = os.path.join(d, "aiod.conf")
+        with open(conf, "w") as f:
+            f.write(lab.settings_text(spec).replace("cluster_host = h1b", "cluster_host = h1"))
+        dup = harness.Daemon(t, d, extra_args=["-c", conf])
+        dup.start()
+        line = dup.wait_log("another aiod", timeout(20))
+        t.contains(line or "", "cluster_host", "the duplicate names the setting", dup.log())
+        t.contains(line or "", "err:", "at error priority", dup.log())
+        dup.stop(timeout=timeout(30))
+        t.check("another aiod" not in h1.log(), "h1 itself says nothing", h1.log())
+        # h1 killed and started again: its old self is dead, nothing said.
+        h1.kill()
+        h1 = lab.start_host("h1")
+        lab.wait_joined(["h1"])
+        r = h1.aioctl("submit", "--queue", "q1", "demo.sleep", "0")
+        t.eq(r.rc, 0, "the restarted h1 works", r)
+        t.check("another aiod" not in h1.log(), "a restarted host says nothing", h1.log())
+
+
+@t.test
 def a_refused_password_is_logged_with_redis_s_reason():
     """A wrong cluster_password_file: Redis's WRONGPASS reached the client
     of a queue submit, but the log said only "the connection was closed"."""
