@@ -125,7 +125,7 @@ static uint64_t deadline_after(double timeout) {
         return 0;
     /* From now, not from the start of the loop iteration, and never
      * before loop_time() reached it (soon_timer_ms). */
-    uint64_t ms = soon_timer_ms(sched_loop(), timeout); /* updates uv_now first */
+    uint64_t ms = soon_timer_ms(sched_loop(), timeout);
     return uv_now(sched_loop()) + (ms ? ms : 1);
 }
 

@@ -182,10 +182,10 @@ double soon_time(void) {
 }
 
 uint64_t soon_timer_ms(uv_loop_t *l, double seconds) {
-    uv_update_time(l);
     /* libuv fires once its clock (whole milliseconds, truncated, maybe the
-     * coarse clock: never ahead of uv_hrtime) reaches now + timeout: a due
-     * time rounded up on the precise clock is never early. */
+     * coarse clock: never ahead of uv_hrtime) reaches uv_now + timeout: a
+     * due time rounded up on the precise clock is never early, whatever
+     * uv_now was (one clock read, no uv_update_time). */
     double due_ms = ceil((double)uv_hrtime() / 1e6 + seconds * 1000.0);
     double ms = due_ms - (double)uv_now(l);
     if (!(ms > 0))

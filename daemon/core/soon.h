@@ -37,7 +37,7 @@ double soon_time(void);
 
 /* The timeout to give uv_timer_start on `l` so that the timer fires no
  * earlier than `seconds` (<= 0: the next iteration) from now by soon_time;
- * at most LIMIT_TIMER_MAX_MS. Updates the loop's clock. */
+ * at most LIMIT_TIMER_MAX_MS. Counted from uv_now(l) as it is. */
 uint64_t soon_timer_ms(uv_loop_t *l, double seconds);
 
 /* Runs the callbacks scheduled before this call. Returns how many ran. */

@@ -295,10 +295,11 @@ static int by_address(const void *a, const void *b) {
 }
 
 /* asyncio.wait takes a set: a child given twice is one finished child.
- * Sorted, not compared pairwise, as a wait may name thousands; without the
- * memory to sort, pairwise all the same. */
+ * Over 32 children sorted, not compared pairwise, as a wait may name
+ * thousands; without the memory to sort, pairwise all the same. */
 static int count_finished_distinct(task *const *children, size_t n) {
-    _cleanup_free_ task **ended = alloc_malloc((n ? n : 1) * sizeof(*ended));
+    /* Up to 32 children, pairwise: no allocation on a common wait. */
+    _cleanup_free_ task **ended = n > 32 ? alloc_malloc(n * sizeof(*ended)) : NULL;
     if (!ended) {
         int done = 0;
         for (size_t i = 0; i < n; i++) {
