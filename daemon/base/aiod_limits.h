@@ -357,6 +357,21 @@
  * one of a second; 4096 rows is still more than a busy daemon's average
  * commit (about 1,300), so commits do not get more frequent for it. */
 #define LIMIT_STORE_BATCH_ROWS 4096u
+/* The store's log (system/storelog.h): changes committed as rows of the
+ * `log` table and not yet folded into `tasks`, at most this many or this
+ * many bytes (the rows are also kept in memory, to be folded without being
+ * read back). The more there are, the more superseded changes are never
+ * folded: 65,536 is some 30,000 tasks' submit and outcome, more than the
+ * default retain_count, so a busy daemon's pruned tasks never reach
+ * `tasks`. A batch is cut into rows of at most LIMIT_STORE_LOG_ROW_BYTES
+ * (SQLite's own limit for a blob is 1e9 bytes). */
+#define LIMIT_STORE_LOG_RECORDS 65536u
+#define LIMIT_STORE_LOG_BYTES ((size_t)16 << 20)
+#define LIMIT_STORE_LOG_ROW_BYTES ((size_t)16 << 20)
+/* A log row older than this is folded at the next commit, or by the
+ * store's thread when no commit comes: a quiet daemon's `tasks` is whole
+ * soon, and the pages of its pruned outcomes free. */
+#define LIMIT_STORE_LOG_AGE_MS 1000u
 
 /* The cluster (docs/cluster.md). Queued tasks one host runs at once by
  * default: enough to keep a few hosts busy with short tasks, few enough that

@@ -209,8 +209,9 @@ static size_t output_tail(const task *t, char **lines) {
     return n;
 }
 
-/* The record of `t` as it stands, packed; NULL when out of memory. */
-static uint8_t *encode(task *t, size_t *ret_len, int *ret_state) {
+/* The record of `t` as it stands, packed into the store's batch: false
+ * when out of memory. */
+static bool encode(task *t) {
     Aiod__StoredTask st = AIOD__STORED_TASK__INIT;
     Aiod__Schedule sched = AIOD__SCHEDULE__INIT;
     Aiod__Outcome outcome;
@@ -265,13 +266,12 @@ static uint8_t *encode(task *t, size_t *ret_len, int *ret_state) {
         st.interrupted = p->interrupted;
     }
     size_t len = protobuf_c_message_get_packed_size(&st.base);
-    uint8_t *buf = alloc_malloc(len ? len : 1);
+    int state = (int)st.state;
+    uint8_t *buf = store_put_reserve(t->id, state, state >= TASK_DONE ? t->finished_usec : 0, len);
     if (!buf)
-        return NULL;
+        return false;
     protobuf_c_message_pack(&st.base, buf);
-    *ret_len = len;
-    *ret_state = (int)st.state;
-    return buf;
+    return true;
 }
 
 /* Encodes up to `limit` dirty tasks, oldest first, into the store's batch
@@ -291,16 +291,12 @@ static void encode_dirty(size_t limit) {
             task_unref(t);
             continue;
         }
-        size_t len;
-        int state;
-        uint8_t *rec = encode(t, &len, &state);
-        if (!rec) {
+        if (!encode(t)) {
             log_task(LOG_ERR, t, "out of memory writing the task's record; trying again");
             v[keep++] = t; /* still dirty: the next batch */
             continue;
         }
         t->store_flags &= (uint8_t)~F_DIRTY;
-        store_put(t->id, state, state >= TASK_DONE ? t->finished_usec : 0, rec, len);
         if ((t->store_flags & F_GATED) && !frozen && !stopping)
             t->store_flags |= F_GATE_SENT;
         if (vec_push(sent, t) < 0)

@@ -9,14 +9,22 @@
  * of the machine), and a damaged file is detected rather than read as
  * garbage.
  *
- * The schema (version 2, PRAGMA user_version):
+ * The schema (version 3, PRAGMA user_version):
  *   tasks(id INTEGER PRIMARY KEY, state INTEGER NOT NULL, record BLOB NOT NULL,
  *         finished_usec INTEGER NOT NULL DEFAULT 0)
  *   meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)
+ *   log(seq INTEGER PRIMARY KEY, ops BLOB NOT NULL)
  * Version 1 had no finished_usec: its rows read 0 (not known), and are
- * pruned by the layer above once loaded, as before.
- * Rows are written as whole records (INSERT OR REPLACE) and deleted when
- * the layer above drops a task. auto_vacuum is INCREMENTAL: freed pages are
+ * pruned by the layer above once loaded, as before. Version 2 had no log.
+ *
+ * A commit writes its batch as one row of `log` (storelog.h gives the
+ * blob's format), and in the same transaction folds the oldest log rows
+ * into `tasks` and `meta` once more than LIMIT_STORE_LOG_RECORDS (or _BYTES)
+ * are unfolded: each task's latest change only, as whole records (INSERT OR
+ * REPLACE) or deletions, and the folded rows are deleted. Opening a store
+ * folds its whole log, and so does a clean close; a reader of the file
+ * between the two must apply `log` over `tasks` (docs/architecture.md).
+ * auto_vacuum is INCREMENTAL: freed pages are
  * reused, and once more than a quarter of the file (and over 8 MiB) is free,
  * every 64th commit gives back up to 4 MiB of it (incremental_vacuum), so the file
  * shrinks after a large prune without one long VACUUM. Checkpoints are
@@ -40,28 +48,24 @@
 #include <sqlite3.h>
 
 #include "alloc.h"
+#include "base/aiod_limits.h"
 #include "macro.h"
 #include "system/log.h"
-
-enum op_kind { OP_PUT, OP_DELETE, OP_META };
-
-typedef struct op {
-    uint64_t id;
-    uint64_t finished_usec;
-    const char *key; /* OP_META */
-    void *record;
-    uint32_t len;
-    int32_t state;
-    uint8_t kind;
-} op;
+#include "system/storelog.h"
 
 typedef struct batch {
-    op *ops;
-    size_t n, cap;
+    slog_buf ops;
     uint64_t seq;
     int error;
     char msg[256];
 } batch;
+
+/* A committed row of `log`, not yet folded (its blob kept in memory). */
+typedef struct log_row {
+    uint64_t seq;
+    uint64_t at_ms; /* when it committed (CLOCK_MONOTONIC) */
+    slog_buf ops;
+} log_row;
 
 static sqlite3 *db;
 static char *db_path;
@@ -73,6 +77,10 @@ static bool thread_started;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static bool stopping;
+/* store_close is under way: the thread folds nothing more by itself. */
+static bool closing;
+/* The thread is folding the log while no batch waits (mu). */
+static bool folding;
 /*
  * Up to STORE_MAX_HANDED batches are handed to the thread at once, so that
  * it can begin the next commit while the loop still answers for the last
@@ -92,6 +100,30 @@ static uint64_t next_seq = 1;
 static size_t n_handed;
 static uint64_t n_batches, n_rows, max_rows;
 static sqlite3_stmt *st_put, *st_delete, *st_meta, *st_begin, *st_commit;
+static sqlite3_stmt *st_log_put, *st_log_delete;
+
+/*
+ * The unfolded log, oldest first, with the index of its latest changes.
+ * The store thread's (the opening thread's before it runs). Buffers of
+ * folded rows are kept as spares for the batches, up to two.
+ */
+static log_row *ring;
+static size_t ring_head, ring_n, ring_cap;
+static size_t ring_records, ring_bytes;
+static slog_index *index_;
+static uint64_t log_seq = 1;
+/* The highest task id ever written to `tasks`: no row above it is there. */
+static uint64_t table_max_id;
+static slog_buf spare_bufs[2];
+static size_t n_spare_bufs;
+/* A fold of the quiet log failed (a full disk): the next waits until. */
+static uint64_t fold_retry_ms;
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static void close_fdp(int *fd) {
     if (*fd >= 0)
@@ -132,6 +164,9 @@ static void say_damaged(const char *what, char *err, size_t err_len) {
              db_path, what, db_path);
 }
 
+static void finalize_statements(void);
+static int fold_at_open(char *err, size_t err_len);
+
 /* Schema steps: migrations[v] takes a store from version v to v + 1. */
 static const char *const migrations[] = {
     /* 0 -> 1: the first schema. */
@@ -140,6 +175,8 @@ static const char *const migrations[] = {
     /* 1 -> 2: when a task finished, so that outcomes past their retention
      * are deleted before they are read back (store_prune_finished). */
     "ALTER TABLE tasks ADD COLUMN finished_usec INTEGER NOT NULL DEFAULT 0;",
+    /* 2 -> 3: commits go to a log, folded into tasks later. */
+    "CREATE TABLE log(seq INTEGER PRIMARY KEY, ops BLOB NOT NULL);",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -164,12 +201,12 @@ static int migrate(char *err, size_t err_len) {
                  db_path, (long long)version, STORE_SCHEMA_VERSION);
         return -EPROTO;
     }
-    /* A store of any version has both tables. */
+    /* A store of any version has both tables, and the log from version 3. */
     int64_t tables = 0;
     if (version > 0 &&
-        (query_int("SELECT count(*) FROM sqlite_schema WHERE name IN ('tasks','meta')", &tables) <
-             0 ||
-         tables != 2)) {
+        (query_int("SELECT count(*) FROM sqlite_schema WHERE name IN ('tasks','meta','log')",
+                   &tables) < 0 ||
+         tables != (version >= 3 ? 3 : 2))) {
         say_damaged("its tables are missing", err, err_len);
         return -EBADMSG;
     }
@@ -349,7 +386,10 @@ static int open_db(int how, char *err, size_t err_len) {
         r = migrate(err, err_len);
     if (r >= 0)
         give_back_space();
+    if (r >= 0)
+        r = fold_at_open(err, err_len);
     if (r < 0) {
+        finalize_statements();
         sqlite3_close(db);
         db = NULL;
     }
@@ -373,6 +413,7 @@ static int replace_damaged(char *err, size_t err_len) {
 
 int store_start_over(char *err, size_t err_len) {
     assert(db && !thread_started);
+    finalize_statements();
     sqlite3_close(db);
     db = NULL;
     return replace_damaged(err, err_len);
@@ -498,46 +539,28 @@ int store_get_meta(const char *key, uint64_t *ret) {
 
 /* ---------------------------------------------------------------- batches */
 
-static op *add_op(void) {
-    if (filling->n == filling->cap) {
-        size_t cap = filling->cap ? filling->cap * 2 : 256;
-        op *ops = alloc_realloc(filling->ops, cap * sizeof(op));
-        if (!ops)
-            return NULL;
-        filling->ops = ops;
-        filling->cap = cap;
-    }
-    return &filling->ops[filling->n++];
-}
-
 void store_put(uint64_t id, int state, uint64_t finished_usec, void *record, size_t len) {
     assert(db && len <= UINT32_MAX);
-    op *o = add_op();
-    if (!o) {
-        /* Out of memory for the batch: the row is written with the next
-         * change of the task, and its waiters see the commit fail. */
-        free(record);
+    /* Out of memory for the batch: the row is written with the next
+     * change of the task, and its waiters see the commit fail. */
+    if (slog_put(&filling->ops, id, state, finished_usec, record, len) < 0)
         filling->error = -ENOMEM;
-        return;
-    }
-    *o = (op){.kind = OP_PUT,
-              .id = id,
-              .finished_usec = finished_usec,
-              .state = state,
-              .record = record,
-              .len = (uint32_t)len};
+    free(record);
+}
+
+void *store_put_reserve(uint64_t id, int state, uint64_t finished_usec, size_t len) {
+    assert(db && len <= UINT32_MAX);
+    return slog_put_reserve(&filling->ops, id, state, finished_usec, len);
 }
 
 void store_delete(uint64_t id) {
-    op *o = add_op();
-    if (o)
-        *o = (op){.kind = OP_DELETE, .id = id};
+    /* Out of memory: the row stays until the task's id is pruned at the
+     * next start (its outcome past retention), as after a failed commit. */
+    (void)slog_delete(&filling->ops, id);
 }
 
 void store_put_meta(const char *key, uint64_t value) {
-    op *o = add_op();
-    if (o)
-        *o = (op){.kind = OP_META, .key = key, .id = value};
+    (void)slog_meta(&filling->ops, key, value);
 }
 
 uint64_t store_batch_seq(void) {
@@ -545,7 +568,7 @@ uint64_t store_batch_seq(void) {
 }
 
 size_t store_batch_size(void) {
-    return filling->n;
+    return filling->ops.n;
 }
 
 bool store_busy(void) {
@@ -553,15 +576,13 @@ bool store_busy(void) {
 }
 
 static void batch_clear(batch *b) {
-    for (size_t i = 0; i < b->n; i++)
-        free(b->ops[i].record);
-    b->n = 0;
+    slog_clear(&b->ops);
     b->error = 0;
     b->msg[0] = '\0';
 }
 
 bool store_flush(void) {
-    if (!thread_started || store_busy() || filling->n == 0)
+    if (!thread_started || store_busy() || filling->ops.n == 0)
         return false;
     assert(n_spares > 0);
     pthread_mutex_lock(&mu);
@@ -585,17 +606,20 @@ static int step_reset(sqlite3_stmt *st) {
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static void maybe_vacuum(void) {
+/* Gives back up to 4 MiB of free pages if over a quarter of the file and
+ * over 8 MiB are free. Whether it did. */
+static bool maybe_vacuum(void) {
     int64_t free_pages = 0, pages = 0, page_size = 4096;
     if (query_int("PRAGMA freelist_count", &free_pages) < 0 ||
         query_int("PRAGMA page_count", &pages) < 0 || query_int("PRAGMA page_size", &page_size) < 0)
-        return;
+        return false;
     if (free_pages * 4 > pages && free_pages * page_size > 8 << 20) {
         char sql[64];
         snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%lld)",
                  (long long)((4 << 20) / page_size));
-        exec(sql);
+        return exec(sql) == SQLITE_OK;
     }
+    return false;
 }
 
 static int prepare_statements(void) {
@@ -608,34 +632,331 @@ static int prepare_statements(void) {
                            &st_delete, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", -1,
                            SQLITE_PREPARE_PERSISTENT, &st_meta, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db, "INSERT INTO log(seq, ops) VALUES(?, ?)", -1,
+                           SQLITE_PREPARE_PERSISTENT, &st_log_put, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db, "DELETE FROM log WHERE seq = ?", -1, SQLITE_PREPARE_PERSISTENT,
+                           &st_log_delete, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(db, "BEGIN", -1, SQLITE_PREPARE_PERSISTENT, &st_begin, NULL) !=
             SQLITE_OK ||
         sqlite3_prepare_v3(db, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT, &st_commit, NULL) !=
-            SQLITE_OK)
+            SQLITE_OK) {
+        finalize_statements();
         return -ENOMEM;
+    }
     return 0;
 }
 
+static void finalize_statements(void) {
+    sqlite3_stmt **all[] = {&st_put,        &st_delete, &st_meta,  &st_log_put,
+                            &st_log_delete, &st_begin,  &st_commit};
+    for (size_t i = 0; i < ELEMENTSOF(all); i++) {
+        sqlite3_finalize(*all[i]);
+        *all[i] = NULL;
+    }
+}
+
+/* ---------------------------------------------------------------- the log */
+
+static log_row *ring_at(size_t i) {
+    assert(i < ring_n);
+    return &ring[(ring_head + i) % ring_cap];
+}
+
+/* Room in the ring for `more` rows: 0 or -ENOMEM. */
+static int ring_reserve(size_t more) {
+    if (ring_n + more <= ring_cap)
+        return 0;
+    size_t cap = ring_cap ? ring_cap : 64;
+    while (cap < ring_n + more)
+        cap *= 2;
+    log_row *r = alloc_malloc(cap * sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    for (size_t i = 0; i < ring_n; i++)
+        r[i] = *ring_at(i);
+    free(ring);
+    ring = r;
+    ring_cap = cap;
+    ring_head = 0;
+    return 0;
+}
+
+/* Takes `ops` (moved out of the caller) as the newest unfolded row; the
+ * ring has room (ring_reserve). */
+static void ring_push(uint64_t seq, uint64_t at_ms, slog_buf *ops) {
+    assert(ring_n < ring_cap);
+    ring[(ring_head + ring_n) % ring_cap] = (log_row){.seq = seq, .at_ms = at_ms, .ops = *ops};
+    ring_n++;
+    ring_records += ops->n;
+    ring_bytes += ops->len;
+    *ops = (slog_buf){0};
+}
+
+/* Drops the oldest row (folded); its buffer becomes a spare. */
+static void ring_pop(void) {
+    log_row *r = ring_at(0);
+    ring_records -= r->ops.n;
+    ring_bytes -= r->ops.len;
+    if (n_spare_bufs < ELEMENTSOF(spare_bufs) && r->ops.cap <= LIMIT_STORE_LOG_ROW_BYTES) {
+        slog_clear(&r->ops);
+        spare_bufs[n_spare_bufs++] = r->ops;
+    } else
+        slog_free(&r->ops);
+    ring_head = (ring_head + 1) % ring_cap;
+    ring_n--;
+}
+
+static void ring_free(void) {
+    while (ring_n)
+        ring_pop();
+    free(ring);
+    ring = NULL;
+    ring_cap = ring_head = 0;
+    for (size_t i = 0; i < n_spare_bufs; i++)
+        slog_free(&spare_bufs[i]);
+    n_spare_bufs = 0;
+    slog_index_free(index_);
+    index_ = NULL;
+}
+
+/*
+ * Folds row `r` into tasks and meta and deletes it, inside the caller's
+ * transaction: each change that is its task's latest in the log, a
+ * deletion only where tasks may hold the row. *max_id rises with the ids
+ * written. The index changes only once the transaction committed.
+ */
+static int fold_row(const log_row *r, uint64_t *max_id) {
+    size_t pos = 0;
+    slog_op op;
+    int rc = SQLITE_OK, more;
+    while (rc == SQLITE_OK && (more = slog_next(r->ops.p, r->ops.len, &pos, &op)) > 0) {
+        bool in_table;
+        if (op.kind == SLOG_META) {
+            sqlite3_bind_text(st_meta, 1, op.key, op.key_len, SQLITE_STATIC);
+            sqlite3_bind_int64(st_meta, 2, (sqlite3_int64)op.id);
+            rc = step_reset(st_meta);
+        } else if (!slog_index_is_latest(index_, r->seq, &op, &in_table)) {
+            continue;
+        } else if (op.kind == SLOG_PUT) {
+            sqlite3_bind_int64(st_put, 1, (sqlite3_int64)op.id);
+            sqlite3_bind_int(st_put, 2, op.state);
+            sqlite3_bind_blob(st_put, 3, op.record, (int)op.len, SQLITE_STATIC);
+            sqlite3_bind_int64(st_put, 4, (sqlite3_int64)op.finished_usec);
+            rc = step_reset(st_put);
+            if (op.id > *max_id)
+                *max_id = op.id;
+        } else if (in_table) {
+            sqlite3_bind_int64(st_delete, 1, (sqlite3_int64)op.id);
+            rc = step_reset(st_delete);
+        }
+    }
+    /* Rows are parsed whole when they are made or read at open. */
+    assert(rc != SQLITE_OK || more == 0);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st_log_delete, 1, (sqlite3_int64)r->seq);
+        rc = step_reset(st_log_delete);
+    }
+    return rc;
+}
+
+/* After the transaction that folded the `n` oldest rows committed. */
+static void folded(size_t n, uint64_t max_id) {
+    for (size_t i = 0; i < n; i++) {
+        const log_row *r = ring_at(0);
+        slog_index_forget(index_, r->seq, r->ops.p, r->ops.len);
+        ring_pop();
+    }
+    table_max_id = max_id;
+    if (!ring_n && (slog_index_broken(index_) || slog_index_size(index_)))
+        (void)slog_index_reset(index_);
+}
+
+/* Folds every unfolded row in one transaction. SQLite result code. */
+static int fold_all(void) {
+    if (!ring_n)
+        return SQLITE_OK;
+    uint64_t max_id = table_max_id;
+    int rc = step_reset(st_begin);
+    for (size_t i = 0; rc == SQLITE_OK && i < ring_n; i++)
+        rc = fold_row(ring_at(i), &max_id);
+    if (rc == SQLITE_OK)
+        rc = step_reset(st_commit);
+    if (rc != SQLITE_OK) {
+        exec("ROLLBACK");
+        return rc;
+    }
+    folded(ring_n, max_id);
+    return SQLITE_OK;
+}
+
+/* The log a store was left with (a crash, or a close that could not fold
+ * it) is folded before anything reads the tasks back. */
+static int fold_at_open(char *err, size_t err_len) {
+    int64_t max_id = 0;
+    if (!index_ && !(index_ = slog_index_new()))
+        return -ENOMEM;
+    if (prepare_statements() < 0 ||
+        query_int("SELECT coalesce(max(id), 0) FROM tasks", &max_id) < 0)
+        goto fail;
+    table_max_id = (uint64_t)max_id;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT seq, ops FROM log ORDER BY seq", -1, &st, NULL) != SQLITE_OK)
+        goto fail;
+    int rc = SQLITE_DONE;
+    bool bad = false;
+    while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
+        const void *blob = sqlite3_column_blob(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        slog_buf copy = {0};
+        slog_op op;
+        size_t pos = 0;
+        int more;
+        /* Parsed whole here, so that a fold never meets a bad change. */
+        while ((more = slog_next(blob, len, &pos, &op)) > 0)
+            copy.n++;
+        if (more < 0) {
+            bad = true;
+            break;
+        }
+        if (len && !(copy.p = alloc_malloc(len))) {
+            sqlite3_finalize(st);
+            return -ENOMEM;
+        }
+        if (len)
+            memcpy(copy.p, blob, len);
+        copy.len = copy.cap = len;
+        /* Out of memory, the index is broken, and every change is folded
+         * in order. */
+        (void)slog_index_add(index_, seq, copy.p, len, table_max_id);
+        if (ring_reserve(1) < 0) {
+            slog_free(&copy);
+            sqlite3_finalize(st);
+            while (ring_n)
+                ring_pop();
+            return -ENOMEM;
+        }
+        ring_push(seq, 0, &copy);
+        if (seq >= log_seq)
+            log_seq = seq + 1;
+    }
+    sqlite3_finalize(st);
+    if (bad) {
+        say_damaged("a row of its log does not parse", err, err_len);
+        while (ring_n)
+            ring_pop();
+        (void)slog_index_reset(index_);
+        return -EBADMSG;
+    }
+    if (rc != SQLITE_DONE)
+        goto fail;
+    size_t n = ring_records;
+    if (fold_all() != SQLITE_OK)
+        goto fail;
+    if (n)
+        log_info("the state store %s: folded %zu changes left in its log", db_path, n);
+    return 0;
+fail:
+    rc = sqlite3_extended_errcode(db);
+    while (ring_n)
+        ring_pop();
+    (void)slog_index_reset(index_);
+    if (is_damage(rc)) {
+        say_damaged(sqlite3_errmsg(db), err, err_len);
+        return -EBADMSG;
+    }
+    snprintf(err, err_len, "the state store %s: cannot fold its log into its tasks: %s", db_path,
+             sqlite3_errmsg(db));
+    return (rc & 0xff) == SQLITE_FULL ? -ENOSPC : (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : -EIO;
+}
+
+/*
+ * The batch's changes as log rows, in `rows` (at most `max`): one row that
+ * takes the batch's own buffer (the batch gets a spare one), or, for a
+ * batch over LIMIT_STORE_LOG_ROW_BYTES, copies cut at whole changes.
+ * Returns how many, or -ENOMEM (the batch is then as it was).
+ */
+static int cut_rows(batch *b, slog_buf *rows, size_t max, bool *ret_moved) {
+    *ret_moved = b->ops.len <= LIMIT_STORE_LOG_ROW_BYTES;
+    if (*ret_moved) {
+        rows[0] = b->ops;
+        b->ops = n_spare_bufs ? spare_bufs[--n_spare_bufs] : (slog_buf){0};
+        return 1;
+    }
+    size_t n_rows_cut = 0, pos = 0;
+    slog_op op;
+    while (pos < b->ops.len) {
+        size_t start = pos, end = pos, n = 0;
+        for (size_t at = pos; slog_next(b->ops.p, b->ops.len, &at, &op) > 0;) {
+            if (n && at - start > LIMIT_STORE_LOG_ROW_BYTES)
+                break;
+            end = at;
+            n++;
+        }
+        slog_buf *row = &rows[n_rows_cut];
+        *row = (slog_buf){.len = end - start, .cap = end - start, .n = n};
+        if (n_rows_cut == max || !(row->p = alloc_malloc(row->len))) {
+            while (n_rows_cut)
+                slog_free(&rows[--n_rows_cut]);
+            return -ENOMEM;
+        }
+        memcpy(row->p, b->ops.p + start, row->len);
+        n_rows_cut++;
+        pos = end;
+    }
+    return (int)n_rows_cut;
+}
+
+/* Gives the rows cut_rows made back (the batch was not committed). */
+static void uncut_rows(batch *b, slog_buf *rows, int n, bool moved) {
+    if (moved) {
+        slog_free(&b->ops);
+        b->ops = rows[0];
+        return;
+    }
+    while (n)
+        slog_free(&rows[--n]);
+}
+
+/*
+ * Writes batch `b` as one transaction: the oldest log rows folded while the
+ * log would hold too much with it, then the batch as new log rows. Nothing
+ * in memory changes unless it commits.
+ */
 static void write_batch(batch *b) {
+    size_t n_ops = b->ops.n;
+    /* 16 MiB rows: a batch holds 4096 records, each within a 4 MiB frame. */
+    slog_buf rows[1100];
+    int n_new = 0;
+    bool moved = false;
     if (!b->error && prepare_statements() < 0)
         b->error = -ENOMEM;
+    if (!b->error && (n_new = cut_rows(b, rows, ELEMENTSOF(rows), &moved)) < 0)
+        b->error = -ENOMEM;
+    if (!b->error && ring_reserve((size_t)n_new) < 0) {
+        uncut_rows(b, rows, n_new, moved);
+        n_new = 0;
+        b->error = -ENOMEM;
+    }
     int rc = b->error ? SQLITE_NOMEM : step_reset(st_begin);
-    for (size_t i = 0; rc == SQLITE_OK && i < b->n; i++) {
-        op *o = &b->ops[i];
-        if (o->kind == OP_PUT) {
-            sqlite3_bind_int64(st_put, 1, (sqlite3_int64)o->id);
-            sqlite3_bind_int(st_put, 2, o->state);
-            sqlite3_bind_blob(st_put, 3, o->record, (int)o->len, SQLITE_STATIC);
-            sqlite3_bind_int64(st_put, 4, (sqlite3_int64)o->finished_usec);
-            rc = step_reset(st_put);
-        } else if (o->kind == OP_DELETE) {
-            sqlite3_bind_int64(st_delete, 1, (sqlite3_int64)o->id);
-            rc = step_reset(st_delete);
-        } else {
-            sqlite3_bind_text(st_meta, 1, o->key, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st_meta, 2, (sqlite3_int64)o->id);
-            rc = step_reset(st_meta);
-        }
+    uint64_t max_id = table_max_id;
+    size_t n_fold = 0;
+    bool fold_everything = slog_index_broken(index_);
+    size_t records = ring_records, bytes = ring_bytes;
+    uint64_t now = now_ms();
+    while (rc == SQLITE_OK && n_fold < ring_n &&
+           (fold_everything || records + n_ops > LIMIT_STORE_LOG_RECORDS ||
+            bytes + b->ops.len > LIMIT_STORE_LOG_BYTES ||
+            ring_at(n_fold)->at_ms + LIMIT_STORE_LOG_AGE_MS <= now)) {
+        const log_row *r = ring_at(n_fold++);
+        records -= r->ops.n;
+        bytes -= r->ops.len;
+        rc = fold_row(r, &max_id);
+    }
+    for (int i = 0; rc == SQLITE_OK && i < n_new; i++) {
+        sqlite3_bind_int64(st_log_put, 1, (sqlite3_int64)(log_seq + (uint64_t)i));
+        sqlite3_bind_blob(st_log_put, 2, rows[i].p, (int)rows[i].len, SQLITE_STATIC);
+        rc = step_reset(st_log_put);
     }
     if (rc == SQLITE_OK)
         rc = step_reset(st_commit);
@@ -644,25 +965,79 @@ static void write_batch(batch *b) {
         snprintf(b->msg, sizeof(b->msg), "the state store %s: %s", db_path,
                  b->error ? "out of memory" : sqlite3_errmsg(db));
         exec("ROLLBACK");
+        if (n_new > 0)
+            uncut_rows(b, rows, n_new, moved);
         b->error = (code & 0xff) == SQLITE_FULL    ? -ENOSPC
                    : (code & 0xff) == SQLITE_NOMEM ? -ENOMEM
                                                    : -EIO;
         return;
     }
+    folded(n_fold, max_id);
+    /* The new rows join the unfolded log (the ring has room). An index
+     * that cannot record them is broken, and the next commit folds the
+     * whole log, which stays right. */
+    for (int i = 0; i < n_new; i++) {
+        (void)slog_index_add(index_, log_seq, rows[i].p, rows[i].len, table_max_id);
+        ring_push(log_seq++, now, &rows[i]);
+    }
     n_batches++;
-    n_rows += b->n;
-    if (b->n > max_rows)
-        max_rows = b->n;
+    n_rows += n_ops;
+    if (n_ops > max_rows)
+        max_rows = n_ops;
     if (n_batches % 64 == 0)
         maybe_vacuum();
+}
+
+/* Folds the log rows older than LIMIT_STORE_LOG_AGE_MS, in one
+ * transaction, while no batch waits: a quiet daemon's log does not stay
+ * unfolded (its pruned outcomes' pages free) for long. */
+static void fold_old(void) {
+    uint64_t now = now_ms(), max_id = table_max_id;
+    size_t n = 0;
+    int rc = step_reset(st_begin);
+    while (rc == SQLITE_OK && n < ring_n && ring_at(n)->at_ms + LIMIT_STORE_LOG_AGE_MS <= now)
+        rc = fold_row(ring_at(n++), &max_id);
+    if (rc == SQLITE_OK)
+        rc = step_reset(st_commit);
+    if (rc != SQLITE_OK) {
+        exec("ROLLBACK");
+        fold_retry_ms = now + LIMIT_STORE_LOG_AGE_MS;
+        return;
+    }
+    folded(n, max_id);
+    maybe_vacuum();
+}
+
+/* Waits (mu held) for a batch, the stop, or the oldest log row's age. */
+static void wait_for_work(void) {
+    while (!n_to_write && !stopping) {
+        if (closing || !ring_n) {
+            pthread_cond_wait(&cond, &mu);
+            continue;
+        }
+        uint64_t due = ring_at(0)->at_ms + LIMIT_STORE_LOG_AGE_MS;
+        if (fold_retry_ms > due)
+            due = fold_retry_ms;
+        if (now_ms() >= due) {
+            folding = true;
+            pthread_mutex_unlock(&mu);
+            fold_old();
+            pthread_mutex_lock(&mu);
+            folding = false;
+            pthread_cond_broadcast(&cond);
+            continue;
+        }
+        struct timespec ts = {.tv_sec = (time_t)(due / 1000),
+                              .tv_nsec = (long)(due % 1000) * 1000000};
+        pthread_cond_timedwait(&cond, &mu, &ts);
+    }
 }
 
 static void *writer_main(void *arg) {
     (void)arg;
     pthread_mutex_lock(&mu);
     for (;;) {
-        while (!n_to_write && !stopping)
-            pthread_cond_wait(&cond, &mu);
+        wait_for_work();
         if (!n_to_write)
             break;
         batch *b = to_write[0];
@@ -678,9 +1053,12 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
-static bool has_meta(const batch *b, const char *key) {
-    for (size_t i = 0; i < b->n; i++)
-        if (b->ops[i].kind == OP_META && strcmp(b->ops[i].key, key) == 0)
+static bool has_meta(const batch *b, const slog_op *meta) {
+    size_t pos = 0;
+    slog_op op;
+    while (slog_next(b->ops.p, b->ops.len, &pos, &op) > 0)
+        if (op.kind == SLOG_META && op.key_len == meta->key_len &&
+            memcmp(op.key, meta->key, op.key_len) == 0)
             return true;
     return false;
 }
@@ -693,37 +1071,36 @@ static bool has_meta(const batch *b, const char *key) {
  * `later` are the batches handed after `b`; false when out of memory.
  */
 static bool carry_over(const batch *b, batch *const *later, size_t n_later) {
-    size_t k = 0;
-    for (size_t i = 0; i < b->n; i++)
-        k += b->ops[i].kind != OP_PUT;
-    if (!k)
-        return true;
-    if (filling->n + k > filling->cap) {
-        op *ops = alloc_realloc(filling->ops, (filling->n + k) * sizeof(op));
-        if (!ops)
-            return false;
-        filling->ops = ops;
-        filling->cap = filling->n + k;
-    }
-    memmove(filling->ops + k, filling->ops, filling->n * sizeof(op));
-    size_t at = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        const op *o = &b->ops[i];
-        if (o->kind == OP_PUT)
+    slog_buf carried = {0};
+    size_t pos = 0;
+    slog_op op;
+    while (slog_next(b->ops.p, b->ops.len, &pos, &op) > 0) {
+        if (op.kind == SLOG_PUT)
             continue;
-        bool newer = false;
-        if (o->kind == OP_META) {
-            newer = has_meta(filling, o->key);
-            for (size_t j = 0; j < n_later && !newer; j++)
-                newer = has_meta(later[j], o->key);
+        if (op.kind == SLOG_DELETE) {
+            if (slog_delete(&carried, op.id) < 0)
+                goto oom;
+            continue;
         }
-        if (!newer)
-            filling->ops[at++] = *o;
+        bool newer = has_meta(filling, &op);
+        for (size_t j = 0; j < n_later && !newer; j++)
+            newer = has_meta(later[j], &op);
+        char key[256];
+        memcpy(key, op.key, op.key_len);
+        key[op.key_len] = '\0';
+        if (!newer && slog_meta(&carried, key, op.id) < 0)
+            goto oom;
     }
-    if (at < k)
-        memmove(filling->ops + at, filling->ops + k, filling->n * sizeof(op));
-    filling->n += at;
+    if (!carried.n)
+        return true;
+    if (slog_append(&carried, &filling->ops) < 0)
+        goto oom;
+    slog_free(&filling->ops);
+    filling->ops = carried;
     return true;
+oom:
+    slog_free(&carried);
+    return false;
 }
 
 /* On the loop thread: a batch was committed (or failed). */
@@ -778,7 +1155,14 @@ int store_start(uv_loop_t *loop, void (*committed)(uint64_t seq, int error, cons
     /* It never keeps the loop alive by itself: a commit under way is
      * waited for by store_close. */
     uv_unref((uv_handle_t *)&done_async);
-    stopping = false;
+    stopping = closing = folding = false;
+    fold_retry_ms = 0;
+    /* Its timed waits (the log's age) are on the monotonic clock. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&cond, &attr);
+    pthread_condattr_destroy(&attr);
     r = pthread_create(&thread, NULL, writer_main, NULL);
     if (r) {
         uv_close((uv_handle_t *)&done_async, NULL);
@@ -804,13 +1188,14 @@ static void write_last(batch *b) {
     if (b->error)
         log_error("%s; the last %zu changes before the stop (task records and deletions) were "
                   "not written: the store holds the state before them",
-                  b->msg, b->n);
+                  b->msg, b->ops.n);
 }
 
 void store_close(void) {
     if (thread_started) {
         pthread_mutex_lock(&mu);
-        while (n_to_write)
+        closing = true;
+        while (n_to_write || folding)
             pthread_cond_wait(&cond, &mu);
         pthread_mutex_unlock(&mu);
         /* Batches the loop has not answered for: a failed one is tried
@@ -824,7 +1209,7 @@ void store_close(void) {
             spares[n_spares++] = done[i];
         }
         n_done = 0;
-        if (filling->n)
+        if (filling->ops.n)
             write_last(filling);
         batch_clear(filling);
         pthread_mutex_lock(&mu);
@@ -835,16 +1220,26 @@ void store_close(void) {
         thread_started = false;
         if (!uv_is_closing((uv_handle_t *)&done_async))
             uv_close((uv_handle_t *)&done_async, NULL);
-    } else if (db && filling->n) {
+    } else if (db && filling->ops.n) {
         write_last(filling);
         batch_clear(filling);
     }
-    sqlite3_finalize(st_put);
-    sqlite3_finalize(st_delete);
-    sqlite3_finalize(st_meta);
-    sqlite3_finalize(st_begin);
-    sqlite3_finalize(st_commit);
-    st_put = st_delete = st_meta = st_begin = st_commit = NULL;
+    /* A clean stop leaves `tasks` whole, for whoever reads the file, and
+     * gives back some of the space the fold freed. */
+    if (db && ring_n) {
+        size_t n = ring_records;
+        if (fold_all() != SQLITE_OK)
+            log_warning("the state store %s: its log of %zu changes could not be folded into "
+                        "its tasks (%s); nothing is lost, the next start folds it",
+                        db_path, n, sqlite3_errmsg(db));
+        else
+            for (int i = 0; i < 16 && maybe_vacuum(); i++)
+                ;
+    }
+    ring_free();
+    log_seq = 1;
+    table_max_id = 0;
+    finalize_statements();
     if (db)
         sqlite3_close(db);
     db = NULL;
@@ -854,8 +1249,7 @@ void store_close(void) {
         close(lock_fd);
     lock_fd = -1;
     for (size_t i = 0; i < ELEMENTSOF(batches); i++) {
-        batch_clear(&batches[i]);
-        free(batches[i].ops);
+        slog_free(&batches[i].ops);
         batches[i] = (batch){0};
     }
     batches_reset();

@@ -28,7 +28,7 @@ enum store_durability {
 };
 
 /* The schema this daemon writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /*
  * Opens (creating it) STATE_DIR/tasks.db, takes the directory's store lock
@@ -74,6 +74,10 @@ int store_start(uv_loop_t *loop, void (*committed)(uint64_t seq, int error, cons
 /* Adds a row write to the batch being filled; `record` (len bytes) is
  * taken and freed by the store. `finished_usec` is 0 while unfinished. */
 void store_put(uint64_t id, int state, uint64_t finished_usec, void *record, size_t len);
+/* Adds a row write of `len` bytes to the batch being filled, for the
+ * caller to fill at once: where they go (valid until the next call into
+ * the store), or NULL when out of memory (the batch is as it was). */
+void *store_put_reserve(uint64_t id, int state, uint64_t finished_usec, size_t len);
 /* Adds a row deletion to the batch being filled. */
 void store_delete(uint64_t id);
 /* Sets a meta value (key taken as a constant string), in the batch. */

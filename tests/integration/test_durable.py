@@ -19,6 +19,7 @@ import random
 import shutil
 import signal
 import sqlite3
+import struct
 import subprocess
 import threading
 import time
@@ -96,11 +97,44 @@ def conf_file(*lines):
     return path
 
 
+def log_changes(blob):
+    """The changes of one row of tasks.db's log, as docs/architecture.md gives
+    their format: ("P", id, state), ("D", id, None) or ("M", key, value)."""
+    out, pos = [], 0
+    while pos < len(blob):
+        kind = chr(blob[pos])
+        if kind == "P":
+            tid, st, _fin, n = struct.unpack_from("<QiQI", blob, pos + 1)
+            out.append(("P", tid, st))
+            pos += 1 + 24 + n
+        elif kind == "D":
+            out.append(("D", struct.unpack_from("<Q", blob, pos + 1)[0], None))
+            pos += 9
+        elif kind == "M":
+            kl = blob[pos + 1]
+            key = blob[pos + 2:pos + 2 + kl].decode()
+            out.append(("M", key, struct.unpack_from("<Q", blob, pos + 2 + kl)[0]))
+            pos += 2 + kl + 8
+        else:
+            raise ValueError("a log row does not parse at byte %d" % pos)
+    return out
+
+
 def db_rows(state):
-    """{id: state} of tasks.db's rows (read while aiod may run: WAL lets us)."""
+    """{id: state} of tasks.db's tasks, with its unfolded log applied over
+    them in order (read while aiod may run: WAL lets us)."""
     con = sqlite3.connect(os.path.join(state, "tasks.db"), timeout=10)
     try:
-        return dict(con.execute("SELECT id, state FROM tasks"))
+        con.execute("BEGIN")  # one read: tasks and log as of one commit
+        rows = dict(con.execute("SELECT id, state FROM tasks"))
+        for (blob,) in con.execute("SELECT ops FROM log ORDER BY seq"):
+            for kind, key, value in log_changes(blob):
+                if kind == "P":
+                    rows[key] = value
+                elif kind == "D":
+                    rows.pop(key, None)
+        con.execute("COMMIT")
+        return rows
     finally:
         con.close()
 

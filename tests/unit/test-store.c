@@ -7,7 +7,9 @@
  * directory is refused; a file that is not a database, or one with a newer
  * schema, is refused with a reason, and --state-recover=fresh moves a
  * damaged one aside; stores are made, or converted, so that they can give
- * free space back (incremental auto-vacuum).
+ * free space back (incremental auto-vacuum); the log of commits is folded
+ * into the tasks (each task's last change) while it runs, at a clean close,
+ * and at the open after a kill, and a log row that does not parse is damage.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +22,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <sys/wait.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -336,6 +340,186 @@ static void test_missing_tables_are_damage(void **state) {
     assert_non_null(strstr(err, "tables are missing"));
 }
 
+/* ---------------------------------------------------------------- the log */
+
+/* Rows of `table` in the store at `path`, read by a connection of its own. */
+static int64_t count_rows(const char *path, const char *table) {
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    char sql[64];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/*
+ * The random changes of the log tests: `batches` batches of changes to ids
+ * 1..LOG_IDS, each a record (a put) or, one time in four, a deletion, from
+ * a fixed seed, so that a child can make them and its parent know them.
+ */
+#define LOG_IDS 100000u
+static char model[LOG_IDS + 1][24];
+
+static uint64_t rng_next(uint64_t *x) {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* Applies batch `b`'s changes to the model, and to the store if `write`. */
+static void make_batch(uint64_t *rng, unsigned b, size_t n, bool write) {
+    for (size_t i = 0; i < n; i++) {
+        uint64_t r = rng_next(rng);
+        uint64_t id = 1 + r % LOG_IDS;
+        if ((r >> 32) % 4 == 0) {
+            model[id][0] = '\0';
+            if (write)
+                store_delete(id);
+        } else {
+            snprintf(model[id], sizeof(model[id]), "%" PRIu64 "@%u.%zu", id, b, i);
+            if (write)
+                put(id, (int)(r >> 40) % 4, model[id]);
+        }
+    }
+}
+
+/* In a child: the changes of `batches` batches, each committed, and then
+ * an exit without a close (the log left unfolded, as after a SIGKILL). */
+static void write_batches_and_die(unsigned batches, size_t per_batch) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid > 0) {
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fprintf(stderr, "child: status 0x%x\n", status);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        return;
+    }
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    if (store_open(dir, STORE_OS, false, err, sizeof(err)) < 0 ||
+        store_start(&loop, on_committed) < 0)
+        _exit(2);
+    uv_timer_t keep;
+    uv_timer_init(&loop, &keep);
+    uv_timer_start(&keep, (uv_timer_cb)(void (*)(void))abort, 60000, 0);
+    uint64_t rng = 88172645463325252u;
+    committed_seq = 0;
+    for (unsigned b = 0; b < batches; b++) {
+        make_batch(&rng, b, per_batch, true);
+        uint64_t seq = store_batch_seq();
+        n_committed = 0;
+        if (!store_flush())
+            _exit(3);
+        run_until_committed(&loop, seq);
+        if (committed_error)
+            _exit(4);
+    }
+    _exit(0);
+}
+
+static size_t n_checked;
+
+static int check_model(void *u, uint64_t id, int state, const void *record, size_t len) {
+    (void)u;
+    (void)state;
+    assert_true(id >= 1 && id <= LOG_IDS);
+    assert_int_equal(len, strlen(model[id]));
+    assert_memory_equal(record, model[id], len);
+    n_checked++;
+    return 0;
+}
+
+static void expect_model(void) {
+    size_t want = 0;
+    for (size_t id = 1; id <= LOG_IDS; id++)
+        want += model[id][0] != '\0';
+    n_checked = 0;
+    assert_int_equal(store_load(check_model, NULL, err, sizeof(err)), 0);
+    assert_int_equal(n_checked, want);
+}
+
+static void test_a_killed_store_folds_its_log_at_open(void **state) {
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/tasks.db", dir);
+    memset(model, 0, sizeof(model));
+    /* Few changes: the log is not folded before the kill. */
+    write_batches_and_die(5, 200);
+    uint64_t rng = 88172645463325252u;
+    for (unsigned b = 0; b < 5; b++)
+        make_batch(&rng, b, 200, false);
+    assert_int_equal(count_rows(path, "tasks"), 0);
+    assert_int_equal(count_rows(path, "log"), 5);
+    assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
+    expect_model();
+    assert_int_equal(count_rows(path, "log"), 0);
+    store_close();
+}
+
+static void test_random_changes_fold_to_the_last_of_each(void **state) {
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/tasks.db", dir);
+    memset(model, 0, sizeof(model));
+    /* 240,000 changes to 100,000 ids: more than the log keeps unfolded, so
+     * commits fold its oldest rows (a change superseded later skipped, a
+     * deletion of a task the table never had skipped) while the newest stay
+     * in the log for the open after the kill to fold. */
+    write_batches_and_die(400, 600);
+    uint64_t rng = 88172645463325252u;
+    for (unsigned b = 0; b < 400; b++)
+        make_batch(&rng, b, 600, false);
+    assert_true(count_rows(path, "tasks") > 0);
+    assert_true(count_rows(path, "log") > 0);
+    assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
+    expect_model();
+    store_close();
+    /* And a clean close after more changes leaves no log at all. */
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
+    assert_int_equal(store_start(&loop, on_committed), 0);
+    for (unsigned b = 400; b < 410; b++)
+        make_batch(&rng, b, 600, true);
+    store_close();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(count_rows(path, "log"), 0);
+    assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
+    expect_model();
+    store_close();
+}
+
+static void test_a_log_row_that_does_not_parse_is_damage(void **state) {
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/tasks.db", dir);
+    assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
+    store_close();
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    /* A record whose length runs past the row's end. */
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO log VALUES(1, x'50010000000000000002000000000000"
+                                  "000000000000ff000000616263')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), -EBADMSG);
+    assert_non_null(strstr(err, "a row of its log does not parse"));
+    assert_int_equal(store_open(dir, STORE_OS, true, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "moved aside"));
+    store_close();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_batches_survive_a_close, setup, teardown),
@@ -345,6 +529,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_version_1_is_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_tables_are_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stores_can_give_space_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_killed_store_folds_its_log_at_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_changes_fold_to_the_last_of_each, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_log_row_that_does_not_parse_is_damage, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
