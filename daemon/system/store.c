@@ -575,8 +575,15 @@ bool store_busy(void) {
     return n_handed == STORE_MAX_HANDED;
 }
 
+/* A batch buffer larger than this is freed once used, not kept: one burst
+ * of large records must not hold its memory for the daemon's life. */
+#define KEEP_BUF_BYTES ((size_t)4 << 20)
+
 static void batch_clear(batch *b) {
-    slog_clear(&b->ops);
+    if (b->ops.cap > KEEP_BUF_BYTES)
+        slog_free(&b->ops);
+    else
+        slog_clear(&b->ops);
     b->error = 0;
     b->msg[0] = '\0';
 }
@@ -662,6 +669,16 @@ static log_row *ring_at(size_t i) {
     return &ring[(ring_head + i) % ring_cap];
 }
 
+/*
+ * Whether the oldest row is LIMIT_STORE_LOG_AGE_MS old: the rows over half
+ * that age are then folded together, so that a fold by age comes at most
+ * about twice a second and not with every commit (a lone client's submits
+ * would each carry one).
+ */
+static bool aged_out(uint64_t now) {
+    return ring_n && ring_at(0)->at_ms + LIMIT_STORE_LOG_AGE_MS <= now;
+}
+
 /* Room in the ring for `more` rows: 0 or -ENOMEM. */
 static int ring_reserve(size_t more) {
     if (ring_n + more <= ring_cap)
@@ -697,7 +714,7 @@ static void ring_pop(void) {
     log_row *r = ring_at(0);
     ring_records -= r->ops.n;
     ring_bytes -= r->ops.len;
-    if (n_spare_bufs < ELEMENTSOF(spare_bufs) && r->ops.cap <= LIMIT_STORE_LOG_ROW_BYTES) {
+    if (n_spare_bufs < ELEMENTSOF(spare_bufs) && r->ops.cap <= KEEP_BUF_BYTES) {
         slog_clear(&r->ops);
         spare_bufs[n_spare_bufs++] = r->ops;
     } else
@@ -944,10 +961,11 @@ static void write_batch(batch *b) {
     bool fold_everything = slog_index_broken(index_);
     size_t records = ring_records, bytes = ring_bytes;
     uint64_t now = now_ms();
+    bool aged = aged_out(now);
     while (rc == SQLITE_OK && n_fold < ring_n &&
            (fold_everything || records + n_ops > LIMIT_STORE_LOG_RECORDS ||
             bytes + b->ops.len > LIMIT_STORE_LOG_BYTES ||
-            ring_at(n_fold)->at_ms + LIMIT_STORE_LOG_AGE_MS <= now)) {
+            (aged && ring_at(n_fold)->at_ms + LIMIT_STORE_LOG_AGE_MS / 2 <= now))) {
         const log_row *r = ring_at(n_fold++);
         records -= r->ops.n;
         bytes -= r->ops.len;
@@ -988,14 +1006,15 @@ static void write_batch(batch *b) {
         maybe_vacuum();
 }
 
-/* Folds the log rows older than LIMIT_STORE_LOG_AGE_MS, in one
- * transaction, while no batch waits: a quiet daemon's log does not stay
- * unfolded (its pruned outcomes' pages free) for long. */
+/* Once the oldest log row is LIMIT_STORE_LOG_AGE_MS old and no batch
+ * waits, folds the rows over half that age in one transaction: a quiet
+ * daemon's log does not stay unfolded (its pruned outcomes' pages not
+ * freed) for long. */
 static void fold_old(void) {
     uint64_t now = now_ms(), max_id = table_max_id;
     size_t n = 0;
     int rc = step_reset(st_begin);
-    while (rc == SQLITE_OK && n < ring_n && ring_at(n)->at_ms + LIMIT_STORE_LOG_AGE_MS <= now)
+    while (rc == SQLITE_OK && n < ring_n && ring_at(n)->at_ms + LIMIT_STORE_LOG_AGE_MS / 2 <= now)
         rc = fold_row(ring_at(n++), &max_id);
     if (rc == SQLITE_OK)
         rc = step_reset(st_commit);
@@ -1217,6 +1236,7 @@ void store_close(void) {
         pthread_cond_signal(&cond);
         pthread_mutex_unlock(&mu);
         pthread_join(thread, NULL);
+        pthread_cond_destroy(&cond);
         thread_started = false;
         if (!uv_is_closing((uv_handle_t *)&done_async))
             uv_close((uv_handle_t *)&done_async, NULL);
