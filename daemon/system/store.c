@@ -21,9 +21,12 @@
  * blob's format), and in the same transaction folds the oldest log rows
  * into `tasks` and `meta` once more than LIMIT_STORE_LOG_RECORDS (or _BYTES)
  * are unfolded: each task's latest change only, as whole records (INSERT OR
- * REPLACE) or deletions, and the folded rows are deleted. Opening a store
- * folds its whole log, and so does a clean close; a reader of the file
- * between the two must apply `log` over `tasks` (docs/architecture.md).
+ * REPLACE) or deletions, and the folded rows are deleted. A row a second
+ * old is folded too (with the next commit, or by the thread when none
+ * comes). Opening a store folds its whole log (on a full disk it is read
+ * from memory instead, until a commit finds room), and so does a clean
+ * close; a reader of the file between the two must apply `log` over
+ * `tasks` (docs/architecture.md).
  * auto_vacuum is INCREMENTAL: freed pages are
  * reused, and once more than a quarter of the file (and over 8 MiB) is free,
  * every 64th commit gives back up to 4 MiB of it (incremental_vacuum), so the file
@@ -55,6 +58,12 @@
 
 typedef struct batch {
     slog_buf ops;
+    /* The meta keys it sets (constant strings), kept apart from `ops` for
+     * the loop: a failed batch's carry_over asks which later batches set a
+     * key while the store's thread may be swapping their buffers. */
+    const char *meta_keys[4];
+    uint8_t n_meta_keys;
+    bool many_meta_keys; /* more than meta_keys holds: counts as setting all */
     uint64_t seq;
     int error;
     char msg[256];
@@ -166,12 +175,23 @@ static void say_damaged(const char *what, char *err, size_t err_len) {
 
 static void finalize_statements(void);
 static int fold_at_open(char *err, size_t err_len);
+static void ring_free(void);
+/* A task's change in a log left unfolded, and its place there. */
+typedef struct overlay_entry {
+    slog_op op;
+    size_t order;
+} overlay_entry;
+static int log_overlay(overlay_entry **ret, size_t *ret_n);
+static const slog_op *overlay_op(const overlay_entry *e);
+static uint64_t overlay_id(const overlay_entry *e);
+static bool log_meta(const char *key, uint64_t *ret);
+static uint64_t log_max_id(void);
 
 /* Schema steps: migrations[v] takes a store from version v to v + 1. */
 static const char *const migrations[] = {
     /* 0 -> 1: the first schema. */
-    "CREATE TABLE tasks(id INTEGER PRIMARY KEY, state INTEGER NOT NULL, record BLOB NOT NULL);"
-    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+    ("CREATE TABLE tasks(id INTEGER PRIMARY KEY, state INTEGER NOT NULL, record BLOB NOT NULL);"
+     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"),
     /* 1 -> 2: when a task finished, so that outcomes past their retention
      * are deleted before they are read back (store_prune_finished). */
     "ALTER TABLE tasks ADD COLUMN finished_usec INTEGER NOT NULL DEFAULT 0;",
@@ -389,6 +409,7 @@ static int open_db(int how, char *err, size_t err_len) {
     if (r >= 0)
         r = fold_at_open(err, err_len);
     if (r < 0) {
+        ring_free();
         finalize_statements();
         sqlite3_close(db);
         db = NULL;
@@ -469,25 +490,52 @@ const char *store_path(void) {
     return db_path;
 }
 
+/* Calls `each` for the log's latest change of a task if it is a record. */
+static int each_logged(int (*each)(void *u, uint64_t id, int state, const void *record, size_t len),
+                       void *u, const overlay_entry *e) {
+    const slog_op *op = overlay_op(e);
+    return op->kind == SLOG_PUT ? each(u, op->id, op->state, op->record, op->len) : 0;
+}
+
 int store_load(int (*each)(void *u, uint64_t id, int state, const void *record, size_t len),
                void *u, char *err, size_t err_len) {
+    /* A log left unfolded (the disk was full at open) is laid over the
+     * tasks: each task's latest change there wins. */
+    overlay_entry *log = NULL;
+    size_t n_log = 0, k = 0;
+    int r = log_overlay(&log, &n_log);
+    if (r < 0)
+        return r;
     sqlite3_stmt *st;
     int rc =
         sqlite3_prepare_v2(db, "SELECT id, state, record FROM tasks ORDER BY id", -1, &st, NULL);
     if (rc != SQLITE_OK)
         goto fail;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int r = each(u, (uint64_t)sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1),
-                     sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+        uint64_t id = (uint64_t)sqlite3_column_int64(st, 0);
+        for (; r == 0 && k < n_log && overlay_id(&log[k]) < id; k++)
+            r = each_logged(each, u, &log[k]);
+        if (r == 0 && k < n_log && overlay_id(&log[k]) == id)
+            r = each_logged(each, u, &log[k++]);
+        else if (r == 0)
+            r = each(u, id, sqlite3_column_int(st, 1), sqlite3_column_blob(st, 2),
+                     (size_t)sqlite3_column_bytes(st, 2));
         if (r < 0) {
             sqlite3_finalize(st);
+            free(log);
             return r;
         }
     }
     sqlite3_finalize(st);
+    for (; r == 0 && k < n_log; k++)
+        r = each_logged(each, u, &log[k]);
+    free(log);
+    if (r < 0)
+        return r;
     if (rc == SQLITE_DONE)
         return 0;
 fail:
+    free(log);
     rc = sqlite3_extended_errcode(db);
     if (is_damage(rc))
         say_damaged(sqlite3_errmsg(db), err, err_len);
@@ -519,11 +567,14 @@ int store_max_id(uint64_t *ret) {
     int r = query_int("SELECT coalesce(max(id), 0) FROM tasks", &v);
     if (r < 0)
         return -EIO;
-    *ret = (uint64_t)v;
+    uint64_t logged = log_max_id();
+    *ret = logged > (uint64_t)v ? logged : (uint64_t)v;
     return 0;
 }
 
 int store_get_meta(const char *key, uint64_t *ret) {
+    if (log_meta(key, ret))
+        return 0;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = ?", -1, &st, NULL) != SQLITE_OK)
         return -EIO;
@@ -559,8 +610,19 @@ void store_delete(uint64_t id) {
     (void)slog_delete(&filling->ops, id);
 }
 
+static void note_meta_key(batch *b, const char *key) {
+    for (size_t i = 0; i < b->n_meta_keys; i++)
+        if (strcmp(b->meta_keys[i], key) == 0)
+            return;
+    if (b->n_meta_keys < ELEMENTSOF(b->meta_keys))
+        b->meta_keys[b->n_meta_keys++] = key;
+    else
+        b->many_meta_keys = true;
+}
+
 void store_put_meta(const char *key, uint64_t value) {
-    (void)slog_meta(&filling->ops, key, value);
+    if (slog_meta(&filling->ops, key, value) == 0)
+        note_meta_key(filling, key);
 }
 
 uint64_t store_batch_seq(void) {
@@ -584,6 +646,8 @@ static void batch_clear(batch *b) {
         slog_free(&b->ops);
     else
         slog_clear(&b->ops);
+    b->n_meta_keys = 0;
+    b->many_meta_keys = false;
     b->error = 0;
     b->msg[0] = '\0';
 }
@@ -705,7 +769,7 @@ static void ring_push(uint64_t seq, uint64_t at_ms, slog_buf *ops) {
     ring[(ring_head + ring_n) % ring_cap] = (log_row){.seq = seq, .at_ms = at_ms, .ops = *ops};
     ring_n++;
     ring_records += ops->n;
-    ring_bytes += ops->len;
+    ring_bytes += ops->cap; /* the memory it holds */
     *ops = (slog_buf){0};
 }
 
@@ -713,7 +777,7 @@ static void ring_push(uint64_t seq, uint64_t at_ms, slog_buf *ops) {
 static void ring_pop(void) {
     log_row *r = ring_at(0);
     ring_records -= r->ops.n;
-    ring_bytes -= r->ops.len;
+    ring_bytes -= r->ops.cap;
     if (n_spare_bufs < ELEMENTSOF(spare_bufs) && r->ops.cap <= KEEP_BUF_BYTES) {
         slog_clear(&r->ops);
         spare_bufs[n_spare_bufs++] = r->ops;
@@ -806,22 +870,23 @@ static int fold_all(void) {
     return SQLITE_OK;
 }
 
-/* The log a store was left with (a crash, or a close that could not fold
- * it) is folded before anything reads the tasks back. */
-static int fold_at_open(char *err, size_t err_len) {
-    int64_t max_id = 0;
-    if (!index_ && !(index_ = slog_index_new()))
-        return -ENOMEM;
-    if (prepare_statements() < 0 ||
-        query_int("SELECT coalesce(max(id), 0) FROM tasks", &max_id) < 0)
-        goto fail;
-    table_max_id = (uint64_t)max_id;
+/* Forgets the unfolded log held in memory (the store is being closed, or
+ * was not opened). */
+static void ring_drop(void) {
+    while (ring_n)
+        ring_pop();
+    if (index_)
+        (void)slog_index_reset(index_);
+}
+
+/* Reads the log rows into the ring and the index, each parsed whole. 0,
+ * -EBADMSG (a row does not parse), -ENOMEM, or a positive SQLite code. */
+static int read_log(void) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT seq, ops FROM log ORDER BY seq", -1, &st, NULL) != SQLITE_OK)
-        goto fail;
-    int rc = SQLITE_DONE;
-    bool bad = false;
-    while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        return sqlite3_extended_errcode(db);
+    int rc, r = 0;
+    while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
         const void *blob = sqlite3_column_blob(st, 1);
         size_t len = (size_t)sqlite3_column_bytes(st, 1);
@@ -829,16 +894,16 @@ static int fold_at_open(char *err, size_t err_len) {
         slog_op op;
         size_t pos = 0;
         int more;
-        /* Parsed whole here, so that a fold never meets a bad change. */
-        while ((more = slog_next(blob, len, &pos, &op)) > 0)
+        /* A fold never meets a bad change: each is checked here. */
+        while ((more = slog_next(blob, len, &pos, &op)) > 0 && (op.kind == SLOG_META || op.id))
             copy.n++;
-        if (more < 0) {
-            bad = true;
+        if (more != 0) {
+            r = -EBADMSG;
             break;
         }
-        if (len && !(copy.p = alloc_malloc(len))) {
-            sqlite3_finalize(st);
-            return -ENOMEM;
+        if (ring_reserve(1) < 0 || (len && !(copy.p = alloc_malloc(len)))) {
+            r = -ENOMEM;
+            break;
         }
         if (len)
             memcpy(copy.p, blob, len);
@@ -846,38 +911,61 @@ static int fold_at_open(char *err, size_t err_len) {
         /* Out of memory, the index is broken, and every change is folded
          * in order. */
         (void)slog_index_add(index_, seq, copy.p, len, table_max_id);
-        if (ring_reserve(1) < 0) {
-            slog_free(&copy);
-            sqlite3_finalize(st);
-            while (ring_n)
-                ring_pop();
-            return -ENOMEM;
-        }
         ring_push(seq, 0, &copy);
         if (seq >= log_seq)
             log_seq = seq + 1;
     }
     sqlite3_finalize(st);
-    if (bad) {
-        say_damaged("a row of its log does not parse", err, err_len);
-        while (ring_n)
-            ring_pop();
-        (void)slog_index_reset(index_);
-        return -EBADMSG;
+    if (r == 0 && rc != SQLITE_DONE)
+        r = sqlite3_extended_errcode(db);
+    return r;
+}
+
+/*
+ * The log a store was left with (a kill, or a close that could not fold
+ * it) is folded before anything reads the tasks back. On a full disk it
+ * stays in memory instead: store_load lays it over the tasks, and the
+ * first commit that finds room folds it.
+ */
+static int fold_at_open(char *err, size_t err_len) {
+    int64_t max_id = 0;
+    int rc;
+    if (!index_ && !(index_ = slog_index_new()))
+        return -ENOMEM;
+    if (prepare_statements() < 0)
+        return -ENOMEM;
+    if (query_int("SELECT coalesce(max(id), 0) FROM tasks", &max_id) < 0) {
+        rc = sqlite3_extended_errcode(db);
+        goto fail;
     }
-    if (rc != SQLITE_DONE)
+    table_max_id = (uint64_t)max_id;
+    int r = read_log();
+    if (r == -EBADMSG || r == -ENOMEM) {
+        ring_drop();
+        if (r == -EBADMSG)
+            say_damaged("a row of its log does not parse", err, err_len);
+        return r;
+    }
+    if (r > 0) {
+        rc = r;
         goto fail;
+    }
     size_t n = ring_records;
-    if (fold_all() != SQLITE_OK)
-        goto fail;
-    if (n)
-        log_info("the state store %s: folded %zu changes left in its log", db_path, n);
-    return 0;
+    rc = fold_all();
+    if (rc == SQLITE_OK) {
+        if (n)
+            log_info("the state store %s: folded %zu changes left in its log", db_path, n);
+        return 0;
+    }
+    if ((rc & 0xff) == SQLITE_FULL) {
+        log_warning("the state store %s: the disk is full, and the %zu changes left in its log "
+                    "cannot be folded into its tasks yet: they are read from the log, and "
+                    "folded with the first commit that finds room",
+                    db_path, n);
+        return 0;
+    }
 fail:
-    rc = sqlite3_extended_errcode(db);
-    while (ring_n)
-        ring_pop();
-    (void)slog_index_reset(index_);
+    ring_drop();
     if (is_damage(rc)) {
         say_damaged(sqlite3_errmsg(db), err, err_len);
         return -EBADMSG;
@@ -887,41 +975,141 @@ fail:
     return (rc & 0xff) == SQLITE_FULL ? -ENOSPC : (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : -EIO;
 }
 
+/* ------------------------------------------------ a log left unfolded */
+
+static const slog_op *overlay_op(const overlay_entry *e) {
+    return &e->op;
+}
+
+static uint64_t overlay_id(const overlay_entry *e) {
+    return e->op.id;
+}
+
+static int by_id_then_order(const void *a, const void *b) {
+    const overlay_entry *x = a, *y = b;
+    if (x->op.id != y->op.id)
+        return x->op.id < y->op.id ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Each task's latest change in the unfolded log, by id (the caller frees
+ * *ret): 0 or -ENOMEM. Nothing when the log was folded at open. */
+static int log_overlay(overlay_entry **ret, size_t *ret_n) {
+    *ret = NULL;
+    *ret_n = 0;
+    if (!ring_n || !ring_records)
+        return 0;
+    overlay_entry *e = alloc_malloc(ring_records * sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < ring_n; i++) {
+        const log_row *r = ring_at(i);
+        size_t pos = 0;
+        slog_op op;
+        while (slog_next(r->ops.p, r->ops.len, &pos, &op) > 0)
+            if (op.kind != SLOG_META) {
+                e[n] = (overlay_entry){.op = op, .order = n};
+                n++;
+            }
+    }
+    qsort(e, n, sizeof(*e), by_id_then_order);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 1 < n && e[i + 1].op.id == e[i].op.id)
+            continue; /* a later change of the same task follows */
+        e[kept++] = e[i];
+    }
+    *ret = e;
+    *ret_n = kept;
+    return 0;
+}
+
+/* The unfolded log's latest value of meta `key`, if it has one. */
+static bool log_meta(const char *key, uint64_t *ret) {
+    bool found = false;
+    size_t kl = strlen(key);
+    for (size_t i = 0; i < ring_n; i++) {
+        const log_row *r = ring_at(i);
+        size_t pos = 0;
+        slog_op op;
+        while (slog_next(r->ops.p, r->ops.len, &pos, &op) > 0)
+            if (op.kind == SLOG_META && op.key_len == kl && memcmp(op.key, key, kl) == 0) {
+                *ret = op.id;
+                found = true;
+            }
+    }
+    return found;
+}
+
+/* The highest task id the unfolded log writes a record of, 0 if none. */
+static uint64_t log_max_id(void) {
+    uint64_t max = 0;
+    for (size_t i = 0; i < ring_n; i++) {
+        const log_row *r = ring_at(i);
+        size_t pos = 0;
+        slog_op op;
+        while (slog_next(r->ops.p, r->ops.len, &pos, &op) > 0)
+            if (op.kind == SLOG_PUT && op.id > max)
+                max = op.id;
+    }
+    return max;
+}
+
+/* The end of the log row starting at `start` of `ops`: whole changes, at
+ * most LIMIT_STORE_LOG_ROW_BYTES unless one change alone is more; its
+ * changes in *ret_n. */
+static size_t row_end(const slog_buf *ops, size_t start, size_t *ret_n) {
+    size_t end = start, n = 0;
+    slog_op op;
+    for (size_t at = start; slog_next(ops->p, ops->len, &at, &op) > 0; n++) {
+        if (n && at - start > LIMIT_STORE_LOG_ROW_BYTES)
+            break;
+        end = at;
+    }
+    *ret_n = n;
+    return end;
+}
+
 /*
- * The batch's changes as log rows, in `rows` (at most `max`): one row that
- * takes the batch's own buffer (the batch gets a spare one), or, for a
- * batch over LIMIT_STORE_LOG_ROW_BYTES, copies cut at whole changes.
- * Returns how many, or -ENOMEM (the batch is then as it was).
+ * The batch's changes as log rows, in *ret_rows: `one`, which takes the
+ * batch's own buffer (the batch gets a spare one), or, for a batch over
+ * LIMIT_STORE_LOG_ROW_BYTES, an array of copies cut at whole changes (the
+ * caller frees it). Returns how many, or -ENOMEM (the batch is then as it
+ * was).
  */
-static int cut_rows(batch *b, slog_buf *rows, size_t max, bool *ret_moved) {
+static int cut_rows(batch *b, slog_buf *one, slog_buf **ret_rows, bool *ret_moved) {
     *ret_moved = b->ops.len <= LIMIT_STORE_LOG_ROW_BYTES;
     if (*ret_moved) {
-        rows[0] = b->ops;
+        *one = b->ops;
         b->ops = n_spare_bufs ? spare_bufs[--n_spare_bufs] : (slog_buf){0};
+        *ret_rows = one;
         return 1;
     }
-    size_t n_rows_cut = 0, pos = 0;
-    slog_op op;
-    while (pos < b->ops.len) {
-        size_t start = pos, end = pos, n = 0;
-        for (size_t at = pos; slog_next(b->ops.p, b->ops.len, &at, &op) > 0;) {
-            if (n && at - start > LIMIT_STORE_LOG_ROW_BYTES)
-                break;
-            end = at;
-            n++;
-        }
-        slog_buf *row = &rows[n_rows_cut];
-        *row = (slog_buf){.len = end - start, .cap = end - start, .n = n};
-        if (n_rows_cut == max || !(row->p = alloc_malloc(row->len))) {
-            while (n_rows_cut)
-                slog_free(&rows[--n_rows_cut]);
-            return -ENOMEM;
-        }
-        memcpy(row->p, b->ops.p + start, row->len);
-        n_rows_cut++;
+    size_t count = 0, n;
+    for (size_t pos = 0; pos < b->ops.len; count++) {
+        size_t end = row_end(&b->ops, pos, &n);
+        assert(n > 0); /* the batch was made by slog_*, whole */
         pos = end;
     }
-    return (int)n_rows_cut;
+    slog_buf *rows = alloc_calloc(count, sizeof(*rows));
+    if (!rows)
+        return -ENOMEM;
+    size_t pos = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t end = row_end(&b->ops, pos, &n);
+        rows[i] = (slog_buf){.len = end - pos, .cap = end - pos, .n = n};
+        if (!(rows[i].p = alloc_malloc(rows[i].len))) {
+            while (i)
+                slog_free(&rows[--i]);
+            free(rows);
+            return -ENOMEM;
+        }
+        memcpy(rows[i].p, b->ops.p + pos, rows[i].len);
+        pos = end;
+    }
+    *ret_rows = rows;
+    return (int)count;
 }
 
 /* Gives the rows cut_rows made back (the batch was not committed). */
@@ -933,6 +1121,7 @@ static void uncut_rows(batch *b, slog_buf *rows, int n, bool moved) {
     }
     while (n)
         slog_free(&rows[--n]);
+    free(rows);
 }
 
 /*
@@ -941,15 +1130,16 @@ static void uncut_rows(batch *b, slog_buf *rows, int n, bool moved) {
  * in memory changes unless it commits.
  */
 static void write_batch(batch *b) {
-    size_t n_ops = b->ops.n;
-    /* 16 MiB rows: a batch holds 4096 records, each within a 4 MiB frame. */
-    slog_buf rows[1100];
+    size_t n_ops = b->ops.n, n_bytes = b->ops.cap;
+    slog_buf one, *rows = NULL;
     int n_new = 0;
     bool moved = false;
     if (!b->error && prepare_statements() < 0)
         b->error = -ENOMEM;
-    if (!b->error && (n_new = cut_rows(b, rows, ELEMENTSOF(rows), &moved)) < 0)
+    if (!b->error && (n_new = cut_rows(b, &one, &rows, &moved)) < 0) {
+        n_new = 0;
         b->error = -ENOMEM;
+    }
     if (!b->error && ring_reserve((size_t)n_new) < 0) {
         uncut_rows(b, rows, n_new, moved);
         n_new = 0;
@@ -964,11 +1154,11 @@ static void write_batch(batch *b) {
     bool aged = aged_out(now);
     while (rc == SQLITE_OK && n_fold < ring_n &&
            (fold_everything || records + n_ops > LIMIT_STORE_LOG_RECORDS ||
-            bytes + b->ops.len > LIMIT_STORE_LOG_BYTES ||
+            bytes + n_bytes > LIMIT_STORE_LOG_BYTES ||
             (aged && ring_at(n_fold)->at_ms + LIMIT_STORE_LOG_AGE_MS / 2 <= now))) {
         const log_row *r = ring_at(n_fold++);
         records -= r->ops.n;
-        bytes -= r->ops.len;
+        bytes -= r->ops.cap;
         rc = fold_row(r, &max_id);
     }
     for (int i = 0; rc == SQLITE_OK && i < n_new; i++) {
@@ -998,6 +1188,8 @@ static void write_batch(batch *b) {
         (void)slog_index_add(index_, log_seq, rows[i].p, rows[i].len, table_max_id);
         ring_push(log_seq++, now, &rows[i]);
     }
+    if (!moved)
+        free(rows);
     n_batches++;
     n_rows += n_ops;
     if (n_ops > max_rows)
@@ -1072,12 +1264,12 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
-static bool has_meta(const batch *b, const slog_op *meta) {
-    size_t pos = 0;
-    slog_op op;
-    while (slog_next(b->ops.p, b->ops.len, &pos, &op) > 0)
-        if (op.kind == SLOG_META && op.key_len == meta->key_len &&
-            memcmp(op.key, meta->key, op.key_len) == 0)
+/* Whether batch `b` sets meta key `key` (loop-owned fields only). */
+static bool has_meta(const batch *b, const char *key) {
+    if (b->many_meta_keys)
+        return true;
+    for (size_t i = 0; i < b->n_meta_keys; i++)
+        if (strcmp(b->meta_keys[i], key) == 0)
             return true;
     return false;
 }
@@ -1101,12 +1293,12 @@ static bool carry_over(const batch *b, batch *const *later, size_t n_later) {
                 goto oom;
             continue;
         }
-        bool newer = has_meta(filling, &op);
-        for (size_t j = 0; j < n_later && !newer; j++)
-            newer = has_meta(later[j], &op);
         char key[256];
         memcpy(key, op.key, op.key_len);
         key[op.key_len] = '\0';
+        bool newer = has_meta(filling, key);
+        for (size_t j = 0; j < n_later && !newer; j++)
+            newer = has_meta(later[j], key);
         if (!newer && slog_meta(&carried, key, op.id) < 0)
             goto oom;
     }
@@ -1116,6 +1308,10 @@ static bool carry_over(const batch *b, batch *const *later, size_t n_later) {
         goto oom;
     slog_free(&filling->ops);
     filling->ops = carried;
+    /* The keys carried are the failed batch's (their constant strings). */
+    for (size_t i = 0; i < b->n_meta_keys; i++)
+        note_meta_key(filling, b->meta_keys[i]);
+    filling->many_meta_keys |= b->many_meta_keys;
     return true;
 oom:
     slog_free(&carried);
@@ -1184,6 +1380,7 @@ int store_start(uv_loop_t *loop, void (*committed)(uint64_t seq, int error, cons
     pthread_condattr_destroy(&attr);
     r = pthread_create(&thread, NULL, writer_main, NULL);
     if (r) {
+        pthread_cond_destroy(&cond);
         uv_close((uv_handle_t *)&done_async, NULL);
         return -r;
     }
@@ -1245,17 +1442,16 @@ void store_close(void) {
         batch_clear(filling);
     }
     /* A clean stop leaves `tasks` whole, for whoever reads the file, and
-     * gives back some of the space the fold freed. */
+     * gives back up to 64 MiB of the space retention freed. */
     if (db && ring_n) {
         size_t n = ring_records;
         if (fold_all() != SQLITE_OK)
             log_warning("the state store %s: its log of %zu changes could not be folded into "
                         "its tasks (%s); nothing is lost, the next start folds it",
                         db_path, n, sqlite3_errmsg(db));
-        else
-            for (int i = 0; i < 16 && maybe_vacuum(); i++)
-                ;
     }
+    for (int i = 0; db && i < 16 && maybe_vacuum(); i++)
+        ;
     ring_free();
     log_seq = 1;
     table_max_id = 0;

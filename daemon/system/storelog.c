@@ -124,12 +124,10 @@ int slog_next(const uint8_t *p, size_t len, size_t *pos, slog_op *op) {
     size_t at = *pos;
     if (at == len)
         return 0;
-    /* Offsets are kept in 30 bits by the index; store.c cuts rows well
-     * below that. */
-    if (at >= len || at >= (1u << 30))
+    if (at > len)
         return -EBADMSG;
     size_t left = len - at;
-    *op = (slog_op){.kind = p[at], .off = (uint32_t)at};
+    *op = (slog_op){.kind = p[at], .off = at};
     const uint8_t *q = p + at + 1;
     left--;
     switch (op->kind) {
@@ -191,11 +189,11 @@ struct slog_index {
 
 #define INDEX_MIN_CAP 1024u
 
-static uint64_t tag(uint64_t seq, uint32_t off, bool in_table) {
+static uint64_t tag(uint64_t seq, size_t off, bool in_table) {
     return (seq & 0xffffffffu) << 32 | (uint64_t)off << 2 | (uint64_t)in_table << 1 | 1u;
 }
 
-static bool tag_is(uint64_t v, uint64_t seq, uint32_t off) {
+static bool tag_is(uint64_t v, uint64_t seq, size_t off) {
     return (v | 2u) == tag(seq, off, true);
 }
 
@@ -297,7 +295,9 @@ int slog_index_add(slog_index *x, uint64_t seq, const uint8_t *p, size_t len,
     while ((r = slog_next(p, len, &pos, &op)) > 0) {
         if (op.kind == SLOG_META)
             continue;
-        if (op.id == 0) {
+        /* Id 0 is no task's; offsets are kept in 30 bits (store.c cuts
+         * rows at 16 MiB). */
+        if (op.id == 0 || op.off >= (size_t)1 << 30) {
             r = -EBADMSG;
             break;
         }

@@ -50,8 +50,8 @@ void slog_free(slog_buf *b);
 /* One change read back. Pointers borrow the blob. */
 typedef struct slog_op {
     uint8_t kind;
-    uint32_t off; /* where it starts in the blob */
-    uint64_t id;  /* SLOG_PUT, SLOG_DELETE; the value for SLOG_META */
+    size_t off;  /* where it starts in the blob */
+    uint64_t id; /* SLOG_PUT, SLOG_DELETE; the value for SLOG_META */
     int32_t state;
     uint64_t finished_usec;
     const void *record;

@@ -851,6 +851,58 @@ def a_full_disk_refuses_submits_and_loses_nothing():
 
 
 @t.test
+def a_kill_on_a_nearly_full_disk_starts_again_there():
+    """A store killed with its last changes still in its log, started again
+    while the disk is all but full (room for next-id's block, not for the
+    fold): the log cannot be folded into the tasks, so it is read over them
+    in memory and the start goes on; once there is room, a commit folds it."""
+    dirpath, state = small_state_dir("full3")
+    d = None
+    try:
+        d = t.daemon(dirpath=dirpath)
+        acked = [submit_id(d, "demo.echo", "before-kill-%d" % i) for i in range(5)]
+        r = d.aioctl("await", *acked)
+        t.eq(r.rc, 0, "the tasks ran", r)
+        pending = submit_id(d, "--delay", "600", "demo.echo", "pending")
+        t.check(db_rows(state).get(pending) is not None, "the pending task is stored")
+        filler = fill_disk(state)
+        sigkill(d)
+        # Room for next-id's new block (one page), not for the fold.
+        with open(filler, "r+b") as f:
+            f.truncate(os.path.getsize(filler) - 8192)
+        d = restart(d)
+        line = d.wait_log("cannot be folded", 30)
+        t.contains(line, "disk is full", "the log says why the log stays unfolded")
+        known = {tk["task"]: tk for tk in ps_all(d)}
+        t.eq([i for i in acked + [pending] if i not in known], [],
+             "acknowledged tasks missing after the start on the full disk")
+        t.eq([known[i]["state"] for i in acked], ["done"] * 5, "their outcomes, from the log")
+        t.eq(known[pending]["state"], "pending", "the delayed task waits again")
+        os.unlink(filler)
+        deadline = time.monotonic() + 30
+        while True:
+            r = d.aioctl("submit", "demo.echo", "after-room")
+            if r.rc == 0:
+                break
+            t.check(time.monotonic() < deadline, "a submit succeeds once there is room", r)
+            time.sleep(0.2)
+        d.stop()
+        con = sqlite3.connect(os.path.join(state, "tasks.db"))
+        try:
+            t.eq(con.execute("SELECT count(*) FROM log").fetchone()[0], 0,
+                 "no log left after the clean stop")
+            rows = dict(con.execute("SELECT id, state FROM tasks"))
+        finally:
+            con.close()
+        t.eq([i for i in acked + [pending] if i not in rows], [],
+             "every task in the tasks table once folded")
+    finally:
+        if d is not None:
+            d.kill()
+        harness.run(["umount", "-l", state])
+
+
+@t.test
 def what_a_full_disk_holds_up_is_written_once_there_is_room():
     """A commit that fails for want of space is written again, deletions and
     cancellations included: a detached task that ended meanwhile does not
