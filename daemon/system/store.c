@@ -992,6 +992,30 @@ static int by_id_then_order(const void *a, const void *b) {
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
+/* Calls fn for every change of the unfolded log, oldest first. */
+static void each_log_op(void (*fn)(void *u, const slog_op *op), void *u) {
+    for (size_t i = 0; i < ring_n; i++) {
+        const log_row *r = ring_at(i);
+        size_t pos = 0;
+        slog_op op;
+        while (slog_next(r->ops.p, r->ops.len, &pos, &op) > 0)
+            fn(u, &op);
+    }
+}
+
+typedef struct overlay_fill {
+    overlay_entry *e;
+    size_t n;
+} overlay_fill;
+
+static void add_to_overlay(void *u, const slog_op *op) {
+    overlay_fill *f = u;
+    if (op->kind != SLOG_META) {
+        f->e[f->n] = (overlay_entry){.op = *op, .order = f->n};
+        f->n++;
+    }
+}
+
 /* Each task's latest change in the unfolded log, by id (the caller frees
  * *ret): 0 or -ENOMEM. Nothing when the log was folded at open. */
 static int log_overlay(overlay_entry **ret, size_t *ret_n) {
@@ -999,60 +1023,57 @@ static int log_overlay(overlay_entry **ret, size_t *ret_n) {
     *ret_n = 0;
     if (!ring_n || !ring_records)
         return 0;
-    overlay_entry *e = alloc_malloc(ring_records * sizeof(*e));
-    if (!e)
+    overlay_fill f = {.e = alloc_malloc(ring_records * sizeof(overlay_entry))};
+    if (!f.e)
         return -ENOMEM;
-    size_t n = 0;
-    for (size_t i = 0; i < ring_n; i++) {
-        const log_row *r = ring_at(i);
-        size_t pos = 0;
-        slog_op op;
-        while (slog_next(r->ops.p, r->ops.len, &pos, &op) > 0)
-            if (op.kind != SLOG_META) {
-                e[n] = (overlay_entry){.op = op, .order = n};
-                n++;
-            }
-    }
-    qsort(e, n, sizeof(*e), by_id_then_order);
+    each_log_op(add_to_overlay, &f);
+    qsort(f.e, f.n, sizeof(*f.e), by_id_then_order);
     size_t kept = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (i + 1 < n && e[i + 1].op.id == e[i].op.id)
+    for (size_t i = 0; i < f.n; i++) {
+        if (i + 1 < f.n && f.e[i + 1].op.id == f.e[i].op.id)
             continue; /* a later change of the same task follows */
-        e[kept++] = e[i];
+        f.e[kept++] = f.e[i];
     }
-    *ret = e;
+    *ret = f.e;
     *ret_n = kept;
     return 0;
 }
 
+typedef struct meta_find {
+    const char *key;
+    size_t key_len;
+    uint64_t value;
+    bool found;
+} meta_find;
+
+static void find_meta(void *u, const slog_op *op) {
+    meta_find *m = u;
+    if (op->kind == SLOG_META && op->key_len == m->key_len &&
+        memcmp(op->key, m->key, m->key_len) == 0) {
+        m->value = op->id;
+        m->found = true;
+    }
+}
+
 /* The unfolded log's latest value of meta `key`, if it has one. */
 static bool log_meta(const char *key, uint64_t *ret) {
-    bool found = false;
-    size_t kl = strlen(key);
-    for (size_t i = 0; i < ring_n; i++) {
-        const log_row *r = ring_at(i);
-        size_t pos = 0;
-        slog_op op;
-        while (slog_next(r->ops.p, r->ops.len, &pos, &op) > 0)
-            if (op.kind == SLOG_META && op.key_len == kl && memcmp(op.key, key, kl) == 0) {
-                *ret = op.id;
-                found = true;
-            }
-    }
-    return found;
+    meta_find m = {.key = key, .key_len = strlen(key)};
+    each_log_op(find_meta, &m);
+    if (m.found)
+        *ret = m.value;
+    return m.found;
+}
+
+static void find_max_id(void *u, const slog_op *op) {
+    uint64_t *max = u;
+    if (op->kind == SLOG_PUT && op->id > *max)
+        *max = op->id;
 }
 
 /* The highest task id the unfolded log writes a record of, 0 if none. */
 static uint64_t log_max_id(void) {
     uint64_t max = 0;
-    for (size_t i = 0; i < ring_n; i++) {
-        const log_row *r = ring_at(i);
-        size_t pos = 0;
-        slog_op op;
-        while (slog_next(r->ops.p, r->ops.len, &pos, &op) > 0)
-            if (op.kind == SLOG_PUT && op.id > max)
-                max = op.id;
-    }
+    each_log_op(find_max_id, &max);
     return max;
 }
 
