@@ -530,6 +530,7 @@ int store_load(int (*each)(void *u, uint64_t id, int state, const void *record, 
     for (; r == 0 && k < n_log; k++)
         r = each_logged(each, u, &log[k]);
     free(log);
+    log = NULL;
     if (r < 0)
         return r;
     if (rc == SQLITE_DONE)
