@@ -182,8 +182,6 @@ typedef struct overlay_entry {
     size_t order;
 } overlay_entry;
 static int log_overlay(overlay_entry **ret, size_t *ret_n);
-static const slog_op *overlay_op(const overlay_entry *e);
-static uint64_t overlay_id(const overlay_entry *e);
 static bool log_meta(const char *key, uint64_t *ret);
 static uint64_t log_max_id(void);
 
@@ -443,6 +441,9 @@ static int replace_damaged(char *err, size_t err_len) {
 
 int store_start_over(char *err, size_t err_len) {
     assert(db && !thread_started);
+    /* A log kept unfolded (a full disk) belongs to the store moved aside:
+     * folded into the new one it would bring the damaged store's tasks. */
+    ring_free();
     finalize_statements();
     sqlite3_close(db);
     db = NULL;
@@ -502,7 +503,7 @@ const char *store_path(void) {
 /* Calls `each` for the log's latest change of a task if it is a record. */
 static int each_logged(int (*each)(void *u, uint64_t id, int state, const void *record, size_t len),
                        void *u, const overlay_entry *e) {
-    const slog_op *op = overlay_op(e);
+    const slog_op *op = &e->op;
     return op->kind == SLOG_PUT ? each(u, op->id, op->state, op->record, op->len) : 0;
 }
 
@@ -522,9 +523,9 @@ int store_load(int (*each)(void *u, uint64_t id, int state, const void *record, 
         goto fail;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         uint64_t id = (uint64_t)sqlite3_column_int64(st, 0);
-        for (; r == 0 && k < n_log && overlay_id(&log[k]) < id; k++)
+        for (; r == 0 && k < n_log && log[k].op.id < id; k++)
             r = each_logged(each, u, &log[k]);
-        if (r == 0 && k < n_log && overlay_id(&log[k]) == id)
+        if (r == 0 && k < n_log && log[k].op.id == id)
             r = each_logged(each, u, &log[k++]);
         else if (r == 0)
             r = each(u, id, sqlite3_column_int(st, 1), sqlite3_column_blob(st, 2),
@@ -599,15 +600,6 @@ int store_get_meta(const char *key, uint64_t *ret) {
 }
 
 /* ---------------------------------------------------------------- batches */
-
-void store_put(uint64_t id, int state, uint64_t finished_usec, void *record, size_t len) {
-    assert(db && len <= UINT32_MAX);
-    /* Out of memory for the batch: the row is written with the next
-     * change of the task, and its waiters see the commit fail. */
-    if (slog_put(&filling->ops, id, state, finished_usec, record, len) < 0)
-        filling->error = -ENOMEM;
-    free(record);
-}
 
 void *store_put_reserve(uint64_t id, int state, uint64_t finished_usec, size_t len) {
     assert(db && len <= UINT32_MAX);
@@ -986,14 +978,6 @@ fail:
 }
 
 /* ------------------------------------------------ a log left unfolded */
-
-static const slog_op *overlay_op(const overlay_entry *e) {
-    return &e->op;
-}
-
-static uint64_t overlay_id(const overlay_entry *e) {
-    return e->op.id;
-}
 
 static int by_id_then_order(const void *a, const void *b) {
     const overlay_entry *x = a, *y = b;

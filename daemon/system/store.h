@@ -71,12 +71,10 @@ const char *store_path(void);
  */
 int store_start(uv_loop_t *loop, void (*committed)(uint64_t seq, int error, const char *msg));
 
-/* Adds a row write to the batch being filled; `record` (len bytes) is
- * taken and freed by the store. `finished_usec` is 0 while unfinished. */
-void store_put(uint64_t id, int state, uint64_t finished_usec, void *record, size_t len);
 /* Adds a row write of `len` bytes to the batch being filled, for the
- * caller to fill at once: where they go (valid until the next call into
- * the store), or NULL when out of memory (the batch is as it was). */
+ * caller to fill at once (the task's record): where they go (valid until
+ * the next call into the store), or NULL when out of memory (the batch is
+ * as it was). `finished_usec` is 0 while unfinished. */
 void *store_put_reserve(uint64_t id, int state, uint64_t finished_usec, size_t len);
 /* Adds a row deletion to the batch being filled. */
 void store_delete(uint64_t id);

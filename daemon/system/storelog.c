@@ -232,13 +232,9 @@ static void place(slog_index *x, uint64_t id, uint64_t v) {
     x->n++;
 }
 
-/* Sets id's entry (kept at most half full). 0 or -ENOMEM. */
-static int set(slog_index *x, uint64_t id, uint64_t v) {
-    slog_entry *e = find(x, id);
-    if (e) {
-        e->tag = v;
-        return 0;
-    }
+/* Adds an entry for id, known absent (kept at most half full). 0 or
+ * -ENOMEM. */
+static int insert(slog_index *x, uint64_t id, uint64_t v) {
     if ((x->n + 1) * 2 > x->cap) {
         slog_index old = *x;
         if (table_init(x, old.cap * 2) < 0) {
@@ -301,11 +297,14 @@ int slog_index_add(slog_index *x, uint64_t seq, const uint8_t *p, size_t len,
             r = -EBADMSG;
             break;
         }
-        const slog_entry *old = find(x, op.id);
         /* An older unfolded change keeps what it knew of the table: none
-         * of its changes reached it since. */
-        bool in_table = old ? (old->tag & 2u) != 0 : op.id <= table_max_id;
-        if (set(x, op.id, tag(seq, op.off, in_table)) < 0) {
+         * of its changes reached it since. One lookup per change. */
+        slog_entry *old = find(x, op.id);
+        if (old) {
+            old->tag = tag(seq, op.off, (old->tag & 2u) != 0);
+            continue;
+        }
+        if (insert(x, op.id, tag(seq, op.off, op.id <= table_max_id)) < 0) {
             r = -ENOMEM;
             break;
         }

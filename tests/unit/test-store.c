@@ -77,8 +77,14 @@ static void load(void) {
     assert_int_equal(store_load(collect, NULL, err, sizeof(err)), 0);
 }
 
+static void put_at(uint64_t id, int state, uint64_t finished_usec, const char *text) {
+    void *at = store_put_reserve(id, state, finished_usec, strlen(text));
+    assert_non_null(at);
+    memcpy(at, text, strlen(text));
+}
+
 static void put(uint64_t id, int state, const char *text) {
-    store_put(id, state, 0, strdup(text), strlen(text));
+    put_at(id, state, 0, text);
 }
 
 static uint64_t committed_seq;
@@ -260,8 +266,8 @@ static void test_version_1_is_migrated(void **state) {
     assert_int_equal(rows[0].id, 5);
     assert_string_equal(rows[0].text, "five");
     /* New rows carry it, and a prune by age deletes only the finished. */
-    store_put(6, 3, 1000, strdup("six"), 3);
-    store_put(7, 2, 0, strdup("seven"), 5);
+    put_at(6, 3, 1000, "six");
+    put_at(7, 2, 0, "seven");
     store_close();
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_stmt *st;
@@ -364,6 +370,7 @@ static int64_t count_rows(const char *path, const char *table) {
  * a fixed seed, so that a child can make them and its parent know them.
  */
 #define LOG_IDS 100000u
+#define LOG_SEED UINT64_C(88172645463325252)
 static char model[LOG_IDS + 1][24];
 
 static uint64_t rng_next(uint64_t *x) {
@@ -411,7 +418,7 @@ static void write_batches_and_die(unsigned batches, size_t per_batch) {
     uv_timer_t keep;
     uv_timer_init(&loop, &keep);
     uv_timer_start(&keep, (uv_timer_cb)(void (*)(void))abort, 60000, 0);
-    uint64_t rng = 88172645463325252u;
+    uint64_t rng = LOG_SEED;
     committed_seq = 0;
     for (unsigned b = 0; b < batches; b++) {
         make_batch(&rng, b, per_batch, true);
@@ -426,6 +433,17 @@ static void write_batches_and_die(unsigned batches, size_t per_batch) {
     /* A kill, as aiod's after a SIGKILL: nothing of the store's runs. */
     raise(SIGKILL);
     _exit(5);
+}
+
+/* A child makes `batches` batches and is killed; the model then holds
+ * what they changed. Returns the generator's state, for more batches. */
+static uint64_t batches_then_kill(unsigned batches, size_t per_batch) {
+    memset(model, 0, sizeof(model));
+    write_batches_and_die(batches, per_batch);
+    uint64_t rng = LOG_SEED;
+    for (unsigned b = 0; b < batches; b++)
+        make_batch(&rng, b, per_batch, false);
+    return rng;
 }
 
 static size_t n_checked;
@@ -453,12 +471,8 @@ static void test_a_killed_store_folds_its_log_at_open(void **state) {
     (void)state;
     char path[128];
     snprintf(path, sizeof(path), "%s/tasks.db", dir);
-    memset(model, 0, sizeof(model));
     /* Few changes: the log is not folded before the kill. */
-    write_batches_and_die(5, 200);
-    uint64_t rng = 88172645463325252u;
-    for (unsigned b = 0; b < 5; b++)
-        make_batch(&rng, b, 200, false);
+    (void)batches_then_kill(5, 200);
     assert_int_equal(count_rows(path, "tasks"), 0);
     assert_int_equal(count_rows(path, "log"), 5);
     assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
@@ -471,15 +485,11 @@ static void test_random_changes_fold_to_the_last_of_each(void **state) {
     (void)state;
     char path[128];
     snprintf(path, sizeof(path), "%s/tasks.db", dir);
-    memset(model, 0, sizeof(model));
     /* 240,000 changes to 100,000 ids: more than the log keeps unfolded, so
      * commits fold its oldest rows (a change superseded later skipped, a
      * deletion of a task the table never had skipped) while the newest stay
      * in the log for the open after the kill to fold. */
-    write_batches_and_die(400, 600);
-    uint64_t rng = 88172645463325252u;
-    for (unsigned b = 0; b < 400; b++)
-        make_batch(&rng, b, 600, false);
+    uint64_t rng = batches_then_kill(400, 600);
     assert_true(count_rows(path, "tasks") > 0);
     assert_true(count_rows(path, "log") > 0);
     assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
