@@ -221,25 +221,37 @@ def a_reload_that_raises_or_removes_a_limit_starts_the_waiting_tasks():
         with open(conf, "w") as f:
             f.write(line + "\n")
 
-    def states(ids):
-        by_id = {str(tk["task"]): tk for tk in d.ps()}
-        return [by_id[i]["state"] if by_id[i]["waiting_for"] is None else "waiting"
-                for i in ids]
+    def states(ids, want=None):
+        """The tasks' states; with `want`, once they are that (up to 30 s): a
+        task let through its limit waits at the start gate, pending, until its
+        running record is committed (durability fsync: one fdatasync, longer
+        on a busy disk than an aioctl call takes)."""
+        import time
+        deadline = time.monotonic() + 30
+        while True:
+            by_id = {str(tk["task"]): tk for tk in d.ps()}
+            got = [by_id[i]["state"] if by_id[i]["waiting_for"] is None else "waiting"
+                   for i in ids]
+            if want is None or got == want or time.monotonic() > deadline:
+                return got
+            time.sleep(0.01)
 
     settings("limit = demo.sleep 1")
     with t.daemon(extra_args=["--config", conf]) as d:
         ids = [d.aioctl("submit", "demo.sleep", "60").lines[-1].strip() for _ in range(4)]
-        t.eq(states(ids), ["running", "waiting", "waiting", "waiting"], "under limit 1")
+        want = ["running", "waiting", "waiting", "waiting"]
+        t.eq(states(ids, want), want, "under limit 1")
         settings("limit = demo.sleep 3")
         t.eq(d.aioctl("reload").rc, 0, "reload to limit 3")
-        t.eq(states(ids), ["running", "running", "running", "waiting"], "after raising it to 3")
+        want = ["running", "running", "running", "waiting"]
+        t.eq(states(ids, want), want, "after raising it to 3")
         settings("limit = demo.sleep 0")
         t.eq(d.aioctl("reload").rc, 0, "reload to limit 0 (none)")
-        t.eq(states(ids), ["running"] * 4, "after removing it")
+        t.eq(states(ids, ["running"] * 4), ["running"] * 4, "after removing it")
         settings("limit = demo.sleep 5")
         t.eq(d.aioctl("reload").rc, 0, "reload to limit 5")
         more = d.aioctl("submit", "demo.sleep", "60").lines[-1].strip()
-        t.eq(states([more]), ["running"], "a new task under limit 5, with 4 running")
+        t.eq(states([more], ["running"]), ["running"], "a new task under limit 5, with 4 running")
         r = d.aioctl("cancel", *(ids + [more]))
         t.eq(r.rc, 0, "cancel them", r)
 
