@@ -339,9 +339,9 @@ int aio_call_later(double delay, void (*cb)(void *data), void *data, aiod_handle
 }
 
 int aio_call_at(double when, void (*cb)(void *data), void *data, aiod_handle **ret_handle) {
-    if (isnan(when))
+    if (isnan(when) || when - soon_time() >= TMO_FOREVER)
         return -EINVAL;
-    return aio_call_later(when - soon_time(), cb, data, ret_handle);
+    return soon_call_at(when, cb, data, (soon_handle **)ret_handle);
 }
 
 int aio_handle_cancel(aiod_handle *h) {

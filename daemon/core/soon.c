@@ -134,7 +134,11 @@ static void on_timer(uv_timer_t *t) {
     enqueue(h);
 }
 
-int soon_call_later(double delay, soon_fn cb, void *data, soon_handle **ret_handle) {
+static uint64_t timer_ms_at(uv_loop_t *l, double when);
+
+/* soon_call_later and soon_call_at: `at` is the absolute time when it is
+ * above `now`, else the call is due now (delay <= 0). */
+static int call_later(double delay, double at, soon_fn cb, void *data, soon_handle **ret_handle) {
     if (!cb || isnan(delay))
         return -EINVAL;
     soon_handle *h = handle_new(cb, data, ret_handle);
@@ -154,8 +158,20 @@ int soon_call_later(double delay, soon_fn cb, void *data, soon_handle **ret_hand
     h->timed = true;
     uv_timer_init(loop, &h->timer);
     h->timer.data = h;
-    uv_timer_start(&h->timer, on_timer, soon_timer_ms(loop, delay), 0);
+    uv_timer_start(&h->timer, on_timer, timer_ms_at(loop, at), 0);
     return 0;
+}
+
+int soon_call_later(double delay, soon_fn cb, void *data, soon_handle **ret_handle) {
+    return call_later(delay, soon_time() + delay, cb, data, ret_handle);
+}
+
+int soon_call_at(double when, soon_fn cb, void *data, soon_handle **ret_handle) {
+    /* Armed from the time itself, not from a delay measured against a
+     * second clock read: calls for one time share one due millisecond, and
+     * fire in one timers phase, in the order armed (two nested timeouts of
+     * one deadline both expire, as asyncio's do). */
+    return call_later(when - soon_time(), when, cb, data, ret_handle);
 }
 
 bool soon_cancel(soon_handle *h) {
@@ -181,16 +197,21 @@ double soon_time(void) {
     return (double)uv_hrtime() / 1e9;
 }
 
-uint64_t soon_timer_ms(uv_loop_t *l, double seconds) {
+/* The timeout that makes libuv fire at absolute time `when` (soon_time's
+ * clock) or just after. */
+static uint64_t timer_ms_at(uv_loop_t *l, double when) {
     /* libuv fires once its clock (whole milliseconds, truncated, maybe the
      * coarse clock: never ahead of uv_hrtime) reaches uv_now + timeout: a
      * due time rounded up on the precise clock is never early, whatever
-     * uv_now was (one clock read, no uv_update_time). */
-    double due_ms = ceil((double)uv_hrtime() / 1e6 + seconds * 1000.0);
-    double ms = due_ms - (double)uv_now(l);
+     * uv_now was (no uv_update_time). */
+    double ms = ceil(when * 1000.0) - (double)uv_now(l);
     if (!(ms > 0))
         return 0;
     return ms > (double)LIMIT_TIMER_MAX_MS ? LIMIT_TIMER_MAX_MS : (uint64_t)ms;
+}
+
+uint64_t soon_timer_ms(uv_loop_t *l, double seconds) {
+    return timer_ms_at(l, soon_time() + seconds); /* one clock read */
 }
 
 size_t soon_ready_count(void) {

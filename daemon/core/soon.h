@@ -28,6 +28,9 @@ void soon_done(void);
 int soon_call(soon_fn cb, void *data, soon_handle **ret_handle);
 /* After `delay` seconds (<= 0: as soon_call). 0, -ENOMEM, -EINVAL. */
 int soon_call_later(double delay, soon_fn cb, void *data, soon_handle **ret_handle);
+/* As soon_call_later, at absolute time `when` (soon_time's clock): calls
+ * for one time fire in one timers phase, in the order armed. */
+int soon_call_at(double when, soon_fn cb, void *data, soon_handle **ret_handle);
 /* True if the callback had not started yet: it will not run. */
 bool soon_cancel(soon_handle *h);
 void soon_release(soon_handle *h);

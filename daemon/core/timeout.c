@@ -52,7 +52,7 @@ static int arm(tmo *tm, double when) {
     double delay = when - soon_time();
     if (delay <= 0)
         return soon_call(on_deadline, tm, &tm->timer);
-    return soon_call_later(delay, on_deadline, tm, &tm->timer);
+    return soon_call_at(when, on_deadline, tm, &tm->timer);
 }
 
 int tmo_enter(task *t, double when, tmo **ret) {
