@@ -840,7 +840,16 @@ void persist_freeze(void) {
 void persist_done(void) {
     if (!enabled)
         return;
-    /* What changed since the last batch is written by store_close. */
+    /* What changed since the last batch is written by store_close, and so
+     * are the tasks of the batches it was not seen to commit: one that
+     * failed is not written again whole, as its records may be older than
+     * a later batch's (store.h). */
+    for (size_t k = 0; k < STORE_MAX_HANDED; k++) {
+        task_vec *sent = &flights[k].sent;
+        for (size_t i = 0; i < sent->n; i++)
+            if (sent->v[i]->durable && sent->v[i]->in_table)
+                mark_dirty(sent->v[i]);
+    }
     if (!frozen)
         encode_dirty(SIZE_MAX);
     frozen = true;

@@ -1429,13 +1429,18 @@ void store_close(void) {
         while (n_to_write || folding)
             pthread_cond_wait(&cond, &mu);
         pthread_mutex_unlock(&mu);
-        /* Batches the loop has not answered for: a failed one is tried
-         * once more (its records are whole; the batches after it are
-         * newer), as the loop that would have had it written again is gone.
-         * Then what the loop had not handed over yet. */
+        /* Batches the loop has not answered for: a failed one is answered
+         * here as on the loop. Its deletions and settings go into the last
+         * batch, unless a batch handed after it sets the same key; its
+         * records do not, since the batches after it may hold newer ones:
+         * the layer above writes its tasks' current records into the last
+         * batch before the close (store.h). */
+        for (size_t i = 0; i < n_done; i++)
+            if (done[i]->error && !carry_over(done[i], done + i + 1, n_done - i - 1))
+                log_error("out of memory keeping the deletions of a failed commit at the stop; "
+                          "their rows stay in %s until the next start prunes them",
+                          db_path);
         for (size_t i = 0; i < n_done; i++) {
-            if (done[i]->error)
-                write_last(done[i]);
             batch_clear(done[i]);
             spares[n_spares++] = done[i];
         }

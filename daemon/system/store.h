@@ -109,7 +109,14 @@ bool store_flush(void);
 /* Statistics: batches committed, rows written, and the largest batch. */
 void store_stats(uint64_t *ret_batches, uint64_t *ret_rows, uint64_t *ret_max_rows);
 
-/* Commits whatever is left, stops the thread and closes the file. */
+/*
+ * Commits whatever is left, stops the thread and closes the file. A batch
+ * that failed and whose result the loop has not seen is answered as on the
+ * loop: its deletions and settings go into the last batch, and its records
+ * do not (a batch handed after it may have committed newer ones). The
+ * caller writes the current records of the tasks of every unanswered batch
+ * into the batch being filled first.
+ */
 void store_close(void);
 
 #endif

@@ -9,7 +9,9 @@
  * damaged one aside; stores are made, or converted, so that they can give
  * free space back (incremental auto-vacuum); the log of commits is folded
  * into the tasks (each task's last change) while it runs, at a clean close,
- * and at the open after a kill, and a log row that does not parse is damage.
+ * and at the open after a kill, and a log row that does not parse is damage;
+ * a failed batch the loop never saw answered is not written over a later
+ * one at the close.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -24,6 +26,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -533,6 +537,97 @@ static void test_a_log_row_that_does_not_parse_is_damage(void **state) {
     store_close();
 }
 
+/* The file size limit, lifted by the SIGXFSZ that its first overrun sends:
+ * that write fails (EFBIG), and every later one has room. */
+static void lift_file_limit(int sig) {
+    (void)sig;
+    struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
+    setrlimit(RLIMIT_FSIZE, &unlimited);
+}
+
+/*
+ * A batch fails and the one handed after it commits, and the loop stops
+ * before it sees either result. The close used to write the failed batch
+ * again whole, over the later one: a task's newer record and a newer
+ * setting were replaced with older ones. It now answers the failed batch as
+ * the loop does: its settings go into the last batch unless a later batch
+ * set them, and its records are left to the caller, who writes its tasks'
+ * current records (here, none: task 2 was only in the failed batch).
+ */
+static void test_a_failed_batch_answered_at_the_close_keeps_newer_records(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
+    assert_int_equal(store_start(&loop, on_committed), 0);
+    uv_timer_t keep;
+    uv_timer_init(&loop, &keep);
+    uv_timer_start(&keep, (uv_timer_cb)(void (*)(void))abort, 60000, 0);
+    uint64_t first = store_batch_seq();
+    put(1, 1, "one");
+    store_put_meta("stopped_usec", 1);
+    committed_seq = 0;
+    assert_true(store_flush());
+    run_until_committed(&loop, first);
+    assert_int_equal(committed_error, 0);
+
+    /* The log may grow by 64 KiB: the next batch, with a 256 KiB record,
+     * cannot be written; the one after it, small, can. */
+    char wal[200];
+    snprintf(wal, sizeof(wal), "%s/tasks.db-wal", dir);
+    struct stat st;
+    assert_int_equal(stat(wal, &st), 0);
+    struct sigaction sa = {.sa_handler = lift_file_limit}, old_sa;
+    assert_int_equal(sigaction(SIGXFSZ, &sa, &old_sa), 0);
+    struct rlimit limit = {(rlim_t)st.st_size + 65536, RLIM_INFINITY};
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &limit), 0);
+    size_t big_len = 256 << 10;
+    char *big = malloc(big_len);
+    assert_non_null(big);
+    memset(big, 'b', big_len);
+    put(1, 2, "one again");
+    void *at = store_put_reserve(2, 1, 0, big_len);
+    assert_non_null(at);
+    memcpy(at, big, big_len);
+    store_put_meta("stopped_usec", 2);
+    assert_true(store_flush());
+    put(1, 3, "one done");
+    store_put_meta("stopped_usec", 3);
+    assert_true(store_flush());
+    /* The loop never runs again: both results wait for it at the close. */
+    uv_close((uv_handle_t *)&keep, NULL);
+    store_close();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    struct rlimit now;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &now), 0);
+    assert_true(now.rlim_cur == RLIM_INFINITY); /* the overrun came */
+    assert_int_equal(sigaction(SIGXFSZ, &old_sa, NULL), 0);
+
+    n_rows = 0;
+    assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
+    sqlite3 *db;
+    char path[200];
+    snprintf(path, sizeof(path), "%s/tasks.db", dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT id, state, length(record) FROM tasks ORDER BY id",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 1);
+    assert_int_equal(sqlite3_column_int(q, 1), 3); /* "one done", not "one again" */
+    assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    uint64_t v = 0;
+    assert_int_equal(store_get_meta("stopped_usec", &v), 0);
+    assert_int_equal(v, 3);
+    store_close();
+    free(big);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_batches_survive_a_close, setup, teardown),
@@ -547,6 +642,8 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_log_row_that_does_not_parse_is_damage, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_failed_batch_answered_at_the_close_keeps_newer_records, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
