@@ -4,7 +4,8 @@
  * STATE_DIR/next-id holds one decimal number: no id at or above it has ever
  * been handed out. Ids are handed out from a block [first, end) only after
  * `end` is on disk (a temporary file, fdatasync, rename over next-id, fsync
- * of the directory), so whatever moment the daemon dies at, the next start
+ * of the directory; on a disk with no room for the temporary file, written
+ * over next-id in place), so whatever moment the daemon dies at, the next start
  * begins at or above every id used before. A restart skips what was left of
  * the last block; ids are never reused, only skipped.
  *
@@ -92,6 +93,23 @@ static int read_next(uint64_t *ret, char *err, size_t err_len) {
     return 0;
 }
 
+/*
+ * On a disk with no room for a new file: writes `text` over next-id in
+ * place, durably. The file's block is already allocated, the number only
+ * grows (the text is never shorter than what it replaces), and one small
+ * write at offset 0 lies within a sector, so it lands whole or not at all.
+ * 0 or a negative errno.
+ */
+static int overwrite_next(const char *text, size_t len) {
+    _cleanup_close_ int fd = openat(dir_fd, "next-id", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = pwrite(fd, text, len, 0);
+    if (n != (ssize_t)len)
+        return n < 0 ? -errno : -ENOSPC;
+    return fdatasync(fd) < 0 ? -errno : 0;
+}
+
 /* Replaces next-id with `v`, durably. */
 static int write_next(uint64_t v, char *err, size_t err_len) {
     char tmp[64], text[32];
@@ -111,10 +129,12 @@ static int write_next(uint64_t v, char *err, size_t err_len) {
         r = -errno, what = "rename";
     else if (fsync(dir_fd) < 0)
         r = -errno, what = "sync the directory of";
-    if (r < 0) {
+    if (r < 0)
         unlinkat(dir_fd, tmp, 0);
+    if ((r == -ENOSPC || r == -EDQUOT) && overwrite_next(text, (size_t)len) == 0)
+        return 0;
+    if (r < 0)
         snprintf(err, err_len, "%s/next-id: cannot %s it: %s", dir_path, what, strerror(-r));
-    }
     return r;
 }
 

@@ -12,6 +12,7 @@ protoc's Python classes (durable_wire.py), so this script runs under a
 python3 with the protobuf module (it re-executes itself with
 /usr/bin/python3 when needed)."""
 
+import errno
 import glob
 import json
 import os
@@ -851,11 +852,12 @@ def a_full_disk_refuses_submits_and_loses_nothing():
 
 
 @t.test
-def a_kill_on_a_nearly_full_disk_starts_again_there():
+def a_kill_on_a_full_disk_starts_again_there():
     """A store killed with its last changes still in its log, started again
-    while the disk is all but full (room for next-id's block, not for the
-    fold): the log cannot be folded into the tasks, so it is read over them
-    in memory and the start goes on; once there is room, a commit folds it."""
+    while the disk is full, with no byte left: the log cannot be folded into
+    the tasks, so it is read over them in memory; next-id's new block is
+    written over the old number in place (a new file has no room); and the
+    start goes on. Once there is room, a commit folds the log."""
     dirpath, state = small_state_dir("full3")
     d = None
     try:
@@ -867,9 +869,14 @@ def a_kill_on_a_nearly_full_disk_starts_again_there():
         t.check(db_rows(state).get(pending) is not None, "the pending task is stored")
         filler = fill_disk(state)
         sigkill(d)
-        # Room for next-id's new block (one page), not for the fold.
-        with open(filler, "r+b") as f:
-            f.truncate(os.path.getsize(filler) - 8192)
+        # fill_disk leaves less than its 64 KiB chunk: the rest goes too.
+        with open(os.path.join(state, "filler-pages"), "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+            except OSError as e:
+                t.eq(e.errno, errno.ENOSPC, "the disk is full to its last page")
         d = restart(d)
         line = d.wait_log("cannot be folded", 30)
         t.contains(line, "disk is full", "the log says why the log stays unfolded")
