@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,7 @@ static int write_next(uint64_t v, char *err, size_t err_len) {
         openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     int r = 0;
     const char *what = "create";
+    bool renamed = false;
     if (fd < 0)
         r = -errno;
     else if (write(fd, text, (size_t)len) != len)
@@ -127,13 +129,27 @@ static int write_next(uint64_t v, char *err, size_t err_len) {
         r = -errno, what = "sync";
     else if (renameat(dir_fd, tmp, dir_fd, "next-id") < 0)
         r = -errno, what = "rename";
-    else if (fsync(dir_fd) < 0)
-        r = -errno, what = "sync the directory of";
-    if (r < 0)
-        unlinkat(dir_fd, tmp, 0);
-    if ((r == -ENOSPC || r == -EDQUOT) && overwrite_next(text, (size_t)len) == 0)
+    else {
+        renamed = true;
+        if (fsync(dir_fd) < 0)
+            r = -errno, what = "sync the directory of";
+    }
+    if (r == 0)
         return 0;
-    if (r < 0)
+    unlinkat(dir_fd, tmp, 0);
+    /* Only while next-id is still the old file: after the rename, a failed
+     * directory sync means the rename itself may not last, and writing
+     * the new file again would not make it. */
+    int in_place = 0;
+    if ((r == -ENOSPC || r == -EDQUOT) && !renamed) {
+        in_place = overwrite_next(text, (size_t)len);
+        if (in_place == 0)
+            return 0;
+    }
+    if (in_place < 0)
+        snprintf(err, err_len, "%s/next-id: cannot %s it: %s, nor write it in place: %s", dir_path,
+                 what, strerror(-r), strerror(-in_place));
+    else
         snprintf(err, err_len, "%s/next-id: cannot %s it: %s", dir_path, what, strerror(-r));
     return r;
 }

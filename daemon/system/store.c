@@ -1300,6 +1300,14 @@ static bool carry_over(const batch *b, batch *const *later, size_t n_later) {
     slog_buf carried = {0};
     size_t pos = 0;
     slog_op op;
+    /* The keys carried, as b's constant strings; one b did not keep (it
+     * set more than it tracks) counts the batch being filled as setting
+     * every key. Only these: a key left behind for a newer batch must not
+     * make the batch being filled look as if it set it, or the next
+     * failed batch's value of it would be dropped too. */
+    const char *keys[ELEMENTSOF(b->meta_keys)];
+    size_t n_keys = 0;
+    bool unknown_key = false;
     while (slog_next(b->ops.p, b->ops.len, &pos, &op) > 0) {
         if (op.kind == SLOG_PUT)
             continue;
@@ -1314,8 +1322,17 @@ static bool carry_over(const batch *b, batch *const *later, size_t n_later) {
         bool newer = has_meta(filling, key);
         for (size_t j = 0; j < n_later && !newer; j++)
             newer = has_meta(later[j], key);
-        if (!newer && slog_meta(&carried, key, op.id) < 0)
+        if (newer)
+            continue;
+        if (slog_meta(&carried, key, op.id) < 0)
             goto oom;
+        size_t i = 0;
+        while (i < b->n_meta_keys && strcmp(b->meta_keys[i], key) != 0)
+            i++;
+        if (i == b->n_meta_keys)
+            unknown_key = true;
+        else if (n_keys < ELEMENTSOF(keys))
+            keys[n_keys++] = b->meta_keys[i];
     }
     if (!carried.n)
         return true;
@@ -1323,10 +1340,9 @@ static bool carry_over(const batch *b, batch *const *later, size_t n_later) {
         goto oom;
     slog_free(&filling->ops);
     filling->ops = carried;
-    /* The keys carried are the failed batch's (their constant strings). */
-    for (size_t i = 0; i < b->n_meta_keys; i++)
-        note_meta_key(filling, b->meta_keys[i]);
-    filling->many_meta_keys |= b->many_meta_keys;
+    for (size_t i = 0; i < n_keys; i++)
+        note_meta_key(filling, keys[i]);
+    filling->many_meta_keys |= unknown_key;
     return true;
 oom:
     slog_free(&carried);
@@ -1435,11 +1451,17 @@ void store_close(void) {
          * records do not, since the batches after it may hold newer ones:
          * the layer above writes its tasks' current records into the last
          * batch before the close (store.h). */
-        for (size_t i = 0; i < n_done; i++)
-            if (done[i]->error && !carry_over(done[i], done + i + 1, n_done - i - 1))
+        for (size_t i = 0; i < n_done; i++) {
+            if (!done[i]->error)
+                continue;
+            log_warning("%s; at the stop, its deletions and settings, and its tasks' current "
+                        "records, go with the last commit",
+                        done[i]->msg);
+            if (!carry_over(done[i], done + i + 1, n_done - i - 1))
                 log_error("out of memory keeping the deletions of a failed commit at the stop; "
                           "their rows stay in %s until the next start prunes them",
                           db_path);
+        }
         for (size_t i = 0; i < n_done; i++) {
             batch_clear(done[i]);
             spares[n_spares++] = done[i];

@@ -537,12 +537,102 @@ static void test_a_log_row_that_does_not_parse_is_damage(void **state) {
     store_close();
 }
 
-/* The file size limit, lifted by the SIGXFSZ that its first overrun sends:
- * that write fails (EFBIG), and every later one has room. */
-static void lift_file_limit(int sig) {
+static struct rlimit files_before;
+static volatile sig_atomic_t overruns_left;
+
+/* SIGXFSZ: the write that overran failed (EFBIG); after the number of
+ * overruns asked for, the limit goes, and later writes have room. */
+static void on_overrun(int sig) {
     (void)sig;
-    struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
-    setrlimit(RLIMIT_FSIZE, &unlimited);
+    if (overruns_left > 0 && --overruns_left == 0)
+        setrlimit(RLIMIT_FSIZE, &files_before);
+}
+
+/*
+ * The store's files may grow by only 64 KiB more: a batch with a 256 KiB
+ * record cannot be written, a small one can. With `lift_after` > 0 the
+ * limit goes after that many overruns; limit_files(-1) lifts it.
+ */
+static void limit_files(int lift_after) {
+    static struct sigaction old_sa;
+    if (lift_after < 0) {
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &files_before), 0);
+        assert_int_equal(sigaction(SIGXFSZ, &old_sa, NULL), 0);
+        return;
+    }
+    char wal[200];
+    snprintf(wal, sizeof(wal), "%s/tasks.db-wal", dir);
+    struct stat st;
+    assert_int_equal(stat(wal, &st), 0);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &files_before), 0);
+    struct rlimit limit = {(rlim_t)st.st_size + 65536, files_before.rlim_max};
+    assert_true(files_before.rlim_max == RLIM_INFINITY || files_before.rlim_max >= limit.rlim_cur);
+    overruns_left = lift_after;
+    struct sigaction sa = {.sa_handler = on_overrun};
+    assert_int_equal(sigaction(SIGXFSZ, &sa, &old_sa), 0);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &limit), 0);
+}
+
+static void put_big(uint64_t id) {
+    size_t len = 256 << 10;
+    void *at = store_put_reserve(id, 1, 0, len);
+    assert_non_null(at);
+    memset(at, 'b', len);
+}
+
+/* Opens a store whose first batch (`first`, then the caller's) committed. */
+static void start_with(uv_loop_t *loop, uv_timer_t *keep, void (*first)(void)) {
+    uv_loop_init(loop);
+    assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
+    assert_int_equal(store_start(loop, on_committed), 0);
+    uv_timer_init(loop, keep);
+    uv_timer_start(keep, (uv_timer_cb)(void (*)(void))abort, 60000, 0);
+    uint64_t seq = store_batch_seq();
+    first();
+    committed_seq = 0;
+    assert_true(store_flush());
+    run_until_committed(loop, seq);
+    assert_int_equal(committed_error, 0);
+}
+
+/* Closes it without the loop running again: the results of the batches
+ * handed since wait for it, and the close answers them itself. */
+static void close_unanswered(uv_loop_t *loop, uv_timer_t *keep) {
+    uv_close((uv_handle_t *)keep, NULL);
+    store_close();
+    limit_files(-1);
+    uv_run(loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
+/* The ids and states in `tasks` (folded whole by the close), as "id:state ...". */
+static void table_rows(char *out, size_t len) {
+    sqlite3 *db;
+    char path[200];
+    snprintf(path, sizeof(path), "%s/tasks.db", dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT id, state FROM tasks ORDER BY id", -1, &q, NULL), SQLITE_OK);
+    out[0] = '\0';
+    while (sqlite3_step(q) == SQLITE_ROW)
+        snprintf(out + strlen(out), len - strlen(out), "%d:%d ", sqlite3_column_int(q, 0),
+                 sqlite3_column_int(q, 1));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
+static uint64_t stored_meta(const char *key) {
+    uint64_t v = 0;
+    assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
+    assert_int_equal(store_get_meta(key, &v), 0);
+    store_close();
+    return v;
+}
+
+static void first_one(void) {
+    put(1, 1, "one");
+    store_put_meta("stopped_usec", 1);
 }
 
 /*
@@ -557,75 +647,54 @@ static void lift_file_limit(int sig) {
 static void test_a_failed_batch_answered_at_the_close_keeps_newer_records(void **state) {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
-    assert_int_equal(store_start(&loop, on_committed), 0);
     uv_timer_t keep;
-    uv_timer_init(&loop, &keep);
-    uv_timer_start(&keep, (uv_timer_cb)(void (*)(void))abort, 60000, 0);
-    uint64_t first = store_batch_seq();
-    put(1, 1, "one");
-    store_put_meta("stopped_usec", 1);
-    committed_seq = 0;
-    assert_true(store_flush());
-    run_until_committed(&loop, first);
-    assert_int_equal(committed_error, 0);
-
-    /* The log may grow by 64 KiB: the next batch, with a 256 KiB record,
-     * cannot be written; the one after it, small, can. */
-    char wal[200];
-    snprintf(wal, sizeof(wal), "%s/tasks.db-wal", dir);
-    struct stat st;
-    assert_int_equal(stat(wal, &st), 0);
-    struct sigaction sa = {.sa_handler = lift_file_limit}, old_sa;
-    assert_int_equal(sigaction(SIGXFSZ, &sa, &old_sa), 0);
-    struct rlimit limit = {(rlim_t)st.st_size + 65536, RLIM_INFINITY};
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &limit), 0);
-    size_t big_len = 256 << 10;
-    char *big = malloc(big_len);
-    assert_non_null(big);
-    memset(big, 'b', big_len);
+    start_with(&loop, &keep, first_one);
+    /* The failed batch could be written whole again at the close. */
+    limit_files(1);
     put(1, 2, "one again");
-    void *at = store_put_reserve(2, 1, 0, big_len);
-    assert_non_null(at);
-    memcpy(at, big, big_len);
+    put_big(2);
     store_put_meta("stopped_usec", 2);
     assert_true(store_flush());
     put(1, 3, "one done");
     store_put_meta("stopped_usec", 3);
     assert_true(store_flush());
-    /* The loop never runs again: both results wait for it at the close. */
-    uv_close((uv_handle_t *)&keep, NULL);
-    store_close();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    struct rlimit now;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &now), 0);
-    assert_true(now.rlim_cur == RLIM_INFINITY); /* the overrun came */
-    assert_int_equal(sigaction(SIGXFSZ, &old_sa, NULL), 0);
+    close_unanswered(&loop, &keep);
+    assert_int_equal(overruns_left, 0); /* the failure came */
+    char rows_seen[200];
+    table_rows(rows_seen, sizeof(rows_seen));
+    assert_string_equal(rows_seen, "1:3 "); /* "one done", not "one again" */
+    assert_int_equal(stored_meta("stopped_usec"), 3);
+}
 
-    n_rows = 0;
-    assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
-    sqlite3 *db;
-    char path[200];
-    snprintf(path, sizeof(path), "%s/tasks.db", dir);
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_stmt *q;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT id, state, length(record) FROM tasks ORDER BY id",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), 1);
-    assert_int_equal(sqlite3_column_int(q, 1), 3); /* "one done", not "one again" */
-    assert_int_equal(sqlite3_step(q), SQLITE_DONE);
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    uint64_t v = 0;
-    assert_int_equal(store_get_meta("stopped_usec", &v), 0);
-    assert_int_equal(v, 3);
-    store_close();
-    free(big);
+static void first_seven(void) {
+    put(7, 1, "seven");
+    store_put_meta("stopped_usec", 5);
+}
+
+/*
+ * Two batches fail in a row, the first with a deletion: the deletion is
+ * carried, and the second's setting too. (The first's setting, left for
+ * the newer one, used to count as carried, and then kept the second's out:
+ * the stored value stayed the one before both.)
+ */
+static void test_two_failed_batches_carry_the_newer_setting(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_timer_t keep;
+    start_with(&loop, &keep, first_seven);
+    limit_files(0);
+    store_delete(7);
+    put_big(8);
+    store_put_meta("stopped_usec", 1);
+    assert_true(store_flush());
+    put_big(9);
+    store_put_meta("stopped_usec", 2);
+    assert_true(store_flush());
+    close_unanswered(&loop, &keep);
+    char rows_seen[200];
+    table_rows(rows_seen, sizeof(rows_seen));
+    assert_string_equal(rows_seen, ""); /* 7 deleted; 8 and 9 left to the caller */
+    assert_int_equal(stored_meta("stopped_usec"), 2);
 }
 
 int main(void) {
@@ -644,6 +713,8 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_a_failed_batch_answered_at_the_close_keeps_newer_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_failed_batches_carry_the_newer_setting, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
