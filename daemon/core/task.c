@@ -615,6 +615,12 @@ static size_t retained_size(const task *t) {
 
 void task_retain_or_drop(task *t) {
     task_settle(t);
+    /* Cut off by the stop: no outcome (the state store keeps the task as
+     * it was), so it stays in the table for the rest of the stop outside
+     * retention. Counted there, it pushed the oldest outcomes out, and
+     * their rows were deleted. */
+    if (t->store_flags & TASK_STORE_CUT_OFF)
+        return;
     if (retainable(t)) {
         retainer *r = retainer_of(t->uid, true);
         if (!r) {

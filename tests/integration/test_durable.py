@@ -738,6 +738,34 @@ def a_stop_does_not_tell_awaiting_clients_their_stored_tasks_were_cancelled():
     d.stop()
 
 
+@t.test
+def a_stop_keeps_the_outcomes_retention_holds():
+    """Tasks the stop cuts off are kept in the store as they were: they are
+    not outcomes, and must not push the oldest real outcomes out of
+    retention. They did: with room for six outcomes and five kept, a
+    SIGTERM over two waiting tasks and a running one deleted the two oldest
+    from the store, and the restart found three of five. (After it, the
+    running task's end, Interrupted, is the sixth.)"""
+    d = t.daemon(extra_args=["--retain-count", "6"])
+    done = [submit_id(d, "demo.echo", "r%d" % i) for i in range(5)]
+    r = d.aioctl("await", *done)
+    t.eq(r.rc, 0, "the five ran", r)
+    waiting = [submit_id(d, "--delay", "3600", "demo.echo", "w%d" % i) for i in range(2)]
+    running_id = submit_id(d, "demo.sleep", "600", "long")
+    wait_state(d, running_id, running, "running")
+    d.stop()
+    d = restart(d)
+    known = {tk["task"]: tk["state"] for tk in ps_all(d)}
+    t.eq([known.get(i) for i in done], ["done"] * 5, "the five outcomes after the SIGTERM",
+         " (%r)" % known)
+    t.eq([known.get(i) for i in waiting], ["pending"] * 2, "the waiting tasks wait again")
+    t.eq(known.get(running_id), "failed", "the running one, settled by on_interrupt = fail")
+    for i in done:
+        r = d.aioctl("await", i)
+        t.eq(r.rc, 0, "await %d after the restart" % i, r)
+    d.stop()
+
+
 def cancel_on_wire(conn, rid, tid):
     m = pb.ClientMessage(request_id=rid)
     m.cancel.task_ids.append(tid)
