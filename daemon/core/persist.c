@@ -628,6 +628,10 @@ static void restore_interrupted(load_ctx *ctx, task *t) {
         return;
     }
     interrupted_message(ctx, t, msg, sizeof(msg));
+    /* The last attempt is listed as plan_retry lists one that failed:
+     * when there could have been more than one. */
+    if (t->plan && (t->plan->retries || t->plan->interrupted))
+        plan_add_attempt(t, number, t->started_usec, ctx->started_usec, "Interrupted", msg);
     if (t->plan)
         t->plan->no_retry = true;
     ctx->interrupted_fail++;

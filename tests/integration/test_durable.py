@@ -636,6 +636,26 @@ def an_interrupted_task_whose_next_attempt_fails_lists_both():
 
 
 @t.test
+def a_task_with_retries_failed_by_an_interrupt_lists_that_attempt():
+    """aioctl(1): show has one line for each ended attempt, the last failed
+    one included. A task with --retries that a restart ended Interrupted
+    (on_interrupt = fail) showed "attempt 1 of 3" with no attempt listed."""
+    d = t.daemon()
+    tid = submit_id(d, "--retries", "2", "demo.sleep", "600", "z")
+    wait_state(d, tid, running, "running")
+    sigkill(d)
+    d = restart(d)
+    info = show(d, tid)
+    t.eq((info["state"], info["error"]["kind"]), ("failed", "Interrupted"),
+         "the restart ended it", " (%r)" % info)
+    t.eq([(a["number"], a["error"]["kind"]) for a in info.get("attempts", [])],
+         [(1, "Interrupted")], "its one attempt is listed", " (%r)" % info)
+    t.eq(info["attempts"][0]["error"]["message"], info["error"]["message"],
+         "with the task's own error", " (%r)" % info)
+    d.stop()
+
+
+@t.test
 def on_interrupt_retry_past_its_bound_says_so():
     """After LIMIT_INTERRUPT_RETRIES (10) interrupted runs a task under
     on_interrupt = retry ends Interrupted; its message said
