@@ -137,7 +137,10 @@ static struct {
     unsigned running;
     bool frozen;
     uv_timer_t *timer;
-    uint32_t claim_next;
+    /* The claim round: the stream it tries next, how many streams it has
+     * left, and when its claim in flight was sent (0: none). */
+    uint32_t claim_next, claim_left;
+    uint64_t claim_sent_ms;
 } W;
 
 static void maybe_read(void);
@@ -1031,9 +1034,13 @@ static void check_name(void) {
 
 /* The reply of XAUTOCLAIM: [next cursor, entries, deleted ids]; {"calm"}
  * while claims wait (lua_claim). */
+static void claim_one(void);
+
 static void on_claimed(rconn *rc, redisReply *r, void *priv) {
     (void)rc;
+    W.claim_sent_ms = 0;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
+        W.claim_left = 0; /* the next period tries again */
         static bool said;
         if (r && r->type == REDIS_REPLY_ERROR &&
             (strstr(r->str, "NOPERM") || strstr(r->str, "can't run this command")) &&
@@ -1061,18 +1068,23 @@ static void on_claimed(rconn *rc, redisReply *r, void *priv) {
     size_t before = hashmap_size(W.jobs);
     take_entries(s, r->element[1]);
     if (hashmap_size(W.jobs) > before)
-        log_notice("cluster: claimed %zu task(s) of %s from a host silent for %u ms",
+        log_notice("cluster: claimed %zu task(s) of %s from a host silent for at least %u ms "
+                   "(cluster_visibility_ms)",
                    hashmap_size(W.jobs) - before, W.streams[s].key, cfg.cluster_visibility_ms);
     pump();
+    claim_one();
 }
 
-/* Claims the entries of a silent host, one stream per period in turn, as
- * far as this host has room. */
-static void claim_silent(void) {
-    if (W.frozen || !list_empty(&W.backlog) || W.busy >= cfg.cluster_capacity || !W.n_streams ||
-        uv_now(link_loop()) < W.claim_after)
+/* Sends the claim round's next claim, on the next stream it has left, if
+ * this host has room: one claim in flight at a time, each asking for what
+ * room is left after the last. */
+static void claim_one(void) {
+    if (W.frozen || !list_empty(&W.backlog) || W.busy >= cfg.cluster_capacity || !W.n_streams) {
+        W.claim_left = 0;
         return;
-    for (uint32_t tries = 0; tries < W.n_streams; tries++) {
+    }
+    while (W.claim_left > 0) {
+        W.claim_left--;
         uint32_t s = W.claim_next++ % W.n_streams;
         if (!W.streams[s].active || !W.streams[s].grouped)
             continue;
@@ -1081,6 +1093,8 @@ static void claim_silent(void) {
         snprintf(count, sizeof(count), "%u", cfg.cluster_capacity - W.busy);
         if (!W.streams[s].claim_from[0])
             snprintf(W.streams[s].claim_from, sizeof(W.streams[s].claim_from), "0-0");
+        /* Before the send: a link that is down answers at once. */
+        W.claim_sent_ms = uv_now(link_loop());
         if (W.claim_plain) {
             const char *argv[] = {"XAUTOCLAIM", W.streams[s].key,        "aiod",  link_host(),
                                   idle,         W.streams[s].claim_from, "COUNT", count};
@@ -1089,15 +1103,35 @@ static void claim_silent(void) {
                 lens[i] = strlen(argv[i]);
             rconn_send(link_cmd(), on_claimed, (void *)(uintptr_t)s, (int)ELEMENTSOF(argv), argv,
                        lens);
-            return;
+        } else {
+            /* Through lua_claim: not while Redis's calm after a stall lasts. */
+            const char *args[] = {W.streams[s].key,        KEY_PULSE, KEY_CALM, idle, link_host(),
+                                  W.streams[s].claim_from, count};
+            link_eval(lua_claim, 3, (int)ELEMENTSOF(args), args, NULL, on_claimed,
+                      (void *)(uintptr_t)s);
         }
-        /* Through lua_claim: not while Redis's calm after a stall lasts. */
-        const char *args[] = {W.streams[s].key,        KEY_PULSE, KEY_CALM, idle, link_host(),
-                              W.streams[s].claim_from, count};
-        link_eval(lua_claim, 3, (int)ELEMENTSOF(args), args, NULL, on_claimed,
-                  (void *)(uintptr_t)s);
         return;
     }
+}
+
+/*
+ * Each period, claims the entries of silent hosts on every stream in turn
+ * (a round: each reply sends the next claim), as far as this host has
+ * room. One stream per period made a dead host's tasks wait a period for
+ * every stream before theirs: some minutes with the default visibility
+ * and a few plugins' functions on one queue. A round whose reply never
+ * came (the link dropped) is given up after a period.
+ */
+static void claim_silent(void) {
+    uint64_t now = uv_now(link_loop());
+    if (now < W.claim_after)
+        return;
+    uint64_t period = cfg.cluster_visibility_ms / 3 ? cfg.cluster_visibility_ms / 3 : 1;
+    if (W.claim_sent_ms && now - W.claim_sent_ms < period)
+        return;
+    W.claim_sent_ms = 0;
+    W.claim_left = W.n_streams;
+    claim_one();
 }
 
 /* How long a cancel for a task without a job here is kept at least (ms):

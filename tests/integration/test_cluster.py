@@ -7,6 +7,7 @@ under sanitizers (AIOD_SANITIZE) and deadlines grow (cluster_lab.SCALE).
 Run one case with AIOD_TEST_ONLY=NAME; keep the dirs with --keep.
 """
 
+from datetime import datetime
 import json
 import os
 import signal
@@ -843,6 +844,51 @@ def claims_reach_a_silent_hosts_entries_behind_many_live_ones():
         until(both_settled, "the killed h2's tasks claimed and settled", timeout(30),
               detail=lambda: "\nhost logs:" + lab.logs())
         t.check("claimed" in lab.log("h3"), "h3 claimed them", lab.log("h3")[-2000:])
+
+
+@t.test
+def a_dead_hosts_tasks_on_many_streams_are_claimed_in_one_round():
+    """A host claims silent hosts' entries on all its streams each period,
+    one claim after the other, not on one stream per period: a dead host's
+    tasks waited a period for every stream before theirs (a queue has one
+    stream per function, 10 for the demo plugin alone), minutes with the
+    default visibility. Three tasks on three queues of a killed host end
+    (Interrupted, on_interrupt = fail) within half a period of each other:
+    one period apart at least, they were claimed in different periods."""
+    vis = harness.scaled(3000, 6000, 9000)
+    queues = ("q1", "q2", "q3")
+    hosts = [Host("h1", queues=""), Host("h2", queues=",".join(queues), capacity=3),
+             Host("h3", queues=",".join(queues), capacity=3)]
+    with Cluster(t, hosts, visibility_ms=vis, start_only=["h1", "h2"]) as lab:
+        for q in queues:
+            lab.wait_serving(q, "demo.sleep", ["h2"])
+        h1 = lab["h1"]
+        ids = [lab.submit(h1, q, "demo.sleep", "600", q) for q in queues]
+        for tid in ids:
+            wait_state(lab, h1, tid, "running", on="h2")
+        lab.start_host("h3")
+        for q in queues:
+            lab.wait_serving(q, "demo.sleep", ["h3"])
+        lab["h2"].kill()
+
+        def all_ended():
+            out = []
+            for tid in ids:
+                r = h1.aioctl("show", "--json", tid)
+                info = json.loads(r.out) if r.rc == 0 else {}
+                if info.get("state") != "failed":
+                    return None
+                out.append(info)
+            return out
+        infos = until(all_ended, "the killed h2's three tasks claimed and settled",
+                      timeout(120), detail=lambda: "\nhost logs:" + lab.logs())
+        kinds = [outcome_kind(i) for i in infos]
+        t.eq(kinds, ["Interrupted"] * 3, "each ended Interrupted", " %r" % infos)
+        ends = [datetime.fromisoformat(i["finished"]).timestamp() for i in infos]
+        spread = max(ends) - min(ends)
+        t.check(spread < vis / 3 / 2 / 1000.0,
+                "the three were claimed in one round: their ends are %.3f s apart (a period is "
+                "%.1f s)" % (spread, vis / 3 / 1000.0), " %r" % infos)
 
 
 @t.test
