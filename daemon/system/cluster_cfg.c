@@ -7,6 +7,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* Whether p[0..n) is a number written plainly: 1 to `max` digits, no
+ * sign, space or leading zero (strtol would take " +021379" for 21379). */
+static bool plain_number(const char *p, size_t n, size_t max) {
+    if (n == 0 || n > max || (n > 1 && p[0] == '0'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+    return true;
+}
 
 int cluster_url_parse(const char *text, cluster_url *ret, char *why, size_t why_len) {
     static const char scheme[] = "redis://";
@@ -47,18 +59,18 @@ int cluster_url_parse(const char *text, cluster_url *ret, char *why, size_t why_
     }
     memcpy(ret->host, h, hlen);
     ret->host[hlen] = '\0';
-    char *end;
-    errno = 0;
-    long port = strtol(colon + 1, &end, 10);
-    if (end == colon + 1 || errno || port < 1 || port > 65535 || (*end && *end != '/')) {
+    char *end = NULL;
+    size_t port_len = strcspn(colon + 1, "/");
+    long port = plain_number(colon + 1, port_len, 5) ? strtol(colon + 1, &end, 10) : 0;
+    if (port < 1 || port > 65535) {
         snprintf(why, why_len, "'%s': the port is not a number from 1 to 65535", text);
         return -EINVAL;
     }
     ret->port = (int)port;
     if (*end == '/') {
         const char *d = end + 1;
-        long db = strtol(d, &end, 10);
-        if (end == d || *end || db < 0 || db > 15) {
+        long db = plain_number(d, strlen(d), 2) ? strtol(d, &end, 10) : -1;
+        if (db < 0 || db > 15) {
             snprintf(why, why_len, "'%s': the database is not a number from 0 to 15", text);
             return -EINVAL;
         }
@@ -112,6 +124,17 @@ int cluster_password_read(const char *path, char *buf, size_t len, char *why, si
     if (!f) {
         snprintf(why, why_len, "cannot read cluster_password_file %s: %s", path, strerror(errno));
         return -EIO;
+    }
+    /* The password opens all of the cluster's Redis: a file the socket's
+     * users (the group) or anyone else may read gives it to them. */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
+        fclose(f);
+        snprintf(why, why_len,
+                 "cluster_password_file %s may be read or written by its group or others (mode "
+                 "%04o): make it readable by the daemon's user alone (chmod 0400, owner aiod)",
+                 path, (unsigned)(st.st_mode & 07777));
+        return -EPERM;
     }
     bool ok = fgets(buf, (int)len, f) != NULL;
     int err = ferror(f) ? errno : 0;

@@ -42,9 +42,10 @@ int cluster_queues_parse(const char *text, char (*names)[CLUSTER_QUEUE_NAME_MAX 
                          size_t why_len);
 
 /* Reads the first line of the password file at `path`, without its line
- * end, into `buf` (len bytes, truncated to fit). 0; -EIO (cannot read it)
- * or -EINVAL (no first line, or an empty one), with the reason in `why`
- * and `buf` cleared. The caller clears `buf` once done with it. */
+ * end, into `buf` (len bytes, truncated to fit). 0; -EIO (cannot read it),
+ * -EPERM (its group or others may read or write it: mode & 077) or
+ * -EINVAL (no first line, or an empty one), with the reason in `why` and
+ * `buf` cleared. The caller clears `buf` once done with it. */
 int cluster_password_read(const char *path, char *buf, size_t len, char *why, size_t why_len);
 
 #endif

@@ -703,7 +703,8 @@ def settings_file_starting_with_a_byte_order_mark():
 def check_config_reads_the_cluster_password_file():
     """aiod.8: --check-config exits 0 when the settings are valid, yet a
     cluster_password_file that a start refuses (missing, unreadable, empty:
-    exit 78) passed the check."""
+    exit 78) passed the check. One its group or others may read is refused
+    too (docs/cluster.md: mode 0400): it was taken without a word."""
     d = t.tmpdir("pwconf")
     conf, pw = os.path.join(d, "aiod.conf"), os.path.join(d, "password")
     with open(conf, "w") as f:
@@ -718,13 +719,24 @@ def check_config_reads_the_cluster_password_file():
     t.contains(r.err, "Is a directory", "and says so (it was called empty)", r)
     os.rmdir(pw)
     open(pw, "w").close()
+    os.chmod(pw, 0o600)
     r = check_config(conf)
     t.eq(r.rc, 1, "an empty password file fails the check", r)
     t.contains(r.err, "is empty", "the error says it is empty", r)
     with open(pw, "w") as f:
         f.write("s3cret\n")
+    os.chmod(pw, 0o644)
     r = check_config(conf)
-    t.eq(r.rc, 0, "a readable password file passes", r)
+    t.eq(r.rc, 1, "a password file others may read fails the check", r)
+    t.contains(r.err, "mode 0644", "the error gives its mode", r)
+    t.contains(r.err, "chmod 0400", "and what to do", r)
+    t.check("s3cret" not in r.out + r.err, "the password is not printed", r)
+    os.chmod(pw, 0o640)
+    r = check_config(conf)
+    t.eq(r.rc, 1, "one its group may read (the socket's users) fails too", r)
+    os.chmod(pw, 0o400)
+    r = check_config(conf)
+    t.eq(r.rc, 0, "a password file readable by its owner alone passes", r)
     t.check("s3cret" not in r.out + r.err, "the password is not printed", r)
 
 

@@ -687,6 +687,7 @@ def a_refused_password_is_logged_with_redis_s_reason():
     pw = os.path.join(lab.root, "password")
     with open(pw, "w") as f:
         f.write("wrong-one\n")
+    os.chmod(pw, 0o600)
     lab.specs[0].settings = list(lab.specs[0].settings) + ["cluster_password_file = %s" % pw]
     t._daemons.append(lab.redis)
     lab.redis.start()

@@ -50,6 +50,15 @@ static void test_urls(void **state) {
     url_bad("redis://h:6379/16", "database");
     url_bad("redis://h:6379/", "database");
     url_bad("redis://[::1:6379", "IPv6");
+    /* strtol's leniency: a blank, a sign or a leading zero is no plain
+     * number (aiod.conf(5): the parser is strict). */
+    url_bad("redis://h: 6379", "port");
+    url_bad("redis://h:+6379", "port");
+    url_bad("redis://h:06379", "port");
+    url_bad("redis://h:6379/00", "database");
+    url_bad("redis://h:6379/+1", "database");
+    url_bad("redis://h:6379/ 1", "database");
+    url_ok("redis://h:6379/0", "h", 6379, 0);
 }
 
 static void test_queues(void **state) {
