@@ -327,8 +327,13 @@ static void submitted(cluster_op *op, const redisReply *e, const char *noserve) 
 }
 
 /* The checks the submitting host can make: the call rules by name, and
- * the arguments when it has the function too. */
-static int check_call(const Aiod__Call *call, const peer *p, char *why, size_t why_len) {
+ * the arguments when it has the function too. Then *ret_argv holds them
+ * as the function takes them (converted from text, defaults filled in;
+ * *ret_n values, freed with value_argv_free), else it is NULL. */
+static int check_call(const Aiod__Call *call, const peer *p, Aiod__Value ***ret_argv, size_t *ret_n,
+                      char *why, size_t why_len) {
+    *ret_argv = NULL;
+    *ret_n = 0;
     if (!call || !call->function || !*call->function) {
         snprintf(why, why_len, "the call names no function");
         return -EINVAL;
@@ -352,7 +357,8 @@ static int check_call(const Aiod__Call *call, const peer *p, char *why, size_t w
                                       LIMIT_VALUE_DEPTH, &argv, why, why_len);
     if (r < 0)
         return r == -ENOMEM ? -ENOMEM : -EINVAL;
-    value_argv_free(argv, fn->sig.n_params);
+    *ret_argv = argv;
+    *ret_n = fn->sig.n_params;
     return 0;
 }
 
@@ -484,14 +490,31 @@ int cluster_submit(const char *queue, const Aiod__Call *call, int ownership, con
         snprintf(why, why_len, "a queued task is submitted or detached, not attached");
         return -EINVAL;
     }
-    int r = check_call(call, p, why, why_len);
+    Aiod__Value **argv;
+    size_t n_argv;
+    int r = check_call(call, p, &argv, &n_argv, why, why_len);
     if (r < 0)
         return r;
-    if (!link_up())
+    if (!link_up()) {
+        value_argv_free(argv, n_argv);
         return unreachable(why, why_len);
+    }
+    /* Stored as the function takes them, when this host has it: `show`
+     * gives every host the values (0.2, "x"), as for a local task, not
+     * the text typed ("0.2", "\"x\""). Else the host that runs it
+     * converts them. */
+    Aiod__Call typed = *call;
+    bool whole = argv != NULL;
+    for (size_t i = 0; whole && i < n_argv; i++)
+        whole = argv[i] != NULL;
+    if (whole) {
+        typed.args = argv;
+        typed.n_args = n_argv;
+        typed.args_are_text = false;
+    }
     Aiod__QueuedTask qt = AIOD__QUEUED_TASK__INIT;
     qt.queue = (char *)queue;
-    qt.call = (Aiod__Call *)call;
+    qt.call = &typed;
     qt.ownership = (Aiod__Ownership)ownership;
     qt.owner_uid = p->uid;
     qt.owner_gid = p->gid;
@@ -505,10 +528,12 @@ int cluster_submit(const char *queue, const Aiod__Call *call, int ownership, con
     }
     if (!s || !s->blob) {
         free(s);
+        value_argv_free(argv, n_argv);
         snprintf(why, why_len, "out of memory");
         return -ENOMEM;
     }
     aiod__queued_task__pack(&qt, s->blob);
+    value_argv_free(argv, n_argv);
     s->op = (cluster_op){
         .kind = OP_SUBMIT, .uid = p->uid, .admin = p->admin, .cb = cb, .data = data, .owed = 1};
     snprintf(s->noserve, sizeof(s->noserve),

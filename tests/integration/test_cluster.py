@@ -42,6 +42,13 @@ def xautoclaims(lab):
     return 0
 
 
+def submit_id_on(host, *args):
+    """A local submit on `host`: its id."""
+    r = host.aioctl("submit", *args)
+    t.eq(r.rc, 0, "submit %s on %s" % (" ".join(args), host.name), r)
+    return int(r.out.strip())
+
+
 def outcome_kind(o):
     return (o.get("error") or {}).get("kind")
 
@@ -263,6 +270,28 @@ def a_burst_of_output_reaches_redis_whole():
 
 
 @t.test
+def show_gives_a_queued_tasks_arguments_as_values():
+    """aioctl(1): show's args are JSON values, as for a local task. A queued
+    task's were the text typed ("0.2", "\"x\""): the submitting host now
+    stores them as the function takes them, when it has the function."""
+    with Cluster(t, submitter_worker_submitter()) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h2"])
+        h1, h3 = lab["h1"], lab["h3"]
+        local = submit_id_on(h1, "demo.sleep", "0.2", '"x"')
+        tid = lab.submit(h1, "q1", "demo.sleep", "0.2", '"x"')
+        for i in (local, tid):
+            r = h1.aioctl("await", i)
+            t.eq(r.rc, 0, "task %d ran" % i, r)
+        want = json.loads(h1.aioctl("show", "--json", local).out)["args"]
+        t.eq(want, [0.2, "x"], "the local task's args")
+        for host in (h1, h3):
+            r = host.aioctl("show", "--json", tid)
+            t.eq(r.rc, 0, "show --json on %s" % host.name, r)
+            t.eq(json.loads(r.out)["args"], want, "the queued task's args seen from %s"
+                 % host.name, r)
+
+
+@t.test
 def logs_follow_from_another_host():
     gather_lines = ["Starting main function", "Hello from my async function 1",
                     "Hello from my async function 2", "Done with async function 2",
@@ -450,6 +479,10 @@ def kill9_of_a_host_under_on_interrupt_retry():
     for i in victims:
         t.check(shows[i].get("host") in ("h1", "h2"),
                 "task %d that h3 was running ran again on h1 or h2" % i, shows[i]["_text"])
+        # aioctl(1): "attempts: A" once run again (no bound to give); show
+        # had no such line.
+        t.eq(shows[i].get("attempts"), "2", "task %d's show says it is its second attempt" % i,
+             shows[i]["_text"])
 
 
 @t.test
