@@ -414,6 +414,10 @@ static void show_schedule(const aioc_task_info *t) {
 
     if (max > 1)
         printf("attempts: %" PRIu32 " of %" PRIu32 "\n", aioc_task_info_attempt(t), max);
+    else if (aioc_task_info_attempt(t) > 1)
+        /* A cluster task run again elsewhere after its host went silent
+         * (on_interrupt = retry): no bound to give. */
+        printf("attempts: %" PRIu32 "\n", aioc_task_info_attempt(t));
     if (next)
         printf("next run: %s (%s)\n", print_time(next, buf, sizeof(buf)),
                schedopt_when(next, now_usec(), when, sizeof(when)));
