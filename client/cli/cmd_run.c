@@ -44,8 +44,8 @@ static const char submit_help[] =
     "Usage: aioctl submit [--queue Q] [--detach] [SCHEDULE OPTIONS] FUNC [ARG...]\n"
     "\n"
     "Creates a task that outlives aioctl and keeps its result for a later\n"
-    "'aioctl await ID'. Prints the task's id. A task with a schedule is kept\n"
-    "by the daemon across its restarts, attempts and retries included.\n"
+    "'aioctl await ID'. Prints the task's id. The daemon keeps the task across\n"
+    "its restarts (unless durability = none), schedule and attempts included.\n"
     "\n" QUEUE_HELP "      --detach         keep no result: as 'aioctl detach'\n" SCHEDOPT_HELP
     "  -h, --help           show this help\n";
 
@@ -53,8 +53,8 @@ static const char detach_help[] =
     "Usage: aioctl detach [--queue Q] [SCHEDULE OPTIONS] FUNC [ARG...]\n"
     "\n"
     "Starts a task nobody waits for (fire and forget): it outlives aioctl and\n"
-    "its result is only logged by the daemon. Prints the task's id. A task\n"
-    "with a schedule is kept by the daemon across its restarts.\n"
+    "its result is only logged by the daemon. Prints the task's id. The daemon\n"
+    "keeps the task across its restarts (unless durability = none).\n"
     "\n" QUEUE_HELP SCHEDOPT_HELP "  -h, --help           show this help\n";
 
 /* The `val` of --detach: apart from the schedule options' and below

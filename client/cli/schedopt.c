@@ -104,8 +104,15 @@ static int local_to_time(const struct tm *want, time_t *ret) {
         return -EINVAL;
     if (back.tm_year != want->tm_year || back.tm_mon != want->tm_mon ||
         back.tm_mday != want->tm_mday || back.tm_hour != want->tm_hour ||
-        back.tm_min != want->tm_min || back.tm_sec != want->tm_sec)
-        return -EINVAL;
+        back.tm_min != want->tm_min || back.tm_sec != want->tm_sec) {
+        /* Fields that exist on the calendar (they come back whole from
+         * UTC) name a time this zone's clock skips. */
+        struct tm utc = *want, again;
+        time_t u = timegm(&utc);
+        bool exists = u != (time_t)-1 && gmtime_r(&u, &again) && again.tm_mday == want->tm_mday &&
+                      again.tm_mon == want->tm_mon;
+        return exists ? -ERANGE : -EINVAL;
+    }
     *ret = t;
     return 0;
 }
@@ -312,7 +319,14 @@ int schedopt_parse(schedopt *o, int opt, const char *value, time_t now, char *wh
         }
         break;
     case SCHEDOPT_AT:
-        if (schedopt_parse_at(value, now, &o->at_usec) < 0) {
+        r = schedopt_parse_at(value, now, &o->at_usec);
+        if (r == -ERANGE) {
+            snprintf(why, why_len,
+                     "names a local time the clock skips that day (a daylight saving change): "
+                     "give another, or the time with its offset (+hh:mm)");
+            return -EINVAL;
+        }
+        if (r < 0) {
             snprintf(why, why_len,
                      "wants a time: @EPOCH-SECONDS, YYYY-MM-DD[THH:MM[:SS]][Z|+hh:mm] or "
                      "HH:MM[:SS]");

@@ -101,8 +101,9 @@ int schedopt_parse_seconds(const char *s, double *ret);
  * "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS[.FRAC]]" (a blank for the T too), in
  * local time, or followed by "Z" (UTC) or an offset "+hh:mm", "+hhmm",
  * "+hh" (or "-"); or "HH:MM[:SS]", the next time the clock shows it after
- * `now` (today, or tomorrow if that has passed). 0, or -EINVAL (not such
- * a time, a field out of range, a local time that the clock skips).
+ * `now` (today, or tomorrow if that has passed). 0, -EINVAL (not such a
+ * time, a field out of range) or -ERANGE (a date and time, in local time,
+ * that the clock skips: a daylight saving gap).
  */
 int schedopt_parse_at(const char *s, time_t now, uint64_t *ret_usec);
 

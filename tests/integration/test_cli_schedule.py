@@ -45,6 +45,14 @@ def bad_values_are_usage_errors():
         t.eq(r.rc, 2, "exit code of aioctl %s" % " ".join(args)[:60], r)
         t.contains(r.err, want, "message of aioctl %s" % " ".join(args)[:60], r)
         t.contains(r.err, "Try 'aioctl %s --help'." % args[0], "hint", r)
+    # A local time the clock skips (the spring gap of Central European time,
+    # given as a POSIX TZ): said as such, not as a format error.
+    env = harness.clean_env()
+    env["TZ"] = "CET-1CEST,M3.5.0,M10.5.0/3"
+    r = harness.run([t.aioctl, "-s", gone, "submit", "--at", "2027-03-28T02:30", "demo.echo",
+                     "1"], env=env)
+    t.eq(r.rc, 2, "exit code of a --at in the DST gap", r)
+    t.contains(r.err, "names a local time the clock skips", "its message", r)
     # 256 ids in all, over two options, are fine as far as aioctl goes: the
     # error is then that the daemon cannot be reached.
     r = t.ctl("-s", gone, "submit", "--after", ",".join(["7"] * 200), "--after",

@@ -91,8 +91,10 @@ static void test_at_absolute(void **state) {
     /* A date alone: its midnight. */
     assert_int_equal(schedopt_parse_at("2026-12-06", now, &u), 0);
     assert_int_equal(u, (1796515200u - 3600u) * USEC);
-    /* 02:30 on 2026-03-29 does not exist there. */
-    assert_int_equal(schedopt_parse_at("2026-03-29T02:30", now, &u), -EINVAL);
+    /* 02:30 on 2026-03-29 does not exist there: the clock skips it, which
+     * is told apart from a date that does not exist at all. */
+    assert_int_equal(schedopt_parse_at("2026-03-29T02:30", now, &u), -ERANGE);
+    assert_int_equal(schedopt_parse_at("2026-02-30T02:30", now, &u), -EINVAL);
     assert_int_equal(schedopt_parse_at("2026-03-29T03:30", now, &u), 0);
 
     static const char *const bad[] = {
