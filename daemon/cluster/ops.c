@@ -501,15 +501,15 @@ int cluster_submit(const char *queue, const Aiod__Call *call, int ownership, con
     }
     /* Stored as the function takes them, when this host has it: `show`
      * gives every host the values (0.2, "x"), as for a local task, not
-     * the text typed ("0.2", "\"x\""). Else the host that runs it
-     * converts them. */
+     * the text typed ("0.2", "\"x\""). Only those given: the running
+     * host's version of the function fills in its own defaults. Without
+     * the function here, the host that runs it converts them. */
     Aiod__Call typed = *call;
-    bool whole = argv != NULL;
-    for (size_t i = 0; whole && i < n_argv; i++)
+    bool whole = argv != NULL && call->args_are_text && call->n_args <= n_argv;
+    for (size_t i = 0; whole && i < call->n_args; i++)
         whole = argv[i] != NULL;
     if (whole) {
         typed.args = argv;
-        typed.n_args = n_argv;
         typed.args_are_text = false;
     }
     Aiod__QueuedTask qt = AIOD__QUEUED_TASK__INIT;
