@@ -756,6 +756,13 @@ class Suite:
         finally:
             for d in self._daemons:
                 d.kill()
+        if only and not passed:
+            # A name mistyped (or a list, which is not taken) ran nothing:
+            # that is no pass.
+            print("FAIL AIOD_TEST_ONLY=%s names no test of %s" % (only, self.name), flush=True)
+            print("0 passed, 1 failed", flush=True)
+            self._cleanup(keep=False)
+            sys.exit(1)
         self._cleanup(keep=self.args.keep)
         print("%d passed, 0 failed" % passed, flush=True)
 
