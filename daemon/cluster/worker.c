@@ -143,6 +143,12 @@ static struct {
     uint64_t claim_sent_ms;
 } W;
 
+/* The period (ms): claims are renewed, silent hosts' entries claimed and
+ * the host advertised once per third of the visibility. */
+static uint64_t period_ms(void) {
+    return cfg.cluster_visibility_ms / 3 ? cfg.cluster_visibility_ms / 3 : 1;
+}
+
 static void maybe_read(void);
 static void pump(void);
 static void write_outcome(job *j);
@@ -1013,7 +1019,7 @@ static void on_name_check(rconn *rc, redisReply *r, void *priv) {
         return;
     uint64_t seen = strtoull(seen_s, NULL, 10), now = link_now_usec() / 1000u;
     uint64_t ago = now > seen ? now - seen : 0;
-    uint64_t period = cfg.cluster_visibility_ms / 3 ? cfg.cluster_visibility_ms / 3 : 1;
+    uint64_t period = period_ms();
     bool alive = here ? pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM) : ago < 2 * period;
     if (alive)
         log_error("cluster: another aiod (pid %ld%s) advertised itself as host %s %" PRIu64
@@ -1126,7 +1132,7 @@ static void claim_silent(void) {
     uint64_t now = uv_now(link_loop());
     if (now < W.claim_after)
         return;
-    uint64_t period = cfg.cluster_visibility_ms / 3 ? cfg.cluster_visibility_ms / 3 : 1;
+    uint64_t period = period_ms();
     if (W.claim_sent_ms && now - W.claim_sent_ms < period)
         return;
     W.claim_sent_ms = 0;
@@ -1202,7 +1208,7 @@ int worker_start(void) {
     if (W.n_queues < 0)
         return -EINVAL; /* config.c checked it */
     uv_timer_init(link_loop(), W.timer);
-    unsigned period = cfg.cluster_visibility_ms / 3 ? cfg.cluster_visibility_ms / 3 : 1;
+    uint64_t period = period_ms();
     uv_timer_start(W.timer, on_period, period, period);
     uv_unref((uv_handle_t *)W.timer);
     if (sync_streams() < 0)
