@@ -59,6 +59,14 @@ def sigkill(d):
     # A killed daemon leaves its socket file; the next start removes it.
 
 
+def kill_while_running(d, tid):
+    """Waits for task tid to run, SIGKILLs the daemon and starts it again:
+    the new daemon."""
+    wait_state(d, tid, running, "running")
+    sigkill(d)
+    return restart(d)
+
+
 def submit_id(d, *args):
     r = d.aioctl("submit", *args)
     t.eq(r.rc, 0, "submit %s" % " ".join(str(a) for a in args), r)
@@ -595,9 +603,7 @@ def on_interrupt_retry_runs_an_interrupted_task_again():
     conf = conf_file("on_interrupt = demo. retry")
     d = t.daemon(extra_args=["--config", conf])
     tid = submit_id(d, "demo.sleep", "2", "again")
-    wait_state(d, tid, running, "running")
-    sigkill(d)
-    d = restart(d)
+    d = kill_while_running(d, tid)
     t.contains(restored_line(d), "1 interrupted and run again",
                "the restore line counts the task run again")
     r = d.aioctl("await", tid, timeout=60)
@@ -642,9 +648,7 @@ def a_task_with_retries_failed_by_an_interrupt_lists_that_attempt():
     (on_interrupt = fail) showed "attempt 1 of 3" with no attempt listed."""
     d = t.daemon()
     tid = submit_id(d, "--retries", "2", "demo.sleep", "600", "z")
-    wait_state(d, tid, running, "running")
-    sigkill(d)
-    d = restart(d)
+    d = kill_while_running(d, tid)
     info = show(d, tid)
     t.eq((info["state"], info["error"]["kind"]), ("failed", "Interrupted"),
          "the restart ended it", " (%r)" % info)
@@ -664,9 +668,7 @@ def on_interrupt_retry_past_its_bound_says_so():
     d = t.daemon(extra_args=["--config", conf])
     tid = submit_id(d, "demo.sleep", "3600", "never")
     for _ in range(11):
-        wait_state(d, tid, running, "running")
-        sigkill(d)
-        d = restart(d)
+        d = kill_while_running(d, tid)
     info = show(d, tid)
     t.eq((info["state"], info["error"]["kind"]), ("failed", "Interrupted"),
          "the eleventh interruption ends it", " (%r)" % info)
@@ -697,9 +699,7 @@ def a_cancel_between_attempts_says_so():
 def on_interrupt_fail_says_aiod_stopped():
     d = t.daemon()  # the default: fail
     tid = submit_id(d, "demo.sleep", "60", "never")
-    wait_state(d, tid, running, "running")
-    sigkill(d)
-    d = restart(d)
+    d = kill_while_running(d, tid)
     t.contains(restored_line(d), "1 interrupted and failed", "the restore line counts it")
     info = show(d, tid)
     t.eq((info["state"], info["error"]["kind"]), ("failed", "Interrupted"),
