@@ -553,12 +553,23 @@ static void harden_process(void) {
 }
 
 /* The id source for task.c: blocks reserved in the state directory. */
+/* The end of the last block of ids reserved: the state store records it
+ * too, so that a removed next-id cannot bring back ids no row holds any
+ * more (attached tasks, ended detached ones, pruned outcomes). */
+static uint64_t ids_reserved_first, ids_reserved_end;
+
 static int reserve_ids(uint64_t *first, uint64_t *end) {
     char err[600];
     int r = idstore_reserve(first, end, err, sizeof(err));
-    if (r < 0)
+    if (r < 0) {
         log_error("%s", err);
-    return r;
+        return r;
+    }
+    ids_reserved_first = *first;
+    ids_reserved_end = *end;
+    if (persist_enabled())
+        store_put_meta("ids_reserved_end", ids_reserved_end);
+    return 0;
 }
 
 /* Opens the state directory and takes the first block of ids. */
@@ -585,15 +596,21 @@ static int open_state(void) {
 /* Moves the id counter past the ids in the store, should next-id be behind
  * them (removed, or restored from an older backup): ids are never reused. */
 static int skip_stored_ids(char *err, size_t err_len) {
-    uint64_t max = 0;
+    uint64_t max = 0, reserved_end = 0;
     if (store_max_id(&max) < 0) {
         snprintf(err, err_len, "the state store %s: cannot read its highest task id", store_path());
         return -EIO;
     }
+    if (store_get_meta("ids_reserved_end", &reserved_end) == 0 && reserved_end > max + 1)
+        max = reserved_end - 1;
+    /* The block taken at open_state is what counts: next-id, removed,
+     * was made again and moved past that block already. */
+    if (max < ids_reserved_first)
+        return 0;
     int r = idstore_skip_past(max, err, err_len);
-    if (r <= 0)
+    if (r < 0)
         return r;
-    log_warning("%s/next-id was behind the tasks in the state store (up to id %llu): moved "
+    log_warning("%s/next-id was behind the ids the state store records (up to id %llu): moved "
                 "past them, so that no id is used twice",
                 cfg.state_dir, (unsigned long long)max);
     /* The block taken at open_state may hold stored ids: a new one. */
@@ -645,6 +662,7 @@ static int open_store(void) {
         return r;
     }
     run_set_start_gate(persist_gate);
+    store_put_meta("ids_reserved_end", ids_reserved_end);
     return 0;
 }
 

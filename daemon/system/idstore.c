@@ -84,10 +84,12 @@ static int read_next(uint64_t *ret, char *err, size_t err_len) {
     errno = 0;
     unsigned long long v = strtoull(buf, &end, 10);
     if (errno || end == buf || (*end && *end != '\n') || v == 0 || v >= UINT64_MAX / 2) {
-        snprintf(err, err_len,
-                 "%s/next-id is damaged (it should hold one positive number); ids cannot be "
-                 "guaranteed unique: fix or remove the file, with the daemon stopped",
-                 dir_path);
+        snprintf(
+            err, err_len,
+            "%s/next-id is damaged (it should hold one positive number); ids cannot be "
+            "guaranteed unique: with the daemon stopped, write a number above every id used, or "
+            "remove the file (aiod then starts past the ids its state store records)",
+            dir_path);
         return -EBADMSG;
     }
     *ret = v;

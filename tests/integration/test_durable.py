@@ -1171,14 +1171,38 @@ def a_removed_id_counter_does_not_reuse_the_stored_ids():
     d.stop()
     os.unlink(os.path.join(state_of(d), "next-id"))
     d = restart(d)
-    line = d.wait_log("was behind the tasks in the state store", 10)
-    t.contains(line, "up to id %d" % newest, "the warning names the highest stored id")
+    line = d.wait_log("was behind the ids the state store records", 10)
+    named = int(line.split("up to id ")[1].split(")")[0])
+    t.check(named >= newest, "the warning names an id at or above the highest stored one",
+            " (%d, %d stored)" % (named, newest))
     new = submit_id(d, "demo.echo", "after")
     t.check(new > newest, "a new id above every stored one", " (%d after %d)" % (new, newest))
     r = d.aioctl("await", new)
     t.eq((r.rc, r.out.strip()), (0, '"after"'), "the new task runs", r)
     t.eq(show(d, tid)["state"], "done", "the stored outcome is still there")
     t.eq(show(d, newest)["state"], "pending", "and the stored pending task")
+    d.stop()
+
+
+@t.test
+def a_removed_id_counter_does_not_reuse_ids_the_store_no_longer_holds():
+    """Ids above every stored row were used too: by an attached task (never
+    stored) and by a detached one (its row deleted when it ended). With
+    next-id removed, as its damage message allows, the next start must not
+    hand them out again: the store records how far ids were reserved."""
+    d = t.daemon()
+    attached = d.aioctl("--json", "run", "demo.echo", "a")
+    t.eq(attached.rc, 0, "run", attached)
+    detached = d.aioctl("detach", "demo.echo", "b")
+    t.eq(detached.rc, 0, "detach", detached)
+    used = max(json.loads(attached.lines[-1])["task"], int(detached.out.strip()))
+    wait_row_gone(state_of(d), used, "the ended detached task's row")
+    d.stop()
+    os.unlink(os.path.join(state_of(d), "next-id"))
+    d = restart(d)
+    new = submit_id(d, "demo.echo", "after")
+    t.check(new > used, "a new id above every id used before",
+            " (%d, and %d was used)" % (new, used))
     d.stop()
 
 
