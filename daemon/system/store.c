@@ -199,7 +199,11 @@ static const char *const migrations[] = {
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 
-static int migrate(char *err, size_t err_len) {
+/* What the file is, before anything is written to it: a store of a
+ * version this aiod knows (*ret_version), a new empty file (0), or refused:
+ * a newer store (-EPROTO), damage, or another program's SQLite file
+ * (-EBADMSG; --state-recover=fresh moves it aside). */
+static int check_schema(int64_t *ret_version, char *err, size_t err_len) {
     int64_t version = 0;
     int r = query_int("PRAGMA user_version", &version);
     if (r < 0) {
@@ -219,15 +223,25 @@ static int migrate(char *err, size_t err_len) {
                  db_path, (long long)version, STORE_SCHEMA_VERSION);
         return -EPROTO;
     }
-    /* A store of any version has both tables, and the log from version 3. */
+    /* A store of any version has both tables, and the log from version 3;
+     * version 0 is a new file, with no table at all. */
     int64_t tables = 0;
-    if (version > 0 &&
-        (query_int("SELECT count(*) FROM sqlite_schema WHERE name IN ('tasks','meta','log')",
-                   &tables) < 0 ||
-         tables != (version >= 3 ? 3 : 2))) {
+    if (version == 0) {
+        if (query_int("SELECT count(*) FROM sqlite_schema", &tables) < 0 || tables != 0) {
+            say_damaged("not an aiod state store: an SQLite file with other tables", err, err_len);
+            return -EBADMSG;
+        }
+    } else if (query_int("SELECT count(*) FROM sqlite_schema WHERE name IN ('tasks','meta','log')",
+                         &tables) < 0 ||
+               tables != (version >= 3 ? 3 : 2)) {
         say_damaged("its tables are missing", err, err_len);
         return -EBADMSG;
     }
+    *ret_version = version;
+    return 0;
+}
+
+static int migrate(int64_t version, char *err, size_t err_len) {
     if (version == STORE_SCHEMA_VERSION)
         return 0;
     if (exec("BEGIN IMMEDIATE") != SQLITE_OK)
@@ -379,12 +393,34 @@ static void make_private(int fd, const char *path) {
                path, (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 0700));
 }
 
+/* tasks.db empty or gone under a -wal that holds commits (a copy that
+ * missed the main file, a truncation): SQLite would start an empty store
+ * and drop the log, and with it every task the log holds. */
+static int check_not_emptied(char *err, size_t err_len) {
+    char wal[4200];
+    struct stat db_st, wal_st;
+    snprintf(wal, sizeof(wal), "%s-wal", db_path);
+    if (stat(wal, &wal_st) < 0 || wal_st.st_size == 0)
+        return 0;
+    bool gone = stat(db_path, &db_st) < 0;
+    if (!gone && db_st.st_size > 0)
+        return 0;
+    char what[4400];
+    snprintf(what, sizeof(what), "%s, while its log %s holds %lld bytes of commits",
+             gone ? "the file is missing" : "the file is empty", wal, (long long)wal_st.st_size);
+    say_damaged(what, err, err_len);
+    return -EBADMSG;
+}
+
 static int open_db(int how, char *err, size_t err_len) {
+    int r = check_not_emptied(err, err_len);
+    if (r < 0)
+        return r;
     /* Made private before SQLite opens it: the records hold every user's
      * calls, and SQLite gives its -wal and -shm files the same mode. */
     int fd = open(db_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
-        int r = -errno;
+        r = -errno;
         snprintf(err, err_len, "the state store %s cannot be opened: %s", db_path, strerror(-r));
         return r;
     }
@@ -408,9 +444,12 @@ static int open_db(int how, char *err, size_t err_len) {
                  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         return rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
     }
-    int r = set_pragmas(how, err, err_len);
+    int64_t version = 0;
+    r = check_schema(&version, err, err_len);
     if (r >= 0)
-        r = migrate(err, err_len);
+        r = set_pragmas(how, err, err_len);
+    if (r >= 0)
+        r = migrate(version, err, err_len);
     if (r >= 0)
         give_back_space();
     if (r >= 0)
@@ -418,6 +457,9 @@ static int open_db(int how, char *err, size_t err_len) {
     if (r < 0) {
         ring_free();
         finalize_statements();
+        /* A refused store is left as it was found: no checkpoint of its
+         * -wal into it at this close. */
+        sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
         sqlite3_close(db);
         db = NULL;
     }

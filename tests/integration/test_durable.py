@@ -1262,9 +1262,70 @@ def a_newer_schema_stops_the_start():
     con = sqlite3.connect(os.path.join(state, "tasks.db"))
     # Far above any schema this aiod knows.
     con.execute("PRAGMA user_version=1000")
+    # As a backup restored by hand may be: in rollback-journal mode.
+    con.execute("PRAGMA journal_mode=DELETE")
     con.close()
+    db = os.path.join(state, "tasks.db")
+    before = open(db, "rb").read()
     err = refuses(state, "newer aiod")
     t.contains(err, "schema version 1000", "the message gives the version found")
+    t.check(open(db, "rb").read() == before, "the refused store is left byte for byte as it was")
+    t.eq([f for f in os.listdir(state) if f.endswith(("-wal", "-shm"))], [],
+         "and no -wal or -shm is made beside it")
+
+
+@t.test
+def a_sqlite_file_that_is_not_a_store_is_refused_untouched():
+    """A valid SQLite file of another program in tasks.db's place is no
+    store: refused as such, left as it was, and moved aside by
+    --state-recover=fresh, never adopted (converted, given aiod's tables)."""
+    d, _ = made_store()
+    state = state_of(d)
+    db = os.path.join(state, "tasks.db")
+    os.unlink(db)
+    clear_wal(state)
+    for tables in (["CREATE TABLE foo(x)"], ["CREATE TABLE tasks(x)"]):
+        if os.path.exists(db):
+            os.unlink(db)
+        con = sqlite3.connect(db)
+        for sql in tables:
+            con.execute(sql)
+        con.execute("INSERT INTO %s VALUES(1)" % tables[0].split()[2].split("(")[0])
+        con.commit()
+        con.close()
+        before = open(db, "rb").read()
+        err = refuses(state, "not an aiod state store")
+        t.contains(err, "--state-recover=fresh", "the message names the way out")
+        t.check(open(db, "rb").read() == before, "the file is left byte for byte as it was")
+    d = restart(d, extra_args=["--state-recover=fresh"])
+    t.check(len(glob.glob(db + ".damaged-*")) == 1, "--state-recover=fresh moved it aside",
+            " (%r)" % os.listdir(state))
+    submit_id(d, "demo.echo", "fresh")
+    d.stop()
+
+
+@t.test
+def a_store_emptied_under_its_log_is_refused():
+    """tasks.db empty or gone while its -wal holds commits (a copy that
+    missed the main file, a truncation): starting empty would lose every
+    acknowledged task the log holds, without a word."""
+    for how in ("truncated", "removed"):
+        d = t.daemon()
+        tid = submit_id(d, "--delay", "3600", "demo.echo", "kept")
+        sigkill(d)
+        state = state_of(d)
+        db = os.path.join(state, "tasks.db")
+        t.check(os.path.getsize(db + "-wal") > 0, "the killed daemon left its -wal")
+        if how == "truncated":
+            os.truncate(db, 0)
+        else:
+            os.unlink(db)
+        err = refuses(state, "-wal")
+        t.contains(err, "--state-recover=fresh", "the message names the way out (%s)" % how)
+        d = restart(d, extra_args=["--state-recover=fresh"])
+        r = d.aioctl("show", tid)
+        t.check(r.rc != 0, "a fresh start does start empty", r)
+        d.stop()
 
 
 @t.test
