@@ -769,9 +769,14 @@ int main(int argc, char **argv) {
         log_error("out of memory at start-up");
         goto out;
     }
-    if (open_state() < 0) {
+    r = open_state();
+    if (r < 0) {
         sd_notifyf(0, "STATUS=Cannot use the state directory %s; see the journal",
                    cfg.state_dir ? cfg.state_dir : "(none)");
+        /* A damaged next-id or a directory another user owns wants a
+         * person; anything else (not mounted yet, say) may pass. */
+        if (r == -EBADMSG || r == -EPERM)
+            exit_code = EX_CONFIG_STORE;
         goto out;
     }
     idle_init(loop, tasks_busy, release_caches);

@@ -1131,6 +1131,43 @@ def a_store_readable_by_others_is_made_private_again():
 
 
 @t.test
+def a_state_dir_open_to_others_is_made_private_again():
+    """The directory holds every user's calls and the id counter: one
+    writable by anyone (a tmpfs mounted there is 1777) was used as it was."""
+    d, tid = made_store()
+    state = state_of(d)
+    os.chmod(state, 0o1777)
+    d = restart(d)
+    t.eq(d.aioctl("show", tid).rc, 0, "the store still opens")
+    t.eq(oct(os.stat(state).st_mode & 0o7777), oct(0o700), "the state directory is 0700 again")
+    line = d.wait_log("open to others", 10)
+    t.contains(line, state, "the log names the directory")
+    d.stop()
+
+
+@t.test
+def state_files_another_user_owns_are_refused():
+    """Another owner of the state directory or of tasks.db could swap in
+    records (any owner uid) or task ids: aiod refuses to start (65: a
+    person must look), naming the file, the owner and the fix."""
+    d, _ = made_store()
+    state = state_of(d)
+    nobody = 65534
+    for path, what in ((os.path.join(state, "tasks.db"), "the state store file"),
+                       (state, "state directory")):
+        os.chown(path, nobody, -1)
+        rc, err = run_aiod(["--state-dir", state])
+        t.eq(rc, EXIT_DATAERR, "aiod's exit status with %s owned by uid %d" % (path, nobody),
+             " stderr: %r" % err[-2000:])
+        t.contains(err, "%s %s is owned by uid %d" % (what, path, nobody), "aiod says why")
+        t.contains(err, "chown", "and what to do")
+        os.chown(path, os.geteuid(), -1)
+    d = restart(d)
+    submit_id(d, "demo.echo", "owned again")
+    d.stop()
+
+
+@t.test
 def a_record_that_is_not_a_stored_task_stops_the_start():
     d, tid = made_store()
     state = state_of(d)

@@ -125,7 +125,8 @@ def a_damaged_id_counter_stops_the_start():
     state = t.tmpdir("damaged")
     with open(os.path.join(state, "next-id"), "w") as f:
         f.write("garbage\n")
-    start_fails(["--state-dir", state], 1, "next-id is damaged")
+    # 65, as for a damaged store: restarting cannot mend it, a person must.
+    start_fails(["--state-dir", state], 65, "next-id is damaged")
 
 
 @t.test
