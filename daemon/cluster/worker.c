@@ -56,12 +56,13 @@ typedef struct wstream {
 } wstream;
 
 enum job_phase {
-    J_BACKLOG,   /* read or claimed, not started */
-    J_STARTING,  /* the start script is in flight */
-    J_LOOKUP,    /* the owner's groups are looked up */
-    J_RUNNING,   /* a local task */
-    J_ENDED,     /* ended, its outcome being written */
-    J_UNWRITTEN, /* ended, Redis was down: written when it is back */
+    J_BACKLOG,    /* read or claimed, not started */
+    J_STARTING,   /* the start script is in flight */
+    J_LOOKUP,     /* the owner's groups are looked up */
+    J_RUNNING,    /* a local task */
+    J_ENDED,      /* ended, its outcome being written */
+    J_UNWRITTEN,  /* ended, Redis was down: written when it is back */
+    J_UNSTARTING, /* not started by the stop: the unstart script is in flight */
 };
 
 typedef struct job {
@@ -469,8 +470,14 @@ static void on_task_end(waiter *w, task *t) {
     W.running--;
     release_slot(j);
     if (W.frozen && t->state == TASK_CANCELLED && !j->cancel_asked) {
-        /* Cut off by the stop: Redis keeps it running; on_interrupt decides
-         * where it is claimed. */
+        /* Cut off by the stop before it started (it waited for a limit
+         * here): queued again, for another host or this one restarted. */
+        if (!t->started_usec) {
+            unstart(j);
+            return;
+        }
+        /* Cut off while it ran: Redis keeps it running; on_interrupt
+         * decides where it is claimed. */
         job_free(j);
         return;
     }
@@ -507,6 +514,7 @@ static void unstart(job *j) {
     link_task_key(key, sizeof(key), j->id);
     const char *args[] = {key, link_host()};
     release_slot(j);
+    j->phase = J_UNSTARTING; /* the stop waits for it (worker_unwritten) */
     if (link_eval(lua_unstart, 1, 2, args, NULL, on_unstarted, j) < 0)
         job_free(j);
 }
@@ -1347,7 +1355,7 @@ size_t worker_unwritten(void) {
     list *it, *tmp;
     list_foreach_safe(it, tmp, &W.held) {
         const job *j = container_of(it, job, node);
-        n += j->phase == J_ENDED || j->phase == J_UNWRITTEN ||
+        n += j->phase == J_ENDED || j->phase == J_UNWRITTEN || j->phase == J_UNSTARTING ||
              (j->phase == J_RUNNING && j->task_ended);
     }
     return n;

@@ -508,6 +508,31 @@ def a_restarted_host_takes_back_its_own_entries():
         until(lambda: lab.pending("q1", "demo.sleep") == 0, "no pending entries", timeout(20))
 
 
+@t.test
+def a_clean_stop_queues_again_the_tasks_a_host_held_but_had_not_started():
+    """docs/cluster.md, "A host stopped cleanly": a task marked running but
+    not started when the stop began is put back to queued. h2 fetched three
+    tasks but its limit let one start; a SIGTERM failed all three
+    Interrupted. Only the one that ran may follow on_interrupt (fail)."""
+    hosts = [Host("h1", queues=""),
+             Host("h2", capacity=4, settings=["limit = demo.sleep 1"])]
+    with Cluster(t, hosts) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h2"])
+        h1, h2 = lab["h1"], lab["h2"]
+        seconds = str(harness.scaled(1, 2, 4))
+        ids = [lab.submit(h1, "q1", "demo.sleep", seconds, str(i)) for i in range(3)]
+        until(lambda: all(lab.show(h1, i).get("state") == "running" for i in ids) or None,
+              "h2 took all three (one runs, two wait for its limit)", timeout(20),
+              detail=lambda: "\nhost logs:" + lab.logs())
+        h2.stop()
+        lab.start_host("h2")
+        outcomes = lab.await_all(h1, ids, limit=120)
+        kinds = sorted(str(outcome_kind(outcomes[i])) for i in ids)
+        t.eq(kinds, ["Interrupted", "None", "None"],
+             "one task interrupted (the one running), two run after the restart",
+             " %r\nhost logs:%s" % (outcomes, lab.logs()))
+
+
 # ---------------------------------------------------------------- Redis
 
 
