@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 #include <uv.h>
@@ -626,6 +627,15 @@ static int skip_stored_ids(char *err, size_t err_len) {
 static int open_store(void) {
     if (cfg.durability == DURABILITY_NONE) {
         log_info("durability = none: tasks are kept in memory only");
+        /* Its tasks would come back, unannounced, at a later start with
+         * os or fsync. */
+        char db[4200];
+        snprintf(db, sizeof(db), "%s/tasks.db", cfg.state_dir);
+        if (access(db, F_OK) == 0)
+            log_warning("durability = none: the state store %s is left unread; the tasks it "
+                        "holds come back when aiod starts again with durability os or fsync "
+                        "(move it aside to drop them)",
+                        db);
         return 0;
     }
     char err[1200] = ""; /* store_open writes it only to say something */

@@ -481,6 +481,11 @@ typedef struct load_ctx {
     /* Ids of the rows left in the store (their function is not loaded), so
      * that unfinished tasks that run after them stay there too. */
     hashmap *kept;
+    /* Tasks that were running, settled once every row is read: a task
+     * that runs after one of them (a later id) watches it by then, and
+     * learns how it ended instead of finding it gone (a detached task
+     * leaves the table as it ends). */
+    task_vec interrupted;
     char *err;
     size_t err_len;
 } load_ctx;
@@ -606,6 +611,13 @@ static void restore_output(task *t, const Aiod__StoredTask *st) {
     }
 }
 
+/* When the interrupted attempt ended: the recorded clean stop if it came
+ * after the attempt started, else (a kill, a crash) this start. */
+static uint64_t interrupted_at(const load_ctx *ctx, const task *t) {
+    return ctx->stopped_usec && ctx->stopped_usec >= t->started_usec ? ctx->stopped_usec
+                                                                     : ctx->started_usec;
+}
+
 /* Brings back a task that was running when the daemon stopped. */
 static void restore_interrupted(load_ctx *ctx, task *t) {
     char msg[LIMIT_MESSAGE];
@@ -616,10 +628,19 @@ static void restore_interrupted(load_ctx *ctx, task *t) {
     if (retry && plan_ensure(t) == 0) {
         if (t->plan->attempt < number)
             t->plan->attempt = number;
-        char started[64];
+        char started[64], ended[64];
+        uint64_t ended_usec = interrupted_at(ctx, t);
         format_time(t->started_usec, started, sizeof(started));
-        snprintf(msg, sizeof(msg), "aiod stopped while this attempt ran (started %s)", started);
-        plan_add_attempt(t, number, t->started_usec, ctx->started_usec, "Interrupted", msg);
+        format_time(ended_usec, ended, sizeof(ended));
+        if (ended_usec == ctx->stopped_usec)
+            snprintf(msg, sizeof(msg), "aiod stopped at %s while this attempt ran (started %s)",
+                     ended, started);
+        else
+            snprintf(msg, sizeof(msg),
+                     "aiod stopped (it was killed or crashed) while this attempt ran (started "
+                     "%s); aiod started again at %s",
+                     started, ended);
+        plan_add_attempt(t, number, t->started_usec, ended_usec, "Interrupted", msg);
         t->plan->interrupted++;
         t->plan->next_run_usec = 0;
         ctx->interrupted_retry++;
@@ -631,7 +652,7 @@ static void restore_interrupted(load_ctx *ctx, task *t) {
     /* The last attempt is listed as plan_retry lists one that failed:
      * when there could have been more than one. */
     if (t->plan && (t->plan->retries || t->plan->interrupted))
-        plan_add_attempt(t, number, t->started_usec, ctx->started_usec, "Interrupted", msg);
+        plan_add_attempt(t, number, t->started_usec, interrupted_at(ctx, t), "Interrupted", msg);
     if (t->plan)
         t->plan->no_retry = true;
     ctx->interrupted_fail++;
@@ -735,7 +756,11 @@ static int restore_row(void *u, uint64_t id, int state, const void *record, size
         plan_start(t);
         break;
     case AIOD__TASK_STATE__TASK_RUNNING:
-        restore_interrupted(ctx, t);
+        if (vec_push(&ctx->interrupted, t) < 0) {
+            task_unref(t);
+            snprintf(ctx->err, ctx->err_len, "out of memory restoring task %" PRIu64, id);
+            return -ENOMEM;
+        }
         break;
     default: {
         Aiod__Outcome *o = st->outcome;
@@ -779,6 +804,12 @@ int persist_start(uv_loop_t *l, char *err, size_t err_len) {
     int r = store_load(restore_row, &ctx, err, err_len);
     arena_done(&ctx.arena);
     hashmap_free(ctx.kept);
+    for (size_t i = 0; i < ctx.interrupted.n; i++) {
+        if (r >= 0)
+            restore_interrupted(&ctx, ctx.interrupted.v[i]);
+        task_unref(ctx.interrupted.v[i]);
+    }
+    free(ctx.interrupted.v);
     if (r < 0) {
         enabled = false;
         task_set_store_hook(NULL);
@@ -818,6 +849,10 @@ int persist_start(uv_loop_t *l, char *err, size_t err_len) {
     uv_unref((uv_handle_t *)&lazy_timer);
     handles_init = true;
     return 0;
+}
+
+bool persist_cut_off_while_running(const task *t) {
+    return t->store_flags & F_WAS_RUNNING;
 }
 
 void persist_freeze(void) {

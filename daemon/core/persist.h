@@ -97,4 +97,8 @@ void persist_stats(uint64_t *ret_batches, uint64_t *ret_rows, uint64_t *ret_max_
  * field (ABI 1.3), else no (fail). */
 bool persist_retries_on_interrupt(const fn_entry *fn);
 
+/* Whether a task the stop cut off (TASK_STORE_CUT_OFF) was running then:
+ * the next start settles it by on_interrupt, where a pending one runs. */
+bool persist_cut_off_while_running(const task *t);
+
 #endif

@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "base/aiod_limits.h"
 #include "core/finish.h"
+#include "core/persist.h"
 #include "core/sched.h"
 #include "core/task.h"
 #include "host/registry.h"
@@ -154,10 +155,18 @@ static void on_task_done(waiter *w, task *t) {
          * start), and a "cancelled" here would have the client submit it
          * again. */
         r->replied = true;
+        const char *fate =
+            !persist_cut_off_while_running(t)
+                ? "is kept in the state store as it was and goes on after the restart; await "
+                  "it again then"
+            : persist_retries_on_interrupt(t->fn)
+                ? "was running: it is kept in the state store and runs again after the "
+                  "restart (on_interrupt = retry); await it again then"
+                : "was running: the restart ends it failed, kind Interrupted (on_interrupt = "
+                  "fail); await it again then for that outcome";
         req_end_error(&r->r, AIOD__ERROR_CODE__ERROR_SHUTTING_DOWN,
-                      "aiod is stopping: task %llu (%s) is kept in the state store as it was "
-                      "and goes on after the restart; await it again then",
-                      (unsigned long long)t->id, t->fn->full_name);
+                      "aiod is stopping: task %llu (%s) %s", (unsigned long long)t->id,
+                      t->fn->full_name, fate);
         release(r);
         return;
     }

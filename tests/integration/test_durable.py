@@ -619,6 +619,31 @@ def on_interrupt_retry_runs_an_interrupted_task_again():
 
 
 @t.test
+def a_stop_under_retry_ends_the_interrupted_attempt_when_aiod_stopped():
+    """The attempt a SIGTERM cut off ended when aiod stopped (recorded at
+    the stop), not when it started again, and its message says when, as
+    on_interrupt = fail's does."""
+    conf = conf_file("on_interrupt = demo. retry")
+    d = t.daemon(extra_args=["--config", conf])
+    tid = submit_id(d, "demo.sleep", "600", "again")
+    wait_state(d, tid, running, "running")
+    d.stop()
+    stopped = time.time()
+    # The restart comes well after the stop: the two times differ.
+    time.sleep(1.5)
+    d = restart(d)
+    info = wait_state(d, tid, running, "running again")
+    att = info["attempts"]
+    t.eq(len(att), 1, "one ended attempt", " (%r)" % info)
+    t.check(parse_time(att[0]["finished"]) <= stopped,
+            "the interrupted attempt ended at the stop, not at the restart",
+            " (%s; stopped by %.3f)" % (att[0]["finished"], stopped))
+    t.contains(att[0]["error"]["message"], "aiod stopped at ", "its message says when aiod stopped")
+    d.aioctl("cancel", tid)
+    d.stop()
+
+
+@t.test
 def an_interrupted_task_whose_next_attempt_fails_lists_both():
     """aioctl(1): show has one line for each ended attempt. A task run
     again under on_interrupt = retry (no --retries) whose last attempt
@@ -743,7 +768,12 @@ def a_stop_does_not_tell_awaiting_clients_their_stored_tasks_were_cancelled():
             t.eq(got[rid].error_code, ERROR_SHUTTING_DOWN, "the await of task %d" % tid,
                  got[rid])
             t.contains(got[rid].error_message, "task %d" % tid, "the error names the task")
-            t.contains(got[rid].error_message, "kept in the state store", "and says it is kept")
+        t.contains(got[2].error_message, "kept in the state store as it was and goes on after "
+                   "the restart", "the pending one is said to go on")
+        # Running under on_interrupt = fail it does not go on: the restart
+        # ends it Interrupted, and the message said otherwise.
+        t.contains(got[3].error_message, "the restart ends it failed, kind Interrupted",
+                   "the running one is said to end Interrupted")
     t.eq(d.wait_exit(60), 0, "aiod's exit status")
     log = d.log()
     t.check("submitted task cancelled" not in log, "no task was logged as cancelled",
@@ -1401,6 +1431,26 @@ def a_finished_detached_task_leaves_no_row():
 
 
 @t.test
+def a_task_after_an_interrupted_detached_one_is_told_how_it_ended():
+    """A detached task leaves the table as it ends. Killed while it ran, it
+    was failed Interrupted as its row was read, before the task that runs
+    after it (a later id) was read: that one found it gone and failed with
+    "no longer known (its outcome was not retained)", not with the reason."""
+    d = t.daemon()
+    r = d.aioctl("detach", "demo.sleep", "600", "first")
+    t.eq(r.rc, 0, "detach", r)
+    dep = int(r.out.strip())
+    then = submit_id(d, "--after", str(dep), "demo.echo", "then")
+    d = kill_while_running(d, dep)
+    r = d.aioctl("await", then)
+    t.check(r.rc != 0, "the dependent fails with its dependency", r)
+    t.contains(r.err, "DependencyFailed", "kind DependencyFailed", r)
+    t.contains(r.err, "Interrupted", "the message gives how the dependency ended", r)
+    t.check("no longer known" not in r.err, "not that the dependency is unknown", r)
+    d.stop()
+
+
+@t.test
 def a_detached_task_cut_off_by_sigterm_runs_again_under_retry():
     conf = conf_file("on_interrupt = demo. retry")
     d = t.daemon(extra_args=["--config", conf])
@@ -1470,6 +1520,24 @@ def durability_none_keeps_nothing():
         t.check(new > waiting, "ids still never go back", " (%d after %d)" % (new, waiting))
         d.stop()
 
+
+
+@t.test
+def durability_none_over_a_store_says_it_is_left_unread():
+    """A switch to none over a store holding tasks: they are not run now,
+    and came back unannounced at a later start with os or fsync."""
+    d = t.daemon()
+    later = submit_id(d, "--delay", "3600", "demo.echo", "later")
+    d.stop()
+    d = restart(d, extra_args=["--durability", "none"])
+    line = d.wait_log("is left unread", 10)
+    t.contains(line, os.path.join(state_of(d), "tasks.db"), "the warning names the store")
+    t.contains(line, "warning", "it is a warning")
+    t.check(d.aioctl("show", later).rc != 0, "its task is not there now")
+    d.stop()
+    d = restart(d, extra_args=[])
+    t.eq(show(d, later)["state"], "pending", "and is back with the default durability")
+    d.stop()
 
 
 # ---------------------------------------------------------------- 8. size
