@@ -276,11 +276,25 @@ static int op_eval(cluster_op *op, const char *script, int n_keys, int n_args, c
 
 /* ------------------------------------------------------------ submit */
 
-static void on_replicas(rconn *rc, redisReply *r, void *priv) {
-    (void)rc;
-    cluster_op *op = priv;
-    if (!op_paid(op))
-        return;
+/*
+ * Submits waiting for their replicas (cluster_replicas). WAIT blocks the
+ * connection it is sent on, so one WAIT per submit made the last of N
+ * concurrent submits wait N times LIMIT_CLUSTER_REPLICAS_WAIT_MS. One
+ * WAIT is out at a time and covers every submit whose script ran before
+ * it; the submits answered meanwhile wait for the next one, so a submit
+ * waits for at most two.
+ */
+typedef struct replicas_group {
+    size_t n, cap;
+    cluster_op **ops; /* each holds one owed reply */
+} replicas_group;
+
+static replicas_group replicas_next;
+static bool replicas_out;
+
+static void send_replicas_wait(void);
+
+static void answer_replicas(cluster_op *op, const redisReply *r) {
     if (!r || r->type != REDIS_REPLY_INTEGER) {
         answer_unreachable(op);
         return;
@@ -298,6 +312,66 @@ static void on_replicas(rconn *rc, redisReply *r, void *priv) {
     answer(op, &a);
 }
 
+static void answer_group(replicas_group *g, const redisReply *r) {
+    for (size_t i = 0; i < g->n; i++)
+        if (op_paid(g->ops[i]))
+            answer_replicas(g->ops[i], r);
+    free(g->ops);
+    free(g);
+}
+
+static void flush_soon(void);
+
+static void on_replicas(rconn *rc, redisReply *r, void *priv) {
+    (void)rc;
+    replicas_out = false;
+    answer_group(priv, r);
+    /* The next WAIT goes just before the loop waits: the replies of the
+     * scripts that queued behind this WAIT came with it, and join. */
+    flush_soon();
+}
+
+static void send_replicas_wait(void) {
+    if (replicas_out || !replicas_next.n)
+        return;
+    replicas_group *g = alloc_malloc(sizeof(*g));
+    if (!g)
+        return; /* the next answered submit tries again */
+    *g = replicas_next;
+    replicas_next = (replicas_group){0};
+    char n[12], ms[12];
+    snprintf(n, sizeof(n), "%u", cfg.cluster_replicas);
+    snprintf(ms, sizeof(ms), "%u", LIMIT_CLUSTER_REPLICAS_WAIT_MS);
+    /* On the connection the submits went on: WAIT counts its writes. */
+    const char *argv[] = {"WAIT", n, ms};
+    if (rconn_send(link_submits(), on_replicas, g, 3, argv, (size_t[]){4, strlen(n), strlen(ms)}) <
+        0) {
+        answer_group(g, NULL);
+        return;
+    }
+    replicas_out = true;
+}
+
+/* The submit's script ran: it waits for the next WAIT. */
+static void wait_for_replicas(cluster_op *op) {
+    replicas_group *g = &replicas_next;
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 64;
+        cluster_op **v = alloc_realloc(g->ops, cap * sizeof(*v));
+        if (!v) {
+            answer_error(op, -ENOMEM,
+                         "task %" PRIu64 " is queued, but aiod ran out of memory "
+                         "waiting for its replicas",
+                         op->id);
+            return;
+        }
+        g->ops = v;
+        g->cap = cap;
+    }
+    op->owed++;
+    g->ops[g->n++] = op;
+}
+
 /* The submit script's answer for one task: its id, or why not. */
 static void submitted(cluster_op *op, const redisReply *e, const char *noserve) {
     if (e->type == REDIS_REPLY_STRING && strcmp(e->str, "NOSERVE") == 0) {
@@ -312,14 +386,7 @@ static void submitted(cluster_op *op, const redisReply *e, const char *noserve) 
     }
     op->id = strtoull(e->str, NULL, 10);
     if (cfg.cluster_replicas) {
-        char n[12], ms[12];
-        snprintf(n, sizeof(n), "%u", cfg.cluster_replicas);
-        snprintf(ms, sizeof(ms), "%u", LIMIT_CLUSTER_REPLICAS_WAIT_MS);
-        /* On the connection the submit went on: WAIT counts its writes. */
-        const char *argv[] = {"WAIT", n, ms};
-        if (op_send_on(link_submits(), op, on_replicas, 3, argv,
-                       (size_t[]){4, strlen(n), strlen(ms)}) < 0)
-            answer_unreachable(op);
+        wait_for_replicas(op);
         return;
     }
     cluster_answer a = {.id = op->id};
@@ -409,11 +476,13 @@ static void on_submit_batch(rconn *rc, redisReply *r, void *priv) {
             submitted(&s->op, r->element[i], s->noserve);
     }
     free(b);
+    flush_soon();
 }
 
 /* Sends the submits of this loop iteration, in batches. */
 static void flush_submits(uv_prepare_t *h) {
     uv_prepare_stop(h);
+    send_replicas_wait();
     while (!list_empty(&submits)) {
         size_t n = 0;
         list *it, *tmp;
@@ -473,6 +542,12 @@ static void flush_submits(uv_prepare_t *h) {
             return;
         }
     }
+}
+
+/* Sends what waits (submits, a WAIT) just before the loop waits. */
+static void flush_soon(void) {
+    if (submit_flush && !uv_is_active((uv_handle_t *)submit_flush))
+        uv_prepare_start(submit_flush, flush_submits);
 }
 
 int cluster_submit(const char *queue, const Aiod__Call *call, int ownership, const peer *p,
@@ -546,8 +621,7 @@ int cluster_submit(const char *queue, const Aiod__Call *call, int ownership, con
     snprintf(s->uid, sizeof(s->uid), "%u", (unsigned)p->uid);
     snprintf(s->created, sizeof(s->created), "%" PRIu64, qt.created_usec);
     list_insert_tail(&submits, &s->node);
-    if (!uv_is_active((uv_handle_t *)submit_flush))
-        uv_prepare_start(submit_flush, flush_submits);
+    flush_soon();
     *ret = &s->op;
     return 0;
 }
@@ -956,6 +1030,13 @@ void ops_stop(void) {
         uv_close((uv_handle_t *)submit_flush, (uv_close_cb)free);
         submit_flush = NULL;
     }
+    /* Submits whose WAIT was never sent (the connections went first). */
+    for (size_t i = 0; i < replicas_next.n; i++)
+        if (op_paid(replicas_next.ops[i]))
+            answer_unreachable(replicas_next.ops[i]);
+    free(replicas_next.ops);
+    replicas_next = (replicas_group){0};
+    replicas_out = false;
     hashmap_free(waits);
     waits = NULL;
 }

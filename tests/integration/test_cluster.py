@@ -847,6 +847,34 @@ def cluster_replicas_waits_for_a_replica_and_says_when_none_confirms():
         t.eq(lab.await_all(h1, named)[named[0]].get("result"), "unconfirmed",
              "the task the unconfirmed submit queued")
 
+        # WAIT blocks the connection it is sent on: one per submit made the
+        # fifth of five concurrent submits wait five times 5 s. One WAIT
+        # covers every submit whose script ran before it.
+        def waits():
+            for line in lab.redis.command("INFO", "commandstats").splitlines():
+                if line.startswith("cmdstat_wait:calls="):
+                    return int(line.split("=")[1].split(",")[0])
+            return 0
+        before = waits()
+        results = [None] * 5
+
+        def submit(i):
+            results[i] = h1.aioctl("submit", "--queue", "q1", "demo.sleep", "0", "c%d" % i,
+                                   timeout=120)
+        threads = [threading.Thread(target=submit, args=(i,)) for i in range(5)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        for r in results:
+            t.eq(r.rc, 3, "exit status of a concurrent submit no replica confirmed", r)
+            t.contains(r.err, "only 0 of the 1 replicas", "the error says how many confirmed", r)
+        sent = waits() - before
+        # Those that come while a WAIT is out (their scripts queue behind it
+        # on the blocked connection) share the next one.
+        t.check(1 <= sent <= 3, "WAITs for five concurrent submits: one per group, not one each",
+                " (%d)" % sent)
+
 
 @t.test
 def a_rerun_that_prints_nothing_still_expires_the_first_runs_output():
