@@ -346,6 +346,9 @@
 /* A batch that failed to commit (disk full) is tried again after this
  * long, with whatever changed meanwhile. */
 #define LIMIT_STORE_RETRY_MS 1000u
+/* While commits keep failing, the error is logged again this often (the
+ * first failure, and the commit that goes in again, always are). */
+#define LIMIT_STORE_FAILURE_LOG_MS 60000u
 /* Changes nobody waits for (outcomes, retries, deletions) wait this long,
  * or until this many gather, for a change someone waits for to share its
  * commit: a lone client's submits then cost one commit each, not two. */

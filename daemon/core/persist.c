@@ -381,11 +381,34 @@ static void on_retry(uv_timer_t *h) {
     flush();
 }
 
+/* Failed commits in a row, and when the last was logged: a full disk
+ * fails one a second for as long as it stays full. */
+static unsigned failed_in_a_row;
+static uint64_t failure_logged_ms;
+
+static void note_commit(int error, const char *why) {
+    uint64_t now = uv_now(loop);
+    if (!error) {
+        if (failed_in_a_row)
+            log_notice("state store: a commit went in again, after %u that failed; what they "
+                       "held is written",
+                       failed_in_a_row);
+        failed_in_a_row = 0;
+        return;
+    }
+    if (failed_in_a_row++ == 0 || now - failure_logged_ms >= LIMIT_STORE_FAILURE_LOG_MS) {
+        log_error("%s; its changes are written again every %u ms until a commit goes in (%u "
+                  "failed so far)",
+                  why, LIMIT_STORE_RETRY_MS, failed_in_a_row);
+        failure_logged_ms = now;
+    }
+}
+
 static void on_committed(uint64_t seq, int error, const char *why) {
     flight *f = flight_of(seq);
     task_vec *sent = &f->sent;
+    note_commit(error, why);
     if (error) {
-        log_error("%s; %zu records are written again in %u ms", why, sent->n, LIMIT_STORE_RETRY_MS);
         backing_off = true;
         uv_timer_start(&retry_timer, on_retry, LIMIT_STORE_RETRY_MS, 0);
     }

@@ -1546,10 +1546,12 @@ void store_close(void) {
      * gives back up to 64 MiB of the space retention freed. */
     if (db && ring_n) {
         size_t n = ring_records;
-        if (fold_all() != SQLITE_OK)
+        int rc = fold_all();
+        if (rc != SQLITE_OK)
+            /* The code, not sqlite3_errmsg: that is the ROLLBACK's by now. */
             log_warning("the state store %s: its log of %zu changes could not be folded into "
                         "its tasks (%s); nothing is lost, the next start folds it",
-                        db_path, n, sqlite3_errmsg(db));
+                        db_path, n, sqlite3_errstr(rc));
     }
     for (int i = 0; db && i < 16 && maybe_vacuum(); i++)
         ;

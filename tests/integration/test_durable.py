@@ -916,6 +916,10 @@ def a_full_disk_refuses_submits_and_loses_nothing():
             t.check(time.monotonic() < deadline, "submits succeed again once space is freed", r)
             time.sleep(0.2)
         acked.append(submit_id(d, "demo.echo", "after-free-2"))
+        line = d.wait_log("a commit went in again", 10)
+        t.contains(line, "that failed", "the log says the store writes again after the failures")
+        t.eq(sum(1 for l in d.log().splitlines() if "until a commit goes in" in l), 1,
+             "the failing commits are logged once, not once a second", d.log()[-3000:])
         d.stop()
         d = restart(d)
         known = {tk["task"]: tk for tk in ps_all(d)}
@@ -1006,10 +1010,14 @@ def what_a_full_disk_holds_up_is_written_once_there_is_room():
         later = submit_id(d, "--delay", "600", "demo.echo", "never-runs")
         filler = fill_disk(state)
         d.wait_log("detached task done", 30)
-        # A commit after the end failed: the one with the task's deletion.
-        full = sum(1 for line in d.log().splitlines() if "disk is full" in line)
-        t.check(d.wait_log_count("disk is full", full + 1, 30) > full,
-                "a commit fails after the detached task ended", d.log()[-2000:])
+        # A commit after the end failed (the submit's, which carries the
+        # task's deletion, or comes after the commit that does).
+        r = d.aioctl("submit", "demo.echo", "refused")
+        t.check(r.rc != 0, "a commit fails after the detached task ended", r)
+        t.contains(r.err, "full", "the submit is refused for the full disk", r)
+        # The failures are logged once, not once a second.
+        t.eq(d.wait_log_count("until a commit goes in", 1, 30), 1,
+             "one error line for the failing commits, not one a second", d.log()[-2000:])
 
         r = d.aioctl("cancel", later)
         t.check(r.rc != 0, "a cancel the store cannot record is not reported as done", r)
