@@ -135,6 +135,9 @@ static void on_task_event(task *t, int event) {
      * before the stop was already finished then, and is written as it is. */
     if (stopping && t->state == TASK_CANCELLED) {
         t->store_flags |= F_CUT_OFF;
+        /* Written once more, with the lines it printed (encode). */
+        if ((t->store_flags & F_WAS_RUNNING) && task_output_lines(t))
+            mark_dirty(t);
         return;
     }
     if (event == TASK_STORE_DROPPED) {
@@ -230,10 +233,17 @@ static bool encode(task *t) {
     st.attempt = plan_attempt(t);
     /* Cancelled by the stop but dirty from before it: written as it was
      * when the stop came, never as cancelled. */
-    if (t->store_flags & F_CUT_OFF)
+    if (t->store_flags & F_CUT_OFF) {
         st.state = (t->store_flags & F_WAS_RUNNING) ? AIOD__TASK_STATE__TASK_RUNNING
                                                     : AIOD__TASK_STATE__TASK_PENDING;
-    else if (task_finished(t)) {
+        /* What it printed goes with its outcome, settled at the next start. */
+        if (t->store_flags & F_WAS_RUNNING) {
+            st.n_output_tail = output_tail(t, tail);
+            st.output_tail = tail;
+            st.output_lines = task_output_lines(t);
+            st.output_dropped = task_output_dropped(t);
+        }
+    } else if (task_finished(t)) {
         st.state = (Aiod__TaskState)t->state;
         task_outcome(t, &outcome);
         st.outcome = &outcome;
@@ -779,6 +789,8 @@ static int restore_row(void *u, uint64_t id, int state, const void *record, size
         plan_start(t);
         break;
     case AIOD__TASK_STATE__TASK_RUNNING:
+        /* The lines a clean stop wrote with it, for its outcome. */
+        restore_output(t, st);
         if (vec_push(&ctx->interrupted, t) < 0) {
             task_unref(t);
             snprintf(ctx->err, ctx->err_len, "out of memory restoring task %" PRIu64, id);

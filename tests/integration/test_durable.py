@@ -619,6 +619,27 @@ def on_interrupt_retry_runs_an_interrupted_task_again():
 
 
 @t.test
+def a_stop_keeps_what_a_running_task_printed_with_its_outcome():
+    """Outcomes keep the last lines of output. A running task a SIGTERM cut
+    off kept its record as it was, without them: after the restart its
+    Interrupted outcome had no output, though aiod had the lines then."""
+    d = t.daemon()
+    tid = submit_id(d, "proc.shell", "seq 1 5; sleep 600")
+    wait_state(d, tid, lambda i: i.get("state") == "running" and i.get("output_lines") == 5,
+               "running with its five lines printed")
+    d.stop()
+    d = restart(d)
+    info = show(d, tid)
+    t.eq((info["state"], info["error"]["kind"]), ("failed", "Interrupted"),
+         "settled by on_interrupt = fail", " (%r)" % info)
+    t.eq(info.get("output_lines"), 5, "its outcome counts the lines it printed", " (%r)" % info)
+    r = d.aioctl("logs", tid)
+    t.eq(r.out.split(), ["1", "2", "3", "4", "5"], "and gives them", r)
+    t.contains(r.err, "Interrupted", "then the outcome, as for any failed task", r)
+    d.stop()
+
+
+@t.test
 def a_stop_under_retry_ends_the_interrupted_attempt_when_aiod_stopped():
     """The attempt a SIGTERM cut off ended when aiod stopped (recorded at
     the stop), not when it started again, and its message says when, as
