@@ -53,6 +53,8 @@ struct cluster_op {
     bool checked;
     char last[48];
     uint64_t seq;
+    /* Show: the entries of the task's output stream (XLEN), -1 unknown. */
+    long long out_len;
 };
 
 /* Awaits by task id: the first op, chained by next_same. */
@@ -234,6 +236,10 @@ static void parse_task(uint64_t id, const redisReply *r, size_t from, task_parts
 static void answer_task(cluster_op *op, const redisReply *r, size_t from, const char *what) {
     task_parts tp;
     parse_task(op->id, r, from, &tp);
+    /* Lines Redis trimmed from the output stream (it keeps about 10,000)
+     * are no longer kept either, as those the host dropped. */
+    if (op->kind == OP_SHOW && op->out_len >= 0 && tp.t.lines > (uint64_t)op->out_len)
+        tp.t.dropped += tp.t.lines - (uint64_t)op->out_len;
     if (!op->admin && op->uid != tp.t.uid)
         answer_error(op, -EPERM,
                      "task %" PRIu64 " belongs to uid %u; only its owner or an "
@@ -672,15 +678,37 @@ static int failed_start(cluster_op *op, int r, char *why, size_t why_len) {
     return unreachable(why, why_len);
 }
 
+static void on_out_len(rconn *rc, redisReply *r, void *priv) {
+    (void)rc;
+    cluster_op *op = priv;
+    if (op_paid(op) && r && r->type == REDIS_REPLY_INTEGER)
+        op->out_len = r->integer;
+}
+
 int cluster_show(uint64_t id, const peer *p, cluster_cb cb, void *data, cluster_op **ret, char *why,
                  size_t why_len) {
     int err;
     cluster_op *op = begin(OP_SHOW, id, p, cb, data, why, why_len, &err);
     if (!op)
         return err;
-    int r = send_hgetall(op, on_hash);
+    /* Before the hash, on the same connection: its answer comes first. */
+    char okey[32];
+    link_output_key(okey, sizeof(okey), id);
+    const char *argv[] = {"XLEN", okey};
+    op->out_len = -1;
+    int r = op_send(op, on_out_len, 2, argv, (size_t[]){4, strlen(okey)});
     if (r < 0)
         return failed_start(op, r, why, why_len);
+    r = send_hgetall(op, on_hash);
+    if (r < 0) {
+        /* The XLEN's reply frees it (op_paid). */
+        op->over = true;
+        if (r == -ENOMEM) {
+            snprintf(why, why_len, "out of memory");
+            return r;
+        }
+        return unreachable(why, why_len);
+    }
     *ret = op;
     return 0;
 }

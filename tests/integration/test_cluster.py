@@ -270,6 +270,32 @@ def a_burst_of_output_reaches_redis_whole():
 
 
 @t.test
+def output_redis_trimmed_is_said_to_be_no_longer_kept():
+    """Redis keeps about the last 10,000 lines of a queued task's output.
+    show counted the lines printed with none said gone, logs printed the
+    last 10,000 with no note, and logs -f blamed the lines it did not get
+    on aioctl reading too slowly."""
+    with Cluster(t, submitter_worker_submitter()) as lab:
+        lab.wait_serving("q1", "proc.shell", ["h2"])
+        h1, h3 = lab["h1"], lab["h3"]
+        tid = lab.submit(h1, "q1", "proc.shell", "seq 1 12000")
+        lab.await_all(h1, [tid])
+        kept = lab.redis.command("XLEN", "aiod:o:%d" % tid)
+        t.check(0 < kept < 12000, "Redis trimmed the output stream", " (%d kept)" % kept)
+        info = h3.task(tid)
+        t.eq((info.get("output_lines"), info.get("output_dropped")), (12000, 12000 - kept),
+             "show: the lines printed, and those no longer kept", " %r" % info)
+        for args in (("logs",), ("logs", "-f")):
+            r = h3.aioctl(*args, tid)
+            t.eq(r.rc, 0, " ".join(args), r)
+            t.eq(len(r.out.splitlines()), kept, "%s gives the lines kept" % " ".join(args), r.err)
+            t.contains(r.err, "the first %d lines of task %d are no longer kept" % (12000 - kept,
+                                                                                   tid),
+                       "%s says the first ones are gone" % " ".join(args), r)
+            t.check("overflowed" not in r.err, "%s blames no slow reader" % " ".join(args), r)
+
+
+@t.test
 def show_gives_a_queued_tasks_arguments_as_values():
     """aioctl(1): show's args are JSON values, as for a local task. A queued
     task's were the text typed ("0.2", "\"x\""): the submitting host now
