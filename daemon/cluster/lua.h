@@ -20,7 +20,10 @@ extern const char lua_submit[];
 /*
  * Start an entry the host read or claimed. KEYS: task, stream. ARGV: entry
  * id, host, now usec, "1" to retry an interrupted run, the most
- * interruptions, the message of an Interrupted end, retain seconds.
+ * interruptions, the message of an Interrupted end, retain seconds, this
+ * process's run mark. A task running on this host under this process's
+ * mark was taken by a script whose reply was lost (it never ran): it is
+ * started, not taken for interrupted. Sets the hash's `run` to the mark.
  * Returns {"run", QueuedTask bytes, previous host or ""}, {"ended"}
  * (interrupted, and failed here under fail, or cancelled meanwhile) or
  * {"skip"} (cancelled, finished or gone: the entry was acknowledged).
@@ -56,7 +59,8 @@ extern const char lua_unstart[];
 /*
  * Takes new entries for this host and starts them: KEYS are its streams;
  * ARGV: host, the most entries in all, the index of the stream to begin
- * with (so that every function gets its turn), now usec. Each entry whose
+ * with (so that every function gets its turn), now usec, this process's
+ * run mark (lua_start). Each entry whose
  * task is queued becomes running here (as lua_start does); the others
  * (cancelled while queued) are acknowledged. Returns {{stream, entry id,
  * task id, QueuedTask bytes}, ...} for the tasks started. A plain

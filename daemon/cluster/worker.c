@@ -113,6 +113,10 @@ static struct {
      * host can tell its own dead predecessor from another live aiod under
      * its name. */
     char boot_id[40];
+    /* This process's mark on the tasks it takes (the hash's `run`): a task
+     * running here by this mark, with no job for it, was taken by a fetch
+     * or start whose reply the link lost, and never started here. */
+    char run_id[80];
     /* The last lua_fetch found nothing: the next read waits in Redis. */
     bool wait_next;
     /* The stream lua_fetch begins with next. */
@@ -660,9 +664,11 @@ static void start_job(job *j) {
              link_host());
     /* The function's policy is this host's: the stream is of one function. */
     const char *fn = strrchr(W.streams[j->stream].key, ':') + 1;
-    const char *args[] = {task_key, W.streams[j->stream].key, j->eid, link_host(),
-                          now,      retries(fn) ? "1" : "0",  max,    msg,
-                          ttl};
+    const char *args[] = {task_key, W.streams[j->stream].key,
+                          j->eid,   link_host(),
+                          now,      retries(fn) ? "1" : "0",
+                          max,      msg,
+                          ttl,      W.run_id};
     j->phase = J_STARTING;
     j->slot = true;
     W.busy++;
@@ -895,14 +901,15 @@ static void maybe_read(void) {
         snprintf(count, sizeof(count), "%u", room);
         snprintf(first, sizeof(first), "%u", W.fetch_next++ % n);
         snprintf(now, sizeof(now), "%" PRIu64, link_now_usec());
-        const char **args = alloc_calloc(n + 4, sizeof(*args));
+        const char **args = alloc_calloc(n + 5, sizeof(*args));
         if (args) {
             memcpy(args, keys, n * sizeof(*keys));
             args[n] = host;
             args[n + 1] = count;
             args[n + 2] = first;
             args[n + 3] = now;
-            W.reading = link_eval(lua_fetch, (int)n, (int)n + 4, args, NULL, on_fetched, NULL) == 0;
+            args[n + 4] = W.run_id;
+            W.reading = link_eval(lua_fetch, (int)n, (int)n + 5, args, NULL, on_fetched, NULL) == 0;
         }
         free(args);
     }
@@ -996,10 +1003,10 @@ static void advertise(void) {
     char *functions = functions_text();
     char pid[16];
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    const char *hset[] = {"HSET",     key,       "queues",    queues,
-                          "capacity", cap,       "running",   busy,
-                          "seen_ms",  now,       "functions", functions ? functions : "",
-                          "boot",     W.boot_id, "pid",       pid};
+    const char *hset[] = {
+        "HSET",    key,       "queues",  queues, "capacity",  cap,
+        "running", busy,      "seen_ms", now,    "functions", functions ? functions : "",
+        "boot",    W.boot_id, "pid",     pid,    "run",       W.run_id};
     size_t hl[ELEMENTSOF(hset)];
     for (size_t i = 0; i < ELEMENTSOF(hset); i++)
         hl[i] = strlen(hset[i]);
@@ -1209,6 +1216,8 @@ int worker_start(void) {
             W.boot_id[strcspn(W.boot_id, "\n")] = '\0';
         fclose(bf);
     }
+    snprintf(W.run_id, sizeof(W.run_id), "%s:%d:%" PRIu64, W.boot_id, (int)getpid(),
+             link_now_usec());
     char why[200];
     W.n_queues = cfg.cluster_queues
                      ? cluster_queues_parse(cfg.cluster_queues, W.queues, why, sizeof(why))

@@ -534,6 +534,52 @@ def a_restarted_host_takes_back_its_own_entries():
         until(lambda: lab.pending("q1", "demo.sleep") == 0, "no pending entries", timeout(20))
 
 
+# Takes an entry for host ARGV[1] as lua_fetch would, in one step (the
+# host, reading the same stream, cannot get it first), and marks its task
+# running there under the host's run mark ARGV[2]: the state a fetch whose
+# reply the link lost leaves behind.
+FORGE_LOST_FETCH = """
+local eid = redis.call('XADD', KEYS[1], '*', 'id', ARGV[3])
+local r = redis.call('XREADGROUP', 'GROUP', 'aiod', ARGV[1], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
+local v = redis.call('HMGET', KEYS[3], 'q', 'f', 'uid', 'ohost', 'created', 't')
+redis.call('HSET', KEYS[2], 'state', 'running', 'host', ARGV[1], 'run', ARGV[2], 'started',
+  v[5], 'attempt', '1', 'q', v[1], 'f', v[2], 'uid', v[3], 'ohost', v[4], 'created', v[5],
+  'stream', KEYS[1], 'eid', eid, 't', v[6])
+return {eid, r[1][2][1][1]}
+"""
+
+
+@t.test
+def a_fetch_whose_reply_was_lost_is_run_not_taken_for_interrupted():
+    """Redis killed as a fetch ran: its script marked the task running on
+    this host, but the reply never came, so the host never started it.
+    When the link came back the host read its own pending entry again and
+    took it for one a dead process left: Interrupted (on_interrupt =
+    fail), though it never ran. The task's `run` mark says which process
+    took it."""
+    with Cluster(t, submitter_worker_submitter()) as lab:
+        lab.wait_serving("q1", "demo.echo", ["h2"])
+        h1 = lab["h1"]
+        model = lab.submit(h1, "q1", "demo.echo", "lost reply")
+        lab.await_all(h1, [model])
+        stream = lab.redis.command("HGET", "aiod:t:%d" % model, "stream")
+        mark = lab.redis.command("HGET", "aiod:host:h2", "run")
+        t.check(bool(mark), "h2 advertises its run mark", " (%r)" % mark)
+        forged = model + 1000
+        eid, read = lab.redis.command("EVAL", FORGE_LOST_FETCH, 3, stream, "aiod:t:%d" % forged,
+                                      "aiod:t:%d" % model, "h2", mark, str(forged))
+        t.eq(read, eid, "the forged entry is pending for h2")
+        # The link goes down and comes back: h2 reads its own pending entries.
+        lab.redis.command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        until(lambda: lab.redis.command("HGET", "aiod:t:%d" % forged, "state") != "running"
+              or None, "the forged task settled once h2 is back", timeout(60),
+              detail=lambda: "\nhost logs:" + lab.logs())
+        until(lambda: h1.aioctl("show", model).rc == 0 or None, "h1 back in the cluster",
+              timeout(60))
+        out = lab.await_all(h1, [forged], limit=60)[forged]
+        t.eq(out.get("result"), "lost reply", "the task runs (it never did)", " %r" % out)
+
+
 @t.test
 def a_clean_stop_queues_again_the_tasks_a_host_held_but_had_not_started():
     """docs/cluster.md, "A host stopped cleanly": a task marked running but
