@@ -286,14 +286,17 @@ static bool encode(task *t) {
 
 /* Encodes up to `limit` dirty tasks, oldest first, into the store's batch
  * (those gated are remembered as sent); the rest stay dirty for the next
- * batch, so that no flush holds the loop for long however many changed. */
+ * batch, so that no flush holds the loop for long however many changed.
+ * Tasks dropped meanwhile are only let go: they do not count, so that a
+ * mass cancel whose oldest outcomes retention dropped still makes a batch
+ * of what is left (it once made none, and nothing woke the loop again). */
 static void encode_dirty(size_t limit) {
     if (!dirty.n)
         return;
     task_vec *sent = &flight_of(store_batch_seq())->sent;
     task **v = dirty.v;
-    size_t n = dirty.n, i, keep = 0;
-    for (i = 0; i < n && i < limit; i++) {
+    size_t n = dirty.n, i, keep = 0, encoded = 0;
+    for (i = 0; i < n && encoded < limit; i++) {
         task *t = v[i];
         /* Dropped meanwhile (its deletion is in the batch), or forgotten. */
         if (!t->in_table || !t->durable) {
@@ -301,6 +304,7 @@ static void encode_dirty(size_t limit) {
             task_unref(t);
             continue;
         }
+        encoded++;
         if (!encode(t)) {
             log_task(LOG_ERR, t, "out of memory writing the task's record; trying again");
             v[keep++] = t; /* still dirty: the next batch */
@@ -372,6 +376,9 @@ static void flush(void) {
         /* Nothing to write (every dirty task was dropped): the waiters'
          * records are already committed. */
         fire_sent_waiters(f, 0, NULL);
+        /* No commit will wake the loop for what is still dirty. */
+        if (dirty.n)
+            uv_timer_start(&lazy_timer, on_lazy, 0, 0);
     }
 }
 

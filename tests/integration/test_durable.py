@@ -1589,6 +1589,35 @@ def submit_pipelined(d, n, arg, window):
         conn.close()
 
 
+@t.test
+def a_mass_cancel_past_retention_is_answered():
+    """A cancel of thousands of waiting durable tasks with a small
+    retention: the oldest cancelled ones were dropped before their records
+    were written, a batch of nothing but those was made of nothing, and no
+    commit came to wake the loop: the cancel, and every durable submit of
+    every user, waited for unrelated traffic."""
+    n = 40000
+    d = t.daemon()
+    conn = durable_wire.Conn(d.socket)
+    ids = []
+    try:
+        sent = 0
+        while len(ids) < n:
+            while sent < n and sent - len(ids) < 256:
+                sent += 1
+                conn.send(durable_wire.submit_message(sent + 1, "demo.echo", ["w"], delay=3600))
+            r = conn.recv()
+            t.check(r.WhichOneof("body") == "submitted", "submit acknowledged", " %r" % r)
+            ids.append(r.submitted.task_id)
+    finally:
+        conn.close()
+    r = d.aioctl("cancel", *ids, timeout=120)
+    t.eq(r.rc, 0, "the cancel of %d waiting tasks is answered" % n, r)
+    r = d.aioctl("submit", "demo.echo", "after", timeout=60)
+    t.eq(r.rc, 0, "and the next durable submit", r)
+    d.stop()
+
+
 def store_mib(state):
     """tasks.db's size in MiB (the daemon stopped: its log checkpointed)."""
     return os.path.getsize(os.path.join(state, "tasks.db")) / 2**20
