@@ -75,6 +75,19 @@ static bool filters_valid(req *r, const Aiod__ListTasks *l) {
                       LIMIT_LIST_FILTERS, l->n_states, l->n_functions, l->n_owner_uids);
         return false;
     }
+    /* A function's full name is at most 255 bytes: a longer filter matches
+     * nothing, and compared on every task visited it held the loop for
+     * seconds (4 MiB of one filter, 65,536 tasks a page). */
+    for (size_t i = 0; i < l->n_functions; i++) {
+        size_t len = strnlen(l->functions[i], 256);
+        if (len > 255) {
+            req_end_error(r, ERR(ERROR_LIMIT),
+                          "ListTasks: functions[%zu] is longer than 255 bytes, the longest "
+                          "function name",
+                          i);
+            return false;
+        }
+    }
     for (size_t i = 0; i < l->n_states; i++)
         if (l->states[i] < AIOD__TASK_STATE__TASK_PENDING ||
             l->states[i] > AIOD__TASK_STATE__TASK_CANCELLED) {

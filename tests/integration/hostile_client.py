@@ -572,7 +572,16 @@ def utf8(a):
     if w.error_of(m) is None:
         failure("NUL in a function name: expected a refusal, got %s" % w.show(m))
     still_open(c, "NUL")
-    FIGURES["cases"] = n + 3
+    # A ListTasks filter of 3 MiB: compared on every task a page visits, it
+    # held the loop for seconds. No function name is over 255 bytes.
+    rid = c.new_id()
+    c.send_raw(w.frame(w.fv(1, rid) + w.fb(7, w.fb(5, b"demo." + b"x" * (3 << 20)))))
+    m = c.reply(rid)
+    why = is_error("ERROR_LIMIT", "functions[0]", "255 bytes")(m)
+    if why:
+        failure("a ListTasks function filter of 3 MiB: %s" % why)
+    still_open(c, "a long ListTasks filter")
+    FIGURES["cases"] = n + 4
 
 
 @case
