@@ -162,8 +162,8 @@ static void on_task_done(waiter *w, task *t) {
             : persist_retries_on_interrupt(t->fn)
                 ? "was running: it is kept in the state store and runs again after the "
                   "restart (on_interrupt = retry); await it again then"
-                : "was running: the restart ends it failed, kind Interrupted (on_interrupt = "
-                  "fail); await it again then for that outcome";
+                : "was running: it is kept in the state store, and the restart ends it failed, "
+                  "kind Interrupted (on_interrupt = fail); await it again then for that outcome";
         req_end_error(&r->r, AIOD__ERROR_CODE__ERROR_SHUTTING_DOWN,
                       "aiod is stopping: task %llu (%s) %s", (unsigned long long)t->id,
                       t->fn->full_name, fate);
