@@ -60,7 +60,8 @@ extern const char lua_unstart[];
  * Takes new entries for this host and starts them: KEYS are its streams;
  * ARGV: host, the most entries in all, the index of the stream to begin
  * with (so that every function gets its turn), now usec, this process's
- * run mark (lua_start). Each entry whose
+ * run mark (lua_start), then per stream the most entries to take from it
+ * (its function's limit leaves room for no more). Each entry whose
  * task is queued becomes running here (as lua_start does); the others
  * (cancelled while queued) are acknowledged. Returns {{stream, entry id,
  * task id, QueuedTask bytes}, ...} for the tasks started. A plain

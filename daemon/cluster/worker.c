@@ -26,6 +26,7 @@
 #include "cluster/link.h"
 #include "cluster/lua.h"
 #include "core/finish.h"
+#include "core/limit.h"
 #include "core/output.h"
 #include "core/persist.h"
 #include "core/sched.h"
@@ -560,12 +561,19 @@ static void on_identity(void *data, const gid_t *groups, size_t n_groups) {
     task *t;
     r = task_new(j->fn, argv, j->fn->sig.n_params, AIOD__OWNERSHIP__DETACHED, qt->owner_uid, 0,
                  NULL, &t);
+    if (r == -EAGAIN || r == -EDQUOT) {
+        /* A limit of this host, full for now: another host (or this one,
+         * once it claims the entry back) runs it, rather than fail an
+         * acknowledged task while others may have room. */
+        log_notice("cluster: task %" PRIu64 ": %s is reached here; queued again for a host "
+                   "with room",
+                   j->id, r == -EAGAIN ? "max_tasks" : "max_tasks_per_uid");
+        unstart(j);
+        return;
+    }
     if (r < 0) {
-        snprintf(why, sizeof(why), "host %s cannot make the task: %s", link_host(),
-                 r == -EAGAIN   ? "max_tasks is reached"
-                 : r == -EDQUOT ? "max_tasks_per_uid is reached"
-                                : "out of memory");
-        job_end(j, TASK_FAILED, "LimitError", why);
+        snprintf(why, sizeof(why), "host %s cannot make the task: out of memory", link_host());
+        job_end(j, TASK_FAILED, "MemoryError", why);
         return;
     }
     j->t = t;
@@ -878,19 +886,79 @@ static void send_xreadgroup(rconn *rc, const char **keys, uint32_t n, bool own, 
  * the reader's connection waits in Redis for the next entry of any stream;
  * it takes one entry per stream at most.
  */
+/* How many entries of stream `s` this host may take now: its function's
+ * limit (function or group, limit.h) less the tasks of it taken and not
+ * yet started, so that what it takes starts at once instead of waiting
+ * here, marked running, while other hosts are idle. */
+static unsigned stream_room(uint32_t s, unsigned room) {
+    fn_entry *fn = plugin_lookup(strrchr(W.streams[s].key, ':') + 1);
+    uint32_t free_slots = fn ? limit_room(fn) : UINT32_MAX;
+    if (free_slots == UINT32_MAX)
+        return room;
+    uint32_t taken = 0;
+    list *it, *tmp;
+    list_foreach_safe(it, tmp, &W.held) {
+        const job *j = container_of(it, job, node);
+        taken += j->stream == s && (j->phase == J_STARTING || j->phase == J_LOOKUP);
+    }
+    uint32_t left = free_slots > taken ? free_slots - taken : 0;
+    return left < room ? left : room;
+}
+
+/* The active streams with room (keys, and their rooms as text in `caps`,
+ * CAP_TEXT bytes each): those whose function's limit is full are not read. */
+#define CAP_TEXT 12
+static const char **streams_with_room(unsigned room, uint32_t *ret_n, char **ret_caps) {
+    uint32_t n = 0;
+    const char **keys = alloc_calloc(W.n_streams ? W.n_streams : 1, sizeof(*keys));
+    char *caps = alloc_calloc(W.n_streams ? W.n_streams : 1, CAP_TEXT);
+    if (!keys || !caps) {
+        free(keys);
+        free(caps);
+        *ret_n = 0;
+        *ret_caps = NULL;
+        return NULL;
+    }
+    for (uint32_t i = 0; i < W.n_streams; i++) {
+        if (!W.streams[i].active)
+            continue;
+        unsigned r = stream_room(i, room);
+        if (!r)
+            continue;
+        snprintf(caps + (size_t)n * CAP_TEXT, CAP_TEXT, "%u", r);
+        keys[n++] = W.streams[i].key;
+    }
+    *ret_n = n;
+    *ret_caps = caps;
+    return keys;
+}
+
 static void maybe_read(void) {
     if (W.frozen || W.reading || !link_up() || !list_empty(&W.backlog) ||
         W.busy >= cfg.cluster_capacity)
         return;
     uint32_t n;
-    const char **keys = active_keys(&n);
-    if (!keys)
-        return;
-    make_groups();
     unsigned room = cfg.cluster_capacity - W.busy;
-    if (!W.own_read)
+    if (!W.own_read) {
+        /* Its own entries (taken before) are read whatever the limits. */
+        const char **keys = active_keys(&n);
+        if (!keys)
+            return;
+        make_groups();
         send_xreadgroup(link_cmd(), keys, n, true, room);
-    else if (W.wait_next) {
+        free(keys);
+        return;
+    }
+    char *caps;
+    const char **keys = streams_with_room(room, &n, &caps);
+    if (!keys || n == 0) {
+        /* Every function's limit is full: a task's end reads again. */
+        free(keys);
+        free(caps);
+        return;
+    }
+    make_groups();
+    if (W.wait_next) {
         if (W.reader && rconn_up(W.reader)) {
             W.wait_next = false;
             send_xreadgroup(W.reader, keys, n, false, 1);
@@ -901,7 +969,7 @@ static void maybe_read(void) {
         snprintf(count, sizeof(count), "%u", room);
         snprintf(first, sizeof(first), "%u", W.fetch_next++ % n);
         snprintf(now, sizeof(now), "%" PRIu64, link_now_usec());
-        const char **args = alloc_calloc(n + 5, sizeof(*args));
+        const char **args = alloc_calloc(2 * n + 5, sizeof(*args));
         if (args) {
             memcpy(args, keys, n * sizeof(*keys));
             args[n] = host;
@@ -909,11 +977,15 @@ static void maybe_read(void) {
             args[n + 2] = first;
             args[n + 3] = now;
             args[n + 4] = W.run_id;
-            W.reading = link_eval(lua_fetch, (int)n, (int)n + 5, args, NULL, on_fetched, NULL) == 0;
+            for (uint32_t i = 0; i < n; i++)
+                args[n + 5 + i] = caps + (size_t)i * CAP_TEXT;
+            W.reading =
+                link_eval(lua_fetch, (int)n, (int)(2 * n + 5), args, NULL, on_fetched, NULL) == 0;
         }
         free(args);
     }
     free(keys);
+    free(caps);
 }
 
 static void reader_up(rconn *rc, void *data) {

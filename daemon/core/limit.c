@@ -143,6 +143,15 @@ static limiter *limiter_for(fn_entry *f) {
     return f->limiter;
 }
 
+uint32_t limit_room(fn_entry *fn) {
+    limiter *l = limiter_for(fn);
+    if (!l)
+        return UINT32_MAX;
+    if (!list_empty(&l->waiting) || l->running >= l->max)
+        return 0;
+    return l->max - l->running;
+}
+
 bool limit_acquire(task *t) {
     if (t->run->limit_slot || t->run->limit)
         return t->run->limit_slot;

@@ -41,6 +41,11 @@ void limit_release(task *t, void (*start)(task *next));
  * of a removed limit for ever. */
 void limit_start_waiting(void (*start)(task *next));
 
+/* How many more tasks of `fn` its limit (of the function or its group) lets
+ * start now: 0 when it is full or tasks wait for it, UINT32_MAX without a
+ * limit. A host taking queued work asks before it takes any. */
+uint32_t limit_room(fn_entry *fn);
+
 /* The limit a waiting task waits for ("function x.y", "group g"), or NULL
  * (also for any finished task). */
 const char *limit_waiting_for(const task *t);

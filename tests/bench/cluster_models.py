@@ -174,7 +174,7 @@ def run_aiod(r, n, batch, sha):
         ids = r.do("EVALSHA", sha["submit"], len(keys), *keys, *argv)
         assert all(i != b"NOSERVE" for i in ids), ids
         got = r.do("EVALSHA", sha["fetch"], 1, QUEUE, "h1", batch, 0, "1800000000000001",
-                    "boot:1:1")
+                    "boot:1:1", batch)
         keys, argv = [], ["h1", "3600"]
         for stream, eid, tid, _call in got:
             keys += [b"aiod:t:" + tid, stream, b"aiod:o:" + tid]
