@@ -608,6 +608,15 @@ static size_t retained_size(const task *t) {
     size_t n = sizeof(*t) + t->retained_bytes;
     n += t->error_kind ? strlen(t->error_kind) + 1 : 0;
     n += t->error_message ? strlen(t->error_message) + 1 : 0;
+    /* A retried task's ended attempts, each with its error: up to 1,001 of
+     * 2 KiB, which retain_bytes did not see. */
+    const task_plan *p = t->plan;
+    if (p) {
+        n += sizeof(*p) + p->n_after * sizeof(uint64_t) * 2;
+        for (size_t i = 0; i < p->n_attempts; i++)
+            n += sizeof(*p->attempts[i]) + sizeof(p->attempts[i]) +
+                 strlen(p->attempts[i]->error_kind) + strlen(p->attempts[i]->error_message) + 2;
+    }
     if (t->out && t->out->task_id == t->id)
         n += output_footprint(t->out);
     return n;

@@ -410,6 +410,27 @@ def retained_results():
 
 
 @t.test
+def retried_attempts_count_in_retain_bytes():
+    """A retried task keeps each attempt's error (up to 1,001 of some
+    2 KiB); retain_bytes did not count them, and one user's failing
+    retries grew the daemon by gigabytes within every bound."""
+    with t.daemon(extra_args=["--retain-bytes", "1M", "--durability", "none"]) as d:
+        kind, msg = "K" * 500, "m" * 1500
+        ids = []
+        for i in range(4):
+            r = d.aioctl("submit", "--retries", "200", "--backoff", "0.001", "--backoff-max",
+                         "0.001", "demo.fail", kind, msg)
+            t.eq(r.rc, 0, "submit %d" % i, r)
+            ids.append(r.out.strip())
+            r = d.aioctl("await", ids[-1], timeout=120)
+            t.eq(r.rc, 1, "task %d fails after its retries" % i, r)
+        r = d.aioctl("show", ids[0])
+        t.check(r.rc != 0 and "no longer retained" in r.err,
+                "the oldest, its 201 attempts past retain_bytes, is forgotten", r)
+        d.wait_log("retained outcomes hold more than retain_bytes", timeout=10)
+
+
+@t.test
 def retained_results_within_retain_bytes():
     """Retained outcomes hold at most retain_bytes of memory together
     (arguments, results, output): past it the oldest are forgotten, however
