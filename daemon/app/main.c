@@ -684,8 +684,11 @@ static void status_counts(sd_counts *ret) {
     ret->connections = conn_count();
 }
 
+/* Busy while a task runs: tasks that only wait (a delay, a dependency, a
+ * limit) hold no stack, and a daemon holding them for days kept every
+ * burst's memory. */
 static bool tasks_busy(void) {
-    return task_count_unfinished() > 0;
+    return task_count_running() > 0;
 }
 
 /* What the slabs keep for the next burst goes back once the daemon is idle. */

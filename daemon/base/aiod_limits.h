@@ -197,7 +197,8 @@
  * is sent and the connection closed at once. */
 #define LIMIT_LINGERING 64u
 
-/* A second after the last task ends, memory goes back to the kernel
+/* A second after the last running task ends (tasks that only wait do not
+ * count), memory goes back to the kernel
  * (core/idle.c). */
 #define LIMIT_IDLE_DELAY_MS 1000u
 

@@ -1,6 +1,7 @@
 /*
  * Giving memory back when the daemon goes idle: a second after the last
- * task ends (and nothing started meanwhile), glibc's free lists are
+ * running task ends (and nothing started meanwhile; tasks that only wait
+ * for their time, a dependency or a limit do not count), glibc's free lists are
  * returned to the kernel (malloc_trim) and the coroutine run stack's pages
  * are dropped. One timer shot per busy period; an idle daemon never wakes.
  */
@@ -11,7 +12,7 @@
 
 #include <uv.h>
 
-/* `busy` says whether tasks are unfinished (then nothing is released);
+/* `busy` says whether tasks run (then nothing is released);
  * `release` gives back what the caller keeps for reuse (task structs). */
 void idle_init(uv_loop_t *loop, bool (*busy)(void), void (*release)(void));
 void idle_done(void);

@@ -670,8 +670,8 @@ bool task_ended_before(const task *a, const task *b) {
 
 void task_record_end(task *t, int state, Aiod__Value *result, char *kind, char *message) {
     assert(!task_finished(t) && state >= TASK_DONE);
-    if (t->state == TASK_RUNNING)
-        running--;
+    if (t->state == TASK_RUNNING && --running == 0 && unfinished > 1)
+        idle_maybe(); /* the rest only wait */
     set_outcome(t, state, result, kind, message);
     t->finished_usec = task_now_usec();
     t->end_seq = ++end_seq;

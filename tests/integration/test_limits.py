@@ -410,6 +410,34 @@ def retained_results():
 
 
 @t.test
+def memory_goes_back_while_tasks_only_wait():
+    """A second after the last running task ends, memory goes back to the
+    kernel. A task that only waits (here for its --delay) counted as busy,
+    and a daemon holding one for days kept every burst's memory."""
+    bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(t.plugin_dir))),
+                         "tests", "bench", "plugins")
+    with t.daemon(extra_args=["--durability", "none", "--plugin-dir", bench]) as d:
+        t.eq(d.aioctl("submit", "--delay", "3600", "demo.echo", "waits").rc, 0, "a waiting task")
+        base = d.rss_kib()
+        r = d.aioctl("run", "bench.spawn_gather", str(harness.scaled(300000, 100000, 100000)),
+                     timeout=300)
+        t.eq(r.rc, 0, "a burst of child tasks", r)
+        peak = d.rss_kib()
+        t.check(peak - base > 50 * 1024, "the burst grew the daemon",
+                " (%d KiB to %d KiB)" % (base, peak))
+        if harness.SANITIZE:
+            print("  not checked under %s: it replaces malloc, and malloc_trim with it"
+                  % harness.SANITIZE, flush=True)
+            return
+        deadline = time.monotonic() + 30
+        while d.rss_kib() > base + (peak - base) // 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        t.check(d.rss_kib() <= base + (peak - base) // 4,
+                "the memory went back once no task ran, with one still waiting",
+                " (%d KiB at start, %d at the peak, %d now)" % (base, peak, d.rss_kib()))
+
+
+@t.test
 def retried_attempts_count_in_retain_bytes():
     """A retried task keeps each attempt's error (up to 1,001 of some
     2 KiB); retain_bytes did not count them, and one user's failing
