@@ -18,11 +18,13 @@
 
 #include "alloc.h"
 #include "base/aiod_limits.h"
+#include "base/utf8.h"
 #include "core/finish.h"
 #include "core/limit.h"
 #include "core/sched.h"
 #include "core/task.h"
 #include "macro.h"
+#include "system/config.h"
 #include "system/log.h"
 
 int plan_ensure(task *t) {
@@ -384,8 +386,15 @@ bool plan_retry(task *t, char *kind, char *message) {
         wait = cap;
     wait *= uniform();
     p->next_run_usec = now + (uint64_t)(wait * 1e6);
-    log_task(LOG_NOTICE, t, "attempt %u of %u failed (%s: %s); the next in %.3f s", p->attempt,
-             p->retries + 1, kind ? kind : "", message ? message : "", wait);
+    /* A failed attempt is an outcome of sorts: log_outcomes = none keeps
+     * it out of the log too, and its text is cut (up to 1,001 attempts of
+     * 2 KiB each flooded the log). */
+    if (cfg.log_outcomes != LOG_OUTCOMES_NONE) {
+        const char *k = kind ? kind : "", *m = message ? message : "";
+        log_task(LOG_NOTICE, t, "attempt %u of %u failed (%.*s: %.*s); the next in %.3f s",
+                 p->attempt, p->retries + 1, (int)utf8_cut(k, strlen(k), 64), k,
+                 (int)utf8_cut(m, strlen(m), 200), m, wait);
+    }
     free(kind);
     free(message);
     task_changed(t);

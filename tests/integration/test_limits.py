@@ -456,6 +456,17 @@ def retried_attempts_count_in_retain_bytes():
         t.check(r.rc != 0 and "no longer retained" in r.err,
                 "the oldest, its 201 attempts past retain_bytes, is forgotten", r)
         d.wait_log("retained outcomes hold more than retain_bytes", timeout=10)
+        # One line per failed attempt, its error cut: 800 attempts of 2 KiB
+        # each went to the log whole.
+        lines = [x for x in d.log().splitlines() if "failed (" in x and "the next in" in x]
+        t.check(len(lines) >= 200, "the failed attempts are logged", " (%d lines)" % len(lines))
+        t.check(max(len(x) for x in lines) < 500, "each with its error cut short",
+                " (the longest is %d bytes)" % max(len(x) for x in lines))
+    with t.daemon(extra_args=["--log-outcomes", "none", "--durability", "none"]) as d:
+        r = d.aioctl("submit", "--retries", "3", "--backoff", "0.001", "demo.fail", "K", "m")
+        t.eq(d.aioctl("await", r.out.strip()).rc, 1, "a task that fails 4 times", r)
+        t.check("the next in" not in d.log(), "log_outcomes = none logs no failed attempt",
+                d.log()[-1000:])
 
 
 @t.test
