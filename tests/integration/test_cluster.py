@@ -534,22 +534,30 @@ def a_restarted_host_takes_back_its_own_entries():
         until(lambda: lab.pending("q1", "demo.sleep") == 0, "no pending entries", timeout(20))
 
 
+def limited_and_free_worker(setting):
+    """h1 submits; h2 and h3 work q1 with capacity 4, h2 under `setting`."""
+    return [Host("h1", queues=""), Host("h2", capacity=4, settings=[setting]),
+            Host("h3", capacity=4)]
+
+
+def eight_sleeps(lab):
+    """Eight demo.sleep tasks queued through h1: (h1, their ids)."""
+    lab.wait_serving("q1", "demo.sleep", ["h2", "h3"])
+    h1 = lab["h1"]
+    seconds = str(harness.scaled(1, 2, 4))
+    return h1, [lab.submit(h1, "q1", "demo.sleep", seconds, str(i)) for i in range(8)]
+
+
 @t.test
 def a_host_takes_no_more_of_a_function_than_its_limit_lets_start():
     """The prefetch is bounded by what can start: h2's limit of demo.sleep
     is 1, yet it took up to its capacity (4), running one and holding the
     rest marked running in Redis while h3 had room, where a kill -9 would
     have ended them Interrupted though they never ran."""
-    hosts = [Host("h1", queues=""),
-             Host("h2", capacity=4, settings=["limit = demo.sleep 1"]),
-             Host("h3", capacity=4)]
-    with Cluster(t, hosts) as lab:
-        lab.wait_serving("q1", "demo.sleep", ["h2", "h3"])
-        h1 = lab["h1"]
-        seconds = str(harness.scaled(1, 2, 4))
-        ids = [lab.submit(h1, "q1", "demo.sleep", seconds, str(i)) for i in range(8)]
-        most = 0
-        while True:
+    with Cluster(t, limited_and_free_worker("limit = demo.sleep 1")) as lab:
+        h1, ids = eight_sleeps(lab)
+        most, deadline = 0, time.monotonic() + timeout(120)
+        while time.monotonic() < deadline:
             with lab.redis.conn() as c:
                 states = [c.command("HMGET", "aiod:t:%d" % i, "state", "host") for i in ids]
             most = max(most, sum(1 for st, h in states if st == "running" and h == "h2"))
@@ -568,14 +576,8 @@ def a_full_max_tasks_on_one_host_queues_the_task_again_not_fails_it():
     """A task an acknowledged submit queued failed LimitError when the host
     that took it was at max_tasks (or max_tasks_per_uid), though another
     host had room. It is put back to queued, and runs."""
-    hosts = [Host("h1", queues=""),
-             Host("h2", capacity=4, settings=["max_tasks = 1"]),
-             Host("h3", capacity=4)]
-    with Cluster(t, hosts) as lab:
-        lab.wait_serving("q1", "demo.sleep", ["h2", "h3"])
-        h1 = lab["h1"]
-        seconds = str(harness.scaled(1, 2, 4))
-        ids = [lab.submit(h1, "q1", "demo.sleep", seconds, str(i)) for i in range(8)]
+    with Cluster(t, limited_and_free_worker("max_tasks = 1")) as lab:
+        h1, ids = eight_sleeps(lab)
         outcomes = lab.await_all(h1, ids, limit=120)
         t.eq(sorted(str(outcomes[i].get("result", outcomes[i].get("error"))) for i in ids),
              [str(i) for i in range(8)], "every task done, none failed for h2's limit")
