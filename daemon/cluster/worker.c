@@ -887,9 +887,12 @@ static void send_xreadgroup(rconn *rc, const char **keys, uint32_t n, bool own, 
  * it takes one entry per stream at most.
  */
 /* How many entries of stream `s` this host may take now: its function's
- * limit (function or group, limit.h) less the tasks of it taken and not
- * yet started, so that what it takes starts at once instead of waiting
- * here, marked running, while other hosts are idle. */
+ * limit (function or group, limit.h) less the tasks of that function taken
+ * and not yet started, so that what it takes starts at once instead of
+ * waiting here, marked running, while other hosts are idle. Each stream
+ * is given that room: a function served on several queues (or functions
+ * sharing a group) may take up to that much from each in one fetch, and
+ * what is over waits here for the limit. */
 static unsigned stream_room(uint32_t s, unsigned room) {
     fn_entry *fn = plugin_lookup(strrchr(W.streams[s].key, ':') + 1);
     uint32_t free_slots = fn ? limit_room(fn) : UINT32_MAX;
@@ -899,7 +902,10 @@ static unsigned stream_room(uint32_t s, unsigned room) {
     list *it, *tmp;
     list_foreach_safe(it, tmp, &W.held) {
         const job *j = container_of(it, job, node);
-        taken += j->stream == s && (j->phase == J_STARTING || j->phase == J_LOOKUP);
+        if (j->phase != J_STARTING && j->phase != J_LOOKUP)
+            continue;
+        /* Starting, its call is not decoded yet: its stream says. */
+        taken += (j->fn ? j->fn : plugin_lookup(strrchr(W.streams[j->stream].key, ':') + 1)) == fn;
     }
     uint32_t left = free_slots > taken ? free_slots - taken : 0;
     return left < room ? left : room;
