@@ -118,6 +118,9 @@ static struct {
      * running here by this mark, with no job for it, was taken by a fetch
      * or start whose reply the link lost, and never started here. */
     char run_id[80];
+    /* A limit of this host (max_tasks, max_tasks_per_uid) sent a task back:
+     * no fetch until a task ends here or the period comes. */
+    bool fetch_paused;
     /* The last lua_fetch found nothing: the next read waits in Redis. */
     bool wait_next;
     /* The stream lua_fetch begins with next. */
@@ -473,6 +476,7 @@ static const output_sink_ops sink_ops = {.line = sink_line, .room = sink_room, .
 static void on_task_end(waiter *w, task *t) {
     job *j = w->data;
     W.running--;
+    W.fetch_paused = false;
     release_slot(j);
     if (W.frozen && t->state == TASK_CANCELLED && !j->cancel_asked) {
         /* Cut off by the stop before it started (it waited for a limit
@@ -568,6 +572,9 @@ static void on_identity(void *data, const gid_t *groups, size_t n_groups) {
         log_notice("cluster: task %" PRIu64 ": %s is reached here; queued again for a host "
                    "with room",
                    j->id, r == -EAGAIN ? "max_tasks" : "max_tasks_per_uid");
+        /* Not another fetch at once: it would take (and put back) the whole
+         * queue. A task's end here, or the period, reads again. */
+        W.fetch_paused = true;
         unstart(j);
         return;
     }
@@ -902,7 +909,10 @@ static unsigned stream_room(uint32_t s, unsigned room) {
     list *it, *tmp;
     list_foreach_safe(it, tmp, &W.held) {
         const job *j = container_of(it, job, node);
-        if (j->phase != J_STARTING && j->phase != J_LOOKUP)
+        /* Made but not at its first step yet: the limit does not hold it
+         * yet either (it takes its slot there). */
+        bool unstarted = j->phase == J_RUNNING && j->t && j->t->state == TASK_PENDING;
+        if (j->phase != J_STARTING && j->phase != J_LOOKUP && !unstarted)
             continue;
         /* Starting, its call is not decoded yet: its stream says. */
         taken += (j->fn ? j->fn : plugin_lookup(strrchr(W.streams[j->stream].key, ':') + 1)) == fn;
@@ -940,7 +950,7 @@ static const char **streams_with_room(unsigned room, uint32_t *ret_n, char **ret
 }
 
 static void maybe_read(void) {
-    if (W.frozen || W.reading || !link_up() || !list_empty(&W.backlog) ||
+    if (W.frozen || W.reading || W.fetch_paused || !link_up() || !list_empty(&W.backlog) ||
         W.busy >= cfg.cluster_capacity)
         return;
     uint32_t n;
@@ -1271,6 +1281,7 @@ static void on_period(uv_timer_t *t) {
     refresh_claims();
     claim_silent();
     write_unwritten();
+    W.fetch_paused = false;
     pump();
 }
 

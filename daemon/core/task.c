@@ -425,7 +425,8 @@ void task_restore_ended(task *t, int state, Aiod__Value *result, char *kind, cha
 void task_set_pending_again(task *t) {
     assert(t->state == TASK_RUNNING);
     t->state = TASK_PENDING;
-    running--;
+    if (--running == 0)
+        idle_maybe(); /* waiting for its next attempt, as the rest may */
     sd_status_changed();
 }
 
