@@ -175,12 +175,23 @@ const char lua_await[] = "local v = redis.call('HMGET', KEYS[1], 'state', 'uid')
                          "table.insert(r, 1, 'done')\n"
                          "return r\n";
 
-const char lua_unstart[] = "local v = redis.call('HMGET', KEYS[1], 'state', 'host')\n"
-                           "if v[1] ~= 'running' or v[2] ~= ARGV[1] then return 0 end\n"
-                           "redis.call('HSET', KEYS[1], 'state', 'queued')\n"
-                           "redis.call('HDEL', KEYS[1], 'host', 'started', 'run')\n"
-                           "redis.call('HINCRBY', KEYS[1], 'attempt', -1)\n"
-                           "return 1\n";
+const char lua_unstart[] =
+    "local task, ttl = KEYS[1], ARGV[3]\n"
+    "local v = redis.call('HMGET', task, 'state', 'host', 'cancel', 'stream', 'eid')\n"
+    "if v[1] ~= 'running' or v[2] ~= ARGV[1] then return 0 end\n"
+    /* A cancel came while it was being put back: it ends cancelled, as a
+     * queued task's cancel does, instead of running after all. */
+    "if v[3] == '1' then\n"
+    "  redis.call('HSET', task, 'state', 'cancelled', 'kind', 'CancelledError',\n"
+    "    'msg', 'cancelled before it started', 'finished', ARGV[2])\n"
+    "  redis.call('HDEL', task, 'run')\n"
+    "  local out, stream, eid = nil, v[4], v[5]\n"
+    "  local w = redis.call('HEXISTS', task, 'w') == 1\n" LUA_SETTLE "  return 2\n"
+    "end\n"
+    "redis.call('HSET', task, 'state', 'queued')\n"
+    "redis.call('HDEL', task, 'host', 'started', 'run')\n"
+    "redis.call('HINCRBY', task, 'attempt', -1)\n"
+    "return 1\n";
 
 const char lua_fetch[] =
     "local host, left, n, out = ARGV[1], tonumber(ARGV[2]), #KEYS, {}\n"

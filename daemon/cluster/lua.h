@@ -51,8 +51,10 @@ extern const char lua_cancel[];
 
 /*
  * A task marked running by lua_start that this host will not start after
- * all (it is stopping): queued again. KEYS: task. ARGV: host. Returns 1,
- * or 0 if it was not this host's.
+ * all (it is stopping, or a limit is full): queued again. KEYS: task.
+ * ARGV: host, now usec, retain seconds. Returns 1; 2 if a cancel was
+ * asked meanwhile (it ends cancelled instead); 0 if it was not this
+ * host's.
  */
 extern const char lua_unstart[];
 

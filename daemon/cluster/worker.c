@@ -519,12 +519,14 @@ static void on_unstarted(rconn *rc, redisReply *r, void *priv) {
  * is queued again in Redis, for another host (or this one, started again),
  * and its entry stays pending here until claimed. */
 static void unstart(job *j) {
-    char key[32];
+    char key[32], now[24], ttl[16];
     link_task_key(key, sizeof(key), j->id);
-    const char *args[] = {key, link_host()};
+    snprintf(now, sizeof(now), "%" PRIu64, link_now_usec());
+    snprintf(ttl, sizeof(ttl), "%u", cfg.cluster_retain_seconds);
+    const char *args[] = {key, link_host(), now, ttl};
     release_slot(j);
     j->phase = J_UNSTARTING; /* the stop waits for it (worker_unwritten) */
-    if (link_eval(lua_unstart, 1, 2, args, NULL, on_unstarted, j) < 0)
+    if (link_eval(lua_unstart, 1, (int)ELEMENTSOF(args), args, NULL, on_unstarted, j) < 0)
         job_free(j);
 }
 

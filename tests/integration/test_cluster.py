@@ -631,31 +631,61 @@ def a_fetch_whose_reply_was_lost_is_run_not_taken_for_interrupted():
         t.eq(out.get("result"), "lost reply", "the task runs (it never did)", " %r" % out)
 
 
+def two_queues_one_limit():
+    """h1 submits; h2 serves demo.sleep on q1 and q2 under a limit of 1."""
+    return [Host("h1", queues=""),
+            Host("h2", queues="q1,q2", capacity=4, settings=["limit = demo.sleep 1"])]
+
+
+def one_running_one_waiting(lab):
+    """Queues a task on q1 and one on q2 while h2 is away; its first fetch
+    takes both (each stream is given the function's room): one runs, one
+    waits on h2 for the limit. Their ids."""
+    for q in ("q1", "q2"):
+        lab.wait_serving(q, "demo.sleep", ["h2"])
+    h1 = lab["h1"]
+    lab["h2"].stop()
+    seconds = str(harness.scaled(1, 2, 4))
+    ids = [lab.submit(h1, q, "demo.sleep", seconds, q) for q in ("q1", "q2")]
+    lab.start_host("h2")
+    until(lambda: all(lab.show(h1, i).get("state") == "running" for i in ids) or None,
+          "h2 took both (one runs, one waits for its limit)", timeout(20),
+          detail=lambda: "\nhost logs:" + lab.logs())
+    return ids
+
+
+@t.test
+def a_cancel_that_meets_an_unstart_is_kept():
+    """A cancel asked (cancel = 1 in the hash) while the host puts the task
+    back to queued: the task was queued again with the flag, queued tasks
+    never read it, and the host that took it next ran it. It ends
+    cancelled. The cancel is made here without its PUBLISH and h2 is not
+    started again, so only the hash carries it; h3 claims what h2 held."""
+    hosts = two_queues_one_limit() + [Host("h3", queues="q1,q2", capacity=4)]
+    with Cluster(t, hosts, start_only=["h1", "h2"]) as lab:
+        ids = one_running_one_waiting(lab)
+        for i in ids:
+            lab.redis.command("HSET", "aiod:t:%d" % i, "cancel", "1")
+        lab.start_host("h3")
+        lab.wait_joined(["h3"])
+        lab["h2"].stop()
+        outcomes = lab.await_all(lab["h1"], ids, limit=120)
+        t.eq([str(outcome_kind(outcomes[i])) for i in ids], ["CancelledError"] * 2,
+             "both end cancelled (the one cut off, and the one put back)",
+             " %r\nhost logs:%s" % (outcomes, lab.logs()))
+
+
 @t.test
 def a_clean_stop_queues_again_the_tasks_a_host_held_but_had_not_started():
     """docs/cluster.md, "A host stopped cleanly": a task marked running but
-    not started when the stop began is put back to queued. h2 serves
-    demo.sleep on two queues under a limit of 1: one fetch takes a task of
-    each (each stream is given the function's room), one runs and one waits
-    for the limit. A SIGTERM failed both Interrupted; only the one that ran
-    may follow on_interrupt (fail)."""
-    hosts = [Host("h1", queues=""),
-             Host("h2", queues="q1,q2", capacity=4, settings=["limit = demo.sleep 1"])]
-    with Cluster(t, hosts) as lab:
-        for q in ("q1", "q2"):
-            lab.wait_serving(q, "demo.sleep", ["h2"])
-        h1 = lab["h1"]
+    not started when the stop began is put back to queued. A SIGTERM
+    failed both Interrupted; only the one that ran may follow on_interrupt
+    (fail)."""
+    with Cluster(t, two_queues_one_limit()) as lab:
+        ids = one_running_one_waiting(lab)
         lab["h2"].stop()
-        # Queued while h2 is away: its first fetch takes both at once.
-        seconds = str(harness.scaled(1, 2, 4))
-        ids = [lab.submit(h1, q, "demo.sleep", seconds, q) for q in ("q1", "q2")]
-        h2 = lab.start_host("h2")
-        until(lambda: all(lab.show(h1, i).get("state") == "running" for i in ids) or None,
-              "h2 took both (one runs, one waits for its limit)", timeout(20),
-              detail=lambda: "\nhost logs:" + lab.logs())
-        h2.stop()
         lab.start_host("h2")
-        outcomes = lab.await_all(h1, ids, limit=120)
+        outcomes = lab.await_all(lab["h1"], ids, limit=120)
         kinds = sorted(str(outcome_kind(outcomes[i])) for i in ids)
         t.eq(kinds, ["Interrupted", "None"],
              "one task interrupted (the one running), the other run after the restart",
