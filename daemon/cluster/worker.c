@@ -63,7 +63,7 @@ enum job_phase {
     J_RUNNING,    /* a local task */
     J_ENDED,      /* ended, its outcome being written */
     J_UNWRITTEN,  /* ended, Redis was down: written when it is back */
-    J_UNSTARTING, /* not started by the stop: the unstart script is in flight */
+    J_UNSTARTING, /* not started after all: the unstart script is in flight */
 };
 
 typedef struct job {
@@ -887,14 +887,6 @@ static void send_xreadgroup(rconn *rc, const char **keys, uint32_t n, bool own, 
     free(lens);
 }
 
-/*
- * Takes more entries, at most as many as the host has room for: first its
- * own pending ones (from before a restart), then new ones through
- * lua_fetch, which stops at that number across all the streams (a plain
- * XREADGROUP counts per stream). When none are there, one XREADGROUP on
- * the reader's connection waits in Redis for the next entry of any stream;
- * it takes one entry per stream at most.
- */
 /* How many entries of stream `s` this host may take now: its function's
  * limit (function or group, limit.h) less the tasks of that function taken
  * and not yet started, so that what it takes starts at once instead of
@@ -951,6 +943,15 @@ static const char **streams_with_room(unsigned room, uint32_t *ret_n, char **ret
     return keys;
 }
 
+/*
+ * Takes more entries, at most as many as the host has room for: first its
+ * own pending ones (from before a restart), then new ones through
+ * lua_fetch, which stops at that number across all the streams (a plain
+ * XREADGROUP counts per stream) and at each stream's room
+ * (streams_with_room). When none are there, one XREADGROUP on
+ * the reader's connection waits in Redis for the next entry of any stream;
+ * it takes one entry per stream at most.
+ */
 static void maybe_read(void) {
     if (W.frozen || W.reading || W.fetch_paused || !link_up() || !list_empty(&W.backlog) ||
         W.busy >= cfg.cluster_capacity)
