@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "base/aiod_limits.h"
-#include "system/log.h"
+#include "system/private.h"
 #include "macro.h"
 
 static int dir_fd = -1;
@@ -157,39 +157,6 @@ static int write_next(uint64_t v, char *err, size_t err_len) {
     return r;
 }
 
-/* The directory holds every user's calls and the id counter: it must be
- * aiod's own (another owner could swap the files aiod reads) and closed to
- * others (made 0700 again, as the files are made 0600). */
-static int check_private_dir(int fd, const char *dir, char *err, size_t err_len) {
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int r = -errno;
-        snprintf(err, err_len, "state directory %s: cannot stat it: %s", dir, strerror(-r));
-        return r;
-    }
-    if (st.st_uid != geteuid()) {
-        snprintf(err, err_len,
-                 "state directory %s is owned by uid %u, not by aiod's uid %u: its owner could "
-                 "change the task ids and the tasks aiod reads. Give it to uid %u (chown), or "
-                 "choose another (--state-dir)",
-                 dir, (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid());
-        return -EPERM;
-    }
-    if (!(st.st_mode & 077))
-        return 0;
-    if (fchmod(fd, st.st_mode & 0700) < 0) {
-        int r = -errno;
-        snprintf(err, err_len,
-                 "state directory %s is open to others (mode %04o) and cannot be "
-                 "made 0700: %s",
-                 dir, (unsigned)(st.st_mode & 07777), strerror(-r));
-        return r;
-    }
-    log_notice("state directory %s was open to others (mode %04o): made %04o", dir,
-               (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 0700));
-    return 0;
-}
-
 int idstore_open(const char *dir, char *err, size_t err_len) {
     assert(dir && dir_fd < 0);
     int r = make_dirs(dir);
@@ -203,7 +170,7 @@ int idstore_open(const char *dir, char *err, size_t err_len) {
         snprintf(err, err_len, "state directory %s: cannot open it: %s", dir, strerror(-r));
         return r;
     }
-    r = check_private_dir(dir_fd, dir, err, err_len);
+    r = private_check(dir_fd, "state directory", dir, err, err_len);
     if (r < 0) {
         close(dir_fd);
         dir_fd = -1;

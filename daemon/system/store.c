@@ -54,6 +54,7 @@
 #include "base/aiod_limits.h"
 #include "macro.h"
 #include "system/log.h"
+#include "system/private.h"
 #include "system/storelog.h"
 
 typedef struct batch {
@@ -376,36 +377,6 @@ static int move_aside(char *moved, size_t moved_len, char *err, size_t err_len) 
     return 0;
 }
 
-/* The store's files are the daemon's own, and private: one readable or
- * writable by others (restored from a backup, say) is made 0600 again; one
- * another user owns is refused (-EPERM, said in `err`), since its owner
- * could change what aiod reads. */
-static int make_private(int fd, const char *path, char *err, size_t err_len) {
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return 0;
-    if (st.st_uid != geteuid()) {
-        snprintf(err, err_len,
-                 "the state store file %s is owned by uid %u, not by aiod's uid %u: its owner "
-                 "could change the tasks aiod reads. Give it to uid %u (chown), with the daemon "
-                 "stopped",
-                 path, (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid());
-        return -EPERM;
-    }
-    if (!(st.st_mode & 077))
-        return 0;
-    if (fchmod(fd, st.st_mode & 0700) < 0) {
-        log_warning("the state store file %s is readable or writable by others (mode %04o), and "
-                    "cannot be made private: %m",
-                    path, (unsigned)(st.st_mode & 07777));
-        return 0;
-    }
-    log_notice("the state store file %s was readable or writable by others (mode %04o): made "
-               "%04o",
-               path, (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 0700));
-    return 0;
-}
-
 /* tasks.db empty or gone under a -wal that holds commits (a copy that
  * missed the main file, a truncation): SQLite would start an empty store
  * and drop the log, and with it every task the log holds. */
@@ -437,7 +408,7 @@ static int open_db(int how, char *err, size_t err_len) {
         snprintf(err, err_len, "the state store %s cannot be opened: %s", db_path, strerror(-r));
         return r;
     }
-    r = make_private(fd, db_path, err, err_len);
+    r = private_check(fd, "the state store file", db_path, err, err_len);
     close(fd);
     if (r < 0)
         return r;
@@ -448,7 +419,7 @@ static int open_db(int how, char *err, size_t err_len) {
         snprintf(p, sizeof(p), "%s%s", db_path, logs[i]);
         int lfd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         if (lfd >= 0) {
-            r = make_private(lfd, p, err, err_len);
+            r = private_check(lfd, "the state store file", p, err, err_len);
             close(lfd);
             if (r < 0)
                 return r;
