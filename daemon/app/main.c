@@ -553,12 +553,12 @@ static void harden_process(void) {
     }
 }
 
-/* The id source for task.c: blocks reserved in the state directory. */
-/* The end of the last block of ids reserved: the state store records it
- * too, so that a removed next-id cannot bring back ids no row holds any
- * more (attached tasks, ended detached ones, pruned outcomes). */
+/* The last block of ids reserved: the state store records its end too,
+ * so that a removed next-id cannot bring back ids no row holds any more
+ * (attached tasks, ended detached ones, pruned outcomes). */
 static uint64_t ids_reserved_first, ids_reserved_end;
 
+/* The id source for task.c: blocks reserved in the state directory. */
 static int reserve_ids(uint64_t *first, uint64_t *end) {
     char err[600];
     int r = idstore_reserve(first, end, err, sizeof(err));

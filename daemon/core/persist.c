@@ -661,8 +661,7 @@ static uint64_t interrupted_at(const load_ctx *ctx, const task *t) {
 /* Brings back a task that was running when the daemon stopped. */
 static void restore_interrupted(load_ctx *ctx, task *t) {
     char msg[LIMIT_MESSAGE];
-    bool retry = persist_retries_on_interrupt(t->fn) &&
-                 (!t->plan || t->plan->interrupted < LIMIT_INTERRUPT_RETRIES);
+    bool retry = persist_runs_again_after_interrupt(t);
     /* The interrupted attempt's number: a task with no plan had one. */
     unsigned number = plan_attempt(t) ? plan_attempt(t) : 1;
     if (retry && plan_ensure(t) == 0) {
@@ -891,6 +890,11 @@ int persist_start(uv_loop_t *l, char *err, size_t err_len) {
     uv_unref((uv_handle_t *)&lazy_timer);
     handles_init = true;
     return 0;
+}
+
+bool persist_runs_again_after_interrupt(const task *t) {
+    return persist_retries_on_interrupt(t->fn) &&
+           (!t->plan || t->plan->interrupted < LIMIT_INTERRUPT_RETRIES);
 }
 
 bool persist_cut_off_while_running(const task *t) {

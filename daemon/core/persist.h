@@ -101,4 +101,8 @@ bool persist_retries_on_interrupt(const fn_entry *fn);
  * the next start settles it by on_interrupt, where a pending one runs. */
 bool persist_cut_off_while_running(const task *t);
 
+/* Whether an interrupted task runs again at the next start: on_interrupt
+ * = retry, and fewer than LIMIT_INTERRUPT_RETRIES interruptions so far. */
+bool persist_runs_again_after_interrupt(const task *t);
+
 #endif

@@ -159,8 +159,7 @@ static void on_task_done(waiter *w, task *t) {
             !persist_cut_off_while_running(t)
                 ? "is kept in the state store as it was and goes on after the restart; await "
                   "it again then"
-            : persist_retries_on_interrupt(t->fn) &&
-                    (!t->plan || t->plan->interrupted < LIMIT_INTERRUPT_RETRIES)
+            : persist_runs_again_after_interrupt(t)
                 ? "was running: it is kept in the state store and runs again after the "
                   "restart (on_interrupt = retry); await it again then"
                 : "was running: it is kept in the state store, and the restart ends it failed, "
