@@ -154,11 +154,13 @@ int aio_new_child(aiod_task *self, fn_entry *fn, Aiod__Value **argv, size_t argc
         return -ENOMEM;
     }
     int r = task_new(fn, argv, argc, AIOD__OWNERSHIP__ATTACHED, parent->uid, parent->pid, out, ret);
-    if (r == -EAGAIN || r == -EDQUOT)
+    if (r == -EAGAIN || r == -EDQUOT || r == -ENOBUFS || r == -E2BIG)
         task_raise(parent, -EAGAIN, "LimitError",
-                   r == -EAGAIN ? "task limit (max_tasks) reached"
-                                : "task limit of the user (max_tasks_per_uid) reached");
-    return r == -EDQUOT ? -EAGAIN : r;
+                   r == -EAGAIN   ? "task limit (max_tasks) reached"
+                   : r == -EDQUOT ? "task limit of the user (max_tasks_per_uid) reached"
+                                  : "argument memory limit of the user (max_task_bytes_per_uid) "
+                                    "reached");
+    return r == -EDQUOT || r == -ENOBUFS || r == -E2BIG ? -EAGAIN : r;
 }
 
 int aio_spawn_call(aiod_task *self,

@@ -58,6 +58,14 @@
  * of max_connections or max_tasks from the others. Root is exempt. */
 #define LIMIT_MAX_CONNECTIONS_PER_UID 256u
 #define LIMIT_MAX_TASKS_PER_UID (256u * 1024)
+/* The memory one user's unfinished tasks may hold in arguments (setting
+ * max_task_bytes_per_uid), sized as retain_bytes sizes them: waiting tasks
+ * (--delay, --after, a concurrency limit) keep theirs until they run, and
+ * without a bound one user could fill the machine's memory with them.
+ * Some 8 frames of 4 MiB of small values, or thousands of ordinary tasks. */
+#define LIMIT_MAX_TASK_BYTES_PER_UID ((size_t)256 << 20)
+/* Its smallest: room for one task of a few arguments. */
+#define LIMIT_MAX_TASK_BYTES_PER_UID_MIN ((size_t)64 << 10)
 
 /* Largest encoded result a task may return (setting max_result): a quarter
  * of max_frame, so an Outcomes reply carrying a few still fits a frame. */

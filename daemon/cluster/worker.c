@@ -567,17 +567,28 @@ static void on_identity(void *data, const gid_t *groups, size_t n_groups) {
     task *t;
     r = task_new(j->fn, argv, j->fn->sig.n_params, AIOD__OWNERSHIP__DETACHED, qt->owner_uid, 0,
                  NULL, &t);
-    if (r == -EAGAIN || r == -EDQUOT) {
+    if (r == -EAGAIN || r == -EDQUOT || r == -ENOBUFS) {
         /* A limit of this host, full for now: another host (or this one,
          * once it claims the entry back) runs it, rather than fail an
          * acknowledged task while others may have room. */
         log_notice("cluster: task %" PRIu64 ": %s is reached here; queued again for a host "
                    "with room",
-                   j->id, r == -EAGAIN ? "max_tasks" : "max_tasks_per_uid");
+                   j->id,
+                   r == -EAGAIN   ? "max_tasks"
+                   : r == -EDQUOT ? "max_tasks_per_uid"
+                                  : "max_task_bytes_per_uid");
         /* Not another fetch at once: it would take (and put back) the whole
          * queue. A task's end here, or the period, reads again. */
         W.fetch_paused = true;
         unstart(j);
+        return;
+    }
+    if (r == -E2BIG) {
+        snprintf(why, sizeof(why),
+                 "host %s: the task's arguments alone would hold more than "
+                 "max_task_bytes_per_uid (%zu bytes)",
+                 link_host(), policy_lim.max_task_bytes_per_uid);
+        job_end(j, TASK_FAILED, "LimitError", why);
         return;
     }
     if (r < 0) {

@@ -111,16 +111,37 @@ int task_table_init(uv_loop_t *loop) {
     return 0;
 }
 
-/* Unfinished tasks per uid, for max_tasks_per_uid. */
-static hashmap *per_uid;
+/* Unfinished tasks per uid, for max_tasks_per_uid, and the KiB their
+ * arguments hold, for max_task_bytes_per_uid. */
+static hashmap *per_uid, *per_uid_kib;
 
 static uint32_t uid_tasks(uid_t uid) {
     return hashmap_count_get(per_uid, uid);
 }
 
-static void uid_tasks_add(uid_t uid, int delta) {
-    if (uid != 0) /* root is exempt from max_tasks_per_uid: no count */
-        hashmap_count_add(&per_uid, uid, delta);
+static uint32_t kib_of(uint32_t bytes) {
+    return (uint32_t)(((uint64_t)bytes + 1023) >> 10);
+}
+
+/* t joins (+1) or leaves (-1) its user's unfinished tasks. */
+static void uid_tasks_add(const task *t, int delta) {
+    if (t->uid == 0) /* root is exempt from the per-user limits: no count */
+        return;
+    hashmap_count_add(&per_uid, t->uid, delta);
+    uint32_t kib = kib_of(t->arg_bytes);
+    if (kib)
+        hashmap_count_add(&per_uid_kib, t->uid, delta * (int)kib);
+}
+
+static uint32_t clamp_u32(size_t n) {
+    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+static uint32_t args_footprint(Aiod__Value *const *argv, size_t argc) {
+    size_t n = 0;
+    for (size_t i = 0; i < argc; i++)
+        n += pbvalue_footprint(argv[i]);
+    return clamp_u32(n);
 }
 
 static void (*store_hook)(task *t, int event);
@@ -283,8 +304,8 @@ static int ensure_id(void) {
 /* A new task struct with its run part, in the table under `id`, holding
  * the caller's and the table's references. argv is taken, also on
  * failure. */
-static int task_make(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id, int ownership,
-                     uid_t uid, pid_t pid, output *out, bool ended, task **ret) {
+static int task_make(fn_entry *fn, Aiod__Value **argv, size_t argc, uint32_t arg_bytes, uint64_t id,
+                     int ownership, uid_t uid, pid_t pid, output *out, bool ended, task **ret) {
     task *t = slab_alloc(&task_blocks);
     /* A task restored as ended never runs: it needs no run part. */
     task_run *r = t && !ended ? slab_alloc(&run_blocks) : NULL;
@@ -303,6 +324,7 @@ static int task_make(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id,
     t->fn = fn;
     t->argv = argv;
     t->argc = (uint32_t)argc; /* at most LIMIT_PARAMS */
+    t->arg_bytes = arg_bytes;
     t->uid = uid;
     t->pid = pid;
     t->created_usec = task_now_usec();
@@ -332,7 +354,7 @@ static int task_make(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id,
     t->in_table = true;
     t->refs++; /* the table's */
     unfinished++;
-    uid_tasks_add(uid, +1);
+    uid_tasks_add(t, +1);
     plugin_hold(fn->owner);
     *ret = t;
     return 0;
@@ -348,6 +370,13 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
         value_argv_free(argv, argc);
         return -EDQUOT;
     }
+    uint32_t arg_bytes = args_footprint(argv, argc);
+    uint64_t limit_kib = policy_lim.max_task_bytes_per_uid >> 10;
+    if (uid != 0 && (uint64_t)hashmap_count_get(per_uid_kib, uid) + kib_of(arg_bytes) > limit_kib) {
+        value_argv_free(argv, argc);
+        /* Over it alone, it would never fit: not a reason to wait. */
+        return kib_of(arg_bytes) > limit_kib ? -E2BIG : -ENOBUFS;
+    }
     for (;;) {
         int idr = ensure_id();
         if (idr < 0) {
@@ -361,7 +390,7 @@ int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t
         log_error("task id %llu is already in use; skipping it", (unsigned long long)next_id);
         next_id++;
     }
-    int r = task_make(fn, argv, argc, next_id, ownership, uid, pid, out, false, ret);
+    int r = task_make(fn, argv, argc, arg_bytes, next_id, ownership, uid, pid, out, false, ret);
     if (r == 0)
         next_id++;
     return r;
@@ -373,7 +402,8 @@ int task_restore(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id, int
         value_argv_free(argv, argc);
         return -EEXIST;
     }
-    int r = task_make(fn, argv, argc, id, ownership, uid, pid, NULL, ended, ret);
+    int r = task_make(fn, argv, argc, args_footprint(argv, argc), id, ownership, uid, pid, NULL,
+                      ended, ret);
     if (r == 0)
         (*ret)->created_usec = created_usec;
     return r;
@@ -382,10 +412,6 @@ int task_restore(fn_entry *fn, Aiod__Value **argv, size_t argc, uint64_t id, int
 /* Whether the retention may keep t's outcome once it is settled. */
 static bool retainable(const task *t) {
     return t->parent_id == 0 && t->ownership != AIOD__OWNERSHIP__DETACHED && cfg.retain_count > 0;
-}
-
-static uint32_t clamp_u32(size_t n) {
-    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
 /* The end state and its outcome (all taken; a result only for done). The
@@ -401,10 +427,7 @@ static void set_outcome(task *t, int state, Aiod__Value *result, char *kind, cha
     t->error_message = message;
     if (!retainable(t))
         return;
-    size_t n = pbvalue_footprint(t->result);
-    for (uint32_t i = 0; i < t->argc; i++)
-        n += pbvalue_footprint(t->argv[i]);
-    t->retained_bytes = clamp_u32(n);
+    t->retained_bytes = clamp_u32(pbvalue_footprint(t->result) + t->arg_bytes);
 }
 
 void task_restore_ended(task *t, int state, Aiod__Value *result, char *kind, char *message,
@@ -413,7 +436,7 @@ void task_restore_ended(task *t, int state, Aiod__Value *result, char *kind, cha
     set_outcome(t, state, result, kind, message);
     t->started_usec = started_usec;
     t->finished_usec = finished_usec;
-    uid_tasks_add(t->uid, -1);
+    uid_tasks_add(t, -1);
     unfinished--;
     /* It ended in an earlier life: nothing of task_finish is left to do
      * but to let go of the plugin's code and settle. */
@@ -676,7 +699,7 @@ void task_record_end(task *t, int state, Aiod__Value *result, char *kind, char *
     set_outcome(t, state, result, kind, message);
     t->finished_usec = task_now_usec();
     t->end_seq = ++end_seq;
-    uid_tasks_add(t->uid, -1);
+    uid_tasks_add(t, -1);
     if (--unfinished == 0)
         idle_maybe();
     finished_total++;

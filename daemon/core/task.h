@@ -232,6 +232,10 @@ struct task {
      * whether its values are freed on the pool (reclaim.h). At most 4 GiB,
      * far above what one task can hold. */
     uint32_t retained_bytes;
+    /* About how many bytes its arguments hold (pbvalue_footprint), sized
+     * once when it is made: counted against max_task_bytes_per_uid while it
+     * is unfinished, and part of retained_bytes once it ended. */
+    uint32_t arg_bytes;
     fn_entry *fn;
     /* One value per parameter (owned). */
     Aiod__Value **argv;
@@ -276,7 +280,10 @@ void task_cache_release(void);
  * A new pending task for `fn` with the checked argument vector (taken, also
  * on failure), entered into the table. Its output is `out` (a new reference
  * is taken: a child shares its root's) or, when NULL, one of its own made on
- * first use (task_output). -EAGAIN when the task limit is reached, -ENOMEM.
+ * first use (task_output). -EAGAIN when the task limit (max_tasks) is reached, -EDQUOT
+ * when the user's (max_tasks_per_uid), -ENOBUFS when its unfinished tasks'
+ * arguments would hold more than max_task_bytes_per_uid, -E2BIG when this
+ * task's alone would (neither for root); -ENOMEM.
  */
 int task_new(fn_entry *fn, Aiod__Value **argv, size_t argc, int ownership, uid_t uid, pid_t pid,
              output *out, task **ret);

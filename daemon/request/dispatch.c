@@ -141,15 +141,25 @@ static int make_task(session *s, Aiod__Call *call, int ownership, task **ret, re
     }
     task *t;
     r = task_new(fn, argv, fn->sig.n_params, ownership, s->peer.uid, s->peer.pid, NULL, &t);
-    if (r == -EAGAIN || r == -EDQUOT) {
+    if (r == -EAGAIN || r == -EDQUOT || r == -ENOBUFS || r == -E2BIG) {
         why->code = ERR(ERROR_LIMIT);
         if (r == -EAGAIN)
             snprintf(why->msg, sizeof(why->msg),
                      "too many tasks: the limit max_tasks (%u) is reached", cfg.max_tasks);
-        else
+        else if (r == -EDQUOT)
             snprintf(why->msg, sizeof(why->msg),
                      "too many tasks for uid %u: the limit max_tasks_per_uid (%u) is reached",
                      (unsigned)s->peer.uid, policy_lim.max_tasks_per_uid);
+        else if (r == -ENOBUFS)
+            snprintf(why->msg, sizeof(why->msg),
+                     "the unfinished tasks of uid %u would hold more than max_task_bytes_per_uid "
+                     "(%zu bytes) in arguments; wait for some to end, or send less",
+                     (unsigned)s->peer.uid, policy_lim.max_task_bytes_per_uid);
+        else
+            snprintf(why->msg, sizeof(why->msg),
+                     "the task's arguments alone would hold more than max_task_bytes_per_uid "
+                     "(%zu bytes) in the daemon",
+                     policy_lim.max_task_bytes_per_uid);
         return r;
     }
     if (r < 0) {

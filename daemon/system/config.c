@@ -91,6 +91,8 @@ static const setting settings[] = {
      LIMIT_STACK_SIZE_MAX},
     U32("max_connections_per_uid", max_connections_per_uid, 1),
     U32("max_tasks_per_uid", max_tasks_per_uid, 1),
+    {"max_task_bytes_per_uid", K_BYTES, offsetof(config, max_task_bytes_per_uid),
+     LIMIT_MAX_TASK_BYTES_PER_UID_MIN, SIZE_MAX},
     {"max_result", K_BYTES32, offsetof(config, max_result), LIMIT_MAX_RESULT_MIN, UINT32_MAX},
     {"admin_group", K_GROUP, offsetof(config, admin_group), 0, 0},
     {"call", K_RULE, 0, 0, 0},
@@ -151,6 +153,7 @@ static void defaults(config *c) {
         .stack_size = LIMIT_STACK_SIZE,
         .max_connections_per_uid = LIMIT_MAX_CONNECTIONS_PER_UID,
         .max_tasks_per_uid = LIMIT_MAX_TASKS_PER_UID,
+        .max_task_bytes_per_uid = LIMIT_MAX_TASK_BYTES_PER_UID,
         .cluster_capacity = LIMIT_CLUSTER_CAPACITY,
         .cluster_visibility_ms = LIMIT_CLUSTER_VISIBILITY_MS,
         .cluster_retain_seconds = LIMIT_CLUSTER_RETAIN_SECONDS,
@@ -748,7 +751,12 @@ static int apply_modules(const config *c, char *err, size_t err_len) {
         policy_stage_abort();
         return r;
     }
-    policy_stage_commit(c->max_connections_per_uid, c->max_tasks_per_uid, c->max_result);
+    policy_stage_commit(&(policy_limits){
+        .max_connections_per_uid = c->max_connections_per_uid,
+        .max_tasks_per_uid = c->max_tasks_per_uid,
+        .max_task_bytes_per_uid = c->max_task_bytes_per_uid,
+        .max_result = c->max_result,
+    });
 
     return 0;
 }
@@ -893,6 +901,7 @@ void config_dump(FILE *f) {
     fprintf(f, "stack_size = %zu\n", cfg.stack_size);
     fprintf(f, "max_connections_per_uid = %u\n", cfg.max_connections_per_uid);
     fprintf(f, "max_tasks_per_uid = %u\n", cfg.max_tasks_per_uid);
+    fprintf(f, "max_task_bytes_per_uid = %zu\n", cfg.max_task_bytes_per_uid);
     fprintf(f, "max_result = %u\n", cfg.max_result);
     if (cfg.admin_group)
         fprintf(f, "admin_group = %s\n", cfg.admin_group);

@@ -58,9 +58,10 @@ typedef struct config {
     /* Coroutine stack size; read once at start-up (a reload keeps it). */
     size_t stack_size;
     /* Per-user limits and the largest result (keys max_connections_per_uid,
-     * max_tasks_per_uid, max_result). */
+     * max_tasks_per_uid, max_task_bytes_per_uid, max_result). */
     uint32_t max_connections_per_uid;
     uint32_t max_tasks_per_uid;
+    size_t max_task_bytes_per_uid;
     uint32_t max_result;
     /* Members of this group act on every task (key admin_group), or NULL. */
     char *admin_group;

@@ -17,6 +17,7 @@
 policy_limits policy_lim = {
     .max_connections_per_uid = LIMIT_MAX_CONNECTIONS_PER_UID,
     .max_tasks_per_uid = LIMIT_MAX_TASKS_PER_UID,
+    .max_task_bytes_per_uid = LIMIT_MAX_TASK_BYTES_PER_UID,
     .max_result = LIMIT_MAX_RESULT,
 };
 
@@ -68,8 +69,7 @@ void policy_stage_abort(void) {
     rules_free(&staged, &n_staged);
 }
 
-void policy_stage_commit(uint32_t max_connections_per_uid, uint32_t max_tasks_per_uid,
-                         uint32_t max_result) {
+void policy_stage_commit(const policy_limits *lim) {
     rules_free(&rules, &n_rules);
     rules = staged;
     n_rules = n_staged;
@@ -78,9 +78,7 @@ void policy_stage_commit(uint32_t max_connections_per_uid, uint32_t max_tasks_pe
     have_admin_group = staged_have_admin;
     admin_gid = staged_admin_gid;
     memcpy(admin_name, staged_admin_name, sizeof(admin_name));
-    policy_lim.max_connections_per_uid = max_connections_per_uid;
-    policy_lim.max_tasks_per_uid = max_tasks_per_uid;
-    policy_lim.max_result = max_result;
+    policy_lim = *lim;
 }
 
 int policy_stage_admin_group(const char *name) {

@@ -16,6 +16,8 @@
 typedef struct policy_limits {
     uint32_t max_connections_per_uid;
     uint32_t max_tasks_per_uid;
+    /* Bytes the unfinished tasks of one user may hold in arguments. */
+    size_t max_task_bytes_per_uid;
     uint32_t max_result;
 } policy_limits;
 
@@ -49,8 +51,7 @@ int policy_check_call_rule(const char *rule, char *why, size_t why_len);
  * messages. 0, -EINVAL (with why), -ENOMEM.
  */
 int policy_stage_call_rule(const char *rule, const char *origin, char *why, size_t why_len);
-void policy_stage_commit(uint32_t max_connections_per_uid, uint32_t max_tasks_per_uid,
-                         uint32_t max_result);
+void policy_stage_commit(const policy_limits *lim);
 void policy_stage_abort(void);
 
 /* The admin group's name, or NULL when none is set. */

@@ -153,6 +153,36 @@ def per_user_task_limit():
 
 
 @t.test
+def per_user_argument_memory_limit():
+    """Waiting tasks keep their arguments: without a bound per user, one user
+    could fill the machine's memory with sleeping tasks of big arguments."""
+    with policy_daemon("max_task_bytes_per_uid = 100K") as d:
+        big = "x" * 40000
+        for i in range(2):
+            r = as_user(d, NOBODY, NOBODY, "submit", "demo.sleep", "30", big)
+            t.eq(r.rc, 0, "task %d of 40 kB within the limit" % i, r)
+        r = as_user(d, NOBODY, NOBODY, "submit", "demo.sleep", "30", big)
+        t.eq(r.rc, 2, "a third one, past 100K together, is refused", r)
+        t.contains(r.err, "max_task_bytes_per_uid (102400 bytes)", "the refusal names the limit", r)
+        t.contains(r.err, "uid %d" % NOBODY, "and the user", r)
+        r = as_user(d, NOBODY, NOBODY, "submit", "demo.sleep", "30", "small")
+        t.eq(r.rc, 0, "a small task still fits", r)
+        r = as_user(d, NOBODY, NOBODY, "submit", "demo.sleep", "0", "y" * 110000)
+        t.eq(r.rc, 2, "one task over the limit alone is refused", r)
+        t.contains(r.err, "arguments alone would hold more than max_task_bytes_per_uid",
+                   "saying that it could never fit", r)
+        r = as_user(d, OTHER, OTHER, "submit", "demo.sleep", "30", big)
+        t.eq(r.rc, 0, "another user is not affected", r)
+        r = d.aioctl("submit", "demo.sleep", "30", "z" * 110000)
+        t.eq(r.rc, 0, "root is exempt", r)
+        first = [tk for tk in d.ps() if tk["uid"] == NOBODY][0]
+        r = d.aioctl("cancel", str(first["task"]))
+        t.eq(r.rc, 0, "cancel one of nobody's big tasks", r)
+        r = as_user(d, NOBODY, NOBODY, "submit", "demo.sleep", "30", big)
+        t.eq(r.rc, 0, "its memory counts no more once it ended", r)
+
+
+@t.test
 def per_user_connection_limit():
     with policy_daemon("max_connections_per_uid = 2") as d:
         def drop():
