@@ -851,6 +851,7 @@ out:
     signal_done();
     ignore_signals(stop_signals, ELEMENTSOF(stop_signals)); /* signal_done put USR1/2 back */
     run_done();
+    plan_done();
     sched_done();
     idle_done();
     persist_done();

@@ -22,6 +22,7 @@
 #include "core/finish.h"
 #include "core/limit.h"
 #include "core/sched.h"
+#include "core/soon.h"
 #include "core/task.h"
 #include "macro.h"
 #include "system/config.h"
@@ -140,62 +141,6 @@ static void dependency_failed(task *t, const char *msg) {
     task_finish(t, TASK_FAILED, NULL, alloc_strdup("DependencyFailed"), alloc_strdup(msg));
 }
 
-/*
- * Dependents whose dependency ended badly, failed in turn from this queue,
- * not from inside the waiter: failing one ends it, which fires the waiters
- * of what runs after it, and a chain of thousands failed by recursion took
- * a stack frame (and a message) per link, past the end of the stack.
- */
-typedef struct dep_end {
-    task *t;   /* referenced */
-    char *msg; /* NULL: nothing to fail, only settled (a dependency cut off) */
-} dep_end;
-
-static dep_end *dep_ends;
-static size_t n_dep_ends, cap_dep_ends, dep_ends_head;
-static bool dep_ends_running;
-
-static void settle_later(task *t, const char *msg) {
-    if (n_dep_ends == cap_dep_ends) {
-        size_t cap = cap_dep_ends ? cap_dep_ends * 2 : 64;
-        dep_end *n = realloc(dep_ends, cap * sizeof(*n));
-        if (!n) {
-            /* No room to queue it: settled here, as before the queue. */
-            if (msg)
-                dependency_failed(t, msg);
-            dependency_settled(t);
-            return;
-        }
-        dep_ends = n;
-        cap_dep_ends = cap;
-    }
-    dep_ends[n_dep_ends++] = (dep_end){task_ref(t), msg ? alloc_strdup(msg) : NULL};
-}
-
-/* In the order they were queued, so a chain fails link by link. */
-static void settle_queued(void) {
-    if (dep_ends_running)
-        return;
-    dep_ends_running = true;
-    while (dep_ends_head < n_dep_ends) {
-        dep_end e = dep_ends[dep_ends_head++];
-        if (e.msg)
-            dependency_failed(e.t, e.msg);
-        else if (e.t->plan && !task_finished(e.t))
-            dependency_failed(e.t, "no memory to say why a task this one runs after ended");
-        free(e.msg);
-        dependency_settled(e.t);
-        task_unref(e.t);
-    }
-    n_dep_ends = dep_ends_head = 0;
-    if (cap_dep_ends > 1024) {
-        free(dep_ends);
-        dep_ends = NULL;
-        cap_dep_ends = 0;
-    }
-    dep_ends_running = false;
-}
-
 /* The cause of a failed dependency as this task's message says it: for
  * one that itself failed a dependency, that one's cause, so that every
  * link of a long chain names where it broke rather than a message nested
@@ -220,6 +165,102 @@ static void dependency_message(const task *dep, char *msg, size_t len) {
                  (unsigned long long)dep->id, task_state_name(dep->state));
 }
 
+/*
+ * Dependents whose dependency ended badly, failed in turn from this queue,
+ * not from inside the waiter: failing one ends it, which fires the waiters
+ * of what runs after it, and a chain of thousands failed by recursion took
+ * a stack frame (and a message) per link, past the end of the stack. The
+ * waiter only queues (the message is made when the dependent is failed),
+ * and the queue is worked for LIMIT_DEPENDENTS_SLICE_MS per loop turn at
+ * most: one task's 200,000 dependents held the loop 0.53 s at once.
+ */
+typedef struct dep_end {
+    task *t;   /* referenced */
+    task *dep; /* referenced: the dependency that ended badly */
+} dep_end;
+
+static dep_end *dep_ends;
+static size_t n_dep_ends, cap_dep_ends, dep_ends_head;
+static bool dep_ends_running;
+/* This turn's slice: until when it lasts (uv_hrtime), whether it ran out,
+ * and whether the callback that starts the next one is queued. */
+static uint64_t slice_until;
+static bool slice_over, next_turn_queued;
+
+static void fail_dependent(task *t, task *dep) {
+    char msg[LIMIT_MESSAGE];
+    dependency_message(dep, msg, sizeof(msg));
+    dependency_failed(t, msg);
+}
+
+static void settle_queued(void);
+
+static void settle_next_turn(void *data) {
+    (void)data;
+    next_turn_queued = slice_over = false;
+    settle_queued();
+}
+
+static void settle_later(task *t, task *dep) {
+    if (n_dep_ends == cap_dep_ends) {
+        size_t cap = cap_dep_ends ? cap_dep_ends * 2 : 64;
+        dep_end *n = realloc(dep_ends, cap * sizeof(*n));
+        if (!n) {
+            /* No room to queue it: settled here, as before the queue. */
+            fail_dependent(t, dep);
+            dependency_settled(t);
+            return;
+        }
+        dep_ends = n;
+        cap_dep_ends = cap;
+    }
+    dep_ends[n_dep_ends++] = (dep_end){task_ref(t), task_ref(dep)};
+}
+
+/* In the order they were queued, so a chain fails link by link. */
+static void settle_queued(void) {
+    if (dep_ends_running || slice_over || dep_ends_head == n_dep_ends)
+        return;
+    if (!next_turn_queued) {
+        /* The first this turn: its slice starts (without the callback, no
+         * memory, it has none and settles everything now). */
+        next_turn_queued = soon_call(settle_next_turn, NULL, NULL) == 0;
+        slice_until = uv_hrtime() + (uint64_t)LIMIT_DEPENDENTS_SLICE_MS * 1000000;
+    }
+    dep_ends_running = true;
+    for (size_t done = 0; dep_ends_head < n_dep_ends; done++) {
+        if (next_turn_queued && done % 16 == 0 && uv_hrtime() > slice_until) {
+            slice_over = true; /* settle_next_turn goes on */
+            break;
+        }
+        dep_end e = dep_ends[dep_ends_head++];
+        fail_dependent(e.t, e.dep);
+        dependency_settled(e.t);
+        task_unref(e.t);
+        task_unref(e.dep);
+    }
+    if (dep_ends_head == n_dep_ends) {
+        n_dep_ends = dep_ends_head = 0;
+        if (cap_dep_ends > 1024) {
+            free(dep_ends);
+            dep_ends = NULL;
+            cap_dep_ends = 0;
+        }
+    }
+    dep_ends_running = false;
+}
+
+void plan_done(void) {
+    while (dep_ends_head < n_dep_ends) {
+        dep_end e = dep_ends[dep_ends_head++];
+        task_unref(e.t);
+        task_unref(e.dep);
+    }
+    free(dep_ends);
+    dep_ends = NULL;
+    n_dep_ends = cap_dep_ends = dep_ends_head = 0;
+}
+
 /* A task it runs after ended. */
 static void on_dependency(waiter *w, task *dep) {
     task *t = w->data;
@@ -229,9 +270,7 @@ static void on_dependency(waiter *w, task *dep) {
         t->plan->after_cut = true;
         dependency_settled(t);
     } else if (dep->state != TASK_DONE) {
-        char msg[LIMIT_MESSAGE];
-        dependency_message(dep, msg, sizeof(msg));
-        settle_later(t, msg);
+        settle_later(t, dep);
         settle_queued();
     } else {
         /* Met for good: stored, so that a restart need not find it. */

@@ -14,6 +14,10 @@
 #include "aiod-pb.h"
 #include "base/forward.h"
 
+/* Lets go of the tasks whose dependency ended but that the last turns left
+ * to settle (at shutdown, before sched_done). */
+void plan_done(void);
+
 /*
  * Checks a client's schedule: retries at most LIMIT_RETRIES, times finite
  * and not negative, at most LIMIT_AFTER tasks to run after (whether they

@@ -106,7 +106,7 @@ class Conn:
             pass
 
 
-def submit_message(request_id, function, args, delay=0.0):
+def submit_message(request_id, function, args, delay=0.0, after=()):
     m = pb.ClientMessage(request_id=request_id)
     m.submit.call.function = function
     for a in args:
@@ -114,6 +114,8 @@ def submit_message(request_id, function, args, delay=0.0):
     m.submit.ownership = pb.SUBMITTED
     if delay:
         m.submit.schedule.delay = delay
+    for tid in after:
+        m.submit.schedule.after.append(tid)
     return m
 
 
