@@ -64,6 +64,7 @@ typedef struct retainer {
     uid_t uid;
     list tasks; /* task.retain_node */
     uint64_t bytes;
+    size_t count;
 } retainer;
 static retainer **retainers;
 static size_t n_retainers, cap_retainers;
@@ -184,6 +185,7 @@ static void unretain(task *t) {
     assert(r);
     list_remove(&t->retain_node);
     n_retained--;
+    r->count--;
     retained_bytes -= t->retained_bytes;
     r->bytes -= t->retained_bytes;
     if (t == newest_retained)
@@ -233,6 +235,18 @@ static task *largest_holders_oldest(void) {
     retainer *top = NULL;
     for (size_t i = 0; i < n_retainers; i++)
         if (!top || retainers[i]->bytes > top->bytes)
+            top = retainers[i];
+    task *t = top ? first_but(top, newest_retained) : NULL;
+    return t ? t : oldest_retained_but(newest_retained);
+}
+
+/* What to forget for retain_count: the oldest outcome of the uid that has
+ * the most kept, so that one user's flood of tasks does not push out
+ * everyone else's outcomes; never the newest of all. */
+static task *most_outcomes_oldest(void) {
+    retainer *top = NULL;
+    for (size_t i = 0; i < n_retainers; i++)
+        if (!top || retainers[i]->count > top->count)
             top = retainers[i];
     task *t = top ? first_but(top, newest_retained) : NULL;
     return t ? t : oldest_retained_but(newest_retained);
@@ -569,10 +583,12 @@ static void evict_retained(void) {
     uint64_t now = task_now_usec();
     while (n_retained > 0) {
         task *old = oldest_retained();
-        bool too_many = n_retained > cfg.retain_count;
-        bool too_old = now - old->finished_usec > (uint64_t)cfg.retain_seconds * 1000000u;
-        if (too_many || too_old) {
+        if (now - old->finished_usec > (uint64_t)cfg.retain_seconds * 1000000u) {
             table_drop(old);
+            continue;
+        }
+        if (n_retained > cfg.retain_count) {
+            table_drop(most_outcomes_oldest());
             continue;
         }
         if (n_retained < 2 || retained_bytes <= cfg.retain_bytes)
@@ -664,6 +680,7 @@ void task_retain_or_drop(task *t) {
         t->retained_bytes = clamp_u32(retained_size(t));
         retained_bytes += t->retained_bytes;
         r->bytes += t->retained_bytes;
+        r->count++;
         list_insert_tail(&r->tasks, &t->retain_node);
         n_retained++;
         newest_retained = t;

@@ -183,6 +183,30 @@ def per_user_argument_memory_limit():
 
 
 @t.test
+def one_users_many_outcomes_do_not_push_out_anothers():
+    """retain_count forgot the oldest outcome of all, whoever owned it: any
+    user who can open the socket erased everyone's kept results with a few
+    thousand quick tasks. Now the user with the most outcomes kept loses
+    its oldest first, as retain_bytes already did by memory."""
+    with policy_daemon("retain_count = 10") as d:
+        r = as_user(d, NOBODY, NOBODY, "submit", "demo.echo", "nobody's result")
+        t.eq(r.rc, 0, "nobody submits", r)
+        mine = r.out.strip()
+        t.eq(as_user(d, NOBODY, NOBODY, "await", mine).rc, 0, "and it ends")
+        theirs = []
+        for i in range(25):
+            r = as_user(d, OTHER, OTHER, "submit", "demo.echo", "flood %d" % i)
+            t.eq(r.rc, 0, "another user's task %d" % i, r)
+            theirs.append(r.out.strip())
+        t.eq(as_user(d, OTHER, OTHER, "await", theirs[-1]).rc, 0, "the last of them ends")
+        r = as_user(d, NOBODY, NOBODY, "await", mine)
+        t.eq(r.rc, 0, "nobody's one outcome is still kept", r)
+        t.contains(r.out, "nobody's result", "with its result", r)
+        kept = [tid for tid in theirs if d.aioctl("show", tid).rc == 0]
+        t.eq(kept, theirs[-9:], "the flooding user keeps its newest 9 (10 in all)")
+
+
+@t.test
 def per_user_connection_limit():
     with policy_daemon("max_connections_per_uid = 2") as d:
         def drop():
