@@ -109,7 +109,7 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
     step_to(t, TASK_END_CHILDREN);
 
     if (t->out && t->out->task_id == t->id)
-        output_end(t->out, state);
+        output_end(t->out, (t->store_flags & TASK_STORE_CUT_OFF) ? OUTPUT_END_CUT_OFF : state);
     step_to(t, TASK_END_OUTPUT);
 
     /* Taken off the task first, so that the list is not changed while it

@@ -109,6 +109,11 @@ int output_append(output *o, int stream, const char *line, size_t len);
  * `holds`, it holds back the producer while behind (output_held). Returns
  * 1 when the sink already ended (detached; its end callback ran), else 0.
  */
+/* The state output_end gives for a task the stop cut off (the state store
+ * keeps it: it is not over), so that a follower is told the daemon is
+ * stopping rather than that the task was cancelled. */
+#define OUTPUT_END_CUT_OFF (-1)
+
 int output_attach(output *o, output_sink *s, bool replay, bool follow, int state_now, bool holds);
 
 /* Sends a sink the lines it can take now (its owner: there is room

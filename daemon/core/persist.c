@@ -901,6 +901,16 @@ bool persist_cut_off_while_running(const task *t) {
     return t->store_flags & F_WAS_RUNNING;
 }
 
+const char *persist_cut_off_fate(const task *t) {
+    if (!persist_cut_off_while_running(t))
+        return "is kept in the state store as it was and goes on after the restart";
+    return persist_runs_again_after_interrupt(t)
+               ? "was running: it is kept in the state store and runs again after the restart "
+                 "(on_interrupt = retry)"
+               : "was running: it is kept in the state store, and the restart ends it failed, "
+                 "kind Interrupted (on_interrupt = fail)";
+}
+
 void persist_freeze(void) {
     if (!enabled || frozen || stopping)
         return;

@@ -105,4 +105,9 @@ bool persist_cut_off_while_running(const task *t);
  * = retry, and fewer than LIMIT_INTERRUPT_RETRIES interruptions so far. */
 bool persist_runs_again_after_interrupt(const task *t);
 
+/* What becomes of a task the stop cut off, as a client is told (after
+ * "task N (F) "): kept as it was, or what the restart does with it. A
+ * constant string. */
+const char *persist_cut_off_fate(const task *t);
+
 #endif

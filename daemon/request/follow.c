@@ -9,6 +9,9 @@
 
 #include "alloc.h"
 #include "base/aiod_limits.h"
+#include "core/persist.h"
+#include "core/task.h"
+#include "host/registry.h"
 #include "request/session.h"
 #include "system/config.h"
 
@@ -46,6 +49,17 @@ static bool on_room(output_sink *sink) {
 
 static void on_end(output_sink *sink, uint64_t task_id, uint64_t dropped, int state) {
     follower *f = container_of(sink, follower, sink);
+    const task *t = state == OUTPUT_END_CUT_OFF ? task_lookup(task_id) : NULL;
+    if (t && f->kind != FOLLOW_GATHER) {
+        /* Not over: "cancelled" here would have the client submit it again. */
+        req_end_error(&f->r, AIOD__ERROR_CODE__ERROR_SHUTTING_DOWN,
+                      "aiod is stopping: task %llu (%s) %s; follow its output again then",
+                      (unsigned long long)task_id, t->fn->full_name, persist_cut_off_fate(t));
+        follower_free(f);
+        return;
+    }
+    if (state == OUTPUT_END_CUT_OFF)
+        state = TASK_CANCELLED;
     Aiod__OutputEnd e = AIOD__OUTPUT_END__INIT;
     e.task_id = task_id;
     e.dropped = dropped;

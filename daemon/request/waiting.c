@@ -155,18 +155,12 @@ static void on_task_done(waiter *w, task *t) {
          * start), and a "cancelled" here would have the client submit it
          * again. */
         r->replied = true;
-        const char *fate =
-            !persist_cut_off_while_running(t)
-                ? "is kept in the state store as it was and goes on after the restart; await "
-                  "it again then"
-            : persist_runs_again_after_interrupt(t)
-                ? "was running: it is kept in the state store and runs again after the "
-                  "restart (on_interrupt = retry); await it again then"
-                : "was running: it is kept in the state store, and the restart ends it failed, "
-                  "kind Interrupted (on_interrupt = fail); await it again then for that outcome";
         req_end_error(&r->r, AIOD__ERROR_CODE__ERROR_SHUTTING_DOWN,
-                      "aiod is stopping: task %llu (%s) %s", (unsigned long long)t->id,
-                      t->fn->full_name, fate);
+                      "aiod is stopping: task %llu (%s) %s; await it again then%s",
+                      (unsigned long long)t->id, t->fn->full_name, persist_cut_off_fate(t),
+                      persist_cut_off_while_running(t) && !persist_runs_again_after_interrupt(t)
+                          ? " for that outcome"
+                          : "");
         release(r);
         return;
     }

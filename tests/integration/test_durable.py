@@ -627,6 +627,34 @@ def many_dependents_of_one_task_fail_without_holding_the_loop():
         t.eq(held, [], "no stall warning while they failed")
 
 
+@t.test
+def following_a_kept_tasks_output_at_a_stop_is_not_told_cancelled():
+    """`aioctl logs -f` of a submitted task when aiod stops: the follower
+    got OutputEnd with state cancelled (exit 5), where the task is kept in
+    the state store and ends Interrupted after the restart, and an await
+    of it is told so (ERROR_SHUTTING_DOWN). A client told "cancelled" would
+    submit it again. Followers now get the await's answer."""
+    d = t.daemon()
+    tid = submit_id(d, "proc.shell", "echo start; sleep 600")
+    wait_state(d, tid, running, "running")
+    logs = d.aioctl_bg("--json", "logs", "-f", tid)
+    line = logs.next_line(30)
+    t.check(line is not None and "start" in line[1], "the follower has the first line", line)
+    d.proc.send_signal(signal.SIGTERM)
+    r = logs.wait(60)
+    t.eq(r.rc, 3, "aioctl logs -f exits 3 (the daemon is stopping), not 5 (cancelled)", r)
+    t.check('"cancelled"' not in r.out, "no cancelled end state is printed", r)
+    t.contains(r.err, "aiod is stopping: task %d" % tid, "it says the daemon is stopping", r)
+    t.contains(r.err, "the restart ends it failed, kind Interrupted",
+               "and what the restart does with the task", r)
+    t.eq(d.wait_exit(60), 0, "aiod's exit status")
+    d = restart(d)
+    info = show(d, tid)
+    t.eq((info["state"], info.get("error", {}).get("kind")), ("failed", "Interrupted"),
+         "the task after the restart", " (%r)" % info)
+    d.stop()
+
+
 def running(info):
     return info["state"] == "running"
 
