@@ -219,8 +219,8 @@ int aio_timeout_expired(const aiod_timeout *tm) {
 }
 
 int aio_timeout_exit(aiod_task *self, aiod_timeout *tm, int status) {
-    (void)self;
-    if (!tm)
+    /* Only its own task leaves a scope: another's exit freed it under it. */
+    if (!self || !tm || tmo_task((tmo *)tm) != T(self))
         return -EINVAL;
     return tmo_exit((tmo *)tm, status);
 }
@@ -238,7 +238,9 @@ int aio_group_add(aiod_task *self, aiod_group *group, aiod_child *child) {
 }
 
 int aio_group_wait(aiod_task *self, aiod_group *group, int status, aiod_value **ret_errors) {
-    if (!is_running(self) || !group || status > 0)
+    /* Only its own task waits for a group: another's wait suspended the
+     * owner from the wrong coroutine (or freed the group under it). */
+    if (!is_running(self) || !group || status > 0 || group_task((tgroup *)group) != T(self))
         return -EINVAL;
     return group_wait((tgroup *)group, status, (Aiod__Value **)ret_errors);
 }

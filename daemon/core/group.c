@@ -62,6 +62,10 @@ struct tgroup {
     size_t n_errors;
 };
 
+task *group_task(const tgroup *g) {
+    return g->t;
+}
+
 int group_new(task *t, tgroup **ret) {
     tgroup *g = alloc_calloc(1, sizeof(*g));
     if (!g)

@@ -13,6 +13,8 @@ typedef struct tgroup tgroup;
 
 /* A new group of the running task t. 0, -ENOMEM. */
 int group_new(task *t, tgroup **ret);
+/* The task whose group it is (the one that may wait for it). */
+task *group_task(const tgroup *g);
 /* Adds the unfinished child (a child of `spawner`) to the group, which
  * takes a reference. -EINVAL if the child is not the spawner's or has
  * ended, or the group is shutting down (the child is then cancelled). */

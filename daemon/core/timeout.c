@@ -88,6 +88,10 @@ bool tmo_expired(const tmo *tm) {
     return tm->state == TMO_EXPIRING || tm->state == TMO_EXPIRED;
 }
 
+task *tmo_task(const tmo *tm) {
+    return tm->t;
+}
+
 int tmo_exit(tmo *tm, int status) {
     disarm(tm);
     if (tm->state == TMO_EXPIRING) {

@@ -23,6 +23,8 @@ typedef struct tmo tmo;
 int tmo_enter(task *t, double when, tmo **ret);
 /* A new deadline; -EINVAL once expired or exited. */
 int tmo_reschedule(tmo *tm, double when);
+/* The task whose scope it is. */
+task *tmo_task(const tmo *tm);
 /* The deadline (TMO_FOREVER or more for none). */
 double tmo_when(const tmo *tm);
 /* The deadline has cancelled the task. */

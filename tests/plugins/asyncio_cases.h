@@ -176,3 +176,7 @@ CASE(events_test_reader_callback)
 CASE(events_test_writer_callback)
 CASE(fds_wait_fd)
 CASE(fds_refused)
+
+/* aiod: the calls that only the scope's or group's own task may make */
+CASE(timeouts_exit_refused_to_another_task)
+CASE(tg_wait_refused_to_another_task)

@@ -783,3 +783,46 @@ ASYNCIO_CASE(tg_test_body_error_keeps_its_kind) {
     CHECK(same);
     return 0;
 }
+
+/* aiod: only its own task waits for a group. Another task's group_wait
+ * suspended the owner from the wrong coroutine (an assertion in the
+ * scheduler killed the daemon), or freed an empty group under it. */
+static aiod_group *others_group;
+static int others_group_may_wait;
+static int h_group_owner(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    (void)arg;
+    static struct job nap = {.delay = 0.05, .value = 1};
+    aiod_group *g = NULL;
+    int r = api->group_new(t, &g);
+    if (r < 0)
+        return r;
+    aiod_child *c = tg_create(t, api, g, asyncio_h_job, &nap);
+    if (!c)
+        return -ENOMEM;
+    others_group = g;
+    while (!others_group_may_wait)
+        if ((r = api->sleep(t, 0)) < 0)
+            return r;
+    r = api->group_wait(t, g, 0, NULL);
+    api->child_release(t, c);
+    if (r < 0)
+        return r;
+    *ret = api->value_int(9);
+    return *ret ? 0 : -ENOMEM;
+}
+
+ASYNCIO_CASE(tg_wait_refused_to_another_task) {
+    NEED(group_new);
+    others_group = NULL;
+    others_group_may_wait = 0;
+    aiod_child *owner = asyncio_spawn(t, api, h_group_owner, NULL);
+    CHECK(owner);
+    while (!others_group)
+        CHECK_OK(api->sleep(t, 0));
+    CHECK_EQ(api->group_wait(t, others_group, 0, NULL), -EINVAL);
+    others_group_may_wait = 1;
+    CHECK_OK(api->await(t, owner, NULL));
+    CHECK_EQ(asyncio_child_int(t, api, owner), 9);
+    api->child_release(t, owner);
+    return 0;
+}

@@ -766,3 +766,39 @@ ASYNCIO_CASE(timeouts_test_timers_never_fire_early) {
     CHECK_EQ(early_timeout, 0);
     return 0;
 }
+
+/* aiod: a scope is left only by its own task. Another task's timeout_exit
+ * freed it under its owner, whose own exit then used freed memory. */
+static aiod_timeout *others_tm;
+static int others_tm_may_exit;
+static int h_scope_owner(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    (void)arg;
+    int r = api->timeout_enter(t, 60, &others_tm);
+    if (r < 0)
+        return r;
+    while (!others_tm_may_exit)
+        if ((r = api->sleep(t, 0)) < 0)
+            return r;
+    r = api->timeout_exit(t, others_tm, 0);
+    if (r < 0)
+        return r;
+    *ret = api->value_int(7);
+    return *ret ? 0 : -ENOMEM;
+}
+
+ASYNCIO_CASE(timeouts_exit_refused_to_another_task) {
+    NEED(timeout_exit);
+    others_tm = NULL;
+    others_tm_may_exit = 0;
+    aiod_child *owner = asyncio_spawn(t, api, h_scope_owner, NULL);
+    CHECK(owner);
+    while (!others_tm)
+        CHECK_OK(api->sleep(t, 0));
+    CHECK_EQ(api->timeout_exit(t, others_tm, 0), -EINVAL);
+    CHECK_EQ(api->timeout_exit(NULL, others_tm, 0), -EINVAL);
+    others_tm_may_exit = 1;
+    CHECK_OK(api->await(t, owner, NULL));
+    CHECK_EQ(asyncio_child_int(t, api, owner), 7);
+    api->child_release(t, owner);
+    return 0;
+}

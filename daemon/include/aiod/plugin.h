@@ -501,7 +501,8 @@ struct aiod_api {
     /* Leaves the scope (innermost first) with the status the block ended
      * with (0 or a negative errno) and returns the status to go on with:
      * -ETIMEDOUT in place of the -ECANCELED that its own expiry caused
-     * (asyncio's TimeoutError), else `status`. Frees tm. */
+     * (asyncio's TimeoutError), else `status`. Frees tm. -EINVAL (tm
+     * left as it was) when tm is not `task`'s scope. */
     int (*timeout_exit)(aiod_task *task, aiod_timeout *tm, int status);
 
     /* ---- task groups (asyncio.TaskGroup) */
@@ -520,7 +521,9 @@ struct aiod_api {
      * all were done; -EIO with pending error kind "ExceptionGroup" and
      * *ret_errors (may be NULL; caller owns) a list of {"error": kind,
      * "message": text}, one per failure in the order they happened;
-     * -ECANCELED if the task was cancelled from outside. Frees the group. */
+     * -ECANCELED if the task was cancelled from outside. Frees the group.
+     * -EINVAL (the group left as it was) when it is not `task`'s group or
+     * `task` is not the one running. */
     int (*group_wait)(aiod_task *task, aiod_group *group, int status, aiod_value **ret_errors);
 
     /* ---- futures (asyncio.Future) */
