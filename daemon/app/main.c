@@ -34,6 +34,7 @@
 #include "pbvalue.h"
 #include "base/memcheck.h"
 #include "api/api.h"
+#include "api/pool.h"
 #include "cluster/cluster.h"
 #include "system/cluster_cfg.h"
 #include "system/config.h"
@@ -418,11 +419,17 @@ static void finish_shutdown(void) {
     /* Its connections would keep the loop alive. */
     cluster_stop();
     sd_done();
-    if (task_count_unfinished() > 0) {
+    if (task_count_unfinished() > 0)
         log_warning("%zu tasks did not end within the grace period; exiting anyway",
                     task_count_unfinished());
+    /* A pool thread blocked in a cancelled task's call (to_thread) would
+     * hold the loop, and the exit, until the call returns: maybe never. */
+    if (pool_in_flight() > 0)
+        log_warning("%u thread pool calls of cancelled tasks were still running at the end of "
+                    "the grace period; exiting without them",
+                    pool_in_flight());
+    if (task_count_unfinished() > 0 || pool_in_flight() > 0)
         uv_stop(loop);
-    }
 }
 
 static void on_shutdown_tick(uv_timer_t *h) {
@@ -437,7 +444,9 @@ static void on_shutdown_tick(uv_timer_t *h) {
         finish_shutdown();
         return;
     }
-    if (task_count_unfinished() > 0)
+    /* A cancelled task's call in a pool thread gets the grace too: its
+     * argument is released on the loop once it returns. */
+    if (task_count_unfinished() > 0 || pool_in_flight() > 0)
         return;
     /* A task that ended here is settled in Redis only once its outcome is
      * written (after its last output lines): dropped now, it would be
@@ -864,6 +873,15 @@ out:
     proc_shutdown();
     /* Close whatever is left (connections, timers) and let the callbacks run. */
     uv_walk(loop, close_walk, NULL);
+    /* A pool thread still in a plugin's code: the loop would wait for it,
+     * unloading the plugin would pull the code from under it, and libuv's
+     * own destructor joins its threads at exit. The process ends without
+     * any of it (_exit); the kernel takes the rest. */
+    if (pool_in_flight() > 0) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        fflush(NULL);
+        _exit(exit_code);
+    }
     uv_run(loop, UV_RUN_DEFAULT);
     /* The loop is done: big values still let go are freed at once. */
     reclaim_set_loop(NULL);

@@ -7,6 +7,7 @@ that has not started is taken off the queue, and a pointer into the
 coroutine stack is refused."""
 
 import json
+import signal
 import time
 
 import harness
@@ -115,6 +116,23 @@ def shutdown_releases_abandoned_work():
         d.stop()  # asserts exit status 0: under ASan, also no leak of the job
         t.contains(d.log(), "threads: released at-exit (work ran: yes)",
                    "the daemon waited for the work and released its argument")
+
+
+@t.test
+def a_thread_call_past_the_grace_does_not_hold_the_stop():
+    """SIGTERM while a cancelled task's work still blocks a pool thread past
+    shutdown_grace: aiod waited for the work (a call that never returns
+    would have held it until systemd's SIGKILL), without a word. It now
+    exits once the grace is over, saying what it left."""
+    d = t.daemon(extra_args=("--plugin-dir", THREADS, "--shutdown-grace", "1"))
+    r = d.aioctl("submit", "threads.block", "120", "stuck")
+    t.eq(r.rc, 0, "submit", r)
+    tid = int(r.out.strip())
+    d.wait_task(lambda x: x["task"] == tid and x["state"] == "running", "block running")
+    d.proc.send_signal(signal.SIGTERM)
+    t.eq(d.wait_exit(60), 0, "aiod exits 0 within the minute, not after the 120 s call")
+    t.contains(d.log(), "1 thread pool calls of cancelled tasks were still running",
+               "the log says what it did not wait for")
 
 
 @t.test
