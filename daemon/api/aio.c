@@ -23,6 +23,7 @@
 #include "core/task.h"
 #include "core/timeout.h"
 #include "host/registry.h"
+#include "system/policy.h"
 
 #define T(x) ((task *)(x))
 #define CT(x) ((const task *)(x))
@@ -146,6 +147,23 @@ void aio_link_child(aiod_task *parent_, aiod_task *child_) {
         sched_start(child);
 }
 
+int aio_may_call(task *parent, const fn_entry *fn, char *why, size_t why_len) {
+    if (parent->uid == 0)
+        return 0;
+    caller *c = parent->run ? parent->run->caller : NULL;
+    /* Not known (a task restored from the state store): its uid alone, so
+     * that a rule naming its groups refuses rather than lets through. */
+    peer alone = {.uid = parent->uid, .gid = (gid_t)-1};
+    int r = policy_may_call(c ? caller_peer(c) : &alone, fn->full_name, why, why_len);
+    if (r < 0 && !c) {
+        size_t n = strlen(why);
+        snprintf(why + n, why_len - n,
+                 "; the groups of the task's caller are not known since "
+                 "aiod restarted");
+    }
+    return r;
+}
+
 int aio_new_child(aiod_task *self, fn_entry *fn, Aiod__Value **argv, size_t argc, task **ret) {
     task *parent = T(self);
     output *out = task_output(parent);
@@ -154,6 +172,8 @@ int aio_new_child(aiod_task *self, fn_entry *fn, Aiod__Value **argv, size_t argc
         return -ENOMEM;
     }
     int r = task_new(fn, argv, argc, AIOD__OWNERSHIP__ATTACHED, parent->uid, parent->pid, out, ret);
+    if (r == 0)
+        (*ret)->run->caller = caller_ref(parent->run->caller);
     if (r == -EAGAIN || r == -EDQUOT || r == -ENOBUFS || r == -E2BIG)
         task_raise(parent, -EAGAIN, "LimitError",
                    r == -EAGAIN   ? "task limit (max_tasks) reached"

@@ -67,6 +67,11 @@ int aio_wait_signal(aiod_task *task, int signo, double timeout);
  * sharing the parent's output; a limit sets the parent's pending error
  * LimitError. 0, -EAGAIN (a task limit), -ENOMEM. */
 int aio_new_child(aiod_task *parent, fn_entry *fn, Aiod__Value **argv, size_t argc, task **ret);
+
+/* Whether the call rules let `parent`'s task call `fn` (api->spawn): as
+ * its root's caller would, by uid alone when that is not known. 0, or
+ * -EPERM with the reason in `why`. */
+int aio_may_call(task *parent, const fn_entry *fn, char *why, size_t why_len);
 /* Then links the new child to its parent and starts it. */
 void aio_link_child(aiod_task *parent, aiod_task *child);
 

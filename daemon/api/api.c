@@ -184,6 +184,12 @@ static int a_spawn(aiod_task *t, const char *function, aiod_value **args, size_t
         task_raise(parent, -ENOENT, "LookupError", err);
         return -ENOENT;
     }
+    if (aio_may_call(parent, fn, err, sizeof(err)) < 0) {
+        for (size_t i = 0; args && i < n_args; i++)
+            pbvalue_free(V(args[i]));
+        task_raise(parent, -EPERM, "PermissionError", err);
+        return -EPERM;
+    }
     r = value_check_call(&fn->sig, (Aiod__Value **)args, n_args, false, LIMIT_VALUE_DEPTH, &argv,
                          err, sizeof(err));
     if (r < 0) {

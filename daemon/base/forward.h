@@ -13,5 +13,6 @@ typedef struct output output;
 typedef struct conn conn;
 typedef struct waiter waiter;
 typedef struct task_plan task_plan;
+typedef struct caller caller;
 
 #endif

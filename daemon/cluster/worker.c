@@ -597,6 +597,10 @@ static void on_identity(void *data, const gid_t *groups, size_t n_groups) {
         return;
     }
     j->t = t;
+    /* The call rules apply to what it spawns too (NULL, no memory: by
+     * uid alone). */
+    if (p.uid != 0)
+        t->run->caller = caller_new(&p);
     j->phase = J_RUNNING;
     W.running++;
     output *o = task_output(t);

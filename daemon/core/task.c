@@ -505,6 +505,7 @@ static void release_run(task *t) {
     if (!r)
         return;
     pbvalue_free(r->exit_value);
+    caller_unref(r->caller);
     free(r->pending_kind);
     free(r->pending_message);
     free(r->cancel_msg);

@@ -102,6 +102,10 @@ struct task_run {
     void *limit;
     bool limit_slot;
     list limit_node;
+    /* Who called the task's root (a reference, system/policy.h): the call
+     * rules for what it spawns. NULL when not known (a task restored from
+     * the state store, or made by root). */
+    caller *caller;
 
     list waiters;
 

@@ -172,6 +172,11 @@ static int make_task(session *s, Aiod__Call *call, int ownership, task **ret, re
     }
     if (ownership == AIOD__OWNERSHIP__ATTACHED)
         task_attach_owner(t, s, &s->tasks);
+    /* Without memory for it, the task's spawns are checked as a restored
+     * task's are: by uid alone. */
+    if (!s->caller && s->peer.uid != 0)
+        s->caller = caller_new(&s->peer);
+    t->run->caller = caller_ref(s->caller);
     *ret = t;
     return 0;
 }

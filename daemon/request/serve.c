@@ -110,6 +110,7 @@ static void close_session(conn *c) {
     waiting_session_closed(s);
     ack_session_closed(s);
     remote_session_closed(s);
+    caller_unref(s->caller);
     free(s->peer.groups);
     free(s);
 }

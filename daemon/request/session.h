@@ -25,6 +25,8 @@
 typedef struct session {
     conn *c;
     peer peer;
+    /* The peer as its tasks keep it (made with the first task; owned). */
+    caller *caller;
     bool hello_done;
     /* The groups lookup while it runs. */
     identity_req *lookup;

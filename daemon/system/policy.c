@@ -258,3 +258,37 @@ int policy_may_call(const peer *c, const char *function, char *why, size_t why_l
 const char *policy_admin_group_name(void) {
     return have_admin_group ? admin_name : NULL;
 }
+
+struct caller {
+    unsigned refs;
+    peer p;
+    gid_t groups[];
+};
+
+caller *caller_new(const peer *p) {
+    caller *c = alloc_malloc(sizeof(*c) + p->n_groups * sizeof(gid_t));
+    if (!c)
+        return NULL;
+    c->refs = 1;
+    c->p = *p;
+    if (p->n_groups)
+        memcpy(c->groups, p->groups, p->n_groups * sizeof(gid_t));
+    c->p.groups = c->groups;
+    return c;
+}
+
+caller *caller_ref(caller *c) {
+    if (c)
+        c->refs++;
+    return c;
+}
+
+void caller_unref(caller *c) {
+    if (c && --c->refs == 0)
+        free(c);
+}
+
+const peer *caller_peer(caller *c) {
+    c->p.admin = policy_is_admin(&c->p);
+    return &c->p;
+}

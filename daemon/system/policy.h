@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base/forward.h"
+
 typedef struct policy_limits {
     uint32_t max_connections_per_uid;
     uint32_t max_tasks_per_uid;
@@ -79,5 +81,18 @@ bool policy_may_act(const peer *p, uid_t owner);
 /* 0 if the call rules let the peer call `function`, else -EPERM with the
  * reason (naming the rule) in `why`. */
 int policy_may_call(const peer *p, const char *function, char *why, size_t why_len);
+
+/*
+ * A caller's identity as the tasks it made keep it (uid, gid, groups as
+ * looked up at its connect), so that the call rules also apply to what
+ * those tasks call in turn (api->spawn). Reference counted, loop thread
+ * only. caller_new copies p (its groups too): NULL when out of memory.
+ * caller_unref accepts NULL.
+ */
+caller *caller_new(const peer *p);
+caller *caller_ref(caller *c);
+void caller_unref(caller *c);
+/* The identity (admin as of now: admin_group may have changed since). */
+const peer *caller_peer(caller *c);
 
 #endif

@@ -207,6 +207,23 @@ def one_users_many_outcomes_do_not_push_out_anothers():
 
 
 @t.test
+def call_rules_apply_to_what_a_task_spawns():
+    """A call rule was checked only on the client's own call: a function
+    that spawns another by name (net.fetch_many spawns net.fetch; here the
+    seed's example 1 spawns demo.my_async_function1) called the restricted
+    one for any user. The rule now applies to the spawn too."""
+    with policy_daemon("call = demo.my_async_function1 @adm") as d:
+        r = as_user(d, NOBODY, NOBODY, "run", "demo.my_async_function1", "0", "true")
+        t.eq(r.rc, 2, "the direct call is refused", r)
+        r = as_user(d, NOBODY, NOBODY, "run", "demo.main_sequential")
+        t.eq(r.rc, 1, "the task that spawns it fails", r)
+        t.contains(r.err, "PermissionError", "with PermissionError", r)
+        t.contains(r.err, "demo.my_async_function1: not allowed for uid %d by the rule" % NOBODY,
+                   "naming the rule", r)
+        t.check("Starting my_async_function1" not in r.out, "the helper never ran", r)
+
+
+@t.test
 def per_user_connection_limit():
     with policy_daemon("max_connections_per_uid = 2") as d:
         def drop():

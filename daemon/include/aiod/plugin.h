@@ -308,7 +308,9 @@ struct aiod_api {
      * asyncio.create_task). Its output goes to the caller's output. A child
      * still running when its parent ends is cancelled.
      * 0, -ENOENT unknown function, -EINVAL bad arguments (the message is then
-     * the task's pending error: see fail), -EAGAIN task limit, -ENOMEM. */
+     * the task's pending error: see fail), -EPERM a call rule (aiod.conf)
+     * does not let the task's caller call `function` (pending error
+     * PermissionError), -EAGAIN task limit, -ENOMEM. */
     int (*spawn)(aiod_task *task, const char *function, aiod_value **args, size_t n_args,
                  aiod_child **ret_child);
     /* Waits for the child to end. On success *ret_result gets a copy of its
