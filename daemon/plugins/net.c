@@ -194,7 +194,13 @@ static void socket_action(curl_socket_t s, int how) {
     collect_done();
 }
 
-/* watch_fd callback: a socket libcurl watches is ready. */
+/* watch_fd callback: a socket libcurl watches is ready. An error alone
+ * (libuv reports POLLERR as a failed poll, without the readable bit that
+ * comes with it) is passed to libcurl as readable and writable: a peer that
+ * sent a whole response and reset the connection leaves both the data and
+ * the error pending, and libcurl must read them, taking the response or
+ * seeing ECONNRESET itself. CURL_CSELECT_ERR would fail the transfer
+ * unread, with "select/poll returned error". */
 static void on_ready(aiod_fdwatch *w, int fd, uint32_t revents, void *data) {
     (void)w;
     (void)data;
@@ -203,8 +209,8 @@ static void on_ready(aiod_fdwatch *w, int fd, uint32_t revents, void *data) {
         how |= CURL_CSELECT_IN;
     if (revents & AIOD_FD_WRITE)
         how |= CURL_CSELECT_OUT;
-    if (revents & AIOD_FD_ERROR)
-        how |= CURL_CSELECT_ERR;
+    if ((revents & AIOD_FD_ERROR) && how == 0)
+        how = CURL_CSELECT_IN | CURL_CSELECT_OUT;
     socket_action(fd, how);
 }
 

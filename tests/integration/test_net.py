@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 
@@ -399,6 +400,55 @@ def refused_port():
     return s, s.getsockname()[1]
 
 
+class RawServer:
+    """A TCP server on 127.0.0.1 for responses http.server cannot send: for
+    each connection it reads the request head, then calls `respond(conn)`,
+    which writes what it wants; the connection is closed after, by `reset`
+    if respond called it."""
+
+    def __init__(self, respond):
+        self.respond = respond
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def url(self, path="/"):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        with c:
+            data = b""
+            c.settimeout(30)
+            try:
+                while b"\r\n\r\n" not in data:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        return
+                    data += chunk
+                self.respond(c)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+
+
+def reset(conn):
+    """Closes a connection with a TCP reset (SO_LINGER 0) instead of a FIN."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
 # ---------------------------------------------------------------- net.fetch
 
 
@@ -560,6 +610,42 @@ def timeout_during_body():
         t.contains(r.err, "timed out after 0.5 s", "the message names the timeout", r)
         t.between(r.elapsed, 0.45, 5.0, "seconds until the 0.5 s timeout", r)
         t.check(srv.trickle_closed.wait(10), "the connection was closed after the timeout")
+
+
+@t.test
+def connection_reset_by_the_server():
+    """A server that resets the connection (SO_LINGER 0) right after a whole
+    response: the response is taken, however the data and the reset arrive
+    (together, the loop sees the error and the data at once). A reset
+    before the response ends is ConnectionResetError."""
+
+    def whole_then_reset(c):
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+        reset(c)
+
+    def partial_then_reset(c):
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+        reset(c)
+
+    whole, partial, at_once = (RawServer(whole_then_reset), RawServer(partial_then_reset),
+                               RawServer(reset))
+    with daemon() as d:
+        # Each fetch races the reset against the read; 40 of them make the
+        # case where both come in one wake-up all but certain.
+        urls = [whole.url("/%d" % i) for i in range(40)]
+        res = result(d.aioctl("run", "net.fetch_many", json.dumps(urls), "4", timeout=120))
+        for i, item in enumerate(res):
+            t.eq((item.get("status"), item.get("body"), item.get("error"), item.get("message")),
+                 (200, "hello", None, None), "fetch %d of a response followed by a reset" % i)
+
+        for srv, what in ((partial, "a reset in the middle of the body"),
+                          (at_once, "a reset before any response")):
+            r = d.aioctl("run", "net.fetch", srv.url())
+            t.eq(r.rc, 1, "exit code for %s" % what, r)
+            t.contains(r.err, "ConnectionResetError", "error kind for %s" % what, r)
+            t.contains(r.err, "connection reset by peer", "message for %s" % what, r)
+    for srv in (whole, partial, at_once):
+        srv.close()
 
 
 @t.test
