@@ -93,7 +93,16 @@ typedef struct fetch_state {
     /* How the transfer ended (valid once future is done). */
     CURLcode result;
     /* Why a write or header callback stopped the transfer. */
-    enum { REFUSED_NONE, REFUSED_BODY, REFUSED_HEAD, REFUSED_FIELDS, REFUSED_NOMEM } refused;
+    enum {
+        REFUSED_NONE,
+        REFUSED_BODY,
+        REFUSED_HEAD,
+        REFUSED_FIELDS,
+        REFUSED_NAME,
+        REFUSED_NOMEM
+    } refused;
+    /* The byte of a refused field name (REFUSED_NAME). */
+    unsigned char bad_name_byte;
     /* The call_soon that aborts a cancelled fetch, for fini. */
     aiod_handle *abort;
     /* The decoded body, NUL-terminated for value_string. */
@@ -343,6 +352,17 @@ static size_t on_header(char *line, size_t size, size_t n, void *userp) {
     const char *colon = memchr(line, ':', end);
     if (!colon || (len >= 5 && memcmp(line, "HTTP/", 5) == 0))
         return len; /* the status line (libcurl checked the head's syntax) */
+    if (line[0] == ' ' || line[0] == '\t')
+        return len; /* an obsolete line folding's continuation: dropped */
+    /* A name is a token (RFC 9110, 5.1): visible ASCII. Anything else is a
+     * malformed response, and could not be a key of the headers map (UTF-8
+     * without NUL) either. */
+    for (const char *c = line; c < colon; c++)
+        if (*c < 0x21 || *c > 0x7e) {
+            fs->bad_name_byte = (unsigned char)*c;
+            fs->refused = REFUSED_NAME;
+            return 0;
+        }
     if (fs->n_headers == NET_MAX_HEADERS) {
         fs->refused = REFUSED_FIELDS;
         return 0;
@@ -385,26 +405,41 @@ static aiod_value *text_or_bytes(const struct aiod_api *api, const char *s, size
 }
 
 /* {"status", "headers", "body"}; repeated header fields are joined with
- * ", " (RFC 9110, 5.3). NULL on out-of-memory. */
+ * ", " (RFC 9110, 5.3), byte for byte: the joined value is a string when
+ * the whole is UTF-8, else bytes. NULL on out-of-memory (on_header let
+ * only ASCII names through, valid keys). */
 static aiod_value *result_map(const struct aiod_api *api, fetch_state *fs) {
     aiod_value *headers = api->value_map(), *m = api->value_map();
     if (!headers || !m)
         goto oom;
     for (size_t i = 0; i < fs->n_headers; i++) {
         const net_header *h = &fs->headers[i];
-        const aiod_value *old = api->map_get(headers, h->name);
+        if (api->map_get(headers, h->name))
+            continue; /* joined with its first occurrence */
+        size_t n = h->value_len;
+        for (size_t j = i + 1; j < fs->n_headers; j++)
+            if (strcmp(fs->headers[j].name, h->name) == 0)
+                n += 2 + fs->headers[j].value_len;
         aiod_value *v;
-        if (old && api->get_string(old)) {
-            const char *o = api->get_string(old);
-            size_t n = strlen(o) + 2 + h->value_len + 1;
-            char *joined = malloc(n);
+        if (n == h->value_len) {
+            v = text_or_bytes(api, h->value, h->value_len);
+        } else {
+            char *joined = malloc(n + 1);
             if (!joined)
                 goto oom;
-            snprintf(joined, n, "%s, %s", o, h->value);
-            v = text_or_bytes(api, joined, n - 1);
+            memcpy(joined, h->value, h->value_len);
+            size_t at = h->value_len;
+            for (size_t j = i + 1; j < fs->n_headers; j++) {
+                const net_header *o = &fs->headers[j];
+                if (strcmp(o->name, h->name) != 0)
+                    continue;
+                memcpy(joined + at, ", ", 2);
+                memcpy(joined + at + 2, o->value, o->value_len);
+                at += 2 + o->value_len;
+            }
+            joined[n] = '\0';
+            v = text_or_bytes(api, joined, n);
             free(joined);
-        } else {
-            v = text_or_bytes(api, h->value, h->value_len);
         }
         if (!v || api->map_set(headers, h->name, v) < 0)
             goto oom;
@@ -456,6 +491,10 @@ static int fetch_error(aiod_task *task, const struct aiod_api *api, fetch_state 
     case REFUSED_FIELDS:
         return api->fail(task, "ProtocolError", "%s: more than %u header fields", url,
                          NET_MAX_HEADERS);
+    case REFUSED_NAME:
+        return api->fail(task, "ProtocolError",
+                         "%s: a header field name holds byte 0x%02x: names are visible ASCII", url,
+                         fs->bad_name_byte);
     }
     switch (c) {
     case CURLE_OUT_OF_MEMORY:

@@ -10,6 +10,7 @@ plugin sockecho (unix_connect, a read timeout on a socket that stays usable,
 cancellation of a pending read, big TCP round trips, resolve, argument
 checks)."""
 
+import base64
 import gzip
 import http.server
 import json
@@ -646,6 +647,38 @@ def connection_reset_by_the_server():
             t.contains(r.err, "connection reset by peer", "message for %s" % what, r)
     for srv in (whole, partial, at_once):
         srv.close()
+
+
+@t.test
+def hostile_header_fields():
+    """A field name that is not visible ASCII is a malformed response
+    (ProtocolError naming it), not an allocation failure; a repeated field
+    whose values are not all UTF-8 keeps every value, joined as bytes."""
+
+    def respond(head):
+        def send(c):
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n" + head +
+                      b"\r\nok")
+        return send
+
+    bad_name = RawServer(respond(b"X-\xff\xfe: v\r\n"))
+    repeated = RawServer(respond(b"X-Rep: \xff\r\nX-Rep: b\r\nX-Rev: a\r\nX-Rev: \xfe\r\n"))
+    with daemon() as d:
+        r = d.aioctl("run", "net.fetch", bad_name.url())
+        t.eq(r.rc, 1, "exit code for a field name that is not ASCII", r)
+        t.contains(r.err, "ProtocolError", "error kind for a field name that is not ASCII", r)
+        t.contains(r.err, "header field name", "the message names the problem", r)
+        t.check("MemoryError" not in r.err, "not an allocation failure", r)
+        d.assert_alive()
+
+        res = result(d.aioctl("run", "net.fetch", repeated.url()))
+        t.eq(res["body"], "ok", "body of the response with repeated fields")
+        t.eq(res["headers"].get("x-rep"), {"$bytes": base64.b64encode(b"\xff, b").decode()},
+             "bytes then a string: both values, joined as bytes")
+        t.eq(res["headers"].get("x-rev"), {"$bytes": base64.b64encode(b"a, \xfe").decode()},
+             "a string then bytes: both values, joined as bytes")
+    bad_name.close()
+    repeated.close()
 
 
 @t.test
