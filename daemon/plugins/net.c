@@ -461,14 +461,6 @@ oom:
     return NULL;
 }
 
-/* The value of the latest response's field `name` (lowercase), or NULL. */
-static const char *header_value(const fetch_state *fs, const char *name) {
-    for (size_t i = 0; i < fs->n_headers; i++)
-        if (strcmp(fs->headers[i].name, name) == 0)
-            return fs->headers[i].value;
-    return NULL;
-}
-
 /* The task's error for a transfer that failed. */
 static int fetch_error(aiod_task *task, const struct aiod_api *api, fetch_state *fs,
                        const char *url, double timeout) {
@@ -542,15 +534,28 @@ static int fetch_error(aiod_task *task, const struct aiod_api *api, fetch_state 
         return api->fail(task, "TooManyRedirects", "%s: more than %ld redirects", url,
                          NET_MAX_REDIRS);
     case CURLE_UNSUPPORTED_PROTOCOL: {
-        /* The refused redirect's head is the latest one kept. */
-        const char *to = header_value(fs, "location");
-        if (fs->tls && to && strncasecmp(to, "http://", 7) == 0)
-            return api->fail(task, "ProtocolError",
-                             "%s: refused a redirect from https to plain http (%s): what "
-                             "started over TLS stays on TLS",
-                             url, to);
-        return api->fail(task, "NotImplementedError", "%s: %s (only http and https are allowed)",
-                         url, detail);
+        /* The URL's own scheme was checked before the transfer started, so
+         * this is either a redirect to a scheme refused (libcurl has made
+         * its target the effective URL) or a reply that is not HTTP: an
+         * HTTP/0.9 one (an SSH banner), an unknown version. */
+        char *to = NULL;
+        long redirects = 0;
+        curl_easy_getinfo(fs->easy, CURLINFO_EFFECTIVE_URL, &to);
+        curl_easy_getinfo(fs->easy, CURLINFO_REDIRECT_COUNT, &redirects);
+        if (redirects > 0 && to) {
+            bool to_http = strncasecmp(to, "http://", 7) == 0;
+            if (fs->tls && to_http)
+                return api->fail(task, "ProtocolError",
+                                 "%s: refused a redirect from https to plain http (%s): what "
+                                 "started over TLS stays on TLS",
+                                 url, to);
+            if (!to_http && strncasecmp(to, "https://", 8) != 0)
+                return api->fail(task, "NotImplementedError",
+                                 "%s: refused a redirect to %s: only http:// and https:// are "
+                                 "followed",
+                                 url, to);
+        }
+        return api->fail(task, "ProtocolError", "%s: not an HTTP response: %s", url, detail);
     }
     case CURLE_URL_MALFORMAT:
         return api->fail(task, "ValueError", "%s: %s", url, detail);

@@ -682,6 +682,26 @@ def hostile_header_fields():
 
 
 @t.test
+def malformed_responses_are_protocol_errors():
+    """What is not an HTTP response (an SSH banner, a status line with an
+    unknown version or none) is a ProtocolError, not the NotImplementedError
+    of a refused scheme."""
+    replies = [(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", "an SSH banner"),
+               (b"HTTP/7.3 200 OK\r\nContent-Length: 2\r\n\r\nok", "an unknown HTTP version"),
+               (b"200 OK\r\nContent-Length: 2\r\n\r\nok", "a status line without a version")]
+    servers = [RawServer(lambda c, reply=reply: c.sendall(reply)) for reply, _ in replies]
+    with daemon() as d:
+        for srv, (_, what) in zip(servers, replies):
+            r = d.aioctl("run", "net.fetch", srv.url())
+            t.eq(r.rc, 1, "exit code for %s" % what, r)
+            t.contains(r.err, "ProtocolError", "error kind for %s" % what, r)
+            t.check("NotImplementedError" not in r.err and "only http" not in r.err,
+                    "%s is not a refused scheme" % what, r)
+    for srv in servers:
+        srv.close()
+
+
+@t.test
 def redirects():
     with HTTPServer() as srv, daemon() as d:
         res = result(d.aioctl("run", "net.fetch", srv.url("/redirect/3/hello")))
@@ -701,6 +721,7 @@ def redirects():
         r = d.aioctl("run", "net.fetch", srv.url("/redirect-ftp"))
         t.eq(r.rc, 1, "exit code of a redirect to ftp://", r)
         t.contains(r.err, "NotImplementedError", "a redirect to ftp is not followed", r)
+        t.contains(r.err, "refused a redirect to ftp://127.0.0.1/x", "the message names it", r)
 
 
 @t.test
