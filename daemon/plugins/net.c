@@ -461,7 +461,34 @@ oom:
     return NULL;
 }
 
-/* The task's error for a transfer that failed. */
+/* A copy of url to put in messages, which reach the client and the
+ * daemon's log: the password of its user information, if any, replaced by
+ * "***" (http://user:***@host/). Plain string work, so that a URL libcurl
+ * refuses is shown the same way. NULL on out-of-memory. */
+static char *url_for_messages(const char *url) {
+    /* The authority: after "scheme://" (or from the start without one), up
+     * to the path, query or fragment. */
+    const char *auth = strstr(url, "://");
+    auth = auth && (size_t)(auth - url) < strcspn(url, "/?#") ? auth + 3 : url;
+    size_t auth_len = strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *p = auth; p < auth + auth_len; p++)
+        if (*p == '@')
+            at = p;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon)
+        return strdup(url);
+    size_t head = (size_t)(colon + 1 - url), tail = strlen(at);
+    char *s = malloc(head + 3 + tail + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, url, head);
+    memcpy(s + head, "***", 3);
+    memcpy(s + head + 3, at, tail + 1);
+    return s;
+}
+
+/* The task's error for a transfer that failed; `url` is the one to show. */
 static int fetch_error(aiod_task *task, const struct aiod_api *api, fetch_state *fs,
                        const char *url, double timeout) {
     CURLcode c = fs->result;
@@ -544,16 +571,23 @@ static int fetch_error(aiod_task *task, const struct aiod_api *api, fetch_state 
         curl_easy_getinfo(fs->easy, CURLINFO_REDIRECT_COUNT, &redirects);
         if (redirects > 0 && to) {
             bool to_http = strncasecmp(to, "http://", 7) == 0;
-            if (fs->tls && to_http)
-                return api->fail(task, "ProtocolError",
-                                 "%s: refused a redirect from https to plain http (%s): what "
-                                 "started over TLS stays on TLS",
-                                 url, to);
-            if (!to_http && strncasecmp(to, "https://", 8) != 0)
-                return api->fail(task, "NotImplementedError",
-                                 "%s: refused a redirect to %s: only http:// and https:// are "
-                                 "followed",
-                                 url, to);
+            bool to_https = strncasecmp(to, "https://", 8) == 0;
+            if ((fs->tls && to_http) || (!to_http && !to_https)) {
+                char *to_shown = url_for_messages(to);
+                if (!to_shown)
+                    return -ENOMEM;
+                int r = fs->tls && to_http
+                            ? api->fail(task, "ProtocolError",
+                                        "%s: refused a redirect from https to plain http (%s): "
+                                        "what started over TLS stays on TLS",
+                                        url, to_shown)
+                            : api->fail(task, "NotImplementedError",
+                                        "%s: refused a redirect to %s: only http:// and https:// "
+                                        "are followed",
+                                        url, to_shown);
+                free(to_shown);
+                return r;
+            }
         }
         return api->fail(task, "ProtocolError", "%s: not an HTTP response: %s", url, detail);
     }
@@ -630,11 +664,9 @@ static CURLcode setup(fetch_state *fs, const char *url, double timeout) {
     return set_ca(e);
 }
 
-/* fetch(url: string, timeout: double = 30) -> map */
-static int fetch(aiod_task *task, const struct aiod_api *api, const aiod_value *const *args,
-                 aiod_value **ret_result) {
-    const char *url = api->get_string(args[0]);
-    double timeout = api->get_double(args[1]);
+/* One fetch of url; its messages name it as `shown`. */
+static int fetch_url(aiod_task *task, const struct aiod_api *api, const char *url,
+                     const char *shown, double timeout, aiod_value **ret_result) {
     int r;
 
     if (!(timeout >= 0) || isinf(timeout))
@@ -651,12 +683,12 @@ static int fetch(aiod_task *task, const struct aiod_api *api, const aiod_value *
     if (uc == CURLUE_OUT_OF_MEMORY) {
         r = -ENOMEM;
     } else if (uc != CURLUE_OK) {
-        r = api->fail(task, "ValueError", "bad URL '%s': %s%s", url, curl_url_strerror(uc),
+        r = api->fail(task, "ValueError", "bad URL '%s': %s%s", shown, curl_url_strerror(uc),
                       uc == CURLUE_BAD_SCHEME ? " (expected http://HOST/... or https://HOST/...)"
                                               : "");
     } else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
         r = api->fail(task, "NotImplementedError",
-                      "%s: only http:// and https:// URLs are supported", url);
+                      "%s: only http:// and https:// URLs are supported", shown);
     } else {
         r = 0;
     }
@@ -683,7 +715,7 @@ static int fetch(aiod_task *task, const struct aiod_api *api, const aiod_value *
     if (c != CURLE_OK) {
         r = c == CURLE_OUT_OF_MEMORY ? -ENOMEM
                                      : api->fail(task, "OSError", "%s: cannot set up libcurl: %s",
-                                                 url, curl_easy_strerror(c));
+                                                 shown, curl_easy_strerror(c));
         goto out;
     }
     r = api->future_new(task, &fs->future);
@@ -691,9 +723,9 @@ static int fetch(aiod_task *task, const struct aiod_api *api, const aiod_value *
         goto out;
     CURLMcode mc = curl_multi_add_handle(net.multi, fs->easy);
     if (mc != CURLM_OK) {
-        r = mc == CURLM_OUT_OF_MEMORY
-                ? -ENOMEM
-                : api->fail(task, "OSError", "%s: cannot start: %s", url, curl_multi_strerror(mc));
+        r = mc == CURLM_OUT_OF_MEMORY ? -ENOMEM
+                                      : api->fail(task, "OSError", "%s: cannot start: %s", shown,
+                                                  curl_multi_strerror(mc));
         goto out;
     }
     fs->added = true;
@@ -709,13 +741,25 @@ static int fetch(aiod_task *task, const struct aiod_api *api, const aiod_value *
     if (r < 0)
         goto out;
     if (fs->result != CURLE_OK) {
-        r = fetch_error(task, api, fs, url, timeout);
+        r = fetch_error(task, api, fs, shown, timeout);
         goto out;
     }
     *ret_result = result_map(api, fs);
     r = *ret_result ? 0 : -ENOMEM;
 out:
     state_free(fs);
+    return r;
+}
+
+/* fetch(url: string, timeout: double = 30) -> map */
+static int fetch(aiod_task *task, const struct aiod_api *api, const aiod_value *const *args,
+                 aiod_value **ret_result) {
+    const char *url = api->get_string(args[0]);
+    char *shown = url_for_messages(url);
+    if (!shown)
+        return -ENOMEM;
+    int r = fetch_url(task, api, url, shown, api->get_double(args[1]), ret_result);
+    free(shown);
     return r;
 }
 

@@ -525,6 +525,36 @@ def fetch_errors():
 
 
 @t.test
+def passwords_stay_out_of_messages():
+    """A password in a URL's user information is never part of an error
+    message (the client's, the daemon's log): the URL is shown as
+    user:***@host, also when it is malformed or a redirect's target."""
+    held, port = refused_port()
+    redirect = RawServer(lambda c: c.sendall(
+        b"HTTP/1.1 302 Found\r\nLocation: ftp://a:secret3@127.0.0.1/x\r\n"
+        b"Content-Length: 0\r\n\r\n"))
+    with daemon() as d:
+        cases = [("http://u:secret1@127.0.0.1:%d/" % port, "ConnectionRefusedError",
+                  "http://u:***@127.0.0.1:%d/" % port, "a refused connection"),
+                 ("http://u:secret2@127.0.0.1:99999/", "ValueError",
+                  "http://u:***@127.0.0.1:99999/", "a bad port"),
+                 (redirect.url(), "NotImplementedError",
+                  "ftp://a:***@127.0.0.1/x", "a redirect's target")]
+        for url, kind, shown, what in cases:
+            r = d.aioctl("run", "net.fetch", url)
+            t.eq(r.rc, 1, "exit code for %s" % what, r)
+            t.contains(r.err, kind, "error kind for %s" % what, r)
+            t.contains(r.err, shown, "the URL is shown without its password for %s" % what, r)
+            t.check("secret" not in r.err, "no password in the message for %s" % what, r)
+        t.eq(d.wait_log_count("attached task failed", len(cases), 60), len(cases),
+             "the daemon logged the failures", d.log())
+        log = d.log()
+        t.check("secret" not in log, "no password in the daemon's log", " log:\n" + log)
+    held.close()
+    redirect.close()
+
+
+@t.test
 def fetch_timeout():
     srv = SilentServer()
     with daemon() as d:
