@@ -812,6 +812,11 @@ static int fetch_many(aiod_task *task, const struct aiod_api *api, const aiod_va
     if (limit < 1 || limit > NET_MAX_LIMIT)
         return api->fail(task, "ValueError", "limit must be between 1 and %d, got %lld",
                          NET_MAX_LIMIT, (long long)limit);
+    /* Checked as fetch checks it, once for the whole call rather than as
+     * every entry's error. */
+    if (!(timeout >= 0) || isinf(timeout))
+        return api->fail(task, "ValueError", "timeout must be >= 0 seconds (0: none), got %g",
+                         timeout);
     for (size_t i = 0; i < n; i++)
         if (api->value_type(api->list_get(urls, i)) != AIOD_TYPE_STRING)
             return api->fail(task, "ValueError", "urls[%zu] is not a string", i);

@@ -1015,6 +1015,11 @@ def fetch_many_bad_arguments():
         t.contains(r.err, "urls[1] is not a string", "message names the item", r)
         r = d.aioctl("run", "net.fetch_many", "[]", "0")
         t.contains(r.err, "limit must be between", "limit 0 is refused", r)
+        r = d.aioctl("run", "net.fetch_many", '["http://127.0.0.1:1/a", "http://127.0.0.1:1/b"]',
+                     "2", "-1")
+        t.eq(r.rc, 1, "exit code for a negative timeout", r)
+        t.contains(r.err, "ValueError", "a negative timeout fails the whole call", r)
+        t.contains(r.err, "timeout must be >= 0", "its message", r)
         r = d.aioctl("run", "net.fetch_many", "[]")
         t.eq(result(r), [], "no URLs, no results")
 
