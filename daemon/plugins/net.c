@@ -824,7 +824,7 @@ static int fetch_many(aiod_task *task, const struct aiod_api *api, const aiod_va
     aiod_value **results = calloc(n ? n : 1, sizeof(*results));
     aiod_child **active = calloc((size_t)limit, sizeof(*active));
     size_t *active_idx = calloc((size_t)limit, sizeof(*active_idx));
-    size_t n_active = 0, next = 0, held = 0;
+    size_t n_active = 0, next = 0, held = 0, taken = 0;
     if (!results || !active || !active_idx) {
         r = -ENOMEM;
         goto out;
@@ -856,7 +856,9 @@ static int fetch_many(aiod_task *task, const struct aiod_api *api, const aiod_va
         if (r < 0)
             goto out;
         r = 0;
-        /* Collect whatever finished and free its place in the window. */
+        /* Collect whatever finished and free its place in the window. The
+         * bound is checked as each result is taken: the next one's copy
+         * would add up to 16 MiB more. */
         for (size_t i = 0; i < n_active;) {
             uint32_t st = api->child_state(active[i]);
             if (st != AIOD_STATE_DONE && st != AIOD_STATE_FAILED && st != AIOD_STATE_CANCELLED) {
@@ -870,17 +872,18 @@ static int fetch_many(aiod_task *task, const struct aiod_api *api, const aiod_va
             }
             results[active_idx[i]] = v;
             held += entry_bytes(api, v);
+            taken++;
             api->child_release(task, active[i]);
             active[i] = active[n_active - 1];
             active_idx[i] = active_idx[n_active - 1];
             n_active--;
-        }
-        if (held > NET_MANY_MAX_BYTES) {
-            r = api->fail(task, "LimitError",
-                          "fetch_many: the results of %zu of the %zu fetches already take more "
-                          "than %u MiB; fetch fewer or smaller pages at once",
-                          next - n_active, n, NET_MANY_MAX_BYTES >> 20);
-            goto out;
+            if (held > NET_MANY_MAX_BYTES) {
+                r = api->fail(task, "LimitError",
+                              "fetch_many: the results of %zu of the %zu fetches already take "
+                              "more than %u MiB; fetch fewer or smaller pages at once",
+                              taken, n, NET_MANY_MAX_BYTES >> 20);
+                goto out;
+            }
         }
     }
 

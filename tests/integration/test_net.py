@@ -60,6 +60,17 @@ BIG = bytes((i * 7) % 26 + 97 for i in range(1000 * 1024))
 GZIP_TEXT = b"compressed text " * 4096
 
 
+_zeros_gzip = None
+
+
+def zeros_gzip():
+    """MAX_BODY zero bytes, gzipped (made once)."""
+    global _zeros_gzip
+    if _zeros_gzip is None:
+        _zeros_gzip = gzip.compress(b"\0" * MAX_BODY)
+    return _zeros_gzip
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -150,6 +161,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if self.connection.recv(1) == b"":
                 srv.trickle_closed.set()
             self.close_connection = True
+        elif self.path.startswith("/hold-zeros/"):
+            # Held as /hold/ is, then 16 MiB of zeros once decoded, about
+            # 16 KiB on the wire: the held fetches all end at once.
+            with srv.lock:
+                srv.active += 1
+                if srv.active >= srv.hold_target:
+                    srv.hold_reached.set()
+            srv.hold_release.wait(120)
+            with srv.lock:
+                srv.active -= 1
+            self.send_body(200, zeros_gzip(), "application/octet-stream",
+                           extra=(("Content-Encoding", "gzip"),))
         elif self.path.startswith("/redirect/"):
             # /redirect/N/PATH: N more redirects before PATH.
             _, _, n, rest = self.path.split("/", 3)
@@ -1004,6 +1027,25 @@ def fetch_many_bounds_the_results_it_holds():
         t.eq(r.rc, 1, "fetch_many fails", r)
         t.contains(r.err, "LimitError", "with LimitError", r)
         t.contains(r.err, "64 MiB", "naming its bound", r)
+        d.assert_alive()
+
+
+@t.test
+def fetch_many_stops_at_the_result_that_passes_its_bound():
+    """The 64 MiB bound is checked as each finished fetch's result is taken,
+    not after all that finished together: with 16 MiB bodies (each counted
+    16 MiB + 1 KiB) fetch_many stops at the 4th result it takes, however many
+    fetches ended at once, and cancels the others."""
+    with HTTPServer() as srv, daemon() as d:
+        srv.hold_target = 8
+        urls = [srv.url("/hold-zeros/%d" % i) for i in range(20)]
+        p = d.aioctl_bg("run", "net.fetch_many", json.dumps(urls), "8")
+        t.check(srv.hold_reached.wait(60), "8 fetches under way at once")
+        srv.hold_release.set()
+        r = p.wait(timeout=300)
+        t.eq(r.rc, 1, "fetch_many fails", r)
+        t.contains(r.err, "LimitError", "with LimitError", r)
+        t.contains(r.err, "the results of 4 of the 20 fetches", "after taking the 4th result", r)
         d.assert_alive()
 
 
