@@ -112,7 +112,10 @@ static void complete(task *t) {
         return;
     }
     if (r == 0) {
-        uint32_t want = t->fn->def->result_type, have = pbvalue_type(v);
+        /* A spawn_call helper shares its caller's function but not its
+         * declared result: asyncio.create_task(coro()) types nothing. */
+        uint32_t want = t->run->call_fn ? AIOD_TYPE_ANY : t->fn->def->result_type;
+        uint32_t have = pbvalue_type(v);
         if (v && !pbvalue_type_fits(want, have)) {
             char msg[300];
             snprintf(msg, sizeof(msg), "%s returned %s, but declares %s", t->fn->full_name,

@@ -60,6 +60,29 @@ int asyncio_yield(aiod_task *t, const struct aiod_api *api, int n) {
 
 static const struct aiod_param deep_params[] = {{"n", AIOD_TYPE_INT, "1000000"}};
 
+/* A helper coroutine (spawn_call) of a function declared to return a
+ * string returns an int, as asyncio.create_task(coro()) puts no type on
+ * coro's result: it was checked against the caller's declaration and
+ * failed TypeError ("asyncio.typed_caller returned int, but declares
+ * string"). */
+static int h_returns_int(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    (void)t, (void)arg;
+    *ret = api->value_int(42);
+    return *ret ? 0 : -ENOMEM;
+}
+
+static int typed_caller(aiod_task *t, const struct aiod_api *api, const aiod_value *const *args,
+                        aiod_value **ret) {
+    (void)args;
+    aiod_child *c = asyncio_spawn(t, api, h_returns_int, NULL);
+    CHECK(c);
+    CHECK_OK(api->await(t, c, NULL));
+    CHECK_EQ(asyncio_child_int(t, api, c), 42);
+    api->child_release(t, c);
+    *ret = api->value_string("typed");
+    return *ret ? 0 : -ENOMEM;
+}
+
 #define CASE(name)                                                                                 \
     {sizeof(struct aiod_function),                                                                 \
      AIOD_FN_INTERNAL,                                                                             \
@@ -74,6 +97,9 @@ static const struct aiod_function functions[] = {
     {sizeof(struct aiod_function), AIOD_FN_INTERNAL, "deep_cancel_chain",
      "cancels the head of a chain of n tasks, each awaiting the next", deep_params, 1,
      AIOD_TYPE_ANY, asyncio_deep_cancel_chain},
+    {sizeof(struct aiod_function), AIOD_FN_INTERNAL, "typed_caller",
+     "declares a string; its spawn_call helper returns an int", NULL, 0, AIOD_TYPE_STRING,
+     typed_caller},
 };
 #undef CASE
 

@@ -113,11 +113,19 @@ static void test_deep_cancel_chain(void **state) {
     run_case("deep_cancel_chain", args, 1);
 }
 
+/* A spawn_call helper's result is not checked against its caller's
+ * declared result type. */
+static void test_spawn_call_helper_result_is_not_typed(void **state) {
+    (void)state;
+    run_case("typed_caller", NULL, 0);
+}
+
 int main(int argc, char **argv) {
 #define CASE(name) cmocka_unit_test(test_##name),
     const struct CMUnitTest tests[] = {
 #include "asyncio_cases.h"
         cmocka_unit_test(test_deep_cancel_chain),
+        cmocka_unit_test(test_spawn_call_helper_result_is_not_typed),
     };
 #undef CASE
     /* `test-asyncio NAME-PATTERN` runs only the matching cases. */

@@ -476,8 +476,9 @@ struct aiod_api {
      * fn(child, api, arg, &result) (the same contract as aiod_task_fn, with
      * `arg` for the arguments). arg is borrowed: it must stay valid until
      * the child ends and must not point into a task's stack. The child
-     * counts as a task of the caller's function (limits, listing). 0,
-     * -EAGAIN task limit, -ENOMEM, -EINVAL. */
+     * counts as a task of the caller's function (limits, listing), but its
+     * result may be of any type (the function's declared result type is
+     * not checked on it). 0, -EAGAIN task limit, -ENOMEM, -EINVAL. */
     int (*spawn_call)(aiod_task *task,
                       int (*fn)(aiod_task *child, const struct aiod_api *api, void *arg,
                                 aiod_value **ret_result),
