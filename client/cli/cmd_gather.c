@@ -50,7 +50,7 @@ static int print_results(bool json, aioc_outcome **os, size_t n) {
         }
         _cleanup_free_ char *item = NULL;
         if (aioc_outcome_state(os[i]) == AIOC_STATE_DONE) {
-            item = aioc_value_to_json(aioc_outcome_result(os[i]));
+            item = print_value_json(aioc_outcome_result(os[i]));
         } else {
             _cleanup_free_ char *k = print_json_string(aioc_outcome_error_kind(os[i]));
             _cleanup_free_ char *m = print_json_string(aioc_outcome_error_message(os[i]));

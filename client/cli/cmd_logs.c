@@ -67,6 +67,9 @@ int cmd_logs(cli *c, int argc, char **argv) {
     code = cli_connect(c);
     if (code != EXIT_OK)
         return code;
+    /* The task may be another user's: its lines are escaped on a
+     * terminal. */
+    aioc_set_output_callback(c->client, print_logs_cb, &c->json);
     uint64_t gone = note_dropped(c, id), dropped = 0;
     int state = aioc_logs_ex(c->client, id, flags, &dropped);
     if (state < 0)
@@ -90,7 +93,7 @@ int cmd_logs(cli *c, int argc, char **argv) {
         if (o && aioc_outcome_state(o) == state) {
             const char *kind = aioc_outcome_error_kind(o), *msg = aioc_outcome_error_message(o);
             print_flush();
-            fprintf(stderr, "%s%s%s\n", *kind ? kind : "Error", *msg ? ": " : "", msg);
+            print_error(stderr, "", kind, msg);
         }
         aioc_task_info_free(t);
     }

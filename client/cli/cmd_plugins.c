@@ -33,7 +33,7 @@ static void print_json(aioc_function_info *f) {
         printf("%s{\"name\":%s,\"type\":\"%s\"", i ? "," : "", p ? p : "null",
                aioc_type_name(aioc_function_param_type(f, i)));
         if (d) {
-            _cleanup_free_ char *dj = aioc_value_to_json(d);
+            _cleanup_free_ char *dj = print_value_json(d);
             printf(",\"default\":%s", dj ? dj : "null");
         }
         printf("}");
@@ -69,7 +69,7 @@ int cmd_plugins(cli *c, int argc, char **argv) {
         return cli_fail(c, "plugins", r);
     for (size_t i = 0; i < n; i++) {
         if (names) {
-            printf("%s\n", aioc_function_name(fs[i]));
+            print_line(stdout, "", aioc_function_name(fs[i]), "\n");
             continue;
         }
         if (c->json) {
@@ -78,9 +78,10 @@ int cmd_plugins(cli *c, int argc, char **argv) {
         }
         const char *sig = aioc_function_signature(fs[i]);
         const char *doc = aioc_function_doc(fs[i]);
-        printf("%s%s\n", aioc_function_name(fs[i]), sig ? sig : "(...)");
+        print_line(stdout, "", aioc_function_name(fs[i]), "");
+        print_line(stdout, "", sig ? sig : "(...)", "\n");
         if (doc && *doc)
-            printf("    %s\n", doc);
+            print_line(stdout, "    ", doc, "\n");
     }
     aioc_function_array_free(fs, n);
     return EXIT_OK;

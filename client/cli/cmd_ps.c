@@ -185,9 +185,10 @@ static void print_ps_page(ps_table *tb, aioc_task_info *const *tasks, size_t n) 
     for (size_t i = 0; i < n; i++) {
         const aioc_task_info *t = tasks[i];
         char who[64], age[32], state[SCHEDOPT_STATUS_MAX];
-        printf("%-*" PRIu64 " %-*s %-*s %-*s %s\n", tb->wid, aioc_task_info_id(t), tb->wstate,
+        printf("%-*" PRIu64 " %-*s %-*s %-*s ", tb->wid, aioc_task_info_id(t), tb->wstate,
                status(t, now, state, sizeof(state)), tb->wowner, owner(t, who, sizeof(who)),
-               tb->wage, print_age(aioc_task_info_created_usec(t), age, sizeof(age)), call_text(t));
+               tb->wage, print_age(aioc_task_info_created_usec(t), age, sizeof(age)));
+        print_line(stdout, "", call_text(t), "\n");
     }
 }
 
@@ -442,8 +443,9 @@ static void show_attempts(const aioc_task_info *t) {
         printf("attempt %" PRIu32 ": %s - %s", number, print_time(started, start, sizeof(start)),
                print_time(finished, end, sizeof(end)));
         if (*kind || *message)
-            printf(": %s: %s", *kind ? kind : "Error", message);
-        printf("\n");
+            print_error(stdout, ": ", kind, message);
+        else
+            printf("\n");
     }
 }
 
@@ -451,30 +453,30 @@ static void show_attempts(const aioc_task_info *t) {
  * is queued); nothing for a local task. */
 static void show_cluster(const aioc_task_info *t) {
     if (aioc_task_info_queue(t))
-        printf("queue: %s\n", aioc_task_info_queue(t));
+        print_line(stdout, "queue: ", aioc_task_info_queue(t), "\n");
     if (aioc_task_info_host(t))
-        printf("host: %s\n", aioc_task_info_host(t));
+        print_line(stdout, "host: ", aioc_task_info_host(t), "\n");
 }
 
 static void show_plain(const aioc_task_info *t) {
     char buf[64];
     const aioc_outcome *o = aioc_task_info_outcome(t);
     _cleanup_free_ char *args =
-        aioc_task_info_args(t) ? aioc_value_to_json(aioc_task_info_args(t)) : NULL;
+        aioc_task_info_args(t) ? print_value_json(aioc_task_info_args(t)) : NULL;
 
     printf("id: %" PRIu64 "\n", aioc_task_info_id(t));
     printf("state: %s\n", aioc_state_name(aioc_task_info_state(t)));
     if (aioc_task_info_waiting_for(t))
-        printf("waiting for: %s\n", aioc_task_info_waiting_for(t));
+        print_line(stdout, "waiting for: ", aioc_task_info_waiting_for(t), "\n");
     show_schedule(t);
-    printf("function: %s\n", aioc_task_info_function(t));
+    print_line(stdout, "function: ", aioc_task_info_function(t), "\n");
     show_cluster(t);
     printf("ownership: %s\n", aioc_task_info_ownership(t));
     const char *name = user_name(aioc_task_info_owner_uid(t));
     printf("owner: %s%suid %" PRIu32 "%s, pid %" PRId32 "\n", name ? name : "", name ? " (" : "",
            aioc_task_info_owner_uid(t), name ? ")" : "", aioc_task_info_owner_pid(t));
     if (aioc_task_info_owner_host(t))
-        printf("owner host: %s\n", aioc_task_info_owner_host(t));
+        print_line(stdout, "owner host: ", aioc_task_info_owner_host(t), "\n");
     if (aioc_task_info_parent_id(t))
         printf("parent: %" PRIu64 "\n", aioc_task_info_parent_id(t));
     else
@@ -489,10 +491,12 @@ static void show_plain(const aioc_task_info *t) {
         printf(" (the first %" PRIu64 " no longer kept)", dropped);
     printf("\n");
     if (o && aioc_outcome_state(o) == AIOC_STATE_DONE) {
-        _cleanup_free_ char *v = aioc_value_to_json(aioc_outcome_result(o));
+        _cleanup_free_ char *v = print_value_json(aioc_outcome_result(o));
         printf("result: %s\n", v ? v : "null");
     } else if (o) {
-        printf("error: %s: %s\n", aioc_outcome_error_kind(o), aioc_outcome_error_message(o));
+        _cleanup_free_ char *k = print_text(aioc_outcome_error_kind(o));
+        _cleanup_free_ char *m = print_text(aioc_outcome_error_message(o));
+        printf("error: %s: %s\n", k ? k : "?", m ? m : "?");
     }
     show_attempts(t);
 }
@@ -559,7 +563,7 @@ static void show_json(const aioc_task_info *t) {
     const aioc_outcome *o = aioc_task_info_outcome(t);
     _cleanup_free_ char *f = print_json_string(aioc_task_info_function(t));
     _cleanup_free_ char *args =
-        aioc_task_info_args(t) ? aioc_value_to_json(aioc_task_info_args(t)) : NULL;
+        aioc_task_info_args(t) ? print_value_json(aioc_task_info_args(t)) : NULL;
     const char *name = user_name(aioc_task_info_owner_uid(t));
     _cleanup_free_ char *user = name ? print_json_string(name) : NULL;
 
@@ -577,7 +581,7 @@ static void show_json(const aioc_task_info *t) {
     show_json_schedule(t);
     show_json_cluster(t);
     if (o && aioc_outcome_state(o) == AIOC_STATE_DONE) {
-        _cleanup_free_ char *v = aioc_value_to_json(aioc_outcome_result(o));
+        _cleanup_free_ char *v = print_value_json(aioc_outcome_result(o));
         printf(",\"result\":%s", v ? v : "null");
     } else if (o) {
         _cleanup_free_ char *k = print_json_string(aioc_outcome_error_kind(o));

@@ -103,7 +103,8 @@ int cli_connect(cli *c) {
          * start (its settings are invalid) cannot serve the call: exit 3,
          * as aioctl(1) says, with the daemon's own words. */
         bool unreachable = r == -EPROTONOSUPPORT || r == -EPROTO || r == -ESHUTDOWN;
-        fprintf(stderr, "aioctl: %s%s\n", refused,
+        print_line(stderr, "aioctl: ", refused, "");
+        fprintf(stderr, "%s\n",
                 r == -EPROTONOSUPPORT || r == -EPROTO
                     ? " — aioctl and aiod do not speak the same protocol; use matching versions"
                     : "");
@@ -146,11 +147,13 @@ static void print_daemon_message(const char *msg, int r, bool one_item) {
         errno = 0;
         uint64_t id = strtoull(digits, &end, 10);
         if (*digits >= '0' && *digits <= '9' && errno == 0 && (*end == '\0' || *end == ' ')) {
-            fprintf(stderr, "aioctl: %.*s" NO_TASK "\n", (int)(at - msg), msg, id);
+            _cleanup_free_ char *before = strndup(msg, (size_t)(at - msg));
+            print_line(stderr, "aioctl: ", before ? before : "", "");
+            fprintf(stderr, NO_TASK "\n", id);
             return;
         }
     }
-    fprintf(stderr, "aioctl: %s\n", msg);
+    print_line(stderr, "aioctl: ", msg, "\n");
 }
 
 /* Reports r; `daemon` is the daemon's message for it ("" if none). */

@@ -18,6 +18,70 @@
 #include "cli.h"
 #include "macro.h"
 
+/* Is s[0] the first byte of a character a terminal acts on: a C0 control
+ * but TAB, DEL, or a C1 control in UTF-8 (C2 80 to C2 9F)? Returns how
+ * many bytes it has, 0 when it is not one. */
+static size_t control_len(const char *s) {
+    unsigned char c = (unsigned char)s[0];
+    if ((c < 0x20 && c != '\t') || c == 0x7f)
+        return 1;
+    if (c == 0xc2 && (unsigned char)s[1] >= 0x80 && (unsigned char)s[1] <= 0x9f)
+        return 2;
+    return 0;
+}
+
+/* Copies s into a new string with each control character of control_len
+ * written by `escape` (which returns its length, at most 12 bytes). */
+static char *replace_controls(const char *s, size_t (*escape)(char *out, const char *c, size_t n)) {
+    size_t n = 0, len = 0;
+    for (const char *p = s; *p; p += n ? n : 1)
+        len += (n = control_len(p)) ? 12 : 1;
+    char *out = malloc(len + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (const char *p = s; *p;) {
+        n = control_len(p);
+        if (n) {
+            o += escape(o, p, n);
+            p += n;
+        } else
+            *o++ = *p++;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* "\n" for a newline, else "\xNN" for each byte. */
+static size_t escape_text(char *out, const char *c, size_t n) {
+    if (*c == '\n') {
+        memcpy(out, "\\n", 2);
+        return 2;
+    }
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 4 * i, "\\x%02x", (unsigned char)c[i]);
+    return 4 * n;
+}
+
+/* "\u00NN" for the code point (only DEL and C1 can occur in JSON text:
+ * jansson escapes C0, and they are inside strings). */
+static size_t escape_json(char *out, const char *c, size_t n) {
+    unsigned cp = n == 2 ? (unsigned char)c[1] : (unsigned char)c[0];
+    sprintf(out, "\\u%04x", cp);
+    return 6;
+}
+
+char *print_text(const char *s) {
+    return replace_controls(s ? s : "", escape_text);
+}
+
+char *print_safe_json(char *json) {
+    if (!json)
+        return NULL;
+    char *safe = replace_controls(json, escape_json);
+    free(json);
+    return safe;
+}
+
 char *print_json_string(const char *s) {
     json_t *j = json_string(s ? s : "");
     if (!j) /* not UTF-8: the library already replaced such bytes */
@@ -26,7 +90,16 @@ char *print_json_string(const char *s) {
         return NULL;
     char *text = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
     json_decref(j);
-    return text;
+    return print_safe_json(text);
+}
+
+char *print_value_json(const aioc_value *v) {
+    return print_safe_json(aioc_value_to_json(v));
+}
+
+void print_line(FILE *f, const char *prefix, const char *s, const char *suffix) {
+    _cleanup_free_ char *t = print_text(s);
+    fprintf(f, "%s%s%s", prefix, t ? t : "?", suffix);
 }
 
 /* Lines are written to stdout's buffer, and it is flushed when the library
@@ -47,6 +120,30 @@ void print_output_cb(uint64_t task_id, int stream, const char *line, void *userd
     } else {
         printf("%s\n", line);
     }
+}
+
+void print_logs_cb(uint64_t task_id, int stream, const char *line, void *userdata) {
+    const bool *json = userdata;
+    FILE *f = stream == 2 ? stderr : stdout;
+    static int tty[3] = {-1, -1, -1};
+    int fd = stream == 2 ? 2 : 1;
+    if (tty[fd] < 0)
+        tty[fd] = isatty(fd);
+    if (*json || !tty[fd]) {
+        print_output_cb(task_id, stream, line, userdata);
+        return;
+    }
+    /* Someone's program wrote it, and it goes to a terminal: escaped as
+     * aioctl's other lines are, TAB kept. */
+    if (f == stderr)
+        print_flush();
+    print_line(f, "", line, "\n");
+}
+
+void print_error(FILE *f, const char *prefix, const char *kind, const char *msg) {
+    _cleanup_free_ char *k = print_text(*kind ? kind : "Error");
+    _cleanup_free_ char *m = print_text(msg);
+    fprintf(f, "%s%s%s%s\n", prefix, k ? k : "?", *msg ? ": " : "", m ? m : "?");
 }
 
 void print_flush(void) {
@@ -80,7 +177,7 @@ int print_outcome(bool json, const aioc_outcome *o) {
     int state = aioc_outcome_state(o);
 
     if (state == AIOC_STATE_DONE) {
-        _cleanup_free_ char *v = aioc_value_to_json(aioc_outcome_result(o));
+        _cleanup_free_ char *v = print_value_json(aioc_outcome_result(o));
         if (json)
             printf("{\"result\":%s,\"task\":%" PRIu64 "}\n", v ? v : "null", id);
         else
@@ -93,10 +190,7 @@ int print_outcome(bool json, const aioc_outcome *o) {
                    k ? k : "null", m ? m : "null", id);
         } else {
             print_flush();
-            if (*msg)
-                fprintf(stderr, "%s: %s\n", *kind ? kind : "Error", msg);
-            else
-                fprintf(stderr, "%s\n", *kind ? kind : "Error");
+            print_error(stderr, "", kind, msg);
         }
     } else {
         /* Not ended (an await cannot return this, but be honest). */

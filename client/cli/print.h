@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "aioc.h"
 
@@ -24,6 +25,12 @@ void print_flush(void);
 /* The idle callback: flushes what print_output_cb buffered. */
 void print_flush_cb(void *userdata);
 void print_output_cb(uint64_t task_id, int stream, const char *line, void *userdata);
+
+/* `aioctl logs`' output callback: print_output_cb, but a line going to a
+ * terminal (stdout, or stderr for stream 2) without --json goes through
+ * print_text (a task's output into a pipe or a file stays the program's
+ * bytes). */
+void print_logs_cb(uint64_t task_id, int stream, const char *line, void *userdata);
 
 /* Prints how a task ended: its result (exit EXIT_OK), or its error kind and
  * message (EXIT_TASK_FAILED, EXIT_CANCELLED). Returns the exit code. */
@@ -44,7 +51,33 @@ void print_state(bool json, uint64_t task_id, int state);
  * and its colon left out when NULL. */
 void print_dropped(const char *what, uint64_t dropped);
 
-/* Returns the JSON text of a string (a new string), or NULL on OOM. */
+/*
+ * Terminal safety (aioctl(1)): every string from the daemon that aioctl
+ * prints for a human goes through print_text, so that another user's
+ * words cannot act on the reader's terminal. C0 controls but TAB, DEL and
+ * the C1 controls U+0080..U+009F become visible: a newline "\n", every
+ * other byte "\xNN" (a C1 control is the two bytes of its UTF-8,
+ * "\xc2\x9b"). Returns a new string, NULL on OOM.
+ */
+char *print_text(const char *s);
+
+/* Prints prefix, s through print_text ("?" on OOM), and suffix on f. */
+void print_line(FILE *f, const char *prefix, const char *s, const char *suffix);
+
+/* "PREFIXKIND: MESSAGE\n" (KIND "Error" when empty, ": MESSAGE" left out
+ * when empty), both through print_text. */
+void print_error(FILE *f, const char *prefix, const char *kind, const char *msg);
+
+/* JSON text with DEL and C1 controls (which jansson leaves raw inside
+ * strings) written \u007f, \u0080..\u009f: the same JSON. Takes `json`
+ * (freed), returns a new string, NULL when json is NULL or on OOM. */
+char *print_safe_json(char *json);
+
+/* aioc_value_to_json through print_safe_json. */
+char *print_value_json(const aioc_value *v);
+
+/* Returns the JSON text of a string (a new string, through
+ * print_safe_json), or NULL on OOM. */
 char *print_json_string(const char *s);
 
 /* ISO-8601 local time with milliseconds and UTC offset into buf, or "-" for

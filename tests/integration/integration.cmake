@@ -37,6 +37,8 @@ aiod_integration_test(cli 60)
 # end to end (needs the daemon's side of Schedule, aiod.proto).
 aiod_integration_test(cli_schedule 60)
 aiod_integration_test(cli_schedule_daemon 120)
+# What aioctl prints for a human is safe on a terminal (escapes, ptys).
+aiod_integration_test(cli_terminal 60)
 aiod_integration_test(lifecycle 90)
 aiod_integration_test(heap 60)
 aiod_integration_test(state 120)
