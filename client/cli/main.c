@@ -52,7 +52,7 @@ static void usage_main(FILE *f) {
     fprintf(f, "\n"
                "Options:\n"
                "  -s, --socket PATH  the daemon's socket (default: $AIOD_SOCKET, else\n"
-               "                     $XDG_RUNTIME_DIR/aiod/aiod.sock if it exists (your\n"
+               "                     $XDG_RUNTIME_DIR/aiod/aiod.sock if it is yours (your\n"
                "                     own instance), else /run/aiod/aiod.sock)\n"
                "      --json         print one JSON object per line\n"
                "  -h, --help         show this help\n"

@@ -39,7 +39,10 @@ AIOC_EXPORT int aioc_default_socket_path(char *buf, size_t len) {
         n = snprintf(buf, len, "%s", env);
     else {
         /* The user's own instance when its socket is there, else the
-         * system one: a member of group aiod needs no flag. */
+         * system one: a member of group aiod needs no flag. "Own": the
+         * socket belongs to the caller's effective uid. root with another
+         * user's XDG_RUNTIME_DIR (su without -) is not sent to that user's
+         * daemon, nor is a user to a socket someone else put there. */
         struct stat st;
         char user[sizeof(((struct sockaddr_un *)0)->sun_path)];
         n = -1;
@@ -49,7 +52,8 @@ AIOC_EXPORT int aioc_default_socket_path(char *buf, size_t len) {
              * does not fit the caller's buffer is, and is not to be taken
              * for the system daemon's. */
             int u = snprintf(user, sizeof(user), "%s/aiod/aiod.sock", xdg);
-            if (u > 0 && (size_t)u < sizeof(user) && stat(user, &st) == 0 && S_ISSOCK(st.st_mode))
+            if (u > 0 && (size_t)u < sizeof(user) && stat(user, &st) == 0 && S_ISSOCK(st.st_mode) &&
+                st.st_uid == geteuid())
                 n = snprintf(buf, len, "%s", user);
         }
         if (n < 0)

@@ -39,6 +39,8 @@ aiod_integration_test(cli_schedule 60)
 aiod_integration_test(cli_schedule_daemon 120)
 # What aioctl prints for a human is safe on a terminal (escapes, ptys).
 aiod_integration_test(cli_terminal 60)
+# Which socket aioctl picks, and what it says when it cannot use it.
+aiod_integration_test(cli_socket 60)
 aiod_integration_test(lifecycle 90)
 aiod_integration_test(heap 60)
 aiod_integration_test(state 120)
