@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include "alloc.h"
 #include "cli.h"
@@ -81,16 +84,69 @@ int cli_help(const char *text) {
     return EXIT_OK;
 }
 
+/* Where the socket path came from, as messages name it: "--socket",
+ * "$AIOD_SOCKET", "$XDG_RUNTIME_DIR" (the user's own instance) or "the
+ * default". `path` is the path aioc_default_socket_path gave, NULL when it
+ * gave none. */
+static const char *socket_source(const cli *c, const char *path) {
+    const char *env = getenv("AIOD_SOCKET");
+    if (c->socket_path && c->socket_path != c->socket_buf)
+        return "from --socket";
+    if (env && *env)
+        return "from $AIOD_SOCKET";
+    if (path && strcmp(path, "/run/aiod/aiod.sock") != 0)
+        return "from $XDG_RUNTIME_DIR";
+    return "the default";
+}
+
+/* Says that the daemon cannot be reached through c->socket_path, which the
+ * connection refused with r: what is at the path when that explains it
+ * better than errno (not a socket, a path too long for one), and where the
+ * path came from. Returns EXIT_UNREACHABLE. */
+static int unreachable(const cli *c, int r) {
+    const char *path = c->socket_path, *from = socket_source(c, c->socket_buf);
+    struct stat st;
+    size_t max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+
+    if (r == -ENAMETOOLONG) {
+        fprintf(stderr,
+                "aioctl: the socket path %s is too long (%zu bytes; a Unix socket's path holds at "
+                "most %zu) — use a shorter one%s\n",
+                from, strlen(path), max,
+                strcmp(from, "from --socket") == 0 ? "" : ", or --socket PATH");
+        return EXIT_UNREACHABLE;
+    }
+    if ((r == -ECONNREFUSED || r == -ENOTSOCK) && stat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+        fprintf(stderr,
+                "aioctl: cannot reach aiod: %s (%s) is not a socket — give the daemon's socket "
+                "with --socket PATH or $AIOD_SOCKET\n",
+                path, from);
+        return EXIT_UNREACHABLE;
+    }
+    const char *hint = "is the daemon running? try --socket PATH or $AIOD_SOCKET";
+    if (r == -EACCES || r == -EPERM)
+        hint = "you may not use this socket; try your own daemon with --socket PATH";
+    else if (r == -EPROTONOSUPPORT || r == -EPROTO)
+        hint = "aioctl and aiod do not speak the same protocol; use matching versions";
+    fprintf(stderr, "aioctl: cannot reach aiod at %s (%s): %s — %s\n", path, from, strerror(-r),
+            hint);
+    return EXIT_UNREACHABLE;
+}
+
 int cli_connect(cli *c) {
     if (c->client)
         return EXIT_OK;
     if (!c->socket_path) {
         int r = aioc_default_socket_path(c->socket_buf, sizeof(c->socket_buf));
         if (r < 0) {
+            /* Only a path from the environment can be too long here. */
+            const char *from = socket_source(c, NULL);
+            const char *env =
+                getenv(strcmp(from, "from $AIOD_SOCKET") == 0 ? "AIOD_SOCKET" : "XDG_RUNTIME_DIR");
             fprintf(stderr,
-                    "aioctl: the default socket path is too long: %s — "
-                    "use --socket PATH\n",
-                    strerror(-r));
+                    "aioctl: the socket path %s is too long (%zu bytes; a Unix socket's path "
+                    "holds at most %zu) — use a shorter one, or --socket PATH\n",
+                    from, env ? strlen(env) : 0, sizeof(c->socket_buf) - 2);
             return EXIT_UNREACHABLE;
         }
         c->socket_path = c->socket_buf;
@@ -110,16 +166,8 @@ int cli_connect(cli *c) {
                     : "");
         return unreachable ? EXIT_UNREACHABLE : EXIT_USAGE;
     }
-    if (r < 0) {
-        const char *hint = "is the daemon running? try --socket PATH or $AIOD_SOCKET";
-        if (r == -EACCES || r == -EPERM)
-            hint = "you may not use this socket; try your own daemon with --socket PATH";
-        else if (r == -EPROTONOSUPPORT || r == -EPROTO)
-            hint = "aioctl and aiod do not speak the same protocol; use matching versions";
-        fprintf(stderr, "aioctl: cannot reach aiod at %s: %s — %s\n", c->socket_path, strerror(-r),
-                hint);
-        return EXIT_UNREACHABLE;
-    }
+    if (r < 0)
+        return unreachable(c, r);
     aioc_set_output_callback(c->client, print_output_cb, &c->json);
     aioc_set_idle_callback(c->client, print_flush_cb, NULL);
     return EXIT_OK;

@@ -51,5 +51,61 @@ def another_users_runtime_dir_socket_is_not_used():
     t.contains(r.err, SYSTEM_SOCKET, "a file that is not a socket is passed over", r)
 
 
+@t.test
+def a_path_that_is_not_a_socket_is_named_so():
+    """A regular file as the socket said "Connection refused — is the daemon
+    running?"; now it says the path is not a socket, and where the path came
+    from."""
+    f = os.path.join(t.tmpdir("file"), "plain")
+    open(f, "w").close()
+    r = harness.run([t.aioctl, "ps"], env=ctl_env(AIOD_SOCKET=f))
+    t.eq(r.rc, 3, "ps with $AIOD_SOCKET a regular file", r)
+    t.contains(r.err, "%s (from $AIOD_SOCKET) is not a socket" % f, "says what is wrong", r)
+    t.check("is the daemon running" not in r.err, "no hint at a stopped daemon", r)
+    r = harness.run([t.aioctl, "-s", f, "ps"], env=ctl_env())
+    t.eq(r.rc, 3, "ps --socket a regular file", r)
+    t.contains(r.err, "%s (from --socket) is not a socket" % f, "names --socket", r)
+    d = t.tmpdir("dir")
+    r = harness.run([t.aioctl, "ps"], env=ctl_env(AIOD_SOCKET=d))
+    t.contains(r.err, "%s (from $AIOD_SOCKET) is not a socket" % d, "a directory neither", r)
+    # A path where nothing is: the daemon may be stopped; say where it came from.
+    gone = os.path.join(d, "none.sock")
+    r = harness.run([t.aioctl, "ps"], env=ctl_env(AIOD_SOCKET=gone))
+    t.eq(r.rc, 3, "ps with no socket there", r)
+    t.contains(r.err, "cannot reach aiod at %s (from $AIOD_SOCKET)" % gone, "names the source", r)
+    t.contains(r.err, "is the daemon running", "and the usual hint", r)
+
+
+@t.test
+def a_too_long_path_names_where_it_came_from():
+    """$AIOD_SOCKET of 200 characters was reported as "the default socket
+    path is too long ... use --socket PATH"."""
+    long_path = "/tmp/" + "x" * 195
+    r = harness.run([t.aioctl, "ps"], env=ctl_env(AIOD_SOCKET=long_path))
+    t.eq(r.rc, 3, "ps with a 200-character $AIOD_SOCKET", r)
+    t.contains(r.err, "$AIOD_SOCKET", "the message names $AIOD_SOCKET", r)
+    t.contains(r.err, "too long", "and says what is wrong", r)
+    t.check("default" not in r.err, "and does not call it the default", r)
+    r = harness.run([t.aioctl, "-s", long_path, "ps"], env=ctl_env())
+    t.eq(r.rc, 3, "ps --socket of 200 characters", r)
+    t.contains(r.err, "--socket", "the message names --socket", r)
+    t.contains(r.err, "too long", "and says what is wrong", r)
+    huge = "/tmp/" + "y" * 5000
+    r = harness.run([t.aioctl, "ps"], env=ctl_env(AIOD_SOCKET=huge))
+    t.eq(r.rc, 3, "ps with a 5000-character $AIOD_SOCKET", r)
+    t.contains(r.err, "$AIOD_SOCKET", "names $AIOD_SOCKET", r)
+    t.check("default" not in r.err, "and does not call it the default", r)
+
+
+@t.test
+def the_default_path_is_called_so():
+    r = harness.run([t.aioctl, "ps"], env=ctl_env())
+    if os.path.exists(SYSTEM_SOCKET):
+        print("skipped: a system daemon's socket exists")
+        return
+    t.eq(r.rc, 3, "ps with no daemon", r)
+    t.contains(r.err, "%s (the default)" % SYSTEM_SOCKET, "says it is the default", r)
+
+
 if __name__ == "__main__":
     t.main()
