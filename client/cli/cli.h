@@ -55,11 +55,6 @@ int cli_connect(cli *c);
  */
 int cli_fail(cli *c, const char *what, int r);
 
-/* As cli_fail, for a request that aioctl sent as a one-item gather (`run`):
- * the daemon's "gather item 1: " is left out, as the user asked for no
- * gather. */
-int cli_fail_run(cli *c, const char *what, int r);
-
 /* As cli_fail, for a started request that failed: its errno and the
  * daemon's message for it. */
 int cli_fail_request(const char *what, const aioc_request *req);

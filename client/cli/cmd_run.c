@@ -318,7 +318,7 @@ int cmd_run(cli *c, int argc, char **argv) {
                     timeout);
             code = EXIT_TIMEOUT;
         } else if (r < 0) {
-            code = cli_fail_run(c, function, r);
+            code = cli_fail(c, function, r);
         } else {
             code = print_outcome(c->json, o);
             /* Lines lost between the task and us: the lines printed plus

@@ -180,14 +180,10 @@ int cli_connect(cli *c) {
  * Prints the daemon's message `msg` for a refused request. An unknown task
  * is worded once whatever the request (the daemon's requests word it
  * differently): what precedes "no task ID" (a gather's "gather item N: ")
- * stays, the rest is ours. With `one_item`, the "gather item 1: " that the
- * daemon puts before the refusal of a one-item gather is left out.
+ * stays, the rest is ours. (A run's refusal comes from the library without
+ * the "gather item 1: " of the one-item gather it is sent as.)
  */
-static void print_daemon_message(const char *msg, int r, bool one_item) {
-    static const char item1[] = "gather item 1: ";
-    if (one_item && strncmp(msg, item1, strlen(item1)) == 0)
-        msg += strlen(item1);
-
+static void print_daemon_message(const char *msg, int r) {
     const char *at = r == -ESRCH ? strstr(msg, "no task ") : NULL;
     if (at) {
         const char *digits = at + strlen("no task ");
@@ -205,7 +201,7 @@ static void print_daemon_message(const char *msg, int r, bool one_item) {
 }
 
 /* Reports r; `daemon` is the daemon's message for it ("" if none). */
-static int fail(const char *daemon, const char *what, int r, bool one_item) {
+static int fail(const char *daemon, const char *what, int r) {
     int code;
 
     switch (r) {
@@ -232,7 +228,7 @@ static int fail(const char *daemon, const char *what, int r, bool one_item) {
     }
     print_flush();
     if (*daemon)
-        print_daemon_message(daemon, r, one_item);
+        print_daemon_message(daemon, r);
     else if (r == -EMSGSIZE)
         fprintf(stderr,
                 "aioctl: %s: the request is larger than the daemon's frame limit "
@@ -255,16 +251,12 @@ static const char *last_error(const cli *c) {
 }
 
 int cli_fail(cli *c, const char *what, int r) {
-    return fail(last_error(c), what, r, false);
-}
-
-int cli_fail_run(cli *c, const char *what, int r) {
-    return fail(last_error(c), what, r, true);
+    return fail(last_error(c), what, r);
 }
 
 int cli_fail_request(const char *what, const aioc_request *req) {
     const char *daemon = aioc_request_error_message(req);
-    return fail(daemon ? daemon : "", what, aioc_request_error(req), false);
+    return fail(daemon ? daemon : "", what, aioc_request_error(req));
 }
 
 int cli_task_ids(int argc, char **argv, bool one, uint64_t **ret_ids, size_t *ret_n) {

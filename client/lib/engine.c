@@ -381,7 +381,7 @@ static void on_started(aioc_client *c, aioc_request *req, const Aiod__Started *s
 
 static void on_error(aioc_request *req, Aiod__Error *e) {
     int r = wire_error_errno(e->code);
-    set_message(req, e->message);
+    set_message(req, req->kind == REQUEST_RUN ? wire_run_message(e->message) : e->message);
     if (r == -EIO) {
         if (req->kind != REQUEST_GATHER || !e->outcome) {
             complete(req, -EPROTO);

@@ -171,8 +171,12 @@ AIOC_EXPORT int aioc_run(aioc_client *c, const aioc_call *call, double timeout,
     const aioc_call *items[1] = {call};
     int r = aioc_gather(c, items, 1, AIOC_GATHER_RETURN_EXCEPTIONS | AIOC_GATHER_FOLLOW, timeout,
                         &o, NULL);
-    if (r < 0)
+    if (r < 0) {
+        /* The refusal of the run, not of the gather's item 1. */
+        const char *msg = wire_run_message(c->last_error);
+        memmove(c->last_error, msg, strlen(msg) + 1);
         return r;
+    }
     *ret_outcome = o;
     return 0;
 }

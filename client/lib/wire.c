@@ -171,6 +171,11 @@ int wire_unpack(const uint8_t *data, size_t len, Aiod__ServerMessage **ret) {
     return 0;
 }
 
+const char *wire_run_message(const char *msg) {
+    static const char item1[] = "gather item 1: ";
+    return strncmp(msg, item1, sizeof(item1) - 1) == 0 ? msg + sizeof(item1) - 1 : msg;
+}
+
 int wire_error_errno(uint32_t code) {
     switch (code) {
     case AIOD__ERROR_CODE__ERROR_BAD_MESSAGE:

@@ -44,6 +44,12 @@ void wire_free_message(void *m);
  * give -EFAULT, as ERROR_INTERNAL does. */
 int wire_error_errno(uint32_t code);
 
+/* The daemon's message for a refused run without what it adds for the
+ * one-item Gather a run is sent as ("gather item 1: "): aioc_run and
+ * aioc_start_run word their refusals as the call they are (aioc_connect(3)).
+ * Returns a pointer into msg. */
+const char *wire_run_message(const char *msg);
+
 /* Replaces each byte of an invalid UTF-8 sequence in `s` with '?'. */
 void wire_fix_utf8(char *s);
 

@@ -311,7 +311,10 @@ static void script_errors(int fd) {
     send_output(fd, l->request_id, 33, "log 2");
     send_output_end(fd, l->request_id, 33, AIOD__TASK_STATE__TASK_FAILED);
     send_error(fd, w->request_id, AIOD__ERROR_CODE__ERROR_TIMEOUT, "timed out", NULL);
-    send_error(fd, u->request_id, AIOD__ERROR_CODE__ERROR_UNKNOWN_FUNCTION, "unknown 'x.y'", NULL);
+    /* A run is a one-item gather to the daemon, which says so: the
+     * library leaves that out, as aioctl does. */
+    send_error(fd, u->request_id, AIOD__ERROR_CODE__ERROR_UNKNOWN_FUNCTION,
+               "gather item 1: unknown 'x.y'", NULL);
     msg_free(a);
     msg_free(g);
     msg_free(s);

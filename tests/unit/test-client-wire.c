@@ -191,6 +191,18 @@ static void script_run(int fd) {
     o.error_message = (char *)"bad value";
     send_outcomes(fd, g->request_id, &op, 1);
     aiod__client_message__free_unpacked(g, NULL);
+
+    /* A run refused: the daemon words it for the one-item gather it got;
+     * then a gather of one item, refused in the same words. */
+    static const char refusal[] =
+        "gather item 1: demo.f: parameter 'seconds': expected double, got \"abc\"";
+    g = recv_run(fd, 0);
+    send_error(fd, g->request_id, AIOD__ERROR_CODE__ERROR_BAD_ARGUMENT, refusal, NULL);
+    aiod__client_message__free_unpacked(g, NULL);
+    g = recv_msg(fd);
+    CHECK(g->body_case == AIOD__CLIENT_MESSAGE__BODY_GATHER);
+    send_error(fd, g->request_id, AIOD__ERROR_CODE__ERROR_BAD_ARGUMENT, refusal, NULL);
+    aiod__client_message__free_unpacked(g, NULL);
     expect_eof(fd);
 }
 
@@ -240,6 +252,18 @@ static void test_run(void **state) {
     assert_string_equal(aioc_outcome_error_kind(o), "ValueError");
     assert_string_equal(aioc_outcome_error_message(o), "bad value");
     aioc_outcome_free(o);
+
+    /* The refusal reads as aioc_connect(3) shows it, without the
+     * gather's item number; a gather keeps it. */
+    o = NULL;
+    assert_int_equal(aioc_run(c, call, 0, &o), -EINVAL);
+    assert_null(o);
+    assert_string_equal(aioc_last_error(c),
+                        "demo.f: parameter 'seconds': expected double, got \"abc\"");
+    const aioc_call *items[] = {call};
+    assert_int_equal(aioc_gather(c, items, 1, 0, 0, &o, NULL), -EINVAL);
+    assert_string_equal(aioc_last_error(c),
+                        "gather item 1: demo.f: parameter 'seconds': expected double, got \"abc\"");
 
     assert_int_equal(aioc_run(NULL, call, 0, &o), -EINVAL);
     assert_int_equal(aioc_run(c, NULL, 0, &o), -EINVAL);
