@@ -102,9 +102,11 @@ AIOC_EXPORT aioc_value *aioc_value_string(const char *s);
 AIOC_EXPORT aioc_value *aioc_value_bytes(const void *data, size_t len);
 AIOC_EXPORT aioc_value *aioc_value_list(void);
 AIOC_EXPORT aioc_value *aioc_value_map(void);
-/* Takes `item` (also on failure). 0, -EINVAL, -ENOMEM. */
+/* Takes `item` (also on failure). 0, -EINVAL (also for an item that would
+ * make the list deeper than 32 levels, a scalar being 1), -ENOMEM. */
 AIOC_EXPORT int aioc_value_list_append(aioc_value *list, aioc_value *item);
-/* Takes `item` (also on failure); replaces an existing key. 0, -EINVAL, -ENOMEM. */
+/* Takes `item` (also on failure); replaces an existing key. 0, -EINVAL (also
+ * for an item that would make the map deeper than 32 levels), -ENOMEM. */
 AIOC_EXPORT int aioc_value_map_set(aioc_value *map, const char *key, aioc_value *item);
 /* Deep copy, or NULL on out-of-memory. */
 AIOC_EXPORT aioc_value *aioc_value_copy(const aioc_value *v);

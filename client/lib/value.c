@@ -5,8 +5,10 @@
 #include "value.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
+#include "call.h"
 #include "pbvalue.h"
 
 AIOC_EXPORT aioc_value *aioc_value_null(void) {
@@ -43,9 +45,42 @@ AIOC_EXPORT aioc_value *aioc_value_map(void) {
     return value_from_pb(pbvalue_map());
 }
 
+/* The depth of v (a scalar, or an empty list or map, is 1), counted no
+ * further than limit + 1: the walk goes at most `limit` levels down. */
+static unsigned depth(const Aiod__Value *v, unsigned limit) {
+    unsigned d = 0;
+    if (!v)
+        return 0;
+    if (limit == 0)
+        return 1;
+    if (v->kind_case == AIOD__VALUE__KIND_LIST_VALUE && v->list_value)
+        for (size_t i = 0; i < v->list_value->n_items && d < limit; i++) {
+            unsigned c = depth(v->list_value->items[i], limit - 1);
+            d = c > d ? c : d;
+        }
+    else if (v->kind_case == AIOD__VALUE__KIND_MAP_VALUE && v->map_value)
+        for (size_t i = 0; i < v->map_value->n_entries && d < limit; i++) {
+            const Aiod__MapEntry *e = v->map_value->entries[i];
+            unsigned c = e ? depth(e->value, limit - 1) : 0;
+            d = c > d ? c : d;
+        }
+    return d + 1;
+}
+
+/* Would `item`, put inside a list or map, make it deeper than a call may
+ * send (aioc_value(3))? No deeper value can then be built: freeing,
+ * printing and checking it recurse once per level. */
+static bool too_deep(const aioc_value *item) {
+    return depth(value_cpb(item), CALL_MAX_VALUE_DEPTH - 1) > CALL_MAX_VALUE_DEPTH - 1;
+}
+
 AIOC_EXPORT int aioc_value_list_append(aioc_value *list, aioc_value *item) {
     if (list == item && list) {
         /* Appending a list to itself would make a cycle. */
+        return -EINVAL;
+    }
+    if (too_deep(item)) {
+        aioc_value_free(item);
         return -EINVAL;
     }
     return pbvalue_list_append(value_pb(list), value_pb(item));
@@ -54,6 +89,10 @@ AIOC_EXPORT int aioc_value_list_append(aioc_value *list, aioc_value *item) {
 AIOC_EXPORT int aioc_value_map_set(aioc_value *map, const char *key, aioc_value *item) {
     if (map == item && map)
         return -EINVAL;
+    if (too_deep(item)) {
+        aioc_value_free(item);
+        return -EINVAL;
+    }
     return pbvalue_map_set(value_pb(map), key, value_pb(item));
 }
 

@@ -167,8 +167,62 @@ static void test_call_arg_depth(void **state) {
     (void)state;
     aioc_call *call = aioc_call_new("demo.echo");
     assert_int_equal(aioc_call_arg(call, nested(32)), 0);
-    assert_int_equal(aioc_call_arg(call, nested(33)), -EINVAL);
-    assert_int_equal(aioc_call_arg(call, nested(200)), -EINVAL);
+    /* Deeper ones cannot be built by appending (test_build_depth); JSON
+     * (or a daemon's result) can hold one. */
+    for (int n = 33; n <= 200; n += 167) {
+        char json[512] = "";
+        for (int i = 1; i < n; i++)
+            strcat(json, "[");
+        strcat(json, "1");
+        for (int i = 1; i < n; i++)
+            strcat(json, "]");
+        aioc_value *v = NULL;
+        assert_int_equal(aioc_value_from_json(json, &v), 0);
+        assert_int_equal(aioc_call_arg(call, v), -EINVAL);
+    }
+    aioc_call_free(call);
+}
+
+/* No value deeper than 32 levels can be built: aioc_value_list_append and
+ * aioc_value_map_set refuse one (and free the item). 200,000 levels built
+ * this way overflowed the stack in aioc_value_free, 100,000 in
+ * aioc_value_to_json, 1,000,000 in aioc_call_arg. */
+static void test_build_depth(void **state) {
+    (void)state;
+    aioc_value *v = nested(32), *l = aioc_value_list(), *m = aioc_value_map();
+    assert_int_equal(aioc_value_list_append(l, aioc_value_copy(v)), -EINVAL);
+    assert_int_equal(aioc_value_length(l), 0);
+    assert_int_equal(aioc_value_map_set(m, "k", aioc_value_copy(v)), -EINVAL);
+    assert_int_equal(aioc_value_length(m), 0);
+    /* One level less fits, in a list or a map. */
+    assert_int_equal(aioc_value_list_append(l, aioc_value_copy(aioc_value_list_get(v, 0))), 0);
+    assert_int_equal(aioc_value_map_set(m, "k", aioc_value_copy(aioc_value_list_get(v, 0))), 0);
+    aioc_value_free(l);
+    aioc_value_free(m);
+
+    /* Deeper and deeper: every level past 32 is refused, and what was
+     * built is freed, printed and sent without trouble. */
+    int refused = 0;
+    for (int i = 0; i < 200000; i++) {
+        aioc_value *outer = i % 2 ? aioc_value_list() : aioc_value_map();
+        aioc_value *keep = aioc_value_copy(v);
+        int r = i % 2 ? aioc_value_list_append(outer, v) : aioc_value_map_set(outer, "k", v);
+        if (r == -EINVAL) {
+            refused++;
+            aioc_value_free(outer);
+            v = keep;
+        } else {
+            assert_int_equal(r, 0);
+            aioc_value_free(keep);
+            v = outer;
+        }
+    }
+    assert_int_equal(refused, 200000);
+    char *json = aioc_value_to_json(v);
+    assert_non_null(json);
+    free(json);
+    aioc_call *call = aioc_call_new("demo.echo");
+    assert_int_equal(aioc_call_arg(call, v), 0);
     aioc_call_free(call);
 }
 
@@ -325,7 +379,7 @@ int main(void) {
         cmocka_unit_test(test_invalid_utf8),   cmocka_unit_test(test_containers),
         cmocka_unit_test(test_json),           cmocka_unit_test(test_type_names),
         cmocka_unit_test(test_calls),          cmocka_unit_test(test_oom),
-        cmocka_unit_test(test_call_arg_depth),
+        cmocka_unit_test(test_call_arg_depth), cmocka_unit_test(test_build_depth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
