@@ -694,6 +694,19 @@ void task_retain_or_drop(task *t) {
         table_drop(t);
 }
 
+void task_discard(task *t) {
+    assert(t->state == TASK_PENDING && t->run && !t->run->co && !t->durable && !t->plan);
+    task_detach_owner(t);
+    uid_tasks_add(t, -1);
+    plugin_release(t->fn->owner);
+    /* Finished for whoever still holds it, with no outcome to give. */
+    t->state = TASK_CANCELLED;
+    t->end_step = TASK_END_SETTLED_VALUE;
+    table_drop(t);
+    if (--unfinished == 0)
+        idle_maybe();
+}
+
 /* Counts ends; compared within one finished_usec, where far fewer than
  * 32768 ends fall. */
 static uint16_t end_seq;

@@ -358,6 +358,12 @@ void task_set_running(task *t);
  * detached) or leaves the table. */
 void task_retain_or_drop(task *t);
 
+/* A new task that never started, not durable, and that no one waits for
+ * (the earlier items of a gather refused whole) leaves as if it had never
+ * been made: no outcome, no log line, its id unused from now on. The
+ * caller's reference stays the caller's. */
+void task_discard(task *t);
+
 /* t was handed a cancellation by something it awaited, with `msg` (may be
  * NULL): kept as its own should it end cancelled (run.c). */
 void task_note_cancel(task *t, const char *msg);

@@ -92,6 +92,13 @@ typedef struct refusal {
  * since frames are dispatched within others. */
 static const offload *frame_offload;
 
+/* A refusal by a call rule or by ownership is logged, so that who tried
+ * what stays on record (docs/security.md: refusals are in the journal). */
+static void log_refusal(const session *s, const char *msg) {
+    log_notice("connection %llu (uid %u, pid %d): refused: %s", (unsigned long long)s->c->serial,
+               (unsigned)s->peer.uid, (int)s->peer.pid, msg);
+}
+
 /*
  * Creates a task for a client's call; on failure fills `why` and sends
  * nothing. The call's argument values are copied out of the decoder's
@@ -116,6 +123,7 @@ static int make_task(session *s, Aiod__Call *call, int ownership, task **ret, re
     }
     if (policy_may_call(&s->peer, fn->full_name, why->msg, sizeof(why->msg)) < 0) {
         why->code = ERR(ERROR_NOT_ALLOWED);
+        log_refusal(s, why->msg);
         return -EPERM;
     }
     for (size_t i = 0; i < call->n_args; i++)
@@ -280,6 +288,7 @@ static task *find_task(session *s, uint64_t id, const char *what, refusal *why) 
     if (!policy_may_act(&s->peer, t->uid)) {
         why->code = ERR(ERROR_NOT_ALLOWED);
         foreign_message(t, what, why->msg, sizeof(why->msg));
+        log_refusal(s, why->msg);
         return NULL;
     }
     return t;
@@ -358,13 +367,14 @@ static bool is_call(const Aiod__GatherItem *it) {
     return it->item_case == AIOD__GATHER_ITEM__ITEM_CALL;
 }
 
-/* Refuses a gather whose first `made` items were made: their new tasks are
- * cancelled before they ever run, the references dropped. */
+/* Refuses a gather whose first `made` items were made: their new tasks
+ * never ran and leave as if never made (a refused call creates nothing),
+ * the references dropped. */
 static void refuse_gather(wait_req *w, const Aiod__Gather *g, size_t made, uint64_t *ids) {
     task **ts = waiting_tasks(w);
     for (size_t j = 0; j < made; j++)
         if (is_call(g->items[j]))
-            task_cancel(ts[j]);
+            task_discard(ts[j]);
     waiting_abandon(w);
     free(ids);
 }

@@ -224,6 +224,30 @@ def call_rules_apply_to_what_a_task_spawns():
 
 
 @t.test
+def a_refused_gather_leaves_nothing_and_refusals_are_logged():
+    """A gather refused whole by a call rule on its second item left its first
+    item behind as a cancelled task (in ps --all, logged as an outcome,
+    holding a retention slot), though a denied call creates nothing. And no
+    refusal, by rule or by ownership, reached the log."""
+    with policy_daemon("call = demo.fail @adm") as d:
+        r = as_user(d, NOBODY, NOBODY, "gather", "demo.echo 1", "demo.fail K M")
+        t.eq(r.rc, 2, "the gather is refused", r)
+        t.contains(r.err, "demo.fail: not allowed for uid %d" % NOBODY, "naming the rule", r)
+        left = [tk for tk in d.ps(all_tasks=True) if tk["uid"] == NOBODY]
+        t.eq(left, [], "no task of nobody's is left, not even a cancelled one")
+        t.check("attached task cancelled" not in d.log(), "no outcome was logged", d.log()[-1500:])
+        line = d.wait_log("refused: demo.fail: not allowed for uid %d" % NOBODY, 10)
+        t.contains(line, "uid %d" % NOBODY, "the log names the user", line)
+        r = as_user(d, OTHER, OTHER, "submit", "demo.sleep", "30", "x")
+        t.eq(r.rc, 0, "another user's task", r)
+        theirs = r.out.strip()
+        r = as_user(d, NOBODY, NOBODY, "cancel", theirs)
+        t.eq(r.rc, 2, "nobody may not cancel it", r)
+        line = d.wait_log("refused: task %s belongs to uid %d" % (theirs, OTHER), 10)
+        t.contains(line, "(uid %d, pid" % NOBODY, "the refused cancel is logged, naming who", line)
+
+
+@t.test
 def per_user_connection_limit():
     with policy_daemon("max_connections_per_uid = 2") as d:
         def drop():
