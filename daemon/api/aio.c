@@ -356,15 +356,19 @@ int aio_call_soon(void (*cb)(void *data), void *data, aiod_handle **ret_handle) 
     return soon_call(cb, data, (soon_handle **)ret_handle);
 }
 
+/* Past TMO_FOREVER a timer cannot be armed (1e300 s): the call never
+ * comes, as a sleep that long never ends. */
 int aio_call_later(double delay, void (*cb)(void *data), void *data, aiod_handle **ret_handle) {
-    if (delay >= TMO_FOREVER)
-        return -EINVAL;
+    if (!isnan(delay) && delay >= TMO_FOREVER)
+        return soon_call_never(cb, data, (soon_handle **)ret_handle);
     return soon_call_later(delay, cb, data, (soon_handle **)ret_handle);
 }
 
 int aio_call_at(double when, void (*cb)(void *data), void *data, aiod_handle **ret_handle) {
-    if (isnan(when) || when - soon_time() >= TMO_FOREVER)
+    if (isnan(when))
         return -EINVAL;
+    if (when - soon_time() >= TMO_FOREVER)
+        return soon_call_never(cb, data, (soon_handle **)ret_handle);
     return soon_call_at(when, cb, data, (soon_handle **)ret_handle);
 }
 

@@ -162,6 +162,19 @@ static int call_later(double delay, double at, soon_fn cb, void *data, soon_hand
     return 0;
 }
 
+int soon_call_never(soon_fn cb, void *data, soon_handle **ret_handle) {
+    if (!cb)
+        return -EINVAL;
+    if (!ret_handle)
+        return 0;
+    soon_handle *h = handle_new(cb, data, ret_handle);
+    if (!h)
+        return -ENOMEM;
+    h->refs = 1; /* the caller's: the loop never holds it */
+    h->when = INFINITY;
+    return 0;
+}
+
 int soon_call_later(double delay, soon_fn cb, void *data, soon_handle **ret_handle) {
     return call_later(delay, soon_time() + delay, cb, data, ret_handle);
 }

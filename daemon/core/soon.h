@@ -26,6 +26,11 @@ void soon_done(void);
 /* Schedules cb(data) for the next drain. With ret_handle the caller gets
  * a reference (soon_release). 0, -ENOMEM. */
 int soon_call(soon_fn cb, void *data, soon_handle **ret_handle);
+/* A call so far off (asyncio's call_later(1e300)) that it never comes:
+ * the handle (only the caller's reference; none is made without
+ * ret_handle) can be cancelled and released like any other. 0, -ENOMEM,
+ * -EINVAL. */
+int soon_call_never(soon_fn cb, void *data, soon_handle **ret_handle);
 /* After `delay` seconds (<= 0: as soon_call). 0, -ENOMEM, -EINVAL. */
 int soon_call_later(double delay, soon_fn cb, void *data, soon_handle **ret_handle);
 /* As soon_call_later, at absolute time `when` (soon_time's clock): calls

@@ -168,6 +168,7 @@ CASE(events_test_call_soon)
 CASE(events_test_call_later)
 CASE(events_test_call_later_negative_delays)
 CASE(events_test_time_and_call_at)
+CASE(events_test_call_later_far_future)
 CASE(events_test_timers_armed_late_in_a_step)
 CASE(events_test_handle)
 

@@ -4,6 +4,7 @@
  * (test_base_events.py, test_events.py), and the deep cancel of issue 15.
  * Written in C against the plugin API; see asyncio_common.h.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -573,6 +574,29 @@ ASYNCIO_CASE(events_test_call_later_negative_delays) {
     CHECK_OK(api->call_later(-2, ev_cb, (void *)'b', NULL));
     CHECK_OK(api->future_await(t, EV.done, NULL));
     CHECK(memcmp(EV.calls, "ba", 2) == 0);
+    api->future_release(EV.done);
+    return 0;
+}
+
+/* asyncio accepts loop.call_later(1e300, cb) (and call_at that far off):
+ * a call that never comes, whose handle cancels like any other. It was
+ * -EINVAL from 1e9 s on. */
+ASYNCIO_CASE(events_test_call_later_far_future) {
+    NEED(call_later);
+    CHECK_OK(ev_setup(t, api, 1));
+    aiod_handle *h1 = NULL, *h2 = NULL;
+    CHECK_OK(api->call_later(1e300, ev_cb, (void *)'f', &h1));
+    CHECK_OK(api->call_later(INFINITY, ev_cb, (void *)'g', NULL));
+    CHECK_OK(api->call_at(api->loop_time() + 1.8e16, ev_cb, (void *)'h', &h2));
+    CHECK_EQ(api->call_later(NAN, ev_cb, NULL, NULL), -EINVAL);
+    CHECK_OK(api->call_later(0.01, ev_cb, (void *)'x', NULL));
+    CHECK_OK(api->future_await(t, EV.done, NULL));
+    CHECK_EQ(EV.n, 1);
+    CHECK_EQ(EV.calls[0], 'x');
+    CHECK_EQ(api->handle_cancel(h1), 1);
+    CHECK_EQ(api->handle_cancel(h1), 0);
+    api->handle_release(h1);
+    api->handle_release(h2); /* never cancelled: released all the same */
     api->future_release(EV.done);
     return 0;
 }

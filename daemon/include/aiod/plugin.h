@@ -570,7 +570,9 @@ struct aiod_api {
      * on the loop outside any task: it may use every call that does not
      * suspend. With ret_handle non-NULL the caller gets a reference to
      * release with handle_release; handle_cancel works until the callback
-     * has started. 0, -ENOMEM, -EINVAL. */
+     * has started. A delay (or time) 1e9 s or more away never comes, as in
+     * asyncio the handle may still be cancelled. 0, -ENOMEM, -EINVAL (NaN,
+     * no cb). */
     int (*call_soon)(void (*cb)(void *data), void *data, aiod_handle **ret_handle);
     int (*call_later)(double delay, void (*cb)(void *data), void *data, aiod_handle **ret_handle);
     int (*call_at)(double when, void (*cb)(void *data), void *data, aiod_handle **ret_handle);
