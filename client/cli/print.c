@@ -207,7 +207,16 @@ void print_id(bool json, uint64_t id) {
         printf("{\"id\":%" PRIu64 "}\n", id);
     else
         printf("%" PRIu64 "\n", id);
-    print_flush();
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return;
+    /* The task exists: its id goes to stderr, which may still work, so
+     * that it can be found. */
+    int e = errno;
+    if (e != EPIPE)
+        fprintf(stderr,
+                "aioctl: task %" PRIu64 " was submitted, but its id could not be written: %s\n", id,
+                e ? strerror(e) : "a write to stdout failed");
+    _exit(EXIT_OUTPUT);
 }
 
 void print_state(bool json, uint64_t task_id, int state) {

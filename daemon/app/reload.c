@@ -18,12 +18,30 @@
 #include "macro.h"
 #include "system/sd.h"
 #include "core/task.h"
+#include "host/registry.h"
 
 #ifndef AIOD_PLUGIN_DIR
 #define AIOD_PLUGIN_DIR "/usr/lib/aiod/plugins"
 #endif
 
 /* The configured plugin directories, then the installed one. */
+/* A `limit = FUNCTION N` that names no loaded function (a typo such as
+ * demo.slep) would limit nothing without a word: said at start and at each
+ * reload. It stays: the plugin may come later. */
+static void warn_limits_of_no_function(void) {
+    for (size_t i = 0; i < cfg.n_limits; i++) {
+        char name[256];
+        unsigned long max;
+        if (strncmp(cfg.limits[i], "group ", 6) == 0 ||
+            sscanf(cfg.limits[i], "%255s %lu", name, &max) != 2)
+            continue;
+        if (!plugin_lookup(name))
+            log_warning("limit = %s: no plugin loaded has the function %s; the limit applies "
+                        "once one does",
+                        cfg.limits[i], name);
+    }
+}
+
 void reload_sync_plugins(plugin_sync_counts *ret) {
     const char *dirs[LIMIT_PLUGIN_DIRS];
     size_t n = 0;
@@ -36,6 +54,7 @@ void reload_sync_plugins(plugin_sync_counts *ret) {
     plugin_sync(dirs, n, ret);
     /* The queues' streams follow the functions loaded. */
     cluster_plugins_changed();
+    warn_limits_of_no_function();
 }
 
 int reload_run(const char *why, reload_result *ret, char *err, size_t err_len) {

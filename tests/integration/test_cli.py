@@ -29,6 +29,11 @@ def output_that_cannot_be_written_is_an_error():
         err = p.stderr.decode("utf-8", "replace")
         t.eq(p.returncode, 6, "exit status of a submit writing to /dev/full", " stderr %r" % err)
         t.contains(err, "No space left on device", "aioctl says why", " stderr %r" % err)
+        # The task exists: its id is on stderr, so that it can be found.
+        tid = [x["task"] for x in d.ps(all_tasks=True) if "lost-id" in x["call"]]
+        t.eq(len(tid), 1, "the task was submitted")
+        t.contains(err, "task %d was submitted, but its id could not be written" % tid[0],
+                   "aioctl gives the id on stderr", " stderr %r" % err)
         with open("/dev/full", "w") as full:
             p = subprocess.run(d.ctl_argv("--help"), stdout=full, stderr=subprocess.PIPE,
                                stdin=subprocess.DEVNULL, timeout=60, env=harness.clean_env())

@@ -248,6 +248,20 @@ def a_refused_gather_leaves_nothing_and_refusals_are_logged():
 
 
 @t.test
+def a_limit_naming_no_function_is_warned():
+    """`limit = demo.slep 1` (a typo) limited nothing, without a word."""
+    with policy_daemon("limit = demo.slep 1", "limit = demo.sleep 2") as d:
+        line = d.wait_log("limit = demo.slep 1: no plugin loaded has the function demo.slep", 10)
+        t.contains(line, "warning", "a warning", line)
+        r = d.aioctl("reload")
+        t.eq(r.rc, 0, "reload", r)
+        t.eq(d.wait_log_count("no plugin loaded has the function demo.slep", 2, 10), 2,
+             "said again at the reload")
+        t.check("function demo.sleep;" not in d.log(), "not for a function that is loaded",
+                d.log()[-1000:])
+
+
+@t.test
 def per_user_connection_limit():
     with policy_daemon("max_connections_per_uid = 2") as d:
         def drop():
