@@ -164,6 +164,13 @@ lab_boot() {
             cp -a --reflink=auto "$tree" "$LAB_ROOT" || { lab_log "cannot copy the tree"; return 1; }
         lab_log "fresh copy of $tree in $((($(date +%s%N) - t0) / 1000000)) ms: $LAB_ROOT"
     fi
+    lab_start_guest
+}
+
+# Boots systemd under nspawn on $LAB_ROOT (lab_boot's root, or the same one
+# again after lab_reboot's poweroff) and waits until it is up.
+lab_start_guest() {
+    local i state t0
     t0=$(date +%s%N)
 
     # The cgroup step: a cgroup of our own in each hierarchy, holding the
@@ -230,6 +237,27 @@ lab_boot() {
         ;;
     esac
     lab_log "guest booted ($state) in $((($(date +%s%N) - t0) / 1000000)) ms, PID 1 is $LAB_PID1 on the host"
+}
+
+# A real reboot of the guest: systemd powers off (as for SIGRTMIN+4),
+# nspawn exits, and the same root boots again; what the guest wrote to its
+# disk stays, nothing of its memory or /run does.
+lab_reboot() {
+    local i
+    [ -n "$LAB_NSPAWN_PID" ] && [ -n "$LAB_PID1" ] || { lab_log "no guest to reboot"; return 1; }
+    kill -s RTMIN+4 "$LAB_PID1" 2>/dev/null
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$LAB_NSPAWN_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$LAB_NSPAWN_PID" 2>/dev/null; then
+        lab_log "guest did not power off in 30 s"
+        return 1
+    fi
+    wait "$LAB_NSPAWN_PID" 2>/dev/null
+    lab_log "guest powered off for the reboot"
+    LAB_NSPAWN_PID='' LAB_PID1=''
+    lab_start_guest
 }
 
 # lab_as USER CMD…: CMD in the guest as USER, a clean environment, no session.

@@ -1474,10 +1474,51 @@ s16_plugin_package() {
     fi
 }
 
+# A reboot with no client afterwards: the tasks the store keeps must go on
+# by themselves. aiod.socket alone was enabled, so after a reboot nothing
+# started the daemon until some client happened to connect, and a task
+# waiting for --delay ran only then.
+s17_reboot_runs_kept_tasks() {
+    local id st
+    st=$(q 'systemctl is-enabled aiod.service')
+    if [ "$st" = enabled ]; then pass "aiod.service is enabled by apt-get install"; else
+        fail "aiod.service enabled after apt-get install" "enabled" "'$st'"
+    fi
+    ga alice submit --delay "$DUR_DELAY" demo.echo after-the-reboot
+    if [ "$RC" = 0 ] && is_id "$OUT"; then id=$OUT; else
+        fail "alice: aioctl submit --delay $DUR_DELAY demo.echo after-the-reboot" "exit 0 and an id" "$(seen)"
+        return
+    fi
+    if ! lab_reboot; then
+        fail "rebooting the guest" "powered off and booted again" "see the [lab] lines above"
+        return
+    fi
+    pass "the guest rebooted"
+    # No client call from here until the task's end is in the journal.
+    if poll 300 0.1 unit_is aiod.service active; then
+        pass "aiod.service started at boot, with no client call"
+    else
+        fail "aiod.service after the reboot, before any client call" "active" \
+            "'$(q 'systemctl is-active aiod.service')'"
+        return
+    fi
+    if poll $(((DUR_DELAY + 30) * 10)) 0.1 eval \
+        'q "journalctl -b -o cat -u aiod.service TASK_ID=$id" | grep -q "submitted task done: \"after-the-reboot\""'; then
+        pass "task $id (--delay $DUR_DELAY) ran after the reboot with no client call"
+    else
+        fail "task $id after the reboot" "its end in aiod's journal ('submitted task done')" \
+            "$(q "journalctl -b -o cat -u aiod.service | tail -n 5")"
+    fi
+    ga alice --json show "$id"
+    if [ "$RC" = 0 ] && [ "$(jf state)" = done ]; then pass "alice: task $id is done"; else
+        fail "alice: aioctl --json show $id after the reboot" "state done" "$(seen)"
+    fi
+}
+
 SCENARIOS=(s1_identity s2_no_code_as_daemon s3_ids_never_reused s4_first_activation
     s5_bad_settings_keep_the_socket s6_net_dropin s7_default_socket s8_journal
     s9_man_and_security s10_purge s11_restart_keeps_tasks s12_kill_keeps_tasks s13_state_files
-    s14_damaged_store s15_cluster s16_plugin_package)
+    s14_damaged_store s15_cluster s16_plugin_package s17_reboot_runs_kept_tasks)
 
 # ------------------------------------------------------------ main
 
