@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "macro.h"
 #include "print.h"
+#include "schedopt.h"
 
 #ifndef AIOD_VERSION
 #define AIOD_VERSION "unknown"
@@ -313,15 +314,14 @@ int cli_parse_id(const char *s, uint64_t *ret) {
 }
 
 int cli_parse_timeout(cli *c, const char *cmd, const char *s, double *ret) {
-    char *end;
-    errno = 0;
-    double d = strtod(s, &end);
-    /* 0 would reach the library as "no limit": refused, not turned into
-     * its opposite. */
-    if (errno || end == s || *end || !isfinite(d) || d <= 0)
+    /* With the units the schedule's options take (500ms, 5m). 0 would
+     * reach the library as "no limit": refused, not turned into its
+     * opposite. */
+    double d = 0;
+    if (schedopt_parse_seconds(s, &d) < 0 || d <= 0)
         return cli_usage(cmd,
-                         "option '%s' wants seconds above 0 (leave it out to wait without a "
-                         "limit), not '%s'",
+                         "option '%s' wants a time above 0 such as 30, 1.5, 500ms, 5m, 2h or 1d "
+                         "(leave it out to wait without a limit), not '%s'",
                          c->opt_name, s);
     *ret = d;
     return EXIT_OK;

@@ -145,10 +145,14 @@ static int parse_epoch(const char *s, uint64_t *ret) {
     errno = 0;
     double d = strtod(s, &end);
     if (errno || *end || strchr(s, 'x') || strchr(s, 'X') || strchr(s, 'e') || strchr(s, 'E') ||
-        !isfinite(d) || d <= 0 || d >= 1e13)
+        !isfinite(d) || d < 0 || d >= 1e13)
         return -EINVAL;
     *ret = (uint64_t)(d * USEC_PER_SEC + 0.5);
-    return *ret ? 0 : -EINVAL;
+    /* @0 is a time in the past like any other (at once); to the library
+     * 0 means no time at all. */
+    if (*ret == 0)
+        *ret = 1;
+    return 0;
 }
 
 /* "Z", "+hh:mm", "+hhmm", "+hh" (or '-') into seconds east of UTC. */

@@ -115,6 +115,12 @@ def a_zero_timeout_is_refused_not_taken_for_no_limit():
             r = d.aioctl(*cmd, timeout=30)
             t.eq(r.rc, 2, "aioctl %s: exit status" % " ".join(cmd), r)
             t.contains(r.err, "above 0", "aioctl %s says what a timeout must be" % cmd[0], r)
+        # The units the schedule options take: 500ms was refused there.
+        r = d.aioctl("run", "--timeout", "300ms", "demo.sleep", "30", "x", timeout=30)
+        t.eq(r.rc, 4, "run --timeout 300ms times out (exit 4)", r)
+        r = d.aioctl("submit", "--at", "@0", "demo.echo", "at-the-epoch")
+        t.eq(r.rc, 0, "submit --at @0: a time in the past, at once", r)
+        t.eq(d.aioctl("await", r.out.strip()).rc, 0, "and it ran")
 
 
 def refusing_daemon(path, code, message):
@@ -351,8 +357,8 @@ def options_are_named_as_typed():
              (("-s", "", "ps"), "'-s' needs a path"),
              (("ps", "--socket"), "'--socket' needs a value"),
              (("run", "--timeout"), "'--timeout' needs a value"),
-             (("run", "--timeout", "soon", "demo.sleep"), "'--timeout' wants seconds"),
-             (("run", "-t", "soon", "demo.sleep"), "'-t' wants seconds"),
+             (("run", "--timeout", "soon", "demo.sleep"), "'--timeout' wants a time above 0"),
+             (("run", "-t", "soon", "demo.sleep"), "'-t' wants a time above 0"),
              (("--json=yes", "ps"), "'--json' takes no value"),
              (("ps", "--bogus"), "'--bogus' is unknown"),
              (("ps", "-x"), "'-x' is unknown"),

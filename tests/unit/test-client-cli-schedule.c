@@ -68,6 +68,10 @@ static void test_at_absolute(void **state) {
     assert_int_equal(u, 1765000000u * USEC);
     assert_int_equal(schedopt_parse_at("@1765000000.25", now, &u), 0);
     assert_int_equal(u, 1765000000u * USEC + 250000u);
+    /* The epoch itself is a time in the past like any other: at once (to
+     * the library 0 means no time, so it is the first microsecond). */
+    assert_int_equal(schedopt_parse_at("@0", now, &u), 0);
+    assert_int_equal(u, 1);
 
     /* UTC and offsets. */
     set_tz("UTC0");
@@ -103,7 +107,6 @@ static void test_at_absolute(void **state) {
         "@-5",
         "@abc",
         "@1e9",
-        "@0",
         "@0x10",
         "2026-13-01",
         "2026-02-30",
