@@ -501,6 +501,16 @@ void conn_send(conn *c, const Aiod__ServerMessage *m) {
  * on the replies of a batch while the rest are being made, rather than
  * waiting for the whole batch. */
 
+/* Past max_write_queue a connection is no longer read, but replies to what
+ * it already asked still come (a task it awaits ends). It is dropped only
+ * past twice max_write_queue, and never below max_write_queue plus one
+ * whole frame: one reply the settings allow (a result up to max_result, in
+ * a frame up to max_frame) does not cut off a client that reads. */
+size_t conn_drop_line(void) {
+    size_t frame = (size_t)cfg.max_frame + FRAME_HEADER_SIZE;
+    return cfg.max_write_queue + MAX(cfg.max_write_queue, frame);
+}
+
 void conn_frame_end(conn *c, size_t size) {
     c->wlen += FRAME_HEADER_SIZE + size;
     mark_dirty(c);
@@ -512,11 +522,12 @@ void conn_frame_end(conn *c, size_t size) {
     if (c->dropping)
         return;
     /* A client that does not read its replies: stop reading its requests
-     * and, past twice the bound, drop it. */
-    if (queued(c) > 2 * cfg.max_write_queue) {
+     * and, past the drop line, drop it. */
+    if (queued(c) > conn_drop_line()) {
         log_warning("connection %llu (uid %u pid %d): %zu bytes of replies unread, over "
-                    "max_write_queue; dropping the client",
-                    (unsigned long long)c->serial, (unsigned)c->uid, (int)c->pid, queued(c));
+                    "max_write_queue and the drop line (%zu); dropping the client",
+                    (unsigned long long)c->serial, (unsigned)c->uid, (int)c->pid, queued(c),
+                    conn_drop_line());
         drop(c);
     } else if (queued(c) > cfg.max_write_queue)
         pause_reading(c);

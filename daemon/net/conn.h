@@ -161,6 +161,10 @@ void conn_kick_below(conn *c, size_t bytes);
 /* Bytes queued for the client and not yet written. */
 size_t conn_queued(const conn *c);
 
+/* Queued bytes past which a client is dropped as not reading: twice
+ * max_write_queue, and at least max_write_queue plus one max_frame frame. */
+size_t conn_drop_line(void);
+
 /* Bytes of all connections' read buffers together (max_read_buffer_total). */
 size_t conn_read_total(void);
 

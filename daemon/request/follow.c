@@ -12,6 +12,7 @@
 #include "core/persist.h"
 #include "core/task.h"
 #include "host/registry.h"
+#include "macro.h"
 #include "request/session.h"
 #include "system/config.h"
 
@@ -23,6 +24,16 @@ static void follower_free(follower *f) {
     list_remove(&f->session_node);
     list_remove(&f->gather_node);
     free(f);
+}
+
+/* A follower gets lines while its connection has fewer than this many bytes
+ * queued: LIMIT_FOLLOW_QUEUE, or half of max_write_queue when that is less.
+ * One more line then (at most LIMIT_MAX_LINE) keeps the queue under
+ * max_write_queue, so a follower neither stops its connection from being
+ * read nor comes near the line where a client is dropped
+ * (conn_drop_line): one that reads slowly falls behind instead. */
+static size_t follow_queue_bound(void) {
+    return MIN((size_t)LIMIT_FOLLOW_QUEUE, cfg.max_write_queue / 2);
 }
 
 static void on_line(output_sink *sink, uint64_t task_id, uint64_t seq, int stream,
@@ -41,9 +52,10 @@ static bool on_room(output_sink *sink) {
     conn *c = f->r.c;
     if (c->closing)
         return true; /* what is sent is discarded: let it end */
-    if (conn_queued(c) < LIMIT_FOLLOW_QUEUE)
+    size_t bound = follow_queue_bound();
+    if (conn_queued(c) < bound)
         return true;
-    conn_kick_below(c, LIMIT_FOLLOW_QUEUE / 2);
+    conn_kick_below(c, bound / 2);
     return false;
 }
 

@@ -747,26 +747,41 @@ def unfinished_frames_share_one_budget():
 # ---------------------------------------------------------------- slow reader
 
 
-@t.test
 def socket_buffer():
     """The most a Unix socket's send buffer takes (the daemon sets none)."""
     with open("/proc/sys/net/core/wmem_default") as f:
         return int(f.read())
 
 
+@t.test
 def slow_reader_is_dropped():
-    with t.daemon(extra_args=["--max-write-queue", "65536"]) as d:
+    """A client that reads nothing while the replies to what it asked pile
+    up is dropped past the drop line: twice max_write_queue, or
+    max_write_queue plus one max_frame frame (here both are 64 KiB)."""
+    bound = 65536
+    with t.daemon(extra_args=["--max-write-queue", str(bound), "--max-frame", str(bound)]) as d:
         p = d.aioctl_bg("run", "demo.sleep", "2", "ok")
+        fifo = os.path.join(d.dir, "go")
+        os.mkfifo(fifo)
+        # The task ends with 3000 bytes once the test opens the fifo.
+        r = d.aioctl("submit", "proc.shell",
+                     "cat %s >/dev/null; head -c 3000 /dev/zero | tr '\\0' y" % fifo)
+        t.eq(r.rc, 0, "submit proc.shell", r)
+        tid = int(r.out.strip())
         with d.raw(timeout=20) as c:
             hello(c)
-            # A followed gather printing lines of 3000 bytes in one loop
-            # iteration: what the socket's buffer does not take is queued in
-            # the daemon, and that is three times the 64 KiB bound. We read
-            # nothing until the daemon has said it dropped us.
-            n = (3 * 65536 + socket_buffer()) // 3000 + 8
-            calls = [call("demo.hello", v_string("x" * 3000)) for _ in range(n)]
-            c.send_frame(msg_gather(2, calls, follow=True))
-            line = d.wait_log("over max_write_queue; dropping the client", timeout=10)
+            # Awaits of the task, each answered with its 3000-byte result:
+            # what the socket's buffer does not take is queued in the daemon,
+            # and that is three times the bound. The ListPlugins reply
+            # (answered at once, in order) says the daemon has read them.
+            n = (3 * bound + socket_buffer()) // 3000 + 8
+            t.check(c.send(b"".join(frame(msg_await(10 + i, tid)) for i in range(n)) +
+                           frame(harness.msg_list_plugins(2))), "send the awaits")
+            rep = expect(c, "the ListPlugins reply")
+            t.eq(rep.request_id, 2, "the first reply answers ListPlugins", " %r" % rep)
+            with open(fifo, "w"):
+                pass
+            line = d.wait_log("over max_write_queue and the drop line", timeout=20)
             t.contains(line, "bytes of replies unread", "the log line says why")
             got = 0
             while True:  # what was written before the drop, then EOF
@@ -777,13 +792,60 @@ def slow_reader_is_dropped():
                 if not chunk:
                     break
                 got += len(chunk)
-            t.check(got <= 2 * 65536 + socket_buffer(),
-                    "the daemon wrote %d bytes before closing (bounded by the queue and the "
-                    "socket buffer)" % got)
+            t.check(got <= 2 * bound + 3100 + socket_buffer(),
+                    "the daemon wrote %d bytes before closing (bounded by the drop line and "
+                    "the socket buffer)" % got)
         r = p.wait(timeout=20)
         t.eq((r.rc, r.lines), (0, ['"ok"']), "another client's run carried on", r)
         d.assert_alive()
-        t.eq(unfinished(d), [], "the dropped client's attached tasks are gone")
+
+
+@t.test
+def one_big_reply_within_max_write_queue():
+    """A client that reads is not dropped for one reply the settings allow:
+    a 900 kB result is one frame, far over the smallest max_write_queue
+    (64K) but within max_frame and max_result."""
+    with t.daemon(extra_args=["--max-write-queue", "64K"]) as d:
+        r = d.aioctl("run", "proc.shell", "head -c 900000 /dev/zero | tr '\\0' y", timeout=60)
+        t.eq(r.rc, 0, "aioctl run of a task returning 900 kB", r)
+        t.check("y" * 900000 in r.out, "the whole 900 kB came through (%d bytes out)"
+                % len(r.out))
+        t.check("dropping the client" not in d.log(), "the daemon dropped no client")
+
+
+@t.test
+def logs_follower_that_reads_late_is_not_dropped():
+    """A Logs follower whose client reads nothing for a while (until the
+    task is over) falls behind, it is not cut off: it pauses before its
+    connection's queue reaches the drop line, and gets the rest once the
+    client reads."""
+    n = 300
+    with t.daemon(extra_args=["--max-write-queue", "64K"]) as d:
+        script = "for i in $(seq %d); do head -c 3999 /dev/zero | tr '\\0' y; echo; done" % n
+        r = d.aioctl("submit", "proc.shell", script)
+        t.eq(r.rc, 0, "submit proc.shell", r)
+        tid = int(r.out.strip())
+        with d.raw(timeout=30) as c:
+            hello(c)
+            t.check(c.send_frame(field_varint(1, 2) + field_bytes(
+                9, field_varint(1, tid) + field_varint(2, 1))), "send Logs follow")
+            # Whether the Logs request came before the lines or after, the
+            # follower gets them all (replayed from the task's buffer).
+            d.wait_task(lambda x: x["task"] == tid and x["state"] == "done",
+                        "done (task %d)" % tid, timeout=60)
+            lines, end = 0, False
+            while not end:
+                rep = c.recv()
+                t.check(rep is not None, "the daemon closed the connection after %d lines;"
+                        " log:\n%s" % (lines, d.log()))
+                if rep.kind == SM_OUTPUT:
+                    lines += 1
+                elif rep.kind == SM_OUTPUT_END:
+                    end = True
+                else:
+                    harness.fail("unexpected reply %r" % rep)
+            t.eq(lines, n, "the follower got every line (the task's output buffer held them)")
+        t.check("dropping the client" not in d.log(), "the daemon dropped no client")
 
 
 # ---------------------------------------------------------------- in flight
