@@ -9,6 +9,7 @@ Some of this needs root (another uid for proc_user and for the daemon), as
 CI runs."""
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -247,6 +248,62 @@ def invalid_settings_answer_the_waiting_activation_clients():
         t.contains(reply.error_message, "%s:1: max_tasks" % conf,
                    "the reply names the file, the line and the key")
         c.close()
+    lsock.close()
+
+
+@t.test
+def invalid_settings_wait_for_a_late_hello():
+    """Under socket activation with invalid settings, a client that
+    connected but sends its hello only after aiod has answered (a slow
+    client) can still send it and read why: aiod does not close on it at
+    once, which made its hello fail with a broken pipe."""
+    dirpath = t.tmpdir("activation-late")
+    path = os.path.join(dirpath, "aiod.sock")
+    conf = os.path.join(dirpath, "aiod.conf")
+    with open(conf, "w") as f:
+        f.write("max_tasks = many\n")
+    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lsock.bind(path)
+    lsock.listen(16)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect(path)
+    fd = lsock.fileno()
+    script = 'exec 3<&%d %d<&-; LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"' % (fd, fd)
+    p = subprocess.Popen(["sh", "-c", script, "sh", t.aiod, "--config", conf, "--plugin-dir",
+                          t.plugin_dir, "--no-default-plugins"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         env=harness.clean_env(), pass_fds=(fd,))
+    try:
+        # The reason arrives before the client has said anything.
+        ready, _, _ = select.select([c], [], [], 60)
+        t.check(ready, "aiod answered the waiting client within 60 s")
+        try:
+            c.sendall(harness.frame(harness.msg_hello()))
+        except (BrokenPipeError, ConnectionResetError) as e:
+            harness.fail("the hello sent after aiod answered failed: %r" % e)
+        c.settimeout(60)
+        data = b""
+        while True:
+            try:
+                chunk = c.recv(65536)
+            except ConnectionResetError:
+                harness.fail("reading the reply after the hello: connection reset (aiod closed "
+                             "before reading the hello)")
+            if not chunk:
+                break
+            data += chunk
+        t.check(len(data) > 4, "the client got a reply before the close")
+        reply = harness.Reply(data[4:4 + int.from_bytes(data[:4], "big")])
+        t.eq(reply.error_code, 13, "the reply is ERROR_SHUTTING_DOWN")
+        t.contains(reply.error_message, "%s:1: max_tasks" % conf,
+                   "the reply names the file, the line and the key")
+        c.close()
+        t.eq(p.wait(timeout=60), 78, "exit status with invalid settings")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stderr.close()
     lsock.close()
 
 
