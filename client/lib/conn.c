@@ -163,6 +163,19 @@ int conn_read_some(conn *c) {
     }
 }
 
+/* The daemon hung up while we wrote (-EPIPE, -ECONNRESET): it may have said
+ * why first (a refusal, aiod with invalid settings), in a frame already in
+ * our receive buffer. Reads what is there; 0 if a whole frame is buffered,
+ * so that the caller reads that frame (and then the end of the
+ * connection) instead of reporting the broken pipe; else `err`. */
+static int write_failed(conn *c, int err) {
+    if (err != -EPIPE && err != -ECONNRESET)
+        return err;
+    while (!c->eof && conn_read_some(c) > 0)
+        ;
+    return frame_reader_ready(&c->reader) ? 0 : err;
+}
+
 int conn_write(conn *c, const uint8_t *data, size_t len) {
     if (c->fd < 0)
         return -ENOTCONN;
@@ -176,7 +189,7 @@ int conn_write(conn *c, const uint8_t *data, size_t len) {
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
+            return write_failed(c, -errno);
 
         /* The socket buffer is full: wait for room, and drain what the
          * daemon sends meanwhile so that it can make progress too. */
@@ -190,7 +203,7 @@ int conn_write(conn *c, const uint8_t *data, size_t len) {
                 return r;
         }
         if ((rev & (POLLERR | POLLHUP)) && !(rev & POLLOUT))
-            return -EPIPE;
+            return write_failed(c, -EPIPE);
     }
     return 0;
 }

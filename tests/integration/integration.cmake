@@ -13,6 +13,12 @@ set(AIOD_IT_DIR ${CMAKE_CURRENT_LIST_DIR})
 add_executable(many_inflight ${AIOD_IT_DIR}/many_inflight.c)
 target_link_libraries(many_inflight PRIVATE aioclient_internal)
 aiod_warnings(many_inflight)
+# LD_PRELOAD shim for test_cli_socket.py: a client whose hello comes after
+# the daemon has hung up. Next to many_inflight, where the test looks.
+add_library(send_after_hangup MODULE ${AIOD_IT_DIR}/send_after_hangup.c)
+set_target_properties(send_after_hangup PROPERTIES PREFIX "")
+target_link_libraries(send_after_hangup PRIVATE ${CMAKE_DL_LIBS})
+aiod_warnings(send_after_hangup)
 
 # aiod_integration_test(NAME TIMEOUT): runs test_NAME.py.
 function(aiod_integration_test name timeout)

@@ -3,6 +3,7 @@ cannot use it: aioctl(1) ENVIRONMENT and FILES, aioc_connect(3)."""
 
 import os
 import socket
+import threading
 
 import harness
 
@@ -49,6 +50,42 @@ def another_users_runtime_dir_socket_is_not_used():
     open(os.path.join(xdg2, "aiod", "aiod.sock"), "w").close()
     r = harness.run([t.aioctl, "ps"], env=ctl_env(XDG_RUNTIME_DIR=xdg2))
     t.contains(r.err, SYSTEM_SOCKET, "a file that is not a socket is passed over", r)
+
+
+@t.test
+def a_refusal_that_comes_before_the_hello_is_read():
+    """A daemon that answers a connection with an error and closes it (as
+    aiod with invalid settings does past its linger) before the client's
+    hello is written: the hello fails with a broken pipe, but the reason is
+    in the client's receive buffer, and aioctl must print it rather than
+    "Broken pipe". The LD_PRELOAD shim send_after_hangup.so holds the
+    hello back until the fake daemon has hung up."""
+    shim = os.path.join(os.path.dirname(t.args.many_inflight or ""), "send_after_hangup.so")
+    t.check(os.path.exists(shim), "the shim %s is built" % shim)
+    path = os.path.join(t.tmpdir("refuse"), "fake.sock")
+    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lsock.bind(path)
+    lsock.listen(1)
+    why = "aiod cannot start: fake.conf:3: something is wrong"
+    error = harness.field_varint(1, 13) + harness.field_bytes(2, why.encode())
+
+    def serve():
+        c, _ = lsock.accept()
+        c.sendall(harness.frame(harness.field_bytes(harness.SM_ERROR, error)))
+        c.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    env = ctl_env(LD_PRELOAD=shim, AIOD_TEST_SEND_AFTER_HANGUP="1")
+    # A sanitizer runtime wants to come first; the shim does not mind.
+    env["ASAN_OPTIONS"] = ":".join(x for x in (env.get("ASAN_OPTIONS"),
+                                               "verify_asan_link_order=0") if x)
+    r = harness.run([t.aioctl, "-s", path, "ps"], env=env)
+    th.join(30)
+    lsock.close()
+    t.eq(r.rc, 3, "aioctl ps refused by the daemon", r)
+    t.contains(r.err, why, "aioctl prints the daemon's reason", r)
+    t.check("Broken pipe" not in r.err, "not a broken pipe", r)
 
 
 @t.test
