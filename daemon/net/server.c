@@ -34,6 +34,9 @@
 #include "net/refuse.h"
 #include "system/log.h"
 
+/* The mode of a socket aiod makes itself (not one systemd passes). */
+#define SOCKET_MODE 0660
+
 /* The listen(2) backlog. */
 #define BACKLOG 511
 
@@ -293,6 +296,14 @@ static int make_parent(const char *path) {
 /* Binds and listens on `path`: the listening descriptor or a negative
  * errno (logged). */
 static int bind_path(const char *path) {
+    /* A relative path would be made in whatever directory aiod was started
+     * from, and "@name" is not an abstract socket here, only a file name. */
+    if (path[0] != '/')
+        return log_error_errno(-EINVAL,
+                               "socket path %s is not absolute: give an absolute path (aiod "
+                               "makes no abstract sockets; a leading '@' would be a file in the "
+                               "working directory)",
+                               path);
     if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return log_error_errno(-ENAMETOOLONG, "socket path %s is too long", path);
     struct stat st;
@@ -318,6 +329,15 @@ static int bind_path(const char *path) {
         r = -errno;
         close(fd);
         return log_error_errno(r, "cannot bind %s", path);
+    }
+    /* The mode bind gave comes from the umask (0777 under umask 000: any
+     * local user could connect). It is set before listen(), so nobody can
+     * connect while it is wider: owner and group, as aiod.socket makes it. */
+    if (chmod(path, SOCKET_MODE) < 0) {
+        r = -errno;
+        close(fd);
+        unlink(path);
+        return log_error_errno(r, "cannot set the mode of %s", path);
     }
     created_path = alloc_strdup(path);
     if (!created_path) {

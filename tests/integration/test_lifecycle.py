@@ -5,6 +5,8 @@ import os
 import shutil
 import signal
 import socket
+import stat
+import subprocess
 
 import harness
 
@@ -39,6 +41,44 @@ def second_daemon_on_live_socket_fails():
         d.assert_alive()
         r = d.aioctl("run", "demo.echo", "still here")
         t.eq((r.rc, r.lines), (0, ['"still here"']), "the first daemon still serves", r)
+
+
+@t.test
+def the_socket_mode_does_not_come_from_the_umask():
+    """Started with umask 000, aiod made its socket srwxrwxrwx: any local
+    user could connect (and, with proc loaded and aiod running as root, run
+    programs as root). It is 0660 whatever the umask."""
+    for umask in (0o000, 0o022):
+        old = os.umask(umask)
+        try:
+            d = t.daemon()
+        finally:
+            os.umask(old)
+        with d:
+            mode = stat.S_IMODE(os.stat(d.socket).st_mode)
+            t.eq(oct(mode), oct(0o660), "the socket's mode under umask %03o" % umask)
+            r = d.aioctl("run", "demo.echo", "ok")
+            t.eq((r.rc, r.lines), (0, ['"ok"']), "the owner still connects", r)
+
+
+@t.test
+def a_relative_socket_path_is_refused():
+    """`aiod --socket @name` quietly created a file '@name' in its working
+    directory (not an abstract socket); a socket path must be absolute."""
+    cwd = t.tmpdir("relative")
+    for path in ("@name", "rel.sock"):
+        argv = [t.aiod, "--socket", path, "--plugin-dir", t.plugin_dir, "--no-default-plugins",
+                "--state-dir", os.path.join(cwd, "state")]
+        try:
+            p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
+                               env=harness.clean_env(), cwd=cwd)
+        except subprocess.TimeoutExpired:
+            harness.fail("aiod --socket %s started and served (killed after 30 s)" % path)
+        err = p.stderr.decode("utf-8", "replace")
+        t.check(p.returncode != 0, "aiod --socket %s must not start" % path, err)
+        t.contains(err, "absolute", "aiod says the socket path must be absolute")
+        t.check(not os.path.exists(os.path.join(cwd, path)),
+                "no file %r was made in the working directory" % path)
 
 
 @t.test
