@@ -379,7 +379,11 @@ static void hold_reading(proc *p) {
     uint64_t ms = 1;
     if (output_held(o)) {
         output_wait_room(o, &p->room);
-        ms = cfg.output_hold_ms ? cfg.output_hold_ms : 1;
+        /* What is left of output_hold_ms since the follower got stuck, not
+         * all of it again: that held the task for up to twice the setting. */
+        ms = output_hold_left_ms(o);
+        if (ms == 0)
+            ms = 1;
     }
     uv_timer_start(&p->hold_timer, on_hold_timer, ms, 0);
 }

@@ -136,6 +136,25 @@ bool output_held(const output *o) {
     return false;
 }
 
+uint64_t output_hold_left_ms(const output *o) {
+    uint64_t half = o->cap / 2 ? o->cap / 2 : 1, now = 0, left = 0;
+    for (const list *pos = o->sinks.next; pos != &o->sinks; pos = pos->next) {
+        const output_sink *s = container_of(pos, output_sink, node);
+        if (!s->holds || o->next_seq - s->next_seq < half)
+            continue;
+        uint64_t l = cfg.output_hold_ms; /* not stuck yet: all of it */
+        if (s->stuck_since) {
+            if (!now)
+                now = now_ms();
+            uint64_t stuck = now - s->stuck_since;
+            l = stuck < cfg.output_hold_ms ? cfg.output_hold_ms - stuck : 0;
+        }
+        if (l > left)
+            left = l;
+    }
+    return left;
+}
+
 void output_wait_room(output *o, output_waiter *w) {
     list_insert_tail(&o->waiters, &w->node);
 }

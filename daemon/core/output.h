@@ -146,6 +146,11 @@ void output_end(output *o, int state);
  */
 bool output_held(const output *o);
 
+/* While output_held: how long until it is false again by time alone (what
+ * is left of output_hold_ms since the sink that holds longest got stuck;
+ * all of it for one behind but not stuck yet). 0 when not held. */
+uint64_t output_hold_left_ms(const output *o);
+
 /* Calls w->fn once output_held is false again (or a holding sink goes).
  * The waiter must stay valid until then or output_waiter_cancel. */
 void output_wait_room(output *o, output_waiter *w);
