@@ -525,7 +525,8 @@ void conn_frame_end(conn *c, size_t size) {
      * and, past the drop line, drop it. */
     if (queued(c) > conn_drop_line()) {
         log_warning("connection %llu (uid %u pid %d): %zu bytes of replies unread, over "
-                    "max_write_queue and the drop line (%zu); dropping the client",
+                    "max_write_queue; dropping the client (the line is %zu bytes: twice "
+                    "max_write_queue, and at least one max_frame frame more than it)",
                     (unsigned long long)c->serial, (unsigned)c->uid, (int)c->pid, queued(c),
                     conn_drop_line());
         drop(c);

@@ -817,7 +817,7 @@ def slow_reader_is_dropped():
             t.eq(rep.request_id, 2, "the first reply answers ListPlugins", " %r" % rep)
             with open(fifo, "w"):
                 pass
-            line = d.wait_log("over max_write_queue and the drop line", timeout=20)
+            line = d.wait_log("over max_write_queue; dropping the client", timeout=20)
             t.contains(line, "bytes of replies unread", "the log line says why")
             got = 0
             while True:  # what was written before the drop, then EOF
