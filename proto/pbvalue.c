@@ -523,37 +523,56 @@ bool pbvalue_equal(const Aiod__Value *a, const Aiod__Value *b) {
     }
 }
 
+/* Whether none of the 16 bytes at p has its high bit set. */
+static inline bool ascii16(const unsigned char *p) {
+    uint64_t a, b;
+    memcpy(&a, p, 8);
+    memcpy(&b, p + 8, 8);
+    return ((a | b) & UINT64_C(0x8080808080808080)) == 0;
+}
+
+/* Unicode's table 3-7 of well-formed sequences: a lead byte gives the
+ * length, and the range of the second byte rules out overlong forms (E0,
+ * F0), surrogates (ED) and code points past U+10FFFF (F4); the bytes after
+ * it are 80..BF. Text is mostly ASCII: it is skipped 16 bytes at a time
+ * (two word loads, no alignment needed), and byte by byte to the next
+ * 16-byte step after a multi-byte character. */
 bool pbvalue_utf8_valid(const char *s, size_t len) {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
+        if ((size_t)(end - p) >= 16 && ascii16(p)) {
+            p += 16;
+            continue;
+        }
         unsigned char c = *p;
-        size_t n;
-        uint32_t cp;
         if (c < 0x80) {
             p++;
             continue;
-        } else if ((c & 0xE0) == 0xC0) {
+        }
+        size_t n;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
             n = 2;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
+        } else if (c >= 0xE0 && c <= 0xEF) {
             n = 3;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
+            if (c == 0xE0)
+                lo = 0xA0;
+            else if (c == 0xED)
+                hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
             n = 4;
-            cp = c & 0x07;
-        } else
+            if (c == 0xF0)
+                lo = 0x90;
+            else if (c == 0xF4)
+                hi = 0x8F;
+        } else {
+            return false; /* 80..C1 (a tail, or overlong 2-byte), F5..FF */
+        }
+        if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
             return false;
-        if ((size_t)(end - p) < n)
-            return false;
-        for (size_t i = 1; i < n; i++) {
+        for (size_t i = 2; i < n; i++)
             if ((p[i] & 0xC0) != 0x80)
                 return false;
-            cp = cp << 6 | (p[i] & 0x3F);
-        }
-        /* Reject overlong forms, surrogates and values past U+10FFFF. */
-        if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-            (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-            return false;
         p += n;
     }
     return true;

@@ -627,6 +627,154 @@ static void test_node_cache(void **state) {
     pbvalue_free(y);
 }
 
+/* UTF-8 as Unicode's table 3-7 of well-formed byte sequences gives it, one
+ * character at a time: the reference pbvalue_utf8_valid must agree with. */
+static bool utf8_reference(const unsigned char *p, size_t len) {
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        unsigned char lo = 0x80, hi = 0xBF;
+        size_t n;
+        if (c <= 0x7F) {
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            n = 2;
+        } else if (c == 0xE0) {
+            n = 3, lo = 0xA0; /* no overlongs */
+        } else if (c == 0xED) {
+            n = 3, hi = 0x9F; /* no surrogates */
+        } else if (c >= 0xE1 && c <= 0xEF) {
+            n = 3;
+        } else if (c == 0xF0) {
+            n = 4, lo = 0x90; /* no overlongs */
+        } else if (c == 0xF4) {
+            n = 4, hi = 0x8F; /* nothing past U+10FFFF */
+        } else if (c >= 0xF1 && c <= 0xF3) {
+            n = 4;
+        } else {
+            return false;
+        }
+        if (len - i < n || p[i + 1] < lo || p[i + 1] > hi)
+            return false;
+        for (size_t k = 2; k < n; k++)
+            if (p[i + k] < 0x80 || p[i + k] > 0xBF)
+                return false;
+        i += n;
+    }
+    return true;
+}
+
+/* Checks the len bytes at p from a copy of exactly that size, so that
+ * AddressSanitizer sees a validator that reads past the end. */
+static void check_utf8(const unsigned char *p, size_t len) {
+    unsigned char *copy = malloc(len ? len : 1);
+    assert_non_null(copy);
+    memcpy(copy, p, len);
+    bool want = utf8_reference(p, len);
+    bool got = pbvalue_utf8_valid((const char *)copy, len);
+    free(copy);
+    if (got != want) {
+        char hex[3 * 80 + 1] = "";
+        for (size_t i = 0; i < len && i < 80; i++)
+            snprintf(hex + 3 * i, 4, "%02x ", p[i]);
+        fail_msg("pbvalue_utf8_valid of %zu bytes (%s) should be %d", len, hex, want);
+    }
+}
+
+/* pbvalue_utf8_valid against the reference: every sequence of 1 and 2
+ * bytes, every lead byte with every second byte before valid and invalid
+ * tails (overlongs, surrogates, past U+10FFFF, truncations), and each such
+ * piece put at every offset of ASCII runs longer than the validator's
+ * word-at-a-time fast path, so that a character or a bad byte straddles or
+ * ends each 8- and 16-byte block, and a run ends in every place. */
+static void test_utf8_valid_exact(void **state) {
+    (void)state;
+    unsigned char b[96];
+    for (unsigned x = 0; x < 256; x++) {
+        b[0] = (unsigned char)x;
+        check_utf8(b, 1);
+        for (unsigned y = 0; y < 256; y++) {
+            b[1] = (unsigned char)y;
+            check_utf8(b, 2);
+        }
+    }
+    static const unsigned char tails[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90,
+                                          0x9F, 0xA0, 0xBF, 0xC0, 0xF5, 0xFF};
+    static unsigned char pieces[128 * 8 * 4][4];
+    static size_t lens[sizeof(pieces) / sizeof(pieces[0])];
+    size_t n_pieces = 0;
+    for (unsigned x = 0x80; x < 256; x++)
+        for (unsigned y = 0; y < 256; y++) {
+            for (size_t t1 = 0; t1 < sizeof(tails); t1++) {
+                b[0] = (unsigned char)x, b[1] = (unsigned char)y, b[2] = tails[t1];
+                check_utf8(b, 3);
+                for (size_t t2 = 0; t2 < sizeof(tails); t2++) {
+                    b[3] = tails[t2];
+                    check_utf8(b, 4);
+                }
+                b[3] = 0x80;
+                check_utf8(b, 4);
+            }
+            b[0] = (unsigned char)x, b[1] = (unsigned char)y, b[2] = 0x80, b[3] = 0x80;
+            check_utf8(b, 3);
+            check_utf8(b, 4);
+            /* A sample of pieces for the offsets below: each lead byte with
+             * its second byte at the edges of the ranges that matter. */
+            if (y == 0x41 || y == 0x80 || y == 0x8F || y == 0x90 || y == 0x9F || y == 0xA0 ||
+                y == 0xBF || y == 0xC0)
+                for (size_t len = 1; len <= 4; len++) {
+                    memcpy(pieces[n_pieces], b, 4);
+                    lens[n_pieces++] = len;
+                }
+        }
+    for (size_t k = 0; k < n_pieces; k++)
+        for (size_t at = 0; at < 40; at++)
+            for (size_t total = at + lens[k]; total <= at + lens[k] + 18; total += 3) {
+                memset(b, 'a', sizeof(b));
+                memcpy(b + at, pieces[k], lens[k]);
+                check_utf8(b, total);
+                if (total > at + lens[k]) /* also a second character after */
+                    b[total - 1] = 0xC3, check_utf8(b, total);
+            }
+    /* Long ASCII runs, each with one byte of the high half at every
+     * offset, or a valid character of every width ending at the last. */
+    static const char *chars[] = {"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
+                                  "\xF4\x8F\xBF\xBF"};
+    for (size_t len = 0; len <= sizeof(b); len++) {
+        memset(b, 'z', sizeof(b));
+        check_utf8(b, len);
+        for (size_t i = 0; i < len; i++) {
+            b[i] = 0x80;
+            check_utf8(b, len);
+            b[i] = 0xFF;
+            check_utf8(b, len);
+            b[i] = 0xC3; /* a lead whose tail is ASCII or missing */
+            check_utf8(b, len);
+            b[i] = 'z';
+        }
+        for (size_t c = 0; c < 4; c++) {
+            size_t w = strlen(chars[c]);
+            if (w > len)
+                continue;
+            memcpy(b + len - w, chars[c], w);
+            assert_true(pbvalue_utf8_valid((const char *)b, len));
+            check_utf8(b, len - 1); /* cut short */
+            memset(b, 'z', sizeof(b));
+        }
+    }
+    /* Random text, mostly ASCII with some of everything else. */
+    srand(777);
+    for (int round = 0; round < 200000; round++) {
+        size_t len = (size_t)(rand() % (int)sizeof(b));
+        for (size_t i = 0; i < len; i++) {
+            int r = rand();
+            b[i] = (unsigned char)(r % 8 ? 0x20 + (r >> 3) % 0x5F : (r >> 3) % 256);
+        }
+        check_utf8(b, len);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wire_round_trip),
@@ -645,6 +793,7 @@ int main(void) {
         cmocka_unit_test(test_big_maps),
         cmocka_unit_test(test_node_cache),
         cmocka_unit_test(test_quoted_values_cut_between_characters),
+        cmocka_unit_test(test_utf8_valid_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
