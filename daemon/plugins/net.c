@@ -779,8 +779,12 @@ static aiod_value *error_entry(const struct aiod_api *api, const char *kind, con
 /* The outcome of a finished child as a result entry. */
 static aiod_value *child_entry(aiod_task *task, const struct aiod_api *api, aiod_child *c) {
     aiod_value *one = NULL;
-    /* The child has finished: gather returns at once, with an error map in
-     * place of a failure (return_exceptions). */
+    /* A fetch that ended well: its result, copied once (it may hold 16 MiB;
+     * a gather's list would be copied a second time to take it out). */
+    if (api->child_state(c) == AIOD_STATE_DONE)
+        return api->child_result(task, c, &one) == 0 ? one : NULL;
+    /* Failed or cancelled: gather returns at once, with an error map in
+     * place of the failure (return_exceptions). */
     if (api->gather(task, &c, 1, 1, &one) < 0)
         return NULL;
     aiod_value *v = api->value_copy(api->list_get(one, 0));
