@@ -33,12 +33,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -131,7 +134,108 @@ static struct {
     aiod_handle *timer;
     /* Every fetch_state not yet freed. */
     fetch_state *live;
+    /* Transfers in the multi handle. */
+    unsigned n_added;
+    /* Lookups that removed transfers left behind, still running. */
+    struct lingering *lingering;
+    unsigned n_lingering;
+    /* Set while a fetch may start (see NET_MAX_TRANSFERS above). */
+    aiod_sync *room;
 } net;
+
+/* libcurl resolves a host name with getaddrinfo on a thread of its own,
+ * which signals the end through a socket pair; nothing can stop it. A
+ * transfer removed while its name resolves (cancelled, or timed out) leaves
+ * that thread behind with its end of the pair (CURLOPT_QUICK_EXIT: else the
+ * removal would block the loop until the lookup ends). Such a lookup keeps
+ * its place among the NET_MAX_TRANSFERS until it ends: while there are any,
+ * a fetch waits to start as long as the transfers and the lookups left
+ * behind together reach that many. Without that, rounds of fetches
+ * cancelled during slow lookups grew the daemon's threads and descriptors
+ * without bound. */
+
+/* A lookup left behind: a duplicate of the read end of its socket pair,
+ * which sees the end of the stream when the thread closes the other end,
+ * its last act. */
+struct lingering {
+    int fd;
+    aiod_fdwatch *watch;
+    struct lingering *prev, *next;
+};
+
+/* Sets or clears net.room after a change of n_added or n_lingering. */
+static bool no_room(void);
+
+static void update_room(void) {
+    if (no_room())
+        net.api->sync_clear(net.room);
+    else
+        net.api->sync_set(net.room);
+}
+
+static void lingering_free(struct lingering *l) {
+    net.api->watch_fd_close(l->watch);
+    close(l->fd);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        net.lingering = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    free(l);
+    net.n_lingering--;
+}
+
+/* watch_fd callback of a lingering lookup's socket: its thread has closed
+ * its end (it writes nothing once its transfer is gone). */
+static void on_lingering_ready(aiod_fdwatch *w, int fd, uint32_t revents, void *data) {
+    (void)w;
+    (void)revents;
+    char buf[64];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+        ;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return; /* not yet */
+    lingering_free(data);
+    update_room();
+}
+
+/* libcurl stops watching socket s and closes it next. If s is a resolver's
+ * socket pair whose thread still runs (its other end open), watches a
+ * duplicate of it until the thread ends, counted in n_lingering. A
+ * transfer's own connections are TCP. */
+static void track_lookup(curl_socket_t s) {
+    int domain = 0;
+    socklen_t len = sizeof(domain);
+    if (getsockopt(s, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX)
+        return;
+    struct pollfd p = {.fd = s, .events = POLLIN};
+    if (poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLERR | POLLNVAL)))
+        return; /* the lookup has ended */
+    struct lingering *l = calloc(1, sizeof(*l));
+    int r = -ENOMEM;
+    if (l) {
+        l->fd = fcntl(s, F_DUPFD_CLOEXEC, 3);
+        r = l->fd < 0 ? -errno
+                      : net.api->watch_fd(l->fd, AIOD_FD_READ, on_lingering_ready, l, &l->watch);
+    }
+    if (r < 0) {
+        /* Not counted: the bound is off by one lookup. */
+        net.api->log(NULL, LOG_WARNING, "net: cannot follow a lookup left behind: %s",
+                     strerror(-r));
+        if (l && l->fd >= 0)
+            close(l->fd);
+        free(l);
+        return;
+    }
+    l->next = net.lingering;
+    if (net.lingering)
+        net.lingering->prev = l;
+    net.lingering = l;
+    net.n_lingering++;
+    update_room();
+}
 
 /* ---------------------------------------------------------------- states */
 
@@ -150,8 +254,12 @@ static void state_free(fetch_state *fs) {
     if (!fs)
         return;
     if (fs->easy) {
-        if (fs->added)
+        if (fs->added) {
+            /* A lookup under way becomes a lingering one (on_socket). */
             curl_multi_remove_handle(net.multi, fs->easy);
+            net.n_added--;
+            update_room();
+        }
         curl_easy_cleanup(fs->easy);
     }
     net.api->future_release(fs->future);
@@ -236,6 +344,7 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     (void)userp;
     aiod_fdwatch *w = socketp;
     if (what == CURL_POLL_REMOVE) {
+        track_lookup(s);
         net.api->watch_fd_close(w);
         curl_multi_assign(net.multi, s, NULL);
         return 0;
@@ -639,7 +748,8 @@ static CURLcode setup(fetch_state *fs, const char *url, double timeout) {
     SET(CURLOPT_ERRORBUFFER, fs->errbuf);
     SET(CURLOPT_NOSIGNAL, 1L);
     /* A transfer removed while its name is still being resolved leaves the
-     * resolver thread behind instead of blocking the loop until it ends. */
+     * resolver thread behind instead of blocking the loop until it ends
+     * (track_lookup counts it until then). */
     SET(CURLOPT_QUICK_EXIT, 1L);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     /* No downgrade: a response asked for over TLS is not taken from plain
@@ -662,6 +772,40 @@ static CURLcode setup(fetch_state *fs, const char *url, double timeout) {
     }
 #undef SET
     return set_ca(e);
+}
+
+static bool no_room(void) {
+    return net.n_lingering > 0 && net.n_added + net.n_lingering >= NET_MAX_TRANSFERS;
+}
+
+/* Waits while lookups left behind take the places (NET_MAX_TRANSFERS
+ * above); the wait counts in the fetch's timeout. */
+static int wait_for_room(aiod_task *task, const struct aiod_api *api, fetch_state *fs,
+                         const char *shown, double timeout) {
+    if (!no_room())
+        return 0;
+    double start = api->loop_time();
+    aiod_timeout *tm = NULL;
+    int r = timeout > 0 ? api->timeout_enter(task, timeout, &tm) : 0;
+    if (r < 0)
+        return r;
+    while (r == 0 && no_room())
+        r = api->sync_wait(task, net.room);
+    if (tm)
+        r = api->timeout_exit(task, tm, r);
+    if (r == -ETIMEDOUT)
+        return api->fail(task, "TimeoutError",
+                         "%s: timed out after %g s waiting to start: %u host name lookups of "
+                         "fetches cancelled or timed out are still under way",
+                         shown, timeout, net.n_lingering);
+    if (r < 0 || timeout <= 0)
+        return r;
+    double ms = ceil((timeout - (api->loop_time() - start)) * 1000.0);
+    CURLcode c = curl_easy_setopt(fs->easy, CURLOPT_TIMEOUT_MS,
+                                  ms < 1      ? 1L
+                                  : ms > 1e12 ? 1000000000000L
+                                              : (long)ms);
+    return c == CURLE_OK ? 0 : -ENOMEM;
 }
 
 /* One fetch of url; its messages name it as `shown`. */
@@ -721,6 +865,9 @@ static int fetch_url(aiod_task *task, const struct aiod_api *api, const char *ur
     r = api->future_new(task, &fs->future);
     if (r < 0)
         goto out;
+    r = wait_for_room(task, api, fs, shown, timeout);
+    if (r < 0)
+        goto out;
     CURLMcode mc = curl_multi_add_handle(net.multi, fs->easy);
     if (mc != CURLM_OK) {
         r = mc == CURLM_OUT_OF_MEMORY ? -ENOMEM
@@ -729,6 +876,8 @@ static int fetch_url(aiod_task *task, const struct aiod_api *api, const char *ur
         goto out;
     }
     fs->added = true;
+    net.n_added++;
+    update_room();
 
     r = api->future_await(task, fs->future, NULL);
     if (r == -ECANCELED) {
@@ -1019,7 +1168,7 @@ static void cloexec_new_fds(const bool *before, int n_before) {
 
 /* The daemon must offer the ABI 1.4 futures, callbacks and fd watches. */
 static int net_init(const struct aiod_api *api) {
-    if (api->struct_size < offsetof(struct aiod_api, watch_fd_close) + sizeof(api->watch_fd_close))
+    if (api->struct_size < offsetof(struct aiod_api, sync_wait) + sizeof(api->sync_wait))
         return -ENOTSUP;
     pin_libcurl(api);
     CURLcode c = curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1028,6 +1177,11 @@ static int net_init(const struct aiod_api *api) {
         return -EIO;
     }
     net.api = api;
+    if (api->sync_new(AIOD_SYNC_EVENT, 0, NULL, &net.room) < 0) {
+        curl_global_cleanup();
+        return -ENOMEM;
+    }
+    api->sync_set(net.room);
     bool *before = NULL;
     int n_before = open_fds(&before);
     net.multi = curl_multi_init();
@@ -1040,6 +1194,8 @@ static int net_init(const struct aiod_api *api) {
         if (net.multi)
             curl_multi_cleanup(net.multi);
         net.multi = NULL;
+        api->sync_free(net.room);
+        net.room = NULL;
         curl_global_cleanup();
         return -ENOMEM;
     }
@@ -1060,6 +1216,11 @@ static void net_fini(const struct aiod_api *api) {
     /* Closes the cached connections (their watches go through on_socket). */
     curl_multi_cleanup(net.multi);
     net.multi = NULL;
+    /* Lookups left behind end on their own (libcurl stays loaded). */
+    while (net.lingering)
+        lingering_free(net.lingering);
+    net.api->sync_free(net.room);
+    net.room = NULL;
     if (net.timer) {
         net.api->handle_cancel(net.timer);
         net.api->handle_release(net.timer);

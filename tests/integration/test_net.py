@@ -20,6 +20,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 
 import harness
 import hostile_wire as wire
@@ -984,6 +985,113 @@ def fetches_over_the_daemon_bound_wait():
         t.eq(bodies, [str(i) for i in range(n)], "each fetch's body")
         t.check(srv.max_active <= MAX_TRANSFERS, "never more than %d at once" % MAX_TRANSFERS,
                 " (the server saw %d)" % srv.max_active)
+
+
+class SlowNamesDaemon(harness.Daemon):
+    """A daemon in a mount namespace of its own where host names resolve
+    only through /etc/hosts (nsswitch.conf says `hosts: files`), and
+    /etc/hosts is a FIFO: every lookup blocks opening it until the test
+    opens the other end (release), as getaddrinfo blocks on a nameserver
+    that does not answer. Needs root (CI runs as root)."""
+
+    def __init__(self, suite, dirpath, **kw):
+        super().__init__(suite, dirpath, plugin_dir=None,
+                         extra_args=("--plugin-dir", SOCKECHO), **kw)
+        self.fifo = os.path.join(dirpath, "hosts.fifo")
+        os.mkfifo(self.fifo)
+        self.nsswitch = os.path.join(dirpath, "nsswitch.conf")
+        with open(self.nsswitch, "w") as f:
+            f.write("hosts: files\n")
+        self.releasing = threading.Event()
+
+    def argv(self):
+        script = ('mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/nsswitch.conf '
+                  '&& shift 2 && exec "$@"')
+        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script,
+                "sh", self.fifo, self.nsswitch, "env", "no_proxy=*", "NO_PROXY=*"] + super().argv()
+
+    def release(self):
+        """From now on every lookup, pending or to come, finds /etc/hosts
+        empty (each open of the FIFO's writing end lets the readers waiting
+        then read an end of file)."""
+        def run():
+            while True:
+                fd = os.open(self.fifo, os.O_WRONLY)  # blocks until a reader opens it
+                os.close(fd)
+
+        if not self.releasing.is_set():
+            self.releasing.set()
+            threading.Thread(target=run, daemon=True).start()
+
+    def threads_and_fds(self):
+        return (len(os.listdir("/proc/%d/task" % self.proc.pid)),
+                len(os.listdir("/proc/%d/fd" % self.proc.pid)))
+
+
+@t.test
+def cancelled_resolves_stay_bounded():
+    """libcurl cannot stop a host name's resolution (getaddrinfo on a thread
+    of its own, with a socket pair to signal the end): a fetch cancelled or
+    timed out while its name resolves leaves that thread and a descriptor
+    behind until the lookup ends. Cancelled fetches freed their place in the
+    256 at once, so rounds of fetches cancelled during slow lookups grew the
+    daemon's threads and descriptors without bound (1955 threads, 3930 fds
+    after 8 rounds of 256). Such a lingering lookup keeps its place until it
+    ends: after 6 rounds of 256 cancelled fetches the daemon holds no more
+    than 256 lookups, and once the lookups end it is back where it started
+    and fetches again."""
+    if os.geteuid() != 0:
+        harness.fail("this test runs the daemon in a mount namespace of its own and needs root "
+                     "(CI runs as root); it was not run")
+    rounds = 6
+    with HTTPServer() as srv, SlowNamesDaemon(t, t.tmpdir("slow-names")).start() as d:
+        try:
+            threads0, fds0 = d.threads_and_fds()
+            for k in range(rounds):
+                urls = ["http://r%d-%d.invalid/" % (k, i) for i in range(MAX_TRANSFERS)]
+                # The lookups cannot end. Even rounds: --timeout cancels the
+                # call, and with it every fetch, while they resolve (or wait
+                # to start); odd rounds: each fetch times out on its own.
+                if k % 2 == 0:
+                    r = d.aioctl("run", "--timeout", "1", "net.fetch_many", json.dumps(urls),
+                                 str(MAX_TRANSFERS), "0", timeout=120)
+                    t.check(r.rc != 0, "round %d is cancelled" % k, r)
+                else:
+                    r = d.aioctl("run", "net.fetch_many", json.dumps(urls), str(MAX_TRANSFERS),
+                                 "0.5", timeout=120)
+                    t.eq({e.get("error") for e in result(r)}, {"TimeoutError"},
+                         "the fetches of round %d time out" % k, r.lines[-1][:300])
+            threads, fds = d.threads_and_fds()
+            # Each pending lookup: a thread, and two descriptors (the end of
+            # the socket pair its thread writes, and the one read).
+            t.check(threads - threads0 <= MAX_TRANSFERS + 16,
+                    "at most %d lookups after %d rounds of %d cancelled fetches"
+                    % (MAX_TRANSFERS, rounds, MAX_TRANSFERS),
+                    ": %d threads more than at the start" % (threads - threads0))
+            t.check(fds - fds0 <= 2 * MAX_TRANSFERS + 16,
+                    "descriptors held for pending lookups",
+                    ": %d more than at the start" % (fds - fds0))
+        finally:
+            d.release()
+        # The lookups end: what they held is given back.
+        deadline = time.monotonic() + 120
+        while d.threads_and_fds()[1] > fds0 + 4 and time.monotonic() < deadline:
+            time.sleep(0.05)  # polls /proc: nothing signals the threads' end
+        threads, fds = d.threads_and_fds()
+        t.check(fds <= fds0 + 4, "the descriptors of the lookups are closed once they end",
+                ": %d more than at the start" % (fds - fds0))
+        r = d.aioctl("run", "net.fetch", srv.url("/hello"), timeout=60)
+        t.eq(result(r)["body"], "hello world", "a fetch after the lookups ended")
+        # Lookups that end with their fetch are not taken for ones left
+        # behind, which would keep a descriptor each (+3: the connections of
+        # the aioctl calls may not be closed yet).
+        fds1 = d.threads_and_fds()[1]
+        urls = ["http://r0-%d.invalid/" % i for i in range(20)]
+        r = d.aioctl("run", "net.fetch_many", json.dumps(urls), "20", timeout=60)
+        t.eq({e.get("error") for e in result(r)}, {"OSError"}, "unknown hosts", r.lines[-1][:300])
+        fds2 = d.threads_and_fds()[1]
+        t.check(fds2 <= fds1 + 3, "no descriptor kept after 20 lookups that ended",
+                ": %d more" % (fds2 - fds1))
 
 
 # ---------------------------------------------------------------- net.fetch_many
