@@ -11,9 +11,9 @@
  *            socket open until the round ends;
  *   abandon  submits attached `demo.sleep 30` tasks, awaits them and
  *            disconnects at once (the tasks must be cancelled);
- *   slow     asks for a lot of output (a followed gather of long lines) and
- *            never reads (the daemon must drop it past twice its
- *            max_write_queue, which is set small).
+ *   slow     asks for results of 256 KiB that all come at once, more than
+ *            the daemon's drop line, and never reads (the daemon must drop
+ *            it past max_write_queue plus one max_frame frame).
  *
  * Checks: every well-behaved request is answered exactly once with the right
  * result; misbehaving clients get what the protocol promises (the slow reader
@@ -73,8 +73,10 @@
 #define READ_CHUNK (64u * 1024)
 /* Attached tasks each abandoning client leaves behind. */
 #define ABANDON_TASKS 10u
-/* Length of the name each of the slow reader's demo.hello calls prints. */
-#define SLOW_LINE 3000u
+/* The slow reader's tasks: each returns this many bytes after this long,
+ * long after the daemon has read all of its requests (valgrind too). */
+#define SLOW_RESULT (256u * 1024)
+#define SLOW_SLEEP 2.0
 
 /* ---------------------------------------------------------------- options */
 
@@ -944,55 +946,47 @@ static void client_start(client *c) {
         break;
     }
     case K_SLOW: {
-        /* One followed gather, all its output produced in one loop
-         * iteration: beyond what the socket's buffer takes, three times
-         * max_write_queue, so the daemon must pass twice the bound and drop
-         * us. */
+        /* Gathers of one demo.sleep each, whose results (SLOW_RESULT bytes
+         * apiece) all come once the sleeps end, well after the daemon has
+         * read every request: more than its drop line (max_write_queue plus
+         * one max_frame frame, at the default 4 MiB) beyond what the
+         * socket's buffer takes, so the daemon must drop us. Output lines
+         * would not do: a follower pauses below max_write_queue, and past
+         * it the daemon stops reading. */
         queue_hello(c);
-        size_t n = (3 * opt.write_queue + socket_buffer()) / SLOW_LINE + 8;
-        char *name = malloc(SLOW_LINE + 1);
-        Aiod__Value *vals = calloc(n, sizeof(*vals));
-        Aiod__Value **argv = calloc(n, sizeof(*argv));
-        Aiod__Call *calls = calloc(n, sizeof(*calls));
-        Aiod__GatherItem *items = calloc(n, sizeof(*items));
-        Aiod__GatherItem **itemp = calloc(n, sizeof(*itemp));
-        if (!name || !vals || !argv || !calls || !items || !itemp)
+        size_t frame = (size_t)4 * 1024 * 1024 + 5;
+        size_t drop_line = opt.write_queue + (opt.write_queue > frame ? opt.write_queue : frame);
+        size_t n = (drop_line + socket_buffer()) / SLOW_RESULT + 4;
+        char *big = malloc(SLOW_RESULT + 1);
+        if (!big)
             die("out of memory");
-        memset(name, 'x', SLOW_LINE);
-        name[SLOW_LINE] = '\0';
+        memset(big, 'x', SLOW_RESULT);
+        big[SLOW_RESULT] = '\0';
         for (size_t i = 0; i < n; i++) {
-            aiod__value__init(&vals[i]);
-            vals[i].kind_case = AIOD__VALUE__KIND_STRING_VALUE;
-            vals[i].string_value = name;
-            argv[i] = &vals[i];
-            aiod__call__init(&calls[i]);
-            calls[i].function = (char *)"demo.hello";
-            calls[i].n_args = 1;
-            calls[i].args = &argv[i];
-            aiod__gather_item__init(&items[i]);
-            items[i].item_case = AIOD__GATHER_ITEM__ITEM_CALL;
-            items[i].call = &calls[i];
-            itemp[i] = &items[i];
+            Aiod__Value secs = AIOD__VALUE__INIT, result = AIOD__VALUE__INIT;
+            secs.kind_case = AIOD__VALUE__KIND_DOUBLE_VALUE;
+            secs.double_value = SLOW_SLEEP;
+            result.kind_case = AIOD__VALUE__KIND_STRING_VALUE;
+            result.string_value = big;
+            Aiod__Value *args[2] = {&secs, &result};
+            Aiod__Call call = AIOD__CALL__INIT;
+            call.function = (char *)"demo.sleep";
+            call.n_args = 2;
+            call.args = args;
+            Aiod__GatherItem item = AIOD__GATHER_ITEM__INIT;
+            item.item_case = AIOD__GATHER_ITEM__ITEM_CALL;
+            item.call = &call;
+            Aiod__GatherItem *itemp[1] = {&item};
+            Aiod__Gather g = AIOD__GATHER__INIT;
+            g.n_items = 1;
+            g.items = itemp;
+            Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
+            m.request_id = new_request(c, R_GATHER, 0);
+            m.body_case = AIOD__CLIENT_MESSAGE__BODY_GATHER;
+            m.gather = &g;
+            send_msg(c, &m);
         }
-        Aiod__Gather g = AIOD__GATHER__INIT;
-        g.n_items = n;
-        g.items = itemp;
-        g.follow = true;
-        Aiod__ClientMessage m = AIOD__CLIENT_MESSAGE__INIT;
-        m.request_id = new_request(c, R_GATHER, 0);
-        m.body_case = AIOD__CLIENT_MESSAGE__BODY_GATHER;
-        m.gather = &g;
-        send_msg(c, &m);
-        if (c->wlen > 4u * 1024 * 1024)
-            die("the slow reader's gather (%zu bytes) does not fit max_frame; use a smaller "
-                "--write-queue",
-                c->wlen);
-        free(name);
-        free(vals);
-        free(argv);
-        free(calls);
-        free(items);
-        free(itemp);
+        free(big);
         break;
     }
     }
