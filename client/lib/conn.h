@@ -48,8 +48,10 @@ int conn_open_nowait(conn *c, const char *path, uint32_t max_frame);
 /* Closes the socket and frees the buffer. Safe to call twice. */
 void conn_close(conn *c);
 
-/* Writes all `len` bytes, reading into the frame buffer meanwhile. 0,
- * -EPIPE / -ECONNRESET when the daemon went away, other negative errnos. */
+/* Writes all `len` bytes, reading into the frame buffer meanwhile. 0, also
+ * when the daemon hung up after sending a whole frame (its refusal, read
+ * next with conn_read_frame); -EPIPE / -ECONNRESET when the daemon went
+ * away without one, other negative errnos. */
 int conn_write(conn *c, const uint8_t *data, size_t len);
 
 /*

@@ -22,8 +22,9 @@
 
 /* Bytes of replies held for one connection, beyond what its socket's buffer
  * took, before we stop reading from it and stop producing for it (setting
- * max_write_queue). 16 MiB: four full frames. Past twice this the
- * connection is dropped as a slow reader. */
+ * max_write_queue). 16 MiB: four full frames. Past twice this, and past
+ * this plus one max_frame frame (conn_drop_line), the connection is
+ * dropped as a slow reader. */
 #define LIMIT_MAX_WRITE_QUEUE (16u * 1024 * 1024)
 /* The range a max_write_queue setting may take: below 64 KiB a few
  * ordinary replies would already pause a connection; past 1 TiB the number
@@ -276,7 +277,8 @@
 #define LIMIT_CONN_READ_KEEP (4u * LIMIT_CONN_READ_ROOM)
 
 /* A follower stops getting lines while its connection has this many bytes
- * queued, and gets them again once the connection is down to half. */
+ * queued (or half of max_write_queue when that is less), and gets them
+ * again once the connection is down to half of that. */
 #define LIMIT_FOLLOW_QUEUE (256u * 1024)
 
 /* How long (setting output_hold_ms) a task's own follower (aioctl run)

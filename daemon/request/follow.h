@@ -47,7 +47,8 @@ typedef struct follower {
 
 /*
  * Flow: a follower takes lines while its connection has less than
- * LIMIT_FOLLOW_QUEUE bytes queued; past that it falls behind (its lines
+ * LIMIT_FOLLOW_QUEUE bytes queued (or half of max_write_queue, when that is
+ * less: below the line where a client is dropped); past that it falls behind (its lines
  * wait in the task's ring, and those that leave the ring are counted as
  * dropped in its OutputEnd) until the connection drains (follow_pump). A
  * client is never cut off for following. SUBMIT and GATHER followers are
