@@ -211,19 +211,35 @@ static char *env_entry(const char *key, const char *fallback) {
     return s;
 }
 
-/* The environment of a spec without one: PATH, HOME and LANG, each the
- * daemon's own or a default. */
+static char *env_pair(const char *key, const char *val) {
+    size_t n = strlen(key) + 1 + strlen(val) + 1;
+    char *s = alloc_malloc(n);
+    if (s)
+        snprintf(s, n, "%s=%s", key, val);
+    return s;
+}
+
+/* The environment of a spec without one: PATH and LANG, the daemon's own
+ * or a default; HOME the daemon's, or with proc_user that user's home, and
+ * then its name as USER and LOGNAME (the programs run as it). */
 static int env_minimal(char ***ret) {
-    char **v = alloc_calloc(4, sizeof(*v));
+    char **v = alloc_calloc(6, sizeof(*v));
     if (!v)
         return -ENOMEM;
-    v[0] = env_entry("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    v[1] = env_entry("HOME", "/");
-    v[2] = env_entry("LANG", "C.UTF-8");
-    if (!v[0] || !v[1] || !v[2]) {
-        strv_free(v);
-        return -ENOMEM;
-    }
+    size_t n = 0;
+    v[n++] = env_entry("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    v[n++] = env_entry("LANG", "C.UTF-8");
+    if (cfg.proc_user && cfg.proc_home) {
+        v[n++] = env_pair("HOME", cfg.proc_home);
+        v[n++] = env_pair("USER", cfg.proc_user);
+        v[n++] = env_pair("LOGNAME", cfg.proc_user);
+    } else
+        v[n++] = env_entry("HOME", "/");
+    for (size_t i = 0; i < n; i++)
+        if (!v[i]) {
+            strv_free(v);
+            return -ENOMEM;
+        }
     *ret = v;
     return 0;
 }

@@ -194,6 +194,8 @@ static void free_owned(config *c) {
     c->state_dir = NULL;
     free(c->proc_user);
     c->proc_user = NULL;
+    free(c->proc_home);
+    c->proc_home = NULL;
     free(c->cluster);
     free(c->cluster_password_file);
     free(c->cluster_queues);
@@ -778,7 +780,8 @@ static int resolve_proc_user(config *c, char *err, size_t err_len) {
     }
     c->proc_uid = pw->pw_uid;
     c->proc_gid = pw->pw_gid;
-    return 0;
+    c->proc_home = alloc_strdup(pw->pw_dir && *pw->pw_dir ? pw->pw_dir : "/");
+    return c->proc_home ? 0 : -ENOMEM;
 }
 
 /* Whether two optional strings are equal (both unset counts). */

@@ -92,6 +92,8 @@ typedef struct config {
     char *proc_user;
     uid_t proc_uid;
     gid_t proc_gid;
+    /* proc_user's home directory (its passwd entry), or NULL. */
+    char *proc_home;
     /* The cluster (docs/cluster.md; keys cluster*), read once at start-up
      * (a reload keeps them): the Redis address "redis://HOST:PORT[/DB]"
      * or NULL for none, the file holding its password (or NULL), the

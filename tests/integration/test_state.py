@@ -375,6 +375,14 @@ def proc_user_runs_programs_as_another_user():
         r = d.aioctl("run", "proc.shell",
                      "kill -0 %d 2>/dev/null && echo SIGNALLED || echo REFUSED" % d.proc.pid)
         t.contains(r.out, "REFUSED", "the program cannot signal the daemon", r)
+        # Its own home and name, not the daemon's (HOME=/root reached
+        # programs running as nobody).
+        import pwd
+        pw = pwd.getpwuid(NOBODY)
+        r = d.aioctl("run", "proc.shell", "echo $HOME $USER $LOGNAME")
+        t.eq(r.rc, 0, "proc.shell of the environment with proc_user", r)
+        t.contains(r.out, "%s %s %s" % (pw.pw_dir, pw.pw_name, pw.pw_name),
+                   "HOME, USER and LOGNAME are proc_user's", r)
     with open(conf, "w") as f:
         f.write("proc_user = no-such-user-here\n")
     start_fails(["--config", conf], 78, "proc_user: no user named 'no-such-user-here'")

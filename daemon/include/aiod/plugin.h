@@ -140,7 +140,8 @@ struct aiod_proc_spec {
     /* Program and arguments, NULL-terminated; argv[0] is looked up in PATH. */
     const char *const *argv;
     /* Environment "KEY=VALUE", NULL-terminated, or NULL for a minimal one
-     * (PATH, HOME, LANG). The daemon's own systemd variables never pass. */
+     * (PATH, HOME, LANG; with proc_user, that user's HOME, USER and
+     * LOGNAME). The daemon's own systemd variables never pass. */
     const char *const *envp;
     /* Working directory, or NULL for the daemon's. */
     const char *cwd;
