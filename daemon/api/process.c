@@ -876,6 +876,13 @@ static void spawn_error(task *t, const proc *p, int r) {
     if (r == UV_ENOENT && p->cwd)
         snprintf(msg, sizeof(msg), "cannot run '%s' in '%s': %s (program or directory not found)",
                  p->argv[0], p->cwd, uv_strerror(r));
+    else if (r == UV_EACCES && p->cwd)
+        /* The child cannot say which: the directory (which proc_user may
+         * not enter) or the program. */
+        snprintf(msg, sizeof(msg),
+                 "cannot run '%s' in '%s': %s (the program, or the directory%s%s%s)", p->argv[0],
+                 p->cwd, uv_strerror(r), cfg.proc_user ? ", as proc_user '" : "",
+                 cfg.proc_user ? cfg.proc_user : "", cfg.proc_user ? "'" : "");
     else
         snprintf(msg, sizeof(msg), "cannot run '%s': %s", p->argv[0], uv_strerror(r));
     task_raise(t, r, r == UV_ENOENT ? "FileNotFoundError" : "OSError", msg);

@@ -383,6 +383,13 @@ def proc_user_runs_programs_as_another_user():
         t.eq(r.rc, 0, "proc.shell of the environment with proc_user", r)
         t.contains(r.out, "%s %s %s" % (pw.pw_dir, pw.pw_name, pw.pw_name),
                    "HOME, USER and LOGNAME are proc_user's", r)
+        # A directory proc_user may not enter is named in the error.
+        closed = t.tmpdir("closed")
+        os.chmod(closed, 0o700)
+        r = d.aioctl("run", "proc.run", '["true"]', "", closed)
+        t.eq(r.rc, 1, "proc.run in a directory proc_user may not enter fails", r)
+        t.contains(r.err, "in '%s'" % closed, "naming the directory", r)
+        t.contains(r.err, "as proc_user 'nobody'", "and the user", r)
     with open(conf, "w") as f:
         f.write("proc_user = no-such-user-here\n")
     start_fails(["--config", conf], 78, "proc_user: no user named 'no-such-user-here'")
