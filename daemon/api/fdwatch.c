@@ -131,7 +131,7 @@ static void on_ready_watch(uv_poll_t *p, int status, int events) {
 int fdwatch_new(int fd, uint32_t events,
                 void (*cb)(aiod_fdwatch *w, int fd, uint32_t revents, void *data), void *data,
                 aiod_fdwatch **ret) {
-    if (!cb || !ret || (events & ~(AIOD_FD_READ | AIOD_FD_WRITE)))
+    if (!cb || !ret || (events & ~(AIOD_FD_READ | AIOD_FD_WRITE | AIOD_FD_WEAK)))
         return -EINVAL;
     aiod_fdwatch *w = NULL;
     int r = open_poll(fd, &w);
@@ -139,6 +139,9 @@ int fdwatch_new(int fd, uint32_t events,
         return r;
     w->cb = cb;
     w->data = data;
+    if (events & AIOD_FD_WEAK)
+        uv_unref((uv_handle_t *)&w->poll);
+    events &= ~AIOD_FD_WEAK;
     if (events && (r = uv_poll_start(&w->poll, to_uv(events), on_ready_watch)) < 0) {
         close_poll(w);
         return r == UV_EBADF ? -EBADF : r;

@@ -871,17 +871,22 @@ out:
     /* Children that ignored SIGTERM through the grace period are killed
      * now, so none outlives the daemon. */
     proc_shutdown();
-    /* Close whatever is left (connections, timers) and let the callbacks run. */
-    uv_walk(loop, close_walk, NULL);
     /* A pool thread still in a plugin's code: the loop would wait for it,
-     * unloading the plugin would pull the code from under it, and libuv's
-     * own destructor joins its threads at exit. The process ends without
-     * any of it (_exit); the kernel takes the rest. */
+     * the plugins' fini and unloading would pull their state and code from
+     * under it, and libuv's own destructor joins its threads at exit. The
+     * process ends without any of it (_exit; the state store is closed
+     * already); the kernel takes the rest. */
     if (pool_in_flight() > 0) {
+        uv_walk(loop, close_walk, NULL);
         uv_run(loop, UV_RUN_NOWAIT);
         fflush(NULL);
         _exit(exit_code);
     }
+    /* The plugins close their own handles first (fd watches, a weak one
+     * the stop did not wait for), with their callbacks; then whatever is
+     * left (connections, timers) is closed, and the callbacks run. */
+    plugin_registry_fini();
+    uv_walk(loop, close_walk, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     /* The loop is done: big values still let go are freed at once. */
     reclaim_set_loop(NULL);

@@ -84,13 +84,26 @@ static void close_code(plugin *p) {
 }
 
 /* fini, then dlclose: the code is gone, the names stay. */
+static void run_fini(plugin *p) {
+    if (p->dl && p->desc && p->desc->fini && !p->fini_done) {
+        p->fini_done = true;
+        p->desc->fini(registry_api);
+    }
+}
+
 static void unload_code(plugin *p) {
     if (!p->dl)
         return;
-    if (p->desc->fini)
-        p->desc->fini(registry_api);
+    run_fini(p);
     p->desc = NULL;
     close_code(p);
+}
+
+void plugin_registry_fini(void) {
+    for (size_t i = n_plugins; i-- > 0;)
+        run_fini(plugins[i]);
+    for (size_t i = n_retired; i-- > 0;)
+        run_fini(retired[i]);
 }
 
 static void plugin_free(plugin *p) {

@@ -48,6 +48,9 @@ struct plugin {
     /* Points into the shared object: only while loaded (dl != NULL). */
     const struct aiod_plugin *desc;
     void *dl;
+    /* Its fini ran (plugin_registry_fini, at exit before the loop's last
+     * handles close): not again when it is unloaded. */
+    bool fini_done;
     /* The opened file, kept while loaded: the object is loaded from
      * /proc/self/fd/N, so two generations of one path never share a name
      * in the dynamic loader. -1 when not open. */
@@ -83,6 +86,10 @@ typedef struct plugin_sync_counts {
 int plugin_registry_init(const struct aiod_api *api);
 /* Calls fini and unloads every plugin. */
 void plugin_registry_done(void);
+/* Runs every plugin's fini (once each), while the loop can still run the
+ * close callbacks of the handles they close: at exit, before the daemon
+ * closes the handles that are left. */
+void plugin_registry_fini(void);
 
 /*
  * Loads every *.so in `dir` in name order. Returns the number loaded; a

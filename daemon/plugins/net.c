@@ -218,7 +218,10 @@ static void track_lookup(curl_socket_t s) {
     if (l) {
         l->fd = fcntl(s, F_DUPFD_CLOEXEC, 3);
         r = l->fd < 0 ? -errno
-                      : net.api->watch_fd(l->fd, AIOD_FD_READ, on_lingering_ready, l, &l->watch);
+                      /* Weak: a stop does not wait for the resolver thread
+                       * (fini closes the watch). */
+                      : net.api->watch_fd(l->fd, AIOD_FD_READ | AIOD_FD_WEAK, on_lingering_ready, l,
+                                          &l->watch);
     }
     if (r < 0) {
         /* Not counted: the bound is off by one lookup. */
@@ -990,6 +993,13 @@ static int fetch_many(aiod_task *task, const struct aiod_api *api, const aiod_va
                                     api->value_double(timeout)};
             aiod_child *c = NULL;
             int k = api->spawn(task, "net.fetch", cargs, 2, &c);
+            if (k == -EPERM) {
+                /* A call rule refuses net.fetch to this task's caller: the
+                 * whole call fails with it (PermissionError naming the
+                 * rule, the pending error spawn set). */
+                r = k;
+                goto out;
+            }
             if (k < 0) {
                 results[next] = error_entry(api, k == -EAGAIN ? "LimitError" : "OSError",
                                             k == -EAGAIN ? "task limit reached" : strerror(-k));

@@ -20,9 +20,10 @@ int private_check(int fd, const char *what, const char *path, char *err, size_t 
     if (st.st_uid != me) {
         snprintf(err, err_len,
                  "%s %s is owned by uid %u, not by aiod's uid %u: its owner could change what "
-                 "aiod reads (task ids, tasks). Give it to uid %u (chown), with the daemon "
-                 "stopped",
-                 what, path, (unsigned)st.st_uid, me, me);
+                 "aiod reads (task ids, tasks). Run aiod as uid %u (as its service does), or "
+                 "give it another state directory (--state-dir); only if it is to be this "
+                 "daemon's from now on, give it to uid %u (chown), with the daemon stopped",
+                 what, path, (unsigned)st.st_uid, me, (unsigned)st.st_uid, me);
         return -EPERM;
     }
     if (!(mode & 077))

@@ -1281,6 +1281,10 @@ def state_files_another_user_owns_are_refused():
              " stderr: %r" % err[-2000:])
         t.contains(err, "%s %s is owned by uid %d" % (what, path, nobody), "aiod says why")
         t.contains(err, "chown", "and what to do")
+        # Root starting aiod by hand on the service's own state directory
+        # (owned by aiod) was told to chown it, which would break the
+        # service: running as its owner comes first.
+        t.contains(err, "Run aiod as uid %d" % nobody, "or to run as its owner", " %r" % err)
         os.chown(path, os.geteuid(), -1)
     d = restart(d)
     submit_id(d, "demo.echo", "owned again")

@@ -221,6 +221,15 @@ def call_rules_apply_to_what_a_task_spawns():
         t.contains(r.err, "demo.my_async_function1: not allowed for uid %d by the rule" % NOBODY,
                    "naming the rule", r)
         t.check("Starting my_async_function1" not in r.out, "the helper never ran", r)
+    # net.fetch_many spawns net.fetch: the rule on net.fetch refuses the
+    # whole call (an OSError entry per URL, "Operation not permitted", hid
+    # the rule).
+    with policy_daemon("call = net.fetch root") as d:
+        r = as_user(d, NOBODY, NOBODY, "run", "net.fetch_many", '["http://127.0.0.1:1/"]')
+        t.eq(r.rc, 1, "fetch_many fails", r)
+        t.contains(r.err, "PermissionError", "with PermissionError", r)
+        t.contains(r.err, "net.fetch: not allowed for uid %d by the rule" % NOBODY,
+                   "naming the rule", r)
 
 
 @t.test

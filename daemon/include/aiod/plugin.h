@@ -101,6 +101,11 @@ typedef struct aiod_queue aiod_queue;
 #define AIOD_FD_WRITE 0x2u
 /* Reported only: the peer hung up, or the fd is in error. */
 #define AIOD_FD_ERROR 0x4u
+/* ABI 1.4, watch_fd only: the watch does not keep the daemon running
+ * (libuv's unref): a stop does not wait for its fd, which the plugin's
+ * fini then closes. For housekeeping, such as following a resolver thread
+ * left behind, never for work a task waits on. */
+#define AIOD_FD_WEAK 0x8u
 
 /* ABI 1.4: kinds of sync_new. */
 #define AIOD_SYNC_EVENT 1u
@@ -590,8 +595,8 @@ struct aiod_api {
      * -ETIMEDOUT, -ECANCELED, -EBADF, -EEXIST, -EPERM, -EINVAL. */
     int (*wait_fd)(aiod_task *task, int fd, uint32_t events, double timeout);
     /* Calls cb(w, fd, revents, data) on the loop each time the fd is ready
-     * for `events`, until watch_fd_close. 0, -EBADF, -EEXIST, -EPERM,
-     * -ENOMEM. */
+     * for `events` (with AIOD_FD_WEAK: see there), until watch_fd_close.
+     * 0, -EBADF, -EEXIST, -EPERM, -ENOMEM. */
     int (*watch_fd)(int fd, uint32_t events,
                     void (*cb)(aiod_fdwatch *w, int fd, uint32_t revents, void *data), void *data,
                     aiod_fdwatch **ret_watch);
