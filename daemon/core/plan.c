@@ -253,6 +253,13 @@ static void settle_queued(void) {
 void plan_done(void) {
     while (dep_ends_head < n_dep_ends) {
         dep_end e = dep_ends[dep_ends_head++];
+        /* The reference watch_dependencies took goes with the last
+         * dependency settled (dependency_settled), without starting it. */
+        task_plan *p = e.t->plan;
+        if (p && p->after_left > 0 && --p->after_left == 0) {
+            free(TAKE_PTR(p->after_waiters));
+            task_unref(e.t);
+        }
         task_unref(e.t);
         task_unref(e.dep);
     }

@@ -276,7 +276,8 @@ void task_table_done(void) {
     hashmap_free(table);
     table = NULL;
     hashmap_free(per_uid);
-    per_uid = NULL;
+    hashmap_free(per_uid_kib);
+    per_uid = per_uid_kib = NULL;
     task_cache_release();
     if (expiry_init)
         uv_close((uv_handle_t *)&expiry, NULL);

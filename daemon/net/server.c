@@ -325,19 +325,17 @@ static int bind_path(const char *path) {
         return log_error_errno(-errno, "cannot create the listening socket");
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     memcpy(sa.sun_path, path, strlen(path));
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        r = -errno;
+    /* bind takes the socket file's mode from the umask (0777 under umask
+     * 000: any local user could connect). Made under a umask of its own it
+     * is SOCKET_MODE at once, owner and group as aiod.socket makes it: no
+     * chmod afterwards, which would follow a symlink put in its place. */
+    mode_t old_mask = umask(0777 & ~SOCKET_MODE);
+    int b = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    int bind_errno = errno;
+    umask(old_mask);
+    if (b < 0) {
         close(fd);
-        return log_error_errno(r, "cannot bind %s", path);
-    }
-    /* The mode bind gave comes from the umask (0777 under umask 000: any
-     * local user could connect). It is set before listen(), so nobody can
-     * connect while it is wider: owner and group, as aiod.socket makes it. */
-    if (chmod(path, SOCKET_MODE) < 0) {
-        r = -errno;
-        close(fd);
-        unlink(path);
-        return log_error_errno(r, "cannot set the mode of %s", path);
+        return log_error_errno(-bind_errno, "cannot bind %s", path);
     }
     created_path = alloc_strdup(path);
     if (!created_path) {
