@@ -11,10 +11,6 @@
 #include "aioc.h"
 #include "aiod.pb-c.h"
 
-/* The deepest value a call may carry (a scalar is 1), as the daemon
- * accepts (docs/protocol.md, Values). */
-#define CALL_MAX_VALUE_DEPTH 32u
-
 enum call_args {
     CALL_ARGS_NONE,
     CALL_ARGS_TYPED,

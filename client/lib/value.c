@@ -8,7 +8,6 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "call.h"
 #include "pbvalue.h"
 
 AIOC_EXPORT aioc_value *aioc_value_null(void) {

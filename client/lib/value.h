@@ -9,6 +9,10 @@
 #include "aioc.h"
 #include "aiod.pb-c.h"
 
+/* The deepest value a call may carry (a scalar is 1), as the daemon
+ * accepts (docs/protocol.md, Values); no deeper one can be built. */
+#define CALL_MAX_VALUE_DEPTH 32u
+
 static inline Aiod__Value *value_pb(aioc_value *v) {
     return (Aiod__Value *)(void *)v;
 }
