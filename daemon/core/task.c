@@ -229,24 +229,16 @@ static task *oldest_retained(void) {
     return oldest_retained_but(NULL);
 }
 
-/* What to take back for memory: the oldest outcome of the uid that holds
- * the most, never the newest of all (then the oldest of the others). */
-static task *largest_holders_oldest(void) {
+/* What to take back: the oldest outcome of the uid that holds the most
+ * memory (by_count false: for retain_bytes) or has the most outcomes kept
+ * (for retain_count), so that one user's big or many outcomes do not push
+ * out everyone else's; never the newest of all (then the oldest of the
+ * others). */
+static task *largest_holders_oldest(bool by_count) {
     retainer *top = NULL;
     for (size_t i = 0; i < n_retainers; i++)
-        if (!top || retainers[i]->bytes > top->bytes)
-            top = retainers[i];
-    task *t = top ? first_but(top, newest_retained) : NULL;
-    return t ? t : oldest_retained_but(newest_retained);
-}
-
-/* What to forget for retain_count: the oldest outcome of the uid that has
- * the most kept, so that one user's flood of tasks does not push out
- * everyone else's outcomes; never the newest of all. */
-static task *most_outcomes_oldest(void) {
-    retainer *top = NULL;
-    for (size_t i = 0; i < n_retainers; i++)
-        if (!top || retainers[i]->count > top->count)
+        if (!top ||
+            (by_count ? retainers[i]->count > top->count : retainers[i]->bytes > top->bytes))
             top = retainers[i];
     task *t = top ? first_but(top, newest_retained) : NULL;
     return t ? t : oldest_retained_but(newest_retained);
@@ -590,7 +582,7 @@ static void evict_retained(void) {
             continue;
         }
         if (n_retained > cfg.retain_count) {
-            table_drop(most_outcomes_oldest());
+            table_drop(largest_holders_oldest(true));
             continue;
         }
         if (n_retained < 2 || retained_bytes <= cfg.retain_bytes)
@@ -603,7 +595,7 @@ static void evict_retained(void) {
                        "retain_count (%u) is reached (said once)",
                        cfg.retain_bytes, n_retained, cfg.retain_count);
         }
-        table_drop(largest_holders_oldest());
+        table_drop(largest_holders_oldest(false));
     }
 }
 

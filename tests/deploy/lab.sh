@@ -243,14 +243,8 @@ lab_start_guest() {
 # nspawn exits, and the same root boots again; what the guest wrote to its
 # disk stays, nothing of its memory or /run does.
 lab_reboot() {
-    local i
     [ -n "$LAB_NSPAWN_PID" ] && [ -n "$LAB_PID1" ] || { lab_log "no guest to reboot"; return 1; }
-    kill -s RTMIN+4 "$LAB_PID1" 2>/dev/null
-    for ((i = 0; i < 300; i++)); do
-        kill -0 "$LAB_NSPAWN_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$LAB_NSPAWN_PID" 2>/dev/null; then
+    if ! lab_poweroff 300; then
         lab_log "guest did not power off in 30 s"
         return 1
     fi
@@ -282,18 +276,24 @@ lab_sh() {
 }
 
 # Power off, kill what is left, remove the copy. Safe to call more than once.
+# Asks the guest's systemd for a poweroff (SIGRTMIN+4) and waits up to N
+# tenths of a second for nspawn to exit; non-zero if it did not.
+lab_poweroff() {
+    local i
+    [ -n "$LAB_PID1" ] && kill -s RTMIN+4 "$LAB_PID1" 2>/dev/null
+    for ((i = 0; i < $1; i++)); do
+        kill -0 "$LAB_NSPAWN_PID" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    ! kill -0 "$LAB_NSPAWN_PID" 2>/dev/null
+}
+
 lab_cleanup() {
     local i cg pids
     local t0
     t0=$(date +%s%N)
     if [ -n "$LAB_NSPAWN_PID" ] && kill -0 "$LAB_NSPAWN_PID" 2>/dev/null; then
-        # SIGRTMIN+4 asks systemd for a poweroff.
-        [ -n "$LAB_PID1" ] && kill -s RTMIN+4 "$LAB_PID1" 2>/dev/null
-        for ((i = 0; i < 200; i++)); do
-            kill -0 "$LAB_NSPAWN_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$LAB_NSPAWN_PID" 2>/dev/null; then
+        if ! lab_poweroff 200; then
             # SIGKILL to a PID namespace's init kills the whole namespace.
             lab_log "guest did not power off in 20 s; killing it"
             [ -n "$LAB_PID1" ] && kill -KILL "$LAB_PID1" 2>/dev/null
