@@ -395,15 +395,15 @@ def output_hold_counts_from_when_the_follower_got_stuck():
     was slow while its client was already stuck (but the task's ring not
     yet half behind) is held for what is left of output_hold_ms, not for a
     whole output_hold_ms more (up to about twice the setting)."""
-    hold_ms = 10000
+    hold_ms = 6000
     with t.daemon(extra_args=["--output-hold-ms", str(hold_ms)]) as d:
         took = os.path.join(d.dir, "took")
         # 200 lines of 4 kB fill the socket's buffer and the 256 KiB a
         # follower is sent before it pauses: the client (which reads
-        # nothing) is stuck. 8 s later, 600 more lines: the ring (1000
+        # nothing) is stuck. 4.5 s later, 600 more lines: the ring (1000
         # lines) is half behind at the 420th, and the program is held for
-        # the ~2 s left of the 10 s, then goes on (the client loses lines).
-        script = ("yes $(head -c 3999 /dev/zero | tr '\\0' a) | head -n 200; sleep 8; "
+        # the ~1.5 s left of the 6 s, then goes on (the client loses lines).
+        script = ("yes $(head -c 3999 /dev/zero | tr '\\0' a) | head -n 200; sleep 4.5; "
                   "t1=$(date +%%s%%N); yes $(head -c 3999 /dev/zero | tr '\\0' b) | head -n 600; "
                   "t2=$(date +%%s%%N); echo $(( (t2 - t1) / 1000000 )) > %s" % took)
         with d.raw(timeout=60) as c:
@@ -417,10 +417,10 @@ def output_hold_counts_from_when_the_follower_got_stuck():
                         "done (task %d)" % tid, timeout=120)
         with open(took) as f:
             ms = int(f.read())
-        # Held from when the ring was half behind (8 s after the client got
-        # stuck) for what was left: about 2 s. A whole hold more is 10 s;
-        # the bound leaves 4 s either side for a loaded machine.
-        t.check(ms < hold_ms - 4000, "the 600 lines took %d ms: the hold was counted again "
+        # Held from when the ring was half behind (4.5 s after the client
+        # got stuck) for what was left: about 1.5 s. A whole hold more is
+        # 6 s; the bound leaves 2.25 s either side for a loaded machine.
+        t.check(ms < hold_ms - 2250, "the 600 lines took %d ms: the hold was counted again "
                 "from when it began (output_hold_ms %d), not from when the client got stuck"
                 % (ms, hold_ms))
 

@@ -995,9 +995,10 @@ class SlowNamesDaemon(harness.Daemon):
     opens the other end (release), as getaddrinfo blocks on a nameserver
     that does not answer. Needs root (CI runs as root)."""
 
-    def __init__(self, suite, dirpath, **kw):
+    def __init__(self, suite, dirpath, grace=None, **kw):
+        more = ("--shutdown-grace", str(grace)) if grace is not None else ()
         super().__init__(suite, dirpath, plugin_dir=None,
-                         extra_args=("--plugin-dir", SOCKECHO), **kw)
+                         extra_args=("--plugin-dir", SOCKECHO) + more, **kw)
         self.fifo = os.path.join(dirpath, "hosts.fifo")
         os.mkfifo(self.fifo)
         self.nsswitch = os.path.join(dirpath, "nsswitch.conf")
@@ -1038,13 +1039,13 @@ def cancelled_resolves_stay_bounded():
     256 at once, so rounds of fetches cancelled during slow lookups grew the
     daemon's threads and descriptors without bound (1955 threads, 3930 fds
     after 8 rounds of 256). Such a lingering lookup keeps its place until it
-    ends: after 6 rounds of 256 cancelled fetches the daemon holds no more
+    ends: after 4 rounds of 256 cancelled fetches the daemon holds no more
     than 256 lookups, and once the lookups end it is back where it started
     and fetches again."""
     if os.geteuid() != 0:
         harness.fail("this test runs the daemon in a mount namespace of its own and needs root "
                      "(CI runs as root); it was not run")
-    rounds = 6
+    rounds = 4
     with HTTPServer() as srv, SlowNamesDaemon(t, t.tmpdir("slow-names")).start() as d:
         try:
             threads0, fds0 = d.threads_and_fds()
@@ -1109,7 +1110,7 @@ def a_stop_does_not_wait_for_lookups_left_behind():
         harness.fail("this test runs the daemon in a mount namespace of its own and needs root "
                      "(CI runs as root); it was not run")
     for grace_outlived in (False, True):
-        d = SlowNamesDaemon(t, t.tmpdir("slow-stop")).start()
+        d = SlowNamesDaemon(t, t.tmpdir("slow-stop"), grace=1).start()
         try:
             r = d.aioctl("run", "net.fetch", "http://left-behind.invalid/", "0.5", timeout=60)
             t.eq(r.rc, 1, "the fetch times out while its name resolves", r)
