@@ -20,16 +20,21 @@ set_target_properties(send_after_hangup PROPERTIES PREFIX "")
 target_link_libraries(send_after_hangup PRIVATE ${CMAKE_DL_LIBS})
 aiod_warnings(send_after_hangup)
 
-# aiod_integration_test(NAME TIMEOUT): runs test_NAME.py.
+# aiod_integration_test(NAME TIMEOUT [TEST_NAME]): runs test_NAME.py (as the
+# ctest test integration.TEST_NAME, by default integration.NAME).
 function(aiod_integration_test name timeout)
+  set(test integration.${name})
+  if(ARGC GREATER 2)
+    set(test integration.${ARGV2})
+  endif()
   add_test(
-    NAME integration.${name}
+    NAME ${test}
     COMMAND
       ${Python3_EXECUTABLE} ${AIOD_IT_DIR}/test_${name}.py --aiod $<TARGET_FILE:aiod> --aioctl
       $<TARGET_FILE:aioctl> --plugin-dir ${PROJECT_BINARY_DIR}/daemon/plugins --many-inflight
       $<TARGET_FILE:many_inflight>)
-  set_tests_properties(integration.${name} PROPERTIES LABELS integration TIMEOUT ${timeout}
-                                                      ENVIRONMENT "AIOD_SANITIZE=${AIOD_SANITIZE}")
+  set_tests_properties(${test} PROPERTIES LABELS integration TIMEOUT ${timeout}
+                                          ENVIRONMENT "AIOD_SANITIZE=${AIOD_SANITIZE}")
 endfunction()
 
 aiod_integration_test(seed 120)
@@ -101,13 +106,26 @@ foreach(src ${AIOD_AIOC_SOURCES})
     set(AIOD_HAVE_SUBMIT_QUEUE ON)
   endif()
 endforeach()
+# The longest file of the suite (3 to 6 minutes, mostly waiting for
+# visibility timeouts): its cases in two halves (AIOD_TEST_SHARD, every
+# other case), so that ctest -j2 runs them side by side.
 aiod_integration_test(cluster 900)
-set_tests_properties(integration.cluster PROPERTIES
-                     ENVIRONMENT "AIOD_TEST_PLUGIN_DIR=${AIOD_TEST_PLUGIN_DIR};AIOD_SANITIZE=${AIOD_SANITIZE}")
+aiod_integration_test(cluster 900 cluster.2)
 if(AIOD_HAVE_SUBMIT_QUEUE)
   add_executable(cluster_submit ${AIOD_IT_DIR}/cluster_submit.c)
   target_link_libraries(cluster_submit PRIVATE aioclient_internal)
   aiod_warnings(cluster_submit)
-  set_property(TEST integration.cluster APPEND
-               PROPERTY ENVIRONMENT "AIOD_CLUSTER_SUBMIT=$<TARGET_FILE:cluster_submit>")
 endif()
+foreach(shard 0 1)
+  if(shard EQUAL 0)
+    set(test integration.cluster)
+  else()
+    set(test integration.cluster.2)
+  endif()
+  set_tests_properties(${test} PROPERTIES
+                       ENVIRONMENT "AIOD_TEST_PLUGIN_DIR=${AIOD_TEST_PLUGIN_DIR};AIOD_SANITIZE=${AIOD_SANITIZE};AIOD_TEST_SHARD=${shard}/2")
+  if(AIOD_HAVE_SUBMIT_QUEUE)
+    set_property(TEST ${test} APPEND
+                 PROPERTY ENVIRONMENT "AIOD_CLUSTER_SUBMIT=$<TARGET_FILE:cluster_submit>")
+  endif()
+endforeach()
