@@ -32,7 +32,9 @@
  * every 64th commit gives back up to 4 MiB of it (incremental_vacuum), so the file
  * shrinks after a large prune without one long VACUUM. Checkpoints are
  * SQLite's automatic ones (every 1000 pages of WAL, 8192 under `os`), run by the writer
- * thread at commit; journal_size_limit truncates the log after them.
+ * thread at commit; journal_size_limit truncates the log after them. Under
+ * fsync the WAL file is grown once at the start to what it holds between
+ * two checkpoints (presize_wal).
  */
 #include "system/store.h"
 
@@ -56,6 +58,7 @@
 #include "system/log.h"
 #include "system/private.h"
 #include "system/storelog.h"
+#include "system/wake.h"
 
 typedef struct batch {
     slog_buf ops;
@@ -103,7 +106,7 @@ static batch *filling, *spares[STORE_MAX_HANDED];
 static size_t n_spares;
 static batch *to_write[STORE_MAX_HANDED], *done[STORE_MAX_HANDED];
 static size_t n_to_write, n_done;
-static uv_async_t done_async;
+static loop_wake done_wake = {.fd = -1};
 static void (*committed_cb)(uint64_t seq, int error, const char *msg);
 static uint64_t next_seq = 1;
 /* Loop thread only: batches handed over whose result it has not yet seen. */
@@ -1303,7 +1306,11 @@ static void *writer_main(void *arg) {
         memmove(to_write, to_write + 1, --n_to_write * sizeof(to_write[0]));
         done[n_done++] = b;
         pthread_cond_broadcast(&cond);
-        uv_async_send(&done_async);
+        /* Sent unlocked: a loop it wakes on this CPU would only block on
+         * the mutex. */
+        pthread_mutex_unlock(&mu);
+        loop_wake_send(&done_wake);
+        pthread_mutex_lock(&mu);
     }
     pthread_mutex_unlock(&mu);
     return NULL;
@@ -1380,9 +1387,9 @@ oom:
 }
 
 /* On the loop thread: a batch was committed (or failed). */
-static void on_done(uv_async_t *h) {
-    (void)h;
-    /* One wake-up may stand for several batches (uv_async_send coalesces):
+static void on_done(loop_wake *w) {
+    (void)w;
+    /* One wake-up may stand for several batches (loop_wake_send coalesces):
      * each is answered, in the order they were committed. */
     batch *got[STORE_MAX_HANDED];
     pthread_mutex_lock(&mu);
@@ -1420,17 +1427,63 @@ static void on_done(uv_async_t *h) {
     }
 }
 
+/*
+ * Under fsync, grows the WAL file with zeros, once, to what it holds
+ * between two checkpoints (plus an eighth), and syncs it: SQLite then
+ * overwrites the file from its start after each checkpoint, and a commit's
+ * fdatasync writes its pages only. While the file grows instead, each
+ * commit's fdatasync also writes the file's new size through the
+ * filesystem's journal: measured on ext4, 220 us against 110 us for the
+ * same write inside the file. Only bytes past the end are written, where
+ * SQLite reads nothing: it stops at the first frame whose checksum fails,
+ * and a file whose header is not valid is an empty log. Best effort: on a
+ * failure (a full disk) the file is cut back to its size and commits only
+ * cost more.
+ */
+static void presize_wal(void) {
+    int64_t pages = 0, page_size = 0;
+    if (durability != STORE_FSYNC || query_int("PRAGMA wal_autocheckpoint", &pages) < 0 ||
+        query_int("PRAGMA page_size", &page_size) < 0 || pages <= 0 || page_size <= 0)
+        return;
+    /* A frame is a 24-byte header and a page; the file a 32-byte header. */
+    off_t want = 32 + (off_t)(pages + pages / 8) * (off_t)(page_size + 24);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s-wal", db_path);
+    _cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size >= want)
+        return;
+    static const uint8_t zeros[64 * 1024];
+    off_t at = st.st_size;
+    errno = 0;
+    while (at < want) {
+        size_t n = (size_t)MIN((off_t)sizeof(zeros), want - at);
+        ssize_t w = pwrite(fd, zeros, n, at);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        at += w;
+    }
+    if (at < want || fdatasync(fd) < 0) {
+        log_debug("the state store %s: its log file could not be made %lld bytes (%s); commits "
+                  "grow it instead",
+                  db_path, (long long)want, at < want && errno == 0 ? "no room" : strerror(errno));
+        (void)!ftruncate(fd, st.st_size);
+    }
+}
+
 int store_start(uv_loop_t *loop, void (*committed)(uint64_t seq, int error, const char *msg)) {
     assert(db && !thread_started);
     committed_cb = committed;
     if (prepare_statements() < 0)
         return -ENOMEM;
-    int r = uv_async_init(loop, &done_async, on_done);
-    if (r < 0)
-        return r;
+    presize_wal();
     /* It never keeps the loop alive by itself: a commit under way is
      * waited for by store_close. */
-    uv_unref((uv_handle_t *)&done_async);
+    int r = loop_wake_init(loop, &done_wake, on_done);
+    if (r < 0)
+        return r;
     stopping = closing = folding = false;
     fold_retry_ms = 0;
     /* Its timed waits (the log's age) are on the monotonic clock. */
@@ -1442,7 +1495,7 @@ int store_start(uv_loop_t *loop, void (*committed)(uint64_t seq, int error, cons
     r = pthread_create(&thread, NULL, writer_main, NULL);
     if (r) {
         pthread_cond_destroy(&cond);
-        uv_close((uv_handle_t *)&done_async, NULL);
+        loop_wake_close(&done_wake);
         return -r;
     }
     /* Named, so that top -H, perf and gdb tell it from the loop. */
@@ -1507,8 +1560,7 @@ void store_close(void) {
         pthread_join(thread, NULL);
         pthread_cond_destroy(&cond);
         thread_started = false;
-        if (!uv_is_closing((uv_handle_t *)&done_async))
-            uv_close((uv_handle_t *)&done_async, NULL);
+        loop_wake_close(&done_wake);
     } else if (db && filling->ops.n) {
         write_last(filling);
         batch_clear(filling);

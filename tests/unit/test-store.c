@@ -11,7 +11,8 @@
  * into the tasks (each task's last change) while it runs, at a clean close,
  * and at the open after a kill, and a log row that does not parse is damage;
  * a failed batch the loop never saw answered is not written over a later
- * one at the close.
+ * one at the close; under fsync the -wal file is grown once to what it
+ * holds between two checkpoints, and read to its last commit after a kill.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -401,13 +402,32 @@ static void make_batch(uint64_t *rng, unsigned b, size_t n, bool write) {
     }
 }
 
+/* The durability the killed children open their store with. */
+static int kill_how = STORE_OS;
+/* The size of the killed child's -wal file once its store started. */
+static off_t killed_wal_size;
+
+static off_t wal_size(void) {
+    char p[128];
+    struct stat st;
+    snprintf(p, sizeof(p), "%s/tasks.db-wal", dir);
+    return stat(p, &st) < 0 ? -1 : st.st_size;
+}
+
 /* In a child: the changes of `batches` batches, each committed, and then
  * a SIGKILL (the log left unfolded). */
 static void write_batches_and_die(unsigned batches, size_t per_batch) {
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid > 0) {
         int status;
+        close(pipefd[1]);
+        killed_wal_size = -1;
+        assert_int_equal(read(pipefd[0], &killed_wal_size, sizeof(killed_wal_size)),
+                         sizeof(killed_wal_size));
+        close(pipefd[0]);
         assert_int_equal(waitpid(pid, &status, 0), pid);
         if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
             fprintf(stderr, "the child's status: 0x%x\n", status);
@@ -416,9 +436,13 @@ static void write_batches_and_die(unsigned batches, size_t per_batch) {
     }
     uv_loop_t loop;
     uv_loop_init(&loop);
-    if (store_open(dir, STORE_OS, false, err, sizeof(err)) < 0 ||
+    close(pipefd[0]);
+    if (store_open(dir, kill_how, false, err, sizeof(err)) < 0 ||
         store_start(&loop, on_committed) < 0)
         _exit(2);
+    off_t size = wal_size();
+    if (write(pipefd[1], &size, sizeof(size)) != sizeof(size))
+        _exit(6);
     uv_timer_t keep;
     uv_timer_init(&loop, &keep);
     uv_timer_start(&keep, (uv_timer_cb)(void (*)(void))abort, 60000, 0);
@@ -510,6 +534,41 @@ static void test_random_changes_fold_to_the_last_of_each(void **state) {
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
     assert_int_equal(count_rows(path, "log"), 0);
+    assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
+    expect_model();
+    store_close();
+}
+
+/*
+ * Under fsync the store grows its -wal file once, with zeros, to what it
+ * holds between two checkpoints (so that commits overwrite it instead of
+ * growing it, and their fdatasync writes no new size). SQLite must read
+ * such a file to its last commit after a kill: enough batches to go round
+ * it (checkpoints restart it from its start, over older frames), then a
+ * kill, then an open.
+ */
+static void test_a_presized_log_file_is_read_to_its_last_commit(void **state) {
+    (void)state;
+    kill_how = STORE_FSYNC;
+    /* 1000 pages between checkpoints under fsync, of 4096 bytes and a
+     * 24-byte header each, and an eighth more. */
+    const off_t want = 32 + (off_t)1125 * (4096 + 24);
+    (void)batches_then_kill(300, 600);
+    kill_how = STORE_OS;
+    assert_true(killed_wal_size >= want);
+    assert_true(wal_size() >= want);
+    assert_int_equal(store_open(dir, STORE_FSYNC, false, err, sizeof(err)), 0);
+    expect_model();
+    store_close();
+    /* Under os the file is left to grow as SQLite grows it (a new store). */
+    static const char *const files[] = {"tasks.db", "tasks.db-wal", "tasks.db-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char p[128];
+        snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+    (void)batches_then_kill(1, 10);
+    assert_true(killed_wal_size < want);
     assert_int_equal(store_open(dir, STORE_OS, false, err, sizeof(err)), 0);
     expect_model();
     store_close();
@@ -708,6 +767,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_stores_can_give_space_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_killed_store_folds_its_log_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_changes_fold_to_the_last_of_each, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_presized_log_file_is_read_to_its_last_commit, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_log_row_that_does_not_parse_is_damage, setup,
                                         teardown),
