@@ -47,8 +47,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/magic.h>
 
 #include <sqlite3.h>
 
@@ -1451,7 +1454,10 @@ static void presize_wal(void) {
     snprintf(path, sizeof(path), "%s-wal", db_path);
     _cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size >= want)
+    struct statfs fs;
+    /* On tmpfs a sync writes nothing, and the zeros would only take memory. */
+    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size >= want ||
+        (fstatfs(fd, &fs) == 0 && fs.f_type == TMPFS_MAGIC))
         return;
     static const uint8_t zeros[64 * 1024];
     off_t at = st.st_size;
