@@ -496,8 +496,13 @@ static void on_signal(uv_signal_t *h, int signum) {
     for (task *t = task_first(); ts && n < total && t; t = task_after(t))
         if (!task_finished(t))
             ts[n++] = task_ref(t);
+    /* Their CancelledError says who cancelled them: an attached run's
+     * client prints it. */
+    char why[80];
+    snprintf(why, sizeof(why), "task was cancelled: aiod is stopping (SIG%s)",
+             sigabbrev_np(signum) ? sigabbrev_np(signum) : "?");
     for (size_t i = 0; i < n; i++) {
-        task_cancel(ts[i]);
+        task_cancel_msg(ts[i], why);
         task_unref(ts[i]);
     }
     free(ts);

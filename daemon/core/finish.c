@@ -235,8 +235,7 @@ static void cancel_drain(void) {
 }
 
 static void end_cancelled_before_start(task *t) {
-    const char *msg =
-        t->aio && t->run->cancel_msg ? t->run->cancel_msg : task_unstarted_cancel_message(t);
+    const char *msg = t->run->cancel_msg ? t->run->cancel_msg : task_unstarted_cancel_message(t);
     task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"), alloc_strdup(msg));
 }
 
@@ -265,7 +264,11 @@ static void cancel_one(task *t, const char *msg) {
     task_run *r = t->run;
     t->cancel_requested = true;
     if (!t->aio) {
-        /* ABI 1.0-1.3: sticky, and spread to every unshielded child. */
+        /* ABI 1.0-1.3: sticky, and spread to every unshielded child. The
+         * first message given is the one its CancelledError says (the
+         * children's is the plain one). */
+        if (msg && !r->cancel_msg)
+            r->cancel_msg = alloc_strdup(msg);
         list *pos, *tmp;
         list_foreach_safe(pos, tmp, &r->children) {
             task *c = task_of(pos, child_node);

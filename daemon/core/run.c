@@ -148,9 +148,10 @@ static void complete(task *t) {
     }
     pbvalue_free(v);
     if (r == -ECANCELED) {
-        task_finish(
-            t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"),
-            dup_or_null(t->cancel_requested ? "task was cancelled" : "awaited task was cancelled"));
+        const char *msg = !t->cancel_requested ? "awaited task was cancelled"
+                          : t->run->cancel_msg ? t->run->cancel_msg
+                                               : "task was cancelled";
+        task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"), dup_or_null(msg));
         return;
     }
     const char *pending_msg;
@@ -172,8 +173,7 @@ static void step(task *t, uint64_t start) {
         /* First step: a task gets its stack only when it starts. An `aio`
          * task cancelled while queued ends here unless uncancelled since. */
         if (t->aio ? run->must_cancel : t->cancel_requested) {
-            const char *msg =
-                t->aio && run->cancel_msg ? run->cancel_msg : task_unstarted_cancel_message(t);
+            const char *msg = run->cancel_msg ? run->cancel_msg : task_unstarted_cancel_message(t);
             task_finish(t, TASK_CANCELLED, NULL, alloc_strdup("CancelledError"), alloc_strdup(msg));
             return;
         }

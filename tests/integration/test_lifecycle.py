@@ -110,6 +110,8 @@ def sigterm_cancels_waited_tasks():
         rr = run.wait(timeout=20)
         t.eq(rr.rc, 5, "run of a task cancelled by the daemon's shutdown: exit code", rr)
         t.contains(rr.err, "Cancelled", "run reports the cancellation", rr)
+        # ... and says who cancelled it: the stop, not a client.
+        t.contains(rr.err, "aiod is stopping (SIGTERM)", "run says the daemon is stopping", rr)
         # The submitted task is kept in the state store (it goes on after a
         # restart): its Await ends with ERROR_SHUTTING_DOWN, not a
         # cancellation (test_durable checks the restart).
