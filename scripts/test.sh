@@ -17,6 +17,8 @@ scripts/check-layers.py
 
 echo "== build"
 scripts/build.sh build -DAIOD_TESTS=ON
+echo "== man pages: no groff warning at 80 columns"
+scripts/check-man.sh build
 echo "== tests"
 (cd build && ctest -j2 -LE hostile --output-on-failure)
 
