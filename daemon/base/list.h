@@ -59,6 +59,10 @@ static inline list *list_first(const list *head) {
     return list_empty(head) ? NULL : head->next;
 }
 
+static inline list *list_last(const list *head) {
+    return list_empty(head) ? NULL : head->prev;
+}
+
 #define list_foreach_safe(pos, tmp, head)                                                          \
     for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                               \
          (pos) = (tmp), (tmp) = (pos)->next)

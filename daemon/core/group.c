@@ -51,6 +51,7 @@ void group_cache_release(void) {
 }
 
 struct tgroup {
+    open_scope scope;
     task *t;
     member_block *first, *last;
     /* Members in all, and room in the last block. */
@@ -66,11 +67,15 @@ task *group_task(const tgroup *g) {
     return g->t;
 }
 
+static void close_left(open_scope *s);
+
 int group_new(task *t, tgroup **ret) {
     tgroup *g = alloc_calloc(1, sizeof(*g));
     if (!g)
         return -ENOMEM;
     g->t = task_ref(t);
+    g->scope.close = close_left;
+    task_scope_entered(t, &g->scope);
     *ret = g;
     return 0;
 }
@@ -173,6 +178,15 @@ static void group_free(tgroup *g) {
     free(g);
 }
 
+/* The task returned inside the group, never waiting for it: its tasks
+ * may not outlive the block (asyncio.TaskGroup), so those unfinished are
+ * cancelled, and the group goes. */
+static void close_left(open_scope *s) {
+    tgroup *g = container_of(s, tgroup, scope);
+    abort_group(g);
+    group_free(g);
+}
+
 int group_wait(tgroup *g, int status, Aiod__Value **ret_errors) {
     task *t = g->t;
     g->exiting = true;
@@ -218,6 +232,7 @@ int group_wait(tgroup *g, int status, Aiod__Value **ret_errors) {
         }
     } else if (propagate_cancel)
         r = -ECANCELED;
+    task_scope_left(&g->scope);
     group_free(g);
     return r;
 }

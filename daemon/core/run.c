@@ -102,6 +102,13 @@ static char *dup_or_null(const char *s) {
 
 /* The coroutine returned: turn its exit code into the task's outcome. */
 static void complete(task *t) {
+    size_t left = task_close_open_scopes(t);
+    if (left)
+        log_task(LOG_WARNING, t,
+                 "returned inside %zu timeout scope%s or task group%s it did not leave "
+                 "(timeout_exit, group_wait): aiod closed %s, and cancelled the groups' "
+                 "unfinished tasks",
+                 left, left == 1 ? "" : "s", left == 1 ? "" : "s", left == 1 ? "it" : "them");
     int r = t->run->exit_code;
     Aiod__Value *v = TAKE_PTR(t->run->exit_value);
     coro_free(t->run->co);

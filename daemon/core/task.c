@@ -343,6 +343,7 @@ static int task_make(fn_entry *fn, Aiod__Value **argv, size_t argc, uint32_t arg
         list_init(&r->waiters);
         list_init(&r->limit_node);
         list_init(&r->fut_wait.node);
+        list_init(&r->open_scopes);
     }
     t->aio = fn->owner && fn->owner->desc && fn->owner->desc->abi_minor >= 4;
     list_init(&t->retain_node);
@@ -490,6 +491,27 @@ void task_note_cancel(task *t, const char *msg) {
         return;
     free(t->run->seen_cancel_msg);
     t->run->seen_cancel_msg = msg ? alloc_strdup(msg) : NULL;
+}
+
+void task_scope_entered(task *t, open_scope *s) {
+    assert(t->run);
+    list_insert_tail(&t->run->open_scopes, &s->node);
+}
+
+void task_scope_left(open_scope *s) {
+    list_remove(&s->node);
+    list_init(&s->node);
+}
+
+size_t task_close_open_scopes(task *t) {
+    size_t n = 0;
+    while (t->run && !list_empty(&t->run->open_scopes)) {
+        open_scope *s = container_of(list_last(&t->run->open_scopes), open_scope, node);
+        task_scope_left(s);
+        s->close(s);
+        n++;
+    }
+    return n;
 }
 
 /* Frees the run part: the task has left every list it linked. */

@@ -137,7 +137,31 @@ struct task_run {
      * its argument (borrowed). */
     void *call_fn;
     void *call_arg;
+    /* The timeout scopes and task groups the task entered and has not
+     * left, innermost last (open_scope). */
+    list open_scopes;
 };
+
+/*
+ * Something a task enters and must leave before it returns: a timeout
+ * scope (timeout.c) or a task group (group.c), on its run's open_scopes
+ * from entry to exit. `async with` makes returning inside one impossible
+ * in Python; a C plugin can forget the exit call. Then the run's end
+ * closes what is left, innermost first: `close` (after the node is
+ * unlinked) frees it and lets go of what it holds.
+ */
+typedef struct open_scope open_scope;
+struct open_scope {
+    list node;
+    void (*close)(open_scope *s);
+};
+
+/* Puts `s` on the open scopes of t (running). */
+void task_scope_entered(task *t, open_scope *s);
+/* Takes `s` off its task's list (left as it should be). */
+void task_scope_left(open_scope *s);
+/* Closes the scopes t's function returned inside of; how many. */
+size_t task_close_open_scopes(task *t);
 
 /*
  * When and how often a task runs (core/plan.c): a delay or start time,

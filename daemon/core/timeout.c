@@ -19,6 +19,7 @@
 enum { TMO_ENTERED, TMO_EXPIRING, TMO_EXPIRED, TMO_EXITED };
 
 struct tmo {
+    open_scope scope;
     task *t;
     double when;
     uint8_t state;
@@ -55,6 +56,14 @@ static int arm(tmo *tm, double when) {
     return soon_call_at(when, on_deadline, tm, &tm->timer);
 }
 
+/* The task returned inside the scope: its deadline goes, and the scope. */
+static void close_left(open_scope *s) {
+    tmo *tm = container_of(s, tmo, scope);
+    disarm(tm);
+    task_unref(tm->t);
+    free(tm);
+}
+
 int tmo_enter(task *t, double when, tmo **ret) {
     if (isnan(when) || !t->run || task_finished(t))
         return -EINVAL;
@@ -70,6 +79,8 @@ int tmo_enter(task *t, double when, tmo **ret) {
         free(tm);
         return r;
     }
+    tm->scope.close = close_left;
+    task_scope_entered(t, &tm->scope);
     *ret = tm;
     return 0;
 }
@@ -93,6 +104,7 @@ task *tmo_task(const tmo *tm) {
 }
 
 int tmo_exit(tmo *tm, int status) {
+    task_scope_left(&tm->scope);
     disarm(tm);
     if (tm->state == TMO_EXPIRING) {
         tm->state = TMO_EXPIRED;

@@ -181,3 +181,4 @@ CASE(fds_refused)
 /* aiod: the calls that only the scope's or group's own task may make */
 CASE(timeouts_exit_refused_to_another_task)
 CASE(tg_wait_refused_to_another_task)
+CASE(tg_return_inside_group_and_scope_closes_them)

@@ -826,3 +826,48 @@ ASYNCIO_CASE(tg_wait_refused_to_another_task) {
     api->child_release(t, owner);
     return 0;
 }
+
+/* A C plugin can do what `async with` forbids: return inside a task group
+ * it never waited for and a timeout scope it never left. The daemon closes
+ * both at the return (a warning names the task): the group's unfinished
+ * task is cancelled, as the group's end would have waited for it, and
+ * nothing is leaked (the sanitizer builds check the scope's memory). */
+static int returned_member_cancels;
+static struct job returned_member = {.delay = 30, .value = 1, .cancels = &returned_member_cancels};
+static int h_returns_inside(aiod_task *t, const struct aiod_api *api, void *arg, aiod_value **ret) {
+    (void)arg;
+    aiod_group *g = NULL;
+    aiod_timeout *tm = NULL;
+    int r = api->group_new(t, &g);
+    if (r < 0)
+        return r;
+    aiod_child *c = tg_create(t, api, g, asyncio_h_job, &returned_member);
+    if (!c)
+        return -ENOMEM;
+    api->child_release(t, c);
+    /* The member starts (it is asleep when this task returns). */
+    if ((r = asyncio_yield(t, api, 2)) < 0)
+        return r;
+    if ((r = api->timeout_enter(t, 0.05, &tm)) < 0)
+        return r;
+    *ret = api->value_int(5);
+    return *ret ? 0 : -ENOMEM;
+}
+
+ASYNCIO_CASE(tg_return_inside_group_and_scope_closes_them) {
+    NEED(group_new);
+    NEED(timeout_enter);
+    returned_member_cancels = 0;
+    aiod_child *h = asyncio_spawn(t, api, h_returns_inside, NULL);
+    CHECK(h);
+    CHECK_OK(api->await(t, h, NULL));
+    CHECK_EQ(asyncio_child_int(t, api, h), 5);
+    api->child_release(t, h);
+    /* The member sees its cancellation at its next step; the scope's
+     * deadline, had it been left armed, passes meanwhile. */
+    for (int i = 0; i < 100 && !returned_member_cancels; i++)
+        CHECK_OK(api->sleep(t, 0.001));
+    CHECK_EQ(returned_member_cancels, 1);
+    CHECK_OK(api->sleep(t, 0.06));
+    return 0;
+}
