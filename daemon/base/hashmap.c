@@ -355,7 +355,10 @@ uint32_t hashmap_count_get(hashmap *m, uint64_t key) {
 void hashmap_count_add(hashmap **m, uint64_t key, int delta) {
     if (!*m && (delta < 0 || !(*m = hashmap_new(0))))
         return;
-    uint32_t n = hashmap_count_get(*m, key) + (uint32_t)delta;
+    uint32_t cur = hashmap_count_get(*m, key), down = delta < 0 ? (uint32_t) - (int64_t)delta : 0;
+    /* A count that reads low (an increment whose allocation failed) stops
+     * at zero on the way down. */
+    uint32_t n = delta >= 0 ? cur + (uint32_t)delta : cur > down ? cur - down : 0;
     hashmap_remove_u64(*m, key);
     if (n > 0)
         hashmap_put_u64(*m, key, (void *)(uintptr_t)n);

@@ -48,7 +48,7 @@ void *hashmap_next(const hashmap *m, size_t *state, void **ret_entry_cursor);
  * Counters keyed by uint64_t (connections and tasks per uid): *m is created
  * on the first increment and freed when the last counter drops to zero, so
  * nothing is left at exit. hashmap_count_add ignores a failed allocation
- * (the count then reads low, never high).
+ * (the count then reads low, never high), and a decrement stops at zero.
  */
 uint32_t hashmap_count_get(hashmap *m, uint64_t key);
 void hashmap_count_add(hashmap **m, uint64_t key, int delta);

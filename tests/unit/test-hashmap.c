@@ -110,6 +110,16 @@ static void test_strings_and_counts(void **state) {
     assert_null(c);               /* freed when the last counter reaches zero */
     hashmap_count_add(&c, 5, -1); /* no map, nothing to do */
     assert_null(c);
+    /* A decrement whose increment was lost (an allocation failed: the
+     * count read low) stays at zero, never wraps to 4,294,967,295, which
+     * would put the uid over every limit for good. */
+    hashmap_count_add(&c, 1, +1);
+    hashmap_count_add(&c, 42, -1);
+    assert_int_equal(hashmap_count_get(c, 42), 0);
+    hashmap_count_add(&c, 1, +2);
+    hashmap_count_add(&c, 1, -5);
+    assert_int_equal(hashmap_count_get(c, 1), 0);
+    assert_null(c);
 }
 
 /* hashmap.c's REHASH_STEP: old slots moved per insert or removal. */
