@@ -44,7 +44,8 @@ static void on_line(output_sink *sink, uint64_t task_id, uint64_t seq, int strea
     o.stream = (uint32_t)stream;
     o.line = (char *)line;
     o.seq = seq;
-    req_send(&f->r, AIOD__SERVER_MESSAGE__BODY_OUTPUT, &o);
+    if (!req_send_output(&f->r, &o))
+        f->unsent++;
 }
 
 static bool on_room(output_sink *sink) {
@@ -74,7 +75,7 @@ static void on_end(output_sink *sink, uint64_t task_id, uint64_t dropped, int st
         state = TASK_CANCELLED;
     Aiod__OutputEnd e = AIOD__OUTPUT_END__INIT;
     e.task_id = task_id;
-    e.dropped = dropped;
+    e.dropped = dropped + f->unsent;
     e.state = (Aiod__TaskState)state;
     if (f->kind == FOLLOW_GATHER)
         req_send(&f->r, AIOD__SERVER_MESSAGE__BODY_OUTPUT_END, &e);

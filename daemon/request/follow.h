@@ -43,6 +43,8 @@ typedef struct follower {
      * its followers to catch up before its final frame). */
     void (*gather_follower_ended)(list *gather_list);
     list *gather_list;
+    /* Lines too big for max_frame, counted in its OutputEnd's dropped. */
+    uint64_t unsent;
 } follower;
 
 /*

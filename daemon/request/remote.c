@@ -362,8 +362,9 @@ static void on_line(void *data, uint64_t seq, int stream, const char *line) {
     out.stream = (uint32_t)stream;
     out.line = (char *)line;
     out.seq = seq;
-    it->lines++;
-    req_send(&it->rq->r, AIOD__SERVER_MESSAGE__BODY_OUTPUT, &out);
+    /* One too big for max_frame counts among the dropped (on_logs_end). */
+    if (req_send_output(&it->rq->r, &out))
+        it->lines++;
 }
 
 static void on_logs_end(void *data, const cluster_answer *a) {

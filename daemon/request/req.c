@@ -6,10 +6,12 @@
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "base/aiod_limits.h"
 #include "base/utf8.h"
 #include "request/session.h"
+#include "system/config.h"
 
 void req_init(req *r, conn *c, uint64_t id) {
     r->c = c;
@@ -92,6 +94,24 @@ void reply_send(conn *c, uint64_t request_id, Aiod__ServerMessage__BodyCase body
 void req_send(req *r, Aiod__ServerMessage__BodyCase body_case, void *body) {
     assert(r->state == REQ_OPEN || r->state == REQ_ANSWERED);
     reply_send(r->c, r->id, body_case, body);
+}
+
+/* An Output frame holds its line and at most this much more (request id,
+ * task id, stream, seq, tags and lengths). */
+#define OUTPUT_FRAME_EXTRA 64u
+
+bool req_send_output(req *r, Aiod__Output *o) {
+    assert(r->state == REQ_OPEN || r->state == REQ_ANSWERED);
+    if (strlen(o->line) + OUTPUT_FRAME_EXTRA > cfg.max_frame) {
+        Aiod__ServerMessage m = AIOD__SERVER_MESSAGE__INIT;
+        m.request_id = r->id;
+        m.body_case = AIOD__SERVER_MESSAGE__BODY_OUTPUT;
+        m.output = o;
+        if (protobuf_c_message_get_packed_size(&m.base) > cfg.max_frame)
+            return false;
+    }
+    req_send(r, AIOD__SERVER_MESSAGE__BODY_OUTPUT, o);
+    return true;
 }
 
 void req_answered(req *r) {

@@ -47,6 +47,12 @@ void req_move(req *to, req *from);
 /* Sends an event or a non-final reply of the request. */
 void req_send(req *r, Aiod__ServerMessage__BodyCase body_case, void *body);
 
+/* Sends an Output event unless its frame would exceed max_frame (a line
+ * near LIMIT_MAX_LINE when max_frame is set below that): false then, and
+ * nothing is sent, where the transport would put a final Error in the
+ * stream's middle. The caller counts the line as dropped. */
+bool req_send_output(req *r, Aiod__Output *o);
+
 /* The request no longer counts as in flight; its stream goes on. */
 void req_answered(req *r);
 

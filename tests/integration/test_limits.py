@@ -389,6 +389,35 @@ def output_buffer():
 
 
 @t.test
+def a_line_too_big_for_max_frame_is_dropped_not_an_error():
+    """docs/protocol.md: an Error is always final. A line (up to 4 KiB) that
+    a small max_frame cannot carry is counted in OutputEnd.dropped; it once
+    became an ERROR_LIMIT in the middle of the stream, which went on."""
+    with t.daemon(extra_args=["--max-frame", "1024"]) as d:
+        script = "printf '%3000s\\n' big; echo short"
+        with d.raw() as c:
+            hello(c)
+            c.send_frame(msg_submit(2, "proc.shell", v_string(script), ownership=1, follow=True))
+            kinds, lines, end = [], [], None
+            while end is None:
+                rep = expect(c, "the followed Submit's frames")
+                t.eq(rep.request_id, 2, "request id", " %r" % rep)
+                t.check(rep.kind != SM_ERROR, "no Error in the stream", " %r" % rep)
+                kinds.append(rep.kind)
+                if rep.kind == SM_OUTPUT:
+                    lines.append(rep.body.get(3, [b""])[0])
+                elif rep.kind == SM_OUTPUT_END:
+                    end = rep
+            t.eq(kinds[0], SM_SUBMITTED, "Submitted first", " %r" % kinds)
+            t.eq(lines, [b"short"], "the line that fits comes")
+            t.eq(end.body.get(2, [0])[0], 1, "OutputEnd.dropped counts the big line")
+            # Nothing more for request 2: the next frame is the next reply.
+            c.send_frame(harness.msg_list_plugins(3))
+            rep = expect(c, "ListPlugins")
+            t.eq(rep.request_id, 3, "the next frame answers the next request", " %r" % rep)
+
+
+@t.test
 def output_hold_counts_from_when_the_follower_got_stuck():
     """output_hold_ms bounds how long a task's own client that takes nothing
     holds the task back, counted from when it got stuck: a program that
