@@ -117,15 +117,25 @@ bool req_send_output(req *r, Aiod__Output *o) {
 void req_answered(req *r) {
     assert(r->state == REQ_OPEN);
     r->state = REQ_ANSWERED;
+    /* Counted before done(): a half-closed connection must not close
+     * before this stream's final frame. */
+    session_of(r->c)->answered++;
     done(r);
 }
 
 /* The one place a request ends. */
 static void end(req *r) {
     assert(r->state == REQ_OPEN || r->state == REQ_ANSWERED);
-    if (r->state == REQ_OPEN)
+    if (r->state == REQ_OPEN) {
+        r->state = REQ_ENDED;
         done(r);
+        return;
+    }
+    session *s = session_of(r->c);
+    assert(s->answered > 0);
+    s->answered--;
     r->state = REQ_ENDED;
+    session_close_if_answered(s);
 }
 
 void req_end(req *r, Aiod__ServerMessage__BodyCase body_case, void *body) {

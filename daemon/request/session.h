@@ -48,6 +48,10 @@ typedef struct session {
      * that wait (Await, Gather, Logs with follow) are parked, in order,
      * while the others still run as they are read (dispatch.c). */
     uint32_t in_flight;
+    /* Requests answered whose stream goes on (a followed Submit after its
+     * Submitted, until its OutputEnd or Error): no longer in flight, but a
+     * half-closed connection still waits for their final frame. */
+    uint32_t answered;
     /* Parked frames (parked_frame.node) and their bytes. */
     list parked;
     size_t parked_bytes;
@@ -65,9 +69,10 @@ static inline session *session_of(conn *c) {
 }
 
 /* After a half-close: closes the connection (its replies are sent first)
- * once no request of it is open, parked or being decoded. */
+ * once no request of it is open, streaming, parked or being decoded. */
 static inline void session_close_if_answered(session *s) {
-    if (s->half_closed && s->in_flight == 0 && list_empty(&s->parked) && !s->offload)
+    if (s->half_closed && s->in_flight == 0 && s->answered == 0 && list_empty(&s->parked) &&
+        !s->offload)
         conn_close_soon(s->c);
 }
 

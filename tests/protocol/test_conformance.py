@@ -1100,6 +1100,37 @@ def closing_cancels_attached_tasks():
     expect(b.ask("cancel", pb.Cancel(task_ids=[s])), "cancelled", "Cancel")
 
 
+
+
+@check_fn
+def half_close_ends_followed_submits():
+    # Section 10: after shutdown(SHUT_WR) every request that came before is
+    # answered, a followed Submit too: its stream goes on to its OutputEnd
+    # (the attached task is awaited by its own stream, so it is not
+    # cancelled), and only then does the daemon close.
+    d = t.shared()
+    c = t.connect(d)
+    fifos = {own: Fifo(t, "half-%d" % own) for own in (pb.ATTACHED, pb.SUBMITTED)}
+    rids = {}
+    for own, fifo in fifos.items():
+        rids[own] = c.send("submit", pb.Submit(call=shell(fifo.cmd("echo a; ", "echo b")),
+                                               follow=True, ownership=own), follow=True)
+        # Both tasks have printed "a": they run, held by their pipes.
+        while not any(f.HasField("output") for f in c.streams[rids[own]].frames):
+            check(c.recv() is not None, "the connection ended before the task printed")
+    c.sock.shutdown(socket.SHUT_WR)
+    releasers = [threading.Thread(target=f.release, daemon=True) for f in fifos.values()]
+    for th in releasers:
+        th.start()
+    for own, rid in rids.items():
+        frames = c.frames(rid)
+        eq([f.output.line for f in frames if f.HasField("output")], ["a", "b"],
+           "lines of the %s task after the half-close" % pb.Ownership.Name(own))
+        eq(S.Name(expect(frames[-1], "output_end", "final frame").state), "TASK_DONE",
+           "OutputEnd.state of the %s task" % pb.Ownership.Name(own))
+    eq(c.expect_closed(), [], "nothing after the last stream ended, then the close")
+    for th in releasers:
+        th.join(TIMEOUT)
 # ================================================================ Await
 
 
