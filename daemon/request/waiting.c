@@ -182,10 +182,10 @@ static void on_timeout(uv_timer_t *h) {
     if (r->replied)
         return;
     if (r->finishing) {
-        /* Every task ended; only followers were catching up. */
-        while (!list_empty(&r->followers))
-            follow_stop(container_of(list_first(&r->followers), follower, gather_node));
-        finish(r);
+        /* Every task ended in time; only followers are catching up. The
+         * timeout is about the tasks: the gather is answered with its
+         * Outcomes once they have sent their lines and OutputEnd (stopping
+         * them here lost both). */
         return;
     }
     r->replied = true;

@@ -1290,6 +1290,52 @@ def gather_timeout_then_nothing_more():
     eq(S.Name(o.state), "TASK_CANCELLED", "the task after the gather's timeout")
 
 
+
+def lines_of(frames):
+    return [f.output for f in frames if f.HasField("output")]
+
+
+def behind_follower_daemon():
+    """A daemon where a follower falls behind soon (its connection holds
+    32 KiB of unread replies: half of max_write_queue) and its task stops
+    waiting for it after 300 ms."""
+    return t.daemon(extra_args=["--output-hold-ms", "300", "--max-write-queue", "64K"])
+
+
+# proc.shell printing N lines of 100 bytes at once, each line its number.
+def many_lines(n):
+    return shell("seq -f '%%099g' 1 %d" % n)
+
+
+@check_fn
+def gather_timeout_after_its_tasks_ended_still_ends_their_output():
+    # The tasks all ended before the timeout, but the follower was behind:
+    # the gather is answered with Outcomes once the follower sent what is
+    # left, each line either sent or counted in OutputEnd.dropped (section
+    # 5.3: one OutputEnd per new task, all before the Outcomes).
+    d = behind_follower_daemon()
+    c = t.connect(d)
+    other = t.connect(d, label="other")
+    # The task ends after the 300 ms hold: well before the timeout.
+    n, timeout = 6000, harness.scaled(1.0, 3.0, 6.0)
+    start = time.monotonic()
+    rid = gather(c, [many_lines(n)], follow=True, timeout=timeout)
+    tid = expect(c.recv(), "started", "the gather's first frame").task_ids[0]
+    # c reads nothing more until the task has ended and the timeout passed
+    # (no event says a timer fired: the clock does).
+    eq(S.Name(outcome_of(other, tid).state), "TASK_DONE", "the task, awaited elsewhere")
+    check(time.monotonic() - start < timeout, "the task ended within the gather's timeout "
+          "(%.1f s), as this check needs" % timeout)
+    time.sleep(max(0.0, start + timeout + 0.3 - time.monotonic()))
+    frames = c.frames(rid)
+    out = expect(frames[-1], "outcomes", "the gather's final frame").outcomes
+    eq(S.Name(out[0].state), "TASK_DONE", "the outcome")
+    ends = [f.output_end for f in frames if f.HasField("output_end")]
+    eq(len(ends), 1, "OutputEnd events before the Outcomes")
+    got = lines_of(frames)
+    eq(len(got) + ends[0].dropped, n, "Output events received (%d) + dropped (%d)"
+       % (len(got), ends[0].dropped))
+
 @check_fn
 def gather_timeout_without_cancel_keeps_running():
     d = t.shared()
