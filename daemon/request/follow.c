@@ -137,8 +137,22 @@ void follow_pump(session *s) {
 }
 
 void follow_stop(follower *f) {
+    conn *c = f->s->c;
+    if (f->sink.o && f->sink.o->ended && !c->closing)
+        conn_kick(c); /* a wait may be waiting for this follower's end */
     output_sink_detach(&f->sink);
     if (f->kind != FOLLOW_GATHER)
         req_abandon(&f->r);
     follower_free(f);
+}
+
+bool follow_behind(const session *s, const output *o) {
+    /* A sink still attached to an ended output has not caught up: those
+     * that had end as the output ends. */
+    for (const list *pos = o->sinks.next; pos != &o->sinks; pos = pos->next) {
+        const output_sink *sink = container_of(pos, output_sink, node);
+        if (sink->ops == &ops && container_of(sink, follower, sink)->s == s)
+            return true;
+    }
+    return false;
 }

@@ -74,7 +74,14 @@ int follow_start(session *s, output *o, follow_kind kind, req *r, list *gather_l
 void follow_pump(session *s);
 
 /* Stops a follower without a frame (its gather ended, or its connection
- * is closing) and frees it; a request it owns is abandoned. */
+ * is closing) and frees it; a request it owns is abandoned. A follower
+ * that was behind on an ended output kicks its connection, whose waits may
+ * have waited for it (follow_behind). */
 void follow_stop(follower *f);
+
+/* Whether a follower of session `s` is still sending the lines of output
+ * `o`, which has ended: it is behind, and its OutputEnd is still to come.
+ * A wait that reports the task's end waits for it (protocol.md 5.1). */
+bool follow_behind(const session *s, const output *o);
 
 #endif

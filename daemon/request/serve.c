@@ -80,6 +80,7 @@ static void on_resume(conn *c) {
     stall_enter_request(c->serial, c->uid);
     dispatch_resume(s);
     follow_pump(s);
+    waiting_retry(s); /* after the followers it may have waited for */
     stall_leave();
 }
 

@@ -38,6 +38,9 @@ typedef struct session {
      * max_in_flight. */
     uint32_t streams;
     list waits;
+    /* Waits whose tasks ended that wait for followers to send the rest of
+     * their lines (waiting.c): when none, a drain need not look. */
+    uint32_t waits_finishing;
     /* Submitted replies that wait for the store (ack.c, pending_ack). */
     list acks;
     /* Cancelled replies that wait for the store (ack.c, cancel_ack). */

@@ -37,8 +37,12 @@ struct wait_req {
     size_t remaining;
     task *first_failed;
     bool replied;
-    /* Answered once its followers have sent the rest of their lines. */
+    /* Answered once its followers, and those of its session following its
+     * tasks, have sent the rest of their lines. */
     bool finishing;
+    /* The tasks before this index have no follower of the session behind
+     * (a follower never falls behind again on an ended output). */
+    size_t clear_upto;
     uv_timer_t timer;
     bool timer_init;
     /* One per task; items, then the tasks array, share the allocation. */
@@ -58,7 +62,18 @@ static void on_timer_closed(uv_handle_t *h) {
 /* Unhooks everything and frees (after the timer closes, if any). The
  * request has ended: its followers stop, so nothing comes after its final
  * frame. */
+static void set_finishing(wait_req *r, bool on) {
+    if (r->finishing == on)
+        return;
+    r->finishing = on;
+    if (on)
+        r->s->waits_finishing++;
+    else
+        r->s->waits_finishing--;
+}
+
 static void release(wait_req *r) {
+    set_finishing(r, false);
     for (size_t i = 0; i < r->n; i++)
         task_remove_waiter(&r->items[i].w);
     while (!list_empty(&r->followers))
@@ -125,14 +140,30 @@ static bool followers_done(wait_req *r) {
     return list_empty(&r->followers);
 }
 
+/* Whether another follower on this connection (a followed Submit, a Logs,
+ * another Gather's) is still sending the output of one of the tasks, which
+ * has ended: on one connection a task's Output events and OutputEnd come
+ * before any reply that reports its end (protocol.md 5.1), also when the
+ * follower is behind because its client reads slowly. */
+static bool session_followers_behind(wait_req *r) {
+    for (; r->clear_upto < r->n; r->clear_upto++) {
+        const task *t = r->tasks[r->clear_upto];
+        /* A child task prints into its root's output: followed there. */
+        const output *o = t->out && t->out->task_id == t->id ? t->out : NULL;
+        if (o && o->ended && follow_behind(r->s, o))
+            return true;
+    }
+    return false;
+}
+
 static void finish(wait_req *r) {
     if (r->replied)
         return;
-    if (!followers_done(r)) {
-        r->finishing = true;
+    if (!followers_done(r) || session_followers_behind(r)) {
+        set_finishing(r, true);
         return;
     }
-    r->finishing = false;
+    set_finishing(r, false);
     r->replied = true;
     if (r->first_failed)
         reply_failed(r);
@@ -175,6 +206,17 @@ void waiting_follower_ended(list *gather_list) {
     wait_req *r = container_of(gather_list, wait_req, followers);
     if (r->finishing && list_empty(&r->followers))
         finish(r);
+}
+
+void waiting_retry(session *s) {
+    if (!s->waits_finishing)
+        return; /* the common case: no wait to look at */
+    list *pos, *tmp;
+    list_foreach_safe(pos, tmp, &s->waits) {
+        wait_req *r = container_of(pos, wait_req, session_node);
+        if (r->finishing)
+            finish(r); /* may release r, and only r */
+    }
 }
 
 static void on_timeout(uv_timer_t *h) {

@@ -51,4 +51,9 @@ void waiting_session_closed(session *s);
  * last one has (follow_start's `ended`). */
 void waiting_follower_ended(list *gather_list);
 
+/* The session's followers made progress (its connection drained): waits
+ * held back for followers still sending their tasks' output answer if
+ * those are done now. */
+void waiting_retry(session *s);
+
 #endif

@@ -900,6 +900,55 @@ def submit_follow_streams_then_output_end():
     eq(S.Name(frames[-1].output_end.state), "TASK_DONE", "OutputEnd.state")
 
 
+def lines_of(frames):
+    return [f.output for f in frames if f.HasField("output")]
+
+
+def behind_follower_daemon():
+    """A daemon where a follower falls behind soon (its connection holds
+    32 KiB of unread replies: half of max_write_queue) and its task stops
+    waiting for it after 300 ms."""
+    return t.daemon(extra_args=["--output-hold-ms", "300", "--max-write-queue", "64K"])
+
+
+# proc.shell printing N lines of 100 bytes at once, each line its number.
+def many_lines(n):
+    return shell("seq -f '%%099g' 1 %d" % n)
+
+
+@check_fn
+def behind_followers_end_before_the_outcome():
+    # Section 5.1: on one connection, a task's Output events and OutputEnd
+    # come before any Outcomes that reports its end, also when the follower
+    # (a followed Submit, a Logs) is behind because the client reads slowly.
+    d = behind_follower_daemon()
+    other = t.connect(d, label="other")
+    n = 6000
+    for how in ("submit", "logs"):
+        c = t.connect(d, label=how)
+        if how == "submit":
+            rid = c.send("submit", pb.Submit(call=many_lines(n), follow=True), follow=True)
+            tid = expect(c.recv(), "submitted", "the followed Submit").task_id
+        else:
+            tid = expect(c.ask("submit", pb.Submit(call=many_lines(n))), "submitted",
+                         "Submit").task_id
+            rid = c.send("logs", pb.Logs(task_id=tid, follow=True))
+        aid = c.send("await", pb.Await(task_ids=[tid]))
+        # c reads nothing until the task has ended: its follower is behind.
+        eq(S.Name(outcome_of(other, tid).state), "TASK_DONE", "the task, awaited elsewhere")
+        expect(c.final(aid), "outcomes", "the Await on the %s's connection" % how)
+        frames = c.streams[rid].frames
+        check(c.streams[rid].done, "%s: the task's OutputEnd came before the Outcomes that "
+              "reports its end (%d frames of the %s so far, the last %s)"
+              % (how, len(frames), how, show(frames[-1]) if frames else None))
+        end = expect(frames[-1], "output_end", "the %s's final frame" % how)
+        got = lines_of(frames)
+        if how == "submit":
+            eq(len(got) + end.dropped, n, "Output events received (%d) + dropped (%d)"
+               % (len(got), end.dropped))
+        eq([x.seq for x in got], sorted(x.seq for x in got), "lines in order")
+
+
 @check_fn
 def followed_output_comes_before_the_outcome():
     d = t.shared()
@@ -1289,22 +1338,6 @@ def gather_timeout_then_nothing_more():
     o = outcome_of(c, ids[0])  # the barrier: the task has ended
     eq(S.Name(o.state), "TASK_CANCELLED", "the task after the gather's timeout")
 
-
-
-def lines_of(frames):
-    return [f.output for f in frames if f.HasField("output")]
-
-
-def behind_follower_daemon():
-    """A daemon where a follower falls behind soon (its connection holds
-    32 KiB of unread replies: half of max_write_queue) and its task stops
-    waiting for it after 300 ms."""
-    return t.daemon(extra_args=["--output-hold-ms", "300", "--max-write-queue", "64K"])
-
-
-# proc.shell printing N lines of 100 bytes at once, each line its number.
-def many_lines(n):
-    return shell("seq -f '%%099g' 1 %d" % n)
 
 
 @check_fn
