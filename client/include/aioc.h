@@ -762,7 +762,11 @@ AIOC_EXPORT int aioc_set_flags(aioc_client *c, unsigned flags);
 #define AIOC_EVENT_STARTED 1
 /* A followed task's output has ended (task_id, and state its
  * AIOC_STATE_*): for each followed task of a gather or run, and for a
- * submit with AIOC_SUBMIT_FOLLOW, whose request completed earlier. */
+ * submit with AIOC_SUBMIT_FOLLOW, whose request completed earlier. A
+ * followed submit's stream that the daemon ends with an error (too many
+ * streams: the task runs unfollowed; the daemon stops) ends with this
+ * event too, its state the error's negative errno and the daemon's message
+ * in aioc_request_error_message() (aioc_request_error() stays 0). */
 #define AIOC_EVENT_OUTPUT_END 2
 /* Called for an event of `req`; runs where output callbacks run (from
  * aioc_process() or a blocking call), in the order the daemon sent it. It
@@ -878,7 +882,9 @@ AIOC_EXPORT int aioc_request_done(const aioc_request *req);
  * -ECANCELED after aioc_request_cancel, -ECONNABORTED after aioc_close),
  * -EINPROGRESS while in flight, -EINVAL for NULL. */
 AIOC_EXPORT int aioc_request_error(const aioc_request *req);
-/* The daemon's message when it refused the request, else "" (borrowed). */
+/* The daemon's message when it refused the request (or ended a followed
+ * submit's stream with an error: AIOC_EVENT_OUTPUT_END), else ""
+ * (borrowed). */
 AIOC_EXPORT const char *aioc_request_error_message(const aioc_request *req);
 /* submit, run: the task's id once the daemon created it, else 0. */
 AIOC_EXPORT uint64_t aioc_request_task_id(const aioc_request *req);

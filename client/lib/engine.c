@@ -472,6 +472,16 @@ static void on_final(aioc_client *c, aioc_request *req, Aiod__ServerMessage *m) 
     /* A logs' or followed submit's OutputEnd: what it did not get. */
     if (m->body_case == AIOD__SERVER_MESSAGE__BODY_OUTPUT_END)
         (void)output_ends_add(&req->ends, m->output_end->task_id, m->output_end->dropped);
+    /* A followed submit, completed by its Submitted, whose stream the daemon
+     * ends with an Error instead of an OutputEnd (too many streams: the task
+     * runs unfollowed; or the daemon stops). Its end is still told (below),
+     * with the error's negative errno for a state, and the message is kept.
+     * The request's error stays 0: the task was created, and a completion
+     * callback still due must not say otherwise. */
+    bool stream_error = req->done && m->body_case == AIOD__SERVER_MESSAGE__BODY_ERROR &&
+                        req->kind == REQUEST_SUBMIT;
+    if (stream_error)
+        set_message(req, m->error->message);
     if (!req->done)
         on_reply(c, req, m);
     if (req->kind == REQUEST_HELLO) {
@@ -496,6 +506,8 @@ static void on_final(aioc_client *c, aioc_request *req, Aiod__ServerMessage *m) 
     if (m->body_case == AIOD__SERVER_MESSAGE__BODY_OUTPUT_END && req->kind == REQUEST_SUBMIT)
         emit_event(c, req, AIOC_EVENT_OUTPUT_END, m->output_end->task_id,
                    (int)m->output_end->state);
+    else if (stream_error)
+        emit_event(c, req, AIOC_EVENT_OUTPUT_END, req->task_id, wire_error_errno(m->error->code));
 }
 
 void engine_dispatch(aioc_client *c, Aiod__ServerMessage *m) {

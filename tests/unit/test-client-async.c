@@ -955,6 +955,84 @@ static void test_no_started(void **state) {
     end_daemon(pid);
 }
 
+/* Two followed submits whose streams the daemon ends with an Error after
+ * Submitted, as it does when too many streams are open (the task runs
+ * unfollowed) and when it stops; then an await, the end of the script. */
+static void script_stream_error(int fd) {
+    do_hello(fd, 1u << 20);
+    Aiod__ClientMessage *s1 = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_SUBMIT);
+    Aiod__ClientMessage *s2 = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_SUBMIT);
+    Aiod__ClientMessage *last = recv_kind(fd, AIOD__CLIENT_MESSAGE__BODY_AWAIT);
+    send_submitted(fd, s1->request_id, 71);
+    send_error(fd, s1->request_id, AIOD__ERROR_CODE__ERROR_LIMIT,
+               "task 71 runs unfollowed: too many output streams open", NULL);
+    send_submitted(fd, s2->request_id, 72);
+    send_output(fd, s2->request_id, 72, "s2 line");
+    send_error(fd, s2->request_id, AIOD__ERROR_CODE__ERROR_SHUTTING_DOWN,
+               "aiod is stopping: task 72 (demo.b) runs again", NULL);
+    send_done(fd, last->request_id, 5, "last");
+    msg_free(s1);
+    msg_free(s2);
+    msg_free(last);
+    expect_eof(fd);
+}
+
+/* The event of a stream that ended with an error: its state is the error's
+ * negative errno, the request's message the daemon's (its error stays 0:
+ * the task was created). */
+static void on_stream_event(aioc_request *req, int event, uint64_t task_id, int state,
+                            void *userdata) {
+    on_event(req, event, task_id, state, userdata);
+    assert_true(lg.n_lines < 16);
+    snprintf(lg.lines[lg.n_lines++], sizeof(lg.lines[0]), "%s:error%d:%s", (const char *)userdata,
+             aioc_request_error(req), aioc_request_error_message(req));
+}
+
+static void test_stream_error(void **state) {
+    pid_t pid = start_daemon(script_stream_error);
+    aioc_request *s1 = NULL, *s2 = NULL, *last = NULL;
+    const uint64_t five[] = {5};
+    aioc_client *c = NULL;
+
+    memset(&lg, 0, sizeof(lg));
+    assert_int_equal(aioc_connect(path, &c), 0);
+    aioc_set_output_callback(c, on_line, "client");
+    aioc_call *call = aioc_call_new("demo.a");
+    assert_int_equal(aioc_start_submit(c, call, AIOC_SUBMIT_FOLLOW, on_done, "s1", &s1), 0);
+    aioc_request_set_event_callback(s1, on_stream_event, "s1");
+    assert_int_equal(aioc_start_submit(c, call, AIOC_SUBMIT_FOLLOW, on_done, "s2", &s2), 0);
+    aioc_request_set_event_callback(s2, on_stream_event, "s2");
+    aioc_request_set_output_callback(s2, on_line, "s2");
+    assert_int_equal(aioc_start_await(c, five, 1, 0, 0, on_last, "last", &last), 0);
+    assert_int_equal(pump(c, &lg.flag), 3);
+    /* Each submit completed with its task id; its stream's end came as
+     * AIOC_EVENT_OUTPUT_END with the daemon's error as a negative errno for
+     * a state (-EAGAIN, -ESHUTDOWN), its message kept. */
+    assert_int_equal(lg.n_done, 3);
+    assert_string_equal(lg.done[0], "s1:0");
+    assert_string_equal(lg.done[1], "s2:0");
+    assert_int_equal(lg.n_lines, 5);
+    assert_string_equal(lg.lines[0], "s1:event2:71:-11:n1");
+    assert_string_equal(lg.lines[1],
+                        "s1:error0:task 71 runs unfollowed: too many output streams open");
+    assert_string_equal(lg.lines[2], "s2:72:s2 line");
+    assert_string_equal(lg.lines[3], "s2:event2:72:-108:n1");
+    assert_string_equal(lg.lines[4], "s2:error0:aiod is stopping: task 72 (demo.b) runs again");
+    assert_int_equal(aioc_request_task_id(s1), 71);
+    assert_int_equal(aioc_request_error(s1), 0);
+    assert_string_equal(aioc_request_error_message(s1),
+                        "task 71 runs unfollowed: too many output streams open");
+    assert_int_equal(aioc_request_error(s2), 0);
+    assert_int_equal(aioc_request_end(s2), AIOC_END_COMPLETED);
+    assert_int_equal(c->n_entries, 0);
+    aioc_request_free(s1);
+    aioc_request_free(s2);
+    aioc_request_free(last);
+    aioc_call_free(call);
+    aioc_close(c);
+    end_daemon(pid);
+}
+
 /* ------------------------------------------------------------ blocking calls and events */
 
 /* aioc_run's Gather answered as the daemon now does: Started, a body no
@@ -1533,6 +1611,7 @@ int main(void) {
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_started),
         cmocka_unit_test(test_no_started),
+        cmocka_unit_test(test_stream_error),
         cmocka_unit_test(test_blocking_started),
         cmocka_unit_test(test_reentry),
         cmocka_unit_test(test_final_callbacks),
