@@ -133,28 +133,47 @@ static long count_field(cur c, uint64_t want_key) {
     return n;
 }
 
-uint64_t wire_peek_request_id(const uint8_t *payload, size_t len) {
+/* The request id and the field number of the body (a message field of the
+ * oneof) of an encoded ClientMessage, as far as it parses; the last of
+ * each wins, as in unpack. */
+static void peek(const uint8_t *payload, size_t len, uint64_t *id, uint32_t *body) {
     cur c = {payload, payload + len};
-    uint64_t id = 0;
+    *id = 0;
+    *body = 0;
     while (c.p < c.end) {
         uint64_t key, v;
         cur skip;
         if (!get_key(&c, &key))
-            return id;
+            return;
         if ((key & 7) == WT_VARINT) {
             if (!get_varint(&c, &v))
-                return id;
+                return;
             if (key == KEY(FIELD_CLIENT_MESSAGE_REQUEST_ID, WT_VARINT))
-                id = v; /* the last one wins, as in unpack */
+                *id = v;
         } else if ((key & 7) == WT_LEN) {
             if (!get_len(&c, &skip))
-                return id;
+                return;
+            if (key >> 3 != FIELD_CLIENT_MESSAGE_REQUEST_ID && key >> 3 <= UINT32_MAX)
+                *body = (uint32_t)(key >> 3);
         } else if ((key & 7) == WT_FIXED64 && c.end - c.p >= 8)
             c.p += 8;
         else
-            return id;
+            return;
     }
+}
+
+uint64_t wire_peek_request_id(const uint8_t *payload, size_t len) {
+    uint64_t id;
+    uint32_t body;
+    peek(payload, len, &id, &body);
     return id;
+}
+
+uint32_t wire_peek_body(const uint8_t *payload, size_t len) {
+    uint64_t id;
+    uint32_t body;
+    peek(payload, len, &id, &body);
+    return body;
 }
 
 static void *zalloc(ProtobufCAllocator *a, size_t size) {

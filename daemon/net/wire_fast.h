@@ -30,4 +30,10 @@ int wire_fast_decode(const uint8_t *data, size_t len, ProtobufCAllocator *alloc,
  * unpacking, with the same cursor as the decoder; 0 if there is none. */
 uint64_t wire_peek_request_id(const uint8_t *payload, size_t len);
 
+/* The body of an encoded ClientMessage read the same way: the field number
+ * of its last length-delimited field other than the request id (an
+ * AIOD__CLIENT_MESSAGE__BODY_* value for the bodies this file knows), 0 if
+ * there is none. */
+uint32_t wire_peek_body(const uint8_t *payload, size_t len);
+
 #endif

@@ -656,15 +656,12 @@ static void run_decoded(session *s, Aiod__ClientMessage *m, int rc, const char *
                         const uint8_t *payload, size_t len, bool may_park, const offload *o) {
     conn *c = s->c;
     req r;
-    if (rc == -EILSEQ && !s->hello_done) {
-        /* A Hello itself may hold the NUL (its client_name): said as it is,
-         * not as "the first message must be Hello". */
-        req_init(&r, c, wire_peek_request_id(payload, len));
-        req_end_error(&r, ERR(ERROR_BAD_ARGUMENT), "%s", why);
-        conn_close_soon(c);
-        return;
-    }
-    if (rc == -E2BIG && !s->hello_done) {
+    if ((rc == -EILSEQ || rc == -E2BIG) && !s->hello_done &&
+        wire_peek_body(payload, len) != AIOD__CLIENT_MESSAGE__BODY_HELLO) {
+        /* Well-formed, so its kind is known: any other request before the
+         * hello is that, whatever its strings or size. (A Hello with a NUL
+         * in its client_name is refused below like any string with a NUL,
+         * and the connection stays for a proper one.) */
         refuse_before_hello(s, wire_peek_request_id(payload, len));
         return;
     }

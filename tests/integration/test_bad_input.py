@@ -295,12 +295,14 @@ def big_or_too_many_values_before_hello():
     """Before hello every request is a protocol error that closes the
     connection, whatever its shape: one with more values than a frame may
     hold (it got ERROR_LIMIT and the connection stayed open for a hello),
-    and one of 256 KiB or more (it was decoded on the thread pool first)."""
+    one of 256 KiB or more (it was decoded on the thread pool first), and
+    one holding a NUL in a string (it got ERROR_BAD_ARGUMENT)."""
     too_many = msg_submit(3, b"demo.echo", [field_bytes(7, field_bytes(1, b"") * 300000)])
     big = msg_submit(4, b"demo.echo", [v_string(b"x" * (300 << 10))])
+    nul = msg_submit(5, b"demo.echo", [v_string(b"a\0b")])
     with t.daemon() as d:
         for name, payload in (("more values than a frame may hold", too_many),
-                              ("a frame of 300 KiB", big)):
+                              ("a frame of 300 KiB", big), ("a string with a NUL", nul)):
             with d.raw() as c:
                 c.send_frame(payload)
                 replies = c.expect_closed()
@@ -384,13 +386,19 @@ def map_key_not_utf8():
 @t.test
 def nul_inside_the_hello_is_named():
     """A Hello whose client_name holds a NUL is refused for that, not as a
-    request before hello."""
+    request before hello, and like any ERROR_BAD_ARGUMENT (protocol.md,
+    sections 7 and 9) it leaves the connection open: a proper hello then
+    works (the connection was closed)."""
     with t.daemon() as d, d.raw() as c:
-        hello = field_varint(1, 1) + field_bytes(2, field_varint(1, 1) + field_bytes(2, b"a\0b"))
-        c.send_frame(hello)
+        hello_ = field_varint(1, 1) + field_bytes(2, field_varint(1, 1) + field_bytes(2, b"a\0b"))
+        c.send_frame(hello_)
         msg = error_reply(c, 1, ERROR_BAD_ARGUMENT, "a NUL in the hello's client_name")
         t.contains(msg, "Hello.client_name", "the error names the field")
-        t.check(c.recv() is None, "the connection closes after the refusal")
+        hello(c)
+        c.send_frame(msg_list_plugins(2))
+        rep = c.recv()
+        t.check(rep is not None and rep.kind == SM_PLUGIN_LIST,
+                "after the refused hello and a proper one, ListPlugins is answered: %r" % rep)
 
 
 @t.test
