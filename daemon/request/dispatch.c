@@ -718,11 +718,9 @@ static void decoded_off_loop(session *s, const offload *o, Aiod__ClientMessage *
  * `in_conn`: the payload is in the connection's read buffer (else a parked
  * copy, freed after the call). */
 static void run_frame(session *s, const uint8_t *payload, size_t len, bool may_park, bool in_conn) {
-    /* No Hello is that big: not worth a pool thread's decode. */
-    if (len >= WIRE_DETACHED_FROM && !s->hello_done) {
-        refuse_before_hello(s, wire_peek_request_id(payload, len));
-        return;
-    }
+    /* Before the hello too: whether the frame decodes decides its answer
+     * (ERROR_BAD_MESSAGE, or a request before the hello), as for a small
+     * one; and a Hello may be that big (its client_name). */
     if (len >= WIRE_DETACHED_FROM &&
         offload_start(s, payload, len, may_park, in_conn, decoded_off_loop) == 0)
         return;

@@ -12,8 +12,8 @@ import struct
 import time
 
 import harness
-from harness import (ERROR_PROTOCOL, ERROR_UNSUPPORTED_VERSION, SM_ERROR, SM_HELLO,
-                     SM_PLUGIN_LIST, field_bytes, field_varint, frame, msg_hello,
+from harness import (ERROR_BAD_MESSAGE, ERROR_PROTOCOL, ERROR_UNSUPPORTED_VERSION, SM_ERROR,
+                     SM_HELLO, SM_PLUGIN_LIST, field_bytes, field_varint, frame, msg_hello,
                      msg_list_plugins, parse_fields)
 
 t = harness.Suite(__file__)
@@ -311,6 +311,31 @@ def big_or_too_many_values_before_hello():
                 t.eq((replies[0].kind, replies[0].error_code), (SM_ERROR, ERROR_PROTOCOL),
                      "%s before hello: ERROR_PROTOCOL" % name, " %r" % replies[0])
                 t.contains(replies[0].error_message, "must be Hello", "the reason")
+        d.assert_alive()
+
+
+@t.test
+def big_frames_before_hello_are_decoded_first():
+    """Before the hello a frame of 256 KiB or more is answered as a small
+    one is: an undecodable one with ERROR_BAD_MESSAGE (request id 0,
+    `cannot decode the frame: ...`, protocol.md section 2), not as a request
+    before the hello; and a Hello that big is a hello."""
+    garbage = b"\xff" * (300 << 10)
+    big_hello = field_varint(1, 1) + field_bytes(2, field_varint(1, 1) +
+                                                 field_bytes(2, b"n" * (300 << 10)))
+    with t.daemon() as d:
+        with d.raw() as c:
+            c.send_frame(garbage)
+            replies = c.expect_closed()
+            t.eq([(r.kind, r.request_id, r.error_code) for r in replies],
+                 [(SM_ERROR, 0, ERROR_BAD_MESSAGE)], "undecodable 300 KiB before hello",
+                 " %r" % replies)
+            t.contains(replies[0].error_message, "cannot decode the frame: ", "the reason")
+        with d.raw() as c:
+            c.send_frame(big_hello)
+            rep = c.recv()
+            t.check(rep is not None and rep.kind == SM_HELLO,
+                    "a Hello of 300 KiB: expected a HelloReply, got %r" % rep)
         d.assert_alive()
 
 
