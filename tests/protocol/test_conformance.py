@@ -313,11 +313,11 @@ class Client:
                     s.done = True
             elif body == "output":
                 pass
-            elif body == "output_end":
-                s.done = True
+            elif body in ("output_end", "error"):
+                s.done = True  # an Error: the stream ended before the task (section 4)
             else:
-                self.violation("after Submitted, a followed Submit sends only Output and "
-                               "OutputEnd", m)
+                self.violation("after Submitted, a followed Submit sends only Output, then "
+                               "OutputEnd or an Error", m)
                 s.done = True
         elif s.kind == "logs":
             if body == "error":
