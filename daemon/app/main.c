@@ -819,19 +819,30 @@ int main(int argc, char **argv) {
      * are read back. */
     finish_set_retry_hook(plan_retry);
     stall_not_serving();
-    if (open_store() < 0) {
+    if ((r = open_store()) < 0) {
         sd_notifyf(0, "STATUS=Cannot use the state store in %s; see the journal", cfg.state_dir);
+        /* What waits for an administrator (damage, a newer or busy store,
+         * another owner) exits 65, which the unit does not restart; a full
+         * disk, or anything else that may pass, exits 1, which it does. */
+        bool needs_admin = r == -EBADMSG || r == -EPROTO || r == -EBUSY || r == -EPERM ||
+                           r == -EACCES || r == -ENOTDIR || r == -ELOOP;
         /* As for invalid settings: a client left queued on an activation
          * socket would have systemd start us again and again. */
         char msg[600];
-        snprintf(msg, sizeof(msg),
-                 "aiod cannot start: its state store in %s cannot be used (see the daemon's "
-                 "log: journalctl -u aiod); an administrator must repair or move it",
-                 cfg.state_dir);
+        if (r == -ENOSPC)
+            snprintf(msg, sizeof(msg),
+                     "aiod cannot start now: the disk holding its state store in %s is full; "
+                     "it starts again once there is room",
+                     cfg.state_dir);
+        else
+            snprintf(msg, sizeof(msg),
+                     "aiod cannot start: its state store in %s cannot be used (see the daemon's "
+                     "log: journalctl -u aiod)%s",
+                     cfg.state_dir, needs_admin ? "; an administrator must repair or move it" : "");
         int n = refuse_waiting_on(server_listen_fd(), msg);
         if (n > 0)
             log_info("told %d waiting client%s why", n, n == 1 ? "" : "s");
-        exit_code = EX_CONFIG_STORE;
+        exit_code = needs_admin ? EX_CONFIG_STORE : EXIT_FAILURE;
         goto out;
     }
     /* After the plugins (a host serves the functions it loaded) and the

@@ -48,6 +48,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -171,6 +172,30 @@ static bool is_damage(int rc) {
     return rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB || rc == SQLITE_FORMAT;
 }
 
+/* Whether SQLite's failure `rc` is the disk's having no room: SQLITE_FULL,
+ * or an I/O error on a filesystem with under 1 MiB left (SQLite says
+ * "disk I/O error" when it cannot size its -shm file). */
+static bool is_disk_full(int rc) {
+    if ((rc & 0xff) == SQLITE_FULL)
+        return true;
+    struct statvfs st;
+    if ((rc & 0xff) != SQLITE_IOERR || !db_path || statvfs(db_path, &st) < 0)
+        return false;
+    /* What this process may still write (root may use the reserve). */
+    uint64_t avail = geteuid() == 0 ? st.f_bfree : st.f_bavail;
+    return avail * st.f_frsize < (uint64_t)1 << 20;
+}
+
+/* The error of a store that cannot be opened for want of room: not damage,
+ * and it passes once there is room. */
+static int say_disk_full(const char *what, char *err, size_t err_len) {
+    snprintf(err, err_len,
+             "the state store %s cannot be %s: the disk is full; free some space there (aiod "
+             "then starts as before: nothing in the store is lost)",
+             db_path, what);
+    return -ENOSPC;
+}
+
 static void say_damaged(const char *what, char *err, size_t err_len) {
     snprintf(err, err_len,
              "the state store %s is damaged (%s): aiod cannot tell which tasks it holds. Stop "
@@ -218,6 +243,8 @@ static int check_schema(int64_t *ret_version, char *err, size_t err_len) {
             say_damaged(sqlite3_errstr(-r), err, err_len);
             return -EBADMSG;
         }
+        if (is_disk_full(-r))
+            return say_disk_full("read", err, err_len);
         snprintf(err, err_len, "the state store %s cannot be read: %s", db_path,
                  sqlite3_errstr(-r));
         return -EIO;
@@ -327,6 +354,8 @@ fail:
         say_damaged(sqlite3_errmsg(db), err, err_len);
         return -EBADMSG;
     }
+    if (is_disk_full(rc))
+        return say_disk_full("set up (WAL mode)", err, err_len);
     snprintf(err, err_len, "the state store %s: cannot set it up (WAL mode): %s", db_path,
              sqlite3_errmsg(db));
     return -EIO;

@@ -1073,6 +1073,50 @@ def a_kill_on_a_full_disk_starts_again_there():
         harness.run(["umount", "-l", state])
 
 
+def fill_to_the_last_page(state):
+    """fill_disk leaves less than its 64 KiB chunk: this takes the rest."""
+    with open(os.path.join(state, "filler-pages"), "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+        except OSError as e:
+            t.eq(e.errno, errno.ENOSPC, "the disk is full to its last page")
+
+
+@t.test
+def a_start_on_a_full_disk_after_a_clean_stop_says_so_and_is_retried():
+    """A clean stop leaves no -wal or -shm, and SQLite needs room to make
+    them again: a start on a full disk cannot open the store. That is no
+    damage: aiod exits 1, which the unit restarts (65 is for what waits for
+    an administrator: RestartPreventExitStatus), and says the disk is full.
+    Once there is room it starts, with what it kept. (It once exited 65
+    with "cannot be read: disk I/O error".)"""
+    dirpath, state = small_state_dir("full4")
+    d = None
+    try:
+        d = t.daemon(dirpath=dirpath)
+        pending = submit_id(d, "--delay", "600", "demo.echo", "pending")
+        d.stop()
+        filler = fill_disk(state)
+        fill_to_the_last_page(state)
+        rc, err = run_aiod(["--state-dir", state])
+        t.eq(rc, 1, "aiod's exit status on a full disk (one the unit restarts)",
+             " stderr: %r" % err[-2000:])
+        t.contains(err, "disk is full", "aiod says the disk is full")
+        t.check("damaged" not in err and "repair" not in err,
+                "nor does it call the store damaged", " stderr: %r" % err[-2000:])
+        os.unlink(filler)
+        os.unlink(os.path.join(state, "filler-pages"))
+        d = restart(d)
+        t.eq(show(d, pending)["state"], "pending", "the kept task is there once there is room")
+        d.stop()
+    finally:
+        if d is not None:
+            d.kill()
+        harness.run(["umount", "-l", state])
+
+
 @t.test
 def what_a_full_disk_holds_up_is_written_once_there_is_room():
     """A commit that fails for want of space is written again, deletions and
