@@ -79,6 +79,13 @@ static flight flights[STORE_MAX_HANDED];
 static flight *flight_of(uint64_t seq) {
     return &flights[seq % STORE_MAX_HANDED];
 }
+
+/* task.store_seq for batch `seq`: never 0, and of the same flight. */
+static uint32_t seq_tag(uint64_t seq) {
+    static_assert(STORE_MAX_HANDED == 2, "the tag keeps the parity of the sequence number");
+    uint32_t v = (uint32_t)seq;
+    return v ? v : 2;
+}
 static uv_prepare_t prepare;
 static uv_timer_t retry_timer;
 static bool handles_init;
@@ -162,6 +169,21 @@ void persist_when_committed(task *t, persist_waiter *w) {
     w->task = t; /* dirty: its record goes with a coming batch */
     list_insert_tail(&waiting_next, &w->node);
     urgent = true;
+}
+
+bool persist_record_pending(const task *t) {
+    return t->durable && ((t->store_flags & F_DIRTY) || t->store_seq != 0);
+}
+
+void persist_when_record_committed(task *t, persist_waiter *w) {
+    assert(persist_record_pending(t));
+    w->task = t;
+    if (t->store_flags & F_DIRTY) {
+        /* In the next batch, which goes now: someone waits. */
+        list_insert_tail(&waiting_next, &w->node);
+        urgent = true;
+    } else
+        list_insert_tail(&flight_of(t->store_seq)->waiting, &w->node);
 }
 
 void persist_waiter_cancel(persist_waiter *w) {
@@ -311,6 +333,7 @@ static void encode_dirty(size_t limit) {
             continue;
         }
         t->store_flags &= (uint8_t)~F_DIRTY;
+        t->store_seq = seq_tag(store_batch_seq());
         if ((t->store_flags & F_GATED) && !frozen && !stopping)
             t->store_flags |= F_GATE_SENT;
         if (vec_push(sent, t) < 0)
@@ -431,6 +454,9 @@ static void on_committed(uint64_t seq, int error, const char *why) {
     }
     for (size_t i = 0; i < sent->n; i++) {
         task *t = sent->v[i];
+        /* Its latest record was in this batch (not in a later one). */
+        if (t->store_seq == seq_tag(seq))
+            t->store_seq = 0;
         bool gate = t->store_flags & F_GATE_SENT;
         t->store_flags &= (uint8_t)~F_GATE_SENT;
         if (error) {

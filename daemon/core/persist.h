@@ -66,6 +66,14 @@ void persist_track(task *t);
 
 /* Registers `w` for the commit of `t`'s record as it is now. */
 void persist_when_committed(task *t, persist_waiter *w);
+/* Whether `t`'s latest record (its outcome, once it ended) is not yet
+ * committed: queued for the next batch, or in the batch being committed.
+ * False for a task the store does not keep. */
+bool persist_record_pending(const task *t);
+/* Registers `w` for the commit of `t`'s latest record (t is
+ * persist_record_pending); a record still queued goes with the next
+ * batch at once, without the lazy wait of a lone outcome. */
+void persist_when_record_committed(task *t, persist_waiter *w);
 /* Unregisters a waiter that has not fired. Safe to call twice. */
 void persist_waiter_cancel(persist_waiter *w);
 

@@ -264,6 +264,10 @@ struct task {
      * once when it is made: counted against max_task_bytes_per_uid while it
      * is unfinished, and part of retained_bytes once it ended. */
     uint32_t arg_bytes;
+    /* persist.c: the batch holding the task's latest record while that
+     * batch is being committed (its sequence number's low 32 bits, 2 for
+     * 0), else 0. */
+    uint32_t store_seq;
     fn_entry *fn;
     /* One value per parameter (owned). */
     Aiod__Value **argv;

@@ -45,6 +45,11 @@ struct wait_req {
     size_t clear_upto;
     uv_timer_t timer;
     bool timer_init;
+    /* Waits for the commit of an outcome the reply reports (store_wait's
+     * task set while it does); after a failed commit the reply goes
+     * without waiting again. */
+    persist_waiter store_wait;
+    bool store_failed;
     /* One per task; items, then the tasks array, share the allocation. */
     wait_item items[];
 };
@@ -74,6 +79,7 @@ static void set_finishing(wait_req *r, bool on) {
 
 static void release(wait_req *r) {
     set_finishing(r, false);
+    persist_waiter_cancel(&r->store_wait);
     for (size_t i = 0; i < r->n; i++)
         task_remove_waiter(&r->items[i].w);
     while (!list_empty(&r->followers))
@@ -156,6 +162,40 @@ static bool session_followers_behind(wait_req *r) {
     return false;
 }
 
+static void finish(wait_req *r);
+
+static void on_stored(persist_waiter *w, int error, const char *why) {
+    (void)why;
+    wait_req *r = container_of(w, wait_req, store_wait);
+    r->store_wait.task = NULL;
+    /* The store writes it again later; the outcome is told meanwhile
+     * rather than held while the disk stays full (the log says so). */
+    if (error)
+        r->store_failed = true;
+    finish(r);
+}
+
+/* Whether the outcomes the reply reports are in the state store: a client
+ * told a task's outcome must find it after a crash (one lost to a kill
+ * right after the reply ran the task again, or ended it Interrupted).
+ * Otherwise registers for the commit, and finish runs again then. */
+static bool outcomes_stored(wait_req *r) {
+    if (r->store_wait.task)
+        return false;
+    if (r->store_failed)
+        return true;
+    size_t n = r->first_failed ? 1 : r->n;
+    for (size_t i = 0; i < n; i++) {
+        task *t = r->first_failed ? r->first_failed : r->tasks[i];
+        if (persist_record_pending(t)) {
+            r->store_wait.fn = on_stored;
+            persist_when_record_committed(t, &r->store_wait);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void finish(wait_req *r) {
     if (r->replied)
         return;
@@ -163,6 +203,8 @@ static void finish(wait_req *r) {
         set_finishing(r, true);
         return;
     }
+    if (!outcomes_stored(r))
+        return;
     set_finishing(r, false);
     r->replied = true;
     if (r->first_failed)
@@ -223,11 +265,11 @@ static void on_timeout(uv_timer_t *h) {
     wait_req *r = h->data;
     if (r->replied)
         return;
-    if (r->finishing) {
-        /* Every task ended in time; only followers are catching up. The
-         * timeout is about the tasks: the gather is answered with its
-         * Outcomes once they have sent their lines and OutputEnd (stopping
-         * them here lost both). */
+    if (r->finishing || r->store_wait.task) {
+        /* Every task ended in time; only followers are catching up, or
+         * the outcomes are being committed. The timeout is about the
+         * tasks: the gather is answered with its Outcomes once they have
+         * sent their lines and OutputEnd (stopping them here lost both). */
         return;
     }
     r->replied = true;
@@ -256,6 +298,7 @@ wait_req *waiting_new(session *s, size_t n) {
     r->s = s;
     list_init(&r->session_node);
     list_init(&r->followers);
+    list_init(&r->store_wait.node);
     r->tasks = (task **)(r->items + n);
     r->n = n;
     return r;
@@ -270,6 +313,7 @@ list *waiting_followers(wait_req *r) {
 }
 
 void waiting_abandon(wait_req *r) {
+    persist_waiter_cancel(&r->store_wait);
     while (!list_empty(&r->followers))
         follow_stop(container_of(list_first(&r->followers), follower, gather_node));
     req_free_memory(r);

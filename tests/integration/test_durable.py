@@ -680,6 +680,41 @@ def on_interrupt_retry_runs_an_interrupted_task_again():
 
 
 @t.test
+def an_outcome_told_to_a_client_survives_a_kill_right_after():
+    """An Await's Outcomes is sent once the outcomes it reports are
+    committed, as a Submitted reply is sent once the task's record is: a
+    client told a task's outcome finds it after a crash. The outcome of a
+    lone task used to wait up to 20 ms for company (LIMIT_STORE_LAZY_MS), so
+    a kill right after the reply lost it: the task ended Interrupted, or
+    ran again under on_interrupt = retry (a cancelled one too)."""
+    conf = conf_file("on_interrupt = demo. retry")
+    d = t.daemon(extra_args=["--config", conf])
+    for rnd in range(3):
+        tid = submit_id(d, "demo.sleep", "0.2", "ok-%d" % rnd)
+        r = d.aioctl("await", tid)
+        t.eq((r.rc, r.out.strip()), (0, '"ok-%d"' % rnd), "await", r)
+        sigkill(d)
+        d = restart(d)
+        info = show(d, tid)
+        t.eq((info["state"], info.get("attempt")), ("done", 1),
+             "round %d: the task told done is done after the kill, once" % rnd, " (%r)" % info)
+        # The same for a cancel: the client was told CancelledError.
+        tid = submit_id(d, "demo.sleep", "600", "never")
+        wait_state(d, tid, running, "running")
+        r = d.aioctl("cancel", tid)
+        t.eq(r.rc, 0, "cancel", r)
+        r = d.aioctl("await", tid)
+        t.eq(r.rc, 5, "await of the cancelled task", r)
+        sigkill(d)
+        d = restart(d)
+        info = show(d, tid)
+        t.eq(info["state"], "cancelled",
+             "round %d: the task told cancelled stays cancelled after the kill" % rnd,
+             " (%r)" % info)
+    d.stop()
+
+
+@t.test
 def a_stop_keeps_what_a_running_task_printed_with_its_outcome():
     """Outcomes keep the last lines of output. A running task a SIGTERM cut
     off kept its record as it was, without them: after the restart its
