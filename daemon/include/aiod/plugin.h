@@ -219,8 +219,9 @@ struct aiod_function {
 
     /* ---- appended in ABI 1.3 */
     /* What becomes of a submitted or detached task of this function that
-     * was running when the daemon stopped (a crash, a kill, or a stop whose
-     * shutdown_grace passed): AIOD_ON_INTERRUPT_FAIL (0, the default) ends
+     * was running when the daemon stopped (a crash, a kill, or a SIGTERM,
+     * whose cancellation it ended by or outlasted the shutdown_grace of):
+     * AIOD_ON_INTERRUPT_FAIL (0, the default) ends
      * it failed with error kind "Interrupted"; AIOD_ON_INTERRUPT_RETRY runs
      * it again, as a new attempt. The daemon's on_interrupt setting
      * overrides it. Choose retry only for work that is safe to repeat. */
