@@ -176,6 +176,9 @@
  * lightly used daemon; each next block doubles, up to the largest, so that
  * a busy daemon writes the file at most a few times a second (one write and
  * fsync per block, on the loop). */
+/* Local task ids stay below this (protocol.md): ids from it up are a
+ * cluster's (cluster/ops.h CLUSTER_ID_BASE). */
+#define LIMIT_LOCAL_ID_END (UINT64_C(1) << 48)
 #define LIMIT_ID_BLOCK_MIN 1024u
 #define LIMIT_ID_BLOCK_MAX (1024u * 1024)
 

@@ -84,13 +84,13 @@ static int read_next(uint64_t *ret, char *err, size_t err_len) {
     char *end;
     errno = 0;
     unsigned long long v = strtoull(buf, &end, 10);
-    if (errno || end == buf || (*end && *end != '\n') || v == 0 || v >= UINT64_MAX / 2) {
-        snprintf(
-            err, err_len,
-            "%s/next-id is damaged (it should hold one positive number); ids cannot be "
-            "guaranteed unique: with the daemon stopped, write a number above every id used, or "
-            "remove the file (aiod then starts past the ids its state store records)",
-            dir_path);
+    if (errno || end == buf || (*end && *end != '\n') || v == 0 || v > LIMIT_LOCAL_ID_END) {
+        snprintf(err, err_len,
+                 "%s/next-id is damaged (it should hold one positive number, at most %llu, where "
+                 "a cluster's ids begin); ids cannot be guaranteed unique: with the daemon "
+                 "stopped, write a number above every id used, or remove the file (aiod then "
+                 "starts past the ids its state store records)",
+                 dir_path, (unsigned long long)LIMIT_LOCAL_ID_END);
         return -EBADMSG;
     }
     *ret = v;
@@ -229,11 +229,20 @@ int idstore_reserve(uint64_t *ret_first, uint64_t *ret_end, char *err, size_t er
     int r = lock_and_read(&lock, &next, err, err_len);
     if (r < 0)
         return r;
-    r = write_next(next + block, err, err_len);
+    /* The last block stops at the local ids' end. */
+    uint64_t end = next + MIN((uint64_t)block, LIMIT_LOCAL_ID_END - next);
+    if (end == next) {
+        snprintf(err, err_len,
+                 "%s/next-id: every local task id (below %llu) has been given out in this state "
+                 "directory; no task can be created",
+                 dir_path, (unsigned long long)LIMIT_LOCAL_ID_END);
+        return -ENOSPC;
+    }
+    r = write_next(end, err, err_len);
     if (r < 0)
         return r;
     *ret_first = next;
-    *ret_end = next + block;
+    *ret_end = end;
     if (block < LIMIT_ID_BLOCK_MAX)
         block *= 2;
     return 0; /* closing the lock file releases the lock */

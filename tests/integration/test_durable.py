@@ -1425,6 +1425,36 @@ def a_removed_id_counter_does_not_reuse_the_stored_ids():
 
 
 @t.test
+def local_ids_stop_below_two_to_the_48():
+    """protocol.md: local ids stay below 2**48, where a cluster's begin. An
+    id counter written near the end (next-id's damage message asks an
+    administrator to write a number) gives the ids left, then refuses
+    tasks, saying why; one past the end is damage. Ids from 2**48 up were
+    once handed out, and those tasks could not be reached (show, await and
+    cancel took them for a cluster's)."""
+    end = 1 << 48
+    d = t.daemon()
+    d.stop()
+    with open(os.path.join(state_of(d), "next-id"), "w") as f:
+        f.write("%d\n" % (end - 2))
+    d = restart(d)
+    ids = [submit_id(d, "demo.echo", "x%d" % i) for i in range(2)]
+    t.eq(ids, [end - 2, end - 1], "the last two local ids")
+    r = d.aioctl("submit", "demo.echo", "over")
+    t.eq(r.rc, 2, "a submit past the last local id is refused", r)
+    t.contains(d.log(), "every local task id (below %d) has been given out" % end,
+               "the log says the ids are used up")
+    r = d.aioctl("await", ids[1])
+    t.eq((r.rc, r.out.strip()), (0, '"x1"'), "the last local id's task is reachable", r)
+    d.stop()
+    with open(os.path.join(state_of(d), "next-id"), "w") as f:
+        f.write("%d\n" % (end + 1))
+    rc, err = run_aiod(["--state-dir", state_of(d)])
+    t.eq(rc, EXIT_DATAERR, "a next-id past the local ids is damage", " stderr: %r" % err[-2000:])
+    t.contains(err, "at most %d" % end, "the message names the bound")
+
+
+@t.test
 def a_removed_id_counter_does_not_reuse_ids_the_store_no_longer_holds():
     """Ids above every stored row were used too: by an attached task (never
     stored) and by a detached one (its row deleted when it ended). With
