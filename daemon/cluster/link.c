@@ -29,6 +29,8 @@ static struct {
     rconn *sub;
     /* With cluster_replicas: submits and their WAIT (link_submits). */
     rconn *repl;
+    /* Where the scripts publish the cluster's events (link_events_channel). */
+    char channel[24];
 } L;
 
 /* The scripts' digests, once Redis has them (SCRIPT LOAD on every
@@ -89,7 +91,7 @@ static void on_message(rconn *rc, redisReply *r, void *priv) {
 
 static void sub_up(rconn *rc, void *data) {
     (void)data;
-    if (rconn_subscribe(rc, "aiod:ev", on_message, NULL) < 0)
+    if (rconn_subscribe(rc, L.channel, on_message, NULL) < 0)
         log_warning("cluster: cannot subscribe to the cluster's events");
 }
 
@@ -118,6 +120,15 @@ int link_start(uv_loop_t *loop, const link_hooks *hooks) {
         log_error("cluster: %s", why);
         return -EINVAL;
     }
+    /* Redis's pub/sub is one for the whole server, whatever database a
+     * connection selected: clusters on two databases of one Redis shared
+     * aiod:ev and cancelled each other's tasks of the same id (both count
+     * from 2^48 + 1). Database 0 keeps the name it always had, so that
+     * ACL users made for it (&aiod:ev) still work. */
+    if (L.url.db == 0)
+        snprintf(L.channel, sizeof(L.channel), "aiod:ev");
+    else
+        snprintf(L.channel, sizeof(L.channel), "aiod:ev:%d", L.url.db);
     if (cfg.cluster_host)
         snprintf(L.host, sizeof(L.host), "%s", cfg.cluster_host);
     else if (gethostname(L.host, sizeof(L.host)) < 0 || !cluster_name_valid(L.host)) {
@@ -162,6 +173,10 @@ const cluster_url *link_url(void) {
 
 const char *link_password(void) {
     return L.password;
+}
+
+const char *link_events_channel(void) {
+    return L.channel;
 }
 
 const char *link_host(void) {
@@ -222,7 +237,8 @@ int link_eval_on(rconn *rc, const char *script, int n_keys, int n_args, const ch
     for (size_t i = 0; lua_scripts[i] && i < ELEMENTSOF(digests); i++)
         if (lua_scripts[i] == script && digests[i][0])
             digest = digests[i];
-    size_t argc = (size_t)n_args + 3;
+    /* The events channel goes last, for the scripts that publish (lua.h). */
+    size_t argc = (size_t)n_args + 4;
     const char **argv = alloc_calloc(argc, sizeof(*argv));
     size_t *argl = alloc_calloc(argc, sizeof(*argl));
     char nk[12];
@@ -240,6 +256,8 @@ int link_eval_on(rconn *rc, const char *script, int n_keys, int n_args, const ch
             argv[3 + i] = args[i];
             argl[3 + i] = lens ? lens[i] : strlen(args[i]);
         }
+        argv[argc - 1] = L.channel;
+        argl[argc - 1] = strlen(L.channel);
         r = rconn_send(rc, on_eval, call, (int)argc, argv, argl);
     }
     if (r < 0)

@@ -1,7 +1,7 @@
 /*
  * What every part of the cluster shares: the settings as read at start,
  * this host's name, the connection for commands and scripts, and the
- * subscription to the cluster's events (channel aiod:ev). cluster.c makes
+ * subscription to the cluster's events (link_events_channel). cluster.c makes
  * it and hands the events on.
  */
 #ifndef AIOD_CLUSTER_LINK_H
@@ -41,6 +41,9 @@ uv_loop_t *link_loop(void);
 const cluster_url *link_url(void);
 /* The password ("PASSWORD" or "USER PASSWORD"), or NULL. */
 const char *link_password(void);
+/* The channel of the cluster's events: "aiod:ev" for database 0,
+ * "aiod:ev:DB" for another (pub/sub ignores the database). */
+const char *link_events_channel(void);
 /* This host's name in the cluster (cluster_host, else the hostname). */
 const char *link_host(void);
 /* The command connection, and whether it is up. */
@@ -59,7 +62,8 @@ void link_output_key(char *buf, size_t len, uint64_t id);
 
 /*
  * Runs one of lua.h's scripts with `n_keys` keys then the other
- * arguments (`args`/`lens` borrowed; `lens` NULL: all are text). As
+ * arguments (`args`/`lens` borrowed; `lens` NULL: all are text), and the
+ * events channel as the last argument (lua.h). As
  * rconn_send: 0, -ENOTCONN, -ENOMEM.
  */
 int link_eval(const char *script, int n_keys, int n_args, const char **args, const size_t *lens,

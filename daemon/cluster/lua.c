@@ -7,7 +7,8 @@
 #include <stddef.h>
 
 /* The end of every way a task ends: its hash and output expire after the
- * retention, its entry is acknowledged, and an awaiter anywhere is told.
+ * retention, its entry is acknowledged, and an awaiter anywhere is told
+ * (on the events channel, every script's last argument: lua.h).
  * Expects `task`, `stream`, `eid`, `ttl`, `out` (or nil) and `w` (someone
  * awaits the task: its hash has the field w). EXPIRE of an output stream
  * that was never written does nothing. The entry stays in the stream until
@@ -17,7 +18,7 @@
     "redis.call('EXPIRE', task, ttl)\n"                                                            \
     "if out then redis.call('EXPIRE', out, ttl) end\n"                                             \
     "if stream and eid then redis.call('XACK', stream, 'aiod', eid) end\n"                         \
-    "if w then redis.call('PUBLISH', 'aiod:ev', 'done ' .. string.sub(task, 8)) end\n"
+    "if w then redis.call('PUBLISH', ARGV[#ARGV], 'done ' .. string.sub(task, 8)) end\n"
 
 /* Drops the acknowledged head of each stream in `acked` (stream -> the id
  * of an entry just acknowledged there). The group reads a stream in order,
@@ -160,7 +161,7 @@ const char lua_cancel[] =
     "end\n"
     "if v[1] == 'running' then\n"
     "  redis.call('HSET', task, 'cancel', '1')\n"
-    "  redis.call('PUBLISH', 'aiod:ev', 'cancel ' .. string.sub(task, 8))\n"
+    "  redis.call('PUBLISH', ARGV[#ARGV], 'cancel ' .. string.sub(task, 8))\n"
     "  return {'running', v[3]}\n"
     "end\n"
     "return {'finished', v[1]}\n";

@@ -4,6 +4,11 @@
  * (Redis runs a script atomically), which is what makes "done exactly
  * once" and "a cancelled queued task never starts" hold across hosts.
  * docs/cluster.md lists the keys and states they work on.
+ *
+ * Every script is called with one more argument than listed below, last
+ * (ARGV[#ARGV]): the cluster's events channel (link_events_channel), on
+ * which the scripts that end or cancel a task publish. Pub/sub ignores
+ * the database, so the channel's name carries it.
  */
 #ifndef AIOD_CLUSTER_LUA_H
 #define AIOD_CLUSTER_LUA_H

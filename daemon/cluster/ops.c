@@ -794,7 +794,7 @@ int cluster_await(uint64_t id, const peer *p, cluster_cb cb, void *data, cluster
     return 0;
 }
 
-/* The answer to the HGETALL of an ended task: every await of it. */
+/* The answer to the HGETALL of an ended task (a follower's end). */
 static void on_ended(rconn *rc, redisReply *r, void *priv) {
     (void)rc;
     cluster_op *op = priv;
@@ -810,8 +810,13 @@ static void on_ended(rconn *rc, redisReply *r, void *priv) {
 }
 
 void ops_task_ended(uint64_t id) {
+    /* An event is a hint, not the answer: it may be forged (anyone who can
+     * publish on the channel), or come from a cluster that uses the same
+     * channel. The await script reads the state again: a finished task is
+     * answered, an unfinished one stays awaited. An answer to the event
+     * with the hash as it was answered {"state":"running"}. */
     for (cluster_op *op = hashmap_get_u64(waits, id); op; op = op->next_same)
-        if (send_hgetall(op, on_ended) < 0)
+        if (send_await(op) < 0)
             return; /* down: asked again once Redis is back */
 }
 

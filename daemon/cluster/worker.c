@@ -1378,12 +1378,14 @@ void worker_link_up(void) {
     pump();
 }
 
-void worker_cancel(uint64_t id) {
-    if (!W.jobs)
-        return; /* not serving (yet, or any more) */
-    job *j = hashmap_get_u64(W.jobs, id);
+/* Task `id` is to be cancelled: its hash says so. */
+static void cancel_job(uint64_t id) {
+    job *j = W.jobs ? hashmap_get_u64(W.jobs, id) : NULL;
     if (!j) {
-        /* Most are for tasks other hosts run; they are forgotten soon. */
+        if (!W.jobs)
+            return; /* stopped meanwhile */
+        /* Most are for tasks other hosts run; they are forgotten soon. The
+         * fetch that marked it running here may still be on its way. */
         if (hashmap_put_u64(W.early_cancels, id, (void *)1) < 0 &&
             !hashmap_get_u64(W.early_cancels, id))
             log_warning("cluster: out of memory keeping the cancel of task %" PRIu64, id);
@@ -1397,7 +1399,27 @@ void worker_cancel(uint64_t id) {
 static void on_cancel_flag(rconn *rc, redisReply *r, void *priv) {
     (void)rc;
     if (r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "1") == 0)
-        worker_cancel((uint64_t)(uintptr_t)priv);
+        cancel_job((uint64_t)(uintptr_t)priv);
+}
+
+/* Asks the task's hash whether a cancel was asked (its field cancel). */
+static void check_cancel_flag(uint64_t id) {
+    char key[32];
+    link_task_key(key, sizeof(key), id);
+    const char *argv[] = {"HGET", key, "cancel"};
+    rconn_send(link_cmd(), on_cancel_flag, (void *)(uintptr_t)id, 3, argv,
+               (size_t[]){4, strlen(key), 6});
+}
+
+void worker_cancel(uint64_t id) {
+    if (!W.jobs)
+        return; /* not serving (yet, or any more) */
+    /* The event is a hint: anyone who can publish on the channel can send
+     * one, and a plain task_cancel on it cancelled a task whose cancel
+     * nobody asked. The cancel script sets the flag before it publishes;
+     * the reply comes on the command connection after that of any fetch
+     * that marked the task running here, so the job is known by then. */
+    check_cancel_flag(id);
 }
 
 void worker_check_cancels(void) {
@@ -1406,13 +1428,8 @@ void worker_check_cancels(void) {
     list *it, *tmp;
     list_foreach_safe(it, tmp, &W.held) {
         job *j = container_of(it, job, node);
-        if (j->phase != J_LOOKUP && j->phase != J_RUNNING)
-            continue;
-        char key[32];
-        link_task_key(key, sizeof(key), j->id);
-        const char *argv[] = {"HGET", key, "cancel"};
-        rconn_send(link_cmd(), on_cancel_flag, (void *)(uintptr_t)j->id, 3, argv,
-                   (size_t[]){4, strlen(key), 6});
+        if (j->phase == J_LOOKUP || j->phase == J_RUNNING)
+            check_cancel_flag(j->id);
     }
 }
 

@@ -225,11 +225,14 @@ class Redis:
         """redis-cli -p PORT ARGS... (a Result)."""
         return harness.run([REDIS_CLI, "-p", self.port] + [str(a) for a in args], timeout=30)
 
-    def conn(self):
-        return RespClient(self.port)
+    def conn(self, db=None):
+        c = RespClient(self.port)
+        if db:
+            c.command("SELECT", db)
+        return c
 
-    def command(self, *args):
-        with self.conn() as c:
+    def command(self, *args, db=None):
+        with self.conn(db) as c:
             return c.command(*args)
 
 
@@ -340,11 +343,13 @@ class LoadingProxy(TcpListener):
 class Host:
     """What one aiod of the lab is given: its cluster name, queues (a comma
     list, "" for a host that only submits), capacity, extra settings lines
-    (e.g. "on_interrupt = demo.sleep retry") and extra plugin directories
-    (loaded besides the build's daemon/plugins)."""
+    (e.g. "on_interrupt = demo.sleep retry"), extra plugin directories
+    (loaded besides the build's daemon/plugins) and the Redis database its
+    `cluster` URL names (None: the URL names none, so 0)."""
 
-    def __init__(self, name, queues="q1", capacity=16, settings=(), plugin_dirs=()):
+    def __init__(self, name, queues="q1", capacity=16, settings=(), plugin_dirs=(), db=None):
         self.name = name
+        self.db = db
         self.queues = queues
         self.capacity = capacity
         self.settings = list(settings)
@@ -376,7 +381,10 @@ class Cluster:
     # -- start / stop
 
     def settings_text(self, spec, redis_url=None):
-        lines = ["cluster = %s" % (redis_url or self.redis.url),
+        url = redis_url or self.redis.url
+        if spec.db is not None:
+            url += "/%d" % spec.db
+        lines = ["cluster = %s" % url,
                  "cluster_host = %s" % spec.name,
                  "cluster_capacity = %d" % spec.capacity,
                  "cluster_visibility_ms = %d" % self.visibility_ms]
@@ -420,20 +428,26 @@ class Cluster:
         def joined():
             for n in names:
                 self.daemons[n].assert_alive()
-            with self.redis.conn() as c:
-                missing = [n for n in names if not c.command("EXISTS", "aiod:host:%s" % n)]
+            missing = [n for n in names
+                       if not self.redis.command("EXISTS", "aiod:host:%s" % n, db=self.db(n))]
             return not missing or None
         until(joined, "hosts %s registered in Redis (aiod:host:NAME)" % ", ".join(names),
               timeout(20), detail=lambda: "\nRedis keys: %r\nhost logs:%s"
               % (self.redis.command("KEYS", "aiod:*")[:20], self.logs()))
 
-    def servers(self, queue, function):
-        """The hosts in aiod:serve:QUEUE:FUNCTION."""
-        return set(self.redis.command("ZRANGE", "aiod:serve:%s:%s" % (queue, function), 0, -1))
+    def db(self, name):
+        """The Redis database of host `name` (None: the URL's default, 0)."""
+        return next(s for s in self.specs if s.name == name).db
+
+    def servers(self, queue, function, db=None):
+        """The hosts in aiod:serve:QUEUE:FUNCTION (of database `db`)."""
+        return set(self.redis.command("ZRANGE", "aiod:serve:%s:%s" % (queue, function), 0, -1,
+                                      db=db))
 
     def wait_serving(self, queue, function, names):
-        """Waits until each host named advertises `function` on `queue`."""
-        until(lambda: set(names) <= self.servers(queue, function),
+        """Waits until each host named advertises `function` on `queue` (in
+        its own database)."""
+        until(lambda: all(n in self.servers(queue, function, self.db(n)) for n in names),
               "hosts %s serving %s on queue %s" % (sorted(names), function, queue), timeout(20),
               detail=lambda: "\nserving: %r\nhost logs:%s"
               % (self.servers(queue, function), self.logs()))

@@ -367,6 +367,55 @@ def cancel_from_one_host_of_a_task_running_on_another():
 
 
 @t.test
+def clusters_on_two_databases_are_independent_and_events_are_only_hints():
+    """Two clusters on databases 0 and 3 of one Redis number their tasks
+    alike. Both shared the channel aiod:ev (pub/sub ignores SELECT): a
+    cancel in one cancelled the other's task of the same id, and an end
+    there answered an await here with a task still running. An event is a
+    hint, whoever sent it: a forged "done ID" answered an await with
+    {"state":"running"} (exit 1), and a forged "cancel ID" cancelled a task
+    whose hash has no cancel flag."""
+    hosts = [Host("a", capacity=4), Host("b", capacity=4, db=3)]
+    with Cluster(t, hosts) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["a", "b"])
+        a, b = lab["a"], lab["b"]
+        ia = lab.submit(a, "q1", "demo.sleep", "60", "a")
+        ib = lab.submit(b, "q1", "demo.sleep", "60", "b")
+        t.eq(ia, ib, "the first ids of two clusters on one Redis")
+        wait_state(lab, a, ia, "running", on="a")
+        wait_state(lab, b, ib, "running", on="b")
+        # Each cluster has a channel of its own (a's is database 0's); a
+        # subscribed before the forged events below.
+        until(lambda: lab.redis.command("PUBSUB", "NUMSUB", "aiod:ev", "aiod:ev:3") ==
+              ["aiod:ev", 1, "aiod:ev:3", 1], "one subscriber on each cluster's events channel",
+              timeout(10), detail=lambda: " %r" % lab.redis.command("PUBSUB", "CHANNELS"))
+        waiter = a.aioctl_bg("--json", "await", "--timeout", timeout(30), ia)
+        until(lambda: lab.redis.command("HEXISTS", "aiod:t:%d" % ia, "w"),
+              "a's await registered (the field w)", timeout(10))
+        # Forged events for a's task, on the channel a listens to.
+        lab.redis.command("PUBLISH", "aiod:ev", "done %d" % ia)
+        lab.redis.command("PUBLISH", "aiod:ev", "cancel %d" % ia)
+        # b's task of the same id ends cancelled, in b's cluster only.
+        t.eq(b.aioctl("cancel", ib).rc, 0, "cancel of b's task on b")
+        t.eq(outcome_kind(lab.await_all(b, [ib])[ib]), "CancelledError", "b's task cancelled")
+        # A real cancel in a's cluster: a handles its events in order, so
+        # once this one is through, the forged ones (and b's) were too.
+        ja = lab.submit(a, "q1", "demo.sleep", "60", "later")
+        wait_state(lab, a, ja, "running", on="a")
+        t.eq(a.aioctl("cancel", ja).rc, 0, "cancel of a's second task")
+        t.eq(outcome_kind(lab.await_all(a, [ja])[ja]), "CancelledError", "a's second task")
+        t.eq(lab.show(a, ia).get("state"), "running",
+             "a's first task after b's cancel and the forged events")
+        if waiter.proc.poll() is not None:
+            t.check(False, "the await of a's running task still waits",
+                    " (it ended:%s)" % waiter.wait(timeout=10))
+        t.eq(a.aioctl("cancel", ia).rc, 0, "cancel of a's first task")
+        r = waiter.wait(timeout=timeout(30) + 30)
+        t.eq(r.rc, 5, "the await answers once the task ended: cancelled (exit 5)", r)
+        t.eq(outcome_kind(json.loads(r.lines[-1])), "CancelledError", "its outcome", r)
+
+
+@t.test
 def cancel_of_a_queued_task_ends_it_before_it_starts():
     # h2 runs one task at a time: the second one waits in the stream.
     with Cluster(t, submitter_worker_submitter(capacity=1)) as lab:
