@@ -958,6 +958,29 @@ static const char **streams_with_room(unsigned room, uint32_t *ret_n, char **ret
     return keys;
 }
 
+/* How many more queued tasks this host may take now: its free capacity,
+ * and no more than max_tasks lets start. Without the second bound a host
+ * whose max_tasks was full (of local tasks, say) fetched up to its
+ * capacity at every period, put each task back to queued and held the
+ * entries for the visibility timeout while other hosts sat idle. Taken
+ * tasks not made yet (their start script or groups lookup in flight) will
+ * count against max_tasks too. max_tasks_per_uid cannot be judged before
+ * the entry's owner is known: a task over it is put back (unstart). */
+static unsigned free_room(void) {
+    if (W.busy >= cfg.cluster_capacity)
+        return 0;
+    unsigned room = cfg.cluster_capacity - W.busy;
+    size_t taken = task_count_unfinished();
+    list *it, *tmp;
+    list_foreach_safe(it, tmp, &W.held) {
+        const job *j = container_of(it, job, node);
+        taken += j->phase == J_STARTING || j->phase == J_LOOKUP;
+    }
+    if (taken >= cfg.max_tasks)
+        return 0;
+    return cfg.max_tasks - taken < room ? (unsigned)(cfg.max_tasks - taken) : room;
+}
+
 /*
  * Takes more entries, at most as many as the host has room for: first its
  * own pending ones (from before a restart), then new ones through
@@ -983,6 +1006,9 @@ static void maybe_read(void) {
         free(keys);
         return;
     }
+    room = free_room();
+    if (!room)
+        return; /* max_tasks is full: a task's end here, or the period, reads again */
     char *caps;
     const char **keys = streams_with_room(room, &n, &caps);
     if (!keys || n == 0) {
@@ -1206,7 +1232,8 @@ static void on_claimed(rconn *rc, redisReply *r, void *priv) {
  * this host has room: one claim in flight at a time, each asking for what
  * room is left after the last. */
 static void claim_one(void) {
-    if (W.frozen || !list_empty(&W.backlog) || W.busy >= cfg.cluster_capacity || !W.n_streams) {
+    unsigned room = free_room();
+    if (W.frozen || !list_empty(&W.backlog) || !room || !W.n_streams) {
         W.claim_left = 0;
         return;
     }
@@ -1217,7 +1244,7 @@ static void claim_one(void) {
             continue;
         char idle[16], count[16];
         snprintf(idle, sizeof(idle), "%u", cfg.cluster_visibility_ms);
-        snprintf(count, sizeof(count), "%u", cfg.cluster_capacity - W.busy);
+        snprintf(count, sizeof(count), "%u", room);
         if (!W.streams[s].claim_from[0])
             snprintf(W.streams[s].claim_from, sizeof(W.streams[s].claim_from), "0-0");
         /* Before the send: a link that is down answers at once. */
