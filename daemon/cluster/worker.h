@@ -37,8 +37,8 @@ void worker_stop(void);
 unsigned worker_running(void);
 /* Tasks that ended here whose outcome Redis has not yet taken (waiting for
  * their last output lines, being written, or to be written once Redis is
- * back); 0 while Redis is unreachable, when waiting for it would be in
- * vain. */
+ * back), also while Redis is unreachable: it may be back within the stop's
+ * grace period, and a stop that ends without them says so. */
 size_t worker_unwritten(void);
 
 #endif

@@ -1388,4 +1388,29 @@ def a_stop_right_after_a_task_ends_still_writes_its_outcome():
         t.eq((o.get("result") or {}).get("stdout"), "last words\n", "with its output")
 
 
+
+@t.test
+def a_stop_while_redis_is_down_waits_for_it_to_write_outcomes():
+    """A task that ended while Redis was away keeps its outcome to write.
+    A stop then counted no outcome as unwritten (Redis was not up), so it
+    neither waited the grace period nor said anything: the host exited at
+    once and the task stayed running in Redis, to end Interrupted. The stop
+    now waits for Redis as for any unwritten outcome, within the grace."""
+    with Cluster(t, [Host("h1", settings=["shutdown_grace = %d" % timeout(30)])]) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h1"])
+        h1 = lab["h1"]
+        tid = lab.submit(h1, "q1", "demo.sleep", "0.3", "ended")
+        h1.wait_task(lambda tk: tk["function"] == "demo.sleep", "the task running on h1",
+                     timeout=timeout(10))
+        lab.redis.kill()
+        # An ended detached task leaves the local listing.
+        until(lambda: not any(tk["function"] == "demo.sleep" for tk in h1.ps(True)),
+              "the task ended on h1 (Redis down)", timeout(10))
+        h1.proc.send_signal(signal.SIGTERM)
+        h1.wait_log("waiting for the outcomes of 1 cluster tasks", timeout(10))
+        lab.redis.start()
+        t.eq(h1.wait_exit(timeout(60)), 0, "h1's exit status once Redis took the outcome")
+        t.eq(lab.task_hashes([tid])[tid].get("state"), "done",
+             "the task's state in Redis once h1 stopped", "\nh1's log:" + h1.log()[-2000:])
+
 t.main()
