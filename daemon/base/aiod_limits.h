@@ -428,6 +428,14 @@
 /* A follower of a queued task's output waits in Redis this long for new
  * lines before it looks at the task's state again. */
 #define LIMIT_CLUSTER_FOLLOW_BLOCK_MS 1000u
+/* Readers of queued tasks' output (Logs, with or without follow) at once
+ * on one host, and of them for one user who is not an administrator. Each
+ * holds a Redis connection of its own (a follower blocks in XREAD): one
+ * user opening thousands through one socket connection (max_in_flight
+ * each) took Redis to maxclients (10,000) and cut every host off. 128 per
+ * host leaves room for about 75 hosts under Redis's default maxclients. */
+#define LIMIT_CLUSTER_FOLLOWERS 128u
+#define LIMIT_CLUSTER_FOLLOWERS_PER_UID 16u
 /* A connection owed a reply that has had none for this long (beyond what
  * its blocking commands may take) is given up and made again: a Redis
  * process that is stopped, or hangs, keeps its TCP connections open (its

@@ -60,14 +60,28 @@ struct cluster_op {
 /* Awaits by task id: the first op, chained by next_same. */
 static hashmap *waits;
 
+/* Follow ops holding a Redis connection of their own: in all, and by uid
+ * (LIMIT_CLUSTER_FOLLOWERS, …_PER_UID). */
+static unsigned followers;
+static hashmap *followers_by_uid;
+
+/* Closes a follow op's connection (its owed replies come back empty). */
+static void drop_conn(cluster_op *op) {
+    if (!op->rc)
+        return;
+    rconn *rc = op->rc;
+    op->rc = NULL;
+    followers--;
+    hashmap_count_add(&followers_by_uid, op->uid, -1);
+    op->owed++;
+    rconn_free(rc);
+    op->owed--;
+}
+
 static void op_free_if_done(cluster_op *op) {
     if (!op->over || op->owed)
         return;
-    if (op->rc) {
-        rconn *rc = op->rc;
-        op->rc = NULL;
-        rconn_free(rc);
-    }
+    drop_conn(op);
     free(op);
 }
 
@@ -999,12 +1013,37 @@ static void follower_up(rconn *rc, void *data) {
 static const rconn_ops follower_ops = {.up = follower_up,
                                        .blocks_ms = LIMIT_CLUSTER_FOLLOW_BLOCK_MS};
 
+/* Whether another reader of a queued task's output would be one too many,
+ * on this host or for this user (aiod_limits.h): the reason in `why`. */
+static bool too_many_followers(const peer *p, char *why, size_t why_len) {
+    if (followers >= LIMIT_CLUSTER_FOLLOWERS) {
+        snprintf(why, why_len,
+                 "too many readers of queued tasks' output on this host: the limit (%u, each a "
+                 "Redis connection) is reached; try again once some have ended",
+                 LIMIT_CLUSTER_FOLLOWERS);
+        return true;
+    }
+    if (!p->admin &&
+        hashmap_count_get(followers_by_uid, p->uid) >= LIMIT_CLUSTER_FOLLOWERS_PER_UID) {
+        snprintf(why, why_len,
+                 "too many readers of queued tasks' output for uid %u on this host: the limit "
+                 "(%u, each a Redis connection) is reached; try again once some have ended",
+                 (unsigned)p->uid, LIMIT_CLUSTER_FOLLOWERS_PER_UID);
+        return true;
+    }
+    return false;
+}
+
 int cluster_follow(uint64_t id, const peer *p, bool follow, cluster_line_cb line, cluster_cb cb,
                    void *data, cluster_op **ret, char *why, size_t why_len) {
     int err;
     cluster_op *op = begin(OP_FOLLOW, id, p, cb, data, why, why_len, &err);
     if (!op)
         return err;
+    if (too_many_followers(p, why, why_len)) {
+        free(op);
+        return -EDQUOT;
+    }
     op->line = line;
     op->follow = follow;
     op->finished = !follow;
@@ -1016,6 +1055,8 @@ int cluster_follow(uint64_t id, const peer *p, bool follow, cluster_line_cb line
         snprintf(why, why_len, "out of memory");
         return r;
     }
+    followers++;
+    hashmap_count_add(&followers_by_uid, op->uid, +1);
     *ret = op;
     return 0;
 }
@@ -1027,15 +1068,9 @@ void cluster_op_cancel(cluster_op *op) {
         return;
     unregister_wait(op);
     op->over = true;
-    if (op->rc) {
-        /* Its connection goes now: the replies it owed come back empty
-         * (now, or once the callback that is running returns). */
-        rconn *rc = op->rc;
-        op->rc = NULL;
-        op->owed++;
-        rconn_free(rc);
-        op->owed--;
-    }
+    /* Its connection goes now: the replies it owed come back empty (now,
+     * or once the callback that is running returns). */
+    drop_conn(op);
     op_free_if_done(op);
 }
 

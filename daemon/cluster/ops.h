@@ -77,7 +77,9 @@ int cluster_await(uint64_t id, const peer *p, cluster_cb cb, void *data, cluster
 int cluster_cancel(uint64_t id, const peer *p, cluster_cb cb, void *data, cluster_op **ret,
                    char *why, size_t why_len);
 /* The task's output kept in Redis, line by line through `line`, then (with
- * `follow`, once it ended) `cb` with the task. */
+ * `follow`, once it ended) `cb` with the task. -EDQUOT: too many readers
+ * of queued tasks' output on this host, or of this (non-admin) user
+ * (LIMIT_CLUSTER_FOLLOWERS, …_PER_UID): each holds a Redis connection. */
 int cluster_follow(uint64_t id, const peer *p, bool follow, cluster_line_cb line, cluster_cb cb,
                    void *data, cluster_op **ret, char *why, size_t why_len);
 /* The request's owner goes: no callback will come. */

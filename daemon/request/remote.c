@@ -111,6 +111,8 @@ static Aiod__ErrorCode code_of(int err, int kind) {
         return ERR(ERROR_NOT_ALLOWED);
     case -EINVAL:
         return ERR(ERROR_BAD_ARGUMENT);
+    case -EDQUOT:
+        return ERR(ERROR_LIMIT); /* cluster_follow: too many readers of queued output */
     default:
         return ERR(ERROR_INTERNAL);
     }

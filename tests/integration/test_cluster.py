@@ -342,6 +342,75 @@ def logs_follow_from_another_host():
              "the result, awaited on h3")
 
 
+NOBODY = 65534  # Debian's "nobody" user and "nogroup" group
+
+
+def as_nobody(host, *args, background=False, limit=60):
+    """aioctl -s SOCKET ARGS... as uid/gid 65534 (needs root): a Result, or
+    the Popen when `background`."""
+    import subprocess
+
+    def drop():
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+    argv = host.ctl_argv(*args)
+    if background:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=harness.clean_env(),
+                                preexec_fn=drop)
+    start = time.monotonic()
+    try:
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=limit,
+                           env=harness.clean_env(), preexec_fn=drop)
+    except subprocess.TimeoutExpired:
+        harness.fail("aioctl %s as nobody still ran after %.0f s" % (" ".join(argv[3:]), limit))
+    return harness.Result(argv, p.returncode, p.stdout.decode(), p.stderr.decode(),
+                          time.monotonic() - start)
+
+
+def redis_clients_in(lab, command):
+    """How many connections to Redis are running (or blocked in) `command`."""
+    return sum(1 for line in lab.redis.command("CLIENT", "LIST").splitlines()
+               if "cmd=%s " % command in line)
+
+
+@t.test
+def followers_of_one_user_are_bounded():
+    """Each `aioctl logs` of a queued task holds a Redis connection of its
+    own while it reads: one unprivileged user opening thousands (one socket
+    connection takes max_in_flight of them) took Redis to maxclients and cut
+    every host of the cluster off. A user who is not an administrator may
+    have 16 at once on a host; the next is refused ERROR_LIMIT."""
+    if os.geteuid() != 0:
+        print("  skipped: needs root to play another user", flush=True)
+        return
+    with Cluster(t, [Host("h1", capacity=4)]) as lab:
+        lab.wait_serving("q1", "demo.sleep", ["h1"])
+        h1 = lab["h1"]
+        for path in (t._tmp, lab.root, lab.dirs["h1"]):
+            os.chmod(path, 0o755)
+        os.chmod(h1.socket, 0o666)
+        r = as_nobody(h1, "submit", "--queue", "q1", "demo.sleep", "60")
+        t.eq(r.rc, 0, "nobody submits to the queue", r)
+        tid = int(r.lines[-1])
+        follows = [as_nobody(h1, "logs", "-f", tid, background=True) for _ in range(16)]
+        try:
+            until(lambda: redis_clients_in(lab, "xread") == 16,
+                  "16 followers waiting in Redis", timeout(20))
+            r = as_nobody(h1, "logs", "-f", tid, limit=timeout(5))
+            t.check(r.rc != 0, "a 17th follower of one user is refused", r)
+            t.contains(r.err, "too many", "the refusal says why", r)
+        finally:
+            for p in follows:
+                p.kill()
+                p.wait()
+        until(lambda: redis_clients_in(lab, "xread") == 0, "the followers gone", timeout(20))
+        r = as_nobody(h1, "logs", tid)
+        t.eq(r.rc, 0, "a follower once the others are gone", r)
+        t.eq(h1.aioctl("cancel", tid).rc, 0, "cancel of nobody's task")
+
+
 @t.test
 def cancel_from_one_host_of_a_task_running_on_another():
     with Cluster(t, submitter_worker_submitter()) as lab:
