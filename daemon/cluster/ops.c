@@ -130,6 +130,17 @@ static void answer_unreachable(cluster_op *op) {
     answer(op, &a);
 }
 
+/* A submit sent to Redis whose reply never came (the connection dropped,
+ * or Redis stalled past the reply timeout): Redis may have run it, and
+ * then the task is queued and runs. "unreachable" read as "nothing was
+ * queued", and the id, which would let the client look, is not known. */
+static void answer_submit_lost(cluster_op *op) {
+    answer_error(op, -EHOSTUNREACH,
+                 "cluster: the reply of Redis at %s:%d to the submit was lost (%s): the task "
+                 "may have been queued, and then it runs; its id is not known here",
+                 link_url()->host, link_url()->port, rconn_why(link_submits()));
+}
+
 static int not_cluster(char *why, size_t len) {
     snprintf(why, len, "this aiod is not part of a cluster (no 'cluster' setting)");
     return -EINVAL;
@@ -316,7 +327,14 @@ static void send_replicas_wait(void);
 
 static void answer_replicas(cluster_op *op, const redisReply *r) {
     if (!r || r->type != REDIS_REPLY_INTEGER) {
-        answer_unreachable(op);
+        /* The submit script ran: the task is queued, whatever became of
+         * the WAIT. */
+        answer_error(op, -EBUSY,
+                     "task %" PRIu64 " is queued, but the replicas' confirmation "
+                     "(cluster_replicas) did not come from Redis at %s:%d (%s): it may be lost "
+                     "if Redis fails now",
+                     op->id, link_url()->host, link_url()->port,
+                     r ? rconn_reply_text(r) : rconn_why(link_submits()));
         return;
     }
     if (r->integer < cfg.cluster_replicas) {
@@ -488,7 +506,7 @@ static void on_submit_batch(rconn *rc, redisReply *r, void *priv) {
         if (!op_paid(&s->op))
             continue;
         if (!r)
-            answer_unreachable(&s->op);
+            answer_submit_lost(&s->op);
         else if (!ok)
             answer_error(&s->op, -EHOSTUNREACH, "cluster: Redis refused the submit: %s",
                          rconn_reply_text(r));
