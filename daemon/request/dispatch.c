@@ -351,6 +351,15 @@ static void handle_await(session *s, req *r, const Aiod__Await *a) {
 static int gather_item(session *s, const Aiod__GatherItem *it, task **ret, refusal *why) {
     if (it && it->item_case == AIOD__GATHER_ITEM__ITEM_CALL)
         return make_task(s, it->call, AIOD__OWNERSHIP__ATTACHED, ret, why);
+    if (it && it->item_case == AIOD__GATHER_ITEM__ITEM_TASK_ID && cluster_is_id(it->task_id)) {
+        /* It exists, in the cluster: "no task" would say it does not. */
+        why->code = ERR(ERROR_BAD_ARGUMENT);
+        snprintf(why->msg, sizeof(why->msg),
+                 "task %llu is a queued task (ids from %llu up): gather takes this host's own "
+                 "tasks only; await it instead",
+                 (unsigned long long)it->task_id, (unsigned long long)CLUSTER_ID_BASE);
+        return -EINVAL;
+    }
     if (it && it->item_case == AIOD__GATHER_ITEM__ITEM_TASK_ID) {
         task *t = find_task(s, it->task_id, "gather", why);
         if (!t)

@@ -241,6 +241,11 @@ def await_show_and_logs_from_another_host():
         # One await may not mix cluster and local ids.
         r = h1.aioctl("await", int(r.lines[-1]), quick)
         t.check(r.rc != 0, "an await mixing a local and a cluster id must be refused", r)
+        # A gather takes this host's own tasks only: a cluster id is not
+        # "no task" (it exists).
+        r = h1.aioctl("gather", str(quick))
+        t.eq(r.rc, 2, "a gather of a cluster id is refused (bad argument)", r)
+        t.contains(r.err, "await it instead", "the refusal says what to do", r)
 
         r = h1.aioctl("cancel", tid)
         t.eq(r.rc, 0, "cancel of the long task", r)
