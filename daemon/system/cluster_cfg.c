@@ -119,6 +119,24 @@ int cluster_queues_parse(const char *text, char (*names)[CLUSTER_QUEUE_NAME_MAX 
     return n;
 }
 
+/* After a line that filled the buffer: whether the line ends there (its
+ * line end, or the end of the file, comes next). */
+static bool line_ends_next(FILE *f) {
+    int c = fgetc(f);
+    if (c == '\r')
+        c = fgetc(f);
+    return c == EOF || c == '\n';
+}
+
+static bool is_blank(char c) {
+    return c == ' ' || c == '\t';
+}
+
+static bool blank_at_an_end(const char *s) {
+    size_t n = strlen(s);
+    return n && (is_blank(s[0]) || is_blank(s[n - 1]));
+}
+
 int cluster_password_read(const char *path, char *buf, size_t len, char *why, size_t why_len) {
     FILE *f = fopen(path, "re");
     if (!f) {
@@ -137,6 +155,9 @@ int cluster_password_read(const char *path, char *buf, size_t len, char *why, si
         return -EPERM;
     }
     bool ok = fgets(buf, (int)len, f) != NULL;
+    /* A line that filled the buffer without its line end goes on: cut
+     * there, it was sent as a wrong password, and --check-config passed. */
+    bool cut = ok && !strchr(buf, '\n') && strlen(buf) == len - 1 && !line_ends_next(f);
     int err = ferror(f) ? errno : 0;
     fclose(f);
     if (ok)
@@ -146,10 +167,20 @@ int cluster_password_read(const char *path, char *buf, size_t len, char *why, si
         snprintf(why, why_len, "cannot read cluster_password_file %s: %s", path, strerror(err));
         return -EIO;
     }
-    if (!ok || !*buf) {
-        explicit_bzero(buf, len);
+    if (!ok || !*buf)
         snprintf(why, why_len, "cluster_password_file %s is empty", path);
-        return -EINVAL;
-    }
-    return 0;
+    else if (cut)
+        snprintf(why, why_len, "cluster_password_file %s has a first line longer than %zu bytes",
+                 path, len - 1);
+    else if (blank_at_an_end(buf))
+        snprintf(why, why_len,
+                 "cluster_password_file %s has a blank (space or tab) at the start or end of its "
+                 "first line: \"PASSWORD \" would be sent as user PASSWORD with an empty "
+                 "password. Write PASSWORD or USER PASSWORD (the first space separates them; a "
+                 "requirepass with blanks inside is written \"default PASS WORD\")",
+                 path);
+    else
+        return 0;
+    explicit_bzero(buf, len);
+    return -EINVAL;
 }

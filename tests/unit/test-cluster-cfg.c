@@ -2,7 +2,8 @@
  * system/cluster_cfg: the Redis address and the queue list as the settings
  * give them, accepted and refused with a reason that names what is wrong;
  * and the whole settings file through config_parse (the cluster keys, their
- * bounds, and that a reload keeps the cluster of the start).
+ * bounds, and that a reload keeps the cluster of the start); the password
+ * file's first line, taken whole or refused with the reason.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -134,11 +137,66 @@ static void test_settings(void **state) {
     }
 }
 
+/* Writes `text` to a fresh mode-0600 file; its path in `path`. */
+static void password_file(char *path, size_t len, const char *text) {
+    snprintf(path, len, "/tmp/aiod-test-pw-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static int read_pw(const char *text, char *buf, size_t len, char *why, size_t why_len) {
+    char path[64];
+    password_file(path, sizeof(path), text);
+    int r = cluster_password_read(path, buf, len, why, why_len);
+    unlink(path);
+    return r;
+}
+
+static void test_password_file(void **state) {
+    (void)state;
+    char buf[1024], why[600];
+    assert_int_equal(read_pw("secret\n", buf, sizeof(buf), why, sizeof(why)), 0);
+    assert_string_equal(buf, "secret");
+    /* A requirepass with blanks inside is given as the default user's. */
+    assert_int_equal(read_pw("default pass word\r\nrest\n", buf, sizeof(buf), why, sizeof(why)), 0);
+    assert_string_equal(buf, "default pass word");
+    /* A line that fills the buffer exactly, line end and all, is whole. */
+    char line[1100];
+    memset(line, 'x', 1023);
+    strcpy(line + 1023, "\n");
+    assert_int_equal(read_pw(line, buf, sizeof(buf), why, sizeof(why)), 0);
+    assert_int_equal(strlen(buf), 1023);
+    struct {
+        const char *text, *says;
+    } bad[] = {
+        /* Truncated to 1,023 bytes, it was sent as a wrong password. */
+        {NULL, "longer than 1023 bytes"},
+        /* "PASSWORD " was sent as user PASSWORD with an empty password. */
+        {"secret \n", "blank"},
+        {"aiod secret\t\n", "blank"},
+        {" secret\n", "blank"},
+        {"\n", "empty"},
+    };
+    memset(line, 'x', 1024);
+    strcpy(line + 1024, "\n");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why[0] = '\0';
+        assert_int_equal(
+            read_pw(bad[i].text ? bad[i].text : line, buf, sizeof(buf), why, sizeof(why)), -EINVAL);
+        if (!strstr(why, bad[i].says))
+            fail_msg("case %zu refused with '%s', which does not say '%s'", i, why, bad[i].says);
+        assert_int_equal(buf[0], '\0');
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_queues),
         cmocka_unit_test(test_settings),
+        cmocka_unit_test(test_password_file),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     config_done();
