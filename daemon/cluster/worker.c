@@ -41,6 +41,11 @@
 /* Redis's heartbeat of the cluster and the calm after a stall (lua.h). */
 #define KEY_PULSE "aiod:pulse"
 #define KEY_CALM "aiod:calm"
+/* Every host's cluster_visibility_ms: field HOST, value "MS SEEN_MS" (the
+ * host hashes cannot be listed without SCAN, which the ACL user lacks). */
+#define KEY_VISIBILITY "aiod:vis"
+/* A field of a host silent for this long is dropped (ms). */
+#define VISIBILITY_FORGET_MS (7ull * 24 * 3600 * 1000)
 
 /* One stream this host reads: queue and function. Never removed (jobs
  * name it by index); `active` while the function is loaded. */
@@ -150,6 +155,9 @@ static struct {
      * left, and when its claim in flight was sent (0: none). */
     uint32_t claim_next, claim_left;
     uint64_t claim_sent_ms;
+    /* The hosts with another cluster_visibility_ms said last time, as
+     * ",NAME=MS," pieces: each is said once, not every period. */
+    char *visibility_said;
 } W;
 
 /* The period (ms): claims are renewed, silent hosts' entries claimed and
@@ -1116,6 +1124,78 @@ static char *functions_text(void) {
     return text;
 }
 
+/* Whether the field `name` = `value` of KEY_VISIBILITY is a live host with
+ * another visibility than this one's; appends it to `out` then. */
+static bool other_visibility(const char *name, const char *value, uint64_t now, FILE *out,
+                             unsigned *ret_ms) {
+    unsigned ms;
+    unsigned long long seen;
+    if (strcmp(name, link_host()) == 0 || sscanf(value, "%u %llu", &ms, &seen) != 2)
+        return false;
+    uint64_t longest = ms > cfg.cluster_visibility_ms ? ms : cfg.cluster_visibility_ms;
+    if (now > seen && now - seen > VISIBILITY_FORGET_MS) {
+        const char *argv[] = {"HDEL", KEY_VISIBILITY, name};
+        rconn_send(link_cmd(), NULL, NULL, 3, argv,
+                   (size_t[]){4, strlen(KEY_VISIBILITY), strlen(name)});
+        return false;
+    }
+    /* A host gone (its hash expired after 3 visibilities) is no matter. */
+    if (ms == cfg.cluster_visibility_ms || (now > seen && now - seen > 3 * longest))
+        return false;
+    fprintf(out, ",%s=%u,", name, ms);
+    *ret_ms = ms;
+    return true;
+}
+
+/* The hosts' visibilities: a host with a shorter one than another's takes
+ * that host's running tasks for interrupted (it claims entries the other's
+ * renewals keep younger than the other's timeout, not than its own), and
+ * one with a longer one waits longer for a dead host's tasks. Said once
+ * per host and value, as an error. */
+static void on_visibilities(rconn *rc, redisReply *r, void *priv) {
+    (void)rc, (void)priv;
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        return;
+    char *said = NULL;
+    size_t said_len = 0;
+    FILE *out = open_memstream(&said, &said_len);
+    if (!out)
+        return;
+    uint64_t now = link_now_usec() / 1000u;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const char *name = redis_str(r->element[i]), *value = redis_str(r->element[i + 1]);
+        unsigned ms;
+        if (!name || !value || !other_visibility(name, value, now, out, &ms))
+            continue;
+        char piece[CLUSTER_HOST_NAME_MAX + 16];
+        snprintf(piece, sizeof(piece), ",%s=%u,", name, ms);
+        if (!W.visibility_said || !strstr(W.visibility_said, piece))
+            log_error("cluster: host %s uses cluster_visibility_ms = %u, this host (%s) %u: "
+                      "every host of a cluster must use the same value; the one with the "
+                      "shorter takes the other's running tasks for interrupted "
+                      "(docs/cluster.md)",
+                      name, ms, link_host(), cfg.cluster_visibility_ms);
+    }
+    if (fclose(out) != 0) {
+        free(said);
+        return;
+    }
+    free(W.visibility_said);
+    W.visibility_said = said;
+}
+
+/* Writes this host's visibility with the others' and reads them all. */
+static void compare_visibilities(const char *now_ms) {
+    char value[48];
+    snprintf(value, sizeof(value), "%u %s", cfg.cluster_visibility_ms, now_ms);
+    const char *hset[] = {"HSET", KEY_VISIBILITY, link_host(), value};
+    rconn_send(link_cmd(), NULL, NULL, 4, hset,
+               (size_t[]){4, strlen(KEY_VISIBILITY), strlen(link_host()), strlen(value)});
+    const char *hgetall[] = {"HGETALL", KEY_VISIBILITY};
+    rconn_send(link_cmd(), on_visibilities, NULL, 2, hgetall,
+               (size_t[]){7, strlen(KEY_VISIBILITY)});
+}
+
 /* Says which functions this host serves on which queues, and its
  * capacity, for submitters and for people looking. */
 static void advertise(void) {
@@ -1133,12 +1213,14 @@ static void advertise(void) {
     snprintf(ttl, sizeof(ttl), "%llu", 3ull * cfg.cluster_visibility_ms); /* > 32 bits */
     const char *queues = cfg.cluster_queues ? cfg.cluster_queues : "";
     char *functions = functions_text();
-    char pid[16];
+    char pid[16], vis[16];
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    const char *hset[] = {
-        "HSET",    key,       "queues",  queues, "capacity",  cap,
-        "running", busy,      "seen_ms", now,    "functions", functions ? functions : "",
-        "boot",    W.boot_id, "pid",     pid,    "run",       W.run_id};
+    snprintf(vis, sizeof(vis), "%u", cfg.cluster_visibility_ms);
+    const char *hset[] = {"HSET",     key,       "queues",        queues,
+                          "capacity", cap,       "running",       busy,
+                          "seen_ms",  now,       "functions",     functions ? functions : "",
+                          "boot",     W.boot_id, "pid",           pid,
+                          "run",      W.run_id,  "visibility_ms", vis};
     size_t hl[ELEMENTSOF(hset)];
     for (size_t i = 0; i < ELEMENTSOF(hset); i++)
         hl[i] = strlen(hset[i]);
@@ -1146,6 +1228,7 @@ static void advertise(void) {
     free(functions);
     const char *exp[] = {"PEXPIRE", key, ttl};
     rconn_send(link_cmd(), NULL, NULL, 3, exp, (size_t[]){7, strlen(key), strlen(ttl)});
+    compare_visibilities(now);
 }
 
 /* The host's hash as the link came up, before this host advertised: one
@@ -1502,6 +1585,8 @@ void worker_stop(void) {
     free(W.streams);
     W.streams = NULL;
     W.n_streams = 0;
+    free(W.visibility_said);
+    W.visibility_said = NULL;
 }
 
 unsigned worker_running(void) {

@@ -344,12 +344,15 @@ class Host:
     """What one aiod of the lab is given: its cluster name, queues (a comma
     list, "" for a host that only submits), capacity, extra settings lines
     (e.g. "on_interrupt = demo.sleep retry"), extra plugin directories
-    (loaded besides the build's daemon/plugins) and the Redis database its
-    `cluster` URL names (None: the URL names none, so 0)."""
+    (loaded besides the build's daemon/plugins), the Redis database its
+    `cluster` URL names (None: the URL names none, so 0) and its own
+    cluster_visibility_ms (None: the lab's)."""
 
-    def __init__(self, name, queues="q1", capacity=16, settings=(), plugin_dirs=(), db=None):
+    def __init__(self, name, queues="q1", capacity=16, settings=(), plugin_dirs=(), db=None,
+                 visibility_ms=None):
         self.name = name
         self.db = db
+        self.visibility_ms = visibility_ms
         self.queues = queues
         self.capacity = capacity
         self.settings = list(settings)
@@ -387,7 +390,7 @@ class Cluster:
         lines = ["cluster = %s" % url,
                  "cluster_host = %s" % spec.name,
                  "cluster_capacity = %d" % spec.capacity,
-                 "cluster_visibility_ms = %d" % self.visibility_ms]
+                 "cluster_visibility_ms = %d" % (spec.visibility_ms or self.visibility_ms)]
         if spec.queues:
             lines.append("cluster_queues = %s" % spec.queues)
         return "\n".join(lines + spec.settings) + "\n"

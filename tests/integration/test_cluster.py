@@ -1070,6 +1070,26 @@ def a_second_live_host_of_the_same_name_is_said():
 
 
 @t.test
+def hosts_with_different_visibility_timeouts_are_said():
+    """Every host of a cluster should use one cluster_visibility_ms: a host
+    with a shorter one takes the others' running tasks for interrupted (it
+    claims entries their renewals keep younger than their own timeout, not
+    than its). That went unnoticed; each host now advertises its value and
+    logs an error naming a host with another."""
+    with Cluster(t, [Host("h1"), Host("h2", visibility_ms=3000)]) as lab:
+        line = lab["h2"].wait_log("cluster_visibility_ms", timeout(10))
+        t.contains(line, "host h1 uses cluster_visibility_ms = 1500", "h2's error names h1",
+                   lab.logs())
+        line = lab["h1"].wait_log("cluster_visibility_ms", timeout(10))
+        t.contains(line, "host h2 uses cluster_visibility_ms = 3000", "h1's error names h2",
+                   lab.logs())
+        t.contains(line, "err:", "it is an error", lab.logs())
+        # Said once, not at every period.
+        periods_pass(lab, "h1", 2)
+        t.eq(lab["h1"].log().count("uses cluster_visibility_ms"), 1, "h1's errors about it")
+
+
+@t.test
 def a_refused_password_is_logged_with_redis_s_reason():
     """A wrong cluster_password_file: Redis's WRONGPASS reached the client
     of a queue submit, but the log said only "the connection was closed"."""
