@@ -166,9 +166,11 @@
 
 /* A settings file larger than this is refused: it cannot be a real one.
  * Each of its lines holds less than LIMIT_CONFIG_LINE bytes before its
- * newline; a longer one is refused, naming its line. */
+ * newline; a longer one is refused, naming its line. The longest real one
+ * is cluster_queues (a key is not repeated): 64 names of 64 characters
+ * with their separators take about 4,200 bytes, which 4,096 refused. */
 #define LIMIT_CONFIG_FILE (1024u * 1024)
-#define LIMIT_CONFIG_LINE 4096u
+#define LIMIT_CONFIG_LINE 8192u
 
 /* Task ids are reserved on disk (state_dir/next-id) in blocks before they
  * are handed out, so that none is reused after a restart or a crash. The

@@ -103,6 +103,30 @@ static int parse(const char *text, char *err, size_t len) {
     return r;
 }
 
+/* The most queues of the longest names, as aiod.conf(5) allows, fit on
+ * the one line a key may have (a key is not repeated): 64 names of 64
+ * characters did not, past 4,095 bytes. */
+static void test_most_queues_fit_a_line(void **state) {
+    (void)state;
+    char text[CLUSTER_QUEUES_MAX * (CLUSTER_QUEUE_NAME_MAX + 2) + 64], err[512] = "";
+    size_t n = (size_t)snprintf(text, sizeof(text), "cluster_queues = ");
+    for (int i = 0; i < CLUSTER_QUEUES_MAX; i++) {
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%02d", i ? ", " : "", i);
+        memset(text + n, 'q', CLUSTER_QUEUE_NAME_MAX - 2);
+        n += CLUSTER_QUEUE_NAME_MAX - 2;
+    }
+    snprintf(text + n, sizeof(text) - n, "\n");
+    config_defaults();
+    config c = cfg;
+    int r = config_parse(&c, "test.conf", text, strlen(text), err, sizeof(err));
+    if (r != 0)
+        fail_msg("64 queues of 64 characters refused: %s", err);
+    char names[CLUSTER_QUEUES_MAX][CLUSTER_QUEUE_NAME_MAX + 1];
+    assert_int_equal(cluster_queues_parse(c.cluster_queues, names, err, sizeof(err)),
+                     CLUSTER_QUEUES_MAX);
+    free(c.cluster_queues);
+}
+
 static void test_settings(void **state) {
     (void)state;
     char err[512] = "";
@@ -197,6 +221,7 @@ int main(void) {
         cmocka_unit_test(test_queues),
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_password_file),
+        cmocka_unit_test(test_most_queues_fit_a_line),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     config_done();
