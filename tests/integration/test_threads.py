@@ -112,7 +112,9 @@ def shutdown_releases_abandoned_work():
         r = d.aioctl("submit", "threads.block", "1.5", "at-exit")
         t.eq(r.rc, 0, "submit", r)
         tid = int(r.out.strip())
-        d.wait_task(lambda x: x["task"] == tid and x["state"] == "running", "block running")
+        # Running is not enough: the stop must come once the work is on a
+        # pool thread (under load it was still queued, and was let go).
+        d.wait_log("threads: work started at-exit", 30)
         d.stop()  # asserts exit status 0: under ASan, also no leak of the job
         t.contains(d.log(), "threads: released at-exit (work ran: yes)",
                    "the daemon waited for the work and released its argument")

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -61,6 +62,9 @@ struct job {
 
 static int block_work(void *arg) {
     struct job *j = arg;
+    /* On stderr (the daemon's log), written from the pool thread: a test
+     * waits for it to know the work is under way. */
+    fprintf(stderr, "threads: work started %s\n", j->tag);
     double start = now_ms();
     sleep_seconds(j->seconds);
     atomic_store(&j->ran, 1);
