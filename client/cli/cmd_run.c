@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "macro.h"
 #include "print.h"
 #include "schedopt.h"
 
@@ -201,6 +202,9 @@ typedef struct sched_run {
     aioc_request *submit;
     aioc_request *await;
     bool output_ended;
+    /* The daemon ended the output's stream with an error (a negative
+     * errno; its message is the submit's error message). */
+    int stream_error;
 } sched_run;
 
 static void on_submit_event(aioc_request *req, int event, uint64_t task_id, int state,
@@ -208,9 +212,11 @@ static void on_submit_event(aioc_request *req, int event, uint64_t task_id, int 
     sched_run *sr = userdata;
     (void)req;
     (void)task_id;
-    (void)state;
-    if (event == AIOC_EVENT_OUTPUT_END)
-        sr->output_ended = true;
+    if (event != AIOC_EVENT_OUTPUT_END)
+        return;
+    sr->output_ended = true;
+    if (state < 0)
+        sr->stream_error = state;
 }
 
 /* Runs the client until `req` has completed, or, with req NULL, until the
@@ -286,6 +292,12 @@ static int run_scheduled(cli *c, const char *function, const aioc_call *call,
     }
     code = print_outcome(c->json, aioc_request_outcome(sr.await, 0));
     print_dropped(NULL, aioc_request_output_dropped(sr.submit));
+    /* Its output stopped coming before it ended: say why. */
+    if (sr.stream_error < 0) {
+        _cleanup_free_ char *why = print_text(aioc_request_error_message(sr.submit));
+        fprintf(stderr, "aioctl: %s: the task's output stopped coming: %s\n", function,
+                why ? why : strerror(-sr.stream_error));
+    }
 out:
     aioc_request_free(sr.await);
     aioc_request_free(sr.submit);

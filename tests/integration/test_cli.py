@@ -163,6 +163,67 @@ def a_refused_hello_exits_as_the_man_page_says():
         t.contains(r.err, msg, "aioctl prints the daemon's reason", r)
 
 
+def fake_daemon_ending_a_followed_stream(path):
+    """A listener at `path` serving one aioctl run with a schedule: the
+    hello; the followed Submit answered Submitted, one line of output, then
+    an Error that ends the stream (as aiod does past max_in_flight streams,
+    or at a stop); the Await answered with a null result."""
+    import socket
+    import threading
+    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lsock.bind(path)
+    lsock.listen(1)
+    fv, fb = harness.field_varint, harness.field_bytes
+
+    def reply(c, rid, body_num, body):
+        c.sendall(harness.frame(fv(1, rid) + fb(body_num, body)))
+
+    def serve():
+        c, _ = lsock.accept()
+        with c:
+            c.settimeout(30)
+            buf = b""
+            while True:
+                while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                n = int.from_bytes(buf[:4], "big")
+                msg, buf = harness.parse_fields(buf[4:4 + n]), buf[4 + n:]
+                rid = msg[1][0]
+                if 2 in msg:  # Hello
+                    reply(c, rid, 3, fv(1, 1) + fb(2, b"0.2.0") + fv(3, 4 << 20) + fv(4, 64))
+                elif 3 in msg:  # Submit, followed
+                    reply(c, rid, 4, fv(1, 7))
+                    reply(c, rid, 10, fv(1, 7) + fv(2, 1) + fb(3, b"first"))
+                    reply(c, rid, 2, fv(1, 8) + fb(2, b"task 7 runs unfollowed: too many output "
+                                                    b"streams on this connection"))
+                elif 4 in msg:  # Await
+                    reply(c, rid, 5, fb(1, fv(1, 7) + fv(2, 3)))
+        lsock.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    return th
+
+
+@t.test
+def a_scheduled_run_says_why_its_output_stopped():
+    """aioctl run with a schedule follows a submitted task: when the daemon
+    ends that stream with an Error (too many streams: the task runs
+    unfollowed), the output stops there, and aioctl says why after the
+    outcome (it once waited for ever, then said nothing)."""
+    path = os.path.join(t.tmpdir("fakerun"), "s")
+    th = fake_daemon_ending_a_followed_stream(path)
+    r = harness.run([t.aioctl, "-s", path, "run", "--delay", "0", "demo.echo", "x"],
+                    env=harness.clean_env(), timeout=30)
+    th.join(5)
+    t.eq(r.rc, 0, "exit status: the task is done", r)
+    t.eq(r.out.split("\n")[:2], ["first", "null"], "the line that came, then the outcome", r)
+    t.contains(r.err, "output stopped coming: task 7 runs unfollowed", "and why the rest did not", r)
+
+
 @t.test
 def plugins_lists_public_functions():
     with t.daemon() as d:
