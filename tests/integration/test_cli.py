@@ -123,10 +123,9 @@ def a_zero_timeout_is_refused_not_taken_for_no_limit():
         t.eq(d.aioctl("await", r.out.strip()).rc, 0, "and it ran")
 
 
-def refusing_daemon(path, code, message):
-    """A listener at `path` that answers one client's hello with Error{code,
-    message}, as aiod does for another protocol version (3), when it stops or
-    cannot start (13), or at its connection limit (8)."""
+def fake_daemon(path, talk):
+    """A listener at `path` that hands its first client's socket to
+    talk(c) in a thread (returned, started), then closes."""
     import socket
     import threading
     lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -137,15 +136,25 @@ def refusing_daemon(path, code, message):
         c, _ = lsock.accept()
         with c:
             c.settimeout(30)
-            c.recv(65536)  # the hello
-            err = harness.field_varint(1, code) + harness.field_bytes(2, message.encode())
-            reply = harness.field_varint(1, 1) + harness.field_bytes(harness.SM_ERROR, err)
-            c.sendall(harness.frame(reply))
+            talk(c)
         lsock.close()
 
     th = threading.Thread(target=serve, daemon=True)
     th.start()
     return th
+
+
+def refusing_daemon(path, code, message):
+    """A listener at `path` that answers one client's hello with Error{code,
+    message}, as aiod does for another protocol version (3), when it stops or
+    cannot start (13), or at its connection limit (8)."""
+    def talk(c):
+        c.recv(65536)  # the hello
+        err = harness.field_varint(1, code) + harness.field_bytes(2, message.encode())
+        reply = harness.field_varint(1, 1) + harness.field_bytes(harness.SM_ERROR, err)
+        c.sendall(harness.frame(reply))
+
+    return fake_daemon(path, talk)
 
 
 @t.test
@@ -168,44 +177,33 @@ def fake_daemon_ending_a_followed_stream(path):
     hello; the followed Submit answered Submitted, one line of output, then
     an Error that ends the stream (as aiod does past max_in_flight streams,
     or at a stop); the Await answered with a null result."""
-    import socket
-    import threading
-    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    lsock.bind(path)
-    lsock.listen(1)
     fv, fb = harness.field_varint, harness.field_bytes
 
     def reply(c, rid, body_num, body):
         c.sendall(harness.frame(fv(1, rid) + fb(body_num, body)))
 
-    def serve():
-        c, _ = lsock.accept()
-        with c:
-            c.settimeout(30)
-            buf = b""
-            while True:
-                while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
-                    chunk = c.recv(65536)
-                    if not chunk:
-                        return
-                    buf += chunk
-                n = int.from_bytes(buf[:4], "big")
-                msg, buf = harness.parse_fields(buf[4:4 + n]), buf[4 + n:]
-                rid = msg[1][0]
-                if 2 in msg:  # Hello
-                    reply(c, rid, 3, fv(1, 1) + fb(2, b"0.2.0") + fv(3, 4 << 20) + fv(4, 64))
-                elif 3 in msg:  # Submit, followed
-                    reply(c, rid, 4, fv(1, 7))
-                    reply(c, rid, 10, fv(1, 7) + fv(2, 1) + fb(3, b"first"))
-                    reply(c, rid, 2, fv(1, 8) + fb(2, b"task 7 runs unfollowed: too many output "
-                                                    b"streams on this connection"))
-                elif 4 in msg:  # Await
-                    reply(c, rid, 5, fb(1, fv(1, 7) + fv(2, 3)))
-        lsock.close()
+    def talk(c):
+        buf = b""
+        while True:
+            while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
+                chunk = c.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            n = int.from_bytes(buf[:4], "big")
+            msg, buf = harness.parse_fields(buf[4:4 + n]), buf[4 + n:]
+            rid = msg[1][0]
+            if 2 in msg:  # Hello
+                reply(c, rid, 3, fv(1, 1) + fb(2, b"0.2.0") + fv(3, 4 << 20) + fv(4, 64))
+            elif 3 in msg:  # Submit, followed
+                reply(c, rid, 4, fv(1, 7))
+                reply(c, rid, 10, fv(1, 7) + fv(2, 1) + fb(3, b"first"))
+                reply(c, rid, 2, fv(1, 8) + fb(2, b"task 7 runs unfollowed: too many output "
+                                                b"streams on this connection"))
+            elif 4 in msg:  # Await
+                reply(c, rid, 5, fb(1, fv(1, 7) + fv(2, 3)))
 
-    th = threading.Thread(target=serve, daemon=True)
-    th.start()
-    return th
+    return fake_daemon(path, talk)
 
 
 @t.test

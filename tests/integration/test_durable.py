@@ -1068,14 +1068,7 @@ def a_kill_on_a_full_disk_starts_again_there():
         t.check(db_rows(state).get(pending) is not None, "the pending task is stored")
         filler = fill_disk(state)
         sigkill(d)
-        # fill_disk leaves less than its 64 KiB chunk: the rest goes too.
-        with open(os.path.join(state, "filler-pages"), "wb", buffering=0) as f:
-            try:
-                while True:
-                    f.write(b"\0" * 4096)
-                    f.flush()
-            except OSError as e:
-                t.eq(e.errno, errno.ENOSPC, "the disk is full to its last page")
+        fill_to_the_last_page(state)
         d = restart(d)
         line = d.wait_log("cannot be folded", 30)
         t.contains(line, "disk is full", "the log says why the log stays unfolded")
