@@ -99,7 +99,12 @@ void task_finish(task *t, int state, Aiod__Value *result, char *kind, char *mess
      * it (or it goes), whatever else finishes meanwhile: a client that
      * submits and then awaits must find it. */
     t->pinned = t->parent_id == 0 && t->ownership == AIOD__OWNERSHIP__ATTACHED && r->owner;
-    if (!t->pinned)
+    /* Held for a connection that may never await it: counted against its
+     * owner's max_task_bytes_per_uid, as its arguments were until now, so
+     * that such a connection cannot grow the daemon without bound. */
+    if (t->pinned)
+        task_count_pinned(t, +1);
+    else
         task_detach_owner(t);
     step_to(t, TASK_END_UNLINKED);
 
@@ -137,6 +142,7 @@ void task_release_pin(task *t) {
     if (!t->pinned)
         return;
     t->pinned = false;
+    task_count_pinned(t, -1);
     task_detach_owner(t);
     /* Released by a waiter while the task is still ending: task_finish
      * settles it in its last step. */

@@ -134,6 +134,14 @@ static void uid_tasks_add(const task *t, int delta) {
         hashmap_count_add(&per_uid_kib, t->uid, delta * (int)kib);
 }
 
+void task_count_pinned(const task *t, int delta) {
+    if (t->uid == 0)
+        return;
+    uint32_t kib = kib_of(t->retained_bytes);
+    if (kib)
+        hashmap_count_add(&per_uid_kib, t->uid, delta * (int)kib);
+}
+
 static uint32_t clamp_u32(size_t n) {
     return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
@@ -433,7 +441,11 @@ static void set_outcome(task *t, int state, Aiod__Value *result, char *kind, cha
         pbvalue_free(result);
     t->error_kind = kind;
     t->error_message = message;
-    if (!retainable(t))
+    /* An attached client task's outcome may be pinned for its connection
+     * (finish.c), and is then counted against max_task_bytes_per_uid by
+     * this size, whether or not the retention keeps outcomes. */
+    bool may_pin = t->parent_id == 0 && t->ownership == AIOD__OWNERSHIP__ATTACHED;
+    if (!retainable(t) && !may_pin)
         return;
     t->retained_bytes = clamp_u32(pbvalue_footprint(t->result) + t->arg_bytes);
 }

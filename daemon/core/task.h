@@ -262,7 +262,8 @@ struct task {
     uint32_t retained_bytes;
     /* About how many bytes its arguments hold (pbvalue_footprint), sized
      * once when it is made: counted against max_task_bytes_per_uid while it
-     * is unfinished, and part of retained_bytes once it ended. */
+     * is unfinished, and part of retained_bytes once it ended (which count
+     * against it in turn while the outcome is pinned). */
     uint32_t arg_bytes;
     /* persist.c: the batch holding the task's latest record while that
      * batch is being committed (its sequence number's low 32 bits, 2 for
@@ -381,6 +382,10 @@ void task_record_end(task *t, int state, Aiod__Value *result, char *kind, char *
 
 /* A pending task starts running (run.c, on its first step). */
 void task_set_running(task *t);
+
+/* A pinned outcome (finish.c) starts (+1) or stops (-1) counting against
+ * its owner's max_task_bytes_per_uid, by its retained_bytes. */
+void task_count_pinned(const task *t, int delta);
 
 /* A finished task either joins the retained outcomes (top-level, not
  * detached) or leaves the table. */

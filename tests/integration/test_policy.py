@@ -270,6 +270,57 @@ def a_limit_naming_no_function_is_warned():
                 d.log()[-1000:])
 
 
+def raw_as(d, uid, gid):
+    """A raw connection the daemon sees as uid/gid: SO_PEERCRED records the
+    effective ids at connect()."""
+    os.setegid(gid)
+    os.seteuid(uid)
+    try:
+        return d.raw()
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def msg_submit_attached(req, function, arg):
+    call = harness.field_bytes(1, function.encode()) + harness.field_bytes(
+        2, harness.field_bytes(5, arg.encode()))
+    return harness.field_varint(1, req) + harness.field_bytes(3, harness.field_bytes(1, call))
+
+
+@t.test
+def unclaimed_attached_outcomes_count_against_the_users_bytes():
+    """An attached task's outcome is kept for its connection until awaited:
+    a connection that never awaits grew the daemon without bound (each
+    outcome pinned, counted nowhere). Now they count against the owner's
+    max_task_bytes_per_uid until delivered or the connection closes."""
+    with policy_daemon("max_task_bytes_per_uid = 100K") as d:
+        c = raw_as(d, NOBODY, NOBODY)
+        t.check(c.send_frame(harness.msg_hello(1, 1)), "hello sent")
+        t.eq(c.recv().kind, harness.SM_HELLO, "hello answered")
+        arg = "x" * 20000  # ~40 KB held per outcome: argument and result
+        refused = None
+        for i in range(2, 12):
+            t.check(c.send_frame(msg_submit_attached(i, "demo.echo", arg)), "submit sent")
+            rep = c.recv()
+            if rep.kind == harness.SM_ERROR:
+                refused = (i - 2, rep)
+                break
+            tid = rep.body.get(1, [0])[0]
+            d.wait_task(lambda tk: tk["task"] == tid and tk["state"] == "done",
+                        "task %d done (never awaited)" % tid)
+        t.check(refused is not None, "a connection that never awaits is held to the limit",
+                " (10 echo tasks of 20 kB accepted, each outcome kept)")
+        n, rep = refused
+        t.check(1 <= n <= 3, "refused once the kept outcomes fill the limit", " (after %d)" % n)
+        t.eq(rep.error_code, 8, "ERROR_LIMIT", " %r" % rep)
+        t.contains(rep.error_message, "max_task_bytes_per_uid (102400 bytes)",
+                   "the refusal names the limit", rep)
+        c.hang_up()
+        r = as_user(d, NOBODY, NOBODY, "submit", "demo.sleep", "30", arg)
+        t.eq(r.rc, 0, "once the connection closed, its outcomes no longer count", r)
+
+
 @t.test
 def per_user_connection_limit():
     with policy_daemon("max_connections_per_uid = 2") as d:
