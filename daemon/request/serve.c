@@ -8,6 +8,7 @@
 
 #include "alloc.h"
 #include "core/finish.h"
+#include "core/idle.h"
 #include "core/task.h"
 #include "request/dispatch.h"
 #include "request/ack.h"
@@ -67,12 +68,19 @@ static int on_opened(conn *c) {
 
 static void close_session(conn *c);
 
+/* A frame this big may leave memory behind that no task's end hands back
+ * (say a request of 200,000 values refused): idle trimming is armed for it
+ * too. Smaller frames do not rearm its timer, which costs a heap update. */
+#define IDLE_FRAME_BYTES ((size_t)64 * 1024)
+
 static void on_frame(conn *c, const uint8_t *payload, size_t len) {
     /* The stall detector names the connection while its request holds the
      * loop (a frame's checks can take long before any task exists). */
     stall_enter_request(c->serial, c->uid);
     dispatch_frame(session_of(c), payload, len);
     stall_leave();
+    if (len >= IDLE_FRAME_BYTES)
+        idle_maybe();
 }
 
 static void on_resume(conn *c) {
@@ -114,6 +122,8 @@ static void close_session(conn *c) {
     caller_unref(s->caller);
     free(s->peer.groups);
     free(s);
+    /* Its buffers and released outcomes are freed with no task ending. */
+    idle_maybe();
 }
 
 /* The client shut down its sending side and everything it sent was read:

@@ -504,6 +504,38 @@ def memory_goes_back_while_tasks_only_wait():
 
 
 @t.test
+def memory_goes_back_after_refused_requests():
+    """Memory goes back to the kernel a second after a burst of big
+    requests that made no task (here refused: unknown function), as after a
+    burst of tasks. Idle trimming was armed only by tasks ending, so such a
+    burst's memory stayed with the daemon until some task ended."""
+    if harness.SANITIZE:
+        print("  not checked under %s: it replaces malloc, and malloc_trim with it"
+              % harness.SANITIZE, flush=True)
+        return
+    with t.daemon(extra_args=["--durability", "none"]) as d:
+        base = d.rss_kib()
+        item = field_bytes(1, v_string("x" * 8))
+        big = frame(msg_submit(2, "nosuch.fn", field_bytes(7, item * 200000)))
+        clients = [d.raw(timeout=60) for _ in range(8)]
+        for c in clients:
+            hello(c)
+        for c in clients:
+            t.check(c.send(big), "a big request sent")
+        for c in clients:
+            expect_error(expect(c, "the refusal"), 4, "nosuch.fn", "unknown function")
+        peak = d.rss_kib()
+        t.check(peak - base > 50 * 1024, "the requests grew the daemon",
+                " (%d KiB to %d KiB)" % (base, peak))
+        deadline = time.monotonic() + 10
+        while d.rss_kib() > base + (peak - base) // 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        t.check(d.rss_kib() <= base + (peak - base) // 4,
+                "the memory went back with no task run",
+                " (%d KiB at start, %d at the peak, %d 10 s later)" % (base, peak, d.rss_kib()))
+
+
+@t.test
 def retried_attempts_count_in_retain_bytes():
     """A retried task keeps each attempt's error (up to 1,001 of some
     2 KiB); retain_bytes did not count them, and one user's failing
