@@ -119,4 +119,17 @@ char *pbvalue_to_json_prefix(const Aiod__Value *v, size_t limit);
  */
 int pbvalue_from_json(const char *text, Aiod__Value **ret, char *why_buf, size_t why_len);
 
+/*
+ * As pbvalue_from_json, within limits checked by a scan of the text before
+ * it is parsed, so that text over them costs one pass and no allocation:
+ * nesting no deeper than max_depth (a scalar is depth 1, as in
+ * pbvalue_check; 0 or over 63 means 63, which jansson's own limit of 2048
+ * is far above), else -ELOOP; at most max_values values (Value messages: a
+ * map's keys are not values), else -E2BIG. Either way why_buf
+ * says which. *ret_values (may be NULL)
+ * gets the number of values made.
+ */
+int pbvalue_from_json_bounded(const char *text, unsigned max_depth, size_t max_values,
+                              Aiod__Value **ret, size_t *ret_values, char *why_buf, size_t why_len);
+
 #endif

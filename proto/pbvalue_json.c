@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -214,6 +215,115 @@ static Aiod__Value *from_json(json_t *j) {
 fail:
     pbvalue_free(v);
     return NULL;
+}
+
+/* The values and the nesting of JSON text, counted without parsing it:
+ * exact for valid JSON. -ELOOP past max_depth (at most 63: the map bits),
+ * -E2BIG past max_values, -EINVAL where the text is seen not to be
+ * JSON (a character no token has, or two values without a comma or colon
+ * between them), so that a text meant as a string is not refused for
+ * limits it was never held to; else 0 and the count in *ret. Any value
+ * jansson makes before it finds an error starts at a character counted
+ * here, so a text that passes bounds what parsing it costs. */
+static int measure(const char *s, unsigned max_depth, size_t max_values, size_t *ret) {
+    size_t values = 0;
+    unsigned depth = 0;
+    uint64_t in_object = 0; /* bit d: the container at depth d is a map */
+    bool key = false;       /* the next string is a map key, not a value */
+    bool after = false;     /* a value (or key) just ended */
+    for (const char *p = s; *p; p++) {
+        bool starts = false;
+        switch (*p) {
+        case ' ':
+        case '\t':
+        case '\n':
+        case '\r':
+            continue;
+        case '"':
+            starts = !key;
+            for (p++; *p && *p != '"'; p++)
+                if (*p == '\\' && p[1])
+                    p++;
+            if (!*p)
+                return -EINVAL; /* unterminated */
+            if (after)
+                return -EINVAL;
+            key = false;
+            after = true;
+            break;
+        case '[':
+        case '{':
+            /* A container is one deeper than what holds it, as a scalar
+             * is (checked below); its items are one deeper still. */
+            if (after)
+                return -EINVAL;
+            if (depth + 1 > max_depth)
+                return -ELOOP;
+            depth++;
+            in_object =
+                *p == '{' ? in_object | (uint64_t)1 << depth : in_object & ~((uint64_t)1 << depth);
+            key = *p == '{';
+            values++;
+            break;
+        case ']':
+        case '}':
+            depth -= depth > 0;
+            key = false;
+            after = true;
+            break;
+        case ',':
+            key = depth > 0 && (in_object >> depth & 1);
+            after = false;
+            break;
+        case ':':
+            key = false;
+            after = false;
+            break;
+        default:
+            /* A number or a literal: one value, whatever its length. */
+            if (!((*p >= '0' && *p <= '9') || *p == '-' || *p == 't' || *p == 'f' || *p == 'n') ||
+                after)
+                return -EINVAL;
+            starts = true;
+            after = true;
+            while (p[1] && strchr("0123456789+-.eEtruefalsn", p[1]))
+                p++;
+            break;
+        }
+        if (starts) {
+            if (depth + 1 > max_depth)
+                return -ELOOP;
+            values++;
+        }
+        if (values > max_values)
+            return -E2BIG;
+    }
+    *ret = values;
+    return 0;
+}
+
+int pbvalue_from_json_bounded(const char *text, unsigned max_depth, size_t max_values,
+                              Aiod__Value **ret, size_t *ret_values, char *why_buf,
+                              size_t why_len) {
+    size_t n = 0;
+    if (max_depth == 0 || max_depth > 63)
+        max_depth = 63;
+    int r = measure(text, max_depth, max_values, &n);
+    /* Not JSON: jansson says where, having made no more values than the
+     * scan counted before it stopped. */
+    if (r == -EINVAL)
+        r = 0;
+    if (r == -ELOOP && why_buf && why_len)
+        snprintf(why_buf, why_len, "values nested too deeply (more than %u levels)", max_depth);
+    if (r == -E2BIG && why_buf && why_len)
+        snprintf(why_buf, why_len, "text makes more than %zu values (the limit per request)",
+                 max_values);
+    if (r < 0)
+        return r;
+    r = pbvalue_from_json(text, ret, why_buf, why_len);
+    if (r == 0 && ret_values)
+        *ret_values = n;
+    return r;
 }
 
 int pbvalue_from_json(const char *text, Aiod__Value **ret, char *why_buf, size_t why_len) {

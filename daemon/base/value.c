@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "base/aiod_limits.h"
 #include "base/utf8.h"
 
 /* Values quoted in error texts show at most this many bytes, cut between two
@@ -68,7 +69,41 @@ static int parse_bool(const char *s, bool *ret) {
     return -EINVAL;
 }
 
-int value_from_text(uint32_t type, const char *text, Aiod__Value **ret, char *why, size_t why_len) {
+/* How a call's arguments are checked (check_call and the functions it
+ * calls). */
+typedef struct checking {
+    bool text;
+    unsigned max_depth;
+    /* Every argument passed pbvalue_check already. */
+    bool checked;
+    /* JSON text already parsed off the loop thread (NULL: none). */
+    value_json_fn json;
+    const void *json_ctx;
+} checking;
+
+/* Text parsed as JSON within the limits a binary value is held to: depth
+ * max_depth, and LIMIT_FRAME_VALUES values (-E2BIG), checked by a scan
+ * before jansson makes anything, so that text over them costs one pass;
+ * or the value `c` parsed for `arg` on the pool. 0, -EINVAL (not JSON:
+ * jansson's reason in why), -ELOOP or -E2BIG (the limit in why), -ENOMEM. */
+static int parse_json(const checking *c, const Aiod__Value *arg, const char *text,
+                      Aiod__Value **ret, char *why, size_t why_len) {
+    if (c->json && arg) {
+        const char *pwhy = NULL;
+        int r = c->json(c->json_ctx, arg, ret, &pwhy);
+        if (r < 0)
+            snprintf(why, why_len, "%s", pwhy ? pwhy : "not JSON");
+        if (r != 0)
+            return r < 0 ? r : 0;
+    }
+    return pbvalue_from_json_bounded(text, c->max_depth, LIMIT_FRAME_VALUES, ret, NULL, why,
+                                     why_len);
+}
+
+/* value_from_text for `arg` (a string; NULL for text of the daemon's own),
+ * with -E2BIG for text over LIMIT_FRAME_VALUES. */
+static int from_text(const checking *c, uint32_t type, const Aiod__Value *arg, const char *text,
+                     Aiod__Value **ret, char *why, size_t why_len) {
     Aiod__Value *v = NULL;
     int64_t i;
     double d;
@@ -108,9 +143,13 @@ int value_from_text(uint32_t type, const char *text, Aiod__Value **ret, char *wh
         break;
     case PBVALUE_LIST:
     case PBVALUE_MAP: {
-        int r = pbvalue_from_json(text, &v, jwhy, sizeof(jwhy));
+        int r = parse_json(c, arg, text, &v, jwhy, sizeof(jwhy));
         if (r == -ENOMEM)
             return r;
+        if (r == -ELOOP || r == -E2BIG) {
+            snprintf(why, why_len, "%s", jwhy);
+            return r == -E2BIG ? r : -EINVAL;
+        }
         if (r < 0) {
             snprintf(why, why_len, "expected %s as JSON, got \"%.*s\" (%s)",
                      pbvalue_type_name(type), SHOWN(text), jwhy);
@@ -125,9 +164,15 @@ int value_from_text(uint32_t type, const char *text, Aiod__Value **ret, char *wh
         break;
     }
     case PBVALUE_ANY: {
-        int r = pbvalue_from_json(text, &v, jwhy, sizeof(jwhy));
+        int r = parse_json(c, arg, text, &v, jwhy, sizeof(jwhy));
         if (r == -ENOMEM)
             return r;
+        /* JSON over the limits is refused, not taken as a string: it is
+         * what the text says it is. */
+        if (r == -ELOOP || r == -E2BIG) {
+            snprintf(why, why_len, "%s", jwhy);
+            return r == -E2BIG ? r : -EINVAL;
+        }
         if (r < 0) {
             v = pbvalue_string(text);
             if (!v && !pbvalue_utf8_valid(text, strlen(text))) {
@@ -148,6 +193,12 @@ int value_from_text(uint32_t type, const char *text, Aiod__Value **ret, char *wh
 bad:
     snprintf(why, why_len, "expected %s, got \"%.*s\"", pbvalue_type_name(type), SHOWN(text));
     return -EINVAL;
+}
+
+int value_from_text(uint32_t type, const char *text, Aiod__Value **ret, char *why, size_t why_len) {
+    const checking c = {.text = true, .max_depth = LIMIT_VALUE_DEPTH};
+    int r = from_text(&c, type, NULL, text, ret, why, why_len);
+    return r == -E2BIG ? -EINVAL : r;
 }
 
 void value_describe(const Aiod__Value *v, char *buf, size_t len) {
@@ -187,23 +238,22 @@ void value_argv_free(Aiod__Value **argv, size_t n) {
 /* Checks or converts one argument for parameter p (args[i] is taken into
  * *ret on success). */
 static int check_one(const value_sig *sig, const value_param *p, uint32_t type, Aiod__Value **arg,
-                     bool text, unsigned max_depth, bool checked, Aiod__Value **ret, char *err,
-                     size_t err_len) {
+                     const checking *c, Aiod__Value **ret, char *err, size_t err_len) {
     char why[256];
     const char *depth_why = NULL;
-    if (!checked && pbvalue_check(*arg, max_depth, &depth_why) < 0) {
+    if (!c->checked && pbvalue_check(*arg, c->max_depth, &depth_why) < 0) {
         snprintf(err, err_len, "%s: parameter '%s': %s", sig->function, p->name,
                  depth_why ? depth_why : "invalid value");
         return -EINVAL;
     }
-    if (text) {
+    if (c->text) {
         if (pbvalue_type(*arg) != PBVALUE_STRING) {
             snprintf(err, err_len, "%s: parameter '%s': text arguments must be strings",
                      sig->function, p->name);
             return -EINVAL;
         }
-        int r = value_from_text(type, (*arg)->string_value, ret, why, sizeof(why));
-        if (r == -EINVAL)
+        int r = from_text(c, type, *arg, (*arg)->string_value, ret, why, sizeof(why));
+        if (r == -EINVAL || r == -E2BIG)
             snprintf(err, err_len, "%s: parameter '%s': %s", sig->function, p->name, why);
         return r;
     }
@@ -225,15 +275,13 @@ static int check_one(const value_sig *sig, const value_param *p, uint32_t type, 
 
 /* Collects the arguments for a rest parameter into a new list. */
 static int collect_rest(const value_sig *sig, const value_param *p, Aiod__Value **args, size_t n,
-                        bool text, unsigned max_depth, bool checked, Aiod__Value **ret, char *err,
-                        size_t err_len) {
+                        const checking *c, Aiod__Value **ret, char *err, size_t err_len) {
     Aiod__Value *list = pbvalue_list();
     if (!list)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         Aiod__Value *item = NULL;
-        int r = check_one(sig, p, p->type & ~VALUE_REST, &args[i], text, max_depth, checked, &item,
-                          err, err_len);
+        int r = check_one(sig, p, p->type & ~VALUE_REST, &args[i], c, &item, err, err_len);
         if (r == 0)
             r = pbvalue_list_append(list, item);
         if (r < 0) {
@@ -261,11 +309,9 @@ static int check_count(const value_sig *sig, size_t n, char *err, size_t err_len
     return -EINVAL;
 }
 
-/* value_check_call; with `checked` every argument has passed pbvalue_check
- * already. */
-static int check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool text,
-                      unsigned max_depth, bool checked, Aiod__Value ***ret_argv, char *err,
-                      size_t err_len) {
+/* value_check_call, as `c` says. */
+static int check_call(const value_sig *sig, Aiod__Value **args, size_t n, const checking *c,
+                      Aiod__Value ***ret_argv, char *err, size_t err_len) {
     Aiod__Value **argv = NULL;
     int r = -EINVAL;
 
@@ -281,8 +327,7 @@ static int check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool t
     for (size_t i = 0; i < sig->n_params; i++) {
         const value_param *p = &sig->params[i];
         if (p == rest) {
-            r = collect_rest(sig, p, args + i, n > i ? n - i : 0, text, max_depth, checked,
-                             &argv[i], err, err_len);
+            r = collect_rest(sig, p, args + i, n > i ? n - i : 0, c, &argv[i], err, err_len);
             if (r < 0)
                 goto fail;
             r = -EINVAL;
@@ -301,7 +346,7 @@ static int check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool t
             }
             continue;
         }
-        r = check_one(sig, p, p->type, &args[i], text, max_depth, checked, &argv[i], err, err_len);
+        r = check_one(sig, p, p->type, &args[i], c, &argv[i], err, err_len);
         if (r < 0)
             goto fail;
         r = -EINVAL;
@@ -323,7 +368,8 @@ fail:
 
 int value_check_call(const value_sig *sig, Aiod__Value **args, size_t n, bool text,
                      unsigned max_depth, Aiod__Value ***ret_argv, char *err, size_t err_len) {
-    return check_call(sig, args, n, text, max_depth, false, ret_argv, err, err_len);
+    const checking c = {.text = text, .max_depth = max_depth};
+    return check_call(sig, args, n, &c, ret_argv, err, err_len);
 }
 
 /* The checks of a request's arguments that come before any is copied or
@@ -372,18 +418,21 @@ int value_check_call_borrowed(const value_sig *sig, Aiod__Value *const *args, si
                 pbvalue_free(copies[i]);
             r = -ENOMEM;
         }
+    const checking c = {.text = text, .max_depth = max_depth, .checked = true};
     if (r == 0)
-        r = check_call(sig, copies, n, text, max_depth, true, ret_argv, err, err_len);
+        r = check_call(sig, copies, n, &c, ret_argv, err, err_len);
     if (copies != small)
         free(copies);
     return r;
 }
 
 int value_check_call_take(const value_sig *sig, Aiod__Value **args, size_t n, bool text,
-                          unsigned max_depth, value_verdict_fn verdict, const void *verdict_ctx,
-                          Aiod__Value ***ret_argv, char *err, size_t err_len) {
+                          unsigned max_depth, value_verdict_fn verdict, value_json_fn json,
+                          const void *ctx, Aiod__Value ***ret_argv, char *err, size_t err_len) {
     /* The same checks, in the same order, as value_check_call_borrowed, so
      * that a request gets the same answer whichever way it was decoded. */
-    int r = check_all(sig, args, n, text, max_depth, verdict, verdict_ctx, err, err_len);
-    return r < 0 ? r : check_call(sig, args, n, text, max_depth, true, ret_argv, err, err_len);
+    int r = check_all(sig, args, n, text, max_depth, verdict, ctx, err, err_len);
+    const checking c = {
+        .text = text, .max_depth = max_depth, .checked = true, .json = json, .json_ctx = ctx};
+    return r < 0 ? r : check_call(sig, args, n, &c, ret_argv, err, err_len);
 }

@@ -137,12 +137,15 @@ static int make_task(session *s, Aiod__Call *call, int ownership, task **ret, re
      * is bounded too. */
     int r = frame_offload
                 ? value_check_call_take(&fn->sig, call->args, call->n_args, call->args_are_text,
-                                        LIMIT_VALUE_DEPTH, offload_verdict, frame_offload, &argv,
-                                        why->msg, sizeof(why->msg))
+                                        LIMIT_VALUE_DEPTH, offload_verdict, NULL, frame_offload,
+                                        &argv, why->msg, sizeof(why->msg))
                 : value_check_call_borrowed(&fn->sig, call->args, call->n_args, call->args_are_text,
                                             LIMIT_VALUE_DEPTH, &argv, why->msg, sizeof(why->msg));
     if (r < 0) {
-        why->code = r == -ENOMEM ? ERR(ERROR_INTERNAL) : ERR(ERROR_BAD_ARGUMENT);
+        /* -E2BIG: text that makes more values than a request may hold. */
+        why->code = r == -ENOMEM  ? ERR(ERROR_INTERNAL)
+                    : r == -E2BIG ? ERR(ERROR_LIMIT)
+                                  : ERR(ERROR_BAD_ARGUMENT);
         if (r == -ENOMEM)
             snprintf(why->msg, sizeof(why->msg), "out of memory");
         return r;

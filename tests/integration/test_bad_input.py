@@ -226,6 +226,7 @@ def truncated_protobuf():
 # ---------------------------------------------------------------- strings and maps
 
 ERROR_UNKNOWN_FUNCTION, ERROR_BAD_ARGUMENT = 4, 5
+ERROR_LIMIT = 8
 SM_SUBMITTED, SM_OUTCOMES, SM_OUTPUT = 4, 5, 10
 
 
@@ -469,6 +470,63 @@ def map_rules():
         o = submit_and_await(c, 6, b"demo.echo", [v_string(b'{"a":1,"b":2}')], "a JSON map",
                              text=True)
         t.check(3 in o, "a JSON map with unique keys is echoed: %r" % o)
+
+
+@t.test
+def text_arguments_nest_no_deeper_than_binary_ones():
+    """A value made from a text argument (args_are_text, as aioctl sends
+    them) is held to the same depth of 32 as one sent as a Value: 32 levels
+    are echoed, 33 and 2,000 are refused with ERROR_BAD_ARGUMENT naming the
+    parameter (2,000 were taken, and ShowTask then sent a reply nesting
+    deeper than a strict decoder reads)."""
+    with t.daemon() as d, d.raw() as c:
+        hello(c)
+        o = submit_and_await(c, 2, b"demo.echo", [v_string(b"[" * 32 + b"]" * 32)],
+                             "a text list 32 deep", text=True)
+        t.check(3 in o, "a text list 32 deep is echoed: %r" % o)
+        # 33 lists, 2,000 lists, and 32 lists around a number (33 levels).
+        for rid, text in ((4, b"[" * 33 + b"]" * 33), (5, b"[" * 2000 + b"]" * 2000),
+                          (6, b"[" * 32 + b"0" + b"]" * 32)):
+            depth = text.count(b"[") + (b"0" in text)
+            c.send_frame(msg_submit(rid, b"demo.echo", [v_string(text)], text=True))
+            msg = error_reply(c, rid, ERROR_BAD_ARGUMENT, "a text list %d deep" % depth)
+            t.contains(msg, "parameter 'value'", "the error names the parameter")
+            t.contains(msg, "nested too deeply", "the error says why")
+        # A map's value is one level below its map, as in a binary Value.
+        deep_map = b'{"a":' * 32 + b"1" + b"}" * 32
+        c.send_frame(msg_submit(7, b"demo.echo", [v_string(deep_map)], text=True))
+        msg = error_reply(c, 7, ERROR_BAD_ARGUMENT, "a text map 33 deep")
+        t.contains(msg, "nested too deeply", "the error says why")
+        d.assert_alive()
+
+
+@t.test
+def text_arguments_count_their_values():
+    """A text argument that makes more than 262,144 values is refused with
+    ERROR_LIMIT as a binary request of that many values is, before it is
+    parsed; a request of 262,144 is taken."""
+    conf = os.path.join(t.tmpdir("textcount"), "aiod.conf")
+    with open(conf, "w") as f:
+        f.write("max_result = 8388608\n")
+    with t.daemon(extra_args=("--config", conf)) as d, d.raw(timeout=60) as c:
+        hello(c)
+        # The seconds, the list and its 262,142 items: 262,144 values, as
+        # many as a binary request may hold.
+        ok = b"[" + b",".join([b"0"] * 262142) + b"]"
+        c.send_frame(msg_submit(2, b"demo.sleep", [v_string(b"0"), v_string(ok)], text=True))
+        rep = c.recv()
+        t.check(rep is not None and rep.kind == SM_SUBMITTED,
+                "262,144 values from text: expected Submitted, got %r" % rep)
+        for rid, text in ((3, b"[" + b",".join([b"0"] * 262144) + b"]"),
+                          (4, b"[" + b",".join([b"[]"] * 1333000) + b"]"),
+                          (5, b"{" + b",".join(b'"k%d":0' % i for i in range(270000)) + b"}")):
+            start = time.monotonic()
+            c.send_frame(msg_submit(rid, b"demo.echo", [v_string(text)], text=True))
+            msg = error_reply(c, rid, ERROR_LIMIT, "%d bytes of text" % len(text))
+            print("    %d bytes of text refused in %.3f s" % (len(text), time.monotonic() - start))
+            t.contains(msg, "parameter 'value'", "the error names the parameter")
+            t.contains(msg, "262144 values", "the error names the limit")
+        d.assert_alive()
 
 
 def daemon_cpu(d):

@@ -104,6 +104,67 @@ static void test_json(void **state) {
     assert_int_equal(pbvalue_from_json("{\"a\":1,\"a\":2}", &p, why, sizeof(why)), -EINVAL);
 }
 
+/* Values in v, v included (a map's keys are not values). */
+static size_t count_values(const Aiod__Value *v) {
+    size_t n = 1;
+    for (size_t i = 0; pbvalue_type(v) == PBVALUE_LIST && i < pbvalue_length(v); i++)
+        n += count_values(pbvalue_list_get(v, i));
+    for (size_t i = 0; pbvalue_type(v) == PBVALUE_MAP && i < pbvalue_length(v); i++)
+        n += count_values(v->map_value->entries[i]->value);
+    return n;
+}
+
+/* The scan before the parse counts exactly what the parse makes, measures
+ * depth as pbvalue_check does, and leaves text that is not JSON to jansson,
+ * whatever it looks like. */
+static void test_json_bounded(void **state) {
+    (void)state;
+    static const char *const texts[] = {
+        "0",
+        "\"a,b:[c\"",
+        "[]",
+        "{}",
+        "[1,[2,[3]],{\"k\":[true,false,null]}]",
+        "{\"a\":{\"b\":\"[\\\"{\"},\"c\":-1.5e3}",
+        " [ \"x\" , { \"y\" : [ ] } ] ",
+    };
+    char why[200];
+    for (size_t i = 0; i < sizeof(texts) / sizeof(*texts); i++) {
+        Aiod__Value *v = NULL;
+        size_t n = 0;
+        assert_int_equal(pbvalue_from_json_bounded(texts[i], 32, 1000, &v, &n, why, sizeof(why)),
+                         0);
+        assert_int_equal(n, count_values(v));
+        const char *cwhy;
+        assert_int_equal(pbvalue_check(v, 32, &cwhy), 0);
+        pbvalue_free(v);
+        /* One value fewer allowed: refused before parsing. */
+        v = NULL;
+        assert_int_equal(pbvalue_from_json_bounded(texts[i], 32, n - 1, &v, NULL, why, sizeof(why)),
+                         -E2BIG);
+        assert_null(v);
+    }
+    Aiod__Value *v = NULL;
+    /* Depth as pbvalue_check's: a scalar is depth 1. */
+    assert_int_equal(pbvalue_from_json_bounded("[[0]]", 3, 10, &v, NULL, why, sizeof(why)), 0);
+    pbvalue_free(v);
+    v = NULL;
+    assert_int_equal(pbvalue_from_json_bounded("[[0]]", 2, 10, &v, NULL, why, sizeof(why)), -ELOOP);
+    assert_string_equal(why, "values nested too deeply (more than 2 levels)");
+    assert_int_equal(pbvalue_from_json_bounded("{\"a\":{}}", 1, 10, &v, NULL, why, sizeof(why)),
+                     -ELOOP);
+    /* Not JSON, however many numbers and literals it holds: jansson's
+     * refusal, so that `any` takes it as a string. */
+    assert_int_equal(pbvalue_from_json_bounded("1 2 3 4 5 6", 32, 2, &v, NULL, why, sizeof(why)),
+                     -EINVAL);
+    assert_int_equal(
+        pbvalue_from_json_bounded("no time for tea", 32, 1, &v, NULL, why, sizeof(why)), -EINVAL);
+    assert_null(v);
+    assert_int_equal(value_from_text(PBVALUE_ANY, "0 1 true false null", &v, why, sizeof(why)), 0);
+    assert_int_equal(pbvalue_type(v), PBVALUE_STRING);
+    pbvalue_free(v);
+}
+
 static void test_depth(void **state) {
     (void)state;
     Aiod__Value *v = pbvalue_int(1);
@@ -462,7 +523,7 @@ static void test_take(void **state) {
     Aiod__Value *a1[] = {map_of(1000, BREAK_DUP)};
     Aiod__Value *sent = a1[0];
     assert_int_equal(
-        value_check_call_take(&esig, a1, 1, false, 32, NULL, NULL, &argv, err, sizeof(err)),
+        value_check_call_take(&esig, a1, 1, false, 32, NULL, NULL, NULL, &argv, err, sizeof(err)),
         -EINVAL);
     assert_string_equal(err, "demo.echo: parameter 'value': duplicate map key \"k0\"");
     assert_ptr_equal(a1[0], sent);
@@ -472,7 +533,8 @@ static void test_take(void **state) {
     Aiod__Value *a2[] = {map_of(1000, BREAK_NONE)};
     sent = a2[0];
     alloc_fail_at(1000000);
-    int r = value_check_call_take(&esig, a2, 1, false, 32, NULL, NULL, &argv, err, sizeof(err));
+    int r =
+        value_check_call_take(&esig, a2, 1, false, 32, NULL, NULL, NULL, &argv, err, sizeof(err));
     unsigned long allocs = alloc_count();
     alloc_fail_at(0);
     assert_int_equal(r, 0);
@@ -485,7 +547,8 @@ static void test_take(void **state) {
     value_sig isig = {"t.f", ip, 2};
     Aiod__Value *a3[] = {pbvalue_string("42"), pbvalue_string("2.5")};
     assert_int_equal(
-        value_check_call_take(&isig, a3, 2, true, 32, NULL, NULL, &argv, err, sizeof(err)), 0);
+        value_check_call_take(&isig, a3, 2, true, 32, NULL, NULL, NULL, &argv, err, sizeof(err)),
+        0);
     assert_null(a3[0]);
     assert_null(a3[1]);
     assert_int_equal(argv[0]->int_value, 42);
@@ -494,7 +557,7 @@ static void test_take(void **state) {
     /* Refused past the checks (a conversion): every slot freed and NULL. */
     Aiod__Value *a4[] = {pbvalue_string("42"), pbvalue_string("x")};
     assert_int_equal(
-        value_check_call_take(&isig, a4, 2, true, 32, NULL, NULL, &argv, err, sizeof(err)),
+        value_check_call_take(&isig, a4, 2, true, 32, NULL, NULL, NULL, &argv, err, sizeof(err)),
         -EINVAL);
     assert_null(a4[0]);
     assert_null(a4[1]);
@@ -504,18 +567,18 @@ static void test_take(void **state) {
     Aiod__Value *a5[] = {pbvalue_string("a"), pbvalue_string("b")};
     value_param sp[2] = {{"first", PBVALUE_STRING, NULL}, {"second", PBVALUE_STRING, NULL}};
     value_sig ssig = {"t.s", sp, 2};
-    assert_int_equal(
-        value_check_call_take(&ssig, a5, 2, false, 32, refuse_one, a5[1], &argv, err, sizeof(err)),
-        -EINVAL);
+    assert_int_equal(value_check_call_take(&ssig, a5, 2, false, 32, refuse_one, NULL, a5[1], &argv,
+                                           err, sizeof(err)),
+                     -EINVAL);
     assert_string_equal(err, "t.s: parameter 'second': refused elsewhere");
     assert_non_null(a5[0]);
     assert_non_null(a5[1]);
     /* ...and a value they pass is not checked again: this duplicate key is
      * taken as it is, since the hook said yes. */
     Aiod__Value *a6[] = {map_of(10, BREAK_DUP)};
-    assert_int_equal(
-        value_check_call_take(&esig, a6, 1, false, 32, refuse_one, a5[0], &argv, err, sizeof(err)),
-        0);
+    assert_int_equal(value_check_call_take(&esig, a6, 1, false, 32, refuse_one, NULL, a5[0], &argv,
+                                           err, sizeof(err)),
+                     0);
     assert_null(a6[0]);
     value_argv_free(argv, 1);
     pbvalue_free(a5[0]);
@@ -781,6 +844,7 @@ int main(void) {
         cmocka_unit_test(test_map_replace_and_unique),
         cmocka_unit_test(test_type_errors),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_json_bounded),
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_depth_hostile),
         cmocka_unit_test(test_nul_in_string),

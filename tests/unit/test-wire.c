@@ -83,8 +83,8 @@ static const value_sig echo_sig = {"demo.echo", echo_params, 1};
 
 /* demo.echo's checks of a decoded call, taking its argument if they pass. */
 static int take_echo_args(Aiod__Call *call, Aiod__Value ***argv, char *err, size_t err_len) {
-    return value_check_call_take(&echo_sig, call->args, call->n_args, false, 32, NULL, NULL, argv,
-                                 err, err_len);
+    return value_check_call_take(&echo_sig, call->args, call->n_args, false, 32, NULL, NULL, NULL,
+                                 argv, err, err_len);
 }
 
 static void test_arena_takes_any_size(void **state) {
