@@ -137,8 +137,8 @@ static int make_task(session *s, Aiod__Call *call, int ownership, task **ret, re
      * is bounded too. */
     int r = frame_offload
                 ? value_check_call_take(&fn->sig, call->args, call->n_args, call->args_are_text,
-                                        LIMIT_VALUE_DEPTH, offload_verdict, NULL, frame_offload,
-                                        &argv, why->msg, sizeof(why->msg))
+                                        LIMIT_VALUE_DEPTH, offload_verdict, offload_text,
+                                        frame_offload, &argv, why->msg, sizeof(why->msg))
                 : value_check_call_borrowed(&fn->sig, call->args, call->n_args, call->args_are_text,
                                             LIMIT_VALUE_DEPTH, &argv, why->msg, sizeof(why->msg));
     if (r < 0) {

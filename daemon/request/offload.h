@@ -61,6 +61,12 @@ bool offload_may_park(const offload *o);
  * pbvalue_check's verdict, made on the pool. */
 int offload_verdict(const void *o, const Aiod__Value *v, const char **why);
 
+/* A value_json_fn (base/value.h) for the text arguments of o's message:
+ * each parsed as JSON on the pool (within LIMIT_VALUE_DEPTH, and
+ * LIMIT_FRAME_VALUES values for all of them together; over that the frame
+ * was refused with -E2BIG), for the handler to take. */
+int offload_text(const void *o, const Aiod__Value *v, Aiod__Value **ret, const char **why);
+
 /* The session closes: its frame, if any, is dropped once its decode ends. */
 void offload_session_closed(session *s);
 

@@ -504,7 +504,8 @@ def text_arguments_nest_no_deeper_than_binary_ones():
 def text_arguments_count_their_values():
     """A text argument that makes more than 262,144 values is refused with
     ERROR_LIMIT as a binary request of that many values is, before it is
-    parsed; a request of 262,144 is taken."""
+    parsed; a request of 262,144 is taken. The big frames go through the thread
+    pool, where their text is converted."""
     conf = os.path.join(t.tmpdir("textcount"), "aiod.conf")
     with open(conf, "w") as f:
         f.write("max_result = 8388608\n")
@@ -524,8 +525,32 @@ def text_arguments_count_their_values():
             c.send_frame(msg_submit(rid, b"demo.echo", [v_string(text)], text=True))
             msg = error_reply(c, rid, ERROR_LIMIT, "%d bytes of text" % len(text))
             print("    %d bytes of text refused in %.3f s" % (len(text), time.monotonic() - start))
-            t.contains(msg, "parameter 'value'", "the error names the parameter")
+            # Frames this big are converted on the thread pool, which
+            # names the argument by its place.
+            t.contains(msg, "demo.echo: argument 1", "the error names the argument")
             t.contains(msg, "262144 values", "the error names the limit")
+        d.assert_alive()
+
+
+@t.test
+def text_arguments_of_a_request_count_together():
+    """The values a request's text arguments make count together, as a
+    binary request's values do: a Gather of two calls, each text of 140,001
+    values, is refused with ERROR_LIMIT naming the argument over the limit.
+    Such a frame (256 KiB or more) has its text parsed on the thread pool,
+    which sees the whole request."""
+    half = v_string(b"[" + b",".join([b"0"] * 140000) + b"]")
+    call = field_bytes(1, b"demo.echo") + field_bytes(2, half) + field_varint(3, 1)
+    item = field_bytes(1, call)
+    gather = field_varint(1, 2) + field_bytes(5, field_bytes(1, item) * 2)
+    with t.daemon() as d, d.raw(timeout=60) as c:
+        hello(c)
+        start = time.monotonic()
+        c.send_frame(gather)
+        msg = error_reply(c, 2, ERROR_LIMIT, "a gather of 280,002 values from text")
+        print("    refused in %.3f s" % (time.monotonic() - start))
+        t.contains(msg, "demo.echo: argument 1", "the error names the argument")
+        t.contains(msg, "262144 values", "the error names the limit")
         d.assert_alive()
 
 
