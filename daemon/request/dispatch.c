@@ -163,8 +163,9 @@ static int make_task(session *s, Aiod__Call *call, int ownership, task **ret, re
                      (unsigned)s->peer.uid, policy_lim.max_tasks_per_uid);
         else if (r == -ENOBUFS)
             snprintf(why->msg, sizeof(why->msg),
-                     "the unfinished tasks of uid %u would hold more than max_task_bytes_per_uid "
-                     "(%zu bytes) in arguments; wait for some to end, or send less",
+                     "the unfinished tasks of uid %u, with the outcomes of its attached tasks "
+                     "not yet awaited, would hold more than max_task_bytes_per_uid (%zu bytes); "
+                     "await those, wait for some tasks to end, or send less",
                      (unsigned)s->peer.uid, policy_lim.max_task_bytes_per_uid);
         else
             snprintf(why->msg, sizeof(why->msg),

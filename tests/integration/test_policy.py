@@ -316,6 +316,8 @@ def unclaimed_attached_outcomes_count_against_the_users_bytes():
         t.eq(rep.error_code, 8, "ERROR_LIMIT", " %r" % rep)
         t.contains(rep.error_message, "max_task_bytes_per_uid (102400 bytes)",
                    "the refusal names the limit", rep)
+        t.contains(rep.error_message, "outcomes of its attached tasks not yet awaited",
+                   "and what holds it", rep)
         c.hang_up()
         r = as_user(d, NOBODY, NOBODY, "submit", "demo.sleep", "30", arg)
         t.eq(r.rc, 0, "once the connection closed, its outcomes no longer count", r)
