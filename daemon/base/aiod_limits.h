@@ -37,6 +37,14 @@
  * leaves room for plugin fds within Debian's default hard limit. */
 #define LIMIT_MAX_CONNECTIONS 1024u
 
+/* How long a connection may go without saying hello (setting
+ * hello_timeout_ms), from its accept: past it the client is told so and
+ * closed. Without a bound, clients that connect and say nothing hold every
+ * one of max_connections, root's included, for as long as they like. Any
+ * client says hello in its first round trip; 10 s leaves room for a loaded
+ * machine. */
+#define LIMIT_HELLO_TIMEOUT_MS 10000u
+
 /* Unfinished tasks at once, all owners (setting max_tasks). Each holds a
  * coroutine stack once started; 1M keeps RSS bounded at about 2 GiB. */
 #define LIMIT_MAX_TASKS (1024u * 1024)

@@ -42,6 +42,10 @@ static list all = {&all, &all};
  * out, or whose resumption (conn_kick) the slice put off: they go on in
  * turns, in this order, in the next prepare phase. */
 static list out_of_slice = {&out_of_slice, &out_of_slice};
+/* Connections whose hello is awaited, in accept order (so in deadline
+ * order: one bound for all), and the timer of the first one's deadline. */
+static list greeting = {&greeting, &greeting};
+static uv_timer_t greet_timer;
 /* The slice: started by the first frame dispatched after the loop polled
  * (or in its prepare phase), it lasts LIMIT_DISPATCH_SLICE_MS for all
  * connections together. */
@@ -159,6 +163,7 @@ void conn_close(conn *c) {
     list_remove(&c->dirty_node);
     list_remove(&c->slice_node);
     list_remove(&c->all_node);
+    list_remove(&c->greet_node);
     if (c->data)
         up->closing(c);
     c->data = NULL;
@@ -425,8 +430,46 @@ static void on_prepare(uv_prepare_t *h) {
         uv_idle_stop(&turns_waiting);
 }
 
+/* A client that has not said hello by now is told so and closed; the
+ * timer is then set for the next deadline. A connection already going
+ * away needs nothing. Settings reloaded meanwhile: the deadlines follow
+ * the accept order still, only the bound changed. */
+static void on_greet_timer(uv_timer_t *h) {
+    uint64_t now = uv_now(h->loop);
+    while (!list_empty(&greeting)) {
+        conn *c = container_of(list_first(&greeting), conn, greet_node);
+        uint64_t deadline = c->accepted_ms + cfg.hello_timeout_ms;
+        if (deadline > now) {
+            uv_timer_start(&greet_timer, on_greet_timer, deadline - now, 0);
+            return;
+        }
+        list_remove(&c->greet_node);
+        if (c->closing || c->draining || c->dropping || (up->greeted && up->greeted(c)))
+            continue;
+        log_info("connection %llu (uid %u pid %d): no Hello within %u ms (hello_timeout_ms), "
+                 "closing",
+                 (unsigned long long)c->serial, (unsigned)c->uid, (int)c->pid,
+                 cfg.hello_timeout_ms);
+        conn_send_error(c, 0, AIOD__ERROR_CODE__ERROR_LIMIT,
+                        "no Hello within %u ms of connecting: the limit hello_timeout_ms",
+                        cfg.hello_timeout_ms);
+        conn_close_soon(c);
+    }
+}
+
+/* Awaits the hello of a connection just accepted. */
+static void await_hello(conn *c) {
+    c->accepted_ms = uv_now(c->pipe.loop);
+    list_insert_tail(&greeting, &c->greet_node);
+    if (!uv_is_active((uv_handle_t *)&greet_timer))
+        uv_timer_start(&greet_timer, on_greet_timer, cfg.hello_timeout_ms, 0);
+}
+
 int conn_init(uv_loop_t *loop, const conn_handlers *h) {
     up = h;
+    uv_timer_init(loop, &greet_timer);
+    /* Pending deadlines alone do not keep the loop alive. */
+    uv_unref((uv_handle_t *)&greet_timer);
     uv_prepare_init(loop, &flush_handle);
     uv_prepare_start(&flush_handle, on_prepare);
     uv_unref((uv_handle_t *)&flush_handle);
@@ -436,6 +479,7 @@ int conn_init(uv_loop_t *loop, const conn_handlers *h) {
 }
 
 void conn_done(void) {
+    uv_close((uv_handle_t *)&greet_timer, NULL);
     uv_close((uv_handle_t *)&flush_handle, NULL);
     uv_close((uv_handle_t *)&turns_waiting, NULL);
 }
@@ -701,6 +745,7 @@ static conn *conn_alloc(uv_loop_t *loop) {
     list_init(&c->dirty_node);
     list_init(&c->slice_node);
     list_init(&c->all_node);
+    list_init(&c->greet_node);
     frame_reader_init(&c->rd, cfg.max_frame);
     c->serial = next_serial++;
     list_insert_tail(&all, &c->all_node);
@@ -743,6 +788,7 @@ static int conn_start(conn *c) {
     }
     log_debug("connection %llu from uid %u pid %d", (unsigned long long)c->serial, (unsigned)c->uid,
               (int)c->pid);
+    await_hello(c);
     int r = up->opened(c);
     if (r < 0)
         conn_close(c);

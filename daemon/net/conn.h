@@ -84,6 +84,10 @@ struct conn {
      * sets it; closing frees it). */
     void *data;
     list all_node;
+    /* On the list of connections whose hello is awaited, in accept order,
+     * and when it was accepted (uv_now). */
+    list greet_node;
+    uint64_t accepted_ms;
 };
 
 /* What the layer above does with a connection. */
@@ -103,6 +107,10 @@ typedef struct conn_handlers {
     void (*half_closed)(conn *c);
     /* The connection is closing: nothing more can be sent; drop c->data. */
     void (*closing)(conn *c);
+    /* Whether the client said hello: asked once hello_timeout_ms after the
+     * accept (the transport knows frames, not which one is the hello);
+     * false closes the connection. */
+    bool (*greeted)(conn *c);
 } conn_handlers;
 
 /* Sets up the per-loop flush handle and the handlers (borrowed, static). */

@@ -136,12 +136,17 @@ static void on_half_closed(conn *c) {
     session_close_if_answered(s);
 }
 
+static bool on_greeted(conn *c) {
+    return session_of(c)->hello_done;
+}
+
 static const conn_handlers handlers = {
     .opened = on_opened,
     .frame = on_frame,
     .resume = on_resume,
     .half_closed = on_half_closed,
     .closing = on_closing,
+    .greeted = on_greeted,
 };
 
 const conn_handlers *session_handlers(void) {

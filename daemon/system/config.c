@@ -80,6 +80,7 @@ static const setting settings[] = {
      LIMIT_MAX_WRITE_QUEUE_MIN, LIMIT_MAX_WRITE_QUEUE_MAX},
     U32("output_hold_ms", output_hold_ms, 0),
     U32("max_connections", max_connections, 1),
+    U32("hello_timeout_ms", hello_timeout_ms, 1),
     U32("max_tasks", max_tasks, 1),
     U32("max_output_lines", max_output_lines, 1),
     U32("retain_count", retain_count, 0),
@@ -143,6 +144,7 @@ static void defaults(config *c) {
         .max_read_buffer_total = LIMIT_MAX_READ_BUFFER_TOTAL,
         .output_hold_ms = LIMIT_OUTPUT_HOLD_MS,
         .max_connections = LIMIT_MAX_CONNECTIONS,
+        .hello_timeout_ms = LIMIT_HELLO_TIMEOUT_MS,
         .max_tasks = LIMIT_MAX_TASKS,
         .max_output_lines = LIMIT_MAX_OUTPUT_LINES,
         .retain_count = LIMIT_RETAIN_COUNT,
@@ -894,6 +896,7 @@ void config_dump(FILE *f) {
     fprintf(f, "max_read_buffer_total = %zu\n", cfg.max_read_buffer_total);
     fprintf(f, "output_hold_ms = %u\n", cfg.output_hold_ms);
     fprintf(f, "max_connections = %u\n", cfg.max_connections);
+    fprintf(f, "hello_timeout_ms = %u\n", cfg.hello_timeout_ms);
     fprintf(f, "max_tasks = %u\n", cfg.max_tasks);
     fprintf(f, "max_output_lines = %u\n", cfg.max_output_lines);
     fprintf(f, "retain_count = %u\n", cfg.retain_count);

@@ -45,6 +45,9 @@ typedef struct config {
      * output's producer (core/output.c). */
     uint32_t output_hold_ms;
     uint32_t max_connections;
+    /* A connection that has not said hello this long after its accept is
+     * closed (net/conn.c). */
+    uint32_t hello_timeout_ms;
     uint32_t max_tasks;
     uint32_t max_output_lines;
     uint32_t retain_count;

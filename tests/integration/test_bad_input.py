@@ -225,8 +225,7 @@ def truncated_protobuf():
 
 # ---------------------------------------------------------------- strings and maps
 
-ERROR_UNKNOWN_FUNCTION, ERROR_BAD_ARGUMENT = 4, 5
-ERROR_LIMIT = 8
+ERROR_UNKNOWN_FUNCTION, ERROR_BAD_ARGUMENT, ERROR_LIMIT = 4, 5, 8
 SM_SUBMITTED, SM_OUTCOMES, SM_OUTPUT = 4, 5, 10
 
 
@@ -425,6 +424,43 @@ def nul_inside_the_hello_is_named():
         rep = c.recv()
         t.check(rep is not None and rep.kind == SM_PLUGIN_LIST,
                 "after the refused hello and a proper one, ListPlugins is answered: %r" % rep)
+
+
+@t.test
+def no_hello_within_hello_timeout_ms():
+    """A connection that has not said hello within hello_timeout_ms of its
+    accept is told so (ERROR_LIMIT naming the setting, request id 0) and
+    closed: clients that connect and say nothing cannot hold every one of
+    max_connections. Half a hello, or a refused one, is no hello; one that
+    said hello may then stay idle past the bound."""
+    bound_ms = 500
+    conf = os.path.join(t.tmpdir("hello-timeout"), "aiod.conf")
+    with open(conf, "w") as f:
+        f.write("hello_timeout_ms = %d\n" % bound_ms)
+    with t.daemon(extra_args=("--config", conf)) as d:
+        greeted = d.raw()  # accepted first: its bound passes first
+        hello(greeted)
+        silent, partial, refused = d.raw(), d.raw(), d.raw()
+        start = time.monotonic()
+        partial.send(frame(msg_hello(1, 1))[:3])
+        refused.send_frame(field_varint(1, 1) + field_bytes(
+            2, field_varint(1, 1) + field_bytes(2, b"a\0b")))
+        error_reply(refused, 1, ERROR_BAD_ARGUMENT, "a NUL in the hello's client_name")
+        for name, c in (("silent", silent), ("half a hello", partial), ("refused", refused)):
+            msg = error_reply(c, 0, ERROR_LIMIT, "%s: no hello in time" % name)
+            t.contains(msg, "hello_timeout_ms", "%s: the error names the setting" % name)
+            t.eq(c.expect_closed(), [], "%s: the close after the error" % name)
+            c.close()
+        took = time.monotonic() - start
+        t.check(took < bound_ms / 1000 + 3, "closed %.2f s after the accept (bound %d ms)"
+                % (took, bound_ms))
+        t.contains(d.wait_log("no Hello within", 5), "hello_timeout_ms", "the log line")
+        # Its bound passed before the others': still served.
+        greeted.send_frame(msg_list_plugins(2))
+        rep = greeted.recv()
+        t.check(rep is not None and rep.kind == SM_PLUGIN_LIST,
+                "a connection that said hello outlives the bound: %r" % rep)
+        greeted.close()
 
 
 @t.test
