@@ -171,6 +171,8 @@ void persist_when_committed(task *t, persist_waiter *w) {
     urgent = true;
 }
 
+static void on_lazy(uv_timer_t *h);
+
 bool persist_record_pending(const task *t) {
     return t->durable && ((t->store_flags & F_DIRTY) || t->store_seq != 0);
 }
@@ -179,9 +181,13 @@ void persist_when_record_committed(task *t, persist_waiter *w) {
     assert(persist_record_pending(t));
     w->task = t;
     if (t->store_flags & F_DIRTY) {
-        /* In the next batch, which goes now: someone waits. */
+        /* In the next batch, which goes now: someone waits. Registered
+         * after this iteration's flush (libuv runs the newest prepare
+         * first), it would wait for the lazy timer: a turn of the loop. */
         list_insert_tail(&waiting_next, &w->node);
         urgent = true;
+        if (handles_init)
+            uv_timer_start(&lazy_timer, on_lazy, 0, 0);
     } else
         list_insert_tail(&flight_of(t->store_seq)->waiting, &w->node);
 }
@@ -333,19 +339,20 @@ static void encode_dirty(size_t limit) {
             continue;
         }
         t->store_flags &= (uint8_t)~F_DIRTY;
-        t->store_seq = seq_tag(store_batch_seq());
         if ((t->store_flags & F_GATED) && !frozen && !stopping)
             t->store_flags |= F_GATE_SENT;
+        /* Only a task the commit will see has its batch noted: on_committed
+         * clears the note, and one never cleared held its awaits for good. */
         if (vec_push(sent, t) < 0)
             log_task(LOG_ERR, t, "out of memory tracking the task's record");
+        else
+            t->store_seq = seq_tag(store_batch_seq());
         task_unref(t);
     }
     if (i < n)
         memmove(v + keep, v + i, (n - i) * sizeof(*v));
     dirty.n = keep + (n - i);
 }
-
-static void on_lazy(uv_timer_t *h);
 
 /* The batch's waiters learn how its commit went, in the order they came. */
 static void fire_sent_waiters(flight *f, int error, const char *why) {
