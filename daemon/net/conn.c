@@ -497,9 +497,12 @@ static void on_greet_timer(uv_timer_t *h) {
     }
 }
 
-/* Awaits the hello of a connection just accepted. */
+/* Awaits the hello of a connection now read. */
 static void await_hello(conn *c) {
+    uv_update_time(c->pipe.loop);
     c->accepted_ms = uv_now(c->pipe.loop);
+    if (!c->accepted_ms)
+        c->accepted_ms = 1; /* 0 means not yet */
     list_insert_tail(&greeting, &c->greet_node);
     if (!uv_is_active((uv_handle_t *)&greet_timer))
         uv_timer_start(&greet_timer, on_greet_timer, cfg.hello_timeout_ms, 0);
@@ -832,7 +835,6 @@ static int conn_start(conn *c) {
     }
     log_debug("connection %llu from uid %u pid %d", (unsigned long long)c->serial, (unsigned)c->uid,
               (int)c->pid);
-    await_hello(c);
     int r = up->opened(c);
     if (r < 0)
         conn_close(c);
@@ -843,9 +845,16 @@ int conn_start_reading(conn *c) {
     if (c->closing || c->draining)
         return 0;
     int r = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
-    if (r < 0)
+    if (r < 0) {
         conn_close(c);
-    return r;
+        return r;
+    }
+    /* The hello's clock starts here, not at the accept: the time the
+     * layer above took before reading (a slow lookup of the client's
+     * groups) is not the client's. */
+    if (!c->accepted_ms)
+        await_hello(c);
+    return 0;
 }
 
 int conn_open_fd(uv_loop_t *loop, int fd) {

@@ -85,8 +85,9 @@ struct conn {
      * sets it; closing frees it). */
     void *data;
     list all_node;
-    /* On the list of connections whose hello is awaited, in accept order,
-     * and when it was accepted (uv_now). */
+    /* On the list of connections whose hello is awaited, in the order
+     * their reading began, and when it began (uv_now; 0 before): the
+     * hello's clock. */
     list greet_node;
     uint64_t accepted_ms;
 };
