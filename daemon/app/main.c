@@ -825,7 +825,7 @@ int main(int argc, char **argv) {
          * another owner) exits 65, which the unit does not restart; a full
          * disk, or anything else that may pass, exits 1, which it does. */
         bool needs_admin = r == -EBADMSG || r == -EPROTO || r == -EBUSY || r == -EPERM ||
-                           r == -EACCES || r == -ENOTDIR || r == -ELOOP;
+                           r == -EACCES || r == -ENOTDIR || r == -ELOOP || r == -EEXIST;
         /* As for invalid settings: a client left queued on an activation
          * socket would have systemd start us again and again. */
         char msg[600];

@@ -219,7 +219,10 @@ int idstore_skip_past(uint64_t id, char *err, size_t err_len) {
         return r;
     if (next > id)
         return 0;
-    r = write_next(id + 1, err, err_len);
+    /* A store holding ids from 2^48 up (an earlier aiod gave them out) uses
+     * the local ids up: no task can be made until it starts afresh, which
+     * idstore_reserve says, rather than refuse every start. */
+    r = write_next(MIN(id, LIMIT_LOCAL_ID_END - 1) + 1, err, err_len);
     return r < 0 ? r : 1;
 }
 
