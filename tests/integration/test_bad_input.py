@@ -452,7 +452,9 @@ def no_hello_within_hello_timeout_ms():
             t.eq(c.expect_closed(), [], "%s: the close after the error" % name)
             c.close()
         took = time.monotonic() - start
-        t.check(took < bound_ms / 1000 + 3, "closed %.2f s after the accept (bound %d ms)"
+        # The bound set here, not the default of 10 s: a margin no load
+        # (sanitizer builds, a busy machine) comes near.
+        t.check(took < 9, "closed %.2f s after the accept (bound %d ms, default 10 s)"
                 % (took, bound_ms))
         t.contains(d.wait_log("no Hello within", 5), "hello_timeout_ms", "the log line")
         # Its bound passed before the others': still served.
