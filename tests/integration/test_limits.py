@@ -996,15 +996,9 @@ def write_queue_total_bounds_memory():
                     "expected at least %d" % (dropped, least))
             grew = peak_rss_kib(d) - before
             print("    peak RSS grew %.1f MiB (budget %.0f MiB)" % (grew / 1024, budget / 2**20))
-            if harness.SANITIZE:
-                # The drops above are checked; RSS is not: the sanitizer
-                # keeps freed buffers aside (ASan's quarantine) to catch
-                # their reuse, so freeing them does not lower it.
-                print("    RSS bound not checked under %s" % harness.SANITIZE, flush=True)
-            else:
-                t.check(grew <= (budget >> 10) + 16 * 1024,
-                        "peak RSS grew %d KiB: more than the budget (%d KiB) and 16 MiB"
-                        % (grew, budget >> 10))
+            t.check(grew <= (budget >> 10) + 16 * 1024,
+                    "peak RSS grew %d KiB: more than the budget (%d KiB) and 16 MiB"
+                    % (grew, budget >> 10))
         finally:
             for c in clients:
                 c.close()
