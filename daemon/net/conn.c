@@ -335,28 +335,17 @@ static void release_read_buffer(conn *c) {
 /* Over max_write_queue_total: the connections holding the most go first,
  * until the total is under the budget again. A connection already going
  * holds only what libuv is writing, freed once its close completes: it
- * counts in the total (RSS holds it), but dropping others cannot free it
- * sooner, so what such connections hold is not shed for again (it once
- * dropped every client down to those with a few KiB queued, and any that
- * sent a reply before those closes completed). */
+ * still counts, so others are dropped meanwhile rather than RSS going over
+ * the budget. */
 static void shed(void) {
-    for (;;) {
+    while (total_queued > cfg.max_write_queue_total) {
         conn *worst = NULL;
-        size_t going = 0;
         list *pos, *tmp;
         list_foreach_safe(pos, tmp, &all) {
             conn *c = container_of(pos, conn, all_node);
-            /* The victim is the client with the most replies unread (as
-             * protocol.md says), not the largest buffer: two buffers
-             * double to the same size, and the first in the list won. */
-            if (c->dropping || c->closing)
-                going += c->counted_bytes;
-            else if (!worst || queued(c) > queued(worst) ||
-                     (queued(c) == queued(worst) && c->counted_bytes > worst->counted_bytes))
+            if (!c->dropping && (!worst || c->counted_bytes > worst->counted_bytes))
                 worst = c;
         }
-        if (total_queued - MIN(going, total_queued) <= cfg.max_write_queue_total)
-            return;
         if (!worst || worst->counted_bytes == 0)
             return;
         log_warning("connection %llu (uid %u pid %d): %zu bytes of replies unread (in buffers of "
