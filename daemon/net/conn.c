@@ -94,8 +94,7 @@ size_t conn_queued(const conn *c) {
     return queued(c);
 }
 
-/* The size of all connections' buffers holding replies, those being
- * dropped or closed included: memory is what the budget bounds. */
+/* All connections' queued bytes, but those being dropped or closed. */
 static size_t total_queued;
 
 size_t conn_queued_total(void) {
@@ -108,29 +107,9 @@ static void recount(size_t *total, size_t *share, size_t now) {
     *share = now;
 }
 
-/* What the connection's replies hold: its buffers' sizes, not the bytes in
- * them (a buffer grows by doubling, so it may be twice what is queued). An
- * empty write buffer kept for the next replies is not counted (at most
- * LIMIT_CONN_WBUF_KEEP per connection): a connection owing nothing is
- * never dropped for it. */
-static size_t held(const conn *c) {
-    return (c->wlen ? c->wcap : 0) + c->inflight_cap;
-}
-
 /* Brings the connection's share of total_queued up to date. */
 static void account(conn *c) {
-    recount(&total_queued, &c->counted_bytes, held(c));
-}
-
-/* A connection that will send nothing more gives its write buffer back at
- * once, not when its close completes (an iteration later, after every
- * other connection's replies of this one were made): the budget counts it
- * until then. What libuv is writing (inflight) goes in on_write. */
-static void free_wbuf(conn *c) {
-    free(c->wbuf);
-    c->wbuf = NULL;
-    c->wlen = c->wcap = 0;
-    account(c);
+    recount(&total_queued, &c->counted_bytes, c->dropping || c->closing ? 0 : queued(c));
 }
 
 /* All connections' read buffers, but those being dropped or closed. */
@@ -169,11 +148,8 @@ static void on_closed(uv_handle_t *h) {
     if (c->counted)
         uid_add(c->uid, -1);
     frame_reader_done(&c->rd);
-    free_wbuf(c);
+    free(c->wbuf);
     free(c->inflight_buf);
-    c->inflight_buf = NULL;
-    c->inflight_cap = 0;
-    account(c);
     n_conns--;
     free(c);
 }
@@ -182,7 +158,7 @@ void conn_close(conn *c) {
     if (c->closing)
         return;
     c->closing = true;
-    free_wbuf(c);
+    account(c);
     account_read(c);
     list_remove(&c->dirty_node);
     list_remove(&c->slice_node);
@@ -208,7 +184,6 @@ static void on_write(uv_write_t *req, int status) {
     free(c->inflight_buf);
     c->inflight_buf = NULL;
     c->inflight_len = 0;
-    c->inflight_cap = 0;
     account(c);
     if (c->closing)
         return;
@@ -234,7 +209,6 @@ static int start_write(conn *c) {
     /* The bytes now belong to the write (on_write frees them). */
     c->inflight_buf = c->wbuf;
     c->inflight_len = c->wlen;
-    c->inflight_cap = c->wcap;
     c->wbuf = NULL;
     c->wlen = c->wcap = 0;
     c->writing = true;
@@ -276,7 +250,7 @@ static void flush(conn *c) {
  * (conn_flush_all). */
 static void drop(conn *c) {
     c->dropping = true;
-    free_wbuf(c);
+    account(c);
     account_read(c);
     mark_dirty(c);
 }
@@ -332,27 +306,24 @@ static void release_read_buffer(conn *c) {
     }
 }
 
-/* Over max_write_queue_total: the connections holding the most go first,
- * until the total is under the budget again. A connection already going
- * holds only what libuv is writing, freed once its close completes: it
- * still counts, so others are dropped meanwhile rather than RSS going over
- * the budget. */
+/* Over max_write_queue_total: the connections with the most queued go
+ * first, until the total is under the budget again. */
 static void shed(void) {
     while (total_queued > cfg.max_write_queue_total) {
         conn *worst = NULL;
         list *pos, *tmp;
         list_foreach_safe(pos, tmp, &all) {
             conn *c = container_of(pos, conn, all_node);
-            if (!c->dropping && (!worst || c->counted_bytes > worst->counted_bytes))
+            if (!worst || c->counted_bytes > worst->counted_bytes)
                 worst = c;
         }
         if (!worst || worst->counted_bytes == 0)
             return;
-        log_warning("connection %llu (uid %u pid %d): %zu bytes of replies unread (in buffers of "
-                    "%zu), the most of any client, and all clients together have %zu in buffers, "
-                    "over max_write_queue_total (%zu); dropping the client",
+        log_warning("connection %llu (uid %u pid %d): %zu bytes of replies unread, the most of "
+                    "any client, and all clients together have %zu, over max_write_queue_total "
+                    "(%zu); dropping the client",
                     (unsigned long long)worst->serial, (unsigned)worst->uid, (int)worst->pid,
-                    queued(worst), worst->counted_bytes, total_queued, cfg.max_write_queue_total);
+                    worst->counted_bytes, total_queued, cfg.max_write_queue_total);
         drop(worst);
     }
 }
@@ -588,10 +559,6 @@ size_t conn_drop_line(void) {
 }
 
 void conn_frame_end(conn *c, size_t size) {
-    /* Dropped between begin and end (the budget, while the reply was being
-     * encoded): its buffer is gone. */
-    if (c->closing || c->dropping)
-        return;
     c->wlen += FRAME_HEADER_SIZE + size;
     mark_dirty(c);
     if (c->wlen >= LIMIT_CONN_EARLY_FLUSH)

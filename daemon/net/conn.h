@@ -57,8 +57,8 @@ struct conn {
     bool kicked;
     bool kick_armed;
     size_t kick_below;
-    /* What this connection adds to max_write_queue_total's total: the size
-     * of its buffers holding replies, until they are freed. */
+    /* What this connection adds to the total of queued bytes (0 once it is
+     * dropped or closing). */
     size_t counted_bytes;
     /* What its read buffer adds to the total of read buffers
      * (max_read_buffer_total), and when bytes last came in (uv_now). */
@@ -73,7 +73,6 @@ struct conn {
     /* The buffer being written by libuv now, if any. */
     uint8_t *inflight_buf;
     size_t inflight_len;
-    size_t inflight_cap;
     bool writing;
     uv_write_t wreq;
     /* On the list of connections with something to flush or resume. */
@@ -178,7 +177,7 @@ size_t conn_drop_line(void);
 /* Bytes of all connections' read buffers together (max_read_buffer_total). */
 size_t conn_read_total(void);
 
-/* Bytes of all clients' buffers holding replies (max_write_queue_total). */
+/* Bytes queued for all clients together (max_write_queue_total). */
 size_t conn_queued_total(void);
 
 /* Sends what is queued, then closes. */
